@@ -1,0 +1,117 @@
+//! JS values -> Rust: options, names and JSON values. Anything else is a ValidationError.
+
+use js_sys::{Function, JsString, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::host;
+use crate::core::{limits, Json};
+
+/// An options argument: `undefined`/`null` or an object.
+pub struct Options {
+    object: Option<Object>,
+    what: String,
+}
+
+impl Options {
+    pub fn new(value: &JsValue, what: &str) -> JsResult<Options> {
+        if value.is_undefined() || value.is_null() {
+            return Ok(Options { object: None, what: what.to_owned() });
+        }
+        match value.dyn_ref::<Object>() {
+            Some(object) if !value.is_function() => Ok(Options { object: Some(object.clone()), what: what.to_owned() }),
+            _ => Err(invalid(what, format!("{what} must be an object or undefined"))),
+        }
+    }
+
+    pub fn path(&self, key: &str) -> String {
+        format!("{}.{key}", self.what)
+    }
+
+    /// The property `key`, `None` when absent or `undefined`.
+    pub fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
+        let Some(object) = &self.object else { return Ok(None) };
+        let value = Reflect::get(object, &JsValue::from_str(key)).map_err(|cause| crate::bindings::errors::invalid_with_cause(&self.path(key), "could not be read", cause))?;
+        Ok(if value.is_undefined() { None } else { Some(value) })
+    }
+
+    /// A non-negative integer of milliseconds or a count.
+    pub fn count(&self, key: &str) -> JsResult<Option<u64>> {
+        self.get(key)?.map(|value| to_count(&value, &self.path(key))).transpose()
+    }
+
+    pub fn positive(&self, key: &str) -> JsResult<Option<u64>> {
+        match self.count(key)? {
+            Some(0) => Err(invalid(&self.path(key), format!("{} must be a positive integer", self.path(key)))),
+            other => Ok(other),
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> JsResult<Option<bool>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(value) => value.as_bool().map(Some).ok_or_else(|| invalid(&self.path(key), format!("{} must be a boolean", self.path(key)))),
+        }
+    }
+
+    pub fn string(&self, key: &str) -> JsResult<Option<String>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(value) => well_formed(&value).ok_or_else(|| invalid(&self.path(key), format!("{} must be a string", self.path(key)))).map(Some),
+        }
+    }
+
+    /// A session id, agent name or other 1..=256-byte name.
+    pub fn name(&self, key: &str, what: &str) -> JsResult<Option<String>> {
+        self.get(key)?.map(|value| to_name(&value, what)).transpose()
+    }
+
+    pub fn function(&self, key: &str) -> JsResult<Option<Function>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(value) => value.dyn_into::<Function>().map(Some).map_err(|_| invalid(&self.path(key), format!("{} must be a function", self.path(key)))),
+        }
+    }
+
+    pub fn object(&self, key: &str) -> JsResult<Options> {
+        Options::new(&self.get(key)?.unwrap_or(JsValue::UNDEFINED), &self.path(key))
+    }
+
+    pub fn json(&self, key: &str) -> JsResult<Option<Json>> {
+        self.get(key)?.map(|value| to_json(&value, &self.path(key))).transpose()
+    }
+}
+
+/// A string without lone surrogates (they have no UTF-8 form: converting them would merge ids).
+fn well_formed(value: &JsValue) -> Option<String> {
+    let text = value.dyn_ref::<JsString>()?;
+    if !text.is_valid_utf16() {
+        return None;
+    }
+    text.as_string()
+}
+
+pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
+    let name = well_formed(value)
+        .ok_or_else(|| invalid(what, format!("{what} must be a string of 1 to {} UTF-8 bytes without lone surrogates", limits::MAX_NAME_BYTES)))?;
+    limits::check_name(what, &name).map_err(crate::bindings::errors::core)?;
+    Ok(name)
+}
+
+pub fn to_optional_name(value: &JsValue, what: &str) -> JsResult<Option<String>> {
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    to_name(value, what).map(Some)
+}
+
+pub fn to_count(value: &JsValue, path: &str) -> JsResult<u64> {
+    match value.as_f64() {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(n as u64),
+        _ => Err(invalid(path, format!("{path} must be a non-negative integer"))),
+    }
+}
+
+pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
+    host::to_json_text(value, path).map(Json::from)
+}

@@ -1,0 +1,65 @@
+//! Engine, core and store errors -> the JS error classes of js/errors.js, in one place.
+
+use std::rc::Rc;
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::JsValue;
+
+use crate::bindings::host::make_error;
+use crate::core::CoreError;
+use crate::engine::EngineError;
+use crate::store::StoreError;
+
+pub type JsResult<T> = Result<T, JsValue>;
+
+fn fields(pairs: &[(&str, JsValue)]) -> JsValue {
+    let object = Object::new();
+    for (key, value) in pairs {
+        // Setting a plain property on a fresh object cannot fail.
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object.into()
+}
+
+/// A ValidationError for the value at `path`.
+pub fn invalid(path: &str, message: String) -> JsValue {
+    make_error("INVALID_INPUT", &message, &fields(&[("path", path.into())]))
+}
+
+pub fn invalid_with_cause(path: &str, what: &str, cause: JsValue) -> JsValue {
+    make_error("INVALID_INPUT", &format!("{path} {what}"), &fields(&[("path", path.into()), ("cause", cause)]))
+}
+
+pub fn core(error: CoreError) -> JsValue {
+    let message = error.to_string();
+    let extra = match &error {
+        CoreError::Concurrency { holder, retry_after_ms } => {
+            fields(&[("holder", holder.as_str().into()), ("retryAfterMs", (*retry_after_ms as f64).into())])
+        }
+        CoreError::LeaseLost { token } => fields(&[("token", (*token as f64).into())]),
+        CoreError::InvalidTransition { from, action } => fields(&[("from", from.as_str().into()), ("action", (*action).into())]),
+        CoreError::SessionClosed { action } => fields(&[("from", "closed".into()), ("action", (*action).into())]),
+        CoreError::SessionExpired { action } => fields(&[("from", "expired".into()), ("action", (*action).into())]),
+        CoreError::InvalidInput { path, .. } => fields(&[("path", path.as_deref().map_or(JsValue::UNDEFINED, JsValue::from))]),
+        CoreError::LimitExceeded { limit, actual, .. } => fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())]),
+        CoreError::CorruptRecord { key, .. } => fields(&[("key", key.as_str().into())]),
+    };
+    make_error(error.code(), &message, &extra)
+}
+
+pub fn store(error: StoreError) -> JsValue {
+    let cause = match &error {
+        StoreError::Backend { cause: Some(cause), .. } => Rc::clone(cause).downcast::<JsValue>().map_or(JsValue::UNDEFINED, |v| (*v).clone()),
+        _ => JsValue::UNDEFINED,
+    };
+    make_error("STORAGE", &error.to_string(), &fields(&[("cause", cause)]))
+}
+
+pub fn engine(error: EngineError) -> JsValue {
+    match error {
+        EngineError::Core(error) => core(error),
+        EngineError::Store(error) => store(error),
+        EngineError::NotFound(message) => make_error("NOT_FOUND", &message, &JsValue::UNDEFINED),
+        EngineError::Conflict(_) => make_error("VERSION_CONFLICT", &error.to_string(), &JsValue::UNDEFINED),
+    }
+}

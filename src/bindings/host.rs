@@ -1,0 +1,70 @@
+//! The JS helpers the bindings import (copied by wasm-bindgen next to the .wasm) and the engine's
+//! `Env` over them.
+
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::engine::Env;
+use crate::store::LocalBoxFuture;
+
+#[wasm_bindgen(module = "/js/errors.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeError)]
+    pub fn make_error(code: &str, message: &str, fields: &JsValue) -> JsValue;
+}
+
+#[wasm_bindgen(module = "/js/json.js")]
+extern "C" {
+    /// JSON text of a JS value; throws a ValidationError naming `path` for what JSON cannot carry.
+    #[wasm_bindgen(catch, js_name = toJsonText)]
+    pub fn to_json_text(value: &JsValue, path: &str) -> Result<String, JsValue>;
+    /// The deep-frozen value of JSON text.
+    #[wasm_bindgen(catch, js_name = fromJsonText)]
+    pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;
+    pub fn freeze(value: &JsValue) -> JsValue;
+}
+
+#[wasm_bindgen(module = "/js/runtime.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = fillRandom)]
+    fn fill_random(bytes: &mut [u8]);
+    fn sleep(ms: f64) -> Promise;
+    #[wasm_bindgen(js_name = startInterval)]
+    pub fn start_interval(tick: &Function, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = stopInterval)]
+    pub fn stop_interval(handle: &JsValue);
+}
+
+/// The engine's clock, randomness and timer in a JS realm; `now` is the `now` store option.
+pub struct JsEnv {
+    pub now: Option<Function>,
+}
+
+impl Env for JsEnv {
+    fn now(&self) -> u64 {
+        let ms = match &self.now {
+            Some(now) => now.call0(&JsValue::UNDEFINED).ok().and_then(|v| v.as_f64()).unwrap_or(f64::NAN),
+            None => js_sys::Date::now(),
+        };
+        // `as` saturates: a clock returning NaN or a negative number reads as 0.
+        ms as u64
+    }
+
+    fn fill_random(&self, bytes: &mut [u8]) {
+        fill_random(bytes);
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        let promise = sleep(ms as f64);
+        Box::pin(async move {
+            let _ = JsFuture::from(promise).await;
+        })
+    }
+}
+
+pub fn env(now: Option<Function>) -> Rc<dyn Env> {
+    Rc::new(JsEnv { now })
+}

@@ -1,0 +1,188 @@
+//! `Invocation`: staging, read-your-writes and the ways out (commit, checkpoint, interrupt, abort),
+//! plus the heartbeat that renews the lease while it is open.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
+
+use crate::bindings::convert::{to_json, to_name, Options};
+use crate::bindings::errors::{core, engine, JsResult};
+use crate::bindings::host::{freeze, start_interval, stop_interval};
+use crate::bindings::reads::{json_array, session_messages, state_object};
+use crate::bindings::session::JsSession;
+use crate::engine::Invocation;
+
+/// Renews the lease every third of its length while the invocation is open.
+#[derive(Default)]
+pub struct Heartbeat {
+    timer: RefCell<Option<(JsValue, Closure<dyn FnMut()>)>>,
+}
+
+impl Heartbeat {
+    fn start(self: &Rc<Self>, invocation: Rc<Invocation>, every_ms: u64) {
+        let weak = Rc::downgrade(self);
+        let tick = Closure::<dyn FnMut()>::new(move || {
+            if invocation.is_ended() {
+                if let Some(heartbeat) = weak.upgrade() {
+                    heartbeat.stop();
+                }
+                return;
+            }
+            let invocation = invocation.clone();
+            // A failed renewal is not reported here: the commit that follows reports LeaseLost.
+            spawn_local(async move {
+                let _ = invocation.renew().await;
+            });
+        });
+        let handle = start_interval(tick.as_ref().unchecked_ref::<Function>(), every_ms as f64);
+        *self.timer.borrow_mut() = Some((handle, tick));
+    }
+
+    pub fn stop(&self) {
+        if let Some((handle, _tick)) = self.timer.borrow_mut().take() {
+            stop_interval(&handle);
+        }
+    }
+}
+
+#[wasm_bindgen(js_name = Invocation)]
+pub struct JsInvocation {
+    inner: Rc<Invocation>,
+    session: JsSession,
+    heartbeat: Rc<Heartbeat>,
+}
+
+impl JsInvocation {
+    /// Wraps a fresh invocation and starts its heartbeat (unless the store disabled it).
+    pub fn start(inner: Rc<Invocation>, session: JsSession) -> JsInvocation {
+        let heartbeat = Rc::new(Heartbeat::default());
+        if session.extras.heartbeat {
+            let every = (session.store.config().lease_ms / 3).max(1);
+            heartbeat.start(inner.clone(), every);
+        }
+        JsInvocation { inner, session, heartbeat }
+    }
+
+    pub fn heartbeat(&self) -> Rc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
+    /// A promise of `finish(invocation)`, stopping the heartbeat once the invocation has ended.
+    fn finishing<F, Fut>(&self, finish: F) -> Promise
+    where
+        F: FnOnce(Rc<Invocation>) -> Fut + 'static,
+        Fut: std::future::Future<Output = JsResult<JsValue>> + 'static,
+    {
+        let inner = self.inner.clone();
+        let heartbeat = self.heartbeat.clone();
+        future_to_promise(async move {
+            let result = finish(inner.clone()).await;
+            if inner.is_ended() {
+                heartbeat.stop();
+            }
+            result
+        })
+    }
+}
+
+fn agent_option(options: &JsValue) -> JsResult<Option<String>> {
+    Options::new(options, "options")?.name("agent", "an agent name")
+}
+
+#[wasm_bindgen(js_class = Invocation)]
+impl JsInvocation {
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_owned()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn token(&self) -> f64 {
+        self.inner.token() as f64
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn session(&self) -> JsSession {
+        self.session.handle()
+    }
+
+    #[wasm_bindgen(js_name = appendMessage)]
+    pub fn append_message(&self, message: JsValue, options: JsValue) -> JsResult<()> {
+        let agent = agent_option(&options)?;
+        let data = to_json(&message, "message")?;
+        self.inner.append_message(data, agent.as_deref()).map_err(core)
+    }
+
+    #[wasm_bindgen(js_name = setState)]
+    pub fn set_state(&self, key: JsValue, value: JsValue, options: JsValue) -> JsResult<()> {
+        let agent = agent_option(&options)?;
+        let key = to_name(&key, "a state key")?;
+        let data = to_json(&value, &format!("state[{}]", js_sys::JSON::stringify(&key.as_str().into()).map(String::from).unwrap_or_default()))?;
+        self.inner.set_state(&key, data, agent.as_deref()).map_err(core)
+    }
+
+    #[wasm_bindgen(js_name = deleteState)]
+    pub fn delete_state(&self, key: JsValue, options: JsValue) -> JsResult<()> {
+        let agent = agent_option(&options)?;
+        let key = to_name(&key, "a state key")?;
+        self.inner.delete_state(&key, agent.as_deref()).map_err(core)
+    }
+
+    /// Committed messages followed by this invocation's staged ones.
+    pub fn messages(&self, options: JsValue) -> JsResult<Array> {
+        let agent = agent_option(&options)?;
+        let staged = json_array(&self.inner.staged_messages(agent.as_deref()).map_err(core)?)?;
+        let committed = session_messages(&self.session.inner, &self.session.cache, Some(agent.as_deref().unwrap_or(self.inner.agent())))?;
+        Ok(freeze(&committed.concat(&staged)).into())
+    }
+
+    pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
+        let agent = agent_option(&options)?;
+        state_object(&self.inner.values(agent.as_deref()).map_err(core)?)
+    }
+
+    pub fn renew(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.renew().await.map_err(engine)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn checkpoint(&self) -> Promise {
+        self.finishing(|inner| async move { Ok((inner.checkpoint().await.map_err(engine)? as f64).into()) })
+    }
+
+    pub fn commit(&self) -> Promise {
+        self.finishing(|inner| async move { Ok((inner.commit().await.map_err(engine)? as f64).into()) })
+    }
+
+    pub fn abort(&self) -> Promise {
+        self.finishing(|inner| async move {
+            inner.abort().await.map_err(engine)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn interrupt(&self, reason: JsValue, payload: JsValue) -> Promise {
+        self.finishing(|inner| async move {
+            let reason = reason.as_string().ok_or_else(|| crate::bindings::errors::invalid("reason", "interrupt(reason) needs a string reason".into()))?;
+            let payload = if payload.is_undefined() { "null".into() } else { to_json(&payload, "payload")? };
+            Ok((inner.interrupt(reason, payload).await.map_err(engine)? as f64).into())
+        })
+    }
+
+    /// `[Symbol.asyncDispose]` (wired in js/api.js): aborts an open invocation, else does nothing.
+    pub fn dispose(&self) -> Promise {
+        self.finishing(|inner| async move {
+            if !inner.is_ended() {
+                inner.abort().await.map_err(engine)?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+

@@ -1,0 +1,80 @@
+//! Engine data -> frozen JS values. A session's parsed messages are cached and grown by their new
+//! tail only (messages are append-only), so a read after a turn parses two messages, not all of them.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::JsValue;
+
+use crate::bindings::errors::JsResult;
+use crate::bindings::host::{freeze, from_json_text, make_error};
+use crate::core::{AgentState, Json, SessionState, DEFAULT_AGENT};
+use crate::engine::Session;
+
+/// Parsed, frozen reads of one session, valid for the version they were built at.
+#[derive(Default)]
+pub struct ReadCache {
+    messages: RefCell<HashMap<String, (Array, Option<Array>)>>,
+    state: RefCell<HashMap<String, (u64, JsValue)>>,
+}
+
+pub fn parse(text: &str) -> JsResult<JsValue> {
+    from_json_text(text).map_err(|cause| {
+        let fields = Object::new();
+        let _ = Reflect::set(&fields, &"key".into(), &"(value)".into());
+        let _ = Reflect::set(&fields, &"cause".into(), &cause);
+        make_error("CORRUPT_RECORD", "a stored value is not valid JSON", &fields)
+    })
+}
+
+/// The committed messages of `agent`, as one frozen array shared between calls until it grows.
+pub fn session_messages(session: &Session, cache: &ReadCache, agent: Option<&str>) -> JsResult<Array> {
+    let agent = agent.unwrap_or(DEFAULT_AGENT);
+    let mut messages = cache.messages.borrow_mut();
+    let (items, frozen) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None));
+    let count = session.message_count(Some(agent));
+    if items.length() as usize != count || frozen.is_none() {
+        for text in session.messages_from(Some(agent), items.length() as usize) {
+            items.push(&parse(&text)?);
+        }
+        *frozen = Some(freeze(&items.slice(0, items.length())).into());
+    }
+    Ok(frozen.clone().unwrap_or_default())
+}
+
+/// The committed state of `agent` as a frozen object, rebuilt once per version.
+pub fn session_state(session: &Session, cache: &ReadCache, agent: Option<&str>) -> JsResult<JsValue> {
+    let agent = agent.unwrap_or(DEFAULT_AGENT);
+    let version = session.version();
+    let mut states = cache.state.borrow_mut();
+    if let Some((at, object)) = states.get(agent) {
+        if *at == version {
+            return Ok(object.clone());
+        }
+    }
+    let object = state_object(&session.values(Some(agent)))?;
+    states.insert(agent.to_owned(), (version, object.clone()));
+    Ok(object)
+}
+
+pub fn state_object(values: &BTreeMap<String, Json>) -> JsResult<JsValue> {
+    let object = Object::new();
+    for (key, text) in values {
+        Reflect::set(&object, &JsValue::from_str(key), &parse(text)?)?;
+    }
+    Ok(freeze(&object))
+}
+
+pub fn json_array<'a>(texts: impl IntoIterator<Item = &'a Json>) -> JsResult<Array> {
+    let array = Array::new();
+    for text in texts {
+        array.push(&parse(text)?);
+    }
+    Ok(array)
+}
+
+/// Messages of `agent` in a folded state (for views of old versions).
+pub fn agent_of<'a>(state: &'a SessionState, agent: Option<&str>) -> Option<&'a AgentState> {
+    state.agent(agent.unwrap_or(DEFAULT_AGENT))
+}

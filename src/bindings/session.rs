@@ -1,0 +1,260 @@
+//! `Session`: getters and reads of the cached view, and the ways into the guard.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::bindings::convert::{to_count, Options};
+use crate::bindings::errors::{engine, invalid, JsResult};
+use crate::bindings::host::freeze;
+use crate::bindings::invocation::JsInvocation;
+use crate::bindings::reads::{parse, session_messages, session_state, ReadCache};
+use crate::bindings::store::{call_listener, change_object, Extras};
+use crate::bindings::view::JsSessionView;
+use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, SessionStore};
+
+#[wasm_bindgen(js_name = Session)]
+pub struct JsSession {
+    pub(crate) inner: Rc<Session>,
+    pub(crate) store: SessionStore,
+    pub(crate) extras: Extras,
+    pub(crate) cache: Rc<ReadCache>,
+}
+
+impl JsSession {
+    pub fn new(inner: Rc<Session>, store: SessionStore, extras: Extras) -> JsSession {
+        JsSession { inner, store, extras, cache: Rc::default() }
+    }
+
+    /// Another handle on the same session and read cache (what `invocation.session` returns).
+    pub fn handle(&self) -> JsSession {
+        JsSession { inner: self.inner.clone(), store: self.store.clone(), extras: self.extras, cache: self.cache.clone() }
+    }
+}
+
+fn begin_options(value: &JsValue) -> JsResult<BeginOptions> {
+    let options = Options::new(value, "options")?;
+    let wait_ms = match options.get("onBusy")? {
+        None => None,
+        Some(v) if v.as_string().as_deref() == Some("reject") => None,
+        Some(v) => {
+            let busy = Options::new(&v, "options.onBusy")?;
+            match busy.count("waitMs")? {
+                Some(ms) => Some(ms),
+                None => return Err(invalid("options.onBusy", "options.onBusy must be \"reject\" or { waitMs: number }".into())),
+            }
+        }
+    };
+    Ok(BeginOptions {
+        agent: options.name("agent", "an agent name")?,
+        resume: options.json("resume")?,
+        wait_ms,
+        traceparent: options.string("traceparent")?,
+    })
+}
+
+fn version_option(options: &Options, key: &str) -> JsResult<Option<u64>> {
+    options.get(key)?.map(|v| to_count(&v, &options.path(key))).transpose()
+}
+
+fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsValue> {
+    let object = Object::new();
+    let set = |key: &str, value: JsValue| -> JsResult<()> {
+        if !value.is_undefined() {
+            Reflect::set(&object, &JsValue::from_str(key), &value)?;
+        }
+        Ok(())
+    };
+    set("version", (event.version as f64).into())?;
+    set("at", (event.at as f64).into())?;
+    set("invocation", event.invocation.as_str().into())?;
+    use crate::core::Event;
+    match &event.event {
+        None => {
+            set("type", "created".into())?;
+            if let Some(metadata) = metadata {
+                set("data", parse(metadata)?)?;
+            }
+        }
+        Some(inner) => {
+            set("type", inner.type_name().into())?;
+            if let Some(agent) = inner.agent() {
+                set("agent", agent.into())?;
+            }
+            match inner {
+                Event::Message { data, .. } | Event::Resume { data } | Event::Forked { data } => set("data", parse(data)?)?,
+                Event::StateSet { key, data, .. } => {
+                    set("key", key.as_str().into())?;
+                    set("data", parse(data)?)?;
+                }
+                Event::StateDelete { key, .. } => set("key", key.as_str().into())?,
+                Event::Interrupt { reason, data } => {
+                    set("reason", reason.as_str().into())?;
+                    set("data", parse(data)?)?;
+                }
+                Event::Closed => {}
+            }
+        }
+    }
+    if let Some(traceparent) = &event.traceparent {
+        set("traceparent", traceparent.as_str().into())?;
+    }
+    Ok(freeze(&object))
+}
+
+#[wasm_bindgen(js_class = Session)]
+impl JsSession {
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_owned()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> f64 {
+        self.inner.version() as f64
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn status(&self) -> String {
+        self.inner.status().as_str().to_owned()
+    }
+
+    #[wasm_bindgen(getter, js_name = createdAt)]
+    pub fn created_at(&self) -> f64 {
+        self.inner.head().created_at as f64
+    }
+
+    #[wasm_bindgen(getter, js_name = updatedAt)]
+    pub fn updated_at(&self) -> f64 {
+        self.inner.head().updated_at as f64
+    }
+
+    #[wasm_bindgen(getter, js_name = expiresAt)]
+    pub fn expires_at(&self) -> Option<f64> {
+        self.inner.head().expires_at().map(|at| at as f64)
+    }
+
+    pub fn messages(&self, options: JsValue) -> JsResult<Array> {
+        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        session_messages(&self.inner, &self.cache, agent.as_deref())
+    }
+
+    pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
+        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        session_state(&self.inner, &self.cache, agent.as_deref())
+    }
+
+    #[wasm_bindgen(js_name = pendingInterrupt)]
+    pub fn pending_interrupt(&self) -> JsResult<JsValue> {
+        let head = self.inner.head();
+        let Some(interrupt) = head.interrupt.filter(|_| self.inner.status() == crate::core::Status::Interrupted) else {
+            return Ok(JsValue::NULL);
+        };
+        let object = Object::new();
+        Reflect::set(&object, &"reason".into(), &interrupt.reason.as_str().into())?;
+        Reflect::set(&object, &"payload".into(), &parse(&interrupt.payload)?)?;
+        Ok(freeze(&object))
+    }
+
+    /// Reloads the latest committed version; js/api.js makes it resolve to this same object.
+    #[wasm_bindgen(js_name = refreshView)]
+    pub fn refresh_view(&self) -> Promise {
+        let session = self.inner.clone();
+        future_to_promise(async move {
+            session.refresh().await.map_err(engine)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    pub fn begin(&self, options: JsValue) -> Promise {
+        let handle = self.handle();
+        future_to_promise(async move {
+            let options = begin_options(&options)?;
+            let invocation = handle.inner.begin(options).await.map_err(engine)?;
+            Ok(JsInvocation::start(invocation, handle).into())
+        })
+    }
+
+    /// Begins, calls `fn(invocation)`, commits; aborts and rethrows when `fn` throws or rejects.
+    pub fn invoke(&self, body: JsValue, options: JsValue) -> Promise {
+        let handle = self.handle();
+        future_to_promise(async move {
+            let body: Function = body.dyn_into().map_err(|_| invalid("fn", "invoke(fn) needs a function".into()))?;
+            let options = begin_options(&options)?;
+            let session = handle.inner.clone();
+            let outcome = session
+                .invoke(options, |invocation| async move {
+                    let js_invocation = JsInvocation::start(invocation, handle);
+                    let heartbeat = js_invocation.heartbeat();
+                    let result = match body.call1(&JsValue::UNDEFINED, &js_invocation.into()) {
+                        Ok(value) => JsFuture::from(Promise::resolve(&value)).await,
+                        Err(error) => Err(error),
+                    };
+                    heartbeat.stop();
+                    result
+                })
+                .await;
+            match outcome {
+                Ok(value) => Ok(value),
+                Err(InvokeError::Body(error)) => Err(error),
+                Err(InvokeError::Engine(error)) => Err(engine(error)),
+            }
+        })
+    }
+
+    pub fn history(&self, options: JsValue) -> Promise {
+        let session = self.inner.clone();
+        future_to_promise(async move {
+            let options = Options::new(&options, "options")?;
+            let from = version_option(&options, "from")?;
+            let to = version_option(&options, "to")?;
+            let events = session.history(from, to).await.map_err(engine)?;
+            let metadata = session.head().metadata;
+            let array = Array::new();
+            for event in &events {
+                array.push(&history_object(event, metadata.as_deref())?);
+            }
+            Ok(freeze(&array))
+        })
+    }
+
+    pub fn at(&self, version: JsValue) -> Promise {
+        let session = self.inner.clone();
+        future_to_promise(async move {
+            let version = to_count(&version, "version")?;
+            Ok(JsSessionView::new(session.at(version).await.map_err(engine)?).into())
+        })
+    }
+
+    pub fn fork(&self, options: JsValue) -> Promise {
+        let handle = self.handle();
+        future_to_promise(async move {
+            let options = Options::new(&options, "options")?;
+            let id = options.name("id", "a session id")?;
+            let at = version_option(&options, "at")?;
+            let fork = handle.inner.fork(&handle.store, id, at).await.map_err(engine)?;
+            Ok(JsSession::new(fork, handle.store.clone(), handle.extras).into())
+        })
+    }
+
+    /// Calls `listener({ version, status })` after each commit of this session; returns the
+    /// unsubscribe function.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
+        let listener: Function = listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        let subscription = self.inner.on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));
+        let session = self.inner.clone();
+        Ok(Closure::once_into_js(move || session.off_change(subscription)).unchecked_into())
+    }
+
+    pub fn close(&self) -> Promise {
+        let session = self.inner.clone();
+        future_to_promise(async move {
+            session.close().await.map_err(engine)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+}

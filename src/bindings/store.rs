@@ -1,0 +1,200 @@
+//! `SessionStore`: the static factories and the store-wide operations.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::bindings::convert::{to_name, to_optional_name, Options};
+use crate::bindings::errors::{engine, invalid, JsResult};
+use crate::bindings::host;
+use crate::bindings::session::JsSession;
+use crate::core::limits::Limits;
+use crate::engine::{Change, Config, OpenOptions, SessionStore, StoreEvent};
+use crate::store::{MemoryStore, Store};
+
+/// Settings the bindings keep beside the engine's (they need JS timers).
+#[derive(Clone, Copy)]
+pub struct Extras {
+    pub heartbeat: bool,
+}
+
+#[wasm_bindgen(js_name = SessionStore)]
+pub struct JsSessionStore {
+    inner: SessionStore,
+    extras: Extras,
+}
+
+fn set(object: &Object, key: &str, value: JsValue) {
+    if !value.is_undefined() {
+        // A plain property on a fresh object: cannot fail.
+        let _ = Reflect::set(object, &JsValue::from_str(key), &value);
+    }
+}
+
+fn opt_number(value: Option<u64>) -> JsValue {
+    value.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64))
+}
+
+fn opt_str(value: Option<&str>) -> JsValue {
+    value.map_or(JsValue::UNDEFINED, JsValue::from_str)
+}
+
+fn event_object(event: &StoreEvent) -> JsValue {
+    let object = Object::new();
+    set(&object, "type", event.kind.into());
+    set(&object, "session", event.session.as_str().into());
+    set(&object, "version", opt_number(event.version));
+    set(&object, "token", opt_number(event.token));
+    set(&object, "owner", opt_str(event.owner.as_deref()));
+    set(&object, "durationMs", opt_number(event.duration_ms));
+    set(&object, "traceparent", opt_str(event.traceparent.as_deref()));
+    set(&object, "key", opt_str(event.key.as_deref()));
+    host::freeze(&object)
+}
+
+pub fn change_object(change: &Change, with_id: bool) -> JsValue {
+    let object = Object::new();
+    if with_id {
+        set(&object, "id", change.id.as_str().into());
+    }
+    set(&object, "version", (change.version as f64).into());
+    set(&object, "status", change.status.as_str().into());
+    host::freeze(&object)
+}
+
+/// Calls a JS listener; a listener that throws must not break the commit that notified it.
+pub fn call_listener(listener: &Function, argument: &JsValue) {
+    let _ = listener.call1(&JsValue::UNDEFINED, argument);
+}
+
+/// Builds a store over `backend` from the JS `StoreOptions`.
+pub fn build(backend: Rc<dyn Store>, options: &JsValue) -> JsResult<JsSessionStore> {
+    let options = Options::new(options, "options")?;
+    if options.get("encryptionKey")?.is_some() {
+        return Err(invalid("options.encryptionKey", "options.encryptionKey is not supported by this version of agent-session yet; omit it (records are stored unencrypted)".into()));
+    }
+    let env = host::env(options.function("now")?);
+    let limits_options = options.object("limits")?;
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_message_bytes: limits_options.positive("maxMessageBytes")?.unwrap_or(defaults.max_message_bytes),
+        max_state_value_bytes: limits_options.positive("maxStateValueBytes")?.unwrap_or(defaults.max_state_value_bytes),
+        max_commit_bytes: limits_options.positive("maxCommitBytes")?.unwrap_or(defaults.max_commit_bytes),
+    };
+    let owner = options.name("owner", "options.owner")?;
+    let mut config = Config::new(owner.unwrap_or_default());
+    config.lease_ms = options.positive("leaseMs")?.unwrap_or(config.lease_ms);
+    config.idle_ttl_ms = options.positive("idleTtlMs")?;
+    config.max_lifetime_ms = options.positive("maxLifetimeMs")?;
+    config.snapshot_every = options.positive("snapshotEvery")?.unwrap_or(config.snapshot_every);
+    config.limits = limits;
+    let extras = Extras { heartbeat: options.bool("heartbeat")?.unwrap_or(true) };
+    let on_event = options.function("onEvent")?.map(|listener| {
+        Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as Box<dyn Fn(&StoreEvent)>
+    });
+    Ok(JsSessionStore { inner: SessionStore::new(backend, env, config, on_event), extras })
+}
+
+fn promise<F>(future: F) -> Promise
+where
+    F: std::future::Future<Output = JsResult<JsValue>> + 'static,
+{
+    future_to_promise(future)
+}
+
+#[wasm_bindgen(js_class = SessionStore)]
+impl JsSessionStore {
+    /// An in-memory store: sessions live as long as this object, shared with nothing else.
+    pub fn memory(options: JsValue) -> Promise {
+        promise(async move { build(Rc::new(MemoryStore::new()), &options).map(JsValue::from) })
+    }
+
+    /// The owner name recorded in this store's leases.
+    #[wasm_bindgen(getter)]
+    pub fn owner(&self) -> String {
+        self.inner.config().owner.clone()
+    }
+
+    pub fn open(&self, id: JsValue, options: JsValue) -> Promise {
+        let store = self.inner.clone();
+        let extras = self.extras;
+        promise(async move {
+            let id = match to_optional_name(&id, "a session id")? {
+                Some(id) => id,
+                None => store.new_id(),
+            };
+            let options = Options::new(&options, "options")?;
+            let open = OpenOptions {
+                create: options.bool("create")?.unwrap_or(true),
+                idle_ttl_ms: options.positive("idleTtlMs")?,
+                max_lifetime_ms: options.positive("maxLifetimeMs")?,
+                metadata: options.json("metadata")?,
+            };
+            let session = store.open(&id, open).await.map_err(engine)?;
+            Ok(JsSession::new(session, store, extras).into())
+        })
+    }
+
+    pub fn list(&self, options: JsValue) -> Promise {
+        let store = self.inner.clone();
+        promise(async move {
+            let options = Options::new(&options, "options")?;
+            let prefix = options.string("prefix")?.unwrap_or_default();
+            let limit = options.positive("limit")?.unwrap_or(100).min(1000) as usize;
+            let cursor = options.string("cursor")?;
+            let (sessions, cursor) = store.list(&prefix, cursor.as_deref(), limit).await.map_err(engine)?;
+            let array = Array::new();
+            for info in sessions {
+                let object = Object::new();
+                set(&object, "id", info.id.as_str().into());
+                set(&object, "version", (info.version as f64).into());
+                set(&object, "status", info.status.as_str().into());
+                set(&object, "createdAt", (info.created_at as f64).into());
+                set(&object, "updatedAt", (info.updated_at as f64).into());
+                set(&object, "expiresAt", info.expires_at.map_or(JsValue::NULL, |at| (at as f64).into()));
+                array.push(&host::freeze(&object));
+            }
+            let result = Object::new();
+            set(&result, "sessions", host::freeze(&array));
+            set(&result, "cursor", opt_str(cursor.as_deref()));
+            Ok(result.into())
+        })
+    }
+
+    pub fn delete(&self, id: JsValue) -> Promise {
+        let store = self.inner.clone();
+        promise(async move {
+            let id = to_name(&id, "a session id")?;
+            Ok(store.delete(&id).await.map_err(engine)?.into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = sweepExpired)]
+    pub fn sweep_expired(&self, options: JsValue) -> Promise {
+        let store = self.inner.clone();
+        promise(async move {
+            let options = Options::new(&options, "options")?;
+            let limit = options.positive("limit")?.map_or(usize::MAX, |n| n as usize);
+            Ok((store.sweep_expired(limit).await.map_err(engine)? as f64).into())
+        })
+    }
+
+    /// Calls `listener({ id, version, status })` after each commit; returns the unsubscribe function.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
+        let listener: Function = listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        let subscription = self.inner.on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, true))));
+        let store = self.inner.clone();
+        Ok(Closure::once_into_js(move || store.off_change(subscription)).unchecked_into())
+    }
+
+    pub fn close(&self) -> Promise {
+        let store = self.inner.clone();
+        promise(async move {
+            store.close();
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}

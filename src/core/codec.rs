@@ -1,0 +1,377 @@
+//! Records <-> bytes. Versioned and checksummed; the decoder returns `CorruptRecord` naming the key
+//! for any bytes it cannot read and never panics (a panic would kill the wasm instance).
+//!
+//! Frame: `"AS"`, kind byte (`H` head, `E` batch, `S` snapshot), schema version, body, then the
+//! CRC-32 of everything before it (little endian). Integers are LEB128 varints, strings are a length
+//! then UTF-8, options a 0/1 byte. Schema 1 is the only layout so far; a record of a newer schema is
+//! refused by name rather than misread.
+
+use std::rc::Rc;
+
+use crate::core::error::CoreError;
+use crate::core::event::{AgentState, Event, SessionState};
+use crate::core::lifecycle::Status;
+use crate::core::record::{Batch, Head, Interrupt, Json, Lease, Snapshot, SnapshotRef, SCHEMA_VERSION};
+
+const MAGIC: &[u8; 2] = b"AS";
+const KIND_HEAD: u8 = b'H';
+const KIND_BATCH: u8 = b'E';
+const KIND_SNAPSHOT: u8 = b'S';
+
+pub fn encode_head(head: &Head) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_HEAD);
+    w.u64(head.version);
+    w.u8(head.status.to_byte());
+    w.option(head.lease.as_ref(), |w, lease| {
+        w.str(&lease.owner);
+        w.str(&lease.instance);
+        w.u64(lease.token);
+        w.u64(lease.expires_at);
+    });
+    w.u64(head.last_token);
+    w.option(head.snapshot.as_ref(), |w, snapshot| w.snapshot_ref(snapshot));
+    w.u64s(&head.commits);
+    w.u64(head.created_at);
+    w.u64(head.updated_at);
+    w.option(head.idle_ttl_ms.as_ref(), |w, ttl| w.u64(*ttl));
+    w.option(head.max_lifetime_ms.as_ref(), |w, max| w.u64(*max));
+    w.option(head.interrupt.as_ref(), |w, interrupt| {
+        w.str(&interrupt.reason);
+        w.str(&interrupt.payload);
+    });
+    w.option(head.metadata.as_ref(), |w, metadata| w.str(metadata));
+    w.finish()
+}
+
+pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
+    let mut r = Reader::frame(key, bytes, KIND_HEAD)?;
+    let head = Head {
+        version: r.u64()?,
+        status: Status::from_byte(r.u8()?).ok_or_else(|| r.corrupt("unknown status"))?,
+        lease: r.option(|r| {
+            Ok(Lease { owner: r.string()?, instance: r.string()?, token: r.u64()?, expires_at: r.u64()? })
+        })?,
+        last_token: r.u64()?,
+        snapshot: r.option(Reader::snapshot_ref)?,
+        commits: r.u64s()?,
+        created_at: r.u64()?,
+        updated_at: r.u64()?,
+        idle_ttl_ms: r.option(Reader::u64)?,
+        max_lifetime_ms: r.option(Reader::u64)?,
+        interrupt: r.option(|r| Ok(Interrupt { reason: r.string()?, payload: r.json()? }))?,
+        metadata: r.option(Reader::json)?,
+    };
+    r.end()?;
+    Ok(head)
+}
+
+pub fn encode_batch(batch: &Batch) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_BATCH);
+    w.u64(batch.version);
+    w.u64(batch.token);
+    w.u64(batch.at);
+    w.str(&batch.invocation);
+    w.option(batch.traceparent.as_ref(), |w, t| w.str(t));
+    w.u64(batch.events.len() as u64);
+    for event in &batch.events {
+        w.event(event);
+    }
+    w.finish()
+}
+
+pub fn decode_batch(key: &str, bytes: &[u8]) -> Result<Batch, CoreError> {
+    let mut r = Reader::frame(key, bytes, KIND_BATCH)?;
+    let version = r.u64()?;
+    let token = r.u64()?;
+    let at = r.u64()?;
+    let invocation = r.string()?;
+    let traceparent = r.option(Reader::string)?;
+    let events = r.list(Reader::event)?;
+    r.end()?;
+    Ok(Batch { version, token, at, invocation, traceparent, events })
+}
+
+pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_SNAPSHOT);
+    w.u64(snapshot.version);
+    w.u64(snapshot.token);
+    w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
+    w.u64s(&snapshot.commits);
+    w.u64(snapshot.state.agents.len() as u64);
+    for (agent, agent_state) in &snapshot.state.agents {
+        w.str(agent);
+        w.u64(agent_state.messages.len() as u64);
+        for message in &agent_state.messages {
+            w.str(message);
+        }
+        w.u64(agent_state.state.len() as u64);
+        for (key, value) in &agent_state.state {
+            w.str(key);
+            w.str(value);
+        }
+    }
+    w.finish()
+}
+
+pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
+    let mut r = Reader::frame(key, bytes, KIND_SNAPSHOT)?;
+    let version = r.u64()?;
+    let token = r.u64()?;
+    let previous = r.option(Reader::snapshot_ref)?;
+    let commits = r.u64s()?;
+    let agents = r.list(|r| {
+        let agent = r.string()?;
+        let messages = r.list(Reader::json)?;
+        let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
+        Ok((agent, AgentState { messages, state }))
+    })?;
+    r.end()?;
+    Ok(Snapshot { version, token, previous, commits, state: SessionState { agents: agents.into_iter().collect() } })
+}
+
+const EVENT_MESSAGE: u8 = 1;
+const EVENT_STATE_SET: u8 = 2;
+const EVENT_STATE_DELETE: u8 = 3;
+const EVENT_INTERRUPT: u8 = 4;
+const EVENT_RESUME: u8 = 5;
+const EVENT_CLOSED: u8 = 6;
+const EVENT_FORKED: u8 = 7;
+
+struct Writer {
+    bytes: Vec<u8>,
+}
+
+impl Writer {
+    fn frame(kind: u8) -> Writer {
+        let mut bytes = Vec::with_capacity(128);
+        bytes.extend_from_slice(MAGIC);
+        bytes.push(kind);
+        bytes.push(SCHEMA_VERSION);
+        Writer { bytes }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let crc = crc32(&self.bytes);
+        self.bytes.extend_from_slice(&crc.to_le_bytes());
+        self.bytes
+    }
+
+    fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+
+    fn u64(&mut self, mut value: u64) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                self.bytes.push(byte);
+                return;
+            }
+            self.bytes.push(byte | 0x80);
+        }
+    }
+
+    fn u64s(&mut self, values: &[u64]) {
+        self.u64(values.len() as u64);
+        for &value in values {
+            self.u64(value);
+        }
+    }
+
+    fn str(&mut self, value: &str) {
+        self.u64(value.len() as u64);
+        self.bytes.extend_from_slice(value.as_bytes());
+    }
+
+    fn option<T>(&mut self, value: Option<&T>, write: impl FnOnce(&mut Self, &T)) {
+        match value {
+            None => self.u8(0),
+            Some(value) => {
+                self.u8(1);
+                write(self, value);
+            }
+        }
+    }
+
+    fn snapshot_ref(&mut self, snapshot: &SnapshotRef) {
+        self.u64(snapshot.version);
+        self.u64(snapshot.token);
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Message { agent, data } => {
+                self.u8(EVENT_MESSAGE);
+                self.str(agent);
+                self.str(data);
+            }
+            Event::StateSet { agent, key, data } => {
+                self.u8(EVENT_STATE_SET);
+                self.str(agent);
+                self.str(key);
+                self.str(data);
+            }
+            Event::StateDelete { agent, key } => {
+                self.u8(EVENT_STATE_DELETE);
+                self.str(agent);
+                self.str(key);
+            }
+            Event::Interrupt { reason, data } => {
+                self.u8(EVENT_INTERRUPT);
+                self.str(reason);
+                self.str(data);
+            }
+            Event::Resume { data } => {
+                self.u8(EVENT_RESUME);
+                self.str(data);
+            }
+            Event::Closed => self.u8(EVENT_CLOSED),
+            Event::Forked { data } => {
+                self.u8(EVENT_FORKED);
+                self.str(data);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    key: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn frame(key: &'a str, bytes: &'a [u8], kind: u8) -> Result<Reader<'a>, CoreError> {
+        let corrupt = |detail: &str| CoreError::CorruptRecord { key: key.to_owned(), detail: detail.to_owned() };
+        if bytes.len() < MAGIC.len() + 2 + 4 || &bytes[..2] != MAGIC {
+            return Err(corrupt("not an agent-session record"));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32(body).to_le_bytes() != crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        if body[2] != kind {
+            return Err(corrupt("record of another kind"));
+        }
+        match body[3] {
+            0 => return Err(corrupt("schema version 0")),
+            v if v > SCHEMA_VERSION => {
+                return Err(corrupt(&format!(
+                    "written with schema {v} by a newer agent-session; this build reads up to {SCHEMA_VERSION}, upgrade the package"
+                )))
+            }
+            _ => {}
+        }
+        Ok(Reader { key, bytes: body, at: 4 })
+    }
+
+    fn corrupt(&self, detail: &str) -> CoreError {
+        CoreError::CorruptRecord { key: self.key.to_owned(), detail: format!("{detail} at byte {}", self.at) }
+    }
+
+    fn end(&self) -> Result<(), CoreError> {
+        if self.at != self.bytes.len() {
+            return Err(self.corrupt("trailing bytes"));
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self) -> Result<u8, CoreError> {
+        let byte = *self.bytes.get(self.at).ok_or_else(|| self.corrupt("truncated"))?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    fn u64(&mut self) -> Result<u64, CoreError> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(self.corrupt("integer overflow"));
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(self.corrupt("integer overflow"))
+    }
+
+    /// A count of items that each take at least one byte: bounded by what is left, so corrupt
+    /// lengths cannot make the decoder allocate more than the record's size.
+    fn count(&mut self) -> Result<usize, CoreError> {
+        let count = self.u64()?;
+        if count > (self.bytes.len() - self.at) as u64 {
+            return Err(self.corrupt("length past the end"));
+        }
+        Ok(count as usize)
+    }
+
+    fn u64s(&mut self) -> Result<Vec<u64>, CoreError> {
+        self.list(Reader::u64)
+    }
+
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, CoreError>) -> Result<Vec<T>, CoreError> {
+        let count = self.count()?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
+
+    fn str(&mut self) -> Result<&'a str, CoreError> {
+        let len = self.count()?;
+        let slice = &self.bytes[self.at..self.at + len];
+        let text = std::str::from_utf8(slice).map_err(|_| self.corrupt("invalid UTF-8"))?;
+        self.at += len;
+        Ok(text)
+    }
+
+    fn string(&mut self) -> Result<String, CoreError> {
+        self.str().map(str::to_owned)
+    }
+
+    fn json(&mut self) -> Result<Json, CoreError> {
+        self.str().map(Rc::from)
+    }
+
+    fn option<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T, CoreError>) -> Result<Option<T>, CoreError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => read(self).map(Some),
+            _ => Err(self.corrupt("bad option tag")),
+        }
+    }
+
+    fn snapshot_ref(&mut self) -> Result<SnapshotRef, CoreError> {
+        Ok(SnapshotRef { version: self.u64()?, token: self.u64()? })
+    }
+
+    fn event(&mut self) -> Result<Event, CoreError> {
+        Ok(match self.u8()? {
+            EVENT_MESSAGE => Event::Message { agent: self.string()?, data: self.json()? },
+            EVENT_STATE_SET => Event::StateSet { agent: self.string()?, key: self.string()?, data: self.json()? },
+            EVENT_STATE_DELETE => Event::StateDelete { agent: self.string()?, key: self.string()? },
+            EVENT_INTERRUPT => Event::Interrupt { reason: self.string()?, data: self.json()? },
+            EVENT_RESUME => Event::Resume { data: self.json()? },
+            EVENT_CLOSED => Event::Closed,
+            EVENT_FORKED => Event::Forked { data: self.json()? },
+            _ => return Err(self.corrupt("unknown event type")),
+        })
+    }
+}
+
+/// CRC-32 (IEEE), bitwise: records are small and this keeps a table out of the `.wasm`.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (!(crc & 1)).wrapping_add(1));
+        }
+    }
+    !crc
+}

@@ -1,0 +1,115 @@
+//! Session events and the fold: the state of a session is the fold of its events.
+
+use std::collections::BTreeMap;
+
+use crate::core::record::Json;
+
+/// One immutable change, as committed in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message { agent: String, data: Json },
+    StateSet { agent: String, key: String, data: Json },
+    StateDelete { agent: String, key: String },
+    /// The turn ended with a question; `data` is the payload (`null` when none).
+    Interrupt { reason: String, data: Json },
+    /// The answer to the pending interrupt, first event of a resumed turn.
+    Resume { data: Json },
+    Closed,
+    /// First event of a fork: `{"from": id, "version": v}`; the copied content follows it.
+    Forked { data: Json },
+}
+
+impl Event {
+    /// The `type` string of the JS `SessionEvent`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Message { .. } => "message",
+            Event::StateSet { .. } => "state.set",
+            Event::StateDelete { .. } => "state.delete",
+            Event::Interrupt { .. } => "interrupt",
+            Event::Resume { .. } => "resume",
+            Event::Closed => "closed",
+            Event::Forked { .. } => "forked",
+        }
+    }
+
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Event::Message { agent, .. } | Event::StateSet { agent, .. } | Event::StateDelete { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// Bytes this event adds to a commit, for the commit size limit.
+    pub fn weight(&self) -> usize {
+        let text = |s: &str| s.len();
+        match self {
+            Event::Message { agent, data } => text(agent) + text(data),
+            Event::StateSet { agent, key, data } => text(agent) + text(key) + text(data),
+            Event::StateDelete { agent, key } => text(agent) + text(key),
+            Event::Interrupt { reason, data } => text(reason) + text(data),
+            Event::Resume { data } | Event::Forked { data } => text(data),
+            Event::Closed => 0,
+        }
+    }
+}
+
+/// Messages and key/value state of one agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentState {
+    pub messages: Vec<Json>,
+    pub state: BTreeMap<String, Json>,
+}
+
+/// The folded state of a session: one [`AgentState`] per agent that ever wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionState {
+    pub agents: BTreeMap<String, AgentState>,
+}
+
+impl SessionState {
+    /// Applies one event. Events that carry no agent data (interrupt, resume, closed, forked) live in
+    /// the head and the history only.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Message { agent, data } => self.agent_mut(agent).messages.push(data.clone()),
+            Event::StateSet { agent, key, data } => {
+                self.agent_mut(agent).state.insert(key.clone(), data.clone());
+            }
+            Event::StateDelete { agent, key } => {
+                if let Some(agent_state) = self.agents.get_mut(agent.as_str()) {
+                    agent_state.state.remove(key);
+                }
+            }
+            Event::Interrupt { .. } | Event::Resume { .. } | Event::Closed | Event::Forked { .. } => {}
+        }
+    }
+
+    pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        for event in events {
+            self.apply(event);
+        }
+    }
+
+    pub fn agent(&self, agent: &str) -> Option<&AgentState> {
+        self.agents.get(agent)
+    }
+
+    fn agent_mut(&mut self, agent: &str) -> &mut AgentState {
+        self.agents.entry(agent.to_owned()).or_default()
+    }
+
+    /// The events that rebuild this state from nothing (what a fork copies).
+    pub fn to_events(&self) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (agent, agent_state) in &self.agents {
+            for data in &agent_state.messages {
+                events.push(Event::Message { agent: agent.clone(), data: data.clone() });
+            }
+            for (key, data) in &agent_state.state {
+                events.push(Event::StateSet { agent: agent.clone(), key: key.clone(), data: data.clone() });
+            }
+        }
+        events
+    }
+}

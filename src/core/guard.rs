@@ -1,0 +1,149 @@
+//! The guard protocol: lease and fencing-token decisions over the head record.
+//!
+//! Every function takes the head as last read, the input and `now`, and returns the head to
+//! compare-and-set in its place (or the refusal). The compare-and-set on the head is the only
+//! arbiter: a decision made on a stale head fails its write and is taken again on the fresh head.
+//!
+//! - acquire: refused with `Concurrency` while another lease is live (whoever holds it: an owner name
+//!   is a label, not a pass); otherwise a new lease with token `last_token + 1`, so an expired
+//!   holder is fenced out by every later write.
+//! - renew / checkpoint / commit / release: only while the head still carries this token and the
+//!   lease has not run out; otherwise `LeaseLost` (nothing the holder staged becomes visible).
+
+use crate::core::error::CoreError;
+use crate::core::lifecycle::{transition, Action, Status};
+use crate::core::record::{Head, Interrupt, Lease, SnapshotRef};
+
+/// Who is asking for the lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    pub owner: &'a str,
+    pub instance: &'a str,
+}
+
+/// Why the lease is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Begin,
+    Resume,
+    Close,
+}
+
+/// How a guarded change ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Commit and release: idle.
+    Commit,
+    /// Commit, keep the lease: still running.
+    Checkpoint,
+    /// Commit with a question for a human, release: interrupted.
+    Interrupt(Interrupt),
+    /// Commit the close, release: closed.
+    Close,
+}
+
+/// Takes the lease on `head` for `intent`.
+pub fn acquire(head: &Head, intent: Intent, holder: Holder<'_>, now: u64, lease_ms: u64) -> Result<Head, CoreError> {
+    if let Some(lease) = head.live_lease(now) {
+        if !head.status.is_terminal() {
+            return Err(CoreError::Concurrency { holder: lease.owner.clone(), retry_after_ms: lease.expires_at - now });
+        }
+    }
+    let action = match intent {
+        Intent::Begin => Action::Begin,
+        Intent::Resume => Action::Resume,
+        Intent::Close => Action::Close,
+    };
+    let status = transition(head.effective_status(now), action)?;
+    let token = head.last_token + 1;
+    Ok(Head {
+        status,
+        lease: Some(Lease {
+            owner: holder.owner.to_owned(),
+            instance: holder.instance.to_owned(),
+            token,
+            expires_at: now.saturating_add(lease_ms),
+        }),
+        last_token: token,
+        ..head.clone()
+    })
+}
+
+/// Checks that `head` still carries the live lease with `token` (the fence of every holder write).
+pub fn check_lease(head: &Head, token: u64, now: u64) -> Result<&Lease, CoreError> {
+    match head.live_lease(now) {
+        Some(lease) if lease.token == token && head.status == Status::Running => Ok(lease),
+        _ => Err(CoreError::LeaseLost { token }),
+    }
+}
+
+/// Extends the lease to `now + lease_ms`.
+pub fn renew(head: &Head, token: u64, now: u64, lease_ms: u64) -> Result<Head, CoreError> {
+    let lease = check_lease(head, token, now)?;
+    let lease = Lease { expires_at: now.saturating_add(lease_ms), ..lease.clone() };
+    Ok(Head { lease: Some(lease), ..head.clone() })
+}
+
+/// What a commit writes: the new head, and whether it must be accompanied by a snapshot of the
+/// state at the new version (written under `head.snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub head: Head,
+    pub snapshot_due: bool,
+}
+
+/// Commits one batch at `head.version + 1` under `token`. `snapshot_every` is the number of commits
+/// between snapshots (0: never).
+pub fn commit(head: &Head, token: u64, now: u64, lease_ms: u64, outcome: Outcome, snapshot_every: u64) -> Result<Committed, CoreError> {
+    let lease = check_lease(head, token, now)?.clone();
+    let version = head.version + 1;
+    let (status, lease, interrupt) = match outcome {
+        Outcome::Checkpoint => {
+            (Status::Running, Some(Lease { expires_at: now.saturating_add(lease_ms), ..lease }), None)
+        }
+        Outcome::Commit => (transition(head.status, Action::Commit)?, None, None),
+        Outcome::Close => (transition(head.status, Action::CommitClose)?, None, None),
+        Outcome::Interrupt(interrupt) => (transition(head.status, Action::Interrupt)?, None, Some(interrupt)),
+    };
+    let snapshot_due = snapshot_every > 0 && version - head.snapshot_version() >= snapshot_every;
+    let (snapshot, commits) = if snapshot_due {
+        (Some(SnapshotRef { version, token }), Vec::new())
+    } else {
+        let mut commits = head.commits.clone();
+        commits.push(token);
+        (head.snapshot, commits)
+    };
+    let head = Head {
+        version,
+        status,
+        lease,
+        snapshot,
+        commits,
+        updated_at: now,
+        // Every commit of a resumed turn answers the interrupt (its first event is the resume).
+        interrupt,
+        ..head.clone()
+    };
+    Ok(Committed { head, snapshot_due })
+}
+
+/// Gives the lease back without a change. `None` when the head no longer carries `token`: there is
+/// nothing of ours to release (the lease ran out or was taken), which is not an error for an abort.
+pub fn release(head: &Head, token: u64) -> Option<Head> {
+    match &head.lease {
+        Some(lease) if lease.token == token && head.status == Status::Running => Some(Head {
+            status: head.resting_status(),
+            lease: None,
+            ..head.clone()
+        }),
+        _ => None,
+    }
+}
+
+/// Marks a session expired, when it is (for the sweep). `None` when it is not expired at `now`.
+pub fn expire(head: &Head, now: u64) -> Option<Head> {
+    if head.status == Status::Expired || head.effective_status(now) != Status::Expired {
+        return None;
+    }
+    Some(Head { status: Status::Expired, lease: None, ..head.clone() })
+}

@@ -1,0 +1,82 @@
+//! The storage layout: id escaping and the `h/`, `e/`, `s/` keys.
+//!
+//! ```text
+//! h/<session>                    head (the only mutable key, compare-and-set only)
+//! e/<session>/<version>/<token>  immutable event batch
+//! s/<session>/<version>/<token>  immutable snapshot
+//! ```
+//!
+//! `<session>` percent-encodes every byte outside `[A-Za-z0-9_-]` and ends with `~`, which the
+//! escaping never produces, so no session's keys are a prefix of another's (ids may hold `/`, `%`,
+//! NUL, `..`). Versions and tokens are 16 hex digits so that keys sort in commit order.
+
+/// Prefix of every head key: listing it lists the sessions.
+pub const HEAD_PREFIX: &str = "h/";
+const TERMINATOR: char = '~';
+
+/// The escaped form of a session id.
+pub fn escape_id(id: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(id.len() + 1);
+    for &byte in id.as_bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+            out.push(byte as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(byte >> 4) as usize] as char);
+            out.push(HEX[(byte & 15) as usize] as char);
+        }
+    }
+    out.push(TERMINATOR);
+    out
+}
+
+/// The id an escaped form stands for; `None` for anything [`escape_id`] cannot have produced.
+pub fn unescape_id(escaped: &str) -> Option<String> {
+    let body = escaped.strip_suffix(TERMINATOR)?;
+    let mut bytes = Vec::with_capacity(body.len());
+    let mut iter = body.bytes();
+    while let Some(byte) = iter.next() {
+        match byte {
+            b'%' => {
+                let hi = hex_value(iter.next()?)?;
+                let lo = hex_value(iter.next()?)?;
+                bytes.push(hi << 4 | lo);
+            }
+            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => bytes.push(b),
+            _ => return None,
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+pub fn head_key(id: &str) -> String {
+    format!("{HEAD_PREFIX}{}", escape_id(id))
+}
+
+/// The session id a head key names.
+pub fn id_of_head_key(key: &str) -> Option<String> {
+    unescape_id(key.strip_prefix(HEAD_PREFIX)?)
+}
+
+pub fn batch_key(id: &str, version: u64, token: u64) -> String {
+    format!("e/{}/{version:016x}/{token:016x}", escape_id(id))
+}
+
+pub fn snapshot_key(id: &str, version: u64, token: u64) -> String {
+    format!("s/{}/{version:016x}/{token:016x}", escape_id(id))
+}
+
+/// Prefixes under which all of a session's records other than the head live.
+pub fn record_prefixes(id: &str) -> [String; 2] {
+    let escaped = escape_id(id);
+    [format!("e/{escaped}/"), format!("s/{escaped}/")]
+}

@@ -1,0 +1,164 @@
+//! The stored records: the head (the only mutable key), event batches and snapshots.
+
+use std::rc::Rc;
+
+use crate::core::event::{Event, SessionState};
+use crate::core::lifecycle::Status;
+
+/// A JSON value kept as its text: the core never interprets message bodies or state values, so no
+/// JSON parser ships in the `.wasm` (the JS side parses with the engine's own `JSON.parse`).
+pub type Json = Rc<str>;
+
+/// Version of the record layout written by this build; older records are migrated on load.
+pub const SCHEMA_VERSION: u8 = 1;
+
+/// The lease of the invocation that holds a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Owner name of the holding store: a label for errors and events, never a pass.
+    pub owner: String,
+    /// Random id of the holding store instance: what "is the holder alive?" checks name.
+    pub instance: String,
+    /// Fencing token: every record the holder writes carries it, and the head must carry it to commit.
+    pub token: u64,
+    /// When the lease ends by the store's clock (ms since epoch).
+    pub expires_at: u64,
+}
+
+/// A question for a human that the session waits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupt {
+    pub reason: String,
+    /// JSON text; `null` when none was given.
+    pub payload: Json,
+}
+
+/// Which snapshot record holds the state at `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRef {
+    pub version: u64,
+    pub token: u64,
+}
+
+/// The head record `h/<session>`: written only by compare-and-set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Number of commits so far (0 for a new session).
+    pub version: u64,
+    /// Stored status; see [`Head::effective_status`] for the status a reader acts on.
+    pub status: Status,
+    pub lease: Option<Lease>,
+    /// The highest fencing token ever issued for this session.
+    pub last_token: u64,
+    /// The newest snapshot, if any.
+    pub snapshot: Option<SnapshotRef>,
+    /// Fencing tokens of the commits after the snapshot: `commits[i]` wrote version `base + 1 + i`.
+    pub commits: Vec<u64>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub idle_ttl_ms: Option<u64>,
+    pub max_lifetime_ms: Option<u64>,
+    pub interrupt: Option<Interrupt>,
+    /// JSON text given at creation (`open(id, { metadata })`).
+    pub metadata: Option<Json>,
+}
+
+impl Head {
+    /// A new session's head at version 0.
+    pub fn new(now: u64, idle_ttl_ms: Option<u64>, max_lifetime_ms: Option<u64>, metadata: Option<Json>) -> Head {
+        Head {
+            version: 0,
+            status: Status::Idle,
+            lease: None,
+            last_token: 0,
+            snapshot: None,
+            commits: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            idle_ttl_ms,
+            max_lifetime_ms,
+            interrupt: None,
+            metadata,
+        }
+    }
+
+    /// When the session expires: the earlier of idle TTL after the last commit and max lifetime.
+    pub fn expires_at(&self) -> Option<u64> {
+        let idle = self.idle_ttl_ms.map(|ttl| self.updated_at.saturating_add(ttl));
+        let life = self.max_lifetime_ms.map(|max| self.created_at.saturating_add(max));
+        match (idle, life) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The lease if it is still live at `now`.
+    pub fn live_lease(&self, now: u64) -> Option<&Lease> {
+        self.lease.as_ref().filter(|lease| lease.expires_at > now)
+    }
+
+    /// The status a reader acts on at `now`: a running session whose lease ran out is idle (or
+    /// interrupted, when it was resuming) for the next acquirer; a non-terminal session past its
+    /// expiry without a live lease is expired.
+    pub fn effective_status(&self, now: u64) -> Status {
+        if self.status.is_terminal() {
+            return self.status;
+        }
+        let live = self.live_lease(now).is_some();
+        if !live && self.expires_at().is_some_and(|at| now >= at) {
+            return Status::Expired;
+        }
+        match self.status {
+            Status::Running if !live => self.resting_status(),
+            other => other,
+        }
+    }
+
+    /// The status the session returns to when its lease is released without a commit.
+    pub fn resting_status(&self) -> Status {
+        if self.interrupt.is_some() {
+            Status::Interrupted
+        } else {
+            Status::Idle
+        }
+    }
+
+    /// The version the commits in `commits` start after.
+    pub fn snapshot_version(&self) -> u64 {
+        self.snapshot.map_or(0, |snapshot| snapshot.version)
+    }
+
+    /// The fencing token of the batch that wrote `version`, if the head still names it.
+    pub fn token_of(&self, version: u64) -> Option<u64> {
+        let base = self.snapshot_version();
+        if version <= base {
+            return None;
+        }
+        self.commits.get((version - base - 1) as usize).copied()
+    }
+}
+
+/// An immutable batch `e/<session>/<version>/<token>`: the events one commit carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub version: u64,
+    pub token: u64,
+    /// Commit time by the store's clock.
+    pub at: u64,
+    /// Id of the invocation that committed it.
+    pub invocation: String,
+    pub traceparent: Option<String>,
+    pub events: Vec<Event>,
+}
+
+/// An immutable snapshot `s/<session>/<version>/<token>` of the state at `version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub version: u64,
+    pub token: u64,
+    /// The snapshot before this one, so that history can be walked back.
+    pub previous: Option<SnapshotRef>,
+    /// Tokens of the commits from `previous` (exclusive) to `version` (inclusive).
+    pub commits: Vec<u64>,
+    pub state: SessionState,
+}

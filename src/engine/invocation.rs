@@ -1,0 +1,444 @@
+//! `Invocation`: holds the guard; the only way to change a session.
+//!
+//! Staged events live here until `commit`, `checkpoint` or `interrupt` writes them as one batch at
+//! the next version under this invocation's fencing token, and compare-and-sets the head.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::core::error::Phase;
+use crate::core::guard::{self, Outcome};
+use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Snapshot, Status};
+use crate::engine::error::EngineResult;
+use crate::engine::load;
+use crate::engine::session::Session;
+use crate::engine::store::{Change, Mark, StoreEvent};
+use crate::engine::EngineError;
+use crate::store::{Expect, Version};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Open,
+    Committing,
+    Committed,
+    Aborted,
+    Lost,
+}
+
+struct State {
+    stage: Stage,
+    /// The head as this invocation last wrote or read it, with its store version.
+    head: Head,
+    version: Version,
+    staged: Vec<Event>,
+    staged_bytes: usize,
+}
+
+/// One guarded change of a session.
+pub struct Invocation {
+    session: Rc<Session>,
+    id: String,
+    token: u64,
+    agent: String,
+    traceparent: Option<String>,
+    began_at: u64,
+    state: RefCell<State>,
+}
+
+impl Invocation {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        session: Rc<Session>,
+        id: String,
+        token: u64,
+        agent: String,
+        traceparent: Option<String>,
+        head: Head,
+        version: Version,
+        staged: Vec<Event>,
+        began_at: u64,
+    ) -> Rc<Invocation> {
+        let staged_bytes = staged.iter().map(Event::weight).sum();
+        let state = State { stage: Stage::Open, head, version, staged, staged_bytes };
+        Rc::new(Invocation { session, id, token, agent, traceparent, began_at, state: RefCell::new(state) })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The agent this invocation's writes go to when no `agent` option is given.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    pub fn session(&self) -> &Rc<Session> {
+        &self.session
+    }
+
+    /// Whether commit, interrupt or abort has ended this invocation (or its lease was lost).
+    pub fn is_ended(&self) -> bool {
+        !matches!(self.state.borrow().stage, Stage::Open | Stage::Committing)
+    }
+
+    fn check_open(&self, action: &'static str) -> Result<(), CoreError> {
+        let from = match self.state.borrow().stage {
+            Stage::Open => return Ok(()),
+            Stage::Committing => Phase::Committing,
+            Stage::Committed => Phase::Committed,
+            Stage::Aborted => Phase::Aborted,
+            Stage::Lost => Phase::LeaseLost,
+        };
+        Err(CoreError::InvalidTransition { from, action })
+    }
+
+    fn agent_or_default<'a>(&'a self, agent: Option<&'a str>) -> Result<&'a str, CoreError> {
+        match agent {
+            Some(agent) => {
+                limits::check_name("an agent name", agent)?;
+                Ok(agent)
+            }
+            None => Ok(&self.agent),
+        }
+    }
+
+    fn stage(&self, event: Event) -> Result<(), CoreError> {
+        let mut state = self.state.borrow_mut();
+        let total = state.staged_bytes + event.weight();
+        self.session.shared.config.limits.check_commit(total)?;
+        state.staged_bytes = total;
+        state.staged.push(event);
+        Ok(())
+    }
+
+    /// Stages a message (JSON text), checked against the limits now.
+    pub fn append_message(&self, data: Json, agent: Option<&str>) -> Result<(), CoreError> {
+        self.check_open("appendMessage")?;
+        let agent = self.agent_or_default(agent)?.to_owned();
+        self.session.shared.config.limits.check_message(data.len())?;
+        self.stage(Event::Message { agent, data })
+    }
+
+    pub fn set_state(&self, key: &str, data: Json, agent: Option<&str>) -> Result<(), CoreError> {
+        self.check_open("setState")?;
+        let agent = self.agent_or_default(agent)?.to_owned();
+        limits::check_name("a state key", key)?;
+        self.session.shared.config.limits.check_state_value(data.len())?;
+        self.stage(Event::StateSet { agent, key: key.to_owned(), data })
+    }
+
+    pub fn delete_state(&self, key: &str, agent: Option<&str>) -> Result<(), CoreError> {
+        self.check_open("deleteState")?;
+        let agent = self.agent_or_default(agent)?.to_owned();
+        limits::check_name("a state key", key)?;
+        self.stage(Event::StateDelete { agent, key: key.to_owned() })
+    }
+
+    /// Stages engine-built events (a fork's copy) in one go.
+    pub(crate) fn stage_all(&self, events: impl IntoIterator<Item = Event>) -> Result<(), CoreError> {
+        for event in events {
+            self.stage(event)?;
+        }
+        Ok(())
+    }
+
+    /// Committed messages followed by staged ones (read your writes).
+    pub fn messages(&self, agent: Option<&str>) -> Result<Vec<Json>, CoreError> {
+        self.check_open("messages")?;
+        let agent = self.agent_or_default(agent)?;
+        let mut messages = self.session.messages(Some(agent));
+        for event in &self.state.borrow().staged {
+            if let Event::Message { agent: a, data } = event {
+                if a == agent {
+                    messages.push(data.clone());
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Only the staged messages of `agent` (reads that cache the committed ones add these).
+    pub fn staged_messages(&self, agent: Option<&str>) -> Result<Vec<Json>, CoreError> {
+        self.check_open("messages")?;
+        let agent = self.agent_or_default(agent)?;
+        let state = self.state.borrow();
+        Ok(state
+            .staged
+            .iter()
+            .filter_map(|event| match event {
+                Event::Message { agent: a, data } if a == agent => Some(data.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Committed state with staged sets and deletes applied.
+    pub fn values(&self, agent: Option<&str>) -> Result<BTreeMap<String, Json>, CoreError> {
+        self.check_open("state")?;
+        let agent = self.agent_or_default(agent)?;
+        let mut values = self.session.values(Some(agent));
+        for event in &self.state.borrow().staged {
+            match event {
+                Event::StateSet { agent: a, key, data } if a == agent => {
+                    values.insert(key.clone(), data.clone());
+                }
+                Event::StateDelete { agent: a, key } if a == agent => {
+                    values.remove(key);
+                }
+                _ => {}
+            }
+        }
+        Ok(values)
+    }
+
+    /// Extends the lease (the heartbeat calls this).
+    pub async fn renew(&self) -> EngineResult<()> {
+        self.check_open("renew")?;
+        let shared = &self.session.shared;
+        let head_key = keys::head_key(self.session.id());
+        for _ in 0..4 {
+            let (head, version) = {
+                let state = self.state.borrow();
+                (state.head.clone(), state.version.clone())
+            };
+            let now = shared.now();
+            let renewed = match guard::renew(&head, self.token, now, shared.config.lease_ms) {
+                Ok(renewed) => renewed,
+                Err(error) => return Err(self.lost(error)),
+            };
+            match shared.store.put(&head_key, codec::encode_head(&renewed), Expect::Version(version)).await? {
+                Some(version) => {
+                    let expires_at = renewed.lease.as_ref().map_or(now, |lease| lease.expires_at);
+                    self.remember(renewed, version);
+                    shared.marks.borrow_mut().insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
+                    shared.emit(self.event("lease.renewed", None));
+                    return Ok(());
+                }
+                None => {
+                    if self.check_open("renew").is_err() {
+                        return Ok(()); // a commit of ours ended the invocation meanwhile
+                    }
+                    self.reread().await?;
+                }
+            }
+        }
+        Err(EngineError::Conflict(self.session.id().to_owned()))
+    }
+
+    pub async fn commit(&self) -> EngineResult<u64> {
+        self.finish("commit", Outcome::Commit, None).await
+    }
+
+    pub async fn checkpoint(&self) -> EngineResult<u64> {
+        self.finish("checkpoint", Outcome::Checkpoint, None).await
+    }
+
+    pub async fn interrupt(&self, reason: String, payload: Json) -> EngineResult<u64> {
+        self.check_open("interrupt")?;
+        limits::check_reason(&reason)?;
+        let event = Event::Interrupt { reason: reason.clone(), data: payload.clone() };
+        self.finish("interrupt", Outcome::Interrupt(Interrupt { reason, payload }), Some(event)).await
+    }
+
+    pub(crate) async fn close(&self) -> EngineResult<u64> {
+        self.finish("close", Outcome::Close, Some(Event::Closed)).await
+    }
+
+    /// Writes the staged events (plus `last`) as one batch at the next version and compare-and-sets
+    /// the head; on a lost race for the head it decides again on the fresh head (our own heartbeat
+    /// may have renewed it), and a head that no longer carries our token ends in `LeaseLost`.
+    async fn finish(&self, action: &'static str, outcome: Outcome, last: Option<Event>) -> EngineResult<u64> {
+        self.check_open(action)?;
+        let shared = &self.session.shared;
+        let config = &shared.config;
+        let mut events = std::mem::take(&mut self.state.borrow_mut().staged);
+        let last_is_some = last.is_some();
+        if let Some(last) = last {
+            let total = self.state.borrow().staged_bytes + last.weight();
+            if let Err(error) = config.limits.check_commit(total) {
+                self.state.borrow_mut().staged = events;
+                return Err(error.into());
+            }
+            events.push(last);
+        }
+        self.state.borrow_mut().stage = Stage::Committing;
+        let result = self.write(outcome, &events).await;
+        let mut state = self.state.borrow_mut();
+        match result {
+            Ok((head, version, snapshot)) => {
+                let new_version = head.version;
+                let status = head.status;
+                state.staged_bytes = 0;
+                state.stage = if status == Status::Running { Stage::Open } else { Stage::Committed };
+                let lease_expiry = head.lease.as_ref().map(|lease| lease.expires_at);
+                state.head = head.clone();
+                state.version = version.clone();
+                drop(state);
+                self.session.apply_commit(head, version, &events);
+                match lease_expiry {
+                    Some(expires_at) => {
+                        shared.marks.borrow_mut().insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
+                    }
+                    None => shared.clear_mark(self.session.id(), Some(self.token)),
+                }
+                if snapshot {
+                    shared.emit(self.event("snapshot", Some(new_version)));
+                }
+                let kind = match status {
+                    Status::Interrupted => "interrupt",
+                    _ => "commit",
+                };
+                shared.emit(StoreEvent { duration_ms: Some(shared.now().saturating_sub(self.began_at)), ..self.event(kind, Some(new_version)) });
+                if status != Status::Running {
+                    shared.emit(self.event("lease.released", Some(new_version)));
+                }
+                shared.notify(&Change { id: self.session.id().to_owned(), version: new_version, status });
+                Ok(new_version)
+            }
+            Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {
+                state.stage = Stage::Lost;
+                state.staged.clear();
+                drop(state);
+                Err(self.lost(error))
+            }
+            Err(error) => {
+                // Retryable (a storage failure): the invocation stays open with its staged events.
+                if last_is_some {
+                    events.pop();
+                }
+                state.staged = events;
+                state.stage = Stage::Open;
+                Err(error)
+            }
+        }
+    }
+
+    async fn write(&self, outcome: Outcome, events: &[Event]) -> EngineResult<(Head, Version, bool)> {
+        let shared = &self.session.shared;
+        let config = &shared.config;
+        let id = self.session.id();
+        let head_key = keys::head_key(id);
+        for _ in 0..4 {
+            let (head, version) = {
+                let state = self.state.borrow();
+                (state.head.clone(), state.version.clone())
+            };
+            let now = shared.now();
+            let committed = guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), config.snapshot_every)?;
+            let new_version = committed.head.version;
+            let batch = Batch {
+                version: new_version,
+                token: self.token,
+                at: now,
+                invocation: self.id.clone(),
+                traceparent: self.traceparent.clone(),
+                events: events.to_vec(),
+            };
+            let mut records = vec![(keys::batch_key(id, new_version, self.token), codec::encode_batch(&batch))];
+            if committed.snapshot_due {
+                let mut state = (*self.session.state()).clone();
+                state.apply_all(events);
+                let mut commits = head.commits.clone();
+                commits.push(self.token);
+                let snapshot = Snapshot { version: new_version, token: self.token, previous: head.snapshot, commits, state };
+                records.push((keys::snapshot_key(id, new_version, self.token), codec::encode_snapshot(&snapshot)));
+            }
+            let written = shared.store.commit(records, &head_key, codec::encode_head(&committed.head), Expect::Version(version)).await?;
+            match written {
+                Some(version) => return Ok((committed.head, version, committed.snapshot_due)),
+                None => self.reread().await?,
+            }
+        }
+        Err(EngineError::Conflict(id.to_owned()))
+    }
+
+    /// Re-reads the head after a lost compare-and-set; a deleted session fences us out.
+    async fn reread(&self) -> EngineResult<()> {
+        match load::read_head(&*self.session.shared.store, self.session.id()).await? {
+            Some((head, version)) => {
+                self.remember(head, version);
+                Ok(())
+            }
+            None => Err(CoreError::LeaseLost { token: self.token }.into()),
+        }
+    }
+
+    fn remember(&self, head: Head, version: Version) {
+        let mut state = self.state.borrow_mut();
+        state.head = head;
+        state.version = version;
+    }
+
+    /// Ends the invocation as lost and reports it.
+    fn lost(&self, error: CoreError) -> EngineError {
+        {
+            let mut state = self.state.borrow_mut();
+            state.stage = Stage::Lost;
+            state.staged.clear();
+        }
+        let shared = &self.session.shared;
+        shared.clear_mark(self.session.id(), Some(self.token));
+        shared.emit(self.event("lease.lost", None));
+        error.into()
+    }
+
+    /// Discards the staged events and gives the lease back. The invocation is ended even when the
+    /// release write fails (the lease then runs out by itself).
+    pub async fn abort(&self) -> EngineResult<()> {
+        self.check_open("abort")?;
+        {
+            let mut state = self.state.borrow_mut();
+            state.stage = Stage::Aborted;
+            state.staged.clear();
+        }
+        let shared = &self.session.shared;
+        shared.clear_mark(self.session.id(), Some(self.token));
+        shared.emit(StoreEvent { duration_ms: Some(shared.now().saturating_sub(self.began_at)), ..self.event("abort", None) });
+        let head_key = keys::head_key(self.session.id());
+        for _ in 0..4 {
+            let (head, version) = {
+                let state = self.state.borrow();
+                (state.head.clone(), state.version.clone())
+            };
+            let Some(released) = guard::release(&head, self.token) else { return Ok(()) };
+            if let Some(version) = shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(version)).await? {
+                self.session.apply_commit(released, version, &[]);
+                shared.emit(self.event("lease.released", None));
+                return Ok(());
+            }
+            if load::read_head(&*shared.store, self.session.id()).await?.map(|(h, v)| self.remember(h, v)).is_none() {
+                return Ok(());
+            }
+        }
+        Err(EngineError::Conflict(self.session.id().to_owned()))
+    }
+
+    fn event(&self, kind: &'static str, version: Option<u64>) -> StoreEvent {
+        StoreEvent {
+            kind,
+            session: self.session.id().to_owned(),
+            version,
+            token: Some(self.token),
+            owner: Some(self.session.shared.config.owner.clone()),
+            traceparent: self.traceparent.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Session {
+    /// Takes a head this store just wrote (and the events it committed) into the cached view.
+    pub(crate) fn apply_commit(&self, head: Head, version: Version, events: &[Event]) {
+        let mut view = self.view.borrow_mut();
+        if !events.is_empty() {
+            Rc::make_mut(&mut view.state).apply_all(events);
+        }
+        view.head = head;
+        view.version = version;
+    }
+}

@@ -1,0 +1,36 @@
+//! The engine: runs core decisions against a [`Store`](crate::store::Store), with each session's
+//! last committed view cached in its [`Session`].
+
+mod error;
+mod invocation;
+mod load;
+mod session;
+mod store;
+
+pub use error::EngineError;
+pub use invocation::Invocation;
+pub use load::HistoryEvent;
+pub use session::{BeginOptions, InvokeError, Session, SessionView};
+pub use store::{Change, Config, Env, OpenOptions, SessionInfo, SessionStore, StoreEvent};
+
+/// 16 random bytes as 22 characters of `[A-Za-z0-9_-]` (base64url without padding).
+pub(crate) fn random_id(env: &dyn Env) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 16];
+    env.fill_random(&mut bytes);
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = String::with_capacity(22);
+    for byte in bytes {
+        bits = bits << 8 | u32::from(byte);
+        count += 8;
+        while count >= 6 {
+            count -= 6;
+            out.push(ALPHABET[(bits >> count & 63) as usize] as char);
+        }
+    }
+    if count > 0 {
+        out.push(ALPHABET[(bits << (6 - count) & 63) as usize] as char);
+    }
+    out
+}

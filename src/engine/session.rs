@@ -1,0 +1,364 @@
+//! `Session`: the cached view of a session's last committed version, and the way into the guard.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use crate::core::guard::{self, Holder, Intent};
+use crate::core::{codec, keys, limits, CoreError, Event, Head, Json, SessionState, Status, DEFAULT_AGENT};
+use crate::engine::error::EngineResult;
+use crate::engine::invocation::Invocation;
+use crate::engine::load::{self, HistoryEvent};
+use crate::engine::store::{expired_or_closed, Change, Mark, OpenOptions, SessionStore, Shared, StoreEvent};
+use crate::engine::EngineError;
+use crate::store::{Expect, Version};
+
+/// Options of `begin` / `invoke`.
+#[derive(Debug, Clone, Default)]
+pub struct BeginOptions {
+    pub agent: Option<String>,
+    /// The answer to a pending interrupt (JSON text).
+    pub resume: Option<Json>,
+    /// `onBusy: { waitMs }`: keep trying this long before failing with `ConcurrencyError`.
+    pub wait_ms: Option<u64>,
+    pub traceparent: Option<String>,
+}
+
+pub(crate) struct View {
+    pub head: Head,
+    pub version: Version,
+    pub state: Rc<SessionState>,
+}
+
+/// A session as of its last committed version (reads never take the guard).
+pub struct Session {
+    pub(crate) shared: Rc<Shared>,
+    id: String,
+    pub(crate) view: RefCell<View>,
+}
+
+/// A read-only view as of one version (`at()`).
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub id: String,
+    pub version: u64,
+    pub status: Status,
+    pub state: Rc<SessionState>,
+}
+
+impl Session {
+    pub(crate) fn new(shared: Rc<Shared>, id: String, head: Head, version: Version, state: SessionState) -> Rc<Session> {
+        Rc::new(Session { shared, id, view: RefCell::new(View { head, version, state: Rc::new(state) }) })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The head as last read or written by this store.
+    pub fn head(&self) -> Head {
+        self.view.borrow().head.clone()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.view.borrow().head.version
+    }
+
+    /// Status by the store's clock now (a crashed holder's lapsed lease reads as idle).
+    pub fn status(&self) -> Status {
+        self.view.borrow().head.effective_status(self.shared.now())
+    }
+
+    /// The committed state (shared, no copy).
+    pub fn state(&self) -> Rc<SessionState> {
+        self.view.borrow().state.clone()
+    }
+
+    pub fn messages(&self, agent: Option<&str>) -> Vec<Json> {
+        let view = self.view.borrow();
+        view.state.agent(agent.unwrap_or(DEFAULT_AGENT)).map(|a| a.messages.clone()).unwrap_or_default()
+    }
+
+    /// How many messages `agent` has (reads that cache parsed messages take only the new tail).
+    pub fn message_count(&self, agent: Option<&str>) -> usize {
+        self.view.borrow().state.agent(agent.unwrap_or(DEFAULT_AGENT)).map_or(0, |a| a.messages.len())
+    }
+
+    /// Messages of `agent` from index `start` on.
+    pub fn messages_from(&self, agent: Option<&str>, start: usize) -> Vec<Json> {
+        let view = self.view.borrow();
+        view.state.agent(agent.unwrap_or(DEFAULT_AGENT)).map(|a| a.messages.get(start..).unwrap_or_default().to_vec()).unwrap_or_default()
+    }
+
+    pub fn values(&self, agent: Option<&str>) -> BTreeMap<String, Json> {
+        let view = self.view.borrow();
+        view.state.agent(agent.unwrap_or(DEFAULT_AGENT)).map(|a| a.state.clone()).unwrap_or_default()
+    }
+
+    /// Reloads the latest committed version (only the batches this view lacks).
+    pub async fn refresh(&self) -> EngineResult<()> {
+        let (head, version) = self.read_head().await?;
+        self.catch_up(head, version).await
+    }
+
+    async fn read_head(&self) -> EngineResult<(Head, Version)> {
+        load::read_head(&*self.shared.store, &self.id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id)))
+    }
+
+    pub(crate) async fn catch_up(&self, head: Head, version: Version) -> EngineResult<()> {
+        let from = self.view.borrow().head.version;
+        if from != head.version {
+            let mut state = (*self.view.borrow().state).clone();
+            load::catch_up(&*self.shared.store, &self.id, &head, from, &mut state).await?;
+            self.view.borrow_mut().state = Rc::new(state);
+        }
+        let mut view = self.view.borrow_mut();
+        view.head = head;
+        view.version = version;
+        Ok(())
+    }
+
+    /// Takes the guard: fails fast with `ConcurrencyError` unless `options.wait_ms` is given.
+    pub async fn begin(self: &Rc<Self>, options: BeginOptions) -> EngineResult<Rc<Invocation>> {
+        let intent = if options.resume.is_some() { Intent::Resume } else { Intent::Begin };
+        self.acquire(intent, options).await
+    }
+
+    pub(crate) async fn acquire(self: &Rc<Self>, intent: Intent, options: BeginOptions) -> EngineResult<Rc<Invocation>> {
+        self.shared.check_open()?;
+        if let Some(agent) = &options.agent {
+            limits::check_name("an agent name", agent)?;
+        }
+        if let Some(traceparent) = &options.traceparent {
+            limits::check_traceparent(traceparent)?;
+        }
+        let deadline = options.wait_ms.map(|wait| self.shared.now().saturating_add(wait));
+        loop {
+            match self.try_acquire(intent, &options).await {
+                Err(EngineError::Core(CoreError::Concurrency { holder, retry_after_ms })) => {
+                    let now = self.shared.now();
+                    self.shared.emit(StoreEvent { kind: "lease.denied", session: self.id.clone(), owner: Some(holder.clone()), ..Default::default() });
+                    match deadline {
+                        Some(deadline) if deadline > now => {
+                            let pause = retry_after_ms.min(deadline - now).clamp(1, 250);
+                            self.shared.env.sleep(pause).await;
+                        }
+                        _ => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_acquire(self: &Rc<Self>, intent: Intent, options: &BeginOptions) -> EngineResult<Rc<Invocation>> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        // The busy check and the busy mark are one synchronous step, before the first await.
+        let started = shared.now();
+        {
+            let mut marks = shared.marks.borrow_mut();
+            if let Some(mark) = marks.get(&self.id).filter(|mark| mark.expires_at > started) {
+                return Err(CoreError::Concurrency { holder: config.owner.clone(), retry_after_ms: mark.expires_at - started }.into());
+            }
+            marks.insert(self.id.clone(), Mark { token: None, expires_at: started.saturating_add(config.lease_ms) });
+        }
+        let pending = PendingMark { shared, id: &self.id, armed: true };
+        let holder = Holder { owner: &config.owner, instance: &shared.instance };
+        let head_key = keys::head_key(&self.id);
+        for _ in 0..8 {
+            let (head, version) = self.read_head().await?;
+            let now = shared.now();
+            let leased = guard::acquire(&head, intent, holder, now, config.lease_ms)?;
+            let Some(new_version) = shared.store.put(&head_key, codec::encode_head(&leased), Expect::Version(version)).await? else {
+                continue; // the head moved: decide again on the fresh one
+            };
+            // Validate the cached view against the head we just leased, loading only what it lacks.
+            if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
+                if let Some(released) = guard::release(&leased, leased.last_token) {
+                    let _ = shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(new_version)).await;
+                }
+                return Err(error);
+            }
+            let lease = leased.lease.as_ref().expect("guard::acquire always sets a lease");
+            let (token, expires_at) = (lease.token, lease.expires_at);
+            shared.marks.borrow_mut().insert(self.id.clone(), Mark { token: Some(token), expires_at });
+            pending.disarm();
+            let mut staged = Vec::new();
+            if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
+                staged.push(Event::Resume { data: answer.clone() });
+            }
+            let invocation = Invocation::new(
+                self.clone(),
+                crate::engine::random_id(&*shared.env),
+                token,
+                options.agent.clone().unwrap_or_else(|| DEFAULT_AGENT.to_owned()),
+                options.traceparent.clone(),
+                leased,
+                new_version,
+                staged,
+                now,
+            );
+            shared.emit(StoreEvent {
+                kind: "lease.acquired",
+                session: self.id.clone(),
+                version: Some(self.version()),
+                token: Some(token),
+                owner: Some(config.owner.clone()),
+                traceparent: options.traceparent.clone(),
+                ..Default::default()
+            });
+            return Ok(invocation);
+        }
+        Err(EngineError::Conflict(self.id.clone()))
+    }
+
+    /// Begins, runs `body`, and commits what it staged; if `body` fails (or the commit does), aborts
+    /// and returns the failure. The guard is released on every path. `body` may end the invocation
+    /// itself (commit, interrupt or abort); then nothing more is written.
+    pub async fn invoke<T, E, F, Fut>(self: &Rc<Self>, options: BeginOptions, body: F) -> Result<T, InvokeError<E>>
+    where
+        F: FnOnce(Rc<Invocation>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let invocation = self.begin(options).await.map_err(InvokeError::Engine)?;
+        let outcome = body(invocation.clone()).await;
+        let committed = match &outcome {
+            Ok(_) if !invocation.is_ended() => invocation.commit().await.map(|_| ()),
+            _ => Ok(()),
+        };
+        if !invocation.is_ended() {
+            // The body failed, or the commit failed with the invocation still open: release.
+            let _ = invocation.abort().await;
+        }
+        match (outcome, committed) {
+            (Err(error), _) => Err(InvokeError::Body(error)),
+            (Ok(_), Err(error)) => Err(InvokeError::Engine(error)),
+            (Ok(value), Ok(())) => Ok(value),
+        }
+    }
+
+    /// Closes the session for good: takes the guard like `begin`, then commits a `closed` event.
+    pub async fn close(self: &Rc<Self>) -> EngineResult<u64> {
+        let invocation = self.acquire(Intent::Close, BeginOptions::default()).await?;
+        invocation.close().await
+    }
+
+    fn check_version(&self, head: &Head, version: u64) -> EngineResult<()> {
+        if version > head.version {
+            return Err(EngineError::NotFound(format!(
+                "session \"{}\" has no version {version}; its latest version is {}",
+                self.id, head.version
+            )));
+        }
+        Ok(())
+    }
+
+    /// The state as of `version`.
+    pub async fn at(&self, version: u64) -> EngineResult<SessionView> {
+        let (head, head_version) = self.read_head().await?;
+        self.check_version(&head, version)?;
+        let now = self.shared.now();
+        if version == head.version {
+            self.catch_up(head, head_version).await?;
+            let view = self.view.borrow();
+            return Ok(SessionView { id: self.id.clone(), version, status: view.head.effective_status(now), state: view.state.clone() });
+        }
+        let (state, last) = load::state_at(&*self.shared.store, &self.id, &head, version).await?;
+        let status = match last.last() {
+            Some(Event::Interrupt { .. }) => Status::Interrupted,
+            Some(Event::Closed) => Status::Closed,
+            _ => Status::Idle,
+        };
+        Ok(SessionView { id: self.id.clone(), version, status, state: Rc::new(state) })
+    }
+
+    /// Events of versions `from..=to` (defaults: 0 and the latest) in commit order.
+    pub async fn history(&self, from: Option<u64>, to: Option<u64>) -> EngineResult<Vec<HistoryEvent>> {
+        let (head, _) = self.read_head().await?;
+        let from = from.unwrap_or(0);
+        let to = to.unwrap_or(head.version);
+        if from > to {
+            return Err(CoreError::invalid(Some("from"), format!("history: from ({from}) must not be greater than to ({to})")).into());
+        }
+        self.check_version(&head, to)?;
+        self.check_version(&head, from)?;
+        load::history(&*self.shared.store, &self.id, &head, from, to).await
+    }
+
+    /// A new session holding this one's state as of `at` (default: latest). Its history starts with
+    /// a `forked` event naming the source, followed by the copied messages and state.
+    pub async fn fork(self: &Rc<Self>, store: &SessionStore, new_id: Option<String>, at: Option<u64>) -> EngineResult<Rc<Session>> {
+        let (head, _) = self.read_head().await?;
+        expired_or_closed(&head, self.shared.now(), "fork")?;
+        let version = at.unwrap_or(head.version);
+        let source = self.at(version).await?;
+        let new_id = new_id.unwrap_or_else(|| store.new_id());
+        limits::check_name("a session id", &new_id)?;
+        if load::read_head(&*self.shared.store, &new_id).await?.is_some() {
+            return Err(CoreError::invalid(Some("id"), format!("fork: a session with id \"{new_id}\" already exists; pass another id or none")).into());
+        }
+        let fork = store.open(&new_id, OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() }).await?;
+        let invocation = fork.begin(BeginOptions::default()).await?;
+        let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(&self.id));
+        invocation.stage_all(std::iter::once(Event::Forked { data: from.into() }).chain(source.state.to_events()))?;
+        invocation.commit().await?;
+        Ok(fork)
+    }
+
+    /// Calls `listener` after each commit of this session made through this store.
+    pub fn on_change(&self, listener: Rc<dyn Fn(&Change)>) -> u64 {
+        self.shared.subscribe(Some(self.id.clone()), listener)
+    }
+
+    pub fn off_change(&self, subscription: u64) {
+        self.shared.unsubscribe(subscription);
+    }
+}
+
+/// Why `invoke` failed: the engine, or the body (returned as it was).
+#[derive(Debug)]
+pub enum InvokeError<E> {
+    Engine(EngineError),
+    Body(E),
+}
+
+/// Clears a pending busy mark when `try_acquire` fails or is dropped before it holds a lease.
+struct PendingMark<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+    armed: bool,
+}
+
+impl PendingMark<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PendingMark<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.clear_mark(self.id, None);
+        }
+    }
+}
+
+/// A string as JSON text (for the small JSON the engine writes itself).
+pub(crate) fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

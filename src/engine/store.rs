@@ -1,0 +1,336 @@
+//! `SessionStore`: one owner over one backend; opens, lists, deletes and sweeps sessions.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::core::{codec, guard, keys, limits, CoreError, Head, Json, Status};
+use crate::core::limits::Limits;
+use crate::engine::error::EngineResult;
+use crate::engine::load;
+use crate::engine::session::Session;
+use crate::engine::EngineError;
+use crate::store::{Expect, LocalBoxFuture, Store, StoreError};
+
+/// What the engine needs from its host: a clock, randomness and a timer. Tests pass a fake clock.
+pub trait Env {
+    /// Milliseconds since the epoch, by the store's clock.
+    fn now(&self) -> u64;
+    fn fill_random(&self, bytes: &mut [u8]);
+    /// Resolves after `ms` (used only by `onBusy: { waitMs }`).
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+}
+
+/// Store-wide settings (`StoreOptions` of the JS API).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub owner: String,
+    pub lease_ms: u64,
+    pub idle_ttl_ms: Option<u64>,
+    pub max_lifetime_ms: Option<u64>,
+    /// Commits between snapshots; 0 disables snapshots.
+    pub snapshot_every: u64,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn new(owner: String) -> Config {
+        Config { owner, lease_ms: 30_000, idle_ttl_ms: None, max_lifetime_ms: None, snapshot_every: 50, limits: Limits::default() }
+    }
+}
+
+/// Per-session settings given to `open` (`OpenOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    pub create: bool,
+    pub idle_ttl_ms: Option<u64>,
+    pub max_lifetime_ms: Option<u64>,
+    pub metadata: Option<Json>,
+}
+
+/// One line of `list()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    pub version: u64,
+    pub status: Status,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub expires_at: Option<u64>,
+}
+
+/// A committed change, for `onChange` listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub id: String,
+    pub version: u64,
+    pub status: Status,
+}
+
+/// An observability event (`StoreEvent` of the JS API).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreEvent {
+    pub kind: &'static str,
+    pub session: String,
+    pub version: Option<u64>,
+    pub token: Option<u64>,
+    pub owner: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub traceparent: Option<String>,
+    pub key: Option<String>,
+}
+
+/// This realm's busy mark for a session: set synchronously before the first await of `begin`, so
+/// two calls in one realm can never both pass the check. It belongs to the lease: once
+/// `expires_at` has passed it no longer blocks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    pub token: Option<u64>,
+    pub expires_at: u64,
+}
+
+type Listener = Rc<dyn Fn(&Change)>;
+
+pub(crate) struct Shared {
+    pub store: Rc<dyn Store>,
+    pub env: Rc<dyn Env>,
+    pub config: Config,
+    /// Random id of this store instance, recorded in its leases.
+    pub instance: String,
+    pub marks: RefCell<HashMap<String, Mark>>,
+    on_event: Option<Box<dyn Fn(&StoreEvent)>>,
+    listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
+    next_listener: Cell<u64>,
+    closed: Cell<bool>,
+}
+
+impl Shared {
+    pub fn now(&self) -> u64 {
+        self.env.now()
+    }
+
+    pub fn emit(&self, event: StoreEvent) {
+        if let Some(on_event) = &self.on_event {
+            on_event(&event);
+        }
+    }
+
+    pub fn notify(&self, change: &Change) {
+        // Cloned out first: a listener may subscribe, unsubscribe or commit re-entrantly.
+        let listeners: Vec<Listener> = self
+            .listeners
+            .borrow()
+            .iter()
+            .filter(|(_, filter, _)| filter.as_deref().is_none_or(|id| id == change.id))
+            .map(|(_, _, listener)| listener.clone())
+            .collect();
+        for listener in listeners {
+            listener(change);
+        }
+    }
+
+    pub fn subscribe(&self, filter: Option<String>, listener: Listener) -> u64 {
+        let id = self.next_listener.get();
+        self.next_listener.set(id + 1);
+        self.listeners.borrow_mut().push((id, filter, listener));
+        id
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.listeners.borrow_mut().retain(|(listener, _, _)| *listener != id);
+    }
+
+    pub fn check_open(&self) -> EngineResult<()> {
+        if self.closed.get() {
+            return Err(StoreError::backend("this SessionStore was closed; create a new one").into());
+        }
+        Ok(())
+    }
+
+    /// Releases this realm's mark for `id` if it is the one `token` set.
+    pub fn clear_mark(&self, id: &str, token: Option<u64>) {
+        let mut marks = self.marks.borrow_mut();
+        if marks.get(id).is_some_and(|mark| mark.token == token) {
+            marks.remove(id);
+        }
+    }
+}
+
+/// One owner of leases over one backend.
+#[derive(Clone)]
+pub struct SessionStore {
+    pub(crate) shared: Rc<Shared>,
+}
+
+impl SessionStore {
+    /// A store over `store`. An empty `config.owner` becomes the random instance id.
+    pub fn new(store: Rc<dyn Store>, env: Rc<dyn Env>, mut config: Config, on_event: Option<Box<dyn Fn(&StoreEvent)>>) -> SessionStore {
+        let instance = crate::engine::random_id(&*env);
+        if config.owner.is_empty() {
+            config.owner = instance.clone();
+        }
+        let shared = Shared {
+            store,
+            env,
+            config,
+            instance,
+            marks: RefCell::new(HashMap::new()),
+            on_event,
+            listeners: RefCell::new(Vec::new()),
+            next_listener: Cell::new(0),
+            closed: Cell::new(false),
+        };
+        SessionStore { shared: Rc::new(shared) }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    pub fn new_id(&self) -> String {
+        crate::engine::random_id(&*self.shared.env)
+    }
+
+    /// Opens `id`, creating it unless `options.create` is false.
+    pub async fn open(&self, id: &str, options: OpenOptions) -> EngineResult<Rc<Session>> {
+        self.shared.check_open()?;
+        limits::check_name("a session id", id)?;
+        let shared = &self.shared;
+        let head_key = keys::head_key(id);
+        for _ in 0..3 {
+            if let Some((head, version)) = load::read_head(&*shared.store, id).await? {
+                let state = load::load_state(&*shared.store, id, &head).await?;
+                return Ok(Session::new(shared.clone(), id.to_owned(), head, version, state));
+            }
+            if !options.create {
+                return Err(EngineError::NotFound(format!("session \"{id}\" does not exist; open it without create: false to create it")));
+            }
+            let head = Head::new(
+                shared.now(),
+                options.idle_ttl_ms.or(shared.config.idle_ttl_ms),
+                options.max_lifetime_ms.or(shared.config.max_lifetime_ms),
+                options.metadata.clone(),
+            );
+            if let Some(version) = shared.store.put(&head_key, codec::encode_head(&head), Expect::Absent).await? {
+                return Ok(Session::new(shared.clone(), id.to_owned(), head, version, Default::default()));
+            }
+            // Another store created it between our read and our write: load theirs.
+        }
+        Err(EngineError::Conflict(id.to_owned()))
+    }
+
+    /// One page of sessions whose id starts with `prefix`. A head that cannot be decoded is left out
+    /// and reported through `onEvent` as `corrupt`.
+    pub async fn list(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> EngineResult<(Vec<SessionInfo>, Option<String>)> {
+        self.shared.check_open()?;
+        let escaped = keys::escape_id(prefix);
+        let key_prefix = format!("{}{}", keys::HEAD_PREFIX, &escaped[..escaped.len() - 1]);
+        let page = self.shared.store.list(&key_prefix, cursor, limit).await?;
+        let now = self.shared.now();
+        let mut sessions = Vec::with_capacity(page.keys.len());
+        for key in &page.keys {
+            let Some(id) = keys::id_of_head_key(key) else { continue };
+            let Some(entry) = self.shared.store.get(key).await? else { continue };
+            match codec::decode_head(key, &entry.value) {
+                Ok(head) => sessions.push(SessionInfo {
+                    id,
+                    version: head.version,
+                    status: head.effective_status(now),
+                    created_at: head.created_at,
+                    updated_at: head.updated_at,
+                    expires_at: head.expires_at(),
+                }),
+                Err(_) => self.shared.emit(StoreEvent { kind: "corrupt", session: id, key: Some(key.clone()), ..Default::default() }),
+            }
+        }
+        Ok((sessions, page.cursor))
+    }
+
+    /// Deletes a session: the head first (by compare-and-set), then its other records.
+    pub async fn delete(&self, id: &str) -> EngineResult<bool> {
+        self.shared.check_open()?;
+        limits::check_name("a session id", id)?;
+        let head_key = keys::head_key(id);
+        for _ in 0..3 {
+            let Some(entry) = self.shared.store.get(&head_key).await? else { return Ok(false) };
+            if self.shared.store.delete(&head_key, Some(&entry.version)).await? {
+                self.delete_records(id).await?;
+                return Ok(true);
+            }
+        }
+        Err(EngineError::Conflict(id.to_owned()))
+    }
+
+    async fn delete_records(&self, id: &str) -> EngineResult<()> {
+        for prefix in keys::record_prefixes(id) {
+            loop {
+                let page = self.shared.store.list(&prefix, None, 256).await?;
+                for key in &page.keys {
+                    self.shared.store.delete(key, None).await?;
+                }
+                if page.cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes up to `limit` sessions that are expired by the store's clock; returns how many.
+    pub async fn sweep_expired(&self, limit: usize) -> EngineResult<usize> {
+        self.shared.check_open()?;
+        let mut deleted = 0;
+        let mut cursor: Option<String> = None;
+        while deleted < limit {
+            let page = self.shared.store.list(keys::HEAD_PREFIX, cursor.as_deref(), 256).await?;
+            for key in &page.keys {
+                if deleted >= limit {
+                    break;
+                }
+                let Some(id) = keys::id_of_head_key(key) else { continue };
+                let Some(entry) = self.shared.store.get(key).await? else { continue };
+                let Ok(head) = codec::decode_head(key, &entry.value) else { continue };
+                let now = self.shared.now();
+                if head.status != Status::Expired && guard::expire(&head, now).is_none() {
+                    continue;
+                }
+                if self.shared.store.delete(key, Some(&entry.version)).await? {
+                    self.delete_records(&id).await?;
+                    self.shared.emit(StoreEvent { kind: "expire", session: id, version: Some(head.version), ..Default::default() });
+                    deleted += 1;
+                }
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Calls `listener` after every commit made through this store; returns the id to unsubscribe.
+    pub fn on_change(&self, listener: Rc<dyn Fn(&Change)>) -> u64 {
+        self.shared.subscribe(None, listener)
+    }
+
+    pub fn off_change(&self, subscription: u64) {
+        self.shared.unsubscribe(subscription);
+    }
+
+    /// Refuses further use. Sessions already open stay readable.
+    pub fn close(&self) {
+        self.shared.closed.set(true);
+    }
+}
+
+pub(crate) fn expired_or_closed(head: &Head, now: u64, action: &'static str) -> Result<(), CoreError> {
+    match head.effective_status(now) {
+        Status::Closed => Err(CoreError::SessionClosed { action }),
+        Status::Expired => Err(CoreError::SessionExpired { action }),
+        _ => Ok(()),
+    }
+}

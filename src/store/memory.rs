@@ -1,0 +1,102 @@
+//! The in-process backend: the reference that the conformance suite is pinned on.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Store, StoreResult, Version};
+
+/// Keys -> bytes in a `BTreeMap`; every write bumps a store-wide counter that is the version token.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RefCell<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: BTreeMap<String, (Vec<u8>, u64)>,
+    writes: u64,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// Every key and value, in key order (for tests that compare what is stored before and after).
+    pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        self.inner.borrow().entries.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+    }
+
+    fn get_now(&self, key: &str) -> Option<Entry> {
+        let inner = self.inner.borrow();
+        inner.entries.get(key).map(|(value, version)| Entry { value: value.clone(), version: version.to_string() })
+    }
+
+    fn put_now(&self, key: &str, value: Vec<u8>, expect: Expect) -> Option<Version> {
+        let mut inner = self.inner.borrow_mut();
+        let current = inner.entries.get(key).map(|(_, version)| version.to_string());
+        let holds = match (&expect, &current) {
+            (Expect::Any, _) | (Expect::Absent, None) => true,
+            (Expect::Version(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if !holds {
+            return None;
+        }
+        inner.writes += 1;
+        let version = inner.writes;
+        inner.entries.insert(key.to_owned(), (value, version));
+        Some(version.to_string())
+    }
+
+    fn delete_now(&self, key: &str, expected: Option<&str>) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        match (inner.entries.get(key), expected) {
+            (None, _) => false,
+            (Some((_, version)), Some(want)) if version.to_string() != want => false,
+            _ => inner.entries.remove(key).is_some(),
+        }
+    }
+
+    fn list_now(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> ListPage {
+        let inner = self.inner.borrow();
+        let start = match cursor {
+            Some(after) => Bound::Excluded(after.to_owned()),
+            None => Bound::Included(prefix.to_owned()),
+        };
+        let mut keys: Vec<String> = inner
+            .entries
+            .range::<String, _>((start, Bound::Unbounded))
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(prefix))
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let cursor = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().cloned()
+        } else {
+            None
+        };
+        ListPage { keys, cursor }
+    }
+}
+
+impl Store for MemoryStore {
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
+        Box::pin(std::future::ready(Ok(self.get_now(key))))
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, expect: Expect) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        Box::pin(std::future::ready(Ok(self.put_now(key, value, expect))))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
+        Box::pin(std::future::ready(Ok(self.delete_now(key, expected))))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str, cursor: Option<&'a str>, limit: usize) -> LocalBoxFuture<'a, StoreResult<ListPage>> {
+        Box::pin(std::future::ready(Ok(self.list_now(prefix, cursor, limit))))
+    }
+}

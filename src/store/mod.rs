@@ -1,0 +1,107 @@
+//! The store trait: keys -> bytes with version tokens, compare-and-set on one key.
+//!
+//! Every backend (memory, IndexedDB, a host KV) implements [`Store`]; the engine never knows which one
+//! it runs on. Futures are `!Send` (`LocalBoxFuture`) because JS backends live on one thread.
+
+mod memory;
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+pub use memory::MemoryStore;
+
+/// A boxed future that may hold JS values (not `Send`).
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Opaque version token of a stored value; changes on every write of the key.
+pub type Version = String;
+
+/// A stored value and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Vec<u8>,
+    pub version: Version,
+}
+
+/// The condition of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is there.
+    Any,
+    /// Write only if the key does not exist.
+    Absent,
+    /// Write only if the key holds this version.
+    Version(Version),
+}
+
+/// One page of keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub keys: Vec<String>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// A failure of the backing store (not a refused compare-and-set, which is `Ok(None)`).
+#[derive(Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed or rejected; `cause` is the backend's own error value (a `JsValue` on wasm).
+    #[error("the backing store failed: {message}")]
+    Backend { message: String, cause: Option<Rc<dyn Any>> },
+    /// A value is larger than the backend accepts in one key.
+    #[error("a value of {actual} bytes is over the backend's per-value limit of {limit} bytes")]
+    TooLarge { limit: u64, actual: u64 },
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl StoreError {
+    pub fn backend(message: impl Into<String>) -> StoreError {
+        StoreError::Backend { message: message.into(), cause: None }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A key/bytes store with single-key compare-and-set: all the guard protocol needs.
+pub trait Store {
+    /// The value and version under `key`, or `None`.
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>>;
+
+    /// Writes `value` under `key` if `expect` holds: `Some(new version)`, or `None` when it did not
+    /// hold (nothing written).
+    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, expect: Expect) -> LocalBoxFuture<'a, StoreResult<Option<Version>>>;
+
+    /// Deletes `key` (only at `expected`, when given). `true` when something was deleted.
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>>;
+
+    /// Keys starting with `prefix` in ascending order, a page at a time.
+    fn list<'a>(&'a self, prefix: &'a str, cursor: Option<&'a str>, limit: usize) -> LocalBoxFuture<'a, StoreResult<ListPage>>;
+
+    /// Writes the immutable `records`, then compare-and-sets `head` from `expected`: a commit. The
+    /// default is those writes in order, which is safe because the records' keys carry the writer's
+    /// fencing token and no head names them until the compare-and-set succeeds; a backend with
+    /// transactions (IndexedDB) overrides it to make the whole commit one transaction.
+    fn commit<'a>(
+        &'a self,
+        records: Vec<(String, Vec<u8>)>,
+        head_key: &'a str,
+        head: Vec<u8>,
+        expected: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        Box::pin(async move {
+            for (key, value) in records {
+                self.put(&key, value, Expect::Any).await?;
+            }
+            self.put(head_key, head, expected).await
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! `lifecycle::transition`: the whole table, every refused move with its typed error.
+
+use agent_session::core::error::{CoreError, Phase};
+use agent_session::core::lifecycle::{transition, Action, Status};
+
+const STATUSES: [Status; 5] = [Status::Idle, Status::Running, Status::Interrupted, Status::Closed, Status::Expired];
+
+const ACTIONS: [Action; 9] = [
+    Action::Begin,
+    Action::Resume,
+    Action::Close,
+    Action::Commit,
+    Action::Interrupt,
+    Action::CommitClose,
+    Action::Release { interrupted: false },
+    Action::Release { interrupted: true },
+    Action::Expire,
+];
+
+/// The table of DESIGN.md "Lifecycle", written out move by move (not derived from the code).
+fn allowed(from: Status, action: Action) -> Option<Status> {
+    use Status::*;
+    Some(match (from, action) {
+        (Idle, Action::Begin) => Running,
+        (Interrupted, Action::Resume) => Running,
+        (Idle, Action::Close) => Running,
+        (Interrupted, Action::Close) => Running,
+        (Running, Action::Commit) => Idle,
+        (Running, Action::Interrupt) => Interrupted,
+        (Running, Action::CommitClose) => Closed,
+        (Running, Action::Release { interrupted: false }) => Idle,
+        (Running, Action::Release { interrupted: true }) => Interrupted,
+        (Idle, Action::Expire) => Expired,
+        (Running, Action::Expire) => Expired,
+        (Interrupted, Action::Expire) => Expired,
+        _ => return None,
+    })
+}
+
+fn expected_name(action: Action) -> &'static str {
+    match action {
+        Action::Begin => "begin",
+        Action::Resume => "resume",
+        Action::Close | Action::CommitClose => "close",
+        Action::Commit => "commit",
+        Action::Interrupt => "interrupt",
+        Action::Release { .. } => "abort",
+        Action::Expire => "expire",
+    }
+}
+
+#[test]
+fn every_status_and_action() {
+    let mut allowed_moves = 0;
+    for from in STATUSES {
+        for action in ACTIONS {
+            let got = transition(from, action);
+            match allowed(from, action) {
+                Some(to) => {
+                    allowed_moves += 1;
+                    assert_eq!(got, Ok(to), "{from:?} x {action:?}");
+                }
+                None => {
+                    let want = match from {
+                        Status::Closed => CoreError::SessionClosed { action: expected_name(action) },
+                        Status::Expired => CoreError::SessionExpired { action: expected_name(action) },
+                        _ => CoreError::InvalidTransition { from: Phase::Status(from), action: expected_name(action) },
+                    };
+                    assert_eq!(got, Err(want), "{from:?} x {action:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(allowed_moves, 12);
+}
+
+#[test]
+fn terminal_statuses_refuse_everything() {
+    for from in [Status::Closed, Status::Expired] {
+        assert!(from.is_terminal());
+        for action in ACTIONS {
+            let error = transition(from, action).unwrap_err();
+            let code = if from == Status::Closed { "SESSION_CLOSED" } else { "SESSION_EXPIRED" };
+            assert_eq!(error.code(), code, "{from:?} x {action:?}");
+        }
+    }
+    for from in [Status::Idle, Status::Running, Status::Interrupted] {
+        assert!(!from.is_terminal());
+    }
+}
+
+#[test]
+fn action_names() {
+    for action in ACTIONS {
+        assert_eq!(action.name(), expected_name(action));
+    }
+}
+
+#[test]
+fn status_strings() {
+    let names: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, ["idle", "running", "interrupted", "closed", "expired"]);
+}
+
+#[test]
+fn refusal_messages_point_at_the_way_out() {
+    let begin_interrupted = transition(Status::Interrupted, Action::Begin).unwrap_err();
+    assert_eq!(begin_interrupted.code(), "INVALID_TRANSITION");
+    let text = begin_interrupted.to_string();
+    assert!(text.contains("interrupted") && text.contains("resume"), "{text}");
+
+    let resume_idle = transition(Status::Idle, Action::Resume).unwrap_err();
+    let text = resume_idle.to_string();
+    assert!(text.contains("idle") && text.contains("only for a session whose status is \"interrupted\""), "{text}");
+
+    let closed = transition(Status::Closed, Action::Begin).unwrap_err().to_string();
+    assert!(closed.contains("closed") && closed.contains("fork"), "{closed}");
+}

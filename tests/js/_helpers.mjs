@@ -1,0 +1,127 @@
+// Shared helpers of the contract suites (not a test file: node --test only picks *.test.mjs here).
+import assert from "node:assert/strict";
+import { SessionStore } from "agent-session";
+
+export const T0 = 1_700_000_000_000;
+
+/** A manual clock for the `now` store option: time moves only when a test moves it. */
+export function manualClock(start = T0) {
+  let t = start;
+  const now = () => t;
+  now.advance = (ms) => {
+    t += ms;
+    return t;
+  };
+  now.set = (ms) => {
+    t = ms;
+    return t;
+  };
+  return now;
+}
+
+/** A promise with its resolve function outside. */
+export function deferred() {
+  let resolve;
+  let reject;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The rejection reason of `promise`, failing the test if it fulfils. */
+export async function rejection(promise, what = "the promise") {
+  assert.ok(promise && typeof promise.then === "function", `${what} must be a promise`);
+  let value;
+  try {
+    value = await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail(`${what} fulfilled with ${safeString(value)} but was expected to reject`);
+}
+
+/** The error a synchronous call throws, failing the test if it returns. */
+export function thrown(fn, what = "the call") {
+  let value;
+  try {
+    value = fn();
+  } catch (error) {
+    return error;
+  }
+  assert.fail(`${what} returned ${safeString(value)} but was expected to throw`);
+}
+
+/**
+ * Calls a Promise-returning API method and checks the pinned rule: it never throws synchronously, it
+ * returns a Promise (failures are rejections).
+ */
+export function callAsync(fn, what = "the call") {
+  let result;
+  try {
+    result = fn();
+  } catch (error) {
+    assert.fail(`${what} threw synchronously (${safeString(error)}) instead of returning a rejected promise`);
+  }
+  assert.ok(result instanceof Promise, `${what} must return a Promise, got ${safeString(result)}`);
+  return result;
+}
+
+/** Asserts that `error` is an instance of `Class` with `code`, and that it is a real Error. */
+export function assertError(error, Class, code, what = "the error") {
+  assert.ok(error instanceof Class, `${what}: expected a ${Class.name}, got ${describe(error)}`);
+  assert.ok(error instanceof Error, `${what} must be an Error`);
+  assert.equal(error.code, code, `${what}: code`);
+  assert.equal(error.name, Class.name, `${what}: name`);
+  assert.equal(typeof error.message, "string");
+  assert.ok(error.message.length > 0, `${what}: message must not be empty`);
+}
+
+export function describe(value) {
+  if (value instanceof Error) return `${value.constructor?.name ?? "Error"}(${value.code ?? "no code"}): ${value.message}`;
+  return safeString(value);
+}
+
+function safeString(value) {
+  try {
+    if (value instanceof Error) return describe(value);
+    if (typeof value === "string") return JSON.stringify(value);
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** Every object and array reachable from `value` is frozen. */
+export function assertDeepFrozen(value, path = "$") {
+  if (value === null || typeof value !== "object") return;
+  assert.ok(Object.isFrozen(value), `${path} must be frozen`);
+  for (const key of Object.keys(value)) assertDeepFrozen(value[key], `${path}.${key}`);
+}
+
+/** A plain JSON copy of a read (events, messages), for comparing before/after. */
+export const plain = (value) => JSON.parse(JSON.stringify(value));
+
+/** Types of the events of `history`, as "version:type" strings. */
+export const eventTypes = (history) => history.map((event) => `${event.version}:${event.type}`);
+
+/** A memory store with a manual clock, the default test setup. */
+export async function clockStore(options = {}) {
+  const now = options.now ?? manualClock();
+  const events = [];
+  const store = await SessionStore.memory({
+    ...options,
+    now,
+    onEvent: (event) => {
+      events.push(event);
+      options.onEvent?.(event);
+    },
+  });
+  return { store, now, events };
+}
+
+/** UTF-8 byte length of a string. */
+export const utf8Bytes = (text) => new TextEncoder().encode(text).length;

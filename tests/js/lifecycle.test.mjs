@@ -1,0 +1,531 @@
+// The lifecycle state machine and the Invocation's own states (API.md "Session", "Invocation").
+import { test, describe as suite } from "node:test";
+import assert from "node:assert/strict";
+import {
+  SessionStore,
+  Session,
+  Invocation,
+  ConcurrencyError,
+  InvalidTransitionError,
+  SessionClosedError,
+  LeaseLostError,
+} from "agent-session";
+import { rejection, thrown, assertError, eventTypes, plain, clockStore, callAsync } from "./_helpers.mjs";
+
+suite("lifecycle: statuses", () => {
+  test("a new session is idle at version 0 with a created event", async () => {
+    const { store, now } = await clockStore();
+    const session = await store.open("fresh");
+    assert.ok(session instanceof Session);
+    assert.equal(session.id, "fresh");
+    assert.equal(session.version, 0);
+    assert.equal(session.status, "idle");
+    assert.equal(session.createdAt, now());
+    assert.equal(session.updatedAt, now());
+    assert.equal(session.expiresAt, null);
+    assert.equal(session.pendingInterrupt(), null);
+    assert.deepEqual(plain(session.messages()), []);
+    assert.deepEqual(plain(session.state()), {});
+    const history = await session.history();
+    assert.equal(history.length, 1);
+    assert.equal(history[0].version, 0);
+    assert.equal(history[0].type, "created");
+    assert.equal(history[0].at, now());
+  });
+
+  test("idle -> running -> idle, with the version and updatedAt moving on commit", async () => {
+    const { store, now } = await clockStore();
+    const session = await store.open("idle-running-idle");
+    const inv = await session.begin();
+    assert.ok(inv instanceof Invocation);
+    assert.equal(typeof inv.id, "string");
+    assert.ok(inv.id.length > 0);
+    assert.equal(typeof inv.token, "number");
+    assert.ok(Number.isInteger(inv.token) && inv.token >= 1);
+    assert.equal(inv.session.id, "idle-running-idle");
+    assert.equal(session.status, "running");
+    inv.appendMessage("hello");
+    assert.equal(session.version, 0, "staged writes are not committed");
+    assert.deepEqual(plain(session.messages()), [], "readers do not see staged writes");
+    now.advance(1234);
+    const version = await inv.commit();
+    assert.equal(version, 1);
+    assert.equal(session.status, "idle");
+    assert.equal(session.version, 1, "the Session that began the invocation shows the commit without refresh()");
+    assert.equal(session.updatedAt, now());
+    assert.ok(session.createdAt < session.updatedAt);
+    assert.deepEqual(plain(session.messages()), ["hello"]);
+    // An abort also ends in idle, without a new version.
+    const inv2 = await session.begin();
+    assert.equal(inv2.token, inv.token + 1);
+    inv2.appendMessage("discarded");
+    await inv2.abort();
+    assert.equal(session.status, "idle");
+    assert.equal(session.version, 1);
+    assert.deepEqual(plain(session.messages()), ["hello"]);
+  });
+
+  test("invoke that interrupts inside fn ends interrupted (no second commit)", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("invoke-interrupt");
+    const version = await session.invoke(async (inv) => {
+      inv.appendMessage("need approval");
+      return inv.interrupt("approve?", { tool: "rm" });
+    });
+    assert.equal(version, 1);
+    assert.equal(session.version, 1);
+    assert.equal(session.status, "interrupted");
+    assert.deepEqual(plain(session.pendingInterrupt()), { reason: "approve?", payload: { tool: "rm" } });
+  });
+});
+
+suite("lifecycle: interrupt and resume", () => {
+  test("interrupt(reason, payload) -> interrupted with pendingInterrupt {reason, payload}", async () => {
+    const { store, events } = await clockStore();
+    const session = await store.open("interrupt");
+    const inv = await session.begin();
+    inv.appendMessage({ role: "assistant", tool_call: "delete_file" });
+    const version = await inv.interrupt("needs approval", { file: "/etc/passwd", risk: 3 });
+    assert.equal(version, 1);
+    assert.equal(session.version, 1);
+    assert.equal(session.status, "interrupted");
+    assert.deepEqual(plain(session.pendingInterrupt()), {
+      reason: "needs approval",
+      payload: { file: "/etc/passwd", risk: 3 },
+    });
+    assert.deepEqual(plain(session.messages()), [{ role: "assistant", tool_call: "delete_file" }]);
+    const history = await session.history();
+    assert.deepEqual(eventTypes(history), ["0:created", "1:message", "1:interrupt"]);
+    const interrupt = history.at(-1);
+    assert.equal(interrupt.reason, "needs approval");
+    assert.deepEqual(plain(interrupt.data), { file: "/etc/passwd", risk: 3 });
+    assert.ok(events.some((e) => e.type === "interrupt" && e.session === "interrupt" && e.version === 1));
+    // Another Session object of the id sees the same pending interrupt.
+    const other = await store.open("interrupt");
+    assert.equal(other.status, "interrupted");
+    assert.deepEqual(plain(other.pendingInterrupt()), plain(session.pendingInterrupt()));
+  });
+
+  test("interrupt without a payload gives payload null", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("interrupt-no-payload");
+    const inv = await session.begin();
+    await inv.interrupt("question");
+    assert.deepEqual(plain(session.pendingInterrupt()), { reason: "question", payload: null });
+    assert.equal(session.pendingInterrupt().payload, null);
+    const history = await session.history();
+    assert.equal(history.at(-1).type, "interrupt");
+    assert.equal(history.at(-1).data, null);
+  });
+
+  test("begin() without resume on an interrupted session: InvalidTransitionError from interrupted, action begin", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("no-resume");
+    await (await session.begin()).interrupt("why?");
+    const error = await rejection(session.begin());
+    assertError(error, InvalidTransitionError, "INVALID_TRANSITION");
+    assert.equal(error.from, "interrupted");
+    assert.equal(error.action, "begin");
+    assert.equal(session.status, "interrupted", "a refused move changes nothing");
+    assert.equal(session.version, 1);
+    let ran = false;
+    const error2 = await rejection(
+      session.invoke(() => {
+        ran = true;
+      }),
+    );
+    assert.ok(error2 instanceof InvalidTransitionError);
+    assert.equal(error2.from, "interrupted");
+    assert.equal(ran, false);
+    // The refusal did not leave a lease behind.
+    const inv = await session.begin({ resume: "answer" });
+    await inv.abort();
+  });
+
+  test("begin({ resume }) answers the interrupt; history shows a resume event", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("resume");
+    await (await session.begin()).interrupt("pick one", { options: ["a", "b"] });
+    const inv = await session.begin({ resume: { choice: "b" } });
+    assert.equal(session.status, "running");
+    inv.appendMessage("you chose b");
+    assert.equal(await inv.commit(), 2);
+    assert.equal(session.status, "idle");
+    assert.equal(session.pendingInterrupt(), null);
+    const history = await session.history();
+    assert.deepEqual(eventTypes(history), ["0:created", "1:interrupt", "2:resume", "2:message"]);
+    assert.deepEqual(plain(history[2].data), { choice: "b" });
+    // invoke with resume works the same way.
+    await (await session.begin()).interrupt("again?");
+    const answer = await session.invoke((i) => i.messages().length, { resume: "yes" });
+    assert.equal(answer, 1);
+    assert.equal(session.status, "idle");
+    const last = await session.history({ from: 4 });
+    assert.deepEqual(eventTypes(last), ["4:resume"]);
+    assert.equal(last[0].data, "yes");
+  });
+
+  test("an aborted resume leaves the session interrupted with the same pending interrupt", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("resume-abort");
+    await (await session.begin()).interrupt("q", 1);
+    const inv = await session.begin({ resume: "a" });
+    await inv.abort();
+    assert.equal(session.status, "interrupted");
+    assert.deepEqual(plain(session.pendingInterrupt()), { reason: "q", payload: 1 });
+    assert.equal(session.version, 1);
+  });
+
+  test("resume on a session that is not interrupted is an InvalidTransitionError", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("resume-idle");
+    const error = await rejection(session.begin({ resume: "unasked answer" }));
+    assertError(error, InvalidTransitionError, "INVALID_TRANSITION");
+    assert.equal(error.from, "idle");
+    assert.equal(typeof error.action, "string");
+    assert.equal(session.status, "idle");
+    assert.equal(session.version, 0);
+    const error2 = await rejection(session.invoke(() => {}, { resume: 1 }));
+    assert.ok(error2 instanceof InvalidTransitionError);
+    // Nothing held: a plain begin works.
+    await (await session.begin()).commit();
+    assert.equal(session.version, 1);
+  });
+});
+
+suite("lifecycle: close", () => {
+  test("close() -> closed; begin/invoke/fork/close reject with SessionClosedError", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("closing");
+    await session.invoke((inv) => inv.appendMessage("kept"));
+    assert.equal(await callAsync(() => session.close()), undefined);
+    assert.equal(session.status, "closed");
+    assert.equal(session.version, 2);
+    const history = await session.history();
+    assert.deepEqual(eventTypes(history), ["0:created", "1:message", "2:closed"]);
+    assert.deepEqual(plain(session.messages()), ["kept"], "a closed session stays readable");
+
+    const attempts = {
+      begin: () => session.begin(),
+      invoke: () => session.invoke(() => assert.fail("fn must not run on a closed session")),
+      fork: () => session.fork(),
+      close: () => session.close(),
+    };
+    for (const [name, attempt] of Object.entries(attempts)) {
+      const error = await rejection(callAsync(attempt, name), name);
+      assertError(error, SessionClosedError, "SESSION_CLOSED", name);
+      assert.ok(error instanceof InvalidTransitionError, `${name}: SessionClosedError extends InvalidTransitionError`);
+      assert.equal(error.from, "closed", `${name}: from`);
+      if (name !== "invoke") assert.equal(error.action, name, `${name}: action`);
+    }
+    assert.equal(session.version, 2);
+    const reopened = await store.open("closing");
+    assert.equal(reopened.status, "closed");
+    await assert.rejects(reopened.begin(), SessionClosedError);
+    const listed = (await store.list({ prefix: "closing" })).sessions.find((s) => s.id === "closing");
+    assert.equal(listed.status, "closed");
+  });
+
+  test("close() of an interrupted session works", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("close-interrupted");
+    await (await session.begin()).interrupt("q");
+    await session.close();
+    assert.equal(session.status, "closed");
+    await assert.rejects(session.begin({ resume: "late" }), SessionClosedError);
+  });
+
+  test("close() while an invocation holds the session rejects with ConcurrencyError", async () => {
+    const { store } = await clockStore({ owner: "holder-x" });
+    const session = await store.open("close-busy");
+    const inv = await session.begin();
+    const error = await rejection(session.close());
+    assertError(error, ConcurrencyError, "CONCURRENT_INVOCATION");
+    assert.equal(error.holder, "holder-x");
+    assert.equal(session.status, "running");
+    inv.appendMessage("still mine");
+    assert.equal(await inv.commit(), 1);
+    await session.close();
+    assert.equal(session.status, "closed");
+    assert.equal(session.version, 2);
+  });
+});
+
+suite("lifecycle: an ended Invocation", () => {
+  const syncMethods = {
+    appendMessage: (inv) => inv.appendMessage("x"),
+    setState: (inv) => inv.setState("k", 1),
+    deleteState: (inv) => inv.deleteState("k"),
+    messages: (inv) => inv.messages(),
+    state: (inv) => inv.state(),
+  };
+  const asyncMethods = {
+    renew: (inv) => inv.renew(),
+    checkpoint: (inv) => inv.checkpoint(),
+    commit: (inv) => inv.commit(),
+    abort: (inv) => inv.abort(),
+    interrupt: (inv) => inv.interrupt("late"),
+  };
+
+  async function assertEnded(inv, session, from) {
+    const before = { version: session.version, history: plain(await session.history()) };
+    for (const [name, call] of Object.entries(syncMethods)) {
+      const error = thrown(() => call(inv), `inv.${name}()`);
+      assertError(error, InvalidTransitionError, "INVALID_TRANSITION", `inv.${name}()`);
+      assert.equal(error.from, from, `inv.${name}(): from`);
+    }
+    for (const [name, call] of Object.entries(asyncMethods)) {
+      const error = await rejection(callAsync(() => call(inv), `inv.${name}()`), `inv.${name}()`);
+      assertError(error, InvalidTransitionError, "INVALID_TRANSITION", `inv.${name}()`);
+      assert.equal(error.from, from, `inv.${name}(): from`);
+    }
+    assert.equal(typeof inv[Symbol.asyncDispose], "function");
+    assert.equal(await callAsync(() => inv[Symbol.asyncDispose](), "asyncDispose"), undefined);
+    assert.equal(await inv[Symbol.asyncDispose](), undefined, "disposing twice is still a no-op");
+    assert.equal(session.version, before.version);
+    assert.deepEqual(plain(await session.history()), before.history);
+  }
+
+  test("after commit every method throws/rejects InvalidTransitionError; asyncDispose is a no-op", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("ended-commit");
+    const inv = await session.begin();
+    inv.appendMessage("once");
+    await inv.commit();
+    await assertEnded(inv, session, "committed");
+    assert.equal(session.status, "idle");
+    assert.deepEqual(plain(session.messages()), ["once"]);
+  });
+
+  test("after abort: from aborted", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("ended-abort");
+    const inv = await session.begin();
+    await inv.abort();
+    await assertEnded(inv, session, "aborted");
+    assert.equal(session.version, 0);
+  });
+
+  test("after interrupt: ended too", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("ended-interrupt");
+    const inv = await session.begin();
+    await inv.interrupt("q");
+    await assertEnded(inv, session, "committed");
+    assert.equal(session.status, "interrupted");
+  });
+
+  test("asyncDispose of an open invocation aborts it and releases", async () => {
+    const { store, events } = await clockStore();
+    const session = await store.open("dispose-open");
+    const inv = await session.begin();
+    inv.appendMessage("discarded by dispose");
+    inv.setState("k", "discarded");
+    await inv[Symbol.asyncDispose]();
+    assert.equal(session.status, "idle");
+    assert.equal(session.version, 0);
+    assert.deepEqual(plain(session.messages()), []);
+    assert.deepEqual(plain(session.state()), {});
+    assert.ok(events.some((e) => e.type === "abort" && e.token === inv.token));
+    const error = thrown(() => inv.appendMessage("more"));
+    assert.ok(error instanceof InvalidTransitionError);
+    assert.equal(error.from, "aborted");
+    const next = await session.begin();
+    assert.equal(next.token, inv.token + 1);
+    await next.abort();
+  });
+});
+
+suite("lifecycle: checkpoint", () => {
+  test("checkpoint keeps the lease, bumps the version, is readable by others; abort discards only later events", async () => {
+    const { store, events } = await clockStore({ owner: "cp" });
+    const session = await store.open("checkpoint");
+    const inv = await session.begin();
+    inv.appendMessage("step 1");
+    inv.setState("step", 1);
+    const v1 = await inv.checkpoint();
+    assert.equal(v1, 1);
+    assert.equal(session.version, 1);
+    assert.equal(session.status, "running", "checkpoint keeps the lease");
+    assert.deepEqual(plain(session.messages()), ["step 1"]);
+
+    const reader = await store.open("checkpoint");
+    assert.equal(reader.version, 1);
+    assert.deepEqual(plain(reader.messages()), ["step 1"]);
+    assert.deepEqual(plain(reader.state()), { step: 1 });
+    assert.equal(reader.status, "running");
+    const busy = await rejection(reader.begin());
+    assert.ok(busy instanceof ConcurrencyError, "the lease is still held after a checkpoint");
+    assert.equal(busy.holder, "cp");
+
+    // The invocation stays usable: read your writes, more checkpoints.
+    assert.deepEqual(plain(inv.messages()), ["step 1"]);
+    inv.appendMessage("step 2");
+    assert.equal(await inv.checkpoint(), 2);
+    assert.equal(session.status, "running");
+
+    inv.appendMessage("step 3 (aborted)");
+    inv.setState("step", 3);
+    await inv.abort();
+    assert.equal(session.status, "idle");
+    assert.equal(session.version, 2);
+    assert.deepEqual(plain(session.messages()), ["step 1", "step 2"]);
+    assert.deepEqual(plain(session.state()), { step: 1 });
+    const history = await session.history();
+    assert.deepEqual(eventTypes(history), ["0:created", "1:message", "1:state.set", "2:message"]);
+    assert.equal(new Set(history.slice(1).map((e) => e.invocation)).size, 1, "one invocation wrote both versions");
+    assert.equal(events.filter((e) => e.type === "lease.acquired").length, 1);
+  });
+
+  test("checkpoint then commit: versions keep counting, the token stays", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("checkpoint-commit");
+    const inv = await session.begin();
+    inv.appendMessage(1);
+    assert.equal(await inv.checkpoint(), 1);
+    inv.appendMessage(2);
+    assert.equal(await inv.commit(), 2);
+    assert.equal(session.status, "idle");
+    assert.deepEqual(plain(session.messages()), [1, 2]);
+    const next = await session.begin();
+    assert.equal(next.token, inv.token + 1);
+    await next.abort();
+  });
+
+  test("an empty checkpoint or commit still makes a version", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("empty-commit");
+    const inv = await session.begin();
+    assert.equal(await inv.checkpoint(), 1);
+    assert.equal(await inv.commit(), 2);
+    assert.equal(session.version, 2);
+  });
+});
+
+suite("lifecycle: leases and fencing", () => {
+  test("a lapsed lease is taken over with token + 1 and the stale commit writes nothing", async () => {
+    const { store, now, events } = await clockStore({ leaseMs: 1000, heartbeat: false, owner: "o" });
+    const session = await store.open("lease-lost");
+    await session.invoke((inv) => inv.appendMessage("v1"));
+    const stale = await session.begin();
+    stale.appendMessage("stale write");
+    stale.setState("who", "stale");
+    assert.equal(session.status, "running");
+    now.advance(1001);
+    assert.equal(session.status, "idle", "a running session whose lease lapsed reads idle");
+
+    const other = await store.open("lease-lost");
+    const fresh = await other.begin();
+    assert.equal(fresh.token, stale.token + 1, "the take-over lease has the next fencing token");
+    fresh.appendMessage("fresh write");
+    assert.equal(await fresh.commit(), 2);
+    const historyBefore = plain(await other.history());
+    const messagesBefore = plain(other.messages());
+
+    const error = await rejection(stale.commit());
+    assertError(error, LeaseLostError, "LEASE_LOST");
+    await session.refresh();
+    await other.refresh();
+    for (const s of [session, other]) {
+      assert.equal(s.version, 2);
+      assert.deepEqual(plain(s.messages()), messagesBefore);
+      assert.deepEqual(plain(s.messages()), ["v1", "fresh write"]);
+      assert.deepEqual(plain(s.state()), {});
+      assert.deepEqual(plain(await s.history()), historyBefore);
+    }
+    // The lost invocation is ended.
+    const after = thrown(() => stale.appendMessage("more"));
+    assert.ok(after instanceof InvalidTransitionError);
+    assert.equal(after.from, "lease-lost");
+    assert.equal(await stale[Symbol.asyncDispose](), undefined);
+    assert.ok(events.some((e) => e.type === "lease.lost" && e.token === stale.token));
+  });
+
+  test("the same Session object in the same realm takes over a lapsed lease", async () => {
+    const { store, now } = await clockStore({ leaseMs: 500, heartbeat: false });
+    const session = await store.open("lease-same-object");
+    const stale = await session.begin();
+    stale.appendMessage("stale");
+    now.advance(501);
+    const fresh = await session.begin();
+    assert.equal(fresh.token, stale.token + 1);
+    await fresh.commit();
+    await assert.rejects(stale.commit(), LeaseLostError);
+    assert.deepEqual(plain(session.messages()), []);
+    assert.equal(session.version, 1);
+  });
+
+  test("a commit after the lease lapsed rejects with LeaseLostError even if nobody took over", async () => {
+    const { store, now } = await clockStore({ leaseMs: 1000, heartbeat: false });
+    const session = await store.open("lease-lapsed");
+    const inv = await session.begin();
+    inv.appendMessage("too late");
+    now.advance(1500);
+    const error = await rejection(inv.commit());
+    assertError(error, LeaseLostError, "LEASE_LOST");
+    assert.equal(session.version, 0);
+    assert.deepEqual(plain(session.messages()), []);
+    assert.deepEqual(eventTypes(await session.history()), ["0:created"]);
+    const reopened = await store.open("lease-lapsed");
+    assert.equal(reopened.version, 0);
+    const next = await session.begin();
+    assert.ok(next.token > inv.token);
+    await next.abort();
+  });
+
+  test("a checkpoint after the lease lapsed rejects with LeaseLostError; earlier checkpoints stay", async () => {
+    const { store, now } = await clockStore({ leaseMs: 1000, heartbeat: false });
+    const session = await store.open("lease-lapsed-checkpoint");
+    const inv = await session.begin();
+    inv.appendMessage("kept");
+    assert.equal(await inv.checkpoint(), 1);
+    now.advance(900);
+    inv.appendMessage("also kept");
+    assert.equal(await inv.checkpoint(), 2, "a checkpoint renews the lease");
+    now.advance(900);
+    inv.appendMessage("lost");
+    assert.equal(await inv.checkpoint(), 3, "still within the renewed lease");
+    now.advance(1001);
+    inv.appendMessage("never visible");
+    await assert.rejects(inv.checkpoint(), LeaseLostError);
+    await session.refresh();
+    assert.equal(session.version, 3);
+    assert.deepEqual(plain(session.messages()), ["kept", "also kept", "lost"]);
+    assert.equal(session.status, "idle");
+  });
+
+  test("renew() extends the lease by the store's clock", async () => {
+    const { store, now } = await clockStore({ leaseMs: 1000, heartbeat: false });
+    const session = await store.open("renew");
+    const inv = await session.begin();
+    now.advance(800);
+    await inv.renew();
+    now.advance(800);
+    assert.equal(session.status, "running");
+    const busy = await rejection(session.begin());
+    assert.ok(busy instanceof ConcurrencyError);
+    assert.equal(busy.retryAfterMs, 200);
+    inv.appendMessage("renewed");
+    assert.equal(await inv.commit(), 1);
+  });
+
+  test("the store option leaseMs sets retryAfterMs by the store's clock", async () => {
+    const { store, now } = await clockStore({ leaseMs: 5000, heartbeat: false });
+    const session = await store.open("retry-after");
+    const inv = await session.begin();
+    now.advance(1500);
+    const error = await rejection(session.begin());
+    assert.equal(error.retryAfterMs, 3500);
+    await inv.abort();
+  });
+});
+
+test("sessions of a store are instances of the exported classes, with no public constructor", async () => {
+  const store = await SessionStore.memory();
+  assert.ok(store instanceof SessionStore);
+  const session = await store.open();
+  assert.ok(session instanceof Session);
+  const inv = await session.begin();
+  assert.ok(inv instanceof Invocation);
+  await inv.abort();
+});
