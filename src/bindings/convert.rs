@@ -31,7 +31,9 @@ impl Options {
     /// The property `key`, `None` when absent or `undefined`.
     pub fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
         let Some(object) = &self.object else { return Ok(None) };
-        let value = Reflect::get(object, &JsValue::from_str(key)).map_err(|cause| crate::bindings::errors::invalid_with_cause(&self.path(key), "could not be read", cause))?;
+        let value = Reflect::get(object, &JsValue::from_str(key)).map_err(|cause| {
+            crate::bindings::errors::invalid_with_cause(&self.path(key), "could not be read", cause)
+        })?;
         Ok(if value.is_undefined() { None } else { Some(value) })
     }
 
@@ -50,14 +52,19 @@ impl Options {
     pub fn bool(&self, key: &str) -> JsResult<Option<bool>> {
         match self.get(key)? {
             None => Ok(None),
-            Some(value) => value.as_bool().map(Some).ok_or_else(|| invalid(&self.path(key), format!("{} must be a boolean", self.path(key)))),
+            Some(value) => value
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| invalid(&self.path(key), format!("{} must be a boolean", self.path(key)))),
         }
     }
 
     pub fn string(&self, key: &str) -> JsResult<Option<String>> {
         match self.get(key)? {
             None => Ok(None),
-            Some(value) => well_formed(&value).ok_or_else(|| invalid(&self.path(key), format!("{} must be a string", self.path(key)))).map(Some),
+            Some(value) => well_formed(&value)
+                .ok_or_else(|| invalid(&self.path(key), format!("{} must be a string", self.path(key))))
+                .map(Some),
         }
     }
 
@@ -69,7 +76,10 @@ impl Options {
     pub fn function(&self, key: &str) -> JsResult<Option<Function>> {
         match self.get(key)? {
             None => Ok(None),
-            Some(value) => value.dyn_into::<Function>().map(Some).map_err(|_| invalid(&self.path(key), format!("{} must be a function", self.path(key)))),
+            Some(value) => value
+                .dyn_into::<Function>()
+                .map(Some)
+                .map_err(|_| invalid(&self.path(key), format!("{} must be a function", self.path(key)))),
         }
     }
 
@@ -92,8 +102,12 @@ fn well_formed(value: &JsValue) -> Option<String> {
 }
 
 pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
-    let name = well_formed(value)
-        .ok_or_else(|| invalid(what, format!("{what} must be a string of 1 to {} UTF-8 bytes without lone surrogates", limits::MAX_NAME_BYTES)))?;
+    let name = well_formed(value).ok_or_else(|| {
+        invalid(
+            what,
+            format!("{what} must be a string of 1 to {} UTF-8 bytes without lone surrogates", limits::MAX_NAME_BYTES),
+        )
+    })?;
     limits::check_name(what, &name).map_err(crate::bindings::errors::core)?;
     Ok(name)
 }

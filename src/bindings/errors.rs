@@ -37,11 +37,17 @@ pub fn core(error: CoreError) -> JsValue {
             fields(&[("holder", holder.as_str().into()), ("retryAfterMs", (*retry_after_ms as f64).into())])
         }
         CoreError::LeaseLost { token } => fields(&[("token", (*token as f64).into())]),
-        CoreError::InvalidTransition { from, action } => fields(&[("from", from.as_str().into()), ("action", (*action).into())]),
+        CoreError::InvalidTransition { from, action } => {
+            fields(&[("from", from.as_str().into()), ("action", (*action).into())])
+        }
         CoreError::SessionClosed { action } => fields(&[("from", "closed".into()), ("action", (*action).into())]),
         CoreError::SessionExpired { action } => fields(&[("from", "expired".into()), ("action", (*action).into())]),
-        CoreError::InvalidInput { path, .. } => fields(&[("path", path.as_deref().map_or(JsValue::UNDEFINED, JsValue::from))]),
-        CoreError::LimitExceeded { limit, actual, .. } => fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())]),
+        CoreError::InvalidInput { path, .. } => {
+            fields(&[("path", path.as_deref().map_or(JsValue::UNDEFINED, JsValue::from))])
+        }
+        CoreError::LimitExceeded { limit, actual, .. } => {
+            fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())])
+        }
         CoreError::CorruptRecord { key, .. } => fields(&[("key", key.as_str().into())]),
     };
     make_error(error.code(), &message, &extra)
@@ -49,7 +55,9 @@ pub fn core(error: CoreError) -> JsValue {
 
 pub fn store(error: StoreError) -> JsValue {
     let cause = match &error {
-        StoreError::Backend { cause: Some(cause), .. } => Rc::clone(cause).downcast::<JsValue>().map_or(JsValue::UNDEFINED, |v| (*v).clone()),
+        StoreError::Backend { cause: Some(cause), .. } => {
+            Rc::clone(cause).downcast::<JsValue>().map_or(JsValue::UNDEFINED, |v| (*v).clone())
+        }
         _ => JsValue::UNDEFINED,
     };
     make_error("STORAGE", &error.to_string(), &fields(&[("cause", cause)]))

@@ -15,10 +15,13 @@ use crate::bindings::reads::{json_array, session_messages, state_object};
 use crate::bindings::session::JsSession;
 use crate::engine::Invocation;
 
+/// A running interval: its handle, and the closure it calls (kept alive until stopped).
+type Timer = (JsValue, Closure<dyn FnMut()>);
+
 /// Renews the lease every third of its length while the invocation is open.
 #[derive(Default)]
 pub struct Heartbeat {
-    timer: RefCell<Option<(JsValue, Closure<dyn FnMut()>)>>,
+    timer: RefCell<Option<Timer>>,
 }
 
 impl Heartbeat {
@@ -120,7 +123,10 @@ impl JsInvocation {
     pub fn set_state(&self, key: JsValue, value: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
         let key = to_name(&key, "a state key")?;
-        let data = to_json(&value, &format!("state[{}]", js_sys::JSON::stringify(&key.as_str().into()).map(String::from).unwrap_or_default()))?;
+        let data = to_json(
+            &value,
+            &format!("state[{}]", js_sys::JSON::stringify(&key.as_str().into()).map(String::from).unwrap_or_default()),
+        )?;
         self.inner.set_state(&key, data, agent.as_deref()).map_err(core)
     }
 
@@ -135,7 +141,11 @@ impl JsInvocation {
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
         let agent = agent_option(&options)?;
         let staged = json_array(&self.inner.staged_messages(agent.as_deref()).map_err(core)?)?;
-        let committed = session_messages(&self.session.inner, &self.session.cache, Some(agent.as_deref().unwrap_or(self.inner.agent())))?;
+        let committed = session_messages(
+            &self.session.inner,
+            &self.session.cache,
+            Some(agent.as_deref().unwrap_or(self.inner.agent())),
+        )?;
         Ok(freeze(&committed.concat(&staged)).into())
     }
 
@@ -169,7 +179,9 @@ impl JsInvocation {
 
     pub fn interrupt(&self, reason: JsValue, payload: JsValue) -> Promise {
         self.finishing(|inner| async move {
-            let reason = reason.as_string().ok_or_else(|| crate::bindings::errors::invalid("reason", "interrupt(reason) needs a string reason".into()))?;
+            let reason = reason.as_string().ok_or_else(|| {
+                crate::bindings::errors::invalid("reason", "interrupt(reason) needs a string reason".into())
+            })?;
             let payload = if payload.is_undefined() { "null".into() } else { to_json(&payload, "payload")? };
             Ok((inner.interrupt(reason, payload).await.map_err(engine)? as f64).into())
         })
@@ -185,4 +197,3 @@ impl JsInvocation {
         })
     }
 }
-

@@ -30,7 +30,12 @@ impl JsSession {
 
     /// Another handle on the same session and read cache (what `invocation.session` returns).
     pub fn handle(&self) -> JsSession {
-        JsSession { inner: self.inner.clone(), store: self.store.clone(), extras: self.extras, cache: self.cache.clone() }
+        JsSession {
+            inner: self.inner.clone(),
+            store: self.store.clone(),
+            extras: self.extras,
+            cache: self.cache.clone(),
+        }
     }
 }
 
@@ -43,7 +48,12 @@ fn begin_options(value: &JsValue) -> JsResult<BeginOptions> {
             let busy = Options::new(&v, "options.onBusy")?;
             match busy.count("waitMs")? {
                 Some(ms) => Some(ms),
-                None => return Err(invalid("options.onBusy", "options.onBusy must be \"reject\" or { waitMs: number }".into())),
+                None => {
+                    return Err(invalid(
+                        "options.onBusy",
+                        "options.onBusy must be \"reject\" or { waitMs: number }".into(),
+                    ))
+                }
             }
         }
     };
@@ -84,7 +94,9 @@ fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsVa
                 set("agent", agent.into())?;
             }
             match inner {
-                Event::Message { data, .. } | Event::Resume { data } | Event::Forked { data } => set("data", parse(data)?)?,
+                Event::Message { data, .. } | Event::Resume { data } | Event::Forked { data } => {
+                    set("data", parse(data)?)?
+                }
                 Event::StateSet { key, data, .. } => {
                     set("key", key.as_str().into())?;
                     set("data", parse(data)?)?;
@@ -243,8 +255,11 @@ impl JsSession {
     /// unsubscribe function.
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
-        let listener: Function = listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
-        let subscription = self.inner.on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));
+        let listener: Function =
+            listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        let subscription = self
+            .inner
+            .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));
         let session = self.inner.clone();
         Ok(Closure::once_into_js(move || session.off_change(subscription)).unchecked_into())
     }
@@ -256,5 +271,4 @@ impl JsSession {
             Ok(JsValue::UNDEFINED)
         })
     }
-
 }

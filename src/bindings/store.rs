@@ -11,7 +11,7 @@ use crate::bindings::errors::{engine, invalid, JsResult};
 use crate::bindings::host;
 use crate::bindings::session::JsSession;
 use crate::core::limits::Limits;
-use crate::engine::{Change, Config, OpenOptions, SessionStore, StoreEvent};
+use crate::engine::{Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
 use crate::store::{MemoryStore, Store};
 
 /// Settings the bindings keep beside the engine's (they need JS timers).
@@ -92,7 +92,7 @@ pub fn build(backend: Rc<dyn Store>, options: &JsValue) -> JsResult<JsSessionSto
     config.limits = limits;
     let extras = Extras { heartbeat: options.bool("heartbeat")?.unwrap_or(true) };
     let on_event = options.function("onEvent")?.map(|listener| {
-        Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as Box<dyn Fn(&StoreEvent)>
+        Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
     });
     Ok(JsSessionStore { inner: SessionStore::new(backend, env, config, on_event), extras })
 }
@@ -184,8 +184,11 @@ impl JsSessionStore {
     /// Calls `listener({ id, version, status })` after each commit; returns the unsubscribe function.
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
-        let listener: Function = listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
-        let subscription = self.inner.on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, true))));
+        let listener: Function =
+            listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        let subscription = self
+            .inner
+            .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, true))));
         let store = self.inner.clone();
         Ok(Closure::once_into_js(move || store.off_change(subscription)).unchecked_into())
     }

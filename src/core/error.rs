@@ -62,7 +62,9 @@ pub enum CoreError {
 
 fn hint(from: Phase, action: &str) -> &'static str {
     match (from, action) {
-        (Phase::Status(Status::Interrupted), "begin") => ": pass begin({ resume }) with the answer to the pending interrupt",
+        (Phase::Status(Status::Interrupted), "begin") => {
+            ": pass begin({ resume }) with the answer to the pending interrupt"
+        }
         (Phase::Status(_), "resume") => ": resume is only for a session whose status is \"interrupted\"",
         (Phase::Status(_), _) => "",
         _ => ": an invocation ends with its first commit, interrupt or abort; begin a new one",

@@ -7,16 +7,33 @@ use crate::core::record::Json;
 /// One immutable change, as committed in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Message { agent: String, data: Json },
-    StateSet { agent: String, key: String, data: Json },
-    StateDelete { agent: String, key: String },
+    Message {
+        agent: String,
+        data: Json,
+    },
+    StateSet {
+        agent: String,
+        key: String,
+        data: Json,
+    },
+    StateDelete {
+        agent: String,
+        key: String,
+    },
     /// The turn ended with a question; `data` is the payload (`null` when none).
-    Interrupt { reason: String, data: Json },
+    Interrupt {
+        reason: String,
+        data: Json,
+    },
     /// The answer to the pending interrupt, first event of a resumed turn.
-    Resume { data: Json },
+    Resume {
+        data: Json,
+    },
     Closed,
     /// First event of a fork: `{"from": id, "version": v}`; the copied content follows it.
-    Forked { data: Json },
+    Forked {
+        data: Json,
+    },
 }
 
 impl Event {
@@ -35,7 +52,9 @@ impl Event {
 
     pub fn agent(&self) -> Option<&str> {
         match self {
-            Event::Message { agent, .. } | Event::StateSet { agent, .. } | Event::StateDelete { agent, .. } => Some(agent),
+            Event::Message { agent, .. } | Event::StateSet { agent, .. } | Event::StateDelete { agent, .. } => {
+                Some(agent)
+            }
             _ => None,
         }
     }

@@ -94,7 +94,14 @@ pub struct Committed {
 
 /// Commits one batch at `head.version + 1` under `token`. `snapshot_every` is the number of commits
 /// between snapshots (0: never).
-pub fn commit(head: &Head, token: u64, now: u64, lease_ms: u64, outcome: Outcome, snapshot_every: u64) -> Result<Committed, CoreError> {
+pub fn commit(
+    head: &Head,
+    token: u64,
+    now: u64,
+    lease_ms: u64,
+    outcome: Outcome,
+    snapshot_every: u64,
+) -> Result<Committed, CoreError> {
     let lease = check_lease(head, token, now)?.clone();
     let version = head.version + 1;
     let (status, lease, interrupt) = match outcome {
@@ -131,11 +138,9 @@ pub fn commit(head: &Head, token: u64, now: u64, lease_ms: u64, outcome: Outcome
 /// nothing of ours to release (the lease ran out or was taken), which is not an error for an abort.
 pub fn release(head: &Head, token: u64) -> Option<Head> {
     match &head.lease {
-        Some(lease) if lease.token == token && head.status == Status::Running => Some(Head {
-            status: head.resting_status(),
-            lease: None,
-            ..head.clone()
-        }),
+        Some(lease) if lease.token == token && head.status == Status::Running => {
+            Some(Head { status: head.resting_status(), lease: None, ..head.clone() })
+        }
         _ => None,
     }
 }

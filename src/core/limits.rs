@@ -60,7 +60,10 @@ pub fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
 
 pub fn check_reason(reason: &str) -> Result<(), CoreError> {
     if reason.len() > MAX_REASON_BYTES {
-        return Err(CoreError::invalid(None, format!("an interrupt reason must be at most {MAX_REASON_BYTES} UTF-8 bytes, got {}", reason.len())));
+        return Err(CoreError::invalid(
+            None,
+            format!("an interrupt reason must be at most {MAX_REASON_BYTES} UTF-8 bytes, got {}", reason.len()),
+        ));
     }
     Ok(())
 }

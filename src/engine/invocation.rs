@@ -215,7 +215,10 @@ impl Invocation {
                 Some(version) => {
                     let expires_at = renewed.lease.as_ref().map_or(now, |lease| lease.expires_at);
                     self.remember(renewed, version);
-                    shared.marks.borrow_mut().insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
+                    shared
+                        .marks
+                        .borrow_mut()
+                        .insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
                     shared.emit(self.event("lease.renewed", None));
                     return Ok(());
                 }
@@ -282,7 +285,10 @@ impl Invocation {
                 self.session.apply_commit(head, version, &events);
                 match lease_expiry {
                     Some(expires_at) => {
-                        shared.marks.borrow_mut().insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
+                        shared
+                            .marks
+                            .borrow_mut()
+                            .insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
                     }
                     None => shared.clear_mark(self.session.id(), Some(self.token)),
                 }
@@ -293,7 +299,10 @@ impl Invocation {
                     Status::Interrupted => "interrupt",
                     _ => "commit",
                 };
-                shared.emit(StoreEvent { duration_ms: Some(shared.now().saturating_sub(self.began_at)), ..self.event(kind, Some(new_version)) });
+                shared.emit(StoreEvent {
+                    duration_ms: Some(shared.now().saturating_sub(self.began_at)),
+                    ..self.event(kind, Some(new_version))
+                });
                 if status != Status::Running {
                     shared.emit(self.event("lease.released", Some(new_version)));
                 }
@@ -329,7 +338,8 @@ impl Invocation {
                 (state.head.clone(), state.version.clone())
             };
             let now = shared.now();
-            let committed = guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), config.snapshot_every)?;
+            let committed =
+                guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), config.snapshot_every)?;
             let new_version = committed.head.version;
             let batch = Batch {
                 version: new_version,
@@ -345,10 +355,14 @@ impl Invocation {
                 state.apply_all(events);
                 let mut commits = head.commits.clone();
                 commits.push(self.token);
-                let snapshot = Snapshot { version: new_version, token: self.token, previous: head.snapshot, commits, state };
+                let snapshot =
+                    Snapshot { version: new_version, token: self.token, previous: head.snapshot, commits, state };
                 records.push((keys::snapshot_key(id, new_version, self.token), codec::encode_snapshot(&snapshot)));
             }
-            let written = shared.store.commit(records, &head_key, codec::encode_head(&committed.head), Expect::Version(version)).await?;
+            let written = shared
+                .store
+                .commit(records, &head_key, codec::encode_head(&committed.head), Expect::Version(version))
+                .await?;
             match written {
                 Some(version) => return Ok((committed.head, version, committed.snapshot_due)),
                 None => self.reread().await?,
@@ -398,7 +412,10 @@ impl Invocation {
         }
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
-        shared.emit(StoreEvent { duration_ms: Some(shared.now().saturating_sub(self.began_at)), ..self.event("abort", None) });
+        shared.emit(StoreEvent {
+            duration_ms: Some(shared.now().saturating_sub(self.began_at)),
+            ..self.event("abort", None)
+        });
         let head_key = keys::head_key(self.session.id());
         for _ in 0..4 {
             let (head, version) = {
@@ -406,7 +423,9 @@ impl Invocation {
                 (state.head.clone(), state.version.clone())
             };
             let Some(released) = guard::release(&head, self.token) else { return Ok(()) };
-            if let Some(version) = shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(version)).await? {
+            if let Some(version) =
+                shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(version)).await?
+            {
                 self.session.apply_commit(released, version, &[]);
                 shared.emit(self.event("lease.released", None));
                 return Ok(());

@@ -21,7 +21,9 @@ pub(crate) async fn read_head(store: &dyn Store, id: &str) -> EngineResult<Optio
 async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
     match store.get(key).await? {
         Some(entry) => Ok(entry.value),
-        None => Err(CoreError::CorruptRecord { key: key.to_owned(), detail: "named by the head but missing".into() }.into()),
+        None => {
+            Err(CoreError::CorruptRecord { key: key.to_owned(), detail: "named by the head but missing".into() }.into())
+        }
     }
 }
 
@@ -55,7 +57,13 @@ pub(crate) async fn load_state(store: &dyn Store, id: &str, head: &Head) -> Engi
 
 /// Brings `state`, valid at `version`, up to `head.version`: only the missing batches when the head
 /// still names them, otherwise a full load.
-pub(crate) async fn catch_up(store: &dyn Store, id: &str, head: &Head, version: u64, state: &mut SessionState) -> EngineResult<()> {
+pub(crate) async fn catch_up(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+    version: u64,
+    state: &mut SessionState,
+) -> EngineResult<()> {
     if version == head.version {
         return Ok(());
     }
@@ -66,7 +74,13 @@ pub(crate) async fn catch_up(store: &dyn Store, id: &str, head: &Head, version: 
     apply_batches(store, id, head, version + 1, state).await
 }
 
-async fn apply_batches(store: &dyn Store, id: &str, head: &Head, from: u64, state: &mut SessionState) -> EngineResult<()> {
+async fn apply_batches(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+    from: u64,
+    state: &mut SessionState,
+) -> EngineResult<()> {
     for version in from..=head.version {
         let token = head.token_of(version).ok_or_else(|| head_gap(id, version))?;
         state.apply_all(&read_batch(store, id, version, token).await?.events);
@@ -80,7 +94,13 @@ fn head_gap(id: &str, version: u64) -> CoreError {
 
 /// Tokens of versions `from..=head.version`, walking snapshots back as far as needed; also the
 /// newest snapshot at or below `from - 1` when `want_base` (for time travel).
-async fn tokens_from(store: &dyn Store, id: &str, head: &Head, from: u64, want_base: bool) -> EngineResult<(BTreeMap<u64, u64>, Option<Snapshot>)> {
+async fn tokens_from(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+    from: u64,
+    want_base: bool,
+) -> EngineResult<(BTreeMap<u64, u64>, Option<Snapshot>)> {
     let mut tokens = BTreeMap::new();
     let base = head.snapshot_version();
     for (offset, token) in head.commits.iter().enumerate() {
@@ -103,7 +123,12 @@ async fn tokens_from(store: &dyn Store, id: &str, head: &Head, from: u64, want_b
 }
 
 /// The state as of `version` (which must be at most `head.version`) and the last batch's events.
-pub(crate) async fn state_at(store: &dyn Store, id: &str, head: &Head, version: u64) -> EngineResult<(SessionState, Vec<Event>)> {
+pub(crate) async fn state_at(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+    version: u64,
+) -> EngineResult<(SessionState, Vec<Event>)> {
     let (tokens, base) = tokens_from(store, id, head, version + 1, true).await?;
     let (mut state, start) = match base {
         Some(snapshot) => (snapshot.state, snapshot.version),
@@ -131,10 +156,22 @@ pub struct HistoryEvent {
 }
 
 /// Events of versions `from..=to` in commit order; version 0 is the session's creation.
-pub(crate) async fn history(store: &dyn Store, id: &str, head: &Head, from: u64, to: u64) -> EngineResult<Vec<HistoryEvent>> {
+pub(crate) async fn history(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+    from: u64,
+    to: u64,
+) -> EngineResult<Vec<HistoryEvent>> {
     let mut events = Vec::new();
     if from == 0 {
-        events.push(HistoryEvent { version: 0, at: head.created_at, invocation: String::new(), traceparent: None, event: None });
+        events.push(HistoryEvent {
+            version: 0,
+            at: head.created_at,
+            invocation: String::new(),
+            traceparent: None,
+            event: None,
+        });
     }
     let (tokens, _) = tokens_from(store, id, head, from.max(1), false).await?;
     for version in from.max(1)..=to {

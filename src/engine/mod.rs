@@ -11,7 +11,7 @@ pub use error::EngineError;
 pub use invocation::Invocation;
 pub use load::HistoryEvent;
 pub use session::{BeginOptions, InvokeError, Session, SessionView};
-pub use store::{Change, Config, Env, OpenOptions, SessionInfo, SessionStore, StoreEvent};
+pub use store::{Change, Config, Env, EventHook, OpenOptions, SessionInfo, SessionStore, StoreEvent};
 
 /// 16 random bytes as 22 characters of `[A-Za-z0-9_-]` (base64url without padding).
 pub(crate) fn random_id(env: &dyn Env) -> String {

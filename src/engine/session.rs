@@ -48,7 +48,13 @@ pub struct SessionView {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Rc<Shared>, id: String, head: Head, version: Version, state: SessionState) -> Rc<Session> {
+    pub(crate) fn new(
+        shared: Rc<Shared>,
+        id: String,
+        head: Head,
+        version: Version,
+        state: SessionState,
+    ) -> Rc<Session> {
         Rc::new(Session { shared, id, view: RefCell::new(View { head, version, state: Rc::new(state) }) })
     }
 
@@ -88,7 +94,10 @@ impl Session {
     /// Messages of `agent` from index `start` on.
     pub fn messages_from(&self, agent: Option<&str>, start: usize) -> Vec<Json> {
         let view = self.view.borrow();
-        view.state.agent(agent.unwrap_or(DEFAULT_AGENT)).map(|a| a.messages.get(start..).unwrap_or_default().to_vec()).unwrap_or_default()
+        view.state
+            .agent(agent.unwrap_or(DEFAULT_AGENT))
+            .map(|a| a.messages.get(start..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
     }
 
     pub fn values(&self, agent: Option<&str>) -> BTreeMap<String, Json> {
@@ -127,7 +136,11 @@ impl Session {
         self.acquire(intent, options).await
     }
 
-    pub(crate) async fn acquire(self: &Rc<Self>, intent: Intent, options: BeginOptions) -> EngineResult<Rc<Invocation>> {
+    pub(crate) async fn acquire(
+        self: &Rc<Self>,
+        intent: Intent,
+        options: BeginOptions,
+    ) -> EngineResult<Rc<Invocation>> {
         self.shared.check_open()?;
         if let Some(agent) = &options.agent {
             limits::check_name("an agent name", agent)?;
@@ -140,7 +153,12 @@ impl Session {
             match self.try_acquire(intent, &options).await {
                 Err(EngineError::Core(CoreError::Concurrency { holder, retry_after_ms })) => {
                     let now = self.shared.now();
-                    self.shared.emit(StoreEvent { kind: "lease.denied", session: self.id.clone(), owner: Some(holder.clone()), ..Default::default() });
+                    self.shared.emit(StoreEvent {
+                        kind: "lease.denied",
+                        session: self.id.clone(),
+                        owner: Some(holder.clone()),
+                        ..Default::default()
+                    });
                     match deadline {
                         Some(deadline) if deadline > now => {
                             let pause = retry_after_ms.min(deadline - now).clamp(1, 250);
@@ -162,7 +180,11 @@ impl Session {
         {
             let mut marks = shared.marks.borrow_mut();
             if let Some(mark) = marks.get(&self.id).filter(|mark| mark.expires_at > started) {
-                return Err(CoreError::Concurrency { holder: config.owner.clone(), retry_after_ms: mark.expires_at - started }.into());
+                return Err(CoreError::Concurrency {
+                    holder: config.owner.clone(),
+                    retry_after_ms: mark.expires_at - started,
+                }
+                .into());
             }
             marks.insert(self.id.clone(), Mark { token: None, expires_at: started.saturating_add(config.lease_ms) });
         }
@@ -173,13 +195,16 @@ impl Session {
             let (head, version) = self.read_head().await?;
             let now = shared.now();
             let leased = guard::acquire(&head, intent, holder, now, config.lease_ms)?;
-            let Some(new_version) = shared.store.put(&head_key, codec::encode_head(&leased), Expect::Version(version)).await? else {
+            let Some(new_version) =
+                shared.store.put(&head_key, codec::encode_head(&leased), Expect::Version(version)).await?
+            else {
                 continue; // the head moved: decide again on the fresh one
             };
             // Validate the cached view against the head we just leased, loading only what it lacks.
             if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
                 if let Some(released) = guard::release(&leased, leased.last_token) {
-                    let _ = shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(new_version)).await;
+                    let _ =
+                        shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(new_version)).await;
                 }
                 return Err(error);
             }
@@ -265,7 +290,12 @@ impl Session {
         if version == head.version {
             self.catch_up(head, head_version).await?;
             let view = self.view.borrow();
-            return Ok(SessionView { id: self.id.clone(), version, status: view.head.effective_status(now), state: view.state.clone() });
+            return Ok(SessionView {
+                id: self.id.clone(),
+                version,
+                status: view.head.effective_status(now),
+                state: view.state.clone(),
+            });
         }
         let (state, last) = load::state_at(&*self.shared.store, &self.id, &head, version).await?;
         let status = match last.last() {
@@ -282,7 +312,11 @@ impl Session {
         let from = from.unwrap_or(0);
         let to = to.unwrap_or(head.version);
         if from > to {
-            return Err(CoreError::invalid(Some("from"), format!("history: from ({from}) must not be greater than to ({to})")).into());
+            return Err(CoreError::invalid(
+                Some("from"),
+                format!("history: from ({from}) must not be greater than to ({to})"),
+            )
+            .into());
         }
         self.check_version(&head, to)?;
         self.check_version(&head, from)?;
@@ -291,7 +325,12 @@ impl Session {
 
     /// A new session holding this one's state as of `at` (default: latest). Its history starts with
     /// a `forked` event naming the source, followed by the copied messages and state.
-    pub async fn fork(self: &Rc<Self>, store: &SessionStore, new_id: Option<String>, at: Option<u64>) -> EngineResult<Rc<Session>> {
+    pub async fn fork(
+        self: &Rc<Self>,
+        store: &SessionStore,
+        new_id: Option<String>,
+        at: Option<u64>,
+    ) -> EngineResult<Rc<Session>> {
         let (head, _) = self.read_head().await?;
         expired_or_closed(&head, self.shared.now(), "fork")?;
         let version = at.unwrap_or(head.version);
@@ -299,9 +338,15 @@ impl Session {
         let new_id = new_id.unwrap_or_else(|| store.new_id());
         limits::check_name("a session id", &new_id)?;
         if load::read_head(&*self.shared.store, &new_id).await?.is_some() {
-            return Err(CoreError::invalid(Some("id"), format!("fork: a session with id \"{new_id}\" already exists; pass another id or none")).into());
+            return Err(CoreError::invalid(
+                Some("id"),
+                format!("fork: a session with id \"{new_id}\" already exists; pass another id or none"),
+            )
+            .into());
         }
-        let fork = store.open(&new_id, OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() }).await?;
+        let fork = store
+            .open(&new_id, OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() })
+            .await?;
         let invocation = fork.begin(BeginOptions::default()).await?;
         let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(&self.id));
         invocation.stage_all(std::iter::once(Event::Forked { data: from.into() }).chain(source.state.to_events()))?;

@@ -4,8 +4,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::core::{codec, guard, keys, limits, CoreError, Head, Json, Status};
 use crate::core::limits::Limits;
+use crate::core::{codec, guard, keys, limits, CoreError, Head, Json, Status};
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::Session;
@@ -35,7 +35,14 @@ pub struct Config {
 
 impl Config {
     pub fn new(owner: String) -> Config {
-        Config { owner, lease_ms: 30_000, idle_ttl_ms: None, max_lifetime_ms: None, snapshot_every: 50, limits: Limits::default() }
+        Config {
+            owner,
+            lease_ms: 30_000,
+            idle_ttl_ms: None,
+            max_lifetime_ms: None,
+            snapshot_every: 50,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -91,6 +98,9 @@ pub(crate) struct Mark {
 
 type Listener = Rc<dyn Fn(&Change)>;
 
+/// The `onEvent` hook.
+pub type EventHook = Box<dyn Fn(&StoreEvent)>;
+
 pub(crate) struct Shared {
     pub store: Rc<dyn Store>,
     pub env: Rc<dyn Env>,
@@ -98,7 +108,7 @@ pub(crate) struct Shared {
     /// Random id of this store instance, recorded in its leases.
     pub instance: String,
     pub marks: RefCell<HashMap<String, Mark>>,
-    on_event: Option<Box<dyn Fn(&StoreEvent)>>,
+    on_event: Option<EventHook>,
     listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
     next_listener: Cell<u64>,
     closed: Cell<bool>,
@@ -164,7 +174,12 @@ pub struct SessionStore {
 
 impl SessionStore {
     /// A store over `store`. An empty `config.owner` becomes the random instance id.
-    pub fn new(store: Rc<dyn Store>, env: Rc<dyn Env>, mut config: Config, on_event: Option<Box<dyn Fn(&StoreEvent)>>) -> SessionStore {
+    pub fn new(
+        store: Rc<dyn Store>,
+        env: Rc<dyn Env>,
+        mut config: Config,
+        on_event: Option<EventHook>,
+    ) -> SessionStore {
         let instance = crate::engine::random_id(&*env);
         if config.owner.is_empty() {
             config.owner = instance.clone();
@@ -207,7 +222,9 @@ impl SessionStore {
                 return Ok(Session::new(shared.clone(), id.to_owned(), head, version, state));
             }
             if !options.create {
-                return Err(EngineError::NotFound(format!("session \"{id}\" does not exist; open it without create: false to create it")));
+                return Err(EngineError::NotFound(format!(
+                    "session \"{id}\" does not exist; open it without create: false to create it"
+                )));
             }
             let head = Head::new(
                 shared.now(),
@@ -225,7 +242,12 @@ impl SessionStore {
 
     /// One page of sessions whose id starts with `prefix`. A head that cannot be decoded is left out
     /// and reported through `onEvent` as `corrupt`.
-    pub async fn list(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> EngineResult<(Vec<SessionInfo>, Option<String>)> {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<(Vec<SessionInfo>, Option<String>)> {
         self.shared.check_open()?;
         let escaped = keys::escape_id(prefix);
         let key_prefix = format!("{}{}", keys::HEAD_PREFIX, &escaped[..escaped.len() - 1]);
@@ -244,7 +266,12 @@ impl SessionStore {
                     updated_at: head.updated_at,
                     expires_at: head.expires_at(),
                 }),
-                Err(_) => self.shared.emit(StoreEvent { kind: "corrupt", session: id, key: Some(key.clone()), ..Default::default() }),
+                Err(_) => self.shared.emit(StoreEvent {
+                    kind: "corrupt",
+                    session: id,
+                    key: Some(key.clone()),
+                    ..Default::default()
+                }),
             }
         }
         Ok((sessions, page.cursor))
@@ -300,7 +327,12 @@ impl SessionStore {
                 }
                 if self.shared.store.delete(key, Some(&entry.version)).await? {
                     self.delete_records(&id).await?;
-                    self.shared.emit(StoreEvent { kind: "expire", session: id, version: Some(head.version), ..Default::default() });
+                    self.shared.emit(StoreEvent {
+                        kind: "expire",
+                        session: id,
+                        version: Some(head.version),
+                        ..Default::default()
+                    });
                     deleted += 1;
                 }
             }

@@ -88,7 +88,12 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(self.get_now(key))))
     }
 
-    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, expect: Expect) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         Box::pin(std::future::ready(Ok(self.put_now(key, value, expect))))
     }
 
@@ -96,7 +101,12 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(self.delete_now(key, expected))))
     }
 
-    fn list<'a>(&'a self, prefix: &'a str, cursor: Option<&'a str>, limit: usize) -> LocalBoxFuture<'a, StoreResult<ListPage>> {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+        limit: usize,
+    ) -> LocalBoxFuture<'a, StoreResult<ListPage>> {
         Box::pin(std::future::ready(Ok(self.list_now(prefix, cursor, limit))))
     }
 }

@@ -78,13 +78,23 @@ pub trait Store {
 
     /// Writes `value` under `key` if `expect` holds: `Some(new version)`, or `None` when it did not
     /// hold (nothing written).
-    fn put<'a>(&'a self, key: &'a str, value: Vec<u8>, expect: Expect) -> LocalBoxFuture<'a, StoreResult<Option<Version>>>;
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>>;
 
     /// Deletes `key` (only at `expected`, when given). `true` when something was deleted.
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>>;
 
     /// Keys starting with `prefix` in ascending order, a page at a time.
-    fn list<'a>(&'a self, prefix: &'a str, cursor: Option<&'a str>, limit: usize) -> LocalBoxFuture<'a, StoreResult<ListPage>>;
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+        limit: usize,
+    ) -> LocalBoxFuture<'a, StoreResult<ListPage>>;
 
     /// Writes the immutable `records`, then compare-and-sets `head` from `expected`: a commit. The
     /// default is those writes in order, which is safe because the records' keys carry the writer's

@@ -1,0 +1,4 @@
+//! The shared wasm suite (tests/wasm_suite) in worker.
+#![cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
+mod wasm_suite;
