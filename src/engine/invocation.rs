@@ -33,6 +33,10 @@ struct State {
     version: Version,
     staged: Vec<Event>,
     staged_bytes: usize,
+    /// The version of a commit whose head write failed in a way that may still have applied it
+    /// (the store errored, then the head could not be read back). Until a retry of the commit learns
+    /// the outcome, nothing more may be staged: the retry must write exactly the same turn.
+    uncertain: Option<u64>,
 }
 
 /// One guarded change of a session.
@@ -60,7 +64,7 @@ impl Invocation {
         began_at: u64,
     ) -> Rc<Invocation> {
         let staged_bytes = staged.iter().map(Event::weight).sum();
-        let state = State { stage: Stage::Open, head, version, staged, staged_bytes };
+        let state = State { stage: Stage::Open, head, version, staged, staged_bytes, uncertain: None };
         Rc::new(Invocation { session, id, token, agent, traceparent, began_at, state: RefCell::new(state) })
     }
 
@@ -86,13 +90,20 @@ impl Invocation {
         !matches!(self.state.borrow().stage, Stage::Open | Stage::Committing)
     }
 
+    /// Whether the lease was lost (expired or taken): the invocation ended without writing.
+    pub fn is_lost(&self) -> bool {
+        self.state.borrow().stage == Stage::Lost
+    }
+
+    /// `Ok` while the invocation is open. A lost invocation answers every call with `LeaseLost`
+    /// (so a commit after a failed heartbeat says why), an ended one with `InvalidTransition`.
     fn check_open(&self, action: &'static str) -> Result<(), CoreError> {
         let from = match self.state.borrow().stage {
             Stage::Open => return Ok(()),
+            Stage::Lost => return Err(CoreError::LeaseLost { token: self.token }),
             Stage::Committing => Phase::Committing,
             Stage::Committed => Phase::Committed,
             Stage::Aborted => Phase::Aborted,
-            Stage::Lost => Phase::LeaseLost,
         };
         Err(CoreError::InvalidTransition { from, action })
     }
@@ -109,6 +120,9 @@ impl Invocation {
 
     fn stage(&self, event: Event) -> Result<(), CoreError> {
         let mut state = self.state.borrow_mut();
+        if state.uncertain.is_some() {
+            return Err(CoreError::InvalidTransition { from: Phase::Committing, action: "stage more events" });
+        }
         let total = state.staged_bytes + event.weight();
         self.session.shared.config.limits.check_commit(total)?;
         state.staged_bytes = total;
@@ -332,6 +346,12 @@ impl Invocation {
         let config = &shared.config;
         let id = self.session.id();
         let head_key = keys::head_key(id);
+        let uncertain = self.state.borrow_mut().uncertain.take();
+        if let Some(attempted) = uncertain {
+            if let Some(applied) = self.applied(attempted).await? {
+                return Ok(applied);
+            }
+        }
         for _ in 0..4 {
             let (head, version) = {
                 let state = self.state.borrow();
@@ -362,13 +382,38 @@ impl Invocation {
             let written = shared
                 .store
                 .commit(records, &head_key, codec::encode_head(&committed.head), Expect::Version(version))
-                .await?;
+                .await;
+            let written = match written {
+                Ok(written) => written,
+                // A failed write may still have been applied (a KV that timed out after writing):
+                // read the head back before reporting, so a retry never rewrites a batch it names.
+                Err(error) => match self.applied(new_version).await {
+                    Ok(Some(applied)) => return Ok(applied),
+                    Ok(None) => return Err(error.into()),
+                    Err(_) => {
+                        self.state.borrow_mut().uncertain = Some(new_version);
+                        return Err(error.into());
+                    }
+                },
+            };
             match written {
                 Some(version) => return Ok((committed.head, version, committed.snapshot_due)),
                 None => self.reread().await?,
             }
         }
         Err(EngineError::Conflict(id.to_owned()))
+    }
+
+    /// Reads the head back and tells whether it names this invocation's batch at `version`, i.e.
+    /// whether a commit whose outcome was unknown was applied.
+    async fn applied(&self, version: u64) -> EngineResult<Option<(Head, Version, bool)>> {
+        let Some((head, store_version)) = load::read_head(&*self.session.shared.store, self.session.id()).await? else {
+            return Ok(None);
+        };
+        self.remember(head.clone(), store_version.clone());
+        let snapshot = head.snapshot == Some(crate::core::SnapshotRef { version, token: self.token });
+        let named = head.version == version && (snapshot || head.token_of(version) == Some(self.token));
+        Ok(named.then_some((head, store_version, snapshot)))
     }
 
     /// Re-reads the head after a lost compare-and-set; a deleted session fences us out.
@@ -404,6 +449,11 @@ impl Invocation {
     /// Discards the staged events and gives the lease back. The invocation is ended even when the
     /// release write fails (the lease then runs out by itself).
     pub async fn abort(&self) -> EngineResult<()> {
+        if self.is_lost() {
+            // Nothing of ours is in the store to release; aborting a lost invocation just ends it.
+            self.state.borrow_mut().stage = Stage::Aborted;
+            return Ok(());
+        }
         self.check_open("abort")?;
         {
             let mut state = self.state.borrow_mut();

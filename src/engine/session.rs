@@ -253,6 +253,8 @@ impl Session {
         let outcome = body(invocation.clone()).await;
         let committed = match &outcome {
             Ok(_) if !invocation.is_ended() => invocation.commit().await.map(|_| ()),
+            // The lease was lost while the body ran (a failed heartbeat): its writes are not there.
+            Ok(_) if invocation.is_lost() => Err(CoreError::LeaseLost { token: invocation.token() }.into()),
             _ => Ok(()),
         };
         if !invocation.is_ended() {

@@ -226,12 +226,16 @@ impl SessionStore {
                     "session \"{id}\" does not exist; open it without create: false to create it"
                 )));
             }
-            let head = Head::new(
+            let mut head = Head::new(
                 shared.now(),
                 options.idle_ttl_ms.or(shared.config.idle_ttl_ms),
                 options.max_lifetime_ms.or(shared.config.max_lifetime_ms),
                 options.metadata.clone(),
             );
+            // Tokens start at a random base, not 0: a holder fenced out by a delete (or sweep) of an
+            // earlier session with this id still writes records under its old token, and those
+            // `e/<id>/<version>/<token>` keys must not be ones this new session's head will name.
+            head.last_token = random_token_base(&*shared.env);
             if let Some(version) = shared.store.put(&head_key, codec::encode_head(&head), Expect::Absent).await? {
                 return Ok(Session::new(shared.clone(), id.to_owned(), head, version, Default::default()));
             }
@@ -357,6 +361,14 @@ impl SessionStore {
     pub fn close(&self) {
         self.shared.closed.set(true);
     }
+}
+
+/// The `last_token` of a new session: 32 random bits (tokens stay exact JS numbers), so that two
+/// sessions created under one id share a (version, token) pair only by a 2^-32 accident.
+fn random_token_base(env: &dyn Env) -> u64 {
+    let mut bytes = [0u8; 4];
+    env.fill_random(&mut bytes);
+    u64::from(u32::from_le_bytes(bytes))
 }
 
 pub(crate) fn expired_or_closed(head: &Head, now: u64, action: &'static str) -> Result<(), CoreError> {

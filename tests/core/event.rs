@@ -1,0 +1,74 @@
+//! The fold: state is the fold of events, and `to_events` rebuilds it (what a fork copies).
+
+use agent_session::core::{Event, SessionState};
+use proptest::prelude::*;
+
+use crate::fixtures::json;
+
+fn message(agent: &str, data: &str) -> Event {
+    Event::Message { agent: agent.into(), data: json(data) }
+}
+
+#[test]
+fn fold_applies_messages_sets_and_deletes_per_agent() {
+    let mut state = SessionState::default();
+    state.apply_all(&[
+        message("a", "1"),
+        Event::StateSet { agent: "a".into(), key: "k".into(), data: json("\"x\"") },
+        message("b", "2"),
+        message("a", "3"),
+        Event::StateSet { agent: "a".into(), key: "k".into(), data: json("\"y\"") },
+        Event::StateSet { agent: "a".into(), key: "gone".into(), data: json("0") },
+        Event::StateDelete { agent: "a".into(), key: "gone".into() },
+        Event::StateDelete { agent: "nobody".into(), key: "k".into() },
+        Event::Interrupt { reason: "r".into(), data: json("null") },
+        Event::Resume { data: json("1") },
+        Event::Forked { data: json("{}") },
+        Event::Closed,
+    ]);
+    let a = state.agent("a").unwrap();
+    assert_eq!(a.messages, vec![json("1"), json("3")]);
+    assert_eq!(a.state.len(), 1);
+    assert_eq!(a.state.get("k"), Some(&json("\"y\"")));
+    assert_eq!(state.agent("b").unwrap().messages, vec![json("2")]);
+    // A delete for an agent that never wrote creates nothing; lifecycle events carry no agent data.
+    assert!(state.agent("nobody").is_none());
+    assert_eq!(state.agents.len(), 2);
+}
+
+#[test]
+fn event_agents_and_weights() {
+    assert_eq!(message("ab", "xyz").weight(), 5);
+    assert_eq!(Event::StateSet { agent: "a".into(), key: "kk".into(), data: json("123") }.weight(), 6);
+    assert_eq!(Event::StateDelete { agent: "a".into(), key: "kk".into() }.weight(), 3);
+    assert_eq!(Event::Closed.weight(), 0);
+    assert_eq!(message("ab", "").agent(), Some("ab"));
+    assert_eq!(Event::Closed.agent(), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Folding `to_events()` of any folded state gives the same state back.
+    #[test]
+    fn to_events_rebuilds_the_state(ops in proptest::collection::vec((0..3u8, 0..3u8, 0..4u8, "[a-z]{0,3}"), 0..40)) {
+        let agents = ["default", "planner", "é"];
+        let keys = ["k1", "k2", "k3", "k/4"];
+        let mut state = SessionState::default();
+        for (op, agent, key, data) in ops {
+            let agent = agents[agent as usize].to_owned();
+            let key = keys[key as usize].to_owned();
+            state.apply(&match op {
+                0 => Event::Message { agent, data: json(&data) },
+                1 => Event::StateSet { agent, key, data: json(&data) },
+                _ => Event::StateDelete { agent, key },
+            });
+        }
+        let mut rebuilt = SessionState::default();
+        rebuilt.apply_all(&state.to_events());
+        // An agent whose state was emptied by deletes and that has no messages leaves no event.
+        let mut expected = state.clone();
+        expected.agents.retain(|_, a| !a.messages.is_empty() || !a.state.is_empty());
+        prop_assert_eq!(rebuilt, expected);
+    }
+}

@@ -1,0 +1,16 @@
+//! Engine tests: `SessionStore` / `Session` / `Invocation` over `MemoryStore`, on a fake clock.
+//! No sleeps and no wall clock: time moves only through `World::advance` and the fake `Env::sleep`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "engine/basics.rs"]
+mod basics;
+#[path = "engine/contention.rs"]
+mod contention;
+#[path = "engine/history.rs"]
+mod history;
+#[path = "engine/interleave.rs"]
+mod interleave;
+#[path = "engine/lifecycle.rs"]
+mod lifecycle;

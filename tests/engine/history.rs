@@ -1,0 +1,173 @@
+//! Snapshots, loading from snapshot + later batches, `at(v)`, `history(from, to)` and fork.
+
+use std::rc::Rc;
+
+use agent_session::core::{keys, CoreError, Event, SnapshotRef};
+use agent_session::engine::{Config, EngineError, Session};
+use agent_session::store::Store;
+
+use crate::basics::{begin, core_error, j, open, texts, turn};
+use crate::support::*;
+
+const N: u64 = 8;
+
+/// A session with N commits, one message `"m<v>"` (and state `v = <v>`) each, snapshots every 3.
+fn eight_versions(world: &World) -> Rc<Session> {
+    let store = world.store_with(Config { snapshot_every: 3, ..World::config("writer") }, 0);
+    let session = open(&store, "s");
+    for v in 1..=N {
+        let invocation = begin(&session);
+        invocation.append_message(j(&format!("\"m{v}\"")), None).unwrap();
+        invocation.set_state("v", j(&v.to_string()), None).unwrap();
+        assert_eq!(block_on(invocation.commit()).unwrap(), v);
+    }
+    session
+}
+
+fn message(v: u64) -> String {
+    format!("\"m{v}\"")
+}
+
+#[test]
+fn snapshots_every_n_commits_and_a_fresh_open_loads_the_same_state() {
+    let world = World::new();
+    let writer = eight_versions(&world);
+    let head = world.head("s");
+    let t = head.last_token - N; // one token per commit
+    assert_eq!(head.snapshot, Some(SnapshotRef { version: 6, token: t + 6 }));
+    assert_eq!(head.commits, [t + 7, t + 8]);
+    let snapshots: Vec<String> = world.dump().into_iter().map(|(k, _)| k).filter(|k| k.starts_with("s/")).collect();
+    assert_eq!(snapshots, [keys::snapshot_key("s", 3, t + 3), keys::snapshot_key("s", 6, t + 6)]);
+
+    let fresh = open(&world.store("reader"), "s");
+    assert_eq!(*fresh.state(), *writer.state());
+    assert_eq!(texts(&fresh.messages(None)), (1..=N).map(message).collect::<Vec<_>>());
+
+    // The fresh load really is snapshot + later batches: without the batches the snapshot covers,
+    // it still loads the same state.
+    for v in 1..=6 {
+        assert!(block_on(world.mem.delete(&keys::batch_key("s", v, t + v), None)).unwrap());
+    }
+    let from_snapshot = open(&world.store("reader2"), "s");
+    assert_eq!(*from_snapshot.state(), *writer.state());
+}
+
+#[test]
+fn a_missing_record_named_by_the_head_is_corrupt_not_empty() {
+    let world = World::new();
+    eight_versions(&world);
+    let key = keys::batch_key("s", 8, world.head("s").last_token);
+    assert!(block_on(world.mem.delete(&key, None)).unwrap());
+    match block_on(world.store("reader").open("s", Default::default())) {
+        Err(EngineError::Core(CoreError::CorruptRecord { key: named, .. })) => assert_eq!(named, key),
+        other => panic!("expected CorruptRecord, got {:?}", other.err()),
+    }
+    // Bad bytes under a named key: CorruptRecord naming that key, not a panic.
+    let world = World::new();
+    eight_versions(&world);
+    let key = keys::snapshot_key("s", 6, world.head("s").snapshot.unwrap().token);
+    block_on(world.mem.put(&key, b"garbage".to_vec(), agent_session::store::Expect::Any)).unwrap();
+    match block_on(world.store("reader").open("s", Default::default())) {
+        Err(EngineError::Core(CoreError::CorruptRecord { key: named, .. })) => assert_eq!(named, key),
+        other => panic!("expected CorruptRecord, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn at_every_version_across_snapshot_boundaries() {
+    let world = World::new();
+    let writer = eight_versions(&world);
+    let reader = open(&world.store("reader"), "s");
+    for session in [&writer, &reader] {
+        for v in 0..=N {
+            let view = block_on(session.at(v)).unwrap();
+            assert_eq!(view.version, v);
+            let default = view.state.agent("default");
+            let messages = default.map(|a| texts(&a.messages)).unwrap_or_default();
+            assert_eq!(messages, (1..=v).map(message).collect::<Vec<_>>(), "at({v})");
+            let value = default.and_then(|a| a.state.get("v")).map(|x| x.to_string());
+            assert_eq!(value, (v > 0).then(|| v.to_string()), "at({v})");
+        }
+        match block_on(session.at(N + 1)) {
+            Err(EngineError::NotFound(_)) => {}
+            other => panic!("at(N + 1) gave {:?}", other.map(|v| v.version)),
+        }
+    }
+    // Time travel does not move the session's own view.
+    assert_eq!(reader.version(), N);
+}
+
+#[test]
+fn history_of_every_range_across_snapshot_boundaries() {
+    let world = World::new();
+    let writer = eight_versions(&world);
+    let all = block_on(writer.history(None, None)).unwrap();
+    assert_eq!(all.len(), 1 + 2 * N as usize, "created + a message and a state.set per version");
+    assert_eq!((all[0].version, all[0].event.clone(), all[0].at), (0, None, START));
+    for from in 0..=N {
+        for to in from..=N {
+            let events = block_on(writer.history(Some(from), Some(to))).unwrap();
+            let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+            let mut want: Vec<u64> = Vec::new();
+            if from == 0 {
+                want.push(0);
+            }
+            for v in from.max(1)..=to {
+                want.extend([v, v]);
+            }
+            assert_eq!(versions, want, "history({from}, {to})");
+            let messages: Vec<String> = events
+                .iter()
+                .filter_map(|e| match &e.event {
+                    Some(Event::Message { data, .. }) => Some(data.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(messages, (from.max(1)..=to).map(message).collect::<Vec<_>>());
+            // Each batch's events carry its invocation id; one invocation per version here.
+            for pair in events.windows(2) {
+                if pair[0].version == pair[1].version {
+                    assert_eq!(pair[0].invocation, pair[1].invocation);
+                } else if pair[0].version > 0 {
+                    assert_ne!(pair[0].invocation, pair[1].invocation);
+                }
+            }
+        }
+    }
+    let error = core_error(block_on(writer.history(Some(3), Some(2))));
+    assert!(matches!(error, CoreError::InvalidInput { .. }), "{error:?}");
+    assert!(matches!(block_on(writer.history(Some(0), Some(N + 1))), Err(EngineError::NotFound(_))));
+    let error = core_error(block_on(writer.history(Some(N + 1), None)));
+    assert!(matches!(error, CoreError::InvalidInput { .. }), "{error:?}");
+}
+
+#[test]
+fn fork_copies_the_state_at_a_version_and_starts_its_own_history() {
+    let world = World::new();
+    let source = eight_versions(&world);
+    let store = world.store("forker");
+    let fork = block_on(source.fork(&store, Some("f/1".into()), Some(5))).unwrap();
+    assert_eq!(fork.id(), "f/1");
+    assert_eq!(fork.version(), 1);
+    assert_eq!(texts(&fork.messages(None)), (1..=5).map(message).collect::<Vec<_>>());
+    assert_eq!(fork.values(None).get("v").map(|v| v.to_string()), Some("5".into()));
+    let history = block_on(fork.history(Some(1), None)).unwrap();
+    assert_eq!(history[0].event, Some(Event::Forked { data: j(r#"{"from":"s","version":5}"#) }));
+
+    // The fork and the source are independent from here on.
+    turn(&fork, &["\"fork only\""]);
+    assert_eq!(source.version(), N);
+    let reread = open(&world.store("reader"), "s");
+    assert_eq!(*reread.state(), *source.state());
+    let fork_again = open(&world.store("reader"), "f/1");
+    assert_eq!(fork_again.messages(None).last().map(|m| m.to_string()), Some("\"fork only\"".into()));
+
+    // Latest by default; an existing id is refused without touching it.
+    let latest = block_on(source.fork(&store, None, None)).unwrap();
+    assert_eq!(*latest.state(), *source.state());
+    assert_ne!(latest.id(), source.id());
+    let before = world.dump();
+    let error = core_error(block_on(source.fork(&store, Some("f/1".into()), None)));
+    assert!(matches!(error, CoreError::InvalidInput { .. }), "{error:?}");
+    assert_eq!(world.dump(), before);
+}
