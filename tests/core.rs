@@ -1,6 +1,7 @@
 //! Unit and property tests of the sans-IO core: the status machine, the guard decisions, the codec,
 //! the key layout and the limits. Everything here is synchronous and deterministic: `now` is an
 //! argument, so time moves only where a test says so.
+#![cfg(not(target_arch = "wasm32"))]
 
 // A crate root's `mod x;` looks next to the root file, so the modules under tests/core/ are named.
 #[path = "core/codec.rs"]

@@ -1,5 +1,6 @@
 //! Engine tests: `SessionStore` / `Session` / `Invocation` over `MemoryStore`, on a fake clock.
 //! No sleeps and no wall clock: time moves only through `World::advance` and the fake `Env::sleep`.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "support/mod.rs"]
 mod support;

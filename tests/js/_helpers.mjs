@@ -1,5 +1,6 @@
 // Shared helpers of the contract suites (not a test file: node --test only picks *.test.mjs here).
 import assert from "node:assert/strict";
+import { test as nodeTest } from "node:test";
 import { SessionStore } from "agent-session";
 
 export const T0 = 1_700_000_000_000;
@@ -125,3 +126,11 @@ export async function clockStore(options = {}) {
 
 /** UTF-8 byte length of a string. */
 export const utf8Bytes = (text) => new TextEncoder().encode(text).length;
+
+/**
+ * `node:test`'s test with a timeout, so that a broken guard that waits instead of failing fast (or a
+ * lease that never lapses) fails its test instead of stalling the whole run.
+ */
+export function test(name, fn) {
+  return nodeTest(name, { timeout: 15_000 }, fn);
+}

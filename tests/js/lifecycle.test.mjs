@@ -1,5 +1,5 @@
 // The lifecycle state machine and the Invocation's own states (API.md "Session", "Invocation").
-import { test, describe as suite } from "node:test";
+import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
 import {
   SessionStore,
@@ -10,7 +10,7 @@ import {
   SessionClosedError,
   LeaseLostError,
 } from "agent-session";
-import { rejection, thrown, assertError, eventTypes, plain, clockStore, callAsync } from "./_helpers.mjs";
+import { rejection, thrown, assertError, eventTypes, plain, clockStore, callAsync, test } from "./_helpers.mjs";
 
 suite("lifecycle: statuses", () => {
   test("a new session is idle at version 0 with a created event", async () => {

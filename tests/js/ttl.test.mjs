@@ -1,8 +1,8 @@
 // Expiry: idle TTL and maximum lifetime, by the store's clock; sweepExpired.
-import { test, describe as suite } from "node:test";
+import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidTransitionError, SessionExpiredError, NotFoundError } from "agent-session";
-import { rejection, assertError, plain, clockStore, callAsync, T0 } from "./_helpers.mjs";
+import { rejection, assertError, plain, clockStore, callAsync, T0, test } from "./_helpers.mjs";
 
 async function assertExpired(session) {
   assert.equal(session.status, "expired");
