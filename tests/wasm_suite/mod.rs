@@ -123,7 +123,7 @@ async fn a_stale_holder_is_fenced_out_and_changes_no_named_record() {
     fresh.append_message(json("\"fresh\""), None).unwrap();
     fresh.commit().await.unwrap();
     let before = backend.dump();
-    let refused = stale.commit().await.err().expect("stale commit must fail");
+    let refused = stale.commit().await.expect_err("stale commit must fail");
     assert_eq!(refused.code(), "LEASE_LOST");
     let after = backend.dump();
     for (key, bytes) in &before {
