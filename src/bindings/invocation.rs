@@ -37,7 +37,7 @@ impl Heartbeat {
             let invocation = invocation.clone();
             // A failed renewal is not reported here: the commit that follows reports LeaseLost.
             spawn_local(async move {
-                let _ = invocation.renew().await;
+                let _ = invocation.heartbeat().await;
             });
         });
         let handle = start_interval(tick.as_ref().unchecked_ref::<Function>(), every_ms as f64);

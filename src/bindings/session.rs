@@ -144,8 +144,8 @@ impl JsSession {
     }
 
     #[wasm_bindgen(getter, js_name = expiresAt)]
-    pub fn expires_at(&self) -> Option<f64> {
-        self.inner.head().expires_at().map(|at| at as f64)
+    pub fn expires_at(&self) -> JsValue {
+        self.inner.head().expires_at().map_or(JsValue::NULL, |at| JsValue::from_f64(at as f64))
     }
 
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
@@ -261,7 +261,7 @@ impl JsSession {
             .inner
             .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));
         let session = self.inner.clone();
-        Ok(Closure::once_into_js(move || session.off_change(subscription)).unchecked_into())
+        Ok(unsubscriber(move || session.off_change(subscription)))
     }
 
     pub fn close(&self) -> Promise {
@@ -271,4 +271,9 @@ impl JsSession {
             Ok(JsValue::UNDEFINED)
         })
     }
+}
+
+/// The function `onChange` returns: unsubscribes; calling it again does nothing.
+pub fn unsubscriber(unsubscribe: impl Fn() + 'static) -> Function {
+    Closure::<dyn Fn()>::new(unsubscribe).into_js_value().unchecked_into()
 }

@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::bindings::convert::{to_name, to_optional_name, Options};
 use crate::bindings::errors::{engine, invalid, JsResult};
 use crate::bindings::host;
-use crate::bindings::session::JsSession;
+use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
 use crate::engine::{Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
 use crate::store::{MemoryStore, Store};
@@ -190,7 +190,7 @@ impl JsSessionStore {
             .inner
             .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, true))));
         let store = self.inner.clone();
-        Ok(Closure::once_into_js(move || store.off_change(subscription)).unchecked_into())
+        Ok(unsubscriber(move || store.off_change(subscription)))
     }
 
     pub fn close(&self) -> Promise {

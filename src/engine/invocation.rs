@@ -23,7 +23,11 @@ enum Stage {
     Committing,
     Committed,
     Aborted,
-    Lost,
+    /// The lease expired or was taken. `reported` once a caller has been told with `LeaseLost`;
+    /// after that, calls are refused as `InvalidTransition` from "lease-lost".
+    Lost {
+        reported: bool,
+    },
 }
 
 struct State {
@@ -92,15 +96,20 @@ impl Invocation {
 
     /// Whether the lease was lost (expired or taken): the invocation ended without writing.
     pub fn is_lost(&self) -> bool {
-        self.state.borrow().stage == Stage::Lost
+        matches!(self.state.borrow().stage, Stage::Lost { .. })
     }
 
-    /// `Ok` while the invocation is open. A lost invocation answers every call with `LeaseLost`
-    /// (so a commit after a failed heartbeat says why), an ended one with `InvalidTransition`.
+    /// `Ok` while the invocation is open. A lease lost in the background (a failed heartbeat) is
+    /// reported as `LeaseLost` to the next call; an ended invocation refuses with `InvalidTransition`.
     fn check_open(&self, action: &'static str) -> Result<(), CoreError> {
-        let from = match self.state.borrow().stage {
+        let mut state = self.state.borrow_mut();
+        let from = match state.stage {
             Stage::Open => return Ok(()),
-            Stage::Lost => return Err(CoreError::LeaseLost { token: self.token }),
+            Stage::Lost { reported: false } => {
+                state.stage = Stage::Lost { reported: true };
+                return Err(CoreError::LeaseLost { token: self.token });
+            }
+            Stage::Lost { reported: true } => Phase::LeaseLost,
             Stage::Committing => Phase::Committing,
             Stage::Committed => Phase::Committed,
             Stage::Aborted => Phase::Aborted,
@@ -210,8 +219,17 @@ impl Invocation {
         Ok(values)
     }
 
-    /// Extends the lease (the heartbeat calls this).
+    /// Extends the lease to `now + leaseMs`.
     pub async fn renew(&self) -> EngineResult<()> {
+        self.extend(true).await
+    }
+
+    /// A renewal nobody awaits (the heartbeat): a lost lease is reported by the next call instead.
+    pub async fn heartbeat(&self) -> EngineResult<()> {
+        self.extend(false).await
+    }
+
+    async fn extend(&self, reported: bool) -> EngineResult<()> {
         self.check_open("renew")?;
         let shared = &self.session.shared;
         let head_key = keys::head_key(self.session.id());
@@ -223,12 +241,13 @@ impl Invocation {
             let now = shared.now();
             let renewed = match guard::renew(&head, self.token, now, shared.config.lease_ms) {
                 Ok(renewed) => renewed,
-                Err(error) => return Err(self.lost(error)),
+                Err(error) => return Err(self.lost(error, reported)),
             };
             match shared.store.put(&head_key, codec::encode_head(&renewed), Expect::Version(version)).await? {
                 Some(version) => {
                     let expires_at = renewed.lease.as_ref().map_or(now, |lease| lease.expires_at);
-                    self.remember(renewed, version);
+                    self.remember(renewed.clone(), version.clone());
+                    self.session.apply_commit(renewed, version, &[]);
                     shared
                         .marks
                         .borrow_mut()
@@ -324,10 +343,8 @@ impl Invocation {
                 Ok(new_version)
             }
             Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {
-                state.stage = Stage::Lost;
-                state.staged.clear();
                 drop(state);
-                Err(self.lost(error))
+                Err(self.lost(error, true))
             }
             Err(error) => {
                 // Retryable (a storage failure): the invocation stays open with its staged events.
@@ -433,11 +450,11 @@ impl Invocation {
         state.version = version;
     }
 
-    /// Ends the invocation as lost and reports it.
-    fn lost(&self, error: CoreError) -> EngineError {
+    /// Ends the invocation as lost and reports it (`reported`: the caller gets the error now).
+    fn lost(&self, error: CoreError, reported: bool) -> EngineError {
         {
             let mut state = self.state.borrow_mut();
-            state.stage = Stage::Lost;
+            state.stage = Stage::Lost { reported };
             state.staged.clear();
         }
         let shared = &self.session.shared;

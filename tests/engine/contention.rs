@@ -1,6 +1,7 @@
 //! The guard through the engine: fail-fast concurrency, takeover of lapsed leases, fencing of stale
 //! holders (the stale-holder test of DESIGN.md), renewal and waiting.
 
+use agent_session::core::error::Phase;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::Poll;
@@ -117,7 +118,11 @@ fn same_realm_takeover_after_the_lease_lapsed_fences_the_old_invocation() {
     // Same clock: the old holder saw its lease had lapsed and wrote nothing at all.
     assert_eq!(after, before);
     assert!(old.is_ended() && old.is_lost());
-    assert_eq!(old.append_message(j("1"), None), Err(CoreError::LeaseLost { token: t + 2 }));
+    // LeaseLost is said once, by the call that found it; later calls are refused as ended.
+    assert!(matches!(
+        old.append_message(j("1"), None),
+        Err(CoreError::InvalidTransition { from: Phase::LeaseLost, action: "appendMessage" })
+    ));
     let fresh = open(&world.store("bob"), "s");
     assert_eq!(texts(&fresh.messages(None)), ["\"v1\"", "\"fresh\""]);
 }
@@ -218,11 +223,13 @@ fn renew_keeps_the_lease_and_a_lapsed_renew_is_lease_lost() {
     let before = world.dump();
     assert_eq!(core_error(block_on(holder.renew())), CoreError::LeaseLost { token: t + 1 });
     assert_eq!(world.dump(), before);
-    // A lost invocation answers every later call with LeaseLost, so a commit after a failed heartbeat
-    // says why; aborting it just ends it and leaves the new holder's lease alone.
+    // The renew that found the loss said LeaseLost; later calls are refused as ended ("lease-lost"),
+    // and aborting just ends it and leaves the new holder's lease alone.
     assert!(holder.is_lost() && holder.is_ended());
-    assert_eq!(core_error(block_on(holder.commit())), CoreError::LeaseLost { token: t + 1 });
-    assert_eq!(holder.append_message(j("1"), None), Err(CoreError::LeaseLost { token: t + 1 }));
+    assert!(matches!(
+        core_error(block_on(holder.commit())),
+        CoreError::InvalidTransition { from: Phase::LeaseLost, action: "commit" }
+    ));
     block_on(holder.abort()).unwrap();
     assert_eq!(world.dump(), before);
     assert_eq!(world.head("s").lease.unwrap().token, t + 2);
@@ -313,4 +320,23 @@ fn a_holder_of_a_deleted_session_cannot_write_into_its_successor() {
     }
     let fresh = open(&world.store("reader"), "s");
     assert_eq!(texts(&fresh.messages(None)), ["\"from B\""]);
+}
+
+/// A loss found by the heartbeat (nobody awaits it) is reported by the next call, once.
+#[test]
+fn a_lease_lost_in_the_heartbeat_is_reported_by_the_next_commit() {
+    let world = World::new();
+    let a = open(&world.store("alice"), "s");
+    let holder = begin(&a);
+    let t = holder.token();
+    world.advance(1_001); // past World::config's 1 s lease
+    let taker = begin(&open(&world.store("bob"), "s"));
+    assert_eq!(taker.token(), t + 1);
+    assert!(block_on(holder.heartbeat()).is_err());
+    assert!(holder.is_lost());
+    assert_eq!(core_error(block_on(holder.commit())), CoreError::LeaseLost { token: t });
+    assert!(matches!(
+        core_error(block_on(holder.commit())),
+        CoreError::InvalidTransition { from: Phase::LeaseLost, .. }
+    ));
 }
