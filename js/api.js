@@ -2,8 +2,22 @@
 // wasm-bindgen class cannot declare itself (a Symbol-named method, and a method resolving to `this`).
 import { Invocation, Session } from "./wasm/agent_session.js";
 
-export { SessionStore, Session, Invocation, SessionView } from "./wasm/agent_session.js";
-export * from "./wasm/errors.js";
+export { SessionStore, Session, Invocation } from "./wasm/agent_session.js";
+export {
+  AgentSessionError,
+  ConcurrencyError,
+  LeaseLostError,
+  ConflictError,
+  InvalidTransitionError,
+  SessionClosedError,
+  SessionExpiredError,
+  NotFoundError,
+  ValidationError,
+  LimitExceededError,
+  CorruptRecordError,
+  StorageError,
+  UnsafeStoreError,
+} from "./wasm/errors.js";
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");
 Object.defineProperty(Invocation.prototype, asyncDispose, {

@@ -101,6 +101,11 @@ fn well_formed(value: &JsValue) -> Option<String> {
     text.as_string()
 }
 
+/// A string argument that must convert to UTF-8 exactly (no lone surrogates).
+pub fn to_text(value: &JsValue, path: &str) -> JsResult<String> {
+    well_formed(value).ok_or_else(|| invalid(path, format!("{path} must be a string without lone surrogates")))
+}
+
 pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
     let name = well_formed(value).ok_or_else(|| {
         invalid(

@@ -8,7 +8,7 @@ use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
-use crate::bindings::convert::{to_json, to_name, Options};
+use crate::bindings::convert::{to_json, to_name, to_text, Options};
 use crate::bindings::errors::{core, engine, JsResult};
 use crate::bindings::host::{freeze, start_interval, stop_interval};
 use crate::bindings::reads::{json_array, session_messages, state_object};
@@ -179,9 +179,7 @@ impl JsInvocation {
 
     pub fn interrupt(&self, reason: JsValue, payload: JsValue) -> Promise {
         self.finishing(|inner| async move {
-            let reason = reason.as_string().ok_or_else(|| {
-                crate::bindings::errors::invalid("reason", "interrupt(reason) needs a string reason".into())
-            })?;
+            let reason = to_text(&reason, "reason")?;
             let payload = if payload.is_undefined() { "null".into() } else { to_json(&payload, "payload")? };
             Ok((inner.interrupt(reason, payload).await.map_err(engine)? as f64).into())
         })

@@ -1,6 +1,6 @@
 // Shared helpers of the contract suites (not a test file: node --test only picks *.test.mjs here).
 import assert from "node:assert/strict";
-import { test as nodeTest } from "node:test";
+import { test as nodeTest, after } from "node:test";
 import { SessionStore } from "agent-session";
 
 export const T0 = 1_700_000_000_000;
@@ -134,3 +134,13 @@ export const utf8Bytes = (text) => new TextEncoder().encode(text).length;
 export function test(name, fn) {
   return nodeTest(name, { timeout: 15_000 }, fn);
 }
+
+// A library bug can leave a timer loop running (a begin that waits for ever on a clock that never
+// moves): the test then fails by its timeout, and this keeps the leaked loop from holding the file's
+// process open. The timer is unref'd, so a clean run exits without waiting for it.
+after(() => {
+  setTimeout(() => {
+    console.error("# a timer or handle leaked past the last test of this file; exiting");
+    process.exit(process.exitCode || 1);
+  }, 3000).unref();
+});

@@ -1,0 +1,607 @@
+// Public types of agent-session: the contract of ../../shared/API.md ("Typing rules").
+//
+// This file must type-check in a user's project under `strict` with `skipLibCheck: false` and only
+// `lib: ["es2022", "dom"]`, or `lib: ["es2022"]` alone (Node, workerd, Deno without DOM types): it
+// depends on no @types package and declares what it needs from hosts structurally.
+
+declare global {
+  // `Symbol.asyncDispose` is in lib `esnext.disposable` (TypeScript 5.2+), which a user's `lib` may
+  // lack. This declaration merges with it when present (same property, same unique symbol) and
+  // supplies it when absent, so `Invocation[Symbol.asyncDispose]` compiles either way. The runtime
+  // value is provided by every supported runtime (or by the package where it is missing).
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+/** What is stored: plain JSON. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * What writes accept: JSON, readonly arrays and objects (so anything read back can be written again),
+ * properties whose value is `undefined` (left out, as `JSON.stringify` does) and objects with a
+ * `toJSON()` (a `Date` is stored as its ISO string).
+ */
+export type JsonInput =
+  | Json
+  | readonly JsonInput[]
+  | { readonly [key: string]: JsonInput | undefined }
+  | { toJSON(): JsonInput };
+
+/** What reads return: frozen JSON that may be shared between calls (clone before mutating). */
+export type ReadonlyJson =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly ReadonlyJson[]
+  | { readonly [key: string]: ReadonlyJson };
+
+/** A session's lifecycle status. */
+export type Status = "idle" | "running" | "interrupted" | "closed" | "expired";
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+/**
+ * The subset of WebCrypto's `CryptoKey` that `encryptionKey` needs, declared structurally so that the
+ * types do not depend on the DOM lib. A real `CryptoKey` (AES-GCM) is assignable to it.
+ */
+export interface CryptoKeyLike {
+  readonly type: string;
+  readonly extractable: boolean;
+  readonly algorithm: { readonly name: string };
+  readonly usages: readonly string[];
+}
+
+/** Size limits, in bytes of UTF-8 JSON text. */
+export interface Limits {
+  /** Per message (default 1 MiB). */
+  maxMessageBytes?: number;
+  /** Per state value (default 1 MiB). */
+  maxStateValueBytes?: number;
+  /** Per commit: everything staged by one invocation between two writes (default 4 MiB). */
+  maxCommitBytes?: number;
+}
+
+export interface StoreOptions {
+  /** Who holds leases taken through this store (default: random per store). A label, not a pass. */
+  owner?: string;
+  /** Lease length in ms, default 30000. */
+  leaseMs?: number;
+  /** Renew the lease while an invocation is open, default true. */
+  heartbeat?: boolean;
+  /** Default for sessions: expire after this long without a commit (default: never). */
+  idleTtlMs?: number;
+  /** Default for sessions: expire this long after creation (default: never). */
+  maxLifetimeMs?: number;
+  /** Commits between snapshots. */
+  snapshotEvery?: number;
+  /** Clock in ms since the epoch, for tests (default `Date.now`). */
+  now?: () => number;
+  limits?: Limits;
+  /** Observability: one call per lease/commit/abort/interrupt/expiry/conflict/snapshot/corrupt record. */
+  onEvent?: (event: StoreEvent) => void;
+  /** AES-GCM key: record bodies are encrypted at rest, bound to their key name. */
+  encryptionKey?: CryptoKeyLike;
+}
+
+/** Options of `SessionStore.indexedDb`. */
+export interface IndexedDbStoreOptions extends StoreOptions {
+  database?: string;
+  durability?: "relaxed" | "strict";
+}
+
+/** Options of `SessionStore.kv`. */
+export interface KvStoreOptions extends StoreOptions {
+  /** Prefix of every key this store writes. */
+  prefix?: string;
+  /** Accept a `HostKv` without atomic compare-and-set (unsafe: the guard cannot be enforced). */
+  allowNonAtomic?: boolean;
+}
+
+export interface OpenOptions {
+  /** Create the session when absent (default true); `false` makes an absent id a `NotFoundError`. */
+  create?: boolean;
+  /** Per-session idle TTL, applied when the session is created. */
+  idleTtlMs?: number;
+  /** Per-session maximum lifetime, applied when the session is created. */
+  maxLifetimeMs?: number;
+  metadata?: JsonInput;
+}
+
+export interface BeginOptions {
+  /** Default agent id for this invocation's writes and reads (multi-agent sessions). */
+  agent?: string;
+  /** Required when the status is "interrupted": the answer to the interrupt. */
+  resume?: JsonInput;
+  /** Default "reject" (fail fast with `ConcurrencyError`). */
+  onBusy?: "reject" | { waitMs: number };
+  /** W3C trace context, recorded on the invocation's events. */
+  traceparent?: string;
+}
+
+/** Selects one agent's messages and state (default: the agent "default", or the invocation's agent). */
+export interface AgentOptions {
+  agent?: string;
+}
+
+export interface ListOptions {
+  prefix?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ListResult {
+  sessions: SessionInfo[];
+  /** Present when there may be more: pass it back as `cursor`. */
+  cursor?: string;
+}
+
+export interface HistoryOptions {
+  /** First version, inclusive (default 0). */
+  from?: number;
+  /** Last version, inclusive (default: the current one). */
+  to?: number;
+}
+
+export interface ForkOptions {
+  /** Id of the new session (default: a new random id). */
+  id?: string;
+  /** Version to fork from (default: the latest). */
+  at?: number;
+}
+
+export interface SweepOptions {
+  limit?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read shapes
+
+export interface SessionInfo {
+  id: string;
+  version: number;
+  status: Status;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number | null;
+}
+
+/** A change reported by `SessionStore.onChange`. */
+export interface StoreChange {
+  readonly id: string;
+  readonly version: number;
+  readonly status: Status;
+}
+
+/** A change reported by `Session.onChange`. */
+export interface SessionChange {
+  readonly version: number;
+  readonly status: Status;
+}
+
+export interface PendingInterrupt {
+  readonly reason: string;
+  /** `null` when `interrupt()` was given no payload. */
+  readonly payload: ReadonlyJson;
+}
+
+/** Read-only state as of one version (`Session.at`). */
+export interface SessionView {
+  readonly id: string;
+  readonly version: number;
+  readonly status: Status;
+  messages(options?: AgentOptions): readonly ReadonlyJson[];
+  state(options?: AgentOptions): Readonly<Record<string, ReadonlyJson>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session events (history): a union discriminated on `type`
+
+interface SessionEventBase {
+  /** The commit that carried it (0 for `created`). */
+  readonly version: number;
+  /** Ms since the epoch, from the store's clock. */
+  readonly at: number;
+  /** Id of the invocation that committed it. */
+  readonly invocation: string;
+  readonly traceparent?: string;
+}
+
+export interface SessionCreatedEvent extends SessionEventBase {
+  readonly type: "created";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  readonly data?: undefined;
+}
+
+export interface SessionMessageEvent extends SessionEventBase {
+  readonly type: "message";
+  readonly agent: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  /** The message body. */
+  readonly data: ReadonlyJson;
+}
+
+export interface SessionStateSetEvent extends SessionEventBase {
+  readonly type: "state.set";
+  readonly agent: string;
+  readonly key: string;
+  readonly reason?: undefined;
+  /** The state value. */
+  readonly data: ReadonlyJson;
+}
+
+export interface SessionStateDeleteEvent extends SessionEventBase {
+  readonly type: "state.delete";
+  readonly agent: string;
+  readonly key: string;
+  readonly reason?: undefined;
+  readonly data?: undefined;
+}
+
+export interface SessionInterruptEvent extends SessionEventBase {
+  readonly type: "interrupt";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason: string;
+  /** The interrupt payload (`null` when none). */
+  readonly data: ReadonlyJson;
+}
+
+export interface SessionResumeEvent extends SessionEventBase {
+  readonly type: "resume";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  /** The answer given to `begin({ resume })`. */
+  readonly data: ReadonlyJson;
+}
+
+export interface SessionClosedEvent extends SessionEventBase {
+  readonly type: "closed";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  readonly data?: undefined;
+}
+
+export interface SessionForkedEvent extends SessionEventBase {
+  readonly type: "forked";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  /** The source session and the version the fork was taken at. */
+  readonly data: { readonly from: string; readonly version: number };
+}
+
+export type SessionEvent =
+  | SessionCreatedEvent
+  | SessionMessageEvent
+  | SessionStateSetEvent
+  | SessionStateDeleteEvent
+  | SessionInterruptEvent
+  | SessionResumeEvent
+  | SessionClosedEvent
+  | SessionForkedEvent;
+
+export type SessionEventType = SessionEvent["type"];
+
+// ---------------------------------------------------------------------------------------------
+// Store events (onEvent): a union discriminated on `type`
+
+interface StoreEventBase {
+  /** Id of the session concerned. */
+  readonly session: string;
+  readonly version?: number;
+  /** Fencing token of the lease concerned. */
+  readonly token?: number;
+  /** Owner name of the lease concerned (for "lease.denied": the holder). */
+  readonly owner?: string;
+  readonly durationMs?: number;
+  readonly traceparent?: string;
+  readonly key?: string;
+}
+
+export interface LeaseAcquiredStoreEvent extends StoreEventBase {
+  readonly type: "lease.acquired";
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface LeaseDeniedStoreEvent extends StoreEventBase {
+  readonly type: "lease.denied";
+  /** The owner that holds the session. */
+  readonly owner: string;
+}
+
+export interface LeaseRenewedStoreEvent extends StoreEventBase {
+  readonly type: "lease.renewed";
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface LeaseLostStoreEvent extends StoreEventBase {
+  readonly type: "lease.lost";
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface LeaseReleasedStoreEvent extends StoreEventBase {
+  readonly type: "lease.released";
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface CommitStoreEvent extends StoreEventBase {
+  readonly type: "commit";
+  /** The version written. */
+  readonly version: number;
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface AbortStoreEvent extends StoreEventBase {
+  readonly type: "abort";
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface InterruptStoreEvent extends StoreEventBase {
+  readonly type: "interrupt";
+  /** The version written. */
+  readonly version: number;
+  readonly token: number;
+  readonly owner: string;
+}
+
+export interface ExpireStoreEvent extends StoreEventBase {
+  readonly type: "expire";
+}
+
+export interface ConflictStoreEvent extends StoreEventBase {
+  readonly type: "conflict";
+}
+
+export interface SnapshotStoreEvent extends StoreEventBase {
+  readonly type: "snapshot";
+  /** The version the snapshot is of. */
+  readonly version: number;
+}
+
+export interface CorruptStoreEvent extends StoreEventBase {
+  readonly type: "corrupt";
+  /** The record that could not be decoded. */
+  readonly key: string;
+}
+
+export type StoreEvent =
+  | LeaseAcquiredStoreEvent
+  | LeaseDeniedStoreEvent
+  | LeaseRenewedStoreEvent
+  | LeaseLostStoreEvent
+  | LeaseReleasedStoreEvent
+  | CommitStoreEvent
+  | AbortStoreEvent
+  | InterruptStoreEvent
+  | ExpireStoreEvent
+  | ConflictStoreEvent
+  | SnapshotStoreEvent
+  | CorruptStoreEvent;
+
+export type StoreEventType = StoreEvent["type"];
+
+// ---------------------------------------------------------------------------------------------
+// Host KV (what an edge host supplies; see agent-session/adapters)
+
+export interface HostKvEntry {
+  value: Uint8Array | string;
+  version: string;
+}
+
+export interface HostKvPutOptions {
+  /** Compare-and-set: the version the key must have; `null` means "must not exist". */
+  expectedVersion?: string | null;
+  ttlMs?: number;
+}
+
+export interface HostKvCapabilities {
+  /** Whether `put` with `expectedVersion` is an atomic compare-and-set. */
+  atomic: boolean;
+  maxValueBytes?: number;
+  minTtlMs?: number;
+}
+
+export interface HostKv {
+  get(key: string): Promise<HostKvEntry | null>;
+  /** Resolves to the new version, or `null` when `expectedVersion` did not match. */
+  put(key: string, value: Uint8Array | string, options?: HostKvPutOptions): Promise<string | null>;
+  delete(key: string, options?: { expectedVersion?: string }): Promise<boolean>;
+  list(prefix: string, options?: { cursor?: string; limit?: number }): Promise<{ keys: string[]; cursor?: string }>;
+  readonly capabilities?: HostKvCapabilities;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classes (no public constructors: the static factories and methods create them)
+
+export declare class SessionStore {
+  private constructor();
+  /** An in-process store; two memory stores share nothing. */
+  static memory(options?: StoreOptions): Promise<SessionStore>;
+  /** IndexedDB, shared by every tab and worker of the origin. */
+  static indexedDb(options?: IndexedDbStoreOptions): Promise<SessionStore>;
+  /** A host-supplied KV store; rejects with `UnsafeStoreError` when it is not atomic, unless `allowNonAtomic`. */
+  static kv(kv: HostKv, options?: KvStoreOptions): Promise<SessionStore>;
+
+  /** Creates the session when absent unless `create: false` (then `NotFoundError`); no id: a new random id. */
+  open(id?: string, options?: OpenOptions): Promise<Session>;
+  list(options?: ListOptions): Promise<ListResult>;
+  /** `true` when the session existed. */
+  delete(id: string): Promise<boolean>;
+  /** Deletes expired sessions; resolves to how many. */
+  sweepExpired(options?: SweepOptions): Promise<number>;
+  /** Every commit; returns the unsubscribe function. */
+  onChange(listener: (change: StoreChange) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** A read view of the last committed version of a session; reads never need the guard. */
+export declare class Session {
+  private constructor();
+  readonly id: string;
+  /** 0 for a new session, +1 per commit. */
+  readonly version: number;
+  /** By the store's clock: a running session whose lease lapsed reads "idle". */
+  readonly status: Status;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly expiresAt: number | null;
+
+  messages(options?: AgentOptions): readonly ReadonlyJson[];
+  state(options?: AgentOptions): Readonly<Record<string, ReadonlyJson>>;
+  pendingInterrupt(): PendingInterrupt | null;
+  /** Reloads the latest committed version; resolves to this same object. */
+  refresh(): Promise<this>;
+
+  /** Takes the guard; fails fast with `ConcurrencyError` unless `onBusy: { waitMs }`. */
+  begin(options?: BeginOptions): Promise<Invocation>;
+  /** begin, run fn, commit; aborts and rethrows if fn throws; always releases. */
+  invoke<T>(fn: (inv: Invocation) => T | PromiseLike<T>, options?: BeginOptions): Promise<Awaited<T>>;
+  history(options?: HistoryOptions): Promise<readonly SessionEvent[]>;
+  /** Read-only state as of a version. */
+  at(version: number): Promise<SessionView>;
+  fork(options?: ForkOptions): Promise<Session>;
+  onChange(listener: (change: SessionChange) => void): () => void;
+  /** Terminal; takes the guard like `begin`. */
+  close(): Promise<void>;
+}
+
+/** Holds the guard; the only way to change a session. */
+export declare class Invocation {
+  private constructor();
+  readonly id: string;
+  /** Fencing token of this invocation's lease. */
+  readonly token: number;
+  readonly session: Session;
+
+  /** Staged, validated now (throws `ValidationError` / `LimitExceededError`). */
+  appendMessage(message: JsonInput, options?: AgentOptions): void;
+  setState(key: string, value: JsonInput, options?: AgentOptions): void;
+  deleteState(key: string, options?: AgentOptions): void;
+  /** Committed + staged (read your writes). */
+  messages(options?: AgentOptions): readonly ReadonlyJson[];
+  state(options?: AgentOptions): Readonly<Record<string, ReadonlyJson>>;
+  renew(): Promise<void>;
+  /** Writes the staged events as a new version and keeps the lease; resolves to the new version. */
+  checkpoint(): Promise<number>;
+  /** Writes the staged events as a new version and releases; resolves to the new version. */
+  commit(): Promise<number>;
+  /** Discards the staged events and releases. */
+  abort(): Promise<void>;
+  /** Commits the staged events and the interrupt, releases; the status becomes "interrupted". */
+  interrupt(reason: string, payload?: JsonInput): Promise<number>;
+  /** Aborts if neither committed nor aborted; a no-op afterwards. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+export type ErrorCode =
+  | "CONCURRENT_INVOCATION"
+  | "LEASE_LOST"
+  | "VERSION_CONFLICT"
+  | "INVALID_TRANSITION"
+  | "NOT_FOUND"
+  | "SESSION_EXPIRED"
+  | "SESSION_CLOSED"
+  | "INVALID_INPUT"
+  | "LIMIT_EXCEEDED"
+  | "CORRUPT_RECORD"
+  | "STORAGE"
+  | "UNSAFE_STORE";
+
+/** Where a refused move started from: a session status or an invocation phase. */
+export type TransitionFrom = Status | "committing" | "committed" | "aborted" | "lease-lost";
+
+export declare class AgentSessionError extends Error {
+  constructor(message?: string, options?: { cause?: unknown });
+  /** Stable, for programs; never match on the message. */
+  readonly code: string;
+}
+
+/** Another invocation holds the session. */
+export declare class ConcurrencyError extends AgentSessionError {
+  readonly code: "CONCURRENT_INVOCATION";
+  /** Owner name of the store whose lease holds the session. */
+  readonly holder: string;
+  /** Time until that lease ends, by the store's clock. */
+  readonly retryAfterMs: number;
+}
+
+/** This invocation's lease expired or was taken; nothing staged since its last checkpoint is visible. */
+export declare class LeaseLostError extends AgentSessionError {
+  readonly code: "LEASE_LOST";
+}
+
+/** The head changed under a compare-and-set that was not about a lease. */
+export declare class ConflictError extends AgentSessionError {
+  readonly code: "VERSION_CONFLICT";
+}
+
+/** A lifecycle move that the current status or invocation phase does not allow. */
+export declare class InvalidTransitionError extends AgentSessionError {
+  readonly code: "INVALID_TRANSITION" | "SESSION_CLOSED" | "SESSION_EXPIRED";
+  readonly from: TransitionFrom;
+  readonly action: string;
+}
+
+export declare class SessionClosedError extends InvalidTransitionError {
+  readonly code: "SESSION_CLOSED";
+}
+
+export declare class SessionExpiredError extends InvalidTransitionError {
+  readonly code: "SESSION_EXPIRED";
+}
+
+/** Open with `create: false`, or `at()` / `history()` of a version that does not exist. */
+export declare class NotFoundError extends AgentSessionError {
+  readonly code: "NOT_FOUND";
+}
+
+/** Bad id, non-JSON value, bad option. */
+export declare class ValidationError extends AgentSessionError {
+  readonly code: "INVALID_INPUT";
+  /** Path to the offending part of a value. */
+  readonly path?: string;
+}
+
+/** A configured size limit. */
+export declare class LimitExceededError extends AgentSessionError {
+  readonly code: "LIMIT_EXCEEDED";
+  readonly limit: number;
+  readonly actual: number;
+}
+
+/** A stored record cannot be decoded. */
+export declare class CorruptRecordError extends AgentSessionError {
+  readonly code: "CORRUPT_RECORD";
+  readonly key: string;
+}
+
+/** The backing store failed (including a quota error). */
+export declare class StorageError extends AgentSessionError {
+  readonly code: "STORAGE";
+  readonly cause: unknown;
+}
+
+/** Guarded use of a store without atomic compare-and-set. */
+export declare class UnsafeStoreError extends AgentSessionError {
+  readonly code: "UNSAFE_STORE";
+}

@@ -1,0 +1,260 @@
+// onEvent, onChange, owner names and trace context.
+import { describe as suite } from "node:test";
+import assert from "node:assert/strict";
+import { SessionStore, ConcurrencyError } from "agent-session";
+import { rejection, clockStore, plain, test } from "./_helpers.mjs";
+
+const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+const ofType = (events, type) => events.filter((e) => e.type === type);
+
+suite("onEvent", () => {
+  test("begin + commit: lease.acquired, commit, lease.released with session, version, token, owner", async () => {
+    const { store, events, now } = await clockStore({ owner: "obs" });
+    const session = await store.open("obs/commit");
+    const inv = await session.begin();
+    const acquired = ofType(events, "lease.acquired");
+    assert.equal(acquired.length, 1);
+    assert.equal(acquired[0].session, "obs/commit");
+    assert.equal(acquired[0].token, inv.token);
+    assert.equal(acquired[0].owner, "obs");
+    inv.appendMessage("x");
+    now.advance(250);
+    await inv.commit();
+    const commit = ofType(events, "commit");
+    assert.equal(commit.length, 1);
+    assert.equal(commit[0].session, "obs/commit");
+    assert.equal(commit[0].version, 1);
+    assert.equal(commit[0].token, inv.token);
+    assert.equal(commit[0].owner, "obs");
+    if (commit[0].durationMs !== undefined) assert.equal(commit[0].durationMs, 250);
+    const released = ofType(events, "lease.released");
+    assert.equal(released.length, 1);
+    assert.equal(released[0].session, "obs/commit");
+    assert.equal(released[0].token, inv.token);
+    const order = events.filter((e) => e.session === "obs/commit").map((e) => e.type);
+    assert.ok(order.indexOf("lease.acquired") < order.indexOf("commit"));
+    assert.ok(order.indexOf("commit") < order.indexOf("lease.released"));
+    for (const e of events) assert.equal(typeof e.type, "string");
+  });
+
+  test("abort: abort and lease.released; a refused begin: lease.denied naming the holder", async () => {
+    const { store, events } = await clockStore({ owner: "holder-name" });
+    const session = await store.open("obs/abort");
+    const inv = await session.begin();
+    const error = await rejection(session.begin());
+    assert.ok(error instanceof ConcurrencyError);
+    const denied = ofType(events, "lease.denied");
+    assert.equal(denied.length, 1);
+    assert.equal(denied[0].session, "obs/abort");
+    assert.equal(denied[0].owner, "holder-name");
+    await inv.abort();
+    const abort = ofType(events, "abort");
+    assert.equal(abort.length, 1);
+    assert.equal(abort[0].session, "obs/abort");
+    assert.equal(abort[0].token, inv.token);
+    const released = ofType(events, "lease.released");
+    assert.equal(released.length, 1);
+    assert.equal(released[0].token, inv.token);
+    assert.equal(ofType(events, "commit").length, 0, "an abort is not a commit");
+  });
+
+  test("interrupt: an interrupt event with the new version and token", async () => {
+    const { store, events } = await clockStore();
+    const session = await store.open("obs/interrupt");
+    const inv = await session.begin();
+    await inv.interrupt("q", { a: 1 });
+    const interrupt = ofType(events, "interrupt");
+    assert.equal(interrupt.length, 1);
+    assert.equal(interrupt[0].session, "obs/interrupt");
+    assert.equal(interrupt[0].version, 1);
+    assert.equal(interrupt[0].token, inv.token);
+    assert.ok(ofType(events, "lease.released").some((e) => e.token === inv.token), "an interrupt releases the lease");
+  });
+
+  test("snapshot: one event per snapshot version", async () => {
+    const { store, events } = await clockStore({ snapshotEvery: 2 });
+    const session = await store.open("obs/snap");
+    for (let i = 0; i < 5; i++) await session.invoke((inv) => inv.appendMessage(i));
+    const snapshots = ofType(events, "snapshot");
+    assert.deepEqual(
+      snapshots.map((e) => [e.session, e.version]),
+      [
+        ["obs/snap", 2],
+        ["obs/snap", 4],
+      ],
+    );
+  });
+
+  test("expire: one event per swept session", async () => {
+    const { store, events, now } = await clockStore({ idleTtlMs: 100 });
+    await store.open("obs/exp1");
+    const two = await store.open("obs/exp2");
+    await two.invoke((inv) => inv.appendMessage(1));
+    now.advance(101);
+    assert.equal(await store.sweepExpired(), 2);
+    const expire = ofType(events, "expire");
+    assert.deepEqual(expire.map((e) => e.session).sort(), ["obs/exp1", "obs/exp2"]);
+    const e2 = expire.find((e) => e.session === "obs/exp2");
+    if (e2.version !== undefined) assert.equal(e2.version, 1);
+  });
+
+  test("lease.lost when a stale holder's commit is refused", async () => {
+    const { store, events, now } = await clockStore({ leaseMs: 100, heartbeat: false });
+    const session = await store.open("obs/lost");
+    const inv = await session.begin();
+    now.advance(101);
+    await assert.rejects(inv.commit());
+    const lost = ofType(events, "lease.lost");
+    assert.equal(lost.length, 1);
+    assert.equal(lost[0].session, "obs/lost");
+    assert.equal(lost[0].token, inv.token);
+    assert.equal(ofType(events, "commit").length, 0);
+  });
+
+  test("an onEvent listener that throws does not break the commit", async () => {
+    const store = await SessionStore.memory({
+      onEvent: () => {
+        throw new Error("listener bug");
+      },
+    });
+    const session = await store.open("obs/throwing-listener");
+    await session.invoke((inv) => inv.appendMessage("still committed"));
+    assert.equal(session.version, 1);
+    assert.deepEqual(plain(session.messages()), ["still committed"]);
+  });
+});
+
+suite("owner", () => {
+  test("the owner option is the ConcurrencyError holder and the events' owner", async () => {
+    const { store, events } = await clockStore({ owner: "worker-7" });
+    const a = await store.open("own");
+    const b = await store.open("own");
+    const inv = await a.begin();
+    const error = await rejection(b.begin());
+    assert.ok(error instanceof ConcurrencyError);
+    assert.equal(error.holder, "worker-7");
+    assert.ok(error.message.includes("worker-7"), "the message names the holder");
+    assert.equal(ofType(events, "lease.acquired")[0].owner, "worker-7");
+    await inv.abort();
+  });
+
+  test("the default owner is a random non-empty name per store", async () => {
+    const one = await clockStore();
+    const two = await clockStore();
+    const owners = [];
+    for (const { store, events } of [one, two]) {
+      const s = await store.open("default-owner");
+      const inv = await s.begin();
+      const error = await rejection(s.begin());
+      assert.equal(typeof error.holder, "string");
+      assert.ok(error.holder.length > 0);
+      assert.equal(ofType(events, "lease.acquired")[0].owner, error.holder);
+      owners.push(error.holder);
+      await inv.abort();
+    }
+    assert.notEqual(owners[0], owners[1], "two stores get different default owners");
+  });
+});
+
+suite("trace context", () => {
+  test("traceparent from begin options appears on that invocation's history events only", async () => {
+    const { store, events } = await clockStore();
+    const session = await store.open("trace");
+    const inv = await session.begin({ traceparent: TRACE });
+    inv.appendMessage("traced");
+    inv.setState("k", 1);
+    await inv.commit();
+    await session.invoke((i) => i.appendMessage("untraced"));
+    await session.invoke((i) => i.appendMessage("traced 2"), { traceparent: TRACE2 });
+    const history = await session.history();
+    assert.equal(history[0].traceparent, undefined, "the created event has no trace");
+    assert.deepEqual(
+      history.slice(1).map((e) => [e.version, e.traceparent]),
+      [
+        [1, TRACE],
+        [1, TRACE],
+        [2, undefined],
+        [3, TRACE2],
+      ],
+    );
+    assert.ok(
+      events.some((e) => e.type === "commit" && e.traceparent === TRACE),
+      "the commit event carries the invocation's traceparent",
+    );
+    assert.ok(!events.some((e) => e.type === "commit" && e.version === 2 && e.traceparent !== undefined));
+  });
+});
+
+suite("onChange", () => {
+  test("store.onChange is called synchronously after each commit, and unsubscribes", async () => {
+    const { store } = await clockStore();
+    const changes = [];
+    const off = store.onChange((change) => changes.push(plain(change)));
+    assert.equal(typeof off, "function");
+    const session = await store.open("change/a");
+    assert.deepEqual(changes, [], "opening (creating) a session is not a commit");
+    const inv = await session.begin();
+    inv.appendMessage(1);
+    await inv.commit();
+    assert.deepEqual(changes, [{ id: "change/a", version: 1, status: "idle" }], "called by the time commit() resolves");
+    const inv2 = await session.begin();
+    await inv2.checkpoint();
+    assert.deepEqual(changes.at(-1), { id: "change/a", version: 2, status: "running" });
+    await inv2.interrupt("q");
+    assert.deepEqual(changes.at(-1), { id: "change/a", version: 3, status: "interrupted" });
+    await (await session.begin({ resume: "a" })).abort();
+    assert.equal(changes.length, 3, "an abort is not a commit");
+    await session.close();
+    assert.deepEqual(changes.at(-1), { id: "change/a", version: 4, status: "closed" });
+    const other = await store.open("change/b");
+    await other.invoke(() => {});
+    assert.deepEqual(changes.at(-1), { id: "change/b", version: 1, status: "idle" });
+    off();
+    await other.invoke(() => {});
+    assert.equal(changes.length, 5, "no calls after unsubscribing");
+  });
+
+  test("calling an unsubscribe function twice is a no-op", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("change/twice");
+    const calls = [];
+    const offStore = store.onChange(() => calls.push("store"));
+    const offSession = session.onChange(() => calls.push("session"));
+    offStore();
+    offSession();
+    offStore();
+    offSession();
+    await session.invoke(() => {});
+    assert.deepEqual(calls, []);
+  });
+
+  test("session.onChange sees only its session's commits", async () => {
+    const { store } = await clockStore();
+    const a = await store.open("sess-change/a");
+    const b = await store.open("sess-change/b");
+    const seen = [];
+    const off = a.onChange((change) => seen.push(plain(change)));
+    await a.invoke(() => {});
+    await b.invoke(() => {});
+    await a.invoke(() => {});
+    assert.deepEqual(seen, [
+      { version: 1, status: "idle" },
+      { version: 2, status: "idle" },
+    ]);
+    off();
+    await a.invoke(() => {});
+    assert.equal(seen.length, 2);
+  });
+
+  test("session.onChange also sees commits made through another Session object of the same store", async () => {
+    const { store } = await clockStore();
+    const a = await store.open("sess-change/shared");
+    const b = await store.open("sess-change/shared");
+    const seen = [];
+    a.onChange((change) => seen.push(change.version));
+    await b.invoke(() => {});
+    assert.deepEqual(seen, [1]);
+  });
+});

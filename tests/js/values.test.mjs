@@ -1,0 +1,549 @@
+// Values follow JSON; ids; frozen reads; size limits; list/delete/open.
+import { describe as suite } from "node:test";
+import assert from "node:assert/strict";
+import { SessionStore, ValidationError, LimitExceededError, NotFoundError, AgentSessionError } from "agent-session";
+import {
+  rejection,
+  thrown,
+  assertError,
+  plain,
+  clockStore,
+  callAsync,
+  assertDeepFrozen,
+  utf8Bytes,
+  test,
+} from "./_helpers.mjs";
+
+async function openInvocation(options) {
+  const { store } = await clockStore(options);
+  const session = await store.open();
+  const inv = await session.begin();
+  return { store, session, inv };
+}
+
+suite("values: JSON semantics", () => {
+  test("toJSON is honoured (a Date is stored as its ISO string) and undefined properties are dropped", async () => {
+    const { session, inv } = await openInvocation();
+    const when = new Date(Date.UTC(2024, 1, 29, 12, 30, 0, 5));
+    inv.appendMessage({ when, nested: { toJSON: () => ({ replaced: true }) }, gone: undefined, kept: 1 });
+    inv.appendMessage(when);
+    inv.setState("custom", { toJSON: (key) => `key=${key}` });
+    inv.setState("sparse", { a: undefined, b: [1, { c: undefined }] });
+    // Read your writes already shows the JSON form.
+    assert.deepEqual(plain(inv.messages()[1]), "2024-02-29T12:30:00.005Z");
+    await inv.commit();
+    const [first, second] = session.messages();
+    assert.equal(first.when, "2024-02-29T12:30:00.005Z");
+    assert.deepEqual(first.nested, { replaced: true });
+    assert.equal(Object.hasOwn(first, "gone"), false, "an undefined property is left out");
+    assert.deepEqual(Object.keys(first).sort(), ["kept", "nested", "when"]);
+    assert.equal(second, "2024-02-29T12:30:00.005Z");
+    assert.equal(typeof session.state().custom, "string");
+    assert.match(session.state().custom, /^key=/);
+    assert.deepEqual(session.state().sparse, { b: [1, {}] });
+    assert.equal(Object.hasOwn(session.state().sparse, "a"), false);
+  });
+
+  test("strings round-trip exactly, lone surrogates included", async () => {
+    const { store, session, inv } = await openInvocation();
+    const strings = ["\uD800", "\uDC00", "a\uDBFFb", "\uDFFF\uD800", "😀", "\u0000\u001f\"\\", "\u2028\u2029", "é"];
+    for (const s of strings) inv.appendMessage(s);
+    inv.appendMessage({ key: strings.join("|"), [strings[2]]: "lone key" });
+    inv.setState("lone", strings[0]);
+    await inv.interrupt("reason", { payload: "\uDE00" });
+    const check = (messages) => {
+      assert.equal(messages.length, strings.length + 1);
+      strings.forEach((s, i) => {
+        assert.equal(messages[i], s, `message ${i}`);
+        assert.equal(messages[i].length, s.length, `message ${i} length`);
+      });
+      assert.equal(messages.at(-1).key, strings.join("|"));
+      assert.equal(messages.at(-1)[strings[2]], "lone key", "a lone surrogate in a property name round-trips");
+    };
+    check(session.messages());
+    const reopened = await store.open(session.id);
+    check(reopened.messages());
+    assert.equal(reopened.state().lone, "\uD800");
+    assert.deepEqual(plain(reopened.pendingInterrupt()), { reason: "reason", payload: { payload: "\uDE00" } });
+    const history = await reopened.history();
+    assert.equal(history[1].data, "\uD800");
+    assert.equal((await reopened.at(1)).messages()[2], "a\uDBFFb");
+  });
+
+  test("numbers: -0, large and small doubles keep their JSON value", async () => {
+    const { session, inv } = await openInvocation();
+    const numbers = [0, 1.5, -2, 1e300, 5e-324, Number.MAX_SAFE_INTEGER, 0.1 + 0.2];
+    inv.appendMessage(numbers);
+    inv.appendMessage(-0);
+    await inv.commit();
+    assert.deepEqual(session.messages()[0], numbers);
+    assert.equal(session.messages()[1], 0, "-0 is stored as JSON 0");
+  });
+
+  const bad = [
+    ["a function", () => () => 1, null],
+    ["a function property", () => ({ tools: [{ run() {} }] }), /tools.*0.*run/],
+    ["a symbol", () => Symbol("s"), null],
+    ["a symbol property", () => ({ a: { b: Symbol("s") } }), /a.*b/],
+    ["a BigInt", () => ({ count: 10n }), /count/],
+    ["NaN", () => ({ x: [1, NaN] }), /x.*1/],
+    ["Infinity", () => ({ deep: { inf: Infinity } }), /deep.*inf/],
+    ["-Infinity", () => -Infinity, null],
+    ["undefined as the value", () => undefined, null],
+    ["undefined as an array element", () => ({ list: [1, undefined, 3] }), /list.*1/],
+    [
+      "a cycle",
+      () => {
+        const o = { a: { b: {} } };
+        o.a.b.c = o;
+        return o;
+      },
+      /a.*b.*c/,
+    ],
+    [
+      "an array cycle",
+      () => {
+        const a = [1];
+        a.push([a]);
+        return a;
+      },
+      null,
+    ],
+    [
+      "nesting deeper than 512",
+      () => {
+        let v = 0;
+        for (let i = 0; i < 513; i++) v = [v];
+        return v;
+      },
+      null,
+    ],
+    [
+      "nesting deeper than 512 (objects)",
+      () => {
+        let v = 0;
+        for (let i = 0; i < 600; i++) v = { v };
+        return v;
+      },
+      null,
+    ],
+  ];
+
+  for (const [what, make, pathPattern] of bad) {
+    test(`ValidationError naming the path: ${what}`, async () => {
+      const { session, inv } = await openInvocation();
+      inv.appendMessage("good");
+      const error = thrown(() => inv.appendMessage(make()), `appendMessage(${what})`);
+      assertError(error, ValidationError, "INVALID_INPUT", what);
+      assert.ok(error instanceof AgentSessionError);
+      if (pathPattern) {
+        assert.equal(typeof error.path, "string", `${what}: path must be set`);
+        assert.match(error.path, pathPattern, `${what}: path ${JSON.stringify(error.path)}`);
+      }
+      // setState rejects the same value.
+      const error2 = thrown(() => inv.setState("k", make()), `setState(${what})`);
+      assert.ok(error2 instanceof ValidationError);
+      // Nothing was staged by the refused calls.
+      assert.deepEqual(plain(inv.messages()), ["good"]);
+      assert.deepEqual(plain(inv.state()), {});
+      await inv.commit();
+      assert.deepEqual(plain(session.messages()), ["good"]);
+      assert.deepEqual(plain(session.state()), {});
+      assert.equal((await session.history()).length, 2);
+    });
+  }
+
+  test("nesting of exactly 512 levels is accepted", async () => {
+    const { session, inv } = await openInvocation();
+    let v = 0;
+    for (let i = 0; i < 512; i++) v = [v];
+    inv.appendMessage(v);
+    await inv.commit();
+    let depth = 0;
+    for (let x = session.messages()[0]; Array.isArray(x); x = x[0]) depth++;
+    assert.equal(depth, 512);
+  });
+
+  test("a throwing toJSON, getter or proxy trap is a ValidationError with the thrown error as cause", async () => {
+    const { inv } = await openInvocation();
+    const cause1 = new Error("toJSON failed");
+    const e1 = thrown(() => inv.appendMessage({ x: { toJSON: () => { throw cause1; } } }));
+    assertError(e1, ValidationError, "INVALID_INPUT");
+    assert.equal(e1.cause, cause1);
+    assert.match(e1.path ?? "", /x/);
+
+    const cause2 = new RangeError("getter failed");
+    const withGetter = {
+      get secret() {
+        throw cause2;
+      },
+    };
+    const e2 = thrown(() => inv.setState("k", { wrap: withGetter }));
+    assertError(e2, ValidationError, "INVALID_INPUT");
+    assert.equal(e2.cause, cause2);
+    assert.match(e2.path ?? "", /wrap.*secret/);
+
+    const cause3 = new Error("ownKeys trap failed");
+    const proxy = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw cause3;
+        },
+      },
+    );
+    const e3 = thrown(() => inv.appendMessage({ p: proxy }));
+    assertError(e3, ValidationError, "INVALID_INPUT");
+    assert.equal(e3.cause, cause3);
+    assert.deepEqual(plain(inv.messages()), []);
+    await inv.abort();
+  });
+
+  test("interrupt payloads and metadata are validated too (rejections, not throws)", async () => {
+    const { store, session, inv } = await openInvocation();
+    const error = await rejection(callAsync(() => inv.interrupt("q", { f() {} })));
+    assertError(error, ValidationError, "INVALID_INPUT");
+    assert.equal(session.status, "running");
+    assert.equal(session.version, 0);
+    await inv.abort();
+    const e2 = await rejection(callAsync(() => store.open("with-bad-metadata", { metadata: { n: 1n } })));
+    assertError(e2, ValidationError, "INVALID_INPUT");
+    await assert.rejects(store.open("with-bad-metadata", { create: false }), NotFoundError);
+    const e3 = await rejection(callAsync(() => session.begin({ resume: NaN })));
+    assert.ok(e3 instanceof ValidationError || e3.code === "INVALID_TRANSITION", String(e3));
+  });
+
+  test("state keys are 1..256 UTF-8 bytes like ids", async () => {
+    const { session, inv } = await openInvocation();
+    for (const key of ["", "é".repeat(128) + "x", "\uD800"]) {
+      const error = thrown(() => inv.setState(key, 1), `setState(${JSON.stringify(key).slice(0, 12)})`);
+      assertError(error, ValidationError, "INVALID_INPUT");
+      assert.ok(!(error instanceof LimitExceededError));
+      const e2 = thrown(() => inv.deleteState(key));
+      assert.ok(e2 instanceof ValidationError);
+    }
+    inv.setState("é".repeat(128), "max");
+    inv.setState("a/b\u0000..%", "odd");
+    await inv.commit();
+    assert.deepEqual(plain(session.state()), { ["é".repeat(128)]: "max", "a/b\u0000..%": "odd" });
+  });
+});
+
+suite("ids", () => {
+  test("bad ids are ValidationError (never LimitExceededError)", async () => {
+    const store = await SessionStore.memory();
+    const cases = [
+      ["empty", ""],
+      ["257 bytes", "é".repeat(128) + "x"],
+      ["257 ASCII bytes", "a".repeat(257)],
+      ["a number", 42],
+      ["an object", { id: "x" }],
+      ["a lone surrogate", "abc\uD800"],
+      ["a lone low surrogate", "\uDC00"],
+    ];
+    for (const [what, id] of cases) {
+      for (const [method, call] of [
+        ["open", () => store.open(id)],
+        ["open create:false", () => store.open(id, { create: false })],
+        ["delete", () => store.delete(id)],
+      ]) {
+        const error = await rejection(callAsync(call, `${method}(${what})`), `${method}(${what})`);
+        assertError(error, ValidationError, "INVALID_INPUT", `${method}(${what})`);
+        assert.ok(!(error instanceof LimitExceededError));
+      }
+    }
+    assert.equal(utf8Bytes("é".repeat(128)), 256);
+    const max = await store.open("é".repeat(128));
+    assert.equal(max.id, "é".repeat(128));
+    const source = await store.open("fork-src");
+    await assert.rejects(source.fork({ id: "\uD800" }), ValidationError);
+    await assert.rejects(source.fork({ id: "a".repeat(257) }), ValidationError);
+    assert.deepEqual(
+      (await store.list()).sessions.map((s) => s.id).sort(),
+      ["fork-src", "é".repeat(128)].sort(),
+      "refused ids created nothing",
+    );
+  });
+
+  test("ids with /, NUL, .., % and escapes are distinct sessions", async () => {
+    const store = await SessionStore.memory();
+    const ids = ["a", "a/", "a/b", "a%2Fb", "a%2fb", "a\u0000b", "a\u0000", "..", "../a", ".", "%", "%25", "a b", "A", "😀", "a/b/c", "h/a", "e/a"];
+    for (const id of ids) {
+      const session = await store.open(id);
+      assert.equal(session.id, id);
+      await session.invoke((inv) => inv.appendMessage(`I am ${JSON.stringify(id)}`));
+    }
+    for (const id of ids) {
+      const session = await store.open(id, { create: false });
+      assert.equal(session.version, 1, `version of ${JSON.stringify(id)}`);
+      assert.deepEqual(plain(session.messages()), [`I am ${JSON.stringify(id)}`], `messages of ${JSON.stringify(id)}`);
+    }
+    const listed = [];
+    let cursor;
+    do {
+      const page = await store.list({ cursor });
+      listed.push(...page.sessions.map((s) => s.id));
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    assert.deepEqual([...listed].sort(), [...ids].sort());
+    const prefixed = (await store.list({ prefix: "a/" })).sessions.map((s) => s.id).sort();
+    assert.deepEqual(prefixed, ["a/", "a/b", "a/b/c"].sort());
+    const nul = (await store.list({ prefix: "a\u0000" })).sessions.map((s) => s.id).sort();
+    assert.deepEqual(nul, ["a\u0000", "a\u0000b"].sort());
+    assert.equal(await store.delete("a"), true);
+    assert.equal((await store.open("a/b", { create: false })).version, 1, "deleting a leaves a/b alone");
+    assert.equal((await store.open("a/", { create: false })).version, 1);
+  });
+
+  test("random ids: at least 22 characters of [A-Za-z0-9_-], distinct", async () => {
+    const store = await SessionStore.memory();
+    const seen = new Set();
+    for (let i = 0; i < 50; i++) {
+      const session = await callAsync(() => store.open());
+      assert.match(session.id, /^[A-Za-z0-9_-]{22,}$/);
+      assert.equal(session.version, 0);
+      seen.add(session.id);
+    }
+    assert.equal(seen.size, 50);
+    const withOptions = await store.open(undefined, { metadata: { from: "test" } });
+    assert.match(withOptions.id, /^[A-Za-z0-9_-]{22,}$/);
+    assert.ok(!seen.has(withOptions.id));
+  });
+});
+
+suite("reads are frozen", () => {
+  test("messages(), state(), history(), pendingInterrupt() and views are deeply frozen", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("frozen");
+    await session.invoke((inv) => {
+      inv.appendMessage({ role: "user", parts: [{ text: "hi" }] });
+      inv.setState("config", { tools: ["a", "b"], nested: { x: 1 } });
+    });
+    await (await session.begin()).interrupt("q", { options: [{ id: 1 }] });
+    const messages = session.messages();
+    assertDeepFrozen(messages);
+    assertDeepFrozen(session.state());
+    assertDeepFrozen(session.messages({ agent: "nobody" }));
+    assertDeepFrozen(await session.history());
+    assertDeepFrozen(session.pendingInterrupt());
+    const view = await session.at(1);
+    assertDeepFrozen(view.messages());
+    assertDeepFrozen(view.state());
+    assert.throws(() => messages.push("x"), TypeError);
+    assert.throws(() => {
+      messages[0].role = "admin";
+    }, TypeError);
+    assert.throws(() => {
+      session.state().config.tools.push("c");
+    }, TypeError);
+    assert.deepEqual(plain(session.messages()), [{ role: "user", parts: [{ text: "hi" }] }]);
+    // Frozen values can be written back (cloned by the write, not by the caller).
+    await session.invoke((inv) => inv.appendMessage(messages[0]), { resume: "ok" });
+    assert.equal(session.messages().length, 2);
+  });
+
+  test("an invocation's reads are frozen too", async () => {
+    const { inv } = await openInvocation();
+    inv.appendMessage({ a: [1] });
+    inv.setState("k", { b: { c: 1 } });
+    assertDeepFrozen(inv.messages());
+    assertDeepFrozen(inv.state());
+    await inv.abort();
+  });
+
+  test("a write does not keep a reference to the caller's object", async () => {
+    const { session, inv } = await openInvocation();
+    const message = { text: "before", list: [1] };
+    inv.appendMessage(message);
+    message.text = "after";
+    message.list.push(2);
+    await inv.commit();
+    assert.deepEqual(plain(session.messages()), [{ text: "before", list: [1] }]);
+    assert.equal(Object.isFrozen(message), false, "the caller's object is not frozen by a write");
+  });
+});
+
+suite("limits", () => {
+  test("configured limits: LimitExceededError with limit/actual, nothing staged", async () => {
+    const { session, inv } = await openInvocation({
+      limits: { maxMessageBytes: 100, maxStateValueBytes: 50, maxCommitBytes: 400 },
+    });
+    inv.appendMessage("x".repeat(50));
+    const e1 = thrown(() => inv.appendMessage("y".repeat(200)));
+    assertError(e1, LimitExceededError, "LIMIT_EXCEEDED");
+    assert.equal(e1.limit, 100);
+    assert.equal(typeof e1.actual, "number");
+    assert.ok(e1.actual > 100 && e1.actual < 300, `actual ${e1.actual}`);
+    const e2 = thrown(() => inv.setState("big", "z".repeat(80)));
+    assertError(e2, LimitExceededError, "LIMIT_EXCEEDED");
+    assert.equal(e2.limit, 50);
+    assert.ok(e2.actual > 50);
+    assert.deepEqual(plain(inv.messages()), ["x".repeat(50)]);
+    assert.deepEqual(plain(inv.state()), {});
+    // A multi-byte message is measured in UTF-8 bytes.
+    const e3 = thrown(() => inv.appendMessage("é".repeat(60)));
+    assert.ok(e3 instanceof LimitExceededError, "60 × 'é' is 120 UTF-8 bytes");
+    assert.ok(e3.actual >= 120);
+    await inv.commit();
+    assert.deepEqual(plain(session.messages()), ["x".repeat(50)]);
+    assert.deepEqual(plain(session.state()), {});
+  });
+
+  test("the commit limit: the write that would cross it is refused, what was staged before commits", async () => {
+    const { session, inv } = await openInvocation({ limits: { maxMessageBytes: 1000, maxCommitBytes: 250 } });
+    const m = "m".repeat(90);
+    let refused = null;
+    let staged = 0;
+    for (let i = 0; i < 4; i++) {
+      try {
+        inv.appendMessage(m);
+        staged++;
+      } catch (error) {
+        refused = error;
+        break;
+      }
+    }
+    if (refused) {
+      assertError(refused, LimitExceededError, "LIMIT_EXCEEDED");
+      assert.equal(refused.limit, 250);
+      assert.ok(refused.actual > 250);
+      assert.ok(staged >= 1 && staged <= 2, `staged ${staged}`);
+      assert.equal(inv.messages().length, staged);
+      await inv.commit();
+      assert.equal(session.messages().length, staged);
+    } else {
+      // Checked at commit instead: the commit is refused and nothing is written.
+      const error = await rejection(inv.commit());
+      assertError(error, LimitExceededError, "LIMIT_EXCEEDED");
+      assert.equal(error.limit, 250);
+      assert.equal(session.version, 0);
+      await inv.abort();
+    }
+  });
+
+  test("default limits: 1 MiB per message and per state value, 4 MiB per commit", async () => {
+    const { session, inv } = await openInvocation();
+    const mib = 1024 * 1024;
+    const e1 = thrown(() => inv.appendMessage("a".repeat(mib)));
+    assertError(e1, LimitExceededError, "LIMIT_EXCEEDED");
+    assert.equal(e1.limit, mib);
+    const e2 = thrown(() => inv.setState("k", "a".repeat(mib)));
+    assert.equal(e2.limit, mib);
+    const nearly = "b".repeat(mib - 100);
+    inv.appendMessage(nearly);
+    inv.appendMessage(nearly);
+    inv.appendMessage(nearly);
+    let refused;
+    try {
+      inv.appendMessage(nearly);
+      inv.appendMessage(nearly);
+    } catch (error) {
+      refused = error;
+    }
+    if (refused) {
+      assertError(refused, LimitExceededError, "LIMIT_EXCEEDED");
+      assert.equal(refused.limit, 4 * mib);
+      await inv.commit();
+      assert.ok(session.messages().length <= 4);
+    } else {
+      const error = await rejection(inv.commit());
+      assert.equal(error.limit, 4 * mib);
+    }
+  });
+
+  test("limits reject bad values as ValidationError", async () => {
+    for (const limits of [{ maxMessageBytes: -1 }, { maxCommitBytes: "big" }, { maxStateValueBytes: 1.5 }]) {
+      const error = await rejection(callAsync(() => SessionStore.memory({ limits })), JSON.stringify(limits));
+      assertError(error, ValidationError, "INVALID_INPUT");
+    }
+  });
+});
+
+suite("list, delete, open", () => {
+  test("list() pages with prefix, limit and cursor and describes each session", async () => {
+    const { store, now } = await clockStore();
+    const ids = ["p/1", "p/2", "p/3", "p/4", "p/5"];
+    for (const id of ids) {
+      await store.open(id);
+      now.advance(10);
+    }
+    await store.open("q/1");
+    await (await store.open("p/3")).invoke((inv) => inv.appendMessage("x"));
+    const seen = [];
+    let cursor;
+    let pages = 0;
+    do {
+      const page = await store.list({ prefix: "p/", limit: 2, cursor });
+      assert.ok(page.sessions.length <= 2, "a page holds at most limit sessions");
+      seen.push(...page.sessions);
+      cursor = page.cursor;
+      assert.ok(cursor === undefined || typeof cursor === "string");
+      pages++;
+      assert.ok(pages < 10, "paging must end");
+    } while (cursor !== undefined);
+    assert.ok(pages >= 3, `5 sessions with limit 2 need at least 3 pages, got ${pages}`);
+    assert.deepEqual(seen.map((s) => s.id).sort(), ids);
+    const p3 = seen.find((s) => s.id === "p/3");
+    for (const key of ["createdAt", "expiresAt", "id", "status", "updatedAt", "version"]) {
+      assert.ok(key in p3, `SessionInfo.${key}`);
+    }
+    assert.equal(p3.version, 1);
+    assert.equal(p3.status, "idle");
+    assert.equal(p3.expiresAt, null);
+    assert.ok(p3.updatedAt > p3.createdAt);
+    const p1 = seen.find((s) => s.id === "p/1");
+    assert.equal(p1.version, 0);
+    assert.equal(p1.createdAt, p1.updatedAt);
+    const all = await store.list();
+    assert.deepEqual(all.sessions.map((s) => s.id).sort(), [...ids, "q/1"].sort());
+    assert.equal(all.cursor, undefined);
+    assert.deepEqual((await store.list({ prefix: "zzz" })).sessions, []);
+  });
+
+  test("list() shows a running session as running", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("listed-running");
+    const inv = await session.begin();
+    assert.equal((await store.list({ prefix: "listed-running" })).sessions[0].status, "running");
+    await inv.commit();
+    assert.equal((await store.list({ prefix: "listed-running" })).sessions[0].status, "idle");
+  });
+
+  test("delete() returns true then false; the session is gone", async () => {
+    const { store } = await clockStore();
+    const session = await store.open("to-delete");
+    await session.invoke((inv) => inv.appendMessage("bye"));
+    assert.equal(await callAsync(() => store.delete("to-delete")), true);
+    assert.equal(await store.delete("to-delete"), false);
+    assert.equal(await store.delete("never-existed"), false);
+    const error = await rejection(store.open("to-delete", { create: false }));
+    assertError(error, NotFoundError, "NOT_FOUND");
+    assert.deepEqual((await store.list({ prefix: "to-delete" })).sessions, []);
+    const again = await store.open("to-delete");
+    assert.equal(again.version, 0);
+    assert.deepEqual(plain(again.messages()), []);
+  });
+
+  test("open(id, { create: false }) of an absent session: NotFoundError, and nothing is created", async () => {
+    const { store } = await clockStore();
+    const error = await rejection(callAsync(() => store.open("absent", { create: false })));
+    assertError(error, NotFoundError, "NOT_FOUND");
+    assert.deepEqual((await store.list()).sessions, []);
+    const created = await store.open("absent", { create: true });
+    assert.equal(created.version, 0);
+    const opened = await store.open("absent", { create: false });
+    assert.equal(opened.id, "absent");
+  });
+});
+
+suite("interrupt reasons", () => {
+  test("a reason with a lone surrogate is a ValidationError and the invocation stays open", async () => {
+    const session = await (await SessionStore.memory()).open("reason");
+    const inv = await session.begin();
+    const error = await rejection(inv.interrupt("why\ud800"));
+    assertError(error, ValidationError, "INVALID_INPUT");
+    assert.equal(session.status, "running");
+    assert.equal(await inv.interrupt("why?"), 1);
+    assert.deepEqual(plain(session.pendingInterrupt()), { reason: "why?", payload: null });
+  });
+});
