@@ -44,6 +44,28 @@ pub enum Outcome {
 
 /// Takes the lease on `head` for `intent`.
 pub fn acquire(head: &Head, intent: Intent, holder: Holder<'_>, now: u64, lease_ms: u64) -> Result<Head, CoreError> {
+    acquire_over(head, intent, holder, now, lease_ms, None)
+}
+
+/// [`acquire`], treating a lease held by store instance `dead` as ended: the caller has proof that
+/// the instance is gone (its Web Lock is no longer held), so waiting for the lease to run out would
+/// only delay the takeover. The token still goes up by one, so the dead holder stays fenced out.
+pub fn acquire_over(
+    head: &Head,
+    intent: Intent,
+    holder: Holder<'_>,
+    now: u64,
+    lease_ms: u64,
+    dead: Option<&str>,
+) -> Result<Head, CoreError> {
+    let presumed;
+    let head = match (&head.lease, dead) {
+        (Some(lease), Some(dead)) if lease.instance == dead && lease.expires_at > now => {
+            presumed = Head { lease: Some(Lease { expires_at: now, ..lease.clone() }), ..head.clone() };
+            &presumed
+        }
+        _ => head,
+    };
     if let Some(lease) = head.live_lease(now) {
         if !head.status.is_terminal() {
             return Err(CoreError::Concurrency { holder: lease.owner.clone(), retry_after_ms: lease.expires_at - now });

@@ -12,7 +12,7 @@ use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::store::{expired_or_closed, Change, Mark, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
-use crate::store::{Expect, Version};
+use crate::store::{Decision, Entry, Expect, Version};
 
 /// Options of `begin` / `invoke`.
 #[derive(Debug, Clone, Default)]
@@ -191,15 +191,57 @@ impl Session {
         let pending = PendingMark { shared, id: &self.id, armed: true };
         let holder = Holder { owner: &config.owner, instance: &shared.instance };
         let head_key = keys::head_key(&self.id);
-        for _ in 0..8 {
-            let (head, version) = self.read_head().await?;
-            let now = shared.now();
-            let leased = guard::acquire(&head, intent, holder, now, config.lease_ms)?;
-            let Some(new_version) =
-                shared.store.put(&head_key, codec::encode_head(&leased), Expect::Version(version)).await?
-            else {
-                continue; // the head moved: decide again on the fresh one
+        let mut presumed_dead: Option<String> = None;
+        loop {
+            // The guard decides inside the store's read-modify-write (one IndexedDB transaction), by
+            // the clock at the moment of the decision.
+            let mut decided: Option<EngineResult<Head>> = None;
+            let mut now = shared.now();
+            let written = {
+                let mut decide = |entry: Option<&Entry>| {
+                    now = shared.now();
+                    let result = match entry {
+                        None => Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id))),
+                        Some(entry) => {
+                            codec::decode_head(&head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
+                                guard::acquire_over(
+                                    &head,
+                                    intent,
+                                    holder,
+                                    now,
+                                    config.lease_ms,
+                                    presumed_dead.as_deref(),
+                                )
+                                .map_err(EngineError::from)
+                            })
+                        }
+                    };
+                    let decision = match &result {
+                        Ok(leased) => Decision::Write(codec::encode_head(leased)),
+                        Err(_) => Decision::Keep,
+                    };
+                    decided = Some(result);
+                    decision
+                };
+                shared.store.update(&head_key, &mut decide).await?
             };
+            let leased = match decided {
+                Some(Ok(leased)) => leased,
+                Some(Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms })))
+                    if presumed_dead.is_none() =>
+                {
+                    match self.dead_holder(now).await {
+                        Some(instance) => {
+                            presumed_dead = Some(instance);
+                            continue;
+                        }
+                        None => return Err(CoreError::Concurrency { holder: owner, retry_after_ms }.into()),
+                    }
+                }
+                Some(Err(error)) => return Err(error),
+                None => return Err(EngineError::Conflict(self.id.clone())),
+            };
+            let Some(new_version) = written else { return Err(EngineError::Conflict(self.id.clone())) };
             // Validate the cached view against the head we just leased, loading only what it lacks.
             if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
                 if let Some(released) = guard::release(&leased, leased.last_token) {
@@ -238,7 +280,16 @@ impl Session {
             });
             return Ok(invocation);
         }
-        Err(EngineError::Conflict(self.id.clone()))
+    }
+
+    /// The instance holding a live lease on this session, if the host can prove it is gone.
+    async fn dead_holder(&self, now: u64) -> Option<String> {
+        let (head, _) = self.read_head().await.ok()?;
+        let instance = head.live_lease(now)?.instance.clone();
+        match self.shared.env.holder_alive(&instance).await {
+            Some(false) => Some(instance),
+            _ => None,
+        }
     }
 
     /// Begins, runs `body`, and commits what it staged; if `body` fails (or the commit does), aborts

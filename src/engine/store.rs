@@ -19,6 +19,14 @@ pub trait Env {
     fn fill_random(&self, bytes: &mut [u8]);
     /// Resolves after `ms` (used only by `onBusy: { waitMs }`).
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+
+    /// Whether the store instance `instance` (a lease holder) is still alive: `Some(false)` only with
+    /// proof that it is gone (in browsers, its Web Lock is no longer held), `None` when this host
+    /// cannot tell; then a lease ends only when it runs out.
+    fn holder_alive(&self, instance: &str) -> LocalBoxFuture<'static, Option<bool>> {
+        let _ = instance;
+        Box::pin(std::future::ready(None))
+    }
 }
 
 /// Store-wide settings (`StoreOptions` of the JS API).
@@ -288,57 +296,31 @@ impl SessionStore {
         let head_key = keys::head_key(id);
         for _ in 0..3 {
             let Some(entry) = self.shared.store.get(&head_key).await? else { return Ok(false) };
-            if self.shared.store.delete(&head_key, Some(&entry.version)).await? {
-                self.delete_records(id).await?;
+            if self.shared.store.delete_session(&head_key, &entry.version, &keys::record_prefixes(id)).await? {
                 return Ok(true);
             }
         }
         Err(EngineError::Conflict(id.to_owned()))
     }
 
-    async fn delete_records(&self, id: &str) -> EngineResult<()> {
-        for prefix in keys::record_prefixes(id) {
-            loop {
-                let page = self.shared.store.list(&prefix, None, 256).await?;
-                for key in &page.keys {
-                    self.shared.store.delete(key, None).await?;
-                }
-                if page.cursor.is_none() {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes up to `limit` sessions that are expired by the store's clock; returns how many.
+    /// Candidates come from the backend's expiry index when it has one, else from every head.
     pub async fn sweep_expired(&self, limit: usize) -> EngineResult<usize> {
         self.shared.check_open()?;
+        let now = self.shared.now();
+        if let Some(keys) = self.shared.store.expiring(now, limit).await? {
+            let mut deleted = 0;
+            for key in &keys {
+                deleted += usize::from(self.sweep_one(key).await?);
+            }
+            return Ok(deleted);
+        }
         let mut deleted = 0;
         let mut cursor: Option<String> = None;
         while deleted < limit {
             let page = self.shared.store.list(keys::HEAD_PREFIX, cursor.as_deref(), 256).await?;
-            for key in &page.keys {
-                if deleted >= limit {
-                    break;
-                }
-                let Some(id) = keys::id_of_head_key(key) else { continue };
-                let Some(entry) = self.shared.store.get(key).await? else { continue };
-                let Ok(head) = codec::decode_head(key, &entry.value) else { continue };
-                let now = self.shared.now();
-                if head.status != Status::Expired && guard::expire(&head, now).is_none() {
-                    continue;
-                }
-                if self.shared.store.delete(key, Some(&entry.version)).await? {
-                    self.delete_records(&id).await?;
-                    self.shared.emit(StoreEvent {
-                        kind: "expire",
-                        session: id,
-                        version: Some(head.version),
-                        ..Default::default()
-                    });
-                    deleted += 1;
-                }
+            for key in page.keys.iter().take(limit - deleted) {
+                deleted += usize::from(self.sweep_one(key).await?);
             }
             match page.cursor {
                 Some(next) => cursor = Some(next),
@@ -346,6 +328,21 @@ impl SessionStore {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes the session of head `key` if it is expired now; whether it did.
+    async fn sweep_one(&self, key: &str) -> EngineResult<bool> {
+        let Some(id) = keys::id_of_head_key(key) else { return Ok(false) };
+        let Some(entry) = self.shared.store.get(key).await? else { return Ok(false) };
+        let Ok(head) = codec::decode_head(key, &entry.value) else { return Ok(false) };
+        if head.status != Status::Expired && guard::expire(&head, self.shared.now()).is_none() {
+            return Ok(false);
+        }
+        if !self.shared.store.delete_session(key, &entry.version, &keys::record_prefixes(&id)).await? {
+            return Ok(false);
+        }
+        self.shared.emit(StoreEvent { kind: "expire", session: id, version: Some(head.version), ..Default::default() });
+        Ok(true)
     }
 
     /// Calls `listener` after every commit made through this store; returns the id to unsubscribe.

@@ -52,6 +52,9 @@ pub enum StoreError {
     /// The backend failed or rejected; `cause` is the backend's own error value (a `JsValue` on wasm).
     #[error("the backing store failed: {message}")]
     Backend { message: String, cause: Option<Rc<dyn Any>> },
+    /// A read-modify-write kept losing compare-and-set races.
+    #[error("the value under \"{key}\" kept changing under a read-modify-write; retry")]
+    Contended { key: String },
     /// A value is larger than the backend accepts in one key.
     #[error("a value of {actual} bytes is over the backend's per-value limit of {limit} bytes")]
     TooLarge { limit: u64, actual: u64 },
@@ -114,4 +117,73 @@ pub trait Store {
             self.put(head_key, head, expected).await
         })
     }
+
+    /// Reads `key`, lets `decide` choose synchronously whether to write, and writes atomically with
+    /// respect to the value it decided on: `Some(new version)` when it wrote, `None` when `decide`
+    /// kept the value. The default is a read and a compare-and-set, re-deciding on a lost race; a
+    /// backend with transactions (IndexedDB) decides inside one transaction. This is how the guard
+    /// takes a lease in one round trip.
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        decide: &'a mut dyn FnMut(Option<&Entry>) -> Decision,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        Box::pin(async move {
+            for _ in 0..UPDATE_ATTEMPTS {
+                let current = self.get(key).await?;
+                let Decision::Write(value) = decide(current.as_ref()) else { return Ok(None) };
+                let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
+                if let Some(version) = self.put(key, value, expect).await? {
+                    return Ok(Some(version));
+                }
+            }
+            Err(StoreError::Contended { key: key.to_owned() })
+        })
+    }
+
+    /// Deletes a session: its head if still at `expected`, then every key under `prefixes`.
+    /// `false` (nothing deleted) when the head moved. The default deletes the head first, so a
+    /// failure part-way leaves records that no head names (swept later); a backend with
+    /// transactions does it all in one.
+    fn delete_session<'a>(
+        &'a self,
+        head_key: &'a str,
+        expected: &'a str,
+        prefixes: &'a [String],
+    ) -> LocalBoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            if !self.delete(head_key, Some(expected)).await? {
+                return Ok(false);
+            }
+            for prefix in prefixes {
+                loop {
+                    let page = self.list(prefix, None, 256).await?;
+                    for key in &page.keys {
+                        self.delete(key, None).await?;
+                    }
+                    if page.cursor.is_none() {
+                        break;
+                    }
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Head keys whose session may have expired by `now` (at most `limit`), from an index; `None`
+    /// when the backend has no such index (the sweep then reads every head).
+    fn expiring<'a>(&'a self, now: u64, limit: usize) -> LocalBoxFuture<'a, StoreResult<Option<Vec<String>>>> {
+        let _ = (now, limit);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+}
+
+/// Attempts of the default [`Store::update`] before it reports contention.
+const UPDATE_ATTEMPTS: usize = 16;
+
+/// What [`Store::update`]'s callback decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Write(Vec<u8>),
+    Keep,
 }
