@@ -38,9 +38,27 @@ extern "C" {
     pub fn stop_interval(handle: &JsValue);
 }
 
+#[wasm_bindgen(module = "/js/web.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = holdLock)]
+    pub fn hold_lock(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = releaseLock)]
+    pub fn release_lock(release: &JsValue);
+    #[wasm_bindgen(js_name = isLockHeld)]
+    fn is_lock_held(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = openChannel)]
+    pub fn open_channel(name: &str, on_message: &Function) -> JsValue;
+    #[wasm_bindgen(js_name = postMessage)]
+    pub fn post_message(channel: &JsValue, message: &JsValue);
+    #[wasm_bindgen(js_name = closeChannel)]
+    pub fn close_channel(channel: &JsValue);
+}
+
 /// The engine's clock, randomness and timer in a JS realm; `now` is the `now` store option.
 pub struct JsEnv {
     pub now: Option<Function>,
+    /// Name prefix of the Web Locks that store instances hold for their lifetime (IndexedDB).
+    pub lock_prefix: Option<String>,
 }
 
 impl Env for JsEnv {
@@ -63,8 +81,14 @@ impl Env for JsEnv {
             let _ = JsFuture::from(promise).await;
         })
     }
+
+    fn holder_alive(&self, instance: &str) -> LocalBoxFuture<'static, Option<bool>> {
+        let Some(prefix) = &self.lock_prefix else { return Box::pin(std::future::ready(None)) };
+        let query = is_lock_held(&format!("{prefix}{instance}"));
+        Box::pin(async move { JsFuture::from(query).await.ok().and_then(|held| held.as_bool()) })
+    }
 }
 
-pub fn env(now: Option<Function>) -> Rc<dyn Env> {
-    Rc::new(JsEnv { now })
+pub fn env(now: Option<Function>, lock_prefix: Option<String>) -> Rc<dyn Env> {
+    Rc::new(JsEnv { now, lock_prefix })
 }

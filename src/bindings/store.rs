@@ -9,10 +9,11 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::bindings::convert::{to_name, to_optional_name, Options};
 use crate::bindings::errors::{engine, invalid, JsResult};
 use crate::bindings::host;
+use crate::bindings::origin::OriginLink;
 use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
 use crate::engine::{Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
-use crate::store::{MemoryStore, Store};
+use crate::store::{Durability, IdbStore, MemoryStore, Store};
 
 /// Settings the bindings keep beside the engine's (they need JS timers).
 #[derive(Clone, Copy)]
@@ -24,6 +25,8 @@ pub struct Extras {
 pub struct JsSessionStore {
     inner: SessionStore,
     extras: Extras,
+    /// The Web Lock and BroadcastChannel of a browser-shared backend (IndexedDB).
+    link: Option<OriginLink>,
 }
 
 fn set(object: &Object, key: &str, value: JsValue) {
@@ -70,12 +73,12 @@ pub fn call_listener(listener: &Function, argument: &JsValue) {
 }
 
 /// Builds a store over `backend` from the JS `StoreOptions`.
-pub fn build(backend: Rc<dyn Store>, options: &JsValue) -> JsResult<JsSessionStore> {
+pub fn build(backend: Rc<dyn Store>, options: &JsValue, lock_prefix: Option<String>) -> JsResult<JsSessionStore> {
     let options = Options::new(options, "options")?;
     if options.get("encryptionKey")?.is_some() {
         return Err(invalid("options.encryptionKey", "options.encryptionKey is not supported by this version of agent-session yet; omit it (records are stored unencrypted)".into()));
     }
-    let env = host::env(options.function("now")?);
+    let env = host::env(options.function("now")?, lock_prefix);
     let limits_options = options.object("limits")?;
     let defaults = Limits::default();
     let limits = Limits {
@@ -94,7 +97,7 @@ pub fn build(backend: Rc<dyn Store>, options: &JsValue) -> JsResult<JsSessionSto
     let on_event = options.function("onEvent")?.map(|listener| {
         Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
     });
-    Ok(JsSessionStore { inner: SessionStore::new(backend, env, config, on_event), extras })
+    Ok(JsSessionStore { inner: SessionStore::new(backend, env, config, on_event), extras, link: None })
 }
 
 fn promise<F>(future: F) -> Promise
@@ -108,7 +111,32 @@ where
 impl JsSessionStore {
     /// An in-memory store: sessions live as long as this object, shared with nothing else.
     pub fn memory(options: JsValue) -> Promise {
-        promise(async move { build(Rc::new(MemoryStore::new()), &options).map(JsValue::from) })
+        promise(async move { build(Rc::new(MemoryStore::new()), &options, None).map(JsValue::from) })
+    }
+
+    /// A store in IndexedDB, shared by every tab and worker of the origin; its own owner, with its
+    /// own connection and cache.
+    #[wasm_bindgen(js_name = indexedDb)]
+    pub fn indexed_db(options: JsValue) -> Promise {
+        promise(async move {
+            let parsed = Options::new(&options, "options")?;
+            let database = parsed.name("database", "options.database")?.unwrap_or_else(|| "agent-session".to_owned());
+            let durability = match parsed.string("durability")?.as_deref() {
+                None | Some("relaxed") => Durability::Relaxed,
+                Some("strict") => Durability::Strict,
+                Some(_) => {
+                    return Err(invalid(
+                        "options.durability",
+                        "options.durability must be \"relaxed\" or \"strict\"".into(),
+                    ))
+                }
+            };
+            let backend = IdbStore::open(&database, durability).await.map_err(crate::bindings::errors::store)?;
+            let prefix = format!("agent-session/{database}/");
+            let mut store = build(Rc::new(backend), &options, Some(prefix.clone()))?;
+            store.link = Some(OriginLink::connect(&store.inner, &prefix).await);
+            Ok(store.into())
+        })
     }
 
     /// The owner name recorded in this store's leases.
@@ -195,6 +223,9 @@ impl JsSessionStore {
 
     pub fn close(&self) -> Promise {
         let store = self.inner.clone();
+        if let Some(link) = &self.link {
+            link.close();
+        }
         promise(async move {
             store.close();
             Ok(JsValue::UNDEFINED)

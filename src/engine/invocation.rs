@@ -339,7 +339,12 @@ impl Invocation {
                 if status != Status::Running {
                     shared.emit(self.event("lease.released", Some(new_version)));
                 }
-                shared.notify(&Change { id: self.session.id().to_owned(), version: new_version, status });
+                shared.notify(&Change {
+                    id: self.session.id().to_owned(),
+                    version: new_version,
+                    status,
+                    remote: false,
+                });
                 Ok(new_version)
             }
             Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {

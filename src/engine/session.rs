@@ -55,7 +55,13 @@ impl Session {
         version: Version,
         state: SessionState,
     ) -> Rc<Session> {
-        Rc::new(Session { shared, id, view: RefCell::new(View { head, version, state: Rc::new(state) }) })
+        let session = Rc::new(Session {
+            shared: shared.clone(),
+            id,
+            view: RefCell::new(View { head, version, state: Rc::new(state) }),
+        });
+        shared.register(&session);
+        session
     }
 
     pub fn id(&self) -> &str {
@@ -189,19 +195,22 @@ impl Session {
             marks.insert(self.id.clone(), Mark { token: None, expires_at: started.saturating_add(config.lease_ms) });
         }
         let pending = PendingMark { shared, id: &self.id, armed: true };
-        let holder = Holder { owner: &config.owner, instance: &shared.instance };
         let head_key = keys::head_key(&self.id);
         let mut presumed_dead: Option<String> = None;
         loop {
             // The guard decides inside the store's read-modify-write (one IndexedDB transaction), by
             // the clock at the moment of the decision.
-            let mut decided: Option<EngineResult<Head>> = None;
-            let mut now = shared.now();
-            let written = {
-                let mut decide = |entry: Option<&Entry>| {
-                    now = shared.now();
+            let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
+            let decide = {
+                let (shared, decided, id, head_key) =
+                    (shared.clone(), decided.clone(), self.id.clone(), head_key.clone());
+                let presumed_dead = presumed_dead.clone();
+                Box::new(move |entry: Option<&Entry>| {
+                    let now = shared.now();
+                    let config = &shared.config;
+                    let holder = Holder { owner: &config.owner, instance: &shared.instance };
                     let result = match entry {
-                        None => Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id))),
+                        None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
                         Some(entry) => {
                             codec::decode_head(&head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
                                 guard::acquire_over(
@@ -220,14 +229,17 @@ impl Session {
                         Ok(leased) => Decision::Write(codec::encode_head(leased)),
                         Err(_) => Decision::Keep,
                     };
-                    decided = Some(result);
+                    *decided.borrow_mut() = Some((result, now));
                     decision
-                };
-                shared.store.update(&head_key, &mut decide).await?
+                })
+            };
+            let written = shared.store.update(&head_key, decide).await?;
+            let Some((decided, now)) = decided.borrow_mut().take() else {
+                return Err(EngineError::Conflict(self.id.clone()));
             };
             let leased = match decided {
-                Some(Ok(leased)) => leased,
-                Some(Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms })))
+                Ok(leased) => leased,
+                Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms }))
                     if presumed_dead.is_none() =>
                 {
                     match self.dead_holder(now).await {
@@ -238,8 +250,7 @@ impl Session {
                         None => return Err(CoreError::Concurrency { holder: owner, retry_after_ms }.into()),
                     }
                 }
-                Some(Err(error)) => return Err(error),
-                None => return Err(EngineError::Conflict(self.id.clone())),
+                Err(error) => return Err(error),
             };
             let Some(new_version) = written else { return Err(EngineError::Conflict(self.id.clone())) };
             // Validate the cached view against the head we just leased, loading only what it lacks.
@@ -416,6 +427,9 @@ impl Session {
         self.shared.unsubscribe(subscription);
     }
 }
+
+/// The guard's decision inside a read-modify-write of the head, and the clock it was taken at.
+type Acquired = (EngineResult<Head>, u64);
 
 /// Why `invoke` failed: the engine, or the body (returned as it was).
 #[derive(Debug)]

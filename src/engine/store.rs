@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use crate::core::limits::Limits;
 use crate::core::{codec, guard, keys, limits, CoreError, Head, Json, Status};
@@ -80,6 +80,8 @@ pub struct Change {
     pub id: String,
     pub version: u64,
     pub status: Status,
+    /// Made by another store over the same backend (another tab), and reported to this one.
+    pub remote: bool,
 }
 
 /// An observability event (`StoreEvent` of the JS API).
@@ -120,6 +122,8 @@ pub(crate) struct Shared {
     listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
     next_listener: Cell<u64>,
     closed: Cell<bool>,
+    /// The sessions this store has handed out, so that a change made elsewhere refreshes them.
+    sessions: RefCell<HashMap<String, Vec<Weak<Session>>>>,
 }
 
 impl Shared {
@@ -156,6 +160,14 @@ impl Shared {
 
     pub fn unsubscribe(&self, id: u64) {
         self.listeners.borrow_mut().retain(|(listener, _, _)| *listener != id);
+    }
+
+    /// Remembers a session handed out, so that remote changes reach it (dead entries are pruned).
+    pub fn register(&self, session: &Rc<Session>) {
+        let mut sessions = self.sessions.borrow_mut();
+        let list = sessions.entry(session.id().to_owned()).or_default();
+        list.retain(|weak| weak.strong_count() > 0);
+        list.push(Rc::downgrade(session));
     }
 
     pub fn check_open(&self) -> EngineResult<()> {
@@ -200,6 +212,7 @@ impl SessionStore {
             marks: RefCell::new(HashMap::new()),
             on_event,
             listeners: RefCell::new(Vec::new()),
+            sessions: RefCell::new(HashMap::new()),
             next_listener: Cell::new(0),
             closed: Cell::new(false),
         };
@@ -348,6 +361,25 @@ impl SessionStore {
     /// Calls `listener` after every commit made through this store; returns the id to unsubscribe.
     pub fn on_change(&self, listener: Rc<dyn Fn(&Change)>) -> u64 {
         self.shared.subscribe(None, listener)
+    }
+
+    /// Takes in a commit made by another store over the same backend (reported by the host, e.g. a
+    /// BroadcastChannel): the open views of that session catch up, then listeners hear of it.
+    pub async fn handle_remote_change(&self, id: String, version: u64, status: Status) {
+        let sessions: Vec<Rc<Session>> = self
+            .shared
+            .sessions
+            .borrow()
+            .get(&id)
+            .map(|list| list.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for session in sessions {
+            if session.version() < version {
+                // A view that cannot catch up stays as it was; its next begin() reloads it.
+                let _ = session.refresh().await;
+            }
+        }
+        self.shared.notify(&Change { id, version, status, remote: true });
     }
 
     pub fn off_change(&self, subscription: u64) {

@@ -3,6 +3,8 @@
 //! Every backend (memory, IndexedDB, a host KV) implements [`Store`]; the engine never knows which one
 //! it runs on. Futures are `!Send` (`LocalBoxFuture`) because JS backends live on one thread.
 
+#[cfg(target_arch = "wasm32")]
+mod idb;
 mod memory;
 
 use std::any::Any;
@@ -11,6 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+#[cfg(target_arch = "wasm32")]
+pub use idb::{Durability, IdbStore};
 pub use memory::MemoryStore;
 
 /// A boxed future that may hold JS values (not `Send`).
@@ -123,11 +127,7 @@ pub trait Store {
     /// kept the value. The default is a read and a compare-and-set, re-deciding on a lost race; a
     /// backend with transactions (IndexedDB) decides inside one transaction. This is how the guard
     /// takes a lease in one round trip.
-    fn update<'a>(
-        &'a self,
-        key: &'a str,
-        decide: &'a mut dyn FnMut(Option<&Entry>) -> Decision,
-    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+    fn update<'a>(&'a self, key: &'a str, mut decide: Decide) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         Box::pin(async move {
             for _ in 0..UPDATE_ATTEMPTS {
                 let current = self.get(key).await?;
@@ -180,6 +180,10 @@ pub trait Store {
 
 /// Attempts of the default [`Store::update`] before it reports contention.
 const UPDATE_ATTEMPTS: usize = 16;
+
+/// The decision of a read-modify-write, run on the current value (possibly more than once). It is
+/// `'static` because a transactional backend calls it from inside a request callback.
+pub type Decide = Box<dyn FnMut(Option<&Entry>) -> Decision>;
 
 /// What [`Store::update`]'s callback decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

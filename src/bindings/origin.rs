@@ -1,0 +1,66 @@
+//! What ties a browser-shared store to the other realms of its origin: the Web Lock that says this
+//! store instance is alive, and the BroadcastChannel that carries commits both ways.
+
+use std::rc::Rc;
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use crate::bindings::host::{close_channel, hold_lock, open_channel, post_message, release_lock};
+use crate::core::Status;
+use crate::engine::{Change, SessionStore};
+
+pub struct OriginLink {
+    release: JsValue,
+    channel: JsValue,
+    _on_message: Closure<dyn FnMut(JsValue)>,
+}
+
+fn status_of(name: &str) -> Option<Status> {
+    [Status::Idle, Status::Running, Status::Interrupted, Status::Closed, Status::Expired]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+}
+
+/// `{ id, version, status }` from another realm, or `None` for anything else on the channel.
+fn change_of(message: &JsValue) -> Option<(String, u64, Status)> {
+    let field = |key: &str| Reflect::get(message, &JsValue::from_str(key)).ok();
+    let id = field("id")?.as_string()?;
+    let version = field("version")?.as_f64().filter(|v| *v >= 0.0 && v.fract() == 0.0)? as u64;
+    let status = status_of(&field("status")?.as_string()?)?;
+    Some((id, version, status))
+}
+
+impl OriginLink {
+    /// Holds `<prefix><instance>` for the store's life and joins the channel `<prefix without />`.
+    pub async fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
+        let release =
+            JsFuture::from(hold_lock(&format!("{prefix}{}", store.instance()))).await.unwrap_or(JsValue::NULL);
+        let receiver = store.clone();
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
+            if let Some((id, version, status)) = change_of(&message) {
+                let store = receiver.clone();
+                spawn_local(async move { store.handle_remote_change(id, version, status).await });
+            }
+        });
+        let channel = open_channel(prefix.trim_end_matches('/'), on_message.as_ref().unchecked_ref());
+        let sender = channel.clone();
+        store.on_change(Rc::new(move |change: &Change| {
+            if change.remote {
+                return;
+            }
+            let message = Object::new();
+            let _ = Reflect::set(&message, &JsValue::from_str("id"), &JsValue::from_str(&change.id));
+            let _ = Reflect::set(&message, &JsValue::from_str("version"), &JsValue::from_f64(change.version as f64));
+            let _ = Reflect::set(&message, &JsValue::from_str("status"), &JsValue::from_str(change.status.as_str()));
+            post_message(&sender, &message);
+        }));
+        OriginLink { release, channel, _on_message: on_message }
+    }
+
+    pub fn close(&self) {
+        close_channel(&self.channel);
+        release_lock(&self.release);
+    }
+}

@@ -1,0 +1,490 @@
+//! The IndexedDB backend, on web-sys. Every operation is one transaction: the compare runs inside
+//! the request's success callback and the write is issued from there, so nothing is awaited while a
+//! transaction is open (it would auto-commit); the result is read when the transaction completes.
+//!
+//! Layout: one object store `records`, out-of-line string keys, values `{ v: Uint8Array, n: number,
+//! x?: number }`: the record bytes, a random version number (changes on every write, so a deleted
+//! and recreated key never repeats a version), and for heads the expiry that the `expiresAt` index
+//! serves to the sweep.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    IdbDatabase, IdbFactory, IdbIndexParameters, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest,
+    IdbTransaction,
+};
+
+use crate::core::{codec, keys};
+use crate::store::{
+    Decide, Decision, Entry, Expect, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Version,
+};
+
+const RECORDS: &str = "records";
+const EXPIRY_INDEX: &str = "expiresAt";
+const SCHEMA_VERSION: u32 = 1;
+/// Upper bound of a key prefix range: keys are ASCII (ids are escaped), so this sorts after all.
+const PREFIX_END: char = '\u{ffff}';
+
+/// How durably a readwrite transaction is committed (`IDBTransactionOptions.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Complete once the write reached the OS: the browser default for most, and the fastest.
+    Relaxed,
+    /// Complete once the write was flushed to disk.
+    Strict,
+}
+
+impl Durability {
+    fn as_str(self) -> &'static str {
+        match self {
+            Durability::Relaxed => "relaxed",
+            Durability::Strict => "strict",
+        }
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// An `IDBDatabase` seen through `transaction(store, mode, { durability })`: web-sys keeps the
+    /// options dictionary behind its unstable-API flag.
+    type TransactionOpener;
+    #[wasm_bindgen(method, catch, js_name = transaction)]
+    fn transaction_with_options(
+        this: &TransactionOpener,
+        store: &str,
+        mode: &str,
+        options: &JsValue,
+    ) -> Result<IdbTransaction, JsValue>;
+}
+
+/// A session store in one IndexedDB database.
+pub struct IdbStore {
+    name: String,
+    durability: Durability,
+    db: RefCell<Option<IdbDatabase>>,
+    /// Set when the browser closed the connection or another tab wants to upgrade.
+    stale: Rc<Cell<bool>>,
+    /// Keeps the connection's onversionchange / onclose handlers alive.
+    _handlers: RefCell<Vec<Closure<dyn FnMut()>>>,
+}
+
+impl std::fmt::Debug for IdbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdbStore").field("name", &self.name).finish()
+    }
+}
+
+fn backend(message: &str, cause: JsValue) -> StoreError {
+    let detail = cause
+        .dyn_ref::<js_sys::Error>()
+        .map(|error| format!("{}: {}", String::from(error.name()), String::from(error.message())))
+        .or_else(|| cause.dyn_ref::<web_sys::DomException>().map(|e| format!("{}: {}", e.name(), e.message())))
+        .unwrap_or_else(|| "unknown error".to_owned());
+    StoreError::Backend { message: format!("IndexedDB {message}: {detail}"), cause: Some(Rc::new(cause)) }
+}
+
+fn factory() -> StoreResult<IdbFactory> {
+    Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
+        .ok()
+        .and_then(|value| value.dyn_into::<IdbFactory>().ok())
+        .ok_or_else(|| StoreError::backend("IndexedDB is not available in this context"))
+}
+
+/// Resolves when `request` succeeds (with its result), rejects with its error.
+async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        let ok = request.clone();
+        let on_success = Closure::once_into_js(move || {
+            let _ = resolve.call1(&JsValue::UNDEFINED, &ok.result().unwrap_or(JsValue::UNDEFINED));
+        });
+        let failed = request.clone();
+        let on_error = Closure::once_into_js(move || {
+            let error = failed.error().ok().flatten().map_or(JsValue::UNDEFINED, JsValue::from);
+            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+        });
+        request.set_onsuccess(Some(on_success.unchecked_ref()));
+        request.set_onerror(Some(on_error.unchecked_ref()));
+    });
+    JsFuture::from(promise).await
+}
+
+/// Resolves when `tx` completes, rejects with its error when it aborts (a quota error arrives so).
+async fn transaction_done(tx: &IdbTransaction) -> Result<(), JsValue> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        tx.set_oncomplete(Some(&resolve));
+        let aborted = tx.clone();
+        let on_abort = Closure::once_into_js(move || {
+            let error = aborted.error().map_or(JsValue::UNDEFINED, JsValue::from);
+            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+        });
+        tx.set_onabort(Some(on_abort.unchecked_ref()));
+    });
+    JsFuture::from(promise).await.map(|_| ())
+}
+
+/// Calls `then` with the request's result from inside its success callback, where the transaction
+/// is still active and may be given more requests. An error from `then` aborts the transaction.
+fn on_success(
+    tx: &IdbTransaction,
+    request: &IdbRequest,
+    failure: &Failure,
+    then: impl FnOnce(JsValue) -> Result<(), JsValue> + 'static,
+) {
+    let (tx, done, failure) = (tx.clone(), request.clone(), failure.clone());
+    let callback = Closure::once_into_js(move || {
+        let result = done.result().unwrap_or(JsValue::UNDEFINED);
+        if let Err(error) = then(result) {
+            *failure.borrow_mut() = Some(error);
+            let _ = tx.abort();
+        }
+    });
+    request.set_onsuccess(Some(callback.unchecked_ref()));
+}
+
+/// An error raised inside a callback, reported instead of the bare abort it caused.
+type Failure = Rc<RefCell<Option<JsValue>>>;
+
+/// A stored value and its version, from the JS object in the store.
+fn entry_of(value: &JsValue) -> Result<Option<Entry>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    let bytes = Reflect::get(value, &JsValue::from_str("v"))?;
+    let version = Reflect::get(value, &JsValue::from_str("n"))?;
+    let bytes = bytes.dyn_into::<Uint8Array>().map_err(|_| JsValue::from_str("a stored value has no bytes"))?;
+    let version = version.as_f64().ok_or_else(|| JsValue::from_str("a stored value has no version"))?;
+    Ok(Some(Entry { value: bytes.to_vec(), version: version_string(version) }))
+}
+
+fn version_string(version: f64) -> String {
+    format!("{version:.0}")
+}
+
+fn matches(expect: &Expect, current: Option<&Entry>) -> bool {
+    match (expect, current) {
+        (Expect::Any, _) | (Expect::Absent, None) => true,
+        (Expect::Version(want), Some(entry)) => *want == entry.version,
+        _ => false,
+    }
+}
+
+/// The JS object stored for `value` under `key`, with a fresh random version.
+fn stored(key: &str, value: &[u8]) -> (JsValue, Version) {
+    let version = (js_sys::Math::random() * 9_007_199_254_740_991.0).floor();
+    let object = Object::new();
+    // Setting plain properties on a fresh object cannot fail.
+    let _ = Reflect::set(&object, &JsValue::from_str("v"), &Uint8Array::from(value));
+    let _ = Reflect::set(&object, &JsValue::from_str("n"), &JsValue::from_f64(version));
+    if key.starts_with(keys::HEAD_PREFIX) {
+        if let Some(expires_at) = codec::decode_head(key, value).ok().and_then(|head| head.expires_at()) {
+            let _ = Reflect::set(&object, &JsValue::from_str("x"), &JsValue::from_f64(expires_at as f64));
+        }
+    }
+    (object.into(), version_string(version))
+}
+
+fn prefix_range(prefix: &str, after: Option<&str>) -> Result<IdbKeyRange, JsValue> {
+    let upper = JsValue::from_str(&format!("{prefix}{PREFIX_END}"));
+    match after {
+        Some(after) => IdbKeyRange::bound_with_lower_open(&JsValue::from_str(after), &upper, true),
+        None => IdbKeyRange::bound(&JsValue::from_str(prefix), &upper),
+    }
+}
+
+impl IdbStore {
+    /// Opens (creating or upgrading) the database `name`.
+    pub async fn open(name: &str, durability: Durability) -> StoreResult<IdbStore> {
+        let store = IdbStore {
+            name: name.to_owned(),
+            durability,
+            db: RefCell::new(None),
+            stale: Rc::new(Cell::new(false)),
+            _handlers: RefCell::new(Vec::new()),
+        };
+        store.connect().await?;
+        Ok(store)
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn connect(&self) -> StoreResult<IdbDatabase> {
+        let request: IdbOpenDbRequest =
+            factory()?.open_with_u32(&self.name, SCHEMA_VERSION).map_err(|e| backend("open failed", e))?;
+        let upgrading = request.clone();
+        let on_upgrade = Closure::once_into_js(move || {
+            // Runs inside the versionchange transaction; creating what version 1 needs.
+            if let Ok(result) = upgrading.result() {
+                // Version 1 is the only schema: upgrading means creating it from nothing.
+                let db: IdbDatabase = result.unchecked_into();
+                if let Ok(records) = db.create_object_store(RECORDS) {
+                    let params = IdbIndexParameters::new();
+                    params.set_unique(false);
+                    let _ = records.create_index_with_str_and_optional_parameters(EXPIRY_INDEX, "x", &params);
+                }
+            }
+        });
+        request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
+        let db: IdbDatabase = request_done(&request).await.map_err(|e| backend("open failed", e))?.unchecked_into();
+        // Another tab upgrading, or the browser closing the connection: close ours and reopen later.
+        let stale = self.stale.clone();
+        let closing = db.clone();
+        let on_versionchange = Closure::<dyn FnMut()>::new(move || {
+            closing.close();
+            stale.set(true);
+        });
+        db.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
+        let stale = self.stale.clone();
+        let on_close = Closure::<dyn FnMut()>::new(move || stale.set(true));
+        db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let mut handlers = self._handlers.borrow_mut();
+        handlers.clear();
+        handlers.push(on_versionchange);
+        handlers.push(on_close);
+        self.stale.set(false);
+        *self.db.borrow_mut() = Some(db.clone());
+        Ok(db)
+    }
+
+    async fn database(&self) -> StoreResult<IdbDatabase> {
+        let current = self.db.borrow().clone();
+        match current {
+            Some(db) if !self.stale.get() => Ok(db),
+            _ => self.connect().await,
+        }
+    }
+
+    /// A transaction over the records; a connection the browser closed is reopened once.
+    async fn transaction(&self, write: bool) -> StoreResult<(IdbTransaction, IdbObjectStore)> {
+        let mode = if write { "readwrite" } else { "readonly" };
+        let options = Object::new();
+        let _ = Reflect::set(&options, &JsValue::from_str("durability"), &JsValue::from_str(self.durability.as_str()));
+        let db = self.database().await?;
+        let tx = match db.unchecked_ref::<TransactionOpener>().transaction_with_options(RECORDS, mode, &options) {
+            Ok(tx) => tx,
+            Err(_) => {
+                self.stale.set(true);
+                let db = self.database().await?;
+                db.unchecked_ref::<TransactionOpener>()
+                    .transaction_with_options(RECORDS, mode, &options)
+                    .map_err(|e| backend("transaction failed", e))?
+            }
+        };
+        let records = tx.object_store(RECORDS).map_err(|e| backend("transaction failed", e))?;
+        Ok((tx, records))
+    }
+
+    /// Runs one transaction: `start` issues the requests (its callbacks may issue more), `out` is
+    /// read once the transaction has completed.
+    async fn run<T: 'static>(
+        &self,
+        write: bool,
+        what: &str,
+        start: impl FnOnce(&IdbTransaction, &IdbObjectStore, &Failure, Rc<RefCell<Option<T>>>) -> Result<(), JsValue>,
+    ) -> StoreResult<Option<T>> {
+        let (tx, records) = self.transaction(write).await?;
+        let failure: Failure = Rc::default();
+        let out = Rc::new(RefCell::new(None));
+        if let Err(error) = start(&tx, &records, &failure, out.clone()) {
+            let _ = tx.abort();
+            return Err(backend(what, error));
+        }
+        if let Err(error) = transaction_done(&tx).await {
+            let cause = failure.borrow_mut().take().unwrap_or(error);
+            return Err(backend(what, cause));
+        }
+        let result = out.borrow_mut().take();
+        Ok(result)
+    }
+
+    /// One readwrite transaction: read `key`, ask `decide` what to write (if anything), write it.
+    async fn read_then_write(
+        &self,
+        key: &str,
+        what: &str,
+        decide: impl FnOnce(&IdbObjectStore, Option<Entry>) -> Result<Option<Version>, JsValue> + 'static,
+    ) -> StoreResult<Option<Version>> {
+        let key = key.to_owned();
+        let result = self
+            .run(true, what, move |tx, records, failure, out| {
+                let request = records.get(&JsValue::from_str(&key))?;
+                let records = records.clone();
+                on_success(tx, &request, failure, move |value| {
+                    let written = decide(&records, entry_of(&value)?)?;
+                    *out.borrow_mut() = Some(written);
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await?;
+        Ok(result.flatten())
+    }
+}
+
+fn put_now(records: &IdbObjectStore, key: &str, value: &[u8]) -> Result<Version, JsValue> {
+    let (object, version) = stored(key, value);
+    records.put_with_key(&object, &JsValue::from_str(key))?;
+    Ok(version)
+}
+
+impl Store for IdbStore {
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
+        Box::pin(async move {
+            let key = key.to_owned();
+            let entry = self
+                .run(false, "read failed", move |tx, records, failure, out| {
+                    let request = records.get(&JsValue::from_str(&key))?;
+                    on_success(tx, &request, failure, move |value| {
+                        *out.borrow_mut() = Some(entry_of(&value)?);
+                        Ok(())
+                    });
+                    Ok(())
+                })
+                .await?;
+            Ok(entry.flatten())
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let owned = key.to_owned();
+        Box::pin(self.read_then_write(key, "write failed", move |records, current| {
+            if !matches(&expect, current.as_ref()) {
+                return Ok(None);
+            }
+            put_now(records, &owned, &value).map(Some)
+        }))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
+        let owned = key.to_owned();
+        let expected = expected.map(str::to_owned);
+        Box::pin(async move {
+            let deleted = self
+                .read_then_write(key, "delete failed", move |records, current| {
+                    let Some(current) = current else { return Ok(None) };
+                    if expected.as_ref().is_some_and(|want| *want != current.version) {
+                        return Ok(None);
+                    }
+                    records.delete(&JsValue::from_str(&owned))?;
+                    Ok(Some(current.version))
+                })
+                .await?;
+            Ok(deleted.is_some())
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+        limit: usize,
+    ) -> LocalBoxFuture<'a, StoreResult<ListPage>> {
+        Box::pin(async move {
+            let range = prefix_range(prefix, cursor).map_err(|e| backend("list failed", e))?;
+            let fetch = u32::try_from(limit.saturating_add(1)).unwrap_or(u32::MAX);
+            let keys = self
+                .run(false, "list failed", move |tx, records, failure, out| {
+                    let request = records.get_all_keys_with_key_and_limit(&range, fetch)?;
+                    on_success(tx, &request, failure, move |value| {
+                        let keys: Vec<String> = Array::from(&value).iter().filter_map(|key| key.as_string()).collect();
+                        *out.borrow_mut() = Some(keys);
+                        Ok(())
+                    });
+                    Ok(())
+                })
+                .await?
+                .unwrap_or_default();
+            let mut keys = keys;
+            let cursor = if keys.len() > limit {
+                keys.truncate(limit);
+                keys.last().cloned()
+            } else {
+                None
+            };
+            Ok(ListPage { keys, cursor })
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        records_to_write: Vec<(String, Vec<u8>)>,
+        head_key: &'a str,
+        head: Vec<u8>,
+        expected: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let owned = head_key.to_owned();
+        Box::pin(self.read_then_write(head_key, "commit failed", move |records, current| {
+            if !matches(&expected, current.as_ref()) {
+                return Ok(None);
+            }
+            for (key, value) in &records_to_write {
+                put_now(records, key, value)?;
+            }
+            put_now(records, &owned, &head).map(Some)
+        }))
+    }
+
+    fn update<'a>(&'a self, key: &'a str, mut decide: Decide) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let owned = key.to_owned();
+        Box::pin(self.read_then_write(key, "write failed", move |records, current| match decide(current.as_ref()) {
+            Decision::Keep => Ok(None),
+            Decision::Write(value) => put_now(records, &owned, &value).map(Some),
+        }))
+    }
+
+    fn delete_session<'a>(
+        &'a self,
+        head_key: &'a str,
+        expected: &'a str,
+        prefixes: &'a [String],
+    ) -> LocalBoxFuture<'a, StoreResult<bool>> {
+        let (owned, expected, prefixes) = (head_key.to_owned(), expected.to_owned(), prefixes.to_vec());
+        Box::pin(async move {
+            let deleted = self
+                .read_then_write(head_key, "delete failed", move |records, current| {
+                    if current.as_ref().map(|entry| entry.version.as_str()) != Some(expected.as_str()) {
+                        return Ok(None);
+                    }
+                    records.delete(&JsValue::from_str(&owned))?;
+                    for prefix in &prefixes {
+                        records.delete(&prefix_range(prefix, None)?.into())?;
+                    }
+                    Ok(Some(expected))
+                })
+                .await?;
+            Ok(deleted.is_some())
+        })
+    }
+
+    fn expiring<'a>(&'a self, now: u64, limit: usize) -> LocalBoxFuture<'a, StoreResult<Option<Vec<String>>>> {
+        Box::pin(async move {
+            let range =
+                IdbKeyRange::upper_bound(&JsValue::from_f64(now as f64)).map_err(|e| backend("sweep failed", e))?;
+            let fetch = u32::try_from(limit).unwrap_or(u32::MAX);
+            let keys = self
+                .run(false, "sweep failed", move |tx, records, failure, out| {
+                    let request = records.index(EXPIRY_INDEX)?.get_all_keys_with_key_and_limit(&range, fetch)?;
+                    on_success(tx, &request, failure, move |value| {
+                        *out.borrow_mut() =
+                            Some(Array::from(&value).iter().filter_map(|key| key.as_string()).collect());
+                        Ok(())
+                    });
+                    Ok(())
+                })
+                .await?;
+            Ok(Some(keys.unwrap_or_default()))
+        })
+    }
+}
