@@ -1,0 +1,191 @@
+//! The `Store` contract, written once: every backend runs these same cases (memory natively in
+//! tests/store.rs and in wasm; IndexedDB in a Chromium window and a dedicated worker). A new backend
+//! brings a constructor, not tests.
+
+use agent_session::core::keys;
+use agent_session::store::{Decision, Expect, Store};
+
+fn bytes(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
+}
+
+async fn value(store: &dyn Store, key: &str) -> Option<Vec<u8>> {
+    store.get(key).await.unwrap().map(|entry| entry.value)
+}
+
+pub async fn get_of_a_missing_key_is_none(store: &dyn Store) {
+    assert_eq!(store.get("h/missing~").await.unwrap(), None);
+}
+
+pub async fn put_then_get_round_trips_any_bytes(store: &dyn Store) {
+    let all: Vec<u8> = (0..=255u8).chain([0, 0, 255]).collect();
+    let version = store.put("e/a~/1", all.clone(), Expect::Any).await.unwrap().expect("Any always writes");
+    let entry = store.get("e/a~/1").await.unwrap().unwrap();
+    assert_eq!(entry.value, all);
+    assert_eq!(entry.version, version);
+    let large = vec![7u8; 300 * 1024];
+    store.put("e/a~/2", large.clone(), Expect::Any).await.unwrap();
+    assert_eq!(value(store, "e/a~/2").await, Some(large));
+}
+
+pub async fn must_not_exist_refuses_an_existing_key_and_writes_nothing(store: &dyn Store) {
+    assert!(store.put("h/a~", bytes("first"), Expect::Absent).await.unwrap().is_some());
+    assert_eq!(store.put("h/a~", bytes("second"), Expect::Absent).await.unwrap(), None);
+    assert_eq!(value(store, "h/a~").await, Some(bytes("first")));
+}
+
+pub async fn compare_and_set_needs_the_current_version(store: &dyn Store) {
+    let v1 = store.put("h/a~", bytes("1"), Expect::Absent).await.unwrap().unwrap();
+    let v2 = store.put("h/a~", bytes("2"), Expect::Version(v1.clone())).await.unwrap().unwrap();
+    assert_ne!(v1, v2, "every write changes the version");
+    assert_eq!(store.put("h/a~", bytes("stale"), Expect::Version(v1)).await.unwrap(), None);
+    assert_eq!(value(store, "h/a~").await, Some(bytes("2")));
+    assert_eq!(store.put("h/b~", bytes("x"), Expect::Version(v2)).await.unwrap(), None, "no key, no version");
+    assert_eq!(store.get("h/b~").await.unwrap(), None);
+}
+
+pub async fn a_recreated_key_never_repeats_a_version(store: &dyn Store) {
+    let first = store.put("h/a~", bytes("1"), Expect::Absent).await.unwrap().unwrap();
+    assert!(store.delete("h/a~", None).await.unwrap());
+    let second = store.put("h/a~", bytes("1"), Expect::Absent).await.unwrap().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(store.put("h/a~", bytes("stale"), Expect::Version(first)).await.unwrap(), None);
+}
+
+pub async fn delete_checks_the_expected_version(store: &dyn Store) {
+    let version = store.put("h/a~", bytes("1"), Expect::Any).await.unwrap().unwrap();
+    assert!(!store.delete("h/a~", Some("not-the-version")).await.unwrap());
+    assert!(store.get("h/a~").await.unwrap().is_some());
+    assert!(store.delete("h/a~", Some(&version)).await.unwrap());
+    assert!(!store.delete("h/a~", None).await.unwrap(), "deleting a missing key is false");
+}
+
+pub async fn list_is_by_prefix_in_order_and_pages_completely(store: &dyn Store) {
+    for id in ["a", "a/b", "ab", "a%", "b", "a~", "\u{0}"] {
+        store.put(&keys::head_key(id), bytes(id), Expect::Any).await.unwrap();
+    }
+    store.put(&keys::batch_key("a", 1, 1), bytes("batch"), Expect::Any).await.unwrap();
+    let exact = store.list(&keys::head_key("a"), None, 100).await.unwrap();
+    assert_eq!(exact.keys, [keys::head_key("a")], "an escaped id is no other id's prefix");
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list(keys::HEAD_PREFIX, cursor.as_deref(), 2).await.unwrap();
+        assert!(page.keys.len() <= 2);
+        all.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "ascending order");
+    let ids: Vec<String> = all.iter().filter_map(|key| keys::id_of_head_key(key)).collect();
+    assert_eq!(ids.len(), 7, "every head once, no batch: {ids:?}");
+    assert!(store.list("zzz/", None, 10).await.unwrap().keys.is_empty());
+}
+
+pub async fn commit_writes_records_and_head_only_at_the_expected_version(store: &dyn Store) {
+    let v0 = store.put("h/s~", bytes("v0"), Expect::Absent).await.unwrap().unwrap();
+    let records = vec![("e/s~/1/1".to_owned(), bytes("batch 1")), ("s/s~/1/1".to_owned(), bytes("snapshot 1"))];
+    let v1 = store.commit(records, "h/s~", bytes("v1"), Expect::Version(v0.clone())).await.unwrap().unwrap();
+    assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")));
+    assert_eq!(value(store, "s/s~/1/1").await, Some(bytes("snapshot 1")));
+    assert_eq!(store.get("h/s~").await.unwrap().unwrap().version, v1);
+    let stale = vec![("e/s~/2/9".to_owned(), bytes("stale"))];
+    assert_eq!(store.commit(stale, "h/s~", bytes("stale head"), Expect::Version(v0)).await.unwrap(), None);
+    assert_eq!(value(store, "h/s~").await, Some(bytes("v1")), "a refused commit leaves the head");
+    assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")), "and every record it named");
+}
+
+pub async fn update_decides_on_the_current_value(store: &dyn Store) {
+    let kept = store
+        .update(
+            "h/u~",
+            Box::new(|current| {
+                assert!(current.is_none());
+                Decision::Keep
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, None);
+    assert_eq!(store.get("h/u~").await.unwrap(), None, "Keep writes nothing");
+    let created = store.update("h/u~", Box::new(|_| Decision::Write(bytes("1")))).await.unwrap().unwrap();
+    let next = store
+        .update(
+            "h/u~",
+            Box::new(|current| {
+                let mut value = current.expect("it exists now").value.clone();
+                value.push(b'+');
+                Decision::Write(value)
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(created, next);
+    assert_eq!(value(store, "h/u~").await, Some(bytes("1+")));
+}
+
+pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Store) {
+    for id in ["a", "ab", "a/b"] {
+        store.put(&keys::head_key(id), bytes(id), Expect::Any).await.unwrap();
+        store.put(&keys::batch_key(id, 1, 1), bytes(id), Expect::Any).await.unwrap();
+        store.put(&keys::snapshot_key(id, 1, 1), bytes(id), Expect::Any).await.unwrap();
+    }
+    let head = store.get(&keys::head_key("a")).await.unwrap().unwrap();
+    let prefixes = keys::record_prefixes("a");
+    assert!(!store.delete_session(&keys::head_key("a"), "not-the-version", &prefixes).await.unwrap());
+    assert!(store.get(&keys::batch_key("a", 1, 1)).await.unwrap().is_some(), "a refused delete keeps all");
+    assert!(store.delete_session(&keys::head_key("a"), &head.version, &prefixes).await.unwrap());
+    for key in [keys::head_key("a"), keys::batch_key("a", 1, 1), keys::snapshot_key("a", 1, 1)] {
+        assert_eq!(store.get(&key).await.unwrap(), None, "{key} deleted");
+    }
+    for id in ["ab", "a/b"] {
+        for key in [keys::head_key(id), keys::batch_key(id, 1, 1), keys::snapshot_key(id, 1, 1)] {
+            assert_eq!(value(store, &key).await, Some(bytes(id)), "{key} kept");
+        }
+    }
+}
+
+/// Runs every case of the contract against a fresh store from `$open`, one test each:
+/// `store_contract!(native, open)` blocks on it (memory), `store_contract!(wasm, open)` is a
+/// wasm-bindgen-test.
+#[macro_export]
+macro_rules! store_contract {
+    ($mode:ident, $open:expr) => {
+        $crate::store_contract!(@cases $mode, $open,
+            get_of_a_missing_key_is_none,
+            put_then_get_round_trips_any_bytes,
+            must_not_exist_refuses_an_existing_key_and_writes_nothing,
+            compare_and_set_needs_the_current_version,
+            a_recreated_key_never_repeats_a_version,
+            delete_checks_the_expected_version,
+            list_is_by_prefix_in_order_and_pages_completely,
+            commit_writes_records_and_head_only_at_the_expected_version,
+            update_decides_on_the_current_value,
+            delete_session_removes_its_records_and_no_one_elses);
+    };
+    (@cases native, $open:expr, $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                support::block_on(async {
+                    let store = $open().await;
+                    $crate::store_suite::$case(&*store).await;
+                })
+            }
+        )*
+    };
+    (@cases wasm, $open:expr, $($case:ident),*) => {
+        $(
+            #[wasm_bindgen_test::wasm_bindgen_test]
+            async fn $case() {
+                let store = $open().await;
+                $crate::store_suite::$case(&*store).await;
+            }
+        )*
+    };
+}
