@@ -1,7 +1,10 @@
 import { SessionStore, ConcurrencyError } from "../js/entry/browser.js";
 
-const store = await SessionStore.memory({ owner: "demo-tab" });
-const session = await store.open();
+// Every tab of this origin opens the same session in IndexedDB: run a turn in two tabs at once and
+// one of them is refused; close a tab in the middle of a turn and the other takes over at once.
+const tab = `tab-${Math.random().toString(36).slice(2, 6)}`;
+const store = await SessionStore.indexedDb({ database: "agent-session-demo", owner: tab });
+const session = await store.open("demo-chat");
 const $ = (id) => document.getElementById(id);
 
 function log(text, kind) {
@@ -40,7 +43,7 @@ async function turn(label) {
   }
 }
 
-session.onChange(render);
+session.onChange(render); // fires for commits made in other tabs too
 $("turn").onclick = () => turn("turn");
 $("race").onclick = () => Promise.all([turn("first"), turn("second")]);
 $("interrupt").onclick = async () => {
