@@ -54,6 +54,16 @@ pub fn core(error: CoreError) -> JsValue {
 }
 
 pub fn store(error: StoreError) -> JsValue {
+    match &error {
+        StoreError::Corrupt { key, .. } => {
+            return make_error("CORRUPT_RECORD", &error.to_string(), &fields(&[("key", key.as_str().into())]))
+        }
+        StoreError::TooLarge { limit, actual } => {
+            let extra = fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())]);
+            return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
+        }
+        _ => {}
+    }
     let cause = match &error {
         StoreError::Backend { cause: Some(cause), .. } => {
             Rc::clone(cause).downcast::<JsValue>().map_or(JsValue::UNDEFINED, |v| (*v).clone())

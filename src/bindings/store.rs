@@ -13,7 +13,9 @@ use crate::bindings::origin::OriginLink;
 use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
 use crate::engine::{Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
-use crate::store::{Durability, IdbStore, MemoryStore, Store};
+use crate::store::{Durability, HostKvStore, IdbStore, MemoryStore, Store};
+
+const UNSAFE_STORE_MESSAGE: &str = "this KV store cannot compare-and-set atomically (it is eventually consistent, like Cloudflare Workers KV, whose writes take up to 60 s to be seen everywhere), so the concurrency guard could admit two invocations at once and lose commits; keep sessions in a Durable Object (durableObjectKv(ctx.storage)) or another atomic store, or pass allowNonAtomic: true to use it as a best-effort store without that guarantee";
 
 /// Settings the bindings keep beside the engine's (they need JS timers).
 #[derive(Clone, Copy)]
@@ -112,6 +114,33 @@ impl JsSessionStore {
     /// An in-memory store: sessions live as long as this object, shared with nothing else.
     pub fn memory(options: JsValue) -> Promise {
         promise(async move { build(Rc::new(MemoryStore::new()), &options, None).map(JsValue::from) })
+    }
+
+    /// A store over a host-supplied KV object (see `agent-session/adapters`). Refused with
+    /// `UnsafeStoreError` when the adapter cannot compare-and-set atomically, unless
+    /// `allowNonAtomic: true`.
+    pub fn kv(kv: JsValue, options: JsValue) -> Promise {
+        promise(async move {
+            let parsed = Options::new(&options, "options")?;
+            let prefix = parsed.string("prefix")?.unwrap_or_default();
+            let allow_non_atomic = parsed.bool("allowNonAtomic")?.unwrap_or(false);
+            let timeout_ms = parsed.positive("timeoutMs")?.unwrap_or(10_000);
+            if !kv.is_object() {
+                return Err(invalid(
+                    "kv",
+                    "SessionStore.kv(kv) needs a HostKv object (see agent-session/adapters)".into(),
+                ));
+            }
+            let backend = HostKvStore::new(kv, prefix, timeout_ms).map_err(|message| invalid("kv", message))?;
+            if !backend.capabilities().atomic && !allow_non_atomic {
+                return Err(crate::bindings::host::make_error(
+                    "UNSAFE_STORE",
+                    UNSAFE_STORE_MESSAGE,
+                    &JsValue::UNDEFINED,
+                ));
+            }
+            Ok(build(Rc::new(backend), &options, None)?.into())
+        })
     }
 
     /// A store in IndexedDB, shared by every tab and worker of the origin; its own owner, with its

@@ -364,6 +364,11 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The checksum records carry, for other framings of record bytes (chunk manifests).
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32(bytes)
+}
+
 /// CRC-32 (IEEE), bitwise: records are small and this keeps a table out of the `.wasm`.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;

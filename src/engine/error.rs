@@ -9,7 +9,7 @@ pub enum EngineError {
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The session (or the version of it) does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -25,6 +25,16 @@ impl EngineError {
             EngineError::Store(_) => "STORAGE",
             EngineError::NotFound(_) => "NOT_FOUND",
             EngineError::Conflict(_) => "VERSION_CONFLICT",
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    /// A record the backend could not give back whole is corrupt, not a storage failure.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Corrupt { key, detail } => EngineError::Core(CoreError::CorruptRecord { key, detail }),
+            other => EngineError::Store(other),
         }
     }
 }

@@ -196,101 +196,121 @@ impl Session {
         }
         let pending = PendingMark { shared, id: &self.id, armed: true };
         let head_key = keys::head_key(&self.id);
+        let (leased, new_version, now) = self.lease(intent, &head_key).await?;
+        // Validate the cached view against the head we just leased, loading only what it lacks.
+        if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
+            if let Some(released) = guard::release(&leased, leased.last_token) {
+                let _ = shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(new_version)).await;
+            }
+            return Err(error);
+        }
+        let lease = leased.lease.as_ref().expect("guard::acquire always sets a lease");
+        let (token, expires_at) = (lease.token, lease.expires_at);
+        shared.marks.borrow_mut().insert(self.id.clone(), Mark { token: Some(token), expires_at });
+        pending.disarm();
+        let mut staged = Vec::new();
+        if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
+            staged.push(Event::Resume { data: answer.clone() });
+        }
+        let invocation = Invocation::new(
+            self.clone(),
+            crate::engine::random_id(&*shared.env),
+            token,
+            options.agent.clone().unwrap_or_else(|| DEFAULT_AGENT.to_owned()),
+            options.traceparent.clone(),
+            leased,
+            new_version,
+            staged,
+            now,
+        );
+        shared.emit(StoreEvent {
+            kind: "lease.acquired",
+            session: self.id.clone(),
+            version: Some(self.version()),
+            token: Some(token),
+            owner: Some(config.owner.clone()),
+            traceparent: options.traceparent.clone(),
+            ..Default::default()
+        });
+        Ok(invocation)
+    }
+
+    /// Writes a head carrying a new lease for this store: the new head, its store version and the
+    /// clock of the decision. One round trip when the cached head is still current (a
+    /// compare-and-set against its version); otherwise the guard decides inside the store's
+    /// read-modify-write on the fresh head. A holder proven dead (Web Lock gone) is taken over.
+    async fn lease(&self, intent: Intent, head_key: &str) -> EngineResult<(Head, Version, u64)> {
+        let shared = &self.shared;
+        let holder = Holder { owner: &shared.config.owner, instance: &shared.instance };
+        let (cached, cached_version) = {
+            let view = self.view.borrow();
+            (view.head.clone(), view.version.clone())
+        };
+        let now = shared.now();
+        if let Ok(leased) = guard::acquire(&cached, intent, holder, now, shared.config.lease_ms) {
+            let written =
+                shared.store.put(head_key, codec::encode_head(&leased), Expect::Version(cached_version)).await?;
+            if let Some(version) = written {
+                return Ok((leased, version, now));
+            }
+        }
         let mut presumed_dead: Option<String> = None;
         loop {
-            // The guard decides inside the store's read-modify-write (one IndexedDB transaction), by
-            // the clock at the moment of the decision.
-            let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
-            let decide = {
-                let (shared, decided, id, head_key) =
-                    (shared.clone(), decided.clone(), self.id.clone(), head_key.clone());
-                let presumed_dead = presumed_dead.clone();
-                Box::new(move |entry: Option<&Entry>| {
-                    let now = shared.now();
-                    let config = &shared.config;
-                    let holder = Holder { owner: &config.owner, instance: &shared.instance };
-                    let result = match entry {
-                        None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
-                        Some(entry) => {
-                            codec::decode_head(&head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
-                                guard::acquire_over(
-                                    &head,
-                                    intent,
-                                    holder,
-                                    now,
-                                    config.lease_ms,
-                                    presumed_dead.as_deref(),
-                                )
-                                .map_err(EngineError::from)
-                            })
-                        }
-                    };
-                    let decision = match &result {
-                        Ok(leased) => Decision::Write(codec::encode_head(leased)),
-                        Err(_) => Decision::Keep,
-                    };
-                    *decided.borrow_mut() = Some((result, now));
-                    decision
-                })
-            };
-            let written = shared.store.update(&head_key, decide).await?;
-            let Some((decided, now)) = decided.borrow_mut().take() else {
-                return Err(EngineError::Conflict(self.id.clone()));
-            };
-            let leased = match decided {
-                Ok(leased) => leased,
+            let (decided, written, now) = self.decide_on_fresh_head(intent, head_key, presumed_dead.clone()).await?;
+            match decided {
+                Ok(leased) => {
+                    let version = written.ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
+                    return Ok((leased, version, now));
+                }
                 Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms }))
                     if presumed_dead.is_none() =>
                 {
                     match self.dead_holder(now).await {
-                        Some(instance) => {
-                            presumed_dead = Some(instance);
-                            continue;
-                        }
+                        Some(instance) => presumed_dead = Some(instance),
                         None => return Err(CoreError::Concurrency { holder: owner, retry_after_ms }.into()),
                     }
                 }
                 Err(error) => return Err(error),
-            };
-            let Some(new_version) = written else { return Err(EngineError::Conflict(self.id.clone())) };
-            // Validate the cached view against the head we just leased, loading only what it lacks.
-            if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
-                if let Some(released) = guard::release(&leased, leased.last_token) {
-                    let _ =
-                        shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(new_version)).await;
-                }
-                return Err(error);
             }
-            let lease = leased.lease.as_ref().expect("guard::acquire always sets a lease");
-            let (token, expires_at) = (lease.token, lease.expires_at);
-            shared.marks.borrow_mut().insert(self.id.clone(), Mark { token: Some(token), expires_at });
-            pending.disarm();
-            let mut staged = Vec::new();
-            if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
-                staged.push(Event::Resume { data: answer.clone() });
-            }
-            let invocation = Invocation::new(
-                self.clone(),
-                crate::engine::random_id(&*shared.env),
-                token,
-                options.agent.clone().unwrap_or_else(|| DEFAULT_AGENT.to_owned()),
-                options.traceparent.clone(),
-                leased,
-                new_version,
-                staged,
-                now,
-            );
-            shared.emit(StoreEvent {
-                kind: "lease.acquired",
-                session: self.id.clone(),
-                version: Some(self.version()),
-                token: Some(token),
-                owner: Some(config.owner.clone()),
-                traceparent: options.traceparent.clone(),
-                ..Default::default()
-            });
-            return Ok(invocation);
         }
+    }
+
+    /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction), by
+    /// the clock at the moment of the decision: the decision, the version written, that clock.
+    async fn decide_on_fresh_head(
+        &self,
+        intent: Intent,
+        head_key: &str,
+        presumed_dead: Option<String>,
+    ) -> EngineResult<(EngineResult<Head>, Option<Version>, u64)> {
+        let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
+        let decide = {
+            let (shared, decided, id, head_key) =
+                (self.shared.clone(), decided.clone(), self.id.clone(), head_key.to_owned());
+            Box::new(move |entry: Option<&Entry>| {
+                let now = shared.now();
+                let config = &shared.config;
+                let holder = Holder { owner: &config.owner, instance: &shared.instance };
+                let result = match entry {
+                    None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
+                    Some(entry) => {
+                        codec::decode_head(&head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
+                            guard::acquire_over(&head, intent, holder, now, config.lease_ms, presumed_dead.as_deref())
+                                .map_err(EngineError::from)
+                        })
+                    }
+                };
+                let decision = match &result {
+                    Ok(leased) => Decision::Write(codec::encode_head(leased)),
+                    Err(_) => Decision::Keep,
+                };
+                *decided.borrow_mut() = Some((result, now));
+                decision
+            })
+        };
+        let written = self.shared.store.update(head_key, decide).await?;
+        let (result, now) = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
+        Ok((result, written, now))
     }
 
     /// The instance holding a live lease on this session, if the host can prove it is gone.

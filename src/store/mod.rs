@@ -4,6 +4,8 @@
 //! it runs on. Futures are `!Send` (`LocalBoxFuture`) because JS backends live on one thread.
 
 #[cfg(target_arch = "wasm32")]
+mod host_kv;
+#[cfg(target_arch = "wasm32")]
 mod idb;
 mod memory;
 
@@ -13,6 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+#[cfg(target_arch = "wasm32")]
+pub use host_kv::{Capabilities, HostKvStore};
 #[cfg(target_arch = "wasm32")]
 pub use idb::{Durability, IdbStore};
 pub use memory::MemoryStore;
@@ -56,6 +60,9 @@ pub enum StoreError {
     /// The backend failed or rejected; `cause` is the backend's own error value (a `JsValue` on wasm).
     #[error("the backing store failed: {message}")]
     Backend { message: String, cause: Option<Rc<dyn Any>> },
+    /// A stored record is incomplete or inconsistent (a chunk of it is missing); names the key.
+    #[error("stored record \"{key}\" is corrupt: {detail}")]
+    Corrupt { key: String, detail: String },
     /// A read-modify-write kept losing compare-and-set races.
     #[error("the value under \"{key}\" kept changing under a read-modify-write; retry")]
     Contended { key: String },

@@ -1,0 +1,205 @@
+// The page logic of the IndexedDB benchmark (bench/idb.html; bench/run.mjs drives it headless): for
+// sessions of several lengths, the cost of one turn (begin + 2 appended messages + commit) and of a
+// cold load (a new store or connection opening the session and reading every message), for
+// agent-session and, in this page and this run, the two baselines of bench/baselines.mjs.
+import { SessionStore } from "/js/entry/browser.js";
+import { idbKeyval, idbProtocol } from "./baselines.mjs";
+
+const MESSAGE_BYTES = 200;
+const FILLER = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ".repeat(4);
+
+/** A chat message whose JSON is MESSAGE_BYTES long, numbered so that no two are alike. */
+export function message(i) {
+  const role = i % 2 ? "assistant" : "user";
+  const head = `#${i} `;
+  const room = MESSAGE_BYTES - JSON.stringify({ role, content: head }).length;
+  return { role, content: head + FILLER.slice(0, room) };
+}
+
+/** A writer over one agent-session store, shaped like the baselines' writers. */
+function sessionWriter(store) {
+  return async (id) => {
+    const session = await store.open(id);
+    const commit = async (messages) => {
+      const inv = await session.begin();
+      for (const m of messages) inv.appendMessage(m);
+      await inv.commit();
+    };
+    return {
+      async fill(messages) {
+        for (let i = 0; i < messages.length; i += 100) await commit(messages.slice(i, i + 100));
+      },
+      async turn(messages) {
+        const t0 = performance.now();
+        const inv = await session.begin();
+        const t1 = performance.now();
+        for (const m of messages) inv.appendMessage(m);
+        await inv.commit();
+        return [t1 - t0, performance.now() - t1];
+      },
+    };
+  };
+}
+
+/** agent-session on IndexedDB with its defaults (snapshotEvery, durability), shaped like the baselines. */
+async function agentSession(database) {
+  const snapshots = [];
+  const store = await SessionStore.indexedDb({ database, onEvent: (event) => event.type === "snapshot" && snapshots.push(event) });
+  return {
+    snapshots,
+    writer: sessionWriter(store),
+    async load(id) {
+      const reader = await SessionStore.indexedDb({ database });
+      const connected = performance.now();
+      const session = await reader.open(id, { create: false });
+      return { count: session.messages().length, connected, close: () => reader.close() };
+    },
+    close: () => store.close(),
+  };
+}
+
+/** agent-session on its memory store: the engine and bindings without IndexedDB (turns only). */
+async function agentSessionMemory() {
+  const store = await SessionStore.memory();
+  return { writer: sessionWriter(store), close: () => store.close() };
+}
+
+const IMPLEMENTATIONS = { "agent-session": agentSession, idb: idbProtocol, "idb-keyval": idbKeyval, "agent-session memory": agentSessionMemory };
+
+/** Counts IndexedDB transactions per database, to tell round trips from work; restore() undoes it. */
+function countTransactions() {
+  const original = IDBDatabase.prototype.transaction;
+  const counts = new Map();
+  IDBDatabase.prototype.transaction = function (...args) {
+    counts.set(this.name, (counts.get(this.name) ?? 0) + 1);
+    return original.apply(this, args);
+  };
+  return { of: (name) => counts.get(name) ?? 0, restore: () => (IDBDatabase.prototype.transaction = original) };
+}
+
+function stats(samples) {
+  if (!samples.length) return undefined;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return {
+    median: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+    n: samples.length,
+  };
+}
+
+/**
+ * A cold load reads the newest snapshot and then every batch committed since; with 2-message turns
+ * that is up to snapshotEvery - 1 batches whatever the session's length, which the 100-message fill of
+ * the main table hides. So: ~1000 messages ending in a snapshot (50 commits of 18; 50 is the default
+ * snapshotEvery), then cold loads after 0, 24 and 49 further 2-message turns; (b) for reference.
+ */
+async function coldLoadByTail({ impls, databases, transactions, loads, next, log }) {
+  const rows = [];
+  for (const name of ["agent-session", "idb"]) {
+    const impl = impls[name];
+    const writer = await impl.writer("tail");
+    for (let i = 0; i < 50; i++) await writer.fill(Array.from({ length: 18 }, next));
+    let commits = 50;
+    for (const k of [0, 24, 49]) {
+      for (; commits < 50 + k; commits++) await writer.turn([next(), next()]);
+      const messages = 900 + 2 * k;
+      // agent-session reads the batches after its newest snapshot; (b) has none and reads every batch.
+      const snapshot = impl.snapshots?.filter((event) => event.session === "tail").at(-1)?.version ?? 0;
+      const samples = [];
+      const tx = transactions.of(databases[name]);
+      for (let l = 0; l < loads; l++) {
+        const t0 = performance.now();
+        const loaded = await impl.load("tail");
+        samples.push(performance.now() - t0);
+        await loaded.close();
+        if (loaded.count !== messages) throw new Error(`${name}: cold load of the tail session read ${loaded.count} messages, not ${messages}`);
+      }
+      const load = stats(samples);
+      rows.push({ name, turnsAfter: k, messages, batches: commits - snapshot, snapshot: snapshot > 0, load, loadTransactions: (transactions.of(databases[name]) - tx) / loads });
+      log(`tail, ${name}: ${k} turns after the snapshot, load median ${load.median.toFixed(3)} ms`);
+    }
+  }
+  return rows;
+}
+
+/**
+ * Runs every size through every implementation, one implementation at a time per size (so that one's
+ * garbage is not collected in another's timings): pre-fill untimed, then the cold loads (so that they
+ * read exactly `size` messages), then the turns. Resolves to plain data for bench/table.mjs.
+ */
+export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads = 10, warmup = 20, log = (s) => console.log(`[bench] ${s}`) } = {}) {
+  const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const transactions = countTransactions();
+  const impls = {};
+  const databases = {};
+  for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
+    databases[name] = `bench-${name.replace(/ /g, "-")}-${tag}`;
+    impls[name] = await make(databases[name]);
+  }
+  let n = 0;
+  const pair = () => [message(n++), message(n++)];
+
+  // Warm the JIT, the wasm and each database's connection on a session that is not measured.
+  for (const impl of Object.values(impls)) {
+    const writer = await impl.writer("warmup");
+    await writer.fill(Array.from({ length: 10 }, () => message(n++)));
+    for (let i = 0; i < warmup; i++) await writer.turn(pair());
+    if (impl.load) await (await impl.load("warmup")).close();
+  }
+
+  const out = [];
+  for (const size of sizes) {
+    const id = `session-${size}`;
+    const row = { size, impls: {} };
+    for (const [name, impl] of Object.entries(impls)) {
+      const t = performance.now();
+      const writer = await impl.writer(id);
+      await writer.fill(Array.from({ length: size }, () => message(n++)));
+      const fillMs = performance.now() - t;
+
+      const load = [], connect = [], read = [];
+      let tx = transactions.of(databases[name]);
+      for (let i = 0; i < (impl.load ? loads : 0); i++) {
+        const t0 = performance.now();
+        const loaded = await impl.load(id);
+        const t1 = performance.now();
+        load.push(t1 - t0);
+        connect.push(loaded.connected - t0);
+        read.push(t1 - loaded.connected);
+        await loaded.close();
+        if (loaded.count !== size) throw new Error(`${name}: cold load of ${id} read ${loaded.count} messages, not ${size}`);
+      }
+      const loadTransactions = impl.load ? (transactions.of(databases[name]) - tx) / loads : undefined;
+
+      const turn = [], first = [], second = [], snapshotTurns = [];
+      tx = transactions.of(databases[name]);
+      for (let i = 0; i < turns; i++) {
+        const before = impl.snapshots?.length;
+        const [a, b] = await writer.turn(pair());
+        first.push(a);
+        second.push(b);
+        turn.push(a + b);
+        if (impl.snapshots && impl.snapshots.length !== before) snapshotTurns.push(a + b);
+      }
+      const turnTransactions = (transactions.of(databases[name]) - tx) / turns;
+
+      row.impls[name] = {
+        turn: stats(turn), begin: stats(first), commit: stats(second), turnTransactions, snapshotTurns,
+        load: stats(load), connect: stats(connect), read: stats(read), loadTransactions, fillMs,
+      };
+      log(`${size} messages, ${name}: fill ${fillMs.toFixed(0)} ms, turn median ${row.impls[name].turn.median.toFixed(3)} ms` +
+        (impl.load ? `, load median ${row.impls[name].load.median.toFixed(3)} ms` : ""));
+    }
+    out.push(row);
+  }
+  const tail = await coldLoadByTail({ impls, databases, transactions, loads, next: () => message(n++), log });
+
+  for (const impl of Object.values(impls)) await impl.close();
+  transactions.restore();
+  // A page opened by hand would otherwise keep every run's databases; a blocked delete finishes later.
+  await Promise.all(Object.values(databases).map((name) => new Promise((done) => Object.assign(indexedDB.deleteDatabase(name), { onsuccess: done, onerror: done, onblocked: done }))));
+  return { sizes: out, tail, turns, loads, messageBytes: MESSAGE_BYTES, userAgent: navigator.userAgent, crossOriginIsolated };
+}

@@ -1,0 +1,50 @@
+// Runs bench/idb.html in headless Debian Chromium (the browser the tests drive, tests/browser/chromium.mjs)
+// and prints its tables as markdown, with the shipped .wasm size, the command and the date.
+// Usage: node bench/run.mjs [--sizes=10,100,1000,10000] [--turns=100] [--loads=10]   (scripts/bench builds first)
+// Figures are ratios to baselines measured in the same page and run; nothing here is a pass/fail threshold.
+import { readFile } from "node:fs/promises";
+import { gzipSync } from "node:zlib";
+import { startBrowser } from "../tests/browser/chromium.mjs";
+import { markdown } from "./table.mjs";
+
+const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
+const options = {};
+if (args.sizes) options.sizes = args.sizes.split(",").map(Number);
+if (args.turns) options.turns = Number(args.turns);
+if (args.loads) options.loads = Number(args.loads);
+
+const wasm = await readFile(new URL("../js/wasm/agent_session_bg.wasm", import.meta.url));
+const chrome = await startBrowser();
+let results;
+let errors = [];
+try {
+  const page = await chrome.page("/tests/browser/blank.html");
+  // Cross-origin isolation narrows performance.now() from 100 us to 5 us steps, and turns take about
+  // a millisecond; the headers go on the bench page only, so scripts/serve.mjs stays as the tests use it.
+  await page.route("**/bench/idb.html", async (route) => {
+    const response = await route.fetch();
+    const headers = { ...response.headers(), "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" };
+    await route.fulfill({ response, headers });
+  });
+  page.on("console", (message) => message.text().startsWith("[bench]") && console.error(message.text()));
+  await page.goto(`${chrome.origin}/bench/idb.html`);
+  await page.waitForFunction(() => window.bench, null, { timeout: 120_000 });
+  results = await page.evaluate((options) => window.bench.run(options), options);
+  await new Promise((resolve) => setTimeout(resolve, 500)); // let late errors of the teardown arrive
+  errors = page.errors;
+} finally {
+  await chrome.stop();
+}
+
+const command = process.env.BENCH_COMMAND ?? ["node", "bench/run.mjs", ...process.argv.slice(2)].join(" ");
+console.log(`## agent-session on IndexedDB (headless Chromium)
+
+${markdown(results)}
+
+Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length} bytes raw, ${gzipSync(wasm, { level: 9 }).length} bytes gzipped.
+
+Command: \`${command}\`
+Date: ${new Date().toISOString()}`);
+// An uncaught error in the page does not void the figures, but it must not pass unseen.
+for (const error of errors) console.error(`page error: ${error.stack ?? error}`);
+if (errors.length) process.exitCode = 1;

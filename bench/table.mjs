@@ -1,0 +1,99 @@
+// Turns the page's results into markdown; shared by the page (opened by hand) and bench/run.mjs, so
+// both print the same tables. No imports: it runs in the browser and in node.
+
+const AS = "agent-session";
+const MEMORY = "agent-session memory";
+const IDB = "idb";
+const KEYVAL = "idb-keyval";
+
+export function ms(x) {
+  if (x === undefined || Number.isNaN(x)) return "-";
+  return x < 1 ? x.toFixed(3) : x < 100 ? x.toFixed(2) : x.toFixed(1);
+}
+
+const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : "-");
+const count = (x) => (x === undefined ? "-" : String(Math.round(x * 10) / 10));
+
+function table(header, rows) {
+  const line = (cells) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---:")), ...rows.map(line)].join("\n");
+}
+
+/** The headline table: medians of a turn and of a cold load, and agent-session's ratios to (b) and (a). */
+export function summary(results) {
+  return table(
+    ["messages", "turn: agent-session", "turn: (b) idb", "turn: (a) idb-keyval", "turn as/(b)", "turn as/(a)",
+      "load: agent-session", "load: (b) idb", "load: (a) idb-keyval", "load as/(b)", "load as/(a)"],
+    results.sizes.map(({ size, impls }) => {
+      const t = (k) => impls[k].turn.median;
+      const l = (k) => impls[k].load.median;
+      return [size, ms(t(AS)), ms(t(IDB)), ms(t(KEYVAL)), ratio(t(AS), t(IDB)), ratio(t(AS), t(KEYVAL)),
+        ms(l(AS)), ms(l(IDB)), ms(l(KEYVAL)), ratio(l(AS), l(IDB)), ratio(l(AS), l(KEYVAL))];
+    }),
+  );
+}
+
+/** Where a turn's time goes: each implementation's two phases, transactions, snapshots, the engine alone. */
+export function turnPhases(results) {
+  const base = results.sizes[0].impls[AS].turn.median;
+  return table(
+    ["messages", "as begin", "as append+commit", "as tx/turn", "as turn vs smallest", "as mean turn", "as snapshot turns",
+      "as turn on memory store", "(b) begin", "(b) append+commit", "(b) tx/turn", "(b) mean turn", "(a) get", "(a) push+set"],
+    results.sizes.map(({ size, impls }) => {
+      const as = impls[AS];
+      return [size, ms(as.begin.median), ms(as.commit.median), count(as.turnTransactions), ratio(as.turn.median, base),
+        ms(as.turn.mean), as.snapshotTurns.length ? as.snapshotTurns.map(ms).join(", ") : "none",
+        ms(impls[MEMORY]?.turn.median),
+        ms(impls[IDB].begin.median), ms(impls[IDB].commit.median), count(impls[IDB].turnTransactions), ms(impls[IDB].turn.mean),
+        ms(impls[KEYVAL].begin.median), ms(impls[KEYVAL].commit.median)];
+    }),
+  );
+}
+
+/** Where a cold load's time goes: opening the store or connection, then reading the session. */
+export function loadPhases(results) {
+  return table(
+    ["messages", "as connect", "as open+read", "as tx/load", "(b) connect", "(b) read", "(b) tx/load", "(a) connect", "(a) get", "(a) tx/load"],
+    results.sizes.map(({ size, impls }) => [size,
+      ...[AS, IDB, KEYVAL].flatMap((k) => [ms(impls[k].connect.median), ms(impls[k].read.median), count(impls[k].loadTransactions)])]),
+  );
+}
+
+/** Cold load against the number of batches read after the newest snapshot, at ~1000 messages. */
+export function tailLoads(results) {
+  const of = (name, k) => results.tail.find((row) => row.name === name && row.turnsAfter === k);
+  return table(
+    ["2-message turns after the snapshot", "messages", "as load", "as batches read", "as tx/load", "(b) load", "(b) batches read", "load as/(b)"],
+    [0, 24, 49].map((k) => {
+      const as = of(AS, k), b = of(IDB, k);
+      return [k, as.messages, ms(as.load.median), `${as.batches}${as.snapshot ? " + snapshot" : ""}`, count(as.loadTransactions),
+        ms(b.load.median), b.batches, ratio(as.load.median, b.load.median)];
+    }),
+  );
+}
+
+export function markdown(results) {
+  return [
+    `Medians in ms of ${results.turns} turns (begin + 2 appended messages of ~${results.messageBytes} bytes + commit)`,
+    `and ${results.loads} cold loads (a new store/connection opening the session and reading every message),`,
+    `each implementation on its own fresh database; "as" = agent-session, (b) = hand-written idb lease +`,
+    `append protocol, (a) = idb-keyval rewriting the whole session per turn.`,
+    `${results.userAgent}; performance.now() steps: ${results.crossOriginIsolated ? "5 us (cross-origin isolated)" : "100 us (not cross-origin isolated)"}.`,
+    "",
+    summary(results),
+    "",
+    "Where a turn's time goes (ms, medians unless said; the mean turn includes the snapshot turns; tx = IndexedDB",
+    "transactions; \"on memory store\" = the same turn on SessionStore.memory(), the engine without IndexedDB):",
+    "",
+    turnPhases(results),
+    "",
+    "Where a cold load's time goes (ms, medians; connect = opening the store or connection):",
+    "",
+    loadPhases(results),
+    "",
+    "Cold load by batches since the newest snapshot: ~1000 messages as 50 commits of 18 (a snapshot at version 50",
+    "with the default snapshotEvery), then 2-message turns; (b) reads all its batches with one getAll:",
+    "",
+    tailLoads(results),
+  ].join("\n");
+}

@@ -1,0 +1,326 @@
+//! A store over a host-supplied KV object (`HostKv` of the JS API): Durable Object storage, Deno
+//! KV, Redis, Workers KV or anything with the same four methods. Duck-typed: the adapter is a plain
+//! JS object, called through these externs.
+//!
+//! Round trips: a read is one `get`, a compare-and-set one `put`; the trait's defaults make begin a
+//! `get` + `put` and a commit a batch `put` + head `put`. Values over the adapter's `maxValueBytes`
+//! are written as chunks (`<key>#<i>`, immutable like the record they belong to) under a small
+//! manifest at `<key>`; a chunk that is missing or does not match the manifest's checksum makes the
+//! record corrupt.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::core::{codec, keys};
+use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Version};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The host's KV object.
+    pub type HostKv;
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn kv_get(this: &HostKv, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn kv_put(this: &HostKv, key: &str, value: &Uint8Array, options: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn kv_delete(this: &HostKv, key: &str, options: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = list)]
+    fn kv_list(this: &HostKv, prefix: &str, options: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+#[wasm_bindgen(module = "/js/runtime.js")]
+extern "C" {
+    /// `value` as a promise that rejects with a timeout error after `ms`.
+    #[wasm_bindgen(js_name = withTimeout)]
+    fn with_timeout(value: &JsValue, ms: f64, what: &str) -> Promise;
+    #[wasm_bindgen(js_name = fromBase64)]
+    fn from_base64(text: &str) -> Option<Uint8Array>;
+}
+
+/// What an adapter says it guarantees (`capabilities`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Single-key compare-and-set is atomic; without it the guard cannot be trusted.
+    pub atomic: bool,
+    pub max_value_bytes: Option<usize>,
+    pub min_ttl_ms: Option<u64>,
+}
+
+/// Manifest of a chunked value: `"AS"`, `'C'`, then varints: chunk count, total length, CRC-32.
+const MANIFEST: &[u8; 3] = b"ASC";
+/// Room added to a head's backend TTL: the store decides expiry itself, the backend only cleans up.
+const TTL_MARGIN_MS: u64 = 60_000;
+
+pub struct HostKvStore {
+    kv: HostKv,
+    prefix: String,
+    capabilities: Capabilities,
+    timeout_ms: u64,
+}
+
+impl std::fmt::Debug for HostKvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostKvStore").field("prefix", &self.prefix).field("capabilities", &self.capabilities).finish()
+    }
+}
+
+fn set(object: &Object, key: &str, value: &JsValue) {
+    // Setting a plain property on a fresh object cannot fail.
+    let _ = Reflect::set(object, &JsValue::from_str(key), value);
+}
+
+fn field(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn chunk_key(key: &str, index: usize) -> String {
+    format!("{key}#{index}")
+}
+
+impl HostKvStore {
+    /// Wraps `kv`, reading its `capabilities` (a missing object means atomic, no size limit).
+    pub fn new(kv: JsValue, prefix: String, timeout_ms: u64) -> Result<HostKvStore, String> {
+        for method in ["get", "put", "delete", "list"] {
+            if !field(&kv, method).is_function() {
+                return Err(format!(
+                    "the KV object has no {method}() method; pass a HostKv (see agent-session/adapters)"
+                ));
+            }
+        }
+        let capabilities = field(&kv, "capabilities");
+        let number = |key: &str| field(&capabilities, key).as_f64().filter(|n| *n > 0.0);
+        let capabilities = Capabilities {
+            atomic: field(&capabilities, "atomic").as_bool().unwrap_or(!capabilities.is_object()),
+            max_value_bytes: number("maxValueBytes").map(|n| n as usize),
+            min_ttl_ms: number("minTtlMs").map(|n| n as u64),
+        };
+        Ok(HostKvStore { kv: kv.unchecked_into(), prefix, capabilities, timeout_ms })
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Awaits what an adapter method returned (a value or a promise), with the store's timeout.
+    async fn call(&self, what: &str, returned: Result<JsValue, JsValue>) -> StoreResult<JsValue> {
+        let failed = |cause: JsValue| {
+            let detail = cause
+                .dyn_ref::<js_sys::Error>()
+                .map(|error| String::from(error.message()))
+                .or_else(|| cause.as_string())
+                .unwrap_or_else(|| "it threw a non-Error value".to_owned());
+            StoreError::Backend { message: format!("host KV {what} failed: {detail}"), cause: Some(Rc::new(cause)) }
+        };
+        let value = returned.map_err(failed)?;
+        JsFuture::from(with_timeout(&value, self.timeout_ms as f64, what)).await.map_err(failed)
+    }
+
+    fn malformed(what: &str, returned: &JsValue) -> StoreError {
+        StoreError::Backend {
+            message: format!(
+                "host KV {what} returned a malformed result; see the HostKv contract in the agent-session docs"
+            ),
+            cause: Some(Rc::new(returned.clone())),
+        }
+    }
+
+    /// One `get`: the bytes and version stored under the full key, as the adapter returned them.
+    async fn raw_get(&self, key: &str) -> StoreResult<Option<Entry>> {
+        let what = format!("get(\"{key}\")");
+        let returned = self.call(&what, self.kv.kv_get(&self.full(key))).await?;
+        if returned.is_null() || returned.is_undefined() {
+            return Ok(None);
+        }
+        let value = field(&returned, "value");
+        let bytes = if let Some(array) = value.dyn_ref::<Uint8Array>() {
+            array.to_vec()
+        } else if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
+            Uint8Array::new(buffer).to_vec()
+        } else if let Some(array) = value.as_string().and_then(|text| from_base64(&text)) {
+            array.to_vec()
+        } else {
+            return Err(Self::malformed(&what, &returned));
+        };
+        let version = field(&returned, "version");
+        let version = match (version.as_string(), version.as_f64()) {
+            (Some(text), _) => text,
+            (None, Some(number)) => format!("{number}"),
+            _ => return Err(Self::malformed(&what, &returned)),
+        };
+        Ok(Some(Entry { value: bytes, version }))
+    }
+
+    /// One `put`, with the compare-and-set condition and, for heads, a TTL for the backend.
+    async fn raw_put(&self, key: &str, value: &[u8], expect: &Expect) -> StoreResult<Option<Version>> {
+        let what = format!("put(\"{key}\")");
+        let options = Object::new();
+        match expect {
+            Expect::Any => {}
+            Expect::Absent => set(&options, "expectedVersion", &JsValue::NULL),
+            Expect::Version(version) => set(&options, "expectedVersion", &JsValue::from_str(version)),
+        }
+        if let Some(ttl) = self.ttl_of(key, value) {
+            set(&options, "ttlMs", &JsValue::from_f64(ttl as f64));
+        }
+        let returned = self.call(&what, self.kv.kv_put(&self.full(key), &Uint8Array::from(value), &options)).await?;
+        match (returned.as_string(), returned.as_f64()) {
+            (Some(version), _) => Ok(Some(version)),
+            (None, Some(number)) => Ok(Some(format!("{number}"))),
+            _ if returned.is_null() || returned.is_undefined() || returned == JsValue::FALSE => Ok(None),
+            _ => Err(Self::malformed(&what, &returned)),
+        }
+    }
+
+    /// A head's remaining life by its own clock (idle TTL or max lifetime) plus a margin; the store
+    /// keeps the real expiry in the record, the backend only deletes what nobody swept.
+    fn ttl_of(&self, key: &str, value: &[u8]) -> Option<u64> {
+        if !key.starts_with(keys::HEAD_PREFIX) {
+            return None;
+        }
+        let head = codec::decode_head(key, value).ok()?;
+        let remaining = head.expires_at()?.checked_sub(head.updated_at)?;
+        Some((remaining + TTL_MARGIN_MS).max(self.capabilities.min_ttl_ms.unwrap_or(0)))
+    }
+
+    fn manifest(value: &[u8], chunks: usize) -> Vec<u8> {
+        let mut out = MANIFEST.to_vec();
+        varint(&mut out, chunks as u64);
+        varint(&mut out, value.len() as u64);
+        varint(&mut out, u64::from(crate::core::codec::checksum(value)));
+        out
+    }
+
+    /// The whole value of a chunked record, or `Corrupt` naming the first chunk that is missing.
+    async fn reassemble(&self, key: &str, manifest: &[u8]) -> StoreResult<Vec<u8>> {
+        let corrupt = |key: &str, detail: &str| StoreError::Corrupt { key: key.to_owned(), detail: detail.to_owned() };
+        let mut at = MANIFEST.len();
+        let (Some(chunks), Some(len), Some(crc)) =
+            (read_varint(manifest, &mut at), read_varint(manifest, &mut at), read_varint(manifest, &mut at))
+        else {
+            return Err(corrupt(key, "unreadable chunk manifest"));
+        };
+        let mut value = Vec::with_capacity((len as usize).min(64 << 20));
+        for index in 0..chunks as usize {
+            let chunk = chunk_key(key, index);
+            match self.raw_get(&chunk).await? {
+                Some(entry) => value.extend_from_slice(&entry.value),
+                None => return Err(corrupt(&chunk, "chunk missing")),
+            }
+        }
+        if value.len() as u64 != len || u64::from(crate::core::codec::checksum(&value)) != crc {
+            return Err(corrupt(key, "chunks do not match their manifest"));
+        }
+        Ok(value)
+    }
+}
+
+impl Store for HostKvStore {
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
+        Box::pin(async move {
+            let Some(entry) = self.raw_get(key).await? else { return Ok(None) };
+            if !entry.value.starts_with(MANIFEST) {
+                return Ok(Some(entry));
+            }
+            let value = self.reassemble(key, &entry.value).await?;
+            Ok(Some(Entry { value, version: entry.version }))
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        Box::pin(async move {
+            let limit = self.capabilities.max_value_bytes.unwrap_or(usize::MAX);
+            if value.len() <= limit {
+                return self.raw_put(key, &value, &expect).await;
+            }
+            // Heads are compare-and-set and must stay one value; records are immutable and chunked.
+            if key.starts_with(keys::HEAD_PREFIX) || limit < 64 {
+                return Err(StoreError::TooLarge { limit: limit as u64, actual: value.len() as u64 });
+            }
+            let chunks: Vec<&[u8]> = value.chunks(limit).collect();
+            for (index, chunk) in chunks.iter().enumerate() {
+                self.raw_put(&chunk_key(key, index), chunk, &Expect::Any).await?;
+            }
+            self.raw_put(key, &Self::manifest(&value, chunks.len()), &expect).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let what = format!("delete(\"{key}\")");
+            let options = Object::new();
+            if let Some(version) = expected {
+                set(&options, "expectedVersion", &JsValue::from_str(version));
+            }
+            let returned = self.call(&what, self.kv.kv_delete(&self.full(key), &options)).await?;
+            returned.as_bool().ok_or_else(|| Self::malformed(&what, &returned))
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+        limit: usize,
+    ) -> LocalBoxFuture<'a, StoreResult<ListPage>> {
+        Box::pin(async move {
+            let what = format!("list(\"{prefix}\")");
+            let options = Object::new();
+            if let Some(cursor) = cursor {
+                set(&options, "cursor", &JsValue::from_str(cursor));
+            }
+            set(&options, "limit", &JsValue::from_f64(limit as f64));
+            let returned = self.call(&what, self.kv.kv_list(&self.full(prefix), &options)).await?;
+            let keys = field(&returned, "keys");
+            if !Array::is_array(&keys) {
+                return Err(Self::malformed(&what, &returned));
+            }
+            let mut out = Vec::new();
+            for key in Array::from(&keys).iter() {
+                let key = key.as_string().ok_or_else(|| Self::malformed(&what, &returned))?;
+                if let Some(key) = key.strip_prefix(&self.prefix) {
+                    out.push(key.to_owned());
+                }
+            }
+            let cursor = field(&returned, "cursor").as_string().filter(|c| !c.is_empty());
+            Ok(ListPage { keys: out, cursor })
+        })
+    }
+}

@@ -1,0 +1,663 @@
+// SessionStore.indexedDb() in real headless Chromium: tabs of one origin (pages of one browser
+// context, sharing IndexedDB, Web Locks and BroadcastChannel) and their module workers, each running
+// the built package from /js/entry/browser.js and its own store (its own owner, connection and cache).
+// Fixtures: idb-tab.html (a tab), idb-worker.js (a dedicated or shared module worker), idb-fixture.js
+// (what both load: the race participant, the raw IndexedDB helpers, the worker driver).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { startBrowser } from "./chromium.mjs";
+
+// Timestamps taken in different realms are compared in the race test. Chromium coarsens
+// performance.now() and timeOrigin (100 µs, with jitter) outside cross-origin isolation, so two
+// stamps of one instant in two realms can differ by a few tenths of a millisecond. Nothing else is a
+// timing allowance: the measured intervals are sub-intervals of the real ones (see the race test).
+const CLOCK_SLACK_MS = 0.5;
+
+let chrome;
+before(async () => {
+  chrome = await startBrowser();
+});
+after(async () => chrome?.stop());
+
+// A fresh browser context (tabs of one origin) and a fresh database name for one test; the pages'
+// console output is printed when the test fails, and a test also fails on any uncaught error or
+// console error in its pages (worker errors are forwarded to their page's console).
+async function withTabs(t, body) {
+  const tabs = await chrome.context();
+  const database = `agent-session-test-${randomUUID()}`;
+  try {
+    await body(tabs, database);
+    const errors = tabs.logs().filter((line) => / (error|pageerror): /.test(line) || / crashed$/.test(line));
+    assert.deepEqual(errors, [], "the pages reported errors");
+  } catch (error) {
+    console.log(`----- console of the pages of "${t.name}" (database ${database}) -----\n${tabs.logs().join("\n") || "(nothing)"}\n-----`);
+    throw error;
+  } finally {
+    await tabs.close();
+  }
+}
+
+async function openTab(tabs, label) {
+  const page = await tabs.page("/tests/browser/idb-tab.html", label);
+  await page.waitForFunction(() => document.body?.dataset.ready);
+  const ready = await page.evaluate(() => document.body.dataset.ready);
+  assert.equal(ready, "true", `${label} did not load the package`);
+  return page;
+}
+
+// Runs `fn(env, arg)` in a tab; `fn` is sent as source, so it may use only its arguments:
+// env = { lib (the package), fx (idb-fixture.js), ctx (an object kept across calls), realm }.
+const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
+
+// Starts a module worker ("dedicated" or "shared") from a tab, and runs functions in it the same way.
+const spawnWorker = (page, kind, name) =>
+  inTab(page, async ({ fx, ctx }, [kind, name]) => {
+    ctx.workers ??= {};
+    ctx.workers[name] = await fx.spawn(kind, name);
+    return true;
+  }, [kind, name]);
+const inWorker = (page, name, fn, arg) =>
+  inTab(page, ({ ctx }, [name, source, arg]) => ctx.workers[name].run(source, arg), [name, fn.toString(), arg]);
+
+test("race: 4 tabs and 2 dedicated workers make 300 invocation attempts on one session; one holder at a time", { timeout: 180000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const pages = [];
+    for (let i = 1; i <= 4; i++) pages.push(await openTab(tabs, `tab ${i}`));
+    await spawnWorker(pages[0], "dedicated", "worker 1");
+    await spawnWorker(pages[1], "dedicated", "worker 2");
+    const id = "race/one session ü";
+    await inTab(pages[0], async ({ lib }, { database, id }) => {
+      const store = await lib.SessionStore.indexedDb({ database });
+      await store.open(id);
+      await store.close();
+    }, { database, id });
+
+    const ATTEMPTS = 50;
+    const common = { database, session: id, attempts: ATTEMPTS, startAt: Date.now() + 1500, maxHoldMs: 6, maxBackoffMs: 20, leaseMs: 60000 };
+    const race = ({ lib, fx }, arg) => fx.raceParticipant(lib, arg);
+    const logs = await Promise.all([
+      ...pages.map((page, i) => inTab(page, race, { ...common, label: `tab-${i + 1}` })),
+      inWorker(pages[0], "worker 1", race, { ...common, label: "worker-1" }),
+      inWorker(pages[1], "worker 2", race, { ...common, label: "worker-2" }),
+    ]);
+    const final = await inTab(pages[2], async ({ lib }, { database, id }) => {
+      const store = await lib.SessionStore.indexedDb({ database });
+      const session = await store.open(id, { create: false });
+      const history = await session.history();
+      const out = {
+        version: session.version,
+        status: session.status,
+        messages: session.messages(),
+        history: history.map(({ version, type, data }) => ({ version, type, data })),
+      };
+      await store.close();
+      return out;
+    }, { database, id });
+
+    const entries = logs.flat();
+    const labels = new Set(entries.map((e) => e.label));
+    assert.equal(entries.length, 6 * ATTEMPTS);
+    assert.deepEqual([...new Set(entries.map((e) => e.realm))].sort(), ["dedicated worker", "window"]);
+    // Every attempt either committed or was refused at begin(); no commit failed.
+    const failures = entries.filter((e) => e.kind !== "commit" && e.kind !== "denied");
+    assert.deepEqual(failures.map((e) => `${e.text} (token ${e.token}): ${e.kind}: ${e.error?.name} ${e.error?.code}: ${e.error?.message}`), []);
+    const commits = entries.filter((e) => e.kind === "commit").sort((a, b) => a.version - b.version);
+    const denials = entries.filter((e) => e.kind === "denied");
+    t.diagnostic(`${commits.length} commits, ${denials.length} denials, by participant: ${JSON.stringify(Object.fromEntries([...labels].map((l) => [l, entries.filter((e) => e.label === l && e.kind === "commit").length])))}`);
+    assert.ok(commits.length > 0, "no attempt committed");
+    assert.ok(denials.length > 0, "no attempt was refused: the participants never contended");
+
+    // Versions gapless 1..n, each commit one version above the version its begin() saw.
+    assert.deepEqual(commits.map((c) => c.version), commits.map((_, i) => i + 1));
+    for (const c of commits) assert.equal(c.version, c.baseVersion + 1, `${c.text}: began at ${c.baseVersion}, committed ${c.version}`);
+    // Fencing tokens strictly increasing in commit order.
+    for (let i = 1; i < commits.length; i++) {
+      assert.ok(commits[i].token > commits[i - 1].token, `token ${commits[i].token} of v${commits[i].version} after token ${commits[i - 1].token} of v${commits[i - 1].version}`);
+    }
+    // At most one holder at any time. The lease is taken before begin() resolves (acquiredAt) and
+    // released after commit() is called (commitAt), so [acquiredAt, commitAt] lies inside the real
+    // holding interval: these intervals, in token order, must not overlap, and ordering them by
+    // their start must give the token order.
+    const byToken = [...commits].sort((a, b) => a.token - b.token);
+    let minGap = Infinity;
+    for (let i = 1; i < byToken.length; i++) {
+      const [prev, next] = [byToken[i - 1], byToken[i]];
+      minGap = Math.min(minGap, next.acquiredAt - prev.commitAt);
+      assert.ok(prev.commitAt <= next.acquiredAt + CLOCK_SLACK_MS,
+        `two holders at once: ${prev.text} (token ${prev.token}) held [${prev.acquiredAt}, ${prev.commitAt}], ${next.text} (token ${next.token}) acquired at ${next.acquiredAt}`);
+    }
+    t.diagnostic(`smallest gap between one holder's commit() call and the next holder's acquisition: ${minGap.toFixed(2)} ms`);
+    assert.deepEqual([...commits].sort((a, b) => a.acquiredAt - b.acquiredAt).map((c) => c.token), byToken.map((c) => c.token));
+
+    // Every denial is a ConcurrencyError (instanceof in its own realm), naming a holder that was
+    // holding then: some attempt of that participant overlaps the refused begin() call.
+    for (const d of denials) {
+      assert.equal(d.isConcurrencyError, true, `${d.text} (${d.realm}) refused with ${JSON.stringify(d.error)}`);
+      assert.equal(d.isAgentSessionError, true);
+      assert.equal(d.error.name, "ConcurrencyError");
+      assert.equal(d.error.code, "CONCURRENT_INVOCATION");
+      assert.ok(labels.has(d.error.holder), `${d.text}: holder ${JSON.stringify(d.error.holder)} is no participant`);
+      assert.ok(d.error.retryAfterMs > 0 && d.error.retryAfterMs <= common.leaseMs, `${d.text}: retryAfterMs ${d.error.retryAfterMs}`);
+      const holding = commits.some((c) => c.label === d.error.holder && c.beginAt <= d.deniedAt + CLOCK_SLACK_MS && d.beginAt <= c.committedAt + CLOCK_SLACK_MS);
+      assert.ok(holding, `${d.text} was refused in [${d.beginAt}, ${d.deniedAt}] naming ${d.error.holder}, which held nothing then`);
+    }
+
+    // The stored session: exactly the committed messages, each once, at the version its commit returned.
+    assert.equal(final.version, commits.length);
+    assert.equal(final.status, "idle");
+    assert.equal(final.messages.length, commits.length);
+    const stored = final.messages.map((m) => m.text);
+    assert.equal(new Set(stored).size, stored.length, "a message is stored twice");
+    assert.deepEqual([...stored].sort(), commits.map((c) => c.text).sort());
+    const deniedTexts = new Set(denials.map((d) => d.text));
+    assert.deepEqual(stored.filter((text) => deniedTexts.has(text)), []);
+    const messageEvents = final.history.filter((e) => e.type === "message");
+    assert.equal(messageEvents.length, commits.length);
+    for (const c of commits) {
+      const events = messageEvents.filter((e) => e.data.text === c.text);
+      assert.equal(events.length, 1, `${c.text} appears ${events.length} times in history`);
+      assert.equal(events[0].version, c.version, `${c.text} committed as v${c.version}, in history at v${events[0].version}`);
+    }
+    // The stored order is the commit order.
+    assert.deepEqual(stored, commits.map((c) => c.text));
+  });
+});
+
+test("a tab closed in the middle of an invocation: another tab takes over at once with token + 1, the staged writes are gone", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const LEASE_MS = 60000;
+    const id = "closing tab";
+    const tabA = await openTab(tabs, "tab A");
+    const tabB = await openTab(tabs, "tab B");
+    const held = await inTab(tabA, async ({ lib, ctx }, { database, id, LEASE_MS }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "tab-A", leaseMs: LEASE_MS });
+      const session = await ctx.store.open(id);
+      await session.invoke((inv) => inv.appendMessage("A committed"));
+      ctx.inv = await session.begin();
+      ctx.inv.appendMessage("A staged");
+      ctx.inv.setState("staged by A", true);
+      return { token: ctx.inv.token, version: session.version };
+    }, { database, id, LEASE_MS });
+    assert.equal(held.version, 1);
+
+    // Before the close: B is refused (A's lease is live), and each store holds its Web Lock.
+    const beforeClose = await inTab(tabB, async ({ lib, ctx }, { database, id, LEASE_MS }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "tab-B", leaseMs: LEASE_MS });
+      ctx.session = await ctx.store.open(id, { create: false });
+      let refusal;
+      try {
+        await ctx.session.begin();
+      } catch (error) {
+        refusal = { concurrency: error instanceof lib.ConcurrencyError, holder: error.holder };
+      }
+      const locks = await navigator.locks.query();
+      return { refusal, locks: locks.held.map((lock) => lock.name).filter((name) => name.startsWith(`agent-session/${database}/`)) };
+    }, { database, id, LEASE_MS });
+    assert.deepEqual(beforeClose.refusal, { concurrency: true, holder: "tab-A" });
+
+    await tabA.close();
+
+    const takeover = await inTab(tabB, async ({ lib, fx, ctx }, { LEASE_MS }) => {
+      const start = fx.now();
+      const refusals = [];
+      let inv;
+      while (!inv) {
+        try {
+          inv = await ctx.session.begin();
+        } catch (error) {
+          if (!(error instanceof lib.ConcurrencyError)) throw error;
+          refusals.push({ after: fx.now() - start, holder: error.holder, retryAfterMs: error.retryAfterMs });
+          if (fx.now() - start > LEASE_MS / 2) break;
+          await fx.sleep(20);
+        }
+      }
+      const elapsed = fx.now() - start;
+      if (!inv) return { elapsed, refusals };
+      const token = inv.token;
+      const sawStaged = inv.messages().includes("A staged") || "staged by A" in inv.state();
+      inv.appendMessage("B took over");
+      const version = await inv.commit();
+      const history = await ctx.session.history();
+      return {
+        elapsed, refusals, token, sawStaged, version,
+        messages: ctx.session.messages(),
+        state: ctx.session.state(),
+        history: history.map(({ version, type, data, key }) => (key === undefined ? { version, type, data } : { version, type, data, key })),
+      };
+    }, { LEASE_MS });
+    t.diagnostic(`takeover after ${takeover.elapsed.toFixed(1)} ms, ${takeover.refusals.length} refusals first`);
+    assert.ok(takeover.token !== undefined, `B was still refused ${takeover.elapsed.toFixed(0)} ms after A closed (half of leaseMs): ${JSON.stringify(takeover.refusals.slice(-3))}`);
+    assert.ok(takeover.elapsed < LEASE_MS / 2, `took ${takeover.elapsed} ms`);
+    assert.equal(takeover.token, held.token + 1);
+    assert.equal(takeover.sawStaged, false);
+    assert.equal(takeover.version, 2);
+    assert.deepEqual(takeover.messages, ["A committed", "B took over"]);
+    assert.deepEqual(takeover.state, {});
+    assert.deepEqual(takeover.history.filter((e) => e.type !== "created"), [
+      { version: 1, type: "message", data: "A committed"},
+      { version: 2, type: "message", data: "B took over"},
+    ]);
+    // A fresh reader in another tab sees the same.
+    const tabC = await openTab(tabs, "tab C");
+    const seen = await inTab(tabC, async ({ lib }, { database, id }) => {
+      const store = await lib.SessionStore.indexedDb({ database });
+      const session = await store.open(id, { create: false });
+      return { version: session.version, status: session.status, messages: session.messages(), state: session.state() };
+    }, { database, id });
+    assert.deepEqual(seen, { version: 2, status: "idle", messages: ["A committed", "B took over"], state: {} });
+    // The Web Lock rule: while both were open, each store held `agent-session/<database>/<instance>`.
+    assert.equal(beforeClose.locks.length, 2, `locks held: ${JSON.stringify(beforeClose.locks)}`);
+  });
+});
+
+test("a dedicated worker terminated in the middle of an invocation: a tab takes over at once with token + 1", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const LEASE_MS = 60000;
+    const id = "terminated worker";
+    const tab = await openTab(tabs, "tab");
+    await spawnWorker(tab, "dedicated", "doomed");
+    const held = await inWorker(tab, "doomed", async ({ lib, ctx }, { database, id, LEASE_MS }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "worker", leaseMs: LEASE_MS });
+      const session = await ctx.store.open(id);
+      ctx.inv = await session.begin();
+      ctx.inv.appendMessage("worker staged");
+      return { token: ctx.inv.token };
+    }, { database, id, LEASE_MS });
+    const takeover = await inTab(tab, async ({ lib, fx, ctx }, { database, id, LEASE_MS }) => {
+      const store = await lib.SessionStore.indexedDb({ database, owner: "tab", leaseMs: LEASE_MS });
+      const session = await store.open(id, { create: false });
+      let refusedWhileAlive = false;
+      try {
+        await session.begin();
+      } catch (error) {
+        refusedWhileAlive = error instanceof lib.ConcurrencyError && error.holder === "worker";
+      }
+      ctx.workers.doomed.terminate();
+      const start = fx.now();
+      let inv;
+      let refusals = 0;
+      while (!inv && fx.now() - start < LEASE_MS / 2) {
+        try {
+          inv = await session.begin();
+        } catch (error) {
+          if (!(error instanceof lib.ConcurrencyError)) throw error;
+          refusals++;
+          await fx.sleep(20);
+        }
+      }
+      const elapsed = fx.now() - start;
+      if (!inv) return { refusedWhileAlive, elapsed, refusals };
+      const token = inv.token;
+      inv.appendMessage("tab took over");
+      const version = await inv.commit();
+      await store.close();
+      return { refusedWhileAlive, elapsed, refusals, token, version, messages: session.messages() };
+    }, { database, id, LEASE_MS });
+    t.diagnostic(`takeover after ${takeover.elapsed.toFixed(1)} ms, ${takeover.refusals} refusals first`);
+    assert.equal(takeover.refusedWhileAlive, true);
+    assert.ok(takeover.token !== undefined, `still refused ${takeover.elapsed.toFixed(0)} ms after the worker was terminated`);
+    assert.ok(takeover.elapsed < LEASE_MS / 2);
+    assert.equal(takeover.token, held.token + 1);
+    assert.equal(takeover.version, 1);
+    assert.deepEqual(takeover.messages, ["tab took over"]);
+  });
+});
+
+test("a reload keeps everything; a corrupted batch record fails its session with CorruptRecordError naming the key, other sessions load", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const ids = { main: "reload/main é ~%", other: "reload/other", third: "reload/third" };
+    const page = await openTab(tabs, "tab");
+    // What a session looks like to a reader, in full.
+    const describe = async ({ lib }, { database, ids, store: useStore }) => {
+      const out = {};
+      const store = useStore ?? (await lib.SessionStore.indexedDb({ database, snapshotEvery: 4 }));
+      for (const [name, id] of Object.entries(ids)) {
+        const session = await store.open(id, { create: false });
+        out[name] = {
+          id: session.id,
+          version: session.version,
+          status: session.status,
+          createdAt: session.createdAt,
+          updatedAt: session.updatedAt,
+          expiresAt: session.expiresAt,
+          messages: session.messages(),
+          helper: session.messages({ agent: "helper" }),
+          state: session.state(),
+          interrupt: session.pendingInterrupt(),
+          history: await session.history(),
+          at3: session.version >= 3 ? (await session.at(3)).messages() : null,
+        };
+      }
+      await store.close();
+      return out;
+    };
+    const before = await inTab(page, async ({ lib }, { database, ids, describe }) => {
+      const store = await lib.SessionStore.indexedDb({ database, snapshotEvery: 4, idleTtlMs: 86_400_000, durability: "strict" });
+      const main = await store.open(ids.main, { metadata: { title: "main" } });
+      for (let n = 1; n <= 6; n++) {
+        await main.invoke((inv) => {
+          inv.appendMessage({ n, text: `message ${n} ✓` });
+          inv.setState("count", n);
+          if (n === 2) inv.setState("temp", { nested: [1, 2, 3] });
+          if (n === 3) inv.deleteState("temp");
+          if (n === 4) inv.appendMessage({ n, from: "helper" }, { agent: "helper" });
+        });
+      }
+      const other = await store.open(ids.other);
+      await other.invoke((inv) => inv.appendMessage("other 1"));
+      const inv = await other.begin();
+      inv.appendMessage("other 2");
+      await inv.interrupt("approve", { tool: "delete", args: ["x"] });
+      const third = await store.open(ids.third);
+      await third.invoke((inv) => inv.setState("k", "v"));
+      return (0, eval)(`(${describe})`)({ lib }, { database, ids, store });
+    }, { database, ids, describe: describe.toString() });
+    assert.equal(before.main.version, 6);
+    assert.equal(before.other.status, "interrupted");
+
+    await page.reload();
+    await page.waitForFunction(() => document.body?.dataset.ready === "true");
+    const afterReload = await inTab(page, describe, { database, ids });
+    assert.deepEqual(afterReload, before);
+
+    // Corrupt the newest batch of `main` (newer than its newest snapshot, so opening must read it).
+    const raw = await inTab(page, ({ fx }, { database }) => fx.rawDump(database), { database });
+    const escaped = await inTab(page, ({ fx }, ids) => Object.fromEntries(Object.entries(ids).map(([k, id]) => [k, { head: fx.headKey(id), batch: fx.batchPrefix(id), snapshot: fx.snapshotPrefix(id) }])), ids);
+    for (const name of Object.keys(ids)) assert.ok(escaped[name].head in raw, `no head record ${escaped[name].head}; keys: ${Object.keys(raw).join(" ")}`);
+    const versionOf = (key) => parseInt(key.split("/").at(-2), 16);
+    const batches = Object.keys(raw).filter((key) => key.startsWith(escaped.main.batch));
+    const snapshots = Object.keys(raw).filter((key) => key.startsWith(escaped.main.snapshot));
+    assert.ok(batches.length > 0, `no batch record under ${escaped.main.batch}; keys: ${Object.keys(raw).join(" ")}`);
+    for (const key of [...batches, ...snapshots]) assert.match(key, /^[es]\/[^/]+~\/[0-9a-f]{16}\/[0-9a-f]{16}$/);
+    const newestSnapshot = Math.max(0, ...snapshots.map(versionOf));
+    const target = batches.sort((a, b) => versionOf(b) - versionOf(a))[0];
+    assert.ok(versionOf(target) > newestSnapshot, `every batch is covered by a snapshot: ${batches.join(" ")} / ${snapshots.join(" ")}`);
+    t.diagnostic(`corrupting ${target} (snapshots: ${snapshots.join(" ") || "none"})`);
+    await inTab(page, ({ fx }, { database, key }) => fx.rawFlipByte(database, key), { database, key: target });
+
+    const afterCorruption = await inTab(page, async ({ lib, fx }, { database, ids }) => {
+      const events = [];
+      const store = await lib.SessionStore.indexedDb({ database, onEvent: (event) => events.push({ ...event }) });
+      const tryOpen = async (id) => {
+        try {
+          const session = await store.open(id, { create: false });
+          return { opened: true, version: session.version, messages: session.messages(), state: session.state(), status: session.status };
+        } catch (error) {
+          return { opened: false, error: fx.describeError(error), isCorrupt: error instanceof lib.CorruptRecordError, isBase: error instanceof lib.AgentSessionError };
+        }
+      };
+      const main = await tryOpen(ids.main);
+      const other = await tryOpen(ids.other);
+      const third = await tryOpen(ids.third);
+      const mainAgain = await tryOpen(ids.main);
+      const thirdSession = await store.open(ids.third, { create: false });
+      await thirdSession.invoke((inv) => inv.appendMessage("still writable"));
+      const version = thirdSession.version;
+      const listed = (await store.list()).sessions.map((s) => s.id).sort();
+      await store.close();
+      return { main, other, third, mainAgain, version, listed, events };
+    }, { database, ids });
+    t.diagnostic(`onEvent while opening the corrupted session: ${JSON.stringify(afterCorruption.events.filter((e) => e.type === "corrupt"))}`);
+    for (const attempt of [afterCorruption.main, afterCorruption.mainAgain]) {
+      assert.equal(attempt.opened, false, "the corrupted session opened");
+      assert.equal(attempt.isCorrupt, true, `failed with ${JSON.stringify(attempt.error)}`);
+      assert.equal(attempt.isBase, true);
+      assert.equal(attempt.error.code, "CORRUPT_RECORD");
+      assert.equal(attempt.error.key, target);
+    }
+    for (const name of ["other", "third"]) {
+      assert.deepEqual(afterCorruption[name], {
+        opened: true, version: before[name].version, messages: before[name].messages, state: before[name].state, status: before[name].status,
+      });
+    }
+    assert.equal(afterCorruption.version, before.third.version + 1);
+    assert.deepEqual(afterCorruption.listed, Object.values(ids).sort());
+  });
+});
+
+test("a stale holder (lease expired, session taken over) gets LeaseLostError on commit and writes nothing", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const SHORT_LEASE_MS = 500;
+    const id = "stale holder";
+    const tabA = await openTab(tabs, "tab A");
+    const tabB = await openTab(tabs, "tab B");
+    const a = await inTab(tabA, async ({ lib, fx, ctx }, { database, id, SHORT_LEASE_MS }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "tab-A", leaseMs: SHORT_LEASE_MS, heartbeat: false });
+      ctx.session = await ctx.store.open(id);
+      await ctx.session.invoke((inv) => {
+        inv.appendMessage("A before");
+        inv.setState("who", "A before");
+      });
+      ctx.inv = await ctx.session.begin();
+      ctx.inv.appendMessage("A stale");
+      ctx.inv.setState("who", "A stale");
+      ctx.inv.setState("only A", true);
+      const token = ctx.inv.token;
+      await fx.sleep(SHORT_LEASE_MS + 300);
+      return { token };
+    }, { database, id, SHORT_LEASE_MS });
+
+    const b = await inTab(tabB, async ({ lib, fx }, { database, id }) => {
+      const store = await lib.SessionStore.indexedDb({ database, owner: "tab-B", leaseMs: 60000 });
+      const session = await store.open(id, { create: false });
+      const inv = await session.begin();
+      const token = inv.token;
+      inv.appendMessage("B");
+      inv.setState("who", "B");
+      const version = await inv.commit();
+      await store.close();
+      return { token, version, raw: await fx.rawDump(database) };
+    }, { database, id });
+    assert.equal(b.token, a.token + 1);
+    assert.equal(b.version, 2);
+
+    const stale = await inTab(tabA, async ({ lib, fx, ctx }, { database }) => {
+      let outcome;
+      try {
+        outcome = { committed: await ctx.inv.commit() };
+      } catch (error) {
+        outcome = { error: fx.describeError(error), isLeaseLost: error instanceof lib.LeaseLostError };
+      }
+      let again;
+      try {
+        await ctx.inv.commit();
+        again = "committed";
+      } catch (error) {
+        again = error.name;
+      }
+      await ctx.session.refresh();
+      const history = await ctx.session.history();
+      return {
+        outcome, again,
+        raw: await fx.rawDump(database),
+        version: ctx.session.version,
+        messages: ctx.session.messages(),
+        state: ctx.session.state(),
+        history: history.map(({ version, type, data, key }) => (key === undefined ? { version, type, data } : { version, type, data, key })),
+      };
+    }, { database });
+    assert.equal(stale.outcome.isLeaseLost, true, `the stale commit gave ${JSON.stringify(stale.outcome)}`);
+    assert.equal(stale.outcome.error.code, "LEASE_LOST");
+    assert.equal(stale.again, "InvalidTransitionError");
+    // Nothing written: every record that existed after B's commit is unchanged, byte for byte, and
+    // no record was added (a commit is one IndexedDB transaction, refused as a whole); at most an
+    // orphan under A's stale token would be tolerable by the API, so say which if one appears.
+    for (const [key, value] of Object.entries(b.raw)) {
+      assert.deepEqual(stale.raw[key], value, `record ${key} changed or vanished after the stale commit`);
+    }
+    const added = Object.keys(stale.raw).filter((key) => !(key in b.raw));
+    assert.deepEqual(added, [], `the stale commit added records (A's token is ${a.token} = ${a.token.toString(16).padStart(16, "0")})`);
+    assert.equal(stale.version, 2);
+    assert.deepEqual(stale.messages, ["A before", "B"]);
+    assert.deepEqual(stale.state, { who: "B" });
+    assert.deepEqual(stale.history.filter((e) => e.type !== "created"), [
+      { version: 1, type: "message", data: "A before"},
+      { version: 1, type: "state.set", data: "A before", key: "who" },
+      { version: 2, type: "message", data: "B"},
+      { version: 2, type: "state.set", data: "B", key: "who" },
+    ]);
+  });
+});
+
+test("onChange: a commit in one tab fires store and session onChange in another tab and in a worker; the cached view follows", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const id = "change feed";
+    const tabA = await openTab(tabs, "tab A");
+    const tabB = await openTab(tabs, "tab B");
+    await spawnWorker(tabA, "dedicated", "watcher");
+    const listen = async ({ lib, ctx }, { database, id }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database });
+      ctx.session = await ctx.store.open(id);
+      ctx.storeChanges = [];
+      ctx.sessionChanges = [];
+      ctx.store.onChange(({ id, version, status }) => ctx.storeChanges.push({ id, version, status }));
+      ctx.session.onChange(({ version, status }) => ctx.sessionChanges.push({ version, status, cachedVersion: ctx.session.version }));
+      return ctx.session.version;
+    };
+    assert.equal(await inTab(tabB, listen, { database, id }), 0);
+    assert.equal(await inWorker(tabA, "watcher", listen, { database, id }), 0);
+    assert.equal(await inTab(tabA, listen, { database, id }), 0);
+
+    await inTab(tabA, async ({ ctx }) => {
+      await ctx.session.invoke((inv) => inv.appendMessage("first"));
+      await ctx.session.invoke((inv) => inv.appendMessage("second"));
+    });
+    const collect = async ({ fx, ctx }) => {
+      await fx.waitFor(() => ctx.storeChanges.some((c) => c.version === 2) && ctx.sessionChanges.some((c) => c.version === 2), "the change of version 2");
+      // The cached view follows the change feed, without refresh().
+      let cached = true;
+      try {
+        await fx.waitFor(() => ctx.session.version === 2, "the cached view to reach version 2", 5000);
+      } catch {
+        cached = false;
+      }
+      const view = { cached, version: ctx.session.version, messages: ctx.session.messages() };
+      const same = (await ctx.session.refresh()) === ctx.session;
+      return { storeChanges: ctx.storeChanges, sessionChanges: ctx.sessionChanges, view, refreshed: { same, version: ctx.session.version, messages: ctx.session.messages() } };
+    };
+    const seenInB = await inTab(tabB, collect);
+    const seenInWorker = await inWorker(tabA, "watcher", collect);
+    const seenInA = await inTab(tabA, collect);
+    for (const [where, seen] of [["tab B", seenInB], ["the worker", seenInWorker], ["tab A (the committer)", seenInA]]) {
+      assert.deepEqual(seen.storeChanges, [{ id, version: 1, status: "idle" }, { id, version: 2, status: "idle" }], `store.onChange in ${where}`);
+      assert.deepEqual(seen.sessionChanges.map(({ version, status }) => ({ version, status })), [{ version: 1, status: "idle" }, { version: 2, status: "idle" }], `session.onChange in ${where}`);
+      assert.deepEqual(seen.refreshed, { same: true, version: 2, messages: ["first", "second"] }, `refresh() in ${where}`);
+      assert.deepEqual(seen.view, { cached: true, version: 2, messages: ["first", "second"] }, `the cached view in ${where}`);
+    }
+    t.diagnostic(`cached version when session.onChange fired, in tab B: ${seenInB.sessionChanges.map((c) => c.cachedVersion)}, in the worker: ${seenInWorker.sessionChanges.map((c) => c.cachedVersion)}`);
+  });
+});
+
+test("a shared worker: commits seen by a tab, a tab's commits seen by it, and the guard between them", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const id = "shared worker";
+    const tabA = await openTab(tabs, "tab A");
+    const tabB = await openTab(tabs, "tab B");
+    await spawnWorker(tabA, "shared", `shared-${database}`);
+    const shared = (fn, arg) => inWorker(tabA, `shared-${database}`, fn, arg);
+    const start = async ({ lib, ctx, realm }, { database, id, owner }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner });
+      ctx.session = await ctx.store.open(id);
+      ctx.changes = [];
+      ctx.store.onChange(({ id, version, status }) => ctx.changes.push({ id, version, status }));
+      return realm;
+    };
+    assert.equal(await shared(start, { database, id, owner: "shared" }), "shared worker");
+    assert.equal(await inTab(tabB, start, { database, id, owner: "tab-B" }), "window");
+
+    const held = await shared(async ({ ctx }) => {
+      ctx.inv = await ctx.session.begin();
+      ctx.inv.appendMessage("from the shared worker");
+      return ctx.inv.token;
+    });
+    const refused = await inTab(tabB, async ({ lib, ctx }) => {
+      try {
+        await ctx.session.begin();
+        return "began";
+      } catch (error) {
+        return { concurrency: error instanceof lib.ConcurrencyError, holder: error.holder };
+      }
+    });
+    assert.deepEqual(refused, { concurrency: true, holder: "shared" });
+    assert.equal(await shared(({ ctx }) => ctx.inv.commit()), 1);
+    const inB = await inTab(tabB, async ({ fx, ctx }) => {
+      await fx.waitFor(() => ctx.changes.some((c) => c.version === 1), "the shared worker's commit");
+      const inv = await ctx.session.begin();
+      const token = inv.token;
+      inv.appendMessage("from tab B");
+      await inv.commit();
+      return { changes: ctx.changes, token, messages: ctx.session.messages() };
+    });
+    // The shared worker's commit, then B's own (a store hears its own commits too).
+    assert.deepEqual(inB.changes, [{ id, version: 1, status: "idle" }, { id, version: 2, status: "idle" }]);
+    assert.equal(inB.token, held + 1);
+    assert.deepEqual(inB.messages, ["from the shared worker", "from tab B"]);
+    const inShared = await shared(async ({ fx, ctx }) => {
+      await fx.waitFor(() => ctx.changes.some((c) => c.version === 2), "tab B's commit");
+      await ctx.session.refresh();
+      return { changes: ctx.changes, messages: ctx.session.messages(), version: ctx.session.version };
+    });
+    assert.deepEqual(inShared, {
+      changes: [{ id, version: 1, status: "idle" }, { id, version: 2, status: "idle" }],
+      messages: ["from the shared worker", "from tab B"],
+      version: 2,
+    });
+  });
+});
+
+test("sweepExpired with an injected clock removes an expired session from list() in every tab and worker", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const ids = { expiring: "sweep/expiring", kept: "sweep/kept", later: "sweep/later" };
+    const pages = [await openTab(tabs, "tab A"), await openTab(tabs, "tab B"), await openTab(tabs, "tab C")];
+    await spawnWorker(pages[2], "dedicated", "lister");
+    const list = async ({ lib, ctx }, { database }) => {
+      ctx.store ??= await lib.SessionStore.indexedDb({ database });
+      return (await ctx.store.list()).sessions.map((s) => s.id).sort();
+    };
+    const everywhere = (fn, arg) => Promise.all([...pages.map((page) => inTab(page, fn, arg)), inWorker(pages[2], "lister", fn, arg)]);
+
+    await inTab(pages[0], async ({ lib, ctx }, { database, ids }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database });
+      ctx.expiring = await ctx.store.open(ids.expiring, { idleTtlMs: 60_000 });
+      await ctx.expiring.invoke((inv) => inv.appendMessage("soon gone"));
+      const kept = await ctx.store.open(ids.kept);
+      await kept.invoke((inv) => inv.appendMessage("kept"));
+      const later = await ctx.store.open(ids.later, { idleTtlMs: 7_200_000 });
+      await later.invoke((inv) => inv.appendMessage("later"));
+    }, { database, ids });
+    const all = Object.values(ids).sort();
+    assert.deepEqual(await everywhere(list, { database }), [all, all, all, all]);
+
+    const swept = await inTab(pages[1], async ({ lib }, { database }) => {
+      const store = await lib.SessionStore.indexedDb({ database, now: () => Date.now() + 3_600_000 });
+      const before = (await store.list()).sessions.map(({ id, status }) => ({ id, status }));
+      const count = await store.sweepExpired();
+      await store.close();
+      return { before, count };
+    }, { database });
+    assert.equal(swept.count, 1);
+    assert.deepEqual(swept.before.find((s) => s.id === ids.expiring).status, "expired");
+    const remaining = [ids.kept, ids.later].sort();
+    assert.deepEqual(await everywhere(list, { database }), [remaining, remaining, remaining, remaining]);
+
+    // Gone for good: not openable without creating, and none of its records is left.
+    const gone = await inTab(pages[0], async ({ lib, fx, ctx }, { database, ids }) => {
+      let open;
+      try {
+        await ctx.store.open(ids.expiring, { create: false });
+        open = "opened";
+      } catch (error) {
+        open = { notFound: error instanceof lib.NotFoundError, code: error.code };
+      }
+      const raw = Object.keys(await fx.rawDump(database));
+      const prefixes = (id) => [fx.headKey(id), fx.batchPrefix(id), fx.snapshotPrefix(id)];
+      return {
+        open,
+        left: raw.filter((key) => prefixes(ids.expiring).some((p) => key.startsWith(p))),
+        others: [ids.kept, ids.later].map((id) => raw.includes(fx.headKey(id))),
+      };
+    }, { database, ids });
+    assert.deepEqual(gone, { open: { notFound: true, code: "NOT_FOUND" }, left: [], others: [true, true] });
+  });
+});
