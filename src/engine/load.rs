@@ -27,13 +27,31 @@ async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
     }
 }
 
-pub(crate) async fn read_batch(store: &dyn Store, id: &str, version: u64, token: u64) -> EngineResult<Batch> {
-    let key = keys::batch_key(id, version, token);
-    let batch = codec::decode_batch(&key, &read_record(store, &key).await?)?;
-    if batch.version != version || batch.token != token {
-        return Err(CoreError::CorruptRecord { key, detail: "holds another version".into() }.into());
+/// The batches of `(version, token)` pairs, read in one go (one IndexedDB transaction).
+async fn read_batches(store: &dyn Store, id: &str, wanted: Vec<(u64, u64)>) -> EngineResult<Vec<Batch>> {
+    let keys: Vec<String> = wanted.iter().map(|&(version, token)| keys::batch_key(id, version, token)).collect();
+    let entries = store.get_many(keys.clone()).await?;
+    let mut batches = Vec::with_capacity(wanted.len());
+    for ((key, entry), (version, token)) in keys.into_iter().zip(entries).zip(wanted) {
+        let Some(entry) = entry else {
+            return Err(CoreError::CorruptRecord { key, detail: "named by the head but missing".into() }.into());
+        };
+        let batch = codec::decode_batch(&key, &entry.value)?;
+        if batch.version != version || batch.token != token {
+            return Err(CoreError::CorruptRecord { key, detail: "holds another version".into() }.into());
+        }
+        batches.push(batch);
     }
-    Ok(batch)
+    Ok(batches)
+}
+
+/// `(version, token)` for `versions`, from a token map; a version it lacks is a gap in the head.
+fn pairs(
+    id: &str,
+    tokens: &BTreeMap<u64, u64>,
+    versions: std::ops::RangeInclusive<u64>,
+) -> EngineResult<Vec<(u64, u64)>> {
+    versions.map(|version| Ok((version, *tokens.get(&version).ok_or_else(|| head_gap(id, version))?))).collect()
 }
 
 async fn read_snapshot(store: &dyn Store, id: &str, at: SnapshotRef) -> EngineResult<Snapshot> {
@@ -81,9 +99,11 @@ async fn apply_batches(
     from: u64,
     state: &mut SessionState,
 ) -> EngineResult<()> {
-    for version in from..=head.version {
-        let token = head.token_of(version).ok_or_else(|| head_gap(id, version))?;
-        state.apply_all(&read_batch(store, id, version, token).await?.events);
+    let wanted = (from..=head.version)
+        .map(|version| Ok((version, head.token_of(version).ok_or_else(|| head_gap(id, version))?)))
+        .collect::<EngineResult<Vec<_>>>()?;
+    for batch in read_batches(store, id, wanted).await? {
+        state.apply_all(&batch.events);
     }
     Ok(())
 }
@@ -135,9 +155,7 @@ pub(crate) async fn state_at(
         None => (SessionState::default(), 0),
     };
     let mut last = Vec::new();
-    for v in start + 1..=version {
-        let token = *tokens.get(&v).ok_or_else(|| head_gap(id, v))?;
-        let batch = read_batch(store, id, v, token).await?;
+    for batch in read_batches(store, id, pairs(id, &tokens, start + 1..=version)?).await? {
         state.apply_all(&batch.events);
         last = batch.events;
     }
@@ -174,9 +192,8 @@ pub(crate) async fn history(
         });
     }
     let (tokens, _) = tokens_from(store, id, head, from.max(1), false).await?;
-    for version in from.max(1)..=to {
-        let token = *tokens.get(&version).ok_or_else(|| head_gap(id, version))?;
-        let batch = read_batch(store, id, version, token).await?;
+    for batch in read_batches(store, id, pairs(id, &tokens, from.max(1)..=to)?).await? {
+        let version = batch.version;
         for event in batch.events {
             events.push(HistoryEvent {
                 version,

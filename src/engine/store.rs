@@ -389,6 +389,7 @@ impl SessionStore {
     /// Refuses further use. Sessions already open stay readable.
     pub fn close(&self) {
         self.shared.closed.set(true);
+        self.shared.store.close();
     }
 }
 

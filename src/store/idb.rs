@@ -196,6 +196,12 @@ fn prefix_range(prefix: &str, after: Option<&str>) -> Result<IdbKeyRange, JsValu
     }
 }
 
+impl Drop for IdbStore {
+    fn drop(&mut self) {
+        Store::close(self);
+    }
+}
+
 impl IdbStore {
     /// Opens (creating or upgrading) the database `name`.
     pub async fn open(name: &str, durability: Durability) -> StoreResult<IdbStore> {
@@ -466,6 +472,39 @@ impl Store for IdbStore {
                 .await?;
             Ok(deleted.is_some())
         })
+    }
+
+    fn get_many<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
+        Box::pin(async move {
+            let count = keys.len();
+            let entries = self
+                .run(false, "read failed", move |tx, records, failure, out| {
+                    *out.borrow_mut() = Some(vec![None; count]);
+                    for (index, key) in keys.iter().enumerate() {
+                        let request = records.get(&JsValue::from_str(key))?;
+                        let out = out.clone();
+                        on_success(tx, &request, failure, move |value| {
+                            if let Some(entries) = out.borrow_mut().as_mut() {
+                                entries[index] = entry_of(&value)?;
+                            }
+                            Ok(())
+                        });
+                    }
+                    Ok(())
+                })
+                .await?;
+            Ok(entries.unwrap_or_default())
+        })
+    }
+
+    fn close(&self) {
+        if let Some(db) = self.db.borrow_mut().take() {
+            db.set_onversionchange(None);
+            db.set_onclose(None);
+            db.close();
+        }
+        self._handlers.borrow_mut().clear();
+        self.stale.set(true);
     }
 
     fn expiring<'a>(&'a self, now: u64, limit: usize) -> LocalBoxFuture<'a, StoreResult<Option<Vec<String>>>> {

@@ -177,6 +177,22 @@ pub trait Store {
         })
     }
 
+    /// The values under `keys`, in order (a session load reads all its batches at once). The default
+    /// reads them one by one; IndexedDB reads them in one transaction.
+    fn get_many<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
+        Box::pin(async move {
+            let mut entries = Vec::with_capacity(keys.len());
+            for key in &keys {
+                entries.push(self.get(key).await?);
+            }
+            Ok(entries)
+        })
+    }
+
+    /// Releases what the backend holds (IndexedDB: its connection, so that other tabs can upgrade
+    /// or delete the database). Later calls may fail.
+    fn close(&self) {}
+
     /// Head keys whose session may have expired by `now` (at most `limit`), from an index; `None`
     /// when the backend has no such index (the sweep then reads every head).
     fn expiring<'a>(&'a self, now: u64, limit: usize) -> LocalBoxFuture<'a, StoreResult<Option<Vec<String>>>> {

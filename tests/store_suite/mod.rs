@@ -150,6 +150,16 @@ pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Sto
     }
 }
 
+pub async fn get_many_returns_values_in_order_with_gaps(store: &dyn Store) {
+    store.put("e/m~/1", bytes("one"), Expect::Any).await.unwrap();
+    store.put("e/m~/3", bytes("three"), Expect::Any).await.unwrap();
+    let keys: Vec<String> = ["e/m~/3", "e/m~/2", "e/m~/1"].map(str::to_owned).to_vec();
+    let values: Vec<Option<Vec<u8>>> =
+        store.get_many(keys).await.unwrap().into_iter().map(|entry| entry.map(|e| e.value)).collect();
+    assert_eq!(values, [Some(bytes("three")), None, Some(bytes("one"))]);
+    assert!(store.get_many(Vec::new()).await.unwrap().is_empty());
+}
+
 /// Runs every case of the contract against a fresh store from `$open`, one test each:
 /// `store_contract!(native, open)` blocks on it (memory), `store_contract!(wasm, open)` is a
 /// wasm-bindgen-test.
@@ -166,7 +176,8 @@ macro_rules! store_contract {
             list_is_by_prefix_in_order_and_pages_completely,
             commit_writes_records_and_head_only_at_the_expected_version,
             update_decides_on_the_current_value,
-            delete_session_removes_its_records_and_no_one_elses);
+            delete_session_removes_its_records_and_no_one_elses,
+            get_many_returns_values_in_order_with_gaps);
     };
     (@cases native, $open:expr, $($case:ident),*) => {
         $(
