@@ -26,7 +26,6 @@ use crate::store::{
 
 const RECORDS: &str = "records";
 const EXPIRY_INDEX: &str = "expiresAt";
-const SCHEMA_VERSION: u32 = 1;
 /// Upper bound of a key prefix range: keys are ASCII (ids are escaped), so this sorts after all.
 const PREFIX_END: char = '\u{ffff}';
 
@@ -223,7 +222,9 @@ impl IdbStore {
 
     async fn connect(&self) -> StoreResult<IdbDatabase> {
         let request: IdbOpenDbRequest =
-            factory()?.open_with_u32(&self.name, SCHEMA_VERSION).map_err(|e| backend("open failed", e))?;
+            // No version: a new database is created at version 1 (upgradeneeded below), an existing
+            // one is opened at whatever version another tab upgraded it to.
+            factory()?.open(&self.name).map_err(|e| backend("open failed", e))?;
         let upgrading = request.clone();
         let on_upgrade = Closure::once_into_js(move || {
             // Runs inside the versionchange transaction; creating what version 1 needs.

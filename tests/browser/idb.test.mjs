@@ -661,3 +661,46 @@ test("sweepExpired with an injected clock removes an expired session from list()
     assert.deepEqual(gone, { open: { notFound: true, code: "NOT_FOUND" }, left: [], others: [true, true] });
   });
 });
+
+test("versionchange: another tab upgrading the database is not blocked, and the store reopens and goes on", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const a = await openTab(tabs, "tab-A");
+    const b = await openTab(tabs, "tab-B");
+    await inTab(a, async ({ lib, ctx }, database) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "A" });
+      ctx.session = await ctx.store.open("upgrade");
+      await ctx.session.invoke((inv) => inv.appendMessage("before"));
+    }, database);
+    const upgrade = await inTab(b, async (_, database) => {
+      const outcome = await new Promise((resolve) => {
+        const request = indexedDB.open(database, 2);
+        const blocked = [];
+        request.onblocked = () => blocked.push("blocked");
+        request.onupgradeneeded = () => request.result.createObjectStore("extra");
+        request.onsuccess = () => {
+          request.result.close();
+          resolve({ ok: true, blocked });
+        };
+        request.onerror = () => resolve({ ok: false, error: String(request.error), blocked });
+        setTimeout(() => resolve({ ok: false, error: "no answer in 10 s", blocked }), 10000);
+      });
+      return outcome;
+    }, database);
+    assert.deepEqual(upgrade, { ok: true, blocked: [] }, "the upgrade went through without being blocked");
+    const after = await inTab(a, async ({ ctx }) => {
+      const version = await ctx.session.invoke(async (inv) => {
+        inv.appendMessage("after");
+      }).then(() => ctx.session.version);
+      return { version, messages: ctx.session.messages() };
+    });
+    assert.deepEqual(after, { version: 2, messages: ["before", "after"] });
+    const fresh = await inTab(b, async ({ lib }, database) => {
+      const store = await lib.SessionStore.indexedDb({ database, owner: "B" });
+      const session = await store.open("upgrade", { create: false });
+      const messages = session.messages();
+      await store.close();
+      return messages;
+    }, database);
+    assert.deepEqual(fresh, ["before", "after"]);
+  });
+});
