@@ -704,3 +704,52 @@ test("versionchange: another tab upgrading the database is not blocked, and the 
     assert.deepEqual(fresh, ["before", "after"]);
   });
 });
+
+test("a quota error surfaces as StorageError, the previous version stays intact and readable, and the invocation stays open", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const a = await openTab(tabs, "tab-A");
+    // Chromium applies a quota override to connections opened after it.
+    const cdp = await a.context().newCDPSession(a);
+    await cdp.send("Storage.overrideQuotaForOrigin", { origin: chrome.origin, quotaSize: 400 * 1024 });
+    await inTab(a, async ({ lib, ctx }, database) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "A" });
+      ctx.session = await ctx.store.open("quota");
+      await ctx.session.invoke((inv) => inv.appendMessage({ text: "small" }));
+    }, database);
+    const outcome = await inTab(a, async ({ lib, ctx }) => {
+      const inv = await ctx.session.begin();
+      inv.appendMessage({ text: "x".repeat(900 * 1024) });
+      let error;
+      try {
+        await inv.commit();
+      } catch (caught) {
+        error = caught;
+      }
+      const stillOpen = inv.messages().length;
+      await inv.abort();
+      return {
+        isStorage: error instanceof lib.StorageError,
+        code: error?.code,
+        causeName: error?.cause?.name,
+        stillOpen,
+        version: ctx.session.version,
+        messages: ctx.session.messages(),
+      };
+    });
+    await cdp.send("Storage.overrideQuotaForOrigin", { origin: chrome.origin });
+    assert.equal(outcome.isStorage, true, `a StorageError, got ${outcome.code}`);
+    assert.equal(outcome.code, "STORAGE");
+    assert.equal(outcome.causeName, "QuotaExceededError");
+    assert.equal(outcome.stillOpen, 2, "the failed commit left the invocation open with its staged message");
+    assert.equal(outcome.version, 1);
+    assert.deepEqual(outcome.messages, [{ text: "small" }]);
+    const fresh = await inTab(a, async ({ lib }, database) => {
+      const store = await lib.SessionStore.indexedDb({ database, owner: "fresh" });
+      const session = await store.open("quota", { create: false });
+      const result = { version: session.version, messages: session.messages() };
+      await store.close();
+      return result;
+    }, database);
+    assert.deepEqual(fresh, { version: 1, messages: [{ text: "small" }] });
+  });
+});
