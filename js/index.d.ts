@@ -101,6 +101,8 @@ export interface KvStoreOptions extends StoreOptions {
   prefix?: string;
   /** Accept a `HostKv` without atomic compare-and-set (unsafe: the guard cannot be enforced). */
   allowNonAtomic?: boolean;
+  /** How long one HostKv call may take before it fails with `StorageError` (default 10000 ms). */
+  timeoutMs?: number;
 }
 
 export interface OpenOptions {

@@ -256,16 +256,16 @@ impl Session {
         }
         let mut presumed_dead: Option<String> = None;
         loop {
-            let (decided, written, now) = self.decide_on_fresh_head(intent, head_key, presumed_dead.clone()).await?;
-            match decided {
+            let (decided, written) = self.decide_on_fresh_head(intent, head_key, presumed_dead.clone()).await?;
+            match decided.result {
                 Ok(leased) => {
                     let version = written.ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
-                    return Ok((leased, version, now));
+                    return Ok((leased, version, decided.now));
                 }
                 Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms }))
                     if presumed_dead.is_none() =>
                 {
-                    match self.dead_holder(now).await {
+                    match self.dead_holder(decided.holder_instance).await {
                         Some(instance) => presumed_dead = Some(instance),
                         None => return Err(CoreError::Concurrency { holder: owner, retry_after_ms }.into()),
                     }
@@ -276,13 +276,13 @@ impl Session {
     }
 
     /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction), by
-    /// the clock at the moment of the decision: the decision, the version written, that clock.
+    /// the clock at the moment of the decision: the decision and the version written.
     async fn decide_on_fresh_head(
         &self,
         intent: Intent,
         head_key: &str,
         presumed_dead: Option<String>,
-    ) -> EngineResult<(EngineResult<Head>, Option<Version>, u64)> {
+    ) -> EngineResult<(Acquired, Option<Version>)> {
         let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
         let decide = {
             let (shared, decided, id, head_key) =
@@ -291,10 +291,12 @@ impl Session {
                 let now = shared.now();
                 let config = &shared.config;
                 let holder = Holder { owner: &config.owner, instance: &shared.instance };
+                let mut holder_instance = None;
                 let result = match entry {
                     None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
                     Some(entry) => {
                         codec::decode_head(&head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
+                            holder_instance = head.live_lease(now).map(|lease| lease.instance.clone());
                             guard::acquire_over(&head, intent, holder, now, config.lease_ms, presumed_dead.as_deref())
                                 .map_err(EngineError::from)
                         })
@@ -304,19 +306,18 @@ impl Session {
                     Ok(leased) => Decision::Write(codec::encode_head(leased)),
                     Err(_) => Decision::Keep,
                 };
-                *decided.borrow_mut() = Some((result, now));
+                *decided.borrow_mut() = Some(Acquired { result, now, holder_instance });
                 decision
             })
         };
         let written = self.shared.store.update(head_key, decide).await?;
-        let (result, now) = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
-        Ok((result, written, now))
+        let decided = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
+        Ok((decided, written))
     }
 
     /// The instance holding a live lease on this session, if the host can prove it is gone.
-    async fn dead_holder(&self, now: u64) -> Option<String> {
-        let (head, _) = self.read_head().await.ok()?;
-        let instance = head.live_lease(now)?.instance.clone();
+    async fn dead_holder(&self, instance: Option<String>) -> Option<String> {
+        let instance = instance?;
         match self.shared.env.holder_alive(&instance).await {
             Some(false) => Some(instance),
             _ => None,
@@ -449,7 +450,12 @@ impl Session {
 }
 
 /// The guard's decision inside a read-modify-write of the head, and the clock it was taken at.
-type Acquired = (EngineResult<Head>, u64);
+struct Acquired {
+    result: EngineResult<Head>,
+    now: u64,
+    /// The instance whose live lease refused us, for the "is it still alive?" question.
+    holder_instance: Option<String>,
+}
 
 /// Why `invoke` failed: the engine, or the body (returned as it was).
 #[derive(Debug)]

@@ -1,0 +1,135 @@
+// HostKv over Durable Object storage (`ctx.storage`), KV-backed or SQLite-backed: only get, put,
+// delete, list and (when present) transaction are called, which both backends have.
+//
+// Each record is two keys, written and deleted together in one multi-key call (atomic on both
+// backends): the bytes at `key`, as they are, and the version string at VERSION + `key`. The bytes
+// stay alone in their value because the KV-backed storage refuses a serialized value larger than
+// 128 KiB + 34 bytes: a 128 KiB Uint8Array fits, a 128 KiB Uint8Array inside a wrapper object with
+// its version does not, and the store writes chunks of exactly `maxValueBytes`.
+//
+// Compare-and-set is a read then a write with nothing else awaited between them. Inside a Durable
+// Object the input gate delivers no other event while a storage call is in flight, so no other
+// request runs between the two; but two promise chains of one request (or of two stores in one
+// object) can, so every write of every adapter on one storage object also waits its turn in a queue
+// kept for that object, and runs in `transaction()` where the storage has it.
+//
+// TTL: Durable Object storage has none, so `ttlMs` is not used. The store keeps each session's expiry
+// in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
+
+/** Keys of the version records: U+10FFFF sorts after every other key, so they never interleave. */
+const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
+/** The KV-backed storage's value limit (the SQLite-backed one allows 2 MB). */
+const DEFAULT_MAX_VALUE_BYTES = 128 * 1024;
+/** Keys per list call: `list()` also loads the values, and a value may be 128 KiB. */
+const PAGE = 128;
+
+/** The queue of writes per storage object, shared by every adapter over it. */
+const queues = new WeakMap();
+
+/** Runs `fn` after every write already queued on `storage` has settled. */
+function queued(storage, fn) {
+  const run = (queues.get(storage) ?? Promise.resolve()).then(fn);
+  queues.set(storage, run.catch(() => {}));
+  return run;
+}
+
+/** A version no earlier write of the key can have had: 96 random bits. */
+function newVersion() {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+/** The bytes of a value: a Uint8Array, or a string holding them in base64 (the HostKv contract). */
+function bytesOf(value) {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string") return Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
+  throw new TypeError("durableObjectKv: a value must be a Uint8Array or a base64 string");
+}
+
+/** `value` as storage should keep it: a view of a larger buffer is copied, or the whole buffer would be stored. */
+function ownBytes(value) {
+  const bytes = bytesOf(value);
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
+/**
+ * A `HostKv` over Durable Object storage, for `SessionStore.kv()` inside a Durable Object.
+ * @param {object} storage `ctx.storage` (or a transaction object from it)
+ * @param {{ maxValueBytes?: number }} [options] larger values are chunked by the store; default 128 KiB
+ */
+export function durableObjectKv(storage, options = {}) {
+  for (const method of ["get", "put", "delete", "list"]) {
+    if (typeof storage?.[method] !== "function") {
+      throw new TypeError(`durableObjectKv: storage has no ${method}() method; pass ctx.storage`);
+    }
+  }
+  const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  if (!Number.isInteger(maxValueBytes) || maxValueBytes < 64) {
+    throw new TypeError("durableObjectKv: maxValueBytes must be an integer of at least 64");
+  }
+  /** `fn(txn)` alone among the writes to `storage`, in a transaction where there is one. */
+  const atomically = (fn) =>
+    queued(storage, () => (typeof storage.transaction === "function" ? storage.transaction(fn) : fn(storage)));
+
+  /** The record at `key` as `{ value, version }`, or null. */
+  async function read(txn, key) {
+    const found = await txn.get([key, VERSION + key]);
+    const value = found.get(key);
+    if (value === undefined) return null;
+    const version = found.get(VERSION + key);
+    if (typeof version !== "string") {
+      throw new Error(`durableObjectKv: the value at ${JSON.stringify(key)} has no version; was it written by something else?`);
+    }
+    return { value, version };
+  }
+
+  const matches = (current, expected) =>
+    expected === undefined || (expected === null ? current === null : current !== null && current.version === expected);
+
+  return {
+    capabilities: { atomic: true, maxValueBytes },
+
+    async get(key) {
+      return read(storage, key);
+    },
+
+    async put(key, value, { expectedVersion } = {}) {
+      const bytes = ownBytes(value);
+      const version = newVersion();
+      return atomically(async (txn) => {
+        if (expectedVersion !== undefined && !matches(await read(txn, key), expectedVersion)) return null;
+        await txn.put({ [key]: bytes, [VERSION + key]: version });
+        return version;
+      });
+    },
+
+    async delete(key, { expectedVersion } = {}) {
+      return atomically(async (txn) => {
+        const current = await read(txn, key);
+        if (current === null || !matches(current, expectedVersion)) return false;
+        await txn.delete([key, VERSION + key]);
+        return true;
+      });
+    },
+
+    async list(prefix, { cursor, limit } = {}) {
+      if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
+        throw new TypeError("durableObjectKv: list limit must be a positive integer");
+      }
+      const keys = [];
+      let after = cursor;
+      for (;;) {
+        const want = Math.min(PAGE, limit ?? PAGE);
+        const page = await storage.list({ prefix, limit: want, ...(after === undefined ? {} : { startAfter: after }) });
+        for (const key of page.keys()) {
+          if (!key.startsWith(VERSION)) keys.push(key);
+          after = key;
+        }
+        if (page.size < want) return { keys };
+        // A full page: there may be more. With a limit the caller pages on; without one, read them all.
+        if (limit !== undefined) return { keys, cursor: after };
+      }
+    },
+  };
+}

@@ -1,0 +1,119 @@
+// Types of agent-session/adapters: the adapters that turn a host's KV client into a `HostKv`.
+//
+// Each `*Like` type is structural and names only what its adapter calls, so a real client (Deno.Kv,
+// @deno/kv, node-redis, ioredis, DurableObjectStorage, KVNamespace) fits without this package
+// depending on the client's own type package. Like ../index.d.ts, this file type-checks with
+// `lib: ["es2022"]` alone.
+
+import type { HostKv } from "../index.js";
+
+export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities } from "../index.js";
+
+/** Options of the adapters that have a per-value size limit. */
+export interface AdapterOptions {
+  /** The largest value the backend takes; the store splits larger records into chunks of this size. */
+  maxValueBytes?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// memoryKv
+
+/** A new, empty, in-process `HostKv` (atomic); stores built on the same object share its sessions. */
+export declare function memoryKv(): HostKv;
+
+// ---------------------------------------------------------------------------------------------
+// denoKv
+
+/** A Deno KV key as `denoKv` writes it: `["agent-session", key]`. */
+export type DenoKvKeyLike = readonly string[];
+
+/** What `denoKv` calls on an atomic operation (`Deno.AtomicOperation`). */
+export interface DenoAtomicOperationLike {
+  check(...checks: { key: DenoKvKeyLike; versionstamp: string | null }[]): DenoAtomicOperationLike;
+  set(key: DenoKvKeyLike, value: unknown, options?: { expireIn?: number }): DenoAtomicOperationLike;
+  delete(key: DenoKvKeyLike): DenoAtomicOperationLike;
+  commit(): Promise<{ ok: true; versionstamp: string } | { ok: false }>;
+}
+
+/** What `denoKv` calls on a Deno KV database (`Deno.Kv` of `Deno.openKv()`, or `@deno/kv`'s `openKv()`). */
+export interface DenoKvLike {
+  get(key: DenoKvKeyLike): Promise<{ value: unknown; versionstamp: string | null }>;
+  list(
+    selector: { start: DenoKvKeyLike; end: DenoKvKeyLike },
+    options?: { limit?: number },
+  ): AsyncIterable<{ key: readonly unknown[]; value: unknown }>;
+  atomic(): DenoAtomicOperationLike;
+}
+
+/** Deno KV (`Deno.openKv()` or `@deno/kv`): versionstamps as versions, `expireIn` TTL; `maxValueBytes` defaults to 64 KiB. */
+export declare function denoKv(kv: DenoKvLike, options?: AdapterOptions): HostKv;
+
+// ---------------------------------------------------------------------------------------------
+// redisKv
+
+/** An ioredis 5+ client (`new Redis()`) or cluster client (`new Redis.Cluster()`). */
+export interface IoRedisLike {
+  callBuffer(...args: any[]): Promise<unknown>;
+  readonly isCluster?: boolean;
+  nodes?(role?: any): IoRedisLike[];
+}
+
+/** A node-redis 4+ client (`createClient()`, connected). */
+export interface NodeRedisClientLike {
+  sendCommand(...args: any[]): Promise<unknown>;
+}
+
+/** A node-redis 4+ cluster client (`createCluster()`, connected). */
+export interface NodeRedisClusterLike {
+  sendCommand(...args: any[]): Promise<unknown>;
+  nodeClient(node: any): unknown;
+}
+
+/** A connected Redis client: node-redis 4+ or ioredis 5+, single node or cluster. */
+export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
+
+/**
+ * Redis: compare-and-set by one Lua script, TTL by PEXPIRE, list by SCAN. The caller owns the client
+ * (closing the store does not close it). All keys of a session share one cluster hash slot.
+ */
+export declare function redisKv(client: RedisClientLike, options?: AdapterOptions): HostKv;
+
+// ---------------------------------------------------------------------------------------------
+// durableObjectKv
+
+/** What `durableObjectKv` calls on Durable Object storage (`ctx.storage`, KV- or SQLite-backed). */
+export interface DurableObjectStorageLike {
+  get(keys: string[]): Promise<Map<string, unknown>>;
+  put(entries: Record<string, unknown>): Promise<void>;
+  delete(keys: string[]): Promise<number>;
+  list(options?: { prefix?: string; limit?: number; startAfter?: string }): Promise<Map<string, unknown>>;
+  transaction?<T>(closure: (txn: DurableObjectStorageLike) => Promise<T>): Promise<T>;
+}
+
+/** Durable Object storage (`ctx.storage`): atomic; `maxValueBytes` defaults to 128 KiB. */
+export declare function durableObjectKv(storage: DurableObjectStorageLike, options?: AdapterOptions): HostKv;
+
+// ---------------------------------------------------------------------------------------------
+// cloudflareKv
+
+/** What `cloudflareKv` calls on a Workers KV namespace binding (`env.MY_KV`). */
+export interface KvNamespaceLike {
+  getWithMetadata(key: string, options: any): Promise<{ value: any; metadata: unknown }>;
+  put(
+    key: string,
+    value: string | ArrayBuffer | ArrayBufferView,
+    options?: { metadata?: unknown; expirationTtl?: number },
+  ): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(options?: {
+    prefix?: string | null;
+    limit?: number;
+    cursor?: string | null;
+  }): Promise<{ keys: { name: string }[]; list_complete: boolean; cursor?: string }>;
+}
+
+/**
+ * Workers KV: eventually consistent, no compare-and-set, so `capabilities.atomic` is false and
+ * `SessionStore.kv()` refuses it unless `allowNonAtomic: true` (best effort; use a Durable Object).
+ */
+export declare function cloudflareKv(namespace: KvNamespaceLike): HostKv;

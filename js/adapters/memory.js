@@ -1,0 +1,98 @@
+// The reference HostKv: an in-process Map. Every other adapter is tested against the same contract
+// suite as this one (tests/js/adapters/contract.mjs).
+//
+// Each call of memoryKv() is a new, empty world; two SessionStore.kv() over the same object share
+// its sessions and contend through it like two isolates over one database. Every method does its
+// whole check-and-write synchronously before its promise settles, so compare-and-set is atomic.
+//
+// Versions are a counter shared by every memoryKv of the realm: a key deleted and written again
+// never gets a version it had before. Values are copied in and out, so nobody can change stored
+// bytes through a reference. A key put with `ttlMs` is absent from the moment it expires.
+
+/** Versions: one counter for the realm, so none repeats for any key of any memoryKv. */
+let lastVersion = 0;
+
+function newVersion() {
+  lastVersion += 1;
+  return lastVersion.toString(36);
+}
+
+function bytesOf(value, what) {
+  if (value instanceof Uint8Array) return value.slice();
+  if (typeof value === "string") {
+    // A string value is base64 of the bytes (the HostKv contract): store the bytes.
+    const binary = atob(value);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+  throw new TypeError(`memoryKv: ${what}: a value must be a Uint8Array or a base64 string`);
+}
+
+/**
+ * A new, empty, in-process `HostKv` (atomic compare-and-set, no size limit).
+ * @returns {import("./index.js").HostKv}
+ */
+export function memoryKv() {
+  /** key -> { value: Uint8Array, version: string, expiresAt: number | undefined } */
+  const entries = new Map();
+
+  /** The live entry of `key`, dropping it when its TTL has passed. */
+  function live(key) {
+    const entry = entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+      entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  function matches(entry, expected) {
+    if (expected === undefined) return true;
+    if (expected === null) return entry === undefined;
+    return entry !== undefined && entry.version === expected;
+  }
+
+  return {
+    capabilities: Object.freeze({ atomic: true }),
+
+    async get(key) {
+      const entry = live(String(key));
+      return entry === undefined ? null : { value: entry.value.slice(), version: entry.version };
+    },
+
+    async put(key, value, options = {}) {
+      key = String(key);
+      const bytes = bytesOf(value, `put("${key}")`);
+      if (!matches(live(key), options.expectedVersion)) return null;
+      const version = newVersion();
+      const ttl = options.ttlMs;
+      const expiresAt = typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined;
+      entries.set(key, { value: bytes, version, expiresAt });
+      return version;
+    },
+
+    async delete(key, options = {}) {
+      key = String(key);
+      const entry = live(key);
+      if (entry === undefined || !matches(entry, options.expectedVersion)) return false;
+      entries.delete(key);
+      return true;
+    },
+
+    async list(prefix, options = {}) {
+      prefix = String(prefix);
+      const after = options.cursor || undefined;
+      const limit = options.limit > 0 ? Math.floor(options.limit) : Infinity;
+      const keys = [];
+      for (const key of entries.keys()) {
+        if (key.startsWith(prefix) && (after === undefined || key > after) && live(key) !== undefined) keys.push(key);
+      }
+      keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      if (keys.length <= limit) return { keys };
+      const page = keys.slice(0, limit);
+      return { keys: page, cursor: page[page.length - 1] };
+    },
+  };
+}

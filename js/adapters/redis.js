@@ -1,0 +1,226 @@
+// HostKv over Redis, through a client the caller connected and owns (this adapter never closes it):
+// node-redis 4+ (`createClient()` or `createCluster()`) or ioredis 5+ (`new Redis()` or
+// `new Redis.Cluster()`), told apart by their methods.
+//
+// Layout: each key is one Redis hash with two fields, `value` (the bytes, binary-safe) and
+// `version` (96 random bits: a key deleted and written again never gets an old version back).
+//
+// Redis Cluster: all keys of a session must live in one hash slot. The Redis key is the key behind
+// a hash tag naming its session, `{<session>}<key>`, where <session> is the escaped id (the text
+// after the last `/` before the first `~`, with that `~`): `{abc~}h/abc~`, `{abc~}e/abc~/00../00..`.
+// A key without a session part gets the empty tag `{}`, which Redis hashes as a whole key. The tag
+// goes first, not inside the key, so that a store prefix holding `{` or `/` cannot move it.
+//
+// Compare-and-set and delete-if-version are each ONE Lua script (EVALSHA, falling back to EVAL the
+// first time a server has not seen it): read the version, compare, write value + version and set
+// the TTL (PEXPIRE) in the same script, so nothing can come between the compare and the write.
+// A read is one HMGET of both fields.
+//
+// list() is SCAN with MATCH on the escaped prefix, over every master of a cluster, then sorted: SCAN
+// visits keys in no useful order and may return one twice, so each page scans the whole keyspace
+// and returns the keys after the cursor (the last key of the previous page). That is one full scan
+// per page; the store lists only in `SessionStore.list()`, `sweepExpired()` and `delete()`, never
+// in begin or commit. (A sorted-set index would sort for free, but a global index key lives in
+// another hash slot than the session's keys, so it could not be updated in the same script on a
+// cluster, and keys that Redis expires would stay in it.)
+
+/** Compare-and-set. KEYS[1]: the key. ARGV: mode ("any" | "absent" | "match"), expected version,
+ * value, new version, TTL in ms ("" for none). Returns the new version, or nil (condition failed). */
+const PUT = `local current = redis.call('HGET', KEYS[1], 'version')
+if ARGV[1] == 'absent' then
+  if current then return false end
+elseif ARGV[1] == 'match' then
+  if current ~= ARGV[2] then return false end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
+if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return ARGV[4]`;
+
+/** Delete, if the version matches. KEYS[1]: the key. ARGV: mode ("any" | "match"), expected version.
+ * Returns how many keys were deleted (0 or 1). */
+const DELETE = `if ARGV[1] == 'match' and redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 0 end
+return redis.call('DEL', KEYS[1])`;
+
+/** Keys per SCAN call. */
+const SCAN_COUNT = "1000";
+
+/** A version no earlier write of the key can have had: 96 random bits. */
+function newVersion() {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+/** The hex SHA-1 of a script, as EVALSHA wants it. */
+const shas = new Map();
+function sha1(script) {
+  let sha = shas.get(script);
+  if (sha === undefined) {
+    sha = globalThis.crypto.subtle
+      .digest("SHA-1", new TextEncoder().encode(script))
+      .then((digest) => [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+    shas.set(script, sha);
+  }
+  return sha;
+}
+
+/** The Redis key of `key`: behind the hash tag of its session (see the top of this file). */
+export function redisKeyOf(key) {
+  const tilde = key.indexOf("~");
+  let tag = "";
+  if (tilde >= 0) {
+    tag = key.slice(key.lastIndexOf("/", tilde) + 1, tilde + 1);
+    if (tag.includes("{") || tag.includes("}")) tag = "";
+  }
+  return `{${tag}}${key}`;
+}
+
+/** The key that `redisKey` stores, or undefined for a key this adapter did not write. */
+function keyOfRedisKey(redisKey) {
+  const close = redisKey.indexOf("}");
+  if (!redisKey.startsWith("{") || close < 0) return undefined;
+  const key = redisKey.slice(close + 1);
+  return redisKeyOf(key) === redisKey ? key : undefined;
+}
+
+/** `text` matching itself only, in a SCAN MATCH pattern. */
+function escapeGlob(text) {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+/** The SCAN MATCH pattern of every Redis key whose key starts with `prefix`. */
+function patternOf(prefix) {
+  // With a `~` in the prefix, every key under it has the prefix's session, hence its tag.
+  if (prefix.includes("~")) return `${escapeGlob(redisKeyOf(prefix))}*`;
+  return `{*}${escapeGlob(prefix)}*`;
+}
+
+const text = (reply) => (reply == null ? reply : typeof reply === "string" ? reply : new TextDecoder().decode(reply));
+
+/**
+ * How to talk to the client: `call(key, args)` sends one command routed by `key` and resolves to
+ * its reply with bulk strings as bytes; `masters()` resolves to one object per master with a
+ * `call(args)` of its own (for SCAN).
+ */
+function driverOf(client) {
+  if (typeof client?.callBuffer === "function") {
+    // ioredis: callBuffer returns bulk strings as Buffers; a Cluster routes by the command's key.
+    return {
+      call: (key, args) => client.callBuffer(...args),
+      masters: async () =>
+        (client.isCluster ? client.nodes("master") : [client]).map((node) => ({
+          call: (args) => node.callBuffer(...args),
+        })),
+    };
+  }
+  if (typeof client?.sendCommand === "function") {
+    // node-redis: v5 takes `typeMapping` (RESP type '$' = 36, bulk string), v4 `returnBuffers`.
+    const options = { returnBuffers: true, typeMapping: { 36: globalThis.Buffer ?? Uint8Array } };
+    if (typeof client.nodeClient === "function") {
+      // A cluster (createCluster): sendCommand(firstKey, isReadonly, args, options).
+      return {
+        call: (key, args) => client.sendCommand(key, false, args, options),
+        masters: async () => {
+          const masters = client.masters ?? client.getMasters();
+          const clients = await Promise.all(masters.map((master) => client.nodeClient(master)));
+          return clients.map((node) => ({ call: (args) => node.sendCommand(args, options) }));
+        },
+      };
+    }
+    return {
+      call: (key, args) => client.sendCommand(args, options),
+      masters: async () => [{ call: (args) => client.sendCommand(args, options) }],
+    };
+  }
+  throw new TypeError(
+    "redisKv: pass a connected node-redis (createClient / createCluster) or ioredis (new Redis / Redis.Cluster) client",
+  );
+}
+
+/** `value` as a Redis argument: a Buffer over the same bytes where Buffer exists. */
+function argOf(value) {
+  if (typeof value === "string") {
+    // A string value is base64 of the bytes (the HostKv contract).
+    const binary = atob(value);
+    value = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) value[i] = binary.charCodeAt(i);
+  }
+  if (!(value instanceof Uint8Array)) throw new TypeError("redisKv: a value must be a Uint8Array or a base64 string");
+  const Buffer = globalThis.Buffer;
+  return Buffer ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
+}
+
+/**
+ * A `HostKv` over Redis. The caller owns the client: it must be connected, and closing the store
+ * does not close it.
+ * @param {object} client a node-redis 4+ or ioredis 5+ client or cluster client
+ * @param {{ maxValueBytes?: number }} [options] larger values are chunked by the store; default: no limit
+ */
+export function redisKv(client, options = {}) {
+  const driver = driverOf(client);
+  const { maxValueBytes } = options;
+  if (maxValueBytes !== undefined && (!Number.isInteger(maxValueBytes) || maxValueBytes < 64)) {
+    throw new TypeError("redisKv: maxValueBytes must be an integer of at least 64");
+  }
+
+  /** Runs `script` on the key by EVALSHA, by EVAL when the server does not have it yet. */
+  async function evaluate(script, key, args) {
+    const redisKey = redisKeyOf(key);
+    try {
+      return await driver.call(redisKey, ["EVALSHA", await sha1(script), "1", redisKey, ...args]);
+    } catch (error) {
+      if (!String(error?.message).startsWith("NOSCRIPT")) throw error;
+      return driver.call(redisKey, ["EVAL", script, "1", redisKey, ...args]);
+    }
+  }
+
+  return {
+    capabilities: Object.freeze(maxValueBytes === undefined ? { atomic: true } : { atomic: true, maxValueBytes }),
+
+    async get(key) {
+      const redisKey = redisKeyOf(String(key));
+      const [value, version] = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
+      if (version == null || value == null) return null;
+      return { value: typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value), version: text(version) };
+    },
+
+    async put(key, value, options = {}) {
+      const { expectedVersion, ttlMs } = options;
+      const mode = expectedVersion === undefined ? "any" : expectedVersion === null ? "absent" : "match";
+      const ttl = ttlMs > 0 ? String(Math.ceil(ttlMs)) : "";
+      const reply = await evaluate(PUT, String(key), [mode, expectedVersion ?? "", argOf(value), newVersion(), ttl]);
+      return reply == null ? null : text(reply);
+    },
+
+    async delete(key, options = {}) {
+      const expected = options.expectedVersion;
+      if (expected === null) return false;
+      const reply = await evaluate(DELETE, String(key), expected === undefined ? ["any", ""] : ["match", expected]);
+      return Number(reply) > 0;
+    },
+
+    async list(prefix, options = {}) {
+      prefix = String(prefix);
+      const after = options.cursor || undefined;
+      const limit = options.limit > 0 ? Math.floor(options.limit) : Infinity;
+      const pattern = patternOf(prefix);
+      const found = new Set();
+      for (const master of await driver.masters()) {
+        let cursor = "0";
+        do {
+          const [next, redisKeys] = await master.call(["SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT]);
+          cursor = text(next);
+          for (const redisKey of redisKeys) {
+            const key = keyOfRedisKey(text(redisKey));
+            if (key !== undefined && key.startsWith(prefix) && (after === undefined || key > after)) found.add(key);
+          }
+        } while (cursor !== "0");
+      }
+      const keys = [...found].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      if (keys.length <= limit) return { keys };
+      keys.length = limit;
+      return { keys, cursor: keys[limit - 1] };
+    },
+  };
+}

@@ -1,0 +1,310 @@
+// The HostKv contract, written once and run against every adapter on its real engine (memoryKv,
+// denoKv on @deno/kv, redisKv on redis-server with node-redis and ioredis, ...). Not a test file
+// itself: a *.test.mjs calls `adapterContract({ name, make })`.
+//
+// The contract (what SessionStore.kv relies on):
+// - get(key) -> { value: Uint8Array | base64 string, version: string } | null
+// - put(key, value, { expectedVersion?, ttlMs? }) -> new version | null (condition failed, nothing
+//   written); expectedVersion undefined = unconditional, null = must not exist, string = must equal
+// - versions are opaque, change on every write, and never repeat for a key, even after delete
+// - delete(key, { expectedVersion? }) -> true when something was deleted
+// - list(prefix, { cursor?, limit? }) -> { keys, cursor? }: ascending, every key with the prefix
+//   across pages, no duplicates
+// - capabilities: { atomic: boolean, maxValueBytes?: number, minTtlMs?: number }
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+/** The bytes of a `get` result's value (a string value is standard base64 of the bytes). */
+export function bytesOf(value) {
+  if (typeof value === "string") {
+    assert.match(value, /^[A-Za-z0-9+/]*={0,2}$/, "a string value must be standard base64");
+    return Uint8Array.from(Buffer.from(value, "base64"));
+  }
+  assert.ok(value instanceof Uint8Array, `a value must be a Uint8Array or a base64 string, got ${Object.prototype.toString.call(value)}`);
+  return Uint8Array.from(value);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every key under `prefix`, following cursors; checks each page on the way. */
+export async function listAll(kv, prefix, limit) {
+  const keys = [];
+  let cursor;
+  for (let pages = 0; ; pages++) {
+    assert.ok(pages < 1000, "list() kept returning a cursor");
+    const page = await kv.list(prefix, limit === undefined ? (cursor ? { cursor } : {}) : { limit, ...(cursor ? { cursor } : {}) });
+    assert.ok(page && Array.isArray(page.keys), "list() must resolve to { keys: string[] }");
+    if (limit !== undefined) assert.ok(page.keys.length <= limit, `a page holds ${page.keys.length} keys, more than the limit ${limit}`);
+    keys.push(...page.keys);
+    if (page.cursor === undefined || page.cursor === null || page.cursor === "") return keys;
+    assert.equal(typeof page.cursor, "string", "a cursor is a string");
+    cursor = page.cursor;
+  }
+}
+
+const ascending = (keys) => [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+let namespaces = 0;
+
+/**
+ * Registers the contract tests for one adapter.
+ * @param {{
+ *   name: string,
+ *   make: () => Promise<{ kv: object, cleanup?: () => unknown }>,
+ *   ttlGoneWithinMs?: number,   // how late the backend may delete an expired key (default 5000)
+ *   ttl?: boolean,              // false: the backend has no TTL (ttlMs is ignored)
+ *   concurrency?: boolean,      // run the tests of this suite concurrently (default true)
+ * }} options
+ */
+export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true, concurrency = true }) {
+  /** Runs `fn(kv, ns)` on a fresh adapter, with a key namespace of its own (backends may be shared). */
+  const withKv = (fn) => async () => {
+    const { kv, cleanup } = await make();
+    const ns = `c${process.pid}-${++namespaces}-${Math.random().toString(36).slice(2, 8)}:`;
+    try {
+      await fn(kv, ns);
+    } finally {
+      await cleanup?.();
+    }
+  };
+
+  describe(`HostKv contract: ${name}`, { concurrency }, () => {
+    test("capabilities: { atomic: boolean, maxValueBytes?: positive integer, minTtlMs?: number }", withKv(async (kv) => {
+      const caps = kv.capabilities;
+      assert.equal(typeof caps, "object");
+      assert.notEqual(caps, null);
+      assert.equal(typeof caps.atomic, "boolean");
+      if (caps.maxValueBytes !== undefined) {
+        assert.ok(Number.isInteger(caps.maxValueBytes) && caps.maxValueBytes > 0, `maxValueBytes ${caps.maxValueBytes}`);
+      }
+      if (caps.minTtlMs !== undefined) assert.ok(typeof caps.minTtlMs === "number" && caps.minTtlMs >= 0);
+      for (const method of ["get", "put", "delete", "list"]) assert.equal(typeof kv[method], "function", method);
+    }));
+
+    test("get of an absent key is null", withKv(async (kv, ns) => {
+      assert.equal(await kv.get(`${ns}h/absent~`), null);
+    }));
+
+    test("put then get returns the bytes and the version put returned", withKv(async (kv, ns) => {
+      const key = `${ns}h/one~`;
+      const version = await kv.put(key, new Uint8Array([1, 2, 3]));
+      assert.equal(typeof version, "string");
+      assert.ok(version.length > 0, "a version is a non-empty string");
+      const entry = await kv.get(key);
+      assert.deepEqual(bytesOf(entry.value), new Uint8Array([1, 2, 3]));
+      assert.equal(entry.version, version);
+    }));
+
+    test("binary values round-trip exactly: zero bytes, 0xff, every byte value, empty", withKv(async (kv, ns) => {
+      const every = new Uint8Array(512).map((_, i) => i % 256);
+      const values = {
+        zeros: new Uint8Array(1000),
+        ff: new Uint8Array(100).fill(0xff),
+        every,
+        reversed: every.slice().reverse(),
+        single0: new Uint8Array([0]),
+        empty: new Uint8Array(0),
+        // A view into a larger buffer: only the view's bytes are the value.
+        view: new Uint8Array([9, 9, 0, 255, 0, 9, 9]).subarray(2, 5),
+        notUtf8: new Uint8Array([0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x90, 0x28, 0xbc, 0xed, 0xa0, 0x80]),
+      };
+      for (const [label, value] of Object.entries(values)) {
+        const key = `${ns}e/bin~/${label}`;
+        assert.equal(typeof (await kv.put(key, value)), "string", label);
+        assert.deepEqual(bytesOf((await kv.get(key)).value), Uint8Array.from(value), label);
+      }
+    }));
+
+    test("a value of exactly maxValueBytes is stored (the store chunks at that size)", withKv(async (kv, ns) => {
+      const max = kv.capabilities.maxValueBytes;
+      const size = max ?? 256 * 1024;
+      const value = new Uint8Array(size).map((_, i) => (i * 7 + 3) % 256);
+      const key = `${ns}e/big~/0000000000000001/0000000000000001#0`;
+      assert.equal(typeof (await kv.put(key, value)), "string");
+      assert.deepEqual(bytesOf((await kv.get(key)).value), value);
+    }));
+
+    test("every write gets a new version", withKv(async (kv, ns) => {
+      const key = `${ns}h/versions~`;
+      const seen = new Set();
+      for (let i = 0; i < 10; i++) {
+        const version = await kv.put(key, new Uint8Array([i]));
+        assert.ok(!seen.has(version), `version ${version} repeated`);
+        seen.add(version);
+        assert.equal((await kv.get(key)).version, version);
+      }
+    }));
+
+    test("compare-and-set: the current version wins, a stale one writes nothing", withKv(async (kv, ns) => {
+      const key = `${ns}h/cas~`;
+      const v1 = await kv.put(key, new Uint8Array([1]));
+      const v2 = await kv.put(key, new Uint8Array([2]), { expectedVersion: v1 });
+      assert.equal(typeof v2, "string");
+      assert.notEqual(v2, v1);
+      assert.equal(await kv.put(key, new Uint8Array([3]), { expectedVersion: v1 }), null, "stale version must fail");
+      const entry = await kv.get(key);
+      assert.deepEqual(bytesOf(entry.value), new Uint8Array([2]));
+      assert.equal(entry.version, v2);
+      const v3 = await kv.put(key, new Uint8Array([4]), { expectedVersion: v2 });
+      assert.equal((await kv.get(key)).version, v3);
+    }));
+
+    test("expectedVersion null: creates an absent key, refuses an existing one", withKv(async (kv, ns) => {
+      const key = `${ns}h/create~`;
+      const v1 = await kv.put(key, new Uint8Array([1]), { expectedVersion: null });
+      assert.equal(typeof v1, "string");
+      assert.equal(await kv.put(key, new Uint8Array([2]), { expectedVersion: null }), null);
+      const entry = await kv.get(key);
+      assert.deepEqual(bytesOf(entry.value), new Uint8Array([1]));
+      assert.equal(entry.version, v1);
+    }));
+
+    test("a version expected of an absent key fails and creates nothing", withKv(async (kv, ns) => {
+      const other = `${ns}h/other~`;
+      const version = await kv.put(other, new Uint8Array([1]));
+      const key = `${ns}h/missing~`;
+      assert.equal(await kv.put(key, new Uint8Array([1]), { expectedVersion: version }), null);
+      assert.equal(await kv.get(key), null);
+    }));
+
+    test("delete: false when absent, true when present, then absent", withKv(async (kv, ns) => {
+      const key = `${ns}h/del~`;
+      assert.equal(await kv.delete(key), false);
+      await kv.put(key, new Uint8Array([1]));
+      assert.equal(await kv.delete(key), true);
+      assert.equal(await kv.get(key), null);
+      assert.equal(await kv.delete(key), false);
+    }));
+
+    test("delete with expectedVersion: only the current version deletes", withKv(async (kv, ns) => {
+      const key = `${ns}h/delv~`;
+      const v1 = await kv.put(key, new Uint8Array([1]));
+      const v2 = await kv.put(key, new Uint8Array([2]), { expectedVersion: v1 });
+      assert.equal(await kv.delete(key, { expectedVersion: v1 }), false, "stale version must not delete");
+      assert.equal((await kv.get(key)).version, v2);
+      assert.equal(await kv.delete(key, { expectedVersion: v2 }), true);
+      assert.equal(await kv.get(key), null);
+      assert.equal(await kv.delete(key, { expectedVersion: v2 }), false, "nothing left to delete");
+    }));
+
+    test("versions never repeat for a key, even after delete and recreate", withKv(async (kv, ns) => {
+      const key = `${ns}h/recreate~`;
+      const seen = [];
+      for (let i = 0; i < 15; i++) {
+        const version = await kv.put(key, new Uint8Array([i]), { expectedVersion: null });
+        assert.equal(typeof version, "string", `recreate ${i}`);
+        assert.ok(!seen.includes(version), `version ${version} came back after delete`);
+        // No version the key had before matches the new incarnation.
+        for (const old of seen) {
+          assert.equal(await kv.delete(key, { expectedVersion: old }), false, "an old version deleted the new key");
+        }
+        if (seen.length > 0) {
+          assert.equal(await kv.put(key, new Uint8Array([99]), { expectedVersion: seen[0] }), null);
+        }
+        seen.push(version);
+        assert.equal(await kv.delete(key, { expectedVersion: version }), true);
+      }
+    }));
+
+    test("list: ascending keys with the prefix, and only those (prefix boundaries)", withKv(async (kv, ns) => {
+      const keys = [
+        "h/a~", "h/ab~", "h/b~", "h/a%2F~", "h/A~",
+        "e/a~/0000000000000001/0000000000000001", "e/a~/0000000000000002/0000000000000003",
+        "e/a~/0000000000000002/0000000000000003#0", "e/ab~/0000000000000001/0000000000000001",
+        "s/a~/0000000000000002/0000000000000003", "hx",
+      ];
+      for (const key of [...keys].reverse()) await kv.put(ns + key, new Uint8Array([1]));
+      const strip = (list) => list.map((key) => key.slice(ns.length));
+      // Byte order: "%" < "A" < "a" < "b" < "~", so h/ab~ comes before h/a~.
+      assert.deepEqual(strip(await listAll(kv, `${ns}h/`)), ["h/A~", "h/a%2F~", "h/ab~", "h/a~", "h/b~"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}h/a~`)), ["h/a~"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}h/a`)), ["h/a%2F~", "h/ab~", "h/a~"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}e/a~/`)), [
+        "e/a~/0000000000000001/0000000000000001",
+        "e/a~/0000000000000002/0000000000000003",
+        "e/a~/0000000000000002/0000000000000003#0",
+      ]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}e/ab~/`)), ["e/ab~/0000000000000001/0000000000000001"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}h`)), ["h/A~", "h/a%2F~", "h/ab~", "h/a~", "h/b~", "hx"]);
+      assert.deepEqual(strip(await listAll(kv, ns)), ascending(keys));
+      assert.deepEqual(await listAll(kv, `${ns}nothing/`), []);
+      assert.deepEqual(await kv.list(`${ns}nothing/`, { limit: 5 }), { keys: [] });
+    }));
+
+    test("list pages: every key once, in order, pages within the limit", withKv(async (kv, ns) => {
+      const keys = [];
+      for (let i = 0; i < 23; i++) keys.push(`${ns}e/p~/${i.toString(16).padStart(16, "0")}/0000000000000001`);
+      await Promise.all(keys.map((key) => kv.put(key, new Uint8Array([1]))));
+      await kv.put(`${ns}e/p0~/0000000000000001/0000000000000001`, new Uint8Array([1]));
+      for (const limit of [1, 5, 7, 23, 24, 100]) {
+        const listed = await listAll(kv, `${ns}e/p~/`, limit);
+        assert.deepEqual(listed, keys, `limit ${limit}`);
+      }
+      // A deleted key is not listed; the pages still cover the rest.
+      await kv.delete(keys[10]);
+      assert.deepEqual(await listAll(kv, `${ns}e/p~/`, 4), keys.filter((_, i) => i !== 10));
+    }));
+
+    test("keys with glob, brace and escape characters are stored and listed literally", withKv(async (kv, ns) => {
+      const keys = ["p[1]*?\\/h/a~", "p[1]*?\\/h/b~", "p[2]/h/a~", "p{x}/h/a~", "p{x}/e/a~/01/02", "p%2A/h/a~", "p.x/h/a~"];
+      for (const key of keys) {
+        await kv.put(ns + key, new Uint8Array([key.length]));
+        assert.deepEqual(bytesOf((await kv.get(ns + key)).value), new Uint8Array([key.length]), key);
+      }
+      const strip = (list) => list.map((key) => key.slice(ns.length));
+      assert.deepEqual(strip(await listAll(kv, `${ns}p[1]*?\\/`)), ["p[1]*?\\/h/a~", "p[1]*?\\/h/b~"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}p[`)), ["p[1]*?\\/h/a~", "p[1]*?\\/h/b~", "p[2]/h/a~"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}p{x}/`)), ["p{x}/e/a~/01/02", "p{x}/h/a~"]);
+      assert.deepEqual(strip(await listAll(kv, `${ns}p*`)), []);
+      assert.deepEqual(strip(await listAll(kv, `${ns}p?`)), []);
+      assert.deepEqual(strip(await listAll(kv, ns)), ascending(keys));
+    }));
+
+    test("concurrent compare-and-sets on one version: exactly one wins", withKv(async (kv, ns) => {
+      if (!kv.capabilities.atomic) return;
+      const key = `${ns}h/race~`;
+      for (let round = 0; round < 5; round++) {
+        const before = round === 0 ? null : (await kv.get(key)).version;
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => kv.put(key, new Uint8Array([round, i]), { expectedVersion: before })),
+        );
+        const winners = results.map((version, i) => ({ version, i })).filter(({ version }) => version !== null);
+        assert.equal(winners.length, 1, `round ${round}: ${winners.length} writers won`);
+        const entry = await kv.get(key);
+        assert.equal(entry.version, winners[0].version);
+        assert.deepEqual(bytesOf(entry.value), new Uint8Array([round, winners[0].i]));
+      }
+    }));
+
+    test("concurrent deletes of one version: exactly one deletes", withKv(async (kv, ns) => {
+      if (!kv.capabilities.atomic) return;
+      const key = `${ns}h/delrace~`;
+      const version = await kv.put(key, new Uint8Array([1]));
+      const results = await Promise.all(Array.from({ length: 8 }, () => kv.delete(key, { expectedVersion: version })));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal(await kv.get(key), null);
+    }));
+
+    test("ttlMs: a key written with a TTL is there at once and gone eventually", { timeout: ttlGoneWithinMs + 30_000 }, withKv(async (kv, ns) => {
+      if (!ttl) return;
+      const ttlMs = Math.max(300, kv.capabilities.minTtlMs ?? 0);
+      const short = `${ns}h/short~`;
+      const long = `${ns}h/long~`;
+      const plain = `${ns}h/plain~`;
+      const start = Date.now();
+      await kv.put(short, new Uint8Array([1]), { ttlMs, expectedVersion: null });
+      await kv.put(long, new Uint8Array([2]), { ttlMs: 3_600_000 });
+      await kv.put(plain, new Uint8Array([3]));
+      assert.deepEqual(bytesOf((await kv.get(short)).value), new Uint8Array([1]), "not expired before its time");
+      while ((await kv.get(short)) !== null) {
+        assert.ok(Date.now() - start < ttlMs + ttlGoneWithinMs, `still there ${Date.now() - start} ms after a ${ttlMs} ms TTL`);
+        await sleep(100);
+      }
+      assert.ok(Date.now() - start >= ttlMs - 20, `gone ${Date.now() - start} ms after a ${ttlMs} ms TTL: too early`);
+      assert.deepEqual(bytesOf((await kv.get(long)).value), new Uint8Array([2]), "a long TTL keeps the key");
+      assert.deepEqual(bytesOf((await kv.get(plain)).value), new Uint8Array([3]), "no TTL keeps the key");
+      // The expired key is absent for compare-and-set too.
+      assert.equal(typeof (await kv.put(short, new Uint8Array([4]), { expectedVersion: null })), "string");
+    }));
+  });
+}

@@ -1,0 +1,148 @@
+// denoKv on the real engine: @deno/kv's SQLite backend (the one Deno itself uses for local KV),
+// opened on a temp file, plus @deno/kv's in-memory implementation.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { openKv } from "@deno/kv";
+import { denoKv } from "agent-session/adapters";
+import { adapterContract, bytesOf } from "./contract.mjs";
+
+const dir = mkdtempSync(join(tmpdir(), "agent-session-denokv-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const newFile = () => join(dir, `kv-${++files}.sqlite`);
+
+adapterContract({
+  name: "denoKv on @deno/kv (SQLite file)",
+  make: async () => {
+    const db = await openKv(newFile());
+    return { kv: denoKv(db), cleanup: () => db.close() };
+  },
+  // The SQLite backend sweeps expired keys only once a minute (Deno KV deletes late by design; the
+  // store keeps each head's expiry in the head itself), so waiting for it would cost the test run a
+  // minute: that expireIn reaches Deno KV is checked by the spy test below, and the in-memory
+  // backend's contract run below waits for a real expiry.
+  ttl: false,
+});
+
+adapterContract({
+  name: "denoKv on @deno/kv (in-memory)",
+  make: async () => {
+    const db = await openKv("");
+    return { kv: denoKv(db), cleanup: () => db.close() };
+  },
+});
+
+test("denoKv: declares Deno KV's 64 KiB value limit unless told otherwise, and checks the option", async () => {
+  const db = await openKv(newFile());
+  try {
+    assert.deepEqual({ ...denoKv(db).capabilities }, { atomic: true, maxValueBytes: 65536 });
+    assert.equal(denoKv(db, { maxValueBytes: 1024 }).capabilities.maxValueBytes, 1024);
+    assert.throws(() => denoKv(db, { maxValueBytes: 0 }), TypeError);
+    assert.throws(() => denoKv({}), TypeError);
+    // One byte over the declared limit is what Deno KV itself refuses: the limit is not too small.
+    await assert.rejects(denoKv(db).put("k", new Uint8Array(65537)));
+  } finally {
+    db.close();
+  }
+});
+
+test("denoKv: each key is one key part under [\"agent-session\"], the value its raw bytes", async () => {
+  const db = await openKv(newFile());
+  try {
+    const kv = denoKv(db);
+    const version = await kv.put("e/a~/01/02#0", new Uint8Array([0, 255]));
+    const raw = await db.get(["agent-session", "e/a~/01/02#0"]);
+    assert.equal(raw.versionstamp, version);
+    assert.deepEqual(bytesOf(raw.value), new Uint8Array([0, 255]));
+  } finally {
+    db.close();
+  }
+});
+
+test("denoKv: ttlMs is passed to Deno KV as expireIn", async () => {
+  const db = await openKv("");
+  try {
+    const seen = [];
+    const spy = {
+      get: (key) => db.get(key),
+      list: (...args) => db.list(...args),
+      atomic() {
+        const op = db.atomic();
+        const wrapped = {
+          check: (...checks) => (op.check(...checks), wrapped),
+          set: (key, value, options) => (seen.push(options), op.set(key, value, options), wrapped),
+          delete: (key) => (op.delete(key), wrapped),
+          commit: () => op.commit(),
+        };
+        return wrapped;
+      },
+    };
+    const kv = denoKv(spy);
+    await kv.put("h/a~", new Uint8Array([1]), { ttlMs: 1500.5 });
+    await kv.put("h/b~", new Uint8Array([1]));
+    assert.deepEqual(seen, [{ expireIn: 1501 }, undefined]);
+  } finally {
+    db.close();
+  }
+});
+
+test("denoKv: two handles on one file (two isolates) see each other's writes and race fairly", async () => {
+  const file = newFile();
+  const dbA = await openKv(file);
+  const dbB = await openKv(file);
+  try {
+    const a = denoKv(dbA);
+    const b = denoKv(dbB);
+    const v1 = await a.put("h/shared~", new Uint8Array([1]), { expectedVersion: null });
+    assert.equal((await b.get("h/shared~")).version, v1);
+    assert.equal(await b.put("h/shared~", new Uint8Array([2]), { expectedVersion: null }), null);
+    for (let round = 0; round < 10; round++) {
+      const current = (await a.get("h/shared~")).version;
+      const results = await Promise.all([
+        a.put("h/shared~", new Uint8Array([round, 0]), { expectedVersion: current }),
+        b.put("h/shared~", new Uint8Array([round, 1]), { expectedVersion: current }),
+        a.put("h/shared~", new Uint8Array([round, 2]), { expectedVersion: current }),
+        b.put("h/shared~", new Uint8Array([round, 3]), { expectedVersion: current }),
+      ]);
+      const winners = results.filter((version) => version !== null);
+      assert.equal(winners.length, 1, `round ${round}: ${winners.length} winners`);
+      assert.equal((await b.get("h/shared~")).version, winners[0]);
+    }
+    assert.deepEqual((await b.list("h/")).keys, ["h/shared~"]);
+  } finally {
+    dbA.close();
+    dbB.close();
+  }
+});
+
+test("@deno/kv: a commit that fails with \"database is locked\" wrote nothing (so denoKv may retry it)", async () => {
+  // The library behaviour denoKv's retry rests on: two handles on one file, many racing
+  // read-check-increment commits; the counter must equal the commits that reported ok.
+  const file = newFile();
+  const dbA = await openKv(file);
+  const dbB = await openKv(file);
+  try {
+    await dbA.set(["counter"], 0);
+    let ok = 0;
+    let locked = 0;
+    const worker = async (db) => {
+      for (let i = 0; i < 60; i++) {
+        const entry = await db.get(["counter"]);
+        try {
+          if ((await db.atomic().check(entry).set(["counter"], entry.value + 1).commit()).ok) ok++;
+        } catch (error) {
+          assert.match(String(error.message), /database is locked/);
+          locked++;
+        }
+      }
+    };
+    await Promise.all([worker(dbA), worker(dbB), worker(dbA), worker(dbB)]);
+    assert.equal((await dbA.get(["counter"])).value, ok, `${locked} locked commits`);
+  } finally {
+    dbA.close();
+    dbB.close();
+  }
+});

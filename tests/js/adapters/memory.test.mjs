@@ -1,0 +1,43 @@
+// memoryKv: the reference adapter, through the contract suite, plus what only it promises.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { memoryKv } from "agent-session/adapters";
+import { adapterContract, bytesOf } from "./contract.mjs";
+
+adapterContract({ name: "memoryKv", make: async () => ({ kv: memoryKv() }) });
+
+test("memoryKv: each call is a new, empty world", async () => {
+  const a = memoryKv();
+  const b = memoryKv();
+  assert.notEqual(a, b);
+  await a.put("h/x~", new Uint8Array([1]));
+  assert.equal(await b.get("h/x~"), null);
+  assert.deepEqual((await b.list("")).keys, []);
+  assert.deepEqual((await a.list("")).keys, ["h/x~"]);
+});
+
+test("memoryKv: stored bytes are copies (mutating the input or the output changes nothing)", async () => {
+  const kv = memoryKv();
+  const input = new Uint8Array([1, 2, 3]);
+  await kv.put("k", input);
+  input[0] = 9;
+  const out = (await kv.get("k")).value;
+  assert.deepEqual(bytesOf(out), new Uint8Array([1, 2, 3]));
+  out[1] = 9;
+  assert.deepEqual(bytesOf((await kv.get("k")).value), new Uint8Array([1, 2, 3]));
+});
+
+test("memoryKv: a base64 string value is stored as its bytes", async () => {
+  const kv = memoryKv();
+  await kv.put("k", Buffer.from([0, 255, 7]).toString("base64"));
+  assert.deepEqual(bytesOf((await kv.get("k")).value), new Uint8Array([0, 255, 7]));
+});
+
+test("memoryKv: an expired key is absent to get, list and compare-and-set at once", async () => {
+  const kv = memoryKv();
+  await kv.put("h/t~", new Uint8Array([1]), { ttlMs: 30 });
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(await kv.get("h/t~"), null);
+  assert.deepEqual((await kv.list("h/")).keys, []);
+  assert.equal(typeof (await kv.put("h/t~", new Uint8Array([2]), { expectedVersion: null })), "string");
+});

@@ -1,0 +1,149 @@
+// redisKv on a real redis-server (127.0.0.1, started here, stopped by its pid), through node-redis
+// and ioredis, on a single node and on a three-master Redis Cluster.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { createClient, createCluster } from "redis";
+import Redis from "ioredis";
+import { redisKv } from "agent-session/adapters";
+import { redisKeyOf } from "../../../js/adapters/redis.js";
+import { adapterContract, bytesOf, listAll } from "./contract.mjs";
+import { REDIS_CLI, startRedis, startRedisCluster } from "./_redis-server.mjs";
+
+let server;
+let nodeRedis;
+let ioredis;
+let cluster;
+let nodeRedisCluster;
+let ioredisCluster;
+
+before(async () => {
+  server = await startRedis();
+  nodeRedis = await createClient({ url: server.url }).connect();
+  ioredis = new Redis(server.port, "127.0.0.1", { lazyConnect: true });
+  await ioredis.connect();
+  cluster = await startRedisCluster(3);
+  const rootNodes = cluster.nodes.map((node) => ({ url: node.url }));
+  nodeRedisCluster = await createCluster({ rootNodes }).connect();
+  ioredisCluster = new Redis.Cluster(cluster.nodes.map((node) => ({ host: "127.0.0.1", port: node.port })), { lazyConnect: true });
+  await ioredisCluster.connect();
+});
+
+after(async () => {
+  await nodeRedis?.quit();
+  ioredis?.disconnect();
+  await nodeRedisCluster?.quit();
+  ioredisCluster?.disconnect();
+  await server?.stop();
+  await cluster?.stop();
+});
+
+adapterContract({ name: "redisKv with node-redis", make: async () => ({ kv: redisKv(nodeRedis) }) });
+adapterContract({ name: "redisKv with ioredis", make: async () => ({ kv: redisKv(ioredis) }) });
+adapterContract({ name: "redisKv with node-redis on a Redis Cluster", make: async () => ({ kv: redisKv(nodeRedisCluster) }) });
+adapterContract({ name: "redisKv with ioredis on a Redis Cluster", make: async () => ({ kv: redisKv(ioredisCluster) }) });
+
+/** A node-redis client that counts the commands sent through it. */
+function counting(client) {
+  const commands = [];
+  return {
+    commands,
+    client: {
+      sendCommand(args, options) {
+        commands.push(String(args[0]));
+        return client.sendCommand(args, options);
+      },
+    },
+  };
+}
+
+describe("redisKv specifics", () => {
+  test("capabilities: atomic, no size limit unless told, and the option is checked", () => {
+    assert.deepEqual({ ...redisKv(nodeRedis).capabilities }, { atomic: true });
+    assert.deepEqual({ ...redisKv(ioredis, { maxValueBytes: 4096 }).capabilities }, { atomic: true, maxValueBytes: 4096 });
+    assert.throws(() => redisKv(nodeRedis, { maxValueBytes: 1.5 }), TypeError);
+    assert.throws(() => redisKv({}), TypeError);
+    assert.throws(() => redisKv(null), TypeError);
+  });
+
+  test("one command per call: get is HMGET, put and delete one EVALSHA (EVAL only the first time)", async () => {
+    await nodeRedis.sendCommand(["SCRIPT", "FLUSH"]);
+    const { client, commands } = counting(nodeRedis);
+    const kv = redisKv(client);
+    await kv.put("one/h/a~", new Uint8Array([1]));
+    assert.deepEqual(commands.splice(0), ["EVALSHA", "EVAL"], "first put: EVALSHA answered NOSCRIPT, then EVAL");
+    assert.equal(await kv.put("one/h/a~", new Uint8Array([2]), { expectedVersion: null }), null);
+    const v2 = await kv.put("one/h/a~", new Uint8Array([2]), { ttlMs: 60_000 });
+    await kv.get("one/h/a~");
+    assert.deepEqual(commands.splice(0), ["EVALSHA", "EVALSHA", "HMGET"]);
+    assert.equal(await kv.delete("one/h/a~", { expectedVersion: "stale" }), false);
+    assert.equal(await kv.delete("one/h/a~", { expectedVersion: v2 }), true);
+    assert.deepEqual(commands.splice(0), ["EVALSHA", "EVAL", "EVALSHA"]);
+  });
+
+  test("a key is one hash {value, version} behind its session's hash tag; ttlMs is a PEXPIRE", async () => {
+    const kv = redisKv(ioredis);
+    const version = await kv.put("tag/e/s1~/0000000000000001/0000000000000002#1", new Uint8Array([0, 255]), { ttlMs: 50_000 });
+    const redisKey = "{s1~}tag/e/s1~/0000000000000001/0000000000000002#1";
+    assert.equal(redisKeyOf("tag/e/s1~/0000000000000001/0000000000000002#1"), redisKey);
+    const hash = await ioredis.hgetallBuffer(redisKey);
+    assert.deepEqual(Object.keys(hash).sort(), ["value", "version"]);
+    assert.deepEqual(bytesOf(hash.value), new Uint8Array([0, 255]));
+    assert.equal(hash.version.toString(), version);
+    const pttl = await ioredis.pttl(redisKey);
+    assert.ok(pttl > 40_000 && pttl <= 50_000, `pttl ${pttl}`);
+    // A put without ttlMs leaves no TTL behind.
+    await kv.put("tag/e/s1~/0000000000000001/0000000000000002#1", new Uint8Array([1]));
+    assert.equal(await ioredis.pttl(redisKey), -1);
+  });
+
+  test("all keys of a session hash to one cluster slot, whatever the store prefix", async () => {
+    const sessions = ["abc~", "a%2Fb%7B%7D~", "x~"];
+    for (const prefix of ["", "app:", "tenant/7/", "we{ird}/", "p~/"]) {
+      for (const session of sessions) {
+        const keys = [
+          `${prefix}h/${session}`,
+          `${prefix}e/${session}/0000000000000001/0000000000000002`,
+          `${prefix}e/${session}/0000000000000001/0000000000000002#3`,
+          `${prefix}s/${session}/000000000000000a/0000000000000002`,
+        ];
+        const slots = keys.map((key) =>
+          Number(execFileSync(REDIS_CLI, ["-p", String(cluster.nodes[0].port), "cluster", "keyslot", redisKeyOf(key)], { encoding: "utf8" })),
+        );
+        assert.equal(new Set(slots).size, 1, `${prefix}${session}: slots ${slots}`);
+      }
+    }
+  });
+
+  test("on a cluster, list covers every master", async () => {
+    const kv = redisKv(nodeRedisCluster);
+    const keys = [];
+    for (let i = 0; i < 60; i++) keys.push(`spread/h/s${String(i).padStart(2, "0")}~`);
+    await Promise.all(keys.map((key) => kv.put(key, new Uint8Array([1]))));
+    // The keys really are on more than one master.
+    const holders = new Set();
+    for (const node of cluster.nodes) {
+      const count = Number(execFileSync(REDIS_CLI, ["-p", String(node.port), "dbsize"], { encoding: "utf8" }));
+      if (count > 0) holders.add(node.port);
+    }
+    assert.ok(holders.size > 1, "keys spread over the masters");
+    assert.deepEqual(await listAll(kv, "spread/h/", 7), keys);
+    assert.deepEqual(await listAll(redisKv(ioredisCluster), "spread/h/", 13), keys);
+  });
+
+  test("a key written by something else (not a hash of ours) fails loudly, it is not misread", async () => {
+    await ioredis.set(redisKeyOf("foreign/h/a~"), "plain string");
+    const kv = redisKv(ioredis);
+    await assert.rejects(kv.get("foreign/h/a~"), /WRONGTYPE/);
+    await assert.rejects(kv.put("foreign/h/a~", new Uint8Array([1]), { expectedVersion: null }), /WRONGTYPE/);
+  });
+
+  test("the adapter never closes the client", async () => {
+    const client = await createClient({ url: server.url }).connect();
+    const kv = redisKv(client);
+    await kv.put("own/h/a~", new Uint8Array([1]));
+    await kv.list("own/");
+    assert.equal(client.isOpen, true);
+    await client.quit();
+  });
+});
