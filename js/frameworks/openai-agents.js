@@ -1,0 +1,350 @@
+// OpenAI Agents JS: a `Session` (the runner's conversation history) over an agent-session session, and
+// `guard(fn)`, which runs one `run()` under one invocation (@openai/agents 0.20.0, agents-core
+// dist/memory/session.d.ts). Plain JS over the public API: it imports neither agent-session nor
+// @openai/agents, so the core package works without the framework installed.
+//
+// Layout in the session (one agent's log, the default agent unless `options.agent`):
+// - every item is one message event, in order; the log is append-only and never shrinks;
+// - the state key `openai.items` says which of those events are live: `{ start, kept }`, where the
+//   live items are the events of the ranges `kept` (`[from, to)`, ascending, all below `start`)
+//   followed by every event from `start` on. Absent, it means `{ start: 0, kept: [] }`, so
+//   `addItems` never writes it: only `popItem` (moves `start` past the popped event, or shortens the
+//   last kept range) and `clearSession` (`start` = the log's length, the new epoch) do.
+
+/** The state key that marks which message events of the log are live items. */
+export const ITEMS_KEY = "openai.items";
+
+/**
+ * The top-level key of a stored item that carries what JSON would lose (absent from most items):
+ * `u`, the paths of `undefined` properties and array elements; `b`, the paths of `Uint8Array`s,
+ * stored as base64; `k`, the item's own value of this key when it had one.
+ */
+export const META_KEY = "~as";
+
+/**
+ * An OpenAI Agents `Session` whose items live in an agent-session session: durable on any backend
+ * of `store`, and guarded across tabs, workers and processes with `guard(fn)`.
+ */
+export class AgentSessionItems {
+  #store;
+  #id;
+  #agent;
+  #onBusy;
+  /** The open Session (a Promise, so concurrent first calls open it once). */
+  #session = null;
+  /** The invocation of the running `guard`, which every call of this instance joins. */
+  #inv = null;
+
+  /**
+   * @param store any `SessionStore` (memory, IndexedDB, KV).
+   * @param sessionId the agent-session session id; omitted, the store picks a random one on first use.
+   * @param options `agent`: the agent whose log holds the items (default: agent-session's default
+   *   agent); `onBusy`: for the writes made outside `guard` (default "reject": fail fast).
+   */
+  constructor(store, sessionId, options = {}) {
+    if (!store || typeof store.open !== "function") {
+      throw new TypeError("AgentSessionItems needs a SessionStore as its first argument");
+    }
+    this.#store = store;
+    this.#id = sessionId;
+    this.#agent = options.agent === undefined ? undefined : { agent: options.agent };
+    this.#onBusy = options.onBusy;
+  }
+
+  /** The agent-session Session behind these items (opened, and created when absent, on first use). */
+  session() {
+    if (!this.#session) {
+      this.#session = this.#store.open(this.#id).catch((error) => {
+        this.#session = null;
+        throw error;
+      });
+    }
+    return this.#session;
+  }
+
+  async getSessionId() {
+    return (await this.session()).id;
+  }
+
+  /** The newest `limit` items (all when omitted) in chronological order, as copies. */
+  async getItems(limit) {
+    const log = await this.#read();
+    if (limit !== undefined && !(limit > 0)) return [];
+    const indexes = liveIndexes(log.view, log.messages.length);
+    const from = limit === undefined ? 0 : Math.max(indexes.length - limit, 0);
+    const picked = [];
+    for (let i = Math.trunc(from); i < indexes.length; i++) picked.push(log.messages[indexes[i]]);
+    // One structuredClone of the whole slice costs less than one per item.
+    return structuredClone(picked).map(restoreItem);
+  }
+
+  async addItems(items) {
+    if (items.length === 0) return;
+    // Encoded before the lease is taken, so that the lease covers only the staging and the commit.
+    const encoded = items.map(encodeItem);
+    await this.#write((inv) => {
+      for (const item of encoded) inv.appendMessage(item, this.#agent);
+      return { changed: true };
+    });
+  }
+
+  /** Removes and returns the newest item; `undefined` (and nothing written) when there is none. */
+  async popItem() {
+    return this.#write((inv) => {
+      const messages = inv.messages(this.#agent);
+      const view = readView(inv.state(this.#agent));
+      const popped = popView(view, messages.length);
+      if (!popped) return { changed: false, value: undefined };
+      inv.setState(ITEMS_KEY, popped.view, this.#agent);
+      return { changed: true, value: decodeItem(messages[popped.index]) };
+    });
+  }
+
+  /** Starts a new epoch: every item stored so far stops being live (the events stay in history). */
+  async clearSession() {
+    await this.#write((inv) => {
+      const length = inv.messages(this.#agent).length;
+      const view = readView(inv.state(this.#agent));
+      if (liveCount(view, length) === 0) return { changed: false };
+      inv.setState(ITEMS_KEY, { start: length, kept: [] }, this.#agent);
+      return { changed: true };
+    });
+  }
+
+  /**
+   * Replaces the whole history with `items` in one commit (the runner calls it when compaction
+   * yields a history that starts with a compaction item; without it, it clears and re-adds).
+   */
+  async replaceHistoryWithCompaction(items) {
+    const encoded = items.map(encodeItem);
+    await this.#write((inv) => {
+      const length = inv.messages(this.#agent).length;
+      inv.setState(ITEMS_KEY, { start: length, kept: [] }, this.#agent);
+      for (const item of encoded) inv.appendMessage(item, this.#agent);
+      return { changed: true };
+    });
+  }
+
+  /**
+   * Runs one framework turn, usually `run(agent, input, { session: items })`, under one invocation.
+   * The lease is taken first, so a session busy anywhere fails with `ConcurrencyError` before the
+   * model is called. Every write of this instance while `fn` runs is staged into that invocation
+   * (reads see committed + staged); on success it commits once; if `fn` throws, or its result's
+   * `completed` rejects, it aborts (nothing of the turn is stored) and rethrows; it always releases.
+   * When `fn` resolves to a streamed result (it has a `completed` promise), the commit waits for
+   * `completed`: consume the stream inside `fn`, or let it run in the background until it ends.
+   * `fn` receives the Invocation, e.g. to store `result.state.toString()` under a state key.
+   */
+  async guard(fn, options) {
+    const session = await this.session();
+    // A guard already running on this instance holds the lease, so this begin rejects: `#inv` is free.
+    const inv = await session.begin(this.#agent ? { ...options, ...this.#agent } : options);
+    this.#inv = inv;
+    try {
+      const result = await fn(inv);
+      if (result !== null && typeof result === "object" && isThenable(result.completed)) {
+        await result.completed;
+      }
+      await inv.commit();
+      return result;
+    } catch (error) {
+      await inv.abort().catch(() => {});
+      throw error;
+    } finally {
+      if (this.#inv === inv) this.#inv = null;
+    }
+  }
+
+  /** The log and its live view: of the running guard (committed + staged), else the latest commit. */
+  async #read() {
+    const inv = this.#inv;
+    if (inv) return { messages: inv.messages(this.#agent), view: readView(inv.state(this.#agent)) };
+    const session = await this.session();
+    // Another store over the same backend may have committed since this Session was loaded.
+    await session.refresh();
+    return { messages: session.messages(this.#agent), view: readView(session.state(this.#agent)) };
+  }
+
+  /**
+   * Runs `change(inv)` in the running guard's invocation, or else in an invocation of its own that
+   * commits only when it `changed` something (a no-op releases without a new version).
+   */
+  async #write(change) {
+    if (this.#inv) return change(this.#inv).value;
+    const session = await this.session();
+    const inv = await session.begin(this.#onBusy === undefined ? this.#agent : { ...this.#agent, onBusy: this.#onBusy });
+    try {
+      const { changed, value } = change(inv);
+      if (changed) await inv.commit();
+      else await inv.abort();
+      return value;
+    } catch (error) {
+      await inv.abort().catch(() => {});
+      throw error;
+    }
+  }
+}
+
+function isThenable(value) {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof value.then === "function";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live view over the append-only log
+
+function readView(state) {
+  const view = state[ITEMS_KEY];
+  return view && typeof view === "object" ? view : { start: 0, kept: [] };
+}
+
+function liveCount(view, length) {
+  let count = Math.max(length - view.start, 0);
+  for (const [from, to] of view.kept) count += to - from;
+  return count;
+}
+
+/** The log positions of the live items, oldest first. */
+function liveIndexes(view, length) {
+  const indexes = [];
+  for (const [from, to] of view.kept) for (let i = from; i < to; i++) indexes.push(i);
+  for (let i = view.start; i < length; i++) indexes.push(i);
+  return indexes;
+}
+
+/** The view without its newest item, and that item's log position; null when nothing is live. */
+function popView(view, length) {
+  if (length > view.start) {
+    const index = length - 1;
+    const kept = view.start < index ? [...view.kept, [view.start, index]] : [...view.kept];
+    return { index, view: { start: length, kept } };
+  }
+  if (view.kept.length === 0) return null;
+  const kept = view.kept.map(([from, to]) => [from, to]);
+  const last = kept[kept.length - 1];
+  const index = last[1] - 1;
+  if (last[0] === index) kept.pop();
+  else last[1] = index;
+  return { index, view: { start: view.start, kept } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item codec: agent-session stores JSON, so an `undefined` property would vanish and a Uint8Array
+// would become an object of indexes. Items come back exactly as given (`structuredClone` equal, as
+// MemorySession keeps them); an item with neither is stored unchanged.
+
+function isPlainObject(value) {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** The stored form of `item` (the item itself when JSON carries it whole). */
+export function encodeItem(item) {
+  if (!isPlainObject(item)) return item;
+  const meta = { u: [], b: [] };
+  const stripped = strip(item, [], meta);
+  const own = Object.prototype.hasOwnProperty.call(item, META_KEY);
+  if (stripped === item && !own) return item;
+  const out = stripped === item ? { ...item } : stripped;
+  const record = {};
+  // An own `undefined` under the key is already one of the `u` paths; any other value moves to `k`.
+  if (own && item[META_KEY] !== undefined) record.k = out[META_KEY];
+  if (meta.u.length) record.u = meta.u;
+  if (meta.b.length) record.b = meta.b;
+  out[META_KEY] = record;
+  return out;
+}
+
+/** A mutable copy of the item stored as `stored`. */
+export function decodeItem(stored) {
+  return restoreItem(structuredClone(stored));
+}
+
+/** `item`, a mutable copy of a stored item, with what `encodeItem` recorded put back. */
+function restoreItem(item) {
+  if (!isPlainObject(item) || !Object.prototype.hasOwnProperty.call(item, META_KEY)) return item;
+  const meta = item[META_KEY];
+  delete item[META_KEY];
+  if ("k" in meta) item[META_KEY] = meta.k;
+  for (const path of meta.b ?? []) setPath(item, path, fromBase64(getPath(item, path)));
+  for (const path of meta.u ?? []) setPath(item, path, undefined);
+  return item;
+}
+
+/** `value` with what JSON loses replaced (recorded in `meta`); the same object when nothing is. */
+function strip(value, path, meta) {
+  if (value instanceof Uint8Array) {
+    meta.b.push(path.slice());
+    return toBase64(value);
+  }
+  if (Array.isArray(value)) {
+    let copy = null;
+    for (let i = 0; i < value.length; i++) {
+      const entry = value[i];
+      path.push(i);
+      let next;
+      if (entry === undefined) {
+        meta.u.push(path.slice());
+        next = null;
+      } else {
+        next = strip(entry, path, meta);
+      }
+      path.pop();
+      if (next !== entry && !copy) copy = value.slice(0, i);
+      if (copy) copy.push(next);
+    }
+    return copy ?? value;
+  }
+  if (!isPlainObject(value)) return value;
+  let copy = null;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const entry = value[key];
+    path.push(key);
+    let next;
+    if (entry === undefined) {
+      meta.u.push(path.slice());
+      next = undefined;
+    } else {
+      next = strip(entry, path, meta);
+    }
+    path.pop();
+    if ((next !== entry || entry === undefined) && !copy) {
+      copy = {};
+      for (let j = 0; j < i; j++) define(copy, keys[j], value[keys[j]]);
+    }
+    if (copy && next !== undefined) define(copy, key, next);
+  }
+  return copy ?? value;
+}
+
+/** Sets an own property, also one named `__proto__` (an assignment would change the prototype). */
+function define(object, key, value) {
+  Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function getPath(root, path) {
+  let node = root;
+  for (const key of path) node = Object.prototype.hasOwnProperty.call(node, key) ? node[key] : undefined;
+  return node;
+}
+
+function setPath(root, path, value) {
+  define(getPath(root, path.slice(0, -1)), path[path.length - 1], value);
+}
+
+function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}

@@ -1,0 +1,594 @@
+// agent-session/openai-agents: AgentSessionItems as an OpenAI Agents JS `Session` (@openai/agents
+// 0.20.0), checked against the SDK's own MemorySession on the same scripts, with ScriptedModel (no
+// network). Run: node --test --test-reporter=spec tests/frameworks/openai-agents.test.mjs
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Agent, MemorySession, RunState, run, setTracingDisabled, tool } from "@openai/agents";
+import {
+  ScriptedModel,
+  assistantMessage,
+  functionCall,
+  modelError,
+  modelResponder,
+} from "@openai/agents/testing";
+import { z } from "zod";
+import { ConcurrencyError, SessionStore } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { AgentSessionItems, ITEMS_KEY, META_KEY } from "agent-session/openai-agents";
+
+setTracingDisabled(true);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const user = (text) => ({ role: "user", content: [{ type: "input_text", text }] });
+
+async function adapter(id = "s") {
+  const store = await SessionStore.memory();
+  return { store, items: new AgentSessionItems(store, id) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The behaviours of the SDK's MemorySession tests (packages/agents-core/test/memorySession.test.ts),
+// run on both, so a difference between them is a failure here.
+
+const backends = [
+  ["MemorySession", async (sessionId) => new MemorySession({ sessionId })],
+  ["AgentSessionItems", async (sessionId) => (await adapter(sessionId)).items],
+];
+
+for (const [name, make] of backends) {
+  describe(`Session contract: ${name}`, () => {
+    test("getSessionId echoes the id; items keep their order; getItems(n) is the newest n in order", async () => {
+      const session = await make("session-1");
+      assert.equal(await session.getSessionId(), "session-1");
+      assert.deepEqual(await session.getItems(), []);
+      const initial = [user("hello")];
+      await session.addItems(initial);
+      assert.deepEqual(await session.getItems(), initial);
+      const added = [user("one"), user("two")];
+      await session.addItems(added);
+      assert.deepEqual(await session.getItems(), [...initial, ...added]);
+      assert.deepEqual(await session.getItems(2), added);
+      assert.deepEqual(await session.getItems(1), [added[1]]);
+      assert.deepEqual(await session.getItems(10), [...initial, ...added]);
+    });
+
+    test("getItems(0) and a negative limit return []", async () => {
+      const session = await make("session-zero");
+      await session.addItems([user("a"), user("b")]);
+      assert.deepEqual(await session.getItems(0), []);
+      assert.deepEqual(await session.getItems(-1), []);
+    });
+
+    test("popItem returns the newest and removes it; clearSession empties; then popItem is undefined", async () => {
+      const session = await make("session-pop");
+      const items = [user("hello"), user("one"), user("two")];
+      await session.addItems(items);
+      assert.deepEqual(await session.popItem(), items[2]);
+      assert.deepEqual(await session.getItems(), items.slice(0, 2));
+      await session.clearSession();
+      assert.deepEqual(await session.getItems(), []);
+      assert.deepEqual(await session.getItems(3), []);
+      assert.equal(await session.popItem(), undefined);
+    });
+
+    test("returned, added and popped items are copies: mutating them changes nothing stored", async () => {
+      const session = await make("session-clones");
+      const initial = user("start");
+      await session.addItems([initial]);
+      const items = await session.getItems();
+      assert.notEqual(items[0], initial);
+      items[0].content = "mutated";
+      items[0].extra = 1;
+      assert.deepEqual(await session.getItems(), [user("start")]);
+
+      const next = user("next");
+      await session.addItems([next]);
+      next.content = "mutated";
+      assert.deepEqual(await session.getItems(), [user("start"), user("next")]);
+
+      const popped = await session.popItem();
+      assert.deepEqual(popped, user("next"));
+      popped.content = "mutated";
+      assert.deepEqual(await session.getItems(), [user("start")]);
+    });
+
+    test("addItems([]) changes nothing", async () => {
+      const session = await make("session-empty-add");
+      await session.addItems([user("a")]);
+      await session.addItems([]);
+      assert.deepEqual(await session.getItems(), [user("a")]);
+    });
+
+    test("pop, add, pop and clear in any order keep the order of what is left", async () => {
+      const session = await make("session-mixed");
+      const [a, b, c, d, e, f] = ["a", "b", "c", "d", "e", "f"].map(user);
+      await session.addItems([a, b, c]);
+      assert.deepEqual(await session.popItem(), c);
+      await session.addItems([d]);
+      assert.deepEqual(await session.getItems(), [a, b, d]);
+      assert.deepEqual(await session.popItem(), d);
+      assert.deepEqual(await session.popItem(), b);
+      await session.addItems([e, f]);
+      assert.deepEqual(await session.getItems(), [a, e, f]);
+      assert.deepEqual(await session.getItems(2), [e, f]);
+      assert.deepEqual(await session.popItem(), f);
+      assert.deepEqual(await session.popItem(), e);
+      assert.deepEqual(await session.popItem(), a);
+      assert.equal(await session.popItem(), undefined);
+      await session.addItems([b]);
+      assert.deepEqual(await session.getItems(), [b]);
+      await session.clearSession();
+      await session.addItems([c, d]);
+      assert.deepEqual(await session.getItems(), [c, d]);
+    });
+
+    test("items round-trip exactly: undefined properties, Uint8Array, nested arrays", async () => {
+      const session = await make("session-exact");
+      const item = {
+        type: "function_call",
+        name: "lookup",
+        callId: "c1",
+        namespace: undefined,
+        providerData: undefined,
+        arguments: "{}",
+        status: "completed",
+        extra: { bytes: new Uint8Array([0, 1, 254, 255]), list: [1, undefined, { deep: undefined }] },
+      };
+      await session.addItems([item]);
+      const [back] = await session.getItems();
+      assert.deepStrictEqual(back, item);
+      assert.ok(Object.hasOwn(back, "namespace"), "the undefined property is present, as structuredClone keeps it");
+      assert.ok(back.extra.bytes instanceof Uint8Array);
+      assert.deepStrictEqual(await session.popItem(), item);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the adapter adds or does differently because it stores in agent-session.
+
+describe("AgentSessionItems over agent-session", () => {
+  test("each item is one message event; the items survive a new adapter and a second store", async () => {
+    const kv = memoryKv();
+    const storeA = await SessionStore.kv(kv);
+    const storeB = await SessionStore.kv(kv);
+    const a = new AgentSessionItems(storeA, "shared");
+    await a.addItems([user("one"), user("two")]);
+    await a.addItems([user("three")]);
+    const session = await storeA.open("shared");
+    assert.equal(session.version, 2, "one commit per addItems outside guard");
+    assert.deepEqual(session.messages(), [user("one"), user("two"), user("three")]);
+    const b = new AgentSessionItems(storeB, "shared");
+    assert.deepEqual(await b.getItems(), [user("one"), user("two"), user("three")]);
+    await b.popItem();
+    // `a` has its Session loaded at version 2; getItems must read what storeB committed since.
+    assert.deepEqual(await a.getItems(), [user("one"), user("two")]);
+  });
+
+  test("popItem and clearSession write only the live-view state key; the log keeps every event", async () => {
+    const { store, items } = await adapter("views");
+    await items.addItems([user("a"), user("b"), user("c")]);
+    await items.popItem();
+    const session = await store.open("views");
+    assert.equal(session.messages().length, 3, "append-only: the popped event stays in the log");
+    assert.deepEqual(session.state()[ITEMS_KEY], { start: 3, kept: [[0, 2]] });
+    await items.clearSession();
+    await session.refresh();
+    assert.deepEqual(session.state()[ITEMS_KEY], { start: 3, kept: [] });
+    const history = await session.history();
+    assert.deepEqual(
+      history.filter((e) => e.type !== "created").map((e) => e.type),
+      ["message", "message", "message", "state.set", "state.set"],
+    );
+  });
+
+  test("a popItem or clearSession with nothing to remove commits no version", async () => {
+    const { store, items } = await adapter("noop");
+    assert.equal(await items.popItem(), undefined);
+    await items.clearSession();
+    await items.addItems([]);
+    assert.equal((await store.open("noop")).version, 0);
+  });
+
+  test("an item holding the reserved key round-trips, and a plain item is stored unchanged", async () => {
+    const { store, items } = await adapter("reserved");
+    const odd = { type: "message", role: "user", content: "x", [META_KEY]: { u: [["content"]] } };
+    await items.addItems([odd, user("plain")]);
+    assert.deepStrictEqual(await items.getItems(), [odd, user("plain")]);
+    assert.deepEqual((await store.open("reserved")).messages()[1], user("plain"));
+  });
+
+  test("the `agent` option keeps the items in that agent's log", async () => {
+    const { store } = await adapter();
+    const items = new AgentSessionItems(store, "agents", { agent: "assistant" });
+    await items.addItems([user("hi")]);
+    await items.popItem();
+    await items.addItems([user("again")]);
+    const session = await store.open("agents");
+    assert.deepEqual(session.messages(), []);
+    assert.deepEqual(session.messages({ agent: "assistant" }), [user("hi"), user("again")]);
+    assert.deepEqual(await new AgentSessionItems(store, "agents", { agent: "assistant" }).getItems(), [user("again")]);
+  });
+
+  test("no sessionId: the store picks a random one, and getSessionId names it", async () => {
+    const { store } = await adapter();
+    const items = new AgentSessionItems(store);
+    const id = await items.getSessionId();
+    assert.match(id, /^[A-Za-z0-9_-]{22,}$/);
+    await items.addItems([user("x")]);
+    assert.deepEqual((await store.open(id)).messages(), [user("x")]);
+  });
+
+  test("replaceHistoryWithCompaction replaces everything in one commit", async () => {
+    const { store, items } = await adapter("compact");
+    await items.addItems([user("a"), user("b")]);
+    const compaction = { type: "compaction", encrypted_content: "opaque" };
+    await items.replaceHistoryWithCompaction([compaction, user("b")]);
+    assert.deepEqual(await items.getItems(), [compaction, user("b")]);
+    assert.equal((await store.open("compact")).version, 2);
+  });
+
+  test("outside guard, a write fails fast with ConcurrencyError while another holder has the session", async () => {
+    const kv = memoryKv();
+    const other = await (await SessionStore.kv(kv)).open("busy");
+    const items = new AgentSessionItems(await SessionStore.kv(kv), "busy");
+    const inv = await other.begin();
+    try {
+      await assert.rejects(items.addItems([user("x")]), ConcurrencyError);
+      await assert.rejects(items.clearSession(), ConcurrencyError);
+      assert.deepEqual(await items.getItems(), [], "reads never need the guard");
+    } finally {
+      await inv.abort();
+    }
+    await items.addItems([user("x")]);
+    assert.deepEqual(await items.getItems(), [user("x")]);
+  });
+
+  test("guard: writes inside are staged (visible to this instance only) and committed once", async () => {
+    const { store, items } = await adapter("staged");
+    await items.addItems([user("before")]);
+    const outsider = new AgentSessionItems(store, "staged");
+    const returned = await items.guard(async (inv) => {
+      assert.equal(typeof inv.commit, "function", "fn receives the Invocation");
+      await items.addItems([user("a"), user("b")]);
+      assert.deepEqual(await items.popItem(), user("b"));
+      assert.deepEqual(await items.getItems(), [user("before"), user("a")]);
+      assert.deepEqual(await outsider.getItems(), [user("before")], "not committed yet");
+      await assert.rejects(outsider.addItems([user("intruder")]), ConcurrencyError);
+      // A nested guard on the same instance is refused, and leaves the running one in place.
+      await assert.rejects(items.guard(() => items.addItems([user("nested")])), ConcurrencyError);
+      await items.addItems([user("c")]);
+      assert.deepEqual(await outsider.getItems(), [user("before")]);
+      assert.deepEqual(await items.popItem(), user("c"));
+      return "done";
+    });
+    assert.equal(returned, "done");
+    assert.deepEqual(await outsider.getItems(), [user("before"), user("a")]);
+    assert.equal((await store.open("staged")).version, 2, "the whole guard is one commit");
+  });
+
+  test("guard: an error inside aborts (nothing stored), rethrows, and releases", async () => {
+    const { store, items } = await adapter("aborted");
+    const boom = new Error("boom");
+    await assert.rejects(
+      items.guard(async () => {
+        await items.addItems([user("lost")]);
+        throw boom;
+      }),
+      (error) => error === boom,
+    );
+    assert.deepEqual(await items.getItems(), []);
+    assert.equal((await store.open("aborted")).version, 0);
+    await items.guard(() => items.addItems([user("kept")]));
+    assert.deepEqual(await items.getItems(), [user("kept")]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Real runs with ScriptedModel.
+
+function weatherTool(calls) {
+  return tool({
+    name: "weather",
+    description: "Weather for a city.",
+    parameters: z.object({ city: z.string() }),
+    execute: async ({ city }) => {
+      calls.push(city);
+      return `sunny in ${city}`;
+    },
+  });
+}
+
+/** A tool-call turn then a plain turn on `session`; the model calls and the stored items. */
+async function twoRuns(session) {
+  const executed = [];
+  const model = new ScriptedModel([
+    [functionCall("weather", { city: "Oslo" }, { callId: "call_1" })],
+    [assistantMessage("It is sunny in Oslo.")],
+    [assistantMessage("You asked about Oslo.")],
+  ]);
+  const agent = new Agent({ name: "weather", model, tools: [weatherTool(executed)] });
+  const first = await run(agent, "Weather in Oslo?", { session });
+  const second = await run(agent, "What did I ask?", { session });
+  model.assertComplete();
+  return { first, second, model, executed, items: await session.getItems() };
+}
+
+describe("run() with ScriptedModel", () => {
+  test("a tool-call turn, then a second run that sees the first run's items", async () => {
+    const { store, items } = await adapter("runs");
+    const got = await twoRuns(items);
+    assert.equal(got.first.finalOutput, "It is sunny in Oslo.");
+    assert.equal(got.second.finalOutput, "You asked about Oslo.");
+    assert.deepEqual(got.executed, ["Oslo"]);
+    assert.deepEqual(
+      got.items.map((i) => i.type === "message" ? `${i.role}` : i.type),
+      ["user", "function_call", "function_call_result", "assistant", "user", "assistant"],
+    );
+    // The third model call (the second run) got the first run's four items, then the new input.
+    const input = got.model.calls[2].request.input;
+    assert.equal(input.length, 5);
+    assert.deepEqual(input.slice(0, 4), got.items.slice(0, 4));
+    assert.deepEqual(input[4], got.items[4]);
+
+    // The same script on MemorySession stores the same items, exactly (undefined fields included).
+    const memory = await twoRuns(new MemorySession({ sessionId: "runs" }));
+    assert.deepStrictEqual(got.items, memory.items);
+    // Unguarded, each run's one addItems is one commit.
+    assert.equal((await store.open("runs")).version, 2);
+  });
+
+  test("the same two runs under guard: one commit per run, the second still sees the first", async () => {
+    const { store, items } = await adapter("guarded-runs");
+    const model = new ScriptedModel([
+      [functionCall("weather", { city: "Oslo" }, { callId: "call_1" })],
+      [assistantMessage("It is sunny in Oslo.")],
+      [assistantMessage("You asked about Oslo.")],
+    ]);
+    const agent = new Agent({ name: "weather", model, tools: [weatherTool([])] });
+    await items.guard(() => run(agent, "Weather in Oslo?", { session: items }));
+    await items.guard(() => run(agent, "What did I ask?", { session: items }));
+    assert.equal(model.calls[2].request.input.length, 5);
+    assert.equal((await store.open("guarded-runs")).version, 2);
+    assert.equal((await items.getItems()).length, 6);
+  });
+
+  test("a streamed run under guard commits after `completed`", async () => {
+    const { store, items } = await adapter("streamed");
+    const model = new ScriptedModel([[assistantMessage("streamed answer")]]);
+    const agent = new Agent({ name: "s", model });
+    const session = await store.open("streamed");
+    const result = await items.guard(async () => {
+      const streamed = await run(agent, "stream it", { session: items, stream: true });
+      const text = [];
+      for await (const chunk of streamed.toTextStream()) text.push(chunk);
+      assert.equal(text.join(""), "streamed answer");
+      await session.refresh();
+      assert.equal(session.version, 0, "nothing is committed while the guard runs");
+      return streamed;
+    });
+    assert.equal(result.finalOutput, "streamed answer");
+    await session.refresh();
+    assert.equal(session.version, 1);
+    assert.deepEqual((await items.getItems()).map((i) => i.role), ["user", "assistant"]);
+
+    // Not consumed inside fn: the guard still waits for the run to end before it commits.
+    model.enqueue([assistantMessage("background")]);
+    await items.guard(() => run(agent, "again", { session: items, stream: true }));
+    assert.equal((await items.getItems()).length, 4);
+  });
+
+  test("a model error under guard stores nothing, even where the streamed runner already wrote", async () => {
+    const { store, items } = await adapter("model-error");
+    const agent = (model) => new Agent({ name: "e", model });
+    // Unguarded, a failing streamed run leaves its user item behind (FRAMEWORKS.md §2) ...
+    const loose = await adapter("loose");
+    const failing = new ScriptedModel([modelError(new Error("model down"))]);
+    const streamed = await run(agent(failing), "hello", { session: loose.items, stream: true });
+    await assert.rejects(streamed.completed, /model down/);
+    assert.equal((await loose.items.getItems()).length, 1);
+    // ... under guard the turn is all or nothing, and the lease is released.
+    for (const stream of [false, true]) {
+      const model = new ScriptedModel([modelError(new Error("model down"))]);
+      await assert.rejects(
+        items.guard(() => run(agent(model), "hello", { session: items, stream })),
+        /model down/,
+      );
+    }
+    assert.deepEqual(await items.getItems(), []);
+    assert.equal((await store.open("model-error")).version, 0);
+    await items.guard(() => run(agent(new ScriptedModel([[assistantMessage("ok")]])), "hi", { session: items }));
+    assert.equal((await items.getItems()).length, 2);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The approval flow of the SDK's hitlMemorySessionScenario test, with ScriptedModel.
+
+const REJECTED = "Tool execution was not approved.";
+
+function approvalTools(executed) {
+  const make = (name, prefix) =>
+    tool({
+      name,
+      description: `${name} (needs approval)`,
+      parameters: z.object({ query: z.string() }),
+      needsApproval: async () => true,
+      execute: async ({ query }) => {
+        executed[name] = (executed[name] ?? 0) + 1;
+        return `${prefix}:${query}`;
+      },
+    });
+  return [make("approved_echo", "approved"), make("approved_note", "approved_note")];
+}
+
+const STEPS = [
+  { message: "Fetch profile for customer 104.", tool: "approved_echo", approval: "approve", output: "approved:Fetch profile for customer 104." },
+  { message: "Update note for customer 104.", tool: "approved_note", approval: "approve", output: "approved_note:Update note for customer 104." },
+  { message: "Delete note for customer 104.", tool: "approved_echo", approval: "reject", output: REJECTED },
+];
+
+/**
+ * Three turns, each interrupted for approval, then resumed on `reopen()` (a new Session instance
+ * over the same storage), the RunState carried as a string as across a restart.
+ */
+async function approvalScenario(first, reopen) {
+  const executed = {};
+  const tools = approvalTools(executed);
+  const model = new ScriptedModel(
+    STEPS.map((step, i) => [functionCall(step.tool, { query: step.message }, { callId: `call_${i + 1}`, id: `fc_${i + 1}` })]),
+  );
+  const agentFor = (step) =>
+    new Agent({ name: "hitl", model, tools, modelSettings: { toolChoice: step.tool }, toolUseBehavior: "stop_on_first_tool" });
+  const counts = [];
+  let session = first;
+  for (const step of STEPS) {
+    const agent = agentFor(step);
+    const interrupted = await run(agent, step.message, { session });
+    assert.equal(interrupted.interruptions.length, 1);
+    const state = await RunState.fromString(agent, interrupted.state.toString());
+    const [approval] = state.getInterruptions();
+    if (step.approval === "approve") state.approve(approval);
+    else state.reject(approval);
+    session = await reopen(session);
+    const resumed = await run(agent, state, { session });
+    assert.equal(resumed.interruptions.length, 0);
+    assert.equal(resumed.finalOutput, step.output);
+    const items = await session.getItems();
+    counts.push({
+      user: items.filter((i) => i.type === "message" && i.role === "user").length,
+      calls: items.filter((i) => i.type === "function_call").length,
+      results: items.filter((i) => i.type === "function_call_result").length,
+      total: items.length,
+    });
+  }
+  model.assertComplete();
+  return { executed, counts, items: await session.getItems() };
+}
+
+describe("approvals (needsApproval): approve, approve, reject, each resumed on a new instance", () => {
+  test("each tool executes once and the store holds what MemorySession holds", async () => {
+    const store = await SessionStore.memory();
+    const ours = await approvalScenario(new AgentSessionItems(store, "hitl"), async () => new AgentSessionItems(store, "hitl"));
+    const theirs = await approvalScenario(
+      new MemorySession({ sessionId: "hitl" }),
+      async (previous) => new MemorySession({ sessionId: "hitl", initialItems: await previous.getItems() }),
+    );
+    assert.deepEqual(ours.executed, { approved_echo: 1, approved_note: 1 });
+    assert.deepEqual(theirs.executed, { approved_echo: 1, approved_note: 1 });
+    assert.deepEqual(
+      ours.counts.map(({ user, calls, results }) => [user, calls, results]),
+      [[1, 1, 1], [2, 2, 2], [3, 3, 3]],
+    );
+    assert.deepEqual(ours.counts, theirs.counts);
+    assert.deepStrictEqual(ours.items, theirs.items);
+    const result = ours.items.filter((i) => i.type === "function_call_result").at(-1);
+    assert.equal(result.output.text, REJECTED);
+  });
+
+  test("guarded, with the RunState kept in the session's state: a new process resumes it", async () => {
+    const kv = memoryKv();
+    const executed = {};
+    const tools = approvalTools(executed);
+    const step = STEPS[0];
+    const model = new ScriptedModel([[functionCall(step.tool, { query: step.message }, { callId: "call_1" })]]);
+    const agent = new Agent({ name: "hitl", model, tools, toolUseBehavior: "stop_on_first_tool" });
+
+    const before = new AgentSessionItems(await SessionStore.kv(kv), "restart");
+    await before.guard(async (inv) => {
+      const result = await run(agent, step.message, { session: before });
+      inv.setState("openai.runState", result.state.toString());
+      return result;
+    });
+
+    // "After a restart": another store over the same backend, a new adapter.
+    const after = new AgentSessionItems(await SessionStore.kv(kv), "restart");
+    const stored = (await after.session()).state()["openai.runState"];
+    const state = await RunState.fromString(agent, stored);
+    state.approve(state.getInterruptions()[0]);
+    const resumed = await after.guard(async (inv) => {
+      const result = await run(agent, state, { session: after });
+      inv.deleteState("openai.runState");
+      return result;
+    });
+    assert.equal(resumed.finalOutput, step.output);
+    assert.deepEqual(executed, { approved_echo: 1 });
+    assert.deepEqual((await after.getItems()).map((i) => i.type), ["message", "function_call", "function_call_result"]);
+    assert.equal((await after.session()).state()["openai.runState"], undefined);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Two runs on one session at once.
+
+/** An agent whose model answers `text` after `delayMs`, so two runs overlap. */
+function slowAgent(text, delayMs = 60) {
+  const model = new ScriptedModel([
+    modelResponder(async () => {
+      await sleep(delayMs);
+      return [assistantMessage(text)];
+    }),
+  ]);
+  return { model, agent: new Agent({ name: `slow-${text}`, model }) };
+}
+
+describe("two concurrent runs on one session", () => {
+  for (const [name, twoAdapters] of [
+    ["two adapters over one store", async () => {
+      const store = await SessionStore.memory();
+      return [new AgentSessionItems(store, "race"), new AgentSessionItems(store, "race")];
+    }],
+    ["two stores over one backend (two processes)", async () => {
+      const kv = memoryKv();
+      return [
+        new AgentSessionItems(await SessionStore.kv(kv), "race"),
+        new AgentSessionItems(await SessionStore.kv(kv), "race"),
+      ];
+    }],
+  ]) {
+    test(`guarded (${name}): one fails fast with ConcurrencyError, the store holds exactly one turn`, async () => {
+      const [a, b] = await twoAdapters();
+      const one = slowAgent("A");
+      const two = slowAgent("B");
+      const settled = await Promise.allSettled([
+        a.guard(() => run(one.agent, "one", { session: a })),
+        b.guard(() => run(two.agent, "two", { session: b })),
+      ]);
+      const won = settled.filter((s) => s.status === "fulfilled");
+      const lost = settled.filter((s) => s.status === "rejected");
+      assert.equal(won.length, 1, "exactly one run succeeds");
+      assert.equal(lost.length, 1);
+      assert.ok(lost[0].reason instanceof ConcurrencyError, `got ${lost[0].reason}`);
+      const winner = settled[0].status === "fulfilled" ? one : two;
+      const loser = winner === one ? two : one;
+      assert.equal(loser.model.calls.length, 0, "refused before the model was called");
+      const items = await a.getItems();
+      assert.deepEqual(
+        items.map((i) => [i.role, typeof i.content === "string" ? i.content : i.content[0].text]),
+        winner === one ? [["user", "one"], ["assistant", "A"]] : [["user", "two"], ["assistant", "B"]],
+      );
+      assert.deepEqual(await b.getItems(), items);
+      assert.equal((await a.session()).version, 1);
+    });
+  }
+
+  test("unguarded MemorySession: both succeed and the second model call never saw the first turn", async () => {
+    const session = new MemorySession({ sessionId: "race" });
+    const one = slowAgent("A");
+    const two = slowAgent("B");
+    const settled = await Promise.allSettled([
+      run(one.agent, "one", { session }),
+      run(two.agent, "two", { session }),
+    ]);
+    assert.deepEqual(settled.map((s) => s.status), ["fulfilled", "fulfilled"], "no guard: both succeed");
+    // Each model call saw only its own input: whichever ran second lost the other's turn.
+    assert.equal(one.model.calls[0].request.input.length, 1);
+    assert.equal(two.model.calls[0].request.input.length, 1);
+    const items = await session.getItems();
+    assert.deepEqual(
+      items.map((i) => (typeof i.content === "string" ? i.content : i.content[0].text)),
+      ["one", "A", "two", "B"],
+    );
+    // A third run now sees a history in which "two" was answered without "one" in view.
+  });
+});
