@@ -49,7 +49,7 @@ function normalize(value, key, path, ancestors, depth) {
         out[i] = normalize(read(value, i, `${path}[${i}]`), String(i), `${path}[${i}]`, ancestors, depth + 1);
       }
     } else {
-      out = {};
+      out = Object.create(null); // so that an own "__proto__" key stays a key, as in JSON.parse
       let keys;
       try {
         keys = Object.keys(value);

@@ -58,12 +58,14 @@ pub fn session_state(session: &Session, cache: &ReadCache, agent: Option<&str>) 
     Ok(object)
 }
 
+/// A frozen object of the state values. Built with `Object.fromEntries`, which defines own
+/// properties: a plain assignment of a `"__proto__"` key would set the prototype instead.
 pub fn state_object(values: &BTreeMap<String, Json>) -> JsResult<JsValue> {
-    let object = Object::new();
+    let entries = Array::new();
     for (key, text) in values {
-        Reflect::set(&object, &JsValue::from_str(key), &parse(text)?)?;
+        entries.push(&Array::of2(&JsValue::from_str(key), &parse(text)?));
     }
-    Ok(freeze(&object))
+    Ok(freeze(&Object::from_entries(&entries)?.into()))
 }
 
 pub fn json_array<'a>(texts: impl IntoIterator<Item = &'a Json>) -> JsResult<Array> {

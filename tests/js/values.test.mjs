@@ -547,3 +547,21 @@ suite("interrupt reasons", () => {
     assert.deepEqual(plain(session.pendingInterrupt()), { reason: "why?", payload: null });
   });
 });
+
+suite("own __proto__ keys", () => {
+  test("an own \"__proto__\" key (as JSON.parse makes) round-trips in messages, state values and state keys", async () => {
+    const session = await (await SessionStore.memory()).open("proto");
+    await session.invoke((inv) => {
+      inv.appendMessage(JSON.parse('{"__proto__": {"x": 1}, "a": 2}'));
+      inv.setState("__proto__", 5);
+      inv.setState("k", JSON.parse('{"__proto__": 1}'));
+    });
+    const message = session.messages()[0];
+    assert.deepEqual(Object.keys(message), ["__proto__", "a"]);
+    assert.equal(Object.getPrototypeOf(message), Object.prototype, "the prototype is not replaced");
+    assert.equal(JSON.stringify(message), '{"__proto__":{"x":1},"a":2}');
+    assert.deepEqual(Object.keys(session.state()), ["__proto__", "k"]);
+    assert.equal(JSON.stringify(session.state()), '{"__proto__":5,"k":{"__proto__":1}}');
+    assert.equal(Object.getPrototypeOf(session.state()), Object.prototype);
+  });
+});

@@ -1,0 +1,105 @@
+// The cost of one Strands agent turn (a scripted `agent.invoke()`, no network) with agent-session's
+// AgentSessionManager on the memory store, against Strands' own SessionManager over its InMemoryStorage,
+// in the same run. Also: SessionManager over AgentSessionStorage (the Storage drop-in), and no session
+// persistence at all (the framework's own cost of a turn). Turns are interleaved round-robin, so drift
+// and GC fall on every implementation alike. Prints a markdown table, the command and the date.
+//
+// Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30]
+import { performance } from "node:perf_hooks";
+import { Agent, Model, SessionManager } from "@strands-agents/sdk";
+import { InMemoryStorage } from "@strands-agents/sdk/storage";
+import { SessionStore } from "agent-session";
+import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
+
+const arg = (name, fallback) => {
+  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return hit === undefined ? fallback : Number(hit.slice(name.length + 3));
+};
+const TURNS = arg("turns", 500);
+const WARMUP = arg("warmup", 30);
+
+/** Answers every call with the same ~200-byte text (endTurn). */
+class EchoModel extends Model {
+  config = { modelId: "echo" };
+  updateConfig(config) {
+    Object.assign(this.config, config);
+  }
+  getConfig() {
+    return this.config;
+  }
+  async *stream() {
+    yield { type: "modelMessageStartEvent", role: "assistant" };
+    yield { type: "modelContentBlockStartEvent" };
+    yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: "a".repeat(200) } };
+    yield { type: "modelContentBlockStopEvent" };
+    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
+  }
+}
+
+const agentWith = (more) => new Agent({ model: new EchoModel(), printer: false, ...more });
+
+const counts = { invocations: 0 };
+const asStore = await SessionStore.memory({
+  onEvent: (e) => {
+    if (e.type === "commit" && e.session === "bench") counts.invocations++;
+  },
+});
+const impls = [
+  { name: "AgentSessionManager (memory store)", agent: agentWith({ plugins: [new AgentSessionManager({ store: asStore, sessionId: "bench" })] }) },
+  {
+    name: "Strands SessionManager + InMemoryStorage",
+    agent: agentWith({ sessionManager: new SessionManager({ storage: new InMemoryStorage(), sessionId: "bench" }) }),
+  },
+  {
+    name: "Strands SessionManager + AgentSessionStorage (memory store)",
+    agent: agentWith({
+      sessionManager: new SessionManager({ storage: new AgentSessionStorage(await SessionStore.memory()), sessionId: "bench" }),
+    }),
+  },
+  { name: "no session persistence", agent: agentWith({}) },
+];
+for (const impl of impls) impl.times = [];
+
+const prompt = (i) => `turn ${i}: ${"q".repeat(190)}`;
+for (let i = 0; i < WARMUP + TURNS; i++) {
+  for (const impl of impls) {
+    const t0 = performance.now();
+    await impl.agent.invoke(prompt(i));
+    const dt = performance.now() - t0;
+    if (i >= WARMUP) impl.times.push(dt);
+  }
+}
+
+const sorted = (xs) => [...xs].sort((a, b) => a - b);
+const quantile = (xs, q) => sorted(xs)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+const median = (xs) => {
+  const s = sorted(xs);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const ms = (x) => (x < 1 ? x.toFixed(3) : x.toFixed(2));
+const baseline = median(impls[1].times);
+const floor = median(impls[3].times);
+
+const rows = impls.map((impl) => {
+  const m = median(impl.times);
+  return `| ${impl.name} | ${ms(m)} | ${ms(quantile(impl.times, 0.9))} | ${ms(impl.times.reduce((a, b) => a + b, 0) / impl.times.length)} | ${(m / baseline).toFixed(2)} | ${ms(m - floor)} |`;
+});
+const messages = impls[0].agent.messages.length;
+const session = await asStore.open("bench");
+
+console.log(`Strands turn cost: ${TURNS} scripted agent.invoke() turns per implementation (after ${WARMUP} warm-up turns),
+interleaved; ~200-byte prompt and answer; the default SlidingWindowConversationManager (40 messages:
+context ${messages} messages at the end, agent-session log ${session.messages({ agent: "agent" }).length} messages).
+@strands-agents/sdk 1.19.0, Node ${process.version}, ${process.platform}/${process.arch}.
+
+| implementation | median turn (ms) | p90 (ms) | mean (ms) | median / Strands SessionManager | median minus no persistence (ms) |
+| --- | ---: | ---: | ---: | ---: | ---: |
+${rows.join("\n")}
+
+agent-session invocations (begin + commit) per AgentSessionManager turn: ${(counts.invocations / (WARMUP + TURNS)).toFixed(2)}
+
+Command: \`node bench/frameworks/strands.mjs${process.argv.slice(2).map((a) => ` ${a}`).join("")}\`
+Date: ${new Date().toISOString()}`);
+
+await asStore.close();

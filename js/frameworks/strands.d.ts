@@ -1,0 +1,71 @@
+// Types of agent-session/strands (js/frameworks/strands.js). Peer: @strands-agents/sdk ^1.19.
+import type { LocalAgent, Plugin, Storage } from "@strands-agents/sdk";
+import type { BeginOptions, Invocation, JsonInput, Session, SessionStore } from "agent-session";
+
+export interface AgentSessionStorageOptions {
+  /** Prefix of the agent-session session ids this storage uses (default "strands/"). */
+  prefix?: string;
+  /** What a write does when another writer holds the session (default `{ waitMs: 10000 }`). */
+  onBusy?: BeginOptions["onBusy"];
+}
+
+/**
+ * A Strands `Storage` over a SessionStore: bytes round-trip exactly, writes are atomic and durable on
+ * the store's backend. A key `a/b/rest` lives in the session `<prefix>a/b` under the state key `rest`;
+ * shorter keys in the session `<prefix>`. It does not guard an agent turn (Storage never sees one):
+ * use AgentSessionManager for that.
+ */
+export declare class AgentSessionStorage implements Storage {
+  constructor(store: SessionStore, options?: AgentSessionStorageOptions);
+  readonly store: SessionStore;
+  write(key: string, data: Uint8Array): Promise<void>;
+  read(key: string): Promise<Uint8Array | null>;
+  delete(key: string): Promise<void>;
+  /** Prefix match, full keys, sorted ascending. */
+  list(prefix: string): Promise<string[]>;
+}
+
+export interface AgentSessionManagerConfig {
+  store: SessionStore;
+  /** The agent-session session id (default "default-session", as Strands' SessionManager). */
+  sessionId?: string;
+  /** What begin does when the session is busy (default "reject": fail fast with ConcurrencyError). */
+  onBusy?: BeginOptions["onBusy"];
+  /** W3C trace context recorded on every invocation's events. */
+  traceparent?: string;
+  /** The agent-session agent an Agent writes as (default `agent.id`). */
+  agentName?: (agent: LocalAgent) => string;
+  /** Applied when the session is created. */
+  idleTtlMs?: number;
+  maxLifetimeMs?: number;
+  metadata?: JsonInput;
+}
+
+/**
+ * A Strands Plugin that replaces SessionManager: `plugins: [new AgentSessionManager({ store, sessionId })]`.
+ * BeforeInvocationEvent begins an agent-session invocation (ConcurrencyError when the session is busy
+ * in any process; nothing runs or is saved), each added message is one message event, app state is
+ * agent-session state, AfterInvocationEvent commits; a model error aborts and puts the agent back at the
+ * last committed version.
+ */
+export declare class AgentSessionManager implements Plugin {
+  constructor(config: AgentSessionManagerConfig);
+  readonly name: string;
+  readonly sessionId: string;
+  readonly store: SessionStore;
+  initAgent(agent: LocalAgent): void;
+  /** The agent-session Session this manager writes (opened, and created, on first use). */
+  session(): Promise<Session>;
+  /**
+   * Runs `fn` under one invocation: the invocations of this manager's agents inside it join it; commit
+   * when `fn` resolves, abort (agents back at the last committed version) when it throws, always
+   * release. ConcurrencyError when the session is busy anywhere. Guards do not nest.
+   */
+  guard<T>(fn: (invocation: Invocation) => T | Promise<T>, options?: BeginOptions): Promise<T>;
+  /** Loads `target` as of a committed version (default: the latest); writes nothing. */
+  restoreSnapshot(params: { target: LocalAgent; snapshotId?: string | number }): Promise<boolean>;
+  /** Versions (decimal strings, ascending) that changed `target`'s messages or state. */
+  listSnapshotIds(params: { target: LocalAgent; limit?: number; startAfter?: string | number }): Promise<string[]>;
+  /** Deletes the session and its history. */
+  deleteSession(): Promise<void>;
+}

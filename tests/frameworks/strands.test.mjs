@@ -1,0 +1,559 @@
+// agent-session/strands against the real @strands-agents/sdk 1.19.0, with a scripted Model (no network).
+// Run: node --test --test-reporter=spec tests/frameworks/strands.test.mjs
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Agent,
+  Model,
+  SessionManager,
+  ModelError,
+  SlidingWindowConversationManager,
+  NullConversationManager,
+  FunctionTool,
+  BeforeToolCallEvent,
+  AfterInvocationEvent,
+} from "@strands-agents/sdk";
+import { InMemoryStorage } from "@strands-agents/sdk/storage";
+import { SessionStore, ConcurrencyError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
+
+// ---------------------------------------------------------------------------------------------
+// A scripted model: Strands 1.19.0 ships no fake model. Each stream() call takes the next reply: a
+// string (one text block, endTurn), `{ tool, id, input }` (one tool use, stopReason toolUse),
+// `{ text, redactInput }` (a text answer, then a guardrail redaction of the user's input), an Error
+// (thrown), or an async function returning one of those (to hold the model call open). `calls` counts
+// the stream() calls.
+
+class ScriptedModel extends Model {
+  constructor(replies = []) {
+    super();
+    this.replies = [...replies];
+    this.calls = 0;
+    this.config = { modelId: "scripted" };
+  }
+  updateConfig(config) {
+    Object.assign(this.config, config);
+  }
+  getConfig() {
+    return this.config;
+  }
+  async *stream() {
+    this.calls++;
+    let reply = this.replies.shift();
+    if (typeof reply === "function") reply = await reply();
+    if (reply === undefined) throw new Error("ScriptedModel: no reply left");
+    if (reply instanceof Error) throw reply;
+    yield { type: "modelMessageStartEvent", role: "assistant" };
+    if (typeof reply === "object" && reply.redactInput !== undefined) {
+      yield { type: "modelContentBlockStartEvent" };
+      yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: reply.text } };
+      yield { type: "modelContentBlockStopEvent" };
+      yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
+      yield { type: "modelRedactionEvent", inputRedaction: { replaceContent: reply.redactInput } };
+      return;
+    }
+    if (typeof reply === "object") {
+      yield { type: "modelContentBlockStartEvent", start: { type: "toolUseStart", name: reply.tool, toolUseId: reply.id } };
+      yield { type: "modelContentBlockDeltaEvent", delta: { type: "toolUseInputDelta", input: JSON.stringify(reply.input) } };
+      yield { type: "modelContentBlockStopEvent" };
+      yield { type: "modelMessageStopEvent", stopReason: "toolUse" };
+      return;
+    }
+    yield { type: "modelContentBlockStartEvent" };
+    yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: reply } };
+    yield { type: "modelContentBlockStopEvent" };
+    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
+  }
+}
+
+const makeAgent = (model, more = {}) => new Agent({ model, printer: false, retryStrategy: null, ...more });
+const texts = (messages) => messages.map((m) => `${m.role}:${m.content.map((b) => b.text).join("")}`);
+const plain = (value) => JSON.parse(JSON.stringify(value));
+
+function deferred() {
+  let resolve;
+  const promise = new Promise((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** A reply that waits for `gate` (or 2 s, so a broken guard cannot hang the test) before answering. */
+const held = (gate, text) => async () => {
+  let timer;
+  await Promise.race([gate.promise, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+  clearTimeout(timer);
+  return text;
+};
+
+async function settled(promise) {
+  try {
+    return { value: await promise };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** Two stores over one memoryKv: two processes sharing one backend. */
+async function twoStores(options = {}) {
+  const kv = memoryKv();
+  return [await SessionStore.kv(kv, options), await SessionStore.kv(kv, options), kv];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("AgentSessionStorage", () => {
+  test("bytes round-trip exactly through the backend (0x00..0xff, invalid UTF-8, JSON or not)", async () => {
+    const [a, b] = await twoStores();
+    const writer = new AgentSessionStorage(a);
+    const reader = new AgentSessionStorage(b); // another store: the bytes go through the backend
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const deep = "[".repeat(600) + "]".repeat(600);
+    const cases = {
+      "bin/all/bytes": all,
+      "bin/edges/nul-ff": Uint8Array.of(0x00, 0xff, 0x00, 0xff),
+      "bin/edges/empty": new Uint8Array(0),
+      "bin/utf8/invalid": Uint8Array.of(0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d), // {"\xc3(" }
+      "bin/utf8/invalid-in-string": Uint8Array.of(0x22, 0xff, 0x22), // "\xff": JSON only if decoded lossily
+      "bin/utf8/lone-surrogate-escape": new TextEncoder().encode('["\\ud800"]'),
+      "json/canonical/obj": new TextEncoder().encode(JSON.stringify({ b: 1, a: [true, null, 0.1, "é"] })),
+      "json/spaced/obj": new TextEncoder().encode('{ "a" : 1 }\n'),
+      "json/bom/obj": Uint8Array.of(0xef, 0xbb, 0xbf, ...new TextEncoder().encode("{}")),
+      "json/proto/obj": new TextEncoder().encode('{"__proto__":{"x":1},"y":2}'),
+      "json/deep/arr": new TextEncoder().encode(deep),
+      "json/number/big": new TextEncoder().encode("1e400"),
+      short: Uint8Array.of(1, 2, 3),
+    };
+    for (const [key, bytes] of Object.entries(cases)) await writer.write(key, bytes);
+    all[0] = 99; // the write copied the bytes
+    for (const [key, bytes] of Object.entries(cases)) {
+      const got = await reader.read(key);
+      assert.ok(got instanceof Uint8Array, key);
+      assert.deepEqual([...got], key === "bin/all/bytes" ? [...Uint8Array.from({ length: 256 }, (_, i) => i)] : [...bytes], key);
+    }
+    // Canonical JSON (what Strands writes) is structured data in the session, not an opaque blob.
+    const session = await b.open("strands/json/canonical", { create: false });
+    assert.deepEqual(plain(session.state().obj), { json: { b: 1, a: [true, null, 0.1, "é"] } });
+    assert.equal(typeof (await b.open("strands/bin/all", { create: false })).state().bytes.base64, "string");
+  });
+
+  test("Storage contract: null when absent, overwrite, delete no-op, list = prefix, full keys, ascending", async () => {
+    const store = await SessionStore.memory();
+    const storage = new AgentSessionStorage(store);
+    const bytes = (s) => new TextEncoder().encode(s);
+    assert.equal(await storage.read("session/x/a.json"), null);
+    await storage.delete("session/x/a.json"); // no-op
+    const keys = [
+      "session/b/scopes/agent/agent/snapshots/snapshot_latest.json",
+      "session/a/z.json",
+      "session/a/y/x.json",
+      "session/ab/k",
+      "other/1/2",
+      "top",
+      "two/parts",
+      "session/a/~tilde",
+      "session/a/__proto__",
+    ];
+    for (const key of keys) await storage.write(key, bytes(key));
+    await storage.write("session/a/z.json", bytes("v2"));
+    assert.equal(new TextDecoder().decode(await storage.read("session/a/z.json")), "v2");
+    assert.equal(new TextDecoder().decode(await storage.read("session/a/__proto__")), "session/a/__proto__");
+    assert.equal(new TextDecoder().decode(await storage.read("session/a/~tilde")), "session/a/~tilde");
+    assert.deepEqual(await storage.list(""), [...keys].sort());
+    assert.deepEqual(await storage.list("session/a/"), [
+      "session/a/__proto__",
+      "session/a/y/x.json",
+      "session/a/z.json",
+      "session/a/~tilde",
+    ]);
+    assert.deepEqual(await storage.list("session/a"), [
+      "session/a/__proto__",
+      "session/a/y/x.json",
+      "session/a/z.json",
+      "session/a/~tilde",
+      "session/ab/k",
+    ]);
+    assert.deepEqual(await storage.list("session/a/y"), ["session/a/y/x.json"]);
+    assert.deepEqual(await storage.list("t"), ["top", "two/parts"]);
+    assert.deepEqual(await storage.list("nothing/"), []);
+    await storage.delete("session/a/z.json");
+    assert.equal(await storage.read("session/a/z.json"), null);
+    assert.ok(!(await storage.list("session/")).includes("session/a/z.json"));
+    // One agent-session session per Strands session: `session/<id>`.
+    const ids = (await store.list()).sessions.map((s) => s.id).sort();
+    assert.deepEqual(ids, ["strands/", "strands/other/1", "strands/session/a", "strands/session/ab", "strands/session/b"]);
+  });
+
+  test("Strands' SessionManager: save, restore, listSnapshotIds, restore by id, deleteSession", async () => {
+    const [storeA, storeB] = await twoStores();
+    const manager = () =>
+      new SessionManager({ storage: new AgentSessionStorage(storeA), sessionId: "chat-1", snapshotTrigger: () => true });
+    const first = makeAgent(new ScriptedModel(["one", "two"]), { sessionManager: manager() });
+    await first.invoke("u1");
+    first.appState.set("user", { name: "Ada", bytes: [0, 255] });
+    await first.invoke("u2");
+
+    // A new process (another store over the same backend) restores the latest snapshot.
+    const restoredManager = new SessionManager({ storage: new AgentSessionStorage(storeB), sessionId: "chat-1" });
+    const second = makeAgent(new ScriptedModel(["three"]), { sessionManager: restoredManager });
+    await second.invoke("u3");
+    assert.deepEqual(texts(second.messages), ["user:u1", "assistant:one", "user:u2", "assistant:two", "user:u3", "assistant:three"]);
+    assert.deepEqual(second.appState.get("user"), { name: "Ada", bytes: [0, 255] });
+    for (let i = 0; i < 4; i++) assert.equal(second.messages[i].trackingId, first.messages[i].trackingId);
+
+    // Immutable snapshots (snapshotTrigger): ids ascending, restorable by id.
+    const ids = await restoredManager.listSnapshotIds({ target: second });
+    assert.equal(ids.length, 2);
+    assert.deepEqual([...ids].sort(), ids);
+    assert.deepEqual(await restoredManager.listSnapshotIds({ target: second, limit: 1 }), [ids[0]]);
+    assert.deepEqual(await restoredManager.listSnapshotIds({ target: second, startAfter: ids[0] }), [ids[1]]);
+    const probe = makeAgent(new ScriptedModel(), { sessionManager: restoredManager });
+    assert.equal(await restoredManager.restoreSnapshot({ target: probe, snapshotId: ids[0] }), true);
+    assert.deepEqual(texts(probe.messages), ["user:u1", "assistant:one"]);
+    assert.equal(probe.appState.get("user"), undefined);
+
+    // deleteSession removes every key of the session, and the agent-session session with its history.
+    const storage = new AgentSessionStorage(storeB);
+    assert.ok((await storage.list("session/chat-1/")).length >= 3);
+    await restoredManager.deleteSession();
+    assert.deepEqual(await storage.list("session/chat-1/"), []);
+    assert.deepEqual((await storeA.list({ prefix: "strands/session/chat-1" })).sessions, []);
+    const fresh = makeAgent(new ScriptedModel(["hi"]), { sessionManager: manager() });
+    await fresh.invoke("again");
+    assert.deepEqual(texts(fresh.messages), ["user:again", "assistant:hi"]);
+  });
+
+  test("concurrent writes to one session are applied together; a second process waits its turn", async () => {
+    const events = [];
+    const [a, b] = await twoStores({ onEvent: (e) => events.push(e) });
+    const storage = new AgentSessionStorage(a);
+    const other = new AgentSessionStorage(b);
+    const bytes = (i) => Uint8Array.of(i, 255 - i);
+    const keys = Array.from({ length: 50 }, (_, i) => `session/s/k${String(i).padStart(2, "0")}`);
+    events.length = 0;
+    await Promise.all(keys.map((key, i) => (i % 2 ? other : storage).write(key, bytes(i))));
+    const commits = events.filter((e) => e.type === "commit").length;
+    assert.ok(commits <= 6, `50 writes from two stores took ${commits} commits`);
+    assert.deepEqual(await other.list("session/s/"), keys);
+    for (const [i, key] of keys.entries()) assert.deepEqual([...(await storage.read(key))], [i, 255 - i]);
+    events.length = 0;
+    await Promise.all(keys.map((key) => storage.delete(key)));
+    assert.ok(events.filter((e) => e.type === "lease.acquired").length <= 3);
+    assert.deepEqual(await other.list(""), []);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("AgentSessionManager", () => {
+  test("two invocations, then a new Agent with the same sessionId restores messages and app state", async () => {
+    const [storeA, storeB] = await twoStores();
+    const agent = makeAgent(new ScriptedModel(["a1", "a2"]), {
+      plugins: [new AgentSessionManager({ store: storeA, sessionId: "chat" })],
+      systemPrompt: "be brief",
+    });
+    await agent.invoke("u1");
+    agent.appState.set("profile", { name: "Ada", tags: ["x", "y"] });
+    agent.appState.set("strands:tricky", 1); // a key in the adapter's namespace is escaped, not lost
+    agent.appState.set("", "empty key");
+    await agent.invoke("u2");
+    agent.appState.delete("profile"); // changed outside an invocation: stored with the next one
+    agent.appState.set("profile", { name: "Ada" });
+
+    const restored = makeAgent(new ScriptedModel(["b1"]), {
+      plugins: [new AgentSessionManager({ store: storeB, sessionId: "chat" })],
+    });
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
+    assert.deepEqual(
+      restored.messages.map((m) => m.trackingId),
+      agent.messages.map((m) => m.trackingId),
+    );
+    assert.deepEqual(restored.appState.getAll(), { profile: { name: "Ada", tags: ["x", "y"] }, "strands:tricky": 1, "": "empty key" });
+    await restored.invoke("u3");
+    assert.deepEqual(texts(restored.messages).slice(-2), ["user:u3", "assistant:b1"]);
+    // An agent that was never stored keeps its own system prompt.
+    assert.equal(restored.systemPrompt, undefined);
+
+    // The first agent's next invocation starts from the version the other process committed.
+    const more = makeAgent(new ScriptedModel(["c1"]), { plugins: [new AgentSessionManager({ store: storeA, sessionId: "chat" })] });
+    await more.invoke("u4");
+    agent.model.replies.push("a3");
+    await agent.invoke("u5");
+    assert.deepEqual(texts(agent.messages), [
+      "user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u3", "assistant:b1", "user:u4", "assistant:c1", "user:u5", "assistant:a3",
+    ]);
+    assert.deepEqual(agent.appState.getAll(), { profile: { name: "Ada", tags: ["x", "y"] }, "strands:tricky": 1, "": "empty key" });
+  });
+
+  test("the history holds one message event per message, and state events per changed key", async () => {
+    const store = await SessionStore.memory();
+    const manager = new AgentSessionManager({ store, sessionId: "h" });
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), { plugins: [manager] });
+    await agent.invoke("u1");
+    agent.appState.set("n", 1);
+    await agent.invoke("u2");
+    await agent.invoke("u3"); // state unchanged: no state event
+    const session = await manager.session();
+    assert.equal(session.version, 3);
+    const history = await session.history();
+    const messages = history.filter((e) => e.type === "message");
+    assert.equal(messages.length, 6);
+    assert.deepEqual(
+      messages.map((e) => e.data),
+      agent.messages.map((m) => plain(m.toJSON())),
+    );
+    assert.deepEqual(messages.map((e) => e.version), [1, 1, 2, 2, 3, 3]);
+    assert.ok(messages.every((e) => e.agent === "agent"));
+    const states = history.filter((e) => e.type === "state.set" || e.type === "state.delete");
+    assert.deepEqual(states.map((e) => [e.version, e.key, e.data]), [[2, "n", 1]]);
+    // No whole-conversation snapshot in state: the messages are the events.
+    assert.deepEqual(Object.keys(session.state({ agent: "agent" })), ["n"]);
+    assert.deepEqual(plain(session.messages({ agent: "agent" })), agent.messages.map((m) => plain(m.toJSON())));
+  });
+
+  test("two Agents invoke one sessionId at once: the second throws ConcurrencyError from BeforeInvocationEvent", async () => {
+    const [storeA, storeB] = await twoStores();
+    const gate = deferred();
+    const modelA = new ScriptedModel([held(gate, "first answer")]);
+    const modelB = new ScriptedModel(["second answer"]);
+    const first = makeAgent(modelA, { plugins: [new AgentSessionManager({ store: storeA, sessionId: "race" })] });
+    const second = makeAgent(modelB, { plugins: [new AgentSessionManager({ store: storeB, sessionId: "race" })] });
+    const seen = [];
+    second.addHook(AfterInvocationEvent, () => seen.push("after"));
+
+    const running = first.invoke("first question");
+    while (modelA.calls === 0) await new Promise((r) => setTimeout(r, 1)); // first is inside its model call
+    const refused = await settled(second.invoke("second question"));
+    gate.resolve();
+    const done = await running;
+
+    assert.ok(refused.error instanceof ConcurrencyError, `expected ConcurrencyError, got ${refused.error}`);
+    assert.equal(refused.error.code, "CONCURRENT_INVOCATION");
+    assert.equal(modelB.calls, 0, "the refused agent never called its model");
+    assert.deepEqual(seen, [], "AfterInvocationEvent does not fire after a refused BeforeInvocationEvent");
+    assert.deepEqual(second.messages, [], "nothing of the refused turn is in the agent");
+    assert.equal(done.stopReason, "endTurn");
+    const session = await storeB.open("race");
+    assert.equal(session.version, 1);
+    assert.deepEqual(texts(session.messages({ agent: "agent" }).map((m) => ({ role: m.role, content: m.content }))), [
+      "user:first question",
+      "assistant:first answer",
+    ]);
+    const history = await session.history();
+    assert.ok(!JSON.stringify(history).includes("second"), "nothing of the refused turn is stored");
+    // The refused agent can go on once the session is free, and sees the first turn.
+    await second.invoke("second question");
+    assert.deepEqual(texts(second.messages), [
+      "user:first question",
+      "assistant:first answer",
+      "user:second question",
+      "assistant:second answer",
+    ]);
+  });
+
+  test("the same race on Strands' own SessionManager loses the first turn (last writer wins)", async () => {
+    const storage = new InMemoryStorage();
+    const gateA = deferred();
+    const gateB = deferred();
+    const modelA = new ScriptedModel([held(gateA, "first answer")]);
+    const modelB = new ScriptedModel([held(gateB, "second answer")]);
+    const first = makeAgent(modelA, { sessionManager: new SessionManager({ storage, sessionId: "race" }) });
+    const second = makeAgent(modelB, { sessionManager: new SessionManager({ storage, sessionId: "race" }) });
+    const a = first.invoke("first question");
+    const b = second.invoke("second question");
+    while (modelA.calls === 0 || modelB.calls === 0) await new Promise((r) => setTimeout(r, 1));
+    gateA.resolve();
+    await a; // the first turn completes and is saved...
+    gateB.resolve();
+    await b; // ...then the second overwrites it: both invocations succeeded
+    const saved = JSON.parse(
+      new TextDecoder().decode(await storage.read("session/race/scopes/agent/agent/snapshots/snapshot_latest.json")),
+    );
+    const stored = texts(saved.data.messages);
+    assert.deepEqual(stored, ["user:second question", "assistant:second answer"]);
+    assert.ok(!stored.includes("user:first question"), "Strands' SessionManager lost the first turn");
+  });
+
+  test("a model error aborts: the lease is released and the session stays at its last committed version", async () => {
+    const [storeA, storeB] = await twoStores();
+    const manager = new AgentSessionManager({ store: storeA, sessionId: "err" });
+    const model = new ScriptedModel(["a1", new Error("model down"), "a3"]);
+    const agent = makeAgent(model, { plugins: [manager] });
+    await agent.invoke("u1");
+    agent.appState.set("k", "set before the failing turn");
+    const session = await manager.session();
+    const before = await session.history();
+
+    const failed = await settled(agent.invoke("u2"));
+    assert.ok(failed.error instanceof ModelError, `expected the ModelError, got ${failed.error}`);
+    assert.equal(failed.error.message, "model down");
+    await session.refresh();
+    assert.equal(session.version, 1, "nothing was committed");
+    assert.equal(session.status, "idle", "the lease was released");
+    assert.deepEqual(await session.history(), before);
+    // The agent is back at the committed version too: no dangling user turn, no uncommitted state.
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1"]);
+    assert.equal(agent.appState.get("k"), undefined);
+    // Another process can take the session at once (released, not left to expire).
+    const other = await (await storeB.open("err")).begin();
+    await other.abort();
+    // And the next turn on the same agent commits normally.
+    await agent.invoke("u3");
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1", "user:u3", "assistant:a3"]);
+    await session.refresh();
+    assert.equal(session.version, 2);
+    assert.equal(session.messages({ agent: "agent" }).length, 4);
+  });
+
+  test("a trimmed context (sliding window) is restored as the agent held it; the history keeps every message", async () => {
+    const store = await SessionStore.memory();
+    const make = (replies) =>
+      makeAgent(new ScriptedModel(replies), {
+        plugins: [new AgentSessionManager({ store, sessionId: "window" })],
+        conversationManager: new SlidingWindowConversationManager({ windowSize: 4 }),
+      });
+    const agent = make(["a1", "a2", "a3", "a4"]);
+    for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
+    assert.deepEqual(texts(agent.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4"]);
+    const session = await store.open("window");
+    assert.equal(session.messages({ agent: "agent" }).length, 8, "every message is in the log");
+    const restored = make([]);
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), texts(agent.messages));
+    // Without a window, a new agent gets the same context too (the context is stored, not derived).
+    const unmanaged = makeAgent(new ScriptedModel(["a5"]), {
+      plugins: [new AgentSessionManager({ store, sessionId: "window" })],
+      conversationManager: new NullConversationManager(),
+    });
+    await unmanaged.invoke("u5");
+    assert.deepEqual(texts(unmanaged.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
+    await session.refresh();
+    assert.equal(session.messages({ agent: "agent" }).length, 10);
+  });
+
+  test("guard(fn): one invocation for several agent turns; a throw aborts them all; busy fails fast", async () => {
+    const [storeA, storeB] = await twoStores();
+    const manager = new AgentSessionManager({ store: storeA, sessionId: "g" });
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4"]), { plugins: [manager] });
+    const result = await manager.guard(async () => {
+      await agent.invoke("u1");
+      await agent.invoke("u2");
+      // The session is held for the whole of fn, not only during an agent invocation.
+      const busy = await settled((await storeB.open("g")).begin());
+      assert.ok(busy.error instanceof ConcurrencyError);
+      return "done";
+    });
+    assert.equal(result, "done");
+    const session = await manager.session();
+    assert.equal(session.version, 1, "two agent invocations, one commit");
+    assert.equal(session.messages({ agent: "agent" }).length, 4);
+
+    // fn throws after a successful agent turn (e.g. a tool crash, a check): nothing is kept.
+    const failed = await settled(
+      manager.guard(async () => {
+        await agent.invoke("u3");
+        throw new Error("later failure");
+      }),
+    );
+    assert.equal(failed.error?.message, "later failure");
+    await session.refresh();
+    assert.equal(session.version, 1);
+    assert.equal(session.status, "idle");
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
+
+    // Busy elsewhere: guard fails fast and fn never runs.
+    const holder = await (await storeB.open("g")).begin();
+    let ran = false;
+    const refused = await settled(manager.guard(() => (ran = true)));
+    await holder.abort();
+    assert.ok(refused.error instanceof ConcurrencyError);
+    assert.equal(ran, false);
+  });
+
+  test("restoreSnapshot by version and listSnapshotIds map onto agent-session versions", async () => {
+    const store = await SessionStore.memory();
+    const manager = new AgentSessionManager({ store, sessionId: "tt" });
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), { plugins: [manager] });
+    await agent.invoke("u1");
+    agent.appState.set("step", 1);
+    await agent.invoke("u2");
+    assert.deepEqual(await manager.listSnapshotIds({ target: agent }), ["1", "2"]);
+    assert.equal(await manager.restoreSnapshot({ target: agent, snapshotId: "1" }), true);
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1"]);
+    assert.equal(agent.appState.get("step"), undefined);
+    await agent.invoke("u3"); // continues from version 1's conversation, as version 3
+    const session = await manager.session();
+    assert.equal(session.version, 3);
+    const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store, sessionId: "tt" })] });
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), ["user:u1", "assistant:a1", "user:u3", "assistant:a3"]);
+    assert.deepEqual(restored.appState.getAll(), {});
+    assert.equal(session.messages({ agent: "agent" }).length, 6, "the rewound turn stays in the history");
+    // On an Agent that has not run yet (another process): it initializes, then loads that version.
+    const otherManager = new AgentSessionManager({ store, sessionId: "tt" });
+    const early = makeAgent(new ScriptedModel(["a4"]), { plugins: [otherManager] });
+    assert.equal(await otherManager.restoreSnapshot({ target: early, snapshotId: 2 }), true);
+    assert.deepEqual(texts(early.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
+    assert.deepEqual(early.appState.getAll(), { step: 1 });
+    await early.invoke("u4");
+    await session.refresh();
+    assert.equal(session.version, 4);
+    assert.deepEqual(texts(early.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u4", "assistant:a4"]);
+    assert.deepEqual(await otherManager.listSnapshotIds({ target: early, startAfter: "2" }), ["3", "4"]);
+  });
+  test("a human-in-the-loop interrupt survives a restart: a new Agent resumes it, the tool runs once", async () => {
+    const [storeA, storeB] = await twoStores();
+    let payments = 0;
+    const make = (store, replies) => {
+      const agent = makeAgent(new ScriptedModel(replies), {
+        plugins: [new AgentSessionManager({ store, sessionId: "hitl" })],
+        tools: [
+          new FunctionTool({
+            name: "pay",
+            description: "pays an amount",
+            inputSchema: { type: "object", properties: { amount: { type: "number" } } },
+            callback: (input) => {
+              payments++;
+              return { paid: input.amount };
+            },
+          }),
+        ],
+      });
+      agent.addHook(BeforeToolCallEvent, (event) => {
+        const answer = event.interrupt({ name: "approve", reason: { amount: event.toolUse.input.amount } });
+        if (answer !== "yes") event.cancel = "denied";
+      });
+      return agent;
+    };
+    const first = await make(storeA, [{ tool: "pay", id: "t1", input: { amount: 5 } }]).invoke("pay 5");
+    assert.equal(first.stopReason, "interrupt");
+    assert.equal(payments, 0);
+    const session = await storeB.open("hitl");
+    assert.equal(session.status, "idle", "a Strands interrupt is Strands state, not an agent-session interrupt");
+    assert.equal(session.state({ agent: "agent" })["strands:interrupts"].activated, true);
+
+    const resumed = make(storeB, ["paid"]); // another process
+    const result = await resumed.invoke([{ interruptResponse: { interruptId: first.interrupts[0].id, response: "yes" } }]);
+    assert.equal(result.stopReason, "endTurn");
+    assert.equal(payments, 1);
+    assert.deepEqual(
+      resumed.messages.map((m) => `${m.role}:${m.content.map((b) => b.type).join(",")}`),
+      ["user:textBlock", "assistant:toolUseBlock", "user:toolResultBlock", "assistant:textBlock"],
+    );
+    await session.refresh();
+    assert.equal(session.state({ agent: "agent" })["strands:interrupts"].activated, false);
+    assert.equal(session.messages({ agent: "agent" }).length, 4);
+  });
+  test("a guardrail redaction of the input is applied before the commit: the original never reaches the store", async () => {
+    const store = await SessionStore.memory();
+    const manager = new AgentSessionManager({ store, sessionId: "redact" });
+    const agent = makeAgent(new ScriptedModel([{ text: "I cannot help with that", redactInput: "[redacted]" }]), {
+      plugins: [manager],
+    });
+    await agent.invoke("my card number is 4111 1111 1111 1111");
+    assert.deepEqual(texts(agent.messages), ["user:[redacted]", "assistant:I cannot help with that"]);
+    const session = await manager.session();
+    assert.ok(!JSON.stringify(await session.history()).includes("4111"), "the unredacted input is not in the history");
+    assert.equal(session.messages({ agent: "agent" }).length, 2, "one event per message, the redacted one");
+  });
+});
