@@ -78,7 +78,8 @@ export interface StoreOptions {
   idleTtlMs?: number;
   /** Default for sessions: expire this long after creation (default: never). */
   maxLifetimeMs?: number;
-  /** Commits between snapshots. */
+  /** Minimum commits between snapshots (default 50); the spacing grows to an eighth of the session's
+   * versions once that is more, so snapshot storage stays proportional to the session's size. */
   snapshotEvery?: number;
   /** Clock in ms since the epoch, for tests (default `Date.now`). */
   now?: () => number;

@@ -134,7 +134,8 @@ pub fn commit(
         Outcome::Close => (transition(head.status, Action::CommitClose)?, None, None),
         Outcome::Interrupt(interrupt) => (transition(head.status, Action::Interrupt)?, None, Some(interrupt)),
     };
-    let snapshot_due = snapshot_every > 0 && version - head.snapshot_version() >= snapshot_every;
+    let snapshot_due =
+        snapshot_every > 0 && version - head.snapshot_version() >= snapshot_interval(version, snapshot_every);
     let (snapshot, commits) = if snapshot_due {
         (Some(SnapshotRef { version, token }), Vec::new())
     } else {
@@ -155,6 +156,18 @@ pub fn commit(
     };
     Ok(Committed { head, snapshot_due })
 }
+
+/// Commits between the snapshot before `version` and the next: at least `snapshot_every`, and an
+/// eighth of the session's versions once that is more. A snapshot holds the whole state, so with a
+/// fixed interval the bytes stored in snapshots, and the amortized cost of writing them, would grow
+/// with the square of a session's length; growing the interval with the session keeps both in
+/// proportion to its size, while a load still reads at most an eighth of the history in batches.
+pub fn snapshot_interval(version: u64, snapshot_every: u64) -> u64 {
+    snapshot_every.max(version / SNAPSHOT_GROWTH)
+}
+
+/// See [`snapshot_interval`].
+const SNAPSHOT_GROWTH: u64 = 8;
 
 /// Gives the lease back without a change. `None` when the head no longer carries `token`: there is
 /// nothing of ours to release (the lease ran out or was taken), which is not an error for an abort.

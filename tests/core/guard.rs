@@ -455,3 +455,31 @@ proptest! {
         }
     }
 }
+
+/// Snapshots hold the whole state: their spacing grows with the session, so that what they store in
+/// all (the sum of the state sizes they copy, here the versions they cover) stays proportional to the
+/// session's length instead of its square, and a load never folds more than an eighth of the history.
+#[test]
+fn snapshot_spacing_keeps_snapshot_storage_linear_in_the_session_length() {
+    use agent_session::core::guard::snapshot_interval;
+    let every = 50;
+    let mut last = 0u64;
+    let mut copied = 0u64;
+    let mut snapshots = 0u64;
+    for version in 1..=100_000u64 {
+        if version - last >= snapshot_interval(version, every) {
+            assert!(version - last <= every.max(version / 8), "gap at {version}");
+            copied += version;
+            snapshots += 1;
+            last = version;
+        }
+    }
+    assert!(copied <= 10 * 100_000, "snapshots copied {copied} versions' worth of state");
+    assert!(snapshots < 100, "{snapshots} snapshots for 100000 commits");
+    assert!(100_000 - last <= 100_000 / 8 + 1);
+    // Short sessions keep the configured spacing exactly.
+    for version in 1..=8 * every + 7 {
+        assert_eq!(snapshot_interval(version, every), every, "at {version}");
+    }
+    assert_eq!(snapshot_interval(8 * every + 8, every), every + 1);
+}

@@ -1,0 +1,180 @@
+// The cost of one LangGraph.js graph turn (a 2-node StateGraph invoke, @langchain/langgraph 1.4.18)
+// with AgentSessionSaver against LangGraph's own MemorySaver, in the same process and run, interleaved
+// turn by turn. Usage: node bench/frameworks/langgraph.mjs [--sizes=0,20] [--turns=60] [--warmup=10]
+// (sizes: turns already in the thread before timing). Figures are ratios to MemorySaver measured in the
+// same run; nothing here is a pass/fail threshold.
+import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
+import { SessionStore } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { AgentSessionSaver } from "agent-session/langgraph";
+
+const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
+const sizes = (args.sizes ?? "0,20").split(",").map(Number);
+const turns = Number(args.turns ?? 60);
+const warmup = Number(args.warmup ?? 10);
+
+/** A HostKv that counts the calls made on it (the round trips a remote KV would pay). */
+function countingKv() {
+  const kv = memoryKv();
+  const counted = { calls: 0, capabilities: kv.capabilities };
+  for (const name of ["get", "put", "delete", "list"]) {
+    counted[name] = (...a) => {
+      counted.calls++;
+      return kv[name](...a);
+    };
+  }
+  return counted;
+}
+
+/** ~200 bytes of JSON per message, like the core bench's messages. */
+const message = (who, i) => ({ role: who, content: `${"x".repeat(150)} ${i}` });
+
+const State = Annotation.Root({
+  messages: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
+  steps: Annotation({ reducer: (a, b) => a + b, default: () => 0 }),
+});
+
+function graphWith(checkpointer) {
+  return new StateGraph(State)
+    .addNode("agent", async (s) => ({ messages: [message("assistant", s.messages.length)], steps: 1 }))
+    .addNode("tools", async (s) => ({ messages: [message("tool", s.messages.length)], steps: 1 }))
+    .addEdge(START, "agent")
+    .addEdge("agent", "tools")
+    .addEdge("tools", END)
+    .compile({ checkpointer });
+}
+
+async function implementations(size) {
+  const memStore = await SessionStore.memory();
+  const make = async (name, saver, guarded, { kv = null, store = null } = {}) => {
+    const graph = graphWith(saver);
+    const thread = `bench-${name.replace(/\W+/g, "-")}`;
+    const config = { configurable: { thread_id: thread } };
+    const impl = { name, times: [], kvCalls: [], versions: [], kv, inSaver: 0, saverTimes: [] };
+    // Time spent inside the saver's methods (own properties shadow the class's methods).
+    for (const method of ["getTuple", "put", "putWrites"]) {
+      const original = saver[method].bind(saver);
+      saver[method] = async (...a) => {
+        const start = performance.now();
+        try {
+          return await original(...a);
+        } finally {
+          impl.inSaver += performance.now() - start;
+        }
+      };
+    }
+    const invoke = (i) => graph.invoke({ messages: [message("user", i)] }, config);
+    impl.turn = guarded
+      ? async (i) => {
+          // The guard's own cost (begin, commit/release) counts as time in the saver: all of it but fn.
+          let inFn = 0;
+          const start = performance.now();
+          const result = await saver.guard(thread, async () => {
+            const fnStart = performance.now();
+            try {
+              return await invoke(i);
+            } finally {
+              inFn = performance.now() - fnStart;
+            }
+          });
+          impl.inSaver += performance.now() - start - inFn;
+          return result;
+        }
+      : invoke;
+    let session;
+    impl.version = store
+      ? async () => {
+          session ??= await store.open(saver.sessionId(thread));
+          return (await session.refresh()).version;
+        }
+      : null;
+    for (let i = 0; i < size; i++) await impl.turn(i); // pre-fill, untimed
+    return impl;
+  };
+  const kvImpl = async (name, guarded) => {
+    const kv = countingKv();
+    const store = await SessionStore.kv(kv);
+    return make(name, new AgentSessionSaver(store), guarded, { kv, store });
+  };
+  return [
+    await make("MemorySaver", new MemorySaver(), false),
+    await make("AgentSessionSaver, memory store", new AgentSessionSaver(memStore), false, { store: memStore }),
+    await make("AgentSessionSaver, memory store, guard", new AgentSessionSaver(memStore), true, { store: memStore }),
+    await kvImpl("AgentSessionSaver, kv(memoryKv())", false),
+    await kvImpl("AgentSessionSaver, kv(memoryKv()), guard", true),
+  ];
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const fmt = (x) => (Number.isNaN(x) ? "-" : x < 1 ? x.toFixed(3) : x < 100 ? x.toFixed(2) : x.toFixed(1));
+const line = (cells) => `| ${cells.join(" | ")} |`;
+
+const rows = [];
+for (const size of sizes) {
+  const impls = await implementations(size);
+  for (let i = 0; i < warmup + turns; i++) {
+    // Interleaved, in a rotating order, so that GC and JIT land on every implementation alike.
+    for (let k = 0; k < impls.length; k++) {
+      const impl = impls[(i + k) % impls.length];
+      const before = impl.version ? await impl.version() : 0;
+      const calls = impl.kv?.calls ?? 0;
+      const inSaver = impl.inSaver;
+      const start = performance.now();
+      await impl.turn(size + i);
+      const elapsed = performance.now() - start;
+      const kvCalls = (impl.kv?.calls ?? 0) - calls;
+      if (i >= warmup) {
+        impl.times.push(elapsed);
+        impl.saverTimes.push(impl.inSaver - inSaver);
+        if (impl.kv) impl.kvCalls.push(kvCalls);
+        if (impl.version) impl.versions.push((await impl.version()) - before);
+      }
+    }
+  }
+  const base = median(impls[0].times);
+  for (const impl of impls) {
+    const t = median(impl.times);
+    rows.push([
+      size,
+      impl.name,
+      fmt(t),
+      (t / base).toFixed(2),
+      fmt(mean(impl.times)),
+      fmt(median(impl.saverTimes)),
+      impl.versions.length ? String(median(impl.versions)) : "-",
+      impl.kvCalls.length ? String(median(impl.kvCalls)) : "-",
+    ]);
+  }
+}
+
+const command =
+  process.env.BENCH_COMMAND ?? ["node", "bench/frameworks/langgraph.mjs", ...process.argv.slice(2)].join(" ");
+console.log(`## LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver
+
+A turn is \`graph.invoke\` of a 2-node StateGraph (START -> agent -> tools -> END; each node appends a
+~200-byte message, so the \`messages\` channel grows with the thread): 4 checkpoints (puts) and 3
+putWrites per turn. Medians of ${turns} turns after ${warmup} warm-up turns, interleaved; "turns before" =
+turns already in the thread. "in saver" = time inside getTuple/put/putWrites (and the guard's begin and
+release). The mean includes the turns that write an agent-session snapshot (every 50 commits by
+default, O(session size)). "versions" = agent-session commits per turn; "KV calls" = HostKv get/put/delete/list calls per
+turn (the round trips a remote KV would pay).
+`);
+console.log(
+  line([
+    "turns before",
+    "checkpointer",
+    "turn ms",
+    "x MemorySaver",
+    "mean turn ms",
+    "in saver ms",
+    "versions/turn",
+    "KV calls/turn",
+  ]),
+);
+console.log(line(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"]));
+for (const row of rows) console.log(line(row));
+console.log(`\nCommand: \`${command}\` (Node ${process.version}, ${new Date().toISOString().slice(0, 10)})`);

@@ -1,0 +1,332 @@
+// saver.guard(threadId, fn) with a real @langchain/langgraph StateGraph: one turn under one
+// agent-session invocation. Two stores over one backend (SessionStore.kv over one memoryKv()) play
+// two processes.
+import { StateGraph, Annotation, START, END, MemorySaver, Command, interrupt, INTERRUPT } from "@langchain/langgraph";
+import { SessionStore, ConcurrencyError, LeaseLostError, LimitExceededError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { AgentSessionSaver } from "agent-session/langgraph";
+import { uuid6 } from "@langchain/langgraph-checkpoint";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const State = Annotation.Root({
+  log: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
+});
+
+/** START -> a (awaits a timer) -> b -> END; each node logs "<node>@<who>". */
+function buildGraph(checkpointer, who, { delayMs = 50, failInB = false } = {}) {
+  return new StateGraph(State)
+    .addNode("a", async () => {
+      await sleep(delayMs);
+      return { log: [`a@${who}`] };
+    })
+    .addNode("b", async () => {
+      if (failInB) throw new Error(`b failed for ${who}`);
+      return { log: [`b@${who}`] };
+    })
+    .addEdge(START, "a")
+    .addEdge("a", "b")
+    .addEdge("b", END)
+    .compile({ checkpointer });
+}
+
+async function collect(gen) {
+  const out = [];
+  for await (const item of gen) out.push(item);
+  return out;
+}
+
+/** Every string stored in a thread's checkpoints (channel values and pending writes), read from a third store. */
+async function storedStrings(kv, threadId) {
+  const reader = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" }));
+  const tuples = await collect(reader.list({ configurable: { thread_id: threadId } }));
+  const text = JSON.stringify(tuples.map((t) => [t.checkpoint.channel_values, t.pendingWrites]));
+  return { tuples, text };
+}
+
+async function soloRun(input) {
+  const graph = buildGraph(new MemorySaver(), "solo", { delayMs: 1 });
+  const config = { configurable: { thread_id: "solo" } };
+  const result = await graph.invoke(input, config);
+  return { result, checkpoints: (await collect(graph.checkpointer.list(config))).length };
+}
+
+describe("saver.guard(threadId, fn) with a real StateGraph", () => {
+  it("runs a turn, commits a version per step and releases the lease", async () => {
+    const kv = memoryKv();
+    const store = await SessionStore.kv(kv);
+    const saver = new AgentSessionSaver(store);
+    const graph = buildGraph(saver, "A");
+    const config = { configurable: { thread_id: "t-ok" } };
+    const result = await saver.guard("t-ok", () => graph.invoke({ log: ["in"] }, config));
+    expect(result.log).toEqual(["in", "a@A", "b@A"]);
+    const solo = await soloRun({ log: ["in"] });
+    const session = await store.open("langgraph/t-ok", { create: false });
+    // One version per put (LangGraph puts once per step), nothing else: the writes of a step ride in
+    // the next step's checkpoint, and the final release writes no empty version.
+    expect(session.version).toBe(solo.checkpoints);
+    expect(session.status).toBe("idle");
+    const { tuples } = await storedStrings(kv, "t-ok");
+    expect(tuples).toHaveLength(solo.checkpoints);
+    // Released: another store begins at once.
+    const other = await SessionStore.kv(kv, { owner: "next" });
+    await (await (await other.open("langgraph/t-ok")).begin()).abort();
+  });
+
+  it("writes the caller stages on the invocation commit with the turn, even after the last put", async () => {
+    const store = await SessionStore.memory();
+    const saver = new AgentSessionSaver(store);
+    const graph = buildGraph(saver, "A", { delayMs: 1 });
+    const config = { configurable: { thread_id: "t-app" } };
+    const result = await saver.guard("t-app", async (inv) => {
+      const out = await graph.invoke({ log: ["in"] }, config);
+      inv.setState("lastLog", out.log, { agent: "app" });
+      return out;
+    });
+    const session = await store.open("langgraph/t-app", { create: false });
+    expect(session.state({ agent: "app" })).toEqual({ lastLog: result.log });
+    expect(session.status).toBe("idle");
+  });
+
+  it("two guarded runs on one thread from two stores: one fails fast, the thread holds only the winner's checkpoints", async () => {
+    const kv = memoryKv();
+    const sa = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "A" }));
+    const sb = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "B" }));
+    const config = { configurable: { thread_id: "t-race" } };
+    const ga = buildGraph(sa, "A", { delayMs: 200 });
+    const gb = buildGraph(sb, "B", { delayMs: 200 });
+    const started = Date.now();
+    const timed = (p) =>
+      p.then(
+        (value) => ({ ok: true, value, ms: Date.now() - started }),
+        (error) => ({ ok: false, error, ms: Date.now() - started }),
+      );
+    const outcomes = await Promise.all([
+      timed(sa.guard("t-race", () => ga.invoke({ log: ["A"] }, config))),
+      timed(sb.guard("t-race", () => gb.invoke({ log: ["B"] }, config))),
+    ]);
+    const won = outcomes.filter((o) => o.ok);
+    const lost = outcomes.filter((o) => !o.ok);
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0].error).toBeInstanceOf(ConcurrencyError);
+    expect(lost[0].ms).toBeLessThan(150); // failed fast, while the winner's node was still sleeping
+    const winner = outcomes[0].ok ? "A" : "B";
+    const loser = winner === "A" ? "B" : "A";
+    expect(won[0].value.log).toEqual([winner, `a@${winner}`, `b@${winner}`]);
+
+    const { tuples, text } = await storedStrings(kv, "t-race");
+    expect(tuples).toHaveLength((await soloRun({ log: ["x"] })).checkpoints);
+    expect(text).toContain(`b@${winner}`);
+    expect(text).not.toContain(`"${loser}"`);
+    expect(text).not.toContain(`@${loser}`);
+  });
+
+  it("without the guard, the same two runs both 'succeed' and interleave in one thread (what the guard prevents)", async () => {
+    const kv = memoryKv();
+    const sa = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "A" }));
+    const sb = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "B" }));
+    const config = { configurable: { thread_id: "t-unguarded" } };
+    const [ra, rb] = await Promise.all([
+      buildGraph(sa, "A", { delayMs: 60 }).invoke({ log: ["A"] }, config),
+      sleep(30).then(() => buildGraph(sb, "B", { delayMs: 60 }).invoke({ log: ["B"] }, config)),
+    ]);
+    // Each run saw only its own turn: B started from A's half-done thread and A never saw B.
+    expect(ra.log).toEqual(["A", "a@A", "b@A"]);
+    expect(rb.log).toContain("B");
+    const { text } = await storedStrings(kv, "t-unguarded");
+    expect(text).toContain("@A");
+    expect(text).toContain("@B");
+  });
+
+  it("an error in the turn aborts, rethrows and releases; the steps checkpointed before it stay", async () => {
+    const kv = memoryKv();
+    const store = await SessionStore.kv(kv);
+    const saver = new AgentSessionSaver(store);
+    const graph = buildGraph(saver, "A", { delayMs: 5, failInB: true });
+    const config = { configurable: { thread_id: "t-err" } };
+    await expect(saver.guard("t-err", () => graph.invoke({ log: ["in"] }, config))).rejects.toThrow("b failed for A");
+    const session = await store.open("langgraph/t-err", { create: false });
+    expect(session.status).toBe("idle");
+    const { tuples, text } = await storedStrings(kv, "t-err");
+    expect(text).toContain("a@A"); // the step of node a was checkpointed
+    expect(text).not.toContain("b failed"); // the failed step's writes (its __error__ write) were aborted
+    expect(tuples.length).toBeGreaterThan(0);
+    // The thread is usable again at once, and resumes from the last checkpoint.
+    const fixed = buildGraph(saver, "A2", { delayMs: 5 });
+    const resumed = await saver.guard("t-err", () => fixed.invoke(null, config));
+    expect(resumed.log).toEqual(["in", "a@A", "b@A2"]);
+  });
+
+  it("a stale holder (short lease, no heartbeat, taken over) gets LeaseLostError on put and stores nothing", async () => {
+    const kv = memoryKv();
+    const stale = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "A", leaseMs: 100, heartbeat: false }));
+    const fresh = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "B" }));
+    const refused = [];
+    const put = stale.put.bind(stale);
+    stale.put = async (config, checkpoint, ...rest) => {
+      try {
+        return await put(config, checkpoint, ...rest);
+      } catch (e) {
+        refused.push({ id: checkpoint.id, error: e });
+        throw e;
+      }
+    };
+    const config = { configurable: { thread_id: "t-stale" } };
+    const slow = buildGraph(stale, "A", { delayMs: 300 });
+    const running = stale.guard("t-stale", () => slow.invoke({ log: ["A"] }, config));
+    running.catch(() => {});
+    await sleep(150); // A's lease (100 ms, never renewed) has lapsed while its node a sleeps
+    const b = await fresh.guard("t-stale", () => buildGraph(fresh, "B", { delayMs: 1 }).invoke({ log: ["B"] }, config));
+    expect(b.log).toContain("b@B");
+    await expect(running).rejects.toBeInstanceOf(LeaseLostError);
+
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0].error).toBeInstanceOf(LeaseLostError);
+    const reader = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" }));
+    for (const { id } of refused) {
+      expect(
+        await reader.getTuple({ configurable: { thread_id: "t-stale", checkpoint_ns: "", checkpoint_id: id } }),
+      ).toBeUndefined();
+    }
+    const { text } = await storedStrings(kv, "t-stale");
+    expect(text).not.toContain("a@A"); // nothing A produced after the takeover is visible
+    expect(text).toContain("b@B");
+  });
+
+  it("inside a guard, put and putWrites after a takeover are refused with LeaseLostError and store nothing", async () => {
+    const kv = memoryKv();
+    const stale = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "A", leaseMs: 100, heartbeat: false }));
+    const other = await SessionStore.kv(kv, { owner: "B" });
+    const cp = (values) => ({
+      v: 4,
+      id: uuid6(0),
+      ts: new Date().toISOString(),
+      channel_values: values,
+      channel_versions: Object.fromEntries(Object.keys(values).map((k) => [k, 1])),
+      versions_seen: {},
+    });
+    const meta = { source: "loop", step: 0, parents: {} };
+    const first = cp({ x: "kept" });
+    const second = cp({ x: "refused" });
+    let firstConfig;
+    const outcome = stale.guard("t-stale-direct", async () => {
+      firstConfig = await stale.put({ configurable: { thread_id: "t-stale-direct" } }, first, meta, { x: 1 });
+      await sleep(150);
+      const taker = await (await other.open("langgraph/t-stale-direct")).begin(); // takes the lapsed lease
+      await taker.abort();
+      await stale.putWrites(firstConfig, [["x", "staged-by-stale"]], "task-1"); // staged; refused with the put below
+      await expect(stale.put(firstConfig, second, meta, { x: 1 })).rejects.toBeInstanceOf(LeaseLostError);
+      await expect(stale.putWrites(firstConfig, [["x", "late"]], "task-2")).rejects.toBeInstanceOf(LeaseLostError);
+      return "finished";
+    });
+    await expect(outcome).rejects.toBeInstanceOf(LeaseLostError);
+    const reader = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" }));
+    const kept = await reader.getTuple(firstConfig);
+    expect(kept.checkpoint.channel_values).toEqual({ x: "kept" });
+    expect(kept.pendingWrites).toEqual([]);
+    expect(
+      await reader.getTuple({
+        configurable: { thread_id: "t-stale-direct", checkpoint_ns: "", checkpoint_id: second.id },
+      }),
+    ).toBeUndefined();
+  });
+
+  it("a put that fails inside a guard ends the turn: later writes are refused, the step is aborted, earlier steps stay", async () => {
+    const store = await SessionStore.memory({ limits: { maxStateValueBytes: 4000 } });
+    const saver = new AgentSessionSaver(store);
+    const cp = (values, versions) => ({
+      v: 4,
+      id: uuid6(0),
+      ts: new Date().toISOString(),
+      channel_values: values,
+      channel_versions: versions,
+      versions_seen: {},
+    });
+    const meta = { source: "loop", step: 0, parents: {} };
+    const first = cp({ a: "small" }, { a: 1 });
+    const second = cp({ a: "small2", big: "x".repeat(10000) }, { a: 2, big: 1 });
+    let firstConfig;
+    const outcome = saver.guard("t-limit", async () => {
+      firstConfig = await saver.put({ configurable: { thread_id: "t-limit" } }, first, meta, { a: 1 });
+      await saver.putWrites(firstConfig, [["a", "step write"]], "task-1");
+      // The blob of `a` is staged, then `big` exceeds maxStateValueBytes: half a put must not be written.
+      await expect(saver.put(firstConfig, second, meta, { a: 2, big: 1 })).rejects.toBeInstanceOf(LimitExceededError);
+      await expect(saver.putWrites(firstConfig, [["a", "late"]], "task-2")).rejects.toBeInstanceOf(LimitExceededError);
+      return "fn swallowed the errors";
+    });
+    await expect(outcome).rejects.toBeInstanceOf(LimitExceededError);
+    const reader = new AgentSessionSaver(store);
+    const kept = await reader.getTuple(firstConfig);
+    expect(kept.checkpoint.channel_values).toEqual({ a: "small" });
+    expect(kept.pendingWrites).toEqual([]); // the failed step's writes were aborted
+    expect(
+      await reader.getTuple({ configurable: { thread_id: "t-limit", checkpoint_ns: "", checkpoint_id: second.id } }),
+    ).toBeUndefined();
+    const session = await store.open("langgraph/t-limit", { create: false });
+    expect(session.status).toBe("idle");
+    expect(session.version).toBe(1); // the first put's checkpoint only
+  });
+
+  it("a second guard of the same thread in the same saver fails fast; other threads are independent", async () => {
+    const saver = new AgentSessionSaver(await SessionStore.memory());
+    const graph = buildGraph(saver, "A", { delayMs: 100 });
+    const first = saver.guard("t-same", () => graph.invoke({ log: ["1"] }, { configurable: { thread_id: "t-same" } }));
+    await sleep(10);
+    await expect(
+      saver.guard("t-same", () => graph.invoke({ log: ["2"] }, { configurable: { thread_id: "t-same" } })),
+    ).rejects.toBeInstanceOf(ConcurrencyError);
+    const other = await saver.guard("t-other", () =>
+      graph.invoke({ log: ["3"] }, { configurable: { thread_id: "t-other" } }),
+    );
+    expect(other.log).toEqual(["3", "a@A", "b@A"]);
+    expect((await first).log).toEqual(["1", "a@A", "b@A"]);
+    const state = await graph.getState({ configurable: { thread_id: "t-same" } });
+    expect(state.values.log).toEqual(["1", "a@A", "b@A"]);
+  });
+
+  it("an interrupt stays a LangGraph pending write: committed by the guard, resumed by the next guarded turn", async () => {
+    const kv = memoryKv();
+    const store = await SessionStore.kv(kv);
+    const saver = new AgentSessionSaver(store);
+    const graph = new StateGraph(State)
+      .addNode("ask", async () => {
+        const answer = interrupt({ question: "approve?" });
+        return { log: [`answer:${answer}`] };
+      })
+      .addEdge(START, "ask")
+      .addEdge("ask", END)
+      .compile({ checkpointer: saver });
+    const config = { configurable: { thread_id: "t-interrupt" } };
+    const first = await saver.guard("t-interrupt", () => graph.invoke({ log: ["in"] }, config));
+    expect(first[INTERRUPT][0].value).toEqual({ question: "approve?" });
+    // The interrupt was written after the turn's last put: only the guard's final commit stores it.
+    const reader = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" }));
+    const latest = await reader.getTuple(config);
+    expect(latest.pendingWrites.map((w) => w[1])).toContain(INTERRUPT);
+    // agent-session's own interrupt API is not used: the session is idle, not "interrupted".
+    const session = await store.open("langgraph/t-interrupt", { create: false });
+    expect(session.status).toBe("idle");
+    expect(session.pendingInterrupt()).toBeNull();
+    const resumed = await saver.guard("t-interrupt", () => graph.invoke(new Command({ resume: "yes" }), config));
+    expect(resumed.log).toEqual(["in", "answer:yes"]);
+  });
+
+  it("time travel and forks through a real graph read the right branch", async () => {
+    const saver = new AgentSessionSaver(await SessionStore.kv(memoryKv()));
+    const graph = buildGraph(saver, "A", { delayMs: 1 });
+    const config = { configurable: { thread_id: "t-fork" } };
+    await saver.guard("t-fork", () => graph.invoke({ log: ["turn1"] }, config));
+    await saver.guard("t-fork", () => graph.invoke({ log: ["turn2"] }, config));
+    const history = await collect(graph.getStateHistory(config));
+    const endOfTurn1 = history.find((s) => s.values.log.join() === "turn1,a@A,b@A" && s.next.length === 0);
+    // Read the past...
+    const past = await graph.getState(endOfTurn1.config);
+    expect(past.values.log).toEqual(["turn1", "a@A", "b@A"]);
+    // ...and fork from it: the new branch writes the same channel version as turn 2 did.
+    await saver.guard("t-fork", () => graph.updateState(endOfTurn1.config, { log: ["fork"] }));
+    expect((await graph.getState(config)).values.log).toEqual(["turn1", "a@A", "b@A", "fork"]);
+    const turn2End = history[0];
+    expect((await graph.getState(turn2End.config)).values.log).toEqual(["turn1", "a@A", "b@A", "turn2", "a@A", "b@A"]);
+  });
+});

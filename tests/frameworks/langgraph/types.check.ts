@@ -1,0 +1,42 @@
+// Type-checks agent-session/langgraph as a user would write it (tsc -p tsconfig.types.json, run by
+// run.sh). Not executed.
+import { StateGraph, Annotation, START, END } from "@langchain/langgraph";
+import { BaseCheckpointSaver, type CheckpointTuple } from "@langchain/langgraph-checkpoint";
+import { SessionStore, ConcurrencyError, type Invocation } from "agent-session";
+import { AgentSessionSaver, type AgentSessionSaverOptions } from "agent-session/langgraph";
+
+const State = Annotation.Root({ log: Annotation<string[]>({ reducer: (a, b) => a.concat(b), default: () => [] }) });
+
+export async function usage(): Promise<string[]> {
+  const store = await SessionStore.memory();
+  const options: AgentSessionSaverOptions = { prefix: "lg/", open: { idleTtlMs: 86_400_000 } };
+  const checkpointer = new AgentSessionSaver(store, options);
+  const base: BaseCheckpointSaver = checkpointer;
+  void base;
+  const graph = new StateGraph(State)
+    .addNode("a", async () => ({ log: ["a"] }))
+    .addEdge(START, "a")
+    .addEdge("a", END)
+    .compile({ checkpointer });
+  const config = { configurable: { thread_id: "t1" } };
+  try {
+    const result = await checkpointer.guard("t1", (inv: Invocation) => {
+      inv.setState("app", { turn: 1 }, { agent: "app" });
+      return graph.invoke({ log: ["hi"] }, config);
+    });
+    return result.log;
+  } catch (e) {
+    if (e instanceof ConcurrencyError) return [`busy, retry in ${e.retryAfterMs} ms`];
+    throw e;
+  } finally {
+    const latest: CheckpointTuple | undefined = await checkpointer.getTuple(config);
+    for await (const tuple of checkpointer.list({ configurable: {} }, { limit: 5 })) void tuple.checkpoint.id;
+    await checkpointer.putWrites(config, [["log", ["x"]]], "task", "path");
+    const id: string = checkpointer.sessionId("t1") + checkpointer.agentName("");
+    void latest;
+    void id;
+  }
+}
+
+// @ts-expect-error the store is required
+new AgentSessionSaver();

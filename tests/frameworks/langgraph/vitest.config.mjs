@@ -1,0 +1,17 @@
+// LangGraph.js drop-in: the validation suite (library API; its CLI is broken in 1.1.1), the saver's
+// own tests and the guard tests, against the repo's @langchain/langgraph-checkpoint (1.1.x).
+// The spec files use global describe/it/beforeAll, hence globals: true.
+import { defineConfig } from "vitest/config";
+import { fileURLToPath } from "node:url";
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+
+export default defineConfig({
+  root: here("../../.."),
+  test: {
+    globals: true,
+    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./guard.test.mjs")],
+    testTimeout: 20000,
+    hookTimeout: 20000,
+  },
+});
