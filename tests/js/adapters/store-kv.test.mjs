@@ -257,15 +257,15 @@ describe("bad hosts: StorageError with the cause, and what was committed stays r
       const { kv, state, boom, malformed } = flaky(base);
       const store = await SessionStore.kv(kv, { owner: "bad", timeoutMs: 200 });
       state.mode = mode;
-      const started = Date.now();
       const error = await rejection(store.open("s"));
       assert.ok(error instanceof StorageError, `got ${error?.name}: ${error?.message}`);
       assert.equal(error.code, "STORAGE");
       if (mode === "throws" || mode === "rejects") assert.equal(error.cause, boom);
       if (mode === "malformed") assert.equal(error.cause, malformed);
       if (mode === "hangs") {
+        // The adapter's get never settles, so only the store's timeout can have produced this error.
         assert.ok(error.cause instanceof Error, `cause ${error.cause}`);
-        assert.ok(Date.now() - started < 5000, "timeoutMs bounds a call that never answers");
+        assert.match(error.cause.message, /did not answer within 200 ms/);
       }
       const healthy = await SessionStore.kv(base, { owner: "reader" });
       const session = await healthy.open("s");
