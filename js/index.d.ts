@@ -412,6 +412,8 @@ export interface HostKvPutOptions {
   /** Compare-and-set: the version the key must have; `null` means "must not exist". */
   expectedVersion?: string | null;
   ttlMs?: number;
+  /** When the condition fails, answer `{ current }` instead of `null` if that costs no extra round trip. */
+  reportCurrent?: boolean;
 }
 
 export interface HostKvCapabilities {
@@ -424,6 +426,13 @@ export interface HostKvCapabilities {
 export interface HostKv {
   get(key: string): Promise<HostKvEntry | null>;
   /** Resolves to the new version, or `null` when `expectedVersion` did not match. */
+  /** The new version; `null` when `expectedVersion` did not hold, or, when the store passed
+   * `reportCurrent: true` and the adapter can say it cheaply, `{ current }`: what the key holds. */
+  put(
+    key: string,
+    value: Uint8Array | string,
+    options: HostKvPutOptions & { reportCurrent: true },
+  ): Promise<string | null | { current: { value: Uint8Array | string; version: string } | null }>;
   put(key: string, value: Uint8Array | string, options?: HostKvPutOptions): Promise<string | null>;
   delete(key: string, options?: { expectedVersion?: string }): Promise<boolean>;
   list(prefix: string, options?: { cursor?: string; limit?: number }): Promise<{ keys: string[]; cursor?: string }>;

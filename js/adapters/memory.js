@@ -65,7 +65,12 @@ export function memoryKv() {
     async put(key, value, options = {}) {
       key = String(key);
       const bytes = bytesOf(value, `put("${key}")`);
-      if (!matches(live(key), options.expectedVersion)) return null;
+      const current = live(key);
+      if (!matches(current, options.expectedVersion)) {
+        // `reportCurrent`: say what is there instead, which saves the store a read after a lost race.
+        if (!options.reportCurrent) return null;
+        return { current: current === undefined ? null : { value: current.value.slice(), version: current.version } };
+      }
       const version = newVersion();
       const ttl = options.ttlMs;
       const expiresAt = typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined;

@@ -12,7 +12,7 @@ use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::store::{expired_or_closed, Change, Mark, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
-use crate::store::{Decision, Entry, Expect, Version};
+use crate::store::{Decision, Entry, Expect, Put, Version};
 
 /// Options of `begin` / `invoke`.
 #[derive(Debug, Clone, Default)]
@@ -247,16 +247,37 @@ impl Session {
             (view.head.clone(), view.version.clone())
         };
         let now = shared.now();
+        // What a refused compare-and-set on the cached head reported the head to be, if it could.
+        let mut reported: Option<Option<Entry>> = None;
         if let Ok(leased) = guard::acquire(&cached, intent, holder, now, shared.config.lease_ms) {
-            let written =
-                shared.store.put(head_key, codec::encode_head(&leased), Expect::Version(cached_version)).await?;
-            if let Some(version) = written {
-                return Ok((leased, version, now));
+            let encoded = codec::encode_head(&leased);
+            match shared.store.put_or_current(head_key, encoded, Expect::Version(cached_version)).await? {
+                Put::Written(version) => return Ok((leased, version, now)),
+                Put::Refused { current } => reported = current,
             }
         }
         let mut presumed_dead: Option<String> = None;
         loop {
-            let (decided, written) = self.decide_on_fresh_head(intent, head_key, presumed_dead.clone()).await?;
+            let (decided, written) = match reported.take() {
+                // Decide on the reported head and compare-and-set against it: no read needed.
+                Some(current) => {
+                    let decided =
+                        decide(shared, &self.id, head_key, intent, presumed_dead.as_deref(), current.as_ref());
+                    let written = match &decided.result {
+                        Ok(leased) => {
+                            let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
+                            let written = shared.store.put(head_key, codec::encode_head(leased), expect).await?;
+                            if written.is_none() {
+                                continue; // raced again: decide on a fresh read
+                            }
+                            written
+                        }
+                        Err(_) => None,
+                    };
+                    (decided, written)
+                }
+                None => self.decide_on_fresh_head(intent, head_key, presumed_dead.clone()).await?,
+            };
             match decided.result {
                 Ok(leased) => {
                     let version = written.ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
@@ -284,33 +305,20 @@ impl Session {
         presumed_dead: Option<String>,
     ) -> EngineResult<(Acquired, Option<Version>)> {
         let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
-        let decide = {
+        let decide_now = {
             let (shared, decided, id, head_key) =
                 (self.shared.clone(), decided.clone(), self.id.clone(), head_key.to_owned());
             Box::new(move |entry: Option<&Entry>| {
-                let now = shared.now();
-                let config = &shared.config;
-                let holder = Holder { owner: &config.owner, instance: &shared.instance };
-                let mut holder_instance = None;
-                let result = match entry {
-                    None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
-                    Some(entry) => {
-                        codec::decode_head(&head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
-                            holder_instance = head.live_lease(now).map(|lease| lease.instance.clone());
-                            guard::acquire_over(&head, intent, holder, now, config.lease_ms, presumed_dead.as_deref())
-                                .map_err(EngineError::from)
-                        })
-                    }
-                };
-                let decision = match &result {
+                let acquired = decide(&shared, &id, &head_key, intent, presumed_dead.as_deref(), entry);
+                let decision = match &acquired.result {
                     Ok(leased) => Decision::Write(codec::encode_head(leased)),
                     Err(_) => Decision::Keep,
                 };
-                *decided.borrow_mut() = Some(Acquired { result, now, holder_instance });
+                *decided.borrow_mut() = Some(acquired);
                 decision
             })
         };
-        let written = self.shared.store.update(head_key, decide).await?;
+        let written = self.shared.store.update(head_key, decide_now).await?;
         let decided = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
         Ok((decided, written))
     }
@@ -447,6 +455,29 @@ impl Session {
     pub fn off_change(&self, subscription: u64) {
         self.shared.unsubscribe(subscription);
     }
+}
+
+/// The guard's decision on the head stored under `head_key` (`entry`), by the clock now.
+fn decide(
+    shared: &Shared,
+    id: &str,
+    head_key: &str,
+    intent: Intent,
+    presumed_dead: Option<&str>,
+    entry: Option<&Entry>,
+) -> Acquired {
+    let now = shared.now();
+    let config = &shared.config;
+    let holder = Holder { owner: &config.owner, instance: &shared.instance };
+    let mut holder_instance = None;
+    let result = match entry {
+        None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
+        Some(entry) => codec::decode_head(head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
+            holder_instance = head.live_lease(now).map(|lease| lease.instance.clone());
+            guard::acquire_over(&head, intent, holder, now, config.lease_ms, presumed_dead).map_err(EngineError::from)
+        }),
+    };
+    Acquired { result, now, holder_instance }
 }
 
 /// The guard's decision inside a read-modify-write of the head, and the clock it was taken at.

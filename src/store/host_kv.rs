@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::core::{codec, keys};
-use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Version};
+use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Version};
 
 #[wasm_bindgen]
 extern "C" {
@@ -161,10 +161,16 @@ impl HostKvStore {
     async fn raw_get(&self, key: &str) -> StoreResult<Option<Entry>> {
         let what = format!("get(\"{key}\")");
         let returned = self.call(&what, self.kv.kv_get(&self.full(key))).await?;
+        Self::entry_of(&what, &returned)
+    }
+
+    /// The `{ value, version }` an adapter returned (from `get`, or as the `current` of a refused
+    /// `put`), or `None` for null.
+    fn entry_of(what: &str, returned: &JsValue) -> StoreResult<Option<Entry>> {
         if returned.is_null() || returned.is_undefined() {
             return Ok(None);
         }
-        let value = field(&returned, "value");
+        let value = field(returned, "value");
         let bytes = if let Some(array) = value.dyn_ref::<Uint8Array>() {
             array.to_vec()
         } else if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
@@ -172,21 +178,33 @@ impl HostKvStore {
         } else if let Some(array) = value.as_string().and_then(|text| from_base64(&text)) {
             array.to_vec()
         } else {
-            return Err(Self::malformed(&what, &returned));
+            return Err(Self::malformed(what, returned));
         };
-        let version = field(&returned, "version");
+        let version = field(returned, "version");
         let version = match (version.as_string(), version.as_f64()) {
             (Some(text), _) => text,
             (None, Some(number)) => format!("{number}"),
-            _ => return Err(Self::malformed(&what, &returned)),
+            _ => return Err(Self::malformed(what, returned)),
         };
         Ok(Some(Entry { value: bytes, version }))
     }
 
     /// One `put`, with the compare-and-set condition and, for heads, a TTL for the backend.
     async fn raw_put(&self, key: &str, value: &[u8], expect: &Expect) -> StoreResult<Option<Version>> {
+        Ok(match self.raw_put_reporting(key, value, expect, false).await? {
+            Put::Written(version) => Some(version),
+            Put::Refused { .. } => None,
+        })
+    }
+
+    /// One `put`; with `report`, an adapter that can may answer a refused condition with
+    /// `{ current: { value, version } | null }` instead of null (the `reportCurrent` option).
+    async fn raw_put_reporting(&self, key: &str, value: &[u8], expect: &Expect, report: bool) -> StoreResult<Put> {
         let what = format!("put(\"{key}\")");
         let options = Object::new();
+        if report {
+            set(&options, "reportCurrent", &JsValue::TRUE);
+        }
         match expect {
             Expect::Any => {}
             Expect::Absent => set(&options, "expectedVersion", &JsValue::NULL),
@@ -197,9 +215,18 @@ impl HostKvStore {
         }
         let returned = self.call(&what, self.kv.kv_put(&self.full(key), &Uint8Array::from(value), &options)).await?;
         match (returned.as_string(), returned.as_f64()) {
-            (Some(version), _) => Ok(Some(version)),
-            (None, Some(number)) => Ok(Some(format!("{number}"))),
-            _ if returned.is_null() || returned.is_undefined() || returned == JsValue::FALSE => Ok(None),
+            (Some(version), _) => Ok(Put::Written(version)),
+            (None, Some(number)) => Ok(Put::Written(format!("{number}"))),
+            _ if returned.is_null() || returned.is_undefined() || returned == JsValue::FALSE => {
+                Ok(Put::Refused { current: None })
+            }
+            _ if report
+                && returned.is_object()
+                && Reflect::has(&returned, &JsValue::from_str("current")).unwrap_or(false) =>
+            {
+                let current = Self::entry_of(&what, &field(&returned, "current"))?;
+                Ok(Put::Refused { current: Some(current) })
+            }
             _ => Err(Self::malformed(&what, &returned)),
         }
     }
@@ -279,6 +306,31 @@ impl Store for HostKvStore {
                 self.raw_put(&chunk_key(key, index), chunk, &Expect::Any).await?;
             }
             self.raw_put(key, &Self::manifest(&value, chunks.len()), &expect).await
+        })
+    }
+
+    fn put_or_current<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        Box::pin(async move {
+            if value.len() > self.capabilities.max_value_bytes.unwrap_or(usize::MAX) {
+                // Chunked values are immutable records, never compared: the plain path.
+                return Ok(match self.put(key, value, expect).await? {
+                    Some(version) => Put::Written(version),
+                    None => Put::Refused { current: None },
+                });
+            }
+            let outcome = self.raw_put_reporting(key, &value, &expect, true).await?;
+            // A reported value that is a chunk manifest is not a head: treat it as unknown.
+            Ok(match outcome {
+                Put::Refused { current: Some(Some(entry)) } if entry.value.starts_with(MANIFEST) => {
+                    Put::Refused { current: None }
+                }
+                other => other,
+            })
         })
     }
 

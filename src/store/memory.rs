@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Store, StoreResult, Version};
+use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreResult, Version};
 
 /// Keys -> bytes in a `BTreeMap`; every write bumps a store-wide counter that is the version token.
 #[derive(Debug, Default)]
@@ -84,6 +84,19 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn put_or_current<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        let outcome = match self.put_now(key, value, expect) {
+            Some(version) => Put::Written(version),
+            None => Put::Refused { current: Some(self.get_now(key)) },
+        };
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
         Box::pin(std::future::ready(Ok(self.get_now(key))))
     }

@@ -99,6 +99,23 @@ pub trait Store {
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>>;
 
+    /// [`Store::put`], telling on a refused condition what the key holds when the backend can say so
+    /// without another round trip (`current: Some(..)`); `None` when it cannot. The guard's begin uses
+    /// it to decide again on the reported head instead of reading it.
+    fn put_or_current<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        Box::pin(async move {
+            Ok(match self.put(key, value, expect).await? {
+                Some(version) => Put::Written(version),
+                None => Put::Refused { current: None },
+            })
+        })
+    }
+
     /// Deletes `key` (only at `expected`, when given). `true` when something was deleted.
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>>;
 
@@ -207,6 +224,16 @@ const UPDATE_ATTEMPTS: usize = 16;
 /// The decision of a read-modify-write, run on the current value (possibly more than once). It is
 /// `'static` because a transactional backend calls it from inside a request callback.
 pub type Decide = Box<dyn FnMut(Option<&Entry>) -> Decision>;
+
+/// The outcome of [`Store::put_or_current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    Written(Version),
+    /// The condition did not hold; `current` is what the key holds (`Some(None)`: nothing), when known.
+    Refused {
+        current: Option<Option<Entry>>,
+    },
+}
 
 /// What [`Store::update`]'s callback decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
