@@ -25,12 +25,14 @@
 // cluster, and keys that Redis expires would stay in it.)
 
 /** Compare-and-set. KEYS[1]: the key. ARGV: mode ("any" | "absent" | "match"), expected version,
- * value, new version, TTL in ms ("" for none). Returns the new version, or nil (condition failed). */
+ * value, new version, TTL in ms ("" for none), "1" to report the current entry on a failed condition.
+ * Returns the new version; when the condition failed, nil, or [version, value] (nils when absent). */
 const PUT = `local current = redis.call('HGET', KEYS[1], 'version')
-if ARGV[1] == 'absent' then
-  if current then return false end
-elseif ARGV[1] == 'match' then
-  if current ~= ARGV[2] then return false end
+local refused = (ARGV[1] == 'absent' and current) or (ARGV[1] == 'match' and current ~= ARGV[2])
+if refused then
+  if ARGV[6] ~= '1' then return false end
+  if not current then return {false, false} end
+  return {current, redis.call('HGET', KEYS[1], 'value')}
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
@@ -175,21 +177,29 @@ export function redisKv(client, options = {}) {
     }
   }
 
+  /** `{ value, version }` from Redis replies, or null when either is missing. */
+  function entryOf(value, version) {
+    if (version == null || value == null) return null;
+    return { value: typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value), version: text(version) };
+  }
+
   return {
     capabilities: Object.freeze(maxValueBytes === undefined ? { atomic: true } : { atomic: true, maxValueBytes }),
 
     async get(key) {
       const redisKey = redisKeyOf(String(key));
       const [value, version] = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
-      if (version == null || value == null) return null;
-      return { value: typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value), version: text(version) };
+      return entryOf(value, version);
     },
 
     async put(key, value, options = {}) {
       const { expectedVersion, ttlMs } = options;
       const mode = expectedVersion === undefined ? "any" : expectedVersion === null ? "absent" : "match";
       const ttl = ttlMs > 0 ? String(Math.ceil(ttlMs)) : "";
-      const reply = await evaluate(PUT, String(key), [mode, expectedVersion ?? "", argOf(value), newVersion(), ttl]);
+      const report = options.reportCurrent ? "1" : "";
+      const reply = await evaluate(PUT, String(key), [mode, expectedVersion ?? "", argOf(value), newVersion(), ttl, report]);
+      // `reportCurrent`: a refused put says what is there, which saves the store a read.
+      if (Array.isArray(reply)) return { current: entryOf(reply[1], reply[0]) };
       return reply == null ? null : text(reply);
     },
 

@@ -147,3 +147,19 @@ describe("redisKv specifics", () => {
     await client.quit();
   });
 });
+
+describe("redisKv: reportCurrent", () => {
+  for (const [name, client] of [["node-redis", () => nodeRedis], ["ioredis", () => ioredis]]) {
+    test(`${name}: a refused put reports the current entry when asked, and only then`, async () => {
+      const kv = redisKv(client());
+      const key = `h/report-${name}~`;
+      const version = await kv.put(key, new Uint8Array([1, 0, 255]), { expectedVersion: null });
+      const reported = await kv.put(key, new Uint8Array([2]), { expectedVersion: "stale", reportCurrent: true });
+      assert.equal(reported.current.version, version);
+      assert.deepEqual([...bytesOf(reported.current.value)], [1, 0, 255]);
+      assert.equal(await kv.put(key, new Uint8Array([2]), { expectedVersion: "stale" }), null);
+      assert.deepEqual(await kv.put(`h/absent-${name}~`, new Uint8Array([2]), { expectedVersion: "x", reportCurrent: true }), { current: null });
+      assert.deepEqual([...bytesOf((await kv.get(key)).value)], [1, 0, 255], "nothing was written");
+    });
+  }
+});
