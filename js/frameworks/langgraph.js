@@ -26,6 +26,7 @@ import {
   getCheckpointId,
   maxChannelVersion,
 } from "@langchain/langgraph-checkpoint";
+import { fromBase64, toBase64 } from "./base64.js";
 
 const MAX_NAME_BYTES = 256;
 const HASHED = "\u0000#";
@@ -150,20 +151,6 @@ const isCheckpointKey = (key) => key.startsWith("c/") || key.startsWith("c#");
 // ---------------------------------------------------------------------------------------------
 // Bytes
 
-function toBase64(bytes) {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
 
 // Strings by Unicode code point (the order of @langchain/langgraph-checkpoint 1.2's compareWritesSortKeys).
 function compareCodePoints(a, b) {

@@ -10,6 +10,7 @@
 //   followed by every event from `start` on. Absent, it means `{ start: 0, kept: [] }`, so
 //   `addItems` never writes it: only `popItem` (moves `start` past the popped event, or shortens the
 //   last kept range) and `clearSession` (`start` = the log's length, the new epoch) do.
+import { fromBase64, toBase64 } from "./base64.js";
 
 /** The state key that marks which message events of the log are live items. */
 export const ITEMS_KEY = "openai.items";
@@ -334,17 +335,3 @@ function setPath(root, path, value) {
   define(getPath(root, path.slice(0, -1)), path[path.length - 1], value);
 }
 
-function toBase64(bytes) {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}

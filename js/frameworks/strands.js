@@ -17,6 +17,7 @@ import {
   HookOrder,
   SNAPSHOT_SCHEMA_VERSION,
 } from "@strands-agents/sdk";
+import { fromBase64, toBase64 } from "./base64.js";
 
 // ---------------------------------------------------------------------------------------------
 // AgentSessionStorage
@@ -24,20 +25,6 @@ import {
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
-function toBase64(bytes) {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
 
 // Bytes -> a JSON state value. Canonical JSON text (what JSON.stringify writes: every Strands snapshot)
 // is stored as structured data, `{ json }`, readable through the agent-session API; anything else as
