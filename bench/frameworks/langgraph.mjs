@@ -5,26 +5,14 @@
 // same run; nothing here is a pass/fail threshold.
 import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
 import { SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { countingKv } from "./counting-kv.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const sizes = (args.sizes ?? "0,20").split(",").map(Number);
 const turns = Number(args.turns ?? 60);
 const warmup = Number(args.warmup ?? 10);
 
-/** A HostKv that counts the calls made on it (the round trips a remote KV would pay). */
-function countingKv() {
-  const kv = memoryKv();
-  const counted = { calls: 0, capabilities: kv.capabilities };
-  for (const name of ["get", "put", "delete", "list"]) {
-    counted[name] = (...a) => {
-      counted.calls++;
-      return kv[name](...a);
-    };
-  }
-  return counted;
-}
 
 /** ~200 bytes of JSON per message, like the core bench's messages. */
 const message = (who, i) => ({ role: who, content: `${"x".repeat(150)} ${i}` });

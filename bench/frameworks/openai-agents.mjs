@@ -5,8 +5,8 @@
 import { Agent, MemorySession, run, setTracingDisabled } from "@openai/agents";
 import { ScriptedModel, assistantMessage } from "@openai/agents/testing";
 import { SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
 import { AgentSessionItems } from "agent-session/openai-agents";
+import { countingKv } from "./counting-kv.mjs";
 
 setTracingDisabled(true);
 
@@ -15,18 +15,6 @@ const sizes = (args.sizes ?? "0,100,1000").split(",").map(Number);
 const turns = Number(args.turns ?? 200);
 const warmup = Number(args.warmup ?? 30);
 
-/** A HostKv that counts the calls made on it (the round trips a remote KV would pay). */
-function countingKv() {
-  const kv = memoryKv();
-  const counted = { calls: 0, capabilities: kv.capabilities };
-  for (const name of ["get", "put", "delete", "list"]) {
-    counted[name] = (...a) => {
-      counted.calls++;
-      return kv[name](...a);
-    };
-  }
-  return counted;
-}
 
 /** ~200 bytes of JSON, like the core bench's messages. */
 const filler = (i) => ({ type: "message", role: i % 2 ? "assistant" : "user", content: `${"x".repeat(150)} ${i}` });

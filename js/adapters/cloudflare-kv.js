@@ -6,6 +6,8 @@
 //
 // The version lives in the key's metadata (`{ v }`), written with the value in one put.
 
+import { bytesOf as bytesOfValue, newVersion } from "./values.js";
+
 /** Workers KV refuses an `expirationTtl` under 60 seconds. */
 const MIN_TTL_MS = 60_000;
 /** Workers KV's value limit. */
@@ -13,19 +15,7 @@ const MAX_VALUE_BYTES = 25 * 1024 * 1024;
 /** Workers KV's largest list page. */
 const MAX_LIST = 1000;
 
-/** A version no earlier write of the key can have had: 96 random bits. */
-function newVersion() {
-  const bytes = new Uint8Array(12);
-  globalThis.crypto.getRandomValues(bytes);
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
-}
-
-/** The bytes of a value: a Uint8Array, or a string holding them in base64 (the HostKv contract). */
-function bytesOf(value) {
-  if (value instanceof Uint8Array) return value;
-  if (typeof value === "string") return Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
-  throw new TypeError("cloudflareKv: a value must be a Uint8Array or a base64 string");
-}
+const bytesOf = (value) => bytesOfValue(value, "cloudflareKv");
 
 /**
  * A best-effort `HostKv` over a Workers KV namespace binding (`env.MY_KV`): `atomic: false`.

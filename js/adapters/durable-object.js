@@ -16,6 +16,8 @@
 // TTL: Durable Object storage has none, so `ttlMs` is not used. The store keeps each session's expiry
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
 
+import { bytesOf as bytesOfValue, newVersion } from "./values.js";
+
 /** Keys of the version records: U+10FFFF sorts after every other key, so they never interleave. */
 const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
 /** The KV-backed storage's value limit (the SQLite-backed one allows 2 MB). */
@@ -33,19 +35,7 @@ function queued(storage, fn) {
   return run;
 }
 
-/** A version no earlier write of the key can have had: 96 random bits. */
-function newVersion() {
-  const bytes = new Uint8Array(12);
-  globalThis.crypto.getRandomValues(bytes);
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
-}
-
-/** The bytes of a value: a Uint8Array, or a string holding them in base64 (the HostKv contract). */
-function bytesOf(value) {
-  if (value instanceof Uint8Array) return value;
-  if (typeof value === "string") return Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
-  throw new TypeError("durableObjectKv: a value must be a Uint8Array or a base64 string");
-}
+const bytesOf = (value) => bytesOfValue(value, "durableObjectKv");
 
 /** `value` as storage should keep it: a view of a larger buffer is copied, or the whole buffer would be stored. */
 function ownBytes(value) {

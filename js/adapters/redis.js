@@ -23,6 +23,7 @@
 // in begin or commit. (A sorted-set index would sort for free, but a global index key lives in
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
+import { newVersion } from "./values.js";
 
 /** Compare-and-set. KEYS[1]: the key. ARGV: mode ("any" | "absent" | "match"), expected version,
  * value, new version, TTL in ms ("" for none), "1" to report the current entry on a failed condition.
@@ -46,13 +47,6 @@ return redis.call('DEL', KEYS[1])`;
 
 /** Keys per SCAN call. */
 const SCAN_COUNT = "1000";
-
-/** A version no earlier write of the key can have had: 96 random bits. */
-function newVersion() {
-  const bytes = new Uint8Array(12);
-  globalThis.crypto.getRandomValues(bytes);
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
-}
 
 /** The hex SHA-1 of a script, as EVALSHA wants it. */
 const shas = new Map();
