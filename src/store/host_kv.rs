@@ -318,10 +318,7 @@ impl Store for HostKvStore {
         Box::pin(async move {
             if value.len() > self.capabilities.max_value_bytes.unwrap_or(usize::MAX) {
                 // Chunked values are immutable records, never compared: the plain path.
-                return Ok(match self.put(key, value, expect).await? {
-                    Some(version) => Put::Written(version),
-                    None => Put::Refused { current: None },
-                });
+                return self.put(key, value, expect).await.map(Put::from);
             }
             let outcome = self.raw_put_reporting(key, &value, &expect, true).await?;
             // A reported value that is a chunk manifest is not a head: treat it as unknown.

@@ -413,14 +413,7 @@ impl Store for IdbStore {
                 })
                 .await?
                 .unwrap_or_default();
-            let mut keys = keys;
-            let cursor = if keys.len() > limit {
-                keys.truncate(limit);
-                keys.last().cloned()
-            } else {
-                None
-            };
-            Ok(ListPage { keys, cursor })
+            Ok(ListPage::from_overfetch(keys, limit))
         })
     }
 

@@ -65,7 +65,7 @@ impl MemoryStore {
             Some(after) => Bound::Excluded(after.to_owned()),
             None => Bound::Included(prefix.to_owned()),
         };
-        let mut keys: Vec<String> = inner
+        let keys: Vec<String> = inner
             .entries
             .range::<String, _>((start, Bound::Unbounded))
             .map(|(key, _)| key)
@@ -73,13 +73,7 @@ impl MemoryStore {
             .take(limit.saturating_add(1))
             .cloned()
             .collect();
-        let cursor = if keys.len() > limit {
-            keys.truncate(limit);
-            keys.last().cloned()
-        } else {
-            None
-        };
-        ListPage { keys, cursor }
+        ListPage::from_overfetch(keys, limit)
     }
 }
 

@@ -53,6 +53,20 @@ pub struct ListPage {
     pub cursor: Option<String>,
 }
 
+impl ListPage {
+    /// A page from up to `limit + 1` keys read in order: the extra key only says that more follow,
+    /// and the page's last key is then the cursor.
+    pub fn from_overfetch(mut keys: Vec<String>, limit: usize) -> ListPage {
+        let cursor = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().cloned()
+        } else {
+            None
+        };
+        ListPage { keys, cursor }
+    }
+}
+
 /// A failure of the backing store (not a refused compare-and-set, which is `Ok(None)`).
 #[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -108,12 +122,7 @@ pub trait Store {
         value: Vec<u8>,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Put>> {
-        Box::pin(async move {
-            Ok(match self.put(key, value, expect).await? {
-                Some(version) => Put::Written(version),
-                None => Put::Refused { current: None },
-            })
-        })
+        Box::pin(async move { self.put(key, value, expect).await.map(Put::from) })
     }
 
     /// Deletes `key` (only at `expected`, when given). `true` when something was deleted.
@@ -233,6 +242,16 @@ pub enum Put {
     Refused {
         current: Option<Option<Entry>>,
     },
+}
+
+impl From<Option<Version>> for Put {
+    /// What a plain `put` says: written, or refused without knowing the current value.
+    fn from(written: Option<Version>) -> Put {
+        match written {
+            Some(version) => Put::Written(version),
+            None => Put::Refused { current: None },
+        }
+    }
 }
 
 /// What [`Store::update`]'s callback decided.
