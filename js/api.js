@@ -28,6 +28,15 @@ Object.defineProperty(Invocation.prototype, asyncDispose, {
   writable: true,
 });
 
+const dispose = Symbol.dispose ?? Symbol.for("Symbol.dispose");
+Object.defineProperty(Session.prototype, dispose, {
+  value: function () {
+    this.dispose();
+  },
+  configurable: true,
+  writable: true,
+});
+
 Object.defineProperty(Session.prototype, "refresh", {
   value: async function () {
     await this.refreshView();

@@ -11,6 +11,7 @@ declare global {
   // value is provided by every supported runtime (or by the package where it is missing).
   interface SymbolConstructor {
     readonly asyncDispose: unique symbol;
+    readonly dispose: unique symbol;
   }
 }
 
@@ -88,6 +89,40 @@ export interface StoreOptions {
   onEvent?: (event: StoreEvent) => void;
   /** AES-GCM key: record bodies are encrypted at rest, bound to their key name. */
   encryptionKey?: CryptoKeyLike;
+  /** Bounds of the store's cache of session views (one view per session id, shared by every
+   * `Session` object of that id; least recently used first). */
+  cache?: CacheOptions;
+}
+
+/** `StoreOptions.cache`. A session evicted from the cache is loaded again by its next async use
+ * (`refresh`, `begin`, `invoke`, `open`); a synchronous read (`messages()`, `state()`) of an evicted
+ * session throws `LimitExceededError` saying so. A session with a running invocation is never
+ * evicted. Memory the cache holds never depends on when the garbage collector runs. */
+export interface CacheOptions {
+  /** Sessions whose state is held at once, default 1000. */
+  maxSessions?: number;
+  /** Approximate bytes of state held at once (text plus per-entry overhead), default 64 MiB. The
+   * session used last stays held even when it alone is larger. */
+  maxBytes?: number;
+  /** A session not used for this long is dropped from the cache, default 600000 (10 minutes). */
+  ttlMs?: number;
+}
+
+/** `SessionStore.memoryUsage()`: the memory of the WebAssembly instance, shared by every store in
+ * it. Past `ceilingBytes` of counted bytes, what would bring in more (a commit, a load, a value) is a
+ * `LimitExceededError` and nothing is written; the instance and its other sessions keep working. */
+export interface MemoryUsage {
+  /** Size of the wasm memory (it grows and never shrinks). */
+  readonly wasmBytes: number;
+  /** Bytes counted as held: memory stores' stored values and every store's cached state. */
+  readonly countedBytes: number;
+  readonly ceilingBytes: number;
+}
+
+/** `store.cacheUsage()`. */
+export interface CacheUsage {
+  readonly sessions: number;
+  readonly bytes: number;
 }
 
 /** Options of `SessionStore.indexedDb`. */
@@ -450,6 +485,8 @@ export declare class SessionStore {
   static indexedDb(options?: IndexedDbStoreOptions): Promise<SessionStore>;
   /** A host-supplied KV store; rejects with `UnsafeStoreError` when it is not atomic, unless `allowNonAtomic`. */
   static kv(kv: HostKv, options?: KvStoreOptions): Promise<SessionStore>;
+  /** Memory of the WebAssembly instance (shared by every store in it). */
+  static memoryUsage(): MemoryUsage;
 
   /** Creates the session when absent unless `create: false` (then `NotFoundError`); no id: a new random id. */
   open(id?: string, options?: OpenOptions): Promise<Session>;
@@ -460,6 +497,9 @@ export declare class SessionStore {
   sweepExpired(options?: SweepOptions): Promise<number>;
   /** Every commit; returns the unsubscribe function. */
   onChange(listener: (change: StoreChange) => void): () => void;
+  /** What the cache holds now (bytes approximate). */
+  cacheUsage(): CacheUsage;
+  /** Refuses further use and frees every cached session view at once. */
   close(): Promise<void>;
 }
 
@@ -492,6 +532,10 @@ export declare class Session {
   onChange(listener: (change: SessionChange) => void): () => void;
   /** Terminal; takes the guard like `begin`. */
   close(): Promise<void>;
+  /** Frees the store's cached view of this session now (a running invocation keeps it); every
+   * `Session` object of the id loads it again on its next async use. Same as `dispose()`. */
+  [Symbol.dispose](): void;
+  dispose(): void;
 }
 
 /** Holds the guard; the only way to change a session. */

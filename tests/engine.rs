@@ -7,6 +7,8 @@ mod support;
 
 #[path = "engine/basics.rs"]
 mod basics;
+#[path = "engine/cache.rs"]
+mod cache;
 #[path = "engine/contention.rs"]
 mod contention;
 #[path = "engine/history.rs"]

@@ -3,9 +3,10 @@
 use js_sys::{Function, JsString, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host;
 use crate::core::{limits, Json};
+use crate::store::budget;
 
 /// An options argument: `undefined`/`null` or an object.
 pub struct Options {
@@ -131,6 +132,10 @@ pub fn to_count(value: &JsValue, path: &str) -> JsResult<u64> {
     }
 }
 
+/// The JSON text of `value`, copied into wasm memory only when it fits the instance's memory
+/// budget (a UTF-16 unit takes at most 3 bytes of UTF-8).
 pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
-    host::to_json_text(value, path).map(Json::from)
+    let text = host::to_json_text(value, path)?;
+    budget::check("a value given to agent-session", u64::from(text.length()) * 3).map_err(errors::store)?;
+    Ok(Json::from(String::from(text)))
 }

@@ -62,6 +62,11 @@ pub fn store(error: StoreError) -> JsValue {
             let extra = fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())]);
             return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
         }
+        StoreError::OutOfMemory { needed, held, limit, .. } => {
+            let actual = held.saturating_add(*needed) as f64;
+            let extra = fields(&[("limit", (*limit as f64).into()), ("actual", actual.into())]);
+            return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
+        }
         _ => {}
     }
     let cause = match &error {
@@ -79,5 +84,9 @@ pub fn engine(error: EngineError) -> JsValue {
         EngineError::Store(error) => store(error),
         EngineError::NotFound(message) => make_error("NOT_FOUND", &message, &JsValue::UNDEFINED),
         EngineError::Conflict(_) => make_error("VERSION_CONFLICT", &error.to_string(), &JsValue::UNDEFINED),
+        EngineError::Evicted { max_bytes, .. } => {
+            let extra = fields(&[("limit", (max_bytes as f64).into()), ("actual", 0.0.into())]);
+            make_error("LIMIT_EXCEEDED", &error.to_string(), &extra)
+        }
     }
 }

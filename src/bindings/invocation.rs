@@ -141,17 +141,13 @@ impl JsInvocation {
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
         let agent = agent_option(&options)?;
         let staged = json_array(&self.inner.staged_messages(agent.as_deref()).map_err(core)?)?;
-        let committed = session_messages(
-            &self.session.inner,
-            &self.session.cache,
-            Some(agent.as_deref().unwrap_or(self.inner.agent())),
-        )?;
+        let committed = session_messages(&self.session.inner, Some(agent.as_deref().unwrap_or(self.inner.agent())))?;
         Ok(freeze(&committed.concat(&staged)).into())
     }
 
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
         let agent = agent_option(&options)?;
-        state_object(&self.inner.values(agent.as_deref()).map_err(core)?)
+        state_object(&self.inner.values(agent.as_deref()).map_err(engine)?)
     }
 
     pub fn renew(&self) -> Promise {

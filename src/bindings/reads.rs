@@ -1,13 +1,14 @@
-//! Engine data -> frozen JS values. A session's parsed messages are cached and grown by their new
-//! tail only (messages are append-only), so a read after a turn parses two messages, not all of them.
+//! Engine data -> frozen JS values. A session's parsed messages are cached with the store's view of
+//! it (shared by every Session object of the id, freed with the view) and grown by their new tail
+//! only (messages are append-only), so a read after a turn parses two messages, not all of them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
 
-use crate::bindings::errors::JsResult;
+use crate::bindings::errors::{engine, JsResult};
 use crate::bindings::host::{freeze, from_json_text, make_error};
 use crate::core::{AgentState, Json, SessionState, DEFAULT_AGENT};
 use crate::engine::Session;
@@ -15,8 +16,21 @@ use crate::engine::Session;
 /// Parsed, frozen reads of one session, valid for the version they were built at.
 #[derive(Default)]
 pub struct ReadCache {
+    /// The engine's generation of the state these were parsed from.
+    generation: Cell<u64>,
     messages: RefCell<HashMap<String, (Array, Option<Array>)>>,
     state: RefCell<HashMap<String, (u64, JsValue)>>,
+}
+
+/// The read cache kept with `session`'s shared view, emptied when the view was loaded anew.
+fn read_cache(session: &Session) -> std::rc::Rc<ReadCache> {
+    let cache = session.attachment(ReadCache::default);
+    let generation = session.generation();
+    if cache.generation.replace(generation) != generation {
+        cache.messages.borrow_mut().clear();
+        cache.state.borrow_mut().clear();
+    }
+    cache
 }
 
 pub fn parse(text: &str) -> JsResult<JsValue> {
@@ -29,13 +43,17 @@ pub fn parse(text: &str) -> JsResult<JsValue> {
 }
 
 /// The committed messages of `agent`, as one frozen array shared between calls until it grows.
-pub fn session_messages(session: &Session, cache: &ReadCache, agent: Option<&str>) -> JsResult<Array> {
+pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Array> {
     let agent = agent.unwrap_or(DEFAULT_AGENT);
+    let count = session.message_count(Some(agent)).map_err(engine)?;
+    let cache = read_cache(session);
     let mut messages = cache.messages.borrow_mut();
     let (items, frozen) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None));
-    let count = session.message_count(Some(agent));
+    if items.length() as usize > count {
+        items.set_length(0);
+    }
     if items.length() as usize != count || frozen.is_none() {
-        for text in session.messages_from(Some(agent), items.length() as usize) {
+        for text in session.messages_from(Some(agent), items.length() as usize).map_err(engine)? {
             items.push(&parse(&text)?);
         }
         *frozen = Some(freeze(&items.slice(0, items.length())).into());
@@ -44,16 +62,18 @@ pub fn session_messages(session: &Session, cache: &ReadCache, agent: Option<&str
 }
 
 /// The committed state of `agent` as a frozen object, rebuilt once per version.
-pub fn session_state(session: &Session, cache: &ReadCache, agent: Option<&str>) -> JsResult<JsValue> {
+pub fn session_state(session: &Session, agent: Option<&str>) -> JsResult<JsValue> {
     let agent = agent.unwrap_or(DEFAULT_AGENT);
     let version = session.version();
+    let values = session.values(Some(agent)).map_err(engine)?;
+    let cache = read_cache(session);
     let mut states = cache.state.borrow_mut();
     if let Some((at, object)) = states.get(agent) {
         if *at == version {
             return Ok(object.clone());
         }
     }
-    let object = state_object(&session.values(Some(agent)))?;
+    let object = state_object(&values)?;
     states.insert(agent.to_owned(), (version, object.clone()));
     Ok(object)
 }

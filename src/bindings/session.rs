@@ -10,7 +10,7 @@ use crate::bindings::convert::{to_count, Options};
 use crate::bindings::errors::{engine, invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
-use crate::bindings::reads::{parse, session_messages, session_state, ReadCache};
+use crate::bindings::reads::{parse, session_messages, session_state};
 use crate::bindings::store::{call_listener, change_object, Extras};
 use crate::bindings::view::JsSessionView;
 use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, SessionStore};
@@ -20,22 +20,16 @@ pub struct JsSession {
     pub(crate) inner: Rc<Session>,
     pub(crate) store: SessionStore,
     pub(crate) extras: Extras,
-    pub(crate) cache: Rc<ReadCache>,
 }
 
 impl JsSession {
     pub fn new(inner: Rc<Session>, store: SessionStore, extras: Extras) -> JsSession {
-        JsSession { inner, store, extras, cache: Rc::default() }
+        JsSession { inner, store, extras }
     }
 
-    /// Another handle on the same session and read cache (what `invocation.session` returns).
+    /// Another handle on the same session (what `invocation.session` returns).
     pub fn handle(&self) -> JsSession {
-        JsSession {
-            inner: self.inner.clone(),
-            store: self.store.clone(),
-            extras: self.extras,
-            cache: self.cache.clone(),
-        }
+        JsSession { inner: self.inner.clone(), store: self.store.clone(), extras: self.extras }
     }
 }
 
@@ -150,12 +144,12 @@ impl JsSession {
 
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
         let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
-        session_messages(&self.inner, &self.cache, agent.as_deref())
+        session_messages(&self.inner, agent.as_deref())
     }
 
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
         let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
-        session_state(&self.inner, &self.cache, agent.as_deref())
+        session_state(&self.inner, agent.as_deref())
     }
 
     #[wasm_bindgen(js_name = pendingInterrupt)]
@@ -262,6 +256,12 @@ impl JsSession {
             .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));
         let session = self.inner.clone();
         Ok(unsubscriber(move || session.off_change(subscription)))
+    }
+
+    /// Frees this store's cached view of the session now (`Symbol.dispose`); any Session object of
+    /// the id reloads it on its next async use.
+    pub fn dispose(&self) {
+        self.inner.dispose();
     }
 
     pub fn close(&self) -> Promise {

@@ -12,8 +12,8 @@ use crate::bindings::host;
 use crate::bindings::origin::OriginLink;
 use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
-use crate::engine::{Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
-use crate::store::{Durability, HostKvStore, IdbStore, MemoryStore, Store};
+use crate::engine::{CacheLimits, Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
+use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, Store};
 
 const UNSAFE_STORE_MESSAGE: &str = "this KV store cannot compare-and-set atomically (it is eventually consistent, like Cloudflare Workers KV, whose writes take up to 60 s to be seen everywhere), so the concurrency guard could admit two invocations at once and lose commits; keep sessions in a Durable Object (durableObjectKv(ctx.storage)) or another atomic store, or pass allowNonAtomic: true to use it as a best-effort store without that guarantee";
 
@@ -95,6 +95,12 @@ pub fn build(backend: Rc<dyn Store>, options: &JsValue, lock_prefix: Option<Stri
     config.max_lifetime_ms = options.positive("maxLifetimeMs")?;
     config.snapshot_every = options.positive("snapshotEvery")?.unwrap_or(config.snapshot_every);
     config.limits = limits;
+    let cache = options.object("cache")?;
+    config.cache = CacheLimits {
+        max_sessions: cache.positive("maxSessions")?.map_or(config.cache.max_sessions, |n| n as usize),
+        max_bytes: cache.positive("maxBytes")?.unwrap_or(config.cache.max_bytes),
+        ttl_ms: cache.positive("ttlMs")?.unwrap_or(config.cache.ttl_ms),
+    };
     let extras = Extras { heartbeat: options.bool("heartbeat")?.unwrap_or(true) };
     let on_event = options.function("onEvent")?.map(|listener| {
         Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
@@ -166,6 +172,29 @@ impl JsSessionStore {
             store.link = Some(OriginLink::connect(&store.inner, &prefix).await);
             Ok(store.into())
         })
+    }
+
+    /// Memory of this WebAssembly instance, shared by every store in it: `{ wasmBytes, countedBytes,
+    /// ceilingBytes }` (the size of wasm memory, which never shrinks; the bytes the library counts
+    /// as held, stored values of memory stores and cached state; the budget they must stay under).
+    #[wasm_bindgen(js_name = memoryUsage)]
+    pub fn memory_usage() -> JsValue {
+        let object = Object::new();
+        let pages = core::arch::wasm32::memory_size(0) as f64;
+        set(&object, "wasmBytes", (pages * 65536.0).into());
+        set(&object, "countedBytes", (budget::held() as f64).into());
+        set(&object, "ceilingBytes", (budget::ceiling() as f64).into());
+        host::freeze(&object)
+    }
+
+    /// What this store's cache holds now: `{ sessions, bytes }` (bytes approximate).
+    #[wasm_bindgen(js_name = cacheUsage)]
+    pub fn cache_usage(&self) -> JsValue {
+        let (sessions, bytes) = self.inner.cache_usage();
+        let object = Object::new();
+        set(&object, "sessions", (sessions as f64).into());
+        set(&object, "bytes", (bytes as f64).into());
+        host::freeze(&object)
     }
 
     /// The owner name recorded in this store's leases.

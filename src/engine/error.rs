@@ -16,15 +16,20 @@ pub enum EngineError {
     /// The head changed under a compare-and-set that was not about a lease, too often to retry.
     #[error("session \"{0}\" changed while this operation was writing it; retry the operation")]
     Conflict(String),
+    /// A synchronous read of a session whose cached view the store evicted to stay within its
+    /// cache limits (or freed on dispose or close).
+    #[error("the cached view of session \"{id}\" was freed (this store's cache keeps at most {max_sessions} sessions and {max_bytes} bytes, least recently used first, or the session was disposed); await session.refresh() or begin a turn to load it again, or raise the cache option's limits")]
+    Evicted { id: String, max_sessions: usize, max_bytes: u64 },
 }
 
 impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Core(error) => error.code(),
-            EngineError::Store(_) => "STORAGE",
+            EngineError::Store(error) => error.code(),
             EngineError::NotFound(_) => "NOT_FOUND",
             EngineError::Conflict(_) => "VERSION_CONFLICT",
+            EngineError::Evicted { .. } => "LIMIT_EXCEEDED",
         }
     }
 }

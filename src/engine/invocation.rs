@@ -3,19 +3,20 @@
 //! Staged events live here until `commit`, `checkpoint` or `interrupt` writes them as one batch at
 //! the next version under this invocation's fencing token, and compare-and-sets the head.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::core::error::Phase;
 use crate::core::guard::{self, Outcome};
 use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Snapshot, Status};
+use crate::engine::cache::events_bytes;
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::Session;
 use crate::engine::store::{Change, Mark, StoreEvent};
 use crate::engine::EngineError;
-use crate::store::{Expect, Version};
+use crate::store::{budget, Expect, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -52,6 +53,8 @@ pub struct Invocation {
     traceparent: Option<String>,
     began_at: u64,
     state: RefCell<State>,
+    /// Whether this invocation still pins its session's cached view (until it ends).
+    pinned: Cell<bool>,
 }
 
 impl Invocation {
@@ -69,7 +72,18 @@ impl Invocation {
     ) -> Rc<Invocation> {
         let staged_bytes = staged.iter().map(Event::weight).sum();
         let state = State { stage: Stage::Open, head, version, staged, staged_bytes, uncertain: None };
-        Rc::new(Invocation { session, id, token, agent, traceparent, began_at, state: RefCell::new(state) })
+        // The cached view stays loaded while this invocation may commit onto it.
+        session.shared.cache.pin(&session.slot);
+        Rc::new(Invocation {
+            session,
+            id,
+            token,
+            agent,
+            traceparent,
+            began_at,
+            state: RefCell::new(state),
+            pinned: Cell::new(true),
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -171,10 +185,10 @@ impl Invocation {
     }
 
     /// Committed messages followed by staged ones (read your writes).
-    pub fn messages(&self, agent: Option<&str>) -> Result<Vec<Json>, CoreError> {
+    pub fn messages(&self, agent: Option<&str>) -> EngineResult<Vec<Json>> {
         self.check_open("messages")?;
         let agent = self.agent_or_default(agent)?;
-        let mut messages = self.session.messages(Some(agent));
+        let mut messages = self.session.messages(Some(agent))?;
         for event in &self.state.borrow().staged {
             if let Event::Message { agent: a, data } = event {
                 if a == agent {
@@ -201,10 +215,10 @@ impl Invocation {
     }
 
     /// Committed state with staged sets and deletes applied.
-    pub fn values(&self, agent: Option<&str>) -> Result<BTreeMap<String, Json>, CoreError> {
+    pub fn values(&self, agent: Option<&str>) -> EngineResult<BTreeMap<String, Json>> {
         self.check_open("state")?;
         let agent = self.agent_or_default(agent)?;
-        let mut values = self.session.values(Some(agent));
+        let mut values = self.session.values(Some(agent))?;
         for event in &self.state.borrow().staged {
             match event {
                 Event::StateSet { agent: a, key, data } if a == agent => {
@@ -316,6 +330,9 @@ impl Invocation {
                 state.version = version.clone();
                 drop(state);
                 self.session.apply_commit(head, version, &events);
+                if status != Status::Running {
+                    self.unpin();
+                }
                 match lease_expiry {
                     Some(expires_at) => {
                         shared
@@ -393,7 +410,7 @@ impl Invocation {
             };
             let mut records = vec![(keys::batch_key(id, new_version, self.token), codec::encode_batch(&batch))];
             if committed.snapshot_due {
-                let mut state = (*self.session.state()).clone();
+                let mut state = (*self.session.state()?).clone();
                 state.apply_all(events);
                 let mut commits = head.commits.clone();
                 commits.push(self.token);
@@ -401,6 +418,10 @@ impl Invocation {
                     Snapshot { version: new_version, token: self.token, previous: head.snapshot, commits, state };
                 records.push((keys::snapshot_key(id, new_version, self.token), codec::encode_snapshot(&snapshot)));
             }
+            // What the commit brings into this instance's memory: the encoded records and the
+            // cached view's growth (a memory store also counts what it keeps).
+            let incoming = records.iter().map(|(_, value)| value.len() as u64).sum::<u64>() + events_bytes(events);
+            budget::check("a commit", incoming)?;
             let written = shared
                 .store
                 .commit(records, &head_key, codec::encode_head(&committed.head), Expect::Version(version))
@@ -462,6 +483,7 @@ impl Invocation {
             state.stage = Stage::Lost { reported };
             state.staged.clear();
         }
+        self.unpin();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
         shared.emit(self.event("lease.lost", None));
@@ -474,6 +496,7 @@ impl Invocation {
         if self.is_lost() {
             // Nothing of ours is in the store to release; aborting a lost invocation just ends it.
             self.state.borrow_mut().stage = Stage::Aborted;
+            self.unpin();
             return Ok(());
         }
         self.check_open("abort")?;
@@ -482,6 +505,7 @@ impl Invocation {
             state.stage = Stage::Aborted;
             state.staged.clear();
         }
+        self.unpin();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
         shared.emit(StoreEvent {
@@ -522,14 +546,36 @@ impl Invocation {
     }
 }
 
+impl Invocation {
+    /// Lets the store's cache evict the session's view again (the invocation ended).
+    fn unpin(&self) {
+        if self.pinned.replace(false) {
+            let shared = &self.session.shared;
+            shared.cache.unpin(&self.session.slot, shared.now());
+        }
+    }
+}
+
+impl Drop for Invocation {
+    fn drop(&mut self) {
+        self.unpin();
+    }
+}
+
 impl Session {
     /// Takes a head this store just wrote (and the events it committed) into the cached view.
     pub(crate) fn apply_commit(&self, head: Head, version: Version, events: &[Event]) {
-        let mut view = self.view.borrow_mut();
-        if !events.is_empty() {
-            Rc::make_mut(&mut view.state).apply_all(events);
-        }
+        let mut view = self.slot.view.borrow_mut();
+        let added = match view.state.as_mut() {
+            Some(state) if !events.is_empty() => {
+                Rc::make_mut(state).apply_all(events);
+                events_bytes(events)
+            }
+            _ => 0,
+        };
         view.head = head;
         view.version = version;
+        drop(view);
+        self.shared.cache.grow(&self.slot, added, self.shared.now());
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::core::{codec, keys, Batch, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef};
 use crate::engine::error::EngineResult;
-use crate::store::{Store, Version};
+use crate::store::{budget, Store, Version};
 
 /// The head of `id` and its store version, if the session exists.
 pub(crate) async fn read_head(store: &dyn Store, id: &str) -> EngineResult<Option<(Head, Version)>> {
@@ -31,6 +31,9 @@ async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
 async fn read_batches(store: &dyn Store, id: &str, wanted: Vec<(u64, u64)>) -> EngineResult<Vec<Batch>> {
     let keys: Vec<String> = wanted.iter().map(|&(version, token)| keys::batch_key(id, version, token)).collect();
     let entries = store.get_many(keys.clone()).await?;
+    let bytes: usize = entries.iter().flatten().map(|entry| entry.value.len()).sum();
+    // Decoding makes about one more copy of what was read.
+    budget::check("loading a session's batches", bytes as u64)?;
     let mut batches = Vec::with_capacity(wanted.len());
     for ((key, entry), (version, token)) in keys.into_iter().zip(entries).zip(wanted) {
         let Some(entry) = entry else {
@@ -56,7 +59,9 @@ fn pairs(
 
 async fn read_snapshot(store: &dyn Store, id: &str, at: SnapshotRef) -> EngineResult<Snapshot> {
     let key = keys::snapshot_key(id, at.version, at.token);
-    let snapshot = codec::decode_snapshot(&key, &read_record(store, &key).await?)?;
+    let bytes = read_record(store, &key).await?;
+    budget::check("loading a session's snapshot", bytes.len() as u64)?;
+    let snapshot = codec::decode_snapshot(&key, &bytes)?;
     if snapshot.version != at.version || snapshot.token != at.token {
         return Err(CoreError::CorruptRecord { key, detail: "holds another version".into() }.into());
     }
@@ -73,23 +78,13 @@ pub(crate) async fn load_state(store: &dyn Store, id: &str, head: &Head) -> Engi
     Ok(state)
 }
 
-/// Brings `state`, valid at `version`, up to `head.version`: only the missing batches when the head
-/// still names them, otherwise a full load.
-pub(crate) async fn catch_up(
-    store: &dyn Store,
-    id: &str,
-    head: &Head,
-    version: u64,
-    state: &mut SessionState,
-) -> EngineResult<()> {
-    if version == head.version {
-        return Ok(());
-    }
-    if version < head.snapshot_version() || version > head.version {
-        *state = load_state(store, id, head).await?;
-        return Ok(());
-    }
-    apply_batches(store, id, head, version + 1, state).await
+/// The batches of versions `after + 1 ..= head.version`, which the head names (the caller checked
+/// that `after` is not below the head's snapshot).
+pub(crate) async fn batches_after(store: &dyn Store, id: &str, head: &Head, after: u64) -> EngineResult<Vec<Batch>> {
+    let wanted = (after + 1..=head.version)
+        .map(|version| Ok((version, head.token_of(version).ok_or_else(|| head_gap(id, version))?)))
+        .collect::<EngineResult<Vec<_>>>()?;
+    read_batches(store, id, wanted).await
 }
 
 async fn apply_batches(
@@ -99,10 +94,7 @@ async fn apply_batches(
     from: u64,
     state: &mut SessionState,
 ) -> EngineResult<()> {
-    let wanted = (from..=head.version)
-        .map(|version| Ok((version, head.token_of(version).ok_or_else(|| head_gap(id, version))?)))
-        .collect::<EngineResult<Vec<_>>>()?;
-    for batch in read_batches(store, id, wanted).await? {
+    for batch in batches_after(store, id, head, from - 1).await? {
         state.apply_all(&batch.events);
     }
     Ok(())

@@ -1,12 +1,14 @@
 //! The engine: runs core decisions against a [`Store`](crate::store::Store), with each session's
-//! last committed view cached in its [`Session`].
+//! last committed view cached once per store, bounded (`cache.rs`).
 
+mod cache;
 mod error;
 mod invocation;
 mod load;
 mod session;
 mod store;
 
+pub use cache::CacheLimits;
 pub use error::EngineError;
 pub use invocation::Invocation;
 pub use load::HistoryEvent;

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::rc::Rc;
 
 use crate::core::guard::{self, Holder, Intent};
-use crate::core::{codec, keys, limits, CoreError, Event, Head, Json, SessionState, Status, DEFAULT_AGENT};
+use crate::core::{codec, keys, limits, AgentState, CoreError, Event, Head, Json, SessionState, Status, DEFAULT_AGENT};
+use crate::engine::cache::{events_bytes, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
@@ -25,17 +26,11 @@ pub struct BeginOptions {
     pub traceparent: Option<String>,
 }
 
-pub(crate) struct View {
-    pub head: Head,
-    pub version: Version,
-    pub state: Rc<SessionState>,
-}
-
-/// A session as of its last committed version (reads never take the guard).
+/// A session as of its last committed version (reads never take the guard). Every `Session` of one
+/// id opened through one store shares that store's cached view of it (a [`Slot`]).
 pub struct Session {
     pub(crate) shared: Rc<Shared>,
-    id: String,
-    pub(crate) view: RefCell<View>,
+    pub(crate) slot: Rc<Slot>,
 }
 
 /// A read-only view as of one version (`at()`).
@@ -48,92 +43,174 @@ pub struct SessionView {
 }
 
 impl Session {
-    pub(crate) fn new(
-        shared: Rc<Shared>,
-        id: String,
-        head: Head,
-        version: Version,
-        state: SessionState,
-    ) -> Rc<Session> {
-        let session = Rc::new(Session {
-            shared: shared.clone(),
-            id,
-            view: RefCell::new(View { head, version, state: Rc::new(state) }),
-        });
-        shared.register(&session);
-        session
+    pub(crate) fn new(shared: Rc<Shared>, slot: Rc<Slot>) -> Rc<Session> {
+        Rc::new(Session { shared, slot })
     }
 
     pub fn id(&self) -> &str {
-        &self.id
+        &self.slot.id
     }
 
     /// The head as last read or written by this store.
     pub fn head(&self) -> Head {
-        self.view.borrow().head.clone()
+        self.slot.view.borrow().head.clone()
     }
 
     pub fn version(&self) -> u64 {
-        self.view.borrow().head.version
+        self.slot.view.borrow().head.version
     }
 
     /// Status by the store's clock now (a crashed holder's lapsed lease reads as idle).
     pub fn status(&self) -> Status {
-        self.view.borrow().head.effective_status(self.shared.now())
+        self.slot.view.borrow().head.effective_status(self.shared.now())
     }
 
-    /// The committed state (shared, no copy).
-    pub fn state(&self) -> Rc<SessionState> {
-        self.view.borrow().state.clone()
+    /// Changes whenever the cached state was loaded whole rather than extended by commits, so that
+    /// readers caching values derived from it (parsed messages) know when to start over.
+    pub fn generation(&self) -> u64 {
+        self.slot.view.borrow().generation
     }
 
-    pub fn messages(&self, agent: Option<&str>) -> Vec<Json> {
-        let view = self.view.borrow();
-        view.state.agent(agent.unwrap_or(DEFAULT_AGENT)).map(|a| a.messages.clone()).unwrap_or_default()
+    /// Values a layer above derives from this session's state (the bindings' parsed reads), shared
+    /// by every `Session` of the id and dropped with the cached state.
+    pub fn attachment<T: 'static>(&self, make: impl FnOnce() -> T) -> Rc<T> {
+        let mut attachment = self.slot.attachment.borrow_mut();
+        if let Some(existing) = attachment.as_ref().and_then(|a| a.clone().downcast::<T>().ok()) {
+            return existing;
+        }
+        let made = Rc::new(make());
+        *attachment = Some(made.clone());
+        made
+    }
+
+    /// The committed state (shared, no copy). Fails when the store's cache evicted it: any async
+    /// method (`refresh`, `begin`) reloads it.
+    pub fn state(&self) -> EngineResult<Rc<SessionState>> {
+        self.shared.cache.touch(&self.slot, self.shared.now());
+        self.slot.state().ok_or_else(|| {
+            let limits = self.shared.cache.limits();
+            EngineError::Evicted {
+                id: self.id().to_owned(),
+                max_sessions: limits.max_sessions,
+                max_bytes: limits.max_bytes,
+            }
+        })
+    }
+
+    fn with_agent<T>(&self, agent: Option<&str>, read: impl FnOnce(Option<&AgentState>) -> T) -> EngineResult<T> {
+        let state = self.state()?;
+        Ok(read(state.agent(agent.unwrap_or(DEFAULT_AGENT))))
+    }
+
+    pub fn messages(&self, agent: Option<&str>) -> EngineResult<Vec<Json>> {
+        self.with_agent(agent, |a| a.map(|a| a.messages.clone()).unwrap_or_default())
     }
 
     /// How many messages `agent` has (reads that cache parsed messages take only the new tail).
-    pub fn message_count(&self, agent: Option<&str>) -> usize {
-        self.view.borrow().state.agent(agent.unwrap_or(DEFAULT_AGENT)).map_or(0, |a| a.messages.len())
+    pub fn message_count(&self, agent: Option<&str>) -> EngineResult<usize> {
+        self.with_agent(agent, |a| a.map_or(0, |a| a.messages.len()))
     }
 
     /// Messages of `agent` from index `start` on.
-    pub fn messages_from(&self, agent: Option<&str>, start: usize) -> Vec<Json> {
-        let view = self.view.borrow();
-        view.state
-            .agent(agent.unwrap_or(DEFAULT_AGENT))
-            .map(|a| a.messages.get(start..).unwrap_or_default().to_vec())
-            .unwrap_or_default()
+    pub fn messages_from(&self, agent: Option<&str>, start: usize) -> EngineResult<Vec<Json>> {
+        self.with_agent(agent, |a| a.map(|a| a.messages.get(start..).unwrap_or_default().to_vec()).unwrap_or_default())
     }
 
-    pub fn values(&self, agent: Option<&str>) -> BTreeMap<String, Json> {
-        let view = self.view.borrow();
-        view.state.agent(agent.unwrap_or(DEFAULT_AGENT)).map(|a| a.state.clone()).unwrap_or_default()
+    pub fn values(&self, agent: Option<&str>) -> EngineResult<BTreeMap<String, Json>> {
+        self.with_agent(agent, |a| a.map(|a| a.state.clone()).unwrap_or_default())
+    }
+
+    /// Frees this store's cached view of the session now, unless an invocation of it is running;
+    /// the next async use of any `Session` of the id loads it again.
+    pub fn dispose(&self) {
+        self.shared.cache.evict(&self.slot);
     }
 
     /// Reloads the latest committed version (only the batches this view lacks).
     pub async fn refresh(&self) -> EngineResult<()> {
-        let (head, version) = self.read_head().await?;
-        self.catch_up(head, version).await
+        let head_key = keys::head_key(self.id());
+        match self.shared.store.get(&head_key).await? {
+            Some(entry) => self.catch_up_to(&head_key, entry).await,
+            None => Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))),
+        }
+    }
+
+    /// Brings the view to the stored head `entry`. A head whose store version is the one the view
+    /// was built from is not decoded again: versions are never reused, even across a delete.
+    pub(crate) async fn catch_up_to(&self, head_key: &str, entry: Entry) -> EngineResult<()> {
+        let current = {
+            let view = self.slot.view.borrow();
+            view.version == entry.version && view.state.is_some()
+        };
+        if current {
+            self.shared.cache.touch(&self.slot, self.shared.now());
+            return Ok(());
+        }
+        let head = codec::decode_head(head_key, &entry.value)?;
+        self.catch_up(head, entry.version).await
     }
 
     async fn read_head(&self) -> EngineResult<(Head, Version)> {
-        load::read_head(&*self.shared.store, &self.id)
+        load::read_head(&*self.shared.store, self.id())
             .await?
-            .ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id)))
+            .ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id())))
     }
 
+    /// Brings the shared view to `head`: only the batches it lacks, or a whole load when its state
+    /// was evicted, is too old for the head to name what it lacks, or belongs to an earlier session
+    /// of the same id (deleted and created again). Loads are awaited before the view changes, and
+    /// the view is checked again after them (another `Session` of the id may have moved it).
     pub(crate) async fn catch_up(&self, head: Head, version: Version) -> EngineResult<()> {
-        let from = self.view.borrow().head.version;
-        if from != head.version {
-            let mut state = (*self.view.borrow().state).clone();
-            load::catch_up(&*self.shared.store, &self.id, &head, from, &mut state).await?;
-            self.view.borrow_mut().state = Rc::new(state);
+        let (cache, store) = (&self.shared.cache, &*self.shared.store);
+        loop {
+            let (from, generation, extendable) = self.extendable(&head);
+            if extendable && from > head.version {
+                return Ok(()); // the view is already newer than the head read (our own commit)
+            }
+            if extendable && from < head.version {
+                let batches = load::batches_after(store, self.id(), &head, from).await?;
+                if self.extendable(&head) != (from, generation, true) {
+                    continue;
+                }
+                let mut added = 0;
+                let mut state = self.slot.view.borrow_mut().state.take().unwrap_or_default();
+                let folded = Rc::make_mut(&mut state);
+                for batch in &batches {
+                    added += events_bytes(&batch.events);
+                    folded.apply_all(&batch.events);
+                }
+                let bytes = self.slot.view.borrow().bytes;
+                cache.hold(&self.slot, state, bytes + added, false, self.shared.now());
+            } else if !extendable {
+                let state = load::load_state(store, self.id(), &head).await?;
+                let (now_from, _, now_extendable) = self.extendable(&head);
+                if now_extendable && now_from > head.version {
+                    return Ok(());
+                }
+                let bytes = state_bytes(&state);
+                cache.hold(&self.slot, Rc::new(state), bytes, true, self.shared.now());
+            }
+            let mut view = self.slot.view.borrow_mut();
+            view.head = head;
+            view.version = version;
+            drop(view);
+            cache.touch(&self.slot, self.shared.now());
+            return Ok(());
         }
-        let mut view = self.view.borrow_mut();
-        view.head = head;
-        view.version = version;
-        Ok(())
+    }
+
+    /// The view's version and generation, and whether its state can be brought to `head` by
+    /// applying the batches after it (held, of the same session, and not older than the batches
+    /// `head` still names).
+    fn extendable(&self, head: &Head) -> (u64, u64, bool) {
+        let view = self.slot.view.borrow();
+        // The same session, not a successor created under its id after a delete: the commit the
+        // view is at has the same fencing token in both heads (tokens start at a random base).
+        let at = view.head.version.min(head.version);
+        let same_session = view.head.created_at == head.created_at
+            && (at == 0 || token_at(&view.head, at).is_none_or(|token| token_at(head, at) == Some(token)));
+        let named = view.head.version >= head.snapshot_version() || view.head.version > head.version;
+        (view.head.version, view.generation, view.state.is_some() && same_session && named)
     }
 
     /// Takes the guard: fails fast with `ConcurrencyError` unless `options.wait_ms` is given.
@@ -161,7 +238,7 @@ impl Session {
                     let now = self.shared.now();
                     self.shared.emit(StoreEvent {
                         kind: "lease.denied",
-                        session: self.id.clone(),
+                        session: self.id().to_owned(),
                         owner: Some(holder.clone()),
                         ..Default::default()
                     });
@@ -185,17 +262,20 @@ impl Session {
         let started = shared.now();
         {
             let mut marks = shared.marks.borrow_mut();
-            if let Some(mark) = marks.get(&self.id).filter(|mark| mark.expires_at > started) {
+            if let Some(mark) = marks.get(self.id()).filter(|mark| mark.expires_at > started) {
                 return Err(CoreError::Concurrency {
                     holder: config.owner.clone(),
                     retry_after_ms: mark.expires_at - started,
                 }
                 .into());
             }
-            marks.insert(self.id.clone(), Mark { token: None, expires_at: started.saturating_add(config.lease_ms) });
+            marks.insert(
+                self.id().to_owned(),
+                Mark { token: None, expires_at: started.saturating_add(config.lease_ms) },
+            );
         }
-        let pending = PendingMark { shared, id: &self.id, armed: true };
-        let head_key = keys::head_key(&self.id);
+        let pending = PendingMark { shared, id: self.id(), armed: true };
+        let head_key = keys::head_key(self.id());
         let (leased, new_version, now) = self.lease(intent, &head_key).await?;
         // Validate the cached view against the head we just leased, loading only what it lacks.
         if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
@@ -206,7 +286,7 @@ impl Session {
         }
         let lease = leased.lease.as_ref().expect("guard::acquire always sets a lease");
         let (token, expires_at) = (lease.token, lease.expires_at);
-        shared.marks.borrow_mut().insert(self.id.clone(), Mark { token: Some(token), expires_at });
+        shared.marks.borrow_mut().insert(self.id().to_owned(), Mark { token: Some(token), expires_at });
         pending.disarm();
         let mut staged = Vec::new();
         if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
@@ -225,7 +305,7 @@ impl Session {
         );
         shared.emit(StoreEvent {
             kind: "lease.acquired",
-            session: self.id.clone(),
+            session: self.id().to_owned(),
             version: Some(self.version()),
             token: Some(token),
             owner: Some(config.owner.clone()),
@@ -243,7 +323,7 @@ impl Session {
         let shared = &self.shared;
         let holder = Holder { owner: &shared.config.owner, instance: &shared.instance };
         let (cached, cached_version) = {
-            let view = self.view.borrow();
+            let view = self.slot.view.borrow();
             (view.head.clone(), view.version.clone())
         };
         let now = shared.now();
@@ -262,7 +342,7 @@ impl Session {
                 // Decide on the reported head and compare-and-set against it: no read needed.
                 Some(current) => {
                     let decided =
-                        decide(shared, &self.id, head_key, intent, presumed_dead.as_deref(), current.as_ref());
+                        decide(shared, self.id(), head_key, intent, presumed_dead.as_deref(), current.as_ref());
                     let written = match &decided.result {
                         Ok(leased) => {
                             let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
@@ -280,7 +360,7 @@ impl Session {
             };
             match decided.result {
                 Ok(leased) => {
-                    let version = written.ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
+                    let version = written.ok_or_else(|| EngineError::Conflict(self.id().to_owned()))?;
                     return Ok((leased, version, decided.now));
                 }
                 Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms }))
@@ -307,7 +387,7 @@ impl Session {
         let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
         let decide_now = {
             let (shared, decided, id, head_key) =
-                (self.shared.clone(), decided.clone(), self.id.clone(), head_key.to_owned());
+                (self.shared.clone(), decided.clone(), self.id().to_owned(), head_key.to_owned());
             Box::new(move |entry: Option<&Entry>| {
                 let acquired = decide(&shared, &id, &head_key, intent, presumed_dead.as_deref(), entry);
                 let decision = match &acquired.result {
@@ -319,7 +399,7 @@ impl Session {
             })
         };
         let written = self.shared.store.update(head_key, decide_now).await?;
-        let decided = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id.clone()))?;
+        let decided = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id().to_owned()))?;
         Ok((decided, written))
     }
 
@@ -369,7 +449,8 @@ impl Session {
         if version > head.version {
             return Err(EngineError::NotFound(format!(
                 "session \"{}\" has no version {version}; its latest version is {}",
-                self.id, head.version
+                self.id(),
+                head.version
             )));
         }
         Ok(())
@@ -379,24 +460,17 @@ impl Session {
     pub async fn at(&self, version: u64) -> EngineResult<SessionView> {
         let (head, head_version) = self.read_head().await?;
         self.check_version(&head, version)?;
-        let now = self.shared.now();
         if version == head.version {
             self.catch_up(head, head_version).await?;
-            let view = self.view.borrow();
-            return Ok(SessionView {
-                id: self.id.clone(),
-                version,
-                status: view.head.effective_status(now),
-                state: view.state.clone(),
-            });
+            return Ok(SessionView { id: self.id().to_owned(), version, status: self.status(), state: self.state()? });
         }
-        let (state, last) = load::state_at(&*self.shared.store, &self.id, &head, version).await?;
+        let (state, last) = load::state_at(&*self.shared.store, self.id(), &head, version).await?;
         let status = match last.last() {
             Some(Event::Interrupt { .. }) => Status::Interrupted,
             Some(Event::Closed) => Status::Closed,
             _ => Status::Idle,
         };
-        Ok(SessionView { id: self.id.clone(), version, status, state: Rc::new(state) })
+        Ok(SessionView { id: self.id().to_owned(), version, status, state: Rc::new(state) })
     }
 
     /// Events of versions `from..=to` (defaults: 0 and the latest) in commit order.
@@ -413,7 +487,7 @@ impl Session {
         }
         self.check_version(&head, to)?;
         self.check_version(&head, from)?;
-        load::history(&*self.shared.store, &self.id, &head, from, to).await
+        load::history(&*self.shared.store, self.id(), &head, from, to).await
     }
 
     /// A new session holding this one's state as of `at` (default: latest). Its history starts with
@@ -441,7 +515,7 @@ impl Session {
             .open(&new_id, OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() })
             .await?;
         let invocation = fork.begin(BeginOptions::default()).await?;
-        let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(&self.id));
+        let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(self.id()));
         invocation.stage_all(std::iter::once(Event::Forked { data: from.into() }).chain(source.state.to_events()))?;
         invocation.commit().await?;
         Ok(fork)
@@ -449,11 +523,19 @@ impl Session {
 
     /// Calls `listener` after each commit of this session made through this store.
     pub fn on_change(&self, listener: Rc<dyn Fn(&Change)>) -> u64 {
-        self.shared.subscribe(Some(self.id.clone()), listener)
+        self.shared.subscribe(Some(self.id().to_owned()), listener)
     }
 
     pub fn off_change(&self, subscription: u64) {
         self.shared.unsubscribe(subscription);
+    }
+}
+
+/// The fencing token of the commit that wrote `version`, if `head` still names it.
+fn token_at(head: &Head, version: u64) -> Option<u64> {
+    match head.snapshot {
+        Some(snapshot) if snapshot.version == version => Some(snapshot.token),
+        _ => head.token_of(version),
     }
 }
 

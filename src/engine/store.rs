@@ -2,12 +2,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use crate::core::limits::Limits;
 use crate::core::{codec, guard, keys, limits, CoreError, Head, Json, Status};
+use crate::engine::cache::{Cache, CacheLimits};
 use crate::engine::error::EngineResult;
-use crate::engine::load;
 use crate::engine::session::Session;
 use crate::engine::EngineError;
 use crate::store::{Expect, LocalBoxFuture, Store, StoreError};
@@ -39,6 +39,8 @@ pub struct Config {
     /// Commits between snapshots; 0 disables snapshots.
     pub snapshot_every: u64,
     pub limits: Limits,
+    /// Bounds of the cache of session views (`StoreOptions.cache`).
+    pub cache: CacheLimits,
 }
 
 impl Config {
@@ -50,6 +52,7 @@ impl Config {
             max_lifetime_ms: None,
             snapshot_every: 50,
             limits: Limits::default(),
+            cache: CacheLimits::default(),
         }
     }
 }
@@ -122,8 +125,9 @@ pub(crate) struct Shared {
     listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
     next_listener: Cell<u64>,
     closed: Cell<bool>,
-    /// The sessions this store has handed out, so that a change made elsewhere refreshes them.
-    sessions: RefCell<HashMap<String, Vec<Weak<Session>>>>,
+    /// One shared, bounded view per session id: what `open` validates against the head instead of
+    /// loading the session again, and what a change made elsewhere refreshes.
+    pub cache: Cache,
 }
 
 impl Shared {
@@ -162,14 +166,6 @@ impl Shared {
         self.listeners.borrow_mut().retain(|(listener, _, _)| *listener != id);
     }
 
-    /// Remembers a session handed out, so that remote changes reach it (dead entries are pruned).
-    pub fn register(&self, session: &Rc<Session>) {
-        let mut sessions = self.sessions.borrow_mut();
-        let list = sessions.entry(session.id().to_owned()).or_default();
-        list.retain(|weak| weak.strong_count() > 0);
-        list.push(Rc::downgrade(session));
-    }
-
     pub fn check_open(&self) -> EngineResult<()> {
         if self.closed.get() {
             return Err(StoreError::backend("this SessionStore was closed; create a new one").into());
@@ -204,6 +200,7 @@ impl SessionStore {
         if config.owner.is_empty() {
             config.owner = instance.clone();
         }
+        let cache = Cache::new(config.cache);
         let shared = Shared {
             store,
             env,
@@ -212,7 +209,7 @@ impl SessionStore {
             marks: RefCell::new(HashMap::new()),
             on_event,
             listeners: RefCell::new(Vec::new()),
-            sessions: RefCell::new(HashMap::new()),
+            cache,
             next_listener: Cell::new(0),
             closed: Cell::new(false),
         };
@@ -238,9 +235,16 @@ impl SessionStore {
         let shared = &self.shared;
         let head_key = keys::head_key(id);
         for _ in 0..3 {
-            if let Some((head, version)) = load::read_head(&*shared.store, id).await? {
-                let state = load::load_state(&*shared.store, id, &head).await?;
-                return Ok(Session::new(shared.clone(), id.to_owned(), head, version, state));
+            if let Some(entry) = shared.store.get(&head_key).await? {
+                if let Some(slot) = shared.cache.get(id) {
+                    let session = Session::new(shared.clone(), slot);
+                    session.catch_up_to(&head_key, entry).await?;
+                    return Ok(session);
+                }
+                let head = codec::decode_head(&head_key, &entry.value)?;
+                let session = Session::new(shared.clone(), shared.cache.slot(id, head.clone(), entry.version.clone()));
+                session.catch_up(head, entry.version).await?;
+                return Ok(session);
             }
             if !options.create {
                 return Err(EngineError::NotFound(format!(
@@ -258,7 +262,11 @@ impl SessionStore {
             // `e/<id>/<version>/<token>` keys must not be ones this new session's head will name.
             head.last_token = random_token_base(&*shared.env);
             if let Some(version) = shared.store.put(&head_key, codec::encode_head(&head), Expect::Absent).await? {
-                return Ok(Session::new(shared.clone(), id.to_owned(), head, version, Default::default()));
+                let slot = shared.cache.slot(id, head.clone(), version.clone());
+                let session = Session::new(shared.clone(), slot);
+                // A slot left from an earlier session of this id (deleted) is replaced whole.
+                session.catch_up(head, version).await?;
+                return Ok(session);
             }
             // Another store created it between our read and our write: load theirs.
         }
@@ -310,6 +318,9 @@ impl SessionStore {
         for _ in 0..3 {
             let Some(entry) = self.shared.store.get(&head_key).await? else { return Ok(false) };
             if self.shared.store.delete_session(&head_key, &entry.version, &keys::record_prefixes(id)).await? {
+                if let Some(slot) = self.shared.cache.get(id) {
+                    self.shared.cache.evict(&slot);
+                }
                 return Ok(true);
             }
         }
@@ -366,15 +377,9 @@ impl SessionStore {
     /// Takes in a commit made by another store over the same backend (reported by the host, e.g. a
     /// BroadcastChannel): the open views of that session catch up, then listeners hear of it.
     pub async fn handle_remote_change(&self, id: String, version: u64, status: Status) {
-        let sessions: Vec<Rc<Session>> = self
-            .shared
-            .sessions
-            .borrow()
-            .get(&id)
-            .map(|list| list.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default();
-        for session in sessions {
-            if session.version() < version {
+        if let Some(slot) = self.shared.cache.get(&id) {
+            let session = Session::new(self.shared.clone(), slot);
+            if session.version() < version && session.slot.state().is_some() {
                 // A view that cannot catch up stays as it was; its next begin() reloads it.
                 let _ = session.refresh().await;
             }
@@ -386,10 +391,17 @@ impl SessionStore {
         self.shared.unsubscribe(subscription);
     }
 
-    /// Refuses further use. Sessions already open stay readable.
+    /// Refuses further use and frees every cached view at once (Sessions keep their ids, versions
+    /// and statuses; their reads of messages and state then fail with the eviction error).
     pub fn close(&self) {
         self.shared.closed.set(true);
+        self.shared.cache.clear();
         self.shared.store.close();
+    }
+
+    /// Sessions whose state this store's cache holds now, and their approximate bytes.
+    pub fn cache_usage(&self) -> (usize, u64) {
+        (self.shared.cache.len(), self.shared.cache.bytes())
     }
 }
 

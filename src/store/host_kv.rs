@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::core::{codec, keys};
-use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Version};
+use crate::store::{budget, Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Version};
 
 #[wasm_bindgen]
 extern "C" {
@@ -171,6 +171,19 @@ impl HostKvStore {
             return Ok(None);
         }
         let value = field(returned, "value");
+        // Checked before the bytes are copied into wasm memory, where a failed allocation would trap
+        // (a base64 string is copied as text first: 4 characters per 3 bytes).
+        let incoming = match (
+            value.dyn_ref::<Uint8Array>(),
+            value.dyn_ref::<js_sys::ArrayBuffer>(),
+            value.dyn_ref::<js_sys::JsString>(),
+        ) {
+            (Some(array), _, _) => u64::from(array.length()),
+            (_, Some(buffer), _) => u64::from(buffer.byte_length()),
+            (_, _, Some(text)) => u64::from(text.length()) * 2,
+            _ => 0,
+        };
+        budget::check("a record read from the host KV", incoming)?;
         let bytes = if let Some(array) = value.dyn_ref::<Uint8Array>() {
             array.to_vec()
         } else if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {

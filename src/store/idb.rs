@@ -21,7 +21,7 @@ use web_sys::{
 
 use crate::core::{codec, keys};
 use crate::store::{
-    Decide, Decision, Entry, Expect, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Version,
+    budget, Decide, Decision, Entry, Expect, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Version,
 };
 
 const RECORDS: &str = "records";
@@ -157,6 +157,9 @@ fn entry_of(value: &JsValue) -> Result<Option<Entry>, JsValue> {
     let version = Reflect::get(value, &JsValue::from_str("n"))?;
     let bytes = bytes.dyn_into::<Uint8Array>().map_err(|_| JsValue::from_str("a stored value has no bytes"))?;
     let version = version.as_f64().ok_or_else(|| JsValue::from_str("a stored value has no version"))?;
+    // Checked before the bytes are copied into wasm memory, where a failed allocation would trap.
+    budget::check("a record read from IndexedDB", u64::from(bytes.length()))
+        .map_err(|error| JsValue::from_str(&error.to_string()))?;
     Ok(Some(Entry { value: bytes.to_vec(), version: version_string(version) }))
 }
 

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::store::{Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreResult, Version};
+use crate::store::{budget, Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreResult, Version};
 
 /// Keys -> bytes in a `BTreeMap`; every write bumps a store-wide counter that is the version token.
 #[derive(Debug, Default)]
@@ -33,8 +33,11 @@ impl MemoryStore {
         inner.entries.get(key).map(|(value, version)| Entry { value: value.clone(), version: version.to_string() })
     }
 
-    fn put_now(&self, key: &str, value: Vec<u8>, expect: Expect) -> Option<Version> {
+    /// Writes if `expect` holds; the bytes count against the instance's memory budget.
+    fn put_now(&self, key: &str, value: Vec<u8>, expect: Expect) -> StoreResult<Option<Version>> {
         let mut inner = self.inner.borrow_mut();
+        let replaced = inner.entries.get(key).map_or(0, |(old, _)| old.len());
+        budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;
         let current = inner.entries.get(key).map(|(_, version)| version.to_string());
         let holds = match (&expect, &current) {
             (Expect::Any, _) | (Expect::Absent, None) => true,
@@ -42,12 +45,15 @@ impl MemoryStore {
             _ => false,
         };
         if !holds {
-            return None;
+            return Ok(None);
         }
         inner.writes += 1;
         let version = inner.writes;
-        inner.entries.insert(key.to_owned(), (value, version));
-        Some(version.to_string())
+        budget::take(value.len() as u64);
+        if let Some((old, _)) = inner.entries.insert(key.to_owned(), (value, version)) {
+            budget::give_back(old.len() as u64);
+        }
+        Ok(Some(version.to_string()))
     }
 
     fn delete_now(&self, key: &str, expected: Option<&str>) -> bool {
@@ -55,7 +61,13 @@ impl MemoryStore {
         match (inner.entries.get(key), expected) {
             (None, _) => false,
             (Some((_, version)), Some(want)) if version.to_string() != want => false,
-            _ => inner.entries.remove(key).is_some(),
+            _ => match inner.entries.remove(key) {
+                Some((old, _)) => {
+                    budget::give_back(old.len() as u64);
+                    true
+                }
+                None => false,
+            },
         }
     }
 
@@ -77,18 +89,46 @@ impl MemoryStore {
     }
 }
 
+impl Drop for MemoryStore {
+    fn drop(&mut self) {
+        let held: usize = self.inner.get_mut().entries.values().map(|(value, _)| value.len()).sum();
+        budget::give_back(held as u64);
+    }
+}
+
 impl Store for MemoryStore {
+    /// Checks the whole commit against the memory budget first, so that a refused commit leaves no
+    /// batch behind.
+    fn commit<'a>(
+        &'a self,
+        records: Vec<(String, Vec<u8>)>,
+        head_key: &'a str,
+        head: Vec<u8>,
+        expected: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let total: usize = records.iter().map(|(_, value)| value.len()).sum::<usize>() + head.len();
+        if let Err(error) = budget::check("a commit to the memory store", total as u64) {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        Box::pin(async move {
+            for (key, value) in records {
+                self.put_now(&key, value, Expect::Any)?;
+            }
+            self.put_now(head_key, head, expected)
+        })
+    }
+
     fn put_or_current<'a>(
         &'a self,
         key: &'a str,
         value: Vec<u8>,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Put>> {
-        let outcome = match self.put_now(key, value, expect) {
+        let outcome = self.put_now(key, value, expect).map(|written| match written {
             Some(version) => Put::Written(version),
             None => Put::Refused { current: Some(self.get_now(key)) },
-        };
-        Box::pin(std::future::ready(Ok(outcome)))
+        });
+        Box::pin(std::future::ready(outcome))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
@@ -101,7 +141,7 @@ impl Store for MemoryStore {
         value: Vec<u8>,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        Box::pin(std::future::ready(Ok(self.put_now(key, value, expect))))
+        Box::pin(std::future::ready(self.put_now(key, value, expect)))
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {

@@ -3,6 +3,7 @@
 //! Every backend (memory, IndexedDB, a host KV) implements [`Store`]; the engine never knows which one
 //! it runs on. Futures are `!Send` (`LocalBoxFuture`) because JS backends live on one thread.
 
+pub mod budget;
 #[cfg(target_arch = "wasm32")]
 mod host_kv;
 #[cfg(target_arch = "wasm32")]
@@ -83,6 +84,10 @@ pub enum StoreError {
     /// A value is larger than the backend accepts in one key.
     #[error("a value of {actual} bytes is over the backend's per-value limit of {limit} bytes")]
     TooLarge { limit: u64, actual: u64 },
+    /// Taking in `needed` more bytes would bring this wasm instance over its memory budget
+    /// (`budget.rs`); nothing was written or loaded.
+    #[error("{what} needs {needed} bytes, but this WebAssembly instance already holds {held} bytes of its {limit}-byte memory budget, so nothing was written or loaded (the instance and its other sessions keep working); delete or prune large sessions, lower the cache option's maxBytes, or keep large data outside the session")]
+    OutOfMemory { what: &'static str, needed: u64, held: u64, limit: u64 },
 }
 
 impl fmt::Debug for StoreError {
@@ -92,6 +97,15 @@ impl fmt::Debug for StoreError {
 }
 
 impl StoreError {
+    /// The stable code of the JS error class this maps to.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Corrupt { .. } => "CORRUPT_RECORD",
+            StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. } => "LIMIT_EXCEEDED",
+            StoreError::Backend { .. } | StoreError::Contended { .. } => "STORAGE",
+        }
+    }
+
     pub fn backend(message: impl Into<String>) -> StoreError {
         StoreError::Backend { message: message.into(), cause: None }
     }

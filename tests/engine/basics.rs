@@ -73,7 +73,7 @@ fn open_creates_then_loads_and_create_false_is_not_found() {
     // Opening with create: true an existing session does not reset it.
     turn(&session, &["\"m\""]);
     let reopened = open(&other, "a/b");
-    assert_eq!((reopened.version(), texts(&reopened.messages(None))), (1, vec!["\"m\"".to_owned()]));
+    assert_eq!((reopened.version(), texts(&reopened.messages(None).unwrap())), (1, vec!["\"m\"".to_owned()]));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn begin_commit_writes_one_batch_and_the_head() {
     invocation.set_state("gone", j("2"), None).unwrap();
     invocation.delete_state("gone", None).unwrap();
     // Nothing is visible before the commit, except to the invocation itself.
-    assert!(session.messages(None).is_empty());
+    assert!(session.messages(None).unwrap().is_empty());
     assert_eq!(texts(&invocation.messages(None).unwrap()), ["\"hi\""]);
     assert_eq!(invocation.values(None).unwrap().keys().collect::<Vec<_>>(), ["k"]);
     assert_eq!(world.dump().len(), 1, "staging writes nothing");
@@ -105,9 +105,9 @@ fn begin_commit_writes_one_batch_and_the_head() {
     assert_eq!(block_on(invocation.commit()).unwrap(), 1);
     assert!(invocation.is_ended());
     assert_eq!((session.version(), session.status()), (1, Status::Idle));
-    assert_eq!(texts(&session.messages(None)), ["\"hi\""]);
-    assert_eq!(texts(&session.messages(Some("helper"))), ["\"there\""]);
-    assert_eq!(session.values(None).get("k").map(|v| v.to_string()), Some("1".to_owned()));
+    assert_eq!(texts(&session.messages(None).unwrap()), ["\"hi\""]);
+    assert_eq!(texts(&session.messages(Some("helper")).unwrap()), ["\"there\""]);
+    assert_eq!(session.values(None).unwrap().get("k").map(|v| v.to_string()), Some("1".to_owned()));
 
     let head = world.head("s");
     assert_eq!(
@@ -119,7 +119,7 @@ fn begin_commit_writes_one_batch_and_the_head() {
 
     // A fresh owner loads exactly what was committed.
     let fresh = open(&world.store("bob"), "s");
-    assert_eq!(*fresh.state(), *session.state());
+    assert_eq!(*fresh.state().unwrap(), *session.state().unwrap());
 
     // An ended invocation refuses everything, naming its phase.
     let committed = Phase::Committed;
@@ -169,7 +169,7 @@ fn abort_discards_staged_events_and_releases() {
     let next = begin(&session);
     assert_eq!(next.token(), t + 3);
     assert_eq!(block_on(next.commit()).unwrap(), 2);
-    assert_eq!(texts(&open(&world.store("bob"), "s").messages(None)), ["1"]);
+    assert_eq!(texts(&open(&world.store("bob"), "s").messages(None).unwrap()), ["1"]);
 }
 
 #[test]
@@ -212,9 +212,9 @@ fn limits_are_checked_before_anything_is_staged_or_written() {
     invocation.append_message(j("12345"), Some("a")).unwrap(); // 14 + 1 + 5 = 20
     assert_eq!(texts(&invocation.messages(None).unwrap()), ["1234567"], "refused events were not staged");
     assert_eq!(block_on(invocation.commit()).unwrap(), 1);
-    assert_eq!(texts(&session.messages(None)), ["1234567"]);
-    assert_eq!(texts(&session.messages(Some("a"))), ["12345"]);
-    assert!(session.values(None).is_empty());
+    assert_eq!(texts(&session.messages(None).unwrap()), ["1234567"]);
+    assert_eq!(texts(&session.messages(Some("a")).unwrap()), ["12345"]);
+    assert!(session.values(None).unwrap().is_empty());
 
     // Options of begin are checked before the guard is touched.
     let before = world.dump();
@@ -236,8 +236,8 @@ fn agents_option_routes_default_writes() {
     invocation.append_message(j("1"), None).unwrap();
     invocation.append_message(j("2"), Some("default")).unwrap();
     block_on(invocation.commit()).unwrap();
-    assert_eq!(texts(&session.messages(Some("planner"))), ["1"]);
-    assert_eq!(texts(&session.messages(None)), ["2"]);
+    assert_eq!(texts(&session.messages(Some("planner")).unwrap()), ["1"]);
+    assert_eq!(texts(&session.messages(None).unwrap()), ["2"]);
 }
 
 #[test]
@@ -286,7 +286,7 @@ fn a_refused_storage_write_leaves_the_invocation_open_for_a_retry() {
         assert_eq!(texts(&invocation.messages(None).unwrap()), ["1"], "still staged");
         invocation.append_message(j("2"), None).unwrap();
         assert_eq!(block_on(invocation.commit()).unwrap(), 1);
-        assert_eq!(texts(&open(&world.store("bob"), "s").messages(None)), ["1", "2"]);
+        assert_eq!(texts(&open(&world.store("bob"), "s").messages(None).unwrap()), ["1", "2"]);
         assert_eq!(world.head("s").version, 1);
     }
 }
@@ -317,7 +317,7 @@ fn an_ambiguous_head_write_failure_never_rewrites_a_named_batch() {
         for key in named.iter().filter(|key| !key.starts_with("h/")) {
             assert_eq!(lookup(&after, key), lookup(&before, key), "{key} is named by the head and was rewritten");
         }
-        let messages = texts(&open(&world.store("bob"), "s").messages(None));
+        let messages = texts(&open(&world.store("bob"), "s").messages(None).unwrap());
         assert_eq!(messages.iter().filter(|m| *m == "1").count(), 1, "the turn was committed twice: {messages:?}");
     }
 }

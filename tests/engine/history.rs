@@ -40,8 +40,8 @@ fn snapshots_every_n_commits_and_a_fresh_open_loads_the_same_state() {
     assert_eq!(snapshots, [keys::snapshot_key("s", 3, t + 3), keys::snapshot_key("s", 6, t + 6)]);
 
     let fresh = open(&world.store("reader"), "s");
-    assert_eq!(*fresh.state(), *writer.state());
-    assert_eq!(texts(&fresh.messages(None)), (1..=N).map(message).collect::<Vec<_>>());
+    assert_eq!(*fresh.state().unwrap(), *writer.state().unwrap());
+    assert_eq!(texts(&fresh.messages(None).unwrap()), (1..=N).map(message).collect::<Vec<_>>());
 
     // The fresh load really is snapshot + later batches: without the batches the snapshot covers,
     // it still loads the same state.
@@ -49,7 +49,7 @@ fn snapshots_every_n_commits_and_a_fresh_open_loads_the_same_state() {
         assert!(block_on(world.mem.delete(&keys::batch_key("s", v, t + v), None)).unwrap());
     }
     let from_snapshot = open(&world.store("reader2"), "s");
-    assert_eq!(*from_snapshot.state(), *writer.state());
+    assert_eq!(*from_snapshot.state().unwrap(), *writer.state().unwrap());
 }
 
 #[test]
@@ -149,8 +149,8 @@ fn fork_copies_the_state_at_a_version_and_starts_its_own_history() {
     let fork = block_on(source.fork(&store, Some("f/1".into()), Some(5))).unwrap();
     assert_eq!(fork.id(), "f/1");
     assert_eq!(fork.version(), 1);
-    assert_eq!(texts(&fork.messages(None)), (1..=5).map(message).collect::<Vec<_>>());
-    assert_eq!(fork.values(None).get("v").map(|v| v.to_string()), Some("5".into()));
+    assert_eq!(texts(&fork.messages(None).unwrap()), (1..=5).map(message).collect::<Vec<_>>());
+    assert_eq!(fork.values(None).unwrap().get("v").map(|v| v.to_string()), Some("5".into()));
     let history = block_on(fork.history(Some(1), None)).unwrap();
     assert_eq!(history[0].event, Some(Event::Forked { data: j(r#"{"from":"s","version":5}"#) }));
 
@@ -158,13 +158,13 @@ fn fork_copies_the_state_at_a_version_and_starts_its_own_history() {
     turn(&fork, &["\"fork only\""]);
     assert_eq!(source.version(), N);
     let reread = open(&world.store("reader"), "s");
-    assert_eq!(*reread.state(), *source.state());
+    assert_eq!(*reread.state().unwrap(), *source.state().unwrap());
     let fork_again = open(&world.store("reader"), "f/1");
-    assert_eq!(fork_again.messages(None).last().map(|m| m.to_string()), Some("\"fork only\"".into()));
+    assert_eq!(fork_again.messages(None).unwrap().last().map(|m| m.to_string()), Some("\"fork only\"".into()));
 
     // Latest by default; an existing id is refused without touching it.
     let latest = block_on(source.fork(&store, None, None)).unwrap();
-    assert_eq!(*latest.state(), *source.state());
+    assert_eq!(*latest.state().unwrap(), *source.state().unwrap());
     assert_ne!(latest.id(), source.id());
     let before = world.dump();
     let error = core_error(block_on(source.fork(&store, Some("f/1".into()), None)));

@@ -360,7 +360,7 @@ fn run(skews: &[i64], snapshot_every: u64, steps: &[Step]) -> Result<Stats, Test
     let reader = world.store_with(Config { lease_ms: LEASE_MS, ..World::config("reader") }, 0);
     let fresh = block_on(reader.open(ID, OpenOptions::default())).unwrap();
     let expected: Vec<String> = commits.iter().flat_map(|c| c.messages.iter().cloned()).collect();
-    let loaded: Vec<String> = fresh.messages(None).iter().map(|m| m.to_string()).collect();
+    let loaded: Vec<String> = fresh.messages(None).unwrap().iter().map(|m| m.to_string()).collect();
     prop_assert_eq!(&loaded, &expected, "messages loaded by a fresh store");
 
     // 3. Nothing from a refused, lost or discarded path appears.
@@ -394,7 +394,7 @@ fn run(skews: &[i64], snapshot_every: u64, steps: &[Step]) -> Result<Stats, Test
     // 5. Every owner's cached view catches up to the same state.
     for owner in &owners {
         block_on(owner.session.refresh()).unwrap();
-        prop_assert_eq!(&*owner.session.state(), &*fresh.state(), "view of {}", owner.name);
+        prop_assert_eq!(&*owner.session.state().unwrap(), &*fresh.state().unwrap(), "view of {}", owner.name);
     }
 
     // 6. The head's history in the backend's own order of writes.

@@ -107,8 +107,8 @@ fn checkpoint_then_abort_keeps_the_checkpointed_versions() {
         (2, Status::Idle, None, vec![t + 1, t + 1])
     );
     block_on(rival.refresh()).unwrap();
-    assert_eq!(texts(&rival.messages(None)), ["1", "2"]);
-    assert_eq!(texts(&open(&world.store("carol"), "s").messages(None)), ["1", "2"]);
+    assert_eq!(texts(&rival.messages(None).unwrap()), ["1", "2"]);
+    assert_eq!(texts(&open(&world.store("carol"), "s").messages(None).unwrap()), ["1", "2"]);
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn checkpoint_then_lease_lost_keeps_only_the_checkpoints() {
     taker.append_message(j("2"), None).unwrap();
     assert_eq!(block_on(taker.commit()).unwrap(), 2, "the taker starts from the checkpointed version");
     assert_eq!(core_error(block_on(invocation.commit())), CoreError::LeaseLost { token: invocation.token() });
-    assert_eq!(texts(&open(&world.store("carol"), "s").messages(None)), ["1", "2"]);
+    assert_eq!(texts(&open(&world.store("carol"), "s").messages(None).unwrap()), ["1", "2"]);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn close_is_terminal_and_readable() {
     // Still readable, with the close in its history; closed sessions never expire.
     let last = block_on(session.history(None, None)).unwrap().pop().unwrap();
     assert_eq!((last.version, last.event), (2, Some(Event::Closed)));
-    assert_eq!(texts(&session.messages(None)), ["1"]);
+    assert_eq!(texts(&session.messages(None).unwrap()), ["1"]);
     world.advance(u64::MAX / 4);
     assert_eq!(session.status(), Status::Closed);
 }
@@ -277,6 +277,6 @@ fn invoke_releases_the_guard_on_every_path() {
         other => panic!("expected LeaseLost, got {other:?}"),
     }
     let fresh = open(&world.store("carol"), "s");
-    assert_eq!(texts(&fresh.messages(None)), ["1"]);
+    assert_eq!(texts(&fresh.messages(None).unwrap()), ["1"]);
     assert_eq!(fresh.version(), 3);
 }

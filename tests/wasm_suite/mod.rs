@@ -89,7 +89,7 @@ async fn racing_begins_admit_exactly_one_and_the_loser_writes_nothing() {
     winner.append_message(json("\"first\""), None).unwrap();
     assert_eq!(winner.commit().await.unwrap(), 1);
     let fresh = store_over(&env, &backend, "reader", 0).open("s", OpenOptions::default()).await.unwrap();
-    assert_eq!(fresh.messages(None), vec![json("\"first\"")]);
+    assert_eq!(fresh.messages(None).unwrap(), vec![json("\"first\"")]);
     assert_eq!(fresh.version(), 1);
 }
 
@@ -131,7 +131,7 @@ async fn a_stale_holder_is_fenced_out_and_changes_no_named_record() {
         assert_eq!(still, Some(bytes), "record {key} changed");
     }
     b.refresh().await.unwrap();
-    assert_eq!(b.messages(None), vec![json("\"fresh\"")]);
+    assert_eq!(b.messages(None).unwrap(), vec![json("\"fresh\"")]);
 }
 
 #[wasm_bindgen_test]
@@ -145,13 +145,13 @@ async fn history_time_travel_and_fork_across_snapshots() {
         assert_eq!(inv.commit().await.unwrap(), n);
     }
     let reopened = store_over(&env, &backend, "r", 3).open("s", OpenOptions::default()).await.unwrap();
-    assert_eq!(reopened.messages(None).len(), 8);
+    assert_eq!(reopened.messages(None).unwrap().len(), 8);
     let view = session.at(4).await.unwrap();
     assert_eq!(view.state.agent("default").unwrap().messages.len(), 4);
     let history = session.history(Some(2), Some(7)).await.unwrap();
     assert_eq!(history.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6, 7]);
     let fork = session.fork(&store, Some("f".into()), Some(5)).await.unwrap();
-    assert_eq!(fork.messages(None), (1..=5).map(|n| json(&n.to_string())).collect::<Vec<_>>());
+    assert_eq!(fork.messages(None).unwrap(), (1..=5).map(|n| json(&n.to_string())).collect::<Vec<_>>());
     assert_eq!(fork.status(), Status::Idle);
 }
 

@@ -109,9 +109,11 @@ export class Sessions {
     inB.appendMessage({ text: "from b" });
     const committedB = await inB.commit();
     const final = await (await a.open(id)).refresh();
+    const messages = final.messages();
+    // close() frees the stores' cached views at once: read before it.
     await a.close();
     await b.close();
-    return json({ refused, committedA, committedB, seenByB, messages: final.messages() });
+    return json({ refused, committedA, committedB, seenByB, messages });
   }
 }
 
