@@ -398,7 +398,7 @@ impl Invocation {
             };
             let now = shared.now();
             let committed =
-                guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), config.snapshot_every)?;
+                guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), self.snapshot_every())?;
             let new_version = committed.head.version;
             let batch = Batch {
                 version: new_version,
@@ -445,6 +445,17 @@ impl Invocation {
             }
         }
         Err(EngineError::Conflict(id.to_owned()))
+    }
+
+    /// The store's snapshot spacing, or 0 (no snapshot in this commit) when encoding the whole state
+    /// would not fit in the instance's memory budget: the commit still goes through, and loads
+    /// replay its batch instead.
+    fn snapshot_every(&self) -> u64 {
+        let bytes = self.session.slot.view.borrow().bytes;
+        match budget::check("a snapshot", bytes) {
+            Ok(()) => self.session.shared.config.snapshot_every,
+            Err(_) => 0,
+        }
     }
 
     /// Reads the head back and tells whether it names this invocation's batch at `version`, i.e.

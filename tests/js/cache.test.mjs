@@ -1,0 +1,142 @@
+// The store's cache of session views, as a server uses it: one store, `open(id)` on every request.
+// Session objects of one id share one view; the cache stays within `cache: { maxSessions, maxBytes,
+// ttlMs }` whatever the number of sessions opened and Session objects dropped; an evicted session
+// reloads on use; dispose and close free at once. Memory figures are in bench/open-by-id.mjs.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { LimitExceededError, SessionStore, ValidationError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { manualClock, rejection, thrown } from "./_helpers.mjs";
+
+const turn = (session, ...messages) =>
+  session.invoke((inv) => {
+    for (const message of messages) inv.appendMessage(message);
+  });
+
+for (const [name, makeStore] of [
+  ["memory", (options) => SessionStore.memory(options)],
+  ["kv(memoryKv)", (options) => SessionStore.kv(memoryKv(), options)],
+]) {
+  describe(`cache on ${name}`, () => {
+    test("opening by id per request shares one view: frozen reads are the same objects", async () => {
+      const store = await makeStore();
+      for (let i = 0; i < 300; i++) await turn(await store.open("long"), { i });
+      const a = await store.open("long");
+      const b = await store.open("long");
+      assert.equal(a.version, 300);
+      assert.equal(a.messages().length, 300);
+      assert.equal(a.messages(), b.messages(), "one parsed, frozen array for both Session objects");
+      assert.ok(Object.isFrozen(a.messages()));
+      await turn(b, { i: 300 });
+      assert.equal(a.version, 301, "a commit through one Session object shows in the other");
+      assert.deepEqual(a.messages().at(-1), { i: 300 });
+      assert.deepEqual(store.cacheUsage().sessions, 1);
+    });
+
+    test("maxSessions bounds the cache; an evicted session reloads on its next async use", async () => {
+      const store = await makeStore({ cache: { maxSessions: 5 } });
+      const first = await store.open("first");
+      await turn(first, "kept");
+      for (let i = 0; i < 50; i++) {
+        await turn(await store.open(`other-${i}`), i);
+        assert.ok(store.cacheUsage().sessions <= 5, JSON.stringify(store.cacheUsage()));
+      }
+      const error = thrown(() => first.messages());
+      assert.ok(error instanceof LimitExceededError, String(error));
+      assert.equal(error.code, "LIMIT_EXCEEDED");
+      assert.match(error.message, /refresh\(\)/, "the message says what to do");
+      assert.equal(first.version, 1, "the head stays readable");
+      assert.equal(await first.refresh(), first);
+      assert.deepEqual(first.messages(), ["kept"]);
+      await turn(first, "more");
+      assert.deepEqual((await store.open("first")).messages(), ["kept", "more"]);
+    });
+
+    test("maxBytes bounds the cached bytes whatever the number of sessions opened", async () => {
+      const maxBytes = 64 * 1024;
+      const store = await makeStore({ cache: { maxBytes } });
+      const text = "x".repeat(2000);
+      for (let i = 0; i < 200; i++) {
+        await turn(await store.open(`s-${i}`), text, text);
+        assert.ok(store.cacheUsage().bytes <= maxBytes, JSON.stringify(store.cacheUsage()));
+      }
+      assert.ok(store.cacheUsage().sessions < 200 && store.cacheUsage().sessions > 1);
+      assert.deepEqual((await store.open("s-0")).messages(), [text, text], "the oldest reloads");
+    });
+
+    test("ttlMs drops a session not used for that long", async () => {
+      const now = manualClock();
+      const store = await makeStore({ now, cache: { ttlMs: 60_000 } });
+      const idle = await store.open("idle");
+      await turn(idle, 1);
+      now.advance(60_000);
+      await turn(await store.open("busy"), 2);
+      assert.equal(store.cacheUsage().sessions, 1);
+      assert.ok(thrown(() => idle.state()) instanceof LimitExceededError);
+      assert.deepEqual((await store.open("idle")).messages(), [1]);
+    });
+
+    test("a running invocation keeps its view, whatever else is opened", async () => {
+      const store = await makeStore({ cache: { maxSessions: 1 } });
+      const held = await store.open("held");
+      const inv = await held.begin();
+      inv.appendMessage("staged");
+      for (let i = 0; i < 5; i++) await turn(await store.open(`o-${i}`), i);
+      assert.deepEqual(inv.messages(), ["staged"]);
+      await inv.commit();
+      assert.deepEqual(held.messages(), ["staged"]);
+    });
+
+    test("Symbol.dispose and close() free the cached views at once", async () => {
+      const store = await makeStore();
+      {
+        const session = await store.open("s");
+        await turn(session, "a");
+        assert.ok(store.cacheUsage().bytes > 0);
+        session[Symbol.dispose]();
+        assert.deepEqual(store.cacheUsage(), { sessions: 0, bytes: 0 });
+      }
+      assert.deepEqual((await store.open("s")).messages(), ["a"], "reloaded on use");
+      await store.close();
+      assert.deepEqual(store.cacheUsage(), { sessions: 0, bytes: 0 });
+    });
+
+    test("bad cache options are a ValidationError naming the path", async () => {
+      for (const [cache, path] of [
+        [{ maxSessions: 0 }, "options.cache.maxSessions"],
+        [{ maxBytes: -1 }, "options.cache.maxBytes"],
+        [{ ttlMs: 1.5 }, "options.cache.ttlMs"],
+        [{ maxSessions: "10" }, "options.cache.maxSessions"],
+        ["big", "options.cache"],
+      ]) {
+        const error = await rejection(makeStore({ cache }));
+        assert.ok(error instanceof ValidationError, String(error));
+        assert.equal(error.path, path);
+      }
+    });
+  });
+}
+
+test("two stores over one memoryKv: a commit by one reaches the other's view by the batches it lacks", async () => {
+  const kv = memoryKv();
+  const a = await SessionStore.kv(kv, { owner: "a" });
+  const b = await SessionStore.kv(kv, { owner: "b" });
+  for (let i = 0; i < 20; i++) await turn(await a.open("shared"), i);
+  const viewB = await b.open("shared");
+  assert.equal(viewB.messages().length, 20);
+  await turn(await a.open("shared"), 20);
+  const again = await b.open("shared");
+  assert.equal(again.version, 21);
+  assert.equal(viewB.version, 21, "the earlier Session object of b shares the refreshed view");
+  assert.deepEqual(again.messages().at(-1), 20);
+});
+
+test("a session deleted and created again under its id is not served from the old view", async () => {
+  const kv = memoryKv();
+  const a = await SessionStore.kv(kv, { owner: "a" });
+  const b = await SessionStore.kv(kv, { owner: "b" });
+  await turn(await a.open("s"), "old");
+  assert.equal(await b.delete("s"), true);
+  await turn(await b.open("s"), "new");
+  assert.deepEqual((await a.open("s")).messages(), ["new"]);
+});
