@@ -291,8 +291,9 @@ test("a dedicated worker terminated in the middle of an invocation: a tab takes 
       const token = inv.token;
       inv.appendMessage("tab took over");
       const version = await inv.commit();
+      const messages = session.messages(); // before close(), which frees the store's cached views
       await store.close();
-      return { refusedWhileAlive, elapsed, refusals, token, version, messages: session.messages() };
+      return { refusedWhileAlive, elapsed, refusals, token, version, messages };
     }, { database, id, LEASE_MS });
     t.diagnostic(`takeover after ${takeover.elapsed.toFixed(1)} ms, ${takeover.refusals} refusals first`);
     assert.equal(takeover.refusedWhileAlive, true);
