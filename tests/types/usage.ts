@@ -3,6 +3,8 @@
 // Every `@ts-expect-error` line must fail to compile; if one starts compiling, tsc reports the
 // unused directive and this check fails.
 import {
+  type CacheUsage,
+  type MemoryUsage,
   SessionStore,
   Session,
   Invocation,
@@ -136,6 +138,14 @@ async function stores(): Promise<void> {
   new SessionStore();
   // @ts-expect-error leaseMs is a number
   await SessionStore.memory({ leaseMs: "30s" });
+  const cached: SessionStore = await SessionStore.memory({ cache: { maxSessions: 100, maxBytes: 1 << 20, ttlMs: 60_000 } });
+  const usage: CacheUsage = cached.cacheUsage();
+  const instance: MemoryUsage = SessionStore.memoryUsage();
+  const counted: number = usage.bytes + usage.sessions + instance.wasmBytes + instance.countedBytes + instance.ceilingBytes;
+  void counted;
+  // @ts-expect-error cache.maxBytes is a number
+  await SessionStore.memory({ cache: { maxBytes: "1 MiB" } });
+  (await cached.open("d"))[Symbol.dispose]();
 
   const session: Session = await memory.open("id", { create: false, idleTtlMs: 1, maxLifetimeMs: 2, metadata: { a: [1] } });
   const random: Session = await memory.open();
