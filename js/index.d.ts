@@ -517,6 +517,8 @@ export declare class Session {
 
   messages(options?: AgentOptions): readonly ReadonlyJson[];
   state(options?: AgentOptions): Readonly<Record<string, ReadonlyJson>>;
+  /** One committed state value, or `undefined`: reads that one value without building the others. */
+  stateValue(key: string, options?: AgentOptions): ReadonlyJson | undefined;
   pendingInterrupt(): PendingInterrupt | null;
   /** Reloads the latest committed version; resolves to this same object. */
   refresh(): Promise<this>;
@@ -553,6 +555,8 @@ export declare class Invocation {
   /** Committed + staged (read your writes). */
   messages(options?: AgentOptions): readonly ReadonlyJson[];
   state(options?: AgentOptions): Readonly<Record<string, ReadonlyJson>>;
+  /** One state value as this invocation sees it (what it staged over what is committed), or `undefined`. */
+  stateValue(key: string, options?: AgentOptions): ReadonlyJson | undefined;
   renew(): Promise<void>;
   /** Writes the staged events as a new version and keeps the lease; resolves to the new version. */
   checkpoint(): Promise<number>;

@@ -11,7 +11,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use crate::bindings::convert::{to_json, to_name, to_text, Options};
 use crate::bindings::errors::{core, engine, JsResult};
 use crate::bindings::host::{freeze, start_interval, stop_interval};
-use crate::bindings::reads::{json_array, session_messages, state_object};
+use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;
 use crate::engine::Invocation;
 
@@ -148,6 +148,17 @@ impl JsInvocation {
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
         let agent = agent_option(&options)?;
         state_object(&self.inner.values(agent.as_deref()).map_err(engine)?)
+    }
+
+    /// One state value as this invocation sees it (staged over committed), or `undefined`.
+    #[wasm_bindgen(js_name = stateValue)]
+    pub fn state_value(&self, key: JsValue, options: JsValue) -> JsResult<JsValue> {
+        let agent = agent_option(&options)?;
+        let key = to_name(&key, "a state key")?;
+        match self.inner.value(agent.as_deref(), &key).map_err(engine)? {
+            Some(text) => parse(&text),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 
     pub fn renew(&self) -> Promise {

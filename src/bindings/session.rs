@@ -6,7 +6,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::bindings::convert::{to_count, Options};
+use crate::bindings::convert::{to_count, to_name, Options};
 use crate::bindings::errors::{engine, invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
@@ -150,6 +150,17 @@ impl JsSession {
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
         let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
         session_state(&self.inner, agent.as_deref())
+    }
+
+    /// One committed state value (frozen), or `undefined`: no copy of the agent's other values.
+    #[wasm_bindgen(js_name = stateValue)]
+    pub fn state_value(&self, key: JsValue, options: JsValue) -> JsResult<JsValue> {
+        let key = to_name(&key, "a state key")?;
+        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        match self.inner.value(agent.as_deref(), &key).map_err(engine)? {
+            Some(text) => parse(&text),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 
     #[wasm_bindgen(js_name = pendingInterrupt)]

@@ -233,6 +233,21 @@ impl Invocation {
         Ok(values)
     }
 
+    /// One state value of `agent` as this invocation sees it: the last staged set or delete of
+    /// `key`, else the committed value.
+    pub fn value(&self, agent: Option<&str>, key: &str) -> EngineResult<Option<Json>> {
+        self.check_open("state")?;
+        let agent = self.agent_or_default(agent)?;
+        for event in self.state.borrow().staged.iter().rev() {
+            match event {
+                Event::StateSet { agent: a, key: k, data } if a == agent && k == key => return Ok(Some(data.clone())),
+                Event::StateDelete { agent: a, key: k } if a == agent && k == key => return Ok(None),
+                _ => {}
+            }
+        }
+        self.session.value(Some(agent), key)
+    }
+
     /// Extends the lease to `now + leaseMs`.
     pub async fn renew(&self) -> EngineResult<()> {
         self.extend(true).await

@@ -116,6 +116,11 @@ impl Session {
         self.with_agent(agent, |a| a.map(|a| a.messages.get(start..).unwrap_or_default().to_vec()).unwrap_or_default())
     }
 
+    /// One state value of `agent` (no copy of the others).
+    pub fn value(&self, agent: Option<&str>, key: &str) -> EngineResult<Option<Json>> {
+        self.with_agent(agent, |a| a.and_then(|a| a.state.get(key).cloned()))
+    }
+
     pub fn values(&self, agent: Option<&str>) -> EngineResult<BTreeMap<String, Json>> {
         self.with_agent(agent, |a| a.map(|a| a.state.clone()).unwrap_or_default())
     }

@@ -140,3 +140,26 @@ test("a session deleted and created again under its id is not served from the ol
   await turn(await b.open("s"), "new");
   assert.deepEqual((await a.open("s")).messages(), ["new"]);
 });
+
+test("stateValue reads one state key: committed on a Session, staged over committed on an Invocation", async () => {
+  const store = await SessionStore.memory();
+  const session = await store.open("s");
+  await session.invoke((inv) => {
+    inv.setState("a", { n: 1 });
+    inv.setState("b", [2]);
+    inv.setState("x", 1, { agent: "helper" });
+  });
+  assert.deepEqual(session.stateValue("a"), { n: 1 });
+  assert.ok(Object.isFrozen(session.stateValue("a")));
+  assert.equal(session.stateValue("missing"), undefined);
+  assert.equal(session.stateValue("x"), undefined);
+  assert.equal(session.stateValue("x", { agent: "helper" }), 1);
+  const inv = await session.begin();
+  inv.setState("a", "staged");
+  inv.deleteState("b");
+  assert.equal(inv.stateValue("a"), "staged");
+  assert.equal(inv.stateValue("b"), undefined);
+  assert.deepEqual(session.stateValue("b"), [2], "the session shows what is committed");
+  await inv.abort();
+  assert.ok(thrown(() => session.stateValue("")) instanceof ValidationError);
+});
