@@ -289,8 +289,15 @@ impl SessionStore {
         let mut sessions = Vec::with_capacity(page.keys.len());
         for key in &page.keys {
             let Some(id) = keys::id_of_head_key(key) else { continue };
-            let Some(entry) = self.shared.store.get(key).await? else { continue };
-            match codec::decode_head(key, &entry.value) {
+            // A head that is not what this package wrote (the backend says so, or it does not
+            // decode) leaves that session out of the page; the others are listed.
+            let entry = match self.shared.store.get(key).await {
+                Ok(Some(entry)) => Ok(entry),
+                Ok(None) => continue,
+                Err(StoreError::Corrupt { key, detail }) => Err(CoreError::CorruptRecord { key, detail }),
+                Err(error) => return Err(error.into()),
+            };
+            match entry.and_then(|entry| codec::decode_head(key, &entry.value)) {
                 Ok(head) => sessions.push(SessionInfo {
                     id,
                     version: head.version,
@@ -357,7 +364,11 @@ impl SessionStore {
     /// Deletes the session of head `key` if it is expired now; whether it did.
     async fn sweep_one(&self, key: &str) -> EngineResult<bool> {
         let Some(id) = keys::id_of_head_key(key) else { return Ok(false) };
-        let Some(entry) = self.shared.store.get(key).await? else { return Ok(false) };
+        let entry = match self.shared.store.get(key).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
         let Ok(head) = codec::decode_head(key, &entry.value) else { return Ok(false) };
         if head.status != Status::Expired && guard::expire(&head, self.shared.now()).is_none() {
             return Ok(false);

@@ -132,7 +132,7 @@ fn on_success(
     tx: &IdbTransaction,
     request: &IdbRequest,
     failure: &Failure,
-    then: impl FnOnce(JsValue) -> Result<(), JsValue> + 'static,
+    then: impl FnOnce(JsValue) -> Result<(), Failed> + 'static,
 ) {
     let (tx, done, failure) = (tx.clone(), request.clone(), failure.clone());
     let callback = Closure::once_into_js(move || {
@@ -146,20 +146,37 @@ fn on_success(
 }
 
 /// An error raised inside a callback, reported instead of the bare abort it caused.
-type Failure = Rc<RefCell<Option<JsValue>>>;
+type Failure = Rc<RefCell<Option<Failed>>>;
 
-/// A stored value and its version, from the JS object in the store.
-fn entry_of(value: &JsValue) -> Result<Option<Entry>, JsValue> {
+/// Why a request callback failed: IndexedDB itself, or what it returned (a record that is not what
+/// this package wrote, named by its key; one too large for the memory budget).
+enum Failed {
+    Js(JsValue),
+    Store(StoreError),
+}
+
+impl From<JsValue> for Failed {
+    fn from(error: JsValue) -> Self {
+        Failed::Js(error)
+    }
+}
+
+/// The stored value and version under `key`, from the JS object in the store. Anything else there
+/// (other code's value, an object without its bytes) is a corrupt record named by its key.
+fn entry_of(key: &str, value: &JsValue) -> Result<Option<Entry>, Failed> {
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
+    let corrupt = |detail: &str| Failed::Store(StoreError::Corrupt { key: key.to_owned(), detail: detail.to_owned() });
+    if !value.is_object() || value.is_instance_of::<Uint8Array>() {
+        return Err(corrupt("it is not a record of agent-session (an object { v: bytes, n: version })"));
+    }
     let bytes = Reflect::get(value, &JsValue::from_str("v"))?;
     let version = Reflect::get(value, &JsValue::from_str("n"))?;
-    let bytes = bytes.dyn_into::<Uint8Array>().map_err(|_| JsValue::from_str("a stored value has no bytes"))?;
-    let version = version.as_f64().ok_or_else(|| JsValue::from_str("a stored value has no version"))?;
+    let bytes = bytes.dyn_into::<Uint8Array>().map_err(|_| corrupt("its record has no bytes"))?;
+    let version = version.as_f64().filter(|n| n.is_finite()).ok_or_else(|| corrupt("its record has no version"))?;
     // Checked before the bytes are copied into wasm memory, where a failed allocation would trap.
-    budget::check("a record read from IndexedDB", u64::from(bytes.length()))
-        .map_err(|error| JsValue::from_str(&error.to_string()))?;
+    budget::check("a record read from IndexedDB", u64::from(bytes.length())).map_err(Failed::Store)?;
     Ok(Some(Entry { value: bytes.to_vec(), version: version_string(version) }))
 }
 
@@ -307,8 +324,11 @@ impl IdbStore {
             return Err(backend(what, error));
         }
         if let Err(error) = transaction_done(&tx).await {
-            let cause = failure.borrow_mut().take().unwrap_or(error);
-            return Err(backend(what, cause));
+            return Err(match failure.borrow_mut().take() {
+                Some(Failed::Store(error)) => error,
+                Some(Failed::Js(cause)) => backend(what, cause),
+                None => backend(what, error),
+            });
         }
         let result = out.borrow_mut().take();
         Ok(result)
@@ -327,7 +347,7 @@ impl IdbStore {
                 let request = records.get(&JsValue::from_str(&key))?;
                 let records = records.clone();
                 on_success(tx, &request, failure, move |value| {
-                    let written = decide(&records, entry_of(&value)?)?;
+                    let written = decide(&records, entry_of(&key, &value)?)?;
                     *out.borrow_mut() = Some(written);
                     Ok(())
                 });
@@ -352,7 +372,7 @@ impl Store for IdbStore {
                 .run(false, "read failed", move |tx, records, failure, out| {
                     let request = records.get(&JsValue::from_str(&key))?;
                     on_success(tx, &request, failure, move |value| {
-                        *out.borrow_mut() = Some(entry_of(&value)?);
+                        *out.borrow_mut() = Some(entry_of(&key, &value)?);
                         Ok(())
                     });
                     Ok(())
@@ -479,10 +499,10 @@ impl Store for IdbStore {
                     *out.borrow_mut() = Some(vec![None; count]);
                     for (index, key) in keys.iter().enumerate() {
                         let request = records.get(&JsValue::from_str(key))?;
-                        let out = out.clone();
+                        let (out, key) = (out.clone(), key.clone());
                         on_success(tx, &request, failure, move |value| {
                             if let Some(entries) = out.borrow_mut().as_mut() {
-                                entries[index] = entry_of(&value)?;
+                                entries[index] = entry_of(&key, &value)?;
                             }
                             Ok(())
                         });

@@ -151,6 +151,21 @@ export async function rawDump(database) {
 }
 
 // Flips every bit of one byte in the middle of the record bytes `v` of `key`, in place.
+/** Puts `value` under `key` as other code of the origin could (a value of another shape). */
+export async function rawPut(database, key, value) {
+  const db = await rawOpen(database);
+  try {
+    await new Promise((resolve, reject) => {
+      const tx = db.transaction("records", "readwrite");
+      tx.objectStore("records").put(value, key);
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
 export async function rawFlipByte(database, key) {
   const db = await rawOpen(database);
   try {

@@ -417,6 +417,57 @@ test("a reload keeps everything; a corrupted batch record fails its session with
   });
 });
 
+test("a record of another shape (bare bytes, an object without bytes or version, a string) is a CorruptRecordError naming its key; other sessions load", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const page = await openTab(tabs, "tab");
+    const shapes = {
+      bytes: "new Uint8Array([1, 2, 3])",
+      noBytes: "({ n: 1 })",
+      noVersion: "({ v: new Uint8Array([1]) })",
+      text: "'hello'",
+    };
+    const result = await inTab(page, async ({ lib, fx }, { database, shapes }) => {
+      const store = await lib.SessionStore.indexedDb({ database });
+      for (const name of [...Object.keys(shapes), "fine"]) {
+        await (await store.open(name)).invoke((inv) => inv.appendMessage(name));
+      }
+      await store.close();
+      for (const [name, shape] of Object.entries(shapes)) {
+        // Half of them on the head, half on the batch the head names.
+        const key = name === "bytes" || name === "text" ? fx.headKey(name) : `${fx.batchPrefix(name)}`;
+        const raw = await fx.rawDump(database);
+        const target = Object.keys(raw).find((k) => k.startsWith(key));
+        await fx.rawPut(database, target, (0, eval)(shape));
+      }
+      const reader = await lib.SessionStore.indexedDb({ database });
+      const out = {};
+      for (const name of [...Object.keys(shapes), "fine"]) {
+        try {
+          const session = await reader.open(name, { create: false });
+          out[name] = { opened: true, messages: session.messages() };
+        } catch (error) {
+          out[name] = { isCorrupt: error instanceof lib.CorruptRecordError, code: error.code, key: error.key, message: error.message };
+        }
+      }
+      // A list still shows every session; the two with a foreign head are left out.
+      out.listed = (await reader.list()).sessions.map((s) => s.id).sort();
+      out.keys = Object.fromEntries(Object.keys(shapes).map((name) => [name, name === "bytes" || name === "text" ? fx.headKey(name) : fx.batchPrefix(name)]));
+      await reader.close();
+      return out;
+    }, { database, shapes });
+    for (const name of Object.keys(shapes)) {
+      const got = result[name];
+      t.diagnostic(`${name}: ${JSON.stringify(got)}`);
+      assert.equal(got.isCorrupt, true, `${name}: ${JSON.stringify(got)}`);
+      assert.equal(got.code, "CORRUPT_RECORD");
+      assert.ok(got.key.startsWith(result.keys[name]), `${name}: key ${got.key}, expected under ${result.keys[name]}`);
+      assert.match(got.message, new RegExp(got.key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    }
+    assert.deepEqual(result.fine, { opened: true, messages: ["fine"] });
+    assert.deepEqual(result.listed, ["fine", "noBytes", "noVersion"]);
+  });
+});
+
 test("a stale holder (lease expired, session taken over) gets LeaseLostError on commit and writes nothing", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const SHORT_LEASE_MS = 500;
