@@ -44,7 +44,9 @@ pub enum CoreError {
     #[error("cannot {action} when the {}is {}{}", if matches!(from, Phase::Status(_)) { "session " } else { "invocation " }, from.as_str(), hint(*from, action))]
     InvalidTransition { from: Phase, action: &'static str },
     /// The session was closed: it is read-only for ever (`fork` it to continue).
-    #[error("cannot {action}: the session is closed; it stays readable, fork it to continue the conversation")]
+    #[error(
+        "cannot {action}: the session is closed; it stays readable (history, at), start a new session to continue"
+    )]
     SessionClosed { action: &'static str },
     /// The session passed its idle TTL or maximum lifetime.
     #[error("cannot {action}: the session expired (idle TTL or maximum lifetime passed); open a new session")]

@@ -173,8 +173,10 @@ const SNAPSHOT_GROWTH: u64 = 8;
 /// nothing of ours to release (the lease ran out or was taken), which is not an error for an abort.
 pub fn release(head: &Head, token: u64) -> Option<Head> {
     match &head.lease {
-        Some(lease) if lease.token == token && head.status == Status::Running => {
-            Some(Head { status: head.resting_status(), lease: None, ..head.clone() })
+        Some(lease) if lease.token == token => {
+            let action = Action::Release { interrupted: head.interrupt.is_some() };
+            let status = transition(head.status, action).ok()?;
+            Some(Head { status, lease: None, ..head.clone() })
         }
         _ => None,
     }
@@ -182,8 +184,9 @@ pub fn release(head: &Head, token: u64) -> Option<Head> {
 
 /// Marks a session expired, when it is (for the sweep). `None` when it is not expired at `now`.
 pub fn expire(head: &Head, now: u64) -> Option<Head> {
-    if head.status == Status::Expired || head.effective_status(now) != Status::Expired {
+    if head.effective_status(now) != Status::Expired {
         return None;
     }
-    Some(Head { status: Status::Expired, lease: None, ..head.clone() })
+    let status = transition(head.status, Action::Expire).ok()?;
+    Some(Head { status, lease: None, ..head.clone() })
 }

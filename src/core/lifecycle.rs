@@ -11,6 +11,7 @@
 //! [`crate::core::Head::effective_status`], which is where the clock enters; this table is timeless.
 
 use crate::core::error::{CoreError, Phase};
+use crate::core::event::Event;
 
 /// The status of a session, as stored in its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +79,8 @@ pub enum Action {
     Release { interrupted: bool },
     /// The idle TTL or maximum lifetime passed.
     Expire,
+    /// Copy the session into a new one (no change to this one).
+    Fork,
 }
 
 impl Action {
@@ -92,6 +95,7 @@ impl Action {
             Action::CommitClose => "close",
             Action::Release { .. } => "abort",
             Action::Expire => "expire",
+            Action::Fork => "fork",
         }
     }
 }
@@ -113,6 +117,17 @@ pub fn transition(from: Status, action: Action) -> Result<Status, CoreError> {
         (Running, Action::CommitClose) => Ok(Closed),
         (Running, Action::Release { interrupted }) => Ok(if interrupted { Interrupted } else { Idle }),
         (Idle | Running | Interrupted, Action::Expire) => Ok(Expired),
+        (Idle | Running | Interrupted, Action::Fork) => Ok(from),
         _ => Err(refused()),
+    }
+}
+
+/// The status a session had at an old version, from the last event committed at it (time travel:
+/// `at(v)`). A version reached by an interrupt is interrupted, by a close closed, otherwise idle.
+pub fn status_at(last_event: Option<&Event>) -> Status {
+    match last_event {
+        Some(Event::Interrupt { .. }) => Status::Interrupted,
+        Some(Event::Closed) => Status::Closed,
+        _ => Status::Idle,
     }
 }

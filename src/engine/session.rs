@@ -6,12 +6,13 @@ use std::future::Future;
 use std::rc::Rc;
 
 use crate::core::guard::{self, Holder, Intent};
+use crate::core::lifecycle::{self, Action};
 use crate::core::{codec, keys, limits, AgentState, CoreError, Event, Head, Json, SessionState, Status, DEFAULT_AGENT};
 use crate::engine::cache::{events_bytes, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
-use crate::engine::store::{expired_or_closed, Change, Mark, OpenOptions, SessionStore, Shared, StoreEvent};
+use crate::engine::store::{Change, Mark, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
 use crate::store::{Decision, Entry, Expect, Put, Version};
 
@@ -470,11 +471,7 @@ impl Session {
             return Ok(SessionView { id: self.id().to_owned(), version, status: self.status(), state: self.state()? });
         }
         let (state, last) = load::state_at(&*self.shared.store, self.id(), &head, version).await?;
-        let status = match last.last() {
-            Some(Event::Interrupt { .. }) => Status::Interrupted,
-            Some(Event::Closed) => Status::Closed,
-            _ => Status::Idle,
-        };
+        let status = lifecycle::status_at(last.last());
         Ok(SessionView { id: self.id().to_owned(), version, status, state: Rc::new(state) })
     }
 
@@ -504,7 +501,7 @@ impl Session {
         at: Option<u64>,
     ) -> EngineResult<Rc<Session>> {
         let (head, _) = self.read_head().await?;
-        expired_or_closed(&head, self.shared.now(), "fork")?;
+        lifecycle::transition(head.effective_status(self.shared.now()), Action::Fork)?;
         let version = at.unwrap_or(head.version);
         let source = self.at(version).await?;
         let new_id = new_id.unwrap_or_else(|| store.new_id());

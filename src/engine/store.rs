@@ -370,6 +370,7 @@ impl SessionStore {
             Err(error) => return Err(error.into()),
         };
         let Ok(head) = codec::decode_head(key, &entry.value) else { return Ok(false) };
+        // Stored as expired already, or expired by the clock now.
         if head.status != Status::Expired && guard::expire(&head, self.shared.now()).is_none() {
             return Ok(false);
         }
@@ -422,12 +423,4 @@ fn random_token_base(env: &dyn Env) -> u64 {
     let mut bytes = [0u8; 4];
     env.fill_random(&mut bytes);
     u64::from(u32::from_le_bytes(bytes))
-}
-
-pub(crate) fn expired_or_closed(head: &Head, now: u64, action: &'static str) -> Result<(), CoreError> {
-    match head.effective_status(now) {
-        Status::Closed => Err(CoreError::SessionClosed { action }),
-        Status::Expired => Err(CoreError::SessionExpired { action }),
-        _ => Ok(()),
-    }
 }

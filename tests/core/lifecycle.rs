@@ -5,7 +5,7 @@ use agent_session::core::lifecycle::{transition, Action, Status};
 
 const STATUSES: [Status; 5] = [Status::Idle, Status::Running, Status::Interrupted, Status::Closed, Status::Expired];
 
-const ACTIONS: [Action; 9] = [
+const ACTIONS: [Action; 10] = [
     Action::Begin,
     Action::Resume,
     Action::Close,
@@ -15,6 +15,7 @@ const ACTIONS: [Action; 9] = [
     Action::Release { interrupted: false },
     Action::Release { interrupted: true },
     Action::Expire,
+    Action::Fork,
 ];
 
 /// The table of DESIGN.md "Lifecycle", written out move by move (not derived from the code).
@@ -33,6 +34,9 @@ fn allowed(from: Status, action: Action) -> Option<Status> {
         (Idle, Action::Expire) => Expired,
         (Running, Action::Expire) => Expired,
         (Interrupted, Action::Expire) => Expired,
+        (Idle, Action::Fork) => Idle,
+        (Running, Action::Fork) => Running,
+        (Interrupted, Action::Fork) => Interrupted,
         _ => return None,
     })
 }
@@ -46,6 +50,7 @@ fn expected_name(action: Action) -> &'static str {
         Action::Interrupt => "interrupt",
         Action::Release { .. } => "abort",
         Action::Expire => "expire",
+        Action::Fork => "fork",
     }
 }
 
@@ -71,7 +76,7 @@ fn every_status_and_action() {
             }
         }
     }
-    assert_eq!(allowed_moves, 12);
+    assert_eq!(allowed_moves, 15);
 }
 
 #[test]
@@ -114,5 +119,16 @@ fn refusal_messages_point_at_the_way_out() {
     assert!(text.contains("idle") && text.contains("only for a session whose status is \"interrupted\""), "{text}");
 
     let closed = transition(Status::Closed, Action::Begin).unwrap_err().to_string();
-    assert!(closed.contains("closed") && closed.contains("fork"), "{closed}");
+    assert!(closed.contains("closed") && closed.contains("new session"), "{closed}");
+}
+
+#[test]
+fn the_status_of_an_old_version_follows_its_last_event() {
+    use agent_session::core::lifecycle::status_at;
+    use agent_session::core::Event;
+    let interrupt = Event::Interrupt { reason: "approve".into(), data: "null".into() };
+    assert_eq!(status_at(Some(&interrupt)), Status::Interrupted);
+    assert_eq!(status_at(Some(&Event::Closed)), Status::Closed);
+    assert_eq!(status_at(Some(&Event::Resume { data: "1".into() })), Status::Idle);
+    assert_eq!(status_at(None), Status::Idle);
 }
