@@ -109,6 +109,42 @@ async function remoteKv(currentMf, backend) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// examples/cloudflare-worker bundled once for the tests that run it, with the fields of its
+// wrangler.toml that miniflare needs (the test checks them against what the example declares).
+let exampleBuild;
+function exampleBundle() {
+  exampleBuild ??= (async () => {
+    const example = await bundle(EXAMPLE);
+    const toml = await readFile(join(dirname(EXAMPLE), "..", "wrangler.toml"), "utf8");
+    const field = (name, text = toml) => text.match(new RegExp(`^${name}\\s*=\\s*"([^"]+)"`, "m"))?.[1];
+    const config = {
+      main: field("main"),
+      compatibilityDate: field("compatibility_date"),
+      binding: field("name", toml.slice(toml.indexOf("[[durable_objects.bindings]]"))),
+      className: field("class_name"),
+      sqlite: /^new_sqlite_classes\s*=\s*\[[^\]]*"Sessions"/m.test(toml),
+    };
+    return { example, config };
+  })();
+  return exampleBuild;
+}
+
+/** The example in a fresh miniflare, its Durable Object storage persisted in a directory of its own. */
+async function startExample() {
+  const { example, config } = await exampleBundle();
+  const exampleMf = new Miniflare({
+    modules: true,
+    scriptPath: example.main,
+    modulesRoot: dirname(example.main),
+    modulesRules: MODULE_RULES,
+    compatibilityDate: config.compatibilityDate,
+    durableObjects: { [config.binding]: { className: config.className, useSQLite: config.sqlite } },
+    durableObjectsPersist: await tempDir("example"),
+  });
+  await exampleMf.ready;
+  return exampleMf;
+}
+
 describe("workerd (miniflare): the bundled package in a Worker and a Durable Object", () => {
   let worker;
   let persist;
@@ -322,25 +358,12 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
   });
 
   test("examples/cloudflare-worker runs in workerd", async () => {
-    const example = await bundle(EXAMPLE);
+    const { example, config } = await exampleBundle();
     assert.ok(example.inputs.includes("js/entry/workerd.js"), `inputs: ${example.inputs.join(", ")}`);
     // The bindings as wrangler.toml declares them.
-    const toml = await readFile(join(dirname(EXAMPLE), "..", "wrangler.toml"), "utf8");
-    const field = (name, text = toml) => text.match(new RegExp(`^${name}\\s*=\\s*"([^"]+)"`, "m"))?.[1];
-    assert.equal(field("main"), "src/index.js");
-    const binding = field("name", toml.slice(toml.indexOf("[[durable_objects.bindings]]")));
-    const className = field("class_name");
-    const sqlite = /^new_sqlite_classes\s*=\s*\[[^\]]*"Sessions"/m.test(toml);
-    assert.deepEqual([binding, className, sqlite], ["SESSIONS", "Sessions", true]);
-    const exampleMf = new Miniflare({
-      modules: true,
-      scriptPath: example.main,
-      modulesRoot: dirname(example.main),
-      modulesRules: MODULE_RULES,
-      compatibilityDate: field("compatibility_date"),
-      durableObjects: { [binding]: { className, useSQLite: sqlite } },
-      durableObjectsPersist: await tempDir("example"),
-    });
+    assert.equal(config.main, "src/index.js");
+    assert.deepEqual([config.binding, config.className, config.sqlite], ["SESSIONS", "Sessions", true]);
+    const exampleMf = await startExample();
     try {
       const turn = await call(exampleMf, "POST", "/sessions/demo/turn", { message: "hello from the test" });
       assert.equal(turn.status, 200, JSON.stringify(turn.body));
@@ -356,6 +379,44 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
           { role: "assistant", content: "You said: hello from the test" },
         ],
       });
+    } finally {
+      await exampleMf.dispose();
+    }
+  });
+
+  // The example opens the session by id on every request (store.open(id) in one store per object);
+  // a long conversation must run through that path: every turn commits the next version, and the
+  // session ends up with every message once, in order.
+  test("examples/cloudflare-worker: 2000 turns on one session, each request opening it by id", { timeout: 300_000 }, async (t) => {
+    const TURNS = 2000;
+    const exampleMf = await startExample();
+    try {
+      const started = performance.now();
+      for (let i = 1; i <= TURNS; i++) {
+        const turn = await call(exampleMf, "POST", "/sessions/long/turn", { message: `turn ${i}` });
+        // Checked on every turn (not once at the end) so that the first failing request is the one reported.
+        assert.equal(turn.status, 200, `turn ${i}: ${JSON.stringify(turn.body).slice(0, 500)}`);
+        assert.equal(turn.body.version, i, `turn ${i} committed version ${turn.body.version}`);
+        assert.equal(turn.body.messages.length, 2 * i, `turn ${i} answered ${turn.body.messages.length} messages`);
+        assert.deepEqual(turn.body.messages.at(-1), { role: "assistant", content: `You said: turn ${i}` });
+      }
+      t.diagnostic(`${TURNS} turns in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+      const read = await call(exampleMf, "GET", "/sessions/long");
+      assert.equal(read.status, 200, JSON.stringify(read.body).slice(0, 500));
+      assert.equal(read.body.version, TURNS, "one commit per turn");
+      assert.equal(read.body.status, "idle", "the last turn released the session");
+      const { messages } = read.body;
+      assert.equal(messages.length, 2 * TURNS, "two messages per turn");
+      const expected = (i) => [
+        { role: "user", content: `turn ${i}` },
+        { role: "assistant", content: `You said: turn ${i}` },
+      ];
+      assert.deepEqual(messages.slice(0, 2), expected(1));
+      assert.deepEqual(messages.slice(TURNS, TURNS + 2), expected(TURNS / 2 + 1));
+      assert.deepEqual(messages.slice(-2), expected(TURNS));
+      // And all of them: each turn's pair once, in turn order.
+      assert.deepEqual(messages, Array.from({ length: TURNS }, (_, i) => expected(i + 1)).flat());
     } finally {
       await exampleMf.dispose();
     }
