@@ -63,8 +63,7 @@ impl JsInvocation {
     pub fn start(inner: Rc<Invocation>, session: JsSession) -> JsInvocation {
         let heartbeat = Rc::new(Heartbeat::default());
         if session.extras.heartbeat {
-            let every = (session.store.config().lease_ms / 3).max(1);
-            heartbeat.start(inner.clone(), every);
+            heartbeat.start(inner.clone(), inner.renew_every_ms());
         }
         JsInvocation { inner, session, heartbeat }
     }

@@ -9,6 +9,11 @@
 //!   holder is fenced out by every later write.
 //! - renew / checkpoint / commit / release: only while the head still carries this token and the
 //!   lease has not run out; otherwise `LeaseLost` (nothing the holder staged becomes visible).
+//! - takeover: a live lease whose holder instance is proven gone (its Web Lock is free) is taken
+//!   at once with token + 1; [`decide_acquire`] says when to ask ([`Acquire::AskIfAlive`]).
+//! - the busy mark of one realm ([`Mark`]), the first token of a new session, the renew interval
+//!   and the pause between tries of a waiting begin: deadlines returned as data, in the manner of
+//!   quinn-proto's `poll_timeout`; the engine only sleeps and writes.
 
 use crate::core::error::CoreError;
 use crate::core::lifecycle::{transition, Action, Status};
@@ -40,6 +45,104 @@ pub enum Outcome {
     Interrupt(Interrupt),
     /// Commit the close, release: closed.
     Close,
+}
+
+/// This realm's busy mark for a session: set synchronously before the first await of a begin, so
+/// that two calls in one realm can never both pass the check. It belongs to the lease: once
+/// `expires_at` has passed it no longer blocks (a forgotten invocation must not lock a session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The token of the lease it belongs to; `None` while the begin has not got one yet.
+    pub token: Option<u64>,
+    pub expires_at: u64,
+}
+
+impl Mark {
+    /// The mark of a begin that is still taking its lease: it lasts as long as that lease would.
+    pub fn pending(now: u64, lease_ms: u64) -> Mark {
+        Mark { token: None, expires_at: now.saturating_add(lease_ms) }
+    }
+
+    /// The mark of a held lease.
+    pub fn held(lease: &Lease) -> Mark {
+        Mark { token: Some(lease.token), expires_at: lease.expires_at }
+    }
+
+    /// The mark to keep after a write of the holder of `token` produced `head`: the lease's, while
+    /// the head still carries it; `None` (clear it) once it was released.
+    pub fn after(head: &Head, token: u64) -> Option<Mark> {
+        head.lease.as_ref().filter(|lease| lease.token == token).map(Mark::held)
+    }
+}
+
+/// The busy check of one realm: refused while `mark` is live. `owner` is this store's owner name
+/// (the holder the error names: the mark is this realm's own).
+pub fn check_mark(mark: Option<&Mark>, owner: &str, now: u64) -> Result<(), CoreError> {
+    match mark {
+        Some(mark) if mark.expires_at > now => {
+            Err(CoreError::Concurrency { holder: owner.to_owned(), retry_after_ms: mark.expires_at - now })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `last_token` of a new session, from 32 random bits: tokens do not start at 0, because a
+/// holder fenced out by a delete of an earlier session with the same id still writes records under
+/// its old token, and those keys must not be ones the new session's heads name. Two sessions
+/// created under one id share a (version, token) pair only by a 2^-32 accident; tokens stay exact
+/// JS numbers.
+pub fn first_token(random: u32) -> u64 {
+    u64::from(random)
+}
+
+/// How often a holder renews its lease while an invocation is open: three times per lease, so that
+/// one late or failed renewal does not lose it.
+pub fn renew_every(lease_ms: u64) -> u64 {
+    (lease_ms / 3).max(1)
+}
+
+/// How long a begin waiting for a busy session (`onBusy: { waitMs }`) pauses before trying again,
+/// or `None` when its deadline has passed and it must fail with the `ConcurrencyError`. It wakes
+/// when the lease would end, but at least every 250 ms (a release is not announced on every
+/// backend) and never after the deadline.
+pub fn retry_pause(retry_after_ms: u64, deadline: Option<u64>, now: u64) -> Option<u64> {
+    let deadline = deadline.filter(|deadline| *deadline > now)?;
+    Some(retry_after_ms.min(deadline - now).clamp(1, RETRY_PAUSE_MAX_MS))
+}
+
+/// See [`retry_pause`].
+const RETRY_PAUSE_MAX_MS: u64 = 250;
+
+/// The guard's answer to a begin, on the head as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquire {
+    /// Write this head (compare-and-set against the one decided on).
+    Leased(Head),
+    /// A live lease of store instance `instance` refuses us; if the host can prove that instance
+    /// gone, decide again with it as `dead`. Otherwise `refusal` is the answer.
+    AskIfAlive { instance: String, refusal: CoreError },
+    /// The answer is no.
+    Refused(CoreError),
+}
+
+/// The whole decision of a begin on `head`: [`acquire_over`], and on a refusal by a live lease that
+/// has not been asked about yet (`dead` is `None`), whether to ask if its holder is alive.
+pub fn decide_acquire(
+    head: &Head,
+    intent: Intent,
+    holder: Holder<'_>,
+    now: u64,
+    lease_ms: u64,
+    dead: Option<&str>,
+) -> Acquire {
+    match acquire_over(head, intent, holder, now, lease_ms, dead) {
+        Ok(leased) => Acquire::Leased(leased),
+        Err(refusal @ CoreError::Concurrency { .. }) if dead.is_none() => match head.live_lease(now) {
+            Some(lease) => Acquire::AskIfAlive { instance: lease.instance.clone(), refusal },
+            None => Acquire::Refused(refusal),
+        },
+        Err(refusal) => Acquire::Refused(refusal),
+    }
 }
 
 /// Takes the lease on `head` for `intent`.

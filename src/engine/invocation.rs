@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::core::error::Phase;
-use crate::core::guard::{self, Outcome};
+use crate::core::guard::{self, Mark, Outcome};
 use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Snapshot, Status};
 use crate::engine::cache::events_bytes;
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::Session;
-use crate::engine::store::{Change, Mark, StoreEvent};
+use crate::engine::store::{Change, StoreEvent};
 use crate::engine::EngineError;
 use crate::store::{budget, Expect, Version};
 
@@ -274,13 +274,9 @@ impl Invocation {
             };
             match shared.store.put(&head_key, codec::encode_head(&renewed), Expect::Version(version)).await? {
                 Some(version) => {
-                    let expires_at = renewed.lease.as_ref().map_or(now, |lease| lease.expires_at);
                     self.remember(renewed.clone(), version.clone());
+                    self.keep_mark(&renewed);
                     self.session.apply_commit(renewed, version, &[]);
-                    shared
-                        .marks
-                        .borrow_mut()
-                        .insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
                     shared.emit(self.event("lease.renewed", None));
                     return Ok(());
                 }
@@ -340,23 +336,15 @@ impl Invocation {
                 let status = head.status;
                 state.staged_bytes = 0;
                 state.stage = if status == Status::Running { Stage::Open } else { Stage::Committed };
-                let lease_expiry = head.lease.as_ref().map(|lease| lease.expires_at);
                 state.head = head.clone();
                 state.version = version.clone();
                 drop(state);
+                self.keep_mark(&head);
                 self.session.apply_commit(head, version, &events);
                 if status != Status::Running {
                     self.unpin();
                 }
-                match lease_expiry {
-                    Some(expires_at) => {
-                        shared
-                            .marks
-                            .borrow_mut()
-                            .insert(self.session.id().to_owned(), Mark { token: Some(self.token), expires_at });
-                    }
-                    None => shared.clear_mark(self.session.id(), Some(self.token)),
-                }
+
                 if snapshot {
                     shared.emit(self.event("snapshot", Some(new_version)));
                 }
@@ -573,6 +561,22 @@ impl Invocation {
 }
 
 impl Invocation {
+    /// This realm's busy mark after a write of ours produced `head` (`guard::Mark::after`).
+    fn keep_mark(&self, head: &Head) {
+        let shared = &self.session.shared;
+        match Mark::after(head, self.token) {
+            Some(mark) => {
+                shared.marks.borrow_mut().insert(self.session.id().to_owned(), mark);
+            }
+            None => shared.clear_mark(self.session.id(), Some(self.token)),
+        }
+    }
+
+    /// How often the host should renew this invocation's lease while it is open.
+    pub fn renew_every_ms(&self) -> u64 {
+        guard::renew_every(self.session.shared.config.lease_ms)
+    }
+
     /// Lets the store's cache evict the session's view again (the invocation ended).
     fn unpin(&self) {
         if self.pinned.replace(false) {

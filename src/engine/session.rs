@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
-use crate::core::guard::{self, Holder, Intent};
+use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
 use crate::core::{codec, keys, limits, AgentState, CoreError, Event, Head, Json, SessionState, Status, DEFAULT_AGENT};
 use crate::engine::cache::{events_bytes, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
-use crate::engine::store::{Change, Mark, OpenOptions, SessionStore, Shared, StoreEvent};
+use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
 use crate::store::{Decision, Entry, Expect, Put, Version};
 
@@ -241,19 +241,15 @@ impl Session {
         loop {
             match self.try_acquire(intent, &options).await {
                 Err(EngineError::Core(CoreError::Concurrency { holder, retry_after_ms })) => {
-                    let now = self.shared.now();
                     self.shared.emit(StoreEvent {
                         kind: "lease.denied",
                         session: self.id().to_owned(),
                         owner: Some(holder.clone()),
                         ..Default::default()
                     });
-                    match deadline {
-                        Some(deadline) if deadline > now => {
-                            let pause = retry_after_ms.min(deadline - now).clamp(1, 250);
-                            self.shared.env.sleep(pause).await;
-                        }
-                        _ => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
+                    match guard::retry_pause(retry_after_ms, deadline, self.shared.now()) {
+                        Some(pause) => self.shared.env.sleep(pause).await,
+                        None => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
                     }
                 }
                 other => return other,
@@ -265,20 +261,11 @@ impl Session {
         let shared = &self.shared;
         let config = &shared.config;
         // The busy check and the busy mark are one synchronous step, before the first await.
-        let started = shared.now();
         {
+            let now = shared.now();
             let mut marks = shared.marks.borrow_mut();
-            if let Some(mark) = marks.get(self.id()).filter(|mark| mark.expires_at > started) {
-                return Err(CoreError::Concurrency {
-                    holder: config.owner.clone(),
-                    retry_after_ms: mark.expires_at - started,
-                }
-                .into());
-            }
-            marks.insert(
-                self.id().to_owned(),
-                Mark { token: None, expires_at: started.saturating_add(config.lease_ms) },
-            );
+            guard::check_mark(marks.get(self.id()), &config.owner, now)?;
+            marks.insert(self.id().to_owned(), Mark::pending(now, config.lease_ms));
         }
         let pending = PendingMark { shared, id: self.id(), armed: true };
         let head_key = keys::head_key(self.id());
@@ -290,9 +277,10 @@ impl Session {
             }
             return Err(error);
         }
-        let lease = leased.lease.as_ref().expect("guard::acquire always sets a lease");
-        let (token, expires_at) = (lease.token, lease.expires_at);
-        shared.marks.borrow_mut().insert(self.id().to_owned(), Mark { token: Some(token), expires_at });
+        let token = leased.last_token;
+        if let Some(mark) = Mark::after(&leased, token) {
+            shared.marks.borrow_mut().insert(self.id().to_owned(), mark);
+        }
         pending.disarm();
         let mut staged = Vec::new();
         if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
@@ -322,100 +310,140 @@ impl Session {
     }
 
     /// Writes a head carrying a new lease for this store: the new head, its store version and the
-    /// clock of the decision. One round trip when the cached head is still current (a
-    /// compare-and-set against its version); otherwise the guard decides inside the store's
-    /// read-modify-write on the fresh head. A holder proven dead (Web Lock gone) is taken over.
+    /// clock of the decision. The guard decides ([`guard::decide_acquire`]); this loop only finds
+    /// the head to decide on, cheapest first: the cached head (one compare-and-set when it is
+    /// current), then the head a refused compare-and-set reported, then a read-modify-write of the
+    /// stored head (one IndexedDB transaction). When the guard asks whether a live lease's holder
+    /// is still alive, the host is asked (Web Locks) and the guard decides again with its answer.
     async fn lease(&self, intent: Intent, head_key: &str) -> EngineResult<(Head, Version, u64)> {
         let shared = &self.shared;
-        let holder = Holder { owner: &shared.config.owner, instance: &shared.instance };
-        let (cached, cached_version) = {
+        let mut source = {
             let view = self.slot.view.borrow();
-            (view.head.clone(), view.version.clone())
+            HeadSource::Cached(Box::new(view.head.clone()), view.version.clone())
         };
-        let now = shared.now();
-        // What a refused compare-and-set on the cached head reported the head to be, if it could.
-        let mut reported: Option<Option<Entry>> = None;
-        if let Ok(leased) = guard::acquire(&cached, intent, holder, now, shared.config.lease_ms) {
-            let encoded = codec::encode_head(&leased);
-            match shared.store.put_or_current(head_key, encoded, Expect::Version(cached_version)).await? {
-                Put::Written(version) => return Ok((leased, version, now)),
-                Put::Refused { current } => reported = current,
-            }
-        }
-        let mut presumed_dead: Option<String> = None;
+        let mut dead: Option<String> = None;
         loop {
-            let (decided, written) = match reported.take() {
-                // Decide on the reported head and compare-and-set against it: no read needed.
-                Some(current) => {
-                    let decided =
-                        decide(shared, self.id(), head_key, intent, presumed_dead.as_deref(), current.as_ref());
-                    let written = match &decided.result {
-                        Ok(leased) => {
-                            let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
-                            let written = shared.store.put(head_key, codec::encode_head(leased), expect).await?;
-                            if written.is_none() {
-                                continue; // raced again: decide on a fresh read
-                            }
-                            written
-                        }
-                        Err(_) => None,
+            let now = shared.now();
+            let (decision, written) = match source {
+                HeadSource::Cached(head, version) => {
+                    let decision = self.decide(&head, intent, dead.as_deref(), now);
+                    let written = match &decision {
+                        Acquire::Leased(leased) => Some(
+                            shared
+                                .store
+                                .put_or_current(head_key, codec::encode_head(leased), Expect::Version(version))
+                                .await?,
+                        ),
+                        _ => None,
                     };
-                    (decided, written)
-                }
-                None => self.decide_on_fresh_head(intent, head_key, presumed_dead.clone()).await?,
-            };
-            match decided.result {
-                Ok(leased) => {
-                    let version = written.ok_or_else(|| EngineError::Conflict(self.id().to_owned()))?;
-                    return Ok((leased, version, decided.now));
-                }
-                Err(EngineError::Core(CoreError::Concurrency { holder: owner, retry_after_ms }))
-                    if presumed_dead.is_none() =>
-                {
-                    match self.dead_holder(decided.holder_instance).await {
-                        Some(instance) => presumed_dead = Some(instance),
-                        None => return Err(CoreError::Concurrency { holder: owner, retry_after_ms }.into()),
+                    match written {
+                        Some(Put::Written(version)) => (decision, Some(version)),
+                        // Stale: decide on what the store reported, or read it.
+                        Some(Put::Refused { current: Some(current) }) => {
+                            source = HeadSource::Reported(current);
+                            continue;
+                        }
+                        Some(Put::Refused { current: None }) => {
+                            source = HeadSource::Stored;
+                            continue;
+                        }
+                        // The cached head refuses: confirm on the stored one before answering.
+                        None => {
+                            source = HeadSource::Stored;
+                            continue;
+                        }
                     }
                 }
-                Err(error) => return Err(error),
+                HeadSource::Reported(current) => {
+                    let decision = self.decide_on(head_key, current.as_ref(), intent, dead.as_deref(), now)?;
+                    let written = match &decision {
+                        Acquire::Leased(leased) => {
+                            let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
+                            match shared.store.put(head_key, codec::encode_head(leased), expect).await? {
+                                Some(version) => Some(version),
+                                None => {
+                                    source = HeadSource::Stored; // raced again: decide on a fresh read
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
+                    (decision, written)
+                }
+                HeadSource::Stored => self.decide_on_stored(intent, head_key, dead.clone()).await?,
+            };
+            match decision {
+                Acquire::Leased(leased) => {
+                    let version = written.ok_or_else(|| EngineError::Conflict(self.id().to_owned()))?;
+                    return Ok((leased, version, now));
+                }
+                Acquire::AskIfAlive { instance, refusal } => {
+                    if self.shared.env.holder_alive(&instance).await != Some(false) {
+                        return Err(refusal.into());
+                    }
+                    dead = Some(instance);
+                    source = HeadSource::Stored;
+                }
+                Acquire::Refused(refusal) => return Err(refusal.into()),
             }
         }
     }
 
-    /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction), by
-    /// the clock at the moment of the decision: the decision and the version written.
-    async fn decide_on_fresh_head(
+    /// The guard's decision on `head` by the clock `now`.
+    fn decide(&self, head: &Head, intent: Intent, dead: Option<&str>, now: u64) -> Acquire {
+        let config = &self.shared.config;
+        let holder = Holder { owner: &config.owner, instance: &self.shared.instance };
+        guard::decide_acquire(head, intent, holder, now, config.lease_ms, dead)
+    }
+
+    /// The guard's decision on the stored head `entry`: a session deleted meanwhile is not found,
+    /// a head that does not decode is a corrupt record.
+    fn decide_on(
+        &self,
+        head_key: &str,
+        entry: Option<&Entry>,
+        intent: Intent,
+        dead: Option<&str>,
+        now: u64,
+    ) -> EngineResult<Acquire> {
+        let entry = entry.ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id())))?;
+        let head = codec::decode_head(head_key, &entry.value)?;
+        Ok(self.decide(&head, intent, dead, now))
+    }
+
+    /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction, by
+    /// the clock at the moment of the decision): the decision and the version written.
+    async fn decide_on_stored(
         &self,
         intent: Intent,
         head_key: &str,
-        presumed_dead: Option<String>,
-    ) -> EngineResult<(Acquired, Option<Version>)> {
-        let decided: Rc<RefCell<Option<Acquired>>> = Rc::default();
+        dead: Option<String>,
+    ) -> EngineResult<(Acquire, Option<Version>)> {
+        // The store calls the decision from inside its transaction and keeps only the bytes to
+        // write: the decision itself comes back through this cell.
+        let decided: Rc<RefCell<Option<EngineResult<Acquire>>>> = Rc::default();
         let decide_now = {
-            let (shared, decided, id, head_key) =
-                (self.shared.clone(), decided.clone(), self.id().to_owned(), head_key.to_owned());
+            let (session, decided, head_key) = (self.detached(), decided.clone(), head_key.to_owned());
             Box::new(move |entry: Option<&Entry>| {
-                let acquired = decide(&shared, &id, &head_key, intent, presumed_dead.as_deref(), entry);
-                let decision = match &acquired.result {
-                    Ok(leased) => Decision::Write(codec::encode_head(leased)),
-                    Err(_) => Decision::Keep,
+                let now = session.shared.now();
+                let decision = session.decide_on(&head_key, entry, intent, dead.as_deref(), now);
+                let write = match &decision {
+                    Ok(Acquire::Leased(leased)) => Decision::Write(codec::encode_head(leased)),
+                    _ => Decision::Keep,
                 };
-                *decided.borrow_mut() = Some(acquired);
-                decision
+                *decided.borrow_mut() = Some(decision);
+                write
             })
         };
         let written = self.shared.store.update(head_key, decide_now).await?;
-        let decided = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id().to_owned()))?;
-        Ok((decided, written))
+        let decision = decided.borrow_mut().take().ok_or_else(|| EngineError::Conflict(self.id().to_owned()))??;
+        Ok((decision, written))
     }
 
-    /// The instance holding a live lease on this session, if the host can prove it is gone.
-    async fn dead_holder(&self, instance: Option<String>) -> Option<String> {
-        let instance = instance?;
-        match self.shared.env.holder_alive(&instance).await {
-            Some(false) => Some(instance),
-            _ => None,
-        }
+    /// A `Session` sharing this one's store and view (for callbacks that must be `'static`).
+    fn detached(&self) -> Session {
+        Session { shared: self.shared.clone(), slot: self.slot.clone() }
     }
 
     /// Begins, runs `body`, and commits what it staged; if `body` fails (or the commit does), aborts
@@ -541,35 +569,14 @@ fn token_at(head: &Head, version: u64) -> Option<u64> {
     }
 }
 
-/// The guard's decision on the head stored under `head_key` (`entry`), by the clock now.
-fn decide(
-    shared: &Shared,
-    id: &str,
-    head_key: &str,
-    intent: Intent,
-    presumed_dead: Option<&str>,
-    entry: Option<&Entry>,
-) -> Acquired {
-    let now = shared.now();
-    let config = &shared.config;
-    let holder = Holder { owner: &config.owner, instance: &shared.instance };
-    let mut holder_instance = None;
-    let result = match entry {
-        None => Err(EngineError::NotFound(format!("session \"{id}\" was deleted"))),
-        Some(entry) => codec::decode_head(head_key, &entry.value).map_err(EngineError::from).and_then(|head| {
-            holder_instance = head.live_lease(now).map(|lease| lease.instance.clone());
-            guard::acquire_over(&head, intent, holder, now, config.lease_ms, presumed_dead).map_err(EngineError::from)
-        }),
-    };
-    Acquired { result, now, holder_instance }
-}
-
-/// The guard's decision inside a read-modify-write of the head, and the clock it was taken at.
-struct Acquired {
-    result: EngineResult<Head>,
-    now: u64,
-    /// The instance whose live lease refused us, for the "is it still alive?" question.
-    holder_instance: Option<String>,
+/// Where `lease` finds the head the guard decides on.
+enum HeadSource {
+    /// The view's head and its store version (current unless another store wrote since).
+    Cached(Box<Head>, Version),
+    /// What a refused compare-and-set reported the stored head to be.
+    Reported(Option<Entry>),
+    /// Read it, inside the store's read-modify-write.
+    Stored,
 }
 
 /// Why `invoke` failed: the engine, or the body (returned as it was).

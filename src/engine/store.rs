@@ -4,8 +4,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::core::guard::{self, Mark};
 use crate::core::limits::Limits;
-use crate::core::{codec, guard, keys, limits, CoreError, Head, Json, Status};
+use crate::core::{codec, keys, limits, CoreError, Head, Json, Status};
 use crate::engine::cache::{Cache, CacheLimits};
 use crate::engine::error::EngineResult;
 use crate::engine::session::Session;
@@ -98,15 +99,6 @@ pub struct StoreEvent {
     pub duration_ms: Option<u64>,
     pub traceparent: Option<String>,
     pub key: Option<String>,
-}
-
-/// This realm's busy mark for a session: set synchronously before the first await of `begin`, so
-/// two calls in one realm can never both pass the check. It belongs to the lease: once
-/// `expires_at` has passed it no longer blocks.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Mark {
-    pub token: Option<u64>,
-    pub expires_at: u64,
 }
 
 type Listener = Rc<dyn Fn(&Change)>;
@@ -257,10 +249,7 @@ impl SessionStore {
                 options.max_lifetime_ms.or(shared.config.max_lifetime_ms),
                 options.metadata.clone(),
             );
-            // Tokens start at a random base, not 0: a holder fenced out by a delete (or sweep) of an
-            // earlier session with this id still writes records under its old token, and those
-            // `e/<id>/<version>/<token>` keys must not be ones this new session's head will name.
-            head.last_token = random_token_base(&*shared.env);
+            head.last_token = guard::first_token(random_u32(&*shared.env));
             if let Some(version) = shared.store.put(&head_key, codec::encode_head(&head), Expect::Absent).await? {
                 let slot = shared.cache.slot(id, head.clone(), version.clone());
                 let session = Session::new(shared.clone(), slot);
@@ -417,10 +406,9 @@ impl SessionStore {
     }
 }
 
-/// The `last_token` of a new session: 32 random bits (tokens stay exact JS numbers), so that two
-/// sessions created under one id share a (version, token) pair only by a 2^-32 accident.
-fn random_token_base(env: &dyn Env) -> u64 {
+/// 32 random bits from the host.
+fn random_u32(env: &dyn Env) -> u32 {
     let mut bytes = [0u8; 4];
     env.fill_random(&mut bytes);
-    u64::from(u32::from_le_bytes(bytes))
+    u32::from_le_bytes(bytes)
 }

@@ -483,3 +483,64 @@ fn snapshot_spacing_keeps_snapshot_storage_linear_in_the_session_length() {
     }
     assert_eq!(snapshot_interval(8 * every + 8, every), every + 1);
 }
+
+#[test]
+fn the_busy_mark_blocks_until_its_lease_would_end() {
+    let pending = guard::Mark::pending(T0, LEASE_MS);
+    assert_eq!(pending, guard::Mark { token: None, expires_at: T0 + LEASE_MS });
+    assert_eq!(
+        guard::check_mark(Some(&pending), "me", T0 + 10),
+        Err(CoreError::Concurrency { holder: "me".into(), retry_after_ms: LEASE_MS - 10 })
+    );
+    assert_eq!(guard::check_mark(Some(&pending), "me", T0 + LEASE_MS), Ok(()), "a forgotten mark stops blocking");
+    assert_eq!(guard::check_mark(None, "me", T0), Ok(()));
+    let head = leased(Intent::Begin);
+    let token = token_of_lease(&head);
+    let lease = head.lease.clone().unwrap();
+    assert_eq!(
+        guard::Mark::after(&head, token),
+        Some(guard::Mark { token: Some(token), expires_at: lease.expires_at })
+    );
+    assert_eq!(guard::Mark::after(&head, token + 1), None, "another lease's head clears our mark");
+    let committed = commit(&head, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    assert_eq!(guard::Mark::after(&committed, token), None, "a released lease clears the mark");
+}
+
+#[test]
+fn deadlines_are_data() {
+    assert_eq!(guard::renew_every(30_000), 10_000);
+    assert_eq!(guard::renew_every(1), 1);
+    assert_eq!(guard::retry_pause(5_000, None, T0), None, "fail fast without onBusy");
+    assert_eq!(guard::retry_pause(5_000, Some(T0), T0), None, "the deadline passed");
+    assert_eq!(guard::retry_pause(5_000, Some(T0 + 100), T0), Some(100), "never past the deadline");
+    assert_eq!(guard::retry_pause(5_000, Some(T0 + 10_000), T0), Some(250), "at least every 250 ms");
+    assert_eq!(guard::retry_pause(0, Some(T0 + 10_000), T0), Some(1));
+    assert_eq!(guard::first_token(7), 7);
+}
+
+#[test]
+fn decide_acquire_asks_about_a_live_holder_once_then_takes_over_a_dead_one() {
+    let head = leased(Intent::Begin);
+    let instance = head.lease.as_ref().unwrap().instance.clone();
+    let me = Holder { owner: "b", instance: "inst-b" };
+    match guard::decide_acquire(&head, Intent::Begin, me, T0 + 1, LEASE_MS, None) {
+        guard::Acquire::AskIfAlive { instance: asked, refusal } => {
+            assert_eq!(asked, instance);
+            assert_eq!(refusal.code(), "CONCURRENT_INVOCATION");
+        }
+        other => panic!("{other:?}"),
+    }
+    match guard::decide_acquire(&head, Intent::Begin, me, T0 + 1, LEASE_MS, Some(&instance)) {
+        guard::Acquire::Leased(taken) => assert_eq!(token_of_lease(&taken), token_of_lease(&head) + 1),
+        other => panic!("{other:?}"),
+    }
+    match guard::decide_acquire(&head, Intent::Begin, me, T0 + 1, LEASE_MS, Some("someone else")) {
+        guard::Acquire::Refused(refusal) => assert_eq!(refusal.code(), "CONCURRENT_INVOCATION"),
+        other => panic!("{other:?}"),
+    }
+    let closed = Head { status: Status::Closed, lease: None, ..idle_head() };
+    assert!(matches!(
+        guard::decide_acquire(&closed, Intent::Begin, me, T0, LEASE_MS, None),
+        guard::Acquire::Refused(CoreError::SessionClosed { .. })
+    ));
+}
