@@ -272,7 +272,7 @@ impl Invocation {
                 Ok(renewed) => renewed,
                 Err(error) => return Err(self.lost(error, reported)),
             };
-            match shared.store.put(&head_key, codec::encode_head(&renewed), Expect::Version(version)).await? {
+            match shared.store.put(&head_key, crate::engine::head_value(&renewed), Expect::Version(version)).await? {
                 Some(version) => {
                     self.remember(renewed.clone(), version.clone());
                     self.keep_mark(&renewed);
@@ -427,7 +427,7 @@ impl Invocation {
             budget::check("a commit", incoming)?;
             let written = shared
                 .store
-                .commit(records, &head_key, codec::encode_head(&committed.head), Expect::Version(version))
+                .commit(records, &head_key, crate::engine::head_value(&committed.head), Expect::Version(version))
                 .await;
             let written = match written {
                 Ok(written) => written,
@@ -534,7 +534,7 @@ impl Invocation {
             };
             let Some(released) = guard::release(&head, self.token) else { return Ok(()) };
             if let Some(version) =
-                shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(version)).await?
+                shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version)).await?
             {
                 self.session.apply_commit(released, version, &[]);
                 shared.emit(self.event("lease.released", None));

@@ -15,6 +15,13 @@ pub use load::HistoryEvent;
 pub use session::{BeginOptions, InvokeError, Session, SessionView};
 pub use store::{Change, Config, Env, EventHook, OpenOptions, SessionInfo, SessionStore, StoreEvent};
 
+/// A head as written to the store: its bytes and the session's expiry, which travels with the write
+/// so that no backend needs to decode a head (an expiry index, a backend TTL).
+pub(crate) fn head_value(head: &crate::core::Head) -> crate::store::Value {
+    let expiry = head.expires_at().map(|at| crate::store::Expiry { at, ttl_ms: at.saturating_sub(head.updated_at) });
+    crate::store::Value { bytes: crate::core::codec::encode_head(head), expiry }
+}
+
 /// 16 random bytes as 22 characters of `[A-Za-z0-9_-]` (base64url without padding).
 pub(crate) fn random_id(env: &dyn Env) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -273,7 +273,10 @@ impl Session {
         // Validate the cached view against the head we just leased, loading only what it lacks.
         if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
             if let Some(released) = guard::release(&leased, leased.last_token) {
-                let _ = shared.store.put(&head_key, codec::encode_head(&released), Expect::Version(new_version)).await;
+                let _ = shared
+                    .store
+                    .put(&head_key, crate::engine::head_value(&released), Expect::Version(new_version))
+                    .await;
             }
             return Err(error);
         }
@@ -331,7 +334,7 @@ impl Session {
                         Acquire::Leased(leased) => Some(
                             shared
                                 .store
-                                .put_or_current(head_key, codec::encode_head(leased), Expect::Version(version))
+                                .put_or_current(head_key, crate::engine::head_value(leased), Expect::Version(version))
                                 .await?,
                         ),
                         _ => None,
@@ -359,7 +362,7 @@ impl Session {
                     let written = match &decision {
                         Acquire::Leased(leased) => {
                             let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
-                            match shared.store.put(head_key, codec::encode_head(leased), expect).await? {
+                            match shared.store.put(head_key, crate::engine::head_value(leased), expect).await? {
                                 Some(version) => Some(version),
                                 None => {
                                     source = HeadSource::Stored; // raced again: decide on a fresh read
@@ -429,7 +432,7 @@ impl Session {
                 let now = session.shared.now();
                 let decision = session.decide_on(&head_key, entry, intent, dead.as_deref(), now);
                 let write = match &decision {
-                    Ok(Acquire::Leased(leased)) => Decision::Write(codec::encode_head(leased)),
+                    Ok(Acquire::Leased(leased)) => Decision::Write(crate::engine::head_value(leased)),
                     _ => Decision::Keep,
                 };
                 *decided.borrow_mut() = Some(decision);

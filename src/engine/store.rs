@@ -250,7 +250,8 @@ impl SessionStore {
                 options.metadata.clone(),
             );
             head.last_token = guard::first_token(random_u32(&*shared.env));
-            if let Some(version) = shared.store.put(&head_key, codec::encode_head(&head), Expect::Absent).await? {
+            if let Some(version) = shared.store.put(&head_key, crate::engine::head_value(&head), Expect::Absent).await?
+            {
                 let slot = shared.cache.slot(id, head.clone(), version.clone());
                 let session = Session::new(shared.clone(), slot);
                 // A slot left from an earlier session of this id (deleted) is replaced whole.

@@ -15,8 +15,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::core::{codec, keys};
-use crate::store::{budget, Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Version};
+use crate::core::keys;
+use crate::store::{
+    budget, Entry, Expect, Expiry, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Value, Version,
+};
 
 #[wasm_bindgen]
 extern "C" {
@@ -203,8 +205,14 @@ impl HostKvStore {
     }
 
     /// One `put`, with the compare-and-set condition and, for heads, a TTL for the backend.
-    async fn raw_put(&self, key: &str, value: &[u8], expect: &Expect) -> StoreResult<Option<Version>> {
-        Ok(match self.raw_put_reporting(key, value, expect, false).await? {
+    async fn raw_put(
+        &self,
+        key: &str,
+        value: &[u8],
+        expect: &Expect,
+        ttl: Option<u64>,
+    ) -> StoreResult<Option<Version>> {
+        Ok(match self.raw_put_reporting(key, value, expect, ttl, false).await? {
             Put::Written(version) => Some(version),
             Put::Refused { .. } => None,
         })
@@ -212,7 +220,14 @@ impl HostKvStore {
 
     /// One `put`; with `report`, an adapter that can may answer a refused condition with
     /// `{ current: { value, version } | null }` instead of null (the `reportCurrent` option).
-    async fn raw_put_reporting(&self, key: &str, value: &[u8], expect: &Expect, report: bool) -> StoreResult<Put> {
+    async fn raw_put_reporting(
+        &self,
+        key: &str,
+        value: &[u8],
+        expect: &Expect,
+        ttl: Option<u64>,
+        report: bool,
+    ) -> StoreResult<Put> {
         let what = format!("put(\"{key}\")");
         let options = Object::new();
         if report {
@@ -223,7 +238,7 @@ impl HostKvStore {
             Expect::Absent => set(&options, "expectedVersion", &JsValue::NULL),
             Expect::Version(version) => set(&options, "expectedVersion", &JsValue::from_str(version)),
         }
-        if let Some(ttl) = self.ttl_of(key, value) {
+        if let Some(ttl) = ttl {
             set(&options, "ttlMs", &JsValue::from_f64(ttl as f64));
         }
         let returned = self.call(&what, self.kv.kv_put(&self.full(key), &Uint8Array::from(value), &options)).await?;
@@ -244,14 +259,11 @@ impl HostKvStore {
         }
     }
 
-    /// A head's remaining life by its own clock (idle TTL or max lifetime) plus a margin; the store
-    /// keeps the real expiry in the record, the backend only deletes what nobody swept.
-    fn ttl_of(&self, key: &str, value: &[u8]) -> Option<u64> {
-        if !key.starts_with(keys::HEAD_PREFIX) {
-            return None;
-        }
-        let head = codec::decode_head(key, value).ok()?;
-        let remaining = head.expires_at()?.checked_sub(head.updated_at)?;
+    /// The backend TTL of a write that carries an expiry: the session's remaining life plus a
+    /// margin (the head keeps the real expiry; the backend only deletes what nobody swept), raised
+    /// to the backend's minimum.
+    fn ttl_of(&self, expiry: Option<Expiry>) -> Option<u64> {
+        let remaining = expiry?.ttl_ms;
         Some((remaining + TTL_MARGIN_MS).max(self.capabilities.min_ttl_ms.unwrap_or(0)))
     }
 
@@ -302,13 +314,15 @@ impl Store for HostKvStore {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         Box::pin(async move {
+            let ttl = self.ttl_of(value.expiry);
+            let value = value.bytes;
             let limit = self.capabilities.max_value_bytes.unwrap_or(usize::MAX);
             if value.len() <= limit {
-                return self.raw_put(key, &value, &expect).await;
+                return self.raw_put(key, &value, &expect, ttl).await;
             }
             // Heads are compare-and-set and must stay one value; records are immutable and chunked.
             if key.starts_with(keys::HEAD_PREFIX) || limit < 64 {
@@ -316,24 +330,25 @@ impl Store for HostKvStore {
             }
             let chunks: Vec<&[u8]> = value.chunks(limit).collect();
             for (index, chunk) in chunks.iter().enumerate() {
-                self.raw_put(&chunk_key(key, index), chunk, &Expect::Any).await?;
+                self.raw_put(&chunk_key(key, index), chunk, &Expect::Any, ttl).await?;
             }
-            self.raw_put(key, &Self::manifest(&value, chunks.len()), &expect).await
+            self.raw_put(key, &Self::manifest(&value, chunks.len()), &expect, ttl).await
         })
     }
 
     fn put_or_current<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Put>> {
         Box::pin(async move {
-            if value.len() > self.capabilities.max_value_bytes.unwrap_or(usize::MAX) {
+            if value.bytes.len() > self.capabilities.max_value_bytes.unwrap_or(usize::MAX) {
                 // Chunked values are immutable records, never compared: the plain path.
                 return self.put(key, value, expect).await.map(Put::from);
             }
-            let outcome = self.raw_put_reporting(key, &value, &expect, true).await?;
+            let ttl = self.ttl_of(value.expiry);
+            let outcome = self.raw_put_reporting(key, &value.bytes, &expect, ttl, true).await?;
             // A reported value that is a chunk manifest is not a head: treat it as unknown.
             Ok(match outcome {
                 Put::Refused { current: Some(Some(entry)) } if entry.value.starts_with(MANIFEST) => {

@@ -19,9 +19,9 @@ use web_sys::{
     IdbTransaction,
 };
 
-use crate::core::{codec, keys};
 use crate::store::{
-    budget, Decide, Decision, Entry, Expect, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Version,
+    budget, Decide, Decision, Entry, Expect, Expiry, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Value,
+    Version,
 };
 
 const RECORDS: &str = "records";
@@ -192,17 +192,16 @@ fn matches(expect: &Expect, current: Option<&Entry>) -> bool {
     }
 }
 
-/// The JS object stored for `value` under `key`, with a fresh random version.
-fn stored(key: &str, value: &[u8]) -> (JsValue, Version) {
+/// The JS object stored for `value`, with a fresh random version and, for a head that sets one, the
+/// session's expiry (`x`, what the expiry index sorts on).
+fn stored(value: &[u8], expiry: Option<Expiry>) -> (JsValue, Version) {
     let version = (js_sys::Math::random() * 9_007_199_254_740_991.0).floor();
     let object = Object::new();
     // Setting plain properties on a fresh object cannot fail.
     let _ = Reflect::set(&object, &JsValue::from_str("v"), &Uint8Array::from(value));
     let _ = Reflect::set(&object, &JsValue::from_str("n"), &JsValue::from_f64(version));
-    if key.starts_with(keys::HEAD_PREFIX) {
-        if let Some(expires_at) = codec::decode_head(key, value).ok().and_then(|head| head.expires_at()) {
-            let _ = Reflect::set(&object, &JsValue::from_str("x"), &JsValue::from_f64(expires_at as f64));
-        }
+    if let Some(expiry) = expiry {
+        let _ = Reflect::set(&object, &JsValue::from_str("x"), &JsValue::from_f64(expiry.at as f64));
     }
     (object.into(), version_string(version))
 }
@@ -358,8 +357,8 @@ impl IdbStore {
     }
 }
 
-fn put_now(records: &IdbObjectStore, key: &str, value: &[u8]) -> Result<Version, JsValue> {
-    let (object, version) = stored(key, value);
+fn put_now(records: &IdbObjectStore, key: &str, value: &[u8], expiry: Option<Expiry>) -> Result<Version, JsValue> {
+    let (object, version) = stored(value, expiry);
     records.put_with_key(&object, &JsValue::from_str(key))?;
     Ok(version)
 }
@@ -385,7 +384,7 @@ impl Store for IdbStore {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = key.to_owned();
@@ -393,7 +392,7 @@ impl Store for IdbStore {
             if !matches(&expect, current.as_ref()) {
                 return Ok(None);
             }
-            put_now(records, &owned, &value).map(Some)
+            put_now(records, &owned, &value.bytes, value.expiry).map(Some)
         }))
     }
 
@@ -444,7 +443,7 @@ impl Store for IdbStore {
         &'a self,
         records_to_write: Vec<(String, Vec<u8>)>,
         head_key: &'a str,
-        head: Vec<u8>,
+        head: Value,
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = head_key.to_owned();
@@ -453,9 +452,9 @@ impl Store for IdbStore {
                 return Ok(None);
             }
             for (key, value) in &records_to_write {
-                put_now(records, key, value)?;
+                put_now(records, key, value, None)?;
             }
-            put_now(records, &owned, &head).map(Some)
+            put_now(records, &owned, &head.bytes, head.expiry).map(Some)
         }))
     }
 
@@ -463,7 +462,7 @@ impl Store for IdbStore {
         let owned = key.to_owned();
         Box::pin(self.read_then_write(key, "write failed", move |records, current| match decide(current.as_ref()) {
             Decision::Keep => Ok(None),
-            Decision::Write(value) => put_now(records, &owned, &value).map(Some),
+            Decision::Write(value) => put_now(records, &owned, &value.bytes, value.expiry).map(Some),
         }))
     }
 

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::store::{budget, Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreResult, Version};
+use crate::store::{budget, Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreResult, Value, Version};
 
 /// Keys -> bytes in a `BTreeMap`; every write bumps a store-wide counter that is the version token.
 #[derive(Debug, Default)]
@@ -103,9 +103,10 @@ impl Store for MemoryStore {
         &'a self,
         records: Vec<(String, Vec<u8>)>,
         head_key: &'a str,
-        head: Vec<u8>,
+        head: Value,
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let head = head.bytes;
         let total: usize = records.iter().map(|(_, value)| value.len()).sum::<usize>() + head.len();
         if let Err(error) = budget::check("a commit to the memory store", total as u64) {
             return Box::pin(std::future::ready(Err(error)));
@@ -121,10 +122,10 @@ impl Store for MemoryStore {
     fn put_or_current<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Put>> {
-        let outcome = self.put_now(key, value, expect).map(|written| match written {
+        let outcome = self.put_now(key, value.bytes, expect).map(|written| match written {
             Some(version) => Put::Written(version),
             None => Put::Refused { current: Some(self.get_now(key)) },
         });
@@ -138,10 +139,10 @@ impl Store for MemoryStore {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        Box::pin(std::future::ready(self.put_now(key, value, expect)))
+        Box::pin(std::future::ready(self.put_now(key, value.bytes, expect)))
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {

@@ -28,6 +28,30 @@ pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// Opaque version token of a stored value; changes on every write of the key.
 pub type Version = String;
 
+/// What a write stores: the bytes, and when the record may be dropped by the backend (heads only:
+/// a session's expiry travels with the write that sets it, so that no backend decodes a head).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    pub bytes: Vec<u8>,
+    pub expiry: Option<Expiry>,
+}
+
+/// When a written head's session expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// By the store's clock (ms since the epoch): what an expiry index (IndexedDB) sorts on.
+    pub at: u64,
+    /// From the write on: what a backend TTL (Redis, Deno KV, Durable Objects) is set to.
+    pub ttl_ms: u64,
+}
+
+impl From<Vec<u8>> for Value {
+    /// Bytes that do not expire by themselves.
+    fn from(bytes: Vec<u8>) -> Value {
+        Value { bytes, expiry: None }
+    }
+}
+
 /// A stored value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -123,7 +147,7 @@ pub trait Store {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>>;
 
@@ -133,7 +157,7 @@ pub trait Store {
     fn put_or_current<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Put>> {
         Box::pin(async move { self.put(key, value, expect).await.map(Put::from) })
@@ -158,12 +182,12 @@ pub trait Store {
         &'a self,
         records: Vec<(String, Vec<u8>)>,
         head_key: &'a str,
-        head: Vec<u8>,
+        head: Value,
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         Box::pin(async move {
             for (key, value) in records {
-                self.put(&key, value, Expect::Any).await?;
+                self.put(&key, value.into(), Expect::Any).await?;
             }
             self.put(head_key, head, expected).await
         })
@@ -271,6 +295,6 @@ impl From<Option<Version>> for Put {
 /// What [`Store::update`]'s callback decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Write(Vec<u8>),
+    Write(Value),
     Keep,
 }

@@ -368,7 +368,7 @@ fn list_pages_by_escaped_prefix_and_reports_corrupt_heads() {
 
     // A head that cannot be decoded is left out and reported; the others are still listed.
     let key = keys::head_key("a/b");
-    block_on(world.mem.put(&key, b"not a head".to_vec(), agent_session::store::Expect::Any)).unwrap();
+    block_on(world.mem.put(&key, b"not a head".to_vec().into(), agent_session::store::Expect::Any)).unwrap();
     let mut got = ids("a/");
     got.sort();
     assert_eq!(got, ["a/c"]);

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use agent_session::core::Json;
 use agent_session::engine::{CacheLimits, Config, EngineError, SessionStore};
 use agent_session::store::{
-    budget, Entry, Expect, ListPage, LocalBoxFuture, MemoryStore, Store, StoreError, StoreResult, Version,
+    budget, Entry, Expect, ListPage, LocalBoxFuture, MemoryStore, Store, StoreError, StoreResult, Value, Version,
 };
 
 use crate::basics::{create, open, texts, turn};
@@ -40,7 +40,7 @@ impl Store for CountingStore {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         self.inner.put(key, value, expect)

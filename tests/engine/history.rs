@@ -66,7 +66,7 @@ fn a_missing_record_named_by_the_head_is_corrupt_not_empty() {
     let world = World::new();
     eight_versions(&world);
     let key = keys::snapshot_key("s", 6, world.head("s").snapshot.unwrap().token);
-    block_on(world.mem.put(&key, b"garbage".to_vec(), agent_session::store::Expect::Any)).unwrap();
+    block_on(world.mem.put(&key, b"garbage".to_vec().into(), agent_session::store::Expect::Any)).unwrap();
     match block_on(world.store("reader").open("s", Default::default())) {
         Err(EngineError::Core(CoreError::CorruptRecord { key: named, .. })) => assert_eq!(named, key),
         other => panic!("expected CorruptRecord, got {:?}", other.err()),

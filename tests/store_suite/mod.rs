@@ -19,41 +19,41 @@ pub async fn get_of_a_missing_key_is_none(store: &dyn Store) {
 
 pub async fn put_then_get_round_trips_any_bytes(store: &dyn Store) {
     let all: Vec<u8> = (0..=255u8).chain([0, 0, 255]).collect();
-    let version = store.put("e/a~/1", all.clone(), Expect::Any).await.unwrap().expect("Any always writes");
+    let version = store.put("e/a~/1", all.clone().into(), Expect::Any).await.unwrap().expect("Any always writes");
     let entry = store.get("e/a~/1").await.unwrap().unwrap();
     assert_eq!(entry.value, all);
     assert_eq!(entry.version, version);
     let large = vec![7u8; 300 * 1024];
-    store.put("e/a~/2", large.clone(), Expect::Any).await.unwrap();
+    store.put("e/a~/2", large.clone().into(), Expect::Any).await.unwrap();
     assert_eq!(value(store, "e/a~/2").await, Some(large));
 }
 
 pub async fn must_not_exist_refuses_an_existing_key_and_writes_nothing(store: &dyn Store) {
-    assert!(store.put("h/a~", bytes("first"), Expect::Absent).await.unwrap().is_some());
-    assert_eq!(store.put("h/a~", bytes("second"), Expect::Absent).await.unwrap(), None);
+    assert!(store.put("h/a~", bytes("first").into(), Expect::Absent).await.unwrap().is_some());
+    assert_eq!(store.put("h/a~", bytes("second").into(), Expect::Absent).await.unwrap(), None);
     assert_eq!(value(store, "h/a~").await, Some(bytes("first")));
 }
 
 pub async fn compare_and_set_needs_the_current_version(store: &dyn Store) {
-    let v1 = store.put("h/a~", bytes("1"), Expect::Absent).await.unwrap().unwrap();
-    let v2 = store.put("h/a~", bytes("2"), Expect::Version(v1.clone())).await.unwrap().unwrap();
+    let v1 = store.put("h/a~", bytes("1").into(), Expect::Absent).await.unwrap().unwrap();
+    let v2 = store.put("h/a~", bytes("2").into(), Expect::Version(v1.clone())).await.unwrap().unwrap();
     assert_ne!(v1, v2, "every write changes the version");
-    assert_eq!(store.put("h/a~", bytes("stale"), Expect::Version(v1)).await.unwrap(), None);
+    assert_eq!(store.put("h/a~", bytes("stale").into(), Expect::Version(v1)).await.unwrap(), None);
     assert_eq!(value(store, "h/a~").await, Some(bytes("2")));
-    assert_eq!(store.put("h/b~", bytes("x"), Expect::Version(v2)).await.unwrap(), None, "no key, no version");
+    assert_eq!(store.put("h/b~", bytes("x").into(), Expect::Version(v2)).await.unwrap(), None, "no key, no version");
     assert_eq!(store.get("h/b~").await.unwrap(), None);
 }
 
 pub async fn a_recreated_key_never_repeats_a_version(store: &dyn Store) {
-    let first = store.put("h/a~", bytes("1"), Expect::Absent).await.unwrap().unwrap();
+    let first = store.put("h/a~", bytes("1").into(), Expect::Absent).await.unwrap().unwrap();
     assert!(store.delete("h/a~", None).await.unwrap());
-    let second = store.put("h/a~", bytes("1"), Expect::Absent).await.unwrap().unwrap();
+    let second = store.put("h/a~", bytes("1").into(), Expect::Absent).await.unwrap().unwrap();
     assert_ne!(first, second);
-    assert_eq!(store.put("h/a~", bytes("stale"), Expect::Version(first)).await.unwrap(), None);
+    assert_eq!(store.put("h/a~", bytes("stale").into(), Expect::Version(first)).await.unwrap(), None);
 }
 
 pub async fn delete_checks_the_expected_version(store: &dyn Store) {
-    let version = store.put("h/a~", bytes("1"), Expect::Any).await.unwrap().unwrap();
+    let version = store.put("h/a~", bytes("1").into(), Expect::Any).await.unwrap().unwrap();
     assert!(!store.delete("h/a~", Some("not-the-version")).await.unwrap());
     assert!(store.get("h/a~").await.unwrap().is_some());
     assert!(store.delete("h/a~", Some(&version)).await.unwrap());
@@ -62,9 +62,9 @@ pub async fn delete_checks_the_expected_version(store: &dyn Store) {
 
 pub async fn list_is_by_prefix_in_order_and_pages_completely(store: &dyn Store) {
     for id in ["a", "a/b", "ab", "a%", "b", "a~", "\u{0}"] {
-        store.put(&keys::head_key(id), bytes(id), Expect::Any).await.unwrap();
+        store.put(&keys::head_key(id), bytes(id).into(), Expect::Any).await.unwrap();
     }
-    store.put(&keys::batch_key("a", 1, 1), bytes("batch"), Expect::Any).await.unwrap();
+    store.put(&keys::batch_key("a", 1, 1), bytes("batch").into(), Expect::Any).await.unwrap();
     let exact = store.list(&keys::head_key("a"), None, 100).await.unwrap();
     assert_eq!(exact.keys, [keys::head_key("a")], "an escaped id is no other id's prefix");
     let mut all = Vec::new();
@@ -87,14 +87,14 @@ pub async fn list_is_by_prefix_in_order_and_pages_completely(store: &dyn Store) 
 }
 
 pub async fn commit_writes_records_and_head_only_at_the_expected_version(store: &dyn Store) {
-    let v0 = store.put("h/s~", bytes("v0"), Expect::Absent).await.unwrap().unwrap();
+    let v0 = store.put("h/s~", bytes("v0").into(), Expect::Absent).await.unwrap().unwrap();
     let records = vec![("e/s~/1/1".to_owned(), bytes("batch 1")), ("s/s~/1/1".to_owned(), bytes("snapshot 1"))];
-    let v1 = store.commit(records, "h/s~", bytes("v1"), Expect::Version(v0.clone())).await.unwrap().unwrap();
+    let v1 = store.commit(records, "h/s~", bytes("v1").into(), Expect::Version(v0.clone())).await.unwrap().unwrap();
     assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")));
     assert_eq!(value(store, "s/s~/1/1").await, Some(bytes("snapshot 1")));
     assert_eq!(store.get("h/s~").await.unwrap().unwrap().version, v1);
     let stale = vec![("e/s~/2/9".to_owned(), bytes("stale"))];
-    assert_eq!(store.commit(stale, "h/s~", bytes("stale head"), Expect::Version(v0)).await.unwrap(), None);
+    assert_eq!(store.commit(stale, "h/s~", bytes("stale head").into(), Expect::Version(v0)).await.unwrap(), None);
     assert_eq!(value(store, "h/s~").await, Some(bytes("v1")), "a refused commit leaves the head");
     assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")), "and every record it named");
 }
@@ -112,14 +112,14 @@ pub async fn update_decides_on_the_current_value(store: &dyn Store) {
         .unwrap();
     assert_eq!(kept, None);
     assert_eq!(store.get("h/u~").await.unwrap(), None, "Keep writes nothing");
-    let created = store.update("h/u~", Box::new(|_| Decision::Write(bytes("1")))).await.unwrap().unwrap();
+    let created = store.update("h/u~", Box::new(|_| Decision::Write(bytes("1").into()))).await.unwrap().unwrap();
     let next = store
         .update(
             "h/u~",
             Box::new(|current| {
                 let mut value = current.expect("it exists now").value.clone();
                 value.push(b'+');
-                Decision::Write(value)
+                Decision::Write(value.into())
             }),
         )
         .await
@@ -131,9 +131,9 @@ pub async fn update_decides_on_the_current_value(store: &dyn Store) {
 
 pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Store) {
     for id in ["a", "ab", "a/b"] {
-        store.put(&keys::head_key(id), bytes(id), Expect::Any).await.unwrap();
-        store.put(&keys::batch_key(id, 1, 1), bytes(id), Expect::Any).await.unwrap();
-        store.put(&keys::snapshot_key(id, 1, 1), bytes(id), Expect::Any).await.unwrap();
+        store.put(&keys::head_key(id), bytes(id).into(), Expect::Any).await.unwrap();
+        store.put(&keys::batch_key(id, 1, 1), bytes(id).into(), Expect::Any).await.unwrap();
+        store.put(&keys::snapshot_key(id, 1, 1), bytes(id).into(), Expect::Any).await.unwrap();
     }
     let head = store.get(&keys::head_key("a")).await.unwrap().unwrap();
     let prefixes = keys::record_prefixes("a");
@@ -151,8 +151,8 @@ pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Sto
 }
 
 pub async fn get_many_returns_values_in_order_with_gaps(store: &dyn Store) {
-    store.put("e/m~/1", bytes("one"), Expect::Any).await.unwrap();
-    store.put("e/m~/3", bytes("three"), Expect::Any).await.unwrap();
+    store.put("e/m~/1", bytes("one").into(), Expect::Any).await.unwrap();
+    store.put("e/m~/3", bytes("three").into(), Expect::Any).await.unwrap();
     let keys: Vec<String> = ["e/m~/3", "e/m~/2", "e/m~/1"].map(str::to_owned).to_vec();
     let values: Vec<Option<Vec<u8>>> =
         store.get_many(keys).await.unwrap().into_iter().map(|entry| entry.map(|e| e.value)).collect();

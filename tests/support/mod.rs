@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use agent_session::core::{codec, keys, Head};
 use agent_session::engine::{Config, Env, SessionStore};
-use agent_session::store::{Entry, Expect, ListPage, LocalBoxFuture, MemoryStore, Store, StoreResult, Version};
+use agent_session::store::{Entry, Expect, ListPage, LocalBoxFuture, MemoryStore, Store, StoreResult, Value, Version};
 
 /// Polls `future` to completion with a no-op waker. Every future in these tests makes progress on
 /// each poll (fake sleeps are ready, `YieldingStore` yields once per call), so a bounded loop is enough.
@@ -260,7 +260,7 @@ impl Store for YieldingStore {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         self.calls.set(self.calls.get() + 1);
@@ -268,7 +268,7 @@ impl Store for YieldingStore {
             YieldOnce::default().await;
             let result = self.inner.put(key, value.clone(), expect).await;
             match &result {
-                Ok(Some(_)) => self.record(key, Some(value)),
+                Ok(Some(_)) => self.record(key, Some(value.bytes)),
                 Ok(None) => self.refused_writes.set(self.refused_writes.get() + 1),
                 Err(_) => {}
             }
@@ -351,7 +351,7 @@ impl Store for FlakyStore {
     fn put<'a>(
         &'a self,
         key: &'a str,
-        value: Vec<u8>,
+        value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         match self.take_failure(key) {
