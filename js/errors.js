@@ -33,7 +33,9 @@ export class StorageError extends AgentSessionError {}
 export class UnsafeStoreError extends AgentSessionError {}
 
 define(AgentSessionError, "AgentSessionError", "AGENT_SESSION");
-const byCode = {
+/** The class of each code Rust may pass to `makeError` (exported for tests/js/types-drift.test.mjs,
+ * not by the package entry points). */
+export const byCode = Object.freeze({
   CONCURRENT_INVOCATION: define(ConcurrencyError, "ConcurrencyError", "CONCURRENT_INVOCATION"),
   LEASE_LOST: define(LeaseLostError, "LeaseLostError", "LEASE_LOST"),
   VERSION_CONFLICT: define(ConflictError, "ConflictError", "VERSION_CONFLICT"),
@@ -46,7 +48,7 @@ const byCode = {
   CORRUPT_RECORD: define(CorruptRecordError, "CorruptRecordError", "CORRUPT_RECORD"),
   STORAGE: define(StorageError, "StorageError", "STORAGE"),
   UNSAFE_STORE: define(UnsafeStoreError, "UnsafeStoreError", "UNSAFE_STORE"),
-};
+});
 
 /** The error of class `code` with `message` and the class's extra fields. */
 export function makeError(code, message, fields) {

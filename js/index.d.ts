@@ -48,7 +48,7 @@ export type Status = "idle" | "running" | "interrupted" | "closed" | "expired";
 // Options
 
 /**
- * The subset of WebCrypto's `CryptoKey` that `encryptionKey` needs, declared structurally so that the
+ * The subset of WebCrypto's `CryptoKey` that `encryptionKey` takes, declared structurally so that the
  * types do not depend on the DOM lib. A real `CryptoKey` (AES-GCM) is assignable to it.
  */
 export interface CryptoKeyLike {
@@ -87,7 +87,8 @@ export interface StoreOptions {
   limits?: Limits;
   /** Observability: one call per lease/commit/abort/interrupt/expiry/conflict/snapshot/corrupt record. */
   onEvent?: (event: StoreEvent) => void;
-  /** AES-GCM key: record bodies are encrypted at rest, bound to their key name. */
+  /** Not supported yet: records are stored unencrypted, and a store given this option is refused
+   * with `ValidationError` (path `options.encryptionKey`) rather than silently left unencrypted. */
   encryptionKey?: CryptoKeyLike;
   /** Bounds of the store's cache of session views (one view per session id, shared by every
    * `Session` object of that id; least recently used first). */
@@ -403,6 +404,8 @@ export interface ExpireStoreEvent extends StoreEventBase {
   readonly type: "expire";
 }
 
+/** A compare-and-set on the session's head was refused because another store (a tab, a process)
+ * wrote it since this store read it; the operation decides again on the fresh head. */
 export interface ConflictStoreEvent extends StoreEventBase {
   readonly type: "conflict";
 }

@@ -284,6 +284,7 @@ impl Invocation {
                     if self.check_open("renew").is_err() {
                         return Ok(()); // a commit of ours ended the invocation meanwhile
                     }
+                    shared.emit(self.event("conflict", None));
                     self.reread().await?;
                 }
             }
@@ -444,7 +445,10 @@ impl Invocation {
             };
             match written {
                 Some(version) => return Ok((committed.head, version, committed.snapshot_due)),
-                None => self.reread().await?,
+                None => {
+                    shared.emit(self.event("conflict", None));
+                    self.reread().await?
+                }
             }
         }
         Err(EngineError::Conflict(id.to_owned()))

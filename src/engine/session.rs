@@ -342,12 +342,14 @@ impl Session {
                     match written {
                         Some(Put::Written(version)) => (decision, Some(version)),
                         // Stale: decide on what the store reported, or read it.
-                        Some(Put::Refused { current: Some(current) }) => {
-                            source = HeadSource::Reported(current);
-                            continue;
-                        }
-                        Some(Put::Refused { current: None }) => {
-                            source = HeadSource::Stored;
+                        Some(Put::Refused { current }) => {
+                            // The cached head was stale: another store wrote since this one read it.
+                            shared.emit(StoreEvent {
+                                kind: "conflict",
+                                session: self.id().to_owned(),
+                                ..Default::default()
+                            });
+                            source = current.map_or(HeadSource::Stored, HeadSource::Reported);
                             continue;
                         }
                         // The cached head refuses: confirm on the stored one before answering.

@@ -258,3 +258,21 @@ suite("onChange", () => {
     assert.deepEqual(seen, [1]);
   });
 });
+
+suite("conflict events", () => {
+  test("a begin on a head another store wrote since: one conflict event, then the lease on the fresh head", async () => {
+    const { memoryKv } = await import("agent-session/adapters");
+    const kv = memoryKv();
+    const events = [];
+    const a = await SessionStore.kv(kv, { owner: "a", onEvent: (event) => events.push(event.type) });
+    const b = await SessionStore.kv(kv, { owner: "b" });
+    const session = await a.open("s");
+    await (await b.open("s")).invoke((inv) => inv.appendMessage("from b"));
+    events.length = 0;
+    const inv = await session.begin();
+    assert.deepEqual(events, ["conflict", "lease.acquired"]);
+    assert.deepEqual(inv.messages(), ["from b"], "it began from b's commit");
+    await inv.commit();
+    assert.equal(session.version, 2);
+  });
+});
