@@ -17,6 +17,7 @@ export {
   CorruptRecordError,
   StorageError,
   UnsafeStoreError,
+  StoreClosedError,
 } from "./wasm/errors.js";
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");

@@ -31,6 +31,7 @@ export class LimitExceededError extends AgentSessionError {}
 export class CorruptRecordError extends AgentSessionError {}
 export class StorageError extends AgentSessionError {}
 export class UnsafeStoreError extends AgentSessionError {}
+export class StoreClosedError extends AgentSessionError {}
 
 define(AgentSessionError, "AgentSessionError", "AGENT_SESSION");
 /** The class of each code Rust may pass to `makeError` (exported for tests/js/types-drift.test.mjs,
@@ -48,6 +49,7 @@ export const byCode = Object.freeze({
   CORRUPT_RECORD: define(CorruptRecordError, "CorruptRecordError", "CORRUPT_RECORD"),
   STORAGE: define(StorageError, "StorageError", "STORAGE"),
   UNSAFE_STORE: define(UnsafeStoreError, "UnsafeStoreError", "UNSAFE_STORE"),
+  STORE_CLOSED: define(StoreClosedError, "StoreClosedError", "STORE_CLOSED"),
 });
 
 /** The error of class `code` with `message` and the class's extra fields. */

@@ -588,7 +588,8 @@ export type ErrorCode =
   | "LIMIT_EXCEEDED"
   | "CORRUPT_RECORD"
   | "STORAGE"
-  | "UNSAFE_STORE";
+  | "UNSAFE_STORE"
+  | "STORE_CLOSED";
 
 /** Where a refused move started from: a session status or an invocation phase. */
 export type TransitionFrom = Status | "committing" | "committed" | "aborted" | "lease-lost";
@@ -667,4 +668,10 @@ export declare class StorageError extends AgentSessionError {
 /** Guarded use of a store without atomic compare-and-set. */
 export declare class UnsafeStoreError extends AgentSessionError {
   readonly code: "UNSAFE_STORE";
+}
+
+/** The `SessionStore` was closed: every further call through it, and reads of its sessions' messages
+ * and state (close() freed its cached views), are refused. */
+export declare class StoreClosedError extends AgentSessionError {
+  readonly code: "STORE_CLOSED";
 }

@@ -3,7 +3,7 @@
 use js_sys::{Function, JsString, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::bindings::errors::{self, invalid, JsResult};
+use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
 use crate::core::{limits, Json};
 use crate::store::budget;
@@ -114,7 +114,7 @@ pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
             format!("{what} must be a string of 1 to {} UTF-8 bytes without lone surrogates", limits::MAX_NAME_BYTES),
         )
     })?;
-    limits::check_name(what, &name).map_err(crate::bindings::errors::core)?;
+    limits::check_name(what, &name)?;
     Ok(name)
 }
 
@@ -136,6 +136,6 @@ pub fn to_count(value: &JsValue, path: &str) -> JsResult<u64> {
 /// budget (a UTF-16 unit takes at most 3 bytes of UTF-8).
 pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
     let text = host::to_json_text(value, path)?;
-    budget::check("a value given to agent-session", u64::from(text.length()) * 3).map_err(errors::store)?;
+    budget::check("a value given to agent-session", u64::from(text.length()) * 3)?;
     Ok(Json::from(String::from(text)))
 }

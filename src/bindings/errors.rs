@@ -30,7 +30,7 @@ pub fn invalid_with_cause(path: &str, what: &str, cause: JsValue) -> JsValue {
     make_error("INVALID_INPUT", &format!("{path} {what}"), &fields(&[("path", path.into()), ("cause", cause)]))
 }
 
-pub fn core(error: CoreError) -> JsValue {
+fn core(error: CoreError) -> JsValue {
     let message = error.to_string();
     let extra = match &error {
         CoreError::Concurrency { holder, retry_after_ms } => {
@@ -53,7 +53,7 @@ pub fn core(error: CoreError) -> JsValue {
     make_error(error.code(), &message, &extra)
 }
 
-pub fn store(error: StoreError) -> JsValue {
+fn store(error: StoreError) -> JsValue {
     match &error {
         StoreError::Corrupt { key, .. } => {
             return make_error("CORRUPT_RECORD", &error.to_string(), &fields(&[("key", key.as_str().into())]))
@@ -78,12 +78,32 @@ pub fn store(error: StoreError) -> JsValue {
     make_error("STORAGE", &error.to_string(), &fields(&[("cause", cause)]))
 }
 
-pub fn engine(error: EngineError) -> JsValue {
+// One conversion per layer's error, so that bindings propagate every error with `?`.
+impl From<EngineError> for JsValue {
+    fn from(error: EngineError) -> JsValue {
+        engine(error)
+    }
+}
+
+impl From<CoreError> for JsValue {
+    fn from(error: CoreError) -> JsValue {
+        core(error)
+    }
+}
+
+impl From<StoreError> for JsValue {
+    fn from(error: StoreError) -> JsValue {
+        store(error)
+    }
+}
+
+fn engine(error: EngineError) -> JsValue {
     match error {
         EngineError::Core(error) => core(error),
         EngineError::Store(error) => store(error),
         EngineError::NotFound(message) => make_error("NOT_FOUND", &message, &JsValue::UNDEFINED),
         EngineError::Conflict(_) => make_error("VERSION_CONFLICT", &error.to_string(), &JsValue::UNDEFINED),
+        EngineError::StoreClosed => make_error("STORE_CLOSED", &error.to_string(), &JsValue::UNDEFINED),
         EngineError::Evicted { max_bytes, .. } => {
             let extra = fields(&[("limit", (max_bytes as f64).into()), ("actual", 0.0.into())]);
             make_error("LIMIT_EXCEEDED", &error.to_string(), &extra)

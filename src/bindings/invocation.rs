@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::bindings::convert::{to_json, to_name, to_text, Options};
-use crate::bindings::errors::{core, engine, JsResult};
+use crate::bindings::errors::JsResult;
 use crate::bindings::host::{freeze, start_interval, stop_interval};
 use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;
@@ -115,7 +115,7 @@ impl JsInvocation {
     pub fn append_message(&self, message: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
         let data = to_json(&message, "message")?;
-        self.inner.append_message(data, agent.as_deref()).map_err(core)
+        self.inner.append_message(data, agent.as_deref()).map_err(JsValue::from)
     }
 
     #[wasm_bindgen(js_name = setState)]
@@ -126,27 +126,27 @@ impl JsInvocation {
             &value,
             &format!("state[{}]", js_sys::JSON::stringify(&key.as_str().into()).map(String::from).unwrap_or_default()),
         )?;
-        self.inner.set_state(&key, data, agent.as_deref()).map_err(core)
+        self.inner.set_state(&key, data, agent.as_deref()).map_err(JsValue::from)
     }
 
     #[wasm_bindgen(js_name = deleteState)]
     pub fn delete_state(&self, key: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
         let key = to_name(&key, "a state key")?;
-        self.inner.delete_state(&key, agent.as_deref()).map_err(core)
+        self.inner.delete_state(&key, agent.as_deref()).map_err(JsValue::from)
     }
 
     /// Committed messages followed by this invocation's staged ones.
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
         let agent = agent_option(&options)?;
-        let staged = json_array(&self.inner.staged_messages(agent.as_deref()).map_err(core)?)?;
+        let staged = json_array(&self.inner.staged_messages(agent.as_deref())?)?;
         let committed = session_messages(&self.session.inner, Some(agent.as_deref().unwrap_or(self.inner.agent())))?;
         Ok(freeze(&committed.concat(&staged)).into())
     }
 
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
         let agent = agent_option(&options)?;
-        state_object(&self.inner.values(agent.as_deref()).map_err(engine)?)
+        state_object(&self.inner.values(agent.as_deref())?)
     }
 
     /// One state value as this invocation sees it (staged over committed), or `undefined`.
@@ -154,7 +154,7 @@ impl JsInvocation {
     pub fn state_value(&self, key: JsValue, options: JsValue) -> JsResult<JsValue> {
         let agent = agent_option(&options)?;
         let key = to_name(&key, "a state key")?;
-        match self.inner.value(agent.as_deref(), &key).map_err(engine)? {
+        match self.inner.value(agent.as_deref(), &key)? {
             Some(text) => parse(&text),
             None => Ok(JsValue::UNDEFINED),
         }
@@ -163,22 +163,22 @@ impl JsInvocation {
     pub fn renew(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            inner.renew().await.map_err(engine)?;
+            inner.renew().await?;
             Ok(JsValue::UNDEFINED)
         })
     }
 
     pub fn checkpoint(&self) -> Promise {
-        self.finishing(|inner| async move { Ok((inner.checkpoint().await.map_err(engine)? as f64).into()) })
+        self.finishing(|inner| async move { Ok((inner.checkpoint().await? as f64).into()) })
     }
 
     pub fn commit(&self) -> Promise {
-        self.finishing(|inner| async move { Ok((inner.commit().await.map_err(engine)? as f64).into()) })
+        self.finishing(|inner| async move { Ok((inner.commit().await? as f64).into()) })
     }
 
     pub fn abort(&self) -> Promise {
         self.finishing(|inner| async move {
-            inner.abort().await.map_err(engine)?;
+            inner.abort().await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -187,7 +187,7 @@ impl JsInvocation {
         self.finishing(|inner| async move {
             let reason = to_text(&reason, "reason")?;
             let payload = if payload.is_undefined() { "null".into() } else { to_json(&payload, "payload")? };
-            Ok((inner.interrupt(reason, payload).await.map_err(engine)? as f64).into())
+            Ok((inner.interrupt(reason, payload).await? as f64).into())
         })
     }
 
@@ -195,7 +195,7 @@ impl JsInvocation {
     pub fn dispose(&self) -> Promise {
         self.finishing(|inner| async move {
             if !inner.is_ended() {
-                inner.abort().await.map_err(engine)?;
+                inner.abort().await?;
             }
             Ok(JsValue::UNDEFINED)
         })

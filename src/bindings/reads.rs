@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
 
-use crate::bindings::errors::{engine, JsResult};
+use crate::bindings::errors::JsResult;
 use crate::bindings::host::{freeze, from_json_text, make_error};
 use crate::core::{AgentState, Json, SessionState, DEFAULT_AGENT};
 use crate::engine::Session;
@@ -45,7 +45,7 @@ pub fn parse(text: &str) -> JsResult<JsValue> {
 /// The committed messages of `agent`, as one frozen array shared between calls until it grows.
 pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Array> {
     let agent = agent.unwrap_or(DEFAULT_AGENT);
-    let count = session.message_count(Some(agent)).map_err(engine)?;
+    let count = session.message_count(Some(agent))?;
     let cache = read_cache(session);
     let mut messages = cache.messages.borrow_mut();
     let (items, frozen) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None));
@@ -53,7 +53,7 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
         items.set_length(0);
     }
     if items.length() as usize != count || frozen.is_none() {
-        for text in session.messages_from(Some(agent), items.length() as usize).map_err(engine)? {
+        for text in session.messages_from(Some(agent), items.length() as usize)? {
             items.push(&parse(&text)?);
         }
         *frozen = Some(freeze(&items.slice(0, items.length())).into());
@@ -65,7 +65,7 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
 pub fn session_state(session: &Session, agent: Option<&str>) -> JsResult<JsValue> {
     let agent = agent.unwrap_or(DEFAULT_AGENT);
     let version = session.version();
-    let values = session.values(Some(agent)).map_err(engine)?;
+    let values = session.values(Some(agent))?;
     let cache = read_cache(session);
     let mut states = cache.state.borrow_mut();
     if let Some((at, object)) = states.get(agent) {

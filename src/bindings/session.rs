@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::bindings::convert::{to_count, to_name, Options};
-use crate::bindings::errors::{engine, invalid, JsResult};
+use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
 use crate::bindings::reads::{parse, session_messages, session_state};
@@ -157,7 +157,7 @@ impl JsSession {
     pub fn state_value(&self, key: JsValue, options: JsValue) -> JsResult<JsValue> {
         let key = to_name(&key, "a state key")?;
         let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
-        match self.inner.value(agent.as_deref(), &key).map_err(engine)? {
+        match self.inner.value(agent.as_deref(), &key)? {
             Some(text) => parse(&text),
             None => Ok(JsValue::UNDEFINED),
         }
@@ -180,7 +180,7 @@ impl JsSession {
     pub fn refresh_view(&self) -> Promise {
         let session = self.inner.clone();
         future_to_promise(async move {
-            session.refresh().await.map_err(engine)?;
+            session.refresh().await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -189,7 +189,7 @@ impl JsSession {
         let handle = self.handle();
         future_to_promise(async move {
             let options = begin_options(&options)?;
-            let invocation = handle.inner.begin(options).await.map_err(engine)?;
+            let invocation = handle.inner.begin(options).await?;
             Ok(JsInvocation::start(invocation, handle).into())
         })
     }
@@ -216,7 +216,7 @@ impl JsSession {
             match outcome {
                 Ok(value) => Ok(value),
                 Err(InvokeError::Body(error)) => Err(error),
-                Err(InvokeError::Engine(error)) => Err(engine(error)),
+                Err(InvokeError::Engine(error)) => Err(error.into()),
             }
         })
     }
@@ -227,7 +227,7 @@ impl JsSession {
             let options = Options::new(&options, "options")?;
             let from = version_option(&options, "from")?;
             let to = version_option(&options, "to")?;
-            let events = session.history(from, to).await.map_err(engine)?;
+            let events = session.history(from, to).await?;
             let metadata = session.head().metadata;
             let array = Array::new();
             for event in &events {
@@ -241,7 +241,7 @@ impl JsSession {
         let session = self.inner.clone();
         future_to_promise(async move {
             let version = to_count(&version, "version")?;
-            Ok(JsSessionView::new(session.at(version).await.map_err(engine)?).into())
+            Ok(JsSessionView::new(session.at(version).await?).into())
         })
     }
 
@@ -251,7 +251,7 @@ impl JsSession {
             let options = Options::new(&options, "options")?;
             let id = options.name("id", "a session id")?;
             let at = version_option(&options, "at")?;
-            let fork = handle.inner.fork(&handle.store, id, at).await.map_err(engine)?;
+            let fork = handle.inner.fork(&handle.store, id, at).await?;
             Ok(JsSession::new(fork, handle.store.clone(), handle.extras).into())
         })
     }
@@ -278,7 +278,7 @@ impl JsSession {
     pub fn close(&self) -> Promise {
         let session = self.inner.clone();
         future_to_promise(async move {
-            session.close().await.map_err(engine)?;
+            session.close().await?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::bindings::convert::{to_name, to_optional_name, Options};
-use crate::bindings::errors::{engine, invalid, JsResult};
+use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
 use crate::bindings::origin::OriginLink;
 use crate::bindings::session::{unsubscriber, JsSession};
@@ -166,7 +166,7 @@ impl JsSessionStore {
                     ))
                 }
             };
-            let backend = IdbStore::open(&database, durability).await.map_err(crate::bindings::errors::store)?;
+            let backend = IdbStore::open(&database, durability).await?;
             let prefix = format!("agent-session/{database}/");
             let mut store = build(Rc::new(backend), &options, Some(prefix.clone()))?;
             store.link = Some(OriginLink::connect(&store.inner, &prefix).await);
@@ -218,7 +218,7 @@ impl JsSessionStore {
                 max_lifetime_ms: options.positive("maxLifetimeMs")?,
                 metadata: options.json("metadata")?,
             };
-            let session = store.open(&id, open).await.map_err(engine)?;
+            let session = store.open(&id, open).await?;
             Ok(JsSession::new(session, store, extras).into())
         })
     }
@@ -230,7 +230,7 @@ impl JsSessionStore {
             let prefix = options.string("prefix")?.unwrap_or_default();
             let limit = options.positive("limit")?.unwrap_or(100).min(1000) as usize;
             let cursor = options.string("cursor")?;
-            let (sessions, cursor) = store.list(&prefix, cursor.as_deref(), limit).await.map_err(engine)?;
+            let (sessions, cursor) = store.list(&prefix, cursor.as_deref(), limit).await?;
             let array = Array::new();
             for info in sessions {
                 let object = Object::new();
@@ -253,7 +253,7 @@ impl JsSessionStore {
         let store = self.inner.clone();
         promise(async move {
             let id = to_name(&id, "a session id")?;
-            Ok(store.delete(&id).await.map_err(engine)?.into())
+            Ok(store.delete(&id).await?.into())
         })
     }
 
@@ -263,7 +263,7 @@ impl JsSessionStore {
         promise(async move {
             let options = Options::new(&options, "options")?;
             let limit = options.positive("limit")?.map_or(usize::MAX, |n| n as usize);
-            Ok((store.sweep_expired(limit).await.map_err(engine)? as f64).into())
+            Ok((store.sweep_expired(limit).await? as f64).into())
         })
     }
 

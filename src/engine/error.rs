@@ -16,6 +16,10 @@ pub enum EngineError {
     /// The head changed under a compare-and-set that was not about a lease, too often to retry.
     #[error("session \"{0}\" changed while this operation was writing it; retry the operation")]
     Conflict(String),
+    /// The `SessionStore` was closed: it refuses every further use, and its sessions' reads of
+    /// messages and state (its cached views were freed).
+    #[error("this SessionStore was closed; create a new one (SessionStore.memory/indexedDb/kv) to go on")]
+    StoreClosed,
     /// A synchronous read of a session whose cached view the store evicted to stay within its
     /// cache limits (or freed on dispose or close).
     #[error("the cached view of session \"{id}\" was freed (this store's cache keeps at most {max_sessions} sessions and {max_bytes} bytes, least recently used first, or the session was disposed); await session.refresh() or begin a turn to load it again, or raise the cache option's limits")]
@@ -30,6 +34,7 @@ impl EngineError {
             EngineError::NotFound(_) => "NOT_FOUND",
             EngineError::Conflict(_) => "VERSION_CONFLICT",
             EngineError::Evicted { .. } => "LIMIT_EXCEEDED",
+            EngineError::StoreClosed => "STORE_CLOSED",
         }
     }
 }

@@ -87,6 +87,7 @@ impl Session {
     /// The committed state (shared, no copy). Fails when the store's cache evicted it: any async
     /// method (`refresh`, `begin`) reloads it.
     pub fn state(&self) -> EngineResult<Rc<SessionState>> {
+        self.shared.check_open()?;
         self.shared.cache.touch(&self.slot, self.shared.now());
         self.slot.state().ok_or_else(|| {
             let limits = self.shared.cache.limits();
@@ -134,6 +135,7 @@ impl Session {
 
     /// Reloads the latest committed version (only the batches this view lacks).
     pub async fn refresh(&self) -> EngineResult<()> {
+        self.shared.check_open()?;
         let head_key = keys::head_key(self.id());
         match self.shared.store.get(&head_key).await? {
             Some(entry) => self.catch_up_to(&head_key, entry).await,
@@ -157,6 +159,7 @@ impl Session {
     }
 
     async fn read_head(&self) -> EngineResult<(Head, Version)> {
+        self.shared.check_open()?;
         load::read_head(&*self.shared.store, self.id())
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id())))

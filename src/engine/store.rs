@@ -160,7 +160,7 @@ impl Shared {
 
     pub fn check_open(&self) -> EngineResult<()> {
         if self.closed.get() {
-            return Err(StoreError::backend("this SessionStore was closed; create a new one").into());
+            return Err(EngineError::StoreClosed);
         }
         Ok(())
     }

@@ -163,3 +163,18 @@ test("stateValue reads one state key: committed on a Session, staged over commit
   await inv.abort();
   assert.ok(thrown(() => session.stateValue("")) instanceof ValidationError);
 });
+
+test("a closed store refuses with StoreClosedError, its own class and code", async () => {
+  const { StoreClosedError, AgentSessionError } = await import("agent-session");
+  const store = await SessionStore.memory();
+  const session = await store.open("s");
+  await turn(session, "a");
+  await store.close();
+  for (const attempt of [store.open("s"), store.list(), store.delete("s"), session.begin(), session.refresh()]) {
+    const error = await rejection(attempt);
+    assert.ok(error instanceof StoreClosedError && error instanceof AgentSessionError, String(error));
+    assert.equal(error.code, "STORE_CLOSED");
+  }
+  assert.ok(thrown(() => session.messages()) instanceof StoreClosedError);
+  assert.equal(session.version, 1, "the head stays readable");
+});
