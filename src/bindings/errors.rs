@@ -103,7 +103,9 @@ fn engine(error: EngineError) -> JsValue {
         EngineError::Store(error) => store(error),
         EngineError::NotFound(message) => make_error("NOT_FOUND", &message, &JsValue::UNDEFINED),
         EngineError::Conflict(_) => make_error("VERSION_CONFLICT", &error.to_string(), &JsValue::UNDEFINED),
-        EngineError::StoreClosed => make_error("STORE_CLOSED", &error.to_string(), &JsValue::UNDEFINED),
+        EngineError::StoreClosed | EngineError::UnsafeStore => {
+            make_error(error.code(), &error.to_string(), &JsValue::UNDEFINED)
+        }
         EngineError::Evicted { max_bytes, .. } => {
             let extra = fields(&[("limit", (max_bytes as f64).into()), ("actual", 0.0.into())]);
             make_error("LIMIT_EXCEEDED", &error.to_string(), &extra)

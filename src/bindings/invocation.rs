@@ -62,7 +62,7 @@ impl JsInvocation {
     /// Wraps a fresh invocation and starts its heartbeat (unless the store disabled it).
     pub fn start(inner: Rc<Invocation>, session: JsSession) -> JsInvocation {
         let heartbeat = Rc::new(Heartbeat::default());
-        if session.extras.heartbeat {
+        if session.store.config().heartbeat {
             heartbeat.start(inner.clone(), inner.renew_every_ms());
         }
         JsInvocation { inner, session, heartbeat }
@@ -186,7 +186,7 @@ impl JsInvocation {
     pub fn interrupt(&self, reason: JsValue, payload: JsValue) -> Promise {
         self.finishing(|inner| async move {
             let reason = to_text(&reason, "reason")?;
-            let payload = if payload.is_undefined() { "null".into() } else { to_json(&payload, "payload")? };
+            let payload = if payload.is_undefined() { None } else { Some(to_json(&payload, "payload")?) };
             Ok((inner.interrupt(reason, payload).await? as f64).into())
         })
     }

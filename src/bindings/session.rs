@@ -11,7 +11,7 @@ use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
 use crate::bindings::reads::{parse, session_messages, session_state};
-use crate::bindings::store::{call_listener, change_object, Extras};
+use crate::bindings::store::{call_listener, change_object};
 use crate::bindings::view::JsSessionView;
 use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, SessionStore};
 
@@ -19,17 +19,16 @@ use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, Se
 pub struct JsSession {
     pub(crate) inner: Rc<Session>,
     pub(crate) store: SessionStore,
-    pub(crate) extras: Extras,
 }
 
 impl JsSession {
-    pub fn new(inner: Rc<Session>, store: SessionStore, extras: Extras) -> JsSession {
-        JsSession { inner, store, extras }
+    pub fn new(inner: Rc<Session>, store: SessionStore) -> JsSession {
+        JsSession { inner, store }
     }
 
     /// Another handle on the same session (what `invocation.session` returns).
     pub fn handle(&self) -> JsSession {
-        JsSession { inner: self.inner.clone(), store: self.store.clone(), extras: self.extras }
+        JsSession { inner: self.inner.clone(), store: self.store.clone() }
     }
 }
 
@@ -165,10 +164,7 @@ impl JsSession {
 
     #[wasm_bindgen(js_name = pendingInterrupt)]
     pub fn pending_interrupt(&self) -> JsResult<JsValue> {
-        let head = self.inner.head();
-        let Some(interrupt) = head.interrupt.filter(|_| self.inner.status() == crate::core::Status::Interrupted) else {
-            return Ok(JsValue::NULL);
-        };
+        let Some(interrupt) = self.inner.pending_interrupt() else { return Ok(JsValue::NULL) };
         let object = Object::new();
         Reflect::set(&object, &"reason".into(), &interrupt.reason.as_str().into())?;
         Reflect::set(&object, &"payload".into(), &parse(&interrupt.payload)?)?;
@@ -252,7 +248,7 @@ impl JsSession {
             let id = options.name("id", "a session id")?;
             let at = version_option(&options, "at")?;
             let fork = handle.inner.fork(&handle.store, id, at).await?;
-            Ok(JsSession::new(fork, handle.store.clone(), handle.extras).into())
+            Ok(JsSession::new(fork, handle.store.clone()).into())
         })
     }
 

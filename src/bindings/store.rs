@@ -15,18 +15,9 @@ use crate::core::limits::Limits;
 use crate::engine::{CacheLimits, Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
 use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, Store};
 
-const UNSAFE_STORE_MESSAGE: &str = "this KV store cannot compare-and-set atomically (it is eventually consistent, like Cloudflare Workers KV, whose writes take up to 60 s to be seen everywhere), so the concurrency guard could admit two invocations at once and lose commits; keep sessions in a Durable Object (durableObjectKv(ctx.storage)) or another atomic store, or pass allowNonAtomic: true to use it as a best-effort store without that guarantee";
-
-/// Settings the bindings keep beside the engine's (they need JS timers).
-#[derive(Clone, Copy)]
-pub struct Extras {
-    pub heartbeat: bool,
-}
-
 #[wasm_bindgen(js_name = SessionStore)]
 pub struct JsSessionStore {
     inner: SessionStore,
-    extras: Extras,
     /// The Web Lock and BroadcastChannel of a browser-shared backend (IndexedDB).
     link: Option<OriginLink>,
 }
@@ -74,8 +65,13 @@ pub fn call_listener(listener: &Function, argument: &JsValue) {
     let _ = listener.call1(&JsValue::UNDEFINED, argument);
 }
 
-/// Builds a store over `backend` from the JS `StoreOptions`.
-pub fn build(backend: Rc<dyn Store>, options: &JsValue, lock_prefix: Option<String>) -> JsResult<JsSessionStore> {
+/// Builds a store over `backend` from the JS `StoreOptions` (`allow_non_atomic`: the kv option).
+pub fn build(
+    backend: Rc<dyn Store>,
+    options: &JsValue,
+    lock_prefix: Option<String>,
+    allow_non_atomic: bool,
+) -> JsResult<JsSessionStore> {
     let options = Options::new(options, "options")?;
     if options.get("encryptionKey")?.is_some() {
         return Err(invalid("options.encryptionKey", "options.encryptionKey is not supported by this version of agent-session yet; omit it (records are stored unencrypted)".into()));
@@ -101,11 +97,14 @@ pub fn build(backend: Rc<dyn Store>, options: &JsValue, lock_prefix: Option<Stri
         max_bytes: cache.positive("maxBytes")?.unwrap_or(config.cache.max_bytes),
         ttl_ms: cache.positive("ttlMs")?.unwrap_or(config.cache.ttl_ms),
     };
-    let extras = Extras { heartbeat: options.bool("heartbeat")?.unwrap_or(true) };
+    config.heartbeat = options.bool("heartbeat")?.unwrap_or(config.heartbeat);
+    config.allow_non_atomic = allow_non_atomic;
     let on_event = options.function("onEvent")?.map(|listener| {
         Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
     });
-    Ok(JsSessionStore { inner: SessionStore::new(backend, env, config, on_event), extras, link: None })
+    let inner = SessionStore::new(backend, env, config, on_event);
+    inner.refuse_unsafe_backend()?;
+    Ok(JsSessionStore { inner, link: None })
 }
 
 fn promise<F>(future: F) -> Promise
@@ -119,7 +118,7 @@ where
 impl JsSessionStore {
     /// An in-memory store: sessions live as long as this object, shared with nothing else.
     pub fn memory(options: JsValue) -> Promise {
-        promise(async move { build(Rc::new(MemoryStore::new()), &options, None).map(JsValue::from) })
+        promise(async move { build(Rc::new(MemoryStore::new()), &options, None, false).map(JsValue::from) })
     }
 
     /// A store over a host-supplied KV object (see `agent-session/adapters`). Refused with
@@ -129,8 +128,8 @@ impl JsSessionStore {
         promise(async move {
             let parsed = Options::new(&options, "options")?;
             let prefix = parsed.string("prefix")?.unwrap_or_default();
+            let timeout_ms = parsed.positive("timeoutMs")?;
             let allow_non_atomic = parsed.bool("allowNonAtomic")?.unwrap_or(false);
-            let timeout_ms = parsed.positive("timeoutMs")?.unwrap_or(10_000);
             if !kv.is_object() {
                 return Err(invalid(
                     "kv",
@@ -138,14 +137,7 @@ impl JsSessionStore {
                 ));
             }
             let backend = HostKvStore::new(kv, prefix, timeout_ms).map_err(|message| invalid("kv", message))?;
-            if !backend.capabilities().atomic && !allow_non_atomic {
-                return Err(crate::bindings::host::make_error(
-                    "UNSAFE_STORE",
-                    UNSAFE_STORE_MESSAGE,
-                    &JsValue::UNDEFINED,
-                ));
-            }
-            Ok(build(Rc::new(backend), &options, None)?.into())
+            Ok(build(Rc::new(backend), &options, None, allow_non_atomic)?.into())
         })
     }
 
@@ -168,7 +160,7 @@ impl JsSessionStore {
             };
             let backend = IdbStore::open(&database, durability).await?;
             let prefix = format!("agent-session/{database}/");
-            let mut store = build(Rc::new(backend), &options, Some(prefix.clone()))?;
+            let mut store = build(Rc::new(backend), &options, Some(prefix.clone()), false)?;
             store.link = Some(OriginLink::connect(&store.inner, &prefix).await);
             Ok(store.into())
         })
@@ -205,7 +197,6 @@ impl JsSessionStore {
 
     pub fn open(&self, id: JsValue, options: JsValue) -> Promise {
         let store = self.inner.clone();
-        let extras = self.extras;
         promise(async move {
             let id = match to_optional_name(&id, "a session id")? {
                 Some(id) => id,
@@ -219,7 +210,7 @@ impl JsSessionStore {
                 metadata: options.json("metadata")?,
             };
             let session = store.open(&id, open).await?;
-            Ok(JsSession::new(session, store, extras).into())
+            Ok(JsSession::new(session, store).into())
         })
     }
 
@@ -228,7 +219,7 @@ impl JsSessionStore {
         promise(async move {
             let options = Options::new(&options, "options")?;
             let prefix = options.string("prefix")?.unwrap_or_default();
-            let limit = options.positive("limit")?.unwrap_or(100).min(1000) as usize;
+            let limit = options.positive("limit")?.map(|n| n as usize);
             let cursor = options.string("cursor")?;
             let (sessions, cursor) = store.list(&prefix, cursor.as_deref(), limit).await?;
             let array = Array::new();
@@ -262,7 +253,7 @@ impl JsSessionStore {
         let store = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
-            let limit = options.positive("limit")?.map_or(usize::MAX, |n| n as usize);
+            let limit = options.positive("limit")?.map(|n| n as usize);
             Ok((store.sweep_expired(limit).await? as f64).into())
         })
     }

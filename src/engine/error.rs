@@ -16,6 +16,9 @@ pub enum EngineError {
     /// The head changed under a compare-and-set that was not about a lease, too often to retry.
     #[error("session \"{0}\" changed while this operation was writing it; retry the operation")]
     Conflict(String),
+    /// The backend cannot compare-and-set atomically, and the store was not told to accept that.
+    #[error("this KV store cannot compare-and-set atomically (it is eventually consistent, like Cloudflare Workers KV, whose writes take up to 60 s to be seen everywhere), so the concurrency guard could admit two invocations at once and lose commits; keep sessions in a Durable Object (durableObjectKv(ctx.storage)) or another atomic store, or pass allowNonAtomic: true to use it as a best-effort store without that guarantee")]
+    UnsafeStore,
     /// The `SessionStore` was closed: it refuses every further use, and its sessions' reads of
     /// messages and state (its cached views were freed).
     #[error("this SessionStore was closed; create a new one (SessionStore.memory/indexedDb/kv) to go on")]
@@ -35,6 +38,7 @@ impl EngineError {
             EngineError::Conflict(_) => "VERSION_CONFLICT",
             EngineError::Evicted { .. } => "LIMIT_EXCEEDED",
             EngineError::StoreClosed => "STORE_CLOSED",
+            EngineError::UnsafeStore => "UNSAFE_STORE",
         }
     }
 }

@@ -300,8 +300,11 @@ impl Invocation {
         self.finish("checkpoint", Outcome::Checkpoint, None).await
     }
 
-    pub async fn interrupt(&self, reason: String, payload: Json) -> EngineResult<u64> {
+    /// Commits the staged events and the question `reason` (with `payload`, JSON `null` when none),
+    /// and releases: the session waits interrupted for a `resume`.
+    pub async fn interrupt(&self, reason: String, payload: Option<Json>) -> EngineResult<u64> {
         self.check_open("interrupt")?;
+        let payload = payload.unwrap_or_else(|| Json::from("null"));
         limits::check_reason(&reason)?;
         let event = Event::Interrupt { reason: reason.clone(), data: payload.clone() };
         self.finish("interrupt", Outcome::Interrupt(Interrupt { reason, payload }), Some(event)).await

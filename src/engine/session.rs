@@ -7,7 +7,9 @@ use std::rc::Rc;
 
 use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
-use crate::core::{codec, keys, limits, AgentState, CoreError, Event, Head, Json, SessionState, Status, DEFAULT_AGENT};
+use crate::core::{
+    codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Status, DEFAULT_AGENT,
+};
 use crate::engine::cache::{events_bytes, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
@@ -64,6 +66,15 @@ impl Session {
     /// Status by the store's clock now (a crashed holder's lapsed lease reads as idle).
     pub fn status(&self) -> Status {
         self.slot.view.borrow().head.effective_status(self.shared.now())
+    }
+
+    /// The question the session waits on, while it is interrupted (by the store's clock).
+    pub fn pending_interrupt(&self) -> Option<Interrupt> {
+        let view = self.slot.view.borrow();
+        match view.head.effective_status(self.shared.now()) {
+            Status::Interrupted => view.head.interrupt.clone(),
+            _ => None,
+        }
     }
 
     /// Changes whenever the cached state was loaded whole rather than extended by commits, so that

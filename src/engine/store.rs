@@ -42,6 +42,11 @@ pub struct Config {
     pub limits: Limits,
     /// Bounds of the cache of session views (`StoreOptions.cache`).
     pub cache: CacheLimits,
+    /// Renew the lease while an invocation is open (every `guard::renew_every(lease_ms)`; the host
+    /// runs the timer).
+    pub heartbeat: bool,
+    /// Accept a backend that cannot compare-and-set atomically (no guard: best effort).
+    pub allow_non_atomic: bool,
 }
 
 impl Config {
@@ -54,6 +59,8 @@ impl Config {
             snapshot_every: 50,
             limits: Limits::default(),
             cache: CacheLimits::default(),
+            heartbeat: true,
+            allow_non_atomic: false,
         }
     }
 }
@@ -269,9 +276,10 @@ impl SessionStore {
         &self,
         prefix: &str,
         cursor: Option<&str>,
-        limit: usize,
+        limit: Option<usize>,
     ) -> EngineResult<(Vec<SessionInfo>, Option<String>)> {
         self.shared.check_open()?;
+        let limit = limit.unwrap_or(LIST_PAGE).min(LIST_PAGE_MAX);
         let escaped = keys::escape_id(prefix);
         let key_prefix = format!("{}{}", keys::HEAD_PREFIX, &escaped[..escaped.len() - 1]);
         let page = self.shared.store.list(&key_prefix, cursor, limit).await?;
@@ -326,8 +334,9 @@ impl SessionStore {
 
     /// Deletes up to `limit` sessions that are expired by the store's clock; returns how many.
     /// Candidates come from the backend's expiry index when it has one, else from every head.
-    pub async fn sweep_expired(&self, limit: usize) -> EngineResult<usize> {
+    pub async fn sweep_expired(&self, limit: Option<usize>) -> EngineResult<usize> {
         self.shared.check_open()?;
+        let limit = limit.unwrap_or(usize::MAX);
         let now = self.shared.now();
         if let Some(keys) = self.shared.store.expiring(now, limit).await? {
             let mut deleted = 0;
@@ -401,11 +410,24 @@ impl SessionStore {
         self.shared.store.close();
     }
 
+    /// Refuses a backend that cannot compare-and-set atomically, unless the store was configured to
+    /// accept it (`allowNonAtomic`): the guard could admit two invocations at once.
+    pub fn refuse_unsafe_backend(&self) -> EngineResult<()> {
+        if !self.shared.store.atomic() && !self.shared.config.allow_non_atomic {
+            return Err(EngineError::UnsafeStore);
+        }
+        Ok(())
+    }
+
     /// Sessions whose state this store's cache holds now, and their approximate bytes.
     pub fn cache_usage(&self) -> (usize, u64) {
         (self.shared.cache.len(), self.shared.cache.bytes())
     }
 }
+
+/// Sessions per `list()` page unless asked, and at most.
+const LIST_PAGE: usize = 100;
+const LIST_PAGE_MAX: usize = 1000;
 
 /// 32 random bits from the host.
 fn random_u32(env: &dyn Env) -> u32 {

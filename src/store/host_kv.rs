@@ -110,7 +110,9 @@ fn chunk_key(key: &str, index: usize) -> String {
 
 impl HostKvStore {
     /// Wraps `kv`, reading its `capabilities` (a missing object means atomic, no size limit).
-    pub fn new(kv: JsValue, prefix: String, timeout_ms: u64) -> Result<HostKvStore, String> {
+    /// A store over `kv`; each call may take `timeout_ms` (default 10 s) before it fails.
+    pub fn new(kv: JsValue, prefix: String, timeout_ms: Option<u64>) -> Result<HostKvStore, String> {
+        let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         for method in ["get", "put", "delete", "list"] {
             if !field(&kv, method).is_function() {
                 return Err(format!(
@@ -299,7 +301,14 @@ impl HostKvStore {
     }
 }
 
+/// How long one host KV call may take by default before it is a `StorageError`.
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
 impl Store for HostKvStore {
+    fn atomic(&self) -> bool {
+        self.capabilities.atomic
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
         Box::pin(async move {
             let Some(entry) = self.raw_get(key).await? else { return Ok(None) };

@@ -253,6 +253,12 @@ pub trait Store {
         })
     }
 
+    /// Whether the backend's compare-and-set is atomic (what the guard needs). Only a host KV can
+    /// say it is not (Workers KV).
+    fn atomic(&self) -> bool {
+        true
+    }
+
     /// Releases what the backend holds (IndexedDB: its connection, so that other tabs can upgrade
     /// or delete the database). Later calls may fail.
     fn close(&self) {}

@@ -333,7 +333,7 @@ fn list_pages_by_escaped_prefix_and_reports_corrupt_heads() {
         open(&store, id);
     }
     let ids = |prefix: &str| -> Vec<String> {
-        let (page, cursor) = block_on(store.list(prefix, None, 100)).unwrap();
+        let (page, cursor) = block_on(store.list(prefix, None, Some(100))).unwrap();
         assert_eq!(cursor, None);
         page.into_iter().map(|info| info.id).collect()
     };
@@ -353,7 +353,7 @@ fn list_pages_by_escaped_prefix_and_reports_corrupt_heads() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let (page, next) = block_on(store.list("", cursor.as_deref(), 2)).unwrap();
+        let (page, next) = block_on(store.list("", cursor.as_deref(), Some(2))).unwrap();
         assert!(page.len() <= 2);
         seen.extend(page.into_iter().map(|info| info.id));
         match next {

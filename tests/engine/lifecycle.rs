@@ -19,7 +19,7 @@ fn interrupt_then_resume_through_begin_options() {
     let t = world.base("s");
     let invocation = begin(&session);
     invocation.append_message(j("\"may I?\""), None).unwrap();
-    assert_eq!(block_on(invocation.interrupt("approve".into(), j(r#"{"amount":3}"#))).unwrap(), 1);
+    assert_eq!(block_on(invocation.interrupt("approve".into(), Some(j(r#"{"amount":3}"#)))).unwrap(), 1);
     assert!(invocation.is_ended());
     assert_eq!((session.version(), session.status()), (1, Status::Interrupted));
     let head = world.head("s");
@@ -69,7 +69,7 @@ fn a_crashed_resumer_leaves_the_session_interrupted() {
     let session = open(&world.store("alice"), "s");
     let t = world.base("s");
     let invocation = begin(&session);
-    block_on(invocation.interrupt("q".into(), j("null"))).unwrap();
+    block_on(invocation.interrupt("q".into(), Some(j("null")))).unwrap();
     let crashed = block_on(session.begin(resume("1"))).unwrap();
     drop(crashed);
     world.advance(1_000);
@@ -175,7 +175,7 @@ fn idle_ttl_expires_and_sweep_deletes_only_expired_sessions() {
     turn(&keep, &["k"]);
     world.advance(4_999);
     assert_eq!(s.status(), Status::Idle);
-    assert_eq!(block_on(store.sweep_expired(10)).unwrap(), 1, "only `forever` (idle since creation) has expired");
+    assert_eq!(block_on(store.sweep_expired(Some(10))).unwrap(), 1, "only `forever` (idle since creation) has expired");
     world.advance(1);
     assert_eq!(s.status(), Status::Expired);
     let before = world.dump();
@@ -189,12 +189,12 @@ fn idle_ttl_expires_and_sweep_deletes_only_expired_sessions() {
         block_on(k.renew()).unwrap(); // the heartbeat
     }
     assert!(world.now() > keep.head().updated_at + 60_000);
-    assert_eq!(block_on(store.sweep_expired(10)).unwrap(), 1, "s goes; keep is held by a live lease");
+    assert_eq!(block_on(store.sweep_expired(Some(10))).unwrap(), 1, "s goes; keep is held by a live lease");
     assert!(world.dump().iter().all(|(key, _)| !key.contains("/s~")), "every record of s is gone");
     assert!(block_on(store.open("keep", OpenOptions::default())).is_ok());
     block_on(k.abort()).unwrap();
     world.advance(1_000);
-    assert_eq!(block_on(store.sweep_expired(10)).unwrap(), 1);
+    assert_eq!(block_on(store.sweep_expired(Some(10))).unwrap(), 1);
     // Sessions without a TTL are never swept.
     let left: Vec<String> = world.dump().into_iter().map(|(k, _)| k).collect();
     assert_eq!(left, ["h/untouched~"]);
@@ -214,7 +214,7 @@ fn max_lifetime_is_not_moved_by_commits() {
     assert_eq!(s.status(), Status::Idle);
     world.advance(1);
     assert_eq!(s.status(), Status::Expired);
-    assert_eq!(block_on(store.sweep_expired(1)).unwrap(), 1);
+    assert_eq!(block_on(store.sweep_expired(Some(1))).unwrap(), 1);
     assert!(world.dump().is_empty());
 }
 
@@ -226,9 +226,9 @@ fn sweep_respects_its_limit() {
         open(&store, &format!("s{i}"));
     }
     world.advance(10);
-    assert_eq!(block_on(store.sweep_expired(2)).unwrap(), 2);
-    assert_eq!(block_on(store.sweep_expired(10)).unwrap(), 3);
-    assert_eq!(block_on(store.sweep_expired(10)).unwrap(), 0);
+    assert_eq!(block_on(store.sweep_expired(Some(2))).unwrap(), 2);
+    assert_eq!(block_on(store.sweep_expired(Some(10))).unwrap(), 3);
+    assert_eq!(block_on(store.sweep_expired(Some(10))).unwrap(), 0);
     assert!(world.dump().is_empty());
 }
 
@@ -256,7 +256,7 @@ fn invoke_releases_the_guard_on_every_path() {
     assert_eq!((head.version, head.lease.clone()), (1, None), "aborted and released at once");
 
     let interrupted = block_on(session.invoke(BeginOptions::default(), |inv| async move {
-        block_on(inv.interrupt("approve?".into(), j("null"))).map_err(|e| e.to_string())?;
+        block_on(inv.interrupt("approve?".into(), Some(j("null")))).map_err(|e| e.to_string())?;
         Ok::<_, String>(())
     }));
     assert!(interrupted.is_ok());
