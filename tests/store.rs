@@ -15,3 +15,12 @@ async fn memory() -> Rc<MemoryStore> {
 }
 
 store_contract!(native, memory);
+
+#[test]
+fn expect_holds_is_the_compare_of_every_compare_and_set() {
+    use agent_session::store::Expect;
+    assert!(Expect::Any.holds(None) && Expect::Any.holds(Some("3")));
+    assert!(Expect::Absent.holds(None) && !Expect::Absent.holds(Some("3")));
+    assert!(Expect::Version("3".into()).holds(Some("3")));
+    assert!(!Expect::Version("3".into()).holds(Some("4")) && !Expect::Version("3".into()).holds(None));
+}

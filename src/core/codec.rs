@@ -137,6 +137,40 @@ const EVENT_RESUME: u8 = 5;
 const EVENT_CLOSED: u8 = 6;
 const EVENT_FORKED: u8 = 7;
 
+/// Appends `value` as an unsigned LEB128 varint (the integers of every record, and of the host KV
+/// store's chunk manifests).
+pub fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads an unsigned LEB128 varint at `*at`, moving `at` past it. A varint that ends early is
+/// "truncated"; one whose value does not fit in 64 bits, or longer than ten bytes, is "integer
+/// overflow".
+pub fn read_varint(bytes: &[u8], at: &mut usize) -> Result<u64, &'static str> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at).ok_or("truncated")?;
+        *at += 1;
+        let bits = u64::from(byte & 0x7f);
+        if shift == 63 && bits > 1 {
+            return Err("integer overflow");
+        }
+        value |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("integer overflow")
+}
+
 struct Writer {
     bytes: Vec<u8>,
 }
@@ -160,16 +194,8 @@ impl Writer {
         self.bytes.push(value);
     }
 
-    fn u64(&mut self, mut value: u64) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                self.bytes.push(byte);
-                return;
-            }
-            self.bytes.push(byte | 0x80);
-        }
+    fn u64(&mut self, value: u64) {
+        write_varint(&mut self.bytes, value);
     }
 
     fn u64s(&mut self, values: &[u64]) {
@@ -284,19 +310,10 @@ impl<'a> Reader<'a> {
     }
 
     fn u64(&mut self) -> Result<u64, CoreError> {
-        let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            let bits = u64::from(byte & 0x7f);
-            if shift == 63 && bits > 1 {
-                return Err(self.corrupt("integer overflow"));
-            }
-            value |= bits << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(self.corrupt("integer overflow"))
+        let mut at = self.at;
+        let value = read_varint(self.bytes, &mut at);
+        self.at = at;
+        value.map_err(|detail| self.corrupt(detail))
     }
 
     /// A count of items that each take at least one byte: bounded by what is left, so corrupt

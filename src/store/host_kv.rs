@@ -15,6 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::core::codec::{self, read_varint, write_varint};
 use crate::core::keys;
 use crate::store::{
     budget, Entry, Expect, Expiry, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Value, Version,
@@ -77,31 +78,6 @@ fn set(object: &Object, key: &str, value: &JsValue) {
 
 fn field(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*at)?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 fn chunk_key(key: &str, index: usize) -> String {
@@ -271,9 +247,9 @@ impl HostKvStore {
 
     fn manifest(value: &[u8], chunks: usize) -> Vec<u8> {
         let mut out = MANIFEST.to_vec();
-        varint(&mut out, chunks as u64);
-        varint(&mut out, value.len() as u64);
-        varint(&mut out, u64::from(crate::core::codec::checksum(value)));
+        write_varint(&mut out, chunks as u64);
+        write_varint(&mut out, value.len() as u64);
+        write_varint(&mut out, u64::from(codec::checksum(value)));
         out
     }
 
@@ -281,9 +257,11 @@ impl HostKvStore {
     async fn reassemble(&self, key: &str, manifest: &[u8]) -> StoreResult<Vec<u8>> {
         let corrupt = |key: &str, detail: &str| StoreError::Corrupt { key: key.to_owned(), detail: detail.to_owned() };
         let mut at = MANIFEST.len();
-        let (Some(chunks), Some(len), Some(crc)) =
-            (read_varint(manifest, &mut at), read_varint(manifest, &mut at), read_varint(manifest, &mut at))
-        else {
+        let (Some(chunks), Some(len), Some(crc)) = (
+            read_varint(manifest, &mut at).ok(),
+            read_varint(manifest, &mut at).ok(),
+            read_varint(manifest, &mut at).ok(),
+        ) else {
             return Err(corrupt(key, "unreadable chunk manifest"));
         };
         let mut value = Vec::with_capacity((len as usize).min(64 << 20));

@@ -184,14 +184,6 @@ fn version_string(version: f64) -> String {
     format!("{version:.0}")
 }
 
-fn matches(expect: &Expect, current: Option<&Entry>) -> bool {
-    match (expect, current) {
-        (Expect::Any, _) | (Expect::Absent, None) => true,
-        (Expect::Version(want), Some(entry)) => *want == entry.version,
-        _ => false,
-    }
-}
-
 /// The JS object stored for `value`, with a fresh random version and, for a head that sets one, the
 /// session's expiry (`x`, what the expiry index sorts on).
 fn stored(value: &[u8], expiry: Option<Expiry>) -> (JsValue, Version) {
@@ -389,7 +381,7 @@ impl Store for IdbStore {
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = key.to_owned();
         Box::pin(self.read_then_write(key, "write failed", move |records, current| {
-            if !matches(&expect, current.as_ref()) {
+            if !expect.holds(current.as_ref().map(|entry| entry.version.as_str())) {
                 return Ok(None);
             }
             put_now(records, &owned, &value.bytes, value.expiry).map(Some)
@@ -448,7 +440,7 @@ impl Store for IdbStore {
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = head_key.to_owned();
         Box::pin(self.read_then_write(head_key, "commit failed", move |records, current| {
-            if !matches(&expected, current.as_ref()) {
+            if !expected.holds(current.as_ref().map(|entry| entry.version.as_str())) {
                 return Ok(None);
             }
             for (key, value) in &records_to_write {

@@ -39,12 +39,7 @@ impl MemoryStore {
         let replaced = inner.entries.get(key).map_or(0, |(old, _)| old.len());
         budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;
         let current = inner.entries.get(key).map(|(_, version)| version.to_string());
-        let holds = match (&expect, &current) {
-            (Expect::Any, _) | (Expect::Absent, None) => true,
-            (Expect::Version(want), Some(have)) => want == have,
-            _ => false,
-        };
-        if !holds {
+        if !expect.holds(current.as_deref()) {
             return Ok(None);
         }
         inner.writes += 1;

@@ -70,6 +70,18 @@ pub enum Expect {
     Version(Version),
 }
 
+impl Expect {
+    /// Whether the condition holds when the key is at `current` (its version, `None` if absent):
+    /// the compare of every compare-and-set, for the backends that decide it themselves.
+    pub fn holds(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (Expect::Any, _) | (Expect::Absent, None) => true,
+            (Expect::Version(want), Some(have)) => want == have,
+            _ => false,
+        }
+    }
+}
+
 /// One page of keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {

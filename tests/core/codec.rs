@@ -508,3 +508,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn one_varint_both_ways() {
+    use agent_session::core::codec::{read_varint, write_varint};
+    for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+        let mut bytes = Vec::new();
+        write_varint(&mut bytes, value);
+        let mut at = 0;
+        assert_eq!(read_varint(&bytes, &mut at), Ok(value));
+        assert_eq!(at, bytes.len());
+        let mut at = 0;
+        assert_eq!(read_varint(&bytes[..bytes.len() - 1], &mut at), Err("truncated"));
+    }
+    let mut at = 0;
+    assert_eq!(read_varint(&[0xff; 10], &mut at), Err("integer overflow"));
+    let mut at = 0;
+    assert_eq!(
+        read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], &mut at),
+        Err("integer overflow")
+    );
+}
