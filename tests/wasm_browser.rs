@@ -1,4 +1,5 @@
-//! The shared wasm suites in browser: the engine (tests/wasm_suite) and the Store contract
+//! The wasm suites in a browser window: the native engine tests (tests/engine), the codec
+//! (tests/wasm_suite) and the Store contract
 //! (tests/store_suite) over memory and IndexedDB.
 #![cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
@@ -9,3 +10,18 @@ mod idb_contract;
 #[path = "wasm_suite/memory_contract.rs"]
 mod memory_contract;
 mod wasm_suite;
+
+// The native engine tests, unchanged (tests/engine.rs runs them natively); the interleaving
+// property test stays native (proptest needs an OS random source).
+#[path = "support/mod.rs"]
+mod support;
+#[path = "engine/basics.rs"]
+mod basics;
+#[path = "engine/cache.rs"]
+mod cache;
+#[path = "engine/contention.rs"]
+mod contention;
+#[path = "engine/history.rs"]
+mod history;
+#[path = "engine/lifecycle.rs"]
+mod lifecycle;

@@ -2,6 +2,10 @@
 //! objects of one id share one view, the cache stays within its bounds, an evicted session reloads on
 //! use, and the instance's memory budget refuses what would not fit instead of trapping.
 
+// The same tests run in wasm (tests/wasm_node.rs, wasm_browser.rs) under wasm-bindgen-test.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -1,6 +1,10 @@
 //! The guard through the engine: fail-fast concurrency, takeover of lapsed leases, fencing of stale
 //! holders (the stale-holder test of DESIGN.md), renewal and waiting.
 
+// The same tests run in wasm (tests/wasm_node.rs, wasm_browser.rs) under wasm-bindgen-test.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use agent_session::core::error::Phase;
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -1,5 +1,9 @@
 //! Snapshots, loading from snapshot + later batches, `at(v)`, `history(from, to)` and fork.
 
+// The same tests run in wasm (tests/wasm_node.rs, wasm_browser.rs) under wasm-bindgen-test.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use std::rc::Rc;
 
 use agent_session::core::{keys, CoreError, Event, SnapshotRef};

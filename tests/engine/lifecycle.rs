@@ -1,5 +1,9 @@
 //! Interrupt and resume, checkpoint, close, idle TTL and maximum lifetime with the sweep.
 
+// The same tests run in wasm (tests/wasm_node.rs, wasm_browser.rs) under wasm-bindgen-test.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use agent_session::core::error::Phase;
 use agent_session::core::{CoreError, Event, Status};
 use agent_session::engine::{BeginOptions, Config, EngineError, InvokeError, OpenOptions};

@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { createClient, createCluster } from "redis";
 import Redis from "ioredis";
+import { SessionStore } from "agent-session";
 import { redisKv } from "agent-session/adapters";
 import { redisKeyOf } from "../../../js/adapters/redis.js";
 import { adapterContract, bytesOf, listAll } from "./contract.mjs";
@@ -113,6 +114,20 @@ describe("redisKv specifics", () => {
         assert.equal(new Set(slots).size, 1, `${prefix}${session}: slots ${slots}`);
       }
     }
+  });
+
+  test("the keys a store writes for one session all get that session's hash tag (redisKeyOf knows the key layout)", async () => {
+    const kv = redisKv(ioredis);
+    const store = await SessionStore.kv(kv, { prefix: "layout/", snapshotEvery: 1 });
+    const session = await store.open("a/b {c}~");
+    for (let i = 0; i < 3; i++) await session.invoke((inv) => inv.appendMessage({ i }));
+    const keys = await listAll(kv, "layout/");
+    const kinds = new Set(keys.map((key) => key.slice("layout/".length, "layout/".length + 2)));
+    assert.deepEqual([...kinds].sort(), ["e/", "h/", "s/"], `keys: ${keys}`);
+    const tags = new Set(keys.map((key) => redisKeyOf(key).slice(0, redisKeyOf(key).indexOf("}") + 1)));
+    assert.equal(tags.size, 1, `tags: ${[...tags]}`);
+    assert.notEqual([...tags][0], "{}");
+    await store.close();
   });
 
   test("on a cluster, list covers every master", async () => {
