@@ -10,8 +10,6 @@ mod wasm_suite;
 
 // The native engine tests, unchanged (tests/engine.rs runs them natively); the interleaving
 // property test stays native (proptest needs an OS random source).
-#[path = "support/mod.rs"]
-mod support;
 #[path = "engine/basics.rs"]
 mod basics;
 #[path = "engine/cache.rs"]
@@ -22,3 +20,5 @@ mod contention;
 mod history;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
+#[path = "support/mod.rs"]
+mod support;
