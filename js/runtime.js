@@ -1,4 +1,8 @@
-// What the engine needs from the JS host: randomness and timers, the same in every runtime.
+// What the engine needs from the JS host, the same in every runtime: randomness, timers and base64.
+// The one base64 helper of the package: the adapters and the framework drop-ins import it from here
+// too. It stays in this file, importing nothing, because wasm-bindgen copies the modules the Rust code
+// imports (this one, for fromBase64) into its output one by one, and a copy cannot import a sibling
+// that was not copied with it.
 
 export function fillRandom(bytes) {
   globalThis.crypto.getRandomValues(bytes);
@@ -34,6 +38,21 @@ export function withTimeout(value, ms, what) {
       },
     );
   });
+}
+
+/** Bytes -> standard base64 (padded). */
+export function toBase64(bytes) {
+  let binary = "";
+  // In slices: String.fromCharCode takes its bytes as arguments, and argument lists are bounded.
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** Bytes -> base64url without padding, for names and versions. */
+export function toBase64Url(bytes) {
+  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 /** Standard base64 -> bytes, or undefined when `text` is not base64. */

@@ -23,6 +23,8 @@
 // tests/js/adapters/deno-kv.test.mjs), so it is retried, with a short random backoff, for up to
 // BUSY_RETRY_MS.
 
+import { maxValueBytesOf } from "./values.js";
+
 /** The first key part of every key this adapter writes. */
 const NAMESPACE = "agent-session";
 /** Deno KV's value limit. */
@@ -58,10 +60,7 @@ export function denoKv(kv, options = {}) {
       throw new TypeError(`denoKv: kv has no ${method}() method; pass the result of Deno.openKv()`);
     }
   }
-  const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-  if (!Number.isInteger(maxValueBytes) || maxValueBytes < 64) {
-    throw new TypeError("denoKv: maxValueBytes must be an integer of at least 64");
-  }
+  const maxValueBytes = maxValueBytesOf(options, DEFAULT_MAX_VALUE_BYTES, "denoKv");
   const keyOf = (key) => [NAMESPACE, String(key)];
 
   return {

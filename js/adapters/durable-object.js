@@ -16,7 +16,8 @@
 // TTL: Durable Object storage has none, so `ttlMs` is not used. The store keeps each session's expiry
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
 
-import { bytesOf as bytesOfValue, newVersion } from "./values.js";
+import { SerialQueues } from "../frameworks/serial-queue.js";
+import { bytesOf as bytesOfValue, maxValueBytesOf, newVersion } from "./values.js";
 
 /** Keys of the version records: U+10FFFF sorts after every other key, so they never interleave. */
 const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
@@ -26,14 +27,7 @@ const DEFAULT_MAX_VALUE_BYTES = 128 * 1024;
 const PAGE = 128;
 
 /** The queue of writes per storage object, shared by every adapter over it. */
-const queues = new WeakMap();
-
-/** Runs `fn` after every write already queued on `storage` has settled. */
-function queued(storage, fn) {
-  const run = (queues.get(storage) ?? Promise.resolve()).then(fn);
-  queues.set(storage, run.catch(() => {}));
-  return run;
-}
+const writeQueues = new SerialQueues();
 
 const bytesOf = (value) => bytesOfValue(value, "durableObjectKv");
 
@@ -54,13 +48,10 @@ export function durableObjectKv(storage, options = {}) {
       throw new TypeError(`durableObjectKv: storage has no ${method}() method; pass ctx.storage`);
     }
   }
-  const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-  if (!Number.isInteger(maxValueBytes) || maxValueBytes < 64) {
-    throw new TypeError("durableObjectKv: maxValueBytes must be an integer of at least 64");
-  }
+  const maxValueBytes = maxValueBytesOf(options, DEFAULT_MAX_VALUE_BYTES, "durableObjectKv");
   /** `fn(txn)` alone among the writes to `storage`, in a transaction where there is one. */
   const atomically = (fn) =>
-    queued(storage, () => (typeof storage.transaction === "function" ? storage.transaction(fn) : fn(storage)));
+    writeQueues.run(storage, () => (typeof storage.transaction === "function" ? storage.transaction(fn) : fn(storage)));
 
   /** The record at `key` as `{ value, version }`, or null. */
   async function read(txn, key) {

@@ -9,24 +9,14 @@
 // never gets a version it had before. Values are copied in and out, so nobody can change stored
 // bytes through a reference. A key put with `ttlMs` is absent from the moment it expires.
 
+import { bytesOf } from "./values.js";
+
 /** Versions: one counter for the realm, so none repeats for any key of any memoryKv. */
 let lastVersion = 0;
 
 function newVersion() {
   lastVersion += 1;
   return lastVersion.toString(36);
-}
-
-function bytesOf(value, what) {
-  if (value instanceof Uint8Array) return value.slice();
-  if (typeof value === "string") {
-    // A string value is base64 of the bytes (the HostKv contract): store the bytes.
-    const binary = atob(value);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    return bytes;
-  }
-  throw new TypeError(`memoryKv: ${what}: a value must be a Uint8Array or a base64 string`);
 }
 
 /**
@@ -64,7 +54,7 @@ export function memoryKv() {
 
     async put(key, value, options = {}) {
       key = String(key);
-      const bytes = bytesOf(value, `put("${key}")`);
+      const bytes = bytesOf(value, `memoryKv: put("${key}")`).slice();
       const current = live(key);
       if (!matches(current, options.expectedVersion)) {
         // `reportCurrent`: say what is there instead, which saves the store a read after a lost race.

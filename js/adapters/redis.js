@@ -7,9 +7,11 @@
 //
 // Redis Cluster: all keys of a session must live in one hash slot. The Redis key is the key behind
 // a hash tag naming its session, `{<session>}<key>`, where <session> is the escaped id (the text
-// after the last `/` before the first `~`, with that `~`): `{abc~}h/abc~`, `{abc~}e/abc~/00../00..`.
+// after the last `/` before the first SESSION_END, with it): `{abc~}h/abc~`, `{abc~}e/abc~/00../00..`.
 // A key without a session part gets the empty tag `{}`, which Redis hashes as a whole key. The tag
 // goes first, not inside the key, so that a store prefix holding `{` or `/` cannot move it.
+// This is the one place outside the Rust core that knows the key layout; HostKv passes keys only,
+// so the session has to be read back out of them.
 //
 // Compare-and-set and delete-if-version are each ONE Lua script (EVALSHA, falling back to EVAL the
 // first time a server has not seen it): read the version, compare, write value + version and set
@@ -23,7 +25,7 @@
 // in begin or commit. (A sorted-set index would sort for free, but a global index key lives in
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
-import { newVersion } from "./values.js";
+import { bytesOf, maxValueBytesOf, newVersion } from "./values.js";
 
 /** Compare-and-set. KEYS[1]: the key. ARGV: mode ("any" | "absent" | "match"), expected version,
  * value, new version, TTL in ms ("" for none), "1" to report the current entry on a failed condition.
@@ -61,12 +63,16 @@ function sha1(script) {
   return sha;
 }
 
+/** What ends an escaped session id in a key, and what the escaping never produces: `TERMINATOR` of
+ * src/core/keys.rs (tests/js/adapters/redis.test.mjs checks the keys a store writes against it). */
+const SESSION_END = "~";
+
 /** The Redis key of `key`: behind the hash tag of its session (see the top of this file). */
 export function redisKeyOf(key) {
-  const tilde = key.indexOf("~");
+  const end = key.indexOf(SESSION_END);
   let tag = "";
-  if (tilde >= 0) {
-    tag = key.slice(key.lastIndexOf("/", tilde) + 1, tilde + 1);
+  if (end >= 0) {
+    tag = key.slice(key.lastIndexOf("/", end) + 1, end + SESSION_END.length);
     if (tag.includes("{") || tag.includes("}")) tag = "";
   }
   return `{${tag}}${key}`;
@@ -87,8 +93,8 @@ function escapeGlob(text) {
 
 /** The SCAN MATCH pattern of every Redis key whose key starts with `prefix`. */
 function patternOf(prefix) {
-  // With a `~` in the prefix, every key under it has the prefix's session, hence its tag.
-  if (prefix.includes("~")) return `${escapeGlob(redisKeyOf(prefix))}*`;
+  // With a SESSION_END in the prefix, every key under it has the prefix's session, hence its tag.
+  if (prefix.includes(SESSION_END)) return `${escapeGlob(redisKeyOf(prefix))}*`;
   return `{*}${escapeGlob(prefix)}*`;
 }
 
@@ -136,15 +142,9 @@ function driverOf(client) {
 
 /** `value` as a Redis argument: a Buffer over the same bytes where Buffer exists. */
 function argOf(value) {
-  if (typeof value === "string") {
-    // A string value is base64 of the bytes (the HostKv contract).
-    const binary = atob(value);
-    value = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) value[i] = binary.charCodeAt(i);
-  }
-  if (!(value instanceof Uint8Array)) throw new TypeError("redisKv: a value must be a Uint8Array or a base64 string");
+  const bytes = bytesOf(value, "redisKv");
   const Buffer = globalThis.Buffer;
-  return Buffer ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
+  return Buffer ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
 }
 
 /**
@@ -155,10 +155,7 @@ function argOf(value) {
  */
 export function redisKv(client, options = {}) {
   const driver = driverOf(client);
-  const { maxValueBytes } = options;
-  if (maxValueBytes !== undefined && (!Number.isInteger(maxValueBytes) || maxValueBytes < 64)) {
-    throw new TypeError("redisKv: maxValueBytes must be an integer of at least 64");
-  }
+  const maxValueBytes = maxValueBytesOf(options, undefined, "redisKv");
 
   /** Runs `script` on the key by EVALSHA, by EVAL when the server does not have it yet. */
   async function evaluate(script, key, args) {

@@ -22,8 +22,9 @@ export interface AgentSessionSaverOptions {
   /** Options for the sessions this saver creates (TTLs, metadata). */
   open?: Omit<OpenOptions, "create">;
   /**
-   * How many threads keep an in-memory mirror of their stored records (default 64, least recently used
-   * dropped). A thread not mirrored is reloaded once from its session on next use.
+   * How many threads keep their `Session` open (default 64, least recently used dropped). A write to a
+   * thread not kept opens its session first: one more round trip on a KV store. Their state is held by
+   * the store's cache (`StoreOptions.cache`), not by the saver.
    */
   cacheThreads?: number;
 }

@@ -4,20 +4,12 @@
 //   await checkpointer.guard(threadId, () => graph.invoke(input, config));   // one turn, one lease
 //
 // Plain JS over the public API (../index.d.ts); @langchain/langgraph-checkpoint is an optional peer.
-// No AsyncLocalStorage: a guard is found through a map of the threads this saver is guarding.
+// No AsyncLocalStorage: a guard is found through a map of the threads this saver is guarding. How a
+// thread is stored: langgraph/layout.js.
 //
-// Layout of one thread (session `langgraph/<thread_id>`):
-//   agent "default": "thread" -> thread_id; "ns/[ns]" -> { ns, agent } for every checkpoint_ns used
-//   agent "ns:<checkpoint_ns>" (one per namespace, "" included):
-//     "head"                   -> the largest checkpoint id (the latest checkpoint)
-//     "c/[id]"                 -> { id, parent, version, c: checkpoint without channel_values, m: metadata,
-//                                   src: { channel: [channel version, blob key] } }
-//     "b/[channel,version,id]" -> one channel value, written by the put of checkpoint `id`
-//     "t/[id]"                 -> the task ids that wrote pending writes against checkpoint `id`
-//     "w/[id,task]"            -> { p: task path, w: { idx: [channel, value] } }
-//   plus one message per put in the namespace's agent: { checkpoint, parent, source, step }.
-// A key or name longer than agent-session's 256 bytes is replaced by a SHA-256 of it.
-// Serialized values are { t: type, s: UTF-8 text } or, when the bytes are not UTF-8, { t, b: base64 }.
+// Reads go to agent-session one state value at a time (`stateValue`): the committed value of a Session
+// brought to the latest commit (so they see what other stores and processes committed), or, inside a
+// guard or a write, the Invocation's staged-over-committed value. The saver keeps no copy of a thread.
 
 import {
   BaseCheckpointSaver,
@@ -26,131 +18,25 @@ import {
   getCheckpointId,
   maxChannelVersion,
 } from "@langchain/langgraph-checkpoint";
-import { fromBase64, toBase64 } from "./base64.js";
+import { fromBase64, toBase64 } from "../runtime.js";
+import {
+  HASHED,
+  agentFor,
+  blobKey,
+  cpKey,
+  isCheckpointKey,
+  nameFor,
+  nsKey,
+  tasksKey,
+  writeKey,
+} from "./langgraph/layout.js";
+import { SerialQueues } from "./serial-queue.js";
+import { SessionHandle } from "./session-handle.js";
 
-const MAX_NAME_BYTES = 256;
-const HASHED = "\u0000#";
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 // ---------------------------------------------------------------------------------------------
-// Names and keys
-
-function utf8Length(s) {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
-}
-
-function wellFormed(s) {
-  if (typeof s.isWellFormed === "function") return s.isWellFormed();
-  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
-}
-
-// SHA-256 of a string's UTF-16 code units (so lone surrogates hash distinctly), base64url. Synchronous,
-// so that key derivation needs no await and works in every runtime.
-const K = new Uint32Array([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-  0xc67178f2,
-]);
-
-function sha256(bytes) {
-  const bitLength = bytes.length * 8;
-  const padded = new Uint8Array(((bytes.length + 9 + 63) >> 6) << 6);
-  padded.set(bytes);
-  padded[bytes.length] = 0x80;
-  const view = new DataView(padded.buffer);
-  view.setUint32(padded.length - 8, Math.floor(bitLength / 0x100000000));
-  view.setUint32(padded.length - 4, bitLength >>> 0);
-  const h = new Uint32Array([
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ]);
-  const w = new Uint32Array(64);
-  const rotr = (x, n) => (x >>> n) | (x << (32 - n));
-  for (let off = 0; off < padded.length; off += 64) {
-    for (let i = 0; i < 16; i++) w[i] = view.getUint32(off + i * 4);
-    for (let i = 16; i < 64; i++) {
-      const s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
-      const s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
-      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) >>> 0;
-    }
-    let [a, b, c, d, e, f, g, hh] = h;
-    for (let i = 0; i < 64; i++) {
-      const t1 = (hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i]) >>> 0;
-      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
-      hh = g;
-      g = f;
-      f = e;
-      e = (d + t1) >>> 0;
-      d = c;
-      c = b;
-      b = a;
-      a = (t1 + t2) >>> 0;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-    h[5] += f;
-    h[6] += g;
-    h[7] += hh;
-  }
-  const out = new Uint8Array(32);
-  const outView = new DataView(out.buffer);
-  for (let i = 0; i < 8; i++) outView.setUint32(i * 4, h[i]);
-  return out;
-}
-
-function hashString(s) {
-  const bytes = new Uint8Array(s.length * 2);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    bytes[2 * i] = c & 0xff;
-    bytes[2 * i + 1] = c >> 8;
-  }
-  return toBase64(sha256(bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** `prefix + value` when that is a valid agent-session name (1..256 UTF-8 bytes), else a hashed form. */
-function nameFor(prefix, value, hashedPrefix) {
-  const raw = prefix + value;
-  if (utf8Length(raw) <= MAX_NAME_BYTES && wellFormed(raw) && !value.startsWith(HASHED)) return raw;
-  return hashedPrefix + hashString(value);
-}
-
-/** A state key: `kind/` + the JSON of its parts, hashed when longer than 256 bytes. */
-function stateKey(kind, parts) {
-  const json = JSON.stringify(parts);
-  const raw = `${kind}/${json}`;
-  return utf8Length(raw) <= MAX_NAME_BYTES ? raw : `${kind}#${hashString(json)}`;
-}
-
-const cpKey = (id) => stateKey("c", [id]);
-const blobKey = (channel, version, writer) => stateKey("b", [channel, version, writer]);
-const tasksKey = (id) => stateKey("t", [id]);
-const writeKey = (id, task) => stateKey("w", [id, task]);
-const nsKey = (ns) => stateKey("ns", [ns]);
-const agentFor = (ns) => nameFor("ns:", ns, "ns#");
-const isCheckpointKey = (key) => key.startsWith("c/") || key.startsWith("c#");
-
-// ---------------------------------------------------------------------------------------------
-// Bytes
-
 
 // Strings by Unicode code point (the order of @langchain/langgraph-checkpoint 1.2's compareWritesSortKeys).
 function compareCodePoints(a, b) {
@@ -181,97 +67,42 @@ function jsonEqual(a, b) {
 }
 
 const hasOwn = (o, k) => o != null && Object.prototype.hasOwnProperty.call(o, k);
-const errorCode = (e) => (e && typeof e === "object" ? e.code : undefined);
+/** `{ agent }` for agent-session's options; undefined for the default agent. */
+const agentOption = (agent) => (agent === undefined ? undefined : { agent });
 
-// ---------------------------------------------------------------------------------------------
-// Reading a thread. `Session.state({ agent })` builds the whole agent's state as JS values whenever the
-// version changed, and `Invocation.state()` copies it on every call, so neither can sit on the path of
-// every put. Each thread keeps a mirror: one Map per agent, loaded from `state()` once, kept current
-// with this saver's own commits and checkpoints (it knows what it wrote), and dropped when the
-// session's version moved by a commit from elsewhere (then reloaded once, lazily, per agent).
-
-class ThreadCache {
-  constructor() {
-    this.session = undefined; // Promise<Session>
-    this.version = -1; // the session version the loaded agents reflect
-    this.createdAt = undefined;
-    this.agents = new Map(); // agent (undefined = default) -> Map key -> stored value
-  }
-  /** Drops the loaded agents unless they reflect `session`'s current version. */
-  sync(session) {
-    if (this.version !== session.version || this.createdAt !== session.createdAt) {
-      this.agents.clear();
-      this.version = session.version;
-      this.createdAt = session.createdAt;
-    }
-  }
-  agent(session, agent) {
-    let map = this.agents.get(agent);
-    if (map === undefined) {
-      map = new Map(Object.entries(agent === undefined ? session.state() : session.state({ agent })));
-      this.agents.set(agent, map);
-    }
-    return map;
-  }
-  /** After a commit or checkpoint of `overlay` that wrote `version`. */
-  committed(session, overlay, version) {
-    if (version !== this.version + 1 || this.createdAt !== session.createdAt) {
-      this.agents.clear();
-      this.version = session.version;
-      this.createdAt = session.createdAt;
-      return;
-    }
-    for (const [agent, staged] of overlay) {
-      const map = this.agents.get(agent);
-      if (map) for (const [key, value] of staged) map.set(key, value);
-    }
-    this.version = version;
-  }
-}
-
-/** The committed state of a thread plus, inside an invocation, what is staged and not yet written. */
+/** Reads of a thread from a Session (committed) or an Invocation (staged over committed). */
 class ThreadView {
-  constructor(cache, session, overlay) {
-    this.cache = cache;
-    this.session = session;
-    this.overlay = overlay; // Map agent -> Map key -> value, or undefined
+  constructor(source) {
+    this.source = source;
   }
   get(agent, key) {
-    const staged = this.overlay?.get(agent);
-    if (staged?.has(key)) return staged.get(key);
-    return this.cache.agent(this.session, agent).get(key);
+    return this.source.stateValue(key, agentOption(agent));
   }
-  keys(agent) {
-    const keys = [...this.cache.agent(this.session, agent).keys()];
-    const staged = this.overlay?.get(agent);
-    if (staged) for (const k of staged.keys()) if (!keys.includes(k)) keys.push(k);
-    return keys;
+  /** The whole state of one agent (frozen), for the reads that enumerate keys. */
+  state(agent) {
+    return this.source.state(agentOption(agent));
   }
 }
 
-/** The writes staged into one invocation: state keys as a read-through overlay, and messages. */
-class Staging {
-  constructor(inv, view) {
-    this.inv = inv;
-    this.view = view;
+/** The writes staged into one invocation (state keys and messages), reading what is staged. */
+class Staging extends ThreadView {
+  constructor(inv) {
+    super(inv);
     this.count = 0;
   }
-  get(agent, key) {
-    return this.view.get(agent, key);
-  }
   set(agent, key, value) {
-    if (agent === undefined) this.inv.setState(key, value);
-    else this.inv.setState(key, value, { agent });
-    let staged = this.view.overlay.get(agent);
-    if (!staged) this.view.overlay.set(agent, (staged = new Map()));
-    staged.set(key, value);
+    this.source.setState(key, value, agentOption(agent));
     this.count++;
   }
   message(agent, body) {
-    this.inv.appendMessage(body, { agent });
+    this.source.appendMessage(body, { agent });
     this.count++;
   }
 }
+
+/** The reads `_tuple` makes of one agent: from a view, or from a state object already read whole. */
+const readerOf = (view, agent) => (key) => view.get(agent, key);
+const readerOfState = (state) => (key) => (hasOwn(state, key) ? state[key] : undefined);
 
 /**
  * The guard's invocation as `fn` sees it: writes the caller stages on it mark the turn dirty, so that
@@ -307,8 +138,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this.prefix = options.prefix ?? "langgraph/";
     this.openOptions = options.open;
     this.cacheThreads = options.cacheThreads ?? 64;
-    this._threads = new Map(); // session id -> ThreadCache (least recently used first)
-    this._queues = new Map(); // session id -> tail of the writes queued for it
+    this._threads = new Map(); // session id -> SessionHandle (least recently used first)
+    this._queues = new SerialQueues(); // per session id: the writes, reads and guard steps of this saver
     this._guards = new Map(); // session id -> the guard running for it in this saver
   }
 
@@ -324,73 +155,28 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
 
   // ---- sessions ----------------------------------------------------------------------------
 
+  /** The SessionHandle of a thread's session. Handles of the threads used last are kept, so that a
+   * write begins on an open Session instead of opening it first (one round trip less on a KV store). */
   _thread(sid) {
-    let cache = this._threads.get(sid);
-    if (cache !== undefined) this._threads.delete(sid);
-    else cache = new ThreadCache();
-    this._threads.set(sid, cache);
-    if (this._threads.size > this.cacheThreads) {
-      for (const [id] of this._threads) {
-        if (this._threads.size <= this.cacheThreads) break;
-        if (id !== sid && !this._guards.has(id)) this._threads.delete(id);
-      }
-    }
-    return cache;
-  }
-
-  async _session(cache, sid, create) {
-    if (cache.session === undefined) {
-      const p = this.store.open(sid, create ? { ...this.openOptions, create: true } : { create: false });
-      cache.session = p;
-      p.catch(() => {
-        if (cache.session === p) cache.session = undefined;
-      });
-    }
-    return cache.session;
-  }
-
-  _forget(sid) {
-    this._threads.delete(sid);
+    let handle = this._threads.get(sid);
+    if (handle !== undefined) this._threads.delete(sid);
+    else handle = new SessionHandle(this.store, sid, { open: this.openOptions });
+    this._threads.set(sid, handle);
+    if (this._threads.size > this.cacheThreads) this._threads.delete(this._threads.keys().next().value);
+    return handle;
   }
 
   /** A current read view of a thread, or undefined when it does not exist. */
   async _view(sid) {
     const guard = this._guards.get(sid);
-    if (guard && !guard.done) return new ThreadView(guard.cache, guard.session, guard.overlay);
-    return this._serial(sid, async () => {
-      const cache = this._thread(sid);
-      let session;
-      try {
-        session = await this._session(cache, sid, false);
-        await session.refresh();
-      } catch (e) {
-        if (errorCode(e) === "NOT_FOUND") {
-          this._forget(sid);
-          return undefined;
-        }
-        throw e;
-      }
-      cache.sync(session);
-      return new ThreadView(cache, session, undefined);
+    if (guard && !guard.done) return new ThreadView(guard.inv);
+    return this._queues.run(sid, async () => {
+      const session = await this._thread(sid).refreshed();
+      return session === undefined ? undefined : new ThreadView(session);
     });
   }
 
   // ---- writes --------------------------------------------------------------------------------
-
-  /** Runs `task` after every write queued before it for the same session (FIFO, per session). */
-  _serial(sid, task) {
-    const previous = this._queues.get(sid) ?? Promise.resolve();
-    const run = previous.then(task);
-    const tail = run.then(
-      () => {},
-      () => {},
-    );
-    this._queues.set(sid, tail);
-    tail.then(() => {
-      if (this._queues.get(sid) === tail) this._queues.delete(sid);
-    });
-    return run;
-  }
 
   /**
    * Applies `apply(staging)` (synchronous) to a thread: inside this saver's guard for the thread it is
@@ -398,7 +184,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
    */
   _write(threadId, prepared, apply, isPut) {
     const sid = this.sessionId(threadId);
-    return this._serial(sid, async () => {
+    return this._queues.run(sid, async () => {
       const input = await prepared;
       const guard = this._guards.get(sid);
       if (guard && !guard.done) return this._writeGuarded(guard, input, apply, isPut);
@@ -407,32 +193,16 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   }
 
   async _writeOnce(sid, input, apply) {
-    for (let attempt = 0; ; attempt++) {
-      const cache = this._thread(sid);
-      const session = await this._session(cache, sid, true);
-      let inv;
-      try {
-        inv = await session.begin();
-      } catch (e) {
-        // The cached session was deleted (deleteThread elsewhere): open it again, once.
-        if (errorCode(e) === "NOT_FOUND" && attempt === 0) {
-          this._forget(sid);
-          continue;
-        }
-        throw e;
-      }
-      try {
-        cache.sync(session); // begin brought the session to the latest version
-        const overlay = new Map();
-        const staging = new Staging(inv, new ThreadView(cache, session, overlay));
-        const result = apply(staging, input, session.version + 1);
-        if (staging.count > 0) cache.committed(session, overlay, await inv.commit());
-        else await inv.abort();
-        return result;
-      } catch (e) {
-        await inv.abort().catch(() => {});
-        throw e;
-      }
+    const inv = await this._thread(sid).begin();
+    try {
+      const staging = new Staging(inv);
+      const result = apply(staging, input, inv.session.version + 1);
+      if (staging.count > 0) await inv.commit();
+      else await inv.abort();
+      return result;
+    } catch (e) {
+      await inv.abort().catch(() => {});
+      throw e;
     }
   }
 
@@ -441,12 +211,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // every later write rejects with that error, and the guard aborts.
     if (guard.failed) throw guard.failed;
     try {
-      const staging = new Staging(guard.inv, new ThreadView(guard.cache, guard.session, guard.overlay));
-      const result = apply(staging, input, guard.session.version + 1);
+      const staging = new Staging(guard.inv);
+      const result = apply(staging, input, guard.inv.session.version + 1);
       if (staging.count > 0) guard.dirty = true;
       if (isPut && guard.dirty) {
-        guard.cache.committed(guard.session, guard.overlay, await guard.inv.checkpoint());
-        guard.overlay.clear();
+        await guard.inv.checkpoint();
         guard.dirty = false;
       }
       return result;
@@ -584,7 +353,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     if (typeof id !== "string") return undefined;
     const record = view.get(agent, cpKey(id));
     if (!record) return undefined;
-    return this._tuple(view, String(threadId), ns, agent, record);
+    return this._tuple(readerOf(view, agent), String(threadId), ns, record);
   }
 
   async *list(config, options = {}) {
@@ -612,25 +381,26 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       } while (cursor);
     }
 
+    // Each namespace's state is read whole, once: listing enumerates its keys anyway, and the tuples
+    // are then built from what was read, whatever the cache of the store does meanwhile.
     const candidates = [];
     for (const [thread, view] of views) {
       const namespaces = [];
       if (nsFilter !== undefined) namespaces.push([nsFilter, agentFor(nsFilter)]);
       else {
-        for (const key of view.keys(undefined)) {
+        for (const [key, entry] of Object.entries(view.state(undefined))) {
           if (!key.startsWith("ns/") && !key.startsWith("ns#")) continue;
-          const entry = view.get(undefined, key);
           if (entry && typeof entry.ns === "string") namespaces.push([entry.ns, entry.agent]);
         }
       }
       for (const [ns, agent] of namespaces) {
-        for (const key of view.keys(agent)) {
+        const state = view.state(agent);
+        for (const [key, record] of Object.entries(state)) {
           if (!isCheckpointKey(key)) continue;
-          const record = view.get(agent, key);
           if (!record || typeof record.id !== "string") continue;
           if (idFilter && record.id !== idFilter) continue;
           if (beforeId && !(record.id < beforeId)) continue;
-          candidates.push({ thread, ns, agent, view, record });
+          candidates.push({ thread, ns, state, record });
         }
       }
     }
@@ -638,7 +408,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     candidates.sort((a, b) => (a.record.id < b.record.id ? 1 : a.record.id > b.record.id ? -1 : 0));
 
     let remaining = limit;
-    for (const { thread, ns, agent, view, record } of candidates) {
+    for (const { thread, ns, state, record } of candidates) {
       if (remaining !== undefined && remaining <= 0) return;
       let metadata;
       if (filter && Object.keys(filter).length > 0) {
@@ -646,25 +416,25 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         if (!Object.entries(filter).every(([k, v]) => jsonEqual(metadata?.[k], v))) continue;
       }
       if (remaining !== undefined) remaining -= 1;
-      yield await this._tuple(view, thread, ns, agent, record, metadata);
+      yield await this._tuple(readerOfState(state), thread, ns, record, metadata);
     }
   }
 
   async deleteThread(threadId) {
     const sid = this.sessionId(threadId);
-    await this._serial(sid, async () => {
-      this._forget(sid);
+    await this._queues.run(sid, async () => {
+      this._threads.delete(sid);
       await this.store.delete(sid);
     });
   }
 
   // ---- reading one checkpoint ------------------------------------------------------------------
 
-  _pendingWrites(view, agent, checkpointId) {
-    const tasks = view.get(agent, tasksKey(checkpointId)) ?? [];
+  _pendingWrites(read, checkpointId) {
+    const tasks = read(tasksKey(checkpointId)) ?? [];
     const entries = [];
     for (const task of tasks) {
-      const record = view.get(agent, writeKey(checkpointId, task));
+      const record = read(writeKey(checkpointId, task));
       if (!record) continue;
       for (const [idx, [channel, value]] of Object.entries(record.w)) {
         entries.push({ key: [record.p ?? "", task, Number(idx)], channel, value });
@@ -675,8 +445,9 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     return entries;
   }
 
-  async _tuple(view, threadId, ns, agent, record, metadata) {
-    const writes = this._pendingWrites(view, agent, record.id);
+  /** The CheckpointTuple of `record`, reading the agent's other keys through `read(key)`. */
+  async _tuple(read, threadId, ns, record, metadata) {
+    const writes = this._pendingWrites(read, record.id);
     const channels = Object.entries(record.src ?? {});
     const [checkpoint, meta, pendingWrites, values] = await Promise.all([
       this._load(record.c),
@@ -684,7 +455,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       Promise.all(writes.map(async (w) => [w.key[1], w.channel, await this._load(w.value)])),
       Promise.all(
         channels.map(async ([, [, key]]) => {
-          const blob = view.get(agent, key);
+          const blob = read(key);
           return blob === undefined ? undefined : this._load(blob);
         }),
       ),
@@ -694,7 +465,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       if (values[i] !== undefined) channelValues[ch] = values[i];
     });
     checkpoint.channel_values = channelValues;
-    if (checkpoint.v < 4 && record.parent) await this._migratePendingSends(view, agent, record.parent, checkpoint);
+    if (checkpoint.v < 4 && record.parent) await this._migratePendingSends(read, record.parent, checkpoint);
     const tuple = {
       config: { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: record.id } },
       checkpoint,
@@ -708,8 +479,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   }
 
   // Checkpoints of format v < 4 kept pending sends as TASKS writes of their parent.
-  async _migratePendingSends(view, agent, parentId, checkpoint) {
-    const sends = this._pendingWrites(view, agent, parentId).filter((w) => w.channel === TASKS);
+  async _migratePendingSends(read, parentId, checkpoint) {
+    const sends = this._pendingWrites(read, parentId).filter((w) => w.channel === TASKS);
     checkpoint.channel_values ??= {};
     checkpoint.channel_values[TASKS] = await Promise.all(sends.map((w) => this._load(w.value)));
     checkpoint.channel_versions ??= {};
@@ -733,38 +504,23 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // Begin behind the writes already queued for this thread (they commit as their own invocations).
     // A second guard of the same thread, here or in any other process, fails here with the store's
     // ConcurrencyError, because this invocation holds the lease.
-    const guard = await this._serial(sid, async () => {
-      for (let attempt = 0; ; attempt++) {
-        const cache = this._thread(sid);
-        const session = await this._session(cache, sid, true);
-        let inv;
-        try {
-          inv = await session.begin(options);
-        } catch (e) {
-          if (errorCode(e) === "NOT_FOUND" && attempt === 0) {
-            this._forget(sid);
-            continue;
-          }
-          throw e;
-        }
-        cache.sync(session);
-        const entry = { cache, session, inv, overlay: new Map(), dirty: false, failed: undefined, done: false };
-        this._guards.set(sid, entry);
-        return entry;
-      }
+    const guard = await this._queues.run(sid, async () => {
+      const entry = { inv: await this._thread(sid).begin(options), dirty: false, failed: undefined, done: false };
+      this._guards.set(sid, entry);
+      return entry;
     });
     try {
       const result = await fn(userInvocation(guard));
-      await this._serial(sid, async () => {
+      await this._queues.run(sid, async () => {
         if (guard.failed) throw guard.failed;
         guard.done = true;
         // Nothing staged since the last checkpoint: release without writing an empty version.
-        if (guard.dirty) guard.cache.committed(guard.session, guard.overlay, await guard.inv.commit());
+        if (guard.dirty) await guard.inv.commit();
         else await guard.inv.abort();
       });
       return result;
     } catch (e) {
-      await this._serial(sid, async () => {
+      await this._queues.run(sid, async () => {
         guard.done = true;
         await guard.inv.abort().catch(() => {});
       });

@@ -10,7 +10,8 @@
 //   followed by every event from `start` on. Absent, it means `{ start: 0, kept: [] }`, so
 //   `addItems` never writes it: only `popItem` (moves `start` past the popped event, or shortens the
 //   last kept range) and `clearSession` (`start` = the log's length, the new epoch) do.
-import { fromBase64, toBase64 } from "./base64.js";
+import { fromBase64, toBase64 } from "../runtime.js";
+import { SessionHandle } from "./session-handle.js";
 
 /** The state key that marks which message events of the log are live items. */
 export const ITEMS_KEY = "openai.items";
@@ -27,12 +28,10 @@ export const META_KEY = "~as";
  * of `store`, and guarded across tabs, workers and processes with `guard(fn)`.
  */
 export class AgentSessionItems {
-  #store;
-  #id;
   #agent;
   #onBusy;
-  /** The open Session (a Promise, so concurrent first calls open it once). */
-  #session = null;
+  /** The Session, opened on first use (and again if it was deleted since). */
+  #handle;
   /** The invocation of the running `guard`, which every call of this instance joins. */
   #inv = null;
 
@@ -46,21 +45,14 @@ export class AgentSessionItems {
     if (!store || typeof store.open !== "function") {
       throw new TypeError("AgentSessionItems needs a SessionStore as its first argument");
     }
-    this.#store = store;
-    this.#id = sessionId;
+    this.#handle = new SessionHandle(store, sessionId);
     this.#agent = options.agent === undefined ? undefined : { agent: options.agent };
     this.#onBusy = options.onBusy;
   }
 
   /** The agent-session Session behind these items (opened, and created when absent, on first use). */
   session() {
-    if (!this.#session) {
-      this.#session = this.#store.open(this.#id).catch((error) => {
-        this.#session = null;
-        throw error;
-      });
-    }
-    return this.#session;
+    return this.#handle.session();
   }
 
   async getSessionId() {
@@ -137,9 +129,8 @@ export class AgentSessionItems {
    * `fn` receives the Invocation, e.g. to store `result.state.toString()` under a state key.
    */
   async guard(fn, options) {
-    const session = await this.session();
     // A guard already running on this instance holds the lease, so this begin rejects: `#inv` is free.
-    const inv = await session.begin(this.#agent ? { ...options, ...this.#agent } : options);
+    const inv = await this.#handle.begin(this.#agent ? { ...options, ...this.#agent } : options);
     this.#inv = inv;
     try {
       const result = await fn(inv);
@@ -160,9 +151,10 @@ export class AgentSessionItems {
   async #read() {
     const inv = this.#inv;
     if (inv) return { messages: inv.messages(this.#agent), view: readView(inv.state(this.#agent)) };
-    const session = await this.session();
     // Another store over the same backend may have committed since this Session was loaded.
-    await session.refresh();
+    const session = await this.#handle.refreshed({ create: true });
+    // Deleted elsewhere since it was opened: no items until a write creates it again.
+    if (session === undefined) return { messages: [], view: readView({}) };
     return { messages: session.messages(this.#agent), view: readView(session.state(this.#agent)) };
   }
 
@@ -172,8 +164,7 @@ export class AgentSessionItems {
    */
   async #write(change) {
     if (this.#inv) return change(this.#inv).value;
-    const session = await this.session();
-    const inv = await session.begin(this.#onBusy === undefined ? this.#agent : { ...this.#agent, onBusy: this.#onBusy });
+    const inv = await this.#handle.begin(this.#onBusy === undefined ? this.#agent : { ...this.#agent, onBusy: this.#onBusy });
     try {
       const { changed, value } = change(inv);
       if (changed) await inv.commit();

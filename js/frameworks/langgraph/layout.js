@@ -1,0 +1,76 @@
+// How a LangGraph thread is laid out in an agent-session session (session `langgraph/<thread_id>`):
+//   agent "default": "thread" -> thread_id; "ns/[ns]" -> { ns, agent } for every checkpoint_ns used
+//   agent "ns:<checkpoint_ns>" (one per namespace, "" included):
+//     "head"                   -> the largest checkpoint id (the latest checkpoint)
+//     "c/[id]"                 -> { id, parent, version, c: checkpoint without channel_values, m: metadata,
+//                                   src: { channel: [channel version, blob key] } }
+//     "b/[channel,version,id]" -> one channel value, written by the put of checkpoint `id`
+//     "t/[id]"                 -> the task ids that wrote pending writes against checkpoint `id`
+//     "w/[id,task]"            -> { p: task path, w: { idx: [channel, value] } }
+//   plus one message per put in the namespace's agent: { checkpoint, parent, source, step }.
+// Serialized values are { t: type, s: UTF-8 text } or, when the bytes are not UTF-8, { t, b: base64 }.
+//
+// Names: agent-session takes session ids, agent names and state keys of 1 to 256 UTF-8 bytes and
+// refuses longer ones (ValidationError). LangGraph puts no bound on thread ids, namespaces, channels or
+// task ids, and sessionId()/agentName() answer synchronously, so the saver cannot leave the check to
+// the engine: a name that would be longer (or not well-formed UTF-16, which would not round-trip) is
+// replaced by a SHA-256 of it, and both the writer and every reader derive the same name.
+import { toBase64Url } from "../../runtime.js";
+import { sha256 } from "./sha256.js";
+
+/** agent-session's bound on ids, agent names and state keys (MAX_NAME_BYTES of src/core/limits.rs). */
+const MAX_NAME_BYTES = 256;
+/** Marks a hashed name; a value that starts with it is hashed too, so no raw name looks hashed. */
+export const HASHED = "\u0000#";
+
+function utf8Length(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+function wellFormed(s) {
+  if (typeof s.isWellFormed === "function") return s.isWellFormed();
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+}
+
+/** SHA-256 of a string's UTF-16 code units (so lone surrogates hash distinctly), base64url. */
+function hashString(s) {
+  const bytes = new Uint8Array(s.length * 2);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    bytes[2 * i] = c & 0xff;
+    bytes[2 * i + 1] = c >> 8;
+  }
+  return toBase64Url(sha256(bytes));
+}
+
+/** `prefix + value` when that is a valid agent-session name (1..256 UTF-8 bytes), else a hashed form. */
+export function nameFor(prefix, value, hashedPrefix) {
+  const raw = prefix + value;
+  if (utf8Length(raw) <= MAX_NAME_BYTES && wellFormed(raw) && !value.startsWith(HASHED)) return raw;
+  return hashedPrefix + hashString(value);
+}
+
+/** A state key: `kind/` + the JSON of its parts, hashed when longer than 256 bytes. */
+function stateKey(kind, parts) {
+  const json = JSON.stringify(parts);
+  const raw = `${kind}/${json}`;
+  return utf8Length(raw) <= MAX_NAME_BYTES ? raw : `${kind}#${hashString(json)}`;
+}
+
+export const cpKey = (id) => stateKey("c", [id]);
+export const blobKey = (channel, version, writer) => stateKey("b", [channel, version, writer]);
+export const tasksKey = (id) => stateKey("t", [id]);
+export const writeKey = (id, task) => stateKey("w", [id, task]);
+export const nsKey = (ns) => stateKey("ns", [ns]);
+export const agentFor = (ns) => nameFor("ns:", ns, "ns#");
+export const isCheckpointKey = (key) => key.startsWith("c/") || key.startsWith("c#");

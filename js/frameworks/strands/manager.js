@@ -1,0 +1,388 @@
+// AgentSessionManager: a Strands `Plugin` that replaces SessionManager. One agent-session invocation
+// per agent invocation (begin at BeforeInvocationEvent, commit at AfterInvocationEvent), one message
+// event per message, app state as agent-session state, and fail-fast ConcurrencyError when the session
+// is busy in any process.
+import {
+  InitializedEvent,
+  BeforeInvocationEvent,
+  MessageAddedEvent,
+  AfterModelCallEvent,
+  AfterInvocationEvent,
+  HookOrder,
+  SNAPSHOT_SCHEMA_VERSION,
+} from "@strands-agents/sdk";
+import { SessionHandle } from "../session-handle.js";
+import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, readAgent } from "./stored-agent.js";
+
+const FIRST = HookOrder.SDK_FIRST - 1; // BeforeInvocationEvent: take the lease before any other hook acts
+const LAST = HookOrder.SDK_LAST + 1; // After* events: decide after every other hook (the conversation
+//                                       manager's trim, retry strategies) has run
+
+/**
+ * A Strands Plugin that keeps an Agent's conversation in an agent-session session and guards each
+ * invocation with its lease. See README-strands.md for what is stored and when.
+ */
+export class AgentSessionManager {
+  #store;
+  #sessionId;
+  #beginOptions;
+  #agentName;
+  #handle; // the SessionHandle of sessionId; its generation tells a session deleted and created again apart
+  #guard = null; // { invocation, records: Set }
+  #records = new WeakMap(); // agent -> record
+
+  constructor(config) {
+    const { store, sessionId = "default-session", onBusy, traceparent, agentName, idleTtlMs, maxLifetimeMs, metadata } =
+      config ?? {};
+    if (store === null || typeof store !== "object" || typeof store.open !== "function") {
+      throw new TypeError("AgentSessionManager: `store` must be a SessionStore");
+    }
+    if (typeof sessionId !== "string" || sessionId === "") {
+      throw new TypeError("AgentSessionManager: `sessionId` must be a non-empty string");
+    }
+    if (agentName !== undefined && typeof agentName !== "function") {
+      throw new TypeError("AgentSessionManager: `agentName` must be a function of the agent");
+    }
+    this.#store = store;
+    this.#sessionId = sessionId;
+    const open = {
+      ...(idleTtlMs !== undefined && { idleTtlMs }),
+      ...(maxLifetimeMs !== undefined && { maxLifetimeMs }),
+      ...(metadata !== undefined && { metadata }),
+    };
+    this.#handle = new SessionHandle(store, sessionId, { open });
+    this.#beginOptions = { ...(onBusy !== undefined && { onBusy }), ...(traceparent !== undefined && { traceparent }) };
+    this.#agentName = agentName ?? ((agent) => agent.id);
+  }
+
+  get name() {
+    return "agent-session:session-manager";
+  }
+
+  get sessionId() {
+    return this.#sessionId;
+  }
+
+  get store() {
+    return this.#store;
+  }
+
+  /** The agent-session Session this manager writes (opened, and created, on first use). */
+  session() {
+    return this.#handle.session();
+  }
+
+  initAgent(agent) {
+    if (this.#records.has(agent)) return;
+    const record = {
+      agent,
+      name: this.#agentName(agent),
+      initial: null, // the agent's own state before any restore (what "nothing stored" means)
+      loaded: null, // "<generation>:<version>" the agent's memory reflects; null = reload at next begin
+      base: null, // what the store holds for this agent, as of `loaded` plus this guard's staged writes
+      pending: [], // messages added (MessageAddedEvent) since the last commit
+      invocation: null,
+      failed: null,
+    };
+    this.#records.set(agent, record);
+    agent.addHook(InitializedEvent, () => this.#onInitialized(record));
+    agent.addHook(BeforeInvocationEvent, () => this.#onBefore(record), { order: FIRST });
+    agent.addHook(MessageAddedEvent, (event) => {
+      record.pending.push(event.message);
+    });
+    agent.addHook(
+      AfterModelCallEvent,
+      (event) => {
+        // A model error that no retry strategy took back ends the invocation with that error.
+        if (record.invocation !== null && event.error !== undefined && !event.retry && !agent.cancelSignal?.aborted) {
+          record.failed = event.error;
+        }
+      },
+      { order: LAST },
+    );
+    agent.addHook(AfterInvocationEvent, () => this.#onAfter(record), { order: LAST });
+  }
+
+  /**
+   * Runs `fn` under one invocation of the session: every agent invocation of this manager's agents
+   * inside it joins that invocation; it commits when `fn` resolves, aborts (and puts the agents back
+   * at the last committed version) when `fn` throws, and always releases. Fails fast with
+   * ConcurrencyError when the session is busy anywhere. Guards do not nest.
+   */
+  async guard(fn, options) {
+    if (typeof fn !== "function") throw new TypeError("AgentSessionManager.guard: fn must be a function");
+    const invocation = await this.#begin(options ?? {});
+    const guard = { invocation, records: new Set() };
+    this.#guard = guard;
+    let result;
+    try {
+      result = await fn(invocation);
+    } catch (error) {
+      this.#guard = null;
+      await invocation.abort().catch(() => {});
+      for (const record of guard.records) await this.#rollback(record);
+      throw error;
+    }
+    this.#guard = null;
+    try {
+      const version = await invocation.commit();
+      for (const record of guard.records) record.loaded = `${this.#handle.generation}:${version}`;
+    } catch (error) {
+      await invocation.abort().catch(() => {});
+      for (const record of guard.records) await this.#rollback(record);
+      throw error;
+    }
+    return result;
+  }
+
+  /**
+   * Loads `target` as of a committed version (`snapshotId`: a version number, or its decimal string;
+   * default the latest). Nothing is written: the next invocation commits the restored conversation as
+   * new events on top of the history. Resolves false when nothing was stored for the agent then.
+   */
+  async restoreSnapshot(params) {
+    const record = await this.#record(params?.target);
+    if (record.invocation !== null) throw new Error("AgentSessionManager.restoreSnapshot: the agent is invoking");
+    const session = await this.session();
+    await session.refresh();
+    record.initial ??= clone(record.agent.takeSnapshot({ preset: "session" }));
+    const latest = readAgent(session, record.name);
+    let view = latest;
+    if (params.snapshotId !== undefined) {
+      const version = Number(params.snapshotId);
+      if (!Number.isInteger(version) || version < 0) {
+        throw new TypeError(`AgentSessionManager.restoreSnapshot: '${params.snapshotId}' is not a version`);
+      }
+      if (version !== session.version) view = readAgent(await session.at(version), record.name);
+    }
+    this.#apply(record, latest, view, `${this.#handle.generation}:${session.version}`, false);
+    return view.hasData;
+  }
+
+  /** The versions (as decimal strings, ascending) that changed `target`'s messages or state. */
+  async listSnapshotIds(params) {
+    const record = await this.#record(params?.target);
+    const session = await this.session();
+    await session.refresh();
+    const after = params.startAfter === undefined ? -1 : Number(params.startAfter);
+    const versions = [];
+    for (const event of await session.history()) {
+      if (event.agent !== record.name || event.version <= after) continue;
+      if (versions[versions.length - 1] !== event.version) versions.push(event.version);
+    }
+    const ids = versions.map(String);
+    return params.limit === undefined ? ids : ids.slice(0, Math.max(0, params.limit));
+  }
+
+  /** Deletes the session and its history. Agents attached here reload (empty) at their next invocation. */
+  async deleteSession() {
+    await this.#store.delete(this.#sessionId);
+    this.#handle.forget();
+  }
+
+  async #record(agent) {
+    if (agent === null || typeof agent !== "object") throw new TypeError("AgentSessionManager: `target` must be an Agent");
+    // Strands registers plugins when the agent initializes (its first invocation): do it now.
+    if (!this.#records.has(agent) && typeof agent.initialize === "function") await agent.initialize();
+    const record = this.#records.get(agent);
+    if (record === undefined) throw new TypeError("AgentSessionManager: the target agent does not use this manager");
+    return record;
+  }
+
+  /** Begins on the session, opened (and created) again if it was deleted since (generation + 1). */
+  #begin(options) {
+    return this.#handle.begin({ ...this.#beginOptions, ...options });
+  }
+
+  async #onInitialized(record) {
+    record.initial = clone(record.agent.takeSnapshot({ preset: "session" }));
+    const session = await this.session();
+    const data = readAgent(session, record.name);
+    this.#apply(record, data, data, `${this.#handle.generation}:${session.version}`, false, true);
+  }
+
+  async #onBefore(record) {
+    if (record.initial === null) record.initial = clone(record.agent.takeSnapshot({ preset: "session" }));
+    let invocation;
+    const guard = this.#guard;
+    if (guard !== null) {
+      invocation = guard.invocation;
+      guard.records.add(record);
+    } else {
+      invocation = await this.#begin({ agent: record.name }); // ConcurrencyError: nothing ran
+    }
+    record.invocation = invocation;
+    record.failed = null;
+    try {
+      const loaded = `${this.#handle.generation}:${invocation.session.version}`;
+      if (record.loaded !== loaded) {
+        // Another process committed since this agent last saw the session: start from its version.
+        // An agent that is answering interrupts keeps its interrupt state (the answers are in it).
+        const interrupts = record.agent.takeSnapshot({ include: ["interrupts"] }).data.interrupts;
+        const answering = interrupts?.resumeResponses !== undefined && interrupts.resumeResponses.length > 0;
+        const data = readAgent(invocation, record.name);
+        this.#apply(record, data, data, loaded, answering);
+      }
+    } catch (error) {
+      record.invocation = null;
+      if (guard === null) await invocation.abort().catch(() => {});
+      throw error;
+    }
+  }
+
+  async #onAfter(record) {
+    const invocation = record.invocation;
+    if (invocation === null) return;
+    record.invocation = null;
+    if (this.#guard !== null && this.#guard.invocation === invocation) {
+      // Inside guard(fn): stage only; guard commits or aborts by fn's outcome.
+      try {
+        record.base = this.#stage(record, invocation);
+      } catch (error) {
+        record.loaded = null; // the base may be half-updated: reload (staged writes included) next time
+        throw error;
+      }
+      record.pending = [];
+      return;
+    }
+    if (record.failed !== null) {
+      // A model error: nothing of this invocation is kept, in the store or in the agent.
+      await invocation.abort().catch(() => {});
+      await this.#rollback(record);
+      return; // Strands rethrows the model error after the hooks
+    }
+    try {
+      const base = this.#stage(record, invocation);
+      const version = await invocation.commit();
+      record.base = base;
+      record.pending = [];
+      record.loaded = `${this.#handle.generation}:${version}`;
+    } catch (error) {
+      await invocation.abort().catch(() => {});
+      await this.#rollback(record);
+      throw error;
+    }
+  }
+
+  /** Puts the agent back at the session's last committed version. */
+  async #rollback(record) {
+    record.pending = [];
+    record.loaded = null;
+    try {
+      const session = await this.session();
+      const data = readAgent(session, record.name);
+      this.#apply(record, data, data, `${this.#handle.generation}:${session.version}`, false);
+    } catch {
+      // left for the next invocation's begin to reload
+    }
+  }
+
+  /**
+   * Loads the agent from `view` (a read of some version) and makes `latest` (a read of the version the
+   * next commit builds on) the diff base.
+   */
+  #apply(record, latest, view, loaded, keepInterrupts, initial = false) {
+    const agent = record.agent;
+    const start = record.initial.data;
+    if (view.hasData || !initial) {
+      const data = {
+        messages: view.hasData ? view.order.map((i) => JSON.parse(view.recon[i])) : clone(start.messages),
+        state: view.hasData ? view.app : clone(start.state),
+      };
+      for (const field of FIELDS) {
+        const value = field in view.internal ? view.internal[field] : start[field];
+        if (value !== undefined) data[field] = clone(value);
+      }
+      if (keepInterrupts) delete data.interrupts;
+      agent.loadSnapshot({
+        scope: "agent",
+        schemaVersion: SNAPSHOT_SCHEMA_VERSION,
+        createdAt: new Date().toISOString(),
+        data,
+        appData: {},
+      });
+    }
+    const keys = new Map();
+    for (const [key, index] of latest.keys) if (!key.startsWith("#")) keys.set(key, index);
+    if (view.hasData) {
+      // Messages restored without a trackingId got a new one: they are the log entries they came from.
+      for (let j = 0; j < agent.messages.length && j < view.order.length; j++) {
+        keys.set(agent.messages[j].trackingId, view.order[j]);
+      }
+    }
+    const internal = { context: JSON.stringify(latest.internal.context ?? null) };
+    for (const field of FIELDS) {
+      internal[field] = JSON.stringify(field in latest.internal ? latest.internal[field] : (start[field] ?? null));
+    }
+    record.base = { recon: latest.recon, keys, state: latest.state, internal };
+    record.pending = [];
+    record.loaded = loaded;
+  }
+
+  /**
+   * Stages the agent's changes since `record.base` and returns the base the commit will establish. It
+   * updates the base's log index in place (a copy would cost O(history) per turn): every path where
+   * the staged events are not committed reloads the base from the store (#rollback).
+   */
+  #stage(record, invocation) {
+    const agent = record.agent;
+    const name = { agent: record.name };
+    const base = record.base;
+    const snapshot = agent.takeSnapshot({ preset: "session" });
+    const objects = agent.messages;
+    const messages = snapshot.data.messages;
+    const { recon, keys } = base;
+    const append = (id, json, text) => {
+      invocation.appendMessage(json, name);
+      keys.set(id, recon.length);
+      recon.push(text);
+    };
+    // Messages added in this turn that are no longer in the context (trimmed before the commit).
+    const present = new Set(objects.map((message) => message.trackingId));
+    for (const message of record.pending) {
+      if (present.has(message.trackingId) || keys.has(message.trackingId)) continue;
+      const json = message.toJSON();
+      append(message.trackingId, json, JSON.stringify(json));
+    }
+    // The context, in order: new messages are appended, changed ones appended again (same trackingId).
+    const order = [];
+    for (let j = 0; j < objects.length; j++) {
+      const id = objects[j].trackingId;
+      const text = JSON.stringify(messages[j]);
+      let index = keys.get(id);
+      if (index === undefined) {
+        index = recon.length;
+        append(id, messages[j], text);
+      } else if (recon[index] !== text) {
+        invocation.appendMessage(messages[j], name);
+        recon[index] = text;
+      }
+      order.push(index);
+    }
+    const internal = { ...base.internal };
+    const context = encodeContext(order, recon.length);
+    const contextText = JSON.stringify(context);
+    if (contextText !== base.internal.context) {
+      if (context === null) invocation.deleteState(CONTEXT, name);
+      else invocation.setState(CONTEXT, context, name);
+      internal.context = contextText;
+    }
+    const state = new Map();
+    for (const [key, value] of Object.entries(snapshot.data.state)) {
+      const stored = appKey(key);
+      const text = JSON.stringify(value);
+      state.set(stored, text);
+      if (base.state.get(stored) !== text) invocation.setState(stored, value, name);
+    }
+    for (const stored of base.state.keys()) if (!state.has(stored)) invocation.deleteState(stored, name);
+    for (const field of FIELDS) {
+      const value = snapshot.data[field] ?? null;
+      const text = JSON.stringify(value);
+      if (text !== base.internal[field]) {
+        invocation.setState(INTERNAL + field, value, name);
+        internal[field] = text;
+      }
+    }
+    return { recon, keys, state, internal };
+  }
+}
