@@ -1,7 +1,8 @@
 //! Records <-> bytes. Versioned and checksummed; the decoder returns `CorruptRecord` naming the key
 //! for any bytes it cannot read and never panics (a panic would kill the wasm instance).
 //!
-//! Frame: `"AS"`, kind byte (`H` head, `E` batch, `S` snapshot), schema version, body, then the
+//! Frame: `"AS"`, kind byte (`H` head, `E` batch, `S` snapshot with its messages inline, `T` snapshot
+//! whose messages are in segments, `G` segment), schema version, body, then the
 //! CRC-32 of everything before it (little endian). Integers are LEB128 varints, strings are a length
 //! then UTF-8, options a 0/1 byte. Schema 1 is the only layout so far; a record of a newer schema is
 //! refused by name rather than misread.
@@ -11,12 +12,15 @@ use std::rc::Rc;
 use crate::core::error::CoreError;
 use crate::core::event::{AgentState, Event, SessionState};
 use crate::core::lifecycle::Status;
-use crate::core::record::{Batch, Head, Interrupt, Json, Lease, Snapshot, SnapshotRef, SCHEMA_VERSION};
+use crate::core::record::{Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef, SCHEMA_VERSION};
 
 const MAGIC: &[u8; 2] = b"AS";
 const KIND_HEAD: u8 = b'H';
 const KIND_BATCH: u8 = b'E';
 const KIND_SNAPSHOT: u8 = b'S';
+/// A snapshot whose messages are in segments (see [`Snapshot`]).
+const KIND_SEGMENTED_SNAPSHOT: u8 = b'T';
+const KIND_SEGMENT: u8 = b'G';
 
 pub fn encode_head(head: &Head) -> Vec<u8> {
     let mut w = Writer::frame(KIND_HEAD);
@@ -91,6 +95,8 @@ pub fn decode_batch(key: &str, bytes: &[u8]) -> Result<Batch, CoreError> {
     Ok(Batch { version, token, at, invocation, traceparent, events })
 }
 
+/// A snapshot of the first layout, every message inline: what builds before segments wrote (kept
+/// so that tests can write such records; the engine writes [`encode_segmented_snapshot`]).
 pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let mut w = Writer::frame(KIND_SNAPSHOT);
     w.u64(snapshot.version);
@@ -113,20 +119,83 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     w.finish()
 }
 
+/// A snapshot whose messages are in `snapshot.segments`: state values and message counts only.
+pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_SEGMENTED_SNAPSHOT);
+    w.u64(snapshot.version);
+    w.u64(snapshot.token);
+    w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
+    w.u64s(&snapshot.commits);
+    w.u64(snapshot.segments.len() as u64);
+    for segment in &snapshot.segments {
+        w.snapshot_ref(segment);
+    }
+    w.u64(snapshot.state.agents.len() as u64);
+    for (agent, agent_state) in &snapshot.state.agents {
+        w.str(agent);
+        w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
+        w.u64(agent_state.state.len() as u64);
+        for (key, value) in &agent_state.state {
+            w.str(key);
+            w.str(value);
+        }
+    }
+    w.finish()
+}
+
+/// A snapshot of either layout. A segmented one comes back with its messages empty and its
+/// `segments` and `counts` set: the loader fills the messages from the segments.
 pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
-    let mut r = Reader::frame(key, bytes, KIND_SNAPSHOT)?;
+    let (mut r, kind) = Reader::frame_of(key, bytes, &[KIND_SNAPSHOT, KIND_SEGMENTED_SNAPSHOT])?;
     let version = r.u64()?;
     let token = r.u64()?;
     let previous = r.option(Reader::snapshot_ref)?;
     let commits = r.u64s()?;
-    let agents = r.list(|r| {
-        let agent = r.string()?;
-        let messages = r.list(Reader::json)?;
-        let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
-        Ok((agent, AgentState { messages, state }))
-    })?;
+    let mut segments = Vec::new();
+    let mut counts = std::collections::BTreeMap::new();
+    let agents = if kind == KIND_SNAPSHOT {
+        r.list(|r| {
+            let agent = r.string()?;
+            let messages = r.list(Reader::json)?;
+            let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
+            Ok((agent, AgentState { messages, state }))
+        })?
+    } else {
+        segments = r.list(Reader::snapshot_ref)?;
+        r.list(|r| {
+            let agent = r.string()?;
+            counts.insert(agent.clone(), r.u64()?);
+            let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
+            Ok((agent, AgentState { messages: Vec::new(), state }))
+        })?
+    };
     r.end()?;
-    Ok(Snapshot { version, token, previous, commits, state: SessionState { agents: agents.into_iter().collect() } })
+    let state = SessionState { agents: agents.into_iter().collect() };
+    Ok(Snapshot { version, token, previous, commits, segments, counts, state })
+}
+
+pub fn encode_segment(segment: &Segment) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_SEGMENT);
+    w.u64(segment.version);
+    w.u64(segment.token);
+    w.u64(segment.agents.len() as u64);
+    for (agent, messages) in &segment.agents {
+        w.str(agent);
+        w.u64(messages.len() as u64);
+        for message in messages {
+            w.str(message);
+        }
+    }
+    w.finish()
+}
+
+pub fn decode_segment(key: &str, bytes: &[u8]) -> Result<Segment, CoreError> {
+    let mut r = Reader::frame(key, bytes, KIND_SEGMENT)?;
+    let version = r.u64()?;
+    let token = r.u64()?;
+    let agents = r.list(|r| Ok((r.string()?, r.list(Reader::json)?)))?;
+    r.end()?;
+    Ok(Segment { version, token, agents })
 }
 
 const EVENT_MESSAGE: u8 = 1;
@@ -269,6 +338,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn frame(key: &'a str, bytes: &'a [u8], kind: u8) -> Result<Reader<'a>, CoreError> {
+        Reader::frame_of(key, bytes, &[kind]).map(|(reader, _)| reader)
+    }
+
+    /// A reader of a record of one of `kinds`, and which kind it is.
+    fn frame_of(key: &'a str, bytes: &'a [u8], kinds: &[u8]) -> Result<(Reader<'a>, u8), CoreError> {
         let corrupt = |detail: &str| CoreError::CorruptRecord { key: key.to_owned(), detail: detail.to_owned() };
         if bytes.len() < MAGIC.len() + 2 + 4 || &bytes[..2] != MAGIC {
             return Err(corrupt("not an agent-session record"));
@@ -277,7 +351,8 @@ impl<'a> Reader<'a> {
         if crc32(body).to_le_bytes() != crc {
             return Err(corrupt("checksum mismatch"));
         }
-        if body[2] != kind {
+        let kind = body[2];
+        if !kinds.contains(&kind) {
             return Err(corrupt("record of another kind"));
         }
         match body[3] {
@@ -289,7 +364,7 @@ impl<'a> Reader<'a> {
             }
             _ => {}
         }
-        Ok(Reader { key, bytes: body, at: 4 })
+        Ok((Reader { key, bytes: body, at: 4 }, kind))
     }
 
     fn corrupt(&self, detail: &str) -> CoreError {

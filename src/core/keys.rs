@@ -1,9 +1,10 @@
-//! The storage layout: id escaping and the `h/`, `e/`, `s/` keys.
+//! The storage layout: id escaping and the `h/`, `e/`, `s/`, `g/` keys.
 //!
 //! ```text
 //! h/<session>                    head (the only mutable key, compare-and-set only)
 //! e/<session>/<version>/<token>  immutable event batch
-//! s/<session>/<version>/<token>  immutable snapshot
+//! s/<session>/<version>/<token>  immutable snapshot (state values, message counts, segment refs)
+//! g/<session>/<version>/<token>  immutable message segment, written with the snapshot at <version>
 //! ```
 //!
 //! `<session>` percent-encodes every byte outside `[A-Za-z0-9_-]` and ends with `~`, which the
@@ -75,8 +76,12 @@ pub fn snapshot_key(id: &str, version: u64, token: u64) -> String {
     format!("s/{}/{version:016x}/{token:016x}", escape_id(id))
 }
 
+pub fn segment_key(id: &str, version: u64, token: u64) -> String {
+    format!("g/{}/{version:016x}/{token:016x}", escape_id(id))
+}
+
 /// Prefixes under which all of a session's records other than the head live.
-pub fn record_prefixes(id: &str) -> [String; 2] {
+pub fn record_prefixes(id: &str) -> [String; 3] {
     let escaped = escape_id(id);
-    [format!("e/{escaped}/"), format!("s/{escaped}/")]
+    [format!("e/{escaped}/"), format!("s/{escaped}/"), format!("g/{escaped}/")]
 }

@@ -8,11 +8,12 @@ pub mod keys;
 pub mod lifecycle;
 pub mod limits;
 pub mod record;
+pub mod snapshot;
 
 pub use error::CoreError;
 pub use event::{AgentState, Event, SessionState};
 pub use lifecycle::Status;
-pub use record::{Batch, Head, Interrupt, Json, Lease, Snapshot, SnapshotRef};
+pub use record::{Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef};
 
 /// The agent whose messages and state are read and written when no `agent` option is given.
 pub const DEFAULT_AGENT: &str = "default";

@@ -1,5 +1,6 @@
 //! The stored records: the head (the only mutable key), event batches and snapshots.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::core::event::{Event, SessionState};
@@ -152,6 +153,12 @@ pub struct Batch {
 }
 
 /// An immutable snapshot `s/<session>/<version>/<token>` of the state at `version`.
+///
+/// A snapshot holds the state values and how many messages each agent has; the messages themselves
+/// are in immutable segments (`g/<session>/<version>/<token>`, one written with each snapshot, holding
+/// what was appended since the one before), which it names. So writing a snapshot never rewrites
+/// old messages: its size follows the state values and what is new, not the session's length.
+/// Snapshots of the first layout held every message inline (`segments` empty, `counts` empty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub version: u64,
@@ -160,5 +167,19 @@ pub struct Snapshot {
     pub previous: Option<SnapshotRef>,
     /// Tokens of the commits from `previous` (exclusive) to `version` (inclusive).
     pub commits: Vec<u64>,
+    /// The message segments, oldest first (each named by the snapshot it was written with).
+    pub segments: Vec<SnapshotRef>,
+    /// Messages per agent in those segments, to check them against.
+    pub counts: BTreeMap<String, u64>,
+    /// The state values, and the messages once the segments are read (inline in the first layout).
     pub state: SessionState,
+}
+
+/// An immutable segment `g/<session>/<version>/<token>`: the messages each agent appended after the
+/// snapshot before the one written with it, up to `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub version: u64,
+    pub token: u64,
+    pub agents: Vec<(String, Vec<Json>)>,
 }

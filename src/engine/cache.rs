@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::{Rc, Weak};
 
-use crate::core::{Event, Head, SessionState};
+use crate::core::{Event, Head, SessionState, Snapshot};
 use crate::store::{budget, Version};
 
 /// Bounds of a store's cache (`StoreOptions.cache`).
@@ -77,6 +77,9 @@ pub(crate) struct View {
     /// Bumped whenever `state` is replaced by a load rather than extended, so that readers that
     /// cache derived values (the bindings' parsed messages) know to start over.
     pub generation: u64,
+    /// The newest snapshot this store read or wrote, without its messages (its segments and
+    /// counts): what the next snapshot builds on.
+    pub snapshot: Option<Rc<Snapshot>>,
 }
 
 /// One session id's shared view.
@@ -150,7 +153,7 @@ impl Cache {
         }
         let slot = Rc::new(Slot {
             id: id.to_owned(),
-            view: RefCell::new(View { head, version, state: None, bytes: 0, generation: 0 }),
+            view: RefCell::new(View { head, version, state: None, bytes: 0, generation: 0, snapshot: None }),
             tick: Cell::new(None),
             used_at: Cell::new(0),
             pins: Cell::new(0),

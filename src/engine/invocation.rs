@@ -9,7 +9,8 @@ use std::rc::Rc;
 
 use crate::core::error::Phase;
 use crate::core::guard::{self, Mark, Outcome};
-use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Snapshot, Status};
+use crate::core::snapshot::next_snapshot;
+use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Status};
 use crate::engine::cache::events_bytes;
 use crate::engine::error::EngineResult;
 use crate::engine::load;
@@ -416,14 +417,20 @@ impl Invocation {
                 events: events.to_vec(),
             };
             let mut records = vec![(keys::batch_key(id, new_version, self.token), codec::encode_batch(&batch))];
+            let mut snapshot = None;
             if committed.snapshot_due {
-                let mut state = (*self.session.state()?).clone();
-                state.apply_all(events);
+                let previous = self.session.snapshot_meta(head.snapshot).await?;
                 let mut commits = head.commits.clone();
                 commits.push(self.token);
-                let snapshot =
-                    Snapshot { version: new_version, token: self.token, previous: head.snapshot, commits, state };
-                records.push((keys::snapshot_key(id, new_version, self.token), codec::encode_snapshot(&snapshot)));
+                let state = self.session.state()?;
+                let (segment, next) =
+                    next_snapshot(&state, events, previous.as_deref(), new_version, self.token, commits);
+                if let Some(segment) = segment {
+                    records.push((keys::segment_key(id, new_version, self.token), codec::encode_segment(&segment)));
+                }
+                records
+                    .push((keys::snapshot_key(id, new_version, self.token), codec::encode_segmented_snapshot(&next)));
+                snapshot = Some(next);
             }
             // What the commit brings into this instance's memory: the encoded records and the
             // cached view's growth (a memory store also counts what it keeps).
@@ -447,7 +454,12 @@ impl Invocation {
                 },
             };
             match written {
-                Some(version) => return Ok((committed.head, version, committed.snapshot_due)),
+                Some(version) => {
+                    if let Some(snapshot) = snapshot {
+                        self.session.remember_snapshot(snapshot);
+                    }
+                    return Ok((committed.head, version, committed.snapshot_due));
+                }
                 None => {
                     shared.emit(self.event("conflict", None));
                     self.reread().await?

@@ -27,25 +27,83 @@ async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
     }
 }
 
-/// The batches of `(version, token)` pairs, read in one go (one IndexedDB transaction).
-async fn read_batches(store: &dyn Store, id: &str, wanted: Vec<(u64, u64)>) -> EngineResult<Vec<Batch>> {
-    let keys: Vec<String> = wanted.iter().map(|&(version, token)| keys::batch_key(id, version, token)).collect();
-    let entries = store.get_many(keys.clone()).await?;
+/// The records under `keys`, read in one go (one IndexedDB transaction); each must be there (a head
+/// or snapshot names it).
+async fn read_named(store: &dyn Store, keys: &[String]) -> EngineResult<Vec<Vec<u8>>> {
+    let entries = store.get_many(keys.to_vec()).await?;
     let bytes: usize = entries.iter().flatten().map(|entry| entry.value.len()).sum();
     // Decoding makes about one more copy of what was read.
-    budget::check("loading a session's batches", bytes as u64)?;
-    let mut batches = Vec::with_capacity(wanted.len());
-    for ((key, entry), (version, token)) in keys.into_iter().zip(entries).zip(wanted) {
-        let Some(entry) = entry else {
-            return Err(CoreError::CorruptRecord { key, detail: "named by the head but missing".into() }.into());
-        };
-        let batch = codec::decode_batch(&key, &entry.value)?;
-        if batch.version != version || batch.token != token {
+    budget::check("loading a session's records", bytes as u64)?;
+    keys.iter()
+        .zip(entries)
+        .map(|(key, entry)| {
+            entry.map(|entry| entry.value).ok_or_else(|| {
+                CoreError::CorruptRecord { key: key.clone(), detail: "named by the head but missing".into() }.into()
+            })
+        })
+        .collect()
+}
+
+fn batch_of(key: &str, bytes: &[u8], (version, token): (u64, u64)) -> EngineResult<Batch> {
+    let batch = codec::decode_batch(key, bytes)?;
+    if batch.version != version || batch.token != token {
+        return Err(CoreError::CorruptRecord { key: key.to_owned(), detail: "holds another version".into() }.into());
+    }
+    Ok(batch)
+}
+
+/// The batches of `(version, token)` pairs, read in one go.
+async fn read_batches(store: &dyn Store, id: &str, wanted: Vec<(u64, u64)>) -> EngineResult<Vec<Batch>> {
+    read_with_batches(store, id, None, wanted).await
+}
+
+/// Reads, in one go, the segments of `snapshot` (filling its messages) and the batches `wanted`.
+async fn read_with_batches(
+    store: &dyn Store,
+    id: &str,
+    snapshot: Option<&mut Snapshot>,
+    wanted: Vec<(u64, u64)>,
+) -> EngineResult<Vec<Batch>> {
+    let segments: Vec<SnapshotRef> = snapshot.as_ref().map(|s| s.segments.clone()).unwrap_or_default();
+    let mut keys: Vec<String> = segments.iter().map(|at| keys::segment_key(id, at.version, at.token)).collect();
+    keys.extend(wanted.iter().map(|&(version, token)| keys::batch_key(id, version, token)));
+    let records = read_named(store, &keys).await?;
+    let (segment_records, batch_records) = records.split_at(segments.len());
+    if let Some(snapshot) = snapshot {
+        fill_messages(id, snapshot, segment_records)?;
+    }
+    let batches = keys[segments.len()..]
+        .iter()
+        .zip(batch_records)
+        .zip(wanted)
+        .map(|((key, bytes), pair)| batch_of(key, bytes, pair))
+        .collect::<EngineResult<Vec<_>>>()?;
+    Ok(batches)
+}
+
+/// Puts the messages of `segment_records` (the snapshot's segments, in order) into its state, and
+/// checks them against its message counts.
+fn fill_messages(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<u8>]) -> EngineResult<()> {
+    for (at, bytes) in snapshot.segments.iter().zip(segment_records) {
+        let key = keys::segment_key(id, at.version, at.token);
+        let segment = codec::decode_segment(&key, bytes)?;
+        if segment.version != at.version || segment.token != at.token {
             return Err(CoreError::CorruptRecord { key, detail: "holds another version".into() }.into());
         }
-        batches.push(batch);
+        for (agent, messages) in segment.agents {
+            snapshot.state.agents.entry(agent).or_default().messages.extend(messages);
+        }
     }
-    Ok(batches)
+    for (agent, agent_state) in &snapshot.state.agents {
+        let want = snapshot.counts.get(agent).copied().unwrap_or(0);
+        if !snapshot.segments.is_empty() && agent_state.messages.len() as u64 != want {
+            let key = keys::snapshot_key(id, snapshot.version, snapshot.token);
+            let detail =
+                format!("its segments hold {} messages of \"{agent}\", it counts {want}", agent_state.messages.len());
+            return Err(CoreError::CorruptRecord { key, detail }.into());
+        }
+    }
+    Ok(())
 }
 
 /// `(version, token)` for `versions`, from a token map; a version it lacks is a gap in the head.
@@ -57,7 +115,9 @@ fn pairs(
     versions.map(|version| Ok((version, *tokens.get(&version).ok_or_else(|| head_gap(id, version))?))).collect()
 }
 
-async fn read_snapshot(store: &dyn Store, id: &str, at: SnapshotRef) -> EngineResult<Snapshot> {
+/// The snapshot record at `at`: state values, and its messages only in the first layout (a
+/// segmented one names its segments; see [`read_with_batches`]).
+pub(crate) async fn read_snapshot(store: &dyn Store, id: &str, at: SnapshotRef) -> EngineResult<Snapshot> {
     let key = keys::snapshot_key(id, at.version, at.token);
     let bytes = read_record(store, &key).await?;
     budget::check("loading a session's snapshot", bytes.len() as u64)?;
@@ -69,35 +129,37 @@ async fn read_snapshot(store: &dyn Store, id: &str, at: SnapshotRef) -> EngineRe
 }
 
 /// The state at `head.version`: the newest snapshot plus the batches after it.
-pub(crate) async fn load_state(store: &dyn Store, id: &str, head: &Head) -> EngineResult<SessionState> {
-    let mut state = match head.snapshot {
-        Some(at) => read_snapshot(store, id, at).await?.state,
-        None => SessionState::default(),
+pub(crate) async fn load_state(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+) -> EngineResult<(SessionState, Option<Snapshot>)> {
+    let wanted = named_after(id, head, head.snapshot_version())?;
+    let mut snapshot = match head.snapshot {
+        Some(at) => Some(read_snapshot(store, id, at).await?),
+        None => None,
     };
-    apply_batches(store, id, head, head.snapshot_version() + 1, &mut state).await?;
-    Ok(state)
+    let batches = read_with_batches(store, id, snapshot.as_mut(), wanted).await?;
+    let mut state = snapshot.as_ref().map(|snapshot| snapshot.state.clone()).unwrap_or_default();
+    for batch in &batches {
+        state.apply_all(&batch.events);
+    }
+    // What a later snapshot needs of this one: its segments and counts (not its messages).
+    let meta = snapshot.map(|snapshot| Snapshot { state: SessionState::default(), ..snapshot });
+    Ok((state, meta))
+}
+
+/// The `(version, token)` of the batches after `after` up to the head, which the head names.
+fn named_after(id: &str, head: &Head, after: u64) -> EngineResult<Vec<(u64, u64)>> {
+    (after + 1..=head.version)
+        .map(|version| Ok((version, head.token_of(version).ok_or_else(|| head_gap(id, version))?)))
+        .collect()
 }
 
 /// The batches of versions `after + 1 ..= head.version`, which the head names (the caller checked
 /// that `after` is not below the head's snapshot).
 pub(crate) async fn batches_after(store: &dyn Store, id: &str, head: &Head, after: u64) -> EngineResult<Vec<Batch>> {
-    let wanted = (after + 1..=head.version)
-        .map(|version| Ok((version, head.token_of(version).ok_or_else(|| head_gap(id, version))?)))
-        .collect::<EngineResult<Vec<_>>>()?;
-    read_batches(store, id, wanted).await
-}
-
-async fn apply_batches(
-    store: &dyn Store,
-    id: &str,
-    head: &Head,
-    from: u64,
-    state: &mut SessionState,
-) -> EngineResult<()> {
-    for batch in batches_after(store, id, head, from - 1).await? {
-        state.apply_all(&batch.events);
-    }
-    Ok(())
+    read_batches(store, id, named_after(id, head, after)?).await
 }
 
 fn head_gap(id: &str, version: u64) -> CoreError {
@@ -141,13 +203,12 @@ pub(crate) async fn state_at(
     head: &Head,
     version: u64,
 ) -> EngineResult<(SessionState, Vec<Event>)> {
-    let (tokens, base) = tokens_from(store, id, head, version + 1, true).await?;
-    let (mut state, start) = match base {
-        Some(snapshot) => (snapshot.state, snapshot.version),
-        None => (SessionState::default(), 0),
-    };
+    let (tokens, mut base) = tokens_from(store, id, head, version + 1, true).await?;
+    let start = base.as_ref().map_or(0, |snapshot| snapshot.version);
+    let batches = read_with_batches(store, id, base.as_mut(), pairs(id, &tokens, start + 1..=version)?).await?;
+    let mut state = base.map(|snapshot| snapshot.state).unwrap_or_default();
     let mut last = Vec::new();
-    for batch in read_batches(store, id, pairs(id, &tokens, start + 1..=version)?).await? {
+    for batch in batches {
         state.apply_all(&batch.events);
         last = batch.events;
     }

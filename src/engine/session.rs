@@ -8,7 +8,8 @@ use std::rc::Rc;
 use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
 use crate::core::{
-    codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Status, DEFAULT_AGENT,
+    codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot, SnapshotRef,
+    Status, DEFAULT_AGENT,
 };
 use crate::engine::cache::{events_bytes, state_bytes, Slot};
 use crate::engine::error::EngineResult;
@@ -138,6 +139,27 @@ impl Session {
         self.with_agent(agent, |a| a.map(|a| a.state.clone()).unwrap_or_default())
     }
 
+    /// The snapshot record at `at` without its messages (segments and counts): the one this view
+    /// remembers, or read (a snapshot another store wrote since this view was loaded).
+    pub(crate) async fn snapshot_meta(&self, at: Option<SnapshotRef>) -> EngineResult<Option<Rc<Snapshot>>> {
+        let Some(at) = at else { return Ok(None) };
+        let known = self.slot.view.borrow().snapshot.clone();
+        if let Some(known) = known.filter(|s| s.version == at.version && s.token == at.token) {
+            return Ok(Some(known));
+        }
+        let mut snapshot = load::read_snapshot(&*self.shared.store, self.id(), at).await?;
+        snapshot.state = SessionState::default();
+        Ok(Some(Rc::new(snapshot)))
+    }
+
+    /// Remembers the newest snapshot (its messages dropped: the segments hold them).
+    pub(crate) fn remember_snapshot(&self, mut snapshot: Snapshot) {
+        for agent_state in snapshot.state.agents.values_mut() {
+            agent_state.messages = Vec::new();
+        }
+        self.slot.view.borrow_mut().snapshot = Some(Rc::new(snapshot));
+    }
+
     /// Frees this store's cached view of the session now, unless an invocation of it is running;
     /// the next async use of any `Session` of the id loads it again.
     pub fn dispose(&self) {
@@ -202,13 +224,16 @@ impl Session {
                 let bytes = self.slot.view.borrow().bytes;
                 cache.hold(&self.slot, state, bytes + added, false, self.shared.now());
             } else if !extendable {
-                let state = load::load_state(store, self.id(), &head).await?;
+                let (state, snapshot) = load::load_state(store, self.id(), &head).await?;
                 let (now_from, _, now_extendable) = self.extendable(&head);
                 if now_extendable && now_from > head.version {
                     return Ok(());
                 }
                 let bytes = state_bytes(&state);
                 cache.hold(&self.slot, Rc::new(state), bytes, true, self.shared.now());
+                if let Some(snapshot) = snapshot {
+                    self.remember_snapshot(snapshot);
+                }
             }
             let mut view = self.slot.view.borrow_mut();
             view.head = head;

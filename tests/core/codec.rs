@@ -419,7 +419,15 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 Option<SnapshotRef>,
                 Vec<u64>,
                 BTreeMap<String, AgentState>,
-            )| { Snapshot { version, token, previous, commits, state: SessionState { agents } } },
+            )| Snapshot {
+                version,
+                token,
+                previous,
+                commits,
+                segments: Vec::new(),
+                counts: BTreeMap::new(),
+                state: SessionState { agents },
+            },
         )
 }
 
@@ -528,4 +536,30 @@ fn one_varint_both_ways() {
         read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], &mut at),
         Err("integer overflow")
     );
+}
+
+#[test]
+fn segmented_snapshots_and_segments_round_trip_and_refuse_corruption() {
+    use agent_session::core::codec::{decode_segment, encode_segment, encode_segmented_snapshot};
+    use agent_session::core::Segment;
+    let mut snapshot = full_snapshot();
+    snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
+    snapshot.counts = [("default".to_owned(), 2), ("empty".to_owned(), 0)].into_iter().collect();
+    let bytes = encode_segmented_snapshot(&snapshot);
+    assert_eq!(&bytes[..3], b"AST");
+    let decoded = decode_snapshot(SNAPSHOT_KEY, &bytes).unwrap();
+    // The messages are not in it: the segments hold them.
+    let mut without_messages = snapshot.clone();
+    for agent in without_messages.state.agents.values_mut() {
+        agent.messages.clear();
+    }
+    assert_eq!(decoded, without_messages);
+    let segment =
+        Segment { version: 250, token: 70, agents: vec![("default".into(), vec![json("1"), json("\"é\"")])] };
+    let encoded = encode_segment(&segment);
+    assert_eq!(decode_segment("g/x~/1/1", &encoded), Ok(segment));
+    for cut in 0..encoded.len() {
+        assert!(decode_segment("g/x~/1/1", &encoded[..cut]).is_err());
+    }
+    assert!(decode_segment("g/x~/1/1", &bytes).is_err(), "a snapshot is not a segment");
 }

@@ -72,3 +72,71 @@ proptest! {
         prop_assert_eq!(rebuilt, expected);
     }
 }
+
+mod segments {
+    use std::collections::BTreeMap;
+
+    use agent_session::core::snapshot::next_snapshot;
+    use agent_session::core::{Event, SessionState, Snapshot, SnapshotRef};
+
+    fn message(agent: &str, text: &str) -> Event {
+        Event::Message { agent: agent.into(), data: text.into() }
+    }
+
+    fn state_of(events: &[Event]) -> SessionState {
+        let mut state = SessionState::default();
+        state.apply_all(events);
+        state
+    }
+
+    #[test]
+    fn a_snapshot_writes_only_the_messages_new_since_the_one_before() {
+        let first_events = [message("a", "1"), message("a", "2"), message("b", "x")];
+        let (segment, first) = next_snapshot(&SessionState::default(), &first_events, None, 3, 7, vec![5, 6, 7]);
+        let segment = segment.expect("new messages make a segment");
+        assert_eq!(segment.agents, vec![("a".into(), vec!["1".into(), "2".into()]), ("b".into(), vec!["x".into()])]);
+        assert_eq!(first.segments, vec![SnapshotRef { version: 3, token: 7 }]);
+        assert_eq!(first.counts, BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
+        assert!(first.state.agents.values().all(|a| a.messages.is_empty()), "no message in the snapshot itself");
+
+        // Later: state has 4 messages of a (2 committed since), the commit adds one more and a value.
+        let state =
+            state_of(&[message("a", "1"), message("a", "2"), message("b", "x"), message("a", "3"), message("a", "4")]);
+        let set = Event::StateSet { agent: "a".into(), key: "k".into(), data: "1".into() };
+        let (segment, second) = next_snapshot(&state, &[message("a", "5"), set], Some(&first), 9, 8, vec![8]);
+        assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["3".into(), "4".into(), "5".into()])]);
+        assert_eq!(second.segments, vec![SnapshotRef { version: 3, token: 7 }, SnapshotRef { version: 9, token: 8 }]);
+        assert_eq!(second.counts, BTreeMap::from([("a".into(), 5), ("b".into(), 1)]));
+        assert_eq!(second.state.agents["a"].state.get("k").map(|v| v.to_string()), Some("1".into()));
+        assert_eq!(second.previous, Some(SnapshotRef { version: 3, token: 7 }));
+
+        // Nothing new: no segment, the same segments named.
+        let (segment, third) = next_snapshot(
+            &state_of(&[message("a", "1")]),
+            &[],
+            Some(&Snapshot { counts: BTreeMap::from([("a".into(), 1)]), ..second.clone() }),
+            10,
+            9,
+            vec![9],
+        );
+        assert!(segment.is_none());
+        assert_eq!(third.segments, second.segments);
+    }
+
+    #[test]
+    fn after_a_snapshot_of_the_first_layout_the_next_segment_holds_every_message() {
+        let inline = Snapshot {
+            version: 2,
+            token: 1,
+            previous: None,
+            commits: vec![1, 1],
+            segments: Vec::new(),
+            counts: BTreeMap::new(),
+            state: SessionState::default(),
+        };
+        let state = state_of(&[message("a", "1"), message("a", "2")]);
+        let (segment, next) = next_snapshot(&state, &[message("a", "3")], Some(&inline), 3, 2, vec![2]);
+        assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["1".into(), "2".into(), "3".into()])]);
+        assert_eq!(next.segments, vec![SnapshotRef { version: 3, token: 2 }]);
+    }
+}

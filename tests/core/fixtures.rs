@@ -94,12 +94,22 @@ pub fn full_snapshot() -> Snapshot {
         token: 70,
         previous: Some(SnapshotRef { version: 200, token: 61 }),
         commits: vec![61, 61, 62, 63, 70],
+        segments: Vec::new(),
+        counts: BTreeMap::new(),
         state: SessionState { agents },
     }
 }
 
 pub fn empty_snapshot() -> Snapshot {
-    Snapshot { version: 1, token: 1, previous: None, commits: vec![1], state: SessionState::default() }
+    Snapshot {
+        version: 1,
+        token: 1,
+        previous: None,
+        commits: vec![1],
+        segments: Vec::new(),
+        counts: BTreeMap::new(),
+        state: SessionState::default(),
+    }
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib), written independently of the crate's.

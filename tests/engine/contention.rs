@@ -183,6 +183,7 @@ fn a_stale_holder_cannot_touch_what_the_head_names() {
             let mut want = vec![keys::batch_key("s", v + 1, t + 2)];
             if snapshot_every == 1 || (snapshot_every == 2 && (v + 1) % 2 == 0) {
                 want.push(keys::snapshot_key("s", v + 1, t + 2));
+                want.push(keys::segment_key("s", v + 1, t + 2));
             }
             want.sort();
             assert_eq!(new_keys, want, "skew {a_skew}, snapshots every {snapshot_every}");

@@ -175,3 +175,69 @@ fn fork_copies_the_state_at_a_version_and_starts_its_own_history() {
     assert!(matches!(error, CoreError::InvalidInput { .. }), "{error:?}");
     assert_eq!(world.dump(), before);
 }
+
+#[test]
+fn snapshots_do_not_grow_with_the_session_and_old_inline_snapshots_still_load() {
+    use agent_session::core::{codec, keys};
+    let world = World::new();
+    let store = world.store_with(Config { snapshot_every: 10, ..World::config("writer") }, 0);
+    let session = open(&store, "long");
+    let text = format!("\"{}\"", "m".repeat(200));
+    let mut snapshot_sizes = Vec::new();
+    for i in 0..400 {
+        turn(&session, &[&text, &text]);
+        let head = world.head("long");
+        if head.snapshot.map(|s| s.version) == Some(head.version) {
+            let at = head.snapshot.unwrap();
+            let dump = world.dump();
+            let size = lookup(&dump, &keys::snapshot_key("long", at.version, at.token)).unwrap().len();
+            snapshot_sizes.push((i, size));
+        }
+    }
+    assert!(snapshot_sizes.len() > 10, "{snapshot_sizes:?}");
+    // The messages (up to 800 of 200 bytes, 160 KB) are in segments; a snapshot holds the commit
+    // tokens since the one before and a reference per segment: a few hundred bytes.
+    assert!(snapshot_sizes.iter().all(|&(_, size)| size < 1024), "snapshot records stay small: {snapshot_sizes:?}");
+    // A fresh store loads the whole session from the newest snapshot's segments plus batches.
+    let fresh = open(&world.store("reader"), "long");
+    assert_eq!(fresh.message_count(None).unwrap(), 800);
+    assert_eq!(*fresh.state().unwrap(), *session.state().unwrap());
+    let old = block_on(fresh.at(123)).unwrap();
+    assert_eq!(old.state.agent("default").unwrap().messages.len(), 246);
+
+    // A session whose newest snapshot has the first layout (messages inline, as older builds
+    // wrote) loads, and the next snapshot puts every message in a segment.
+    let legacy = open(&store, "legacy");
+    for _ in 0..3 {
+        turn(&legacy, &["1"]);
+    }
+    let head = world.head("legacy");
+    let at = head.snapshot;
+    assert!(at.is_none(), "no snapshot yet at 3 commits");
+    let state = legacy.state().unwrap();
+    let inline = agent_session::core::Snapshot {
+        version: 3,
+        token: head.last_token,
+        previous: None,
+        commits: head.commits.clone(),
+        segments: Vec::new(),
+        counts: Default::default(),
+        state: (*state).clone(),
+    };
+    let key = keys::snapshot_key("legacy", 3, head.last_token);
+    block_on(world.mem.put(&key, codec::encode_snapshot(&inline).into(), agent_session::store::Expect::Any)).unwrap();
+    let rewritten = agent_session::core::Head {
+        snapshot: Some(agent_session::core::SnapshotRef { version: 3, token: head.last_token }),
+        commits: Vec::new(),
+        ..head
+    };
+    let head_key = keys::head_key("legacy");
+    block_on(world.mem.put(&head_key, codec::encode_head(&rewritten).into(), agent_session::store::Expect::Any))
+        .unwrap();
+    let reader = open(&world.store("legacy-reader"), "legacy");
+    assert_eq!(reader.message_count(None).unwrap(), 3);
+    for _ in 0..10 {
+        turn(&reader, &["2"]);
+    }
+    assert_eq!(open(&world.store("third"), "legacy").message_count(None).unwrap(), 13);
+}

@@ -143,7 +143,7 @@ pub fn stored_head(mem: &MemoryStore, id: &str) -> Option<Head> {
 }
 
 /// Every key that the stored head of `id` names, directly or through its snapshot chain: the head,
-/// the batch of every version 1..=head.version and every snapshot.
+/// the batch of every version 1..=head.version, every snapshot and the message segments they name.
 pub fn named_keys(mem: &MemoryStore, id: &str) -> Vec<String> {
     let head = stored_head(mem, id).expect("the session exists");
     let mut keys = vec![keys::head_key(id)];
@@ -160,6 +160,12 @@ pub fn named_keys(mem: &MemoryStore, id: &str) -> Vec<String> {
         let start = snapshot.previous.map_or(0, |p| p.version);
         for (i, token) in snapshot.commits.iter().enumerate() {
             tokens.insert(start + 1 + i as u64, *token);
+        }
+        for segment in &snapshot.segments {
+            let segment_key = keys::segment_key(id, segment.version, segment.token);
+            if !keys.contains(&segment_key) {
+                keys.push(segment_key);
+            }
         }
         keys.push(key);
         cursor = snapshot.previous;

@@ -123,7 +123,7 @@ describe("redisKv specifics", () => {
     for (let i = 0; i < 3; i++) await session.invoke((inv) => inv.appendMessage({ i }));
     const keys = await listAll(kv, "layout/");
     const kinds = new Set(keys.map((key) => key.slice("layout/".length, "layout/".length + 2)));
-    assert.deepEqual([...kinds].sort(), ["e/", "h/", "s/"], `keys: ${keys}`);
+    assert.deepEqual([...kinds].sort(), ["e/", "g/", "h/", "s/"], `keys: ${keys}`);
     const tags = new Set(keys.map((key) => redisKeyOf(key).slice(0, redisKeyOf(key).indexOf("}") + 1)));
     assert.equal(tags.size, 1, `tags: ${[...tags]}`);
     assert.notEqual([...tags][0], "{}");

@@ -1,0 +1,72 @@
+//! What a snapshot writes: the messages new since the snapshot before it, as one immutable segment,
+//! and a small record of state values, message counts and the segments that hold every message.
+//! Nothing written before is written again, so a snapshot's cost follows what changed, not the
+//! session's length (DESIGN.md "Storage layout"; docs/storage-layout.md).
+
+use std::collections::BTreeMap;
+
+use crate::core::event::{Event, SessionState};
+use crate::core::record::{Segment, Snapshot, SnapshotRef};
+
+/// The segment (if any message is new) and the snapshot of the commit that takes `state` (the
+/// state before it) to `version` with `events`, under `token`. `previous` is the snapshot before
+/// (state values not needed: its `segments` and `counts`), `commits` the tokens since it.
+pub fn next_snapshot(
+    state: &SessionState,
+    events: &[Event],
+    previous: Option<&Snapshot>,
+    version: u64,
+    token: u64,
+    commits: Vec<u64>,
+) -> (Option<Segment>, Snapshot) {
+    let mut after = SessionState { agents: BTreeMap::new() };
+    // State values after the commit (messages are counted, not copied).
+    for (agent, agent_state) in &state.agents {
+        after.agents.entry(agent.clone()).or_default().state = agent_state.state.clone();
+    }
+    let mut counts: BTreeMap<String, u64> =
+        state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
+    let mut appended: BTreeMap<&str, Vec<crate::core::Json>> = BTreeMap::new();
+    for event in events {
+        match event {
+            Event::Message { agent, data } => {
+                *counts.entry(agent.clone()).or_default() += 1;
+                after.agents.entry(agent.clone()).or_default();
+                appended.entry(agent).or_default().push(data.clone());
+            }
+            other => after.apply(other),
+        }
+    }
+    // A snapshot of the first layout (messages inline) covers nothing by segments.
+    let covered = |agent: &str| -> usize {
+        previous.filter(|p| !p.segments.is_empty()).and_then(|p| p.counts.get(agent)).map_or(0, |n| *n as usize)
+    };
+    let mut segment_agents = Vec::new();
+    for (agent, total) in &counts {
+        let from = covered(agent);
+        let committed = state.agent(agent).map_or(&[][..], |a| &a.messages[..]);
+        let mut messages: Vec<crate::core::Json> = committed.get(from..).unwrap_or_default().to_vec();
+        let new = appended.get(agent.as_str()).map_or(&[][..], Vec::as_slice);
+        let skip_new = from.saturating_sub(committed.len());
+        messages.extend(new.iter().skip(skip_new).cloned());
+        debug_assert_eq!(from + messages.len(), *total as usize);
+        if !messages.is_empty() {
+            segment_agents.push((agent.clone(), messages));
+        }
+    }
+    let mut segments = previous.map(|p| p.segments.clone()).unwrap_or_default();
+    let segment = (!segment_agents.is_empty()).then(|| {
+        segments.push(SnapshotRef { version, token });
+        Segment { version, token, agents: segment_agents }
+    });
+    let snapshot = Snapshot {
+        version,
+        token,
+        previous: previous.map(|p| SnapshotRef { version: p.version, token: p.token }),
+        commits,
+        segments,
+        counts,
+        state: after,
+    };
+    (segment, snapshot)
+}
