@@ -80,6 +80,12 @@ fn field(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// A version an adapter gave as a number, as the string JS makes of it (`String(n)`): done by JS,
+/// so the .wasm carries no float printing.
+fn js_number_text(number: &JsValue) -> String {
+    js_sys::JsString::from(number.clone()).into()
+}
+
 fn chunk_key(key: &str, index: usize) -> String {
     format!("{key}#{index}")
 }
@@ -176,7 +182,7 @@ impl HostKvStore {
         let version = field(returned, "version");
         let version = match (version.as_string(), version.as_f64()) {
             (Some(text), _) => text,
-            (None, Some(number)) => format!("{number}"),
+            (None, Some(_)) => js_number_text(&version),
             _ => return Err(Self::malformed(what, returned)),
         };
         Ok(Some(Entry { value: bytes, version }))
@@ -222,7 +228,7 @@ impl HostKvStore {
         let returned = self.call(&what, self.kv.kv_put(&self.full(key), &Uint8Array::from(value), &options)).await?;
         match (returned.as_string(), returned.as_f64()) {
             (Some(version), _) => Ok(Put::Written(version)),
-            (None, Some(number)) => Ok(Put::Written(format!("{number}"))),
+            (None, Some(_)) => Ok(Put::Written(js_number_text(&returned))),
             _ if returned.is_null() || returned.is_undefined() || returned == JsValue::FALSE => {
                 Ok(Put::Refused { current: None })
             }
