@@ -139,9 +139,13 @@ impl JsInvocation {
     /// Committed messages followed by this invocation's staged ones.
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
         let agent = agent_option(&options)?;
-        let staged = json_array(&self.inner.staged_messages(agent.as_deref())?)?;
+        let staged = self.inner.staged_messages(agent.as_deref())?;
         let committed = session_messages(&self.session.inner, Some(agent.as_deref().unwrap_or(self.inner.agent())))?;
-        Ok(freeze(&committed.concat(&staged)).into())
+        if staged.is_empty() {
+            // Nothing staged: the committed array itself, frozen and shared (no copy of the session).
+            return Ok(committed);
+        }
+        Ok(freeze(&committed.concat(&json_array(&staged)?)).into())
     }
 
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
