@@ -6,7 +6,7 @@
 //
 // The version lives in the key's metadata (`{ v }`), written with the value in one put.
 
-import { bytesOf as bytesOfValue, newVersion } from "./values.js";
+import { bytesOf, holds, newVersion, notAValue } from "./values.js";
 
 /** Workers KV refuses an `expirationTtl` under 60 seconds. */
 const MIN_TTL_MS = 60_000;
@@ -14,8 +14,6 @@ const MIN_TTL_MS = 60_000;
 const MAX_VALUE_BYTES = 25 * 1024 * 1024;
 /** Workers KV's largest list page. */
 const MAX_LIST = 1000;
-
-const bytesOf = (value) => bytesOfValue(value, "cloudflareKv");
 
 /**
  * A best-effort `HostKv` over a Workers KV namespace binding (`env.MY_KV`): `atomic: false`.
@@ -36,9 +34,6 @@ export function cloudflareKv(namespace) {
     return typeof metadata?.v === "string" ? metadata.v : "";
   }
 
-  const matches = (current, expected) =>
-    expected === undefined || (expected === null ? current === null : current === expected);
-
   return {
     capabilities: { atomic: false, maxValueBytes: MAX_VALUE_BYTES, minTtlMs: MIN_TTL_MS },
 
@@ -51,7 +46,8 @@ export function cloudflareKv(namespace) {
 
     async put(key, value, { expectedVersion, ttlMs } = {}) {
       const bytes = bytesOf(value);
-      if (expectedVersion !== undefined && !matches(await currentVersion(key), expectedVersion)) return null;
+      if (expectedVersion !== undefined && !holds(await currentVersion(key), expectedVersion)) return null;
+      if (bytes === undefined) throw notAValue("cloudflareKv", key);
       const version = newVersion();
       const options = { metadata: { v: version } };
       if (ttlMs !== undefined) options.expirationTtl = Math.ceil(Math.max(ttlMs, MIN_TTL_MS) / 1000);
@@ -61,7 +57,7 @@ export function cloudflareKv(namespace) {
 
     async delete(key, { expectedVersion } = {}) {
       const current = await currentVersion(key);
-      if (current === null || !matches(current, expectedVersion)) return false;
+      if (current === null || !holds(current, expectedVersion)) return false;
       await namespace.delete(key);
       return true;
     },

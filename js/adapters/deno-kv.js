@@ -1,8 +1,9 @@
 // HostKv over Deno KV: `Deno.openKv()` in Deno and on Deno Deploy, or `openKv()` of the `@deno/kv`
 // npm package (SQLite file, in-memory or remote) in Node. Only get, list and atomic() are called.
 //
-// Layout: each string key is ONE key part, under a namespace part: ["agent-session", key]. Deno KV's
-// own `prefix` lists match whole key parts (["agent-session", "h/a~"] is not under the prefix
+// Layout: each string key is ONE key part, under a namespace part: ["agent-session", key], and its
+// value is the bytes, a Uint8Array (a base64 string given to put is decoded first). Deno KV's own
+// `prefix` lists match whole key parts (["agent-session", "h/a~"] is not under the prefix
 // ["agent-session", "h/"]), so a string prefix is listed as the range [prefix, prefix + U+10FFFF)
 // of the second part, which holds exactly the strings starting with the prefix.
 //
@@ -23,7 +24,7 @@
 // tests/js/adapters/deno-kv.test.mjs), so it is retried, with a short random backoff, for up to
 // BUSY_RETRY_MS.
 
-import { maxValueBytesOf } from "./values.js";
+import { bytesOf, holds, maxValueBytesOf, notAValue } from "./values.js";
 
 /** The first key part of every key this adapter writes. */
 const NAMESPACE = "agent-session";
@@ -69,16 +70,27 @@ export function denoKv(kv, options = {}) {
     async get(key) {
       const entry = await kv.get(keyOf(key));
       if (entry.versionstamp === null) return null;
-      return { value: entry.value, version: entry.versionstamp };
+      const value = bytesOf(entry.value);
+      if (value === undefined) {
+        throw new Error(`denoKv: the value at ${JSON.stringify(String(key))} is not bytes; was it written by something else?`);
+      }
+      return { value, version: entry.versionstamp };
     },
 
     async put(key, value, options = {}) {
       const { expectedVersion, ttlMs } = options;
       if (typeof expectedVersion === "string" && !VERSIONSTAMP.test(expectedVersion)) return null;
+      const bytes = bytesOf(value);
+      if (bytes === undefined) {
+        // Not a value, so nothing is written: a refused condition still answers null (one read
+        // decides it), and only a condition that holds meets the TypeError.
+        if (expectedVersion !== undefined && !holds((await kv.get(keyOf(key))).versionstamp, expectedVersion)) return null;
+        throw notAValue("denoKv", key);
+      }
       const result = await commit(() => {
         const op = kv.atomic();
         if (expectedVersion !== undefined) op.check({ key: keyOf(key), versionstamp: expectedVersion });
-        return op.set(keyOf(key), value, ttlMs > 0 ? { expireIn: Math.ceil(ttlMs) } : undefined);
+        return op.set(keyOf(key), bytes, ttlMs > 0 ? { expireIn: Math.ceil(ttlMs) } : undefined);
       });
       return result.ok ? result.versionstamp : null;
     },

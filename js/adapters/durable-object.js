@@ -17,7 +17,7 @@
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
 
 import { SerialQueues } from "../frameworks/serial-queue.js";
-import { bytesOf as bytesOfValue, maxValueBytesOf, newVersion } from "./values.js";
+import { bytesOf, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Keys of the version records: U+10FFFF sorts after every other key, so they never interleave. */
 const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
@@ -29,11 +29,11 @@ const PAGE = 128;
 /** The queue of writes per storage object, shared by every adapter over it. */
 const writeQueues = new SerialQueues();
 
-const bytesOf = (value) => bytesOfValue(value, "durableObjectKv");
-
-/** `value` as storage should keep it: a view of a larger buffer is copied, or the whole buffer would be stored. */
+/** `value` as storage should keep it (a view of a larger buffer is copied, or the whole buffer would
+ * be stored), or undefined when it is not a value (see `bytesOf`). */
 function ownBytes(value) {
   const bytes = bytesOf(value);
+  if (bytes === undefined) return undefined;
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
 
@@ -65,8 +65,7 @@ export function durableObjectKv(storage, options = {}) {
     return { value, version };
   }
 
-  const matches = (current, expected) =>
-    expected === undefined || (expected === null ? current === null : current !== null && current.version === expected);
+  const matches = (current, expected) => holds(current === null ? null : current.version, expected);
 
   return {
     capabilities: { atomic: true, maxValueBytes },
@@ -84,6 +83,8 @@ export function durableObjectKv(storage, options = {}) {
           // `reportCurrent`: say what is there instead of null, which saves the store a read.
           if (!matches(current, expectedVersion)) return reportCurrent ? { current } : null;
         }
+        // Not a value: only a condition that holds (or none) meets the TypeError; nothing is written.
+        if (bytes === undefined) throw notAValue("durableObjectKv", key);
         await txn.put({ [key]: bytes, [VERSION + key]: version });
         return version;
       });

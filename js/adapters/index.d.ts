@@ -7,6 +7,27 @@
 
 import type { HostKv } from "../index.js";
 
+/**
+ * The HostKv value rule, which the engine and every adapter below hold (HostKv is declared in
+ * ../index.d.ts; tests/js/adapters/contract.mjs checks the rule on every adapter):
+ *
+ * - A value is bytes, given as a `Uint8Array` (the bytes of its view only) or as a string that is
+ *   their standard base64: RFC 4648 section 4, alphabet `A-Z a-z 0-9 + /`, padded with `=` to a
+ *   multiple of 4 characters, nothing else in it (no whitespace, no line breaks, not base64url).
+ *   The string means the bytes it decodes to, never the text itself (the engine decodes it with
+ *   `fromBase64` of js/runtime.js; non-zero pad bits are ignored, as `atob` does).
+ * - `get(key)` resolves to `{ value, version }` with `value` in either form, the two meaning the
+ *   same bytes. The adapters of this package always return a `Uint8Array` of the stored bytes.
+ * - `put(key, value, options)` takes either form and stores the bytes: a get then returns those
+ *   bytes, whichever form the put was given.
+ * - Any other value given to `put` (a string that is not standard base64, or anything that is not a
+ *   `Uint8Array` or a string) is refused with a `TypeError` (the promise rejects), and it never
+ *   writes anything. The compare-and-set condition comes first: when `expectedVersion` does not
+ *   hold, the put resolves to `null` (or `{ current }` when asked by `reportCurrent`) as any refused
+ *   put does, without looking at the value; only a put whose condition holds, or that has none,
+ *   rejects with the `TypeError`. For such a put the condition may be decided by a plain read of
+ *   the key, since nothing is written after it.
+ */
 export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities } from "../index.js";
 
 /** Options of the adapters that have a per-value size limit. */

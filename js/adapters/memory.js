@@ -9,7 +9,7 @@
 // never gets a version it had before. Values are copied in and out, so nobody can change stored
 // bytes through a reference. A key put with `ttlMs` is absent from the moment it expires.
 
-import { bytesOf } from "./values.js";
+import { bytesOf, holds, notAValue } from "./values.js";
 
 /** Versions: one counter for the realm, so none repeats for any key of any memoryKv. */
 let lastVersion = 0;
@@ -38,11 +38,7 @@ export function memoryKv() {
     return entry;
   }
 
-  function matches(entry, expected) {
-    if (expected === undefined) return true;
-    if (expected === null) return entry === undefined;
-    return entry !== undefined && entry.version === expected;
-  }
+  const matches = (entry, expected) => holds(entry === undefined ? null : entry.version, expected);
 
   return {
     capabilities: Object.freeze({ atomic: true }),
@@ -54,17 +50,18 @@ export function memoryKv() {
 
     async put(key, value, options = {}) {
       key = String(key);
-      const bytes = bytesOf(value, `memoryKv: put("${key}")`).slice();
+      const bytes = bytesOf(value);
       const current = live(key);
       if (!matches(current, options.expectedVersion)) {
         // `reportCurrent`: say what is there instead, which saves the store a read after a lost race.
         if (!options.reportCurrent) return null;
         return { current: current === undefined ? null : { value: current.value.slice(), version: current.version } };
       }
+      if (bytes === undefined) throw notAValue("memoryKv", key);
       const version = newVersion();
       const ttl = options.ttlMs;
       const expiresAt = typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined;
-      entries.set(key, { value: bytes, version, expiresAt });
+      entries.set(key, { value: bytes.slice(), version, expiresAt });
       return version;
     },
 

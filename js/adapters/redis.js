@@ -16,7 +16,10 @@
 // Compare-and-set and delete-if-version are each ONE Lua script (EVALSHA, falling back to EVAL the
 // first time a server has not seen it): read the version, compare, write value + version and set
 // the TTL (PEXPIRE) in the same script, so nothing can come between the compare and the write.
-// A read is one HMGET of both fields.
+// A read is one HMGET of both fields. The value goes to Redis as the bytes (a base64 string given to
+// put is decoded first) and comes back as the bytes: both clients are asked for bulk strings as
+// Buffers, and a reply that comes back as text anyway is an error, never read as UTF-8 (that would
+// change every byte sequence that is not valid UTF-8).
 //
 // list() is SCAN with MATCH on the escaped prefix, over every master of a cluster, then sorted: SCAN
 // visits keys in no useful order and may return one twice, so each page scans the whole keyspace
@@ -25,7 +28,7 @@
 // in begin or commit. (A sorted-set index would sort for free, but a global index key lives in
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
-import { bytesOf, maxValueBytesOf, newVersion } from "./values.js";
+import { bytesOf, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Compare-and-set. KEYS[1]: the key. ARGV: mode ("any" | "absent" | "match"), expected version,
  * value, new version, TTL in ms ("" for none), "1" to report the current entry on a failed condition.
@@ -140,11 +143,19 @@ function driverOf(client) {
   );
 }
 
-/** `value` as a Redis argument: a Buffer over the same bytes where Buffer exists. */
-function argOf(value) {
-  const bytes = bytesOf(value, "redisKv");
+/** `bytes` as a Redis argument: a Buffer over the same bytes where Buffer exists. */
+function argOf(bytes) {
   const Buffer = globalThis.Buffer;
   return Buffer ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+}
+
+/** The bytes of a bulk string reply. The driver asks for Buffers; text here means the client (or a
+ * wrapper around it) dropped that option, and the bytes cannot be recovered from it. */
+function bytesOfReply(reply) {
+  if (reply instanceof Uint8Array) return new Uint8Array(reply);
+  throw new Error(
+    "redisKv: the client answered a value as text, not bytes; pass redisKv the client itself (a wrapper must pass on the options of sendCommand: returnBuffers / typeMapping)",
+  );
 }
 
 /**
@@ -171,24 +182,37 @@ export function redisKv(client, options = {}) {
   /** `{ value, version }` from Redis replies, or null when either is missing. */
   function entryOf(value, version) {
     if (version == null || value == null) return null;
-    return { value: typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value), version: text(version) };
+    return { value: bytesOfReply(value), version: text(version) };
+  }
+
+  /** What HMGET reads of `key`: `{ value, version }`, or null. */
+  async function read(key) {
+    const redisKey = redisKeyOf(String(key));
+    const [value, version] = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
+    return entryOf(value, version);
   }
 
   return {
     capabilities: Object.freeze(maxValueBytes === undefined ? { atomic: true } : { atomic: true, maxValueBytes }),
 
-    async get(key) {
-      const redisKey = redisKeyOf(String(key));
-      const [value, version] = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
-      return entryOf(value, version);
-    },
+    get: read,
 
     async put(key, value, options = {}) {
       const { expectedVersion, ttlMs } = options;
+      const bytes = bytesOf(value);
+      if (bytes === undefined) {
+        // Not a value, so nothing is written: a refused condition still answers as it would for a
+        // value (one read decides it), and only a condition that holds meets the TypeError.
+        if (expectedVersion !== undefined) {
+          const current = await read(key);
+          if (!holds(current?.version ?? null, expectedVersion)) return options.reportCurrent ? { current } : null;
+        }
+        throw notAValue("redisKv", key);
+      }
       const mode = expectedVersion === undefined ? "any" : expectedVersion === null ? "absent" : "match";
       const ttl = ttlMs > 0 ? String(Math.ceil(ttlMs)) : "";
       const report = options.reportCurrent ? "1" : "";
-      const reply = await evaluate(PUT, String(key), [mode, expectedVersion ?? "", argOf(value), newVersion(), ttl, report]);
+      const reply = await evaluate(PUT, String(key), [mode, expectedVersion ?? "", argOf(bytes), newVersion(), ttl, report]);
       // `reportCurrent`: a refused put says what is there, which saves the store a read.
       if (Array.isArray(reply)) return { current: entryOf(reply[1], reply[0]) };
       return reply == null ? null : text(reply);

@@ -8,12 +8,29 @@ export function newVersion() {
   return toBase64Url(bytes);
 }
 
-/** The bytes of a value: a Uint8Array, or a string holding them in base64 (the HostKv contract). */
-export function bytesOf(value, adapter) {
+/**
+ * The bytes of a value given to `put`, by the HostKv value rule (js/adapters/index.d.ts): a
+ * Uint8Array is the bytes (of its view only), a string is their standard base64. Undefined for
+ * anything else, a string that is not standard base64 included: the adapter then checks the put's
+ * condition first and throws `notAValue(...)` only where it holds, writing nothing either way.
+ */
+export function bytesOf(value) {
   if (value instanceof Uint8Array) return value;
-  const bytes = typeof value === "string" ? fromBase64(value) : undefined;
-  if (bytes === undefined) throw new TypeError(`${adapter}: a value must be a Uint8Array or a base64 string`);
-  return bytes;
+  return typeof value === "string" ? fromBase64(value) : undefined;
+}
+
+/** The TypeError of a put whose value `bytesOf` refused (thrown once the put's condition has held). */
+export function notAValue(adapter, key) {
+  return new TypeError(
+    `${adapter}: put(${JSON.stringify(String(key))}): a value must be a Uint8Array or a standard base64 string (RFC 4648, padded)`,
+  );
+}
+
+/** Whether a put or delete's `expectedVersion` holds for a key whose version is `version` (null: absent). */
+export function holds(version, expectedVersion) {
+  if (expectedVersion === undefined) return true;
+  if (expectedVersion === null) return version === null;
+  return version !== null && version === expectedVersion;
 }
 
 /** Below this SessionStore.kv refuses to chunk a record (src/store/host_kv.rs, `put`). */

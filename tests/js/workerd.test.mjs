@@ -91,17 +91,20 @@ async function remoteKv(currentMf, backend) {
     while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
     const encoded = args.map((arg) => (arg instanceof Uint8Array ? { $bytes: Buffer.from(arg).toString("base64") } : arg));
     const { status, body } = await call(currentMf(), "POST", `/kv-rpc?backend=${backend}`, { method, args: encoded });
-    if (status !== 200) throw new Error(`${method}() failed in workerd: ${JSON.stringify(body)}`);
+    // A TypeError in workerd stays one here (the contract checks which error a put throws).
+    if (status !== 200) throw new (body?.name === "TypeError" ? TypeError : Error)(`${method}() failed in workerd: ${JSON.stringify(body)}`);
     return body.result;
   };
+  // An entry's value comes back as {$bytes} for a Uint8Array, as itself for a string (the rule's base64).
+  const entryOf = (entry) =>
+    entry === null || typeof entry.value !== "object" ? entry : { ...entry, value: Uint8Array.from(Buffer.from(entry.value.$bytes, "base64")) };
   return {
     capabilities: await rpc("capabilities"),
-    async get(key) {
-      const entry = await rpc("get", key);
-      if (entry === null || typeof entry.value !== "object") return entry;
-      return { ...entry, value: Uint8Array.from(Buffer.from(entry.value.$bytes, "base64")) };
+    get: async (key) => entryOf(await rpc("get", key)),
+    async put(key, value, options) {
+      const result = await rpc("put", key, value, options);
+      return result !== null && typeof result === "object" ? { current: entryOf(result.current) } : result;
     },
-    put: (key, value, options) => rpc("put", key, value, options),
     delete: (key, options) => rpc("delete", key, options),
     list: (prefix, options) => rpc("list", prefix, options),
   };

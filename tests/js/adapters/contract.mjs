@@ -4,6 +4,10 @@
 //
 // The contract (what SessionStore.kv relies on):
 // - get(key) -> { value: Uint8Array | base64 string, version: string } | null
+// - values (the rule of js/adapters/index.d.ts): bytes, as a Uint8Array or as their standard base64
+//   (RFC 4648, padded); put takes either and stores the bytes, get returns either; any other value
+//   given to put is a TypeError, but only once its condition holds (a refused condition resolves to
+//   null as always), and it writes nothing
 // - put(key, value, { expectedVersion?, ttlMs? }) -> new version | null (condition failed, nothing
 //   written); expectedVersion undefined = unconditional, null = must not exist, string = must equal
 // - versions are opaque, change on every write, and never repeat for a key, even after delete
@@ -17,7 +21,7 @@ import { describe, test } from "node:test";
 /** The bytes of a `get` result's value (a string value is standard base64 of the bytes). */
 export function bytesOf(value) {
   if (typeof value === "string") {
-    assert.match(value, /^[A-Za-z0-9+/]*={0,2}$/, "a string value must be standard base64");
+    assert.ok(/^[A-Za-z0-9+/]*={0,2}$/.test(value) && value.length % 4 === 0, `a string value must be standard base64, got ${JSON.stringify(value.slice(0, 40))}`);
     return Uint8Array.from(Buffer.from(value, "base64"));
   }
   assert.ok(value instanceof Uint8Array, `a value must be a Uint8Array or a base64 string, got ${Object.prototype.toString.call(value)}`);
@@ -25,6 +29,44 @@ export function bytesOf(value) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const base64 = (bytes) => Buffer.from(bytes).toString("base64");
+
+/** Bytes that are not UTF-8: a lone continuation byte, truncated and overlong sequences, surrogates,
+ * bytes UTF-8 never uses, a sequence cut off at the end. A UTF-8 reading changes every one of them. */
+const NOT_UTF8 = new Uint8Array([
+  0x80, 0x41, 0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x90, 0x28, 0xbc, 0xc0, 0x80, 0xed, 0xa0, 0x80,
+  0xed, 0xbf, 0xbf, 0xf8, 0x88, 0x80, 0x80, 0x80, 0xfe, 0xff, 0xf4, 0x90, 0x80, 0x80, 0x00, 0xe2, 0x82,
+]);
+
+/** Values `put` must refuse with a TypeError: strings that are not standard padded base64, and things
+ * that are neither a Uint8Array nor a string (each survives the JSON of the workerd RPC as itself). */
+const NOT_VALUES = {
+  "text": "not base64!",
+  "3 characters": "abc",
+  "unpadded": "YQ",
+  "over-padded": "YQ===",
+  "padding inside": "YQ==YQ==",
+  "= inside": "AB=C",
+  "base64url": "-_8=",
+  "a line break": "AAAA\nAAAA",
+  "a space": "AAAA AAAA",
+  "non-ASCII": "éé==",
+  "a number": 42,
+  "null": null,
+  "an array of bytes": [1, 2, 3],
+  "an object": {},
+};
+
+/** The error `fn()` threw or rejected with (a HostKv may do either), or fails when it did neither. */
+async function refusal(fn, message) {
+  try {
+    await fn();
+  } catch (error) {
+    return error;
+  }
+  assert.fail(`${message}: resolved instead of throwing`);
+}
 
 /** Every key under `prefix`, following cursors; checks each page on the way. */
 export async function listAll(kv, prefix, limit) {
@@ -113,6 +155,130 @@ export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true
         assert.equal(typeof (await kv.put(key, value)), "string", label);
         assert.deepEqual(bytesOf((await kv.get(key)).value), Uint8Array.from(value), label);
       }
+    }));
+
+    test("value rule: a base64 string is the bytes it encodes; get returns those bytes, never the text", withKv(async (kv, ns) => {
+      const every = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const bytes = {
+        empty: new Uint8Array(0),
+        zero: new Uint8Array([0]),
+        ff: new Uint8Array([0xff]),
+        two: new Uint8Array([0xfb, 0xff]),
+        text: new TextEncoder().encode("hello"),
+        every,
+        notUtf8: NOT_UTF8,
+      };
+      for (const [label, value] of Object.entries(bytes)) {
+        const key = `${ns}e/b64~/${label}`;
+        const version = await kv.put(key, base64(value));
+        assert.equal(typeof version, "string", label);
+        const entry = await kv.get(key);
+        assert.deepEqual(bytesOf(entry.value), value, `${label}: get returns the bytes the string encodes`);
+        assert.equal(entry.version, version, label);
+      }
+      // The two forms write the same thing: a compare-and-set chain may mix them.
+      const key = `${ns}h/mixed~`;
+      const v1 = await kv.put(key, every, { expectedVersion: null });
+      const v2 = await kv.put(key, base64(NOT_UTF8), { expectedVersion: v1 });
+      assert.equal(typeof v2, "string");
+      assert.equal(await kv.put(key, base64(every), { expectedVersion: v1 }), null, "a string value does not bypass the compare");
+      assert.deepEqual(bytesOf((await kv.get(key)).value), NOT_UTF8);
+      const v3 = await kv.put(key, new Uint8Array([7]), { expectedVersion: v2 });
+      assert.deepEqual(bytesOf((await kv.get(key)).value), new Uint8Array([7]));
+      assert.equal((await kv.get(key)).version, v3);
+    }));
+
+    test("value rule: bytes that are not UTF-8 round-trip exactly, put as bytes or as base64", withKv(async (kv, ns) => {
+      for (const [label, value] of [["bytes", NOT_UTF8], ["base64", base64(NOT_UTF8)]]) {
+        for (let cut = 0; cut < 4; cut++) {
+          // Cut at every offset of a 4-byte window, so each sequence also ends up at the value's end.
+          const key = `${ns}e/utf8~/${label}/${cut}`;
+          const expected = NOT_UTF8.subarray(0, NOT_UTF8.length - cut);
+          const put = typeof value === "string" ? base64(expected) : expected;
+          assert.equal(typeof (await kv.put(key, put)), "string", `${label} ${cut}`);
+          const got = (await kv.get(key)).value;
+          assert.deepEqual(bytesOf(got), Uint8Array.from(expected), `${label} ${cut}`);
+        }
+      }
+    }));
+
+    test("value rule: a put of a value that is not one rejects with TypeError and writes nothing, where its condition holds", withKv(async (kv, ns) => {
+      const existing = `${ns}h/bad-existing~`;
+      const absent = `${ns}h/bad-absent~`;
+      const version = await kv.put(existing, new Uint8Array([1, 2, 3]));
+      const unchanged = async (label) => {
+        const entry = await kv.get(existing);
+        assert.deepEqual(bytesOf(entry.value), new Uint8Array([1, 2, 3]), `${label}: the value is unchanged`);
+        assert.equal(entry.version, version, `${label}: the version is unchanged`);
+        assert.equal(await kv.get(absent), null, `${label}: nothing was created`);
+      };
+      for (const [label, value] of Object.entries(NOT_VALUES)) {
+        for (const [how, key, options] of [
+          ["unconditional, existing key", existing, undefined],
+          ["unconditional, absent key", absent, undefined],
+          ["expectedVersion matching", existing, { expectedVersion: version }],
+          ["expectedVersion null, absent key", absent, { expectedVersion: null }],
+          ["expectedVersion matching, with ttlMs", existing, { expectedVersion: version, ttlMs: 3_600_000 }],
+        ]) {
+          const error = await refusal(() => kv.put(key, value, options), `${label}, ${how}`);
+          assert.ok(error instanceof TypeError, `${label}, ${how}: a TypeError, got ${error?.name}: ${error?.message}`);
+          await unchanged(`${label}, ${how}`);
+        }
+      }
+    }));
+
+    test("value rule: a put of a value that is not one, whose condition does not hold, resolves to null (refused) without throwing", withKv(async (kv, ns) => {
+      const existing = `${ns}h/refused-existing~`;
+      const absent = `${ns}h/refused-absent~`;
+      const stale = await kv.put(existing, new Uint8Array([0]));
+      const version = await kv.put(existing, new Uint8Array([1, 2, 3]), { expectedVersion: stale });
+      for (const [label, value] of Object.entries(NOT_VALUES)) {
+        for (const [how, key, expectedVersion] of [
+          ["a stale version", existing, stale],
+          ["a version it never had", existing, "no-such-version"],
+          ["null, the key exists", existing, null],
+          ["a version, the key is absent", absent, version],
+        ]) {
+          let result;
+          try {
+            result = await kv.put(key, value, { expectedVersion });
+          } catch (error) {
+            assert.fail(`${label}, expectedVersion ${how}: threw ${error?.name}: ${error?.message} instead of resolving to null`);
+          }
+          assert.equal(result, null, `${label}, expectedVersion ${how}`);
+        }
+        const entry = await kv.get(existing);
+        assert.deepEqual(bytesOf(entry.value), new Uint8Array([1, 2, 3]), label);
+        assert.equal(entry.version, version, label);
+        assert.equal(await kv.get(absent), null, label);
+      }
+    }));
+
+    test("value rule: a value put as a string reads back as its bytes, from get and from a refused put's report", withKv(async (kv, ns) => {
+      const key = `${ns}h/string-put~`;
+      // Text that is also base64: the stored value is what it decodes to, not its characters.
+      const version = await kv.put(key, "aGVsbG8=", { expectedVersion: null });
+      const entry = await kv.get(key);
+      assert.deepEqual(bytesOf(entry.value), new TextEncoder().encode("hello"));
+      assert.equal(entry.version, version);
+      // A refused put may report what is there ({ current }, when the adapter can); the same bytes.
+      for (const value of [new Uint8Array([9]), "CQ==", "not base64!"]) {
+        const refused = await kv.put(key, value, { expectedVersion: "stale", reportCurrent: true });
+        if (refused === null) continue;
+        assert.equal(refused.current.version, version);
+        assert.deepEqual(bytesOf(refused.current.value), new TextEncoder().encode("hello"));
+      }
+      const absent = await kv.put(`${ns}h/string-absent~`, "CQ==", { expectedVersion: "stale", reportCurrent: true });
+      assert.ok(absent === null || (typeof absent === "object" && absent.current === null), `refused on an absent key: ${JSON.stringify(absent)}`);
+      assert.deepEqual(bytesOf((await kv.get(key)).value), new TextEncoder().encode("hello"), "nothing was written");
+    }));
+
+    test("value rule: a base64 string of maxValueBytes bytes is stored (the limit counts bytes, not characters)", withKv(async (kv, ns) => {
+      const size = Math.min(kv.capabilities.maxValueBytes ?? 256 * 1024, 1024 * 1024);
+      const value = new Uint8Array(size).map((_, i) => (i * 13 + 5) % 256);
+      const key = `${ns}e/big64~/0000000000000001/0000000000000001#0`;
+      assert.equal(typeof (await kv.put(key, base64(value))), "string");
+      assert.deepEqual(bytesOf((await kv.get(key)).value), value);
     }));
 
     test("a value of exactly maxValueBytes is stored (the store chunks at that size)", withKv(async (kv, ns) => {

@@ -62,6 +62,26 @@ test("denoKv: each key is one key part under [\"agent-session\"], the value its 
   }
 });
 
+test("denoKv: a base64 string put is stored as its bytes; a stored string reads as bytes, anything else is an error", async () => {
+  const db = await openKv("");
+  try {
+    const kv = denoKv(db);
+    await kv.put("h/string~", "AP8=");
+    const raw = await db.get(["agent-session", "h/string~"]);
+    assert.ok(raw.value instanceof Uint8Array, "stored as bytes, not as the base64 text");
+    assert.deepEqual(Uint8Array.from(raw.value), new Uint8Array([0, 255]));
+    // A string value stored by an earlier denoKv (which kept a string as it was given).
+    await db.set(["agent-session", "h/old~"], "AQID");
+    assert.deepEqual((await kv.get("h/old~")).value, new Uint8Array([1, 2, 3]));
+    await db.set(["agent-session", "h/foreign~"], { not: "bytes" });
+    await assert.rejects(kv.get("h/foreign~"), /not bytes/);
+    await db.set(["agent-session", "h/text~"], "plain text");
+    await assert.rejects(kv.get("h/text~"), /not bytes/);
+  } finally {
+    db.close();
+  }
+});
+
 test("denoKv: ttlMs is passed to Deno KV as expireIn", async () => {
   const db = await openKv("");
   try {

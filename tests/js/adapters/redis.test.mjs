@@ -153,6 +153,44 @@ describe("redisKv specifics", () => {
     await assert.rejects(kv.put("foreign/h/a~", new Uint8Array([1]), { expectedVersion: null }), /WRONGTYPE/);
   });
 
+  test("a value comes back as the stored bytes; a client that answers text is an error, never read as UTF-8", async () => {
+    const notUtf8 = new Uint8Array([0xc3, 0x28, 0xff, 0x00, 0x80, 0xed, 0xa0, 0x80]);
+    for (const [name, client] of [["node-redis", nodeRedis], ["ioredis", ioredis]]) {
+      const key = `text/h/${name}~`;
+      const version = await redisKv(client).put(key, Buffer.from(notUtf8).toString("base64"));
+      const raw = await ioredis.hgetBuffer(redisKeyOf(key), "value");
+      assert.deepEqual(Uint8Array.from(raw), notUtf8, `${name}: Redis holds the bytes, not the base64 text`);
+      assert.deepEqual((await redisKv(client).get(key)).value, notUtf8, name);
+    }
+    // Wrappers that drop what redisKv asks for (Buffers), so the clients answer bulk strings as text.
+    const textOnly = [
+      ["node-redis", { sendCommand: (args) => nodeRedis.sendCommand(args) }],
+      ["ioredis", { callBuffer: (...args) => ioredis.call(...args) }],
+    ];
+    for (const [name, client] of textOnly) {
+      const kv = redisKv(client);
+      const key = `text/h/${name}~`;
+      await assert.rejects(kv.get(key), /answered a value as text/, name);
+      await assert.rejects(kv.put(key, new Uint8Array([1]), { expectedVersion: "stale", reportCurrent: true }), /answered a value as text/, name);
+    }
+  });
+
+  test("a put of a value that is not one writes nothing and runs no script: at most one HMGET decides its condition", async () => {
+    const { client, commands } = counting(nodeRedis);
+    const kv = redisKv(client);
+    const version = await kv.put("notvalue/h/a~", new Uint8Array([1]));
+    commands.length = 0;
+    await assert.rejects(kv.put("notvalue/h/a~", "not base64!"), TypeError);
+    assert.deepEqual(commands.splice(0), [], "unconditional: refused before any command");
+    await assert.rejects(kv.put("notvalue/h/a~", "not base64!", { expectedVersion: version }), TypeError);
+    assert.equal(await kv.put("notvalue/h/a~", "not base64!", { expectedVersion: "stale" }), null);
+    assert.deepEqual(await kv.put("notvalue/h/a~", "YQ", { expectedVersion: null, reportCurrent: true }), {
+      current: { value: new Uint8Array([1]), version },
+    });
+    assert.deepEqual(commands.splice(0), ["HMGET", "HMGET", "HMGET"]);
+    assert.equal((await kv.get("notvalue/h/a~")).version, version);
+  });
+
   test("the adapter never closes the client", async () => {
     const client = await createClient({ url: server.url }).connect();
     const kv = redisKv(client);

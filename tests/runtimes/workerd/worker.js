@@ -124,15 +124,17 @@ function toBase64(bytes) {
 }
 const decode = (arg) => (arg !== null && typeof arg === "object" && "$bytes" in arg ? Uint8Array.from(atob(arg.$bytes), (c) => c.charCodeAt(0)) : arg);
 
+/** An entry of get (or the `current` of a refused put) with a Uint8Array value as `{ $bytes }`; a string value as it is. */
+const encodeEntry = (entry) =>
+  entry === null || !(entry.value instanceof Uint8Array) ? entry : { ...entry, value: { $bytes: toBase64(entry.value) } };
+
 /** One HostKv call, `{ method, args }`, on `kv`; a Uint8Array value is sent back as `{ $bytes }`. */
 async function kvRpc(kv, { method, args }) {
   if (method === "capabilities") return { result: kv.capabilities };
   if (!["get", "put", "delete", "list"].includes(method)) throw new Error(`no HostKv method ${method}`);
   const result = await kv[method](...args.map(decode));
-  if (method === "get" && result !== null) {
-    const value = result.value instanceof Uint8Array ? { $bytes: toBase64(result.value) } : result.value;
-    return { result: { ...result, value } };
-  }
+  if (method === "get") return { result: encodeEntry(result) };
+  if (method === "put" && result !== null && typeof result === "object") return { result: { current: encodeEntry(result.current) } };
   return { result };
 }
 
