@@ -9,7 +9,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
 
 use crate::bindings::errors::JsResult;
-use crate::bindings::host::{freeze, from_json_text, make_error};
+use crate::bindings::host::{append_json_texts, freeze, from_json_text, make_error};
 use crate::core::{AgentState, Json, SessionState, DEFAULT_AGENT};
 use crate::engine::Session;
 
@@ -34,12 +34,15 @@ fn read_cache(session: &Session) -> std::rc::Rc<ReadCache> {
 }
 
 pub fn parse(text: &str) -> JsResult<JsValue> {
-    from_json_text(text).map_err(|cause| {
-        let fields = Object::new();
-        let _ = Reflect::set(&fields, &"key".into(), &"(value)".into());
-        let _ = Reflect::set(&fields, &"cause".into(), &cause);
-        make_error("CORRUPT_RECORD", "a stored value is not valid JSON", &fields)
-    })
+    from_json_text(text).map_err(not_json)
+}
+
+/// The error of stored text that is not JSON.
+fn not_json(cause: JsValue) -> JsValue {
+    let fields = Object::new();
+    let _ = Reflect::set(&fields, &"key".into(), &"(value)".into());
+    let _ = Reflect::set(&fields, &"cause".into(), &cause);
+    make_error("CORRUPT_RECORD", "a stored value is not valid JSON", &fields)
 }
 
 /// The committed messages of `agent`, as one frozen array shared between calls until it grows.
@@ -53,10 +56,28 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
         items.set_length(0);
     }
     if items.length() as usize != count || frozen.is_none() {
-        for text in session.messages_from(Some(agent), items.length() as usize)? {
-            items.push(&parse(&text)?);
+        let tail = session.messages_from(Some(agent), items.length() as usize)?;
+        let mut texts = String::with_capacity(tail.iter().map(|text| text.len() + 1).sum());
+        for (index, text) in tail.iter().enumerate() {
+            if index > 0 {
+                texts.push(',');
+            }
+            texts.push_str(text);
         }
-        *frozen = Some(freeze(&items.slice(0, items.length())).into());
+        let length = items.length();
+        match append_json_texts(items, &texts) {
+            // Each text is one JSON value (they were written by JSON.stringify): a count that does
+            // not add up means a stored text was not.
+            Ok(copy) if items.length() as usize == count => *frozen = Some(copy),
+            Ok(_) => {
+                items.set_length(length);
+                return Err(not_json(JsValue::from_str("a stored message is not one JSON value")));
+            }
+            Err(cause) => {
+                items.set_length(length);
+                return Err(not_json(cause));
+            }
+        }
     }
     Ok(frozen.clone().unwrap_or_default())
 }
