@@ -461,9 +461,13 @@ export interface HostKvCapabilities {
   minTtlMs?: number;
 }
 
+/** A key -> bytes store with compare-and-set on one key. A value is bytes, given as a `Uint8Array`
+ * or as a string that is their standard base64 (RFC 4648, padded), both ways; `put` checks its
+ * condition first, and a value of any other form is a `TypeError` that writes nothing (the whole
+ * rule: `HostKv` in `agent-session/adapters`). */
 export interface HostKv {
+  /** The value (bytes, or their base64) and version under `key`, or `null`. */
   get(key: string): Promise<HostKvEntry | null>;
-  /** Resolves to the new version, or `null` when `expectedVersion` did not match. */
   /** The new version; `null` when `expectedVersion` did not hold, or, when the store passed
    * `reportCurrent: true` and the adapter can say it cheaply, `{ current }`: what the key holds. */
   put(
