@@ -128,17 +128,17 @@ impl JsSession {
 
     #[wasm_bindgen(getter, js_name = createdAt)]
     pub fn created_at(&self) -> f64 {
-        self.inner.head().created_at as f64
+        self.inner.times().0 as f64
     }
 
     #[wasm_bindgen(getter, js_name = updatedAt)]
     pub fn updated_at(&self) -> f64 {
-        self.inner.head().updated_at as f64
+        self.inner.times().1 as f64
     }
 
     #[wasm_bindgen(getter, js_name = expiresAt)]
     pub fn expires_at(&self) -> JsValue {
-        self.inner.head().expires_at().map_or(JsValue::NULL, |at| JsValue::from_f64(at as f64))
+        self.inner.times().2.map_or(JsValue::NULL, |at| JsValue::from_f64(at as f64))
     }
 
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {

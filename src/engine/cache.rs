@@ -270,6 +270,10 @@ impl Cache {
         self.count(view.bytes, 0);
         view.state = None;
         view.bytes = 0;
+        view.snapshot = None;
+        // The tokens since the snapshot grow with the session; an evicted view is reloaded from the
+        // stored head before any write (see `Session::lease`), so its own copy can go.
+        view.head.commits = Vec::new();
         drop(view);
         slot.attachment.borrow_mut().take();
     }

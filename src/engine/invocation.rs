@@ -348,6 +348,7 @@ impl Invocation {
                 self.session.apply_commit(head, version, &events);
                 if status != Status::Running {
                     self.unpin();
+                    self.shed();
                 }
 
                 if snapshot {
@@ -517,6 +518,7 @@ impl Invocation {
             state.staged.clear();
         }
         self.unpin();
+        self.shed();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
         shared.emit(self.event("lease.lost", None));
@@ -545,6 +547,14 @@ impl Invocation {
             duration_ms: Some(shared.now().saturating_sub(self.began_at)),
             ..self.event("abort", None)
         });
+        let released = self.release().await;
+        self.shed();
+        released
+    }
+
+    /// Writes the head without our lease (an abort's release).
+    async fn release(&self) -> EngineResult<()> {
+        let shared = &self.session.shared;
         let head_key = keys::head_key(self.session.id());
         for _ in 0..4 {
             let (head, version) = {
@@ -594,6 +604,15 @@ impl Invocation {
     /// How often the host should renew this invocation's lease while it is open.
     pub fn renew_every_ms(&self) -> u64 {
         guard::renew_every(self.session.shared.config.lease_ms)
+    }
+
+    /// Drops what an ended invocation no longer needs (its copy of the head, staged events), so that
+    /// a JS wrapper the garbage collector has not finalized yet holds next to nothing.
+    fn shed(&self) {
+        let mut state = self.state.borrow_mut();
+        state.head = Head::new(0, None, None, None);
+        state.version = String::new();
+        state.staged = Vec::new();
     }
 
     /// Lets the store's cache evict the session's view again (the invocation ended).

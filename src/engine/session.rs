@@ -64,6 +64,12 @@ impl Session {
         self.slot.view.borrow().head.version
     }
 
+    /// Creation, last commit and expiry times, by the store's clock (no copy of the head).
+    pub fn times(&self) -> (u64, u64, Option<u64>) {
+        let view = self.slot.view.borrow();
+        (view.head.created_at, view.head.updated_at, view.head.expires_at())
+    }
+
     /// Status by the store's clock now (a crashed holder's lapsed lease reads as idle).
     pub fn status(&self) -> Status {
         self.slot.view.borrow().head.effective_status(self.shared.now())
@@ -361,7 +367,11 @@ impl Session {
         let shared = &self.shared;
         let mut source = {
             let view = self.slot.view.borrow();
-            HeadSource::Cached(Box::new(view.head.clone()), view.version.clone())
+            match view.state {
+                Some(_) => HeadSource::Cached(Box::new(view.head.clone()), view.version.clone()),
+                // An evicted view keeps a trimmed head (no commit tokens): decide on the stored one.
+                None => HeadSource::Stored,
+            }
         };
         let mut dead: Option<String> = None;
         loop {
