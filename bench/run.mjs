@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import { startBrowser } from "../tests/browser/chromium.mjs";
+import { benchPage } from "./page.mjs";
 import { markdown } from "./table.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
@@ -18,17 +19,7 @@ const chrome = await startBrowser();
 let results;
 let errors = [];
 try {
-  const page = await chrome.page("/tests/browser/blank.html");
-  // Cross-origin isolation narrows performance.now() from 100 us to 5 us steps, and turns take about
-  // a millisecond; the headers go on the bench page only, so scripts/serve.mjs stays as the tests use it.
-  await page.route("**/bench/idb.html", async (route) => {
-    const response = await route.fetch();
-    const headers = { ...response.headers(), "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" };
-    await route.fulfill({ response, headers });
-  });
-  page.on("console", (message) => message.text().startsWith("[bench]") && console.error(message.text()));
-  await page.goto(`${chrome.origin}/bench/idb.html`);
-  await page.waitForFunction(() => window.bench, null, { timeout: 120_000 });
+  const page = await benchPage(chrome, "/bench/idb.html");
   results = await page.evaluate((options) => window.bench.run(options), options);
   await new Promise((resolve) => setTimeout(resolve, 500)); // let late errors of the teardown arrive
   errors = page.errors;
