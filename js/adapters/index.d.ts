@@ -5,7 +5,7 @@
 // depending on the client's own type package. Like ../index.d.ts, this file type-checks with
 // `lib: ["es2022"]` alone.
 
-import type { HostKv } from "../index.js";
+import type { HostKv } from "../index.d.ts";
 
 /**
  * The HostKv value rule, which the engine and every adapter below hold (HostKv is declared in
@@ -28,7 +28,7 @@ import type { HostKv } from "../index.js";
  *   rejects with the `TypeError`. For such a put the condition may be decided by a plain read of
  *   the key, since nothing is written after it.
  */
-export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities } from "../index.js";
+export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities } from "../index.d.ts";
 
 /** Options of the adapters that have a per-value size limit. */
 export interface AdapterOptions {

@@ -12,7 +12,7 @@ import type {
   SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
-import type { BeginOptions, Invocation, OpenOptions, SessionStore } from "../index.js";
+import type { BeginOptions, Invocation, OpenOptions, SessionStore } from "../index.d.ts";
 
 export interface AgentSessionSaverOptions {
   /** Prefix of the session ids of threads (default `"langgraph/"`): thread `t` is session `langgraph/t`. */

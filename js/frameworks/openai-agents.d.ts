@@ -1,7 +1,7 @@
 // Types of agent-session/openai-agents: an OpenAI Agents JS `Session` over agent-session.
 // Needs @openai/agents (>=0.20.0 <1, an optional peer dependency) for the `Session` types.
 import type { AgentInputItem, Session as AgentsSession } from "@openai/agents";
-import type { BeginOptions, Invocation, JsonInput, ReadonlyJson, Session, SessionStore } from "../index.js";
+import type { BeginOptions, Invocation, JsonInput, ReadonlyJson, Session, SessionStore } from "../index.d.ts";
 
 /** The state key (of the items' agent) that marks which message events are live items. */
 export declare const ITEMS_KEY: "openai.items";
