@@ -1,10 +1,11 @@
 // The server loop of the README's examples, in Node: one store, `store.open(id)` on every request,
 // one turn (2 messages) per request, against the same loop holding one Session object. Each loop runs
 // in its own child process so that its RSS is its own (wasm memory never shrinks).
-// Usage: node bench/open-by-id.mjs [--turns=5000] [--sessions=10000]
+// Usage: node bench/open-by-id.mjs [--turns=5000] [--sessions=10000] [--json=path]
 // Figures are ratios to baselines measured in the same run; nothing here is a pass/fail threshold.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { jsonPath, printer, writeJson } from "./json.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const TURNS = Number(args.turns ?? 5000);
@@ -88,7 +89,9 @@ const run = (what, backend) =>
   JSON.parse(execFileSync(process.execPath, [self, `--child=${what},${backend}`, `--turns=${TURNS}`, `--sessions=${SESSIONS}`], { encoding: "utf8", maxBuffer: 1 << 24 }));
 
 const f = (n, digits = 3) => n.toFixed(digits);
-console.log(`## Opening a session by id on every request (Node ${process.version})
+const out = printer();
+const data = { turns: TURNS, sessions: SESSIONS, window: WINDOW, loops: {}, distinct: {} };
+out.log(`## Opening a session by id on every request (Node ${process.version})
 
 ${TURNS} turns of 2 messages (~200 bytes each) on one session; "per request" calls \`store.open("long")\` before each
 turn, "held" keeps one Session object. Turn times are medians of the first and last ${WINDOW} turns (about ${2 * WINDOW} and
@@ -100,13 +103,14 @@ for (const backend of ["memory", "kv"]) {
   const held = run("held", backend);
   const open = run("open", backend);
   const name = backend === "memory" ? "memory" : "kv(memoryKv)";
+  data.loops[name] = { held, open };
   for (const [label, r] of [["held", held], ["per request", open]]) {
-    console.log(`| ${name} | ${label} | ${f(r.first)} | ${f(r.last)} | ${f(r.last / r.first, 2)} | ${f(r.last / held.last, 2)} | ${f(r.rssMiB, 0)} | ${f(r.rssMiB - held.rssMiB, 0)} |`);
+    out.log(`| ${name} | ${label} | ${f(r.first)} | ${f(r.last)} | ${f(r.last / r.first, 2)} | ${f(r.last / held.last, 2)} | ${f(r.rssMiB, 0)} | ${f(r.rssMiB - held.rssMiB, 0)} |`);
     if (r.messages !== 2 * TURNS) throw new Error(`${name} ${label}: ${r.messages} messages, expected ${2 * TURNS}`);
   }
 }
 
-console.log(`
+out.log(`
 ${SESSIONS} distinct sessions opened, given one turn each and dropped, default cache (1000 sessions, 64 MiB).
 RSS includes what the backend stores (a memory store keeps every session in wasm memory, memoryKv in the JS
 heap); wasm memory of the kv store is the cache alone.
@@ -114,10 +118,13 @@ heap); wasm memory of the kv store is the cache alone.
 | store | opened | RSS MiB | wasm memory MiB | cached sessions | cached MiB |
 |---|---:|---:|---:|---:|---:|`);
 for (const backend of ["memory", "kv"]) {
-  for (const s of run("distinct", backend)) {
-    console.log(`| ${backend === "memory" ? "memory" : "kv(memoryKv)"} | ${s.opened} | ${f(s.rssMiB, 0)} | ${f(s.wasmMiB, 1)} | ${s.cached} | ${f(s.cachedMiB, 2)} |`);
+  const samples = run("distinct", backend);
+  data.distinct[backend === "memory" ? "memory" : "kv(memoryKv)"] = samples;
+  for (const s of samples) {
+    out.log(`| ${backend === "memory" ? "memory" : "kv(memoryKv)"} | ${s.opened} | ${f(s.rssMiB, 0)} | ${f(s.wasmMiB, 1)} | ${s.cached} | ${f(s.cachedMiB, 2)} |`);
   }
 }
-console.log(`
+out.log(`
 Command: \`${process.env.BENCH_COMMAND ?? `node bench/open-by-id.mjs ${process.argv.slice(2).join(" ")}`.trim()}\`
 Date: ${new Date().toISOString()}`);
+writeJson(jsonPath(), import.meta.url, { name: "open-by-id", title: `Opening a session by id on every request (Node ${process.version})`, markdown: out.text(), data });

@@ -1,10 +1,11 @@
 // Runs bench/idb.html in headless Debian Chromium (the browser the tests drive, tests/browser/chromium.mjs)
 // and prints its tables as markdown, with the shipped .wasm size, the command and the date.
-// Usage: node bench/run.mjs [--sizes=10,100,1000,10000] [--turns=100] [--loads=10]   (scripts/bench builds first)
+// Usage: node bench/run.mjs [--sizes=10,100,1000,10000] [--turns=100] [--loads=10] [--json=path]   (scripts/bench builds first)
 // Figures are ratios to baselines measured in the same page and run; nothing here is a pass/fail threshold.
 import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import { startBrowser } from "../tests/browser/chromium.mjs";
+import { jsonPath, writeJson } from "./json.mjs";
 import { benchPage } from "./page.mjs";
 import { markdown } from "./table.mjs";
 
@@ -18,6 +19,7 @@ const wasm = await readFile(new URL("../js/wasm/agent_session_bg.wasm", import.m
 const chrome = await startBrowser();
 let results;
 let errors = [];
+const chromium = chrome.browser.version();
 try {
   const page = await benchPage(chrome, "/bench/idb.html");
   results = await page.evaluate((options) => window.bench.run(options), options);
@@ -28,14 +30,20 @@ try {
 }
 
 const command = process.env.BENCH_COMMAND ?? ["node", "bench/run.mjs", ...process.argv.slice(2)].join(" ");
-console.log(`## agent-session on IndexedDB (headless Chromium)
+const gzipped = gzipSync(wasm, { level: 9 }).length;
+const printed = `## agent-session on IndexedDB (headless Chromium)
 
 ${markdown(results)}
 
-Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length} bytes raw, ${gzipSync(wasm, { level: 9 }).length} bytes gzipped.
+Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length} bytes raw, ${gzipped} bytes gzipped.
 
 Command: \`${command}\`
-Date: ${new Date().toISOString()}`);
+Date: ${new Date().toISOString()}`;
+console.log(printed);
+writeJson(jsonPath(), import.meta.url, {
+  name: "idb", title: "agent-session on IndexedDB (headless Chromium)", chromium, userAgent: results.userAgent,
+  pageErrors: errors.length, wasm: { raw: wasm.length, gzip: gzipped }, markdown: printed, data: results,
+});
 // An uncaught error in the page does not void the figures, but it must not pass unseen.
 for (const error of errors) console.error(`page error: ${error.stack ?? error}`);
 if (errors.length) process.exitCode = 1;

@@ -2,11 +2,12 @@
 // read the messages, append 2 messages and set 1 state key, commit; on the memory store and on
 // kv(memoryKv), against @openai/agents' MemorySession doing what a turn needs of it (getItems, then
 // addItems of 2 items), interleaved turn by turn in one process.
-// Usage: node bench/turn-node.mjs [--sizes=10,1000,10000] [--turns=2000]
+// Usage: node bench/turn-node.mjs [--sizes=10,1000,10000] [--turns=2000] [--json=path]
 // Figures are ratios to MemorySession measured in the same run; nothing here is a pass/fail threshold.
 import { MemorySession } from "@openai/agents";
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
+import { jsonPath, printer, writeJson } from "./json.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const sizes = (args.sizes ?? "10,1000,10000").split(",").map(Number);
@@ -45,7 +46,9 @@ async function memorySession(size) {
   };
 }
 
-console.log(`## One server turn in Node (${process.version})
+const out = printer();
+const rows = [];
+out.log(`## One server turn in Node (${process.version})
 
 Open by id, begin, read the messages, 2 messages + 1 state key, commit; MemorySession: getItems + addItems
 of 2. Medians in µs of ${turns} turns each, interleaved; the session starts at the size given and grows by 2
@@ -70,8 +73,10 @@ for (const size of sizes) {
     }
   }
   const [mem, memory, kv] = ["mem", "memory", "kv"].map((name) => median(times[name].filter((_, t) => t % 50 >= 5)));
-  console.log(`| ${size} | ${mem.toFixed(1)} | ${memory.toFixed(1)} | ${(memory / mem).toFixed(2)} | ${kv.toFixed(1)} | ${(kv / mem).toFixed(2)} |`);
+  rows.push({ size, memorySessionUs: mem, memoryUs: memory, kvUs: kv });
+  out.log(`| ${size} | ${mem.toFixed(1)} | ${memory.toFixed(1)} | ${(memory / mem).toFixed(2)} | ${kv.toFixed(1)} | ${(kv / mem).toFixed(2)} |`);
 }
-console.log(`
+out.log(`
 Command: \`${process.env.BENCH_COMMAND ?? `node bench/turn-node.mjs ${process.argv.slice(2).join(" ")}`.trim()}\`
 Date: ${new Date().toISOString()}`);
+writeJson(jsonPath(), import.meta.url, { name: "turn-node", title: `One server turn in Node (${process.version})`, markdown: out.text(), data: { turns, rows } });

@@ -1,11 +1,12 @@
 // The cost of one LangGraph.js graph turn (a 2-node StateGraph invoke, @langchain/langgraph 1.4.18)
 // with AgentSessionSaver against LangGraph's own MemorySaver, in the same process and run, interleaved
-// turn by turn. Usage: node bench/frameworks/langgraph.mjs [--sizes=0,20] [--turns=60] [--warmup=10]
+// turn by turn. Usage: node bench/frameworks/langgraph.mjs [--sizes=0,20] [--turns=60] [--warmup=10] [--json=path]
 // (sizes: turns already in the thread before timing). Figures are ratios to MemorySaver measured in the
 // same run; nothing here is a pass/fail threshold.
 import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
 import { SessionStore } from "agent-session";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { jsonPath, printer, writeJson } from "../json.mjs";
 import { countingKv } from "./counting-kv.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
@@ -102,6 +103,7 @@ const fmt = (x) => (Number.isNaN(x) ? "-" : x < 1 ? x.toFixed(3) : x < 100 ? x.t
 const line = (cells) => `| ${cells.join(" | ")} |`;
 
 const rows = [];
+const raw = [];
 for (const size of sizes) {
   const impls = await implementations(size);
   for (let i = 0; i < warmup + turns; i++) {
@@ -126,6 +128,10 @@ for (const size of sizes) {
   const base = median(impls[0].times);
   for (const impl of impls) {
     const t = median(impl.times);
+    raw.push({
+      size, name: impl.name, turnMs: t, vsMemorySaver: t / base, meanTurnMs: mean(impl.times), inSaverMs: median(impl.saverTimes),
+      versionsPerTurn: impl.versions.length ? median(impl.versions) : null, kvCallsPerTurn: impl.kvCalls.length ? median(impl.kvCalls) : null,
+    });
     rows.push([
       size,
       impl.name,
@@ -141,7 +147,8 @@ for (const size of sizes) {
 
 const command =
   process.env.BENCH_COMMAND ?? ["node", "bench/frameworks/langgraph.mjs", ...process.argv.slice(2)].join(" ");
-console.log(`## LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver
+const out = printer();
+out.log(`## LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver
 
 A turn is \`graph.invoke\` of a 2-node StateGraph (START -> agent -> tools -> END; each node appends a
 ~200-byte message, so the \`messages\` channel grows with the thread): 4 checkpoints (puts) and 3
@@ -151,7 +158,7 @@ release). The mean includes the turns that write an agent-session snapshot (ever
 default, O(session size)). "versions" = agent-session commits per turn; "KV calls" = HostKv get/put/delete/list calls per
 turn (the round trips a remote KV would pay).
 `);
-console.log(
+out.log(
   line([
     "turns before",
     "checkpointer",
@@ -163,6 +170,9 @@ console.log(
     "KV calls/turn",
   ]),
 );
-console.log(line(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"]));
-for (const row of rows) console.log(line(row));
-console.log(`\nCommand: \`${command}\` (Node ${process.version}, ${new Date().toISOString().slice(0, 10)})`);
+out.log(line(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"]));
+for (const row of rows) out.log(line(row));
+out.log(`\nCommand: \`${command}\` (Node ${process.version}, ${new Date().toISOString().slice(0, 10)})`);
+writeJson(jsonPath(), import.meta.url, {
+  name: "langgraph", title: "LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver", markdown: out.text(), data: { turns, warmup, rows: raw },
+});

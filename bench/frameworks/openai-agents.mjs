@@ -1,11 +1,12 @@
 // The cost of one OpenAI Agents JS run() turn (@openai/agents 0.20.0, ScriptedModel, no network) with
 // AgentSessionItems against the SDK's MemorySession, in the same process and run, interleaved turn by
-// turn. Usage: node bench/frameworks/openai-agents.mjs [--sizes=0,100,1000] [--turns=200] [--warmup=30]
+// turn. Usage: node bench/frameworks/openai-agents.mjs [--sizes=0,100,1000] [--turns=200] [--warmup=30] [--json=path]
 // Figures are ratios to MemorySession measured in the same run; nothing here is a pass/fail threshold.
 import { Agent, MemorySession, run, setTracingDisabled } from "@openai/agents";
 import { ScriptedModel, assistantMessage } from "@openai/agents/testing";
 import { SessionStore } from "agent-session";
 import { AgentSessionItems } from "agent-session/openai-agents";
+import { jsonPath, writeJson } from "../json.mjs";
 import { countingKv } from "./counting-kv.mjs";
 
 setTracingDisabled(true);
@@ -80,6 +81,7 @@ const median = (xs) => {
 const ms = (x) => (x < 1 ? x.toFixed(3) : x.toFixed(2));
 
 const rows = [];
+const raw = [];
 for (const size of sizes) {
   const impls = await implementations(size);
   for (const impl of impls) {
@@ -109,6 +111,10 @@ for (const size of sizes) {
     if (items !== size + 2 * (turns + warmup)) throw new Error(`${impl.name}: ${items} items stored`);
     const turn = median(impl.times);
     const inSession = median(impl.sessionTimes);
+    raw.push({
+      size, name: impl.name, turnMs: turn, vsMemorySession: turn / base, inSessionMs: inSession,
+      inSessionVsMemorySession: inSession / baseSession, kvCallsPerTurn: impl.kv ? median(impl.kvCalls) : null,
+    });
     rows.push([size, impl.name, ms(turn), (turn / base).toFixed(2), ms(inSession), (inSession / baseSession).toFixed(1),
       impl.kv ? String(median(impl.kvCalls)) : "-"]);
   }
@@ -116,7 +122,7 @@ for (const size of sizes) {
 
 const line = (cells) => `| ${cells.join(" | ")} |`;
 const command = ["node", "bench/frameworks/openai-agents.mjs", ...process.argv.slice(2)].join(" ");
-console.log(`## OpenAI Agents JS: one run() turn, AgentSessionItems vs MemorySession
+const printed = `## OpenAI Agents JS: one run() turn, AgentSessionItems vs MemorySession
 
 Median ms of ${turns} turns (after ${warmup} warm-up turns) of \`run(agent, input, { session })\` with a
 ScriptedModel answering one assistant message, so each turn reads the whole history and stores a user
@@ -131,4 +137,8 @@ ${line(["---:", "---", "---:", "---:", "---:", "---:", "---:"])}
 ${rows.map(line).join("\n")}
 
 Node ${process.version}, @openai/agents 0.20.0. Command: \`${command}\`
-Date: ${new Date().toISOString()}`);
+Date: ${new Date().toISOString()}`;
+console.log(printed);
+writeJson(jsonPath(), import.meta.url, {
+  name: "openai-agents", title: "OpenAI Agents JS: one run() turn, AgentSessionItems vs MemorySession", markdown: printed, data: { turns, warmup, rows: raw },
+});

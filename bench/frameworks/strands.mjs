@@ -4,12 +4,13 @@
 // persistence at all (the framework's own cost of a turn). Turns are interleaved round-robin, so drift
 // and GC fall on every implementation alike. Prints a markdown table, the command and the date.
 //
-// Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30]
+// Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30] [--json=path]
 import { performance } from "node:perf_hooks";
 import { Agent, Model, SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore } from "agent-session";
 import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
+import { jsonPath, writeJson } from "../json.mjs";
 
 const arg = (name, fallback) => {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -88,7 +89,11 @@ const rows = impls.map((impl) => {
 const messages = impls[0].agent.messages.length;
 const session = await asStore.open("bench");
 
-console.log(`Strands turn cost: ${TURNS} scripted agent.invoke() turns per implementation (after ${WARMUP} warm-up turns),
+const raw = impls.map((impl) => {
+  const m = median(impl.times);
+  return { name: impl.name, medianMs: m, p90Ms: quantile(impl.times, 0.9), meanMs: impl.times.reduce((a, b) => a + b, 0) / impl.times.length, vsSessionManager: m / baseline, minusNoPersistenceMs: m - floor };
+});
+const printed = `Strands turn cost: ${TURNS} scripted agent.invoke() turns per implementation (after ${WARMUP} warm-up turns),
 interleaved; ~200-byte prompt and answer; the default SlidingWindowConversationManager (40 messages:
 context ${messages} messages at the end, agent-session log ${session.messages({ agent: "agent" }).length} messages).
 @strands-agents/sdk 1.19.0, Node ${process.version}, ${process.platform}/${process.arch}.
@@ -100,6 +105,11 @@ ${rows.join("\n")}
 agent-session invocations (begin + commit) per AgentSessionManager turn: ${(counts.invocations / (WARMUP + TURNS)).toFixed(2)}
 
 Command: \`node bench/frameworks/strands.mjs${process.argv.slice(2).map((a) => ` ${a}`).join("")}\`
-Date: ${new Date().toISOString()}`);
+Date: ${new Date().toISOString()}`;
+console.log(printed);
+writeJson(jsonPath(), import.meta.url, {
+  name: "strands", title: "Strands: one agent.invoke() turn, AgentSessionManager vs SessionManager + InMemoryStorage", markdown: printed,
+  data: { turns: TURNS, warmup: WARMUP, invocationsPerTurn: counts.invocations / (WARMUP + TURNS), rows: raw },
+});
 
 await asStore.close();
