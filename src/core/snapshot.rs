@@ -37,24 +37,26 @@ pub fn next_snapshot(
             other => after.apply(other),
         }
     }
-    // A snapshot of the first layout (messages inline) covers nothing by segments.
-    let covered = |agent: &str| -> usize {
-        previous.filter(|p| !p.segments.is_empty()).and_then(|p| p.counts.get(agent)).map_or(0, |n| *n as usize)
-    };
+    // What the previous snapshot's segments hold. A snapshot of the first layout (messages inline)
+    // holds nothing in segments; nor, to be safe, does one that counts more messages of an agent
+    // than the session has: then this segment starts the list again with every message.
+    let base = previous.filter(|p| {
+        !p.segments.is_empty() && p.counts.iter().all(|(agent, n)| counts.get(agent).is_some_and(|total| n <= total))
+    });
+    let covered = |agent: &str| -> usize { base.and_then(|p| p.counts.get(agent)).map_or(0, |n| *n as usize) };
     let mut segment_agents = Vec::new();
-    for (agent, total) in &counts {
+    for agent in counts.keys() {
         let from = covered(agent);
         let committed = state.agent(agent).map_or(&[][..], |a| &a.messages[..]);
         let mut messages: Vec<crate::core::Json> = committed.get(from..).unwrap_or_default().to_vec();
         let new = appended.get(agent.as_str()).map_or(&[][..], Vec::as_slice);
         let skip_new = from.saturating_sub(committed.len());
         messages.extend(new.iter().skip(skip_new).cloned());
-        debug_assert_eq!(from + messages.len(), *total as usize);
         if !messages.is_empty() {
             segment_agents.push((agent.clone(), messages));
         }
     }
-    let mut segments = previous.map(|p| p.segments.clone()).unwrap_or_default();
+    let mut segments = base.map(|p| p.segments.clone()).unwrap_or_default();
     let segment = (!segment_agents.is_empty()).then(|| {
         segments.push(SnapshotRef { version, token });
         Segment { version, token, agents: segment_agents }

@@ -216,7 +216,8 @@ impl Cache {
 
     /// Replaces `old` counted bytes by `new`, here and in the instance's memory budget.
     fn count(&self, old: u64, new: u64) {
-        self.bytes.set(self.bytes.get() - old + new);
+        // Saturating: a miscount must never become an overflow panic, which would kill the instance.
+        self.bytes.set(self.bytes.get().saturating_sub(old).saturating_add(new));
         budget::give_back(old);
         budget::take(new);
     }
@@ -247,7 +248,7 @@ impl Cache {
                 if Rc::ptr_eq(slot, keep) || slot.pins.get() > 0 {
                     continue;
                 }
-                bytes -= slot.view.borrow().bytes;
+                bytes = bytes.saturating_sub(slot.view.borrow().bytes);
                 count -= 1;
                 victims.push(slot.clone());
             }

@@ -139,4 +139,22 @@ mod segments {
         assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["1".into(), "2".into(), "3".into()])]);
         assert_eq!(next.segments, vec![SnapshotRef { version: 3, token: 2 }]);
     }
+
+    #[test]
+    fn a_previous_snapshot_that_counts_more_than_the_session_has_is_not_built_on() {
+        let wrong = Snapshot {
+            version: 5,
+            token: 3,
+            previous: None,
+            commits: vec![3],
+            segments: vec![SnapshotRef { version: 5, token: 3 }],
+            counts: BTreeMap::from([("a".into(), 9)]),
+            state: SessionState::default(),
+        };
+        let state = state_of(&[message("a", "1"), message("a", "2")]);
+        let (segment, next) = next_snapshot(&state, &[], Some(&wrong), 6, 4, vec![4]);
+        assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["1".into(), "2".into()])]);
+        assert_eq!(next.segments, vec![SnapshotRef { version: 6, token: 4 }], "a new list of segments");
+        assert_eq!(next.previous, Some(SnapshotRef { version: 5, token: 3 }), "history still walks back through it");
+    }
 }
