@@ -48,7 +48,9 @@ fn not_json(cause: JsValue) -> JsValue {
 /// The committed messages of `agent`, as one frozen array shared between calls until it grows.
 pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Array> {
     let agent = agent.unwrap_or(DEFAULT_AGENT);
-    let count = session.message_count(Some(agent))?;
+    let state = session.state()?;
+    let all = state.agent(agent).map_or(&[][..], |a| &a.messages[..]);
+    let count = all.len();
     let cache = read_cache(session);
     let mut messages = cache.messages.borrow_mut();
     let (items, frozen) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None));
@@ -56,7 +58,7 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
         items.set_length(0);
     }
     if items.length() as usize != count || frozen.is_none() {
-        let tail = session.messages_from(Some(agent), items.length() as usize)?;
+        let tail = &all[items.length() as usize..];
         let mut texts = String::with_capacity(tail.iter().map(|text| text.len() + 1).sum());
         for (index, text) in tail.iter().enumerate() {
             if index > 0 {

@@ -37,21 +37,19 @@ pub fn next_snapshot(
             other => after.apply(other),
         }
     }
-    // What the previous snapshot's segments hold. A snapshot of the first layout (messages inline)
-    // holds nothing in segments; nor, to be safe, does one that counts more messages of an agent
-    // than the session has: then this segment starts the list again with every message.
-    let base = previous.filter(|p| {
-        !p.segments.is_empty() && p.counts.iter().all(|(agent, n)| counts.get(agent).is_some_and(|total| n <= total))
-    });
+    // What the previous snapshot's segments hold. It is of an earlier version than `state`, so it
+    // counts at most the messages `state` has. A snapshot of the first layout (messages inline)
+    // holds nothing in segments; nor, to be safe, does one that counts more than `state` has: then
+    // this segment starts the list again with every message.
+    let committed = |agent: &str| state.agent(agent).map_or(&[][..], |a| &a.messages[..]);
+    let base = previous
+        .filter(|p| !p.segments.is_empty() && p.counts.iter().all(|(agent, n)| *n as usize <= committed(agent).len()));
     let covered = |agent: &str| -> usize { base.and_then(|p| p.counts.get(agent)).map_or(0, |n| *n as usize) };
     let mut segment_agents = Vec::new();
     for agent in counts.keys() {
-        let from = covered(agent);
-        let committed = state.agent(agent).map_or(&[][..], |a| &a.messages[..]);
-        let mut messages: Vec<crate::core::Json> = committed.get(from..).unwrap_or_default().to_vec();
-        let new = appended.get(agent.as_str()).map_or(&[][..], Vec::as_slice);
-        let skip_new = from.saturating_sub(committed.len());
-        messages.extend(new.iter().skip(skip_new).cloned());
+        // Every committed message past the covered ones, then every message this commit appends.
+        let mut messages: Vec<crate::core::Json> = committed(agent)[covered(agent)..].to_vec();
+        messages.extend(appended.get(agent.as_str()).into_iter().flatten().cloned());
         if !messages.is_empty() {
             segment_agents.push((agent.clone(), messages));
         }

@@ -131,11 +131,6 @@ impl Session {
         self.with_agent(agent, |a| a.map_or(0, |a| a.messages.len()))
     }
 
-    /// Messages of `agent` from index `start` on.
-    pub fn messages_from(&self, agent: Option<&str>, start: usize) -> EngineResult<Vec<Json>> {
-        self.with_agent(agent, |a| a.map(|a| a.messages.get(start..).unwrap_or_default().to_vec()).unwrap_or_default())
-    }
-
     /// One state value of `agent` (no copy of the others).
     pub fn value(&self, agent: Option<&str>, key: &str) -> EngineResult<Option<Json>> {
         self.with_agent(agent, |a| a.and_then(|a| a.state.get(key).cloned()))

@@ -92,28 +92,6 @@ impl Drop for MemoryStore {
 }
 
 impl Store for MemoryStore {
-    /// Checks the whole commit against the memory budget first, so that a refused commit leaves no
-    /// batch behind.
-    fn commit<'a>(
-        &'a self,
-        records: Vec<(String, Vec<u8>)>,
-        head_key: &'a str,
-        head: Value,
-        expected: Expect,
-    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        let head = head.bytes;
-        let total: usize = records.iter().map(|(_, value)| value.len()).sum::<usize>() + head.len();
-        if let Err(error) = budget::check("a commit to the memory store", total as u64) {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        Box::pin(async move {
-            for (key, value) in records {
-                self.put_now(&key, value, Expect::Any)?;
-            }
-            self.put_now(head_key, head, expected)
-        })
-    }
-
     fn put_or_current<'a>(
         &'a self,
         key: &'a str,
