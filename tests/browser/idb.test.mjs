@@ -468,6 +468,50 @@ test("a record of another shape (bare bytes, an object without bytes or version,
   });
 });
 
+test("a page opening its session by id per turn reloads mid-turn: after the reload the next turn begins at once, the interrupted turn left nothing", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const LEASE_MS = 60000;
+    const page = await openTab(tabs, "tab");
+    const before = await inTab(page, async ({ lib, ctx }, { database, LEASE_MS }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, leaseMs: LEASE_MS });
+      for (let i = 0; i < 100; i++) {
+        const session = await ctx.store.open("chat");
+        await session.invoke((inv) => {
+          inv.appendMessage({ role: "user", i });
+          inv.appendMessage({ role: "assistant", i });
+        });
+      }
+      const session = await ctx.store.open("chat");
+      ctx.inv = await session.begin(); // a turn in flight when the page reloads
+      ctx.inv.appendMessage({ role: "user", text: "lost with the reload" });
+      return { version: session.version, token: ctx.inv.token };
+    }, { database, LEASE_MS });
+    assert.equal(before.version, 100);
+
+    await page.reload();
+    await page.waitForFunction(() => document.body?.dataset.ready === "true");
+    const after = await inTab(page, async ({ lib, fx }, { database, LEASE_MS }) => {
+      const store = await lib.SessionStore.indexedDb({ database, leaseMs: LEASE_MS });
+      const session = await store.open("chat");
+      const started = fx.now();
+      const inv = await session.begin(); // the reloaded page's Web Lock is gone: no wait for leaseMs
+      const waited = fx.now() - started;
+      inv.appendMessage({ role: "user", text: "after the reload" });
+      const version = await inv.commit();
+      const messages = (await store.open("chat")).messages();
+      await store.close();
+      return { waited, token: inv.token, version, count: messages.length, last: messages.at(-1), lost: messages.some((m) => m.text === "lost with the reload") };
+    }, { database, LEASE_MS });
+    t.diagnostic(`begin after the reload took ${after.waited.toFixed(1)} ms`);
+    assert.ok(after.waited < LEASE_MS / 2);
+    assert.equal(after.token, before.token + 1, "the interrupted turn's lease was taken over");
+    assert.equal(after.version, 101);
+    assert.equal(after.count, 201);
+    assert.deepEqual(after.last, { role: "user", text: "after the reload" });
+    assert.equal(after.lost, false);
+  });
+});
+
 test("a stale holder (lease expired, session taken over) gets LeaseLostError on commit and writes nothing", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const SHORT_LEASE_MS = 500;

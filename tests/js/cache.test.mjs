@@ -178,3 +178,28 @@ test("a closed store refuses with StoreClosedError, its own class and code", asy
   assert.ok(thrown(() => session.messages()) instanceof StoreClosedError);
   assert.equal(session.version, 1, "the head stays readable");
 });
+
+test("a server opening one session by id on every request through 5000 turns (10,000 messages): every message kept, in order, and a fresh store reads them all", { timeout: 120_000 }, async () => {
+  const kv = memoryKv();
+  const server = await SessionStore.kv(kv, { owner: "server" });
+  for (let i = 0; i < 5000; i++) {
+    const session = await server.open("long");
+    await session.invoke((inv) => {
+      inv.appendMessage({ role: "user", i });
+      inv.appendMessage({ role: "assistant", i });
+    });
+  }
+  assert.equal(server.cacheUsage().sessions, 1, "one cached view, whatever the number of opens");
+  const reader = await SessionStore.kv(kv, { owner: "reader" });
+  const session = await reader.open("long", { create: false });
+  assert.equal(session.version, 5000);
+  const messages = session.messages();
+  assert.equal(messages.length, 10_000);
+  for (let i = 0; i < 5000; i += 997) {
+    assert.deepEqual(messages[2 * i], { role: "user", i });
+    assert.deepEqual(messages[2 * i + 1], { role: "assistant", i });
+  }
+  assert.deepEqual(messages.at(-1), { role: "assistant", i: 4999 });
+  const history = await session.history({ from: 4990 });
+  assert.equal(history.filter((event) => event.type === "message").length, 22);
+});
