@@ -18,6 +18,7 @@ export {
   StorageError,
   UnsafeStoreError,
   StoreClosedError,
+  StopRequestedError,
 } from "./wasm/errors.js";
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");
@@ -46,3 +47,30 @@ Object.defineProperty(Session.prototype, "refresh", {
   configurable: true,
   writable: true,
 });
+
+const liveFollower = Session.prototype.follow;
+Object.defineProperty(Session.prototype, "follow", {
+  value: function (options) {
+    // Validates options now; the reads start with the first next().
+    return followEvents(liveFollower.call(this, options), options?.signal);
+  },
+  configurable: true,
+  writable: true,
+});
+
+async function* followEvents(follower, signal) {
+  const aborted = signal && new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  try {
+    while (!signal?.aborted) {
+      const events = await follower.poll();
+      if (events === null) return;
+      for (const event of events) {
+        if (signal?.aborted) return;
+        yield event;
+      }
+      if (events.length === 0) await (aborted ? Promise.race([follower.wait(), aborted]) : follower.wait());
+    }
+  } finally {
+    follower.free();
+  }
+}

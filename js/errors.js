@@ -32,6 +32,7 @@ export class CorruptRecordError extends AgentSessionError {}
 export class StorageError extends AgentSessionError {}
 export class UnsafeStoreError extends AgentSessionError {}
 export class StoreClosedError extends AgentSessionError {}
+export class StopRequestedError extends AgentSessionError {}
 
 define(AgentSessionError, "AgentSessionError", "AGENT_SESSION");
 /** The class of each code Rust may pass to `makeError` (exported for tests/js/types-drift.test.mjs,
@@ -50,6 +51,7 @@ export const byCode = Object.freeze({
   STORAGE: define(StorageError, "StorageError", "STORAGE"),
   UNSAFE_STORE: define(UnsafeStoreError, "UnsafeStoreError", "UNSAFE_STORE"),
   STORE_CLOSED: define(StoreClosedError, "StoreClosedError", "STORE_CLOSED"),
+  STOP_REQUESTED: define(StopRequestedError, "StopRequestedError", "STOP_REQUESTED"),
 });
 
 /** The error of class `code` with `message` and the class's extra fields. */

@@ -13,6 +13,13 @@ declare global {
     readonly asyncDispose: unique symbol;
     readonly dispose: unique symbol;
   }
+  // `inv.signal` is the host's AbortSignal (lib `dom`, Node, workerd and Deno all have one). This
+  // declaration merges with the host's when its types are present (the same two members, the same
+  // types) and supplies the part the package's types use when they are absent.
+  interface AbortSignal {
+    readonly aborted: boolean;
+    readonly reason: any;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -93,6 +100,12 @@ export interface StoreOptions {
   /** Bounds of the store's cache of session views (one view per session id, shared by every
    * `Session` object of that id; least recently used first). */
   cache?: CacheOptions;
+  /** Emitted parts are flushed this long (ms) after the first unflushed one, default 50, or at once
+   * when 16 KiB are pending; `inv.flush()` forces it. */
+  liveFlushMs?: number;
+  /** How often (ms) a holder whose `inv.signal` is in use reads the head for a stop request on a store
+   * without push (KV), default 1000; IndexedDB and the same realm are told at once. */
+  stopPollMs?: number;
 }
 
 /** `StoreOptions.cache`. A session evicted from the cache is loaded again by its next async use
@@ -320,6 +333,17 @@ export interface SessionForkedEvent extends SessionEventBase {
   readonly data: { readonly from: string; readonly version: number };
 }
 
+export interface SessionStoppedEvent extends SessionEventBase {
+  readonly type: "stopped";
+  readonly agent?: undefined;
+  readonly key?: undefined;
+  /** The reason given to `session.stop()`. */
+  readonly reason: string;
+  /** Who stopped it (the stopper store's owner) and how the turn ended: by its holder (`stopped`) or
+   * fenced after the grace (`fenced`). */
+  readonly data: { readonly by: string; readonly outcome: "stopped" | "fenced" };
+}
+
 export type SessionEvent =
   | SessionCreatedEvent
   | SessionMessageEvent
@@ -328,7 +352,8 @@ export type SessionEvent =
   | SessionInterruptEvent
   | SessionResumeEvent
   | SessionClosedEvent
-  | SessionForkedEvent;
+  | SessionForkedEvent
+  | SessionStoppedEvent;
 
 export type SessionEventType = SessionEvent["type"];
 
@@ -482,6 +507,59 @@ export interface HostKv {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Live turns
+
+/** `session.follow()` options. */
+export interface FollowOptions {
+  /** Resume after a reload: skip that invocation's parts with seq <= `seq`. */
+  after?: { invocation: string; seq: number };
+  /** Ends the iteration (it finishes, `done: true`, rather than throwing). */
+  signal?: AbortSignal;
+}
+
+/** A part a running turn emitted. */
+export interface LivePartEvent {
+  readonly type: "part";
+  readonly invocation: string;
+  readonly seq: number;
+  readonly data: ReadonlyJson;
+}
+
+/** A followed turn ended. `lost`: its holder went away (lease taken over or run out). */
+export interface LiveEndEvent {
+  readonly type: "end";
+  readonly invocation: string;
+  readonly outcome: "committed" | "interrupted" | "aborted" | "stopped" | "lost";
+  readonly version: number;
+  readonly status: Status;
+}
+
+/** A version committed by a checkpoint, or by a turn whose parts this follower did not see begin. */
+export interface LiveCommitEvent {
+  readonly type: "commit";
+  readonly version: number;
+  readonly status: Status;
+}
+
+export type LiveEvent = LivePartEvent | LiveEndEvent | LiveCommitEvent;
+
+/** `session.stop()` options. */
+export interface StopOptions {
+  /** Recorded in the `stopped` history event and given to the holder (default "stop requested"). */
+  reason?: string;
+  /** How long (ms) the holder may take to end the turn before it is fenced: a non-negative integer,
+   * default 5000 (0 fences at once). */
+  graceMs?: number;
+}
+
+/** How `session.stop()` ended: `stopped` by the holder, `fenced` after the grace, `idle` when nothing ran. */
+export interface StopResult {
+  readonly outcome: "idle" | "stopped" | "fenced";
+  readonly invocation?: string;
+  readonly version: number;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Classes (no public constructors: the static factories and methods create them)
 
 export declare class SessionStore {
@@ -541,6 +619,13 @@ export declare class Session {
   onChange(listener: (change: SessionChange) => void): () => void;
   /** Terminal; takes the guard like `begin`. */
   close(): Promise<void>;
+  /** A live view: the parts of the running turn (replayed from its start, or after `after`), then
+   * new parts as they are flushed, an `end` per turn, and the same for every later turn, until the
+   * caller breaks out, `signal` aborts, or the session is closed, expired or deleted. Throws
+   * `ValidationError` for bad options. */
+  follow(options?: FollowOptions): AsyncIterableIterator<LiveEvent>;
+  /** Asks the running turn to stop (without taking the lease); resolves once it ended. */
+  stop(options?: StopOptions): Promise<StopResult>;
   /** Frees the store's cached view of this session now (a running invocation keeps it); every
    * `Session` object of the id loads it again on its next async use. Same as `dispose()`. */
   [Symbol.dispose](): void;
@@ -554,6 +639,15 @@ export declare class Invocation {
   /** Fencing token of this invocation's lease. */
   readonly token: number;
   readonly session: Session;
+  /** Aborts when `session.stop()` is called (reason: a `StopRequestedError`), when the lease is lost
+   * (a `LeaseLostError`) and when the invocation ends. */
+  readonly signal: AbortSignal;
+
+  /** Appends a part to the turn's live log (not history); validated now like a message; returns
+   * its seq (0, 1, 2, ...). Throws `InvalidTransitionError` once the invocation ended. */
+  emit(part: JsonInput): number;
+  /** Resolves once every emitted part is durable and visible to followers. */
+  flush(): Promise<void>;
 
   /** Staged, validated now (throws `ValidationError` / `LimitExceededError`). */
   appendMessage(message: JsonInput, options?: AgentOptions): void;
@@ -593,7 +687,8 @@ export type ErrorCode =
   | "CORRUPT_RECORD"
   | "STORAGE"
   | "UNSAFE_STORE"
-  | "STORE_CLOSED";
+  | "STORE_CLOSED"
+  | "STOP_REQUESTED";
 
 /** Where a refused move started from: a session status or an invocation phase. */
 export type TransitionFrom = Status | "committing" | "committed" | "aborted" | "lease-lost";
@@ -678,4 +773,13 @@ export declare class UnsafeStoreError extends AgentSessionError {
  * and state (close() freed its cached views), are refused. */
 export declare class StoreClosedError extends AgentSessionError {
   readonly code: "STORE_CLOSED";
+}
+
+/** The reason of `inv.signal` when `session.stop()` was called. */
+export declare class StopRequestedError extends AgentSessionError {
+  readonly code: "STOP_REQUESTED";
+  /** The reason given to `stop()`. */
+  readonly reason: string;
+  /** The owner name of the store that called `stop()`. */
+  readonly by: string;
 }

@@ -30,6 +30,12 @@ pub fn invalid_with_cause(path: &str, what: &str, cause: JsValue) -> JsValue {
     make_error("INVALID_INPUT", &format!("{path} {what}"), &fields(&[("path", path.into()), ("cause", cause)]))
 }
 
+/// The reason of an invocation's `signal` when `session.stop()` was called.
+pub fn stop_requested(reason: &str, by: &str) -> JsValue {
+    let message = format!("session.stop() was called by owner \"{by}\" ({reason}): end the turn now (commit what you have, or abort); after the stopper's grace the turn is fenced and a later commit fails with LeaseLostError");
+    make_error("STOP_REQUESTED", &message, &fields(&[("reason", reason.into()), ("by", by.into())]))
+}
+
 fn core(error: CoreError) -> JsValue {
     let message = error.to_string();
     let extra = match &error {

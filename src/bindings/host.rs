@@ -35,11 +35,23 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = fillRandom)]
     fn fill_random(bytes: &mut [u8]);
-    fn sleep(ms: f64) -> Promise;
+    pub fn sleep(ms: f64) -> Promise;
     #[wasm_bindgen(js_name = startInterval)]
     pub fn start_interval(tick: &Function, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = stopInterval)]
     pub fn stop_interval(handle: &JsValue);
+}
+
+#[wasm_bindgen(module = "/js/live.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = listenLive)]
+    fn listen_live(name: &str);
+    #[wasm_bindgen(js_name = wakeLive)]
+    fn wake_live(name: Option<String>, id: &str);
+    #[wasm_bindgen(js_name = waitLive)]
+    fn wait_live(id: &str, ms: f64, lock_name: Option<String>) -> Promise;
+    #[wasm_bindgen(js_name = newAbortController)]
+    pub fn new_abort_controller() -> JsValue;
 }
 
 #[wasm_bindgen(module = "/js/web.js")]
@@ -91,8 +103,32 @@ impl Env for JsEnv {
         let query = is_lock_held(&format!("{prefix}{instance}"));
         Box::pin(async move { JsFuture::from(query).await.ok().and_then(|held| held.as_bool()) })
     }
+
+    fn wake(&self, id: &str, everywhere: bool) {
+        let channel = self.lock_prefix.as_ref().filter(|_| everywhere).map(|prefix| live_channel(prefix));
+        wake_live(channel, id);
+    }
+
+    fn wait(&self, id: &str, ms: u64, holder: Option<&str>) -> LocalBoxFuture<'static, ()> {
+        let lock = match (&self.lock_prefix, holder) {
+            (Some(prefix), Some(instance)) => Some(format!("{prefix}{instance}")),
+            _ => None,
+        };
+        let promise = wait_live(id, ms as f64, lock);
+        Box::pin(async move {
+            let _ = JsFuture::from(promise).await;
+        })
+    }
+}
+
+/// The BroadcastChannel that carries live wake-ups between the realms of a browser-shared store.
+fn live_channel(prefix: &str) -> String {
+    format!("{prefix}live")
 }
 
 pub fn env(now: Option<Function>, lock_prefix: Option<String>) -> Rc<dyn Env> {
+    if let Some(prefix) = &lock_prefix {
+        listen_live(&live_channel(prefix));
+    }
     Rc::new(JsEnv { now, lock_prefix })
 }

@@ -9,11 +9,40 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::bindings::convert::{to_json, to_name, to_text, Options};
+use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::JsResult;
-use crate::bindings::host::{freeze, start_interval, stop_interval};
+use crate::bindings::host::{freeze, new_abort_controller, sleep, start_interval, stop_interval};
 use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;
-use crate::engine::Invocation;
+use crate::engine::{Invocation, Signal};
+
+/// The invocation's `signal`: the AbortController (made when `signal` is first read) and the reason
+/// it aborts with once the engine has fired.
+#[derive(Default)]
+struct SignalState {
+    controller: RefCell<Option<JsValue>>,
+    /// `Some(reason)` once fired (`undefined` for the end of the invocation).
+    reason: RefCell<Option<JsValue>>,
+}
+
+impl SignalState {
+    fn abort(&self) {
+        let (Some(controller), Some(reason)) = (&*self.controller.borrow(), &*self.reason.borrow()) else { return };
+        if let Ok(abort) = js_sys::Reflect::get(controller, &"abort".into()) {
+            if let Ok(abort) = abort.dyn_into::<Function>() {
+                let _ = abort.call1(controller, reason);
+            }
+        }
+    }
+}
+
+fn signal_reason(signal: &Signal) -> JsValue {
+    match signal {
+        Signal::Stop { reason, by } => stop_requested(reason, by),
+        Signal::LeaseLost { token } => crate::core::CoreError::LeaseLost { token: *token }.into(),
+        Signal::Ended => JsValue::UNDEFINED,
+    }
+}
 
 /// A running interval: its handle, and the closure it calls (kept alive until stopped).
 type Timer = (JsValue, Closure<dyn FnMut()>);
@@ -56,6 +85,7 @@ pub struct JsInvocation {
     inner: Rc<Invocation>,
     session: JsSession,
     heartbeat: Rc<Heartbeat>,
+    signal: Rc<SignalState>,
 }
 
 impl JsInvocation {
@@ -65,7 +95,13 @@ impl JsInvocation {
         if session.store.config().heartbeat {
             heartbeat.start(inner.clone(), inner.renew_every_ms());
         }
-        JsInvocation { inner, session, heartbeat }
+        let signal = Rc::new(SignalState::default());
+        let fired = signal.clone();
+        inner.on_signal(Box::new(move |why: &Signal| {
+            *fired.reason.borrow_mut() = Some(signal_reason(why));
+            fired.abort();
+        }));
+        JsInvocation { inner, session, heartbeat, signal }
     }
 
     pub fn heartbeat(&self) -> Rc<Heartbeat> {
@@ -109,6 +145,54 @@ impl JsInvocation {
     #[wasm_bindgen(getter)]
     pub fn session(&self) -> JsSession {
         self.session.handle()
+    }
+
+    /// Aborts when a stop is requested (a StopRequestedError), when the lease is lost (a
+    /// LeaseLostError) and when the invocation ends. The first read starts watching for stops.
+    #[wasm_bindgen(getter)]
+    pub fn signal(&self) -> JsValue {
+        let existing = self.signal.controller.borrow().clone();
+        let controller = match existing {
+            Some(controller) => controller,
+            None => {
+                let controller = new_abort_controller();
+                *self.signal.controller.borrow_mut() = Some(controller.clone());
+                if self.signal.reason.borrow().is_some() {
+                    self.signal.abort();
+                } else {
+                    let inner = self.inner.clone();
+                    spawn_local(async move { inner.watch_stop().await });
+                }
+                controller
+            }
+        };
+        js_sys::Reflect::get(&controller, &"signal".into()).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Appends a part to the turn's live log; returns its seq. Flushed within `liveFlushMs`.
+    pub fn emit(&self, part: JsValue) -> JsResult<f64> {
+        let data = to_json(&part, "part")?;
+        let emitted = self.inner.emit(data)?;
+        if let Some(delay) = emitted.flush_in {
+            let inner = self.inner.clone();
+            spawn_local(async move {
+                if delay > 0 {
+                    let _ = wasm_bindgen_futures::JsFuture::from(sleep(delay as f64)).await;
+                }
+                // A failed flush keeps its parts for the next one; the commit reports a failure.
+                let _ = inner.flush().await;
+            });
+        }
+        Ok(emitted.seq as f64)
+    }
+
+    /// Resolves once every emitted part is durable and visible to followers.
+    pub fn flush(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.flush().await?;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     #[wasm_bindgen(js_name = appendMessage)]

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod host;
 mod invocation;
+mod live;
 mod origin;
 mod reads;
 mod session;

@@ -13,6 +13,7 @@ use crate::bindings::invocation::JsInvocation;
 use crate::bindings::reads::{parse, session_messages, session_state};
 use crate::bindings::store::{call_listener, change_object};
 use crate::bindings::view::JsSessionView;
+use crate::core::TurnOutcome;
 use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, SessionStore};
 
 #[wasm_bindgen(js_name = Session)]
@@ -100,6 +101,14 @@ fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsVa
                     set("data", parse(data)?)?;
                 }
                 Event::Closed => {}
+                Event::Stopped { reason, by, outcome } => {
+                    set("reason", reason.as_str().into())?;
+                    let outcome = if *outcome == TurnOutcome::Fenced { "fenced" } else { "stopped" };
+                    let data = Object::new();
+                    Reflect::set(&data, &"by".into(), &by.as_str().into())?;
+                    Reflect::set(&data, &"outcome".into(), &outcome.into())?;
+                    set("data", freeze(&data))?;
+                }
             }
         }
     }

@@ -99,6 +99,8 @@ pub fn build(
     };
     config.heartbeat = options.bool("heartbeat")?.unwrap_or(config.heartbeat);
     config.allow_non_atomic = allow_non_atomic;
+    config.live_flush_ms = options.count("liveFlushMs")?.unwrap_or(config.live_flush_ms);
+    config.stop_poll_ms = options.positive("stopPollMs")?.unwrap_or(config.stop_poll_ms);
     let on_event = options.function("onEvent")?.map(|listener| {
         Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
     });

@@ -12,7 +12,11 @@ use std::rc::Rc;
 use crate::core::error::CoreError;
 use crate::core::event::{AgentState, Event, SessionState};
 use crate::core::lifecycle::Status;
-use crate::core::record::{Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef, SCHEMA_VERSION};
+use crate::core::live::Flush;
+use crate::core::record::{
+    Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef, StopRequest, TurnEnd, TurnOutcome,
+    SCHEMA_VERSION,
+};
 
 const MAGIC: &[u8; 2] = b"AS";
 const KIND_HEAD: u8 = b'H';
@@ -21,6 +25,7 @@ const KIND_SNAPSHOT: u8 = b'S';
 /// A snapshot whose messages are in segments (see [`Snapshot`]).
 const KIND_SEGMENTED_SNAPSHOT: u8 = b'T';
 const KIND_SEGMENT: u8 = b'G';
+const KIND_LIVE: u8 = b'L';
 
 pub fn encode_head(head: &Head) -> Vec<u8> {
     let mut w = Writer::frame(KIND_HEAD);
@@ -44,6 +49,20 @@ pub fn encode_head(head: &Head) -> Vec<u8> {
         w.str(&interrupt.payload);
     });
     w.option(head.metadata.as_ref(), |w, metadata| w.str(metadata));
+    // Added with live turns; a head written before them ends here and reads as none of either.
+    w.option(head.stop.as_ref(), |w, stop| {
+        w.u64(stop.token);
+        w.str(&stop.reason);
+        w.str(&stop.by);
+        w.u64(stop.at);
+    });
+    w.option(head.ended.as_ref(), |w, ended| {
+        w.u64(ended.token);
+        w.u8(ended.outcome.to_byte());
+        w.str(&ended.invocation);
+        w.option(ended.flushes.as_ref(), |w, flushes| w.u64(*flushes));
+    });
+    w.option(head.lease.as_ref(), |w, lease| w.str(&lease.invocation));
     w.finish()
 }
 
@@ -53,7 +72,13 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         version: r.u64()?,
         status: Status::from_byte(r.u8()?).ok_or_else(|| r.corrupt("unknown status"))?,
         lease: r.option(|r| {
-            Ok(Lease { owner: r.string()?, instance: r.string()?, token: r.u64()?, expires_at: r.u64()? })
+            Ok(Lease {
+                owner: r.string()?,
+                instance: r.string()?,
+                token: r.u64()?,
+                expires_at: r.u64()?,
+                invocation: String::new(),
+            })
         })?,
         last_token: r.u64()?,
         snapshot: r.option(Reader::snapshot_ref)?,
@@ -64,7 +89,23 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         max_lifetime_ms: r.option(Reader::u64)?,
         interrupt: r.option(|r| Ok(Interrupt { reason: r.string()?, payload: r.json()? }))?,
         metadata: r.option(Reader::json)?,
+        stop: None,
+        ended: None,
     };
+    let mut head = head;
+    if !r.at_end() {
+        head.stop =
+            r.option(|r| Ok(StopRequest { token: r.u64()?, reason: r.string()?, by: r.string()?, at: r.u64()? }))?;
+        head.ended = r.option(|r| {
+            let token = r.u64()?;
+            let outcome = TurnOutcome::from_byte(r.u8()?).ok_or_else(|| r.corrupt("unknown turn outcome"))?;
+            Ok(TurnEnd { token, outcome, invocation: r.string()?, flushes: r.option(Reader::u64)? })
+        })?;
+        let invocation = r.option(Reader::string)?;
+        if let (Some(lease), Some(invocation)) = (head.lease.as_mut(), invocation) {
+            lease.invocation = invocation;
+        }
+    }
     r.end()?;
     Ok(head)
 }
@@ -198,6 +239,27 @@ pub fn decode_segment(key: &str, bytes: &[u8]) -> Result<Segment, CoreError> {
     Ok(Segment { version, token, agents })
 }
 
+/// One flush of a running turn's live parts (`t/<session>/<token>/<n>`).
+pub fn encode_flush(flush: &Flush) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_LIVE);
+    w.str(&flush.invocation);
+    w.u64(flush.first_seq);
+    w.u64(flush.parts.len() as u64);
+    for part in &flush.parts {
+        w.str(part);
+    }
+    w.finish()
+}
+
+pub fn decode_flush(key: &str, bytes: &[u8]) -> Result<Flush, CoreError> {
+    let mut r = Reader::frame(key, bytes, KIND_LIVE)?;
+    let invocation = r.string()?;
+    let first_seq = r.u64()?;
+    let parts = r.list(Reader::json)?;
+    r.end()?;
+    Ok(Flush { invocation, first_seq, parts })
+}
+
 const EVENT_MESSAGE: u8 = 1;
 const EVENT_STATE_SET: u8 = 2;
 const EVENT_STATE_DELETE: u8 = 3;
@@ -205,6 +267,7 @@ const EVENT_INTERRUPT: u8 = 4;
 const EVENT_RESUME: u8 = 5;
 const EVENT_CLOSED: u8 = 6;
 const EVENT_FORKED: u8 = 7;
+const EVENT_STOPPED: u8 = 8;
 
 /// Appends `value` as an unsigned LEB128 varint (the integers of every record, and of the host KV
 /// store's chunk manifests).
@@ -326,6 +389,12 @@ impl Writer {
                 self.u8(EVENT_FORKED);
                 self.str(data);
             }
+            Event::Stopped { reason, by, outcome } => {
+                self.u8(EVENT_STOPPED);
+                self.str(reason);
+                self.str(by);
+                self.u8(outcome.to_byte());
+            }
         }
     }
 }
@@ -369,6 +438,10 @@ impl<'a> Reader<'a> {
 
     fn corrupt(&self, detail: &str) -> CoreError {
         CoreError::CorruptRecord { key: self.key.to_owned(), detail: format!("{detail} at byte {}", self.at) }
+    }
+
+    fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
     }
 
     fn end(&self) -> Result<(), CoreError> {
@@ -451,6 +524,11 @@ impl<'a> Reader<'a> {
             EVENT_RESUME => Event::Resume { data: self.json()? },
             EVENT_CLOSED => Event::Closed,
             EVENT_FORKED => Event::Forked { data: self.json()? },
+            EVENT_STOPPED => {
+                let (reason, by) = (self.string()?, self.string()?);
+                let outcome = TurnOutcome::from_byte(self.u8()?).ok_or_else(|| self.corrupt("unknown turn outcome"))?;
+                Event::Stopped { reason, by, outcome }
+            }
             _ => return Err(self.corrupt("unknown event type")),
         })
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::record::Json;
+use crate::core::record::{Json, TurnOutcome};
 
 /// One immutable change, as committed in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,13 @@ pub enum Event {
     Forked {
         data: Json,
     },
+    /// The turn ended because `session.stop()` was called (by the owner `by`): in the version that
+    /// ended it, the holder's (`Stopped`) or the stopper's fence (`Fenced`).
+    Stopped {
+        reason: String,
+        by: String,
+        outcome: TurnOutcome,
+    },
 }
 
 impl Event {
@@ -47,6 +54,7 @@ impl Event {
             Event::Resume { .. } => "resume",
             Event::Closed => "closed",
             Event::Forked { .. } => "forked",
+            Event::Stopped { .. } => "stopped",
         }
     }
 
@@ -69,6 +77,7 @@ impl Event {
             Event::Interrupt { reason, data } => text(reason) + text(data),
             Event::Resume { data } | Event::Forked { data } => text(data),
             Event::Closed => 0,
+            Event::Stopped { reason, by, .. } => text(reason) + text(by),
         }
     }
 }
@@ -100,7 +109,11 @@ impl SessionState {
                     agent_state.state.remove(key);
                 }
             }
-            Event::Interrupt { .. } | Event::Resume { .. } | Event::Closed | Event::Forked { .. } => {}
+            Event::Interrupt { .. }
+            | Event::Resume { .. }
+            | Event::Closed
+            | Event::Forked { .. }
+            | Event::Stopped { .. } => {}
         }
     }
 

@@ -11,19 +11,25 @@
 //!   lease has not run out; otherwise `LeaseLost` (nothing the holder staged becomes visible).
 //! - takeover: a live lease whose holder instance is proven gone (its Web Lock is free) is taken
 //!   at once with token + 1; [`decide_acquire`] says when to ask ([`Acquire::AskIfAlive`]).
+//! - stop: a request recorded on the head without touching the lease ([`stop_step`]); the holder
+//!   ends its turn ([`stop_pending`] tells it, and its end records the `stopped` event), or after
+//!   the stopper's grace the stopper fences it: the takeover of [`acquire_over`] (token + 1) and a
+//!   release, in one compare-and-set.
 //! - the busy mark of one realm ([`Mark`]), the first token of a new session, the renew interval
 //!   and the pause between tries of a waiting begin: deadlines returned as data, in the manner of
 //!   quinn-proto's `poll_timeout`; the engine only sleeps and writes.
 
 use crate::core::error::CoreError;
 use crate::core::lifecycle::{transition, Action, Status};
-use crate::core::record::{Head, Interrupt, Lease, SnapshotRef};
+use crate::core::record::{Head, Interrupt, Lease, SnapshotRef, StopRequest, TurnEnd, TurnOutcome};
 
 /// Who is asking for the lease.
 #[derive(Debug, Clone, Copy)]
 pub struct Holder<'a> {
     pub owner: &'a str,
     pub instance: &'a str,
+    /// Id of the invocation the lease is for.
+    pub invocation: &'a str,
 }
 
 /// Why the lease is wanted.
@@ -45,6 +51,9 @@ pub enum Outcome {
     Interrupt(Interrupt),
     /// Commit the close, release: closed.
     Close,
+    /// Commit without a change of status, release: how an abort ends a turn that was asked to
+    /// stop (its version carries the `stopped` event), and how a fence ends it.
+    Abort,
 }
 
 /// This realm's busy mark for a session: set synchronously before the first await of a begin, so
@@ -114,6 +123,8 @@ pub fn retry_pause(retry_after_ms: u64, deadline: Option<u64>, now: u64) -> Opti
 const RETRY_PAUSE_MAX_MS: u64 = 250;
 
 /// The guard's answer to a begin, on the head as stored.
+// A decision lives for one step; boxing the head would cost an allocation on every begin.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquire {
     /// Write this head (compare-and-set against the one decided on).
@@ -188,8 +199,11 @@ pub fn acquire_over(
             instance: holder.instance.to_owned(),
             token,
             expires_at: now.saturating_add(lease_ms),
+            invocation: holder.invocation.to_owned(),
         }),
         last_token: token,
+        // A stop asked of an earlier turn does not stop this one.
+        stop: None,
         ..head.clone()
     })
 }
@@ -215,6 +229,16 @@ pub fn renew(head: &Head, token: u64, now: u64, lease_ms: u64) -> Result<Head, C
 pub struct Committed {
     pub head: Head,
     pub snapshot_due: bool,
+    /// The stop request this commit answers by ending the turn: its batch must carry the `stopped`
+    /// event.
+    pub stopped: Option<StopRequest>,
+}
+
+/// The stop request pending for the turn holding `token`, if any: the holder's signal aborts, and
+/// the commit, interrupt or abort that ends the turn records a `stopped` event (an abort then
+/// commits with [`Outcome::Abort`] instead of releasing, so that the stop is in history).
+pub fn stop_pending(head: &Head, token: u64) -> Option<&StopRequest> {
+    head.stop.as_ref().filter(|stop| stop.token == token && head.lease.as_ref().is_some_and(|l| l.token == token))
 }
 
 /// Commits one batch at `head.version + 1` under `token`. `snapshot_every` is the number of commits
@@ -229,13 +253,30 @@ pub fn commit(
 ) -> Result<Committed, CoreError> {
     let lease = check_lease(head, token, now)?.clone();
     let version = head.version + 1;
-    let (status, lease, interrupt) = match outcome {
-        Outcome::Checkpoint => {
-            (Status::Running, Some(Lease { expires_at: now.saturating_add(lease_ms), ..lease }), None)
+    let stop = stop_pending(head, token).cloned();
+    let ends = |outcome| TurnEnd {
+        token,
+        outcome: if stop.is_some() { TurnOutcome::Stopped } else { outcome },
+        invocation: lease.invocation.clone(),
+        flushes: Some(0),
+    };
+    let (status, interrupt, ended) = match &outcome {
+        Outcome::Checkpoint => (Status::Running, None, head.ended.clone()),
+        Outcome::Commit => (transition(head.status, Action::Commit)?, None, Some(ends(TurnOutcome::Committed))),
+        Outcome::Close => (transition(head.status, Action::CommitClose)?, None, Some(ends(TurnOutcome::Committed))),
+        Outcome::Interrupt(interrupt) => {
+            (transition(head.status, Action::Interrupt)?, Some(interrupt.clone()), Some(ends(TurnOutcome::Interrupted)))
         }
-        Outcome::Commit => (transition(head.status, Action::Commit)?, None, None),
-        Outcome::Close => (transition(head.status, Action::CommitClose)?, None, None),
-        Outcome::Interrupt(interrupt) => (transition(head.status, Action::Interrupt)?, None, Some(interrupt)),
+        Outcome::Abort => {
+            let status = transition(head.status, Action::Release { interrupted: head.interrupt.is_some() })?;
+            (status, head.interrupt.clone(), Some(ends(TurnOutcome::Aborted)))
+        }
+    };
+    let (lease, stop_kept, stopped) = match outcome {
+        Outcome::Checkpoint => {
+            (Some(Lease { expires_at: now.saturating_add(lease_ms), ..lease }), head.stop.clone(), None)
+        }
+        _ => (None, None, stop),
     };
     let snapshot_due =
         snapshot_every > 0 && version - head.snapshot_version() >= snapshot_interval(version, snapshot_every);
@@ -255,9 +296,11 @@ pub fn commit(
         updated_at: now,
         // Every commit of a resumed turn answers the interrupt (its first event is the resume).
         interrupt,
+        stop: stop_kept,
+        ended,
         ..head.clone()
     };
-    Ok(Committed { head, snapshot_due })
+    Ok(Committed { head, snapshot_due, stopped })
 }
 
 /// Commits between the snapshot before `version` and the next: at least `snapshot_every`, and an
@@ -279,7 +322,13 @@ pub fn release(head: &Head, token: u64) -> Option<Head> {
         Some(lease) if lease.token == token => {
             let action = Action::Release { interrupted: head.interrupt.is_some() };
             let status = transition(head.status, action).ok()?;
-            Some(Head { status, lease: None, ..head.clone() })
+            let ended = TurnEnd {
+                token,
+                outcome: TurnOutcome::Aborted,
+                invocation: lease.invocation.clone(),
+                flushes: Some(0),
+            };
+            Some(Head { status, lease: None, stop: None, ended: Some(ended), ..head.clone() })
         }
         _ => None,
     }
@@ -292,4 +341,93 @@ pub fn expire(head: &Head, now: u64) -> Option<Head> {
     }
     let status = transition(head.status, Action::Expire).ok()?;
     Some(Head { status, lease: None, ..head.clone() })
+}
+
+/// What a stopper asks: `session.stop({ reason, graceMs })` of the store owned by `by`.
+#[derive(Debug, Clone, Copy)]
+pub struct StopAsk<'a> {
+    pub reason: &'a str,
+    pub grace_ms: u64,
+}
+
+/// The next step of a `stop()`, decided on the head as last read.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopStep {
+    /// No turn is running: nothing to stop.
+    Idle,
+    /// Write this head (compare-and-set): it records the request for the turn holding `token`; then
+    /// wait for that turn until `deadline`.
+    Request { head: Head, token: u64, deadline: u64 },
+    /// The request for turn `token` is recorded (by this stopper or another); wait for the holder
+    /// to end the turn, deciding again on the next head read, until `deadline`.
+    Wait { token: u64, deadline: u64 },
+    /// The turn asked to stop has ended: by its holder (`Stopped`), by a fence (`Fenced`), or by
+    /// losing its lease (`None`: it no longer runs, which `stop()` reports as idle).
+    Ended(Option<TurnOutcome>),
+    /// The grace ran out: write the fence. `committed.head` at `head.version + 1`, whose batch
+    /// (written first, under `committed.head.last_token`) carries the `stopped` event of `request`.
+    Fence { committed: Committed, request: StopRequest },
+}
+
+/// One step of a stop. `asked` is the turn this stopper is waiting for and its deadline, once it
+/// has recorded or found a request. The fence is the takeover rule of [`acquire_over`] (the holder
+/// counts as gone once the grace has passed) followed by an [`Outcome::Abort`] commit, in one
+/// compare-and-set, so no reader ever sees a fenced turn without its end.
+pub fn stop_step(
+    head: &Head,
+    asked: Option<(u64, u64)>,
+    ask: StopAsk<'_>,
+    stopper: Holder<'_>,
+    now: u64,
+    lease_ms: u64,
+) -> StopStep {
+    let (token, deadline) = match asked {
+        Some(asked) => asked,
+        None => {
+            let Some(lease) = head.live_lease(now).filter(|_| head.status == Status::Running) else {
+                return StopStep::Idle;
+            };
+            let deadline = now.saturating_add(ask.grace_ms);
+            if stop_pending(head, lease.token).is_none() && deadline > now {
+                let stop = StopRequest {
+                    token: lease.token,
+                    reason: ask.reason.to_owned(),
+                    by: stopper.owner.to_owned(),
+                    at: now,
+                };
+                let requested = Head { stop: Some(stop), ..head.clone() };
+                return StopStep::Request { head: requested, token: lease.token, deadline };
+            }
+            (lease.token, deadline)
+        }
+    };
+    if let Some(ended) = head.ended.as_ref().filter(|ended| ended.token == token) {
+        return StopStep::Ended(
+            Some(ended.outcome).filter(|o| matches!(o, TurnOutcome::Stopped | TurnOutcome::Fenced)),
+        );
+    }
+    let Some(lease) = head.live_lease(now).filter(|lease| lease.token == token) else {
+        return StopStep::Ended(None);
+    };
+    if now < deadline {
+        return StopStep::Wait { token, deadline };
+    }
+    let request = stop_pending(head, token).cloned().unwrap_or_else(|| StopRequest {
+        token,
+        reason: ask.reason.to_owned(),
+        by: stopper.owner.to_owned(),
+        at: now,
+    });
+    let intent = if head.interrupt.is_some() { Intent::Resume } else { Intent::Begin };
+    let fenced = lease.clone();
+    let Ok(taken) = acquire_over(head, intent, stopper, now, lease_ms, Some(&fenced.instance)) else {
+        return StopStep::Ended(None);
+    };
+    let Ok(mut committed) = commit(&taken, taken.last_token, now, lease_ms, Outcome::Abort, 0) else {
+        return StopStep::Ended(None);
+    };
+    committed.head.ended =
+        Some(TurnEnd { token, outcome: TurnOutcome::Fenced, invocation: fenced.invocation, flushes: None });
+    StopStep::Fence { committed, request }
 }

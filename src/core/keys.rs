@@ -5,6 +5,8 @@
 //! e/<session>/<version>/<token>  immutable event batch
 //! s/<session>/<version>/<token>  immutable snapshot (state values, message counts, segment refs)
 //! g/<session>/<version>/<token>  immutable message segment, written with the snapshot at <version>
+//! t/<session>/<token>/<n>        the n-th flush of the live parts of the turn holding lease <token>
+//!                                (never named by a head; deleted when the next turn begins)
 //! ```
 //!
 //! `<session>` percent-encodes every byte outside `[A-Za-z0-9_-]` and ends with `~`, which the
@@ -80,8 +82,18 @@ pub fn segment_key(id: &str, version: u64, token: u64) -> String {
     format!("g/{}/{version:016x}/{token:016x}", escape_id(id))
 }
 
+/// The key of the `n`-th flush of live parts of the turn holding lease `token`.
+pub fn live_key(id: &str, token: u64, n: u64) -> String {
+    format!("t/{}/{token:016x}/{n:016x}", escape_id(id))
+}
+
+/// The prefix of every live flush of the turn holding lease `token`.
+pub fn live_prefix(id: &str, token: u64) -> String {
+    format!("t/{}/{token:016x}/", escape_id(id))
+}
+
 /// Prefixes under which all of a session's records other than the head live.
-pub fn record_prefixes(id: &str) -> [String; 3] {
+pub fn record_prefixes(id: &str) -> [String; 4] {
     let escaped = escape_id(id);
-    [format!("e/{escaped}/"), format!("s/{escaped}/"), format!("g/{escaped}/")]
+    [format!("e/{escaped}/"), format!("s/{escaped}/"), format!("g/{escaped}/"), format!("t/{escaped}/")]
 }

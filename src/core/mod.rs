@@ -7,13 +7,16 @@ pub mod guard;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
+pub mod live;
 pub mod record;
 pub mod snapshot;
 
 pub use error::CoreError;
 pub use event::{AgentState, Event, SessionState};
 pub use lifecycle::Status;
-pub use record::{Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef};
+pub use record::{
+    Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef, StopRequest, TurnEnd, TurnOutcome,
+};
 
 /// The agent whose messages and state are read and written when no `agent` option is given.
 pub const DEFAULT_AGENT: &str = "default";

@@ -24,6 +24,8 @@ pub struct Lease {
     pub token: u64,
     /// When the lease ends by the store's clock (ms since epoch).
     pub expires_at: u64,
+    /// Id of the invocation holding it (what followers name a turn by).
+    pub invocation: String,
 }
 
 /// A question for a human that the session waits on.
@@ -39,6 +41,76 @@ pub struct Interrupt {
 pub struct SnapshotRef {
     pub version: u64,
     pub token: u64,
+}
+
+/// A request to stop the running turn (`session.stop()`): recorded on the head without touching
+/// the lease, answered by the holder ending its turn or, after the stopper's grace, by a fence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    /// The fencing token of the turn it asks to stop.
+    pub token: u64,
+    pub reason: String,
+    /// Owner name of the store that asked.
+    pub by: String,
+    pub at: u64,
+}
+
+/// How a turn ended, as followers report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnOutcome {
+    Committed,
+    Interrupted,
+    Aborted,
+    /// The holder ended the turn after a stop was requested.
+    Stopped,
+    /// The stopper took the lease over after the grace and released it.
+    Fenced,
+}
+
+impl TurnOutcome {
+    /// The `outcome` of a follower's `end` event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnOutcome::Committed => "committed",
+            TurnOutcome::Interrupted => "interrupted",
+            TurnOutcome::Aborted => "aborted",
+            TurnOutcome::Stopped | TurnOutcome::Fenced => "stopped",
+        }
+    }
+
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            TurnOutcome::Committed => 0,
+            TurnOutcome::Interrupted => 1,
+            TurnOutcome::Aborted => 2,
+            TurnOutcome::Stopped => 3,
+            TurnOutcome::Fenced => 4,
+        }
+    }
+
+    pub(crate) fn from_byte(byte: u8) -> Option<TurnOutcome> {
+        Some(match byte {
+            0 => TurnOutcome::Committed,
+            1 => TurnOutcome::Interrupted,
+            2 => TurnOutcome::Aborted,
+            3 => TurnOutcome::Stopped,
+            4 => TurnOutcome::Fenced,
+            _ => return None,
+        })
+    }
+}
+
+/// The end of the last turn that ended by a decision (not by a lost lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnEnd {
+    /// The fencing token of the turn.
+    pub token: u64,
+    pub outcome: TurnOutcome,
+    /// Id of the invocation that ran it.
+    pub invocation: String,
+    /// How many flushes of live parts it wrote (`t/<session>/<token>/<n>` for n below it), or
+    /// `None` when unknown (a fenced turn): what the next turn deletes.
+    pub flushes: Option<u64>,
 }
 
 /// The head record `h/<session>`: written only by compare-and-set.
@@ -62,6 +134,10 @@ pub struct Head {
     pub interrupt: Option<Interrupt>,
     /// JSON text given at creation (`open(id, { metadata })`).
     pub metadata: Option<Json>,
+    /// A pending request to stop the turn holding the lease.
+    pub stop: Option<StopRequest>,
+    /// How the last turn ended (followers' `end`; which live log the next turn deletes).
+    pub ended: Option<TurnEnd>,
 }
 
 impl Head {
@@ -80,6 +156,8 @@ impl Head {
             max_lifetime_ms,
             interrupt: None,
             metadata,
+            stop: None,
+            ended: None,
         }
     }
 

@@ -9,10 +9,12 @@ use std::rc::Rc;
 
 use crate::core::error::Phase;
 use crate::core::guard::{self, Mark, Outcome};
+use crate::core::live;
 use crate::core::snapshot::next_snapshot;
-use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Status};
+use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Status, TurnOutcome};
 use crate::engine::cache::events_bytes;
 use crate::engine::error::EngineResult;
+use crate::engine::live::{Emitted, LiveLog};
 use crate::engine::load;
 use crate::engine::session::Session;
 use crate::engine::store::{Change, StoreEvent};
@@ -45,6 +47,19 @@ struct State {
     uncertain: Option<u64>,
 }
 
+/// Why an invocation's `signal` aborts (once, for the first of these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// `session.stop()` was called for this turn.
+    Stop { reason: String, by: String },
+    /// The lease expired or was taken over.
+    LeaseLost { token: u64 },
+    /// The invocation ended (commit, abort, interrupt).
+    Ended,
+}
+
+type SignalHook = Box<dyn Fn(&Signal)>;
+
 /// One guarded change of a session.
 pub struct Invocation {
     session: Rc<Session>,
@@ -56,6 +71,11 @@ pub struct Invocation {
     state: RefCell<State>,
     /// Whether this invocation still pins its session's cached view (until it ends).
     pinned: Cell<bool>,
+    /// The parts emitted for followers.
+    live: LiveLog,
+    /// Told why the `signal` aborts, once (the host's AbortController).
+    signal: RefCell<Option<SignalHook>>,
+    signaled: Cell<bool>,
 }
 
 impl Invocation {
@@ -84,6 +104,9 @@ impl Invocation {
             began_at,
             state: RefCell::new(state),
             pinned: Cell::new(true),
+            live: LiveLog::default(),
+            signal: RefCell::new(None),
+            signaled: Cell::new(false),
         })
     }
 
@@ -249,6 +272,74 @@ impl Invocation {
         self.session.value(Some(agent), key)
     }
 
+    /// Appends a part (JSON text) to the turn's live log; validated now like a message. Returns its
+    /// seq and when the host must call [`Invocation::flush`].
+    pub fn emit(&self, data: Json) -> Result<Emitted, CoreError> {
+        self.check_open("emit")?;
+        self.session.shared.config.limits.check_message(data.len())?;
+        let shared = &self.session.shared;
+        Ok(self.live.emit(data, shared.now(), shared.config.live_flush_ms))
+    }
+
+    /// Writes every emitted part (durable and visible to followers once this resolves).
+    pub async fn flush(&self) -> EngineResult<()> {
+        let shared = &self.session.shared;
+        let id = self.session.id();
+        if self.live.flush(&*shared.store, id, self.token, &self.id).await? {
+            shared.env.wake(id, true);
+        }
+        Ok(())
+    }
+
+    /// Sets what the host's `signal` is told; called at once when it already fired.
+    pub fn on_signal(&self, hook: SignalHook) {
+        *self.signal.borrow_mut() = Some(hook);
+    }
+
+    fn fire(&self, signal: Signal) {
+        if self.signaled.replace(true) {
+            return;
+        }
+        if let Some(hook) = self.signal.borrow_mut().take() {
+            hook(&signal);
+        }
+    }
+
+    /// Reads the head and fires the signal when a stop was requested for this turn or the lease is
+    /// gone. `true` once the signal has fired (nothing more to watch).
+    pub async fn check_stop(&self) -> EngineResult<bool> {
+        if self.is_ended() || self.signaled.get() {
+            return Ok(true);
+        }
+        let shared = &self.session.shared;
+        let Some((head, _)) = load::read_head(&*shared.store, self.session.id()).await? else {
+            self.fire(Signal::LeaseLost { token: self.token });
+            return Ok(true);
+        };
+        if self.is_ended() {
+            return Ok(true);
+        }
+        if let Some(stop) = guard::stop_pending(&head, self.token) {
+            self.fire(Signal::Stop { reason: stop.reason.clone(), by: stop.by.clone() });
+        } else if guard::check_lease(&head, self.token, shared.now()).is_err() {
+            self.fire(Signal::LeaseLost { token: self.token });
+        }
+        Ok(self.signaled.get())
+    }
+
+    /// Watches for a stop of this turn until the invocation ends or the signal fires: woken by a
+    /// stop in this realm or, where the host pushes them, another; otherwise every `stopPollMs`.
+    pub async fn watch_stop(&self) {
+        let shared = &self.session.shared;
+        loop {
+            // A failed read is retried at the next wake or poll.
+            if let Ok(true) = self.check_stop().await {
+                return;
+            }
+            shared.env.wait(self.session.id(), shared.config.stop_poll_ms, None).await;
+        }
+    }
+
     /// Extends the lease to `now + leaseMs`.
     pub async fn renew(&self) -> EngineResult<()> {
         self.extend(true).await
@@ -320,6 +411,9 @@ impl Invocation {
     /// may have renewed it), and a head that no longer carries our token ends in `LeaseLost`.
     async fn finish(&self, action: &'static str, outcome: Outcome, last: Option<Event>) -> EngineResult<u64> {
         self.check_open(action)?;
+        // Followers get every part before the turn's end (a failed flush fails the commit: retry it).
+        self.flush().await?;
+        self.check_open(action)?;
         let shared = &self.session.shared;
         let config = &shared.config;
         let mut events = std::mem::take(&mut self.state.borrow_mut().staged);
@@ -349,6 +443,7 @@ impl Invocation {
                 if status != Status::Running {
                     self.unpin();
                     self.shed();
+                    self.fire(Signal::Ended);
                 }
 
                 if snapshot {
@@ -406,16 +501,25 @@ impl Invocation {
                 (state.head.clone(), state.version.clone())
             };
             let now = shared.now();
-            let committed =
+            let mut committed =
                 guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), self.snapshot_every())?;
+            live::note_flushes(&mut committed.head, self.token, self.live.flushes());
             let new_version = committed.head.version;
+            let mut batch_events = events.to_vec();
+            if let Some(stop) = &committed.stopped {
+                batch_events.push(Event::Stopped {
+                    reason: stop.reason.clone(),
+                    by: stop.by.clone(),
+                    outcome: TurnOutcome::Stopped,
+                });
+            }
             let batch = Batch {
                 version: new_version,
                 token: self.token,
                 at: now,
                 invocation: self.id.clone(),
                 traceparent: self.traceparent.clone(),
-                events: events.to_vec(),
+                events: batch_events,
             };
             let mut records = vec![(keys::batch_key(id, new_version, self.token), codec::encode_batch(&batch))];
             let mut snapshot = None;
@@ -522,6 +626,7 @@ impl Invocation {
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
         shared.emit(self.event("lease.lost", None));
+        self.fire(Signal::LeaseLost { token: self.token });
         error.into()
     }
 
@@ -535,6 +640,11 @@ impl Invocation {
             return Ok(());
         }
         self.check_open("abort")?;
+        if self.live.has_pending() {
+            // Followers see what was emitted before the turn's end; a failure does not stop the abort.
+            let _ = self.flush().await;
+            self.check_open("abort")?;
+        }
         {
             let mut state = self.state.borrow_mut();
             state.stage = Stage::Aborted;
@@ -549,6 +659,7 @@ impl Invocation {
         });
         let released = self.release().await;
         self.shed();
+        self.fire(Signal::Ended);
         released
     }
 
@@ -561,7 +672,27 @@ impl Invocation {
                 let state = self.state.borrow();
                 (state.head.clone(), state.version.clone())
             };
-            let Some(released) = guard::release(&head, self.token) else { return Ok(()) };
+            if guard::stop_pending(&head, self.token).is_some() {
+                // A stopped turn's end is in history: the abort commits the `stopped` event.
+                return match self.write(Outcome::Abort, &[]).await {
+                    Ok((head, version, _)) => {
+                        let (new_version, status) = (head.version, head.status);
+                        self.session.apply_commit(head, version, &[]);
+                        shared.emit(self.event("lease.released", Some(new_version)));
+                        shared.notify(&Change {
+                            id: self.session.id().to_owned(),
+                            version: new_version,
+                            status,
+                            remote: false,
+                        });
+                        Ok(())
+                    }
+                    Err(EngineError::Core(CoreError::LeaseLost { .. })) => Ok(()),
+                    Err(error) => Err(error),
+                };
+            }
+            let Some(mut released) = guard::release(&head, self.token) else { return Ok(()) };
+            live::note_flushes(&mut released, self.token, self.live.flushes());
             if let Some(version) =
                 shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version)).await?
             {

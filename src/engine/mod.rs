@@ -4,13 +4,15 @@
 mod cache;
 mod error;
 mod invocation;
+mod live;
 mod load;
 mod session;
 mod store;
 
 pub use cache::CacheLimits;
 pub use error::EngineError;
-pub use invocation::Invocation;
+pub use invocation::{Invocation, Signal};
+pub use live::{Emitted, LiveFollow, StopResult};
 pub use load::HistoryEvent;
 pub use session::{BeginOptions, InvokeError, Session, SessionView};
 pub use store::{Change, Config, Env, EventHook, OpenOptions, SessionInfo, SessionStore, StoreEvent};

@@ -309,7 +309,8 @@ impl Session {
         }
         let pending = PendingMark { shared, id: self.id(), armed: true };
         let head_key = keys::head_key(self.id());
-        let (leased, new_version, now) = self.lease(intent, &head_key).await?;
+        let invocation_id = crate::engine::random_id(&*shared.env);
+        let (leased, new_version, now) = self.lease(intent, &head_key, &invocation_id).await?;
         // Validate the cached view against the head we just leased, loading only what it lacks.
         if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
             if let Some(released) = guard::release(&leased, leased.last_token) {
@@ -325,13 +326,15 @@ impl Session {
             shared.marks.borrow_mut().insert(self.id().to_owned(), mark);
         }
         pending.disarm();
+        // The live logs of earlier turns are readable until this one begins.
+        self.delete_live_logs(&leased, token).await;
         let mut staged = Vec::new();
         if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
             staged.push(Event::Resume { data: answer.clone() });
         }
         let invocation = Invocation::new(
             self.clone(),
-            crate::engine::random_id(&*shared.env),
+            invocation_id,
             token,
             options.agent.clone().unwrap_or_else(|| DEFAULT_AGENT.to_owned()),
             options.traceparent.clone(),
@@ -358,7 +361,7 @@ impl Session {
     /// current), then the head a refused compare-and-set reported, then a read-modify-write of the
     /// stored head (one IndexedDB transaction). When the guard asks whether a live lease's holder
     /// is still alive, the host is asked (Web Locks) and the guard decides again with its answer.
-    async fn lease(&self, intent: Intent, head_key: &str) -> EngineResult<(Head, Version, u64)> {
+    async fn lease(&self, intent: Intent, head_key: &str, invocation: &str) -> EngineResult<(Head, Version, u64)> {
         let shared = &self.shared;
         let mut source = {
             let view = self.slot.view.borrow();
@@ -373,7 +376,7 @@ impl Session {
             let now = shared.now();
             let (decision, written) = match source {
                 HeadSource::Cached(head, version) => {
-                    let decision = self.decide(&head, intent, dead.as_deref(), now);
+                    let decision = self.decide(&head, intent, dead.as_deref(), now, invocation);
                     let written = match &decision {
                         Acquire::Leased(leased) => Some(
                             shared
@@ -404,7 +407,8 @@ impl Session {
                     }
                 }
                 HeadSource::Reported(current) => {
-                    let decision = self.decide_on(head_key, current.as_ref(), intent, dead.as_deref(), now)?;
+                    let decision =
+                        self.decide_on(head_key, current.as_ref(), intent, dead.as_deref(), now, invocation)?;
                     let written = match &decision {
                         Acquire::Leased(leased) => {
                             let expect = current.map_or(Expect::Absent, |entry| Expect::Version(entry.version));
@@ -420,7 +424,7 @@ impl Session {
                     };
                     (decision, written)
                 }
-                HeadSource::Stored => self.decide_on_stored(intent, head_key, dead.clone()).await?,
+                HeadSource::Stored => self.decide_on_stored(intent, head_key, dead.clone(), invocation).await?,
             };
             match decision {
                 Acquire::Leased(leased) => {
@@ -440,9 +444,9 @@ impl Session {
     }
 
     /// The guard's decision on `head` by the clock `now`.
-    fn decide(&self, head: &Head, intent: Intent, dead: Option<&str>, now: u64) -> Acquire {
+    fn decide(&self, head: &Head, intent: Intent, dead: Option<&str>, now: u64, invocation: &str) -> Acquire {
         let config = &self.shared.config;
-        let holder = Holder { owner: &config.owner, instance: &self.shared.instance };
+        let holder = Holder { owner: &config.owner, instance: &self.shared.instance, invocation };
         guard::decide_acquire(head, intent, holder, now, config.lease_ms, dead)
     }
 
@@ -455,10 +459,11 @@ impl Session {
         intent: Intent,
         dead: Option<&str>,
         now: u64,
+        invocation: &str,
     ) -> EngineResult<Acquire> {
         let entry = entry.ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id())))?;
         let head = codec::decode_head(head_key, &entry.value)?;
-        Ok(self.decide(&head, intent, dead, now))
+        Ok(self.decide(&head, intent, dead, now, invocation))
     }
 
     /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction, by
@@ -468,15 +473,17 @@ impl Session {
         intent: Intent,
         head_key: &str,
         dead: Option<String>,
+        invocation: &str,
     ) -> EngineResult<(Acquire, Option<Version>)> {
         // The store calls the decision from inside its transaction and keeps only the bytes to
         // write: the decision itself comes back through this cell.
         let decided: Rc<RefCell<Option<EngineResult<Acquire>>>> = Rc::default();
         let decide_now = {
             let (session, decided, head_key) = (self.detached(), decided.clone(), head_key.to_owned());
+            let invocation = invocation.to_owned();
             Box::new(move |entry: Option<&Entry>| {
                 let now = session.shared.now();
-                let decision = session.decide_on(&head_key, entry, intent, dead.as_deref(), now);
+                let decision = session.decide_on(&head_key, entry, intent, dead.as_deref(), now, &invocation);
                 let write = match &decision {
                     Ok(Acquire::Leased(leased)) => Decision::Write(crate::engine::head_value(leased)),
                     _ => Decision::Keep,

@@ -28,6 +28,21 @@ pub trait Env {
         let _ = instance;
         Box::pin(std::future::ready(None))
     }
+
+    /// Tells whoever waits on session `id` in this realm ([`Env::wait`]) that something happened
+    /// to it (a flush, a stop request, a commit) and, with `everywhere`, the other realms that share
+    /// the backend where the host can (browsers: a BroadcastChannel). Hosts without it do nothing:
+    /// waiters then find out by polling.
+    fn wake(&self, id: &str, everywhere: bool) {
+        let _ = (id, everywhere);
+    }
+
+    /// Resolves after `ms`, or sooner when [`Env::wake`] names `id`, or when the store instance
+    /// `holder` (a lease holder) is known to be gone.
+    fn wait(&self, id: &str, ms: u64, holder: Option<&str>) -> LocalBoxFuture<'static, ()> {
+        let _ = (id, holder);
+        self.sleep(ms)
+    }
 }
 
 /// Store-wide settings (`StoreOptions` of the JS API).
@@ -47,6 +62,10 @@ pub struct Config {
     pub heartbeat: bool,
     /// Accept a backend that cannot compare-and-set atomically (no guard: best effort).
     pub allow_non_atomic: bool,
+    /// Emitted parts are flushed this long after the first unflushed one (`liveFlushMs`).
+    pub live_flush_ms: u64,
+    /// How often a holder whose `signal` is watched reads the head for a stop request (`stopPollMs`).
+    pub stop_poll_ms: u64,
 }
 
 impl Config {
@@ -61,6 +80,8 @@ impl Config {
             cache: CacheLimits::default(),
             heartbeat: true,
             allow_non_atomic: false,
+            live_flush_ms: 50,
+            stop_poll_ms: 1000,
         }
     }
 }
@@ -152,6 +173,8 @@ impl Shared {
         for listener in listeners {
             listener(change);
         }
+        // Followers and stoppers in this realm (other realms hear of it through their own store).
+        self.env.wake(&change.id, false);
     }
 
     pub fn subscribe(&self, filter: Option<String>, listener: Listener) -> u64 {

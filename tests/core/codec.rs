@@ -142,7 +142,13 @@ fn extreme_integers_round_trip() {
         created_at: u64::MAX,
         updated_at: 0,
         commits: vec![0, 1, 127, 128, 16_383, 16_384, u64::MAX - 1, u64::MAX],
-        lease: Some(Lease { owner: String::new(), instance: String::new(), token: u64::MAX, expires_at: u64::MAX }),
+        lease: Some(Lease {
+            owner: String::new(),
+            instance: String::new(),
+            token: u64::MAX,
+            expires_at: u64::MAX,
+            invocation: String::new(),
+        }),
         snapshot: Some(SnapshotRef { version: u64::MAX, token: 0 }),
         idle_ttl_ms: Some(0),
         max_lifetime_ms: Some(u64::MAX),
@@ -334,6 +340,7 @@ fn lease() -> impl Strategy<Value = Lease> {
         instance,
         token,
         expires_at,
+        invocation: String::new(),
     })
 }
 
@@ -366,6 +373,8 @@ fn head() -> impl Strategy<Value = Head> {
                 max_lifetime_ms: max,
                 interrupt: interrupt.map(|(reason, payload)| Interrupt { reason, payload }),
                 metadata,
+                stop: None,
+                ended: None,
             },
         )
 }

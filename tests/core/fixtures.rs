@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use agent_session::core::guard::Holder;
 use agent_session::core::{
-    AgentState, Batch, Event, Head, Interrupt, Json, Lease, SessionState, Snapshot, SnapshotRef, Status,
+    AgentState, Batch, Event, Head, Interrupt, Json, Lease, SessionState, Snapshot, SnapshotRef, Status, StopRequest,
+    TurnEnd, TurnOutcome,
 };
 
 pub const LEASE_MS: u64 = 1_000;
@@ -17,7 +18,7 @@ pub fn json(text: &str) -> Json {
 }
 
 pub fn holder(owner: &'static str) -> Holder<'static> {
-    Holder { owner, instance: "instance-of-this-test" }
+    Holder { owner, instance: "instance-of-this-test", invocation: "invocation-of-this-test" }
 }
 
 /// A head with every optional field set.
@@ -30,6 +31,7 @@ pub fn full_head() -> Head {
             instance: "AbC-_09".into(),
             token: 77,
             expires_at: T0 + 5_000,
+            invocation: "inv-77".into(),
         }),
         last_token: 77,
         snapshot: Some(SnapshotRef { version: 250, token: 70 }),
@@ -43,6 +45,8 @@ pub fn full_head() -> Head {
             payload: json(r#"{"amount":12.5,"to":"Zoë"}"#),
         }),
         metadata: Some(json(r#"{"user":"u-1","tags":["a","b"]}"#)),
+        stop: Some(StopRequest { token: 77, reason: "user pressed stop".into(), by: "tab é".into(), at: T0 + 1 }),
+        ended: Some(TurnEnd { token: 76, outcome: TurnOutcome::Fenced, invocation: "inv-76".into(), flushes: None }),
     }
 }
 

@@ -5,7 +5,7 @@ use agent_session::core::error::Phase;
 use agent_session::core::guard::{
     self, acquire, check_lease, commit, expire, release, renew, Committed, Holder, Intent, Outcome,
 };
-use agent_session::core::{CoreError, Head, Interrupt, Lease, SnapshotRef, Status};
+use agent_session::core::{CoreError, Head, Interrupt, Lease, SnapshotRef, Status, TurnEnd, TurnOutcome};
 use proptest::prelude::*;
 
 use crate::fixtures::*;
@@ -31,7 +31,14 @@ fn interrupt() -> Interrupt {
 fn acquire_on_idle_takes_last_token_plus_one() {
     let head = Head { last_token: 41, version: 7, commits: vec![1; 7], ..idle_head() };
     let now = T0 + 123;
-    let got = acquire(&head, Intent::Begin, Holder { owner: "alice", instance: "inst-1" }, now, LEASE_MS).unwrap();
+    let got = acquire(
+        &head,
+        Intent::Begin,
+        Holder { owner: "alice", instance: "inst-1", invocation: "inv-1" },
+        now,
+        LEASE_MS,
+    )
+    .unwrap();
     assert_eq!(
         got,
         Head {
@@ -40,7 +47,8 @@ fn acquire_on_idle_takes_last_token_plus_one() {
                 owner: "alice".into(),
                 instance: "inst-1".into(),
                 token: 42,
-                expires_at: now + LEASE_MS
+                expires_at: now + LEASE_MS,
+                invocation: "inv-1".into(),
             }),
             last_token: 42,
             ..head.clone()
@@ -66,7 +74,7 @@ fn acquire_while_a_live_lease_exists_is_concurrency_whoever_asks() {
         }
     }
     // Even the very same owner and instance is refused: the name is a label, not a pass.
-    let same = Holder { owner: "a", instance: "instance-of-this-test" };
+    let same = Holder { owner: "a", instance: "instance-of-this-test", invocation: "invocation-of-this-test" };
     assert!(matches!(
         acquire(&head, Intent::Begin, same, T0, LEASE_MS),
         Err(CoreError::Concurrency { retry_after_ms: LEASE_MS, .. })
@@ -114,7 +122,7 @@ fn renew_extends_and_is_fenced() {
 fn commit_bumps_version_releases_and_records_the_token() {
     let head = leased(Intent::Begin);
     let now = T0 + 10;
-    let Committed { head: next, snapshot_due } = commit(&head, 1, now, LEASE_MS, Outcome::Commit, 0).unwrap();
+    let Committed { head: next, snapshot_due, .. } = commit(&head, 1, now, LEASE_MS, Outcome::Commit, 0).unwrap();
     assert!(!snapshot_due);
     assert_eq!(
         next,
@@ -125,6 +133,12 @@ fn commit_bumps_version_releases_and_records_the_token() {
             commits: vec![1],
             updated_at: now,
             last_token: 1,
+            ended: Some(TurnEnd {
+                token: 1,
+                outcome: TurnOutcome::Committed,
+                invocation: "invocation-of-this-test".into(),
+                flushes: Some(0),
+            }),
             ..idle_head()
         }
     );
@@ -248,7 +262,13 @@ fn release_returns_to_idle_or_interrupted() {
     let head = Head { version: 4, commits: vec![1, 1, 1, 1], last_token: 4, ..idle_head() };
     let leased = acquire(&head, Intent::Begin, holder("a"), T0, LEASE_MS).unwrap();
     let released = release(&leased, 5).unwrap();
-    assert_eq!(released, Head { status: Status::Idle, lease: None, ..leased.clone() });
+    let ended = TurnEnd {
+        token: 5,
+        outcome: TurnOutcome::Aborted,
+        invocation: "invocation-of-this-test".into(),
+        flushes: Some(0),
+    };
+    assert_eq!(released, Head { status: Status::Idle, lease: None, ended: Some(ended), ..leased.clone() });
     assert_eq!((released.version, released.last_token), (4, 5), "release keeps the version and the spent token");
     assert_eq!(release(&leased, 4), None, "not our token");
     assert_eq!(release(&head, 5), None, "no lease at all");
@@ -403,7 +423,7 @@ proptest! {
                 Step::Commit(w, outcome) => {
                     let Some(token) = held[w] else { continue };
                     match commit(&before, token, now, LEASE_MS, outcome.clone(), 3) {
-                        Ok(Committed { head: next, snapshot_due }) => {
+                        Ok(Committed { head: next, snapshot_due, .. }) => {
                             prop_assert_eq!(live.map(|l| l.token), Some(token), "committed without holding the live lease");
                             commits += 1;
                             prop_assert_eq!(next.version, commits);
@@ -419,6 +439,7 @@ proptest! {
                                 Outcome::Commit => Status::Idle,
                                 Outcome::Interrupt(_) => Status::Interrupted,
                                 Outcome::Close => Status::Closed,
+                                Outcome::Abort => before.resting_status(),
                             };
                             prop_assert_eq!(next.status, want);
                             prop_assert_eq!(next.lease.is_some(), want == Status::Running);
@@ -522,7 +543,7 @@ fn deadlines_are_data() {
 fn decide_acquire_asks_about_a_live_holder_once_then_takes_over_a_dead_one() {
     let head = leased(Intent::Begin);
     let instance = head.lease.as_ref().unwrap().instance.clone();
-    let me = Holder { owner: "b", instance: "inst-b" };
+    let me = Holder { owner: "b", instance: "inst-b", invocation: "inv-b" };
     match guard::decide_acquire(&head, Intent::Begin, me, T0 + 1, LEASE_MS, None) {
         guard::Acquire::AskIfAlive { instance: asked, refusal } => {
             assert_eq!(asked, instance);

@@ -1,7 +1,7 @@
 //! The key layout: id escaping, no id a prefix of another's keys, versions sorting in commit order.
 
 use agent_session::core::keys::{
-    batch_key, escape_id, head_key, id_of_head_key, record_prefixes, segment_key, snapshot_key, unescape_id,
+    batch_key, escape_id, head_key, id_of_head_key, live_key, record_prefixes, segment_key, snapshot_key, unescape_id,
     HEAD_PREFIX,
 };
 use proptest::prelude::*;
@@ -19,7 +19,7 @@ fn escaping_examples() {
     assert_eq!(head_key("a/b"), "h/a%2Fb~");
     assert_eq!(batch_key("s", 1, 2), "e/s~/0000000000000001/0000000000000002");
     assert_eq!(snapshot_key("s", 255, u64::MAX), "s/s~/00000000000000ff/ffffffffffffffff");
-    assert_eq!(record_prefixes("s"), ["e/s~/".to_owned(), "s/s~/".to_owned(), "g/s~/".to_owned()]);
+    assert_eq!(record_prefixes("s"), ["e/s~/".to_owned(), "s/s~/".to_owned(), "g/s~/".to_owned(), "t/s~/".to_owned()]);
 }
 
 #[test]
@@ -95,8 +95,11 @@ proptest! {
         prop_assert_ne!(escape_id(&a), escape_id(&b));
         for (x, y) in [(&a, &b), (&b, &a)] {
             prop_assert!(!head_key(y).starts_with(&head_key(x)), "head {:?} / {:?}", x, y);
-            let [batches_x, snapshots_x, segments_x] = record_prefixes(x);
-            let [batches_y, snapshots_y, segments_y] = record_prefixes(y);
+            let [batches_x, snapshots_x, segments_x, live_x] = record_prefixes(x);
+            let [batches_y, snapshots_y, segments_y, live_y] = record_prefixes(y);
+            prop_assert!(!live_y.starts_with(&live_x));
+            prop_assert!(!live_key(y, t, v).starts_with(&live_x), "live flush of {:?} under {:?}", y, x);
+            prop_assert!(live_key(x, t, v).starts_with(&live_x));
             prop_assert!(!segments_y.starts_with(&segments_x));
             prop_assert!(!segment_key(y, v, t).starts_with(&segments_x), "segment of {:?} under {:?}", y, x);
             prop_assert!(segment_key(x, v, t).starts_with(&segments_x));

@@ -21,6 +21,7 @@ import {
   CorruptRecordError,
   StorageError,
   UnsafeStoreError,
+  StopRequestedError,
 } from "agent-session";
 import type {
   StoreOptions,
@@ -45,6 +46,9 @@ import type {
   ErrorCode,
   TransitionFrom,
   CryptoKeyLike,
+  LiveEvent,
+  StopResult,
+  FollowOptions,
 } from "agent-session";
 
 /** Compile-time equality of two types. */
@@ -276,6 +280,13 @@ async function sessions(session: Session): Promise<void> {
         void from, at;
         break;
       }
+      case "stopped": {
+        const by: string = event.data.by;
+        const how: "stopped" | "fenced" = event.data.outcome;
+        const why: string = event.reason;
+        void by, how, why;
+        break;
+      }
       case "created":
       case "closed": {
         // @ts-expect-error created/closed events carry no key
@@ -477,7 +488,7 @@ function errors(error: unknown): void {
   assertType<Equals<UnsafeStoreError["code"], "UNSAFE_STORE">>();
   assertType<Equals<LimitExceededError["code"], "LIMIT_EXCEEDED">>();
   assertType<Equals<ValidationError["code"], "INVALID_INPUT">>();
-  assertType<Equals<SessionEvent["type"], "created" | "message" | "state.set" | "state.delete" | "interrupt" | "resume" | "closed" | "forked">>();
+  assertType<Equals<SessionEvent["type"], "created" | "message" | "state.set" | "state.delete" | "interrupt" | "resume" | "closed" | "forked" | "stopped">>();
   assertType<
     Equals<
       StoreEvent["type"],
@@ -503,3 +514,32 @@ function errors(error: unknown): void {
 
 const keyLike: CryptoKeyLike = { type: "secret", extractable: false, algorithm: { name: "AES-GCM" }, usages: ["encrypt"] };
 void keyLike, stores, sessions, invocations, values, errors;
+
+async function liveTurns(session: Session, inv: Invocation): Promise<void> {
+  const seq: number = inv.emit({ delta: "hi" });
+  await inv.flush();
+  const signal: AbortSignal = inv.signal;
+  if (signal.aborted && signal.reason instanceof StopRequestedError) {
+    const by: string = signal.reason.by;
+    const code: "STOP_REQUESTED" = signal.reason.code;
+    void by, code;
+  }
+  // @ts-expect-error a part is JSON
+  inv.emit(() => 1);
+  const options: FollowOptions = { after: { invocation: "i", seq } };
+  for await (const event of session.follow(options)) {
+    const e: LiveEvent = event;
+    if (e.type === "part") {
+      const data: ReadonlyJson = e.data;
+      void data;
+    } else if (e.type === "end") {
+      const outcome: "committed" | "interrupted" | "aborted" | "stopped" | "lost" = e.outcome;
+      void outcome;
+    }
+    break;
+  }
+  const result: StopResult = await session.stop({ reason: "user", graceMs: 0 });
+  const outcome: "idle" | "stopped" | "fenced" = result.outcome;
+  void outcome;
+}
+void liveTurns;

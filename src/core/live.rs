@@ -1,0 +1,258 @@
+//! The running turn made visible: the live log's flushes, when a holder flushes, and what a
+//! follower yields, as pure functions of what was read and `now`.
+//!
+//! A holder's `emit()`ed parts are written in flushes `t/<session>/<token>/<n>` (n = 0, 1, ...),
+//! immutable, under its fencing token and never named by a head. A follower reads the head first,
+//! then the flushes of the turn it follows from the next one it has not read until one is absent;
+//! because a holder's commit waits for its flushes, a head that shows a turn ended is read before
+//! that turn's last flushes, so draining after it yields every part before the `end`.
+
+use crate::core::lifecycle::Status;
+use crate::core::record::{Head, Json, TurnOutcome};
+
+/// One flush of live parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flush {
+    /// Id of the invocation that emitted the parts.
+    pub invocation: String,
+    /// The seq of the first part; the others follow one by one.
+    pub first_seq: u64,
+    /// JSON texts.
+    pub parts: Vec<Json>,
+}
+
+/// Pending bytes at which a holder flushes at once instead of waiting for `liveFlushMs`.
+pub const FLUSH_NOW_BYTES: usize = 16 * 1024;
+
+/// When the holder's pending parts must be flushed, in ms from now: at once past
+/// [`FLUSH_NOW_BYTES`], otherwise `flush_ms` after the first unflushed part.
+pub fn flush_delay(pending_bytes: usize, first_pending_at: u64, now: u64, flush_ms: u64) -> u64 {
+    if pending_bytes >= FLUSH_NOW_BYTES {
+        return 0;
+    }
+    first_pending_at.saturating_add(flush_ms).saturating_sub(now)
+}
+
+/// The live logs that the turn of `token`, whose lease `head` carries, deletes as it begins: the
+/// previous turn's, when it wrote flushes, and the turn before ours when it never ended by a
+/// decision (its lease ran out or was taken over; how many flushes it wrote is unknown: `None`,
+/// list them). A session none of whose turns ended yet has nothing to delete.
+pub fn stale_logs(head: &Head, token: u64) -> Vec<(u64, Option<u64>)> {
+    let Some(ended) = &head.ended else { return Vec::new() };
+    let mut logs = Vec::new();
+    if ended.flushes != Some(0) && ended.token != token {
+        logs.push((ended.token, ended.flushes));
+    }
+    let before = token.saturating_sub(1);
+    if ended.token != before && ended.token < before {
+        logs.push((before, None));
+    }
+    logs
+}
+
+/// Records on a head that ends the turn of `token` how many flushes that turn wrote.
+pub fn note_flushes(head: &mut Head, token: u64, flushes: u64) {
+    if let Some(ended) = head.ended.as_mut().filter(|ended| ended.token == token) {
+        ended.flushes = Some(flushes);
+    }
+}
+
+/// What a follower yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent {
+    Part { invocation: String, seq: u64, data: Json },
+    End { invocation: String, outcome: &'static str, version: u64, status: Status },
+    Commit { version: u64, status: Status },
+}
+
+/// What the follower needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read flush `n` of the turn holding `token` and pass it to [`Follower::on_flush`].
+    Read { token: u64, n: u64 },
+    /// Nothing more until something changes: wait for a wake or a poll.
+    Wait,
+    /// The session was deleted, closed or expired: the iteration ends.
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct Turn {
+    token: u64,
+    invocation: String,
+    next_flush: u64,
+    next_seq: u64,
+    /// Whether the flushes present at the last head read have all been read.
+    drained: bool,
+}
+
+/// A follower of one session (`session.follow()`).
+#[derive(Debug, Clone)]
+pub struct Follower {
+    /// Skip the parts of this invocation up to this seq (a resume after a reload).
+    after: Option<(String, u64)>,
+    turn: Option<Turn>,
+    /// The token of the last turn this follower ended (so it is not followed again).
+    last_ended: Option<u64>,
+    /// The version this follower has reported (or found at its start).
+    version: Option<u64>,
+    head: Option<Head>,
+    deleted: bool,
+    holder_gone: bool,
+    now: u64,
+    done: bool,
+}
+
+impl Follower {
+    pub fn new(after: Option<(String, u64)>) -> Follower {
+        Follower {
+            after,
+            turn: None,
+            last_ended: None,
+            version: None,
+            head: None,
+            deleted: false,
+            holder_gone: false,
+            now: 0,
+            done: false,
+        }
+    }
+
+    /// The instance of the live lease whose holder this follower waits on (to be told when that
+    /// realm goes away), if any.
+    pub fn holder_instance(&self) -> Option<&str> {
+        let head = self.head.as_ref()?;
+        let turn = self.turn.as_ref()?;
+        head.lease.as_ref().filter(|lease| lease.token == turn.token).map(|lease| lease.instance.as_str())
+    }
+
+    /// Takes a freshly read head (`None`: the session was deleted) and whether the host knows the
+    /// holder of its lease to be gone. Read the head before the flushes it leads to.
+    pub fn on_head(&mut self, head: Option<Head>, now: u64, holder_gone: bool) {
+        self.now = now;
+        self.holder_gone = holder_gone;
+        self.deleted = head.is_none();
+        self.head = head;
+        if let Some(turn) = self.turn.as_mut() {
+            turn.drained = false;
+        }
+    }
+
+    /// Takes flush `n` of the followed turn (`None`: absent) and returns the parts to yield.
+    pub fn on_flush(&mut self, flush: Option<Flush>) -> Vec<LiveEvent> {
+        let Some(turn) = self.turn.as_mut() else { return Vec::new() };
+        let Some(flush) = flush else {
+            turn.drained = true;
+            return Vec::new();
+        };
+        turn.next_flush += 1;
+        turn.invocation.clone_from(&flush.invocation);
+        let skip = match &self.after {
+            Some((invocation, seq)) if *invocation == flush.invocation => Some(*seq),
+            _ => None,
+        };
+        let mut events = Vec::new();
+        for (offset, data) in flush.parts.into_iter().enumerate() {
+            let seq = flush.first_seq + offset as u64;
+            if seq < turn.next_seq || skip.is_some_and(|skip| seq <= skip) {
+                continue;
+            }
+            turn.next_seq = seq + 1;
+            events.push(LiveEvent::Part { invocation: flush.invocation.clone(), seq, data });
+        }
+        events
+    }
+
+    /// What to read next, and the events decided by the last head once the flushes it led to are
+    /// read (`end`, `commit`).
+    pub fn advance(&mut self) -> (Next, Vec<LiveEvent>) {
+        let mut events = Vec::new();
+        if self.done {
+            return (Next::Done, events);
+        }
+        loop {
+            if let Some(turn) = &self.turn {
+                if !turn.drained {
+                    return (Next::Read { token: turn.token, n: turn.next_flush }, events);
+                }
+            }
+            let Some(head) = self.head.as_ref() else {
+                if self.deleted {
+                    if let Some(turn) = self.turn.take() {
+                        let version = self.version.unwrap_or(0);
+                        events.push(LiveEvent::End {
+                            invocation: turn.invocation,
+                            outcome: "lost",
+                            version,
+                            status: Status::Closed,
+                        });
+                    }
+                    self.done = true;
+                    return (Next::Done, events);
+                }
+                return (Next::Wait, events);
+            };
+            let now = self.now;
+            let version = head.version;
+            let status = head.effective_status(now);
+            if let Some(turn) = self.turn.take() {
+                let live = head.status == Status::Running
+                    && !self.holder_gone
+                    && head.live_lease(now).is_some_and(|lease| lease.token == turn.token);
+                if live {
+                    self.turn = Some(turn);
+                    if self.version.is_some_and(|seen| version > seen) {
+                        events.push(LiveEvent::Commit { version, status });
+                        self.version = Some(version);
+                    }
+                    return (Next::Wait, events);
+                }
+                let outcome = match head.ended.as_ref().filter(|ended| ended.token == turn.token) {
+                    Some(ended) => ended.outcome.as_str(),
+                    None => "lost",
+                };
+                events.push(LiveEvent::End { invocation: turn.invocation, outcome, version, status });
+                self.last_ended = Some(turn.token);
+                self.version = Some(version);
+                continue;
+            }
+            let first_look = self.version.is_none();
+            let running = head.live_lease(now).filter(|lease| {
+                head.status == Status::Running && Some(lease.token) != self.last_ended && !self.holder_gone
+            });
+            if let Some(lease) = running {
+                // A version this follower has not reported came from a turn it did not see begin.
+                if self.version.is_some_and(|seen| version > seen) {
+                    events.push(LiveEvent::Commit { version, status });
+                }
+                self.version = Some(version);
+                self.turn = Some(Turn {
+                    token: lease.token,
+                    invocation: lease.invocation.clone(),
+                    next_flush: 0,
+                    next_seq: 0,
+                    drained: false,
+                });
+                continue;
+            }
+            if !first_look && self.version.is_some_and(|seen| version > seen) {
+                events.push(LiveEvent::Commit { version, status });
+            }
+            self.version = Some(version);
+            if status.is_terminal() {
+                self.done = true;
+                return (Next::Done, events);
+            }
+            return (Next::Wait, events);
+        }
+    }
+}
+
+/// The outcome a turn ended by a fence reports to the stopper (`StopResult.outcome`).
+pub fn stop_result(outcome: Option<TurnOutcome>) -> &'static str {
+    match outcome {
+        Some(TurnOutcome::Fenced) => "fenced",
+        Some(_) => "stopped",
+        None => "idle",
+    }
+}

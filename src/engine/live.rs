@@ -1,0 +1,357 @@
+//! The running turn, made visible: the holder's live log (emit, flush), `follow()` and `stop()`.
+//! Every decision is in `core/live.rs` (what a follower yields, when to flush) and `core/guard.rs`
+//! (the stop); this file reads and writes.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use crate::core::guard::{self, Holder, StopAsk, StopStep};
+use crate::core::live::{self, Flush, Follower, LiveEvent, Next};
+use crate::core::{codec, keys, Batch, Event, Head, Json, TurnOutcome};
+use crate::engine::error::EngineResult;
+use crate::engine::load;
+use crate::engine::session::Session;
+use crate::engine::store::{Change, StoreEvent};
+use crate::engine::EngineError;
+use crate::store::{Expect, Store};
+
+/// Lets one flush write at a time, in the order they asked, so that flush `n` is written before
+/// `n + 1` is taken and `flush()` resolves only after every earlier flush.
+#[derive(Default)]
+struct Turnstile {
+    busy: Cell<bool>,
+    waiting: RefCell<VecDeque<Waker>>,
+}
+
+impl Turnstile {
+    async fn enter(&self) -> Passage<'_> {
+        poll_fn(|cx| {
+            if self.busy.replace(true) {
+                self.waiting.borrow_mut().push_back(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        Passage { turnstile: self }
+    }
+}
+
+struct Passage<'a> {
+    turnstile: &'a Turnstile,
+}
+
+impl Drop for Passage<'_> {
+    fn drop(&mut self) {
+        self.turnstile.busy.set(false);
+        let next = self.turnstile.waiting.borrow_mut().pop_front();
+        if let Some(waker) = next {
+            waker.wake();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    parts: Vec<Json>,
+    bytes: usize,
+    first_at: u64,
+    next_seq: u64,
+    /// The seq of `parts[0]`.
+    first_seq: u64,
+    next_flush: u64,
+    /// A flush has been asked for (a timer is set) and has not taken the parts yet.
+    scheduled: bool,
+}
+
+/// What `emit()` returns: the part's seq, and when the host must call `flush()` (ms from now;
+/// `None` when a flush is already due).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emitted {
+    pub seq: u64,
+    pub flush_in: Option<u64>,
+}
+
+/// The live log of one invocation.
+#[derive(Default)]
+pub(crate) struct LiveLog {
+    pending: RefCell<Pending>,
+    turnstile: Turnstile,
+}
+
+impl LiveLog {
+    pub fn emit(&self, data: Json, now: u64, flush_ms: u64) -> Emitted {
+        let mut pending = self.pending.borrow_mut();
+        if pending.parts.is_empty() {
+            pending.first_at = now;
+            pending.first_seq = pending.next_seq;
+        }
+        pending.bytes += data.len();
+        pending.parts.push(data);
+        let seq = pending.next_seq;
+        pending.next_seq += 1;
+        let delay = live::flush_delay(pending.bytes, pending.first_at, now, flush_ms);
+        let flush_in = if !pending.scheduled || delay == 0 {
+            pending.scheduled = true;
+            Some(delay)
+        } else {
+            None
+        };
+        Emitted { seq, flush_in }
+    }
+
+    /// How many flushes were written.
+    pub fn flushes(&self) -> u64 {
+        self.pending.borrow().next_flush
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.borrow().parts.is_empty()
+    }
+
+    /// Writes the pending parts as the next flush of the turn holding `token`; resolves after every
+    /// earlier flush too. A failed write keeps the parts for the next flush.
+    pub async fn flush(&self, store: &dyn Store, id: &str, token: u64, invocation: &str) -> EngineResult<bool> {
+        let _passage = self.turnstile.enter().await;
+        let (flush, n) = {
+            let mut pending = self.pending.borrow_mut();
+            pending.scheduled = false;
+            if pending.parts.is_empty() {
+                return Ok(false);
+            }
+            let flush = Flush {
+                invocation: invocation.to_owned(),
+                first_seq: pending.first_seq,
+                parts: std::mem::take(&mut pending.parts),
+            };
+            pending.bytes = 0;
+            (flush, pending.next_flush)
+        };
+        let bytes = codec::encode_flush(&flush);
+        match store.put(&keys::live_key(id, token, n), bytes.into(), Expect::Absent).await {
+            Ok(_) => {
+                self.pending.borrow_mut().next_flush = n + 1;
+                Ok(true)
+            }
+            Err(error) => {
+                // Put back in front of anything emitted meanwhile, seqs unchanged.
+                let mut pending = self.pending.borrow_mut();
+                let later = std::mem::replace(&mut pending.parts, flush.parts);
+                pending.bytes = pending.parts.iter().chain(&later).map(|part| part.len()).sum();
+                pending.parts.extend(later);
+                pending.first_seq = flush.first_seq;
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// How `stop()` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopResult {
+    pub outcome: &'static str,
+    pub invocation: Option<String>,
+    pub version: u64,
+}
+
+/// How often a stopper reads the head while it waits for the holder (sooner when woken).
+const STOP_POLL_MS: u64 = 50;
+/// A follower's poll interval without news: from the first to the last, doubling.
+const FOLLOW_POLL_MIN_MS: u64 = 25;
+const FOLLOW_POLL_MAX_MS: u64 = 250;
+
+impl Session {
+    /// Deletes the live logs that the turn of `token`, just leased on `head`, makes stale. A failure
+    /// leaves them for `delete()` of the session: they are never shown again either way.
+    pub(crate) async fn delete_live_logs(&self, head: &Head, token: u64) {
+        let store = &*self.shared.store;
+        for (stale, flushes) in live::stale_logs(head, token) {
+            let keys = match flushes {
+                Some(count) => (0..count).map(|n| keys::live_key(self.id(), stale, n)).collect(),
+                None => match store.list(&keys::live_prefix(self.id(), stale), None, 10_000).await {
+                    Ok(page) => page.keys,
+                    Err(_) => continue,
+                },
+            };
+            for key in keys {
+                let _ = store.delete(&key, None).await;
+            }
+        }
+    }
+
+    /// Asks the turn running now to stop and resolves once it ended (`stopped`), or once the grace
+    /// ran out and this store fenced it (`fenced`); `idle` when nothing runs.
+    pub async fn stop(&self, reason: &str, grace_ms: u64) -> EngineResult<StopResult> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        crate::core::limits::check_reason(reason)?;
+        let id = self.id();
+        let head_key = keys::head_key(id);
+        let stopper = crate::engine::random_id(&*shared.env);
+        let holder = Holder { owner: &shared.config.owner, instance: &shared.instance, invocation: &stopper };
+        let ask = StopAsk { reason, grace_ms };
+        let mut asked: Option<(u64, u64)> = None;
+        let mut invocation: Option<String> = None;
+        for _ in 0..100_000 {
+            let Some((head, version)) = load::read_head(&*shared.store, id).await? else {
+                return Err(EngineError::NotFound(format!("session \"{id}\" was deleted")));
+            };
+            let now = shared.now();
+            if invocation.is_none() {
+                invocation = head.lease.as_ref().map(|lease| lease.invocation.clone());
+            }
+            match guard::stop_step(&head, asked, ask, holder, now, shared.config.lease_ms) {
+                StopStep::Idle => {
+                    self.catch_up(head.clone(), version).await?;
+                    return Ok(StopResult { outcome: "idle", invocation: None, version: head.version });
+                }
+                StopStep::Request { head: requested, token, deadline } => {
+                    let written = shared
+                        .store
+                        .put(&head_key, crate::engine::head_value(&requested), Expect::Version(version))
+                        .await?;
+                    if written.is_some() {
+                        asked = Some((token, deadline));
+                        shared.env.wake(id, true);
+                    }
+                }
+                StopStep::Wait { token, deadline } => {
+                    asked = Some((token, deadline));
+                    let pause = deadline.saturating_sub(now).clamp(1, STOP_POLL_MS);
+                    shared.env.wait(id, pause, None).await;
+                }
+                StopStep::Ended(outcome) => {
+                    self.catch_up(head.clone(), version).await?;
+                    let outcome = live::stop_result(outcome);
+                    let invocation = if outcome == "idle" { None } else { invocation };
+                    return Ok(StopResult { outcome, invocation, version: head.version });
+                }
+                StopStep::Fence { committed, request } => {
+                    let fenced = committed.head;
+                    let batch = Batch {
+                        version: fenced.version,
+                        token: fenced.last_token,
+                        at: now,
+                        invocation: stopper.clone(),
+                        traceparent: None,
+                        events: vec![Event::Stopped {
+                            reason: request.reason.clone(),
+                            by: request.by.clone(),
+                            outcome: TurnOutcome::Fenced,
+                        }],
+                    };
+                    let records =
+                        vec![(keys::batch_key(id, fenced.version, fenced.last_token), codec::encode_batch(&batch))];
+                    let written = shared
+                        .store
+                        .commit(records, &head_key, crate::engine::head_value(&fenced), Expect::Version(version))
+                        .await?;
+                    if let Some(written) = written {
+                        self.catch_up(fenced.clone(), written).await?;
+                        shared.emit(StoreEvent {
+                            kind: "commit",
+                            session: id.to_owned(),
+                            version: Some(fenced.version),
+                            token: Some(fenced.last_token),
+                            owner: Some(shared.config.owner.clone()),
+                            ..Default::default()
+                        });
+                        shared.notify(&Change {
+                            id: id.to_owned(),
+                            version: fenced.version,
+                            status: fenced.status,
+                            remote: false,
+                        });
+                        shared.env.wake(id, true);
+                        return Ok(StopResult { outcome: "fenced", invocation, version: fenced.version });
+                    }
+                }
+            }
+        }
+        Err(EngineError::Conflict(id.to_owned()))
+    }
+
+    /// A follower of this session from now on (`after`: skip those parts of that invocation).
+    pub fn follow(self: &Rc<Self>, after: Option<(String, u64)>) -> LiveFollow {
+        LiveFollow {
+            session: self.clone(),
+            follower: RefCell::new(Follower::new(after)),
+            quiet: Cell::new(0),
+            done: Cell::new(false),
+        }
+    }
+}
+
+/// One `follow()` iteration's reader.
+pub struct LiveFollow {
+    session: Rc<Session>,
+    follower: RefCell<Follower>,
+    /// Polls in a row that found nothing new (the next wait doubles).
+    quiet: Cell<u32>,
+    done: Cell<bool>,
+}
+
+impl LiveFollow {
+    pub fn is_done(&self) -> bool {
+        self.done.get()
+    }
+
+    /// Reads the head, then the flushes it leads to: the events to yield now (empty: wait).
+    pub async fn poll(&self) -> EngineResult<Vec<LiveEvent>> {
+        let session = &self.session;
+        let shared = &session.shared;
+        if self.done.get() {
+            return Ok(Vec::new());
+        }
+        shared.check_open()?;
+        let id = session.id();
+        let head = load::read_head(&*shared.store, id).await?;
+        let now = shared.now();
+        let mut holder_gone = false;
+        if let Some((head, version)) = &head {
+            if head.version != session.version() || head.status != session.status() {
+                // The Session followed shows the version an `end` or `commit` reports.
+                let _ = session.catch_up(head.clone(), version.clone()).await;
+            }
+            let waiting_on = self.follower.borrow().holder_instance().map(str::to_owned);
+            if let Some(instance) = waiting_on {
+                holder_gone = shared.env.holder_alive(&instance).await == Some(false);
+            }
+        }
+        self.follower.borrow_mut().on_head(head.map(|(head, _)| head), now, holder_gone);
+        let mut events = Vec::new();
+        loop {
+            let (next, decided) = self.follower.borrow_mut().advance();
+            events.extend(decided);
+            match next {
+                Next::Read { token, n } => {
+                    let key = keys::live_key(id, token, n);
+                    let flush = match shared.store.get(&key).await? {
+                        Some(entry) => Some(codec::decode_flush(&key, &entry.value)?),
+                        None => None,
+                    };
+                    events.extend(self.follower.borrow_mut().on_flush(flush));
+                }
+                Next::Wait => break,
+                Next::Done => {
+                    self.done.set(true);
+                    break;
+                }
+            }
+        }
+        self.quiet.set(if events.is_empty() { self.quiet.get().saturating_add(1) } else { 0 });
+        Ok(events)
+    }
+
+    /// Waits for news: a wake for this session, the holder's realm going away, or the next poll.
+    pub async fn wait(&self) {
+        let shared = &self.session.shared;
+        let ms = FOLLOW_POLL_MIN_MS.saturating_mul(1 << self.quiet.get().min(8)).min(FOLLOW_POLL_MAX_MS);
+        let holder = self.follower.borrow().holder_instance().map(str::to_owned);
+        shared.env.wait(self.session.id(), ms, holder.as_deref()).await;
+    }
+}
