@@ -18,3 +18,5 @@ mod keys;
 mod lifecycle;
 #[path = "core/limits.rs"]
 mod limits;
+#[path = "core/live.rs"]
+mod live;

@@ -17,3 +17,5 @@ mod history;
 mod interleave;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
+#[path = "engine/live.rs"]
+mod live;

@@ -65,6 +65,7 @@ pub fn every_event() -> Vec<Event> {
         Event::Resume { data: json(r#""yes""#) },
         Event::Closed,
         Event::Forked { data: json(r#"{"from":"a/b%c","version":3}"#) },
+        Event::Stopped { reason: "user pressed stop ⏹".into(), by: "tab\u{0}2".into(), outcome: TurnOutcome::Fenced },
     ]
 }
 

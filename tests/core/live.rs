@@ -1,0 +1,267 @@
+//! The running turn in the core: the flush record, when a holder flushes, what a follower yields
+//! from the heads and flushes it reads, and the stop decisions of the guard.
+
+use agent_session::core::codec::{decode_flush, encode_flush};
+use agent_session::core::guard::{acquire, check_lease, commit, release, stop_pending, stop_step, Intent, Outcome};
+use agent_session::core::guard::{StopAsk, StopStep};
+use agent_session::core::live::{flush_delay, note_flushes, stale_logs, Flush, Follower, LiveEvent, Next};
+use agent_session::core::{CoreError, Head, Status, TurnOutcome};
+
+use crate::fixtures::*;
+
+fn begun(head: &Head, at: u64) -> Head {
+    acquire(head, Intent::Begin, holder("holder"), at, LEASE_MS).unwrap()
+}
+
+fn flush(first_seq: u64, parts: &[&str]) -> Flush {
+    Flush { invocation: "invocation-of-this-test".into(), first_seq, parts: parts.iter().map(|p| json(p)).collect() }
+}
+
+fn part(seq: u64, data: &str) -> LiveEvent {
+    LiveEvent::Part { invocation: "invocation-of-this-test".into(), seq, data: json(data) }
+}
+
+/// Feeds `head` and then the flushes the follower asks for (from `log`: token -> flushes) until it
+/// waits; returns what it yielded and how it stopped.
+fn observe(
+    follower: &mut Follower,
+    head: Option<&Head>,
+    now: u64,
+    log: &[(u64, Vec<Flush>)],
+) -> (Vec<LiveEvent>, Next) {
+    follower.on_head(head.cloned(), now, false);
+    let mut events = Vec::new();
+    loop {
+        let (next, decided) = follower.advance();
+        events.extend(decided);
+        match next {
+            Next::Read { token, n } => {
+                let found = log.iter().find(|(t, _)| *t == token).and_then(|(_, f)| f.get(n as usize).cloned());
+                events.extend(follower.on_flush(found));
+            }
+            other => return (events, other),
+        }
+    }
+}
+
+#[test]
+fn a_flush_round_trips_and_a_damaged_one_is_corrupt() {
+    let record =
+        Flush { invocation: "inv é".into(), first_seq: 1 << 40, parts: vec![json(r#"{"delta":"\u0000"}"#), json("")] };
+    let bytes = encode_flush(&record);
+    assert_eq!(decode_flush("t/x~/1/0", &bytes), Ok(record));
+    for len in 0..bytes.len() {
+        assert!(matches!(decode_flush("t/x~/1/0", &bytes[..len]), Err(CoreError::CorruptRecord { .. })));
+    }
+}
+
+#[test]
+fn a_holder_flushes_after_the_delay_or_at_once_past_16_kib() {
+    assert_eq!(flush_delay(10, T0, T0, 50), 50);
+    assert_eq!(flush_delay(10, T0, T0 + 30, 50), 20);
+    assert_eq!(flush_delay(10, T0, T0 + 80, 50), 0, "overdue: now");
+    assert_eq!(flush_delay(16 * 1024, T0, T0, 50), 0);
+    assert_eq!(flush_delay(10, T0, T0, 0), 0, "liveFlushMs 0 flushes every part");
+}
+
+#[test]
+fn a_follower_yields_every_flushed_part_once_in_order_then_the_end() {
+    let idle = minimal_head();
+    let running = begun(&idle, T0);
+    let token = running.last_token;
+    let mut log = vec![(token, vec![flush(0, &["0", "1"])])];
+    let mut follower = Follower::new(None);
+    let (events, next) = observe(&mut follower, Some(&running), T0 + 1, &log);
+    assert_eq!((events, next), (vec![part(0, "0"), part(1, "1")], Next::Wait));
+    // Nothing new: nothing yielded again.
+    assert_eq!(observe(&mut follower, Some(&running), T0 + 2, &log), (vec![], Next::Wait));
+    log[0].1.push(flush(2, &["2"]));
+    log[0].1.push(flush(3, &["3", "4"]));
+    let mut done = commit(&running, token, T0 + 3, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    note_flushes(&mut done, token, 3);
+    let (events, next) = observe(&mut follower, Some(&done), T0 + 4, &log);
+    let end = LiveEvent::End {
+        invocation: "invocation-of-this-test".into(),
+        outcome: "committed",
+        version: 1,
+        status: Status::Idle,
+    };
+    assert_eq!(events, vec![part(2, "2"), part(3, "3"), part(4, "4"), end]);
+    assert_eq!(next, Next::Wait);
+    assert_eq!(observe(&mut follower, Some(&done), T0 + 5, &log), (vec![], Next::Wait), "the end is yielded once");
+}
+
+#[test]
+fn a_resumed_follower_skips_what_it_had_and_a_new_turn_starts_from_seq_0() {
+    let running = begun(&minimal_head(), T0);
+    let log = vec![(running.last_token, vec![flush(0, &["a", "b"]), flush(2, &["c"])])];
+    let mut follower = Follower::new(Some(("invocation-of-this-test".into(), 1)));
+    assert_eq!(observe(&mut follower, Some(&running), T0, &log).0, vec![part(2, "c")]);
+    let mut other = Follower::new(Some(("another invocation".into(), 1)));
+    assert_eq!(observe(&mut other, Some(&running), T0, &log).0.len(), 3, "`after` names one invocation");
+}
+
+#[test]
+fn ends_report_how_the_turn_ended() {
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let cases = [
+        (commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head, "committed"),
+        (release(&running, token).unwrap(), "aborted"),
+        (
+            commit(
+                &running,
+                token,
+                T0 + 1,
+                LEASE_MS,
+                Outcome::Interrupt(agent_session::core::Interrupt { reason: "approve?".into(), payload: json("null") }),
+                0,
+            )
+            .unwrap()
+            .head,
+            "interrupted",
+        ),
+        // The lease ran out without an end: the holder is lost.
+        (running.clone(), "lost"),
+        // Taken over by another begin after it ran out.
+        (begun(&running, T0 + LEASE_MS + 1), "lost"),
+    ];
+    for (after, want) in cases {
+        let mut follower = Follower::new(None);
+        observe(&mut follower, Some(&running), T0, &[]);
+        let (events, _) = observe(&mut follower, Some(&after), T0 + LEASE_MS + 2, &[]);
+        match events.first() {
+            Some(LiveEvent::End { outcome, .. }) => assert_eq!(*outcome, want),
+            other => panic!("expected an end ({want}), got {other:?}"),
+        }
+    }
+    // The host saying that the holder's realm is gone ends the turn at once, before the lease runs out.
+    let mut follower = Follower::new(None);
+    observe(&mut follower, Some(&running), T0, &[]);
+    follower.on_head(Some(running.clone()), T0 + 1, true);
+    let (next, _) = follower.advance();
+    assert!(matches!(next, Next::Read { .. }), "the flushes are read before the end");
+    assert_eq!(follower.on_flush(None), vec![]);
+    let (_, events) = follower.advance();
+    assert!(matches!(events.first(), Some(LiveEvent::End { outcome: "lost", .. })), "{events:?}");
+}
+
+#[test]
+fn a_follower_reports_checkpoints_and_unseen_turns_as_commits_and_ends_with_the_session() {
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let mut follower = Follower::new(None);
+    observe(&mut follower, Some(&running), T0, &[]);
+    let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
+    assert_eq!(
+        observe(&mut follower, Some(&checkpointed), T0 + 2, &[]).0,
+        vec![LiveEvent::Commit { version: 1, status: Status::Running }]
+    );
+    let done = commit(&checkpointed, token, T0 + 3, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    observe(&mut follower, Some(&done), T0 + 4, &[]);
+    // A whole turn between two reads: a commit, no end (its parts were never seen).
+    let next = begun(&done, T0 + 5);
+    let unseen = commit(&next, next.last_token, T0 + 6, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    assert_eq!(
+        observe(&mut follower, Some(&unseen), T0 + 7, &[]).0,
+        vec![LiveEvent::Commit { version: 3, status: Status::Idle }]
+    );
+    // A deleted session ends the iteration.
+    assert_eq!(observe(&mut follower, None, T0 + 8, &[]).1, Next::Done);
+}
+
+#[test]
+fn stop_records_a_request_waits_for_the_holder_then_fences_once_the_grace_has_passed() {
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let stopper = holder("stopper");
+    let ask = StopAsk { reason: "user", grace_ms: 100 };
+    assert_eq!(stop_step(&minimal_head(), None, ask, stopper, T0, LEASE_MS), StopStep::Idle);
+    let StopStep::Request { head: requested, token: asked, deadline } =
+        stop_step(&running, None, ask, stopper, T0 + 1, LEASE_MS)
+    else {
+        panic!("a running turn gets a stop request")
+    };
+    assert_eq!((asked, deadline), (token, T0 + 101));
+    assert_eq!(requested.lease, running.lease, "a stop request does not touch the lease");
+    let stop = stop_pending(&requested, token).expect("the holder sees the request");
+    assert_eq!((stop.reason.as_str(), stop.by.as_str()), ("user", "stopper"));
+    assert!(check_lease(&requested, token, T0 + 2).is_ok(), "the holder may still commit");
+    // A second stopper finds the request and waits for the same turn.
+    assert_eq!(
+        stop_step(&requested, None, ask, holder("second"), T0 + 2, LEASE_MS),
+        StopStep::Wait { token, deadline: T0 + 102 }
+    );
+    assert_eq!(
+        stop_step(&requested, Some((token, deadline)), ask, stopper, T0 + 50, LEASE_MS),
+        StopStep::Wait { token, deadline }
+    );
+
+    // The holder ends the turn: its commit carries the `stopped` event and the end says stopped.
+    let ended = commit(&requested, token, T0 + 60, LEASE_MS, Outcome::Commit, 0).unwrap();
+    assert_eq!(ended.stopped.as_ref().map(|s| s.reason.as_str()), Some("user"));
+    assert_eq!(ended.head.stop, None);
+    assert_eq!(ended.head.ended.as_ref().map(|e| e.outcome), Some(TurnOutcome::Stopped));
+    assert_eq!(
+        stop_step(&ended.head, Some((token, deadline)), ask, stopper, T0 + 61, LEASE_MS),
+        StopStep::Ended(Some(TurnOutcome::Stopped))
+    );
+    // A checkpoint keeps the request: the turn goes on until it ends.
+    let checkpointed = commit(&requested, token, T0 + 60, LEASE_MS, Outcome::Checkpoint, 0).unwrap();
+    assert!(checkpointed.stopped.is_none() && stop_pending(&checkpointed.head, token).is_some());
+
+    // The grace runs out: the fence is a takeover (token + 1) and a release in one head.
+    let StopStep::Fence { committed, request } =
+        stop_step(&requested, Some((token, deadline)), ask, stopper, deadline, LEASE_MS)
+    else {
+        panic!("fence after the grace")
+    };
+    let fenced = committed.head;
+    assert_eq!((request.reason.as_str(), fenced.version, fenced.last_token), ("user", 1, token + 1));
+    assert_eq!((fenced.status, fenced.lease.is_none(), fenced.stop.is_none()), (Status::Idle, true, true));
+    assert_eq!(fenced.ended.as_ref().map(|e| (e.token, e.outcome)), Some((token, TurnOutcome::Fenced)));
+    assert_eq!(
+        commit(&fenced, token, deadline + 1, LEASE_MS, Outcome::Commit, 0),
+        Err(CoreError::LeaseLost { token }),
+        "the fenced holder's commit is refused"
+    );
+    assert_eq!(
+        stop_step(&fenced, Some((token, deadline)), ask, stopper, deadline + 1, LEASE_MS),
+        StopStep::Ended(Some(TurnOutcome::Fenced))
+    );
+    // graceMs 0 fences at once, without a separate request write.
+    let at_once = StopAsk { reason: "now", grace_ms: 0 };
+    assert!(matches!(stop_step(&running, None, at_once, stopper, T0 + 1, LEASE_MS), StopStep::Fence { .. }));
+    // A new turn is not stopped by a request of an earlier one.
+    let next = begun(&fenced, deadline + 2);
+    assert_eq!(stop_pending(&next, next.last_token), None);
+}
+
+#[test]
+fn an_abort_of_a_stopped_turn_commits_its_end() {
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let ask = StopAsk { reason: "user", grace_ms: 100 };
+    let StopStep::Request { head: requested, .. } = stop_step(&running, None, ask, holder("s"), T0, LEASE_MS) else {
+        panic!()
+    };
+    let ended = commit(&requested, token, T0 + 1, LEASE_MS, Outcome::Abort, 0).unwrap();
+    assert_eq!((ended.head.version, ended.head.status), (1, Status::Idle));
+    assert!(ended.stopped.is_some());
+}
+
+#[test]
+fn a_beginning_turn_deletes_the_live_logs_it_makes_stale() {
+    let first = begun(&minimal_head(), T0);
+    assert_eq!(stale_logs(&first, first.last_token), vec![], "nothing ended yet");
+    let t1 = first.last_token;
+    let mut done = commit(&first, t1, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let quiet = begun(&done, T0 + 2);
+    assert_eq!(stale_logs(&quiet, quiet.last_token), vec![], "the last turn wrote no flushes");
+    note_flushes(&mut done, t1, 4);
+    let second = begun(&done, T0 + 2);
+    assert_eq!(stale_logs(&second, second.last_token), vec![(t1, Some(4))]);
+    // The second turn's holder is lost; the third deletes its log by listing it.
+    let third = begun(&second, T0 + 2 + LEASE_MS);
+    assert_eq!(stale_logs(&third, third.last_token), vec![(t1, Some(4)), (second.last_token, None)]);
+}
