@@ -170,16 +170,8 @@ impl Session {
     pub(crate) async fn delete_live_logs(&self, head: &Head, token: u64) {
         let store = &*self.shared.store;
         for (stale, flushes) in live::stale_logs(head, token) {
-            let keys = match flushes {
-                Some(count) => (0..count).map(|n| keys::live_key(self.id(), stale, n)).collect(),
-                None => match store.list(&keys::live_prefix(self.id(), stale), None, 10_000).await {
-                    Ok(page) => page.keys,
-                    Err(_) => continue,
-                },
-            };
-            for key in keys {
-                let _ = store.delete(&key, None).await;
-            }
+            let known = (0..flushes.unwrap_or(0)).map(|n| keys::live_key(self.id(), stale, n)).collect();
+            let _ = store.delete_prefix(&keys::live_prefix(self.id(), stale), known).await;
         }
     }
 

@@ -484,6 +484,17 @@ impl Store for IdbStore {
         })
     }
 
+    fn delete_prefix<'a>(&'a self, prefix: &'a str, _known: Vec<String>) -> LocalBoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.run::<()>(true, "delete failed", |_, records, _, _| {
+                records.delete(&prefix_range(prefix, None)?.into())?;
+                Ok(())
+            })
+            .await?;
+            Ok(())
+        })
+    }
+
     fn get_many<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
         Box::pin(async move {
             let count = keys.len();

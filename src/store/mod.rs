@@ -253,6 +253,19 @@ pub trait Store {
         })
     }
 
+    /// Deletes every key under `prefix` (records no head names: a turn's live log). `known` lists
+    /// them when the caller knows them, so that a backend without range deletes need not list; the
+    /// default deletes one by one; IndexedDB deletes the range in one request.
+    fn delete_prefix<'a>(&'a self, prefix: &'a str, known: Vec<String>) -> LocalBoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let keys = if known.is_empty() { self.list(prefix, None, 10_000).await?.keys } else { known };
+            for key in keys {
+                self.delete(&key, None).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// The values under `keys`, in order (a session load reads all its batches at once). The default
     /// reads them one by one; IndexedDB reads them in one transaction.
     fn get_many<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {

@@ -150,6 +150,23 @@ pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Sto
     }
 }
 
+pub async fn delete_prefix_removes_a_live_log_and_nothing_else(store: &dyn Store) {
+    for (id, token) in [("a", 7), ("a", 8), ("ab", 7)] {
+        for n in 0..3 {
+            store.put(&keys::live_key(id, token, n), bytes(id).into(), Expect::Absent).await.unwrap();
+        }
+    }
+    let known = (0..3).map(|n| keys::live_key("a", 7, n)).collect();
+    store.delete_prefix(&keys::live_prefix("a", 7), known).await.unwrap();
+    // Without the keys: listed.
+    store.delete_prefix(&keys::live_prefix("ab", 7), Vec::new()).await.unwrap();
+    for n in 0..3 {
+        assert_eq!(store.get(&keys::live_key("a", 7, n)).await.unwrap(), None);
+        assert_eq!(store.get(&keys::live_key("ab", 7, n)).await.unwrap(), None);
+        assert_eq!(value(store, &keys::live_key("a", 8, n)).await, Some(bytes("a")), "another turn's log kept");
+    }
+}
+
 pub async fn get_many_returns_values_in_order_with_gaps(store: &dyn Store) {
     store.put("e/m~/1", bytes("one").into(), Expect::Any).await.unwrap();
     store.put("e/m~/3", bytes("three").into(), Expect::Any).await.unwrap();
@@ -177,6 +194,7 @@ macro_rules! store_contract {
             commit_writes_records_and_head_only_at_the_expected_version,
             update_decides_on_the_current_value,
             delete_session_removes_its_records_and_no_one_elses,
+            delete_prefix_removes_a_live_log_and_nothing_else,
             get_many_returns_values_in_order_with_gaps);
     };
     (@cases native, $open:expr, $($case:ident),*) => {
