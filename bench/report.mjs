@@ -12,7 +12,9 @@ const bench = new URL("./", import.meta.url);
 const results = args.results ? new URL(`${args.results.replace(/\/?$/, "/")}`, `file://${process.cwd()}/`) : new URL("results/", bench);
 
 // In the order scripts/bench runs them, which is the order of RESULTS.md.
-const NAMES = ["idb", "open-by-id", "open-by-id-idb", "turn-node", "langgraph", "openai-agents", "strands", "contention"];
+const NAMES = ["idb", "open-by-id", "open-by-id-idb", "turn-node", "langgraph", "openai-agents", "strands", "contention",
+  "live-node", "live-redis", "live-chromium"];
+const LIVE = ["live-node", "live-redis", "live-chromium"];
 const reports = Object.fromEntries(NAMES.map((name) => {
   const file = new URL(`${name}.json`, results);
   return [name, existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined];
@@ -75,6 +77,73 @@ if (reports.contention) {
   });
 }
 
+// ---- Live turns: the headline figures of bench/live-*.mjs, each with its baseline and goal
+const fx = (x) => (x === undefined || x === null || Number.isNaN(x) ? "-" : x < 1 ? x.toFixed(3) : x < 100 ? x.toFixed(2) : x.toFixed(1));
+const rx = (a, b) => (a && b ? (a / b >= 100 ? (a / b).toFixed(0) : (a / b).toFixed(2)) : "-");
+const ms2 = (median, p99) => `median ${fx(median)} ms, p99 ${fx(p99)} ms`;
+function liveSummary() {
+  const rows = [];
+  const add = (figure, where, measured, baseline, ratio, goal) => rows.push([figure, where, measured, baseline, ratio, goal]);
+  const node = reports["live-node"]?.data;
+  if (node) {
+    for (const r of node.emit.filter((r) => r.variant.startsWith("yield"))) {
+      add("emit() per part, amortized (flushes and commit included)", `Node, ${r.backend}, ${r.parts} parts`, `${fx(r.usPerPart)} µs`,
+        `JSON.stringify into an array: ${fx(r.bufferUsPerPart)} µs`, rx(r.usPerPart, r.bufferUsPerPart), "≤ 2 µs/part (the issue)");
+    }
+    for (const r of node.emit.filter((r) => r.bytesPerPart !== undefined && r.variant.startsWith("yield"))) {
+      add("bytes written per part", `Node, ${r.backend}, ${r.parts} parts`, `${fx(r.bytesPerPart)} B`, `the part's JSON: ${r.partJsonBytes} B`,
+        rx(r.bytesPerPart, r.partJsonBytes), "-");
+    }
+    for (const r of node.latency.filter((r) => r.bytesPerPart !== undefined)) {
+      add("bytes written per part", `Node, ${r.backend}, a part every ${r.everyMs} ms, liveFlushMs ${r.liveFlushMs}`, `${fx(r.bytesPerPart)} B`,
+        `the part's JSON: ${fx(r.partJsonBytes)} B`, rx(r.bytesPerPart, r.partJsonBytes), "-");
+    }
+    for (const r of node.latency) {
+      add("part-to-follower", `Node, one process, ${r.backend}, liveFlushMs ${r.liveFlushMs}`, ms2(r.medianMs, r.p99Ms),
+        `same flush rule, in-process relay: median ${fx(r.relayMedianMs)} ms`, rx(r.medianMs, r.relayMedianMs), `flushed within liveFlushMs (API.md)`);
+    }
+    for (const r of node.stop) {
+      add("stop-to-signal", `Node, one process, ${r.backend}, holder ${r.holder}`, ms2(r.signalMedianMs, r.signalP99Ms),
+        `AbortController.abort(): median ${fx(r.abortMedianMs)} ms`, rx(r.signalMedianMs, r.abortMedianMs), "at once (API.md)");
+    }
+  }
+  const redis = reports["live-redis"]?.data;
+  if (redis) {
+    for (const r of redis.stop) {
+      const poll = r.pollMedianMs !== undefined && r.pollMedianMs !== null;
+      add("stop-to-signal", `Redis, two processes, stopPollMs ${r.stopPollMs}, holder ${r.holder}`, ms2(r.signalMedianMs, r.signalP99Ms),
+        poll ? `GET every stopPollMs: median ${fx(r.pollMedianMs)} ms` : `PUBLISH/SUBSCRIBE: median ${fx(r.pubsubMedianMs)} ms`,
+        rx(r.signalMedianMs, poll ? r.pollMedianMs : r.pubsubMedianMs),
+        poll ? `within stopPollMs (${r.stopPollMs} ms, API.md)` : "at the holder's next flush (API.md)");
+    }
+    for (const r of redis.latency) {
+      add("part-to-follower", `Redis, two processes, liveFlushMs ${r.liveFlushMs}`, ms2(r.medianMs, r.p99Ms),
+        `same flush rule, PUBLISH/SUBSCRIBE relay: median ${fx(r.relayMedianMs)} ms`, rx(r.medianMs, r.relayMedianMs), "-");
+    }
+  }
+  const chromium = reports["live-chromium"]?.data;
+  if (chromium) {
+    for (const r of chromium.latency) {
+      add("part-to-follower", `IndexedDB, two tabs, liveFlushMs ${r.liveFlushMs}`, ms2(r.medianMs, r.p99Ms),
+        `same flush rule, BroadcastChannel relay: median ${fx(r.relayMedianMs)} ms`, rx(r.medianMs, r.relayMedianMs), "median ≤ 20 ms (the issue)");
+    }
+    for (const r of chromium.stop) {
+      add("stop-to-signal", `IndexedDB, two tabs, holder ${r.holder}`, ms2(r.signalMedianMs, r.signalP99Ms),
+        `BroadcastChannel: p99 ${fx(r.bcP99Ms)} ms`, rx(r.signalP99Ms, r.bcP99Ms), "p99 ≤ 100 ms (API.md, the issue)");
+    }
+  }
+  return `## Live turns
+
+The headline figures of the three live-turn benchmarks below (bench/live-node.mjs, bench/live-redis.mjs,
+bench/live-chromium.mjs), each beside its baseline of the same run and the goal stated for it in API.md
+("Live turns") or the issue; the goals are listed, not checked. Ratios are of medians, except for
+stop-to-signal across tabs (p99 ÷ p99, the goal's statistic) and for bytes.
+
+${line(["figure", "where", "measured", "baseline (same run)", "÷ baseline", "goal"])}
+${line(["---", "---", "---:", "---", "---:", "---"])}
+${rows.map(line).join("\n")}`;
+}
+
 // ---- RESULTS.md
 const wasm = readFileSync(new URL("../js/wasm/agent_session_bg.wasm", bench));
 const chromium = NAMES.map((name) => reports[name]?.chromium).find(Boolean);
@@ -96,7 +165,9 @@ here is a pass/fail threshold.
 - Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length.toLocaleString("en-US")} bytes raw, ${gzipSync(wasm, { level: 9 }).length.toLocaleString("en-US")} bytes gzip -9
 - Baselines measured: on IndexedDB, a hand-written \`idb\` lease + append protocol and \`idb-keyval\`
   (Dexie is not measured: it is not a dependency of this repository); in Node, @openai/agents'
-  MemorySession, LangGraph's MemorySaver and Strands' SessionManager over InMemoryStorage.
+  MemorySession, LangGraph's MemorySaver and Strands' SessionManager over InMemoryStorage; for live turns,
+  hand-written relays and stops with the same flush and poll rules (in-process, Redis PUBLISH/SUBSCRIBE and
+  GET polling, BroadcastChannel).
 
 ${charts.join("\n\n")}
 
@@ -109,7 +180,11 @@ ${[
   ...NAMES.filter((name) => !runs.some((run) => run.name === name)).map((name) => line([name, "-", "-", "not run"])),
 ].join("\n")}
 
-${NAMES.filter((name) => reports[name]).map((name) => section(reports[name])).join("\n\n")}
+${[
+  ...NAMES.filter((name) => reports[name] && !LIVE.includes(name)).map((name) => section(reports[name])),
+  ...(LIVE.some((name) => reports[name]) ? [liveSummary()] : []),
+  ...LIVE.filter((name) => reports[name]).map((name) => section(reports[name])),
+].join("\n\n")}
 `;
 writeFileSync(new URL("RESULTS.md", bench), markdown);
 console.log(`wrote bench/RESULTS.md and ${charts.length} charts in bench/charts/`);

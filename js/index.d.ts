@@ -344,6 +344,17 @@ export interface SessionStoppedEvent extends SessionEventBase {
   readonly data: { readonly by: string; readonly outcome: "stopped" | "fenced" };
 }
 
+export interface SessionCompactedEvent extends SessionEventBase {
+  readonly type: "compacted";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  /** How many of the agent's messages (as the fold had them) the summary replaced. */
+  readonly before: number;
+  /** The summary messages. */
+  readonly data: readonly ReadonlyJson[];
+}
+
 export type SessionEvent =
   | SessionCreatedEvent
   | SessionMessageEvent
@@ -353,7 +364,8 @@ export type SessionEvent =
   | SessionResumeEvent
   | SessionClosedEvent
   | SessionForkedEvent
-  | SessionStoppedEvent;
+  | SessionStoppedEvent
+  | SessionCompactedEvent;
 
 export type SessionEventType = SessionEvent["type"];
 
@@ -509,6 +521,23 @@ export interface HostKv {
 // ---------------------------------------------------------------------------------------------
 // Live turns
 
+/** `inv.compact()` options. */
+export interface CompactOptions {
+  /** How many of the agent's first messages (as the invocation sees them) the summary replaces. */
+  before: number;
+  /** Zero or more messages that take their place. */
+  summary: readonly JsonInput[];
+  agent?: string;
+  /** Cut even between a tool call and its result. */
+  force?: boolean;
+}
+
+/** `session.prune()` options. */
+export interface PruneOptions {
+  /** The versions from this one on stay readable and unchanged; older ones may go. */
+  before: number;
+}
+
 /** `session.follow()` options. */
 export interface FollowOptions {
   /** Resume after a reload: skip that invocation's parts with seq <= `seq`. */
@@ -626,6 +655,10 @@ export declare class Session {
   follow(options?: FollowOptions): AsyncIterableIterator<LiveEvent>;
   /** Asks the running turn to stop (without taking the lease); resolves once it ended. */
   stop(options?: StopOptions): Promise<StopResult>;
+  /** Takes the guard; deletes the batches and snapshots only versions below `before` need (with
+   * `before` the latest version, after writing a snapshot of it); resolves to how many records went.
+   * `at()` and `history()` of a pruned version are a `NotFoundError` saying so. */
+  prune(options: PruneOptions): Promise<number>;
   /** Frees the store's cached view of this session now (a running invocation keeps it); every
    * `Session` object of the id loads it again on its next async use. Same as `dispose()`. */
   [Symbol.dispose](): void;
@@ -648,6 +681,11 @@ export declare class Invocation {
   emit(part: JsonInput): number;
   /** Resolves once every emitted part is durable and visible to followers. */
   flush(): Promise<void>;
+  /** Staged like `appendMessage`, committed with the turn: the agent's first `before` messages are
+   * replaced by `summary` in `messages()`; `history()` keeps the originals and adds a `compacted`
+   * event. A cut between a tool call and its result is a `ValidationError` naming the call id
+   * (path `before`) unless `force`. */
+  compact(options: CompactOptions): void;
 
   /** Staged, validated now (throws `ValidationError` / `LimitExceededError`). */
   appendMessage(message: JsonInput, options?: AgentOptions): void;

@@ -12,7 +12,7 @@ import type {
   SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
-import type { BeginOptions, Invocation, OpenOptions, SessionStore } from "../index.d.ts";
+import type { BeginOptions, Invocation, JsonInput, OpenOptions, SessionStore } from "../index.d.ts";
 
 export interface AgentSessionSaverOptions {
   /** Prefix of the session ids of threads (default `"langgraph/"`): thread `t` is session `langgraph/t`. */
@@ -31,6 +31,30 @@ export interface AgentSessionSaverOptions {
 
 /** Options of `guard`: those of `Session.begin` (default `onBusy: "reject"`, fail fast). */
 export type GuardOptions = BeginOptions;
+
+/** Options of `stream`: the guard's, and what each chunk forwards to the turn's live log. */
+export interface StreamGuardOptions extends GuardOptions {
+  /**
+   * `true` (default): each chunk's JSON form (`JSON.stringify` of it; LangChain messages in their
+   * serialized form); `false`: nothing; a function: the part of a chunk (`undefined`: not forwarded).
+   * Parts the store refuses (not JSON, over `limits.maxMessageBytes`) are left out; the run goes on.
+   */
+  emit?: boolean | ((chunk: any) => JsonInput | undefined);
+}
+
+/** What the guarded helpers need of a compiled graph (a `CompiledStateGraph`, any `Pregel`). */
+export interface GuardedGraph<Input, Output, Chunk> {
+  invoke(input: Input, config?: any): Promise<Output>;
+  stream(input: Input, config?: any): Promise<AsyncIterable<Chunk>>;
+}
+
+/** A graph run's config for the guarded helpers (passed on to the graph): `configurable.thread_id` is required. */
+export interface ThreadConfig {
+  configurable: { thread_id: string; [key: string]: unknown };
+  /** Combined with the invocation's signal. */
+  signal?: AbortSignal;
+  [key: string]: unknown;
+}
 
 /**
  * A LangGraph checkpointer that stores each thread as an agent-session session (one agent per
@@ -70,7 +94,39 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * and stores nothing; any put/putWrites that fails inside `fn` ends the turn (later ones reject
    * with the same error, and the guard aborts and rethrows it even if `fn` resolves). `fn` receives
    * the invocation: writes staged on it (e.g. app state under another agent) commit with the turn;
-   * do not commit or abort it yourself.
+   * do not commit or abort it yourself. Pass its `signal` to the graph (`config.signal`) to make the
+   * turn stoppable (`invoke`/`stream` below do that); a turn that emitted parts (`invocation.emit`)
+   * ends with a commit even when nothing was staged after its last put, so that followers see it
+   * end `committed`.
    */
   guard<T>(threadId: string, fn: (invocation: Invocation) => T | Promise<T>, options?: GuardOptions): Promise<T>;
+
+  /**
+   * `graph.invoke(input, config)` under `guard(config.configurable.thread_id)`, with the invocation's
+   * `signal` as the run's abort signal (combined with `config.signal`). A `session.stop()` from any
+   * store aborts the run: it rejects with the `StopRequestedError`, the turn is aborted (the steps
+   * already checkpointed stay) and ends with outcome `stopped`, with one `stopped` history event.
+   */
+  invoke<Input, Output>(
+    graph: Pick<GuardedGraph<Input, Output, unknown>, "invoke">,
+    input: Input,
+    config: ThreadConfig,
+    options?: GuardOptions,
+  ): Promise<Output>;
+
+  /**
+   * `graph.stream(input, config)` under `guard(config.configurable.thread_id)`: yields the graph's
+   * chunks (`config.streamMode` as given) and forwards each one to the turn's live log with
+   * `inv.emit()` (`options.emit`) before yielding it, so `session.follow()` anywhere shows them. The
+   * run's abort signal is the invocation's `signal` (combined with `config.signal`). The turn commits
+   * after the last chunk; an error, a stop (the generator throws the `StopRequestedError`) or leaving
+   * the loop early aborts it, keeping the steps already checkpointed. The guard is taken on the first
+   * `next()` (a busy thread throws `ConcurrencyError` there).
+   */
+  stream<Input, Chunk>(
+    graph: Pick<GuardedGraph<Input, unknown, Chunk>, "stream">,
+    input: Input,
+    config: ThreadConfig,
+    options?: StreamGuardOptions,
+  ): AsyncGenerator<Chunk, void, undefined>;
 }

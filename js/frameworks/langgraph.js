@@ -2,6 +2,8 @@
 //
 //   const checkpointer = new AgentSessionSaver(store);            // instead of new MemorySaver()
 //   await checkpointer.guard(threadId, () => graph.invoke(input, config));   // one turn, one lease
+//   await checkpointer.invoke(graph, input, config);     // the same, stoppable: signal = inv.signal
+//   for await (const chunk of checkpointer.stream(graph, input, config)) ...  // + chunks -> inv.emit
 //
 // Plain JS over the public API (../index.d.ts); @langchain/langgraph-checkpoint is an optional peer.
 // No AsyncLocalStorage: a guard is found through a map of the threads this saver is guarding. How a
@@ -30,6 +32,7 @@ import {
   tasksKey,
   writeKey,
 } from "./langgraph/layout.js";
+import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { SerialQueues } from "./serial-queue.js";
 import { SessionHandle } from "./session-handle.js";
 
@@ -106,7 +109,8 @@ const readerOfState = (state) => (key) => (hasOwn(state, key) ? state[key] : und
 
 /**
  * The guard's invocation as `fn` sees it: writes the caller stages on it mark the turn dirty, so that
- * the guard commits them even when they come after the last put.
+ * the guard commits them even when they come after the last put; a part it emits marks the turn live,
+ * so that the guard ends it with a commit (followers then see it end `committed`, not `aborted`).
  */
 function userInvocation(guard) {
   const staging = new Set(["setState", "deleteState", "appendMessage"]);
@@ -114,6 +118,13 @@ function userInvocation(guard) {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== "function") return value;
+      if (prop === "emit") {
+        return (...args) => {
+          const seq = value.apply(target, args);
+          guard.live = true;
+          return seq;
+        };
+      }
       if (!staging.has(prop)) return value.bind(target);
       return (...args) => {
         const result = value.apply(target, args);
@@ -501,33 +512,126 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   async guard(threadId, fn, options = {}) {
     if (typeof fn !== "function") throw new TypeError("AgentSessionSaver.guard(threadId, fn): fn must be a function");
     const sid = this.sessionId(threadId);
+    const guard = await this._beginGuard(sid, options);
+    let result;
+    try {
+      result = await fn(userInvocation(guard));
+    } catch (e) {
+      await this._endGuard(sid, guard, false);
+      throw e;
+    }
+    await this._endGuard(sid, guard, true);
+    return result;
+  }
+
+  /**
+   * `graph.invoke(input, config)` under `guard(config.configurable.thread_id)`, with the invocation's
+   * `signal` as the run's abort signal (combined with `config.signal`): a `session.stop()` from
+   * anywhere aborts the run, which then rejects with the `StopRequestedError` (the turn aborts, keeping
+   * the steps already checkpointed, and ends `stopped`).
+   */
+  async invoke(graph, input, config, options = {}) {
+    const threadId = threadOf(config, "invoke");
+    return this.guard(
+      threadId,
+      async (inv) => {
+        try {
+          return await graph.invoke(input, { ...config, signal: anySignal(config?.signal, inv.signal) });
+        } catch (e) {
+          throw stopError(e, inv.signal);
+        }
+      },
+      options,
+    );
+  }
+
+  /**
+   * `graph.stream(input, config)` under `guard(config.configurable.thread_id)`, as an async generator
+   * of the graph's chunks (in `config.streamMode`, as `graph.stream` yields them). The run's abort
+   * signal is the invocation's `signal` (combined with `config.signal`), and each chunk is forwarded to
+   * the turn's live log with `inv.emit()` before it is yielded: its JSON form by default (`JSON.stringify`
+   * of it, LangChain messages in their serialized form), or `options.emit(chunk)` (`undefined`: not
+   * forwarded), or nothing with `emit: false`. The turn commits after the last chunk; an error, a stop
+   * (the generator then throws the `StopRequestedError`) or leaving the loop early aborts it, keeping
+   * the steps already checkpointed. The guard is taken on the first `next()`.
+   */
+  async *stream(graph, input, config, options = {}) {
+    const threadId = threadOf(config, "stream");
+    const { emit, ...beginOptions } = options ?? {};
+    const project = projection(emit, jsonForm);
+    const sid = this.sessionId(threadId);
+    const guard = await this._beginGuard(sid, beginOptions);
+    const inv = guard.inv;
+    let ok = false;
+    try {
+      const forward = forwarder(inv, project);
+      try {
+        const chunks = await graph.stream(input, { ...config, signal: anySignal(config?.signal, inv.signal) });
+        for await (const chunk of chunks) {
+          if (forward(chunk) !== undefined) guard.live = true;
+          yield chunk;
+        }
+      } catch (e) {
+        throw stopError(e, inv.signal);
+      }
+      ok = true;
+    } finally {
+      await this._endGuard(sid, guard, ok);
+    }
+  }
+
+  /** Takes the lease of a thread's session for a guard (behind the writes already queued for it). */
+  async _beginGuard(sid, options) {
     // Begin behind the writes already queued for this thread (they commit as their own invocations).
     // A second guard of the same thread, here or in any other process, fails here with the store's
     // ConcurrencyError, because this invocation holds the lease.
-    const guard = await this._queues.run(sid, async () => {
-      const entry = { inv: await this._thread(sid).begin(options), dirty: false, failed: undefined, done: false };
+    return this._queues.run(sid, async () => {
+      const entry = { inv: await this._thread(sid).begin(options), dirty: false, live: false, failed: undefined, done: false };
       this._guards.set(sid, entry);
       return entry;
     });
-    try {
-      const result = await fn(userInvocation(guard));
-      await this._queues.run(sid, async () => {
-        if (guard.failed) throw guard.failed;
-        guard.done = true;
-        // Nothing staged since the last checkpoint: release without writing an empty version.
-        if (guard.dirty) await guard.inv.commit();
-        else await guard.inv.abort();
-      });
-      return result;
-    } catch (e) {
-      await this._queues.run(sid, async () => {
+  }
+
+  /**
+   * Ends a guard: with `ok`, commits what is staged (a put or putWrites that failed inside it is
+   * rethrown instead, and the turn aborted); else aborts. Always releases the lease.
+   */
+  async _endGuard(sid, guard, ok) {
+    const abort = () =>
+      this._queues.run(sid, async () => {
         guard.done = true;
         await guard.inv.abort().catch(() => {});
       });
-      throw e;
+    try {
+      if (!ok) {
+        await abort();
+        return;
+      }
+      try {
+        await this._queues.run(sid, async () => {
+          if (guard.failed) throw guard.failed;
+          guard.done = true;
+          // Nothing staged since the last checkpoint: release without writing an empty version, unless
+          // the turn emitted parts (its followers must see it end `committed`, which takes a commit).
+          if (guard.dirty || guard.live) await guard.inv.commit();
+          else await guard.inv.abort();
+        });
+      } catch (e) {
+        await abort();
+        throw e;
+      }
     } finally {
       guard.done = true;
       if (this._guards.get(sid) === guard) this._guards.delete(sid);
     }
   }
+}
+
+/** The thread id of a graph run's config (`configurable.thread_id`), which the guarded helpers need. */
+function threadOf(config, method) {
+  const threadId = config?.configurable?.thread_id;
+  if (threadId === undefined || threadId === null) {
+    throw new TypeError(`AgentSessionSaver.${method}(graph, input, config): config.configurable.thread_id is required`);
+  }
+  return threadId;
 }

@@ -1,7 +1,10 @@
-// OpenAI Agents JS: a `Session` (the runner's conversation history) over an agent-session session, and
-// `guard(fn)`, which runs one `run()` under one invocation (@openai/agents 0.20.0, agents-core
-// dist/memory/session.d.ts). Plain JS over the public API: it imports neither agent-session nor
-// @openai/agents, so the core package works without the framework installed.
+// OpenAI Agents JS: a `Session` (the runner's conversation history) over an agent-session session,
+// `guard(fn)`, which runs one `run()` under one invocation, and `run(agent, input)`, which does that
+// with the invocation's `signal` as the run's abort signal and its stream events forwarded to the
+// turn's live log (@openai/agents 0.20.0, agents-core dist/memory/session.d.ts, dist/events.d.ts).
+// Plain JS over the public API: it imports neither agent-session nor @openai/agents (`run` loads the
+// SDK's `run` on first use, unless given a runner), so the core package works without the framework
+// installed.
 //
 // Layout in the session (one agent's log, the default agent unless `options.agent`):
 // - every item is one message event, in order; the log is append-only and never shrinks;
@@ -11,6 +14,7 @@
 //   `addItems` never writes it: only `popItem` (moves `start` past the popped event, or shortens the
 //   last kept range) and `clearSession` (`start` = the log's length, the new epoch) do.
 import { fromBase64, toBase64 } from "../runtime.js";
+import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { SessionHandle } from "./session-handle.js";
 
 /** The state key that marks which message events of the log are live items. */
@@ -147,6 +151,56 @@ export class AgentSessionItems {
     }
   }
 
+  /**
+   * `run(agent, input, options)` of the SDK under `guard`, as a live turn: the run's `session` is this
+   * instance and its `signal` is the invocation's (combined with `options.signal` when given), so a
+   * `session.stop()` from anywhere aborts the model call and the turn ends `stopped`. With
+   * `{ stream: true }` it consumes the stream itself, forwards each event to the live log with
+   * `inv.emit()` (`streamEventPart` by default; `live.emit` a function of the event, or `false`),
+   * hands each event to `live.onEvent`, and resolves with the StreamedRunResult once the run completed
+   * and the turn committed. A non-streamed run resolves with the RunResult.
+   *
+   * A stop: the SDK rejects a non-streamed run (the turn is aborted, and this rejects with the
+   * `StopRequestedError`); it ends a streamed run early (`result.cancelled`), and the turn commits what
+   * the runner stored before the stop (the user input), as `MemorySession` would keep it.
+   *
+   * @param live `runner`: a `Runner` (or its `run` function) instead of the SDK's default `run`;
+   *   `emit`, `onEvent`; and the BeginOptions of `guard` (`onBusy`, `traceparent`).
+   */
+  async run(agent, input, options = {}, live = {}) {
+    const { runner, emit, onEvent, ...beginOptions } = live ?? {};
+    const project = projection(emit, streamEventPart);
+    if (onEvent !== undefined && typeof onEvent !== "function") throw new TypeError("`onEvent` must be a function");
+    const runWith = await resolveRun(runner);
+    return this.guard(async (inv) => {
+      const signal = anySignal(options?.signal, inv.signal);
+      let result;
+      try {
+        result = await runWith(agent, input, { ...options, session: this, signal });
+      } catch (error) {
+        throw stopError(error, inv.signal);
+      }
+      if (!options?.stream) return result;
+      const forward = forwarder(inv, project);
+      try {
+        for await (const event of result) {
+          forward(event);
+          onEvent?.(event);
+        }
+      } catch (error) {
+        // Leaving the loop cancelled the run: let it settle, so that no write of it lands after the guard.
+        await Promise.resolve(result.completed).catch(() => {});
+        throw stopError(error, inv.signal);
+      }
+      try {
+        await result.completed;
+      } catch (error) {
+        throw stopError(error, inv.signal);
+      }
+      return result;
+    }, beginOptions);
+  }
+
   /** The log and its live view: of the running guard (committed + staged), else the latest commit. */
   async #read() {
     const inv = this.#inv;
@@ -174,6 +228,54 @@ export class AgentSessionItems {
       await inv.abort().catch(() => {});
       throw error;
     }
+  }
+}
+
+/** The `run(agent, input, options)` function a `runner` option gives (default: the SDK's `run`). */
+async function resolveRun(runner) {
+  if (typeof runner === "function") return runner;
+  if (runner !== undefined && runner !== null) {
+    if (typeof runner.run !== "function") throw new TypeError("`runner` must be a Runner or a run function");
+    return (agent, input, options) => runner.run(agent, input, options);
+  }
+  const sdk = await import("@openai/agents");
+  return sdk.run;
+}
+
+/**
+ * The part `run` forwards for one stream event of the runner (`RunStreamEvent`), small and JSON:
+ * - `raw_model_stream_event`: `{ type, data }` with `data` one of `{ type: "output_text_delta", delta,
+ *   itemId? }`, `{ type: "response_started" }`, `{ type: "response_done", response: { id, usage } }`;
+ *   the provider's own events (`data.type` "model") repeat these and are left out (undefined);
+ * - `run_item_stream_event`: `{ type, name, item }`, `item` the JSON form of the run item's `rawItem`
+ *   (the message, tool call, tool output, handoff or reasoning item as the session stores it);
+ * - `agent_updated_stream_event`: `{ type, agent }`, the new agent's name.
+ * Anything else: undefined (not forwarded).
+ */
+export function streamEventPart(event) {
+  switch (event?.type) {
+    case "raw_model_stream_event": {
+      const data = event.data ?? {};
+      if (data.type === "output_text_delta") {
+        return { type: event.type, data: { type: data.type, delta: data.delta, ...(typeof data.itemId === "string" && { itemId: data.itemId }) } };
+      }
+      if (data.type === "response_started") return { type: event.type, data: { type: data.type } };
+      if (data.type === "response_done") {
+        const response = { id: data.response?.id ?? null };
+        const usage = jsonForm(data.response?.usage);
+        if (usage !== undefined) response.usage = usage;
+        return { type: event.type, data: { type: data.type, response } };
+      }
+      return undefined;
+    }
+    case "run_item_stream_event": {
+      const item = jsonForm(event.item?.rawItem);
+      return { type: event.type, name: event.name, item: item === undefined ? null : item };
+    }
+    case "agent_updated_stream_event":
+      return { type: event.type, agent: event.agent?.name ?? null };
+    default:
+      return undefined;
   }
 }
 

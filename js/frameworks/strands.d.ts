@@ -1,5 +1,5 @@
 // Types of agent-session/strands (js/frameworks/strands.js). Peer: @strands-agents/sdk ^1.19.
-import type { LocalAgent, Plugin, Storage } from "@strands-agents/sdk";
+import type { AgentStreamEvent, LocalAgent, Plugin, Storage } from "@strands-agents/sdk";
 import type { BeginOptions, Invocation, JsonInput, Session, SessionStore } from "agent-session";
 
 export interface AgentSessionStorageOptions {
@@ -39,7 +39,33 @@ export interface AgentSessionManagerConfig {
   idleTtlMs?: number;
   maxLifetimeMs?: number;
   metadata?: JsonInput;
+  /**
+   * What each invocation forwards to the turn's live log with `inv.emit()`, for `session.follow()`:
+   * `true` (default) the `streamEventPart` of each event (model stream updates, finished model
+   * messages, tool stream updates, tool results, interrupts), `false` nothing, or a function giving
+   * the part of an event (`undefined`: not forwarded). The function sees the events Strands fires
+   * between BeforeInvocationEvent and AfterInvocationEvent: BeforeModelCallEvent, ModelStreamUpdateEvent,
+   * ContentBlockEvent, ModelMessageEvent, AfterModelCallEvent, BeforeToolsEvent, BeforeToolCallEvent,
+   * ToolStreamUpdateEvent, ToolResultEvent, AfterToolCallEvent, AfterToolsEvent, MessageAddedEvent and
+   * InterruptEvent. Parts the store refuses (not JSON, over `limits.maxMessageBytes`) are left out; the
+   * invocation goes on.
+   */
+  emit?: boolean | ((event: AgentStreamEvent) => JsonInput | undefined);
 }
+
+/** The part forwarded for a Strands stream event by default: its wire form (`event.toJSON()`). */
+export type StreamEventPart =
+  | { type: "modelStreamUpdateEvent"; event: JsonInput }
+  | { type: "modelMessageEvent"; message: JsonInput; stopReason: string }
+  | { type: "toolStreamUpdateEvent"; event: JsonInput }
+  | { type: "toolResultEvent"; result: JsonInput }
+  | { type: "interruptEvent"; interrupt: JsonInput };
+
+/**
+ * The default projection of `AgentSessionManagerConfig.emit`: the wire form (`toJSON()`) of the
+ * events listed in `StreamEventPart`; undefined (not forwarded) for every other event.
+ */
+export declare function streamEventPart(event: AgentStreamEvent): StreamEventPart | undefined;
 
 /**
  * A Strands Plugin that replaces SessionManager: `plugins: [new AgentSessionManager({ store, sessionId })]`.
@@ -47,6 +73,12 @@ export interface AgentSessionManagerConfig {
  * in any process; nothing runs or is saved), each added message is one message event, app state is
  * agent-session state, AfterInvocationEvent commits; a model error aborts and puts the agent back at the
  * last committed version.
+ *
+ * Each invocation is a live turn, for `invoke()` and `stream()` alike: its stream events are forwarded
+ * to the live log (`emit`), and the invocation's `signal` cancels the agent (`agent.cancel()`, which
+ * aborts the model call's `cancelSignal`), so a `session.stop()` from any store ends the invocation
+ * with stopReason "cancelled"; the turn commits what the agent holds then (its input, and Strands'
+ * "Cancelled by user" answer) and ends with outcome `stopped`, one `stopped` event in history.
  */
 export declare class AgentSessionManager implements Plugin {
   constructor(config: AgentSessionManagerConfig);

@@ -6,14 +6,15 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::bindings::convert::{to_json, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
-use crate::bindings::errors::JsResult;
+use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::{freeze, new_abort_controller, sleep, start_interval, stop_interval};
+use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;
+use crate::bindings::spawn;
 use crate::engine::{Invocation, Signal};
 
 /// The invocation's `signal`: the AbortController (made when `signal` is first read) and the reason
@@ -65,7 +66,7 @@ impl Heartbeat {
             }
             let invocation = invocation.clone();
             // A failed renewal is not reported here: the commit that follows reports LeaseLost.
-            spawn_local(async move {
+            spawn(async move {
                 let _ = invocation.heartbeat().await;
             });
         });
@@ -77,6 +78,14 @@ impl Heartbeat {
         if let Some((handle, _tick)) = self.timer.borrow_mut().take() {
             stop_interval(&handle);
         }
+    }
+}
+
+impl Drop for Heartbeat {
+    /// An invocation left open and collected by the garbage collector: its interval must not call
+    /// the closure that goes with it.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -116,7 +125,7 @@ impl JsInvocation {
     {
         let inner = self.inner.clone();
         let heartbeat = self.heartbeat.clone();
-        future_to_promise(async move {
+        promise(async move {
             let result = finish(inner.clone()).await;
             if inner.is_ended() {
                 heartbeat.stop();
@@ -161,7 +170,7 @@ impl JsInvocation {
                     self.signal.abort();
                 } else {
                     let inner = self.inner.clone();
-                    spawn_local(async move { inner.watch_stop().await });
+                    spawn(async move { inner.watch_stop().await });
                 }
                 controller
             }
@@ -175,7 +184,7 @@ impl JsInvocation {
         let emitted = self.inner.emit(data)?;
         if let Some(delay) = emitted.flush_in {
             let inner = self.inner.clone();
-            spawn_local(async move {
+            spawn(async move {
                 if delay > 0 {
                     let _ = wasm_bindgen_futures::JsFuture::from(sleep(delay as f64)).await;
                 }
@@ -189,7 +198,7 @@ impl JsInvocation {
     /// Resolves once every emitted part is durable and visible to followers.
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             inner.flush().await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -223,7 +232,10 @@ impl JsInvocation {
     /// Committed messages followed by this invocation's staged ones.
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
         let agent = agent_option(&options)?;
-        let staged = self.inner.staged_messages(agent.as_deref())?;
+        let Some(staged) = self.inner.staged_messages(agent.as_deref())? else {
+            // A compaction is staged: the messages as it leaves them.
+            return Ok(freeze(&json_array(&self.inner.messages(agent.as_deref())?)?.into()).into());
+        };
         let committed = session_messages(&self.session.inner, Some(agent.as_deref().unwrap_or(self.inner.agent())))?;
         if staged.is_empty() {
             // Nothing staged: the committed array itself, frozen and shared (no copy of the session).
@@ -248,9 +260,28 @@ impl JsInvocation {
         }
     }
 
+    /// Stages the replacement of the agent's first `before` messages by `summary` (committed with
+    /// the turn); a cut between a tool call and its result is refused unless `force`.
+    pub fn compact(&self, options: JsValue) -> JsResult<()> {
+        let options = Options::new(&options, "options")?;
+        let missing = |key: &str| invalid(key, format!("compact() needs options.{key}"));
+        let before = options.count("before")?.ok_or_else(|| missing("before"))?;
+        let summary = options.get("summary")?.ok_or_else(|| missing("summary"))?;
+        let summary: Array = summary
+            .dyn_into()
+            .map_err(|_| invalid("summary", "options.summary must be an array of messages".into()))?;
+        let mut messages = Vec::with_capacity(summary.length() as usize);
+        for (index, message) in summary.iter().enumerate() {
+            messages.push(to_json(&message, &format!("summary[{index}]"))?);
+        }
+        let agent = options.name("agent", "an agent name")?;
+        let force = options.bool("force")?.unwrap_or(false);
+        Ok(self.inner.compact(before, messages, agent.as_deref(), force)?)
+    }
+
     pub fn renew(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             inner.renew().await?;
             Ok(JsValue::UNDEFINED)
         })

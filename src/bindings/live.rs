@@ -5,11 +5,11 @@ use std::rc::Rc;
 
 use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::bindings::convert::{to_count, to_text, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
+use crate::bindings::promise;
 use crate::bindings::reads::parse;
 use crate::bindings::session::JsSession;
 use crate::core::live::LiveEvent;
@@ -64,7 +64,7 @@ impl JsLiveFollower {
     /// The events to yield now (an empty array: wait), or `null` once the iteration is over.
     pub fn poll(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             if inner.is_done() {
                 return Ok(JsValue::NULL);
             }
@@ -80,7 +80,7 @@ impl JsLiveFollower {
     /// Resolves on news for this session, or at the next poll.
     pub fn wait(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             inner.wait().await;
             Ok(JsValue::UNDEFINED)
         })
@@ -115,7 +115,7 @@ impl JsSession {
     /// Asks the running turn to stop; resolves once it ended: `{ outcome, invocation?, version }`.
     pub fn stop(&self, options: JsValue) -> Promise {
         let session = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let options = Options::new(&options, "options")?;
             let reason = match options.get("reason")? {
                 Some(reason) => to_text(&reason, "options.reason")?,

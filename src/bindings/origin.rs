@@ -5,9 +5,10 @@ use std::rc::Rc;
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::bindings::host::{close_channel, hold_lock, open_channel, post_message, release_lock};
+use crate::bindings::spawn;
 use crate::core::Status;
 use crate::engine::{Change, SessionStore};
 
@@ -41,7 +42,7 @@ impl OriginLink {
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
             if let Some((id, version, status)) = change_of(&message) {
                 let store = receiver.clone();
-                spawn_local(async move { store.handle_remote_change(id, version, status).await });
+                spawn(async move { store.handle_remote_change(id, version, status).await });
             }
         });
         let channel = open_channel(prefix.trim_end_matches('/'), on_message.as_ref().unchecked_ref());

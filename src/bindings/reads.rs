@@ -13,12 +13,17 @@ use crate::bindings::host::{append_json_texts, freeze, from_json_text, make_erro
 use crate::core::{AgentState, Json, SessionState, DEFAULT_AGENT};
 use crate::engine::Session;
 
+/// An agent's parsed messages, their frozen copy, and the first message they were parsed from.
+type ParsedMessages = (Array, Option<Array>, Option<Json>);
+
 /// Parsed, frozen reads of one session, valid for the version they were built at.
 #[derive(Default)]
 pub struct ReadCache {
     /// The engine's generation of the state these were parsed from.
     generation: Cell<u64>,
-    messages: RefCell<HashMap<String, (Array, Option<Array>)>>,
+    /// Per agent: the parsed messages, their frozen copy, and the first message they were parsed
+    /// from (a compaction replaces it: then they are parsed again, not grown).
+    messages: RefCell<HashMap<String, ParsedMessages>>,
     state: RefCell<HashMap<String, (u64, JsValue)>>,
 }
 
@@ -53,10 +58,16 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
     let count = all.len();
     let cache = read_cache(session);
     let mut messages = cache.messages.borrow_mut();
-    let (items, frozen) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None));
-    if items.length() as usize > count {
+    let (items, frozen, first) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None, None));
+    let same_start = match (first.as_ref(), all.first()) {
+        (Some(cached), Some(now)) => std::rc::Rc::ptr_eq(cached, now),
+        _ => items.length() == 0,
+    };
+    if items.length() as usize > count || !same_start {
         items.set_length(0);
+        *frozen = None;
     }
+    *first = all.first().cloned();
     if items.length() as usize != count || frozen.is_none() {
         let tail = &all[items.length() as usize..];
         let mut texts = String::with_capacity(tail.iter().map(|text| text.len() + 1).sum());

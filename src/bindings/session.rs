@@ -4,13 +4,14 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::bindings::convert::{to_count, to_name, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
-use crate::bindings::reads::{parse, session_messages, session_state};
+use crate::bindings::promise;
+use crate::bindings::reads::{json_array, parse, session_messages, session_state};
 use crate::bindings::store::{call_listener, change_object};
 use crate::bindings::view::JsSessionView;
 use crate::core::TurnOutcome;
@@ -101,6 +102,10 @@ fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsVa
                     set("data", parse(data)?)?;
                 }
                 Event::Closed => {}
+                Event::Compacted { before, summary, .. } => {
+                    set("before", (*before as f64).into())?;
+                    set("data", freeze(&json_array(summary)?.into()))?;
+                }
                 Event::Stopped { reason, by, outcome } => {
                     set("reason", reason.as_str().into())?;
                     let outcome = if *outcome == TurnOutcome::Fenced { "fenced" } else { "stopped" };
@@ -184,7 +189,7 @@ impl JsSession {
     #[wasm_bindgen(js_name = refreshView)]
     pub fn refresh_view(&self) -> Promise {
         let session = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             session.refresh().await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -192,7 +197,7 @@ impl JsSession {
 
     pub fn begin(&self, options: JsValue) -> Promise {
         let handle = self.handle();
-        future_to_promise(async move {
+        promise(async move {
             let options = begin_options(&options)?;
             let invocation = handle.inner.begin(options).await?;
             Ok(JsInvocation::start(invocation, handle).into())
@@ -202,7 +207,7 @@ impl JsSession {
     /// Begins, calls `fn(invocation)`, commits; aborts and rethrows when `fn` throws or rejects.
     pub fn invoke(&self, body: JsValue, options: JsValue) -> Promise {
         let handle = self.handle();
-        future_to_promise(async move {
+        promise(async move {
             let body: Function = body.dyn_into().map_err(|_| invalid("fn", "invoke(fn) needs a function".into()))?;
             let options = begin_options(&options)?;
             let session = handle.inner.clone();
@@ -228,7 +233,7 @@ impl JsSession {
 
     pub fn history(&self, options: JsValue) -> Promise {
         let session = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let options = Options::new(&options, "options")?;
             let from = version_option(&options, "from")?;
             let to = version_option(&options, "to")?;
@@ -244,7 +249,7 @@ impl JsSession {
 
     pub fn at(&self, version: JsValue) -> Promise {
         let session = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let version = to_count(&version, "version")?;
             Ok(JsSessionView::new(session.at(version).await?).into())
         })
@@ -252,7 +257,7 @@ impl JsSession {
 
     pub fn fork(&self, options: JsValue) -> Promise {
         let handle = self.handle();
-        future_to_promise(async move {
+        promise(async move {
             let options = Options::new(&options, "options")?;
             let id = options.name("id", "a session id")?;
             let at = version_option(&options, "at")?;
@@ -282,9 +287,21 @@ impl JsSession {
 
     pub fn close(&self) -> Promise {
         let session = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             session.close().await?;
             Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Under the guard, deletes what only versions below `before` need; resolves to how many
+    /// records went.
+    pub fn prune(&self, options: JsValue) -> Promise {
+        let session = self.inner.clone();
+        promise(async move {
+            let options = Options::new(&options, "options")?;
+            let before =
+                options.count("before")?.ok_or_else(|| invalid("before", "prune() needs options.before".into()))?;
+            Ok((session.prune(before).await? as f64).into())
         })
     }
 }

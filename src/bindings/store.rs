@@ -4,12 +4,12 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::bindings::convert::{to_name, to_optional_name, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
 use crate::bindings::origin::OriginLink;
+use crate::bindings::promise;
 use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
 use crate::engine::{CacheLimits, Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
@@ -107,13 +107,6 @@ pub fn build(
     let inner = SessionStore::new(backend, env, config, on_event);
     inner.refuse_unsafe_backend()?;
     Ok(JsSessionStore { inner, link: None })
-}
-
-fn promise<F>(future: F) -> Promise
-where
-    F: std::future::Future<Output = JsResult<JsValue>> + 'static,
-{
-    future_to_promise(future)
 }
 
 #[wasm_bindgen(js_class = SessionStore)]

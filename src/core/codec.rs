@@ -63,6 +63,7 @@ pub fn encode_head(head: &Head) -> Vec<u8> {
         w.option(ended.flushes.as_ref(), |w, flushes| w.u64(*flushes));
     });
     w.option(head.lease.as_ref(), |w, lease| w.str(&lease.invocation));
+    w.u64(head.retained);
     w.finish()
 }
 
@@ -91,6 +92,7 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         metadata: r.option(Reader::json)?,
         stop: None,
         ended: None,
+        retained: 0,
     };
     let mut head = head;
     if !r.at_end() {
@@ -104,6 +106,9 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         let invocation = r.option(Reader::string)?;
         if let (Some(lease), Some(invocation)) = (head.lease.as_mut(), invocation) {
             lease.invocation = invocation;
+        }
+        if !r.at_end() {
+            head.retained = r.u64()?;
         }
     }
     r.end()?;
@@ -181,6 +186,20 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
             w.str(value);
         }
     }
+    let compacted: Vec<(&String, u64)> = snapshot
+        .state
+        .agents
+        .iter()
+        .filter(|(_, a)| a.compactions > 0)
+        .map(|(agent, a)| (agent, a.compactions))
+        .collect();
+    if !compacted.is_empty() {
+        w.u64(compacted.len() as u64);
+        for (agent, compactions) in compacted {
+            w.str(agent);
+            w.u64(compactions);
+        }
+    }
     w.finish()
 }
 
@@ -199,7 +218,7 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
             let agent = r.string()?;
             let messages = r.list(Reader::json)?;
             let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
-            Ok((agent, AgentState { messages, state }))
+            Ok((agent, AgentState { messages, state, compactions: 0 }))
         })?
     } else {
         segments = r.list(Reader::snapshot_ref)?;
@@ -207,11 +226,18 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
             let agent = r.string()?;
             counts.insert(agent.clone(), r.u64()?);
             let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
-            Ok((agent, AgentState { messages: Vec::new(), state }))
+            Ok((agent, AgentState { messages: Vec::new(), state, compactions: 0 }))
         })?
     };
+    let mut state = SessionState { agents: agents.into_iter().collect() };
+    // Added with compaction: how many compactions each agent's messages went through (none listed
+    // in a snapshot written before).
+    if kind == KIND_SEGMENTED_SNAPSHOT && !r.at_end() {
+        for (agent, compactions) in r.list(|r| Ok((r.string()?, r.u64()?)))? {
+            state.agents.entry(agent).or_default().compactions = compactions;
+        }
+    }
     r.end()?;
-    let state = SessionState { agents: agents.into_iter().collect() };
     Ok(Snapshot { version, token, previous, commits, segments, counts, state })
 }
 
@@ -268,6 +294,7 @@ const EVENT_RESUME: u8 = 5;
 const EVENT_CLOSED: u8 = 6;
 const EVENT_FORKED: u8 = 7;
 const EVENT_STOPPED: u8 = 8;
+const EVENT_COMPACTED: u8 = 9;
 
 /// Appends `value` as an unsigned LEB128 varint (the integers of every record, and of the host KV
 /// store's chunk manifests).
@@ -388,6 +415,15 @@ impl Writer {
             Event::Forked { data } => {
                 self.u8(EVENT_FORKED);
                 self.str(data);
+            }
+            Event::Compacted { agent, before, summary } => {
+                self.u8(EVENT_COMPACTED);
+                self.str(agent);
+                self.u64(*before);
+                self.u64(summary.len() as u64);
+                for message in summary {
+                    self.str(message);
+                }
             }
             Event::Stopped { reason, by, outcome } => {
                 self.u8(EVENT_STOPPED);
@@ -524,6 +560,9 @@ impl<'a> Reader<'a> {
             EVENT_RESUME => Event::Resume { data: self.json()? },
             EVENT_CLOSED => Event::Closed,
             EVENT_FORKED => Event::Forked { data: self.json()? },
+            EVENT_COMPACTED => {
+                Event::Compacted { agent: self.string()?, before: self.u64()?, summary: self.list(Reader::json)? }
+            }
             EVENT_STOPPED => {
                 let (reason, by) = (self.string()?, self.string()?);
                 let outcome = TurnOutcome::from_byte(self.u8()?).ok_or_else(|| self.corrupt("unknown turn outcome"))?;

@@ -34,6 +34,13 @@ pub enum Event {
     Forked {
         data: Json,
     },
+    /// The agent's first `before` messages (as the fold has them at this point) are replaced by
+    /// `summary`; the replaced message events stay in their batches (history, `at`).
+    Compacted {
+        agent: String,
+        before: u64,
+        summary: Vec<Json>,
+    },
     /// The turn ended because `session.stop()` was called (by the owner `by`): in the version that
     /// ended it, the holder's (`Stopped`) or the stopper's fence (`Fenced`).
     Stopped {
@@ -55,14 +62,16 @@ impl Event {
             Event::Closed => "closed",
             Event::Forked { .. } => "forked",
             Event::Stopped { .. } => "stopped",
+            Event::Compacted { .. } => "compacted",
         }
     }
 
     pub fn agent(&self) -> Option<&str> {
         match self {
-            Event::Message { agent, .. } | Event::StateSet { agent, .. } | Event::StateDelete { agent, .. } => {
-                Some(agent)
-            }
+            Event::Message { agent, .. }
+            | Event::StateSet { agent, .. }
+            | Event::StateDelete { agent, .. }
+            | Event::Compacted { agent, .. } => Some(agent),
             _ => None,
         }
     }
@@ -78,6 +87,7 @@ impl Event {
             Event::Resume { data } | Event::Forked { data } => text(data),
             Event::Closed => 0,
             Event::Stopped { reason, by, .. } => text(reason) + text(by),
+            Event::Compacted { agent, summary, .. } => text(agent) + summary.iter().map(|m| text(m)).sum::<usize>(),
         }
     }
 }
@@ -87,6 +97,9 @@ impl Event {
 pub struct AgentState {
     pub messages: Vec<Json>,
     pub state: BTreeMap<String, Json>,
+    /// How many compactions the messages went through: a snapshot whose segments were written
+    /// under another count cannot be extended, since the messages it holds were replaced.
+    pub compactions: u64,
 }
 
 /// The folded state of a session: one [`AgentState`] per agent that ever wrote.
@@ -108,6 +121,12 @@ impl SessionState {
                 if let Some(agent_state) = self.agents.get_mut(agent.as_str()) {
                     agent_state.state.remove(key);
                 }
+            }
+            Event::Compacted { agent, before, summary } => {
+                let agent_state = self.agent_mut(agent);
+                let cut = (*before).min(agent_state.messages.len() as u64) as usize;
+                agent_state.messages.splice(..cut, summary.iter().cloned());
+                agent_state.compactions += 1;
             }
             Event::Interrupt { .. }
             | Event::Resume { .. }

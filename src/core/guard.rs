@@ -95,6 +95,13 @@ pub fn check_mark(mark: Option<&Mark>, owner: &str, now: u64) -> Result<(), Core
     }
 }
 
+/// Whether this realm's `mark` no longer stands for a lease: it names a token the head (as just read)
+/// no longer carries live, because that invocation was fenced by a stop, taken over or ran out
+/// while its holder never ended it. Such a mark must not refuse a begin.
+pub fn mark_outlived(mark: &Mark, head: &Head, now: u64) -> bool {
+    mark.token.is_some_and(|token| head.live_lease(now).is_none_or(|lease| lease.token != token))
+}
+
 /// The `last_token` of a new session, from 32 random bits: tokens do not start at 0, because a
 /// holder fenced out by a delete of an earlier session with the same id still writes records under
 /// its old token, and those keys must not be ones the new session's heads name. Two sessions

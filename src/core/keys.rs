@@ -92,6 +92,15 @@ pub fn live_prefix(id: &str, token: u64) -> String {
     format!("t/{}/{token:016x}/", escape_id(id))
 }
 
+/// The kind (`e`, `s` or `g`), version and token of a batch, snapshot or segment key.
+pub fn parse_record_key(key: &str) -> Option<(char, u64, u64)> {
+    let kind = key.chars().next()?;
+    let mut parts = key.rsplitn(3, '/');
+    let token = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let version = u64::from_str_radix(parts.next()?, 16).ok()?;
+    matches!(kind, 'e' | 's' | 'g').then_some((kind, version, token))
+}
+
 /// Prefixes under which all of a session's records other than the head live.
 pub fn record_prefixes(id: &str) -> [String; 4] {
     let escaped = escape_id(id);

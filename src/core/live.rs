@@ -92,8 +92,10 @@ pub struct Follower {
     /// Skip the parts of this invocation up to this seq (a resume after a reload).
     after: Option<(String, u64)>,
     turn: Option<Turn>,
-    /// The token of the last turn this follower ended (so it is not followed again).
-    last_ended: Option<u64>,
+    /// The highest token of a turn this follower has followed, or passed over at its start: a turn
+    /// with a higher one that already ended when a head showed it began and ended between two
+    /// reads, and is still read (its parts, then its end).
+    seen: Option<u64>,
     /// The version this follower has reported (or found at its start).
     version: Option<u64>,
     head: Option<Head>,
@@ -108,7 +110,7 @@ impl Follower {
         Follower {
             after,
             turn: None,
-            last_ended: None,
+            seen: None,
             version: None,
             head: None,
             deleted: false,
@@ -212,15 +214,31 @@ impl Follower {
                     None => "lost",
                 };
                 events.push(LiveEvent::End { invocation: turn.invocation, outcome, version, status });
-                self.last_ended = Some(turn.token);
                 self.version = Some(version);
                 continue;
             }
             let first_look = self.version.is_none();
+            let unseen = |token: u64| self.seen.is_none_or(|seen| token > seen);
+            if first_look {
+                // Turns that ended before the follower started are not replayed.
+                self.seen = head.ended.as_ref().map(|ended| ended.token);
+            } else if let Some(ended) = head.ended.as_ref().filter(|ended| unseen(ended.token)) {
+                // A turn that began and ended between two reads: its parts, then its end.
+                self.seen = Some(ended.token);
+                self.turn = Some(Turn {
+                    token: ended.token,
+                    invocation: ended.invocation.clone(),
+                    next_flush: 0,
+                    next_seq: 0,
+                    drained: false,
+                });
+                continue;
+            }
             let running = head.live_lease(now).filter(|lease| {
-                head.status == Status::Running && Some(lease.token) != self.last_ended && !self.holder_gone
+                head.status == Status::Running && self.seen.is_none_or(|seen| lease.token > seen) && !self.holder_gone
             });
             if let Some(lease) = running {
+                self.seen = Some(lease.token);
                 // A version this follower has not reported came from a turn it did not see begin.
                 if self.version.is_some_and(|seen| version > seen) {
                     events.push(LiveEvent::Commit { version, status });

@@ -9,7 +9,9 @@ pub mod lifecycle;
 pub mod limits;
 pub mod live;
 pub mod record;
+pub mod retention;
 pub mod snapshot;
+pub mod tool_pairs;
 
 pub use error::CoreError;
 pub use event::{AgentState, Event, SessionState};

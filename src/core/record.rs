@@ -37,7 +37,7 @@ pub struct Interrupt {
 }
 
 /// Which snapshot record holds the state at `version`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SnapshotRef {
     pub version: u64,
     pub token: u64,
@@ -138,6 +138,8 @@ pub struct Head {
     pub stop: Option<StopRequest>,
     /// How the last turn ended (followers' `end`; which live log the next turn deletes).
     pub ended: Option<TurnEnd>,
+    /// The oldest version still readable (`prune`): `at()` and `history()` below it are refused.
+    pub retained: u64,
 }
 
 impl Head {
@@ -158,6 +160,7 @@ impl Head {
             metadata,
             stop: None,
             ended: None,
+            retained: 0,
         }
     }
 

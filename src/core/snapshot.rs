@@ -19,10 +19,35 @@ pub fn next_snapshot(
     token: u64,
     commits: Vec<u64>,
 ) -> (Option<Segment>, Snapshot) {
+    let previous_ref = previous.map(|p| SnapshotRef { version: p.version, token: p.token });
+    // Segments hold messages as appended; once a compaction replaced some (in this commit, or since
+    // the previous snapshot's segments were written), the list starts again with the compacted view.
+    let compactions = |s: &SessionState, agent: &str| s.agent(agent).map_or(0, |a| a.compactions);
+    let compacted = events.iter().any(|event| matches!(event, Event::Compacted { .. }))
+        || previous.is_some_and(|p| {
+            state.agents.keys().any(|agent| compactions(&p.state, agent) != compactions(state, agent))
+        });
+    if compacted {
+        let mut after = state.clone();
+        after.apply_all(events);
+        let counts = after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
+        let agents: Vec<_> = after
+            .agents
+            .iter_mut()
+            .filter(|(_, a)| !a.messages.is_empty())
+            .map(|(agent, a)| (agent.clone(), std::mem::take(&mut a.messages)))
+            .collect();
+        let segment = (!agents.is_empty()).then_some(Segment { version, token, agents });
+        let segments = segment.iter().map(|_| SnapshotRef { version, token }).collect();
+        let snapshot = Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after };
+        return (segment, snapshot);
+    }
     let mut after = SessionState { agents: BTreeMap::new() };
     // State values after the commit (messages are counted, not copied).
     for (agent, agent_state) in &state.agents {
-        after.agents.entry(agent.clone()).or_default().state = agent_state.state.clone();
+        let kept = after.agents.entry(agent.clone()).or_default();
+        kept.state = agent_state.state.clone();
+        kept.compactions = agent_state.compactions;
     }
     let mut counts: BTreeMap<String, u64> =
         state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
@@ -59,14 +84,6 @@ pub fn next_snapshot(
         segments.push(SnapshotRef { version, token });
         Segment { version, token, agents: segment_agents }
     });
-    let snapshot = Snapshot {
-        version,
-        token,
-        previous: previous.map(|p| SnapshotRef { version: p.version, token: p.token }),
-        commits,
-        segments,
-        counts,
-        state: after,
-    };
+    let snapshot = Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after };
     (segment, snapshot)
 }

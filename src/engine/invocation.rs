@@ -208,34 +208,61 @@ impl Invocation {
         Ok(())
     }
 
-    /// Committed messages followed by staged ones (read your writes).
+    /// Committed messages with the staged appends and compactions applied (read your writes).
     pub fn messages(&self, agent: Option<&str>) -> EngineResult<Vec<Json>> {
         self.check_open("messages")?;
         let agent = self.agent_or_default(agent)?;
         let mut messages = self.session.messages(Some(agent))?;
         for event in &self.state.borrow().staged {
-            if let Event::Message { agent: a, data } = event {
-                if a == agent {
-                    messages.push(data.clone());
+            match event {
+                Event::Message { agent: a, data } if a == agent => messages.push(data.clone()),
+                Event::Compacted { agent: a, before, summary } if a == agent => {
+                    let cut = (*before as usize).min(messages.len());
+                    messages.splice(..cut, summary.iter().cloned());
                 }
+                _ => {}
             }
         }
         Ok(messages)
     }
 
-    /// Only the staged messages of `agent` (reads that cache the committed ones add these).
-    pub fn staged_messages(&self, agent: Option<&str>) -> Result<Vec<Json>, CoreError> {
+    /// Only the staged messages of `agent` (reads that cache the committed ones add these), or
+    /// `None` when a compaction of its messages is staged (then read [`Invocation::messages`]).
+    pub fn staged_messages(&self, agent: Option<&str>) -> Result<Option<Vec<Json>>, CoreError> {
         self.check_open("messages")?;
         let agent = self.agent_or_default(agent)?;
         let state = self.state.borrow();
-        Ok(state
-            .staged
-            .iter()
-            .filter_map(|event| match event {
-                Event::Message { agent: a, data } if a == agent => Some(data.clone()),
-                _ => None,
-            })
-            .collect())
+        let mut staged = Vec::new();
+        for event in &state.staged {
+            match event {
+                Event::Message { agent: a, data } if a == agent => staged.push(data.clone()),
+                Event::Compacted { agent: a, .. } if a == agent => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(Some(staged))
+    }
+
+    /// Stages the replacement of `agent`'s first `before` messages (as this invocation sees them)
+    /// by `summary`. Refused when the cut would separate a tool call from its result, unless `force`.
+    pub fn compact(&self, before: u64, summary: Vec<Json>, agent: Option<&str>, force: bool) -> EngineResult<()> {
+        self.check_open("compact")?;
+        let agent = self.agent_or_default(agent)?.to_owned();
+        for message in &summary {
+            self.session.shared.config.limits.check_message(message.len())?;
+        }
+        let messages = self.messages(Some(&agent))?;
+        if before > messages.len() as u64 {
+            let message = format!(
+                "before ({before}) is past the {} messages of agent \"{agent}\" (as this invocation sees them)",
+                messages.len()
+            );
+            return Err(CoreError::invalid(Some("before"), message).into());
+        }
+        if !force {
+            crate::core::tool_pairs::check_cut(&messages, before as usize)?;
+        }
+        Ok(self.stage(Event::Compacted { agent, before, summary })?)
     }
 
     /// Committed state with staged sets and deletes applied.
@@ -289,6 +316,22 @@ impl Invocation {
             shared.env.wake(id, true);
         }
         Ok(())
+    }
+
+    /// The head as this invocation last wrote or read it, and its store version.
+    pub(crate) fn current_head(&self) -> (Head, Version) {
+        let state = self.state.borrow();
+        (state.head.clone(), state.version.clone())
+    }
+
+    /// Ends this invocation after a write of the engine's own released its lease (`head`): a prune.
+    pub(crate) fn released_by(&self, head: &Head) {
+        self.state.borrow_mut().stage = Stage::Aborted;
+        self.keep_mark(head);
+        self.unpin();
+        self.shed();
+        self.fire(Signal::Ended);
+        self.session.shared.emit(self.event("lease.released", None));
     }
 
     /// Sets what the host's `signal` is told; called at once when it already fired.

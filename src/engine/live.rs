@@ -243,6 +243,10 @@ impl Session {
                         .commit(records, &head_key, crate::engine::head_value(&fenced), Expect::Version(version))
                         .await?;
                     if let Some(written) = written {
+                        // This realm's mark of the fenced turn (when this store held it) is spent.
+                        if let Some(ended) = &fenced.ended {
+                            shared.clear_mark(id, Some(ended.token));
+                        }
                         self.catch_up(fenced.clone(), written).await?;
                         shared.emit(StoreEvent {
                             kind: "commit",
@@ -273,6 +277,7 @@ impl Session {
             session: self.clone(),
             follower: RefCell::new(Follower::new(after)),
             quiet: Cell::new(0),
+            news: Cell::new(false),
             done: Cell::new(false),
         }
     }
@@ -284,6 +289,8 @@ pub struct LiveFollow {
     follower: RefCell<Follower>,
     /// Polls in a row that found nothing new (the next wait doubles).
     quiet: Cell<u32>,
+    /// Whether the last poll yielded something.
+    news: Cell<bool>,
     done: Cell<bool>,
 }
 
@@ -335,7 +342,13 @@ impl LiveFollow {
                 }
             }
         }
-        self.quiet.set(if events.is_empty() { self.quiet.get().saturating_add(1) } else { 0 });
+        // The first empty poll after news keeps the shortest wait: the iterator polls again at once
+        // after yielding, and that poll finding nothing yet says nothing about the stream slowing.
+        let quiet = match (events.is_empty(), self.news.replace(!events.is_empty())) {
+            (false, _) | (true, true) => 0,
+            (true, false) => self.quiet.get().saturating_add(1),
+        };
+        self.quiet.set(quiet);
         Ok(events)
     }
 

@@ -145,7 +145,7 @@ pub(crate) async fn load_state(
         state.apply_all(&batch.events);
     }
     // What a later snapshot needs of this one: its segments and counts (not its messages).
-    let meta = snapshot.map(|snapshot| Snapshot { state: SessionState::default(), ..snapshot });
+    let meta = snapshot.map(|snapshot| Snapshot { state: compactions_of(&snapshot.state), ..snapshot });
     Ok((state, meta))
 }
 
@@ -258,4 +258,14 @@ pub(crate) async fn history(
         }
     }
     Ok(events)
+}
+
+/// What a later snapshot needs of an agent's state besides its counts: how many compactions its
+/// messages went through (no messages, no values).
+pub(crate) fn compactions_of(state: &SessionState) -> SessionState {
+    let mut kept = SessionState::default();
+    for (agent, agent_state) in &state.agents {
+        kept.agents.entry(agent.clone()).or_default().compactions = agent_state.compactions;
+    }
+    kept
 }

@@ -6,6 +6,7 @@ mod error;
 mod invocation;
 mod live;
 mod load;
+mod retention;
 mod session;
 mod store;
 

@@ -149,7 +149,7 @@ impl Session {
             return Ok(Some(known));
         }
         let mut snapshot = load::read_snapshot(&*self.shared.store, self.id(), at).await?;
-        snapshot.state = SessionState::default();
+        snapshot.state = load::compactions_of(&snapshot.state);
         Ok(Some(Rc::new(snapshot)))
     }
 
@@ -301,11 +301,30 @@ impl Session {
         let shared = &self.shared;
         let config = &shared.config;
         // The busy check and the busy mark are one synchronous step, before the first await.
-        {
-            let now = shared.now();
-            let mut marks = shared.marks.borrow_mut();
-            guard::check_mark(marks.get(self.id()), &config.owner, now)?;
-            marks.insert(self.id().to_owned(), Mark::pending(now, config.lease_ms));
+        let mut checked_head = false;
+        loop {
+            let refused = {
+                let now = shared.now();
+                let mut marks = shared.marks.borrow_mut();
+                match guard::check_mark(marks.get(self.id()), &config.owner, now) {
+                    Ok(()) => {
+                        marks.insert(self.id().to_owned(), Mark::pending(now, config.lease_ms));
+                        None
+                    }
+                    Err(refusal) => Some((refusal, marks.get(self.id()).copied())),
+                }
+            };
+            let Some((refusal, mark)) = refused else { break };
+            // A mark of a held lease may have outlived it (fenced by a stop, taken over): the head says.
+            let Some(mark) = mark.filter(|mark| mark.token.is_some() && !checked_head) else {
+                return Err(refusal.into());
+            };
+            checked_head = true;
+            let head = load::read_head(&*shared.store, self.id()).await?;
+            if !head.is_none_or(|(head, _)| guard::mark_outlived(&mark, &head, shared.now())) {
+                return Err(refusal.into());
+            }
+            shared.clear_mark(self.id(), mark.token);
         }
         let pending = PendingMark { shared, id: self.id(), armed: true };
         let head_key = keys::head_key(self.id());
@@ -536,6 +555,13 @@ impl Session {
     }
 
     fn check_version(&self, head: &Head, version: u64) -> EngineResult<()> {
+        if version < head.retained {
+            return Err(EngineError::NotFound(format!(
+                "version {version} of session \"{}\" was pruned; the oldest version kept is {}",
+                self.id(),
+                head.retained
+            )));
+        }
         if version > head.version {
             return Err(EngineError::NotFound(format!(
                 "session \"{}\" has no version {version}; its latest version is {}",

@@ -375,6 +375,7 @@ fn head() -> impl Strategy<Value = Head> {
                 metadata,
                 stop: None,
                 ended: None,
+                retained: 0,
             },
         )
 }
@@ -413,7 +414,7 @@ fn batch() -> impl Strategy<Value = Batch> {
 fn snapshot() -> impl Strategy<Value = Snapshot> {
     let agent_state =
         (proptest::collection::vec(json_text(), 0..4), proptest::collection::btree_map(text(), json_text(), 0..4))
-            .prop_map(|(messages, state)| AgentState { messages, state });
+            .prop_map(|(messages, state)| AgentState { messages, state, compactions: 0 });
     (
         small_u64(),
         small_u64(),

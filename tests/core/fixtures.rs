@@ -47,6 +47,7 @@ pub fn full_head() -> Head {
         metadata: Some(json(r#"{"user":"u-1","tags":["a","b"]}"#)),
         stop: Some(StopRequest { token: 77, reason: "user pressed stop".into(), by: "tab é".into(), at: T0 + 1 }),
         ended: Some(TurnEnd { token: 76, outcome: TurnOutcome::Fenced, invocation: "inv-76".into(), flushes: None }),
+        retained: 120,
     }
 }
 
@@ -65,6 +66,7 @@ pub fn every_event() -> Vec<Event> {
         Event::Resume { data: json(r#""yes""#) },
         Event::Closed,
         Event::Forked { data: json(r#"{"from":"a/b%c","version":3}"#) },
+        Event::Compacted { agent: "planner".into(), before: 12, summary: vec![json(r#"{"role":"system"}"#), json("")] },
         Event::Stopped { reason: "user pressed stop ⏹".into(), by: "tab\u{0}2".into(), outcome: TurnOutcome::Fenced },
     ]
 }
@@ -91,6 +93,7 @@ pub fn full_snapshot() -> Snapshot {
         AgentState {
             messages: vec![json(r#"{"role":"user","content":"日本語"}"#), json("{}")],
             state: [("k".to_owned(), json("1")), ("ключ".to_owned(), json(r#""v""#))].into_iter().collect(),
+            compactions: 0,
         },
     );
     agents.insert("empty".to_owned(), AgentState::default());

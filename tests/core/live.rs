@@ -147,7 +147,7 @@ fn ends_report_how_the_turn_ended() {
 }
 
 #[test]
-fn a_follower_reports_checkpoints_and_unseen_turns_as_commits_and_ends_with_the_session() {
+fn a_follower_reports_checkpoints_and_turns_it_did_not_see_running_and_ends_with_the_session() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
     let mut follower = Follower::new(None);
@@ -159,13 +159,28 @@ fn a_follower_reports_checkpoints_and_unseen_turns_as_commits_and_ends_with_the_
     );
     let done = commit(&checkpointed, token, T0 + 3, LEASE_MS, Outcome::Commit, 0).unwrap().head;
     observe(&mut follower, Some(&done), T0 + 4, &[]);
-    // A whole turn between two reads: a commit, no end (its parts were never seen).
+    // A whole turn between two reads: its parts (its log is still there), then its end.
     let next = begun(&done, T0 + 5);
-    let unseen = commit(&next, next.last_token, T0 + 6, LEASE_MS, Outcome::Commit, 0).unwrap().head;
-    assert_eq!(
-        observe(&mut follower, Some(&unseen), T0 + 7, &[]).0,
-        vec![LiveEvent::Commit { version: 3, status: Status::Idle }]
-    );
+    let mut unseen = commit(&next, next.last_token, T0 + 6, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    note_flushes(&mut unseen, next.last_token, 1);
+    let log = [(next.last_token, vec![flush(0, &["x"])])];
+    let end = LiveEvent::End {
+        invocation: "invocation-of-this-test".into(),
+        outcome: "committed",
+        version: 3,
+        status: Status::Idle,
+    };
+    assert_eq!(observe(&mut follower, Some(&unseen), T0 + 7, &log).0, vec![part(0, "x"), end]);
+    assert_eq!(observe(&mut follower, Some(&unseen), T0 + 8, &log).0, vec![], "once");
+    // An aborted one too: no version, still its end.
+    let aborted = release(&begun(&unseen, T0 + 9), next.last_token + 1).unwrap();
+    assert!(matches!(
+        observe(&mut follower, Some(&aborted), T0 + 10, &[]).0.as_slice(),
+        [LiveEvent::End { outcome: "aborted", version: 3, .. }]
+    ));
+    // A follower that starts after a turn ended does not replay it.
+    let mut late = Follower::new(None);
+    assert_eq!(observe(&mut late, Some(&aborted), T0 + 11, &log).0, vec![]);
     // A deleted session ends the iteration.
     assert_eq!(observe(&mut follower, None, T0 + 8, &[]).1, Next::Done);
 }

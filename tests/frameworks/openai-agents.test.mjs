@@ -3,18 +3,19 @@
 // network). Run: node --test --test-reporter=spec tests/frameworks/openai-agents.test.mjs
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Agent, MemorySession, RunState, run, setTracingDisabled, tool } from "@openai/agents";
+import { Agent, MemorySession, RunState, Runner, run, setTracingDisabled, tool } from "@openai/agents";
 import {
   ScriptedModel,
   assistantMessage,
   functionCall,
   modelError,
   modelResponder,
+  modelStreamResponder,
 } from "@openai/agents/testing";
 import { z } from "zod";
 import { ConcurrencyError, SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
-import { AgentSessionItems, ITEMS_KEY, META_KEY } from "agent-session/openai-agents";
+import { AgentSessionItems, ITEMS_KEY, META_KEY, streamEventPart } from "agent-session/openai-agents";
 
 setTracingDisabled(true);
 
@@ -591,4 +592,215 @@ describe("two concurrent runs on one session", () => {
     );
     // A third run now sees a history in which "two" was answered without "one" in view.
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Live turns: items.run() passes the invocation's signal to run() and forwards the stream to the
+// turn's live log; a follower in another store sees it, and a stop from another store ends it.
+
+/** Follows `session` until the first `end` or `commit` (or `ms`); every event, in order. */
+async function followTurn(session, ms = 5000) {
+  const events = [];
+  for await (const event of session.follow({ signal: AbortSignal.timeout(ms) })) {
+    events.push(event);
+    if (event.type === "end" || event.type === "commit") break;
+  }
+  return events;
+}
+
+/** A raw model stream: the text in `chunks`, `delayMs` apart, then the finished response. */
+function textStream(chunks, delayMs = 60) {
+  return modelStreamResponder(async function* () {
+    yield { type: "response_started" };
+    for (const delta of chunks) {
+      await sleep(delayMs);
+      yield { type: "output_text_delta", delta, itemId: "msg_1" };
+    }
+    yield {
+      type: "response_done",
+      response: {
+        id: "resp_text",
+        usage: { requests: 1, inputTokens: 3, outputTokens: chunks.length, totalTokens: 3 + chunks.length },
+        output: [assistantMessage(chunks.join(""), { id: "msg_1" })],
+      },
+    };
+  });
+}
+
+/** A raw model stream that sends `chunks`, then waits for the request's abort signal (or 3 s). */
+function stoppableStream(chunks, seen) {
+  return modelStreamResponder(async function* (call) {
+    yield { type: "response_started" };
+    for (const delta of chunks) {
+      await sleep(30);
+      yield { type: "output_text_delta", delta, itemId: "msg_1" };
+    }
+    const signal = call.request.signal;
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 3000);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    seen.aborted = signal?.aborted === true;
+    seen.reason = signal?.reason;
+    if (!seen.aborted) yield { type: "output_text_delta", delta: "never stopped", itemId: "msg_1" };
+  });
+}
+
+async function twoKvStores() {
+  const kv = memoryKv();
+  return [await SessionStore.kv(kv, { owner: "runner" }), await SessionStore.kv(kv, { owner: "viewer" })];
+}
+
+describe("live turns: items.run() with the invocation's signal and emit()", () => {
+  test("a streamed run forwards its events; a follower in another store gets them in order, then `end` committed", async () => {
+    const [storeA, storeB] = await twoKvStores();
+    const items = new AgentSessionItems(storeA, "live");
+    const viewer = await storeB.open("live");
+    const following = followTurn(viewer);
+    const executed = [];
+    const model = new ScriptedModel([
+      [functionCall("weather", { city: "Oslo" }, { callId: "call_1", id: "fc_1" })],
+      textStream(["It is ", "sunny ", "in Oslo."]),
+    ]);
+    const agent = new Agent({ name: "weather", model, tools: [weatherTool(executed)] });
+    const seen = [];
+    const result = await items.run(agent, "Weather in Oslo?", { stream: true }, { onEvent: (event) => seen.push(event) });
+    assert.equal(result.finalOutput, "It is sunny in Oslo.");
+    assert.equal(model.calls[1].request.signal instanceof AbortSignal, true, "the run had an abort signal");
+    const events = await following;
+
+    const parts = events.filter((e) => e.type === "part");
+    const end = events.at(-1);
+    assert.equal(end.type, "end");
+    assert.equal(end.outcome, "committed");
+    assert.equal(end.version, 1);
+    assert.deepEqual(events.slice(0, -1).map((e) => e.type), parts.map(() => "part"), "parts, then end");
+    assert.deepEqual(parts.map((p) => p.seq), parts.map((_, i) => i), "every part once, in seq order");
+    assert.ok(parts.every((p) => p.invocation === end.invocation));
+    // Exactly the projections of what the run streamed, in the order it streamed them.
+    const expected = seen.map(streamEventPart).filter((part) => part !== undefined);
+    assert.deepEqual(parts.map((p) => p.data), JSON.parse(JSON.stringify(expected)));
+    assert.deepEqual(
+      parts.filter((p) => p.data.data?.type === "output_text_delta").map((p) => p.data.data.delta),
+      ["It is ", "sunny ", "in Oslo."],
+    );
+    assert.deepEqual(
+      parts.filter((p) => p.data.type === "run_item_stream_event").map((p) => p.data.name),
+      ["tool_called", "tool_output", "message_output_created"],
+    );
+    const output = parts.find((p) => p.data.name === "tool_output").data.item;
+    assert.equal(output.type, "function_call_result");
+    assert.equal(output.callId, "call_1");
+    assert.deepEqual(executed, ["Oslo"]);
+    // Parts are not history: the commit holds the items, history no part.
+    assert.equal(viewer.version, 1);
+    assert.deepEqual(viewer.messages().map((m) => m.type === "message" ? m.role : m.type),
+      ["user", "function_call", "function_call_result", "assistant"]);
+    assert.ok((await viewer.history()).every((e) => e.type !== "part"));
+  });
+
+  test("emit: false forwards nothing, a function picks the parts; a non-streamed run emits nothing", async () => {
+    const store = await SessionStore.memory();
+    const items = new AgentSessionItems(store, "live-options");
+    const session = await store.open("live-options");
+    const agentWith = (model) => new Agent({ name: "o", model });
+    // Same store: the follower shares the holder's Session view.
+    const quiet = followTurn(session);
+    await items.run(agentWith(new ScriptedModel([textStream(["a", "b"])])), "x", { stream: true }, { emit: false });
+    const silent = await quiet;
+    assert.deepEqual(silent.filter((e) => e.type === "part"), [], "no part");
+    assert.equal(silent.at(-1)?.version, 1, "the follower still sees the turn's commit");
+    const picky = followTurn(session);
+    await items.run(
+      agentWith(new ScriptedModel([textStream(["a", "b", "c"])])),
+      "y",
+      { stream: true },
+      { emit: (event) => (event.data?.type === "output_text_delta" ? { text: event.data.delta } : undefined) },
+    );
+    const events = await picky;
+    assert.deepEqual(events.filter((e) => e.type === "part").map((e) => e.data), [{ text: "a" }, { text: "b" }, { text: "c" }]);
+    assert.equal(events.at(-1).outcome, "committed");
+    // A Runner of the caller's instead of the SDK's default run().
+    const runner = new Runner();
+    const ran = [];
+    const original = runner.run.bind(runner);
+    runner.run = (agent, input, options) => {
+      ran.push(options.signal instanceof AbortSignal && options.session === items);
+      return original(agent, input, options);
+    };
+    const plain = await items.run(agentWith(new ScriptedModel([[assistantMessage("not streamed")]])), "z", {}, { runner });
+    assert.equal(plain.finalOutput, "not streamed");
+    assert.deepEqual(ran, [true]);
+    assert.equal((await items.getItems()).length, 6);
+    // The provider's raw events repeat the normalized ones: not forwarded by default.
+    assert.equal(streamEventPart({ type: "raw_model_stream_event", data: { type: "model", event: {} } }), undefined);
+  });
+
+  for (const stream of [true, false]) {
+    test(`stop() from another store aborts a ${stream ? "streamed" : "non-streamed"} run through the signal; the turn ends "stopped"`, async () => {
+      const [storeA, storeB] = await twoKvStores();
+      const items = new AgentSessionItems(storeA, "stop-me");
+      await items.addItems([user("earlier")]);
+      const viewer = await storeB.open("stop-me");
+      const following = followTurn(viewer);
+      const seen = {};
+      const model = stream
+        ? new ScriptedModel([stoppableStream(["Let me ", "think"], seen)])
+        : new ScriptedModel([
+            modelResponder(async (call) => {
+              const signal = call.request.signal;
+              await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+              seen.aborted = signal.aborted;
+              seen.reason = signal.reason;
+              return [assistantMessage("too late")];
+            }),
+          ]);
+      const agent = new Agent({ name: "slow", model });
+      const running = items.run(agent, "take your time", { stream });
+      running.catch(() => {});
+      // Stop once the run is under way (a streamed run once its first parts reached the follower).
+      await sleep(150);
+      const stop = await viewer.stop({ reason: "user pressed stop" });
+      assert.equal(stop.outcome, "stopped", "the holder ended the turn within the grace");
+      assert.equal(seen.aborted, true, "the model call saw the abort");
+      assert.equal(seen.reason?.code, "STOP_REQUESTED", "with the stop as its reason");
+      if (stream) {
+        const result = await running;
+        assert.equal(result.cancelled, true, "the stream ended early");
+      } else {
+        await assert.rejects(running, (error) => {
+          assert.equal(error.name, "StopRequestedError");
+          assert.equal(error.code, "STOP_REQUESTED");
+          assert.equal(error.by, "viewer");
+          return true;
+        });
+      }
+      const events = await following;
+      const end = events.at(-1);
+      assert.equal(end.type, "end");
+      assert.equal(end.outcome, "stopped");
+      assert.equal(end.version, stop.version);
+      if (stream) {
+        const deltas = events.filter((e) => e.type === "part" && e.data.data?.type === "output_text_delta");
+        assert.deepEqual(deltas.map((e) => e.data.data.delta), ["Let me ", "think"]);
+      }
+      await viewer.refresh();
+      const stopped = (await viewer.history()).filter((e) => e.type === "stopped");
+      assert.equal(stopped.length, 1, "one stopped event");
+      assert.equal(stopped[0].reason, "user pressed stop");
+      assert.deepEqual(stopped[0].data, { by: "viewer", outcome: "stopped" });
+      assert.equal(stopped[0].version, stop.version);
+      assert.equal(viewer.status, "idle");
+      // A streamed run commits what the runner stored before the stop (the user input); a rejected
+      // non-streamed run is aborted, so nothing of it is stored.
+      const items2 = await new AgentSessionItems(storeB, "stop-me").getItems();
+      assert.deepEqual(items2.map((i) => i.content?.[0]?.text ?? i.content), stream ? ["earlier", "take your time"] : ["earlier"]);
+      // Released: the next run goes ahead.
+      const next = await items.run(new Agent({ name: "n", model: new ScriptedModel([[assistantMessage("ok")]]) }), "again");
+      assert.equal(next.finalOutput, "ok");
+    });
+  }
 });

@@ -16,7 +16,7 @@ import {
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore, ConcurrencyError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
-import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
+import { AgentSessionManager, AgentSessionStorage, streamEventPart } from "agent-session/strands";
 
 // ---------------------------------------------------------------------------------------------
 // A scripted model: Strands 1.19.0 ships no fake model. Each stream() call takes the next reply: a
@@ -555,5 +555,247 @@ describe("AgentSessionManager", () => {
     const session = await manager.session();
     assert.ok(!JSON.stringify(await session.history()).includes("4111"), "the unredacted input is not in the history");
     assert.equal(session.messages({ agent: "agent" }).length, 2, "one event per message, the redacted one");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Live turns: each invocation forwards its stream events to the turn's live log, and a stop of the
+// session (from any store) cancels the agent through the invocation's signal.
+
+/** A model whose every stream() call runs the next script: `script(options)` yields model stream events. */
+class StreamingModel extends Model {
+  constructor(scripts = []) {
+    super();
+    this.scripts = [...scripts];
+    this.calls = 0;
+    this.config = { modelId: "streaming" };
+  }
+  updateConfig(config) {
+    Object.assign(this.config, config);
+  }
+  getConfig() {
+    return this.config;
+  }
+  async *stream(_messages, options) {
+    this.calls++;
+    const script = this.scripts.shift();
+    if (script === undefined) throw new Error("StreamingModel: no script left");
+    yield* script(options);
+  }
+}
+
+/** A text answer streamed in `chunks`, `delayMs` apart. */
+const streamedText = (chunks, delayMs = 60) =>
+  async function* () {
+    yield { type: "modelMessageStartEvent", role: "assistant" };
+    yield { type: "modelContentBlockStartEvent" };
+    for (const text of chunks) {
+      await sleep(delayMs);
+      yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text } };
+    }
+    yield { type: "modelContentBlockStopEvent" };
+    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
+  };
+
+/** One tool use, after `delayMs`. */
+const streamedToolUse = (name, toolUseId, input, delayMs = 60) =>
+  async function* () {
+    await sleep(delayMs);
+    yield { type: "modelMessageStartEvent", role: "assistant" };
+    yield { type: "modelContentBlockStartEvent", start: { type: "toolUseStart", name, toolUseId } };
+    yield { type: "modelContentBlockDeltaEvent", delta: { type: "toolUseInputDelta", input: JSON.stringify(input) } };
+    yield { type: "modelContentBlockStopEvent" };
+    yield { type: "modelMessageStopEvent", stopReason: "toolUse" };
+  };
+
+/** `chunks`, then a wait for the call's cancelSignal (or 3 s); what the model saw goes to `seen`. */
+const stoppableText = (chunks, seen) =>
+  async function* (options) {
+    yield { type: "modelMessageStartEvent", role: "assistant" };
+    yield { type: "modelContentBlockStartEvent" };
+    for (const text of chunks) {
+      await sleep(30);
+      yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text } };
+    }
+    const signal = options?.cancelSignal;
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 3000);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    seen.aborted = signal?.aborted === true;
+    // As a provider's fetch does when its signal aborts.
+    throw Object.assign(new Error("The operation was aborted"), { name: "AbortError" });
+  };
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Follows `session` until the first `end` or `commit` (or `ms`); every event, in order. */
+async function followTurn(session, ms = 5000) {
+  const events = [];
+  for await (const event of session.follow({ signal: AbortSignal.timeout(ms) })) {
+    events.push(event);
+    if (event.type === "end" || event.type === "commit") break;
+  }
+  return events;
+}
+
+function lookupTool(calls) {
+  return new FunctionTool({
+    name: "lookup",
+    description: "Looks a city up.",
+    inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+    callback: async (input) => {
+      calls.push(input.city);
+      await sleep(30);
+      return `${input.city}: sunny`;
+    },
+  });
+}
+
+describe("AgentSessionManager: live turns", () => {
+  test("agent.stream() forwards its events; a follower in another store gets them in order, then `end` committed", async () => {
+    const [storeA, storeB] = await twoStores();
+    const calls = [];
+    const model = new StreamingModel([streamedToolUse("lookup", "tool-1", { city: "Oslo" }), streamedText(["Sunny ", "in ", "Oslo."])]);
+    const agent = makeAgent(model, { tools: [lookupTool(calls)], plugins: [new AgentSessionManager({ store: storeA, sessionId: "live" })] });
+    const viewer = await storeB.open("live");
+    const following = followTurn(viewer);
+    const streamed = [];
+    for await (const event of agent.stream("Weather in Oslo?")) streamed.push(event);
+    assert.deepEqual(calls, ["Oslo"]);
+    const events = await following;
+
+    const parts = events.filter((e) => e.type === "part");
+    const end = events.at(-1);
+    assert.equal(end.type, "end");
+    assert.equal(end.outcome, "committed");
+    assert.equal(end.version, 1);
+    assert.deepEqual(events.slice(0, -1).map((e) => e.type), parts.map(() => "part"));
+    assert.deepEqual(parts.map((p) => p.seq), parts.map((_, i) => i));
+    assert.ok(parts.every((p) => p.invocation === end.invocation));
+    // Exactly the wire form of what the stream yielded, for the forwarded event types, in order.
+    const expected = streamed.map(streamEventPart).filter((part) => part !== undefined);
+    assert.deepEqual(parts.map((p) => p.data), expected);
+    assert.deepEqual(
+      [...new Set(parts.map((p) => p.data.type))],
+      ["modelStreamUpdateEvent", "modelMessageEvent", "toolResultEvent"],
+    );
+    const deltas = parts
+      .filter((p) => p.data.event?.type === "modelContentBlockDeltaEvent" && p.data.event.delta.type === "textDelta")
+      .map((p) => p.data.event.delta.text);
+    assert.deepEqual(deltas, ["Sunny ", "in ", "Oslo."]);
+    assert.deepEqual(parts.find((p) => p.data.type === "toolResultEvent").data.result, {
+      toolResult: { toolUseId: "tool-1", status: "success", content: [{ text: "Oslo: sunny" }] },
+    });
+    // Parts are not history; the turn's messages are.
+    assert.equal(viewer.version, 1);
+    assert.equal(viewer.messages({ agent: agent.id }).length, 4);
+    assert.ok((await viewer.history()).every((e) => e.type !== "part"));
+  });
+
+  test("invoke() forwards too; emit: false forwards nothing; a function picks the parts", async () => {
+    const store = await SessionStore.memory();
+    const run = async (emit, chunks) => {
+      const manager = new AgentSessionManager({ store, sessionId: "live-options", ...(emit !== undefined && { emit }) });
+      const agent = makeAgent(new StreamingModel([streamedText(chunks)]), { plugins: [manager] });
+      const session = await manager.session();
+      const following = followTurn(session);
+      const result = await agent.invoke("go");
+      return { events: await following, result };
+    };
+    const plainInvoke = await run(undefined, ["a", "b"]);
+    assert.equal(plainInvoke.result.stopReason, "endTurn");
+    assert.ok(plainInvoke.events.filter((e) => e.type === "part").length >= 2);
+    assert.equal(plainInvoke.events.at(-1).outcome, "committed");
+    const quiet = await run(false, ["c", "d"]);
+    assert.deepEqual(quiet.events.filter((e) => e.type === "part"), [], "no part");
+    assert.equal(quiet.events.at(-1).version, 2, "the follower still sees the commit");
+    const picky = await run(
+      (event) => (event.type === "modelStreamUpdateEvent" && event.event.delta?.type === "textDelta" ? { text: event.event.delta.text } : undefined),
+      ["e", "f", "g"],
+    );
+    assert.deepEqual(picky.events.filter((e) => e.type === "part").map((e) => e.data), [{ text: "e" }, { text: "f" }, { text: "g" }]);
+    assert.equal(picky.events.at(-1).outcome, "committed");
+    assert.throws(() => new AgentSessionManager({ store, emit: "yes" }), TypeError);
+  });
+
+  for (const how of ["invoke", "stream"]) {
+    test(`stop() from another store cancels the agent's ${how}() through the signal; the turn ends "stopped"`, async () => {
+      const kv = memoryKv();
+      const storeA = await SessionStore.kv(kv, { owner: "A" });
+      const storeB = await SessionStore.kv(kv, { owner: "B" });
+      const seen = {};
+      const model = new StreamingModel([streamedText(["earlier answer"], 1), stoppableText(["Let me ", "think"], seen), streamedText(["ok"], 1)]);
+      const agent = makeAgent(model, { plugins: [new AgentSessionManager({ store: storeA, sessionId: "stop-me" })] });
+      await agent.invoke("earlier");
+      const viewer = await storeB.open("stop-me");
+      const following = followTurn(viewer);
+      const running =
+        how === "invoke"
+          ? agent.invoke("take your time")
+          : (async () => {
+              let last;
+              for await (const event of agent.stream("take your time")) if (event.type === "agentResultEvent") last = event.result;
+              return last;
+            })();
+      await sleep(150);
+      const stop = await viewer.stop({ reason: "user pressed stop" });
+      assert.equal(stop.outcome, "stopped", "the holder ended the turn within the grace");
+      const result = await running;
+      assert.equal(seen.aborted, true, "the model call saw its cancelSignal abort");
+      assert.equal(result.stopReason, "cancelled");
+
+      const events = await following;
+      const end = events.at(-1);
+      assert.equal(end.type, "end");
+      assert.equal(end.outcome, "stopped");
+      assert.equal(end.version, stop.version);
+      const deltas = events
+        .filter((e) => e.type === "part" && e.data.event?.delta?.type === "textDelta")
+        .map((e) => e.data.event.delta.text);
+      assert.deepEqual(deltas, ["Let me ", "think"]);
+      await viewer.refresh();
+      const stopped = (await viewer.history()).filter((e) => e.type === "stopped");
+      assert.equal(stopped.length, 1, "one stopped event");
+      assert.equal(stopped[0].reason, "user pressed stop");
+      assert.deepEqual(stopped[0].data, { by: "B", outcome: "stopped" });
+      assert.equal(stopped[0].version, stop.version);
+      assert.equal(viewer.status, "idle");
+      // The turn committed what the agent held: its input and Strands' cancellation answer.
+      assert.deepEqual(texts(viewer.messages({ agent: agent.id }).map(plain)).slice(2), ["user:take your time", "assistant:Cancelled by user"]);
+      // The signal is detached: the next invocation runs to its end.
+      const next = await agent.invoke("again");
+      assert.equal(next.stopReason, "endTurn");
+      assert.equal(model.calls, 3);
+    });
+  }
+
+  test("a stop during guard(fn) cancels the running invocation and every later one inside it; the guard commits", async () => {
+    const [storeA, storeB] = await twoStores();
+    const seen = {};
+    const model = new StreamingModel([stoppableText(["partial"], seen)]);
+    const manager = new AgentSessionManager({ store: storeA, sessionId: "guarded-stop" });
+    const agent = makeAgent(model, { plugins: [manager] });
+    const viewer = await storeB.open("guarded-stop");
+    const following = followTurn(viewer);
+    const guarded = manager.guard(async (inv) => {
+      const first = await agent.invoke("one");
+      assert.equal(inv.signal.aborted, true);
+      const second = await agent.invoke("two");
+      return [first.stopReason, second.stopReason];
+    });
+    await sleep(120);
+    const stop = await viewer.stop({ reason: "halt" });
+    assert.deepEqual(await guarded, ["cancelled", "cancelled"]);
+    assert.equal(stop.outcome, "stopped");
+    assert.equal(model.calls, 1, "the second invocation was cancelled before its model call");
+    const events = await following;
+    assert.equal(events.at(-1).outcome, "stopped");
+    await viewer.refresh();
+    assert.equal((await viewer.history()).filter((e) => e.type === "stopped").length, 1);
+    assert.equal(viewer.version, stop.version);
   });
 });

@@ -280,6 +280,12 @@ async function sessions(session: Session): Promise<void> {
         void from, at;
         break;
       }
+      case "compacted": {
+        const before: number = event.before;
+        const summary: readonly ReadonlyJson[] = event.data;
+        void before, summary;
+        break;
+      }
       case "stopped": {
         const by: string = event.data.by;
         const how: "stopped" | "fenced" = event.data.outcome;
@@ -488,7 +494,7 @@ function errors(error: unknown): void {
   assertType<Equals<UnsafeStoreError["code"], "UNSAFE_STORE">>();
   assertType<Equals<LimitExceededError["code"], "LIMIT_EXCEEDED">>();
   assertType<Equals<ValidationError["code"], "INVALID_INPUT">>();
-  assertType<Equals<SessionEvent["type"], "created" | "message" | "state.set" | "state.delete" | "interrupt" | "resume" | "closed" | "forked" | "stopped">>();
+  assertType<Equals<SessionEvent["type"], "created" | "message" | "state.set" | "state.delete" | "interrupt" | "resume" | "closed" | "forked" | "stopped" | "compacted">>();
   assertType<
     Equals<
       StoreEvent["type"],
@@ -538,6 +544,10 @@ async function liveTurns(session: Session, inv: Invocation): Promise<void> {
     }
     break;
   }
+  inv.compact({ before: 10, summary: [{ role: "system", content: "summary" }] });
+  inv.compact({ before: 2, summary: [], agent: "planner", force: true });
+  // @ts-expect-error before is required
+  inv.compact({ summary: [] });
   const result: StopResult = await session.stop({ reason: "user", graceMs: 0 });
   const outcome: "idle" | "stopped" | "fenced" = result.outcome;
   void outcome;

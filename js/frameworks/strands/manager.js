@@ -1,22 +1,73 @@
 // AgentSessionManager: a Strands `Plugin` that replaces SessionManager. One agent-session invocation
 // per agent invocation (begin at BeforeInvocationEvent, commit at AfterInvocationEvent), one message
 // event per message, app state as agent-session state, and fail-fast ConcurrencyError when the session
-// is busy in any process.
+// is busy in any process. Each invocation is a live turn: a stop of the session (`inv.signal`) cancels
+// the agent (`agent.cancel()`, which aborts the model call's `cancelSignal`), and the agent's stream
+// events are forwarded to the turn's live log with `inv.emit()` (hooks, so invoke() and stream() alike).
 import {
   InitializedEvent,
   BeforeInvocationEvent,
   MessageAddedEvent,
+  BeforeModelCallEvent,
   AfterModelCallEvent,
+  ModelStreamUpdateEvent,
+  ContentBlockEvent,
+  ModelMessageEvent,
+  BeforeToolsEvent,
+  AfterToolsEvent,
+  BeforeToolCallEvent,
+  AfterToolCallEvent,
+  ToolStreamUpdateEvent,
+  ToolResultEvent,
+  InterruptEvent,
   AfterInvocationEvent,
   HookOrder,
   SNAPSHOT_SCHEMA_VERSION,
 } from "@strands-agents/sdk";
+import { forwarder, jsonForm, projection } from "../live-run.js";
 import { SessionHandle } from "../session-handle.js";
 import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, readAgent } from "./stored-agent.js";
 
 const FIRST = HookOrder.SDK_FIRST - 1; // BeforeInvocationEvent: take the lease before any other hook acts
 const LAST = HookOrder.SDK_LAST + 1; // After* events: decide after every other hook (the conversation
 //                                       manager's trim, retry strategies) has run
+
+/** The stream events of an invocation that the `emit` option sees (hooks, in the order Strands fires them). */
+const LIVE_EVENTS = [
+  BeforeModelCallEvent,
+  ModelStreamUpdateEvent,
+  ContentBlockEvent,
+  ModelMessageEvent,
+  AfterModelCallEvent,
+  BeforeToolsEvent,
+  BeforeToolCallEvent,
+  ToolStreamUpdateEvent,
+  ToolResultEvent,
+  AfterToolCallEvent,
+  AfterToolsEvent,
+  MessageAddedEvent,
+  InterruptEvent,
+];
+
+/** The events forwarded by default: the data of the turn as it streams, not the lifecycle around it. */
+const FORWARDED = new Set([
+  "modelStreamUpdateEvent",
+  "modelMessageEvent",
+  "toolStreamUpdateEvent",
+  "toolResultEvent",
+  "interruptEvent",
+]);
+
+/**
+ * The part AgentSessionManager forwards for a Strands stream event by default: its wire form
+ * (`event.toJSON()`, as `JSON.stringify` writes it: `{ type, event }` for the model's and tools' stream
+ * updates, `{ type, message, stopReason }` for a finished model message, `{ type, result }` for a tool
+ * result, `{ type, interrupt }`), for the events named in FORWARDED; undefined (not forwarded) for the
+ * others.
+ */
+export function streamEventPart(event) {
+  return FORWARDED.has(event?.type) ? jsonForm(event) : undefined;
+}
 
 /**
  * A Strands Plugin that keeps an Agent's conversation in an agent-session session and guards each
@@ -30,10 +81,20 @@ export class AgentSessionManager {
   #handle; // the SessionHandle of sessionId; its generation tells a session deleted and created again apart
   #guard = null; // { invocation, records: Set }
   #records = new WeakMap(); // agent -> record
+  #project; // the projection of stream events to live parts; null: nothing forwarded
 
   constructor(config) {
-    const { store, sessionId = "default-session", onBusy, traceparent, agentName, idleTtlMs, maxLifetimeMs, metadata } =
-      config ?? {};
+    const {
+      store,
+      sessionId = "default-session",
+      onBusy,
+      traceparent,
+      agentName,
+      idleTtlMs,
+      maxLifetimeMs,
+      metadata,
+      emit,
+    } = config ?? {};
     if (store === null || typeof store !== "object" || typeof store.open !== "function") {
       throw new TypeError("AgentSessionManager: `store` must be a SessionStore");
     }
@@ -53,6 +114,7 @@ export class AgentSessionManager {
     this.#handle = new SessionHandle(store, sessionId, { open });
     this.#beginOptions = { ...(onBusy !== undefined && { onBusy }), ...(traceparent !== undefined && { traceparent }) };
     this.#agentName = agentName ?? ((agent) => agent.id);
+    this.#project = projection(emit, streamEventPart);
   }
 
   get name() {
@@ -83,6 +145,8 @@ export class AgentSessionManager {
       pending: [], // messages added (MessageAddedEvent) since the last commit
       invocation: null,
       failed: null,
+      forward: null, // forwards a stream event to the invocation's live log
+      unlink: null, // detaches the invocation's signal from agent.cancel()
     };
     this.#records.set(agent, record);
     agent.addHook(InitializedEvent, () => this.#onInitialized(record));
@@ -101,6 +165,13 @@ export class AgentSessionManager {
       { order: LAST },
     );
     agent.addHook(AfterInvocationEvent, () => this.#onAfter(record), { order: LAST });
+    if (this.#project !== null) {
+      for (const Event of LIVE_EVENTS) {
+        agent.addHook(Event, (event) => {
+          record.forward?.(event);
+        });
+      }
+    }
   }
 
   /**
@@ -213,6 +284,8 @@ export class AgentSessionManager {
     }
     record.invocation = invocation;
     record.failed = null;
+    record.forward = forwarder(invocation, this.#project);
+    record.unlink = linkStop(invocation.signal, record.agent);
     try {
       const loaded = `${this.#handle.generation}:${invocation.session.version}`;
       if (record.loaded !== loaded) {
@@ -225,6 +298,7 @@ export class AgentSessionManager {
       }
     } catch (error) {
       record.invocation = null;
+      detach(record);
       if (guard === null) await invocation.abort().catch(() => {});
       throw error;
     }
@@ -234,6 +308,8 @@ export class AgentSessionManager {
     const invocation = record.invocation;
     if (invocation === null) return;
     record.invocation = null;
+    // Before the commit: the invocation's signal also aborts when it ends, and must not cancel the agent.
+    detach(record);
     if (this.#guard !== null && this.#guard.invocation === invocation) {
       // Inside guard(fn): stage only; guard commits or aborts by fn's outcome.
       try {
@@ -385,4 +461,27 @@ export class AgentSessionManager {
     }
     return { recon, keys, state, internal };
   }
+}
+
+/**
+ * Cancels `agent` (its current invocation) when `signal` aborts: a stop of the session, or a lost
+ * lease. Strands then ends the invocation at its next cancellation point with stopReason "cancelled"
+ * (the model call sees its `cancelSignal` abort), and AfterInvocationEvent commits what the agent
+ * holds. Returns the function that detaches it.
+ */
+function linkStop(signal, agent) {
+  if (signal === undefined || signal === null) return null;
+  const cancel = () => agent.cancel();
+  if (signal.aborted) {
+    cancel();
+    return null;
+  }
+  signal.addEventListener("abort", cancel, { once: true });
+  return () => signal.removeEventListener("abort", cancel);
+}
+
+function detach(record) {
+  record.unlink?.();
+  record.unlink = null;
+  record.forward = null;
 }

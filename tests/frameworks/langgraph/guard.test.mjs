@@ -330,3 +330,227 @@ describe("saver.guard(threadId, fn) with a real StateGraph", () => {
     expect((await graph.getState(turn2End.config)).values.log).toEqual(["turn1", "a@A", "b@A", "turn2", "a@A", "b@A"]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Live turns: saver.invoke / saver.stream run the graph with the invocation's signal and forward
+// the stream's chunks to the turn's live log; followers in another store see them, and a stop from
+// another store ends the turn.
+
+/** Follows `session` until the first `end` (or `ms`); every event, in order. */
+async function followTurn(session, ms = 5000) {
+  const events = [];
+  for await (const event of session.follow({ signal: AbortSignal.timeout(ms) })) {
+    events.push(event);
+    if (event.type === "end") break;
+  }
+  return events;
+}
+
+/** START -> plan -> write -> END; each node waits `delayMs` and writes custom stream parts. */
+function liveGraph(checkpointer, { delayMs = 70 } = {}) {
+  return new StateGraph(State)
+    .addNode("plan", async (_state, config) => {
+      await sleep(delayMs);
+      config.writer?.({ token: "planning" });
+      return { log: ["plan"] };
+    })
+    .addNode("write", async (_state, config) => {
+      for (const token of ["Hello", " world"]) {
+        await sleep(delayMs);
+        config.writer?.({ token });
+      }
+      return { log: ["write"] };
+    })
+    .addEdge(START, "plan")
+    .addEdge("plan", "write")
+    .addEdge("write", END)
+    .compile({ checkpointer });
+}
+
+/** START -> first -> stuck -> END; `stuck` waits for the run's abort signal (or 3 s). */
+function stoppableGraph(checkpointer, seen) {
+  return new StateGraph(State)
+    .addNode("first", async (_state, config) => {
+      config.writer?.({ token: "started" });
+      return { log: ["first"] };
+    })
+    .addNode("stuck", async (_state, config) => {
+      config.writer?.({ token: "thinking" });
+      const signal = config.signal;
+      seen.hadSignal = signal instanceof AbortSignal;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 3000);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+      seen.aborted = signal?.aborted === true;
+      seen.reason = signal?.reason;
+      return { log: ["stuck-finished"] };
+    })
+    .addEdge(START, "first")
+    .addEdge("first", "stuck")
+    .addEdge("stuck", END)
+    .compile({ checkpointer });
+}
+
+async function liveStores() {
+  const kv = memoryKv();
+  return [kv, await SessionStore.kv(kv, { owner: "runner" }), await SessionStore.kv(kv, { owner: "viewer" })];
+}
+
+describe("live turns: saver.invoke / saver.stream", () => {
+  it("stream forwards every chunk (streamMode as given) to a follower in another store, in order, then `end` committed", async () => {
+    const [kv, storeA, storeB] = await liveStores();
+    const saver = new AgentSessionSaver(storeA);
+    const graph = liveGraph(saver);
+    const config = { configurable: { thread_id: "t-live" }, streamMode: ["updates", "custom"] };
+    const viewer = await storeB.open(saver.sessionId("t-live"));
+    const following = followTurn(viewer);
+    const chunks = [];
+    for await (const chunk of saver.stream(graph, { log: ["in"] }, config)) chunks.push(chunk);
+    expect(chunks).toEqual([
+      ["custom", { token: "planning" }],
+      ["updates", { plan: { log: ["plan"] } }],
+      ["custom", { token: "Hello" }],
+      ["custom", { token: " world" }],
+      ["updates", { write: { log: ["write"] } }],
+    ]);
+    const events = await following;
+    const parts = events.filter((e) => e.type === "part");
+    const end = events.at(-1);
+    expect(end.type).toBe("end");
+    expect(end.outcome).toBe("committed");
+    expect(parts.map((p) => p.data)).toEqual(JSON.parse(JSON.stringify(chunks)));
+    expect(parts.map((p) => p.seq)).toEqual(parts.map((_, i) => i));
+    expect(parts.every((p) => p.invocation === end.invocation)).toBe(true);
+    // Between the parts, only the step checkpoints (commit events), at ascending versions below the end.
+    const commits = events.filter((e) => e.type === "commit").map((e) => e.version);
+    expect(events.filter((e) => !["part", "commit", "end"].includes(e.type))).toEqual([]);
+    expect([...commits].sort((a, b) => a - b)).toEqual(commits);
+    expect(commits.every((v) => v < end.version)).toBe(true);
+    // The checkpoints are the record: another store reads the finished thread.
+    const reader = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" }));
+    const latest = await reader.getTuple({ configurable: { thread_id: "t-live" } });
+    expect(latest.checkpoint.channel_values.log).toEqual(["in", "plan", "write"]);
+    expect((await viewer.history()).some((e) => e.type === "part")).toBe(false);
+  });
+
+  it("stream: emit: false forwards nothing, a function picks the parts; invoke passes the signal and emits nothing", async () => {
+    const store = await SessionStore.memory();
+    const saver = new AgentSessionSaver(store);
+    const graph = liveGraph(saver, { delayMs: 60 });
+    const session = await store.open(saver.sessionId("t-opts"));
+    const config = { configurable: { thread_id: "t-opts" }, streamMode: "custom" };
+    const picked = followTurn(session);
+    const tokens = [];
+    const stream = saver.stream(graph, { log: ["1"] }, config, {
+      emit: (chunk) => (chunk.token === "planning" ? undefined : { t: chunk.token }),
+    });
+    for await (const chunk of stream) tokens.push(chunk.token);
+    expect(tokens).toEqual(["planning", "Hello", " world"]);
+    const events = await picked;
+    expect(events.filter((e) => e.type === "part").map((e) => e.data)).toEqual([{ t: "Hello" }, { t: " world" }]);
+    expect(events.at(-1).outcome).toBe("committed");
+
+    const before = session.version;
+    for await (const chunk of saver.stream(graph, { log: ["2"] }, config, { emit: false })) void chunk;
+    await session.refresh();
+    // No part: one version per put (the same count as a fresh thread's run), and the turn releases
+    // after its last checkpoint without an empty version, as guard does.
+    expect(session.version - before).toBe((await soloRun({ log: ["x"] })).checkpoints);
+
+    const seen = {};
+    const probe = new StateGraph(State)
+      .addNode("n", async (_state, cfg) => {
+        seen.signal = cfg.signal;
+        return { log: ["n"] };
+      })
+      .addEdge(START, "n")
+      .addEdge("n", END)
+      .compile({ checkpointer: saver });
+    const out = await saver.invoke(probe, { log: ["3"] }, { configurable: { thread_id: "t-invoke" } });
+    expect(out.log).toEqual(["3", "n"]);
+    expect(seen.signal).toBeInstanceOf(AbortSignal); // linked to the invocation's: see the stop tests
+    await expect(saver.invoke(probe, {}, { configurable: {} })).rejects.toThrow(/thread_id is required/);
+  });
+
+  it("a plain guard whose fn emits parts ends the turn with a commit, so followers see `committed`", async () => {
+    const store = await SessionStore.memory();
+    const saver = new AgentSessionSaver(store);
+    const graph = buildGraph(saver, "A", { delayMs: 80 });
+    const session = await store.open(saver.sessionId("t-emit"));
+    const following = followTurn(session);
+    const config = { configurable: { thread_id: "t-emit" } };
+    const out = await saver.guard("t-emit", async (inv) => {
+      inv.emit({ status: "starting" });
+      const result = await graph.invoke({ log: ["in"] }, { ...config, signal: inv.signal });
+      inv.emit({ status: "done" });
+      return result;
+    });
+    expect(out.log).toEqual(["in", "a@A", "b@A"]);
+    const events = await following;
+    expect(events.filter((e) => e.type === "part").map((e) => e.data)).toEqual([{ status: "starting" }, { status: "done" }]);
+    expect(events.at(-1)).toMatchObject({ type: "end", outcome: "committed" });
+    // One version per put, plus the final (empty) commit that ends the live turn.
+    expect(events.at(-1).version).toBe((await soloRun({ log: ["x"] })).checkpoints + 1);
+  });
+
+  for (const mode of ["invoke", "stream"]) {
+    it(`stop() from another store aborts a guarded ${mode} through the signal; the turn ends "stopped" with one stopped event`, async () => {
+      const [kv, storeA, storeB] = await liveStores();
+      const saver = new AgentSessionSaver(storeA);
+      const seen = {};
+      const graph = stoppableGraph(saver, seen);
+      const config = { configurable: { thread_id: `t-stop-${mode}` }, streamMode: "custom" };
+      const viewer = await storeB.open(saver.sessionId(config.configurable.thread_id));
+      const following = followTurn(viewer);
+      const chunks = [];
+      const running =
+        mode === "invoke"
+          ? saver.invoke(graph, { log: ["in"] }, config)
+          : (async () => {
+              for await (const chunk of saver.stream(graph, { log: ["in"] }, config)) chunks.push(chunk);
+            })();
+      running.catch(() => {});
+      await sleep(150);
+      const stop = await viewer.stop({ reason: "enough" });
+      expect(stop.outcome).toBe("stopped");
+      await expect(running).rejects.toMatchObject({ name: "StopRequestedError", code: "STOP_REQUESTED", by: "viewer", reason: "enough" });
+      expect(seen.hadSignal).toBe(true);
+      expect(seen.aborted).toBe(true);
+      expect(seen.reason?.code).toBe("STOP_REQUESTED");
+      if (mode === "stream") expect(chunks).toEqual([{ token: "started" }, { token: "thinking" }]);
+
+      const events = await following;
+      const end = events.at(-1);
+      expect(end.type).toBe("end");
+      expect(end.outcome).toBe("stopped");
+      expect(end.version).toBe(stop.version);
+      if (mode === "stream") {
+        expect(events.filter((e) => e.type === "part").map((e) => e.data)).toEqual([{ token: "started" }, { token: "thinking" }]);
+      }
+      await sleep(50); // the aborted node finishes in the background: nothing of it is written
+      await viewer.refresh();
+      expect(viewer.version).toBe(stop.version);
+      expect(viewer.status).toBe("idle");
+      const stopped = (await viewer.history()).filter((e) => e.type === "stopped");
+      expect(stopped).toHaveLength(1);
+      expect(stopped[0]).toMatchObject({ version: stop.version, reason: "enough", data: { by: "viewer", outcome: "stopped" } });
+      // The step before the stop stays checkpointed; the thread goes on from it.
+      const reader = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" }));
+      const latest = await reader.getTuple({ configurable: { thread_id: config.configurable.thread_id } });
+      expect(latest.checkpoint.channel_values.log).toEqual(["in", "first"]);
+      const done = new StateGraph(State)
+        .addNode("first", async () => ({ log: ["first-again"] }))
+        .addNode("stuck", async () => ({ log: ["stuck-resumed"] }))
+        .addEdge(START, "first")
+        .addEdge("first", "stuck")
+        .addEdge("stuck", END)
+        .compile({ checkpointer: saver });
+      const resumed = await saver.invoke(done, null, { configurable: config.configurable });
+      expect(resumed.log).toEqual(["in", "first", "stuck-resumed"]);
+    });
+  }
+});

@@ -40,3 +40,25 @@ export async function usage(): Promise<string[]> {
 
 // @ts-expect-error the store is required
 new AgentSessionSaver();
+
+export async function liveUsage(): Promise<number> {
+  const checkpointer = new AgentSessionSaver(await SessionStore.memory());
+  const graph = new StateGraph(State)
+    .addNode("a", async () => ({ log: ["a"] }))
+    .addEdge(START, "a")
+    .addEdge("a", END)
+    .compile({ checkpointer });
+  const config = { configurable: { thread_id: "t1" }, streamMode: "updates" as const, signal: AbortSignal.timeout(1000) };
+  const out = await checkpointer.invoke(graph, { log: ["hi"] }, { configurable: { thread_id: "t1" } });
+  let n = out.log.length;
+  for await (const chunk of checkpointer.stream(graph, { log: ["again"] }, config, { emit: (c) => ({ c: String(c) }) })) {
+    void chunk;
+    n++;
+  }
+  for await (const chunk of checkpointer.stream(graph, null, config, { emit: false, onBusy: { waitMs: 100 } })) void chunk;
+  return n;
+}
+
+// @ts-expect-error the helpers need configurable.thread_id
+void (async () => checkpointer0().invoke(null as never, {}, { configurable: {} }));
+declare function checkpointer0(): AgentSessionSaver;

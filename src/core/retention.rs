@@ -1,0 +1,35 @@
+//! Retention (`session.prune({ before })`): which version stays the oldest readable one, and which
+//! records only older versions needed. Pure: the engine lists the keys and deletes what this says.
+
+use std::collections::BTreeSet;
+
+use crate::core::error::CoreError;
+use crate::core::guard::release;
+use crate::core::record::{Head, SnapshotRef};
+
+/// The oldest version a prune keeps: the newest snapshot at or below `before` among `snapshots`
+/// (the versions of the snapshots the head's chain names), since `at(before)` and later need it
+/// and the batches after it; `None` when there is none (nothing can go).
+pub fn oldest_kept(snapshots: &[u64], before: u64) -> Option<u64> {
+    snapshots.iter().copied().filter(|version| *version <= before).max()
+}
+
+/// Whether a record (`kind` `e` batch, `s` snapshot, `g` segment, at `version`) is needed by no
+/// version from `kept` on: batches and snapshots below it, and segments below it that no kept
+/// snapshot names.
+pub fn doomed(kind: char, version: u64, token: u64, kept: u64, kept_segments: &BTreeSet<SnapshotRef>) -> bool {
+    version < kept && (kind != 'g' || !kept_segments.contains(&SnapshotRef { version, token }))
+}
+
+/// The head a prune by the holder of `token` writes: versions below `kept` pruned, the lease given
+/// back (a prune changes no version); `snapshot`, when the prune wrote one of the latest version,
+/// becomes the head's. `None` when the head no longer carries `token`.
+pub fn pruned(head: &Head, token: u64, kept: u64, snapshot: Option<SnapshotRef>) -> Result<Head, CoreError> {
+    let mut released = release(head, token).ok_or(CoreError::LeaseLost { token })?;
+    released.retained = released.retained.max(kept);
+    if let Some(snapshot) = snapshot {
+        released.snapshot = Some(snapshot);
+        released.commits.clear();
+    }
+    Ok(released)
+}

@@ -1,0 +1,236 @@
+//! The tool-pair rule of compaction: a cut may not separate a tool call from its result. A pure
+//! function of the messages' JSON texts, which it reads with a small JSON reader of its own (the core
+//! ships no JSON library: message bodies are otherwise never interpreted).
+//!
+//! Recognised shapes (a message of no known shape never blocks a cut):
+//! - OpenAI Chat Completions: `tool_calls[].id` / `tool_call_id`
+//! - OpenAI Responses items: `function_call` / `function_call_output` by `call_id`
+//! - OpenAI Agents JS items: `function_call` / `function_call_result` by `callId`
+//! - Anthropic content blocks: `tool_use.id` / `tool_result.tool_use_id`
+//! - Bedrock and Strands content blocks: `toolUse.toolUseId` / `toolResult.toolUseId`
+//! - LangChain messages: `tool_calls[].id` / `tool_call_id`, plain or serialized under `kwargs`
+
+use std::collections::BTreeSet;
+
+use crate::core::error::CoreError;
+use crate::core::record::Json;
+
+/// Checks that replacing the first `before` of `messages` keeps every tool call with its result: an
+/// id called before the cut and answered after it is a `ValidationError` (path `before`) naming it.
+pub fn check_cut(messages: &[Json], before: usize) -> Result<(), CoreError> {
+    let before = before.min(messages.len());
+    let mut called = BTreeSet::new();
+    for text in &messages[..before] {
+        let (calls, _) = tool_ids(text);
+        called.extend(calls);
+    }
+    if called.is_empty() {
+        return Ok(());
+    }
+    for text in &messages[before..] {
+        let (_, results) = tool_ids(text);
+        if let Some(id) = results.into_iter().find(|id| called.contains(id)) {
+            return Err(CoreError::invalid(
+                Some("before"),
+                format!(
+                    "compacting before {before} would separate tool call \"{id}\" (before the cut) from its result (after it); cut elsewhere, or pass force: true"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The tool-call ids a message makes and the ids it answers.
+pub fn tool_ids(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut ids = (Vec::new(), Vec::new());
+    if let Some(value) = Reader::new(text).value(0) {
+        collect(&value, &mut ids, 0);
+    }
+    ids
+}
+
+fn collect(value: &Value, ids: &mut (Vec<String>, Vec<String>), depth: usize) {
+    let Value::Object(_) = value else { return };
+    if depth > 2 {
+        return;
+    }
+    if let Some(kwargs) = value.get("kwargs") {
+        collect(kwargs, ids, depth + 1);
+    }
+    let (calls, results) = ids;
+    if let Some(Value::Array(tool_calls)) = value.get("tool_calls") {
+        calls.extend(tool_calls.iter().filter_map(|call| call.get("id")?.string()));
+    }
+    results.extend(value.get("tool_call_id").and_then(Value::string));
+    let id = || value.get("call_id").or_else(|| value.get("callId")).and_then(Value::string);
+    match value.get("type").and_then(Value::string).as_deref() {
+        Some("function_call") => calls.extend(id()),
+        Some("function_call_output" | "function_call_result") => results.extend(id()),
+        _ => {}
+    }
+    if let Some(Value::Array(blocks)) = value.get("content") {
+        for block in blocks {
+            match block.get("type").and_then(Value::string).as_deref() {
+                Some("tool_use") => calls.extend(block.get("id").and_then(Value::string)),
+                Some("tool_result") => results.extend(block.get("tool_use_id").and_then(Value::string)),
+                _ => {}
+            }
+            calls.extend(block.get("toolUse").and_then(|b| b.get("toolUseId")).and_then(Value::string));
+            results.extend(block.get("toolResult").and_then(|b| b.get("toolUseId")).and_then(Value::string));
+        }
+    }
+}
+
+/// A JSON value, as far as the rule needs it (numbers and literals are not kept).
+#[derive(Debug)]
+enum Value {
+    Other,
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn string(&self) -> Option<String> {
+        match self {
+            Value::String(text) => Some(text.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Nesting the reader follows (deeper values are skipped as not of a known shape).
+const MAX_DEPTH: usize = 64;
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Reader<'a> {
+        Reader { bytes: text.as_bytes(), at: 0 }
+    }
+
+    fn skip_space(&mut self) {
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The next value, or `None` for text that is not JSON (never panics).
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        self.skip_space();
+        match *self.bytes.get(self.at)? {
+            b'"' => self.string().map(Value::String),
+            b'[' => {
+                self.at += 1;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        let item = self.value(depth + 1)?;
+                        if depth < MAX_DEPTH {
+                            items.push(item);
+                        }
+                        if self.eat(b']') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                Some(Value::Array(items))
+            }
+            b'{' => {
+                self.at += 1;
+                let mut members = Vec::new();
+                if !self.eat(b'}') {
+                    loop {
+                        self.skip_space();
+                        let key = self.string()?;
+                        if !self.eat(b':') {
+                            return None;
+                        }
+                        let value = self.value(depth + 1)?;
+                        if depth < MAX_DEPTH {
+                            members.push((key, value));
+                        }
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                Some(Value::Object(members))
+            }
+            _ => {
+                // A number, true, false or null: skipped to the next delimiter.
+                let start = self.at;
+                while let Some(byte) = self.bytes.get(self.at) {
+                    if matches!(byte, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.at += 1;
+                }
+                (self.at > start).then_some(Value::Other)
+            }
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        if self.bytes.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            let byte = *self.bytes.get(self.at)?;
+            self.at += 1;
+            match byte {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let escaped = *self.bytes.get(self.at)?;
+                    self.at += 1;
+                    match escaped {
+                        b'u' => {
+                            let hex = std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
+                            self.at += 4;
+                            let unit = u32::from_str_radix(hex, 16).ok()?;
+                            // Ids are ASCII in every known format; a lone surrogate reads as U+FFFD.
+                            let c = char::from_u32(unit).unwrap_or('\u{FFFD}');
+                            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        }
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        other => out.push(other),
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+    }
+}

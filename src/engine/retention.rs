@@ -1,0 +1,119 @@
+//! `session.prune({ before })`: under the guard, the head moves first (the oldest readable
+//! version), then the records only older versions needed are deleted. The rules are in
+//! `core/retention.rs`; this file reads the snapshot chain, writes and deletes.
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use crate::core::guard::Intent;
+use crate::core::record::SnapshotRef;
+use crate::core::snapshot::next_snapshot;
+use crate::core::{codec, keys, retention};
+use crate::engine::error::EngineResult;
+use crate::engine::load;
+use crate::engine::session::{BeginOptions, Session};
+use crate::engine::store::Change;
+use crate::engine::EngineError;
+use crate::store::Expect;
+
+/// Keys listed at a time while pruning.
+const LIST_PAGE: usize = 1000;
+
+impl Session {
+    /// Deletes what only versions below `before` need; returns how many records went. With
+    /// `before` at the latest version, a snapshot of it is written first, so that nothing older
+    /// is needed at all.
+    pub async fn prune(self: &Rc<Self>, before: u64) -> EngineResult<u64> {
+        let invocation = self.acquire(Intent::Begin, BeginOptions::default()).await?;
+        let result = self.prune_held(&invocation, before).await;
+        if !invocation.is_ended() {
+            let _ = invocation.abort().await;
+        }
+        result
+    }
+
+    async fn prune_held(&self, invocation: &crate::engine::Invocation, before: u64) -> EngineResult<u64> {
+        let shared = &self.shared;
+        let store = &*shared.store;
+        let id = self.id();
+        let head = self.head();
+        if before > head.version {
+            return Err(EngineError::NotFound(format!(
+                "prune: session \"{id}\" has no version {before}; its latest version is {}",
+                head.version
+            )));
+        }
+        let token = invocation.token();
+        // The snapshots the head's chain names, newest first, with the segments each names.
+        let mut chain = Vec::new();
+        let mut cursor = head.snapshot;
+        while let Some(at) = cursor.filter(|at| at.version >= head.retained) {
+            let snapshot = load::read_snapshot(store, id, at).await?;
+            cursor = snapshot.previous;
+            chain.push((at.version, snapshot.segments));
+        }
+        let mut records = Vec::new();
+        let mut written = None;
+        if before == head.version && head.snapshot.map(|s| s.version) != Some(before) && before > 0 {
+            // A snapshot of the latest version, under this prune's token: then no batch is needed.
+            let state = self.state()?;
+            let previous = self.snapshot_meta(head.snapshot).await?;
+            let (segment, snapshot) =
+                next_snapshot(&state, &[], previous.as_deref(), before, token, head.commits.clone());
+            if let Some(segment) = segment {
+                records.push((keys::segment_key(id, before, token), codec::encode_segment(&segment)));
+            }
+            records.push((keys::snapshot_key(id, before, token), codec::encode_segmented_snapshot(&snapshot)));
+            chain.insert(0, (before, snapshot.segments.clone()));
+            written = Some(snapshot);
+        }
+        let versions: Vec<u64> = chain.iter().map(|(version, _)| *version).collect();
+        let Some(kept) = retention::oldest_kept(&versions, before).filter(|kept| *kept > head.retained) else {
+            return Ok(0);
+        };
+        let kept_segments: BTreeSet<SnapshotRef> = chain
+            .iter()
+            .filter(|(version, _)| *version >= kept)
+            .flat_map(|(_, segments)| segments.iter().copied())
+            .collect();
+        let snapshot_ref = written.as_ref().map(|s| SnapshotRef { version: s.version, token });
+        let (current, current_version) = invocation.current_head();
+        let pruned = retention::pruned(&current, token, kept, snapshot_ref)?;
+        let head_key = keys::head_key(id);
+        let Some(new_version) = store
+            .commit(records, &head_key, crate::engine::head_value(&pruned), Expect::Version(current_version))
+            .await?
+        else {
+            return Err(EngineError::Conflict(id.to_owned()));
+        };
+        invocation.released_by(&pruned);
+        if let Some(snapshot) = written {
+            self.remember_snapshot(snapshot);
+        }
+        self.apply_commit(pruned.clone(), new_version, &[]);
+        shared.notify(&Change { id: id.to_owned(), version: pruned.version, status: pruned.status, remote: false });
+        // The head no longer leads to anything below `kept`: delete it.
+        let mut deleted = 0;
+        let escaped = keys::escape_id(id);
+        for prefix in [format!("e/{escaped}/"), format!("s/{escaped}/"), format!("g/{escaped}/")] {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store.list(&prefix, cursor.as_deref(), LIST_PAGE).await?;
+                for key in &page.keys {
+                    let Some((kind, version, token)) = keys::parse_record_key(key) else { continue };
+                    if !retention::doomed(kind, version, token, kept, &kept_segments) {
+                        continue;
+                    }
+                    if store.delete(key, None).await? {
+                        deleted += 1;
+                    }
+                }
+                match page.cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,822 @@
+// Live turns (../../shared/API.md "Live turns"): a running turn's parts reach every follower exactly
+// once and in order (started before the turn, mid-turn, or resumed after a reload with `after`), each
+// turn ends with one `end`, a checkpoint shows as `commit`; `stop()` reaches the holder through
+// `inv.signal` and ends the turn as `stopped` (the holder ended it) or `fenced` (the grace ran out:
+// the holder's later commit is refused and nothing it staged is visible); misuse and bad input change
+// nothing stored.
+//
+// Every scenario runs on a memory store, on a KV store, and on two KV stores (two owners: a holder and
+// a follower/stopper) over one shared memoryKv(), which is how separate processes share a session.
+// Waits are for liveness only (a generous deadline); no assertion depends on how long anything took.
+import assert from "node:assert/strict";
+import { afterEach, describe } from "node:test";
+import {
+  ConcurrencyError,
+  InvalidTransitionError,
+  LeaseLostError,
+  LimitExceededError,
+  SessionStore,
+  StopRequestedError,
+  ValidationError,
+} from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { callAsync, manualClock, plain, rejection, sleep, test, thrown } from "./_helpers.mjs";
+
+// ---------------------------------------------------------------------------------------------
+// Setups: `holder` runs the turns, `other` follows and stops (the same store when there is one).
+
+const SETUPS = [
+  {
+    name: "memory",
+    shared: false,
+    async stores(options = {}) {
+      const store = await SessionStore.memory({ owner: "solo", ...options });
+      return { holder: store, other: store, holderOwner: "solo", otherOwner: "solo" };
+    },
+  },
+  {
+    name: "kv(memoryKv)",
+    shared: false,
+    async stores(options = {}) {
+      const store = await SessionStore.kv(memoryKv(), { owner: "solo", ...options });
+      return { holder: store, other: store, holderOwner: "solo", otherOwner: "solo" };
+    },
+  },
+  {
+    name: "two kv stores over one memoryKv",
+    shared: true,
+    async stores(options = {}) {
+      const kv = memoryKv();
+      const holder = await SessionStore.kv(kv, { owner: "holder-proc", stopPollMs: 20, ...options });
+      const other = await SessionStore.kv(kv, { owner: "other-proc", stopPollMs: 20, ...options });
+      return { holder, other, holderOwner: "holder-proc", otherOwner: "other-proc" };
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** The data of part number `i` (varied JSON shapes, all recognisable by their "tok-" text). */
+const partData = (i) => (i % 3 === 0 ? `tok-${i}` : i % 3 === 1 ? { delta: `tok-${i}`, i } : [`tok-${i}`, null, true]);
+
+/** The part events `from`..`to` (inclusive) of invocation `invocation`. */
+const partEvents = (invocation, from, to, data = partData) =>
+  Array.from({ length: to - from + 1 }, (_, k) => ({ type: "part", invocation, seq: from + k, data: data(from + k) }));
+
+const endEvent = (invocation, outcome, version, status = "idle") => ({ type: "end", invocation, outcome, version, status });
+
+const endsCount = (n) => (events) => events.filter((e) => e.type === "end").length >= n;
+
+// Every follower a test starts; aborted after each test so that a failing test leaks no loop.
+const liveFollowers = new Set();
+afterEach(() => {
+  for (const controller of liveFollowers) controller.abort();
+  liveFollowers.clear();
+});
+
+/**
+ * Follows `session` in the background: records every event and the followed Session object's
+ * version when it was yielded, and breaks out once `until(events)` holds.
+ */
+function collect(session, { until = () => false, after, signal } = {}) {
+  const controller = new AbortController();
+  liveFollowers.add(controller);
+  signal?.addEventListener("abort", () => controller.abort(), { once: true });
+  const events = [];
+  const versions = [];
+  const options = { signal: controller.signal };
+  if (after !== undefined) options.after = after;
+  const iterator = session.follow(options);
+  const done = (async () => {
+    for await (const event of iterator) {
+      events.push(event);
+      versions.push(session.version);
+      if (until(events)) break;
+    }
+    liveFollowers.delete(controller);
+    return events;
+  })();
+  done.catch(() => {}); // awaited by the test; never an unhandled rejection meanwhile
+  return { events, versions, done, controller };
+}
+
+/** Waits (for liveness only, with a generous deadline) until `predicate()` holds. */
+async function waitFor(predicate, what, describeState = () => "") {
+  const deadline = Date.now() + 10_000;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what} ${describeState()}`);
+    await sleep(5);
+  }
+}
+
+/** Resolves with `signal.reason` once `signal` aborts. */
+const abortedWith = (signal) =>
+  signal.aborted
+    ? Promise.resolve(signal.reason)
+    : new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason), { once: true }));
+
+/** A promise plus whether it has settled yet. */
+function tracked(promise) {
+  const state = { settled: false, promise };
+  promise.then(
+    () => (state.settled = true),
+    () => (state.settled = true),
+  );
+  return state;
+}
+
+/** What is stored for a session, read fresh (version, status, messages, state, full history). */
+async function stored(session) {
+  await session.refresh();
+  return plain({
+    version: session.version,
+    status: session.status,
+    messages: session.messages(),
+    state: session.state(),
+    history: await session.history(),
+  });
+}
+
+const noParts = (history) =>
+  assert.ok(!JSON.stringify(history).includes("tok-"), `history() must never contain parts: ${JSON.stringify(history)}`);
+
+// ---------------------------------------------------------------------------------------------
+
+for (const setup of SETUPS) {
+  describe(`live turns on ${setup.name}`, () => {
+    // Must show 1 (follow): every part exactly once, in order, then end.
+    test("200 parts (automatic flushes and flush()) reach a follower started before begin and one started mid-turn exactly once, in order, then end", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "stream";
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage({ role: "user", content: "hi" }));
+      const early = await other.open(id);
+      const late = await other.open(id);
+      const earlyFollower = collect(early, { until: endsCount(1) });
+      await sleep(30); // lets the early follower make its first read before the turn begins
+      const v0 = hs.version;
+
+      const inv = await hs.begin();
+      let lateFollower;
+      for (let batch = 0; batch < 10; batch++) {
+        for (let i = batch * 20; i < batch * 20 + 20; i++) assert.equal(inv.emit(partData(i)), i, "emit returns the seq");
+        if (batch % 2 === 0) {
+          await inv.flush();
+        } else {
+          // No flush(): liveFlushMs must bring them to the follower.
+          await waitFor(
+            () => earlyFollower.events.length >= batch * 20 + 20,
+            `the automatic flush of parts ${batch * 20}..${batch * 20 + 19}`,
+            () => `(the follower has ${earlyFollower.events.length} events)`,
+          );
+        }
+        if (batch === 4) lateFollower = collect(late, { until: endsCount(1) });
+      }
+      inv.appendMessage({ role: "assistant", content: "done" });
+      const v = await inv.commit();
+      assert.equal(v, v0 + 1);
+
+      const expected = [...partEvents(inv.id, 0, 199), endEvent(inv.id, "committed", v)];
+      for (const [name, follower, session] of [
+        ["started before begin", earlyFollower, early],
+        ["started mid-turn", lateFollower, late],
+      ]) {
+        await follower.done;
+        assert.deepEqual(plain(follower.events), expected, `follower ${name}`);
+        assert.equal(follower.versions.at(-1), v, `${name}: the followed Session is at the new version when end is yielded`);
+        assert.equal(session.version, v);
+        assert.deepEqual(plain(session.messages()).at(-1), { role: "assistant", content: "done" });
+      }
+
+      const history = plain(await hs.history());
+      noParts(history);
+      assert.deepEqual(
+        history.map((e) => `${e.version}:${e.type}`),
+        ["0:created", "1:message", `${v}:message`],
+        "history holds only what the turns committed",
+      );
+    });
+
+    // Must show 1 (resume): a reload resumes with `after`, no gap and no duplicate.
+    test("resume after a reload: a follower that stopped at seq k, then a new one with after {invocation, seq: k}, together see every part once", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "resume";
+      const hs = await holder.open(id);
+      const inv = await hs.begin();
+      for (let i = 0; i < 60; i++) inv.emit(partData(i));
+      await inv.flush();
+
+      const k = 37;
+      const page = await other.open(id);
+      const first = collect(page, { until: (events) => events.at(-1)?.seq === k });
+      await first.done;
+      assert.deepEqual(plain(first.events), partEvents(inv.id, 0, k), "the first follower broke out at seq k");
+
+      for (let i = 60; i < 100; i++) inv.emit(partData(i));
+      await inv.flush();
+      // The reloaded page: a new Session object (a new process on the two-store setup).
+      const reloaded = await other.open(id);
+      const second = collect(reloaded, { after: { invocation: inv.id, seq: k }, until: endsCount(1) });
+      await waitFor(() => second.events.length >= 100 - (k + 1), "the replay after seq k");
+      for (let i = 100; i < 120; i++) inv.emit(partData(i));
+      await inv.flush();
+      inv.appendMessage("answer");
+      const v = await inv.commit();
+      await second.done;
+      assert.deepEqual(plain(second.events), [...partEvents(inv.id, k + 1, 119), endEvent(inv.id, "committed", v)]);
+      const seqs = [...first.events, ...second.events].filter((e) => e.type === "part").map((e) => e.seq);
+      assert.deepEqual(seqs, Array.from({ length: 120 }, (_, i) => i), "no gap, no duplicate across the reload");
+      assert.equal(second.versions.at(-1), v);
+    });
+
+    test("resume at the last flushed seq yields only the rest; after of an older invocation replays the running turn from seq 0", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "resume-edges";
+      const hs = await holder.open(id);
+      const older = await hs.begin();
+      older.emit(partData(0));
+      await older.flush();
+      await older.commit();
+
+      const inv = await hs.begin();
+      for (let i = 0; i < 10; i++) inv.emit(partData(i));
+      await inv.flush();
+      const atLast = collect(await other.open(id), { after: { invocation: inv.id, seq: 9 }, until: endsCount(1) });
+      const stale = collect(await other.open(id), { after: { invocation: older.id, seq: 5 }, until: endsCount(1) });
+      await waitFor(() => stale.events.length >= 10, "the replay of the running turn");
+      inv.emit(partData(10));
+      await inv.flush();
+      const v = await inv.commit();
+      await atLast.done;
+      await stale.done;
+      assert.deepEqual(plain(atLast.events), [...partEvents(inv.id, 10, 10), endEvent(inv.id, "committed", v)]);
+      assert.deepEqual(plain(stale.events), [...partEvents(inv.id, 0, 10), endEvent(inv.id, "committed", v)]);
+    });
+
+    // Must show 1 (later turns): one follower, several turns; checkpoint, abort, interrupt.
+    test("one follower across 3 turns: checkpoint yields commit (running), then end committed, end aborted, end interrupted", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "turns";
+      const hs = await holder.open(id);
+      const followed = await other.open(id);
+      const follower = collect(followed, { until: endsCount(3) });
+      await sleep(30);
+      const seen = (n) => waitFor(() => follower.events.length >= n, `${n} events`, () => JSON.stringify(follower.events));
+
+      const a = await hs.begin();
+      a.emit(partData(0));
+      a.emit(partData(1));
+      await a.flush();
+      await seen(2);
+      a.appendMessage("a1");
+      const v1 = await a.checkpoint();
+      await seen(3);
+      assert.equal(follower.versions[2], v1, "the followed Session is at the checkpoint version when commit is yielded");
+      a.emit(partData(2));
+      await a.flush();
+      await seen(4);
+      a.appendMessage("a2");
+      const v2 = await a.commit();
+      await seen(5);
+
+      const b = await hs.begin();
+      b.emit(partData(0));
+      await b.flush();
+      await seen(6);
+      b.appendMessage("discarded");
+      await b.abort();
+      await seen(7);
+
+      const c = await hs.begin();
+      c.emit(partData(0));
+      await c.flush();
+      await seen(8);
+      const v3 = await c.interrupt("approval", { tool: "rm" });
+      await follower.done;
+
+      assert.equal(v1 + 1, v2);
+      assert.equal(v2 + 1, v3);
+      assert.deepEqual(plain(follower.events), [
+        ...partEvents(a.id, 0, 1),
+        { type: "commit", version: v1, status: "running" },
+        ...partEvents(a.id, 2, 2),
+        endEvent(a.id, "committed", v2),
+        ...partEvents(b.id, 0, 0),
+        endEvent(b.id, "aborted", v2),
+        ...partEvents(c.id, 0, 0),
+        endEvent(c.id, "interrupted", v3, "interrupted"),
+      ]);
+      assert.deepEqual(follower.versions, [v1 - 1, v1 - 1, v1, v1, v2, v2, v2, v2, v3]);
+      assert.equal(followed.version, v3);
+      assert.equal(followed.status, "interrupted");
+      noParts(plain(await hs.history()));
+      assert.deepEqual(plain(followed.messages()), ["a1", "a2"]);
+    });
+
+    // Must show 6 (stop): the holder ends the turn.
+    test("stop(): the holder's signal aborts with StopRequestedError (reason, by); it commits a partial answer; stop resolves stopped; one stopped event", async () => {
+      const { holder, other, otherOwner } = await setup.stores({ liveFlushMs: 10 });
+      const id = "stop-commit";
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage("question"));
+      const stopper = await other.open(id);
+      const follower = collect(await other.open(id), { until: endsCount(1) });
+      await sleep(30);
+
+      const inv = await hs.begin();
+      const signal = inv.signal;
+      assert.equal(signal.aborted, false);
+      for (let i = 0; i < 5; i++) inv.emit(partData(i));
+      await inv.flush();
+      await waitFor(() => follower.events.length >= 5, "the parts before the stop");
+
+      const stop = tracked(callAsync(() => stopper.stop({ reason: "user", graceMs: 5000 }), "stop()"));
+      const reason = await abortedWith(signal);
+      assert.ok(reason instanceof StopRequestedError, `signal.reason: ${reason}`);
+      assert.ok(reason instanceof Error);
+      assert.equal(reason.code, "STOP_REQUESTED");
+      assert.equal(reason.name, "StopRequestedError");
+      assert.equal(reason.reason, "user");
+      assert.equal(reason.by, otherOwner, "by: the owner of the store that called stop()");
+      await sleep(50);
+      assert.equal(stop.settled, false, "stop() resolves only once the turn ended");
+
+      inv.emit(partData(5)); // a last part within the grace
+      inv.appendMessage("partial answer");
+      const v = await inv.commit();
+      const result = await stop.promise;
+      assert.deepEqual(plain(result), { outcome: "stopped", invocation: inv.id, version: v });
+      await follower.done;
+      assert.deepEqual(plain(follower.events), [...partEvents(inv.id, 0, 5), endEvent(inv.id, "stopped", v)]);
+      assert.equal(follower.versions.at(-1), v);
+
+      const turn = plain(await stopper.history({ from: v, to: v }));
+      const stopped = turn.filter((e) => e.type === "stopped");
+      assert.equal(stopped.length, 1, `exactly one stopped event: ${JSON.stringify(turn)}`);
+      assert.equal(stopped[0].version, v);
+      assert.equal(stopped[0].reason, "user");
+      assert.deepEqual(stopped[0].data, { by: otherOwner, outcome: "stopped" });
+      assert.deepEqual(
+        turn.filter((e) => e.type === "message").map((e) => e.data),
+        ["partial answer"],
+      );
+      const after = await stored(stopper);
+      assert.equal(after.version, v);
+      assert.equal(after.status, "idle");
+      assert.deepEqual(after.messages, ["question", "partial answer"]);
+      assert.equal(after.history.filter((e) => e.type === "stopped").length, 1);
+      noParts(after.history);
+    });
+
+    test("stop(): the holder aborts after the request; a version is still written with the stopped event and no message of the turn", async () => {
+      const { holder, other, otherOwner } = await setup.stores({ liveFlushMs: 10 });
+      const id = "stop-abort";
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage("question"));
+      const stopper = await other.open(id);
+      const before = await stored(stopper);
+      const follower = collect(await other.open(id), { until: endsCount(1) });
+      await sleep(30);
+
+      const inv = await hs.begin();
+      const signal = inv.signal;
+      inv.emit(partData(0));
+      await inv.flush();
+      inv.appendMessage("never visible");
+      inv.setState("draft", 1);
+      const stop = callAsync(() => stopper.stop({ reason: "user", graceMs: 5000 }), "stop()");
+      const reason = await abortedWith(signal);
+      assert.ok(reason instanceof StopRequestedError, `signal.reason: ${reason}`);
+      assert.equal(reason.by, otherOwner);
+      const busy = await rejection((await other.open(id)).begin(), "begin() while a stop is pending");
+      assert.ok(busy instanceof ConcurrencyError, `got ${busy}`);
+      assert.equal(busy.code, "CONCURRENT_INVOCATION");
+      await inv.abort();
+      const result = plain(await stop);
+      assert.deepEqual(result, { outcome: "stopped", invocation: inv.id, version: before.version + 1 });
+      await follower.done;
+      assert.deepEqual(plain(follower.events), [...partEvents(inv.id, 0, 0), endEvent(inv.id, "stopped", before.version + 1)]);
+
+      const after = await stored(stopper);
+      assert.equal(after.version, before.version + 1);
+      assert.equal(after.status, "idle");
+      assert.deepEqual(after.messages, before.messages);
+      assert.deepEqual(after.state, before.state);
+      assert.deepEqual(after.history.slice(0, before.history.length), before.history);
+      const added = after.history.slice(before.history.length);
+      assert.deepEqual(
+        added.map((e) => `${e.version}:${e.type}`),
+        [`${before.version + 1}:stopped`],
+        "the version that ended the turn holds only the stopped event",
+      );
+      assert.equal(added[0].reason, "user");
+      assert.deepEqual(added[0].data, { by: otherOwner, outcome: "stopped" });
+    });
+
+    // Must show 6 (fence): the holder ignores the stop.
+    for (const graceMs of [50, 0]) {
+      test(`stop({ graceMs: ${graceMs} }) of a holder that ignores it fences: the late commit is LeaseLostError, nothing staged visible, one stopped event (fenced)`, async () => {
+        const { holder, other, otherOwner } = await setup.stores({ liveFlushMs: 10 });
+        const id = "fence";
+        const hs = await holder.open(id);
+        await hs.invoke((inv) => {
+          inv.appendMessage("question");
+          inv.setState("k", "before");
+        });
+        const stopper = await other.open(id);
+        const before = await stored(stopper);
+        const follower = collect(await other.open(id), { until: endsCount(2) });
+        await sleep(30);
+
+        const inv = await hs.begin();
+        const signal = inv.signal; // read, then ignored
+        inv.emit(partData(0));
+        inv.emit(partData(1));
+        await inv.flush();
+        await waitFor(() => follower.events.length >= 2, "the parts before the stop");
+        inv.appendMessage("late answer");
+        inv.setState("k", "late");
+
+        const result = plain(await callAsync(() => stopper.stop({ reason: "user", graceMs }), "stop()"));
+        assert.deepEqual(result, { outcome: "fenced", invocation: inv.id, version: before.version + 1 });
+        await waitFor(() => signal.aborted, "the holder's signal to abort");
+        if (graceMs > 0 && !setup.shared) {
+          // In the same realm the request reaches the holder at once, before the grace runs out.
+          assert.ok(signal.reason instanceof StopRequestedError, `signal.reason: ${signal.reason}`);
+        } else {
+          assert.ok(
+            signal.reason instanceof StopRequestedError || signal.reason instanceof LeaseLostError,
+            `signal.reason: ${signal.reason}`,
+          );
+        }
+
+        const error = await rejection(inv.commit(), "the fenced holder's commit");
+        assert.ok(error instanceof LeaseLostError, `expected LeaseLostError, got ${error}`);
+        assert.equal(error.code, "LEASE_LOST");
+        // A stale holder's parts never reach followers of the next turn.
+        try {
+          inv.emit("tok-stale");
+        } catch {}
+        await inv.flush().catch(() => {});
+
+        for (const session of [stopper, hs]) {
+          const after = await stored(session);
+          assert.equal(after.version, before.version + 1);
+          assert.equal(after.status, "idle");
+          assert.deepEqual(after.messages, before.messages, "nothing the fenced holder staged is visible");
+          assert.deepEqual(after.state, before.state);
+          assert.deepEqual(after.history.slice(0, before.history.length), before.history);
+          const added = after.history.slice(before.history.length);
+          assert.deepEqual(added.map((e) => `${e.version}:${e.type}`), [`${before.version + 1}:stopped`]);
+          assert.equal(added[0].reason, "user");
+          assert.deepEqual(added[0].data, { by: otherOwner, outcome: "fenced" });
+        }
+
+        // The session is free: a new turn begins and commits.
+        const next = await hs.begin();
+        next.emit("tok-fresh");
+        await next.flush();
+        await waitFor(() => follower.events.length >= 4, "the next turn's part");
+        next.appendMessage("next turn");
+        const v = await next.commit();
+        assert.equal(v, before.version + 2);
+        await follower.done;
+        assert.deepEqual(plain(follower.events), [
+          ...partEvents(inv.id, 0, 1),
+          endEvent(inv.id, "stopped", before.version + 1),
+          { type: "part", invocation: next.id, seq: 0, data: "tok-fresh" },
+          endEvent(next.id, "committed", v),
+        ]);
+        assert.deepEqual(plain((await stopper.refresh()).messages()), [...before.messages, "next turn"]);
+      });
+    }
+
+    // A follower that waits for news (its first read done) when a turn begins must see that turn,
+    // even when the holder runs it from begin() to its end without waiting for the follower: the
+    // parts were flushed ("durable and visible to followers") and the live log stays readable until
+    // the next turn begins.
+    for (const ending of ["commit", "abort"]) {
+      test(`a turn that runs from begin to ${ending} while a follower waits reaches that follower whole: its parts, then end`, async () => {
+        const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+        const id = `fast-${ending}`;
+        const hs = await holder.open(id);
+        await hs.invoke((inv) => inv.appendMessage("question"));
+        const follower = collect(await other.open(id), { until: endsCount(1) });
+        await sleep(30); // the follower has made its first read and waits for news
+
+        const inv = await hs.begin();
+        inv.emit("tok-0");
+        inv.emit("tok-1");
+        await inv.flush();
+        inv.appendMessage("answer");
+        const v = ending === "commit" ? await inv.commit() : (await inv.abort(), hs.version);
+        await waitFor(
+          () => follower.events.some((e) => e.type === "end" || e.type === "commit"),
+          `the end of the turn (${ending})`,
+          () => JSON.stringify(follower.events),
+        );
+        assert.deepEqual(plain(follower.events), [
+          { type: "part", invocation: inv.id, seq: 0, data: "tok-0" },
+          { type: "part", invocation: inv.id, seq: 1, data: "tok-1" },
+          endEvent(inv.id, ending === "commit" ? "committed" : "aborted", v),
+        ]);
+      });
+    }
+
+    for (const graceMs of [0, 50]) {
+      test(`a fenced holder that never ends (graceMs ${graceMs}) does not block the next turn: begin() through the holder's store works`, async (t) => {
+        const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+        const id = "fence-hung";
+        const hs = await holder.open(id);
+        await hs.invoke((inv) => inv.appendMessage("question"));
+        const stopper = await other.open(id);
+        const hung = await hs.begin();
+        t.after(() => hung.abort().catch(() => {})); // never left open, whatever fails
+        void hung.signal; // read, then ignored: the holder is stuck in a tool call
+        hung.appendMessage("never visible");
+        const result = plain(await stopper.stop({ reason: "user", graceMs }));
+        assert.deepEqual(result, { outcome: "fenced", invocation: hung.id, version: 2 });
+        await stopper.refresh();
+        assert.equal(stopper.status, "idle");
+
+        // The hung holder has not called commit() or abort(): the session is free all the same.
+        const next = await (await holder.open(id)).begin();
+        assert.ok(next.token > hung.token, "the next turn's lease has a later fencing token");
+        next.appendMessage("next turn");
+        assert.equal(await next.commit(), 3);
+        const error = await rejection(hung.commit(), "the hung holder's late commit");
+        assert.ok(error instanceof LeaseLostError, `got ${error}`);
+        const after = await stored(stopper);
+        assert.equal(after.version, 3);
+        assert.deepEqual(after.messages, ["question", "next turn"]);
+      });
+    }
+
+    test("stop() with nothing running resolves { outcome: 'idle', version } and writes nothing", async () => {
+      const { holder, other } = await setup.stores();
+      const id = "stop-idle";
+      const fresh = await other.open(id);
+      assert.deepEqual(plain(await callAsync(() => fresh.stop(), "stop()")), { outcome: "idle", version: 0 });
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage("one"));
+      const stopper = await other.open(id);
+      await stopper.refresh();
+      const before = await stored(stopper);
+      assert.deepEqual(plain(await stopper.stop({ reason: "user", graceMs: 0 })), { outcome: "idle", version: before.version });
+      assert.deepEqual(await stored(stopper), before);
+      assert.deepEqual(await stored(hs), before);
+      // The next turn is not affected by the idle stop.
+      const inv = await hs.begin();
+      assert.equal(inv.signal.aborted, false);
+      inv.appendMessage("two");
+      assert.equal(await inv.commit(), before.version + 1);
+    });
+
+    // Must show 1/6 (bad input and misuse), each with nothing stored changed.
+    test("emit() after commit or abort is InvalidTransitionError and changes nothing", async () => {
+      const { holder, other } = await setup.stores();
+      const id = "emit-ended";
+      const hs = await holder.open(id);
+      const committed = await hs.begin();
+      committed.emit("tok-0");
+      committed.appendMessage("m");
+      await committed.commit();
+      const before = await stored(await other.open(id));
+      const error = thrown(() => committed.emit("tok-late"), "emit() after commit");
+      assert.ok(error instanceof InvalidTransitionError, `got ${error}`);
+      assert.equal(error.code, "INVALID_TRANSITION");
+      assert.equal(error.from, "committed");
+      assert.equal(error.action, "emit");
+
+      const aborted = await hs.begin();
+      await aborted.abort();
+      const error2 = thrown(() => aborted.emit("tok-late"), "emit() after abort");
+      assert.ok(error2 instanceof InvalidTransitionError, `got ${error2}`);
+      assert.equal(error2.from, "aborted");
+      assert.deepEqual(await stored(await other.open(id)), before);
+      noParts(before.history);
+    });
+
+    test("emit() of a non-JSON part is ValidationError with a path at the part; a part over maxMessageBytes is LimitExceededError; refused emits take no seq", async () => {
+      const { holder, other } = await setup.stores({ limits: { maxMessageBytes: 1024 }, liveFlushMs: 10 });
+      const id = "emit-bad";
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage("m"));
+      const before = await stored(await other.open(id));
+      const follower = collect(await other.open(id), { until: endsCount(1) });
+      await sleep(30);
+
+      const inv = await hs.begin();
+      assert.equal(inv.emit("tok-0"), 0);
+      await inv.flush();
+      await waitFor(() => follower.events.length >= 1, "the first part");
+      for (const [what, bad] of [
+        ["a function", () => 1],
+        ["a BigInt inside", { a: 1n }],
+      ]) {
+        const error = thrown(() => inv.emit(bad), `emit(${what})`);
+        assert.ok(error instanceof ValidationError, `emit(${what}): got ${error}`);
+        assert.equal(error.code, "INVALID_INPUT");
+        assert.equal(typeof error.path, "string", `emit(${what}): path`);
+        assert.ok(error.path.startsWith("part"), `emit(${what}): path ${JSON.stringify(error.path)} names the part`);
+      }
+      const big = "tok-" + "x".repeat(2000);
+      const error = thrown(() => inv.emit(big), "emit(a part over maxMessageBytes)");
+      assert.ok(error instanceof LimitExceededError, `got ${error}`);
+      assert.equal(error.code, "LIMIT_EXCEEDED");
+      assert.equal(error.limit, 1024);
+      assert.ok(error.actual > 1024);
+      assert.equal(inv.emit("tok-1"), 1, "a refused emit takes no seq");
+      await inv.flush();
+      assert.equal(inv.emit("tok-2"), 2);
+      await inv.flush();
+      await inv.abort();
+      await follower.done;
+      assert.deepEqual(plain(follower.events), [
+        { type: "part", invocation: inv.id, seq: 0, data: "tok-0" },
+        { type: "part", invocation: inv.id, seq: 1, data: "tok-1" },
+        { type: "part", invocation: inv.id, seq: 2, data: "tok-2" },
+        endEvent(inv.id, "aborted", before.version),
+      ]);
+      assert.deepEqual(await stored(await other.open(id)), before);
+    });
+
+    test("stop() with a bad graceMs rejects with ValidationError (never a synchronous throw), and changes nothing", async () => {
+      const { holder, other } = await setup.stores();
+      const id = "stop-bad";
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage("m"));
+      const stopper = await other.open(id);
+      const inv = await hs.begin();
+      const signal = inv.signal;
+      inv.appendMessage("the turn");
+      const before = await stored(stopper);
+      for (const graceMs of [-1, 1.5, "5", Number.NaN, Infinity]) {
+        const error = await rejection(callAsync(() => stopper.stop({ reason: "user", graceMs }), `stop({ graceMs: ${graceMs} })`));
+        assert.ok(error instanceof ValidationError, `graceMs ${graceMs}: got ${error}`);
+        assert.equal(error.code, "INVALID_INPUT");
+      }
+      await sleep(60); // a stop request, had one been recorded, would reach the holder meanwhile
+      assert.equal(signal.aborted, false, "a refused stop asks nothing of the holder");
+      assert.deepEqual(await stored(stopper), before);
+      const v = await inv.commit();
+      const turn = plain(await stopper.history({ from: v, to: v }));
+      assert.deepEqual(turn.map((e) => e.type), ["message"], "no stopped event");
+    });
+
+    test("follow() with a bad after throws ValidationError and reads nothing", async () => {
+      const { other } = await setup.stores();
+      const session = await other.open("follow-bad");
+      for (const after of [
+        { invocation: 1, seq: 0 },
+        { invocation: "x", seq: -1 },
+        { invocation: "x", seq: 1.5 },
+        { invocation: "x" },
+        "x",
+      ]) {
+        const error = thrown(() => session.follow({ after }), `follow({ after: ${JSON.stringify(after)} })`);
+        assert.ok(error instanceof ValidationError, `after ${JSON.stringify(after)}: got ${error}`);
+        assert.equal(error.code, "INVALID_INPUT");
+      }
+      assert.equal(session.version, 0);
+      assert.deepEqual(plain(await session.history()).map((e) => e.type), ["created"]);
+    });
+
+    test("a follower of a session deleted mid-turn finishes", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "deleted";
+      const hs = await holder.open(id);
+      const follower = collect(await other.open(id));
+      await sleep(30);
+      const inv = await hs.begin();
+      inv.emit("tok-0");
+      await inv.flush();
+      await waitFor(() => follower.events.length >= 1, "the first part");
+      assert.equal(await other.delete(id), true);
+      const events = await follower.done; // the loop finishes (does not throw, does not wait for ever)
+      assert.deepEqual(plain(events[0]), { type: "part", invocation: inv.id, seq: 0, data: "tok-0" });
+      for (const event of events.slice(1)) assert.ok(event.type === "end" || event.type === "commit", JSON.stringify(event));
+      await inv.abort().catch(() => {});
+    });
+
+    test("a follower ended by its signal finishes with done: true rather than throwing", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "follow-signal";
+      const hs = await holder.open(id);
+      const followed = await other.open(id);
+
+      // Aborted while waiting for news.
+      const controller = new AbortController();
+      const iterator = followed.follow({ signal: controller.signal });
+      const pending = iterator.next();
+      await sleep(20);
+      controller.abort(new Error("the page went away"));
+      assert.deepEqual(await pending, { value: undefined, done: true });
+      assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+
+      // Aborted mid-turn, after some parts.
+      const inv = await hs.begin();
+      inv.emit("tok-0");
+      await inv.flush();
+      const second = new AbortController();
+      const seen = [];
+      for await (const event of followed.follow({ signal: second.signal })) {
+        seen.push(event);
+        second.abort();
+      }
+      assert.deepEqual(plain(seen), [{ type: "part", invocation: inv.id, seq: 0, data: "tok-0" }]);
+
+      // Aborted before the first next().
+      const pre = new AbortController();
+      pre.abort();
+      assert.deepEqual(await followed.follow({ signal: pre.signal }).next(), { value: undefined, done: true });
+      await inv.abort();
+    });
+
+    test("follow() ends once the session is closed: a last commit (status closed), and a follower started after close finishes", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "closed";
+      const hs = await holder.open(id);
+      const follower = collect(await other.open(id)); // no `until`: only the close may end it
+      await sleep(30);
+      const inv = await hs.begin();
+      inv.emit("tok-0");
+      await inv.flush();
+      await waitFor(() => follower.events.length >= 1, "the first part");
+      const v1 = await inv.commit();
+      await waitFor(() => follower.events.length >= 2, "the first turn's end");
+      await hs.close();
+      const events = await follower.done;
+      assert.deepEqual(plain(events.slice(0, 2)), [
+        { type: "part", invocation: inv.id, seq: 0, data: "tok-0" },
+        endEvent(inv.id, "committed", v1),
+      ]);
+      // close() is a guarded change of its own: it ends as a turn (or, not seen, as a commit).
+      assert.equal(events.length, 3, JSON.stringify(events));
+      const last = plain(events[2]);
+      assert.deepEqual([last.version, last.status], [v1 + 1, "closed"]);
+      assert.ok(last.type === "commit" || (last.type === "end" && last.outcome === "committed"), JSON.stringify(last));
+
+      const afterClose = [];
+      for await (const event of (await other.open(id)).follow()) afterClose.push(event);
+      assert.ok(
+        afterClose.every((e) => e.type !== "part"),
+        `no part after close: ${JSON.stringify(afterClose)}`,
+      );
+    });
+
+    // Must show 6 (signal): aborts when the invocation ends and when the lease is lost.
+    test("inv.signal aborts when the invocation commits, aborts or interrupts", async () => {
+      const { holder } = await setup.stores();
+      const hs = await holder.open("signal-end");
+      for (const end of ["commit", "abort", "interrupt"]) {
+        const inv = await hs.begin(end === "commit" && hs.status === "interrupted" ? { resume: "ok" } : {});
+        const signal = inv.signal;
+        assert.equal(signal.aborted, false, `${end}: not aborted while running`);
+        const aborted = abortedWith(signal);
+        if (end === "interrupt") await inv.interrupt("ask");
+        else await inv[end]();
+        await aborted;
+        assert.equal(signal.aborted, true, `${end}: aborted once ended`);
+        assert.ok(!(signal.reason instanceof StopRequestedError), `${end}: no stop was requested`);
+      }
+    });
+
+    test("inv.signal aborts with LeaseLostError when the lease is taken over; followers see end lost", async () => {
+      const now = manualClock();
+      const { holder, other } = await setup.stores({ now, leaseMs: 1000, heartbeat: false, liveFlushMs: 10 });
+      const id = "signal-lost";
+      const hs = await holder.open(id);
+      await hs.invoke((inv) => inv.appendMessage("m"));
+      const v0 = hs.version;
+      const follower = collect(await other.open(id), { until: endsCount(1) });
+      await sleep(30);
+      const stale = await hs.begin();
+      const signal = stale.signal;
+      stale.emit("tok-0");
+      await stale.flush();
+      await waitFor(() => follower.events.length >= 1, "the stale holder's part");
+      assert.equal(signal.aborted, false);
+
+      now.advance(1001);
+      const taker = await (await other.open(id)).begin();
+      assert.equal(taker.token, stale.token + 1);
+      const error = await rejection(stale.renew(), "the stale holder's renew()");
+      assert.ok(error instanceof LeaseLostError, `got ${error}`);
+      assert.equal(error.code, "LEASE_LOST");
+      assert.equal(signal.aborted, true, "the signal aborts once the holder learns the lease is lost");
+      assert.ok(signal.reason instanceof LeaseLostError, `signal.reason: ${signal.reason}`);
+      assert.equal(signal.reason.code, "LEASE_LOST");
+
+      await follower.done;
+      assert.equal(follower.events.length, 2, JSON.stringify(follower.events));
+      assert.deepEqual(plain(follower.events[0]), { type: "part", invocation: stale.id, seq: 0, data: "tok-0" });
+      const end = plain(follower.events[1]);
+      assert.deepEqual({ ...end, status: undefined }, { ...endEvent(stale.id, "lost", v0), status: undefined });
+      assert.ok(["idle", "running"].includes(end.status), `end status ${end.status}`);
+      taker.appendMessage("taken over");
+      assert.equal(await taker.commit(), v0 + 1);
+    });
+  });
+}
