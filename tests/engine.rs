@@ -19,3 +19,5 @@ mod interleave;
 mod lifecycle;
 #[path = "engine/live.rs"]
 mod live;
+#[path = "engine/retention.rs"]
+mod retention;

@@ -107,7 +107,8 @@ impl Value {
     }
 }
 
-/// Nesting the reader follows (deeper values are skipped as not of a known shape).
+/// Nesting the reader follows: a message nested deeper is read as of no known shape (the reader
+/// recurses, and the stack of a WebAssembly instance is small).
 const MAX_DEPTH: usize = 64;
 
 struct Reader<'a> {
@@ -138,6 +139,9 @@ impl<'a> Reader<'a> {
 
     /// The next value, or `None` for text that is not JSON (never panics).
     fn value(&mut self, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
         self.skip_space();
         match *self.bytes.get(self.at)? {
             b'"' => self.string().map(Value::String),
@@ -146,10 +150,7 @@ impl<'a> Reader<'a> {
                 let mut items = Vec::new();
                 if !self.eat(b']') {
                     loop {
-                        let item = self.value(depth + 1)?;
-                        if depth < MAX_DEPTH {
-                            items.push(item);
-                        }
+                        items.push(self.value(depth + 1)?);
                         if self.eat(b']') {
                             break;
                         }
@@ -170,10 +171,7 @@ impl<'a> Reader<'a> {
                         if !self.eat(b':') {
                             return None;
                         }
-                        let value = self.value(depth + 1)?;
-                        if depth < MAX_DEPTH {
-                            members.push((key, value));
-                        }
+                        members.push((key, self.value(depth + 1)?));
                         if self.eat(b'}') {
                             break;
                         }

@@ -1,0 +1,171 @@
+//! Compaction in the core: the tool-pair rule on message shapes taken from each format's own types
+//! or docs, the fold of a `compacted` event, the snapshot after one, and the retention rules.
+
+use std::collections::BTreeSet;
+
+use agent_session::core::keys::{batch_key, parse_record_key, segment_key, snapshot_key};
+use agent_session::core::retention::{doomed, oldest_kept};
+use agent_session::core::snapshot::next_snapshot;
+use agent_session::core::tool_pairs::{check_cut, tool_ids};
+use agent_session::core::{CoreError, Event, Json, SessionState, SnapshotRef};
+
+use crate::fixtures::*;
+
+fn messages(texts: &[&str]) -> Vec<Json> {
+    texts.iter().map(|t| json(t)).collect()
+}
+
+/// (format, the call message, the result message, the id).
+fn pairs() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    vec![
+        (
+            "OpenAI Chat Completions",
+            r#"{"role":"assistant","content":null,"tool_calls":[{"id":"call_abc","type":"function","function":{"name":"f","arguments":"{}"}}]}"#,
+            r#"{"role":"tool","tool_call_id":"call_abc","content":"42"}"#,
+            "call_abc",
+        ),
+        (
+            "OpenAI Responses items",
+            r#"{"type":"function_call","id":"fc_1","call_id":"call_r1","name":"f","arguments":"{}"}"#,
+            r#"{"type":"function_call_output","call_id":"call_r1","output":"42"}"#,
+            "call_r1",
+        ),
+        (
+            "OpenAI Agents JS items",
+            r#"{"type":"function_call","callId":"call_a1","name":"f","arguments":"{}","status":"completed"}"#,
+            r#"{"type":"function_call_result","callId":"call_a1","name":"f","status":"completed","output":{"type":"text","text":"42"}}"#,
+            "call_a1",
+        ),
+        (
+            "Anthropic",
+            r#"{"role":"assistant","content":[{"type":"text","text":"let me check"},{"type":"tool_use","id":"toolu_01","name":"f","input":{}}]}"#,
+            r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01","content":"42"}]}"#,
+            "toolu_01",
+        ),
+        (
+            "Bedrock / Strands",
+            r#"{"role":"assistant","content":[{"toolUse":{"toolUseId":"tooluse_x","name":"f","input":{}}}]}"#,
+            r#"{"role":"user","content":[{"toolResult":{"toolUseId":"tooluse_x","status":"success","content":[{"text":"42"}]}}]}"#,
+            "tooluse_x",
+        ),
+        (
+            "LangChain",
+            r#"{"type":"ai","content":"","tool_calls":[{"id":"lc_1","name":"f","args":{}}]}"#,
+            r#"{"type":"tool","content":"42","tool_call_id":"lc_1"}"#,
+            "lc_1",
+        ),
+        (
+            "LangChain serialized",
+            r#"{"lc":1,"type":"constructor","id":["langchain_core","messages","AIMessage"],"kwargs":{"content":"","tool_calls":[{"id":"lc_2","name":"f","args":{}}]}}"#,
+            r#"{"lc":1,"type":"constructor","id":["langchain_core","messages","ToolMessage"],"kwargs":{"content":"42","tool_call_id":"lc_2"}}"#,
+            "lc_2",
+        ),
+    ]
+}
+
+#[test]
+fn a_cut_between_a_call_and_its_result_is_refused_naming_the_call_in_every_format() {
+    for (format, call, result, id) in pairs() {
+        assert_eq!(tool_ids(call).0, vec![id.to_owned()], "{format}: the call");
+        assert_eq!(tool_ids(result).1, vec![id.to_owned()], "{format}: the result");
+        let all = messages(&[r#"{"role":"user","content":"hi"}"#, call, result, r#""done""#]);
+        match check_cut(&all, 2) {
+            Err(CoreError::InvalidInput { path, message }) => {
+                assert_eq!(path.as_deref(), Some("before"), "{format}");
+                assert!(message.contains(id), "{format}: {message}");
+            }
+            other => panic!("{format}: a cut between call and result must be refused, got {other:?}"),
+        }
+        for fine in [0, 1, 3, 4] {
+            assert_eq!(check_cut(&all, fine), Ok(()), "{format}: cut at {fine} keeps the pair together");
+        }
+    }
+}
+
+#[test]
+fn messages_of_no_known_shape_never_block_a_cut() {
+    let all = messages(&[
+        r#""plain text""#,
+        "42",
+        "null",
+        r#"{"role":"user","content":"no tools"}"#,
+        r#"{"tool_call_id":17}"#,
+        r#"{"tool_calls":"not a list"}"#,
+        "[1,2,{\"tool_calls\":[{\"id\":\"nested\"}]}]",
+        "{not json",
+        "",
+        r#"{"role":"tool","tool_call_id":"never-called"}"#,
+    ]);
+    for before in 0..=all.len() {
+        assert_eq!(check_cut(&all, before), Ok(()), "cut at {before}");
+    }
+}
+
+#[test]
+fn strings_with_escapes_are_read_as_json_reads_them() {
+    let call = r#"{"tool_calls":[{"id":"call_\u00e9\"q\\"}]}"#;
+    assert_eq!(tool_ids(call).0, vec!["call_é\"q\\".to_owned()]);
+    // Deep nesting and huge inputs do not crash the reader.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(tool_ids(&deep), (vec![], vec![]));
+}
+
+#[test]
+fn compaction_replaces_a_prefix_in_the_fold_and_counts() {
+    let mut state = SessionState::default();
+    for n in 0..5 {
+        state.apply(&Event::Message { agent: "a".into(), data: json(&n.to_string()) });
+    }
+    state.apply(&Event::Message { agent: "b".into(), data: json("\"b\"") });
+    state.apply(&Event::Compacted { agent: "a".into(), before: 3, summary: messages(&["\"s\""]) });
+    let a = state.agent("a").unwrap();
+    assert_eq!(a.messages, messages(&["\"s\"", "3", "4"]));
+    assert_eq!(a.compactions, 1);
+    assert_eq!(state.agent("b").unwrap().messages, messages(&["\"b\""]), "other agents untouched");
+    // `before` past the end compacts everything there is.
+    state.apply(&Event::Compacted { agent: "a".into(), before: 99, summary: vec![] });
+    assert!(state.agent("a").unwrap().messages.is_empty());
+}
+
+#[test]
+fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extends_them() {
+    let mut state = SessionState::default();
+    for n in 0..100 {
+        state.apply(&Event::Message { agent: "a".into(), data: json(&n.to_string()) });
+    }
+    let (_, first) = next_snapshot(&SessionState::default(), &[], None, 1, 1, vec![1]);
+    let (_, old) = next_snapshot(&state, &[], Some(&first), 10, 1, vec![1]);
+    let compact = Event::Compacted { agent: "a".into(), before: 98, summary: messages(&["\"sum\""]) };
+    let (segment, snapshot) = next_snapshot(&state, std::slice::from_ref(&compact), Some(&old), 11, 2, vec![2]);
+    let segment = segment.expect("the compacted view is written");
+    assert_eq!(segment.agents, vec![("a".to_owned(), messages(&["\"sum\"", "98", "99"]))]);
+    assert_eq!(snapshot.segments, vec![SnapshotRef { version: 11, token: 2 }], "the list starts again");
+    assert_eq!(snapshot.counts.get("a"), Some(&3));
+    // The next snapshot extends the new list with what was appended since.
+    let mut after = state.clone();
+    after.apply(&compact);
+    let append = Event::Message { agent: "a".into(), data: json("100") };
+    let (segment, next) = next_snapshot(&after, std::slice::from_ref(&append), Some(&snapshot), 12, 3, vec![3]);
+    assert_eq!(segment.unwrap().agents, vec![("a".to_owned(), messages(&["100"]))]);
+    assert_eq!(next.segments.len(), 2);
+    // A snapshot that did not see the compaction (another count) cannot be extended.
+    let (_, restarted) = next_snapshot(&after, std::slice::from_ref(&append), Some(&old), 12, 3, vec![3]);
+    assert_eq!(restarted.segments, vec![SnapshotRef { version: 12, token: 3 }]);
+}
+
+#[test]
+fn prune_keeps_the_newest_snapshot_at_or_below_before_and_what_it_names() {
+    assert_eq!(oldest_kept(&[40, 20, 10], 25), Some(20));
+    assert_eq!(oldest_kept(&[40, 20, 10], 40), Some(40));
+    assert_eq!(oldest_kept(&[40, 20], 5), None);
+    let kept_segments = BTreeSet::from([SnapshotRef { version: 10, token: 1 }, SnapshotRef { version: 20, token: 2 }]);
+    assert!(doomed('e', 19, 2, 20, &kept_segments), "a batch below the kept snapshot");
+    assert!(!doomed('e', 20, 2, 20, &kept_segments), "the kept snapshot's own batch stays (history from it)");
+    assert!(doomed('s', 10, 1, 20, &kept_segments));
+    assert!(!doomed('g', 10, 1, 20, &kept_segments), "a segment a kept snapshot names stays");
+    assert!(doomed('g', 10, 9, 20, &kept_segments), "a stale segment (another token) goes");
+    assert_eq!(parse_record_key(&batch_key("a/b", 19, 2)), Some(('e', 19, 2)));
+    assert_eq!(parse_record_key(&snapshot_key("x", 1 << 40, 7)), Some(('s', 1 << 40, 7)));
+    assert_eq!(parse_record_key(&segment_key("x", 3, 4)), Some(('g', 3, 4)));
+    assert_eq!(parse_record_key("h/x~"), None);
+}
