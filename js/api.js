@@ -19,6 +19,8 @@ export {
   UnsafeStoreError,
   StoreClosedError,
   StopRequestedError,
+  SchemaVersionError,
+  MigrationError,
 } from "./wasm/errors.js";
 
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");

@@ -33,6 +33,8 @@ export class StorageError extends AgentSessionError {}
 export class UnsafeStoreError extends AgentSessionError {}
 export class StoreClosedError extends AgentSessionError {}
 export class StopRequestedError extends AgentSessionError {}
+export class SchemaVersionError extends AgentSessionError {}
+export class MigrationError extends AgentSessionError {}
 
 define(AgentSessionError, "AgentSessionError", "AGENT_SESSION");
 /** The class of each code Rust may pass to `makeError` (exported for tests/js/types-drift.test.mjs,
@@ -52,6 +54,8 @@ export const byCode = Object.freeze({
   UNSAFE_STORE: define(UnsafeStoreError, "UnsafeStoreError", "UNSAFE_STORE"),
   STORE_CLOSED: define(StoreClosedError, "StoreClosedError", "STORE_CLOSED"),
   STOP_REQUESTED: define(StopRequestedError, "StopRequestedError", "STOP_REQUESTED"),
+  SCHEMA_VERSION: define(SchemaVersionError, "SchemaVersionError", "SCHEMA_VERSION"),
+  MIGRATION_FAILED: define(MigrationError, "MigrationError", "MIGRATION_FAILED"),
 });
 
 /** The error of class `code` with `message` and the class's extra fields. */

@@ -106,6 +106,31 @@ export interface StoreOptions {
   /** How often (ms) a holder whose `inv.signal` is in use reads the head for a stop request on a store
    * without push (KV), default 1000; IndexedDB and the same realm are told at once. */
   stopPollMs?: number;
+  /** The application's schema of its own data: sessions last committed under an older `version` are
+   * shown migrated on load (`migrate[n]` turns version n - 1 into n, per agent) and persisted by the
+   * next commit as `migrated` events; a newer one is a `SchemaVersionError`. */
+  schema?: SchemaOptions;
+}
+
+/** `StoreOptions.schema`. */
+export interface SchemaOptions {
+  /** A non-negative integer: the version this application writes. */
+  version: number;
+  /** `migrate[n]` turns data of version n - 1 into version n. */
+  migrate?: { readonly [version: number]: (data: MigrationInput) => MigrationOutput };
+}
+
+/** What a migration gets: one agent's messages and state (frozen). */
+export interface MigrationInput {
+  readonly agent: string;
+  readonly messages: readonly ReadonlyJson[];
+  readonly state: Readonly<Record<string, ReadonlyJson>>;
+}
+
+/** What a migration returns. */
+export interface MigrationOutput {
+  messages: JsonInput[];
+  state: Record<string, JsonInput>;
 }
 
 /** `StoreOptions.cache`. A session evicted from the cache is loaded again by its next async use
@@ -355,6 +380,20 @@ export interface SessionCompactedEvent extends SessionEventBase {
   readonly data: readonly ReadonlyJson[];
 }
 
+export interface SessionMigratedEvent extends SessionEventBase {
+  readonly type: "migrated";
+  readonly agent?: string;
+  readonly key?: undefined;
+  readonly reason?: undefined;
+  /** The agent's data as migrated, and the schema versions it went from and to. */
+  readonly data: {
+    readonly from: number;
+    readonly to: number;
+    readonly messages: readonly ReadonlyJson[];
+    readonly state: Readonly<Record<string, ReadonlyJson>>;
+  };
+}
+
 export type SessionEvent =
   | SessionCreatedEvent
   | SessionMessageEvent
@@ -365,7 +404,8 @@ export type SessionEvent =
   | SessionClosedEvent
   | SessionForkedEvent
   | SessionStoppedEvent
-  | SessionCompactedEvent;
+  | SessionCompactedEvent
+  | SessionMigratedEvent;
 
 export type SessionEventType = SessionEvent["type"];
 
@@ -726,7 +766,9 @@ export type ErrorCode =
   | "STORAGE"
   | "UNSAFE_STORE"
   | "STORE_CLOSED"
-  | "STOP_REQUESTED";
+  | "STOP_REQUESTED"
+  | "SCHEMA_VERSION"
+  | "MIGRATION_FAILED";
 
 /** Where a refused move started from: a session status or an invocation phase. */
 export type TransitionFrom = Status | "committing" | "committed" | "aborted" | "lease-lost";
@@ -820,4 +862,19 @@ export declare class StopRequestedError extends AgentSessionError {
   readonly reason: string;
   /** The owner name of the store that called `stop()`. */
   readonly by: string;
+}
+
+/** A session stored under a newer application schema than this store's `schema.version`. */
+export declare class SchemaVersionError extends AgentSessionError {
+  readonly code: "SCHEMA_VERSION";
+  readonly stored: number;
+  readonly supported: number;
+}
+
+/** A schema migration threw, returned what is not JSON, or is missing; nothing was written. */
+export declare class MigrationError extends AgentSessionError {
+  readonly code: "MIGRATION_FAILED";
+  readonly from: number;
+  readonly to: number;
+  readonly cause: unknown;
 }

@@ -21,3 +21,5 @@ mod lifecycle;
 mod live;
 #[path = "engine/retention.rs"]
 mod retention;
+#[path = "engine/schema.rs"]
+mod schema;

@@ -112,6 +112,18 @@ fn engine(error: EngineError) -> JsValue {
         EngineError::StoreClosed | EngineError::UnsafeStore => {
             make_error(error.code(), &error.to_string(), &JsValue::UNDEFINED)
         }
+        EngineError::SchemaVersion { stored, supported } => {
+            let extra = fields(&[("stored", (stored as f64).into()), ("supported", (supported as f64).into())]);
+            make_error("SCHEMA_VERSION", &error.to_string(), &extra)
+        }
+        EngineError::Migration { from, to, ref cause, .. } => {
+            let cause = cause
+                .as_ref()
+                .and_then(|cause| Rc::clone(cause).downcast::<JsValue>().ok())
+                .map_or(JsValue::UNDEFINED, |cause| (*cause).clone());
+            let extra = fields(&[("from", (from as f64).into()), ("to", (to as f64).into()), ("cause", cause)]);
+            make_error("MIGRATION_FAILED", &error.to_string(), &extra)
+        }
         EngineError::Evicted { max_bytes, .. } => {
             let extra = fields(&[("limit", (max_bytes as f64).into()), ("actual", 0.0.into())]);
             make_error("LIMIT_EXCEEDED", &error.to_string(), &extra)

@@ -9,6 +9,7 @@ mod invocation;
 mod live;
 mod origin;
 mod reads;
+mod schema;
 mod session;
 mod store;
 mod view;

@@ -3,7 +3,7 @@
 //! only (messages are append-only), so a read after a turn parses two messages, not all of them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -23,8 +23,9 @@ pub struct ReadCache {
     generation: Cell<u64>,
     /// Per agent: the parsed messages, their frozen copy, and the first message they were parsed
     /// from (a compaction replaces it: then they are parsed again, not grown).
-    messages: RefCell<HashMap<String, ParsedMessages>>,
-    state: RefCell<HashMap<String, (u64, JsValue)>>,
+    // Per agent; a session has few agents, so lists (one less map type in the .wasm).
+    messages: RefCell<Vec<(String, ParsedMessages)>>,
+    state: RefCell<Vec<(String, (u64, JsValue))>>,
 }
 
 /// The read cache kept with `session`'s shared view, emptied when the view was loaded anew.
@@ -58,7 +59,14 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
     let count = all.len();
     let cache = read_cache(session);
     let mut messages = cache.messages.borrow_mut();
-    let (items, frozen, first) = messages.entry(agent.to_owned()).or_insert_with(|| (Array::new(), None, None));
+    let index = match messages.iter().position(|(a, _)| a == agent) {
+        Some(index) => index,
+        None => {
+            messages.push((agent.to_owned(), (Array::new(), None, None)));
+            messages.len() - 1
+        }
+    };
+    let (items, frozen, first) = &mut messages[index].1;
     let same_start = match (first.as_ref(), all.first()) {
         (Some(cached), Some(now)) => std::rc::Rc::ptr_eq(cached, now),
         _ => items.length() == 0,
@@ -102,13 +110,17 @@ pub fn session_state(session: &Session, agent: Option<&str>) -> JsResult<JsValue
     let values = session.values(Some(agent))?;
     let cache = read_cache(session);
     let mut states = cache.state.borrow_mut();
-    if let Some((at, object)) = states.get(agent) {
+    let found = states.iter().position(|(a, _)| a == agent);
+    if let Some((_, (at, object))) = found.map(|index| &states[index]) {
         if *at == version {
             return Ok(object.clone());
         }
     }
     let object = state_object(&values)?;
-    states.insert(agent.to_owned(), (version, object.clone()));
+    match found {
+        Some(index) => states[index].1 = (version, object.clone()),
+        None => states.push((agent.to_owned(), (version, object.clone()))),
+    }
     Ok(object)
 }
 

@@ -11,7 +11,7 @@ use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
 use crate::bindings::promise;
-use crate::bindings::reads::{json_array, parse, session_messages, session_state};
+use crate::bindings::reads::{json_array, parse, session_messages, session_state, state_object};
 use crate::bindings::store::{call_listener, change_object};
 use crate::bindings::view::JsSessionView;
 use crate::core::TurnOutcome;
@@ -102,6 +102,14 @@ fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsVa
                     set("data", parse(data)?)?;
                 }
                 Event::Closed => {}
+                Event::Migrated { from, to, messages, state, .. } => {
+                    let data = Object::new();
+                    Reflect::set(&data, &"from".into(), &(*from as f64).into())?;
+                    Reflect::set(&data, &"to".into(), &(*to as f64).into())?;
+                    Reflect::set(&data, &"messages".into(), &freeze(&json_array(messages)?.into()))?;
+                    Reflect::set(&data, &"state".into(), &state_object(state)?)?;
+                    set("data", freeze(&data))?;
+                }
                 Event::Compacted { before, summary, .. } => {
                     set("before", (*before as f64).into())?;
                     set("data", freeze(&json_array(summary)?.into()))?;

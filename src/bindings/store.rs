@@ -10,6 +10,7 @@ use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
 use crate::bindings::origin::OriginLink;
 use crate::bindings::promise;
+use crate::bindings::schema::JsMigrations;
 use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
 use crate::engine::{CacheLimits, Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
@@ -101,10 +102,25 @@ pub fn build(
     config.allow_non_atomic = allow_non_atomic;
     config.live_flush_ms = options.count("liveFlushMs")?.unwrap_or(config.live_flush_ms);
     config.stop_poll_ms = options.positive("stopPollMs")?.unwrap_or(config.stop_poll_ms);
+    let schema = options.object("schema")?;
+    let migrate = schema.object("migrate")?;
+    let migrations = match schema.count("version")? {
+        Some(version) => {
+            config.schema_version = version;
+            Some(JsMigrations::new(version, &migrate)?)
+        }
+        None if options.get("schema")?.is_some() => {
+            return Err(invalid("options.schema.version", "options.schema needs { version, migrate }".into()));
+        }
+        None => None,
+    };
     let on_event = options.function("onEvent")?.map(|listener| {
         Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
     });
     let inner = SessionStore::new(backend, env, config, on_event);
+    if let Some(migrations) = migrations {
+        inner.set_migrations(Rc::new(migrations));
+    }
     inner.refuse_unsafe_backend()?;
     Ok(JsSessionStore { inner, link: None })
 }

@@ -64,6 +64,7 @@ pub fn encode_head(head: &Head) -> Vec<u8> {
     });
     w.option(head.lease.as_ref(), |w, lease| w.str(&lease.invocation));
     w.u64(head.retained);
+    w.u64(head.schema);
     w.finish()
 }
 
@@ -93,6 +94,7 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         stop: None,
         ended: None,
         retained: 0,
+        schema: 0,
     };
     let mut head = head;
     if !r.at_end() {
@@ -109,6 +111,9 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         }
         if !r.at_end() {
             head.retained = r.u64()?;
+        }
+        if !r.at_end() {
+            head.schema = r.u64()?;
         }
     }
     r.end()?;
@@ -295,6 +300,7 @@ const EVENT_CLOSED: u8 = 6;
 const EVENT_FORKED: u8 = 7;
 const EVENT_STOPPED: u8 = 8;
 const EVENT_COMPACTED: u8 = 9;
+const EVENT_MIGRATED: u8 = 10;
 
 /// Appends `value` as an unsigned LEB128 varint (the integers of every record, and of the host KV
 /// store's chunk manifests).
@@ -423,6 +429,21 @@ impl Writer {
                 self.u64(summary.len() as u64);
                 for message in summary {
                     self.str(message);
+                }
+            }
+            Event::Migrated { agent, from, to, messages, state } => {
+                self.u8(EVENT_MIGRATED);
+                self.str(agent);
+                self.u64(*from);
+                self.u64(*to);
+                self.u64(messages.len() as u64);
+                for message in messages {
+                    self.str(message);
+                }
+                self.u64(state.len() as u64);
+                for (key, value) in state {
+                    self.str(key);
+                    self.str(value);
                 }
             }
             Event::Stopped { reason, by, outcome } => {
@@ -563,6 +584,13 @@ impl<'a> Reader<'a> {
             EVENT_COMPACTED => {
                 Event::Compacted { agent: self.string()?, before: self.u64()?, summary: self.list(Reader::json)? }
             }
+            EVENT_MIGRATED => Event::Migrated {
+                agent: self.string()?,
+                from: self.u64()?,
+                to: self.u64()?,
+                messages: self.list(Reader::json)?,
+                state: self.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect(),
+            },
             EVENT_STOPPED => {
                 let (reason, by) = (self.string()?, self.string()?);
                 let outcome = TurnOutcome::from_byte(self.u8()?).ok_or_else(|| self.corrupt("unknown turn outcome"))?;

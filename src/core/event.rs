@@ -41,6 +41,16 @@ pub enum Event {
         before: u64,
         summary: Vec<Json>,
     },
+    /// The agent's data as migrated from application schema `from` to `to` (the `schema` store
+    /// option): first events of the first commit after the migration; they replace the agent's
+    /// messages and state.
+    Migrated {
+        agent: String,
+        from: u64,
+        to: u64,
+        messages: Vec<Json>,
+        state: BTreeMap<String, Json>,
+    },
     /// The turn ended because `session.stop()` was called (by the owner `by`): in the version that
     /// ended it, the holder's (`Stopped`) or the stopper's fence (`Fenced`).
     Stopped {
@@ -63,6 +73,7 @@ impl Event {
             Event::Forked { .. } => "forked",
             Event::Stopped { .. } => "stopped",
             Event::Compacted { .. } => "compacted",
+            Event::Migrated { .. } => "migrated",
         }
     }
 
@@ -71,7 +82,8 @@ impl Event {
             Event::Message { agent, .. }
             | Event::StateSet { agent, .. }
             | Event::StateDelete { agent, .. }
-            | Event::Compacted { agent, .. } => Some(agent),
+            | Event::Compacted { agent, .. }
+            | Event::Migrated { agent, .. } => Some(agent),
             _ => None,
         }
     }
@@ -88,6 +100,11 @@ impl Event {
             Event::Closed => 0,
             Event::Stopped { reason, by, .. } => text(reason) + text(by),
             Event::Compacted { agent, summary, .. } => text(agent) + summary.iter().map(|m| text(m)).sum::<usize>(),
+            Event::Migrated { agent, messages, state, .. } => {
+                text(agent)
+                    + messages.iter().map(|m| text(m)).sum::<usize>()
+                    + state.iter().map(|(k, v)| text(k) + text(v)).sum::<usize>()
+            }
         }
     }
 }
@@ -126,6 +143,13 @@ impl SessionState {
                 let agent_state = self.agent_mut(agent);
                 let cut = (*before).min(agent_state.messages.len() as u64) as usize;
                 agent_state.messages.splice(..cut, summary.iter().cloned());
+                agent_state.compactions += 1;
+            }
+            Event::Migrated { agent, messages, state, .. } => {
+                let agent_state = self.agent_mut(agent);
+                agent_state.messages.clone_from(messages);
+                agent_state.state.clone_from(state);
+                // Its messages were replaced, as by a compaction (snapshots start their segments again).
                 agent_state.compactions += 1;
             }
             Event::Interrupt { .. }

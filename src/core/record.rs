@@ -140,6 +140,9 @@ pub struct Head {
     pub ended: Option<TurnEnd>,
     /// The oldest version still readable (`prune`): `at()` and `history()` below it are refused.
     pub retained: u64,
+    /// The application schema version the session was last committed under (`schema` option; 0
+    /// without one).
+    pub schema: u64,
 }
 
 impl Head {
@@ -161,6 +164,7 @@ impl Head {
             stop: None,
             ended: None,
             retained: 0,
+            schema: 0,
         }
     }
 

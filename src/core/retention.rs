@@ -1,8 +1,6 @@
 //! Retention (`session.prune({ before })`): which version stays the oldest readable one, and which
 //! records only older versions needed. Pure: the engine lists the keys and deletes what this says.
 
-use std::collections::BTreeSet;
-
 use crate::core::error::CoreError;
 use crate::core::guard::release;
 use crate::core::record::{Head, SnapshotRef};
@@ -17,7 +15,7 @@ pub fn oldest_kept(snapshots: &[u64], before: u64) -> Option<u64> {
 /// Whether a record (`kind` `e` batch, `s` snapshot, `g` segment, at `version`) is needed by no
 /// version from `kept` on: batches and snapshots below it, and segments below it that no kept
 /// snapshot names.
-pub fn doomed(kind: char, version: u64, token: u64, kept: u64, kept_segments: &BTreeSet<SnapshotRef>) -> bool {
+pub fn doomed(kind: char, version: u64, token: u64, kept: u64, kept_segments: &[SnapshotRef]) -> bool {
     version < kept && (kind != 'g' || !kept_segments.contains(&SnapshotRef { version, token }))
 }
 

@@ -23,7 +23,7 @@ pub fn next_snapshot(
     // Segments hold messages as appended; once a compaction replaced some (in this commit, or since
     // the previous snapshot's segments were written), the list starts again with the compacted view.
     let compactions = |s: &SessionState, agent: &str| s.agent(agent).map_or(0, |a| a.compactions);
-    let compacted = events.iter().any(|event| matches!(event, Event::Compacted { .. }))
+    let compacted = events.iter().any(|event| matches!(event, Event::Compacted { .. } | Event::Migrated { .. }))
         || previous.is_some_and(|p| {
             state.agents.keys().any(|agent| compactions(&p.state, agent) != compactions(state, agent))
         });
@@ -51,13 +51,17 @@ pub fn next_snapshot(
     }
     let mut counts: BTreeMap<String, u64> =
         state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
-    let mut appended: BTreeMap<&str, Vec<crate::core::Json>> = BTreeMap::new();
+    // Few agents: a list (one less map type in the .wasm).
+    let mut appended: Vec<(&str, Vec<crate::core::Json>)> = Vec::new();
     for event in events {
         match event {
             Event::Message { agent, data } => {
                 *counts.entry(agent.clone()).or_default() += 1;
                 after.agents.entry(agent.clone()).or_default();
-                appended.entry(agent).or_default().push(data.clone());
+                match appended.iter_mut().find(|(a, _)| a == agent) {
+                    Some((_, messages)) => messages.push(data.clone()),
+                    None => appended.push((agent, vec![data.clone()])),
+                }
             }
             other => after.apply(other),
         }
@@ -74,7 +78,7 @@ pub fn next_snapshot(
     for agent in counts.keys() {
         // Every committed message past the covered ones, then every message this commit appends.
         let mut messages: Vec<crate::core::Json> = committed(agent)[covered(agent)..].to_vec();
-        messages.extend(appended.get(agent.as_str()).into_iter().flatten().cloned());
+        messages.extend(appended.iter().filter(|(a, _)| a == agent).flat_map(|(_, m)| m.iter().cloned()));
         if !messages.is_empty() {
             segment_agents.push((agent.clone(), messages));
         }

@@ -10,8 +10,6 @@
 //! - Bedrock and Strands content blocks: `toolUse.toolUseId` / `toolResult.toolUseId`
 //! - LangChain messages: `tool_calls[].id` / `tool_call_id`, plain or serialized under `kwargs`
 
-use std::collections::BTreeSet;
-
 use crate::core::error::CoreError;
 use crate::core::record::Json;
 
@@ -19,7 +17,8 @@ use crate::core::record::Json;
 /// id called before the cut and answered after it is a `ValidationError` (path `before`) naming it.
 pub fn check_cut(messages: &[Json], before: usize) -> Result<(), CoreError> {
     let before = before.min(messages.len());
-    let mut called = BTreeSet::new();
+    // A list, not a set: a handful of ids, and one less collection type in the .wasm.
+    let mut called: Vec<String> = Vec::new();
     for text in &messages[..before] {
         let (calls, _) = tool_ids(text);
         called.extend(calls);

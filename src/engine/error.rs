@@ -27,6 +27,12 @@ pub enum EngineError {
     /// cache limits (or freed on dispose or close).
     #[error("the cached view of session \"{id}\" was freed (this store's cache keeps at most {max_sessions} sessions and {max_bytes} bytes, least recently used first, or the session was disposed); await session.refresh() or begin a turn to load it again, or raise the cache option's limits")]
     Evicted { id: String, max_sessions: usize, max_bytes: u64 },
+    /// The session was committed under a newer application schema than this store's.
+    #[error("this session was written under application schema {stored}, and this store supports up to {supported}; upgrade the application (its schema option) to read it; nothing was written")]
+    SchemaVersion { stored: u64, supported: u64 },
+    /// A migration of the application's data threw, returned what is not JSON, or is missing.
+    #[error("migrating the session's data from schema {from} to {to} failed: {message}; nothing was written and the stored data is intact")]
+    Migration { from: u64, to: u64, message: String, cause: Option<std::rc::Rc<dyn std::any::Any>> },
 }
 
 impl EngineError {
@@ -39,6 +45,8 @@ impl EngineError {
             EngineError::Evicted { .. } => "LIMIT_EXCEEDED",
             EngineError::StoreClosed => "STORE_CLOSED",
             EngineError::UnsafeStore => "UNSAFE_STORE",
+            EngineError::SchemaVersion { .. } => "SCHEMA_VERSION",
+            EngineError::Migration { .. } => "MIGRATION_FAILED",
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::engine::cache::events_bytes;
 use crate::engine::error::EngineResult;
 use crate::engine::live::{Emitted, LiveLog};
 use crate::engine::load;
+use crate::engine::schema;
 use crate::engine::session::Session;
 use crate::engine::store::{Change, StoreEvent};
 use crate::engine::EngineError;
@@ -548,7 +549,15 @@ impl Invocation {
                 guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), self.snapshot_every())?;
             live::note_flushes(&mut committed.head, self.token, self.live.flushes());
             let new_version = committed.head.version;
-            let mut batch_events = events.to_vec();
+            // The first commit after a migration on load persists the migrated data first.
+            let supported = config.schema_version;
+            let mut batch_events = if head.schema < supported {
+                committed.head.schema = supported;
+                schema::migrated_events(&*self.session.state()?, head.schema, supported)
+            } else {
+                Vec::new()
+            };
+            batch_events.extend_from_slice(events);
             if let Some(stop) = &committed.stopped {
                 batch_events.push(Event::Stopped {
                     reason: stop.reason.clone(),
@@ -572,7 +581,7 @@ impl Invocation {
                 commits.push(self.token);
                 let state = self.session.state()?;
                 let (segment, next) =
-                    next_snapshot(&state, events, previous.as_deref(), new_version, self.token, commits);
+                    next_snapshot(&state, &batch.events, previous.as_deref(), new_version, self.token, commits);
                 if let Some(segment) = segment {
                     records.push((keys::segment_key(id, new_version, self.token), codec::encode_segment(&segment)));
                 }
@@ -808,9 +817,15 @@ impl Session {
     /// Takes a head this store just wrote (and the events it committed) into the cached view.
     pub(crate) fn apply_commit(&self, head: Head, version: Version, events: &[Event]) {
         let mut view = self.slot.view.borrow_mut();
+        let from = view.head.schema;
         let added = match view.state.as_mut() {
-            Some(state) if !events.is_empty() => {
-                Rc::make_mut(state).apply_all(events);
+            Some(state) if !events.is_empty() || from < head.schema => {
+                let state = Rc::make_mut(state);
+                // A commit that persisted a migrated view began its batch with `migrated` events.
+                if from < head.schema {
+                    state.apply_all(&schema::migrated_events(state, from, head.schema));
+                }
+                state.apply_all(events);
                 events_bytes(events)
             }
             _ => 0,

@@ -7,6 +7,7 @@ mod invocation;
 mod live;
 mod load;
 mod retention;
+mod schema;
 mod session;
 mod store;
 
@@ -15,6 +16,7 @@ pub use error::EngineError;
 pub use invocation::{Invocation, Signal};
 pub use live::{Emitted, LiveFollow, StopResult};
 pub use load::HistoryEvent;
+pub use schema::{Migrate, MigrationFailure};
 pub use session::{BeginOptions, InvokeError, Session, SessionView};
 pub use store::{Change, Config, Env, EventHook, OpenOptions, SessionInfo, SessionStore, StoreEvent};
 

@@ -2,7 +2,6 @@
 //! version), then the records only older versions needed are deleted. The rules are in
 //! `core/retention.rs`; this file reads the snapshot chain, writes and deletes.
 
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::core::guard::Intent;
@@ -71,7 +70,7 @@ impl Session {
         let Some(kept) = retention::oldest_kept(&versions, before).filter(|kept| *kept > head.retained) else {
             return Ok(0);
         };
-        let kept_segments: BTreeSet<SnapshotRef> = chain
+        let kept_segments: Vec<SnapshotRef> = chain
             .iter()
             .filter(|(version, _)| *version >= kept)
             .flat_map(|(_, segments)| segments.iter().copied())

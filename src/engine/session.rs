@@ -15,6 +15,7 @@ use crate::engine::cache::{events_bytes, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
+use crate::engine::schema;
 use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
 use crate::store::{Decision, Entry, Expect, Put, Version};
@@ -205,8 +206,12 @@ impl Session {
     /// the view is checked again after them (another `Session` of the id may have moved it).
     pub(crate) async fn catch_up(&self, head: Head, version: Version) -> EngineResult<()> {
         let (cache, store) = (&self.shared.cache, &*self.shared.store);
+        let supported = self.shared.config.schema_version;
+        // A session of an older application schema is loaded whole and shown migrated.
+        let migrating = schema::needs_migration(&head, supported)?;
         loop {
             let (from, generation, extendable) = self.extendable(&head);
+            let extendable = extendable && !migrating;
             if extendable && from > head.version {
                 return Ok(()); // the view is already newer than the head read (our own commit)
             }
@@ -230,6 +235,13 @@ impl Session {
                 if now_extendable && now_from > head.version {
                     return Ok(());
                 }
+                let state = match migrating {
+                    true => {
+                        let migrate = self.shared.migrate.borrow().clone();
+                        schema::migrate_state(migrate.as_deref(), &state, head.schema, supported)?
+                    }
+                    false => state,
+                };
                 let bytes = state_bytes(&state);
                 cache.hold(&self.slot, Rc::new(state), bytes, true, self.shared.now());
                 if let Some(snapshot) = snapshot {

@@ -9,6 +9,7 @@ use crate::core::limits::Limits;
 use crate::core::{codec, keys, limits, CoreError, Head, Json, Status};
 use crate::engine::cache::{Cache, CacheLimits};
 use crate::engine::error::EngineResult;
+use crate::engine::schema::Migrate;
 use crate::engine::session::Session;
 use crate::engine::EngineError;
 use crate::store::{Expect, LocalBoxFuture, Store, StoreError};
@@ -66,6 +67,8 @@ pub struct Config {
     pub live_flush_ms: u64,
     /// How often a holder whose `signal` is watched reads the head for a stop request (`stopPollMs`).
     pub stop_poll_ms: u64,
+    /// The application schema version (`schema.version`; 0 without one).
+    pub schema_version: u64,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             allow_non_atomic: false,
             live_flush_ms: 50,
             stop_poll_ms: 1000,
+            schema_version: 0,
         }
     }
 }
@@ -148,6 +152,8 @@ pub(crate) struct Shared {
     /// One shared, bounded view per session id: what `open` validates against the head instead of
     /// loading the session again, and what a change made elsewhere refreshes.
     pub cache: Cache,
+    /// The host's migrations of the application's data (`schema.migrate`).
+    pub migrate: RefCell<Option<Rc<dyn Migrate>>>,
 }
 
 impl Shared {
@@ -234,12 +240,18 @@ impl SessionStore {
             cache,
             next_listener: Cell::new(0),
             closed: Cell::new(false),
+            migrate: RefCell::new(None),
         };
         SessionStore { shared: Rc::new(shared) }
     }
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Sets the migrations that bring sessions of older schemas to `config.schema_version`.
+    pub fn set_migrations(&self, migrate: Rc<dyn Migrate>) {
+        *self.shared.migrate.borrow_mut() = Some(migrate);
     }
 
     pub fn instance(&self) -> &str {
@@ -280,6 +292,7 @@ impl SessionStore {
                 options.metadata.clone(),
             );
             head.last_token = guard::first_token(random_u32(&*shared.env));
+            head.schema = shared.config.schema_version;
             if let Some(version) = shared.store.put(&head_key, crate::engine::head_value(&head), Expect::Absent).await?
             {
                 let slot = shared.cache.slot(id, head.clone(), version.clone());

@@ -376,6 +376,7 @@ fn head() -> impl Strategy<Value = Head> {
                 stop: None,
                 ended: None,
                 retained: 0,
+                schema: 0,
             },
         )
 }

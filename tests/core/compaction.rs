@@ -1,8 +1,6 @@
 //! Compaction in the core: the tool-pair rule on message shapes taken from each format's own types
 //! or docs, the fold of a `compacted` event, the snapshot after one, and the retention rules.
 
-use std::collections::BTreeSet;
-
 use agent_session::core::keys::{batch_key, parse_record_key, segment_key, snapshot_key};
 use agent_session::core::retention::{doomed, oldest_kept};
 use agent_session::core::snapshot::next_snapshot;
@@ -158,7 +156,7 @@ fn prune_keeps_the_newest_snapshot_at_or_below_before_and_what_it_names() {
     assert_eq!(oldest_kept(&[40, 20, 10], 25), Some(20));
     assert_eq!(oldest_kept(&[40, 20, 10], 40), Some(40));
     assert_eq!(oldest_kept(&[40, 20], 5), None);
-    let kept_segments = BTreeSet::from([SnapshotRef { version: 10, token: 1 }, SnapshotRef { version: 20, token: 2 }]);
+    let kept_segments = [SnapshotRef { version: 10, token: 1 }, SnapshotRef { version: 20, token: 2 }];
     assert!(doomed('e', 19, 2, 20, &kept_segments), "a batch below the kept snapshot");
     assert!(!doomed('e', 20, 2, 20, &kept_segments), "the kept snapshot's own batch stays (history from it)");
     assert!(doomed('s', 10, 1, 20, &kept_segments));

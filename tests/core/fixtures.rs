@@ -48,6 +48,7 @@ pub fn full_head() -> Head {
         stop: Some(StopRequest { token: 77, reason: "user pressed stop".into(), by: "tab é".into(), at: T0 + 1 }),
         ended: Some(TurnEnd { token: 76, outcome: TurnOutcome::Fenced, invocation: "inv-76".into(), flushes: None }),
         retained: 120,
+        schema: 3,
     }
 }
 
@@ -67,6 +68,13 @@ pub fn every_event() -> Vec<Event> {
         Event::Closed,
         Event::Forked { data: json(r#"{"from":"a/b%c","version":3}"#) },
         Event::Compacted { agent: "planner".into(), before: 12, summary: vec![json(r#"{"role":"system"}"#), json("")] },
+        Event::Migrated {
+            agent: "default".into(),
+            from: 1,
+            to: 3,
+            messages: vec![json(r#"{"v":3}"#)],
+            state: [("k".to_owned(), json("null"))].into_iter().collect(),
+        },
         Event::Stopped { reason: "user pressed stop ⏹".into(), by: "tab\u{0}2".into(), outcome: TurnOutcome::Fenced },
     ]
 }

@@ -6,9 +6,10 @@ import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
 
-// Live turns (follow, stop, emit) took it from 160,705 to 176,304 bytes; compaction and prune to
-// 194,931, and one shared future-to-promise glue for every async method back to 188,701.
-const BUDGET_GZIPPED = 192_000;
+// Live turns (follow, stop, emit) took it from 160,705 to 176,304 bytes; compaction, prune and schema
+// migrations to 193,656; one shared future-to-promise glue for every async method and lists instead
+// of three rarely used map and set types brought it back to 185,773.
+const BUDGET_GZIPPED = 188_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

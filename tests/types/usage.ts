@@ -22,6 +22,8 @@ import {
   StorageError,
   UnsafeStoreError,
   StopRequestedError,
+  SchemaVersionError,
+  MigrationError,
 } from "agent-session";
 import type {
   StoreOptions,
@@ -280,6 +282,12 @@ async function sessions(session: Session): Promise<void> {
         void from, at;
         break;
       }
+      case "migrated": {
+        const to: number = event.data.to;
+        const migrated: readonly ReadonlyJson[] = event.data.messages;
+        void to, migrated;
+        break;
+      }
       case "compacted": {
         const before: number = event.before;
         const summary: readonly ReadonlyJson[] = event.data;
@@ -494,7 +502,7 @@ function errors(error: unknown): void {
   assertType<Equals<UnsafeStoreError["code"], "UNSAFE_STORE">>();
   assertType<Equals<LimitExceededError["code"], "LIMIT_EXCEEDED">>();
   assertType<Equals<ValidationError["code"], "INVALID_INPUT">>();
-  assertType<Equals<SessionEvent["type"], "created" | "message" | "state.set" | "state.delete" | "interrupt" | "resume" | "closed" | "forked" | "stopped" | "compacted">>();
+  assertType<Equals<SessionEvent["type"], "created" | "message" | "state.set" | "state.delete" | "interrupt" | "resume" | "closed" | "forked" | "stopped" | "compacted" | "migrated">>();
   assertType<
     Equals<
       StoreEvent["type"],
@@ -553,3 +561,28 @@ async function liveTurns(session: Session, inv: Invocation): Promise<void> {
   void outcome;
 }
 void liveTurns;
+
+async function migrations(): Promise<void> {
+  const store = await SessionStore.memory({
+    schema: {
+      version: 2,
+      migrate: {
+        1: ({ messages, state }) => ({ messages: [...messages], state: { ...state } }),
+        2: (data) => ({ messages: data.messages.map((m) => ({ wrapped: m })), state: {} }),
+      },
+    },
+  });
+  try {
+    await store.open("x");
+  } catch (error) {
+    if (error instanceof SchemaVersionError) {
+      const stored: number = error.stored;
+      void stored;
+    } else if (error instanceof MigrationError) {
+      const from: number = error.from;
+      const cause: unknown = error.cause;
+      void from, cause;
+    }
+  }
+}
+void migrations;

@@ -1,0 +1,133 @@
+// Schema migrations of the application's own data (API.md "Schema migrations"), on the memory store
+// and on a KV store (two stores over one memoryKv: the old application and the new one): a session
+// written under version 1 read at version 3 (two steps), persisted by the next commit as `migrated`
+// events; SchemaVersionError for a newer stored version; MigrationError for a throwing or non-JSON
+// migration, with nothing written.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SessionStore, SchemaVersionError, MigrationError, ValidationError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+
+const migrate = {
+  2: ({ messages, state }) => ({ messages: messages.map((m) => ({ content: m.text })), state }),
+  3: ({ agent, messages, state }) => ({ messages, state: { ...state, count: messages.length, agent } }),
+};
+
+/** Two stores (the application at schema `a`, then at schema `b`) over one backend. */
+async function backends() {
+  const kv = memoryKv();
+  return [
+    ["kv", (schema) => SessionStore.kv(kv, { schema })],
+    // One memory store cannot be reopened: the same store object serves both schemas' reads
+    // through a kv over memoryKv, so the memory store is checked on its own below.
+  ];
+}
+
+async function snapshotOf(kv) {
+  const keys = [];
+  let cursor;
+  do {
+    const page = await kv.list("", { cursor });
+    keys.push(...page.keys);
+    cursor = page.cursor;
+  } while (cursor);
+  const values = await Promise.all(keys.map((key) => kv.get(key)));
+  return JSON.stringify(keys.map((key, i) => [key, values[i]?.version]));
+}
+
+test("a session written under schema 1 is read at schema 3 (two steps) and persisted by the next commit", async () => {
+  for (const [name, store] of await backends()) {
+    const v1 = await store({ version: 1 });
+    const old = await v1.open("s");
+    await old.invoke((inv) => {
+      inv.appendMessage({ text: "hi" });
+      inv.appendMessage({ text: "there" }, { agent: "helper" });
+      inv.setState("n", 1);
+    });
+    const v3 = await store({ version: 3, migrate });
+    const now = await v3.open("s");
+    assert.deepEqual(now.messages(), [{ content: "hi" }], name);
+    assert.deepEqual(now.state(), { n: 1, count: 1, agent: "default" });
+    assert.deepEqual(now.messages({ agent: "helper" }), [{ content: "there" }]);
+    // Nothing written by the read: the old application still reads its data.
+    assert.deepEqual((await (await store({ version: 1 })).open("s")).messages(), [{ text: "hi" }]);
+    const version = await now.invoke(async (inv) => {
+      inv.appendMessage({ content: "again" });
+      return inv.session.version;
+    });
+    const events = await now.history({ from: version + 1 });
+    assert.deepEqual(
+      events.map((e) => [e.type, e.agent]),
+      [["migrated", "default"], ["migrated", "helper"], ["message", "default"]],
+    );
+    assert.deepEqual(events[0].data, { from: 1, to: 3, messages: [{ content: "hi" }], state: { n: 1, count: 1, agent: "default" } });
+    // A fresh store at 3 loads it without running the migrations again.
+    const throwing = { 2: () => { throw new Error("must not run"); }, 3: () => { throw new Error("must not run"); } };
+    const fresh = await (await store({ version: 3, migrate: throwing })).open("s");
+    assert.deepEqual(fresh.messages(), [{ content: "hi" }, { content: "again" }]);
+    // History keeps the originals.
+    assert.deepEqual((await fresh.at(version)).messages(), [{ text: "hi" }]);
+  }
+});
+
+test("a session of a newer schema is a SchemaVersionError and a failing migration a MigrationError; nothing is written", async () => {
+  const kv = memoryKv();
+  const v2 = await SessionStore.kv(kv, { schema: { version: 2 } });
+  await (await v2.open("new")).invoke((inv) => inv.appendMessage("x"));
+  const before = await snapshotOf(kv);
+  const v1 = await SessionStore.kv(kv, { schema: { version: 1 } });
+  await assert.rejects(v1.open("new"), (error) => {
+    assert.ok(error instanceof SchemaVersionError);
+    assert.equal(error.code, "SCHEMA_VERSION");
+    assert.deepEqual([error.stored, error.supported], [2, 1]);
+    assert.match(error.message, /upgrade/);
+    return true;
+  });
+  const old = await SessionStore.kv(kv);
+  await (await old.open("old")).invoke((inv) => inv.appendMessage({ text: "a" }));
+  const withOld = await snapshotOf(kv);
+  assert.notEqual(withOld, before);
+  const boom = new Error("boom");
+  const cases = [
+    [{ 1: () => { throw boom; } }, (e) => e.cause === boom],
+    [{ 1: () => ({ messages: [() => 1], state: {} }) }, (e) => /not JSON/.test(e.message)],
+    [{ 1: () => ({ messages: [], state: { bad: 1n } }) }, (e) => /not JSON/.test(e.message)],
+    [{ 1: () => "nothing" }, (e) => /must return/.test(e.message)],
+    [{}, (e) => /not given/.test(e.message)],
+  ];
+  for (const [steps, check] of cases) {
+    const store = await SessionStore.kv(kv, { schema: { version: 1, migrate: steps } });
+    await assert.rejects(store.open("old"), (error) => {
+      assert.ok(error instanceof MigrationError, String(error));
+      assert.equal(error.code, "MIGRATION_FAILED");
+      assert.deepEqual([error.from, error.to], [0, 1]);
+      assert.ok(check(error), error.message);
+      return true;
+    });
+    // A begin refuses the same way and leaves no lease behind.
+    const session = await (await SessionStore.kv(kv)).open("old");
+    await assert.rejects(
+      (async () => {
+        const s = await store.open("old").catch(() => null);
+        if (s) await s.begin();
+        else throw new MigrationError("open refused", {});
+      })(),
+      MigrationError,
+    );
+    await (await session.begin()).abort();
+  }
+  // The refused opens wrote nothing; the begins that were let through (schema 0 store) only moved the head.
+  const after = JSON.parse(await snapshotOf(kv)).map(([key]) => key);
+  assert.deepEqual(after, JSON.parse(withOld).map(([key]) => key), "no record was added or removed");
+});
+
+test("the schema option is validated", async () => {
+  await assert.rejects(SessionStore.memory({ schema: { version: -1 } }), ValidationError);
+  await assert.rejects(SessionStore.memory({ schema: { version: 1, migrate: { 1: "not a function" } } }), ValidationError);
+  await assert.rejects(SessionStore.memory({ schema: {} }), ValidationError);
+  // A memory store at a schema creates sessions at it: nothing to migrate.
+  const store = await SessionStore.memory({ schema: { version: 4, migrate: { 4: () => { throw new Error("no"); } } } });
+  const session = await store.open("m");
+  await session.invoke((inv) => inv.appendMessage(1));
+  assert.deepEqual((await store.open("m")).messages(), [1]);
+});
