@@ -1,6 +1,6 @@
 // The public API: the wasm-bindgen classes and the error classes, plus the two members that a
 // wasm-bindgen class cannot declare itself (a Symbol-named method, and a method resolving to `this`).
-import { Invocation, Session } from "./wasm/agent_session.js";
+import { Invocation, Session, SessionStore } from "./wasm/agent_session.js";
 
 export { SessionStore, Session, Invocation } from "./wasm/agent_session.js";
 export {
@@ -74,5 +74,27 @@ async function* followEvents(follower, signal) {
     }
   } finally {
     follower.free();
+  }
+}
+
+const storeExporter = SessionStore.prototype.export;
+Object.defineProperty(SessionStore.prototype, "export", {
+  value: function (options) {
+    // Validates options now; one session is read (and freed) per step.
+    return exportSessions(storeExporter.call(this, options));
+  },
+  configurable: true,
+  writable: true,
+});
+
+async function* exportSessions(exporter) {
+  try {
+    for (;;) {
+      const next = await exporter.next();
+      if (next === null) return;
+      yield next;
+    }
+  } finally {
+    exporter.free();
   }
 }

@@ -572,6 +572,33 @@ export interface CompactOptions {
   force?: boolean;
 }
 
+/** What `session.export()` gives and `store.import()` takes: plain JSON (`JSON.stringify` of it is
+ * the file format). An export of an encrypted store is plaintext: protect the file. */
+export interface SessionExport {
+  format: "agent-session.export/1";
+  id: string;
+  version: number;
+  status: Status;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number | null;
+  metadata: Json;
+  /** The whole retained history, in commit order. */
+  events: SessionEvent[];
+}
+
+/** `store.import()` options. */
+export interface ImportOptions {
+  /** Import under this id instead of the export's own. */
+  id?: string;
+}
+
+/** `store.export()` options. */
+export interface ExportOptions {
+  /** Only the sessions whose id starts with this. */
+  prefix?: string;
+}
+
 /** `session.prune()` options. */
 export interface PruneOptions {
   /** The versions from this one on stay readable and unchanged; older ones may go. */
@@ -653,6 +680,12 @@ export declare class SessionStore {
   onChange(listener: (change: StoreChange) => void): () => void;
   /** What the cache holds now (bytes approximate). */
   cacheUsage(): CacheUsage;
+  /** Writes an export as a new session: same versions, history, messages, state, status and pending
+   * interrupt, never a lease. An existing id is a `ValidationError` (path `id`); a malformed export a
+   * `ValidationError` or `LimitExceededError` naming the path, with nothing written. */
+  import(data: SessionExport, options?: ImportOptions): Promise<Session>;
+  /** Every session (whose id starts with `prefix`), one export at a time: a backup. */
+  export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
   /** Refuses further use and frees every cached session view at once. */
   close(): Promise<void>;
 }
@@ -699,6 +732,8 @@ export declare class Session {
    * `before` the latest version, after writing a snapshot of it); resolves to how many records went.
    * `at()` and `history()` of a pruned version are a `NotFoundError` saying so. */
   prune(options: PruneOptions): Promise<number>;
+  /** The session's retained history and facts as plain JSON (`agent-session.export/1`). */
+  export(): Promise<SessionExport>;
   /** Frees the store's cached view of this session now (a running invocation keeps it); every
    * `Session` object of the id loads it again on its next async use. Same as `dispose()`. */
   [Symbol.dispose](): void;

@@ -12,6 +12,7 @@ mod reads;
 mod schema;
 mod session;
 mod store;
+mod transfer;
 mod view;
 
 /// The Promise of an async binding. Every async method goes through this one non-generic call, so

@@ -64,7 +64,7 @@ fn version_option(options: &Options, key: &str) -> JsResult<Option<u64>> {
     options.get(key)?.map(|v| to_count(&v, &options.path(key))).transpose()
 }
 
-fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsValue> {
+pub(crate) fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> JsResult<JsValue> {
     let object = Object::new();
     let set = |key: &str, value: JsValue| -> JsResult<()> {
         if !value.is_undefined() {

@@ -18,7 +18,7 @@ use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, Store
 
 #[wasm_bindgen(js_name = SessionStore)]
 pub struct JsSessionStore {
-    inner: SessionStore,
+    pub(crate) inner: SessionStore,
     /// The Web Lock and BroadcastChannel of a browser-shared backend (IndexedDB).
     link: Option<OriginLink>,
 }

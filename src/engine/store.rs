@@ -249,6 +249,10 @@ impl SessionStore {
         &self.shared.config
     }
 
+    pub(crate) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+
     /// Sets the migrations that bring sessions of older schemas to `config.schema_version`.
     pub fn set_migrations(&self, migrate: Rc<dyn Migrate>) {
         *self.shared.migrate.borrow_mut() = Some(migrate);
@@ -466,7 +470,7 @@ const LIST_PAGE: usize = 100;
 const LIST_PAGE_MAX: usize = 1000;
 
 /// 32 random bits from the host.
-fn random_u32(env: &dyn Env) -> u32 {
+pub(crate) fn random_u32(env: &dyn Env) -> u32 {
     let mut bytes = [0u8; 4];
     env.fill_random(&mut bytes);
     u32::from_le_bytes(bytes)

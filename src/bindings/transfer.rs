@@ -1,0 +1,310 @@
+//! `session.export()` and `store.import()`: the export's JSON form in and out. Every shape check
+//! names the path; the engine checks order, versions and limits, and writes nothing on a refusal.
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::bindings::convert::{to_count, to_json, to_name, to_text, Options};
+use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::host::freeze;
+use crate::bindings::promise;
+use crate::bindings::reads::parse;
+use crate::bindings::session::{history_object, JsSession};
+use crate::bindings::store::JsSessionStore;
+use crate::core::{Event, Json, Status, TurnOutcome, DEFAULT_AGENT};
+use crate::engine::{HistoryEvent, SessionExport};
+
+/// The `format` of every export this build writes and reads.
+const FORMAT: &str = "agent-session.export/1";
+
+fn set(object: &Object, key: &str, value: JsValue) -> JsResult<()> {
+    Reflect::set(object, &JsValue::from_str(key), &value).map(|_| ())
+}
+
+fn export_object(export: &SessionExport) -> JsResult<JsValue> {
+    let object = Object::new();
+    set(&object, "format", FORMAT.into())?;
+    set(&object, "id", export.id.as_str().into())?;
+    set(&object, "version", (export.version as f64).into())?;
+    set(&object, "status", export.status.as_str().into())?;
+    set(&object, "createdAt", (export.created_at as f64).into())?;
+    set(&object, "updatedAt", (export.updated_at as f64).into())?;
+    set(&object, "expiresAt", export.expires_at.map_or(JsValue::NULL, |at| (at as f64).into()))?;
+    set(&object, "metadata", export.metadata.as_deref().map_or(Ok(JsValue::NULL), parse)?)?;
+    let events = Array::new();
+    for event in &export.events {
+        events.push(&history_object(event, export.metadata.as_deref())?);
+    }
+    set(&object, "events", events.into())?;
+    Ok(freeze(&object.into()))
+}
+
+/// Reads the fields of one object at `path`.
+struct Fields {
+    object: JsValue,
+    path: String,
+}
+
+impl Fields {
+    fn new(value: JsValue, path: String) -> JsResult<Fields> {
+        if !value.is_object() || Array::is_array(&value) {
+            return Err(invalid(&path, format!("{path} must be an object")));
+        }
+        Ok(Fields { object: value, path })
+    }
+
+    fn path(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
+        let value = Reflect::get(&self.object, &key.into())
+            .map_err(|_| invalid(&self.path(key), format!("{} could not be read", self.path(key))))?;
+        Ok((!value.is_undefined()).then_some(value))
+    }
+
+    fn need(&self, key: &str) -> JsResult<JsValue> {
+        self.get(key)?.ok_or_else(|| invalid(&self.path(key), format!("{} is missing", self.path(key))))
+    }
+
+    fn count(&self, key: &str) -> JsResult<u64> {
+        to_count(&self.need(key)?, &self.path(key))
+    }
+
+    fn text(&self, key: &str) -> JsResult<String> {
+        to_text(&self.need(key)?, &self.path(key))
+    }
+
+    fn json(&self, key: &str) -> JsResult<Json> {
+        to_json(&self.need(key)?, &self.path(key))
+    }
+
+    fn agent(&self) -> JsResult<String> {
+        match self.get("agent")? {
+            Some(agent) => to_name(&agent, &self.path("agent")),
+            None => Ok(DEFAULT_AGENT.to_owned()),
+        }
+    }
+
+    fn array(&self, key: &str) -> JsResult<Array> {
+        self.need(key)?.dyn_into().map_err(|_| invalid(&self.path(key), format!("{} must be an array", self.path(key))))
+    }
+
+    fn json_list(&self, key: &str) -> JsResult<Vec<Json>> {
+        let path = self.path(key);
+        self.array(key)?.iter().enumerate().map(|(i, v)| to_json(&v, &format!("{path}[{i}]"))).collect()
+    }
+}
+
+fn status_of(name: &str, path: &str) -> JsResult<Status> {
+    [Status::Idle, Status::Running, Status::Interrupted, Status::Closed, Status::Expired]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+        .ok_or_else(|| invalid(path, format!("{path} is not a status: \"{name}\"")))
+}
+
+fn event_of(value: JsValue, path: String) -> JsResult<HistoryEvent> {
+    let fields = Fields::new(value, path)?;
+    let kind = fields.text("type")?;
+    let event = match kind.as_str() {
+        "created" => None,
+        "message" => Some(Event::Message { agent: fields.agent()?, data: fields.json("data")? }),
+        "state.set" => Some(Event::StateSet {
+            agent: fields.agent()?,
+            key: to_name(&fields.need("key")?, &fields.path("key"))?,
+            data: fields.json("data")?,
+        }),
+        "state.delete" => Some(Event::StateDelete {
+            agent: fields.agent()?,
+            key: to_name(&fields.need("key")?, &fields.path("key"))?,
+        }),
+        "interrupt" => Some(Event::Interrupt { reason: fields.text("reason")?, data: fields.json("data")? }),
+        "resume" => Some(Event::Resume { data: fields.json("data")? }),
+        "closed" => Some(Event::Closed),
+        "forked" => Some(Event::Forked { data: fields.json("data")? }),
+        "stopped" => {
+            let data = Fields::new(fields.need("data")?, fields.path("data"))?;
+            let outcome = match data.text("outcome")?.as_str() {
+                "stopped" => TurnOutcome::Stopped,
+                "fenced" => TurnOutcome::Fenced,
+                other => {
+                    return Err(invalid(
+                        &data.path("outcome"),
+                        format!("{} is not \"stopped\" or \"fenced\": \"{other}\"", data.path("outcome")),
+                    ))
+                }
+            };
+            Some(Event::Stopped { reason: fields.text("reason")?, by: data.text("by")?, outcome })
+        }
+        "compacted" => Some(Event::Compacted {
+            agent: fields.agent()?,
+            before: fields.count("before")?,
+            summary: fields.json_list("data")?,
+        }),
+        "migrated" => {
+            let data = Fields::new(fields.need("data")?, fields.path("data"))?;
+            let state = Fields::new(data.need("state")?, data.path("state"))?;
+            let mut values = BTreeMap::new();
+            for entry in Object::entries(&state.object.clone().unchecked_into()).iter() {
+                let pair: Array = entry.unchecked_into();
+                let key = pair.get(0).as_string().unwrap_or_default();
+                let path = format!("{}[{key}]", state.path);
+                values.insert(key, to_json(&pair.get(1), &path)?);
+            }
+            Some(Event::Migrated {
+                agent: fields.agent()?,
+                from: data.count("from")?,
+                to: data.count("to")?,
+                messages: data.json_list("messages")?,
+                state: values,
+            })
+        }
+        other => {
+            return Err(invalid(
+                &fields.path("type"),
+                format!("{} is not an event type: \"{other}\"", fields.path("type")),
+            ))
+        }
+    };
+    let traceparent = match fields.get("traceparent")? {
+        Some(value) => Some(to_text(&value, &fields.path("traceparent"))?),
+        None => None,
+    };
+    let invocation = match fields.get("invocation")? {
+        Some(value) => to_text(&value, &fields.path("invocation"))?,
+        None => String::new(),
+    };
+    Ok(HistoryEvent { version: fields.count("version")?, at: fields.count("at")?, invocation, traceparent, event })
+}
+
+fn export_of(value: JsValue) -> JsResult<SessionExport> {
+    let fields = Fields::new(value, "data".into())?;
+    let format = fields.text("format")?;
+    if format != FORMAT {
+        return Err(invalid("data.format", format!("data.format is \"{format}\"; this build reads \"{FORMAT}\"")));
+    }
+    let metadata = match fields.get("metadata")? {
+        None => None,
+        Some(value) if value.is_null() => None,
+        Some(value) => Some(to_json(&value, "data.metadata")?),
+    };
+    let expires_at = match fields.get("expiresAt")? {
+        None => None,
+        Some(value) if value.is_null() => None,
+        Some(value) => Some(to_count(&value, "data.expiresAt")?),
+    };
+    let events = fields.array("events")?;
+    let events = events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| event_of(event, format!("data.events[{index}]")))
+        .collect::<JsResult<Vec<_>>>()?;
+    Ok(SessionExport {
+        id: to_name(&fields.need("id")?, "data.id")?,
+        version: fields.count("version")?,
+        status: status_of(&fields.text("status")?, "data.status")?,
+        created_at: fields.count("createdAt")?,
+        updated_at: fields.count("updatedAt")?,
+        expires_at,
+        metadata,
+        events,
+    })
+}
+
+#[wasm_bindgen(js_class = Session)]
+impl JsSession {
+    /// The session's retained history and facts as plain JSON (`agent-session.export/1`).
+    pub fn export(&self) -> js_sys::Promise {
+        let session = self.inner.clone();
+        promise(async move { export_object(&session.export().await?) })
+    }
+}
+
+#[wasm_bindgen(js_class = SessionStore)]
+impl JsSessionStore {
+    /// Writes an export as a new session (under `options.id` when given).
+    pub fn import(&self, data: JsValue, options: JsValue) -> js_sys::Promise {
+        let store = self.inner.clone();
+        promise(async move {
+            let options = Options::new(&options, "options")?;
+            let id = options.name("id", "options.id")?;
+            let export = export_of(data)?;
+            let session = store.import(export, id).await?;
+            Ok(JsSession::new(session, store).into())
+        })
+    }
+}
+
+/// Sessions listed at a time by `store.export()`.
+const EXPORT_PAGE: usize = 100;
+
+/// The reader behind `store.export()` (js/api.js makes it an async iterator): one session at a
+/// time, its view freed once exported, so memory follows the largest session, not the store.
+#[wasm_bindgen(js_name = StoreExporter)]
+pub struct JsStoreExporter {
+    state: std::rc::Rc<std::cell::RefCell<ExporterState>>,
+}
+
+struct ExporterState {
+    store: crate::engine::SessionStore,
+    prefix: String,
+    cursor: Option<String>,
+    pending: std::collections::VecDeque<String>,
+    done: bool,
+}
+
+#[wasm_bindgen(js_class = StoreExporter)]
+impl JsStoreExporter {
+    /// The next session's export, or `null` once every session was exported.
+    pub fn next(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        promise(async move {
+            loop {
+                let next = state.borrow_mut().pending.pop_front();
+                if let Some(id) = next {
+                    let store = state.borrow().store.clone();
+                    let session = match store.open(&id, crate::engine::OpenOptions::default()).await {
+                        Ok(session) => session,
+                        // Deleted since it was listed.
+                        Err(crate::engine::EngineError::NotFound(_)) => continue,
+                        Err(error) => return Err(error.into()),
+                    };
+                    let exported = session.export().await;
+                    session.dispose();
+                    return export_object(&exported?);
+                }
+                let (store, prefix, cursor, done) = {
+                    let state = state.borrow();
+                    (state.store.clone(), state.prefix.clone(), state.cursor.clone(), state.done)
+                };
+                if done {
+                    return Ok(JsValue::NULL);
+                }
+                let (sessions, cursor) = store.list(&prefix, cursor.as_deref(), Some(EXPORT_PAGE)).await?;
+                let mut state = state.borrow_mut();
+                state.pending.extend(sessions.into_iter().map(|info| info.id));
+                state.done = cursor.is_none();
+                state.cursor = cursor;
+            }
+        })
+    }
+}
+
+#[wasm_bindgen(js_class = SessionStore)]
+impl JsSessionStore {
+    /// The reader behind `store.export({ prefix })`; validates the options now.
+    pub fn export(&self, options: JsValue) -> JsResult<JsStoreExporter> {
+        let options = Options::new(&options, "options")?;
+        let prefix = options.string("prefix")?.unwrap_or_default();
+        let state = ExporterState {
+            store: self.inner.clone(),
+            prefix,
+            cursor: None,
+            pending: std::collections::VecDeque::new(),
+            done: false,
+        };
+        Ok(JsStoreExporter { state: std::rc::Rc::new(std::cell::RefCell::new(state)) })
+    }
+}

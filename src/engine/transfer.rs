@@ -1,0 +1,160 @@
+//! Export and import: a session's whole retained history as plain data, and a session written
+//! back from it into any store (same versions, history, messages, state, status and pending
+//! interrupt; never a lease). The bindings translate the JSON form; the checks are here.
+
+use std::rc::Rc;
+
+use crate::core::guard;
+use crate::core::lifecycle::Status;
+use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::load::{self, HistoryEvent};
+use crate::engine::session::Session;
+use crate::engine::store::{OpenOptions, SessionStore};
+use crate::store::{budget, Expect};
+
+/// A session as exported: its head's application facts and every event it still has.
+#[derive(Debug, Clone)]
+pub struct SessionExport {
+    pub id: String,
+    pub version: u64,
+    pub status: Status,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub expires_at: Option<u64>,
+    pub metadata: Option<Json>,
+    /// In commit order; version 0 is the synthesized `created` event (no `event`).
+    pub events: Vec<HistoryEvent>,
+}
+
+impl Session {
+    /// The session's retained history (from its oldest kept version) and head facts.
+    pub async fn export(&self) -> EngineResult<SessionExport> {
+        self.refresh().await?;
+        let head = self.head();
+        let events = self.history(Some(head.retained), None).await?;
+        Ok(SessionExport {
+            id: self.id().to_owned(),
+            version: head.version,
+            status: head.effective_status(self.shared.now()),
+            created_at: head.created_at,
+            updated_at: head.updated_at,
+            expires_at: head.expires_at(),
+            metadata: head.metadata.clone(),
+            events,
+        })
+    }
+}
+
+fn invalid(path: String, message: String) -> EngineError {
+    CoreError::InvalidInput { path: Some(path), message }.into()
+}
+
+impl SessionStore {
+    /// Writes `data` as a new session `id` (the export's own id when `None`). Everything is checked
+    /// before anything is written; an existing id is a `ValidationError` (path `id`).
+    pub async fn import(&self, data: SessionExport, id: Option<String>) -> EngineResult<Rc<Session>> {
+        let shared = self.shared();
+        shared.check_open()?;
+        let id = id.unwrap_or_else(|| data.id.clone());
+        limits::check_name("a session id", &id)?;
+        let config = &shared.config;
+        if data.status == Status::Running {
+            return Err(invalid(
+                "data.status".into(),
+                "an export's status is never \"running\" (it holds no lease)".into(),
+            ));
+        }
+        // Events in commit order, none above the export's version; each version's events a commit.
+        let mut batches: Vec<Vec<Event>> = vec![Vec::new(); data.version as usize];
+        let mut last = 0;
+        let mut bytes = 0u64;
+        for (index, event) in data.events.iter().enumerate() {
+            let path = format!("data.events[{index}]");
+            if event.version < last {
+                return Err(invalid(
+                    path,
+                    format!("events must be in commit order: version {} after {last}", event.version),
+                ));
+            }
+            if event.version > data.version {
+                return Err(invalid(
+                    path,
+                    format!("version {} is above the export's version {}", event.version, data.version),
+                ));
+            }
+            last = event.version;
+            let Some(inner) = &event.event else { continue };
+            if event.version == 0 {
+                return Err(invalid(path, "only the \"created\" event is at version 0".into()));
+            }
+            match inner {
+                Event::Message { data, .. } => config.limits.check_message(data.len())?,
+                Event::StateSet { data, .. } => config.limits.check_state_value(data.len())?,
+                _ => {}
+            }
+            bytes += inner.weight() as u64;
+            batches[event.version as usize - 1].push(inner.clone());
+        }
+        for events in &batches {
+            config.limits.check_commit(events.iter().map(Event::weight).sum())?;
+        }
+        budget::check("an import", bytes)?;
+        if load::read_head(&*shared.store, &id).await?.is_some() {
+            return Err(invalid(
+                "id".into(),
+                format!("a session with id \"{id}\" already exists; pass {{ id }} to import it under another one"),
+            ));
+        }
+        let now = shared.now();
+        let mut head = Head::new(
+            data.created_at,
+            None,
+            data.expires_at.map(|at| at.saturating_sub(data.created_at)),
+            data.metadata.clone(),
+        );
+        let token = guard::first_token(crate::engine::store::random_u32(&*shared.env));
+        head.last_token = token;
+        head.version = data.version;
+        head.commits = vec![token; data.version as usize];
+        head.updated_at = data.updated_at.max(data.created_at);
+        head.schema = config.schema_version;
+        head.status = data.status;
+        if data.status == Status::Interrupted {
+            head.interrupt = data.events.iter().rev().find_map(|e| match &e.event {
+                Some(Event::Interrupt { reason, data }) => {
+                    Some(Interrupt { reason: reason.clone(), payload: data.clone() })
+                }
+                _ => None,
+            });
+            if head.interrupt.is_none() {
+                return Err(invalid("data.status".into(), "status \"interrupted\" needs an interrupt event".into()));
+            }
+        }
+        let mut at_of = vec![(now, String::new(), None); data.version as usize];
+        for event in &data.events {
+            if event.version > 0 {
+                at_of[event.version as usize - 1] = (event.at, event.invocation.clone(), event.traceparent.clone());
+            }
+        }
+        let records = batches
+            .into_iter()
+            .zip(at_of)
+            .enumerate()
+            .map(|(index, (events, (at, invocation, traceparent)))| {
+                let version = index as u64 + 1;
+                let batch = Batch { version, token, at, invocation, traceparent, events };
+                (keys::batch_key(&id, version, token), codec::encode_batch(&batch))
+            })
+            .collect();
+        let head_key = keys::head_key(&id);
+        let written = shared.store.commit(records, &head_key, crate::engine::head_value(&head), Expect::Absent).await?;
+        if written.is_none() {
+            return Err(invalid(
+                "id".into(),
+                format!("a session with id \"{id}\" already exists; pass {{ id }} to import it under another one"),
+            ));
+        }
+        self.open(&id, OpenOptions::default()).await
+    }
+}
