@@ -13,8 +13,9 @@ const results = args.results ? new URL(`${args.results.replace(/\/?$/, "/")}`, `
 
 // In the order scripts/bench runs them, which is the order of RESULTS.md.
 const NAMES = ["idb", "open-by-id", "open-by-id-idb", "turn-node", "langgraph", "openai-agents", "strands", "contention",
-  "live-node", "live-redis", "live-chromium"];
+  "live-node", "live-redis", "live-chromium", "compaction-chromium"];
 const LIVE = ["live-node", "live-redis", "live-chromium"];
+const LONG = ["compaction-chromium"];
 const reports = Object.fromEntries(NAMES.map((name) => {
   const file = new URL(`${name}.json`, results);
   return [name, existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined];
@@ -144,6 +145,36 @@ ${line(["---", "---", "---:", "---", "---:", "---"])}
 ${rows.map(line).join("\n")}`;
 }
 
+// ---- Long sessions: the headline figures of bench/compaction-chromium.mjs, after ÷ before
+function longSummary() {
+  const data = reports["compaction-chromium"]?.data;
+  const rows = [];
+  if (data) {
+    const [before, , compacted, pruned] = data.rows;
+    const int = (x) => (x === undefined ? "-" : x.toLocaleString("en-US"));
+    // Ratios far below 1 keep two significant digits.
+    const r = (a, b) => (a !== undefined && b ? (a / b >= 1 ? rx(a, b) : a / b >= 0.01 ? (a / b).toFixed(3) : (a / b).toExponential(1)) : "-");
+    const add = (figure, get, format) => rows.push([figure, format(get(before)), format(get(compacted)), format(get(pruned)),
+      r(get(compacted), get(before)), r(get(pruned), get(before))]);
+    add("stored bytes (the session's IndexedDB records, key + record bytes)", (r) => r.bytes, int);
+    add("snapshot bytes (records under s/ and g/)", (r) => r.snapshotBytes, int);
+    add("records", (r) => r.records, int);
+    add("cold load, median ms (a new store opening the session and reading messages())", (r) => r.loadMedianMs, fx);
+    rows.push(["messages", int(before.messages), int(compacted.messages), int(pruned.messages), r(compacted.messages, before.messages), r(pruned.messages, before.messages)]);
+  }
+  const d = data ?? {};
+  return `## Long sessions
+
+The headline figures of bench/compaction-chromium.mjs (headless Chromium, IndexedDB): a session of
+${(d.turns * d.perTurn || 0).toLocaleString("en-US")} messages (${(d.turns ?? 0).toLocaleString("en-US")} turns of ${d.perTurn ?? "-"}), then compacted to ${d.keep ?? "-"} messages in one turn, then pruned with
+\`prune({ before: latest })\` (API.md "Compaction and retention"). The baseline of each ratio is the same figure
+before the compaction, in the same run.
+
+${line(["figure", "before", "compacted", "compacted and pruned", "compacted ÷ before", "pruned ÷ before"])}
+${line(["---", "---:", "---:", "---:", "---:", "---:"])}
+${rows.map(line).join("\n")}`;
+}
+
 // ---- RESULTS.md
 const wasm = readFileSync(new URL("../js/wasm/agent_session_bg.wasm", bench));
 const chromium = NAMES.map((name) => reports[name]?.chromium).find(Boolean);
@@ -167,7 +198,8 @@ here is a pass/fail threshold.
   (Dexie is not measured: it is not a dependency of this repository); in Node, @openai/agents'
   MemorySession, LangGraph's MemorySaver and Strands' SessionManager over InMemoryStorage; for live turns,
   hand-written relays and stops with the same flush and poll rules (in-process, Redis PUBLISH/SUBSCRIBE and
-  GET polling, BroadcastChannel).
+  GET polling, BroadcastChannel); for long sessions, the same session before its compaction and a new session
+  of as many messages as the compacted view.
 
 ${charts.join("\n\n")}
 
@@ -181,9 +213,11 @@ ${[
 ].join("\n")}
 
 ${[
-  ...NAMES.filter((name) => reports[name] && !LIVE.includes(name)).map((name) => section(reports[name])),
+  ...NAMES.filter((name) => reports[name] && !LIVE.includes(name) && !LONG.includes(name)).map((name) => section(reports[name])),
   ...(LIVE.some((name) => reports[name]) ? [liveSummary()] : []),
   ...LIVE.filter((name) => reports[name]).map((name) => section(reports[name])),
+  ...(LONG.some((name) => reports[name]) ? [longSummary()] : []),
+  ...LONG.filter((name) => reports[name]).map((name) => section(reports[name])),
 ].join("\n\n")}
 `;
 writeFileSync(new URL("RESULTS.md", bench), markdown);

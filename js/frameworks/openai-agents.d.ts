@@ -24,6 +24,13 @@ export interface AgentSessionItemsOptions {
   agent?: string;
   /** For the writes made outside `guard` (default "reject": fail fast with `ConcurrencyError`). */
   onBusy?: BeginOptions["onBusy"];
+  /**
+   * Whether `clearSession` and `replaceHistoryWithCompaction` compact the log with `inv.compact`
+   * (default `true`): the items they drop leave `session.messages()` and the snapshots, and stay in
+   * `history()` and `at(version)` with a `compacted` event. `false`: they only move the live view
+   * (the state key `openai.items`), and every item stays in `messages()`.
+   */
+  compact?: boolean;
 }
 
 /** What `AgentSessionItems.run` forwards to the turn's live log for one stream event (see `streamEventPart`). */
@@ -77,9 +84,18 @@ export declare class AgentSessionItems implements AgentsSession {
   addItems(items: AgentInputItem[]): Promise<void>;
   /** Removes and returns the newest item; `undefined`, and nothing written, when there is none. */
   popItem(): Promise<AgentInputItem | undefined>;
-  /** Starts a new epoch: no item stored so far is live any more (the events stay in history). */
+  /**
+   * Removes every item in one commit: `inv.compact({ before: all, summary: [] })` (a cut after the
+   * last item, which separates no tool call from its result); the items stay in `history()` with a
+   * `compacted` event. With `compact: false`, a new epoch of the live view. Writes nothing on an empty log.
+   */
   clearSession(): Promise<void>;
-  /** Replaces the whole history with `items` in one commit. */
+  /**
+   * Replaces the whole history with `items` in one commit (the runner calls it when a turn's items
+   * start with a `compaction` item): one `inv.compact` whose summary is `items` up to the last
+   * compaction item (the rest are appended as messages), or, when `items` ends with items already
+   * stored last, whose summary is the items before them (those stay in place).
+   */
   replaceHistoryWithCompaction(items: AgentInputItem[]): Promise<void>;
 
   /**

@@ -7,15 +7,20 @@
 // installed.
 //
 // Layout in the session (one agent's log, the default agent unless `options.agent`):
-// - every item is one message event, in order; the log is append-only and never shrinks;
+// - every item is one message event, in order;
 // - the state key `openai.items` says which of those events are live: `{ start, kept }`, where the
 //   live items are the events of the ranges `kept` (`[from, to)`, ascending, all below `start`)
 //   followed by every event from `start` on. Absent, it means `{ start: 0, kept: [] }`, so
-//   `addItems` never writes it: only `popItem` (moves `start` past the popped event, or shortens the
-//   last kept range) and `clearSession` (`start` = the log's length, the new epoch) do.
+//   `addItems` never writes it: `popItem` does (it moves `start` past the popped event, or shortens
+//   the last kept range), and so do the two calls below when they rebase it.
+// - `clearSession` and `replaceHistoryWithCompaction` compact the log (`inv.compact`, the default): the
+//   events they drop leave `messages()` and stay in `history()` with a `compacted` event, and the
+//   view is rebased onto the compacted log (deleted when every event is live again). With
+//   `compact: false` they only move the view (`start` = the log's length: a new epoch). `popItem`
+//   removes the newest item, a suffix, which compaction (a prefix) cannot express: it keeps the view.
 import { fromBase64, toBase64 } from "../runtime.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
-import { SessionHandle } from "./session-handle.js";
+import { SessionHandle, hasCode } from "./session-handle.js";
 
 /** The state key that marks which message events of the log are live items. */
 export const ITEMS_KEY = "openai.items";
@@ -34,6 +39,8 @@ export const META_KEY = "~as";
 export class AgentSessionItems {
   #agent;
   #onBusy;
+  /** Whether clearSession and replaceHistoryWithCompaction compact the log (inv.compact). */
+  #compact;
   /** The Session, opened on first use (and again if it was deleted since). */
   #handle;
   /** The invocation of the running `guard`, which every call of this instance joins. */
@@ -43,7 +50,9 @@ export class AgentSessionItems {
    * @param store any `SessionStore` (memory, IndexedDB, KV).
    * @param sessionId the agent-session session id; omitted, the store picks a random one on first use.
    * @param options `agent`: the agent whose log holds the items (default: agent-session's default
-   *   agent); `onBusy`: for the writes made outside `guard` (default "reject": fail fast).
+   *   agent); `onBusy`: for the writes made outside `guard` (default "reject": fail fast); `compact`:
+   *   `false` keeps every event in `messages()` (clearSession and replaceHistoryWithCompaction then
+   *   only move the live view, as before compaction existed; default true).
    */
   constructor(store, sessionId, options = {}) {
     if (!store || typeof store.open !== "function") {
@@ -52,6 +61,10 @@ export class AgentSessionItems {
     this.#handle = new SessionHandle(store, sessionId);
     this.#agent = options.agent === undefined ? undefined : { agent: options.agent };
     this.#onBusy = options.onBusy;
+    if (options.compact !== undefined && typeof options.compact !== "boolean") {
+      throw new TypeError("AgentSessionItems: `compact` must be a boolean");
+    }
+    this.#compact = options.compact ?? true;
   }
 
   /** The agent-session Session behind these items (opened, and created when absent, on first use). */
@@ -97,27 +110,78 @@ export class AgentSessionItems {
     });
   }
 
-  /** Starts a new epoch: every item stored so far stops being live (the events stay in history). */
+  /**
+   * Removes every item. By default one `inv.compact({ before: all, summary: [] })`: the items leave
+   * `messages()` (and the snapshots), and stay in `history()` and `at(version)` with a `compacted`
+   * event. A cut after the last event separates no tool call from its result, so it needs no `force`.
+   * With `compact: false` it starts a new epoch of the live view instead (the events stay in
+   * `messages()`). Writes nothing when the log is empty.
+   */
   async clearSession() {
     await this.#write((inv) => {
       const length = inv.messages(this.#agent).length;
-      const view = readView(inv.state(this.#agent));
-      if (liveCount(view, length) === 0) return { changed: false };
-      inv.setState(ITEMS_KEY, { start: length, kept: [] }, this.#agent);
+      const state = inv.state(this.#agent);
+      if (!this.#compact) {
+        if (liveCount(readView(state), length) === 0) return { changed: false };
+        inv.setState(ITEMS_KEY, { start: length, kept: [] }, this.#agent);
+        return { changed: true };
+      }
+      if (length === 0 && state[ITEMS_KEY] === undefined) return { changed: false };
+      if (length > 0) inv.compact({ before: length, summary: [], ...this.#agent });
+      writeView(inv, state, [], 0, this.#agent);
       return { changed: true };
     });
   }
 
   /**
-   * Replaces the whole history with `items` in one commit (the runner calls it when compaction
-   * yields a history that starts with a compaction item; without it, it clears and re-adds).
+   * Replaces the whole history with `items` in one commit. The runner calls it when the items of a
+   * turn start with a `compaction` item (a model that compacts server-side); without it the runner
+   * clears and re-adds. By default it is one `inv.compact`: the items that end both the old history and
+   * `items` stay where they are, the ones before them are replaced by `items`' leading ones (the
+   * compaction item), and when nothing is kept, the items after the last compaction item are appended
+   * as messages of their own. So `history()` shows the compaction as a `compacted` event whose summary
+   * is the compaction item, followed by the turn's new items. With `compact: false` the live view
+   * starts a new epoch and every item is appended.
    */
   async replaceHistoryWithCompaction(items) {
     const encoded = items.map(encodeItem);
     await this.#write((inv) => {
-      const length = inv.messages(this.#agent).length;
-      inv.setState(ITEMS_KEY, { start: length, kept: [] }, this.#agent);
-      for (const item of encoded) inv.appendMessage(item, this.#agent);
+      const messages = inv.messages(this.#agent);
+      const state = inv.state(this.#agent);
+      if (!this.#compact) {
+        inv.setState(ITEMS_KEY, { start: messages.length, kept: [] }, this.#agent);
+        for (const item of encoded) inv.appendMessage(item, this.#agent);
+        return { changed: true };
+      }
+      const live = liveIndexes(readView(state), messages.length);
+      const kept = commonSuffix(encoded, live.map((i) => messages[i]));
+      if (kept > 0) {
+        // Keep the shared tail in place: the items before it replace every event before it.
+        const before = live[live.length - kept];
+        const summary = encoded.slice(0, encoded.length - kept);
+        try {
+          if (before > 0 || summary.length > 0) inv.compact({ before, summary, ...this.#agent });
+          const shift = summary.length - before;
+          const positions = [];
+          for (let i = 0; i < summary.length; i++) positions.push(i);
+          for (const index of live.slice(live.length - kept)) positions.push(index + shift);
+          writeView(inv, state, positions, messages.length + shift, this.#agent);
+          return { changed: true };
+        } catch (error) {
+          // A cut between a tool call and its result: replace everything instead (below), which
+          // keeps no event after the cut, so that nothing the SDK keeps can be separated.
+          if (!hasCode(error, "INVALID_INPUT") || error.path !== "before") throw error;
+        }
+      }
+      // Nothing stored yet: nothing to compact, every item is a message of its own.
+      let summarized = 0;
+      if (messages.length > 0) {
+        const last = lastIndexWhere(items, (item) => item?.type === "compaction");
+        summarized = last >= 0 ? last + 1 : encoded.length;
+        inv.compact({ before: messages.length, summary: encoded.slice(0, summarized), ...this.#agent });
+      }
+      for (const item of encoded.slice(summarized)) inv.appendMessage(item, this.#agent);
+      writeView(inv, state, [], 0, this.#agent);
       return { changed: true };
     });
   }
@@ -303,6 +367,46 @@ function liveIndexes(view, length) {
   for (const [from, to] of view.kept) for (let i = from; i < to; i++) indexes.push(i);
   for (let i = view.start; i < length; i++) indexes.push(i);
   return indexes;
+}
+
+/**
+ * Writes the view whose live events are `positions` (ascending) of a log of `length` events, plus every
+ * event from `length` on (those appended after this call). The default view (every event live) is
+ * the key's absence, so it deletes a key that is there.
+ */
+function writeView(inv, state, positions, length, agent) {
+  let start = length;
+  let i = positions.length;
+  while (i > 0 && positions[i - 1] === start - 1) {
+    start--;
+    i--;
+  }
+  const kept = [];
+  for (let j = 0; j < i; j++) {
+    const last = kept[kept.length - 1];
+    if (last !== undefined && last[1] === positions[j]) last[1]++;
+    else kept.push([positions[j], positions[j] + 1]);
+  }
+  if (start === 0 && kept.length === 0) {
+    if (state[ITEMS_KEY] !== undefined) inv.deleteState(ITEMS_KEY, agent);
+  } else {
+    inv.setState(ITEMS_KEY, { start, kept }, agent);
+  }
+}
+
+/** How many items end both `items` (stored forms) and `stored` (stored events), compared as JSON text. */
+function commonSuffix(items, stored) {
+  let n = 0;
+  while (n < items.length && n < stored.length) {
+    if (JSON.stringify(items[items.length - 1 - n]) !== JSON.stringify(stored[stored.length - 1 - n])) break;
+    n++;
+  }
+  return n;
+}
+
+function lastIndexWhere(list, predicate) {
+  for (let i = list.length - 1; i >= 0; i--) if (predicate(list[i])) return i;
+  return -1;
 }
 
 /** The view without its newest item, and that item's log position; null when nothing is live. */

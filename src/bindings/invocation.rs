@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_json, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::{freeze, new_abort_controller, sleep, start_interval, stop_interval};
@@ -265,7 +265,8 @@ impl JsInvocation {
     pub fn compact(&self, options: JsValue) -> JsResult<()> {
         let options = Options::new(&options, "options")?;
         let missing = |key: &str| invalid(key, format!("compact() needs options.{key}"));
-        let before = options.count("before")?.ok_or_else(|| missing("before"))?;
+        // Named `before`, as the tool-pair refusal names it.
+        let before = to_count(&options.get("before")?.ok_or_else(|| missing("before"))?, "before")?;
         let summary = options.get("summary")?.ok_or_else(|| missing("summary"))?;
         let summary: Array = summary
             .dyn_into()

@@ -307,8 +307,10 @@ impl JsSession {
         let session = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
-            let before =
-                options.count("before")?.ok_or_else(|| invalid("before", "prune() needs options.before".into()))?;
+            let before = to_count(
+                &options.get("before")?.ok_or_else(|| invalid("before", "prune() needs options.before".into()))?,
+                "before",
+            )?;
             Ok((session.prune(before).await? as f64).into())
         })
     }

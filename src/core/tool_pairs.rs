@@ -195,6 +195,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn hex4(&mut self) -> Option<u32> {
+        let hex = std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
+        self.at += 4;
+        u32::from_str_radix(hex, 16).ok()
+    }
+
     fn string(&mut self) -> Option<String> {
         if self.bytes.get(self.at) != Some(&b'"') {
             return None;
@@ -211,12 +217,29 @@ impl<'a> Reader<'a> {
                     self.at += 1;
                     match escaped {
                         b'u' => {
-                            let hex = std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
-                            self.at += 4;
-                            let unit = u32::from_str_radix(hex, 16).ok()?;
-                            // Ids are ASCII in every known format; a lone surrogate reads as U+FFFD.
-                            let c = char::from_u32(unit).unwrap_or('\u{FFFD}');
-                            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                            let unit = self.hex4()?;
+                            let pair = (0xD800..0xDC00).contains(&unit)
+                                && self.bytes.get(self.at..self.at + 2) == Some(b"\\u")
+                                && {
+                                    let at = self.at;
+                                    self.at += 2;
+                                    let low = self.hex4();
+                                    self.at = at;
+                                    low.is_some_and(|low| (0xDC00..0xE000).contains(&low))
+                                };
+                            let c = if pair {
+                                self.at += 2;
+                                let low = self.hex4()?;
+                                char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                            } else {
+                                char::from_u32(unit)
+                            };
+                            match c {
+                                Some(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                                // A lone surrogate has no UTF-8 form: kept as written, so that two ids
+                                // that differ only in one are still two ids.
+                                None => out.extend_from_slice(format!("\\u{unit:04x}").as_bytes()),
+                            }
                         }
                         b'n' => out.push(b'\n'),
                         b't' => out.push(b'\t'),

@@ -23,7 +23,10 @@ impl Session {
     /// `before` at the latest version, a snapshot of it is written first, so that nothing older
     /// is needed at all.
     pub async fn prune(self: &Rc<Self>, before: u64) -> EngineResult<u64> {
-        let invocation = self.acquire(Intent::Begin, BeginOptions::default()).await?;
+        // The guard as for a resume when the session waits on an interrupt: the release after the
+        // prune leaves it waiting.
+        let intent = if self.status() == crate::core::Status::Interrupted { Intent::Resume } else { Intent::Begin };
+        let invocation = self.acquire(intent, BeginOptions::default()).await?;
         let result = self.prune_held(&invocation, before).await;
         if !invocation.is_ended() {
             let _ = invocation.abort().await;
@@ -98,15 +101,16 @@ impl Session {
             let mut cursor: Option<String> = None;
             loop {
                 let page = store.list(&prefix, cursor.as_deref(), LIST_PAGE).await?;
-                for key in &page.keys {
-                    let Some((kind, version, token)) = keys::parse_record_key(key) else { continue };
-                    if !retention::doomed(kind, version, token, kept, &kept_segments) {
-                        continue;
-                    }
-                    if store.delete(key, None).await? {
-                        deleted += 1;
-                    }
-                }
+                let doomed: Vec<String> = page
+                    .keys
+                    .into_iter()
+                    .filter(|key| {
+                        keys::parse_record_key(key).is_some_and(|(kind, version, token)| {
+                            retention::doomed(kind, version, token, kept, &kept_segments)
+                        })
+                    })
+                    .collect();
+                deleted += store.delete_keys(doomed).await?;
                 match page.cursor {
                     Some(next) => cursor = Some(next),
                     None => break,

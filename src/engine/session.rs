@@ -600,7 +600,8 @@ impl Session {
     /// Events of versions `from..=to` (defaults: 0 and the latest) in commit order.
     pub async fn history(&self, from: Option<u64>, to: Option<u64>) -> EngineResult<Vec<HistoryEvent>> {
         let (head, _) = self.read_head().await?;
-        let from = from.unwrap_or(0);
+        // Without `from`, from the oldest version kept (a pruned session has no earlier ones).
+        let from = from.unwrap_or(head.retained);
         let to = to.unwrap_or(head.version);
         if from > to {
             return Err(CoreError::invalid(

@@ -484,6 +484,21 @@ impl Store for IdbStore {
         })
     }
 
+    fn delete_keys<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let count = keys.len() as u64;
+            self.run::<()>(true, "delete failed", |_, records, _, _| {
+                for key in &keys {
+                    records.delete(&JsValue::from_str(key))?;
+                }
+                Ok(())
+            })
+            .await?;
+            // Listed just before by the caller, under a guard: they existed.
+            Ok(count)
+        })
+    }
+
     fn delete_prefix<'a>(&'a self, prefix: &'a str, _known: Vec<String>) -> LocalBoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             self.run::<()>(true, "delete failed", |_, records, _, _| {

@@ -253,6 +253,20 @@ pub trait Store {
         })
     }
 
+    /// Deletes `keys` (records no head names any more); how many existed. The default deletes one by
+    /// one; IndexedDB deletes them in one transaction.
+    fn delete_keys<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let mut deleted = 0;
+            for key in keys {
+                if self.delete(&key, None).await? {
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })
+    }
+
     /// Deletes every key under `prefix` (records no head names: a turn's live log). `known` lists
     /// them when the caller knows them, so that a backend without range deletes need not list; the
     /// default deletes one by one; IndexedDB deletes the range in one request.

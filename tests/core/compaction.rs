@@ -167,3 +167,15 @@ fn prune_keeps_the_newest_snapshot_at_or_below_before_and_what_it_names() {
     assert_eq!(parse_record_key(&segment_key("x", 3, 4)), Some(('g', 3, 4)));
     assert_eq!(parse_record_key("h/x~"), None);
 }
+
+#[test]
+fn ids_with_lone_surrogates_stay_distinct_and_pairs_decode() {
+    // As JSON.stringify writes them: a lone surrogate escaped, a pair as two escapes.
+    let a = r#"{"tool_calls":[{"id":"c\ud800"}]}"#;
+    let b = r#"{"tool_calls":[{"id":"c\udbff"}]}"#;
+    assert_ne!(tool_ids(a).0, tool_ids(b).0);
+    assert_eq!(tool_ids(r#"{"tool_call_id":"x\ud83d\ude00"}"#).1, vec!["x😀".to_owned()]);
+    let all = messages(&[a, r#"{"tool_call_id":"c\ud800"}"#, b, r#"{"tool_call_id":"c\udbff"}"#]);
+    assert_eq!(check_cut(&all, 2), Ok(()), "a cut between two whole pairs");
+    assert!(check_cut(&all, 3).is_err());
+}

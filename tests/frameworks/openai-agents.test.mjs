@@ -3,7 +3,16 @@
 // network). Run: node --test --test-reporter=spec tests/frameworks/openai-agents.test.mjs
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Agent, MemorySession, RunState, Runner, run, setTracingDisabled, tool } from "@openai/agents";
+import {
+  Agent,
+  MemorySession,
+  OpenAIResponsesCompactionSession,
+  RunState,
+  Runner,
+  run,
+  setTracingDisabled,
+  tool,
+} from "@openai/agents";
 import {
   ScriptedModel,
   assistantMessage,
@@ -166,8 +175,35 @@ describe("AgentSessionItems over agent-session", () => {
     assert.deepEqual(await a.getItems(), [user("one"), user("two")]);
   });
 
-  test("popItem and clearSession write only the live-view state key; the log keeps every event", async () => {
+  test("popItem writes only the live-view state key; clearSession compacts the log, history keeps every item", async () => {
     const { store, items } = await adapter("views");
+    await items.addItems([user("a"), user("b"), user("c")]);
+    await items.popItem();
+    const session = await store.open("views");
+    assert.equal(session.messages().length, 3, "a pop is a suffix, which compaction cannot cut: the event stays");
+    assert.deepEqual(session.state()[ITEMS_KEY], { start: 3, kept: [[0, 2]] });
+    await items.clearSession();
+    await session.refresh();
+    assert.deepEqual(session.messages(), [], "cleared: the log is compacted away, the popped event with it");
+    assert.equal(session.state()[ITEMS_KEY], undefined, "every event is live again: no view");
+    const history = await session.history();
+    assert.deepEqual(
+      history.filter((e) => e.type !== "created").map((e) => (e.type === "compacted" ? `compacted:${e.before}:${e.data.length}` : e.type)),
+      ["message", "message", "message", "state.set", "compacted:3:0", "state.delete"],
+    );
+    assert.equal((await session.at(2)).messages().length, 3, "at() of an earlier version shows the originals");
+    // A new adapter reads the cleared session, and the log grows from empty.
+    const fresh = new AgentSessionItems(store, "views");
+    assert.deepEqual(await fresh.getItems(), []);
+    await fresh.addItems([user("d")]);
+    await session.refresh();
+    assert.deepEqual(session.messages(), [user("d")]);
+    assert.deepEqual(await items.getItems(), [user("d")]);
+  });
+
+  test("compact: false: popItem and clearSession write only the live-view state key; the log keeps every event", async () => {
+    const store = await SessionStore.memory();
+    const items = new AgentSessionItems(store, "views", { compact: false });
     await items.addItems([user("a"), user("b"), user("c")]);
     await items.popItem();
     const session = await store.open("views");
@@ -181,6 +217,11 @@ describe("AgentSessionItems over agent-session", () => {
       history.filter((e) => e.type !== "created").map((e) => e.type),
       ["message", "message", "message", "state.set", "state.set"],
     );
+    await items.replaceHistoryWithCompaction([user("x")]);
+    await session.refresh();
+    assert.equal(session.messages().length, 4);
+    assert.deepEqual(await items.getItems(), [user("x")]);
+    assert.throws(() => new AgentSessionItems(store, "views", { compact: "yes" }), TypeError);
   });
 
   test("a popItem or clearSession with nothing to remove commits no version", async () => {
@@ -227,6 +268,36 @@ describe("AgentSessionItems over agent-session", () => {
     await items.replaceHistoryWithCompaction([compaction, user("b")]);
     assert.deepEqual(await items.getItems(), [compaction, user("b")]);
     assert.equal((await store.open("compact")).version, 2);
+  });
+
+  test("replaceHistoryWithCompaction keeps a shared tail in place; a cut the core refuses replaces everything", async () => {
+    const { store, items } = await adapter("tail");
+    const compaction = { type: "compaction", encrypted_content: "opaque" };
+    // A popped item (masked by the view) sits inside the tail that stays.
+    await items.addItems([user("a"), user("b"), user("c"), user("popped")]);
+    await items.popItem();
+    await items.addItems([user("d")]);
+    await items.replaceHistoryWithCompaction([compaction, user("c"), user("d")]);
+    const session = await store.open("tail");
+    assert.deepEqual(await items.getItems(), [compaction, user("c"), user("d")]);
+    assert.deepEqual(session.messages(), [compaction, user("c"), user("popped"), user("d")], "a, b replaced by the compaction item");
+    assert.deepEqual(session.state()[ITEMS_KEY], { start: 3, kept: [[0, 2]] }, "the view, rebased");
+    let last = (await session.history()).at(-2);
+    assert.deepEqual([last.type, last.before, last.data], ["compacted", 2, [compaction]]);
+    assert.deepEqual(await new AgentSessionItems(store, "tail").getItems(), [compaction, user("c"), user("d")]);
+
+    // A tail that starts with a tool result whose call is cut: the core refuses that cut (no force),
+    // so everything is replaced: the compaction item is the summary, the rest are messages again.
+    const call = { type: "function_call", callId: "call_9", name: "weather", arguments: "{}", status: "completed" };
+    const result = { type: "function_call_result", callId: "call_9", name: "weather", status: "completed", output: { type: "text", text: "sunny" } };
+    const { store: other, items: pairs } = await adapter("pairs");
+    await pairs.addItems([user("q"), call, result, user("r")]);
+    await pairs.replaceHistoryWithCompaction([compaction, result, user("r")]);
+    assert.deepEqual(await pairs.getItems(), [compaction, result, user("r")]);
+    const paired = await other.open("pairs");
+    assert.deepEqual(paired.messages(), [compaction, result, user("r")]);
+    last = (await paired.history()).filter((e) => e.type === "compacted");
+    assert.deepEqual(last.map((e) => [e.before, e.data]), [[4, [compaction]]]);
   });
 
   test("outside guard, a write fails fast with ConcurrencyError while another holder has the session", async () => {
@@ -400,6 +471,127 @@ describe("run() with ScriptedModel", () => {
     assert.equal((await store.open("model-error")).version, 0);
     await items.guard(() => run(agent(new ScriptedModel([[assistantMessage("ok")]])), "hi", { session: items }));
     assert.equal((await items.getItems()).length, 2);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Compaction: the SDK's ways of shrinking a session's history, each one inv.compact in the turn's commit.
+
+const COMPACTION = { type: "compaction", encrypted_content: "ENC", id: "cmp_1" };
+const short = (item) => (item.role !== undefined ? `${item.role}:${typeof item.content === "string" ? item.content : item.content.map((c) => c.text).join("")}` : item.type);
+
+/** Three runs; the model compacts server-side in the second (its output starts with a compaction item). */
+async function compactingRuns(session, guard = (fn) => fn()) {
+  const model = new ScriptedModel([
+    [functionCall("weather", { city: "Oslo" }, { callId: "call_1" })],
+    [assistantMessage("It is sunny in Oslo.")],
+    [COMPACTION, assistantMessage("A2")],
+    [assistantMessage("A3")],
+  ]);
+  const agent = new Agent({ name: "c", model, tools: [weatherTool([])] });
+  for (const input of ["one", "two", "three"]) await guard(() => run(agent, input, { session }));
+  model.assertComplete();
+  return { model, items: await session.getItems() };
+}
+
+describe("compaction", () => {
+  test("a model that compacts server-side: the runner's replaceHistoryWithCompaction is one inv.compact", async () => {
+    const kv = memoryKv();
+    const [storeA, storeB] = [await SessionStore.kv(kv), await SessionStore.kv(kv)];
+    const items = new AgentSessionItems(storeA, "server-side");
+    const other = await storeB.open("server-side");
+    let refused;
+    const got = await compactingRuns(items, (fn) =>
+      items.guard(async () => {
+        // The guard still holds across the compaction: the other process cannot begin meanwhile.
+        refused ??= await other.begin().then((inv) => inv.abort(), (error) => error);
+        return fn();
+      }),
+    );
+    assert.ok(refused instanceof ConcurrencyError);
+    assert.deepEqual(got.items.map(short), ["compaction", "assistant:A2", "user:three", "assistant:A3"]);
+    // The third model call saw the compaction item first, not the compacted turn.
+    assert.deepEqual(got.model.calls[3].request.input.map(short), ["compaction", "assistant:A2", "user:three"]);
+    // The same script on MemorySession stores the same items.
+    const memory = await compactingRuns(new MemorySession({ sessionId: "server-side" }));
+    assert.deepStrictEqual(got.items, memory.items);
+
+    // Another process reads the compacted items; the history keeps the first turn and the compaction.
+    await other.refresh();
+    assert.equal(other.version, 3, "one commit per run");
+    assert.deepEqual(other.messages().map(short), ["compaction", "assistant:A2", "user:three", "assistant:A3"]);
+    assert.equal(other.state()[ITEMS_KEY], undefined);
+    const events = (await other.history()).filter((e) => e.type === "message" || e.type === "compacted");
+    assert.deepEqual(
+      events.map((e) => (e.type === "compacted" ? `compacted:${e.before}:${e.data.map(short)}` : short(e.data))),
+      ["user:one", "function_call", "function_call_result", "assistant:It is sunny in Oslo.",
+        "compacted:4:compaction", "assistant:A2", "user:three", "assistant:A3"],
+    );
+    assert.deepEqual((await new AgentSessionItems(storeB, "server-side").getItems()).map(short), got.items.map(short));
+    assert.equal((await other.at(1)).messages().length, 4, "at() of the first turn shows its items");
+  });
+
+  test("OpenAIResponsesCompactionSession over AgentSessionItems: its clear and re-add commit with the turn", async () => {
+    const { store, items } = await adapter("responses-compact");
+    const requests = [];
+    const client = {
+      responses: {
+        compact: async (request) => {
+          requests.push(request);
+          return {
+            output: [{ type: "message", role: "user", content: [{ type: "input_text", text: "one" }] }, COMPACTION],
+            usage: { input_tokens: 10, output_tokens: 2, total_tokens: 12 },
+          };
+        },
+      },
+    };
+    const session = new OpenAIResponsesCompactionSession({
+      client,
+      underlyingSession: items,
+      model: "gpt-4.1",
+      compactionMode: "input",
+      shouldTriggerCompaction: ({ sessionItems }) => sessionItems.length >= 4,
+    });
+    const model = new ScriptedModel([[assistantMessage("A1")], [assistantMessage("A2")], [assistantMessage("A3")]]);
+    const agent = new Agent({ name: "r", model });
+    const observed = await store.open("responses-compact");
+    await items.guard(() => run(agent, "one", { session }));
+    assert.equal(requests.length, 0);
+    await items.guard(() => run(agent, "two", { session }));
+    assert.equal(requests.length, 1, "the decorator compacted after the second turn");
+    assert.deepEqual(requests[0].input.map(short), ["user:one", "assistant:A1", "user:two", "assistant:A2"]);
+
+    await observed.refresh();
+    assert.equal(observed.version, 2, "the turn, the clear and the re-add: one commit");
+    assert.deepEqual(observed.messages().map(short), ["user:one", "compaction"]);
+    const last = (await observed.history({ from: 2 })).filter((e) => e.type === "message" || e.type === "compacted");
+    assert.deepEqual(
+      last.map((e) => (e.type === "compacted" ? `compacted:${e.before}:${e.data.length}` : short(e.data))),
+      ["user:two", "assistant:A2", "compacted:4:0", "user:one", "compaction"],
+    );
+    await items.guard(() => run(agent, "three", { session }));
+    assert.deepEqual(model.calls[2].request.input.map(short), ["compaction", "user:three"]);
+    assert.deepEqual((await new AgentSessionItems(store, "responses-compact").getItems()).map(short), [
+      "user:one", "compaction", "user:three", "assistant:A3",
+    ]);
+  });
+
+  test("clearSession under guard: the cut after a tool call and its result commits with the new turn", async () => {
+    const { store, items } = await adapter("clear-guarded");
+    const { items: before } = await twoRuns(items);
+    assert.equal(before.length, 6);
+    const agent = new Agent({ name: "fresh", model: new ScriptedModel([[assistantMessage("fresh start")]]) });
+    await items.guard(async () => {
+      await items.clearSession();
+      assert.deepEqual(await items.getItems(), []);
+      return run(agent, "hello again", { session: items });
+    });
+    const session = await store.open("clear-guarded");
+    assert.equal(session.version, 3);
+    assert.deepEqual(session.messages().map(short), ["user:hello again", "assistant:fresh start"]);
+    const compacted = (await session.history()).filter((e) => e.type === "compacted");
+    assert.deepEqual(compacted.map((e) => [e.version, e.before, e.data]), [[3, 6, []]]);
+    assert.equal((await session.history()).filter((e) => e.type === "message").length, 8);
   });
 });
 

@@ -8,13 +8,18 @@ import {
   SessionManager,
   ModelError,
   SlidingWindowConversationManager,
+  SummarizingConversationManager,
   NullConversationManager,
+  ContextWindowOverflowError,
+  Message,
+  TextBlock,
+  ToolResultBlock,
   FunctionTool,
   BeforeToolCallEvent,
   AfterInvocationEvent,
 } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
-import { SessionStore, ConcurrencyError } from "agent-session";
+import { SessionStore, ConcurrencyError, ValidationError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionManager, AgentSessionStorage, streamEventPart } from "agent-session/strands";
 
@@ -416,7 +421,9 @@ describe("AgentSessionManager", () => {
     for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
     assert.deepEqual(texts(agent.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4"]);
     const session = await store.open("window");
-    assert.equal(session.messages({ agent: "agent" }).length, 8, "every message is in the log");
+    assert.equal(session.messages({ agent: "agent" }).length, 4, "the trimmed messages are compacted away");
+    const history = await session.history();
+    assert.equal(history.filter((e) => e.type === "message").length, 8, "the history keeps every message");
     const restored = make([]);
     await restored.initialize();
     assert.deepEqual(texts(restored.messages), texts(agent.messages));
@@ -428,7 +435,7 @@ describe("AgentSessionManager", () => {
     await unmanaged.invoke("u5");
     assert.deepEqual(texts(unmanaged.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
     await session.refresh();
-    assert.equal(session.messages({ agent: "agent" }).length, 10);
+    assert.equal(session.messages({ agent: "agent" }).length, 6);
   });
 
   test("guard(fn): one invocation for several agent turns; a throw aborts them all; busy fails fast", async () => {
@@ -555,6 +562,183 @@ describe("AgentSessionManager", () => {
     const session = await manager.session();
     assert.ok(!JSON.stringify(await session.history()).includes("4111"), "the unredacted input is not in the history");
     assert.equal(session.messages({ agent: "agent" }).length, 2, "one event per message, the redacted one");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Compaction: when the conversation manager shrinks agent.messages from the front, the commit of the
+// turn compacts the agent's message log (inv.compact): messages() holds the context again, history()
+// keeps every original message and adds a `compacted` event.
+
+/** The agent's events of `session`'s history, as short strings: `message:<role>:<text>`, `compacted:<before>:<texts>`. */
+async function logOf(session, agent = "agent") {
+  const text = (m) => `${m.role}:${m.content.map((b) => b.text ?? Object.keys(b)[0]).join("")}`;
+  return (await session.history())
+    .filter((e) => e.agent === agent && (e.type === "message" || e.type === "compacted"))
+    .map((e) => (e.type === "message" ? `message:${text(e.data)}` : `compacted:${e.before}:${e.data.map(text).join("|")}`));
+}
+
+describe("AgentSessionManager: compaction of the trimmed context", () => {
+  test("sliding window: each trim is one compaction in the turn's commit; a new Agent in another store reads the window", async () => {
+    const [storeA, storeB] = await twoStores();
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4"]), {
+      plugins: [new AgentSessionManager({ store: storeA, sessionId: "slide" })],
+      conversationManager: new SlidingWindowConversationManager({ windowSize: 4 }),
+    });
+    for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
+    assert.deepEqual(texts(agent.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4"]);
+
+    const session = await storeB.open("slide");
+    assert.equal(session.version, 4, "one commit per turn: the compaction is part of it");
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), texts(agent.messages));
+    assert.equal(session.state({ agent: "agent" })["strands:context"], undefined, "the log is the context again");
+    // Turn 3 drops u1 and a1 before it appends its own messages, turn 4 drops u2 and a2.
+    assert.deepEqual(await logOf(session), [
+      "message:user:u1", "message:assistant:a1", "message:user:u2", "message:assistant:a2",
+      "compacted:2:", "message:user:u3", "message:assistant:a3",
+      "compacted:2:", "message:user:u4", "message:assistant:a4",
+    ]);
+    assert.deepEqual(texts((await session.at(2)).messages({ agent: "agent" })), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
+
+    // A new Agent in the other store restores the window, also after the old versions are pruned.
+    assert.ok((await session.prune({ before: session.version })) > 0);
+    const restoredModel = new ScriptedModel();
+    const restored = makeAgent(restoredModel, {
+      plugins: [new AgentSessionManager({ store: storeB, sessionId: "slide" })],
+      conversationManager: new SlidingWindowConversationManager({ windowSize: 4 }),
+    });
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), texts(agent.messages));
+
+    // The guard still holds: while the restored Agent's turn runs, the first one fails fast.
+    const gate = deferred();
+    restoredModel.replies = [held(gate, "a5")];
+    const running = restored.invoke("u5");
+    await sleep(20);
+    const refused = await settled(agent.invoke("intruder"));
+    gate.resolve();
+    await running;
+    assert.ok(refused.error instanceof ConcurrencyError);
+    await session.refresh();
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
+    assert.ok(!JSON.stringify(await session.history({ from: session.version })).includes("intruder"));
+  });
+
+  test("summarizing: the summary message is the compaction's summary, not a message of its own", async () => {
+    const [storeA, storeB] = await twoStores();
+    const summarizer = new ScriptedModel(["SUMMARY of u1 a1 u2"]);
+    const model = new ScriptedModel(["a1", "a2", "a3", new ContextWindowOverflowError("too long"), "a4"]);
+    const agent = makeAgent(model, {
+      plugins: [new AgentSessionManager({ store: storeA, sessionId: "sum" })],
+      conversationManager: new SummarizingConversationManager({ model: summarizer, summaryRatio: 0.5, preserveRecentMessages: 2 }),
+    });
+    for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
+    assert.equal(summarizer.calls, 1);
+    const expected = ["user:SUMMARY of u1 a1 u2", "assistant:a2", "user:u3", "assistant:a3", "user:u4", "assistant:a4"];
+    assert.deepEqual(texts(agent.messages), expected);
+
+    const session = await storeB.open("sum");
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), expected);
+    assert.equal(session.state({ agent: "agent" })["strands:context"], undefined);
+    assert.deepEqual(await logOf(session), [
+      "message:user:u1", "message:assistant:a1", "message:user:u2", "message:assistant:a2",
+      "message:user:u3", "message:assistant:a3",
+      "compacted:3:user:SUMMARY of u1 a1 u2",
+      "message:user:u4", "message:assistant:a4",
+    ]);
+    const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "sum" })] });
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), expected);
+    assert.equal(restored.messages[0].trackingId, agent.messages[0].trackingId, "the summary keeps its trackingId");
+  });
+
+  test("a cut the core refuses (a tool call before it, its rewritten result after it) gives way to the next one", async () => {
+    const store = await SessionStore.memory();
+    const calls = [];
+    const agent = makeAgent(new ScriptedModel([{ tool: "lookup", id: "t1", input: { city: "Oslo" } }, "a1", "a2", "a3"]), {
+      plugins: [new AgentSessionManager({ store, sessionId: "pairs" })],
+      conversationManager: new NullConversationManager(),
+      tools: [lookupTool(calls)],
+    });
+    await agent.invoke("u1");
+    assert.deepEqual(calls, ["Oslo"]);
+    // Rewrite the tool result in place (same trackingId), as a sliding window truncating results does:
+    // the next commit stores it again, after the final answer a1.
+    const result = agent.messages[2];
+    agent.messages[2] = new Message({
+      role: "user",
+      content: [new ToolResultBlock({ toolUseId: "t1", status: "success", content: [new TextBlock("[truncated]")] })],
+      trackingId: result.trackingId,
+    });
+    await agent.invoke("u2");
+    const session = await store.open("pairs");
+    const before = session.version;
+    assert.equal(session.messages({ agent: "agent" }).length, 7, "u1, call, result, a1, result again, u2, a2");
+    // Drop u1, the call and its result from the context (a custom manager could): the best cut, before
+    // a1, would keep the stored-again result after it while its call goes.
+    agent.messages.splice(0, 3);
+    await agent.invoke("u3");
+    assert.deepEqual(texts(agent.messages), ["assistant:a1", "user:u2", "assistant:a2", "user:u3", "assistant:a3"]);
+    await session.refresh();
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), texts(agent.messages));
+    const log = await logOf(session);
+    assert.deepEqual(log.filter((e) => e.startsWith("compacted")), ["compacted:5:assistant:a1"], "cut after the result, a1 written again");
+    // The core would have refused the cut before a1, as this fork at the version before shows.
+    const probe = await (await session.fork({ at: before })).begin();
+    assert.throws(() => probe.compact({ before: 3, summary: [], agent: "agent" }), ValidationError);
+    await probe.abort();
+    const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store, sessionId: "pairs" })] });
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), texts(agent.messages));
+  });
+
+  test("guard(fn): the compactions of several turns commit with them, or not at all", async () => {
+    const store = await SessionStore.memory();
+    const manager = new AgentSessionManager({ store, sessionId: "guarded" });
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4", "a5"]), {
+      plugins: [manager],
+      conversationManager: new SlidingWindowConversationManager({ windowSize: 2 }),
+    });
+    await agent.invoke("u1");
+    const failed = await settled(
+      manager.guard(async () => {
+        await agent.invoke("u2");
+        await agent.invoke("u3");
+        throw new Error("later failure");
+      }),
+    );
+    assert.equal(failed.error?.message, "later failure");
+    const session = await manager.session();
+    assert.equal(session.version, 1);
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u1", "assistant:a1"]);
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1"], "the agent is back at version 1");
+    await manager.guard(async () => {
+      await agent.invoke("u4");
+      await agent.invoke("u5");
+    });
+    await session.refresh();
+    assert.equal(session.version, 2);
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u5", "assistant:a5"]);
+    assert.deepEqual((await logOf(session)).slice(2), [
+      "compacted:2:", "message:user:u4", "message:assistant:a4",
+      "compacted:2:", "message:user:u5", "message:assistant:a5",
+    ]);
+  });
+
+  test("compact: false keeps every message in the log (the context is a state key over it)", async () => {
+    const store = await SessionStore.memory();
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), {
+      plugins: [new AgentSessionManager({ store, sessionId: "keep", compact: false })],
+      conversationManager: new SlidingWindowConversationManager({ windowSize: 2 }),
+    });
+    for (const u of ["u1", "u2", "u3"]) await agent.invoke(u);
+    const session = await store.open("keep");
+    assert.equal(session.messages({ agent: "agent" }).length, 6);
+    assert.ok(!(await session.history()).some((e) => e.type === "compacted"));
+    const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store, sessionId: "keep" })] });
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), ["user:u3", "assistant:a3"]);
+    assert.throws(() => new AgentSessionManager({ store, compact: "yes" }), TypeError);
   });
 });
 

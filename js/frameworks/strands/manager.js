@@ -26,6 +26,7 @@ import {
 } from "@strands-agents/sdk";
 import { forwarder, jsonForm, projection } from "../live-run.js";
 import { SessionHandle } from "../session-handle.js";
+import { compactLog } from "./compaction.js";
 import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, readAgent } from "./stored-agent.js";
 
 const FIRST = HookOrder.SDK_FIRST - 1; // BeforeInvocationEvent: take the lease before any other hook acts
@@ -82,6 +83,7 @@ export class AgentSessionManager {
   #guard = null; // { invocation, records: Set }
   #records = new WeakMap(); // agent -> record
   #project; // the projection of stream events to live parts; null: nothing forwarded
+  #compact; // whether a shrunk context compacts the message log (inv.compact) at the commit
 
   constructor(config) {
     const {
@@ -94,6 +96,7 @@ export class AgentSessionManager {
       maxLifetimeMs,
       metadata,
       emit,
+      compact = true,
     } = config ?? {};
     if (store === null || typeof store !== "object" || typeof store.open !== "function") {
       throw new TypeError("AgentSessionManager: `store` must be a SessionStore");
@@ -104,6 +107,7 @@ export class AgentSessionManager {
     if (agentName !== undefined && typeof agentName !== "function") {
       throw new TypeError("AgentSessionManager: `agentName` must be a function of the agent");
     }
+    if (typeof compact !== "boolean") throw new TypeError("AgentSessionManager: `compact` must be a boolean");
     this.#store = store;
     this.#sessionId = sessionId;
     const open = {
@@ -115,6 +119,7 @@ export class AgentSessionManager {
     this.#beginOptions = { ...(onBusy !== undefined && { onBusy }), ...(traceparent !== undefined && { traceparent }) };
     this.#agentName = agentName ?? ((agent) => agent.id);
     this.#project = projection(emit, streamEventPart);
+    this.#compact = compact;
   }
 
   get name() {
@@ -390,7 +395,7 @@ export class AgentSessionManager {
     for (const field of FIELDS) {
       internal[field] = JSON.stringify(field in latest.internal ? latest.internal[field] : (start[field] ?? null));
     }
-    record.base = { recon: latest.recon, keys, state: latest.state, internal };
+    record.base = { recon: latest.recon, keys, size: latest.size, state: latest.state, internal };
     record.pending = [];
     record.loaded = loaded;
   }
@@ -398,7 +403,9 @@ export class AgentSessionManager {
   /**
    * Stages the agent's changes since `record.base` and returns the base the commit will establish. It
    * updates the base's log index in place (a copy would cost O(history) per turn): every path where
-   * the staged events are not committed reloads the base from the store (#rollback).
+   * the staged events are not committed reloads the base from the store (#rollback). When the context
+   * no longer holds a prefix of the log (the conversation manager trimmed or summarized it), it stages
+   * an `inv.compact` of that prefix first (compaction.js), and continues on the compacted log.
    */
   #stage(record, invocation) {
     const agent = record.agent;
@@ -407,24 +414,34 @@ export class AgentSessionManager {
     const snapshot = agent.takeSnapshot({ preset: "session" });
     const objects = agent.messages;
     const messages = snapshot.data.messages;
-    const { recon, keys } = base;
+    let { recon, keys, size } = base;
     const append = (id, json, text) => {
       invocation.appendMessage(json, name);
       keys.set(id, recon.length);
       recon.push(text);
+      size++;
     };
+    const ids = objects.map((message) => message.trackingId);
+    const texts = messages.map((message) => JSON.stringify(message));
     // Messages added in this turn that are no longer in the context (trimmed before the commit).
-    const present = new Set(objects.map((message) => message.trackingId));
+    const present = new Set(ids);
+    const added = new Set();
     for (const message of record.pending) {
+      added.add(message.trackingId);
       if (present.has(message.trackingId) || keys.has(message.trackingId)) continue;
       const json = message.toJSON();
       append(message.trackingId, json, JSON.stringify(json));
     }
+    if (this.#compact) {
+      const context = { ids, texts, jsons: messages };
+      const compacted = compactLog(invocation, record.name, context, { recon, keys, size }, added);
+      if (compacted !== undefined) ({ recon, keys, size } = compacted);
+    }
     // The context, in order: new messages are appended, changed ones appended again (same trackingId).
     const order = [];
     for (let j = 0; j < objects.length; j++) {
-      const id = objects[j].trackingId;
-      const text = JSON.stringify(messages[j]);
+      const id = ids[j];
+      const text = texts[j];
       let index = keys.get(id);
       if (index === undefined) {
         index = recon.length;
@@ -432,6 +449,7 @@ export class AgentSessionManager {
       } else if (recon[index] !== text) {
         invocation.appendMessage(messages[j], name);
         recon[index] = text;
+        size++;
       }
       order.push(index);
     }
@@ -459,7 +477,7 @@ export class AgentSessionManager {
         internal[field] = text;
       }
     }
-    return { recon, keys, state, internal };
+    return { recon, keys, size, state, internal };
   }
 }
 

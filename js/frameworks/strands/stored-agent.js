@@ -50,18 +50,23 @@ function expandContext(context, size) {
   return order;
 }
 
-/** Reads one agent's log and state from a Session, SessionView or Invocation. */
-export function readAgent(view, agent) {
-  const log = view.messages({ agent });
-  const stored = view.state({ agent });
-  const recon = []; // per distinct message (trackingId): its newest JSON text
-  const keys = new Map(); // trackingId (or "#<log index>" without one) -> index in recon
+/** The key of the message at `index` of the log: its trackingId, or "#<index>" without one. */
+export function logKey(message, index) {
+  return message !== null && typeof message === "object" && typeof message.trackingId === "string"
+    ? message.trackingId
+    : `#${index}`;
+}
+
+/**
+ * The message log of one agent deduplicated by key: `recon`, per distinct message (in order of first
+ * appearance) its newest JSON text, and `keys`, key -> index in `recon`.
+ */
+export function readLog(log) {
+  const recon = [];
+  const keys = new Map();
   for (let i = 0; i < log.length; i++) {
     const message = log[i];
-    const key =
-      message !== null && typeof message === "object" && typeof message.trackingId === "string"
-        ? message.trackingId
-        : `#${i}`;
+    const key = logKey(message, i);
     const text = JSON.stringify(message);
     const at = keys.get(key);
     if (at === undefined) {
@@ -71,6 +76,14 @@ export function readAgent(view, agent) {
       recon[at] = text;
     }
   }
+  return { recon, keys };
+}
+
+/** Reads one agent's log and state from a Session, SessionView or Invocation. */
+export function readAgent(view, agent) {
+  const log = view.messages({ agent });
+  const stored = view.state({ agent });
+  const { recon, keys } = readLog(log);
   const app = {};
   const state = new Map(); // stored app keys -> JSON text
   const internal = {};
@@ -84,5 +97,14 @@ export function readAgent(view, agent) {
     }
   }
   const hasData = log.length > 0 || Object.keys(stored).length > 0;
-  return { recon, keys, state, internal, app, hasData, order: expandContext(internal.context, recon.length) };
+  return {
+    recon,
+    keys,
+    size: log.length,
+    state,
+    internal,
+    app,
+    hasData,
+    order: expandContext(internal.context, recon.length),
+  };
 }

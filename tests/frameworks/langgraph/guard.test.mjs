@@ -1,8 +1,19 @@
 // saver.guard(threadId, fn) with a real @langchain/langgraph StateGraph: one turn under one
 // agent-session invocation. Two stores over one backend (SessionStore.kv over one memoryKv()) play
 // two processes.
-import { StateGraph, Annotation, START, END, MemorySaver, Command, interrupt, INTERRUPT } from "@langchain/langgraph";
-import { SessionStore, ConcurrencyError, LeaseLostError, LimitExceededError } from "agent-session";
+import {
+  StateGraph,
+  Annotation,
+  MessagesAnnotation,
+  START,
+  END,
+  MemorySaver,
+  Command,
+  interrupt,
+  INTERRUPT,
+} from "@langchain/langgraph";
+import { AIMessage, HumanMessage, RemoveMessage } from "@langchain/core/messages";
+import { SessionStore, ConcurrencyError, LeaseLostError, LimitExceededError, NotFoundError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
@@ -328,6 +339,71 @@ describe("saver.guard(threadId, fn) with a real StateGraph", () => {
     expect((await graph.getState(config)).values.log).toEqual(["turn1", "a@A", "b@A", "fork"]);
     const turn2End = history[0];
     expect((await graph.getState(turn2End.config)).values.log).toEqual(["turn1", "a@A", "b@A", "turn2", "a@A", "b@A"]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// RemoveMessage: LangGraph shrinks the messages channel itself (messagesStateReducer applies the
+// RemoveMessage writes); the saver stores the shorter list as the channel's next value. There is no
+// message log to compact (the session's messages are one note per checkpoint), and the longer values
+// stay for time travel. Retention maps instead: session.prune drops the per-version event batches,
+// and every checkpoint stays readable, because the checkpoints are the session's state.
+
+/** START -> chat (answers the last message) -> trim (keeps the last 2 messages once there are more than 4) -> END. */
+function trimmingGraph(checkpointer) {
+  return new StateGraph(MessagesAnnotation)
+    .addNode("chat", async ({ messages }) => ({ messages: [new AIMessage(`echo:${messages.at(-1).content}`)] }))
+    .addNode("trim", async ({ messages }) =>
+      messages.length > 4 ? { messages: messages.slice(0, -2).map((m) => new RemoveMessage({ id: m.id })) } : {},
+    )
+    .addEdge(START, "chat")
+    .addEdge("chat", "trim")
+    .addEdge("trim", END)
+    .compile({ checkpointer });
+}
+
+describe("RemoveMessage shrinking through AgentSessionSaver", () => {
+  it("a fresh saver reads the shrunk conversation; time travel keeps the originals; prune keeps every checkpoint; the guard holds", async () => {
+    const kv = memoryKv();
+    const saverA = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "a" }));
+    const graphA = trimmingGraph(saverA);
+    const config = { configurable: { thread_id: "t-trim" } };
+    for (const text of ["h1", "h2", "h3"]) await saverA.invoke(graphA, { messages: [new HumanMessage(text)] }, config);
+    const contents = (state) => state.values.messages.map((m) => m.content);
+
+    // Another process reads the shrunk conversation.
+    const storeB = await SessionStore.kv(kv, { owner: "b" });
+    const saverB = new AgentSessionSaver(storeB);
+    const graphB = trimmingGraph(saverB);
+    expect(contents(await graphB.getState(config))).toEqual(["h3", "echo:h3"]);
+    // LangGraph's own history keeps the originals: the checkpoint before the trim has all six.
+    const history = await collect(graphB.getStateHistory(config));
+    const beforeTrim = history.find((s) => s.next.includes("trim") && s.values.messages.length === 6);
+    expect(contents(beforeTrim)).toEqual(["h1", "echo:h1", "h2", "echo:h2", "h3", "echo:h3"]);
+
+    // Nothing to compact: the session's messages are the checkpoint notes, and no event is `compacted`.
+    const session = await storeB.open("langgraph/t-trim", { create: false });
+    const notes = session.messages({ agent: saverB.agentName("") });
+    expect(notes).toHaveLength(history.length);
+    expect(notes.every((note) => typeof note.checkpoint === "string")).toBe(true);
+    expect((await session.history()).some((e) => e.type === "compacted")).toBe(false);
+
+    // Retention: prune the versions before the latest; every checkpoint is still there (it is state).
+    const version = session.version;
+    expect(await session.prune({ before: version })).toBeGreaterThan(0);
+    await expect(session.at(1)).rejects.toBeInstanceOf(NotFoundError);
+    const reader = trimmingGraph(new AgentSessionSaver(await SessionStore.kv(kv, { owner: "reader" })));
+    expect(contents(await reader.getState(config))).toEqual(["h3", "echo:h3"]);
+    const after = await collect(reader.getStateHistory(config));
+    expect(after.map((s) => s.config.configurable.checkpoint_id)).toEqual(history.map((s) => s.config.configurable.checkpoint_id));
+    expect(contents(await reader.getState(beforeTrim.config))).toEqual(contents(beforeTrim));
+
+    // The guard still holds: while another process holds the thread, a guarded turn fails fast.
+    const holder = await session.begin();
+    await expect(saverA.invoke(graphA, { messages: [new HumanMessage("h4")] }, config)).rejects.toBeInstanceOf(ConcurrencyError);
+    await holder.abort();
+    await saverA.invoke(graphA, { messages: [new HumanMessage("h4")] }, config);
+    expect(contents(await graphB.getState(config))).toEqual(["h3", "echo:h3", "h4", "echo:h4"]);
   });
 });
 
