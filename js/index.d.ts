@@ -583,7 +583,11 @@ export interface SessionExport {
   updatedAt: number;
   expiresAt: number | null;
   metadata: Json;
-  /** The whole retained history, in commit order. */
+  /** The application schema its events were written under (the `schema` store option; 0 without).
+   * Optional on import (0). */
+  schema?: number;
+  /** The whole retained history, in commit order. A pruned session's oldest kept version is given
+   * as the events that rebuild its messages and state. */
   events: SessionEvent[];
 }
 

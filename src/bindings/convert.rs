@@ -114,7 +114,8 @@ pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
             format!("{what} must be a string of 1 to {} UTF-8 bytes without lone surrogates", limits::MAX_NAME_BYTES),
         )
     })?;
-    limits::check_name(what, &name)?;
+    // The same path as for a value that is not a string at all.
+    limits::check_name(what, &name).map_err(|error| invalid(what, error.to_string()))?;
     Ok(name)
 }
 

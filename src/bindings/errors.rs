@@ -112,6 +112,13 @@ fn engine(error: EngineError) -> JsValue {
         EngineError::StoreClosed | EngineError::UnsafeStore => {
             make_error(error.code(), &error.to_string(), &JsValue::UNDEFINED)
         }
+        EngineError::AtPath { path, error } => {
+            let value = engine(*error);
+            let message = Reflect::get(&value, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
+            let _ = Reflect::set(&value, &"message".into(), &format!("{path}: {message}").into());
+            let _ = Reflect::set(&value, &"path".into(), &path.into());
+            value
+        }
         EngineError::SchemaVersion { stored, supported } => {
             let extra = fields(&[("stored", (stored as f64).into()), ("supported", (supported as f64).into())]);
             make_error("SCHEMA_VERSION", &error.to_string(), &extra)

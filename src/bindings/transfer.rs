@@ -33,6 +33,7 @@ fn export_object(export: &SessionExport) -> JsResult<JsValue> {
     set(&object, "updatedAt", (export.updated_at as f64).into())?;
     set(&object, "expiresAt", export.expires_at.map_or(JsValue::NULL, |at| (at as f64).into()))?;
     set(&object, "metadata", export.metadata.as_deref().map_or(Ok(JsValue::NULL), parse)?)?;
+    set(&object, "schema", (export.schema as f64).into())?;
     let events = Array::new();
     for event in &export.events {
         events.push(&history_object(event, export.metadata.as_deref())?);
@@ -195,6 +196,10 @@ fn export_of(value: JsValue) -> JsResult<SessionExport> {
         Some(value) if value.is_null() => None,
         Some(value) => Some(to_count(&value, "data.expiresAt")?),
     };
+    let schema = match fields.get("schema")? {
+        Some(value) => to_count(&value, "data.schema")?,
+        None => 0,
+    };
     let events = fields.array("events")?;
     let events = events
         .iter()
@@ -209,6 +214,7 @@ fn export_of(value: JsValue) -> JsResult<SessionExport> {
         updated_at: fields.count("updatedAt")?,
         expires_at,
         metadata,
+        schema,
         events,
     })
 }

@@ -285,8 +285,8 @@ pub fn commit(
         }
         _ => (None, None, stop),
     };
-    let snapshot_due =
-        snapshot_every > 0 && version - head.snapshot_version() >= snapshot_interval(version, snapshot_every);
+    let snapshot_due = snapshot_every == SNAPSHOT_NOW
+        || (snapshot_every > 0 && version - head.snapshot_version() >= snapshot_interval(version, snapshot_every));
     let (snapshot, commits) = if snapshot_due {
         (Some(SnapshotRef { version, token }), Vec::new())
     } else {
@@ -309,6 +309,11 @@ pub fn commit(
     };
     Ok(Committed { head, snapshot_due, stopped })
 }
+
+/// The `snapshot_every` of a commit that must write a snapshot whatever the spacing: one that
+/// replaces messages (a compaction, a migration), so that loads and snapshots follow the new view at
+/// once instead of reading the old messages until the next snapshot is due.
+pub const SNAPSHOT_NOW: u64 = u64::MAX;
 
 /// Commits between the snapshot before `version` and the next: at least `snapshot_every`, and an
 /// eighth of the session's versions once that is more. A snapshot holds the whole state, so with a

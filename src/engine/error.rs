@@ -27,6 +27,9 @@ pub enum EngineError {
     /// cache limits (or freed on dispose or close).
     #[error("the cached view of session \"{id}\" was freed (this store's cache keeps at most {max_sessions} sessions and {max_bytes} bytes, least recently used first, or the session was disposed); await session.refresh() or begin a turn to load it again, or raise the cache option's limits")]
     Evicted { id: String, max_sessions: usize, max_bytes: u64 },
+    /// `error`, about the value at `path` of the caller's input (an import's).
+    #[error("{path}: {error}")]
+    AtPath { path: String, error: Box<EngineError> },
     /// The session was committed under a newer application schema than this store's.
     #[error("this session was written under application schema {stored}, and this store supports up to {supported}; upgrade the application (its schema option) to read it; nothing was written")]
     SchemaVersion { stored: u64, supported: u64 },
@@ -46,6 +49,7 @@ impl EngineError {
             EngineError::StoreClosed => "STORE_CLOSED",
             EngineError::UnsafeStore => "UNSAFE_STORE",
             EngineError::SchemaVersion { .. } => "SCHEMA_VERSION",
+            EngineError::AtPath { error, .. } => error.code(),
             EngineError::Migration { .. } => "MIGRATION_FAILED",
         }
     }

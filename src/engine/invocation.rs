@@ -545,8 +545,14 @@ impl Invocation {
                 (state.head.clone(), state.version.clone())
             };
             let now = shared.now();
-            let mut committed =
-                guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), self.snapshot_every())?;
+            let reshapes = head.schema < config.schema_version
+                || events.iter().any(|event| matches!(event, Event::Compacted { .. }));
+            let every = match self.snapshot_every() {
+                0 => 0,
+                _ if reshapes => guard::SNAPSHOT_NOW,
+                every => every,
+            };
+            let mut committed = guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), every)?;
             live::note_flushes(&mut committed.head, self.token, self.live.flushes());
             let new_version = committed.head.version;
             // The first commit after a migration on load persists the migrated data first.

@@ -23,28 +23,57 @@ pub struct SessionExport {
     pub updated_at: u64,
     pub expires_at: Option<u64>,
     pub metadata: Option<Json>,
+    /// The application schema the events were written under (`schema` store option; 0 without).
+    pub schema: u64,
     /// In commit order; version 0 is the synthesized `created` event (no `event`).
     pub events: Vec<HistoryEvent>,
 }
 
 impl Session {
-    /// The session's retained history (from its oldest kept version) and head facts.
+    /// The session's retained history (from its oldest kept version) and head facts. A running turn
+    /// is not part of it (an export holds no lease): its status is the one the session rests at.
+    /// A pruned session's oldest kept version is given as the events that rebuild its state (its
+    /// messages and state values), so that an import has everything later versions build on.
     pub async fn export(&self) -> EngineResult<SessionExport> {
         self.refresh().await?;
         let head = self.head();
-        let events = self.history(Some(head.retained), None).await?;
+        let mut events = self.history(Some(head.retained), None).await?;
+        if head.retained > 0 {
+            let base = self.at(head.retained).await?;
+            let (at, invocation) =
+                events.first().map_or((head.created_at, String::new()), |e| (e.at, e.invocation.clone()));
+            let rebuilt = base.state.to_events().into_iter().map(|event| HistoryEvent {
+                version: head.retained,
+                at,
+                invocation: invocation.clone(),
+                traceparent: None,
+                event: Some(event),
+            });
+            let later = events.split_off(events.iter().position(|e| e.version > head.retained).unwrap_or(events.len()));
+            events = rebuilt.chain(later).collect();
+        }
+        let status = match head.effective_status(self.shared.now()) {
+            Status::Running => head.resting_status(),
+            status => status,
+        };
         Ok(SessionExport {
             id: self.id().to_owned(),
             version: head.version,
-            status: head.effective_status(self.shared.now()),
+            status,
             created_at: head.created_at,
             updated_at: head.updated_at,
             expires_at: head.expires_at(),
             metadata: head.metadata.clone(),
+            schema: head.schema,
             events,
         })
     }
 }
+
+/// Versions an import may hold (each is a record).
+const MAX_IMPORT_VERSIONS: u64 = 1_000_000;
+/// What one version's record costs in memory while an import is built, for the memory budget.
+const BATCH_OVERHEAD: u64 = 96;
 
 fn invalid(path: String, message: String) -> EngineError {
     CoreError::InvalidInput { path: Some(path), message }.into()
@@ -65,6 +94,17 @@ impl SessionStore {
                 "an export's status is never \"running\" (it holds no lease)".into(),
             ));
         }
+        // Every version is a record: bounded before anything is allocated for them.
+        if data.version > MAX_IMPORT_VERSIONS {
+            let limit = CoreError::LimitExceeded {
+                what: "an import's version count",
+                option: "",
+                limit: MAX_IMPORT_VERSIONS,
+                actual: data.version,
+            };
+            return Err(EngineError::AtPath { path: "data.version".into(), error: Box::new(limit.into()) });
+        }
+        budget::check("an import", data.version.saturating_mul(BATCH_OVERHEAD))?;
         // Events in commit order, none above the export's version; each version's events a commit.
         let mut batches: Vec<Vec<Event>> = vec![Vec::new(); data.version as usize];
         let mut last = 0;
@@ -88,16 +128,23 @@ impl SessionStore {
             if event.version == 0 {
                 return Err(invalid(path, "only the \"created\" event is at version 0".into()));
             }
-            match inner {
-                Event::Message { data, .. } => config.limits.check_message(data.len())?,
-                Event::StateSet { data, .. } => config.limits.check_state_value(data.len())?,
-                _ => {}
-            }
+            let checked = match inner {
+                Event::Message { data, .. } => config.limits.check_message(data.len()),
+                Event::StateSet { data, .. } => config.limits.check_state_value(data.len()),
+                _ => Ok(()),
+            };
+            checked
+                .map_err(|error| EngineError::AtPath { path: format!("{path}.data"), error: Box::new(error.into()) })?;
             bytes += inner.weight() as u64;
             batches[event.version as usize - 1].push(inner.clone());
         }
-        for events in &batches {
-            config.limits.check_commit(events.iter().map(Event::weight).sum())?;
+        for (index, events) in batches.iter().enumerate() {
+            config.limits.check_commit(events.iter().map(Event::weight).sum()).map_err(|error| {
+                EngineError::AtPath {
+                    path: format!("data.events (version {})", index + 1),
+                    error: Box::new(error.into()),
+                }
+            })?;
         }
         budget::check("an import", bytes)?;
         if load::read_head(&*shared.store, &id).await?.is_some() {
@@ -118,7 +165,14 @@ impl SessionStore {
         head.version = data.version;
         head.commits = vec![token; data.version as usize];
         head.updated_at = data.updated_at.max(data.created_at);
-        head.schema = config.schema_version;
+        head.schema = data.schema;
+        if data.schema > config.schema_version {
+            return Err(EngineError::SchemaVersion { stored: data.schema, supported: config.schema_version });
+        }
+        // An export that starts after version 0 is of a pruned session: it stays pruned.
+        if !data.events.iter().any(|e| e.event.is_none()) {
+            head.retained = data.events.first().map_or(0, |e| e.version);
+        }
         head.status = data.status;
         if data.status == Status::Interrupted {
             head.interrupt = data.events.iter().rev().find_map(|e| match &e.event {

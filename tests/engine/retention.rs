@@ -207,3 +207,25 @@ mod property {
         }
     }
 }
+
+#[test]
+fn a_compaction_commit_writes_a_snapshot_of_the_compacted_view_at_once() {
+    let world = World::new();
+    // A long spacing: without the compaction, no snapshot would be due for many commits.
+    let store = world.store_with(Config { snapshot_every: 1000, ..World::config("w") }, 0);
+    let session = open(&store, "now");
+    for n in 0..300 {
+        turn(&session, &[&format!("\"{n}{}\"", "z".repeat(300))]);
+    }
+    assert_eq!(world.head("now").snapshot, None);
+    let invocation = begin(&session);
+    invocation.compact(298, vec![j("\"summary\"")], None, false).unwrap();
+    let version = block_on(invocation.commit()).unwrap();
+    let head = world.head("now");
+    assert_eq!(head.snapshot.map(|s| s.version), Some(version), "the compaction's commit carries a snapshot");
+    let snapshots = bytes_of(&world, "s/") + bytes_of(&world, "g/");
+    // Three messages of about 300 bytes, and the 301 commit tokens since there was no snapshot.
+    assert!(snapshots < 4_000, "the snapshot holds the compacted view: {snapshots} bytes");
+    let fresh = open(&world.store("reader"), "now");
+    assert_eq!(fresh.messages(None).unwrap().len(), 3);
+}

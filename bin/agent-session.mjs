@@ -1,0 +1,433 @@
+#!/usr/bin/env node
+// agent-session export | import: back up the sessions of a store as NDJSON (one
+// `session.export()` per line) and restore them, on Redis or Deno KV. See docs/backup.md.
+//
+// Plain Node ESM over the package's own entry. The backend client is the user's: `redis` (or
+// `ioredis`) for --redis and `@deno/kv` for --deno-kv, imported only when asked for, from this
+// package's location or else from the current directory's project.
+import { once } from "node:events";
+import { constants as fsConstants, createReadStream, createWriteStream, rmSync } from "node:fs";
+import { access, open, rename, rm, stat } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const USAGE = `Usage:
+  agent-session export (--redis URL | --deno-kv PATH) [--prefix P] [--id-prefix P] [--file PATH]
+  agent-session import (--redis URL | --deno-kv PATH) [--prefix P] [--file PATH] [--skip-existing]
+
+Backs up the sessions of an agent-session store as NDJSON: one line per session, the JSON of
+session.export() (format "agent-session.export/1"), and restores them. Each session is imported
+whole or not at all; an import stops at the first line that fails and says which.
+
+Backend (exactly one):
+  --redis URL        a Redis server: redis://[user:password@]host[:port][/db], rediss:// for TLS.
+                     Needs the "redis" package (or "ioredis") in your project: npm install redis
+  --deno-kv PATH     a Deno KV database: the SQLite file of Deno's local KV, or a remote KV URL
+                     (with DENO_KV_ACCESS_TOKEN set). Needs "@deno/kv": npm install @deno/kv
+
+Options:
+  --prefix P         the key prefix the application gives SessionStore.kv({ prefix }) (default: none)
+  --id-prefix P      export only the sessions whose id starts with P
+  --file PATH        export: write PATH (a temporary file is renamed to it once complete);
+                     import: read PATH. Default: stdout / stdin
+  --skip-existing    import: leave a session whose id exists already as it is, and go on
+  --max-message-bytes N, --max-state-value-bytes N, --max-commit-bytes N
+                     import: the size limits to check the sessions against (default 1 MiB, 1 MiB,
+                     4 MiB); give the application's own limits if it raised them
+  -h, --help         print this text
+
+A progress count is shown on stderr when it is a terminal. Exit status: 0 done, 1 failed (the
+message says why and, for an import, at which line), 2 bad usage.`;
+
+/** A failure with a message for the user (no stack trace). */
+class CliError extends Error {}
+class UsageError extends CliError {}
+
+const OPTIONS = {
+  redis: { type: "string" },
+  "deno-kv": { type: "string" },
+  prefix: { type: "string" },
+  "id-prefix": { type: "string" },
+  file: { type: "string" },
+  "skip-existing": { type: "boolean" },
+  "max-message-bytes": { type: "string" },
+  "max-state-value-bytes": { type: "string" },
+  "max-commit-bytes": { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+function parse(argv) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { help: true };
+  const [command, ...extra] = positionals;
+  if (command === undefined) throw new UsageError("a command is needed: export or import");
+  if (command !== "export" && command !== "import") throw new UsageError(`unknown command "${command}" (export or import)`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  if ((values.redis === undefined) === (values["deno-kv"] === undefined)) {
+    throw new UsageError("give exactly one backend: --redis URL or --deno-kv PATH");
+  }
+  if (command === "import" && values["id-prefix"] !== undefined) throw new UsageError("--id-prefix is an export option");
+  if (command === "export" && values["skip-existing"]) throw new UsageError("--skip-existing is an import option");
+  const limits = {};
+  for (const [flag, name] of [["max-message-bytes", "maxMessageBytes"], ["max-state-value-bytes", "maxStateValueBytes"], ["max-commit-bytes", "maxCommitBytes"]]) {
+    if (values[flag] === undefined) continue;
+    if (command === "export") throw new UsageError(`--${flag} is an import option`);
+    const n = Number(values[flag]);
+    if (!/^\d+$/.test(values[flag]) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${flag} must be a positive integer, got "${values[flag]}"`);
+    limits[name] = n;
+  }
+  return { command, values, limits };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/** Imports an optional dependency: from this package's location, else from the current project. */
+async function importOptional(name) {
+  try {
+    return await import(name);
+  } catch (error) {
+    if (error?.code !== "ERR_MODULE_NOT_FOUND") throw error;
+  }
+  try {
+    const path = createRequire(join(process.cwd(), "package.json")).resolve(name);
+    return await import(pathToFileURL(path).href);
+  } catch {
+    return undefined;
+  }
+}
+
+const firstLine = (error) => String(error?.message ?? error).split("\n")[0].trim();
+
+/** An error of the library or a backend in one line: class, path or key, message. */
+const describe = (error) =>
+  `${error?.name ?? "Error"}${error?.path ? ` at ${error.path}` : ""}: ${firstLine(error)}`;
+
+async function openRedis(url) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(`--redis: "${url}" is not a URL (expected redis://host:port or rediss://host:port)`);
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new CliError(`--redis: "${url}" is not a Redis URL (its scheme must be redis: or rediss:, not ${parsed.protocol})`);
+  }
+  const shown = redact(parsed);
+  const nodeRedis = await importOptional("redis");
+  const createClient = nodeRedis?.createClient ?? nodeRedis?.default?.createClient;
+  if (createClient) {
+    let client;
+    try {
+      client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 10_000 } });
+      client.on("error", () => {}); // connect() rejects with it; later ones fail the command in use
+      await client.connect();
+    } catch (error) {
+      throw new CliError(`--redis: cannot connect to ${shown}: ${firstLine(error)}`);
+    }
+    return { client, close: () => (typeof client.close === "function" ? client.close() : client.quit()).catch(() => {}) };
+  }
+  const ioredis = await importOptional("ioredis");
+  const Redis = ioredis?.Redis ?? ioredis?.default;
+  if (typeof Redis === "function") {
+    const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 10_000 });
+    client.on("error", () => {});
+    try {
+      await client.connect();
+    } catch (error) {
+      client.disconnect();
+      throw new CliError(`--redis: cannot connect to ${shown}: ${firstLine(error)}`);
+    }
+    return { client, close: () => client.quit().catch(() => client.disconnect()) };
+  }
+  throw new CliError('--redis needs the "redis" package (or "ioredis"): run `npm install redis` in your project');
+}
+
+/** The URL without its password, for messages. */
+function redact(url) {
+  const copy = new URL(url.href);
+  if (copy.password) copy.password = "***";
+  return copy.href;
+}
+
+async function openDenoKv(path, mustExist) {
+  const denoKvModule = await importOptional("@deno/kv");
+  const openKv = denoKvModule?.openKv ?? denoKvModule?.default?.openKv;
+  if (typeof openKv !== "function") throw new CliError('--deno-kv needs the "@deno/kv" package: run `npm install @deno/kv` in your project');
+  const remote = /^https?:\/\//.test(path);
+  if (!remote && path !== ":memory:") {
+    // openKv creates a missing file: an export of a mistyped path would succeed with nothing in it.
+    const info = await stat(path).catch(() => null);
+    if (info === null && mustExist) throw new CliError(`--deno-kv: ${path} does not exist`);
+    if (info !== null && !info.isFile()) throw new CliError(`--deno-kv: ${path} is not a file`);
+  }
+  try {
+    const db = await openKv(path);
+    return { db, close: () => db.close() };
+  } catch (error) {
+    throw new CliError(`--deno-kv: cannot open ${path}: ${firstLine(error)}`);
+  }
+}
+
+async function openStore({ command, values, limits }) {
+  const [{ SessionStore }, adapters] = await Promise.all([import("../js/entry/node.js"), import("../js/adapters/index.js")]);
+  let backend;
+  let kv;
+  if (values.redis !== undefined) {
+    backend = await openRedis(values.redis);
+    kv = adapters.redisKv(backend.client);
+  } else {
+    backend = await openDenoKv(values["deno-kv"], command === "export");
+    kv = adapters.denoKv(backend.db);
+  }
+  try {
+    // A session whose head cannot be decoded is left out of the listing, and so of the export;
+    // the store reports it here, and the export fails rather than make a backup without it.
+    const corrupt = [];
+    const onEvent = (event) => {
+      if (event.type === "corrupt") corrupt.push(event.key ?? event.session);
+    };
+    const options = { owner: "agent-session-cli", limits, onEvent };
+    if (values.prefix !== undefined) options.prefix = values.prefix;
+    const store = await SessionStore.kv(kv, options);
+    return {
+      store,
+      corrupt,
+      async close() {
+        await store.close().catch(() => {});
+        await backend.close();
+      },
+    };
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress (stderr, only when it is a terminal)
+
+function progress(verb) {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  let shown = false;
+  return {
+    update(count, fraction, force = false) {
+      if (!tty) return;
+      const now = Date.now();
+      if (!force && now - last < 100) return;
+      last = now;
+      shown = true;
+      let bar = "";
+      if (fraction !== undefined) {
+        const width = 24;
+        const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
+        bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}%  `;
+      }
+      process.stderr.write(`\r\x1b[K${bar}${count} session${count === 1 ? "" : "s"} ${verb}`);
+    },
+    clear() {
+      if (shown) process.stderr.write("\r\x1b[K");
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+/** The temporary file of an export in progress: removed when the user interrupts it. */
+let pendingTemp;
+process.once("SIGINT", () => {
+  if (pendingTemp !== undefined) rmSync(pendingTemp, { force: true });
+  process.stderr.write("\nagent-session: interrupted\n");
+  process.exit(130);
+});
+
+async function runExport(options, opened) {
+  const file = options.values.file;
+  const bar = progress("exported");
+  let out;
+  let temp;
+  if (file !== undefined) {
+    const target = resolvePath(file);
+    const dirInfo = await stat(dirname(target)).catch(() => null);
+    if (dirInfo === null || !dirInfo.isDirectory()) throw new CliError(`--file: cannot write ${file}: ${dirname(target)} is not a directory`);
+    const targetInfo = await stat(target).catch(() => null);
+    if (targetInfo !== null && !targetInfo.isFile()) throw new CliError(`--file: cannot write ${file}: it exists and is not a regular file`);
+    temp = join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
+    out = createWriteStream(temp, { flags: "wx" });
+    pendingTemp = temp;
+    await Promise.race([once(out, "open"), once(out, "error").then(([error]) => Promise.reject(new CliError(`--file: cannot write ${file}: ${firstLine(error)}`)))]);
+  } else {
+    out = process.stdout;
+  }
+  let outputError;
+  out.on("error", (error) => (outputError = error));
+  let count = 0;
+  try {
+    const exporter = opened.store.export(options.values["id-prefix"] !== undefined ? { prefix: options.values["id-prefix"] } : undefined);
+    try {
+      for await (const data of exporter) {
+        if (outputError) break;
+        if (!out.write(`${JSON.stringify(data)}\n`)) {
+          await Promise.race([once(out, "drain"), once(out, "close")]).catch((error) => (outputError ??= error));
+        }
+        count += 1;
+        bar.update(count);
+      }
+    } catch (error) {
+      // The store could not read a session (or the backend failed): the backup is incomplete.
+      const kept = temp !== undefined ? `; ${file} was not written` : "; the output is incomplete";
+      throw new CliError(`${describe(error)} (after ${count} session${count === 1 ? "" : "s"}${kept})`);
+    }
+    if (opened.corrupt.length > 0) {
+      const keys = [...new Set(opened.corrupt)];
+      const kept = temp !== undefined ? `${file} was not written` : "the output lacks them";
+      throw new CliError(
+        `${keys.length} session${keys.length === 1 ? "" : "s"} could not be read (CorruptRecordError: ${keys.map((key) => JSON.stringify(key)).join(", ")}); ` +
+          `${count} other${count === 1 ? " was" : "s were"} exported, but ${kept}`,
+      );
+    }
+    // Everything handed to stdout is written (or failed) before the summary.
+    if (temp === undefined && !outputError) await new Promise((resolve) => out.write("", () => resolve()));
+    if (outputError) {
+      const closed = outputError.code === "EPIPE" ? " (it was closed before the end)" : "";
+      throw new CliError(`cannot write ${file ?? "stdout"}${closed}: ${firstLine(outputError)} (after ${count} session${count === 1 ? "" : "s"})`);
+    }
+    bar.update(count, undefined, true);
+    if (temp !== undefined) {
+      await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
+      const handle = await open(temp, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, resolvePath(file));
+      temp = undefined;
+      pendingTemp = undefined;
+    }
+  } finally {
+    bar.clear();
+    if (temp !== undefined) {
+      out.destroy();
+      await rm(temp, { force: true });
+      pendingTemp = undefined;
+    }
+  }
+  process.stderr.write(`agent-session export: ${count} session${count === 1 ? "" : "s"} exported${file !== undefined ? ` to ${file}` : ""}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// import
+
+/** The size of the import file; a CliError when it cannot be read. */
+async function inputSize(file) {
+  try {
+    await access(file, fsConstants.R_OK);
+    const info = await stat(file);
+    if (!info.isFile()) throw new Error("not a regular file");
+    return info.size;
+  } catch (error) {
+    throw new CliError(`--file: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : firstLine(error)}`);
+  }
+}
+
+async function runImport(options, opened) {
+  const file = options.values.file;
+  let input;
+  let size;
+  if (file !== undefined) {
+    size = await inputSize(file);
+    input = createReadStream(file);
+  } else {
+    input = process.stdin;
+  }
+  let inputError;
+  input.on("error", (error) => (inputError = error));
+  const bar = progress("imported");
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNumber = 0;
+  let bytesDone = 0;
+  let imported = 0;
+  let skipped = 0;
+  const done = () => `${imported} session${imported === 1 ? " was" : "s were"} imported${skipped ? ` (${skipped} skipped as existing)` : ""}`;
+  const failAt = (what) => {
+    const before = imported + skipped > 0 ? `; the lines before it are in the store (${done()})` : `; nothing was imported`;
+    return new CliError(`line ${lineNumber}: ${what}${before}; line ${lineNumber} and the lines after it were not imported`);
+  };
+  try {
+    for await (const line of lines) {
+      lineNumber += 1;
+      bytesDone += Buffer.byteLength(line) + 1;
+      if (line.trim() === "") continue;
+      let data;
+      try {
+        data = JSON.parse(line);
+      } catch (error) {
+        throw failAt(`not JSON (${firstLine(error)})`);
+      }
+      try {
+        await opened.store.import(data);
+        imported += 1;
+      } catch (error) {
+        if (options.values["skip-existing"] && error?.code === "INVALID_INPUT" && error.path === "id") {
+          skipped += 1;
+        } else {
+          const id = typeof data?.id === "string" ? `session ${JSON.stringify(data.id)}: ` : "";
+          throw failAt(`${id}${describe(error)}`);
+        }
+      }
+      bar.update(imported + skipped, size ? Math.min(1, bytesDone / size) : undefined);
+    }
+    if (inputError) throw new CliError(`cannot read ${file ?? "stdin"}: ${firstLine(inputError)} (after line ${lineNumber}; ${done()})`);
+    bar.update(imported + skipped, size ? 1 : undefined, true);
+  } finally {
+    bar.clear();
+    lines.close();
+    if (file !== undefined) input.destroy();
+  }
+  process.stderr.write(`agent-session import: ${done()}${file !== undefined ? ` from ${file}` : ""}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(argv) {
+  let options;
+  try {
+    options = parse(argv);
+  } catch (error) {
+    process.stderr.write(`agent-session: ${error.message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  let opened;
+  try {
+    // An unreadable input file is reported before any backend is opened (or created).
+    if (options.command === "import" && options.values.file !== undefined) await inputSize(options.values.file);
+    opened = await openStore(options);
+    if (options.command === "export") await runExport(options, opened);
+    else await runImport(options, opened);
+    return 0;
+  } catch (error) {
+    const message = error instanceof CliError ? error.message : describe(error);
+    process.stderr.write(`agent-session ${options.command}: ${message}\n`);
+    return 1;
+  } finally {
+    await opened?.close();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

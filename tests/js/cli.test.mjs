@@ -1,0 +1,345 @@
+// The backup command (bin/agent-session.mjs, `npx agent-session export|import`), run as a child
+// process against a real redis-server (started by _redis-server.mjs) and @deno/kv SQLite files in a
+// temp dir: export, import into another prefix or database, compare through the library; a
+// malformed line stops the import naming the line (the lines before it stay imported); a bad URL,
+// an unreadable file and bad usage give a non-zero exit and a clear message.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { openKv } from "@deno/kv";
+import { createClient } from "redis";
+import { SessionStore } from "agent-session";
+import { denoKv, redisKv } from "agent-session/adapters";
+import { FIXTURE_IDS, buildSessions, describeAll, exportAll } from "../browser/export-fixture.mjs";
+import { freePort, startRedis } from "./adapters/_redis-server.mjs";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const BIN = join(ROOT, "bin/agent-session.mjs");
+const dir = mkdtempSync(join(tmpdir(), "agent-session-cli-"));
+const sortedIds = [...FIXTURE_IDS].sort();
+
+let server;
+let client;
+let source; // { exports, views } of the fixture as stored in Redis under "src:"
+before(async () => {
+  server = await startRedis();
+  client = await createClient({ url: server.url }).connect();
+  const store = await SessionStore.kv(redisKv(client), { prefix: "src:" });
+  await buildSessions(store);
+  source = { exports: await exportAll(store), views: await describeAll(store, sortedIds) };
+  await store.close();
+});
+after(async () => {
+  await client?.quit();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs the command; resolves to { code, signal, stdout, stderr }. */
+function run(args, { input, timeout = 30_000 } = {}) {
+  return runProcess(process.execPath, [BIN, ...args], { input, timeout });
+}
+
+function runProcess(command, args, { input, timeout = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${args.join(" ")}: no exit within ${timeout} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeout);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.on("error", () => {});
+    child.stdin.end(input ?? "");
+  });
+}
+
+const show = (result) => `exit ${result.code}\nstderr: ${result.stderr}\nstdout: ${result.stdout.slice(0, 500)}`;
+const linesOf = (text) => text.split("\n").filter((line) => line !== "");
+const parseLines = (text) => linesOf(text).map((line) => JSON.parse(line));
+const byId = (exports) => [...exports].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+/** Exports and descriptions of a Redis prefix, read through the library. */
+async function readRedis(prefix) {
+  const store = await SessionStore.kv(redisKv(client), { prefix });
+  try {
+    return { exports: await exportAll(store), views: await describeAll(store, sortedIds) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** The session ids of a Redis prefix. */
+async function redisIds(prefix) {
+  const store = await SessionStore.kv(redisKv(client), { prefix });
+  try {
+    return (await store.list()).sessions.map((info) => info.id).sort();
+  } finally {
+    await store.close();
+  }
+}
+
+/** Exports and descriptions of a Deno KV file, read through the library. */
+async function readDenoKv(path) {
+  const db = await openKv(path);
+  try {
+    const store = await SessionStore.kv(denoKv(db));
+    return { exports: await exportAll(store), views: await describeAll(store, sortedIds) };
+  } finally {
+    db.close();
+  }
+}
+
+function assertSameSessions(got, what) {
+  assert.deepEqual(got.exports.map((e) => e.id), sortedIds, `${what}: every session, once`);
+  assert.deepEqual(got.exports, source.exports, `${what}: the exports are the source's`);
+  for (const id of sortedIds) assert.deepEqual(got.views[id], source.views[id], `${what}: ${JSON.stringify(id)} reads as in the source`);
+}
+
+test("package.json names the command, and --help prints the usage", async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  assert.equal(pkg.bin?.["agent-session"], "bin/agent-session.mjs");
+  assert.ok(!pkg.files || pkg.files.some((entry) => entry === "bin/" || entry === "bin/agent-session.mjs"), "the package ships bin/");
+  assert.match(readFileSync(BIN, "utf8"), /^#!\/usr\/bin\/env node\n/);
+  for (const flag of ["--help", "-h"]) {
+    const result = await run([flag]);
+    assert.equal(result.code, 0, show(result));
+    for (const word of ["Usage:", "agent-session export", "agent-session import", "--redis URL", "--deno-kv PATH", "--prefix", "--file PATH"]) {
+      assert.ok(result.stdout.includes(word), `--help mentions ${word}: ${result.stdout}`);
+    }
+  }
+});
+
+test("bad usage is exit 2 with the reason and the usage on stderr", async () => {
+  for (const [args, reason] of [
+    [[], /a command is needed/],
+    [["backup", "--redis", server.url], /unknown command "backup"/],
+    [["export"], /exactly one backend/],
+    [["export", "--redis", server.url, "--deno-kv", join(dir, "x.sqlite")], /exactly one backend/],
+    [["export", "--redis", server.url, "--bogus"], /--bogus/],
+    [["import", "--redis", server.url, "--max-message-bytes", "lots"], /--max-message-bytes must be a positive integer/],
+  ]) {
+    const result = await run(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${show(result)}`);
+    assert.match(result.stderr, reason, args.join(" "));
+    assert.match(result.stderr, /Usage:/);
+    assert.equal(result.stdout, "");
+  }
+});
+
+test("Redis: export to a file, import into another prefix; the sessions read as the source's; stdout gives the same lines", async () => {
+  const file = join(dir, "redis-backup.ndjson");
+  const exported = await run(["export", "--redis", server.url, "--prefix", "src:", "--file", file]);
+  assert.equal(exported.code, 0, show(exported));
+  assert.equal(exported.stdout, "", "the data went to the file");
+  assert.match(exported.stderr, /7 sessions exported/);
+  assert.ok(!exported.stderr.includes("\r"), "no progress bar when stderr is not a terminal");
+  const text = readFileSync(file, "utf8");
+  assert.ok(text.endsWith("\n"));
+  const lines = parseLines(text);
+  assert.deepEqual(lines.map((e) => e.id).sort(), sortedIds, "one line per session");
+  assert.deepEqual(byId(lines), source.exports, "each line is the session's export");
+  assert.deepEqual(readdirSync(dir).filter((name) => name.includes("partial")), [], "no temporary file left");
+
+  const toStdout = await run(["export", "--redis", server.url, "--prefix", "src:"]);
+  assert.equal(toStdout.code, 0, show(toStdout));
+  assert.equal(toStdout.stdout, text, "stdout carries the same NDJSON");
+
+  const imported = await run(["import", "--redis", server.url, "--prefix", "dst:", "--file", file]);
+  assert.equal(imported.code, 0, show(imported));
+  assert.match(imported.stderr, /7 sessions were imported/);
+  assertSameSessions(await readRedis("dst:"), "Redis dst:");
+
+  // Only some sessions.
+  const some = await run(["export", "--redis", server.url, "--prefix", "src:", "--id-prefix", "rich/c"]);
+  assert.equal(some.code, 0, show(some));
+  assert.deepEqual(parseLines(some.stdout).map((e) => e.id), ["rich/closed"]);
+  // An empty store exports nothing, successfully.
+  const none = await run(["export", "--redis", server.url, "--prefix", "nothing-here:"]);
+  assert.equal(none.code, 0, show(none));
+  assert.equal(none.stdout, "");
+  assert.match(none.stderr, /0 sessions exported/);
+});
+
+test("Deno KV: export a database to stdout, import from stdin into another database, and across backends", async () => {
+  const first = join(dir, "first.sqlite");
+  const db = await openKv(first);
+  const seeded = await SessionStore.kv(denoKv(db));
+  for (const data of source.exports) await seeded.import(data);
+  await seeded.close();
+  db.close();
+
+  const exported = await run(["export", "--deno-kv", first]);
+  assert.equal(exported.code, 0, show(exported));
+  assert.deepEqual(byId(parseLines(exported.stdout)), source.exports);
+
+  const second = join(dir, "second.sqlite");
+  const imported = await run(["import", "--deno-kv", second], { input: exported.stdout });
+  assert.equal(imported.code, 0, show(imported));
+  assert.match(imported.stderr, /7 sessions were imported/);
+  assertSameSessions(await readDenoKv(second), "Deno KV second.sqlite");
+
+  // Deno KV -> Redis, and the store prefix of a Deno KV database.
+  const intoRedis = await run(["import", "--redis", server.url, "--prefix", "from-deno:"], { input: exported.stdout });
+  assert.equal(intoRedis.code, 0, show(intoRedis));
+  assertSameSessions(await readRedis("from-deno:"), "Redis from-deno:");
+  const prefixed = await run(["import", "--deno-kv", second, "--prefix", "copy/"], { input: exported.stdout });
+  assert.equal(prefixed.code, 0, show(prefixed));
+  const again = await run(["export", "--deno-kv", second, "--prefix", "copy/"]);
+  assert.equal(again.code, 0, show(again));
+  assert.equal(again.stdout, exported.stdout);
+});
+
+test("a line that is not JSON stops the import: non-zero exit naming the line; the lines before it stay imported, none after", async () => {
+  const good = source.exports.map((e) => JSON.stringify(e));
+  const file = join(dir, "broken.ndjson");
+  // Line 3 is blank (skipped), line 4 is broken, line 5 would be fine.
+  writeFileSync(file, [good[0], good[1], "", '{"format": "agent-session.export/1", "id": ', good[2]].join("\n") + "\n");
+  const result = await run(["import", "--redis", server.url, "--prefix", "broken-json:", "--file", file]);
+  assert.notEqual(result.code, 0, show(result));
+  assert.match(result.stderr, /line 4\b/, show(result));
+  assert.match(result.stderr, /not JSON/);
+  assert.match(result.stderr, /2 sessions were imported/);
+  assert.deepEqual(await redisIds("broken-json:"), [source.exports[0].id, source.exports[1].id].sort());
+});
+
+test("a malformed export on a line stops the import with its path; that session is not written", async () => {
+  const pick = ["rich/closed", "rich/expired", "rich/multi", "rich/fork"].map((id) => source.exports.find((e) => e.id === id));
+  const lines = pick.map((e) => JSON.parse(JSON.stringify(e)));
+  const bad = lines[2];
+  bad.events[1].type = "telepathy";
+  const input = lines.map((e) => JSON.stringify(e)).join("\n") + "\n";
+  const result = await run(["import", "--redis", server.url, "--prefix", "broken-export:"], { input });
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /line 3\b/);
+  assert.ok(result.stderr.includes("data.events[1].type"), show(result));
+  assert.ok(result.stderr.includes(JSON.stringify(bad.id)), "names the session");
+  assert.match(result.stderr, /2 sessions were imported/);
+  assert.deepEqual(await redisIds("broken-export:"), [lines[0].id, lines[1].id].sort(), "lines 1-2 imported, 3-4 not");
+
+  // Run again after fixing: the sessions already there stop it (path id), unless --skip-existing.
+  const fixed = pick.map((e) => JSON.stringify(e)).join("\n") + "\n";
+  const again = await run(["import", "--redis", server.url, "--prefix", "broken-export:"], { input: fixed });
+  assert.equal(again.code, 1, show(again));
+  assert.match(again.stderr, /line 1\b/);
+  assert.match(again.stderr, /at id\b/);
+  assert.match(again.stderr, /nothing was imported/);
+  const resumed = await run(["import", "--redis", server.url, "--prefix", "broken-export:", "--skip-existing"], { input: fixed });
+  assert.equal(resumed.code, 0, show(resumed));
+  assert.match(resumed.stderr, /2 sessions were imported \(2 skipped as existing\)/);
+  assert.deepEqual(await redisIds("broken-export:"), pick.map((e) => e.id).sort());
+});
+
+test("a bad Redis URL or an unreachable server: non-zero exit and a clear message, no output file replaced", async () => {
+  const port = await freePort(); // nothing listens there
+  const file = join(dir, "keep.ndjson");
+  writeFileSync(file, "the previous backup\n");
+  for (const [url, message] of [
+    ["notaurl", /--redis: "notaurl" is not a URL/],
+    ["http://127.0.0.1:6379", /not a Redis URL/],
+    [`redis://127.0.0.1:${port}`, new RegExp(`cannot connect to redis://127\\.0\\.0\\.1:${port}.*ECONNREFUSED`)],
+    [`redis://:secret@127.0.0.1:${port}`, /cannot connect to redis:\/\/:\*\*\*@127\.0\.0\.1/],
+  ]) {
+    for (const command of ["export", "import"]) {
+      const result = await run([command, "--redis", url, ...(command === "export" ? ["--file", file] : [])], { timeout: 20_000 });
+      assert.equal(result.code, 1, `${command} ${url}: ${show(result)}`);
+      assert.match(result.stderr, message, `${command} ${url}`);
+      assert.ok(!result.stderr.includes("secret"), "the password is not printed");
+      assert.ok(!/\n\s+at /.test(result.stderr), `no stack trace: ${result.stderr}`);
+    }
+  }
+  assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
+});
+
+test("an unreadable file, a missing Deno KV database or an unwritable target: non-zero exit and a clear message", async () => {
+  const missing = join(dir, "missing.ndjson");
+  let result = await run(["import", "--redis", server.url, "--prefix", "never:", "--file", missing]);
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /cannot read .*missing\.ndjson: no such file/);
+  result = await run(["import", "--redis", server.url, "--prefix", "never:", "--file", dir]);
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /cannot read/);
+  assert.deepEqual(await redisIds("never:"), []);
+
+  const nowhere = join(dir, "no-such-db.sqlite");
+  result = await run(["export", "--deno-kv", nowhere]);
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /no-such-db\.sqlite does not exist/);
+  assert.ok(!existsSync(nowhere), "an export does not create the database");
+  result = await run(["import", "--deno-kv", join(dir, "no/such/dir/db.sqlite")], { input: "" });
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /cannot open/);
+
+  result = await run(["export", "--redis", server.url, "--prefix", "src:", "--file", join(dir, "no/such/dir/out.ndjson")]);
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /cannot write/);
+});
+
+test("on a terminal, stderr shows a progress count", { skip: !existsSync("/usr/bin/script") && "no script(1) to give the command a terminal" }, async () => {
+  const file = join(dir, "progress.ndjson");
+  const quote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, BIN, "export", "--redis", server.url, "--prefix", "src:", "--file", file].map(quote).join(" ");
+  const exported = await runProcess("/usr/bin/script", ["-qec", command, "/dev/null"]);
+  assert.equal(exported.code, 0, show(exported));
+  assert.match(exported.stdout, /\r\x1b\[K7 sessions exported/, JSON.stringify(exported.stdout));
+  const importCommand = [process.execPath, BIN, "import", "--redis", server.url, "--prefix", "progress:", "--file", file].map(quote).join(" ");
+  const imported = await runProcess("/usr/bin/script", ["-qec", importCommand, "/dev/null"]);
+  assert.equal(imported.code, 0, show(imported));
+  assert.match(imported.stdout, /\[#+\] 100%  7 sessions imported/, JSON.stringify(imported.stdout));
+});
+
+test("a session the store cannot read stops the export: exit 1 naming the record; the previous backup file stays", async () => {
+  const store = await SessionStore.kv(redisKv(client), { prefix: "corrupt:" });
+  for (const id of ["a", "b", "c"]) {
+    const session = await store.open(id);
+    await session.invoke((inv) => inv.appendMessage(id));
+  }
+  await store.close();
+  const [head] = await client.keys("*corrupt:h/b~");
+  assert.ok(head, "the head of b in Redis");
+  await client.hSet(head, "value", "not a head record");
+  const file = join(dir, "corrupt.ndjson");
+  writeFileSync(file, "the previous backup\n");
+  const result = await run(["export", "--redis", server.url, "--prefix", "corrupt:", "--file", file]);
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /CorruptRecordError/);
+  assert.ok(result.stderr.includes("h/b~"), `names the record: ${result.stderr}`);
+  assert.match(result.stderr, /corrupt\.ndjson was not written/);
+  assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
+  assert.deepEqual(readdirSync(dir).filter((name) => name.includes("partial")), [], "no temporary file left");
+  // To stdout: the readable sessions are written, and the exit status says the backup is incomplete.
+  const toStdout = await run(["export", "--redis", server.url, "--prefix", "corrupt:"]);
+  assert.equal(toStdout.code, 1, show(toStdout));
+  assert.deepEqual(parseLines(toStdout.stdout).map((e) => e.id), ["a", "c"]);
+  assert.match(toStdout.stderr, /1 session could not be read .*the output lacks them/);
+});
+
+test("a batch the store cannot read stops the export with its error; the previous backup file stays", async () => {
+  const store = await SessionStore.kv(redisKv(client), { prefix: "corrupt-batch:" });
+  for (const id of ["a", "b", "c"]) {
+    const session = await store.open(id);
+    await session.invoke((inv) => inv.appendMessage(id));
+  }
+  await store.close();
+  const [batch] = await client.keys("*corrupt-batch:e/b~/*");
+  assert.ok(batch, "a batch of b in Redis");
+  await client.hSet(batch, "value", "not a batch record");
+  const file = join(dir, "corrupt-batch.ndjson");
+  writeFileSync(file, "the previous backup\n");
+  const result = await run(["export", "--redis", server.url, "--prefix", "corrupt-batch:", "--file", file]);
+  assert.equal(result.code, 1, show(result));
+  assert.match(result.stderr, /CorruptRecordError/);
+  assert.match(result.stderr, /after 1 session; .*corrupt-batch\.ndjson was not written/);
+  assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
+});

@@ -1,0 +1,439 @@
+// Export and import (API.md "Export, import and backup") in Node: a round trip through the KV
+// adapters, a matrix of malformed exports (each refused with its path, nothing written), import into
+// an existing id, what an export of a running, pruned or not-yet-migrated session restores to, an
+// export whose version is absurdly large, and store.export() over 10000 sessions with bounded memory.
+// The IndexedDB leg of the round trip is tests/browser/export.test.mjs; both use the sessions of
+// tests/browser/export-fixture.mjs.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { openKv } from "@deno/kv";
+import { SessionStore, ValidationError, LimitExceededError, InvalidTransitionError } from "agent-session";
+import { memoryKv, denoKv } from "agent-session/adapters";
+import { FIXTURE_IDS, buildSessions, describeAll, describeSession, exportAll } from "../browser/export-fixture.mjs";
+
+const FORMAT = "agent-session.export/1";
+const dir = mkdtempSync(join(tmpdir(), "agent-session-export-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Every key of a HostKv with its version: what "nothing written" compares. */
+async function kvDump(kv) {
+  const out = {};
+  let cursor;
+  do {
+    const page = await kv.list("", { cursor });
+    for (const key of page.keys) out[key] = (await kv.get(key))?.version ?? null;
+    cursor = page.cursor;
+  } while (cursor);
+  return out;
+}
+
+/** The rejection of `promise`, failing when it fulfils. */
+async function rejection(promise, what) {
+  try {
+    const value = await promise;
+    assert.fail(`${what}: fulfilled (${value?.constructor?.name ?? typeof value}) but was expected to reject`);
+  } catch (error) {
+    if (error instanceof assert.AssertionError) throw error;
+    return error;
+  }
+}
+
+const sortedIds = [...FIXTURE_IDS].sort();
+
+test("round trip memory -> memoryKv -> Deno KV (SQLite file) -> memory keeps versions, history, messages, state, status and pending interrupt", async () => {
+  const source = await SessionStore.memory({ snapshotEvery: 3 });
+  await buildSessions(source);
+  const expected = { exports: await exportAll(source), views: await describeAll(source, sortedIds) };
+  assert.deepEqual(expected.exports.map((e) => e.id), sortedIds);
+  // The file format: JSON text of the export.
+  for (const data of expected.exports) {
+    assert.equal(data.format, FORMAT);
+    assert.deepEqual(JSON.parse(JSON.stringify(data)), data);
+  }
+  let exports = expected.exports;
+  const db = await openKv(join(dir, "round-trip.sqlite"));
+  try {
+    const legs = [
+      ["memoryKv", () => {
+        const kv = memoryKv();
+        return [() => SessionStore.kv(kv), () => SessionStore.kv(kv)];
+      }],
+      ["Deno KV", () => [() => SessionStore.kv(denoKv(db), { prefix: "leg/" }), () => SessionStore.kv(denoKv(db), { prefix: "leg/" })]],
+      ["memory", () => {
+        const store = SessionStore.memory();
+        return [() => store, () => store];
+      }],
+    ];
+    for (const [leg, make] of legs) {
+      const [writer, reader] = make();
+      const into = await writer();
+      for (const data of JSON.parse(JSON.stringify(exports))) {
+        const session = await into.import(data);
+        assert.equal(session.id, data.id, `${leg}: import resolves to the session`);
+        assert.equal(session.version, data.version, `${leg}: at the export's version`);
+      }
+      const from = await reader();
+      const got = { exports: await exportAll(from), views: await describeAll(from, sortedIds) };
+      assert.deepEqual(got.exports, expected.exports, `${leg}: the exports are the source's`);
+      for (const id of sortedIds) assert.deepEqual(got.views[id], expected.views[id], `${leg}: ${JSON.stringify(id)} reads as in the source`);
+      exports = got.exports;
+    }
+  } finally {
+    db.close();
+  }
+});
+
+describe("a malformed export is a ValidationError or LimitExceededError naming the path, and nothing is written", () => {
+  const LIMITS = { maxMessageBytes: 1000, maxStateValueBytes: 1000, maxCommitBytes: 3000 };
+  const base = () => ({
+    format: FORMAT,
+    id: "imported",
+    version: 3,
+    status: "idle",
+    createdAt: 1_700_000_000_000,
+    updatedAt: 1_700_000_003_000,
+    expiresAt: null,
+    metadata: { title: "t" },
+    events: [
+      { version: 0, at: 1_700_000_000_000, invocation: "", type: "created", data: { title: "t" } },
+      { version: 1, at: 1_700_000_001_000, invocation: "i1", type: "message", agent: "default", data: "hi" },
+      { version: 1, at: 1_700_000_001_000, invocation: "i1", type: "state.set", agent: "default", key: "k", data: 1 },
+      { version: 2, at: 1_700_000_002_000, invocation: "i2", type: "message", agent: "default", data: "yo" },
+      { version: 2, at: 1_700_000_002_000, invocation: "i2", type: "state.delete", agent: "default", key: "k" },
+      // version 3: a commit that staged nothing
+    ],
+  });
+  const push = (event) => (d) => {
+    d.events.push({ version: 3, at: 1_700_000_003_000, invocation: "i3", ...event });
+  };
+  const V = ValidationError;
+  const L = LimitExceededError;
+  // [name, change (mutates the base, or returns what to import instead), class, path (string or RegExp)]
+  const cases = [
+    ["not an object", () => "agent-session.export/1", V, "data"],
+    ["null", () => null, V, "data"],
+    ["an array", () => [], V, "data"],
+    ["wrong format", (d) => void (d.format = "agent-session.export/2"), V, "data.format"],
+    ["format missing", (d) => void delete d.format, V, "data.format"],
+    ["id missing", (d) => void delete d.id, V, "data.id"],
+    ["id empty", (d) => void (d.id = ""), V, "data.id"],
+    ["id not a string", (d) => void (d.id = 42), V, "data.id"],
+    ["id over 256 bytes", (d) => void (d.id = "é".repeat(129)), V, "data.id"],
+    ["id with a lone surrogate", (d) => void (d.id = "a\uD800b"), V, "data.id"],
+    ["version not an integer", (d) => void (d.version = 2.5), V, "data.version"],
+    ["version a string", (d) => void (d.version = "3"), V, "data.version"],
+    ["version negative", (d) => void (d.version = -1), V, "data.version"],
+    ["status unknown", (d) => void (d.status = "paused"), V, "data.status"],
+    ["status running", (d) => void (d.status = "running"), V, "data.status"],
+    ["status interrupted without an interrupt event", (d) => void (d.status = "interrupted"), V, "data.status"],
+    ["createdAt not a number", (d) => void (d.createdAt = "yesterday"), V, "data.createdAt"],
+    ["expiresAt not an integer", (d) => void (d.expiresAt = 1.5), V, "data.expiresAt"],
+    ["metadata holds a BigInt", (d) => void (d.metadata = { n: [1n] }), V, "data.metadata.n[0]"],
+    ["events not an array", (d) => void (d.events = { 0: d.events[0] }), V, "data.events"],
+    ["events missing", (d) => void delete d.events, V, "data.events"],
+    ["an event not an object", (d) => void (d.events[2] = "state.set"), V, "data.events[2]"],
+    ["an event out of order", (d) => void (d.events[4].version = 1), V, "data.events[4]"],
+    ["an event above version", (d) => void (d.events[3].version = 4), V, "data.events[3]"],
+    ["a message at version 0", (d) => void (d.events[1].version = 0), V, "data.events[1]"],
+    ["an event version not an integer", (d) => void (d.events[2].version = 1.25), V, "data.events[2].version"],
+    ["an event time missing", (d) => void delete d.events[1].at, V, "data.events[1].at"],
+    ["unknown type", (d) => void (d.events[3].type = "telepathy"), V, "data.events[3].type"],
+    ["type missing", (d) => void delete d.events[3].type, V, "data.events[3].type"],
+    ["data holds a BigInt", (d) => void (d.events[1].data = { n: 10n }), V, "data.events[1].data.n"],
+    ["data holds a function", (d) => void (d.events[1].data = { f() {} }), V, "data.events[1].data.f"],
+    ["data holds a symbol", (d) => void (d.events[1].data = [Symbol("s")]), V, "data.events[1].data[0]"],
+    ["data is NaN", (d) => void (d.events[2].data = NaN), V, "data.events[2].data"],
+    ["data holds Infinity", (d) => void (d.events[1].data = [1, Infinity]), V, "data.events[1].data[1]"],
+    ["data is a cycle", (d) => {
+      const cycle = { a: 1 };
+      cycle.self = cycle;
+      d.events[1].data = cycle;
+    }, V, "data.events[1].data.self"],
+    ["data getter throws", (d) => void (d.events[1].data = { get boom() { throw new Error("boom"); } }), V, "data.events[1].data.boom"],
+    ["message data missing", (d) => void delete d.events[1].data, V, "data.events[1].data"],
+    ["message over limits.maxMessageBytes", (d) => void (d.events[3].data = "x".repeat(1200)), L, /^data\.events\[3\](\.data)?$/],
+    ["state value over limits.maxStateValueBytes", (d) => void (d.events[2].data = "x".repeat(1200)), L, /^data\.events\[2\](\.data)?$/],
+    ["commit over limits.maxCommitBytes", (d) => {
+      for (let i = 0; i < 4; i++) d.events.splice(3, 0, { version: 2, at: 1_700_000_002_000, invocation: "i2", type: "message", agent: "default", data: "y".repeat(900) });
+    }, L, /^data\.events/],
+    ["agent name empty", (d) => void (d.events[1].agent = ""), V, "data.events[1].agent"],
+    ["agent name over 256 bytes", (d) => void (d.events[1].agent = "a".repeat(257)), V, "data.events[1].agent"],
+    ["agent name not a string", (d) => void (d.events[1].agent = ["planner"]), V, "data.events[1].agent"],
+    ["state key empty", (d) => void (d.events[2].key = ""), V, "data.events[2].key"],
+    ["state key missing", (d) => void delete d.events[2].key, V, "data.events[2].key"],
+    ["state.delete key over 256 bytes", (d) => void (d.events[4].key = "k".repeat(257)), V, "data.events[4].key"],
+    ["interrupt without reason", push({ type: "interrupt", data: null }), V, "data.events[5].reason"],
+    ["stopped with a bad outcome", push({ type: "stopped", reason: "r", data: { by: "owner", outcome: "lost" } }), V, "data.events[5].data.outcome"],
+    ["stopped without data", push({ type: "stopped", reason: "r" }), V, "data.events[5].data"],
+    ["compacted with non-array data", push({ type: "compacted", agent: "default", before: 1, data: "summary" }), V, "data.events[5].data"],
+    ["compacted with before not an integer", push({ type: "compacted", agent: "default", before: -1, data: [] }), V, "data.events[5].before"],
+    ["migrated with state missing", push({ type: "migrated", agent: "default", data: { from: 0, to: 1, messages: [] } }), V, "data.events[5].data.state"],
+    ["migrated with messages not an array", push({ type: "migrated", agent: "default", data: { from: 0, to: 1, messages: "m", state: {} } }), V, "data.events[5].data.messages"],
+    ["traceparent not a string", (d) => void (d.events[1].traceparent = 7), V, "data.events[1].traceparent"],
+  ];
+
+  test(`the matrix has at least 20 cases (${cases.length})`, () => assert.ok(cases.length >= 20));
+
+  for (const [name, change, Class, path] of cases) {
+    test(name, async () => {
+      const kv = memoryKv();
+      const store = await SessionStore.kv(kv, { limits: LIMITS });
+      // Something already stored, which must stay as it is.
+      const existing = await store.open("existing");
+      await existing.invoke((inv) => inv.appendMessage("kept"));
+      const before = await kvDump(kv);
+      const listed = await store.list();
+      let data = base();
+      const replaced = change(data);
+      if (replaced !== undefined) data = replaced;
+      const error = await rejection(store.import(data), name);
+      assert.ok(error instanceof Class, `${name}: expected a ${Class.name}, got ${error?.name}: ${error?.message}`);
+      assert.deepEqual(await kvDump(kv), before, `${name}: nothing written`);
+      assert.deepEqual(await store.list(), listed, `${name}: no session listed`);
+      await assert.rejects(store.open("imported", { create: false }), { code: "NOT_FOUND" });
+      if (path instanceof RegExp) assert.match(String(error.path), path, `${name}: path (message: ${error.message})`);
+      else assert.equal(error.path, path, `${name}: path (message: ${error.message})`);
+      // The same export, corrected, imports: the refusal was about the change.
+      const ok = await store.import(base());
+      assert.deepEqual(ok.messages(), ["hi", "yo"]);
+      assert.deepEqual(ok.state(), {});
+      assert.equal(ok.version, 3);
+      await store.close();
+    });
+  }
+});
+
+test("import into an existing id is a ValidationError (path \"id\") that changes nothing; { id } imports under another id", async () => {
+  const kv = memoryKv();
+  const store = await SessionStore.kv(kv);
+  await buildSessions(store);
+  const original = await store.open("rich/multi", { create: false });
+  const data = JSON.parse(JSON.stringify(await original.export()));
+  const view = await describeSession(original);
+  const before = await kvDump(kv);
+
+  const error = await rejection(store.import(data), "import over an existing id");
+  assert.ok(error instanceof ValidationError, `got ${error?.name}: ${error?.message}`);
+  assert.equal(error.path, "id");
+  assert.deepEqual(await kvDump(kv), before, "nothing written");
+  // Also when the other id given is taken.
+  const taken = await rejection(store.import(data, { id: "rich/fork" }), "import under a taken id");
+  assert.ok(taken instanceof ValidationError);
+  assert.equal(taken.path, "id");
+
+  const copy = await store.import(data, { id: "rich/multi (restored)" });
+  assert.equal(copy.id, "rich/multi (restored)");
+  const copied = await describeSession(copy);
+  assert.deepEqual({ ...copied, id: view.id }, view, "the copy reads as the original");
+  assert.deepEqual(await describeSession(await store.open("rich/multi", { create: false })), view, "the original is unchanged");
+  const copyExport = JSON.parse(JSON.stringify(await copy.export()));
+  assert.deepEqual({ ...copyExport, id: data.id }, data, "the copy exports as the original, under its own id");
+});
+
+test("import with a bad { id } is a ValidationError with path \"options.id\", nothing written", async () => {
+  const kv = memoryKv();
+  const store = await SessionStore.kv(kv);
+  const session = await store.open("source");
+  await session.invoke((inv) => inv.appendMessage("x"));
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  const before = await kvDump(kv);
+  for (const id of ["", "x".repeat(257), "a\uDC00", 7]) {
+    const error = await rejection(store.import(data, { id }), `import under ${JSON.stringify(id)}`);
+    assert.ok(error instanceof ValidationError, `${JSON.stringify(id)}: got ${error?.name}`);
+    assert.deepEqual(await kvDump(kv), before, "nothing written");
+    assert.equal(error.path, "options.id", `${JSON.stringify(id)}: path (message: ${error.message})`);
+  }
+});
+
+test("an imported session holds no lease: another store of the backend resumes it at once", async () => {
+  const source = await SessionStore.memory();
+  await buildSessions(source);
+  const data = JSON.parse(JSON.stringify(await (await source.open("rich/multi", { create: false })).export()));
+  const kv = memoryKv();
+  const importer = await SessionStore.kv(kv, { owner: "importer", leaseMs: 600_000 });
+  await importer.import(data);
+  const other = await SessionStore.kv(kv, { owner: "other" });
+  const session = await other.open("rich/multi", { create: false });
+  assert.equal(session.status, "interrupted");
+  assert.deepEqual(session.pendingInterrupt(), { reason: "pending question", payload: null });
+  await assert.rejects(session.begin(), InvalidTransitionError, "begin without resume on the interrupted import");
+  const inv = await session.begin({ resume: { answer: 42 } });
+  inv.appendMessage("resumed");
+  assert.equal(await inv.commit(), data.version + 1);
+  const history = await session.history({ from: data.version + 1 });
+  assert.deepEqual(history.map((e) => e.type), ["resume", "message"]);
+});
+
+test("store.export({ prefix }) exports exactly the sessions whose id starts with it; a session deleted meanwhile is left out", async () => {
+  const store = await SessionStore.kv(memoryKv());
+  for (const id of ["a/1", "a/2", "a/3", "ab", "b/1", "b/2"]) {
+    const session = await store.open(id);
+    await session.invoke((inv) => inv.appendMessage(id));
+  }
+  assert.deepEqual((await exportAll(store, { prefix: "a/" })).map((e) => e.id), ["a/1", "a/2", "a/3"]);
+  assert.deepEqual((await exportAll(store, { prefix: "zzz" })).map((e) => e.id), []);
+  assert.deepEqual((await exportAll(store)).map((e) => e.id), ["a/1", "a/2", "a/3", "ab", "b/1", "b/2"]);
+  assert.throws(() => store.export({ prefix: 5 }), ValidationError);
+  const seen = [];
+  for await (const data of store.export()) {
+    seen.push(data.id);
+    if (data.id === "a/1") await store.delete("b/1");
+  }
+  assert.deepEqual(seen, ["a/1", "a/2", "a/3", "ab", "b/2"]);
+});
+
+test("an export taken while a turn runs (a live backup) imports: same versions and messages, no lease", async () => {
+  const kv = memoryKv();
+  const store = await SessionStore.kv(kv);
+  const session = await store.open("live");
+  await session.invoke((inv) => inv.appendMessage("before"));
+  const inv = await session.begin();
+  inv.appendMessage("checkpointed");
+  await inv.checkpoint();
+  inv.appendMessage("staged, not committed");
+  try {
+    const backup = await SessionStore.kv(kv, { owner: "backup" });
+    const [data] = await exportAll(backup);
+    assert.equal(data.version, 2);
+    const restored = await SessionStore.memory();
+    let imported;
+    try {
+      imported = await restored.import(data);
+    } catch (error) {
+      assert.fail(`the import of a backup taken while a turn ran was refused: ${error.name} (path ${error.path}): ${error.message} (export status ${JSON.stringify(data.status)})`);
+    }
+    assert.equal(imported.version, 2);
+    assert.deepEqual(imported.messages(), ["before", "checkpointed"]);
+    assert.notEqual(imported.status, "running", "an import never holds a lease");
+    await imported.invoke((next) => next.appendMessage("after restore"));
+  } finally {
+    await inv.abort();
+  }
+});
+
+test("a pruned session's export restores the same messages() and state()", async () => {
+  const store = await SessionStore.memory({ snapshotEvery: 2 });
+  const session = await store.open("pruned");
+  for (let i = 0; i < 6; i++) {
+    await session.invoke((inv) => {
+      inv.appendMessage(`m${i}`);
+      inv.setState(`k${i}`, i);
+    });
+  }
+  assert.ok((await session.prune({ before: 4 })) > 0, "prune removed records");
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  const imported = await (await SessionStore.memory()).import(data);
+  assert.equal(imported.version, session.version);
+  assert.deepEqual(imported.messages(), session.messages(), "messages() of the restored session");
+  assert.deepEqual(imported.state(), session.state(), "state() of the restored session");
+});
+
+test("schema: a session not yet migrated, exported from a store with a schema and imported into one with the same schema, reads the same", async () => {
+  const kv = memoryKv();
+  const old = await SessionStore.kv(kv);
+  const session = await old.open("m");
+  await session.invoke((inv) => {
+    inv.appendMessage({ text: "hello" });
+    inv.setState("n", 1);
+  });
+  const schema = {
+    version: 1,
+    migrate: { 1: ({ messages, state }) => ({ messages: messages.map((m) => ({ content: m.text })), state: { ...state, migrated: true } }) },
+  };
+  const current = await SessionStore.kv(kv, { schema });
+  const shown = await current.open("m");
+  assert.deepEqual(shown.messages(), [{ content: "hello" }]);
+  const data = JSON.parse(JSON.stringify(await shown.export()));
+  const imported = await (await SessionStore.memory({ schema })).import(data);
+  assert.deepEqual(imported.messages(), shown.messages(), "messages() after import into a store with the same schema");
+  assert.deepEqual(imported.state(), shown.state(), "state() after import into a store with the same schema");
+});
+
+// Imports `{ version, events: [] }` in a child process on a memoryKv store (a crash of the
+// WebAssembly instance must not take this test file down); what happened, the keys written, and
+// whether the instance still works afterwards.
+function importHugeVersion(version) {
+  const script = `
+    import { SessionStore } from "agent-session";
+    import { memoryKv } from "agent-session/adapters";
+    const kv = memoryKv();
+    const store = await SessionStore.kv(kv);
+    let outcome;
+    try {
+      const s = await store.import({ format: "${FORMAT}", id: "huge", version: ${version}, status: "idle",
+        createdAt: 1, updatedAt: 2, expiresAt: null, metadata: null, events: [] });
+      outcome = "imported at version " + s.version;
+    } catch (error) {
+      outcome = "rejected: " + error.name + " (path " + error.path + "): " + error.message;
+    }
+    const keys = (await kv.list("", { limit: 10 })).keys;
+    const after = await store.open("after");
+    await after.invoke((inv) => inv.appendMessage("still works"));
+    console.log(JSON.stringify({ outcome, keys, after: after.messages() }));
+  `;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: new URL("../..", import.meta.url),
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  const summary = `exit ${child.status} ${child.signal ?? ""}\nstdout: ${child.stdout}\nstderr: ${child.stderr.slice(0, 1500)}`;
+  assert.equal(child.status, 0, `the process must not crash: ${summary}`);
+  return { ...JSON.parse(child.stdout.trim().split("\n").pop()), summary };
+}
+
+for (const [label, version] of [["2**32 + 1", "2 ** 32 + 1"], ["2**28", "2 ** 28"]]) {
+  test(`an export whose version is absurdly large (${label}, no events) is refused with its path, nothing written, the instance keeps working`, () => {
+    const result = importHugeVersion(version);
+    assert.match(result.outcome, /^rejected: (ValidationError|LimitExceededError) \(path data\.version\)/, result.summary);
+    assert.deepEqual(result.keys, [], `nothing written: ${result.summary}`);
+    assert.deepEqual(result.after, ["still works"]);
+  });
+}
+
+test("store.export() over 10000 sessions: each id exactly once, the cache and counted memory stay flat", { timeout: 60_000 }, async (t) => {
+  const N = 10_000;
+  const kv = memoryKv();
+  const started = performance.now();
+  const writer = await SessionStore.kv(kv, { cache: { maxSessions: 16 } });
+  for (let i = 0; i < N; i++) {
+    const session = await writer.open(`s/${String(i).padStart(5, "0")}`);
+    await session.invoke((inv) => {
+      inv.appendMessage({ role: "user", content: `turn of session ${i}` });
+      inv.setState("i", i);
+    });
+    session.dispose();
+  }
+  await writer.close();
+  t.diagnostic(`created ${N} sessions in ${(performance.now() - started).toFixed(0)} ms`);
+
+  const store = await SessionStore.kv(kv);
+  const baseline = SessionStore.memoryUsage();
+  const seen = new Map();
+  let maxCached = 0;
+  let maxCachedBytes = 0;
+  const counted = [];
+  const exporting = performance.now();
+  for await (const data of store.export()) {
+    seen.set(data.id, (seen.get(data.id) ?? 0) + 1);
+    assert.equal(data.version, 1);
+    const usage = store.cacheUsage();
+    maxCached = Math.max(maxCached, usage.sessions);
+    maxCachedBytes = Math.max(maxCachedBytes, usage.bytes);
+    if (seen.size % 500 === 0) counted.push(SessionStore.memoryUsage().countedBytes);
+  }
+  const end = SessionStore.memoryUsage();
+  t.diagnostic(`exported in ${(performance.now() - exporting).toFixed(0)} ms; cache at most ${maxCached} sessions / ${maxCachedBytes} bytes; countedBytes ${baseline.countedBytes} -> ${counted.join(", ")}; wasmBytes ${baseline.wasmBytes} -> ${end.wasmBytes}`);
+  assert.equal(seen.size, N, "every session exported");
+  assert.deepEqual([...seen.values()].filter((n) => n !== 1), [], "each exactly once");
+  for (let i = 0; i < N; i++) assert.ok(seen.has(`s/${String(i).padStart(5, "0")}`));
+  assert.ok(maxCached <= 2, `the cache held up to ${maxCached} sessions while exporting (each exported view is freed)`);
+  const spread = Math.max(...counted) - Math.min(...counted);
+  assert.ok(spread < 64 * 1024, `countedBytes moved by ${spread} bytes over the export (${counted.join(", ")})`);
+  assert.ok(counted.at(-1) - baseline.countedBytes < 64 * 1024, "countedBytes after 10000 exports is where it started");
+  assert.ok(end.wasmBytes - baseline.wasmBytes < 32 * 2 ** 20, `wasm memory grew by ${end.wasmBytes - baseline.wasmBytes} bytes`);
+  await store.close();
+});
