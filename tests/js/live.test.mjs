@@ -9,7 +9,7 @@
 // a follower/stopper) over one shared memoryKv(), which is how separate processes share a session.
 // Waits are for liveness only (a generous deadline); no assertion depends on how long anything took.
 import assert from "node:assert/strict";
-import { afterEach, describe } from "node:test";
+import { after, afterEach, describe } from "node:test";
 import {
   ConcurrencyError,
   InvalidTransitionError,
@@ -19,7 +19,11 @@ import {
   StopRequestedError,
   ValidationError,
 } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openKv } from "@deno/kv";
+import { denoKv, memoryKv } from "agent-session/adapters";
 import { callAsync, manualClock, plain, rejection, sleep, test, thrown } from "./_helpers.mjs";
 
 // ---------------------------------------------------------------------------------------------
@@ -52,7 +56,29 @@ const SETUPS = [
       return { holder, other, holderOwner: "holder-proc", otherOwner: "other-proc" };
     },
   },
+  {
+    // Two connections to one Deno KV file (@deno/kv's SQLite backend, what Deno uses locally), as two
+    // processes would have.
+    name: "two kv stores over one Deno KV file",
+    shared: true,
+    async stores(options = {}) {
+      const file = join(denoDir, `live-${++denoFiles}.sqlite`);
+      const [a, b] = [await openKv(file), await openKv(file)];
+      denoDbs.push(a, b);
+      const holder = await SessionStore.kv(denoKv(a), { owner: "holder-proc", stopPollMs: 20, ...options });
+      const other = await SessionStore.kv(denoKv(b), { owner: "other-proc", stopPollMs: 20, ...options });
+      return { holder, other, holderOwner: "holder-proc", otherOwner: "other-proc" };
+    },
+  },
 ];
+
+const denoDir = mkdtempSync(join(tmpdir(), "agent-session-live-denokv-"));
+let denoFiles = 0;
+const denoDbs = [];
+after(() => {
+  for (const db of denoDbs) db.close();
+  rmSync(denoDir, { recursive: true, force: true });
+});
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
