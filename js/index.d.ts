@@ -213,7 +213,8 @@ export interface ListOptions {
 }
 
 export interface ListResult {
-  sessions: SessionInfo[];
+  /** Frozen, like every read. */
+  readonly sessions: readonly SessionInfo[];
   /** Present when there may be more: pass it back as `cursor`. */
   cursor?: string;
 }
@@ -688,7 +689,8 @@ export declare class SessionStore {
    * interrupt, never a lease. An existing id is a `ValidationError` (path `id`); a malformed export a
    * `ValidationError` or `LimitExceededError` naming the path, with nothing written. */
   import(data: SessionExport, options?: ImportOptions): Promise<Session>;
-  /** Every session (whose id starts with `prefix`), one export at a time: a backup. */
+  /** Every session (whose id starts with `prefix`), one export at a time: a backup. A session whose
+   * head cannot be decoded rejects the iteration with `CorruptRecordError` (it is not skipped). */
   export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
   /** Refuses further use and frees every cached session view at once. */
   close(): Promise<void>;

@@ -288,9 +288,9 @@ impl JsStoreExporter {
                 if done {
                     return Ok(JsValue::NULL);
                 }
-                let (sessions, cursor) = store.list(&prefix, cursor.as_deref(), Some(EXPORT_PAGE)).await?;
+                let (ids, cursor) = store.list_ids(&prefix, cursor.as_deref(), EXPORT_PAGE).await?;
                 let mut state = state.borrow_mut();
-                state.pending.extend(sessions.into_iter().map(|info| info.id));
+                state.pending.extend(ids);
                 state.done = cursor.is_none();
                 state.cursor = cursor;
             }

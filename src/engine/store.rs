@@ -355,6 +355,21 @@ impl SessionStore {
         Ok((sessions, page.cursor))
     }
 
+    /// The ids of one page of sessions whose id starts with `prefix`, from their head keys alone
+    /// (nothing decoded: a backup opens each one and so meets a corrupt head instead of skipping it).
+    pub async fn list_ids(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<(Vec<String>, Option<String>)> {
+        self.shared.check_open()?;
+        let escaped = keys::escape_id(prefix);
+        let key_prefix = format!("{}{}", keys::HEAD_PREFIX, &escaped[..escaped.len() - 1]);
+        let page = self.shared.store.list(&key_prefix, cursor, limit.min(LIST_PAGE_MAX)).await?;
+        Ok((page.keys.iter().filter_map(|key| keys::id_of_head_key(key)).collect(), page.cursor))
+    }
+
     /// Deletes a session: the head first (by compare-and-set), then its other records.
     pub async fn delete(&self, id: &str) -> EngineResult<bool> {
         self.shared.check_open()?;

@@ -318,11 +318,12 @@ test("a session the store cannot read stops the export: exit 1 naming the record
   assert.match(result.stderr, /corrupt\.ndjson was not written/);
   assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
   assert.deepEqual(readdirSync(dir).filter((name) => name.includes("partial")), [], "no temporary file left");
-  // To stdout: the readable sessions are written, and the exit status says the backup is incomplete.
+  // To stdout: the sessions before it are written, then the export stops and says the output is incomplete.
   const toStdout = await run(["export", "--redis", server.url, "--prefix", "corrupt:"]);
   assert.equal(toStdout.code, 1, show(toStdout));
-  assert.deepEqual(parseLines(toStdout.stdout).map((e) => e.id), ["a", "c"]);
-  assert.match(toStdout.stderr, /1 session could not be read .*the output lacks them/);
+  assert.deepEqual(parseLines(toStdout.stdout).map((e) => e.id), ["a"]);
+  assert.match(toStdout.stderr, /CorruptRecordError/);
+  assert.match(toStdout.stderr, /after 1 session; the output is incomplete/);
 });
 
 test("a batch the store cannot read stops the export with its error; the previous backup file stays", async () => {

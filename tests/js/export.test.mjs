@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { openKv } from "@deno/kv";
-import { SessionStore, ValidationError, LimitExceededError, InvalidTransitionError } from "agent-session";
+import { SessionStore, ValidationError, LimitExceededError, InvalidTransitionError, CorruptRecordError } from "agent-session";
 import { memoryKv, denoKv } from "agent-session/adapters";
 import { FIXTURE_IDS, buildSessions, describeAll, describeSession, exportAll } from "../browser/export-fixture.mjs";
 
@@ -436,4 +436,26 @@ test("store.export() over 10000 sessions: each id exactly once, the cache and co
   assert.ok(counted.at(-1) - baseline.countedBytes < 64 * 1024, "countedBytes after 10000 exports is where it started");
   assert.ok(end.wasmBytes - baseline.wasmBytes < 32 * 2 ** 20, `wasm memory grew by ${end.wasmBytes - baseline.wasmBytes} bytes`);
   await store.close();
+});
+
+test("store.export() does not skip a session whose head cannot be decoded: the backup fails with CorruptRecordError naming it", async () => {
+  const kv = memoryKv();
+  const store = await SessionStore.kv(kv);
+  for (const id of ["a", "b", "c"]) await (await store.open(id)).invoke((inv) => inv.appendMessage(id));
+  const { keys } = await kv.list("h/");
+  const broken = keys[1];
+  await kv.put(broken, new Uint8Array([1, 2, 3]));
+  const fresh = await SessionStore.kv(kv);
+  const exported = [];
+  await assert.rejects(
+    (async () => {
+      for await (const data of fresh.export()) exported.push(data.id);
+    })(),
+    (error) => {
+      assert.ok(error instanceof CorruptRecordError, String(error));
+      assert.equal(error.key, broken);
+      return true;
+    },
+  );
+  assert.deepEqual(exported, ["a"], "the sessions before it were exported");
 });
