@@ -133,6 +133,19 @@ pub fn to_count(value: &JsValue, path: &str) -> JsResult<u64> {
     }
 }
 
+/// The own properties of the object `value` as JSON texts by key; a value JSON cannot carry is a
+/// `ValidationError` naming `path[key]`.
+pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BTreeMap<String, Json>> {
+    let mut map = std::collections::BTreeMap::new();
+    for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let key = pair.get(0).as_string().unwrap_or_default();
+        let json = to_json(&pair.get(1), &format!("{path}[{key}]"))?;
+        map.insert(key, json);
+    }
+    Ok(map)
+}
+
 /// The JSON text of `value`, copied into wasm memory only when it fits the instance's memory
 /// budget (a UTF-16 unit takes at most 3 bytes of UTF-8).
 pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_json, Options};
+use crate::bindings::convert::{to_json, to_json_map, Options};
 use crate::bindings::errors::JsResult;
 use crate::bindings::host::freeze;
 use crate::bindings::reads::{json_array, state_object};
@@ -73,13 +73,7 @@ impl Migrate for JsMigrations {
                 None,
             ));
         }
-        let entries = Object::entries(&state.unchecked_into());
-        for entry in entries.iter() {
-            let pair: Array = entry.unchecked_into();
-            let key = pair.get(0).as_string().unwrap_or_default();
-            let value = to_json(&pair.get(1), &format!("state[{key}]")).map_err(|e| returned("a state value", e))?;
-            migrated.state.insert(key, value);
-        }
+        migrated.state = to_json_map(&state, "state").map_err(|e| returned("a state value", e))?;
         Ok(migrated)
     }
 }

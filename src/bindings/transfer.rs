@@ -1,12 +1,10 @@
 //! `session.export()` and `store.import()`: the export's JSON form in and out. Every shape check
 //! names the path; the engine checks order, versions and limits, and writes nothing on a refusal.
 
-use std::collections::BTreeMap;
-
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json, to_json_map, to_name, to_text, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::promise;
@@ -147,13 +145,7 @@ fn event_of(value: JsValue, path: String) -> JsResult<HistoryEvent> {
         "migrated" => {
             let data = Fields::new(fields.need("data")?, fields.path("data"))?;
             let state = Fields::new(data.need("state")?, data.path("state"))?;
-            let mut values = BTreeMap::new();
-            for entry in Object::entries(&state.object.clone().unchecked_into()).iter() {
-                let pair: Array = entry.unchecked_into();
-                let key = pair.get(0).as_string().unwrap_or_default();
-                let path = format!("{}[{key}]", state.path);
-                values.insert(key, to_json(&pair.get(1), &path)?);
-            }
+            let values = to_json_map(&state.object, &state.path)?;
             Some(Event::Migrated {
                 agent: fields.agent()?,
                 from: data.count("from")?,

@@ -18,7 +18,7 @@ use crate::engine::live::{Emitted, LiveLog};
 use crate::engine::load;
 use crate::engine::schema;
 use crate::engine::session::Session;
-use crate::engine::store::{Change, StoreEvent};
+use crate::engine::store::StoreEvent;
 use crate::engine::EngineError;
 use crate::store::{budget, Expect, Version};
 
@@ -504,12 +504,7 @@ impl Invocation {
                 if status != Status::Running {
                     shared.emit(self.event("lease.released", Some(new_version)));
                 }
-                shared.notify(&Change {
-                    id: self.session.id().to_owned(),
-                    version: new_version,
-                    status,
-                    remote: false,
-                });
+                self.session.announce(new_version, status);
                 Ok(new_version)
             }
             Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {
@@ -737,12 +732,7 @@ impl Invocation {
                         let (new_version, status) = (head.version, head.status);
                         self.session.apply_commit(head, version, &[]);
                         shared.emit(self.event("lease.released", Some(new_version)));
-                        shared.notify(&Change {
-                            id: self.session.id().to_owned(),
-                            version: new_version,
-                            status,
-                            remote: false,
-                        });
+                        self.session.announce(new_version, status);
                         Ok(())
                     }
                     Err(EngineError::Core(CoreError::LeaseLost { .. })) => Ok(()),

@@ -14,7 +14,7 @@ use crate::core::{codec, keys, Batch, Event, Head, Json, TurnOutcome};
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::Session;
-use crate::engine::store::{Change, StoreEvent};
+use crate::engine::store::StoreEvent;
 use crate::engine::EngineError;
 use crate::store::{Expect, Store};
 
@@ -256,12 +256,7 @@ impl Session {
                             owner: Some(shared.config.owner.clone()),
                             ..Default::default()
                         });
-                        shared.notify(&Change {
-                            id: id.to_owned(),
-                            version: fenced.version,
-                            status: fenced.status,
-                            remote: false,
-                        });
+                        self.announce(fenced.version, fenced.status);
                         shared.env.wake(id, true);
                         return Ok(StopResult { outcome: "fenced", invocation, version: fenced.version });
                     }

@@ -11,7 +11,6 @@ use crate::core::{codec, keys, retention};
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::{BeginOptions, Session};
-use crate::engine::store::Change;
 use crate::engine::EngineError;
 use crate::store::Expect;
 
@@ -92,8 +91,9 @@ impl Session {
         if let Some(snapshot) = written {
             self.remember_snapshot(snapshot);
         }
-        self.apply_commit(pruned.clone(), new_version, &[]);
-        shared.notify(&Change { id: id.to_owned(), version: pruned.version, status: pruned.status, remote: false });
+        let (version, status) = (pruned.version, pruned.status);
+        self.apply_commit(pruned, new_version, &[]);
+        self.announce(version, status);
         // The head no longer leads to anything below `kept`: delete it.
         let mut deleted = 0;
         let escaped = keys::escape_id(id);

@@ -646,6 +646,12 @@ impl Session {
         Ok(fork)
     }
 
+    /// Tells this store's listeners (and, through them, the other realms of a browser-shared store)
+    /// of a head this store wrote that changed the session's version or status.
+    pub(crate) fn announce(&self, version: u64, status: Status) {
+        self.shared.notify(&Change { id: self.id().to_owned(), version, status, remote: false });
+    }
+
     /// Calls `listener` after each commit of this session made through this store.
     pub fn on_change(&self, listener: Rc<dyn Fn(&Change)>) -> u64 {
         self.shared.subscribe(Some(self.id().to_owned()), listener)

@@ -8,8 +8,8 @@
 // Fixtures: compaction-tab.html (a tab), compaction-fixture.js (helpers it loads).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { startBrowser } from "./chromium.mjs";
+import { tabHelpers } from "./tabs.mjs";
 
 let chrome;
 before(async () => {
@@ -17,37 +17,11 @@ before(async () => {
 });
 after(async () => chrome?.stop());
 
-// A fresh browser context and database per test; the pages' console is printed when the test fails,
-// and a test fails on any uncaught error or console error of its pages.
-async function withTabs(t, body) {
-  const tabs = await chrome.context();
-  const database = `agent-session-compaction-${randomUUID()}`;
-  try {
-    await body(tabs, database);
-    const errors = tabs.logs().filter((line) => / (error|pageerror): /.test(line) || / crashed$/.test(line));
-    assert.deepEqual(errors, [], "the pages reported errors");
-  } catch (error) {
-    console.log(`----- console of the pages of "${t.name}" (database ${database}) -----\n${tabs.logs().join("\n") || "(nothing)"}\n-----`);
-    throw error;
-  } finally {
-    await tabs.close();
-  }
-}
-
-async function waitReady(page, label) {
-  await page.waitForFunction(() => document.body?.dataset.ready);
-  assert.equal(await page.evaluate(() => document.body.dataset.ready), "true", `${label} did not load the package`);
-}
-
-async function openTab(tabs, label) {
-  const page = await tabs.page("/tests/browser/compaction-tab.html", label);
-  await waitReady(page, label);
-  return page;
-}
-
-// Runs `fn(env, arg)` in a tab; `fn` is sent as source, so it may use only its arguments:
-// env = { lib (the package), fx (compaction-fixture.js), ctx (an object kept across calls) }.
-const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
+// env of inTab = { lib (the package), fx (compaction-fixture.js), ctx (an object kept across calls) }.
+const { withTabs, waitReady, openTab, inTab } = tabHelpers(() => chrome, {
+  page: "/tests/browser/compaction-tab.html",
+  database: "agent-session-compaction",
+});
 
 // Opens a store (ctx.store, or ctx[name]) and the session into ctx.session (or ctx[name + "Session"]).
 const openStore = (page, { database, id, owner, name = "store", create = false }) =>

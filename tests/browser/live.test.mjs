@@ -11,8 +11,8 @@
 // under 1000 ms here so that a loaded machine does not fail the test).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { startBrowser } from "./chromium.mjs";
+import { tabHelpers } from "./tabs.mjs";
 
 const LEASE_MS = 60000; // long, so that nothing here ends by lease expiry
 const LOST_BOUND_MS = 1000;
@@ -23,39 +23,11 @@ before(async () => {
 });
 after(async () => chrome?.stop());
 
-// A fresh browser context (tabs of one origin) and a fresh database name for one test; the pages'
-// console output is printed when the test fails, and a test also fails on any uncaught error or
-// console error in its pages (worker errors are forwarded to their page's console).
-async function withTabs(t, body) {
-  const tabs = await chrome.context();
-  const database = `agent-session-live-${randomUUID()}`;
-  try {
-    await body(tabs, database);
-    const errors = tabs.logs().filter((line) => / (error|pageerror): /.test(line) || / crashed$/.test(line));
-    assert.deepEqual(errors, [], "the pages reported errors");
-  } catch (error) {
-    console.log(`----- console of the pages of "${t.name}" (database ${database}) -----\n${tabs.logs().join("\n") || "(nothing)"}\n-----`);
-    throw error;
-  } finally {
-    await tabs.close();
-  }
-}
-
-async function waitReady(page, label) {
-  await page.waitForFunction(() => document.body?.dataset.ready);
-  const ready = await page.evaluate(() => document.body.dataset.ready);
-  assert.equal(ready, "true", `${label} did not load the package`);
-}
-
-async function openTab(tabs, label) {
-  const page = await tabs.page("/tests/browser/live-tab.html", label);
-  await waitReady(page, label);
-  return page;
-}
-
-// Runs `fn(env, arg)` in a tab; `fn` is sent as source, so it may use only its arguments:
-// env = { lib (the package), fx (live-fixture.js), ctx (an object kept across calls), realm }.
-const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
+// env of inTab = { lib (the package), fx (live-fixture.js), ctx (an object kept across calls), realm }.
+const { withTabs, waitReady, openTab, inTab } = tabHelpers(() => chrome, {
+  page: "/tests/browser/live-tab.html",
+  database: "agent-session-live",
+});
 
 // Waits until `fn(env, arg)`, run in the tab, returns a truthy value (polled every 10 ms). `fn` must
 // be synchronous (a promise would count as truthy at once).

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { startBrowser } from "./chromium.mjs";
+import { tabHelpers } from "./tabs.mjs";
 
 let chrome;
 before(async () => {
@@ -14,14 +15,10 @@ before(async () => {
 });
 after(async () => chrome?.stop());
 
-const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
-
-async function openTab(tabs, label) {
-  const page = await tabs.page("/tests/browser/live-tab.html", label);
-  await page.waitForFunction(() => document.body?.dataset.ready);
-  assert.equal(await page.evaluate(() => document.body.dataset.ready), "true", `${label} did not load the package`);
-  return page;
-}
+const { openTab, inTab } = tabHelpers(() => chrome, {
+  page: "/tests/browser/live-tab.html",
+  database: "agent-session-schema",
+});
 
 test("a session written under schema 1 in one tab is read migrated at schema 3 in another, persisted by its next commit", async () => {
   const tabs = await chrome.context();
