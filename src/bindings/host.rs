@@ -42,7 +42,7 @@ extern "C" {
     pub fn stop_interval(handle: &JsValue);
 }
 
-#[wasm_bindgen(module = "/js/live.js")]
+#[wasm_bindgen(module = "/js/web.js")]
 extern "C" {
     #[wasm_bindgen(js_name = listenLive)]
     fn listen_live(name: &str);
