@@ -52,12 +52,14 @@ extern "C" {
     fn wait_live(id: &str, ms: f64, lock_name: Option<String>) -> Promise;
     #[wasm_bindgen(js_name = newAbortController)]
     pub fn new_abort_controller() -> JsValue;
+    #[wasm_bindgen(js_name = invocationEnded)]
+    pub fn invocation_ended() -> JsValue;
 }
 
 #[wasm_bindgen(module = "/js/web.js")]
 extern "C" {
     #[wasm_bindgen(js_name = holdLock)]
-    pub fn hold_lock(name: &str) -> Promise;
+    pub fn hold_lock(name: &str) -> JsValue;
     #[wasm_bindgen(js_name = releaseLock)]
     pub fn release_lock(release: &JsValue);
     #[wasm_bindgen(js_name = isLockHeld)]

@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::bindings::host::{close_channel, hold_lock, open_channel, post_message, release_lock};
 use crate::bindings::spawn;
@@ -35,9 +34,8 @@ fn change_of(message: &JsValue) -> Option<(String, u64, Status)> {
 
 impl OriginLink {
     /// Holds `<prefix><instance>` for the store's life and joins the channel `<prefix without />`.
-    pub async fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
-        let release =
-            JsFuture::from(hold_lock(&format!("{prefix}{}", store.instance()))).await.unwrap_or(JsValue::NULL);
+    pub fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
+        let release = hold_lock(&format!("{prefix}{}", store.instance()));
         let receiver = store.clone();
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
             if let Some((id, version, status)) = change_of(&message) {

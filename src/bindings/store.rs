@@ -172,7 +172,7 @@ impl JsSessionStore {
             let backend = IdbStore::open(&database, durability).await?;
             let prefix = format!("agent-session/{database}/");
             let mut store = build(Rc::new(backend), &options, Some(prefix.clone()), false)?;
-            store.link = Some(OriginLink::connect(&store.inner, &prefix).await);
+            store.link = Some(OriginLink::connect(&store.inner, &prefix));
             Ok(store.into())
         })
     }

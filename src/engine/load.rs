@@ -4,10 +4,11 @@
 //! versions are found by walking the snapshot chain back from the head.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::core::{codec, keys, Batch, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef};
 use crate::engine::error::EngineResult;
-use crate::store::{budget, Store, Version};
+use crate::store::{budget, read_linked, take_linked, Entry, Follow, Linked, Store, Version};
 
 /// The head of `id` and its store version, if the session exists.
 pub(crate) async fn read_head(store: &dyn Store, id: &str) -> EngineResult<Option<(Head, Version)>> {
@@ -30,18 +31,22 @@ async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
 /// The records under `keys`, read in one go (one IndexedDB transaction); each must be there (a head
 /// or snapshot names it).
 async fn read_named(store: &dyn Store, keys: &[String]) -> EngineResult<Vec<Vec<u8>>> {
-    let entries = store.get_many(keys.to_vec()).await?;
-    let bytes: usize = entries.iter().flatten().map(|entry| entry.value.len()).sum();
-    // Decoding makes about one more copy of what was read.
-    budget::check("loading a session's records", bytes as u64)?;
-    keys.iter()
-        .zip(entries)
-        .map(|(key, entry)| {
-            entry.map(|entry| entry.value).ok_or_else(|| {
-                CoreError::CorruptRecord { key: key.clone(), detail: "named by the head but missing".into() }.into()
-            })
-        })
-        .collect()
+    let mut read = read_linked(store, keys.to_vec(), Rc::new(|_: &str, _: &Entry| Vec::new())).await?;
+    budget_read(&read)?;
+    keys.iter().map(|key| take_named(&mut read, key)).collect()
+}
+
+/// Checks what a load read against the memory budget: decoding makes about one more copy of it.
+fn budget_read(read: &Linked) -> EngineResult<()> {
+    let bytes: usize = read.iter().filter_map(|(_, entry)| entry.as_ref()).map(|entry| entry.value.len()).sum();
+    Ok(budget::check("loading a session's records", bytes as u64)?)
+}
+
+/// The bytes read under `key`, which a head or snapshot names: missing is a corrupt session.
+fn take_named(read: &mut Linked, key: &str) -> EngineResult<Vec<u8>> {
+    take_linked(read, key).map(|entry| entry.value).ok_or_else(|| {
+        CoreError::CorruptRecord { key: key.to_owned(), detail: "named by the head but missing".into() }.into()
+    })
 }
 
 fn batch_of(key: &str, bytes: &[u8], (version, token): (u64, u64)) -> EngineResult<Batch> {
@@ -120,12 +125,36 @@ fn pairs(
 pub(crate) async fn read_snapshot(store: &dyn Store, id: &str, at: SnapshotRef) -> EngineResult<Snapshot> {
     let key = keys::snapshot_key(id, at.version, at.token);
     let bytes = read_record(store, &key).await?;
+    snapshot_of(&key, &bytes, at)
+}
+
+fn snapshot_of(key: &str, bytes: &[u8], at: SnapshotRef) -> EngineResult<Snapshot> {
     budget::check("loading a session's snapshot", bytes.len() as u64)?;
-    let snapshot = codec::decode_snapshot(&key, &bytes)?;
+    let snapshot = codec::decode_snapshot(key, bytes)?;
     if snapshot.version != at.version || snapshot.token != at.token {
-        return Err(CoreError::CorruptRecord { key, detail: "holds another version".into() }.into());
+        return Err(CoreError::CorruptRecord { key: key.to_owned(), detail: "holds another version".into() }.into());
     }
     Ok(snapshot)
+}
+
+/// A stored session read whole: its head, the head's store version, the state at the head and the
+/// newest snapshot's meta (see [`load_state`]).
+pub(crate) struct LoadedSession {
+    pub head: Head,
+    pub version: Version,
+    pub state: SessionState,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Reads session `id` whole, head and records in one go (one IndexedDB transaction), or `None`
+/// when it does not exist.
+pub(crate) async fn load_session(store: &dyn Store, id: &str) -> EngineResult<Option<LoadedSession>> {
+    let head_key = keys::head_key(id);
+    let mut read = read_linked(store, vec![head_key.clone()], follow_links(id)).await?;
+    let Some(entry) = take_linked(&mut read, &head_key) else { return Ok(None) };
+    let head = codec::decode_head(&head_key, &entry.value)?;
+    let (state, snapshot) = state_from(id, &head, read)?;
+    Ok(Some(LoadedSession { head, version: entry.version, state, snapshot }))
 }
 
 /// The state at `head.version`: the newest snapshot plus the batches after it.
@@ -134,15 +163,58 @@ pub(crate) async fn load_state(
     id: &str,
     head: &Head,
 ) -> EngineResult<(SessionState, Option<Snapshot>)> {
-    let wanted = named_after(id, head, head.snapshot_version())?;
+    let read = read_linked(store, records_of_head(id, head)?, follow_links(id)).await?;
+    state_from(id, head, read)
+}
+
+/// What a whole load reads after the head: its newest snapshot and the batches after it.
+fn records_of_head(id: &str, head: &Head) -> EngineResult<Vec<String>> {
+    let snapshot = head.snapshot.map(|at| keys::snapshot_key(id, at.version, at.token));
+    let batches = named_after(id, head, head.snapshot_version())?;
+    Ok(snapshot.into_iter().chain(batches.into_iter().map(|(v, t)| keys::batch_key(id, v, t))).collect())
+}
+
+/// What a load reads next because of a record it read: a head names its snapshot and batches, a
+/// snapshot its segments. Only a prefetch: a record that does not decode names nothing here, and
+/// [`state_from`] reports it when it decodes it again.
+fn follow_links(id: &str) -> Follow {
+    let (id, head_key) = (id.to_owned(), keys::head_key(id));
+    Rc::new(move |key: &str, entry: &Entry| {
+        let next = if key == head_key {
+            codec::decode_head(key, &entry.value).ok().and_then(|head| records_of_head(&id, &head).ok())
+        } else if keys::parse_record_key(key).is_some_and(|(kind, _, _)| kind == 's') {
+            codec::decode_snapshot(key, &entry.value).ok().map(|snapshot| segment_keys(&id, &snapshot))
+        } else {
+            None
+        };
+        next.unwrap_or_default()
+    })
+}
+
+fn segment_keys(id: &str, snapshot: &Snapshot) -> Vec<String> {
+    snapshot.segments.iter().map(|at| keys::segment_key(id, at.version, at.token)).collect()
+}
+
+/// The state at `head.version` from the records a load read (`read`, which must hold every record
+/// the head names and its snapshot's segments).
+fn state_from(id: &str, head: &Head, mut read: Linked) -> EngineResult<(SessionState, Option<Snapshot>)> {
+    budget_read(&read)?;
+    let mut take = |key: &str| take_named(&mut read, key);
     let mut snapshot = match head.snapshot {
-        Some(at) => Some(read_snapshot(store, id, at).await?),
+        Some(at) => {
+            let key = keys::snapshot_key(id, at.version, at.token);
+            Some(snapshot_of(&key, &take(&key)?, at)?)
+        }
         None => None,
     };
-    let batches = read_with_batches(store, id, snapshot.as_mut(), wanted).await?;
+    if let Some(snapshot) = snapshot.as_mut() {
+        let segments = segment_keys(id, snapshot).iter().map(|key| take(key)).collect::<EngineResult<Vec<_>>>()?;
+        fill_messages(id, snapshot, &segments)?;
+    }
     let mut state = snapshot.as_ref().map(|snapshot| snapshot.state.clone()).unwrap_or_default();
-    for batch in &batches {
-        state.apply_all(&batch.events);
+    for (version, token) in named_after(id, head, head.snapshot_version())? {
+        let key = keys::batch_key(id, version, token);
+        state.apply_all(&batch_of(&key, &take(&key)?, (version, token))?.events);
     }
     // What a later snapshot needs of this one: its segments and counts (not its messages).
     let meta = snapshot.map(|snapshot| Snapshot { state: compactions_of(&snapshot.state), ..snapshot });

@@ -205,6 +205,17 @@ impl Session {
     /// of the same id (deleted and created again). Loads are awaited before the view changes, and
     /// the view is checked again after them (another `Session` of the id may have moved it).
     pub(crate) async fn catch_up(&self, head: Head, version: Version) -> EngineResult<()> {
+        self.catch_up_loaded(head, version, None).await
+    }
+
+    /// [`Session::catch_up`], given what a whole load of `head` read (the state at it and its
+    /// snapshot), used instead of reading it again if a whole load is what the view needs.
+    pub(crate) async fn catch_up_loaded(
+        &self,
+        head: Head,
+        version: Version,
+        mut loaded: Option<(SessionState, Option<Snapshot>)>,
+    ) -> EngineResult<()> {
         let (cache, store) = (&self.shared.cache, &*self.shared.store);
         let supported = self.shared.config.schema_version;
         // A session of an older application schema is loaded whole and shown migrated.
@@ -230,7 +241,10 @@ impl Session {
                 let bytes = self.slot.view.borrow().bytes;
                 cache.hold(&self.slot, state, bytes + added, false, self.shared.now());
             } else if !extendable {
-                let (state, snapshot) = load::load_state(store, self.id(), &head).await?;
+                let (state, snapshot) = match loaded.take() {
+                    Some(loaded) => loaded,
+                    None => load::load_state(store, self.id(), &head).await?,
+                };
                 let (now_from, _, now_extendable) = self.extendable(&head);
                 if now_extendable && now_from > head.version {
                     return Ok(());

@@ -9,6 +9,7 @@ use crate::core::limits::Limits;
 use crate::core::{codec, keys, limits, CoreError, Head, Json, Status};
 use crate::engine::cache::{Cache, CacheLimits};
 use crate::engine::error::EngineResult;
+use crate::engine::load;
 use crate::engine::schema::Migrate;
 use crate::engine::session::Session;
 use crate::engine::EngineError;
@@ -273,15 +274,17 @@ impl SessionStore {
         let shared = &self.shared;
         let head_key = keys::head_key(id);
         for _ in 0..3 {
-            if let Some(entry) = shared.store.get(&head_key).await? {
-                if let Some(slot) = shared.cache.get(id) {
+            if let Some(slot) = shared.cache.get(id) {
+                if let Some(entry) = shared.store.get(&head_key).await? {
                     let session = Session::new(shared.clone(), slot);
                     session.catch_up_to(&head_key, entry).await?;
                     return Ok(session);
                 }
-                let head = codec::decode_head(&head_key, &entry.value)?;
-                let session = Session::new(shared.clone(), shared.cache.slot(id, head.clone(), entry.version.clone()));
-                session.catch_up(head, entry.version).await?;
+            } else if let Some(loaded) = load::load_session(&*shared.store, id).await? {
+                // Not cached: the head and every record it names, read in one go.
+                let (head, version) = (loaded.head.clone(), loaded.version.clone());
+                let session = Session::new(shared.clone(), shared.cache.slot(id, head.clone(), version.clone()));
+                session.catch_up_loaded(head, version, Some((loaded.state, loaded.snapshot))).await?;
                 return Ok(session);
             }
             if !options.create {

@@ -20,8 +20,8 @@ use web_sys::{
 };
 
 use crate::store::{
-    budget, Decide, Decision, Entry, Expect, Expiry, ListPage, LocalBoxFuture, Store, StoreError, StoreResult, Value,
-    Version,
+    budget, Decide, Decision, Entry, Expect, Expiry, Follow, Linked, ListPage, LocalBoxFuture, Store, StoreError,
+    StoreResult, Value, Version,
 };
 
 const RECORDS: &str = "records";
@@ -133,6 +133,17 @@ fn on_success(
     request: &IdbRequest,
     failure: &Failure,
     then: impl FnOnce(JsValue) -> Result<(), Failed> + 'static,
+) {
+    on_success_boxed(tx, request, failure, Box::new(then));
+}
+
+/// [`on_success`] for one closure type: the JS glue of a callback is generated per Rust closure type,
+/// and this keeps it to one copy in the .wasm.
+fn on_success_boxed(
+    tx: &IdbTransaction,
+    request: &IdbRequest,
+    failure: &Failure,
+    then: Box<dyn FnOnce(JsValue) -> Result<(), Failed>>,
 ) {
     let (tx, done, failure) = (tx.clone(), request.clone(), failure.clone());
     let callback = Closure::once_into_js(move || {
@@ -357,6 +368,39 @@ fn put_now(records: &IdbObjectStore, key: &str, value: &[u8], expiry: Option<Exp
     Ok(version)
 }
 
+/// Reads `key` and, from its success callback (the transaction still active), the keys `follow`
+/// names for what it read: a whole chain of records in one transaction.
+fn get_following(
+    tx: &IdbTransaction,
+    records: &IdbObjectStore,
+    failure: &Failure,
+    key: String,
+    follow: &Follow,
+    out: &Rc<RefCell<Option<Linked>>>,
+) -> Result<(), JsValue> {
+    if out.borrow().as_ref().is_some_and(|read| read.iter().any(|(read_key, _)| *read_key == key)) {
+        return Ok(());
+    }
+    if let Some(read) = out.borrow_mut().as_mut() {
+        read.push((key.clone(), None)); // claimed: a key named twice is read once
+    }
+    let request = records.get(&JsValue::from_str(&key))?;
+    let (next_tx, next_records, next_failure) = (tx.clone(), records.clone(), failure.clone());
+    let (follow, out) = (follow.clone(), out.clone());
+    on_success(tx, &request, failure, move |value| {
+        let Some(entry) = entry_of(&key, &value)? else { return Ok(()) };
+        let next = follow(&key, &entry);
+        if let Some(slot) = out.borrow_mut().iter_mut().flatten().find(|(read_key, _)| *read_key == key) {
+            slot.1 = Some(entry);
+        }
+        for key in next {
+            get_following(&next_tx, &next_records, &next_failure, key, &follow, &out)?;
+        }
+        Ok(())
+    });
+    Ok(())
+}
+
 impl Store for IdbStore {
     fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
         Box::pin(async move {
@@ -510,27 +554,19 @@ impl Store for IdbStore {
         })
     }
 
-    fn get_many<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
-        Box::pin(async move {
-            let count = keys.len();
-            let entries = self
+    fn get_linked<'a>(&'a self, keys: Vec<String>, follow: Follow) -> Option<LocalBoxFuture<'a, StoreResult<Linked>>> {
+        Some(Box::pin(async move {
+            let read = self
                 .run(false, "read failed", move |tx, records, failure, out| {
-                    *out.borrow_mut() = Some(vec![None; count]);
-                    for (index, key) in keys.iter().enumerate() {
-                        let request = records.get(&JsValue::from_str(key))?;
-                        let (out, key) = (out.clone(), key.clone());
-                        on_success(tx, &request, failure, move |value| {
-                            if let Some(entries) = out.borrow_mut().as_mut() {
-                                entries[index] = entry_of(&key, &value)?;
-                            }
-                            Ok(())
-                        });
+                    *out.borrow_mut() = Some(Linked::new());
+                    for key in keys {
+                        get_following(tx, records, failure, key, &follow, &out)?;
                     }
                     Ok(())
                 })
                 .await?;
-            Ok(entries.unwrap_or_default())
-        })
+            Ok(read.unwrap_or_default())
+        }))
     }
 
     fn close(&self) {

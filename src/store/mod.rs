@@ -22,6 +22,50 @@ pub use host_kv::{Capabilities, HostKvStore};
 pub use idb::{Durability, IdbStore};
 pub use memory::MemoryStore;
 
+/// What [`read_linked`] asks of each value it read: the keys to read next because of it.
+pub type Follow = Rc<dyn Fn(&str, &Entry) -> Vec<String>>;
+
+/// What [`read_linked`] read: every key it tried, with its entry if there was one, in no
+/// particular order (a list, not a map: a load reads tens to hundreds of keys, and a map type of its
+/// own costs the .wasm some 7 KB gzipped).
+pub type Linked = Vec<(String, Option<Entry>)>;
+
+/// The entry [`read_linked`] read under `key`, taken out of `read`.
+pub fn take_linked(read: &mut Linked, key: &str) -> Option<Entry> {
+    let at = read.iter().position(|(read_key, _)| read_key == key)?;
+    read.swap_remove(at).1
+}
+
+/// The values under `keys` and, for each value found, under the keys `follow` names for it, and so
+/// on: a session load (head, then its snapshot and batches, then the snapshot's segments). In one
+/// go where the backend can ([`Store::get_linked`]), else a level at a time with
+/// [`Store::get_many`]. A key named twice is read once.
+pub async fn read_linked(store: &dyn Store, keys: Vec<String>, follow: Follow) -> StoreResult<Linked> {
+    if let Some(read) = store.get_linked(keys.clone(), follow.clone()) {
+        return read.await;
+    }
+    let mut read = Linked::new();
+    let mut level = keys;
+    while !level.is_empty() {
+        let mut named: Vec<String> = Vec::new();
+        level.retain(|key| {
+            let new = !read.iter().any(|(read_key, _)| read_key == key) && !named.contains(key);
+            named.extend(new.then(|| key.clone()));
+            new
+        });
+        let entries = store.get_many(level.clone()).await?;
+        let mut next = Vec::new();
+        for (key, entry) in level.into_iter().zip(entries) {
+            if let Some(entry) = &entry {
+                next.extend(follow(&key, entry));
+            }
+            read.push((key, entry));
+        }
+        level = next;
+    }
+    Ok(read)
+}
+
 /// A boxed future that may hold JS values (not `Send`).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
@@ -280,8 +324,8 @@ pub trait Store {
         })
     }
 
-    /// The values under `keys`, in order (a session load reads all its batches at once). The default
-    /// reads them one by one; IndexedDB reads them in one transaction.
+    /// The values under `keys`, in order. The default reads them one by one; loads go through
+    /// [`read_linked`], which IndexedDB serves in one transaction.
     fn get_many<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
         Box::pin(async move {
             let mut entries = Vec::with_capacity(keys.len());
@@ -290,6 +334,14 @@ pub trait Store {
             }
             Ok(entries)
         })
+    }
+
+    /// [`read_linked`] in one go where the backend can: IndexedDB reads the whole chain in one
+    /// transaction, issuing the next reads from the callbacks of the ones they follow. `None` (the
+    /// default): the backend has no better way than [`read_linked`]'s level at a time.
+    fn get_linked<'a>(&'a self, keys: Vec<String>, follow: Follow) -> Option<LocalBoxFuture<'a, StoreResult<Linked>>> {
+        let _ = (keys, follow);
+        None
     }
 
     /// Whether the backend's compare-and-set is atomic (what the guard needs). Only a host KV can

@@ -177,6 +177,36 @@ pub async fn get_many_returns_values_in_order_with_gaps(store: &dyn Store) {
     assert!(store.get_many(Vec::new()).await.unwrap().is_empty());
 }
 
+/// A chain like a session load's: "a" names "b" and "c", "b" names "c" (read once) and "d" (missing).
+pub async fn read_linked_follows_what_each_value_names_once(store: &dyn Store) {
+    for (key, names) in [("l/a", "l/b l/c"), ("l/b", "l/c l/d"), ("l/c", ""), ("l/x", "l/a")] {
+        store.put(key, bytes(names).into(), Expect::Any).await.unwrap();
+    }
+    let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = calls.clone();
+    let follow: agent_session::store::Follow =
+        std::rc::Rc::new(move |key: &str, entry: &agent_session::store::Entry| {
+            seen.borrow_mut().push(key.to_owned());
+            String::from_utf8(entry.value.clone()).unwrap().split_whitespace().map(str::to_owned).collect()
+        });
+    let mut read = agent_session::store::read_linked(store, vec!["l/a".to_owned()], follow).await.unwrap();
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    let read: Vec<(String, Option<Vec<u8>>)> =
+        read.into_iter().map(|(key, entry)| (key, entry.map(|e| e.value))).collect();
+    assert_eq!(
+        read,
+        [
+            ("l/a".to_owned(), Some(bytes("l/b l/c"))),
+            ("l/b".to_owned(), Some(bytes("l/c l/d"))),
+            ("l/c".to_owned(), Some(bytes(""))),
+            ("l/d".to_owned(), None),
+        ]
+    );
+    let mut calls = calls.borrow().clone();
+    calls.sort();
+    assert_eq!(calls, ["l/a", "l/b", "l/c"], "each value found is followed once; a missing one is not");
+}
+
 /// Runs every case of the contract against a fresh store from `$open`, one test each:
 /// `store_contract!(native, open)` blocks on it (memory), `store_contract!(wasm, open)` is a
 /// wasm-bindgen-test.
@@ -195,7 +225,8 @@ macro_rules! store_contract {
             update_decides_on_the_current_value,
             delete_session_removes_its_records_and_no_one_elses,
             delete_prefix_removes_a_live_log_and_nothing_else,
-            get_many_returns_values_in_order_with_gaps);
+            get_many_returns_values_in_order_with_gaps,
+            read_linked_follows_what_each_value_names_once);
     };
     (@cases native, $open:expr, $($case:ident),*) => {
         $(
