@@ -754,7 +754,7 @@ export declare class Invocation {
   readonly token: number;
   readonly session: Session;
   /** Aborts when `session.stop()` is called (reason: a `StopRequestedError`), when the lease is lost
-   * (a `LeaseLostError`) and when the invocation ends. */
+   * (a `LeaseLostError`) and when the invocation ends (an `AbortError` DOMException). */
   readonly signal: AbortSignal;
 
   /** Appends a part to the turn's live log (not history); validated now like a message; returns

@@ -571,6 +571,18 @@ describe("AgentSessionManager", () => {
 // keeps every original message and adds a `compacted` event.
 
 /** The agent's events of `session`'s history, as short strings: `message:<role>:<text>`, `compacted:<before>:<texts>`. */
+/** A message log read as the manager reads it: one entry per trackingId, its newest version in place of the first. */
+function newestVersions(log) {
+  const at = new Map();
+  const out = [];
+  for (const message of log) {
+    const key = message.trackingId ?? Symbol("no trackingId");
+    if (at.has(key)) out[at.get(key)] = message;
+    else at.set(key, out.push(message) - 1);
+  }
+  return out;
+}
+
 async function logOf(session, agent = "agent") {
   const text = (m) => `${m.role}:${m.content.map((b) => b.text ?? Object.keys(b)[0]).join("")}`;
   return (await session.history())
@@ -723,6 +735,50 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
       "compacted:2:", "message:user:u4", "message:assistant:a4",
       "compacted:2:", "message:user:u5", "message:assistant:a5",
     ]);
+  });
+
+  test("turn after turn of cuts, a rewrite and a message written outside the manager, the stored log stays the agent's", async () => {
+    // The manager plans each cut from its own index of the log instead of reading the log back: after
+    // every turn, the session, and a new Agent in another store, must hold what the agent holds.
+    const [storeA, storeB] = await twoStores();
+    const agent = makeAgent(new ScriptedModel(Array.from({ length: 10 }, (_, i) => `a${i + 1}`)), {
+      plugins: [new AgentSessionManager({ store: storeA, sessionId: "index" })],
+      conversationManager: new SlidingWindowConversationManager({ windowSize: 6 }),
+    });
+    const session = await storeB.open("index", { create: true });
+    const written = [];
+    for (let turn = 1; turn <= 10; turn++) {
+      if (turn === 3) {
+        // Another writer appends a message without a trackingId: the next turn reloads it, and stores
+        // it again as the agent holds it (with the trackingId Strands gave it).
+        const outside = await session.begin();
+        outside.appendMessage({ role: "user", content: [{ text: "outside" }] }, { agent: "agent" });
+        await outside.commit();
+        written.push("user:outside", "user:outside");
+      }
+      if (turn === 6) {
+        // A message rewritten in place (same trackingId) is stored again; its old version is dead.
+        const at = agent.messages.length - 1;
+        const old = agent.messages[at];
+        agent.messages[at] = new Message({ role: old.role, content: [new TextBlock("rewritten")], trackingId: old.trackingId });
+        written.push(`${old.role}:rewritten`);
+      }
+      await agent.invoke(`u${turn}`);
+      written.push(`user:u${turn}`, `assistant:a${turn}`);
+      await session.refresh();
+      const stored = session.messages({ agent: "agent" });
+      if (session.state({ agent: "agent" })["strands:context"] === undefined) {
+        assert.deepEqual(texts(newestVersions(stored)), texts(agent.messages), `turn ${turn}: the log is the context`);
+      }
+      assert.ok(stored.length <= 2 * agent.messages.length, `turn ${turn}: the log stays within twice the context`);
+      const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "index" })] });
+      await restored.initialize();
+      assert.deepEqual(texts(restored.messages), texts(agent.messages), `turn ${turn}: a new Agent restores the context`);
+    }
+    assert.ok((await logOf(session)).some((e) => e.startsWith("compacted")));
+    // Every message version written is in the history, in order.
+    const logged = (await logOf(session)).filter((e) => e.startsWith("message:")).map((e) => e.slice("message:".length));
+    assert.deepEqual(logged, written);
   });
 
   test("compact: false keeps every message in the log (the context is a state key over it)", async () => {

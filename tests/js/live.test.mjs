@@ -806,6 +806,7 @@ for (const setup of SETUPS) {
         await aborted;
         assert.equal(signal.aborted, true, `${end}: aborted once ended`);
         assert.ok(!(signal.reason instanceof StopRequestedError), `${end}: no stop was requested`);
+        assert.equal(signal.reason?.name, "AbortError", `${end}: the reason of an ended invocation`);
       }
     });
 

@@ -11,23 +11,25 @@
 // manager's summary message), so the summary is the head of the context. A cut is taken only where it
 // drops more dead entries than it writes live ones again (the best such cut), so the log stays within
 // about twice the context, and the history grows by less than the compacted view shrinks.
-import { logKey, readLog } from "./stored-agent.js";
+import { indexLog, logKey } from "./stored-agent.js";
 
 /** How many cuts to offer the core before giving up for this turn (each one it refuses is a tool pair). */
 const MAX_TRIES = 8;
 
 /**
  * Stages the compaction of `agent`'s log that the context allows, if any, into `invocation`, and
- * returns the log index of the compacted log (`{ recon, keys, size }`, as readLog gives it plus the
- * log's length); undefined when nothing was compacted.
+ * returns the log index of the compacted log (`{ recon, keys, logKeys }`, as readLog gives it);
+ * undefined when nothing was compacted. The log is never read: `base.logKeys` and `base.recon` say
+ * what it holds, and the compacted log is the summary followed by the entries from the cut on.
  *
  * @param context `{ ids, texts, jsons }`: the context's trackingIds, JSON texts and JSON values, in order
- * @param base `{ recon, keys, size }`: the log index before this call (committed + staged)
+ * @param base `{ recon, keys, logKeys }`: the log index before this call (committed + staged)
  * @param added the trackingIds of the messages this turn added (MessageAddedEvent): they are
  *   messages of their own, never part of a summary
  */
 export function compactLog(invocation, agent, context, base, added) {
-  const { recon, keys, size } = base;
+  const { recon, keys, logKeys } = base;
+  const size = logKeys.length;
   if (size === 0) return undefined;
   // The log entry (as an index into recon) that each context message is, when stored unchanged.
   const stored = context.ids.map((id, j) => {
@@ -35,16 +37,14 @@ export function compactLog(invocation, agent, context, base, added) {
     return r !== undefined && recon[r] === context.texts[j] ? r : -1;
   });
   const liveRecon = new Set(stored.filter((r) => r >= 0));
-  // Every entry live (each distinct message has one entry): nothing to drop, and no read of the log.
+  // Every entry live (each distinct message has one entry): nothing to drop.
   if (liveRecon.size === size) return undefined;
 
-  const log = invocation.messages({ agent });
-  if (log.length !== size) return undefined;
   // The newest log position of each recon entry, keyed as readLog keys them.
   const reconOf = new Map();
   const last = [];
-  for (let i = 0; i < log.length; i++) {
-    const key = logKey(log[i], i);
+  for (let i = 0; i < size; i++) {
+    const key = logKeys[i];
     let r = reconOf.get(key);
     if (r === undefined) {
       r = reconOf.size;
@@ -70,7 +70,8 @@ export function compactLog(invocation, agent, context, base, added) {
   cuts.sort((a, b) => b.score - a.score || a.before - b.before);
 
   for (const { before } of cuts.slice(0, MAX_TRIES)) {
-    const summary = summaryFor(before, context, stored, last, keys, added);
+    const heads = summaryFor(before, context, stored, last, keys, added);
+    const summary = heads.map((j) => context.jsons[j]);
     try {
       invocation.compact({ before, summary, agent });
     } catch (error) {
@@ -79,15 +80,33 @@ export function compactLog(invocation, agent, context, base, added) {
       if (error?.code === "INVALID_INPUT" && error.path === "before") continue;
       throw error;
     }
-    const compacted = invocation.messages({ agent });
-    return { ...readLog(compacted), size: compacted.length };
+    return compactedIndex(heads, before, context, logKeys, reconOf, recon);
   }
   return undefined;
 }
 
 /**
- * The summary of a cut at `before`: the head of the context up to its first message that stays in
- * the log (or that this turn added), then the other live messages below the cut, in context order.
+ * The index of the log after a cut at `before` whose summary is the context messages `heads`: what
+ * readLog gives for the log the core now holds, the summary's messages then the entries from `before`
+ * on (each with its key's newest text, `recon[reconOf.get(key)]`), so nothing is read back.
+ */
+function compactedIndex(heads, before, context, logKeys, reconOf, recon) {
+  const count = heads.length;
+  const kept = logKeys.slice(before);
+  const texts = heads.map((j) => context.texts[j]);
+  const compactedKeys = heads.map((j, k) => logKey(context.jsons[j], k));
+  kept.forEach((key, i) => {
+    texts.push(recon[reconOf.get(key)]);
+    // An entry without a trackingId is keyed by its position, which the cut moved.
+    compactedKeys.push(key === `#${before + i}` ? `#${count + i}` : key);
+  });
+  return indexLog(compactedKeys, (i) => texts[i]);
+}
+
+/**
+ * The summary of a cut at `before`, as positions in the context: the head of the context up to its
+ * first message that stays in the log (or that this turn added), then the other live messages below
+ * the cut, in context order.
  */
 function summaryFor(before, context, stored, last, keys, added) {
   const summary = [];
@@ -103,11 +122,11 @@ function summaryFor(before, context, stored, last, keys, added) {
       const old = keys.get(context.ids[j]);
       if (old !== undefined && last[old] >= before) break;
     }
-    summary.push(context.jsons[j]);
+    summary.push(j);
   }
   for (; j < context.ids.length; j++) {
     const r = stored[j];
-    if (r >= 0 && last[r] < before) summary.push(context.jsons[j]);
+    if (r >= 0 && last[r] < before) summary.push(j);
   }
   return summary;
 }

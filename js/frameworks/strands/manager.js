@@ -27,7 +27,7 @@ import {
 import { forwarder, jsonForm, projection } from "../live-run.js";
 import { SessionHandle } from "../session-handle.js";
 import { compactLog } from "./compaction.js";
-import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, readAgent } from "./stored-agent.js";
+import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, logKey, readAgent } from "./stored-agent.js";
 
 const FIRST = HookOrder.SDK_FIRST - 1; // BeforeInvocationEvent: take the lease before any other hook acts
 const LAST = HookOrder.SDK_LAST + 1; // After* events: decide after every other hook (the conversation
@@ -395,7 +395,7 @@ export class AgentSessionManager {
     for (const field of FIELDS) {
       internal[field] = JSON.stringify(field in latest.internal ? latest.internal[field] : (start[field] ?? null));
     }
-    record.base = { recon: latest.recon, keys, size: latest.size, state: latest.state, internal };
+    record.base = { recon: latest.recon, keys, logKeys: latest.logKeys, state: latest.state, internal };
     record.pending = [];
     record.loaded = loaded;
   }
@@ -414,12 +414,12 @@ export class AgentSessionManager {
     const snapshot = agent.takeSnapshot({ preset: "session" });
     const objects = agent.messages;
     const messages = snapshot.data.messages;
-    let { recon, keys, size } = base;
+    let { recon, keys, logKeys } = base;
     const append = (id, json, text) => {
       invocation.appendMessage(json, name);
       keys.set(id, recon.length);
       recon.push(text);
-      size++;
+      logKeys.push(logKey(json, logKeys.length));
     };
     const ids = objects.map((message) => message.trackingId);
     const texts = messages.map((message) => JSON.stringify(message));
@@ -434,8 +434,8 @@ export class AgentSessionManager {
     }
     if (this.#compact) {
       const context = { ids, texts, jsons: messages };
-      const compacted = compactLog(invocation, record.name, context, { recon, keys, size }, added);
-      if (compacted !== undefined) ({ recon, keys, size } = compacted);
+      const compacted = compactLog(invocation, record.name, context, { recon, keys, logKeys }, added);
+      if (compacted !== undefined) ({ recon, keys, logKeys } = compacted);
     }
     // The context, in order: new messages are appended, changed ones appended again (same trackingId).
     const order = [];
@@ -449,7 +449,7 @@ export class AgentSessionManager {
       } else if (recon[index] !== text) {
         invocation.appendMessage(messages[j], name);
         recon[index] = text;
-        size++;
+        logKeys.push(logKey(messages[j], logKeys.length));
       }
       order.push(index);
     }
@@ -477,7 +477,7 @@ export class AgentSessionManager {
         internal[field] = text;
       }
     }
-    return { recon, keys, size, state, internal };
+    return { recon, keys, logKeys, state, internal };
   }
 }
 

@@ -59,15 +59,24 @@ export function logKey(message, index) {
 
 /**
  * The message log of one agent deduplicated by key: `recon`, per distinct message (in order of first
- * appearance) its newest JSON text, and `keys`, key -> index in `recon`.
+ * appearance) its newest JSON text, `keys`, key -> index in `recon`, and `logKeys`, the key of each
+ * log entry in log order (what compaction plans its cut from, without reading the log again).
  */
 export function readLog(log) {
+  const logKeys = log.map((message, i) => logKey(message, i));
+  return indexLog(logKeys, (i) => JSON.stringify(log[i]));
+}
+
+/**
+ * The index readLog gives for a log whose entries have the keys `logKeys` and the JSON texts
+ * `textAt(i)`: the same fold (first appearance sets the index, the newest text wins).
+ */
+export function indexLog(logKeys, textAt) {
   const recon = [];
   const keys = new Map();
-  for (let i = 0; i < log.length; i++) {
-    const message = log[i];
-    const key = logKey(message, i);
-    const text = JSON.stringify(message);
+  for (let i = 0; i < logKeys.length; i++) {
+    const key = logKeys[i];
+    const text = textAt(i);
     const at = keys.get(key);
     if (at === undefined) {
       keys.set(key, recon.length);
@@ -76,14 +85,14 @@ export function readLog(log) {
       recon[at] = text;
     }
   }
-  return { recon, keys };
+  return { recon, keys, logKeys };
 }
 
 /** Reads one agent's log and state from a Session, SessionView or Invocation. */
 export function readAgent(view, agent) {
   const log = view.messages({ agent });
   const stored = view.state({ agent });
-  const { recon, keys } = readLog(log);
+  const { recon, keys, logKeys } = readLog(log);
   const app = {};
   const state = new Map(); // stored app keys -> JSON text
   const internal = {};
@@ -100,6 +109,7 @@ export function readAgent(view, agent) {
   return {
     recon,
     keys,
+    logKeys,
     size: log.length,
     state,
     internal,
