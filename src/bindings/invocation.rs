@@ -22,7 +22,7 @@ use crate::engine::{Invocation, Signal};
 #[derive(Default)]
 struct SignalState {
     controller: RefCell<Option<JsValue>>,
-    /// `Some(reason)` once fired (`undefined` for the end of the invocation).
+    /// `Some(reason)` once fired (one shared AbortError for the end of the invocation).
     reason: RefCell<Option<JsValue>>,
 }
 
@@ -41,7 +41,7 @@ fn signal_reason(signal: &Signal) -> JsValue {
     match signal {
         Signal::Stop { reason, by } => stop_requested(reason, by),
         Signal::LeaseLost { token } => crate::core::CoreError::LeaseLost { token: *token }.into(),
-        Signal::Ended => JsValue::UNDEFINED,
+        Signal::Ended => crate::bindings::host::invocation_ended(),
     }
 }
 
