@@ -13,9 +13,10 @@ const results = args.results ? new URL(`${args.results.replace(/\/?$/, "/")}`, `
 
 // In the order scripts/bench runs them, which is the order of RESULTS.md.
 const NAMES = ["idb", "open-by-id", "open-by-id-idb", "turn-node", "langgraph", "openai-agents", "strands", "contention",
-  "live-node", "live-redis", "live-chromium", "compaction-chromium"];
+  "live-node", "live-redis", "live-chromium", "compaction-chromium", "encryption-chromium"];
 const LIVE = ["live-node", "live-redis", "live-chromium"];
 const LONG = ["compaction-chromium"];
+const SAFETY = ["encryption-chromium"];
 const reports = Object.fromEntries(NAMES.map((name) => {
   const file = new URL(`${name}.json`, results);
   return [name, existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined];
@@ -199,7 +200,7 @@ here is a pass/fail threshold.
   MemorySession, LangGraph's MemorySaver and Strands' SessionManager over InMemoryStorage; for live turns,
   hand-written relays and stops with the same flush and poll rules (in-process, Redis PUBLISH/SUBSCRIBE and
   GET polling, BroadcastChannel); for long sessions, the same session before its compaction and a new session
-  of as many messages as the compacted view.
+  of as many messages as the compacted view; for encryption at rest, the same sessions in a store without a key.
 
 ${charts.join("\n\n")}
 
@@ -213,11 +214,12 @@ ${[
 ].join("\n")}
 
 ${[
-  ...NAMES.filter((name) => reports[name] && !LIVE.includes(name) && !LONG.includes(name)).map((name) => section(reports[name])),
+  ...NAMES.filter((name) => reports[name] && ![...LIVE, ...LONG, ...SAFETY].includes(name)).map((name) => section(reports[name])),
   ...(LIVE.some((name) => reports[name]) ? [liveSummary()] : []),
   ...LIVE.filter((name) => reports[name]).map((name) => section(reports[name])),
   ...(LONG.some((name) => reports[name]) ? [longSummary()] : []),
   ...LONG.filter((name) => reports[name]).map((name) => section(reports[name])),
+  ...SAFETY.filter((name) => reports[name]).map((name) => section(reports[name])),
 ].join("\n\n")}
 `;
 writeFileSync(new URL("RESULTS.md", bench), markdown);

@@ -65,6 +65,13 @@ export interface CryptoKeyLike {
   readonly usages: readonly string[];
 }
 
+/** Keys of `encryptionKey` for rotation: records are sealed with `keys[current]`, and records sealed
+ * under any id of `keys` are read (a single CryptoKey has the id `"default"`). Key ids: 1 to 64 bytes. */
+export interface EncryptionKeys {
+  current: string;
+  keys: Record<string, CryptoKeyLike>;
+}
+
 /** Size limits, in bytes of UTF-8 JSON text. */
 export interface Limits {
   /** Per message (default 1 MiB). */
@@ -94,9 +101,14 @@ export interface StoreOptions {
   limits?: Limits;
   /** Observability: one call per lease/commit/abort/interrupt/expiry/conflict/snapshot/corrupt record. */
   onEvent?: (event: StoreEvent) => void;
-  /** Not supported yet: records are stored unencrypted, and a store given this option is refused
-   * with `ValidationError` (path `options.encryptionKey`) rather than silently left unencrypted. */
-  encryptionKey?: CryptoKeyLike;
+  /** Encryption at rest with AES-GCM (WebCrypto): messages, state values, metadata, interrupts, live
+   * parts and snapshots are stored sealed, each record with a fresh IV and its key as additional data;
+   * record keys and the guard's bookkeeping stay readable. One key (its id is `"default"`), or
+   * `{ current, keys }` to rotate: new records use `current`, records under any id in `keys` are read.
+   * A record that does not open is a `CorruptRecordError` naming it and the key id it needs. A key
+   * that is not an AES-GCM CryptoKey with both "encrypt" and "decrypt" usages is a `ValidationError`.
+   * Records written before encryption was turned on stay readable. See docs/encryption.md. */
+  encryptionKey?: CryptoKeyLike | EncryptionKeys;
   /** Bounds of the store's cache of session views (one view per session id, shared by every
    * `Session` object of that id; least recently used first). */
   cache?: CacheOptions;

@@ -63,3 +63,45 @@ export function fromBase64(text) {
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
 }
+
+// Encryption at rest (encryptionKey): AES-GCM through the host's WebCrypto, which every runtime of the
+// package has (browsers, workers, Node 20+, workerd, Deno). A fresh 96-bit IV per record, stored first.
+
+/** Whether `key` is a CryptoKey for AES-GCM with both encrypt and decrypt usages. */
+export function isAesGcmKey(key) {
+  return (
+    typeof globalThis.CryptoKey === "function" &&
+    key instanceof globalThis.CryptoKey &&
+    key.algorithm?.name === "AES-GCM" &&
+    key.usages.includes("encrypt") &&
+    key.usages.includes("decrypt")
+  );
+}
+
+/** `plain` sealed under `key` with `aad` as additional data: the IV, then the ciphertext and tag. Never
+ * rejects (resolves to the error instead): the library may drop a sealing it no longer needs, and a
+ * rejection nobody awaits would be reported as unhandled (in Node, fatal). */
+export async function sealBytes(key, aad, plain) {
+  try {
+    const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
+    const sealed = await globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad }, key, plain);
+    const out = new Uint8Array(12 + sealed.byteLength);
+    out.set(iv);
+    out.set(new Uint8Array(sealed), 12);
+    return out;
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** What sealBytes sealed, or null when `key` or `aad` is not the one it was sealed with (never
+ * rejects, for the reason above). */
+export async function openBytes(key, aad, sealed) {
+  try {
+    // Views, not copies: WebCrypto copies its inputs before it returns (they may be views of wasm memory).
+    const algorithm = { name: "AES-GCM", iv: sealed.subarray(0, 12), additionalData: aad };
+    return new Uint8Array(await globalThis.crypto.subtle.decrypt(algorithm, key, sealed.subarray(12)));
+  } catch {
+    return null;
+  }
+}

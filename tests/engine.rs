@@ -23,3 +23,5 @@ mod live;
 mod retention;
 #[path = "engine/schema.rs"]
 mod schema;
+#[path = "engine/sealed.rs"]
+mod sealed;

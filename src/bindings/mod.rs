@@ -2,6 +2,7 @@
 //! error classes out. Every Promise-returning method converts its arguments inside the promise, so
 //! it never throws synchronously.
 
+mod cipher;
 mod convert;
 mod errors;
 mod host;

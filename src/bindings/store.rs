@@ -5,6 +5,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
+use crate::bindings::cipher;
 use crate::bindings::convert::{to_name, to_optional_name, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
@@ -14,7 +15,7 @@ use crate::bindings::schema::JsMigrations;
 use crate::bindings::session::{unsubscriber, JsSession};
 use crate::core::limits::Limits;
 use crate::engine::{CacheLimits, Change, Config, EventHook, OpenOptions, SessionStore, StoreEvent};
-use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, Store};
+use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, SealedStore, Store};
 
 #[wasm_bindgen(js_name = SessionStore)]
 pub struct JsSessionStore {
@@ -74,9 +75,13 @@ pub fn build(
     allow_non_atomic: bool,
 ) -> JsResult<JsSessionStore> {
     let options = Options::new(options, "options")?;
-    if options.get("encryptionKey")?.is_some() {
-        return Err(invalid("options.encryptionKey", "options.encryptionKey is not supported by this version of agent-session yet; omit it (records are stored unencrypted)".into()));
-    }
+    let backend = match options.get("encryptionKey")? {
+        None => backend,
+        Some(key) => {
+            let (keyring, cipher) = cipher::parse(&key)?;
+            Rc::new(SealedStore::new(backend, Rc::new(cipher), keyring)) as Rc<dyn Store>
+        }
+    };
     let env = host::env(options.function("now")?, lock_prefix);
     let limits_options = options.object("limits")?;
     let defaults = Limits::default();

@@ -2,7 +2,8 @@
 //! for any bytes it cannot read and never panics (a panic would kill the wasm instance).
 //!
 //! Frame: `"AS"`, kind byte (`H` head, `E` batch, `S` snapshot with its messages inline, `T` snapshot
-//! whose messages are in segments, `G` segment), schema version, body, then the
+//! whose messages are in segments, `G` segment, `L` live flush; with encryption at rest, `J` a head
+//! whose application fields are sealed and `X` any other record sealed whole), schema version, body, then the
 //! CRC-32 of everything before it (little endian). Integers are LEB128 varints, strings are a length
 //! then UTF-8, options a 0/1 byte. Schema 1 is the only layout so far; a record of a newer schema is
 //! refused by name rather than misread.
@@ -26,9 +27,49 @@ const KIND_SNAPSHOT: u8 = b'S';
 const KIND_SEGMENTED_SNAPSHOT: u8 = b'T';
 const KIND_SEGMENT: u8 = b'G';
 const KIND_LIVE: u8 = b'L';
+/// A head whose application fields (metadata, interrupt) are sealed: encryption at rest.
+const KIND_SEALED_HEAD: u8 = b'J';
+/// Any other record sealed whole: its kind byte, the key id, then the ciphertext.
+const KIND_SEALED: u8 = b'X';
+
+/// One AES-GCM ciphertext of encryption at rest: the id of the key that sealed it, and the IV followed
+/// by the ciphertext and its tag (what WebCrypto's `encrypt` returns, after the IV).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A head's application fields, each sealed on its own so that a guard decision that carries one
+/// over (or drops it) needs no decryption.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealedApp {
+    pub interrupt: Option<Sealed>,
+    pub metadata: Option<Sealed>,
+    /// The reason of a pending stop request (there when `head.stop` is).
+    pub stop_reason: Option<Sealed>,
+}
+
+impl SealedApp {
+    /// A key id these fields need, for the message of a store that cannot open them.
+    fn key_id(&self) -> &str {
+        let mut fields = self.interrupt.iter().chain(&self.metadata).chain(&self.stop_reason);
+        fields.next().map_or("", |sealed| sealed.key_id.as_str())
+    }
+}
 
 pub fn encode_head(head: &Head) -> Vec<u8> {
-    let mut w = Writer::frame(KIND_HEAD);
+    write_head(head, None)
+}
+
+/// A head with its application fields sealed (`head.interrupt` and `head.metadata` are not written;
+/// their presence is `app`'s).
+pub fn encode_sealed_head(head: &Head, app: &SealedApp) -> Vec<u8> {
+    write_head(head, Some(app))
+}
+
+fn write_head(head: &Head, app: Option<&SealedApp>) -> Vec<u8> {
+    let mut w = Writer::frame(if app.is_some() { KIND_SEALED_HEAD } else { KIND_HEAD });
     w.u64(head.version);
     w.u8(head.status.to_byte());
     w.option(head.lease.as_ref(), |w, lease| {
@@ -44,15 +85,26 @@ pub fn encode_head(head: &Head) -> Vec<u8> {
     w.u64(head.updated_at);
     w.option(head.idle_ttl_ms.as_ref(), |w, ttl| w.u64(*ttl));
     w.option(head.max_lifetime_ms.as_ref(), |w, max| w.u64(*max));
-    w.option(head.interrupt.as_ref(), |w, interrupt| {
-        w.str(&interrupt.reason);
-        w.str(&interrupt.payload);
-    });
-    w.option(head.metadata.as_ref(), |w, metadata| w.str(metadata));
+    match app {
+        None => {
+            w.option(head.interrupt.as_ref(), |w, interrupt| {
+                w.str(&interrupt.reason);
+                w.str(&interrupt.payload);
+            });
+            w.option(head.metadata.as_ref(), |w, metadata| w.str(metadata));
+        }
+        Some(app) => {
+            w.option(app.interrupt.as_ref(), Writer::sealed);
+            w.option(app.metadata.as_ref(), Writer::sealed);
+        }
+    }
     // Added with live turns; a head written before them ends here and reads as none of either.
     w.option(head.stop.as_ref(), |w, stop| {
         w.u64(stop.token);
-        w.str(&stop.reason);
+        match app.and_then(|app| app.stop_reason.as_ref()) {
+            Some(reason) => w.sealed(reason),
+            None => w.str(&stop.reason),
+        }
         w.str(&stop.by);
         w.u64(stop.at);
     });
@@ -68,38 +120,85 @@ pub fn encode_head(head: &Head) -> Vec<u8> {
     w.finish()
 }
 
+/// A head as the engine uses it. A head whose application fields are sealed is refused by name:
+/// only a store with its key (which opens them first) may hand it on.
 pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
-    let mut r = Reader::frame(key, bytes, KIND_HEAD)?;
-    let head = Head {
-        version: r.u64()?,
-        status: Status::from_byte(r.u8()?).ok_or_else(|| r.corrupt("unknown status"))?,
-        lease: r.option(|r| {
-            Ok(Lease {
-                owner: r.string()?,
-                instance: r.string()?,
-                token: r.u64()?,
-                expires_at: r.u64()?,
-                invocation: String::new(),
-            })
-        })?,
-        last_token: r.u64()?,
-        snapshot: r.option(Reader::snapshot_ref)?,
-        commits: r.u64s()?,
-        created_at: r.u64()?,
-        updated_at: r.u64()?,
-        idle_ttl_ms: r.option(Reader::u64)?,
-        max_lifetime_ms: r.option(Reader::u64)?,
-        interrupt: r.option(|r| Ok(Interrupt { reason: r.string()?, payload: r.json()? }))?,
-        metadata: r.option(Reader::json)?,
+    match decode_any_head(key, bytes)? {
+        // A sealed head with nothing sealed in it hides nothing: the records it names say what they need.
+        (head, None) | (head, Some(SealedApp { interrupt: None, metadata: None, stop_reason: None })) => Ok(head),
+        (_, Some(app)) => Err(CoreError::CorruptRecord {
+            key: key.to_owned(),
+            detail: format!(
+                "its metadata and interrupt are encrypted (key id \"{}\"): open the store with an encryptionKey that has it",
+                app.key_id()
+            ),
+        }),
+    }
+}
+
+/// A head of either layout: its application fields are `head`'s for a clear head, and `Some(app)`
+/// (with `head.interrupt` and `head.metadata` empty) for a sealed one. The guard's bookkeeping is
+/// readable in both.
+pub fn decode_any_head(key: &str, bytes: &[u8]) -> Result<(Head, Option<SealedApp>), CoreError> {
+    let (mut r, kind) = Reader::frame_of(key, bytes, &[KIND_HEAD, KIND_SEALED_HEAD])?;
+    let sealed = kind == KIND_SEALED_HEAD;
+    let version = r.u64()?;
+    let status = Status::from_byte(r.u8()?).ok_or_else(|| r.corrupt("unknown status"))?;
+    let lease = r.option(|r| {
+        Ok(Lease {
+            owner: r.string()?,
+            instance: r.string()?,
+            token: r.u64()?,
+            expires_at: r.u64()?,
+            invocation: String::new(),
+        })
+    })?;
+    let last_token = r.u64()?;
+    let snapshot = r.option(Reader::snapshot_ref)?;
+    let commits = r.u64s()?;
+    let created_at = r.u64()?;
+    let updated_at = r.u64()?;
+    let idle_ttl_ms = r.option(Reader::u64)?;
+    let max_lifetime_ms = r.option(Reader::u64)?;
+    let (interrupt, metadata, app) = if sealed {
+        let app =
+            SealedApp { interrupt: r.option(Reader::sealed)?, metadata: r.option(Reader::sealed)?, stop_reason: None };
+        (None, None, Some(app))
+    } else {
+        let interrupt = r.option(|r| Ok(Interrupt { reason: r.string()?, payload: r.json()? }))?;
+        (interrupt, r.option(Reader::json)?, None)
+    };
+    let mut head = Head {
+        version,
+        status,
+        lease,
+        last_token,
+        snapshot,
+        commits,
+        created_at,
+        updated_at,
+        idle_ttl_ms,
+        max_lifetime_ms,
+        interrupt,
+        metadata,
         stop: None,
         ended: None,
         retained: 0,
         schema: 0,
     };
-    let mut head = head;
+    let mut stop_reason = None;
     if !r.at_end() {
-        head.stop =
-            r.option(|r| Ok(StopRequest { token: r.u64()?, reason: r.string()?, by: r.string()?, at: r.u64()? }))?;
+        head.stop = r.option(|r| {
+            let token = r.u64()?;
+            let reason = match sealed {
+                true => {
+                    stop_reason = Some(r.sealed()?);
+                    String::new()
+                }
+                false => r.string()?,
+            };
+            Ok(StopRequest { token, reason, by: r.string()?, at: r.u64()? })
+        })?;
         head.ended = r.option(|r| {
             let token = r.u64()?;
             let outcome = TurnOutcome::from_byte(r.u8()?).ok_or_else(|| r.corrupt("unknown turn outcome"))?;
@@ -117,7 +216,54 @@ pub fn decode_head(key: &str, bytes: &[u8]) -> Result<Head, CoreError> {
         }
     }
     r.end()?;
-    Ok(head)
+    let app = app.map(|app| SealedApp { stop_reason, ..app });
+    Ok((head, app))
+}
+
+/// What a head's sealed interrupt holds once opened (`reason`, then `payload`).
+pub fn encode_interrupt(interrupt: &Interrupt) -> Vec<u8> {
+    let mut w = Writer { bytes: Vec::with_capacity(interrupt.reason.len() + interrupt.payload.len() + 4) };
+    w.str(&interrupt.reason);
+    w.str(&interrupt.payload);
+    w.bytes
+}
+
+pub fn decode_interrupt(key: &str, bytes: &[u8]) -> Result<Interrupt, CoreError> {
+    let mut r = Reader { key, bytes, at: 0 };
+    let interrupt = Interrupt { reason: r.string()?, payload: r.json()? };
+    r.end()?;
+    Ok(interrupt)
+}
+
+/// A record other than a head sealed whole: `inner` is the kind byte of the record `sealed` holds.
+pub fn encode_sealed_record(bytes_kind: u8, sealed: &Sealed) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_SEALED);
+    w.u8(bytes_kind);
+    w.sealed(sealed);
+    w.finish()
+}
+
+/// The sealed record in `bytes` with the kind byte of what it holds, or `None` for a record that is
+/// not sealed (written in the clear, or not ours: its decoder says which).
+pub fn decode_sealed_record(key: &str, bytes: &[u8]) -> Result<Option<(u8, Sealed)>, CoreError> {
+    if record_kind(bytes) != Some(KIND_SEALED) {
+        return Ok(None);
+    }
+    let mut r = Reader::frame(key, bytes, KIND_SEALED)?;
+    let kind = r.u8()?;
+    let sealed = r.sealed()?;
+    r.end()?;
+    Ok(Some((kind, sealed)))
+}
+
+/// The kind byte of what looks like one of our records (not checked further).
+pub fn record_kind(bytes: &[u8]) -> Option<u8> {
+    (bytes.len() > 3 && &bytes[..2] == MAGIC).then(|| bytes[2])
+}
+
+/// Whether `bytes` is a head with sealed application fields (see [`decode_any_head`]).
+pub fn is_sealed_head(bytes: &[u8]) -> bool {
+    record_kind(bytes) == Some(KIND_SEALED_HEAD)
 }
 
 pub fn encode_batch(batch: &Batch) -> Vec<u8> {
@@ -390,6 +536,12 @@ impl Writer {
         self.u64(snapshot.token);
     }
 
+    fn sealed(&mut self, sealed: &Sealed) {
+        self.str(&sealed.key_id);
+        self.u64(sealed.bytes.len() as u64);
+        self.bytes.extend_from_slice(&sealed.bytes);
+    }
+
     fn event(&mut self, event: &Event) {
         match event {
             Event::Message { agent, data } => {
@@ -474,10 +626,20 @@ impl<'a> Reader<'a> {
             return Err(corrupt("not an agent-session record"));
         }
         let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32(body).to_le_bytes() != crc {
+        let kind = body[2];
+        // A sealed record's checksum is not checked on read: AES-GCM's tag authenticates what it holds
+        // (changed bytes do not decrypt), the record inside has its own, and it would be a second pass
+        // over every byte of a load.
+        if kind != KIND_SEALED && crc32(body).to_le_bytes() != crc {
             return Err(corrupt("checksum mismatch"));
         }
-        let kind = body[2];
+        if kind == KIND_SEALED && !kinds.contains(&kind) {
+            let mut r = Reader { key, bytes: body, at: 5 };
+            let key_id = r.string().unwrap_or_default();
+            return Err(corrupt(&format!(
+                "it is encrypted (key id \"{key_id}\"): open the store with an encryptionKey that has it"
+            )));
+        }
         if !kinds.contains(&kind) {
             return Err(corrupt("record of another kind"));
         }
@@ -570,6 +732,14 @@ impl<'a> Reader<'a> {
 
     fn snapshot_ref(&mut self) -> Result<SnapshotRef, CoreError> {
         Ok(SnapshotRef { version: self.u64()?, token: self.u64()? })
+    }
+
+    fn sealed(&mut self) -> Result<Sealed, CoreError> {
+        let key_id = self.string()?;
+        let len = self.count()?;
+        let bytes = self.bytes[self.at..self.at + len].to_vec();
+        self.at += len;
+        Ok(Sealed { key_id, bytes })
     }
 
     fn event(&mut self) -> Result<Event, CoreError> {

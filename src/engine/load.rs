@@ -31,7 +31,7 @@ async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
 /// The records under `keys`, read in one go (one IndexedDB transaction); each must be there (a head
 /// or snapshot names it).
 async fn read_named(store: &dyn Store, keys: &[String]) -> EngineResult<Vec<Vec<u8>>> {
-    let mut read = read_linked(store, keys.to_vec(), Rc::new(|_: &str, _: &Entry| Vec::new())).await?;
+    let mut read = read_linked(store, keys.to_vec(), Rc::new(|_: &str, _: &Entry| Some(Vec::new()))).await?;
     budget_read(&read)?;
     keys.iter().map(|key| take_named(&mut read, key)).collect()
 }
@@ -180,14 +180,15 @@ fn records_of_head(id: &str, head: &Head) -> EngineResult<Vec<String>> {
 fn follow_links(id: &str) -> Follow {
     let (id, head_key) = (id.to_owned(), keys::head_key(id));
     Rc::new(move |key: &str, entry: &Entry| {
-        let next = if key == head_key {
-            codec::decode_head(key, &entry.value).ok().and_then(|head| records_of_head(&id, &head).ok())
+        if key == head_key {
+            // Sealed or not: what a head names is its readable bookkeeping.
+            let (head, _) = codec::decode_any_head(key, &entry.value).ok()?;
+            records_of_head(&id, &head).ok()
         } else if keys::parse_record_key(key).is_some_and(|(kind, _, _)| kind == 's') {
             codec::decode_snapshot(key, &entry.value).ok().map(|snapshot| segment_keys(&id, &snapshot))
         } else {
-            None
-        };
-        next.unwrap_or_default()
+            Some(Vec::new())
+        }
     })
 }
 

@@ -389,7 +389,7 @@ fn get_following(
     let (follow, out) = (follow.clone(), out.clone());
     on_success(tx, &request, failure, move |value| {
         let Some(entry) = entry_of(&key, &value)? else { return Ok(()) };
-        let next = follow(&key, &entry);
+        let next = follow(&key, &entry).unwrap_or_default();
         if let Some(slot) = out.borrow_mut().iter_mut().flatten().find(|(read_key, _)| *read_key == key) {
             slot.1 = Some(entry);
         }

@@ -9,6 +9,7 @@ mod host_kv;
 #[cfg(target_arch = "wasm32")]
 mod idb;
 mod memory;
+mod sealed;
 
 use std::any::Any;
 use std::fmt;
@@ -21,9 +22,11 @@ pub use host_kv::{Capabilities, HostKvStore};
 #[cfg(target_arch = "wasm32")]
 pub use idb::{Durability, IdbStore};
 pub use memory::MemoryStore;
+pub use sealed::{Cipher, Keyring, OpenFailure, SealedStore};
 
-/// What [`read_linked`] asks of each value it read: the keys to read next because of it.
-pub type Follow = Rc<dyn Fn(&str, &Entry) -> Vec<String>>;
+/// What [`read_linked`] asks of each value it read: the keys to read next because of it, or `None`
+/// when it cannot tell from these bytes (a sealed record: asked again once it has been opened).
+pub type Follow = Rc<dyn Fn(&str, &Entry) -> Option<Vec<String>>>;
 
 /// What [`read_linked`] read: every key it tried, with its entry if there was one, in no
 /// particular order (a list, not a map: a load reads tens to hundreds of keys, and a map type of its
@@ -41,29 +44,48 @@ pub fn take_linked(read: &mut Linked, key: &str) -> Option<Entry> {
 /// go where the backend can ([`Store::get_linked`]), else a level at a time with
 /// [`Store::get_many`]. A key named twice is read once.
 pub async fn read_linked(store: &dyn Store, keys: Vec<String>, follow: Follow) -> StoreResult<Linked> {
-    if let Some(read) = store.get_linked(keys.clone(), follow.clone()) {
-        return read.await;
-    }
+    // The keys whose values have been followed, so that a value is followed once.
+    let followed: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let remembering: Follow = {
+        let (follow, followed) = (follow.clone(), followed.clone());
+        Rc::new(move |key: &str, entry: &Entry| {
+            let next = follow(key, entry);
+            if next.is_some() {
+                followed.borrow_mut().push(key.to_owned());
+            }
+            next
+        })
+    };
     let mut read = Linked::new();
     let mut level = keys;
-    while !level.is_empty() {
+    loop {
         let mut named: Vec<String> = Vec::new();
         level.retain(|key| {
             let new = !read.iter().any(|(read_key, _)| read_key == key) && !named.contains(key);
             named.extend(new.then(|| key.clone()));
             new
         });
-        let entries = store.get_many(level.clone()).await?;
-        let mut next = Vec::new();
-        for (key, entry) in level.into_iter().zip(entries) {
-            if let Some(entry) = &entry {
-                next.extend(follow(&key, entry));
-            }
-            read.push((key, entry));
+        if level.is_empty() {
+            return Ok(read);
         }
+        let got = match store.get_linked(level.clone(), remembering.clone()) {
+            Some(reading) => reading.await?,
+            None => {
+                let entries = store.get_many(level.clone()).await?;
+                level.into_iter().zip(entries).collect()
+            }
+        };
+        // What a one-go read did not follow (a sealed record, opened only after it) and what a
+        // level-at-a-time read names are read next.
+        let next: Vec<String> = got
+            .iter()
+            .filter(|(key, _)| !followed.borrow().contains(key))
+            .filter_map(|(key, entry)| entry.as_ref().and_then(|entry| remembering(key, entry)))
+            .flatten()
+            .collect();
+        read.extend(got);
         level = next;
     }
-    Ok(read)
 }
 
 /// A boxed future that may hold JS values (not `Send`).

@@ -10,8 +10,10 @@ import { gzipSync } from "node:zlib";
 // migrations to 193,656; one shared future-to-promise glue for every async method and lists instead
 // of three rarely used map and set types brought it back to 185,773; export and import to 195,602;
 // 198,559 (as this test measures) with prune's batched deletes and the tool-pair reader's surrogates;
-// 200,052 with bounded imports and paths on their errors. Budget: that plus 1.5%.
-const BUDGET_GZIPPED = 203_000;
+// 200,052 with bounded imports and paths on their errors; 200,646 with the one-transaction load;
+// 215,718 with encryption at rest (the sealing store, its cipher binding and the sealed frames: 15 KB).
+// Budget: that plus 1%.
+const BUDGET_GZIPPED = 218_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

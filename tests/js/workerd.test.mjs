@@ -342,6 +342,51 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
     assert.deepEqual(kvAfter.body.messages, [{ text: "before" }, { text: "after" }], "the KV namespace persisted too");
   });
 
+  // Encryption at rest in a Durable Object (../../shared/API.md "Encryption at rest"): the object's
+  // whole storage, listed raw inside workerd, holds none of the markers with a key, and every marker
+  // without one (the control: the dump would catch a leak); a new store with the key reads it back.
+  test("encryption at rest: with encryptionKey no marker reaches Durable Object storage; without, every one does", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const markers = () => {
+      const m = (name) => `${name.toUpperCase()}_${randomBytes(12).toString("hex")}`;
+      return { message: m("msg"), messageKey: m("msgkey"), state: m("state"), stateKey: m("statekey"), metadata: m("meta"), reason: m("reason"), payload: m("payload"), live: m("live") };
+    };
+    const holding = (dump, marker) => dump.filter(([key, text]) => key.includes(marker) || text.includes(marker));
+    const run = async (session, M, key) => {
+      const { status, body } = await call(mf, "POST", `/encryption?session=${session}`, { markers: M, key });
+      assert.equal(status, 200, JSON.stringify(body).slice(0, 2000));
+      return body;
+    };
+
+    const clear = markers();
+    const control = await run("encryption-control", clear, null);
+    for (const [name, marker] of Object.entries(clear)) {
+      assert.ok(holding([...control.mid, ...control.end], marker).length > 0, `control: marker ${name} is not in the storage dump`);
+    }
+    assert.ok(holding(control.mid, clear.live).some(([key]) => key.startsWith("t/")), "control: live flushes hold the parts");
+    assert.ok(holding(control.end, clear.metadata).some(([key]) => key.startsWith("h/")), "control: the head holds the metadata");
+    assert.ok(holding(control.end, clear.state).some(([key]) => key.startsWith("s/")), "control: a snapshot holds the state");
+
+    const M = markers();
+    const sealed = await run("encryption-sealed", M, randomBytes(32).toString("hex"));
+    for (const [what, dump] of [["mid-turn", sealed.mid], ["final", sealed.end]]) {
+      assert.ok(dump.length > 0, `${what}: the dump is empty`);
+      const leaks = Object.entries(M).flatMap(([name, marker]) => holding(dump, marker).map(([key]) => `${name} in ${key}`));
+      assert.deepEqual(leaks, [], `${what}: markers stored in the clear`);
+    }
+    const kinds = (dump) => new Set(dump.map(([key]) => key[0]));
+    assert.ok(kinds(sealed.mid).has("t"), "the mid-turn dump holds live flushes");
+    for (const kind of "hesg") assert.ok(kinds(sealed.end).has(kind), `the final dump holds ${kind}/ records`);
+    const { read, expected } = sealed;
+    assert.equal(read.version, expected.version);
+    assert.deepEqual(read.messages, expected.messages);
+    assert.deepEqual(read.state, expected.state);
+    assert.deepEqual(read.interrupt, expected.interrupt);
+    assert.deepEqual(read.metadata, expected.metadata);
+    assert.deepEqual(read.history, expected.history);
+    assert.ok(read.history.some((e) => e.type === "interrupt" && e.reason === expected.interrupt.reason));
+  });
+
   // The adapter contract suite (tests/js/adapters/contract.mjs) against the adapters in workerd.
   // Durable Object storage has no TTL (the store sweeps expired sessions itself); Workers KV's
   // shortest TTL is 60 s, so its expiry is checked through the expiration it records instead.

@@ -187,7 +187,7 @@ pub async fn read_linked_follows_what_each_value_names_once(store: &dyn Store) {
     let follow: agent_session::store::Follow =
         std::rc::Rc::new(move |key: &str, entry: &agent_session::store::Entry| {
             seen.borrow_mut().push(key.to_owned());
-            String::from_utf8(entry.value.clone()).unwrap().split_whitespace().map(str::to_owned).collect()
+            Some(String::from_utf8(entry.value.clone()).unwrap().split_whitespace().map(str::to_owned).collect())
         });
     let mut read = agent_session::store::read_linked(store, vec!["l/a".to_owned()], follow).await.unwrap();
     read.sort_by(|a, b| a.0.cmp(&b.0));

@@ -12,7 +12,11 @@ use std::task::{Context, Poll, Waker};
 
 use agent_session::core::{codec, keys, Head};
 use agent_session::engine::{Config, Env, SessionStore};
-use agent_session::store::{Entry, Expect, ListPage, LocalBoxFuture, MemoryStore, Store, StoreResult, Value, Version};
+use agent_session::store::{
+    Entry, Expect, Keyring, ListPage, LocalBoxFuture, MemoryStore, SealedStore, Store, StoreResult, Value, Version,
+};
+
+pub mod cipher;
 
 /// Polls `future` to completion with a no-op waker. Every future in these tests makes progress on
 /// each poll (fake sleeps are ready, `YieldingStore` yields once per call), so a bounded loop is enough.
@@ -121,6 +125,12 @@ impl World {
         SessionStore::new(self.mem.clone(), self.env(skew), config, None)
     }
 
+    /// A new owner over this world's backend, sealing through `cipher` (encryption at rest).
+    pub fn sealed_store(&self, config: Config, cipher: Rc<cipher::TestCipher>, keyring: Keyring) -> SessionStore {
+        let sealed = SealedStore::new(self.mem.clone(), cipher, keyring);
+        SessionStore::new(Rc::new(sealed), self.env(0), config, None)
+    }
+
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
         self.mem.dump()
     }
@@ -139,7 +149,7 @@ impl World {
 pub fn stored_head(mem: &MemoryStore, id: &str) -> Option<Head> {
     let key = keys::head_key(id);
     let entry = block_on(mem.get(&key)).unwrap()?;
-    Some(codec::decode_head(&key, &entry.value).expect("a valid head"))
+    Some(codec::decode_any_head(&key, &entry.value).expect("a valid head").0)
 }
 
 /// Every key that the stored head of `id` names, directly or through its snapshot chain: the head,

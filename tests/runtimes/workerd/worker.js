@@ -16,6 +16,10 @@
 //   POST /kv-rpc?backend=kv|sqlite|cloudflare  {method, args} -> {result}: one HostKv call on the
 //                                          adapter, so that the adapter contract suite (Node) can
 //                                          drive it; bytes travel as {$bytes: base64}
+//   POST /encryption?session=ID            {markers, key: hex of an AES-GCM key or null}: a session
+//                                          with a marker in every kind of data (encryptionKey when
+//                                          key is given), the object's whole storage dumped raw
+//                                          mid-turn and after, and what a new store reads back
 import { SessionStore, ConcurrencyError, UnsafeStoreError } from "agent-session";
 import { durableObjectKv, cloudflareKv } from "agent-session/adapters";
 
@@ -51,6 +55,8 @@ export class Sessions {
           return await this.twoStores(id);
         case "POST /kv-rpc":
           return json(await kvRpc(durableObjectKv(this.ctx.storage), await request.json()));
+        case "POST /encryption":
+          return json(await this.encryption(id, await request.json()));
         case "GET /kv-check":
           // plain=1: a storage-like object with only get/put/delete/list (no transaction()).
           return json(await kvCheck(url.searchParams.get("plain") === "1" ? plain(this.ctx.storage) : this.ctx.storage));
@@ -115,6 +121,66 @@ export class Sessions {
     await b.close();
     return json({ refused, committedA, committedB, seenByB, messages });
   }
+}
+
+/** The application data of a session, with a marker in each kind, through a store with or without a key. */
+Sessions.prototype.encryption = async function encryption(id, { markers: M, key: keyHex }) {
+  const storage = this.ctx.storage;
+  const encryptionKey = keyHex
+    ? await crypto.subtle.importKey("raw", Uint8Array.from(keyHex.match(/../g), (h) => parseInt(h, 16)), "AES-GCM", false, ["encrypt", "decrypt"])
+    : undefined;
+  const withKey = encryptionKey ? { encryptionKey } : {};
+  const writer = await SessionStore.kv(durableObjectKv(storage), { ...withKey, snapshotEvery: 5, owner: "encryption-writer" });
+  const metadata = { owner: M.metadata };
+  const session = await writer.open(id, { metadata });
+  const messages = [];
+  for (let i = 1; i <= 7; i++) {
+    await session.invoke((inv) => {
+      const message = { content: `${M.message}:${i}`, [M.messageKey]: i };
+      inv.appendMessage(message);
+      messages.push(message);
+      inv.setState(M.stateKey, { text: `${M.state}:${i}` });
+    });
+  }
+  const inv = await session.begin();
+  inv.emit({ delta: `${M.live}:0` });
+  inv.emit([`${M.live}:1`]);
+  await inv.flush();
+  const mid = await rawStorage(storage);
+  const interrupt = { reason: `${M.reason} approve?`, payload: { question: M.payload } };
+  const version = await inv.interrupt(interrupt.reason, interrupt.payload);
+  const history = await session.history();
+  await writer.close();
+  const end = await rawStorage(storage);
+  const reader = await SessionStore.kv(durableObjectKv(storage), { ...withKey, owner: "encryption-reader" });
+  const again = await reader.open(id, { create: false });
+  const read = {
+    version: again.version,
+    messages: again.messages(),
+    state: again.state(),
+    interrupt: again.pendingInterrupt(),
+    metadata: (await again.export()).metadata,
+    history: await again.history(),
+  };
+  await reader.close();
+  return { mid, end, read, expected: { version, messages, state: { [M.stateKey]: { text: `${M.state}:7` } }, interrupt, metadata, history } };
+};
+
+/** Every entry of `storage` as [key, text]: bytes as latin1 text, anything else as JSON with its bytes as text. */
+async function rawStorage(storage) {
+  const latin1 = (bytes) => {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) out += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return out;
+  };
+  const ser = (value) => {
+    if (value instanceof ArrayBuffer) return { bytes: latin1(new Uint8Array(value)) };
+    if (ArrayBuffer.isView(value)) return { bytes: latin1(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) };
+    if (Array.isArray(value)) return value.map(ser);
+    if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, ser(v)]));
+    return value;
+  };
+  return [...(await storage.list()).entries()].map(([key, value]) => [key, JSON.stringify(ser(value))]);
 }
 
 function toBase64(bytes) {
