@@ -103,6 +103,14 @@ class Staging extends ThreadView {
   }
 }
 
+/** A batch takes in at most this many writes (a bound on one commit's work; more start a new batch). */
+const MAX_BATCH = 64;
+
+/** Resolves or rejects `write`'s caller as `promise` settles. */
+function settle(write, promise) {
+  return promise.then(write.resolve, write.reject);
+}
+
 /** The reads `_tuple` makes of one agent: from a view, or from a state object already read whole. */
 const readerOf = (view, agent) => (key) => view.get(agent, key);
 const readerOfState = (state) => (key) => (hasOwn(state, key) ? state[key] : undefined);
@@ -152,6 +160,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this._threads = new Map(); // session id -> SessionHandle (least recently used first)
     this._queues = new SerialQueues(); // per session id: the writes, reads and guard steps of this saver
     this._guards = new Map(); // session id -> the guard running for it in this saver
+    this._gathering = new Map(); // session id -> the batch of writes still taking in new ones
   }
 
   /** The agent-session session id of a LangGraph thread. */
@@ -181,7 +190,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   async _view(sid) {
     const guard = this._guards.get(sid);
     if (guard && !guard.done) return new ThreadView(guard.inv);
-    return this._queues.run(sid, async () => {
+    return this._serial(sid, async () => {
       const session = await this._thread(sid).refreshed();
       return session === undefined ? undefined : new ThreadView(session);
     });
@@ -190,31 +199,126 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   // ---- writes --------------------------------------------------------------------------------
 
   /**
-   * Applies `apply(staging)` (synchronous) to a thread: inside this saver's guard for the thread it is
-   * staged into the guard's invocation (a put then checkpoints it); otherwise it is one invocation.
+   * Runs `task` in the thread's queue, after everything already queued for it. It closes the batch of
+   * writes gathering for the thread: a write called after `task` must not run before it.
+   */
+  _serial(sid, task) {
+    this._gathering.delete(sid);
+    return this._queues.run(sid, task);
+  }
+
+  /**
+   * Applies `apply(staging, input, version)` (synchronous) to a thread once `prepared` gives its input:
+   * inside this saver's guard for the thread it is staged into the guard's invocation (a put then
+   * checkpoints it); otherwise it is committed with the other writes of its batch. Writes called while
+   * the thread's queue is busy gather into one batch, which runs in the queue at the place of its
+   * first write; each caller resolves once the commit holding its write is durable.
    */
   _write(threadId, prepared, apply, isPut) {
     const sid = this.sessionId(threadId);
-    return this._queues.run(sid, async () => {
-      const input = await prepared;
-      const guard = this._guards.get(sid);
-      if (guard && !guard.done) return this._writeGuarded(guard, input, apply, isPut);
-      return this._writeOnce(sid, input, apply);
+    return new Promise((resolve, reject) => {
+      const write = { prepared, apply, isPut, resolve, reject, input: undefined };
+      const gathering = this._gathering.get(sid);
+      if (gathering !== undefined && gathering.length < MAX_BATCH) {
+        gathering.push(write);
+        return;
+      }
+      const batch = [write];
+      this._gathering.set(sid, batch);
+      // A failure _runBatch did not expect must not leave callers waiting (settling twice is a no-op).
+      this._queues.run(sid, () => this._runBatch(sid, batch)).catch((error) => {
+        for (const each of batch) each.reject(error);
+      });
     });
   }
 
-  async _writeOnce(sid, input, apply) {
-    const inv = await this._thread(sid).begin();
+  async _runBatch(sid, batch) {
+    const guard = this._guards.get(sid);
+    if (guard && !guard.done) {
+      const writes = await this._prepareBatch(sid, batch);
+      for (const write of writes) await settle(write, this._writeGuarded(guard, write.input, write.apply, write.isPut));
+      return;
+    }
+    // Begin first: the writes called while the lease is taken join this batch (LangGraph calls a step's
+    // put right after the putWrites of the task that ended it).
+    let inv;
     try {
-      const staging = new Staging(inv);
-      const result = apply(staging, input, inv.session.version + 1);
+      inv = await this._thread(sid).begin();
+    } catch (error) {
+      for (const write of await this._prepareBatch(sid, batch)) write.reject(error);
+      return;
+    }
+    await this._commitWrites(sid, await this._prepareBatch(sid, batch), inv);
+  }
+
+  /**
+   * Waits for the inputs of the batch's writes (their values go through serde asynchronously), taking
+   * in the writes called meanwhile, then closes the batch. A write whose input failed is rejected and
+   * left out. Returns the writes to stage, in call order.
+   */
+  async _prepareBatch(sid, batch) {
+    let waited = 0;
+    while (waited < batch.length) {
+      const waiting = batch.slice(waited);
+      waited = batch.length;
+      const inputs = await Promise.allSettled(waiting.map((write) => write.prepared));
+      inputs.forEach((outcome, i) => {
+        if (outcome.status === "fulfilled") waiting[i].input = outcome.value;
+        else waiting[i].failed = outcome.reason;
+      });
+    }
+    if (this._gathering.get(sid) === batch) this._gathering.delete(sid);
+    for (const write of batch) if ("failed" in write) write.reject(write.failed);
+    return batch.filter((write) => !("failed" in write));
+  }
+
+  /** Commits `writes` (inputs ready) in call order, as one invocation (`inv`) unless one of them fails. */
+  async _commitWrites(sid, writes, inv) {
+    let rest = writes;
+    let begun = inv;
+    while (rest.length > 0) {
+      rest = rest.slice(await this._commitRound(sid, rest, begun));
+      begun = undefined;
+    }
+    await begun?.abort().catch(() => {}); // no write was left to stage
+  }
+
+  /**
+   * One invocation (`inv`, or a new one) for a prefix of `writes`; returns how many of them it settled.
+   * A write that throws while being staged is rejected only when it was staged first: after other
+   * writes it may fail because of them (the commit's size limit), and it has left part of itself
+   * staged, so the round is aborted, the writes before it are committed without it, and it is staged
+   * first in the next round.
+   */
+  async _commitRound(sid, writes, inv) {
+    try {
+      inv ??= await this._thread(sid).begin();
+    } catch (error) {
+      for (const write of writes) write.reject(error);
+      return writes.length;
+    }
+    const staging = new Staging(inv);
+    const results = [];
+    for (let i = 0; i < writes.length; i++) {
+      try {
+        results.push(writes[i].apply(staging, writes[i].input, inv.session.version + 1));
+      } catch (error) {
+        await inv.abort().catch(() => {});
+        if (i > 0) return this._commitRound(sid, writes.slice(0, i));
+        writes[0].reject(error);
+        return 1;
+      }
+    }
+    try {
       if (staging.count > 0) await inv.commit();
       else await inv.abort();
-      return result;
-    } catch (e) {
+    } catch (error) {
       await inv.abort().catch(() => {});
-      throw e;
+      for (const write of writes) write.reject(error);
+      return writes.length;
     }
+    writes.forEach((write, i) => write.resolve(results[i]));
+    return writes.length;
   }
 
   async _writeGuarded(guard, input, apply, isPut) {
@@ -246,8 +350,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   }
 
   async _load(stored) {
-    const bytes = typeof stored.s === "string" ? encoder.encode(stored.s) : fromBase64(stored.b);
-    return this.serde.loadsTyped(stored.t, bytes);
+    if (typeof stored.s !== "string") return this.serde.loadsTyped(stored.t, fromBase64(stored.b));
+    // SerializerProtocol.loadsTyped takes text as well as bytes; JSON is handed over as the text it is,
+    // saving an encode here and a decode in the serde. Other types get the bytes they were dumped as.
+    return this.serde.loadsTyped(stored.t, stored.t === "json" ? stored.s : encoder.encode(stored.s));
   }
 
   // ---- BaseCheckpointSaver -------------------------------------------------------------------
@@ -433,7 +539,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
 
   async deleteThread(threadId) {
     const sid = this.sessionId(threadId);
-    await this._queues.run(sid, async () => {
+    await this._serial(sid, async () => {
       this._threads.delete(sid);
       await this.store.delete(sid);
     });
@@ -585,7 +691,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // Begin behind the writes already queued for this thread (they commit as their own invocations).
     // A second guard of the same thread, here or in any other process, fails here with the store's
     // ConcurrencyError, because this invocation holds the lease.
-    return this._queues.run(sid, async () => {
+    return this._serial(sid, async () => {
       const entry = { inv: await this._thread(sid).begin(options), dirty: false, live: false, failed: undefined, done: false };
       this._guards.set(sid, entry);
       return entry;
@@ -598,7 +704,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
    */
   async _endGuard(sid, guard, ok) {
     const abort = () =>
-      this._queues.run(sid, async () => {
+      this._serial(sid, async () => {
         guard.done = true;
         await guard.inv.abort().catch(() => {});
       });
@@ -608,7 +714,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         return;
       }
       try {
-        await this._queues.run(sid, async () => {
+        await this._serial(sid, async () => {
           if (guard.failed) throw guard.failed;
           guard.done = true;
           // Nothing staged since the last checkpoint: release without writing an empty version, unless
