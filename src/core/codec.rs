@@ -235,25 +235,55 @@ pub fn decode_interrupt(key: &str, bytes: &[u8]) -> Result<Interrupt, CoreError>
     Ok(interrupt)
 }
 
-/// A record other than a head sealed whole: `inner` is the kind byte of the record `sealed` holds.
-pub fn encode_sealed_record(bytes_kind: u8, sealed: &Sealed) -> Vec<u8> {
+/// A record other than a head sealed whole: `bytes_kind` is the kind byte of the record `sealed`
+/// holds. A sealed segmented snapshot also carries the segments it names, readable (bookkeeping, like
+/// a head's), so that a load reads them with it instead of after opening it.
+pub fn encode_sealed_record(bytes_kind: u8, sealed: &Sealed, segments: &[SnapshotRef]) -> Vec<u8> {
     let mut w = Writer::frame(KIND_SEALED);
     w.u8(bytes_kind);
     w.sealed(sealed);
+    w.u64(segments.len() as u64);
+    for segment in segments {
+        w.snapshot_ref(segment);
+    }
     w.finish()
 }
 
 /// The sealed record in `bytes` with the kind byte of what it holds, or `None` for a record that is
 /// not sealed (written in the clear, or not ours: its decoder says which).
 pub fn decode_sealed_record(key: &str, bytes: &[u8]) -> Result<Option<(u8, Sealed)>, CoreError> {
+    Ok(read_sealed_record(key, bytes)?.map(|(kind, sealed, _)| (kind, sealed)))
+}
+
+fn read_sealed_record(key: &str, bytes: &[u8]) -> Result<Option<(u8, Sealed, Vec<SnapshotRef>)>, CoreError> {
     if record_kind(bytes) != Some(KIND_SEALED) {
         return Ok(None);
     }
     let mut r = Reader::frame(key, bytes, KIND_SEALED)?;
     let kind = r.u8()?;
     let sealed = r.sealed()?;
+    let segments = r.list(Reader::snapshot_ref)?;
     r.end()?;
-    Ok(Some((kind, sealed)))
+    Ok(Some((kind, sealed, segments)))
+}
+
+/// The segments a snapshot record names, whether it is in the clear or sealed.
+pub fn snapshot_segments(key: &str, bytes: &[u8]) -> Result<Vec<SnapshotRef>, CoreError> {
+    match read_sealed_record(key, bytes)? {
+        Some((_, _, segments)) => Ok(segments),
+        None => decode_snapshot(key, bytes).map(|snapshot| snapshot.segments),
+    }
+}
+
+/// The segments of a segmented snapshot record in the clear (empty for any other record), for
+/// [`encode_sealed_record`].
+pub fn segments_named(key: &str, bytes: &[u8]) -> Vec<SnapshotRef> {
+    match record_kind(bytes) {
+        Some(KIND_SEGMENTED_SNAPSHOT) => {
+            decode_snapshot(key, bytes).map(|snapshot| snapshot.segments).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The kind byte of what looks like one of our records (not checked further).

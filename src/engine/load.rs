@@ -185,15 +185,16 @@ fn follow_links(id: &str) -> Follow {
             let (head, _) = codec::decode_any_head(key, &entry.value).ok()?;
             records_of_head(&id, &head).ok()
         } else if keys::parse_record_key(key).is_some_and(|(kind, _, _)| kind == 's') {
-            codec::decode_snapshot(key, &entry.value).ok().map(|snapshot| segment_keys(&id, &snapshot))
+            // A sealed snapshot names its segments readable, so they are read with it.
+            Some(segment_keys(&id, &codec::snapshot_segments(key, &entry.value).ok()?))
         } else {
             Some(Vec::new())
         }
     })
 }
 
-fn segment_keys(id: &str, snapshot: &Snapshot) -> Vec<String> {
-    snapshot.segments.iter().map(|at| keys::segment_key(id, at.version, at.token)).collect()
+fn segment_keys(id: &str, segments: &[SnapshotRef]) -> Vec<String> {
+    segments.iter().map(|at| keys::segment_key(id, at.version, at.token)).collect()
 }
 
 /// The state at `head.version` from the records a load read (`read`, which must hold every record
@@ -209,7 +210,8 @@ fn state_from(id: &str, head: &Head, mut read: Linked) -> EngineResult<(SessionS
         None => None,
     };
     if let Some(snapshot) = snapshot.as_mut() {
-        let segments = segment_keys(id, snapshot).iter().map(|key| take(key)).collect::<EngineResult<Vec<_>>>()?;
+        let segments =
+            segment_keys(id, &snapshot.segments).iter().map(|key| take(key)).collect::<EngineResult<Vec<_>>>()?;
         fill_messages(id, snapshot, &segments)?;
     }
     let mut state = snapshot.as_ref().map(|snapshot| snapshot.state.clone()).unwrap_or_default();

@@ -242,14 +242,15 @@ impl SealedStore {
             .into_iter()
             .map(|(key, bytes)| {
                 let kind = codec::record_kind(&bytes).unwrap_or(0);
+                let segments = codec::segments_named(&key, &bytes);
                 let sealing = self.cipher.seal(&self.keyring.current, key.as_bytes(), &bytes);
-                (key, kind, sealing)
+                (key, kind, segments, sealing)
             })
             .collect();
         let mut sealed = Vec::with_capacity(pending.len());
-        for (key, kind, sealing) in pending {
+        for (key, kind, segments, sealing) in pending {
             let record = Sealed { key_id: self.keyring.current.clone(), bytes: sealing.await? };
-            sealed.push((key, codec::encode_sealed_record(kind, &record)));
+            sealed.push((key, codec::encode_sealed_record(kind, &record, &segments)));
         }
         Ok(sealed)
     }

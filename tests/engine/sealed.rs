@@ -83,6 +83,15 @@ fn nothing_the_application_wrote_is_stored_readable_and_everything_reads_back() 
         assert!(!dump.contains(marker), "{marker} is stored readable:\n{dump}");
     }
     assert!(world.dump().iter().any(|(key, _)| key.starts_with("g/")), "segments were written");
+    // A sealed snapshot names its segments readable (a load reads them with it, in one go).
+    for (key, bytes) in world.dump().iter().filter(|(key, _)| key.starts_with("s/")) {
+        let segments = agent_session::core::codec::snapshot_segments(key, bytes).expect("readable segments");
+        let named: Vec<String> = segments.iter().map(|at| keys::segment_key("s", at.version, at.token)).collect();
+        assert!(
+            !named.is_empty() && named.iter().all(|segment| world.dump().iter().any(|(k, _)| k == segment)),
+            "{named:?}"
+        );
+    }
 
     let (other, _) = sealed(&world, "b", &[("default", 7)], "default");
     let session = reopened(&other, "s");
