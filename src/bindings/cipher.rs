@@ -49,7 +49,8 @@ pub fn parse(value: &JsValue) -> JsResult<(Keyring, JsCipher)> {
     }
     let field = |name: &str| Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
     let (current, keys) = (field("current"), field("keys"));
-    if !value.is_object() || keys.is_undefined() {
+    // Neither a key nor `{ current, keys }` (a typed array has a `keys` method).
+    if !value.is_object() || keys.is_undefined() || keys.is_function() {
         return Err(not_a_key(PATH));
     }
     if !keys.is_object() {

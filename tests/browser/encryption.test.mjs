@@ -305,3 +305,102 @@ test("IndexedDB with a key: a copied batch, a wrong key, an unknown key id and n
     check(result.copiedAcross, result.batchesB[0], "a batch copied to another session");
   });
 });
+
+// A dedicated module worker (idb-worker.js, started from the tab by idb-fixture.js's spawn) runs the
+// scenario above on IndexedDB, with a key the window generated and posted to it (a non-extractable
+// CryptoKey crosses postMessage by structured clone); the same worker first runs the scenario without
+// a key on another database (the control). Then the worker is terminated and the window dumps both
+// databases raw and reads the session back with its own copy of the key.
+test("IndexedDB in a dedicated worker with a key posted from the window: no marker in the raw database (the worker's control without a key holds them all); the window reads it back with the same key", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const page = await openTab(tabs, "tab");
+    await inTab(page, installDump);
+    const M = newMarkers("WORKER");
+    const MC = newMarkers("WORKERCLEAR");
+    const clearDatabase = `${database}-clear`;
+    // In the worker: the scenario, with ctx.key pinned to the posted key (the scenario's own
+    // assignment of a key it generates is ignored), and what the worker got.
+    const sealedInWorker = async (env, arg) => {
+      const posted = arg.key;
+      Object.defineProperty(env.ctx, "key", { configurable: true, get: () => posted, set: () => {} });
+      const scenario = (0, eval)(`(${arg.scenarioSource})`);
+      const result = await scenario(env, arg);
+      return { ...result, realm: env.realm, posted: { isCryptoKey: posted instanceof CryptoKey, algorithm: posted.algorithm.name, extractable: posted.extractable, usages: posted.usages } };
+    };
+    const ran = await inTab(page, async ({ fx, ctx }, { database, clearDatabase, M, MC, sources }) => {
+      ctx.key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+      const worker = await fx.spawn("dedicated", "encrypting worker");
+      let control;
+      let sealed;
+      try {
+        await worker.run(sources.installDump, null);
+        control = await worker.run(sources.scenario, { database: clearDatabase, M: MC, useKey: false });
+        sealed = await worker.run(sources.sealedInWorker, { database, M, useKey: true, key: ctx.key, scenarioSource: sources.scenario });
+      } finally {
+        worker.terminate();
+      }
+      return {
+        control: { mid: control.mid, end: control.end, window: await ctx.rawDump(clearDatabase) },
+        sealed: { ...sealed, window: await ctx.rawDump(database) },
+      };
+    }, { database, clearDatabase, M, MC, sources: { installDump: installDump.toString(), scenario: scenario.toString(), sealedInWorker: sealedInWorker.toString() } });
+
+    // The control, run in the worker without a key: the window's dump holds every marker of the
+    // durable records, and the worker's dumps hold them all.
+    const controlAll = [...ran.control.mid, ...ran.control.end, ...ran.control.window];
+    for (const [name, marker] of Object.entries(MC)) assert.ok(holding(controlAll, marker).length > 0, `control: marker ${name} not in the dump`);
+    for (const name of ["message", "messageKey", "state", "stateKey", "metadata", "reason", "payload", "agent"]) {
+      assert.ok(holding(ran.control.window, MC[name]).length > 0, `control: the window's raw dump holds ${name}`);
+    }
+    assert.ok(kindsHolding(ran.control.mid, MC.live).includes("t"), "control: live flushes hold parts");
+
+    const { sealed } = ran;
+    assert.equal(sealed.realm, "dedicated worker");
+    assert.deepEqual(sealed.posted, { isCryptoKey: true, algorithm: "AES-GCM", extractable: false, usages: ["encrypt", "decrypt"] });
+    // The follower (a second store in the worker) read the parts through the key.
+    assert.deepEqual(sealed.seen.filter((e) => e.type === "part").map((e) => e.data), sealed.parts);
+    assert.deepEqual(sealed.seen.at(-1), { type: "end", invocation: sealed.invocation, outcome: "interrupted", version: sealed.expected.version, status: "interrupted" });
+    for (const [what, dump] of [["the worker's mid-turn dump", sealed.mid], ["the worker's final dump", sealed.end], ["the window's dump", sealed.window]]) {
+      assert.ok(dump.length > 0, `${what} is empty`);
+      const leaks = Object.entries(M).flatMap(([name, marker]) => holding(dump, marker).map(({ store, key }) => `${name} in ${store}/${key}`));
+      assert.deepEqual(leaks, [], `${what}: markers stored in the clear`);
+    }
+    const kinds = (dump) => [...new Set(dump.map(({ key }) => key[0]))].sort().join("");
+    assert.ok(kinds(sealed.mid).includes("t"), `the mid-turn dump holds live flushes: ${kinds(sealed.mid)}`);
+    for (const kind of "hesg") assert.ok(kinds(sealed.window).includes(kind), `the window's dump holds ${kind}/ records: ${kinds(sealed.window)}`);
+
+    // The window, with the key it posted, reads what the worker wrote.
+    const read = await inTab(page, readBack, { database, agent: M.agent });
+    const { expected } = sealed;
+    assert.equal(read.version, expected.version);
+    assert.equal(read.status, "interrupted");
+    assert.deepEqual(read.messages, expected.messages);
+    assert.equal(read.messages[0].content, `${M.message}:1`);
+    assert.deepEqual(read.agentMessages, expected.agentMessages);
+    assert.deepEqual(read.state, expected.state);
+    assert.deepEqual(read.interrupt, expected.interrupt);
+    assert.deepEqual(read.metadata, expected.metadata);
+    assert.deepEqual(read.history, expected.history);
+    assert.ok(read.history.some((e) => e.type === "interrupt" && e.reason === expected.interrupt.reason));
+    assert.deepEqual(read.at7, expected.messages.slice(0, 7));
+
+    // The window without the key: CorruptRecordError naming the head and key id "default".
+    const noKey = await inTab(page, async ({ lib, fx }, { database }) => {
+      const store = await lib.SessionStore.indexedDb({ database, owner: "no key" });
+      try {
+        const session = await store.open("leak/idb", { create: false });
+        await session.history();
+        return { opened: session.messages() };
+      } catch (error) {
+        return { error: fx.describeError(error), isCorrupt: error instanceof lib.CorruptRecordError };
+      } finally {
+        await store.close();
+      }
+    }, { database });
+    assert.ok(noKey.error, `read without the key: ${JSON.stringify(noKey)}`);
+    assert.equal(noKey.isCorrupt, true, JSON.stringify(noKey.error));
+    assert.equal(noKey.error.code, "CORRUPT_RECORD");
+    assert.equal(noKey.error.key, "h/leak%2Fidb~", noKey.error.message);
+    assert.ok(noKey.error.message.includes('"default"'), noKey.error.message);
+  });
+});

@@ -294,3 +294,106 @@ test("examples/deno: deno check, then deno task start; 2000 turns on one session
   ]);
   t.diagnostic(`deno check ${checkedIn}; ${TURNS} sequential turns in ${turnsIn}; total ${seconds(started)}`);
 });
+
+// Encryption at rest in real Deno (tests/runtimes/deno/encryption.mjs): a key from Deno's WebCrypto,
+// stores over denoKv(Deno.openKv(file)); the KV file dumped raw (every entry, mid-turn and after, and
+// the SQLite file's bytes) holds no marker, while the same scenario without a key (the control) holds
+// them all; a new store with the key reads everything back; no key, another key and an unknown key id
+// are CorruptRecordError naming the head; keys that are not AES-GCM are ValidationError.
+test("Deno: encryption at rest on a Deno KV file: no marker in the raw file (the control without a key holds them all), read back with the key, CorruptRecordError without it, ValidationError for a bad key", { timeout: 60_000 }, async (t) => {
+  const started = performance.now();
+  const dir = await denoProject("encryption", [join(RUNTIME, "encryption.mjs")]);
+  const hex = () => Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("hex");
+  const newMarkers = (tag) =>
+    Object.fromEntries(["message", "messageKey", "state", "stateKey", "metadata", "reason", "payload", "live", "agent"].map((name) => [name, `${name.toUpperCase()}${tag}_${hex()}`]));
+  const markers = { clear: newMarkers("CLEAR"), sealed: newMarkers("SEALED") };
+  const out = await deno(["run", "--cached-only", "--allow-read", "--allow-write", "encryption.mjs", JSON.stringify({ dir, markers })], { cwd: dir });
+  const result = JSON.parse(out);
+  assert.equal(result.resolved, pathToFileURL(await realpath(join(root, "js", "entry", "deno.js"))).href, "Deno resolves agent-session to the deno export condition");
+  assert.deepEqual(result.keyInfo, { type: "secret", algorithm: "AES-GCM", extractable: false, usages: ["encrypt", "decrypt"] });
+
+  const names = Object.keys(markers.clear);
+  const holding = (dump, name) => dump.filter((record) => record.markers.includes(name));
+  // A dumped record's kind: the first letter of its string key part (h, e, s, g, t).
+  const kindsHolding = (dump, name) => [...new Set(holding(dump, name).map(({ key }) => key.replace(/^agent-session\|/, "")[0]))].sort();
+  const kinds = (dump) => [...new Set(dump.map(({ key }) => key.replace(/^agent-session\|/, "")[0]))].sort().join("");
+
+  // The control: without a key, the same dumps hold every marker, in the record kinds that carry it,
+  // and the SQLite file's bytes hold the durable ones.
+  const clear = result.clear;
+  const clearAll = [...clear.mid, ...clear.end, ...clear.files];
+  for (const name of names) assert.ok(holding(clearAll, name).length > 0, `control: marker ${name} not in the dump`);
+  assert.ok(kindsHolding(clearAll, "message").includes("e"), `control: batches hold messages: ${kindsHolding(clearAll, "message")}`);
+  assert.ok(kindsHolding(clearAll, "message").includes("g"), `control: segments hold messages: ${kindsHolding(clearAll, "message")}`);
+  assert.ok(kindsHolding(clearAll, "state").includes("s"), `control: snapshots hold state values: ${kindsHolding(clearAll, "state")}`);
+  assert.ok(kindsHolding(clear.mid, "live").includes("t"), `control: live flushes hold parts mid-turn: ${kindsHolding(clear.mid, "live")}`);
+  for (const name of ["metadata", "reason", "payload"]) assert.ok(kindsHolding(clear.end, name).includes("h"), `control: the head holds ${name}`);
+  assert.ok(clear.files.length > 0, "control: the SQLite file was found");
+  for (const name of ["message", "messageKey", "state", "stateKey", "metadata", "reason", "payload", "agent"]) {
+    assert.ok(holding(clear.files, name).length > 0, `control: the SQLite file's bytes hold ${name}`);
+  }
+
+  // With the key: none of the markers anywhere, though the same kinds of records are there.
+  const sealed = result.sealed;
+  for (const [what, dump] of [["mid-turn entries", sealed.mid], ["final entries", sealed.end], ["SQLite file bytes", sealed.files]]) {
+    assert.ok(dump.length > 0, `${what}: the dump is empty`);
+    const leaks = dump.flatMap((record) => record.markers.map((name) => `${name} in ${record.key} (${record.where})`));
+    assert.deepEqual(leaks, [], `${what}: markers stored in the clear`);
+  }
+  assert.ok(sealed.mid.every((record) => record.where === "entry (Uint8Array)"), "denoKv stores bytes");
+  assert.ok(kinds(sealed.mid).includes("t"), `the mid-turn dump holds live flushes: ${kinds(sealed.mid)}`);
+  for (const kind of "hesg") assert.ok(kinds(sealed.end).includes(kind), `the final dump holds ${kind}/ records: ${kinds(sealed.end)}`);
+
+  // The follower (a second store with the key, on a second handle) read the live parts.
+  const M = markers.sealed;
+  const parts = [0, 1, 2, 3, 4, 5].map((k) => (k % 2 === 0 ? { delta: `${M.live}:${k}` } : [`${M.live}:${k}`, k]));
+  assert.deepEqual(sealed.seen.filter((e) => e.type === "part").map((e) => e.data), parts);
+  assert.deepEqual(sealed.seen.at(-1), { type: "end", invocation: sealed.invocation, outcome: "interrupted", version: sealed.version, status: "interrupted" });
+
+  // A new store with the key (alone, or in a keyring under "default") reads everything back.
+  const messages = [
+    ...Array.from({ length: 12 }, (_, i) => ({ role: "user", content: `${M.message}:${i + 1}`, [M.messageKey]: i + 1 })),
+    { role: "assistant", content: `${M.message}:final` },
+  ];
+  const expected = {
+    version: 13,
+    status: "interrupted",
+    messages,
+    agentMessages: [4, 8, 12].map((i) => ({ content: `${M.message}:agent:${i}` })),
+    state: { notes: { text: `${M.state}:12` }, [M.stateKey]: [M.state, 12] },
+    interrupt: { reason: `${M.reason} needs approval`, payload: { question: M.payload, n: 7 } },
+    metadata: { owner: M.metadata, tags: [M.metadata, 1] },
+    history: sealed.history,
+    at7: { messages: messages.slice(0, 7), state: { notes: { text: `${M.state}:7` }, [M.stateKey]: [M.state, 7] } },
+  };
+  assert.equal(sealed.version, 13);
+  assert.deepEqual(result.readBack, expected, "a new store with the key");
+  assert.deepEqual(result.readBackKeyring, expected, "a new store with { current: 'k2', keys: { default, k2 } }");
+  assert.ok(sealed.history.some((e) => e.type === "interrupt" && e.reason === expected.interrupt.reason), "the history holds the interrupt");
+  assert.equal(sealed.history.filter((e) => e.type === "message").length, messages.length + 3);
+
+  // Without the key, with another key, with an unknown key id: CorruptRecordError naming the head
+  // (its metadata is sealed) and the key id it needs.
+  for (const what of ["noKey", "wrongKey", "unknownKeyId"]) {
+    const { error } = result[what];
+    assert.ok(error, `${what}: read without an error`);
+    assert.deepEqual([error.name, error.code, error.isCorruptRecordError, error.isAgentSessionError], ["CorruptRecordError", "CORRUPT_RECORD", true, true], `${what}: ${JSON.stringify(error)}`);
+    assert.equal(error.key, "h/leak%2Fdeno~", `${what}: the error names the record: ${error.message}`);
+    assert.ok(error.message.includes('"default"'), `${what}: the message names key id "default": ${error.message}`);
+  }
+
+  // Keys that are not AES-GCM encrypt+decrypt keys: ValidationError at store creation, on denoKv and
+  // on memory; the control key is accepted by the same calls.
+  for (const [what, byFactory] of Object.entries(result.validation)) {
+    for (const [factory, outcome] of Object.entries(byFactory)) {
+      if (what === "aesGcm") {
+        assert.deepEqual(outcome, { created: true }, `${factory}() with an AES-GCM key`);
+        continue;
+      }
+      assert.deepEqual([outcome.name, outcome.code, outcome.isValidationError], ["ValidationError", "INVALID_INPUT", true], `${factory}() with ${what}: ${JSON.stringify(outcome)}`);
+      assert.ok(outcome.path?.startsWith("options.encryptionKey"), `${factory}() with ${what}: path ${outcome.path}`);
+    }
+  }
+  assert.deepEqual(Object.keys(result.validation).sort(), ["aesCbc", "aesGcm", "aesGcmEncryptOnly", "hmac", "keyringWithCbc", "rawBytes"]);
+  t.diagnostic(`Deno ${result.deno}; ${sealed.end.length} entries, ${sealed.files.map((f) => `${f.key} ${f.size} B`).join(", ")}; ${seconds(started)}`);
+});
