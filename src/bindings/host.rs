@@ -1,6 +1,7 @@
 //! The JS helpers the bindings import (copied by wasm-bindgen next to the .wasm) and the engine's
 //! `Env` over them.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
@@ -59,9 +60,9 @@ extern "C" {
 #[wasm_bindgen(module = "/js/web.js")]
 extern "C" {
     #[wasm_bindgen(js_name = holdLock)]
-    pub fn hold_lock(name: &str) -> JsValue;
+    fn hold_lock(name: &str) -> JsValue;
     #[wasm_bindgen(js_name = releaseLock)]
-    pub fn release_lock(release: &JsValue);
+    fn release_lock(release: &JsValue);
     #[wasm_bindgen(js_name = isLockHeld)]
     fn is_lock_held(name: &str) -> Promise;
     #[wasm_bindgen(js_name = openChannel)]
@@ -75,8 +76,10 @@ extern "C" {
 /// The engine's clock, randomness and timer in a JS realm; `now` is the `now` store option.
 pub struct JsEnv {
     pub now: Option<Function>,
-    /// Name prefix of the Web Locks that store instances hold for their lifetime (IndexedDB).
+    /// Name prefix of the Web Locks that store instances hold while they may hold leases (IndexedDB).
     pub lock_prefix: Option<String>,
+    /// The release function of this store's Web Lock, once asked for.
+    alive: RefCell<Option<JsValue>>,
 }
 
 impl Env for JsEnv {
@@ -106,6 +109,20 @@ impl Env for JsEnv {
         Box::pin(async move { JsFuture::from(query).await.ok().and_then(|held| held.as_bool()) })
     }
 
+    fn hold_alive(&self, instance: &str) {
+        let Some(prefix) = &self.lock_prefix else { return };
+        let mut alive = self.alive.borrow_mut();
+        if alive.is_none() {
+            *alive = Some(hold_lock(&format!("{prefix}{instance}")));
+        }
+    }
+
+    fn release_alive(&self) {
+        if let Some(release) = self.alive.borrow_mut().take() {
+            release_lock(&release);
+        }
+    }
+
     fn wake(&self, id: &str, everywhere: bool) {
         let channel = self.lock_prefix.as_ref().filter(|_| everywhere).map(|prefix| live_channel(prefix));
         wake_live(channel, id);
@@ -132,5 +149,5 @@ pub fn env(now: Option<Function>, lock_prefix: Option<String>) -> Rc<dyn Env> {
     if let Some(prefix) = &lock_prefix {
         listen_live(&live_channel(prefix));
     }
-    Rc::new(JsEnv { now, lock_prefix })
+    Rc::new(JsEnv { now, lock_prefix, alive: RefCell::new(None) })
 }

@@ -1,18 +1,18 @@
-//! What ties a browser-shared store to the other realms of its origin: the Web Lock that says this
-//! store instance is alive, and the BroadcastChannel that carries commits both ways.
+//! What ties a browser-shared store to the other realms of its origin: the BroadcastChannel that
+//! carries commits both ways. (The Web Lock that says the store instance is alive is the host's
+//! `Env::hold_alive`, asked for before its first lease.)
 
 use std::rc::Rc;
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::host::{close_channel, hold_lock, open_channel, post_message, release_lock};
+use crate::bindings::host::{close_channel, open_channel, post_message};
 use crate::bindings::spawn;
 use crate::core::Status;
 use crate::engine::{Change, SessionStore};
 
 pub struct OriginLink {
-    release: JsValue,
     channel: JsValue,
     _on_message: Closure<dyn FnMut(JsValue)>,
 }
@@ -33,9 +33,8 @@ fn change_of(message: &JsValue) -> Option<(String, u64, Status)> {
 }
 
 impl OriginLink {
-    /// Holds `<prefix><instance>` for the store's life and joins the channel `<prefix without />`.
+    /// Joins the channel `<prefix without />`.
     pub fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
-        let release = hold_lock(&format!("{prefix}{}", store.instance()));
         let receiver = store.clone();
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
             if let Some((id, version, status)) = change_of(&message) {
@@ -55,11 +54,10 @@ impl OriginLink {
             let _ = Reflect::set(&message, &JsValue::from_str("status"), &JsValue::from_str(change.status.as_str()));
             post_message(&sender, &message);
         }));
-        OriginLink { release, channel, _on_message: on_message }
+        OriginLink { channel, _on_message: on_message }
     }
 
     pub fn close(&self) {
         close_channel(&self.channel);
-        release_lock(&self.release);
     }
 }

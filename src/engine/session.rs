@@ -408,6 +408,8 @@ impl Session {
     /// is still alive, the host is asked (Web Locks) and the guard decides again with its answer.
     async fn lease(&self, intent: Intent, head_key: &str, invocation: &str) -> EngineResult<(Head, Version, u64)> {
         let shared = &self.shared;
+        // Before a lease of this instance can exist, others must be able to see it alive.
+        shared.env.hold_alive(&shared.instance);
         let mut source = {
             let view = self.slot.view.borrow();
             match view.state {

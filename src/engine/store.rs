@@ -31,6 +31,16 @@ pub trait Env {
         Box::pin(std::future::ready(None))
     }
 
+    /// Shows, from now until [`Env::release_alive`], that the store instance `instance` is alive, to
+    /// [`Env::holder_alive`] in other realms (browsers: a Web Lock). Called before the store writes a
+    /// lease, not when it opens: a store that only reads never pays for it.
+    fn hold_alive(&self, instance: &str) {
+        let _ = instance;
+    }
+
+    /// Ends what [`Env::hold_alive`] started (the store closes).
+    fn release_alive(&self) {}
+
     /// Tells whoever waits on session `id` in this realm ([`Env::wait`]) that something happened
     /// to it (a flush, a stop request, a commit) and, with `everywhere`, the other realms that share
     /// the backend where the host can (browsers: a BroadcastChannel). Hosts without it do nothing:
@@ -464,6 +474,7 @@ impl SessionStore {
     /// and statuses; their reads of messages and state then fail with the eviction error).
     pub fn close(&self) {
         self.shared.closed.set(true);
+        self.shared.env.release_alive();
         self.shared.cache.clear();
         self.shared.store.close();
     }
