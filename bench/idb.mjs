@@ -83,6 +83,7 @@ function stats(samples) {
   const mid = sorted.length >> 1;
   return {
     median: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+    p99: sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)],
     mean: samples.reduce((a, b) => a + b, 0) / samples.length,
     min: sorted[0],
     max: sorted[sorted.length - 1],

@@ -37,12 +37,14 @@ export function summary(results) {
 export function turnPhases(results) {
   const base = results.sizes[0].impls[AS].turn.median;
   return table(
-    ["messages", "as begin", "as append+commit", "as tx/turn", "as turn vs smallest", "as mean turn", "as snapshot turns",
+    ["messages", "as begin", "as append+commit", "as tx/turn", "as turn vs smallest", "as mean turn", "as p99 turn", "(b) p99 turn",
+      "p99 as/(b)", "as snapshot turns",
       "as turn on memory store", "(b) begin", "(b) append+commit", "(b) tx/turn", "(b) mean turn", "(a) get", "(a) push+set"],
     results.sizes.map(({ size, impls }) => {
       const as = impls[AS];
       return [size, ms(as.begin.median), ms(as.commit.median), count(as.turnTransactions), ratio(as.turn.median, base),
-        ms(as.turn.mean), as.snapshotTurns.length ? as.snapshotTurns.map(ms).join(", ") : "none",
+        ms(as.turn.mean), ms(as.turn.p99), ms(impls[IDB].turn.p99), ratio(as.turn.p99, impls[IDB].turn.p99),
+        as.snapshotTurns.length ? as.snapshotTurns.map(ms).join(", ") : "none",
         ms(impls[MEMORY]?.turn.median),
         ms(impls[IDB].begin.median), ms(impls[IDB].commit.median), count(impls[IDB].turnTransactions), ms(impls[IDB].turn.mean),
         ms(impls[KEYVAL].begin.median), ms(impls[KEYVAL].commit.median)];
@@ -76,13 +78,14 @@ export function markdown(results) {
   return [
     `Medians in ms of ${results.turns} turns (begin + 2 appended messages of ~${results.messageBytes} bytes + commit)`,
     `and ${results.loads} cold loads (a new store/connection opening the session and reading every message),`,
-    `each implementation on its own fresh database; "as" = agent-session, (b) = hand-written idb lease +`,
+    `each implementation on its own fresh database, loads and turns interleaved across implementations, after`,
+    `a first pass over every size that is not reported; "as" = agent-session, (b) = hand-written idb lease +`,
     `append protocol, (a) = idb-keyval rewriting the whole session per turn.`,
     `${results.userAgent}; performance.now() steps: ${results.crossOriginIsolated ? "5 us (cross-origin isolated)" : "100 us (not cross-origin isolated)"}.`,
     "",
     summary(results),
     "",
-    "Where a turn's time goes (ms, medians unless said; the mean turn includes the snapshot turns; tx = IndexedDB",
+    "Where a turn's time goes (ms, medians unless said; the mean and p99 turns include the snapshot turns; tx = IndexedDB",
     "transactions; \"on memory store\" = the same turn on SessionStore.memory(), the engine without IndexedDB):",
     "",
     turnPhases(results),
