@@ -3,7 +3,7 @@
 // its own connection opening the session and reading messages()), at 10, 1000 and 10,000 messages; each
 // size written twice, once per store, each on a fresh database, and measured interleaved (one turn or
 // load of each in turn), so that both see the same machine. Ratio = with a key ÷ without.
-// Usage: node bench/encryption-chromium.mjs [--sizes=10,1000,10000] [--turns=100] [--loads=9] [--json=path]
+// Usage: node bench/encryption-chromium.mjs [--sizes=10,1000,10000] [--turns=200] [--loads=21] [--json=path]
 // Figures are ratios to a baseline measured in the same run; nothing here is a pass/fail threshold.
 import { startBrowser } from "../tests/browser/chromium.mjs";
 import { jsonPath, printer, writeJson } from "./json.mjs";
@@ -11,8 +11,8 @@ import { crossOriginIsolate } from "./page.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const SIZES = (args.sizes ?? "10,1000,10000").split(",").map(Number);
-const TURNS = Number(args.turns ?? 100);
-const LOADS = Number(args.loads ?? 9);
+const TURNS = Number(args.turns ?? 200);
+const LOADS = Number(args.loads ?? 21);
 const PAGE = "/tests/browser/blank.html";
 
 /** Runs in the page: every measurement of one size, both stores interleaved. */
