@@ -1,4 +1,4 @@
-// The two baselines agent-session is measured against, written the way an app would write them by hand.
+// The baselines agent-session is measured against, written the way an app would write them by hand.
 // Each is a factory (database name) -> { writer(id), load(id), close() }, the shape bench/idb.mjs drives:
 //   writer(id).fill(messages)   pre-fills the session (untimed)
 //   writer(id).turn(messages)   one turn; resolves to [first phase ms, second phase ms]
@@ -6,6 +6,7 @@
 //                               { count, connected: performance.now() once connected, close }
 import * as keyval from "/node_modules/idb-keyval/dist/index.js";
 import { openDB } from "/node_modules/idb/build/index.js";
+import Dexie from "/node_modules/dexie/dist/dexie.mjs";
 
 const LEASE_MS = 30_000;
 // agent-session's default; Chromium's own default for a transaction without options is not specified.
@@ -120,4 +121,74 @@ export async function idbProtocol(database) {
     },
     close: () => db.close(),
   };
+}
+
+/**
+ * (c) Dexie, the same lease + append protocol as (b), written the way a Dexie user writes it: a table of
+ * heads and a table of batches, both with out-of-line keys (session id; [session id, version]), begin and
+ * commit each one db.transaction("rw", ...) in which throwing aborts, the cold load a new Dexie instance
+ * reading the head and the batches [id, 1]..[id, version] in one read transaction.
+ */
+export async function dexieProtocol(database) {
+  const db = openDexie(database);
+  await db.open();
+  const owner = `bench-${crypto.randomUUID()}`;
+  return {
+    async writer(id) {
+      let version = 0; // the writer's cached view, as in (b)
+      const writer = {
+        begin: () =>
+          db.transaction("rw", db.heads, async () => {
+            const head = (await db.heads.get(id)) ?? { version: 0, token: 0, lease: null };
+            const now = Date.now();
+            if (head.lease && head.lease.owner !== owner && head.lease.expiresAt > now) throw new Error(`session ${id} is held by ${head.lease.owner}`);
+            if (head.version !== version) throw new Error(`session ${id} changed under its only writer`);
+            const token = head.token + 1;
+            await db.heads.put({ ...head, token, lease: { owner, token, expiresAt: now + LEASE_MS } }, id);
+            return token;
+          }),
+        async commit(token, messages) {
+          version = await db.transaction("rw", db.heads, db.batches, async () => {
+            const head = await db.heads.get(id);
+            if (head?.lease?.token !== token) throw new Error(`lease on ${id} lost`);
+            const next = head.version + 1;
+            await db.batches.add({ token, at: Date.now(), messages }, [id, next]);
+            await db.heads.put({ version: next, token: head.token, lease: null, updatedAt: Date.now() }, id);
+            return next;
+          });
+        },
+        async fill(messages) {
+          for (let i = 0; i < messages.length; i += 100) await writer.commit(await writer.begin(), messages.slice(i, i + 100));
+        },
+        async turn(messages) {
+          const t0 = performance.now();
+          const token = await writer.begin();
+          const t1 = performance.now();
+          await writer.commit(token, messages);
+          return [t1 - t0, performance.now() - t1];
+        },
+      };
+      return writer;
+    },
+    async load(id) {
+      const reader = openDexie(database);
+      await reader.open(); // Dexie opens on first use; opened here so that connect is timed apart
+      const connected = performance.now();
+      const messages = await reader.transaction("r", reader.heads, reader.batches, async () => {
+        const head = await reader.heads.get(id);
+        const batches = await reader.batches.where(":id").between([id, 1], [id, head.version], true, true).toArray();
+        return batches.flatMap((batch) => batch.messages);
+      });
+      return { count: messages.length, connected, close: () => reader.close() };
+    },
+    close: () => db.close(),
+  };
+}
+
+function openDexie(database) {
+  // Relaxed durability, as agent-session's default and (b)'s RELAXED: Dexie's option for it (Dexie leaves
+  // the browser's default otherwise).
+  const db = new Dexie(database, { chromeTransactionDurability: "relaxed" });
+  db.version(1).stores({ heads: "", batches: "" }); // "": out-of-line primary keys, no indexes
+  return db;
 }

@@ -1,9 +1,9 @@
 // The page logic of the IndexedDB benchmark (bench/idb.html; bench/run.mjs drives it headless): for
 // sessions of several lengths, the cost of one turn (begin + 2 appended messages + commit) and of a
 // cold load (a new store or connection opening the session and reading every message), for
-// agent-session and, in this page and this run, the two baselines of bench/baselines.mjs.
+// agent-session and, in this page and this run, the three baselines of bench/baselines.mjs.
 import { SessionStore } from "/js/entry/browser.js";
-import { idbKeyval, idbProtocol } from "./baselines.mjs";
+import { dexieProtocol, idbKeyval, idbProtocol } from "./baselines.mjs";
 
 const MESSAGE_BYTES = 200;
 const FILLER = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ".repeat(4);
@@ -64,7 +64,7 @@ async function agentSessionMemory() {
   return { writer: sessionWriter(store), close: () => store.close() };
 }
 
-const IMPLEMENTATIONS = { "agent-session": agentSession, idb: idbProtocol, "idb-keyval": idbKeyval, "agent-session memory": agentSessionMemory };
+const IMPLEMENTATIONS = { "agent-session": agentSession, idb: idbProtocol, "idb-keyval": idbKeyval, dexie: dexieProtocol, "agent-session memory": agentSessionMemory };
 
 /** Counts IndexedDB transactions per database, to tell round trips from work; restore() undoes it. */
 function countTransactions() {

@@ -37,10 +37,13 @@ function chart(file, alt, options) {
   charts.push(`![${alt}](charts/${file})`);
 }
 
-const IDB_SYSTEMS = [["agent-session", "agent-session (SessionStore.indexedDb)"], ["idb", "(b) hand-written idb lease + append"], ["idb-keyval", "(a) idb-keyval, whole session per turn"]];
+const IDB_SYSTEMS = [["agent-session", "agent-session (SessionStore.indexedDb)"], ["idb", "(b) hand-written idb lease + append"], ["idb-keyval", "(a) idb-keyval, whole session per turn"],
+  ["dexie", "(c) Dexie, the same protocol as (b)"]];
 if (reports.idb) {
   const sizes = reports.idb.data.sizes;
-  const idbSeries = (what) => IDB_SYSTEMS.map(([key, name]) => ({ name, points: sizes.map((s) => [s.size, s.impls[key]?.[what]?.median]) }));
+  // An idb.json from before Dexie was measured has no (c): no line for it.
+  const idbSeries = (what) => IDB_SYSTEMS.filter(([key]) => sizes.some((s) => s.impls[key]))
+    .map(([key, name]) => ({ name, points: sizes.map((s) => [s.size, s.impls[key]?.[what]?.median]) }));
   chart("idb-turn.svg", "IndexedDB turn (median ms) against session length", {
     title: "IndexedDB: one turn (begin + 2 messages + commit), headless Chromium",
     xLabel: "messages in the session", yLabel: "median turn, ms", series: idbSeries("turn"),
@@ -195,8 +198,8 @@ here is a pass/fail threshold.
 - Machine: ${cpus[0]?.model ?? "unknown CPU"}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()} ${os.arch()}
 - Node ${process.version}; Chromium ${chromium ?? "not run"} (Debian's, headless, driven by playwright-core)
 - Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length.toLocaleString("en-US")} bytes raw, ${gzipSync(wasm, { level: 9 }).length.toLocaleString("en-US")} bytes gzip -9
-- Baselines measured: on IndexedDB, a hand-written \`idb\` lease + append protocol and \`idb-keyval\`
-  (Dexie is not measured: it is not a dependency of this repository); in Node, @openai/agents'
+- Baselines measured: on IndexedDB, a hand-written \`idb\` lease + append protocol, \`idb-keyval\` and
+  the same protocol on Dexie${reports.idb && !reports.idb.data.sizes.some((s) => s.impls.dexie) ? " (not in this run's idb.json)" : ""}; in Node, @openai/agents'
   MemorySession, LangGraph's MemorySaver and Strands' SessionManager over InMemoryStorage; for live turns,
   hand-written relays and stops with the same flush and poll rules (in-process, Redis PUBLISH/SUBSCRIBE and
   GET polling, BroadcastChannel); for long sessions, the same session before its compaction and a new session

@@ -5,6 +5,7 @@ const AS = "agent-session";
 const MEMORY = "agent-session memory";
 const IDB = "idb";
 const KEYVAL = "idb-keyval";
+const DEXIE = "dexie";
 
 export function ms(x) {
   if (x === undefined || Number.isNaN(x)) return "-";
@@ -19,16 +20,17 @@ function table(header, rows) {
   return [line(header), line(header.map(() => "---:")), ...rows.map(line)].join("\n");
 }
 
-/** The headline table: medians of a turn and of a cold load, and agent-session's ratios to (b) and (a). */
+/** The headline table: medians of a turn and of a cold load, and agent-session's ratios to (b), (a) and (c). */
 export function summary(results) {
   return table(
-    ["messages", "turn: agent-session", "turn: (b) idb", "turn: (a) idb-keyval", "turn as/(b)", "turn as/(a)",
-      "load: agent-session", "load: (b) idb", "load: (a) idb-keyval", "load as/(b)", "load as/(a)"],
+    ["messages", "turn: agent-session", "turn: (b) idb", "turn: (a) idb-keyval", "turn: (c) Dexie", "turn as/(b)", "turn as/(a)", "turn as/(c)",
+      "load: agent-session", "load: (b) idb", "load: (a) idb-keyval", "load: (c) Dexie", "load as/(b)", "load as/(a)", "load as/(c)"],
     results.sizes.map(({ size, impls }) => {
-      const t = (k) => impls[k].turn.median;
-      const l = (k) => impls[k].load.median;
-      return [size, ms(t(AS)), ms(t(IDB)), ms(t(KEYVAL)), ratio(t(AS), t(IDB)), ratio(t(AS), t(KEYVAL)),
-        ms(l(AS)), ms(l(IDB)), ms(l(KEYVAL)), ratio(l(AS), l(IDB)), ratio(l(AS), l(KEYVAL))];
+      // Results from before Dexie was measured have no (c): its cells print "-".
+      const t = (k) => impls[k]?.turn.median;
+      const l = (k) => impls[k]?.load.median;
+      return [size, ms(t(AS)), ms(t(IDB)), ms(t(KEYVAL)), ms(t(DEXIE)), ratio(t(AS), t(IDB)), ratio(t(AS), t(KEYVAL)), ratio(t(AS), t(DEXIE)),
+        ms(l(AS)), ms(l(IDB)), ms(l(KEYVAL)), ms(l(DEXIE)), ratio(l(AS), l(IDB)), ratio(l(AS), l(KEYVAL)), ratio(l(AS), l(DEXIE))];
     }),
   );
 }
@@ -39,7 +41,8 @@ export function turnPhases(results) {
   return table(
     ["messages", "as begin", "as append+commit", "as tx/turn", "as turn vs smallest", "as mean turn", "as p99 turn", "(b) p99 turn",
       "p99 as/(b)", "as snapshot turns",
-      "as turn on memory store", "(b) begin", "(b) append+commit", "(b) tx/turn", "(b) mean turn", "(a) get", "(a) push+set"],
+      "as turn on memory store", "(b) begin", "(b) append+commit", "(b) tx/turn", "(b) mean turn", "(a) get", "(a) push+set",
+      "(c) begin", "(c) append+commit", "(c) tx/turn"],
     results.sizes.map(({ size, impls }) => {
       const as = impls[AS];
       return [size, ms(as.begin.median), ms(as.commit.median), count(as.turnTransactions), ratio(as.turn.median, base),
@@ -47,7 +50,8 @@ export function turnPhases(results) {
         as.snapshotTurns.length ? as.snapshotTurns.map(ms).join(", ") : "none",
         ms(impls[MEMORY]?.turn.median),
         ms(impls[IDB].begin.median), ms(impls[IDB].commit.median), count(impls[IDB].turnTransactions), ms(impls[IDB].turn.mean),
-        ms(impls[KEYVAL].begin.median), ms(impls[KEYVAL].commit.median)];
+        ms(impls[KEYVAL].begin.median), ms(impls[KEYVAL].commit.median),
+        ms(impls[DEXIE]?.begin.median), ms(impls[DEXIE]?.commit.median), count(impls[DEXIE]?.turnTransactions)];
     }),
   );
 }
@@ -55,9 +59,10 @@ export function turnPhases(results) {
 /** Where a cold load's time goes: opening the store or connection, then reading the session. */
 export function loadPhases(results) {
   return table(
-    ["messages", "as connect", "as open+read", "as tx/load", "(b) connect", "(b) read", "(b) tx/load", "(a) connect", "(a) get", "(a) tx/load"],
+    ["messages", "as connect", "as open+read", "as tx/load", "(b) connect", "(b) read", "(b) tx/load", "(a) connect", "(a) get", "(a) tx/load",
+      "(c) connect", "(c) read", "(c) tx/load"],
     results.sizes.map(({ size, impls }) => [size,
-      ...[AS, IDB, KEYVAL].flatMap((k) => [ms(impls[k].connect.median), ms(impls[k].read.median), count(impls[k].loadTransactions)])]),
+      ...[AS, IDB, KEYVAL, DEXIE].flatMap((k) => [ms(impls[k]?.connect.median), ms(impls[k]?.read.median), count(impls[k]?.loadTransactions)])]),
   );
 }
 
@@ -80,7 +85,7 @@ export function markdown(results) {
     `and ${results.loads} cold loads (a new store/connection opening the session and reading every message),`,
     `each implementation on its own fresh database, loads and turns interleaved across implementations, after`,
     `a first pass over every size that is not reported; "as" = agent-session, (b) = hand-written idb lease +`,
-    `append protocol, (a) = idb-keyval rewriting the whole session per turn.`,
+    `append protocol, (a) = idb-keyval rewriting the whole session per turn, (c) = Dexie, the same protocol as (b).`,
     `${results.userAgent}; performance.now() steps: ${results.crossOriginIsolated ? "5 us (cross-origin isolated)" : "100 us (not cross-origin isolated)"}.`,
     "",
     summary(results),
