@@ -311,9 +311,17 @@ pub fn commit(
 }
 
 /// The `snapshot_every` of a commit that must write a snapshot whatever the spacing: one that
-/// replaces messages (a compaction, a migration), so that loads and snapshots follow the new view at
-/// once instead of reading the old messages until the next snapshot is due.
+/// replaces messages (a migration, a large compaction), so that loads and snapshots follow the new
+/// view at once instead of reading the old messages until the next snapshot is due.
 pub const SNAPSHOT_NOW: u64 = u64::MAX;
+
+/// Whether a compaction that drops `dropped` messages and keeps `kept` (the summary included) is worth
+/// a snapshot at once: when it drops at least as many as it keeps, loads would otherwise read mostly
+/// messages nobody sees. A sliding window that drops a few messages a turn (Strands' conversation
+/// managers) waits for the next snapshot that is due anyway, instead of writing one every turn.
+pub fn compaction_snapshots_now(dropped: u64, kept: u64) -> bool {
+    dropped >= kept
+}
 
 /// Commits between the snapshot before `version` and the next: at least `snapshot_every`, and an
 /// eighth of the session's versions once that is more. A snapshot holds the whole state, so with a

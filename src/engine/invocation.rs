@@ -540,8 +540,7 @@ impl Invocation {
                 (state.head.clone(), state.version.clone())
             };
             let now = shared.now();
-            let reshapes = head.schema < config.schema_version
-                || events.iter().any(|event| matches!(event, Event::Compacted { .. }));
+            let reshapes = head.schema < config.schema_version || self.compacts_most(events)?;
             let every = match self.snapshot_every() {
                 0 => 0,
                 _ if reshapes => guard::SNAPSHOT_NOW,
@@ -630,6 +629,19 @@ impl Invocation {
     /// The store's snapshot spacing, or 0 (no snapshot in this commit) when encoding the whole state
     /// would not fit in the instance's memory budget: the commit still goes through, and loads
     /// replay its batch instead.
+    /// Whether `events` hold a compaction that drops at least as many messages as it keeps
+    /// ([`guard::compaction_snapshots_now`]).
+    fn compacts_most(&self, events: &[Event]) -> EngineResult<bool> {
+        let state = self.session.state()?;
+        Ok(events.iter().any(|event| match event {
+            Event::Compacted { agent, before, summary } => {
+                let count = state.agent(agent).map_or(0, |a| a.messages.len() as u64);
+                guard::compaction_snapshots_now(*before, count.saturating_sub(*before) + summary.len() as u64)
+            }
+            _ => false,
+        }))
+    }
+
     fn snapshot_every(&self) -> u64 {
         let bytes = self.session.slot.view.borrow().bytes;
         match budget::check("a snapshot", bytes) {

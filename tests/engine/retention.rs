@@ -230,3 +230,26 @@ fn a_compaction_commit_writes_a_snapshot_of_the_compacted_view_at_once() {
     let fresh = open(&world.store("reader"), "now");
     assert_eq!(fresh.messages(None).unwrap().len(), 3);
 }
+
+#[test]
+fn only_a_compaction_that_drops_most_messages_writes_a_snapshot_at_once() {
+    let world = World::new();
+    // Snapshots are otherwise far apart: any snapshot below is the compaction's.
+    let store = world.store_with(Config { snapshot_every: 1000, ..World::config("w") }, 0);
+    let session = open(&store, "s");
+    turn(&session, &["\"1\"", "\"2\"", "\"3\"", "\"4\"", "\"5\"", "\"6\"", "\"7\"", "\"8\""]);
+    let snapshots = |world: &World| world.dump().iter().filter(|(key, _)| key.starts_with("s/")).count();
+    // A sliding window's step: 2 of 8 dropped, 6 kept.
+    let invocation = begin(&session);
+    invocation.compact(2, Vec::new(), None, false).unwrap();
+    block_on(invocation.commit()).unwrap();
+    assert_eq!(snapshots(&world), 0, "a small compaction waits for the next snapshot that is due");
+    assert_eq!(texts(&session.messages(None).unwrap()), ["\"3\"", "\"4\"", "\"5\"", "\"6\"", "\"7\"", "\"8\""]);
+    // 5 of 6 dropped for a summary: a snapshot of the compacted view at once.
+    let invocation = begin(&session);
+    invocation.compact(5, vec![j("\"summary\"")], None, false).unwrap();
+    block_on(invocation.commit()).unwrap();
+    assert_eq!(snapshots(&world), 1, "a compaction that drops most messages snapshots at once");
+    let fresh = open(&world.store_with(Config { snapshot_every: 1000, ..World::config("r") }, 0), "s");
+    assert_eq!(texts(&fresh.messages(None).unwrap()), ["\"summary\"", "\"8\""]);
+}
