@@ -77,6 +77,35 @@ function countTransactions() {
   return { of: (name) => counts.get(name) ?? 0, restore: () => (IDBDatabase.prototype.transaction = original) };
 }
 
+/**
+ * Counts the records and bytes read per database through get and getAll (agent-session's values are
+ * `{ v: bytes }`: their byte length; the baselines' structured-clone objects: the length of their JSON).
+ * Reads through cursors are not seen (none of the loads here uses one); restore() undoes it.
+ */
+function countReads() {
+  const originals = { get: IDBObjectStore.prototype.get, getAll: IDBObjectStore.prototype.getAll };
+  const reads = new Map(); // database name -> { records, bytes }
+  const sizeOf = (value) => (value?.v instanceof Uint8Array ? value.v.byteLength : JSON.stringify(value ?? null).length);
+  for (const [method, original] of Object.entries(originals)) {
+    IDBObjectStore.prototype[method] = function (...args) {
+      const request = original.apply(this, args);
+      const name = this.transaction.db.name;
+      request.addEventListener("success", () => {
+        const values = method === "getAll" ? request.result : request.result === undefined ? [] : [request.result];
+        const seen = reads.get(name) ?? { records: 0, bytes: 0 };
+        seen.records += values.length;
+        for (const value of values) seen.bytes += sizeOf(value);
+        reads.set(name, seen);
+      });
+      return request;
+    };
+  }
+  return {
+    of: (name) => ({ ...(reads.get(name) ?? { records: 0, bytes: 0 }) }),
+    restore: () => Object.assign(IDBObjectStore.prototype, originals),
+  };
+}
+
 function stats(samples) {
   if (!samples.length) return undefined;
   const sorted = [...samples].sort((a, b) => a - b);
@@ -134,6 +163,7 @@ async function coldLoadByTail({ impls, databases, transactions, loads, next, log
 export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads = 10, warmup = 20, log = (s) => console.log(`[bench] ${s}`) } = {}) {
   const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const transactions = countTransactions();
+  const reads = countReads();
   const impls = {};
   const databases = {};
   for (const [name, make] of Object.entries(IMPLEMENTATIONS)) {
@@ -164,7 +194,7 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads =
       const t = performance.now();
       const writer = await impl.writer(id);
       await writer.fill(Array.from({ length: size }, () => message(n++)));
-      runs[name] = { writer, fillMs: performance.now() - t, load: [], connect: [], read: [], loadTx: 0,
+      runs[name] = { writer, fillMs: performance.now() - t, load: [], connect: [], read: [], loadTx: 0, loadRecords: 0, loadBytes: 0,
         turn: [], first: [], second: [], snapshotTurns: [], turnTx: 0 };
     }
     // Interleaved, one load or turn of each implementation in turn, so that a slow phase of the browser
@@ -174,6 +204,7 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads =
         if (!impl.load) continue;
         const r = runs[name];
         const tx = transactions.of(databases[name]);
+        const readBefore = reads.of(databases[name]);
         const t0 = performance.now();
         const loaded = await impl.load(id);
         const t1 = performance.now();
@@ -182,6 +213,9 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads =
         r.read.push(t1 - loaded.connected);
         await loaded.close();
         r.loadTx += transactions.of(databases[name]) - tx;
+        const readAfter = reads.of(databases[name]);
+        r.loadRecords += readAfter.records - readBefore.records;
+        r.loadBytes += readAfter.bytes - readBefore.bytes;
         if (loaded.count !== size) throw new Error(`${name}: cold load of ${id} read ${loaded.count} messages, not ${size}`);
       }
     }
@@ -204,6 +238,7 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads =
         turn: stats(r.turn), begin: stats(r.first), commit: stats(r.second), turnTransactions: r.turnTx / turns,
         snapshotTurns: r.snapshotTurns, load: stats(r.load), connect: stats(r.connect), read: stats(r.read),
         loadTransactions: impl.load ? r.loadTx / loads : undefined, fillMs: r.fillMs,
+        loadRecords: impl.load ? r.loadRecords / loads : undefined, loadBytes: impl.load ? r.loadBytes / loads : undefined,
       };
       log(`${size} messages, ${name}: fill ${r.fillMs.toFixed(0)} ms, turn median ${row.impls[name].turn.median.toFixed(3)} ms` +
         (impl.load ? `, load median ${row.impls[name].load.median.toFixed(3)} ms` : ""));
@@ -214,6 +249,7 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 100, loads =
 
   for (const impl of Object.values(impls)) await impl.close();
   transactions.restore();
+  reads.restore();
   // A page opened by hand would otherwise keep every run's databases; a blocked delete finishes later.
   await Promise.all(Object.values(databases).map((name) => new Promise((done) => Object.assign(indexedDB.deleteDatabase(name), { onsuccess: done, onerror: done, onblocked: done }))));
   return { sizes: out, tail, turns, loads, messageBytes: MESSAGE_BYTES, userAgent: navigator.userAgent, crossOriginIsolated };

@@ -14,6 +14,7 @@ export function ms(x) {
 
 const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : "-");
 const count = (x) => (x === undefined ? "-" : String(Math.round(x * 10) / 10));
+const kb = (bytes) => (bytes === undefined ? "-" : (bytes / 1024).toFixed(bytes < 10240 ? 1 : 0));
 
 function table(header, rows) {
   const line = (cells) => `| ${cells.join(" | ")} |`;
@@ -59,10 +60,12 @@ export function turnPhases(results) {
 /** Where a cold load's time goes: opening the store or connection, then reading the session. */
 export function loadPhases(results) {
   return table(
-    ["messages", "as connect", "as open+read", "as tx/load", "(b) connect", "(b) read", "(b) tx/load", "(a) connect", "(a) get", "(a) tx/load",
-      "(c) connect", "(c) read", "(c) tx/load"],
+    ["messages", "as connect", "as open+read", "as tx/load", "as records/load", "as KB/load", "(b) connect", "(b) read", "(b) tx/load",
+      "(b) records/load", "(b) KB/load", "(a) connect", "(a) get", "(a) tx/load", "(c) connect", "(c) read", "(c) tx/load"],
     results.sizes.map(({ size, impls }) => [size,
-      ...[AS, IDB, KEYVAL, DEXIE].flatMap((k) => [ms(impls[k]?.connect.median), ms(impls[k]?.read.median), count(impls[k]?.loadTransactions)])]),
+      ...[AS, IDB].flatMap((k) => [ms(impls[k]?.connect.median), ms(impls[k]?.read.median), count(impls[k]?.loadTransactions),
+        count(impls[k]?.loadRecords), kb(impls[k]?.loadBytes)]),
+      ...[KEYVAL, DEXIE].flatMap((k) => [ms(impls[k]?.connect.median), ms(impls[k]?.read.median), count(impls[k]?.loadTransactions)])]),
   );
 }
 
@@ -95,7 +98,8 @@ export function markdown(results) {
     "",
     turnPhases(results),
     "",
-    "Where a cold load's time goes (ms, medians; connect = opening the store or connection):",
+    "Where a cold load's time goes (ms, medians; connect = opening the store or connection; records and KB read per load",
+    "through get/getAll: agent-session's record bytes, the baseline's records as JSON text):",
     "",
     loadPhases(results),
     "",
