@@ -9,7 +9,7 @@
 // Tabs: idb-tab.html (the package and idb-fixture.js), driven through tabs.mjs.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { newMarkers } from "../js/_markers.mjs";
 import { startBrowser } from "./chromium.mjs";
 import { tabHelpers } from "./tabs.mjs";
 
@@ -23,21 +23,6 @@ const { withTabs, openTab, inTab } = tabHelpers(() => chrome, {
   page: "/tests/browser/idb-tab.html",
   database: "agent-session-encryption",
 });
-
-function newMarkers(tag) {
-  const m = (name) => `${name.toUpperCase()}${tag}_${randomBytes(12).toString("hex")}`;
-  return {
-    message: m("msg"),
-    messageKey: m("msgkey"),
-    state: m("state"),
-    stateKey: m("statekey"),
-    metadata: m("meta"),
-    reason: m("reason"),
-    payload: m("payload"),
-    live: m("live"),
-    agent: m("agent"),
-  };
-}
 
 // In the tab: ctx.rawDump(database) reads every object store of the database with the raw API and
 // gives [{ store, key, text }], each value serialized with its bytes as latin1 text.

@@ -22,6 +22,7 @@ import { createInterface } from "node:readline";
 import { after, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { newMarkers } from "./_markers.mjs";
 import { checkHistory } from "./adapters/_history.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -303,9 +304,6 @@ test("examples/deno: deno check, then deno task start; 2000 turns on one session
 test("Deno: encryption at rest on a Deno KV file: no marker in the raw file (the control without a key holds them all), read back with the key, CorruptRecordError without it, ValidationError for a bad key", { timeout: 60_000 }, async (t) => {
   const started = performance.now();
   const dir = await denoProject("encryption", [join(RUNTIME, "encryption.mjs")]);
-  const hex = () => Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("hex");
-  const newMarkers = (tag) =>
-    Object.fromEntries(["message", "messageKey", "state", "stateKey", "metadata", "reason", "payload", "live", "agent"].map((name) => [name, `${name.toUpperCase()}${tag}_${hex()}`]));
   const markers = { clear: newMarkers("CLEAR"), sealed: newMarkers("SEALED") };
   const out = await deno(["run", "--cached-only", "--allow-read", "--allow-write", "encryption.mjs", JSON.stringify({ dir, markers })], { cwd: dir });
   const result = JSON.parse(out);

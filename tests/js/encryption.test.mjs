@@ -12,7 +12,7 @@
 // is the control: the same dump then holds every marker, in the record kinds the test names.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { newMarkers } from "./_markers.mjs";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,21 +32,6 @@ import { startRedis } from "./adapters/_redis-server.mjs";
 
 const aesGcm = (usages = ["encrypt", "decrypt"]) => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, usages);
 
-/** Unique random strings, one per kind of application data, that the dumps are searched for. */
-function newMarkers(tag = "") {
-  const m = (name) => `${name.toUpperCase()}${tag}_${randomBytes(12).toString("hex")}`;
-  return {
-    message: m("msg"),
-    messageKey: m("msgkey"),
-    state: m("state"),
-    stateKey: m("statekey"),
-    metadata: m("meta"),
-    reason: m("reason"),
-    payload: m("payload"),
-    live: m("live"),
-    agent: m("agent"),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Raw dumps: [{ key, bytes: Buffer, where }] with every stored byte the backend holds.
