@@ -4,17 +4,8 @@
 // a raw connection) and what a cold load costs (a new store, with its own connection and cache, opening
 // the session and reading every message).
 import { SessionStore } from "/js/entry/browser.js";
+import { MESSAGE_BYTES, message } from "./message.mjs";
 
-const MESSAGE_BYTES = 200;
-const FILLER = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ".repeat(4);
-
-/** A chat message whose JSON is MESSAGE_BYTES long, numbered so that no two are alike (as bench/idb.mjs). */
-export function message(i) {
-  const role = i % 2 ? "assistant" : "user";
-  const head = `#${i} `;
-  const room = MESSAGE_BYTES - JSON.stringify({ role, content: head }).length;
-  return { role, content: head + FILLER.slice(0, room) };
-}
 
 const log = (text) => console.log(`[bench] ${text}`);
 let database;

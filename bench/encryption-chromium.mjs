@@ -19,9 +19,9 @@ const PAGE = "/tests/browser/blank.html";
 async function measureSize({ size, turns, loads, tag }) {
   const { SessionStore } = await import("/js/entry/browser.js");
   const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
-  const filler = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ".repeat(3);
+  const { message: numbered } = await import("/bench/message.mjs");
   let n = 0;
-  const message = () => ({ role: n % 2 ? "assistant" : "user", content: `#${n++} ${filler}`.slice(0, 180) });
+  const message = () => numbered(n++);
   const median = (xs) => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

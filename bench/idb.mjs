@@ -3,18 +3,9 @@
 // cold load (a new store or connection opening the session and reading every message), for
 // agent-session and, in this page and this run, the three baselines of bench/baselines.mjs.
 import { SessionStore } from "/js/entry/browser.js";
+import { MESSAGE_BYTES, message } from "./message.mjs";
 import { dexieProtocol, idbKeyval, idbProtocol } from "./baselines.mjs";
 
-const MESSAGE_BYTES = 200;
-const FILLER = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ".repeat(4);
-
-/** A chat message whose JSON is MESSAGE_BYTES long, numbered so that no two are alike. */
-export function message(i) {
-  const role = i % 2 ? "assistant" : "user";
-  const head = `#${i} `;
-  const room = MESSAGE_BYTES - JSON.stringify({ role, content: head }).length;
-  return { role, content: head + FILLER.slice(0, room) };
-}
 
 /** A writer over one agent-session store, shaped like the baselines' writers. */
 function sessionWriter(store) {

@@ -3,7 +3,7 @@
 // the README's examples, `store.open(id)` then one turn of 2 messages per request, against the same loop
 // holding one Session object; and many distinct sessions opened, given one turn and dropped.
 import { SessionStore } from "/js/entry/browser.js";
-import { message } from "./idb.mjs";
+import { message } from "./message.mjs";
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);

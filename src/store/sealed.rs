@@ -70,9 +70,14 @@ struct FieldCache {
     fields: Vec<Field>,
 }
 
-/// What a head needs to be opened or sealed from the cache: done, or one field to open or seal first.
+/// A head opened or sealed from the cache, or the one field to open or seal first.
 enum Step {
     Done(Vec<u8>),
+    Needs(Need),
+}
+
+/// A field new to the cache: to open (a sealed field met) or to seal (a clear field to write).
+enum Need {
     Open(&'static str, Sealed),
     Seal(&'static str, Clear),
 }
@@ -99,7 +104,7 @@ impl FieldCache {
         for (name, sealed) in [(METADATA, app.metadata), (INTERRUPT, app.interrupt), (STOP_REASON, app.stop_reason)] {
             let Some(sealed) = sealed else { continue };
             let Some(field) = self.find(key, name, |field| field.sealed == sealed) else {
-                return Ok(Step::Open(name, sealed));
+                return Ok(Step::Needs(Need::Open(name, sealed)));
             };
             let text =
                 || std::str::from_utf8(&field.clear).map_err(|_| corrupt(key, format!("its {name} is not UTF-8")));
@@ -128,7 +133,7 @@ impl FieldCache {
             let Some(clear) = clear else { continue };
             let Some(field) = self.find(key, name, |field| field.clear == clear && field.sealed.key_id == current)
             else {
-                return Ok(Step::Seal(name, clear));
+                return Ok(Step::Needs(Need::Seal(name, clear)));
             };
             *slot(&mut app, name) = Some(field.sealed.clone());
         }
@@ -140,10 +145,10 @@ const METADATA: &str = "metadata";
 const INTERRUPT: &str = "interrupt";
 const STOP_REASON: &str = "stop";
 
-/// What a synchronous guard step could not do without the cipher (a [`Step`] that is not done), or
-/// why it failed; the step runs again once the field was opened or sealed.
+/// What a synchronous guard step could not do without the cipher, or why it failed; the step runs
+/// again once the field was opened or sealed.
 enum Missing {
-    Step(Step),
+    Need(Need),
     Failed(StoreError),
 }
 
@@ -256,40 +261,35 @@ impl SealedStore {
     }
 
     async fn seal_head(&self, key: &str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
+        self.through_cache(key, |fields| fields.seal_head(key, bytes, &self.keyring.current)).await
+    }
+
+    async fn open_head(&self, key: &str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
+        self.through_cache(key, |fields| fields.open_head(key, bytes)).await
+    }
+
+    /// Runs `step` on the cache until it is done, opening or sealing each field it needs first.
+    async fn through_cache(&self, key: &str, step: impl Fn(&FieldCache) -> StoreResult<Step>) -> StoreResult<Vec<u8>> {
         loop {
-            let step = self.fields.borrow().seal_head(key, bytes, &self.keyring.current)?;
-            match step {
-                Step::Done(sealed) => return Ok(sealed),
-                other => self.complete(key, other).await?,
+            let next = step(&self.fields.borrow())?;
+            match next {
+                Step::Done(bytes) => return Ok(bytes),
+                Step::Needs(need) => self.complete(key, need).await?,
             }
         }
     }
 
-    /// Opens or seals the one field `step` needs, remembering it.
-    async fn complete(&self, key: &str, step: Step) -> StoreResult<()> {
-        let field = match step {
-            Step::Done(_) => return Ok(()),
-            Step::Open(name, sealed) => {
-                let clear = self.open_bytes(key, &field_aad(key, name), &sealed).await?;
-                (name, clear, sealed)
-            }
-            Step::Seal(name, clear) => {
+    /// Opens or seals the one field `need` names, remembering it.
+    async fn complete(&self, key: &str, need: Need) -> StoreResult<()> {
+        let (name, clear, sealed) = match need {
+            Need::Open(name, sealed) => (name, self.open_bytes(key, &field_aad(key, name), &sealed).await?, sealed),
+            Need::Seal(name, clear) => {
                 let sealed = self.seal_bytes(&field_aad(key, name), &clear).await?;
                 (name, clear, sealed)
             }
         };
-        self.fields.borrow_mut().remember(key, field.0, field.1, field.2);
+        self.fields.borrow_mut().remember(key, name, clear, sealed);
         Ok(())
-    }
-
-    async fn open_head(&self, key: &str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
-        loop {
-            let step = self.fields.borrow().open_head(key, bytes)?;
-            match step {
-                Step::Done(clear) => return Ok(clear),
-                other => self.complete(key, other).await?,
-            }
-        }
     }
 
     /// One entry read, opened (see [`SealedStore::open_all`]).
@@ -377,7 +377,7 @@ impl Store for SealedStore {
                 let Some(missing) = missing.borrow_mut().take() else { return Ok(written) };
                 // Done outside the transaction; the step then runs again on the stored head.
                 match missing {
-                    Missing::Step(step) => self.complete(key, step).await?,
+                    Missing::Need(need) => self.complete(key, need).await?,
                     Missing::Failed(error) => return Err(error),
                 }
             }
@@ -441,27 +441,32 @@ impl SealedStore {
                 }
                 _ => None,
             };
-            let started = sealed.filter(|sealed| self.keyring.ids.contains(&sealed.key_id)).map(|sealed| {
-                let open = self.cipher.open(&sealed.key_id, key.as_bytes(), &sealed.bytes);
-                (sealed.key_id, open)
+            // A key id it does not have is reported in turn below, as a failed decryption would be.
+            let started = sealed.map(|sealed| {
+                let open = self
+                    .keyring
+                    .ids
+                    .contains(&sealed.key_id)
+                    .then(|| self.cipher.open(&sealed.key_id, key.as_bytes(), &sealed.bytes));
+                (open, sealed.key_id)
             });
             opening.push((key, entry, started));
         }
         let mut opened = Linked::with_capacity(opening.len());
         for (key, entry, started) in opening {
             let entry = match (entry, started) {
-                (Some(entry), Some((key_id, open))) => {
-                    let value = open.await.map_err(|failure| open_failed(&key, &key_id, failure))?;
+                (Some(entry), Some((open, key_id))) => {
+                    let opened = match open {
+                        Some(open) => open.await,
+                        None => Err(OpenFailure::UnknownKey),
+                    };
+                    let value = opened.map_err(|failure| open_failed(&key, &key_id, failure))?;
                     Some(Entry { value, version: entry.version })
                 }
                 (Some(entry), None) if is_head(&key) => {
                     Some(Entry { value: self.open_head(&key, &entry.value).await?, version: entry.version })
                 }
-                (Some(entry), None) => match codec::decode_sealed_record(&key, &entry.value).map_err(from_core)? {
-                    Some((_, sealed)) => return Err(open_failed(&key, &sealed.key_id, OpenFailure::UnknownKey)),
-                    None => Some(entry), // written in the clear
-                },
-                (None, _) => None,
+                (entry, _) => entry, // written in the clear, or not there
             };
             opened.push((key, entry));
         }
@@ -474,8 +479,8 @@ impl SealedStore {
         let (key, fields, key_id) = (key.to_owned(), self.fields.clone(), self.keyring.current.clone());
         let done = move |step: StoreResult<Step>| match step {
             Ok(Step::Done(bytes)) => Some(bytes),
-            Ok(step) => {
-                *missing.borrow_mut() = Some(Missing::Step(step));
+            Ok(Step::Needs(need)) => {
+                *missing.borrow_mut() = Some(Missing::Need(need));
                 None
             }
             Err(error) => {

@@ -24,6 +24,20 @@ const { withTabs, openTab, inTab } = tabHelpers(() => chrome, {
   database: "agent-session-encryption",
 });
 
+/** What a store with the key read back (`readBack` in the tab) is what the scenario wrote. */
+function assertReadBack(read, expected) {
+  assert.equal(read.version, expected.version);
+  assert.equal(read.status, "interrupted");
+  assert.deepEqual(read.messages, expected.messages);
+  assert.deepEqual(read.agentMessages, expected.agentMessages);
+  assert.deepEqual(read.state, expected.state);
+  assert.deepEqual(read.interrupt, expected.interrupt);
+  assert.deepEqual(read.metadata, expected.metadata);
+  assert.deepEqual(read.history, expected.history);
+  assert.ok(read.history.some((e) => e.type === "interrupt" && e.reason === expected.interrupt.reason));
+  assert.deepEqual(read.at7, expected.messages.slice(0, 7));
+}
+
 // In the tab: ctx.rawDump(database) reads every object store of the database with the raw API and
 // gives [{ store, key, text }], each value serialized with its bytes as latin1 text.
 const installDump = ({ ctx }) => {
@@ -204,17 +218,7 @@ test("IndexedDB with a key: no marker in the raw database, mid-turn or after; a 
     assert.ok(kinds(mid).includes("t"), `the mid-turn dump holds live flushes: ${kinds(mid)}`);
     for (const kind of "hesg") assert.ok(kinds(end).includes(kind), `the final dump holds ${kind}/ records: ${kinds(end)}`);
 
-    const read = await inTab(page, readBack, { database, agent: M.agent });
-    assert.equal(read.version, expected.version);
-    assert.equal(read.status, "interrupted");
-    assert.deepEqual(read.messages, expected.messages);
-    assert.deepEqual(read.agentMessages, expected.agentMessages);
-    assert.deepEqual(read.state, expected.state);
-    assert.deepEqual(read.interrupt, expected.interrupt);
-    assert.deepEqual(read.metadata, expected.metadata);
-    assert.deepEqual(read.history, expected.history);
-    assert.ok(read.history.some((e) => e.type === "interrupt" && e.reason === expected.interrupt.reason));
-    assert.deepEqual(read.at7, expected.messages.slice(0, 7));
+    assertReadBack(await inTab(page, readBack, { database, agent: M.agent }), expected);
   });
 });
 
@@ -356,18 +360,8 @@ test("IndexedDB in a dedicated worker with a key posted from the window: no mark
 
     // The window, with the key it posted, reads what the worker wrote.
     const read = await inTab(page, readBack, { database, agent: M.agent });
-    const { expected } = sealed;
-    assert.equal(read.version, expected.version);
-    assert.equal(read.status, "interrupted");
-    assert.deepEqual(read.messages, expected.messages);
+    assertReadBack(read, sealed.expected);
     assert.equal(read.messages[0].content, `${M.message}:1`);
-    assert.deepEqual(read.agentMessages, expected.agentMessages);
-    assert.deepEqual(read.state, expected.state);
-    assert.deepEqual(read.interrupt, expected.interrupt);
-    assert.deepEqual(read.metadata, expected.metadata);
-    assert.deepEqual(read.history, expected.history);
-    assert.ok(read.history.some((e) => e.type === "interrupt" && e.reason === expected.interrupt.reason));
-    assert.deepEqual(read.at7, expected.messages.slice(0, 7));
 
     // The window without the key: CorruptRecordError naming the head and key id "default".
     const noKey = await inTab(page, async ({ lib, fx }, { database }) => {

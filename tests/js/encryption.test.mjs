@@ -243,6 +243,22 @@ before(async () => {
   await redisRaw.ping();
 });
 
+/** node-redis connections to the test's redis-server, quit together (and at the end, whatever happens). */
+function redisConnections() {
+  const mine = [];
+  return {
+    async connect() {
+      const client = await createClient({ url: redisServer.url }).connect();
+      mine.push(client);
+      redisClients.push(client);
+      return client;
+    },
+    async quitAll() {
+      for (const client of mine) await client.quit().catch(() => {});
+    },
+  };
+}
+
 after(async () => {
   for (const client of redisClients) await client.quit().catch(() => {});
   redisRaw?.disconnect();
@@ -267,20 +283,12 @@ const BACKENDS = [
     name: "redis-server (redisKv over node-redis)",
     async open() {
       await redisRaw.flushall();
-      const clients = [];
-      const client = async () => {
-        const c = await createClient({ url: redisServer.url }).connect();
-        clients.push(c);
-        redisClients.push(c);
-        return c;
-      };
+      const clients = redisConnections();
       return {
-        store: async (options) => SessionStore.kv(redisKv(await client()), options),
+        store: async (options) => SessionStore.kv(redisKv(await clients.connect()), options),
         dump: () => redisDump(redisRaw),
         finalDump: () => redisDump(redisRaw),
-        async close() {
-          for (const c of clients) await c.quit().catch(() => {});
-        },
+        close: () => clients.quitAll(),
       };
     },
   },
@@ -825,13 +833,8 @@ describe("encryption at rest: the guard across two stores over one backend", () 
   test("two stores with a key over one redis-server: gapless versions, every turn once", { timeout: 120_000 }, async (t) => {
     await redisRaw.flushall();
     const key = await aesGcm();
-    const clients = [];
-    const client = async () => {
-      const c = await createClient({ url: redisServer.url }).connect();
-      clients.push(c);
-      redisClients.push(c);
-      return c;
-    };
+    const clients = redisConnections();
+    const client = () => clients.connect();
     try {
       const options = { encryptionKey: key, leaseMs: 60_000 };
       const stores = [
@@ -844,7 +847,7 @@ describe("encryption at rest: the guard across two stores over one backend", () 
       const dump = await redisDump(redisRaw);
       assert.equal(holding(dump, "ask redis-").length, 0, "interrupt reasons are sealed");
     } finally {
-      for (const c of clients) await c.quit().catch(() => {});
+      await clients.quitAll();
     }
   });
 });
