@@ -461,3 +461,77 @@ test("a dedicated worker holds the turn and streams 50 parts; a tab follows: eve
     await inTab(a, ({ ctx }) => ctx.worker.terminate());
   });
 });
+
+// The same key in every tab: raw bytes imported as a non-extractable AES-GCM key (a CryptoKey does not
+// cross page.evaluate), then the tab's store over it (ctx.store, ctx.session).
+const openKeyedStore = (page, { database, id, owner, create = false, rawKey }) =>
+  inTab(page, async ({ lib, ctx }, { database, id, owner, create, rawKey }) => {
+    const key = await crypto.subtle.importKey("raw", new Uint8Array(rawKey), "AES-GCM", false, ["encrypt", "decrypt"]);
+    ctx.store = await lib.SessionStore.indexedDb({ database, owner, leaseMs: 60000, encryptionKey: key });
+    ctx.session = await ctx.store.open(id, { create });
+    return ctx.session.version;
+  }, { database, id, owner, create, rawKey });
+
+test("with encryptionKey: a follower that reloads mid-turn resumes with `after`, every part once; no part is stored readable", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const id = "live/sealed";
+    const rawKey = [...crypto.getRandomValues(new Uint8Array(32))];
+    const marker = `LIVE-SEALED-${Math.random().toString(36).slice(2)}`;
+    const a = await openTab(tabs, "tab A");
+    const c = await openTab(tabs, "tab C");
+    await openKeyedStore(a, { database, id, owner: "A", create: true, rawKey });
+    await openKeyedStore(c, { database, id, owner: "C", rawKey });
+    const emit = (from, to) =>
+      inTab(a, async ({ ctx }, { from, to, marker }) => {
+        ctx.inv ??= await ctx.session.begin();
+        for (let seq = from; seq < to; seq++) ctx.inv.emit({ delta: seq, text: marker });
+        await ctx.inv.flush();
+        return ctx.inv.id;
+      }, { from, to, marker });
+    const invocation = await emit(0, 20);
+    // C follows, keeping what it got in sessionStorage (a reload keeps it), until it has 20 parts.
+    await inTab(c, ({ fx, ctx }) => {
+      sessionStorage.removeItem("sealed-C");
+      const saved = [];
+      ctx.follower = fx.follow(ctx.session, {}, {
+        onEvent(recorded) {
+          saved.push(recorded);
+          sessionStorage.setItem("sealed-C", JSON.stringify(saved));
+        },
+      });
+      return true;
+    });
+    await waitInTab(c, () => JSON.parse(sessionStorage.getItem("sealed-C") ?? "[]").length >= 20, undefined, "C to get 20 parts");
+    // What the database holds mid-turn, read raw from tab A: no part's text.
+    const stored = await inTab(a, async (_, { database }) => {
+      const db = await new Promise((resolve, reject) => Object.assign(indexedDB.open(database), { onsuccess: (e) => resolve(e.target.result), onerror: (e) => reject(e.target.error) }));
+      const values = await new Promise((resolve, reject) => Object.assign(db.transaction("records").objectStore("records").getAll(), { onsuccess: (e) => resolve(e.target.result), onerror: (e) => reject(e.target.error) }));
+      db.close();
+      return values.map((value) => Array.from(value.v, (byte) => String.fromCharCode(byte)).join(""));
+    }, { database });
+    assert.ok(stored.length > 0);
+    assert.equal(stored.filter((text) => text.includes(marker)).length, 0, "live parts are sealed in IndexedDB");
+
+    await c.reload();
+    await waitReady(c, "tab C after its reload");
+    await openKeyedStore(c, { database, id, owner: "C", rawKey });
+    const before = await inTab(c, ({ fx, ctx }) => {
+      const saved = JSON.parse(sessionStorage.getItem("sealed-C"));
+      const last = saved[saved.length - 1];
+      ctx.follower = fx.follow(ctx.session, { after: { invocation: last.invocation, seq: last.seq } });
+      return saved;
+    });
+    await emit(20, 40);
+    const version = await inTab(a, async ({ ctx }) => {
+      ctx.inv.appendMessage({ role: "assistant", text: "done" });
+      return ctx.inv.commit();
+    });
+    const after = await followerResult(c, "C's follower after its reload");
+    assert.equal(after.error, undefined, `C's follower threw: ${JSON.stringify(after.error)}`);
+    const got = [...before, ...after.events].filter((e) => e.type === "part");
+    assert.deepEqual(got.map((e) => e.seq), range(40), "every part once, in order, across the reload");
+    assert.ok(got.every((e) => e.invocation === invocation && e.data.text === marker && e.data.delta === e.seq), "parts read back with the key");
+    const end = after.events[after.events.length - 1];
+    assert.deepEqual({ type: end.type, outcome: end.outcome, version: end.version }, { type: "end", outcome: "committed", version });
+  });
+});

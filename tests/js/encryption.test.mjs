@@ -851,3 +851,27 @@ describe("encryption at rest: the guard across two stores over one backend", () 
     }
   });
 });
+
+// The way a server uses it: every request opens the session by id, one turn of 2 messages, for 5000
+// requests (10,000 messages); then another server (a new store over the same KV) opens it by id and
+// reads every message in order, and no message text was ever put into the KV in the clear.
+test("a server opening an encrypted session by id on every request: 10,000 messages, read back in order by another store, none stored readable", { timeout: 300_000 }, async () => {
+  const key = await aesGcm();
+  const rec = recordingKv();
+  const server = await SessionStore.kv(rec.kv, { encryptionKey: key });
+  const marker = newMarkers("LONG").message;
+  for (let request = 0; request < 5000; request++) {
+    const session = await server.open("long");
+    await session.invoke((inv) => {
+      inv.appendMessage({ role: "user", content: `${marker} ${2 * request}` });
+      inv.appendMessage({ role: "assistant", content: `${marker} ${2 * request + 1}` });
+    });
+  }
+  const other = await SessionStore.kv(rec.kv, { encryptionKey: key });
+  const messages = (await other.open("long", { create: false })).messages();
+  assert.equal(messages.length, 10_000);
+  assert.ok(messages.every((message, i) => message.content === `${marker} ${i}`), "every message, in order");
+  const leaks = rec.puts.filter(({ bytes }) => bytes.toString("latin1").includes(marker) || bytes.toString("utf8").includes(marker));
+  assert.deepEqual(leaks.map(({ key }) => key), [], "no put carried a message in the clear");
+  assert.ok(rec.puts.length >= 10_000, `every turn wrote through the recording KV (${rec.puts.length} puts)`);
+});
