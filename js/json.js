@@ -96,14 +96,12 @@ export function fromJsonText(text) {
 }
 
 /**
- * Appends the values of `texts` (JSON texts joined by commas) to `items`, each deep-frozen, and
- * returns `items` frozen in a copy. One string crosses from wasm and one `JSON.parse` reads every
- * message: per-message crossings and parses cost several times more (docs/storage-layout.md).
+ * Appends the values of `texts` (one JSON array text) to `items`, each deep-frozen, and returns
+ * `items` frozen in a copy. One string crosses from wasm and one `JSON.parse` reads every message:
+ * per-message crossings and parses cost several times more (docs/storage-layout.md).
  */
 export function appendJsonTexts(items, texts) {
-  if (texts.length > 0) {
-    for (const value of JSON.parse(`[${texts}]`)) items.push(deepFreeze(value));
-  }
+  for (const value of JSON.parse(texts)) items.push(deepFreeze(value));
   return Object.freeze(items.slice());
 }
 

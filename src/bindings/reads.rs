@@ -78,13 +78,16 @@ pub fn session_messages(session: &Session, agent: Option<&str>) -> JsResult<Arra
     *first = all.first().cloned();
     if items.length() as usize != count || frozen.is_none() {
         let tail = &all[items.length() as usize..];
-        let mut texts = String::with_capacity(tail.iter().map(|text| text.len() + 1).sum());
+        // One JSON array text: JS parses it as it arrives, without a copy to add the brackets.
+        let mut texts = String::with_capacity(tail.iter().map(|text| text.len() + 1).sum::<usize>() + 2);
+        texts.push('[');
         for (index, text) in tail.iter().enumerate() {
             if index > 0 {
                 texts.push(',');
             }
             texts.push_str(text);
         }
+        texts.push(']');
         let length = items.length();
         match append_json_texts(items, &texts) {
             // Each text is one JSON value (they were written by JSON.stringify): a count that does

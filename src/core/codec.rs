@@ -806,29 +806,50 @@ pub fn checksum(bytes: &[u8]) -> u32 {
     crc32(bytes)
 }
 
-/// CRC-32 (IEEE), bitwise: records are small and this keeps a table out of the `.wasm`.
+/// CRC-32 (IEEE, reflected, as zlib), eight bytes a step ("slicing-by-8"): a cold load checks every
+/// byte it reads (about 200 KB at 1000 messages), and a byte at a time took 0.57 ms of a 3.3 ms load
+/// in Chromium; eight at a time is about a quarter of that. The tables are built on first use, so
+/// the `.wasm` carries the few instructions that build them rather than 8 KiB of data.
 fn crc32(bytes: &[u8]) -> u32 {
+    let tables = crc_tables();
     let mut crc = !0u32;
-    for &byte in bytes {
-        crc = (crc >> 8) ^ CRC_TABLE[((crc ^ u32::from(byte)) & 0xff) as usize];
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let low = crc ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let high = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+        crc = tables[7][(low & 0xff) as usize]
+            ^ tables[6][((low >> 8) & 0xff) as usize]
+            ^ tables[5][((low >> 16) & 0xff) as usize]
+            ^ tables[4][(low >> 24) as usize]
+            ^ tables[3][(high & 0xff) as usize]
+            ^ tables[2][((high >> 8) & 0xff) as usize]
+            ^ tables[1][((high >> 16) & 0xff) as usize]
+            ^ tables[0][(high >> 24) as usize];
+    }
+    for &byte in chunks.remainder() {
+        crc = (crc >> 8) ^ tables[0][((crc ^ u32::from(byte)) & 0xff) as usize];
     }
     !crc
 }
 
-/// CRC-32 (IEEE, reflected) of every byte value, computed at compile time: a byte at a time instead
-/// of a bit at a time, about eight times fewer steps on every record written and read (1 KiB).
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut crc = n as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            bit += 1;
+/// `tables[0]`: the CRC of every byte value; `tables[k]`: of that byte followed by `k` zero bytes.
+fn crc_tables() -> &'static [[u32; 256]; 8] {
+    static TABLES: std::sync::OnceLock<Box<[[u32; 256]; 8]>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut tables = Box::new([[0u32; 256]; 8]);
+        for n in 0..256 {
+            let mut crc = n as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+            tables[0][n] = crc;
         }
-        table[n] = crc;
-        n += 1;
-    }
-    table
-};
+        for n in 0..256 {
+            for k in 1..8 {
+                let previous = tables[k - 1][n];
+                tables[k][n] = (previous >> 8) ^ tables[0][(previous & 0xff) as usize];
+            }
+        }
+        tables
+    })
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use agent_session::core::codec::{
-    decode_batch, decode_head, decode_snapshot, encode_batch, encode_head, encode_snapshot,
+    checksum, decode_batch, decode_head, decode_snapshot, encode_batch, encode_head, encode_snapshot,
 };
 use agent_session::core::record::SCHEMA_VERSION;
 use agent_session::core::{
@@ -86,6 +86,18 @@ fn test_crc_matches_the_standard_check_value_and_the_records() {
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     for (_, bytes) in valid_records() {
         assert_eq!(seal(unseal(&bytes)), bytes, "the test CRC must match the crate's");
+    }
+}
+
+#[test]
+fn the_crate_crc_matches_the_bitwise_one_at_every_length_and_alignment() {
+    // The crate's CRC takes eight bytes a step and the rest one at a time: every remainder and
+    // every start offset must give what the bitwise definition gives.
+    let bytes: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for start in 0..9 {
+        for end in start..bytes.len() {
+            assert_eq!(checksum(&bytes[start..end]), crc32(&bytes[start..end]), "bytes {start}..{end}");
+        }
     }
 }
 
