@@ -1039,3 +1039,101 @@ describe("AgentSessionManager: live turns", () => {
     assert.equal(viewer.version, stop.version);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// What the manager keeps between turns to save work (the JSON text of each message it serialized, the
+// default forwarding's parts serialized once): never a reason to store, or forward, something else.
+
+describe("AgentSessionManager: what it reuses between turns", () => {
+  test("a message changed in place (a block replaced, a tool input edited) is stored again, not its old text", async () => {
+    const [storeA, storeB] = await twoStores();
+    const calls = [];
+    const agent = makeAgent(new ScriptedModel([{ tool: "lookup", id: "t1", input: { city: "Oslo" } }, "a1", "a2", "a3"]), {
+      plugins: [new AgentSessionManager({ store: storeA, sessionId: "in-place" })],
+      conversationManager: new NullConversationManager(),
+      tools: [lookupTool(calls)],
+    });
+    await agent.invoke("u1");
+    assert.equal(agent.messages.length, 4, "u1, the call, its result, a1");
+    // The same Message objects, changed under the manager: a block swapped in the content array (as
+    // Strands' offloading strategies do), and the tool input object edited deep inside a block.
+    agent.messages[3].content[0] = new TextBlock("a1 edited");
+    agent.messages[1].content[0].input.city = "Bergen";
+    await agent.invoke("u2");
+    const session = await storeB.open("in-place");
+    const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "in-place" })] });
+    await restored.initialize();
+    assert.deepEqual(plain(restored.messages), plain(agent.messages));
+    assert.equal(restored.messages[1].content[0].input.city, "Bergen");
+    assert.equal(restored.messages[3].content[0].text, "a1 edited");
+    assert.deepEqual(texts(newestVersions(session.messages({ agent: agent.id }))), texts(agent.messages));
+    // Unchanged again: the next turn appends only its own two messages.
+    const before = session.messages({ agent: agent.id }).length;
+    agent.messages[1].content[0].input.city = "Bergen"; // the same value: nothing to store
+    await agent.invoke("u3");
+    await session.refresh();
+    assert.equal(session.messages({ agent: agent.id }).length, before + 2);
+  });
+
+  test("two managers on one store and sessionId, turn by turn: each agent reloads what the other committed", async () => {
+    const store = await SessionStore.memory();
+    const a = makeAgent(new ScriptedModel(["a1", "a3"]), { plugins: [new AgentSessionManager({ store, sessionId: "shared" })] });
+    const b = makeAgent(new ScriptedModel(["a2", "a4"]), { plugins: [new AgentSessionManager({ store, sessionId: "shared" })] });
+    await a.invoke("u1");
+    await b.invoke("u2");
+    assert.deepEqual(texts(b.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
+    await a.invoke("u3");
+    assert.deepEqual(texts(a.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u3", "assistant:a3"]);
+    await b.invoke("u4");
+    const expected = ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u3", "assistant:a3", "user:u4", "assistant:a4"];
+    assert.deepEqual(texts(b.messages), expected);
+    const session = await store.open("shared");
+    assert.deepEqual(texts(session.messages({ agent: a.id })), expected, "one message event per message");
+  });
+
+  test("the default forwarding emits exactly streamEventPart's parts, also for an event that is not plain JSON", async () => {
+    const [storeA, storeB] = await twoStores();
+    // A tool that streams values JSON.stringify writes as null or leaves out (which emit() refuses as
+    // they are), then plain ones.
+    const progress = new FunctionTool({
+      name: "progress",
+      description: "Reports progress.",
+      inputSchema: { type: "object", properties: {} },
+      callback: async function* () {
+        yield { done: NaN, steps: [1, undefined, () => 2], note: undefined };
+        yield { done: 1, steps: [1, 2] };
+        return "finished";
+      },
+    });
+    const model = new StreamingModel([streamedToolUse("progress", "p-1", {}), streamedText(["ok"])]);
+    const agent = makeAgent(model, { tools: [progress], plugins: [new AgentSessionManager({ store: storeA, sessionId: "odd" })] });
+    const viewer = await storeB.open("odd");
+    const following = followTurn(viewer);
+    const streamed = [];
+    for await (const event of agent.stream("go")) streamed.push(event);
+    const events = await following;
+    assert.equal(events.at(-1).outcome, "committed");
+    const parts = events.filter((e) => e.type === "part").map((e) => e.data);
+    assert.deepEqual(parts, streamed.map(streamEventPart).filter((part) => part !== undefined));
+    const updates = parts.filter((p) => p.type === "toolStreamUpdateEvent");
+    assert.equal(updates.length, 2, JSON.stringify(parts));
+    assert.match(JSON.stringify(updates[0]), /"done":null,"steps":\[1,null,null\]/, "the odd value, as JSON writes it");
+  });
+});
+
+describe("AgentSessionStorage: batches", () => {
+  test("a write and a delete of the same key in one batch delete the session; with another key left, it stays", async () => {
+    const store = await SessionStore.memory();
+    const storage = new AgentSessionStorage(store);
+    const bytes = (text) => new TextEncoder().encode(text);
+    await storage.write("session/s1/x", bytes('{"a":1}'));
+    await Promise.all([storage.write("session/s1/x", bytes('{"a":2}')), storage.delete("session/s1/x")]);
+    assert.equal(await storage.read("session/s1/x"), null);
+    assert.deepEqual(await storage.list("session/s1/"), []);
+    assert.equal((await store.list({ prefix: "strands/session/s1" })).sessions.length, 0, "the session is deleted");
+    await storage.write("session/s2/keep", bytes('{"k":1}'));
+    await Promise.all([storage.write("session/s2/x", bytes('{"a":2}')), storage.delete("session/s2/x")]);
+    assert.deepEqual(await storage.list("session/s2/"), ["session/s2/keep"]);
+    assert.deepEqual(await storage.read("session/s2/keep"), bytes('{"k":1}'));
+  });
+});

@@ -25,9 +25,9 @@ import {
   SNAPSHOT_SCHEMA_VERSION,
 } from "@strands-agents/sdk";
 import { forwarder, jsonForm, projection } from "../live-run.js";
-import { SessionHandle } from "../session-handle.js";
+import { SessionHandle, hasCode } from "../session-handle.js";
 import { compactLog } from "./compaction.js";
-import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, logKey, readAgent } from "./stored-agent.js";
+import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, readAgent } from "./stored-agent.js";
 
 const FIRST = HookOrder.SDK_FIRST - 1; // BeforeInvocationEvent: take the lease before any other hook acts
 const LAST = HookOrder.SDK_LAST + 1; // After* events: decide after every other hook (the conversation
@@ -59,6 +59,70 @@ const FORWARDED = new Set([
   "interruptEvent",
 ]);
 
+/** The hooks the default projection needs: the classes of the events in FORWARDED (the others would
+ * only be projected to undefined). */
+const FORWARDED_EVENTS = [ModelStreamUpdateEvent, ModelMessageEvent, ToolStreamUpdateEvent, ToolResultEvent, InterruptEvent];
+
+const NONE = new Set();
+
+/** The key of a log entry (stored-agent.js logKey) from the message's trackingId and its log index. */
+const keyOf = (id, index) => (typeof id === "string" ? id : `#${index}`);
+
+/**
+ * Message -> `{ text, value }`: the JSON text its toJSON() had when last serialized, and a private
+ * copy of that value (JSON.parse(text)). Only a hint: a text is reused when the message's toJSON()
+ * is now equal to that copy, so a message changed in place (its content array, a block, metadata
+ * edited) is serialized again.
+ */
+const TEXTS = new WeakMap();
+
+/** JSON.stringify(value), for `value` = message.toJSON(), without serializing an unchanged message again. */
+function messageText(message, value) {
+  const known = TEXTS.get(message);
+  if (known !== undefined) {
+    try {
+      if (sameJson(value, known.value)) return known.text;
+    } catch {
+      // a getter that throws: JSON.stringify says what to do
+    }
+  }
+  const text = JSON.stringify(value);
+  if (typeof text === "string") TEXTS.set(message, { text, value: JSON.parse(text) });
+  return text;
+}
+
+/**
+ * Whether `value` serializes as JSON.stringify(`parsed`) does, `parsed` being the JSON.parse of a
+ * JSON.stringify text (plain objects, arrays, strings, finite numbers, booleans, null). Conservative:
+ * anything JSON.stringify would transform (toJSON, a class instance, undefined, a non-finite number,
+ * an array hole) is "not the same", so the caller serializes it.
+ */
+function sameJson(value, parsed) {
+  if (value === null || typeof value !== "object") {
+    if (value !== parsed) return false;
+    return typeof value === "string" || typeof value === "boolean" || value === null || Number.isFinite(value);
+  }
+  if (parsed === null || typeof parsed !== "object") return false;
+  if (Array.isArray(value)) {
+    if (!Array.isArray(parsed) || value.length !== parsed.length) return false;
+    for (let i = 0; i < value.length; i++) if (!sameJson(value[i], parsed[i])) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if ((proto !== Object.prototype && proto !== null) || Array.isArray(parsed)) return false;
+  const keys = Object.keys(value);
+  const stored = Object.keys(parsed);
+  if (keys.length !== stored.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    if (key !== stored[i] || !sameJson(value[key], parsed[key])) return false;
+  }
+  return true;
+}
+
+/** The fields of a session snapshot other than the messages, which #stage serializes one by one. */
+const SNAPSHOT_FIELDS = ["state", ...FIELDS];
+
 /**
  * The part AgentSessionManager forwards for a Strands stream event by default: its wire form
  * (`event.toJSON()`, as `JSON.stringify` writes it: `{ type, event }` for the model's and tools' stream
@@ -68,6 +132,26 @@ const FORWARDED = new Set([
  */
 export function streamEventPart(event) {
   return FORWARDED.has(event?.type) ? jsonForm(event) : undefined;
+}
+
+/**
+ * forwarder(inv, streamEventPart), without building the part first: `inv.emit()` reads the event's
+ * wire form itself (it applies `toJSON`, and leaves out `undefined` properties, as JSON.stringify
+ * does), so the part is serialized once instead of three times. An event that emit refuses as not
+ * JSON (where JSON.stringify would write null or leave a value out) is emitted as jsonForm gives it,
+ * so the live log gets the same parts as with forwarder(inv, streamEventPart).
+ */
+function defaultForwarder(inv) {
+  return (event) => {
+    if (!FORWARDED.has(event?.type)) return undefined;
+    try {
+      return inv.emit(event);
+    } catch (error) {
+      if (hasCode(error, "INVALID_INPUT")) return forwarder(inv, streamEventPart)(event);
+      if (hasCode(error, "LIMIT_EXCEEDED", "INVALID_TRANSITION", "LEASE_LOST")) return undefined;
+      throw error;
+    }
+  };
 }
 
 /**
@@ -83,6 +167,7 @@ export class AgentSessionManager {
   #guard = null; // { invocation, records: Set }
   #records = new WeakMap(); // agent -> record
   #project; // the projection of stream events to live parts; null: nothing forwarded
+  #forwarder; // invocation -> the function that forwards a stream event to its live log
   #compact; // whether a shrunk context compacts the message log (inv.compact) at the commit
 
   constructor(config) {
@@ -119,6 +204,8 @@ export class AgentSessionManager {
     this.#beginOptions = { ...(onBusy !== undefined && { onBusy }), ...(traceparent !== undefined && { traceparent }) };
     this.#agentName = agentName ?? ((agent) => agent.id);
     this.#project = projection(emit, streamEventPart);
+    // The default projection forwards through defaultForwarder (the same parts, serialized once).
+    this.#forwarder = this.#project === streamEventPart ? defaultForwarder : (inv) => forwarder(inv, this.#project);
     this.#compact = compact;
   }
 
@@ -141,9 +228,11 @@ export class AgentSessionManager {
 
   initAgent(agent) {
     if (this.#records.has(agent)) return;
+    const name = this.#agentName(agent);
     const record = {
       agent,
-      name: this.#agentName(agent),
+      name,
+      as: { agent: name }, // the options of the engine calls for this agent
       initial: null, // the agent's own state before any restore (what "nothing stored" means)
       loaded: null, // "<generation>:<version>" the agent's memory reflects; null = reload at next begin
       base: null, // what the store holds for this agent, as of `loaded` plus this guard's staged writes
@@ -171,7 +260,7 @@ export class AgentSessionManager {
     );
     agent.addHook(AfterInvocationEvent, () => this.#onAfter(record), { order: LAST });
     if (this.#project !== null) {
-      for (const Event of LIVE_EVENTS) {
+      for (const Event of this.#project === streamEventPart ? FORWARDED_EVENTS : LIVE_EVENTS) {
         agent.addHook(Event, (event) => {
           record.forward?.(event);
         });
@@ -289,7 +378,7 @@ export class AgentSessionManager {
     }
     record.invocation = invocation;
     record.failed = null;
-    record.forward = forwarder(invocation, this.#project);
+    record.forward = this.#forwarder(invocation);
     record.unlink = linkStop(invocation.signal, record.agent);
     try {
       const loaded = `${this.#handle.generation}:${invocation.session.version}`;
@@ -409,49 +498,61 @@ export class AgentSessionManager {
    */
   #stage(record, invocation) {
     const agent = record.agent;
-    const name = { agent: record.name };
+    const name = record.as;
     const base = record.base;
-    const snapshot = agent.takeSnapshot({ preset: "session" });
+    // The messages are serialized here one by one (their text is what tells a changed one), so the
+    // snapshot takes the other fields only.
+    const snapshot = agent.takeSnapshot({ include: SNAPSHOT_FIELDS });
     const objects = agent.messages;
-    const messages = snapshot.data.messages;
+    const count = objects.length;
     let { recon, keys, logKeys } = base;
-    const append = (id, json, text) => {
-      invocation.appendMessage(json, name);
+    const ids = new Array(count);
+    const texts = new Array(count);
+    const jsons = new Array(count); // as takeSnapshot serializes the messages
+    for (let j = 0; j < count; j++) {
+      const message = objects[j];
+      ids[j] = message.trackingId;
+      jsons[j] = message.toJSON();
+      texts[j] = messageText(message, jsons[j]);
+    }
+    const append = (id, value, text) => {
+      invocation.appendMessage(value, name);
       keys.set(id, recon.length);
       recon.push(text);
-      logKeys.push(logKey(json, logKeys.length));
+      logKeys.push(keyOf(id, logKeys.length));
     };
-    const ids = objects.map((message) => message.trackingId);
-    const texts = messages.map((message) => JSON.stringify(message));
     // Messages added in this turn that are no longer in the context (trimmed before the commit).
-    const present = new Set(ids);
-    const added = new Set();
-    for (const message of record.pending) {
-      added.add(message.trackingId);
-      if (present.has(message.trackingId) || keys.has(message.trackingId)) continue;
-      const json = message.toJSON();
-      append(message.trackingId, json, JSON.stringify(json));
+    let added = NONE;
+    if (record.pending.length > 0) {
+      const present = new Set(ids);
+      added = new Set();
+      for (const message of record.pending) {
+        added.add(message.trackingId);
+        if (present.has(message.trackingId) || keys.has(message.trackingId)) continue;
+        const value = message.toJSON();
+        append(message.trackingId, value, JSON.stringify(value));
+      }
     }
     if (this.#compact) {
-      const context = { ids, texts, jsons: messages };
+      const context = { ids, texts, jsons };
       const compacted = compactLog(invocation, record.name, context, { recon, keys, logKeys }, added);
       if (compacted !== undefined) ({ recon, keys, logKeys } = compacted);
     }
     // The context, in order: new messages are appended, changed ones appended again (same trackingId).
-    const order = [];
-    for (let j = 0; j < objects.length; j++) {
+    const order = new Array(count);
+    for (let j = 0; j < count; j++) {
       const id = ids[j];
       const text = texts[j];
       let index = keys.get(id);
       if (index === undefined) {
         index = recon.length;
-        append(id, messages[j], text);
+        append(id, jsons[j], text);
       } else if (recon[index] !== text) {
-        invocation.appendMessage(messages[j], name);
+        invocation.appendMessage(jsons[j], name);
         recon[index] = text;
-        logKeys.push(logKey(messages[j], logKeys.length));
+        logKeys.push(keyOf(id, logKeys.length));
       }
-      order.push(index);
+      order[j] = index;
     }
     const internal = { ...base.internal };
     const context = encodeContext(order, recon.length);

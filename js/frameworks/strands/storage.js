@@ -182,11 +182,15 @@ export class AgentSessionStorage {
     }
     const applied = [];
     let changed = false;
+    // The keys this batch leaves set: while there is one, the session is not empty (no need to read
+    // the whole state back to tell).
+    const set = new Set();
     for (const op of batch) {
       try {
         if (op.value === undefined) {
           if (invocation.stateValue(op.skey) !== undefined) {
             invocation.deleteState(op.skey);
+            set.delete(op.skey);
             changed = true;
           }
         } else {
@@ -198,6 +202,7 @@ export class AgentSessionStorage {
             if (!hasCode(error, "INVALID_INPUT") || !("json" in op.value)) throw error;
             invocation.setState(op.skey, asBase64(op.value));
           }
+          set.add(op.skey);
           changed = true;
         }
         applied.push(op);
@@ -208,7 +213,7 @@ export class AgentSessionStorage {
     try {
       if (!changed) {
         await invocation.abort();
-      } else if (Object.keys(invocation.state()).length === 0) {
+      } else if (set.size === 0 && Object.keys(invocation.state()).length === 0) {
         // The last key is gone: delete the session and its history, while this invocation holds the
         // lease (no other writer can commit in between).
         await this.#store.delete(sid);
