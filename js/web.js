@@ -34,7 +34,17 @@ export async function isLockHeld(name) {
 
 // The commit channels of browser-shared stores. One BroadcastChannel per name per realm (creating one
 // costs about 0.2 ms), shared by the stores of that realm, which also hear each other through it.
-const commitChannels = new Map(); // name -> { channel, members: Set<member> }
+//
+// A message costs about 0.1 ms of the main thread in Chromium (a trip through the browser process),
+// once a commit: a tenth of a turn. So a realm posts only while it knows of another realm on the
+// channel. A realm says "open" when it joins (the others answer "here") and "bye" when it leaves. A
+// realm that joins reads the store only after it said "open", so the only commits it could miss are
+// those another realm made, alone, after that: when a realm learns of a peer it posts again the
+// notices it kept back since the peer's "open" (with a second's margin for the clocks of two realms
+// of one browser), and a replay reaches a realm only if it is newer than what that realm heard.
+const commitChannels = new Map(); // name -> shared channel (below)
+const REPLAY_MARGIN_MS = 1000;
+const REMEMBERED = 1000; // notices kept back, and sessions whose newest version was heard
 
 /** Joins the channel `name`; `onMessage` gets what the other members (of any realm) post. */
 export function openChannel(name, onMessage) {
@@ -42,10 +52,17 @@ export function openChannel(name, onMessage) {
   let shared = commitChannels.get(name);
   if (!shared) {
     const channel = new BroadcastChannel(name);
-    shared = { channel, members: new Set() };
-    channel.onmessage = (event) => {
-      for (const member of shared.members) member.onMessage(event.data);
+    const self = crypto.randomUUID();
+    shared = {
+      channel,
+      self,
+      members: new Set(),
+      peers: new Set(), // the other realms on the channel, as far as this one knows
+      keptBack: [], // [notice, Date.now()] of each commit made with no peer, oldest first
+      heard: new Map(), // session id -> the newest version it heard of
     };
+    channel.onmessage = (event) => hear(shared, event.data);
+    channel.postMessage({ presence: "open", from: self, at: Date.now() });
     commitChannels.set(name, shared);
   }
   const member = { name, shared, onMessage };
@@ -53,9 +70,39 @@ export function openChannel(name, onMessage) {
   return member;
 }
 
-// Commits are posted after the current task, not from inside it: a BroadcastChannel message costs about
-// 0.08 ms of the main thread in Chromium (a trip through the browser process), twice a turn, which the
-// caller's `await commit()` would otherwise wait for. The others hear of it one task later, in order.
+function hear(shared, data) {
+  if (typeof data?.presence === "string") {
+    if (data.presence === "bye") {
+      shared.peers.delete(data.from);
+      return;
+    }
+    if (data.presence === "open") shared.channel.postMessage({ presence: "here", from: shared.self, to: data.from });
+    shared.peers.add(data.from);
+    // A "here" to this realm answers its own "open": everything it kept back came after that. (A
+    // "here" to another realm: that realm's "open" has been, or will be, heard here.)
+    if (data.presence === "here" && data.to !== shared.self) return;
+    const since = data.presence === "open" ? Number(data.at) - REPLAY_MARGIN_MS : -Infinity;
+    for (const [notice, at] of shared.keptBack.splice(0)) {
+      if (!(at < since)) shared.channel.postMessage({ ...notice, replay: true });
+    }
+    return;
+  }
+  const heard = shared.heard.get(data?.id);
+  if (data?.replay === true && heard !== undefined && heard >= data.version) return;
+  remember(shared.heard, data?.id, data?.version);
+  for (const member of shared.members) member.onMessage(data);
+}
+
+/** Keeps `value` under `key` as the newest entry, dropping the oldest beyond REMEMBERED. */
+function remember(map, key, value) {
+  if (typeof key !== "string") return;
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > REMEMBERED) map.delete(map.keys().next().value);
+}
+
+// Commits are posted after the current task, not from inside it, which the caller's `await commit()`
+// would otherwise wait for. The others hear of it one task later, in order.
 const outbox = [];
 
 export function postMessage(member, message) {
@@ -69,8 +116,11 @@ function postOutbox(only) {
       kept.push([member, message]);
       continue;
     }
-    member.shared.channel.postMessage(message);
-    for (const other of member.shared.members) if (other !== member) other.onMessage(message);
+    const shared = member.shared;
+    remember(shared.heard, message?.id, message?.version);
+    if (shared.peers.size > 0) shared.channel.postMessage(message);
+    else if (shared.keptBack.push([message, Date.now()]) > REMEMBERED) shared.keptBack.shift();
+    for (const other of shared.members) if (other !== member) other.onMessage(message);
   }
   outbox.push(...kept);
 }
@@ -80,6 +130,7 @@ export function closeChannel(member) {
   postOutbox(member); // what this store committed still reaches the others
   member.shared.members.delete(member);
   if (member.shared.members.size === 0) {
+    member.shared.channel.postMessage({ presence: "bye", from: member.shared.self });
     member.shared.channel.close();
     commitChannels.delete(member.name);
   }

@@ -645,6 +645,70 @@ test("onChange: a commit in one tab fires store and session onChange in another 
   });
 });
 
+test("commit notices: a tab alone posts none; once another tab is on the channel it posts every commit, and a tab that joins while another commits hears every commit after its load", { timeout: 180000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    // Counts the commit notices (messages with a session id) this realm puts on a BroadcastChannel.
+    const countPosts = ({ ctx }) => {
+      ctx.posted = 0;
+      const post = BroadcastChannel.prototype.postMessage;
+      BroadcastChannel.prototype.postMessage = function (message) {
+        if (typeof message?.id === "string") ctx.posted += 1;
+        return post.call(this, message);
+      };
+    };
+    const tabA = await openTab(tabs, "tab A");
+    await inTab(tabA, countPosts);
+    const alone = await inTab(tabA, async ({ lib, ctx }, { database }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database });
+      ctx.session = await ctx.store.open("alone");
+      for (let i = 0; i < 20; i++) await ctx.session.invoke((inv) => inv.appendMessage(i));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the outbox is emptied after the task
+      return { posted: ctx.posted, version: ctx.session.version };
+    }, { database });
+    assert.deepEqual(alone, { posted: 0, version: 20 }, "a tab alone on the channel posts no commit notice");
+
+    // Tab B joins while A commits in a loop, each round on a new session: B opens its store (it says
+    // "open"), then the session, and records every change it hears. Whatever A committed after B's load
+    // must reach B, in order, with no gap: posted once A knows of B, replayed if A committed it alone.
+    const tabB = await openTab(tabs, "tab B");
+    for (let round = 0; round < 3; round++) {
+      const id = `joined while committing ${round}`;
+      const looping = inTab(tabA, async ({ ctx }, { id }) => {
+        const session = await ctx.store.open(id);
+        for (let i = 0; i < 150; i++) await session.invoke((inv) => inv.appendMessage(i));
+        return session.version;
+      }, { id });
+      const joined = await inTab(tabB, async ({ lib, ctx }, { database, id, round }) => {
+        await new Promise((resolve) => setTimeout(resolve, 20 + 15 * round));
+        ctx.store?.close();
+        ctx.store = await lib.SessionStore.indexedDb({ database });
+        ctx.heard = [];
+        ctx.store.onChange((change) => change.id === id && ctx.heard.push(change.version));
+        ctx.session = await ctx.store.open(id);
+        return ctx.session.version;
+      }, { database, id, round });
+      const last = await looping;
+      const heard = await inTab(tabB, async ({ fx, ctx }, { last }) => {
+        await fx.waitFor(() => ctx.session.version === last, "the cached view to reach the last commit");
+        return ctx.heard;
+      }, { last });
+      const after = heard.filter((version) => version > joined);
+      assert.deepEqual(after, Array.from({ length: last - joined }, (_, i) => joined + 1 + i),
+        `round ${round}: B loaded version ${joined} and heard ${JSON.stringify(heard)}`);
+      t.diagnostic(`round ${round}: B joined at version ${joined} of ${last}`);
+    }
+
+    // Both on the channel: A posts each of its commits.
+    const posted = await inTab(tabA, async ({ ctx }) => {
+      const before = ctx.posted;
+      for (let i = 0; i < 5; i++) await ctx.session.invoke((inv) => inv.appendMessage(i));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return ctx.posted - before;
+    });
+    assert.equal(posted, 5, "with another tab on the channel every commit is posted");
+  });
+});
+
 test("a shared worker: commits seen by a tab, a tab's commits seen by it, and the guard between them", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const id = "shared worker";
