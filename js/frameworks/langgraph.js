@@ -11,7 +11,9 @@
 //
 // Reads go to agent-session one state value at a time (`stateValue`): the committed value of a Session
 // brought to the latest commit (so they see what other stores and processes committed), or, inside a
-// guard or a write, the Invocation's staged-over-committed value. The saver keeps no copy of a thread.
+// guard or a write, the Invocation's staged-over-committed value. The saver keeps no copy of a thread
+// between invocations: a guard's turn (or one batch of writes), which holds the thread's lease, reads
+// each value once and remembers what it staged (ThreadView's cache).
 
 import {
   BaseCheckpointSaver,
@@ -73,13 +75,25 @@ const hasOwn = (o, k) => o != null && Object.prototype.hasOwnProperty.call(o, k)
 /** `{ agent }` for agent-session's options; undefined for the default agent. */
 const agentOption = (agent) => (agent === undefined ? undefined : { agent });
 
-/** Reads of a thread from a Session (committed) or an Invocation (staged over committed). */
+/**
+ * Reads of a thread from a Session (committed) or an Invocation (staged over committed). With a
+ * `cache` (a Map: agent -> key -> value), a value is read from the engine once and then remembered,
+ * as are the values staged through it: only for an invocation, which holds the thread's lease, so
+ * that nothing but its own writes can change what it reads (a guard's turn, or one batch of writes).
+ */
 class ThreadView {
-  constructor(source) {
+  constructor(source, cache) {
     this.source = source;
+    this.cache = cache;
   }
   get(agent, key) {
-    return this.source.stateValue(key, agentOption(agent));
+    if (this.cache === undefined) return this.source.stateValue(key, agentOption(agent));
+    let values = this.cache.get(agent);
+    if (values === undefined) this.cache.set(agent, (values = new Map()));
+    if (values.has(key)) return values.get(key);
+    const value = this.source.stateValue(key, agentOption(agent));
+    values.set(key, value);
+    return value;
   }
   /** The whole state of one agent (frozen), for the reads that enumerate keys. */
   state(agent) {
@@ -89,18 +103,38 @@ class ThreadView {
 
 /** The writes staged into one invocation (state keys and messages), reading what is staged. */
 class Staging extends ThreadView {
-  constructor(inv) {
-    super(inv);
+  constructor(inv, cache) {
+    super(inv, cache);
     this.count = 0;
   }
+  /** Stages `value` (plain JSON, never mutated after: a cache keeps it as what the key now reads). */
   set(agent, key, value) {
     this.source.setState(key, value, agentOption(agent));
     this.count++;
+    if (this.cache === undefined) return;
+    let values = this.cache.get(agent);
+    if (values === undefined) this.cache.set(agent, (values = new Map()));
+    values.set(key, value);
   }
   message(agent, body) {
     this.source.appendMessage(body, { agent });
     this.count++;
   }
+}
+
+/** Resolves in a later macrotask, once the microtasks queued until now (and those they queue) have run. */
+function nextTask() {
+  return new Promise((resolve) => {
+    if (typeof setImmediate === "function") setImmediate(resolve);
+    else if (typeof MessageChannel === "function") {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(null);
+    } else setTimeout(resolve, 0);
+  });
 }
 
 /** A batch takes in at most this many writes (a bound on one commit's work; more start a new batch). */
@@ -109,6 +143,70 @@ const MAX_BATCH = 64;
 /** Resolves or rejects `write`'s caller as `promise` settles. */
 function settle(write, promise) {
   return promise.then(write.resolve, write.reject);
+}
+
+// ---- channel values stored as deltas ------------------------------------------------------------
+//
+// A channel that grows by appending (`messages` with its concat reducer) would otherwise be stored whole
+// at every version that changed it, each time the whole text again. When the new value's stored text
+// extends the text of the value it replaces (the parent checkpoint's blob of that channel) past all but
+// its last character (the closing `]` or `}`), only what it adds is stored: { t, base, at, tail, n },
+// whose text is text(base).slice(0, at) + tail, `base` being the key of the value it extends (whole, or
+// a delta itself) and `n` the number of deltas down to a whole value, at most MAX_CHAIN (the next
+// version is stored whole), so that a read takes at most MAX_CHAIN + 1 records.
+// A delta has no `s`, so a saver older than deltas fails on it instead of returning the tail.
+
+/** Values shorter than this (UTF-16 units of their text) are always stored whole. */
+const MIN_DELTA = 512;
+/** At most this many deltas between a stored value and the whole value it is read from. */
+const MAX_CHAIN = 16;
+
+const isDelta = (blob) => blob != null && typeof blob.base === "string";
+
+/** The stored form { t, s } or { t, b } of a blob read through `read(key)`, deltas resolved; undefined
+ * when a value it extends is missing or malformed. */
+function wholeBlob(read, blob) {
+  if (!isDelta(blob)) return blob;
+  const chain = [];
+  let rec = blob;
+  while (isDelta(rec)) {
+    if (chain.length > MAX_CHAIN) return undefined;
+    chain.push(rec);
+    rec = read(rec.base);
+  }
+  if (rec == null || typeof rec.s !== "string") return undefined;
+  // The text as pieces, cut and extended by each delta in turn, joined once (slicing a concatenation
+  // would copy the whole text at every delta).
+  const pieces = [rec.s];
+  let length = rec.s.length;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const { at, tail } = chain[i];
+    if (!(at >= 0 && at <= length) || typeof tail !== "string") return undefined;
+    while (pieces.length > 0 && length - pieces[pieces.length - 1].length >= at) length -= pieces.pop().length;
+    if (length > at) {
+      const last = pieces.length - 1;
+      pieces[last] = pieces[last].slice(0, pieces[last].length - (length - at));
+    }
+    pieces.push(tail);
+    length = at + tail.length;
+  }
+  return { t: blob.t, s: pieces.length === 1 ? pieces[0] : pieces.join("") };
+}
+
+/** What to store for `blob` (a new channel value, { t, s } or { t, b }) whose previous version is stored
+ * at `previousKey`: a delta when its text extends that version's, else `blob` itself. */
+function deltaOf(read, previousKey, blob) {
+  if (typeof blob.s !== "string" || blob.s.length < MIN_DELTA) return blob;
+  const previous = read(previousKey);
+  if (previous == null || previous.t !== blob.t) return blob;
+  const n = isDelta(previous) ? previous.n + 1 : 1;
+  if (!(n <= MAX_CHAIN)) return blob;
+  const text = wholeBlob(read, previous)?.s;
+  if (typeof text !== "string") return blob;
+  const at = text.length - 1;
+  // (Equal slices compare as memory; startsWith compares character by character.)
+  if (at < blob.s.length >> 1 || blob.s.length <= at || blob.s.slice(0, at) !== text.slice(0, at)) return blob;
+  return { t: blob.t, base: previousKey, at, tail: blob.s.slice(at), n };
 }
 
 /** The reads `_tuple` makes of one agent: from a view, or from a state object already read whole. */
@@ -135,6 +233,8 @@ function userInvocation(guard) {
       }
       if (!staging.has(prop)) return value.bind(target);
       return (...args) => {
+        // What the caller stages may be a key the saver reads: its reads go to the engine again.
+        guard.cache.clear();
         const result = value.apply(target, args);
         guard.dirty = true;
         return result;
@@ -189,7 +289,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   /** A current read view of a thread, or undefined when it does not exist. */
   async _view(sid) {
     const guard = this._guards.get(sid);
-    if (guard && !guard.done) return new ThreadView(guard.inv);
+    if (guard && !guard.done) return new ThreadView(guard.inv, guard.cache);
     return this._serial(sid, async () => {
       const session = await this._thread(sid).refreshed();
       return session === undefined ? undefined : new ThreadView(session);
@@ -239,8 +339,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       for (const write of writes) await settle(write, this._writeGuarded(guard, write.input, write.apply, write.isPut));
       return;
     }
-    // Begin first: the writes called while the lease is taken join this batch (LangGraph calls a step's
-    // put right after the putWrites of the task that ended it).
+    // A batch of putWrites only waits for the next macrotask first: LangGraph calls the put of a step
+    // right after the putWrites of the task that ended it (in microtasks), and that put joins this batch,
+    // so that a step is one commit, not two. Its callers resolve when that commit is durable, as before.
+    if (!batch.some((write) => write.isPut)) await nextTask();
+    // Begin first: the writes called while the lease is taken join this batch.
     let inv;
     try {
       inv = await this._thread(sid).begin();
@@ -297,7 +400,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       for (const write of writes) write.reject(error);
       return writes.length;
     }
-    const staging = new Staging(inv);
+    const staging = new Staging(inv, new Map());
     const results = [];
     for (let i = 0; i < writes.length; i++) {
       try {
@@ -326,7 +429,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // every later write rejects with that error, and the guard aborts.
     if (guard.failed) throw guard.failed;
     try {
-      const staging = new Staging(guard.inv);
+      const staging = new Staging(guard.inv, guard.cache);
       const result = apply(staging, input, guard.inv.session.version + 1);
       if (staging.count > 0) guard.dirty = true;
       if (isPut && guard.dirty) {
@@ -390,9 +493,14 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         const agent = agentFor(ns);
         const parentRecord = parent === undefined ? undefined : tx.get(agent, cpKey(parent));
         const src = {};
+        const read = readerOf(tx, agent);
         for (const [ch, blob] of blobs) {
           const key = blobKey(ch, versions[ch], id);
-          tx.set(agent, key, blob);
+          const previous = parentRecord?.src?.[ch];
+          let stored = Array.isArray(previous) && typeof previous[1] === "string" ? deltaOf(read, previous[1], blob) : blob;
+          // A put of a checkpoint already stored keeps its values whole: a delta may be based on them.
+          if (stored !== blob && read(key) !== undefined) stored = blob;
+          tx.set(agent, key, stored);
           src[ch] = [versions[ch], key];
         }
         // Channels this put does not store are carried over from the parent, at the same version.
@@ -404,8 +512,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         tx.set(agent, cpKey(id), { id, parent: parent ?? null, version, c, m, src });
         const head = tx.get(agent, "head");
         if (typeof head !== "string" || id > head) tx.set(agent, "head", id);
-        if (tx.get(undefined, "thread") === undefined) tx.set(undefined, "thread", String(threadId));
-        if (tx.get(undefined, nsKey(ns)) === undefined) tx.set(undefined, nsKey(ns), { ns, agent });
+        // The put that wrote the parent checkpoint (in this namespace) wrote these two keys already.
+        if (parentRecord === undefined) {
+          if (tx.get(undefined, "thread") === undefined) tx.set(undefined, "thread", String(threadId));
+          if (tx.get(undefined, nsKey(ns)) === undefined) tx.set(undefined, nsKey(ns), { ns, agent });
+        }
         const note = { checkpoint: id, parent: parent ?? null };
         if (typeof metadata?.source === "string") note.source = metadata.source;
         if (typeof metadata?.step === "number" && Number.isFinite(metadata.step)) note.step = metadata.step;
@@ -573,7 +684,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       Promise.all(
         channels.map(async ([, [, key]]) => {
           const blob = read(key);
-          return blob === undefined ? undefined : this._load(blob);
+          if (blob === undefined) return undefined;
+          const whole = wholeBlob(read, blob);
+          if (whole === undefined) throw new Error(`AgentSessionSaver: the stored value ${key} refers to a missing value`);
+          return this._load(whole);
         }),
       ),
     ]);
@@ -692,7 +806,9 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // A second guard of the same thread, here or in any other process, fails here with the store's
     // ConcurrencyError, because this invocation holds the lease.
     return this._serial(sid, async () => {
-      const entry = { inv: await this._thread(sid).begin(options), dirty: false, live: false, failed: undefined, done: false };
+      const inv = await this._thread(sid).begin(options);
+      // cache: what the turn's reads and writes saw of the thread (see ThreadView).
+      const entry = { inv, cache: new Map(), dirty: false, live: false, failed: undefined, done: false };
       this._guards.set(sid, entry);
       return entry;
     });

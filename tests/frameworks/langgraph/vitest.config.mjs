@@ -10,7 +10,7 @@ export default defineConfig({
   root: here("../../.."),
   test: {
     globals: true,
-    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./batching.test.mjs"), here("./write-cache.test.mjs"), here("./guard.test.mjs")],
+    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./batching.test.mjs"), here("./write-cache.test.mjs"), here("./deltas.test.mjs"), here("./guard.test.mjs")],
     testTimeout: 20000,
     hookTimeout: 20000,
   },

@@ -1,0 +1,239 @@
+// Channel values stored as deltas (js/frameworks/langgraph.js, "channel values stored as deltas"): a
+// value whose text extends the parent checkpoint's value of that channel is stored as what it adds. These tests pin that every checkpoint still reads back exactly (time travel, list, a
+// fresh saver on another store over the same backend), that what is not an extension is stored whole,
+// that a thread written before deltas (every value whole) still loads and grows with deltas, and that
+// a re-put of a checkpoint never turns a whole value (a possible base) into a delta. They also pin the
+// unguarded folding of a step's putWrites into the commit of the put that follows it. Runs under both
+// the 1.1.x and the 1.2.x configs.
+import { SessionStore } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { AgentSessionSaver } from "agent-session/langgraph";
+import { uuid6 } from "@langchain/langgraph-checkpoint";
+
+const backends = {
+  memory: async () => ({ store: await SessionStore.memory(), reopen: null }),
+  kv: async () => {
+    const kv = memoryKv();
+    return { store: await SessionStore.kv(kv), reopen: () => SessionStore.kv(kv) };
+  },
+};
+
+const meta = (step) => ({ source: "loop", step, parents: {} });
+const checkpoint = (id, values, versions) => ({
+  v: 4,
+  id,
+  ts: new Date().toISOString(),
+  channel_values: values,
+  channel_versions: versions,
+  versions_seen: {},
+});
+const cfg = (thread, id) => ({ configurable: { thread_id: thread, checkpoint_ns: "", ...(id ? { checkpoint_id: id } : {}) } });
+const message = (i) => ({ role: i % 2 ? "assistant" : "user", content: `${"x".repeat(150)} ${i}` });
+
+/** `count` checkpoints on `thread`, each appending one message to `messages` and bumping `n`. */
+async function grow(saver, thread, count, { from = 0, parent, messages = [] } = {}) {
+  const ids = [];
+  let list = messages;
+  for (let i = from; i < from + count; i++) {
+    const id = uuid6(i);
+    list = [...list, message(i)];
+    const versions = { messages: i + 1, n: i + 1 };
+    await saver.put(cfg(thread, parent), checkpoint(id, { messages: list, n: i }, versions), meta(i), versions);
+    ids.push({ id, messages: list, n: i });
+    parent = id;
+  }
+  return ids;
+}
+
+const blobsOf = (session) =>
+  Object.entries(session.state({ agent: "ns:" })).filter(([key]) => key.startsWith("b/") || key.startsWith("b#"));
+
+describe.each(Object.keys(backends))("AgentSessionSaver channel deltas on %s", (backend) => {
+  let store;
+  let reopen;
+  beforeEach(async () => {
+    ({ store, reopen } = await backends[backend]());
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it("stores a growing channel as tails, and reads every checkpoint back exactly", async () => {
+    const saver = new AgentSessionSaver(store);
+    const written = await grow(saver, "t", 60);
+    const session = await store.open(saver.sessionId("t"), { create: false });
+    const blobs = blobsOf(session);
+    const deltas = blobs.filter(([, blob]) => typeof blob.base === "string");
+    expect(deltas.length).toBeGreaterThan(40);
+    for (const [, blob] of deltas) {
+      expect(blob).not.toHaveProperty("s"); // an older saver fails on it instead of reading the tail
+      // n deltas down to a whole value, at most 16.
+      expect(blob.n).toBeLessThanOrEqual(16);
+      let rec = blob;
+      for (let i = 0; i < blob.n; i++) rec = session.stateValue(rec.base, { agent: "ns:" });
+      expect(typeof rec.s).toBe("string");
+    }
+    // Far fewer bytes than whole values at every version.
+    const stored = blobs.reduce((sum, [, blob]) => sum + JSON.stringify(blob).length, 0);
+    const whole = written.reduce((sum, w) => sum + JSON.stringify(JSON.stringify(w.messages)).length, 0);
+    expect(stored).toBeLessThan(whole / 4);
+
+    const readers = [saver, new AgentSessionSaver(store)];
+    if (reopen) readers.push(new AgentSessionSaver(await reopen()));
+    for (const reader of readers) {
+      for (const w of written) {
+        const tuple = await reader.getTuple(cfg("t", w.id));
+        expect(tuple.checkpoint.channel_values).toEqual({ messages: w.messages, n: w.n });
+      }
+      expect((await reader.getTuple(cfg("t"))).checkpoint.id).toBe(written.at(-1).id);
+      const listed = [];
+      for await (const tuple of reader.list(cfg("t"))) listed.push(tuple);
+      expect(listed.map((t) => t.checkpoint.channel_values.messages)).toEqual(written.map((w) => w.messages).reverse());
+    }
+  });
+
+  it("stores whole a value that does not extend its parent's (a shrink, an edit), and forks stay apart", async () => {
+    const saver = new AgentSessionSaver(store);
+    const written = await grow(saver, "t", 10);
+    const last = written.at(-1);
+    // A shrink (RemoveMessage) and an edit of an early message: not extensions of the parent's text.
+    const shrunk = last.messages.slice(3);
+    const edited = last.messages.map((m, i) => (i === 1 ? { ...m, content: "edited" } : m));
+    const a = uuid6(100);
+    const b = uuid6(101);
+    await saver.put(cfg("t", last.id), checkpoint(a, { messages: shrunk, n: 0 }, { messages: 50, n: 50 }), meta(10), { messages: 50, n: 50 });
+    await saver.put(cfg("t", last.id), checkpoint(b, { messages: edited, n: 0 }, { messages: 50, n: 50 }), meta(10), { messages: 50, n: 50 });
+    // Both branches grow on from their own value.
+    const [a2] = await grow(saver, "t", 1, { from: 200, parent: a, messages: shrunk });
+    const [b2] = await grow(saver, "t", 1, { from: 300, parent: b, messages: edited });
+
+    const session = await store.open(saver.sessionId("t"), { create: false });
+    const blobAt = (id) => {
+      const record = session.stateValue(`c/${JSON.stringify([id])}`, { agent: "ns:" });
+      return session.stateValue(record.src.messages[1], { agent: "ns:" });
+    };
+    expect(typeof blobAt(a).s).toBe("string");
+    expect(typeof blobAt(b).s).toBe("string");
+    const fresh = new AgentSessionSaver(store);
+    expect((await fresh.getTuple(cfg("t", a))).checkpoint.channel_values.messages).toEqual(shrunk);
+    expect((await fresh.getTuple(cfg("t", b))).checkpoint.channel_values.messages).toEqual(edited);
+    expect((await fresh.getTuple(cfg("t", a2.id))).checkpoint.channel_values.messages).toEqual(a2.messages);
+    expect((await fresh.getTuple(cfg("t", b2.id))).checkpoint.channel_values.messages).toEqual(b2.messages);
+    expect((await fresh.getTuple(cfg("t", last.id))).checkpoint.channel_values.messages).toEqual(last.messages);
+  });
+
+  it("loads a thread written before deltas (every value whole), and grows it with deltas", async () => {
+    // The layout as the saver wrote it before deltas, written here record by record.
+    const saver = new AgentSessionSaver(store);
+    const dump = async (value) => ({ t: "json", s: new TextDecoder().decode((await saver.serde.dumpsTyped(value))[1]) });
+    const session = await store.open(saver.sessionId("old"));
+    const agent = { agent: "ns:" };
+    const old = [];
+    let parent = null;
+    let list = [];
+    for (let i = 0; i < 8; i++) {
+      const id = uuid6(i);
+      list = [...list, message(i)];
+      const inv = await session.begin();
+      const blobKey = `b/${JSON.stringify(["messages", i + 1, id])}`;
+      inv.setState(blobKey, await dump(list), agent);
+      const { channel_values: _, ...skeleton } = checkpoint(id, {}, { messages: i + 1 });
+      skeleton.channel_values = {};
+      inv.setState(
+        `c/${JSON.stringify([id])}`,
+        { id, parent, version: session.version + 1, c: await dump(skeleton), m: await dump(meta(i)), src: { messages: [i + 1, blobKey] } },
+        agent,
+      );
+      inv.setState("head", id, agent);
+      if (i === 0) {
+        inv.setState("thread", "old");
+        inv.setState(`ns/${JSON.stringify([""])}`, { ns: "", agent: "ns:" });
+      }
+      inv.appendMessage({ checkpoint: id, parent, source: "loop", step: i }, agent);
+      await inv.commit();
+      old.push({ id, messages: list });
+      parent = id;
+    }
+
+    const fresh = new AgentSessionSaver(store);
+    for (const w of old) expect((await fresh.getTuple(cfg("old", w.id))).checkpoint.channel_values).toEqual({ messages: w.messages });
+    expect((await fresh.getTuple(cfg("old"))).checkpoint.id).toBe(old.at(-1).id);
+
+    // New checkpoints on it are deltas against the old whole values, and read back exactly.
+    const grown = await grow(fresh, "old", 5, { from: 8, parent, messages: list });
+    await session.refresh();
+    const deltas = blobsOf(session).filter(([, blob]) => typeof blob.base === "string");
+    expect(deltas.length).toBeGreaterThan(0);
+    const reader = new AgentSessionSaver(store);
+    for (const w of [...old, ...grown]) {
+      expect((await reader.getTuple(cfg("old", w.id))).checkpoint.channel_values.messages).toEqual(w.messages);
+    }
+  });
+
+  it("does not turn a stored whole value into a delta when its checkpoint is put again under a parent", async () => {
+    const saver = new AgentSessionSaver(store);
+    const earlier = Array.from({ length: 10 }, (_, i) => message(100 + i));
+    const [x0] = await grow(saver, "t", 1, { messages: earlier });
+    // x1 put without a parent: its value is stored whole, and x2's delta is based on it.
+    const [x1] = await grow(saver, "t", 1, { from: 1, messages: x0.messages });
+    const [x2] = await grow(saver, "t", 1, { from: 2, parent: x1.id, messages: x1.messages });
+    const session = await store.open(saver.sessionId("t"), { create: false });
+    const blobOf = (id) => {
+      const record = session.stateValue(`c/${JSON.stringify([id])}`, { agent: "ns:" });
+      return [record.src.messages[1], session.stateValue(record.src.messages[1], { agent: "ns:" })];
+    };
+    const [x1Key] = blobOf(x1.id);
+    expect(blobOf(x2.id)[1].base).toBe(x1Key);
+    // x1 again, now under x0 (whose value its value extends).
+    await saver.put(cfg("t", x0.id), checkpoint(x1.id, { messages: x1.messages, n: 1 }, { messages: 2, n: 2 }), meta(1), { messages: 2, n: 2 });
+    await session.refresh();
+    expect(typeof blobOf(x1.id)[1].s).toBe("string");
+    const fresh = new AgentSessionSaver(store);
+    expect((await fresh.getTuple(cfg("t", x2.id))).checkpoint.channel_values.messages).toEqual(x2.messages);
+    expect((await fresh.getTuple(cfg("t", x1.id))).checkpoint.channel_values.messages).toEqual(x1.messages);
+  });
+
+  it("keeps a re-put checkpoint's values whole, so that the deltas based on them still read", async () => {
+    const saver = new AgentSessionSaver(store);
+    const written = await grow(saver, "t", 12);
+    const session = await store.open(saver.sessionId("t"), { create: false });
+    const bases = new Set(blobsOf(session).flatMap(([, blob]) => (typeof blob.base === "string" ? [blob.base] : [])));
+    expect(bases.size).toBeGreaterThan(0);
+    // Put again every checkpoint, in order, as a caller replaying them might.
+    let parent;
+    for (const w of written) {
+      const versions = { messages: w.n + 1, n: w.n + 1 };
+      await saver.put(cfg("t", parent), checkpoint(w.id, { messages: w.messages, n: w.n }, versions), meta(w.n), versions);
+      parent = w.id;
+    }
+    await session.refresh();
+    for (const key of bases) expect(typeof session.stateValue(key, { agent: "ns:" }).s).toBe("string");
+    const fresh = new AgentSessionSaver(store);
+    for (const w of written) expect((await fresh.getTuple(cfg("t", w.id))).checkpoint.channel_values.messages).toEqual(w.messages);
+  });
+
+  it("outside a guard, commits a step's putWrites with the put that follows it, durable when both resolve", async () => {
+    const saver = new AgentSessionSaver(store);
+    const [first] = await grow(saver, "t", 1);
+    const session = await store.open(saver.sessionId("t"), { create: false });
+    const before = session.version;
+    // As LangGraph calls them: the task's writes, then (in a later microtask) the step's checkpoint.
+    const writes = saver.putWrites(cfg("t", first.id), [["messages", [message(1)]]], "task-1");
+    for (let i = 0; i < 200; i++) await Promise.resolve(); // LangGraph's own steps in between
+    expect(session.version).toBe(before);
+    const next = uuid6(1);
+    const put = saver.put(cfg("t", first.id), checkpoint(next, { messages: [...first.messages, message(1)], n: 1 }, { messages: 2, n: 2 }), meta(1), { messages: 2, n: 2 });
+    await Promise.all([writes, put]);
+    await session.refresh();
+    expect(session.version).toBe(before + 1);
+    const fresh = new AgentSessionSaver(store);
+    expect((await fresh.getTuple(cfg("t", first.id))).pendingWrites).toEqual([["task-1", "messages", [message(1)]]]);
+    expect((await fresh.getTuple(cfg("t"))).checkpoint.id).toBe(next);
+
+    // A putWrites that no put follows still commits on its own.
+    await saver.putWrites(cfg("t", next), [["messages", [message(2)]]], "task-2");
+    await session.refresh();
+    expect(session.version).toBe(before + 2);
+    expect((await new AgentSessionSaver(store).getTuple(cfg("t"))).pendingWrites).toEqual([["task-2", "messages", [message(2)]]]);
+  });
+});
