@@ -4,49 +4,57 @@ import { ValidationError } from "./errors.js";
 
 const MAX_DEPTH = 512;
 
-function fail(path, what, cause) {
+function fail(at, what, cause) {
+  const path = pathOf(at);
   return new ValidationError(`${path} ${what}; only JSON values can be stored (null, booleans, finite numbers, strings, arrays, plain objects)`, cause === undefined ? { path } : { path, cause });
 }
 
-function propertyPath(path, key) {
-  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+// Where a value is, as the caller's path string or { up, key } (an object property) or { up, index }
+// (an array element): the path text is built only for an error, not for every property of every value
+// stored (a regular expression and two string concatenations per key were most of the walk's time).
+function pathOf(at) {
+  if (typeof at === "string") return at;
+  const up = pathOf(at.up);
+  if (at.key === undefined) return `${up}[${at.index}]`;
+  return /^[A-Za-z_$][\w$]*$/.test(at.key) ? `${up}.${at.key}` : `${up}[${JSON.stringify(at.key)}]`;
 }
 
-function normalize(value, key, path, ancestors, depth) {
+function normalize(value, key, at, ancestors, depth) {
   try {
     if (value !== null && (typeof value === "object" || typeof value === "bigint") && typeof value.toJSON === "function") {
       value = value.toJSON(key);
     }
   } catch (cause) {
-    throw fail(path, "has a toJSON() that threw", cause);
+    throw fail(at, "has a toJSON() that threw", cause);
   }
   switch (typeof value) {
     case "string":
     case "boolean":
       return value;
     case "number":
-      if (!Number.isFinite(value)) throw fail(path, `is ${value}, which JSON cannot represent`);
+      if (!Number.isFinite(value)) throw fail(at, `is ${value}, which JSON cannot represent`);
       return value;
     case "bigint":
-      throw fail(path, "is a BigInt; convert it to a string or number first");
+      throw fail(at, "is a BigInt; convert it to a string or number first");
     case "undefined":
-      throw fail(path, "is undefined");
+      throw fail(at, "is undefined");
     case "function":
-      throw fail(path, "is a function");
+      throw fail(at, "is a function");
     case "symbol":
-      throw fail(path, "is a symbol");
+      throw fail(at, "is a symbol");
   }
   if (value === null) return null;
   if (value instanceof Number || value instanceof String || value instanceof Boolean) return value.valueOf();
-  if (depth >= MAX_DEPTH) throw fail(path, `is nested deeper than ${MAX_DEPTH} levels`);
-  if (ancestors.has(value)) throw fail(path, "is a cycle (it contains itself)");
+  if (depth >= MAX_DEPTH) throw fail(at, `is nested deeper than ${MAX_DEPTH} levels`);
+  if (ancestors.has(value)) throw fail(at, "is a cycle (it contains itself)");
   ancestors.add(value);
   try {
     let out;
     if (Array.isArray(value)) {
       out = new Array(value.length);
       for (let i = 0; i < value.length; i++) {
-        out[i] = normalize(read(value, i, `${path}[${i}]`), String(i), `${path}[${i}]`, ancestors, depth + 1);
+        const child = { up: at, key: undefined, index: i };
+        out[i] = normalize(read(value, i, child), String(i), child, ancestors, depth + 1);
       }
     } else {
       out = Object.create(null); // so that an own "__proto__" key stays a key, as in JSON.parse
@@ -54,13 +62,13 @@ function normalize(value, key, path, ancestors, depth) {
       try {
         keys = Object.keys(value);
       } catch (cause) {
-        throw fail(path, "cannot be enumerated", cause);
+        throw fail(at, "cannot be enumerated", cause);
       }
       for (const name of keys) {
-        const childPath = propertyPath(path, name);
-        const child = read(value, name, childPath);
-        if (child === undefined) continue; // as JSON.stringify does
-        out[name] = normalize(child, name, childPath, ancestors, depth + 1);
+        const child = { up: at, key: name, index: 0 };
+        const childValue = read(value, name, child);
+        if (childValue === undefined) continue; // as JSON.stringify does
+        out[name] = normalize(childValue, name, child, ancestors, depth + 1);
       }
     }
     return out;
@@ -69,11 +77,11 @@ function normalize(value, key, path, ancestors, depth) {
   }
 }
 
-function read(object, key, path) {
+function read(object, key, at) {
   try {
     return object[key];
   } catch (cause) {
-    throw fail(path, "has a getter that threw", cause);
+    throw fail(at, "has a getter that threw", cause);
   }
 }
 
