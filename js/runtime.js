@@ -12,15 +12,49 @@ export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Calls `tick` every `ms` without keeping a Node process alive for it. */
-export function startInterval(tick, ms) {
-  const handle = setInterval(tick, ms);
-  if (typeof handle === "object" && handle !== null && typeof handle.unref === "function") handle.unref();
-  return handle;
+// Intervals (the heartbeats of open invocations) share one timer, armed for the earliest of them: an
+// invocation opens and ends every turn, and a setInterval plus clearInterval each time cost about
+// 0.04 ms of a 1.4 ms IndexedDB turn in Chromium. Stopping one only forgets it; a timer that finds
+// nothing due re-arms for what is left, or stays idle.
+const intervals = new Set(); // { tick, ms, due }
+let timer = null;
+let timerDue = Infinity;
+
+function arm(due) {
+  if (timer !== null && timerDue <= due) return;
+  if (timer !== null) clearTimeout(timer);
+  timerDue = due;
+  timer = setTimeout(fire, Math.max(0, due - Date.now()));
+  // Node: the timer must not keep the process alive.
+  if (typeof timer === "object" && timer !== null && typeof timer.unref === "function") timer.unref();
 }
 
-export function stopInterval(handle) {
-  clearInterval(handle);
+function fire() {
+  timer = null;
+  timerDue = Infinity;
+  const now = Date.now();
+  let next = Infinity;
+  for (const interval of [...intervals]) {
+    if (!intervals.has(interval)) continue; // stopped by a tick before it
+    if (interval.due <= now) {
+      interval.due = now + interval.ms;
+      interval.tick();
+    }
+    if (intervals.has(interval)) next = Math.min(next, interval.due);
+  }
+  if (next !== Infinity) arm(next);
+}
+
+/** Calls `tick` every `ms` (or a little later) without keeping a Node process alive for it. */
+export function startInterval(tick, ms) {
+  const interval = { tick, ms, due: Date.now() + ms };
+  intervals.add(interval);
+  arm(interval.due);
+  return interval;
+}
+
+export function stopInterval(interval) {
+  intervals.delete(interval);
 }
 
 /** `value` (a promise or not) as a promise that rejects if it has not settled within `ms`. */

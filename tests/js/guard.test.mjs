@@ -8,7 +8,9 @@ import {
   InvalidTransitionError,
   SessionClosedError,
   ValidationError,
+  LeaseLostError,
 } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
 import {
   manualClock,
   deferred,
@@ -476,5 +478,47 @@ suite("guard: onBusy waitMs", () => {
     assert.ok(error instanceof ConcurrencyError);
     assert.ok(Date.now() - started < 1000);
     await holder.abort();
+  });
+});
+
+// The heartbeat with real timers: open invocations renew their leases (every third of leaseMs), all
+// through one shared timer, and an invocation that ends stops only its own renewals.
+suite("heartbeat", () => {
+  const LEASE_MS = 150;
+  const holders = async (heartbeat) => {
+    const kv = memoryKv();
+    const a = await SessionStore.kv(kv, { owner: "a", leaseMs: LEASE_MS, heartbeat });
+    const b = await SessionStore.kv(kv, { owner: "b", leaseMs: LEASE_MS });
+    return { a, b };
+  };
+
+  test("two open invocations keep their leases for many lease lengths; after one ends, the other still does", async () => {
+    const { a, b } = await holders(true);
+    const [first, second] = [await a.open("one"), await a.open("two")];
+    const [invFirst, invSecond] = [await first.begin(), await second.begin()];
+    await sleep(4 * LEASE_MS);
+    for (const id of ["one", "two"]) {
+      assertConcurrency(await rejection((await b.open(id)).begin()), { holder: "a", leaseMs: LEASE_MS });
+    }
+    invFirst.appendMessage("first");
+    assert.equal(await invFirst.commit(), 1);
+    await sleep(4 * LEASE_MS);
+    assertConcurrency(await rejection((await b.open("two")).begin()), { holder: "a", leaseMs: LEASE_MS });
+    invSecond.appendMessage("second");
+    assert.equal(await invSecond.commit(), 1, "the lease was renewed the whole time");
+    // "one" is free: b takes it at once.
+    const taken = await (await b.open("one")).begin();
+    assert.equal(taken.session.version, 1);
+    await taken.abort();
+  });
+
+  test("without the heartbeat the lease runs out: the other store takes over and the first commit is LeaseLostError (the control)", async () => {
+    const { a, b } = await holders(false);
+    const inv = await (await a.open("lapsed")).begin();
+    await sleep(4 * LEASE_MS);
+    const other = await (await b.open("lapsed")).begin();
+    inv.appendMessage("late");
+    assertError(await rejection(inv.commit()), LeaseLostError, "LEASE_LOST", "the lapsed holder's commit");
+    await other.abort();
   });
 });
