@@ -1,0 +1,35 @@
+// A/B of agent-session IndexedDB turns under store options (a JSON object: name -> options) against the
+// hand-written idb protocol (bench/baselines.mjs), in headless Chromium, interleaved turn by turn, 700
+// measured turns each; prints medians and ratios. Usage: node bench/idb-ab.mjs '{"default":{},"no heartbeat":{"heartbeat":false}}'
+import { startBrowser } from "../tests/browser/chromium.mjs";
+import { benchPage } from "./page.mjs";
+const configs = JSON.parse(process.argv[2] ?? '{"default":{}}');
+const chrome = await startBrowser();
+try {
+  const page = await benchPage(chrome, "/bench/idb.html");
+  console.log(await page.evaluate(async (configs) => {
+    const { SessionStore } = await import("/js/entry/browser.js");
+    const { message } = await import("/bench/message.mjs");
+    const { idbProtocol } = await import("/bench/baselines.mjs");
+    const impls = {};
+    for (const [name, opts] of Object.entries(configs)) {
+      const store = await SessionStore.indexedDb({ database: "ab" + Math.random(), ...opts });
+      const s = await store.open("s");
+      impls[name] = async (k) => { const inv = await s.begin(); inv.appendMessage(message(k)); inv.appendMessage(message(k + 1)); await inv.commit(); };
+    }
+    const b = await idbProtocol("abb" + Math.random()); const bw = await b.writer("s");
+    impls.idb = (k) => bw.turn([message(k), message(k + 1)]);
+    const times = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
+    const names = Object.keys(impls);
+    for (let k = 0; k < 800; k++) {
+      for (let j = 0; j < names.length; j++) {
+        const name = names[(k + j) % names.length];
+        const t0 = performance.now(); await impls[name](k); const dt = performance.now() - t0;
+        if (k >= 100) times[name].push(dt);
+      }
+    }
+    const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
+    const base = med(times.idb);
+    return names.map((n) => `${n}: ${med(times[n]).toFixed(3)} ms (${(med(times[n]) / base).toFixed(3)}x idb)`).join("\n");
+  }, configs));
+} finally { await chrome.stop(); }
