@@ -106,7 +106,23 @@ function remember(map, key, value) {
 const outbox = [];
 
 export function postMessage(member, message) {
-  if (member && outbox.push([member, message]) === 1) setTimeout(postOutbox, 0);
+  if (!member) return;
+  const shared = member.shared;
+  if (shared.peers.size === 0 && shared.members.size === 1 && outbox.length === 0) {
+    // Nobody to tell, here or elsewhere: kept back at once, without a timer.
+    deliver(member, message);
+    return;
+  }
+  if (outbox.push([member, message]) === 1) setTimeout(postOutbox, 0);
+}
+
+/** Posts `message` of `member` to the other realms (or keeps it back) and to the realm's other members. */
+function deliver(member, message) {
+  const shared = member.shared;
+  remember(shared.heard, message?.id, message?.version);
+  if (shared.peers.size > 0) shared.channel.postMessage(message);
+  else if (shared.keptBack.push([message, Date.now()]) > REMEMBERED) shared.keptBack.shift();
+  for (const other of shared.members) if (other !== member) other.onMessage(message);
 }
 
 function postOutbox(only) {
@@ -116,11 +132,7 @@ function postOutbox(only) {
       kept.push([member, message]);
       continue;
     }
-    const shared = member.shared;
-    remember(shared.heard, message?.id, message?.version);
-    if (shared.peers.size > 0) shared.channel.postMessage(message);
-    else if (shared.keptBack.push([message, Date.now()]) > REMEMBERED) shared.keptBack.shift();
-    for (const other of shared.members) if (other !== member) other.onMessage(message);
+    deliver(member, message);
   }
   outbox.push(...kept);
 }
