@@ -6,13 +6,9 @@
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { meta, checkpoint } from "./_fixtures.mjs";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
 
-const meta = (step) => ({ source: "loop", step, parents: {} });
-
-function checkpoint(id, values, versions) {
-  return { v: 4, id, ts: new Date().toISOString(), channel_values: values, channel_versions: versions, versions_seen: {} };
-}
 
 /** A memoryKv that also keeps, synchronously, a copy of what its completed puts and deletes left. */
 function recordingKv() {

@@ -8,6 +8,7 @@
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { meta, checkpoint, cfg } from "./_fixtures.mjs";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
 
 const backends = {
@@ -18,16 +19,6 @@ const backends = {
   },
 };
 
-const meta = (step) => ({ source: "loop", step, parents: {} });
-const checkpoint = (id, values, versions) => ({
-  v: 4,
-  id,
-  ts: new Date().toISOString(),
-  channel_values: values,
-  channel_versions: versions,
-  versions_seen: {},
-});
-const cfg = (thread, id) => ({ configurable: { thread_id: thread, checkpoint_ns: "", ...(id ? { checkpoint_id: id } : {}) } });
 const message = (i) => ({ role: i % 2 ? "assistant" : "user", content: `${"x".repeat(150)} ${i}` });
 
 /** `count` checkpoints on `thread`, each appending one message to `messages` and bumping `n`. */

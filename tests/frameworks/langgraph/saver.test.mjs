@@ -5,6 +5,7 @@
 import { SessionStore, ConcurrencyError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { meta, checkpoint } from "./_fixtures.mjs";
 import { TASKS, ERROR, INTERRUPT, uuid6 } from "@langchain/langgraph-checkpoint";
 
 const backends = {
@@ -12,18 +13,6 @@ const backends = {
   kv: () => SessionStore.kv(memoryKv()),
 };
 
-const meta = (step = 0, source = "loop") => ({ source, step, parents: {} });
-
-function checkpoint(id, values, versions = Object.fromEntries(Object.keys(values).map((k) => [k, 1]))) {
-  return {
-    v: 4,
-    id,
-    ts: new Date().toISOString(),
-    channel_values: values,
-    channel_versions: versions,
-    versions_seen: {},
-  };
-}
 
 async function collect(gen) {
   const out = [];

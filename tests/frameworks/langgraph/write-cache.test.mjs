@@ -6,6 +6,7 @@
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { meta, checkpoint, cfg } from "./_fixtures.mjs";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
 
 // Two savers over the same thread storage: the same store, or two stores over one KV backend.
@@ -20,16 +21,6 @@ const pairs = {
   },
 };
 
-const meta = (step = 0) => ({ source: "loop", step, parents: {} });
-const checkpoint = (id, values, versions) => ({
-  v: 4,
-  id,
-  ts: new Date().toISOString(),
-  channel_values: values,
-  channel_versions: versions,
-  versions_seen: {},
-});
-const cfg = (thread, id) => ({ configurable: { thread_id: thread, checkpoint_ns: "", ...(id ? { checkpoint_id: id } : {}) } });
 const ids = (n) => Array.from({ length: n }, (_, i) => uuid6(-3 - i));
 
 describe.each(Object.keys(pairs))("write cache, second saver on %s", (pair) => {
