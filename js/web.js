@@ -44,6 +44,7 @@ export async function isLockHeld(name) {
 // of one browser), and a replay reaches a realm only if it is newer than what that realm heard.
 const commitChannels = new Map(); // name -> shared channel (below)
 const REPLAY_MARGIN_MS = 1000;
+const EARLIER_VERSION = "a realm of an earlier version";
 const REMEMBERED = 1000; // notices kept back, and sessions whose newest version was heard
 
 /** Joins the channel `name`; `onMessage` gets what the other members (of any realm) post. */
@@ -83,10 +84,14 @@ function hear(shared, data) {
     if (data.presence === "here" && data.to !== shared.self) return;
     const since = data.presence === "open" ? Number(data.at) - REPLAY_MARGIN_MS : -Infinity;
     for (const [notice, at] of shared.keptBack.splice(0)) {
-      if (!(at < since)) shared.channel.postMessage({ ...notice, replay: true });
+      if (!(at < since)) shared.channel.postMessage({ ...notice, from: shared.self, replay: true });
     }
     return;
   }
+  // A notice without a sender comes from a realm running a version of this package from before
+  // presence (a tab not yet reloaded after an upgrade): it never says "open", so it counts as a peer for
+  // good, and this realm posts every commit as that version expects.
+  if (data?.from === undefined) shared.peers.add(EARLIER_VERSION);
   const heard = shared.heard.get(data?.id);
   if (data?.replay === true && heard !== undefined && heard >= data.version) return;
   remember(shared.heard, data?.id, data?.version);
@@ -120,7 +125,7 @@ export function postMessage(member, message) {
 function deliver(member, message) {
   const shared = member.shared;
   remember(shared.heard, message?.id, message?.version);
-  if (shared.peers.size > 0) shared.channel.postMessage(message);
+  if (shared.peers.size > 0) shared.channel.postMessage({ ...message, from: shared.self });
   else if (shared.keptBack.push([message, Date.now()]) > REMEMBERED) shared.keptBack.shift();
   for (const other of shared.members) if (other !== member) other.onMessage(message);
 }

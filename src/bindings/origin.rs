@@ -2,6 +2,8 @@
 //! carries commits both ways. (The Web Lock that says the store instance is alive is the host's
 //! `Env::hold_alive`, asked for before its first lease.)
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use js_sys::{Object, Reflect};
@@ -32,14 +34,41 @@ fn change_of(message: &JsValue) -> Option<(String, u64, Status)> {
     Some((id, version, status))
 }
 
+/// Other realms' changes, handled one at a time in the order they arrived: handling one may read the
+/// store (the view catches up), and a change that overtook the one before would fire `onChange` out of
+/// order (a tab that joins hears a burst of replayed commits, then the next ones).
+#[derive(Default)]
+struct Inbox {
+    waiting: RefCell<VecDeque<(String, u64, Status)>>,
+    draining: Cell<bool>,
+}
+
+impl Inbox {
+    fn push(self: &Rc<Self>, store: &SessionStore, change: (String, u64, Status)) {
+        self.waiting.borrow_mut().push_back(change);
+        if self.draining.replace(true) {
+            return;
+        }
+        let (inbox, store) = (self.clone(), store.clone());
+        spawn(async move {
+            loop {
+                let next = inbox.waiting.borrow_mut().pop_front();
+                let Some((id, version, status)) = next else { break };
+                store.handle_remote_change(id, version, status).await;
+            }
+            inbox.draining.set(false);
+        });
+    }
+}
+
 impl OriginLink {
     /// Joins the channel `<prefix without />`.
     pub fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
         let receiver = store.clone();
+        let inbox: Rc<Inbox> = Rc::default();
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
-            if let Some((id, version, status)) = change_of(&message) {
-                let store = receiver.clone();
-                spawn(async move { store.handle_remote_change(id, version, status).await });
+            if let Some(change) = change_of(&message) {
+                inbox.push(&receiver, change);
             }
         });
         let channel = open_channel(prefix.trim_end_matches('/'), on_message.as_ref().unchecked_ref());

@@ -90,10 +90,10 @@ test("a replay reaches a realm only if it is news to it; a realm does not replay
   // Replays as another realm would post them: of a version A heard, and of a newer one.
   const raw = new BroadcastChannel(name);
   raw.unref?.();
-  raw.postMessage({ ...notice("s", 5), replay: true });
-  raw.postMessage({ ...notice("s", 4), replay: true });
-  raw.postMessage({ ...notice("s", 6), replay: true });
-  raw.postMessage({ ...notice("other", 1), replay: true });
+  raw.postMessage({ ...notice("s", 5), from: "another realm", replay: true });
+  raw.postMessage({ ...notice("s", 4), from: "another realm", replay: true });
+  raw.postMessage({ ...notice("s", 6), from: "another realm", replay: true });
+  raw.postMessage({ ...notice("other", 1), from: "another realm", replay: true });
   await settle();
   raw.close();
   assert.deepEqual(heardByA.map(({ id, version }) => [id, version]), [["s", 5], ["s", 6], ["other", 1]]);
@@ -118,4 +118,29 @@ test("a replay reaches a realm only if it is news to it; a realm does not replay
   assert.deepEqual(heardByLate, [], "a commit from before the newcomer's margin is not replayed");
   b.closeChannel(memberB);
   late.closeChannel(memberLate);
+});
+
+test("a realm of an earlier version (its notices name no sender, it never says open) counts as a peer for good: every commit is posted to it", async () => {
+  const counter = countPosts();
+  const a = await realm("a");
+  const name = `channel-${randomUUID()}`;
+  try {
+    const memberA = join(a, name, () => {});
+    a.postMessage(memberA, notice("s", 1));
+    await settle();
+    assert.equal(counter.posts.length, 0, "alone: kept back");
+    const earlier = new BroadcastChannel(name);
+    earlier.unref?.();
+    const heardByEarlier = [];
+    earlier.onmessage = (event) => heardByEarlier.push(event.data);
+    earlier.postMessage(notice("t", 3)); // as the earlier version posts a commit: no "from", no "open"
+    await settle();
+    a.postMessage(memberA, notice("s", 2));
+    a.postMessage(memberA, notice("s", 3));
+    await settle();
+    earlier.close();
+    assert.deepEqual(heardByEarlier.filter((m) => typeof m?.id === "string").map(({ id, version }) => [id, version]), [["s", 2], ["s", 3]]);
+  } finally {
+    counter.restore();
+  }
 });
