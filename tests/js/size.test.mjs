@@ -11,9 +11,10 @@ import { gzipSync } from "node:zlib";
 // of three rarely used map and set types brought it back to 185,773; export and import to 195,602;
 // 198,559 (as this test measures) with prune's batched deletes and the tool-pair reader's surrogates;
 // 200,052 with bounded imports and paths on their errors; 200,646 with the one-transaction load;
-// 216,204 with encryption at rest (the sealing store, its cipher binding and the sealed frames: 15.5 KB).
-// Budget: that plus 1%.
-const BUDGET_GZIPPED = 218_000;
+// 216,204 with encryption at rest (the sealing store, its cipher binding and the sealed frames: 15.5 KB);
+// 217,388 with the eight-bytes-a-step CRC (its tables built at first use) and the ordered handling of
+// other realms' commits. Budget: that plus 1%.
+const BUDGET_GZIPPED = 219_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
