@@ -1,6 +1,11 @@
-// A/B of agent-session IndexedDB turns under store options (a JSON object: name -> options) against the
-// hand-written idb protocol (bench/baselines.mjs), in headless Chromium, interleaved turn by turn, 700
-// measured turns each; prints medians and ratios. Usage: node bench/idb-ab.mjs '{"default":{},"no heartbeat":{"heartbeat":false}}'
+// A/B of agent-session IndexedDB turns against the hand-written idb protocol (bench/baselines.mjs), in one
+// headless Chromium page, interleaved turn by turn, 700 measured turns each; prints medians and ratios.
+// The argument names each variant: its store options, or { options, entry } where entry is the URL of
+// another build's js/entry/browser.js (copy that build's js/ under test-results/, which is served and
+// ignored by git): two builds in one page is the comparison that separates a 1% change from the noise
+// between runs (about 2%).
+// Usage: node bench/idb-ab.mjs '{"default":{},"no heartbeat":{"heartbeat":false}}'
+//        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js"},"after":{}}'
 import { startBrowser } from "../tests/browser/chromium.mjs";
 import { benchPage } from "./page.mjs";
 const configs = JSON.parse(process.argv[2] ?? '{"default":{}}');
@@ -8,11 +13,13 @@ const chrome = await startBrowser();
 try {
   const page = await benchPage(chrome, "/bench/idb.html");
   console.log(await page.evaluate(async (configs) => {
-    const { SessionStore } = await import("/js/entry/browser.js");
     const { message } = await import("/bench/message.mjs");
     const { idbProtocol } = await import("/bench/baselines.mjs");
     const impls = {};
-    for (const [name, opts] of Object.entries(configs)) {
+    for (const [name, config] of Object.entries(configs)) {
+      const variant = "entry" in config || "options" in config;
+      const { SessionStore } = await import(variant && config.entry ? config.entry : "/js/entry/browser.js");
+      const opts = variant ? config.options ?? {} : config;
       const store = await SessionStore.indexedDb({ database: "ab" + Math.random(), ...opts });
       const s = await store.open("s");
       impls[name] = async (k) => { const inv = await s.begin(); inv.appendMessage(message(k)); inv.appendMessage(message(k + 1)); await inv.commit(); };
