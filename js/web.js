@@ -47,13 +47,21 @@ const REPLAY_MARGIN_MS = 1000;
 const EARLIER_VERSION = "a realm of an earlier version";
 const REMEMBERED = 1000; // notices kept back, and sessions whose newest version was heard
 
+/** 16 random bytes in hex: a realm's name on a channel. (Not crypto.randomUUID, which a page served over
+ * plain http does not have; IndexedDB and BroadcastChannel it has.) */
+function realmId() {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 /** Joins the channel `name`; `onMessage` gets what the other members (of any realm) post. */
 export function openChannel(name, onMessage) {
   if (typeof globalThis.BroadcastChannel !== "function") return null;
   let shared = commitChannels.get(name);
   if (!shared) {
     const channel = new BroadcastChannel(name);
-    const self = crypto.randomUUID();
+    const self = realmId();
     shared = {
       channel,
       self,

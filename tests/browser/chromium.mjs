@@ -22,10 +22,14 @@ function watch(page, label) {
   return page;
 }
 
-export async function startBrowser() {
+// `host`: a name the browser resolves to 127.0.0.1, so that pages are served from http://<host>:<port>,
+// which (unlike 127.0.0.1 or localhost) is not a secure context: no Web Locks, no crypto.subtle, no
+// crypto.randomUUID, as on a plain-http intranet site.
+export async function startBrowser({ host } = {}) {
   const server = await serve(0);
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: QUIET_NETWORK });
-  const origin = `http://127.0.0.1:${server.address().port}`;
+  const args = host ? [...QUIET_NETWORK, `--host-resolver-rules=MAP ${host} 127.0.0.1`] : QUIET_NETWORK;
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args });
+  const origin = `http://${host ?? "127.0.0.1"}:${server.address().port}`;
   let pages = 0;
   return {
     origin,
