@@ -60,7 +60,14 @@ export function openChannel(name, onMessage) {
   if (typeof globalThis.BroadcastChannel !== "function") return null;
   let shared = commitChannels.get(name);
   if (!shared) {
-    const channel = new BroadcastChannel(name);
+    // What this calls from inside the engine must not throw (an exception would unwind through the
+    // wasm and leave its call pending): a realm that cannot open a channel has none.
+    let channel;
+    try {
+      channel = new BroadcastChannel(name);
+    } catch {
+      return null;
+    }
     const self = realmId();
     shared = {
       channel,
@@ -179,7 +186,11 @@ function wakeHere(id) {
 function channel(name) {
   let opened = channels.get(name);
   if (!opened && typeof globalThis.BroadcastChannel === "function") {
-    opened = new BroadcastChannel(name);
+    try {
+      opened = new BroadcastChannel(name);
+    } catch {
+      return undefined; // no wake-ups across realms here; waiters still wake on their timers
+    }
     opened.onmessage = (event) => {
       if (typeof event.data === "string") wakeHere(event.data);
     };

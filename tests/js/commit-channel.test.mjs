@@ -144,3 +144,23 @@ test("a realm of an earlier version (its notices name no sender, it never says o
     counter.restore();
   }
 });
+
+test("a realm whose BroadcastChannel constructor throws has no channel: joining, posting, waking and leaving do not throw", async () => {
+  const web = await realm("no-channel");
+  const Original = globalThis.BroadcastChannel;
+  globalThis.BroadcastChannel = class {
+    constructor() {
+      throw new DOMException("not here", "SecurityError");
+    }
+  };
+  try {
+    const member = web.openChannel(`channel-${randomUUID()}`, () => {});
+    assert.equal(member, null);
+    web.postMessage(member, notice("s", 1));
+    web.closeChannel(member);
+    web.listenLive(`live-${randomUUID()}`);
+    web.wakeLive(`live-${randomUUID()}`, "s");
+  } finally {
+    globalThis.BroadcastChannel = Original;
+  }
+});
