@@ -11,7 +11,11 @@ export function holdLock(name) {
   if (typeof locks?.request !== "function") return null;
   let release;
   const released = new Promise((resolve) => (release = resolve));
-  locks.request(name, () => released).catch(() => {});
+  try {
+    locks.request(name, () => released).catch(() => {});
+  } catch {
+    return null; // called from inside the engine: never throw (see openChannel)
+  }
   return release;
 }
 

@@ -164,3 +164,18 @@ test("a realm whose BroadcastChannel constructor throws has no channel: joining,
     globalThis.BroadcastChannel = Original;
   }
 });
+
+test("a Web Locks request that throws at once: holdLock reports no lock (liveness falls back to lease expiry) instead of throwing", async () => {
+  const web = await realm("no-locks");
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", {
+    configurable: true,
+    value: { locks: { request: () => { throw new DOMException("not here", "SecurityError"); } } },
+  });
+  try {
+    assert.equal(web.holdLock("agent-session/db/instance"), null);
+  } finally {
+    if (descriptor) Object.defineProperty(globalThis, "navigator", descriptor);
+    else delete globalThis.navigator;
+  }
+});
