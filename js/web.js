@@ -49,7 +49,7 @@ export async function isLockHeld(name) {
 const commitChannels = new Map(); // name -> shared channel (below)
 const REPLAY_MARGIN_MS = 1000;
 const EARLIER_VERSION = "a realm of an earlier version";
-const REMEMBERED = 1000; // notices kept back, and sessions whose newest version was heard
+const REMEMBERED = 1000; // sessions whose newest version a realm remembers having heard
 
 /** 16 random bytes in hex: a realm's name on a channel. (Not crypto.randomUUID, which a page served over
  * plain http does not have; IndexedDB and BroadcastChannel it has.) */
@@ -78,7 +78,7 @@ export function openChannel(name, onMessage) {
       self,
       members: new Set(),
       peers: new Set(), // the other realms on the channel, as far as this one knows
-      keptBack: [], // [notice, Date.now()] of each commit made with no peer, oldest first
+      keptBack: [], // [notice, Date.now()] of the commits made lately with no peer, oldest first
       heard: new Map(), // session id -> the newest version it heard of
     };
     channel.onmessage = (event) => hear(shared, event.data);
@@ -117,6 +117,14 @@ function hear(shared, data) {
   for (const member of shared.members) member.onMessage(data);
 }
 
+/** Keeps `notice` back for a replay, and forgets what no replay can send any more: a newcomer's "open"
+ * is later than now, and only what came after it, less the margin on each realm's clock, is replayed. */
+function keepBack(shared, notice) {
+  const now = Date.now();
+  shared.keptBack.push([notice, now]);
+  while (shared.keptBack[0][1] < now - 2 * REPLAY_MARGIN_MS) shared.keptBack.shift();
+}
+
 /** Keeps `value` under `key` as the newest entry, dropping the oldest beyond REMEMBERED. */
 function remember(map, key, value) {
   if (typeof key !== "string") return;
@@ -145,7 +153,7 @@ function deliver(member, message) {
   const shared = member.shared;
   remember(shared.heard, message?.id, message?.version);
   if (shared.peers.size > 0) shared.channel.postMessage({ ...message, from: shared.self });
-  else if (shared.keptBack.push([message, Date.now()]) > REMEMBERED) shared.keptBack.shift();
+  else keepBack(shared, message);
   for (const other of shared.members) if (other !== member) other.onMessage(message);
 }
 

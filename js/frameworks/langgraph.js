@@ -88,12 +88,17 @@ class ThreadView {
   }
   get(agent, key) {
     if (this.cache === undefined) return this.source.stateValue(key, agentOption(agent));
-    let values = this.cache.get(agent);
-    if (values === undefined) this.cache.set(agent, (values = new Map()));
+    const values = this.cached(agent);
     if (values.has(key)) return values.get(key);
     const value = this.source.stateValue(key, agentOption(agent));
     values.set(key, value);
     return value;
+  }
+  /** The remembered values of `agent` (key -> value), made on first use. */
+  cached(agent) {
+    let values = this.cache.get(agent);
+    if (values === undefined) this.cache.set(agent, (values = new Map()));
+    return values;
   }
   /** The whole state of one agent (frozen), for the reads that enumerate keys. */
   state(agent) {
@@ -111,10 +116,7 @@ class Staging extends ThreadView {
   set(agent, key, value) {
     this.source.setState(key, value, agentOption(agent));
     this.count++;
-    if (this.cache === undefined) return;
-    let values = this.cache.get(agent);
-    if (values === undefined) this.cache.set(agent, (values = new Map()));
-    values.set(key, value);
+    if (this.cache !== undefined) this.cached(agent).set(key, value);
   }
   message(agent, body) {
     this.source.appendMessage(body, { agent });

@@ -26,8 +26,8 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = fromJsonText)]
     pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;
     pub fn freeze(value: &JsValue) -> JsValue;
-    /// Appends the values of `texts` (JSON texts joined by commas) to `items`; `items` frozen in a
-    /// copy. Throws a SyntaxError when a text is not JSON.
+    /// Appends the values of `texts` (one JSON array text) to `items`; `items` frozen in a copy.
+    /// Throws a SyntaxError when a text is not JSON.
     #[wasm_bindgen(catch, js_name = appendJsonTexts)]
     pub fn append_json_texts(items: &js_sys::Array, texts: &str) -> Result<js_sys::Array, JsValue>;
 }

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { startBrowser } from "./chromium.mjs";
+import { inTab, tryBegin } from "./tabs.mjs";
 
 // Timestamps taken in different realms are compared in the race test. Chromium coarsens
 // performance.now() and timeOrigin (100 µs, with jitter) outside cross-origin isolation, so two
@@ -45,10 +46,6 @@ async function openTab(tabs, label) {
   assert.equal(ready, "true", `${label} did not load the package`);
   return page;
 }
-
-// Runs `fn(env, arg)` in a tab; `fn` is sent as source, so it may use only its arguments:
-// env = { lib (the package), fx (idb-fixture.js), ctx (an object kept across calls), realm }.
-const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
 
 // Starts a module worker ("dedicated" or "shared") from a tab, and runs functions in it the same way.
 const spawnWorker = (page, kind, name) =>
@@ -731,14 +728,7 @@ test("a shared worker: commits seen by a tab, a tab's commits seen by it, and th
       ctx.inv.appendMessage("from the shared worker");
       return ctx.inv.token;
     });
-    const refused = await inTab(tabB, async ({ lib, ctx }) => {
-      try {
-        await ctx.session.begin();
-        return "began";
-      } catch (error) {
-        return { concurrency: error instanceof lib.ConcurrencyError, holder: error.holder };
-      }
-    });
+    const refused = await inTab(tabB, tryBegin);
     assert.deepEqual(refused, { concurrency: true, holder: "shared" });
     assert.equal(await shared(({ ctx }) => ctx.inv.commit()), 1);
     const inB = await inTab(tabB, async ({ fx, ctx }) => {

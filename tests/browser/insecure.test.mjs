@@ -4,8 +4,8 @@
 // randomUUID, whose absence hung a store's creation there before this test caught it).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { startBrowser } from "./chromium.mjs";
+import { tabHelpers, tryBegin } from "./tabs.mjs";
 
 let chrome;
 before(async () => {
@@ -13,19 +13,10 @@ before(async () => {
 });
 after(async () => chrome?.stop());
 
-const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
+const { withTabs, openTab, inTab } = tabHelpers(() => chrome, { page: "/tests/browser/idb-tab.html", database: "agent-session-insecure" });
 
-async function openTab(tabs, label) {
-  const page = await tabs.page("/tests/browser/idb-tab.html", label);
-  await page.waitForFunction(() => document.body?.dataset.ready);
-  assert.equal(await page.evaluate(() => document.body.dataset.ready), "true", `${label} did not load the package`);
-  return page;
-}
-
-test("not a secure context: two tabs share a session, the guard refuses a second holder, a commit reaches the other tab; an encryptionKey that is no CryptoKey is INVALID_INPUT", { timeout: 120000 }, async () => {
-  const tabs = await chrome.context();
-  const database = `agent-session-insecure-${randomUUID()}`;
-  try {
+test("not a secure context: two tabs share a session, the guard refuses a second holder, a commit reaches the other tab; an encryptionKey that is no CryptoKey is INVALID_INPUT", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
     const [tabA, tabB] = [await openTab(tabs, "tab A"), await openTab(tabs, "tab B")];
     const context = await tabA.evaluate(() => ({
       secure: isSecureContext,
@@ -50,14 +41,7 @@ test("not a secure context: two tabs share a session, the guard refuses a second
       ctx.inv = await ctx.session.begin();
       ctx.inv.appendMessage("from A");
     });
-    const refused = await inTab(tabB, async ({ lib, ctx }) => {
-      try {
-        await ctx.session.begin();
-        return "began";
-      } catch (error) {
-        return { concurrency: error instanceof lib.ConcurrencyError, holder: error.holder };
-      }
-    });
+    const refused = await inTab(tabB, tryBegin);
     assert.deepEqual(refused, { concurrency: true, holder: "A" });
     assert.equal(await inTab(tabA, ({ ctx }) => ctx.inv.commit()), 1);
 
@@ -86,9 +70,5 @@ test("not a secure context: two tabs share a session, the guard refuses a second
     }, { database });
     assert.equal(typeof keyed, "object", "a store with an encryptionKey must not open without WebCrypto");
     assert.equal(keyed.code, "INVALID_INPUT");
-    const errors = tabs.logs().filter((line) => / (error|pageerror): /.test(line));
-    assert.deepEqual(errors, [], "the pages reported errors");
-  } finally {
-    await tabs.close();
-  }
+  });
 });

@@ -45,3 +45,13 @@ export function tabHelpers(browser, { page: path, database: prefix }) {
 // Runs `fn(env, arg)` in a tab; `fn` is sent as source, so it may use only its arguments (env: what
 // the tab's fixture gives: the package as `lib`, the fixture as `fx`, `ctx` kept across calls).
 export const inTab = (page, fn, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [fn.toString(), arg]);
+
+/** For inTab: tries `ctx.session.begin()`; "began", or whether it was a ConcurrencyError and its holder. */
+export async function tryBegin({ lib, ctx }) {
+  try {
+    await ctx.session.begin();
+    return "began";
+  } catch (error) {
+    return { concurrency: error instanceof lib.ConcurrencyError, holder: error.holder };
+  }
+}
