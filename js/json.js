@@ -85,9 +85,60 @@ function read(object, key, at) {
   }
 }
 
-/** The JSON text of `value`, or a ValidationError naming the path of what JSON cannot carry. */
-export function toJsonText(value, path) {
-  return JSON.stringify(normalize(value, "", path, new Set(), 0));
+/** Thrown by the fast path's replacer at anything it does not pass through as it is. */
+const NOT_PLAIN = Symbol("not plain JSON");
+
+/**
+ * The JSON text of `value`, or a ValidationError naming the path of what JSON cannot carry: `path`, or
+ * `path[key]` when a `key` is given (its text is built only for an error).
+ */
+export function toJsonText(value, path, key) {
+  // One JSON.stringify whose replacer checks each value as it is written; anything it would not pass
+  // through unchanged (a non-finite number, undefined in an array, a function, a cycle, too deep, a
+  // toJSON or getter that threw) sends the value to the walk below, which makes a checked copy or
+  // throws the ValidationError with its path. The copy cost about twice the fast path's time on every
+  // appendMessage and setState (bench/json-validate.mjs).
+  let text;
+  try {
+    text = JSON.stringify(value, plainOnly());
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) return text;
+  const at = key === undefined ? path : `${path}[${JSON.stringify(key)}]`;
+  return JSON.stringify(normalize(value, "", at, new Set(), 0));
+}
+
+/**
+ * A JSON.stringify replacer that returns each value unchanged when JSON carries it without loss and
+ * throws NOT_PLAIN otherwise. It sees values after toJSON, depth first, with the holder as `this`:
+ * `open` holds the objects being written (root first), which gives the depth and finds cycles.
+ */
+function plainOnly() {
+  const open = [];
+  return function (key, value) {
+    while (open.length > 0 && open[open.length - 1] !== this) open.pop();
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return value;
+      case "number":
+        if (Number.isFinite(value)) return value;
+        throw NOT_PLAIN;
+      case "undefined":
+        // Skipped as a property that is undefined itself (as JSON.stringify does); not in an array,
+        // at the top, or when a toJSON made it.
+        if (open.length > 0 && !Array.isArray(this) && this[key] === undefined) return value;
+        throw NOT_PLAIN;
+      case "object":
+        if (value === null) return value;
+        if (open.length >= MAX_DEPTH || open.includes(value)) throw NOT_PLAIN;
+        open.push(value);
+        return value;
+      default:
+        throw NOT_PLAIN;
+    }
+  };
 }
 
 function deepFreeze(value) {

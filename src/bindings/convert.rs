@@ -32,7 +32,7 @@ impl Options {
     /// The property `key`, `None` when absent or `undefined`.
     pub fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
         let Some(object) = &self.object else { return Ok(None) };
-        let value = Reflect::get(object, &JsValue::from_str(key)).map_err(|cause| {
+        let value = Reflect::get(object, &property_name(key)).map_err(|cause| {
             crate::bindings::errors::invalid_with_cause(&self.path(key), "could not be read", cause)
         })?;
         Ok(if value.is_undefined() { None } else { Some(value) })
@@ -93,13 +93,40 @@ impl Options {
     }
 }
 
+thread_local! {
+    /// The JS strings of option names, made once: a name crossing into JS costs a decode on every
+    /// call (`agent` on every setState, stateValue and appendMessage that passes one).
+    static PROPERTY_NAMES: std::cell::RefCell<Vec<(String, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// At most this many option names are kept (the bindings read a few dozen distinct ones).
+const MAX_PROPERTY_NAMES: usize = 64;
+
+fn property_name(key: &str) -> JsValue {
+    PROPERTY_NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some((_, name)) = names.iter().find(|(known, _)| known == key) {
+            return name.clone();
+        }
+        let name = JsValue::from_str(key);
+        if names.len() < MAX_PROPERTY_NAMES {
+            names.push((key.to_owned(), name.clone()));
+        }
+        name
+    })
+}
+
 /// A string without lone surrogates (they have no UTF-8 form: converting them would merge ids).
 fn well_formed(value: &JsValue) -> Option<String> {
-    let text = value.dyn_ref::<JsString>()?;
-    if !text.is_valid_utf16() {
+    let text = value.as_string()?;
+    // The conversion turns a lone surrogate into U+FFFD; only then is the original asked (one
+    // crossing into JS less for every other name).
+    // (U+FFFD is EF BF BD in UTF-8; a byte scan, not str::contains and its searcher's code.)
+    let replaced = text.as_bytes().windows(3).any(|bytes| bytes == [0xEF, 0xBF, 0xBD]);
+    if replaced && !value.unchecked_ref::<JsString>().is_valid_utf16() {
         return None;
     }
-    text.as_string()
+    Some(text)
 }
 
 /// A string argument that must convert to UTF-8 exactly (no lone surrogates).
@@ -149,7 +176,13 @@ pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BT
 /// The JSON text of `value`, copied into wasm memory only when it fits the instance's memory
 /// budget (a UTF-16 unit takes at most 3 bytes of UTF-8).
 pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
-    let text = host::to_json_text(value, path)?;
+    to_json_at(value, path, &JsValue::UNDEFINED)
+}
+
+/// [`to_json`] of the entry `key` of `path` (a ValidationError names `path["key"]`); the path's text is
+/// built only for an error, not on every setState.
+pub fn to_json_at(value: &JsValue, path: &str, key: &JsValue) -> JsResult<Json> {
+    let text = host::to_json_text(value, path, key)?;
     budget::check("a value given to agent-session", u64::from(text.length()) * 3)?;
     Ok(Json::from(String::from(text)))
 }

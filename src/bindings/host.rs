@@ -19,9 +19,10 @@ extern "C" {
 
 #[wasm_bindgen(module = "/js/json.js")]
 extern "C" {
-    /// JSON text of a JS value; throws a ValidationError naming `path` for what JSON cannot carry.
+    /// JSON text of a JS value; throws a ValidationError naming `path` (`path[key]` when `key` is not
+    /// undefined, built only then) for what JSON cannot carry.
     #[wasm_bindgen(catch, js_name = toJsonText)]
-    pub fn to_json_text(value: &JsValue, path: &str) -> Result<js_sys::JsString, JsValue>;
+    pub fn to_json_text(value: &JsValue, path: &str, key: &JsValue) -> Result<js_sys::JsString, JsValue>;
     /// The deep-frozen value of JSON text.
     #[wasm_bindgen(catch, js_name = fromJsonText)]
     pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;

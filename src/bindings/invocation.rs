@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json, to_json_at, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::{freeze, new_abort_controller, sleep, start_interval, stop_interval};
@@ -214,12 +214,9 @@ impl JsInvocation {
     #[wasm_bindgen(js_name = setState)]
     pub fn set_state(&self, key: JsValue, value: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
-        let key = to_name(&key, "a state key")?;
-        let data = to_json(
-            &value,
-            &format!("state[{}]", js_sys::JSON::stringify(&key.as_str().into()).map(String::from).unwrap_or_default()),
-        )?;
-        self.inner.set_state(&key, data, agent.as_deref()).map_err(JsValue::from)
+        let name = to_name(&key, "a state key")?;
+        let data = to_json_at(&value, "state", &key)?;
+        self.inner.set_state(&name, data, agent.as_deref()).map_err(JsValue::from)
     }
 
     #[wasm_bindgen(js_name = deleteState)]

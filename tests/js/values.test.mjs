@@ -44,6 +44,19 @@ suite("values: JSON semantics", () => {
     assert.equal(Object.hasOwn(session.state().sparse, "a"), false);
   });
 
+  test("a value shared by siblings is not a cycle; a toJSON that returns undefined is refused, a state key named in the path", async () => {
+    const { session, inv } = await openInvocation();
+    const shared = { n: 1 };
+    inv.setState("dag", { a: shared, b: [shared, shared], c: { d: shared } });
+    const error = thrown(() => inv.setState("odd key", { inner: { toJSON: () => undefined } }));
+    assertError(error, ValidationError, "INVALID_INPUT");
+    assert.equal(error.path, 'state["odd key"].inner');
+    const listed = thrown(() => inv.appendMessage({ list: [{ toJSON: () => undefined }] }));
+    assert.equal(listed.path, "message.list[0]");
+    await inv.commit();
+    assert.deepEqual(plain(session.state()), { dag: { a: { n: 1 }, b: [{ n: 1 }, { n: 1 }], c: { d: { n: 1 } } } });
+  });
+
   test("strings round-trip exactly, lone surrogates included", async () => {
     const { store, session, inv } = await openInvocation();
     const strings = ["\uD800", "\uDC00", "a\uDBFFb", "\uDFFF\uD800", "😀", "\u0000\u001f\"\\", "\u2028\u2029", "é"];
