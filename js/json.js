@@ -167,3 +167,30 @@ export function appendJsonTexts(items, texts) {
 export function freeze(value) {
   return Object.freeze(value);
 }
+
+// Walking what a caller passed: a getter or proxy trap that throws must come back to the engine as an
+// error value, not as an exception through the WebAssembly frames (that would leave the call's promise
+// pending forever). The engine reads callers' arrays and objects through these, never element by
+// element with its own imports.
+
+/** The elements of the array `value`, read once into a plain array; a ValidationError at `path` when
+ * reading one throws. */
+export function arrayItems(value, path) {
+  try {
+    const length = value.length;
+    const items = new Array(length);
+    for (let i = 0; i < length; i++) items[i] = value[i];
+    return items;
+  } catch (cause) {
+    throw new ValidationError(`${path} could not be read: ${cause?.message ?? cause}`, { path, cause });
+  }
+}
+
+/** `Object.entries(value)` as plain [key, value] arrays; a ValidationError at `path` when reading throws. */
+export function objectEntries(value, path) {
+  try {
+    return Object.entries(value);
+  } catch (cause) {
+    throw new ValidationError(`${path} could not be read: ${cause?.message ?? cause}`, { path, cause });
+  }
+}

@@ -1,10 +1,11 @@
 //! `encryptionKey`: the keyring from the JS option, and AES-GCM through the host's WebCrypto.
 
-use js_sys::{Object, Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::host::object_entries;
 use crate::store::{Cipher, Keyring, LocalBoxFuture, OpenFailure, StoreError, StoreResult};
 
 #[wasm_bindgen(module = "/js/runtime.js")]
@@ -57,14 +58,14 @@ pub fn parse(value: &JsValue) -> JsResult<(Keyring, JsCipher)> {
         return Err(invalid(&format!("{PATH}.keys"), format!("{PATH}.keys must be an object of key id -> CryptoKey")));
     }
     let mut cipher = JsCipher { keys: Vec::new() };
-    let ids: js_sys::Array = Object::keys(keys.unchecked_ref::<Object>());
-    for id in ids.iter() {
-        let id = id.as_string().unwrap_or_default();
+    for entry in object_entries(&keys, &format!("{PATH}.keys"))?.iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let id = entry.get(0).as_string().unwrap_or_default();
         let path = format!("{PATH}.keys.{id}");
         if id.is_empty() || id.len() > MAX_KEY_ID_BYTES {
             return Err(invalid(&path, format!("a key id must be 1 to {MAX_KEY_ID_BYTES} bytes")));
         }
-        let key = Reflect::get(&keys, &JsValue::from_str(&id)).unwrap_or(JsValue::UNDEFINED);
+        let key = entry.get(1);
         if !is_aes_gcm_key(&key) {
             return Err(not_a_key(&path));
         }

@@ -164,7 +164,7 @@ pub fn to_count(value: &JsValue, path: &str) -> JsResult<u64> {
 /// `ValidationError` naming `path[key]`.
 pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BTreeMap<String, Json>> {
     let mut map = std::collections::BTreeMap::new();
-    for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+    for entry in host::object_entries(value, path)?.iter() {
         let pair: js_sys::Array = entry.unchecked_into();
         let key = pair.get(0).as_string().unwrap_or_default();
         let json = to_json(&pair.get(1), &format!("{path}[{key}]"))?;

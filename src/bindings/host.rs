@@ -27,6 +27,12 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = fromJsonText)]
     pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;
     pub fn freeze(value: &JsValue) -> JsValue;
+    /// The elements of a caller's array in a plain array (a throwing getter: a ValidationError at `path`).
+    #[wasm_bindgen(catch, js_name = arrayItems)]
+    pub fn array_items(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue>;
+    /// `Object.entries` of a caller's object (a throwing getter: a ValidationError at `path`).
+    #[wasm_bindgen(catch, js_name = objectEntries)]
+    pub fn object_entries(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue>;
     /// Appends the values of `texts` (one JSON array text) to `items`; `items` frozen in a copy.
     /// Throws a SyntaxError when a text is not JSON.
     #[wasm_bindgen(catch, js_name = appendJsonTexts)]

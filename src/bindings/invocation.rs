@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use crate::bindings::convert::{to_count, to_json, to_json_at, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{invalid, JsResult};
-use crate::bindings::host::{freeze, new_abort_controller, sleep, start_interval, stop_interval};
+use crate::bindings::host::{array_items, freeze, new_abort_controller, sleep, start_interval, stop_interval};
 use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;
@@ -268,6 +268,7 @@ impl JsInvocation {
         let summary: Array = summary
             .dyn_into()
             .map_err(|_| invalid("summary", "options.summary must be an array of messages".into()))?;
+        let summary = array_items(&summary, "summary")?;
         let mut messages = Vec::with_capacity(summary.length() as usize);
         for (index, message) in summary.iter().enumerate() {
             messages.push(to_json(&message, &format!("summary[{index}]"))?);

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bindings::convert::{to_json, to_json_map, Options};
 use crate::bindings::errors::JsResult;
-use crate::bindings::host::freeze;
+use crate::bindings::host::{array_items, freeze};
 use crate::bindings::reads::{json_array, state_object};
 use crate::core::AgentState;
 use crate::engine::{Migrate, MigrationFailure};
@@ -60,6 +60,9 @@ impl Migrate for JsMigrations {
             Reflect::get(&output, &"messages".into()).ok().and_then(|messages| messages.dyn_into().ok()).ok_or_else(
                 || failure(format!("schema.migrate[{to}] must return {{ messages: [...], state: {{...}} }}"), None),
             )?;
+        let messages = array_items(&messages, "messages").map_err(|cause| {
+            failure(format!("schema.migrate[{to}] returned messages that could not be read"), Some(cause))
+        })?;
         let mut migrated = AgentState::default();
         for (index, message) in messages.iter().enumerate() {
             migrated

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bindings::convert::{to_count, to_json, to_json_map, to_name, to_text, Options};
 use crate::bindings::errors::{invalid, JsResult};
-use crate::bindings::host::freeze;
+use crate::bindings::host::{array_items, freeze};
 use crate::bindings::promise;
 use crate::bindings::reads::parse;
 use crate::bindings::session::{history_object, JsSession};
@@ -87,8 +87,13 @@ impl Fields {
         }
     }
 
+    /// The array `key`, its elements read into a plain array (see host::array_items).
     fn array(&self, key: &str) -> JsResult<Array> {
-        self.need(key)?.dyn_into().map_err(|_| invalid(&self.path(key), format!("{} must be an array", self.path(key))))
+        let array: Array = self
+            .need(key)?
+            .dyn_into()
+            .map_err(|_| invalid(&self.path(key), format!("{} must be an array", self.path(key))))?;
+        array_items(&array, &self.path(key))
     }
 
     fn json_list(&self, key: &str) -> JsResult<Vec<Json>> {

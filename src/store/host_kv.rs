@@ -44,6 +44,14 @@ extern "C" {
     fn from_base64(text: &str) -> Option<Uint8Array>;
 }
 
+#[wasm_bindgen(module = "/js/json.js")]
+extern "C" {
+    /// The elements of an array an adapter returned, in a plain array (a throwing getter is an error
+    /// value, not an exception through the engine).
+    #[wasm_bindgen(catch, js_name = arrayItems)]
+    fn returned_items(value: &JsValue, path: &str) -> Result<Array, JsValue>;
+}
+
 /// What an adapter says it guarantees (`capabilities`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -170,10 +178,20 @@ impl HostKvStore {
             _ => 0,
         };
         budget::check("a record read from the host KV", incoming)?;
+        // An empty or detached array or buffer (length 0) is no bytes: copying from a detached one
+        // would throw through the engine.
         let bytes = if let Some(array) = value.dyn_ref::<Uint8Array>() {
-            array.to_vec()
+            if array.length() == 0 {
+                Vec::new()
+            } else {
+                array.to_vec()
+            }
         } else if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
-            Uint8Array::new(buffer).to_vec()
+            if buffer.byte_length() == 0 {
+                Vec::new()
+            } else {
+                Uint8Array::new(buffer).to_vec()
+            }
         } else if let Some(array) = value.as_string().and_then(|text| from_base64(&text)) {
             array.to_vec()
         } else {
@@ -383,7 +401,8 @@ impl Store for HostKvStore {
                 return Err(Self::malformed(&what, &returned));
             }
             let mut out = Vec::new();
-            for key in Array::from(&keys).iter() {
+            let keys = returned_items(&keys, "keys").map_err(|_| Self::malformed(&what, &returned))?;
+            for key in keys.iter() {
                 let key = key.as_string().ok_or_else(|| Self::malformed(&what, &returned))?;
                 if let Some(key) = key.strip_prefix(&self.prefix) {
                     out.push(key.to_owned());

@@ -863,6 +863,8 @@ for (const setup of SETUPS) {
         ["undefined at 0", [undefined], /^summary\[0\]$/],
         ["NaN at 1", [1, Number.NaN], /^summary\[1\]$/],
         ["a symbol at 0", [Symbol("s")], /^summary\[0\]$/],
+        // Read through a getter that throws: an error of this call, not an exception through the engine.
+        ["an element whose getter throws", Object.defineProperty(["a"], 1, { get() { throw new Error("getter"); }, enumerable: true }), /^summary$/],
       ]) {
         const error = thrown(() => inv.compact({ before: 1, summary }), `summary: ${what}`);
         assertError(error, ValidationError, "INVALID_INPUT", `summary: ${what}`);

@@ -174,6 +174,7 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
     ["migrated with state missing", push({ type: "migrated", agent: "default", data: { from: 0, to: 1, messages: [] } }), V, "data.events[5].data.state"],
     ["migrated with messages not an array", push({ type: "migrated", agent: "default", data: { from: 0, to: 1, messages: "m", state: {} } }), V, "data.events[5].data.messages"],
     ["traceparent not a string", (d) => void (d.events[1].traceparent = 7), V, "data.events[1].traceparent"],
+    ["an event whose getter throws", (d) => void Object.defineProperty(d.events, 1, { get() { throw new Error("getter"); } }), V, "data.events"],
   ];
 
   test(`the matrix has at least 20 cases (${cases.length})`, () => assert.ok(cases.length >= 20));

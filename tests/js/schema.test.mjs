@@ -93,6 +93,10 @@ test("a session of a newer schema is a SchemaVersionError and a failing migratio
     [{ 1: () => ({ messages: [() => 1], state: {} }) }, (e) => /not JSON/.test(e.message)],
     [{ 1: () => ({ messages: [], state: { bad: 1n } }) }, (e) => /not JSON/.test(e.message)],
     [{ 1: () => "nothing" }, (e) => /must return/.test(e.message)],
+    // Getters that throw while the engine reads what the migration returned: a MigrationError with the
+    // thrown error inside, not an exception through the engine and an open() that never settles.
+    [{ 1: () => ({ messages: [], state: { get bad() { throw boom; } } }) }, (e) => e.cause?.cause === boom],
+    [{ 1: () => ({ messages: Object.defineProperty([], 0, { get() { throw boom; }, enumerable: true }), state: {} }) }, (e) => e.cause?.cause === boom],
     [{}, (e) => /not given/.test(e.message)],
   ];
   for (const [steps, check] of cases) {

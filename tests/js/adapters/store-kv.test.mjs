@@ -276,6 +276,32 @@ describe("bad hosts: StorageError with the cause, and what was committed stays r
     });
   }
 
+  test("a detached buffer from get, a keys array whose getter throws from list: errors of the call, not exceptions through the engine", async () => {
+    const base = memoryKv();
+    await committed(base);
+    const detached = (bytes) => {
+      const copy = new Uint8Array(bytes);
+      structuredClone(copy.buffer, { transfer: [copy.buffer] }); // detaches copy's buffer
+      return copy;
+    };
+    const kv = {
+      ...base,
+      capabilities: base.capabilities,
+      get: async (key) => {
+        const entry = await base.get(key);
+        return entry && { ...entry, value: detached(entry.value) };
+      },
+      list: async () => ({ keys: Object.defineProperty([], 0, { get() { throw new Error("getter"); }, enumerable: true }) }),
+    };
+    const store = await SessionStore.kv(kv, { owner: "odd" });
+    const read = await rejection(store.open("s"));
+    assert.ok(read instanceof CorruptRecordError, `got ${read?.name}: ${read?.message}`);
+    const listed = await rejection(store.list());
+    assert.ok(listed instanceof StorageError, `got ${listed?.name}: ${listed?.message}`);
+    // The instance goes on: a healthy adapter reads the commit.
+    assert.deepEqual((await (await SessionStore.kv(base)).open("s")).messages(), ["kept"]);
+  });
+
   test("a crash between the batch write and the head compare-and-set: previous version whole, retry commits once", async () => {
     const base = memoryKv();
     await committed(base);
