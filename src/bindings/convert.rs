@@ -135,6 +135,20 @@ pub fn to_text(value: &JsValue, path: &str) -> JsResult<String> {
 }
 
 pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
+    // More UTF-16 units than the bound allows bytes cannot fit: refused before the copy into wasm
+    // memory, which would keep a huge id's bytes in it for good (wasm memory never shrinks).
+    if let Some(text) = value.dyn_ref::<JsString>() {
+        let units = text.length() as usize;
+        if units > limits::MAX_NAME_BYTES {
+            return Err(invalid(
+                what,
+                format!(
+                    "{what} must be a string of 1 to {} UTF-8 bytes, got at least {units} bytes",
+                    limits::MAX_NAME_BYTES
+                ),
+            ));
+        }
+    }
     let name = well_formed(value).ok_or_else(|| {
         invalid(
             what,

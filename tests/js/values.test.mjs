@@ -243,6 +243,19 @@ suite("values: JSON semantics", () => {
 });
 
 suite("ids", () => {
+  test("a huge id or key is refused before it is copied into wasm memory (which never shrinks)", async () => {
+    const { store, inv } = await openInvocation();
+    const huge = "é".repeat(64 << 20); // 64 Mi UTF-16 units, 128 MiB of UTF-8
+    const before = SessionStore.memoryUsage().wasmBytes;
+    const opened = await rejection(store.open(huge));
+    assertError(opened, ValidationError, "INVALID_INPUT");
+    assert.match(opened.message, /1 to 256 UTF-8 bytes/);
+    assertError(thrown(() => inv.setState(huge, 1)), ValidationError, "INVALID_INPUT");
+    assertError(thrown(() => inv.stateValue(huge)), ValidationError, "INVALID_INPUT");
+    const grown = SessionStore.memoryUsage().wasmBytes - before;
+    assert.ok(grown < 16 << 20, `wasm memory grew by ${grown} bytes`);
+  });
+
   test("bad ids are ValidationError (never LimitExceededError)", async () => {
     const store = await SessionStore.memory();
     const cases = [
