@@ -1,7 +1,8 @@
 // The cost of one LangGraph.js graph turn (a 2-node StateGraph invoke, @langchain/langgraph 1.4.18)
 // with AgentSessionSaver against LangGraph's own MemorySaver, in the same process and run, interleaved
-// turn by turn. Usage: node bench/frameworks/langgraph.mjs [--sizes=0,20] [--turns=60] [--warmup=10] [--json=path]
-// (sizes: turns already in the thread before timing). Figures are ratios to MemorySaver measured in the
+// turn by turn. Usage: node bench/frameworks/langgraph.mjs [--sizes=0,20] [--durability=async,exit] [--turns=60]
+// [--warmup=10] [--json=path] (sizes: turns already in the thread before timing; durability: LangGraph's own
+// `durability` option of invoke, "async" its default, "exit" one put when the run ends). Figures are ratios to MemorySaver measured in the
 // same run; nothing here is a pass/fail threshold.
 import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
 import { SessionStore } from "agent-session";
@@ -11,6 +12,7 @@ import { countingKv } from "./counting-kv.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const sizes = (args.sizes ?? "0,20").split(",").map(Number);
+const durabilities = (args.durability ?? "async,exit").split(",");
 const turns = Number(args.turns ?? 60);
 const warmup = Number(args.warmup ?? 10);
 
@@ -33,12 +35,12 @@ function graphWith(checkpointer) {
     .compile({ checkpointer });
 }
 
-async function implementations(size) {
+async function implementations(size, durability) {
   const memStore = await SessionStore.memory();
   const make = async (name, saver, guarded, { kv = null, store = null } = {}) => {
     const graph = graphWith(saver);
-    const thread = `bench-${name.replace(/\W+/g, "-")}`;
-    const config = { configurable: { thread_id: thread } };
+    const thread = `bench-${durability}-${name.replace(/\W+/g, "-")}`;
+    const config = { configurable: { thread_id: thread }, durability };
     const impl = { name, times: [], kvCalls: [], versions: [], kv, inSaver: 0, saverTimes: [] };
     // Time spent inside the saver's methods (own properties shadow the class's methods).
     for (const method of ["getTuple", "put", "putWrites"]) {
@@ -104,8 +106,9 @@ const line = (cells) => `| ${cells.join(" | ")} |`;
 
 const rows = [];
 const raw = [];
+for (const durability of durabilities)
 for (const size of sizes) {
-  const impls = await implementations(size);
+  const impls = await implementations(size, durability);
   for (let i = 0; i < warmup + turns; i++) {
     // Interleaved, in a rotating order, so that GC and JIT land on every implementation alike.
     for (let k = 0; k < impls.length; k++) {
@@ -129,10 +132,11 @@ for (const size of sizes) {
   for (const impl of impls) {
     const t = median(impl.times);
     raw.push({
-      size, name: impl.name, turnMs: t, vsMemorySaver: t / base, meanTurnMs: mean(impl.times), inSaverMs: median(impl.saverTimes),
+      durability, size, name: impl.name, turnMs: t, vsMemorySaver: t / base, meanTurnMs: mean(impl.times), inSaverMs: median(impl.saverTimes),
       versionsPerTurn: impl.versions.length ? median(impl.versions) : null, kvCallsPerTurn: impl.kvCalls.length ? median(impl.kvCalls) : null,
     });
     rows.push([
+      durability,
       size,
       impl.name,
       fmt(t),
@@ -151,15 +155,18 @@ const out = printer();
 out.log(`## LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver
 
 A turn is \`graph.invoke\` of a 2-node StateGraph (START -> agent -> tools -> END; each node appends a
-~200-byte message, so the \`messages\` channel grows with the thread): 4 checkpoints (puts) and 3
-putWrites per turn. Medians of ${turns} turns after ${warmup} warm-up turns, interleaved; "turns before" =
-turns already in the thread. "in saver" = time inside getTuple/put/putWrites (and the guard's begin and
-release). The mean includes the turns that write an agent-session snapshot (every 50 commits by
-default, O(session size)). "versions" = agent-session commits per turn; "KV calls" = HostKv get/put/delete/list calls per
+~200-byte message, so the \`messages\` channel grows with the thread). "durability" is LangGraph's own
+\`durability\` option of invoke: "async" (its default) puts a checkpoint after every step, 4 puts and 3
+putWrites a turn, each awaited before the run returns; "exit" puts once, when the run ends. Medians of
+${turns} turns after ${warmup} warm-up turns, interleaved; "turns before" = turns already in the thread. "in
+saver" = time inside getTuple/put/putWrites (and the guard's begin and release). The mean includes the
+turns that write an agent-session snapshot (every 50 commits by default, O(session size)). "versions" =
+agent-session commits per turn; "KV calls" = HostKv get/put/delete/list calls per
 turn (the round trips a remote KV would pay).
 `);
 out.log(
   line([
+    "durability",
     "turns before",
     "checkpointer",
     "turn ms",
@@ -170,7 +177,7 @@ out.log(
     "KV calls/turn",
   ]),
 );
-out.log(line(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"]));
+out.log(line(["---", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"]));
 for (const row of rows) out.log(line(row));
 out.log(`\nCommand: \`${command}\` (Node ${process.version}, ${new Date().toISOString().slice(0, 10)})`);
 writeJson(jsonPath(), import.meta.url, {
