@@ -58,6 +58,15 @@ const impls = [
     }),
   },
   { name: "no session persistence", agent: agentWith({}) },
+  // What two of the manager's defaults cost: forwarding the stream to the live log, compacting every turn.
+  {
+    name: "AgentSessionManager (memory store), emit: false",
+    agent: agentWith({ plugins: [new AgentSessionManager({ store: asStore, sessionId: "bench-no-emit", emit: false })] }),
+  },
+  {
+    name: "AgentSessionManager (memory store), compact: false",
+    agent: agentWith({ plugins: [new AgentSessionManager({ store: asStore, sessionId: "bench-no-compact", compact: false })] }),
+  },
 ];
 for (const impl of impls) impl.times = [];
 
