@@ -63,9 +63,8 @@ impl Options {
     pub fn string(&self, key: &str) -> JsResult<Option<String>> {
         match self.get(key)? {
             None => Ok(None),
-            Some(value) => well_formed(&value)
-                .ok_or_else(|| invalid(&self.path(key), format!("{} must be a string", self.path(key))))
-                .map(Some),
+            Some(value) if value.is_string() => to_text(&value, &self.path(key)).map(Some),
+            Some(_) => Err(invalid(&self.path(key), format!("{} must be a string", self.path(key)))),
         }
     }
 
@@ -129,8 +128,18 @@ fn well_formed(value: &JsValue) -> Option<String> {
     Some(text)
 }
 
+/// The most UTF-16 units a text argument (a reason, a traceparent, a prefix, a cursor) may have: every
+/// such text has a far smaller bound, checked after the copy; this one is checked before it, so that a
+/// huge string never reaches wasm memory, which would keep its size for good.
+const MAX_TEXT_UNITS: u32 = 1 << 20;
+
 /// A string argument that must convert to UTF-8 exactly (no lone surrogates).
 pub fn to_text(value: &JsValue, path: &str) -> JsResult<String> {
+    if let Some(text) = value.dyn_ref::<JsString>() {
+        if text.length() > MAX_TEXT_UNITS {
+            return Err(invalid(path, format!("{path} is {} characters long, far over its limit", text.length())));
+        }
+    }
     well_formed(value).ok_or_else(|| invalid(path, format!("{path} must be a string without lone surrogates")))
 }
 

@@ -243,7 +243,7 @@ suite("values: JSON semantics", () => {
 });
 
 suite("ids", () => {
-  test("a huge id or key is refused before it is copied into wasm memory (which never shrinks)", async () => {
+  test("a huge id, key, reason or traceparent is refused before it is copied into wasm memory (which never shrinks)", async () => {
     const { store, inv } = await openInvocation();
     const huge = "é".repeat(64 << 20); // 64 Mi UTF-16 units, 128 MiB of UTF-8
     const before = SessionStore.memoryUsage().wasmBytes;
@@ -252,6 +252,9 @@ suite("ids", () => {
     assert.match(opened.message, /1 to 256 UTF-8 bytes/);
     assertError(thrown(() => inv.setState(huge, 1)), ValidationError, "INVALID_INPUT");
     assertError(thrown(() => inv.stateValue(huge)), ValidationError, "INVALID_INPUT");
+    assertError(await rejection(inv.interrupt(huge)), ValidationError, "INVALID_INPUT");
+    const other = await store.open("other");
+    assertError(await rejection(other.begin({ traceparent: huge })), ValidationError, "INVALID_INPUT");
     const grown = SessionStore.memoryUsage().wasmBytes - before;
     assert.ok(grown < 16 << 20, `wasm memory grew by ${grown} bytes`);
   });
