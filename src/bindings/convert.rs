@@ -5,7 +5,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
-use crate::core::{limits, Json};
+use crate::core::{limits, CoreError, Json};
 use crate::store::budget;
 
 /// An options argument: `undefined`/`null` or an object.
@@ -199,13 +199,23 @@ pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BT
 /// The JSON text of `value`, copied into wasm memory only when it fits the instance's memory
 /// budget (a UTF-16 unit takes at most 3 bytes of UTF-8).
 pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
-    to_json_at(value, path, &JsValue::UNDEFINED)
+    to_json_within(value, path, &JsValue::UNDEFINED, &|_| Ok(()))
 }
 
-/// [`to_json`] of the entry `key` of `path` (a ValidationError names `path["key"]`); the path's text is
-/// built only for an error, not on every setState.
-pub fn to_json_at(value: &JsValue, path: &str, key: &JsValue) -> JsResult<Json> {
+/// [`to_json`] of the entry `key` of `path` (a ValidationError names `path["key"]`; the path's text is
+/// built only for an error, not on every setState), refused before it is copied into wasm memory when
+/// `fits` (a size limit of UTF-8 bytes) refuses it: a text over the limit in UTF-16 units is over it in
+/// bytes, and a refused 100 MB message would otherwise have grown the instance's memory for good.
+pub fn to_json_within(
+    value: &JsValue,
+    path: &str,
+    key: &JsValue,
+    fits: &dyn Fn(usize) -> Result<(), CoreError>,
+) -> JsResult<Json> {
     let text = host::to_json_text(value, path, key)?;
     budget::check("a value given to agent-session", u64::from(text.length()) * 3)?;
+    if fits(text.length() as usize).is_err() {
+        fits(host::utf8_length(&text) as usize)?;
+    }
     Ok(Json::from(String::from(text)))
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json, to_json_at, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::{array_items, freeze, new_abort_controller, sleep, start_interval, stop_interval};
@@ -180,7 +180,8 @@ impl JsInvocation {
 
     /// Appends a part to the turn's live log; returns its seq. Flushed within `liveFlushMs`.
     pub fn emit(&self, part: JsValue) -> JsResult<f64> {
-        let data = to_json(&part, "part")?;
+        let limits = self.inner.limits();
+        let data = to_json_within(&part, "part", &JsValue::UNDEFINED, &|n| limits.check_message(n))?;
         let emitted = self.inner.emit(data)?;
         if let Some(delay) = emitted.flush_in {
             let inner = self.inner.clone();
@@ -207,7 +208,8 @@ impl JsInvocation {
     #[wasm_bindgen(js_name = appendMessage)]
     pub fn append_message(&self, message: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
-        let data = to_json(&message, "message")?;
+        let limits = self.inner.limits();
+        let data = to_json_within(&message, "message", &JsValue::UNDEFINED, &|n| limits.check_message(n))?;
         self.inner.append_message(data, agent.as_deref()).map_err(JsValue::from)
     }
 
@@ -215,7 +217,8 @@ impl JsInvocation {
     pub fn set_state(&self, key: JsValue, value: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
         let name = to_name(&key, "a state key")?;
-        let data = to_json_at(&value, "state", &key)?;
+        let limits = self.inner.limits();
+        let data = to_json_within(&value, "state", &key, &|n| limits.check_state_value(n))?;
         self.inner.set_state(&name, data, agent.as_deref()).map_err(JsValue::from)
     }
 
@@ -271,7 +274,9 @@ impl JsInvocation {
         let summary = array_items(&summary, "summary")?;
         let mut messages = Vec::with_capacity(summary.length() as usize);
         for (index, message) in summary.iter().enumerate() {
-            messages.push(to_json(&message, &format!("summary[{index}]"))?);
+            let path = format!("summary[{index}]");
+            let limits = self.inner.limits();
+            messages.push(to_json_within(&message, &path, &JsValue::UNDEFINED, &|n| limits.check_message(n))?);
         }
         let agent = options.name("agent", "an agent name")?;
         let force = options.bool("force")?.unwrap_or(false);

@@ -115,6 +115,11 @@ impl Invocation {
         &self.id
     }
 
+    /// The size limits this invocation's stages are checked against.
+    pub fn limits(&self) -> limits::Limits {
+        self.session.shared.config.limits
+    }
+
     pub fn token(&self) -> u64 {
         self.token
     }

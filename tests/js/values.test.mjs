@@ -243,7 +243,7 @@ suite("values: JSON semantics", () => {
 });
 
 suite("ids", () => {
-  test("a huge id, key, reason or traceparent is refused before it is copied into wasm memory (which never shrinks)", async () => {
+  test("a huge id, key, reason, traceparent, or a value over its limit is refused before it is copied into wasm memory (which never shrinks)", async () => {
     const { store, inv } = await openInvocation();
     const huge = "é".repeat(64 << 20); // 64 Mi UTF-16 units, 128 MiB of UTF-8
     const before = SessionStore.memoryUsage().wasmBytes;
@@ -255,6 +255,20 @@ suite("ids", () => {
     assertError(await rejection(inv.interrupt(huge)), ValidationError, "INVALID_INPUT");
     const other = await store.open("other");
     assertError(await rejection(other.begin({ traceparent: huge })), ValidationError, "INVALID_INPUT");
+    // A value over its size limit: LimitExceededError with the exact size, and never copied in.
+    const big = "x".repeat(64 << 20);
+    for (const [what, call] of [
+      ["appendMessage", () => inv.appendMessage(big)],
+      ["setState", () => inv.setState("k", big)],
+      ["emit", () => inv.emit(big)],
+      ["compact", () => inv.compact({ before: 0, summary: [big] })],
+    ]) {
+      const error = thrown(call, what);
+      assertError(error, LimitExceededError, "LIMIT_EXCEEDED", what);
+      assert.equal(error.actual, (64 << 20) + 2, `${what}: actual`);
+    }
+    const accented = thrown(() => inv.appendMessage("é".repeat(2 << 20)));
+    assert.equal(accented.actual, (4 << 20) + 2, "the UTF-8 size of a text of 2-byte characters");
     const grown = SessionStore.memoryUsage().wasmBytes - before;
     assert.ok(grown < 16 << 20, `wasm memory grew by ${grown} bytes`);
   });
