@@ -3,7 +3,7 @@
 // Prints ms per operation, the IndexedDB calls per operation, the time with agent-session's code on the
 // stack (and the leaf functions under it), and the top self-time functions. For names of Rust
 // functions, build the .wasm with names first (docs/benchmarks.md "Size of the .wasm").
-// Usage: node bench/profile-idb.mjs [SIZE=10] [turn|load] [N=400]   (not part of scripts/bench)
+// Usage: [PROFILE_OUT=file.cpuprofile] node bench/profile-idb.mjs [SIZE=10] [turn|load] [N=400]   (not part of scripts/bench)
 import { startBrowser } from "../tests/browser/chromium.mjs";
 import { benchPage } from "./page.mjs";
 const size = Number(process.argv[2] ?? 10), mode = process.argv[3] ?? "turn", n = Number(process.argv[4] ?? 400);
@@ -38,6 +38,8 @@ try {
   const per = await run();
   const { profile } = await cdp.send("Profiler.stop");
   console.log("per op ms", per);
+  // PROFILE_OUT=path keeps the whole profile (for a look at inclusive times of the engine's functions).
+  if (process.env.PROFILE_OUT) (await import("node:fs")).writeFileSync(process.env.PROFILE_OUT, JSON.stringify(profile));
   const self = new Map(); const byId = new Map(profile.nodes.map((x) => [x.id, x]));
   const dt = profile.timeDeltas; const counts = new Map();
   profile.samples.forEach((id, i) => counts.set(id, (counts.get(id) ?? 0) + (dt[i] ?? 0)));
