@@ -131,32 +131,29 @@ fn well_formed(value: &JsValue) -> Option<String> {
 /// The most UTF-16 units a text argument (a reason, a traceparent, a prefix, a cursor) may have: every
 /// such text has a far smaller bound, checked after the copy; this one is checked before it, so that a
 /// huge string never reaches wasm memory, which would keep its size for good.
-const MAX_TEXT_UNITS: u32 = 1 << 20;
+const MAX_TEXT_UNITS: usize = 1 << 20;
+
+/// The UTF-16 length of a JS string over `max` (a UTF-8 text is at least that many bytes), read
+/// without copying the string into wasm memory, which would keep a huge string's size for good.
+fn units_over(value: &JsValue, max: usize) -> Option<usize> {
+    value.dyn_ref::<JsString>().map(|text| text.length() as usize).filter(|units| *units > max)
+}
 
 /// A string argument that must convert to UTF-8 exactly (no lone surrogates).
 pub fn to_text(value: &JsValue, path: &str) -> JsResult<String> {
-    if let Some(text) = value.dyn_ref::<JsString>() {
-        if text.length() > MAX_TEXT_UNITS {
-            return Err(invalid(path, format!("{path} is {} characters long, far over its limit", text.length())));
-        }
+    if let Some(units) = units_over(value, MAX_TEXT_UNITS) {
+        return Err(invalid(path, format!("{path} is {units} characters long, far over its limit")));
     }
     well_formed(value).ok_or_else(|| invalid(path, format!("{path} must be a string without lone surrogates")))
 }
 
 pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
-    // More UTF-16 units than the bound allows bytes cannot fit: refused before the copy into wasm
-    // memory, which would keep a huge id's bytes in it for good (wasm memory never shrinks).
-    if let Some(text) = value.dyn_ref::<JsString>() {
-        let units = text.length() as usize;
-        if units > limits::MAX_NAME_BYTES {
-            return Err(invalid(
-                what,
-                format!(
-                    "{what} must be a string of 1 to {} UTF-8 bytes, got at least {units} bytes",
-                    limits::MAX_NAME_BYTES
-                ),
-            ));
-        }
+    if let Some(units) = units_over(value, limits::MAX_NAME_BYTES) {
+        let max = limits::MAX_NAME_BYTES;
+        return Err(invalid(
+            what,
+            format!("{what} must be a string of 1 to {max} UTF-8 bytes, got at least {units} bytes"),
+        ));
     }
     let name = well_formed(value).ok_or_else(|| {
         invalid(

@@ -272,10 +272,10 @@ impl JsInvocation {
             .dyn_into()
             .map_err(|_| invalid("summary", "options.summary must be an array of messages".into()))?;
         let summary = array_items(&summary, "summary")?;
+        let limits = self.inner.limits();
         let mut messages = Vec::with_capacity(summary.length() as usize);
         for (index, message) in summary.iter().enumerate() {
             let path = format!("summary[{index}]");
-            let limits = self.inner.limits();
             messages.push(to_json_within(&message, &path, &JsValue::UNDEFINED, &|n| limits.check_message(n))?);
         }
         let agent = options.name("agent", "an agent name")?;
