@@ -76,7 +76,7 @@ export interface EncryptionKeys {
 export interface Limits {
   /** Per message (default 1 MiB). */
   maxMessageBytes?: number;
-  /** Per state value (default 1 MiB). */
+  /** Per state value, and for a session's metadata (default 1 MiB). */
   maxStateValueBytes?: number;
   /** Per commit: everything staged by one invocation between two writes (default 4 MiB). */
   maxCommitBytes?: number;
@@ -199,6 +199,8 @@ export interface OpenOptions {
   idleTtlMs?: number;
   /** Per-session maximum lifetime, applied when the session is created. */
   maxLifetimeMs?: number;
+  /** Kept with the session when it is created; at most `limits.maxStateValueBytes` of JSON (it is written
+   * again with every lease and commit), else a `LimitExceededError`. */
   metadata?: JsonInput;
 }
 

@@ -34,6 +34,12 @@ impl Limits {
         check("a state value", "maxStateValueBytes", self.max_state_value_bytes, bytes)
     }
 
+    /// A session's metadata lives in its head, which every lease and commit writes again: it is held
+    /// to the state values' limit.
+    pub fn check_metadata(&self, bytes: usize) -> Result<(), CoreError> {
+        check("the session's metadata", "maxStateValueBytes", self.max_state_value_bytes, bytes)
+    }
+
     pub fn check_commit(&self, bytes: usize) -> Result<(), CoreError> {
         check("the staged commit", "maxCommitBytes", self.max_commit_bytes, bytes)
     }

@@ -282,6 +282,9 @@ impl SessionStore {
         self.shared.check_open()?;
         limits::check_name("a session id", id)?;
         let shared = &self.shared;
+        if let Some(metadata) = &options.metadata {
+            shared.config.limits.check_metadata(metadata.len())?;
+        }
         let head_key = keys::head_key(id);
         for _ in 0..3 {
             if let Some(slot) = shared.cache.get(id) {

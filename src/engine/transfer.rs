@@ -107,6 +107,12 @@ impl SessionStore {
         budget::check("an import", data.version.saturating_mul(BATCH_OVERHEAD))?;
         // Events in commit order, none above the export's version; each version's events a commit.
         let mut batches: Vec<Vec<Event>> = vec![Vec::new(); data.version as usize];
+        if let Some(metadata) = &data.metadata {
+            config
+                .limits
+                .check_metadata(metadata.len())
+                .map_err(|error| EngineError::AtPath { path: "data.metadata".into(), error: Box::new(error.into()) })?;
+        }
         let mut last = 0;
         let mut bytes = 0u64;
         for (index, event) in data.events.iter().enumerate() {

@@ -157,6 +157,7 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
     ["message data missing", (d) => void delete d.events[1].data, V, "data.events[1].data"],
     ["message over limits.maxMessageBytes", (d) => void (d.events[3].data = "x".repeat(1200)), L, /^data\.events\[3\](\.data)?$/],
     ["state value over limits.maxStateValueBytes", (d) => void (d.events[2].data = "x".repeat(1200)), L, /^data\.events\[2\](\.data)?$/],
+    ["metadata over limits.maxStateValueBytes", (d) => void (d.metadata = { note: "x".repeat(1200) }), L, "data.metadata"],
     ["commit over limits.maxCommitBytes", (d) => {
       for (let i = 0; i < 4; i++) d.events.splice(3, 0, { version: 2, at: 1_700_000_002_000, invocation: "i2", type: "message", agent: "default", data: "y".repeat(900) });
     }, L, /^data\.events/],

@@ -430,6 +430,14 @@ suite("limits", () => {
     await inv.commit();
     assert.deepEqual(plain(session.messages()), ["x".repeat(50)]);
     assert.deepEqual(plain(session.state()), {});
+    // The metadata lives in the head, which every lease and commit writes: held to maxStateValueBytes.
+    const store = await SessionStore.memory({ limits: { maxStateValueBytes: 50 } });
+    const e4 = await rejection(store.open("meta", { metadata: { note: "m".repeat(80) } }));
+    assertError(e4, LimitExceededError, "LIMIT_EXCEEDED");
+    assert.deepEqual([e4.limit, e4.actual], [50, 91]);
+    assert.match(e4.message, /metadata.*maxStateValueBytes/);
+    await assert.rejects(store.open("meta", { create: false }), { code: "NOT_FOUND" }, "nothing was created");
+    await store.open("meta", { metadata: { note: "small" } });
   });
 
   test("the commit limit: the write that would cross it is refused, what was staged before commits", async () => {
