@@ -5,7 +5,8 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
-use crate::core::{limits, CoreError, Json};
+use crate::core::{limits, Json};
+use crate::engine::EngineError;
 use crate::store::budget;
 
 /// An options argument: `undefined`/`null` or an object.
@@ -201,13 +202,13 @@ pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
 
 /// [`to_json`] of the entry `key` of `path` (a ValidationError names `path["key"]`; the path's text is
 /// built only for an error, not on every setState), refused before it is copied into wasm memory when
-/// `fits` (a size limit of UTF-8 bytes) refuses it: a text over the limit in UTF-16 units is over it in
+/// `fits` (a size limit of UTF-8 bytes, its error naming where, if it says) refuses it: a text over the limit in UTF-16 units is over it in
 /// bytes, and a refused 100 MB message would otherwise have grown the instance's memory for good.
 pub fn to_json_within(
     value: &JsValue,
     path: &str,
     key: &JsValue,
-    fits: &dyn Fn(usize) -> Result<(), CoreError>,
+    fits: &dyn Fn(usize) -> Result<(), EngineError>,
 ) -> JsResult<Json> {
     let text = host::to_json_text(value, path, key)?;
     budget::check("a value given to agent-session", u64::from(text.length()) * 3)?;

@@ -181,7 +181,7 @@ impl JsInvocation {
     /// Appends a part to the turn's live log; returns its seq. Flushed within `liveFlushMs`.
     pub fn emit(&self, part: JsValue) -> JsResult<f64> {
         let limits = self.inner.limits();
-        let data = to_json_within(&part, "part", &JsValue::UNDEFINED, &|n| limits.check_message(n))?;
+        let data = to_json_within(&part, "part", &JsValue::UNDEFINED, &|n| Ok(limits.check_message(n)?))?;
         let emitted = self.inner.emit(data)?;
         if let Some(delay) = emitted.flush_in {
             let inner = self.inner.clone();
@@ -209,7 +209,7 @@ impl JsInvocation {
     pub fn append_message(&self, message: JsValue, options: JsValue) -> JsResult<()> {
         let agent = agent_option(&options)?;
         let limits = self.inner.limits();
-        let data = to_json_within(&message, "message", &JsValue::UNDEFINED, &|n| limits.check_message(n))?;
+        let data = to_json_within(&message, "message", &JsValue::UNDEFINED, &|n| Ok(limits.check_message(n)?))?;
         self.inner.append_message(data, agent.as_deref()).map_err(JsValue::from)
     }
 
@@ -218,7 +218,7 @@ impl JsInvocation {
         let agent = agent_option(&options)?;
         let name = to_name(&key, "a state key")?;
         let limits = self.inner.limits();
-        let data = to_json_within(&value, "state", &key, &|n| limits.check_state_value(n))?;
+        let data = to_json_within(&value, "state", &key, &|n| Ok(limits.check_state_value(n)?))?;
         self.inner.set_state(&name, data, agent.as_deref()).map_err(JsValue::from)
     }
 
@@ -276,7 +276,7 @@ impl JsInvocation {
         let mut messages = Vec::with_capacity(summary.length() as usize);
         for (index, message) in summary.iter().enumerate() {
             let path = format!("summary[{index}]");
-            messages.push(to_json_within(&message, &path, &JsValue::UNDEFINED, &|n| limits.check_message(n))?);
+            messages.push(to_json_within(&message, &path, &JsValue::UNDEFINED, &|n| Ok(limits.check_message(n)?))?);
         }
         let agent = options.name("agent", "an agent name")?;
         let force = options.bool("force")?.unwrap_or(false);

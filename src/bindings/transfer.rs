@@ -4,15 +4,16 @@
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json, to_json_map, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json, to_json_map, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::{array_items, freeze};
 use crate::bindings::promise;
 use crate::bindings::reads::parse;
 use crate::bindings::session::{history_object, JsSession};
 use crate::bindings::store::JsSessionStore;
-use crate::core::{Event, Json, Status, TurnOutcome, DEFAULT_AGENT};
-use crate::engine::{HistoryEvent, SessionExport};
+use crate::core::limits::Limits;
+use crate::core::{CoreError, Event, Json, Status, TurnOutcome, DEFAULT_AGENT};
+use crate::engine::{EngineError, HistoryEvent, SessionExport};
 
 /// The `format` of every export this build writes and reads.
 const FORMAT: &str = "agent-session.export/1";
@@ -80,6 +81,14 @@ impl Fields {
         to_json(&self.need(key)?, &self.path(key))
     }
 
+    /// [`Fields::json`] refused before its copy into wasm memory when over the size limit `fits`
+    /// checks (the error names the field's path, as the engine's check of the import does).
+    fn json_within(&self, key: &str, fits: &dyn Fn(usize) -> Result<(), CoreError>) -> JsResult<Json> {
+        let path = self.path(key);
+        let at = |n| fits(n).map_err(|error| EngineError::AtPath { path: path.clone(), error: Box::new(error.into()) });
+        to_json_within(&self.need(key)?, &path, &JsValue::UNDEFINED, &at)
+    }
+
     fn agent(&self) -> JsResult<String> {
         match self.get("agent")? {
             Some(agent) => to_name(&agent, &self.path("agent")),
@@ -109,16 +118,19 @@ fn status_of(name: &str, path: &str) -> JsResult<Status> {
         .ok_or_else(|| invalid(path, format!("{path} is not a status: \"{name}\"")))
 }
 
-fn event_of(value: JsValue, path: String) -> JsResult<HistoryEvent> {
+fn event_of(value: JsValue, path: String, limits: &Limits) -> JsResult<HistoryEvent> {
     let fields = Fields::new(value, path)?;
     let kind = fields.text("type")?;
     let event = match kind.as_str() {
         "created" => None,
-        "message" => Some(Event::Message { agent: fields.agent()?, data: fields.json("data")? }),
+        "message" => Some(Event::Message {
+            agent: fields.agent()?,
+            data: fields.json_within("data", &|n| limits.check_message(n))?,
+        }),
         "state.set" => Some(Event::StateSet {
             agent: fields.agent()?,
             key: to_name(&fields.need("key")?, &fields.path("key"))?,
-            data: fields.json("data")?,
+            data: fields.json_within("data", &|n| limits.check_state_value(n))?,
         }),
         "state.delete" => Some(Event::StateDelete {
             agent: fields.agent()?,
@@ -177,7 +189,9 @@ fn event_of(value: JsValue, path: String) -> JsResult<HistoryEvent> {
     Ok(HistoryEvent { version: fields.count("version")?, at: fields.count("at")?, invocation, traceparent, event })
 }
 
-fn export_of(value: JsValue) -> JsResult<SessionExport> {
+/// The export `value`, each message, state value and the metadata refused before its copy into wasm
+/// memory when over `limits` (the engine's import checks them again, with everything else).
+fn export_of(value: JsValue, limits: &Limits) -> JsResult<SessionExport> {
     let fields = Fields::new(value, "data".into())?;
     let format = fields.text("format")?;
     if format != FORMAT {
@@ -186,7 +200,7 @@ fn export_of(value: JsValue) -> JsResult<SessionExport> {
     let metadata = match fields.get("metadata")? {
         None => None,
         Some(value) if value.is_null() => None,
-        Some(value) => Some(to_json(&value, "data.metadata")?),
+        Some(_) => Some(fields.json_within("metadata", &|n| limits.check_metadata(n))?),
     };
     let expires_at = match fields.get("expiresAt")? {
         None => None,
@@ -201,7 +215,7 @@ fn export_of(value: JsValue) -> JsResult<SessionExport> {
     let events = events
         .iter()
         .enumerate()
-        .map(|(index, event)| event_of(event, format!("data.events[{index}]")))
+        .map(|(index, event)| event_of(event, format!("data.events[{index}]"), limits))
         .collect::<JsResult<Vec<_>>>()?;
     Ok(SessionExport {
         id: to_name(&fields.need("id")?, "data.id")?,
@@ -233,7 +247,7 @@ impl JsSessionStore {
         promise(async move {
             let options = Options::new(&options, "options")?;
             let id = options.name("id", "options.id")?;
-            let export = export_of(data)?;
+            let export = export_of(data, &store.config().limits)?;
             let session = store.import(export, id).await?;
             Ok(JsSession::new(session, store).into())
         })

@@ -180,6 +180,26 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
 
   test(`the matrix has at least 20 cases (${cases.length})`, () => assert.ok(cases.length >= 20));
 
+  test("an export's message, state value or metadata over its limit is refused before it is copied into wasm memory", async () => {
+    const store = await SessionStore.kv(memoryKv(), { limits: LIMITS });
+    const huge = "x".repeat(64 << 20);
+    const before = SessionStore.memoryUsage().wasmBytes;
+    for (const [what, change, path] of [
+      ["message", (d) => void (d.events[3].data = huge), "data.events[3].data"],
+      ["state value", (d) => void (d.events[2].data = huge), "data.events[2].data"],
+      ["metadata", (d) => void (d.metadata = huge), "data.metadata"],
+    ]) {
+      const data = base();
+      change(data);
+      const error = await rejection(store.import(data), what);
+      assert.ok(error instanceof LimitExceededError, `${what}: ${error?.name}: ${error?.message}`);
+      assert.equal(error.path, path, what);
+      assert.equal(error.actual, (64 << 20) + 2, `${what}: actual`);
+    }
+    const grown = SessionStore.memoryUsage().wasmBytes - before;
+    assert.ok(grown < 16 << 20, `wasm memory grew by ${grown} bytes`);
+  });
+
   for (const [name, change, Class, path] of cases) {
     test(name, async () => {
       const kv = memoryKv();
