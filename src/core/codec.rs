@@ -2,7 +2,8 @@
 //! for any bytes it cannot read and never panics (a panic would kill the wasm instance).
 //!
 //! Frame: `"AS"`, kind byte (`H` head, `E` batch, `S` snapshot with its messages inline, `T` snapshot
-//! whose messages are in segments, `G` segment, `L` live flush; with encryption at rest, `J` a head
+//! whose messages are in segments, `U` snapshot whose messages and state values are in segments, `G`
+//! segment, `L` live flush; with encryption at rest, `J` a head
 //! whose application fields are sealed and `X` any other record sealed whole), schema version, body, then the
 //! CRC-32 of everything before it (little endian). Integers are LEB128 varints, strings are a length
 //! then UTF-8, options a 0/1 byte. Schema 1 is the only layout so far; a record of a newer schema is
@@ -15,8 +16,8 @@ use crate::core::event::{AgentState, Event, SessionState};
 use crate::core::lifecycle::Status;
 use crate::core::live::Flush;
 use crate::core::record::{
-    Batch, Head, Interrupt, Json, Lease, Segment, Snapshot, SnapshotRef, StopRequest, TurnEnd, TurnOutcome,
-    SCHEMA_VERSION,
+    Batch, Head, Interrupt, Json, Layers, Lease, Segment, Snapshot, SnapshotRef, StateLayer, StopRequest, TurnEnd,
+    TurnOutcome, SCHEMA_VERSION,
 };
 
 const MAGIC: &[u8; 2] = b"AS";
@@ -25,6 +26,8 @@ const KIND_BATCH: u8 = b'E';
 const KIND_SNAPSHOT: u8 = b'S';
 /// A snapshot whose messages are in segments (see [`Snapshot`]).
 const KIND_SEGMENTED_SNAPSHOT: u8 = b'T';
+/// A snapshot whose messages and state values are in segments (see [`Snapshot::layers`]).
+const KIND_LAYERED_SNAPSHOT: u8 = b'U';
 const KIND_SEGMENT: u8 = b'G';
 const KIND_LIVE: u8 = b'L';
 /// A head whose application fields (metadata, interrupt) are sealed: encryption at rest.
@@ -279,7 +282,7 @@ pub fn snapshot_segments(key: &str, bytes: &[u8]) -> Result<Vec<SnapshotRef>, Co
 /// [`encode_sealed_record`].
 pub fn segments_named(key: &str, bytes: &[u8]) -> Vec<SnapshotRef> {
     match record_kind(bytes) {
-        Some(KIND_SEGMENTED_SNAPSHOT) => {
+        Some(KIND_SEGMENTED_SNAPSHOT | KIND_LAYERED_SNAPSHOT) => {
             decode_snapshot(key, bytes).map(|snapshot| snapshot.segments).unwrap_or_default()
         }
         _ => Vec::new(),
@@ -384,21 +387,63 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     w.finish()
 }
 
-/// A snapshot of either layout. A segmented one comes back with its messages empty and its
-/// `segments` and `counts` set: the loader fills the messages from the segments.
+/// A snapshot whose messages and state values are in its segments ([`Snapshot::layers`], which it
+/// must have): message counts, compactions and where the layers start.
+pub fn encode_layered_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+    let mut w = Writer::frame(KIND_LAYERED_SNAPSHOT);
+    w.u64(snapshot.version);
+    w.u64(snapshot.token);
+    w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
+    w.u64s(&snapshot.commits);
+    w.u64(snapshot.segments.len() as u64);
+    for segment in &snapshot.segments {
+        w.snapshot_ref(segment);
+    }
+    w.u64(snapshot.state.agents.len() as u64);
+    for (agent, agent_state) in &snapshot.state.agents {
+        w.str(agent);
+        w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
+        w.u64(agent_state.compactions);
+    }
+    let layers = snapshot.layers.unwrap_or(Layers { from: snapshot.segments.len() as u64, bytes: 0 });
+    w.u64(layers.from);
+    w.u64(layers.bytes);
+    w.finish()
+}
+
+/// A snapshot of any layout. A segmented one comes back with its messages empty and its
+/// `segments` and `counts` set: the loader fills the messages from the segments, and for a layered
+/// one (`layers` set) the state values too.
 pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
-    let (mut r, kind) = Reader::frame_of(key, bytes, &[KIND_SNAPSHOT, KIND_SEGMENTED_SNAPSHOT])?;
+    let kinds = [KIND_SNAPSHOT, KIND_SEGMENTED_SNAPSHOT, KIND_LAYERED_SNAPSHOT];
+    let (mut r, kind) = Reader::frame_of(key, bytes, &kinds)?;
     let version = r.u64()?;
     let token = r.u64()?;
     let previous = r.option(Reader::snapshot_ref)?;
     let commits = r.u64s()?;
     let mut segments = Vec::new();
     let mut counts = std::collections::BTreeMap::new();
+    if kind == KIND_LAYERED_SNAPSHOT {
+        segments = r.list(Reader::snapshot_ref)?;
+        let agents = r.list(|r| {
+            let agent = r.string()?;
+            counts.insert(agent.clone(), r.u64()?);
+            let compactions = r.u64()?;
+            Ok((agent, AgentState { compactions, ..AgentState::default() }))
+        })?;
+        let layers = Layers { from: r.u64()?, bytes: r.u64()? };
+        if layers.from > segments.len() as u64 {
+            return Err(r.corrupt("its state layers start past its segments"));
+        }
+        r.end()?;
+        let state = SessionState { agents: crate::core::map_from(agents) };
+        return Ok(Snapshot { version, token, previous, commits, segments, counts, state, layers: Some(layers) });
+    }
     let agents = if kind == KIND_SNAPSHOT {
         r.list(|r| {
             let agent = r.string()?;
             let messages = r.list(Reader::json)?;
-            let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
+            let state = crate::core::map_from(r.list(|r| Ok((r.string()?, r.json()?)))?);
             Ok((agent, AgentState { messages, state, compactions: 0 }))
         })?
     } else {
@@ -406,11 +451,11 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
         r.list(|r| {
             let agent = r.string()?;
             counts.insert(agent.clone(), r.u64()?);
-            let state = r.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect();
+            let state = crate::core::map_from(r.list(|r| Ok((r.string()?, r.json()?)))?);
             Ok((agent, AgentState { messages: Vec::new(), state, compactions: 0 }))
         })?
     };
-    let mut state = SessionState { agents: agents.into_iter().collect() };
+    let mut state = SessionState { agents: crate::core::map_from(agents) };
     // Added with compaction: how many compactions each agent's messages went through (none listed
     // in a snapshot written before).
     if kind == KIND_SEGMENTED_SNAPSHOT && !r.at_end() {
@@ -419,9 +464,11 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
         }
     }
     r.end()?;
-    Ok(Snapshot { version, token, previous, commits, segments, counts, state })
+    Ok(Snapshot { version, token, previous, commits, segments, counts, state, layers: None })
 }
 
+/// A segment: its messages, then (third layout) its state layer, which a build before layers reads
+/// as trailing bytes and refuses rather than misses.
 pub fn encode_segment(segment: &Segment) -> Vec<u8> {
     let mut w = Writer::frame(KIND_SEGMENT);
     w.u64(segment.version);
@@ -434,6 +481,13 @@ pub fn encode_segment(segment: &Segment) -> Vec<u8> {
             w.str(message);
         }
     }
+    if let Some(layer) = &segment.state {
+        w.u8(u8::from(layer.full));
+        w.u64(layer.events.len() as u64);
+        for event in &layer.events {
+            w.event(event);
+        }
+    }
     w.finish()
 }
 
@@ -442,8 +496,23 @@ pub fn decode_segment(key: &str, bytes: &[u8]) -> Result<Segment, CoreError> {
     let version = r.u64()?;
     let token = r.u64()?;
     let agents = r.list(|r| Ok((r.string()?, r.list(Reader::json)?)))?;
+    let state = match r.at_end() {
+        true => None,
+        false => {
+            let full = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(r.corrupt("its state layer is neither full nor partial")),
+            };
+            let events = r.list(Reader::event)?;
+            if !events.iter().all(|e| matches!(e, Event::StateSet { .. } | Event::StateDelete { .. })) {
+                return Err(r.corrupt("its state layer holds more than state values"));
+            }
+            Some(StateLayer { full, events })
+        }
+    };
     r.end()?;
-    Ok(Segment { version, token, agents })
+    Ok(Segment { version, token, agents, state })
 }
 
 /// One flush of a running turn's live parts (`t/<session>/<token>/<n>`).
@@ -789,7 +858,7 @@ impl<'a> Reader<'a> {
                 from: self.u64()?,
                 to: self.u64()?,
                 messages: self.list(Reader::json)?,
-                state: self.list(|r| Ok((r.string()?, r.json()?)))?.into_iter().collect(),
+                state: crate::core::map_from(self.list(|r| Ok((r.string()?, r.json()?)))?),
             },
             EVENT_STOPPED => {
                 let (reason, by) = (self.string()?, self.string()?);

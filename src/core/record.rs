@@ -239,11 +239,13 @@ pub struct Batch {
 
 /// An immutable snapshot `s/<session>/<version>/<token>` of the state at `version`.
 ///
-/// A snapshot holds the state values and how many messages each agent has; the messages themselves
-/// are in immutable segments (`g/<session>/<version>/<token>`, one written with each snapshot, holding
-/// what was appended since the one before), which it names. So writing a snapshot never rewrites
-/// old messages: its size follows the state values and what is new, not the session's length.
-/// Snapshots of the first layout held every message inline (`segments` empty, `counts` empty).
+/// A snapshot holds how many messages each agent has; the messages themselves are in immutable
+/// segments (`g/<session>/<version>/<token>`, one written with each snapshot, holding what was appended
+/// since the one before), which it names, and so are the state values (`layers`): each segment holds
+/// the values set or deleted since the snapshot before. So writing a snapshot never rewrites old
+/// messages or unchanged values: its size follows what changed, not the session's length.
+/// Snapshots of the first layout held every message and value inline (`segments` empty, `counts`
+/// empty); those of the second held the values inline (`layers` `None`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub version: u64,
@@ -256,15 +258,39 @@ pub struct Snapshot {
     pub segments: Vec<SnapshotRef>,
     /// Messages per agent in those segments, to check them against.
     pub counts: BTreeMap<String, u64>,
-    /// The state values, and the messages once the segments are read (inline in the first layout).
+    /// The state values, and the messages once the segments are read (the values inline in the
+    /// first two layouts; in the third, once the segments' layers are read).
     pub state: SessionState,
+    /// Where the state values are when they are not inline: in the layers of the segments.
+    pub layers: Option<Layers>,
+}
+
+/// The state layers a snapshot's values are read from: those of its segments from index `from` on,
+/// applied in order, the one at `from` holding every value (a full layer). `bytes` is what those
+/// layers hold in all, values that later ones replaced included: once that is over twice what the
+/// state holds, the next snapshot writes a full layer again, so that a load never reads more than
+/// about twice the state's size for its values (core/snapshot.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layers {
+    pub from: u64,
+    pub bytes: u64,
+}
+
+/// The state values one segment holds (see [`Layers`]), as the `StateSet` and `StateDelete` events
+/// that make them: every value of every agent (`full`: applied to no values), or the values set and
+/// deleted since the snapshot before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateLayer {
+    pub full: bool,
+    pub events: Vec<crate::core::Event>,
 }
 
 /// An immutable segment `g/<session>/<version>/<token>`: the messages each agent appended after the
-/// snapshot before the one written with it, up to `version`.
+/// snapshot before the one written with it, up to `version`, and (third layout) its state layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
     pub version: u64,
     pub token: u64,
     pub agents: Vec<(String, Vec<Json>)>,
+    pub state: Option<StateLayer>,
 }

@@ -1,24 +1,38 @@
-//! What a snapshot writes: the messages new since the snapshot before it, as one immutable segment,
-//! and a small record of state values, message counts and the segments that hold every message.
-//! Nothing written before is written again, so a snapshot's cost follows what changed, not the
-//! session's length (DESIGN.md "Storage layout"; docs/storage-layout.md).
+//! What a snapshot writes: the messages new since the snapshot before it, and the state values set
+//! or deleted since, as one immutable segment, and a small record of message counts and the segments
+//! that hold every message and value. Nothing written before is written again (but for a full state
+//! layer, once the layers repeat more than the state holds), so a snapshot's cost follows what
+//! changed, not the session's length (DESIGN.md "Storage layout"; docs/storage-layout.md).
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::core::event::{Event, SessionState};
-use crate::core::record::{Segment, Snapshot, SnapshotRef};
+use crate::core::record::{Json, Layers, Segment, Snapshot, SnapshotRef, StateLayer};
 
-/// The segment (if any message is new) and the snapshot of the commit that takes `state` (the
-/// state before it) to `version` with `events`, under `token`. `previous` is the snapshot before
-/// (state values not needed: its `segments` and `counts`), `commits` the tokens since it.
+/// The snapshot a new one builds on: the record (its segments, counts, compactions and layers), and
+/// the state values at its version when the caller has them (a store that wrote or loaded it). Without
+/// them the new snapshot writes a full state layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous<'a> {
+    pub snapshot: &'a Snapshot,
+    pub values: Option<&'a SessionState>,
+}
+
+/// The segment (if any message or value is new) and the snapshot of the commit that takes `state`
+/// (the state before it) to `version` with `events`, under `token`. `previous` is the snapshot
+/// before, `commits` the tokens since it. The snapshot returned holds the state values after the
+/// commit (not its messages), which a store keeps as the next one's `Previous::values`.
 pub fn next_snapshot(
     state: &SessionState,
     events: &[Event],
-    previous: Option<&Snapshot>,
+    previous: Option<Previous>,
     version: u64,
     token: u64,
     commits: Vec<u64>,
 ) -> (Option<Segment>, Snapshot) {
+    let values = previous.and_then(|p| p.values);
+    let previous = previous.map(|p| p.snapshot);
     let previous_ref = previous.map(|p| SnapshotRef { version: p.version, token: p.token });
     // Segments hold messages as appended; once a compaction replaced some (in this commit, or since
     // the previous snapshot's segments were written), the list starts again with the compacted view.
@@ -30,17 +44,22 @@ pub fn next_snapshot(
     if compacted {
         let mut after = state.clone();
         after.apply_all(events);
-        let counts = after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
+        let counts =
+            crate::core::map_from(after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)));
         let agents: Vec<_> = after
             .agents
             .iter_mut()
             .filter(|(_, a)| !a.messages.is_empty())
             .map(|(agent, a)| (agent.clone(), std::mem::take(&mut a.messages)))
             .collect();
-        let segment = (!agents.is_empty()).then_some(Segment { version, token, agents });
-        let segments = segment.iter().map(|_| SnapshotRef { version, token }).collect();
-        let snapshot = Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after };
-        return (segment, snapshot);
+        // The list starts again: its one segment holds every message and value.
+        let layer = full_layer(&after);
+        let layers = Some(Layers { from: 0, bytes: layer_bytes(&layer) });
+        let segment = Segment { version, token, agents, state: Some(layer) };
+        let segments = vec![SnapshotRef { version, token }];
+        let snapshot =
+            Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after, layers };
+        return (Some(segment), snapshot);
     }
     let mut after = SessionState { agents: BTreeMap::new() };
     // State values after the commit (messages are counted, not copied).
@@ -49,8 +68,8 @@ pub fn next_snapshot(
         kept.state = agent_state.state.clone();
         kept.compactions = agent_state.compactions;
     }
-    let mut counts: BTreeMap<String, u64> =
-        state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
+    let mut counts =
+        crate::core::map_from(state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)));
     // Few agents: a list (one less map type in the .wasm).
     let mut appended: Vec<(&str, Vec<crate::core::Json>)> = Vec::new();
     for event in events {
@@ -84,10 +103,73 @@ pub fn next_snapshot(
         }
     }
     let mut segments = base.map(|p| p.segments.clone()).unwrap_or_default();
-    let segment = (!segment_agents.is_empty()).then(|| {
+    // The values set or deleted since the snapshot before, when its layers go on in this list and
+    // its values are known, unless the layers would then repeat more than the state holds: then,
+    // as for a list that starts here, every value.
+    let since = base.and_then(|p| Some((p.layers?, diff_layer(values?, &after))));
+    let (layer, layers) = match since {
+        Some((layers, layer)) if layers.bytes + layer_bytes(&layer) <= 2 * values_bytes(&after) => {
+            let bytes = layers.bytes + layer_bytes(&layer);
+            ((!layer.events.is_empty()).then_some(layer), Layers { bytes, ..layers })
+        }
+        _ => {
+            let layer = full_layer(&after);
+            let layers = Layers { from: segments.len() as u64, bytes: layer_bytes(&layer) };
+            (Some(layer), layers)
+        }
+    };
+    let segment = (!segment_agents.is_empty() || layer.is_some()).then(|| {
         segments.push(SnapshotRef { version, token });
-        Segment { version, token, agents: segment_agents }
+        Segment { version, token, agents: segment_agents, state: layer }
     });
-    let snapshot = Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after };
+    let layers = Some(layers);
+    let snapshot = Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after, layers };
     (segment, snapshot)
+}
+
+/// Every state value of `state`, as the events that set them.
+fn full_layer(state: &SessionState) -> StateLayer {
+    let sets =
+        state.agents.iter().flat_map(|(agent, a)| a.state.iter().map(move |(key, value)| set(agent, key, value)));
+    StateLayer { full: true, events: sets.collect() }
+}
+
+/// The values `after` sets (new, or other than in `before`) and deletes (in `before` only). A value
+/// carried over from `before` is the same `Rc`, which makes the usual case a pointer compare.
+fn diff_layer(before: &SessionState, after: &SessionState) -> StateLayer {
+    let empty = BTreeMap::new();
+    let mut events = Vec::new();
+    let names = before.agents.keys().chain(after.agents.keys().filter(|agent| !before.agents.contains_key(*agent)));
+    for agent in names {
+        let old = before.agents.get(agent).map_or(&empty, |a| &a.state);
+        let new = after.agents.get(agent).map_or(&empty, |a| &a.state);
+        for (key, value) in new {
+            if old.get(key).is_none_or(|was| !Rc::ptr_eq(was, value) && was != value) {
+                events.push(set(agent, key, value));
+            }
+        }
+        let deleted = old.keys().filter(|key| !new.contains_key(*key));
+        events.extend(deleted.map(|key| Event::StateDelete { agent: agent.clone(), key: key.clone() }));
+    }
+    StateLayer { full: false, events }
+}
+
+fn set(agent: &str, key: &str, value: &Json) -> Event {
+    Event::StateSet { agent: agent.to_owned(), key: key.to_owned(), data: value.clone() }
+}
+
+/// What a layer holds, in bytes of keys and values.
+fn layer_bytes(layer: &StateLayer) -> u64 {
+    let bytes = |event: &Event| match event {
+        Event::StateSet { key, data, .. } => key.len() + data.len(),
+        Event::StateDelete { key, .. } => key.len(),
+        _ => 0,
+    };
+    layer.events.iter().map(bytes).sum::<usize>() as u64
+}
+
+/// What the state values of `state` hold, in bytes of keys and values.
+fn values_bytes(state: &SessionState) -> u64 {
+    let entries = state.agents.values().flat_map(|a| a.state.iter());
+    entries.map(|(key, value)| key.len() + value.len()).sum::<usize>() as u64
 }

@@ -585,13 +585,18 @@ impl Invocation {
                 let mut commits = head.commits.clone();
                 commits.push(self.token);
                 let state = self.session.state()?;
-                let (segment, next) =
-                    next_snapshot(&state, &batch.events, previous.as_deref(), new_version, self.token, commits);
+                let (segment, next) = next_snapshot(
+                    &state,
+                    &batch.events,
+                    Session::previous_of(&previous),
+                    new_version,
+                    self.token,
+                    commits,
+                );
                 if let Some(segment) = segment {
                     records.push((keys::segment_key(id, new_version, self.token), codec::encode_segment(&segment)));
                 }
-                records
-                    .push((keys::snapshot_key(id, new_version, self.token), codec::encode_segmented_snapshot(&next)));
+                records.push((keys::snapshot_key(id, new_version, self.token), codec::encode_layered_snapshot(&next)));
                 snapshot = Some(next);
             }
             // What the commit brings into this instance's memory: the encoded records and the

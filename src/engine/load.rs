@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::core::{codec, keys, Batch, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef};
+use crate::core::{
+    codec, keys, AgentState, Batch, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef, StateLayer,
+};
 use crate::engine::error::EngineResult;
 use crate::store::{budget, read_linked, take_linked, Entry, Follow, Linked, Store, Version};
 
@@ -87,16 +89,31 @@ async fn read_with_batches(
 }
 
 /// Puts the messages of `segment_records` (the snapshot's segments, in order) into its state, and
-/// checks them against its message counts.
+/// its state values when they are in the segments' layers; checks the messages against its counts.
 fn fill_messages(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<u8>]) -> EngineResult<()> {
-    for (at, bytes) in snapshot.segments.iter().zip(segment_records) {
+    let from = snapshot.layers.map(|layers| layers.from as usize);
+    for (index, (at, bytes)) in snapshot.segments.iter().zip(segment_records).enumerate() {
         let key = keys::segment_key(id, at.version, at.token);
         let segment = codec::decode_segment(&key, bytes)?;
+        let corrupt = |detail: &str| CoreError::CorruptRecord { key: key.clone(), detail: detail.into() };
         if segment.version != at.version || segment.token != at.token {
-            return Err(CoreError::CorruptRecord { key, detail: "holds another version".into() }.into());
+            return Err(corrupt("holds another version").into());
         }
         for (agent, messages) in segment.agents {
             snapshot.state.agents.entry(agent).or_default().messages.extend(messages);
+        }
+        // The layers from `from` on; the one at `from` holds every value.
+        match (from, segment.state) {
+            (Some(from), Some(layer)) if index >= from => {
+                if index == from && !layer.full {
+                    return Err(corrupt("holds only some state values, where its snapshot reads them all").into());
+                }
+                apply_layer(&mut snapshot.state, layer);
+            }
+            (Some(from), None) if index == from => {
+                return Err(corrupt("holds no state values, where its snapshot reads them all").into());
+            }
+            _ => {}
         }
     }
     for (agent, agent_state) in &snapshot.state.agents {
@@ -219,8 +236,9 @@ fn state_from(id: &str, head: &Head, mut read: Linked) -> EngineResult<(SessionS
         let key = keys::batch_key(id, version, token);
         state.apply_all(&batch_of(&key, &take(&key)?, (version, token))?.events);
     }
-    // What a later snapshot needs of this one: its segments and counts (not its messages).
-    let meta = snapshot.map(|snapshot| Snapshot { state: compactions_of(&snapshot.state), ..snapshot });
+    // What a later snapshot needs of this one: its segments, counts and state values (not its
+    // messages; the values are shared with the state, not copied).
+    let meta = snapshot.map(|snapshot| Snapshot { state: without_messages(&snapshot.state), ..snapshot });
     Ok((state, meta))
 }
 
@@ -333,6 +351,25 @@ pub(crate) async fn history(
         }
     }
     Ok(events)
+}
+
+/// Applies one state layer: a full one replaces every value, a partial one sets and deletes some.
+fn apply_layer(state: &mut SessionState, layer: StateLayer) {
+    if layer.full {
+        for agent_state in state.agents.values_mut() {
+            agent_state.state.clear();
+        }
+    }
+    state.apply_all(&layer.events);
+}
+
+/// `state` with its state values and compactions only.
+fn without_messages(state: &SessionState) -> SessionState {
+    let mut kept = SessionState::default();
+    for (agent, a) in &state.agents {
+        kept.agents.insert(agent.clone(), AgentState { messages: Vec::new(), state: a.state.clone(), ..*a });
+    }
+    kept
 }
 
 /// What a later snapshot needs of an agent's state besides its counts: how many compactions its

@@ -60,11 +60,11 @@ impl Session {
             let state = self.state()?;
             let previous = self.snapshot_meta(head.snapshot).await?;
             let (segment, snapshot) =
-                next_snapshot(&state, &[], previous.as_deref(), before, token, head.commits.clone());
+                next_snapshot(&state, &[], Session::previous_of(&previous), before, token, head.commits.clone());
             if let Some(segment) = segment {
                 records.push((keys::segment_key(id, before, token), codec::encode_segment(&segment)));
             }
-            records.push((keys::snapshot_key(id, before, token), codec::encode_segmented_snapshot(&snapshot)));
+            records.push((keys::snapshot_key(id, before, token), codec::encode_layered_snapshot(&snapshot)));
             chain.insert(0, (before, snapshot.segments.clone()));
             written = Some(snapshot);
         }

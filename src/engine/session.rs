@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
+use crate::core::snapshot::Previous;
 use crate::core::{
     codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot, SnapshotRef,
     Status, DEFAULT_AGENT,
@@ -141,20 +142,27 @@ impl Session {
         self.with_agent(agent, |a| a.map(|a| a.state.clone()).unwrap_or_default())
     }
 
-    /// The snapshot record at `at` without its messages (segments and counts): the one this view
-    /// remembers, or read (a snapshot another store wrote since this view was loaded).
-    pub(crate) async fn snapshot_meta(&self, at: Option<SnapshotRef>) -> EngineResult<Option<Rc<Snapshot>>> {
+    /// The snapshot record at `at` without its messages (segments and counts), and whether its
+    /// state holds its values: the one this view remembers (it does), or read (a snapshot another
+    /// store wrote since this view was loaded: it does not, unless they are inline in the record).
+    pub(crate) async fn snapshot_meta(&self, at: Option<SnapshotRef>) -> EngineResult<Option<(Rc<Snapshot>, bool)>> {
         let Some(at) = at else { return Ok(None) };
         let known = self.slot.view.borrow().snapshot.clone();
         if let Some(known) = known.filter(|s| s.version == at.version && s.token == at.token) {
-            return Ok(Some(known));
+            return Ok(Some((known, true)));
         }
         let mut snapshot = load::read_snapshot(&*self.shared.store, self.id(), at).await?;
         snapshot.state = load::compactions_of(&snapshot.state);
-        Ok(Some(Rc::new(snapshot)))
+        Ok(Some((Rc::new(snapshot), false)))
     }
 
-    /// Remembers the newest snapshot (its messages dropped: the segments hold them).
+    /// The [`Previous`] of a snapshot from [`Session::snapshot_meta`].
+    pub(crate) fn previous_of(meta: &Option<(Rc<Snapshot>, bool)>) -> Option<Previous<'_>> {
+        meta.as_ref().map(|(snapshot, known)| Previous { snapshot, values: known.then_some(&snapshot.state) })
+    }
+
+    /// Remembers the newest snapshot with its state values (its messages dropped: the segments hold
+    /// them), which the next snapshot compares the state with.
     pub(crate) fn remember_snapshot(&self, mut snapshot: Snapshot) {
         for agent_state in snapshot.state.agents.values_mut() {
             agent_state.messages = Vec::new();

@@ -192,7 +192,7 @@ test("IndexedDB control: without a key the raw database holds every marker (so t
     for (const [name, marker] of Object.entries(M)) assert.ok(holding(dump, marker).length > 0, `marker ${name} not in the dump`);
     assert.ok(kindsHolding(dump, M.message).includes("e"), "batches hold messages");
     assert.ok(kindsHolding(dump, M.message).includes("g"), "segments hold messages");
-    assert.ok(kindsHolding(dump, M.state).includes("s"), "snapshots hold state values");
+    assert.ok(kindsHolding(dump, M.state).includes("g"), "segments hold state values (their state layers)");
     assert.ok(kindsHolding(mid, M.live).includes("t"), "live flushes hold parts");
     for (const marker of [M.metadata, M.reason, M.payload]) assert.ok(kindsHolding(end, marker).includes("h"), "the head holds metadata and the interrupt");
   });

@@ -450,6 +450,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 segments: Vec::new(),
                 counts: BTreeMap::new(),
                 state: SessionState { agents },
+                layers: None,
             },
         )
 }
@@ -460,6 +461,10 @@ fn any_record() -> impl Strategy<Value = (Kind, Vec<u8>)> {
         head().prop_map(|h| (Kind::Head, encode_head(&h))),
         batch().prop_map(|b| (Kind::Batch, encode_batch(&b))),
         snapshot().prop_map(|s| (Kind::Snapshot, encode_snapshot(&s))),
+        snapshot().prop_map(|s| {
+            let layers = Some(agent_session::core::Layers { from: 0, bytes: s.version });
+            (Kind::Snapshot, agent_session::core::codec::encode_layered_snapshot(&Snapshot { layers, ..s }))
+        }),
     ]
 }
 
@@ -577,12 +582,64 @@ fn segmented_snapshots_and_segments_round_trip_and_refuse_corruption() {
         agent.messages.clear();
     }
     assert_eq!(decoded, without_messages);
-    let segment =
-        Segment { version: 250, token: 70, agents: vec![("default".into(), vec![json("1"), json("\"é\"")])] };
+    let segment = Segment {
+        version: 250,
+        token: 70,
+        agents: vec![("default".into(), vec![json("1"), json("\"é\"")])],
+        state: None,
+    };
     let encoded = encode_segment(&segment);
     assert_eq!(decode_segment("g/x~/1/1", &encoded), Ok(segment));
     for cut in 0..encoded.len() {
         assert!(decode_segment("g/x~/1/1", &encoded[..cut]).is_err());
     }
     assert!(decode_segment("g/x~/1/1", &bytes).is_err(), "a snapshot is not a segment");
+}
+
+#[test]
+fn layered_snapshots_and_segments_with_state_layers_round_trip_and_refuse_corruption() {
+    use agent_session::core::codec::{decode_segment, encode_layered_snapshot, encode_segment};
+    use agent_session::core::{Layers, Segment, StateLayer};
+    let mut snapshot = full_snapshot();
+    snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
+    snapshot.counts = [("default".to_owned(), 2), ("empty".to_owned(), 0)].into_iter().collect();
+    snapshot.state.agents.get_mut("default").unwrap().compactions = 3;
+    snapshot.layers = Some(Layers { from: 1, bytes: 12345 });
+    let bytes = encode_layered_snapshot(&snapshot);
+    assert_eq!(&bytes[..3], b"ASU");
+    let decoded = decode_snapshot(SNAPSHOT_KEY, &bytes).unwrap();
+    // Neither the messages nor the values are in it: the segments and their layers hold them.
+    let mut bare = snapshot.clone();
+    for agent in bare.state.agents.values_mut() {
+        agent.messages.clear();
+        agent.state.clear();
+    }
+    assert_eq!(decoded, bare);
+    for cut in 0..bytes.len() {
+        assert!(decode_snapshot(SNAPSHOT_KEY, &bytes[..cut]).is_err());
+    }
+    // Layers that would start past the segments are refused.
+    let past = encode_layered_snapshot(&Snapshot { layers: Some(Layers { from: 3, bytes: 0 }), ..snapshot.clone() });
+    assert!(decode_snapshot(SNAPSHOT_KEY, &past).is_err());
+
+    let layer = StateLayer {
+        full: false,
+        events: vec![
+            Event::StateSet { agent: "default".into(), key: "k".into(), data: json("1") },
+            Event::StateDelete { agent: "default".into(), key: "gone".into() },
+        ],
+    };
+    let segment = Segment { version: 250, token: 70, agents: vec![], state: Some(layer) };
+    let encoded = encode_segment(&segment);
+    assert_eq!(decode_segment("g/x~/1/1", &encoded), Ok(segment.clone()));
+    let full = Segment { state: Some(StateLayer { full: true, events: vec![] }), ..segment.clone() };
+    assert_eq!(decode_segment("g/x~/1/1", &encode_segment(&full)), Ok(full));
+    // A layer holds state events only: a message in one is refused.
+    let message = Event::Message { agent: "default".into(), data: json("1") };
+    let odd = Segment { state: Some(StateLayer { full: false, events: vec![message] }), ..segment };
+    assert!(decode_segment("g/x~/1/1", &encode_segment(&odd)).is_err());
+    for cut in 0..encoded.len() {
+        // A cut at the end of the messages is a segment of the second layout: its CRC says otherwise.
+        assert!(decode_segment("g/x~/1/1", &encoded[..cut]).is_err());
+    }
 }

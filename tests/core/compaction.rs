@@ -3,9 +3,9 @@
 
 use agent_session::core::keys::{batch_key, parse_record_key, segment_key, snapshot_key};
 use agent_session::core::retention::{doomed, oldest_kept};
-use agent_session::core::snapshot::next_snapshot;
+use agent_session::core::snapshot::{next_snapshot, Previous};
 use agent_session::core::tool_pairs::{check_cut, tool_ids};
-use agent_session::core::{CoreError, Event, Json, SessionState, SnapshotRef};
+use agent_session::core::{CoreError, Event, Json, SessionState, Snapshot, SnapshotRef};
 
 use crate::fixtures::*;
 
@@ -125,6 +125,11 @@ fn compaction_replaces_a_prefix_in_the_fold_and_counts() {
     assert!(state.agent("a").unwrap().messages.is_empty());
 }
 
+/// A snapshot built on, its state values known (a store that wrote it).
+fn known(snapshot: &Snapshot) -> Previous<'_> {
+    Previous { snapshot, values: Some(&snapshot.state) }
+}
+
 #[test]
 fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extends_them() {
     let mut state = SessionState::default();
@@ -132,9 +137,9 @@ fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extend
         state.apply(&Event::Message { agent: "a".into(), data: json(&n.to_string()) });
     }
     let (_, first) = next_snapshot(&SessionState::default(), &[], None, 1, 1, vec![1]);
-    let (_, old) = next_snapshot(&state, &[], Some(&first), 10, 1, vec![1]);
+    let (_, old) = next_snapshot(&state, &[], Some(known(&first)), 10, 1, vec![1]);
     let compact = Event::Compacted { agent: "a".into(), before: 98, summary: messages(&["\"sum\""]) };
-    let (segment, snapshot) = next_snapshot(&state, std::slice::from_ref(&compact), Some(&old), 11, 2, vec![2]);
+    let (segment, snapshot) = next_snapshot(&state, std::slice::from_ref(&compact), Some(known(&old)), 11, 2, vec![2]);
     let segment = segment.expect("the compacted view is written");
     assert_eq!(segment.agents, vec![("a".to_owned(), messages(&["\"sum\"", "98", "99"]))]);
     assert_eq!(snapshot.segments, vec![SnapshotRef { version: 11, token: 2 }], "the list starts again");
@@ -143,11 +148,11 @@ fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extend
     let mut after = state.clone();
     after.apply(&compact);
     let append = Event::Message { agent: "a".into(), data: json("100") };
-    let (segment, next) = next_snapshot(&after, std::slice::from_ref(&append), Some(&snapshot), 12, 3, vec![3]);
+    let (segment, next) = next_snapshot(&after, std::slice::from_ref(&append), Some(known(&snapshot)), 12, 3, vec![3]);
     assert_eq!(segment.unwrap().agents, vec![("a".to_owned(), messages(&["100"]))]);
     assert_eq!(next.segments.len(), 2);
     // A snapshot that did not see the compaction (another count) cannot be extended.
-    let (_, restarted) = next_snapshot(&after, std::slice::from_ref(&append), Some(&old), 12, 3, vec![3]);
+    let (_, restarted) = next_snapshot(&after, std::slice::from_ref(&append), Some(known(&old)), 12, 3, vec![3]);
     assert_eq!(restarted.segments, vec![SnapshotRef { version: 12, token: 3 }]);
 }
 

@@ -76,17 +76,35 @@ proptest! {
 mod segments {
     use std::collections::BTreeMap;
 
-    use agent_session::core::snapshot::next_snapshot;
-    use agent_session::core::{Event, SessionState, Snapshot, SnapshotRef};
+    use agent_session::core::snapshot::{next_snapshot, Previous};
+    use agent_session::core::{Event, Layers, SessionState, Snapshot, SnapshotRef, StateLayer};
 
     fn message(agent: &str, text: &str) -> Event {
         Event::Message { agent: agent.into(), data: text.into() }
+    }
+
+    fn set(agent: &str, key: &str, data: &str) -> Event {
+        Event::StateSet { agent: agent.into(), key: key.into(), data: data.into() }
     }
 
     fn state_of(events: &[Event]) -> SessionState {
         let mut state = SessionState::default();
         state.apply_all(events);
         state
+    }
+
+    /// A snapshot built on, its state values known (a store that wrote or loaded it).
+    fn known(snapshot: &Snapshot) -> Previous<'_> {
+        Previous { snapshot, values: Some(&snapshot.state) }
+    }
+
+    fn values(layer: &StateLayer) -> Vec<(String, String, Option<String>)> {
+        let entry = |event: &Event| match event {
+            Event::StateSet { agent, key, data } => (agent.clone(), key.clone(), Some(data.to_string())),
+            Event::StateDelete { agent, key } => (agent.clone(), key.clone(), None),
+            other => panic!("not a state event: {other:?}"),
+        };
+        layer.events.iter().map(entry).collect()
     }
 
     #[test]
@@ -100,10 +118,11 @@ mod segments {
         assert!(first.state.agents.values().all(|a| a.messages.is_empty()), "no message in the snapshot itself");
 
         // Later: state has 4 messages of a (2 committed since), the commit adds one more and a value.
-        let state =
-            state_of(&[message("a", "1"), message("a", "2"), message("b", "x"), message("a", "3"), message("a", "4")]);
-        let set = Event::StateSet { agent: "a".into(), key: "k".into(), data: "1".into() };
-        let (segment, second) = next_snapshot(&state, &[message("a", "5"), set], Some(&first), 9, 8, vec![8]);
+        let mut events = first_events.to_vec();
+        events.extend([message("a", "3"), message("a", "4")]);
+        let state = state_of(&events);
+        let commit = [message("a", "5"), set("a", "k", "1")];
+        let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 9, 8, vec![8]);
         assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["3".into(), "4".into(), "5".into()])]);
         assert_eq!(second.segments, vec![SnapshotRef { version: 3, token: 7 }, SnapshotRef { version: 9, token: 8 }]);
         assert_eq!(second.counts, BTreeMap::from([("a".into(), 5), ("b".into(), 1)]));
@@ -111,16 +130,73 @@ mod segments {
         assert_eq!(second.previous, Some(SnapshotRef { version: 3, token: 7 }));
 
         // Nothing new: no segment, the same segments named.
-        let (segment, third) = next_snapshot(
-            &state_of(&[message("a", "1")]),
-            &[],
-            Some(&Snapshot { counts: BTreeMap::from([("a".into(), 1)]), ..second.clone() }),
-            10,
-            9,
-            vec![9],
-        );
+        events.extend(commit);
+        let (segment, third) = next_snapshot(&state_of(&events), &[], Some(known(&second)), 10, 9, vec![9]);
         assert!(segment.is_none());
         assert_eq!(third.segments, second.segments);
+        assert_eq!(third.layers, second.layers);
+    }
+
+    #[test]
+    fn a_snapshot_writes_only_the_values_set_or_deleted_since_the_one_before() {
+        let big = format!("\"{}\"", "v".repeat(1000));
+        let start = [set("a", "keep", &big), set("a", "gone", "1"), set("b", "other", &big)];
+        let (segment, first) = next_snapshot(&SessionState::default(), &start, None, 1, 1, vec![1]);
+        let layer = segment.unwrap().state.unwrap();
+        assert!(layer.full, "the first layer holds every value");
+        assert_eq!(values(&layer).len(), 3);
+        assert_eq!(first.layers.map(|l| l.from), Some(0));
+
+        let mut state = state_of(&start);
+        let commit = [set("a", "new", "2"), Event::StateDelete { agent: "a".into(), key: "gone".into() }];
+        let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 2, 2, vec![2]);
+        let segment = segment.expect("new values make a segment");
+        assert!(segment.agents.is_empty(), "no message");
+        let layer = segment.state.unwrap();
+        assert!(!layer.full);
+        assert_eq!(
+            values(&layer),
+            vec![("a".into(), "new".into(), Some("2".into())), ("a".into(), "gone".into(), None)],
+            "the unchanged values are not written again"
+        );
+        assert_eq!(second.layers, Some(Layers { from: 0, bytes: first.layers.unwrap().bytes + 4 + 3 + 1 }));
+        state.apply_all(&commit);
+        assert_eq!(second.state, state, "the snapshot holds the values after the commit");
+
+        // A value set again to the same text, in a new allocation, is not written either.
+        let again = [set("a", "keep", &big)];
+        let (segment, _) = next_snapshot(&state, &again, Some(known(&second)), 3, 3, vec![3]);
+        assert!(segment.is_none());
+
+        // Without the values of the snapshot before (another store wrote it), every value.
+        let unknown = Previous { snapshot: &second, values: None };
+        let (segment, third) = next_snapshot(&state, &[set("a", "x", "3")], Some(unknown), 3, 3, vec![3]);
+        let layer = segment.unwrap().state.unwrap();
+        assert!(layer.full);
+        assert_eq!(values(&layer).len(), 4);
+        assert_eq!(third.layers.map(|l| l.from), Some(2), "the layers start again at the new segment");
+    }
+
+    #[test]
+    fn once_the_layers_repeat_more_than_the_state_holds_a_full_layer_is_written() {
+        let value = |n: usize| format!("\"{}{n}\"", "v".repeat(100));
+        let mut state = state_of(&[set("a", "k", &value(0))]);
+        let (_, mut snapshot) =
+            next_snapshot(&SessionState::default(), &[set("a", "k", &value(0))], None, 1, 1, vec![1]);
+        let mut full_at = Vec::new();
+        for n in 1..8u64 {
+            let commit = [set("a", "k", &value(n as usize))];
+            let (segment, next) = next_snapshot(&state, &commit, Some(known(&snapshot)), n + 1, 1, vec![1]);
+            state.apply_all(&commit);
+            let layers = next.layers.unwrap();
+            assert!(layers.bytes <= 2 * 105, "the layers hold at most twice the state: {layers:?}");
+            if segment.unwrap().state.unwrap().full {
+                full_at.push(n);
+                assert_eq!(layers.from as usize, next.segments.len() - 1);
+            }
+            snapshot = next;
+        }
+        assert_eq!(full_at, vec![2, 4, 6], "a full layer every other snapshot of a value rewritten each time");
     }
 
     #[test]
@@ -132,12 +208,17 @@ mod segments {
             commits: vec![1, 1],
             segments: Vec::new(),
             counts: BTreeMap::new(),
-            state: SessionState::default(),
+            state: state_of(&[set("a", "k", "1")]),
+            layers: None,
         };
-        let state = state_of(&[message("a", "1"), message("a", "2")]);
-        let (segment, next) = next_snapshot(&state, &[message("a", "3")], Some(&inline), 3, 2, vec![2]);
-        assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["1".into(), "2".into(), "3".into()])]);
+        let state = state_of(&[message("a", "1"), message("a", "2"), set("a", "k", "1")]);
+        let (segment, next) = next_snapshot(&state, &[message("a", "3")], Some(known(&inline)), 3, 2, vec![2]);
+        let segment = segment.unwrap();
+        assert_eq!(segment.agents, vec![("a".into(), vec!["1".into(), "2".into(), "3".into()])]);
         assert_eq!(next.segments, vec![SnapshotRef { version: 3, token: 2 }]);
+        let layer = segment.state.unwrap();
+        assert!(layer.full, "the values were inline: the first layer holds them all");
+        assert_eq!(values(&layer), vec![("a".into(), "k".into(), Some("1".into()))]);
     }
 
     #[test]
@@ -150,11 +231,13 @@ mod segments {
             segments: vec![SnapshotRef { version: 5, token: 3 }],
             counts: BTreeMap::from([("a".into(), 9)]),
             state: SessionState::default(),
+            layers: Some(Layers { from: 0, bytes: 0 }),
         };
         let state = state_of(&[message("a", "1"), message("a", "2")]);
-        let (segment, next) = next_snapshot(&state, &[], Some(&wrong), 6, 4, vec![4]);
+        let (segment, next) = next_snapshot(&state, &[], Some(known(&wrong)), 6, 4, vec![4]);
         assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["1".into(), "2".into()])]);
         assert_eq!(next.segments, vec![SnapshotRef { version: 6, token: 4 }], "a new list of segments");
+        assert_eq!(next.layers, Some(Layers { from: 0, bytes: 0 }));
         assert_eq!(next.previous, Some(SnapshotRef { version: 5, token: 3 }), "history still walks back through it");
     }
 }

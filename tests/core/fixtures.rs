@@ -113,6 +113,7 @@ pub fn full_snapshot() -> Snapshot {
         segments: Vec::new(),
         counts: BTreeMap::new(),
         state: SessionState { agents },
+        layers: None,
     }
 }
 
@@ -125,6 +126,7 @@ pub fn empty_snapshot() -> Snapshot {
         segments: Vec::new(),
         counts: BTreeMap::new(),
         state: SessionState::default(),
+        layers: None,
     }
 }
 

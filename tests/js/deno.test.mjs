@@ -323,7 +323,7 @@ test("Deno: encryption at rest on a Deno KV file: no marker in the raw file (the
   for (const name of names) assert.ok(holding(clearAll, name).length > 0, `control: marker ${name} not in the dump`);
   assert.ok(kindsHolding(clearAll, "message").includes("e"), `control: batches hold messages: ${kindsHolding(clearAll, "message")}`);
   assert.ok(kindsHolding(clearAll, "message").includes("g"), `control: segments hold messages: ${kindsHolding(clearAll, "message")}`);
-  assert.ok(kindsHolding(clearAll, "state").includes("s"), `control: snapshots hold state values: ${kindsHolding(clearAll, "state")}`);
+  assert.ok(kindsHolding(clearAll, "state").includes("g"), `control: segments hold state values: ${kindsHolding(clearAll, "state")}`);
   assert.ok(kindsHolding(clear.mid, "live").includes("t"), `control: live flushes hold parts mid-turn: ${kindsHolding(clear.mid, "live")}`);
   for (const name of ["metadata", "reason", "payload"]) assert.ok(kindsHolding(clear.end, name).includes("h"), `control: the head holds ${name}`);
   assert.ok(clear.files.length > 0, "control: the SQLite file was found");

@@ -354,7 +354,7 @@ for (const backend of BACKENDS) {
         const kinds = (marker) => kindsHolding(dump, marker);
         assert.ok(kinds(M.message).includes("e"), `batches hold messages: ${kinds(M.message)}`);
         assert.ok(kinds(M.message).includes("g"), `segments hold messages: ${kinds(M.message)}`);
-        assert.ok(kinds(M.state).includes("s"), `snapshots hold state values: ${kinds(M.state)}`);
+        assert.ok(kinds(M.state).includes("g"), `segments hold state values (their state layers): ${kinds(M.state)}`);
         assert.ok(kinds(M.live).includes("t"), `live flushes hold parts: ${kinds(M.live)}`);
         assert.ok(kinds(M.metadata).includes("h"), `the head holds metadata: ${kinds(M.metadata)}`);
         assert.ok(kinds(M.reason).includes("h"), `the head holds the interrupt reason: ${kinds(M.reason)}`);

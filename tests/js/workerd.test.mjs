@@ -365,7 +365,7 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
     }
     assert.ok(holding(control.mid, clear.live).some(([key]) => key.startsWith("t/")), "control: live flushes hold the parts");
     assert.ok(holding(control.end, clear.metadata).some(([key]) => key.startsWith("h/")), "control: the head holds the metadata");
-    assert.ok(holding(control.end, clear.state).some(([key]) => key.startsWith("s/")), "control: a snapshot holds the state");
+    assert.ok(holding(control.end, clear.state).some(([key]) => key.startsWith("g/")), "control: a segment (its state layer) holds the state");
 
     const M = markers();
     const sealed = await run("encryption-sealed", M, randomBytes(32).toString("hex"));
