@@ -19,11 +19,15 @@ try {
     const { idbProtocol } = await import("/bench/baselines.mjs");
     const log = [];
     let on = false;
+    // Time spent inside the IndexedDB calls themselves (synchronous part), per call kind.
+    let calls = {};
     const mark = (what) => on && log.push([what, performance.now()]);
     const open = IDBDatabase.prototype.transaction;
     IDBDatabase.prototype.transaction = function (...args) {
       mark("tx");
+      const t0 = performance.now();
       const tx = open.apply(this, args);
+      if (on) calls.transaction = (calls.transaction ?? 0) + performance.now() - t0;
       tx.addEventListener("complete", () => mark("complete"));
       return tx;
     };
@@ -31,7 +35,9 @@ try {
       const call = IDBObjectStore.prototype[method];
       IDBObjectStore.prototype[method] = function (...args) {
         mark(method);
+        const t0 = performance.now();
         const request = call.apply(this, args);
+        if (on) calls[method] = (calls[method] ?? 0) + performance.now() - t0;
         request.addEventListener("success", () => mark(`${method}-ok`));
         return request;
       };
@@ -76,6 +82,7 @@ try {
       for (let k = 0; k < turns; k++) {
         for (const [name, turn] of Object.entries(impls)) {
           log.length = 0;
+          calls = {};
           on = recorded;
           await turn(k);
           on = false;
@@ -86,6 +93,7 @@ try {
             (of[step] ??= []).push(log[i][1] - log[i - 1][1]);
           }
           (of.total ??= []).push(log[log.length - 1][1] - log[0][1]);
+          for (const [method, ms] of Object.entries(calls)) (of[`   in ${method}() calls`] ??= []).push(ms);
         }
       }
     }
