@@ -197,7 +197,7 @@ here is a pass/fail threshold.
 - Date: ${dates[0] ?? "-"} to ${dates.at(-1) ?? "-"}
 - Machine: ${cpus[0]?.model ?? "unknown CPU"}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()} ${os.arch()}
 - Node ${process.version}; Chromium ${chromium ?? "not run"} (Debian's, headless, driven by playwright-core)
-- Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length.toLocaleString("en-US")} bytes raw, ${gzipSync(wasm, { level: 9 }).length.toLocaleString("en-US")} bytes gzipped (Node zlib, level 9; `gzip -9`, which scripts/build prints, gives about 0.6% less)
+- Shipped .wasm (js/wasm/agent_session_bg.wasm): ${wasm.length.toLocaleString("en-US")} bytes raw, ${gzipSync(wasm, { level: 9 }).length.toLocaleString("en-US")} bytes gzipped (Node zlib, level 9; \`gzip -9\`, which scripts/build prints, gives about 0.6% less)
 - Baselines measured: on IndexedDB, a hand-written \`idb\` lease + append protocol, \`idb-keyval\` and
   the same protocol on Dexie${reports.idb && !reports.idb.data.sizes.some((s) => s.impls.dexie) ? " (not in this run's idb.json)" : ""}; in Node, @openai/agents'
   MemorySession, LangGraph's MemorySaver and Strands' SessionManager over InMemoryStorage; for live turns,
