@@ -349,9 +349,12 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     w.finish()
 }
 
-/// A snapshot whose messages are in `snapshot.segments`: state values and message counts only.
+/// A snapshot whose messages are in `snapshot.segments`: with `layers`, its state values are in them
+/// too (kind `U`: message counts, compactions, where the layers start); without, they are inline
+/// (kind `T`, what builds before layers wrote).
 pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
-    let mut w = Writer::frame(KIND_SEGMENTED_SNAPSHOT);
+    let kind = if snapshot.layers.is_some() { KIND_LAYERED_SNAPSHOT } else { KIND_SEGMENTED_SNAPSHOT };
+    let mut w = Writer::frame(kind);
     w.u64(snapshot.version);
     w.u64(snapshot.token);
     w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
@@ -361,6 +364,16 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
         w.snapshot_ref(segment);
     }
     w.u64(snapshot.state.agents.len() as u64);
+    if let Some(layers) = snapshot.layers {
+        for (agent, agent_state) in &snapshot.state.agents {
+            w.str(agent);
+            w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
+            w.u64(agent_state.compactions);
+        }
+        w.u64(layers.from);
+        w.u64(layers.bytes);
+        return w.finish();
+    }
     for (agent, agent_state) in &snapshot.state.agents {
         w.str(agent);
         w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
@@ -384,30 +397,6 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
             w.u64(compactions);
         }
     }
-    w.finish()
-}
-
-/// A snapshot whose messages and state values are in its segments ([`Snapshot::layers`], which it
-/// must have): message counts, compactions and where the layers start.
-pub fn encode_layered_snapshot(snapshot: &Snapshot) -> Vec<u8> {
-    let mut w = Writer::frame(KIND_LAYERED_SNAPSHOT);
-    w.u64(snapshot.version);
-    w.u64(snapshot.token);
-    w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
-    w.u64s(&snapshot.commits);
-    w.u64(snapshot.segments.len() as u64);
-    for segment in &snapshot.segments {
-        w.snapshot_ref(segment);
-    }
-    w.u64(snapshot.state.agents.len() as u64);
-    for (agent, agent_state) in &snapshot.state.agents {
-        w.str(agent);
-        w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
-        w.u64(agent_state.compactions);
-    }
-    let layers = snapshot.layers.unwrap_or(Layers { from: snapshot.segments.len() as u64, bytes: 0 });
-    w.u64(layers.from);
-    w.u64(layers.bytes);
     w.finish()
 }
 

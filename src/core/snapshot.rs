@@ -134,22 +134,26 @@ fn full_layer(state: &SessionState) -> StateLayer {
     StateLayer { full: true, events: sets.collect() }
 }
 
-/// The values `after` sets (new, or other than in `before`) and deletes (in `before` only). A value
-/// carried over from `before` is the same `Rc`, which makes the usual case a pointer compare.
+/// The values `after` sets (new, or other than in `before`) and deletes (in `before` only), in one
+/// pass over both maps in key order. A value carried over from `before` is the same `Rc`, which makes
+/// the usual case a pointer compare.
 fn diff_layer(before: &SessionState, after: &SessionState) -> StateLayer {
     let empty = BTreeMap::new();
     let mut events = Vec::new();
     let names = before.agents.keys().chain(after.agents.keys().filter(|agent| !before.agents.contains_key(*agent)));
     for agent in names {
-        let old = before.agents.get(agent).map_or(&empty, |a| &a.state);
-        let new = after.agents.get(agent).map_or(&empty, |a| &a.state);
-        for (key, value) in new {
-            if old.get(key).is_none_or(|was| !Rc::ptr_eq(was, value) && was != value) {
-                events.push(set(agent, key, value));
+        let delete = |key: &String| Event::StateDelete { agent: agent.clone(), key: key.clone() };
+        let mut old = before.agents.get(agent).map_or(&empty, |a| &a.state).iter().peekable();
+        for (key, value) in after.agents.get(agent).map_or(&empty, |a| &a.state) {
+            while let Some((gone, _)) = old.next_if(|(was, _)| *was < key) {
+                events.push(delete(gone));
+            }
+            match old.next_if(|(was, _)| *was == key) {
+                Some((_, was)) if Rc::ptr_eq(was, value) || was == value => {}
+                _ => events.push(set(agent, key, value)),
             }
         }
-        let deleted = old.keys().filter(|key| !new.contains_key(*key));
-        events.extend(deleted.map(|key| Event::StateDelete { agent: agent.clone(), key: key.clone() }));
+        events.extend(old.map(|(gone, _)| delete(gone)));
     }
     StateLayer { full: false, events }
 }

@@ -596,7 +596,8 @@ impl Invocation {
                 if let Some(segment) = segment {
                     records.push((keys::segment_key(id, new_version, self.token), codec::encode_segment(&segment)));
                 }
-                records.push((keys::snapshot_key(id, new_version, self.token), codec::encode_layered_snapshot(&next)));
+                records
+                    .push((keys::snapshot_key(id, new_version, self.token), codec::encode_segmented_snapshot(&next)));
                 snapshot = Some(next);
             }
             // What the commit brings into this instance's memory: the encoded records and the

@@ -64,7 +64,7 @@ impl Session {
             if let Some(segment) = segment {
                 records.push((keys::segment_key(id, before, token), codec::encode_segment(&segment)));
             }
-            records.push((keys::snapshot_key(id, before, token), codec::encode_layered_snapshot(&snapshot)));
+            records.push((keys::snapshot_key(id, before, token), codec::encode_segmented_snapshot(&snapshot)));
             chain.insert(0, (before, snapshot.segments.clone()));
             written = Some(snapshot);
         }

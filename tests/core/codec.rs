@@ -463,7 +463,7 @@ fn any_record() -> impl Strategy<Value = (Kind, Vec<u8>)> {
         snapshot().prop_map(|s| (Kind::Snapshot, encode_snapshot(&s))),
         snapshot().prop_map(|s| {
             let layers = Some(agent_session::core::Layers { from: 0, bytes: s.version });
-            (Kind::Snapshot, agent_session::core::codec::encode_layered_snapshot(&Snapshot { layers, ..s }))
+            (Kind::Snapshot, agent_session::core::codec::encode_segmented_snapshot(&Snapshot { layers, ..s }))
         }),
     ]
 }
@@ -598,14 +598,14 @@ fn segmented_snapshots_and_segments_round_trip_and_refuse_corruption() {
 
 #[test]
 fn layered_snapshots_and_segments_with_state_layers_round_trip_and_refuse_corruption() {
-    use agent_session::core::codec::{decode_segment, encode_layered_snapshot, encode_segment};
+    use agent_session::core::codec::{decode_segment, encode_segment, encode_segmented_snapshot};
     use agent_session::core::{Layers, Segment, StateLayer};
     let mut snapshot = full_snapshot();
     snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
     snapshot.counts = [("default".to_owned(), 2), ("empty".to_owned(), 0)].into_iter().collect();
     snapshot.state.agents.get_mut("default").unwrap().compactions = 3;
     snapshot.layers = Some(Layers { from: 1, bytes: 12345 });
-    let bytes = encode_layered_snapshot(&snapshot);
+    let bytes = encode_segmented_snapshot(&snapshot);
     assert_eq!(&bytes[..3], b"ASU");
     let decoded = decode_snapshot(SNAPSHOT_KEY, &bytes).unwrap();
     // Neither the messages nor the values are in it: the segments and their layers hold them.
@@ -619,7 +619,7 @@ fn layered_snapshots_and_segments_with_state_layers_round_trip_and_refuse_corrup
         assert!(decode_snapshot(SNAPSHOT_KEY, &bytes[..cut]).is_err());
     }
     // Layers that would start past the segments are refused.
-    let past = encode_layered_snapshot(&Snapshot { layers: Some(Layers { from: 3, bytes: 0 }), ..snapshot.clone() });
+    let past = encode_segmented_snapshot(&Snapshot { layers: Some(Layers { from: 3, bytes: 0 }), ..snapshot.clone() });
     assert!(decode_snapshot(SNAPSHOT_KEY, &past).is_err());
 
     let layer = StateLayer {

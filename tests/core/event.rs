@@ -156,7 +156,7 @@ mod segments {
         assert!(!layer.full);
         assert_eq!(
             values(&layer),
-            vec![("a".into(), "new".into(), Some("2".into())), ("a".into(), "gone".into(), None)],
+            vec![("a".into(), "gone".into(), None), ("a".into(), "new".into(), Some("2".into()))],
             "the unchanged values are not written again"
         );
         assert_eq!(second.layers, Some(Layers { from: 0, bytes: first.layers.unwrap().bytes + 4 + 3 + 1 }));
@@ -239,5 +239,67 @@ mod segments {
         assert_eq!(next.segments, vec![SnapshotRef { version: 6, token: 4 }], "a new list of segments");
         assert_eq!(next.layers, Some(Layers { from: 0, bytes: 0 }));
         assert_eq!(next.previous, Some(SnapshotRef { version: 5, token: 3 }), "history still walks back through it");
+    }
+
+    /// One commit of the property below: `(agent, key, value)`, value `None` a delete, `Some(0)` a
+    /// message instead of a value.
+    type Step = Vec<(u8, u8, Option<u8>)>;
+
+    fn events_of(step: &Step) -> Vec<Event> {
+        let event = |&(agent, key, value): &(u8, u8, Option<u8>)| {
+            let (agent, key) = (format!("agent{agent}"), format!("key{key}"));
+            match value {
+                None => Event::StateDelete { agent, key },
+                Some(0) => Event::Message { agent, data: "\"m\"".into() },
+                // Values of very different sizes, so that the layers sometimes outgrow the state.
+                Some(n) => {
+                    Event::StateSet { agent, key, data: format!("\"{}\"", "v".repeat(usize::from(n) * 7)).into() }
+                }
+            }
+        };
+        step.iter().map(event).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, failure_persistence: None, ..Default::default() })]
+
+        /// Whatever is set and deleted, by however many agents, over however many snapshots: the
+        /// layers a snapshot names, applied from its `from` on, give its state values, and they hold
+        /// at most about twice what those values hold.
+        #[test]
+        fn the_layers_of_every_snapshot_give_its_values(
+            steps in proptest::collection::vec(proptest::collection::vec((0u8..3, 0u8..6, proptest::option::of(0u8..20)), 0..6), 1..25),
+        ) {
+            let mut state = SessionState::default();
+            let mut written: Vec<Option<StateLayer>> = Vec::new(); // the segments' layers, by index
+            let mut previous: Option<Snapshot> = None;
+            for (n, step) in steps.iter().enumerate() {
+                let events = events_of(step);
+                let version = n as u64 + 1;
+                let (segment, snapshot) = next_snapshot(&state, &events, previous.as_ref().map(known), version, 1, vec![1]);
+                state.apply_all(&events);
+                if let Some(segment) = segment {
+                    written.push(segment.state);
+                }
+                let layers = snapshot.layers.unwrap();
+                let mut read = SessionState::default();
+                for (index, layer) in written.iter().enumerate().skip(layers.from as usize) {
+                    let layer = layer.as_ref().map_or_else(StateLayer::default, Clone::clone);
+                    proptest::prop_assert!(index != layers.from as usize || layer.full, "the first layer read is full");
+                    if layer.full {
+                        read.agents.values_mut().for_each(|a| a.state.clear());
+                    }
+                    read.apply_all(&layer.events);
+                }
+                let values = |s: &SessionState| -> Vec<(String, String, String)> {
+                    let entries = s.agents.iter().flat_map(|(a, st)| st.state.iter().map(move |(k, v)| (a.clone(), k.clone(), v.to_string())));
+                    entries.collect()
+                };
+                proptest::prop_assert_eq!(values(&read), values(&state));
+                let live: usize = state.agents.values().flat_map(|a| a.state.iter()).map(|(k, v)| k.len() + v.len()).sum();
+                proptest::prop_assert!(layers.bytes as usize <= 2 * live, "layers {} for {} bytes of values", layers.bytes, live);
+                previous = Some(snapshot);
+            }
+        }
     }
 }
