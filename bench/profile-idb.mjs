@@ -21,20 +21,22 @@ try {
     const s = await store.open("s");
     for (let i = 0; i < size; i += 100) { const inv = await s.begin(); for (let j = i; j < Math.min(size, i + 100); j++) inv.appendMessage(message(j)); await inv.commit(); }
     const { idbProtocol } = await import("/bench/baselines.mjs");
-    const hand = await (await idbProtocol(db + "-b")).writer("s");
+    const proto = await idbProtocol(db + "-b");
+    const hand = await proto.writer("s");
     await hand.fill(Array.from({ length: size }, (_, j) => message(j)));
-    window.__p = { store, s, db, SessionStore, message, hand };
+    window.__p = { store, s, db, SessionStore, message, hand, proto };
   }, { size });
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("Profiler.enable");
   await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
   const run = () => page.evaluate(async ({ mode, n, baseline }) => {
-    const { store, s, db, SessionStore, message, hand } = window.__p;
+    const { store, s, db, SessionStore, message, hand, proto } = window.__p;
     if (!window.__c) { window.__c = { post: 0, put: 0, get: 0, tx: 0 }; const P = BroadcastChannel.prototype.postMessage; BroadcastChannel.prototype.postMessage = function (...a) { window.__c.post++; return P.apply(this, a); }; for (const [o, m] of [[IDBObjectStore.prototype, "put"], [IDBObjectStore.prototype, "get"], [IDBDatabase.prototype, "transaction"]]) { const f = o[m]; o[m] = function (...a) { window.__c[m === "transaction" ? "tx" : m]++; return f.apply(this, a); }; } }
     const c0 = { ...window.__c };
     const t0 = performance.now();
     for (let k = 0; k < n; k++) {
-      if (baseline) await hand.turn([message(k), message(k + 1)]);
+      if (baseline && mode === "turn") await hand.turn([message(k), message(k + 1)]);
+      else if (baseline) (await proto.load("s")).close();
       else if (mode === "turn") { const inv = await s.begin(); inv.appendMessage(message(k)); inv.appendMessage(message(k + 1)); await inv.commit(); }
       else { const r = await SessionStore.indexedDb({ database: db }); const x = await r.open("s", { create: false }); x.messages().length; r.close(); }
     }

@@ -903,3 +903,47 @@ test("a quota error surfaces as StorageError, the previous version stays intact 
     assert.deepEqual(fresh, { version: 1, messages: [{ text: "small" }] });
   });
 });
+
+test("a load resolves once its reads are in, before its read-only transaction's complete event; its messages and state are the committed ones", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const page = await openTab(tabs, "tab");
+    const order = await inTab(page, async ({ lib }, { database }) => {
+      const writer = await lib.SessionStore.indexedDb({ database });
+      const session = await writer.open("s");
+      for (let i = 0; i < 3; i++) {
+        await session.invoke((inv) => {
+          inv.appendMessage({ i });
+          inv.setState("n", i);
+        });
+      }
+      await writer.close();
+      // Every transaction from now on, with the order of its complete event against the load's end.
+      const events = [];
+      const opener = IDBDatabase.prototype.transaction;
+      IDBDatabase.prototype.transaction = function (...args) {
+        const tx = opener.apply(this, args);
+        const n = events.filter((e) => e.startsWith("tx")).length;
+        events.push(`tx ${n} ${tx.mode}`);
+        tx.addEventListener("complete", () => events.push(`complete ${n}`));
+        return tx;
+      };
+      try {
+        const reader = await lib.SessionStore.indexedDb({ database });
+        const loaded = await reader.open("s", { create: false });
+        events.push("loaded");
+        const seen = { messages: loaded.messages(), n: loaded.stateValue("n") };
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await reader.close();
+        return { events, seen };
+      } finally {
+        IDBDatabase.prototype.transaction = opener;
+      }
+    }, { database });
+    assert.deepEqual(order.seen, { messages: [{ i: 0 }, { i: 1 }, { i: 2 }], n: 2 });
+    const loadTx = order.events.filter((e) => e.endsWith("readonly")).at(-1)?.split(" ")[1];
+    assert.ok(loadTx !== undefined, `no read-only transaction: ${order.events}`);
+    const loaded = order.events.indexOf("loaded");
+    const completed = order.events.indexOf(`complete ${loadTx}`);
+    assert.ok(completed > loaded, `the load waited for complete: ${order.events.join(", ")}`);
+  });
+});
