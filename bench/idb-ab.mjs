@@ -5,6 +5,7 @@
 // ignored by git): two builds in one page is the comparison that separates a 1% change from the noise
 // between runs (about 2%).
 // Usage: node bench/idb-ab.mjs '{"default":{},"no heartbeat":{"heartbeat":false}}'
+//        node bench/idb-ab.mjs '{"default":{},"onEvent":{"onEvent":"noop"}}'
 //        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js"},"after":{}}'
 import { startBrowser } from "../tests/browser/chromium.mjs";
 import { benchPage } from "./page.mjs";
@@ -19,7 +20,9 @@ try {
     for (const [name, config] of Object.entries(configs)) {
       const variant = "entry" in config || "options" in config;
       const { SessionStore } = await import(variant && config.entry ? config.entry : "/js/entry/browser.js");
-      const opts = variant ? config.options ?? {} : config;
+      const given = variant ? config.options ?? {} : config;
+      // "onEvent": "noop" gives the store a listener that does nothing (what events cost to build).
+      const opts = given.onEvent === "noop" ? { ...given, onEvent: () => {} } : given;
       const store = await SessionStore.indexedDb({ database: "ab" + Math.random(), ...opts });
       const s = await store.open("s");
       impls[name] = async (k) => { const inv = await s.begin(); inv.appendMessage(message(k)); inv.appendMessage(message(k + 1)); await inv.commit(); };
