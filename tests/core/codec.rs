@@ -17,21 +17,24 @@ use crate::fixtures::*;
 const HEAD_KEY: &str = "h/some%2Fsession~";
 const BATCH_KEY: &str = "e/some%2Fsession~/000000000000012d/000000000000004d";
 const SNAPSHOT_KEY: &str = "s/some%2Fsession~/00000000000000fa/0000000000000046";
+const SEGMENT_KEY: &str = "g/some%2Fsession~/00000000000000fa/0000000000000046";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Head,
     Batch,
     Snapshot,
+    Segment,
 }
 
-const KINDS: [Kind; 3] = [Kind::Head, Kind::Batch, Kind::Snapshot];
+const KINDS: [Kind; 4] = [Kind::Head, Kind::Batch, Kind::Snapshot, Kind::Segment];
 
 fn key_of(kind: Kind) -> &'static str {
     match kind {
         Kind::Head => HEAD_KEY,
         Kind::Batch => BATCH_KEY,
         Kind::Snapshot => SNAPSHOT_KEY,
+        Kind::Segment => SEGMENT_KEY,
     }
 }
 
@@ -42,6 +45,7 @@ fn decode(kind: Kind, bytes: &[u8]) -> Result<(), CoreError> {
         Kind::Head => decode_head(key, bytes).map(drop),
         Kind::Batch => decode_batch(key, bytes).map(drop),
         Kind::Snapshot => decode_snapshot(key, bytes).map(drop),
+        Kind::Segment => agent_session::core::codec::decode_segment(key, bytes).map(drop),
     }
 }
 
@@ -455,12 +459,30 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         )
 }
 
+/// A segment: messages of some agents and, or not, a state layer of set and delete events.
+fn segment() -> impl Strategy<Value = agent_session::core::Segment> {
+    let state_event = prop_oneof![
+        (text(), text(), json_text()).prop_map(|(agent, key, data)| Event::StateSet { agent, key, data }),
+        (text(), text()).prop_map(|(agent, key)| Event::StateDelete { agent, key }),
+    ];
+    let layer = (any::<bool>(), proptest::collection::vec(state_event, 0..5))
+        .prop_map(|(full, events)| agent_session::core::StateLayer { full, events });
+    (
+        small_u64(),
+        small_u64(),
+        proptest::collection::vec((text(), proptest::collection::vec(json_text(), 0..4)), 0..3),
+        proptest::option::of(layer),
+    )
+        .prop_map(|(version, token, agents, state)| agent_session::core::Segment { version, token, agents, state })
+}
+
 /// A valid record of any kind, encoded.
 fn any_record() -> impl Strategy<Value = (Kind, Vec<u8>)> {
     prop_oneof![
         head().prop_map(|h| (Kind::Head, encode_head(&h))),
         batch().prop_map(|b| (Kind::Batch, encode_batch(&b))),
         snapshot().prop_map(|s| (Kind::Snapshot, encode_snapshot(&s))),
+        segment().prop_map(|g| (Kind::Segment, agent_session::core::codec::encode_segment(&g))),
         snapshot().prop_map(|s| {
             let layers = Some(agent_session::core::Layers { from: 0, bytes: s.version });
             (Kind::Snapshot, agent_session::core::codec::encode_segmented_snapshot(&Snapshot { layers, ..s }))
@@ -507,9 +529,13 @@ proptest! {
     /// Random bodies behind a valid frame and checksum reach the body parser: it must never panic
     /// (no slice past the end, no huge allocation, no overflow) and refuse with the key.
     #[test]
-    fn sealed_random_bodies_never_panic(kind_index in 0..3usize, body in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let kind = KINDS[kind_index];
-        let mut bytes = vec![b'A', b'S', [b'H', b'E', b'S'][kind_index], SCHEMA_VERSION];
+    fn sealed_random_bodies_never_panic(kind_index in 0..6usize, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        // Every layout of every kind: snapshots inline (S), segmented (T) and layered (U).
+        let (kind, byte) = [
+            (Kind::Head, b'H'), (Kind::Batch, b'E'), (Kind::Snapshot, b'S'),
+            (Kind::Snapshot, b'T'), (Kind::Snapshot, b'U'), (Kind::Segment, b'G'),
+        ][kind_index];
+        let mut bytes = vec![b'A', b'S', byte, SCHEMA_VERSION];
         bytes.extend_from_slice(&body);
         assert_decodes_or_corrupt(kind, &seal(bytes));
     }
