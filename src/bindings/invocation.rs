@@ -16,6 +16,7 @@ use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;
 use crate::bindings::spawn;
 use crate::engine::{Invocation, Signal};
+use crate::store::LocalBoxFuture;
 
 /// The invocation's `signal`: the AbortController (made when `signal` is first read) and the reason
 /// it aborts with once the engine has fired.
@@ -117,16 +118,13 @@ impl JsInvocation {
         self.heartbeat.clone()
     }
 
-    /// A promise of `finish(invocation)`, stopping the heartbeat once the invocation has ended.
-    fn finishing<F, Fut>(&self, finish: F) -> Promise
-    where
-        F: FnOnce(Rc<Invocation>) -> Fut + 'static,
-        Fut: std::future::Future<Output = JsResult<JsValue>> + 'static,
-    {
+    /// A promise of `finish` (a way out of the invocation), stopping the heartbeat once the
+    /// invocation has ended. Boxed: one copy of this wrapper in the .wasm for every way out.
+    fn finishing(&self, finish: LocalBoxFuture<'static, JsResult<JsValue>>) -> Promise {
         let inner = self.inner.clone();
         let heartbeat = self.heartbeat.clone();
         promise(async move {
-            let result = finish(inner.clone()).await;
+            let result = finish.await;
             if inner.is_ended() {
                 heartbeat.stop();
             }
@@ -292,35 +290,40 @@ impl JsInvocation {
     }
 
     pub fn checkpoint(&self) -> Promise {
-        self.finishing(|inner| async move { Ok((inner.checkpoint().await? as f64).into()) })
+        let inner = self.inner.clone();
+        self.finishing(Box::pin(async move { Ok((inner.checkpoint().await? as f64).into()) }))
     }
 
     pub fn commit(&self) -> Promise {
-        self.finishing(|inner| async move { Ok((inner.commit().await? as f64).into()) })
+        let inner = self.inner.clone();
+        self.finishing(Box::pin(async move { Ok((inner.commit().await? as f64).into()) }))
     }
 
     pub fn abort(&self) -> Promise {
-        self.finishing(|inner| async move {
+        let inner = self.inner.clone();
+        self.finishing(Box::pin(async move {
             inner.abort().await?;
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 
     pub fn interrupt(&self, reason: JsValue, payload: JsValue) -> Promise {
-        self.finishing(|inner| async move {
+        let inner = self.inner.clone();
+        self.finishing(Box::pin(async move {
             let reason = to_text(&reason, "reason")?;
             let payload = if payload.is_undefined() { None } else { Some(to_json(&payload, "payload")?) };
             Ok((inner.interrupt(reason, payload).await? as f64).into())
-        })
+        }))
     }
 
     /// `[Symbol.asyncDispose]` (wired in js/api.js): aborts an open invocation, else does nothing.
     pub fn dispose(&self) -> Promise {
-        self.finishing(|inner| async move {
+        let inner = self.inner.clone();
+        self.finishing(Box::pin(async move {
             if !inner.is_ended() {
                 inner.abort().await?;
             }
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 }

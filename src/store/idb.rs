@@ -171,6 +171,10 @@ fn on_success_boxed(
     request.set_onsuccess(Some(callback.unchecked_ref()));
 }
 
+/// What a read-then-write transaction writes, given what it read (boxed: one copy of the
+/// transaction's code in the .wasm for every caller).
+type Decider = Box<dyn FnOnce(&IdbObjectStore, Option<Entry>) -> Result<Option<Version>, JsValue>>;
+
 /// What the request callbacks of one transaction share: an error one of them raised (reported
 /// instead of the bare abort it caused), how many requests still wait for their result, and for a
 /// read-only transaction what resolves it once none does ([`transaction_done`]).
@@ -364,12 +368,7 @@ impl IdbStore {
     }
 
     /// One readwrite transaction: read `key`, ask `decide` what to write (if anything), write it.
-    async fn read_then_write(
-        &self,
-        key: &str,
-        what: &str,
-        decide: impl FnOnce(&IdbObjectStore, Option<Entry>) -> Result<Option<Version>, JsValue> + 'static,
-    ) -> StoreResult<Option<Version>> {
+    async fn read_then_write(&self, key: &str, what: &str, decide: Decider) -> StoreResult<Option<Version>> {
         let key = key.to_owned();
         let result = self
             .run(true, what, move |tx, records, requests, out| {
@@ -451,12 +450,16 @@ impl Store for IdbStore {
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = key.to_owned();
-        Box::pin(self.read_then_write(key, "write failed", move |records, current| {
-            if !expect.holds(current.as_ref().map(|entry| entry.version.as_str())) {
-                return Ok(None);
-            }
-            put_now(records, &owned, &value.bytes, value.expiry).map(Some)
-        }))
+        Box::pin(self.read_then_write(
+            key,
+            "write failed",
+            Box::new(move |records, current| {
+                if !expect.holds(current.as_ref().map(|entry| entry.version.as_str())) {
+                    return Ok(None);
+                }
+                put_now(records, &owned, &value.bytes, value.expiry).map(Some)
+            }),
+        ))
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
@@ -464,14 +467,18 @@ impl Store for IdbStore {
         let expected = expected.map(str::to_owned);
         Box::pin(async move {
             let deleted = self
-                .read_then_write(key, "delete failed", move |records, current| {
-                    let Some(current) = current else { return Ok(None) };
-                    if expected.as_ref().is_some_and(|want| *want != current.version) {
-                        return Ok(None);
-                    }
-                    records.delete(&JsValue::from_str(&owned))?;
-                    Ok(Some(current.version))
-                })
+                .read_then_write(
+                    key,
+                    "delete failed",
+                    Box::new(move |records, current| {
+                        let Some(current) = current else { return Ok(None) };
+                        if expected.as_ref().is_some_and(|want| *want != current.version) {
+                            return Ok(None);
+                        }
+                        records.delete(&JsValue::from_str(&owned))?;
+                        Ok(Some(current.version))
+                    }),
+                )
                 .await?;
             Ok(deleted.is_some())
         })
@@ -510,23 +517,31 @@ impl Store for IdbStore {
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = head_key.to_owned();
-        Box::pin(self.read_then_write(head_key, "commit failed", move |records, current| {
-            if !expected.holds(current.as_ref().map(|entry| entry.version.as_str())) {
-                return Ok(None);
-            }
-            for (key, value) in &records_to_write {
-                put_now(records, key, value, None)?;
-            }
-            put_now(records, &owned, &head.bytes, head.expiry).map(Some)
-        }))
+        Box::pin(self.read_then_write(
+            head_key,
+            "commit failed",
+            Box::new(move |records, current| {
+                if !expected.holds(current.as_ref().map(|entry| entry.version.as_str())) {
+                    return Ok(None);
+                }
+                for (key, value) in &records_to_write {
+                    put_now(records, key, value, None)?;
+                }
+                put_now(records, &owned, &head.bytes, head.expiry).map(Some)
+            }),
+        ))
     }
 
     fn update<'a>(&'a self, key: &'a str, mut decide: Decide) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let owned = key.to_owned();
-        Box::pin(self.read_then_write(key, "write failed", move |records, current| match decide(current.as_ref()) {
-            Decision::Keep => Ok(None),
-            Decision::Write(value) => put_now(records, &owned, &value.bytes, value.expiry).map(Some),
-        }))
+        Box::pin(self.read_then_write(
+            key,
+            "write failed",
+            Box::new(move |records, current| match decide(current.as_ref()) {
+                Decision::Keep => Ok(None),
+                Decision::Write(value) => put_now(records, &owned, &value.bytes, value.expiry).map(Some),
+            }),
+        ))
     }
 
     fn delete_session<'a>(
@@ -538,16 +553,20 @@ impl Store for IdbStore {
         let (owned, expected, prefixes) = (head_key.to_owned(), expected.to_owned(), prefixes.to_vec());
         Box::pin(async move {
             let deleted = self
-                .read_then_write(head_key, "delete failed", move |records, current| {
-                    if current.as_ref().map(|entry| entry.version.as_str()) != Some(expected.as_str()) {
-                        return Ok(None);
-                    }
-                    records.delete(&JsValue::from_str(&owned))?;
-                    for prefix in &prefixes {
-                        records.delete(&prefix_range(prefix, None)?.into())?;
-                    }
-                    Ok(Some(expected))
-                })
+                .read_then_write(
+                    head_key,
+                    "delete failed",
+                    Box::new(move |records, current| {
+                        if current.as_ref().map(|entry| entry.version.as_str()) != Some(expected.as_str()) {
+                            return Ok(None);
+                        }
+                        records.delete(&JsValue::from_str(&owned))?;
+                        for prefix in &prefixes {
+                            records.delete(&prefix_range(prefix, None)?.into())?;
+                        }
+                        Ok(Some(expected))
+                    }),
+                )
                 .await?;
             Ok(deleted.is_some())
         })
