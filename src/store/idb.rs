@@ -175,6 +175,9 @@ fn on_success_boxed(
 /// transaction's code in the .wasm for every caller).
 type Decider = Box<dyn FnOnce(&IdbObjectStore, Option<Entry>) -> Result<Option<Version>, JsValue>>;
 
+/// What issues a transaction's requests ([`IdbStore::run_boxed`]).
+type Starter = Box<dyn FnOnce(&IdbTransaction, &IdbObjectStore, &Requests) -> Result<(), JsValue>>;
+
 /// What the request callbacks of one transaction share: an error one of them raised (reported
 /// instead of the bare abort it caused), how many requests still wait for their result, and for a
 /// read-only transaction what resolves it once none does ([`transaction_done`]).
@@ -346,25 +349,36 @@ impl IdbStore {
         &self,
         write: bool,
         what: &str,
-        start: impl FnOnce(&IdbTransaction, &IdbObjectStore, &Requests, Rc<RefCell<Option<T>>>) -> Result<(), JsValue>,
+        start: impl FnOnce(&IdbTransaction, &IdbObjectStore, &Requests, Rc<RefCell<Option<T>>>) -> Result<(), JsValue>
+            + 'static,
     ) -> StoreResult<Option<T>> {
-        let (tx, records) = self.transaction(write).await?;
-        let requests: Requests = Rc::default();
         let out = Rc::new(RefCell::new(None));
-        if let Err(error) = start(&tx, &records, &requests, out.clone()) {
-            let _ = tx.abort();
-            return Err(backend(what, error));
-        }
-        // A write is done when it is committed; a read once its results are in.
-        if let Err(error) = transaction_done(&tx, (!write).then_some(&requests)).await {
-            return Err(match requests.failed.borrow_mut().take() {
-                Some(Failed::Store(error)) => error,
-                Some(Failed::Js(cause)) => backend(what, cause),
-                None => backend(what, error),
-            });
-        }
+        let slot = out.clone();
+        self.run_boxed(write, what, Box::new(move |tx, records, requests| start(tx, records, requests, slot))).await?;
         let result = out.borrow_mut().take();
         Ok(result)
+    }
+
+    /// [`IdbStore::run`] without its result type: one copy of the transaction's code in the .wasm
+    /// for every kind of request.
+    fn run_boxed<'a>(&'a self, write: bool, what: &'a str, start: Starter) -> LocalBoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let (tx, records) = self.transaction(write).await?;
+            let requests: Requests = Rc::default();
+            if let Err(error) = start(&tx, &records, &requests) {
+                let _ = tx.abort();
+                return Err(backend(what, error));
+            }
+            // A write is done when it is committed; a read once its results are in.
+            if let Err(error) = transaction_done(&tx, (!write).then_some(&requests)).await {
+                return Err(match requests.failed.borrow_mut().take() {
+                    Some(Failed::Store(error)) => error,
+                    Some(Failed::Js(cause)) => backend(what, cause),
+                    None => backend(what, error),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// One readwrite transaction: read `key`, ask `decide` what to write (if anything), write it.
@@ -575,7 +589,7 @@ impl Store for IdbStore {
     fn delete_keys<'a>(&'a self, keys: Vec<String>) -> LocalBoxFuture<'a, StoreResult<u64>> {
         Box::pin(async move {
             let count = keys.len() as u64;
-            self.run::<()>(true, "delete failed", |_, records, _, _| {
+            self.run::<()>(true, "delete failed", move |_, records, _, _| {
                 for key in &keys {
                     records.delete(&JsValue::from_str(key))?;
                 }
@@ -589,8 +603,9 @@ impl Store for IdbStore {
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str, _known: Vec<String>) -> LocalBoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
-            self.run::<()>(true, "delete failed", |_, records, _, _| {
-                records.delete(&prefix_range(prefix, None)?.into())?;
+            let range = prefix_range(prefix, None).map_err(|e| backend("delete failed", e))?;
+            self.run::<()>(true, "delete failed", move |_, records, _, _| {
+                records.delete(&range.into())?;
                 Ok(())
             })
             .await?;
