@@ -367,7 +367,7 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     if let Some(layers) = snapshot.layers {
         for (agent, agent_state) in &snapshot.state.agents {
             w.str(agent);
-            w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
+            w.u64(snapshot.count(agent));
             w.u64(agent_state.compactions);
         }
         w.u64(layers.from);
@@ -376,7 +376,7 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     }
     for (agent, agent_state) in &snapshot.state.agents {
         w.str(agent);
-        w.u64(snapshot.counts.get(agent).copied().unwrap_or(0));
+        w.u64(snapshot.count(agent));
         w.u64(agent_state.state.len() as u64);
         for (key, value) in &agent_state.state {
             w.str(key);
@@ -411,12 +411,12 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
     let previous = r.option(Reader::snapshot_ref)?;
     let commits = r.u64s()?;
     let mut segments = Vec::new();
-    let mut counts = std::collections::BTreeMap::new();
+    let mut counts = Vec::new();
     if kind == KIND_LAYERED_SNAPSHOT {
         segments = r.list(Reader::snapshot_ref)?;
         let agents = r.list(|r| {
             let agent = r.string()?;
-            counts.insert(agent.clone(), r.u64()?);
+            counts.push((agent.clone(), r.u64()?));
             let compactions = r.u64()?;
             Ok((agent, AgentState { compactions, ..AgentState::default() }))
         })?;
@@ -439,7 +439,7 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
         segments = r.list(Reader::snapshot_ref)?;
         r.list(|r| {
             let agent = r.string()?;
-            counts.insert(agent.clone(), r.u64()?);
+            counts.push((agent.clone(), r.u64()?));
             let state = crate::core::map_from(r.list(|r| Ok((r.string()?, r.json()?)))?);
             Ok((agent, AgentState { messages: Vec::new(), state, compactions: 0 }))
         })?

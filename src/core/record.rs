@@ -1,6 +1,5 @@
 //! The stored records: the head (the only mutable key), event batches and snapshots.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::core::event::{Event, SessionState};
@@ -256,13 +255,21 @@ pub struct Snapshot {
     pub commits: Vec<u64>,
     /// The message segments, oldest first (each named by the snapshot it was written with).
     pub segments: Vec<SnapshotRef>,
-    /// Messages per agent in those segments, to check them against.
-    pub counts: BTreeMap<String, u64>,
+    /// Messages per agent in those segments, to check them against (agents in order; a list, not a
+    /// map: one map type less in the .wasm).
+    pub counts: Vec<(String, u64)>,
     /// The state values, and the messages once the segments are read (the values inline in the
     /// first two layouts; in the third, once the segments' layers are read).
     pub state: SessionState,
     /// Where the state values are when they are not inline: in the layers of the segments.
     pub layers: Option<Layers>,
+}
+
+impl Snapshot {
+    /// How many of `agent`'s messages the segments hold.
+    pub fn count(&self, agent: &str) -> u64 {
+        self.counts.iter().find(|(name, _)| name == agent).map_or(0, |(_, n)| *n)
+    }
 }
 
 /// The state layers a snapshot's values are read from: those of its segments from index `from` on,

@@ -44,8 +44,7 @@ pub fn next_snapshot(
     if compacted {
         let mut after = state.clone();
         after.apply_all(events);
-        let counts =
-            crate::core::map_from(after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)));
+        let counts = after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
         let agents: Vec<_> = after
             .agents
             .iter_mut()
@@ -68,14 +67,19 @@ pub fn next_snapshot(
         kept.state = agent_state.state.clone();
         kept.compactions = agent_state.compactions;
     }
-    let mut counts =
-        crate::core::map_from(state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)));
+    let mut counts: Vec<(String, u64)> =
+        state.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
     // Few agents: a list (one less map type in the .wasm).
     let mut appended: Vec<(&str, Vec<crate::core::Json>)> = Vec::new();
     for event in events {
         match event {
             Event::Message { agent, data } => {
-                *counts.entry(agent.clone()).or_default() += 1;
+                // Kept in agent order, as the fold's map has them.
+                let at = counts.partition_point(|(name, _)| name < agent);
+                match counts.get_mut(at).filter(|(name, _)| name == agent) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.insert(at, (agent.clone(), 1)),
+                }
                 after.agents.entry(agent.clone()).or_default();
                 match appended.iter_mut().find(|(a, _)| a == agent) {
                     Some((_, messages)) => messages.push(data.clone()),
@@ -92,9 +96,9 @@ pub fn next_snapshot(
     let committed = |agent: &str| state.agent(agent).map_or(&[][..], |a| &a.messages[..]);
     let base = previous
         .filter(|p| !p.segments.is_empty() && p.counts.iter().all(|(agent, n)| *n as usize <= committed(agent).len()));
-    let covered = |agent: &str| -> usize { base.and_then(|p| p.counts.get(agent)).map_or(0, |n| *n as usize) };
+    let covered = |agent: &str| -> usize { base.map_or(0, |p| p.count(agent) as usize) };
     let mut segment_agents = Vec::new();
-    for agent in counts.keys() {
+    for (agent, _) in &counts {
         // Every committed message past the covered ones, then every message this commit appends.
         let mut messages: Vec<crate::core::Json> = committed(agent)[covered(agent)..].to_vec();
         messages.extend(appended.iter().filter(|(a, _)| a == agent).flat_map(|(_, m)| m.iter().cloned()));

@@ -3,7 +3,6 @@
 //! A batch is found by the (version, token) pair that a head or snapshot names; the tokens of old
 //! versions are found by walking the snapshot chain back from the head.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::core::{
@@ -117,7 +116,7 @@ fn fill_messages(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<u8>])
         }
     }
     for (agent, agent_state) in &snapshot.state.agents {
-        let want = snapshot.counts.get(agent).copied().unwrap_or(0);
+        let want = snapshot.count(agent);
         if !snapshot.segments.is_empty() && agent_state.messages.len() as u64 != want {
             let key = keys::snapshot_key(id, snapshot.version, snapshot.token);
             let detail =
@@ -128,13 +127,17 @@ fn fill_messages(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<u8>])
     Ok(())
 }
 
-/// `(version, token)` for `versions`, from a token map; a version it lacks is a gap in the head.
-fn pairs(
-    id: &str,
-    tokens: &BTreeMap<u64, u64>,
-    versions: std::ops::RangeInclusive<u64>,
-) -> EngineResult<Vec<(u64, u64)>> {
-    versions.map(|version| Ok((version, *tokens.get(&version).ok_or_else(|| head_gap(id, version))?))).collect()
+/// The tokens of consecutive versions, as runs `(first version, its token and the next ones')`: one
+/// run from the head and one from each snapshot walked back (a few; not a map, one map type less in
+/// the .wasm).
+type TokenRuns = Vec<(u64, Vec<u64>)>;
+
+/// `(version, token)` for `versions`, from token runs; a version they lack is a gap in the head.
+fn pairs(id: &str, runs: &TokenRuns, versions: std::ops::RangeInclusive<u64>) -> EngineResult<Vec<(u64, u64)>> {
+    let token_of = |version: u64| {
+        runs.iter().find_map(|(first, tokens)| tokens.get(usize::try_from(version.checked_sub(*first)?).ok()?))
+    };
+    versions.map(|version| Ok((version, *token_of(version).ok_or_else(|| head_gap(id, version))?))).collect()
 }
 
 /// The snapshot record at `at`: state values, and its messages only in the first layout (a
@@ -267,26 +270,20 @@ async fn tokens_from(
     head: &Head,
     from: u64,
     want_base: bool,
-) -> EngineResult<(BTreeMap<u64, u64>, Option<Snapshot>)> {
-    let mut tokens = BTreeMap::new();
-    let base = head.snapshot_version();
-    for (offset, token) in head.commits.iter().enumerate() {
-        tokens.insert(base + 1 + offset as u64, *token);
-    }
+) -> EngineResult<(TokenRuns, Option<Snapshot>)> {
+    let mut runs = vec![(head.snapshot_version() + 1, head.commits.clone())];
     let mut cursor = head.snapshot;
     while let Some(at) = cursor {
         if at.version < from {
             let base = if want_base { Some(read_snapshot(store, id, at).await?) } else { None };
-            return Ok((tokens, base));
+            return Ok((runs, base));
         }
         let snapshot = read_snapshot(store, id, at).await?;
         let start = snapshot.previous.map_or(0, |previous| previous.version);
-        for (offset, token) in snapshot.commits.iter().enumerate() {
-            tokens.insert(start + 1 + offset as u64, *token);
-        }
+        runs.push((start + 1, snapshot.commits));
         cursor = snapshot.previous;
     }
-    Ok((tokens, None))
+    Ok((runs, None))
 }
 
 /// The state as of `version` (which must be at most `head.version`) and the last batch's events.

@@ -452,7 +452,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 previous,
                 commits,
                 segments: Vec::new(),
-                counts: BTreeMap::new(),
+                counts: Vec::new(),
                 state: SessionState { agents },
                 layers: None,
             },
@@ -598,7 +598,7 @@ fn segmented_snapshots_and_segments_round_trip_and_refuse_corruption() {
     use agent_session::core::Segment;
     let mut snapshot = full_snapshot();
     snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
-    snapshot.counts = [("default".to_owned(), 2), ("empty".to_owned(), 0)].into_iter().collect();
+    snapshot.counts = vec![("default".to_owned(), 2), ("empty".to_owned(), 0)];
     let bytes = encode_segmented_snapshot(&snapshot);
     assert_eq!(&bytes[..3], b"AST");
     let decoded = decode_snapshot(SNAPSHOT_KEY, &bytes).unwrap();
@@ -628,7 +628,7 @@ fn layered_snapshots_and_segments_with_state_layers_round_trip_and_refuse_corrup
     use agent_session::core::{Layers, Segment, StateLayer};
     let mut snapshot = full_snapshot();
     snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
-    snapshot.counts = [("default".to_owned(), 2), ("empty".to_owned(), 0)].into_iter().collect();
+    snapshot.counts = vec![("default".to_owned(), 2), ("empty".to_owned(), 0)];
     snapshot.state.agents.get_mut("default").unwrap().compactions = 3;
     snapshot.layers = Some(Layers { from: 1, bytes: 12345 });
     let bytes = encode_segmented_snapshot(&snapshot);

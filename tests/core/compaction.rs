@@ -143,7 +143,7 @@ fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extend
     let segment = segment.expect("the compacted view is written");
     assert_eq!(segment.agents, vec![("a".to_owned(), messages(&["\"sum\"", "98", "99"]))]);
     assert_eq!(snapshot.segments, vec![SnapshotRef { version: 11, token: 2 }], "the list starts again");
-    assert_eq!(snapshot.counts.get("a"), Some(&3));
+    assert_eq!(snapshot.count("a"), 3);
     // The next snapshot extends the new list with what was appended since.
     let mut after = state.clone();
     after.apply(&compact);

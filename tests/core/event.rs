@@ -74,8 +74,6 @@ proptest! {
 }
 
 mod segments {
-    use std::collections::BTreeMap;
-
     use agent_session::core::snapshot::{next_snapshot, Previous};
     use agent_session::core::{Event, Layers, SessionState, Snapshot, SnapshotRef, StateLayer};
 
@@ -114,7 +112,7 @@ mod segments {
         let segment = segment.expect("new messages make a segment");
         assert_eq!(segment.agents, vec![("a".into(), vec!["1".into(), "2".into()]), ("b".into(), vec!["x".into()])]);
         assert_eq!(first.segments, vec![SnapshotRef { version: 3, token: 7 }]);
-        assert_eq!(first.counts, BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
+        assert_eq!(first.counts, vec![("a".into(), 2), ("b".into(), 1)]);
         assert!(first.state.agents.values().all(|a| a.messages.is_empty()), "no message in the snapshot itself");
 
         // Later: state has 4 messages of a (2 committed since), the commit adds one more and a value.
@@ -125,7 +123,7 @@ mod segments {
         let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 9, 8, vec![8]);
         assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["3".into(), "4".into(), "5".into()])]);
         assert_eq!(second.segments, vec![SnapshotRef { version: 3, token: 7 }, SnapshotRef { version: 9, token: 8 }]);
-        assert_eq!(second.counts, BTreeMap::from([("a".into(), 5), ("b".into(), 1)]));
+        assert_eq!(second.counts, vec![("a".into(), 5), ("b".into(), 1)]);
         assert_eq!(second.state.agents["a"].state.get("k").map(|v| v.to_string()), Some("1".into()));
         assert_eq!(second.previous, Some(SnapshotRef { version: 3, token: 7 }));
 
@@ -207,7 +205,7 @@ mod segments {
             previous: None,
             commits: vec![1, 1],
             segments: Vec::new(),
-            counts: BTreeMap::new(),
+            counts: Vec::new(),
             state: state_of(&[set("a", "k", "1")]),
             layers: None,
         };
@@ -229,7 +227,7 @@ mod segments {
             previous: None,
             commits: vec![3],
             segments: vec![SnapshotRef { version: 5, token: 3 }],
-            counts: BTreeMap::from([("a".into(), 9)]),
+            counts: vec![("a".into(), 9)],
             state: SessionState::default(),
             layers: Some(Layers { from: 0, bytes: 0 }),
         };

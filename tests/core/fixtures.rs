@@ -111,7 +111,7 @@ pub fn full_snapshot() -> Snapshot {
         previous: Some(SnapshotRef { version: 200, token: 61 }),
         commits: vec![61, 61, 62, 63, 70],
         segments: Vec::new(),
-        counts: BTreeMap::new(),
+        counts: Vec::new(),
         state: SessionState { agents },
         layers: None,
     }
@@ -124,7 +124,7 @@ pub fn empty_snapshot() -> Snapshot {
         previous: None,
         commits: vec![1],
         segments: Vec::new(),
-        counts: BTreeMap::new(),
+        counts: Vec::new(),
         state: SessionState::default(),
         layers: None,
     }
