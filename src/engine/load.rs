@@ -76,7 +76,7 @@ async fn read_with_batches(
     let records = read_named(store, &keys).await?;
     let (segment_records, batch_records) = records.split_at(segments.len());
     if let Some(snapshot) = snapshot {
-        fill_messages(id, snapshot, segment_records)?;
+        fill_from_segments(id, snapshot, segment_records)?;
     }
     let batches = keys[segments.len()..]
         .iter()
@@ -89,7 +89,7 @@ async fn read_with_batches(
 
 /// Puts the messages of `segment_records` (the snapshot's segments, in order) into its state, and
 /// its state values when they are in the segments' layers; checks the messages against its counts.
-fn fill_messages(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<u8>]) -> EngineResult<()> {
+fn fill_from_segments(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<u8>]) -> EngineResult<()> {
     let from = snapshot.layers.map(|layers| layers.from as usize);
     for (index, (at, bytes)) in snapshot.segments.iter().zip(segment_records).enumerate() {
         let key = keys::segment_key(id, at.version, at.token);
@@ -232,7 +232,7 @@ fn state_from(id: &str, head: &Head, mut read: Linked) -> EngineResult<(SessionS
     if let Some(snapshot) = snapshot.as_mut() {
         let segments =
             segment_keys(id, &snapshot.segments).iter().map(|key| take(key)).collect::<EngineResult<Vec<_>>>()?;
-        fill_messages(id, snapshot, &segments)?;
+        fill_from_segments(id, snapshot, &segments)?;
     }
     let mut state = snapshot.as_ref().map(|snapshot| snapshot.state.clone()).unwrap_or_default();
     for (version, token) in named_after(id, head, head.snapshot_version())? {
