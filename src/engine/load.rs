@@ -63,7 +63,7 @@ async fn read_batches(store: &dyn Store, id: &str, wanted: Vec<(u64, u64)>) -> E
     read_with_batches(store, id, None, wanted).await
 }
 
-/// Reads, in one go, the segments of `snapshot` (filling its messages) and the batches `wanted`.
+/// Reads, in one go, the segments of `snapshot` (filling its messages and values) and the batches `wanted`.
 async fn read_with_batches(
     store: &dyn Store,
     id: &str,
