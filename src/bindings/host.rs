@@ -27,9 +27,6 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = fromJsonText)]
     pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;
     pub fn freeze(value: &JsValue) -> JsValue;
-    /// The UTF-8 length of a JS string, without copying it.
-    #[wasm_bindgen(js_name = utf8Length)]
-    pub fn utf8_length(text: &js_sys::JsString) -> f64;
     /// The elements of a caller's array in a plain array (a throwing getter: a ValidationError at `path`).
     #[wasm_bindgen(catch, js_name = arrayItems)]
     pub fn array_items(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue>;
@@ -44,6 +41,9 @@ extern "C" {
 
 #[wasm_bindgen(module = "/js/runtime.js")]
 extern "C" {
+    /// The UTF-8 length of a JS string, without copying it.
+    #[wasm_bindgen(js_name = utf8Length)]
+    pub fn utf8_length(text: &js_sys::JsString) -> f64;
     #[wasm_bindgen(js_name = fillRandom)]
     fn fill_random(bytes: &mut [u8]);
     pub fn sleep(ms: f64) -> Promise;

@@ -110,10 +110,12 @@ pub fn next_snapshot(
     // The values set or deleted since the snapshot before, when its layers go on in this list and
     // its values are known, unless the layers would then repeat more than the state holds: then,
     // as for a list that starts here, every value.
-    let since = base.and_then(|p| Some((p.layers?, diff_layer(values?, &after))));
+    let since = base.and_then(|p| {
+        let (layers, layer) = (p.layers?, diff_layer(values?, &after));
+        Some((layers.bytes + layer_bytes(&layer), layers, layer))
+    });
     let (layer, layers) = match since {
-        Some((layers, layer)) if layers.bytes + layer_bytes(&layer) <= 2 * values_bytes(&after) => {
-            let bytes = layers.bytes + layer_bytes(&layer);
+        Some((bytes, layers, layer)) if bytes <= 2 * values_bytes(&after) => {
             ((!layer.events.is_empty()).then_some(layer), Layers { bytes, ..layers })
         }
         _ => {

@@ -222,6 +222,11 @@ fn entry_of(key: &str, value: &JsValue) -> Result<Option<Entry>, Failed> {
     Ok(Some(Entry { value: bytes.to_vec(), version: version_string(version) }))
 }
 
+/// The version of what a read-then-write read (`None`: nothing there), for its compare.
+fn version_of(current: &Option<Entry>) -> Option<&str> {
+    current.as_ref().map(|entry| entry.version.as_str())
+}
+
 fn version_string(version: f64) -> String {
     // Integers below 2^53 (random versions are floored): integer formatting, not float formatting,
     // which would add some 15 KB of float printing to the .wasm.
@@ -381,6 +386,29 @@ impl IdbStore {
         })
     }
 
+    /// One readwrite transaction: if `key` is as `expect` says, write `records`, then `value` under
+    /// `key` (a put is this without records, a commit with them).
+    async fn write_after(
+        &self,
+        records: Vec<(String, Vec<u8>)>,
+        key: &str,
+        value: Value,
+        expect: Expect,
+        what: &str,
+    ) -> StoreResult<Option<Version>> {
+        let owned = key.to_owned();
+        let decide: Decider = Box::new(move |store, current| {
+            if !expect.holds(version_of(&current)) {
+                return Ok(None);
+            }
+            for (record_key, bytes) in &records {
+                put_now(store, record_key, bytes, None)?;
+            }
+            put_now(store, &owned, &value.bytes, value.expiry).map(Some)
+        });
+        self.read_then_write(key, what, decide).await
+    }
+
     /// One readwrite transaction: read `key`, ask `decide` what to write (if anything), write it.
     async fn read_then_write(&self, key: &str, what: &str, decide: Decider) -> StoreResult<Option<Version>> {
         let key = key.to_owned();
@@ -463,17 +491,7 @@ impl Store for IdbStore {
         value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        let owned = key.to_owned();
-        Box::pin(self.read_then_write(
-            key,
-            "write failed",
-            Box::new(move |records, current| {
-                if !expect.holds(current.as_ref().map(|entry| entry.version.as_str())) {
-                    return Ok(None);
-                }
-                put_now(records, &owned, &value.bytes, value.expiry).map(Some)
-            }),
-        ))
+        Box::pin(self.write_after(Vec::new(), key, value, expect, "write failed"))
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
@@ -530,20 +548,7 @@ impl Store for IdbStore {
         head: Value,
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        let owned = head_key.to_owned();
-        Box::pin(self.read_then_write(
-            head_key,
-            "commit failed",
-            Box::new(move |records, current| {
-                if !expected.holds(current.as_ref().map(|entry| entry.version.as_str())) {
-                    return Ok(None);
-                }
-                for (key, value) in &records_to_write {
-                    put_now(records, key, value, None)?;
-                }
-                put_now(records, &owned, &head.bytes, head.expiry).map(Some)
-            }),
-        ))
+        Box::pin(self.write_after(records_to_write, head_key, head, expected, "commit failed"))
     }
 
     fn update<'a>(&'a self, key: &'a str, mut decide: Decide) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
@@ -571,7 +576,7 @@ impl Store for IdbStore {
                     head_key,
                     "delete failed",
                     Box::new(move |records, current| {
-                        if current.as_ref().map(|entry| entry.version.as_str()) != Some(expected.as_str()) {
+                        if version_of(&current) != Some(expected.as_str()) {
                             return Ok(None);
                         }
                         records.delete(&JsValue::from_str(&owned))?;

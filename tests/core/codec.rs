@@ -592,13 +592,19 @@ fn one_varint_both_ways() {
     );
 }
 
+/// The full snapshot fixture with its messages in two segments.
+fn segmented_snapshot() -> Snapshot {
+    let mut snapshot = full_snapshot();
+    snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
+    snapshot.counts = vec![("default".to_owned(), 2), ("empty".to_owned(), 0)];
+    snapshot
+}
+
 #[test]
 fn segmented_snapshots_and_segments_round_trip_and_refuse_corruption() {
     use agent_session::core::codec::{decode_segment, encode_segment, encode_segmented_snapshot};
     use agent_session::core::Segment;
-    let mut snapshot = full_snapshot();
-    snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
-    snapshot.counts = vec![("default".to_owned(), 2), ("empty".to_owned(), 0)];
+    let snapshot = segmented_snapshot();
     let bytes = encode_segmented_snapshot(&snapshot);
     assert_eq!(&bytes[..3], b"AST");
     let decoded = decode_snapshot(SNAPSHOT_KEY, &bytes).unwrap();
@@ -626,9 +632,7 @@ fn segmented_snapshots_and_segments_round_trip_and_refuse_corruption() {
 fn layered_snapshots_and_segments_with_state_layers_round_trip_and_refuse_corruption() {
     use agent_session::core::codec::{decode_segment, encode_segment, encode_segmented_snapshot};
     use agent_session::core::{Layers, Segment, StateLayer};
-    let mut snapshot = full_snapshot();
-    snapshot.segments = vec![SnapshotRef { version: 50, token: 9 }, SnapshotRef { version: 250, token: 70 }];
-    snapshot.counts = vec![("default".to_owned(), 2), ("empty".to_owned(), 0)];
+    let mut snapshot = segmented_snapshot();
     snapshot.state.agents.get_mut("default").unwrap().compactions = 3;
     snapshot.layers = Some(Layers { from: 1, bytes: 12345 });
     let bytes = encode_segmented_snapshot(&snapshot);

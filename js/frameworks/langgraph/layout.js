@@ -19,27 +19,13 @@
 // task ids, and sessionId()/agentName() answer synchronously, so the saver cannot leave the check to
 // the engine: a name that would be longer (or not well-formed UTF-16, which would not round-trip) is
 // replaced by a SHA-256 of it, and both the writer and every reader derive the same name.
-import { toBase64Url } from "../../runtime.js";
+import { toBase64Url, utf8Length } from "../../runtime.js";
 import { sha256 } from "./sha256.js";
 
 /** agent-session's bound on ids, agent names and state keys (MAX_NAME_BYTES of src/core/limits.rs). */
 const MAX_NAME_BYTES = 256;
 /** Marks a hashed name; a value that starts with it is hashed too, so no raw name looks hashed. */
 export const HASHED = "\u0000#";
-
-function utf8Length(s) {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
-}
 
 function wellFormed(s) {
   if (typeof s.isWellFormed === "function") return s.isWellFormed();
