@@ -187,8 +187,10 @@ export function closeChannel(member) {
 
 const waiting = new Map(); // session id -> Set of wake functions
 const channels = new Map(); // channel name -> BroadcastChannel
+let wakes = 0; // wake-ups delivered here, of any session (a holder that saw none needs no stop check)
 
 function wakeHere(id) {
+  wakes++;
   const wakers = waiting.get(id);
   if (!wakers) return;
   waiting.delete(id);
@@ -222,6 +224,11 @@ export function listenLive(name) {
 export function wakeLive(name, id) {
   wakeHere(id);
   if (name) channel(name)?.postMessage(id);
+}
+
+/** How many wake-ups this realm has delivered (its own and other realms'), of any session. */
+export function wakeCount() {
+  return wakes;
 }
 
 /** Resolves after `ms`, on a wake of `id`, or once Web Lock `lockName` (a lease holder's) is free. */

@@ -59,6 +59,8 @@ extern "C" {
     fn listen_live(name: &str);
     #[wasm_bindgen(js_name = wakeLive)]
     fn wake_live(name: Option<String>, id: &str);
+    #[wasm_bindgen(js_name = wakeCount)]
+    fn wake_count() -> f64;
     #[wasm_bindgen(js_name = waitLive)]
     fn wait_live(id: &str, ms: f64, lock_name: Option<String>) -> Promise;
     #[wasm_bindgen(js_name = newAbortController)]
@@ -136,6 +138,10 @@ impl Env for JsEnv {
     fn wake(&self, id: &str, everywhere: bool) {
         let channel = self.lock_prefix.as_ref().filter(|_| everywhere).map(|prefix| live_channel(prefix));
         wake_live(channel, id);
+    }
+
+    fn wakes(&self) -> Option<u64> {
+        Some(wake_count() as u64)
     }
 
     fn wait(&self, id: &str, ms: u64, holder: Option<&str>) -> LocalBoxFuture<'static, ()> {

@@ -248,6 +248,20 @@ pub fn stop_pending(head: &Head, token: u64) -> Option<&StopRequest> {
     head.stop.as_ref().filter(|stop| stop.token == token && head.lease.as_ref().is_some_and(|l| l.token == token))
 }
 
+/// How long a holder that starts watching for stops at `now` waits before its first read of the
+/// head (0: read it at once). A stop for its turn is written after its lease (leased at
+/// `began_at`); one made in this realm, or announced to it, wakes it (`woken`: a wake-up arrived
+/// since the lease was written), and one made elsewhere must be found within `stop_poll_ms` of being
+/// made, so by `began_at + stop_poll_ms` at the latest. Until then, with no wake-up, the head the
+/// lease wrote is still the news: reading it again would find no stop.
+pub fn first_stop_check(began_at: u64, now: u64, stop_poll_ms: u64, woken: bool) -> u64 {
+    if woken {
+        0
+    } else {
+        began_at.saturating_add(stop_poll_ms).saturating_sub(now)
+    }
+}
+
 /// Commits one batch at `head.version + 1` under `token`. `snapshot_every` is the number of commits
 /// between snapshots (0: never).
 pub fn commit(

@@ -69,6 +69,8 @@ pub struct Invocation {
     agent: String,
     traceparent: Option<String>,
     began_at: u64,
+    /// The host's wake-up count before the lease was written ([`Env::wakes`]).
+    wakes_at_begin: Option<u64>,
     state: RefCell<State>,
     /// Whether this invocation still pins its session's cached view (until it ends).
     pinned: Cell<bool>,
@@ -91,6 +93,7 @@ impl Invocation {
         version: Version,
         staged: Vec<Event>,
         began_at: u64,
+        wakes_at_begin: Option<u64>,
     ) -> Rc<Invocation> {
         let staged_bytes = staged.iter().map(Event::weight).sum();
         let state = State { stage: Stage::Open, head, version, staged, staged_bytes, uncertain: None };
@@ -103,6 +106,7 @@ impl Invocation {
             agent,
             traceparent,
             began_at,
+            wakes_at_begin,
             state: RefCell::new(state),
             pinned: Cell::new(true),
             live: LiveLog::default(),
@@ -380,6 +384,14 @@ impl Invocation {
     /// stop in this realm or, where the host pushes them, another; otherwise every `stopPollMs`.
     pub async fn watch_stop(&self) {
         let shared = &self.session.shared;
+        let woken = match (self.wakes_at_begin, shared.env.wakes()) {
+            (Some(before), Some(now)) => before != now,
+            _ => true,
+        };
+        let first = guard::first_stop_check(self.began_at, shared.now(), shared.config.stop_poll_ms, woken);
+        if first > 0 {
+            shared.env.wait(self.session.id(), first, None).await;
+        }
         loop {
             // A failed read is retried at the next wake or poll.
             if let Ok(true) = self.check_stop().await {

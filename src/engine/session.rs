@@ -363,6 +363,8 @@ impl Session {
         let pending = PendingMark { shared, id: self.id(), armed: true };
         let head_key = keys::head_key(self.id());
         let invocation_id = crate::engine::random_id(&*shared.env);
+        // Counted before the lease is written: a stop of this turn can only wake after it.
+        let wakes_at_begin = shared.env.wakes();
         let (leased, new_version, now) = self.lease(intent, &head_key, &invocation_id).await?;
         // Validate the cached view against the head we just leased, loading only what it lacks.
         if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
@@ -395,6 +397,7 @@ impl Session {
             new_version,
             staged,
             now,
+            wakes_at_begin,
         );
         shared.emit(StoreEvent {
             kind: "lease.acquired",

@@ -49,6 +49,13 @@ pub trait Env {
         let _ = (id, everywhere);
     }
 
+    /// How many wake-ups ([`Env::wake`] in this realm, and those other realms announced to it) the
+    /// host has delivered, for any session; `None` when it cannot count them. An unchanged count
+    /// tells a holder that no stop was requested here, or announced here, in between.
+    fn wakes(&self) -> Option<u64> {
+        None
+    }
+
     /// Resolves after `ms`, or sooner when [`Env::wake`] names `id`, or when the store instance
     /// `holder` (a lease holder) is known to be gone.
     fn wait(&self, id: &str, ms: u64, holder: Option<&str>) -> LocalBoxFuture<'static, ()> {

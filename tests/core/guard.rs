@@ -540,6 +540,17 @@ fn deadlines_are_data() {
 }
 
 #[test]
+fn the_first_stop_check_waits_only_while_the_leased_head_is_still_the_news() {
+    // Nothing woke the holder: a stop made elsewhere after the lease is found by began_at + poll.
+    assert_eq!(guard::first_stop_check(T0, T0 + 10, 1_000, false), 990);
+    assert_eq!(guard::first_stop_check(T0, T0 + 1_000, 1_000, false), 0, "the poll period is over: read now");
+    assert_eq!(guard::first_stop_check(T0, T0 + 5_000, 1_000, false), 0);
+    // A wake-up since the lease (a stop in this realm, or announced to it): read at once.
+    assert_eq!(guard::first_stop_check(T0, T0 + 10, 1_000, true), 0);
+    assert_eq!(guard::first_stop_check(u64::MAX - 1, 0, 1_000, false), u64::MAX, "saturates, never wraps");
+}
+
+#[test]
 fn decide_acquire_asks_about_a_live_holder_once_then_takes_over_a_dead_one() {
     let head = leased(Intent::Begin);
     let instance = head.lease.as_ref().unwrap().instance.clone();

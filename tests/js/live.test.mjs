@@ -810,6 +810,28 @@ for (const setup of SETUPS) {
       }
     });
 
+    test("a stop made before inv.signal is first read aborts it when read, at once in the same realm (stopPollMs 60 s)", async () => {
+      const { holder, other, otherOwner } = await setup.stores({ stopPollMs: 60_000 });
+      const id = "stop-before-signal";
+      const hs = await holder.open(id);
+      const inv = await hs.begin();
+      const stop = tracked(callAsync(() => (async () => (await other.open(id)).stop({ reason: "early", graceMs: 30_000 }))(), "stop()"));
+      // Time for stop() to write its request (in-process stores: a few microtasks; liveness only).
+      await sleep(100);
+      assert.equal(stop.settled, false, "stop() waits for the turn to end");
+      let timer;
+      const reason = await Promise.race([
+        abortedWith(inv.signal),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("inv.signal did not abort within 10 s (stopPollMs is 60 s)")), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      assert.ok(reason instanceof StopRequestedError, `signal.reason: ${reason}`);
+      assert.equal(reason.by, otherOwner);
+      const v = await inv.commit();
+      assert.deepEqual(plain(await stop.promise), { outcome: "stopped", invocation: inv.id, version: v });
+    });
+
     test("inv.signal aborts with LeaseLostError when the lease is taken over; followers see end lost", async () => {
       const now = manualClock();
       const { holder, other } = await setup.stores({ now, leaseMs: 1000, heartbeat: false, liveFlushMs: 10 });
