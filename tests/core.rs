@@ -6,6 +6,8 @@
 // A crate root's `mod x;` looks next to the root file, so the modules under tests/core/ are named.
 #[path = "core/codec.rs"]
 mod codec;
+#[path = "core/commits.rs"]
+mod commits;
 #[path = "core/compaction.rs"]
 mod compaction;
 #[path = "core/event.rs"]

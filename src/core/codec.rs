@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use crate::core::commits::{Commits, TokenRun};
 use crate::core::error::CoreError;
 use crate::core::event::{AgentState, Event, SessionState};
 use crate::core::lifecycle::Status;
@@ -83,7 +84,7 @@ fn write_head(head: &Head, app: Option<&SealedApp>) -> Vec<u8> {
     });
     w.u64(head.last_token);
     w.option(head.snapshot.as_ref(), |w, snapshot| w.snapshot_ref(snapshot));
-    w.u64s(&head.commits);
+    w.token_runs(&head.commits);
     w.u64(head.created_at);
     w.u64(head.updated_at);
     w.option(head.idle_ttl_ms.as_ref(), |w, ttl| w.u64(*ttl));
@@ -158,7 +159,11 @@ pub fn decode_any_head(key: &str, bytes: &[u8]) -> Result<(Head, Option<SealedAp
     })?;
     let last_token = r.u64()?;
     let snapshot = r.option(Reader::snapshot_ref)?;
-    let commits = r.u64s()?;
+    // Layout 1 listed every token; layout 2 writes runs (core/commits.rs).
+    let commits = if r.layout >= 2 { r.token_runs()? } else { r.tokens()? };
+    if commits.len() > version {
+        return Err(r.corrupt("more commits than versions"));
+    }
     let created_at = r.u64()?;
     let updated_at = r.u64()?;
     let idle_ttl_ms = r.option(Reader::u64)?;
@@ -232,7 +237,7 @@ pub fn encode_interrupt(interrupt: &Interrupt) -> Vec<u8> {
 }
 
 pub fn decode_interrupt(key: &str, bytes: &[u8]) -> Result<Interrupt, CoreError> {
-    let mut r = Reader { key, bytes, at: 0 };
+    let mut r = Reader { key, bytes, at: 0, layout: SCHEMA_VERSION };
     let interrupt = Interrupt { reason: r.string()?, payload: r.json()? };
     r.end()?;
     Ok(interrupt)
@@ -332,7 +337,7 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     w.u64(snapshot.version);
     w.u64(snapshot.token);
     w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
-    w.u64s(&snapshot.commits);
+    w.tokens(&snapshot.commits);
     w.u64(snapshot.state.agents.len() as u64);
     for (agent, agent_state) in &snapshot.state.agents {
         w.str(agent);
@@ -358,7 +363,7 @@ pub fn encode_segmented_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     w.u64(snapshot.version);
     w.u64(snapshot.token);
     w.option(snapshot.previous.as_ref(), |w, previous| w.snapshot_ref(previous));
-    w.u64s(&snapshot.commits);
+    w.tokens(&snapshot.commits);
     w.u64(snapshot.segments.len() as u64);
     for segment in &snapshot.segments {
         w.snapshot_ref(segment);
@@ -409,7 +414,7 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
     let version = r.u64()?;
     let token = r.u64()?;
     let previous = r.option(Reader::snapshot_ref)?;
-    let commits = r.u64s()?;
+    let commits = r.tokens()?;
     let mut segments = Vec::new();
     let mut counts = Vec::new();
     if kind == KIND_LAYERED_SNAPSHOT {
@@ -597,10 +602,22 @@ impl Writer {
         write_varint(&mut self.bytes, value);
     }
 
-    fn u64s(&mut self, values: &[u64]) {
-        self.u64(values.len() as u64);
-        for &value in values {
-            self.u64(value);
+    /// Commit tokens one by one (a snapshot's: as many as its interval).
+    fn tokens(&mut self, commits: &Commits) {
+        self.u64(commits.len());
+        for token in commits.iter() {
+            self.u64(token);
+        }
+    }
+
+    /// Commit tokens as runs (the head's: a few, whatever the session's length).
+    fn token_runs(&mut self, commits: &Commits) {
+        self.u64(commits.runs().len() as u64);
+        for run in commits.runs() {
+            self.u64(run.first);
+            self.u64(run.each);
+            self.u64(run.tokens);
+            self.u64(run.last);
         }
     }
 
@@ -700,6 +717,8 @@ struct Reader<'a> {
     key: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// The layout version the record was written with (its fourth byte).
+    layout: u8,
 }
 
 impl<'a> Reader<'a> {
@@ -722,7 +741,7 @@ impl<'a> Reader<'a> {
             return Err(corrupt("checksum mismatch"));
         }
         if kind == KIND_SEALED && !kinds.contains(&kind) {
-            let mut r = Reader { key, bytes: body, at: 5 };
+            let mut r = Reader { key, bytes: body, at: 5, layout: body[3] };
             let key_id = r.string().unwrap_or_default();
             return Err(corrupt(&format!(
                 "it is encrypted (key id \"{key_id}\"): open the store with an encryptionKey that has it"
@@ -740,7 +759,7 @@ impl<'a> Reader<'a> {
             }
             _ => {}
         }
-        Ok((Reader { key, bytes: body, at: 4 }, kind))
+        Ok((Reader { key, bytes: body, at: 4, layout: body[3] }, kind))
     }
 
     fn corrupt(&self, detail: &str) -> CoreError {
@@ -781,8 +800,18 @@ impl<'a> Reader<'a> {
         Ok(count as usize)
     }
 
-    fn u64s(&mut self) -> Result<Vec<u64>, CoreError> {
-        self.list(Reader::u64)
+    fn tokens(&mut self) -> Result<Commits, CoreError> {
+        let count = self.count()?;
+        let mut commits = Commits::default();
+        for _ in 0..count {
+            commits.push(self.u64()?);
+        }
+        Ok(commits)
+    }
+
+    fn token_runs(&mut self) -> Result<Commits, CoreError> {
+        let runs = self.list(|r| Ok(TokenRun { first: r.u64()?, each: r.u64()?, tokens: r.u64()?, last: r.u64()? }))?;
+        Commits::from_runs(runs).ok_or_else(|| self.corrupt("malformed commit token runs"))
     }
 
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, CoreError>) -> Result<Vec<T>, CoreError> {

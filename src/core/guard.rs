@@ -19,6 +19,7 @@
 //!   and the pause between tries of a waiting begin: deadlines returned as data, in the manner of
 //!   quinn-proto's `poll_timeout`; the engine only sleeps and writes.
 
+use crate::core::commits::Commits;
 use crate::core::error::CoreError;
 use crate::core::lifecycle::{transition, Action, Status};
 use crate::core::record::{Head, Interrupt, Lease, SnapshotRef, StopRequest, TurnEnd, TurnOutcome};
@@ -302,7 +303,7 @@ pub fn commit(
     let snapshot_due = snapshot_every == SNAPSHOT_NOW
         || (snapshot_every > 0 && version - head.snapshot_version() >= snapshot_interval(version, snapshot_every));
     let (snapshot, commits) = if snapshot_due {
-        (Some(SnapshotRef { version, token }), Vec::new())
+        (Some(SnapshotRef { version, token }), Commits::default())
     } else {
         let mut commits = head.commits.clone();
         commits.push(token);

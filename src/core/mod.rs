@@ -1,6 +1,7 @@
 //! The sans-IO core: every decision of the library as a pure function of (state, input, now).
 
 pub mod codec;
+pub mod commits;
 pub mod error;
 pub mod event;
 pub mod guard;
@@ -13,6 +14,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod tool_pairs;
 
+pub use commits::Commits;
 pub use error::CoreError;
 pub use event::{AgentState, Event, SessionState};
 pub use lifecycle::Status;

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use crate::core::commits::Commits;
 use crate::core::event::{Event, SessionState};
 use crate::core::lifecycle::Status;
 
@@ -9,8 +10,9 @@ use crate::core::lifecycle::Status;
 /// JSON parser ships in the `.wasm` (the JS side parses with the engine's own `JSON.parse`).
 pub type Json = Rc<str>;
 
-/// Version of the record layout written by this build; older records are migrated on load.
-pub const SCHEMA_VERSION: u8 = 1;
+/// Version of the record layout written by this build; older records are migrated on load. 2: the
+/// head lists its commit tokens as runs (core/commits.rs); an older build refuses it by this number.
+pub const SCHEMA_VERSION: u8 = 2;
 
 /// The lease of the invocation that holds a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,8 +126,8 @@ pub struct Head {
     pub last_token: u64,
     /// The newest snapshot, if any.
     pub snapshot: Option<SnapshotRef>,
-    /// Fencing tokens of the commits after the snapshot: `commits[i]` wrote version `base + 1 + i`.
-    pub commits: Vec<u64>,
+    /// Fencing tokens of the commits after the snapshot: the `i`-th wrote version `base + 1 + i`.
+    pub commits: Commits,
     pub created_at: u64,
     pub updated_at: u64,
     pub idle_ttl_ms: Option<u64>,
@@ -153,7 +155,7 @@ impl Head {
             lease: None,
             last_token: 0,
             snapshot: None,
-            commits: Vec::new(),
+            commits: Commits::default(),
             created_at: now,
             updated_at: now,
             idle_ttl_ms,
@@ -219,7 +221,7 @@ impl Head {
         if version <= base {
             return None;
         }
-        self.commits.get((version - base - 1) as usize).copied()
+        self.commits.get(version - base - 1)
     }
 }
 
@@ -252,7 +254,7 @@ pub struct Snapshot {
     /// The snapshot before this one, so that history can be walked back.
     pub previous: Option<SnapshotRef>,
     /// Tokens of the commits from `previous` (exclusive) to `version` (inclusive).
-    pub commits: Vec<u64>,
+    pub commits: Commits,
     /// The message segments, oldest first (each named by the snapshot it was written with).
     pub segments: Vec<SnapshotRef>,
     /// Messages per agent in those segments, to check them against (agents in order; a list, not a

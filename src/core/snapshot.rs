@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::core::commits::Commits;
 use crate::core::event::{Event, SessionState};
 use crate::core::record::{Json, Layers, Segment, Snapshot, SnapshotRef, StateLayer};
 
@@ -29,7 +30,7 @@ pub fn next_snapshot(
     previous: Option<Previous>,
     version: u64,
     token: u64,
-    commits: Vec<u64>,
+    commits: Commits,
 ) -> (Option<Segment>, Snapshot) {
     let values = previous.and_then(|p| p.values);
     let previous = previous.map(|p| p.snapshot);

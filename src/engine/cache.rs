@@ -274,7 +274,7 @@ impl Cache {
         view.snapshot = None;
         // The tokens since the snapshot grow with the session; an evicted view is reloaded from the
         // stored head before any write (see `Session::lease`), so its own copy can go.
-        view.head.commits = Vec::new();
+        view.head.commits.clear();
         drop(view);
         slot.attachment.borrow_mut().take();
     }

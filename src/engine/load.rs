@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use crate::core::{
+    Commits,
     codec, keys, AgentState, Batch, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef, StateLayer,
 };
 use crate::engine::error::EngineResult;
@@ -127,17 +128,16 @@ fn fill_from_segments(id: &str, snapshot: &mut Snapshot, segment_records: &[Vec<
     Ok(())
 }
 
-/// The tokens of consecutive versions, as runs `(first version, its token and the next ones')`: one
-/// run from the head and one from each snapshot walked back (a few; not a map, one map type less in
-/// the .wasm).
-type TokenRuns = Vec<(u64, Vec<u64>)>;
+/// The tokens of consecutive versions, as `(first version, its token and the next ones')`: one from
+/// the head and one from each snapshot walked back (a few; not a map, one map type less in the .wasm).
+type TokenRuns = Vec<(u64, Commits)>;
 
 /// `(version, token)` for `versions`, from token runs; a version they lack is a gap in the head.
 fn pairs(id: &str, runs: &TokenRuns, versions: std::ops::RangeInclusive<u64>) -> EngineResult<Vec<(u64, u64)>> {
     let token_of = |version: u64| {
-        runs.iter().find_map(|(first, tokens)| tokens.get(usize::try_from(version.checked_sub(*first)?).ok()?))
+        runs.iter().find_map(|(first, tokens)| tokens.get(version.checked_sub(*first)?))
     };
-    versions.map(|version| Ok((version, *token_of(version).ok_or_else(|| head_gap(id, version))?))).collect()
+    versions.map(|version| Ok((version, token_of(version).ok_or_else(|| head_gap(id, version))?))).collect()
 }
 
 /// The snapshot record at `at`: state values, and its messages only in the first layout (a

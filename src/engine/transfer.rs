@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::core::guard;
 use crate::core::lifecycle::Status;
-use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json};
+use crate::core::{codec, keys, limits, Batch, Commits, CoreError, Event, Head, Interrupt, Json};
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::session::Session;
@@ -169,7 +169,7 @@ impl SessionStore {
         let token = guard::first_token(crate::engine::store::random_u32(&*shared.env));
         head.last_token = token;
         head.version = data.version;
-        head.commits = vec![token; data.version as usize];
+        head.commits = Commits::repeated(token, data.version);
         head.updated_at = data.updated_at.max(data.created_at);
         head.schema = data.schema;
         if data.schema > config.schema_version {

@@ -157,7 +157,7 @@ fn extreme_integers_round_trip() {
         last_token: u64::MAX,
         created_at: u64::MAX,
         updated_at: 0,
-        commits: vec![0, 1, 127, 128, 16_383, 16_384, u64::MAX - 1, u64::MAX],
+        commits: vec![0, 1, 127, 128, 16_383, 16_384, u64::MAX - 1, u64::MAX].into(),
         lease: Some(Lease {
             owner: String::new(),
             instance: String::new(),
@@ -377,12 +377,13 @@ fn head() -> impl Strategy<Value = Head> {
                 (commits, created_at, updated_at),
                 (idle, max, interrupt, metadata),
             )| Head {
-                version,
+                // A head names the token of each commit after its snapshot: never more than versions.
+                version: version.max(commits.len() as u64),
                 status,
                 lease,
                 last_token,
                 snapshot,
-                commits,
+                commits: commits.into(),
                 created_at,
                 updated_at,
                 idle_ttl_ms: idle,
@@ -450,7 +451,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 version,
                 token,
                 previous,
-                commits,
+                commits: commits.into(),
                 segments: Vec::new(),
                 counts: Vec::new(),
                 state: SessionState { agents },

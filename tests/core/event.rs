@@ -108,7 +108,7 @@ mod segments {
     #[test]
     fn a_snapshot_writes_only_the_messages_new_since_the_one_before() {
         let first_events = [message("a", "1"), message("a", "2"), message("b", "x")];
-        let (segment, first) = next_snapshot(&SessionState::default(), &first_events, None, 3, 7, vec![5, 6, 7]);
+        let (segment, first) = next_snapshot(&SessionState::default(), &first_events, None, 3, 7, vec![5, 6, 7].into());
         let segment = segment.expect("new messages make a segment");
         assert_eq!(segment.agents, vec![("a".into(), vec!["1".into(), "2".into()]), ("b".into(), vec!["x".into()])]);
         assert_eq!(first.segments, vec![SnapshotRef { version: 3, token: 7 }]);
@@ -120,7 +120,7 @@ mod segments {
         events.extend([message("a", "3"), message("a", "4")]);
         let state = state_of(&events);
         let commit = [message("a", "5"), set("a", "k", "1")];
-        let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 9, 8, vec![8]);
+        let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 9, 8, vec![8].into());
         assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["3".into(), "4".into(), "5".into()])]);
         assert_eq!(second.segments, vec![SnapshotRef { version: 3, token: 7 }, SnapshotRef { version: 9, token: 8 }]);
         assert_eq!(second.counts, vec![("a".into(), 5), ("b".into(), 1)]);
@@ -129,7 +129,7 @@ mod segments {
 
         // Nothing new: no segment, the same segments named.
         events.extend(commit);
-        let (segment, third) = next_snapshot(&state_of(&events), &[], Some(known(&second)), 10, 9, vec![9]);
+        let (segment, third) = next_snapshot(&state_of(&events), &[], Some(known(&second)), 10, 9, vec![9].into());
         assert!(segment.is_none());
         assert_eq!(third.segments, second.segments);
         assert_eq!(third.layers, second.layers);
@@ -139,7 +139,7 @@ mod segments {
     fn a_snapshot_writes_only_the_values_set_or_deleted_since_the_one_before() {
         let big = format!("\"{}\"", "v".repeat(1000));
         let start = [set("a", "keep", &big), set("a", "gone", "1"), set("b", "other", &big)];
-        let (segment, first) = next_snapshot(&SessionState::default(), &start, None, 1, 1, vec![1]);
+        let (segment, first) = next_snapshot(&SessionState::default(), &start, None, 1, 1, vec![1].into());
         let layer = segment.unwrap().state.unwrap();
         assert!(layer.full, "the first layer holds every value");
         assert_eq!(values(&layer).len(), 3);
@@ -147,7 +147,7 @@ mod segments {
 
         let mut state = state_of(&start);
         let commit = [set("a", "new", "2"), Event::StateDelete { agent: "a".into(), key: "gone".into() }];
-        let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 2, 2, vec![2]);
+        let (segment, second) = next_snapshot(&state, &commit, Some(known(&first)), 2, 2, vec![2].into());
         let segment = segment.expect("new values make a segment");
         assert!(segment.agents.is_empty(), "no message");
         let layer = segment.state.unwrap();
@@ -163,12 +163,12 @@ mod segments {
 
         // A value set again to the same text, in a new allocation, is not written either.
         let again = [set("a", "keep", &big)];
-        let (segment, _) = next_snapshot(&state, &again, Some(known(&second)), 3, 3, vec![3]);
+        let (segment, _) = next_snapshot(&state, &again, Some(known(&second)), 3, 3, vec![3].into());
         assert!(segment.is_none());
 
         // Without the values of the snapshot before (another store wrote it), every value.
         let unknown = Previous { snapshot: &second, values: None };
-        let (segment, third) = next_snapshot(&state, &[set("a", "x", "3")], Some(unknown), 3, 3, vec![3]);
+        let (segment, third) = next_snapshot(&state, &[set("a", "x", "3")], Some(unknown), 3, 3, vec![3].into());
         let layer = segment.unwrap().state.unwrap();
         assert!(layer.full);
         assert_eq!(values(&layer).len(), 4);
@@ -180,11 +180,11 @@ mod segments {
         let value = |n: usize| format!("\"{}{n}\"", "v".repeat(100));
         let mut state = state_of(&[set("a", "k", &value(0))]);
         let (_, mut snapshot) =
-            next_snapshot(&SessionState::default(), &[set("a", "k", &value(0))], None, 1, 1, vec![1]);
+            next_snapshot(&SessionState::default(), &[set("a", "k", &value(0))], None, 1, 1, vec![1].into());
         let mut full_at = Vec::new();
         for n in 1..8u64 {
             let commit = [set("a", "k", &value(n as usize))];
-            let (segment, next) = next_snapshot(&state, &commit, Some(known(&snapshot)), n + 1, 1, vec![1]);
+            let (segment, next) = next_snapshot(&state, &commit, Some(known(&snapshot)), n + 1, 1, vec![1].into());
             state.apply_all(&commit);
             let layers = next.layers.unwrap();
             assert!(layers.bytes <= 2 * 105, "the layers hold at most twice the state: {layers:?}");
@@ -203,14 +203,14 @@ mod segments {
             version: 2,
             token: 1,
             previous: None,
-            commits: vec![1, 1],
+            commits: vec![1, 1].into(),
             segments: Vec::new(),
             counts: Vec::new(),
             state: state_of(&[set("a", "k", "1")]),
             layers: None,
         };
         let state = state_of(&[message("a", "1"), message("a", "2"), set("a", "k", "1")]);
-        let (segment, next) = next_snapshot(&state, &[message("a", "3")], Some(known(&inline)), 3, 2, vec![2]);
+        let (segment, next) = next_snapshot(&state, &[message("a", "3")], Some(known(&inline)), 3, 2, vec![2].into());
         let segment = segment.unwrap();
         assert_eq!(segment.agents, vec![("a".into(), vec!["1".into(), "2".into(), "3".into()])]);
         assert_eq!(next.segments, vec![SnapshotRef { version: 3, token: 2 }]);
@@ -225,14 +225,14 @@ mod segments {
             version: 5,
             token: 3,
             previous: None,
-            commits: vec![3],
+            commits: vec![3].into(),
             segments: vec![SnapshotRef { version: 5, token: 3 }],
             counts: vec![("a".into(), 9)],
             state: SessionState::default(),
             layers: Some(Layers { from: 0, bytes: 0 }),
         };
         let state = state_of(&[message("a", "1"), message("a", "2")]);
-        let (segment, next) = next_snapshot(&state, &[], Some(known(&wrong)), 6, 4, vec![4]);
+        let (segment, next) = next_snapshot(&state, &[], Some(known(&wrong)), 6, 4, vec![4].into());
         assert_eq!(segment.unwrap().agents, vec![("a".into(), vec!["1".into(), "2".into()])]);
         assert_eq!(next.segments, vec![SnapshotRef { version: 6, token: 4 }], "a new list of segments");
         assert_eq!(next.layers, Some(Layers { from: 0, bytes: 0 }));
@@ -274,7 +274,7 @@ mod segments {
             for (n, step) in steps.iter().enumerate() {
                 let events = events_of(step);
                 let version = n as u64 + 1;
-                let (segment, snapshot) = next_snapshot(&state, &events, previous.as_ref().map(known), version, 1, vec![1]);
+                let (segment, snapshot) = next_snapshot(&state, &events, previous.as_ref().map(known), version, 1, vec![1].into());
                 state.apply_all(&events);
                 if let Some(segment) = segment {
                     written.push(segment.state);

@@ -29,7 +29,7 @@ fn interrupt() -> Interrupt {
 
 #[test]
 fn acquire_on_idle_takes_last_token_plus_one() {
-    let head = Head { last_token: 41, version: 7, commits: vec![1; 7], ..idle_head() };
+    let head = Head { last_token: 41, version: 7, commits: vec![1; 7].into(), ..idle_head() };
     let now = T0 + 123;
     let got = acquire(
         &head,
@@ -130,7 +130,7 @@ fn commit_bumps_version_releases_and_records_the_token() {
             version: 1,
             status: Status::Idle,
             lease: None,
-            commits: vec![1],
+            commits: vec![1].into(),
             updated_at: now,
             last_token: 1,
             ended: Some(TurnEnd {
@@ -174,10 +174,10 @@ fn snapshot_due_every_n_commits() {
     assert_eq!(v3.snapshot, Some(SnapshotRef { version: 3, token: 3 }));
     assert!(v3.commits.is_empty(), "commits are cleared at a snapshot");
     let (v5, _) = &heads[4];
-    assert_eq!((v5.snapshot, v5.commits.clone()), (Some(SnapshotRef { version: 3, token: 3 }), vec![4, 5]));
+    assert_eq!((v5.snapshot, v5.commits.clone()), (Some(SnapshotRef { version: 3, token: 3 }), vec![4, 5].into()));
     assert_eq!((v5.snapshot_version(), v5.token_of(4), v5.token_of(5), v5.token_of(3)), (3, Some(4), Some(5), None));
     let (v8, _) = &heads[7];
-    assert_eq!((v8.snapshot, v8.commits.clone()), (Some(SnapshotRef { version: 6, token: 6 }), vec![7, 8]));
+    assert_eq!((v8.snapshot, v8.commits.clone()), (Some(SnapshotRef { version: 6, token: 6 }), vec![7, 8].into()));
     // 0 never snapshots; 1 snapshots every commit.
     assert!(turns(idle_head(), 5, 0).iter().all(|(head, due)| !due && head.snapshot.is_none()));
     assert!(turns(idle_head(), 5, 1).iter().all(|(head, due)| *due && head.commits.is_empty()));
@@ -193,12 +193,12 @@ fn snapshot_due_every_n_commits() {
 fn checkpoint_keeps_the_lease_renewed_and_running() {
     let head = leased(Intent::Begin);
     let c1 = commit(&head, 1, T0 + 600, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
-    assert_eq!((c1.version, c1.status, c1.commits.clone()), (1, Status::Running, vec![1]));
+    assert_eq!((c1.version, c1.status, c1.commits.clone()), (1, Status::Running, vec![1].into()));
     let lease = c1.lease.clone().unwrap();
     assert_eq!((lease.token, lease.expires_at), (1, T0 + 600 + LEASE_MS));
     // Still ours past the first expiry, because the checkpoint renewed it.
     let c2 = commit(&c1, 1, T0 + 1_500, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
-    assert_eq!((c2.version, c2.commits.clone()), (2, vec![1, 1]));
+    assert_eq!((c2.version, c2.commits.clone()), (2, vec![1, 1].into()));
     assert!(matches!(
         acquire(&c2, Intent::Begin, holder("b"), T0 + 1_600, LEASE_MS),
         Err(CoreError::Concurrency { .. })
@@ -259,7 +259,7 @@ fn close_is_terminal() {
 
 #[test]
 fn release_returns_to_idle_or_interrupted() {
-    let head = Head { version: 4, commits: vec![1, 1, 1, 1], last_token: 4, ..idle_head() };
+    let head = Head { version: 4, commits: vec![1, 1, 1, 1].into(), last_token: 4, ..idle_head() };
     let leased = acquire(&head, Intent::Begin, holder("a"), T0, LEASE_MS).unwrap();
     let released = release(&leased, 5).unwrap();
     let ended = TurnEnd {
@@ -432,7 +432,7 @@ proptest! {
                             if snapshot_due {
                                 prop_assert_eq!(next.snapshot, Some(SnapshotRef { version: next.version, token }));
                             } else {
-                                prop_assert_eq!(next.commits.last(), Some(&token));
+                                prop_assert_eq!(next.commits.last(), Some(token));
                             }
                             let want = match outcome {
                                 Outcome::Checkpoint => Status::Running,

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use agent_session::core::error::Phase;
 use agent_session::core::limits::Limits;
-use agent_session::core::{keys, CoreError, Json, Status};
+use agent_session::core::{keys, Commits, CoreError, Json, Status};
 use agent_session::engine::{BeginOptions, Config, EngineError, OpenOptions, Session, SessionStore};
 use agent_session::store::Store;
 
@@ -116,7 +116,7 @@ fn begin_commit_writes_one_batch_and_the_head() {
     let head = world.head("s");
     assert_eq!(
         (head.version, head.status, head.lease.clone(), head.commits.clone(), head.updated_at),
-        (1, Status::Idle, None, vec![t + 1], START + 5)
+        (1, Status::Idle, None, Commits::from(vec![t + 1]), START + 5)
     );
     let keys: Vec<String> = world.dump().into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, [keys::batch_key("s", 1, t + 1), keys::head_key("s")]);

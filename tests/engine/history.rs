@@ -6,7 +6,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use std::rc::Rc;
 
-use agent_session::core::{keys, CoreError, Event, SnapshotRef};
+use agent_session::core::{keys, Commits, CoreError, Event, SnapshotRef};
 use agent_session::engine::{Config, EngineError, Session};
 use agent_session::store::Store;
 
@@ -39,7 +39,7 @@ fn snapshots_every_n_commits_and_a_fresh_open_loads_the_same_state() {
     let head = world.head("s");
     let t = head.last_token - N; // one token per commit
     assert_eq!(head.snapshot, Some(SnapshotRef { version: 6, token: t + 6 }));
-    assert_eq!(head.commits, [t + 7, t + 8]);
+    assert_eq!(head.commits, Commits::from(vec![t + 7, t + 8]));
     let snapshots: Vec<String> = world.dump().into_iter().map(|(k, _)| k).filter(|k| k.starts_with("s/")).collect();
     assert_eq!(snapshots, [keys::snapshot_key("s", 3, t + 3), keys::snapshot_key("s", 6, t + 6)]);
 
@@ -229,7 +229,7 @@ fn snapshots_do_not_grow_with_the_session_and_old_inline_snapshots_still_load() 
     block_on(world.mem.put(&key, codec::encode_snapshot(&inline).into(), agent_session::store::Expect::Any)).unwrap();
     let rewritten = agent_session::core::Head {
         snapshot: Some(agent_session::core::SnapshotRef { version: 3, token: head.last_token }),
-        commits: Vec::new(),
+        commits: Commits::default(),
         ..head
     };
     let head_key = keys::head_key("legacy");

@@ -5,7 +5,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use agent_session::core::error::Phase;
-use agent_session::core::{CoreError, Event, Status};
+use agent_session::core::{Commits, CoreError, Event, Status};
 use agent_session::engine::{BeginOptions, Config, EngineError, InvokeError, OpenOptions};
 
 use crate::basics::{begin, core_error, create, j, open, texts, turn};
@@ -108,7 +108,7 @@ fn checkpoint_then_abort_keeps_the_checkpointed_versions() {
     let head = world.head("s");
     assert_eq!(
         (head.version, head.status, head.lease.clone(), head.commits.clone()),
-        (2, Status::Idle, None, vec![t + 1, t + 1])
+        (2, Status::Idle, None, Commits::from(vec![t + 1, t + 1]))
     );
     block_on(rival.refresh()).unwrap();
     assert_eq!(texts(&rival.messages(None).unwrap()), ["1", "2"]);

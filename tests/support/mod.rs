@@ -160,7 +160,7 @@ pub fn named_keys(mem: &MemoryStore, id: &str) -> Vec<String> {
     let mut tokens = std::collections::BTreeMap::new();
     let base = head.snapshot_version();
     for (i, token) in head.commits.iter().enumerate() {
-        tokens.insert(base + 1 + i as u64, *token);
+        tokens.insert(base + 1 + i as u64, token);
     }
     let mut cursor = head.snapshot;
     while let Some(at) = cursor {
@@ -169,7 +169,7 @@ pub fn named_keys(mem: &MemoryStore, id: &str) -> Vec<String> {
         let snapshot = codec::decode_snapshot(&key, &entry.value).unwrap();
         let start = snapshot.previous.map_or(0, |p| p.version);
         for (i, token) in snapshot.commits.iter().enumerate() {
-            tokens.insert(start + 1 + i as u64, *token);
+            tokens.insert(start + 1 + i as u64, token);
         }
         for segment in &snapshot.segments {
             let segment_key = keys::segment_key(id, segment.version, segment.token);
