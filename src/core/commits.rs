@@ -24,7 +24,7 @@ impl TokenRun {
     }
 
     /// How many commits the run holds.
-    pub fn len(&self) -> u64 {
+    pub fn commits(&self) -> u64 {
         (self.tokens - 1) * self.each + self.last
     }
 
@@ -56,7 +56,8 @@ pub struct Commits {
 impl Commits {
     /// `count` commits of `token` (an imported session's versions, all under one token).
     pub fn repeated(token: u64, count: u64) -> Commits {
-        let runs = if count == 0 { Vec::new() } else { vec![TokenRun { first: token, each: count, tokens: 1, last: count }] };
+        let runs =
+            if count == 0 { Vec::new() } else { vec![TokenRun { first: token, each: count, tokens: 1, last: count }] };
         Commits { runs }
     }
 
@@ -86,7 +87,7 @@ impl Commits {
     }
 
     pub fn len(&self) -> u64 {
-        self.runs.iter().map(TokenRun::len).sum()
+        self.runs.iter().map(TokenRun::commits).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -100,7 +101,7 @@ impl Commits {
     /// The token of the `index`-th commit.
     pub fn get(&self, mut index: u64) -> Option<u64> {
         for run in &self.runs {
-            let len = run.len();
+            let len = run.commits();
             if index < len {
                 return Some(run.first + index / run.each);
             }
@@ -111,7 +112,7 @@ impl Commits {
 
     /// The tokens one by one (a snapshot's list of the commits since the one before).
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.runs.iter().flat_map(|run| (0..run.len()).map(move |i| run.first + i / run.each))
+        self.runs.iter().flat_map(|run| (0..run.commits()).map(move |i| run.first + i / run.each))
     }
 
     pub fn last(&self) -> Option<u64> {

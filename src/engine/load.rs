@@ -6,8 +6,7 @@
 use std::rc::Rc;
 
 use crate::core::{
-    Commits,
-    codec, keys, AgentState, Batch, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef, StateLayer,
+    codec, keys, AgentState, Batch, Commits, CoreError, Event, Head, SessionState, Snapshot, SnapshotRef, StateLayer,
 };
 use crate::engine::error::EngineResult;
 use crate::store::{budget, read_linked, take_linked, Entry, Follow, Linked, Store, Version};
@@ -134,9 +133,7 @@ type TokenRuns = Vec<(u64, Commits)>;
 
 /// `(version, token)` for `versions`, from token runs; a version they lack is a gap in the head.
 fn pairs(id: &str, runs: &TokenRuns, versions: std::ops::RangeInclusive<u64>) -> EngineResult<Vec<(u64, u64)>> {
-    let token_of = |version: u64| {
-        runs.iter().find_map(|(first, tokens)| tokens.get(version.checked_sub(*first)?))
-    };
+    let token_of = |version: u64| runs.iter().find_map(|(first, tokens)| tokens.get(version.checked_sub(*first)?));
     versions.map(|version| Ok((version, token_of(version).ok_or_else(|| head_gap(id, version))?))).collect()
 }
 

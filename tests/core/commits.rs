@@ -37,7 +37,9 @@ fn a_head_stays_small_whatever_the_number_of_commits() {
     let plain = |n: u64| (1..=n).collect::<Commits>();
     let checkpoints = |n: u64| (0..n).map(|i| 1 + i / 4).collect::<Commits>();
     let aborts = |n: u64| (1..=n).map(|i| i + i / 100).collect::<Commits>();
-    for (name, make) in [("plain", &plain as &dyn Fn(u64) -> Commits), ("checkpoints", &checkpoints), ("aborts", &aborts)] {
+    for (name, make) in
+        [("plain", &plain as &dyn Fn(u64) -> Commits), ("checkpoints", &checkpoints), ("aborts", &aborts)]
+    {
         let small = size(make(10));
         let large = size(make(100_000));
         let bound = if name == "aborts" { 1000 * 8 } else { 20 };

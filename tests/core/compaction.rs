@@ -139,7 +139,8 @@ fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extend
     let (_, first) = next_snapshot(&SessionState::default(), &[], None, 1, 1, vec![1].into());
     let (_, old) = next_snapshot(&state, &[], Some(known(&first)), 10, 1, vec![1].into());
     let compact = Event::Compacted { agent: "a".into(), before: 98, summary: messages(&["\"sum\""]) };
-    let (segment, snapshot) = next_snapshot(&state, std::slice::from_ref(&compact), Some(known(&old)), 11, 2, vec![2].into());
+    let (segment, snapshot) =
+        next_snapshot(&state, std::slice::from_ref(&compact), Some(known(&old)), 11, 2, vec![2].into());
     let segment = segment.expect("the compacted view is written");
     assert_eq!(segment.agents, vec![("a".to_owned(), messages(&["\"sum\"", "98", "99"]))]);
     assert_eq!(snapshot.segments, vec![SnapshotRef { version: 11, token: 2 }], "the list starts again");
@@ -148,7 +149,8 @@ fn the_snapshot_after_a_compaction_starts_its_segments_again_and_the_next_extend
     let mut after = state.clone();
     after.apply(&compact);
     let append = Event::Message { agent: "a".into(), data: json("100") };
-    let (segment, next) = next_snapshot(&after, std::slice::from_ref(&append), Some(known(&snapshot)), 12, 3, vec![3].into());
+    let (segment, next) =
+        next_snapshot(&after, std::slice::from_ref(&append), Some(known(&snapshot)), 12, 3, vec![3].into());
     assert_eq!(segment.unwrap().agents, vec![("a".to_owned(), messages(&["100"]))]);
     assert_eq!(next.segments.len(), 2);
     // A snapshot that did not see the compaction (another count) cannot be extended.

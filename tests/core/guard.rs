@@ -184,7 +184,7 @@ fn snapshot_due_every_n_commits() {
     // Invariant on every head: the snapshot plus the named commits reach the version.
     for every in [0, 1, 2, 3, 7] {
         for (head, _) in turns(idle_head(), 9, every) {
-            assert_eq!(head.snapshot_version() + head.commits.len() as u64, head.version);
+            assert_eq!(head.snapshot_version() + head.commits.len(), head.version);
         }
     }
 }
@@ -468,7 +468,7 @@ proptest! {
                 }
             }
             // Invariants of every head the guard produces.
-            prop_assert_eq!(head.snapshot_version() + head.commits.len() as u64, head.version);
+            prop_assert_eq!(head.snapshot_version() + head.commits.len(), head.version);
             prop_assert_eq!(head.status == Status::Running, head.lease.is_some());
             if let Some(lease) = &head.lease {
                 prop_assert_eq!(lease.token, head.last_token, "only the newest token can hold the lease");
