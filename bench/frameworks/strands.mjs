@@ -1,12 +1,14 @@
 // The cost of one Strands agent turn (a scripted `agent.invoke()`, no network) with agent-session's
 // AgentSessionManager on the memory store, against Strands' own SessionManager over its InMemoryStorage,
 // in the same run. Also: SessionManager over AgentSessionStorage (the Storage drop-in), and no session
-// persistence at all (the framework's own cost of a turn). Turns are interleaved round-robin, so drift
+// persistence at all (the framework's own cost of a turn), and agent-session alone: a plugin that only opens
+// the session by id, begins, appends the turn's messages and commits (what the guard and the durable
+// log cost, without anything the manager adds). Turns are interleaved round-robin, so drift
 // and GC fall on every implementation alike. Prints a markdown table, the command and the date.
 //
 // Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30] [--json=path]
 import { performance } from "node:perf_hooks";
-import { Agent, Model, SessionManager } from "@strands-agents/sdk";
+import { AfterInvocationEvent, Agent, BeforeInvocationEvent, MessageAddedEvent, Model, SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore } from "agent-session";
 import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
@@ -39,6 +41,33 @@ class EchoModel extends Model {
 
 const agentWith = (more) => new Agent({ model: new EchoModel(), printer: false, ...more });
 
+/** agent-session alone: one invocation per agent invocation holding the messages it added, nothing
+ * else (no reload, no diff of the context, no state, no live parts, no compaction, no stop link). */
+class GuardAndLogOnly {
+  #store;
+  #id;
+  constructor(store, id) {
+    this.#store = store;
+    this.#id = id;
+  }
+  get name() {
+    return "guard-and-log-only";
+  }
+  initAgent(agent) {
+    let invocation = null;
+    let added = [];
+    agent.addHook(BeforeInvocationEvent, async () => {
+      invocation = await (await this.#store.open(this.#id)).begin();
+    });
+    agent.addHook(MessageAddedEvent, (event) => added.push(event.message));
+    agent.addHook(AfterInvocationEvent, async () => {
+      for (const message of added) invocation.appendMessage(message);
+      added = [];
+      await invocation.commit();
+    });
+  }
+}
+
 const counts = { invocations: 0 };
 const asStore = await SessionStore.memory({
   onEvent: (e) => {
@@ -58,6 +87,7 @@ const impls = [
     }),
   },
   { name: "no session persistence", agent: agentWith({}) },
+  { name: "agent-session alone: open by id, begin, append the turn's messages, commit", agent: agentWith({ plugins: [new GuardAndLogOnly(asStore, "bench-alone")] }) },
   // What two of the manager's defaults cost: forwarding the stream to the live log, compacting every turn.
   {
     name: "AgentSessionManager (memory store), emit: false",
