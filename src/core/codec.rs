@@ -617,7 +617,6 @@ impl Writer {
             self.u64(run.first);
             self.u64(run.each);
             self.u64(run.tokens);
-            self.u64(run.last);
         }
     }
 
@@ -810,7 +809,7 @@ impl<'a> Reader<'a> {
     }
 
     fn token_runs(&mut self) -> Result<Commits, CoreError> {
-        let runs = self.list(|r| Ok(TokenRun { first: r.u64()?, each: r.u64()?, tokens: r.u64()?, last: r.u64()? }))?;
+        let runs = self.list(|r| Ok(TokenRun { first: r.u64()?, each: r.u64()?, tokens: r.u64()? }))?;
         Commits::from_runs(runs).ok_or_else(|| self.corrupt("malformed commit token runs"))
     }
 

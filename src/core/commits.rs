@@ -5,49 +5,32 @@
 //! as a plain list the head, written twice a turn, would grow with the session too. Tokens come in
 //! runs: each turn takes the next token and commits once (or, with checkpoints, a few times), so
 //! the list is `k` commits of token `t`, `k` of `t + 1`, ... until a turn aborts (a token without
-//! commits) or commits a different number of times. A run is one such stretch: the head stays a few
-//! bytes long whatever the session's length.
+//! commits) or commits a different number of times. A run is one such stretch: the head of a
+//! session whose turns commit alike stays a few bytes long whatever its length.
 
-/// `tokens` consecutive tokens from `first`, each with `each` commits, except the last, which has
-/// `last` (1 to `each`): the one still being added to.
+/// `tokens` consecutive tokens from `first`, each with `each` commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenRun {
     pub first: u64,
     pub each: u64,
     pub tokens: u64,
-    pub last: u64,
 }
 
 impl TokenRun {
-    fn single(token: u64) -> TokenRun {
-        TokenRun { first: token, each: 1, tokens: 1, last: 1 }
-    }
-
     /// How many commits the run holds.
     pub fn commits(&self) -> u64 {
-        (self.tokens - 1) * self.each + self.last
+        self.each * self.tokens
     }
 
     fn last_token(&self) -> u64 {
         self.first + (self.tokens - 1)
     }
-
-    /// The run with one more commit of `token` after it, or `None` when `token` does not continue it.
-    fn extended(self, token: u64) -> Option<TokenRun> {
-        if token == self.last_token() && self.last < self.each {
-            Some(TokenRun { last: self.last + 1, ..self })
-        } else if token == self.last_token() && self.tokens == 1 {
-            // One token so far: its commits set how many each token of the run has.
-            Some(TokenRun { each: self.each + 1, last: self.last + 1, ..self })
-        } else if Some(token) == self.last_token().checked_add(1) && self.last == self.each {
-            Some(TokenRun { tokens: self.tokens + 1, last: 1, ..self })
-        } else {
-            None
-        }
-    }
 }
 
-/// The tokens of consecutive commits, in order (see the module's documentation).
+/// The tokens of consecutive commits, in order (see the module's documentation). The newest token
+/// has a run of its own until the next token comes (its count of commits is not final before);
+/// then it joins the run before it when it continues it, so that a session whose turns commit alike
+/// keeps one run (two, with a turn cut by a snapshot first) and the one of the newest token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Commits {
     runs: Vec<TokenRun>,
@@ -56,21 +39,20 @@ pub struct Commits {
 impl Commits {
     /// `count` commits of `token` (an imported session's versions, all under one token).
     pub fn repeated(token: u64, count: u64) -> Commits {
-        let runs =
-            if count == 0 { Vec::new() } else { vec![TokenRun { first: token, each: count, tokens: 1, last: count }] };
+        let runs = if count == 0 { Vec::new() } else { vec![TokenRun { first: token, each: count, tokens: 1 }] };
         Commits { runs }
     }
 
-    /// Commits from their runs, as read from a record; `None` when a run is malformed (no commit,
-    /// or a last token with more commits than the others) or the count overflows.
+    /// Commits from their runs, as read from a record; `None` when a run is malformed (no commit)
+    /// or a count overflows.
     pub fn from_runs(runs: Vec<TokenRun>) -> Option<Commits> {
         let mut total = 0u64;
         for run in &runs {
-            if run.tokens == 0 || run.last == 0 || run.last > run.each {
+            if run.tokens == 0 || run.each == 0 {
                 return None;
             }
             run.first.checked_add(run.tokens - 1)?;
-            total = total.checked_add((run.tokens - 1).checked_mul(run.each)?.checked_add(run.last)?)?;
+            total = total.checked_add(run.each.checked_mul(run.tokens)?)?;
         }
         Some(Commits { runs })
     }
@@ -80,9 +62,35 @@ impl Commits {
     }
 
     pub fn push(&mut self, token: u64) {
-        match self.runs.last_mut().and_then(|run| run.extended(token).map(|next| (run, next))) {
-            Some((run, next)) => *run = next,
-            None => self.runs.push(TokenRun::single(token)),
+        if let Some(last) = self.runs.last_mut() {
+            if token == last.last_token() {
+                if last.tokens == 1 {
+                    last.each += 1;
+                } else {
+                    // Its last token gets one commit more than the others: it leaves the run.
+                    last.tokens -= 1;
+                    let each = last.each + 1;
+                    self.runs.push(TokenRun { first: token, each, tokens: 1 });
+                }
+                return;
+            }
+            self.join_newest();
+        }
+        self.runs.push(TokenRun { first: token, each: 1, tokens: 1 });
+    }
+
+    /// The newest token's run, now complete, joins the run before it when it continues it.
+    fn join_newest(&mut self) {
+        if let [.., before, newest] = self.runs[..] {
+            if newest.tokens == 1
+                && newest.each == before.each
+                && before.last_token().checked_add(1) == Some(newest.first)
+            {
+                self.runs.pop();
+                if let Some(before) = self.runs.last_mut() {
+                    before.tokens += 1;
+                }
+            }
         }
     }
 
