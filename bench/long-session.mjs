@@ -9,34 +9,12 @@
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { jsonPath, printer, writeJson } from "./json.mjs";
+import { weighedKv } from "./weighed-kv.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const lengths = (args.lengths ?? "100,3000,30000").split(",").map(Number);
 const TURNS = Number(args.turns ?? 300);
 const message = (i) => ({ role: i % 2 ? "assistant" : "user", content: `${"x".repeat(150)} ${i}` });
-
-/** memoryKv, with the bytes and puts of the head of session "long" counted. */
-function weighedKv() {
-  const kv = memoryKv();
-  const head = { bytes: 0, puts: 0 };
-  return {
-    head,
-    kv: {
-      ...kv,
-      capabilities: kv.capabilities,
-      get: (...a) => kv.get(...a),
-      delete: (...a) => kv.delete(...a),
-      list: (...a) => kv.list(...a),
-      put(k, v, options) {
-        if (/(?:^|\/)h\/long~$/.test(k)) {
-          head.bytes += v.byteLength ?? v.length ?? 0;
-          head.puts++;
-        }
-        return kv.put(k, v, options);
-      },
-    },
-  };
-}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
@@ -61,18 +39,18 @@ const rows = [];
 }
 for (const commits of [1, 4]) {
   for (const length of lengths) {
-    const { kv, head } = weighedKv();
+    const { kv, written, puts } = weighedKv((key) => (/(?:^|\/)h\/long~$/.test(key) ? "head" : undefined), ["head"]);
     const store = await SessionStore.kv(kv);
     const session = await store.open("long");
     for (let i = 0; session.version < length; i++) await turn(store, i, commits);
     const times = [];
-    const before = { ...head };
+    const before = { bytes: written.head, puts: puts.head };
     for (let i = 0; i < TURNS; i++) {
       const t0 = performance.now();
       await turn(store, i, commits);
       times.push(performance.now() - t0);
     }
-    const headBytes = (head.bytes - before.bytes) / (head.puts - before.puts);
+    const headBytes = (written.head - before.bytes) / (puts.head - before.puts);
     rows.push({ commits, length: session.version - TURNS * commits, turnMs: median(times), headBytes });
     await store.close();
   }

@@ -7,35 +7,14 @@
 // size); nothing here is a pass/fail threshold.
 // Usage: node bench/state-growth.mjs [--sizes=100,1000,5000] [--commits=300] [--json=path]
 import { SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
 import { jsonPath, printer, writeJson } from "./json.mjs";
+import { weighedKv } from "./weighed-kv.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const sizes = (args.sizes ?? "100,1000,5000").split(",").map(Number);
 const COMMITS = Number(args.commits ?? 300);
 const value = (i) => ({ checkpoint: i, channel: "x".repeat(780) });
 const key = (i) => `c/${String(i).padStart(8, "0")}`;
-
-/** memoryKv, with the bytes put under each record kind of session "grow" counted. */
-function weighedKv() {
-  const kv = memoryKv();
-  const written = { h: 0, e: 0, s: 0, g: 0 };
-  return {
-    written,
-    kv: {
-      ...kv,
-      capabilities: kv.capabilities,
-      get: (...a) => kv.get(...a),
-      delete: (...a) => kv.delete(...a),
-      list: (...a) => kv.list(...a),
-      put(k, v, options) {
-        const kind = /(?:^|\/)([hesg])\/grow~/.exec(k)?.[1];
-        if (kind) written[kind] += v.byteLength ?? v.length ?? 0;
-        return kv.put(k, v, options);
-      },
-    },
-  };
-}
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -45,7 +24,8 @@ const median = (xs) => {
 const out = printer();
 const rows = [];
 for (const size of sizes) {
-  const { kv, written } = weighedKv();
+  // The bytes put under each record kind of session "grow": h/ head, e/ batch, s/ snapshot, g/ segment.
+  const { kv, written } = weighedKv((key) => /(?:^|\/)([hesg])\/grow~/.exec(key)?.[1], ["h", "e", "s", "g"]);
   const store = await SessionStore.kv(kv);
   const session = await store.open("grow");
   for (let i = 0; i < size; i += 200) {
