@@ -213,6 +213,9 @@ impl Follower {
                     Some(ended) => ended.outcome.as_str(),
                     None => "lost",
                 };
+                // The status the turn left the session in: a head already running the next turn (a
+                // begin does not move the version) was at rest at this version.
+                let status = if status == Status::Running { head.resting_status() } else { status };
                 events.push(LiveEvent::End { invocation: turn.invocation, outcome, version, status });
                 self.version = Some(version);
                 continue;

@@ -135,6 +135,18 @@ fn ends_report_how_the_turn_ended() {
             other => panic!("expected an end ({want}), got {other:?}"),
         }
     }
+    // Read only once the next turn had begun (begin does not move the version): the end still reports
+    // the status the turn left the session in, not the next turn's.
+    let ended = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let mut follower = Follower::new(None);
+    observe(&mut follower, Some(&running), T0, &[]);
+    let (events, _) = observe(&mut follower, Some(&begun(&ended, T0 + 2)), T0 + 3, &[]);
+    match events.first() {
+        Some(LiveEvent::End { outcome, version, status, .. }) => {
+            assert_eq!((*outcome, *version, *status), ("committed", ended.version, Status::Idle))
+        }
+        other => panic!("expected the end of the first turn, got {other:?}"),
+    }
     // The host saying that the holder's realm is gone ends the turn at once, before the lease runs out.
     let mut follower = Follower::new(None);
     observe(&mut follower, Some(&running), T0, &[]);
