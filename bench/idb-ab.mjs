@@ -7,6 +7,8 @@
 // Usage: node bench/idb-ab.mjs '{"default":{},"no heartbeat":{"heartbeat":false}}'
 //        node bench/idb-ab.mjs '{"default":{},"onEvent":{"onEvent":"noop"}}'
 //        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js"},"after":{}}'
+//        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js","signal":true},"after":{"options":{},"signal":true}}'
+// ("signal": true reads inv.signal after begin, as the framework drop-ins do.)
 import { startBrowser } from "../tests/browser/chromium.mjs";
 import { benchPage } from "./page.mjs";
 const configs = JSON.parse(process.argv[2] ?? '{"default":{}}');
@@ -18,14 +20,21 @@ try {
     const { idbProtocol } = await import("/bench/baselines.mjs");
     const impls = {};
     for (const [name, config] of Object.entries(configs)) {
-      const variant = "entry" in config || "options" in config;
+      const variant = "entry" in config || "options" in config || "signal" in config;
       const { SessionStore } = await import(variant && config.entry ? config.entry : "/js/entry/browser.js");
       const given = variant ? config.options ?? {} : config;
       // "onEvent": "noop" gives the store a listener that does nothing (what events cost to build).
       const opts = given.onEvent === "noop" ? { ...given, onEvent: () => {} } : given;
       const store = await SessionStore.indexedDb({ database: "ab" + Math.random(), ...opts });
       const s = await store.open("s");
-      impls[name] = async (k) => { const inv = await s.begin(); inv.appendMessage(message(k)); inv.appendMessage(message(k + 1)); await inv.commit(); };
+      const signal = variant && config.signal === true;
+      impls[name] = async (k) => {
+        const inv = await s.begin();
+        if (signal) inv.signal.addEventListener("abort", () => {});
+        inv.appendMessage(message(k));
+        inv.appendMessage(message(k + 1));
+        await inv.commit();
+      };
     }
     const b = await idbProtocol("abb" + Math.random()); const bw = await b.writer("s");
     impls.idb = (k) => bw.turn([message(k), message(k + 1)]);

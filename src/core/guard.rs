@@ -254,12 +254,13 @@ pub fn stop_pending(head: &Head, token: u64) -> Option<&StopRequest> {
 /// `began_at`); one made in this realm, or announced to it, wakes it (`woken`: a wake-up arrived
 /// since the lease was written), and one made elsewhere must be found within `stop_poll_ms` of being
 /// made, so by `began_at + stop_poll_ms` at the latest. Until then, with no wake-up, the head the
-/// lease wrote is still the news: reading it again would find no stop.
+/// lease wrote is still the news: reading it again would find no stop. Never more than
+/// `stop_poll_ms`, whatever a host clock that went back says.
 pub fn first_stop_check(began_at: u64, now: u64, stop_poll_ms: u64, woken: bool) -> u64 {
     if woken {
         0
     } else {
-        began_at.saturating_add(stop_poll_ms).saturating_sub(now)
+        began_at.saturating_add(stop_poll_ms).saturating_sub(now).min(stop_poll_ms)
     }
 }
 
