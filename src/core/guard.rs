@@ -249,18 +249,18 @@ pub fn stop_pending(head: &Head, token: u64) -> Option<&StopRequest> {
     head.stop.as_ref().filter(|stop| stop.token == token && head.lease.as_ref().is_some_and(|l| l.token == token))
 }
 
-/// How long a holder that starts watching for stops at `now` waits before its first read of the
-/// head (0: read it at once). A stop for its turn is written after its lease (leased at
-/// `began_at`); one made in this realm, or announced to it, wakes it (`woken`: a wake-up arrived
-/// since the lease was written), and one made elsewhere must be found within `stop_poll_ms` of being
-/// made, so by `began_at + stop_poll_ms` at the latest. Until then, with no wake-up, the head the
-/// lease wrote is still the news: reading it again would find no stop. Never more than
-/// `stop_poll_ms`, whatever a host clock that went back says.
-pub fn first_stop_check(began_at: u64, now: u64, stop_poll_ms: u64, woken: bool) -> u64 {
+/// How long a holder watching for stops waits, at `now`, before it reads the head again (0: read it
+/// at once). The head as of `checked_at` (its lease's, at first, then each read's) held no stop; one
+/// made in this realm, or announced to it, wakes it (`woken`: a wake-up not its own arrived since),
+/// and one made elsewhere must be found within `stop_poll_ms` of being made, so by `checked_at +
+/// stop_poll_ms` at the latest. Until then, with no such wake-up, what it read is still the news:
+/// reading again would find no stop (its own flushes and commits wake the realm too, for others).
+/// Never more than `stop_poll_ms`, whatever a host clock that went back says.
+pub fn next_stop_check(checked_at: u64, now: u64, stop_poll_ms: u64, woken: bool) -> u64 {
     if woken {
         0
     } else {
-        began_at.saturating_add(stop_poll_ms).saturating_sub(now).min(stop_poll_ms)
+        checked_at.saturating_add(stop_poll_ms).saturating_sub(now).min(stop_poll_ms)
     }
 }
 

@@ -71,6 +71,8 @@ pub struct Invocation {
     began_at: u64,
     /// The host's wake-up count before the lease was written ([`Env::wakes`]).
     wakes_at_begin: Option<u64>,
+    /// How many of the wake-ups since were this invocation's own (its flushes and commits).
+    own_wakes: Cell<u64>,
     state: RefCell<State>,
     /// Whether this invocation still pins its session's cached view (until it ends).
     pinned: Cell<bool>,
@@ -107,6 +109,7 @@ impl Invocation {
             traceparent,
             began_at,
             wakes_at_begin,
+            own_wakes: Cell::new(0),
             state: RefCell::new(state),
             pinned: Cell::new(true),
             live: LiveLog::default(),
@@ -323,6 +326,7 @@ impl Invocation {
         let shared = &self.session.shared;
         let id = self.session.id();
         if self.live.flush(&*shared.store, id, self.token, &self.id).await? {
+            self.own_wakes.set(self.own_wakes.get() + 1);
             shared.env.wake(id, true);
         }
         Ok(())
@@ -384,20 +388,27 @@ impl Invocation {
     /// stop in this realm or, where the host pushes them, another; otherwise every `stopPollMs`.
     pub async fn watch_stop(&self) {
         let shared = &self.session.shared;
-        let woken = match (self.wakes_at_begin, shared.env.wakes()) {
-            (Some(before), Some(now)) => before != now,
-            _ => true,
-        };
-        let first = guard::first_stop_check(self.began_at, shared.now(), shared.config.stop_poll_ms, woken);
-        if first > 0 {
-            shared.env.wait(self.session.id(), first, None).await;
-        }
+        // The head as of `checked_at` (the lease, then each read) held no stop; the host's wake-up
+        // count and this invocation's own wake-ups then tell whether anyone else woke the realm since.
+        let (mut checked_at, mut wakes_then, mut own_then) = (self.began_at, self.wakes_at_begin, 0);
         loop {
+            if self.is_ended() || self.signaled.get() {
+                return;
+            }
+            let woken = match (wakes_then, shared.env.wakes()) {
+                (Some(then), Some(now)) => now.wrapping_sub(then) > self.own_wakes.get() - own_then,
+                _ => true,
+            };
+            let wait = guard::next_stop_check(checked_at, shared.now(), shared.config.stop_poll_ms, woken);
+            if wait > 0 {
+                shared.env.wait(self.session.id(), wait, None).await;
+                continue;
+            }
+            (checked_at, wakes_then, own_then) = (shared.now(), shared.env.wakes(), self.own_wakes.get());
             // A failed read is retried at the next wake or poll.
             if let Ok(true) = self.check_stop().await {
                 return;
             }
-            shared.env.wait(self.session.id(), shared.config.stop_poll_ms, None).await;
         }
     }
 
@@ -521,6 +532,8 @@ impl Invocation {
                 if status != Status::Running {
                     shared.emit(self.event("lease.released", Some(new_version)));
                 }
+                // One wake-up of this realm (Shared::notify): our own, no reason for our watch to read.
+                self.own_wakes.set(self.own_wakes.get() + 1);
                 self.session.announce(new_version, status);
                 Ok(new_version)
             }

@@ -540,15 +540,15 @@ fn deadlines_are_data() {
 }
 
 #[test]
-fn the_first_stop_check_waits_only_while_the_leased_head_is_still_the_news() {
-    // Nothing woke the holder: a stop made elsewhere after the lease is found by began_at + poll.
-    assert_eq!(guard::first_stop_check(T0, T0 + 10, 1_000, false), 990);
-    assert_eq!(guard::first_stop_check(T0, T0 + 1_000, 1_000, false), 0, "the poll period is over: read now");
-    assert_eq!(guard::first_stop_check(T0, T0 + 5_000, 1_000, false), 0);
+fn the_next_stop_check_waits_only_while_the_head_last_read_is_still_the_news() {
+    // Nothing woke the holder: a stop made elsewhere after its last read is found by then + poll.
+    assert_eq!(guard::next_stop_check(T0, T0 + 10, 1_000, false), 990);
+    assert_eq!(guard::next_stop_check(T0, T0 + 1_000, 1_000, false), 0, "the poll period is over: read now");
+    assert_eq!(guard::next_stop_check(T0, T0 + 5_000, 1_000, false), 0);
     // A wake-up since the lease (a stop in this realm, or announced to it): read at once.
-    assert_eq!(guard::first_stop_check(T0, T0 + 10, 1_000, true), 0);
-    assert_eq!(guard::first_stop_check(T0, T0 - 5_000, 1_000, false), 1_000, "a clock that went back: one period");
-    assert_eq!(guard::first_stop_check(u64::MAX - 1, u64::MAX, 1_000, false), 0, "saturates, never wraps");
+    assert_eq!(guard::next_stop_check(T0, T0 + 10, 1_000, true), 0);
+    assert_eq!(guard::next_stop_check(T0, T0 - 5_000, 1_000, false), 1_000, "a clock that went back: one period");
+    assert_eq!(guard::next_stop_check(u64::MAX - 1, u64::MAX, 1_000, false), 0, "saturates, never wraps");
 }
 
 #[test]

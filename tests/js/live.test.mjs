@@ -869,3 +869,50 @@ for (const setup of SETUPS) {
     });
   });
 }
+
+// The holder's stop watch reads the head only for news: a wake-up that is not its own, or the poll
+// period passing since its last look (core/guard.rs next_stop_check). Its own flushes and checkpoints
+// wake the realm for followers, not for itself; a stop still reaches it at once.
+test("inv.signal's watch reads no head for the holder's own flushes and checkpoints, and a stop still aborts it at once", async () => {
+  const kv = memoryKv();
+  let headReads = 0;
+  const counted = {
+    ...kv,
+    capabilities: kv.capabilities,
+    get: (key, ...rest) => {
+      if (key.startsWith("h/")) headReads++;
+      return kv.get(key, ...rest);
+    },
+    put: (...a) => kv.put(...a),
+    delete: (...a) => kv.delete(...a),
+    list: (...a) => kv.list(...a),
+  };
+  const holder = await SessionStore.kv(counted, { owner: "holder", stopPollMs: 60_000, liveFlushMs: 0 });
+  const stopper = await SessionStore.kv(counted, { owner: "stopper", stopPollMs: 60_000 });
+  const session = await holder.open("own-wakes");
+  const inv = await session.begin();
+  const aborted = abortedWith(inv.signal);
+  await sleep(20);
+  const before = headReads;
+  for (let i = 0; i < 5; i++) {
+    inv.emit(partData(i));
+    await inv.flush();
+    inv.appendMessage(`m${i}`);
+    await inv.checkpoint();
+  }
+  await sleep(20);
+  assert.equal(headReads - before, 0, "no head read for the holder's own flushes and checkpoints");
+  const stop = callAsync(() => stopper.open("own-wakes").then((s) => s.stop({ reason: "now", graceMs: 30_000 })), "stop()");
+  let timer;
+  const reason = await Promise.race([
+    aborted,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("inv.signal did not abort within 10 s (stopPollMs is 60 s)")), 10_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  assert.ok(reason instanceof StopRequestedError, `signal.reason: ${reason}`);
+  await inv.commit();
+  assert.equal((await stop).outcome, "stopped");
+  await holder.close();
+  await stopper.close();
+});
