@@ -137,6 +137,11 @@ function remember(map, key, value) {
 // would otherwise wait for. The others hear of it one task later, in order.
 const outbox = [];
 
+/** Posts the notice of a commit of this realm: `{ id, version, status }` (built here, in one call). */
+export function postChange(member, id, version, status) {
+  postMessage(member, { id, version, status });
+}
+
 export function postMessage(member, message) {
   if (!member) return;
   const shared = member.shared;

@@ -79,8 +79,8 @@ extern "C" {
     fn is_lock_held(name: &str) -> Promise;
     #[wasm_bindgen(js_name = openChannel)]
     pub fn open_channel(name: &str, on_message: &Function) -> JsValue;
-    #[wasm_bindgen(js_name = postMessage)]
-    pub fn post_message(channel: &JsValue, message: &JsValue);
+    #[wasm_bindgen(js_name = postChange)]
+    pub fn post_change(channel: &JsValue, id: &str, version: f64, status: &str);
     #[wasm_bindgen(js_name = closeChannel)]
     pub fn close_channel(channel: &JsValue);
 }

@@ -6,10 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Object, Reflect};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::host::{close_channel, open_channel, post_message};
+use crate::bindings::host::{close_channel, open_channel, post_change};
 use crate::bindings::spawn;
 use crate::core::Status;
 use crate::engine::{Change, SessionStore};
@@ -77,11 +77,7 @@ impl OriginLink {
             if change.remote {
                 return;
             }
-            let message = Object::new();
-            let _ = Reflect::set(&message, &JsValue::from_str("id"), &JsValue::from_str(&change.id));
-            let _ = Reflect::set(&message, &JsValue::from_str("version"), &JsValue::from_f64(change.version as f64));
-            let _ = Reflect::set(&message, &JsValue::from_str("status"), &JsValue::from_str(change.status.as_str()));
-            post_message(&sender, &message);
+            post_change(&sender, &change.id, change.version as f64, change.status.as_str());
         }));
         OriginLink { channel, _on_message: on_message }
     }
