@@ -300,3 +300,39 @@ fn a_snapshot_writes_the_values_changed_since_the_one_before_and_every_load_read
     let fresh = open(&world.store("reader2"), "grow");
     assert_eq!(*fresh.state().unwrap(), *second.state().unwrap());
 }
+
+/// The head, written at every begin and commit, stays a few bytes long however long the session:
+/// its commit tokens are runs (core/commits.rs), also when snapshots fall in the middle of turns of
+/// several checkpoints and an aborted turn skips a token now and then.
+#[test]
+fn the_head_does_not_grow_with_the_session() {
+    let world = World::new();
+    let store = world.store_with(Config { snapshot_every: 7, ..World::config("writer") }, 0);
+    let session = open(&store, "s");
+    let head_bytes = || block_on(world.mem.get(&keys::head_key("s"))).unwrap().unwrap().value.len();
+    let mut largest_late = 0;
+    let mut first = 0;
+    for turn in 0..600u64 {
+        let invocation = begin(&session);
+        if turn % 97 == 0 {
+            block_on(invocation.abort()).unwrap();
+            continue;
+        }
+        for _ in 0..3 {
+            invocation.append_message(j(&message(turn)), None).unwrap();
+            block_on(invocation.checkpoint()).unwrap();
+        }
+        invocation.append_message(j(&message(turn)), None).unwrap();
+        block_on(invocation.commit()).unwrap();
+        if turn == 20 {
+            first = head_bytes();
+        }
+        if turn > 300 {
+            largest_late = largest_late.max(head_bytes());
+        }
+    }
+    let head = world.head("s");
+    assert_eq!(head.snapshot_version() + head.commits.len(), head.version);
+    assert!(head.commits.runs().len() <= 4, "{:?}", head.commits.runs());
+    assert!(largest_late <= first + 40, "head {first} bytes at turn 20, up to {largest_late} after turn 300");
+}
