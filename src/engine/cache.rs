@@ -272,8 +272,8 @@ impl Cache {
         view.state = None;
         view.bytes = 0;
         view.snapshot = None;
-        // The tokens since the snapshot grow with the session; an evicted view is reloaded from the
-        // stored head before any write (see `Session::lease`), so its own copy can go.
+        // An evicted view is reloaded from the stored head before any write (see `Session::lease`),
+        // so its own copy of the tokens since the snapshot can go.
         view.head.commits.clear();
         drop(view);
         slot.attachment.borrow_mut().take();

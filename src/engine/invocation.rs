@@ -326,7 +326,7 @@ impl Invocation {
         let shared = &self.session.shared;
         let id = self.session.id();
         if self.live.flush(&*shared.store, id, self.token, &self.id).await? {
-            self.own_wakes.set(self.own_wakes.get() + 1);
+            self.count_own_wake();
             shared.env.wake(id, true);
         }
         Ok(())
@@ -395,21 +395,28 @@ impl Invocation {
             if self.is_ended() || self.signaled.get() {
                 return;
             }
-            let woken = match (wakes_then, shared.env.wakes()) {
-                (Some(then), Some(now)) => now.wrapping_sub(then) > self.own_wakes.get() - own_then,
+            let (now, wakes) = (shared.now(), shared.env.wakes());
+            let woken = match (wakes_then, wakes) {
+                (Some(then), Some(wakes)) => wakes.wrapping_sub(then) > self.own_wakes.get() - own_then,
                 _ => true,
             };
-            let wait = guard::next_stop_check(checked_at, shared.now(), shared.config.stop_poll_ms, woken);
+            let wait = guard::next_stop_check(checked_at, now, shared.config.stop_poll_ms, woken);
             if wait > 0 {
                 shared.env.wait(self.session.id(), wait, None).await;
                 continue;
             }
-            (checked_at, wakes_then, own_then) = (shared.now(), shared.env.wakes(), self.own_wakes.get());
+            (checked_at, wakes_then, own_then) = (now, wakes, self.own_wakes.get());
             // A failed read is retried at the next wake or poll.
             if let Ok(true) = self.check_stop().await {
                 return;
             }
         }
+    }
+
+    /// Counts a wake-up of the realm this invocation is about to make: its own, no news for its
+    /// stop watch ([`Invocation::watch_stop`]).
+    fn count_own_wake(&self) {
+        self.own_wakes.set(self.own_wakes.get() + 1);
     }
 
     /// Extends the lease to `now + leaseMs`.
@@ -532,8 +539,8 @@ impl Invocation {
                 if status != Status::Running {
                     shared.emit(self.event("lease.released", Some(new_version)));
                 }
-                // One wake-up of this realm (Shared::notify): our own, no reason for our watch to read.
-                self.own_wakes.set(self.own_wakes.get() + 1);
+                // Announcing wakes the realm once (Shared::notify).
+                self.count_own_wake();
                 self.session.announce(new_version, status);
                 Ok(new_version)
             }
