@@ -17,3 +17,6 @@ pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod heap;

@@ -1,9 +1,11 @@
 // The cost of one LangGraph.js graph turn (a 2-node StateGraph invoke, @langchain/langgraph 1.4.18)
 // with AgentSessionSaver against LangGraph's own MemorySaver, in the same process and run, interleaved
 // turn by turn. Usage: node bench/frameworks/langgraph.mjs [--sizes=0,20] [--durability=async,exit] [--turns=60]
-// [--warmup=10] [--json=path] (sizes: turns already in the thread before timing; durability: LangGraph's own
-// `durability` option of invoke, "async" its default, "exit" one put when the run ends). Figures are ratios to MemorySaver measured in the
-// same run; nothing here is a pass/fail threshold.
+// [--warmup=10] [--threads=1] [--json=path] (sizes: turns already in each thread before timing; durability:
+// LangGraph's own `durability` option of invoke, "async" its default, "exit" one put when the run ends;
+// threads: each checkpointer's turns go round-robin over this many threads, as a server's do, so that
+// its store holds them all). Figures are ratios to MemorySaver measured in the same run; nothing here is
+// a pass/fail threshold.
 import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
 import { SessionStore } from "agent-session";
 import { AgentSessionSaver } from "agent-session/langgraph";
@@ -15,6 +17,7 @@ const sizes = (args.sizes ?? "0,20").split(",").map(Number);
 const durabilities = (args.durability ?? "async,exit").split(",");
 const turns = Number(args.turns ?? 60);
 const warmup = Number(args.warmup ?? 10);
+const threads = Number(args.threads ?? 1);
 
 
 /** ~200 bytes of JSON per message, like the core bench's messages. */
@@ -39,8 +42,8 @@ async function implementations(size, durability) {
   const memStore = await SessionStore.memory();
   const make = async (name, saver, guarded, { kv = null, store = null } = {}) => {
     const graph = graphWith(saver);
-    const thread = `bench-${durability}-${name.replace(/\W+/g, "-")}`;
-    const config = { configurable: { thread_id: thread }, durability };
+    const threadOf = (i) => `bench-${durability}-${name.replace(/\W+/g, "-")}-${i % threads}`;
+    const configOf = (i) => ({ configurable: { thread_id: threadOf(i) }, durability });
     const impl = { name, times: [], kvCalls: [], versions: [], kv, inSaver: 0, saverTimes: [] };
     // Time spent inside the saver's methods (own properties shadow the class's methods).
     for (const method of ["getTuple", "put", "putWrites"]) {
@@ -54,13 +57,13 @@ async function implementations(size, durability) {
         }
       };
     }
-    const invoke = (i) => graph.invoke({ messages: [message("user", i)] }, config);
+    const invoke = (i) => graph.invoke({ messages: [message("user", i)] }, configOf(i));
     impl.turn = guarded
       ? async (i) => {
           // The guard's own cost (begin, commit/release) counts as time in the saver: all of it but fn.
           let inFn = 0;
           const start = performance.now();
-          const result = await saver.guard(thread, async () => {
+          const result = await saver.guard(threadOf(i), async () => {
             const fnStart = performance.now();
             try {
               return await invoke(i);
@@ -72,14 +75,15 @@ async function implementations(size, durability) {
           return result;
         }
       : invoke;
-    let session;
+    const sessions = new Map();
     impl.version = store
-      ? async () => {
-          session ??= await store.open(saver.sessionId(thread));
-          return (await session.refresh()).version;
+      ? async (i) => {
+          const id = saver.sessionId(threadOf(i));
+          if (!sessions.has(id)) sessions.set(id, await store.open(id));
+          return (await sessions.get(id).refresh()).version;
         }
       : null;
-    for (let i = 0; i < size; i++) await impl.turn(i); // pre-fill, untimed
+    for (let i = 0; i < size * threads; i++) await impl.turn(i); // pre-fill, untimed
     return impl;
   };
   const kvImpl = async (name, guarded) => {
@@ -113,18 +117,19 @@ for (const size of sizes) {
     // Interleaved, in a rotating order, so that GC and JIT land on every implementation alike.
     for (let k = 0; k < impls.length; k++) {
       const impl = impls[(i + k) % impls.length];
-      const before = impl.version ? await impl.version() : 0;
+      const turn = size * threads + i;
+      const before = impl.version ? await impl.version(turn) : 0;
       const calls = impl.kv?.calls ?? 0;
       const inSaver = impl.inSaver;
       const start = performance.now();
-      await impl.turn(size + i);
+      await impl.turn(turn);
       const elapsed = performance.now() - start;
       const kvCalls = (impl.kv?.calls ?? 0) - calls;
       if (i >= warmup) {
         impl.times.push(elapsed);
         impl.saverTimes.push(impl.inSaver - inSaver);
         if (impl.kv) impl.kvCalls.push(kvCalls);
-        if (impl.version) impl.versions.push((await impl.version()) - before);
+        if (impl.version) impl.versions.push((await impl.version(turn)) - before);
       }
     }
   }
@@ -151,8 +156,9 @@ for (const size of sizes) {
 
 const command =
   process.env.BENCH_COMMAND ?? ["node", "bench/frameworks/langgraph.mjs", ...process.argv.slice(2)].join(" ");
+const title = `LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver${threads > 1 ? `, ${threads} threads per store` : ""}`;
 const out = printer();
-out.log(`## LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver
+out.log(`## ${title}
 
 A turn is \`graph.invoke\` of a 2-node StateGraph (START -> agent -> tools -> END; each node appends a
 ~200-byte message, so the \`messages\` channel grows with the thread). "durability" is LangGraph's own
@@ -162,7 +168,11 @@ ${turns} turns after ${warmup} warm-up turns, interleaved; "turns before" = turn
 saver" = time inside getTuple/put/putWrites (and the guard's begin and release). The mean includes the
 turns that write an agent-session snapshot (every 50 commits by default, O(session size)). "versions" =
 agent-session commits per turn; "KV calls" = HostKv get/put/delete/list calls per
-turn (the round trips a remote KV would pay).
+turn (the round trips a remote KV would pay).${threads > 1 ? `
+
+Each checkpointer's turns go round-robin over ${threads} threads ("turns before" is per thread), as a
+server's turns go over its users' threads: its store holds all of them, so that a memory store's wasm
+memory grows while it is timed (V8 collects garbage at every growth of a wasm memory: src/heap.rs).` : ""}
 `);
 out.log(
   line([
@@ -181,5 +191,5 @@ out.log(line(["---", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---
 for (const row of rows) out.log(line(row));
 out.log(`\nCommand: \`${command}\` (Node ${process.version}, ${new Date().toISOString().slice(0, 10)})`);
 writeJson(jsonPath(), import.meta.url, {
-  name: "langgraph", title: "LangGraph.js: one graph turn, AgentSessionSaver vs MemorySaver", markdown: out.text(), data: { turns, warmup, rows: raw },
+  name: threads > 1 ? "langgraph-threads" : "langgraph", title, markdown: out.text(), data: { turns, warmup, threads, rows: raw },
 });

@@ -2,6 +2,8 @@
 //! tests/wasm_node.rs): the codec's refusals of corrupt bytes compile to no panic on this target,
 //! where a panic would mark the whole instance dead.
 
+mod heap;
+
 use agent_session::core::{codec, CoreError};
 use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -1,0 +1,117 @@
+//! The wasm heap: dlmalloc (the allocator std uses on wasm32) over a memory that grows in steps
+//! proportional to its size instead of std's one 64 KiB page at a time.
+//!
+//! Why: V8 answers every growth of a wasm memory with a garbage collection ("external memory
+//! pressure"). A memory store holding 100 MB of sessions grew in ~1,600 steps, each one a scavenge,
+//! which was a third of a LangGraph turn's time (`node --trace-gc`, bench/README.md). Growing by an
+//! eighth of the memory takes ~40 steps to 100 MB and leaves at most an eighth unused; when that much
+//! cannot be had, it grows by exactly what is needed, as std would.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::arch::wasm32;
+use core::cell::UnsafeCell;
+use core::ptr;
+
+use dlmalloc::{Allocator, Dlmalloc};
+
+const PAGE: usize = 64 * 1024;
+/// A growth takes at least 1/GROWTH_DIVISOR of the memory's current size.
+const GROWTH_DIVISOR: usize = 8;
+
+extern "C" {
+    // The linker's bounds of the initial memory left free after the data and the stack.
+    static __heap_base: u8;
+    static __heap_end: u8;
+}
+
+/// The system side of dlmalloc: where its segments come from.
+struct Pages {
+    /// Whether the initial memory after `__heap_base` was handed out yet (once, as std does).
+    initial_given: UnsafeCell<bool>,
+}
+
+// SAFETY: wasm32-unknown-unknown without the atomics feature has one thread.
+unsafe impl Send for Pages {}
+
+impl Pages {
+    /// The free part of the initial memory, once.
+    fn initial(&self) -> Option<(usize, usize)> {
+        // SAFETY: one thread (above); the statics are linker symbols, only their addresses are read.
+        unsafe {
+            if *self.initial_given.get() {
+                return None;
+            }
+            *self.initial_given.get() = true;
+            let base = ptr::addr_of!(__heap_base) as usize;
+            let end = ptr::addr_of!(__heap_end) as usize;
+            (base != 0 && end > base).then(|| (base, end - base))
+        }
+    }
+}
+
+fn grow(pages: usize) -> Option<(*mut u8, usize, u32)> {
+    let previous = wasm32::memory_grow(0, pages);
+    if previous == usize::MAX {
+        return None;
+    }
+    let start = previous * PAGE;
+    let size = pages * PAGE;
+    // A region reaching the end of the 4 GiB address space would end at address 0: keep its last bytes.
+    let size = if start.wrapping_add(size) == 0 { size - 16 } else { size };
+    Some((start as *mut u8, size, 0))
+}
+
+// SAFETY: regions come from memory.grow (or the linker's free initial memory) and are never reused.
+unsafe impl Allocator for Pages {
+    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+        if let Some((base, len)) = self.initial().filter(|&(_, len)| len >= size) {
+            return (base as *mut u8, len, 0);
+        }
+        let needed = size.div_ceil(PAGE);
+        let step = needed.max(wasm32::memory_size(0) / GROWTH_DIVISOR);
+        grow(step).or_else(|| grow(needed)).unwrap_or((ptr::null_mut(), 0, 0))
+    }
+    fn remap(&self, _ptr: *mut u8, _old: usize, _new: usize, _can_move: bool) -> *mut u8 {
+        ptr::null_mut()
+    }
+    fn free_part(&self, _ptr: *mut u8, _old: usize, _new: usize) -> bool {
+        false
+    }
+    fn free(&self, _ptr: *mut u8, _size: usize) -> bool {
+        false
+    }
+    fn can_release_part(&self, _flags: u32) -> bool {
+        false
+    }
+    fn allocates_zeros(&self) -> bool {
+        true
+    }
+    fn page_size(&self) -> usize {
+        PAGE
+    }
+}
+
+struct Heap(UnsafeCell<Dlmalloc<Pages>>);
+
+// SAFETY: one thread (above), and no allocation re-enters the allocator.
+unsafe impl Sync for Heap {}
+
+#[global_allocator]
+static HEAP: Heap =
+    Heap(UnsafeCell::new(Dlmalloc::new_with_allocator(Pages { initial_given: UnsafeCell::new(false) })));
+
+// SAFETY: each call has the heap to itself (one thread) and forwards GlobalAlloc's contract to dlmalloc.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        (*self.0.get()).malloc(layout.size(), layout.align())
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        (*self.0.get()).calloc(layout.size(), layout.align())
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        (*self.0.get()).free(ptr, layout.size(), layout.align())
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        (*self.0.get()).realloc(ptr, layout.size(), layout.align(), new_size)
+    }
+}
