@@ -305,7 +305,8 @@ pub fn is_sealed_head(bytes: &[u8]) -> bool {
 }
 
 pub fn encode_batch(batch: &Batch) -> Vec<u8> {
-    let mut w = Writer::frame(KIND_BATCH);
+    let texts: usize = batch.events.iter().map(Event::weight).sum();
+    let mut w = Writer::frame_sized(KIND_BATCH, texts + ENCODED_EVENT_EXTRA * batch.events.len());
     w.u64(batch.version);
     w.u64(batch.token);
     w.u64(batch.at);
@@ -464,7 +465,12 @@ pub fn decode_snapshot(key: &str, bytes: &[u8]) -> Result<Snapshot, CoreError> {
 /// A segment: its messages, then (third layout) its state layer, which a build before layers reads
 /// as trailing bytes and refuses rather than misses.
 pub fn encode_segment(segment: &Segment) -> Vec<u8> {
-    let mut w = Writer::frame(KIND_SEGMENT);
+    let messages = segment.agents.iter().flat_map(|(_, messages)| messages);
+    let mut size = messages.map(|message| message.len() + ENCODED_EVENT_EXTRA).sum::<usize>();
+    if let Some(layer) = &segment.state {
+        size += layer.events.iter().map(|event| event.weight() + ENCODED_EVENT_EXTRA).sum::<usize>();
+    }
+    let mut w = Writer::frame_sized(KIND_SEGMENT, size);
     w.u64(segment.version);
     w.u64(segment.token);
     w.u64(segment.agents.len() as u64);
@@ -579,9 +585,20 @@ struct Writer {
     bytes: Vec<u8>,
 }
 
+/// What an event or message takes encoded beyond its texts (`Event::weight`), about: its tag and the
+/// varint lengths of its strings. Records whose size is known are written into a buffer of that size,
+/// so that they are not copied as the buffer doubles, and keep no spare capacity in a memory store.
+const ENCODED_EVENT_EXTRA: usize = 16;
+
 impl Writer {
     fn frame(kind: u8) -> Writer {
-        let mut bytes = Vec::with_capacity(128);
+        Writer::frame_sized(kind, 0)
+    }
+
+    /// A writer for a record of about `size` bytes of content.
+    fn frame_sized(kind: u8, size: usize) -> Writer {
+        // The frame (magic, kind, version), the record's own numbers and its checksum.
+        let mut bytes = Vec::with_capacity(128 + size);
         bytes.extend_from_slice(MAGIC);
         bytes.push(kind);
         bytes.push(SCHEMA_VERSION);

@@ -19,8 +19,14 @@ const TERMINATOR: char = '~';
 
 /// The escaped form of a session id.
 pub fn escape_id(id: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(id.len() + 1);
+    push_escaped(&mut out, id);
+    out
+}
+
+/// Appends the escaped form of `id` to `out`.
+fn push_escaped(out: &mut String, id: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &byte in id.as_bytes() {
         if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
             out.push(byte as char);
@@ -31,6 +37,21 @@ pub fn escape_id(id: &str) -> String {
         }
     }
     out.push(TERMINATOR);
+}
+
+/// `<prefix><escaped id>` followed by `/<16 hex digits>` for each of `numbers`. Built by hand: these
+/// keys are made at every commit, and `format!` took a few microseconds each in wasm.
+fn key(prefix: &str, id: &str, numbers: &[u64]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(prefix.len() + id.len() + 1 + 17 * numbers.len());
+    out.push_str(prefix);
+    push_escaped(&mut out, id);
+    for &number in numbers {
+        out.push('/');
+        for shift in (0..16).rev() {
+            out.push(HEX[((number >> (4 * shift)) & 15) as usize] as char);
+        }
+    }
     out
 }
 
@@ -62,7 +83,7 @@ fn hex_value(byte: u8) -> Option<u8> {
 }
 
 pub fn head_key(id: &str) -> String {
-    format!("{HEAD_PREFIX}{}", escape_id(id))
+    key(HEAD_PREFIX, id, &[])
 }
 
 /// The session id a head key names.
@@ -71,25 +92,27 @@ pub fn id_of_head_key(key: &str) -> Option<String> {
 }
 
 pub fn batch_key(id: &str, version: u64, token: u64) -> String {
-    format!("e/{}/{version:016x}/{token:016x}", escape_id(id))
+    key("e/", id, &[version, token])
 }
 
 pub fn snapshot_key(id: &str, version: u64, token: u64) -> String {
-    format!("s/{}/{version:016x}/{token:016x}", escape_id(id))
+    key("s/", id, &[version, token])
 }
 
 pub fn segment_key(id: &str, version: u64, token: u64) -> String {
-    format!("g/{}/{version:016x}/{token:016x}", escape_id(id))
+    key("g/", id, &[version, token])
 }
 
 /// The key of the `n`-th flush of live parts of the turn holding lease `token`.
 pub fn live_key(id: &str, token: u64, n: u64) -> String {
-    format!("t/{}/{token:016x}/{n:016x}", escape_id(id))
+    key("t/", id, &[token, n])
 }
 
 /// The prefix of every live flush of the turn holding lease `token`.
 pub fn live_prefix(id: &str, token: u64) -> String {
-    format!("t/{}/{token:016x}/", escape_id(id))
+    let mut prefix = key("t/", id, &[token]);
+    prefix.push('/');
+    prefix
 }
 
 /// The kind (`e`, `s` or `g`), version and token of a batch, snapshot or segment key.

@@ -34,7 +34,9 @@ impl MemoryStore {
     }
 
     /// Writes if `expect` holds; the bytes count against the instance's memory budget.
-    fn put_now(&self, key: &str, value: Vec<u8>, expect: Expect) -> StoreResult<Option<Version>> {
+    fn put_now(&self, key: &str, mut value: Vec<u8>, expect: Expect) -> StoreResult<Option<Version>> {
+        // Kept for as long as the store lives: without spare capacity (the budget counts `len`).
+        value.shrink_to_fit();
         let mut inner = self.inner.borrow_mut();
         let replaced = inner.entries.get(key).map_or(0, |(old, _)| old.len());
         budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;

@@ -1,8 +1,8 @@
 //! The key layout: id escaping, no id a prefix of another's keys, versions sorting in commit order.
 
 use agent_session::core::keys::{
-    batch_key, escape_id, head_key, id_of_head_key, live_key, record_prefixes, segment_key, snapshot_key, unescape_id,
-    HEAD_PREFIX,
+    batch_key, escape_id, head_key, id_of_head_key, live_key, live_prefix, record_prefixes, segment_key, snapshot_key,
+    unescape_id, HEAD_PREFIX,
 };
 use proptest::prelude::*;
 
@@ -19,6 +19,9 @@ fn escaping_examples() {
     assert_eq!(head_key("a/b"), "h/a%2Fb~");
     assert_eq!(batch_key("s", 1, 2), "e/s~/0000000000000001/0000000000000002");
     assert_eq!(snapshot_key("s", 255, u64::MAX), "s/s~/00000000000000ff/ffffffffffffffff");
+    assert_eq!(segment_key("a b", 0x1234_5678_9abc_def0, 0), "g/a%20b~/123456789abcdef0/0000000000000000");
+    assert_eq!(live_key("s", 16, 3), "t/s~/0000000000000010/0000000000000003");
+    assert_eq!(live_prefix("s", 16), "t/s~/0000000000000010/");
     assert_eq!(record_prefixes("s"), ["e/s~/".to_owned(), "s/s~/".to_owned(), "g/s~/".to_owned(), "t/s~/".to_owned()]);
 }
 
