@@ -1,0 +1,60 @@
+// A/B of builds of agent-session under LangGraph.js: guarded graph turns (bench/frameworks/langgraph.mjs's
+// graph, LangGraph's default "async" durability) with AgentSessionSaver on the memory store of each build,
+// and MemorySaver, in one Node process, interleaved turn by turn over 20 threads of 30 turns; prints the
+// medians and their ratios to MemorySaver. Each argument names a build: a copy of that build's js/ under
+// test-results/js-NAME (ignored by git), or "." for this checkout's js/. Two builds in one process is the
+// comparison that separates a 2% change from the noise between runs.
+// Usage: node bench/frameworks/langgraph-ab.mjs a .      (test-results/js-a against js/)
+import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
+
+const THREADS = 20;
+const TURNS = 30;
+const WARMUP_THREADS = 2;
+const message = (who, i) => ({ role: who, content: `${"x".repeat(150)} ${i}` });
+const State = Annotation.Root({
+  messages: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
+  steps: Annotation({ reducer: (a, b) => a + b, default: () => 0 }),
+});
+const graphWith = (checkpointer) =>
+  new StateGraph(State)
+    .addNode("agent", async (s) => ({ messages: [message("assistant", s.messages.length)], steps: 1 }))
+    .addNode("tools", async (s) => ({ messages: [message("tool", s.messages.length)], steps: 1 }))
+    .addEdge(START, "agent")
+    .addEdge("agent", "tools")
+    .addEdge("tools", END)
+    .compile({ checkpointer });
+
+const builds = process.argv.slice(2);
+if (builds.length === 0) throw new Error("usage: node bench/frameworks/langgraph-ab.mjs BUILD... (a name under test-results/js-NAME, or .)");
+const impls = [{ name: "MemorySaver", saver: new MemorySaver(), guarded: false }];
+for (const build of builds) {
+  const root = build === "." ? "../../js" : `../../test-results/js-${build}`;
+  const { SessionStore } = await import(`${root}/entry/node.js`);
+  const { AgentSessionSaver } = await import(`${root}/frameworks/langgraph.js`);
+  impls.push({ name: build === "." ? "js/" : `js-${build}`, saver: new AgentSessionSaver(await SessionStore.memory()), guarded: true });
+}
+for (const impl of impls) {
+  impl.graph = graphWith(impl.saver);
+  impl.times = [];
+}
+for (let t = 0; t < THREADS; t++) {
+  for (let i = 0; i < TURNS; i++) {
+    // A rotating order, so that GC and JIT land on every implementation alike.
+    for (let k = 0; k < impls.length; k++) {
+      const impl = impls[(i + k + t) % impls.length];
+      const thread = `t${t}`;
+      const config = { configurable: { thread_id: thread }, durability: "async" };
+      const input = { messages: [message("user", i)] };
+      const start = performance.now();
+      if (impl.guarded) await impl.saver.guard(thread, () => impl.graph.invoke(input, config));
+      else await impl.graph.invoke(input, config);
+      if (t >= WARMUP_THREADS) impl.times.push(performance.now() - start);
+    }
+  }
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const base = median(impls[0].times);
+for (const impl of impls) {
+  const m = median(impl.times);
+  console.log(`${impl.name.padEnd(12)} ${m.toFixed(3)} ms  ${(m / base).toFixed(3)}x MemorySaver`);
+}
