@@ -83,6 +83,32 @@ suite("values: JSON semantics", () => {
     assert.equal((await reopened.at(1)).messages()[2], "a\uDBFFb");
   });
 
+  test("long strings round-trip exactly, whichever way they cross into wasm", async () => {
+    // Strings from 64 characters on (1024 outside Node) are copied into wasm by TextEncoder.encodeInto,
+    // shorter ones by wasm-bindgen's loop (scripts/patch-glue.mjs): both sides of each threshold, with
+    // non-ASCII and lone surrogates at the start, the middle and the end.
+    const { store, session, inv } = await openInvocation();
+    const strings = [];
+    for (const length of [63, 64, 65, 1023, 1024, 1025, 5000]) {
+      const ascii = "a".repeat(length);
+      strings.push(ascii, "é" + ascii.slice(1), ascii.slice(1) + "😀", ascii.slice(0, length >> 1) + "\uD800" + ascii.slice(length >> 1));
+      strings.push("\"" + ascii.slice(2) + "\n");
+    }
+    strings.forEach((text, i) => {
+      inv.appendMessage(text);
+      inv.setState(`s${i}`, { text });
+    });
+    await inv.commit();
+    for (const read of [session, await store.open(session.id)]) {
+      const messages = read.messages();
+      const state = read.state();
+      strings.forEach((text, i) => {
+        assert.equal(messages[i], text, `message ${i} (${text.length} characters)`);
+        assert.equal(state[`s${i}`].text, text, `state value ${i}`);
+      });
+    }
+  });
+
   test("numbers: -0, large and small doubles keep their JSON value", async () => {
     const { session, inv } = await openInvocation();
     const numbers = [0, 1.5, -2, 1e300, 5e-324, Number.MAX_SAFE_INTEGER, 0.1 + 0.2];
