@@ -2,10 +2,17 @@
 //! proportional to its size instead of std's one 64 KiB page at a time.
 //!
 //! Why: V8 answers every growth of a wasm memory with a garbage collection ("external memory
-//! pressure"). A memory store holding 100 MB of sessions grew in ~1,600 steps, each one a scavenge,
-//! which was a third of a LangGraph turn's time (`node --trace-gc`, bench/README.md). Growing by an
-//! eighth of the memory takes ~40 steps to 100 MB and leaves at most an eighth unused; when that much
-//! cannot be had, it grows by exactly what is needed, as std would.
+//! pressure" in `node --trace-gc`). A memory store that came to hold 100 MB of LangGraph threads grew
+//! ~1,600 times, and the collections took a quarter of the turns' time (`node --cpu-prof`); a turn over
+//! 100 threads per store cost 2.60-5.41x MemorySaver, 1.66-1.84x with this heap
+//! (`bench/frameworks/langgraph.mjs --threads=100`). Growing by an eighth of the memory takes ~40
+//! steps to 100 MB and leaves at most an eighth unused; when that much cannot be had, it grows by
+//! exactly what is needed, as std would.
+//!
+//! One thread is assumed throughout (wasm32 without the atomics feature): the heap takes no lock.
+
+#[cfg(target_feature = "atomics")]
+compile_error!("src/heap.rs takes no lock: a build with wasm threads (the atomics feature) needs one");
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
@@ -34,7 +41,8 @@ struct Pages {
 unsafe impl Send for Pages {}
 
 impl Pages {
-    /// The free part of the initial memory, once.
+    /// The free part of the initial memory, once (too small for the first request, it is never used:
+    /// as in std).
     fn initial(&self) -> Option<(usize, usize)> {
         // SAFETY: one thread (above); the statics are linker symbols, only their addresses are read.
         unsafe {
