@@ -8,7 +8,9 @@
 //        node bench/idb-ab.mjs '{"default":{},"onEvent":{"onEvent":"noop"}}'
 //        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js"},"after":{}}'
 //        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js","signal":true},"after":{"options":{},"signal":true}}'
-// ("signal": true reads inv.signal after begin, as the framework drop-ins do.)
+//        node bench/idb-ab.mjs '{"before":{"entry":"/test-results/js-a/entry/browser.js","open":true},"after":{"options":{},"open":true}}'
+// ("signal": true reads inv.signal after begin, as the framework drop-ins do; "open": true opens the
+// session by id before each turn, as a server or a page that does not hold it does.)
 import { startBrowser } from "../tests/browser/chromium.mjs";
 import { benchPage } from "./page.mjs";
 const configs = JSON.parse(process.argv[2] ?? '{"default":{}}');
@@ -28,8 +30,9 @@ try {
       const store = await SessionStore.indexedDb({ database: "ab" + Math.random(), ...opts });
       const s = await store.open("s");
       const signal = variant && config.signal === true;
+      const perRequest = variant && config.open === true;
       impls[name] = async (k) => {
-        const inv = await s.begin();
+        const inv = await (perRequest ? await store.open("s") : s).begin();
         if (signal) inv.signal.addEventListener("abort", () => {});
         inv.appendMessage(message(k));
         inv.appendMessage(message(k + 1));
