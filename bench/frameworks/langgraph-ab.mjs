@@ -5,24 +5,12 @@
 // test-results/js-NAME (ignored by git), or "." for this checkout's js/. Two builds in one process is the
 // comparison that separates a 2% change from the noise between runs.
 // Usage: node bench/frameworks/langgraph-ab.mjs a .      (test-results/js-a against js/)
-import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
+import { MemorySaver } from "@langchain/langgraph";
+import { graphWith, message } from "./langgraph-graph.mjs";
 
 const THREADS = 20;
 const TURNS = 30;
 const WARMUP_THREADS = 2;
-const message = (who, i) => ({ role: who, content: `${"x".repeat(150)} ${i}` });
-const State = Annotation.Root({
-  messages: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
-  steps: Annotation({ reducer: (a, b) => a + b, default: () => 0 }),
-});
-const graphWith = (checkpointer) =>
-  new StateGraph(State)
-    .addNode("agent", async (s) => ({ messages: [message("assistant", s.messages.length)], steps: 1 }))
-    .addNode("tools", async (s) => ({ messages: [message("tool", s.messages.length)], steps: 1 }))
-    .addEdge(START, "agent")
-    .addEdge("agent", "tools")
-    .addEdge("tools", END)
-    .compile({ checkpointer });
 
 const builds = process.argv.slice(2);
 if (builds.length === 0) throw new Error("usage: node bench/frameworks/langgraph-ab.mjs BUILD... (a name under test-results/js-NAME, or .)");

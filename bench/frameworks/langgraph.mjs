@@ -6,11 +6,12 @@
 // threads: each checkpointer's turns go round-robin over this many threads, as a server's do, so that
 // its store holds them all). Figures are ratios to MemorySaver measured in the same run; nothing here is
 // a pass/fail threshold.
-import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/langgraph";
+import { MemorySaver } from "@langchain/langgraph";
 import { SessionStore } from "agent-session";
 import { AgentSessionSaver } from "agent-session/langgraph";
 import { jsonPath, printer, writeJson } from "../json.mjs";
 import { countingKv } from "./counting-kv.mjs";
+import { graphWith, message } from "./langgraph-graph.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, "").split("=")));
 const sizes = (args.sizes ?? "0,20").split(",").map(Number);
@@ -18,25 +19,6 @@ const durabilities = (args.durability ?? "async,exit").split(",");
 const turns = Number(args.turns ?? 60);
 const warmup = Number(args.warmup ?? 10);
 const threads = Number(args.threads ?? 1);
-
-
-/** ~200 bytes of JSON per message, like the core bench's messages. */
-const message = (who, i) => ({ role: who, content: `${"x".repeat(150)} ${i}` });
-
-const State = Annotation.Root({
-  messages: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
-  steps: Annotation({ reducer: (a, b) => a + b, default: () => 0 }),
-});
-
-function graphWith(checkpointer) {
-  return new StateGraph(State)
-    .addNode("agent", async (s) => ({ messages: [message("assistant", s.messages.length)], steps: 1 }))
-    .addNode("tools", async (s) => ({ messages: [message("tool", s.messages.length)], steps: 1 }))
-    .addEdge(START, "agent")
-    .addEdge("agent", "tools")
-    .addEdge("tools", END)
-    .compile({ checkpointer });
-}
 
 async function implementations(size, durability) {
   const memStore = await SessionStore.memory();
