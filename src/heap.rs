@@ -4,10 +4,10 @@
 //! Why: V8 answers every growth of a wasm memory with a garbage collection ("external memory
 //! pressure" in `node --trace-gc`). A memory store that came to hold 100 MB of LangGraph threads grew
 //! ~1,600 times, and the collections took a quarter of the turns' time (`node --cpu-prof`); a turn over
-//! 100 threads per store cost 2.60-5.41x MemorySaver, 1.66-1.84x with this heap
-//! (`bench/frameworks/langgraph.mjs --threads=100`). Growing by an eighth of the memory takes ~40
-//! steps to 100 MB and leaves at most an eighth unused; when that much cannot be had, it grows by
-//! exactly what is needed, as std would.
+//! 100 threads per store cost 2.60-5.41x MemorySaver, 1.57-1.71x with this heap
+//! (`bench/frameworks/langgraph.mjs --threads=100`). Growing by an eighth of the memory, at most 8 MiB
+//! at a time, takes ~40 steps to 100 MB and leaves at most 8 MiB unused; when that much cannot be had,
+//! it grows by exactly what is needed, as std would.
 //!
 //! One thread is assumed throughout (wasm32 without the atomics feature): the heap takes no lock.
 
@@ -22,8 +22,11 @@ use core::ptr;
 use dlmalloc::{Allocator, Dlmalloc};
 
 const PAGE: usize = 64 * 1024;
-/// A growth takes at least 1/GROWTH_DIVISOR of the memory's current size.
+/// A growth takes at least 1/GROWTH_DIVISOR of the memory's current size...
 const GROWTH_DIVISOR: usize = 8;
+/// ...but no more than 8 MiB beyond what is needed: hosts that count the whole memory against a limit
+/// (a Cloudflare Worker has 128 MB) lose at most that much to growth that is not used yet.
+const MAX_STEP_PAGES: usize = 128;
 
 extern "C" {
     // The linker's bounds of the initial memory left free after the data and the stack.
@@ -76,7 +79,7 @@ unsafe impl Allocator for Pages {
             return (base as *mut u8, len, 0);
         }
         let needed = size.div_ceil(PAGE);
-        let step = needed.max(wasm32::memory_size(0) / GROWTH_DIVISOR);
+        let step = needed.max((wasm32::memory_size(0) / GROWTH_DIVISOR).min(MAX_STEP_PAGES));
         grow(step).or_else(|| grow(needed)).unwrap_or((ptr::null_mut(), 0, 0))
     }
     fn remap(&self, _ptr: *mut u8, _old: usize, _new: usize, _can_move: bool) -> *mut u8 {

@@ -5,7 +5,9 @@ use core::arch::wasm32;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const BLOCK: usize = 256 * 1024;
-const BLOCKS: usize = 256;
+const BLOCKS: usize = 384;
+/// The most a growth may add beyond what the allocation needs (src/heap.rs): 8 MiB, in 64 KiB pages.
+const MAX_STEP_PAGES: usize = 128;
 
 #[wasm_bindgen_test]
 fn the_memory_grows_in_few_steps_and_keeps_what_was_written() {
@@ -17,11 +19,14 @@ fn the_memory_grows_in_few_steps_and_keeps_what_was_written() {
         let now = wasm32::memory_size(0);
         if now != pages {
             growths += 1;
+            // A block takes 4 pages and a few bytes of dlmalloc's own.
+            assert!(now - pages <= MAX_STEP_PAGES + 5, "grew {} pages at once for a {BLOCK}-byte block", now - pages);
             pages = now;
         }
     }
-    // 64 MiB held: std's allocator grows ~256 times here (once per block), this heap ~30 times.
-    assert!(growths <= 40, "{growths} growths of the wasm memory for {BLOCKS} blocks");
+    // 96 MiB held: std's allocator grows ~300 times here (about once per block), this heap ~35 times
+    // (by an eighth of the memory up to 64 MiB, then 8 MiB at a time).
+    assert!(growths <= 45, "{growths} growths of the wasm memory for {BLOCKS} blocks");
     for (i, block) in blocks.iter().enumerate() {
         assert!(block.iter().all(|&b| b == i as u8), "block {i} changed");
     }
