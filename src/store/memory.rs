@@ -1,7 +1,7 @@
 //! The in-process backend: the reference that the conformance suite is pinned on.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 use std::ops::Bound;
 
 use crate::store::{budget, Entry, Expect, ListPage, LocalBoxFuture, Put, Store, StoreResult, Value, Version};
@@ -35,21 +35,34 @@ impl MemoryStore {
 
     /// Writes if `expect` holds; the bytes count against the instance's memory budget.
     fn put_now(&self, key: &str, mut value: Vec<u8>, expect: Expect) -> StoreResult<Option<Version>> {
+        let mut inner = self.inner.borrow_mut();
+        let version = inner.writes + 1;
+        // One search of the map (it holds every record of every session in the store, under keys
+        // that share long prefixes), not one to check and another to insert.
+        let (slot, replaced) = match inner.entries.entry(key.to_owned()) {
+            btree_map::Entry::Occupied(slot) => {
+                let (old, current) = slot.get();
+                let replaced = old.len();
+                budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;
+                if !expect.holds(Some(&current.to_string())) {
+                    return Ok(None);
+                }
+                (slot.into_mut(), replaced)
+            }
+            btree_map::Entry::Vacant(slot) => {
+                budget::check("a value for the memory store", value.len() as u64)?;
+                if !expect.holds(None) {
+                    return Ok(None);
+                }
+                (slot.insert((Vec::new(), 0)), 0)
+            }
+        };
         // Kept for as long as the store lives: without spare capacity (the budget counts `len`).
         value.shrink_to_fit();
-        let mut inner = self.inner.borrow_mut();
-        let replaced = inner.entries.get(key).map_or(0, |(old, _)| old.len());
-        budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;
-        let current = inner.entries.get(key).map(|(_, version)| version.to_string());
-        if !expect.holds(current.as_deref()) {
-            return Ok(None);
-        }
-        inner.writes += 1;
-        let version = inner.writes;
         budget::take(value.len() as u64);
-        if let Some((old, _)) = inner.entries.insert(key.to_owned(), (value, version)) {
-            budget::give_back(old.len() as u64);
-        }
+        budget::give_back(replaced as u64);
+        *slot = (value, version);
+        inner.writes = version;
         Ok(Some(version.to_string()))
     }
 
