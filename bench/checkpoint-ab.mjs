@@ -3,16 +3,17 @@
 // process. Each argument names a build: a copy of that build's js/ under test-results/js-NAME (ignored
 // by git), or "." for this checkout's js/. Rounds alternate between the builds; prints µs per call.
 // Usage: node bench/checkpoint-ab.mjs a .
-const builds = process.argv.slice(2);
-if (builds.length === 0) throw new Error("usage: node bench/checkpoint-ab.mjs BUILD... (a name under test-results/js-NAME, or .)");
+import { buildName, buildsFromArgs, importFromBuild } from "./builds.mjs";
+
+const builds = buildsFromArgs("bench/checkpoint-ab.mjs");
 const CALLS = 20000;
 const ROUNDS = 4;
 
 const runs = [];
 for (const build of builds) {
-  const { SessionStore } = await import(build === "." ? "../js/entry/node.js" : `../test-results/js-${build}/entry/node.js`);
+  const { SessionStore } = await importFromBuild(build, "entry/node.js");
   const session = await (await SessionStore.memory()).open("s");
-  runs.push({ name: build === "." ? "js/" : `js-${build}`, session, times: [] });
+  runs.push({ name: buildName(build), session, times: [] });
 }
 const options = { agent: "a" };
 for (let round = 0; round < ROUNDS; round++) {

@@ -22,7 +22,7 @@ try {
     const { idbProtocol } = await import("/bench/baselines.mjs");
     const impls = {};
     for (const [name, config] of Object.entries(configs)) {
-      const variant = "entry" in config || "options" in config || "signal" in config;
+      const variant = ["entry", "options", "signal", "open"].some((flag) => flag in config);
       const { SessionStore } = await import(variant && config.entry ? config.entry : "/js/entry/browser.js");
       const given = variant ? config.options ?? {} : config;
       // "onEvent": "noop" gives the store a listener that does nothing (what events cost to build).

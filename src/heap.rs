@@ -16,7 +16,7 @@ compile_error!("src/heap.rs takes no lock: a build with wasm threads (the atomic
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
 use core::ptr;
 
 use dlmalloc::{Allocator, Dlmalloc};
@@ -37,7 +37,7 @@ extern "C" {
 /// The system side of dlmalloc: where its segments come from.
 struct Pages {
     /// Whether the initial memory after `__heap_base` was handed out yet (once, as std does).
-    initial_given: UnsafeCell<bool>,
+    initial_given: Cell<bool>,
 }
 
 // SAFETY: wasm32-unknown-unknown without the atomics feature has one thread.
@@ -47,16 +47,13 @@ impl Pages {
     /// The free part of the initial memory, once (too small for the first request, it is never used:
     /// as in std).
     fn initial(&self) -> Option<(usize, usize)> {
-        // SAFETY: one thread (above); the statics are linker symbols, only their addresses are read.
-        unsafe {
-            if *self.initial_given.get() {
-                return None;
-            }
-            *self.initial_given.get() = true;
-            let base = ptr::addr_of!(__heap_base) as usize;
-            let end = ptr::addr_of!(__heap_end) as usize;
-            (base != 0 && end > base).then(|| (base, end - base))
+        if self.initial_given.replace(true) {
+            return None;
         }
+        // Only the linker symbols' addresses are read.
+        let base = &raw const __heap_base as usize;
+        let end = &raw const __heap_end as usize;
+        (base != 0 && end > base).then(|| (base, end - base))
     }
 }
 
@@ -108,8 +105,7 @@ struct Heap(UnsafeCell<Dlmalloc<Pages>>);
 unsafe impl Sync for Heap {}
 
 #[global_allocator]
-static HEAP: Heap =
-    Heap(UnsafeCell::new(Dlmalloc::new_with_allocator(Pages { initial_given: UnsafeCell::new(false) })));
+static HEAP: Heap = Heap(UnsafeCell::new(Dlmalloc::new_with_allocator(Pages { initial_given: Cell::new(false) })));
 
 // SAFETY: each call has the heap to itself (one thread) and forwards GlobalAlloc's contract to dlmalloc.
 unsafe impl GlobalAlloc for Heap {

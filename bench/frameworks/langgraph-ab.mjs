@@ -6,20 +6,19 @@
 // comparison that separates a 2% change from the noise between runs.
 // Usage: node bench/frameworks/langgraph-ab.mjs a .      (test-results/js-a against js/)
 import { MemorySaver } from "@langchain/langgraph";
+import { buildName, buildsFromArgs, importFromBuild } from "../builds.mjs";
 import { graphWith, message } from "./langgraph-graph.mjs";
 
 const THREADS = 20;
 const TURNS = 30;
 const WARMUP_THREADS = 2;
 
-const builds = process.argv.slice(2);
-if (builds.length === 0) throw new Error("usage: node bench/frameworks/langgraph-ab.mjs BUILD... (a name under test-results/js-NAME, or .)");
+const builds = buildsFromArgs("bench/frameworks/langgraph-ab.mjs");
 const impls = [{ name: "MemorySaver", saver: new MemorySaver(), guarded: false }];
 for (const build of builds) {
-  const root = build === "." ? "../../js" : `../../test-results/js-${build}`;
-  const { SessionStore } = await import(`${root}/entry/node.js`);
-  const { AgentSessionSaver } = await import(`${root}/frameworks/langgraph.js`);
-  impls.push({ name: build === "." ? "js/" : `js-${build}`, saver: new AgentSessionSaver(await SessionStore.memory()), guarded: true });
+  const { SessionStore } = await importFromBuild(build, "entry/node.js");
+  const { AgentSessionSaver } = await importFromBuild(build, "frameworks/langgraph.js");
+  impls.push({ name: buildName(build), saver: new AgentSessionSaver(await SessionStore.memory()), guarded: true });
 }
 for (const impl of impls) {
   impl.graph = graphWith(impl.saver);

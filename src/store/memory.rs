@@ -39,29 +39,20 @@ impl MemoryStore {
         let version = inner.writes + 1;
         // One search of the map (it holds every record of every session in the store, under keys
         // that share long prefixes), not one to check and another to insert.
-        let (slot, replaced) = match inner.entries.entry(key.to_owned()) {
-            btree_map::Entry::Occupied(slot) => {
-                let (old, current) = slot.get();
-                let replaced = old.len();
-                budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;
-                if !expect.holds(Some(&current.to_string())) {
-                    return Ok(None);
-                }
-                (slot.into_mut(), replaced)
-            }
-            btree_map::Entry::Vacant(slot) => {
-                budget::check("a value for the memory store", value.len() as u64)?;
-                if !expect.holds(None) {
-                    return Ok(None);
-                }
-                (slot.insert((Vec::new(), 0)), 0)
-            }
+        let entry = inner.entries.entry(key.to_owned());
+        let (replaced, current) = match &entry {
+            btree_map::Entry::Occupied(slot) => (slot.get().0.len(), Some(slot.get().1.to_string())),
+            btree_map::Entry::Vacant(_) => (0, None),
         };
+        budget::check("a value for the memory store", value.len().saturating_sub(replaced) as u64)?;
+        if !expect.holds(current.as_deref()) {
+            return Ok(None);
+        }
         // Kept for as long as the store lives: without spare capacity (the budget counts `len`).
         value.shrink_to_fit();
         budget::take(value.len() as u64);
         budget::give_back(replaced as u64);
-        *slot = (value, version);
+        *entry.or_default() = (value, version);
         inner.writes = version;
         Ok(Some(version.to_string()))
     }

@@ -1,0 +1,21 @@
+// The builds the A/B benchmarks compare in one Node process: a name under test-results/js-NAME (a copy
+// of that build's js/, ignored by git), or "." for this checkout's js/. Each build has its own wasm
+// instance, so the builds' turns can be interleaved.
+
+/** Imports `path` (relative to a js/ directory, as "entry/node.js") from `build`. */
+export function importFromBuild(build, path) {
+  const root = build === "." ? "../js/" : `../test-results/js-${build}/`;
+  return import(new URL(root + path, import.meta.url).href);
+}
+
+/** How a build is named in printed results. */
+export const buildName = (build) => (build === "." ? "js/" : `js-${build}`);
+
+/** The builds named on the command line; throws the usage when there are none. */
+export function buildsFromArgs(script) {
+  const builds = process.argv.slice(2);
+  if (builds.length === 0) {
+    throw new Error(`usage: node ${script} BUILD... (a name under test-results/js-NAME, or .)`);
+  }
+  return builds;
+}
