@@ -1,5 +1,5 @@
-// The public API: the wasm-bindgen classes and the error classes, plus the two members that a
-// wasm-bindgen class cannot declare itself (a Symbol-named method, and a method resolving to `this`).
+// The public API: the wasm-bindgen classes and the error classes, plus the members that a wasm-bindgen
+// class cannot declare itself (Symbol-named methods, and a method resolving to `this`).
 import { Invocation, Session, SessionStore } from "./wasm/agent_session.js";
 
 export { SessionStore, Session, Invocation } from "./wasm/agent_session.js";
@@ -49,6 +49,18 @@ Object.defineProperty(Session.prototype, "refresh", {
   configurable: true,
   writable: true,
 });
+
+// The drop-ins' stop link (js/frameworks): `invocation[onStop](callback)` calls `callback(reason)` once
+// on a stop or a lost lease, never at the end, without the AbortController that `signal` makes. Not
+// public API: a registered symbol, so that a drop-in finds it on an invocation of another copy of this
+// package too.
+const onStop = Symbol.for("agent-session.onStop");
+Object.defineProperty(Invocation.prototype, onStop, {
+  value: Invocation.prototype.onStop,
+  configurable: true,
+  writable: true,
+});
+delete Invocation.prototype.onStop;
 
 const liveFollower = Session.prototype.follow;
 Object.defineProperty(Session.prototype, "follow", {

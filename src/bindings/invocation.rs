@@ -1,7 +1,7 @@
 //! `Invocation`: staging, read-your-writes and the ways out (commit, checkpoint, interrupt, abort),
 //! plus the heartbeat that renews the lease while it is open.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
@@ -18,22 +18,48 @@ use crate::bindings::spawn;
 use crate::engine::{Invocation, Signal};
 use crate::store::LocalBoxFuture;
 
-/// The invocation's `signal`: the AbortController (made when `signal` is first read) and the reason
-/// it aborts with once the engine has fired.
+/// The invocation's `signal`: the AbortController (made when `signal` is first read), the drop-ins'
+/// stop callbacks (`onStop`), and the reason they are told once the engine has fired.
 #[derive(Default)]
 struct SignalState {
     controller: RefCell<Option<JsValue>>,
+    /// Called once with the reason of a stop or a lost lease; never at the end of the invocation.
+    on_stop: RefCell<Vec<Function>>,
     /// `Some(reason)` once fired (one shared AbortError for the end of the invocation).
     reason: RefCell<Option<JsValue>>,
+    /// Fired because the invocation ended, not because of a stop or a lost lease.
+    ended: Cell<bool>,
+    /// The stop watch was started (by the first read of `signal` or the first `onStop`).
+    watching: Cell<bool>,
 }
 
 impl SignalState {
+    fn fire(&self, why: &Signal) {
+        let reason = signal_reason(why);
+        self.ended.set(matches!(why, Signal::Ended));
+        *self.reason.borrow_mut() = Some(reason);
+        self.abort();
+        let callbacks = self.on_stop.take();
+        if !self.ended.get() {
+            for callback in &callbacks {
+                self.tell(callback);
+            }
+        }
+    }
+
     fn abort(&self) {
         let (Some(controller), Some(reason)) = (&*self.controller.borrow(), &*self.reason.borrow()) else { return };
         if let Ok(abort) = js_sys::Reflect::get(controller, &"abort".into()) {
             if let Ok(abort) = abort.dyn_into::<Function>() {
                 let _ = abort.call1(controller, reason);
             }
+        }
+    }
+
+    /// Calls `callback(reason)`; what it throws stays in JS (the callback is the caller's business).
+    fn tell(&self, callback: &Function) {
+        if let Some(reason) = &*self.reason.borrow() {
+            let _ = callback.call1(&JsValue::UNDEFINED, reason);
         }
     }
 }
@@ -107,15 +133,21 @@ impl JsInvocation {
         }
         let signal = Rc::new(SignalState::default());
         let fired = signal.clone();
-        inner.on_signal(Box::new(move |why: &Signal| {
-            *fired.reason.borrow_mut() = Some(signal_reason(why));
-            fired.abort();
-        }));
+        inner.on_signal(Box::new(move |why: &Signal| fired.fire(why)));
         JsInvocation { inner, session, heartbeat, signal }
     }
 
     pub fn heartbeat(&self) -> Rc<Heartbeat> {
         self.heartbeat.clone()
+    }
+
+    /// Starts watching for a stop of this turn, once, unless the signal already fired.
+    fn watch(&self) {
+        if self.signal.reason.borrow().is_some() || self.signal.watching.replace(true) {
+            return;
+        }
+        let inner = self.inner.clone();
+        spawn(async move { inner.watch_stop().await });
     }
 
     /// A promise of `finish` (a way out of the invocation), stopping the heartbeat once the
@@ -164,16 +196,26 @@ impl JsInvocation {
             None => {
                 let controller = new_abort_controller();
                 *self.signal.controller.borrow_mut() = Some(controller.clone());
-                if self.signal.reason.borrow().is_some() {
-                    self.signal.abort();
-                } else {
-                    let inner = self.inner.clone();
-                    spawn(async move { inner.watch_stop().await });
-                }
+                self.signal.abort();
+                self.watch();
                 controller
             }
         };
         js_sys::Reflect::get(&controller, &"signal".into()).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The drop-ins' stop link (js/api.js moves it to `Symbol.for("agent-session.onStop")`; not in
+    /// the public types): calls `callback(reason)` once when a stop is requested or the lease is lost,
+    /// at once if that already happened, and never when the invocation ends. What `signal` tells
+    /// without an AbortController and its listener, which cost a Strands turn about a tenth.
+    #[wasm_bindgen(js_name = onStop)]
+    pub fn on_stop(&self, callback: Function) {
+        if self.signal.reason.borrow().is_none() {
+            self.signal.on_stop.borrow_mut().push(callback);
+            self.watch();
+        } else if !self.signal.ended.get() {
+            self.signal.tell(&callback);
+        }
     }
 
     /// Appends a part to the turn's live log; returns its seq. Flushed within `liveFlushMs`.

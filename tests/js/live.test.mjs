@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, describe } from "node:test";
 import {
   ConcurrencyError,
+  Invocation,
   InvalidTransitionError,
   LeaseLostError,
   LimitExceededError,
@@ -830,6 +831,66 @@ for (const setup of SETUPS) {
       assert.equal(reason.by, otherOwner);
       const v = await inv.commit();
       assert.deepEqual(plain(await stop.promise), { outcome: "stopped", invocation: inv.id, version: v });
+    });
+
+    // The drop-ins' stop link (js/api.js): what inv.signal tells, as a callback, without the end.
+    test("invocation[onStop](cb): cb gets the StopRequestedError of a stop once (at once when it came first), never an invocation's end, and inv.signal still aborts", async () => {
+      const onStop = Symbol.for("agent-session.onStop");
+      assert.equal(Invocation.prototype.onStop, undefined, "not a public method");
+      const { holder, other, otherOwner } = await setup.stores({ stopPollMs: 60_000 });
+      const id = "on-stop";
+      const hs = await holder.open(id);
+      // An invocation that ends normally: its callback is never called.
+      const ended = [];
+      const quiet = await hs.begin();
+      quiet[onStop]((reason) => ended.push(reason));
+      quiet.appendMessage("m");
+      await quiet.commit();
+      const aborted = await hs.begin();
+      aborted[onStop]((reason) => ended.push(reason));
+      await aborted.abort();
+      await sleep(20);
+      assert.deepEqual(ended, [], "no call at commit or abort");
+
+      const inv = await hs.begin();
+      const told = [];
+      inv[onStop]((reason) => told.push(reason));
+      const stop = callAsync(() => (async () => (await other.open(id)).stop({ reason: "enough", graceMs: 30_000 }))(), "stop()");
+      await waitFor(() => told.length > 0, "the stop callback (stopPollMs is 60 s)");
+      assert.equal(told.length, 1);
+      assert.ok(told[0] instanceof StopRequestedError, `reason: ${told[0]}`);
+      assert.equal(told[0].reason, "enough");
+      assert.equal(told[0].by, otherOwner);
+      const late = [];
+      inv[onStop]((reason) => late.push(reason));
+      assert.equal(late.length, 1, "registered after the stop: called at once");
+      assert.ok(late[0] instanceof StopRequestedError);
+      assert.ok((await abortedWith(inv.signal)) instanceof StopRequestedError, "inv.signal read after the stop aborts with it");
+      const v = await inv.commit();
+      assert.deepEqual(plain(await stop), { outcome: "stopped", invocation: inv.id, version: v });
+      await sleep(20);
+      assert.equal(told.length, 1, "called once");
+      // After the end, a new callback is not called: the invocation ended, nothing stopped it.
+      const afterEnd = [];
+      quiet[onStop]((reason) => afterEnd.push(reason));
+      assert.deepEqual(afterEnd, []);
+    });
+
+    test("invocation[onStop](cb): cb gets LeaseLostError when the lease is taken over", async () => {
+      const onStop = Symbol.for("agent-session.onStop");
+      const now = manualClock();
+      const { holder, other } = await setup.stores({ now, leaseMs: 1000, heartbeat: false });
+      const id = "on-stop-lost";
+      const hs = await holder.open(id);
+      const stale = await hs.begin();
+      const told = [];
+      stale[onStop]((reason) => told.push(reason));
+      now.advance(1001);
+      const taker = await (await other.open(id)).begin();
+      await rejection(stale.renew(), "the stale holder's renew()");
+      assert.equal(told.length, 1, "told once the holder learns the lease is lost");
+      assert.ok(told[0] instanceof LeaseLostError, `reason: ${told[0]}`);
+      await taker.abort();
     });
 
     test("inv.signal aborts with LeaseLostError when the lease is taken over; followers see end lost", async () => {

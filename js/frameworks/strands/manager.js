@@ -65,6 +65,9 @@ const FORWARDED_EVENTS = [ModelStreamUpdateEvent, ModelMessageEvent, ToolStreamU
 
 const NONE = new Set();
 
+/** The invocation's stop callback (js/api.js). */
+const ON_STOP = Symbol.for("agent-session.onStop");
+
 /** The key of a log entry (stored-agent.js logKey) from the message's trackingId and its log index. */
 const keyOf = (id, index) => (typeof id === "string" ? id : `#${index}`);
 
@@ -379,7 +382,7 @@ export class AgentSessionManager {
     record.invocation = invocation;
     record.failed = null;
     record.forward = this.#forwarder(invocation);
-    record.unlink = linkStop(invocation.signal, record.agent);
+    record.unlink = linkStop(invocation, record.agent);
     try {
       const loaded = `${this.#handle.generation}:${invocation.session.version}`;
       if (record.loaded !== loaded) {
@@ -583,20 +586,31 @@ export class AgentSessionManager {
 }
 
 /**
- * Cancels `agent` (its current invocation) when `signal` aborts: a stop of the session, or a lost
- * lease. Strands then ends the invocation at its next cancellation point with stopReason "cancelled"
- * (the model call sees its `cancelSignal` abort), and AfterInvocationEvent commits what the agent
- * holds. Returns the function that detaches it.
+ * Cancels `agent` (its current invocation) on a stop of the session or a lost lease, as
+ * `invocation.signal` aborting would tell. Strands then ends the invocation at its next cancellation
+ * point with stopReason "cancelled" (the model call sees its `cancelSignal` abort), and
+ * AfterInvocationEvent commits what the agent holds. Through the invocation's stop callback (js/api.js)
+ * where it has one: an AbortSignal and its listener cost a turn about a tenth of its time.
+ * Returns the function that detaches it.
  */
-function linkStop(signal, agent) {
-  if (signal === undefined || signal === null) return null;
-  const cancel = () => agent.cancel();
-  if (signal.aborted) {
-    cancel();
-    return null;
+function linkStop(invocation, agent) {
+  let linked = true;
+  const cancel = () => {
+    if (linked) agent.cancel();
+  };
+  if (typeof invocation[ON_STOP] === "function") invocation[ON_STOP](cancel);
+  else {
+    const signal = invocation.signal;
+    if (signal === undefined || signal === null) return null;
+    if (signal.aborted) {
+      cancel();
+      return null;
+    }
+    signal.addEventListener("abort", cancel, { once: true });
   }
-  signal.addEventListener("abort", cancel, { once: true });
-  return () => signal.removeEventListener("abort", cancel);
+  return () => {
+    linked = false;
+  };
 }
 
 function detach(record) {

@@ -1,0 +1,56 @@
+// A/B of builds of agent-session under Strands: scripted agent.invoke() turns (bench/frameworks/strands.mjs's
+// echo model) with each build's AgentSessionManager on its memory store, and Strands' SessionManager over
+// InMemoryStorage, in one Node process, interleaved turn by turn in a rotating order; prints the medians
+// and their ratios to SessionManager. Each argument names a build (bench/builds.mjs): a copy of that
+// build's js/ under test-results/js-NAME, or "." for this checkout's js/.
+// Usage: node bench/frameworks/strands-ab.mjs a .      (test-results/js-a against js/)
+import { Agent, Model, SessionManager } from "@strands-agents/sdk";
+import { InMemoryStorage } from "@strands-agents/sdk/storage";
+import { buildName, buildsFromArgs, importFromBuild } from "../builds.mjs";
+
+const TURNS = 2000;
+const WARMUP = 200;
+
+/** Answers every call with the same ~200-byte text (endTurn). */
+class EchoModel extends Model {
+  config = { modelId: "echo" };
+  updateConfig(config) {
+    Object.assign(this.config, config);
+  }
+  getConfig() {
+    return this.config;
+  }
+  async *stream() {
+    yield { type: "modelMessageStartEvent", role: "assistant" };
+    yield { type: "modelContentBlockStartEvent" };
+    yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: "a".repeat(200) } };
+    yield { type: "modelContentBlockStopEvent" };
+    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
+  }
+}
+
+const agentWith = (more) => new Agent({ model: new EchoModel(), printer: false, ...more });
+const impls = [
+  { name: "SessionManager", agent: agentWith({ sessionManager: new SessionManager({ storage: new InMemoryStorage(), sessionId: "bench" }) }) },
+];
+for (const build of buildsFromArgs("bench/frameworks/strands-ab.mjs")) {
+  const { SessionStore } = await importFromBuild(build, "entry/node.js");
+  const { AgentSessionManager } = await importFromBuild(build, "frameworks/strands.js");
+  const store = await SessionStore.memory();
+  impls.push({ name: buildName(build), agent: agentWith({ plugins: [new AgentSessionManager({ store, sessionId: "bench" })] }) });
+}
+for (const impl of impls) impl.times = [];
+for (let i = 0; i < WARMUP + TURNS; i++) {
+  for (let k = 0; k < impls.length; k++) {
+    const impl = impls[(i + k) % impls.length];
+    const start = performance.now();
+    await impl.agent.invoke(`turn ${i}: ${"q".repeat(190)}`);
+    if (i >= WARMUP) impl.times.push(performance.now() - start);
+  }
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const base = median(impls[0].times);
+for (const impl of impls) {
+  const m = median(impl.times);
+  console.log(`${impl.name.padEnd(14)} ${(m * 1000).toFixed(0)} µs  ${(m / base).toFixed(3)}x SessionManager`);
+}
