@@ -4,32 +4,14 @@
 // and their ratios to SessionManager. Each argument names a build (bench/builds.mjs): a copy of that
 // build's js/ under test-results/js-NAME, or "." for this checkout's js/.
 // Usage: node bench/frameworks/strands-ab.mjs a .      (test-results/js-a against js/)
-import { Agent, Model, SessionManager } from "@strands-agents/sdk";
+import { SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { buildName, buildsFromArgs, importFromBuild } from "../builds.mjs";
+import { agentWith, prompt } from "./strands-agent.mjs";
 
 const TURNS = 2000;
 const WARMUP = 200;
 
-/** Answers every call with the same ~200-byte text (endTurn). */
-class EchoModel extends Model {
-  config = { modelId: "echo" };
-  updateConfig(config) {
-    Object.assign(this.config, config);
-  }
-  getConfig() {
-    return this.config;
-  }
-  async *stream() {
-    yield { type: "modelMessageStartEvent", role: "assistant" };
-    yield { type: "modelContentBlockStartEvent" };
-    yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: "a".repeat(200) } };
-    yield { type: "modelContentBlockStopEvent" };
-    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
-  }
-}
-
-const agentWith = (more) => new Agent({ model: new EchoModel(), printer: false, ...more });
 const impls = [
   { name: "SessionManager", agent: agentWith({ sessionManager: new SessionManager({ storage: new InMemoryStorage(), sessionId: "bench" }) }) },
 ];
@@ -44,7 +26,7 @@ for (let i = 0; i < WARMUP + TURNS; i++) {
   for (let k = 0; k < impls.length; k++) {
     const impl = impls[(i + k) % impls.length];
     const start = performance.now();
-    await impl.agent.invoke(`turn ${i}: ${"q".repeat(190)}`);
+    await impl.agent.invoke(prompt(i));
     if (i >= WARMUP) impl.times.push(performance.now() - start);
   }
 }

@@ -8,11 +8,12 @@
 //
 // Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30] [--json=path]
 import { performance } from "node:perf_hooks";
-import { AfterInvocationEvent, Agent, BeforeInvocationEvent, MessageAddedEvent, Model, SessionManager } from "@strands-agents/sdk";
+import { AfterInvocationEvent, BeforeInvocationEvent, MessageAddedEvent, SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore } from "agent-session";
 import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
 import { jsonPath, writeJson } from "../json.mjs";
+import { agentWith, prompt } from "./strands-agent.mjs";
 
 const arg = (name, fallback) => {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -21,25 +22,6 @@ const arg = (name, fallback) => {
 const TURNS = arg("turns", 500);
 const WARMUP = arg("warmup", 30);
 
-/** Answers every call with the same ~200-byte text (endTurn). */
-class EchoModel extends Model {
-  config = { modelId: "echo" };
-  updateConfig(config) {
-    Object.assign(this.config, config);
-  }
-  getConfig() {
-    return this.config;
-  }
-  async *stream() {
-    yield { type: "modelMessageStartEvent", role: "assistant" };
-    yield { type: "modelContentBlockStartEvent" };
-    yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: "a".repeat(200) } };
-    yield { type: "modelContentBlockStopEvent" };
-    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
-  }
-}
-
-const agentWith = (more) => new Agent({ model: new EchoModel(), printer: false, ...more });
 
 /** agent-session alone: one invocation per agent invocation holding the messages it added, nothing
  * else (no reload, no diff of the context, no state, no live parts, no compaction, no stop link). */
@@ -100,7 +82,6 @@ const impls = [
 ];
 for (const impl of impls) impl.times = [];
 
-const prompt = (i) => `turn ${i}: ${"q".repeat(190)}`;
 for (let i = 0; i < WARMUP + TURNS; i++) {
   for (const impl of impls) {
     const t0 = performance.now();
