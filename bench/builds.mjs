@@ -19,3 +19,14 @@ export function buildsFromArgs(script) {
   }
   return builds;
 }
+
+/** Prints each implementation's median time (`impl.times`, ms) and its ratio to the first one's. */
+export function printMedians(impls) {
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const base = median(impls[0].times);
+  const width = Math.max(...impls.map((impl) => impl.name.length)) + 2;
+  for (const impl of impls) {
+    const m = median(impl.times);
+    console.log(`${impl.name.padEnd(width)} ${m.toFixed(3)} ms  ${(m / base).toFixed(3)}x ${impls[0].name}`);
+  }
+}

@@ -6,7 +6,7 @@
 // comparison that separates a 2% change from the noise between runs.
 // Usage: node bench/frameworks/langgraph-ab.mjs a .      (test-results/js-a against js/)
 import { MemorySaver } from "@langchain/langgraph";
-import { buildName, buildsFromArgs, importFromBuild } from "../builds.mjs";
+import { buildName, buildsFromArgs, importFromBuild, printMedians } from "../builds.mjs";
 import { graphWith, message } from "./langgraph-graph.mjs";
 
 const THREADS = 20;
@@ -39,9 +39,4 @@ for (let t = 0; t < THREADS; t++) {
     }
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const base = median(impls[0].times);
-for (const impl of impls) {
-  const m = median(impl.times);
-  console.log(`${impl.name.padEnd(12)} ${m.toFixed(3)} ms  ${(m / base).toFixed(3)}x MemorySaver`);
-}
+printMedians(impls);

@@ -6,7 +6,7 @@
 // Usage: node bench/frameworks/strands-ab.mjs a .      (test-results/js-a against js/)
 import { SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
-import { buildName, buildsFromArgs, importFromBuild } from "../builds.mjs";
+import { buildName, buildsFromArgs, importFromBuild, printMedians } from "../builds.mjs";
 import { agentWith, prompt } from "./strands-agent.mjs";
 
 const TURNS = 2000;
@@ -30,9 +30,4 @@ for (let i = 0; i < WARMUP + TURNS; i++) {
     if (i >= WARMUP) impl.times.push(performance.now() - start);
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const base = median(impls[0].times);
-for (const impl of impls) {
-  const m = median(impl.times);
-  console.log(`${impl.name.padEnd(14)} ${(m * 1000).toFixed(0)} µs  ${(m / base).toFixed(3)}x SessionManager`);
-}
+printMedians(impls);
