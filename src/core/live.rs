@@ -4,8 +4,9 @@
 //! A holder's `emit()`ed parts are written in flushes `t/<session>/<token>/<n>` (n = 0, 1, ...),
 //! immutable, under its fencing token and never named by a head. A follower reads the head first,
 //! then the flushes of the turn it follows from the next one it has not read until one is absent;
-//! because a holder's commit waits for its flushes, a head that shows a turn ended is read before
-//! that turn's last flushes, so draining after it yields every part before the `end`.
+//! because a holder's commit waits for its flushes and writes the parts not flushed yet with its
+//! batch (in its transaction, or before the head), a head that shows a turn ended is read before that
+//! turn's last flushes, so draining after it yields every part before the `end`.
 
 use crate::core::lifecycle::Status;
 use crate::core::record::{Head, Json, TurnOutcome};

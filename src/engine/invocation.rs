@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use crate::core::error::Phase;
 use crate::core::guard::{self, Mark, Outcome};
-use crate::core::live;
+use crate::core::live::{self, Flush};
 use crate::core::snapshot::next_snapshot;
 use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Status, TurnOutcome};
 use crate::engine::cache::events_bytes;
@@ -490,9 +490,24 @@ impl Invocation {
     /// may have renewed it), and a head that no longer carries our token ends in `LeaseLost`.
     async fn finish(&self, action: &'static str, outcome: Outcome, last: Option<Event>) -> EngineResult<u64> {
         self.check_open(action)?;
-        // Followers get every part before the turn's end (a failed flush fails the commit: retry it).
-        self.flush().await?;
-        self.check_open(action)?;
+        // Followers get every part with the turn's end: the parts not flushed yet are written with the
+        // commit's records (no write of their own: one transaction on IndexedDB), after every earlier
+        // flush. After a commit whose outcome was not known, they are flushed on their own first.
+        let live = if self.state.borrow().uncertain.is_some() {
+            self.flush().await?;
+            None
+        } else {
+            self.live.take_for_commit(&self.id).await
+        };
+        let put_back = |live: Option<(u64, Flush)>| {
+            if let Some((_, flush)) = live {
+                self.live.put_back(flush);
+            }
+        };
+        if let Err(error) = self.check_open(action) {
+            put_back(live);
+            return Err(error.into());
+        }
         let shared = &self.session.shared;
         let config = &shared.config;
         let mut events = std::mem::take(&mut self.state.borrow_mut().staged);
@@ -501,17 +516,21 @@ impl Invocation {
             let total = self.state.borrow().staged_bytes + last.weight();
             if let Err(error) = config.limits.check_commit(total) {
                 self.state.borrow_mut().staged = events;
+                put_back(live);
                 return Err(error.into());
             }
             events.push(last);
         }
         self.state.borrow_mut().stage = Stage::Committing;
-        let result = self.write(outcome, &events).await;
-        let mut state = self.state.borrow_mut();
+        let result = self.write(outcome, &events, live.as_ref()).await;
         match result {
             Ok((head, version, snapshot)) => {
+                if let Some((n, _)) = &live {
+                    self.live.written(*n);
+                }
                 let new_version = head.version;
                 let status = head.status;
+                let mut state = self.state.borrow_mut();
                 state.staged_bytes = 0;
                 state.stage = if status == Status::Running { Stage::Open } else { Stage::Committed };
                 state.head = head.clone();
@@ -545,22 +564,36 @@ impl Invocation {
                 Ok(new_version)
             }
             Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {
-                drop(state);
+                // Followers of the lost turn see what it emitted, as when it flushed before committing.
+                if let Some(taken) = live {
+                    let _ = self.live.write_taken(&*shared.store, self.session.id(), self.token, taken).await;
+                }
                 Err(self.lost(error, true))
             }
             Err(error) => {
-                // Retryable (a storage failure): the invocation stays open with its staged events.
+                // Retryable (a storage failure): the invocation stays open with its staged events, and
+                // the parts taken for the commit are flushed as they are (the commit may have written
+                // their key already), before anything emitted after them.
                 if last_is_some {
                     events.pop();
                 }
-                state.staged = events;
-                state.stage = Stage::Open;
+                self.state.borrow_mut().staged = events;
+                if let Some(taken) = live {
+                    let _ = self.live.write_taken(&*shared.store, self.session.id(), self.token, taken).await;
+                }
+                self.state.borrow_mut().stage = Stage::Open;
                 Err(error)
             }
         }
     }
 
-    async fn write(&self, outcome: Outcome, events: &[Event]) -> EngineResult<(Head, Version, bool)> {
+    /// `live`: the parts not flushed yet, as flush number `.0` of this turn, written with the batch.
+    async fn write(
+        &self,
+        outcome: Outcome,
+        events: &[Event],
+        live: Option<&(u64, Flush)>,
+    ) -> EngineResult<(Head, Version, bool)> {
         let shared = &self.session.shared;
         let config = &shared.config;
         let id = self.session.id();
@@ -584,7 +617,7 @@ impl Invocation {
                 every => every,
             };
             let mut committed = guard::commit(&head, self.token, now, config.lease_ms, outcome.clone(), every)?;
-            live::note_flushes(&mut committed.head, self.token, self.live.flushes());
+            live::note_flushes(&mut committed.head, self.token, self.live.flushes() + u64::from(live.is_some()));
             let new_version = committed.head.version;
             // The first commit after a migration on load persists the migrated data first.
             let supported = config.schema_version;
@@ -611,6 +644,9 @@ impl Invocation {
                 events: batch_events,
             };
             let mut records = vec![(keys::batch_key(id, new_version, self.token), codec::encode_batch(&batch))];
+            if let Some((n, flush)) = live {
+                records.push((keys::live_key(id, self.token, *n), codec::encode_flush(flush)));
+            }
             let mut snapshot = None;
             if committed.snapshot_due {
                 let previous = self.session.snapshot_meta(head.snapshot).await?;
@@ -782,7 +818,7 @@ impl Invocation {
             };
             if guard::stop_pending(&head, self.token).is_some() {
                 // A stopped turn's end is in history: the abort commits the `stopped` event.
-                return match self.write(Outcome::Abort, &[]).await {
+                return match self.write(Outcome::Abort, &[], None).await {
                     Ok((head, version, _)) => {
                         let (new_version, status) = (head.version, head.status);
                         self.session.apply_commit(head, version, &[]);

@@ -117,36 +117,69 @@ impl LiveLog {
     /// earlier flush too. A failed write keeps the parts for the next flush.
     pub async fn flush(&self, store: &dyn Store, id: &str, token: u64, invocation: &str) -> EngineResult<bool> {
         let _passage = self.turnstile.enter().await;
-        let (flush, n) = {
-            let mut pending = self.pending.borrow_mut();
-            pending.scheduled = false;
-            if pending.parts.is_empty() {
-                return Ok(false);
-            }
-            let flush = Flush {
-                invocation: invocation.to_owned(),
-                first_seq: pending.first_seq,
-                parts: std::mem::take(&mut pending.parts),
-            };
-            pending.bytes = 0;
-            (flush, pending.next_flush)
-        };
-        let bytes = codec::encode_flush(&flush);
-        match store.put(&keys::live_key(id, token, n), bytes.into(), Expect::Absent).await {
+        let Some(taken) = self.take(invocation) else { return Ok(false) };
+        self.write_taken(store, id, token, taken).await.map(|()| true)
+    }
+
+    /// Writes flush number `n` (taken by [`LiveLog::take`] or [`LiveLog::take_for_commit`]) on its
+    /// own. Its key is written once with these parts: a commit that failed may have written it
+    /// already, and then it is there as it would be now. A failed write puts the parts back.
+    pub async fn write_taken(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        token: u64,
+        (n, flush): (u64, Flush),
+    ) -> EngineResult<()> {
+        match store.put(&keys::live_key(id, token, n), codec::encode_flush(&flush).into(), Expect::Absent).await {
             Ok(_) => {
-                self.pending.borrow_mut().next_flush = n + 1;
-                Ok(true)
+                self.written(n);
+                Ok(())
             }
             Err(error) => {
-                // Put back in front of anything emitted meanwhile, seqs unchanged.
-                let mut pending = self.pending.borrow_mut();
-                let later = std::mem::replace(&mut pending.parts, flush.parts);
-                pending.bytes = pending.parts.iter().chain(&later).map(|part| part.len()).sum();
-                pending.parts.extend(later);
-                pending.first_seq = flush.first_seq;
+                self.put_back(flush);
                 Err(error.into())
             }
         }
+    }
+
+    /// Takes the pending parts as the next flush, for a commit to write with its records (the same
+    /// transaction on IndexedDB, before the head elsewhere), once every earlier flush is written. The
+    /// commit then calls [`LiveLog::written`] or, when it failed, [`LiveLog::put_back`].
+    pub async fn take_for_commit(&self, invocation: &str) -> Option<(u64, Flush)> {
+        let _passage = self.turnstile.enter().await;
+        self.take(invocation)
+    }
+
+    /// The pending parts as flush number `n` (the next one), or `None` when nothing is pending.
+    fn take(&self, invocation: &str) -> Option<(u64, Flush)> {
+        let mut pending = self.pending.borrow_mut();
+        pending.scheduled = false;
+        if pending.parts.is_empty() {
+            return None;
+        }
+        let flush = Flush {
+            invocation: invocation.to_owned(),
+            first_seq: pending.first_seq,
+            parts: std::mem::take(&mut pending.parts),
+        };
+        pending.bytes = 0;
+        Some((pending.next_flush, flush))
+    }
+
+    /// Flush `n` is in the store: the next one is `n + 1`.
+    pub fn written(&self, n: u64) {
+        self.pending.borrow_mut().next_flush = n + 1;
+    }
+
+    /// A flush that was not written: its parts go back in front of anything emitted meanwhile, seqs
+    /// unchanged, for the next flush.
+    pub fn put_back(&self, flush: Flush) {
+        let mut pending = self.pending.borrow_mut();
+        let later = std::mem::replace(&mut pending.parts, flush.parts);
+        pending.bytes = pending.parts.iter().chain(&later).map(|part| part.len()).sum();
+        pending.parts.extend(later);
+        pending.first_seq = flush.first_seq;
     }
 }
 

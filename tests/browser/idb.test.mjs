@@ -947,3 +947,51 @@ test("a load resolves once its reads are in, before its read-only transaction's 
     assert.ok(completed > loaded, `the load waited for complete: ${order.events.join(", ")}`);
   });
 });
+
+test("a turn that emitted parts commits its last flush with its batch, in one transaction; a follower in another store gets every part before the end", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const page = await openTab(tabs, "tab");
+    const seen = await inTab(page, async ({ lib }, { database }) => {
+      const writer = await lib.SessionStore.indexedDb({ database, liveFlushMs: 60000 });
+      const reader = await lib.SessionStore.indexedDb({ database });
+      const session = await writer.open("s");
+      await session.invoke((inv) => inv.appendMessage({ role: "user", content: "go" }));
+      const followed = await reader.open("s", { create: false });
+      const controller = new AbortController();
+      const events = [];
+      const following = (async () => {
+        for await (const event of followed.follow({ signal: controller.signal })) {
+          events.push(event.type === "part" ? `part ${event.seq} ${event.data.text}` : event.type);
+          if (event.type === "end") break;
+        }
+      })();
+      const inv = await session.begin();
+      for (let seq = 0; seq < 3; seq++) inv.emit({ text: `chunk ${seq}` });
+      inv.appendMessage({ role: "assistant", content: "done" });
+      const modes = [];
+      const opener = IDBDatabase.prototype.transaction;
+      IDBDatabase.prototype.transaction = function (...args) {
+        const tx = opener.apply(this, args);
+        if (this.name === database && tx.mode !== "readonly") modes.push(tx.mode);
+        return tx;
+      };
+      try {
+        await inv.commit();
+      } finally {
+        IDBDatabase.prototype.transaction = opener;
+      }
+      await following;
+      controller.abort();
+      const stored = await reader.open("s", { create: false });
+      await stored.refresh();
+      const result = { modes, events, messages: stored.messages() };
+      await writer.close();
+      await reader.close();
+      return result;
+    }, { database });
+    // The writes of the commit: one readwrite transaction (the head, the batch and the flush).
+    assert.deepEqual(seen.modes, ["readwrite"]);
+    assert.deepEqual(seen.events, ["part 0 chunk 0", "part 1 chunk 1", "part 2 chunk 2", "end"]);
+    assert.deepEqual(seen.messages, [{ role: "user", content: "go" }, { role: "assistant", content: "done" }]);
+  });
+});
