@@ -493,12 +493,11 @@ impl Invocation {
         // Followers get every part with the turn's end: the parts not flushed yet are written with the
         // commit's records (no write of their own: one transaction on IndexedDB), after every earlier
         // flush. After a commit whose outcome was not known, they are flushed on their own first.
-        let live = if self.state.borrow().uncertain.is_some() {
+        if self.state.borrow().uncertain.is_some() {
             self.flush().await?;
-            None
-        } else {
-            self.live.take_for_commit(&self.id).await
-        };
+        }
+        // Held until the commit is written: no flush is taken meanwhile.
+        let (_passage, live) = self.live.take_next(&self.id).await;
         let put_back = |live: Option<(u64, Flush)>| {
             if let Some((_, flush)) = live {
                 self.live.put_back(flush);
@@ -563,26 +562,28 @@ impl Invocation {
                 self.session.announce(new_version, status);
                 Ok(new_version)
             }
-            Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {
-                // Followers of the lost turn see what it emitted, as when it flushed before committing.
-                if let Some(taken) = live {
-                    let _ = self.live.write_taken(&*shared.store, self.session.id(), self.token, taken).await;
-                }
-                Err(self.lost(error, true))
-            }
             Err(error) => {
-                // Retryable (a storage failure): the invocation stays open with its staged events, and
-                // the parts taken for the commit are flushed as they are (the commit may have written
-                // their key already), before anything emitted after them.
-                if last_is_some {
-                    events.pop();
+                let lease_lost = matches!(error, EngineError::Core(CoreError::LeaseLost { .. }));
+                if !lease_lost {
+                    // Retryable (a storage failure): the invocation stays open with its staged events.
+                    if last_is_some {
+                        events.pop();
+                    }
+                    self.state.borrow_mut().staged = events;
                 }
-                self.state.borrow_mut().staged = events;
+                // The parts taken for the commit are flushed as they are (the commit may have written
+                // their key already), before anything emitted after them; followers of a lost turn see
+                // them as when it flushed before committing.
                 if let Some(taken) = live {
                     let _ = self.live.write_taken(&*shared.store, self.session.id(), self.token, taken).await;
                 }
-                self.state.borrow_mut().stage = Stage::Open;
-                Err(error)
+                match error {
+                    EngineError::Core(error @ CoreError::LeaseLost { .. }) => Err(self.lost(error, true)),
+                    error => {
+                        self.state.borrow_mut().stage = Stage::Open;
+                        Err(error)
+                    }
+                }
             }
         }
     }

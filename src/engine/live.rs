@@ -41,7 +41,7 @@ impl Turnstile {
     }
 }
 
-struct Passage<'a> {
+pub(crate) struct Passage<'a> {
     turnstile: &'a Turnstile,
 }
 
@@ -116,14 +116,34 @@ impl LiveLog {
     /// Writes the pending parts as the next flush of the turn holding `token`; resolves after every
     /// earlier flush too. A failed write keeps the parts for the next flush.
     pub async fn flush(&self, store: &dyn Store, id: &str, token: u64, invocation: &str) -> EngineResult<bool> {
-        let _passage = self.turnstile.enter().await;
-        let Some(taken) = self.take(invocation) else { return Ok(false) };
+        let (_passage, taken) = self.take_next(invocation).await;
+        let Some(taken) = taken else { return Ok(false) };
         self.write_taken(store, id, token, taken).await.map(|()| true)
     }
 
-    /// Writes flush number `n` (taken by [`LiveLog::take`] or [`LiveLog::take_for_commit`]) on its
-    /// own. Its key is written once with these parts: a commit that failed may have written it
-    /// already, and then it is there as it would be now. A failed write puts the parts back.
+    /// Once every earlier flush is written, takes the pending parts as the next flush (`None` when
+    /// nothing is pending); no later flush is taken while the returned passage is held. A commit
+    /// writes them with its records and then calls [`LiveLog::written`] or, when it failed,
+    /// [`LiveLog::write_taken`].
+    pub async fn take_next(&self, invocation: &str) -> (Passage<'_>, Option<(u64, Flush)>) {
+        let passage = self.turnstile.enter().await;
+        let mut pending = self.pending.borrow_mut();
+        pending.scheduled = false;
+        if pending.parts.is_empty() {
+            return (passage, None);
+        }
+        let flush = Flush {
+            invocation: invocation.to_owned(),
+            first_seq: pending.first_seq,
+            parts: std::mem::take(&mut pending.parts),
+        };
+        pending.bytes = 0;
+        (passage, Some((pending.next_flush, flush)))
+    }
+
+    /// Writes flush number `n` (taken by [`LiveLog::take_next`]) on its own. Its key is written once
+    /// with these parts: a commit that failed may have written it already, and then it is there as
+    /// it would be now. A failed write puts the parts back.
     pub async fn write_taken(
         &self,
         store: &dyn Store,
@@ -141,30 +161,6 @@ impl LiveLog {
                 Err(error.into())
             }
         }
-    }
-
-    /// Takes the pending parts as the next flush, for a commit to write with its records (the same
-    /// transaction on IndexedDB, before the head elsewhere), once every earlier flush is written. The
-    /// commit then calls [`LiveLog::written`] or, when it failed, [`LiveLog::put_back`].
-    pub async fn take_for_commit(&self, invocation: &str) -> Option<(u64, Flush)> {
-        let _passage = self.turnstile.enter().await;
-        self.take(invocation)
-    }
-
-    /// The pending parts as flush number `n` (the next one), or `None` when nothing is pending.
-    fn take(&self, invocation: &str) -> Option<(u64, Flush)> {
-        let mut pending = self.pending.borrow_mut();
-        pending.scheduled = false;
-        if pending.parts.is_empty() {
-            return None;
-        }
-        let flush = Flush {
-            invocation: invocation.to_owned(),
-            first_seq: pending.first_seq,
-            parts: std::mem::take(&mut pending.parts),
-        };
-        pending.bytes = 0;
-        Some((pending.next_flush, flush))
     }
 
     /// Flush `n` is in the store: the next one is `n + 1`.

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
+use crate::core::live;
 use crate::core::snapshot::Previous;
 use crate::core::{
     codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot, SnapshotRef,
@@ -365,7 +366,7 @@ impl Session {
         let invocation_id = crate::engine::random_id(&*shared.env);
         // Counted before the lease is written: a stop of this turn can only wake after it.
         let wakes_at_begin = shared.env.wakes();
-        let (leased, new_version, now) = self.lease(intent, &head_key, &invocation_id).await?;
+        let (leased, new_version, now, cleared) = self.lease(intent, &head_key, &invocation_id).await?;
         // Validate the cached view against the head we just leased, loading only what it lacks.
         if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
             if let Some(released) = guard::release(&leased, leased.last_token) {
@@ -382,7 +383,9 @@ impl Session {
         }
         pending.disarm();
         // The live logs of earlier turns are readable until this one begins.
-        self.delete_live_logs(&leased, token).await;
+        if !cleared {
+            self.delete_live_logs(&leased, token).await;
+        }
         let mut staged = Vec::new();
         if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
             staged.push(Event::Resume { data: answer.clone() });
@@ -417,7 +420,13 @@ impl Session {
     /// current), then the head a refused compare-and-set reported, then a read-modify-write of the
     /// stored head (one IndexedDB transaction). When the guard asks whether a live lease's holder
     /// is still alive, the host is asked (Web Locks) and the guard decides again with its answer.
-    async fn lease(&self, intent: Intent, head_key: &str, invocation: &str) -> EngineResult<(Head, Version, u64)> {
+    /// Also tells whether the write deleted the live logs the new turn makes stale.
+    async fn lease(
+        &self,
+        intent: Intent,
+        head_key: &str,
+        invocation: &str,
+    ) -> EngineResult<(Head, Version, u64, bool)> {
         let shared = &self.shared;
         // Before a lease of this instance can exist, others must be able to see it alive.
         shared.env.hold_alive(&shared.instance);
@@ -432,20 +441,34 @@ impl Session {
         let mut dead: Option<String> = None;
         loop {
             let now = shared.now();
+            let mut cleared = false;
             let (decision, written) = match source {
                 HeadSource::Cached(head, version) => {
                     let decision = self.decide(&head, intent, dead.as_deref(), now, invocation);
                     let written = match &decision {
+                        // The live logs of earlier turns are readable until this one begins: deleted
+                        // with the lease's write (one transaction on IndexedDB).
                         Acquire::Leased(leased) => Some(
                             shared
                                 .store
-                                .put_or_current(head_key, crate::engine::head_value(leased), Expect::Version(version))
+                                .put_clearing(
+                                    head_key,
+                                    crate::engine::head_value(leased),
+                                    Expect::Version(version),
+                                    live::stale_logs(leased, leased.last_token)
+                                        .into_iter()
+                                        .map(|(stale, _)| keys::live_prefix(self.id(), stale))
+                                        .collect(),
+                                )
                                 .await?,
                         ),
                         _ => None,
                     };
                     match written {
-                        Some(Put::Written(version)) => (decision, Some(version)),
+                        Some(Put::Written(version)) => {
+                            cleared = shared.store.clears_in_put();
+                            (decision, Some(version))
+                        }
                         // Stale: decide on what the store reported, or read it.
                         Some(Put::Refused { current }) => {
                             // The cached head was stale: another store wrote since this one read it.
@@ -487,7 +510,7 @@ impl Session {
             match decision {
                 Acquire::Leased(leased) => {
                     let version = written.ok_or_else(|| EngineError::Conflict(self.id().to_owned()))?;
-                    return Ok((leased, version, now));
+                    return Ok((leased, version, now, cleared));
                 }
                 Acquire::AskIfAlive { instance, refusal } => {
                     if self.shared.env.holder_alive(&instance).await != Some(false) {

@@ -20,7 +20,7 @@ use web_sys::{
 };
 
 use crate::store::{
-    budget, Decide, Decision, Entry, Expect, Expiry, Follow, Linked, ListPage, LocalBoxFuture, Store, StoreError,
+    budget, Decide, Decision, Entry, Expect, Expiry, Follow, Linked, ListPage, LocalBoxFuture, Put, Store, StoreError,
     StoreResult, Value, Version,
 };
 
@@ -387,7 +387,8 @@ impl IdbStore {
     }
 
     /// One readwrite transaction: if `key` is as `expect` says, write `records`, then `value` under
-    /// `key` (a put is this without records, a commit with them).
+    /// `key`, and delete every key under the `clear` prefixes (a put is this without records, a
+    /// commit with them, a lease that ends a finished turn's live log with a prefix to clear).
     async fn write_after(
         &self,
         records: Vec<(String, Vec<u8>)>,
@@ -395,6 +396,7 @@ impl IdbStore {
         value: Value,
         expect: Expect,
         what: &str,
+        clear: Vec<String>,
     ) -> StoreResult<Option<Version>> {
         let owned = key.to_owned();
         let decide: Decider = Box::new(move |store, current| {
@@ -404,7 +406,11 @@ impl IdbStore {
             for (record_key, bytes) in &records {
                 put_now(store, record_key, bytes, None)?;
             }
-            put_now(store, &owned, &value.bytes, value.expiry).map(Some)
+            let version = put_now(store, &owned, &value.bytes, value.expiry)?;
+            for prefix in &clear {
+                store.delete(&prefix_range(prefix, None)?.into())?;
+            }
+            Ok(Some(version))
         });
         self.read_then_write(key, what, decide).await
     }
@@ -491,7 +497,32 @@ impl Store for IdbStore {
         value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        Box::pin(self.write_after(Vec::new(), key, value, expect, "write failed"))
+        Box::pin(self.write_after(Vec::new(), key, value, expect, "write failed", Vec::new()))
+    }
+
+    fn put_or_current<'a>(
+        &'a self,
+        key: &'a str,
+        value: Value,
+        expect: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        self.put_clearing(key, value, expect, Vec::new())
+    }
+
+    fn put_clearing<'a>(
+        &'a self,
+        key: &'a str,
+        value: Value,
+        expect: Expect,
+        stale: Vec<String>,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        Box::pin(
+            async move { self.write_after(Vec::new(), key, value, expect, "write failed", stale).await.map(Put::from) },
+        )
+    }
+
+    fn clears_in_put(&self) -> bool {
+        true
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
@@ -548,7 +579,7 @@ impl Store for IdbStore {
         head: Value,
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        Box::pin(self.write_after(records_to_write, head_key, head, expected, "commit failed"))
+        Box::pin(self.write_after(records_to_write, head_key, head, expected, "commit failed", Vec::new()))
     }
 
     fn update<'a>(&'a self, key: &'a str, mut decide: Decide) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {

@@ -241,6 +241,26 @@ pub trait Store {
         Box::pin(async move { self.put(key, value, expect).await.map(Put::from) })
     }
 
+    /// [`Store::put_or_current`] that, when it writes, also deletes every key under each of the
+    /// `stale` prefixes in the same transaction, where [`Store::clears_in_put`] says the backend
+    /// does (IndexedDB): records no head names any more, a finished turn's live log deleted as the
+    /// lease of the next one is written. The default ignores `stale`: the caller deletes them after.
+    fn put_clearing<'a>(
+        &'a self,
+        key: &'a str,
+        value: Value,
+        expect: Expect,
+        stale: Vec<String>,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        let _ = stale;
+        self.put_or_current(key, value, expect)
+    }
+
+    /// Whether [`Store::put_clearing`] deletes what it is given.
+    fn clears_in_put(&self) -> bool {
+        false
+    }
+
     /// Deletes `key` (only at `expected`, when given). `true` when something was deleted.
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>>;
 

@@ -329,15 +329,30 @@ impl Store for SealedStore {
         value: Value,
         expect: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Put>> {
+        // The same write with nothing to clear: one copy of the sealing code in the .wasm.
+        self.put_clearing(key, value, expect, Vec::new())
+    }
+
+    fn put_clearing<'a>(
+        &'a self,
+        key: &'a str,
+        value: Value,
+        expect: Expect,
+        stale: Vec<String>,
+    ) -> LocalBoxFuture<'a, StoreResult<Put>> {
         Box::pin(async move {
             let bytes = self.seal(key, value.bytes).await?;
-            match self.inner.put_or_current(key, Value { bytes, expiry: value.expiry }, expect).await? {
+            match self.inner.put_clearing(key, Value { bytes, expiry: value.expiry }, expect, stale).await? {
                 Put::Refused { current: Some(current) } => {
                     Ok(Put::Refused { current: Some(self.open_one(key, current).await?) })
                 }
                 written => Ok(written),
             }
         })
+    }
+
+    fn clears_in_put(&self) -> bool {
+        self.inner.clears_in_put()
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {

@@ -948,7 +948,7 @@ test("a load resolves once its reads are in, before its read-only transaction's 
   });
 });
 
-test("a turn that emitted parts commits its last flush with its batch, in one transaction; a follower in another store gets every part before the end", { timeout: 120000 }, async (t) => {
+test("a turn that emitted parts commits its last flush with its batch, in one transaction; a follower in another store gets every part before the end; the next begin deletes that live log with its lease", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const page = await openTab(tabs, "tab");
     const seen = await inTab(page, async ({ lib }, { database }) => {
@@ -980,18 +980,53 @@ test("a turn that emitted parts commits its last flush with its batch, in one tr
       } finally {
         IDBDatabase.prototype.transaction = opener;
       }
+      const commitModes = [...modes];
       await following;
       controller.abort();
       const stored = await reader.open("s", { create: false });
       await stored.refresh();
-      const result = { modes, events, messages: stored.messages() };
+      // The live log's keys in the database, read raw.
+      const liveKeys = () =>
+        new Promise((resolve, reject) => {
+          const request = indexedDB.open(database);
+          request.onsuccess = () => {
+            const db = request.result;
+            const keys = db.transaction("records").objectStore("records").getAllKeys(IDBKeyRange.bound("t/", "t/\uffff"));
+            keys.onsuccess = () => {
+              db.close();
+              resolve(keys.result);
+            };
+            keys.onerror = () => reject(keys.error);
+          };
+          request.onerror = () => reject(request.error);
+        });
+      const keptAfterCommit = (await liveKeys()).length;
+      // The next turn's begin deletes that live log with its lease: one readwrite transaction.
+      modes.length = 0;
+      IDBDatabase.prototype.transaction = function (...args) {
+        const tx = opener.apply(this, args);
+        if (this.name === database && tx.mode !== "readonly") modes.push(tx.mode);
+        return tx;
+      };
+      let next;
+      try {
+        next = await session.begin();
+      } finally {
+        IDBDatabase.prototype.transaction = opener;
+      }
+      const beginModes = [...modes];
+      const keptAfterBegin = (await liveKeys()).length;
+      await next.abort();
+      const result = { commitModes, beginModes, events, messages: stored.messages(), keptAfterCommit, keptAfterBegin };
       await writer.close();
       await reader.close();
       return result;
     }, { database });
-    // The writes of the commit: one readwrite transaction (the head, the batch and the flush).
-    assert.deepEqual(seen.modes, ["readwrite"]);
+    // The writes of the commit: one readwrite transaction (the head, the batch and the flush); of the
+    // next begin: one (the lease, deleting that flush).
+    assert.deepEqual({ commit: seen.commitModes, begin: seen.beginModes }, { commit: ["readwrite"], begin: ["readwrite"] });
     assert.deepEqual(seen.events, ["part 0 chunk 0", "part 1 chunk 1", "part 2 chunk 2", "end"]);
     assert.deepEqual(seen.messages, [{ role: "user", content: "go" }, { role: "assistant", content: "done" }]);
+    assert.deepEqual({ afterCommit: seen.keptAfterCommit, afterBegin: seen.keptAfterBegin }, { afterCommit: 1, afterBegin: 0 });
   });
 });
