@@ -215,6 +215,28 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Awaits `futures` together (each polled whenever the task wakes): `Ok` once all succeeded, else
+/// the first error, dropping those still pending (writes of records no head names yet, or deletes
+/// of records none names any more: either way nothing a reader follows).
+async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> StoreResult<()> {
+    std::future::poll_fn(move |cx| {
+        let mut i = 0;
+        while i < futures.len() {
+            match futures[i].as_mut().poll(cx) {
+                std::task::Poll::Ready(Ok(_)) => drop(futures.swap_remove(i)),
+                std::task::Poll::Ready(Err(error)) => return std::task::Poll::Ready(Err(error)),
+                std::task::Poll::Pending => i += 1,
+            }
+        }
+        if futures.is_empty() {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 /// A key/bytes store with single-key compare-and-set: all the guard protocol needs.
 pub trait Store {
     /// The value and version under `key`, or `None`.
@@ -284,9 +306,14 @@ pub trait Store {
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         Box::pin(async move {
-            for (key, value) in records {
-                self.put(&key, value.into(), Expect::Any).await?;
-            }
+            // Independent of each other: written at once (one round trip on a remote KV, not one
+            // each), the head after all of them.
+            let mut records = records;
+            let writes = records
+                .iter_mut()
+                .map(|(key, value)| self.put(key, std::mem::take(value).into(), Expect::Any))
+                .collect();
+            all_done(writes).await?;
             self.put(head_key, head, expected).await
         })
     }
@@ -359,10 +386,7 @@ pub trait Store {
     fn delete_prefix<'a>(&'a self, prefix: &'a str, known: Vec<String>) -> LocalBoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let keys = if known.is_empty() { self.list(prefix, None, 10_000).await?.keys } else { known };
-            for key in keys {
-                self.delete(&key, None).await?;
-            }
-            Ok(())
+            all_done(keys.iter().map(|key| self.delete(key, None)).collect()).await
         })
     }
 
