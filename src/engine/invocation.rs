@@ -20,7 +20,7 @@ use crate::engine::schema;
 use crate::engine::session::Session;
 use crate::engine::store::StoreEvent;
 use crate::engine::EngineError;
-use crate::store::{budget, Expect, Version};
+use crate::store::{self, budget, Expect, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -77,7 +77,7 @@ pub struct Invocation {
     /// Whether this invocation still pins its session's cached view (until it ends).
     pinned: Cell<bool>,
     /// The parts emitted for followers.
-    live: LiveLog,
+    pub(crate) live: LiveLog,
     /// Told why the `signal` aborts, once (the host's AbortController).
     signal: RefCell<Option<SignalHook>>,
     signaled: Cell<bool>,
@@ -673,10 +673,13 @@ impl Invocation {
             // cached view's growth (a memory store also counts what it keeps).
             let incoming = records.iter().map(|(_, value)| value.len() as u64).sum::<u64>() + events_bytes(events);
             budget::check("a commit", incoming)?;
-            let written = shared
-                .store
-                .commit(records, &head_key, crate::engine::head_value(&committed.head), Expect::Version(version))
-                .await;
+            let commit = shared.store.commit(
+                records,
+                &head_key,
+                crate::engine::head_value(&committed.head),
+                Expect::Version(version),
+            );
+            let written = store::beside_deletes(&*shared.store, commit, self.live.take_stale()).await;
             let written = match written {
                 Ok(written) => written,
                 // A failed write may still have been applied (a KV that timed out after writing):
@@ -833,9 +836,8 @@ impl Invocation {
             }
             let Some(mut released) = guard::release(&head, self.token) else { return Ok(()) };
             live::note_flushes(&mut released, self.token, self.live.flushes());
-            if let Some(version) =
-                shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version)).await?
-            {
+            let put = shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version));
+            if let Some(version) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {
                 self.session.apply_commit(released, version, &[]);
                 shared.emit(self.event("lease.released", None));
                 return Ok(());

@@ -81,9 +81,22 @@ pub struct Emitted {
 pub(crate) struct LiveLog {
     pending: RefCell<Pending>,
     turnstile: Turnstile,
+    /// The live logs of earlier turns that this turn's first write deletes, beside it (prefixes with
+    /// their keys when known): where the lease could not delete them with its own write.
+    stale: RefCell<Vec<(String, Vec<String>)>>,
 }
 
 impl LiveLog {
+    /// Leaves `stale` for the turn's first write to delete ([`LiveLog::take_stale`]).
+    pub fn delete_with_first_write(&self, stale: Vec<(String, Vec<String>)>) {
+        *self.stale.borrow_mut() = stale;
+    }
+
+    /// The stale live logs to delete beside the write about to be made (once).
+    pub fn take_stale(&self) -> Vec<(String, Vec<String>)> {
+        std::mem::take(&mut *self.stale.borrow_mut())
+    }
+
     pub fn emit(&self, data: Json, now: u64, flush_ms: u64) -> Emitted {
         let mut pending = self.pending.borrow_mut();
         if pending.parts.is_empty() {
@@ -194,14 +207,18 @@ const FOLLOW_POLL_MIN_MS: u64 = 25;
 const FOLLOW_POLL_MAX_MS: u64 = 250;
 
 impl Session {
-    /// Deletes the live logs that the turn of `token`, just leased on `head`, makes stale. A failure
-    /// leaves them for `delete()` of the session: they are never shown again either way.
-    pub(crate) async fn delete_live_logs(&self, head: &Head, token: u64) {
-        let store = &*self.shared.store;
-        for (stale, flushes) in live::stale_logs(head, token) {
-            let known = (0..flushes.unwrap_or(0)).map(|n| keys::live_key(self.id(), stale, n)).collect();
-            let _ = store.delete_prefix(&keys::live_prefix(self.id(), stale), known).await;
-        }
+    /// The live logs that the turn of `token`, just leased on `head`, makes stale: prefixes with
+    /// their keys when known ([`Store::delete_prefix`]'s arguments). A failed delete leaves them for
+    /// `delete()` of the session: they are never shown again either way.
+    pub(crate) fn stale_live_logs(&self, head: &Head, token: u64) -> Vec<(String, Vec<String>)> {
+        let id = self.id();
+        live::stale_logs(head, token)
+            .into_iter()
+            .map(|(stale, flushes)| {
+                let known = (0..flushes.unwrap_or(0)).map(|n| keys::live_key(id, stale, n)).collect();
+                (keys::live_prefix(id, stale), known)
+            })
+            .collect()
     }
 
     /// Asks the turn running now to stop and resolves once it ended (`stopped`), or once the grace
@@ -267,10 +284,17 @@ impl Session {
                     };
                     let records =
                         vec![(keys::batch_key(id, fenced.version, fenced.last_token), codec::encode_batch(&batch))];
-                    let written = shared
-                        .store
-                        .commit(records, &head_key, crate::engine::head_value(&fenced), Expect::Version(version))
-                        .await?;
+                    let commit = shared.store.commit(
+                        records,
+                        &head_key,
+                        crate::engine::head_value(&fenced),
+                        Expect::Version(version),
+                    );
+                    // The fenced turn may not have written since its begin: the live logs it made stale
+                    // go with the fence.
+                    let stale =
+                        head.lease.as_ref().map_or_else(Vec::new, |lease| self.stale_live_logs(&head, lease.token));
+                    let written = crate::store::beside_deletes(&*shared.store, commit, stale).await?;
                     if let Some(written) = written {
                         // This realm's mark of the fenced turn (when this store held it) is spent.
                         if let Some(ended) = &fenced.ended {

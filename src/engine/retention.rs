@@ -81,10 +81,9 @@ impl Session {
         let (current, current_version) = invocation.current_head();
         let pruned = retention::pruned(&current, token, kept, snapshot_ref)?;
         let head_key = keys::head_key(id);
-        let Some(new_version) = store
-            .commit(records, &head_key, crate::engine::head_value(&pruned), Expect::Version(current_version))
-            .await?
-        else {
+        let commit =
+            store.commit(records, &head_key, crate::engine::head_value(&pruned), Expect::Version(current_version));
+        let Some(new_version) = crate::store::beside_deletes(store, commit, invocation.live.take_stale()).await? else {
             return Err(EngineError::Conflict(id.to_owned()));
         };
         invocation.released_by(&pruned);

@@ -382,14 +382,14 @@ impl Session {
             shared.marks.borrow_mut().insert(self.id().to_owned(), mark);
         }
         pending.disarm();
-        // The live logs of earlier turns are readable until this one begins.
-        if !cleared {
-            self.delete_live_logs(&leased, token).await;
-        }
         let mut staged = Vec::new();
         if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
             staged.push(Event::Resume { data: answer.clone() });
         }
+        // The live logs of earlier turns are readable until this one begins: deleted with the lease
+        // where the store could (IndexedDB), else beside this turn's first write (no round trip of
+        // their own on a KV store).
+        let stale = if cleared { Vec::new() } else { self.stale_live_logs(&leased, token) };
         let invocation = Invocation::new(
             self.clone(),
             invocation_id,
@@ -402,6 +402,7 @@ impl Session {
             now,
             wakes_at_begin,
         );
+        invocation.live.delete_with_first_write(stale);
         shared.emit(StoreEvent {
             kind: "lease.acquired",
             session: self.id().to_owned(),

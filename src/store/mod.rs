@@ -237,6 +237,34 @@ async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> St
     .await
 }
 
+/// Awaits `main` while `store` deletes the `stale` prefixes (with their keys when known, as
+/// [`Store::delete_prefix`] takes them) beside it, and those deletes too. They delete records no head
+/// names any more: a failed one is left for the session's delete to sweep.
+pub(crate) async fn beside_deletes<'a, T>(
+    store: &'a dyn Store,
+    main: LocalBoxFuture<'a, T>,
+    stale: Vec<(String, Vec<String>)>,
+) -> T {
+    let mut deletes: Vec<_> = stale.iter().map(|(prefix, known)| store.delete_prefix(prefix, known.clone())).collect();
+    let (mut main, mut out) = (main, None);
+    std::future::poll_fn(move |cx| {
+        if out.is_none() {
+            if let std::task::Poll::Ready(value) = main.as_mut().poll(cx) {
+                out = Some(value);
+            }
+        }
+        deletes.retain_mut(|delete| delete.as_mut().poll(cx).is_pending());
+        match out.take() {
+            Some(value) if deletes.is_empty() => std::task::Poll::Ready(value),
+            value => {
+                out = value;
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// A key/bytes store with single-key compare-and-set: all the guard protocol needs.
 pub trait Store {
     /// The value and version under `key`, or `None`.

@@ -1,36 +1,47 @@
 // A commit on a KV store (the Store trait's default commit: records, then the head's compare-and-set)
 // writes its records at once and the head only after every one of them is in: checked on the recorded
 // history of a HostKv whose calls take a few milliseconds, for a commit of a batch and a live flush and
-// for a commit that writes a snapshot (batch, segment, snapshot).
+// for a commit that writes a snapshot (batch, segment, snapshot). The live log of a turn is deleted by
+// the next turn beside its first write (commit or abort), not in a round trip of its own at begin.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SessionStore } from "../../js/entry/node.js";
 import { memoryKv } from "../../js/adapters/index.js";
 import { sleep } from "./_helpers.mjs";
 
-/** memoryKv whose puts take 5 ms and are recorded as [start, end, key] in `puts`. */
+/**
+ * memoryKv whose puts and deletes take 5 ms, recorded as [start, end, key] in `puts` and `deletes`
+ * (start and end on one counter of call events).
+ */
 function recordingKv() {
   const kv = memoryKv();
   const puts = [];
+  const deletes = [];
   let clock = 0;
+  const recorded = (calls, fn) => async (key, ...rest) => {
+    const call = [clock++, undefined, key];
+    calls.push(call);
+    await sleep(5);
+    try {
+      return await fn(key, ...rest);
+    } finally {
+      call[1] = clock++;
+    }
+  };
   return {
     puts,
+    deletes,
+    now: () => clock,
+    raw: kv,
     capabilities: kv.capabilities,
     get: (key) => kv.get(key),
-    delete: (key, options) => kv.delete(key, options),
     list: (prefix, options) => kv.list(prefix, options),
-    async put(key, value, options) {
-      const call = [clock++, undefined, key];
-      puts.push(call);
-      await sleep(5);
-      try {
-        return await kv.put(key, value, options);
-      } finally {
-        call[1] = clock++;
-      }
-    },
+    put: recorded(puts, (key, value, options) => kv.put(key, value, options)),
+    delete: recorded(deletes, (key, options) => kv.delete(key, options)),
   };
 }
+
+const liveKeys = async (kv) => (await kv.raw.list("t/")).keys;
 
 /** The puts of the last commit: from the last head write before it (the lease) to the head it wrote. */
 function lastCommit(puts) {
@@ -73,3 +84,32 @@ test("a KV commit that writes a snapshot writes its batch, segment and snapshot 
   assert.deepEqual(reader.messages(), [{ i: 0 }, { i: 1 }]);
   await store.close();
 });
+
+for (const end of ["commit", "abort"]) {
+  test(`the turn after a live turn deletes its live log beside its ${end}, with no round trip of its own at begin`, async () => {
+    const kv = recordingKv();
+    const store = await SessionStore.kv(kv);
+    const session = await store.open("s");
+    await session.invoke((inv) => {
+      inv.emit({ text: "part" });
+      inv.appendMessage({ role: "assistant", content: "one" });
+    });
+    assert.equal((await liveKeys(kv)).length, 1, "the live turn's flush");
+    const next = await session.begin();
+    assert.deepEqual(kv.deletes, [], "no delete at begin");
+    assert.equal((await liveKeys(kv)).length, 1, "readable until the next turn writes");
+    const before = kv.now();
+    if (end === "commit") {
+      next.appendMessage({ role: "assistant", content: "two" });
+      await next.commit();
+    } else {
+      await next.abort();
+    }
+    assert.deepEqual(await liveKeys(kv), [], "deleted with the next turn's write");
+    const head = kv.puts.filter((put) => put[2].startsWith("h/")).at(-1);
+    assert.equal(kv.deletes.length, 1);
+    const [deleted] = kv.deletes;
+    assert.ok(deleted[0] >= before && deleted[0] < head[1], `the delete ran beside the ${end}'s write: ${JSON.stringify({ deleted, head })}`);
+    await store.close();
+  });
+}
