@@ -113,3 +113,22 @@ for (const end of ["commit", "abort"]) {
     await store.close();
   });
 }
+
+test("a stop that fences the turn after a live turn deletes that live log with the fence", async () => {
+  const kv = recordingKv();
+  const holder = await SessionStore.kv(kv);
+  const session = await holder.open("s");
+  await session.invoke((inv) => {
+    inv.emit({ text: "part" });
+    inv.appendMessage({ role: "assistant", content: "one" });
+  });
+  const silent = await session.begin(); // never writes: the stop fences it
+  assert.equal((await liveKeys(kv)).length, 1);
+  const stopper = await SessionStore.kv(kv, { owner: "stopper" });
+  const result = await (await stopper.open("s", { create: false })).stop({ reason: "test", graceMs: 20 });
+  assert.equal(result.outcome, "fenced");
+  assert.deepEqual(await liveKeys(kv), [], "deleted with the fence");
+  await silent.abort().catch(() => {});
+  await holder.close();
+  await stopper.close();
+});
