@@ -326,7 +326,12 @@ impl Invocation {
         let shared = &self.session.shared;
         let id = self.session.id();
         if self.live.flush(&*shared.store, id, self.token, &self.id).await? {
-            self.count_own_wake();
+            // A stop made in another process reaches a store that is not woken by news only when
+            // read: there the holder's flush is news for its stop watch, which then reads the head
+            // (a stop reaches the holder at its next flush, API.md "Live turns").
+            if shared.store.wakes_on_news() {
+                self.count_own_wake();
+            }
             shared.env.wake(id, true);
         }
         Ok(())

@@ -311,6 +311,10 @@ impl Store for HostKvStore {
         self.capabilities.atomic
     }
 
+    fn wakes_on_news(&self) -> bool {
+        false
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, StoreResult<Option<Entry>>> {
         Box::pin(async move {
             let Some(entry) = self.raw_get(key).await? else { return Ok(None) };

@@ -311,6 +311,13 @@ pub trait Store {
         false
     }
 
+    /// Whether what other processes write reaches this realm as a wake-up (IndexedDB's
+    /// BroadcastChannel across tabs and workers; the memory store is one process), or only when read
+    /// (a KV store: a holder then reads the head for a stop at its flushes, API.md "Live turns").
+    fn wakes_on_news(&self) -> bool {
+        true
+    }
+
     /// Deletes `key` (only at `expected`, when given). `true` when something was deleted.
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>>;
 

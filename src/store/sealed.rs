@@ -435,6 +435,10 @@ impl Store for SealedStore {
         self.inner.atomic()
     }
 
+    fn wakes_on_news(&self) -> bool {
+        self.inner.wakes_on_news()
+    }
+
     fn close(&self) {
         self.inner.close();
     }

@@ -13,6 +13,10 @@
 //        -> aborted {at, reason, isStop}                    and flush `parts` parts, then wait; on the
 //        -> committed {version}   (onStop "commit")         signal's abort: "commit" appends `partial`
 //                                                           and commits, "ignore" does nothing
+//   {cmd:"stream", id, everyMs, partial}                   begin, read inv.signal, emit a part every
+//        -> begun {invocation, token}                       `everyMs` until the signal aborts, then
+//        -> aborted {at, reason, isStop, parts}             append `partial` and commit
+//        -> committed {version}
 //   {cmd:"commit"}                                         commit the invocation held under `tag`
 //        -> commit-result {ok, version | error, isLeaseLost}
 //   {cmd:"stop", id, options}                              session.stop(options)
@@ -89,6 +93,22 @@ const commands = {
       const version = await inv.commit();
       log({ type: "committed", tag, invocation: inv.id, version });
     }
+  },
+
+  async stream({ tag, id, everyMs, partial }) {
+    const session = await store.open(id);
+    const inv = await session.begin();
+    const signal = inv.signal;
+    log({ type: "begun", tag, invocation: inv.id, token: inv.token });
+    let parts = 0;
+    while (!signal.aborted) {
+      inv.emit({ i: parts++ });
+      await sleep(everyMs);
+    }
+    log({ type: "aborted", tag, at: Date.now(), reason: describe(signal.reason), isStop: signal.reason instanceof StopRequestedError, parts });
+    inv.appendMessage(partial);
+    const version = await inv.commit();
+    log({ type: "committed", tag, invocation: inv.id, version });
   },
 
   async commit({ tag }) {

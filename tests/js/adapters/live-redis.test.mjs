@@ -259,6 +259,28 @@ test(`a stop from P2 reaches P1's inv.signal within stopPollMs (${STOP_POLL_MS})
   assert.equal(await next.commit(), committed.version + 1);
 });
 
+test("a stop from P2 reaches a streaming holder at its next flush, long before its stopPollMs (60 s) or heartbeat (40 s): P4 flushes every 20 ms", { timeout: 60_000 }, async (t) => {
+  const p4 = await spawnWorker("p4", { stopPollMs: 60_000, leaseMs: 120_000, liveFlushMs: 20 });
+  try {
+    const id = "live-stop-at-flush";
+    p4.send({ cmd: "stream", tag: "flush", id, everyMs: 10, partial: { role: "assistant", content: "partial" } });
+    await p4.waitFor("begun", "flush");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a few flushes before the stop
+    p2.send({ cmd: "stop", tag: "flush", id, options: { reason: "at the next flush" } });
+    const [aborted, stopped] = await Promise.all([p4.waitFor("aborted", "flush"), p2.waitFor("stop-result", "flush")]);
+    const delay = aborted.at - stopped.requestedAt;
+    t.diagnostic(`stop-to-signal over Redis, holder flushing every 20 ms, stopPollMs 60000: ${delay} ms`);
+    assert.equal(aborted.isStop, true);
+    // Polling would take up to 60 s, the heartbeat's renewal 40 s: a stop seen this soon was seen by a
+    // flush's read of the head.
+    assert.ok(delay < 5_000, `the stop reached the streaming holder after ${delay} ms`);
+    assert.equal(stopped.result.outcome, "stopped");
+  } finally {
+    p4.send({ cmd: "exit" });
+    await p4.exited;
+  }
+});
+
 test('a holder that ignores the stop is fenced after graceMs: stop() resolves "fenced", its commit is LEASE_LOST, nothing it staged is visible', { timeout: 60_000 }, async (t) => {
   const id = "live-fence";
   const reason = "fence it";
