@@ -132,3 +132,20 @@ test("a stop that fences the turn after a live turn deletes that live log with t
   await holder.close();
   await stopper.close();
 });
+
+test("a prune after a live turn deletes that live log beside its own commit", async () => {
+  const kv = recordingKv();
+  const store = await SessionStore.kv(kv);
+  const session = await store.open("s");
+  for (let i = 0; i < 3; i++) {
+    await session.invoke((inv) => {
+      inv.emit({ text: `part ${i}` });
+      inv.appendMessage({ i });
+    });
+  }
+  assert.equal((await liveKeys(kv)).length, 1, "the last live turn's flush (the earlier ones went with each next turn)");
+  await session.prune({ before: session.version });
+  assert.deepEqual(await liveKeys(kv), [], "deleted with the prune");
+  assert.deepEqual(session.messages(), [{ i: 0 }, { i: 1 }, { i: 2 }]);
+  await store.close();
+});
