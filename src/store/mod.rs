@@ -294,7 +294,8 @@ pub trait Store {
     /// [`Store::put_or_current`] that, when it writes, also deletes every key under each of the
     /// `stale` prefixes in the same transaction, where [`Store::clears_in_put`] says the backend
     /// does (IndexedDB): records no head names any more, a finished turn's live log deleted as the
-    /// lease of the next one is written. The default ignores `stale`: the caller deletes them after.
+    /// lease of the next one is written. The default ignores `stale`: the caller deletes them another
+    /// way (the engine, beside the turn's first write).
     fn put_clearing<'a>(
         &'a self,
         key: &'a str,
