@@ -221,6 +221,15 @@ impl Session {
             .collect()
     }
 
+    /// The prefixes of [`Session::stale_live_logs`] for the lease of `leased`, where the store deletes
+    /// them with the lease's write; none elsewhere (the turn's first write deletes them then).
+    pub(crate) fn stale_live_prefixes(&self, leased: &Head) -> Vec<String> {
+        if !self.shared.store.clears_in_put() {
+            return Vec::new();
+        }
+        self.stale_live_logs(leased, leased.last_token).into_iter().map(|(prefix, _)| prefix).collect()
+    }
+
     /// Asks the turn running now to stop and resolves once it ended (`stopped`), or once the grace
     /// ran out and this store fenced it (`fenced`); `idle` when nothing runs.
     pub async fn stop(&self, reason: &str, grace_ms: u64) -> EngineResult<StopResult> {

@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
-use crate::core::live;
 use crate::core::snapshot::Previous;
 use crate::core::{
     codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot, SnapshotRef,
@@ -456,10 +455,7 @@ impl Session {
                                     head_key,
                                     crate::engine::head_value(leased),
                                     Expect::Version(version),
-                                    live::stale_logs(leased, leased.last_token)
-                                        .into_iter()
-                                        .map(|(stale, _)| keys::live_prefix(self.id(), stale))
-                                        .collect(),
+                                    self.stale_live_prefixes(leased),
                                 )
                                 .await?,
                         ),

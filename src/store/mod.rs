@@ -245,6 +245,9 @@ pub(crate) async fn beside_deletes<'a, T>(
     main: LocalBoxFuture<'a, T>,
     stale: Vec<(String, Vec<String>)>,
 ) -> T {
+    if stale.is_empty() {
+        return main.await;
+    }
     let mut deletes: Vec<_> = stale.iter().map(|(prefix, known)| store.delete_prefix(prefix, known.clone())).collect();
     let (mut main, mut out) = (main, None);
     std::future::poll_fn(move |cx| {
