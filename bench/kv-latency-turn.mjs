@@ -29,7 +29,9 @@ function slowKv(kv) {
     }
   };
   const wrapped = { capabilities: kv.capabilities, stats };
-  for (const method of ["get", "put", "delete", "list"]) wrapped[method] = slow(kv[method].bind(kv));
+  for (const method of ["get", "put", "delete", "list", "commit"]) {
+    if (typeof kv[method] === "function") wrapped[method] = slow(kv[method].bind(kv));
+  }
   return wrapped;
 }
 

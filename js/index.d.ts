@@ -570,7 +570,21 @@ export interface HostKv {
   put(key: string, value: Uint8Array | string, options?: HostKvPutOptions): Promise<string | null>;
   delete(key: string, options?: { expectedVersion?: string }): Promise<boolean>;
   list(prefix: string, options?: { cursor?: string; limit?: number }): Promise<{ keys: string[]; cursor?: string }>;
+  /** Optional: a session commit in one call. Writes every record (new keys, unconditionally, no TTL),
+   * then `head` if its `expectedVersion` holds (`ttlMs` as for `put`): the head's new version, or
+   * `null` with the head unchanged. Records written for a refused head are harmless (no head names
+   * them); the adapters of this package write none, in one atomic operation, wherever the backend
+   * takes the commit in one (see agent-session/adapters). A value that is not bytes is a `TypeError`
+   * and nothing is written. Without `commit` the store makes one `put` per record (at once), then the
+   * head's `put`. */
+  commit?(records: HostKvWrite[], head: HostKvWrite & Pick<HostKvPutOptions, "expectedVersion" | "ttlMs">): Promise<string | null>;
   readonly capabilities?: HostKvCapabilities;
+}
+
+/** One write of a `HostKv.commit`. */
+export interface HostKvWrite {
+  key: string;
+  value: Uint8Array | string;
 }
 
 // ---------------------------------------------------------------------------------------------

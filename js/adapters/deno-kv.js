@@ -10,7 +10,8 @@
 // Versions are Deno's versionstamps: set by the database on every commit, increasing across the
 // whole database, so a key deleted and written again never gets an old one back. Compare-and-set
 // is one atomic operation, `atomic().check({ key, versionstamp }).set(...).commit()`; a
-// versionstamp of null checks that the key does not exist.
+// versionstamp of null checks that the key does not exist. A session commit (`commit(records,
+// head)`) is one atomic operation too: the head's check, a set of each record, then of the head.
 //
 // TTL: `expireIn`. Deno KV deletes an expired key late (the SQLite backend sweeps once a minute)
 // and `get` returns it until then, which is why the store keeps each head's expiry in the head.
@@ -34,6 +35,11 @@ const DEFAULT_MAX_VALUE_BYTES = 65536;
 const END = "\u{10FFFF}";
 /** What a versionstamp looks like; anything else cannot be the current version of a key. */
 const VERSIONSTAMP = /^[0-9a-f]{20}$/;
+/** One atomic operation takes at most this many mutations and bytes of keys and values (Deno KV's
+ * limits, 1000 and 800 KiB, with room for the key parts' encoding); a larger session commit is the
+ * records' own operations, then the head's. */
+const MAX_ATOMIC_MUTATIONS = 1000;
+const MAX_ATOMIC_BYTES = 800 * 1024 - 16 * 1024;
 /** How long a commit that SQLite reports busy is retried. */
 const BUSY_RETRY_MS = 2000;
 
@@ -64,7 +70,7 @@ export function denoKv(kv, options = {}) {
   const maxValueBytes = maxValueBytesOf(options, DEFAULT_MAX_VALUE_BYTES, "denoKv");
   const keyOf = (key) => [NAMESPACE, String(key)];
 
-  return {
+  const adapter = {
     capabilities: Object.freeze({ atomic: true, maxValueBytes }),
 
     async get(key) {
@@ -91,6 +97,28 @@ export function denoKv(kv, options = {}) {
         const op = kv.atomic();
         if (expectedVersion !== undefined) op.check({ key: keyOf(key), versionstamp: expectedVersion });
         return op.set(keyOf(key), bytes, ttlMs > 0 ? { expireIn: Math.ceil(ttlMs) } : undefined);
+      });
+      return result.ok ? result.versionstamp : null;
+    },
+
+    async commit(records, head) {
+      const expected = head.expectedVersion;
+      if (typeof expected === "string" && !VERSIONSTAMP.test(expected)) return null;
+      const writes = [...records, head].map((write) => {
+        const bytes = bytesOf(write.value);
+        if (bytes === undefined) throw notAValue("denoKv", write.key); // before anything is written
+        return [keyOf(write.key), bytes];
+      });
+      const size = writes.reduce((sum, [key, bytes]) => sum + key[1].length * 3 + bytes.length, 0);
+      if (writes.length > MAX_ATOMIC_MUTATIONS || size > MAX_ATOMIC_BYTES) {
+        await Promise.all(records.map((record) => adapter.put(record.key, record.value)));
+        return adapter.put(head.key, head.value, { expectedVersion: expected, ttlMs: head.ttlMs });
+      }
+      const result = await commit(() => {
+        const op = kv.atomic();
+        if (expected !== undefined) op.check({ key: keyOf(head.key), versionstamp: expected });
+        for (const [key, bytes] of writes.slice(0, -1)) op.set(key, bytes);
+        return op.set(...writes[writes.length - 1], head.ttlMs > 0 ? { expireIn: Math.ceil(head.ttlMs) } : undefined);
       });
       return result.ok ? result.versionstamp : null;
     },
@@ -133,4 +161,5 @@ export function denoKv(kv, options = {}) {
       return { keys, cursor: keys[limit - 1] };
     },
   };
+  return adapter;
 }

@@ -11,7 +11,9 @@
 // Object the input gate delivers no other event while a storage call is in flight, so no other
 // request runs between the two; but two promise chains of one request (or of two stores in one
 // object) can, so every write of every adapter on one storage object also waits its turn in a queue
-// kept for that object, and runs in `transaction()` where the storage has it.
+// kept for that object, and runs in `transaction()` where the storage has it. A session commit
+// (`commit(records, head)`) is the head's read, then the records and the head (last) written in one
+// such turn.
 //
 // TTL: Durable Object storage has none, so `ttlMs` is not used. The store keeps each session's expiry
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
@@ -23,7 +25,8 @@ import { bytesOf, holds, maxValueBytesOf, newVersion, notAValue } from "./values
 const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
 /** The KV-backed storage's value limit (the SQLite-backed one allows 2 MB). */
 const DEFAULT_MAX_VALUE_BYTES = 128 * 1024;
-/** Keys per list call: `list()` also loads the values, and a value may be 128 KiB. */
+/** Keys per list call (`list()` also loads the values, and a value may be 128 KiB), and per put call
+ * (storage's limit). */
 const PAGE = 128;
 
 /** The queue of writes per storage object, shared by every adapter over it. */
@@ -86,6 +89,23 @@ export function durableObjectKv(storage, options = {}) {
         // Not a value: only a condition that holds (or none) meets the TypeError; nothing is written.
         if (bytes === undefined) throw notAValue("durableObjectKv", key);
         await txn.put({ [key]: bytes, [VERSION + key]: version });
+        return version;
+      });
+    },
+
+    async commit(records, head) {
+      const writes = [...records, head].map((write) => [String(write.key), ownBytes(write.value)]);
+      const version = newVersion();
+      return atomically(async (txn) => {
+        if (head.expectedVersion !== undefined && !matches(await read(txn, String(head.key)), head.expectedVersion)) return null;
+        const invalid = writes.find(([, bytes]) => bytes === undefined);
+        if (invalid !== undefined) throw notAValue("durableObjectKv", invalid[0]);
+        // Each record with its version, the head last; storage.put takes at most PAGE pairs at a time.
+        const pairs = writes.flatMap(([key, bytes], i) => [
+          [key, bytes],
+          [VERSION + key, i === writes.length - 1 ? version : newVersion()],
+        ]);
+        for (let i = 0; i < pairs.length; i += PAGE) await txn.put(Object.fromEntries(pairs.slice(i, i + PAGE)));
         return version;
       });
     },

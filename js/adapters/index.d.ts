@@ -28,7 +28,7 @@ import type { HostKv } from "../index.d.ts";
  *   rejects with the `TypeError`. For such a put the condition may be decided by a plain read of
  *   the key, since nothing is written after it.
  */
-export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities } from "../index.d.ts";
+export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities, HostKvWrite } from "../index.d.ts";
 
 /** Options of the adapters that have a per-value size limit. */
 export interface AdapterOptions {
@@ -39,7 +39,8 @@ export interface AdapterOptions {
 // ---------------------------------------------------------------------------------------------
 // memoryKv
 
-/** A new, empty, in-process `HostKv` (atomic); stores built on the same object share its sessions. */
+/** A new, empty, in-process `HostKv` (atomic, `commit` included); stores built on the same object
+ * share its sessions. */
 export declare function memoryKv(): HostKv;
 
 // ---------------------------------------------------------------------------------------------
@@ -66,7 +67,9 @@ export interface DenoKvLike {
   atomic(): DenoAtomicOperationLike;
 }
 
-/** Deno KV (`Deno.openKv()` or `@deno/kv`): versionstamps as versions, `expireIn` TTL; `maxValueBytes` defaults to 64 KiB. */
+/** Deno KV (`Deno.openKv()` or `@deno/kv`): versionstamps as versions, `expireIn` TTL; `maxValueBytes`
+ * defaults to 64 KiB. `commit` is one atomic operation up to 1000 writes and ~784 KiB; a larger one is
+ * the records' operations, then the head's. */
 export declare function denoKv(kv: DenoKvLike, options?: AdapterOptions): HostKv;
 
 // ---------------------------------------------------------------------------------------------
@@ -95,7 +98,8 @@ export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClust
 
 /**
  * Redis: compare-and-set by one Lua script, TTL by PEXPIRE, list by SCAN. The caller owns the client
- * (closing the store does not close it). All keys of a session share one cluster hash slot.
+ * (closing the store does not close it). All keys of a session share one cluster hash slot, and
+ * `commit` is one script over them (keys outside the head's slot: the records' puts, then the head's).
  */
 export declare function redisKv(client: RedisClientLike, options?: AdapterOptions): HostKv;
 
@@ -111,7 +115,8 @@ export interface DurableObjectStorageLike {
   transaction?<T>(closure: (txn: DurableObjectStorageLike) => Promise<T>): Promise<T>;
 }
 
-/** Durable Object storage (`ctx.storage`): atomic; `maxValueBytes` defaults to 128 KiB. */
+/** Durable Object storage (`ctx.storage`): atomic, `commit` in one transaction; `maxValueBytes` defaults
+ * to 128 KiB. */
 export declare function durableObjectKv(storage: DurableObjectStorageLike, options?: AdapterOptions): HostKv;
 
 // ---------------------------------------------------------------------------------------------
@@ -136,5 +141,6 @@ export interface KvNamespaceLike {
 /**
  * Workers KV: eventually consistent, no compare-and-set, so `capabilities.atomic` is false and
  * `SessionStore.kv()` refuses it unless `allowNonAtomic: true` (best effort; use a Durable Object).
+ * No `commit`.
  */
 export declare function cloudflareKv(namespace: KvNamespaceLike): HostKv;

@@ -3,7 +3,8 @@
 //
 // Each call of memoryKv() is a new, empty world; two SessionStore.kv() over the same object share
 // its sessions and contend through it like two isolates over one database. Every method does its
-// whole check-and-write synchronously before its promise settles, so compare-and-set is atomic.
+// whole check-and-write synchronously before its promise settles, so compare-and-set is atomic, and so
+// is `commit` (records and head, all or nothing).
 //
 // Versions are a counter shared by every memoryKv of the realm: a key deleted and written again
 // never gets a version it had before. Values are copied in and out, so nobody can change stored
@@ -39,6 +40,7 @@ export function memoryKv() {
   }
 
   const matches = (entry, expected) => holds(entry === undefined ? null : entry.version, expected);
+  const expiresAtOf = (ttl) => (typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined);
 
   return {
     capabilities: Object.freeze({ atomic: true }),
@@ -59,9 +61,22 @@ export function memoryKv() {
       }
       if (bytes === undefined) throw notAValue("memoryKv", key);
       const version = newVersion();
-      const ttl = options.ttlMs;
-      const expiresAt = typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined;
-      entries.set(key, { value: bytes.slice(), version, expiresAt });
+      entries.set(key, { value: bytes.slice(), version, expiresAt: expiresAtOf(options.ttlMs) });
+      return version;
+    },
+
+    async commit(records, head) {
+      const key = String(head.key);
+      if (!matches(live(key), head.expectedVersion)) return null;
+      // Every value is checked before anything is written: all or nothing.
+      const writes = [...records, head].map((write) => {
+        const bytes = bytesOf(write.value);
+        if (bytes === undefined) throw notAValue("memoryKv", write.key);
+        return [String(write.key), bytes.slice()];
+      });
+      for (const [recordKey, bytes] of writes.slice(0, -1)) entries.set(recordKey, { value: bytes, version: newVersion(), expiresAt: undefined });
+      const version = newVersion();
+      entries.set(key, { value: writes[writes.length - 1][1], version, expiresAt: expiresAtOf(head.ttlMs) });
       return version;
     },
 

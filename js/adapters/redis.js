@@ -16,6 +16,8 @@
 // Compare-and-set and delete-if-version are each ONE Lua script (EVALSHA, falling back to EVAL the
 // first time a server has not seen it): read the version, compare, write value + version and set
 // the TTL (PEXPIRE) in the same script, so nothing can come between the compare and the write.
+// A session commit (`commit(records, head)`) is one script too: the head's compare, then the records
+// and the head, all in the session's hash slot.
 // A read is one HMGET of both fields. The value goes to Redis as the bytes (a base64 string given to
 // put is decoded first) and comes back as the bytes: both clients are asked for bulk strings as
 // Buffers, and a reply that comes back as text anyway is an error, never read as UTF-8 (that would
@@ -39,6 +41,21 @@ if refused then
   if ARGV[6] ~= '1' then return false end
   if not current then return {false, false} end
   return {current, redis.call('HGET', KEYS[1], 'value')}
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
+if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return ARGV[4]`;
+
+/** A session commit: the records, then the head, if the head's version matches; nothing when it does
+ * not. KEYS[1]: the head, KEYS[2..n]: the records. ARGV: the head's mode, expected version, value, new
+ * version and TTL in ms as for PUT, then each record's value and new version (ARGV[2k+2], ARGV[2k+3] for
+ * KEYS[k]). Returns the head's new version, or nil. */
+const COMMIT = `local current = redis.call('HGET', KEYS[1], 'version')
+if (ARGV[1] == 'absent' and current) or (ARGV[1] == 'match' and current ~= ARGV[2]) then return false end
+for k = 2, #KEYS do
+  redis.call('DEL', KEYS[k])
+  redis.call('HSET', KEYS[k], 'value', ARGV[2 * k + 2], 'version', ARGV[2 * k + 3])
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
@@ -143,6 +160,15 @@ function driverOf(client) {
   );
 }
 
+/** A put's condition as the scripts' mode and expected-version arguments. */
+const condition = (expectedVersion) => [
+  expectedVersion === undefined ? "any" : expectedVersion === null ? "absent" : "match",
+  expectedVersion ?? "",
+];
+
+/** A TTL as the scripts' argument ("" for none). */
+const ttlArg = (ttlMs) => (ttlMs > 0 ? String(Math.ceil(ttlMs)) : "");
+
 /** `bytes` as a Redis argument: a Buffer over the same bytes where Buffer exists. */
 function argOf(bytes) {
   const Buffer = globalThis.Buffer;
@@ -168,14 +194,15 @@ export function redisKv(client, options = {}) {
   const driver = driverOf(client);
   const maxValueBytes = maxValueBytesOf(options, undefined, "redisKv");
 
-  /** Runs `script` on the key by EVALSHA, by EVAL when the server does not have it yet. */
-  async function evaluate(script, key, args) {
-    const redisKey = redisKeyOf(key);
+  /** Runs `script` on `redisKeys` (one hash slot; the call is routed by the first) by EVALSHA, by
+   * EVAL when the server does not have it yet. */
+  async function evaluate(script, redisKeys, args) {
+    const keys = [String(redisKeys.length), ...redisKeys];
     try {
-      return await driver.call(redisKey, ["EVALSHA", await sha1(script), "1", redisKey, ...args]);
+      return await driver.call(redisKeys[0], ["EVALSHA", await sha1(script), ...keys, ...args]);
     } catch (error) {
       if (!String(error?.message).startsWith("NOSCRIPT")) throw error;
-      return driver.call(redisKey, ["EVAL", script, "1", redisKey, ...args]);
+      return driver.call(redisKeys[0], ["EVAL", script, ...keys, ...args]);
     }
   }
 
@@ -192,7 +219,7 @@ export function redisKv(client, options = {}) {
     return entryOf(value, version);
   }
 
-  return {
+  const kv = {
     capabilities: Object.freeze(maxValueBytes === undefined ? { atomic: true } : { atomic: true, maxValueBytes }),
 
     get: read,
@@ -209,19 +236,37 @@ export function redisKv(client, options = {}) {
         }
         throw notAValue("redisKv", key);
       }
-      const mode = expectedVersion === undefined ? "any" : expectedVersion === null ? "absent" : "match";
-      const ttl = ttlMs > 0 ? String(Math.ceil(ttlMs)) : "";
       const report = options.reportCurrent ? "1" : "";
-      const reply = await evaluate(PUT, String(key), [mode, expectedVersion ?? "", argOf(bytes), newVersion(), ttl, report]);
+      const reply = await evaluate(PUT, [redisKeyOf(String(key))], [...condition(expectedVersion), argOf(bytes), newVersion(), ttlArg(ttlMs), report]);
       // `reportCurrent`: a refused put says what is there, which saves the store a read.
       if (Array.isArray(reply)) return { current: entryOf(reply[1], reply[0]) };
       return reply == null ? null : text(reply);
     },
 
+    async commit(records, head) {
+      const headKey = redisKeyOf(String(head.key));
+      const redisKeys = [headKey, ...records.map((record) => redisKeyOf(String(record.key)))];
+      const values = [head, ...records].map((write) => {
+        const bytes = bytesOf(write.value);
+        if (bytes === undefined) throw notAValue("redisKv", write.key); // before anything is written
+        return bytes;
+      });
+      // One script needs every key in the head's hash slot (its session's tag); otherwise the records
+      // at once, then the head.
+      const tag = headKey.slice(0, headKey.indexOf("}") + 1);
+      if (tag === "{}" || !redisKeys.every((key) => key.startsWith(tag))) {
+        await Promise.all(records.map((record) => kv.put(record.key, record.value)));
+        return kv.put(head.key, head.value, { expectedVersion: head.expectedVersion, ttlMs: head.ttlMs });
+      }
+      const recordArgs = values.slice(1).flatMap((bytes) => [argOf(bytes), newVersion()]);
+      const args = [...condition(head.expectedVersion), argOf(values[0]), newVersion(), ttlArg(head.ttlMs), ...recordArgs];
+      return text(await evaluate(COMMIT, redisKeys, args));
+    },
+
     async delete(key, options = {}) {
       const expected = options.expectedVersion;
       if (expected === null) return false;
-      const reply = await evaluate(DELETE, String(key), expected === undefined ? ["any", ""] : ["match", expected]);
+      const reply = await evaluate(DELETE, [redisKeyOf(String(key))], expected === undefined ? ["any", ""] : ["match", expected]);
       return Number(reply) > 0;
     },
 
@@ -248,4 +293,5 @@ export function redisKv(client, options = {}) {
       return { keys, cursor: keys[limit - 1] };
     },
   };
+  return kv;
 }

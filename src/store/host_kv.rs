@@ -3,7 +3,8 @@
 //! JS object, called through these externs.
 //!
 //! Round trips: a read is one `get`, a compare-and-set one `put`; the trait's defaults make begin a
-//! `get` + `put` and a commit a batch `put` + head `put`. Values over the adapter's `maxValueBytes`
+//! `get` + `put`, and a commit is one call of the adapter's optional `commit(records, head)` or else
+//! the records' `put`s at once, then the head's. Values over the adapter's `maxValueBytes`
 //! are written as chunks (`<key>#<i>`, immutable like the record they belong to) under a small
 //! manifest at `<key>`; a chunk that is missing or does not match the manifest's checksum makes the
 //! record corrupt.
@@ -18,7 +19,8 @@ use wasm_bindgen_futures::JsFuture;
 use crate::core::codec::{self, read_varint, write_varint};
 use crate::core::keys;
 use crate::store::{
-    budget, Entry, Expect, Expiry, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult, Value, Version,
+    budget, commit_in_order, Entry, Expect, Expiry, ListPage, LocalBoxFuture, Put, Store, StoreError, StoreResult,
+    Value, Version,
 };
 
 #[wasm_bindgen]
@@ -68,6 +70,8 @@ const TTL_MARGIN_MS: u64 = 60_000;
 
 pub struct HostKvStore {
     kv: HostKv,
+    /// The adapter's optional `commit(records, head)`: a session commit in one call.
+    commit: Option<js_sys::Function>,
     prefix: String,
     capabilities: Capabilities,
     timeout_ms: u64,
@@ -86,6 +90,18 @@ fn set(object: &Object, key: &str, value: &JsValue) {
 
 fn field(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// The compare-and-set condition and backend TTL of a write, as `put` options (or a `commit`'s head).
+fn set_condition(options: &Object, expect: &Expect, ttl: Option<u64>) {
+    match expect {
+        Expect::Any => {}
+        Expect::Absent => set(options, "expectedVersion", &JsValue::NULL),
+        Expect::Version(version) => set(options, "expectedVersion", &JsValue::from_str(version)),
+    }
+    if let Some(ttl) = ttl {
+        set(options, "ttlMs", &JsValue::from_f64(ttl as f64));
+    }
 }
 
 /// A version an adapter gave as a number, as the string JS makes of it (`String(n)`): done by JS,
@@ -117,7 +133,8 @@ impl HostKvStore {
             max_value_bytes: number("maxValueBytes").map(|n| n as usize),
             min_ttl_ms: number("minTtlMs").map(|n| n as u64),
         };
-        Ok(HostKvStore { kv: kv.unchecked_into(), prefix, capabilities, timeout_ms })
+        let commit = field(&kv, "commit").dyn_into::<js_sys::Function>().ok();
+        Ok(HostKvStore { kv: kv.unchecked_into(), commit, prefix, capabilities, timeout_ms })
     }
 
     pub fn capabilities(&self) -> Capabilities {
@@ -235,21 +252,10 @@ impl HostKvStore {
         if report {
             set(&options, "reportCurrent", &JsValue::TRUE);
         }
-        match expect {
-            Expect::Any => {}
-            Expect::Absent => set(&options, "expectedVersion", &JsValue::NULL),
-            Expect::Version(version) => set(&options, "expectedVersion", &JsValue::from_str(version)),
-        }
-        if let Some(ttl) = ttl {
-            set(&options, "ttlMs", &JsValue::from_f64(ttl as f64));
-        }
+        set_condition(&options, expect, ttl);
         let returned = self.call(&what, self.kv.kv_put(&self.full(key), &Uint8Array::from(value), &options)).await?;
-        match (returned.as_string(), returned.as_f64()) {
-            (Some(version), _) => Ok(Put::Written(version)),
-            (None, Some(_)) => Ok(Put::Written(js_number_text(&returned))),
-            _ if returned.is_null() || returned.is_undefined() || returned == JsValue::FALSE => {
-                Ok(Put::Refused { current: None })
-            }
+        match Self::written(&returned) {
+            Some(put) => Ok(put),
             _ if report
                 && returned.is_object()
                 && Reflect::has(&returned, &JsValue::from_str("current")).unwrap_or(false) =>
@@ -258,6 +264,48 @@ impl HostKvStore {
                 Ok(Put::Refused { current: Some(current) })
             }
             _ => Err(Self::malformed(&what, &returned)),
+        }
+    }
+
+    /// What a `put` or `commit` answered, when it is a new version or a refused condition.
+    fn written(returned: &JsValue) -> Option<Put> {
+        match (returned.as_string(), returned.as_f64()) {
+            (Some(version), _) => Some(Put::Written(version)),
+            (None, Some(_)) => Some(Put::Written(js_number_text(returned))),
+            _ if returned.is_null() || returned.is_undefined() || *returned == JsValue::FALSE => {
+                Some(Put::Refused { current: None })
+            }
+            _ => None,
+        }
+    }
+
+    /// A session commit in one call of the adapter's `commit(records, head)`: the records (each one
+    /// value, none chunked), then the head's compare-and-set.
+    async fn commit_at_once(
+        &self,
+        commit: &js_sys::Function,
+        records: Vec<(String, Vec<u8>)>,
+        head_key: &str,
+        head: Value,
+        expected: Expect,
+    ) -> StoreResult<Option<Version>> {
+        let what = format!("commit(\"{head_key}\")");
+        let written = Array::new_with_length(records.len() as u32);
+        for (index, (key, value)) in records.iter().enumerate() {
+            let record = Object::new();
+            set(&record, "key", &JsValue::from_str(&self.full(key)));
+            set(&record, "value", &Uint8Array::from(value.as_slice()));
+            written.set(index as u32, record.into());
+        }
+        let head_write = Object::new();
+        set(&head_write, "key", &JsValue::from_str(&self.full(head_key)));
+        set(&head_write, "value", &Uint8Array::from(head.bytes.as_slice()));
+        set_condition(&head_write, &expected, self.ttl_of(head.expiry));
+        let returned = self.call(&what, commit.call2(&self.kv, &written, &head_write)).await?;
+        match Self::written(&returned) {
+            Some(Put::Written(version)) => Ok(Some(version)),
+            Some(Put::Refused { .. }) => Ok(None),
+            None => Err(Self::malformed(&what, &returned)),
         }
     }
 
@@ -372,6 +420,22 @@ impl Store for HostKvStore {
                 other => other,
             })
         })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        records: Vec<(String, Vec<u8>)>,
+        head_key: &'a str,
+        head: Value,
+        expected: Expect,
+    ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let limit = self.capabilities.max_value_bytes.unwrap_or(usize::MAX);
+        // A record over the limit is chunked by `put`: that commit goes the way of separate writes.
+        let fits = head.bytes.len() <= limit && records.iter().all(|(_, value)| value.len() <= limit);
+        match &self.commit {
+            Some(commit) if fits => Box::pin(self.commit_at_once(commit, records, head_key, head, expected)),
+            _ => Box::pin(commit_in_order(self, records, head_key, head, expected)),
+        }
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {

@@ -237,6 +237,21 @@ async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> St
     .await
 }
 
+/// [`Store::commit`] as separate writes: the records at once (independent of each other: one round trip
+/// on a remote KV, not one each), then the head's compare-and-set once all of them are written.
+pub(crate) async fn commit_in_order<S: Store + ?Sized>(
+    store: &S,
+    mut records: Vec<(String, Vec<u8>)>,
+    head_key: &str,
+    head: Value,
+    expected: Expect,
+) -> StoreResult<Option<Version>> {
+    let writes =
+        records.iter_mut().map(|(key, value)| store.put(key, std::mem::take(value).into(), Expect::Any)).collect();
+    all_done(writes).await?;
+    store.put(head_key, head, expected).await
+}
+
 /// Awaits `main` while `store` deletes the `stale` prefixes (with their keys when known, as
 /// [`Store::delete_prefix`] takes them) beside it, and those deletes too. They delete records no head
 /// names any more: a failed one is left for the session's delete to sweep.
@@ -344,17 +359,7 @@ pub trait Store {
         head: Value,
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
-        Box::pin(async move {
-            // Independent of each other: written at once (one round trip on a remote KV, not one
-            // each), the head after all of them.
-            let mut records = records;
-            let writes = records
-                .iter_mut()
-                .map(|(key, value)| self.put(key, std::mem::take(value).into(), Expect::Any))
-                .collect();
-            all_done(writes).await?;
-            self.put(head_key, head, expected).await
-        })
+        Box::pin(commit_in_order(self, records, head_key, head, expected))
     }
 
     /// Reads `key`, lets `decide` choose synchronously whether to write, and writes atomically with

@@ -5,7 +5,7 @@
 // the next turn beside its first write (commit or abort), not in a round trip of its own at begin.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SessionStore } from "../../js/entry/node.js";
+import { LeaseLostError, SessionStore, StorageError } from "../../js/entry/node.js";
 import { memoryKv } from "../../js/adapters/index.js";
 import { sleep } from "./_helpers.mjs";
 
@@ -148,4 +148,118 @@ test("a prune after a live turn deletes that live log beside its own commit", as
   assert.deepEqual(await liveKeys(kv), [], "deleted with the prune");
   assert.deepEqual(session.messages(), [{ i: 0 }, { i: 1 }, { i: 2 }]);
   await store.close();
+});
+
+// ---- an adapter with commit(records, head): a session commit is one call ----------------------------
+
+/** memoryKv with its commit, every call counted by method and recorded as [method, key or head key,
+ * record keys]; `failCommit` makes commit answer what a broken adapter would. */
+function countingKv(options = {}) {
+  const kv = memoryKv();
+  const calls = [];
+  const counted = { raw: kv, calls, capabilities: { ...kv.capabilities, ...options.capabilities } };
+  for (const name of ["get", "put", "delete", "list"]) {
+    counted[name] = (key, ...rest) => {
+      calls.push([name, key]);
+      return kv[name](key, ...rest);
+    };
+  }
+  counted.commit = (records, head) => {
+    calls.push(["commit", head.key, records.map((record) => record.key)]);
+    return options.commit ? options.commit(records, head) : kv.commit(records, head);
+  };
+  return counted;
+}
+
+const methods = (calls) => calls.map(([method]) => method);
+
+test("with the adapter's commit, a turn is the lease's put and one commit", async () => {
+  const kv = countingKv();
+  await (await (await SessionStore.kv(kv)).open("s")).invoke((inv) => inv.appendMessage({ turn: 1 }));
+  // As a server handles a request: a new store, the session opened by id (reads only), one turn.
+  const store = await SessionStore.kv(kv);
+  kv.calls.length = 0;
+  const session = await store.open("s");
+  assert.deepEqual([...new Set(methods(kv.calls))], ["get"], "opening reads");
+  kv.calls.length = 0;
+  await session.invoke((inv) => {
+    inv.appendMessage({ turn: 2 });
+    inv.setState("k", 2);
+  });
+  assert.deepEqual(methods(kv.calls), ["put", "commit"]);
+  const [, head, records] = kv.calls[1];
+  assert.ok(head.startsWith("h/"), head);
+  assert.deepEqual(records.map((key) => key[0]), ["e"], "the turn's batch, in the same call");
+  const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
+  assert.deepEqual(reader.messages(), [{ turn: 1 }, { turn: 2 }]);
+  assert.equal(reader.stateValue("k"), 2);
+});
+
+test("with the adapter's commit, a commit with live parts and a snapshot is still one call", async () => {
+  const kv = countingKv();
+  const store = await SessionStore.kv(kv, { snapshotEvery: 2 });
+  const session = await store.open("s");
+  await session.invoke((inv) => inv.appendMessage({ i: 0 }));
+  kv.calls.length = 0;
+  await session.invoke((inv) => {
+    inv.emit({ text: "part" });
+    inv.appendMessage({ i: 1 });
+  });
+  const commits = kv.calls.filter(([method]) => method === "commit");
+  assert.equal(commits.length, 1, JSON.stringify(kv.calls));
+  assert.deepEqual(commits[0][2].map((key) => key[0]).sort(), ["e", "g", "s", "t"], "batch, segment, snapshot and live flush");
+  assert.ok(!kv.calls.some(([method, key]) => method === "put" && !key.startsWith("h/")), "no record written by put");
+  const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
+  assert.deepEqual(reader.messages(), [{ i: 0 }, { i: 1 }]);
+});
+
+test("a commit with a record over maxValueBytes writes its records by put (chunked), then the head", async () => {
+  const kv = countingKv({ capabilities: { maxValueBytes: 256 } });
+  const store = await SessionStore.kv(kv);
+  const session = await store.open("s");
+  kv.calls.length = 0;
+  const long = "x".repeat(2000);
+  await session.invoke((inv) => inv.appendMessage({ long }));
+  assert.ok(!kv.calls.some(([method]) => method === "commit"), "not the one-call commit");
+  assert.ok(kv.calls.filter(([method, key]) => method === "put" && key.includes("#")).length >= 8, "the batch in chunks");
+  await session.invoke((inv) => inv.appendMessage({ short: 1 }));
+  assert.equal(kv.calls.filter(([method]) => method === "commit").length, 1, "a small commit is one call again");
+  const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
+  assert.deepEqual(reader.messages(), [{ long }, { short: 1 }]);
+});
+
+test("a commit the adapter answers with neither a version nor null is a StorageError; the session keeps its last commit", async () => {
+  let broken = false;
+  const kv = countingKv({ commit: (records, head) => (broken ? { ok: true } : kv.raw.commit(records, head)) });
+  const store = await SessionStore.kv(kv);
+  const session = await store.open("s");
+  await session.invoke((inv) => inv.appendMessage({ kept: true }));
+  broken = true;
+  const inv = await session.begin();
+  inv.appendMessage({ lost: true });
+  const error = await inv.commit().then(() => assert.fail("the commit resolved"), (e) => e);
+  assert.ok(error instanceof StorageError, `got ${error}`);
+  assert.match(error.message, /commit\("h\/s~"\) returned a malformed result/);
+  await inv.abort().catch(() => {});
+  const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
+  assert.deepEqual(reader.messages(), [{ kept: true }]);
+});
+
+test("a fenced holder's commit: the adapter refuses it, LeaseLostError, and none of its records is written", async () => {
+  const kv = countingKv();
+  const holder = await SessionStore.kv(kv);
+  const session = await holder.open("s");
+  const inv = await session.begin();
+  inv.appendMessage({ late: true });
+  const stopper = await SessionStore.kv(kv, { owner: "stopper" });
+  const stopped = await (await stopper.open("s", { create: false })).stop({ reason: "test", graceMs: 20 });
+  assert.equal(stopped.outcome, "fenced");
+  const keysBefore = (await kv.raw.list("")).keys;
+  kv.calls.length = 0;
+  const error = await inv.commit().then(() => assert.fail("the commit resolved"), (e) => e);
+  assert.ok(error instanceof LeaseLostError, `got ${error}`);
+  assert.deepEqual(methods(kv.calls).filter((method) => method !== "get"), ["commit"], "refused by the adapter's compare-and-set");
+  assert.deepEqual((await kv.raw.list("")).keys, keysBefore, "nothing written");
+  await holder.close();
+  await stopper.close();
 });

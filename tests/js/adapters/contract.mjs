@@ -15,6 +15,10 @@
 // - list(prefix, { cursor?, limit? }) -> { keys, cursor? }: ascending, every key with the prefix
 //   across pages, no duplicates
 // - capabilities: { atomic: boolean, maxValueBytes?: number, minTtlMs?: number }
+// - commit(records, head) (optional) -> the head's new version | null: every record, then the head if
+//   its expectedVersion holds; a value that is not bytes is a TypeError, nothing written. The adapters
+//   of this package write nothing for a refused head when the commit fits one backend operation, as
+//   every commit here does (what they do past that is tested with each adapter)
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
@@ -96,9 +100,10 @@ let namespaces = 0;
  *   ttlGoneWithinMs?: number,   // how late the backend may delete an expired key (default 5000)
  *   ttl?: boolean,              // false: the backend has no TTL (ttlMs is ignored)
  *   concurrency?: boolean,      // run the tests of this suite concurrently (default true)
+ *   commit?: boolean,           // false: the adapter has no commit(records, head) (default true)
  * }} options
  */
-export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true, concurrency = true }) {
+export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true, concurrency = true, commit = true }) {
   /** Runs `fn(kv, ns)` on a fresh adapter, with a key namespace of its own (backends may be shared). */
   const withKv = (fn) => async () => {
     const { kv, cleanup } = await make();
@@ -471,6 +476,107 @@ export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true
       assert.deepEqual(bytesOf((await kv.get(plain)).value), new Uint8Array([3]), "no TTL keeps the key");
       // The expired key is absent for compare-and-set too.
       assert.equal(typeof (await kv.put(short, new Uint8Array([4]), { expectedVersion: null })), "string");
+    }));
+  });
+
+  if (commit) commitContract(name, withKv, concurrency);
+}
+
+/** The contract of `commit(records, head)`: a session commit in one call. */
+function commitContract(name, withKv, concurrency) {
+  // The keys of one session (a store's layout: one hash tag on Redis, so that one script takes them).
+  const keysOf = (ns, session) => ({
+    head: `${ns}h/${session}~`,
+    record: (i) => `${ns}e/${session}~/${String(i).padStart(4, "0")}`,
+  });
+  const recordsOf = (keys, count, fill) =>
+    Array.from({ length: count }, (_, i) => ({ key: keys.record(i), value: new Uint8Array([fill, i & 0xff, i >> 8]) }));
+
+  describe(`HostKv contract: commit(records, head): ${name}`, { concurrency }, () => {
+    test("writes every record and the head; the head's version is what it returns", withKv(async (kv, ns) => {
+      assert.equal(typeof kv.commit, "function");
+      const keys = keysOf(ns, "one");
+      const version = await kv.commit(recordsOf(keys, 3, 7), { key: keys.head, value: new Uint8Array([1]), expectedVersion: null });
+      assert.equal(typeof version, "string");
+      const head = await kv.get(keys.head);
+      assert.equal(head.version, version);
+      assert.deepEqual(bytesOf(head.value), new Uint8Array([1]));
+      for (let i = 0; i < 3; i++) {
+        const record = await kv.get(keys.record(i));
+        assert.deepEqual(bytesOf(record.value), new Uint8Array([7, i, 0]), `record ${i}`);
+        // (Keys written together may share a version, as Deno KV's versionstamps of one operation do.)
+        assert.equal(typeof record.version, "string");
+      }
+      // The next commit from that version; no records is a head write alone.
+      const next = await kv.commit([], { key: keys.head, value: new Uint8Array([2]), expectedVersion: version });
+      assert.equal(typeof next, "string");
+      assert.notEqual(next, version);
+      assert.deepEqual(bytesOf((await kv.get(keys.head)).value), new Uint8Array([2]));
+    }));
+
+    test("a head condition that does not hold: null, and nothing is written", withKv(async (kv, ns) => {
+      const keys = keysOf(ns, "refused");
+      const version = await kv.put(keys.head, new Uint8Array([1]));
+      const stale = await kv.put(keys.head, new Uint8Array([2]));
+      assert.notEqual(stale, version);
+      assert.equal(await kv.commit(recordsOf(keys, 2, 9), { key: keys.head, value: new Uint8Array([3]), expectedVersion: version }), null);
+      assert.equal(await kv.commit(recordsOf(keys, 2, 9), { key: keys.head, value: new Uint8Array([3]), expectedVersion: null }), null);
+      const other = keysOf(ns, "absent");
+      assert.equal(await kv.commit(recordsOf(other, 2, 9), { key: other.head, value: new Uint8Array([3]), expectedVersion: stale }), null);
+      assert.deepEqual(bytesOf((await kv.get(keys.head)).value), new Uint8Array([2]), "the head is unchanged");
+      assert.equal((await kv.get(keys.head)).version, stale);
+      for (const key of [keys.record(0), keys.record(1), other.record(0), other.head]) assert.equal(await kv.get(key), null, key);
+    }));
+
+    test("concurrent commits from one head version: exactly one wins, and only its records are written", withKv(async (kv, ns) => {
+      const keys = keysOf(ns, "race");
+      const base = await kv.put(keys.head, new Uint8Array([0]));
+      const contenders = [1, 2, 3, 4].map((n) => ({
+        n,
+        records: [{ key: keys.record(n), value: new Uint8Array([n]) }],
+      }));
+      const results = await Promise.all(
+        contenders.map(({ n, records }) => kv.commit(records, { key: keys.head, value: new Uint8Array([n]), expectedVersion: base })),
+      );
+      const winners = contenders.filter((_, i) => typeof results[i] === "string");
+      assert.equal(winners.length, 1, `results: ${JSON.stringify(results)}`);
+      assert.ok(results.every((r) => r === null || typeof r === "string"));
+      const [winner] = winners;
+      assert.deepEqual(bytesOf((await kv.get(keys.head)).value), new Uint8Array([winner.n]));
+      for (const { n } of contenders) {
+        const record = await kv.get(keys.record(n));
+        if (n === winner.n) assert.deepEqual(bytesOf(record.value), new Uint8Array([n]));
+        else assert.equal(record, null, `the records of a refused commit (${n}) are not written`);
+      }
+    }));
+
+    test("many records (more than a backend takes in one call) are all written", withKv(async (kv, ns) => {
+      const keys = keysOf(ns, "many");
+      const records = recordsOf(keys, 150, 5);
+      const version = await kv.commit(records, { key: keys.head, value: new Uint8Array([1]), expectedVersion: null });
+      assert.equal(typeof version, "string");
+      assert.deepEqual(await listAll(kv, `${ns}e/many~/`), records.map((record) => record.key));
+      for (const i of [0, 63, 64, 127, 128, 149]) {
+        assert.deepEqual(bytesOf((await kv.get(keys.record(i))).value), new Uint8Array([5, i & 0xff, i >> 8]), `record ${i}`);
+      }
+      assert.equal((await kv.get(keys.head)).version, version);
+    }));
+
+    test("base64 values are the bytes; a value that is not bytes is a TypeError and writes nothing", withKv(async (kv, ns) => {
+      const keys = keysOf(ns, "values");
+      const version = await kv.commit([{ key: keys.record(0), value: base64(new Uint8Array([0xff, 0])) }], {
+        key: keys.head,
+        value: base64(new Uint8Array([1, 2])),
+        expectedVersion: null,
+      });
+      assert.equal(typeof version, "string");
+      assert.deepEqual(bytesOf((await kv.get(keys.record(0))).value), new Uint8Array([0xff, 0]));
+      assert.deepEqual(bytesOf((await kv.get(keys.head)).value), new Uint8Array([1, 2]));
+      const bad = [{ key: keys.record(1), value: new Uint8Array([1]) }, { key: keys.record(2), value: "not base64!" }];
+      const error = await refusal(() => kv.commit(bad, { key: keys.head, value: new Uint8Array([3]), expectedVersion: version }), "a record that is not bytes");
+      assert.ok(error instanceof TypeError, `a TypeError, got ${error}`);
+      assert.equal(await kv.get(keys.record(1)), null, "nothing of it is written");
+      assert.equal((await kv.get(keys.head)).version, version);
     }));
   });
 }

@@ -166,3 +166,27 @@ test("@deno/kv: a commit that fails with \"database is locked\" wrote nothing (s
     dbB.close();
   }
 });
+
+test("denoKv: a commit past one atomic operation's limits is the records' operations, then the head's", async () => {
+  const db = await openKv(newFile());
+  try {
+    const kv = denoKv(db);
+    const operations = [];
+    const spied = { ...db, get: db.get.bind(db), list: db.list.bind(db), atomic: () => (operations.push("atomic"), db.atomic()) };
+    const adapter = denoKv(spied);
+    // 13 values of 64 KiB: more bytes than one atomic operation takes (800 KiB).
+    const records = Array.from({ length: 13 }, (_, i) => ({ key: `big/e/s~/${String(i).padStart(2, "0")}`, value: new Uint8Array(65536).fill(i) }));
+    const version = await adapter.commit(records, { key: "big/h/s~", value: new Uint8Array([1]), expectedVersion: null });
+    assert.equal(typeof version, "string");
+    assert.equal(operations.length, 14, "one operation per record, then the head's");
+    for (const { key, value } of records) assert.deepEqual(bytesOf((await kv.get(key)).value), value, key);
+    assert.equal((await kv.get("big/h/s~")).version, version);
+    assert.equal(await adapter.commit(records.slice(0, 1), { key: "big/h/s~", value: new Uint8Array([2]), expectedVersion: null }), null);
+    // A small commit is one operation.
+    operations.length = 0;
+    assert.equal(typeof (await adapter.commit(records.slice(0, 2), { key: "big/h/s~", value: new Uint8Array([3]), expectedVersion: version })), "string");
+    assert.equal(operations.length, 1);
+  } finally {
+    db.close();
+  }
+});

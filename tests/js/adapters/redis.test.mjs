@@ -82,6 +82,37 @@ describe("redisKv specifics", () => {
     assert.deepEqual(commands.splice(0), ["EVALSHA", "EVAL", "EVALSHA"]);
   });
 
+  test("commit is one EVALSHA over the session's keys; the head's ttlMs is a PEXPIRE, the records have none", async () => {
+    await nodeRedis.sendCommand(["SCRIPT", "FLUSH"]);
+    const { client, commands } = counting(nodeRedis);
+    const kv = redisKv(client);
+    const records = [0, 1].map((i) => ({ key: `cm/e/s2~/000${i}`, value: new Uint8Array([i]) }));
+    const version = await kv.commit(records, { key: "cm/h/s2~", value: new Uint8Array([9]), expectedVersion: null, ttlMs: 50_000 });
+    assert.deepEqual(commands.splice(0), ["EVALSHA", "EVAL"], "first commit: EVALSHA answered NOSCRIPT, then EVAL");
+    assert.equal(typeof version, "string");
+    assert.equal(await kv.commit([], { key: "cm/h/s2~", value: new Uint8Array([8]), expectedVersion: null }), null);
+    assert.deepEqual(commands.splice(0), ["EVALSHA"]);
+    const pttl = await ioredis.pttl("{s2~}cm/h/s2~");
+    assert.ok(pttl > 40_000 && pttl <= 50_000, `pttl ${pttl}`);
+    assert.equal(await ioredis.pttl("{s2~}cm/e/s2~/0001"), -1);
+  });
+
+  test("a commit with keys outside the head's hash slot: the records' puts at once, then the head's", async () => {
+    for (const [name, client] of [["node-redis cluster", nodeRedisCluster], ["ioredis cluster", ioredisCluster]]) {
+      const kv = redisKv(client);
+      const records = [
+        { key: `x-${name}/e/s3~/0001`, value: new Uint8Array([1]) },
+        { key: `x-${name}/e/other~/0001`, value: new Uint8Array([2]) }, // another session: another slot
+      ];
+      const head = { key: `x-${name}/h/s3~`, value: new Uint8Array([3]) };
+      const version = await kv.commit(records, { ...head, expectedVersion: null });
+      assert.equal(typeof version, "string", name);
+      for (const { key, value } of [...records, head]) assert.deepEqual(bytesOf((await kv.get(key)).value), value, `${name}: ${key}`);
+      assert.equal((await kv.get(head.key)).version, version);
+      assert.equal(await kv.commit(records, { ...head, expectedVersion: null }), null, `${name}: a refused head`);
+    }
+  });
+
   test("a key is one hash {value, version} behind its session's hash tag; ttlMs is a PEXPIRE", async () => {
     const kv = redisKv(ioredis);
     const version = await kv.put("tag/e/s1~/0000000000000001/0000000000000002#1", new Uint8Array([0, 255]), { ttlMs: 50_000 });

@@ -18,7 +18,20 @@ const encoder = new TextEncoder();
 const log = (event) => Deno.stdout.writeSync(encoder.encode(`${JSON.stringify({ worker, t: Date.now(), ...event })}\n`));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const kv = await Deno.openKv(file);
+/** Deno.openKv(file), again while another process opening the same new file holds it (Deno's SQLite
+ * backend answers "database is locked" instead of waiting while it sets the file up). */
+async function openKv() {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await Deno.openKv(file);
+    } catch (error) {
+      if (!/database is locked/.test(String(error?.message)) || tries >= 50) throw error;
+      await sleep(5 + Math.random() * 20);
+    }
+  }
+}
+
+const kv = await openKv();
 const store = await SessionStore.kv(denoKv(kv), { owner: worker });
 const session = await store.open(id);
 

@@ -15,7 +15,8 @@
 //   GET  /cloudflare-kv/ttl                what expirations cloudflareKv gives Workers KV for ttlMs
 //   POST /kv-rpc?backend=kv|sqlite|cloudflare  {method, args} -> {result}: one HostKv call on the
 //                                          adapter, so that the adapter contract suite (Node) can
-//                                          drive it; bytes travel as {$bytes: base64}
+//                                          drive it; bytes travel as {$bytes: base64}, in commit's
+//                                          writes too
 //   POST /encryption?session=ID            {markers, key: hex of an AES-GCM key or null}: a session
 //                                          with a marker in every kind of data (encryptionKey when
 //                                          key is given), the object's whole storage dumped raw
@@ -197,6 +198,10 @@ const encodeEntry = (entry) =>
 /** One HostKv call, `{ method, args }`, on `kv`; a Uint8Array value is sent back as `{ $bytes }`. */
 async function kvRpc(kv, { method, args }) {
   if (method === "capabilities") return { result: kv.capabilities };
+  if (method === "commit") {
+    const decodeWrite = (write) => ({ ...write, value: decode(write.value) });
+    return { result: await kv.commit(args[0].map(decodeWrite), decodeWrite(args[1])) };
+  }
   if (!["get", "put", "delete", "list"].includes(method)) throw new Error(`no HostKv method ${method}`);
   const result = await kv[method](...args.map(decode));
   if (method === "get") return { result: encodeEntry(result) };
