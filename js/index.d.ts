@@ -576,7 +576,8 @@ export interface HostKv {
    * them); the adapters of this package write none, in one atomic operation, wherever the backend
    * takes the commit in one (see agent-session/adapters). A value that is not bytes is a `TypeError`
    * and nothing is written. Without `commit` the store makes one `put` per record (at once), then the
-   * head's `put`. */
+   * head's `put`; so it does for a commit of more than 64 records (an import) or with a record over
+   * `maxValueBytes`. */
   commit?(records: HostKvWrite[], head: HostKvWrite & Pick<HostKvPutOptions, "expectedVersion" | "ttlMs">): Promise<string | null>;
   readonly capabilities?: HostKvCapabilities;
 }

@@ -351,6 +351,9 @@ impl HostKvStore {
     }
 }
 
+/// The most records one call of the adapter's `commit` takes (a turn writes at most four).
+const MAX_COMMIT_RECORDS: usize = 64;
+
 /// How long one host KV call may take by default before it is a `StorageError`.
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
@@ -430,8 +433,12 @@ impl Store for HostKvStore {
         expected: Expect,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let limit = self.capabilities.max_value_bytes.unwrap_or(usize::MAX);
-        // A record over the limit is chunked by `put`: that commit goes the way of separate writes.
-        let fits = head.bytes.len() <= limit && records.iter().all(|(_, value)| value.len() <= limit);
+        // A record over the limit is chunked by `put`, and a commit of many records (an import) would be
+        // one long backend operation (a Redis script blocks the server while it runs): those commits go
+        // the way of separate writes.
+        let fits = records.len() <= MAX_COMMIT_RECORDS
+            && head.bytes.len() <= limit
+            && records.iter().all(|(_, value)| value.len() <= limit);
         match &self.commit {
             Some(commit) if fits => Box::pin(self.commit_at_once(commit, records, head_key, head, expected)),
             _ => Box::pin(commit_in_order(self, records, head_key, head, expected)),

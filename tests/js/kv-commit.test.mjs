@@ -228,6 +228,21 @@ test("a commit with a record over maxValueBytes writes its records by put (chunk
   assert.deepEqual(reader.messages(), [{ long }, { short: 1 }]);
 });
 
+test("an import of many versions writes its records by put, not in one commit call", async () => {
+  const kv = countingKv();
+  const store = await SessionStore.kv(kv);
+  const source = await SessionStore.memory();
+  const session = await source.open("src");
+  for (let i = 0; i < 70; i++) await session.invoke((inv) => inv.appendMessage({ i }));
+  kv.calls.length = 0;
+  await store.import(await session.export(), { id: "copy" });
+  assert.ok(!kv.calls.some(([method]) => method === "commit"), "no commit call of 70 records");
+  assert.equal(kv.calls.filter(([method, key]) => method === "put" && key.startsWith("e/")).length, 70);
+  const reader = await (await SessionStore.kv(kv)).open("copy", { create: false });
+  assert.equal(reader.messages().length, 70);
+  assert.equal(reader.version, 70);
+});
+
 test("a commit the adapter answers with neither a version nor null is a StorageError; the session keeps its last commit", async () => {
   let broken = false;
   const kv = countingKv({ commit: (records, head) => (broken ? { ok: true } : kv.raw.commit(records, head)) });
