@@ -350,8 +350,8 @@ pub trait Store {
 
     /// Writes the immutable `records`, then compare-and-sets `head` from `expected`: a commit. The
     /// default is those writes in order, which is safe because the records' keys carry the writer's
-    /// fencing token and no head names them until the compare-and-set succeeds; a backend with
-    /// transactions (IndexedDB) overrides it to make the whole commit one transaction.
+    /// fencing token and no head names them until the compare-and-set succeeds; IndexedDB overrides it
+    /// to make the whole commit one transaction, a host KV with a `commit` method one call.
     fn commit<'a>(
         &'a self,
         records: Vec<(String, Vec<u8>)>,
