@@ -147,6 +147,48 @@ async function coldLoadByTail({ impls, databases, transactions, loads, next, log
 }
 
 /**
+ * The turn's tail with the two protocols alone. The main turns interleave five implementations in one
+ * page, and a stall of one (idb-keyval rewriting 2 MB a turn at 10,000 messages, Dexie's) lands on
+ * whichever turn runs next: the p99 of 300 turns there says as much about the page as about the
+ * protocol. Here only agent-session and (b) write, on fresh databases, after the main run's stores are
+ * closed: the same sizes, fills and turns, interleaved. Resolves to one row per size.
+ */
+async function twoAlone({ sizes, turns, warmup, next, log }) {
+  const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const databases = { "agent-session": `bench-alone-as-${tag}`, idb: `bench-alone-idb-${tag}` };
+  const impls = { "agent-session": await agentSession(databases["agent-session"]), idb: await idbProtocol(databases.idb) };
+  for (const impl of Object.values(impls)) {
+    const writer = await impl.writer("warmup");
+    await writer.fill(Array.from({ length: 10 }, next));
+    for (let i = 0; i < warmup; i++) await writer.turn([next(), next()]);
+  }
+  const rows = [];
+  for (const size of sizes) {
+    const writers = {};
+    for (const [name, impl] of Object.entries(impls)) {
+      writers[name] = await impl.writer(`alone-${size}`);
+      await writers[name].fill(Array.from({ length: size }, next));
+    }
+    const samples = { "agent-session": [], idb: [] };
+    let snapshotTurns = 0;
+    for (let i = 0; i < turns; i++) {
+      for (const name of Object.keys(impls)) {
+        const before = impls[name].snapshots?.length;
+        const [a, b] = await writers[name].turn([next(), next()]);
+        samples[name].push(a + b);
+        if (impls[name].snapshots && impls[name].snapshots.length !== before) snapshotTurns++;
+      }
+    }
+    const row = { size, as: stats(samples["agent-session"]), idb: stats(samples.idb), snapshotTurns };
+    log(`alone, ${size} messages: p99 ${row.as.p99.toFixed(3)} ms against ${row.idb.p99.toFixed(3)} ms`);
+    rows.push(row);
+  }
+  for (const impl of Object.values(impls)) await impl.close();
+  await Promise.all(Object.values(databases).map((name) => new Promise((done) => Object.assign(indexedDB.deleteDatabase(name), { onsuccess: done, onerror: done, onblocked: done }))));
+  return rows;
+}
+
+/**
  * Runs every size through every implementation: pre-fill untimed, then the cold loads (so that they
  * read exactly `size` messages), then the turns, loads and turns interleaved across implementations.
  * Resolves to plain data for bench/table.mjs.
@@ -242,7 +284,8 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 300, loads =
   for (const impl of Object.values(impls)) await impl.close();
   transactions.restore();
   reads.restore();
+  const alone = await twoAlone({ sizes, turns, warmup, next: () => message(n++), log });
   // A page opened by hand would otherwise keep every run's databases; a blocked delete finishes later.
   await Promise.all(Object.values(databases).map((name) => new Promise((done) => Object.assign(indexedDB.deleteDatabase(name), { onsuccess: done, onerror: done, onblocked: done }))));
-  return { sizes: out, tail, turns, loads, messageBytes: MESSAGE_BYTES, userAgent: navigator.userAgent, crossOriginIsolated };
+  return { sizes: out, tail, alone, turns, loads, messageBytes: MESSAGE_BYTES, userAgent: navigator.userAgent, crossOriginIsolated };
 }

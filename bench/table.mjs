@@ -82,6 +82,15 @@ export function tailLoads(results) {
   );
 }
 
+/** The turn's median and tail with agent-session and (b) alone in the page (results from before it: none). */
+export function aloneTails(results) {
+  return table(
+    ["messages", "as median", "(b) median", "median as/(b)", "as p99", "(b) p99", "p99 as/(b)", "as worst", "(b) worst", "as snapshot turns"],
+    results.alone.map(({ size, as, idb, snapshotTurns }) => [size, ms(as.median), ms(idb.median), ratio(as.median, idb.median),
+      ms(as.p99), ms(idb.p99), ratio(as.p99, idb.p99), ms(as.max), ms(idb.max), snapshotTurns]),
+  );
+}
+
 export function markdown(results) {
   return [
     `Medians in ms of ${results.turns} turns (begin + 2 appended messages of ~${results.messageBytes} bytes + commit)`,
@@ -107,5 +116,14 @@ export function markdown(results) {
     "with the default snapshotEvery), then 2-message turns; (b) reads all its batches with one getAll:",
     "",
     tailLoads(results),
+    ...(results.alone
+      ? [
+          "",
+          `The turn with agent-session and (b) alone in the page (fresh databases, after the stores above are closed; the`,
+          `same sizes and ${results.turns} turns each, interleaved), where no other implementation's stall lands on their turns:`,
+          "",
+          aloneTails(results),
+        ]
+      : []),
   ].join("\n");
 }
