@@ -19,7 +19,7 @@ use crate::engine::load::{self, HistoryEvent};
 use crate::engine::schema;
 use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
-use crate::store::{Decision, Entry, Expect, Put, Version};
+use crate::store::{self, Decision, Entry, Expect, Put, Version};
 
 /// Options of `begin` / `invoke`.
 #[derive(Debug, Clone, Default)]
@@ -366,13 +366,18 @@ impl Session {
         // Counted before the lease is written: a stop of this turn can only wake after it.
         let wakes_at_begin = shared.env.wakes();
         let (leased, new_version, now, cleared) = self.lease(intent, &head_key, &invocation_id).await?;
+        // The live logs of earlier turns are readable until this one begins: deleted with the lease
+        // where the store could (IndexedDB), else beside this turn's first write (no round trip of
+        // their own on a KV store).
+        let stale = if cleared { Vec::new() } else { self.stale_live_logs(&leased, leased.last_token) };
         // Validate the cached view against the head we just leased, loading only what it lacks.
         if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
             if let Some(released) = guard::release(&leased, leased.last_token) {
-                let _ = shared
-                    .store
-                    .put(&head_key, crate::engine::head_value(&released), Expect::Version(new_version))
-                    .await;
+                // The release is this turn's first and last write: the head it writes no longer
+                // tells of the turn before, so that turn's live log goes beside it.
+                let release =
+                    shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(new_version));
+                let _ = store::beside_deletes(&*shared.store, release, stale).await;
             }
             return Err(error);
         }
@@ -385,10 +390,6 @@ impl Session {
         if let (Intent::Resume, Some(answer)) = (intent, &options.resume) {
             staged.push(Event::Resume { data: answer.clone() });
         }
-        // The live logs of earlier turns are readable until this one begins: deleted with the lease
-        // where the store could (IndexedDB), else beside this turn's first write (no round trip of
-        // their own on a KV store).
-        let stale = if cleared { Vec::new() } else { self.stale_live_logs(&leased, token) };
         let invocation = Invocation::new(
             self.clone(),
             invocation_id,

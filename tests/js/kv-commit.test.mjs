@@ -114,6 +114,26 @@ for (const end of ["commit", "abort"]) {
   });
 }
 
+test("a begin whose catch-up fails deletes the turn before's live log beside its release", async () => {
+  const kv = recordingKv();
+  const behind = await (await SessionStore.kv(kv, { owner: "behind" })).open("s"); // cached at version 0
+  const writer = await SessionStore.kv(kv, { owner: "writer" });
+  await (await writer.open("s", { create: false })).invoke((inv) => {
+    inv.emit({ text: "part" });
+    inv.appendMessage({ role: "assistant", content: "one" });
+  });
+  assert.equal((await liveKeys(kv)).length, 1, "the live turn's flush");
+  // The batch the begin must catch up on cannot be read: the begin takes the lease, fails, releases it.
+  const [batch] = (await kv.raw.list("e/")).keys;
+  await kv.raw.put(batch, new Uint8Array([1, 2, 3]));
+  const error = await behind.begin().then(() => assert.fail("the begin resolved"), (e) => e);
+  assert.equal(error.code, "CORRUPT_RECORD", String(error));
+  assert.deepEqual(await liveKeys(kv), [], "deleted beside the release, whose head no longer tells of that turn");
+  const head = kv.puts.filter((put) => put[2].startsWith("h/")).at(-1);
+  assert.ok(kv.deletes[0][0] < head[1], `beside the release: ${JSON.stringify({ deletes: kv.deletes, head })}`);
+  await writer.close();
+});
+
 test("a stop that fences the turn after a live turn deletes that live log with the fence", async () => {
   const kv = recordingKv();
   const holder = await SessionStore.kv(kv);
