@@ -280,6 +280,49 @@ test("a commit the adapter answers with neither a version nor null is a StorageE
   assert.deepEqual(reader.messages(), [{ kept: true }]);
 });
 
+test("a commit call that throws or never answers is a StorageError, or the commit it made when the head says so", async () => {
+  // Throws at once: nothing was written, the session keeps its last commit.
+  let mode = "ok";
+  const kv = countingKv({
+    commit: (records, head) => {
+      if (mode === "throw") throw new Error("backend down");
+      if (mode === "written, no answer") {
+        kv.raw.commit(records, head);
+        return new Promise(() => {});
+      }
+      if (mode === "no answer") return new Promise(() => {});
+      return kv.raw.commit(records, head);
+    },
+  });
+  const store = await SessionStore.kv(kv, { timeoutMs: 50 });
+  const session = await store.open("s");
+  await session.invoke((inv) => inv.appendMessage({ n: 1 }));
+  mode = "throw";
+  let inv = await session.begin();
+  inv.appendMessage({ n: 2 });
+  let error = await inv.commit().then(() => assert.fail("the commit resolved"), (e) => e);
+  assert.ok(error instanceof StorageError, `got ${error}`);
+  assert.match(error.message, /backend down/);
+  assert.equal(error.cause?.message, "backend down");
+  await inv.abort().catch(() => {});
+  // Never answers, and wrote nothing: a timeout, then the head read back says it was not applied.
+  mode = "no answer";
+  inv = await session.begin();
+  inv.appendMessage({ n: 3 });
+  error = await inv.commit().then(() => assert.fail("the commit resolved"), (e) => e);
+  assert.ok(error instanceof StorageError && /did not answer within 50 ms/.test(error.message), `got ${error}`);
+  await inv.abort().catch(() => {});
+  // Wrote, then never answered: the head read back names the commit, so it resolves with its version.
+  mode = "written, no answer";
+  inv = await session.begin();
+  inv.appendMessage({ n: 4 });
+  const version = await inv.commit();
+  mode = "ok";
+  const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
+  assert.equal(reader.version, version);
+  assert.deepEqual(reader.messages(), [{ n: 1 }, { n: 4 }]);
+});
+
 test("a fenced holder's commit: the adapter refuses it, LeaseLostError, and none of its records is written", async () => {
   const kv = countingKv();
   const holder = await SessionStore.kv(kv);
