@@ -74,7 +74,9 @@ export function memoryKv() {
         if (bytes === undefined) throw notAValue("memoryKv", write.key);
         return [String(write.key), bytes.slice()];
       });
-      for (const [recordKey, bytes] of writes.slice(0, -1)) entries.set(recordKey, { value: bytes, version: newVersion(), expiresAt: undefined });
+      for (const [recordKey, bytes] of writes.slice(0, -1)) {
+        entries.set(recordKey, { value: bytes, version: newVersion(), expiresAt: undefined });
+      }
       const version = newVersion();
       entries.set(key, { value: writes[writes.length - 1][1], version, expiresAt: expiresAtOf(head.ttlMs) });
       return version;

@@ -16,8 +16,8 @@
 // Compare-and-set and delete-if-version are each ONE Lua script (EVALSHA, falling back to EVAL the
 // first time a server has not seen it): read the version, compare, write value + version and set
 // the TTL (PEXPIRE) in the same script, so nothing can come between the compare and the write.
-// A session commit (`commit(records, head)`) is one script too: the head's compare, then the records
-// and the head, all in the session's hash slot.
+// A session commit (`commit(records, head)`) is the same script over the session's keys (one hash
+// slot): the head's compare, then the records and the head.
 // A read is one HMGET of both fields. The value goes to Redis as the bytes (a base64 string given to
 // put is decoded first) and comes back as the bytes: both clients are asked for bulk strings as
 // Buffers, and a reply that comes back as text anyway is an error, never read as UTF-8 (that would
@@ -32,9 +32,12 @@
 // cluster, and keys that Redis expires would stay in it.)
 import { bytesOf, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
-/** Compare-and-set. KEYS[1]: the key. ARGV: mode ("any" | "absent" | "match"), expected version,
- * value, new version, TTL in ms ("" for none), "1" to report the current entry on a failed condition.
- * Returns the new version; when the condition failed, nil, or [version, value] (nils when absent). */
+/** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); KEYS[2..n], for a
+ * commit: its records, written (no TTL) only when the condition holds, before the key. ARGV: mode
+ * ("any" | "absent" | "match"), expected version, value, new version, TTL in ms ("" for none), "1" to
+ * report the current entry on a failed condition, then each record's value and new version
+ * (ARGV[2k+3], ARGV[2k+4] for KEYS[k]). Returns the new version; when the condition failed, nil, or
+ * [version, value] (nils when absent). */
 const PUT = `local current = redis.call('HGET', KEYS[1], 'version')
 local refused = (ARGV[1] == 'absent' and current) or (ARGV[1] == 'match' and current ~= ARGV[2])
 if refused then
@@ -42,20 +45,9 @@ if refused then
   if not current then return {false, false} end
   return {current, redis.call('HGET', KEYS[1], 'value')}
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
-if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
-return ARGV[4]`;
-
-/** A session commit: the records, then the head, if the head's version matches; nothing when it does
- * not. KEYS[1]: the head, KEYS[2..n]: the records. ARGV: the head's mode, expected version, value, new
- * version and TTL in ms as for PUT, then each record's value and new version (ARGV[2k+2], ARGV[2k+3] for
- * KEYS[k]). Returns the head's new version, or nil. */
-const COMMIT = `local current = redis.call('HGET', KEYS[1], 'version')
-if (ARGV[1] == 'absent' and current) or (ARGV[1] == 'match' and current ~= ARGV[2]) then return false end
 for k = 2, #KEYS do
   redis.call('DEL', KEYS[k])
-  redis.call('HSET', KEYS[k], 'value', ARGV[2 * k + 2], 'version', ARGV[2 * k + 3])
+  redis.call('HSET', KEYS[k], 'value', ARGV[2 * k + 3], 'version', ARGV[2 * k + 4])
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
@@ -259,8 +251,8 @@ export function redisKv(client, options = {}) {
         return kv.put(head.key, head.value, { expectedVersion: head.expectedVersion, ttlMs: head.ttlMs });
       }
       const recordArgs = values.slice(1).flatMap((bytes) => [argOf(bytes), newVersion()]);
-      const args = [...condition(head.expectedVersion), argOf(values[0]), newVersion(), ttlArg(head.ttlMs), ...recordArgs];
-      return text(await evaluate(COMMIT, redisKeys, args));
+      const args = [...condition(head.expectedVersion), argOf(values[0]), newVersion(), ttlArg(head.ttlMs), "", ...recordArgs];
+      return text(await evaluate(PUT, redisKeys, args));
     },
 
     async delete(key, options = {}) {
