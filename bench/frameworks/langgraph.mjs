@@ -149,8 +149,9 @@ putWrites a turn, each awaited before the run returns; "exit" puts once, when th
 ${turns} turns after ${warmup} warm-up turns, interleaved; "turns before" = turns already in the thread. "in
 saver" = time inside getTuple/put/putWrites (and the guard's begin and release). The mean includes the
 turns that write an agent-session snapshot (every 50 commits by default, O(session size)). "versions" =
-agent-session commits per turn; "KV calls" = HostKv get/put/delete/list calls per
-turn (the round trips a remote KV would pay).${threads > 1 ? `
+agent-session commits per turn; "KV calls" = HostKv get/put/delete/list/commit calls per
+turn (the round trips a remote KV would pay; the memoryKv is given a one-call commit, as the Redis, Deno KV
+and Durable Object adapters have one).${threads > 1 ? `
 
 Each checkpointer's turns go round-robin over ${threads} threads ("turns before" is per thread), as a
 server's turns go over its users' threads: its store holds all of them, so that a memory store's wasm

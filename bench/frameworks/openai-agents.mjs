@@ -130,7 +130,8 @@ and an assistant item. Each session starts with N items of ~200 bytes and grows 
 median turn sees about N + ${warmup + turns} items); the implementations run interleaved in one process.
 "in session" = the part of the turn spent in the Session's methods (getSessionId, getItems, addItems)
 plus, under guard, begin and commit; "kv calls" = HostKv calls per turn on \`SessionStore.kv(memoryKv())\`
-(the round trips a remote KV pays).
+(the round trips a remote KV pays; the memoryKv is given a one-call commit, as the Redis, Deno KV and
+Durable Object adapters have one).
 
 ${line(["items before", "session", "turn ms", "turn vs MemorySession", "in session ms", "in session vs MemorySession", "kv calls/turn"])}
 ${line(["---:", "---", "---:", "---:", "---:", "---:", "---:"])}

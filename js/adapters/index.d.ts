@@ -39,8 +39,8 @@ export interface AdapterOptions {
 // ---------------------------------------------------------------------------------------------
 // memoryKv
 
-/** A new, empty, in-process `HostKv` (atomic, `commit` included); stores built on the same object
- * share its sessions. */
+/** A new, empty, in-process `HostKv` (atomic; no `commit`); stores built on the same object share its
+ * sessions. */
 export declare function memoryKv(): HostKv;
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 //
 // Each call of memoryKv() is a new, empty world; two SessionStore.kv() over the same object share
 // its sessions and contend through it like two isolates over one database. Every method does its
-// whole check-and-write synchronously before its promise settles, so compare-and-set is atomic, and so
-// is `commit` (records and head, all or nothing).
+// whole check-and-write synchronously before its promise settles, so compare-and-set is atomic. It has
+// no `commit`: in process a call costs nothing, and a store over it (or over a wrapper that spreads it
+// and replaces `put`) writes every record and head through `put`.
 //
 // Versions are a counter shared by every memoryKv of the realm: a key deleted and written again
 // never gets a version it had before. Values are copied in and out, so nobody can change stored
@@ -62,23 +63,6 @@ export function memoryKv() {
       if (bytes === undefined) throw notAValue("memoryKv", key);
       const version = newVersion();
       entries.set(key, { value: bytes.slice(), version, expiresAt: expiresAtOf(options.ttlMs) });
-      return version;
-    },
-
-    async commit(records, head) {
-      const key = String(head.key);
-      if (!matches(live(key), head.expectedVersion)) return null;
-      // Every value is checked before anything is written: all or nothing.
-      const writes = [...records, head].map((write) => {
-        const bytes = bytesOf(write.value);
-        if (bytes === undefined) throw notAValue("memoryKv", write.key);
-        return [String(write.key), bytes.slice()];
-      });
-      for (const [recordKey, bytes] of writes.slice(0, -1)) {
-        entries.set(recordKey, { value: bytes, version: newVersion(), expiresAt: undefined });
-      }
-      const version = newVersion();
-      entries.set(key, { value: writes[writes.length - 1][1], version, expiresAt: expiresAtOf(head.ttlMs) });
       return version;
     },
 

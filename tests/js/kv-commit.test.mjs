@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LeaseLostError, SessionStore, StorageError } from "../../js/entry/node.js";
 import { memoryKv } from "../../js/adapters/index.js";
+import { oneCallCommit } from "./adapters/_one-call-commit.mjs";
 import { sleep } from "./_helpers.mjs";
 
 /**
@@ -172,10 +173,12 @@ test("a prune after a live turn deletes that live log beside its own commit", as
 
 // ---- an adapter with commit(records, head): a session commit is one call ----------------------------
 
-/** memoryKv with its commit, every call counted by method and recorded as [method, key or head key,
- * record keys]; `failCommit` makes commit answer what a broken adapter would. */
+/** memoryKv given a one-call commit (as redisKv, denoKv and durableObjectKv have), every call counted
+ * by method and recorded as [method, key or head key, record keys]; `options.commit` replaces that
+ * commit (what a broken adapter would answer). */
 function countingKv(options = {}) {
   const kv = memoryKv();
+  const commit = oneCallCommit(kv);
   const calls = [];
   const counted = { raw: kv, calls, capabilities: { ...kv.capabilities, ...options.capabilities } };
   for (const name of ["get", "put", "delete", "list"]) {
@@ -186,8 +189,9 @@ function countingKv(options = {}) {
   }
   counted.commit = (records, head) => {
     calls.push(["commit", head.key, records.map((record) => record.key)]);
-    return options.commit ? options.commit(records, head) : kv.commit(records, head);
+    return options.commit ? options.commit(records, head) : commit(records, head);
   };
+  counted.rawCommit = commit;
   return counted;
 }
 
@@ -265,7 +269,7 @@ test("an import of many versions writes its records by put, not in one commit ca
 
 test("a commit the adapter answers with neither a version nor null is a StorageError; the session keeps its last commit", async () => {
   let broken = false;
-  const kv = countingKv({ commit: (records, head) => (broken ? { ok: true } : kv.raw.commit(records, head)) });
+  const kv = countingKv({ commit: (records, head) => (broken ? { ok: true } : kv.rawCommit(records, head)) });
   const store = await SessionStore.kv(kv);
   const session = await store.open("s");
   await session.invoke((inv) => inv.appendMessage({ kept: true }));
@@ -287,11 +291,11 @@ test("a commit call that throws or never answers is a StorageError, or the commi
     commit: (records, head) => {
       if (mode === "throw") throw new Error("backend down");
       if (mode === "written, no answer") {
-        kv.raw.commit(records, head);
+        kv.rawCommit(records, head);
         return new Promise(() => {});
       }
       if (mode === "no answer") return new Promise(() => {});
-      return kv.raw.commit(records, head);
+      return kv.rawCommit(records, head);
     },
   });
   const store = await SessionStore.kv(kv, { timeoutMs: 50 });

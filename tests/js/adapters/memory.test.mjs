@@ -4,7 +4,38 @@ import { test } from "node:test";
 import { memoryKv } from "agent-session/adapters";
 import { adapterContract, bytesOf } from "./contract.mjs";
 
-adapterContract({ name: "memoryKv", make: async () => ({ kv: memoryKv() }) });
+// memoryKv has no commit(records, head) (the contract's optional part runs on the adapters that have it).
+adapterContract({ name: "memoryKv", make: async () => ({ kv: memoryKv() }), commit: false });
+
+test("memoryKv has no commit: a wrapper that spreads it and replaces put sees every write of a commit", async () => {
+  const base = memoryKv();
+  assert.equal(base.commit, undefined);
+  const { SessionStore, StorageError } = await import("agent-session");
+  let failing = false;
+  const puts = [];
+  const kv = {
+    ...base,
+    put: (key, ...rest) => {
+      puts.push(key);
+      if (failing) return Promise.reject(new Error("put failed"));
+      return base.put(key, ...rest);
+    },
+  };
+  const store = await SessionStore.kv(kv);
+  const session = await store.open("s");
+  await session.invoke((inv) => inv.appendMessage("kept"));
+  const inv = await session.begin();
+  inv.appendMessage("lost");
+  puts.length = 0;
+  failing = true;
+  const error = await inv.commit().then(() => assert.fail("the commit resolved"), (e) => e);
+  assert.ok(error instanceof StorageError, `got ${error}`);
+  assert.equal(error.cause?.message, "put failed");
+  assert.ok(puts.some((key) => key.startsWith("e/")), `the batch went through put: ${puts}`);
+  failing = false;
+  await inv.abort().catch(() => {});
+  assert.deepEqual((await (await SessionStore.kv(base)).open("s", { create: false })).messages(), ["kept"]);
+});
 
 test("memoryKv: each call is a new, empty world", async () => {
   const a = memoryKv();
