@@ -25,7 +25,7 @@
 // tests/js/adapters/deno-kv.test.mjs), so it is retried, with a short random backoff, for up to
 // BUSY_RETRY_MS.
 
-import { bytesOf, holds, maxValueBytesOf, notAValue } from "./values.js";
+import { bytesOf, commitByPuts, holds, maxValueBytesOf, notAValue } from "./values.js";
 
 /** The first key part of every key this adapter writes. */
 const NAMESPACE = "agent-session";
@@ -111,8 +111,7 @@ export function denoKv(kv, options = {}) {
       });
       const size = writes.reduce((sum, [key, bytes]) => sum + key[1].length * 3 + bytes.length, 0);
       if (writes.length > MAX_ATOMIC_MUTATIONS || size > MAX_ATOMIC_BYTES) {
-        await Promise.all(records.map((record) => adapter.put(record.key, record.value)));
-        return adapter.put(head.key, head.value, { expectedVersion: expected, ttlMs: head.ttlMs });
+        return commitByPuts(adapter, records, head);
       }
       const result = await commit(() => {
         const op = kv.atomic();

@@ -41,7 +41,6 @@ export function memoryKv() {
   }
 
   const matches = (entry, expected) => holds(entry === undefined ? null : entry.version, expected);
-  const expiresAtOf = (ttl) => (typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined);
 
   return {
     capabilities: Object.freeze({ atomic: true }),
@@ -62,7 +61,9 @@ export function memoryKv() {
       }
       if (bytes === undefined) throw notAValue("memoryKv", key);
       const version = newVersion();
-      entries.set(key, { value: bytes.slice(), version, expiresAt: expiresAtOf(options.ttlMs) });
+      const ttl = options.ttlMs;
+      const expiresAt = typeof ttl === "number" && ttl > 0 ? Date.now() + ttl : undefined;
+      entries.set(key, { value: bytes.slice(), version, expiresAt });
       return version;
     },
 

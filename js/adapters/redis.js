@@ -30,7 +30,7 @@
 // in begin or commit. (A sorted-set index would sort for free, but a global index key lives in
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
-import { bytesOf, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
+import { bytesOf, commitByPuts, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); KEYS[2..n], for a
  * commit: its records, written (no TTL) only when the condition holds, before the key. ARGV: mode
@@ -247,8 +247,7 @@ export function redisKv(client, options = {}) {
       // at once, then the head.
       const tag = headKey.slice(0, headKey.indexOf("}") + 1);
       if (tag === "{}" || !redisKeys.every((key) => key.startsWith(tag))) {
-        await Promise.all(records.map((record) => kv.put(record.key, record.value)));
-        return kv.put(head.key, head.value, { expectedVersion: head.expectedVersion, ttlMs: head.ttlMs });
+        return commitByPuts(kv, records, head);
       }
       const recordArgs = values.slice(1).flatMap((bytes) => [argOf(bytes), newVersion()]);
       const args = [...condition(head.expectedVersion), argOf(values[0]), newVersion(), ttlArg(head.ttlMs), "", ...recordArgs];

@@ -89,7 +89,7 @@ async function call(mf, method, path, json) {
 async function remoteKv(currentMf, backend) {
   const rpc = async (method, ...args) => {
     while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
-    const encoded = args.map((arg) => (arg instanceof Uint8Array ? { $bytes: Buffer.from(arg).toString("base64") } : arg));
+    const encoded = args.map(encodeBytes);
     const { status, body } = await call(currentMf(), "POST", `/kv-rpc?backend=${backend}`, { method, args: encoded });
     // A TypeError in workerd stays one here (the contract checks which error a put throws).
     if (status !== 200) throw new (body?.name === "TypeError" ? TypeError : Error)(`${method}() failed in workerd: ${JSON.stringify(body)}`);
@@ -114,9 +114,11 @@ async function remoteKv(currentMf, backend) {
   };
 }
 
-/** A write of HostKv.commit with a Uint8Array value as `{ $bytes }`. */
-const encodeWrite = (write) =>
-  write.value instanceof Uint8Array ? { ...write, value: { $bytes: Buffer.from(write.value).toString("base64") } } : write;
+/** A Uint8Array as `{ $bytes }` for the RPC; anything else as it is. */
+const encodeBytes = (value) => (value instanceof Uint8Array ? { $bytes: Buffer.from(value).toString("base64") } : value);
+
+/** A write of HostKv.commit with its value encoded for the RPC. */
+const encodeWrite = (write) => ({ ...write, value: encodeBytes(write.value) });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

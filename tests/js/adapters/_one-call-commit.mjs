@@ -3,14 +3,13 @@
 // durableObjectKv do in one call, for tests and benchmarks over memoryKv, which has no commit of its
 // own (in process, a call costs nothing). Not atomic against other callers between its awaits: for
 // one process, as the tests and benchmarks that use it are.
-import { holds } from "../../../js/adapters/values.js";
+import { commitByPuts, holds } from "../../../js/adapters/values.js";
 
 /** `commit(records, head)` over `kv`'s get and put. */
 export function oneCallCommit(kv) {
   return async (records, head) => {
     const current = await kv.get(head.key);
     if (!holds(current === null ? null : current.version, head.expectedVersion)) return null;
-    await Promise.all(records.map((record) => kv.put(record.key, record.value)));
-    return kv.put(head.key, head.value, { expectedVersion: head.expectedVersion, ttlMs: head.ttlMs });
+    return commitByPuts(kv, records, head);
   };
 }
