@@ -331,14 +331,16 @@ impl JsInvocation {
         })
     }
 
+    // The engine's commit and checkpoint are called here, not when the promise's task first runs:
+    // their first step (telling the store the head's write follows) belongs to the call.
     pub fn checkpoint(&self) -> Promise {
-        let inner = self.inner.clone();
-        self.finishing(Box::pin(async move { Ok((inner.checkpoint().await? as f64).into()) }))
+        let checkpoint = self.inner.checkpoint();
+        self.finishing(Box::pin(async move { Ok((checkpoint.await? as f64).into()) }))
     }
 
     pub fn commit(&self) -> Promise {
-        let inner = self.inner.clone();
-        self.finishing(Box::pin(async move { Ok((inner.commit().await? as f64).into()) }))
+        let commit = self.inner.commit();
+        self.finishing(Box::pin(async move { Ok((commit.await? as f64).into()) }))
     }
 
     pub fn abort(&self) -> Promise {

@@ -205,9 +205,11 @@ impl JsSession {
 
     pub fn begin(&self, options: JsValue) -> Promise {
         let handle = self.handle();
+        // The engine's begin is called here, not when the promise's task first runs: its first step
+        // (telling the store the lease's write follows) belongs to the call.
+        let begun = begin_options(&options).map(|options| handle.inner.begin(options));
         promise(async move {
-            let options = begin_options(&options)?;
-            let invocation = handle.inner.begin(options).await?;
+            let invocation = begun?.await?;
             Ok(JsInvocation::start(invocation, handle).into())
         })
     }

@@ -5,6 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::rc::Rc;
 
 use crate::core::error::Phase;
@@ -468,12 +469,32 @@ impl Invocation {
         Err(EngineError::Conflict(self.session.id().to_owned()))
     }
 
-    pub async fn commit(&self) -> EngineResult<u64> {
-        self.finish("commit", Outcome::Commit, None).await
+    /// Commits and releases.
+    pub fn commit(self: &Rc<Self>) -> impl Future<Output = EngineResult<u64>> + 'static {
+        self.commit_as("commit", Outcome::Commit)
     }
 
-    pub async fn checkpoint(&self) -> EngineResult<u64> {
-        self.finish("checkpoint", Outcome::Checkpoint, None).await
+    /// Commits and keeps the lease: the turn goes on.
+    pub fn checkpoint(self: &Rc<Self>) -> impl Future<Output = EngineResult<u64>> + 'static {
+        self.commit_as("checkpoint", Outcome::Checkpoint)
+    }
+
+    /// [`Invocation::finish`] without a last event. The store is told now, at the call, that the
+    /// head's write follows ([`crate::store::Store::prepare_write`]), while the invocation is open
+    /// and its last commit's outcome is known (else the head is read back first).
+    fn commit_as(
+        self: &Rc<Self>,
+        action: &'static str,
+        outcome: Outcome,
+    ) -> impl Future<Output = EngineResult<u64>> + 'static {
+        {
+            let state = self.state.borrow();
+            if matches!(state.stage, Stage::Open) && state.uncertain.is_none() {
+                self.session.shared.store.prepare_write(&keys::head_key(self.session.id()));
+            }
+        }
+        let invocation = self.clone();
+        async move { invocation.finish(action, outcome, None).await }
     }
 
     /// Commits the staged events and the question `reason` (with `payload`, JSON `null` when none),

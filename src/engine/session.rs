@@ -293,10 +293,23 @@ impl Session {
         (view.head.version, view.generation, view.state.is_some() && same_session && named)
     }
 
-    /// Takes the guard: fails fast with `ConcurrencyError` unless `options.wait_ms` is given.
-    pub async fn begin(self: &Rc<Self>, options: BeginOptions) -> EngineResult<Rc<Invocation>> {
-        let intent = if options.resume.is_some() { Intent::Resume } else { Intent::Begin };
-        self.acquire(intent, options).await
+    /// Takes the guard: fails fast with `ConcurrencyError` unless `options.wait_ms` is given. The
+    /// store is told now, at the call, that the lease's write of the head follows
+    /// ([`store::Store::prepare_write`]), unless this instance already holds or is taking the lease.
+    pub fn begin(
+        self: &Rc<Self>,
+        options: BeginOptions,
+    ) -> impl Future<Output = EngineResult<Rc<Invocation>>> + 'static {
+        let shared = &self.shared;
+        let free = guard::check_mark(shared.marks.borrow().get(self.id()), &shared.config.owner, shared.now()).is_ok();
+        if free {
+            shared.store.prepare_write(&keys::head_key(self.id()));
+        }
+        let session = self.clone();
+        async move {
+            let intent = if options.resume.is_some() { Intent::Resume } else { Intent::Begin };
+            session.acquire(intent, options).await
+        }
     }
 
     pub(crate) async fn acquire(

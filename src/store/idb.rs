@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     IdbDatabase, IdbFactory, IdbIndexParameters, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest,
-    IdbTransaction,
+    IdbRequestReadyState, IdbTransaction,
 };
 
 use crate::store::{
@@ -70,6 +70,25 @@ pub struct IdbStore {
     stale: Rc<Cell<bool>>,
     /// Keeps the connection's onversionchange / onclose handlers alive.
     _handlers: RefCell<Vec<Closure<dyn FnMut()>>>,
+    /// The transaction opened ahead of a write ([`Store::prepare_write`]): the last one prepared.
+    prepared: RefCell<Option<Prepared>>,
+}
+
+/// A readwrite transaction opened ahead of a read-then-write of `key`, its read of `key` issued.
+struct Prepared {
+    key: String,
+    tx: IdbTransaction,
+    records: IdbObjectStore,
+    read: IdbRequest,
+}
+
+impl Prepared {
+    /// Whether its read has no result yet: then its success callback has not run, and a write may
+    /// still join the transaction from there. Once it has run with nothing to write, the transaction
+    /// commits on its own.
+    fn pending(&self) -> bool {
+        self.read.ready_state() == IdbRequestReadyState::Pending
+    }
 }
 
 impl std::fmt::Debug for IdbStore {
@@ -270,6 +289,7 @@ impl IdbStore {
             db: RefCell::new(None),
             stale: Rc::new(Cell::new(false)),
             _handlers: RefCell::new(Vec::new()),
+            prepared: RefCell::new(None),
         };
         store.connect().await?;
         Ok(store)
@@ -330,22 +350,30 @@ impl IdbStore {
 
     /// A transaction over the records; a connection the browser closed is reopened once.
     async fn transaction(&self, write: bool) -> StoreResult<(IdbTransaction, IdbObjectStore)> {
-        let mode = if write { "readwrite" } else { "readonly" };
-        let options = Object::new();
-        let _ = Reflect::set(&options, &JsValue::from_str("durability"), &JsValue::from_str(self.durability.as_str()));
         let db = self.database().await?;
-        let tx = match db.unchecked_ref::<TransactionOpener>().transaction_with_options(RECORDS, mode, &options) {
-            Ok(tx) => tx,
+        match self.transaction_on(&db, write) {
+            Ok(opened) => Ok(opened),
             Err(_) => {
                 self.stale.set(true);
                 let db = self.database().await?;
-                db.unchecked_ref::<TransactionOpener>()
-                    .transaction_with_options(RECORDS, mode, &options)
-                    .map_err(|e| backend("transaction failed", e))?
+                self.transaction_on(&db, write).map_err(|e| backend("transaction failed", e))
             }
-        };
-        let records = tx.object_store(RECORDS).map_err(|e| backend("transaction failed", e))?;
+        }
+    }
+
+    fn transaction_on(&self, db: &IdbDatabase, write: bool) -> Result<(IdbTransaction, IdbObjectStore), JsValue> {
+        let mode = if write { "readwrite" } else { "readonly" };
+        let options = Object::new();
+        let _ = Reflect::set(&options, &JsValue::from_str("durability"), &JsValue::from_str(self.durability.as_str()));
+        let tx = db.unchecked_ref::<TransactionOpener>().transaction_with_options(RECORDS, mode, &options)?;
+        let records = tx.object_store(RECORDS)?;
         Ok((tx, records))
+    }
+
+    /// The transaction prepared for a write of `key`, if its read is still pending.
+    fn take_prepared(&self, key: &str) -> Option<Prepared> {
+        let prepared = self.prepared.borrow_mut().take_if(|prepared| prepared.key == key)?;
+        prepared.pending().then_some(prepared)
     }
 
     /// Runs one transaction: `start` issues the requests (its callbacks may issue more), `out` is
@@ -359,16 +387,27 @@ impl IdbStore {
     ) -> StoreResult<Option<T>> {
         let out = Rc::new(RefCell::new(None));
         let slot = out.clone();
-        self.run_boxed(write, what, Box::new(move |tx, records, requests| start(tx, records, requests, slot))).await?;
+        self.run_boxed(None, write, what, Box::new(move |tx, records, requests| start(tx, records, requests, slot)))
+            .await?;
         let result = out.borrow_mut().take();
         Ok(result)
     }
 
-    /// [`IdbStore::run`] without its result type: one copy of the transaction's code in the .wasm
-    /// for every kind of request.
-    fn run_boxed<'a>(&'a self, write: bool, what: &'a str, start: Starter) -> LocalBoxFuture<'a, StoreResult<()>> {
+    /// [`IdbStore::run`] without its result type, in the transaction `opened` when given (one
+    /// prepared ahead), else a new one: one copy of the transaction's code in the .wasm for every kind
+    /// of request.
+    fn run_boxed<'a>(
+        &'a self,
+        opened: Option<(IdbTransaction, IdbObjectStore)>,
+        write: bool,
+        what: &'a str,
+        start: Starter,
+    ) -> LocalBoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
-            let (tx, records) = self.transaction(write).await?;
+            let (tx, records) = match opened {
+                Some(opened) => opened,
+                None => self.transaction(write).await?,
+            };
             let requests: Requests = Rc::default();
             if let Err(error) = start(&tx, &records, &requests) {
                 let _ = tx.abort();
@@ -415,22 +454,31 @@ impl IdbStore {
         self.read_then_write(key, what, decide).await
     }
 
-    /// One readwrite transaction: read `key`, ask `decide` what to write (if anything), write it.
+    /// One readwrite transaction: read `key`, ask `decide` what to write (if anything), write it. In
+    /// the transaction prepared for `key` when its read is still pending ([`Store::prepare_write`]).
     async fn read_then_write(&self, key: &str, what: &str, decide: Decider) -> StoreResult<Option<Version>> {
+        let (opened, read) = match self.take_prepared(key) {
+            Some(Prepared { tx, records, read, .. }) => (Some((tx, records)), Some(read)),
+            None => (None, None),
+        };
         let key = key.to_owned();
-        let result = self
-            .run(true, what, move |tx, records, requests, out| {
-                let request = records.get(&JsValue::from_str(&key))?;
-                let records = records.clone();
-                on_success(tx, &request, requests, move |value| {
-                    let written = decide(&records, entry_of(&key, &value)?)?;
-                    *out.borrow_mut() = Some(written);
-                    Ok(())
-                });
+        let out = Rc::new(RefCell::new(None));
+        let slot = out.clone();
+        let start: Starter = Box::new(move |tx, records, requests| {
+            let request = match read {
+                Some(read) => read,
+                None => records.get(&JsValue::from_str(&key))?,
+            };
+            let records = records.clone();
+            on_success(tx, &request, requests, move |value| {
+                *slot.borrow_mut() = decide(&records, entry_of(&key, &value)?)?;
                 Ok(())
-            })
-            .await?;
-        Ok(result.flatten())
+            });
+            Ok(())
+        });
+        self.run_boxed(opened, true, what, start).await?;
+        let written = out.borrow_mut().take();
+        Ok(written)
     }
 }
 
@@ -523,6 +571,20 @@ impl Store for IdbStore {
 
     fn clears_in_put(&self) -> bool {
         true
+    }
+
+    /// One transaction is kept, the last prepared: of several writes prepared in one task (begins
+    /// of sessions called together), the others open their own, as without preparing.
+    fn prepare_write(&self, key: &str) {
+        // Only on an open connection: opening one is asynchronous.
+        let db = self.db.borrow().clone().filter(|_| !self.stale.get());
+        let Some(Ok((tx, records))) = db.map(|db| self.transaction_on(&db, true)) else { return };
+        match records.get(&JsValue::from_str(key)) {
+            Ok(read) => *self.prepared.borrow_mut() = Some(Prepared { key: key.to_owned(), tx, records, read }),
+            Err(_) => {
+                let _ = tx.abort();
+            }
+        }
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {

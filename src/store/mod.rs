@@ -330,6 +330,17 @@ pub trait Store {
         false
     }
 
+    /// A hint: a write that reads `key` first (a lease's [`Store::put_clearing`] or [`Store::update`],
+    /// a commit's compare-and-set of its head) follows within this task. A backend whose writes are
+    /// transactions may open one now and issue that read, so that the caller's work until the write
+    /// overlaps it (IndexedDB: the request then waits in the browser while the engine decides and
+    /// encodes). A write of `key` that comes while that read is still pending joins the transaction;
+    /// one that comes later opens its own, and the prepared one ends without writing. The default
+    /// does nothing.
+    fn prepare_write(&self, key: &str) {
+        let _ = key;
+    }
+
     /// Whether what other processes write reaches this realm as a wake-up (IndexedDB's
     /// BroadcastChannel across tabs and workers; the memory store is one process), or only when read
     /// (a KV store: a holder then reads the head for a stop at its flushes, API.md "Live turns").

@@ -355,6 +355,9 @@ impl Store for SealedStore {
         self.inner.clears_in_put()
     }
 
+    // No `prepare_write`: a sealed write first waits for WebCrypto, a task or more, and a read
+    // prepared before it would have ended by then (an IndexedDB transaction opened for nothing).
+
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {
         self.inner.delete(key, expected)
     }

@@ -1030,3 +1030,77 @@ test("a turn that emitted parts commits its last flush with its batch, in one tr
     assert.deepEqual({ afterCommit: seen.keptAfterCommit, afterBegin: seen.keptAfterBegin }, { afterCommit: 1, afterBegin: 0 });
   });
 });
+
+test("begin(), commit() and checkpoint() open their readwrite transaction and issue its read of the head during the call; a turn of begin, checkpoint and commit stays three transactions and three reads; two stores beginning in one tick: one holder, the other ConcurrencyError", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const page = await openTab(tabs, "tab");
+    const seen = await inTab(page, async ({ lib }, { database }) => {
+      const store = await lib.SessionStore.indexedDb({ database, owner: "a" });
+      const session = await store.open("s");
+      await session.invoke((inv) => inv.appendMessage({ n: 0 }));
+      const counts = { transactions: 0, reads: 0 };
+      const opener = IDBDatabase.prototype.transaction;
+      const getter = IDBObjectStore.prototype.get;
+      IDBDatabase.prototype.transaction = function (...args) {
+        if (this.name === database) counts.transactions++;
+        return opener.apply(this, args);
+      };
+      IDBObjectStore.prototype.get = function (...args) {
+        if (this.transaction.db.name === database) counts.reads++;
+        return getter.apply(this, args);
+      };
+      const atCall = (call) => {
+        const before = { ...counts };
+        const promise = call();
+        return { promise, opened: counts.transactions - before.transactions, read: counts.reads - before.reads };
+      };
+      try {
+        const start = { ...counts };
+        const begun = atCall(() => session.begin());
+        const inv = await begun.promise;
+        inv.appendMessage({ n: 1 });
+        const checkpointed = atCall(() => inv.checkpoint());
+        await checkpointed.promise;
+        inv.appendMessage({ n: 2 });
+        const committed = atCall(() => inv.commit());
+        await committed.promise;
+        const turn = { transactions: counts.transactions - start.transactions, reads: counts.reads - start.reads };
+        // Two stores (as two tabs) begin on one session in the same tick.
+        const other = await lib.SessionStore.indexedDb({ database, owner: "b" });
+        const theirs = await other.open("s");
+        const outcomes = await Promise.allSettled([session.begin(), theirs.begin()]);
+        const holders = outcomes.filter((o) => o.status === "fulfilled").map((o) => o.value);
+        const refused = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason);
+        for (const holder of holders) {
+          holder.appendMessage({ n: 3 });
+          await holder.commit();
+        }
+        await session.refresh();
+        const result = {
+          begin: [begun.opened, begun.read],
+          checkpoint: [checkpointed.opened, checkpointed.read],
+          commit: [committed.opened, committed.read],
+          turn,
+          holders: holders.length,
+          refused: refused.map((e) => [e instanceof lib.ConcurrencyError, e.code]),
+          version: session.version,
+          messages: session.messages(),
+        };
+        await other.close();
+        await store.close();
+        return result;
+      } finally {
+        IDBDatabase.prototype.transaction = opener;
+        IDBObjectStore.prototype.get = getter;
+      }
+    }, { database });
+    // Each call opened one transaction and issued one read before it returned its promise.
+    assert.deepEqual({ begin: seen.begin, checkpoint: seen.checkpoint, commit: seen.commit }, { begin: [1, 1], checkpoint: [1, 1], commit: [1, 1] });
+    // ...and that transaction was the one written in: begin, checkpoint, commit are three of each.
+    assert.deepEqual(seen.turn, { transactions: 3, reads: 3 });
+    assert.equal(seen.holders, 1);
+    assert.deepEqual(seen.refused, [[true, "CONCURRENT_INVOCATION"]]);
+    assert.equal(seen.version, 4);
+    assert.deepEqual(seen.messages, [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+});

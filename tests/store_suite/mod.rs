@@ -99,6 +99,47 @@ pub async fn commit_writes_records_and_head_only_at_the_expected_version(store: 
     assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")), "and every record it named");
 }
 
+/// `prepare_write` is a hint: the write of the key that follows is an ordinary one (its condition
+/// checked, its records written), whichever kind it is, and a preparation no write follows writes
+/// nothing.
+pub async fn a_prepared_write_is_an_ordinary_write_of_its_key(store: &dyn Store) {
+    store.prepare_write("h/p~");
+    let v1 = store.put("h/p~", bytes("1").into(), Expect::Absent).await.unwrap().expect("nothing there yet");
+    store.prepare_write("h/p~");
+    assert_eq!(store.put("h/p~", bytes("again").into(), Expect::Absent).await.unwrap(), None, "it exists now");
+    store.prepare_write("h/p~");
+    let records = vec![("e/p~/2/1".to_owned(), bytes("batch 2"))];
+    let v2 = store.commit(records, "h/p~", bytes("2").into(), Expect::Version(v1.clone())).await.unwrap().unwrap();
+    store.prepare_write("h/p~");
+    let stale = vec![("e/p~/3/1".to_owned(), bytes("stale"))];
+    assert_eq!(store.commit(stale, "h/p~", bytes("3").into(), Expect::Version(v1)).await.unwrap(), None);
+    assert_eq!(value(store, "h/p~").await, Some(bytes("2")), "a refused commit leaves the head");
+    store.prepare_write("h/p~");
+    let v3 = store
+        .update(
+            "h/p~",
+            Box::new(|current| {
+                let mut value = current.expect("written above").value.clone();
+                value.push(b'+');
+                Decision::Write(value.into())
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(v2, v3);
+    assert_eq!(value(store, "h/p~").await, Some(bytes("2+")));
+    assert_eq!(value(store, "e/p~/2/1").await, Some(bytes("batch 2")));
+    // Prepared for one key, written another: both writes are ordinary ones.
+    store.prepare_write("h/q~");
+    assert!(store.put("h/r~", bytes("r").into(), Expect::Absent).await.unwrap().is_some());
+    assert!(store.put("h/q~", bytes("q").into(), Expect::Absent).await.unwrap().is_some());
+    store.prepare_write("h/never~");
+    assert_eq!(store.get("h/never~").await.unwrap(), None, "a preparation alone writes nothing");
+    assert_eq!(value(store, "h/q~").await, Some(bytes("q")));
+    assert_eq!(value(store, "h/r~").await, Some(bytes("r")));
+}
+
 pub async fn update_decides_on_the_current_value(store: &dyn Store) {
     let kept = store
         .update(
@@ -222,6 +263,7 @@ macro_rules! store_contract {
             delete_checks_the_expected_version,
             list_is_by_prefix_in_order_and_pages_completely,
             commit_writes_records_and_head_only_at_the_expected_version,
+            a_prepared_write_is_an_ordinary_write_of_its_key,
             update_decides_on_the_current_value,
             delete_session_removes_its_records_and_no_one_elses,
             delete_prefix_removes_a_live_log_and_nothing_else,
