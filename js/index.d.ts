@@ -571,14 +571,21 @@ export interface HostKv {
   delete(key: string, options?: { expectedVersion?: string }): Promise<boolean>;
   list(prefix: string, options?: { cursor?: string; limit?: number }): Promise<{ keys: string[]; cursor?: string }>;
   /** Optional: a session commit in one call. Writes every record (new keys, unconditionally, no TTL),
-   * then `head` if its `expectedVersion` holds (`ttlMs` as for `put`): the head's new version, or
-   * `null` with the head unchanged. Records written for a refused head are harmless (no head names
-   * them); the adapters of this package write none, in one atomic operation, wherever the backend
-   * takes the commit in one (see agent-session/adapters). A value that is not bytes is a `TypeError`
-   * and nothing is written. Without `commit` the store makes one `put` per record (at once), then the
-   * head's `put`; so it does for a commit of more than 64 records (an import) or with a record over
-   * `maxValueBytes`. */
-  commit?(records: HostKvWrite[], head: HostKvWrite & Pick<HostKvPutOptions, "expectedVersion" | "ttlMs">): Promise<string | null>;
+   * then `head` if its `expectedVersion` holds (`ttlMs` as for `put`), and then deletes the keys in
+   * `deletes` (records of the head's session that no head names any more: the live log of the turn
+   * before); resolves to the head's new version, or `null` with the head unchanged. Records written
+   * for a refused head are harmless (no head names them); the adapters of this package write and
+   * delete nothing for one, in one atomic operation, wherever the backend takes the commit in one (see
+   * agent-session/adapters). A value that is not bytes is a `TypeError` and nothing is written. An
+   * adapter that ignores `deletes` leaves those records until the session is deleted. Without
+   * `commit` the store makes one `put` per record (at once), then the head's `put`, and deletes the
+   * stale keys beside them; so it does for a commit of more than 64 records and deletes (an import) or
+   * with a record over `maxValueBytes`. */
+  commit?(
+    records: HostKvWrite[],
+    head: HostKvWrite & Pick<HostKvPutOptions, "expectedVersion" | "ttlMs">,
+    deletes: string[],
+  ): Promise<string | null>;
   readonly capabilities?: HostKvCapabilities;
 }
 

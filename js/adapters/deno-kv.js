@@ -11,7 +11,8 @@
 // whole database, so a key deleted and written again never gets an old one back. Compare-and-set
 // is one atomic operation, `atomic().check({ key, versionstamp }).set(...).commit()`; a
 // versionstamp of null checks that the key does not exist. A session commit (`commit(records,
-// head)`) is one atomic operation too: the head's check, a set of each record, then of the head.
+// head, deletes)`) is one atomic operation too: the head's check, the deletes, a set of each record,
+// then of the head.
 //
 // TTL: `expireIn`. Deno KV deletes an expired key late (the SQLite backend sweeps once a minute)
 // and `get` returns it until then, which is why the store keeps each head's expiry in the head.
@@ -101,7 +102,7 @@ export function denoKv(kv, options = {}) {
       return result.ok ? result.versionstamp : null;
     },
 
-    async commit(records, head) {
+    async commit(records, head, deletes = []) {
       const expected = head.expectedVersion;
       if (typeof expected === "string" && !VERSIONSTAMP.test(expected)) return null;
       const writes = [...records, head].map((write) => {
@@ -110,12 +111,13 @@ export function denoKv(kv, options = {}) {
         return [keyOf(write.key), bytes];
       });
       const size = writes.reduce((sum, [key, bytes]) => sum + key[1].length * 3 + bytes.length, 0);
-      if (writes.length > MAX_ATOMIC_MUTATIONS || size > MAX_ATOMIC_BYTES) {
-        return commitByPuts(adapter, records, head);
+      if (writes.length + deletes.length > MAX_ATOMIC_MUTATIONS || size > MAX_ATOMIC_BYTES) {
+        return commitByPuts(adapter, records, head, deletes);
       }
       const result = await commit(() => {
         const op = kv.atomic();
         if (expected !== undefined) op.check({ key: keyOf(head.key), versionstamp: expected });
+        for (const key of deletes) op.delete(keyOf(key));
         for (const [key, bytes] of writes.slice(0, -1)) op.set(key, bytes);
         return op.set(...writes[writes.length - 1], head.ttlMs > 0 ? { expireIn: Math.ceil(head.ttlMs) } : undefined);
       });

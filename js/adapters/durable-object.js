@@ -12,8 +12,8 @@
 // request runs between the two; but two promise chains of one request (or of two stores in one
 // object) can, so every write of every adapter on one storage object also waits its turn in a queue
 // kept for that object, and runs in `transaction()` where the storage has it. A session commit
-// (`commit(records, head)`) is the head's read, then the records and the head (last) written in one
-// such turn.
+// (`commit(records, head, deletes)`) is the head's read, then the records and the head (last) written,
+// then the deletes, in one such turn.
 //
 // TTL: Durable Object storage has none, so `ttlMs` is not used. The store keeps each session's expiry
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
@@ -93,7 +93,7 @@ export function durableObjectKv(storage, options = {}) {
       });
     },
 
-    async commit(records, head) {
+    async commit(records, head, deletes = []) {
       const writes = [...records, head].map((write) => [String(write.key), ownBytes(write.value)]);
       const version = newVersion();
       return atomically(async (txn) => {
@@ -106,6 +106,8 @@ export function durableObjectKv(storage, options = {}) {
           [VERSION + key, i === writes.length - 1 ? version : newVersion()],
         ]);
         for (let i = 0; i < pairs.length; i += PAGE) await txn.put(Object.fromEntries(pairs.slice(i, i + PAGE)));
+        const gone = deletes.flatMap((key) => [String(key), VERSION + key]);
+        for (let i = 0; i < gone.length; i += PAGE) await txn.delete(gone.slice(i, i + PAGE));
         return version;
       });
     },

@@ -68,8 +68,8 @@ export interface DenoKvLike {
 }
 
 /** Deno KV (`Deno.openKv()` or `@deno/kv`): versionstamps as versions, `expireIn` TTL; `maxValueBytes`
- * defaults to 64 KiB. `commit` is one atomic operation up to 1000 writes and ~784 KiB; a larger one is
- * the records' operations, then the head's. */
+ * defaults to 64 KiB. `commit` is one atomic operation up to 1000 writes and deletes and ~784 KiB; a
+ * larger one is the records' operations, then the head's, then the deletes. */
 export declare function denoKv(kv: DenoKvLike, options?: AdapterOptions): HostKv;
 
 // ---------------------------------------------------------------------------------------------

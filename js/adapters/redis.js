@@ -16,8 +16,8 @@
 // Compare-and-set and delete-if-version are each ONE Lua script (EVALSHA, falling back to EVAL the
 // first time a server has not seen it): read the version, compare, write value + version and set
 // the TTL (PEXPIRE) in the same script, so nothing can come between the compare and the write.
-// A session commit (`commit(records, head)`) is the same script over the session's keys (one hash
-// slot): the head's compare, then the records and the head.
+// A session commit (`commit(records, head, deletes)`) is the same script over the session's keys (one
+// hash slot): the head's compare, then the records and the head, then the deletes.
 // A read is one HMGET of both fields. The value goes to Redis as the bytes (a base64 string given to
 // put is decoded first) and comes back as the bytes: both clients are asked for bulk strings as
 // Buffers, and a reply that comes back as text anyway is an error, never read as UTF-8 (that would
@@ -32,12 +32,12 @@
 // cluster, and keys that Redis expires would stay in it.)
 import { bytesOf, commitByPuts, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
-/** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); KEYS[2..n], for a
- * commit: its records, written (no TTL) only when the condition holds, before the key. ARGV: mode
- * ("any" | "absent" | "match"), expected version, value, new version, TTL in ms ("" for none), "1" to
- * report the current entry on a failed condition, then each record's value and new version
- * (ARGV[2k+3], ARGV[2k+4] for KEYS[k]). Returns the new version; when the condition failed, nil, or
- * [version, value] (nils when absent). */
+/** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); for a commit, KEYS[2..]:
+ * its records, written (no TTL) only when the condition holds, before the key, then the keys it deletes
+ * with it. ARGV: mode ("any" | "absent" | "match"), expected version, value, new version, TTL in ms (""
+ * for none), "1" to report the current entry on a failed condition, then each record's value and new
+ * version (ARGV[2k+3], ARGV[2k+4] for KEYS[k]); the KEYS past the records are the deletes. Returns the
+ * new version; when the condition failed, nil, or [version, value] (nils when absent). */
 const PUT = `local current = redis.call('HGET', KEYS[1], 'version')
 local refused = (ARGV[1] == 'absent' and current) or (ARGV[1] == 'match' and current ~= ARGV[2])
 if refused then
@@ -45,10 +45,12 @@ if refused then
   if not current then return {false, false} end
   return {current, redis.call('HGET', KEYS[1], 'value')}
 end
-for k = 2, #KEYS do
+local records = (#ARGV - 6) / 2
+for k = 2, records + 1 do
   redis.call('DEL', KEYS[k])
   redis.call('HSET', KEYS[k], 'value', ARGV[2 * k + 3], 'version', ARGV[2 * k + 4])
 end
+for k = records + 2, #KEYS do redis.call('DEL', KEYS[k]) end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
 if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
@@ -235,9 +237,9 @@ export function redisKv(client, options = {}) {
       return reply == null ? null : text(reply);
     },
 
-    async commit(records, head) {
+    async commit(records, head, deletes = []) {
       const headKey = redisKeyOf(String(head.key));
-      const redisKeys = [headKey, ...records.map((record) => redisKeyOf(String(record.key)))];
+      const redisKeys = [headKey, ...records.map((record) => redisKeyOf(String(record.key))), ...deletes.map((key) => redisKeyOf(String(key)))];
       const values = [head, ...records].map((write) => {
         const bytes = bytesOf(write.value);
         if (bytes === undefined) throw notAValue("redisKv", write.key); // before anything is written
@@ -247,7 +249,7 @@ export function redisKv(client, options = {}) {
       // at once, then the head.
       const tag = headKey.slice(0, headKey.indexOf("}") + 1);
       if (tag === "{}" || !redisKeys.every((key) => key.startsWith(tag))) {
-        return commitByPuts(kv, records, head);
+        return commitByPuts(kv, records, head, deletes);
       }
       const recordArgs = values.slice(1).flatMap((bytes) => [argOf(bytes), newVersion()]);
       const args = [...condition(head.expectedVersion), argOf(values[0]), newVersion(), ttlArg(head.ttlMs), "", ...recordArgs];

@@ -49,8 +49,11 @@ export function maxValueBytesOf(options, fallback, adapter) {
 
 /** A session commit as separate writes, for an adapter's `commit` that its backend cannot take in one
  * operation: the records at once, then the head's compare-and-set (what SessionStore.kv does over an
- * adapter without `commit`). The head's new version, or null. */
-export async function commitByPuts(kv, records, head) {
+ * adapter without `commit`), then, once the head is written, the `deletes` at once. The head's new
+ * version, or null. */
+export async function commitByPuts(kv, records, head, deletes = []) {
   await Promise.all(records.map((record) => kv.put(record.key, record.value)));
-  return kv.put(head.key, head.value, { expectedVersion: head.expectedVersion, ttlMs: head.ttlMs });
+  const version = await kv.put(head.key, head.value, { expectedVersion: head.expectedVersion, ttlMs: head.ttlMs });
+  if (version !== null) await Promise.all(deletes.map((key) => kv.delete(key)));
+  return version;
 }

@@ -699,13 +699,10 @@ impl Invocation {
             // cached view's growth (a memory store also counts what it keeps).
             let incoming = records.iter().map(|(_, value)| value.len() as u64).sum::<u64>() + events_bytes(events);
             budget::check("a commit", incoming)?;
-            let commit = shared.store.commit(
-                records,
-                &head_key,
-                crate::engine::head_value(&committed.head),
-                Expect::Version(version),
-            );
-            let written = store::beside_deletes(&*shared.store, commit, self.live.take_stale()).await;
+            let mut stale = self.live.take_stale();
+            let head = crate::engine::head_value(&committed.head);
+            let commit = shared.store.commit(records, &head_key, head, Expect::Version(version), &mut stale);
+            let written = store::beside_deletes(&*shared.store, commit, stale).await;
             let written = match written {
                 Ok(written) => written,
                 // A failed write may still have been applied (a KV that timed out after writing):

@@ -81,9 +81,10 @@ impl Session {
         let (current, current_version) = invocation.current_head();
         let pruned = retention::pruned(&current, token, kept, snapshot_ref)?;
         let head_key = keys::head_key(id);
-        let commit =
-            store.commit(records, &head_key, crate::engine::head_value(&pruned), Expect::Version(current_version));
-        let Some(new_version) = crate::store::beside_deletes(store, commit, invocation.live.take_stale()).await? else {
+        let mut stale = invocation.live.take_stale();
+        let head = crate::engine::head_value(&pruned);
+        let commit = store.commit(records, &head_key, head, Expect::Version(current_version), &mut stale);
+        let Some(new_version) = crate::store::beside_deletes(store, commit, stale).await? else {
             return Err(EngineError::Conflict(id.to_owned()));
         };
         invocation.released_by(&pruned);

@@ -208,7 +208,8 @@ impl SessionStore {
             })
             .collect();
         let head_key = keys::head_key(&id);
-        let written = shared.store.commit(records, &head_key, crate::engine::head_value(&head), Expect::Absent).await?;
+        let head = crate::engine::head_value(&head);
+        let written = shared.store.commit(records, &head_key, head, Expect::Absent, &mut Vec::new()).await?;
         if written.is_none() {
             return Err(invalid(
                 "id".into(),

@@ -281,6 +281,9 @@ impl HostKvStore {
 
     /// A session commit in one call of the adapter's `commit(records, head)`: the records (each one
     /// value, none chunked), then the head's compare-and-set.
+    /// A commit in one call of the adapter's `commit(records, head, deletes)`; `deletes` (keys no head
+    /// names any more) go with a written head, and are left for the session's delete otherwise (a
+    /// refused commit lost a race: rare, and they are never shown again).
     async fn commit_at_once(
         &self,
         commit: &js_sys::Function,
@@ -288,6 +291,7 @@ impl HostKvStore {
         head_key: &str,
         head: Value,
         expected: Expect,
+        deletes: Array,
     ) -> StoreResult<Option<Version>> {
         let what = format!("commit(\"{head_key}\")");
         let written = Array::new_with_length(records.len() as u32);
@@ -301,7 +305,7 @@ impl HostKvStore {
         set(&head_write, "key", &JsValue::from_str(&self.full(head_key)));
         set(&head_write, "value", &Uint8Array::from(head.bytes.as_slice()));
         set_condition(&head_write, &expected, self.ttl_of(head.expiry));
-        let returned = self.call(&what, commit.call2(&self.kv, &written, &head_write)).await?;
+        let returned = self.call(&what, commit.call3(&self.kv, &written, &head_write, &deletes)).await?;
         match Self::written(&returned) {
             Some(Put::Written(version)) => Ok(Some(version)),
             Some(Put::Refused { .. }) => Ok(None),
@@ -431,16 +435,24 @@ impl Store for HostKvStore {
         head_key: &'a str,
         head: Value,
         expected: Expect,
+        stale: &mut Vec<(String, Vec<String>)>,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let limit = self.capabilities.max_value_bytes.unwrap_or(usize::MAX);
         // A record over the limit is chunked by `put`, and a commit of many records (an import) would be
         // one long backend operation (a Redis script blocks the server while it runs): those commits go
-        // the way of separate writes.
-        let fits = records.len() <= MAX_COMMIT_RECORDS
+        // the way of separate writes. A stale live log goes in the call when its keys are known.
+        let deletes: usize = stale.iter().map(|(_, known)| known.len()).sum();
+        let fits = records.len() + deletes <= MAX_COMMIT_RECORDS
+            && stale.iter().all(|(_, known)| !known.is_empty())
             && head.bytes.len() <= limit
             && records.iter().all(|(_, value)| value.len() <= limit);
         match &self.commit {
-            Some(commit) if fits => Box::pin(self.commit_at_once(commit, records, head_key, head, expected)),
+            Some(commit) if fits => {
+                let taken = std::mem::take(stale);
+                let deletes = taken.iter().flat_map(|(_, known)| known).map(|key| JsValue::from_str(&self.full(key)));
+                let deletes = deletes.collect();
+                Box::pin(self.commit_at_once(commit, records, head_key, head, expected, deletes))
+            }
             _ => Box::pin(commit_in_order(self, records, head_key, head, expected)),
         }
     }

@@ -640,6 +640,7 @@ impl Store for IdbStore {
         head_key: &'a str,
         head: Value,
         expected: Expect,
+        _stale: &mut Vec<(String, Vec<String>)>,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         Box::pin(self.write_after(records_to_write, head_key, head, expected, "commit failed", Vec::new()))
     }

@@ -218,7 +218,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Awaits `futures` together (each polled whenever the task wakes): `Ok` once all succeeded, else
 /// the first error, dropping those still pending (writes of records no head names yet, or deletes
 /// of records none names any more: either way nothing a reader follows).
-async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> StoreResult<()> {
+pub(crate) async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> StoreResult<()> {
     std::future::poll_fn(move |cx| {
         let mut i = 0;
         while i < futures.len() {
@@ -363,13 +363,19 @@ pub trait Store {
     /// default is those writes in order, which is safe because the records' keys carry the writer's
     /// fencing token and no head names them until the compare-and-set succeeds; IndexedDB overrides it
     /// to make the whole commit one transaction, a host KV with a `commit` method one call.
+    /// `stale`: live logs no head names any more (prefixes with their keys when known, as
+    /// [`Store::delete_prefix`] takes them), which the caller deletes beside the commit; a store that
+    /// deletes some of them with the commit itself, whether or not the head is written, takes them out
+    /// (a host KV's one call). The default takes none.
     fn commit<'a>(
         &'a self,
         records: Vec<(String, Vec<u8>)>,
         head_key: &'a str,
         head: Value,
         expected: Expect,
+        stale: &mut Vec<(String, Vec<String>)>,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        let _ = stale;
         Box::pin(commit_in_order(self, records, head_key, head, expected))
     }
 

@@ -377,11 +377,14 @@ impl Store for SealedStore {
         head_key: &'a str,
         head: Value,
         expected: Expect,
+        _stale: &mut Vec<(String, Vec<String>)>,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
+        // The inner commit comes after the sealing: the caller deletes every stale log beside it.
         Box::pin(async move {
             let records = self.seal_all(records).await?;
             let bytes = self.seal_head(head_key, &head.bytes).await?;
-            self.inner.commit(records, head_key, Value { bytes, expiry: head.expiry }, expected).await
+            let head = Value { bytes, expiry: head.expiry };
+            self.inner.commit(records, head_key, head, expected, &mut Vec::new()).await
         })
     }
 

@@ -171,11 +171,11 @@ test("a prune after a live turn deletes that live log beside its own commit", as
   await store.close();
 });
 
-// ---- an adapter with commit(records, head): a session commit is one call ----------------------------
+// ---- an adapter with commit(records, head, deletes): a session commit is one call ------------------
 
 /** memoryKv given a one-call commit (as redisKv, denoKv and durableObjectKv have), every call counted
- * by method and recorded as [method, key or head key, record keys]; `options.commit` replaces that
- * commit (what a broken adapter would answer). */
+ * by method and recorded as [method, key or head key, record keys, deleted keys]; `options.commit`
+ * replaces that commit (what a broken adapter would answer). */
 function countingKv(options = {}) {
   const kv = memoryKv();
   const commit = oneCallCommit(kv);
@@ -187,9 +187,9 @@ function countingKv(options = {}) {
       return kv[name](key, ...rest);
     };
   }
-  counted.commit = (records, head) => {
-    calls.push(["commit", head.key, records.map((record) => record.key)]);
-    return options.commit ? options.commit(records, head) : commit(records, head);
+  counted.commit = (records, head, deletes) => {
+    calls.push(["commit", head.key, records.map((record) => record.key), deletes]);
+    return options.commit ? options.commit(records, head, deletes) : commit(records, head, deletes);
   };
   counted.rawCommit = commit;
   return counted;
@@ -235,6 +235,31 @@ test("with the adapter's commit, a commit with live parts and a snapshot is stil
   assert.ok(!kv.calls.some(([method, key]) => method === "put" && !key.startsWith("h/")), "no record written by put");
   const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
   assert.deepEqual(reader.messages(), [{ i: 0 }, { i: 1 }]);
+});
+
+test("with the adapter's commit, a live turn after a live turn deletes that turn's live log in its commit call", async () => {
+  const kv = countingKv();
+  const live = async () => (await kv.raw.list("t/")).keys;
+  await (await (await SessionStore.kv(kv)).open("s")).invoke((inv) => {
+    inv.emit({ text: "first" });
+    inv.appendMessage({ turn: 1 });
+  });
+  const [before] = await live();
+  assert.ok(before !== undefined, "the first turn's flush");
+  // As a server handles the next request: a new store, the session opened by id, a live turn.
+  const session = await (await SessionStore.kv(kv)).open("s");
+  kv.calls.length = 0;
+  await session.invoke((inv) => {
+    inv.emit({ text: "second" });
+    inv.appendMessage({ turn: 2 });
+  });
+  assert.deepEqual(methods(kv.calls), ["put", "commit"], "no delete call of its own");
+  assert.deepEqual(kv.calls[1][3], [before], "the turn before's flush, deleted in the commit");
+  const [now] = await live();
+  assert.deepEqual(await live(), [now], "only this turn's flush is left");
+  assert.notEqual(now, before);
+  const follower = await (await SessionStore.kv(kv)).open("s", { create: false });
+  assert.deepEqual(follower.messages(), [{ turn: 1 }, { turn: 2 }]);
 });
 
 test("a commit with a record over maxValueBytes writes its records by put (chunked), then the head", async () => {

@@ -109,7 +109,7 @@ async function remoteKv(currentMf, backend) {
     list: (prefix, options) => rpc("list", prefix, options),
     // Bytes inside the writes travel as {$bytes} too.
     ...(backend !== "cloudflare" && {
-      commit: (records, head) => rpc("commit", records.map(encodeWrite), encodeWrite(head)),
+      commit: (records, head, deletes) => rpc("commit", records.map(encodeWrite), encodeWrite(head), deletes),
     }),
   };
 }

@@ -89,14 +89,56 @@ pub async fn list_is_by_prefix_in_order_and_pages_completely(store: &dyn Store) 
 pub async fn commit_writes_records_and_head_only_at_the_expected_version(store: &dyn Store) {
     let v0 = store.put("h/s~", bytes("v0").into(), Expect::Absent).await.unwrap().unwrap();
     let records = vec![("e/s~/1/1".to_owned(), bytes("batch 1")), ("s/s~/1/1".to_owned(), bytes("snapshot 1"))];
-    let v1 = store.commit(records, "h/s~", bytes("v1").into(), Expect::Version(v0.clone())).await.unwrap().unwrap();
+    let v1 = store
+        .commit(records, "h/s~", bytes("v1").into(), Expect::Version(v0.clone()), &mut Vec::new())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")));
     assert_eq!(value(store, "s/s~/1/1").await, Some(bytes("snapshot 1")));
     assert_eq!(store.get("h/s~").await.unwrap().unwrap().version, v1);
     let stale = vec![("e/s~/2/9".to_owned(), bytes("stale"))];
-    assert_eq!(store.commit(stale, "h/s~", bytes("stale head").into(), Expect::Version(v0)).await.unwrap(), None);
+    assert_eq!(
+        store.commit(stale, "h/s~", bytes("stale head").into(), Expect::Version(v0), &mut Vec::new()).await.unwrap(),
+        None
+    );
     assert_eq!(value(store, "h/s~").await, Some(bytes("v1")), "a refused commit leaves the head");
     assert_eq!(value(store, "e/s~/1/1").await, Some(bytes("batch 1")), "and every record it named");
+}
+
+/// The stale live logs given to a commit: those it takes are deleted with it, whether or not the head is
+/// written, and the caller deletes those it leaves (by their keys or by prefix); other live logs stay.
+pub async fn commit_deletes_the_stale_live_logs_it_takes(store: &dyn Store) {
+    let flush = |token, n| keys::live_key("s", token, n);
+    for (token, n) in [(1, 0), (1, 1), (2, 0), (3, 0), (4, 0)] {
+        store.put(&flush(token, n), bytes("part").into(), Expect::Absent).await.unwrap().unwrap();
+    }
+    let v0 = store.put("h/s~", bytes("v0").into(), Expect::Absent).await.unwrap().unwrap();
+    let left_to_the_caller = |stale: Vec<(String, Vec<String>)>| async move {
+        for (prefix, known) in stale {
+            store.delete_prefix(&prefix, known).await.unwrap();
+        }
+    };
+    let mut stale = vec![
+        (keys::live_prefix("s", 1), vec![flush(1, 0), flush(1, 1)]),
+        (keys::live_prefix("s", 2), Vec::new()), // keys not known: by prefix
+    ];
+    let records = vec![("e/s~/1/5".to_owned(), bytes("batch"))];
+    let head = bytes("v1").into();
+    let v1 = store.commit(records, "h/s~", head, Expect::Version(v0.clone()), &mut stale).await.unwrap();
+    assert!(v1.is_some());
+    left_to_the_caller(stale).await;
+    for (token, n) in [(1, 0), (1, 1), (2, 0)] {
+        assert_eq!(store.get(&flush(token, n)).await.unwrap(), None, "flush {n} of turn {token} deleted");
+    }
+    let mut stale = vec![(keys::live_prefix("s", 4), vec![flush(4, 0)])];
+    let head = bytes("v2").into();
+    let refused = store.commit(Vec::new(), "h/s~", head, Expect::Version(v0), &mut stale).await.unwrap();
+    assert_eq!(refused, None);
+    left_to_the_caller(stale).await;
+    assert_eq!(store.get(&flush(4, 0)).await.unwrap(), None, "deleted with a refused head too");
+    assert_eq!(value(store, &flush(3, 0)).await, Some(bytes("part")), "a live log not given stays");
+    assert_eq!(value(store, "h/s~").await, Some(bytes("v1")));
 }
 
 /// `prepare_write` is a hint: the write of the key that follows is an ordinary one (its condition
@@ -109,10 +151,17 @@ pub async fn a_prepared_write_is_an_ordinary_write_of_its_key(store: &dyn Store)
     assert_eq!(store.put("h/p~", bytes("again").into(), Expect::Absent).await.unwrap(), None, "it exists now");
     store.prepare_write("h/p~");
     let records = vec![("e/p~/2/1".to_owned(), bytes("batch 2"))];
-    let v2 = store.commit(records, "h/p~", bytes("2").into(), Expect::Version(v1.clone())).await.unwrap().unwrap();
+    let v2 = store
+        .commit(records, "h/p~", bytes("2").into(), Expect::Version(v1.clone()), &mut Vec::new())
+        .await
+        .unwrap()
+        .unwrap();
     store.prepare_write("h/p~");
     let stale = vec![("e/p~/3/1".to_owned(), bytes("stale"))];
-    assert_eq!(store.commit(stale, "h/p~", bytes("3").into(), Expect::Version(v1)).await.unwrap(), None);
+    assert_eq!(
+        store.commit(stale, "h/p~", bytes("3").into(), Expect::Version(v1), &mut Vec::new()).await.unwrap(),
+        None
+    );
     assert_eq!(value(store, "h/p~").await, Some(bytes("2")), "a refused commit leaves the head");
     store.prepare_write("h/p~");
     let v3 = store
@@ -264,6 +313,7 @@ macro_rules! store_contract {
             list_is_by_prefix_in_order_and_pages_completely,
             commit_writes_records_and_head_only_at_the_expected_version,
             a_prepared_write_is_an_ordinary_write_of_its_key,
+            commit_deletes_the_stale_live_logs_it_takes,
             update_decides_on_the_current_value,
             delete_session_removes_its_records_and_no_one_elses,
             delete_prefix_removes_a_live_log_and_nothing_else,

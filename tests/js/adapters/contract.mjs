@@ -15,10 +15,11 @@
 // - list(prefix, { cursor?, limit? }) -> { keys, cursor? }: ascending, every key with the prefix
 //   across pages, no duplicates
 // - capabilities: { atomic: boolean, maxValueBytes?: number, minTtlMs?: number }
-// - commit(records, head) (optional) -> the head's new version | null: every record, then the head if
-//   its expectedVersion holds; a value that is not bytes is a TypeError, nothing written. The adapters
-//   of this package write nothing for a refused head when the commit fits one backend operation, as
-//   every commit here does (what they do past that is tested with each adapter)
+// - commit(records, head, deletes) (optional) -> the head's new version | null: every record, then the
+//   head if its expectedVersion holds, and then the keys in `deletes` (of the head's session) are
+//   gone; a value that is not bytes is a TypeError, nothing written. The adapters of this package
+//   write and delete nothing for a refused head when the commit fits one backend operation, as every
+//   commit here does (what they do past that is tested with each adapter)
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
@@ -482,17 +483,18 @@ export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true
   if (commit) commitContract(name, withKv, concurrency);
 }
 
-/** The contract of `commit(records, head)`: a session commit in one call. */
+/** The contract of `commit(records, head, deletes)`: a session commit in one call. */
 function commitContract(name, withKv, concurrency) {
   // The keys of one session (a store's layout: one hash tag on Redis, so that one script takes them).
   const keysOf = (ns, session) => ({
     head: `${ns}h/${session}~`,
     record: (i) => `${ns}e/${session}~/${String(i).padStart(4, "0")}`,
+    live: (i) => `${ns}t/${session}~/7/${i}`,
   });
   const recordsOf = (keys, count, fill) =>
     Array.from({ length: count }, (_, i) => ({ key: keys.record(i), value: new Uint8Array([fill, i & 0xff, i >> 8]) }));
 
-  describe(`HostKv contract: commit(records, head): ${name}`, { concurrency }, () => {
+  describe(`HostKv contract: commit(records, head, deletes): ${name}`, { concurrency }, () => {
     test("writes every record and the head; the head's version is what it returns", withKv(async (kv, ns) => {
       assert.equal(typeof kv.commit, "function");
       const keys = keysOf(ns, "one");
@@ -526,6 +528,23 @@ function commitContract(name, withKv, concurrency) {
       assert.deepEqual(bytesOf((await kv.get(keys.head)).value), new Uint8Array([2]), "the head is unchanged");
       assert.equal((await kv.get(keys.head)).version, stale);
       for (const key of [keys.record(0), keys.record(1), other.record(0), other.head]) assert.equal(await kv.get(key), null, key);
+    }));
+
+    test("deletes: gone once the head is written; a refused head deletes nothing", withKv(async (kv, ns) => {
+      const keys = keysOf(ns, "deletes");
+      for (const i of [0, 1, 2]) await kv.put(keys.live(i), new Uint8Array([i]));
+      const version = await kv.put(keys.head, new Uint8Array([1]));
+      const stale = await kv.put(keys.head, new Uint8Array([2]));
+      const refused = await kv.commit(recordsOf(keys, 1, 9), { key: keys.head, value: new Uint8Array([3]), expectedVersion: version }, [keys.live(0)]);
+      assert.equal(refused, null);
+      assert.deepEqual(bytesOf((await kv.get(keys.live(0))).value), new Uint8Array([0]), "a refused head deletes nothing");
+      const written = await kv.commit(recordsOf(keys, 1, 9), { key: keys.head, value: new Uint8Array([3]), expectedVersion: stale }, [keys.live(0), keys.live(1)]);
+      assert.equal(typeof written, "string");
+      assert.equal(await kv.get(keys.live(0)), null);
+      assert.equal(await kv.get(keys.live(1)), null);
+      assert.deepEqual(bytesOf((await kv.get(keys.live(2))).value), new Uint8Array([2]), "a key not given stays");
+      assert.deepEqual(bytesOf((await kv.get(keys.record(0))).value), new Uint8Array([9, 0, 0]));
+      assert.equal((await kv.get(keys.head)).version, written);
     }));
 
     test("concurrent commits from one head version: exactly one wins, and only its records are written", withKv(async (kv, ns) => {

@@ -200,7 +200,7 @@ async function kvRpc(kv, { method, args }) {
   if (method === "capabilities") return { result: kv.capabilities };
   if (method === "commit") {
     const decodeWrite = (write) => ({ ...write, value: decode(write.value) });
-    return { result: await kv.commit(args[0].map(decodeWrite), decodeWrite(args[1])) };
+    return { result: await kv.commit(args[0].map(decodeWrite), decodeWrite(args[1]), args[2] ?? []) };
   }
   if (!["get", "put", "delete", "list"].includes(method)) throw new Error(`no HostKv method ${method}`);
   const result = await kv[method](...args.map(decode));
