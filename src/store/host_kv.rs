@@ -279,11 +279,10 @@ impl HostKvStore {
         }
     }
 
-    /// A session commit in one call of the adapter's `commit(records, head)`: the records (each one
-    /// value, none chunked), then the head's compare-and-set.
-    /// A commit in one call of the adapter's `commit(records, head, deletes)`; `deletes` (keys no head
-    /// names any more) go with a written head, and are left for the session's delete otherwise (a
-    /// refused commit lost a race: rare, and they are never shown again).
+    /// A session commit in one call of the adapter's `commit(records, head, deletes)`: the records (each
+    /// one value, none chunked), then the head's compare-and-set, then the deletes (keys no head names
+    /// any more), which a refused head leaves for the session's delete (it lost a race: rare, and they
+    /// are never shown again).
     async fn commit_at_once(
         &self,
         commit: &js_sys::Function,
