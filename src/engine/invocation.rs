@@ -487,11 +487,11 @@ impl Invocation {
         action: &'static str,
         outcome: Outcome,
     ) -> impl Future<Output = EngineResult<u64>> + 'static {
-        {
-            let state = self.state.borrow();
-            if matches!(state.stage, Stage::Open) && state.uncertain.is_none() {
-                self.session.shared.store.prepare_write(&keys::head_key(self.session.id()));
-            }
+        // (try_borrow: a hint is not worth a panic, should a host callback ever call in mid-update.)
+        let ready =
+            self.state.try_borrow().is_ok_and(|state| matches!(state.stage, Stage::Open) && state.uncertain.is_none());
+        if ready {
+            self.session.shared.store.prepare_write(&keys::head_key(self.session.id()));
         }
         let invocation = self.clone();
         async move { invocation.finish(action, outcome, None).await }

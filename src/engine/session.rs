@@ -301,7 +301,11 @@ impl Session {
         options: BeginOptions,
     ) -> impl Future<Output = EngineResult<Rc<Invocation>>> + 'static {
         let shared = &self.shared;
-        let free = guard::check_mark(shared.marks.borrow().get(self.id()), &shared.config.owner, shared.now()).is_ok();
+        // (try_borrow: a hint is not worth a panic, should a host callback ever call in mid-update.)
+        let free = shared
+            .marks
+            .try_borrow()
+            .is_ok_and(|marks| guard::check_mark(marks.get(self.id()), &shared.config.owner, shared.now()).is_ok());
         if free {
             shared.store.prepare_write(&keys::head_key(self.id()));
         }
