@@ -55,16 +55,44 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = transaction)]
     fn transaction_with_options(
         this: &TransactionOpener,
-        store: &str,
-        mode: &str,
+        store: &JsValue,
+        mode: &JsValue,
         options: &JsValue,
     ) -> Result<IdbTransaction, JsValue>;
+    /// An `IDBTransaction` seen through `objectStore(name)` with a name made once (web-sys takes a
+    /// `&str`, decoded anew at each call).
+    type StoreOpener;
+    #[wasm_bindgen(method, catch, js_name = objectStore)]
+    fn object_store_named(this: &StoreOpener, name: &JsValue) -> Result<IdbObjectStore, JsValue>;
+}
+
+/// The JS strings every transaction passes, made once per realm: each `JsValue::from_str` decodes a
+/// new string out of wasm memory, and a turn made twenty of them, garbage that the page's collector
+/// then pays for (`node bench/idb-alloc.mjs`).
+struct Names {
+    records: JsValue,
+    readwrite: JsValue,
+    readonly: JsValue,
+    /// The record's bytes, its version and its expiry: `{ v, n, x }`.
+    bytes: JsValue,
+    version: JsValue,
+    expiry: JsValue,
+}
+
+thread_local! {
+    static NAMES: Names = Names {
+        records: JsValue::from_str(RECORDS),
+        readwrite: JsValue::from_str("readwrite"),
+        readonly: JsValue::from_str("readonly"),
+        bytes: JsValue::from_str("v"),
+        version: JsValue::from_str("n"),
+        expiry: JsValue::from_str("x"),
+    };
 }
 
 /// A session store in one IndexedDB database.
 pub struct IdbStore {
     name: String,
-    durability: Durability,
     db: RefCell<Option<IdbDatabase>>,
     /// Set when the browser closed the connection or another tab wants to upgrade.
     stale: Rc<Cell<bool>>,
@@ -72,6 +100,8 @@ pub struct IdbStore {
     _handlers: RefCell<Vec<Closure<dyn FnMut()>>>,
     /// The transaction opened ahead of a write ([`Store::prepare_write`]): the last one prepared.
     prepared: RefCell<Option<Prepared>>,
+    /// `{ durability }`, the options of every transaction (IndexedDB reads them when it is opened).
+    options: Object,
 }
 
 /// A readwrite transaction opened ahead of a read-then-write of `key`, its read of `key` issued.
@@ -232,8 +262,8 @@ fn entry_of(key: &str, value: &JsValue) -> Result<Option<Entry>, Failed> {
     if !value.is_object() || value.is_instance_of::<Uint8Array>() {
         return Err(corrupt("it is not a record of agent-session (an object { v: bytes, n: version })"));
     }
-    let bytes = Reflect::get(value, &JsValue::from_str("v"))?;
-    let version = Reflect::get(value, &JsValue::from_str("n"))?;
+    let (bytes, version) = NAMES.with(|names| (Reflect::get(value, &names.bytes), Reflect::get(value, &names.version)));
+    let (bytes, version) = (bytes?, version?);
     let bytes = bytes.dyn_into::<Uint8Array>().map_err(|_| corrupt("its record has no bytes"))?;
     let version = version.as_f64().filter(|n| n.is_finite()).ok_or_else(|| corrupt("its record has no version"))?;
     // Checked before the bytes are copied into wasm memory, where a failed allocation would trap.
@@ -258,11 +288,13 @@ fn stored(value: &[u8], expiry: Option<Expiry>) -> (JsValue, Version) {
     let version = (js_sys::Math::random() * 9_007_199_254_740_991.0).floor();
     let object = Object::new();
     // Setting plain properties on a fresh object cannot fail.
-    let _ = Reflect::set(&object, &JsValue::from_str("v"), &Uint8Array::from(value));
-    let _ = Reflect::set(&object, &JsValue::from_str("n"), &JsValue::from_f64(version));
-    if let Some(expiry) = expiry {
-        let _ = Reflect::set(&object, &JsValue::from_str("x"), &JsValue::from_f64(expiry.at as f64));
-    }
+    NAMES.with(|names| {
+        let _ = Reflect::set(&object, &names.bytes, &Uint8Array::from(value));
+        let _ = Reflect::set(&object, &names.version, &JsValue::from_f64(version));
+        if let Some(expiry) = expiry {
+            let _ = Reflect::set(&object, &names.expiry, &JsValue::from_f64(expiry.at as f64));
+        }
+    });
     (object.into(), version_string(version))
 }
 
@@ -285,12 +317,13 @@ impl IdbStore {
     pub async fn open(name: &str, durability: Durability) -> StoreResult<IdbStore> {
         let store = IdbStore {
             name: name.to_owned(),
-            durability,
             db: RefCell::new(None),
             stale: Rc::new(Cell::new(false)),
             _handlers: RefCell::new(Vec::new()),
             prepared: RefCell::new(None),
+            options: Object::new(),
         };
+        let _ = Reflect::set(&store.options, &JsValue::from_str("durability"), &JsValue::from_str(durability.as_str()));
         store.connect().await?;
         Ok(store)
     }
@@ -362,12 +395,16 @@ impl IdbStore {
     }
 
     fn transaction_on(&self, db: &IdbDatabase, write: bool) -> Result<(IdbTransaction, IdbObjectStore), JsValue> {
-        let mode = if write { "readwrite" } else { "readonly" };
-        let options = Object::new();
-        let _ = Reflect::set(&options, &JsValue::from_str("durability"), &JsValue::from_str(self.durability.as_str()));
-        let tx = db.unchecked_ref::<TransactionOpener>().transaction_with_options(RECORDS, mode, &options)?;
-        let records = tx.object_store(RECORDS)?;
-        Ok((tx, records))
+        NAMES.with(|names| {
+            let mode = if write { &names.readwrite } else { &names.readonly };
+            let tx = db.unchecked_ref::<TransactionOpener>().transaction_with_options(
+                &names.records,
+                mode,
+                &self.options,
+            )?;
+            let records = tx.unchecked_ref::<StoreOpener>().object_store_named(&names.records)?;
+            Ok((tx, records))
+        })
     }
 
     /// The transaction prepared for a write of `key`, if its read is still pending.

@@ -25,7 +25,8 @@ import { gzipSync } from "node:zlib";
 // opening their transaction at the call (+1.3 KB: the engine's and the bindings' sync first steps, the
 // prepared transaction; 0.05-0.07 ms off a turn of ~1.4 ms); 213,523 with a KV commit that deletes the
 // turn before's live log in its one call (+0.4 KB; one KV call fewer on every live turn after a live
-// turn). Budget: 214,000.
+// turn); 213,821 with IndexedDB's per-transaction JS strings and options made once (+0.3 KB; 12% less
+// JavaScript garbage a turn, bench/idb-alloc.mjs). Budget: 214,000.
 const BUDGET_GZIPPED = 214_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
