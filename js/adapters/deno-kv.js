@@ -38,7 +38,7 @@ const END = "\u{10FFFF}";
 const VERSIONSTAMP = /^[0-9a-f]{20}$/;
 /** One atomic operation takes at most this many mutations and bytes of keys and values (Deno KV's
  * limits, 1000 and 800 KiB, with room for the key parts' encoding); a larger session commit is the
- * records' own operations, then the head's. */
+ * records' own operations, then the head's, then the deletes. */
 const MAX_ATOMIC_MUTATIONS = 1000;
 const MAX_ATOMIC_BYTES = 800 * 1024 - 16 * 1024;
 /** How long a commit that SQLite reports busy is retried. */

@@ -699,10 +699,10 @@ impl Invocation {
             // cached view's growth (a memory store also counts what it keeps).
             let incoming = records.iter().map(|(_, value)| value.len() as u64).sum::<u64>() + events_bytes(events);
             budget::check("a commit", incoming)?;
-            let mut stale = self.live.take_stale();
             let head = crate::engine::head_value(&committed.head);
-            let commit = shared.store.commit(records, &head_key, head, Expect::Version(version), &mut stale);
-            let written = store::beside_deletes(&*shared.store, commit, stale).await;
+            let stale = self.live.take_stale();
+            let written =
+                store::commit_deleting(&*shared.store, records, &head_key, head, Expect::Version(version), stale).await;
             let written = match written {
                 Ok(written) => written,
                 // A failed write may still have been applied (a KV that timed out after writing):

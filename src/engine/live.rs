@@ -295,11 +295,13 @@ impl Session {
                         vec![(keys::batch_key(id, fenced.version, fenced.last_token), codec::encode_batch(&batch))];
                     // The fenced turn may not have written since its begin: the live logs it made stale
                     // go with the fence.
-                    let mut stale =
+                    let stale =
                         head.lease.as_ref().map_or_else(Vec::new, |lease| self.stale_live_logs(&head, lease.token));
                     let fence = crate::engine::head_value(&fenced);
-                    let commit = shared.store.commit(records, &head_key, fence, Expect::Version(version), &mut stale);
-                    let written = crate::store::beside_deletes(&*shared.store, commit, stale).await?;
+                    let expected = Expect::Version(version);
+                    let written =
+                        crate::store::commit_deleting(&*shared.store, records, &head_key, fence, expected, stale)
+                            .await?;
                     if let Some(written) = written {
                         // This realm's mark of the fenced turn (when this store held it) is spent.
                         if let Some(ended) = &fenced.ended {

@@ -81,10 +81,11 @@ impl Session {
         let (current, current_version) = invocation.current_head();
         let pruned = retention::pruned(&current, token, kept, snapshot_ref)?;
         let head_key = keys::head_key(id);
-        let mut stale = invocation.live.take_stale();
+        let stale = invocation.live.take_stale();
         let head = crate::engine::head_value(&pruned);
-        let commit = store.commit(records, &head_key, head, Expect::Version(current_version), &mut stale);
-        let Some(new_version) = crate::store::beside_deletes(store, commit, stale).await? else {
+        let committed =
+            crate::store::commit_deleting(store, records, &head_key, head, Expect::Version(current_version), stale);
+        let Some(new_version) = committed.await? else {
             return Err(EngineError::Conflict(id.to_owned()));
         };
         invocation.released_by(&pruned);

@@ -218,7 +218,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Awaits `futures` together (each polled whenever the task wakes): `Ok` once all succeeded, else
 /// the first error, dropping those still pending (writes of records no head names yet, or deletes
 /// of records none names any more: either way nothing a reader follows).
-pub(crate) async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> StoreResult<()> {
+async fn all_done<T>(mut futures: Vec<LocalBoxFuture<'_, StoreResult<T>>>) -> StoreResult<()> {
     std::future::poll_fn(move |cx| {
         let mut i = 0;
         while i < futures.len() {
@@ -250,6 +250,20 @@ pub(crate) async fn commit_in_order<S: Store + ?Sized>(
         records.iter_mut().map(|(key, value)| store.put(key, std::mem::take(value).into(), Expect::Any)).collect();
     all_done(writes).await?;
     store.put(head_key, head, expected).await
+}
+
+/// [`Store::commit`] with the `stale` live logs it does not delete itself deleted beside it: how the
+/// engine commits.
+pub(crate) async fn commit_deleting(
+    store: &dyn Store,
+    records: Vec<(String, Vec<u8>)>,
+    head_key: &str,
+    head: Value,
+    expected: Expect,
+    mut stale: Vec<(String, Vec<String>)>,
+) -> StoreResult<Option<Version>> {
+    let commit = store.commit(records, head_key, head, expected, &mut stale);
+    beside_deletes(store, commit, stale).await
 }
 
 /// Awaits `main` while `store` deletes the `stale` prefixes (with their keys when known, as
