@@ -233,7 +233,14 @@ function userInvocation(guard) {
           return seq;
         };
       }
-      if (!staging.has(prop)) return value.bind(target);
+      if (!staging.has(prop)) {
+        return (...args) => {
+          // A checkpoint or any other call of the caller's may move the version on: read it from
+          // the session from now on.
+          guard.versionKnown = false;
+          return value.apply(target, args);
+        };
+      }
       return (...args) => {
         // What the caller stages may be a key the saver reads: its reads go to the engine again.
         guard.cache.clear();
@@ -404,9 +411,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     }
     const staging = new Staging(inv, new Map());
     const results = [];
+    const version = inv.session.version + 1; // what this round commits as (staging does not move it)
     for (let i = 0; i < writes.length; i++) {
       try {
-        results.push(writes[i].apply(staging, writes[i].input, inv.session.version + 1));
+        results.push(writes[i].apply(staging, writes[i].input, version));
       } catch (error) {
         await inv.abort().catch(() => {});
         if (i > 0) return this._commitRound(sid, writes.slice(0, i));
@@ -432,10 +440,13 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     if (guard.failed) throw guard.failed;
     try {
       const staging = new Staging(guard.inv, guard.cache);
-      const result = apply(staging, input, guard.inv.session.version + 1);
+      // The session's version, from the Session object only when the saver's own checkpoints may
+      // not account for it (each `inv.session` is a new object, read across the wasm boundary).
+      const version = guard.versionKnown ? (guard.version ??= guard.inv.session.version) : guard.inv.session.version;
+      const result = apply(staging, input, version + 1);
       if (staging.count > 0) guard.dirty = true;
       if (isPut && guard.dirty) {
-        await guard.inv.checkpoint();
+        guard.version = await guard.inv.checkpoint();
         guard.dirty = false;
       }
       return result;
@@ -810,7 +821,18 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     return this._serial(sid, async () => {
       const inv = await this._thread(sid).begin(options);
       // cache: what the turn's reads and writes saw of the thread (see ThreadView).
-      const entry = { inv, cache: new Map(), dirty: false, live: false, failed: undefined, done: false };
+      // version: the session's version as of the saver's last checkpoint in this guard (versionKnown:
+      // while the caller has made no call that may change it).
+      const entry = {
+        inv,
+        cache: new Map(),
+        version: undefined,
+        versionKnown: true,
+        dirty: false,
+        live: false,
+        failed: undefined,
+        done: false,
+      };
       this._guards.set(sid, entry);
       return entry;
     });

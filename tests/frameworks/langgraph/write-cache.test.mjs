@@ -125,6 +125,30 @@ describe.each(Object.keys(pairs))("write cache, second saver on %s", (pair) => {
     }
   });
 
+  it("each checkpoint a guard puts names the version that committed it, before and after the caller's own checkpoint", async () => {
+    const [id1, id2, id3, id4] = ids(4);
+    await a.guard("t", async (inv) => {
+      await a.put(cfg("t"), checkpoint(id1, { x: 1 }, { x: 1 }), meta(0), { x: 1 });
+      await a.putWrites(cfg("t", id1), [["x", "w1"]], "task-1");
+      await a.put(cfg("t", id1), checkpoint(id2, { x: 2 }, { x: 2 }), meta(1), { x: 2 });
+      // The caller's own version between two puts.
+      inv.setState("note", "mine", { agent: "app" });
+      await inv.checkpoint();
+      await a.put(cfg("t", id2), checkpoint(id3, { x: 3 }, { x: 3 }), meta(2), { x: 3 });
+    });
+    await a.guard("t", async () => {
+      await a.put(cfg("t", id3), checkpoint(id4, { x: 4 }, { x: 4 }), meta(3), { x: 4 });
+    });
+    const session = await stores[0].open(a.sessionId("t"), { create: false });
+    const history = await session.history();
+    for (const id of [id1, id2, id3, id4]) {
+      const record = session.state({ agent: a.agentName("") })[`c/${JSON.stringify([id])}`];
+      const event = history.find((e) => e.type === "state.set" && e.data?.id === id && e.data.c);
+      expect(record.version).toBe(event.version);
+    }
+    expect(session.version).toBe(5); // four puts and the caller's checkpoint
+  });
+
   it("a caller's own setState inside a guard is seen by the next put", async () => {
     const [id1, id2, id3] = ids(3);
     await a.put(cfg("t"), checkpoint(id1, { x: 1 }, { x: 1 }), meta(0), { x: 1 });
