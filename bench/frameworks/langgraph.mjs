@@ -20,6 +20,47 @@ const turns = Number(args.turns ?? 60);
 const warmup = Number(args.warmup ?? 10);
 const threads = Number(args.threads ?? 1);
 
+/**
+ * The reference row: LangGraph's MemorySaver with agent-session's guard and a log entry per write
+ * around it (begin; a message per putWrites; a message and a checkpoint per put, as the saver commits a
+ * version per step; commit), on a memory store. What the guard and a durable version per step cost a
+ * graph turn, without the saver's layout (the checkpoints themselves stay in MemorySaver's memory).
+ */
+class GuardedMemorySaver extends MemorySaver {
+  #store;
+  #sessions = new Map();
+  #inv = null;
+  constructor(store) {
+    super();
+    this.#store = store;
+  }
+  async guard(threadId, fn) {
+    let session = this.#sessions.get(threadId);
+    if (session === undefined) this.#sessions.set(threadId, (session = await this.#store.open(`reference/${threadId}`)));
+    this.#inv = await session.begin();
+    try {
+      const result = await fn();
+      await this.#inv.commit();
+      return result;
+    } catch (error) {
+      await this.#inv.abort();
+      throw error;
+    } finally {
+      this.#inv = null;
+    }
+  }
+  async put(config, checkpoint, metadata, versions) {
+    const out = await super.put(config, checkpoint, metadata, versions);
+    this.#inv.appendMessage({ checkpoint: checkpoint.id, step: metadata?.step ?? null });
+    await this.#inv.checkpoint();
+    return out;
+  }
+  async putWrites(config, writes, taskId) {
+    await super.putWrites(config, writes, taskId);
+    this.#inv.appendMessage({ task: taskId, writes: writes.length });
+  }
+}
+
 async function implementations(size, durability) {
   const memStore = await SessionStore.memory();
   const make = async (name, saver, guarded, { kv = null, store = null } = {}) => {
@@ -79,6 +120,7 @@ async function implementations(size, durability) {
     await make("AgentSessionSaver, memory store, guard", new AgentSessionSaver(memStore), true, { store: memStore }),
     await kvImpl("AgentSessionSaver, kv(memoryKv())", false),
     await kvImpl("AgentSessionSaver, kv(memoryKv()), guard", true),
+    await make("reference: MemorySaver inside a guard, a version per put", new GuardedMemorySaver(await SessionStore.memory()), true),
   ];
 }
 
@@ -151,7 +193,9 @@ saver" = time inside getTuple/put/putWrites (and the guard's begin and release).
 turns that write an agent-session snapshot (every 50 commits by default, O(session size)). "versions" =
 agent-session commits per turn; "KV calls" = HostKv get/put/delete/list/commit calls per
 turn (the round trips a remote KV would pay; the memoryKv is given a one-call commit, as the Redis, Deno KV
-and Durable Object adapters have one).${threads > 1 ? `
+and Durable Object adapters have one). The reference row is MemorySaver run inside agent-session's guard
+on a memory store, with a logged message per write and a version (checkpoint) per put: what the guard and
+the durable versions cost a turn, without the saver's layout of the checkpoints in the session.${threads > 1 ? `
 
 Each checkpointer's turns go round-robin over ${threads} threads ("turns before" is per thread), as a
 server's turns go over its users' threads: its store holds all of them, so that a memory store's wasm
