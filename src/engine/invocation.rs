@@ -491,7 +491,7 @@ impl Invocation {
         let ready =
             self.state.try_borrow().is_ok_and(|state| matches!(state.stage, Stage::Open) && state.uncertain.is_none());
         if ready {
-            self.session.shared.store.prepare_write(&keys::head_key(self.session.id()));
+            self.session.prepare_head_write();
         }
         let invocation = self.clone();
         async move { invocation.finish(action, outcome, None).await }

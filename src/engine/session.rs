@@ -307,13 +307,19 @@ impl Session {
             .try_borrow()
             .is_ok_and(|marks| guard::check_mark(marks.get(self.id()), &shared.config.owner, shared.now()).is_ok());
         if free {
-            shared.store.prepare_write(&keys::head_key(self.id()));
+            self.prepare_head_write();
         }
         let session = self.clone();
         async move {
             let intent = if options.resume.is_some() { Intent::Resume } else { Intent::Begin };
             session.acquire(intent, options).await
         }
+    }
+
+    /// Tells the store that a read-then-write of this session's head follows within this task
+    /// ([`store::Store::prepare_write`]): a lease's, a commit's or a checkpoint's.
+    pub(crate) fn prepare_head_write(&self) {
+        self.shared.store.prepare_write(&keys::head_key(self.id()));
     }
 
     pub(crate) async fn acquire(

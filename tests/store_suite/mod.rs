@@ -3,7 +3,7 @@
 //! brings a constructor, not tests.
 
 use agent_session::core::keys;
-use agent_session::store::{Decision, Expect, Store};
+use agent_session::store::{Decide, Decision, Expect, Store};
 
 fn bytes(text: &str) -> Vec<u8> {
     text.as_bytes().to_vec()
@@ -164,18 +164,7 @@ pub async fn a_prepared_write_is_an_ordinary_write_of_its_key(store: &dyn Store)
     );
     assert_eq!(value(store, "h/p~").await, Some(bytes("2")), "a refused commit leaves the head");
     store.prepare_write("h/p~");
-    let v3 = store
-        .update(
-            "h/p~",
-            Box::new(|current| {
-                let mut value = current.expect("written above").value.clone();
-                value.push(b'+');
-                Decision::Write(value.into())
-            }),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let v3 = store.update("h/p~", appending_plus()).await.unwrap().unwrap();
     assert_ne!(v2, v3);
     assert_eq!(value(store, "h/p~").await, Some(bytes("2+")));
     assert_eq!(value(store, "e/p~/2/1").await, Some(bytes("batch 2")));
@@ -187,6 +176,15 @@ pub async fn a_prepared_write_is_an_ordinary_write_of_its_key(store: &dyn Store)
     assert_eq!(store.get("h/never~").await.unwrap(), None, "a preparation alone writes nothing");
     assert_eq!(value(store, "h/q~").await, Some(bytes("q")));
     assert_eq!(value(store, "h/r~").await, Some(bytes("r")));
+}
+
+/// An update that writes the current value (which must exist) with a `+` appended.
+fn appending_plus() -> Decide {
+    Box::new(|current| {
+        let mut value = current.expect("the key was written before").value.clone();
+        value.push(b'+');
+        Decision::Write(value.into())
+    })
 }
 
 pub async fn update_decides_on_the_current_value(store: &dyn Store) {
@@ -203,18 +201,7 @@ pub async fn update_decides_on_the_current_value(store: &dyn Store) {
     assert_eq!(kept, None);
     assert_eq!(store.get("h/u~").await.unwrap(), None, "Keep writes nothing");
     let created = store.update("h/u~", Box::new(|_| Decision::Write(bytes("1").into()))).await.unwrap().unwrap();
-    let next = store
-        .update(
-            "h/u~",
-            Box::new(|current| {
-                let mut value = current.expect("it exists now").value.clone();
-                value.push(b'+');
-                Decision::Write(value.into())
-            }),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let next = store.update("h/u~", appending_plus()).await.unwrap().unwrap();
     assert_ne!(created, next);
     assert_eq!(value(store, "h/u~").await, Some(bytes("1+")));
 }
