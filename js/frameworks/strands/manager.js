@@ -478,9 +478,14 @@ export class AgentSessionManager {
     const keys = new Map();
     for (const [key, index] of latest.keys) if (!key.startsWith("#")) keys.set(key, index);
     if (view.hasData) {
-      // Messages restored without a trackingId got a new one: they are the log entries they came from.
+      // A restored message is the log entry it came from, except one stored without a trackingId: it got
+      // a new one, so its text changed and #stage stores it again under that trackingId, which readLog
+      // reads as a message of its own (an alias of the old entry would make this index, and the
+      // context key written from it, disagree with the log).
+      const keyAt = [];
+      for (const [key, index] of view.keys) keyAt[index] = key;
       for (let j = 0; j < agent.messages.length && j < view.order.length; j++) {
-        keys.set(agent.messages[j].trackingId, view.order[j]);
+        if (!keyAt[view.order[j]]?.startsWith("#")) keys.set(agent.messages[j].trackingId, view.order[j]);
       }
     }
     const internal = { context: JSON.stringify(latest.internal.context ?? null) };
