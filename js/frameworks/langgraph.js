@@ -34,6 +34,7 @@ import {
   tasksKey,
   writeKey,
 } from "./langgraph/layout.js";
+import { storedFormOf, wholeBlob } from "./langgraph/channel-values.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { SerialQueues } from "./serial-queue.js";
 import { SessionHandle } from "./session-handle.js";
@@ -145,70 +146,6 @@ const MAX_BATCH = 64;
 /** Resolves or rejects `write`'s caller as `promise` settles. */
 function settle(write, promise) {
   return promise.then(write.resolve, write.reject);
-}
-
-// ---- channel values stored as deltas ------------------------------------------------------------
-//
-// A channel that grows by appending (`messages` with its concat reducer) would otherwise be stored whole
-// at every version that changed it, each time the whole text again. When the new value's stored text
-// extends the text of the value it replaces (the parent checkpoint's blob of that channel) past all but
-// its last character (the closing `]` or `}`), only what it adds is stored: { t, base, at, tail, n },
-// whose text is text(base).slice(0, at) + tail, `base` being the key of the value it extends (whole, or
-// a delta itself) and `n` the number of deltas down to a whole value, at most MAX_CHAIN (the next
-// version is stored whole), so that a read takes at most MAX_CHAIN + 1 records.
-// A delta has no `s`, so a saver older than deltas fails on it instead of returning the tail.
-
-/** Values shorter than this (UTF-16 units of their text) are always stored whole. */
-const MIN_DELTA = 512;
-/** At most this many deltas between a stored value and the whole value it is read from. */
-const MAX_CHAIN = 16;
-
-const isDelta = (blob) => blob != null && typeof blob.base === "string";
-
-/** The stored form { t, s } or { t, b } of a blob read through `read(key)`, deltas resolved; undefined
- * when a value it extends is missing or malformed. */
-function wholeBlob(read, blob) {
-  if (!isDelta(blob)) return blob;
-  const chain = [];
-  let rec = blob;
-  while (isDelta(rec)) {
-    if (chain.length > MAX_CHAIN) return undefined;
-    chain.push(rec);
-    rec = read(rec.base);
-  }
-  if (rec == null || typeof rec.s !== "string") return undefined;
-  // The text as pieces, cut and extended by each delta in turn, joined once (slicing a concatenation
-  // would copy the whole text at every delta).
-  const pieces = [rec.s];
-  let length = rec.s.length;
-  for (let i = chain.length - 1; i >= 0; i--) {
-    const { at, tail } = chain[i];
-    if (!(at >= 0 && at <= length) || typeof tail !== "string") return undefined;
-    while (pieces.length > 0 && length - pieces[pieces.length - 1].length >= at) length -= pieces.pop().length;
-    if (length > at) {
-      const last = pieces.length - 1;
-      pieces[last] = pieces[last].slice(0, pieces[last].length - (length - at));
-    }
-    pieces.push(tail);
-    length = at + tail.length;
-  }
-  return { t: blob.t, s: pieces.length === 1 ? pieces[0] : pieces.join("") };
-}
-
-/** What to store for `blob` (a new channel value, { t, s } or { t, b }) whose previous version is stored
- * at `previousKey`: a delta when its text extends that version's, else `blob` itself. */
-function deltaOf(read, previousKey, blob) {
-  if (typeof blob.s !== "string" || blob.s.length < MIN_DELTA) return blob;
-  const previous = read(previousKey);
-  if (previous == null || previous.t !== blob.t) return blob;
-  const n = isDelta(previous) ? previous.n + 1 : 1;
-  if (!(n <= MAX_CHAIN)) return blob;
-  const text = wholeBlob(read, previous)?.s;
-  if (typeof text !== "string") return blob;
-  const at = text.length - 1;
-  // (Equal slices compare as memory; startsWith compares character by character.)
-  if (at < blob.s.length >> 1 || blob.s.length <= at || blob.s.slice(0, at) !== text.slice(0, at)) return blob;
-  return { t: blob.t, base: previousKey, at, tail: blob.s.slice(at), n };
 }
 
 /** The reads `_tuple` makes of one agent: from a view, or from a state object already read whole. */
@@ -510,8 +447,9 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         for (const [ch, blob] of blobs) {
           const key = blobKey(ch, versions[ch], id);
           const previous = parentRecord?.src?.[ch];
-          let stored = Array.isArray(previous) && typeof previous[1] === "string" ? deltaOf(read, previous[1], blob) : blob;
-          // A put of a checkpoint already stored keeps its values whole: a delta may be based on them.
+          let stored = Array.isArray(previous) && typeof previous[1] === "string" ? storedFormOf(read, previous[1], blob) : blob;
+          // A put of a checkpoint already stored keeps its values whole: deltas and rollups may read
+          // them (channel-values.js).
           if (stored !== blob && read(key) !== undefined) stored = blob;
           tx.set(agent, key, stored);
           src[ch] = [versions[ch], key];

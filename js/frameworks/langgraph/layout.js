@@ -6,9 +6,11 @@
 //                                   src: { channel: [channel version, blob key] } }
 //     "b/[channel,version,id]" -> one channel value, written by the put of checkpoint `id`: whole, or a
 //                                 delta { t, base, at, tail, n } of the value at key `base` (the parent's
-//                                 value of that channel), read as text(base).slice(0, at) + tail; n <= 16
-//                                 deltas down to a whole value (langgraph.js, "channel values stored as
-//                                 deltas"). Threads written before deltas hold whole values only.
+//                                 value of that channel), read as text(base).slice(0, at) + tail, n <= 16
+//                                 deltas down to a whole value or a rollup { t, p, o, x }, read as the
+//                                 regions p of other values then x (channel-values.js). Threads written
+//                                 before deltas hold whole values only, before rollups whole values and
+//                                 deltas.
 //     "t/[id]"                 -> the task ids that wrote pending writes against checkpoint `id`
 //     "w/[id,task]"            -> { p: task path, w: { idx: [channel, value] } }
 //   plus one message per put in the namespace's agent: { checkpoint, parent, source, step }.

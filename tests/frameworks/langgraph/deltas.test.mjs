@@ -2,7 +2,10 @@
 // value whose text extends the parent checkpoint's value of that channel is stored as what it adds. These tests pin that every checkpoint still reads back exactly (time travel, list, a
 // fresh saver on another store over the same backend), that what is not an extension is stored whole,
 // that a thread written before deltas (every value whole) still loads and grows with deltas, and that
-// a re-put of a checkpoint never turns a whole value (a possible base) into a delta. They also pin the
+// a re-put of a checkpoint never turns a whole value (a possible base) into a delta. Every 17th version
+// of a growing value is a rollup naming regions of earlier values: a thread grows past the 1 MiB bound
+// of one state value, no record grows with it, and rollups still read after their sources are put
+// again. They also pin the
 // unguarded folding of a step's putWrites into the commit of the put that follows it. Runs under both
 // the 1.1.x and the 1.2.x configs.
 import { SessionStore } from "agent-session";
@@ -58,12 +61,14 @@ describe.each(Object.keys(backends))("AgentSessionSaver channel deltas on %s", (
     expect(deltas.length).toBeGreaterThan(40);
     for (const [, blob] of deltas) {
       expect(blob).not.toHaveProperty("s"); // an older saver fails on it instead of reading the tail
-      // n deltas down to a whole value, at most 16.
+      // n deltas down to a whole value or a rollup, at most 16.
       expect(blob.n).toBeLessThanOrEqual(16);
       let rec = blob;
       for (let i = 0; i < blob.n; i++) rec = session.stateValue(rec.base, { agent: "ns:" });
-      expect(typeof rec.s).toBe("string");
+      expect(typeof rec.s === "string" || Array.isArray(rec.p)).toBe(true);
     }
+    // Values under 64 Ki units are whole where a rollup would be (the 17th delta): no rollups here.
+    expect(blobs.filter(([, blob]) => Array.isArray(blob.p))).toEqual([]);
     // Far fewer bytes than whole values at every version.
     const stored = blobs.reduce((sum, [, blob]) => sum + JSON.stringify(blob).length, 0);
     const whole = written.reduce((sum, w) => sum + JSON.stringify(JSON.stringify(w.messages)).length, 0);
@@ -81,6 +86,59 @@ describe.each(Object.keys(backends))("AgentSessionSaver channel deltas on %s", (
       for await (const tuple of reader.list(cfg("t"))) listed.push(tuple);
       expect(listed.map((t) => t.checkpoint.channel_values.messages)).toEqual(written.map((w) => w.messages).reverse());
     }
+  });
+
+  it("grows a thread past the 1 MiB bound of one state value: no record grows with it, every checkpoint reads back", async () => {
+    // 70 messages of 20 KB: 1.4 MB of messages at the end. Whole at every 17th version (before
+    // rollups), the value went over limits.maxStateValueBytes (1 MiB) at about the 50th and the put threw.
+    const saver = new AgentSessionSaver(store);
+    const big = (i) => ({ role: "user", content: `${String(i).padStart(4, "0")}${"y".repeat(20_000)}` });
+    const written = [];
+    let list = [];
+    let parent;
+    for (let i = 0; i < 70; i++) {
+      const id = uuid6(i);
+      list = [...list, big(i)];
+      const versions = { messages: i + 1 };
+      await saver.put(cfg("t", parent), checkpoint(id, { messages: list }, versions), meta(i), versions);
+      written.push({ id, messages: list });
+      parent = id;
+    }
+    const session = await store.open(saver.sessionId("t"), { create: false });
+    const blobs = blobsOf(session);
+    const sizes = blobs.map(([, blob]) => JSON.stringify(blob).length);
+    const total = JSON.stringify(JSON.stringify(list)).length;
+    expect(total).toBeGreaterThan(1024 * 1024);
+    // The largest record: a rollup holding at most 256 Ki units of text of its own (plus a message).
+    expect(Math.max(...sizes)).toBeLessThan(300_000);
+    const rollups = blobs.filter(([, blob]) => Array.isArray(blob.p));
+    expect(rollups.length).toBe(4); // where the 17th delta would be, as from the 2nd version (whole)
+    for (const [, blob] of rollups) expect(blob).not.toHaveProperty("s"); // an older saver fails on it
+    // All versions together: a few times the final value (every version whole: 35 times it).
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeLessThan(4 * total);
+    const readBack = async () => {
+      const readers = [new AgentSessionSaver(store)];
+      if (reopen) readers.push(new AgentSessionSaver(await reopen()));
+      for (const reader of readers) {
+        for (const w of written) {
+          expect((await reader.getTuple(cfg("t", w.id))).checkpoint.channel_values.messages).toEqual(w.messages);
+        }
+      }
+    };
+    await readBack();
+    // The later rollups name regions of the first 40 versions; put those again (stored whole, their
+    // text unchanged) and every rollup still reads.
+    const named = new Set(blobs.flatMap(([, blob]) => (Array.isArray(blob.p) ? blob.p.map(([key]) => key) : [])));
+    parent = undefined;
+    for (const [i, w] of written.slice(0, 40).entries()) {
+      const versions = { messages: i + 1 };
+      await saver.put(cfg("t", parent), checkpoint(w.id, { messages: w.messages }, versions), meta(i), versions);
+      parent = w.id;
+    }
+    await session.refresh();
+    const rewritten = blobsOf(session).filter(([key, blob]) => named.has(key) && typeof blob.s === "string");
+    expect(rewritten.length).toBeGreaterThan(5);
+    await readBack();
   });
 
   it("stores whole a value that does not extend its parent's (a shrink, an edit), and forks stay apart", async () => {
@@ -184,9 +242,9 @@ describe.each(Object.keys(backends))("AgentSessionSaver channel deltas on %s", (
     expect((await fresh.getTuple(cfg("t", x1.id))).checkpoint.channel_values.messages).toEqual(x1.messages);
   });
 
-  it("keeps a re-put checkpoint's values whole, so that the deltas based on them still read", async () => {
+  it("keeps a re-put checkpoint's values whole, so that the deltas and rollups reading them still read", async () => {
     const saver = new AgentSessionSaver(store);
-    const written = await grow(saver, "t", 12);
+    const written = await grow(saver, "t", 40);
     const session = await store.open(saver.sessionId("t"), { create: false });
     const bases = new Set(blobsOf(session).flatMap(([, blob]) => (typeof blob.base === "string" ? [blob.base] : [])));
     expect(bases.size).toBeGreaterThan(0);
