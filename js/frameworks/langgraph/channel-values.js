@@ -25,15 +25,15 @@
 /** Values shorter than this (UTF-16 units of their text) are always stored whole. */
 const MIN_DELTA = 512;
 /** At most this many deltas between a stored value and the whole value or rollup it is read from. */
-export const MAX_CHAIN = 16;
+const MAX_CHAIN = 16;
 /** The most text (UTF-16 units) a rollup takes into its own `x` from the regions it would name. */
-export const MAX_PIECE = 256 * 1024;
+const MAX_PIECE = 256 * 1024;
 /** A value shorter than this is stored whole where a rollup would be: as cheap to write, and no
  * reads of the values it extends (a rollup needs them). */
 const MIN_ROLLUP = 64 * 1024;
 
-export const isDelta = (blob) => blob != null && typeof blob.base === "string";
-export const isRollup = (blob) => blob != null && Array.isArray(blob.p) && typeof blob.x === "string";
+const isDelta = (blob) => blob != null && typeof blob.base === "string";
+const isRollup = (blob) => blob != null && Array.isArray(blob.p) && typeof blob.x === "string";
 
 /** The text of a stored value's own region [from, to) (see above); undefined when it holds no such region. */
 function regionOf(read, key, from, to) {
