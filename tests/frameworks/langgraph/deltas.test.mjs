@@ -141,6 +141,63 @@ describe.each(Object.keys(backends))("AgentSessionSaver channel deltas on %s", (
     await readBack();
   });
 
+  it("reads back every checkpoint of a random history of extensions, forks, shrinks and re-puts across rollups", async () => {
+    // A seeded sequence of puts with messages of 3-8 KB, so that values pass 64 Ki units (rollups)
+    // within a few dozen versions: each put extends the latest checkpoint (most), extends an earlier
+    // one (a fork), halves or edits the latest (stored whole; halved too whenever it nears the 1 MiB of
+    // one whole value), or puts an existing checkpoint again (whole, with the same text). Every
+    // checkpoint must read back as it was put, through a fresh saver.
+    let seed = 20261203;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const saver = new AgentSessionSaver(store);
+    const written = []; // { id, parent, messages, version }
+    let version = 0;
+    const put = async (id, parent, messages) => {
+      const versions = { messages: ++version };
+      await saver.put(cfg("r", parent?.id), checkpoint(id, { messages }, versions), meta(version), versions);
+    };
+    for (let i = 0; i < 200; i++) {
+      const roll = random();
+      const latest = written.at(-1);
+      const size = 3000 + Math.floor(random() * 5000);
+      const grown = (from) => [...(from?.messages ?? []), { role: "user", content: `${i}:${"z".repeat(size)}` }];
+      if (roll < 0.05 && written.length > 0) {
+        // Put an existing checkpoint again, under the parent it had.
+        const again = written[Math.floor(random() * written.length)];
+        const versions = { messages: again.version };
+        await saver.put(cfg("r", again.parent), checkpoint(again.id, { messages: again.messages }, versions), meta(again.version), versions);
+        continue;
+      }
+      const id = uuid6(i);
+      let parent = latest;
+      let messages;
+      const large = latest !== undefined && JSON.stringify(latest.messages).length > 600_000;
+      if (roll < 0.1 && written.length > 1 && !large) {
+        parent = written[Math.floor(random() * written.length)];
+        messages = grown(parent); // a fork from an earlier checkpoint
+      } else if ((roll < 0.13 || large) && latest && latest.messages.length > 2) {
+        messages = latest.messages.slice(latest.messages.length >> 1); // a shrink (RemoveMessage)
+      } else if (roll < 0.15 && latest) {
+        messages = latest.messages.map((m, k) => (k === 0 ? { ...m, content: "edited" } : m));
+      } else {
+        messages = grown(latest);
+      }
+      await put(id, parent, messages);
+      written.push({ id, parent: parent?.id, messages, version });
+    }
+    const session = await store.open(saver.sessionId("r"), { create: false });
+    const rollups = blobsOf(session).filter(([, blob]) => Array.isArray(blob.p));
+    expect(rollups.length).toBeGreaterThan(1);
+    expect(rollups.some(([, blob]) => blob.p.length > 1)).toBe(true); // regions of other records, not just x
+    const readers = [new AgentSessionSaver(store)];
+    if (reopen) readers.push(new AgentSessionSaver(await reopen()));
+    for (const reader of readers) {
+      for (const w of written) {
+        expect((await reader.getTuple(cfg("r", w.id))).checkpoint.channel_values.messages).toEqual(w.messages);
+      }
+    }
+  });
+
   it("stores whole a value that does not extend its parent's (a shrink, an edit), and forks stay apart", async () => {
     const saver = new AgentSessionSaver(store);
     const written = await grow(saver, "t", 10);
