@@ -53,8 +53,7 @@ export interface AgentSessionManagerConfig {
   emit?: boolean | ((event: AgentStreamEvent) => JsonInput | undefined);
   /**
    * Whether the commit of a turn compacts the agent's message log (`inv.compact`) when the
-   * conversation manager shrank `agent.messages` from the front and the log would hold more than twice
-   * the context, or the context now starts with a summary message (default `true`): the trimmed or
+   * conversation manager shrank `agent.messages` from the front (default `true`): the trimmed or
    * summarized messages leave `session.messages()` and the snapshots and stay in `history()` with a
    * `compacted` event, whose summary is the head of the context (a SummarizingConversationManager's
    * summary message). `false`: every message stays in the log; the context is a state key over it.

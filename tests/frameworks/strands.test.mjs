@@ -421,10 +421,7 @@ describe("AgentSessionManager", () => {
     for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
     assert.deepEqual(texts(agent.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4"]);
     const session = await store.open("window");
-    // The log is compacted once it would hold more than twice the context: until then the trimmed
-    // messages stay in it, and the state key "strands:context" says which entries the context is.
-    assert.equal(session.messages({ agent: "agent" }).length, 8, "not compacted yet: 8 entries for a window of 4");
-    assert.ok(session.state({ agent: "agent" })["strands:context"] !== undefined);
+    assert.equal(session.messages({ agent: "agent" }).length, 4, "the trimmed messages are compacted away");
     const history = await session.history();
     assert.equal(history.filter((e) => e.type === "message").length, 8, "the history keeps every message");
     const restored = make([]);
@@ -438,10 +435,7 @@ describe("AgentSessionManager", () => {
     await unmanaged.invoke("u5");
     assert.deepEqual(texts(unmanaged.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
     await session.refresh();
-    assert.equal(session.messages({ agent: "agent" }).length, 10, "10 entries for a context of 6: not compacted");
-    const again = make([]);
-    await again.initialize();
-    assert.deepEqual(texts(again.messages), texts(unmanaged.messages));
+    assert.equal(session.messages({ agent: "agent" }).length, 6);
   });
 
   test("guard(fn): one invocation for several agent turns; a throw aborts them all; busy fails fast", async () => {
@@ -597,34 +591,24 @@ async function logOf(session, agent = "agent") {
 }
 
 describe("AgentSessionManager: compaction of the trimmed context", () => {
-  test("sliding window: once the log would pass twice the window, the turn's commit compacts what it dropped; a new Agent in another store reads the window", async () => {
+  test("sliding window: each trim is one compaction in the turn's commit; a new Agent in another store reads the window", async () => {
     const [storeA, storeB] = await twoStores();
-    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4", "a5"]), {
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4"]), {
       plugins: [new AgentSessionManager({ store: storeA, sessionId: "slide" })],
       conversationManager: new SlidingWindowConversationManager({ windowSize: 4 }),
     });
     for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
     assert.deepEqual(texts(agent.messages), ["user:u3", "assistant:a3", "user:u4", "assistant:a4"]);
-    const session = await storeB.open("slide");
-    // Turns 3 and 4 each trimmed two messages, and the log (8 entries) is within twice the window:
-    // not compacted yet, the context is the state key over it, and a new Agent restores the window.
-    assert.equal(session.messages({ agent: "agent" }).length, 8);
-    assert.ok(session.state({ agent: "agent" })["strands:context"] !== undefined);
-    const early = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "slide" })] });
-    await early.initialize();
-    assert.deepEqual(texts(early.messages), texts(agent.messages));
 
-    // Turn 5 would make it 10: its commit cuts the 6 entries the window dropped.
-    await agent.invoke("u5");
-    assert.deepEqual(texts(agent.messages), ["user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
-    await session.refresh();
-    assert.equal(session.version, 5, "one commit per turn: the compaction is part of it");
+    const session = await storeB.open("slide");
+    assert.equal(session.version, 4, "one commit per turn: the compaction is part of it");
     assert.deepEqual(texts(session.messages({ agent: "agent" })), texts(agent.messages));
     assert.equal(session.state({ agent: "agent" })["strands:context"], undefined, "the log is the context again");
+    // Turn 3 drops u1 and a1 before it appends its own messages, turn 4 drops u2 and a2.
     assert.deepEqual(await logOf(session), [
       "message:user:u1", "message:assistant:a1", "message:user:u2", "message:assistant:a2",
-      "message:user:u3", "message:assistant:a3", "message:user:u4", "message:assistant:a4",
-      "compacted:6:", "message:user:u5", "message:assistant:a5",
+      "compacted:2:", "message:user:u3", "message:assistant:a3",
+      "compacted:2:", "message:user:u4", "message:assistant:a4",
     ]);
     assert.deepEqual(texts((await session.at(2)).messages({ agent: "agent" })), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
 
@@ -640,19 +624,15 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
 
     // The guard still holds: while the restored Agent's turn runs, the first one fails fast.
     const gate = deferred();
-    restoredModel.replies = [held(gate, "a6")];
-    const running = restored.invoke("u6");
+    restoredModel.replies = [held(gate, "a5")];
+    const running = restored.invoke("u5");
     await sleep(20);
     const refused = await settled(agent.invoke("intruder"));
     gate.resolve();
     await running;
     assert.ok(refused.error instanceof ConcurrencyError);
     await session.refresh();
-    assert.deepEqual(texts(restored.messages), ["user:u5", "assistant:a5", "user:u6", "assistant:a6"]);
-    assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u4", "assistant:a4", "user:u5", "assistant:a5", "user:u6", "assistant:a6"]);
-    const third = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeA, sessionId: "slide" })] });
-    await third.initialize();
-    assert.deepEqual(texts(third.messages), texts(restored.messages));
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
     assert.ok(!JSON.stringify(await session.history({ from: session.version })).includes("intruder"));
   });
 
@@ -687,18 +667,17 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
   test("a cut the core refuses (a tool call before it, its rewritten result after it) gives way to the next one", async () => {
     const store = await SessionStore.memory();
     const calls = [];
-    const agent = makeAgent(new ScriptedModel(["a0", { tool: "lookup", id: "t1", input: { city: "Oslo" } }, "a1", "a2", "a3"]), {
+    const agent = makeAgent(new ScriptedModel([{ tool: "lookup", id: "t1", input: { city: "Oslo" } }, "a1", "a2", "a3"]), {
       plugins: [new AgentSessionManager({ store, sessionId: "pairs" })],
       conversationManager: new NullConversationManager(),
       tools: [lookupTool(calls)],
     });
-    await agent.invoke("u0");
     await agent.invoke("u1");
     assert.deepEqual(calls, ["Oslo"]);
     // Rewrite the tool result in place (same trackingId), as a sliding window truncating results does:
     // the next commit stores it again, after the final answer a1.
-    const result = agent.messages[4];
-    agent.messages[4] = new Message({
+    const result = agent.messages[2];
+    agent.messages[2] = new Message({
       role: "user",
       content: [new ToolResultBlock({ toolUseId: "t1", status: "success", content: [new TextBlock("[truncated]")] })],
       trackingId: result.trackingId,
@@ -706,20 +685,19 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
     await agent.invoke("u2");
     const session = await store.open("pairs");
     const before = session.version;
-    assert.equal(session.messages({ agent: "agent" }).length, 9, "u0, a0, u1, call, result, a1, result again, u2, a2");
-    // Drop u0 to the result from the context (a custom manager could): the log would pass twice the
-    // context (11 entries for 5), and the best cut, before a1, would keep the stored-again result
-    // after it while its call goes.
-    agent.messages.splice(0, 5);
+    assert.equal(session.messages({ agent: "agent" }).length, 7, "u1, call, result, a1, result again, u2, a2");
+    // Drop u1, the call and its result from the context (a custom manager could): the best cut, before
+    // a1, would keep the stored-again result after it while its call goes.
+    agent.messages.splice(0, 3);
     await agent.invoke("u3");
     assert.deepEqual(texts(agent.messages), ["assistant:a1", "user:u2", "assistant:a2", "user:u3", "assistant:a3"]);
     await session.refresh();
     assert.deepEqual(texts(session.messages({ agent: "agent" })), texts(agent.messages));
     const log = await logOf(session);
-    assert.deepEqual(log.filter((e) => e.startsWith("compacted")), ["compacted:7:assistant:a1"], "cut after the result, a1 written again");
+    assert.deepEqual(log.filter((e) => e.startsWith("compacted")), ["compacted:5:assistant:a1"], "cut after the result, a1 written again");
     // The core would have refused the cut before a1, as this fork at the version before shows.
     const probe = await (await session.fork({ at: before })).begin();
-    assert.throws(() => probe.compact({ before: 5, summary: [], agent: "agent" }), ValidationError);
+    assert.throws(() => probe.compact({ before: 3, summary: [], agent: "agent" }), ValidationError);
     await probe.abort();
     const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store, sessionId: "pairs" })] });
     await restored.initialize();
@@ -753,9 +731,9 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
     await session.refresh();
     assert.equal(session.version, 2);
     assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u5", "assistant:a5"]);
-    // u4's turn leaves the log at twice the window (4 entries); u5's cuts all four.
     assert.deepEqual((await logOf(session)).slice(2), [
-      "message:user:u4", "message:assistant:a4", "compacted:4:", "message:user:u5", "message:assistant:a5",
+      "compacted:2:", "message:user:u4", "message:assistant:a4",
+      "compacted:2:", "message:user:u5", "message:assistant:a5",
     ]);
   });
 

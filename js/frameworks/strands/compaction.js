@@ -9,17 +9,12 @@
 // drops the entries below it; the live ones among them are written again in the summary, with the
 // messages that lead the context and were never stored as messages of their own (the summarizing
 // manager's summary message), so the summary is the head of the context. A cut is taken only where it
-// drops more dead entries than it writes live ones again (the best such cut), and only once the log
-// would hold more than twice the context (SLACK), so a sliding window's trim of a message or two is not
-// a compaction every turn: the log stays within about twice the context, and the history grows by less
-// than the compacted view shrinks.
+// drops more dead entries than it writes live ones again (the best such cut), so the log stays within
+// about twice the context, and the history grows by less than the compacted view shrinks.
 import { indexLog, logKey } from "./stored-agent.js";
 
 /** How many cuts to offer the core before giving up for this turn (each one it refuses is a tool pair). */
 const MAX_TRIES = 8;
-
-/** The log is cut once it would hold more than this many entries per message of the context. */
-const SLACK = 2;
 
 /**
  * Stages the compaction of `agent`'s log that the context allows, if any, into `invocation`, and
@@ -41,13 +36,6 @@ export function compactLog(invocation, agent, context, base, added) {
     const r = keys.get(id);
     return r !== undefined && recon[r] === context.texts[j] ? r : -1;
   });
-  // A sliding window trims a message or two a turn: cutting them at once would make every turn a
-  // compaction (a `compacted` event, and a new segment list for the next snapshot). The log is left to
-  // grow to twice the context first, unless the context now starts with a message never stored (a
-  // summary), which the cut writes as the compaction's summary instead of a message of its own.
-  const count = context.ids.length;
-  const leadsUnstored = count > 0 && stored[0] < 0 && !added.has(context.ids[0]);
-  if (!leadsUnstored && size + stored.filter((r) => r < 0).length <= SLACK * count) return undefined;
   const liveRecon = new Set(stored.filter((r) => r >= 0));
   // Every entry live (each distinct message has one entry): nothing to drop.
   if (liveRecon.size === size) return undefined;
