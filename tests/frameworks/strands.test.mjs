@@ -781,6 +781,32 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
     assert.deepEqual(logged, written);
   });
 
+  test("restoreSnapshot to a version before a compaction, then turns: the log stays the agent's", async () => {
+    // The restored messages are found in the latest log by trackingId, not by their index in the
+    // version they came from (the compaction since moved every entry).
+    const [storeA, storeB] = await twoStores();
+    const manager = new AgentSessionManager({ store: storeA, sessionId: "back" });
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4", "a5"]), {
+      plugins: [manager],
+      conversationManager: new NullConversationManager(),
+    });
+    for (const u of ["u1", "u2"]) await agent.invoke(u);
+    // Drop u1 and a1 from the context (a custom manager could): turn 3 compacts them away.
+    agent.messages.splice(0, 2);
+    await agent.invoke("u3");
+    const session = await storeB.open("back");
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u2", "assistant:a2", "user:u3", "assistant:a3"]);
+    assert.equal(await manager.restoreSnapshot({ target: agent, snapshotId: "2" }), true);
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2"]);
+    for (const u of ["u4", "u5"]) {
+      await agent.invoke(u);
+      const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "back" })] });
+      await restored.initialize();
+      assert.deepEqual(texts(restored.messages), texts(agent.messages), `after ${u}`);
+    }
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
+  });
+
   test("compact: false keeps every message in the log (the context is a state key over it)", async () => {
     const store = await SessionStore.memory();
     const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), {

@@ -475,19 +475,13 @@ export class AgentSessionManager {
         appData: {},
       });
     }
+    // The agent's messages are found in the log by trackingId (a restored message keeps its own). One
+    // stored without a trackingId got a new one when restored: #stage stores it again under that id, a
+    // message of its own as readLog reads it. (Taking it for the entry it came from, as the manager once
+    // did, made this index, and the context key written from it, disagree with the log; so did taking a
+    // message restored from an older version (`restoreSnapshot`) for the entry at its index there.)
     const keys = new Map();
     for (const [key, index] of latest.keys) if (!key.startsWith("#")) keys.set(key, index);
-    if (view.hasData) {
-      // A restored message is the log entry it came from, except one stored without a trackingId: it got
-      // a new one, so its text changed and #stage stores it again under that trackingId, which readLog
-      // reads as a message of its own (an alias of the old entry would make this index, and the
-      // context key written from it, disagree with the log).
-      const keyAt = [];
-      for (const [key, index] of view.keys) keyAt[index] = key;
-      for (let j = 0; j < agent.messages.length && j < view.order.length; j++) {
-        if (!keyAt[view.order[j]]?.startsWith("#")) keys.set(agent.messages[j].trackingId, view.order[j]);
-      }
-    }
     const internal = { context: JSON.stringify(latest.internal.context ?? null) };
     for (const field of FIELDS) {
       internal[field] = JSON.stringify(field in latest.internal ? latest.internal[field] : (start[field] ?? null));
