@@ -807,6 +807,28 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
     assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
   });
 
+  test("compact: false, restoreSnapshot to a version before another manager's compaction, then a turn: a new Agent restores it", async () => {
+    // Nothing compacts in that turn, so the context key is written from the manager's index of the log:
+    // the restored messages must be found in the latest log by trackingId (u2, a2 moved from 2, 3 to 0, 1).
+    const store = await SessionStore.memory();
+    const make = (compact, replies = []) => {
+      const manager = new AgentSessionManager({ store, sessionId: "mixed", compact });
+      return [makeAgent(new ScriptedModel(replies), { plugins: [manager], conversationManager: new NullConversationManager() }), manager];
+    };
+    const [first] = make(true, ["a1", "a2", "a3"]);
+    for (const u of ["u1", "u2"]) await first.invoke(u);
+    first.messages.splice(0, 2);
+    await first.invoke("u3"); // compacts u1 and a1 away
+    const [second, manager] = make(false, ["a4"]);
+    await second.initialize();
+    assert.equal(await manager.restoreSnapshot({ target: second, snapshotId: "2" }), true);
+    await second.invoke("u4");
+    assert.deepEqual(texts(second.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u4", "assistant:a4"]);
+    const [restored] = make(false);
+    await restored.initialize();
+    assert.deepEqual(texts(restored.messages), texts(second.messages));
+  });
+
   test("compact: false keeps every message in the log (the context is a state key over it)", async () => {
     const store = await SessionStore.memory();
     const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), {
