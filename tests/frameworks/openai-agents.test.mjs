@@ -996,3 +996,76 @@ describe("live turns: items.run() with the invocation's signal and emit()", () =
     });
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Against MemorySession, operation by operation: seeded random sequences of addItems, popItem,
+// clearSession, replaceHistoryWithCompaction and getItems(limit), some of them inside guard(fn) (a third
+// of those throw: nothing of them may stay), with the same operations applied to a MemorySession (a copy
+// of it for a guard, kept only when the guard commits). After every step, a new AgentSessionItems on
+// another store over the same KV reads exactly what the MemorySession holds.
+describe("AgentSessionItems against MemorySession, random operations", () => {
+  test("20 seeded sequences of 40 steps: every answer and every fresh read equal MemorySession's", async () => {
+    let guards = 0;
+    let aborted = 0;
+    for (let trial = 0; trial < 20; trial++) {
+      let seed = 991 + trial * 7717;
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+      const kv = memoryKv();
+      const items = new AgentSessionItems(await SessionStore.kv(kv), "fuzz");
+      let model = new MemorySession();
+      let made = 0;
+      const item = () => {
+        made++;
+        return random() < 0.6
+          ? { role: "user", content: `m${made}` }
+          : { role: "assistant", status: "completed", content: [{ type: "output_text", text: `r${made}` }] };
+      };
+      const step = async (memory, where) => {
+        const roll = random();
+        if (roll < 0.55) {
+          const batch = Array.from({ length: 1 + Math.floor(random() * 3) }, item);
+          await items.addItems(structuredClone(batch));
+          await memory.addItems(structuredClone(batch));
+        } else if (roll < 0.75) {
+          assert.deepEqual(await items.popItem(), await memory.popItem(), `${where}: popItem`);
+        } else if (roll < 0.8) {
+          await items.clearSession();
+          await memory.clearSession();
+        } else if (roll < 0.88) {
+          const batch = [{ type: "compaction", encrypted_content: `e${made++}` }, item()];
+          await items.replaceHistoryWithCompaction(structuredClone(batch));
+          await memory.clearSession();
+          await memory.addItems(structuredClone(batch));
+        } else {
+          const limit = random() < 0.5 ? undefined : Math.floor(random() * 4);
+          assert.deepEqual(await items.getItems(limit), await memory.getItems(limit), `${where}: getItems(${limit})`);
+        }
+      };
+      for (let i = 0; i < 40; i++) {
+        const where = `trial ${trial}, step ${i}`;
+        if (random() < 0.4) {
+          guards++;
+          const copy = new MemorySession();
+          await copy.addItems(structuredClone(await model.getItems()));
+          const fail = random() < 0.3;
+          try {
+            await items.guard(async () => {
+              const count = 1 + Math.floor(random() * 4);
+              for (let j = 0; j < count; j++) await step(copy, `${where} (guarded ${j})`);
+              if (fail) throw new Error("the turn failed");
+            });
+            model = copy;
+          } catch (error) {
+            if (error?.message !== "the turn failed") throw error;
+            aborted++;
+          }
+        } else {
+          await step(model, where);
+        }
+        const fresh = new AgentSessionItems(await SessionStore.kv(kv), "fuzz");
+        assert.deepEqual(await fresh.getItems(), await model.getItems(), `${where}: a fresh reader`);
+      }
+    }
+    assert.ok(guards > 100 && aborted > 30, `${guards} guards, ${aborted} aborted`);
+  });
+});
