@@ -1203,3 +1203,78 @@ describe("AgentSessionStorage: batches", () => {
     assert.deepEqual(await storage.read("session/s2/keep"), bytes('{"k":1}'));
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Random sequences: two Agents on one session (each with its own store over one KV, compact on or off,
+// a sliding window or none) take turns, trim their context, rewrite a message in place, restore an
+// older version, meet a message another writer appended without a trackingId, or are replaced by a
+// new Agent. After every step a new Agent on a third store must restore exactly what the Agent that
+// took the step holds.
+describe("AgentSessionManager: random sequences of turns, trims, rewrites, restores and outside writes", () => {
+  test("40 seeded sequences of 30 steps: a new Agent always restores what the last one holds", async () => {
+    let replies = 0;
+    class CountingModel extends Model {
+      config = { modelId: "counting" };
+      updateConfig() {}
+      getConfig() {
+        return this.config;
+      }
+      async *stream() {
+        yield { type: "modelMessageStartEvent", role: "assistant" };
+        yield { type: "modelContentBlockStartEvent" };
+        yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: `a${++replies}` } };
+        yield { type: "modelContentBlockStopEvent" };
+        yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
+      }
+    }
+    const kinds = {};
+    for (let trial = 0; trial < 40; trial++) {
+      let seed = 4242 + trial * 6007;
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+      const kv = memoryKv();
+      const make = async (compact = random() < 0.7) => {
+        const manager = new AgentSessionManager({ store: await SessionStore.kv(kv), sessionId: "random", compact });
+        const conversationManager =
+          random() < 0.5 ? new SlidingWindowConversationManager({ windowSize: 4 + 2 * Math.floor(random() * 3) }) : new NullConversationManager();
+        return { agent: makeAgent(new CountingModel(), { plugins: [manager], conversationManager }), manager };
+      };
+      const pool = [await make(), await make()];
+      const done = [];
+      for (let step = 0; step < 30; step++) {
+        const at = random() < 0.5 ? 0 : 1;
+        const { agent, manager } = pool[at];
+        const roll = random();
+        if (roll < 0.5) {
+          done.push("turn");
+        } else if (roll < 0.6 && agent.messages.length > 2) {
+          done.push("trim");
+          agent.messages.splice(0, 2);
+        } else if (roll < 0.68 && agent.messages.length > 0) {
+          done.push("rewrite");
+          const i = Math.floor(random() * agent.messages.length);
+          const old = agent.messages[i];
+          agent.messages[i] = new Message({ role: old.role, content: [new TextBlock(`e${step}`)], trackingId: old.trackingId });
+        } else if (roll < 0.74) {
+          done.push("outside");
+          const inv = await (await (await SessionStore.kv(kv)).open("random", { create: true })).begin();
+          inv.appendMessage({ role: "user", content: [{ text: `o${step}` }] }, { agent: "agent" });
+          await inv.commit();
+        } else if (roll < 0.84) {
+          const ids = await manager.listSnapshotIds({ target: agent });
+          done.push("restore");
+          if (ids.length > 1) await manager.restoreSnapshot({ target: agent, snapshotId: ids[Math.floor(random() * ids.length)] });
+        } else {
+          done.push("new agent");
+          pool[at] = await make();
+          await pool[at].agent.initialize();
+        }
+        kinds[done.at(-1)] = (kinds[done.at(-1)] ?? 0) + 1;
+        if (done.at(-1) !== "new agent") await pool[at].agent.invoke(`u${step}`);
+        const probe = makeAgent(new CountingModel(), { plugins: [new AgentSessionManager({ store: await SessionStore.kv(kv), sessionId: "random" })] });
+        await probe.initialize();
+        assert.deepEqual(texts(probe.messages), texts(pool[at].agent.messages), `trial ${trial}, step ${step}: ${done.slice(-5).join(", ")}`);
+      }
+    }
+    for (const kind of ["turn", "trim", "rewrite", "outside", "restore", "new agent"]) assert.ok(kinds[kind] > 30, `${kind}: ${kinds[kind]}`);
+  });
+});
