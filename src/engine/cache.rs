@@ -259,6 +259,19 @@ impl Cache {
         }
     }
 
+    /// Forgets the slot of `id`, whose session was deleted or replaced by a new one under its id: the
+    /// next [`Cache::slot`] of `id` makes a new view, whatever the old one holds. (Keeping the old view
+    /// let a session created again within the same millisecond, whose head cannot be told from the
+    /// deleted one's at version 0, be served the deleted session's state.) Session objects and
+    /// invocations of the old session keep the old slot; its state is dropped now unless an invocation
+    /// holds it.
+    pub fn forget(&self, id: &str) {
+        let old = self.slots.borrow_mut().remove(id).and_then(|weak| weak.upgrade());
+        if let Some(slot) = old {
+            self.evict(&slot);
+        }
+    }
+
     /// Drops `slot`'s state now (it is reloaded on its next use), unless an invocation holds it.
     pub fn evict(&self, slot: &Slot) {
         if slot.pins.get() > 0 {

@@ -322,9 +322,11 @@ impl SessionStore {
             head.schema = shared.config.schema_version;
             if let Some(version) = shared.store.put(&head_key, crate::engine::head_value(&head), Expect::Absent).await?
             {
+                // A slot left from an earlier session of this id (deleted, here or elsewhere) is not
+                // this session's.
+                shared.cache.forget(id);
                 let slot = shared.cache.slot(id, head.clone(), version.clone());
                 let session = Session::new(shared.clone(), slot);
-                // A slot left from an earlier session of this id (deleted) is replaced whole.
                 session.catch_up(head, version).await?;
                 return Ok(session);
             }
@@ -401,9 +403,7 @@ impl SessionStore {
         for _ in 0..3 {
             let Some(entry) = self.shared.store.get(&head_key).await? else { return Ok(false) };
             if self.shared.store.delete_session(&head_key, &entry.version, &keys::record_prefixes(id)).await? {
-                if let Some(slot) = self.shared.cache.get(id) {
-                    self.shared.cache.evict(&slot);
-                }
+                self.shared.cache.forget(id);
                 return Ok(true);
             }
         }
@@ -454,6 +454,7 @@ impl SessionStore {
         if !self.shared.store.delete_session(key, &entry.version, &keys::record_prefixes(&id)).await? {
             return Ok(false);
         }
+        self.shared.cache.forget(&id);
         self.shared.emit(StoreEvent { kind: "expire", session: id, version: Some(head.version), ..Default::default() });
         Ok(true)
     }

@@ -1278,3 +1278,64 @@ describe("AgentSessionManager: random sequences of turns, trims, rewrites, resto
     for (const kind of ["turn", "trim", "rewrite", "outside", "restore", "new agent"]) assert.ok(kinds[kind] > 30, `${kind}: ${kinds[kind]}`);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// AgentSessionStorage against Strands' InMemoryStorage: seeded random writes (JSON, JSON that is not
+// canonical, bytes that are not UTF-8, empty), deletes, batches of concurrent writes and deletes,
+// reads and lists by prefix, the same operations on an InMemoryStorage; every read and list must
+// agree, and every few steps a new AgentSessionStorage on another store over the same KV must list and
+// read what the InMemoryStorage holds. (It found a session deleted with its last key and written again
+// within the same millisecond served the deleted key from the store's cache.)
+describe("AgentSessionStorage against InMemoryStorage, random operations", () => {
+  test("30 seeded sequences of 60 steps agree with InMemoryStorage, also through a fresh store", async () => {
+    const KEYS = ["a", "b", "session/s1/x", "session/s1/y/z", "session/s1/y", "session/s2/x", "session/s2/agents/a1/snap", "top/k", "top/l"];
+    const PREFIXES = ["", "s", "session/", "session/s1/", "session/s1/y", "session/s2", "top", "top/", "a", "session/s3/"];
+    const encode = (text) => new TextEncoder().encode(text);
+    const same = (x, y) => assert.deepEqual(x === null ? null : [...x], y === null ? null : [...y]);
+    for (let trial = 0; trial < 30; trial++) {
+      let seed = 555 + trial * 3001;
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+      const pick = (list) => list[Math.floor(random() * list.length)];
+      const bytes = () => {
+        const roll = random();
+        if (roll < 0.4) return encode(JSON.stringify({ v: Math.floor(random() * 1000), s: "x".repeat(Math.floor(random() * 50)) }));
+        if (roll < 0.6) return encode(`{ "spaced" : ${Math.floor(random() * 9)} }`);
+        if (roll < 0.8) return Uint8Array.from({ length: 1 + Math.floor(random() * 20) }, () => Math.floor(random() * 256));
+        if (roll < 0.9) return new Uint8Array(0);
+        return encode("plain text ü");
+      };
+      const kv = memoryKv();
+      const storage = new AgentSessionStorage(await SessionStore.kv(kv));
+      const reference = new InMemoryStorage();
+      for (let step = 0; step < 60; step++) {
+        const where = `trial ${trial}, step ${step}`;
+        const roll = random();
+        if (roll < 0.35) {
+          const [key, data] = [pick(KEYS), bytes()];
+          await storage.write(key, data);
+          await reference.write(key, data);
+        } else if (roll < 0.45) {
+          const ops = Array.from({ length: 2 + Math.floor(random() * 4) }, () => (random() < 0.75 ? ["write", pick(KEYS), bytes()] : ["delete", pick(KEYS)]));
+          await Promise.all(ops.map(([op, key, data]) => (op === "write" ? storage.write(key, data) : storage.delete(key))));
+          for (const [op, key, data] of ops) await (op === "write" ? reference.write(key, data) : reference.delete(key));
+        } else if (roll < 0.6) {
+          const key = pick(KEYS);
+          await storage.delete(key);
+          await reference.delete(key);
+        } else if (roll < 0.8) {
+          const key = pick(KEYS);
+          same(await storage.read(key), await reference.read(key), `${where}: read ${key}`);
+        } else {
+          const prefix = pick(PREFIXES);
+          assert.deepEqual(await storage.list(prefix), await reference.list(prefix), `${where}: list ${JSON.stringify(prefix)}`);
+        }
+        if (step % 5 === 0) {
+          const fresh = new AgentSessionStorage(await SessionStore.kv(kv));
+          const keys = await reference.list("");
+          assert.deepEqual(await fresh.list(""), keys, `${where}: a fresh store lists`);
+          for (const key of keys) same(await fresh.read(key), await reference.read(key), `${where}: a fresh store reads ${key}`);
+        }
+      }
+    }
+  });
+});

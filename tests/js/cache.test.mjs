@@ -141,6 +141,33 @@ test("a session deleted and created again under its id is not served from the ol
   assert.deepEqual((await a.open("s")).messages(), ["new"]);
 });
 
+for (const [name, makeStore] of [
+  ["memory", (options) => SessionStore.memory(options)],
+  ["kv(memoryKv)", (options) => SessionStore.kv(memoryKv(), options)],
+]) {
+  test(`${name}: a session deleted and created again within the same millisecond through one store starts empty`, async () => {
+    // The new head is at version 0 with the deleted one's created_at: only forgetting the old view at the
+    // delete (and at the create) tells them apart. The deleted session's Session object is held throughout.
+    for (const leaseHeld of [false, true]) {
+      const store = await makeStore({ now: manualClock() });
+      const old = await store.open("s");
+      await old.invoke((inv) => inv.setState("y", 1));
+      const held = leaseHeld ? await old.begin() : undefined;
+      assert.equal(await store.delete("s"), true);
+      await held?.abort().catch(() => {});
+      const again = await store.open("s");
+      assert.equal(again.version, 0);
+      assert.deepEqual(again.state(), {}, `lease held at the delete: ${leaseHeld}`);
+      await again.invoke((inv) => inv.setState("x", 1));
+      assert.deepEqual(again.state(), { x: 1 });
+      assert.deepEqual((await store.open("s", { create: false })).state(), { x: 1 });
+      // The deleted session's object, refreshed, shows the session now under its id.
+      await old.refresh();
+      assert.deepEqual(old.state(), { x: 1 });
+    }
+  });
+}
+
 test("stateValue reads one state key: committed on a Session, staged over committed on an Invocation", async () => {
   const store = await SessionStore.memory();
   const session = await store.open("s");

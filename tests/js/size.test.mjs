@@ -26,8 +26,9 @@ import { gzipSync } from "node:zlib";
 // prepared transaction; 0.05-0.07 ms off a turn of ~1.4 ms); 213,523 with a KV commit that deletes the
 // turn before's live log in its one call (+0.4 KB; one KV call fewer on every live turn after a live
 // turn); 213,821 with IndexedDB's per-transaction JS strings and options made once (+0.3 KB; 12% less
-// JavaScript garbage a turn, bench/idb-alloc.mjs). Budget: 214,000.
-const BUDGET_GZIPPED = 214_000;
+// JavaScript garbage a turn, bench/idb-alloc.mjs); 213,961 with a deleted session's cached view
+// forgotten at the delete and at a create (+0.1 KB). Budget: 214,200.
+const BUDGET_GZIPPED = 214_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
