@@ -230,3 +230,89 @@ test("a server opening one session by id on every request through 5000 turns (10
   const history = await session.history({ from: 4990 });
   assert.equal(history.filter((event) => event.type === "message").length, 22);
 });
+
+// Two stores over one KV (two processes), their views, deletes and creates: seeded random sequences of
+// turns (messages, state sets and deletes, for the default agent and another; committed or aborted),
+// deletes, and reads through a held Session object (refreshed) or a new open, against a model of what
+// was committed. A held object of a session deleted since is opened again, as a framework's handle does.
+// The clock moves 1 ms a step: a session deleted and created again by other stores within one
+// millisecond is the case the engine cannot tell yet (CHANGELOG, "Left").
+test("two stores, random turns, deletes and reads: every read and a fresh store agree with what was committed", async () => {
+  for (let trial = 0; trial < 60; trial++) {
+    let seed = 9001 + trial * 7919;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const pick = (list) => list[Math.floor(random() * list.length)];
+    const now = manualClock();
+    const kv = memoryKv();
+    const stores = [await SessionStore.kv(kv, { now, snapshotEvery: 3 }), await SessionStore.kv(kv, { now, snapshotEvery: 3 })];
+    const held = new Map();
+    const model = new Map(); // id -> { version, messages: { default, a }, state: { default, a } }
+    const empty = () => ({ version: 0, messages: { default: [], a: [] }, state: { default: {}, a: {} } });
+    const read = (session) => ({
+      version: session.version,
+      messages: { default: session.messages(), a: session.messages({ agent: "a" }) },
+      state: { default: session.state(), a: session.state({ agent: "a" }) },
+    });
+    for (let step = 0; step < 80; step++) {
+      now.advance(1);
+      const where = `trial ${trial}, step ${step}`;
+      const at = random() < 0.5 ? 0 : 1;
+      const id = pick(["s1", "s2"]);
+      const key = `${at}/${id}`;
+      const roll = random();
+      if (roll < 0.6) {
+        let session = held.get(key);
+        if (session === undefined || random() < 0.3) held.set(key, (session = await stores[at].open(id)));
+        let inv;
+        try {
+          inv = await session.begin();
+        } catch (error) {
+          if (error?.code !== "NOT_FOUND") throw error;
+          held.set(key, (session = await stores[at].open(id)));
+          inv = await session.begin();
+        }
+        const next = structuredClone(model.get(id) ?? empty());
+        for (let i = 0, n = 1 + Math.floor(random() * 4); i < n; i++) {
+          const agent = pick(["default", "a"]);
+          const options = agent === "a" ? { agent } : undefined;
+          const op = random();
+          if (op < 0.5) {
+            inv.appendMessage(`m${step}.${i}`, options);
+            next.messages[agent].push(`m${step}.${i}`);
+          } else if (op < 0.8) {
+            const [k, v] = [pick(["k1", "k2"]), Math.floor(random() * 100)];
+            inv.setState(k, v, options);
+            next.state[agent][k] = v;
+          } else {
+            const k = pick(["k1", "k2"]);
+            inv.deleteState(k, options);
+            delete next.state[agent][k];
+          }
+        }
+        if (random() < 0.8) {
+          next.version = await inv.commit();
+          model.set(id, next);
+        } else {
+          await inv.abort();
+          if (!model.has(id)) model.set(id, empty()); // opened (created) and nothing committed
+        }
+      } else if (roll < 0.7) {
+        assert.equal(await stores[at].delete(id), model.has(id), `${where}: delete`);
+        model.delete(id);
+      } else {
+        const session =
+          random() < 0.5 && held.has(key)
+            ? await held.get(key).refresh().catch((error) => error)
+            : await stores[at].open(id, { create: false }).catch((error) => error);
+        if (session instanceof Error) {
+          assert.equal(session.code, "NOT_FOUND", `${where}: ${session.message}`);
+          assert.ok(!model.has(id) || held.has(key), `${where}: read ${id} refused`);
+          continue;
+        }
+        if (model.has(id)) assert.deepEqual(read(session), model.get(id), `${where}: store ${at} reads ${id}`);
+      }
+    }
+    const fresh = await SessionStore.kv(kv, { now });
+    for (const [id, expected] of model) assert.deepEqual(read(await fresh.open(id, { create: false })), expected, `trial ${trial}: a fresh store reads ${id}`);
+  }
+});
