@@ -56,7 +56,7 @@ function rollupPieces(read, rollup) {
     if (!Array.isArray(region)) return undefined;
     const [key, from, to] = region;
     const text = regionOf(read, key, from, to);
-    if (text === undefined || text.length !== to - from) return undefined;
+    if (text === undefined) return undefined;
     pieces.push(text);
     length += text.length;
   }
