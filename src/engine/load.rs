@@ -283,7 +283,8 @@ async fn tokens_from(
     Ok((runs, None))
 }
 
-/// The state as of `version` (which must be at most `head.version`) and the last batch's events.
+/// The state as of `version` (which must be at most `head.version`) and the events of `version`'s
+/// own batch (what tells its status).
 pub(crate) async fn state_at(
     store: &dyn Store,
     id: &str,
@@ -292,11 +293,22 @@ pub(crate) async fn state_at(
 ) -> EngineResult<(SessionState, Vec<Event>)> {
     let (tokens, mut base) = tokens_from(store, id, head, version + 1, true).await?;
     let start = base.as_ref().map_or(0, |snapshot| snapshot.version);
-    let batches = read_with_batches(store, id, base.as_mut(), pairs(id, &tokens, start + 1..=version)?).await?;
+    let wanted = match &base {
+        // A snapshot of `version` itself holds its state, not the events that ended it (an interrupt,
+        // a close): its batch is read too, for them only. The snapshot's commits name its token.
+        Some(snapshot) if version > 0 && snapshot.version == version => {
+            let first = snapshot.previous.map_or(0, |previous| previous.version) + 1;
+            pairs(id, &vec![(first, snapshot.commits.clone())], version..=version)?
+        }
+        _ => pairs(id, &tokens, start + 1..=version)?,
+    };
+    let batches = read_with_batches(store, id, base.as_mut(), wanted).await?;
     let mut state = base.map(|snapshot| snapshot.state).unwrap_or_default();
     let mut last = Vec::new();
     for batch in batches {
-        state.apply_all(&batch.events);
+        if batch.version > start {
+            state.apply_all(&batch.events);
+        }
         last = batch.events;
     }
     Ok((state, last))

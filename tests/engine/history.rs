@@ -101,6 +101,44 @@ fn at_every_version_across_snapshot_boundaries() {
     assert_eq!(reader.version(), N);
 }
 
+/// An old version's status comes from its own batch (the interrupt that ended it) also when a
+/// snapshot was written at that version, which holds its state but not that event.
+#[test]
+fn at_an_interrupted_version_with_a_snapshot_of_it_is_interrupted() {
+    use agent_session::core::Status;
+    use agent_session::engine::BeginOptions;
+    for every in [1, 2, 3] {
+        let world = World::new();
+        let store = world.store_with(Config { snapshot_every: every, ..World::config("writer") }, 0);
+        let session = open(&store, "s");
+        let mut expected = vec![Status::Idle];
+        for v in 1..=6u64 {
+            let options = if expected[v as usize - 1] == Status::Interrupted {
+                BeginOptions { resume: Some(j("\"yes\"")), ..BeginOptions::default() }
+            } else {
+                BeginOptions::default()
+            };
+            let invocation = block_on(session.begin(options)).unwrap();
+            invocation.append_message(j(&message(v)), None).unwrap();
+            if v % 2 == 0 {
+                block_on(invocation.interrupt("ask".into(), None)).unwrap();
+                expected.push(Status::Interrupted);
+            } else {
+                block_on(invocation.commit()).unwrap();
+                expected.push(Status::Idle);
+            }
+        }
+        for reader in [&session, &open(&world.store("reader"), "s")] {
+            for (v, status) in expected.iter().enumerate() {
+                let view = block_on(reader.at(v as u64)).unwrap();
+                assert_eq!(view.status, *status, "at({v}) with snapshots every {every}");
+                let messages = view.state.agent("default").map(|a| texts(&a.messages)).unwrap_or_default();
+                assert_eq!(messages, (1..=v as u64).map(message).collect::<Vec<_>>(), "at({v})");
+            }
+        }
+    }
+}
+
 #[test]
 fn history_of_every_range_across_snapshot_boundaries() {
     let world = World::new();
