@@ -2,13 +2,34 @@
 // (tests/browser/history-model-fixture.mjs says what is run and checked), on the memory store, on
 // kv(memoryKv) and on kv(memoryKv) with encryption at rest. The KV backends write through two stores
 // over one memoryKv (two processes); the encrypted ones are mid key rotation (both have both keys, one
-// writes under the new key id). The same trials run on IndexedDB in Chromium
+// writes under the new key id). Then fewer trials on a real redis-server (two node-redis clients) and on
+// one Deno KV file (two connections, @deno/kv). The same trials run on IndexedDB in Chromium
 // (tests/browser/history-model.test.mjs).
-import { test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { openKv } from "@deno/kv";
+import { createClient } from "redis";
 import { SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
+import { denoKv, memoryKv, redisKv } from "agent-session/adapters";
 import { runTrial } from "../browser/history-model-fixture.mjs";
 import { manualClock } from "./_helpers.mjs";
+import { startRedis } from "./adapters/_redis-server.mjs";
+
+let redis;
+const clients = [];
+const denoDir = mkdtempSync(join(tmpdir(), "agent-session-history-model-"));
+const denoDbs = [];
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  for (const client of clients) await client.quit();
+  for (const db of denoDbs) db.close();
+  rmSync(denoDir, { recursive: true, force: true });
+  await redis?.stop();
+});
 
 const aes = () => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 
@@ -49,5 +70,36 @@ test("every version of a session, read back every way, matches what was committe
     const backend = backends(now, keys)[trial % all.length];
     const snapshotEvery = 1 + (Math.floor(trial / all.length) % 5);
     await runTrial({ trial, backend, snapshotEvery, targets, tick: () => now.advance(1) });
+  }
+});
+
+/** A backend of two stores over two connections to one database (`connect(n)` gives connection n's HostKv). */
+let prefixes = 0;
+function twoConnections(name, connect) {
+  let prefix;
+  return {
+    name,
+    async open(snapshotEvery) {
+      prefix = `hm${++prefixes}:`;
+      return [await SessionStore.kv(await connect(0), { prefix, snapshotEvery }), await SessionStore.kv(await connect(1), { prefix, snapshotEvery })];
+    },
+    fresh: async () => SessionStore.kv(await connect(1), { prefix }),
+  };
+}
+
+test("on Redis and Deno KV (two connections each): every version read back every way matches what was committed", async () => {
+  for (let i = 0; i < 2; i++) clients.push(await createClient({ url: redis.url }).connect());
+  const file = join(denoDir, "history.sqlite");
+  for (let i = 0; i < 2; i++) denoDbs.push(await openKv(file));
+  const backends = (kind) => [
+    twoConnections("Redis", async (i) => redisKv(clients[i])),
+    twoConnections("Deno KV", async (i) => denoKv(denoDbs[i])),
+  ].map((backend) => Object.assign(backend, { name: `${backend.name}${kind}` }));
+  const real = backends("");
+  // The import targets are backends of their own (a backend's open() moves it to a new prefix).
+  const targets = [{ name: "memory", make: () => SessionStore.memory() }, ...backends(" (import)").map((b) => ({ name: b.name, make: async () => (await b.open(1))[0] }))];
+  for (let trial = 0; trial < 12; trial++) {
+    const backend = real[trial % real.length];
+    await runTrial({ trial, backend, snapshotEvery: 1 + (Math.floor(trial / real.length) % 5), targets });
   }
 });
