@@ -37,6 +37,19 @@ pub(crate) fn needs_migration(head: &Head, supported: u64) -> EngineResult<bool>
     Ok(head.schema < supported)
 }
 
+/// The application schema an old version was committed under, from the events of the versions after
+/// it (in commit order) and the head's schema: the first migration after it started from that schema;
+/// with none after it, the head's is its.
+pub(crate) fn schema_at<'a>(later: impl IntoIterator<Item = &'a Event>, head_schema: u64) -> u64 {
+    later
+        .into_iter()
+        .find_map(|event| match event {
+            Event::Migrated { from, .. } => Some(*from),
+            _ => None,
+        })
+        .unwrap_or(head_schema)
+}
+
 /// `state` (of schema `from`) migrated to `to`, every agent step by step.
 pub(crate) fn migrate_state(
     migrate: Option<&dyn Migrate>,

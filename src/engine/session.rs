@@ -698,6 +698,7 @@ impl Session {
         lifecycle::transition(head.effective_status(self.shared.now()), Action::Fork)?;
         let version = at.unwrap_or(head.version);
         let source = self.at(version).await?;
+        let state = self.in_schema_of(store, &head, version, source.state).await?;
         let new_id = new_id.unwrap_or_else(|| store.new_id());
         limits::check_name("a session id", &new_id)?;
         if load::read_head(&*self.shared.store, &new_id).await?.is_some() {
@@ -712,9 +713,41 @@ impl Session {
             .await?;
         let invocation = fork.begin(BeginOptions::default()).await?;
         let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(self.id()));
-        invocation.stage_all(std::iter::once(Event::Forked { data: from.into() }).chain(source.state.to_events()))?;
+        invocation.stage_all(std::iter::once(Event::Forked { data: from.into() }).chain(state.to_events()))?;
         invocation.commit().await?;
         Ok(fork)
+    }
+
+    /// `state`, as committed at `version`, in the application schema of `store`, which a fork is
+    /// written under: an old version committed under an older schema than `store`'s is migrated, as
+    /// the session's own view is (the latest version's view already is). Finding the schema of an old
+    /// version reads the batches after it, once the session was ever committed under a schema.
+    async fn in_schema_of(
+        &self,
+        store: &SessionStore,
+        head: &Head,
+        version: u64,
+        state: Rc<SessionState>,
+    ) -> EngineResult<Rc<SessionState>> {
+        let supported = store.shared.config.schema_version;
+        if version == head.version {
+            return Ok(state);
+        }
+        let from = match head.schema {
+            0 => 0, // never committed under a schema
+            _ => {
+                let later = load::history(&*self.shared.store, self.id(), head, version + 1, head.version).await?;
+                schema::schema_at(later.iter().filter_map(|e| e.event.as_ref()), head.schema)
+            }
+        };
+        if from > supported {
+            return Err(EngineError::SchemaVersion { stored: from, supported });
+        }
+        if from == supported {
+            return Ok(state);
+        }
+        let migrate = store.shared.migrate.borrow().clone();
+        Ok(Rc::new(schema::migrate_state(migrate.as_deref(), &state, from, supported)?))
     }
 
     /// Tells this store's listeners (and, through them, the other realms of a browser-shared store)

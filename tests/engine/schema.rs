@@ -92,3 +92,28 @@ fn a_newer_schema_and_a_failing_migration_are_refused_with_nothing_written() {
     let invocation = begin(&again);
     block_on(invocation.abort()).unwrap();
 }
+
+/// A fork is written under its store's schema: a fork of a version committed under an older schema
+/// holds that version's data migrated (without it, the fork would label schema-1 data as schema 3
+/// and no load would ever migrate it).
+#[test]
+fn a_fork_of_a_version_committed_under_an_older_schema_holds_it_migrated() {
+    let world = World::new();
+    let v1 = open(&at_schema(&world, "v1", 1, None), "s");
+    turn(&v1, &["1", "2"]); // version 1, schema 1
+    let v3_store = at_schema(&world, "v3", 3, None);
+    let v3 = open(&v3_store, "s");
+    turn(&v3, &["[3]"]); // version 2, persists the migration to schema 3
+    turn(&v3, &["[4]"]); // version 3
+    for (at, messages, n) in
+        [(1, vec!["[1]", "[2]"], "2"), (2, vec!["[1]", "[2]", "[3]"], "2"), (3, vec!["[1]", "[2]", "[3]", "[4]"], "2")]
+    {
+        let fork = block_on(v3.fork(&v3_store, Some(format!("fork-{at}")), Some(at))).unwrap();
+        assert_eq!(texts(&fork.messages(None).unwrap()), messages, "fork at {at}");
+        assert_eq!(fork.value(None, "n").unwrap().as_deref(), Some(n), "fork at {at}");
+        assert_eq!(world.head(&format!("fork-{at}")).schema, 3);
+    }
+    // The old version itself reads as it was committed.
+    let old = block_on(v3.at(1)).unwrap();
+    assert_eq!(texts(&old.state.agent("default").unwrap().messages), ["1", "2"]);
+}
