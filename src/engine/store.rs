@@ -416,18 +416,37 @@ impl SessionStore {
         self.shared.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
         let now = self.shared.now();
-        if let Some(keys) = self.shared.store.expiring(now, limit).await? {
-            let mut deleted = 0;
-            for key in &keys {
-                deleted += usize::from(self.sweep_one(key).await?);
-            }
-            return Ok(deleted);
-        }
         let mut deleted = 0;
+        // An expiry index gives the heads due by `now`, among them some that are not swept (closed
+        // sessions, live leases): `limit` counts the sessions deleted, so ask again for as many more
+        // as were passed over, until the index has no more or gives only those.
+        let mut passed: Vec<String> = Vec::new();
+        loop {
+            let want = passed.len().saturating_add(limit - deleted);
+            let Some(keys) = self.shared.store.expiring(now, want).await? else { break };
+            let mut new = false;
+            for key in &keys {
+                if deleted == limit {
+                    return Ok(deleted);
+                }
+                let Err(at) = passed.binary_search(key) else { continue };
+                new = true;
+                match self.sweep_one(key).await? {
+                    true => deleted += 1,
+                    false => passed.insert(at, key.clone()),
+                }
+            }
+            if keys.len() < want || !new {
+                return Ok(deleted);
+            }
+        }
         let mut cursor: Option<String> = None;
         while deleted < limit {
             let page = self.shared.store.list(keys::HEAD_PREFIX, cursor.as_deref(), 256).await?;
-            for key in page.keys.iter().take(limit - deleted) {
+            for key in &page.keys {
+                if deleted == limit {
+                    break;
+                }
                 deleted += usize::from(self.sweep_one(key).await?);
             }
             match page.cursor {

@@ -1,6 +1,6 @@
 // Shared by tests/js/history-model.test.mjs (Node: memory, KV, encrypted KV) and
 // tests/browser/history-model.test.mjs (a Chromium tab: IndexedDB, encrypted IndexedDB); not a test
-// file. It imports nothing, so a page loads it as it is.
+// file. It imports only model-checks.mjs, so a page loads it as it is.
 //
 // Every version of a session, read back every way, against a model of what was committed: seeded
 // random sequences of turns (messages, state sets and deletes, compactions, for the default agent and
@@ -12,30 +12,11 @@
 // `history()` replayed version by version, a fork at a kept version, and an export imported into
 // another backend.
 
+import { check, same, seeded } from "./model-checks.mjs";
+
 const AGENTS = ["default", "a"];
 const KEYS = ["k1", "k2", "k3"];
 const opt = (agent) => (agent === "default" ? undefined : { agent });
-
-/** JSON text with object keys sorted: equal texts = deeply equal plain JSON values. */
-function canonical(value) {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    return `{${Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonical(value[key])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "undefined";
-}
-
-function same(actual, expected, what) {
-  const [a, e] = [canonical(actual), canonical(expected)];
-  if (a !== e) throw new Error(`${what}:\n  actual   ${a.slice(0, 2000)}\n  expected ${e.slice(0, 2000)}`);
-}
-
-function check(condition, what) {
-  if (!condition) throw new Error(what);
-}
 
 /** One version as the model has it: per agent, its messages and its state. */
 const emptyVersion = () => ({ messages: { default: [], a: [] }, state: { default: {}, a: {} } });
@@ -145,8 +126,7 @@ async function checkAll(where, session, versions, retained, { backend, random, t
  * the stores' clock (if any) by 1 ms.
  */
 export async function runTrial({ trial, backend, snapshotEvery, targets, tick = () => {} }) {
-  let seed = 4242 + trial * 104729;
-  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const random = seeded(4242 + trial * 104729);
   const pick = (list) => list[Math.floor(random() * list.length)];
   const stores = await backend.open(snapshotEvery);
   const session = await stores[0].open("s");
