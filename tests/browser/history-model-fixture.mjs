@@ -6,13 +6,32 @@
 // random sequences of turns (messages, state sets and deletes, compactions, for the default agent and
 // another; checkpoints; ended by commit, abort or interrupt, the next turn resuming) and prunes, with
 // snapshots every 1 to 5 commits (so segments and state layers of every shape), each turn through one
-// of two stores over the same data (two processes, two tabs). At a midpoint and at the end: the
+// of two stores over the same data (two processes, two tabs), with messages and state values about
+// their limits (those over are refused with LIMIT_EXCEEDED and stage nothing). At a midpoint and at the end: the
 // session's reads and status, a fresh store's load, `at(v)` of every kept version with its status
 // (NotFoundError below them; a prune keeps from the newest snapshot at or below its `before`),
 // `history()` replayed version by version, a fork at a kept version, and an export imported into
 // another backend.
 
 import { check, same, seeded } from "./model-checks.mjs";
+
+/** The limits the stores under test are given, so that some writes go over them. */
+export const LIMITS = { maxMessageBytes: 2048, maxStateValueBytes: 1024 };
+
+/** The error `write()` throws, or undefined. */
+function refusal(write) {
+  try {
+    write();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** A write over a limit is refused with LIMIT_EXCEEDED and stages nothing; one within it is taken. */
+function checkLimit(refused, over, what) {
+  check(over ? refused?.code === "LIMIT_EXCEEDED" : refused === undefined, `${what}: ${refused?.code ?? "taken"} (over the limit: ${over})`);
+}
 
 const AGENTS = ["default", "a"];
 const KEYS = ["k1", "k2", "k3"];
@@ -158,17 +177,23 @@ export async function runTrial({ trial, backend, snapshotEvery, targets, tick = 
       const agent = pick(AGENTS);
       const roll = random();
       if (roll < 0.5) {
+        const size = random();
         const message =
-          random() < 0.5
+          size < 0.45
             ? `m${++counter}`
-            : { role: pick(["user", "assistant"]), n: ++counter, text: "x".repeat(Math.floor(random() * 300)) };
-        inv.appendMessage(message, opt(agent));
-        next.messages[agent].push(message);
+            : size < 0.93
+              ? { role: pick(["user", "assistant"]), n: ++counter, text: "x".repeat(Math.floor(random() * 300)) }
+              : { n: ++counter, text: "y".repeat(1950 + Math.floor(random() * 200)) }; // about the limit
+        const over = JSON.stringify(message).length > LIMITS.maxMessageBytes;
+        checkLimit(refusal(() => inv.appendMessage(message, opt(agent))), over, `${where}: a message of ${JSON.stringify(message).length} bytes`);
+        if (!over) next.messages[agent].push(message);
       } else if (roll < 0.75) {
         const key = pick(KEYS);
-        const value = pick([counter, `v${counter}`, null, [counter, { nested: counter }], { at: step, list: [1, 2] }]);
-        inv.setState(key, value, opt(agent));
-        next.state[agent][key] = value;
+        const big = "z".repeat(980 + Math.floor(random() * 80)); // about the limit
+        const value = pick([counter, `v${counter}`, null, [counter, { nested: counter }], { at: step, list: [1, 2] }, big]);
+        const over = JSON.stringify(value).length > LIMITS.maxStateValueBytes;
+        checkLimit(refusal(() => inv.setState(key, value, opt(agent))), over, `${where}: a state value of ${JSON.stringify(value).length} bytes`);
+        if (!over) next.state[agent][key] = value;
       } else if (roll < 0.88) {
         const key = pick(KEYS);
         inv.deleteState(key, opt(agent));

@@ -22,7 +22,7 @@ test("IndexedDB: every version of a session, read back every way, matches what w
   const run = (source, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [source.toString(), arg]);
   const outcome = await run(
     async ({ lib }, { trials }) => {
-      const { runTrial } = await import("/tests/browser/history-model-fixture.mjs");
+      const { LIMITS, runTrial } = await import("/tests/browser/history-model-fixture.mjs");
       const aes = () => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
       const keys = { default: await aes(), next: await aes() };
       const opened = [];
@@ -38,7 +38,8 @@ test("IndexedDB: every version of a session, read back every way, matches what w
           name,
           async open(snapshotEvery) {
             database = `history-model-${++databases}`;
-            return [await idb({ database, snapshotEvery, ...optionsOf(0) }), await idb({ database, snapshotEvery, ...optionsOf(1) })];
+            const options = { database, snapshotEvery, limits: LIMITS };
+            return [await idb({ ...options, ...optionsOf(0) }), await idb({ ...options, ...optionsOf(1) })];
           },
           fresh: () => idb({ database, ...optionsOf(1) }),
         };

@@ -1,8 +1,8 @@
 // Every version of a session, read back every way, against a model of what was committed
 // (tests/browser/history-model-fixture.mjs says what is run and checked), on the memory store, on
-// kv(memoryKv) and on kv(memoryKv) with encryption at rest. The KV backends write through two stores
-// over one memoryKv (two processes); the encrypted ones are mid key rotation (both have both keys, one
-// writes under the new key id). Then fewer trials on a real redis-server (two node-redis clients) and on
+// kv(memoryKv), on kv(memoryKv) with a cache of one session, and on kv(memoryKv) with encryption at
+// rest. The KV backends write through two stores over one memoryKv (two processes); the encrypted ones
+// are mid key rotation (both have both keys, one writes under the new key id). Then fewer trials on a real redis-server (two node-redis clients) and on
 // one Deno KV file (two connections, @deno/kv). The same trials run on IndexedDB in Chromium
 // (tests/browser/history-model.test.mjs).
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,7 +13,7 @@ import { openKv } from "@deno/kv";
 import { createClient } from "redis";
 import { SessionStore } from "agent-session";
 import { denoKv, memoryKv, redisKv } from "agent-session/adapters";
-import { runTrial } from "../browser/history-model-fixture.mjs";
+import { LIMITS, runTrial } from "../browser/history-model-fixture.mjs";
 import { manualClock } from "./_helpers.mjs";
 import { startRedis } from "./adapters/_redis-server.mjs";
 
@@ -40,7 +40,8 @@ function backends(now, keys) {
       name,
       async open(snapshotEvery) {
         kv = memoryKv();
-        return [await SessionStore.kv(kv, { now, snapshotEvery, ...optionsOf(0) }), await SessionStore.kv(kv, { now, snapshotEvery, ...optionsOf(1) })];
+        const options = { now, snapshotEvery, limits: LIMITS };
+        return [await SessionStore.kv(kv, { ...options, ...optionsOf(0) }), await SessionStore.kv(kv, { ...options, ...optionsOf(1) })];
       },
       fresh: () => SessionStore.kv(kv, { now, ...optionsOf(1) }),
     };
@@ -50,12 +51,14 @@ function backends(now, keys) {
     {
       name: "memory",
       async open(snapshotEvery) {
-        memory = await SessionStore.memory({ now, snapshotEvery });
+        memory = await SessionStore.memory({ now, snapshotEvery, limits: LIMITS });
         return [memory, memory];
       },
       fresh: async () => memory, // nothing else reads a memory store's data
     },
     kvBackend("kv(memoryKv)", () => ({})),
+    // A cache of one small session: every other read evicts and reloads.
+    kvBackend("kv(memoryKv), a cache of one session", () => ({ cache: { maxSessions: 1, maxBytes: 4096 } })),
     kvBackend("kv(memoryKv), encrypted", (which) => ({ encryptionKey: { current: which === 0 ? "default" : "next", keys } })),
   ];
 }
@@ -81,7 +84,8 @@ function twoConnections(name, connect) {
     name,
     async open(snapshotEvery) {
       prefix = `hm${++prefixes}:`;
-      return [await SessionStore.kv(await connect(0), { prefix, snapshotEvery }), await SessionStore.kv(await connect(1), { prefix, snapshotEvery })];
+      const options = { prefix, snapshotEvery, limits: LIMITS };
+      return [await SessionStore.kv(await connect(0), options), await SessionStore.kv(await connect(1), options)];
     },
     fresh: async () => SessionStore.kv(await connect(1), { prefix }),
   };
