@@ -169,8 +169,14 @@ impl Head {
         }
     }
 
-    /// When the session expires: the earlier of idle TTL after the last commit and max lifetime.
+    /// When the session expires: the earlier of idle TTL after the last commit and max lifetime;
+    /// never once it is closed (terminal: `core/lifecycle.rs`), so that no backend TTL or expiry index
+    /// deletes or lists a closed session's head (its other records would be left behind, and a
+    /// closed session would vanish on Redis while it stayed in IndexedDB).
     pub fn expires_at(&self) -> Option<u64> {
+        if self.status == Status::Closed {
+            return None;
+        }
         let idle = self.idle_ttl_ms.map(|ttl| self.updated_at.saturating_add(ttl));
         let life = self.max_lifetime_ms.map(|max| self.created_at.saturating_add(max));
         match (idle, life) {

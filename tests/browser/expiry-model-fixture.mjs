@@ -6,12 +6,11 @@
 // with the store's idleTtlMs / maxLifetimeMs or their own, turns (committed, aborted, interrupted and
 // resumed), closes, deletes, the clock moving on, through two stores over the same data (or one). After
 // every step the model says each session's version, status (expired once the clock reaches
-// min(updatedAt + idleTtlMs, createdAt + maxLifetimeMs), closed for good), createdAt, updatedAt and
-// expiresAt; what must agree with it: a fresh open's Session, list() paged by random limits under a
-// prefix (every session exactly once), begin/close on an expired or closed session
-// (SessionExpiredError / SessionClosedError, nothing written), and sweepExpired() (deletes exactly
-// expired sessions: all of them, or `limit` of them when there are more, whatever closed or running
-// sessions are also past their expiry).
+// min(updatedAt + idleTtlMs, createdAt + maxLifetimeMs); closed for good, and then never expiring),
+// createdAt, updatedAt and expiresAt; what must agree with it: a fresh open's Session, list() paged by
+// random limits under a prefix (every session exactly once), begin/close on an expired or closed
+// session (SessionExpiredError / SessionClosedError, nothing written), and sweepExpired() (deletes
+// exactly expired sessions: all of them, or `limit` of them when there are more).
 
 import { check, same, seeded } from "./model-checks.mjs";
 
@@ -28,6 +27,7 @@ function clock() {
 const IDS = ["p/a", "p/b", "p/c", "p/d", "q/a", "q/b"];
 
 function expiresAt(s) {
+  if (s.status === "closed") return null; // terminal: never expires
   const idle = s.idle === undefined ? undefined : s.updatedAt + s.idle;
   const life = s.life === undefined ? undefined : s.createdAt + s.life;
   if (idle === undefined) return life ?? null;

@@ -192,7 +192,7 @@ test("closing the store does not close the caller's client", async () => {
   await own.quit();
 });
 
-test("a session with idleTtlMs: its head gets a Redis TTL (PEXPIRE), its records none, expiresAt is in the record", async () => {
+test("a session with idleTtlMs: its head gets a Redis TTL (PEXPIRE), its records none, expiresAt is in the record; closed, none", async () => {
   const store = await SessionStore.kv(redisKv(client), { owner: "ttl", idleTtlMs: 60_000, prefix: "ttl:" });
   const session = await store.open("expiring");
   const inv = await session.begin();
@@ -207,5 +207,10 @@ test("a session with idleTtlMs: its head gets a Redis TTL (PEXPIRE), its records
   assert.ok(session.expiresAt !== null && session.expiresAt >= session.updatedAt + 59_000);
   const { sessions } = await (await SessionStore.kv(redisKv(client), { prefix: "ttl:" })).list();
   assert.deepEqual(sessions.map((s) => [s.id, s.expiresAt]), [["expiring", session.expiresAt]]);
+  // A closed session never expires (terminal): its head loses the TTL, or Redis would delete it and
+  // leave its other records behind.
+  await session.close();
+  assert.equal(session.expiresAt, null);
+  assert.equal(await client.pTTL(head), -1, "a closed session's head has no TTL");
   await store.close();
 });
