@@ -4,9 +4,12 @@
 //!
 //! Recognised shapes (a message of no known shape never blocks a cut):
 //! - OpenAI Chat Completions: `tool_calls[].id` / `tool_call_id`
-//! - OpenAI Responses items: `function_call` / `function_call_output` by `call_id`
-//! - OpenAI Agents JS items: `function_call` / `function_call_result` by `callId`
-//! - Anthropic content blocks: `tool_use.id` / `tool_result.tool_use_id`
+//! - OpenAI Responses items: `function_call` / `function_call_output` by `call_id`, and every other
+//!   `*_call` / `*_output` pair (`computer_call`, `shell_call`, `apply_patch_call`, `custom_tool_call`...)
+//! - OpenAI Agents JS items: `function_call` / `function_call_result` by `callId`, and every other
+//!   `*_call` / `*_result` or `*_output` pair (`computer_call_result`, `shell_call_output`...)
+//! - Anthropic content blocks: `tool_use.id` / `tool_result.tool_use_id` (and `server_tool_use`,
+//!   `mcp_tool_use` / `*tool_result`)
 //! - Bedrock and Strands content blocks: `toolUse.toolUseId` / `toolResult.toolUseId`
 //! - LangChain messages: `tool_calls[].id` / `tool_call_id`, plain or serialized under `kwargs`
 
@@ -63,16 +66,23 @@ fn collect(value: &Value, ids: &mut (Vec<String>, Vec<String>), depth: usize) {
     }
     results.extend(value.get("tool_call_id").and_then(Value::string));
     let id = || value.get("call_id").or_else(|| value.get("callId")).and_then(Value::string);
+    // Every kind of tool call item, not only functions: `computer_call`, `shell_call`,
+    // `apply_patch_call`, `custom_tool_call`, `tool_search_call`... answered by an item of the same
+    // kind ending in `_output` (the Responses API) or `_result` (Agents JS), by the same call id.
     match value.get("type").and_then(Value::string).as_deref() {
-        Some("function_call") => calls.extend(id()),
-        Some("function_call_output" | "function_call_result") => results.extend(id()),
+        Some(kind) if kind.ends_with("_call") => calls.extend(id()),
+        Some(kind) if kind.ends_with("_output") || kind.ends_with("_result") => results.extend(id()),
         _ => {}
     }
     if let Some(Value::Array(blocks)) = value.get("content") {
         for block in blocks {
+            // `tool_use` and the server tools' `server_tool_use`, `mcp_tool_use`; their results
+            // `tool_result`, `web_search_tool_result`, `mcp_tool_result`...
             match block.get("type").and_then(Value::string).as_deref() {
-                Some("tool_use") => calls.extend(block.get("id").and_then(Value::string)),
-                Some("tool_result") => results.extend(block.get("tool_use_id").and_then(Value::string)),
+                Some(kind) if kind.ends_with("tool_use") => calls.extend(block.get("id").and_then(Value::string)),
+                Some(kind) if kind.ends_with("tool_result") => {
+                    results.extend(block.get("tool_use_id").and_then(Value::string))
+                }
                 _ => {}
             }
             calls.extend(block.get("toolUse").and_then(|b| b.get("toolUseId")).and_then(Value::string));

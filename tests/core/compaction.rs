@@ -35,6 +35,48 @@ fn pairs() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
             "call_a1",
         ),
         (
+            "OpenAI Responses computer call",
+            r#"{"type":"computer_call","id":"cu_1","call_id":"call_c1","action":{"type":"screenshot"},"pending_safety_checks":[],"status":"completed"}"#,
+            r#"{"type":"computer_call_output","call_id":"call_c1","output":{"type":"computer_screenshot","image_url":"data:"}}"#,
+            "call_c1",
+        ),
+        (
+            "OpenAI Responses custom tool call",
+            r#"{"type":"custom_tool_call","id":"ctc_1","call_id":"call_x1","name":"grammar","input":"x"}"#,
+            r#"{"type":"custom_tool_call_output","call_id":"call_x1","output":"ok"}"#,
+            "call_x1",
+        ),
+        (
+            "OpenAI Agents JS computer call",
+            r#"{"type":"computer_call","callId":"call_c2","status":"completed","action":{"type":"screenshot"}}"#,
+            r#"{"type":"computer_call_result","callId":"call_c2","output":{"type":"computer_screenshot","data":"data:"}}"#,
+            "call_c2",
+        ),
+        (
+            "OpenAI Agents JS shell call",
+            r#"{"type":"shell_call","callId":"call_s1","status":"completed","action":{"commands":["ls"]}}"#,
+            r#"{"type":"shell_call_output","callId":"call_s1","output":[{"stdout":"a","stderr":"","outcome":{"type":"exit","exitCode":0}}]}"#,
+            "call_s1",
+        ),
+        (
+            "OpenAI Agents JS apply_patch call",
+            r#"{"type":"apply_patch_call","callId":"call_p1","status":"completed","operation":{"type":"delete_file","path":"a"}}"#,
+            r#"{"type":"apply_patch_call_output","callId":"call_p1","status":"completed"}"#,
+            "call_p1",
+        ),
+        (
+            "OpenAI Agents JS tool search",
+            r#"{"type":"tool_search_call","callId":"call_t1","execution":"client","arguments":{"query":"x"}}"#,
+            r#"{"type":"tool_search_output","callId":"call_t1","execution":"client","tools":[]}"#,
+            "call_t1",
+        ),
+        (
+            "Anthropic server tool",
+            r#"{"role":"assistant","content":[{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"x"}}]}"#,
+            r#"{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}]}"#,
+            "srvtoolu_1",
+        ),
+        (
             "Anthropic",
             r#"{"role":"assistant","content":[{"type":"text","text":"let me check"},{"type":"tool_use","id":"toolu_01","name":"f","input":{}}]}"#,
             r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01","content":"42"}]}"#,
@@ -185,4 +227,47 @@ fn ids_with_lone_surrogates_stay_distinct_and_pairs_decode() {
     let all = messages(&[a, r#"{"tool_call_id":"c\ud800"}"#, b, r#"{"tool_call_id":"c\udbff"}"#]);
     assert_eq!(check_cut(&all, 2), Ok(()), "a cut between two whole pairs");
     assert!(check_cut(&all, 3).is_err());
+}
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever mix of formats, interleaving and unanswered calls: a cut is refused exactly when
+        /// some call is before it and its result at or after it.
+        #[test]
+        fn a_cut_is_refused_exactly_when_it_separates_a_call_from_its_result(steps in proptest::collection::vec((0..3u8, 0..64usize), 1..40)) {
+            let shapes = pairs();
+            let mut texts: Vec<String> = Vec::new();
+            let mut open: Vec<(usize, usize, usize)> = Vec::new(); // (pair number, shape, call index)
+            let mut spans: Vec<(usize, usize)> = Vec::new(); // (call index, result index)
+            for (number, (action, pick)) in steps.into_iter().enumerate() {
+                match action {
+                    0 => texts.push(r#"{"role":"user","content":"filler"}"#.to_owned()),
+                    1 => {
+                        let shape = pick % shapes.len();
+                        let (_, call, _, id) = shapes[shape];
+                        texts.push(call.replace(id, &format!("id-{number}")));
+                        open.push((number, shape, texts.len() - 1));
+                    }
+                    _ if !open.is_empty() => {
+                        let (pair, shape, at) = open.remove(pick % open.len());
+                        let (_, _, result, id) = shapes[shape];
+                        texts.push(result.replace(id, &format!("id-{pair}")));
+                        spans.push((at, texts.len() - 1));
+                    }
+                    _ => {}
+                }
+            }
+            let all: Vec<Json> = texts.iter().map(|t| json(t)).collect();
+            for before in 0..=all.len() {
+                let separates = spans.iter().any(|&(call, result)| call < before && before <= result);
+                prop_assert_eq!(check_cut(&all, before).is_err(), separates, "cut at {} of {:?}", before, texts);
+            }
+        }
+    }
 }
