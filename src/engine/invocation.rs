@@ -47,6 +47,17 @@ struct State {
     /// (the store errored, then the head could not be read back). Until a retry of the commit learns
     /// the outcome, nothing more may be staged: the retry must write exactly the same turn.
     uncertain: Option<u64>,
+    /// The events a checkpoint is writing, while it writes them: the invocation stays open for
+    /// reads meanwhile, and they see these (the session's view takes them in once written).
+    in_flight: Option<Rc<Vec<Event>>>,
+}
+
+impl State {
+    /// The events not in the session's view yet, oldest first: those a checkpoint is writing, then
+    /// those staged.
+    fn pending(&self) -> [&[Event]; 2] {
+        [self.in_flight.as_deref().map_or(&[], Vec::as_slice), &self.staged]
+    }
 }
 
 /// Why an invocation's `signal` aborts (once, for the first of these).
@@ -99,7 +110,7 @@ impl Invocation {
         wakes_at_begin: Option<u64>,
     ) -> Rc<Invocation> {
         let staged_bytes = staged.iter().map(Event::weight).sum();
-        let state = State { stage: Stage::Open, head, version, staged, staged_bytes, uncertain: None };
+        let state = State { stage: Stage::Open, head, version, staged, staged_bytes, uncertain: None, in_flight: None };
         // The cached view stays loaded while this invocation may commit onto it.
         session.shared.cache.pin(&session.slot);
         Rc::new(Invocation {
@@ -169,6 +180,16 @@ impl Invocation {
         Err(CoreError::InvalidTransition { from, action })
     }
 
+    /// [`Invocation::check_open`] for a read: also while a checkpoint writes (it does not end the
+    /// invocation, and a read sees what it writes).
+    fn check_readable(&self, action: &'static str) -> Result<(), CoreError> {
+        let writing = self.state.borrow().in_flight.is_some();
+        if writing {
+            return Ok(());
+        }
+        self.check_open(action)
+    }
+
     fn agent_or_default<'a>(&'a self, agent: Option<&'a str>) -> Result<&'a str, CoreError> {
         match agent {
             Some(agent) => {
@@ -224,10 +245,11 @@ impl Invocation {
 
     /// Committed messages with the staged appends and compactions applied (read your writes).
     pub fn messages(&self, agent: Option<&str>) -> EngineResult<Vec<Json>> {
-        self.check_open("messages")?;
+        self.check_readable("messages")?;
         let agent = self.agent_or_default(agent)?;
         let mut messages = self.session.messages(Some(agent))?;
-        for event in &self.state.borrow().staged {
+        let state = self.state.borrow();
+        for event in state.pending().into_iter().flatten() {
             match event {
                 Event::Message { agent: a, data } if a == agent => messages.push(data.clone()),
                 Event::Compacted { agent: a, before, summary } if a == agent => {
@@ -243,11 +265,11 @@ impl Invocation {
     /// Only the staged messages of `agent` (reads that cache the committed ones add these), or
     /// `None` when a compaction of its messages is staged (then read [`Invocation::messages`]).
     pub fn staged_messages(&self, agent: Option<&str>) -> Result<Option<Vec<Json>>, CoreError> {
-        self.check_open("messages")?;
+        self.check_readable("messages")?;
         let agent = self.agent_or_default(agent)?;
         let state = self.state.borrow();
         let mut staged = Vec::new();
-        for event in &state.staged {
+        for event in state.pending().into_iter().flatten() {
             match event {
                 Event::Message { agent: a, data } if a == agent => staged.push(data.clone()),
                 Event::Compacted { agent: a, .. } if a == agent => return Ok(None),
@@ -281,10 +303,11 @@ impl Invocation {
 
     /// Committed state with staged sets and deletes applied.
     pub fn values(&self, agent: Option<&str>) -> EngineResult<BTreeMap<String, Json>> {
-        self.check_open("state")?;
+        self.check_readable("state")?;
         let agent = self.agent_or_default(agent)?;
         let mut values = self.session.values(Some(agent))?;
-        for event in &self.state.borrow().staged {
+        let state = self.state.borrow();
+        for event in state.pending().into_iter().flatten() {
             match event {
                 Event::StateSet { agent: a, key, data } if a == agent => {
                     values.insert(key.clone(), data.clone());
@@ -301,9 +324,10 @@ impl Invocation {
     /// One state value of `agent` as this invocation sees it: the last staged set or delete of
     /// `key`, else the committed value.
     pub fn value(&self, agent: Option<&str>, key: &str) -> EngineResult<Option<Json>> {
-        self.check_open("state")?;
+        self.check_readable("state")?;
         let agent = self.agent_or_default(agent)?;
-        for event in self.state.borrow().staged.iter().rev() {
+        let state = self.state.borrow();
+        for event in state.pending().into_iter().rev().flat_map(|events| events.iter().rev()) {
             match event {
                 Event::StateSet { agent: a, key: k, data } if a == agent && k == key => return Ok(Some(data.clone())),
                 Event::StateDelete { agent: a, key: k } if a == agent && k == key => return Ok(None),
@@ -546,8 +570,17 @@ impl Invocation {
             }
             events.push(last);
         }
-        self.state.borrow_mut().stage = Stage::Committing;
+        let events = Rc::new(events);
+        {
+            let mut state = self.state.borrow_mut();
+            state.stage = Stage::Committing;
+            if matches!(outcome, Outcome::Checkpoint) {
+                state.in_flight = Some(events.clone());
+            }
+        }
         let result = self.write(outcome, &events, live.as_ref()).await;
+        // Taken out before anything else runs: the view takes the events in (below) or they are staged again.
+        self.state.borrow_mut().in_flight = None;
         match result {
             Ok((head, version, snapshot)) => {
                 if let Some((n, _)) = &live {
@@ -590,6 +623,8 @@ impl Invocation {
             }
             Err(error) => {
                 let lease_lost = matches!(error, EngineError::Core(CoreError::LeaseLost { .. }));
+                // The only owner now (`in_flight` was cleared above): no copy is made.
+                let mut events = Rc::try_unwrap(events).unwrap_or_else(|events| (*events).clone());
                 if !lease_lost {
                     // Retryable (a storage failure): the invocation stays open with its staged events.
                     if last_is_some {

@@ -392,6 +392,47 @@ suite("lifecycle: checkpoint", () => {
     await next.abort();
   });
 
+  test("while a checkpoint is being written the invocation's reads go on and see what it writes; writes wait for it", async () => {
+    // A KV whose puts wait for a gate, so that the checkpoint stays in flight while the test reads.
+    const { memoryKv } = await import("agent-session/adapters");
+    const inner = memoryKv();
+    let gate;
+    const kv = {
+      ...inner,
+      capabilities: inner.capabilities,
+      get: (...args) => inner.get(...args),
+      delete: (...args) => inner.delete(...args),
+      list: (...args) => inner.list(...args),
+      put: async (...args) => {
+        if (gate) await gate.promise;
+        return inner.put(...args);
+      },
+    };
+    const store = await SessionStore.kv(kv);
+    const session = await store.open("reads-in-flight");
+    await session.invoke((inv) => inv.setState("k", 0));
+    const inv = await session.begin();
+    inv.appendMessage("m1");
+    inv.setState("k", 1);
+    let open;
+    gate = { promise: new Promise((resolve) => (open = resolve)) };
+    const checkpoint = inv.checkpoint();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(plain(inv.messages()), ["m1"], "messages() while the checkpoint is written");
+    assert.deepEqual(plain(inv.state()), { k: 1 }, "state() while the checkpoint is written");
+    assert.equal(inv.stateValue("k"), 1);
+    const refused = thrown(() => inv.appendMessage("m2"), "appendMessage while the checkpoint is written");
+    assertError(refused, InvalidTransitionError, "INVALID_TRANSITION", "appendMessage");
+    open();
+    gate = undefined;
+    assert.equal(await checkpoint, 2);
+    assert.deepEqual(plain(inv.messages()), ["m1"]);
+    assert.equal(inv.stateValue("k"), 1);
+    inv.appendMessage("m2");
+    assert.equal(await inv.commit(), 3);
+    assert.deepEqual(plain(session.messages()), ["m1", "m2"]);
+  });
+
   test("an empty checkpoint or commit still makes a version", async () => {
     const { store } = await clockStore();
     const session = await store.open("empty-commit");

@@ -29,8 +29,9 @@ import { gzipSync } from "node:zlib";
 // JavaScript garbage a turn, bench/idb-alloc.mjs); 213,961 with a deleted session's cached view
 // forgotten at the delete and at a create (+0.1 KB); 214,374 with at(v)'s status read from the
 // version's own batch and a fork of an old version migrated to its store's schema (+0.4 KB); 214,614
-// with sweepExpired's limit counting only the sessions it deletes (+0.2 KB). Budget: 214,800.
-const BUDGET_GZIPPED = 214_800;
+// with sweepExpired's limit counting only the sessions it deletes (+0.2 KB); 215,213 with an
+// invocation's reads going on while its checkpoint is written (+0.6 KB). Budget: 215,400.
+const BUDGET_GZIPPED = 215_400;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
