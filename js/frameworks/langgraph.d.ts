@@ -89,8 +89,10 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * `ConcurrencyError` when the thread is held anywhere (another process, tab or guard). While `fn`
    * runs, every put/putWrites of that thread through this saver joins the invocation and each put
    * (one per LangGraph step) is persisted with `checkpoint()`; resolves after the commit when `fn`
-   * resolves; aborts (keeping the steps already checkpointed) and rethrows when it rejects; always
-   * releases the lease. A put/putWrites after the lease was taken over rejects with `LeaseLostError`
+   * resolves; when it rejects, commits what LangGraph was told is saved of the failed step (its
+   * errors and its finished tasks' writes, as any checkpointer keeps them) and rethrows, or aborts
+   * (keeping the steps already checkpointed) when `fn` staged writes of its own since the last put;
+   * always releases the lease. A put/putWrites after the lease was taken over rejects with `LeaseLostError`
    * and stores nothing; any put/putWrites that fails inside `fn` ends the turn (later ones reject
    * with the same error, and the guard aborts and rethrows it even if `fn` resolves). `fn` receives
    * the invocation: writes staged on it (e.g. app state under another agent) commit with the turn;

@@ -183,6 +183,7 @@ function userInvocation(guard) {
         guard.cache.clear();
         const result = value.apply(target, args);
         guard.dirty = true;
+        guard.userDirty = true;
         return result;
       };
     },
@@ -677,8 +678,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
    * Runs one graph turn on `threadId` under one agent-session invocation: fails fast with
    * ConcurrencyError when the thread is busy anywhere; every put/putWrites of that thread through
    * this saver while `fn` runs is staged into the invocation, and each put checkpoints it (a crash
-   * loses only the step in progress); commits when `fn` resolves, aborts and rethrows when it
-   * rejects, and always releases the lease.
+   * loses only the step in progress); commits when `fn` resolves; when it rejects, ends the turn as
+   * _endGuard says and rethrows; always releases the lease.
    */
   async guard(threadId, fn, options = {}) {
     if (typeof fn !== "function") throw new TypeError("AgentSessionSaver.guard(threadId, fn): fn must be a function");
@@ -767,6 +768,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         version: undefined,
         versionKnown: true,
         dirty: false,
+        userDirty: false, // whether the caller staged writes of its own on the invocation
         live: false,
         failed: undefined,
         done: false,
@@ -778,7 +780,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
 
   /**
    * Ends a guard: with `ok`, commits what is staged (a put or putWrites that failed inside it is
-   * rethrown instead, and the turn aborted); else aborts. Always releases the lease.
+   * rethrown instead, and the turn aborted). Without (`fn` rejected), commits what LangGraph was told
+   * is saved since the last put (the failed step's pending writes: its errors and its finished tasks'
+   * writes), as any checkpointer keeps it, so that a retry runs only the tasks that did not finish;
+   * aborts instead when `fn` staged writes of its own on the invocation (they go with the failed turn)
+   * or a write failed, or when that commit fails. Always releases the lease.
    */
   async _endGuard(sid, guard, ok) {
     const abort = () =>
@@ -788,6 +794,17 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       });
     try {
       if (!ok) {
+        if (guard.dirty && !guard.userDirty && !guard.failed) {
+          try {
+            await this._serial(sid, async () => {
+              guard.done = true;
+              await guard.inv.commit();
+            });
+            return;
+          } catch {
+            // fn's error is the one the caller gets; the writes go as an abort would drop them
+          }
+        }
         await abort();
         return;
       }

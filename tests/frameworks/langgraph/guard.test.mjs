@@ -150,7 +150,7 @@ describe("saver.guard(threadId, fn) with a real StateGraph", () => {
     expect(text).toContain("@B");
   });
 
-  it("an error in the turn aborts, rethrows and releases; the steps checkpointed before it stay", async () => {
+  it("an error in the turn rethrows and releases; the steps checkpointed before it and the failed step's pending writes stay, as MemorySaver keeps them", async () => {
     const kv = memoryKv();
     const store = await SessionStore.kv(kv);
     const saver = new AgentSessionSaver(store);
@@ -161,12 +161,37 @@ describe("saver.guard(threadId, fn) with a real StateGraph", () => {
     expect(session.status).toBe("idle");
     const { tuples, text } = await storedStrings(kv, "t-err");
     expect(text).toContain("a@A"); // the step of node a was checkpointed
-    expect(text).not.toContain("b failed"); // the failed step's writes (its __error__ write) were aborted
+    // The failed step's writes (its __error__ write) are kept: LangGraph was told they were saved.
+    expect(text).toContain("b failed");
     expect(tuples.length).toBeGreaterThan(0);
+    const state = await graph.getState(config);
+    expect(state.tasks.map((task) => [task.name, String(task.error?.message ?? task.error)])).toEqual([["b", "b failed for A"]]);
     // The thread is usable again at once, and resumes from the last checkpoint.
     const fixed = buildGraph(saver, "A2", { delayMs: 5 });
     const resumed = await saver.guard("t-err", () => fixed.invoke(null, config));
     expect(resumed.log).toEqual(["in", "a@A", "b@A2"]);
+  });
+
+  it("an error in a turn whose fn staged writes of its own on the invocation aborts: those and the failed step's writes are dropped", async () => {
+    const kv = memoryKv();
+    const store = await SessionStore.kv(kv);
+    const saver = new AgentSessionSaver(store);
+    const graph = buildGraph(saver, "A", { delayMs: 5, failInB: true });
+    const config = { configurable: { thread_id: "t-err-own" } };
+    const turn = saver.guard("t-err-own", async (inv) => {
+      try {
+        return await graph.invoke({ log: ["in"] }, config);
+      } catch (error) {
+        inv.setState("mine", 1, { agent: "app" }); // staged after the last put: goes with the turn
+        throw error;
+      }
+    });
+    await expect(turn).rejects.toThrow("b failed for A");
+    const session = await store.open("langgraph/t-err-own", { create: false });
+    expect(session.state({ agent: "app" })).toEqual({});
+    const { text } = await storedStrings(kv, "t-err-own");
+    expect(text).toContain("a@A");
+    expect(text).not.toContain("b failed");
   });
 
   it("a stale holder (short lease, no heartbeat, taken over) gets LeaseLostError on put and stores nothing", async () => {

@@ -2,7 +2,8 @@
 # LangGraph.js drop-in tests (agent-session/langgraph). Runs:
 #   1. vitest with @langchain/langgraph-checkpoint 1.1.x (the repo's): the validation suite on the
 #      memory and kv stores, the saver's tests, and the guard tests and the comparison with
-#      MemorySaver (against-memory-saver.test.mjs) on a real StateGraph;
+#      MemorySaver (against-memory-saver.test.mjs, and hitl-against-memory-saver.test.mjs with
+#      interrupts, parallel nodes, a failing node and a subgraph) on a real StateGraph;
 #   2. vitest with @langchain/langgraph-checkpoint 1.2.x (installed by ../langgraph-1.2/install.sh):
 #      the validation suite on both stores, the saver's tests and a check that 1.2 is the one loaded;
 #   3. tsc on a user program of the .d.ts.
