@@ -4,6 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { startBrowser } from "./chromium.mjs";
+import { inTab, tabHelpers } from "./tabs.mjs";
 
 let chrome;
 before(async () => {
@@ -12,36 +13,36 @@ before(async () => {
 after(async () => {
   await chrome?.stop();
 });
+const { withTabs, openTab } = tabHelpers(() => chrome, { page: "/tests/browser/idb-tab.html", database: "expiry-model" });
 
-test("IndexedDB: statuses, list(), begin/close refusals and sweepExpired() match a model", { timeout: 300_000 }, async () => {
-  const page = await chrome.page("/tests/browser/idb-tab.html");
-  await page.waitForFunction(() => document.body?.dataset.ready);
-  assert.equal(await page.evaluate(() => document.body.dataset.ready), "true", "the tab did not load the package");
-  const run = (source, arg) => page.evaluate(([source, arg]) => window.run(source, arg), [source.toString(), arg]);
-  const outcome = await run(
-    async ({ lib }, { trials }) => {
-      const { runTrial } = await import("/tests/browser/expiry-model-fixture.mjs");
-      const opened = [];
-      let databases = 0;
-      const makeStores = async (options) => {
-        const database = `expiry-model-${++databases}`;
-        for (let i = 0; i < 2; i++) opened.push(await lib.SessionStore.indexedDb({ database, ...options }));
-        return opened.slice(-2);
-      };
-      for (let trial = 0; trial < trials; trial++) {
-        try {
-          await runTrial({ trial, name: "IndexedDB", makeStores });
-        } catch (error) {
-          return { error: String(error?.stack ?? error), trial };
-        } finally {
-          for (const store of opened.splice(0)) await store.close();
+test("IndexedDB: statuses, list(), begin/close refusals and sweepExpired() match a model", { timeout: 300_000 }, (t) =>
+  withTabs(t, async (tabs) => {
+    const page = await openTab(tabs, "tab");
+    const outcome = await inTab(
+      page,
+      async ({ lib }, { trials }) => {
+        const { runTrial } = await import("/tests/browser/expiry-model-fixture.mjs");
+        const opened = [];
+        let databases = 0;
+        const makeStores = async (options) => {
+          const database = `expiry-model-${++databases}`;
+          for (let i = 0; i < 2; i++) opened.push(await lib.SessionStore.indexedDb({ database, ...options }));
+          return opened.slice(-2);
+        };
+        for (let trial = 0; trial < trials; trial++) {
+          try {
+            await runTrial({ trial, name: "IndexedDB", makeStores });
+          } catch (error) {
+            return { error: String(error?.stack ?? error), trial };
+          } finally {
+            for (const store of opened.splice(0)) await store.close();
+          }
         }
-      }
-      return { trials };
-    },
-    { trials: 30 },
-  );
-  assert.equal(outcome.error, undefined, outcome.error);
-  assert.equal(outcome.trials, 30);
-  assert.deepEqual(page.errors, [], "the page reported no uncaught error");
-});
+        return { trials };
+      },
+      { trials: 30 },
+    );
+    assert.equal(outcome.error, undefined, outcome.error);
+    assert.equal(outcome.trials, 30);
+  }),
+);
