@@ -1,5 +1,6 @@
-// Checks shared by the model tests' fixtures (history-model-fixture.mjs, expiry-model-fixture.mjs),
-// which run in Node and in a Chromium page alike: no Node module, no import.
+// Checks shared by the model tests (history-model-fixture.mjs, expiry-model-fixture.mjs, and
+// tests/js/*-model.test.mjs), which run in Node and in a Chromium page alike: no Node module, no
+// import.
 
 /** A seeded pseudo-random generator in [0, 1) (an LCG: the same seed gives the same run). */
 export function seeded(seed) {

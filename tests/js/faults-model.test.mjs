@@ -12,6 +12,7 @@ import { test } from "node:test";
 import { AgentSessionError, SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { manualClock } from "./_helpers.mjs";
+import { seeded } from "../browser/model-checks.mjs";
 
 /** `inner` with faults: while `faults.on`, a call fails before it runs (rate `before`) or after it ran (rate `after`). */
 function faultyKv(inner, random, faults) {
@@ -34,8 +35,7 @@ function expectTyped(error, where) {
 test("a backend that fails before or after its writes: turns stay all or nothing, errors are typed", async () => {
   const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
   for (let trial = 0; trial < 40; trial++) {
-    let seed = 5150 + trial * 40503;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const random = seeded(5150 + trial * 40503);
     const now = manualClock();
     const kv = memoryKv();
     const faults = { on: false, before: 0.04 + (trial % 4) * 0.02, after: 0.03 + (trial % 3) * 0.02 };

@@ -12,6 +12,7 @@ import { afterEach, test } from "node:test";
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { sleep } from "./_helpers.mjs";
+import { seeded } from "../browser/model-checks.mjs";
 
 const SETUPS = [
   {
@@ -82,8 +83,7 @@ function follower(name, store, id) {
 for (const setup of SETUPS) {
   test(`live turns on ${setup.name}: random turns, followers and reloads; every part once, in order, then end`, async () => {
     for (let trial = 0; trial < Number(process.env.LIVE_TRIALS ?? 16); trial++) {
-      let seed = 77 + trial * 6151;
-      const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+      const random = seeded(77 + trial * 6151);
       const pick = (list) => list[Math.floor(random() * list.length)];
       const stores = await setup.stores();
       const id = `live-${trial}`;

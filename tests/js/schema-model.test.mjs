@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
+import { seeded } from "../browser/model-checks.mjs";
 
 const AGENTS = ["default", "a"];
 const opt = (agent) => (agent === "default" ? undefined : { agent });
@@ -47,8 +48,7 @@ function readOf(view) {
 
 test("schema deploys 0 -> 3 with turns through new and old stores: every read is the stored data migrated to the reader's schema", async () => {
   for (let trial = 0; trial < 40; trial++) {
-    let seed = 1009 + trial * 7727;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const random = seeded(1009 + trial * 7727);
     const pick = (list) => list[Math.floor(random() * list.length)];
     const kv = memoryKv();
     let calls = 0;
