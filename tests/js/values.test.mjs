@@ -44,6 +44,26 @@ suite("values: JSON semantics", () => {
     assert.equal(Object.hasOwn(session.state().sparse, "a"), false);
   });
 
+  test("values JSON carries are stored as JSON.stringify writes them: boxed primitives, typed arrays, Maps, a toJSON that is not a function, undefined properties, a toJSON deep inside", async () => {
+    const { session, inv } = await openInvocation();
+    const values = [
+      new Number(5),
+      new String("ab"),
+      new Boolean(false),
+      { n: new Number(-0.5), s: [new String("x")] },
+      new Uint8Array([1, 2, 250]),
+      new Map([["a", 1]]),
+      { toJSON: 5, keep: "yes" },
+      { a: undefined, b: [null, { c: undefined, d: "" }] },
+      { deep: [{ when: new Date(Date.UTC(2020, 0, 1)) }] },
+      Object.create(null, { visible: { value: 1, enumerable: true }, hidden: { value: 2, enumerable: false } }),
+      [[[]], {}, "", 0, -0, 1e300, true],
+    ];
+    values.forEach((value, i) => inv.setState(`v${i}`, value));
+    await inv.commit();
+    values.forEach((value, i) => assert.deepEqual(plain(session.state()[`v${i}`]), JSON.parse(JSON.stringify(value)), `value ${i}`));
+  });
+
   test("a value shared by siblings is not a cycle; a toJSON that returns undefined is refused, a state key named in the path", async () => {
     const { session, inv } = await openInvocation();
     const shared = { n: 1 };
