@@ -1003,15 +1003,23 @@ describe("live turns: items.run() with the invocation's signal and emit()", () =
 // of those throw: nothing of them may stay), with the same operations applied to a MemorySession (a copy
 // of it for a guard, kept only when the guard commits). After every step, a new AgentSessionItems on
 // another store over the same KV reads exactly what the MemorySession holds.
-describe("AgentSessionItems against MemorySession, random operations", () => {
+/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
+async function storeVariants() {
+  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
+}
+
+describe("AgentSessionItems against MemorySession, random operations (plain, encrypted, a one-session cache)", () => {
   test("20 seeded sequences of 40 steps: every answer and every fresh read equal MemorySession's", async () => {
     let guards = 0;
     let aborted = 0;
-    for (let trial = 0; trial < 20; trial++) {
+    const variants = await storeVariants();
+    for (let trial = 0; trial < 21; trial++) {
       let seed = 991 + trial * 7717;
       const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
       const kv = memoryKv();
-      const items = new AgentSessionItems(await SessionStore.kv(kv), "fuzz");
+      const options = variants[trial % variants.length];
+      const items = new AgentSessionItems(await SessionStore.kv(kv, options), "fuzz");
       let model = new MemorySession();
       let made = 0;
       const item = () => {
@@ -1062,7 +1070,7 @@ describe("AgentSessionItems against MemorySession, random operations", () => {
         } else {
           await step(model, where);
         }
-        const fresh = new AgentSessionItems(await SessionStore.kv(kv), "fuzz");
+        const fresh = new AgentSessionItems(await SessionStore.kv(kv, options), "fuzz");
         assert.deepEqual(await fresh.getItems(), await model.getItems(), `${where}: a fresh reader`);
       }
     }

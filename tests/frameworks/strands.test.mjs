@@ -1210,7 +1210,13 @@ describe("AgentSessionStorage: batches", () => {
 // older version, meet a message another writer appended without a trackingId, or are replaced by a
 // new Agent. After every step a new Agent on a third store must restore exactly what the Agent that
 // took the step holds.
-describe("AgentSessionManager: random sequences of turns, trims, rewrites, restores and outside writes", () => {
+/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
+async function storeVariants() {
+  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
+}
+
+describe("AgentSessionManager: random sequences of turns, trims, rewrites, restores and outside writes (plain, encrypted, a one-session cache)", () => {
   test("40 seeded sequences of 30 steps: a new Agent always restores what the last one holds", async () => {
     let replies = 0;
     class CountingModel extends Model {
@@ -1228,12 +1234,14 @@ describe("AgentSessionManager: random sequences of turns, trims, rewrites, resto
       }
     }
     const kinds = {};
+    const variants = await storeVariants();
     for (let trial = 0; trial < 40; trial++) {
       let seed = 4242 + trial * 6007;
       const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
       const kv = memoryKv();
+      const options = variants[trial % variants.length];
       const make = async (compact = random() < 0.7) => {
-        const manager = new AgentSessionManager({ store: await SessionStore.kv(kv), sessionId: "random", compact });
+        const manager = new AgentSessionManager({ store: await SessionStore.kv(kv, options), sessionId: "random", compact });
         const conversationManager =
           random() < 0.5 ? new SlidingWindowConversationManager({ windowSize: 4 + 2 * Math.floor(random() * 3) }) : new NullConversationManager();
         return { agent: makeAgent(new CountingModel(), { plugins: [manager], conversationManager }), manager };
@@ -1256,7 +1264,7 @@ describe("AgentSessionManager: random sequences of turns, trims, rewrites, resto
           agent.messages[i] = new Message({ role: old.role, content: [new TextBlock(`e${step}`)], trackingId: old.trackingId });
         } else if (roll < 0.74) {
           done.push("outside");
-          const inv = await (await (await SessionStore.kv(kv)).open("random", { create: true })).begin();
+          const inv = await (await (await SessionStore.kv(kv, options)).open("random", { create: true })).begin();
           inv.appendMessage({ role: "user", content: [{ text: `o${step}` }] }, { agent: "agent" });
           await inv.commit();
         } else if (roll < 0.84) {
@@ -1270,7 +1278,7 @@ describe("AgentSessionManager: random sequences of turns, trims, rewrites, resto
         }
         kinds[done.at(-1)] = (kinds[done.at(-1)] ?? 0) + 1;
         if (done.at(-1) !== "new agent") await pool[at].agent.invoke(`u${step}`);
-        const probe = makeAgent(new CountingModel(), { plugins: [new AgentSessionManager({ store: await SessionStore.kv(kv), sessionId: "random" })] });
+        const probe = makeAgent(new CountingModel(), { plugins: [new AgentSessionManager({ store: await SessionStore.kv(kv, options), sessionId: "random" })] });
         await probe.initialize();
         assert.deepEqual(texts(probe.messages), texts(pool[at].agent.messages), `trial ${trial}, step ${step}: ${done.slice(-5).join(", ")}`);
       }

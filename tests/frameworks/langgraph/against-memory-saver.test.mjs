@@ -27,6 +27,12 @@ const graphWith = (checkpointer) =>
     .addEdge("tools", END)
     .compile({ checkpointer });
 
+/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
+async function storeVariants() {
+  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
+}
+
 async function historyOf(graph, config) {
   const out = [];
   for await (const snapshot of graph.getStateHistory(config)) {
@@ -35,14 +41,16 @@ async function historyOf(graph, config) {
   return out;
 }
 
-it("4 seeded sequences of 40 steps: states and histories equal MemorySaver's, through this saver and a fresh one", async () => {
+it("6 seeded sequences of 40 steps (plain, encrypted, a one-session cache): states and histories equal MemorySaver's, through this saver and a fresh one", async () => {
   let rollups = 0;
   const done = {};
-  for (let trial = 0; trial < 4; trial++) {
+  const variants = await storeVariants();
+  for (let trial = 0; trial < 6; trial++) {
+    const options = variants[trial % variants.length];
     let seed = 31337 + trial * 4099;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const kv = memoryKv();
-    const saver = new AgentSessionSaver(await SessionStore.kv(kv));
+    const saver = new AgentSessionSaver(await SessionStore.kv(kv, options));
     const reference = graphWith(new MemorySaver());
     const ours = graphWith(saver);
     for (let step = 0; step < 40; step++) {
@@ -77,7 +85,7 @@ it("4 seeded sequences of 40 steps: states and histories equal MemorySaver's, th
         await saver.deleteThread(thread);
       }
       done[kind] = (done[kind] ?? 0) + 1;
-      const fresh = graphWith(new AgentSessionSaver(await SessionStore.kv(kv)));
+      const fresh = graphWith(new AgentSessionSaver(await SessionStore.kv(kv, options)));
       const expected = await reference.getState(config);
       const history = await historyOf(reference, config);
       for (const graph of [ours, fresh]) {
@@ -86,7 +94,7 @@ it("4 seeded sequences of 40 steps: states and histories equal MemorySaver's, th
         expect(await historyOf(graph, config), `${where} (${kind}): history`).toEqual(history);
       }
     }
-    const store = await SessionStore.kv(kv);
+    const store = await SessionStore.kv(kv, options);
     for (const thread of ["t1", "t2"]) {
       const session = await store.open(saver.sessionId(thread), { create: false }).catch(() => undefined);
       for (const [key, value] of Object.entries(session?.state({ agent: "ns:" }) ?? {})) {

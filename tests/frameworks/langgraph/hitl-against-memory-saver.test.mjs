@@ -47,6 +47,12 @@ function graphWith(checkpointer) {
     .compile({ checkpointer });
 }
 
+/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
+async function storeVariants() {
+  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
+}
+
 /** What getState shows, without the parts that differ by saver (configs, timestamps, ids). */
 function stateOf(snapshot) {
   return {
@@ -84,13 +90,15 @@ async function outcome(fn) {
   }
 }
 
-it("interrupts, parallel nodes, failing tasks and a subgraph: 4 seeded sequences equal MemorySaver's", async () => {
+it("interrupts, parallel nodes, failing tasks and a subgraph: 6 seeded sequences (plain, encrypted, a one-session cache) equal MemorySaver's", async () => {
   const done = {};
-  for (let trial = 0; trial < 4; trial++) {
+  const variants = await storeVariants();
+  for (let trial = 0; trial < 6; trial++) {
+    const options = variants[trial % variants.length];
     let seed = 8675309 + trial * 4111;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const kv = memoryKv();
-    const saver = new AgentSessionSaver(await SessionStore.kv(kv));
+    const saver = new AgentSessionSaver(await SessionStore.kv(kv, options));
     const reference = graphWith(new MemorySaver());
     const ours = graphWith(saver);
     for (let step = 0; step < 30; step++) {
@@ -134,7 +142,7 @@ it("interrupts, parallel nodes, failing tasks and a subgraph: 4 seeded sequences
         if (guarded) kind += ", guarded";
       }
       done[kind] = (done[kind] ?? 0) + 1;
-      const fresh = graphWith(new AgentSessionSaver(await SessionStore.kv(kv)));
+      const fresh = graphWith(new AgentSessionSaver(await SessionStore.kv(kv, options)));
       const expected = stateOf(await reference.getState(config, { subgraphs: true }));
       const history = await historyOf(reference, config);
       for (const [name, graph] of [["this saver", ours], ["a fresh saver", fresh]]) {
