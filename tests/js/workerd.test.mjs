@@ -257,6 +257,15 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
   });
 
   for (const backend of ["kv", "sqlite"]) {
+    test(`the history model in a Durable Object (${backend === "kv" ? "KV-backed" : "SQLite-backed"} storage): every version read back every way matches what was committed`, async () => {
+      const { status, body } = await call(mf, "POST", `/history-model?backend=${backend}`, { trials: 8 });
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.equal(body.error, undefined, body.error);
+      assert.equal(body.trials, 8);
+    });
+  }
+
+  for (const backend of ["kv", "sqlite"]) {
     for (const plain of [false, true]) {
       const what = `${backend === "kv" ? "KV-backed" : "SQLite-backed"} storage${plain ? ", a storage-like object without transaction()" : ""}`;
       test(`durableObjectKv within one request (racing promise chains, record layout): ${what}`, async () => {

@@ -17,12 +17,15 @@
 //                                          adapter, so that the adapter contract suite (Node) can
 //                                          drive it; bytes travel as {$bytes: base64}, in commit's
 //                                          writes too
+//   POST /history-model?backend=kv|sqlite  {trials}: the history model (tests/browser/history-model-
+//                                          fixture.mjs) on durableObjectKv, stores under a prefix each
 //   POST /encryption?session=ID            {markers, key: hex of an AES-GCM key or null}: a session
 //                                          with a marker in every kind of data (encryptionKey when
 //                                          key is given), the object's whole storage dumped raw
 //                                          mid-turn and after, and what a new store reads back
 import { SessionStore, ConcurrencyError, UnsafeStoreError } from "agent-session";
 import { durableObjectKv, cloudflareKv } from "agent-session/adapters";
+import { LIMITS, runTrial } from "../../browser/history-model-fixture.mjs";
 
 const json = (body, status = 200) => Response.json(body, { status });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -56,6 +59,8 @@ export class Sessions {
           return await this.twoStores(id);
         case "POST /kv-rpc":
           return json(await kvRpc(durableObjectKv(this.ctx.storage), await request.json()));
+        case "POST /history-model":
+          return json(await historyModel(durableObjectKv(this.ctx.storage), await request.json()));
         case "POST /encryption":
           return json(await this.encryption(id, await request.json()));
         case "GET /kv-check":
@@ -300,6 +305,40 @@ async function kvCheck(storage) {
   return out;
 }
 
+/**
+ * The history model's trials on `kv` (one Durable Object's storage): each backend's stores share a
+ * prefix of their own, as two Workers' stores over one object would; imports go to the memory store or
+ * another prefix. `{ error, trial }` at the first trial that fails.
+ */
+async function historyModel(kv, { trials }) {
+  let prefixes = 0;
+  const backend = () => {
+    let prefix;
+    return {
+      name: "durableObjectKv",
+      async open(snapshotEvery) {
+        prefix = `hm${++prefixes}:`;
+        const options = { prefix, snapshotEvery, limits: LIMITS };
+        return [await SessionStore.kv(kv, options), await SessionStore.kv(kv, options)];
+      },
+      fresh: () => SessionStore.kv(kv, { prefix }),
+    };
+  };
+  const target = backend();
+  const targets = [
+    { name: "memory", make: () => SessionStore.memory() },
+    { name: "durableObjectKv (import)", make: async () => (await target.open(1))[0] },
+  ];
+  for (let trial = 0; trial < trials; trial++) {
+    try {
+      await runTrial({ trial, backend: backend(), snapshotEvery: 1 + (trial % 5), targets });
+    } catch (error) {
+      return { error: String(error?.stack ?? error), trial };
+    }
+  }
+  return { trials };
+}
+
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
@@ -344,6 +383,10 @@ export default {
         if (backend === "cloudflare") return json(await kvRpc(cloudflareKv(env.KV), await request.json()));
         const ns = backend === "sqlite" ? env.SQL_SESSIONS : env.SESSIONS;
         return ns.get(ns.idFromName("kv-contract")).fetch(request);
+      }
+      if (url.pathname === "/history-model") {
+        const ns = url.searchParams.get("backend") === "sqlite" ? env.SQL_SESSIONS : env.SESSIONS;
+        return ns.get(ns.idFromName("history-model")).fetch(request);
       }
       if (url.pathname === "/kv-check") {
         const ns = url.searchParams.get("backend") === "sqlite" ? env.SQL_SESSIONS : env.SESSIONS;
