@@ -7,6 +7,8 @@
 //
 //   - tests/runtimes/deno/smoke.mjs: a turn, a refused second begin and the typed errors (instanceof)
 //     on SessionStore.memory(), on denoKv(Deno.openKv(":memory:")) and on a KV file;
+//   - tests/runtimes/deno/history-model.mjs: the history model (tests/browser/history-model-fixture.mjs)
+//     on two connections to one Deno KV file;
 //   - tests/runtimes/deno/contender.mjs: two Deno processes contend on one session in one KV file;
 //     their merged logs are checked against the guard's invariants (tests/js/adapters/_history.mjs);
 //   - examples/deno: `deno check server.ts`, then `deno task start`, driven from Node through 2000
@@ -123,6 +125,19 @@ function startDeno(args, { cwd, name = args.join(" "), env = {}, group = false }
 }
 
 const seconds = (since) => `${((performance.now() - since) / 1000).toFixed(1)} s`;
+
+test("the history model in Deno, on two connections to one Deno KV file: every version read back every way matches what was committed", { timeout: 120_000 }, async () => {
+  const fixtures = join(root, "tests", "browser");
+  const dir = await denoProject("history-model", [
+    join(RUNTIME, "history-model.mjs"),
+    join(fixtures, "history-model-fixture.mjs"),
+    join(fixtures, "model-checks.mjs"),
+  ]);
+  const out = await deno(["run", "--cached-only", "--allow-read", "--allow-write", "history-model.mjs", join(dir, "model.db"), "8"], { cwd: dir, timeout: 90_000 });
+  const result = JSON.parse(out);
+  assert.equal(result.error, undefined, result.error);
+  assert.equal(result.trials, 8);
+});
 
 test("Deno imports the package through its deno export: a turn on memory, on Deno KV :memory: and on a KV file; typed errors", { timeout: 60_000 }, async (t) => {
   const started = performance.now();
