@@ -150,3 +150,37 @@ test("the API called with odd arguments: typed errors, promises that settle, not
   }
   assert.ok(outcomes.ok > 100 && outcomes.typed > 100, JSON.stringify(outcomes));
 });
+
+test("the store factories called with odd options: a store or a typed error, never a trap", async () => {
+  const random = seeded(777);
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const OPTION_NAMES = ["owner", "leaseMs", "heartbeat", "idleTtlMs", "maxLifetimeMs", "snapshotEvery", "now", "limits", "onEvent", "encryptionKey", "cache", "schema", "prefix", "liveFlushMs", "stopPollMs", "allowNonAtomic"];
+  const canary = await (await SessionStore.memory()).open("canary");
+  let made = 0;
+  let refused = 0;
+  for (let i = 0; i < 400; i++) {
+    const options = random() < 0.2 ? pick(ODD) : Object.fromEntries(Array.from({ length: 1 + Math.floor(random() * 3) }, () => [pick(OPTION_NAMES), pick(ODD)]));
+    const kind = pick(["memory", "kv", "kv(odd)"]);
+    const what = `SessionStore.${kind}(${describe(options)})`;
+    let store;
+    try {
+      const made = kind === "memory" ? SessionStore.memory(options) : kind === "kv" ? SessionStore.kv(memoryKv(), options) : SessionStore.kv(options);
+      store = await settled(made, 5000, what);
+    } catch (error) {
+      assert.ok(error instanceof AgentSessionError, `${what} threw ${error?.stack ?? error}, not an AgentSessionError`);
+      refused++;
+    }
+    if (store !== undefined) {
+      made++;
+      // A store that was made works, or says why not with a typed error.
+      try {
+        await settled((async () => (await store.open("s")).invoke((inv) => inv.appendMessage(i)))(), 5000, `${what}: a turn`);
+      } catch (error) {
+        assert.ok(error instanceof AgentSessionError, `${what}: a turn threw ${error?.stack ?? error}`);
+      }
+      await store.close();
+    }
+    await canary.invoke((inv) => inv.appendMessage(i));
+  }
+  assert.ok(made > 20 && refused > 20, `made ${made}, refused ${refused}`);
+});
