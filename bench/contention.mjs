@@ -82,7 +82,8 @@ every contender; ratios are to ${contenders[0]} contender${contenders[0] === 1 ?
 headless Chromium${chromium ? ` ${chromium}` : ""}, each with its own \`SessionStore.indexedDb\` on one fresh database${crossOriginIsolated ? " (cross-origin isolated)" : ""}.
 Processes: Node ${process.version} processes, each with its own \`SessionStore.kv(redisKv(client))\` (node-redis) on one
 redis-server started for this run. A waiting begin tries again when the holder's lease would end, but at least
-every 250 ms (\`retry_pause\` in src/core/guard.rs). "history" = the invariant checked on the records and
+every 250 ms (\`retry_pause\` in src/core/guard.rs), and at once on news of the session in its realm (a commit
+or release there, a commit notice from another tab). "history" = the invariant checked on the records and
 the stored session: versions gapless, tokens rising, messages = committed turns × ${MESSAGES_PER_TURN}, each naming its commit.
 
 | backend | contenders | turns committed | not committed | median ms | p95 ms | max ms | median ÷ ${contenders[0]} | p95 ÷ ${contenders[0]} | committed turns/s | history |

@@ -120,8 +120,9 @@ pub fn renew_every(lease_ms: u64) -> u64 {
 
 /// How long a begin waiting for a busy session (`onBusy: { waitMs }`) pauses before trying again,
 /// or `None` when its deadline has passed and it must fail with the `ConcurrencyError`. It wakes
-/// when the lease would end, but at least every 250 ms (a release is not announced on every
-/// backend) and never after the deadline.
+/// when the lease would end, but at least every 250 ms (a release in another process is not
+/// announced on every backend) and never after the deadline; news of the session in its realm (a
+/// commit or release there, a commit notice from another tab) wakes it sooner (`Env::wait`).
 pub fn retry_pause(retry_after_ms: u64, deadline: Option<u64>, now: u64) -> Option<u64> {
     let deadline = deadline.filter(|deadline| *deadline > now)?;
     Some(retry_after_ms.min(deadline - now).clamp(1, RETRY_PAUSE_MAX_MS))

@@ -866,6 +866,8 @@ impl Invocation {
         let released = self.release().await;
         self.shed();
         self.fire(Signal::Ended);
+        // A begin of this realm waiting for the session (`onBusy: { waitMs }`) tries again now.
+        shared.env.wake(self.session.id(), false);
         released
     }
 

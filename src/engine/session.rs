@@ -345,7 +345,9 @@ impl Session {
                         ..Default::default()
                     });
                     match guard::retry_pause(retry_after_ms, deadline, self.shared.now()) {
-                        Some(pause) => self.shared.env.sleep(pause).await,
+                        // Woken sooner by news of the session in this realm (a commit, a release, a
+                        // commit notice from another tab), which may have ended the holder's turn.
+                        Some(pause) => self.shared.env.wait(self.id(), pause, None).await,
                         None => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
                     }
                 }

@@ -20,7 +20,7 @@ pub trait Env {
     /// Milliseconds since the epoch, by the store's clock.
     fn now(&self) -> u64;
     fn fill_random(&self, bytes: &mut [u8]);
-    /// Resolves after `ms` (used only by `onBusy: { waitMs }`).
+    /// Resolves after `ms` ([`Env::wait`] of a host that cannot be woken).
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
 
     /// Whether the store instance `instance` (a lease holder) is still alive: `Some(false)` only with
