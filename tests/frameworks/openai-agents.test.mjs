@@ -25,6 +25,7 @@ import { z } from "zod";
 import { ConcurrencyError, SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionItems, ITEMS_KEY, META_KEY, streamEventPart } from "agent-session/openai-agents";
+import { storeVariants } from "./store-variants.mjs";
 
 setTracingDisabled(true);
 
@@ -1003,12 +1004,6 @@ describe("live turns: items.run() with the invocation's signal and emit()", () =
 // of those throw: nothing of them may stay), with the same operations applied to a MemorySession (a copy
 // of it for a guard, kept only when the guard commits). After every step, a new AgentSessionItems on
 // another store over the same KV reads exactly what the MemorySession holds.
-/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
-async function storeVariants() {
-  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
-  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
-}
-
 describe("AgentSessionItems against MemorySession, random operations (plain, encrypted, a one-session cache)", () => {
   test("20 seeded sequences of 40 steps: every answer and every fresh read equal MemorySession's", async () => {
     let guards = 0;

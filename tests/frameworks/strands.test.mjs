@@ -22,6 +22,7 @@ import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore, ConcurrencyError, ValidationError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionManager, AgentSessionStorage, streamEventPart } from "agent-session/strands";
+import { storeVariants } from "./store-variants.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // A scripted model: Strands 1.19.0 ships no fake model. Each stream() call takes the next reply: a
@@ -1210,12 +1211,6 @@ describe("AgentSessionStorage: batches", () => {
 // older version, meet a message another writer appended without a trackingId, or are replaced by a
 // new Agent. After every step a new Agent on a third store must restore exactly what the Agent that
 // took the step holds.
-/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
-async function storeVariants() {
-  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
-  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
-}
-
 describe("AgentSessionManager: random sequences of turns, trims, rewrites, restores and outside writes (plain, encrypted, a one-session cache)", () => {
   test("40 seeded sequences of 30 steps: a new Agent always restores what the last one holds", async () => {
     let replies = 0;

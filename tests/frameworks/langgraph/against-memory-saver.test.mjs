@@ -9,6 +9,7 @@ import { StateGraph, Annotation, START, END, MemorySaver } from "@langchain/lang
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { storeVariants } from "../store-variants.mjs";
 
 const State = Annotation.Root({
   messages: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
@@ -26,12 +27,6 @@ const graphWith = (checkpointer) =>
     .addEdge("agent", "tools")
     .addEdge("tools", END)
     .compile({ checkpointer });
-
-/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
-async function storeVariants() {
-  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
-  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
-}
 
 async function historyOf(graph, config) {
   const out = [];

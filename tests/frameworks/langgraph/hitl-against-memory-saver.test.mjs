@@ -11,6 +11,7 @@ import { StateGraph, Annotation, START, END, MemorySaver, Command, interrupt } f
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
+import { storeVariants } from "../store-variants.mjs";
 
 const State = Annotation.Root({
   log: Annotation({ reducer: (a, b) => a.concat(b), default: () => [] }),
@@ -45,12 +46,6 @@ function graphWith(checkpointer) {
     .addEdge("review", "sub")
     .addEdge("sub", END)
     .compile({ checkpointer });
-}
-
-/** The stores the random comparisons run on, by trial: plain, encrypted at rest, and with a cache of one small session (every other read evicts and reloads). */
-async function storeVariants() {
-  const encryptionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
-  return [{}, { encryptionKey }, { cache: { maxSessions: 1, maxBytes: 4096 } }];
 }
 
 /** What getState shows, without the parts that differ by saver (configs, timestamps, ids). */
