@@ -787,40 +787,23 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
    * or a write failed, or when that commit fails. Always releases the lease.
    */
   async _endGuard(sid, guard, ok) {
-    const abort = () =>
-      this._serial(sid, async () => {
+    // Commit: after `fn` resolved, what is staged (or a turn that emitted parts: its followers must see
+    // it end `committed`); after it rejected, what LangGraph was told is saved since the last put,
+    // unless `fn` staged writes of its own. Otherwise release without writing an empty version.
+    const commits = ok ? guard.dirty || guard.live : guard.dirty && !guard.userDirty;
+    try {
+      await this._serial(sid, async () => {
+        if (guard.failed) throw guard.failed;
+        guard.done = true;
+        if (commits) await guard.inv.commit();
+        else await guard.inv.abort();
+      });
+    } catch (e) {
+      await this._serial(sid, async () => {
         guard.done = true;
         await guard.inv.abort().catch(() => {});
       });
-    try {
-      if (!ok) {
-        if (guard.dirty && !guard.userDirty && !guard.failed) {
-          try {
-            await this._serial(sid, async () => {
-              guard.done = true;
-              await guard.inv.commit();
-            });
-            return;
-          } catch {
-            // fn's error is the one the caller gets; the writes go as an abort would drop them
-          }
-        }
-        await abort();
-        return;
-      }
-      try {
-        await this._serial(sid, async () => {
-          if (guard.failed) throw guard.failed;
-          guard.done = true;
-          // Nothing staged since the last checkpoint: release without writing an empty version, unless
-          // the turn emitted parts (its followers must see it end `committed`, which takes a commit).
-          if (guard.dirty || guard.live) await guard.inv.commit();
-          else await guard.inv.abort();
-        });
-      } catch (e) {
-        await abort();
-        throw e;
-      }
+      if (ok) throw e; // after a rejected `fn`, its error is the one the caller gets
     } finally {
       guard.done = true;
       if (this._guards.get(sid) === guard) this._guards.delete(sid);
