@@ -5,8 +5,8 @@
 // Every version of a session, read back every way, against a model of what was committed: seeded
 // random sequences of turns (messages, state sets and deletes, compactions, for the default agent and
 // another; checkpoints; ended by commit, abort or interrupt, the next turn resuming) and prunes, with
-// snapshots every 1 to 5 commits (so segments and state layers of every shape), each turn through one
-// of two stores over the same data (two processes, two tabs), with messages and state values about
+// snapshots every 1 to 5 commits (so segments and state layers of every shape), each turn opening the
+// session by id through one of two stores over the same data (two processes, two tabs), with messages and state values about
 // their limits (those over are refused with LIMIT_EXCEEDED and stage nothing). At a midpoint and at the end: the
 // session's reads and status, a fresh store's load, `at(v)` of every kept version with its status
 // (NotFoundError below them; a prune keeps from the newest snapshot at or below its `before`),
@@ -149,7 +149,6 @@ export async function runTrial({ trial, backend, snapshotEvery, targets, tick = 
   const pick = (list) => list[Math.floor(random() * list.length)];
   const stores = await backend.open(snapshotEvery);
   const session = await stores[0].open("s");
-  const writers = [session, await stores[1].open("s")];
   const versions = [{ ...emptyVersion(), status: "idle", interrupt: null }];
   let retained = 0;
   let counter = 0;
@@ -159,7 +158,8 @@ export async function runTrial({ trial, backend, snapshotEvery, targets, tick = 
   for (let step = 0; step < steps; step++) {
     tick();
     const where = `${name}, step ${step}`;
-    const writer = await pick(writers).refresh();
+    // Each turn opens the session by id, as a server does on every request, through either store.
+    const writer = await pick(stores).open("s");
     if (random() < 0.06 && versions.length > 1) {
       const before = retained + Math.floor(random() * (versions.length - retained));
       await writer.prune({ before });
