@@ -33,7 +33,9 @@ impl Session {
     /// The session's retained history (from its oldest kept version) and head facts. A running turn
     /// is not part of it (an export holds no lease): its status is the one the session rests at.
     /// A pruned session's oldest kept version is given as the events that rebuild its state (its
-    /// messages and state values), so that an import has everything later versions build on.
+    /// messages and state values), so that an import has everything later versions build on, then
+    /// that version's own interrupt, if it ended with one: a session still waiting on it must
+    /// import as interrupted, by the same interrupt.
     pub async fn export(&self) -> EngineResult<SessionExport> {
         self.refresh().await?;
         let head = self.head();
@@ -42,15 +44,21 @@ impl Session {
             let base = self.at(head.retained).await?;
             let (at, invocation) =
                 events.first().map_or((head.created_at, String::new()), |e| (e.at, e.invocation.clone()));
-            let rebuilt = base.state.to_events().into_iter().map(|event| HistoryEvent {
-                version: head.retained,
-                at,
-                invocation: invocation.clone(),
-                traceparent: None,
-                event: Some(event),
-            });
-            let later = events.split_off(events.iter().position(|e| e.version > head.retained).unwrap_or(events.len()));
-            events = rebuilt.chain(later).collect();
+            let mut rebuilt: Vec<HistoryEvent> = base
+                .state
+                .to_events()
+                .into_iter()
+                .map(|event| HistoryEvent {
+                    version: head.retained,
+                    at,
+                    invocation: invocation.clone(),
+                    traceparent: None,
+                    event: Some(event),
+                })
+                .collect();
+            events.retain(|e| e.version > head.retained || matches!(e.event, Some(Event::Interrupt { .. })));
+            rebuilt.append(&mut events);
+            events = rebuilt;
         }
         let status = match head.effective_status(self.shared.now()) {
             Status::Running => head.resting_status(),
@@ -130,7 +138,12 @@ impl SessionStore {
                 ));
             }
             last = event.version;
-            let Some(inner) = &event.event else { continue };
+            let Some(inner) = &event.event else {
+                if event.version > 0 {
+                    return Err(invalid(path, "the \"created\" event is only at version 0".into()));
+                }
+                continue;
+            };
             if event.version == 0 {
                 return Err(invalid(path, "only the \"created\" event is at version 0".into()));
             }

@@ -139,6 +139,7 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
     ["an event out of order", (d) => void (d.events[4].version = 1), V, "data.events[4]"],
     ["an event above version", (d) => void (d.events[3].version = 4), V, "data.events[3]"],
     ["a message at version 0", (d) => void (d.events[1].version = 0), V, "data.events[1]"],
+    ["a created event after version 0", push({ type: "created", data: null }), V, "data.events[5]"],
     ["an event version not an integer", (d) => void (d.events[2].version = 1.25), V, "data.events[2].version"],
     ["an event time missing", (d) => void delete d.events[1].at, V, "data.events[1].at"],
     ["unknown type", (d) => void (d.events[3].type = "telepathy"), V, "data.events[3].type"],
@@ -352,6 +353,34 @@ test("a pruned session's export restores the same messages() and state()", async
   assert.equal(imported.version, session.version);
   assert.deepEqual(imported.messages(), session.messages(), "messages() of the restored session");
   assert.deepEqual(imported.state(), session.state(), "state() of the restored session");
+});
+
+test("a pruned session whose oldest kept version is its pending interrupt: the export imports, interrupted by the same interrupt, and resumes", async () => {
+  const store = await SessionStore.memory({ snapshotEvery: 1 });
+  const session = await store.open("pruned-interrupted");
+  await session.invoke((inv) => {
+    inv.appendMessage("m1");
+    inv.setState("k", 1);
+  });
+  const inv = await session.begin();
+  inv.appendMessage("m2");
+  await inv.interrupt("approve?", { tool: "pay" });
+  assert.ok((await session.prune({ before: session.version })) > 0, "prune removed records");
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  assert.equal(data.status, "interrupted");
+  const imported = await (await SessionStore.memory()).import(data);
+  assert.equal(imported.status, "interrupted");
+  assert.deepEqual(imported.messages(), ["m1", "m2"]);
+  assert.deepEqual(imported.state(), { k: 1 });
+  const view = await imported.at(imported.version);
+  assert.equal(view.status, "interrupted", "at() of the kept version");
+  const last = (await imported.history()).at(-1);
+  assert.deepEqual([last.type, last.reason, last.data], ["interrupt", "approve?", { tool: "pay" }]);
+  const resumed = await imported.begin({ resume: { approved: true } });
+  await resumed.commit();
+  assert.equal(imported.status, "idle");
+  // Exported again, the same.
+  assert.deepEqual(JSON.parse(JSON.stringify(await (await (await SessionStore.memory()).import(data, { id: "again" })).export())).events.map((e) => e.type), data.events.map((e) => e.type));
 });
 
 test("schema: a session not yet migrated, exported from a store with a schema and imported into one with the same schema, reads the same", async () => {
