@@ -623,8 +623,12 @@ export interface SessionExport {
   /** The application schema its events were written under (the `schema` store option; 0 without).
    * Optional on import (0). */
   schema?: number;
+  /** A pruned session's oldest kept version (absent when nothing was pruned; an export without it
+   * keeps from its first event's version). */
+  retained?: number;
   /** The whole retained history, in commit order. A pruned session's oldest kept version is given
-   * as the events that rebuild its messages and state. */
+   * as the events that rebuild its messages and state, then that version's interrupt if it ended
+   * with one. */
   events: SessionEvent[];
 }
 

@@ -33,6 +33,9 @@ fn export_object(export: &SessionExport) -> JsResult<JsValue> {
     set(&object, "expiresAt", export.expires_at.map_or(JsValue::NULL, |at| (at as f64).into()))?;
     set(&object, "metadata", export.metadata.as_deref().map_or(Ok(JsValue::NULL), parse)?)?;
     set(&object, "schema", (export.schema as f64).into())?;
+    if let Some(retained) = export.retained {
+        set(&object, "retained", (retained as f64).into())?;
+    }
     let events = Array::new();
     for event in &export.events {
         events.push(&history_object(event, export.metadata.as_deref())?);
@@ -211,6 +214,10 @@ fn export_of(value: JsValue, limits: &Limits) -> JsResult<SessionExport> {
         Some(value) => to_count(&value, "data.schema")?,
         None => 0,
     };
+    let retained = match fields.get("retained")? {
+        Some(value) => Some(to_count(&value, "data.retained")?),
+        None => None,
+    };
     let events = fields.array("events")?;
     let events = events
         .iter()
@@ -226,6 +233,7 @@ fn export_of(value: JsValue, limits: &Limits) -> JsResult<SessionExport> {
         expires_at,
         metadata,
         schema,
+        retained,
         events,
     })
 }

@@ -25,6 +25,9 @@ pub struct SessionExport {
     pub metadata: Option<Json>,
     /// The application schema the events were written under (`schema` store option; 0 without).
     pub schema: u64,
+    /// A pruned session's oldest kept version (`None`: nothing pruned, or an export written before
+    /// this field, whose first event's version says it).
+    pub retained: Option<u64>,
     /// In commit order; version 0 is the synthesized `created` event (no `event`).
     pub events: Vec<HistoryEvent>,
 }
@@ -73,6 +76,7 @@ impl Session {
             expires_at: head.expires_at(),
             metadata: head.metadata.clone(),
             schema: head.schema,
+            retained: Some(head.retained).filter(|&retained| retained > 0),
             events,
         })
     }
@@ -188,10 +192,27 @@ impl SessionStore {
         if data.schema > config.schema_version {
             return Err(EngineError::SchemaVersion { stored: data.schema, supported: config.schema_version });
         }
-        // An export that starts after version 0 is of a pruned session: it stays pruned.
-        if !data.events.iter().any(|e| e.event.is_none()) {
-            head.retained = data.events.first().map_or(0, |e| e.version);
-        }
+        // An export of a pruned session says from which version it keeps (its rebuilt oldest version may
+        // have no events: nothing to rebuild); one written before it said so starts after version 0.
+        head.retained = match data.retained {
+            Some(retained) => {
+                if retained > data.version {
+                    return Err(invalid(
+                        "data.retained".into(),
+                        format!("retained ({retained}) is above the export's version {}", data.version),
+                    ));
+                }
+                if let Some(index) = data.events.iter().position(|e| e.version < retained) {
+                    return Err(invalid(
+                        format!("data.events[{index}]"),
+                        format!("an event below the oldest kept version {retained}"),
+                    ));
+                }
+                retained
+            }
+            None if !data.events.iter().any(|e| e.event.is_none()) => data.events.first().map_or(0, |e| e.version),
+            None => 0,
+        };
         head.status = data.status;
         if data.status == Status::Interrupted {
             head.interrupt = data.events.iter().rev().find_map(|e| match &e.event {

@@ -140,6 +140,9 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
     ["an event above version", (d) => void (d.events[3].version = 4), V, "data.events[3]"],
     ["a message at version 0", (d) => void (d.events[1].version = 0), V, "data.events[1]"],
     ["a created event after version 0", push({ type: "created", data: null }), V, "data.events[5]"],
+    ["retained above version", (d) => void (d.retained = 4), V, "data.retained"],
+    ["retained not an integer", (d) => void (d.retained = 1.5), V, "data.retained"],
+    ["an event below retained", (d) => void (d.retained = 2), V, "data.events[0]"],
     ["an event version not an integer", (d) => void (d.events[2].version = 1.25), V, "data.events[2].version"],
     ["an event time missing", (d) => void delete d.events[1].at, V, "data.events[1].at"],
     ["unknown type", (d) => void (d.events[3].type = "telepathy"), V, "data.events[3].type"],
@@ -381,6 +384,25 @@ test("a pruned session whose oldest kept version is its pending interrupt: the e
   assert.equal(imported.status, "idle");
   // Exported again, the same.
   assert.deepEqual(JSON.parse(JSON.stringify(await (await (await SessionStore.memory()).import(data, { id: "again" })).export())).events.map((e) => e.type), data.events.map((e) => e.type));
+});
+
+test("a pruned session whose oldest kept version holds nothing keeps that version when exported and imported", async () => {
+  const store = await SessionStore.memory({ snapshotEvery: 1 });
+  const session = await store.open("pruned-empty");
+  await session.invoke((inv) => inv.appendMessage("m1"));
+  await session.invoke((inv) => inv.compact({ before: 1, summary: [] })); // version 2: nothing left
+  await session.invoke((inv) => inv.appendMessage("m3"));
+  assert.ok((await session.prune({ before: 2 })) > 0, "prune removed records");
+  assert.deepEqual((await session.at(2)).messages(), []);
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  assert.equal(data.retained, 2);
+  const imported = await (await SessionStore.memory()).import(data);
+  assert.deepEqual((await imported.at(2)).messages(), [], "at() of the oldest kept version");
+  await assert.rejects(imported.at(1), { code: "NOT_FOUND" });
+  assert.deepEqual(imported.messages(), ["m3"]);
+  assert.equal(JSON.parse(JSON.stringify(await imported.export())).retained, 2, "exported again");
+  // An unpruned session's export has no `retained`.
+  assert.equal("retained" in (await (await store.open("whole")).export()), false);
 });
 
 test("schema: a session not yet migrated, exported from a store with a schema and imported into one with the same schema, reads the same", async () => {

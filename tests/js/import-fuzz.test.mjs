@@ -63,7 +63,7 @@ function damage(data, random) {
   const pick = (list) => list[Math.floor(random() * list.length)];
   const index = Math.floor(random() * data.events.length);
   const event = data.events[index];
-  const kind = pick(["drop", "double", "swap", "type", "version+", "version-", "status", "expiresAt", "createdAt", "version", "agent", "key", "before", "data"]);
+  const kind = pick(["drop", "double", "swap", "type", "version+", "version-", "status", "expiresAt", "createdAt", "version", "agent", "key", "before", "data", "retained"]);
   switch (kind) {
     case "drop": data.events.splice(index, 1); break;
     case "double": if (event) data.events.splice(index, 0, structuredClone(event)); break;
@@ -79,13 +79,14 @@ function damage(data, random) {
     case "key": if (event) event.key = pick([undefined, "s0", "new"]); break;
     case "before": if (event) event.before = pick([0, 1, 2, 50, undefined]); break;
     case "data": if (event) event.data = pick([null, [], [{ s: 1 }], { k: -1 }]); break;
+    case "retained": data.retained = pick([undefined, 0, 1, data.version, data.version + 1, 2.5]); break;
   }
   return kind;
 }
 
 /** What an export says of a session, for comparing two exports of one (ids and times aside). */
 const fileOf = (data) =>
-  canonical({ version: data.version, status: data.status, metadata: data.metadata, events: data.events.map(({ at, invocation, ...rest }) => rest) });
+  canonical({ version: data.version, status: data.status, metadata: data.metadata, retained: data.retained, events: data.events.map(({ at, invocation, ...rest }) => rest) });
 
 /** What a session reads: version, status, each agent's messages and state, its pending interrupt. */
 async function readsOf(session, status = session.status) {
