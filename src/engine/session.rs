@@ -220,19 +220,32 @@ impl Session {
     /// snapshot), used instead of reading it again if a whole load is what the view needs.
     pub(crate) async fn catch_up_loaded(
         &self,
-        head: Head,
-        version: Version,
+        mut head: Head,
+        mut version: Version,
         mut loaded: Option<(SessionState, Option<Snapshot>)>,
     ) -> EngineResult<()> {
         let (cache, store) = (&self.shared.cache, &*self.shared.store);
         let supported = self.shared.config.schema_version;
-        // A session of an older application schema is loaded whole and shown migrated.
-        let migrating = schema::needs_migration(&head, supported)?;
+        // Whether the view is of an earlier session of the id (deleted and created again), proven
+        // by a head read after the view's version that is older than it.
+        let mut earlier = false;
         loop {
+            // A session of an older application schema is loaded whole and shown migrated.
+            let migrating = schema::needs_migration(&head, supported)?;
             let (from, generation, extendable) = self.extendable(&head);
-            let extendable = extendable && !migrating;
+            let extendable = extendable && !migrating && !earlier;
             if extendable && from > head.version {
-                return Ok(()); // the view is already newer than the head read (our own commit)
+                // The view is newer than the head read: our own commit landed while it was read. A
+                // head at version 0 has no commit whose token proves it of the view's session (one
+                // deleted and created again within the same millisecond has the same createdAt):
+                // read it again; still older than the view, it is of a new session.
+                if head.version > 0 {
+                    return Ok(());
+                }
+                (head, version) = self.read_head().await?;
+                earlier = head.version < from;
+                loaded = None;
+                continue;
             }
             if extendable && from < head.version {
                 let batches = load::batches_after(store, self.id(), &head, from).await?;
@@ -254,7 +267,7 @@ impl Session {
                     None => load::load_state(store, self.id(), &head).await?,
                 };
                 let (now_from, _, now_extendable) = self.extendable(&head);
-                if now_extendable && now_from > head.version {
+                if now_extendable && now_from > head.version && !earlier {
                     return Ok(());
                 }
                 let state = match migrating {

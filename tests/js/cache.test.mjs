@@ -141,6 +141,26 @@ test("a session deleted and created again under its id is not served from the ol
   assert.deepEqual((await a.open("s")).messages(), ["new"]);
 });
 
+test("a session deleted and created again through another store within the same millisecond is not served from the old view", async () => {
+  // The new head is at version 0 with the deleted one's createdAt, and the other store's view is newer
+  // than it: no commit token tells them apart, so that store reads the head again before keeping its view.
+  const kv = memoryKv();
+  const now = manualClock();
+  const a = await SessionStore.kv(kv, { owner: "a", now });
+  const b = await SessionStore.kv(kv, { owner: "b", now });
+  await turn(await a.open("s", { metadata: { n: 1 } }), "old");
+  assert.equal(await b.delete("s"), true);
+  await b.open("s", { metadata: { n: 1 } });
+  const reopened = await a.open("s", { create: false });
+  assert.equal(reopened.version, 0);
+  assert.deepEqual(reopened.messages(), [], "a fresh open");
+  const inv = await (await a.open("s")).begin();
+  assert.deepEqual(inv.messages(), [], "a turn's reads");
+  inv.appendMessage("new");
+  assert.equal(await inv.commit(), 1);
+  assert.deepEqual((await (await SessionStore.kv(kv, { now })).open("s")).messages(), ["new"]);
+});
+
 for (const [name, makeStore] of [
   ["memory", (options) => SessionStore.memory(options)],
   ["kv(memoryKv)", (options) => SessionStore.kv(memoryKv(), options)],

@@ -30,8 +30,10 @@ import { gzipSync } from "node:zlib";
 // forgotten at the delete and at a create (+0.1 KB); 214,374 with at(v)'s status read from the
 // version's own batch and a fork of an old version migrated to its store's schema (+0.4 KB); 214,614
 // with sweepExpired's limit counting only the sessions it deletes (+0.2 KB); 215,213 with an
-// invocation's reads going on while its checkpoint is written (+0.6 KB). Budget: 215,400.
-const BUDGET_GZIPPED = 215_400;
+// invocation's reads going on while its checkpoint is written (+0.6 KB); 215,828 with a pruned
+// session's export naming its oldest kept version and a cached view newer than a head at version 0
+// checked by reading the head again (+0.6 KB). Budget: 216,000.
+const BUDGET_GZIPPED = 216_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
