@@ -40,9 +40,9 @@ test("IndexedDB: statuses, list(), begin/close refusals and sweepExpired() match
         }
         return { trials };
       },
-      { trials: 30 },
+      { trials: 80 },
     );
     assert.equal(outcome.error, undefined, outcome.error);
-    assert.equal(outcome.trials, 30);
+    assert.equal(outcome.trials, 80);
   }),
 );

@@ -25,6 +25,8 @@ const SETUPS = [
 
 for (const [name, makeStores] of SETUPS) {
   test(`expiry on ${name}: statuses, list(), begin/close refusals and sweepExpired() match a model`, async () => {
-    for (let trial = 0; trial < 30; trial++) await runTrial({ trial, name, makeStores });
+    // (Trial 64 found a session deleted and created again within one millisecond served from the
+    // other store's view of the deleted one; 300 trials pass.)
+    for (let trial = 0; trial < 80; trial++) await runTrial({ trial, name, makeStores });
   });
 }

@@ -63,9 +63,11 @@ function backends(now, keys) {
   ];
 }
 
+// Trials 326, 360 and 597 of a longer run found a pruned session's export losing its oldest kept
+// version when that version held nothing (CHANGELOG, 2026-12-03): they run here too.
 test("every version of a session, read back every way, matches what was committed", async () => {
   const keys = { default: await aes(), next: await aes() };
-  for (let trial = 0; trial < 48; trial++) {
+  for (const trial of [...Array(48).keys(), 326, 360, 597]) {
     const now = manualClock();
     const all = backends(now, keys);
     const targets = all.map((backend) => ({ name: backend.name, make: async () => (await backend.open(1))[0] }));
