@@ -5,31 +5,14 @@
 // are mid key rotation (both have both keys, one writes under the new key id). Then fewer trials on a real redis-server (two node-redis clients) and on
 // one Deno KV file (two connections, @deno/kv). The same trials run on IndexedDB in Chromium
 // (tests/browser/history-model.test.mjs).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { openKv } from "@deno/kv";
-import { createClient } from "redis";
+import { test } from "node:test";
 import { SessionStore } from "agent-session";
-import { denoKv, memoryKv, redisKv } from "agent-session/adapters";
+import { memoryKv } from "agent-session/adapters";
 import { LIMITS, runTrial } from "../browser/history-model-fixture.mjs";
 import { manualClock } from "./_helpers.mjs";
-import { startRedis } from "./adapters/_redis-server.mjs";
+import { realKvs } from "./_real-kv.mjs";
 
-let redis;
-const clients = [];
-const denoDir = mkdtempSync(join(tmpdir(), "agent-session-history-model-"));
-const denoDbs = [];
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  for (const client of clients) await client.quit();
-  for (const db of denoDbs) db.close();
-  rmSync(denoDir, { recursive: true, force: true });
-  await redis?.stop();
-});
+const real = realKvs("history-model");
 
 const aes = () => crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 
@@ -94,18 +77,16 @@ function twoConnections(name, connect) {
 }
 
 test("on Redis and Deno KV (two connections each): every version read back every way matches what was committed", async () => {
-  for (let i = 0; i < 2; i++) clients.push(await createClient({ url: redis.url }).connect());
-  const file = join(denoDir, "history.sqlite");
-  for (let i = 0; i < 2; i++) denoDbs.push(await openKv(file));
+  const [redisKvs, denoKvs] = [await real.redis(2), await real.deno(2, "history.sqlite")];
   const backends = (kind) => [
-    twoConnections("Redis", async (i) => redisKv(clients[i])),
-    twoConnections("Deno KV", async (i) => denoKv(denoDbs[i])),
+    twoConnections("Redis", async (i) => redisKvs[i]),
+    twoConnections("Deno KV", async (i) => denoKvs[i]),
   ].map((backend) => Object.assign(backend, { name: `${backend.name}${kind}` }));
-  const real = backends("");
+  const reals = backends("");
   // The import targets are backends of their own (a backend's open() moves it to a new prefix).
   const targets = [{ name: "memory", make: () => SessionStore.memory() }, ...backends(" (import)").map((b) => ({ name: b.name, make: async () => (await b.open(1))[0] }))];
   for (let trial = 0; trial < 12; trial++) {
-    const backend = real[trial % real.length];
-    await runTrial({ trial, backend, snapshotEvery: 1 + (Math.floor(trial / real.length) % 5), targets });
+    const backend = reals[trial % reals.length];
+    await runTrial({ trial, backend, snapshotEvery: 1 + (Math.floor(trial / reals.length) % 5), targets });
   }
 });

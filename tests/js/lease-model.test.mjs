@@ -3,32 +3,15 @@
 // actor shares the first store), then fewer trials on three node-redis clients of a real redis-server and
 // three @deno/kv connections to one file. A store closed here is a process that crashed: its lease
 // blocks until it runs out. The same trials run on IndexedDB in Chromium (tests/browser/lease-model.test.mjs).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { openKv } from "@deno/kv";
-import { createClient } from "redis";
+import { test } from "node:test";
 import * as lib from "agent-session";
-import { denoKv, memoryKv, redisKv } from "agent-session/adapters";
+import { memoryKv } from "agent-session/adapters";
 import { LEASE_MS, addSeen, runTrial } from "../browser/lease-model-fixture.mjs";
-import { startRedis } from "./adapters/_redis-server.mjs";
+import { realKvs } from "./_real-kv.mjs";
 
 const { SessionStore } = lib;
-let redis;
-const clients = [];
-const denoDir = mkdtempSync(join(tmpdir(), "agent-session-lease-model-"));
-const denoDbs = [];
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  for (const client of clients) await client.quit();
-  for (const db of denoDbs) db.close();
-  rmSync(denoDir, { recursive: true, force: true });
-  await redis?.stop();
-});
+const real = realKvs("lease-model");
 
 /** Three stores over one backend (`kvFor(i)` gives connection i's HostKv); actor 3 shares store 0. */
 function processes(name, kvFor) {
@@ -70,14 +53,12 @@ test("the guard against a model: one memory store with four Sessions, and three 
 });
 
 test("the guard against a model: three connections to one redis-server, and to one Deno KV file", async () => {
-  for (let i = 0; i < 3; i++) clients.push(await createClient({ url: redis.url }).connect());
-  const file = join(denoDir, "lease.sqlite");
-  for (let i = 0; i < 3; i++) denoDbs.push(await openKv(file));
-  const real = [
-    processes("three node-redis clients", async (i) => redisKv(clients[i])),
-    processes("three @deno/kv connections", async (i) => denoKv(denoDbs[i])),
+  const [redisKvs, denoKvs] = [await real.redis(3), await real.deno(3, "lease.sqlite")];
+  const backends = [
+    processes("three node-redis clients", async (i) => redisKvs[i]),
+    processes("three @deno/kv connections", async (i) => denoKvs[i]),
   ];
   const seen = {};
-  for (let trial = 0; trial < 8; trial++) addSeen(seen, await runTrial({ lib, backend: real[trial % 2], trial: 1000 + trial }));
+  for (let trial = 0; trial < 8; trial++) addSeen(seen, await runTrial({ lib, backend: backends[trial % 2], trial: 1000 + trial }));
   for (const path of ["staleRefused", "takenOverExpired", "fenced"]) assert.ok(seen[path] > 0, `${path}: ${JSON.stringify(seen)}`);
 });
