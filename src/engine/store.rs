@@ -488,7 +488,9 @@ impl SessionStore {
     pub async fn handle_remote_change(&self, id: String, version: u64, status: Status) {
         if let Some(slot) = self.shared.cache.get(&id) {
             let session = Session::new(self.shared.clone(), slot);
-            if session.version() < version && session.slot.state().is_some() {
+            // A notice of an older version than the view's comes from a session created again under
+            // the id since (or arrived out of order): the head says which.
+            if session.version() != version && session.slot.state().is_some() {
                 // A view that cannot catch up stays as it was; its next begin() reloads it.
                 let _ = session.refresh().await;
             }

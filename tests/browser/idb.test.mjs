@@ -642,6 +642,36 @@ test("onChange: a commit in one tab fires store and session onChange in another 
   });
 });
 
+test("a session deleted and created again in another tab: the change of its first commit brings this tab's cached view to the new session", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const id = "recreated";
+    const tabA = await openTab(tabs, "tab A");
+    const tabB = await openTab(tabs, "tab B");
+    const setUp = async ({ lib, ctx }, { database, id }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database });
+      ctx.session = await ctx.store.open(id);
+      ctx.changes = [];
+      ctx.session.onChange(({ version }) => ctx.changes.push({ version, cached: ctx.session.version }));
+    };
+    await inTab(tabB, setUp, { database, id });
+    await inTab(tabA, setUp, { database, id });
+    await inTab(tabA, async ({ ctx }) => {
+      for (const text of ["old 1", "old 2", "old 3"]) await ctx.session.invoke((inv) => inv.appendMessage(text));
+    });
+    await inTab(tabB, ({ fx, ctx }) => fx.waitFor(() => ctx.session.version === 3, "tab B's view at version 3"));
+    await inTab(tabA, async ({ ctx }, { id }) => {
+      await ctx.store.delete(id);
+      await (await ctx.store.open(id)).invoke((inv) => inv.appendMessage("new 1"));
+    }, { id });
+    const seen = await inTab(tabB, async ({ fx, ctx }) => {
+      await fx.waitFor(() => ctx.changes.some((change) => change.version === 1), "the change of version 1");
+      return { version: ctx.session.version, messages: ctx.session.messages(), changes: ctx.changes };
+    });
+    assert.deepEqual(seen.changes.at(-1), { version: 1, cached: 1 }, "session.onChange fired with the view at the new session");
+    assert.deepEqual([seen.version, seen.messages], [1, ["new 1"]], "tab B's cached view");
+  });
+});
+
 test("commit notices: a tab alone posts none; once another tab is on the channel it posts every commit, and a tab that joins while another commits hears every commit after its load", { timeout: 180000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     // Counts the commit notices (messages with a session id) this realm puts on a BroadcastChannel.
