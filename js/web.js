@@ -137,9 +137,10 @@ function remember(map, key, value) {
 // would otherwise wait for. The others hear of it one task later, in order.
 const outbox = [];
 
-/** Posts the notice of a commit of this realm: `{ id, version, status }` (built here, in one call). */
-export function postChange(member, id, version, status) {
-  postMessage(member, { id, version, status });
+/** Posts the notice of a commit of this realm: `{ id, version, status, token }` (built here, in one
+ * call; the token, when known, tells two sessions created under one id apart). */
+export function postChange(member, id, version, status, token) {
+  postMessage(member, token === undefined ? { id, version, status } : { id, version, status, token });
 }
 
 export function postMessage(member, message) {

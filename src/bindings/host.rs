@@ -80,7 +80,7 @@ extern "C" {
     #[wasm_bindgen(js_name = openChannel)]
     pub fn open_channel(name: &str, on_message: &Function) -> JsValue;
     #[wasm_bindgen(js_name = postChange)]
-    pub fn post_change(channel: &JsValue, id: &str, version: f64, status: &str);
+    pub fn post_change(channel: &JsValue, id: &str, version: f64, status: &str, token: Option<f64>);
     #[wasm_bindgen(js_name = closeChannel)]
     pub fn close_channel(channel: &JsValue);
 }

@@ -26,25 +26,31 @@ fn status_of(name: &str) -> Option<Status> {
 }
 
 /// `{ id, version, status }` from another realm, or `None` for anything else on the channel.
-fn change_of(message: &JsValue) -> Option<(String, u64, Status)> {
+fn change_of(message: &JsValue) -> Option<Notice> {
     let field = |key: &str| Reflect::get(message, &JsValue::from_str(key)).ok();
+    let count = |value: JsValue| value.as_f64().filter(|v| *v >= 0.0 && v.fract() == 0.0).map(|v| v as u64);
     let id = field("id")?.as_string()?;
-    let version = field("version")?.as_f64().filter(|v| *v >= 0.0 && v.fract() == 0.0)? as u64;
+    let version = count(field("version")?)?;
     let status = status_of(&field("status")?.as_string()?)?;
-    Some((id, version, status))
+    // (A realm of a version before tokens sends none.)
+    let token = field("token").and_then(count);
+    Some((id, version, status, token))
 }
+
+/// A commit notice: session id, version, status and the commit's token.
+type Notice = (String, u64, Status, Option<u64>);
 
 /// Other realms' changes, handled one at a time in the order they arrived: handling one may read the
 /// store (the view catches up), and a change that overtook the one before would fire `onChange` out of
 /// order (a tab that joins hears a burst of replayed commits, then the next ones).
 #[derive(Default)]
 struct Inbox {
-    waiting: RefCell<VecDeque<(String, u64, Status)>>,
+    waiting: RefCell<VecDeque<Notice>>,
     draining: Cell<bool>,
 }
 
 impl Inbox {
-    fn push(self: &Rc<Self>, store: &SessionStore, change: (String, u64, Status)) {
+    fn push(self: &Rc<Self>, store: &SessionStore, change: Notice) {
         self.waiting.borrow_mut().push_back(change);
         if self.draining.replace(true) {
             return;
@@ -53,8 +59,8 @@ impl Inbox {
         spawn(async move {
             loop {
                 let next = inbox.waiting.borrow_mut().pop_front();
-                let Some((id, version, status)) = next else { break };
-                store.handle_remote_change(id, version, status).await;
+                let Some((id, version, status, token)) = next else { break };
+                store.handle_remote_change(id, version, status, token).await;
             }
             inbox.draining.set(false);
         });
@@ -77,7 +83,13 @@ impl OriginLink {
             if change.remote {
                 return;
             }
-            post_change(&sender, &change.id, change.version as f64, change.status.as_str());
+            post_change(
+                &sender,
+                &change.id,
+                change.version as f64,
+                change.status.as_str(),
+                change.token.map(|t| t as f64),
+            );
         }));
         OriginLink { channel, _on_message: on_message }
     }

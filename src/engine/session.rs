@@ -768,7 +768,14 @@ impl Session {
     /// Tells this store's listeners (and, through them, the other realms of a browser-shared store)
     /// of a head this store wrote that changed the session's version or status.
     pub(crate) fn announce(&self, version: u64, status: Status) {
-        self.shared.notify(&Change { id: self.id().to_owned(), version, status, remote: false });
+        let token = token_at(&self.slot.view.borrow().head, version);
+        self.shared.notify(&Change { id: self.id().to_owned(), version, status, token, remote: false });
+    }
+
+    /// Whether the view is at `version`, made by the commit of `token` (when given).
+    pub(crate) fn has_commit(&self, version: u64, token: Option<u64>) -> bool {
+        let view = self.slot.view.borrow();
+        view.head.version == version && token.is_none_or(|token| token_at(&view.head, version) == Some(token))
     }
 
     /// Calls `listener` after each commit of this session made through this store.

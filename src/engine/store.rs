@@ -134,6 +134,9 @@ pub struct Change {
     pub id: String,
     pub version: u64,
     pub status: Status,
+    /// The fencing token of the commit that made `version`, when known: two sessions created under
+    /// one id (one deleted before the other) can have the same version, not the same token.
+    pub token: Option<u64>,
     /// Made by another store over the same backend (another tab), and reported to this one.
     pub remote: bool,
 }
@@ -485,17 +488,18 @@ impl SessionStore {
 
     /// Takes in a commit made by another store over the same backend (reported by the host, e.g. a
     /// BroadcastChannel): the open views of that session catch up, then listeners hear of it.
-    pub async fn handle_remote_change(&self, id: String, version: u64, status: Status) {
+    pub async fn handle_remote_change(&self, id: String, version: u64, status: Status, token: Option<u64>) {
         if let Some(slot) = self.shared.cache.get(&id) {
             let session = Session::new(self.shared.clone(), slot);
-            // A notice of an older version than the view's comes from a session created again under
-            // the id since (or arrived out of order): the head says which.
-            if session.version() != version && session.slot.state().is_some() {
+            // A notice of another version than the view's, or of its version under another token,
+            // comes from a session created again under the id since (or arrived out of order): the
+            // head says which.
+            if !session.has_commit(version, token) && session.slot.state().is_some() {
                 // A view that cannot catch up stays as it was; its next begin() reloads it.
                 let _ = session.refresh().await;
             }
         }
-        self.shared.notify(&Change { id, version, status, remote: true });
+        self.shared.notify(&Change { id, version, status, token, remote: true });
     }
 
     pub fn off_change(&self, subscription: u64) {

@@ -642,7 +642,7 @@ test("onChange: a commit in one tab fires store and session onChange in another 
   });
 });
 
-test("a session deleted and created again in another tab: the change of its first commit brings this tab's cached view to the new session", { timeout: 120000 }, async (t) => {
+test("a session deleted and created again in another tab: the change of its first commit brings this tab's cached view to the new session, at a lower or the same version", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const id = "recreated";
     const tabA = await openTab(tabs, "tab A");
@@ -658,17 +658,28 @@ test("a session deleted and created again in another tab: the change of its firs
     await inTab(tabA, async ({ ctx }) => {
       for (const text of ["old 1", "old 2", "old 3"]) await ctx.session.invoke((inv) => inv.appendMessage(text));
     });
-    await inTab(tabB, ({ fx, ctx }) => fx.waitFor(() => ctx.session.version === 3, "tab B's view at version 3"));
+    await inTab(tabB, ({ fx, ctx }) => fx.waitFor(() => ctx.session.version === 3 && ctx.changes.length === 3, "tab B's view at version 3, and its three changes"));
     await inTab(tabA, async ({ ctx }, { id }) => {
       await ctx.store.delete(id);
       await (await ctx.store.open(id)).invoke((inv) => inv.appendMessage("new 1"));
     }, { id });
     const seen = await inTab(tabB, async ({ fx, ctx }) => {
-      await fx.waitFor(() => ctx.changes.some((change) => change.version === 1), "the change of version 1");
+      // After the deleted session's three changes.
+      await fx.waitFor(() => ctx.changes.length >= 4, "the change of the new session's version 1");
       return { version: ctx.session.version, messages: ctx.session.messages(), changes: ctx.changes };
     });
     assert.deepEqual(seen.changes.at(-1), { version: 1, cached: 1 }, "session.onChange fired with the view at the new session");
     assert.deepEqual([seen.version, seen.messages], [1, ["new 1"]], "tab B's cached view");
+    // Again, the new session reaching the version the view is at: the notice's token tells them apart.
+    await inTab(tabA, async ({ ctx }, { id }) => {
+      await ctx.store.delete(id);
+      await (await ctx.store.open(id)).invoke((inv) => inv.appendMessage("newer 1"));
+    }, { id });
+    const again = await inTab(tabB, async ({ fx, ctx }) => {
+      await fx.waitFor(() => ctx.changes.length >= 5, "the change of the newer session's version 1");
+      return { version: ctx.session.version, messages: ctx.session.messages(), last: ctx.changes.at(-1) };
+    });
+    assert.deepEqual(again, { version: 1, messages: ["newer 1"], last: { version: 1, cached: 1 } }, "tab B's cached view of the session at the same version");
   });
 });
 

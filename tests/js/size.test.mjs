@@ -32,8 +32,10 @@ import { gzipSync } from "node:zlib";
 // with sweepExpired's limit counting only the sessions it deletes (+0.2 KB); 215,213 with an
 // invocation's reads going on while its checkpoint is written (+0.6 KB); 215,828 with a pruned
 // session's export naming its oldest kept version and a cached view newer than a head at version 0
-// checked by reading the head again (+0.6 KB). Budget: 216,000.
-const BUDGET_GZIPPED = 216_000;
+// checked by reading the head again (+0.6 KB); 216,047 with commit notices carrying the commit's token
+// (a tab's view of a session deleted and created again elsewhere, at the same version, follows; +0.2
+// KB). Budget: 216,200.
+const BUDGET_GZIPPED = 216_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
