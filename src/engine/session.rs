@@ -235,11 +235,15 @@ impl Session {
             let (from, generation, extendable) = self.extendable(&head);
             let extendable = extendable && !migrating && !earlier;
             if extendable && from > head.version {
-                // The view is newer than the head read: our own commit landed while it was read. A
-                // head at version 0 has no commit whose token proves it of the view's session (one
-                // deleted and created again within the same millisecond has the same createdAt):
-                // read it again; still older than the view, it is of a new session.
-                if head.version > 0 {
+                // The view is newer than the head read: our own commit landed while it was read,
+                // when the view has the head's last commit under the same token. Otherwise (at
+                // version 0 there is none; the view's commits since its snapshot may not list it) it
+                // may be of an earlier session deleted since (one created again within the same
+                // millisecond has its createdAt): read the head again; still older than the view, it
+                // is of a new session.
+                let proven = token_at(&self.slot.view.borrow().head, head.version)
+                    .is_some_and(|t| token_at(&head, head.version) == Some(t));
+                if proven {
                     return Ok(());
                 }
                 (head, version) = self.read_head().await?;

@@ -257,7 +257,7 @@ test("a server opening one session by id on every request through 5000 turns (10
 // was committed. A held object of a session deleted since is opened again, as a framework's handle does.
 // The clock moves 1 ms a step: a session deleted and created again by other stores within one
 // millisecond is the case the engine cannot tell yet (CHANGELOG, "Left").
-test("two stores, random turns, deletes and reads: every read and a fresh store agree with what was committed", async () => {
+test("two stores, random turns, deletes and reads (every other trial within one millisecond): every read and a fresh store agree with what was committed", async () => {
   for (let trial = 0; trial < 60; trial++) {
     let seed = 9001 + trial * 7919;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
@@ -274,7 +274,9 @@ test("two stores, random turns, deletes and reads: every read and a fresh store 
       state: { default: session.state(), a: session.state({ agent: "a" }) },
     });
     for (let step = 0; step < 80; step++) {
-      now.advance(1);
+      // Every other trial runs within one millisecond: a session deleted and created again has the
+      // deleted one's createdAt (trial 3 found a stale view served for it).
+      if (trial % 2 === 0) now.advance(1);
       const where = `trial ${trial}, step ${step}`;
       const at = random() < 0.5 ? 0 : 1;
       const id = pick(["s1", "s2"]);
