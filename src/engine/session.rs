@@ -682,27 +682,52 @@ impl Session {
             self.catch_up(head, head_version).await?;
             return Ok(SessionView { id: self.id().to_owned(), version, status: self.status(), state: self.state()? });
         }
-        let (state, last) = load::state_at(&*self.shared.store, self.id(), &head, version).await?;
+        let (state, last) = match load::state_at(&*self.shared.store, self.id(), &head, version).await {
+            Ok(read) => read,
+            Err(error) => return Err(self.pruned_or(error, version).await),
+        };
         let status = lifecycle::status_at(last.last());
         Ok(SessionView { id: self.id().to_owned(), version, status, state: Rc::new(state) })
     }
 
-    /// Events of versions `from..=to` (defaults: 0 and the latest) in commit order.
+    /// Events of versions `from..=to` (defaults: the oldest kept and the latest) in commit order.
     pub async fn history(&self, from: Option<u64>, to: Option<u64>) -> EngineResult<Vec<HistoryEvent>> {
-        let (head, _) = self.read_head().await?;
-        // Without `from`, from the oldest version kept (a pruned session has no earlier ones).
-        let from = from.unwrap_or(head.retained);
-        let to = to.unwrap_or(head.version);
-        if from > to {
-            return Err(CoreError::invalid(
-                Some("from"),
-                format!("history: from ({from}) must not be greater than to ({to})"),
-            )
-            .into());
+        loop {
+            let (head, _) = self.read_head().await?;
+            // Without `from`, from the oldest version kept (a pruned session has no earlier ones).
+            let first = from.unwrap_or(head.retained);
+            let last = to.unwrap_or(head.version);
+            if first > last {
+                return Err(CoreError::invalid(
+                    Some("from"),
+                    format!("history: from ({first}) must not be greater than to ({last})"),
+                )
+                .into());
+            }
+            self.check_version(&head, last)?;
+            self.check_version(&head, first)?;
+            match load::history(&*self.shared.store, self.id(), &head, first, last).await {
+                Err(error) => match self.pruned_or(error, first).await {
+                    // Everything kept was asked for: what is kept now.
+                    EngineError::NotFound(_) if from.is_none() => continue,
+                    error => return Err(error),
+                },
+                read => return read,
+            }
         }
-        self.check_version(&head, to)?;
-        self.check_version(&head, from)?;
-        load::history(&*self.shared.store, self.id(), &head, from, to).await
+    }
+
+    /// What a read of versions from `first` on, on a head read before it, failed with: a record that
+    /// another store's prune deleted meanwhile is missing (a `CorruptRecordError`), and then the head
+    /// keeps versions from after `first` on: the `NotFoundError` of a pruned version. Otherwise `error`.
+    async fn pruned_or(&self, error: EngineError, first: u64) -> EngineError {
+        if !matches!(error, EngineError::Core(CoreError::CorruptRecord { .. })) {
+            return error;
+        }
+        match self.read_head().await {
+            Ok((head, _)) => self.check_version(&head, first).err().unwrap_or(error),
+            Err(_) => error,
+        }
     }
 
     /// A new session holding this one's state as of `at` (default: latest). Its history starts with

@@ -39,12 +39,26 @@ impl Session {
     /// messages and state values), so that an import has everything later versions build on, then
     /// that version's own interrupt, if it ended with one: a session still waiting on it must
     /// import as interrupted, by the same interrupt.
+    /// A prune by another store while it reads deletes versions it was reading: it starts again.
     pub async fn export(&self) -> EngineResult<SessionExport> {
-        self.refresh().await?;
-        let head = self.head();
-        let mut events = self.history(Some(head.retained), None).await?;
-        if head.retained > 0 {
-            let base = self.at(head.retained).await?;
+        let (head, mut events, base) = loop {
+            self.refresh().await?;
+            let head = self.head();
+            // (Up to the view's version: a commit since is not in this export.)
+            let events = match self.history(Some(head.retained), Some(head.version)).await {
+                Err(EngineError::NotFound(_)) => continue,
+                events => events?,
+            };
+            let base = match head.retained {
+                0 => None,
+                retained => match self.at(retained).await {
+                    Err(EngineError::NotFound(_)) => continue,
+                    base => Some(base?),
+                },
+            };
+            break (head, events, base);
+        };
+        if let Some(base) = base {
             let (at, invocation) =
                 events.first().map_or((head.created_at, String::new()), |e| (e.at, e.invocation.clone()));
             let mut rebuilt: Vec<HistoryEvent> = base

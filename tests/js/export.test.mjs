@@ -405,6 +405,61 @@ test("a pruned session whose oldest kept version holds nothing keeps that versio
   assert.equal("retained" in (await (await store.open("whole")).export()), false);
 });
 
+test("an export, history() and at() racing a prune by another store: the export starts again and imports, the reads get the versions kept or NotFoundError, never CorruptRecordError", async () => {
+  let outcomes = { exported: 0, historyRead: 0, historyPruned: 0, atRead: 0, atPruned: 0 };
+  for (let trial = 0; trial < 40; trial++) {
+    // A KV whose calls take 0 to 2 macrotasks, so that the prune's deletes land between the reads.
+    let seed = trial + 1;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const base = memoryKv();
+    const slow = (call) => async (...args) => {
+      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+      return call(...args);
+    };
+    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const pruner = await (await SessionStore.kv(kv, { snapshotEvery: 3 })).open("raced");
+    for (let k = 0; k < 20; k++) await pruner.invoke((inv) => inv.appendMessage({ k }));
+    const reader = await (await SessionStore.kv(kv, { snapshotEvery: 3 })).open("raced");
+    const [exported, history, at] = await Promise.all([
+      reader.export(),
+      reader.history({ from: 1 }).catch((error) => error),
+      reader.at(2).catch((error) => error),
+      pruner.prune({ before: 18 }),
+    ]);
+    const copy = await (await SessionStore.memory()).import(JSON.parse(JSON.stringify(exported)));
+    assert.deepEqual(copy.messages(), pruner.messages(), `trial ${trial}: the export's messages`);
+    outcomes.exported++;
+    for (const [what, read] of [["history", history], ["at", at]]) {
+      if (read instanceof Error) {
+        assert.equal(read.code, "NOT_FOUND", `trial ${trial}: ${what}: ${read.name}: ${read.message}`);
+        outcomes[`${what}Pruned`]++;
+      } else outcomes[`${what}Read`]++;
+    }
+  }
+  // Both ways happened: reads before the prune deleted them, and reads it deleted first.
+  assert.ok(outcomes.historyRead > 0 && outcomes.historyPruned > 0, JSON.stringify(outcomes));
+});
+
+test("an export racing a commit by another store stops at the version it started from, and imports", async () => {
+  for (let trial = 0; trial < 60; trial++) {
+    let seed = trial + 1;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const base = memoryKv();
+    const slow = (call) => async (...args) => {
+      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+      return call(...args);
+    };
+    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const writer = await (await SessionStore.kv(kv)).open("raced");
+    for (let k = 0; k < 5; k++) await writer.invoke((inv) => inv.appendMessage({ k }));
+    const reader = await (await SessionStore.kv(kv)).open("raced");
+    const [data] = await Promise.all([reader.export(), writer.invoke((inv) => inv.appendMessage("late"))]);
+    assert.ok(data.events.every((event) => event.version <= data.version), `trial ${trial}: no event above the export's version`);
+    const copy = await (await SessionStore.memory()).import(JSON.parse(JSON.stringify(data)));
+    assert.equal(copy.messages().length, data.version, `trial ${trial}: one message a version`);
+  }
+});
+
 test("schema: a session not yet migrated, exported from a store with a schema and imported into one with the same schema, reads the same", async () => {
   const kv = memoryKv();
   const old = await SessionStore.kv(kv);
