@@ -718,14 +718,16 @@ impl Session {
     }
 
     /// What a read of versions from `first` on, on a head read before it, failed with: a record that
-    /// another store's prune deleted meanwhile is missing (a `CorruptRecordError`), and then the head
-    /// keeps versions from after `first` on: the `NotFoundError` of a pruned version. Otherwise `error`.
+    /// another store's prune or delete took meanwhile is missing (a `CorruptRecordError`), and then
+    /// the head keeps versions from after `first` on, or is gone: the `NotFoundError` of a pruned
+    /// version or of the deleted session. Otherwise `error`.
     async fn pruned_or(&self, error: EngineError, first: u64) -> EngineError {
         if !matches!(error, EngineError::Core(CoreError::CorruptRecord { .. })) {
             return error;
         }
         match self.read_head().await {
             Ok((head, _)) => self.check_version(&head, first).err().unwrap_or(error),
+            Err(deleted @ EngineError::NotFound(_)) => deleted,
             Err(_) => error,
         }
     }

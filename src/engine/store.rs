@@ -296,14 +296,29 @@ impl SessionStore {
             shared.config.limits.check_metadata(metadata.len())?;
         }
         let head_key = keys::head_key(id);
+        // A record the head named that is gone when read: another store deleted or pruned the session
+        // meanwhile. The open starts again on the head as it is now (the error stays if it persists).
+        let mut missing = None;
         for _ in 0..3 {
             if let Some(slot) = shared.cache.get(id) {
                 if let Some(entry) = shared.store.get(&head_key).await? {
                     let session = Session::new(shared.clone(), slot);
-                    session.catch_up_to(&head_key, entry).await?;
+                    match session.catch_up_to(&head_key, entry).await {
+                        Err(error @ EngineError::Core(CoreError::CorruptRecord { .. })) => {
+                            missing = Some(error);
+                            continue;
+                        }
+                        caught_up => caught_up?,
+                    }
                     return Ok(session);
                 }
-            } else if let Some(loaded) = load::load_session(&*shared.store, id).await? {
+            } else if let Some(loaded) = match load::load_session(&*shared.store, id).await {
+                Err(error @ EngineError::Core(CoreError::CorruptRecord { .. })) => {
+                    missing = Some(error);
+                    continue;
+                }
+                loaded => loaded?,
+            } {
                 // Not cached: the head and every record it names, read in one go.
                 let (head, version) = (loaded.head.clone(), loaded.version.clone());
                 let session = Session::new(shared.clone(), shared.cache.slot(id, head.clone(), version.clone()));
@@ -335,7 +350,7 @@ impl SessionStore {
             }
             // Another store created it between our read and our write: load theirs.
         }
-        Err(EngineError::Conflict(id.to_owned()))
+        Err(missing.unwrap_or_else(|| EngineError::Conflict(id.to_owned())))
     }
 
     /// One page of sessions whose id starts with `prefix`. A head that cannot be decoded is left out

@@ -440,6 +440,31 @@ test("an export, history() and at() racing a prune by another store: the export 
   assert.ok(outcomes.historyRead > 0 && outcomes.historyPruned > 0, JSON.stringify(outcomes));
 });
 
+test("open(), history() and an export racing a delete by another store: they read the session or get NotFoundError, never CorruptRecordError", async () => {
+  const outcomes = {};
+  for (let trial = 0; trial < 100; trial++) {
+    let seed = trial + 1;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const base = memoryKv();
+    const slow = (call) => async (...args) => {
+      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+      return call(...args);
+    };
+    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const store = await SessionStore.kv(kv, { snapshotEvery: 3 });
+    const session = await store.open("deleted");
+    for (let k = 0; k < 8; k++) await session.invoke((inv) => inv.appendMessage({ k }));
+    const held = await (await SessionStore.kv(kv)).open("deleted");
+    const reads = await Promise.allSettled([(await SessionStore.kv(kv)).open("deleted", { create: false }), held.history(), held.export(), store.delete("deleted")]);
+    for (const [what, read] of [["open", reads[0]], ["history", reads[1]], ["export", reads[2]]]) {
+      const outcome = read.status === "fulfilled" ? "read" : read.reason?.code;
+      assert.ok(outcome === "read" || outcome === "NOT_FOUND", `trial ${trial}: ${what}: ${read.reason?.name}: ${read.reason?.message}`);
+      outcomes[`${what} ${outcome}`] = (outcomes[`${what} ${outcome}`] ?? 0) + 1;
+    }
+  }
+  for (const what of ["open", "history", "export"]) assert.ok(outcomes[`${what} NOT_FOUND`] > 0, JSON.stringify(outcomes));
+});
+
 test("an export racing a commit by another store stops at the version it started from, and imports", async () => {
   for (let trial = 0; trial < 60; trial++) {
     let seed = trial + 1;

@@ -35,8 +35,9 @@ import { gzipSync } from "node:zlib";
 // checked by reading the head again (+0.6 KB); 216,047 with commit notices carrying the commit's token
 // (a tab's view of a session deleted and created again elsewhere, at the same version, follows; +0.2
 // KB); 216,786 with exports, history() and at() that tell a prune by another store meanwhile from a
-// corrupt record (an export starts again; +0.6 KB). Budget: 216,900.
-const BUDGET_GZIPPED = 216_900;
+// corrupt record (an export starts again; +0.6 KB); 216,964 with open() starting again when a record
+// its head named was deleted meanwhile (+0.1 KB). Budget: 217,000.
+const BUDGET_GZIPPED = 217_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
