@@ -415,7 +415,9 @@ pub trait Store {
     /// Deletes a session: its head if still at `expected`, then every key under `prefixes`.
     /// `false` (nothing deleted) when the head moved. The default deletes the head first, so a
     /// failure part-way leaves records that no head names (swept later); a backend with
-    /// transactions does it all in one.
+    /// transactions does it all in one. It stops at a head written again under the id (a session
+    /// created anew meanwhile): a page listed while no head was there holds only the deleted
+    /// session's records, one listed later may hold the new session's (its head comes first).
     fn delete_session<'a>(
         &'a self,
         head_key: &'a str,
@@ -429,6 +431,9 @@ pub trait Store {
             for prefix in prefixes {
                 loop {
                     let page = self.list(prefix, None, 256).await?;
+                    if self.get(head_key).await?.is_some() {
+                        return Ok(true);
+                    }
                     for key in &page.keys {
                         self.delete(key, None).await?;
                     }

@@ -465,6 +465,39 @@ test("open(), history() and an export racing a delete by another store: they rea
   for (const what of ["open", "history", "export"]) assert.ok(outcomes[`${what} NOT_FOUND`] > 0, JSON.stringify(outcomes));
 });
 
+test("a delete racing the session created again by another store with a turn: the new session stays whole", async () => {
+  let kept = 0;
+  for (let trial = 0; trial < 100; trial++) {
+    let seed = trial + 1;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const base = memoryKv();
+    const slow = (call) => async (...args) => {
+      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+      return call(...args);
+    };
+    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const deleter = await SessionStore.kv(kv, { snapshotEvery: 1 });
+    const old = await deleter.open("reset");
+    for (let k = 0; k < 6; k++) await old.invoke((inv) => inv.appendMessage({ old: k }));
+    const writer = await SessionStore.kv(kv, { snapshotEvery: 1 });
+    const recreate = async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      const session = await writer.open("reset");
+      await session.invoke((inv) => inv.appendMessage("new"));
+      return session.version;
+    };
+    const [, turn] = await Promise.allSettled([deleter.delete("reset"), recreate()]);
+    const read = await (await SessionStore.kv(kv)).open("reset", { create: false }).then((session) => session, (error) => error);
+    assert.ok(!(read instanceof Error) || read.code === "NOT_FOUND", `trial ${trial}: ${read.name}: ${read.message}`);
+    if (turn.status === "fulfilled" && !(read instanceof Error) && read.messages().includes("new")) {
+      // The new session's turn is there whole: its messages are its own.
+      assert.deepEqual(read.messages(), ["new"], `trial ${trial}`);
+      kept++;
+    }
+  }
+  assert.ok(kept > 0, "some new session outlived the delete");
+});
+
 test("an export racing a commit by another store stops at the version it started from, and imports", async () => {
   for (let trial = 0; trial < 60; trial++) {
     let seed = trial + 1;
