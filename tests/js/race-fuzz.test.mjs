@@ -11,14 +11,17 @@
 // three times running to deletes and re-creations still reports the record it missed, so
 // CorruptRecordError is allowed of a single call, never of the state a round leaves.)
 // Found so far: a delete that deleted the records of the session created again meanwhile.
-// FUZZ_TRIALS=n runs more seeds (2,000 trials: no failure).
+// Then fewer trials on a real redis-server and on @deno/kv (three connections each).
+// FUZZ_TRIALS=n runs more seeds (2,000 trials: no failure; 150 on each real backend: none).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AgentSessionError, SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { seeded } from "../browser/model-checks.mjs";
+import { realKvs } from "./_real-kv.mjs";
 
 const TRIALS = Number(process.env.FUZZ_TRIALS ?? 120);
+const real = realKvs("race-fuzz");
 const IDS = ["a", "b"];
 const REFUSED = new Set(["STORAGE", "INVALID_INPUT"]);
 
@@ -79,14 +82,15 @@ function operations(random, trial) {
 const WEIGHTS = { turn: 6, read: 2, history: 1, at: 1, export: 1, prune: 1, delete: 1, fork: 1, refresh: 1, list: 1, backup: 1 };
 const POOL = Object.entries(WEIGHTS).flatMap(([name, weight]) => Array(weight).fill(name));
 
-test("three stores at once on two sessions over a slow KV: every failure typed, and no round leaves a session that cannot be opened", async () => {
+/** Runs `trials` seeded trials; `backendOf(trial, random)` gives { kvs: three HostKvs over one backend, prefix }. */
+async function runTrials(trials, backendOf, first = 0) {
   const codes = {};
-  for (let trial = 0; trial < TRIALS; trial++) {
+  for (let trial = first; trial < first + trials; trial++) {
     const random = seeded(1 + trial * 7919);
     const pick = (list) => list[Math.floor(random() * list.length)];
-    const kv = slowKv(random);
+    const { kvs, prefix } = await backendOf(trial, random);
     const stores = [];
-    for (let i = 0; i < 3; i++) stores.push(await SessionStore.kv(kv, { snapshotEvery: 1 + (trial % 3), owner: `p${i}` }));
+    for (let i = 0; i < 3; i++) stores.push(await SessionStore.kv(kvs[i], { snapshotEvery: 1 + (trial % 3), owner: `p${i}`, prefix }));
     const ops = operations(random, trial);
     for (let round = 0; round < 12; round++) {
       const calls = Array.from({ length: 2 + Math.floor(random() * 3) }, () => [pick(POOL), pick(stores), pick(IDS)]);
@@ -100,7 +104,7 @@ test("three stores at once on two sessions over a slow KV: every failure typed, 
         codes[error.code] = (codes[error.code] ?? 0) + 1;
       });
       for (const id of IDS) {
-        const opened = await (await SessionStore.kv(kv)).open(id, { create: false }).then(
+        const opened = await (await SessionStore.kv(kvs[0], { prefix })).open(id, { create: false }).then(
           (session) => session.messages(),
           (error) => error,
         );
@@ -110,4 +114,16 @@ test("three stores at once on two sessions over a slow KV: every failure typed, 
   }
   // The races happened: turns refused because another held the session, reads of what was deleted.
   assert.ok(codes.CONCURRENT_INVOCATION > 0 && codes.NOT_FOUND > 0, JSON.stringify(codes));
+}
+
+test("three stores at once on two sessions over a slow KV: every failure typed, and no round leaves a session that cannot be opened", () =>
+  runTrials(TRIALS, (trial, random) => {
+    const kv = slowKv(random);
+    return { kvs: [kv, kv, kv], prefix: "" };
+  }));
+
+test("the same on three connections to a redis-server, and to one Deno KV file", async () => {
+  const [redis, deno] = [await real.redis(3), await real.deno(3, "race.sqlite")];
+  await runTrials(30, async (trial) => ({ kvs: redis, prefix: `race${trial}:` }), 10_000);
+  await runTrials(30, async (trial) => ({ kvs: deno, prefix: `race${trial}:` }), 20_000);
 });
