@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test as nodeTest, after } from "node:test";
 import { SessionStore } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
 
 export const T0 = 1_700_000_000_000;
 
@@ -144,3 +145,14 @@ after(() => {
     process.exit(process.exitCode || 1);
   }, 3000).unref();
 });
+
+/** A HostKv over a new memoryKv whose calls each wait 0 to 2 macrotasks first (drawn from `random`), so
+ * that operations of several stores over it interleave as they would over a network. */
+export function slowKv(random) {
+  const base = memoryKv();
+  const slow = (call) => async (...args) => {
+    for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+    return call(...args);
+  };
+  return { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+}

@@ -14,6 +14,8 @@ import { openKv } from "@deno/kv";
 import { SessionStore, ValidationError, LimitExceededError, InvalidTransitionError, CorruptRecordError } from "agent-session";
 import { memoryKv, denoKv } from "agent-session/adapters";
 import { FIXTURE_IDS, buildSessions, describeAll, describeSession, exportAll } from "../browser/export-fixture.mjs";
+import { seeded } from "../browser/model-checks.mjs";
+import { slowKv } from "./_helpers.mjs";
 
 const FORMAT = "agent-session.export/1";
 const dir = mkdtempSync(join(tmpdir(), "agent-session-export-"));
@@ -409,14 +411,8 @@ test("an export, history() and at() racing a prune by another store: the export 
   let outcomes = { exported: 0, historyRead: 0, historyPruned: 0, atRead: 0, atPruned: 0 };
   for (let trial = 0; trial < 40; trial++) {
     // A KV whose calls take 0 to 2 macrotasks, so that the prune's deletes land between the reads.
-    let seed = trial + 1;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const base = memoryKv();
-    const slow = (call) => async (...args) => {
-      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
-      return call(...args);
-    };
-    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const random = seeded(trial + 1);
+    const kv = slowKv(random);
     const pruner = await (await SessionStore.kv(kv, { snapshotEvery: 3 })).open("raced");
     for (let k = 0; k < 20; k++) await pruner.invoke((inv) => inv.appendMessage({ k }));
     const reader = await (await SessionStore.kv(kv, { snapshotEvery: 3 })).open("raced");
@@ -443,14 +439,8 @@ test("an export, history() and at() racing a prune by another store: the export 
 test("open(), history() and an export racing a delete by another store: they read the session or get NotFoundError, never CorruptRecordError", async () => {
   const outcomes = {};
   for (let trial = 0; trial < 100; trial++) {
-    let seed = trial + 1;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const base = memoryKv();
-    const slow = (call) => async (...args) => {
-      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
-      return call(...args);
-    };
-    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const random = seeded(trial + 1);
+    const kv = slowKv(random);
     const store = await SessionStore.kv(kv, { snapshotEvery: 3 });
     const session = await store.open("deleted");
     for (let k = 0; k < 8; k++) await session.invoke((inv) => inv.appendMessage({ k }));
@@ -468,14 +458,8 @@ test("open(), history() and an export racing a delete by another store: they rea
 test("a delete racing the session created again by another store with a turn: the new session stays whole", async () => {
   let kept = 0;
   for (let trial = 0; trial < 100; trial++) {
-    let seed = trial + 1;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const base = memoryKv();
-    const slow = (call) => async (...args) => {
-      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
-      return call(...args);
-    };
-    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const random = seeded(trial + 1);
+    const kv = slowKv(random);
     const deleter = await SessionStore.kv(kv, { snapshotEvery: 1 });
     const old = await deleter.open("reset");
     for (let k = 0; k < 6; k++) await old.invoke((inv) => inv.appendMessage({ old: k }));
@@ -500,14 +484,8 @@ test("a delete racing the session created again by another store with a turn: th
 
 test("an export racing a commit by another store stops at the version it started from, and imports", async () => {
   for (let trial = 0; trial < 60; trial++) {
-    let seed = trial + 1;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const base = memoryKv();
-    const slow = (call) => async (...args) => {
-      for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
-      return call(...args);
-    };
-    const kv = { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
+    const random = seeded(trial + 1);
+    const kv = slowKv(random);
     const writer = await (await SessionStore.kv(kv)).open("raced");
     for (let k = 0; k < 5; k++) await writer.invoke((inv) => inv.appendMessage({ k }));
     const reader = await (await SessionStore.kv(kv)).open("raced");

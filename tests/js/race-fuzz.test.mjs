@@ -16,24 +16,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AgentSessionError, SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
 import { seeded } from "../browser/model-checks.mjs";
+import { slowKv } from "./_helpers.mjs";
 import { realKvs } from "./_real-kv.mjs";
 
 const TRIALS = Number(process.env.FUZZ_TRIALS ?? 120);
 const real = realKvs("race-fuzz");
 const IDS = ["a", "b"];
 const REFUSED = new Set(["STORAGE", "INVALID_INPUT"]);
-
-/** A HostKv over memoryKv whose calls each wait 0 to 2 macrotasks first. */
-function slowKv(random) {
-  const base = memoryKv();
-  const slow = (call) => async (...args) => {
-    for (let i = Math.floor(random() * 3); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
-    return call(...args);
-  };
-  return { capabilities: base.capabilities, get: slow(base.get), put: slow(base.put), delete: slow(base.delete), list: slow(base.list) };
-}
 
 function operations(random, trial) {
   const version = (session) => Math.floor(random() * (session.version + 1));
