@@ -26,7 +26,11 @@ impl Session {
         // prune leaves it waiting.
         let intent = if self.status() == crate::core::Status::Interrupted { Intent::Resume } else { Intent::Begin };
         let invocation = self.acquire(intent, BeginOptions::default()).await?;
-        let result = self.prune_held(&invocation, before).await;
+        let result = match self.prune_held(&invocation, before).await {
+            // A delete by another store (it takes no lease) removed what the prune was reading.
+            Err(error) => Err(self.pruned_or(error, before).await),
+            pruned => pruned,
+        };
         if !invocation.is_ended() {
             let _ = invocation.abort().await;
         }

@@ -721,7 +721,7 @@ impl Session {
     /// another store's prune or delete took meanwhile is missing (a `CorruptRecordError`), and then
     /// the head keeps versions from after `first` on, or is gone: the `NotFoundError` of a pruned
     /// version or of the deleted session. Otherwise `error`.
-    async fn pruned_or(&self, error: EngineError, first: u64) -> EngineError {
+    pub(crate) async fn pruned_or(&self, error: EngineError, first: u64) -> EngineError {
         if !matches!(error, EngineError::Core(CoreError::CorruptRecord { .. })) {
             return error;
         }
