@@ -1,19 +1,11 @@
 // Expiry, list() and sweepExpired() against a model (expiry-model-fixture.mjs says what is run and
 // checked), on IndexedDB in headless Chromium: two `SessionStore.indexedDb` stores on one database (two
 // tabs' stores), where sweepExpired() finds sessions through the expiry index.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser } from "./chromium.mjs";
-import { inTab, tabHelpers } from "./tabs.mjs";
+import { chromiumSuite, inTab } from "./tabs.mjs";
 
-let chrome;
-before(async () => {
-  chrome = await startBrowser();
-});
-after(async () => {
-  await chrome?.stop();
-});
-const { withTabs, openTab } = tabHelpers(() => chrome, { page: "/tests/browser/idb-tab.html", database: "expiry-model" });
+const { withTabs, openTab } = chromiumSuite({ page: "/tests/browser/idb-tab.html", database: "expiry-model" });
 
 test("IndexedDB: statuses, list(), begin/close refusals and sweepExpired() match a model", { timeout: 300_000 }, (t) =>
   withTabs(t, async (tabs) => {

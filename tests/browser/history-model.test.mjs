@@ -3,19 +3,11 @@
 // turn through one of two `SessionStore.indexedDb` stores on one database (two tabs' stores), a fresh
 // store's load, exports imported into the memory store or another database; plain and encrypted at
 // rest (mid key rotation: both stores have both keys, one writes under the new key id).
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser } from "./chromium.mjs";
-import { inTab, tabHelpers } from "./tabs.mjs";
+import { chromiumSuite, inTab } from "./tabs.mjs";
 
-let chrome;
-before(async () => {
-  chrome = await startBrowser();
-});
-after(async () => {
-  await chrome?.stop();
-});
-const { withTabs, openTab } = tabHelpers(() => chrome, { page: "/tests/browser/idb-tab.html", database: "history-model" });
+const { withTabs, openTab } = chromiumSuite({ page: "/tests/browser/idb-tab.html", database: "history-model" });
 
 test("IndexedDB: every version of a session, read back every way, matches what was committed", { timeout: 300_000 }, (t) =>
   withTabs(t, async (tabs) => {

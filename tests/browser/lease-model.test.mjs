@@ -2,19 +2,11 @@
 // headless Chromium: three `SessionStore.indexedDb` stores on one database (three tabs' stores; a fourth
 // actor shares the first store). A store closed here is a tab closed or reloaded: its Web Lock is free, so
 // its lease stops blocking at once and the next begin takes over.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser } from "./chromium.mjs";
-import { inTab, tabHelpers } from "./tabs.mjs";
+import { chromiumSuite, inTab } from "./tabs.mjs";
 
-let chrome;
-before(async () => {
-  chrome = await startBrowser();
-});
-after(async () => {
-  await chrome?.stop();
-});
-const { withTabs, openTab } = tabHelpers(() => chrome, { page: "/tests/browser/idb-tab.html", database: "lease-model" });
+const { withTabs, openTab } = chromiumSuite({ page: "/tests/browser/idb-tab.html", database: "lease-model" });
 
 test("IndexedDB: the guard against a model, tabs closed and reloaded mid-turn included", { timeout: 300_000 }, (t) =>
   withTabs(t, async (tabs) => {

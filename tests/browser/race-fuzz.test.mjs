@@ -1,19 +1,11 @@
 // The race fuzz (race-fixture.mjs says what is run and checked) on IndexedDB in headless Chromium:
 // three `SessionStore.indexedDb` stores on one database (three tabs' stores) at once on two sessions.
 // IndexedDB's transactions interleave the stores' operations; a delete is one transaction.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startBrowser } from "./chromium.mjs";
-import { inTab, tabHelpers } from "./tabs.mjs";
+import { chromiumSuite, inTab } from "./tabs.mjs";
 
-let chrome;
-before(async () => {
-  chrome = await startBrowser();
-});
-after(async () => {
-  await chrome?.stop();
-});
-const { withTabs, openTab } = tabHelpers(() => chrome, { page: "/tests/browser/idb-tab.html", database: "race-fuzz" });
+const { withTabs, openTab } = chromiumSuite({ page: "/tests/browser/idb-tab.html", database: "race-fuzz" });
 
 test("IndexedDB: three stores at once on two sessions: every failure typed, and no round leaves a session that cannot be opened", { timeout: 300_000 }, (t) =>
   withTabs(t, async (tabs) => {

@@ -3,6 +3,8 @@
 // test's function inside a page. Not a test file (node --test picks only *.test.mjs).
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { after, before } from "node:test";
+import { startBrowser } from "./chromium.mjs";
 
 /**
  * The helpers of one suite: `browser()` gives its started browser (tests/browser/chromium.mjs),
@@ -40,6 +42,19 @@ export function tabHelpers(browser, { page: path, database: prefix }) {
   }
 
   return { withTabs, waitReady, openTab, inTab };
+}
+
+/** A suite file's Chromium, started before its tests and stopped after them, and the tab helpers of
+ * `tabHelpers` over it. */
+export function chromiumSuite(options) {
+  let chrome;
+  before(async () => {
+    chrome = await startBrowser();
+  });
+  after(async () => {
+    await chrome?.stop();
+  });
+  return tabHelpers(() => chrome, options);
 }
 
 // Runs `fn(env, arg)` in a tab; `fn` is sent as source, so it may use only its arguments (env: what
