@@ -39,6 +39,12 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A record that cannot be decoded or is missing: corrupt, or taken by another store's delete or
+    /// prune after this one read the head that names it (the callers read the head again to tell).
+    pub(crate) fn is_corrupt_record(&self) -> bool {
+        matches!(self, EngineError::Core(CoreError::CorruptRecord { .. }))
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Core(error) => error.code(),

@@ -722,7 +722,7 @@ impl Session {
     /// the head keeps versions from after `first` on, or is gone: the `NotFoundError` of a pruned
     /// version or of the deleted session. Otherwise `error`.
     pub(crate) async fn pruned_or(&self, error: EngineError, first: u64) -> EngineError {
-        if !matches!(error, EngineError::Core(CoreError::CorruptRecord { .. })) {
+        if !error.is_corrupt_record() {
             return error;
         }
         match self.read_head().await {

@@ -304,7 +304,7 @@ impl SessionStore {
                 if let Some(entry) = shared.store.get(&head_key).await? {
                     let session = Session::new(shared.clone(), slot);
                     match session.catch_up_to(&head_key, entry).await {
-                        Err(error @ EngineError::Core(CoreError::CorruptRecord { .. })) => {
+                        Err(error) if error.is_corrupt_record() => {
                             missing = Some(error);
                             continue;
                         }
@@ -313,7 +313,7 @@ impl SessionStore {
                     return Ok(session);
                 }
             } else if let Some(loaded) = match load::load_session(&*shared.store, id).await {
-                Err(error @ EngineError::Core(CoreError::CorruptRecord { .. })) => {
+                Err(error) if error.is_corrupt_record() => {
                     missing = Some(error);
                     continue;
                 }
