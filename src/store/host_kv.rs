@@ -66,7 +66,11 @@ pub struct Capabilities {
 /// Manifest of a chunked value: `"AS"`, `'C'`, then varints: chunk count, total length, CRC-32.
 const MANIFEST: &[u8; 3] = b"ASC";
 /// Room added to a head's backend TTL: the store decides expiry itself, the backend only cleans up.
-const TTL_MARGIN_MS: u64 = 60_000;
+/// A week, because the backend deletes the head alone: the session's other records have no TTL (a
+/// session's life grows with each commit, a written record's TTL would not), and once its head is
+/// gone no sweep can find them. So `sweepExpired` run at least weekly deletes whole sessions; the
+/// TTL is the backstop of a store nobody sweeps.
+const TTL_MARGIN_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 pub struct HostKvStore {
     kv: HostKv,

@@ -1,8 +1,9 @@
 // Expiry: idle TTL and maximum lifetime, by the store's clock; sweepExpired.
 import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
-import { InvalidTransitionError, SessionExpiredError, NotFoundError } from "agent-session";
-import { rejection, assertError, plain, clockStore, callAsync, T0, test } from "./_helpers.mjs";
+import { InvalidTransitionError, SessionExpiredError, NotFoundError, SessionStore } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+import { rejection, assertError, plain, clockStore, callAsync, manualClock, T0, test } from "./_helpers.mjs";
 
 async function assertExpired(session) {
   assert.equal(session.status, "expired");
@@ -133,6 +134,30 @@ suite("ttl: sweepExpired", () => {
     assert.deepEqual(expire, ["sweep/a", "sweep/b"]);
     assert.equal(await store.sweepExpired(), 0, "nothing left to sweep");
     assert.deepEqual(plain((await store.open("sweep/keep", { create: false })).messages()), ["alive"]);
+  });
+
+  test("on a KV store with TTLs, an hourly sweep deletes every record of a session that expired (the backend TTL only backs it up)", async () => {
+    // memoryKv honours `ttlMs` by Date.now: it runs on the store's clock here.
+    const now = manualClock(Date.now());
+    const realNow = Date.now;
+    Date.now = now;
+    try {
+      const kv = memoryKv();
+      const keys = async () => (await kv.list("", { limit: 10_000 })).keys;
+      const kept = await (await SessionStore.kv(kv, { now })).open("backend-ttl/kept");
+      await kept.invoke((inv) => inv.appendMessage("kept"));
+      const keptKeys = await keys();
+      const store = await SessionStore.kv(kv, { now, idleTtlMs: 1000, snapshotEvery: 2 });
+      const session = await store.open("backend-ttl/expiring");
+      for (let turn = 0; turn < 5; turn++) await session.invoke((inv) => inv.appendMessage({ turn }));
+      assert.ok((await keys()).length > keptKeys.length + 5, "the expiring session's head and records are stored");
+      now.advance(1000 + 60 * 60 * 1000);
+      assert.equal(await store.sweepExpired(), 1, "the sweep finds the expired session by its head");
+      assert.deepEqual(await keys(), keptKeys, "nothing of the expired session is left behind");
+      assert.deepEqual(plain((await store.open("backend-ttl/kept", { create: false })).messages()), ["kept"]);
+    } finally {
+      Date.now = realNow;
+    }
   });
 
   test("sweepExpired({ limit }) deletes at most limit sessions", async () => {
