@@ -717,7 +717,11 @@ export declare class SessionStore {
   /** Creates the session when absent unless `create: false` (then `NotFoundError`); no id: a new random id. */
   open(id?: string, options?: OpenOptions): Promise<Session>;
   list(options?: ListOptions): Promise<ListResult>;
-  /** `true` when the session existed. */
+  /**
+   * `true` when the session existed. The head goes first, then the other records; when a backend
+   * failure stops that part-way (`StorageError`), the next `delete(id)` resolves `false` and deletes
+   * what was left.
+   */
   delete(id: string): Promise<boolean>;
   /** Deletes expired sessions; resolves to how many. */
   sweepExpired(options?: SweepOptions): Promise<number>;

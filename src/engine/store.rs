@@ -413,14 +413,18 @@ impl SessionStore {
         Ok((page.keys.iter().filter_map(|key| keys::id_of_head_key(key)).collect(), page.cursor))
     }
 
-    /// Deletes a session: the head first (by compare-and-set), then its other records.
+    /// Deletes a session: the head first (by compare-and-set), then its other records. Without a
+    /// session under `id`, it deletes the records an earlier delete that failed part-way left.
     pub async fn delete(&self, id: &str) -> EngineResult<bool> {
         self.shared.check_open()?;
         limits::check_name("a session id", id)?;
         let head_key = keys::head_key(id);
         for _ in 0..3 {
-            let Some(entry) = self.shared.store.get(&head_key).await? else { return Ok(false) };
-            if self.shared.store.delete_session(&head_key, &entry.version, &keys::record_prefixes(id)).await? {
+            let Some(entry) = self.shared.store.get(&head_key).await? else {
+                self.shared.store.delete_session(&head_key, None, &keys::record_prefixes(id)).await?;
+                return Ok(false);
+            };
+            if self.shared.store.delete_session(&head_key, Some(&entry.version), &keys::record_prefixes(id)).await? {
                 self.shared.cache.forget(id);
                 return Ok(true);
             }
@@ -488,7 +492,7 @@ impl SessionStore {
         if head.status != Status::Expired && guard::expire(&head, self.shared.now()).is_none() {
             return Ok(false);
         }
-        if !self.shared.store.delete_session(key, &entry.version, &keys::record_prefixes(&id)).await? {
+        if !self.shared.store.delete_session(key, Some(&entry.version), &keys::record_prefixes(&id)).await? {
             return Ok(false);
         }
         self.shared.cache.forget(&id);

@@ -697,24 +697,24 @@ impl Store for IdbStore {
     fn delete_session<'a>(
         &'a self,
         head_key: &'a str,
-        expected: &'a str,
+        expected: Option<&'a str>,
         prefixes: &'a [String],
     ) -> LocalBoxFuture<'a, StoreResult<bool>> {
-        let (owned, expected, prefixes) = (head_key.to_owned(), expected.to_owned(), prefixes.to_vec());
+        let (owned, expected, prefixes) = (head_key.to_owned(), expected.map(str::to_owned), prefixes.to_vec());
         Box::pin(async move {
             let deleted = self
                 .read_then_write(
                     head_key,
                     "delete failed",
                     Box::new(move |records, current| {
-                        if version_of(&current) != Some(expected.as_str()) {
+                        if version_of(&current) != expected.as_deref() {
                             return Ok(None);
                         }
                         records.delete(&JsValue::from_str(&owned))?;
                         for prefix in &prefixes {
                             records.delete(&prefix_range(prefix, None)?.into())?;
                         }
-                        Ok(Some(expected))
+                        Ok(Some(expected.unwrap_or_default()))
                     }),
                 )
                 .await?;

@@ -412,20 +412,26 @@ pub trait Store {
         })
     }
 
-    /// Deletes a session: its head if still at `expected`, then every key under `prefixes`.
-    /// `false` (nothing deleted) when the head moved. The default deletes the head first, so a
-    /// failure part-way leaves records that no head names (swept later); a backend with
-    /// transactions does it all in one. It stops at a head written again under the id (a session
-    /// created anew meanwhile): a page listed while no head was there holds only the deleted
-    /// session's records, one listed later may hold the new session's (its head comes first).
+    /// Deletes a session: its head if still at `expected`, then every key under `prefixes`;
+    /// `expected` `None`: while no head is there, the records a delete that failed part-way left.
+    /// `false` (nothing deleted) when the head is not as expected. The default deletes the head
+    /// first, so a failure part-way leaves records that no head names (deleted by the next delete
+    /// of the id); a backend with transactions does it all in one. It stops at a head written
+    /// again under the id (a session created anew meanwhile): a page listed while no head was there
+    /// holds only the deleted session's records, one listed later may hold the new session's (its
+    /// head comes first).
     fn delete_session<'a>(
         &'a self,
         head_key: &'a str,
-        expected: &'a str,
+        expected: Option<&'a str>,
         prefixes: &'a [String],
     ) -> LocalBoxFuture<'a, StoreResult<bool>> {
         Box::pin(async move {
-            if !self.delete(head_key, Some(expected)).await? {
+            let removed = match expected {
+                Some(expected) => self.delete(head_key, Some(expected)).await?,
+                None => self.get(head_key).await?.is_none(),
+            };
+            if !removed {
                 return Ok(false);
             }
             for prefix in prefixes {

@@ -409,7 +409,7 @@ impl Store for SealedStore {
     fn delete_session<'a>(
         &'a self,
         head_key: &'a str,
-        expected: &'a str,
+        expected: Option<&'a str>,
         prefixes: &'a [String],
     ) -> LocalBoxFuture<'a, StoreResult<bool>> {
         self.inner.delete_session(head_key, expected, prefixes)

@@ -37,8 +37,9 @@ import { gzipSync } from "node:zlib";
 // KB); 216,786 with exports, history() and at() that tell a prune by another store meanwhile from a
 // corrupt record (an export starts again; +0.6 KB); 216,964 with open() starting again when a record
 // its head named was deleted meanwhile (+0.1 KB); 217,155 with a KV delete that stops at a head
-// created again meanwhile (it deleted the new session's records; +0.2 KB). Budget: 217,300.
-const BUDGET_GZIPPED = 217_300;
+// created again meanwhile (it deleted the new session's records; +0.2 KB); 217,562 with a delete of an id
+// without a session deleting the records a delete that failed part-way left (+0.4 KB). Budget: 217,700.
+const BUDGET_GZIPPED = 217_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

@@ -214,9 +214,9 @@ pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Sto
     }
     let head = store.get(&keys::head_key("a")).await.unwrap().unwrap();
     let prefixes = keys::record_prefixes("a");
-    assert!(!store.delete_session(&keys::head_key("a"), "not-the-version", &prefixes).await.unwrap());
+    assert!(!store.delete_session(&keys::head_key("a"), Some("not-the-version"), &prefixes).await.unwrap());
     assert!(store.get(&keys::batch_key("a", 1, 1)).await.unwrap().is_some(), "a refused delete keeps all");
-    assert!(store.delete_session(&keys::head_key("a"), &head.version, &prefixes).await.unwrap());
+    assert!(store.delete_session(&keys::head_key("a"), Some(&head.version), &prefixes).await.unwrap());
     for key in [keys::head_key("a"), keys::batch_key("a", 1, 1), keys::snapshot_key("a", 1, 1)] {
         assert_eq!(store.get(&key).await.unwrap(), None, "{key} deleted");
     }
@@ -225,6 +225,17 @@ pub async fn delete_session_removes_its_records_and_no_one_elses(store: &dyn Sto
             assert_eq!(value(store, &key).await, Some(bytes(id)), "{key} kept");
         }
     }
+    // Without an expected head: the records a failed delete left, only while no head is there.
+    let prefixes = keys::record_prefixes("ab");
+    assert!(!store.delete_session(&keys::head_key("ab"), None, &prefixes).await.unwrap(), "ab has a head");
+    assert_eq!(value(store, &keys::batch_key("ab", 1, 1)).await, Some(bytes("ab")), "a session's records kept");
+    store.put(&keys::batch_key("a", 2, 1), bytes("a").into(), Expect::Any).await.unwrap();
+    store.put(&keys::live_key("a", 1, 0), bytes("a").into(), Expect::Any).await.unwrap();
+    assert!(store.delete_session(&keys::head_key("a"), None, &keys::record_prefixes("a")).await.unwrap());
+    for key in [keys::batch_key("a", 2, 1), keys::live_key("a", 1, 0)] {
+        assert_eq!(store.get(&key).await.unwrap(), None, "left behind, {key} deleted");
+    }
+    assert_eq!(value(store, &keys::batch_key("ab", 1, 1)).await, Some(bytes("ab")), "ab kept");
 }
 
 pub async fn delete_prefix_removes_a_live_log_and_nothing_else(store: &dyn Store) {
