@@ -16,8 +16,7 @@ export class SessionHandle {
   #gone;
   /** `{ promise, create }`: the Session being opened or open, so that concurrent first uses open it once. */
   #opening = null;
-  /** How many times this handle has dropped its Session. A session deleted and created again starts
-   * over at version 0, so a version number identifies a state only together with this generation. */
+  /** How many times this handle has dropped its Session (see `stateId`). */
   generation = 0;
 
   /**
@@ -34,8 +33,18 @@ export class SessionHandle {
     this.#gone = restartExpired ? ["NOT_FOUND", "SESSION_EXPIRED"] : ["NOT_FOUND"];
   }
 
+  /**
+   * What names the state of `session` (a Session or an Invocation's session) at `version`. A session
+   * deleted and created again, by this handle or by another store, starts over at version 0: a
+   * version names a state only with the session's creation time (and this handle's generation, for
+   * a session created again within the same millisecond through it).
+   */
+  stateId(session, version = session.version) {
+    return `${this.generation}:${session.createdAt}:${version}`;
+  }
+
   /** The Session, created when absent; with `create: false`, undefined when it does not exist. */
-  async session({ create = true } = {}) {
+  async session({ create = true } = {}, retried = false) {
     if (this.#opening === null) {
       const promise = this.#store.open(this.#id, create ? this.#openOptions : { create: false });
       const opening = { promise, create };
@@ -54,8 +63,9 @@ export class SessionHandle {
       if (!hasCode(error, "NOT_FOUND")) throw error;
       if (this.#opening === opening) this.#opening = null;
       if (!create) return undefined;
-      // This call joined an open with `create: false`: open again, creating.
-      if (!opening.create) return this.session();
+      // This call joined an open with `create: false`, or the open read the session as another
+      // store deleted it: open again, creating.
+      if (!opening.create || !retried) return this.session({ create }, true);
       throw error;
     }
   }

@@ -277,6 +277,12 @@ impl Cache {
         if slot.pins.get() > 0 {
             return;
         }
+        self.drop_state(slot);
+    }
+
+    /// Drops `slot`'s state now, even while an invocation holds it (the state is not the session's:
+    /// [`crate::engine::Session::apply_commit`]); whoever needs it next loads it again.
+    pub fn drop_state(&self, slot: &Slot) {
         if let Some(tick) = slot.tick.take() {
             self.lru.borrow_mut().remove(&tick);
         }

@@ -18,7 +18,7 @@ use crate::engine::error::EngineResult;
 use crate::engine::live::{Emitted, LiveLog};
 use crate::engine::load;
 use crate::engine::schema;
-use crate::engine::session::Session;
+use crate::engine::session::{same_session, Session};
 use crate::engine::store::StoreEvent;
 use crate::engine::EngineError;
 use crate::store::{self, budget, Expect, Version};
@@ -474,10 +474,10 @@ impl Invocation {
                 Err(error) => return Err(self.lost(error, reported)),
             };
             match shared.store.put(&head_key, crate::engine::head_value(&renewed), Expect::Version(version)).await? {
-                Some(version) => {
-                    self.remember(renewed.clone(), version.clone());
+                Some(written) => {
+                    self.remember(renewed.clone(), written.clone());
                     self.keep_mark(&renewed);
-                    self.session.apply_commit(renewed, version, &[]);
+                    self.session.apply_commit(renewed, written, Some(&head), &[]);
                     shared.emit(self.event("lease.renewed", None));
                     return Ok(());
                 }
@@ -582,7 +582,7 @@ impl Invocation {
         // Taken out before anything else runs: the view takes the events in (below) or they are staged again.
         self.state.borrow_mut().in_flight = None;
         match result {
-            Ok((head, version, snapshot)) => {
+            Ok((head, version, snapshot, base)) => {
                 if let Some((n, _)) = &live {
                     self.live.written(*n);
                 }
@@ -595,7 +595,7 @@ impl Invocation {
                 state.version = version.clone();
                 drop(state);
                 self.keep_mark(&head);
-                self.session.apply_commit(head, version, &events);
+                self.session.apply_commit(head, version, base.as_ref(), &events);
                 if status != Status::Running {
                     self.unpin();
                     self.shed();
@@ -650,20 +650,22 @@ impl Invocation {
     }
 
     /// `live`: the parts not flushed yet, as flush number `.0` of this turn, written with the batch.
+    /// Returns the head written, its store version, whether it wrote a snapshot, and the head it
+    /// replaced (`None` when an earlier attempt turned out applied).
     async fn write(
         &self,
         outcome: Outcome,
         events: &[Event],
         live: Option<&(u64, Flush)>,
-    ) -> EngineResult<(Head, Version, bool)> {
+    ) -> EngineResult<(Head, Version, bool, Option<Head>)> {
         let shared = &self.session.shared;
         let config = &shared.config;
         let id = self.session.id();
         let head_key = keys::head_key(id);
         let uncertain = self.state.borrow_mut().uncertain.take();
         if let Some(attempted) = uncertain {
-            if let Some(applied) = self.applied(attempted).await? {
-                return Ok(applied);
+            if let Some((head, version, snapshot)) = self.applied(attempted).await? {
+                return Ok((head, version, snapshot, None));
             }
         }
         for _ in 0..4 {
@@ -671,6 +673,11 @@ impl Invocation {
                 let state = self.state.borrow();
                 (state.head.clone(), state.version.clone())
             };
+            // What the commit folds and snapshots is the view: brought to the head it builds on,
+            // should a load racing a delete have left it elsewhere (`Session::apply_commit`).
+            if !self.session.holds(&head) {
+                self.session.catch_up(head.clone(), version.clone()).await?;
+            }
             let now = shared.now();
             let reshapes = head.schema < config.schema_version || self.compacts_most(events)?;
             let every = match self.snapshot_every() {
@@ -734,16 +741,17 @@ impl Invocation {
             // cached view's growth (a memory store also counts what it keeps).
             let incoming = records.iter().map(|(_, value)| value.len() as u64).sum::<u64>() + events_bytes(events);
             budget::check("a commit", incoming)?;
-            let head = crate::engine::head_value(&committed.head);
+            let value = crate::engine::head_value(&committed.head);
             let stale = self.live.take_stale();
             let written =
-                store::commit_deleting(&*shared.store, records, &head_key, head, Expect::Version(version), stale).await;
+                store::commit_deleting(&*shared.store, records, &head_key, value, Expect::Version(version), stale)
+                    .await;
             let written = match written {
                 Ok(written) => written,
                 // A failed write may still have been applied (a KV that timed out after writing):
                 // read the head back before reporting, so a retry never rewrites a batch it names.
                 Err(error) => match self.applied(new_version).await {
-                    Ok(Some(applied)) => return Ok(applied),
+                    Ok(Some((head, version, snapshot))) => return Ok((head, version, snapshot, None)),
                     Ok(None) => return Err(error.into()),
                     Err(_) => {
                         self.state.borrow_mut().uncertain = Some(new_version);
@@ -752,11 +760,11 @@ impl Invocation {
                 },
             };
             match written {
-                Some(version) => {
+                Some(written) => {
                     if let Some(snapshot) = snapshot {
                         self.session.remember_snapshot(snapshot);
                     }
-                    return Ok((committed.head, version, committed.snapshot_due));
+                    return Ok((committed.head, written, committed.snapshot_due, Some(head)));
                 }
                 None => {
                     shared.emit(self.event("conflict", None));
@@ -883,9 +891,9 @@ impl Invocation {
             if guard::stop_pending(&head, self.token).is_some() {
                 // A stopped turn's end is in history: the abort commits the `stopped` event.
                 return match self.write(Outcome::Abort, &[], None).await {
-                    Ok((head, version, _)) => {
+                    Ok((head, version, _, base)) => {
                         let (new_version, status) = (head.version, head.status);
-                        self.session.apply_commit(head, version, &[]);
+                        self.session.apply_commit(head, version, base.as_ref(), &[]);
                         shared.emit(self.event("lease.released", Some(new_version)));
                         self.session.announce(new_version, status);
                         Ok(())
@@ -897,8 +905,8 @@ impl Invocation {
             let Some(mut released) = guard::release(&head, self.token) else { return Ok(()) };
             live::note_flushes(&mut released, self.token, self.live.flushes());
             let put = shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version));
-            if let Some(version) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {
-                self.session.apply_commit(released, version, &[]);
+            if let Some(written) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {
+                self.session.apply_commit(released, written, Some(&head), &[]);
                 shared.emit(self.event("lease.released", None));
                 return Ok(());
             }
@@ -965,8 +973,31 @@ impl Drop for Invocation {
 
 impl Session {
     /// Takes a head this store just wrote (and the events it committed) into the cached view.
-    pub(crate) fn apply_commit(&self, head: Head, version: Version, events: &[Event]) {
+    /// The view takes the events in only when it is at the commit the write built on (`base`, the
+    /// head it replaced): a load that ran meanwhile (a `refresh`, an `open` of the id) may have read
+    /// this very write already, or a later one, or, racing a delete, another session of the id. A
+    /// view that is none of these is dropped and loaded again on its next use.
+    pub(crate) fn apply_commit(&self, head: Head, version: Version, base: Option<&Head>, events: &[Event]) {
         let mut view = self.slot.view.borrow_mut();
+        if view.version == version {
+            return; // a load read this very write already
+        }
+        // Every view of one session at one commit holds the same state (a lease, a renewal or a stop
+        // rewrites the head, not the state).
+        let at_base = base.is_some_and(|base| view.head.version == base.version && same_session(&view.head, base));
+        if !at_base {
+            let has_it = same_session(&view.head, &head) && view.head.version >= head.version;
+            if !has_it {
+                view.head = head;
+                view.version = version;
+                drop(view);
+                self.shared.cache.drop_state(&self.slot);
+            } else if view.head.version == head.version {
+                view.head = head;
+                view.version = version;
+            }
+            return;
+        }
         let from = view.head.schema;
         let added = match view.state.as_mut() {
             Some(state) if !events.is_empty() || from < head.schema => {

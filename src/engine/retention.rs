@@ -87,8 +87,14 @@ impl Session {
         let head_key = keys::head_key(id);
         let stale = invocation.live.take_stale();
         let head = crate::engine::head_value(&pruned);
-        let committed =
-            crate::store::commit_deleting(store, records, &head_key, head, Expect::Version(current_version), stale);
+        let committed = crate::store::commit_deleting(
+            store,
+            records,
+            &head_key,
+            head,
+            Expect::Version(current_version.clone()),
+            stale,
+        );
         let Some(new_version) = committed.await? else {
             return Err(EngineError::Conflict(id.to_owned()));
         };
@@ -97,7 +103,7 @@ impl Session {
             self.remember_snapshot(snapshot);
         }
         let (version, status) = (pruned.version, pruned.status);
-        self.apply_commit(pruned, new_version, &[]);
+        self.apply_commit(pruned, new_version, Some(&current), &[]);
         self.announce(version, status);
         // The head no longer leads to anything below `kept`: delete it.
         let mut deleted = 0;

@@ -266,6 +266,14 @@ impl Session {
                 let bytes = self.slot.view.borrow().bytes;
                 cache.hold(&self.slot, state, bytes + added, false, self.shared.now());
             } else if !extendable {
+                // A view holding another session of the id than `head`'s may hold the newer one
+                // (created again after a delete, once `head` was read): the head is read again
+                // after the load, and a load of a deleted session is not installed.
+                let other_session = {
+                    let view = self.slot.view.borrow();
+                    view.state.is_some() && !same_session(&view.head, &head)
+                };
+                let before = self.stamp();
                 let (state, snapshot) = match loaded.take() {
                     Some(loaded) => loaded,
                     None => load::load_state(store, self.id(), &head).await?,
@@ -273,6 +281,22 @@ impl Session {
                 let (now_from, _, now_extendable) = self.extendable(&head);
                 if now_extendable && now_from > head.version && !earlier {
                     return Ok(());
+                }
+                if self.stamp() != before {
+                    // Another use of the view moved it while this load was read (a commit, or a load
+                    // of a session created again under the id since `head` was read): what was read
+                    // may be of a deleted session. Start again from the head as it is now.
+                    (head, version) = self.read_head().await?;
+                    earlier = false;
+                    continue;
+                }
+                if other_session {
+                    let (now_head, now_version) = self.read_head().await?;
+                    if now_version != version || self.stamp() != before {
+                        (head, version) = (now_head, now_version);
+                        earlier = false;
+                        continue;
+                    }
                 }
                 let state = match migrating {
                     true => {
@@ -296,16 +320,25 @@ impl Session {
         }
     }
 
+    /// Whether the view holds the state at `head`'s commit (of this session).
+    pub(crate) fn holds(&self, head: &Head) -> bool {
+        let view = self.slot.view.borrow();
+        view.state.is_some() && view.head.version == head.version && same_session(&view.head, head)
+    }
+
+    /// What a change of the view changes: its head's version and creation time, its store version
+    /// and its generation (an eviction changes none of them).
+    fn stamp(&self) -> (u64, u64, Version, u64) {
+        let view = self.slot.view.borrow();
+        (view.head.version, view.head.created_at, view.version.clone(), view.generation)
+    }
+
     /// The view's version and generation, and whether its state can be brought to `head` by
     /// applying the batches after it (held, of the same session, and not older than the batches
     /// `head` still names).
     fn extendable(&self, head: &Head) -> (u64, u64, bool) {
         let view = self.slot.view.borrow();
-        // The same session, not a successor created under its id after a delete: the commit the
-        // view is at has the same fencing token in both heads (tokens start at a random base).
-        let at = view.head.version.min(head.version);
-        let same_session = view.head.created_at == head.created_at
-            && (at == 0 || token_at(&view.head, at).is_none_or(|token| token_at(head, at) == Some(token)));
+        let same_session = same_session(&view.head, head);
         let named = view.head.version >= head.snapshot_version() || view.head.version > head.version;
         (view.head.version, view.generation, view.state.is_some() && same_session && named)
     }
@@ -820,6 +853,19 @@ impl Session {
 }
 
 /// The fencing token of the commit that wrote `version`, if `head` still names it.
+/// Whether heads `a` and `b` are of the same session, not one and a successor created under its id
+/// after a delete: the same creation time, and the commit the older is at has the same fencing token
+/// in both where both still name it (tokens start at a random base; a head names the tokens since
+/// its snapshot).
+pub(crate) fn same_session(a: &Head, b: &Head) -> bool {
+    let at = a.version.min(b.version);
+    let tokens_agree = match (token_at(a, at), token_at(b, at)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    };
+    a.created_at == b.created_at && (at == 0 || tokens_agree)
+}
+
 fn token_at(head: &Head, version: u64) -> Option<u64> {
     match head.snapshot {
         Some(snapshot) if snapshot.version == version => Some(snapshot.token),

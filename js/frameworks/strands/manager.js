@@ -166,7 +166,7 @@ export class AgentSessionManager {
   #sessionId;
   #beginOptions;
   #agentName;
-  #handle; // the SessionHandle of sessionId; its generation tells a session deleted and created again apart
+  #handle; // the SessionHandle of sessionId; its stateId tells a session deleted and created again apart
   #guard = null; // { invocation, records: Set }
   #records = new WeakMap(); // agent -> record
   #project; // the projection of stream events to live parts; null: nothing forwarded
@@ -237,7 +237,7 @@ export class AgentSessionManager {
       name,
       as: { agent: name }, // the options of the engine calls for this agent
       initial: null, // the agent's own state before any restore (what "nothing stored" means)
-      loaded: null, // "<generation>:<version>" the agent's memory reflects; null = reload at next begin
+      loaded: null, // the handle's stateId of what the agent's memory reflects; null = reload at next begin
       base: null, // what the store holds for this agent, as of `loaded` plus this guard's staged writes
       pending: [], // messages added (MessageAddedEvent) since the last commit
       invocation: null,
@@ -294,7 +294,7 @@ export class AgentSessionManager {
     this.#guard = null;
     try {
       const version = await invocation.commit();
-      for (const record of guard.records) record.loaded = `${this.#handle.generation}:${version}`;
+      for (const record of guard.records) record.loaded = this.#handle.stateId(invocation.session, version);
     } catch (error) {
       await invocation.abort().catch(() => {});
       for (const record of guard.records) await this.#rollback(record);
@@ -315,6 +315,7 @@ export class AgentSessionManager {
     await session.refresh();
     record.initial ??= clone(record.agent.takeSnapshot({ preset: "session" }));
     const latest = readAgent(session, record.name);
+    const loaded = this.#handle.stateId(session); // before the read of `at` lets a commit move the session
     let view = latest;
     if (params.snapshotId !== undefined) {
       const version = Number(params.snapshotId);
@@ -323,7 +324,7 @@ export class AgentSessionManager {
       }
       if (version !== session.version) view = readAgent(await session.at(version), record.name);
     }
-    this.#apply(record, latest, view, `${this.#handle.generation}:${session.version}`, false);
+    this.#apply(record, latest, view, loaded, false);
     return view.hasData;
   }
 
@@ -366,7 +367,7 @@ export class AgentSessionManager {
     record.initial = clone(record.agent.takeSnapshot({ preset: "session" }));
     const session = await this.session();
     const data = readAgent(session, record.name);
-    this.#apply(record, data, data, `${this.#handle.generation}:${session.version}`, false, true);
+    this.#apply(record, data, data, this.#handle.stateId(session), false, true);
   }
 
   async #onBefore(record) {
@@ -384,7 +385,7 @@ export class AgentSessionManager {
     record.forward = this.#forwarder(invocation);
     record.unlink = linkStop(invocation, record.agent);
     try {
-      const loaded = `${this.#handle.generation}:${invocation.session.version}`;
+      const loaded = this.#handle.stateId(invocation.session);
       if (record.loaded !== loaded) {
         // Another process committed since this agent last saw the session: start from its version.
         // An agent that is answering interrupts keeps its interrupt state (the answers are in it).
@@ -429,7 +430,7 @@ export class AgentSessionManager {
       const version = await invocation.commit();
       record.base = base;
       record.pending = [];
-      record.loaded = `${this.#handle.generation}:${version}`;
+      record.loaded = this.#handle.stateId(invocation.session, version);
     } catch (error) {
       await invocation.abort().catch(() => {});
       await this.#rollback(record);
@@ -444,7 +445,7 @@ export class AgentSessionManager {
     try {
       const session = await this.session();
       const data = readAgent(session, record.name);
-      this.#apply(record, data, data, `${this.#handle.generation}:${session.version}`, false);
+      this.#apply(record, data, data, this.#handle.stateId(session), false);
     } catch {
       // left for the next invocation's begin to reload
     }
