@@ -38,8 +38,10 @@ import { gzipSync } from "node:zlib";
 // corrupt record (an export starts again; +0.6 KB); 216,964 with open() starting again when a record
 // its head named was deleted meanwhile (+0.1 KB); 217,155 with a KV delete that stops at a head
 // created again meanwhile (it deleted the new session's records; +0.2 KB); 217,562 with a delete of an id
-// without a session deleting the records a delete that failed part-way left (+0.4 KB). Budget: 217,700.
-const BUDGET_GZIPPED = 217_700;
+// without a session deleting the records a delete that failed part-way left (+0.4 KB); 218,700 with a
+// view that a commit extends only at the commit it built on, and loads that read the head again when
+// the view moved or is of another session of the id (+1.1 KB). Budget: 219,000.
+const BUDGET_GZIPPED = 219_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
