@@ -37,7 +37,8 @@ import {
 import { storedFormOf, wholeBlob } from "./langgraph/channel-values.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { SerialQueues } from "./serial-queue.js";
-import { SessionHandle } from "./session-handle.js";
+import { SessionHandle, hasCode } from "./session-handle.js";
+import { ConcurrencyError } from "../wasm/errors.js";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -389,6 +390,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       }
       return result;
     } catch (e) {
+      if (e === PARENT_MISSING) throw e; // nothing was staged: the put starts again
       guard.failed ??= e;
       throw guard.failed;
     }
@@ -427,55 +429,69 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     const { channel_values: _values, ...skeleton } = checkpoint;
     skeleton.channel_values = {};
 
-    const prepared = (async () => {
-      const newChannels = Object.keys(versions).filter((ch) => hasOwn(values, ch) && values[ch] !== undefined);
+    const channelVersions = checkpoint.channel_versions ?? {};
+    // `whole`: every channel with a value is stored, not only the new ones (the parent to carry the
+    // others over from is not stored: a deleteThread raced the turn, or the config named a checkpoint
+    // this saver never stored), as MemorySaver keeps every channel it is given.
+    const prepare = async (whole) => {
+      const stored = Object.keys(whole ? values : versions).filter((ch) => {
+        const at = hasOwn(versions, ch) ? versions[ch] : channelVersions[ch];
+        return at !== undefined && hasOwn(values, ch) && values[ch] !== undefined;
+      });
       const [c, m, ...blobs] = await Promise.all([
         this._dump(skeleton),
         this._dump(metadata),
-        ...newChannels.map((ch) => this._dump(values[ch])),
+        ...stored.map((ch) => this._dump(values[ch])),
       ]);
-      return { c, m, blobs: newChannels.map((ch, i) => [ch, blobs[i]]) };
-    })();
-
-    await this._write(
-      threadId,
-      prepared,
-      (tx, { c, m, blobs }, version) => {
-        const agent = agentFor(ns);
-        const parentRecord = parent === undefined ? undefined : tx.get(agent, cpKey(parent));
-        const src = {};
-        const read = readerOf(tx, agent);
-        for (const [ch, blob] of blobs) {
-          const key = blobKey(ch, versions[ch], id);
-          const previous = parentRecord?.src?.[ch];
-          let stored = Array.isArray(previous) && typeof previous[1] === "string" ? storedFormOf(read, previous[1], blob) : blob;
-          // A put of a checkpoint already stored keeps its values whole: deltas and rollups may read
-          // them (channel-values.js).
-          if (stored !== blob && read(key) !== undefined) stored = blob;
-          tx.set(agent, key, stored);
-          src[ch] = [versions[ch], key];
-        }
-        // Channels this put does not store are carried over from the parent, at the same version.
-        for (const [ch, version] of Object.entries(checkpoint.channel_versions ?? {})) {
-          if (hasOwn(versions, ch) || hasOwn(src, ch)) continue;
-          const inherited = parentRecord?.src?.[ch];
-          if (inherited && inherited[0] === version) src[ch] = inherited;
-        }
-        tx.set(agent, cpKey(id), { id, parent: parent ?? null, version, c, m, src });
-        const head = tx.get(agent, "head");
-        if (typeof head !== "string" || id > head) tx.set(agent, "head", id);
-        // The put that wrote the parent checkpoint (in this namespace) wrote these two keys already.
-        if (parentRecord === undefined) {
-          if (tx.get(undefined, "thread") === undefined) tx.set(undefined, "thread", String(threadId));
-          if (tx.get(undefined, nsKey(ns)) === undefined) tx.set(undefined, nsKey(ns), { ns, agent });
-        }
-        const note = { checkpoint: id, parent: parent ?? null };
-        if (typeof metadata?.source === "string") note.source = metadata.source;
-        if (typeof metadata?.step === "number" && Number.isFinite(metadata.step)) note.step = metadata.step;
-        tx.message(agent, note);
-      },
-      true,
+      return { c, m, blobs: stored.map((ch, i) => [ch, blobs[i]]), whole };
+    };
+    const carried = Object.keys(channelVersions).some(
+      (ch) => !hasOwn(versions, ch) && hasOwn(values, ch) && values[ch] !== undefined,
     );
+
+    const apply = (tx, { c, m, blobs, whole }, version) => {
+      const agent = agentFor(ns);
+      const parentRecord = parent === undefined ? undefined : tx.get(agent, cpKey(parent));
+      // Before anything is staged: the put starts again with every channel's value.
+      if (!whole && carried && parent !== undefined && parentRecord === undefined) throw PARENT_MISSING;
+      const src = {};
+      const read = readerOf(tx, agent);
+      for (const [ch, blob] of blobs) {
+        const at = hasOwn(versions, ch) ? versions[ch] : channelVersions[ch];
+        const key = blobKey(ch, at, id);
+        const previous = parentRecord?.src?.[ch];
+        let stored = Array.isArray(previous) && typeof previous[1] === "string" ? storedFormOf(read, previous[1], blob) : blob;
+        // A put of a checkpoint already stored keeps its values whole: deltas and rollups may read
+        // them (channel-values.js).
+        if (stored !== blob && read(key) !== undefined) stored = blob;
+        tx.set(agent, key, stored);
+        src[ch] = [at, key];
+      }
+      // Channels this put does not store are carried over from the parent, at the same version.
+      for (const [ch, at] of Object.entries(channelVersions)) {
+        if (hasOwn(versions, ch) || hasOwn(src, ch)) continue;
+        const inherited = parentRecord?.src?.[ch];
+        if (inherited && inherited[0] === at) src[ch] = inherited;
+      }
+      tx.set(agent, cpKey(id), { id, parent: parent ?? null, version, c, m, src });
+      const head = tx.get(agent, "head");
+      if (typeof head !== "string" || id > head) tx.set(agent, "head", id);
+      // The put that wrote the parent checkpoint (in this namespace) wrote these two keys already.
+      if (parentRecord === undefined) {
+        if (tx.get(undefined, "thread") === undefined) tx.set(undefined, "thread", String(threadId));
+        if (tx.get(undefined, nsKey(ns)) === undefined) tx.set(undefined, nsKey(ns), { ns, agent });
+      }
+      const note = { checkpoint: id, parent: parent ?? null };
+      if (typeof metadata?.source === "string") note.source = metadata.source;
+      if (typeof metadata?.step === "number" && Number.isFinite(metadata.step)) note.step = metadata.step;
+      tx.message(agent, note);
+    };
+    try {
+      await this._write(threadId, prepare(false), apply, true);
+    } catch (error) {
+      if (error !== PARENT_MISSING) throw error;
+      await this._write(threadId, prepare(true), apply, true);
+    }
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: id } };
   }
 
@@ -544,27 +560,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     const idFilter = getCheckpointId(config ?? {});
     const beforeId = before?.configurable?.checkpoint_id;
 
-    const views = [];
-    if (threadId !== undefined && threadId !== null) {
-      const view = await this._view(this.sessionId(threadId));
-      if (view) views.push([String(threadId), view]);
-    } else {
-      let cursor;
-      do {
-        const page = await this.store.list({ prefix: this.prefix, cursor });
-        for (const info of page.sessions) {
-          const view = await this._view(info.id);
-          const thread = view?.get(undefined, "thread");
-          if (typeof thread === "string" && this.sessionId(thread) === info.id) views.push([thread, view]);
-        }
-        cursor = page.cursor;
-      } while (cursor);
-    }
-
-    // Each namespace's state is read whole, once: listing enumerates its keys anyway, and the tuples
-    // are then built from what was read, whatever the cache of the store does meanwhile.
+    // Each namespace's state is read whole, once, as soon as its thread's view is taken: listing
+    // enumerates its keys anyway, and the tuples are then built from what was read, whatever the
+    // cache of the store does meanwhile, or a guard of this saver whose view it was ends.
     const candidates = [];
-    for (const [thread, view] of views) {
+    const collect = (thread, view) => {
       const namespaces = [];
       if (nsFilter !== undefined) namespaces.push([nsFilter, agentFor(nsFilter)]);
       else {
@@ -583,6 +583,31 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
           candidates.push({ thread, ns, state, record });
         }
       }
+    };
+    // `thread`: the thread id, or undefined to read it from the view (a session found by listing).
+    const take = async (sid, thread) => {
+      for (let attempt = 0; ; attempt++) {
+        const view = await this._view(sid);
+        if (!view) return;
+        try {
+          const name = thread ?? view.get(undefined, "thread");
+          if (typeof name === "string" && this.sessionId(name) === sid) collect(name, view);
+          return;
+        } catch (error) {
+          // The view was a guard's invocation, which ended before it was read: read the thread again.
+          if (attempt > 0 || !hasCode(error, "INVALID_TRANSITION")) throw error;
+        }
+      }
+    };
+    if (threadId !== undefined && threadId !== null) {
+      await take(this.sessionId(threadId), String(threadId));
+    } else {
+      let cursor;
+      do {
+        const page = await this.store.list({ prefix: this.prefix, cursor });
+        for (const info of page.sessions) await take(info.id, undefined);
+        cursor = page.cursor;
+      } while (cursor);
     }
     // Newest first: uuid6 checkpoint ids sort by time.
     candidates.sort((a, b) => (a.record.id < b.record.id ? 1 : a.record.id > b.record.id ? -1 : 0));
@@ -752,30 +777,61 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     }
   }
 
-  /** Takes the lease of a thread's session for a guard (behind the writes already queued for it). */
-  async _beginGuard(sid, options) {
-    // Begin behind the writes already queued for this thread (they commit as their own invocations).
-    // A second guard of the same thread, here or in any other process, fails here with the store's
-    // ConcurrencyError, because this invocation holds the lease.
-    return this._serial(sid, async () => {
-      const inv = await this._thread(sid).begin(options);
-      // cache: what the turn's reads and writes saw of the thread (see ThreadView).
-      // version: the session's version as of the saver's last checkpoint in this guard (versionKnown:
-      // while the caller has made no call that may change it).
-      const entry = {
-        inv,
-        cache: new Map(),
-        version: undefined,
-        versionKnown: true,
-        dirty: false,
-        userDirty: false, // whether the caller staged writes of its own on the invocation
-        live: false,
-        failed: undefined,
-        done: false,
-      };
-      this._guards.set(sid, entry);
-      return entry;
-    });
+  /** The guard of this saver running on a thread, if any. */
+  _running(sid) {
+    const guard = this._guards.get(sid);
+    return guard !== undefined && !guard.done ? guard : undefined;
+  }
+
+  /**
+   * Takes the lease of a thread's session for a guard (behind the writes already queued for it). A
+   * second guard of the same thread in another process fails with the store's ConcurrencyError, the
+   * lease being held. In this saver, it fails (or waits, with `onBusy: { waitMs }`) while the first
+   * one runs, even if that one's lease was lost (a deleteThread elsewhere): the thread's writes carry
+   * no mark of the turn that made them, so a second guard would take in the first one's. Waiting for
+   * a guard of this saver is done outside the thread's queue, which the running turn's writes need.
+   */
+  async _beginGuard(sid, options = {}) {
+    const waitMs = options?.onBusy?.waitMs;
+    const deadline = typeof waitMs === "number" ? Date.now() + waitMs : undefined;
+    for (;;) {
+      const running = this._running(sid);
+      if (running !== undefined) {
+        const left = deadline === undefined ? 0 : deadline - Date.now();
+        if (left <= 0) throw busyHere();
+        let timer;
+        await Promise.race([running.ended, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+        clearTimeout(timer);
+        continue;
+      }
+      const left = deadline === undefined ? options : { ...options, onBusy: { waitMs: Math.max(0, deadline - Date.now()) } };
+      const entry = await this._serial(sid, () => (this._running(sid) === undefined ? this._leaseGuard(sid, left) : undefined));
+      if (entry !== undefined) return entry;
+    }
+  }
+
+  /** Begins the invocation of a guard and makes it the thread's running guard (in the thread's queue). */
+  async _leaseGuard(sid, options) {
+    const inv = await this._thread(sid).begin(options);
+    // cache: what the turn's reads and writes saw of the thread (see ThreadView).
+    // version: the session's version as of the saver's last checkpoint in this guard (versionKnown:
+    // while the caller has made no call that may change it).
+    const entry = {
+      inv,
+      cache: new Map(),
+      version: undefined,
+      versionKnown: true,
+      dirty: false,
+      userDirty: false, // whether the caller staged writes of its own on the invocation
+      live: false,
+      failed: undefined,
+      done: false,
+      ended: undefined, // resolves once the guard ended (a waiting guard of this saver goes on)
+      end: undefined,
+    };
+    entry.ended = new Promise((resolve) => (entry.end = resolve));
+    this._guards.set(sid, entry);
+    return entry;
   }
 
   /**
@@ -807,8 +863,21 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     } finally {
       guard.done = true;
       if (this._guards.get(sid) === guard) this._guards.delete(sid);
+      guard.end();
     }
   }
+}
+
+/** Thrown by a put's staging, before it stages anything, when the parent to carry channels over from
+ * is not stored: the put is made again with every channel's value (never reaches a caller). */
+const PARENT_MISSING = Object.freeze(new Error("AgentSessionSaver: the parent checkpoint is not stored"));
+
+/** The ConcurrencyError of a guard refused because a guard of the same saver runs on the thread. */
+function busyHere() {
+  return new ConcurrencyError(
+    "another guard of this AgentSessionSaver is running on the thread; retry once it ends, or pass onBusy: { waitMs }",
+    { holder: "this AgentSessionSaver", retryAfterMs: 0 },
+  );
 }
 
 /** The thread id of a graph run's config (`configurable.thread_id`), which the guarded helpers need. */

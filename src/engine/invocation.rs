@@ -622,6 +622,7 @@ impl Invocation {
                 Ok(new_version)
             }
             Err(error) => {
+                let error = self.deleted_or(error).await;
                 let lease_lost = matches!(error, EngineError::Core(CoreError::LeaseLost { .. }));
                 // The only owner now (`in_flight` was cleared above): no copy is made.
                 let mut events = Rc::try_unwrap(events).unwrap_or_else(|events| (*events).clone());
@@ -809,6 +810,21 @@ impl Invocation {
         let snapshot = head.snapshot == Some(crate::core::SnapshotRef { version, token: self.token });
         let named = head.version == version && (snapshot || head.token_of(version) == Some(self.token));
         Ok(named.then_some((head, store_version, snapshot)))
+    }
+
+    /// What a commit that read a record which is gone failed with: `LeaseLost` when the session was
+    /// deleted meanwhile (by another store, taking our lease with it: its head is gone or is another
+    /// session's), else `error` (a corrupt record, or a storage failure).
+    async fn deleted_or(&self, error: EngineError) -> EngineError {
+        if !error.is_corrupt_record() {
+            return error;
+        }
+        let ours = self.state.borrow().head.created_at;
+        match load::read_head(&*self.session.shared.store, self.session.id()).await {
+            Ok(None) => CoreError::LeaseLost { token: self.token }.into(),
+            Ok(Some((head, _))) if head.created_at != ours => CoreError::LeaseLost { token: self.token }.into(),
+            _ => error,
+        }
     }
 
     /// Re-reads the head after a lost compare-and-set; a deleted session fences us out.

@@ -176,14 +176,23 @@ impl Session {
         self.shared.cache.evict(&self.slot);
     }
 
-    /// Reloads the latest committed version (only the batches this view lacks).
+    /// Reloads the latest committed version (only the batches this view lacks). A record the head
+    /// named that is gone when read was taken by another store's delete or prune meanwhile: the
+    /// refresh starts again on the head as it is now (as `open` does; the error stays if it persists).
     pub async fn refresh(&self) -> EngineResult<()> {
         self.shared.check_open()?;
         let head_key = keys::head_key(self.id());
-        match self.shared.store.get(&head_key).await? {
-            Some(entry) => self.catch_up_to(&head_key, entry).await,
-            None => Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))),
+        let mut missing = None;
+        for _ in 0..3 {
+            let Some(entry) = self.shared.store.get(&head_key).await? else {
+                return Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id())));
+            };
+            match self.catch_up_to(&head_key, entry).await {
+                Err(error) if error.is_corrupt_record() => missing = Some(error),
+                caught_up => return caught_up,
+            }
         }
+        Err(missing.unwrap_or_else(|| EngineError::Conflict(self.id().to_owned())))
     }
 
     /// Brings the view to the stored head `entry`. A head whose store version is the one the view
@@ -445,8 +454,16 @@ impl Session {
         // where the store could (IndexedDB), else beside this turn's first write (no round trip of
         // their own on a KV store).
         let stale = if cleared { Vec::new() } else { self.stale_live_logs(&leased, leased.last_token) };
-        // Validate the cached view against the head we just leased, loading only what it lacks.
-        if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
+        // Validate the cached view against the head we just leased, loading only what it lacks. A
+        // record it names that is gone was taken by a delete since the lease: the session is gone.
+        let caught_up = match self.catch_up(leased.clone(), new_version.clone()).await {
+            Err(error) if error.is_corrupt_record() => match load::read_head(&*shared.store, self.id()).await {
+                Ok(None) => Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))),
+                _ => Err(error),
+            },
+            caught_up => caught_up,
+        };
+        if let Err(error) = caught_up {
             if let Some(released) = guard::release(&leased, leased.last_token) {
                 // The release is this turn's first and last write: the head it writes no longer
                 // tells of the turn before, so that turn's live log goes beside it.

@@ -322,7 +322,15 @@ impl SessionStore {
                 // Not cached: the head and every record it names, read in one go.
                 let (head, version) = (loaded.head.clone(), loaded.version.clone());
                 let session = Session::new(shared.clone(), shared.cache.slot(id, head.clone(), version.clone()));
-                session.catch_up_loaded(head, version, Some((loaded.state, loaded.snapshot))).await?;
+                // (Another open may have made the slot meanwhile, holding a session created again
+                // since this load: then the head is read again, and what it names may be gone.)
+                match session.catch_up_loaded(head, version, Some((loaded.state, loaded.snapshot))).await {
+                    Err(error) if error.is_corrupt_record() => {
+                        missing = Some(error);
+                        continue;
+                    }
+                    caught_up => caught_up?,
+                }
                 return Ok(session);
             }
             if !options.create {
@@ -345,7 +353,13 @@ impl SessionStore {
                 shared.cache.forget(id);
                 let slot = shared.cache.slot(id, head.clone(), version.clone());
                 let session = Session::new(shared.clone(), slot);
-                session.catch_up(head, version).await?;
+                match session.catch_up(head, version).await {
+                    Err(error) if error.is_corrupt_record() => {
+                        missing = Some(error);
+                        continue;
+                    }
+                    caught_up => caught_up?,
+                }
                 return Ok(session);
             }
             // Another store created it between our read and our write: load theirs.

@@ -40,8 +40,10 @@ import { gzipSync } from "node:zlib";
 // created again meanwhile (it deleted the new session's records; +0.2 KB); 217,562 with a delete of an id
 // without a session deleting the records a delete that failed part-way left (+0.4 KB); 218,700 with a
 // view that a commit extends only at the commit it built on, and loads that read the head again when
-// the view moved or is of another session of the id (+1.1 KB). Budget: 219,000.
-const BUDGET_GZIPPED = 219_000;
+// the view moved or is of another session of the id (+1.1 KB); 218,958 with refresh() and begin()
+// telling records a delete took meanwhile from corrupt ones (+0.3 KB); 219,462 with open() doing so on
+// every path and a commit that met such a record reporting its lease lost (+0.5 KB). Budget: 219,800.
+const BUDGET_GZIPPED = 219_800;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

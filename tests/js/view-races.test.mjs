@@ -114,3 +114,23 @@ test("a whole load of a session deleted meanwhile does not land in the view of t
   assert.deepEqual(texts(await serverA.open("chat")), ["new1", "new2"]);
   assert.deepEqual(await stored(base, "chat"), ["new1", "new2"], "what is stored holds none of the deleted chat");
 });
+
+test("a refresh or a begin that reads records a delete took meanwhile reports the session deleted", async () => {
+  const base = memoryKv();
+  const kvA = holdableKv(base);
+  const serverA = await SessionStore.kv(kvA.kv, { owner: "A" });
+  const serverB = await SessionStore.kv(base, { owner: "B" });
+  for (const call of ["refresh", "begin"]) {
+    const id = `chat-${call}`;
+    const a = await serverA.open(id);
+    await turn(a, "one");
+    await turn(await serverB.open(id), "two"); // A's view lacks version 2
+    const batchRead = kvA.hold((op, key) => op === "get" && key.startsWith("e/"));
+    const reading = call === "refresh" ? a.refresh() : a.begin();
+    await batchRead.reached;
+    assert.equal(await serverB.delete(id), true);
+    batchRead.release();
+    await assert.rejects(reading, (error) => error.code === "NOT_FOUND", `${call} after the delete`);
+    assert.equal((await serverB.list({ prefix: id })).sessions.length, 0, "nothing was written back");
+  }
+});
