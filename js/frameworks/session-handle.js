@@ -9,6 +9,9 @@ export function hasCode(error, ...codes) {
   return error !== null && typeof error === "object" && codes.includes(error.code);
 }
 
+/** How many times `begin` opens a session deleted under it again before it reports `NotFoundError`. */
+const BEGIN_ATTEMPTS = 4;
+
 export class SessionHandle {
   #store;
   #id;
@@ -90,7 +93,8 @@ export class SessionHandle {
 
   /**
    * `session.begin(options)`; a session deleted since it was opened is created again, and begun once
-   * more. With `create: false`, undefined instead of creating a session that does not exist.
+   * more (a few times, should deletes keep racing the begin). With `create: false`, undefined instead
+   * of creating a session that does not exist.
    */
   async begin(options, { create = true } = {}) {
     for (let attempt = 0; ; attempt++) {
@@ -99,7 +103,7 @@ export class SessionHandle {
       try {
         return await session.begin(options);
       } catch (error) {
-        if (attempt > 0 || !hasCode(error, ...this.#gone)) throw error;
+        if (attempt >= BEGIN_ATTEMPTS - 1 || !hasCode(error, ...this.#gone)) throw error;
         // An expired session still exists, and would refuse again: delete it to start a new one.
         if (hasCode(error, "SESSION_EXPIRED")) await this.#store.delete(this.#id);
         this.forget();
