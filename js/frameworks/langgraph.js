@@ -235,9 +235,9 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   }
 
   /** A current read view of a thread, or undefined when it does not exist. */
-  async _view(sid) {
+  async _view(sid, committed = false) {
     const guard = this._guards.get(sid);
-    if (guard && !guard.done) return new ThreadView(guard.inv, guard.cache);
+    if (guard && !guard.done && !committed) return new ThreadView(guard.inv, guard.cache);
     return this._serial(sid, async () => {
       const session = await this._thread(sid).refreshed();
       return session === undefined ? undefined : new ThreadView(session);
@@ -538,11 +538,20 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   }
 
   async getTuple(config) {
-    const configurable = config?.configurable ?? {};
-    const threadId = configurable.thread_id;
+    const threadId = config?.configurable?.thread_id;
     if (threadId === undefined || threadId === null) return undefined;
-    const ns = configurable.checkpoint_ns ?? "";
-    const view = await this._view(this.sessionId(threadId));
+    try {
+      return await this._getTuple(config, threadId, false);
+    } catch (error) {
+      // Read through a guard's invocation that ended or lost its lease: read what is committed.
+      if (!hasCode(error, "INVALID_TRANSITION")) throw error;
+      return this._getTuple(config, threadId, true);
+    }
+  }
+
+  async _getTuple(config, threadId, committed) {
+    const ns = config.configurable.checkpoint_ns ?? "";
+    const view = await this._view(this.sessionId(threadId), committed);
     if (!view) return undefined;
     const agent = agentFor(ns);
     const id = getCheckpointId(config) || view.get(agent, "head");
@@ -587,14 +596,15 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // `thread`: the thread id, or undefined to read it from the view (a session found by listing).
     const take = async (sid, thread) => {
       for (let attempt = 0; ; attempt++) {
-        const view = await this._view(sid);
+        const view = await this._view(sid, attempt > 0);
         if (!view) return;
         try {
           const name = thread ?? view.get(undefined, "thread");
           if (typeof name === "string" && this.sessionId(name) === sid) collect(name, view);
           return;
         } catch (error) {
-          // The view was a guard's invocation, which ended before it was read: read the thread again.
+          // The view was a guard's invocation, which ended or lost its lease before it was read:
+          // read what is committed.
           if (attempt > 0 || !hasCode(error, "INVALID_TRANSITION")) throw error;
         }
       }
@@ -846,6 +856,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // Commit: after `fn` resolved, what is staged (or a turn that emitted parts: its followers must see
     // it end `committed`); after it rejected, what LangGraph was told is saved since the last put,
     // unless `fn` staged writes of its own. Otherwise release without writing an empty version.
+    // After a rejected `fn`, LangGraph may still be making the turn's last writes (under durability
+    // "exit", the final put follows the run's rejection): they join the turn, not a commit of their
+    // own after it (which could create again a thread that a delete took the turn's lease with).
+    if (!ok) await nextTask();
     const commits = ok ? guard.dirty || guard.live : guard.dirty && !guard.userDirty;
     try {
       await this._serial(sid, async () => {
