@@ -63,7 +63,6 @@
 import { test } from "node:test";
 import {
   Agent,
-  Model,
   ModelError,
   SlidingWindowConversationManager,
   NullConversationManager,
@@ -75,6 +74,7 @@ import { SessionStore, ConcurrencyError, ConflictError, AgentSessionError } from
 import { AgentSessionManager } from "agent-session/strands";
 import { slowKv } from "../js/_helpers.mjs";
 import { seeded, canonical } from "../browser/model-checks.mjs";
+import { ScriptedModel } from "./strands-scripted-model.mjs";
 
 const TRIALS = Number(process.env.FUZZ_TRIALS ?? 200);
 const FIRST = Number(process.env.FUZZ_FIRST ?? 0);
@@ -99,38 +99,6 @@ class ScriptedFailure extends Error {
   }
 }
 
-/** Each stream() call takes the next reply: a string (a text answer), `{ tool, id, input }` (one tool
- * use), or a ScriptedFailure (thrown). The replies of one turn are set before it runs. */
-class ScriptedModel extends Model {
-  constructor() {
-    super();
-    this.replies = [];
-    this.config = { modelId: "scripted" };
-  }
-  updateConfig(config) {
-    Object.assign(this.config, config);
-  }
-  getConfig() {
-    return this.config;
-  }
-  async *stream() {
-    const reply = this.replies.shift();
-    if (reply === undefined) throw new Error("ScriptedModel: no reply left (a test bug)");
-    if (reply instanceof Error) throw reply;
-    yield { type: "modelMessageStartEvent", role: "assistant" };
-    if (typeof reply === "object") {
-      yield { type: "modelContentBlockStartEvent", start: { type: "toolUseStart", name: reply.tool, toolUseId: reply.id } };
-      yield { type: "modelContentBlockDeltaEvent", delta: { type: "toolUseInputDelta", input: JSON.stringify(reply.input) } };
-      yield { type: "modelContentBlockStopEvent" };
-      yield { type: "modelMessageStopEvent", stopReason: "toolUse" };
-      return;
-    }
-    yield { type: "modelContentBlockStartEvent" };
-    yield { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: reply } };
-    yield { type: "modelContentBlockStopEvent" };
-    yield { type: "modelMessageStopEvent", stopReason: "endTurn" };
-  }
-}
 
 /** A tool whose result depends on nothing but its input, and whose app state writes depend on the
  * state the agent loaded (the "notes" count), so a wrong reload shows in the state. */
