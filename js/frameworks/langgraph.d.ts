@@ -95,7 +95,9 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * (one per LangGraph step) is persisted with `checkpoint()`; resolves after the commit when `fn`
    * resolves; when it rejects, commits what LangGraph was told is saved of the failed step (its
    * errors and its finished tasks' writes, as any checkpointer keeps them) and rethrows, or aborts
-   * (keeping the steps already checkpointed) when `fn` staged writes of its own since the last put;
+   * (keeping the steps already checkpointed) when `fn` staged writes of its own since the last put
+   * (the writes LangGraph makes within a macrotask after `fn` rejected, such as the last put of a run
+   * under durability "exit", join the turn first);
    * always releases the lease. A put/putWrites after the lease was taken over rejects with `LeaseLostError`
    * and stores nothing; any put/putWrites that fails inside `fn` ends the turn (later ones reject
    * with the same error, and the guard aborts and rethrows it even if `fn` resolves). `fn` receives
