@@ -390,6 +390,9 @@ export async function runTrial(trial) {
     const before = Object.fromEntries(THREADS.map((t) => [t, structuredClone(models[t].values)]));
 
     const settled = await Promise.allSettled(ops.map((op) => runOp(op, servers[op.server], plans, pause)));
+    // LangGraph may still be making writes of a run that rejected (an unguarded run whose put was
+    // refused rejects before its other puts end): let them land before the checks read the threads.
+    for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
     // A rejection left unhandled shows up once the microtasks of its macrotask ran: give it a few.
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
     if (unhandled.size > 0) {
