@@ -87,14 +87,8 @@ impl Session {
         let head_key = keys::head_key(id);
         let stale = invocation.live.take_stale();
         let head = crate::engine::head_value(&pruned);
-        let committed = crate::store::commit_deleting(
-            store,
-            records,
-            &head_key,
-            head,
-            Expect::Version(current_version.clone()),
-            stale,
-        );
+        let committed =
+            crate::store::commit_deleting(store, records, &head_key, head, Expect::Version(current_version), stale);
         let Some(new_version) = committed.await? else {
             return Err(EngineError::Conflict(id.to_owned()));
         };

@@ -456,14 +456,8 @@ impl Session {
         let stale = if cleared { Vec::new() } else { self.stale_live_logs(&leased, leased.last_token) };
         // Validate the cached view against the head we just leased, loading only what it lacks. A
         // record it names that is gone was taken by a delete since the lease: the session is gone.
-        let caught_up = match self.catch_up(leased.clone(), new_version.clone()).await {
-            Err(error) if error.is_corrupt_record() => match load::read_head(&*shared.store, self.id()).await {
-                Ok(None) => Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))),
-                _ => Err(error),
-            },
-            caught_up => caught_up,
-        };
-        if let Err(error) = caught_up {
+        if let Err(error) = self.catch_up(leased.clone(), new_version.clone()).await {
+            let error = self.pruned_or(error, 0).await;
             if let Some(released) = guard::release(&leased, leased.last_token) {
                 // The release is this turn's first and last write: the head it writes no longer
                 // tells of the turn before, so that turn's live log goes beside it.
@@ -869,7 +863,6 @@ impl Session {
     }
 }
 
-/// The fencing token of the commit that wrote `version`, if `head` still names it.
 /// Whether heads `a` and `b` are of the same session, not one and a successor created under its id
 /// after a delete: the same creation time, and the commit the older is at has the same fencing token
 /// in both where both still name it (tokens start at a random base; a head names the tokens since
@@ -883,6 +876,7 @@ pub(crate) fn same_session(a: &Head, b: &Head) -> bool {
     a.created_at == b.created_at && (at == 0 || tokens_agree)
 }
 
+/// The fencing token of the commit that wrote `version`, if `head` still names it.
 fn token_at(head: &Head, version: u64) -> Option<u64> {
     match head.snapshot {
         Some(snapshot) if snapshot.version == version => Some(snapshot.token),
