@@ -529,7 +529,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       (tx, dumped) => {
         const agent = agentFor(ns);
         const key = writeKey(checkpointId, taskId);
-        const existing = tx.get(agent, key);
+        // A task's record is listed in the checkpoint's tasks from its first write on (readers find it
+        // there): a task not listed has none, and its key need not be read.
+        const tasks = tx.get(agent, tasksKey(checkpointId)) ?? [];
+        const listed = tasks.includes(String(taskId));
+        const existing = listed ? tx.get(agent, key) : undefined;
         const record = { p: existing?.p ?? "", w: { ...(existing?.w ?? {}) } };
         let changed = false;
         writes.forEach(([channel], i) => {
@@ -544,10 +548,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
           changed = true;
         }
         if (changed) tx.set(agent, key, record);
-        if (existing === undefined) {
-          const tasks = tx.get(agent, tasksKey(checkpointId)) ?? [];
-          tx.set(agent, tasksKey(checkpointId), [...tasks, String(taskId)]);
-        }
+        if (!listed) tx.set(agent, tasksKey(checkpointId), [...tasks, String(taskId)]);
       },
       false,
     );
