@@ -472,6 +472,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       if (!whole && carried && parent !== undefined && parentRecord === undefined) throw PARENT_MISSING;
       const src = {};
       const read = readerOf(tx, agent);
+      // The head is the largest checkpoint id stored in the namespace: a checkpoint newer than it is
+      // not stored, nor is any value it writes (its blob keys need not be read below).
+      const head = tx.get(agent, "head");
+      const fresh = typeof head === "string" && id > head;
       for (const [ch, blob] of blobs) {
         const at = hasOwn(versions, ch) ? versions[ch] : channelVersions[ch];
         const key = blobKey(ch, at, id);
@@ -479,7 +483,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         let stored = Array.isArray(previous) && typeof previous[1] === "string" ? storedFormOf(read, previous[1], blob) : blob;
         // A put of a checkpoint already stored keeps its values whole: deltas and rollups may read
         // them (channel-values.js).
-        if (stored !== blob && read(key) !== undefined) stored = blob;
+        if (stored !== blob && !fresh && read(key) !== undefined) stored = blob;
         tx.set(agent, key, stored);
         src[ch] = [at, key];
       }
@@ -490,8 +494,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         if (inherited && inherited[0] === at) src[ch] = inherited;
       }
       tx.set(agent, cpKey(id), { id, parent: parent ?? null, version, c, m, src });
-      const head = tx.get(agent, "head");
-      if (typeof head !== "string" || id > head) tx.set(agent, "head", id);
+      if (typeof head !== "string" || fresh) tx.set(agent, "head", id);
       // The put that wrote the parent checkpoint (in this namespace) wrote these two keys already.
       if (parentRecord === undefined) {
         if (tx.get(undefined, "thread") === undefined) tx.set(undefined, "thread", String(threadId));
