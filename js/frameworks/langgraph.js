@@ -99,8 +99,8 @@ function agentOption(agent) {
  * Reads of a thread from a Session (committed) or an Invocation (staged over committed). With a
  * KnownState (`known`), a value is read from the engine once and then remembered, as are the values
  * staged through it: for an invocation, which holds the thread's lease, so that nothing but its own
- * writes can change what it reads (a guard's turn, or one round of writes), or for the reads of one
- * getTuple of a Session, made without an await in between.
+ * writes can change what it reads (a guard's turn, or one round of writes), or for one getTuple of a
+ * Session (_getTuple).
  */
 class ThreadView {
   constructor(source, known) {
@@ -625,7 +625,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     if (view.known === undefined) {
       // A committed view reads through what this saver's last invocation of the thread knew, if the
       // session is at the state that one ended at: checked here, in the synchronous run of the reads
-      // below (the session may move on at any await).
+      // below (the session may move on at any await; the reads a v < 4 checkpoint makes after one
+      // then see the state of the checkpoint's own reads for the keys they share).
       const handle = this._thread(sid);
       view.known = this._knownAt(handle, view.source, handle.stateId(view.source));
     }

@@ -2,7 +2,8 @@
 // (each read crosses into wasm and parses the value; a turn reads the same records many times).
 //
 // A KnownState belongs to one invocation, which holds the thread's lease: nothing but its own writes
-// change what it reads (a guard's turn, or one round of writes). It remembers, per agent:
+// change what it reads (a guard's turn, or one round of writes); or to one getTuple of a committed
+// Session, which checks it in the synchronous run of its reads. It remembers, per agent:
 // - values: key -> the value read or staged (undefined: the key is absent);
 // - texts: channel -> [blob key, the whole stored form of that key's value] (deltas and rollups
 //   resolved, channel-values.js): the latest value of each channel that it read or staged.
