@@ -24,7 +24,10 @@ export interface AgentSessionSaverOptions {
   /**
    * How many threads keep their `Session` open (default 64, least recently used dropped). A write to a
    * thread not kept opens its session first: one more round trip on a KV store. Their state is held by
-   * the store's cache (`StoreOptions.cache`), not by the saver.
+   * the store's cache (`StoreOptions.cache`). The saver also keeps, for each of these threads, what its
+   * last turn (or batch of writes) read and wrote and the latest value of each channel of the namespaces
+   * it used (about the size of its latest checkpoint, a few times over at most), so that the next turn
+   * does not read them again while the session is still at the state that turn left.
    */
   cacheThreads?: number;
 }

@@ -11,9 +11,10 @@
 //
 // Reads go to agent-session one state value at a time (`stateValue`): the committed value of a Session
 // brought to the latest commit (so they see what other stores and processes committed), or, inside a
-// guard or a write, the Invocation's staged-over-committed value. The saver keeps no copy of a thread
-// between invocations: a guard's turn (or one batch of writes), which holds the thread's lease, reads
-// each value once and remembers what it staged (ThreadView's cache).
+// guard or a write, the Invocation's staged-over-committed value. A guard's turn (or one batch of
+// writes), which holds the thread's lease, reads each value once and remembers what it staged (a
+// KnownState, langgraph/known-state.js); what it used is carried to the thread's next invocation in
+// this saver, which uses it only if the session is still at the state it left (_knownAt).
 
 import {
   BaseCheckpointSaver,
@@ -35,6 +36,7 @@ import {
   writeKey,
 } from "./langgraph/layout.js";
 import { storedFormOf, wholeBlob } from "./langgraph/channel-values.js";
+import { KnownState, UNKNOWN } from "./langgraph/known-state.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { SerialQueues } from "./serial-queue.js";
 import { SessionHandle, hasCode } from "./session-handle.js";
@@ -74,33 +76,53 @@ function jsonEqual(a, b) {
 }
 
 const hasOwn = (o, k) => o != null && Object.prototype.hasOwnProperty.call(o, k);
-/** `{ agent }` for agent-session's options; undefined for the default agent. */
-const agentOption = (agent) => (agent === undefined ? undefined : { agent });
+/** The most agents whose options objects are kept (namespaces; more start the map afresh). */
+const MAX_AGENT_OPTIONS = 256;
+const agentOptions = new Map(); // agent -> { agent }
+
+/**
+ * `{ agent }` for agent-session's options; undefined for the default agent. One object per agent,
+ * reused: the engine reads an options object it has read before faster (a new one per call cost a
+ * few microseconds of each of a turn's ~40 reads and writes).
+ */
+function agentOption(agent) {
+  if (agent === undefined) return undefined;
+  let option = agentOptions.get(agent);
+  if (option === undefined) {
+    if (agentOptions.size >= MAX_AGENT_OPTIONS) agentOptions.clear();
+    agentOptions.set(agent, (option = { agent }));
+  }
+  return option;
+}
 
 /**
  * Reads of a thread from a Session (committed) or an Invocation (staged over committed). With a
- * `cache` (a Map: agent -> key -> value), a value is read from the engine once and then remembered,
- * as are the values staged through it: only for an invocation, which holds the thread's lease, so
- * that nothing but its own writes can change what it reads (a guard's turn, or one batch of writes).
+ * KnownState (`known`), a value is read from the engine once and then remembered, as are the values
+ * staged through it: for an invocation, which holds the thread's lease, so that nothing but its own
+ * writes can change what it reads (a guard's turn, or one round of writes), or for one getTuple of a
+ * Session (_getTuple).
  */
 class ThreadView {
-  constructor(source, cache) {
+  constructor(source, known) {
     this.source = source;
-    this.cache = cache;
+    this.known = known;
   }
   get(agent, key) {
-    if (this.cache === undefined) return this.source.stateValue(key, agentOption(agent));
-    const values = this.cached(agent);
-    if (values.has(key)) return values.get(key);
+    if (this.known === undefined) return this.source.stateValue(key, agentOption(agent));
+    const known = this.known.value(agent, key);
+    if (known !== UNKNOWN) return known;
     const value = this.source.stateValue(key, agentOption(agent));
-    values.set(key, value);
+    this.known.setValue(agent, key, value);
     return value;
   }
-  /** The remembered values of `agent` (key -> value), made on first use. */
-  cached(agent) {
-    let values = this.cache.get(agent);
-    if (values === undefined) this.cache.set(agent, (values = new Map()));
-    return values;
+  /** The whole stored form of `channel`'s value at blob `key` (deltas and rollups resolved), or
+   * undefined when it is not stored or refers to a value that is not. */
+  whole(agent, channel, key) {
+    const known = this.known?.text(agent, channel, key);
+    if (known !== undefined) return known;
+    const whole = wholeBlob((k) => this.get(agent, k), this.get(agent, key));
+    if (whole !== undefined) this.known?.setText(agent, channel, key, whole);
+    return whole;
   }
   /** The whole state of one agent (frozen), for the reads that enumerate keys. */
   state(agent) {
@@ -110,18 +132,23 @@ class ThreadView {
 
 /** The writes staged into one invocation (state keys and messages), reading what is staged. */
 class Staging extends ThreadView {
-  constructor(inv, cache) {
-    super(inv, cache);
+  constructor(inv, known) {
+    super(inv, known);
     this.count = 0;
   }
-  /** Stages `value` (plain JSON, never mutated after: a cache keeps it as what the key now reads). */
+  /** Stages `value` (plain JSON, never mutated after: `known` keeps it as what the key now reads). */
   set(agent, key, value) {
     this.source.setState(key, value, agentOption(agent));
     this.count++;
-    if (this.cache !== undefined) this.cached(agent).set(key, value);
+    this.known.setValue(agent, key, value);
+  }
+  /** Stages the value of `channel` at blob `key`: `stored`, whose whole stored form is `whole`. */
+  setBlob(agent, channel, key, stored, whole) {
+    this.set(agent, key, stored);
+    this.known.setText(agent, channel, key, whole);
   }
   message(agent, body) {
-    this.source.appendMessage(body, { agent });
+    this.source.appendMessage(body, agentOption(agent));
     this.count++;
   }
 }
@@ -149,9 +176,15 @@ function settle(write, promise) {
   return promise.then(write.resolve, write.reject);
 }
 
-/** The reads `_tuple` makes of one agent: from a view, or from a state object already read whole. */
-const readerOf = (view, agent) => (key) => view.get(agent, key);
-const readerOfState = (state) => (key) => (hasOwn(state, key) ? state[key] : undefined);
+/**
+ * The reads `_tuple` makes of one agent, from a view or from a state object already read whole:
+ * `get(key)`, and `whole(channel, key)`, the whole stored form of a channel's value (ThreadView.whole).
+ */
+const readerOf = (view, agent) => ({ get: (key) => view.get(agent, key), whole: (channel, key) => view.whole(agent, channel, key) });
+function readerOfState(state) {
+  const get = (key) => (hasOwn(state, key) ? state[key] : undefined);
+  return { get, whole: (channel, key) => wholeBlob(get, get(key)) };
+}
 
 /**
  * The guard's invocation as `fn` sees it: writes the caller stages on it mark the turn dirty, so that
@@ -209,6 +242,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this._queues = new SerialQueues(); // per session id: the writes, reads and guard steps of this saver
     this._guards = new Map(); // session id -> the guard running for it in this saver
     this._gathering = new Map(); // session id -> the batch of writes still taking in new ones
+    this._carried = new WeakMap(); // SessionHandle -> what its thread's last invocation knew (_carry)
   }
 
   /** The agent-session session id of a LangGraph thread. */
@@ -232,6 +266,29 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this._threads.set(sid, handle);
     if (this._threads.size > this.cacheThreads) this._threads.delete(this._threads.keys().next().value);
     return handle;
+  }
+
+  /**
+   * A KnownState for reads of `source` (an invocation just begun, or a Session), the thread of
+   * `handle` being at state `id` (SessionHandle.stateId): it falls back to what the thread's last
+   * invocation in this saver knew when that one ended at the same state id and the head it knew is
+   * still the head. (A session deleted and created again within the millisecond of its creation time
+   * may reach the same version again; its head is then another checkpoint.)
+   */
+  _knownAt(handle, source, id) {
+    const known = new KnownState();
+    const carried = this._carried.get(handle);
+    if (carried === undefined || carried.id !== id) return known;
+    if (new ThreadView(source, known).get(carried.agent, "head") === carried.head) known.carried = carried.known;
+    return known;
+  }
+
+  /** Keeps what `known` knew for the thread's next invocation: its invocation ended at state `id` with
+   * nothing staged left uncommitted. Without a head to check it by, nothing is kept. */
+  _carry(handle, id, known) {
+    const marker = known.marker();
+    if (marker === undefined) this._carried.delete(handle);
+    else this._carried.set(handle, { id, agent: marker.agent, head: marker.head, known: known.detached() });
   }
 
   /** A current read view of a thread, or undefined when it does not exist. */
@@ -342,15 +399,17 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
    * first in the next round.
    */
   async _commitRound(sid, writes, inv) {
+    const handle = this._thread(sid);
     try {
-      inv ??= await this._thread(sid).begin();
+      inv ??= await handle.begin();
     } catch (error) {
       for (const write of writes) write.reject(error);
       return writes.length;
     }
-    const staging = new Staging(inv, new Map());
+    const begun = beganAt(handle, inv);
+    const staging = new Staging(inv, this._knownAt(handle, inv, begun.id(begun.version)));
     const results = [];
-    const version = inv.session.version + 1; // what this round commits as (staging does not move it)
+    const version = begun.version + 1; // what this round commits as (staging does not move it)
     for (let i = 0; i < writes.length; i++) {
       try {
         results.push(writes[i].apply(staging, writes[i].input, version));
@@ -362,8 +421,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       }
     }
     try {
-      if (staging.count > 0) await inv.commit();
+      let ended = begun.version;
+      if (staging.count > 0) ended = await inv.commit();
       else await inv.abort();
+      this._carry(handle, begun.id(ended), staging.known);
     } catch (error) {
       await inv.abort().catch(() => {});
       for (const write of writes) write.reject(error);
@@ -381,7 +442,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       const staging = new Staging(guard.inv, guard.cache);
       // The session's version, from the Session object only when the saver's own checkpoints may
       // not account for it (each `inv.session` is a new object, read across the wasm boundary).
-      const version = guard.versionKnown ? (guard.version ??= guard.inv.session.version) : guard.inv.session.version;
+      const version = guard.versionKnown ? guard.version : guard.inv.session.version;
       const result = apply(staging, input, version + 1);
       if (staging.count > 0) guard.dirty = true;
       if (isPut && guard.dirty) {
@@ -455,16 +516,23 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       // Before anything is staged: the put starts again with every channel's value.
       if (!whole && carried && parent !== undefined && parentRecord === undefined) throw PARENT_MISSING;
       const src = {};
-      const read = readerOf(tx, agent);
+      const read = (key) => tx.get(agent, key);
+      // The head is the largest checkpoint id stored in the namespace: a checkpoint newer than it is
+      // not stored, nor is any value it writes (its blob keys need not be read below).
+      const head = tx.get(agent, "head");
+      const fresh = typeof head === "string" && id > head;
       for (const [ch, blob] of blobs) {
         const at = hasOwn(versions, ch) ? versions[ch] : channelVersions[ch];
         const key = blobKey(ch, at, id);
         const previous = parentRecord?.src?.[ch];
-        let stored = Array.isArray(previous) && typeof previous[1] === "string" ? storedFormOf(read, previous[1], blob) : blob;
+        let stored =
+          Array.isArray(previous) && typeof previous[1] === "string"
+            ? storedFormOf(read, previous[1], blob, (k) => tx.whole(agent, ch, k))
+            : blob;
         // A put of a checkpoint already stored keeps its values whole: deltas and rollups may read
         // them (channel-values.js).
-        if (stored !== blob && read(key) !== undefined) stored = blob;
-        tx.set(agent, key, stored);
+        if (stored !== blob && !fresh && read(key) !== undefined) stored = blob;
+        tx.setBlob(agent, ch, key, stored, blob);
         src[ch] = [at, key];
       }
       // Channels this put does not store are carried over from the parent, at the same version.
@@ -474,8 +542,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         if (inherited && inherited[0] === at) src[ch] = inherited;
       }
       tx.set(agent, cpKey(id), { id, parent: parent ?? null, version, c, m, src });
-      const head = tx.get(agent, "head");
-      if (typeof head !== "string" || id > head) tx.set(agent, "head", id);
+      if (typeof head !== "string" || fresh) tx.set(agent, "head", id);
       // The put that wrote the parent checkpoint (in this namespace) wrote these two keys already.
       if (parentRecord === undefined) {
         if (tx.get(undefined, "thread") === undefined) tx.set(undefined, "thread", String(threadId));
@@ -513,7 +580,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       (tx, dumped) => {
         const agent = agentFor(ns);
         const key = writeKey(checkpointId, taskId);
-        const existing = tx.get(agent, key);
+        // A task's record is listed in the checkpoint's tasks from its first write on (readers find it
+        // there): a task not listed has none, and its key need not be read.
+        const tasks = tx.get(agent, tasksKey(checkpointId)) ?? [];
+        const listed = tasks.includes(String(taskId));
+        const existing = listed ? tx.get(agent, key) : undefined;
         const record = { p: existing?.p ?? "", w: { ...(existing?.w ?? {}) } };
         let changed = false;
         writes.forEach(([channel], i) => {
@@ -528,10 +599,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
           changed = true;
         }
         if (changed) tx.set(agent, key, record);
-        if (existing === undefined) {
-          const tasks = tx.get(agent, tasksKey(checkpointId)) ?? [];
-          tx.set(agent, tasksKey(checkpointId), [...tasks, String(taskId)]);
-        }
+        if (!listed) tx.set(agent, tasksKey(checkpointId), [...tasks, String(taskId)]);
       },
       false,
     );
@@ -551,8 +619,17 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
 
   async _getTuple(config, threadId, committed) {
     const ns = config.configurable.checkpoint_ns ?? "";
-    const view = await this._view(this.sessionId(threadId), committed);
+    const sid = this.sessionId(threadId);
+    const view = await this._view(sid, committed);
     if (!view) return undefined;
+    if (view.known === undefined) {
+      // A committed view reads through what this saver's last invocation of the thread knew, if the
+      // session is at the state that one ended at: checked here, in the synchronous run of the reads
+      // below (the session may move on at any await; the reads a v < 4 checkpoint makes after one
+      // then see the state of the checkpoint's own reads for the keys they share).
+      const handle = this._thread(sid);
+      view.known = this._knownAt(handle, view.source, handle.stateId(view.source));
+    }
     const agent = agentFor(ns);
     const id = getCheckpointId(config) || view.get(agent, "head");
     if (typeof id !== "string") return undefined;
@@ -645,11 +722,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
 
   // ---- reading one checkpoint ------------------------------------------------------------------
 
-  _pendingWrites(read, checkpointId) {
-    const tasks = read(tasksKey(checkpointId)) ?? [];
+  _pendingWrites(reader, checkpointId) {
+    const tasks = reader.get(tasksKey(checkpointId)) ?? [];
     const entries = [];
     for (const task of tasks) {
-      const record = read(writeKey(checkpointId, task));
+      const record = reader.get(writeKey(checkpointId, task));
       if (!record) continue;
       for (const [idx, [channel, value]] of Object.entries(record.w)) {
         entries.push({ key: [record.p ?? "", task, Number(idx)], channel, value });
@@ -660,21 +737,20 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     return entries;
   }
 
-  /** The CheckpointTuple of `record`, reading the agent's other keys through `read(key)`. */
-  async _tuple(read, threadId, ns, record, metadata) {
-    const writes = this._pendingWrites(read, record.id);
+  /** The CheckpointTuple of `record`, reading the agent's other keys through `reader` (readerOf). */
+  async _tuple(reader, threadId, ns, record, metadata) {
+    const writes = this._pendingWrites(reader, record.id);
     const channels = Object.entries(record.src ?? {});
     const [checkpoint, meta, pendingWrites, values] = await Promise.all([
       this._load(record.c),
       metadata === undefined ? this._load(record.m) : metadata,
       Promise.all(writes.map(async (w) => [w.key[1], w.channel, await this._load(w.value)])),
       Promise.all(
-        channels.map(async ([, [, key]]) => {
-          const blob = read(key);
-          if (blob === undefined) return undefined;
-          const whole = wholeBlob(read, blob);
-          if (whole === undefined) throw new Error(`AgentSessionSaver: the stored value ${key} refers to a missing value`);
-          return this._load(whole);
+        channels.map(async ([channel, [, key]]) => {
+          const whole = reader.whole(channel, key);
+          if (whole !== undefined) return this._load(whole);
+          if (reader.get(key) === undefined) return undefined;
+          throw new Error(`AgentSessionSaver: the stored value ${key} refers to a missing value`);
         }),
       ),
     ]);
@@ -683,7 +759,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       if (values[i] !== undefined) channelValues[ch] = values[i];
     });
     checkpoint.channel_values = channelValues;
-    if (checkpoint.v < 4 && record.parent) await this._migratePendingSends(read, record.parent, checkpoint);
+    if (checkpoint.v < 4 && record.parent) await this._migratePendingSends(reader, record.parent, checkpoint);
     const tuple = {
       config: { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: record.id } },
       checkpoint,
@@ -697,8 +773,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   }
 
   // Checkpoints of format v < 4 kept pending sends as TASKS writes of their parent.
-  async _migratePendingSends(read, parentId, checkpoint) {
-    const sends = this._pendingWrites(read, parentId).filter((w) => w.channel === TASKS);
+  async _migratePendingSends(reader, parentId, checkpoint) {
+    const sends = this._pendingWrites(reader, parentId).filter((w) => w.channel === TASKS);
     checkpoint.channel_values ??= {};
     checkpoint.channel_values[TASKS] = await Promise.all(sends.map((w) => this._load(w.value)));
     checkpoint.channel_versions ??= {};
@@ -822,14 +898,18 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
 
   /** Begins the invocation of a guard and makes it the thread's running guard (in the thread's queue). */
   async _leaseGuard(sid, options) {
-    const inv = await this._thread(sid).begin(options);
-    // cache: what the turn's reads and writes saw of the thread (see ThreadView).
+    const handle = this._thread(sid);
+    const inv = await handle.begin(options);
+    const begun = beganAt(handle, inv);
+    // cache: what the turn's reads and writes saw of the thread (a KnownState, see ThreadView).
     // version: the session's version as of the saver's last checkpoint in this guard (versionKnown:
     // while the caller has made no call that may change it).
     const entry = {
       inv,
-      cache: new Map(),
-      version: undefined,
+      handle,
+      begun,
+      cache: this._knownAt(handle, inv, begun.id(begun.version)),
+      version: begun.version,
       versionKnown: true,
       dirty: false,
       userDirty: false, // whether the caller staged writes of its own on the invocation
@@ -865,8 +945,12 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       await this._serial(sid, async () => {
         if (guard.failed) throw guard.failed;
         guard.done = true;
-        if (commits) await guard.inv.commit();
-        else await guard.inv.abort();
+        if (commits) this._carry(guard.handle, guard.begun.id(await guard.inv.commit()), guard.cache);
+        else {
+          await guard.inv.abort();
+          // Nothing staged was discarded: the turn ended at its last checkpoint's state.
+          if (!guard.dirty && guard.versionKnown) this._carry(guard.handle, guard.begun.id(guard.version), guard.cache);
+        }
       });
     } catch (e) {
       await this._serial(sid, async () => {
@@ -880,6 +964,17 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       guard.end();
     }
   }
+}
+
+/**
+ * The session version an invocation `inv` (of the thread of `handle`) began at, and `id(version)`,
+ * the state id of a version of that session (SessionHandle.stateId). Read once: each `inv.session`
+ * crosses into wasm.
+ */
+function beganAt(handle, inv) {
+  const session = inv.session;
+  const began = { createdAt: session.createdAt, version: session.version };
+  return { version: began.version, id: (version) => handle.stateId(began, version) };
 }
 
 /** Thrown by a put's staging, before it stages anything, when the parent to carry channels over from

@@ -135,14 +135,16 @@ function rollupOf(read, previousKey, previous, blob, at) {
 }
 
 /** What to store for `blob` (a new channel value, { t, s } or { t, b }) whose previous version is stored
- * at `previousKey`: a delta or a rollup when its text extends that version's, else `blob` itself. */
-export function storedFormOf(read, previousKey, blob) {
+ * at `previousKey`: a delta or a rollup when its text extends that version's, else `blob` itself.
+ * `wholeOf(key)`: the whole stored form of the value at `key`, as wholeBlob reads it (a caller may know
+ * it already). */
+export function storedFormOf(read, previousKey, blob, wholeOf = (key) => wholeBlob(read, read(key))) {
   if (typeof blob.s !== "string" || blob.s.length < MIN_DELTA) return blob;
   const previous = read(previousKey);
   if (previous == null || previous.t !== blob.t) return blob;
   const n = isDelta(previous) ? previous.n + 1 : 1;
   if (!(n <= MAX_CHAIN) && blob.s.length < MIN_ROLLUP) return blob;
-  const text = wholeBlob(read, previous)?.s;
+  const text = wholeOf(previousKey)?.s;
   if (typeof text !== "string") return blob;
   const at = text.length - 1;
   // (Equal slices compare as memory; startsWith compares character by character.)

@@ -17,7 +17,7 @@ export default defineConfig({
   },
   test: {
     globals: true,
-    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./batching.test.mjs"), here("./write-cache.test.mjs"), here("./deltas.test.mjs"), here("./version-1.2.test.mjs")],
+    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./batching.test.mjs"), here("./write-cache.test.mjs"), here("./known-state.test.mjs"), here("./deltas.test.mjs"), here("./version-1.2.test.mjs")],
     server: { deps: { inline: [/@langchain\/langgraph-checkpoint-validation/] } },
     testTimeout: 20000,
     hookTimeout: 20000,

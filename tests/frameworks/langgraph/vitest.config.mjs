@@ -11,7 +11,7 @@ export default defineConfig({
   root: here("../../.."),
   test: {
     globals: true,
-    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./batching.test.mjs"), here("./write-cache.test.mjs"), here("./deltas.test.mjs"), here("./guard.test.mjs"), here("./against-memory-saver.test.mjs"), here("./hitl-against-memory-saver.test.mjs"), here("./races.test.mjs"), here("./model.test.mjs")],
+    include: [here("./validate-*.test.mjs"), here("./saver.test.mjs"), here("./batching.test.mjs"), here("./write-cache.test.mjs"), here("./known-state.test.mjs"), here("./deltas.test.mjs"), here("./guard.test.mjs"), here("./against-memory-saver.test.mjs"), here("./hitl-against-memory-saver.test.mjs"), here("./races.test.mjs"), here("./model.test.mjs")],
     testTimeout: 20000,
     hookTimeout: 20000,
   },
