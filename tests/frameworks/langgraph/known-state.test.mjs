@@ -7,25 +7,14 @@
 // creation time): A's next turn, getTuple and put must read what B wrote, never what A remembers. The
 // messages are long enough to be stored as deltas (channel-values.js), which a put builds from the
 // text it takes for the parent's value. Runs under both the 1.1.x and 1.2.x configs.
-import { SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
 import { AgentSessionSaver } from "agent-session/langgraph";
-import { meta, checkpoint, cfg } from "./_fixtures.mjs";
+import { meta, checkpoint, cfg, storePairs, twoSaversEach } from "./_fixtures.mjs";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
 
 /** A clock that stands still: every session created through it has the same creation time. */
 const now = () => 1_800_000_000_000;
 
-const pairs = {
-  "same memory store": async () => {
-    const store = await SessionStore.memory({ now });
-    return [store, store];
-  },
-  "two kv stores, one backend": async () => {
-    const kv = memoryKv();
-    return [await SessionStore.kv(kv, { now }), await SessionStore.kv(kv, { now })];
-  },
-};
+const pairs = storePairs({ now });
 
 let sequence = 0;
 /** A checkpoint id larger than every one made before (uuid6 orders by time, then by this sequence). */
@@ -63,15 +52,7 @@ describe.each(Object.keys(pairs))("what a saver carries between turns, second sa
   let stores;
   let a;
   let b;
-  beforeEach(async () => {
-    stores = await pairs[pair]();
-    a = new AgentSessionSaver(stores[0]);
-    b = new AgentSessionSaver(stores[1]);
-  });
-  afterEach(async () => {
-    await stores[0].close();
-    if (stores[1] !== stores[0]) await stores[1].close();
-  });
+  twoSaversEach(pairs[pair], (made) => ({ stores, a, b } = made));
 
   /** Every saver, a fresh one included, reads `last` as the head and extends it exactly. */
   async function expectHead(last) {

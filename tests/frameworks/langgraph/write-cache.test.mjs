@@ -3,23 +3,11 @@
 // version they saw. These tests write to the thread through a second saver in between (over the same
 // store, and over another store on the same KV backend) and check that the first saver's next
 // put/putWrites/getTuple sees those writes. Runs under both the 1.1.x and 1.2.x configs.
-import { SessionStore } from "agent-session";
-import { memoryKv } from "agent-session/adapters";
-import { AgentSessionSaver } from "agent-session/langgraph";
-import { meta, checkpoint, cfg } from "./_fixtures.mjs";
+import { meta, checkpoint, cfg, storePairs, twoSaversEach } from "./_fixtures.mjs";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
 
-// Two savers over the same thread storage: the same store, or two stores over one KV backend.
-const pairs = {
-  "same memory store": async () => {
-    const store = await SessionStore.memory();
-    return [store, store];
-  },
-  "two kv stores, one backend": async () => {
-    const kv = memoryKv();
-    return [await SessionStore.kv(kv), await SessionStore.kv(kv)];
-  },
-};
+// Two savers over the same thread storage: the same store, or two stores over one KV backend (_fixtures.mjs).
+const pairs = storePairs();
 
 const ids = (n) => Array.from({ length: n }, (_, i) => uuid6(-3 - i));
 
@@ -27,15 +15,7 @@ describe.each(Object.keys(pairs))("write cache, second saver on %s", (pair) => {
   let stores;
   let a;
   let b;
-  beforeEach(async () => {
-    stores = await pairs[pair]();
-    a = new AgentSessionSaver(stores[0]);
-    b = new AgentSessionSaver(stores[1]);
-  });
-  afterEach(async () => {
-    await stores[0].close();
-    if (stores[1] !== stores[0]) await stores[1].close();
-  });
+  twoSaversEach(pairs[pair], (made) => ({ stores, a, b } = made));
 
   it("a newer head written by the other saver stays the head after this saver's next put", async () => {
     const [id1, id2, id3] = ids(3);
