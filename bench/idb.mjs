@@ -146,6 +146,12 @@ async function coldLoadByTail({ impls, databases, transactions, loads, next, log
   return rows;
 }
 
+/** `list` rotated left by `round` places: round `round` of an interleaved run starts there. */
+const rotated = (list, round) => {
+  const at = round % list.length;
+  return [...list.slice(at), ...list.slice(0, at)];
+};
+
 /**
  * The turn's tail with the two protocols alone. The main turns interleave five implementations in one
  * page, and a stall of one (idb-keyval rewriting 2 MB a turn at 10,000 messages, Dexie's) lands on
@@ -172,7 +178,7 @@ async function twoAlone({ sizes, turns, warmup, next, log }) {
     const samples = { "agent-session": [], idb: [] };
     let snapshotTurns = 0;
     for (let i = 0; i < turns; i++) {
-      for (const name of Object.keys(impls)) {
+      for (const name of rotated(Object.keys(impls), i)) {
         const before = impls[name].snapshots?.length;
         const [a, b] = await writers[name].turn([next(), next()]);
         samples[name].push(a + b);
@@ -232,9 +238,11 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 300, loads =
         turn: [], first: [], second: [], snapshotTurns: [], turnTx: 0 };
     }
     // Interleaved, one load or turn of each implementation in turn, so that a slow phase of the browser
-    // (its IndexedDB backend writing out, a garbage collection) falls on all of them alike.
+    // (its IndexedDB backend writing out, a garbage collection) falls on all of them alike; each round
+    // starts one implementation further on, so that none always runs right after the same other one
+    // (after idb-keyval's 2 MB write at 10,000 messages, say, whose writing out lands on the next turn).
     for (let i = 0; i < loads; i++) {
-      for (const [name, impl] of entries) {
+      for (const [name, impl] of rotated(entries, i)) {
         if (!impl.load) continue;
         const r = runs[name];
         const tx = transactions.of(databases[name]);
@@ -254,7 +262,7 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 300, loads =
       }
     }
     for (let i = 0; i < turns; i++) {
-      for (const [name, impl] of entries) {
+      for (const [name, impl] of rotated(entries, i)) {
         const r = runs[name];
         const tx = transactions.of(databases[name]);
         const before = impl.snapshots?.length;
