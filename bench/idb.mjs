@@ -146,11 +146,28 @@ async function coldLoadByTail({ impls, databases, transactions, loads, next, log
   return rows;
 }
 
-/** `list` rotated left by `round` places: round `round` of an interleaved run starts there. */
-const rotated = (list, round) => {
-  const at = round % list.length;
-  return [...list.slice(at), ...list.slice(0, at)];
-};
+/**
+ * `list` in the order of round `round` of an interleaved run: a shuffle seeded by the round (the same
+ * in every run), so that each implementation runs after each other one about equally often. (A fixed
+ * order, or one rotated each round, keeps the same neighbours: agent-session always ran after Dexie's
+ * and idb-keyval's writes, whose writing out and garbage landed on its turn.)
+ */
+function inRoundOrder(list, round) {
+  const order = [...list];
+  let seed = (round + 1) * 0x9e3779b1;
+  const random = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
 
 /**
  * The turn's tail with the two protocols alone. The main turns interleave five implementations in one
@@ -178,7 +195,7 @@ async function twoAlone({ sizes, turns, warmup, next, log }) {
     const samples = { "agent-session": [], idb: [] };
     let snapshotTurns = 0;
     for (let i = 0; i < turns; i++) {
-      for (const name of rotated(Object.keys(impls), i)) {
+      for (const name of inRoundOrder(Object.keys(impls), i)) {
         const before = impls[name].snapshots?.length;
         const [a, b] = await writers[name].turn([next(), next()]);
         samples[name].push(a + b);
@@ -239,10 +256,10 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 300, loads =
     }
     // Interleaved, one load or turn of each implementation in turn, so that a slow phase of the browser
     // (its IndexedDB backend writing out, a garbage collection) falls on all of them alike; each round
-    // starts one implementation further on, so that none always runs right after the same other one
-    // (after idb-keyval's 2 MB write at 10,000 messages, say, whose writing out lands on the next turn).
+    // in its own order, so that none always runs right after the same other one (after idb-keyval's
+    // 2 MB write at 10,000 messages, say, whose writing out and garbage land on the next turn).
     for (let i = 0; i < loads; i++) {
-      for (const [name, impl] of rotated(entries, i)) {
+      for (const [name, impl] of inRoundOrder(entries, i)) {
         if (!impl.load) continue;
         const r = runs[name];
         const tx = transactions.of(databases[name]);
@@ -262,7 +279,7 @@ export async function run({ sizes = [10, 100, 1000, 10000], turns = 300, loads =
       }
     }
     for (let i = 0; i < turns; i++) {
-      for (const [name, impl] of rotated(entries, i)) {
+      for (const [name, impl] of inRoundOrder(entries, i)) {
         const r = runs[name];
         const tx = transactions.of(databases[name]);
         const before = impl.snapshots?.length;
