@@ -43,8 +43,9 @@ import { gzipSync } from "node:zlib";
 // the view moved or is of another session of the id (+1.1 KB); 218,958 with refresh() and begin()
 // telling records a delete took meanwhile from corrupt ones (+0.3 KB); 219,462 with open() doing so on
 // every path and a commit that met such a record reporting its lease lost (+0.5 KB); 217,541 with wasm-opt told
-// that the first KiB of memory is never addressed and run to convergence (-1.9 KB). Budget: 217,900.
-const BUDGET_GZIPPED = 217_900;
+// that the first KiB of memory is never addressed and run to convergence (-1.9 KB); 217,909 with the
+// allocator built at opt-level 3 (+0.4 KB; a turn about 4% faster). Budget: 218,300.
+const BUDGET_GZIPPED = 218_300;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
