@@ -375,7 +375,7 @@ impl Invocation {
         self.unpin();
         self.shed();
         self.fire(Signal::Ended);
-        self.session.shared.emit(self.event("lease.released", None));
+        self.session.shared.emit(&|| self.event("lease.released", None));
     }
 
     /// Sets what the host's `signal` is told; called at once when it already fired.
@@ -478,14 +478,14 @@ impl Invocation {
                     self.remember(renewed.clone(), written.clone());
                     self.keep_mark(&renewed);
                     self.session.apply_commit(renewed, written, Some(&head), &[]);
-                    shared.emit(self.event("lease.renewed", None));
+                    shared.emit(&|| self.event("lease.renewed", None));
                     return Ok(());
                 }
                 None => {
                     if self.check_open("renew").is_err() {
                         return Ok(()); // a commit of ours ended the invocation meanwhile
                     }
-                    shared.emit(self.event("conflict", None));
+                    shared.emit(&|| self.event("conflict", None));
                     self.reread().await?;
                 }
             }
@@ -603,18 +603,18 @@ impl Invocation {
                 }
 
                 if snapshot {
-                    shared.emit(self.event("snapshot", Some(new_version)));
+                    shared.emit(&|| self.event("snapshot", Some(new_version)));
                 }
                 let kind = match status {
                     Status::Interrupted => "interrupt",
                     _ => "commit",
                 };
-                shared.emit(StoreEvent {
+                shared.emit(&|| StoreEvent {
                     duration_ms: Some(shared.now().saturating_sub(self.began_at)),
                     ..self.event(kind, Some(new_version))
                 });
                 if status != Status::Running {
-                    shared.emit(self.event("lease.released", Some(new_version)));
+                    shared.emit(&|| self.event("lease.released", Some(new_version)));
                 }
                 // Announcing wakes the realm once (Shared::notify).
                 self.count_own_wake();
@@ -768,7 +768,7 @@ impl Invocation {
                     return Ok((committed.head, written, committed.snapshot_due, Some(head)));
                 }
                 None => {
-                    shared.emit(self.event("conflict", None));
+                    shared.emit(&|| self.event("conflict", None));
                     self.reread().await?
                 }
             }
@@ -855,7 +855,7 @@ impl Invocation {
         self.shed();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
-        shared.emit(self.event("lease.lost", None));
+        shared.emit(&|| self.event("lease.lost", None));
         self.fire(Signal::LeaseLost { token: self.token });
         error.into()
     }
@@ -883,7 +883,7 @@ impl Invocation {
         self.unpin();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
-        shared.emit(StoreEvent {
+        shared.emit(&|| StoreEvent {
             duration_ms: Some(shared.now().saturating_sub(self.began_at)),
             ..self.event("abort", None)
         });
@@ -910,7 +910,7 @@ impl Invocation {
                     Ok((head, version, _, base)) => {
                         let (new_version, status) = (head.version, head.status);
                         self.session.apply_commit(head, version, base.as_ref(), &[]);
-                        shared.emit(self.event("lease.released", Some(new_version)));
+                        shared.emit(&|| self.event("lease.released", Some(new_version)));
                         self.session.announce(new_version, status);
                         Ok(())
                     }
@@ -923,7 +923,7 @@ impl Invocation {
             let put = shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version));
             if let Some(written) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {
                 self.session.apply_commit(released, written, Some(&head), &[]);
-                shared.emit(self.event("lease.released", None));
+                shared.emit(&|| self.event("lease.released", None));
                 return Ok(());
             }
             if load::read_head(&*shared.store, self.session.id()).await?.map(|(h, v)| self.remember(h, v)).is_none() {

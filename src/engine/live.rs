@@ -308,7 +308,7 @@ impl Session {
                             shared.clear_mark(id, Some(ended.token));
                         }
                         self.catch_up(fenced.clone(), written).await?;
-                        shared.emit(StoreEvent {
+                        shared.emit(&|| StoreEvent {
                             kind: "commit",
                             session: id.to_owned(),
                             version: Some(fenced.version),

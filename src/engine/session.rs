@@ -397,7 +397,7 @@ impl Session {
         loop {
             match self.try_acquire(intent, &options).await {
                 Err(EngineError::Core(CoreError::Concurrency { holder, retry_after_ms })) => {
-                    self.shared.emit(StoreEvent {
+                    self.shared.emit(&|| StoreEvent {
                         kind: "lease.denied",
                         session: self.id().to_owned(),
                         owner: Some(holder.clone()),
@@ -489,7 +489,7 @@ impl Session {
             wakes_at_begin,
         );
         invocation.live.delete_with_first_write(stale);
-        shared.emit(StoreEvent {
+        shared.emit(&|| StoreEvent {
             kind: "lease.acquired",
             session: self.id().to_owned(),
             version: Some(self.version()),
@@ -556,7 +556,7 @@ impl Session {
                         // Stale: decide on what the store reported, or read it.
                         Some(Put::Refused { current }) => {
                             // The cached head was stale: another store wrote since this one read it.
-                            shared.emit(StoreEvent {
+                            shared.emit(&|| StoreEvent {
                                 kind: "conflict",
                                 session: self.id().to_owned(),
                                 ..Default::default()

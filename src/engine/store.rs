@@ -182,9 +182,11 @@ impl Shared {
         self.env.now()
     }
 
-    pub fn emit(&self, event: StoreEvent) {
+    /// Tells the `onEvent` hook of the event `make` builds, built only when there is a hook (most
+    /// stores have none, and an event's strings were a few of a turn's allocations).
+    pub fn emit(&self, make: &dyn Fn() -> StoreEvent) {
         if let Some(on_event) = &self.on_event {
-            on_event(&event);
+            on_event(&make());
         }
     }
 
@@ -401,9 +403,9 @@ impl SessionStore {
                     updated_at: head.updated_at,
                     expires_at: head.expires_at(),
                 }),
-                Err(_) => self.shared.emit(StoreEvent {
+                Err(_) => self.shared.emit(&|| StoreEvent {
                     kind: "corrupt",
-                    session: id,
+                    session: id.clone(),
                     key: Some(key.clone()),
                     ..Default::default()
                 }),
@@ -510,7 +512,12 @@ impl SessionStore {
             return Ok(false);
         }
         self.shared.cache.forget(&id);
-        self.shared.emit(StoreEvent { kind: "expire", session: id, version: Some(head.version), ..Default::default() });
+        self.shared.emit(&|| StoreEvent {
+            kind: "expire",
+            session: id.clone(),
+            version: Some(head.version),
+            ..Default::default()
+        });
         Ok(true)
     }
 
