@@ -27,7 +27,9 @@ export interface AgentSessionSaverOptions {
    * the store's cache (`StoreOptions.cache`). The saver also keeps, for each of these threads, what its
    * last turn (or batch of writes) read and wrote and the latest value of each channel of the namespaces
    * it used (about the size of its latest checkpoint, a few times over at most), so that the next turn
-   * does not read them again while the session is still at the state that turn left.
+   * does not read them again while the session is still at the state that turn left; 16 MiB of text at
+   * most over all threads (least recently used dropped first), none for a thread whose turn holds more
+   * than 4 MiB.
    */
   cacheThreads?: number;
 }

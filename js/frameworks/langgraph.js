@@ -242,7 +242,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this._queues = new SerialQueues(); // per session id: the writes, reads and guard steps of this saver
     this._guards = new Map(); // session id -> the guard running for it in this saver
     this._gathering = new Map(); // session id -> the batch of writes still taking in new ones
-    this._carried = new WeakMap(); // SessionHandle -> what its thread's last invocation knew (_carry)
+    // SessionHandle -> what its thread's last invocation knew (_carry), least recently carried first;
+    // `_carriedUnits` counts their text, at most `_carryLimit` UTF-16 units (MAX_CARRIED_UNITS).
+    this._carried = new Map();
+    this._carriedUnits = 0;
+    this._carryLimit = MAX_CARRIED_UNITS;
   }
 
   /** The agent-session session id of a LangGraph thread. */
@@ -264,7 +268,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     if (handle !== undefined) this._threads.delete(sid);
     else handle = new SessionHandle(this.store, sid, { open: this.openOptions });
     this._threads.set(sid, handle);
-    if (this._threads.size > this.cacheThreads) this._threads.delete(this._threads.keys().next().value);
+    if (this._threads.size > this.cacheThreads) {
+      const [oldest, dropped] = this._threads.entries().next().value;
+      this._threads.delete(oldest);
+      this._uncarry(dropped);
+    }
     return handle;
   }
 
@@ -283,12 +291,33 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     return known;
   }
 
-  /** Keeps what `known` knew for the thread's next invocation: its invocation ended at state `id` with
-   * nothing staged left uncommitted. Without a head to check it by, nothing is kept. */
+  /**
+   * Keeps what `known` knew for the thread's next invocation: its invocation ended at state `id` with
+   * nothing staged left uncommitted. Without a head to check it by, nothing is kept; nor is a state
+   * holding more than a quarter of the saver's bound. What the bound (or `cacheThreads`) has no room
+   * for is dropped, least recently carried first.
+   */
   _carry(handle, id, known) {
+    this._uncarry(handle);
     const marker = known.marker();
-    if (marker === undefined) this._carried.delete(handle);
-    else this._carried.set(handle, { id, agent: marker.agent, head: marker.head, known: known.detached() });
+    if (marker === undefined) return;
+    const detached = known.detached();
+    const units = detached.units();
+    if (units > this._carryLimit / 4) return;
+    this._carried.set(handle, { id, agent: marker.agent, head: marker.head, known: detached, units });
+    this._carriedUnits += units;
+    for (const oldest of this._carried.keys()) {
+      if (this._carriedUnits <= this._carryLimit && this._carried.size <= this.cacheThreads) break;
+      this._uncarry(oldest);
+    }
+  }
+
+  /** Drops what is carried for `handle`'s thread, if anything. */
+  _uncarry(handle) {
+    const entry = this._carried.get(handle);
+    if (entry === undefined) return;
+    this._carried.delete(handle);
+    this._carriedUnits -= entry.units;
   }
 
   /** A current read view of a thread, or undefined when it does not exist. */
@@ -715,7 +744,9 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   async deleteThread(threadId) {
     const sid = this.sessionId(threadId);
     await this._serial(sid, async () => {
+      const handle = this._threads.get(sid);
       this._threads.delete(sid);
+      if (handle !== undefined) this._uncarry(handle);
       await this.store.delete(sid);
     });
   }
@@ -976,6 +1007,12 @@ function beganAt(handle, inv) {
   const began = { createdAt: session.createdAt, version: session.version };
   return { version: began.version, id: (version) => handle.stateId(began, version) };
 }
+
+/**
+ * The most text (UTF-16 units of stored values' strings, KnownState.units) the saver carries from turns
+ * to their threads' next turns, over all its threads: 8 Mi units, 16 MiB as JavaScript holds them.
+ */
+const MAX_CARRIED_UNITS = 8 * 1024 * 1024;
 
 /** Thrown by a put's staging, before it stages anything, when the parent to carry channels over from
  * is not stored: the put is made again with every channel's value (never reaches a caller). */

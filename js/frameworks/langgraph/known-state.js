@@ -13,8 +13,9 @@
 //
 // Bound: what an invocation carries on is only what it used, the values it read or staged and the
 // texts of the agents it touched (one per channel: about the size of the namespace's latest
-// checkpoint); what it carried in and did not use is dropped. Across threads, the saver keeps one per
-// open thread handle (`cacheThreads`, least recently used dropped).
+// checkpoint); what it carried in and did not use is dropped. Across threads, the saver keeps at most
+// one per open thread handle (`cacheThreads`), and at most 8 Mi UTF-16 units of text in all (`units()`;
+// least recently carried dropped first, and a state over a quarter of that never kept).
 
 /** What `value()` answers for a key the state does not know. */
 export const UNKNOWN = Symbol("unknown");
@@ -84,9 +85,32 @@ export class KnownState {
     return this;
   }
 
+  /** About how much this state holds: the UTF-16 units of the strings in its values and texts (the
+   * stored texts of channel values are nearly all of it). */
+  units() {
+    const seen = new Set(); // a channel's text is often the very object staged as its value: once
+    let units = 0;
+    for (const own of this.agents.values()) {
+      for (const value of own.values.values()) units += textUnits(value, seen);
+      for (const [, whole] of own.texts.values()) units += textUnits(whole, seen);
+    }
+    return units;
+  }
+
   #of(agent) {
     let own = this.agents.get(agent);
     if (own === undefined) this.agents.set(agent, (own = { values: new Map(), texts: new Map() }));
     return own;
   }
+}
+
+/** The UTF-16 units of the strings in a JSON value (keys left out: short, and the same in every record),
+ * counting no object of `seen` again. */
+function textUnits(value, seen) {
+  if (typeof value === "string") return value.length;
+  if (value === null || typeof value !== "object" || seen.has(value)) return 0;
+  seen.add(value);
+  let units = 0;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) units += textUnits(child, seen);
+  return units;
 }

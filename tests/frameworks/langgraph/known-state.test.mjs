@@ -7,6 +7,7 @@
 // creation time): A's next turn, getTuple and put must read what B wrote, never what A remembers. The
 // messages are long enough to be stored as deltas (channel-values.js), which a put builds from the
 // text it takes for the parent's value. Runs under both the 1.1.x and 1.2.x configs.
+import { SessionStore } from "agent-session";
 import { AgentSessionSaver } from "agent-session/langgraph";
 import { meta, checkpoint, cfg, storePairs, twoSaversEach } from "./_fixtures.mjs";
 import { uuid6 } from "@langchain/langgraph-checkpoint";
@@ -108,5 +109,75 @@ describe.each(Object.keys(pairs))("what a saver carries between turns, second sa
       expect(tuple.checkpoint.channel_values.messages).toEqual(last.messages);
       expect(tuple.pendingWrites).toEqual([["task-b", "messages", [message("w", 0)]]]);
     });
+  });
+});
+
+describe("what a saver carries between turns is bounded", () => {
+  /** One put on `thread` through `saver` of a checkpoint holding `messages`; returns its id. */
+  async function putOn(saver, thread, messages, parent) {
+    const id = nextId();
+    const versions = { messages: messages.length };
+    await saver.put(cfg(thread, parent), checkpoint(id, { messages }, versions), meta(messages.length), versions);
+    return id;
+  }
+
+  /** The saver's carried entries agree with its count of their text, and stay within its bounds. */
+  function expectWithinBounds(saver) {
+    let units = 0;
+    for (const entry of saver._carried.values()) units += entry.units;
+    expect(saver._carriedUnits).toBe(units);
+    expect(units).toBeLessThanOrEqual(saver._carryLimit);
+    expect(saver._carried.size).toBeLessThanOrEqual(saver.cacheThreads);
+  }
+
+  // Each of these threads carries 1,668 units after its first put (four messages of ~330 characters, and
+  // its records), 4,050 and 4,810 after the next ones (the parent's text too, which the put extended):
+  // 24,000 units hold five of them at most.
+  for (const [bound, cacheThreads, limit] of [["the text bound", 6, 24_000], ["cacheThreads", 2, 1_000_000]]) {
+    it(`turns over more threads than fit: ${bound} keeps what is carried small; every read stays right`, async () => {
+      const store = await SessionStore.memory();
+      const saver = new AgentSessionSaver(store, { cacheThreads });
+      saver._carryLimit = limit;
+      const last = new Map();
+      for (let round = 0; round < 3; round++) {
+        for (let t = 0; t < 6; t++) {
+          const thread = `t${t}`;
+          const messages = Array.from({ length: 4 + round }, (_, i) => message(thread, i));
+          last.set(thread, { id: await putOn(saver, thread, messages, last.get(thread)?.id), messages });
+          expectWithinBounds(saver);
+        }
+      }
+      expect(saver._carried.size).toBeGreaterThan(0);
+      expect(saver._carried.size).toBeLessThan(bound === "cacheThreads" ? 3 : 6);
+      for (const [thread, { id, messages }] of last) {
+        const tuple = await saver.getTuple(cfg(thread));
+        expect(tuple.checkpoint.id).toBe(id);
+        expect(tuple.checkpoint.channel_values.messages).toEqual(messages);
+      }
+      await store.close();
+    });
+  }
+
+  it("a thread whose turn holds more than a quarter of the bound is not carried, and is read afresh", async () => {
+    const store = await SessionStore.memory();
+    const saver = new AgentSessionSaver(store);
+    saver._carryLimit = 4000;
+    const small = await putOn(saver, "small", [message("s", 0)]);
+    expect(saver._carried.size).toBe(1);
+    const messages = Array.from({ length: 8 }, (_, i) => message("big", i)); // about 2,600 units
+    let id = await putOn(saver, "big", messages);
+    const big = saver._threads.get(saver.sessionId("big"));
+    expect(saver._carried.has(big)).toBe(false);
+    expectWithinBounds(saver);
+    id = await putOn(saver, "big", [...messages, message("big", 8)], id);
+    const tuple = await saver.getTuple(cfg("big"));
+    expect(tuple.checkpoint.id).toBe(id);
+    expect(tuple.checkpoint.channel_values.messages).toHaveLength(9);
+    expect((await saver.getTuple(cfg("small"))).checkpoint.id).toBe(small);
+    // A thread deleted through the saver carries nothing on.
+    await saver.deleteThread("small");
+    expectWithinBounds(saver);
+    expect([...saver._carried.values()].some((entry) => entry.head === small)).toBe(false);
+    await store.close();
   });
 });
