@@ -24,12 +24,12 @@ export interface AgentSessionSaverOptions {
   /**
    * How many threads keep their `Session` open (default 64, least recently used dropped). A write to a
    * thread not kept opens its session first: one more round trip on a KV store. Their state is held by
-   * the store's cache (`StoreOptions.cache`). The saver also keeps, for each of these threads, what its
-   * last turn (or batch of writes) read and wrote and the latest value of each channel of the namespaces
-   * it used (about the size of its latest checkpoint, a few times over at most), so that the next turn
-   * does not read them again while the session is still at the state that turn left; 16 MiB of text at
-   * most over all threads (least recently used dropped first), none for a thread whose turn holds more
-   * than 4 MiB.
+   * the store's cache (`StoreOptions.cache`). Apart from them, the saver keeps for each thread it wrote
+   * what its last turn (or batch of writes) read and wrote and the latest value of each channel of the
+   * namespaces it used (about the size of its latest checkpoint, a few times over at most), so that the
+   * next turn does not read them again while the session is still at the state that turn left: for at
+   * most 1,024 threads and 16 MiB of text over all of them (least recently used dropped first), none for
+   * a thread whose turn holds more than 4 MiB.
    */
   cacheThreads?: number;
 }

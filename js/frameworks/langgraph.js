@@ -242,8 +242,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this._queues = new SerialQueues(); // per session id: the writes, reads and guard steps of this saver
     this._guards = new Map(); // session id -> the guard running for it in this saver
     this._gathering = new Map(); // session id -> the batch of writes still taking in new ones
-    // SessionHandle -> what its thread's last invocation knew (_carry), least recently carried first;
-    // `_carriedUnits` counts their text, at most `_carryLimit` UTF-16 units (MAX_CARRIED_UNITS).
+    // session id -> what its thread's last invocation knew (_carry), least recently carried first, at
+    // most MAX_CARRIED_THREADS; `_carriedUnits` counts their text, at most `_carryLimit` UTF-16 units
+    // (MAX_CARRIED_UNITS). Kept by session id, not with the thread's handle: a server's turns go over
+    // more threads than it keeps handles for.
     this._carried = new Map();
     this._carriedUnits = 0;
     this._carryLimit = MAX_CARRIED_UNITS;
@@ -268,24 +270,21 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     if (handle !== undefined) this._threads.delete(sid);
     else handle = new SessionHandle(this.store, sid, { open: this.openOptions });
     this._threads.set(sid, handle);
-    if (this._threads.size > this.cacheThreads) {
-      const [oldest, dropped] = this._threads.entries().next().value;
-      this._threads.delete(oldest);
-      this._uncarry(dropped);
-    }
+    if (this._threads.size > this.cacheThreads) this._threads.delete(this._threads.keys().next().value);
     return handle;
   }
 
   /**
-   * A KnownState for reads of `source` (an invocation just begun, or a Session), the thread of
-   * `handle` being at state `id` (SessionHandle.stateId): it falls back to what the thread's last
+   * A KnownState for reads of `source` (an invocation just begun, or a Session), the thread of session
+   * `sid` being at state `id` (SessionHandle.stateId): it falls back to what the thread's last
    * invocation in this saver knew when that one ended at the same state id and the head it knew is
    * still the head. (A session deleted and created again within the millisecond of its creation time
-   * may reach the same version again; its head is then another checkpoint.)
+   * may reach the same version again; its head is then another checkpoint. A handle made again for
+   * the thread starts at generation 0, and so matches only a state its predecessor left at 0.)
    */
-  _knownAt(handle, source, id) {
+  _knownAt(sid, source, id) {
     const known = new KnownState();
-    const carried = this._carried.get(handle);
+    const carried = this._carried.get(sid);
     if (carried === undefined || carried.id !== id) return known;
     if (new ThreadView(source, known).get(carried.agent, "head") === carried.head) known.carried = carried.known;
     return known;
@@ -294,29 +293,29 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   /**
    * Keeps what `known` knew for the thread's next invocation: its invocation ended at state `id` with
    * nothing staged left uncommitted. Without a head to check it by, nothing is kept; nor is a state
-   * holding more than a quarter of the saver's bound. What the bound (or `cacheThreads`) has no room
-   * for is dropped, least recently carried first.
+   * holding more than a quarter of the saver's bound. What the bounds have no room for is dropped, least
+   * recently carried first.
    */
-  _carry(handle, id, known) {
-    this._uncarry(handle);
+  _carry(sid, id, known) {
+    this._uncarry(sid);
     const marker = known.marker();
     if (marker === undefined) return;
     const detached = known.detached();
     const units = detached.units();
     if (units > this._carryLimit / 4) return;
-    this._carried.set(handle, { id, agent: marker.agent, head: marker.head, known: detached, units });
+    this._carried.set(sid, { id, agent: marker.agent, head: marker.head, known: detached, units });
     this._carriedUnits += units;
     for (const oldest of this._carried.keys()) {
-      if (this._carriedUnits <= this._carryLimit && this._carried.size <= this.cacheThreads) break;
+      if (this._carriedUnits <= this._carryLimit && this._carried.size <= MAX_CARRIED_THREADS) break;
       this._uncarry(oldest);
     }
   }
 
-  /** Drops what is carried for `handle`'s thread, if anything. */
-  _uncarry(handle) {
-    const entry = this._carried.get(handle);
+  /** Drops what is carried for the thread of session `sid`, if anything. */
+  _uncarry(sid) {
+    const entry = this._carried.get(sid);
     if (entry === undefined) return;
-    this._carried.delete(handle);
+    this._carried.delete(sid);
     this._carriedUnits -= entry.units;
   }
 
@@ -436,7 +435,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       return writes.length;
     }
     const begun = beganAt(handle, inv);
-    const staging = new Staging(inv, this._knownAt(handle, inv, begun.id(begun.version)));
+    const staging = new Staging(inv, this._knownAt(sid, inv, begun.id(begun.version)));
     const results = [];
     const version = begun.version + 1; // what this round commits as (staging does not move it)
     for (let i = 0; i < writes.length; i++) {
@@ -453,7 +452,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       let ended = begun.version;
       if (staging.count > 0) ended = await inv.commit();
       else await inv.abort();
-      this._carry(handle, begun.id(ended), staging.known);
+      this._carry(sid, begun.id(ended), staging.known);
     } catch (error) {
       await inv.abort().catch(() => {});
       for (const write of writes) write.reject(error);
@@ -657,7 +656,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       // below (the session may move on at any await; the reads a v < 4 checkpoint makes after one
       // then see the state of the checkpoint's own reads for the keys they share).
       const handle = this._thread(sid);
-      view.known = this._knownAt(handle, view.source, handle.stateId(view.source));
+      view.known = this._knownAt(sid, view.source, handle.stateId(view.source));
     }
     const agent = agentFor(ns);
     const id = getCheckpointId(config) || view.get(agent, "head");
@@ -744,9 +743,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
   async deleteThread(threadId) {
     const sid = this.sessionId(threadId);
     await this._serial(sid, async () => {
-      const handle = this._threads.get(sid);
       this._threads.delete(sid);
-      if (handle !== undefined) this._uncarry(handle);
+      this._uncarry(sid);
       await this.store.delete(sid);
     });
   }
@@ -937,9 +935,8 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     // while the caller has made no call that may change it).
     const entry = {
       inv,
-      handle,
       begun,
-      cache: this._knownAt(handle, inv, begun.id(begun.version)),
+      cache: this._knownAt(sid, inv, begun.id(begun.version)),
       version: begun.version,
       versionKnown: true,
       dirty: false,
@@ -976,11 +973,11 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       await this._serial(sid, async () => {
         if (guard.failed) throw guard.failed;
         guard.done = true;
-        if (commits) this._carry(guard.handle, guard.begun.id(await guard.inv.commit()), guard.cache);
+        if (commits) this._carry(sid, guard.begun.id(await guard.inv.commit()), guard.cache);
         else {
           await guard.inv.abort();
           // Nothing staged was discarded: the turn ended at its last checkpoint's state.
-          if (!guard.dirty && guard.versionKnown) this._carry(guard.handle, guard.begun.id(guard.version), guard.cache);
+          if (!guard.dirty && guard.versionKnown) this._carry(sid, guard.begun.id(guard.version), guard.cache);
         }
       });
     } catch (e) {
@@ -1013,6 +1010,8 @@ function beganAt(handle, inv) {
  * to their threads' next turns, over all its threads: 8 Mi units, 16 MiB as JavaScript holds them.
  */
 const MAX_CARRIED_UNITS = 8 * 1024 * 1024;
+/** The most threads the saver carries a turn's state for (a bound on the map, whatever their text). */
+const MAX_CARRIED_THREADS = 1024;
 
 /** Thrown by a put's staging, before it stages anything, when the parent to carry channels over from
  * is not stored: the put is made again with every channel's value (never reaches a caller). */

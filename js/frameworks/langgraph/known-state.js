@@ -13,9 +13,10 @@
 //
 // Bound: what an invocation carries on is only what it used, the values it read or staged and the
 // texts of the agents it touched (one per channel: about the size of the namespace's latest
-// checkpoint); what it carried in and did not use is dropped. Across threads, the saver keeps at most
-// one per open thread handle (`cacheThreads`), and at most 8 Mi UTF-16 units of text in all (`units()`;
-// least recently carried dropped first, and a state over a quarter of that never kept).
+// checkpoint); what it carried in and did not use is dropped. Across threads, the saver keeps one per
+// thread (by session id, whether or not it still holds the thread's handle: `cacheThreads`), at most
+// 1,024 of them and 8 Mi UTF-16 units of text in all (`units()`; least recently carried dropped first,
+// and a state over a quarter of that never kept).
 
 /** What `value()` answers for a key the state does not know. */
 export const UNKNOWN = Symbol("unknown");

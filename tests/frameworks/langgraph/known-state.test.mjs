@@ -127,14 +127,14 @@ describe("what a saver carries between turns is bounded", () => {
     for (const entry of saver._carried.values()) units += entry.units;
     expect(saver._carriedUnits).toBe(units);
     expect(units).toBeLessThanOrEqual(saver._carryLimit);
-    expect(saver._carried.size).toBeLessThanOrEqual(saver.cacheThreads);
   }
 
   // Each of these threads carries 1,668 units after its first put (four messages of ~330 characters, and
   // its records), 4,050 and 4,810 after the next ones (the parent's text too, which the put extended):
-  // 24,000 units hold five of them at most.
-  for (const [bound, cacheThreads, limit] of [["the text bound", 6, 24_000], ["cacheThreads", 2, 1_000_000]]) {
-    it(`turns over more threads than fit: ${bound} keeps what is carried small; every read stays right`, async () => {
+  // 24,000 units hold five of them at most. With handles for two threads only, what is carried for the
+  // others still serves them (it is kept by session id).
+  for (const [bound, cacheThreads, limit, most] of [["the text bound", 6, 24_000, 5], ["cacheThreads 2", 2, 1_000_000, 6]]) {
+    it(`turns over six threads, ${bound}: what is carried stays within its bounds; every read stays right`, async () => {
       const store = await SessionStore.memory();
       const saver = new AgentSessionSaver(store, { cacheThreads });
       saver._carryLimit = limit;
@@ -148,13 +148,40 @@ describe("what a saver carries between turns is bounded", () => {
         }
       }
       expect(saver._carried.size).toBeGreaterThan(0);
-      expect(saver._carried.size).toBeLessThan(bound === "cacheThreads" ? 3 : 6);
+      expect(saver._carried.size).toBeLessThanOrEqual(most);
+      if (bound.startsWith("cacheThreads")) expect(saver._carried.size).toBe(6);
       for (const [thread, { id, messages }] of last) {
         const tuple = await saver.getTuple(cfg(thread));
         expect(tuple.checkpoint.id).toBe(id);
         expect(tuple.checkpoint.channel_values.messages).toEqual(messages);
       }
       await store.close();
+    });
+  }
+
+  for (const pair of Object.keys(pairs)) {
+    it(`${pair}: with its handle dropped between turns, a saver still reads what the other saver wrote, and a thread deleted and written again afresh`, async () => {
+      const [storeA, storeB] = await pairs[pair]();
+      const a = new AgentSessionSaver(storeA, { cacheThreads: 1 });
+      const b = new AgentSessionSaver(storeB);
+      const other = async () => putOn(a, "other", [message("o", 0)]); // takes "t"'s handle's place
+      let last = await grow(a, 3, { who: "a" });
+      await other();
+      last = await grow(b, 2, { who: "b", from: last });
+      await other();
+      last = await grow(a, 2, { who: "a", from: last });
+      expect((await a.getTuple(cfg("t"))).checkpoint.channel_values.messages).toEqual(last.messages);
+      const version = await versionOf(storeA, a);
+      await other();
+      await b.deleteThread("t");
+      last = await grow(b, 7, { who: "c" });
+      expect(await versionOf(storeA, a)).toBe(version);
+      await other();
+      expect((await a.getTuple(cfg("t"))).checkpoint.channel_values.messages).toEqual(last.messages);
+      last = await grow(a, 2, { who: "a", from: last });
+      expect((await b.getTuple(cfg("t"))).checkpoint.channel_values.messages).toEqual(last.messages);
+      await storeA.close();
+      if (storeB !== storeA) await storeB.close();
     });
   }
 
@@ -166,8 +193,7 @@ describe("what a saver carries between turns is bounded", () => {
     expect(saver._carried.size).toBe(1);
     const messages = Array.from({ length: 8 }, (_, i) => message("big", i)); // about 2,600 units
     let id = await putOn(saver, "big", messages);
-    const big = saver._threads.get(saver.sessionId("big"));
-    expect(saver._carried.has(big)).toBe(false);
+    expect(saver._carried.has(saver.sessionId("big"))).toBe(false);
     expectWithinBounds(saver);
     id = await putOn(saver, "big", [...messages, message("big", 8)], id);
     const tuple = await saver.getTuple(cfg("big"));
