@@ -5,6 +5,7 @@
 import { SessionStore } from "/js/entry/browser.js";
 import { MESSAGE_BYTES, message } from "./message.mjs";
 import { dexieProtocol, idbKeyval, idbProtocol } from "./baselines.mjs";
+import { seeded } from "/tests/browser/model-checks.mjs";
 
 
 /** A writer over one agent-session store, shaped like the baselines' writers. */
@@ -154,14 +155,8 @@ async function coldLoadByTail({ impls, databases, transactions, loads, next, log
  */
 function inRoundOrder(list, round) {
   const order = [...list];
-  let seed = (round + 1) * 0x9e3779b1;
-  const random = () => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  // Seeds spread over the generator's range: consecutive seeds would start it in step.
+  const random = seeded(((round + 1) * 0x9e3779b1) % 2147483648);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];

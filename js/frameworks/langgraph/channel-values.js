@@ -136,9 +136,9 @@ function rollupOf(read, previousKey, previous, blob, at) {
 
 /** What to store for `blob` (a new channel value, { t, s } or { t, b }) whose previous version is stored
  * at `previousKey`: a delta or a rollup when its text extends that version's, else `blob` itself.
- * `wholeOf(key)`: the whole stored form of the value at `key`, as wholeBlob reads it (a caller may know
- * it already). */
-export function storedFormOf(read, previousKey, blob, wholeOf = (key) => wholeBlob(read, read(key))) {
+ * `wholeOf(key)`: the whole stored form of the value at `key`, as wholeBlob reads it (the saver's
+ * ThreadView.whole, which may know it already). */
+export function storedFormOf(read, previousKey, blob, wholeOf) {
   if (typeof blob.s !== "string" || blob.s.length < MIN_DELTA) return blob;
   const previous = read(previousKey);
   if (previous == null || previous.t !== blob.t) return blob;
