@@ -168,6 +168,13 @@ export interface MemoryUsage {
   /** Bytes counted as held: memory stores' stored values and every store's cached state. */
   readonly countedBytes: number;
   readonly ceilingBytes: number;
+  /** Bytes of every live allocation of the instance: the counted bytes, working copies, and the Rust
+   * side of `Session` and `Invocation` objects that JavaScript dropped and its garbage collector has
+   * not finalized yet (under a KiB each; a loop that never lets the event loop run piles them up). */
+  readonly heapBytes: number;
+  /** Past this many `heapBytes` (1.5 GiB), `store.open()`, `session.begin()` and `session.invoke()`
+   * reject with `LimitExceededError` instead of letting the instance run out of memory. */
+  readonly heapLimitBytes: number;
 }
 
 /** `store.cacheUsage()`. */

@@ -99,26 +99,56 @@ unsafe impl Allocator for Pages {
     }
 }
 
-struct Heap(UnsafeCell<Dlmalloc<Pages>>);
+struct Heap {
+    dlmalloc: UnsafeCell<Dlmalloc<Pages>>,
+    /// Bytes of the allocations live now (what the memory has grown to is `memory_size`): what
+    /// store/budget.rs `check_heap` holds under its limit.
+    in_use: Cell<usize>,
+}
 
 // SAFETY: one thread (above), and no allocation re-enters the allocator.
 unsafe impl Sync for Heap {}
 
 #[global_allocator]
-static HEAP: Heap = Heap(UnsafeCell::new(Dlmalloc::new_with_allocator(Pages { initial_given: Cell::new(false) })));
+static HEAP: Heap = Heap {
+    dlmalloc: UnsafeCell::new(Dlmalloc::new_with_allocator(Pages { initial_given: Cell::new(false) })),
+    in_use: Cell::new(0),
+};
+
+/// Bytes of the allocations live now, including those of objects JS dropped and its garbage
+/// collector has not finalized yet.
+pub fn in_use() -> u64 {
+    HEAP.in_use.get() as u64
+}
+
+impl Heap {
+    /// Counts an allocation of `size` bytes that gave `ptr` (none when it failed).
+    fn counted(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+        if !ptr.is_null() {
+            self.in_use.set(self.in_use.get().wrapping_add(size));
+        }
+        ptr
+    }
+}
 
 // SAFETY: each call has the heap to itself (one thread) and forwards GlobalAlloc's contract to dlmalloc.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        (*self.0.get()).malloc(layout.size(), layout.align())
+        self.counted((*self.dlmalloc.get()).malloc(layout.size(), layout.align()), layout.size())
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        (*self.0.get()).calloc(layout.size(), layout.align())
+        self.counted((*self.dlmalloc.get()).calloc(layout.size(), layout.align()), layout.size())
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        (*self.0.get()).free(ptr, layout.size(), layout.align())
+        self.in_use.set(self.in_use.get().wrapping_sub(layout.size()));
+        (*self.dlmalloc.get()).free(ptr, layout.size(), layout.align())
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        (*self.0.get()).realloc(ptr, layout.size(), layout.align(), new_size)
+        let moved = (*self.dlmalloc.get()).realloc(ptr, layout.size(), layout.align(), new_size);
+        if !moved.is_null() {
+            // The old block is gone (dlmalloc's realloc freed it or grew it in place).
+            self.in_use.set(self.in_use.get().wrapping_sub(layout.size()));
+        }
+        self.counted(moved, new_size)
     }
 }

@@ -73,6 +73,10 @@ fn store(error: StoreError) -> JsValue {
             let extra = fields(&[("limit", (*limit as f64).into()), ("actual", actual.into())]);
             return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
         }
+        StoreError::HeapFull { in_use, limit } => {
+            let extra = fields(&[("limit", (*limit as f64).into()), ("actual", (*in_use as f64).into())]);
+            return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
+        }
         _ => {}
     }
     let cause = match &error {

@@ -207,7 +207,9 @@ impl JsSession {
         let handle = self.handle();
         // The engine's begin is called here, not when the promise's task first runs: its first step
         // (telling the store the lease's write follows) belongs to the call.
-        let begun = begin_options(&options).map(|options| handle.inner.begin(options));
+        let begun = begin_options(&options)
+            .and_then(|options| crate::bindings::heap_room().map(|()| options))
+            .map(|options| handle.inner.begin(options));
         promise(async move {
             let invocation = begun?.await?;
             Ok(JsInvocation::start(invocation, handle).into())
@@ -220,6 +222,7 @@ impl JsSession {
         promise(async move {
             let body: Function = body.dyn_into().map_err(|_| invalid("fn", "invoke(fn) needs a function".into()))?;
             let options = begin_options(&options)?;
+            crate::bindings::heap_room()?;
             let session = handle.inner.clone();
             let outcome = session
                 .invoke(options, |invocation| async move {

@@ -183,8 +183,10 @@ impl JsSessionStore {
     }
 
     /// Memory of this WebAssembly instance, shared by every store in it: `{ wasmBytes, countedBytes,
-    /// ceilingBytes }` (the size of wasm memory, which never shrinks; the bytes the library counts
-    /// as held, stored values of memory stores and cached state; the budget they must stay under).
+    /// ceilingBytes, heapBytes, heapLimitBytes }` (the size of wasm memory, which never shrinks; the
+    /// bytes the library counts as held, stored values of memory stores and cached state; the budget
+    /// they must stay under; the bytes of all live allocations, objects JS has not finalized yet
+    /// included; the limit past which opens and begins are refused).
     #[wasm_bindgen(js_name = memoryUsage)]
     pub fn memory_usage() -> JsValue {
         let object = Object::new();
@@ -192,7 +194,16 @@ impl JsSessionStore {
         set(&object, "wasmBytes", (pages * 65536.0).into());
         set(&object, "countedBytes", (budget::held() as f64).into());
         set(&object, "ceilingBytes", (budget::ceiling() as f64).into());
+        set(&object, "heapBytes", (crate::heap::in_use() as f64).into());
+        set(&object, "heapLimitBytes", (budget::heap_limit() as f64).into());
         host::freeze(&object)
+    }
+
+    /// Sets the heap limit of this instance, for tests that reach it without filling GiBs (not in
+    /// the typings; `undefined` restores the default).
+    #[wasm_bindgen(js_name = __setHeapLimit)]
+    pub fn set_heap_limit(bytes: JsValue) {
+        budget::set_heap_limit(bytes.as_f64().map_or(budget::DEFAULT_HEAP_LIMIT, |bytes| bytes.max(0.0) as u64));
     }
 
     /// What this store's cache holds now: `{ sessions, bytes }` (bytes approximate).
@@ -225,6 +236,7 @@ impl JsSessionStore {
                 max_lifetime_ms: options.positive("maxLifetimeMs")?,
                 metadata: options.json("metadata")?,
             };
+            crate::bindings::heap_room()?;
             let session = store.open(&id, open).await?;
             Ok(JsSession::new(session, store).into())
         })

@@ -190,6 +190,8 @@ pub enum StoreError {
     /// (`budget.rs`); nothing was written or loaded.
     #[error("{what} needs {needed} bytes, but this WebAssembly instance already holds {held} bytes of its {limit}-byte memory budget, so nothing was written or loaded (the instance and its other sessions keep working); delete or prune large sessions, lower the cache option's maxBytes, or keep large data outside the session")]
     OutOfMemory { what: &'static str, needed: u64, held: u64, limit: u64 },
+    #[error("this WebAssembly instance's heap holds {in_use} bytes, over its {limit}-byte limit, counting the Session and Invocation objects that JavaScript dropped and its garbage collector has not finalized yet, so nothing was opened or begun (the instance and its other sessions keep working); let the event loop run between turns (await I/O or a timer, e.g. every thousand turns) so that they are finalized")]
+    HeapFull { in_use: u64, limit: u64 },
 }
 
 impl fmt::Debug for StoreError {
@@ -203,7 +205,9 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::Corrupt { .. } => "CORRUPT_RECORD",
-            StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. } => "LIMIT_EXCEEDED",
+            StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. } | StoreError::HeapFull { .. } => {
+                "LIMIT_EXCEEDED"
+            }
             StoreError::Backend { .. } | StoreError::Contended { .. } => "STORAGE",
         }
     }

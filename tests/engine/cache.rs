@@ -222,18 +222,28 @@ fn many_sessions_opened_and_dropped_hold_a_bounded_cache() {
     assert!(bytes <= peak);
 }
 
-/// Restores the instance's memory ceiling when a test ends, even by a panic.
-struct Ceiling(u64);
+/// Restores the instance's memory ceiling and heap limit when a test ends, even by a panic.
+struct Limits {
+    ceiling: u64,
+    heap: u64,
+}
 
-impl Drop for Ceiling {
+impl Limits {
+    fn restored_at_end() -> Limits {
+        Limits { ceiling: budget::ceiling(), heap: budget::heap_limit() }
+    }
+}
+
+impl Drop for Limits {
     fn drop(&mut self) {
-        budget::set_ceiling(self.0);
+        budget::set_ceiling(self.ceiling);
+        budget::set_heap_limit(self.heap);
     }
 }
 
 #[test]
 fn the_memory_budget_refuses_what_would_not_fit_and_other_sessions_keep_working() {
-    let _restore = Ceiling(budget::ceiling());
+    let _restore = Limits::restored_at_end();
     let world = World::new();
     let store = world.store("server");
     let small = open(&store, "small");
@@ -268,7 +278,7 @@ fn the_memory_budget_refuses_what_would_not_fit_and_other_sessions_keep_working(
 
 #[test]
 fn loading_a_session_larger_than_the_budget_is_refused_without_harm() {
-    let _restore = Ceiling(budget::ceiling());
+    let _restore = Limits::restored_at_end();
     let world = World::new();
     let writer = world.store("writer");
     let big = open(&writer, "big");
@@ -285,4 +295,19 @@ fn loading_a_session_larger_than_the_budget_is_refused_without_harm() {
     let small = open(&server, "small");
     turn(&small, &["1"]);
     assert_eq!(small.version(), 1);
+}
+
+#[test]
+fn the_heap_limit_refuses_past_it_with_a_message_that_says_what_to_do() {
+    let _restore = Limits::restored_at_end();
+    assert_eq!(budget::heap_limit(), budget::DEFAULT_HEAP_LIMIT);
+    assert!(budget::DEFAULT_HEAP_LIMIT > budget::DEFAULT_CEILING, "the budget fits under the heap limit");
+    budget::set_heap_limit(1 << 20);
+    assert!(budget::check_heap(1 << 20).is_ok(), "at the limit is within it");
+    let error = budget::check_heap((1 << 20) + 1).expect_err("past the limit");
+    assert_eq!(error.code(), "LIMIT_EXCEEDED");
+    assert!(matches!(error, StoreError::HeapFull { in_use, limit } if in_use == (1 << 20) + 1 && limit == 1 << 20));
+    let message = error.to_string();
+    assert!(message.contains("garbage collector has not finalized"), "{message}");
+    assert!(message.contains("let the event loop run"), "{message}");
 }
