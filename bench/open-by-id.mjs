@@ -51,11 +51,14 @@ async function loop(backend, mode) {
   };
 }
 
-/** `SESSIONS` distinct sessions opened, given one turn and dropped; RSS and cache use as it goes. */
+/** `SESSIONS` distinct sessions opened, given one turn and dropped, each in a task of its own as a
+ * server's requests are (the garbage collector finalizes dropped objects between tasks; a loop that
+ * never yields cannot, docs/storage-layout.md); RSS and cache use as it goes. */
 async function distinct(backend) {
   const store = await makeStore(backend);
   const samples = [];
   for (let i = 1; i <= SESSIONS; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
     const session = await store.open(`s-${i}`);
     await session.invoke((inv) => {
       inv.appendMessage(userMsg(i));
@@ -69,6 +72,7 @@ async function distinct(backend) {
         opened: i,
         rssMiB: process.memoryUsage().rss / 2 ** 20,
         wasmMiB: memory.wasmBytes / 2 ** 20,
+        heapMiB: memory.heapBytes / 2 ** 20,
         cached: usage.sessions,
         cachedMiB: usage.bytes / 2 ** 20,
       });
@@ -111,17 +115,19 @@ for (const backend of ["memory", "kv"]) {
 }
 
 out.log(`
-${SESSIONS} distinct sessions opened, given one turn each and dropped, default cache (1000 sessions, 64 MiB).
-RSS includes what the backend stores (a memory store keeps every session in wasm memory, memoryKv in the JS
-heap); wasm memory of the kv store is the cache alone.
+${SESSIONS} distinct sessions opened, given one turn each and dropped, each in a task of its own (as a server's
+requests are), default cache (1000 sessions, 64 MiB). RSS includes what the backend stores (a memory store keeps
+every session in wasm memory, memoryKv in the JS heap). "heap" is the wasm heap's live allocations
+(\`memoryUsage().heapBytes\`): for the kv store, the cache plus the Session and Invocation objects the garbage
+collector has not finalized yet.
 
-| store | opened | RSS MiB | wasm memory MiB | cached sessions | cached MiB |
-|---|---:|---:|---:|---:|---:|`);
+| store | opened | RSS MiB | wasm memory MiB | heap MiB | cached sessions | cached MiB |
+|---|---:|---:|---:|---:|---:|---:|`);
 for (const backend of ["memory", "kv"]) {
   const samples = run("distinct", backend);
   data.distinct[backend === "memory" ? "memory" : "kv(memoryKv)"] = samples;
   for (const s of samples) {
-    out.log(`| ${backend === "memory" ? "memory" : "kv(memoryKv)"} | ${s.opened} | ${f(s.rssMiB, 0)} | ${f(s.wasmMiB, 1)} | ${s.cached} | ${f(s.cachedMiB, 2)} |`);
+    out.log(`| ${backend === "memory" ? "memory" : "kv(memoryKv)"} | ${s.opened} | ${f(s.rssMiB, 0)} | ${f(s.wasmMiB, 1)} | ${f(s.heapMiB, 1)} | ${s.cached} | ${f(s.cachedMiB, 2)} |`);
   }
 }
 out.log(`
