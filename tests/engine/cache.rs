@@ -301,7 +301,7 @@ fn loading_a_session_larger_than_the_budget_is_refused_without_harm() {
 fn the_heap_limit_refuses_past_it_with_a_message_that_says_what_to_do() {
     let _restore = Limits::restored_at_end();
     assert_eq!(budget::heap_limit(), budget::DEFAULT_HEAP_LIMIT);
-    assert!(budget::DEFAULT_HEAP_LIMIT > budget::DEFAULT_CEILING, "the budget fits under the heap limit");
+    const { assert!(budget::DEFAULT_HEAP_LIMIT > budget::DEFAULT_CEILING, "the budget fits under the heap limit") };
     budget::set_heap_limit(1 << 20);
     assert!(budget::check_heap(1 << 20).is_ok(), "at the limit is within it");
     let error = budget::check_heap((1 << 20) + 1).expect_err("past the limit");
