@@ -21,6 +21,11 @@ fn fields(pairs: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
+/// The fields of every `LimitExceededError`: the limit and what would have exceeded it.
+fn limit_fields(limit: u64, actual: u64) -> JsValue {
+    fields(&[("limit", (limit as f64).into()), ("actual", (actual as f64).into())])
+}
+
 /// A ValidationError for the value at `path`.
 pub fn invalid(path: &str, message: String) -> JsValue {
     make_error("INVALID_INPUT", &message, &fields(&[("path", path.into())]))
@@ -51,9 +56,7 @@ fn core(error: CoreError) -> JsValue {
         CoreError::InvalidInput { path, .. } => {
             fields(&[("path", path.as_deref().map_or(JsValue::UNDEFINED, JsValue::from))])
         }
-        CoreError::LimitExceeded { limit, actual, .. } => {
-            fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())])
-        }
+        CoreError::LimitExceeded { limit, actual, .. } => limit_fields(*limit, *actual),
         CoreError::CorruptRecord { key, .. } => fields(&[("key", key.as_str().into())]),
     };
     make_error(error.code(), &message, &extra)
@@ -65,17 +68,14 @@ fn store(error: StoreError) -> JsValue {
             return make_error("CORRUPT_RECORD", &error.to_string(), &fields(&[("key", key.as_str().into())]))
         }
         StoreError::TooLarge { limit, actual } => {
-            let extra = fields(&[("limit", (*limit as f64).into()), ("actual", (*actual as f64).into())]);
-            return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
+            return make_error("LIMIT_EXCEEDED", &error.to_string(), &limit_fields(*limit, *actual));
         }
         StoreError::OutOfMemory { needed, held, limit, .. } => {
-            let actual = held.saturating_add(*needed) as f64;
-            let extra = fields(&[("limit", (*limit as f64).into()), ("actual", actual.into())]);
+            let extra = limit_fields(*limit, held.saturating_add(*needed));
             return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
         }
         StoreError::HeapFull { in_use, limit } => {
-            let extra = fields(&[("limit", (*limit as f64).into()), ("actual", (*in_use as f64).into())]);
-            return make_error("LIMIT_EXCEEDED", &error.to_string(), &extra);
+            return make_error("LIMIT_EXCEEDED", &error.to_string(), &limit_fields(*limit, *in_use));
         }
         _ => {}
     }
@@ -136,8 +136,7 @@ fn engine(error: EngineError) -> JsValue {
             make_error("MIGRATION_FAILED", &error.to_string(), &extra)
         }
         EngineError::Evicted { max_bytes, .. } => {
-            let extra = fields(&[("limit", (max_bytes as f64).into()), ("actual", 0.0.into())]);
-            make_error("LIMIT_EXCEEDED", &error.to_string(), &extra)
+            make_error("LIMIT_EXCEEDED", &error.to_string(), &limit_fields(max_bytes, 0))
         }
     }
 }

@@ -207,9 +207,10 @@ impl JsSession {
         let handle = self.handle();
         // The engine's begin is called here, not when the promise's task first runs: its first step
         // (telling the store the lease's write follows) belongs to the call.
-        let begun = begin_options(&options)
-            .and_then(|options| crate::bindings::heap_room().map(|()| options))
-            .map(|options| handle.inner.begin(options));
+        let begun = begin_options(&options).and_then(|options| {
+            crate::bindings::heap_room()?;
+            Ok(handle.inner.begin(options))
+        });
         promise(async move {
             let invocation = begun?.await?;
             Ok(JsInvocation::start(invocation, handle).into())
