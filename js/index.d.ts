@@ -172,8 +172,9 @@ export interface MemoryUsage {
    * side of `Session` and `Invocation` objects that JavaScript dropped and its garbage collector has
    * not finalized yet (under a KiB each; a loop that never lets the event loop run piles them up). */
   readonly heapBytes: number;
-  /** Past this many `heapBytes` (1.5 GiB), `store.open()`, `session.begin()` and `session.invoke()`
-   * reject with `LimitExceededError` instead of letting the instance run out of memory. */
+  /** Past this many `heapBytes` (1.5 GiB), `store.open()`, `session.begin()`, `session.invoke()`,
+   * `session.at()`, `session.fork()` and `store.import()` reject, and `session.follow()` and
+   * `store.export()` throw, with `LimitExceededError` instead of letting the instance run out of memory. */
   readonly heapLimitBytes: number;
 }
 

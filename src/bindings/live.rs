@@ -109,6 +109,7 @@ impl JsSession {
                 return Err(invalid("options.signal", "options.signal must be an AbortSignal".into()));
             }
         }
+        crate::bindings::heap_room()?;
         Ok(JsLiveFollower { inner: Rc::new(self.inner.follow(after)) })
     }
 

@@ -42,7 +42,8 @@ fn spawn_boxed(future: crate::store::LocalBoxFuture<'static, ()>) {
     wasm_bindgen_futures::spawn_local(future)
 }
 
-/// `Ok` while the heap may take another object JS holds (a `Session`, an `Invocation`); past the
+/// `Ok` while the heap may take another object JS holds (a `Session`, an `Invocation`, a
+/// `SessionView`, a follower, a store exporter); past the
 /// heap limit a `LimitExceededError` (store/budget.rs `check_heap`).
 pub(crate) fn heap_room() -> errors::JsResult<()> {
     Ok(crate::store::budget::check_heap(crate::heap::in_use())?)

@@ -265,6 +265,7 @@ impl JsSession {
         let session = self.inner.clone();
         promise(async move {
             let version = to_count(&version, "version")?;
+            crate::bindings::heap_room()?;
             Ok(JsSessionView::new(session.at(version).await?).into())
         })
     }
@@ -275,6 +276,7 @@ impl JsSession {
             let options = Options::new(&options, "options")?;
             let id = options.name("id", "a session id")?;
             let at = version_option(&options, "at")?;
+            crate::bindings::heap_room()?;
             let fork = handle.inner.fork(&handle.store, id, at).await?;
             Ok(JsSession::new(fork, handle.store.clone()).into())
         })

@@ -256,6 +256,7 @@ impl JsSessionStore {
             let options = Options::new(&options, "options")?;
             let id = options.name("id", "options.id")?;
             let export = export_of(data, &store.config().limits)?;
+            crate::bindings::heap_room()?;
             let session = store.import(export, id).await?;
             Ok(JsSession::new(session, store).into())
         })
@@ -323,6 +324,7 @@ impl JsSessionStore {
     pub fn export(&self, options: JsValue) -> JsResult<JsStoreExporter> {
         let options = Options::new(&options, "options")?;
         let prefix = options.string("prefix")?.unwrap_or_default();
+        crate::bindings::heap_room()?;
         let state = ExporterState {
             store: self.inner.clone(),
             prefix,

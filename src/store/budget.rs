@@ -53,7 +53,8 @@ pub fn set_heap_limit(bytes: u64) {
 }
 
 /// `Ok` while the heap's live allocations (`in_use` bytes) are within the heap limit: checked before
-/// anything makes another object JS holds (an open, a begin), which is refused past it.
+/// anything makes another object JS holds (an open, a begin, a view, a fork, an import, a follower, a
+/// store exporter: `heap_room` in src/bindings/mod.rs), which is refused past it.
 pub fn check_heap(in_use: u64) -> StoreResult<()> {
     let limit = heap_limit();
     if in_use > limit {

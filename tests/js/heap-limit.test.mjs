@@ -61,6 +61,16 @@ test("a loop that never yields is refused at the heap limit with LimitExceededEr
     SessionStore.__setHeapLimit(SessionStore.memoryUsage().heapBytes - 1);
     await assert.rejects(store.open("another"), LimitExceededError);
     await assert.rejects(session.begin(), LimitExceededError);
+    // So is every other call that makes an object JS holds: a view of a past version, a fork, an
+    // import, a follower, a store exporter. Nothing of them was written.
+    const exported = await session.export();
+    const versionBefore = session.version;
+    await assert.rejects(session.at(1), LimitExceededError);
+    await assert.rejects(session.fork({ id: "forked" }), LimitExceededError);
+    await assert.rejects(store.import(exported, { id: "imported" }), LimitExceededError);
+    assert.throws(() => session.follow(), LimitExceededError);
+    assert.throws(() => store.export(), LimitExceededError);
+    assert.equal(session.version, versionBefore);
     SessionStore.__setHeapLimit(limit);
 
     // Once the event loop runs, the dropped objects are finalized and the same calls work again.
@@ -74,6 +84,12 @@ test("a loop that never yields is refused at the heap limit with LimitExceededEr
     await session.invoke((inv) => inv.appendMessage("after"));
     assert.deepEqual(session.messages().slice(-1), ["after"]);
     assert.deepEqual((await store.open("another")).messages(), []);
+    assert.deepEqual((await session.at(1)).messages(), ["first"]);
+    assert.deepEqual(
+      (await store.list()).sessions.map((entry) => entry.id).sort(),
+      ["another", "loop"],
+      "the refused fork and import wrote no session",
+    );
   } finally {
     SessionStore.__setHeapLimit(undefined);
   }
