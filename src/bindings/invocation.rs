@@ -240,7 +240,7 @@ impl JsInvocation {
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         promise(async move {
-            inner.flush().await?;
+            inner.flush_requested().await?;
             Ok(JsValue::UNDEFINED)
         })
     }

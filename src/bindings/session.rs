@@ -6,7 +6,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::bindings::convert::{to_count, to_name, Options};
+use crate::bindings::convert::{to_count, to_json_within, to_name, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
@@ -14,6 +14,7 @@ use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, session_state, state_object};
 use crate::bindings::store::{call_listener, change_object};
 use crate::bindings::view::JsSessionView;
+use crate::core::limits::Limits;
 use crate::core::TurnOutcome;
 use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, SessionStore};
 
@@ -34,7 +35,9 @@ impl JsSession {
     }
 }
 
-fn begin_options(value: &JsValue) -> JsResult<BeginOptions> {
+/// `limits`: a `resume` answer is refused before it is copied into wasm memory when it alone would
+/// exceed the commit it is staged into.
+fn begin_options(value: &JsValue, limits: &Limits) -> JsResult<BeginOptions> {
     let options = Options::new(value, "options")?;
     let wait_ms = match options.get("onBusy")? {
         None => None,
@@ -54,7 +57,12 @@ fn begin_options(value: &JsValue) -> JsResult<BeginOptions> {
     };
     Ok(BeginOptions {
         agent: options.name("agent", "an agent name")?,
-        resume: options.json("resume")?,
+        resume: match options.get("resume")? {
+            None => None,
+            Some(answer) => Some(to_json_within(&answer, &options.path("resume"), &JsValue::UNDEFINED, &|n| {
+                Ok(limits.check_commit(n)?)
+            })?),
+        },
         wait_ms,
         traceparent: options.string("traceparent")?,
     })
@@ -207,7 +215,7 @@ impl JsSession {
         let handle = self.handle();
         // The engine's begin is called here, not when the promise's task first runs: its first step
         // (telling the store the lease's write follows) belongs to the call.
-        let begun = begin_options(&options).and_then(|options| {
+        let begun = begin_options(&options, &handle.store.config().limits).and_then(|options| {
             crate::bindings::heap_room()?;
             Ok(handle.inner.begin(options))
         });
@@ -222,7 +230,7 @@ impl JsSession {
         let handle = self.handle();
         promise(async move {
             let body: Function = body.dyn_into().map_err(|_| invalid("fn", "invoke(fn) needs a function".into()))?;
-            let options = begin_options(&options)?;
+            let options = begin_options(&options, &handle.store.config().limits)?;
             crate::bindings::heap_room()?;
             let session = handle.inner.clone();
             let outcome = session

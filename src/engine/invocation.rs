@@ -362,6 +362,17 @@ impl Invocation {
         Ok(())
     }
 
+    /// `inv.flush()`: [`Invocation::flush`], refused once commit, interrupt or abort has ended the
+    /// invocation (API.md: every method of an ended Invocation throws). While a commit writes, a flush
+    /// waits for it, as the flushes emit schedules do.
+    pub async fn flush_requested(&self) -> EngineResult<()> {
+        let committing = matches!(self.state.borrow().stage, Stage::Committing);
+        if !committing {
+            self.check_open("flush")?;
+        }
+        self.flush().await
+    }
+
     /// The head as this invocation last wrote or read it, and its store version.
     pub(crate) fn current_head(&self) -> (Head, Version) {
         let state = self.state.borrow();

@@ -393,6 +393,10 @@ impl Session {
         if let Some(traceparent) = &options.traceparent {
             limits::check_traceparent(traceparent)?;
         }
+        if let Some(answer) = &options.resume {
+            // The answer is staged as the turn's first event: it alone must fit in a commit.
+            self.shared.config.limits.check_commit(answer.len())?;
+        }
         let deadline = options.wait_ms.map(|wait| self.shared.now().saturating_add(wait));
         loop {
             match self.try_acquire(intent, &options).await {
@@ -741,12 +745,16 @@ impl Session {
             // Without `from`, from the oldest version kept (a pruned session has no earlier ones).
             let first = from.unwrap_or(head.retained);
             let last = to.unwrap_or(head.version);
-            if first > last {
-                return Err(CoreError::invalid(
-                    Some("from"),
-                    format!("history: from ({first}) must not be greater than to ({last})"),
-                )
-                .into());
+            // Only a range the caller gave whole can be out of order; a bound left out is the kept
+            // range's, so a given one beyond it is a version that is not there (pruned, or not yet).
+            if let (Some(from), Some(to)) = (from, to) {
+                if from > to {
+                    return Err(CoreError::invalid(
+                        Some("from"),
+                        format!("history: from ({from}) must not be greater than to ({to})"),
+                    )
+                    .into());
+                }
             }
             self.check_version(&head, last)?;
             self.check_version(&head, first)?;

@@ -986,6 +986,8 @@ for (const setup of SETUPS) {
       assertPruned(await rejection(session.at(1), "at(1)"), "at(1)");
       assertPruned(await rejection(session.history({ from: 1 }), "history({ from: 1 })"), "history({ from: 1 })");
       assertPruned(await rejection(session.history({ from: 0, to: 3 }), "history({ from: 0, to: 3 })"), "history({ from: 0, to: 3 })");
+      // A `to` below the kept range, with `from` left to it, names the pruned version too.
+      assertPruned(await rejection(session.history({ to: 3 }), "history({ to: 3 })"), "history({ to: 3 })");
 
       // Pruning again with the same bound removes nothing more.
       assert.equal(await session.prune({ before: BEFORE }), 0, "a second prune with the same before");

@@ -96,7 +96,7 @@ suite("history", () => {
       const error = await rejection(callAsync(() => session.history(options)), JSON.stringify(options));
       assertError(error, ValidationError, "INVALID_INPUT", `history(${String(Object.entries(options))})`);
     }
-    for (const options of [{ to: 4 }, { from: 1, to: 99 }]) {
+    for (const options of [{ to: 4 }, { from: 1, to: 99 }, { from: 4 }, { from: 99 }]) {
       const error = await rejection(session.history(options));
       assertError(error, NotFoundError, "NOT_FOUND", `history(${JSON.stringify(options)})`);
     }

@@ -260,6 +260,7 @@ suite("lifecycle: an ended Invocation", () => {
     state: (inv) => inv.state(),
   };
   const asyncMethods = {
+    flush: (inv) => inv.flush(),
     renew: (inv) => inv.renew(),
     checkpoint: (inv) => inv.checkpoint(),
     commit: (inv) => inv.commit(),

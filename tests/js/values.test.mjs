@@ -486,6 +486,33 @@ suite("limits", () => {
     await store.open("meta", { metadata: { note: "small" } });
   });
 
+  test("a resume answer is held to the commit limit: refused at begin, nothing written, the interrupt still pending", async () => {
+    const { session, inv } = await openInvocation({ limits: { maxMessageBytes: 100, maxCommitBytes: 1000 } });
+    await inv.interrupt("question", { ask: "name?" });
+    const before = { version: session.version, history: plain(await session.history()) };
+    for (const answer of ["a".repeat(1000), { text: "b".repeat(2000) }]) {
+      const error = await rejection(session.begin({ resume: answer }), "begin({ resume }) past the commit limit");
+      assertError(error, LimitExceededError, "LIMIT_EXCEEDED");
+      assert.equal(error.limit, 1000);
+      assert.ok(error.actual > 1000, `actual ${error.actual}`);
+      assert.equal(session.status, "interrupted");
+      assert.equal(session.version, before.version);
+      assert.deepEqual(plain(session.pendingInterrupt()), { reason: "question", payload: { ask: "name?" } });
+      assert.deepEqual(plain(await session.history()), before.history);
+    }
+    // invoke() refuses it the same way, and an answer that fits (over the message limit: it is not a
+    // message) resumes; the session's own export then imports under the same limits.
+    await assert.rejects(session.invoke(() => {}, { resume: "c".repeat(1001) }), LimitExceededError);
+    const fits = "d".repeat(900);
+    const resumed = await session.begin({ resume: fits });
+    await resumed.commit();
+    assert.equal(session.status, "idle");
+    const copy = await (await SessionStore.memory({ limits: { maxMessageBytes: 100, maxCommitBytes: 1000 } })).import(
+      await session.export(),
+    );
+    assert.equal(copy.version, session.version);
+  });
+
   test("the commit limit: the write that would cross it is refused, what was staged before commits", async () => {
     const { session, inv } = await openInvocation({ limits: { maxMessageBytes: 1000, maxCommitBytes: 250 } });
     const m = "m".repeat(90);
