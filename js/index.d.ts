@@ -634,9 +634,12 @@ export interface SessionExport {
   /** A pruned session's oldest kept version (absent when nothing was pruned; an export without it
    * keeps from its first event's version). */
   retained?: number;
-  /** The whole retained history, in commit order. A pruned session's oldest kept version is given
-   * as the events that rebuild its messages and state, then that version's interrupt if it ended
-   * with one. */
+  /** A pruned session's messages and state as of its oldest kept version (`retained`), as the
+   * `message` and `state.set` events that set them, each at that version: an import writes them as a
+   * snapshot of it. Absent when nothing was pruned (an export written before this field gives them in
+   * `events`, at `retained`). */
+  base?: SessionEvent[];
+  /** The whole retained history, in commit order, as `session.history()` gives it. */
   events: SessionEvent[];
 }
 

@@ -36,11 +36,17 @@ fn export_object(export: &SessionExport) -> JsResult<JsValue> {
     if let Some(retained) = export.retained {
         set(&object, "retained", (retained as f64).into())?;
     }
-    let events = Array::new();
-    for event in &export.events {
-        events.push(&history_object(event, export.metadata.as_deref())?);
+    let events_array = |events: &[HistoryEvent]| -> JsResult<JsValue> {
+        let array = Array::new();
+        for event in events {
+            array.push(&history_object(event, export.metadata.as_deref())?);
+        }
+        Ok(array.into())
+    };
+    if let Some(base) = &export.base {
+        set(&object, "base", events_array(base)?)?;
     }
-    set(&object, "events", events.into())?;
+    set(&object, "events", events_array(&export.events)?)?;
     Ok(freeze(&object.into()))
 }
 
@@ -218,12 +224,16 @@ fn export_of(value: JsValue, limits: &Limits) -> JsResult<SessionExport> {
         Some(value) => Some(to_count(&value, "data.retained")?),
         None => None,
     };
-    let events = fields.array("events")?;
-    let events = events
-        .iter()
-        .enumerate()
-        .map(|(index, event)| event_of(event, format!("data.events[{index}]"), limits))
-        .collect::<JsResult<Vec<_>>>()?;
+    let events_at = |key: &str| -> JsResult<Vec<HistoryEvent>> {
+        let path = fields.path(key);
+        let events = fields.array(key)?;
+        events.iter().enumerate().map(|(index, event)| event_of(event, format!("{path}[{index}]"), limits)).collect()
+    };
+    let base = match fields.get("base")? {
+        Some(_) => Some(events_at("base")?),
+        None => None,
+    };
+    let events = events_at("events")?;
     Ok(SessionExport {
         id: to_name(&fields.need("id")?, "data.id")?,
         version: fields.count("version")?,
@@ -234,6 +244,7 @@ fn export_of(value: JsValue, limits: &Limits) -> JsResult<SessionExport> {
         metadata,
         schema,
         retained,
+        base,
         events,
     })
 }

@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use crate::core::guard;
 use crate::core::lifecycle::Status;
-use crate::core::{codec, keys, limits, Batch, Commits, CoreError, Event, Head, Interrupt, Json};
+use crate::core::record::SnapshotRef;
+use crate::core::snapshot::next_snapshot;
+use crate::core::{codec, keys, limits, Batch, Commits, CoreError, Event, Head, Interrupt, Json, SessionState};
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::session::Session;
@@ -28,6 +30,11 @@ pub struct SessionExport {
     /// A pruned session's oldest kept version (`None`: nothing pruned, or an export written before
     /// this field, whose first event's version says it).
     pub retained: Option<u64>,
+    /// A pruned session's messages and state as of its oldest kept version (`retained`), as the
+    /// events that set them, each at that version: an import writes them as a snapshot of it, so
+    /// that `history()` keeps only that version's own events. `None`: nothing pruned, or an export
+    /// written before this field, whose events at `retained` are these, then its interrupt.
+    pub base: Option<Vec<HistoryEvent>>,
     /// In commit order; version 0 is the synthesized `created` event (no `event`).
     pub events: Vec<HistoryEvent>,
 }
@@ -35,13 +42,11 @@ pub struct SessionExport {
 impl Session {
     /// The session's retained history (from its oldest kept version) and head facts. A running turn
     /// is not part of it (an export holds no lease): its status is the one the session rests at.
-    /// A pruned session's oldest kept version is given as the events that rebuild its state (its
-    /// messages and state values), so that an import has everything later versions build on, then
-    /// that version's own interrupt, if it ended with one: a session still waiting on it must
-    /// import as interrupted, by the same interrupt.
+    /// A pruned session's state at its oldest kept version is given besides (`base`): the events
+    /// that rebuild its messages and state values, which later versions build on.
     /// A prune by another store while it reads deletes versions it was reading: it starts again.
     pub async fn export(&self) -> EngineResult<SessionExport> {
-        let (head, mut events, base) = loop {
+        let (head, events, base) = loop {
             self.refresh().await?;
             let head = self.head();
             // (Up to the view's version: a commit since is not in this export.)
@@ -58,11 +63,10 @@ impl Session {
             };
             break (head, events, base);
         };
-        if let Some(base) = base {
+        let base = base.map(|base| {
             let (at, invocation) =
                 events.first().map_or((head.created_at, String::new()), |e| (e.at, e.invocation.clone()));
-            let mut rebuilt: Vec<HistoryEvent> = base
-                .state
+            base.state
                 .to_events()
                 .into_iter()
                 .map(|event| HistoryEvent {
@@ -72,11 +76,8 @@ impl Session {
                     traceparent: None,
                     event: Some(event),
                 })
-                .collect();
-            events.retain(|e| e.version > head.retained || matches!(e.event, Some(Event::Interrupt { .. })));
-            rebuilt.append(&mut events);
-            events = rebuilt;
-        }
+                .collect()
+        });
         let status = match head.effective_status(self.shared.now()) {
             Status::Running => head.resting_status(),
             status => status,
@@ -91,9 +92,39 @@ impl Session {
             metadata: head.metadata.clone(),
             schema: head.schema,
             retained: Some(head.retained).filter(|&retained| retained > 0),
+            base,
             events,
         })
     }
+}
+
+/// The events of an export's `base`: the messages and state values of its oldest kept version
+/// (`retained`, which a base needs), each at that version and within the value limits.
+fn base_events(base: &[HistoryEvent], retained: Option<u64>, limits: &limits::Limits) -> EngineResult<Vec<Event>> {
+    let Some(retained) = retained.filter(|&retained| retained > 0) else {
+        return Err(invalid(
+            "data.base".into(),
+            "data.base is the state of a pruned session's oldest kept version: it needs data.retained".into(),
+        ));
+    };
+    let mut events = Vec::with_capacity(base.len());
+    for (index, event) in base.iter().enumerate() {
+        let path = format!("data.base[{index}]");
+        if event.version != retained {
+            return Err(invalid(
+                path,
+                format!("a base event is at the oldest kept version {retained}, not at {}", event.version),
+            ));
+        }
+        let checked = match &event.event {
+            Some(Event::Message { data, .. }) => limits.check_message(data.len()),
+            Some(Event::StateSet { data, .. }) => limits.check_state_value(data.len()),
+            _ => return Err(invalid(path, "a base holds only \"message\" and \"state.set\" events".into())),
+        };
+        checked.map_err(|error| EngineError::AtPath { path: format!("{path}.data"), error: Box::new(error.into()) })?;
+        events.extend(event.event.clone());
+    }
+    Ok(events)
 }
 
 /// Versions an import may hold (each is a record).
@@ -183,6 +214,11 @@ impl SessionStore {
                 }
             })?;
         }
+        let base = match &data.base {
+            Some(base) => Some(base_events(base, data.retained, &config.limits)?),
+            None => None,
+        };
+        bytes += base.iter().flatten().map(|event| event.weight() as u64).sum::<u64>();
         budget::check("an import", bytes)?;
         if load::read_head(&*shared.store, &id).await?.is_some() {
             return Err(invalid(
@@ -245,16 +281,37 @@ impl SessionStore {
                 at_of[event.version as usize - 1] = (event.at, event.invocation.clone(), event.traceparent.clone());
             }
         }
-        let records = batches
-            .into_iter()
-            .zip(at_of)
-            .enumerate()
-            .map(|(index, (events, (at, invocation, traceparent)))| {
-                let version = index as u64 + 1;
+        let mut records = Vec::new();
+        // A pruned session's base is a snapshot of its oldest kept version, as its prune left it: the
+        // versions below are neither readable nor named by the head, and are not written.
+        let first_written = match base {
+            Some(events) => {
+                let retained = head.retained;
+                let (segment, snapshot) = next_snapshot(
+                    &SessionState::default(),
+                    &events,
+                    None,
+                    retained,
+                    token,
+                    Commits::repeated(token, retained),
+                );
+                if let Some(segment) = segment {
+                    records.push((keys::segment_key(&id, retained, token), codec::encode_segment(&segment)));
+                }
+                records.push((keys::snapshot_key(&id, retained, token), codec::encode_segmented_snapshot(&snapshot)));
+                head.snapshot = Some(SnapshotRef { version: retained, token });
+                head.commits = Commits::repeated(token, data.version - retained);
+                retained
+            }
+            None => 1,
+        };
+        for (index, (events, (at, invocation, traceparent))) in batches.into_iter().zip(at_of).enumerate() {
+            let version = index as u64 + 1;
+            if version >= first_written {
                 let batch = Batch { version, token, at, invocation, traceparent, events };
-                (keys::batch_key(&id, version, token), codec::encode_batch(&batch))
-            })
-            .collect();
+                records.push((keys::batch_key(&id, version, token), codec::encode_batch(&batch)));
+            }
+        }
         let head_key = keys::head_key(&id);
         let head = crate::engine::head_value(&head);
         let written = shared.store.commit(records, &head_key, head, Expect::Absent, &mut Vec::new()).await?;

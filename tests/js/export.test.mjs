@@ -407,6 +407,123 @@ test("a pruned session whose oldest kept version holds nothing keeps that versio
   assert.equal("retained" in (await (await store.open("whole")).export()), false);
 });
 
+/** What history() says, event by event, and the state at every kept version. */
+async function timeline(session) {
+  const history = JSON.parse(JSON.stringify(await session.history()));
+  const first = history[0]?.version ?? session.version;
+  const views = [];
+  for (let v = first; v <= session.version; v++) {
+    const view = await session.at(v);
+    views.push([v, view.status, view.messages(), view.state(), view.messages({ agent: "b" })]);
+  }
+  return { history: history.map(({ at, invocation, ...rest }) => rest), views };
+}
+
+test("a pruned session imports with the same history(), event by event, and the same state at every kept version (its base is a snapshot, not events)", async () => {
+  const cases = {
+    "messages and state": async (s) => {
+      await s.invoke((i) => { i.appendMessage("a"); i.setState("k", 1); i.appendMessage("b0", { agent: "b" }); });
+      await s.invoke((i) => i.appendMessage("b"));
+      await s.invoke((i) => i.deleteState("k"));
+      return 2;
+    },
+    "a compaction at the kept version": async (s) => {
+      await s.invoke((i) => { for (const m of ["m0", "m1", "m2"]) i.appendMessage(m); });
+      await s.invoke((i) => i.compact({ before: 2, summary: ["S"] }));
+      await s.invoke((i) => i.appendMessage("m3"));
+      return 2;
+    },
+    "an interrupt at the kept version, answered later": async (s) => {
+      await s.invoke((i) => i.appendMessage("q"));
+      const inv = await s.begin();
+      await inv.interrupt("approve?", { tool: "pay" });
+      await (await s.begin({ resume: { ok: true } })).commit();
+      return 2;
+    },
+    "pruned at the latest version": async (s) => {
+      await s.invoke((i) => { i.appendMessage("x"); i.setState("k", "v"); });
+      await s.invoke((i) => i.appendMessage("y"));
+      return 2;
+    },
+  };
+  for (const [name, build] of Object.entries(cases)) {
+    // (A prune keeps from the newest snapshot at or below `before`: with one every 2 commits, that may be
+    // a version below it.)
+    for (const snapshotEvery of [1, 2]) {
+      const store = await SessionStore.memory({ snapshotEvery });
+      const session = await store.open(`pruned-${snapshotEvery}`);
+      const before = await build(session);
+      assert.ok((await session.prune({ before })) >= 0);
+      const want = await timeline(session);
+      const data = JSON.parse(JSON.stringify(await session.export()));
+      const retained = data.retained;
+      assert.ok(retained > 0 && retained <= before, `${name}, snapshotEvery ${snapshotEvery}: retained ${retained}`);
+      assert.ok(Array.isArray(data.base), `${name}: the export has its base`);
+      assert.ok(data.base.every((e) => e.version === retained && ["message", "state.set"].includes(e.type)), `${name}: base events`);
+      const kv = memoryKv();
+      const imported = await (await SessionStore.kv(kv)).import(structuredClone(data));
+      assert.deepEqual(await timeline(imported), want, `${name}, snapshotEvery ${snapshotEvery}: history() and at() after import`);
+      assert.deepEqual(imported.messages(), session.messages(), `${name}: messages()`);
+      await assert.rejects(imported.at(retained - 1), { code: "NOT_FOUND" }, `${name}: below the kept range`);
+      // No record below the kept version was written.
+      const records = (await kv.list("")).keys.map((key) => key.match(/(?:^|\/)[esg]\/[^/]+\/([0-9a-f]{16})\/[0-9a-f]{16}$/));
+      const versions = records.filter(Boolean).map((m) => parseInt(m[1], 16));
+      assert.ok(versions.length > 0 && versions.every((v) => v >= retained), `${name}: record versions ${versions}`);
+      // Read by a fresh store, exported again, and taken on: the same.
+      const fresh = await (await SessionStore.kv(kv)).open(session.id, { create: false });
+      assert.deepEqual(await timeline(fresh), want, `${name}: a fresh store reads the same`);
+      const again = JSON.parse(JSON.stringify(await fresh.export()));
+      assert.deepEqual(again.base.map(({ at, invocation, ...e }) => e), data.base.map(({ at, invocation, ...e }) => e), `${name}: base exported again`);
+      assert.deepEqual(again.events.map(({ at, invocation, ...e }) => e), data.events.map(({ at, invocation, ...e }) => e), `${name}: events exported again`);
+      if (fresh.status === "interrupted") await (await fresh.begin({ resume: 1 })).commit();
+      await fresh.invoke((i) => i.appendMessage("after"));
+      await fresh.prune({ before: fresh.version });
+      assert.deepEqual(fresh.messages().at(-1), "after");
+    }
+  }
+});
+
+test("an export written before `base` (the kept version's state as its events) still imports as it did", async () => {
+  const store = await SessionStore.memory({ snapshotEvery: 1 });
+  const session = await store.open("legacy");
+  await session.invoke((i) => { i.appendMessage("a"); i.setState("k", 1); });
+  await session.invoke((i) => i.appendMessage("b"));
+  await session.invoke((i) => i.appendMessage("c"));
+  await session.prune({ before: 2 });
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  // The form of before: the base's events at the kept version, instead of that version's own.
+  const { base, ...legacy } = data;
+  legacy.events = [...base, ...data.events.filter((e) => e.version > 2 || e.type === "interrupt")];
+  const imported = await (await SessionStore.memory()).import(legacy);
+  assert.deepEqual(imported.messages(), session.messages());
+  assert.deepEqual(imported.state(), session.state());
+  assert.deepEqual((await imported.at(2)).messages(), ["a", "b"]);
+});
+
+test("a damaged base is refused with its path, nothing written", async () => {
+  const store = await SessionStore.memory({ snapshotEvery: 1 });
+  const session = await store.open("damaged-base");
+  await session.invoke((i) => { i.appendMessage("a"); i.setState("k", 1); });
+  await session.invoke((i) => i.appendMessage("b"));
+  await session.prune({ before: 2 });
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  const damages = [
+    ["a base without retained", (d) => void delete d.retained, "data.base"],
+    ["a base event at another version", (d) => void (d.base[0].version = 1), "data.base[0]"],
+    ["a base event that is not a message or a value", (d) => void (d.base[0] = { ...d.base[0], type: "closed" }), "data.base[0]"],
+    ["a base that is not an array", (d) => void (d.base = {}), "data.base"],
+  ];
+  for (const [name, damage] of damages) {
+    const damaged = structuredClone(data);
+    damage(damaged);
+    const kv = memoryKv();
+    const error = await rejection((await SessionStore.kv(kv)).import(damaged), name);
+    assert.ok(error instanceof ValidationError, `${name}: ${error?.name}: ${error?.message}`);
+    assert.equal(error.path, name === "a base without retained" ? "data.base" : damages.find((d) => d[0] === name)[2], `${name}: path`);
+    assert.deepEqual(await kvDump(kv), {}, `${name}: nothing written`);
+  }
+});
+
 test("an export, history() and at() racing a prune by another store: the export starts again and imports, the reads get the versions kept or NotFoundError, never CorruptRecordError", async () => {
   let outcomes = { exported: 0, historyRead: 0, historyPruned: 0, atRead: 0, atPruned: 0 };
   for (let trial = 0; trial < 40; trial++) {

@@ -63,7 +63,7 @@ function damage(data, random) {
   const pick = (list) => list[Math.floor(random() * list.length)];
   const index = Math.floor(random() * data.events.length);
   const event = data.events[index];
-  const kind = pick(["drop", "double", "swap", "type", "version+", "version-", "status", "expiresAt", "createdAt", "version", "agent", "key", "before", "data", "retained"]);
+  const kind = pick(["drop", "double", "swap", "type", "version+", "version-", "status", "expiresAt", "createdAt", "version", "agent", "key", "before", "data", "retained", "base"]);
   switch (kind) {
     case "drop": data.events.splice(index, 1); break;
     case "double": if (event) data.events.splice(index, 0, structuredClone(event)); break;
@@ -80,13 +80,29 @@ function damage(data, random) {
     case "before": if (event) event.before = pick([0, 1, 2, 50, undefined]); break;
     case "data": if (event) event.data = pick([null, [], [{ s: 1 }], { k: -1 }]); break;
     case "retained": data.retained = pick([undefined, 0, 1, data.version, data.version + 1, 2.5]); break;
+    case "base":
+      if (data.base?.length) {
+        const entry = data.base[Math.floor(random() * data.base.length)];
+        const change = pick(["version", "type", "drop"]);
+        if (change === "version") entry.version += pick([-1, 1]);
+        else if (change === "type") entry.type = pick(TYPES);
+        else data.base.splice(data.base.indexOf(entry), 1);
+      } else data.base = pick([[], [{ version: data.version, at: NOW, type: "message", agent: "default", data: "x" }]]);
+      break;
   }
   return kind;
 }
 
 /** What an export says of a session, for comparing two exports of one (ids and times aside). */
 const fileOf = (data) =>
-  canonical({ version: data.version, status: data.status, metadata: data.metadata, retained: data.retained, events: data.events.map(({ at, invocation, ...rest }) => rest) });
+  canonical({
+    version: data.version,
+    status: data.status,
+    metadata: data.metadata,
+    retained: data.retained,
+    base: data.base?.map(({ at, invocation, ...rest }) => rest),
+    events: data.events.map(({ at, invocation, ...rest }) => rest),
+  });
 
 /** What a session reads: version, status, each agent's messages and state, its pending interrupt. */
 async function readsOf(session, status = session.status) {
@@ -98,6 +114,8 @@ async function readsOf(session, status = session.status) {
     messages: [session.messages(), session.messages({ agent: "b" })],
     state: [session.state(), session.state({ agent: "b" })],
     interrupt: status === "interrupted" ? [last?.type, last?.reason, last?.data] : null,
+    // The retained history, event by event (a pruned session's too: its oldest kept version's own events).
+    history: history.map(({ at, invocation, ...rest }) => rest),
   });
 }
 
