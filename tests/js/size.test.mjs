@@ -48,9 +48,10 @@ import { gzipSync } from "node:zlib";
 // only for a store that has the hook (+0.1 KB); 218,640 with the heap's live bytes counted and opens and
 // begins refused past its limit, a typed error where a loop that never yields ran the memory past 2 GiB
 // and Node stopped (+0.6 KB); 219,152 with the heap limit on every call that makes an object JS holds,
-// a resume answer held to the commit limit and the pinned errors of history() and flush() (+0.5 KB).
-// Budget: 219,400.
-const BUDGET_GZIPPED = 219_400;
+// a resume answer held to the commit limit and the pinned errors of history() and flush() (+0.5 KB);
+// 220,136 with a pruned session's export giving its base apart and the import writing it as a snapshot
+// (+1.0 KB). Budget: 220,400.
+const BUDGET_GZIPPED = 220_400;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
