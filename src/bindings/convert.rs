@@ -44,10 +44,14 @@ impl Options {
         self.get(key)?.map(|value| to_count(&value, &self.path(key))).transpose()
     }
 
+    /// A positive integer: anything else (0, a negative or fractional number, not a number) is refused
+    /// with the same message.
     pub fn positive(&self, key: &str) -> JsResult<Option<u64>> {
-        match self.count(key)? {
-            Some(0) => Err(invalid(&self.path(key), format!("{} must be a positive integer", self.path(key)))),
-            other => Ok(other),
+        let Some(value) = self.get(key)? else { return Ok(None) };
+        let path = self.path(key);
+        match to_count(&value, &path) {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(invalid(&path, format!("{path} must be a positive integer"))),
         }
     }
 

@@ -1,7 +1,7 @@
 // Expiry: idle TTL and maximum lifetime, by the store's clock; sweepExpired.
 import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
-import { InvalidTransitionError, SessionExpiredError, NotFoundError, SessionStore } from "agent-session";
+import { InvalidTransitionError, SessionExpiredError, NotFoundError, SessionStore, ValidationError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { rejection, assertError, plain, clockStore, callAsync, manualClock, T0, test } from "./_helpers.mjs";
 
@@ -157,6 +157,18 @@ suite("ttl: sweepExpired", () => {
       assert.deepEqual(plain((await store.open("backend-ttl/kept", { create: false })).messages()), ["kept"]);
     } finally {
       Date.now = realNow;
+    }
+  });
+
+  test("sweepExpired({ limit }) refuses a limit that is not a positive integer, with one message", async () => {
+    const store = await SessionStore.memory();
+    for (const limit of [0, -1, 1.5, "2"]) {
+      await assert.rejects(store.sweepExpired({ limit }), (error) => {
+        assert.ok(error instanceof ValidationError, `limit ${limit}: ${error?.name}`);
+        assert.equal(error.path, "options.limit");
+        assert.match(error.message, /options\.limit must be a positive integer/);
+        return true;
+      });
     }
   });
 

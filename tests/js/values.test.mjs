@@ -576,9 +576,11 @@ suite("limits", () => {
   });
 
   test("limits reject bad values as ValidationError", async () => {
-    for (const limits of [{ maxMessageBytes: -1 }, { maxCommitBytes: "big" }, { maxStateValueBytes: 1.5 }]) {
+    for (const limits of [{ maxMessageBytes: -1 }, { maxCommitBytes: "big" }, { maxStateValueBytes: 1.5 }, { maxMessageBytes: 0 }]) {
       const error = await rejection(callAsync(() => SessionStore.memory({ limits })), JSON.stringify(limits));
       assertError(error, ValidationError, "INVALID_INPUT");
+      // One message for every value that is not a positive integer (0 and -1 alike).
+      assert.match(error.message, /must be a positive integer/, JSON.stringify(limits));
     }
   });
 });
