@@ -264,16 +264,41 @@ impl SessionStore {
             None => 0,
         };
         head.status = data.status;
+        // A closed session takes no commit after its close, and never rests at another status.
+        if let Some(index) = data.events.iter().position(|e| matches!(e.event, Some(Event::Closed))) {
+            if index + 1 < data.events.len() {
+                return Err(invalid(
+                    format!("data.events[{}]", index + 1),
+                    "an event after the \"closed\" event: a closed session takes no commit".into(),
+                ));
+            }
+            if data.status != Status::Closed {
+                return Err(invalid(
+                    "data.status".into(),
+                    format!("status \"{}\" after a \"closed\" event: it is \"closed\"", data.status.as_str()),
+                ));
+            }
+        }
         if data.status == Status::Interrupted {
-            head.interrupt = data.events.iter().rev().find_map(|e| match &e.event {
+            // The pending interrupt is the last one, and no resume answered it.
+            let last = data.events.iter().rev().find_map(|e| match &e.event {
+                Some(event @ (Event::Interrupt { .. } | Event::Resume { .. })) => Some(event),
+                _ => None,
+            });
+            head.interrupt = match last {
                 Some(Event::Interrupt { reason, data }) => {
                     Some(Interrupt { reason: reason.clone(), payload: data.clone() })
                 }
-                _ => None,
-            });
-            if head.interrupt.is_none() {
-                return Err(invalid("data.status".into(), "status \"interrupted\" needs an interrupt event".into()));
-            }
+                Some(_) => {
+                    return Err(invalid(
+                        "data.status".into(),
+                        "status \"interrupted\" with its last interrupt answered by a \"resume\" event".into(),
+                    ))
+                }
+                None => {
+                    return Err(invalid("data.status".into(), "status \"interrupted\" needs an interrupt event".into()))
+                }
+            };
         }
         let mut at_of = vec![(now, String::new(), None); data.version as usize];
         for event in &data.events {

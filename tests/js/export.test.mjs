@@ -132,6 +132,13 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
     ["status unknown", (d) => void (d.status = "paused"), V, "data.status"],
     ["status running", (d) => void (d.status = "running"), V, "data.status"],
     ["status interrupted without an interrupt event", (d) => void (d.status = "interrupted"), V, "data.status"],
+    ["status interrupted with its interrupt answered", (d) => {
+      d.status = "interrupted";
+      d.events.splice(3, 0, { version: 1, at: 1_700_000_001_000, invocation: "i1", type: "interrupt", reason: "q", data: null });
+      d.events.splice(4, 0, { version: 2, at: 1_700_000_002_000, invocation: "i2", type: "resume", data: "a" });
+    }, V, "data.status"],
+    ["an event after a closed event", (d) => void d.events.splice(3, 0, { version: 1, at: 1_700_000_001_000, invocation: "i1", type: "closed" }), V, "data.events[4]"],
+    ["status idle after a closed event", push({ type: "closed" }), V, "data.status"],
     ["createdAt not a number", (d) => void (d.createdAt = "yesterday"), V, "data.createdAt"],
     ["expiresAt not an integer", (d) => void (d.expiresAt = 1.5), V, "data.expiresAt"],
     ["metadata holds a BigInt", (d) => void (d.metadata = { n: [1n] }), V, "data.metadata.n[0]"],
