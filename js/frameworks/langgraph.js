@@ -614,9 +614,24 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         const listed = tasks.includes(String(taskId));
         const existing = listed ? tx.get(agent, key) : undefined;
         const record = { p: existing?.p ?? "", w: { ...(existing?.w ?? {}) } };
+        // The task's regular writes already stored, each matched at most once below.
+        const stored = existing ? Object.entries(existing.w).filter(([idx]) => Number(idx) >= 0) : [];
         let changed = false;
         writes.forEach(([channel], i) => {
-          const idx = WRITES_IDX_MAP[channel] ?? i;
+          const special = WRITES_IDX_MAP[channel];
+          if (special === undefined) {
+            // A regular write this task already stored is that write, wherever it stands in this
+            // call: when a run ends under `durability: "exit"`, LangGraph puts again the pending
+            // writes getTuple gave, in that order ((task_path, task_id, idx), special channels
+            // first), where MemorySaver gives them as put; by position alone the write would be
+            // stored twice (a duplicate in the channel's value after each failed retry).
+            const same = stored.findIndex(([, [ch, value]]) => ch === channel && jsonEqual(value, dumped[i]));
+            if (same >= 0) {
+              stored.splice(same, 1);
+              return;
+            }
+          }
+          const idx = special ?? i;
           // Regular writes are idempotent (the first one wins); the special channels overwrite.
           if (idx >= 0 && hasOwn(existing?.w, idx)) return;
           record.w[idx] = [channel, dumped[i]];

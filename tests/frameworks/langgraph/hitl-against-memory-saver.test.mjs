@@ -6,7 +6,7 @@
 // resumes, retries and forks from a checkpoint of the history on two threads, the same operations on a
 // MemorySaver graph. After every step the state (values, next, the tasks' interrupts and errors, the
 // subgraph's state) and the history read through this saver and through a new saver over the same KV
-// equal MemorySaver's.
+// equal MemorySaver's. Each run takes one of LangGraph's durability modes, the same for both.
 import { StateGraph, Annotation, START, END, MemorySaver, Command, interrupt } from "@langchain/langgraph";
 import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
@@ -129,11 +129,16 @@ it("interrupts, parallel nodes, failing tasks and a subgraph: 6 seeded sequences
         runConfig = undefined;
       }
       if (runConfig !== undefined) {
-        const expected = await outcome(() => reference.invoke(input, config));
+        // LangGraph's durability: "async" (its default) puts after each step, "exit" once at the end
+        // (putting again the pending writes it read), "sync" waits for each put.
+        const durability = [undefined, "exit", "sync"][Math.floor(random() * 3)];
+        const run = durability === undefined ? config : { ...config, durability };
+        const expected = await outcome(() => reference.invoke(input, run));
         const guarded = random() < 0.5;
-        const got = await outcome(() => (guarded ? saver.guard(thread, () => ours.invoke(input, config)) : ours.invoke(input, config)));
-        expect(got, `${where}: ${kind}${guarded ? " (guarded)" : ""}`).toEqual(expected);
+        const got = await outcome(() => (guarded ? saver.guard(thread, () => ours.invoke(input, run)) : ours.invoke(input, run)));
+        expect(got, `${where}: ${kind}${guarded ? " (guarded)" : ""}${durability ? ` durability ${durability}` : ""}`).toEqual(expected);
         if (expected.error !== undefined) kind += " (failed)";
+        if (durability === "exit") done.exit = (done.exit ?? 0) + 1;
         if (guarded) kind += ", guarded";
       }
       done[kind] = (done[kind] ?? 0) + 1;
@@ -151,5 +156,5 @@ it("interrupts, parallel nodes, failing tasks and a subgraph: 6 seeded sequences
     const count = Object.entries(done).reduce((n, [k, v]) => n + (k === kind || k === `${kind}, guarded` ? v : 0), 0);
     expect(count, `${kind} steps: ${JSON.stringify(done)}`).toBeGreaterThan(0);
   }
-  for (const kind of ["invoke (failed), guarded", "resume, guarded"]) expect(done[kind] ?? 0, `${kind} steps: ${JSON.stringify(done)}`).toBeGreaterThan(0);
+  for (const kind of ["invoke (failed), guarded", "resume, guarded", "exit"]) expect(done[kind] ?? 0, `${kind} steps: ${JSON.stringify(done)}`).toBeGreaterThan(0);
 });
