@@ -747,7 +747,9 @@ export declare class SessionStore {
   /** Every session (whose id starts with `prefix`), one export at a time: a backup. A session whose
    * head cannot be decoded rejects the iteration with `CorruptRecordError` (it is not skipped). */
   export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
-  /** Refuses further use and frees every cached session view at once. */
+  /** Refuses further use and frees every cached session view at once. An invocation still open stops
+   * renewing its lease (its commit is refused): the session is free once the lease runs out
+   * (`leaseMs`), or at once after its `abort()`. */
   close(): Promise<void>;
 }
 

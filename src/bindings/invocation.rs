@@ -85,7 +85,7 @@ impl Heartbeat {
     fn start(self: &Rc<Self>, invocation: Rc<Invocation>, every_ms: u64) {
         let weak = Rc::downgrade(self);
         let tick = Closure::<dyn FnMut()>::new(move || {
-            if invocation.is_ended() {
+            if !invocation.wants_heartbeat() {
                 if let Some(heartbeat) = weak.upgrade() {
                     heartbeat.stop();
                 }

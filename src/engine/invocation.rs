@@ -157,6 +157,13 @@ impl Invocation {
         !matches!(self.state.borrow().stage, Stage::Open | Stage::Committing)
     }
 
+    /// Whether the heartbeat still has a lease to renew: the invocation is open and its store is not
+    /// closed (`store.close()` refuses its commit; its lease then runs out by itself, or `abort()`
+    /// releases it).
+    pub fn wants_heartbeat(&self) -> bool {
+        !self.is_ended() && self.session.shared.check_open().is_ok()
+    }
+
     /// Whether the lease was lost (expired or taken): the invocation ended without writing.
     pub fn is_lost(&self) -> bool {
         matches!(self.state.borrow().stage, Stage::Lost { .. })
@@ -473,6 +480,8 @@ impl Invocation {
     async fn extend(&self, reported: bool) -> EngineResult<()> {
         self.check_open("renew")?;
         let shared = &self.session.shared;
+        // A closed store renews no lease: an invocation left open lets its lease run out.
+        shared.check_open()?;
         let head_key = keys::head_key(self.session.id());
         for _ in 0..4 {
             let (head, version) = {

@@ -226,6 +226,35 @@ test("a closed store refuses with StoreClosedError, its own class and code", asy
   assert.equal(session.version, 1, "the head stays readable");
 });
 
+test("a store closed while one of its invocations is open stops renewing that lease: another store takes the session once it runs out; abort() still releases at once", async () => {
+  const { StoreClosedError, ConcurrencyError } = await import("agent-session");
+  const kv = memoryKv();
+  const events = [];
+  const closing = await SessionStore.kv(kv, { owner: "closing", leaseMs: 1000, onEvent: (e) => events.push(e.type) });
+  const held = await (await closing.open("held")).begin();
+  held.appendMessage("never committed");
+  await closing.close();
+  const afterClose = events.length;
+  assert.ok((await rejection(held.commit())) instanceof StoreClosedError, "its commit is refused");
+  const other = await (await SessionStore.kv(kv, { owner: "other" })).open("held");
+  // Refused while the lease runs, then taken: one attempt a lease's length apart (the heartbeat
+  // renews every third of it, so a renewing holder would still hold it).
+  assert.ok((await rejection(other.begin())) instanceof ConcurrencyError, "the lease still runs");
+  await new Promise((resolve) => setTimeout(resolve, 2200));
+  const taken = await other.begin();
+  assert.deepEqual(events.slice(afterClose).filter((type) => type === "lease.renewed"), [], "no renewal after close");
+  taken.appendMessage("after the lease ran out");
+  await taken.commit();
+  assert.deepEqual(other.messages(), ["after the lease ran out"]);
+
+  // abort() after close gives the lease back at once.
+  const second = await SessionStore.kv(kv, { owner: "second", leaseMs: 60_000 });
+  const open = await (await second.open("held")).begin();
+  await second.close();
+  await open.abort();
+  await (await other.begin()).abort();
+});
+
 test("a server opening one session by id on every request through 5000 turns (10,000 messages): every message kept, in order, and a fresh store reads them all", { timeout: 120_000 }, async () => {
   const kv = memoryKv();
   const server = await SessionStore.kv(kv, { owner: "server" });
