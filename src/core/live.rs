@@ -9,7 +9,7 @@
 //! turn's last flushes, so draining after it yields every part before the `end`.
 
 use crate::core::lifecycle::Status;
-use crate::core::record::{Head, Json, TurnOutcome};
+use crate::core::record::{Head, Json, TurnEnd, TurnOutcome};
 
 /// One flush of live parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,8 +224,27 @@ impl Follower {
             let first_look = self.version.is_none();
             let unseen = |token: u64| self.seen.is_none_or(|seen| token > seen);
             if first_look {
-                // Turns that ended before the follower started are not replayed.
+                // Turns that ended before the follower started are not replayed, but for the one a
+                // reload resumes (`after` names it) while no next turn has begun: the rest of its
+                // parts, then its end, exactly once across the reload (its live log is readable until
+                // the next turn begins; then the follower follows that one, as before).
+                let resumes = |ended: &&TurnEnd| {
+                    head.status != Status::Running
+                        && self.after.as_ref().is_some_and(|(invocation, _)| *invocation == ended.invocation)
+                };
+                let resumed = head.ended.as_ref().filter(resumes);
                 self.seen = head.ended.as_ref().map(|ended| ended.token);
+                if let Some(ended) = resumed {
+                    self.version = Some(version);
+                    self.turn = Some(Turn {
+                        token: ended.token,
+                        invocation: ended.invocation.clone(),
+                        next_flush: 0,
+                        next_seq: 0,
+                        drained: false,
+                    });
+                    continue;
+                }
             } else if let Some(ended) = head.ended.as_ref().filter(|ended| unseen(ended.token)) {
                 // A turn that began and ended between two reads: its parts, then its end.
                 self.seen = Some(ended.token);

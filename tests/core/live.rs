@@ -102,6 +102,37 @@ fn a_resumed_follower_skips_what_it_had_and_a_new_turn_starts_from_seq_0() {
 }
 
 #[test]
+fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_its_end() {
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let log = vec![(token, vec![flush(0, &["a", "b"]), flush(2, &["c"])])];
+    let committed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let end = LiveEvent::End {
+        invocation: "invocation-of-this-test".into(),
+        outcome: "committed",
+        version: committed.version,
+        status: Status::Idle,
+    };
+    // The page had seen seq 0 before it reloaded; the turn committed before it came back.
+    let mut resumed = Follower::new(Some(("invocation-of-this-test".into(), 0)));
+    let (events, next) = observe(&mut resumed, Some(&committed), T0 + 2, &log);
+    assert_eq!(events, vec![part(1, "b"), part(2, "c"), end], "the rest of the turn, then its end");
+    assert_eq!(next, Next::Wait);
+    assert_eq!(observe(&mut resumed, Some(&committed), T0 + 3, &log).0, vec![], "once");
+    // A follower that did not follow that turn starts after it, as before.
+    for after in [None, Some(("another invocation".to_owned(), 0))] {
+        let mut fresh = Follower::new(after);
+        assert_eq!(observe(&mut fresh, Some(&committed), T0 + 2, &log).0, vec![]);
+    }
+    // Once the next turn has begun (its first write deletes that live log), the reload follows the
+    // running turn, as a follower does whose `after` names an older invocation.
+    let next_turn = begun(&committed, T0 + 4);
+    let mut late = Follower::new(Some(("invocation-of-this-test".into(), 0)));
+    let (events, next) = observe(&mut late, Some(&next_turn), T0 + 5, &[]);
+    assert_eq!((events, next), (vec![], Next::Wait));
+}
+
+#[test]
 fn ends_report_how_the_turn_ended() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;

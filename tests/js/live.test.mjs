@@ -257,6 +257,35 @@ for (const setup of SETUPS) {
       assert.equal(second.versions.at(-1), v);
     });
 
+    test("resume after a reload when the turn ended meanwhile: the rest of its parts, then its end, every part once; a follow without after starts after it", async () => {
+      const { holder, other } = await setup.stores({ liveFlushMs: 10 });
+      const id = "resume-ended";
+      const hs = await holder.open(id);
+      const inv = await hs.begin();
+      for (let i = 0; i < 5; i++) inv.emit(partData(i));
+      await inv.flush();
+      const page = collect(await other.open(id), { until: (events) => events.at(-1)?.seq === 1 });
+      await page.done;
+      // The page reloads; before it follows again the turn emits more and commits.
+      for (let i = 5; i < 8; i++) inv.emit(partData(i));
+      inv.appendMessage("answer");
+      const v = await inv.commit();
+      const reloaded = collect(await other.open(id), { after: { invocation: inv.id, seq: 1 }, until: endsCount(1) });
+      await reloaded.done;
+      assert.deepEqual(plain(reloaded.events), [...partEvents(inv.id, 2, 7), endEvent(inv.id, "committed", v)]);
+      const seqs = [...page.events, ...reloaded.events].filter((e) => e.type === "part").map((e) => e.seq);
+      assert.deepEqual(seqs, [0, 1, 2, 3, 4, 5, 6, 7], "no gap, no duplicate across the reload");
+      // A follower that did not follow that turn starts after it: the next turn only.
+      const fresh = collect(await other.open(id), { until: endsCount(1) });
+      await sleep(30);
+      const next = await hs.begin();
+      next.emit(partData(0));
+      await next.flush();
+      const v2 = await next.commit();
+      await fresh.done;
+      assert.deepEqual(plain(fresh.events), [...partEvents(next.id, 0, 0), endEvent(next.id, "committed", v2)]);
+    });
+
     test("resume at the last flushed seq yields only the rest; after of an older invocation replays the running turn from seq 0", async () => {
       const { holder, other } = await setup.stores({ liveFlushMs: 10 });
       const id = "resume-edges";

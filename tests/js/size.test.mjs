@@ -50,8 +50,9 @@ import { gzipSync } from "node:zlib";
 // and Node stopped (+0.6 KB); 219,152 with the heap limit on every call that makes an object JS holds,
 // a resume answer held to the commit limit and the pinned errors of history() and flush() (+0.5 KB);
 // 220,136 with a pruned session's export giving its base apart and the import writing it as a snapshot
-// (+1.0 KB). Budget: 220,400.
-const BUDGET_GZIPPED = 220_400;
+// (+1.0 KB); 220,460 with import's consistency checks, a closed store's heartbeat stopping and a
+// reload resuming a turn that ended meanwhile (+0.3 KB). Budget: 220,700.
+const BUDGET_GZIPPED = 220_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
