@@ -94,6 +94,9 @@ pub(crate) struct Slot {
     /// Derived values a layer above keeps with the view (the bindings' parsed reads), dropped with
     /// the state.
     pub attachment: RefCell<Option<Rc<dyn Any>>>,
+    /// Whether this store deleted the session (or made a new one under its id) since: a read
+    /// that finds no state then says so, rather than that the cache evicted it.
+    pub forgotten: Cell<bool>,
 }
 
 impl Slot {
@@ -158,6 +161,7 @@ impl Cache {
             used_at: Cell::new(0),
             pins: Cell::new(0),
             attachment: RefCell::new(None),
+            forgotten: Cell::new(false),
         });
         let mut slots = self.slots.borrow_mut();
         // Dead entries (slots every holder dropped) are pruned when the map has doubled.
@@ -268,6 +272,7 @@ impl Cache {
     pub fn forget(&self, id: &str) {
         let old = self.slots.borrow_mut().remove(id).and_then(|weak| weak.upgrade());
         if let Some(slot) = old {
+            slot.forgotten.set(true);
             self.evict(&slot);
         }
     }

@@ -110,6 +110,13 @@ impl Session {
         self.shared.check_open()?;
         self.shared.cache.touch(&self.slot, self.shared.now());
         self.slot.state().ok_or_else(|| {
+            if self.slot.forgotten.get() {
+                return EngineError::NotFound(format!(
+                    "session \"{}\" was deleted (or created again) through this store since this Session \
+                     object read it: open it again with store.open(id)",
+                    self.id()
+                ));
+            }
             let limits = self.shared.cache.limits();
             EngineError::Evicted {
                 id: self.id().to_owned(),

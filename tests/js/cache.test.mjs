@@ -226,6 +226,24 @@ test("a closed store refuses with StoreClosedError, its own class and code", asy
   assert.equal(session.version, 1, "the head stays readable");
 });
 
+test("a Session object's synchronous read after its own store deleted the session is a NotFoundError, not a cache limit", async () => {
+  const { NotFoundError } = await import("agent-session");
+  const store = await SessionStore.kv(memoryKv());
+  const session = await store.open("gone");
+  await turn(session, "a");
+  await store.delete("gone");
+  for (const read of [() => session.messages(), () => session.state(), () => session.stateValue("k")]) {
+    const error = thrown(read);
+    assert.ok(error instanceof NotFoundError, `${error?.name}: ${error?.message}`);
+    assert.match(error.message, /was deleted/);
+    assert.doesNotMatch(error.message, /cache/);
+  }
+  await assert.rejects(session.refresh(), NotFoundError);
+  // Opened again by id, the new session reads.
+  const again = await store.open("gone");
+  assert.deepEqual(again.messages(), []);
+});
+
 test("a store closed while one of its invocations is open stops renewing that lease: another store takes the session once it runs out; abort() still releases at once", async () => {
   const { StoreClosedError, ConcurrencyError } = await import("agent-session");
   const kv = memoryKv();
