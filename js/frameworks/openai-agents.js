@@ -79,9 +79,10 @@ export class AgentSessionItems {
   /** The newest `limit` items (all when omitted) in chronological order, as copies. */
   async getItems(limit) {
     const log = await this.#read();
-    if (limit !== undefined && !(limit > 0)) return [];
+    if (limit !== undefined && limit <= 0) return [];
     const indexes = liveIndexes(log.view, log.messages.length);
-    const from = limit === undefined ? 0 : Math.max(indexes.length - limit, 0);
+    // As MemorySession: a limit that is not a number (NaN) gives every item.
+    const from = limit === undefined || Number.isNaN(indexes.length - limit) ? 0 : Math.max(indexes.length - limit, 0);
     const picked = [];
     for (let i = Math.trunc(from); i < indexes.length; i++) picked.push(log.messages[indexes[i]]);
     // One structuredClone of the whole slice costs less than one per item.

@@ -68,6 +68,8 @@ for (const [name, make] of backends) {
       await session.addItems([user("a"), user("b")]);
       assert.deepEqual(await session.getItems(0), []);
       assert.deepEqual(await session.getItems(-1), []);
+      // NaN is not <= 0: every item, as MemorySession gives them.
+      assert.deepEqual(await session.getItems(NaN), [user("a"), user("b")]);
     });
 
     test("popItem returns the newest and removes it; clearSession empties; then popItem is undefined", async () => {
