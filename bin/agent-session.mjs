@@ -143,6 +143,10 @@ async function openRedis(url) {
     client.on("error", () => {});
     try {
       await client.connect();
+      // ioredis goes on in database 0 when the SELECT of the URL's database fails (its error is only
+      // emitted): select it again here, so that a database that does not exist is refused.
+      const database = parsed.pathname.replace(/^\//, "");
+      if (database !== "") await client.select(database);
     } catch (error) {
       client.disconnect();
       throw new CliError(`--redis: cannot connect to ${shown}: ${firstLine(error)}`);

@@ -5,7 +5,7 @@
 // an unreadable file and bad usage give a non-zero exit and a clear message.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -44,9 +44,9 @@ function run(args, { input, timeout = 30_000 } = {}) {
   return runProcess(process.execPath, [BIN, ...args], { input, timeout });
 }
 
-function runProcess(command, args, { input, timeout = 30_000 } = {}) {
+function runProcess(command, args, { input, timeout = 30_000, cwd = ROOT } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
@@ -260,6 +260,41 @@ test("a bad Redis URL or an unreachable server: non-zero exit and a clear messag
     }
   }
   assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
+});
+
+test("with only ioredis installed (the command's fallback client): a round trip into another database, and a database that does not exist refused with exit 1", async () => {
+  // The command as installed in a project that has ioredis and not redis.
+  const pkg = join(dir, "ioredis-only");
+  mkdirSync(join(pkg, "bin"), { recursive: true });
+  mkdirSync(join(pkg, "node_modules"));
+  copyFileSync(BIN, join(pkg, "bin/agent-session.mjs"));
+  copyFileSync(join(ROOT, "package.json"), join(pkg, "package.json"));
+  symlinkSync(join(ROOT, "js"), join(pkg, "js"));
+  symlinkSync(join(ROOT, "node_modules/ioredis"), join(pkg, "node_modules/ioredis"));
+  // Run from that project's directory: the command takes the Redis client the project has.
+  const cli = (args) => runProcess(process.execPath, [join(pkg, "bin/agent-session.mjs"), ...args], { cwd: pkg });
+  const file = join(dir, "ioredis.ndjson");
+  const exported = await cli(["export", "--redis", server.url, "--prefix", "src:", "--file", file]);
+  assert.equal(exported.code, 0, show(exported));
+  assert.deepEqual(byId(parseLines(readFileSync(file, "utf8"))), source.exports, "the same export as through node-redis");
+  const imported = await cli(["import", "--redis", `${server.url}/3`, "--prefix", "io:", "--file", file]);
+  assert.equal(imported.code, 0, show(imported));
+  const db3 = await createClient({ url: `${server.url}/3` }).connect();
+  try {
+    const store = await SessionStore.kv(redisKv(db3), { prefix: "io:" });
+    assert.deepEqual(await describeAll(store, sortedIds), source.views, "database 3 holds the sessions");
+    await store.close();
+  } finally {
+    await db3.quit();
+  }
+  // Database 99 does not exist (the server has 16): refused, nothing written to database 0.
+  const before = await client.dbSize();
+  for (const command of ["import", "export"]) {
+    const result = await cli([command, "--redis", `${server.url}/99`, "--prefix", "wrong:", ...(command === "import" ? ["--file", file] : [])]);
+    assert.equal(result.code, 1, `${command} /99: ${show(result)}`);
+    assert.match(result.stderr, /cannot connect to .*\/99.*DB index/i, `${command} /99`);
+  }
+  assert.equal(await client.dbSize(), before, "nothing written to database 0");
 });
 
 test("an unreadable file, a missing Deno KV database or an unwritable target: non-zero exit and a clear message", async () => {
