@@ -7,7 +7,7 @@
 // package's location or else from the current directory's project.
 import { once } from "node:events";
 import { constants as fsConstants, createReadStream, createWriteStream, rmSync } from "node:fs";
-import { access, open, rename, rm, stat } from "node:fs/promises";
+import { access, open, realpath, rename, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { createInterface } from "node:readline";
@@ -261,12 +261,17 @@ async function runExport(options, opened) {
   const bar = progress("exported");
   let out;
   let temp;
+  let target;
+  let keepMode;
   if (file !== undefined) {
-    const target = resolvePath(file);
+    // A symlink is followed: the file it names is the one replaced (the link stays a link).
+    target = await realpath(resolvePath(file)).catch(() => resolvePath(file));
     const dirInfo = await stat(dirname(target)).catch(() => null);
     if (dirInfo === null || !dirInfo.isDirectory()) throw new CliError(`--file: cannot write ${file}: ${dirname(target)} is not a directory`);
     const targetInfo = await stat(target).catch(() => null);
     if (targetInfo !== null && !targetInfo.isFile()) throw new CliError(`--file: cannot write ${file}: it exists and is not a regular file`);
+    // The backup replaced keeps its permissions (one protected with chmod 600 stays so).
+    keepMode = targetInfo === null ? undefined : targetInfo.mode & 0o7777;
     temp = join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
     out = createWriteStream(temp, { flags: "wx" });
     pendingTemp = temp;
@@ -312,11 +317,12 @@ async function runExport(options, opened) {
       await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
       const handle = await open(temp, "r+");
       try {
+        if (keepMode !== undefined) await handle.chmod(keepMode);
         await handle.sync();
       } finally {
         await handle.close();
       }
-      await rename(temp, resolvePath(file));
+      await rename(temp, target);
       temp = undefined;
       pendingTemp = undefined;
     }

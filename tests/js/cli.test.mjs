@@ -5,7 +5,7 @@
 // an unreadable file and bad usage give a non-zero exit and a clear message.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -260,6 +260,25 @@ test("a bad Redis URL or an unreachable server: non-zero exit and a clear messag
     }
   }
   assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
+});
+
+test("export --file replacing a backup keeps its permissions, and through a symlink replaces the file it names", async () => {
+  const protectedFile = join(dir, "protected.ndjson");
+  writeFileSync(protectedFile, "old\n");
+  chmodSync(protectedFile, 0o600);
+  const first = await run(["export", "--redis", server.url, "--prefix", "src:", "--file", protectedFile]);
+  assert.equal(first.code, 0, show(first));
+  assert.equal(statSync(protectedFile).mode & 0o777, 0o600, "still readable by its owner only");
+  assert.deepEqual(byId(parseLines(readFileSync(protectedFile, "utf8"))), source.exports);
+  mkdirSync(join(dir, "real"), { recursive: true });
+  const real = join(dir, "real/latest.ndjson");
+  writeFileSync(real, "old\n");
+  const link = join(dir, "link.ndjson");
+  symlinkSync(real, link);
+  const viaLink = await run(["export", "--redis", server.url, "--prefix", "src:", "--file", link]);
+  assert.equal(viaLink.code, 0, show(viaLink));
+  assert.ok(lstatSync(link).isSymbolicLink(), "the link stays a link");
+  assert.deepEqual(byId(parseLines(readFileSync(real, "utf8"))), source.exports, "the file it names holds the export");
 });
 
 test("with only ioredis installed (the command's fallback client): a round trip into another database, and a database that does not exist refused with exit 1", async () => {
