@@ -317,7 +317,8 @@ export interface SessionCreatedEvent extends SessionEventBase {
   readonly agent?: string;
   readonly key?: undefined;
   readonly reason?: undefined;
-  readonly data?: undefined;
+  /** The session's metadata (`open(id, { metadata })`); absent when it has none. */
+  readonly data?: Json;
 }
 
 export interface SessionMessageEvent extends SessionEventBase {
@@ -749,7 +750,8 @@ export declare class SessionStore {
   export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
   /** Refuses further use and frees every cached session view at once. An invocation still open stops
    * renewing its lease (its commit is refused): the session is free once the lease runs out
-   * (`leaseMs`), or at once after its `abort()`. */
+   * (`leaseMs`), or at once after its `abort()`; on IndexedDB at once, as closing releases the
+   * tab's Web Lock that holds the lease. */
   close(): Promise<void>;
 }
 

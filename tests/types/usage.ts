@@ -301,9 +301,17 @@ async function sessions(session: Session): Promise<void> {
         void by, how, why;
         break;
       }
-      case "created":
+      case "created": {
+        // @ts-expect-error created events carry no key
+        const k: string = event.key;
+        // The session's metadata, when it has some (runtime: `data` of version 0).
+        const metadata: Json | undefined = event.data;
+        assertType<Equals<typeof event.data, Json | undefined>>();
+        void k, metadata;
+        break;
+      }
       case "closed": {
-        // @ts-expect-error created/closed events carry no key
+        // @ts-expect-error closed events carry no key
         const k: string = event.key;
         void k;
         break;
