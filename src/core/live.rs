@@ -87,6 +87,13 @@ struct Turn {
     drained: bool,
 }
 
+impl Turn {
+    /// A turn to read from its first flush on.
+    fn from_start(token: u64, invocation: &str) -> Turn {
+        Turn { token, invocation: invocation.to_owned(), next_flush: 0, next_seq: 0, drained: false }
+    }
+}
+
 /// A follower of one session (`session.follow()`).
 #[derive(Debug, Clone)]
 pub struct Follower {
@@ -235,26 +242,13 @@ impl Follower {
                 let resumed = head.ended.as_ref().filter(resumes);
                 self.seen = head.ended.as_ref().map(|ended| ended.token);
                 if let Some(ended) = resumed {
-                    self.version = Some(version);
-                    self.turn = Some(Turn {
-                        token: ended.token,
-                        invocation: ended.invocation.clone(),
-                        next_flush: 0,
-                        next_seq: 0,
-                        drained: false,
-                    });
+                    self.turn = Some(Turn::from_start(ended.token, &ended.invocation));
                     continue;
                 }
             } else if let Some(ended) = head.ended.as_ref().filter(|ended| unseen(ended.token)) {
                 // A turn that began and ended between two reads: its parts, then its end.
                 self.seen = Some(ended.token);
-                self.turn = Some(Turn {
-                    token: ended.token,
-                    invocation: ended.invocation.clone(),
-                    next_flush: 0,
-                    next_seq: 0,
-                    drained: false,
-                });
+                self.turn = Some(Turn::from_start(ended.token, &ended.invocation));
                 continue;
             }
             let running = head.live_lease(now).filter(|lease| {
@@ -267,13 +261,7 @@ impl Follower {
                     events.push(LiveEvent::Commit { version, status });
                 }
                 self.version = Some(version);
-                self.turn = Some(Turn {
-                    token: lease.token,
-                    invocation: lease.invocation.clone(),
-                    next_flush: 0,
-                    next_seq: 0,
-                    drained: false,
-                });
+                self.turn = Some(Turn::from_start(lease.token, &lease.invocation));
                 continue;
             }
             if !first_look && self.version.is_some_and(|seen| version > seen) {

@@ -98,6 +98,16 @@ impl Session {
     }
 }
 
+/// An imported message or state value held to its limit; the error names `path`'s data.
+fn check_value(event: &Event, limits: &limits::Limits, path: &str) -> EngineResult<()> {
+    let checked = match event {
+        Event::Message { data, .. } => limits.check_message(data.len()),
+        Event::StateSet { data, .. } => limits.check_state_value(data.len()),
+        _ => Ok(()),
+    };
+    checked.map_err(|error| EngineError::AtPath { path: format!("{path}.data"), error: Box::new(error.into()) })
+}
+
 /// The events of an export's `base`: the messages and state values of its oldest kept version
 /// (`retained`, which a base needs), each at that version and within the value limits.
 fn base_events(base: &[HistoryEvent], retained: Option<u64>, limits: &limits::Limits) -> EngineResult<Vec<Event>> {
@@ -116,13 +126,11 @@ fn base_events(base: &[HistoryEvent], retained: Option<u64>, limits: &limits::Li
                 format!("a base event is at the oldest kept version {retained}, not at {}", event.version),
             ));
         }
-        let checked = match &event.event {
-            Some(Event::Message { data, .. }) => limits.check_message(data.len()),
-            Some(Event::StateSet { data, .. }) => limits.check_state_value(data.len()),
-            _ => return Err(invalid(path, "a base holds only \"message\" and \"state.set\" events".into())),
+        let Some(inner @ (Event::Message { .. } | Event::StateSet { .. })) = &event.event else {
+            return Err(invalid(path, "a base holds only \"message\" and \"state.set\" events".into()));
         };
-        checked.map_err(|error| EngineError::AtPath { path: format!("{path}.data"), error: Box::new(error.into()) })?;
-        events.extend(event.event.clone());
+        check_value(inner, limits, &path)?;
+        events.push(inner.clone());
     }
     Ok(events)
 }
@@ -196,13 +204,7 @@ impl SessionStore {
             if event.version == 0 {
                 return Err(invalid(path, "only the \"created\" event is at version 0".into()));
             }
-            let checked = match inner {
-                Event::Message { data, .. } => config.limits.check_message(data.len()),
-                Event::StateSet { data, .. } => config.limits.check_state_value(data.len()),
-                _ => Ok(()),
-            };
-            checked
-                .map_err(|error| EngineError::AtPath { path: format!("{path}.data"), error: Box::new(error.into()) })?;
+            check_value(inner, &config.limits, &path)?;
             bytes += inner.weight() as u64;
             batches[event.version as usize - 1].push(inner.clone());
         }
