@@ -12,11 +12,24 @@ pub fn oldest_kept(snapshots: &[u64], before: u64) -> Option<u64> {
     snapshots.iter().copied().filter(|version| *version <= before).max()
 }
 
-/// Whether a record (`kind` `e` batch, `s` snapshot, `g` segment, at `version`) is needed by no
-/// version from `kept` on: batches and snapshots below it, and segments below it that no kept
-/// snapshot names.
-pub fn doomed(kind: char, version: u64, token: u64, kept: u64, kept_segments: &[SnapshotRef]) -> bool {
-    version < kept && (kind != 'g' || !kept_segments.contains(&SnapshotRef { version, token }))
+/// Whether a record (`kind` `e` batch, `s` snapshot, `g` segment, at `version` under `token`) is
+/// needed by no version from `kept` on: batches and snapshots below it, and segments below it that no
+/// kept snapshot names. When the prune wrote the snapshot of `kept` itself (`written`), it replaces
+/// any other snapshot of that version, and names every segment still needed.
+pub fn doomed(
+    kind: char,
+    version: u64,
+    token: u64,
+    kept: u64,
+    written: Option<SnapshotRef>,
+    kept_segments: &[SnapshotRef],
+) -> bool {
+    let replaced = written.is_some_and(|w| version == kept && w.token != token);
+    match kind {
+        'e' => version < kept,
+        'g' => (version < kept || replaced) && !kept_segments.contains(&SnapshotRef { version, token }),
+        _ => version < kept || replaced,
+    }
 }
 
 /// The head a prune by the holder of `token` writes: versions below `kept` pruned, the lease given

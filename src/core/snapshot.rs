@@ -20,6 +20,32 @@ pub struct Previous<'a> {
     pub values: Option<&'a SessionState>,
 }
 
+/// The segment holding every message and value of `after` (the state at `version`) and the snapshot
+/// that names it alone: a segment list that starts again, so that no segment written before is
+/// needed (after a compaction, and for a prune at the latest version). `previous` and `commits` keep
+/// the snapshot's place in the chain, as for any snapshot.
+pub fn self_contained(
+    mut after: SessionState,
+    previous: Option<SnapshotRef>,
+    version: u64,
+    token: u64,
+    commits: Commits,
+) -> (Option<Segment>, Snapshot) {
+    let counts = after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
+    let agents: Vec<_> = after
+        .agents
+        .iter_mut()
+        .filter(|(_, a)| !a.messages.is_empty())
+        .map(|(agent, a)| (agent.clone(), std::mem::take(&mut a.messages)))
+        .collect();
+    let layer = full_layer(&after);
+    let layers = Some(Layers { from: 0, bytes: layer_bytes(&layer) });
+    let segment = Segment { version, token, agents, state: Some(layer) };
+    let segments = vec![SnapshotRef { version, token }];
+    let snapshot = Snapshot { version, token, previous, commits, segments, counts, state: after, layers };
+    (Some(segment), snapshot)
+}
+
 /// The segment (if any message or value is new) and the snapshot of the commit that takes `state`
 /// (the state before it) to `version` with `events`, under `token`. `previous` is the snapshot
 /// before, `commits` the tokens since it. The snapshot returned holds the state values after the
@@ -45,21 +71,7 @@ pub fn next_snapshot(
     if compacted {
         let mut after = state.clone();
         after.apply_all(events);
-        let counts = after.agents.iter().map(|(agent, a)| (agent.clone(), a.messages.len() as u64)).collect();
-        let agents: Vec<_> = after
-            .agents
-            .iter_mut()
-            .filter(|(_, a)| !a.messages.is_empty())
-            .map(|(agent, a)| (agent.clone(), std::mem::take(&mut a.messages)))
-            .collect();
-        // The list starts again: its one segment holds every message and value.
-        let layer = full_layer(&after);
-        let layers = Some(Layers { from: 0, bytes: layer_bytes(&layer) });
-        let segment = Segment { version, token, agents, state: Some(layer) };
-        let segments = vec![SnapshotRef { version, token }];
-        let snapshot =
-            Snapshot { version, token, previous: previous_ref, commits, segments, counts, state: after, layers };
-        return (Some(segment), snapshot);
+        return self_contained(after, previous_ref, version, token, commits);
     }
     let mut after = SessionState { agents: BTreeMap::new() };
     // State values after the commit (messages are counted, not copied).

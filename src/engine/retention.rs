@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::core::guard::Intent;
 use crate::core::record::SnapshotRef;
-use crate::core::snapshot::next_snapshot;
+use crate::core::snapshot::self_contained;
 use crate::core::{codec, keys, retention};
 use crate::engine::error::EngineResult;
 use crate::engine::load;
@@ -51,29 +51,36 @@ impl Session {
         let token = invocation.token();
         // The snapshots the head's chain names, newest first, with the segments each names.
         let mut chain = Vec::new();
-        let mut cursor = head.snapshot;
+        let mut records = Vec::new();
+        let mut written = None;
+        let mut cursor = head.snapshot.filter(|_| before < head.version);
         while let Some(at) = cursor.filter(|at| at.version >= head.retained) {
             let snapshot = load::read_snapshot(store, id, at).await?;
             cursor = snapshot.previous;
             chain.push((at.version, snapshot.segments));
         }
-        let mut records = Vec::new();
-        let mut written = None;
-        if before == head.version && head.snapshot.map(|s| s.version) != Some(before) && before > 0 {
-            // A snapshot of the latest version, under this prune's token: then no batch is needed.
-            let state = self.state()?;
-            let previous = self.snapshot_meta(head.snapshot).await?;
-            let (segment, snapshot) =
-                next_snapshot(&state, &[], Session::previous_of(&previous), before, token, head.commits.clone());
+        if before == head.version && before > 0 {
+            // A snapshot of the latest version that builds on none (one segment holds every message
+            // and value), under this prune's token and so under the store's current key: no older
+            // record stays needed, not even a segment an older snapshot wrote, so a prune at the
+            // latest version leaves nothing sealed under a retired key, or not at all.
+            let (previous, commits) = match self.snapshot_meta(head.snapshot).await? {
+                // A snapshot of this version already: the new one takes its place in the chain.
+                Some((old, _)) if old.version == before => (old.previous, old.commits.clone()),
+                _ => (head.snapshot, head.commits.clone()),
+            };
+            let (segment, snapshot) = self_contained((*self.state()?).clone(), previous, before, token, commits);
             if let Some(segment) = segment {
                 records.push((keys::segment_key(id, before, token), codec::encode_segment(&segment)));
             }
             records.push((keys::snapshot_key(id, before, token), codec::encode_segmented_snapshot(&snapshot)));
-            chain.insert(0, (before, snapshot.segments.clone()));
+            chain.push((before, snapshot.segments.clone()));
             written = Some(snapshot);
         }
         let versions: Vec<u64> = chain.iter().map(|(version, _)| *version).collect();
-        let Some(kept) = retention::oldest_kept(&versions, before).filter(|kept| *kept > head.retained) else {
+        let Some(kept) =
+            retention::oldest_kept(&versions, before).filter(|kept| *kept > head.retained || written.is_some())
+        else {
             return Ok(0);
         };
         let kept_segments: Vec<SnapshotRef> = chain
@@ -111,7 +118,7 @@ impl Session {
                     .into_iter()
                     .filter(|key| {
                         keys::parse_record_key(key).is_some_and(|(kind, version, token)| {
-                            retention::doomed(kind, version, token, kept, &kept_segments)
+                            retention::doomed(kind, version, token, kept, snapshot_ref, &kept_segments)
                         })
                     })
                     .collect();

@@ -206,11 +206,19 @@ fn prune_keeps_the_newest_snapshot_at_or_below_before_and_what_it_names() {
     assert_eq!(oldest_kept(&[40, 20, 10], 40), Some(40));
     assert_eq!(oldest_kept(&[40, 20], 5), None);
     let kept_segments = [SnapshotRef { version: 10, token: 1 }, SnapshotRef { version: 20, token: 2 }];
-    assert!(doomed('e', 19, 2, 20, &kept_segments), "a batch below the kept snapshot");
-    assert!(!doomed('e', 20, 2, 20, &kept_segments), "the kept snapshot's own batch stays (history from it)");
-    assert!(doomed('s', 10, 1, 20, &kept_segments));
-    assert!(!doomed('g', 10, 1, 20, &kept_segments), "a segment a kept snapshot names stays");
-    assert!(doomed('g', 10, 9, 20, &kept_segments), "a stale segment (another token) goes");
+    assert!(doomed('e', 19, 2, 20, None, &kept_segments), "a batch below the kept snapshot");
+    assert!(!doomed('e', 20, 2, 20, None, &kept_segments), "the kept snapshot's own batch stays (history from it)");
+    assert!(doomed('s', 10, 1, 20, None, &kept_segments));
+    assert!(!doomed('g', 10, 1, 20, None, &kept_segments), "a segment a kept snapshot names stays");
+    assert!(doomed('g', 10, 9, 20, None, &kept_segments), "a stale segment (another token) goes");
+    // A prune that wrote its own snapshot of the kept version (token 5) replaces the one there.
+    let written = Some(SnapshotRef { version: 20, token: 5 });
+    let own = [SnapshotRef { version: 20, token: 5 }];
+    assert!(doomed('s', 20, 2, 20, written, &own), "the snapshot it replaces goes");
+    assert!(!doomed('s', 20, 5, 20, written, &own), "its own stays");
+    assert!(doomed('g', 20, 2, 20, written, &own), "the replaced snapshot's segment goes");
+    assert!(!doomed('g', 20, 5, 20, written, &own), "its own segment stays");
+    assert!(!doomed('e', 20, 2, 20, written, &own), "the batch of the kept version stays (history from it)");
     assert_eq!(parse_record_key(&batch_key("a/b", 19, 2)), Some(('e', 19, 2)));
     assert_eq!(parse_record_key(&snapshot_key("x", 1 << 40, 7)), Some(('s', 1 << 40, 7)));
     assert_eq!(parse_record_key(&segment_key("x", 3, 4)), Some(('g', 3, 4)));

@@ -187,6 +187,53 @@ fn a_store_that_turns_encryption_on_reads_clear_records_and_seals_what_it_writes
 }
 
 #[test]
+fn a_prune_at_the_latest_version_leaves_nothing_under_a_retired_key_or_in_the_clear() {
+    let world = World::new();
+    let plain = world.store("plain");
+    let session = block_on(plain.open("s", OpenOptions { create: true, ..Default::default() })).unwrap();
+    for n in 0..7 {
+        turn(&session, &[&format!("\"MARK-clear {n}\"")]);
+    }
+    let (old, _) = sealed(&world, "a", &[("k1", 7)], "k1");
+    let session = reopened(&old, "s");
+    for n in 0..7 {
+        turn(&session, &[&format!("\"k1 {n}\"")]);
+    }
+    let (rotated, _) = sealed(&world, "b", &[("k1", 7), ("k2", 9)], "k2");
+    let session = reopened(&rotated, "s");
+    turn(&session, &["\"k2\""]);
+    let latest = session.version();
+    let messages = texts(&session.messages(None).unwrap());
+    let history = block_on(session.history(Some(latest), None)).unwrap();
+    // Segments written under k1 and in the clear by the snapshots before: a prune below the latest
+    // version keeps those a kept snapshot names.
+    assert!(raw_text(&world).contains("MARK-clear"));
+    assert!(block_on(session.prune(latest)).unwrap() > 0);
+    assert!(!raw_text(&world).contains("MARK-clear"), "nothing is left in the clear");
+    let versions: Vec<u64> =
+        world.dump().iter().filter_map(|(key, _)| keys::parse_record_key(key).map(|(_, version, _)| version)).collect();
+    assert!(versions.iter().all(|version| *version == latest), "only records of the latest version: {versions:?}");
+    // A store with k2 alone reads the session whole.
+    let (only_new, _) = sealed(&world, "c", &[("k2", 9)], "k2");
+    let fresh = reopened(&only_new, "s");
+    assert_eq!(texts(&fresh.messages(None).unwrap()), messages);
+    assert_eq!(block_on(fresh.history(Some(latest), None)).unwrap(), history);
+    turn(&fresh, &["\"after\""]);
+    // Again at the latest version, already a snapshot: the prune's own replaces it (one of each).
+    let latest = fresh.version();
+    let kept_history = block_on(fresh.history(Some(latest), None)).unwrap();
+    block_on(fresh.prune(latest)).unwrap();
+    block_on(fresh.prune(latest)).unwrap();
+    let kinds: Vec<char> =
+        world.dump().iter().filter_map(|(key, _)| keys::parse_record_key(key).map(|(kind, _, _)| kind)).collect();
+    assert_eq!(kinds.iter().filter(|kind| **kind == 's').count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|kind| **kind == 'g').count(), 1, "{kinds:?}");
+    let reader = reopened(&sealed(&world, "d", &[("k2", 9)], "k2").0, "s");
+    assert_eq!(texts(&reader.messages(None).unwrap()).len(), messages.len() + 1);
+    assert_eq!(block_on(reader.history(Some(latest), None)).unwrap(), kept_history, "the batch of the kept version");
+}
+
+#[test]
 fn a_warm_guard_step_costs_no_cryptography_and_a_cold_one_opens_outside_the_transaction() {
     let world = World::new();
     let (a, a_cipher) = sealed(&world, "a", &[("default", 7)], "default");
