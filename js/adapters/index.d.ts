@@ -1,7 +1,7 @@
 // Types of agent-session/adapters: the adapters that turn a host's KV client into a `HostKv`.
 //
 // Each `*Like` type is structural and names only what its adapter calls, so a real client (Deno.Kv,
-// @deno/kv, node-redis, ioredis, DurableObjectStorage, KVNamespace) fits without this package
+// @deno/kv, node-redis, ioredis, @upstash/redis, DurableObjectStorage, KVNamespace) fits without this package
 // depending on the client's own type package. Like ../index.d.ts, this file type-checks with
 // `lib: ["es2022"]` alone.
 
@@ -93,13 +93,27 @@ export interface NodeRedisClusterLike {
   nodeClient(node: any): unknown;
 }
 
-/** A connected Redis client: node-redis 4+ or ioredis 5+, single node or cluster. */
-export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
+/** An Upstash REST client (`new Redis({ url, token })` of @upstash/redis, any `responseEncoding` and
+ * `automaticDeserialization`): told apart by having `evalsha` and no `sendCommand` / `callBuffer`. */
+export interface UpstashRedisLike {
+  evalsha(...args: any[]): Promise<unknown>;
+  eval(...args: any[]): Promise<unknown>;
+  pipeline?(): any;
+}
+
+/** A Redis client: node-redis 4+ or ioredis 5+ (connected; single node or cluster), or Upstash's REST client. */
+export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike | UpstashRedisLike;
 
 /**
  * Redis: compare-and-set by one Lua script, TTL by PEXPIRE, list by SCAN. The caller owns the client
  * (closing the store does not close it). All keys of a session share one cluster hash slot, and
  * `commit` is one script over them (keys outside the head's slot: the records' puts, then the head's).
+ *
+ * With an Upstash REST client every operation is a Lua script, values go as base64 that the script
+ * decodes (and come back base64-encoded by it), so the data in Redis is the same as through node-redis
+ * or ioredis and one database can be shared by both. `maxValueBytes` defaults to 512 KiB there (a
+ * value's base64 stays under a 1 MB request); a commit carrying more than `maxValueBytes` of values is
+ * the records' puts, then the head's. Other clients: no limit unless told.
  */
 export declare function redisKv(client: RedisClientLike, options?: AdapterOptions): HostKv;
 

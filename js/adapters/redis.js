@@ -1,6 +1,7 @@
 // HostKv over Redis, through a client the caller connected and owns (this adapter never closes it):
 // node-redis 4+ (`createClient()` or `createCluster()`) or ioredis 5+ (`new Redis()` or
-// `new Redis.Cluster()`), told apart by their methods.
+// `new Redis.Cluster()`), or Upstash's REST client (@upstash/redis `new Redis({ url, token })`), told
+// apart by their methods.
 //
 // Layout: each key is one Redis hash with two fields, `value` (the bytes, binary-safe) and
 // `version` (96 random bits: a key deleted and written again never gets an old version back).
@@ -23,6 +24,16 @@
 // Buffers, and a reply that comes back as text anyway is an error, never read as UTF-8 (that would
 // change every byte sequence that is not valid UTF-8).
 //
+// Upstash's REST client sends a command as a JSON array of strings and gets JSON back: bytes cannot go
+// as arguments, and a reply string is UTF-8-decoded (which changes bytes that are not UTF-8) and, by
+// default, JSON.parsed ("0" becomes 0). So with it every operation is a script (`scriptOf`, from the
+// same templates): a value goes as base64 and the script decodes it to bytes before HSET, and every
+// string a script replies has a letter before it ("v" version, "b" base64 of a value, "c" cursor, "k"
+// key) so that it is ASCII and never valid JSON. Same layout in Redis as the other clients: one
+// database can be shared by a server on ioredis and an edge function on Upstash. Base64 in Lua costs
+// Redis CPU (about 0.1 ms per KiB each way, measured on a local redis-server 7.0), hence the default
+// maxValueBytes of 512 KiB with Upstash, which also keeps a request under 1 MB.
+//
 // list() is SCAN with MATCH on the escaped prefix, over every master of a cluster, then sorted: SCAN
 // visits keys in no useful order and may return one twice, so each page scans the whole keyspace
 // and returns the keys after the cursor (the last key of the previous page). That is one full scan
@@ -30,6 +41,7 @@
 // in begin or commit. (A sorted-set index would sort for free, but a global index key lives in
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
+import { fromBase64, toBase64 } from "../runtime.js";
 import { bytesOf, commitByPuts, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); for a commit, KEYS[2..]:
@@ -37,29 +49,96 @@ import { bytesOf, commitByPuts, holds, maxValueBytesOf, newVersion, notAValue } 
  * with it. ARGV: mode ("any" | "absent" | "match"), expected version, value, new version, TTL in ms (""
  * for none), "1" to report the current entry on a failed condition, then each record's value and new
  * version (ARGV[2k+3], ARGV[2k+4] for KEYS[k]); the KEYS past the records are the deletes. Returns the
- * new version; when the condition failed, nil, or [version, value] (nils when absent). */
+ * new version; when the condition failed, nil, or [version, value] (nils when absent).
+ * A template (see `scriptOf`): `<<in:x>>` is a value argument, `<<value:x>>` / `<<version:x>>` a value /
+ * version replied. */
 const PUT = `local current = redis.call('HGET', KEYS[1], 'version')
 local refused = (ARGV[1] == 'absent' and current) or (ARGV[1] == 'match' and current ~= ARGV[2])
 if refused then
   if ARGV[6] ~= '1' then return false end
   if not current then return {false, false} end
-  return {current, redis.call('HGET', KEYS[1], 'value')}
+  return {<<version:current>>, <<value:redis.call('HGET', KEYS[1], 'value')>>}
 end
 local records = (#ARGV - 6) / 2
 for k = 2, records + 1 do
   redis.call('DEL', KEYS[k])
-  redis.call('HSET', KEYS[k], 'value', ARGV[2 * k + 3], 'version', ARGV[2 * k + 4])
+  redis.call('HSET', KEYS[k], 'value', <<in:ARGV[2 * k + 3]>>, 'version', ARGV[2 * k + 4])
 end
 for k = records + 2, #KEYS do redis.call('DEL', KEYS[k]) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'value', ARGV[3], 'version', ARGV[4])
+redis.call('HSET', KEYS[1], 'value', <<in:ARGV[3]>>, 'version', ARGV[4])
 if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
-return ARGV[4]`;
+return <<version:ARGV[4]>>`;
 
 /** Delete, if the version matches. KEYS[1]: the key. ARGV: mode ("any" | "match"), expected version.
  * Returns how many keys were deleted (0 or 1). */
 const DELETE = `if ARGV[1] == 'match' and redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 0 end
 return redis.call('DEL', KEYS[1])`;
+
+/** A read (the Upstash driver's; the others send HMGET itself). KEYS[1]: the key. Returns [version,
+ * value], nils when either is missing, as PUT reports a refused condition's current entry. */
+const GET = `local entry = redis.call('HMGET', KEYS[1], 'value', 'version')
+if not entry[1] or not entry[2] then return {false, false} end
+return {<<version:entry[2]>>, <<value:entry[1]>>}`;
+
+/** A page of SCAN (the Upstash driver's; the others send SCAN itself). ARGV: cursor, MATCH pattern,
+ * COUNT. Returns the next cursor behind "c", then each key behind "k": no reply is valid JSON. */
+const SCAN_PAGE = `local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+local reply = {'c' .. page[1]}
+for i, key in ipairs(page[2]) do reply[i + 1] = 'k' .. key end
+return reply`;
+
+/** Standard base64 in Lua 5.1 (Redis's): `dec` of a padded string, `enc` padded. Each builds its output
+ * in runs of string.char over at most 3000 / 4000 bytes (unpack's argument list is bounded). */
+const BASE64_LUA = `local alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local floor, byte, char, concat = math.floor, string.byte, string.char, table.concat
+local function dec(text)
+  local sextet = {}
+  for i = 1, 64 do sextet[byte(alphabet, i)] = i - 1 end
+  local parts, out, n = {}, {}, 0
+  for i = 1, #text, 4 do
+    if n == 3000 then parts[#parts + 1] = char(unpack(out, 1, n)); n = 0 end
+    local a, b, c, d = byte(text, i, i + 3)
+    local v = sextet[a] * 262144 + sextet[b] * 4096 + (sextet[c] or 0) * 64 + (sextet[d] or 0)
+    out[n + 1] = floor(v / 65536); out[n + 2] = floor(v / 256) % 256; out[n + 3] = v % 256
+    n = n + 3
+  end
+  if byte(text, -1) == 61 then n = n - 1 end
+  if byte(text, -2) == 61 then n = n - 1 end
+  if n > 0 then parts[#parts + 1] = char(unpack(out, 1, n)) end
+  return concat(parts)
+end
+local function enc(bytes)
+  local digit = {}
+  for i = 1, 64 do digit[i - 1] = byte(alphabet, i) end
+  local parts, out, n = {}, {}, 0
+  for i = 1, #bytes, 3 do
+    if n == 4000 then parts[#parts + 1] = char(unpack(out, 1, n)); n = 0 end
+    local a, b, c = byte(bytes, i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    out[n + 1] = digit[floor(v / 262144)]; out[n + 2] = digit[floor(v / 4096) % 64]
+    out[n + 3] = b and digit[floor(v / 64) % 64] or 61; out[n + 4] = c and digit[v % 64] or 61
+    n = n + 4
+  end
+  if n > 0 then parts[#parts + 1] = char(unpack(out, 1, n)) end
+  return concat(parts)
+end
+`;
+
+/** A script of a template for a driver: the node-redis and ioredis drivers send values as their bytes
+ * and read the replies as bytes, so every marker is its expression (the script is the template
+ * without its markers). The Upstash driver sends text only and reads JSON, so a value argument is
+ * base64 (decoded in Lua before HSET), and each string replied gets a letter before it, "v" for a
+ * version, "b" for a value's base64: never valid JSON, so the client's JSON.parse of replies
+ * (automaticDeserialization) leaves it alone, and ASCII, so its UTF-8 decoding cannot change it. */
+function scriptOf(template, upstash) {
+  const script = template.replace(/<<(in|value|version):(.*?)>>/g, (_, kind, expression) => {
+    if (!upstash) return expression;
+    if (kind === "in") return `dec(${expression})`;
+    return kind === "value" ? `'b' .. enc(${expression})` : `'v' .. ${expression}`;
+  });
+  return upstash && script !== template ? BASE64_LUA + script : script;
+}
 
 /** Keys per SCAN call. */
 const SCAN_COUNT = "1000";
@@ -114,10 +193,19 @@ function patternOf(prefix) {
 
 const text = (reply) => (reply == null ? reply : typeof reply === "string" ? reply : new TextDecoder().decode(reply));
 
+/** The scripts each kind of driver runs (`scriptOf`). */
+const BINARY = { put: scriptOf(PUT, false), delete: DELETE };
+const UPSTASH = { put: scriptOf(PUT, true), delete: DELETE, get: scriptOf(GET, true), scan: SCAN_PAGE };
+
+/** What the Upstash driver takes as `maxValueBytes` unless told: a value's base64 (4/3 of its bytes) and
+ * the rest of its request stay under 1 MB, the smallest request size limit Upstash has had. */
+export const UPSTASH_MAX_VALUE_BYTES = 512 * 1024;
+
 /**
  * How to talk to the client: `call(key, args)` sends one command routed by `key` and resolves to
  * its reply with bulk strings as bytes; `masters()` resolves to one object per master with a
- * `call(args)` of its own (for SCAN).
+ * `call(args)` of its own (for SCAN). The Upstash driver has `upstash: true` and `evaluate(script,
+ * redisKeys, args)` instead, since everything it sends is a script (UPSTASH).
  */
 function driverOf(client) {
   if (typeof client?.callBuffer === "function") {
@@ -149,8 +237,30 @@ function driverOf(client) {
       masters: async () => [{ call: (args) => client.sendCommand(args, options) }],
     };
   }
+  if (typeof client?.evalsha === "function" && typeof client?.eval === "function") {
+    // @upstash/redis (`new Redis({ url, token })`): HTTP, a command is a JSON array of strings and a
+    // reply is JSON, so values go as base64 and every reply string is one the scripts wrote.
+    // Auto-pipelining (its default) joins the commands made at once into one request, whose size
+    // Upstash limits: a script `alone` (one that carries values) goes as a pipeline of its own, one
+    // request. A failed command's message starts "Command failed: " or "Command 1 [ evalsha ] failed: ".
+    const send = (alone, command, ...args) => {
+      if (!alone || typeof client.pipeline !== "function") return client[command](...args);
+      return client.pipeline()[command](...args).exec().then(([reply]) => reply);
+    };
+    return {
+      upstash: true,
+      evaluate: async (script, redisKeys, args, alone) => {
+        try {
+          return await send(alone, "evalsha", await sha1(script), redisKeys, args);
+        } catch (error) {
+          if (!String(error?.message).includes("NOSCRIPT")) throw error;
+          return send(alone, "eval", script, redisKeys, args);
+        }
+      },
+    };
+  }
   throw new TypeError(
-    "redisKv: pass a connected node-redis (createClient / createCluster) or ioredis (new Redis / Redis.Cluster) client",
+    "redisKv: pass a connected node-redis (createClient / createCluster) or ioredis (new Redis / Redis.Cluster) client, or an Upstash REST client (new Redis({ url, token }) of @upstash/redis)",
   );
 }
 
@@ -178,19 +288,41 @@ function bytesOfReply(reply) {
   );
 }
 
+/** What follows `letter` in a string an Upstash script replied (UPSTASH; null stays null). Anything
+ * else means the reply went through something that changed it: an error, never a guess. */
+function unprefixed(reply, letter) {
+  if (reply == null) return null;
+  if (typeof reply === "string" && reply.startsWith(letter)) return reply.slice(1);
+  throw new Error(`redisKv: an Upstash reply the adapter's scripts do not give: ${JSON.stringify(reply)?.slice(0, 80)}`);
+}
+
+/** The bytes of a value an Upstash script replied ("b" and base64). */
+function bytesOfUpstash(reply) {
+  const bytes = fromBase64(unprefixed(reply, "b"));
+  if (bytes === undefined) throw new Error("redisKv: an Upstash reply that is not base64");
+  return bytes;
+}
+
 /**
  * A `HostKv` over Redis. The caller owns the client: it must be connected, and closing the store
  * does not close it.
- * @param {object} client a node-redis 4+ or ioredis 5+ client or cluster client
- * @param {{ maxValueBytes?: number }} [options] larger values are chunked by the store; default: no limit
+ * @param {object} client a node-redis 4+ or ioredis 5+ client or cluster client, or an @upstash/redis client
+ * @param {{ maxValueBytes?: number }} [options] larger values are chunked by the store; default: no
+ *   limit, UPSTASH_MAX_VALUE_BYTES with an Upstash client
  */
 export function redisKv(client, options = {}) {
   const driver = driverOf(client);
-  const maxValueBytes = maxValueBytesOf(options, undefined, "redisKv");
+  const upstash = driver.upstash === true;
+  const maxValueBytes = maxValueBytesOf(options, upstash ? UPSTASH_MAX_VALUE_BYTES : undefined, "redisKv");
+  const scripts = upstash ? UPSTASH : BINARY;
+  /** A value as a script's argument: its bytes, or their base64 for Upstash (the script decodes it). */
+  const valueArg = upstash ? toBase64 : argOf;
+  const versionOf = upstash ? (reply) => unprefixed(reply, "v") : text;
 
   /** Runs `script` on `redisKeys` (one hash slot; the call is routed by the first) by EVALSHA, by
-   * EVAL when the server does not have it yet. */
-  async function evaluate(script, redisKeys, args) {
+   * EVAL when the server does not have it yet. `alone`: it carries values (see the Upstash driver). */
+  async function evaluate(script, redisKeys, args, alone = false) {
+    if (upstash) return driver.evaluate(script, redisKeys, args, alone);
     const keys = [String(redisKeys.length), ...redisKeys];
     try {
       return await driver.call(redisKeys[0], ["EVALSHA", await sha1(script), ...keys, ...args]);
@@ -203,14 +335,28 @@ export function redisKv(client, options = {}) {
   /** `{ value, version }` from Redis replies, or null when either is missing. */
   function entryOf(value, version) {
     if (version == null || value == null) return null;
-    return { value: bytesOfReply(value), version: text(version) };
+    return upstash ? { value: bytesOfUpstash(value), version: versionOf(version) } : { value: bytesOfReply(value), version: text(version) };
   }
 
-  /** What HMGET reads of `key`: `{ value, version }`, or null. */
+  /** What HMGET reads of `key` (in a script for Upstash): `{ value, version }`, or null. */
   async function read(key) {
     const redisKey = redisKeyOf(String(key));
+    if (upstash) {
+      const [version, value] = await evaluate(scripts.get, [redisKey], []);
+      return entryOf(value, version);
+    }
     const [value, version] = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
     return entryOf(value, version);
+  }
+
+  /** A page of SCAN on `master` (by a script for Upstash): [next cursor, Redis keys], as text. */
+  async function scanPage(master, cursor, pattern) {
+    if (upstash) {
+      const [next, ...redisKeys] = await evaluate(scripts.scan, [], [cursor, pattern, SCAN_COUNT]);
+      return [unprefixed(next, "c"), redisKeys.map((redisKey) => unprefixed(redisKey, "k"))];
+    }
+    const [next, redisKeys] = await master.call(["SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT]);
+    return [text(next), redisKeys.map(text)];
   }
 
   const kv = {
@@ -231,10 +377,10 @@ export function redisKv(client, options = {}) {
         throw notAValue("redisKv", key);
       }
       const report = options.reportCurrent ? "1" : "";
-      const reply = await evaluate(PUT, [redisKeyOf(String(key))], [...condition(expectedVersion), argOf(bytes), newVersion(), ttlArg(ttlMs), report]);
+      const reply = await evaluate(scripts.put, [redisKeyOf(String(key))], [...condition(expectedVersion), valueArg(bytes), newVersion(), ttlArg(ttlMs), report], true);
       // `reportCurrent`: a refused put says what is there, which saves the store a read.
       if (Array.isArray(reply)) return { current: entryOf(reply[1], reply[0]) };
-      return reply == null ? null : text(reply);
+      return reply == null ? null : versionOf(reply);
     },
 
     async commit(records, head, deletes = []) {
@@ -251,15 +397,20 @@ export function redisKv(client, options = {}) {
       if (tag === "{}" || !redisKeys.every((key) => key.startsWith(tag))) {
         return commitByPuts(kv, records, head, deletes);
       }
-      const recordArgs = values.slice(1).flatMap((bytes) => [argOf(bytes), newVersion()]);
-      const args = [...condition(head.expectedVersion), argOf(values[0]), newVersion(), ttlArg(head.ttlMs), "", ...recordArgs];
-      return text(await evaluate(PUT, redisKeys, args));
+      // Upstash limits a request's size: a request holds at most maxValueBytes of values, so a larger
+      // commit is the records' puts (each its own request), then the head's.
+      if (upstash && values.reduce((total, bytes) => total + bytes.length, 0) > maxValueBytes) {
+        return commitByPuts(kv, records, head, deletes);
+      }
+      const recordArgs = values.slice(1).flatMap((bytes) => [valueArg(bytes), newVersion()]);
+      const args = [...condition(head.expectedVersion), valueArg(values[0]), newVersion(), ttlArg(head.ttlMs), "", ...recordArgs];
+      return versionOf(await evaluate(scripts.put, redisKeys, args, true));
     },
 
     async delete(key, options = {}) {
       const expected = options.expectedVersion;
       if (expected === null) return false;
-      const reply = await evaluate(DELETE, [redisKeyOf(String(key))], expected === undefined ? ["any", ""] : ["match", expected]);
+      const reply = await evaluate(scripts.delete, [redisKeyOf(String(key))], expected === undefined ? ["any", ""] : ["match", expected]);
       return Number(reply) > 0;
     },
 
@@ -269,13 +420,13 @@ export function redisKv(client, options = {}) {
       const limit = options.limit > 0 ? Math.floor(options.limit) : Infinity;
       const pattern = patternOf(prefix);
       const found = new Set();
-      for (const master of await driver.masters()) {
+      for (const master of upstash ? [undefined] : await driver.masters()) {
         let cursor = "0";
         do {
-          const [next, redisKeys] = await master.call(["SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT]);
-          cursor = text(next);
+          const [next, redisKeys] = await scanPage(master, cursor, pattern);
+          cursor = next;
           for (const redisKey of redisKeys) {
-            const key = keyOfRedisKey(text(redisKey));
+            const key = keyOfRedisKey(redisKey);
             if (key !== undefined && key.startsWith(prefix) && (after === undefined || key > after)) found.add(key);
           }
         } while (cursor !== "0");
