@@ -7,7 +7,7 @@
 // package's location or else from the current directory's project.
 import { once } from "node:events";
 import { constants as fsConstants, createReadStream, createWriteStream, rmSync } from "node:fs";
-import { access, open, realpath, rename, rm, stat } from "node:fs/promises";
+import { access, open, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { createInterface } from "node:readline";
@@ -15,8 +15,8 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const USAGE = `Usage:
-  agent-session export (--redis URL | --deno-kv PATH) [--prefix P] [--id-prefix P] [--file PATH]
-  agent-session import (--redis URL | --deno-kv PATH) [--prefix P] [--file PATH] [--skip-existing]
+  agent-session export (--redis URL | --deno-kv PATH) [--prefix P] [--id-prefix P] [--file PATH] [--key-file PATH]
+  agent-session import (--redis URL | --deno-kv PATH) [--prefix P] [--file PATH] [--skip-existing] [--key-file PATH]
 
 Backs up the sessions of an agent-session store as NDJSON: one line per session, the JSON of
 session.export() (format "agent-session.export/1"), and restores them. Each session is imported
@@ -34,6 +34,11 @@ Options:
   --file PATH        export: write PATH (a temporary file is renamed to it once complete);
                      import: read PATH. Default: stdout / stdin
   --skip-existing    import: leave a session whose id exists already as it is, and go on
+  --key-file PATH    the application's encryptionKey, as raw AES-GCM keys (16, 24 or 32 bytes) in
+                     base64 in a JSON file: {"current": ID, "keys": {ID: KEY, ...}}, or {"key": KEY}
+                     for one key (id "default"). Export reads sealed sessions with it; import seals
+                     what it writes under "current". Without it, an import into a store that holds
+                     sessions it cannot read (sealed ones) is refused
   --max-message-bytes N, --max-state-value-bytes N, --max-commit-bytes N
                      import: the size limits to check the sessions against (default 1 MiB, 1 MiB,
                      4 MiB); give the application's own limits if it raised them
@@ -53,6 +58,7 @@ const OPTIONS = {
   "id-prefix": { type: "string" },
   file: { type: "string" },
   "skip-existing": { type: "boolean" },
+  "key-file": { type: "string" },
   "max-message-bytes": { type: "string" },
   "max-state-value-bytes": { type: "string" },
   "max-commit-bytes": { type: "string" },
@@ -183,6 +189,8 @@ async function openDenoKv(path, mustExist) {
 }
 
 async function openStore({ command, values, limits }) {
+  // The key file is read before any backend is opened (or created).
+  const encryptionKey = values["key-file"] === undefined ? undefined : await readKeyFile(values["key-file"]);
   const [{ SessionStore }, adapters] = await Promise.all([import("../js/entry/node.js"), import("../js/adapters/index.js")]);
   let backend;
   let kv;
@@ -202,6 +210,7 @@ async function openStore({ command, values, limits }) {
     };
     const options = { owner: "agent-session-cli", limits, onEvent };
     if (values.prefix !== undefined) options.prefix = values.prefix;
+    if (encryptionKey !== undefined) options.encryptionKey = encryptionKey;
     const store = await SessionStore.kv(kv, options);
     return {
       store,
@@ -215,6 +224,71 @@ async function openStore({ command, values, limits }) {
     await backend.close();
     throw error;
   }
+}
+
+/**
+ * The `encryptionKey` store option from a key file (see USAGE): one CryptoKey, or `{ current, keys }`.
+ * The store checks the rest (a `current` among `keys`, key ids) and says what is wrong.
+ */
+async function readKeyFile(path) {
+  let text;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new CliError(`--key-file: cannot read ${path}: ${error.code === "ENOENT" ? "no such file" : firstLine(error)}`);
+  }
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`--key-file: ${path} is not JSON (${firstLine(error)})`);
+  }
+  const shape = `expected {"current": ID, "keys": {ID: base64 key}} or {"key": base64 key}`;
+  if (data === null || typeof data !== "object" || Array.isArray(data)) throw new CliError(`--key-file: ${path}: ${shape}`);
+  const importKey = async (value, name) => {
+    const bytes = typeof value === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(value.trim()) ? Buffer.from(value.trim(), "base64") : undefined;
+    if (bytes === undefined || ![16, 24, 32].includes(bytes.length)) {
+      throw new CliError(`--key-file: ${path}: ${name} must be 16, 24 or 32 bytes in base64 (an AES-GCM key)`);
+    }
+    return globalThis.crypto.subtle.importKey("raw", bytes, "AES-GCM", false, ["encrypt", "decrypt"]);
+  };
+  if ("key" in data) {
+    if (Object.keys(data).length !== 1) throw new CliError(`--key-file: ${path}: ${shape}`);
+    return importKey(data.key, '"key"');
+  }
+  const { current, keys } = data;
+  if (typeof current !== "string" || keys === null || typeof keys !== "object" || Array.isArray(keys)) {
+    throw new CliError(`--key-file: ${path}: ${shape}`);
+  }
+  const imported = {};
+  for (const [id, value] of Object.entries(keys)) imported[id] = await importKey(value, `keys[${JSON.stringify(id)}]`);
+  return { current, keys: imported };
+}
+
+/**
+ * Without a key file, an import into a store whose sessions it cannot read (sealed with the
+ * application's encryptionKey, or corrupt) would write the new ones unsealed beside them: refused.
+ * The first sessions listed tell: a head with sealed fields is left out of the listing (the store
+ * reports a `corrupt` event), and a session whose head is all clear is loaded, which opens its records.
+ */
+async function refuseUnreadableTarget(options, opened) {
+  if (options.values["key-file"] !== undefined) return;
+  const { sessions } = await opened.store.list({ limit: 3 });
+  let unreadable = opened.corrupt[0];
+  for (const { id } of sessions) {
+    if (unreadable !== undefined) break;
+    try {
+      const session = await opened.store.open(id, { create: false });
+      await session.close();
+    } catch (error) {
+      if (error?.code === "CORRUPT_RECORD") unreadable = error.key ?? id;
+    }
+  }
+  if (unreadable === undefined) return;
+  throw new CliError(
+    `the store holds sessions this import cannot read (${JSON.stringify(unreadable)}): if the application opens it with an encryptionKey, ` +
+      `pass --key-file, or the imported sessions would be stored unsealed beside them; nothing was imported`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +330,12 @@ process.once("SIGINT", () => {
   process.exit(130);
 });
 
+/** What to do about a record the store could not read when no key file was given. */
+const keyHint = (options, error) =>
+  error?.code === "CORRUPT_RECORD" && options.values["key-file"] === undefined
+    ? "; if the application opens the store with an encryptionKey, pass it with --key-file"
+    : "";
+
 async function runExport(options, opened) {
   const file = options.values.file;
   const bar = progress("exported");
@@ -296,14 +376,14 @@ async function runExport(options, opened) {
     } catch (error) {
       // The store could not read a session (or the backend failed): the backup is incomplete.
       const kept = temp !== undefined ? `; ${file} was not written` : "; the output is incomplete";
-      throw new CliError(`${describe(error)} (after ${count} session${count === 1 ? "" : "s"}${kept})`);
+      throw new CliError(`${describe(error)} (after ${count} session${count === 1 ? "" : "s"}${kept})${keyHint(options, error)}`);
     }
     if (opened.corrupt.length > 0) {
       const keys = [...new Set(opened.corrupt)];
       const kept = temp !== undefined ? `${file} was not written` : "the output lacks them";
       throw new CliError(
         `${keys.length} session${keys.length === 1 ? "" : "s"} could not be read (CorruptRecordError: ${keys.map((key) => JSON.stringify(key)).join(", ")}); ` +
-          `${count} other${count === 1 ? " was" : "s were"} exported, but ${kept}`,
+          `${count} other${count === 1 ? " was" : "s were"} exported, but ${kept}${keyHint(options, { code: "CORRUPT_RECORD" })}`,
       );
     }
     // Everything handed to stdout is written (or failed) before the summary.
@@ -354,6 +434,7 @@ async function inputSize(file) {
 
 async function runImport(options, opened) {
   const file = options.values.file;
+  await refuseUnreadableTarget(options, opened);
   let input;
   let size;
   if (file !== undefined) {

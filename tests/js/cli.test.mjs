@@ -398,3 +398,56 @@ test("a batch the store cannot read stops the export with its error; the previou
   assert.match(result.stderr, /after 1 session; .*corrupt-batch\.ndjson was not written/);
   assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
 });
+
+test("an encrypted store: export and import with --key-file; without it the export names the flag and an import is refused, nothing written unsealed", async () => {
+  const raw = (bytes) => crypto.subtle.importKey("raw", bytes, "AES-GCM", false, ["encrypt", "decrypt"]);
+  const oldBytes = Buffer.alloc(32, 7);
+  const newBytes = Buffer.alloc(32, 9);
+  const keys = { current: "2026-12", keys: { default: await raw(oldBytes), "2026-12": await raw(newBytes) } };
+  const app = await SessionStore.kv(redisKv(client), { prefix: "sealed:", encryptionKey: keys });
+  const session = await app.open("s1", { metadata: { user: "SECRET-META" } });
+  await session.invoke((inv) => {
+    inv.appendMessage({ text: "SECRET-MESSAGE" });
+    inv.setState("k", "SECRET-STATE");
+  });
+  await app.close();
+  const keyFile = join(dir, "keys.json");
+  writeFileSync(keyFile, JSON.stringify({ current: "2026-12", keys: { default: oldBytes.toString("base64"), "2026-12": newBytes.toString("base64") } }));
+
+  const refused = await run(["export", "--redis", server.url, "--prefix", "sealed:"]);
+  assert.equal(refused.code, 1, show(refused));
+  assert.match(refused.stderr, /--key-file/, "the message names the flag");
+  const exported = await run(["export", "--redis", server.url, "--prefix", "sealed:", "--key-file", keyFile]);
+  assert.equal(exported.code, 0, show(exported));
+  assert.match(exported.stdout, /SECRET-MESSAGE/, "an export is plain JSON");
+
+  // Into a prefix that holds a sealed session: refused without the key, nothing written.
+  const target = await SessionStore.kv(redisKv(client), { prefix: "sealed2:", encryptionKey: keys });
+  // No metadata: its head is all clear, and its batch is sealed.
+  await (await target.open("already")).invoke((inv) => inv.appendMessage("sealed"));
+  await target.close();
+  const before = (await client.keys("*sealed2:*")).sort();
+  const blind = await run(["import", "--redis", server.url, "--prefix", "sealed2:"], { input: exported.stdout });
+  assert.equal(blind.code, 1, show(blind));
+  assert.match(blind.stderr, /--key-file/);
+  assert.match(blind.stderr, /nothing was imported/);
+  assert.deepEqual((await client.keys("*sealed2:*")).sort(), before, "nothing written");
+
+  const imported = await run(["import", "--redis", server.url, "--prefix", "sealed2:", "--key-file", keyFile], { input: exported.stdout });
+  assert.equal(imported.code, 0, show(imported));
+  for (const key of await client.keys("*sealed2:*")) {
+    const value = await client.hGet(key, "value");
+    assert.ok(!/SECRET/.test(value ?? ""), `${key} is sealed`);
+  }
+  const reader = await SessionStore.kv(redisKv(client), { prefix: "sealed2:", encryptionKey: { current: "2026-12", keys: { "2026-12": keys.keys["2026-12"] } } });
+  const copy = await reader.open("s1", { create: false });
+  assert.deepEqual(copy.messages(), [{ text: "SECRET-MESSAGE" }]);
+  assert.deepEqual((await copy.history())[0].data, { user: "SECRET-META" }, "the metadata, in its created event");
+  await reader.close();
+
+  // A key file that is not one: exit 1 naming the file's problem, before any backend is touched.
+  writeFileSync(keyFile, JSON.stringify({ key: "c2hvcnQ=" }));
+  const bad = await run(["export", "--redis", server.url, "--prefix", "sealed:", "--key-file", keyFile]);
+  assert.equal(bad.code, 1, show(bad));
+  assert.match(bad.stderr, /16, 24 or 32 bytes/);
+});
