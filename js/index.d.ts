@@ -737,7 +737,7 @@ export declare class SessionStore {
   delete(id: string): Promise<boolean>;
   /** Deletes expired sessions; resolves to how many. */
   sweepExpired(options?: SweepOptions): Promise<number>;
-  /** Every commit; returns the unsubscribe function. */
+  /** Every commit, and an `import` (one change, at the imported version); returns the unsubscribe function. */
   onChange(listener: (change: StoreChange) => void): () => void;
   /** What the cache holds now (bytes approximate). */
   cacheUsage(): CacheUsage;

@@ -348,6 +348,9 @@ impl SessionStore {
                 format!("a session with id \"{id}\" already exists; pass {{ id }} to import it under another one"),
             ));
         }
-        self.open(&id, OpenOptions::default()).await
+        let session = self.open(&id, OpenOptions::default()).await?;
+        // The import lands the session's versions at once: one change, as for a commit of the last.
+        session.announce(session.version(), session.status());
+        Ok(session)
     }
 }

@@ -284,6 +284,22 @@ test("import with a bad { id } is a ValidationError with path \"options.id\", no
   }
 });
 
+test("an import is one change: store.onChange hears the session at its version and status; a refused import, none", async () => {
+  const source = await SessionStore.memory();
+  await buildSessions(source);
+  const data = JSON.parse(JSON.stringify(await (await source.open("rich/multi", { create: false })).export()));
+  const target = await SessionStore.memory();
+  const changes = [];
+  target.onChange((change) => changes.push(change));
+  const session = await target.import(data);
+  assert.deepEqual(changes, [{ id: "rich/multi", version: data.version, status: "interrupted" }]);
+  assert.equal(session.version, data.version);
+  await assert.rejects(target.import(data), ValidationError, "the id exists");
+  assert.equal(changes.length, 1, "nothing changed, nothing heard");
+  await target.close();
+  await source.close();
+});
+
 test("an imported session holds no lease: another store of the backend resumes it at once", async () => {
   const source = await SessionStore.memory();
   await buildSessions(source);
