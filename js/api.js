@@ -62,6 +62,27 @@ Object.defineProperty(Invocation.prototype, onStop, {
 });
 delete Invocation.prototype.onStop;
 
+// The drop-ins' end of a guarded turn that succeeded at its last checkpoint with nothing left to
+// write: `invocation[endAtCheckpoint]()` releases as `abort()` does, and followers see the turn end
+// `committed` (not `aborted`), without an empty version. Not public API, as onStop; one wasm export
+// (abort's flag) serves both.
+const endAtCheckpoint = Symbol.for("agent-session.endAtCheckpoint");
+const abortOrEnd = Invocation.prototype.abort;
+Object.defineProperty(Invocation.prototype, "abort", {
+  value: function abort() {
+    return abortOrEnd.call(this, false);
+  },
+  configurable: true,
+  writable: true,
+});
+Object.defineProperty(Invocation.prototype, endAtCheckpoint, {
+  value: function () {
+    return abortOrEnd.call(this, true);
+  },
+  configurable: true,
+  writable: true,
+});
+
 const liveFollower = Session.prototype.follow;
 Object.defineProperty(Session.prototype, "follow", {
   value: function (options) {

@@ -110,7 +110,8 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * do not commit or abort it yourself. Pass its `signal` to the graph (`config.signal`) to make the
    * turn stoppable (`invoke`/`stream` below do that); a turn that emitted parts (`invocation.emit`)
    * ends with a commit even when nothing was staged after its last put, so that followers see it
-   * end `committed`.
+   * end `committed`; one without parts that succeeded ends at its last put, without an empty
+   * version, and followers see it end `committed` too (`aborted` when `fn` threw).
    */
   guard<T>(threadId: string, fn: (invocation: Invocation) => T | Promise<T>, options?: GuardOptions): Promise<T>;
 

@@ -42,6 +42,9 @@ import { SerialQueues } from "./serial-queue.js";
 import { SessionHandle, hasCode } from "./session-handle.js";
 import { ConcurrencyError } from "../wasm/errors.js";
 
+/** The invocation's end at its last checkpoint (js/api.js). */
+const END_AT_CHECKPOINT = Symbol.for("agent-session.endAtCheckpoint");
+
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -990,7 +993,10 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         guard.done = true;
         if (commits) this._carry(sid, guard.begun.id(await guard.inv.commit()), guard.cache);
         else {
-          await guard.inv.abort();
+          // A turn that succeeded with nothing left to write ends at its last checkpoint: followers
+          // see it `committed`, not `aborted`.
+          const endAt = ok && !guard.dirty ? guard.inv[END_AT_CHECKPOINT] : undefined;
+          await (typeof endAt === "function" ? endAt.call(guard.inv) : guard.inv.abort());
           // Nothing staged was discarded: the turn ended at its last checkpoint's state.
           if (!guard.dirty && guard.versionKnown) this._carry(sid, guard.begun.id(guard.version), guard.cache);
         }

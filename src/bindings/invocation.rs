@@ -343,10 +343,12 @@ impl JsInvocation {
         self.finishing(Box::pin(async move { Ok((commit.await? as f64).into()) }))
     }
 
-    pub fn abort(&self) -> Promise {
+    /// `abort()`; js/api.js passes `at_checkpoint` true only for the drop-ins' end of a turn that
+    /// succeeded at its last checkpoint (engine `end_at_checkpoint`), and false for the public method.
+    pub fn abort(&self, at_checkpoint: bool) -> Promise {
         let inner = self.inner.clone();
         self.finishing(Box::pin(async move {
-            inner.abort().await?;
+            inner.end_uncommitted(at_checkpoint).await?;
             Ok(JsValue::UNDEFINED)
         }))
     }

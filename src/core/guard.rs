@@ -352,6 +352,19 @@ pub fn snapshot_interval(version: u64, snapshot_every: u64) -> u64 {
 /// See [`snapshot_interval`].
 const SNAPSHOT_GROWTH: u64 = 8;
 
+/// [`release`] by a turn that discards nothing: when its last checkpoint wrote the head's version,
+/// the turn ended there, so its followers see it end `committed` (a framework's guard that
+/// checkpoints each step ends so, without an empty version); otherwise `aborted`, as any release.
+pub fn release_kept(head: &Head, token: u64) -> Option<Head> {
+    let mut released = release(head, token)?;
+    if head.commit_token(head.version) == Some(token) {
+        if let Some(ended) = released.ended.as_mut() {
+            ended.outcome = TurnOutcome::Committed;
+        }
+    }
+    Some(released)
+}
+
 /// Gives the lease back without a change. `None` when the head no longer carries `token`: there is
 /// nothing of ours to release (the lease ran out or was taken), which is not an error for an abort.
 pub fn release(head: &Head, token: u64) -> Option<Head> {

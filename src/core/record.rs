@@ -221,6 +221,15 @@ impl Head {
         self.snapshot.map_or(0, |snapshot| snapshot.version)
     }
 
+    /// The fencing token of the commit that wrote `version`, if the head still names it: its
+    /// snapshot's, or a batch's.
+    pub fn commit_token(&self, version: u64) -> Option<u64> {
+        match self.snapshot {
+            Some(snapshot) if snapshot.version == version => Some(snapshot.token),
+            _ => self.token_of(version),
+        }
+    }
+
     /// The fencing token of the batch that wrote `version`, if the head still names it.
     pub fn token_of(&self, version: u64) -> Option<u64> {
         let base = self.snapshot_version();

@@ -883,6 +883,14 @@ impl Invocation {
     /// Discards the staged events and gives the lease back. The invocation is ended even when the
     /// release write fails (the lease then runs out by itself).
     pub async fn abort(&self) -> EngineResult<()> {
+        self.end_uncommitted(false).await
+    }
+
+    /// [`Invocation::abort`], or with `at_checkpoint` the end of a turn that succeeded at its last
+    /// checkpoint (a framework's guard that checkpoints each step and has nothing left to write):
+    /// when nothing staged is dropped and that checkpoint wrote the head's version, followers see the
+    /// turn end `committed` ([`guard::release_kept`]), without an empty version.
+    pub async fn end_uncommitted(&self, at_checkpoint: bool) -> EngineResult<()> {
         if self.is_lost() {
             // Nothing of ours is in the store to release; aborting a lost invocation just ends it.
             self.state.borrow_mut().stage = Stage::Aborted;
@@ -895,11 +903,13 @@ impl Invocation {
             let _ = self.flush().await;
             self.check_open("abort")?;
         }
-        {
+        let discarded = {
             let mut state = self.state.borrow_mut();
             state.stage = Stage::Aborted;
+            let discarded = !state.staged.is_empty();
             state.staged.clear();
-        }
+            discarded
+        };
         self.unpin();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
@@ -907,7 +917,7 @@ impl Invocation {
             duration_ms: Some(shared.now().saturating_sub(self.began_at)),
             ..self.event("abort", None)
         });
-        let released = self.release().await;
+        let released = self.release(discarded || !at_checkpoint).await;
         self.shed();
         self.fire(Signal::Ended);
         // A begin of this realm waiting for the session (`onBusy: { waitMs }`) tries again now.
@@ -915,8 +925,9 @@ impl Invocation {
         released
     }
 
-    /// Writes the head without our lease (an abort's release).
-    async fn release(&self) -> EngineResult<()> {
+    /// Writes the head without our lease (an abort's release); `aborted`: the turn ends `aborted`
+    /// for its followers, else as its last checkpoint left it ([`guard::release_kept`]).
+    async fn release(&self, aborted: bool) -> EngineResult<()> {
         let shared = &self.session.shared;
         let head_key = keys::head_key(self.session.id());
         for _ in 0..4 {
@@ -938,7 +949,9 @@ impl Invocation {
                     Err(error) => Err(error),
                 };
             }
-            let Some(mut released) = guard::release(&head, self.token) else { return Ok(()) };
+            let released =
+                if aborted { guard::release(&head, self.token) } else { guard::release_kept(&head, self.token) };
+            let Some(mut released) = released else { return Ok(()) };
             live::note_flushes(&mut released, self.token, self.live.flushes());
             let put = shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version));
             if let Some(written) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {

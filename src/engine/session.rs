@@ -257,8 +257,13 @@ impl Session {
                 // may be of an earlier session deleted since (one created again within the same
                 // millisecond has its createdAt): read the head again; still older than the view, it
                 // is of a new session.
-                let proven = token_at(&self.slot.view.borrow().head, head.version)
-                    .is_some_and(|t| token_at(&head, head.version) == Some(t));
+                let proven = self
+                    .slot
+                    .view
+                    .borrow()
+                    .head
+                    .commit_token(head.version)
+                    .is_some_and(|t| head.commit_token(head.version) == Some(t));
                 if proven {
                     return Ok(());
                 }
@@ -858,14 +863,14 @@ impl Session {
     /// Tells this store's listeners (and, through them, the other realms of a browser-shared store)
     /// of a head this store wrote that changed the session's version or status.
     pub(crate) fn announce(&self, version: u64, status: Status) {
-        let token = token_at(&self.slot.view.borrow().head, version);
+        let token = self.slot.view.borrow().head.commit_token(version);
         self.shared.notify(&Change { id: self.id().to_owned(), version, status, token, remote: false });
     }
 
     /// Whether the view is at `version`, made by the commit of `token` (when given).
     pub(crate) fn has_commit(&self, version: u64, token: Option<u64>) -> bool {
         let view = self.slot.view.borrow();
-        view.head.version == version && token.is_none_or(|token| token_at(&view.head, version) == Some(token))
+        view.head.version == version && token.is_none_or(|token| view.head.commit_token(version) == Some(token))
     }
 
     /// Calls `listener` after each commit of this session made through this store.
@@ -884,19 +889,11 @@ impl Session {
 /// its snapshot).
 pub(crate) fn same_session(a: &Head, b: &Head) -> bool {
     let at = a.version.min(b.version);
-    let tokens_agree = match (token_at(a, at), token_at(b, at)) {
+    let tokens_agree = match (a.commit_token(at), b.commit_token(at)) {
         (Some(x), Some(y)) => x == y,
         _ => true,
     };
     a.created_at == b.created_at && (at == 0 || tokens_agree)
-}
-
-/// The fencing token of the commit that wrote `version`, if `head` still names it.
-fn token_at(head: &Head, version: u64) -> Option<u64> {
-    match head.snapshot {
-        Some(snapshot) if snapshot.version == version => Some(snapshot.token),
-        _ => head.token_of(version),
-    }
 }
 
 /// Where `lease` finds the head the guard decides on.

@@ -2,7 +2,9 @@
 //! from the heads and flushes it reads, and the stop decisions of the guard.
 
 use agent_session::core::codec::{decode_flush, encode_flush};
-use agent_session::core::guard::{acquire, check_lease, commit, release, stop_pending, stop_step, Intent, Outcome};
+use agent_session::core::guard::{
+    acquire, check_lease, commit, release, release_kept, stop_pending, stop_step, Intent, Outcome,
+};
 use agent_session::core::guard::{StopAsk, StopStep};
 use agent_session::core::live::{flush_delay, note_flushes, stale_logs, Flush, Follower, LiveEvent, Next};
 use agent_session::core::{CoreError, Head, Status, TurnOutcome};
@@ -136,9 +138,14 @@ fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_i
 fn ends_report_how_the_turn_ended() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
+    let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
     let cases = [
         (commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head, "committed"),
         (release(&running, token).unwrap(), "aborted"),
+        // A turn that checkpointed and ends there (nothing left to write): it ended committed.
+        (release_kept(&checkpointed, token).unwrap(), "committed"),
+        // One that never wrote the head's version ends aborted, however it releases.
+        (release_kept(&running, token).unwrap(), "aborted"),
         (
             commit(
                 &running,

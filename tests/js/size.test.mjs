@@ -51,8 +51,11 @@ import { gzipSync } from "node:zlib";
 // a resume answer held to the commit limit and the pinned errors of history() and flush() (+0.5 KB);
 // 220,136 with a pruned session's export giving its base apart and the import writing it as a snapshot
 // (+1.0 KB); 220,460 with import's consistency checks, a closed store's heartbeat stopping and a
-// reload resuming a turn that ended meanwhile (+0.3 KB). Budget: 220,700.
-const BUDGET_GZIPPED = 220_700;
+// reload resuming a turn that ended meanwhile (+0.3 KB); 220,996 with a prune at the latest version
+// writing a self-contained snapshot (old keys retired), import firing onChange (together +0.1 KB by
+// `gzip -9`) and a drop-in's guarded turn that ends at its last checkpoint reported `committed` to
+// followers (+0.4 KB by `gzip -9`). Budget: 221,300.
+const BUDGET_GZIPPED = 221_300;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

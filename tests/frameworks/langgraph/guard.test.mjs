@@ -577,6 +577,38 @@ describe("live turns: saver.invoke / saver.stream", () => {
     await expect(saver.invoke(probe, {}, { configurable: {} })).rejects.toThrow(/thread_id is required/);
   });
 
+  it("a turn without parts (invoke, stream with emit: false) ends `committed` for a follower in another store, without an empty version; a failed one `aborted`", async () => {
+    const [, storeA, storeB] = await liveStores();
+    const saver = new AgentSessionSaver(storeA);
+    const graph = buildGraph(saver, "A", { delayMs: 40 });
+    const viewer = await storeB.open(saver.sessionId("t-quiet"));
+    const config = { configurable: { thread_id: "t-quiet" } };
+    const checkpoints = (await soloRun({ log: ["x"] })).checkpoints;
+
+    let following = followTurn(viewer);
+    await saver.invoke(graph, { log: ["1"] }, config);
+    let events = await following;
+    expect(events.filter((e) => e.type === "part")).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ type: "end", outcome: "committed", version: checkpoints });
+
+    following = followTurn(viewer);
+    for await (const chunk of saver.stream(graph, { log: ["2"] }, config, { emit: false })) void chunk;
+    events = await following;
+    expect(events.at(-1)).toMatchObject({ type: "end", outcome: "committed" });
+    await viewer.refresh();
+    expect(viewer.version).toBe(events.at(-1).version);
+
+    following = followTurn(viewer);
+    await expect(
+      saver.guard("t-quiet", async () => {
+        await graph.invoke({ log: ["3"] }, config);
+        throw new Error("the caller's own failure");
+      }),
+    ).rejects.toThrow("the caller's own failure");
+    events = await following;
+    expect(events.at(-1)).toMatchObject({ type: "end", outcome: "aborted" });
+  });
+
   it("a plain guard whose fn emits parts ends the turn with a commit, so followers see `committed`", async () => {
     const store = await SessionStore.memory();
     const saver = new AgentSessionSaver(store);
