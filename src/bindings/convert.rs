@@ -26,6 +26,29 @@ impl Options {
         }
     }
 
+    /// Refuses a property that is none of `known`: a misspelt option (`encryptionkey`, `creat`) would
+    /// otherwise be ignored, and its default taken silently (a store without encryption, a session
+    /// created). Own string-keyed properties only, as an object literal or a spread gives them.
+    pub fn only(&self, known: &[&str]) -> JsResult<()> {
+        let Some(object) = &self.object else { return Ok(()) };
+        // Reflect.ownKeys (not Object.keys): a proxy's trap that throws is a ValidationError, not a trap.
+        let keys = Reflect::own_keys(object)
+            .map_err(|cause| crate::bindings::errors::invalid_with_cause(&self.what, "could not be read", cause))?;
+        for key in keys.iter() {
+            let Some(key) = key.as_string() else { continue };
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let path = self.path(&key);
+            let hint = known
+                .iter()
+                .find(|name| name.eq_ignore_ascii_case(&key))
+                .map_or(String::new(), |name| format!(" (did you mean {name}?)"));
+            return Err(invalid(&path, format!("{path} is not an option here{hint}; leave it out or fix its name")));
+        }
+        Ok(())
+    }
+
     pub fn path(&self, key: &str) -> String {
         format!("{}.{key}", self.what)
     }

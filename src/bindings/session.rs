@@ -39,11 +39,16 @@ impl JsSession {
 /// exceed the commit it is staged into.
 fn begin_options(value: &JsValue, limits: &Limits) -> JsResult<BeginOptions> {
     let options = Options::new(value, "options")?;
+    options.only(&["agent", "resume", "onBusy", "traceparent"])?;
     let wait_ms = match options.get("onBusy")? {
         None => None,
         Some(v) if v.as_string().as_deref() == Some("reject") => None,
+        Some(v) if v.is_string() => {
+            return Err(invalid("options.onBusy", "options.onBusy must be \"reject\" or { waitMs: number }".into()))
+        }
         Some(v) => {
             let busy = Options::new(&v, "options.onBusy")?;
+            busy.only(&["waitMs"])?;
             match busy.count("waitMs")? {
                 Some(ms) => Some(ms),
                 None => {

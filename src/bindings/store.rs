@@ -67,14 +67,35 @@ pub fn call_listener(listener: &Function, argument: &JsValue) {
     let _ = listener.call1(&JsValue::UNDEFINED, argument);
 }
 
-/// Builds a store over `backend` from the JS `StoreOptions` (`allow_non_atomic`: the kv option).
+/// The options of every store (`StoreOptions`); each backend's own are added to them (`build`).
+const STORE_OPTIONS: [&str; 14] = [
+    "owner",
+    "leaseMs",
+    "heartbeat",
+    "idleTtlMs",
+    "maxLifetimeMs",
+    "snapshotEvery",
+    "now",
+    "limits",
+    "onEvent",
+    "encryptionKey",
+    "cache",
+    "liveFlushMs",
+    "stopPollMs",
+    "schema",
+];
+
+/// Builds a store over `backend` from the JS `StoreOptions` (`allow_non_atomic`: the kv option), with
+/// `backend_options` the names of the backend's own options, read by its constructor.
 pub fn build(
     backend: Rc<dyn Store>,
     options: &JsValue,
+    backend_options: &[&str],
     lock_prefix: Option<String>,
     allow_non_atomic: bool,
 ) -> JsResult<JsSessionStore> {
     let options = Options::new(options, "options")?;
+    options.only(&[&STORE_OPTIONS[..], backend_options].concat())?;
     let backend = match options.get("encryptionKey")? {
         None => backend,
         Some(key) => {
@@ -84,6 +105,7 @@ pub fn build(
     };
     let env = host::env(options.function("now")?, lock_prefix);
     let limits_options = options.object("limits")?;
+    limits_options.only(&["maxMessageBytes", "maxStateValueBytes", "maxCommitBytes"])?;
     let defaults = Limits::default();
     let limits = Limits {
         max_message_bytes: limits_options.positive("maxMessageBytes")?.unwrap_or(defaults.max_message_bytes),
@@ -98,6 +120,7 @@ pub fn build(
     config.snapshot_every = options.positive("snapshotEvery")?.unwrap_or(config.snapshot_every);
     config.limits = limits;
     let cache = options.object("cache")?;
+    cache.only(&["maxSessions", "maxBytes", "ttlMs"])?;
     config.cache = CacheLimits {
         max_sessions: cache.positive("maxSessions")?.map_or(config.cache.max_sessions, |n| n as usize),
         max_bytes: cache.positive("maxBytes")?.unwrap_or(config.cache.max_bytes),
@@ -108,6 +131,7 @@ pub fn build(
     config.live_flush_ms = options.count("liveFlushMs")?.unwrap_or(config.live_flush_ms);
     config.stop_poll_ms = options.positive("stopPollMs")?.unwrap_or(config.stop_poll_ms);
     let schema = options.object("schema")?;
+    schema.only(&["version", "migrate"])?;
     let migrate = schema.object("migrate")?;
     let migrations = match schema.count("version")? {
         Some(version) => {
@@ -134,7 +158,7 @@ pub fn build(
 impl JsSessionStore {
     /// An in-memory store: sessions live as long as this object, shared with nothing else.
     pub fn memory(options: JsValue) -> Promise {
-        promise(async move { build(Rc::new(MemoryStore::new()), &options, None, false).map(JsValue::from) })
+        promise(async move { build(Rc::new(MemoryStore::new()), &options, &[], None, false).map(JsValue::from) })
     }
 
     /// A store over a host-supplied KV object (see `agent-session/adapters`). Refused with
@@ -153,7 +177,8 @@ impl JsSessionStore {
                 ));
             }
             let backend = HostKvStore::new(kv, prefix, timeout_ms).map_err(|message| invalid("kv", message))?;
-            Ok(build(Rc::new(backend), &options, None, allow_non_atomic)?.into())
+            Ok(build(Rc::new(backend), &options, &["prefix", "allowNonAtomic", "timeoutMs"], None, allow_non_atomic)?
+                .into())
         })
     }
 
@@ -176,7 +201,8 @@ impl JsSessionStore {
             };
             let backend = IdbStore::open(&database, durability).await?;
             let prefix = format!("agent-session/{database}/");
-            let mut store = build(Rc::new(backend), &options, Some(prefix.clone()), false)?;
+            let mut store =
+                build(Rc::new(backend), &options, &["database", "durability"], Some(prefix.clone()), false)?;
             store.link = Some(OriginLink::connect(&store.inner, &prefix));
             Ok(store.into())
         })
@@ -230,6 +256,7 @@ impl JsSessionStore {
                 None => store.new_id(),
             };
             let options = Options::new(&options, "options")?;
+            options.only(&["create", "idleTtlMs", "maxLifetimeMs", "metadata"])?;
             let open = OpenOptions {
                 create: options.bool("create")?.unwrap_or(true),
                 idle_ttl_ms: options.positive("idleTtlMs")?,

@@ -140,7 +140,9 @@ fn factory() -> StoreResult<IdbFactory> {
     Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
         .ok()
         .and_then(|value| value.dyn_into::<IdbFactory>().ok())
-        .ok_or_else(|| StoreError::backend("IndexedDB is not available in this context"))
+        .ok_or_else(|| StoreError::backend(
+            "IndexedDB is not available here: SessionStore.indexedDb() is for browsers and their workers; on a server use SessionStore.kv() (Redis, Deno KV, a Durable Object) or SessionStore.memory()",
+        ))
 }
 
 /// Resolves when `request` succeeds (with its result), rejects with its error.

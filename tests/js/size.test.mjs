@@ -54,8 +54,9 @@ import { gzipSync } from "node:zlib";
 // reload resuming a turn that ended meanwhile (+0.3 KB); 220,996 with a prune at the latest version
 // writing a self-contained snapshot (old keys retired), import firing onChange (together +0.1 KB by
 // `gzip -9`) and a drop-in's guarded turn that ends at its last checkpoint reported `committed` to
-// followers (+0.4 KB by `gzip -9`). Budget: 221,300.
-const BUDGET_GZIPPED = 221_300;
+// followers (+0.4 KB by `gzip -9`); 221,965 with an option name a store, open or begin does not know
+// refused (+1.0 KB; a "did you mean" by edit distance was +0.5 KB more and not kept). Budget: 222,200.
+const BUDGET_GZIPPED = 222_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

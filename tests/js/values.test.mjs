@@ -583,6 +583,45 @@ suite("limits", () => {
       assert.match(error.message, /must be a positive integer/, JSON.stringify(limits));
     }
   });
+
+  test("an option a store, open or begin does not know is a ValidationError naming it (a misspelt one is not ignored)", async () => {
+    const { memoryKv } = await import("agent-session/adapters");
+    const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    const kv = memoryKv();
+    const cases = [
+      [() => SessionStore.kv(kv, { encryptionkey: key }), "options.encryptionkey", /did you mean encryptionKey\?/],
+      [() => SessionStore.memory({ leaseMS: 5 }), "options.leaseMS", /did you mean leaseMs\?/],
+      [() => SessionStore.memory({ prefix: "p:" }), "options.prefix", /not an option here/],
+      [() => SessionStore.memory({ limits: { maxMessageByte: 5 } }), "options.limits.maxMessageByte", /not an option here/],
+      [() => SessionStore.memory({ cache: { maxSession: 5 } }), "options.cache.maxSession", /not an option here/],
+    ];
+    for (const [make, path, message] of cases) {
+      const error = await rejection(callAsync(make), path);
+      assertError(error, ValidationError, "INVALID_INPUT");
+      assert.equal(error.path, path);
+      assert.match(error.message, message);
+    }
+    assert.deepEqual(await kv.list(""), { keys: [] }, "nothing written by a refused store");
+    // Every documented option is taken, on each backend.
+    const store = await SessionStore.kv(kv, {
+      owner: "o", leaseMs: 5000, heartbeat: true, idleTtlMs: 60_000, maxLifetimeMs: 120_000, snapshotEvery: 10,
+      now: () => Date.now(), limits: { maxMessageBytes: 1000, maxStateValueBytes: 1000, maxCommitBytes: 5000 },
+      onEvent: () => {}, encryptionKey: key, cache: { maxSessions: 5, maxBytes: 1 << 20, ttlMs: 1000 },
+      liveFlushMs: 10, stopPollMs: 100, schema: { version: 1, migrate: {} }, prefix: "p:", allowNonAtomic: false, timeoutMs: 1000,
+    });
+    const error = await rejection(store.open("s", { creat: false }), "open");
+    assert.equal(error.path, "options.creat");
+    assert.deepEqual(await store.list(), { sessions: [] }, "no session was created by the misspelt option");
+    const session = await store.open("s", { create: true, idleTtlMs: 1000, maxLifetimeMs: 2000, metadata: { a: 1 } });
+    const busy = await rejection(session.begin({ onbusy: { waitMs: 10 } }), "begin");
+    assert.equal(busy.path, "options.onbusy");
+    assert.match(busy.message, /did you mean onBusy\?/);
+    const wait = await rejection(session.begin({ onBusy: "wait" }), "begin");
+    assert.match(wait.message, /must be "reject" or \{ waitMs: number \}/);
+    const inv = await session.begin({ agent: "a", onBusy: { waitMs: 10 }, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
+    await inv.commit();
+    await store.close();
+  });
 });
 
 suite("list, delete, open", () => {

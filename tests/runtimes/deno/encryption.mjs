@@ -132,7 +132,8 @@ async function run(name, M, encryptionKey) {
 /** What a new store over a new handle of `file` reads of the session, or the error it meets. */
 async function read(file, options) {
   const kv = await Deno.openKv(file);
-  const store = await SessionStore.kv(denoKv(kv), { owner: "reader", ...options });
+  const { agent: _agent, ...storeOptions } = options;
+  const store = await SessionStore.kv(denoKv(kv), { owner: "reader", ...storeOptions });
   try {
     const session = await store.open(ID, { create: false });
     const history = plain(await session.history());

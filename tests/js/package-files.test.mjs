@@ -1,0 +1,54 @@
+// What `npm pack` puts in the package, read from `npm pack --dry-run --json` (no build, no network):
+// every file the "exports" map and "bin" point at, the .wasm and the type declarations, the license
+// texts package.json's "license" names, and every file the README links to (so that its links work
+// from node_modules and on the registry's page); nothing of the tests, benchmarks' scripts or builds.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8"));
+const [packed] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" }));
+const files = new Set(packed.files.map((file) => file.path));
+
+/** Every string leaf of an "exports" value (conditions nest). */
+function targets(value) {
+  if (typeof value === "string") return [value];
+  if (value === null || typeof value !== "object") return [];
+  return Object.values(value).flatMap(targets);
+}
+
+test("every file the exports map and bin point at is in the package, with the .wasm and the declarations", () => {
+  const wanted = [...targets(pkg.exports), ...Object.values(pkg.bin ?? {}), "js/wasm/agent_session_bg.wasm", "js/index.d.ts"];
+  for (const target of wanted) {
+    const path = target.replace(/^\.\//, "");
+    assert.ok(files.has(path), `${path} is not in the package`);
+  }
+});
+
+test("the license texts of package.json's license are in the package", () => {
+  assert.equal(pkg.license, "MIT OR Apache-2.0");
+  for (const file of ["LICENSE-MIT", "LICENSE-APACHE"]) assert.ok(files.has(file), `${file} is not in the package`);
+  assert.match(readFileSync(`${ROOT}/LICENSE-APACHE`, "utf8"), /Apache License\s+Version 2\.0, January 2004/);
+  assert.match(readFileSync(`${ROOT}/LICENSE-MIT`, "utf8"), /Permission is hereby granted, free of charge/);
+});
+
+test("every file the README links to is in the package", () => {
+  const readme = readFileSync(`${ROOT}/README.md`, "utf8");
+  const links = [...readme.matchAll(/\]\(([^)#\s]+)[^)]*\)/g)].map((m) => m[1]).filter((link) => !/^[a-z]+:/.test(link));
+  assert.ok(links.length > 5, `links found: ${links}`);
+  for (const link of links) {
+    const path = link.replace(/^\.\//, "");
+    const found = path.endsWith("/") ? [...files].some((file) => file.startsWith(path)) : files.has(path);
+    assert.ok(found, `README links to ${link}, which is not in the package`);
+  }
+});
+
+test("nothing of the tests, benchmark scripts, build output or sources is in the package", () => {
+  for (const file of files) {
+    assert.ok(!/^(tests|test-results|target|src|scripts|www|node_modules)\//.test(file), `${file} should not ship`);
+    assert.ok(!/^bench\/.*\.mjs$/.test(file), `${file} should not ship`);
+  }
+});
