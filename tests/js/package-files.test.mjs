@@ -2,9 +2,13 @@
 // every file the "exports" map and "bin" point at, the .wasm and the type declarations, the license
 // texts package.json's "license" names, and every file the README links to (so that its links work
 // from node_modules and on the registry's page); nothing of the tests, benchmarks' scripts or builds.
+// And the packed tarball itself, installed offline into a new project: every entry point loads from it
+// (the frameworks' entries with their peers linked in) and a turn runs, as a user's first script would.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -50,5 +54,43 @@ test("nothing of the tests, benchmark scripts, build output or sources is in the
   for (const file of files) {
     assert.ok(!/^(tests|test-results|target|src|scripts|www|node_modules)\//.test(file), `${file} should not ship`);
     assert.ok(!/^bench\/.*\.mjs$/.test(file), `${file} should not ship`);
+  }
+});
+
+test("the packed tarball, installed into a new project, runs a turn; every entry point and the command load from it", () => {
+  const dir = mkdtempSync(join(tmpdir(), "agent-session-pack-"));
+  try {
+    execFileSync("npm", ["pack", "--pack-destination", dir, "--ignore-scripts", "--silent"], { cwd: ROOT, encoding: "utf8" });
+    const project = join(dir, "project");
+    mkdirSync(project);
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "first-project", version: "1.0.0", type: "module", private: true }));
+    const tarball = join(dir, `${pkg.name}-${pkg.version}.tgz`);
+    execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], { cwd: project, encoding: "utf8" });
+    // The frameworks are optional peers: linked in from this repository's node_modules.
+    for (const scope of ["@langchain", "@openai", "@strands-agents"]) {
+      symlinkSync(join(ROOT, "node_modules", scope), join(project, "node_modules", scope), "dir");
+    }
+    writeFileSync(
+      join(project, "first.mjs"),
+      `import { SessionStore, ConcurrencyError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
+const store = await SessionStore.kv(memoryKv());
+const session = await store.open("chat");
+await session.invoke((inv) => inv.appendMessage({ role: "user", content: "hi" }));
+const held = await session.begin();
+const busy = await (await store.open("chat")).begin().catch((error) => error);
+await held.abort();
+const frameworks = await Promise.all(["langgraph", "openai-agents", "strands"].map((name) => import("agent-session/" + name)));
+console.log(JSON.stringify({ messages: session.messages(), busy: busy instanceof ConcurrencyError, exports: frameworks.map((m) => Object.keys(m).length) }));
+`,
+    );
+    const out = JSON.parse(execFileSync(process.execPath, ["first.mjs"], { cwd: project, encoding: "utf8" }));
+    assert.deepEqual(out.messages, [{ role: "user", content: "hi" }]);
+    assert.equal(out.busy, true);
+    assert.ok(out.exports.every((count) => count > 0), JSON.stringify(out.exports));
+    const help = execFileSync(process.execPath, [join(project, "node_modules", pkg.name, "bin", "agent-session.mjs"), "--help"], { encoding: "utf8" });
+    assert.match(help, /agent-session export/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
