@@ -278,8 +278,8 @@ async function refuseUnreadableTarget(options, opened) {
   for (const { id } of sessions) {
     if (unreadable !== undefined) break;
     try {
-      const session = await opened.store.open(id, { create: false });
-      await session.close();
+      // Only read: `session.close()` would close the session (a terminal status), not this handle.
+      await opened.store.open(id, { create: false });
     } catch (error) {
       if (error?.code === "CORRUPT_RECORD") unreadable = error.key ?? id;
     }

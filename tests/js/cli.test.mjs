@@ -451,3 +451,19 @@ test("an encrypted store: export and import with --key-file; without it the expo
   assert.equal(bad.code, 1, show(bad));
   assert.match(bad.stderr, /16, 24 or 32 bytes/);
 });
+
+test("an import into a store whose sessions it can read leaves them as they were (the probe for sealed sessions only reads)", async () => {
+  const store = await SessionStore.kv(redisKv(client), { prefix: "plain2:" });
+  for (const id of ["keep-1", "keep-2"]) await (await store.open(id)).invoke((inv) => inv.appendMessage(id));
+  const before = (await store.list()).sessions.map(({ id, version, status }) => ({ id, version, status }));
+  await store.close();
+  const exported = await run(["export", "--redis", server.url, "--prefix", "src:", "--id-prefix", "rich/c"]);
+  assert.equal(exported.code, 0, show(exported));
+  const imported = await run(["import", "--redis", server.url, "--prefix", "plain2:"], { input: exported.stdout });
+  assert.equal(imported.code, 0, show(imported));
+  const after = await SessionStore.kv(redisKv(client), { prefix: "plain2:" });
+  const kept = (await after.list()).sessions.filter(({ id }) => id.startsWith("keep-")).map(({ id, version, status }) => ({ id, version, status }));
+  assert.deepEqual(kept, before, "the target's own sessions are unchanged (none closed)");
+  assert.deepEqual(before.map((s) => s.status), ["idle", "idle"]);
+  await after.close();
+});
