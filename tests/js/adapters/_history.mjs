@@ -83,3 +83,30 @@ export function denialOf(error) {
     message: error?.message,
   };
 }
+
+/**
+ * A contender's loop: begins `session` until it has committed `commits` times, logging each denial,
+ * lease and commit as `checkHistory` reads them (each commit appends one message naming the worker
+ * and its token). Throws after `maxAttempts` begins.
+ */
+export async function commitTimes(session, worker, commits, log, maxAttempts) {
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  for (let done = 0, attempt = 0; done < commits; attempt++) {
+    if (attempt > maxAttempts) throw new Error(`${worker} could not commit ${commits} times`);
+    let inv;
+    try {
+      inv = await session.begin();
+    } catch (error) {
+      log({ type: "denied", ...denialOf(error) });
+      await sleep(Math.random() * 5);
+      continue;
+    }
+    log({ type: "acquire", token: inv.token, base: inv.session.version });
+    inv.appendMessage({ worker, token: inv.token });
+    await sleep(Math.random() * 4);
+    log({ type: "committing", token: inv.token });
+    const version = await inv.commit();
+    log({ type: "commit", token: inv.token, version });
+    done++;
+  }
+}

@@ -7,12 +7,11 @@ import { createClient } from "redis";
 import Redis from "ioredis";
 import { SessionStore } from "agent-session";
 import { redisKv } from "agent-session/adapters";
-import { denialOf } from "./_history.mjs";
+import { commitTimes } from "./_history.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const { url, id, worker, commits = 0, mode = "contend", leaseMs, heartbeat, client: kind } = config;
 const log = (event) => process.stdout.write(`${JSON.stringify({ worker, t: Date.now(), ...event })}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const client = kind === "ioredis" ? new Redis(url) : await createClient({ url }).connect();
 if (kind === "ioredis") await client.ping();
@@ -32,25 +31,7 @@ if (mode === "hold") {
   log({ type: "acquire", token: inv.token, base: inv.session.version });
   setInterval(() => {}, 60_000); // hold the lease until SIGKILL
 } else {
-  let done = 0;
-  for (let attempt = 0; done < commits; attempt++) {
-    if (attempt > 20_000) throw new Error(`${worker} could not commit ${commits} times`);
-    let inv;
-    try {
-      inv = await session.begin();
-    } catch (error) {
-      log({ type: "denied", ...denialOf(error) });
-      await sleep(Math.random() * 5);
-      continue;
-    }
-    log({ type: "acquire", token: inv.token, base: inv.session.version });
-    inv.appendMessage({ worker, token: inv.token });
-    await sleep(Math.random() * 4);
-    log({ type: "committing", token: inv.token });
-    const version = await inv.commit();
-    log({ type: "commit", token: inv.token, version });
-    done++;
-  }
+  await commitTimes(session, worker, commits, log, 20_000);
   await store.close();
   if (kind === "ioredis") client.disconnect();
   else await client.quit();

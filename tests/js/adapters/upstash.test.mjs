@@ -10,7 +10,7 @@ import { SessionStore, ConcurrencyError } from "agent-session";
 import { redisKv } from "agent-session/adapters";
 import { redisKeyOf, UPSTASH_MAX_VALUE_BYTES } from "../../../js/adapters/redis.js";
 import { adapterContract, bytesOf } from "./contract.mjs";
-import { checkHistory, denialOf } from "./_history.mjs";
+import { checkHistory, commitTimes } from "./_history.mjs";
 import { startRedis } from "./_redis-server.mjs";
 import { startUpstashRest } from "./_upstash-rest.mjs";
 
@@ -214,29 +214,11 @@ describe("SessionStore.kv over Upstash, shared with node-redis", () => {
     const id = "contended";
     const clients = [["up-0", upstash.defaults], ["nr-1", nodeRedis], ["up-2", upstash.raw], ["nr-3", nodeRedis]];
     const events = [];
-    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
     const contend = async ([worker, client], commits) => {
       const log = (event) => events.push({ worker, t: Date.now(), ...event });
       const store = await SessionStore.kv(redisKv(client), { owner: worker });
       const session = await store.open(id);
-      for (let done = 0, attempt = 0; done < commits; attempt++) {
-        assert.ok(attempt < 5000, `${worker} could not commit ${commits} times`);
-        let inv;
-        try {
-          inv = await session.begin();
-        } catch (error) {
-          log({ type: "denied", ...denialOf(error) });
-          await sleep(Math.random() * 5);
-          continue;
-        }
-        log({ type: "acquire", token: inv.token, base: inv.session.version });
-        inv.appendMessage({ worker, token: inv.token });
-        await sleep(Math.random() * 4);
-        log({ type: "committing", token: inv.token });
-        const version = await inv.commit();
-        log({ type: "commit", token: inv.token, version });
-        done++;
-      }
+      await commitTimes(session, worker, commits, log, 5000);
       await store.close();
     };
     await Promise.all(clients.map((client) => contend(client, 5)));
