@@ -96,6 +96,20 @@ pub fn check_mark(mark: Option<&Mark>, owner: &str, now: u64) -> Result<(), Core
     }
 }
 
+/// The answer to a begin that this realm's own begin, still taking its lease, keeps out
+/// (`check_mark`), by the guard's `decision` on the head as just read: what the head refuses (a
+/// closed, expired or interrupted session, another store's live lease) is the truer answer than
+/// "busy", since the pending begin gets that refusal too (a live lease is named as the head names
+/// it, without asking whether its holder is alive: the pending begin asks). `None`: the head would
+/// grant it, so the answer is how the pending begin ends (its mark, checked again: held, cleared, or
+/// still pending).
+pub fn refusal_beside_pending(decision: Acquire) -> Option<CoreError> {
+    match decision {
+        Acquire::Refused(refusal) | Acquire::AskIfAlive { refusal, .. } => Some(refusal),
+        Acquire::Leased(_) => None,
+    }
+}
+
 /// Whether this realm's `mark` no longer stands for a lease: it names a token the head (as just read)
 /// no longer carries live, because that invocation was fenced by a stop, taken over or ran out
 /// while its holder never ended it. Such a mark must not refuse a begin.

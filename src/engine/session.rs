@@ -449,12 +449,20 @@ impl Session {
                 }
             };
             let Some((refusal, mark)) = refused else { break };
-            // A mark of a held lease may have outlived it (fenced by a stop, taken over): the head says.
-            let Some(mark) = mark.filter(|mark| mark.token.is_some() && !checked_head) else {
-                return Err(refusal.into());
-            };
+            let Some(mark) = mark.filter(|_| !checked_head) else { return Err(refusal.into()) };
             checked_head = true;
             let head = load::read_head(&*shared.store, self.id()).await?;
+            if mark.token.is_none() {
+                // This realm's own begin is still taking its lease: what the head refuses is the
+                // truer answer; otherwise the mark, checked again, says how that begin ended.
+                let Some((head, _)) = head else { return Err(self.deleted()) };
+                let decision = self.decide(&head, intent, None, shared.now(), "");
+                if let Some(refusal) = guard::refusal_beside_pending(decision) {
+                    return Err(refusal.into());
+                }
+                continue;
+            }
+            // A mark of a held lease may have outlived it (fenced by a stop, taken over): the head says.
             if !head.is_none_or(|(head, _)| guard::mark_outlived(&mark, &head, shared.now())) {
                 return Err(refusal.into());
             }
@@ -642,9 +650,14 @@ impl Session {
         now: u64,
         invocation: &str,
     ) -> EngineResult<Acquire> {
-        let entry = entry.ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id())))?;
+        let entry = entry.ok_or_else(|| self.deleted())?;
         let head = codec::decode_head(head_key, &entry.value)?;
         Ok(self.decide(&head, intent, dead, now, invocation))
+    }
+
+    /// The error of a session whose head is gone: it was deleted.
+    fn deleted(&self) -> EngineError {
+        EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))
     }
 
     /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction, by

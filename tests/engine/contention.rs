@@ -8,7 +8,6 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use agent_session::core::error::Phase;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::task::Poll;
 
 use agent_session::core::{keys, CoreError, Status};
 use agent_session::engine::{BeginOptions, Config, SessionStore};
@@ -38,7 +37,8 @@ fn a_second_begin_on_one_store_is_concurrency_before_anything_changes() {
 }
 
 /// In one realm the busy check and mark happen before the first await: a second begin started
-/// while the first is still waiting on the store fails at once, without a single store call.
+/// while the first is still waiting on the store never passes; it reads the head (what the head
+/// refuses is its answer) and then, the first still pending, fails with the first's mark.
 #[test]
 fn the_busy_mark_is_set_before_the_first_await() {
     let world = World::new();
@@ -51,14 +51,9 @@ fn the_busy_mark_is_set_before_the_first_await() {
     let mut first = Box::pin(session.begin(BeginOptions::default()));
     assert!(poll_once(first.as_mut()).is_pending(), "the first begin is waiting on its head read");
     let calls = yielding.calls.get();
-    let mut second = Box::pin(session.begin(BeginOptions::default()));
-    match poll_once(second.as_mut()) {
-        Poll::Ready(result) => {
-            assert_eq!(core_error(result), CoreError::Concurrency { holder: "alice".into(), retry_after_ms: 1_000 });
-        }
-        Poll::Pending => panic!("the second begin must fail on its first poll"),
-    }
-    assert_eq!(yielding.calls.get(), calls, "the refused begin made no store call");
+    let second = session.begin(BeginOptions::default());
+    assert_eq!(core_error(block_on(second)), CoreError::Concurrency { holder: "alice".into(), retry_after_ms: 1_000 });
+    assert_eq!(yielding.calls.get(), calls + 1, "the refused begin read the head, and wrote nothing");
     let invocation = block_on(first).unwrap();
     assert_eq!(invocation.token(), t + 1);
     assert_eq!(log.borrow().len(), 2, "creation and the one lease write");
@@ -68,6 +63,50 @@ fn the_busy_mark_is_set_before_the_first_await() {
     assert!(poll_once(dropped.as_mut()).is_pending());
     drop(dropped);
     assert_eq!(begin(&session).token(), t + 2);
+}
+
+/// A begin kept out by this realm's own pending begin answers what the head answers when the head
+/// refuses (a closed or interrupted session, another store's lease), not "busy" for a lease nobody
+/// will hold; and once the pending begin has failed, the next one is not refused for it.
+#[test]
+fn a_begin_beside_a_pending_one_gets_the_heads_refusal() {
+    let world = World::new();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let yielding = Rc::new(YieldingStore::new(world.mem.clone(), 0, log.clone(), world.clock.clone()));
+    let store = SessionStore::new(yielding.clone(), world.env(0), World::config("alice"), None);
+    let session = block_on(store.open("s", crate::basics::create())).unwrap();
+
+    // Idle: a resume (refused by the head) still pending; a plain begin beside it reads the head,
+    // which would grant it, and the mark again: once the resume has failed, the begin goes on.
+    let resume = BeginOptions { resume: Some(j("\"yes\"")), ..BeginOptions::default() };
+    let mut first = Box::pin(session.begin(resume));
+    assert!(poll_once(first.as_mut()).is_pending());
+    let mut second = Box::pin(session.begin(BeginOptions::default()));
+    assert!(poll_once(second.as_mut()).is_pending(), "the second reads the head");
+    assert!(matches!(core_error(block_on(first)), CoreError::InvalidTransition { .. }), "resume on an idle session");
+    let invocation = block_on(second).expect("not refused for a begin that failed");
+    block_on(invocation.commit()).unwrap();
+
+    // Another store holds the lease: both begins of this store name it.
+    let other = world.store("bob");
+    let held = begin(&open(&other, "s"));
+    world.advance(100);
+    let mut first = Box::pin(session.begin(BeginOptions::default()));
+    assert!(poll_once(first.as_mut()).is_pending());
+    let second = session.begin(BeginOptions::default());
+    let bob = CoreError::Concurrency { holder: "bob".into(), retry_after_ms: 900 };
+    assert_eq!(core_error(block_on(second)), bob, "the holder in the head, not this store's pending mark");
+    assert_eq!(core_error(block_on(first)), bob);
+    block_on(held.commit()).unwrap();
+
+    // Closed: every call beside the first gets SessionClosed, as the first does.
+    block_on(session.close()).unwrap();
+    let mut first = Box::pin(session.begin(BeginOptions::default()));
+    assert!(poll_once(first.as_mut()).is_pending());
+    let closing = session.close();
+    assert!(matches!(core_error(block_on(session.begin(BeginOptions::default()))), CoreError::SessionClosed { .. }));
+    assert!(matches!(core_error(block_on(closing)), CoreError::SessionClosed { .. }));
+    assert!(matches!(core_error(block_on(first)), CoreError::SessionClosed { .. }));
 }
 
 #[test]

@@ -295,6 +295,55 @@ suite("guard: stores and Session objects", () => {
   });
 });
 
+suite("guard: calls at once in one store get the head's answer", () => {
+  // A call kept out by the store's own begin still taking its lease (on a KV store, it waits on a
+  // read) answers what the head answers: not "busy" for a lease nobody will hold, nor with this
+  // store's name and a whole lease for another store's lease.
+  for (const [name, make] of [
+    ["memory", (options) => SessionStore.memory(options)],
+    ["kv(memoryKv())", (options, kv = memoryKv()) => SessionStore.kv(kv, options)],
+  ]) {
+    test(`${name}: on a closed session begin, close and invoke at once are each SessionClosedError`, async () => {
+      const store = await make({ owner: "one" });
+      const session = await store.open("closed-at-once");
+      await session.close();
+      const results = await Promise.allSettled([session.begin(), session.close(), session.invoke(() => {}), session.begin()]);
+      for (const result of results) {
+        assert.equal(result.status, "rejected");
+        assert.ok(result.reason instanceof SessionClosedError, String(result.reason));
+        assert.equal(result.reason.code, "SESSION_CLOSED");
+      }
+    });
+
+    test(`${name}: a begin beside a refused resume is not refused for it`, async () => {
+      const store = await make({ owner: "one" });
+      const session = await store.open("resume-beside");
+      const [resume, begin] = await Promise.allSettled([session.begin({ resume: "yes" }), session.begin()]);
+      assert.equal(resume.status, "rejected");
+      assertError(resume.reason, InvalidTransitionError, "INVALID_TRANSITION", "resume on an idle session");
+      assert.equal(begin.status, "fulfilled", String(begin.reason));
+      begin.value.appendMessage("kept");
+      assert.equal(await begin.value.commit(), 1);
+    });
+  }
+
+  test("kv: calls at once while another store holds the lease all name that store", async () => {
+    const kv = memoryKv();
+    const holder = await SessionStore.kv(kv, { owner: "holder", leaseMs: 5000 });
+    const held = await (await holder.open("held-elsewhere")).begin();
+    const store = await SessionStore.kv(kv, { owner: "one" });
+    const session = await store.open("held-elsewhere");
+    const results = await Promise.allSettled([session.begin(), session.begin(), session.close()]);
+    for (const result of results) {
+      assert.equal(result.status, "rejected");
+      assertConcurrency(result.reason, { holder: "holder", leaseMs: 5000 });
+    }
+    await held.commit();
+    const inv = await session.begin();
+    await inv.commit();
+  });
+});
+
 suite("guard: release on every path", () => {
   test("a throw inside invoke aborts, rethrows the same error object and releases", async () => {
     const { store, events } = await clockStore();
