@@ -78,7 +78,9 @@ export interface Limits {
   maxMessageBytes?: number;
   /** Per state value, and for a session's metadata (default 1 MiB). */
   maxStateValueBytes?: number;
-  /** Per commit: everything staged by one invocation between two writes (default 4 MiB). */
+  /** Per commit: everything staged by one invocation between two writes (default 4 MiB), counted as
+   * each event's JSON text plus its agent name and state key, an interrupt's reason, a stop's
+   * reason and owner; a fork is one commit of the copied messages and state in the target store. */
   maxCommitBytes?: number;
 }
 
@@ -155,7 +157,8 @@ export interface CacheOptions {
   /** Approximate bytes of state held at once (text plus per-entry overhead), default 64 MiB. The
    * session used last stays held even when it alone is larger. */
   maxBytes?: number;
-  /** A session not used for this long is dropped from the cache, default 600000 (10 minutes). */
+  /** A session not used for this long is dropped from the cache, default 600000 (10 minutes): at the
+   * store's next use of its cache (any open, read or turn); no timer runs while the store is idle. */
   ttlMs?: number;
 }
 
@@ -843,7 +846,8 @@ export declare class Invocation {
   commit(): Promise<number>;
   /** Discards the staged events and releases. */
   abort(): Promise<void>;
-  /** Commits the staged events and the interrupt, releases; the status becomes "interrupted". */
+  /** Commits the staged events and the interrupt, releases; the status becomes "interrupted". The
+   * reason is at most 4096 UTF-8 bytes (a ValidationError beyond). */
   interrupt(reason: string, payload?: JsonInput): Promise<number>;
   /** Aborts if neither committed nor aborted; a no-op afterwards. */
   [Symbol.asyncDispose](): Promise<void>;

@@ -88,6 +88,16 @@ impl CoreError {
         }
     }
 
+    /// A refusal of a closed or expired session, named as the call that was made (`prune` takes
+    /// the guard as a begin does, and must not say "cannot begin").
+    pub(crate) fn named_for(self, action: &'static str) -> Self {
+        match self {
+            CoreError::SessionClosed { .. } => CoreError::SessionClosed { action },
+            CoreError::SessionExpired { .. } => CoreError::SessionExpired { action },
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid(path: Option<&str>, message: impl Into<String>) -> Self {
         CoreError::InvalidInput { path: path.map(str::to_owned), message: message.into() }
     }

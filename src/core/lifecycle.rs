@@ -122,10 +122,12 @@ pub fn transition(from: Status, action: Action) -> Result<Status, CoreError> {
     }
 }
 
-/// The status a session had at an old version, from the last event committed at it (time travel:
+/// The status a session had at an old version, from the events committed at it (time travel:
 /// `at(v)`). A version reached by an interrupt is interrupted, by a close closed, otherwise idle.
-pub fn status_at(last_event: Option<&Event>) -> Status {
-    match last_event {
+/// Not only the last event: a turn asked to stop ends with a `stopped` event after its interrupt.
+pub fn status_at(events: &[Event]) -> Status {
+    let ending = events.iter().rev().find(|event| !matches!(event, Event::Stopped { .. }));
+    match ending {
         Some(Event::Interrupt { .. }) => Status::Interrupted,
         Some(Event::Closed) => Status::Closed,
         _ => Status::Idle,

@@ -173,8 +173,14 @@ impl Cache {
         slot
     }
 
-    /// Marks `slot` as used now; its state stays held.
+    /// Marks `slot` as used now (its state stays held), and drops what has been idle past the TTL:
+    /// at every use of the cache, since nothing else would (no timer keeps an idle store busy).
     pub fn touch(&self, slot: &Rc<Slot>, now: u64) {
+        self.mark_used(slot, now);
+        self.make_room(slot, now);
+    }
+
+    fn mark_used(&self, slot: &Rc<Slot>, now: u64) {
         slot.used_at.set(now);
         if slot.view.borrow().state.is_none() {
             return;
@@ -201,7 +207,6 @@ impl Cache {
             }
         }
         self.touch(slot, now);
-        self.make_room(slot, now);
     }
 
     /// Counts `added` more bytes in `slot`'s state (a commit extended it).
@@ -215,7 +220,6 @@ impl Cache {
         }
         self.count(0, added);
         self.touch(slot, now);
-        self.make_room(slot, now);
     }
 
     /// Replaces `old` counted bytes by `new`, here and in the instance's memory budget.

@@ -25,7 +25,10 @@ impl Session {
         // The guard as for a resume when the session waits on an interrupt: the release after the
         // prune leaves it waiting.
         let intent = if self.status() == crate::core::Status::Interrupted { Intent::Resume } else { Intent::Begin };
-        let invocation = self.acquire(intent, BeginOptions::default()).await?;
+        let invocation = self.acquire(intent, BeginOptions::default()).await.map_err(|error| match error {
+            EngineError::Core(refusal) => EngineError::Core(refusal.named_for("prune")),
+            other => other,
+        })?;
         let result = match self.prune_held(&invocation, before).await {
             // A delete by another store (it takes no lease) removed what the prune was reading.
             Err(error) => Err(self.pruned_or(error, before).await),

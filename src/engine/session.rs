@@ -752,14 +752,23 @@ impl Session {
         let (head, head_version) = self.read_head().await?;
         self.check_version(&head, version)?;
         if version == head.version {
-            self.catch_up(head, head_version).await?;
-            return Ok(SessionView { id: self.id().to_owned(), version, status: self.status(), state: self.state()? });
+            let token = head.commit_token(version);
+            self.catch_up(head.clone(), head_version).await?;
+            // The cached view, unless another call moved it past `version` while this one waited.
+            if self.has_commit(version, token) {
+                return Ok(SessionView {
+                    id: self.id().to_owned(),
+                    version,
+                    status: self.status(),
+                    state: self.state()?,
+                });
+            }
         }
         let (state, last) = match load::state_at(&*self.shared.store, self.id(), &head, version).await {
             Ok(read) => read,
             Err(error) => return Err(self.pruned_or(error, version).await),
         };
-        let status = lifecycle::status_at(last.last());
+        let status = lifecycle::status_at(&last);
         Ok(SessionView { id: self.id().to_owned(), version, status, state: Rc::new(state) })
     }
 
@@ -824,19 +833,22 @@ impl Session {
         let state = self.in_schema_of(store, &head, version, source.state).await?;
         let new_id = new_id.unwrap_or_else(|| store.new_id());
         limits::check_name("a session id", &new_id)?;
-        if load::read_head(&*self.shared.store, &new_id).await?.is_some() {
+        let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(self.id()));
+        let events: Vec<Event> =
+            std::iter::once(Event::Forked { data: from.into() }).chain(state.to_events()).collect();
+        // The fork is one commit in `store`: refused before anything is written.
+        store.shared.config.limits.check_commit(events.iter().map(Event::weight).sum())?;
+        // Created only if absent (one compare-and-set): of two forks into one id, one gets it.
+        let options = OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() };
+        let Some(fork) = store.create(&new_id, &options).await? else {
             return Err(CoreError::invalid(
                 Some("id"),
                 format!("fork: a session with id \"{new_id}\" already exists; pass another id or none"),
             )
             .into());
-        }
-        let fork = store
-            .open(&new_id, OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() })
-            .await?;
+        };
         let invocation = fork.begin(BeginOptions::default()).await?;
-        let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(self.id()));
-        invocation.stage_all(std::iter::once(Event::Forked { data: from.into() }).chain(state.to_events()))?;
+        invocation.stage_all(events)?;
         invocation.commit().await?;
         Ok(fork)
     }

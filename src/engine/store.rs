@@ -340,33 +340,40 @@ impl SessionStore {
                     "session \"{id}\" does not exist; open it without create: false to create it"
                 )));
             }
-            let mut head = Head::new(
-                shared.now(),
-                options.idle_ttl_ms.or(shared.config.idle_ttl_ms),
-                options.max_lifetime_ms.or(shared.config.max_lifetime_ms),
-                options.metadata.clone(),
-            );
-            head.last_token = guard::first_token(random_u32(&*shared.env));
-            head.schema = shared.config.schema_version;
-            if let Some(version) = shared.store.put(&head_key, crate::engine::head_value(&head), Expect::Absent).await?
-            {
-                // A slot left from an earlier session of this id (deleted, here or elsewhere) is not
-                // this session's.
-                shared.cache.forget(id);
-                let slot = shared.cache.slot(id, head.clone(), version.clone());
-                let session = Session::new(shared.clone(), slot);
-                match session.catch_up(head, version).await {
-                    Err(error) if error.is_corrupt_record() => {
-                        missing = Some(error);
-                        continue;
-                    }
-                    caught_up => caught_up?,
-                }
-                return Ok(session);
+            match self.create(id, &options).await {
+                Ok(Some(session)) => return Ok(session),
+                // Another store created it between our read and our write: load theirs.
+                Ok(None) => {}
+                Err(error) if error.is_corrupt_record() => missing = Some(error),
+                Err(error) => return Err(error),
             }
-            // Another store created it between our read and our write: load theirs.
         }
         Err(missing.unwrap_or_else(|| EngineError::Conflict(id.to_owned())))
+    }
+
+    /// Creates session `id` if no session has that id (one compare-and-set of its head against
+    /// absent); `None` when one has.
+    pub(crate) async fn create(&self, id: &str, options: &OpenOptions) -> EngineResult<Option<Rc<Session>>> {
+        let shared = &self.shared;
+        let mut head = Head::new(
+            shared.now(),
+            options.idle_ttl_ms.or(shared.config.idle_ttl_ms),
+            options.max_lifetime_ms.or(shared.config.max_lifetime_ms),
+            options.metadata.clone(),
+        );
+        head.last_token = guard::first_token(random_u32(&*shared.env));
+        head.schema = shared.config.schema_version;
+        let head_key = keys::head_key(id);
+        let Some(version) = shared.store.put(&head_key, crate::engine::head_value(&head), Expect::Absent).await? else {
+            return Ok(None);
+        };
+        // A slot left from an earlier session of this id (deleted, here or elsewhere) is not this
+        // session's.
+        shared.cache.forget(id);
+        let slot = shared.cache.slot(id, head.clone(), version.clone());
+        let session = Session::new(shared.clone(), slot);
+        session.catch_up(head, version).await?;
+        Ok(Some(session))
     }
 
     /// One page of sessions whose id starts with `prefix`. A head that cannot be decoded is left out

@@ -123,12 +123,18 @@ fn refusal_messages_point_at_the_way_out() {
 }
 
 #[test]
-fn the_status_of_an_old_version_follows_its_last_event() {
+fn the_status_of_an_old_version_follows_its_last_event_before_a_stop() {
     use agent_session::core::lifecycle::status_at;
+    use agent_session::core::record::TurnOutcome;
     use agent_session::core::Event;
     let interrupt = Event::Interrupt { reason: "approve".into(), data: "null".into() };
-    assert_eq!(status_at(Some(&interrupt)), Status::Interrupted);
-    assert_eq!(status_at(Some(&Event::Closed)), Status::Closed);
-    assert_eq!(status_at(Some(&Event::Resume { data: "1".into() })), Status::Idle);
-    assert_eq!(status_at(None), Status::Idle);
+    let message = Event::Message { agent: "default".into(), data: "1".into() };
+    let stopped = Event::Stopped { reason: "user".into(), by: "b".into(), outcome: TurnOutcome::Stopped };
+    assert_eq!(status_at(&[message.clone(), interrupt.clone()]), Status::Interrupted);
+    assert_eq!(status_at(&[Event::Closed]), Status::Closed);
+    assert_eq!(status_at(&[Event::Resume { data: "1".into() }, message.clone()]), Status::Idle);
+    assert_eq!(status_at(&[]), Status::Idle);
+    // A turn asked to stop that ended with an interrupt: the stop is recorded after it.
+    assert_eq!(status_at(&[message.clone(), interrupt, stopped.clone()]), Status::Interrupted);
+    assert_eq!(status_at(&[message, stopped]), Status::Idle);
 }

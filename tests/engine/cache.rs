@@ -162,6 +162,25 @@ fn a_session_idle_for_the_ttl_is_dropped_from_the_cache() {
     assert_eq!(texts(&open(&store, "idle").messages(None).unwrap()), ["1"]);
 }
 
+/// Not only a load makes room: a read of a cached session drops the others idle past the TTL.
+#[test]
+fn a_read_of_a_cached_session_drops_those_idle_past_the_ttl() {
+    let world = World::new();
+    let limits = CacheLimits { ttl_ms: 60_000, ..CacheLimits::default() };
+    let store = store_over(&world, world.mem.clone(), limits);
+    let idle = open(&store, "idle");
+    turn(&idle, &["1"]);
+    let used = open(&store, "used");
+    turn(&used, &["2"]);
+    assert_eq!(store.cache_usage().0, 2);
+    world.advance(30_000);
+    used.state().unwrap();
+    world.advance(30_000);
+    used.state().unwrap();
+    assert_eq!(store.cache_usage().0, 1, "the idle one went at a read of the other");
+    assert!(evicted(idle.state().unwrap_err()));
+}
+
 #[test]
 fn a_running_invocation_pins_its_view() {
     let world = World::new();

@@ -1144,6 +1144,17 @@ for (const setup of SETUPS) {
       assert.deepEqual(plain(session.messages()), [...msgs(0, 14), "question", "approved"]);
     });
 
+    test("prune() of a closed session is a SessionClosedError that names prune", async () => {
+      const { writer } = await setup.stores();
+      const session = await writer.open("prune-closed");
+      await turns(session, 2);
+      await session.close();
+      const error = await rejection(session.prune({ before: 1 }));
+      assert.equal(error.code, "SESSION_CLOSED");
+      assert.equal(error.action, "prune");
+      assert.match(error.message, /^cannot prune: /);
+    });
+
     test("prune({ before: latest }) without a compaction keeps the whole view; the count returned is the number of records that went", async () => {
       const { writer, kv, freshOpen } = await setup.stores();
       const id = "prune-latest";

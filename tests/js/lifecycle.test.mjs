@@ -11,6 +11,7 @@ import {
   LeaseLostError,
 } from "agent-session";
 import { rejection, thrown, assertError, eventTypes, plain, clockStore, callAsync, test } from "./_helpers.mjs";
+import { memoryKv } from "agent-session/adapters";
 
 suite("lifecycle: statuses", () => {
   test("a new session is idle at version 0 with a created event", async () => {
@@ -395,7 +396,7 @@ suite("lifecycle: checkpoint", () => {
 
   test("while a checkpoint is being written the invocation's reads go on and see what it writes; writes wait for it", async () => {
     // A KV whose puts wait for a gate, so that the checkpoint stays in flight while the test reads.
-    const { memoryKv } = await import("agent-session/adapters");
+
     const inner = memoryKv();
     let gate;
     const kv = {
@@ -570,4 +571,27 @@ test("sessions of a store are instances of the exported classes, with no public 
   const inv = await session.begin();
   assert.ok(inv instanceof Invocation);
   await inv.abort();
+});
+
+suite("lifecycle: statuses of old versions", () => {
+  test("at(v) of a version that a stopped turn ended with interrupt() is interrupted after the session moved on", async () => {
+    for (const make of [() => SessionStore.memory(), () => SessionStore.kv(memoryKv())]) {
+      const store = await make();
+      const session = await store.open("stopped-interrupt");
+      await session.invoke((inv) => inv.appendMessage("m1"));
+      const inv = await session.begin();
+      inv.appendMessage("q");
+      const stopped = session.stop({ reason: "user", graceMs: 3000 });
+      await inv.interrupt("need approval", { ask: 1 });
+      await stopped;
+      assert.deepEqual(
+        (await session.history({ from: 2 })).map((event) => event.type),
+        ["message", "interrupt", "stopped"],
+      );
+      assert.equal((await session.at(2)).status, "interrupted");
+      await session.invoke((i) => i.appendMessage("answer"), { resume: "yes" });
+      assert.equal((await session.at(2)).status, "interrupted", "an old version keeps its status");
+      assert.equal((await session.at(3)).status, "idle");
+    }
+  });
 });

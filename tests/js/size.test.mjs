@@ -55,8 +55,12 @@ import { gzipSync } from "node:zlib";
 // writing a self-contained snapshot (old keys retired), import firing onChange (together +0.1 KB by
 // `gzip -9`) and a drop-in's guarded turn that ends at its last checkpoint reported `committed` to
 // followers (+0.4 KB by `gzip -9`); 221,965 with an option name a store, open or begin does not know
-// refused (+1.0 KB; a "did you mean" by edit distance was +0.5 KB more and not kept). Budget: 222,200.
-const BUDGET_GZIPPED = 222_200;
+// refused (+1.0 KB; a "did you mean" by edit distance was +0.5 KB more and not kept); 222,503 with a
+// begin beside this store's pending one answering what the head refuses, at(v) not taking a view
+// that moved past v, a fork refused over maxCommitBytes before it writes and created only if absent,
+// the status of a stopped turn's interrupt, and prune's refusals named "prune" (+0.5 KB).
+// Budget: 222,800.
+const BUDGET_GZIPPED = 222_800;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

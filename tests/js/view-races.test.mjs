@@ -134,3 +134,77 @@ test("a refresh or a begin that reads records a delete took meanwhile reports th
     assert.equal((await serverB.list({ prefix: id })).sessions.length, 0, "nothing was written back");
   }
 });
+
+test("at(v) of the version its head read named is version v, though a commit moved the view meanwhile", async () => {
+  const base = memoryKv();
+  const kv = holdableKv(base);
+  const store = await SessionStore.kv(kv.kv);
+  const session = await store.open("at-race");
+  for (const m of ["m1", "m2", "m3"]) await turn(session, m);
+  const inv = await session.begin();
+  inv.appendMessage({ m: "m4" });
+  const headRead = kv.hold((op, key) => op === "get" && key.startsWith("h/"), { after: true });
+  const at3 = session.at(3);
+  await headRead.reached; // at(3) has read a head at version 3
+  assert.equal(await inv.commit(), 4); // the view is at version 4
+  headRead.release();
+  const view = await at3;
+  assert.equal(view.version, 3);
+  assert.deepEqual(view.messages().map((message) => message.m), ["m1", "m2", "m3"]);
+  // A fork at that version, the same way.
+  const inv5 = await session.begin();
+  inv5.appendMessage({ m: "m5" });
+  const forkRead = kv.hold((op, key) => op === "get" && key.startsWith("h/"), { after: true });
+  const forking = session.fork({ id: "at-race-fork" });
+  await forkRead.reached;
+  assert.equal(await inv5.commit(), 5);
+  forkRead.release();
+  const fork = await forking;
+  assert.deepEqual(texts(fork), ["m1", "m2", "m3", "m4"]);
+  const forked = (await fork.history()).find((event) => event.type === "forked");
+  assert.deepEqual({ ...forked.data }, { from: "at-race", version: 4 });
+});
+
+test("of two forks into one new id, one is refused and the other's session holds its copy alone", async () => {
+  const base = memoryKv();
+  const kvB = holdableKv(base);
+  const storeA = await SessionStore.kv(base, { owner: "A" });
+  const storeB = await SessionStore.kv(kvB.kv, { owner: "B" });
+  const onA = await storeA.open("origin");
+  for (const m of ["m1", "m2", "m3"]) await turn(onA, m);
+  const onB = await storeB.open("origin", { create: false });
+  // B's first call on the new id is done, its reply held; A forks into that id meanwhile.
+  const held = kvB.hold((op, key) => key.startsWith("h/dup"), { after: true });
+  const settle = (promise) => promise.then((session) => ({ session }), (error) => ({ error }));
+  const forkB = settle(onB.fork({ id: "dup", at: 2 }));
+  await held.reached;
+  const forkA = await settle(onA.fork({ id: "dup", at: 3 }));
+  held.release();
+  const results = [forkA, await forkB];
+  const won = results.filter((result) => result.session !== undefined);
+  const lost = results.filter((result) => result.error !== undefined);
+  assert.equal(won.length, 1, "exactly one fork into one id succeeds");
+  assert.equal(lost[0].error.code, "INVALID_INPUT");
+  assert.match(lost[0].error.message, /already exists/);
+  const winner = won[0].session;
+  const dup = await (await SessionStore.kv(base)).open("dup", { create: false });
+  assert.deepEqual(texts(dup), texts(winner));
+  const forked = (await dup.history()).filter((event) => event.type === "forked");
+  assert.equal(forked.length, 1, "one fork's copy, not two merged");
+  assert.equal(texts(dup).length, forked[0].data.version);
+});
+
+test("a fork over maxCommitBytes is refused before anything is written; the id stays free", async () => {
+  const base = memoryKv();
+  const store = await SessionStore.kv(base, { limits: { maxCommitBytes: 1000 } });
+  const session = await store.open("big");
+  for (let i = 0; i < 5; i++) await turn(session, "x".repeat(300));
+  await assert.rejects(session.fork({ id: "copy" }), { code: "LIMIT_EXCEEDED" });
+  assert.deepEqual(
+    (await store.list()).sessions.map((info) => info.id),
+    ["big"],
+  );
+  await assert.rejects(store.open("copy", { create: false }), { code: "NOT_FOUND" });
+  const copy = await session.fork({ id: "copy", at: 2 });
+  assert.equal(texts(copy).length, 2);
+});
