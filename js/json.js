@@ -19,6 +19,21 @@ function pathOf(at) {
   return /^[A-Za-z_$][\w$]*$/.test(at.key) ? `${up}.${at.key}` : `${up}[${JSON.stringify(at.key)}]`;
 }
 
+/**
+ * Why JSON cannot carry the object `value` (after toJSON) though JSON.stringify writes it without an
+ * error, or undefined: a boxed non-finite number (written as null) or a boxed BigInt (JSON.stringify
+ * throws, and the walk would copy it as `{}`). Other objects are written as JSON.stringify writes
+ * them (a Map as `{}`, a typed array as an object of index keys: API.md "Values follow JSON").
+ */
+function lossy(value) {
+  if (value instanceof Number) {
+    const number = value.valueOf();
+    return Number.isFinite(number) ? undefined : `is a Number object of ${number}, which JSON cannot represent`;
+  }
+  if (typeof BigInt === "function" && value instanceof BigInt) return "is a BigInt object; convert it to a string or number first";
+  return undefined;
+}
+
 function normalize(value, key, at, ancestors, depth) {
   try {
     if (value !== null && (typeof value === "object" || typeof value === "bigint") && typeof value.toJSON === "function") {
@@ -44,6 +59,13 @@ function normalize(value, key, at, ancestors, depth) {
       throw fail(at, "is a symbol");
   }
   if (value === null) return null;
+  let why;
+  try {
+    why = lossy(value);
+  } catch (cause) {
+    throw fail(at, "cannot be read", cause);
+  }
+  if (why !== undefined) throw fail(at, why);
   if (value instanceof Number || value instanceof String || value instanceof Boolean) return value.valueOf();
   if (depth >= MAX_DEPTH) throw fail(at, `is nested deeper than ${MAX_DEPTH} levels`);
   if (ancestors.has(value)) throw fail(at, "is a cycle (it contains itself)");
@@ -105,6 +127,9 @@ function isPlain(value, open) {
   }
   if (value === null) return true;
   if (open.length >= MAX_DEPTH || typeof value.toJSON === "function" || open.includes(value)) return false;
+  // Only plain objects and arrays: the replacer's path checks the others (a boxed NaN: lossy()).
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return false;
   open.push(value);
   let plain = true;
   if (Array.isArray(value)) {
@@ -144,7 +169,13 @@ export function toJsonText(value, path, key) {
   }
   if (text !== undefined) return text;
   const at = key === undefined ? path : `${path}[${JSON.stringify(key)}]`;
-  return JSON.stringify(normalize(value, "", at, new Set(), 0));
+  const checked = normalize(value, "", at, new Set(), 0);
+  try {
+    return JSON.stringify(checked);
+  } catch (cause) {
+    // RangeError: the text is longer than a JS string can be (V8: 2^29 - 24 units).
+    throw fail(at, "is too large: its JSON text is longer than a JavaScript string can be; store large data elsewhere and keep a reference", cause);
+  }
 }
 
 /**
@@ -170,7 +201,7 @@ function plainOnly() {
         throw NOT_PLAIN;
       case "object":
         if (value === null) return value;
-        if (open.length >= MAX_DEPTH || open.includes(value)) throw NOT_PLAIN;
+        if (open.length >= MAX_DEPTH || open.includes(value) || lossy(value) !== undefined) throw NOT_PLAIN;
         open.push(value);
         return value;
       default:

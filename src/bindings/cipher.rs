@@ -4,6 +4,7 @@ use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::bindings::convert::well_formed;
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::object_entries;
 use crate::store::{Cipher, Keyring, LocalBoxFuture, OpenFailure, StoreError, StoreResult};
@@ -60,10 +61,14 @@ pub fn parse(value: &JsValue) -> JsResult<(Keyring, JsCipher)> {
     let mut cipher = JsCipher { keys: Vec::new() };
     for entry in object_entries(&keys, &format!("{PATH}.keys"))?.iter() {
         let entry: js_sys::Array = entry.unchecked_into();
-        let id = entry.get(0).as_string().unwrap_or_default();
+        // Without lone surrogates: converted, two such ids would be one, sealing with the wrong key.
+        let id = well_formed(&entry.get(0)).unwrap_or_default();
         let path = format!("{PATH}.keys.{id}");
         if id.is_empty() || id.len() > MAX_KEY_ID_BYTES {
-            return Err(invalid(&path, format!("a key id must be 1 to {MAX_KEY_ID_BYTES} bytes")));
+            return Err(invalid(
+                &path,
+                format!("a key id must be 1 to {MAX_KEY_ID_BYTES} bytes, without lone surrogates"),
+            ));
         }
         let key = entry.get(1);
         if !is_aes_gcm_key(&key) {
@@ -71,7 +76,7 @@ pub fn parse(value: &JsValue) -> JsResult<(Keyring, JsCipher)> {
         }
         cipher.keys.push((id, key));
     }
-    let current = current.as_string().filter(|id| cipher.key(id).is_some()).ok_or_else(|| {
+    let current = well_formed(&current).filter(|id| cipher.key(id).is_some()).ok_or_else(|| {
         invalid(
             &format!("{PATH}.current"),
             format!("{PATH}.current must be the id of one of {PATH}.keys (the key new records are sealed with)"),

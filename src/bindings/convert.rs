@@ -144,7 +144,7 @@ fn property_name(key: &str) -> JsValue {
 }
 
 /// A string without lone surrogates (they have no UTF-8 form: converting them would merge ids).
-fn well_formed(value: &JsValue) -> Option<String> {
+pub(crate) fn well_formed(value: &JsValue) -> Option<String> {
     let text = value.as_string()?;
     // The conversion turns a lone surrogate into U+FFFD; only then is the original asked (one
     // crossing into JS less for every other name).
@@ -214,7 +214,8 @@ pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BT
     let mut map = std::collections::BTreeMap::new();
     for entry in host::object_entries(value, path)?.iter() {
         let pair: js_sys::Array = entry.unchecked_into();
-        let key = pair.get(0).as_string().unwrap_or_default();
+        // A key with a lone surrogate would become U+FFFD, one with another such key: refused.
+        let key = to_name(&pair.get(0), "a state key")?;
         let json = to_json(&pair.get(1), &format!("{path}[{key}]"))?;
         map.insert(key, json);
     }

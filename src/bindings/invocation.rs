@@ -366,9 +366,7 @@ impl JsInvocation {
     pub fn dispose(&self) -> Promise {
         let inner = self.inner.clone();
         self.finishing(Box::pin(async move {
-            if !inner.is_ended() {
-                inner.abort().await?;
-            }
+            inner.dispose().await?;
             Ok(JsValue::UNDEFINED)
         }))
     }

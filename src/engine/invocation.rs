@@ -346,8 +346,10 @@ impl Invocation {
 
     /// Appends a part (JSON text) to the turn's live log; validated now like a message. Returns its
     /// seq and when the host must call [`Invocation::flush`].
-    pub fn emit(&self, data: Json) -> Result<Emitted, CoreError> {
+    pub fn emit(&self, data: Json) -> EngineResult<Emitted> {
         self.check_open("emit")?;
+        // A closed store writes nothing more: not even the parts of a turn it still holds.
+        self.session.shared.check_open()?;
         self.session.shared.config.limits.check_message(data.len())?;
         let shared = &self.session.shared;
         Ok(self.live.emit(data, shared.now(), shared.config.live_flush_ms))
@@ -356,6 +358,7 @@ impl Invocation {
     /// Writes every emitted part (durable and visible to followers once this resolves).
     pub async fn flush(&self) -> EngineResult<()> {
         let shared = &self.session.shared;
+        shared.check_open()?;
         let id = self.session.id();
         if self.live.flush(&*shared.store, id, self.token, &self.id).await? {
             // A stop made in another process reaches a store that is not woken by news only when
@@ -884,6 +887,18 @@ impl Invocation {
     /// release write fails (the lease then runs out by itself).
     pub async fn abort(&self) -> EngineResult<()> {
         self.end_uncommitted(false).await
+    }
+
+    /// `[Symbol.asyncDispose]`: aborts an open invocation, else does nothing. A commit in flight
+    /// decides first: it ends the invocation, or leaves it open (a storage failure) to be aborted.
+    pub async fn dispose(&self) -> EngineResult<()> {
+        if matches!(self.state.borrow().stage, Stage::Committing) {
+            self.live.settled().await;
+        }
+        if !self.is_ended() {
+            self.abort().await?;
+        }
+        Ok(())
     }
 
     /// [`Invocation::abort`], or with `at_checkpoint` the end of a turn that succeeded at its last

@@ -126,6 +126,11 @@ impl LiveLog {
         !self.pending.borrow().parts.is_empty()
     }
 
+    /// Resolves once no flush or commit holds the turnstile (what was writing has ended).
+    pub async fn settled(&self) {
+        drop(self.turnstile.enter().await);
+    }
+
     /// Writes the pending parts as the next flush of the turn holding `token`; resolves after every
     /// earlier flush too. A failed write keeps the parts for the next flush.
     pub async fn flush(&self, store: &dyn Store, id: &str, token: u64, invocation: &str) -> EngineResult<bool> {

@@ -6,7 +6,8 @@
 use std::any::Any;
 use std::rc::Rc;
 
-use crate::core::{AgentState, Event, Head, SessionState};
+use crate::core::limits::{self, Limits};
+use crate::core::{AgentState, CoreError, Event, Head, SessionState};
 use crate::engine::error::{EngineError, EngineResult};
 
 /// The host's migrations: `migrate(to, agent, data)` turns an agent's data of schema `to - 1` into
@@ -53,6 +54,7 @@ pub(crate) fn schema_at<'a>(later: impl IntoIterator<Item = &'a Event>, head_sch
 /// `state` (of schema `from`) migrated to `to`, every agent step by step.
 pub(crate) fn migrate_state(
     migrate: Option<&dyn Migrate>,
+    limits: &Limits,
     state: &SessionState,
     from: u64,
     to: u64,
@@ -71,10 +73,29 @@ pub(crate) fn migrate_state(
             })?;
             let compactions = data.compactions;
             *data = migrate.migrate(step, agent, data).map_err(failed)?;
+            check_migrated(limits, data).map_err(|refused| {
+                failed(MigrationFailure {
+                    message: format!("what schema.migrate[{step}] returned is refused: {refused}"),
+                    cause: None,
+                })
+            })?;
             data.compactions = compactions;
         }
     }
     Ok(migrated)
+}
+
+/// What a migration returned, held to the rules of what a turn stages: state keys of 1 to 256 UTF-8
+/// bytes, each message and state value within the store's limits (it is committed as it is).
+fn check_migrated(limits: &Limits, data: &AgentState) -> Result<(), CoreError> {
+    for message in &data.messages {
+        limits.check_message(message.len())?;
+    }
+    for (key, value) in &data.state {
+        limits::check_name("a state key", key)?;
+        limits.check_state_value(value.len())?;
+    }
+    Ok(())
 }
 
 /// The events that persist a migrated view: one `migrated` event per agent, first in the batch of

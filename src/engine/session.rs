@@ -322,7 +322,13 @@ impl Session {
                 let state = match migrating {
                     true => {
                         let migrate = self.shared.migrate.borrow().clone();
-                        schema::migrate_state(migrate.as_deref(), &state, head.schema, supported)?
+                        schema::migrate_state(
+                            migrate.as_deref(),
+                            &self.shared.config.limits,
+                            &state,
+                            head.schema,
+                            supported,
+                        )?
                     }
                     false => state,
                 };
@@ -882,7 +888,8 @@ impl Session {
             return Ok(state);
         }
         let migrate = store.shared.migrate.borrow().clone();
-        Ok(Rc::new(schema::migrate_state(migrate.as_deref(), &state, from, supported)?))
+        let limits = &store.shared.config.limits;
+        Ok(Rc::new(schema::migrate_state(migrate.as_deref(), limits, &state, from, supported)?))
     }
 
     /// Tells this store's listeners (and, through them, the other realms of a browser-shared store)

@@ -111,7 +111,9 @@ fn set_condition(options: &Object, expect: &Expect, ttl: Option<u64>) {
 /// A version an adapter gave as a number, as the string JS makes of it (`String(n)`): done by JS,
 /// so the .wasm carries no float printing.
 fn js_number_text(number: &JsValue) -> String {
-    js_sys::JsString::from(number.clone()).into()
+    // Number.prototype.toString: a JsString of a number would be a string only by an unchecked cast.
+    let number: &js_sys::Number = number.unchecked_ref();
+    number.to_string_with_radix(10).ok().and_then(|text| text.as_string()).unwrap_or_default()
 }
 
 fn chunk_key(key: &str, index: usize) -> String {
@@ -276,9 +278,8 @@ impl HostKvStore {
         match (returned.as_string(), returned.as_f64()) {
             (Some(version), _) => Some(Put::Written(version)),
             (None, Some(_)) => Some(Put::Written(js_number_text(returned))),
-            _ if returned.is_null() || returned.is_undefined() || *returned == JsValue::FALSE => {
-                Some(Put::Refused { current: None })
-            }
+            // (Not undefined: a put that wrote and resolved nothing would be taken for a refusal.)
+            _ if returned.is_null() || *returned == JsValue::FALSE => Some(Put::Refused { current: None }),
             _ => None,
         }
     }
@@ -498,8 +499,15 @@ impl Store for HostKvStore {
                     out.push(key.to_owned());
                 }
             }
-            let cursor = field(&returned, "cursor").as_string().filter(|c| !c.is_empty());
-            Ok(ListPage { keys: out, cursor })
+            let next = field(&returned, "cursor").as_string().filter(|c| !c.is_empty());
+            // The cursor it was given back would have the caller list the same page for ever.
+            if next.is_some() && next.as_deref() == cursor {
+                return Err(StoreError::Backend {
+                    message: format!("host KV {what} gave back the cursor it was given: it would be listed for ever"),
+                    cause: Some(Rc::new(returned)),
+                });
+            }
+            Ok(ListPage { keys: out, cursor: next })
         })
     }
 }

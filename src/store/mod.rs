@@ -439,16 +439,20 @@ pub trait Store {
                 return Ok(false);
             }
             for prefix in prefixes {
+                // From the start again after each page deleted; past a page with nothing on it (a
+                // backend may give one, with a cursor) by its cursor, or this would list it for ever.
+                let mut cursor: Option<String> = None;
                 loop {
-                    let page = self.list(prefix, None, 256).await?;
+                    let page = self.list(prefix, cursor.as_deref(), 256).await?;
                     if self.get(head_key).await?.is_some() {
                         return Ok(true);
                     }
                     for key in &page.keys {
                         self.delete(key, None).await?;
                     }
-                    if page.cursor.is_none() {
-                        break;
+                    match page.cursor {
+                        None => break,
+                        Some(next) => cursor = page.keys.is_empty().then_some(next),
                     }
                 }
             }

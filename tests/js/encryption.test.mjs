@@ -489,6 +489,20 @@ describe("encryption at rest: tampering and key errors are CorruptRecordError na
     assert.ok(batches.a.length === 3);
   });
 
+  test("key ids with a lone surrogate are refused (converted, two of them would be one id)", async () => {
+    const [k1, k2] = [await aesGcm(), await aesGcm()];
+    for (const encryptionKey of [
+      { current: "\uDBFF", keys: { "\uD800": k1, "\uDBFF": k2 } },
+      { current: "ok", keys: { ok: k1, "\uD800": k2 } },
+    ]) {
+      await assert.rejects(SessionStore.kv(memoryKv(), { encryptionKey }), (error) => {
+        assert.ok(error instanceof ValidationError, String(error));
+        assert.match(error.message, /lone surrogates/);
+        return true;
+      });
+    }
+  });
+
   test("an unknown key id: a store with { current: 'k2', keys: { k2 } } meets records of 'default'", async () => {
     const key = await aesGcm();
     const { kv } = await sealedWorld(key);

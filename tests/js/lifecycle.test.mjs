@@ -595,3 +595,42 @@ suite("lifecycle: statuses of old versions", () => {
     }
   });
 });
+
+suite("lifecycle: dispose while a commit writes", () => {
+  test("[Symbol.asyncDispose] during a commit in flight waits for it: no error, nothing aborted (memory and kv)", async () => {
+    for (const make of [() => SessionStore.memory(), () => SessionStore.kv(memoryKv())]) {
+      const store = await make();
+      const session = await store.open("dispose-in-flight");
+      const inv = await session.begin();
+      inv.appendMessage("kept");
+      const [committed, disposed] = await Promise.allSettled([inv.commit(), inv[Symbol.asyncDispose]()]);
+      assert.equal(committed.status, "fulfilled", String(committed.reason));
+      assert.equal(disposed.status, "fulfilled", String(disposed.reason));
+      assert.equal(committed.value, 1);
+      assert.deepEqual(plain(session.messages()), ["kept"]);
+      assert.equal(session.status, "idle");
+    }
+  });
+
+  test("[Symbol.asyncDispose] during a commit that fails with StorageError aborts the invocation once it has failed", async () => {
+    const base = memoryKv();
+    let failPuts = 0; // how many puts to refuse
+    const kv = {
+      ...base,
+      capabilities: base.capabilities,
+      put: (key, value, options) => (failPuts-- > 0 ? Promise.reject(new Error("down")) : base.put(key, value, options)),
+    };
+    const store = await SessionStore.kv(kv);
+    const session = await store.open("dispose-failed");
+    const inv = await session.begin();
+    inv.appendMessage("lost");
+    failPuts = 1;
+    const [committed, disposed] = await Promise.allSettled([inv.commit(), inv[Symbol.asyncDispose]()]);
+    assert.equal(committed.status, "rejected");
+    assert.equal(committed.reason.code, "STORAGE");
+    assert.equal(disposed.status, "fulfilled", String(disposed.reason));
+    const next = await session.begin(); // released by the dispose, not held for a lease
+    await next.abort();
+    assert.deepEqual(plain(session.messages()), []);
+  });
+});

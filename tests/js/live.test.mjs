@@ -1013,3 +1013,19 @@ test("inv.signal's watch reads no head for the holder's own checkpoints; on a KV
   await holder.close();
   await stopper.close();
 });
+
+test("after store.close() the holder's emit() and flush() are refused: nothing more is written to the live log", async () => {
+  const kv = memoryKv();
+  const holder = await SessionStore.kv(kv, { owner: "A", liveFlushMs: 20 });
+  const inv = await (await holder.open("closed-live")).begin();
+  inv.emit("before-close");
+  await inv.flush();
+  const before = (await kv.list("t/")).keys;
+  assert.equal(before.length, 1);
+  await holder.close();
+  const emitted = thrown(() => inv.emit("after-close"));
+  assert.equal(emitted?.code, "STORE_CLOSED", String(emitted));
+  assert.equal((await rejection(inv.flush())).code, "STORE_CLOSED");
+  await sleep(60); // past liveFlushMs: no flush was scheduled either
+  assert.deepEqual((await kv.list("t/")).keys, before);
+});

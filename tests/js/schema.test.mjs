@@ -93,6 +93,12 @@ test("a session of a newer schema is a SchemaVersionError and a failing migratio
     [{ 1: () => ({ messages: [() => 1], state: {} }) }, (e) => /not JSON/.test(e.message)],
     [{ 1: () => ({ messages: [], state: { bad: 1n } }) }, (e) => /not JSON/.test(e.message)],
     [{ 1: () => "nothing" }, (e) => /must return/.test(e.message)],
+    // What a turn could not stage: a key with a lone surrogate (two such keys would merge), an empty
+    // key, a message or value over the store's limits (set below).
+    [{ 1: () => ({ messages: [], state: { "\uD800": "a", "\uDBFF": "b" } }) }, (e) => /not JSON/.test(e.message) && e.cause?.code === "INVALID_INPUT"],
+    [{ 1: () => ({ messages: [], state: { "": 1 } }) }, (e) => /state key/.test(e.cause?.message ?? "")],
+    [{ 1: () => ({ messages: ["x".repeat(5000)], state: {} }) }, (e) => /refused: .*maxMessageBytes/.test(e.message)],
+    [{ 1: () => ({ messages: [], state: { big: "x".repeat(5000) } }) }, (e) => /refused: .*maxStateValueBytes/.test(e.message)],
     // Getters that throw while the engine reads what the migration returned: a MigrationError with the
     // thrown error inside, not an exception through the engine and an open() that never settles.
     [{ 1: () => ({ messages: [], state: { get bad() { throw boom; } } }) }, (e) => e.cause?.cause === boom],
@@ -100,7 +106,8 @@ test("a session of a newer schema is a SchemaVersionError and a failing migratio
     [{}, (e) => /not given/.test(e.message)],
   ];
   for (const [steps, check] of cases) {
-    const store = await SessionStore.kv(kv, { schema: { version: 1, migrate: steps } });
+    const limits = { maxMessageBytes: 1000, maxStateValueBytes: 1000 };
+    const store = await SessionStore.kv(kv, { schema: { version: 1, migrate: steps }, limits });
     await assert.rejects(store.open("old"), (error) => {
       assert.ok(error instanceof MigrationError, String(error));
       assert.equal(error.code, "MIGRATION_FAILED");

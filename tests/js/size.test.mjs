@@ -58,9 +58,12 @@ import { gzipSync } from "node:zlib";
 // refused (+1.0 KB; a "did you mean" by edit distance was +0.5 KB more and not kept); 222,503 with a
 // begin beside this store's pending one answering what the head refuses, at(v) not taking a view
 // that moved past v, a fork refused over maxCommitBytes before it writes and created only if absent,
-// the status of a stopped turn's interrupt, and prune's refusals named "prune" (+0.5 KB).
-// Budget: 222,800.
-const BUDGET_GZIPPED = 222_800;
+// the status of a stopped turn's interrupt, and prune's refusals named "prune" (+0.5 KB); 223,340
+// with a host KV's numeric versions read by Number.prototype.toString, a list cursor given back
+// refused, a delete past empty pages, key ids and migrated state keys without lone surrogates,
+// migrated data held to the limits, and a dispose that waits for a commit in flight (+0.8 KB).
+// Budget: 223,500.
+const BUDGET_GZIPPED = 223_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

@@ -64,6 +64,24 @@ suite("values: JSON semantics", () => {
     values.forEach((value, i) => assert.deepEqual(plain(session.state()[`v${i}`]), JSON.parse(JSON.stringify(value)), `value ${i}`));
   });
 
+  test("a boxed NaN or Infinity and a boxed BigInt are refused like the values they box (JSON.stringify writes null and throws)", async () => {
+    const { session, inv } = await openInvocation();
+    for (const [value, path] of [
+      [new Number(NaN), "value"],
+      [{ a: [new Number(Infinity)] }, "value.a[0]"],
+      [Object(10n), "value"],
+      [{ deep: { n: Object(1n) } }, "value.deep.n"],
+    ]) {
+      const error = thrown(() => inv.setState("k", value));
+      assertError(error, ValidationError, "INVALID_INPUT", `setState of ${path}`);
+      assert.ok(error.path.startsWith("value") || error.path.includes(path.slice(5)), `${error.path} for ${path}`);
+      assert.ok(thrown(() => inv.appendMessage(value)) instanceof ValidationError);
+    }
+    inv.setState("fine", new Number(2));
+    await inv.commit();
+    assert.deepEqual(plain(session.state()), { fine: 2 });
+  });
+
   test("a value shared by siblings is not a cycle; a toJSON that returns undefined is refused, a state key named in the path", async () => {
     const { session, inv } = await openInvocation();
     const shared = { n: 1 };

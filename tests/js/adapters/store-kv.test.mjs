@@ -344,3 +344,66 @@ describe("round trips with an adapter that cannot report the current value", () 
     await inv.abort();
   });
 });
+
+describe("hand-written adapters that bend the HostKv contract", () => {
+  /** A HostKv over a Map with a counter for versions, given as numbers where `numbers` says. */
+  function counterKv({ numbers }) {
+    const entries = new Map();
+    let next = 0;
+    return {
+      capabilities: { atomic: true },
+      async get(key) {
+        const entry = entries.get(key);
+        return entry === undefined ? null : { value: entry.value, version: numbers ? entry.version : String(entry.version) };
+      },
+      async put(key, value, options = {}) {
+        const entry = entries.get(key);
+        const expected = options.expectedVersion;
+        if (expected === null && entry !== undefined) return null;
+        if (expected !== undefined && expected !== null && (entry === undefined || String(entry.version) !== String(expected))) return null;
+        entries.set(key, { value: value.slice(), version: ++next });
+        return numbers ? next : String(next);
+      },
+      async delete(key) {
+        return entries.delete(key);
+      },
+      async list(prefix) {
+        return { keys: [...entries.keys()].filter((key) => key.startsWith(prefix)).sort() };
+      },
+    };
+  }
+
+  test("versions given as numbers work as their decimal strings (they had thrown out of the engine)", async () => {
+    const kv = counterKv({ numbers: true });
+    const store = await SessionStore.kv(kv);
+    const session = await store.open("numbers");
+    await session.invoke((inv) => inv.appendMessage("hi"));
+    await session.invoke((inv) => inv.appendMessage("again"));
+    const fresh = await (await SessionStore.kv(kv)).open("numbers", { create: false });
+    assert.deepEqual([...fresh.messages()], ["hi", "again"]);
+    assert.equal(fresh.version, 2);
+  });
+
+  test("a put that resolves undefined is a StorageError, not a refused compare-and-set", async () => {
+    const base = memoryKv();
+    const kv = { ...counting(base).kv, put: async (key, value, options) => void (await base.put(key, value, options)) };
+    const store = await SessionStore.kv(kv, { owner: "me" });
+    const error = await rejection(store.open("undefined-put"));
+    assert.ok(error instanceof StorageError, `got ${error}`);
+    assert.match(error.message, /malformed/);
+  });
+
+  test("a list that gives back the cursor it was given is a StorageError, not a loop for ever", async () => {
+    const base = memoryKv();
+    const store = await SessionStore.kv(base);
+    await (await store.open("listed")).invoke((inv) => inv.appendMessage(1));
+    const looping = { ...counting(base).kv, list: async () => ({ keys: [], cursor: "same" }) };
+    const other = await SessionStore.kv(looping);
+    for (const call of [() => other.delete("listed"), () => other.sweepExpired()]) {
+      const error = await rejection(call());
+      assert.ok(error instanceof StorageError, `got ${error}`);
+    }
+    const page = await other.list({ cursor: "other" });
+    assert.equal(page.cursor, "same", "a page whose cursor moves on is passed through");
+  });
+});
