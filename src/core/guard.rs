@@ -437,7 +437,10 @@ pub enum StopStep {
 /// One step of a stop. `asked` is the turn this stopper is waiting for and its deadline, once it
 /// has recorded or found a request. The fence is the takeover rule of [`acquire_over`] (the holder
 /// counts as gone once the grace has passed) followed by an [`Outcome::Abort`] commit, in one
-/// compare-and-set, so no reader ever sees a fenced turn without its end.
+/// compare-and-set, so no reader ever sees a fenced turn without its end. `holder_gone`: the
+/// holder's realm is known to be gone (its Web Lock released): its turn is lost, as when its lease
+/// runs out (followers see `lost`; the next begin takes it over), so there is nothing to wait for
+/// or to fence.
 pub fn stop_step(
     head: &Head,
     asked: Option<(u64, u64)>,
@@ -445,11 +448,12 @@ pub fn stop_step(
     stopper: Holder<'_>,
     now: u64,
     lease_ms: u64,
+    holder_gone: bool,
 ) -> StopStep {
     let (token, deadline) = match asked {
         Some(asked) => asked,
         None => {
-            let Some(lease) = head.live_lease(now).filter(|_| head.status == Status::Running) else {
+            let Some(lease) = head.live_lease(now).filter(|_| head.status == Status::Running && !holder_gone) else {
                 return StopStep::Idle;
             };
             let deadline = now.saturating_add(ask.grace_ms);
@@ -471,7 +475,7 @@ pub fn stop_step(
             Some(ended.outcome).filter(|o| matches!(o, TurnOutcome::Stopped | TurnOutcome::Fenced)),
         );
     }
-    let Some(lease) = head.live_lease(now).filter(|lease| lease.token == token) else {
+    let Some(lease) = head.live_lease(now).filter(|lease| lease.token == token && !holder_gone) else {
         return StopStep::Ended(None);
     };
     if now < deadline {

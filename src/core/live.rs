@@ -181,7 +181,14 @@ impl Follower {
             return (Next::Done, events);
         }
         loop {
-            if let Some(turn) = &self.turn {
+            if let Some(turn) = self.turn.as_mut() {
+                // A turn whose end the head records with its number of flushes has none past it: a
+                // holder fenced out may still write one, which is never shown.
+                let written = self.head.as_ref().and_then(|head| head.ended.as_ref());
+                let written = written.filter(|ended| ended.token == turn.token).and_then(|ended| ended.flushes);
+                if written.is_some_and(|flushes| turn.next_flush >= flushes) {
+                    turn.drained = true;
+                }
                 if !turn.drained {
                     return (Next::Read { token: turn.token, n: turn.next_flush }, events);
                 }

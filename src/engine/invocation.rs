@@ -913,11 +913,10 @@ impl Invocation {
             return Ok(());
         }
         self.check_open("abort")?;
-        if self.live.has_pending() {
-            // Followers see what was emitted before the turn's end; a failure does not stop the abort.
-            let _ = self.flush().await;
-            self.check_open("abort")?;
-        }
+        // Followers see what was emitted before the turn's end; a failure does not stop the abort.
+        // Also with nothing pending: a flush in flight is waited for, so that the end records it.
+        let _ = self.flush().await;
+        self.check_open("abort")?;
         let discarded = {
             let mut state = self.state.borrow_mut();
             state.stage = Stage::Aborted;

@@ -122,10 +122,6 @@ impl LiveLog {
         self.pending.borrow().next_flush
     }
 
-    pub fn has_pending(&self) -> bool {
-        !self.pending.borrow().parts.is_empty()
-    }
-
     /// Resolves once no flush or commit holds the turnstile (what was writing has ended).
     pub async fn settled(&self) {
         drop(self.turnstile.enter().await);
@@ -256,7 +252,14 @@ impl Session {
             if invocation.is_none() {
                 invocation = head.lease.as_ref().map(|lease| lease.invocation.clone());
             }
-            match guard::stop_step(&head, asked, ask, holder, now, shared.config.lease_ms) {
+            // Asked only of a turn still running by the clock: in browsers, whether its realm is gone.
+            let running = head.live_lease(now).map(|lease| lease.instance.clone());
+            let holder_gone = match running {
+                Some(instance) => shared.env.holder_alive(&instance).await == Some(false),
+                None => false,
+            };
+            let now = shared.now();
+            match guard::stop_step(&head, asked, ask, holder, now, shared.config.lease_ms, holder_gone) {
                 StopStep::Idle => {
                     self.catch_up(head.clone(), version).await?;
                     return Ok(StopResult { outcome: "idle", invocation: None, version: head.version });
@@ -283,7 +286,13 @@ impl Session {
                     return Ok(StopResult { outcome, invocation, version: head.version });
                 }
                 StopStep::Fence { committed, request } => {
-                    let fenced = committed.head;
+                    let mut fenced = committed.head;
+                    // The flushes the fenced turn wrote so far are all followers read of it: one its
+                    // holder writes after the fence is never shown.
+                    if let Some(lease) = &head.lease {
+                        let written = shared.store.list(&keys::live_prefix(id, lease.token), None, 10_000).await?;
+                        live::note_flushes(&mut fenced, lease.token, written.keys.len() as u64);
+                    }
                     let batch = Batch {
                         version: fenced.version,
                         token: fenced.last_token,

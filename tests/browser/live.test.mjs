@@ -413,6 +413,19 @@ test("the holder's tab closes mid-turn: its follower gets end lost at once (Web 
     t.diagnostic(`end lost came ${sinceClose} ms after page.close() was called (${end.wall - closedAt} ms after it returned; the close itself took ${closedAt - closeAt} ms); contract: within 100 ms`);
     assert.ok(sinceClose < LOST_BOUND_MS, `end lost came ${sinceClose} ms after the close (bound here ${LOST_BOUND_MS} ms, contract 100 ms)`);
 
+    // A stop of the lost turn does not wait out its grace nor fence it (followers were told `lost`):
+    // nothing runs, and no `stopped` event is written.
+    const stop = await inTab(b, async ({ ctx }) => {
+      const started = performance.now();
+      const result = await ctx.session.stop({ reason: "too late", graceMs: 20000 });
+      const history = await ctx.session.history();
+      return { result, ms: performance.now() - started, stopped: history.filter((event) => event.type === "stopped").length };
+    });
+    t.diagnostic(`stop() of the lost turn resolved in ${Math.round(stop.ms)} ms`);
+    assert.equal(stop.result.outcome, "idle");
+    assert.equal(stop.stopped, 0, "no stopped event for a lost turn");
+    assert.ok(stop.ms < 20000, "not after the grace");
+
     // The session is taken over at once, and A's staged message is gone.
     const next = await inTab(b, async ({ ctx }) => {
       const inv = await ctx.session.begin();

@@ -108,7 +108,8 @@ fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_i
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
     let log = vec![(token, vec![flush(0, &["a", "b"]), flush(2, &["c"])])];
-    let committed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let mut committed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    note_flushes(&mut committed, token, 2); // as the engine's commit records them
     let end = LiveEvent::End {
         invocation: "invocation-of-this-test".into(),
         outcome: "committed",
@@ -241,9 +242,9 @@ fn stop_records_a_request_waits_for_the_holder_then_fences_once_the_grace_has_pa
     let token = running.last_token;
     let stopper = holder("stopper");
     let ask = StopAsk { reason: "user", grace_ms: 100 };
-    assert_eq!(stop_step(&minimal_head(), None, ask, stopper, T0, LEASE_MS), StopStep::Idle);
+    assert_eq!(stop_step(&minimal_head(), None, ask, stopper, T0, LEASE_MS, false), StopStep::Idle);
     let StopStep::Request { head: requested, token: asked, deadline } =
-        stop_step(&running, None, ask, stopper, T0 + 1, LEASE_MS)
+        stop_step(&running, None, ask, stopper, T0 + 1, LEASE_MS, false)
     else {
         panic!("a running turn gets a stop request")
     };
@@ -254,11 +255,11 @@ fn stop_records_a_request_waits_for_the_holder_then_fences_once_the_grace_has_pa
     assert!(check_lease(&requested, token, T0 + 2).is_ok(), "the holder may still commit");
     // A second stopper finds the request and waits for the same turn.
     assert_eq!(
-        stop_step(&requested, None, ask, holder("second"), T0 + 2, LEASE_MS),
+        stop_step(&requested, None, ask, holder("second"), T0 + 2, LEASE_MS, false),
         StopStep::Wait { token, deadline: T0 + 102 }
     );
     assert_eq!(
-        stop_step(&requested, Some((token, deadline)), ask, stopper, T0 + 50, LEASE_MS),
+        stop_step(&requested, Some((token, deadline)), ask, stopper, T0 + 50, LEASE_MS, false),
         StopStep::Wait { token, deadline }
     );
 
@@ -268,7 +269,7 @@ fn stop_records_a_request_waits_for_the_holder_then_fences_once_the_grace_has_pa
     assert_eq!(ended.head.stop, None);
     assert_eq!(ended.head.ended.as_ref().map(|e| e.outcome), Some(TurnOutcome::Stopped));
     assert_eq!(
-        stop_step(&ended.head, Some((token, deadline)), ask, stopper, T0 + 61, LEASE_MS),
+        stop_step(&ended.head, Some((token, deadline)), ask, stopper, T0 + 61, LEASE_MS, false),
         StopStep::Ended(Some(TurnOutcome::Stopped))
     );
     // A checkpoint keeps the request: the turn goes on until it ends.
@@ -277,7 +278,7 @@ fn stop_records_a_request_waits_for_the_holder_then_fences_once_the_grace_has_pa
 
     // The grace runs out: the fence is a takeover (token + 1) and a release in one head.
     let StopStep::Fence { committed, request } =
-        stop_step(&requested, Some((token, deadline)), ask, stopper, deadline, LEASE_MS)
+        stop_step(&requested, Some((token, deadline)), ask, stopper, deadline, LEASE_MS, false)
     else {
         panic!("fence after the grace")
     };
@@ -291,12 +292,12 @@ fn stop_records_a_request_waits_for_the_holder_then_fences_once_the_grace_has_pa
         "the fenced holder's commit is refused"
     );
     assert_eq!(
-        stop_step(&fenced, Some((token, deadline)), ask, stopper, deadline + 1, LEASE_MS),
+        stop_step(&fenced, Some((token, deadline)), ask, stopper, deadline + 1, LEASE_MS, false),
         StopStep::Ended(Some(TurnOutcome::Fenced))
     );
     // graceMs 0 fences at once, without a separate request write.
     let at_once = StopAsk { reason: "now", grace_ms: 0 };
-    assert!(matches!(stop_step(&running, None, at_once, stopper, T0 + 1, LEASE_MS), StopStep::Fence { .. }));
+    assert!(matches!(stop_step(&running, None, at_once, stopper, T0 + 1, LEASE_MS, false), StopStep::Fence { .. }));
     // A new turn is not stopped by a request of an earlier one.
     let next = begun(&fenced, deadline + 2);
     assert_eq!(stop_pending(&next, next.last_token), None);
@@ -307,7 +308,8 @@ fn an_abort_of_a_stopped_turn_commits_its_end() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
     let ask = StopAsk { reason: "user", grace_ms: 100 };
-    let StopStep::Request { head: requested, .. } = stop_step(&running, None, ask, holder("s"), T0, LEASE_MS) else {
+    let StopStep::Request { head: requested, .. } = stop_step(&running, None, ask, holder("s"), T0, LEASE_MS, false)
+    else {
         panic!()
     };
     let ended = commit(&requested, token, T0 + 1, LEASE_MS, Outcome::Abort, 0).unwrap();
@@ -329,4 +331,42 @@ fn a_beginning_turn_deletes_the_live_logs_it_makes_stale() {
     // The second turn's holder is lost; the third deletes its log by listing it.
     let third = begun(&second, T0 + 2 + LEASE_MS);
     assert_eq!(stale_logs(&third, third.last_token), vec![(t1, Some(4)), (second.last_token, None)]);
+}
+
+#[test]
+fn a_stop_of_a_turn_whose_holder_is_gone_has_nothing_to_wait_for() {
+    let stopper = holder("stopper");
+    let ask = StopAsk { reason: "user", grace_ms: 5_000 };
+    let running = begun(&minimal_head(), T0);
+    assert_eq!(stop_step(&running, None, ask, stopper, T0 + 1, LEASE_MS, true), StopStep::Idle);
+    let StopStep::Request { head: requested, token, deadline } =
+        stop_step(&running, None, ask, stopper, T0 + 1, LEASE_MS, false)
+    else {
+        panic!("a running turn is asked to stop");
+    };
+    // The holder goes away while the stopper waits: its turn is lost, not fenced.
+    assert_eq!(
+        stop_step(&requested, Some((token, deadline)), ask, stopper, T0 + 50, LEASE_MS, true),
+        StopStep::Ended(None)
+    );
+    assert_eq!(
+        stop_step(&requested, Some((token, deadline)), ask, stopper, deadline, LEASE_MS, true),
+        StopStep::Ended(None)
+    );
+}
+
+#[test]
+fn a_follower_reads_no_flush_past_the_count_a_turn_ended_with() {
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let mut follower = Follower::new(None);
+    let early = vec![(token, vec![flush(0, &["a"])])];
+    assert_eq!(observe(&mut follower, Some(&running), T0, &early).0, vec![part(0, "a")]);
+    // Fenced with one flush written; its holder, fenced out, writes a second one afterwards.
+    let mut ended = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    note_flushes(&mut ended, token, 1);
+    let late = vec![(token, vec![flush(0, &["a"]), flush(1, &["late"])])];
+    let (events, _) = observe(&mut follower, Some(&ended), T0 + 2, &late);
+    assert!(events.iter().all(|event| !matches!(event, LiveEvent::Part { .. })), "no late part: {events:?}");
+    assert!(matches!(events.last(), Some(LiveEvent::End { .. })));
 }

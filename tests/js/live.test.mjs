@@ -1029,3 +1029,64 @@ test("after store.close() the holder's emit() and flush() are refused: nothing m
   await sleep(60); // past liveFlushMs: no flush was scheduled either
   assert.deepEqual((await kv.list("t/")).keys, before);
 });
+
+test("a part its holder flushes after the fence is never shown: a follower resuming that turn gets the parts before it and the end", async () => {
+  const kv = memoryKv();
+  const holder = await SessionStore.kv(kv, { owner: "A" });
+  const stopper = await SessionStore.kv(kv, { owner: "B" });
+  const inv = await (await holder.open("late-part")).begin();
+  inv.emit("seen");
+  inv.emit("before");
+  await inv.flush();
+  const stopped = await (await stopper.open("late-part")).stop({ reason: "user", graceMs: 0 });
+  assert.equal(stopped.outcome, "fenced");
+  try {
+    inv.emit("late");
+    await inv.flush();
+  } catch {
+    // refused once the holder has learnt of the fence: nothing to show either way
+  }
+  const ac = new AbortController();
+  const events = [];
+  const session = await (await SessionStore.kv(kv, { owner: "C" })).open("late-part");
+  for await (const event of session.follow({ after: { invocation: inv.id, seq: 0 }, signal: ac.signal })) {
+    events.push(event.type === "part" ? `part ${event.data}` : `${event.type} ${event.outcome}`);
+    if (event.type === "end") ac.abort();
+  }
+  assert.deepEqual(events, ["part before", "end stopped"]);
+});
+
+test("an abort while an automatic flush is in flight waits for it: the turn's end counts that flush, and a follower gets its parts", async () => {
+  const base = memoryKv();
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  let holding = true;
+  const kv = {
+    ...base,
+    capabilities: base.capabilities,
+    put: async (key, value, options) => {
+      if (holding && key.startsWith("t/")) {
+        holding = false;
+        await held;
+      }
+      return base.put(key, value, options);
+    },
+  };
+  const store = await SessionStore.kv(kv, { owner: "A", liveFlushMs: 1 });
+  const inv = await (await store.open("abort-in-flight")).begin();
+  inv.emit("p0");
+  inv.emit("p1");
+  await sleep(20); // the automatic flush has taken both parts and waits on its put
+  const aborting = inv.abort();
+  await sleep(5);
+  release();
+  await aborting;
+  const ac = new AbortController();
+  const events = [];
+  const reader = await (await SessionStore.kv(base, { owner: "B" })).open("abort-in-flight");
+  for await (const event of reader.follow({ after: { invocation: inv.id, seq: 0 }, signal: ac.signal })) {
+    events.push(event.type === "part" ? `part ${event.data}` : `${event.type} ${event.outcome}`);
+    if (event.type === "end") ac.abort();
+  }
+  assert.deepEqual(events, ["part p1", "end aborted"]);
+});

@@ -62,8 +62,11 @@ import { gzipSync } from "node:zlib";
 // with a host KV's numeric versions read by Number.prototype.toString, a list cursor given back
 // refused, a delete past empty pages, key ids and migrated state keys without lone surrogates,
 // migrated data held to the limits, and a dispose that waits for a commit in flight (+0.8 KB).
-// Budget: 223,500.
-const BUDGET_GZIPPED = 223_500;
+// 223,913 with a stop of a turn whose holder's realm is gone answered at once, a fence recording the
+// flushes its turn wrote (followers read none past them) and a closed store's invocation refusing
+// emit and flush (+0.6 KB, most of it the stop loop's await of the Web Locks query).
+// Budget: 224,100.
+const BUDGET_GZIPPED = 224_100;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
