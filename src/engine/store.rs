@@ -392,7 +392,11 @@ impl SessionStore {
         let now = self.shared.now();
         let mut sessions = Vec::with_capacity(page.keys.len());
         for key in &page.keys {
-            let Some(id) = keys::id_of_head_key(key) else { continue };
+            // A key this package does not write (another program's) is reported, not listed.
+            let Some(id) = keys::id_of_head_key(key) else {
+                self.report_corrupt("", key);
+                continue;
+            };
             // A head that is not what this package wrote (the backend says so, or it does not
             // decode) leaves that session out of the page; the others are listed.
             let entry = match self.shared.store.get(key).await {
@@ -410,15 +414,21 @@ impl SessionStore {
                     updated_at: head.updated_at,
                     expires_at: head.expires_at(),
                 }),
-                Err(_) => self.shared.emit(&|| StoreEvent {
-                    kind: "corrupt",
-                    session: id.clone(),
-                    key: Some(key.clone()),
-                    ..Default::default()
-                }),
+                Err(_) => self.report_corrupt(&id, key),
             }
         }
         Ok((sessions, page.cursor))
+    }
+
+    /// Tells `onEvent` of a record under `key` (of session `id`, when known) that this package did
+    /// not write: a walk over heads (`list`, `sweepExpired`) leaves it out and goes on.
+    fn report_corrupt(&self, id: &str, key: &str) {
+        self.shared.emit(&|| StoreEvent {
+            kind: "corrupt",
+            session: id.to_owned(),
+            key: Some(key.to_owned()),
+            ..Default::default()
+        });
     }
 
     /// The ids of one page of sessions whose id starts with `prefix`, from their head keys alone
@@ -504,13 +514,23 @@ impl SessionStore {
 
     /// Deletes the session of head `key` if it is expired now; whether it did.
     async fn sweep_one(&self, key: &str) -> EngineResult<bool> {
-        let Some(id) = keys::id_of_head_key(key) else { return Ok(false) };
+        let Some(id) = keys::id_of_head_key(key) else {
+            self.report_corrupt("", key);
+            return Ok(false);
+        };
         let entry = match self.shared.store.get(key).await {
             Ok(Some(entry)) => entry,
-            Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(false),
+            Ok(None) => return Ok(false),
+            Err(StoreError::Corrupt { .. }) => {
+                self.report_corrupt(&id, key);
+                return Ok(false);
+            }
             Err(error) => return Err(error.into()),
         };
-        let Ok(head) = codec::decode_head(key, &entry.value) else { return Ok(false) };
+        let Ok(head) = codec::decode_head(key, &entry.value) else {
+            self.report_corrupt(&id, key);
+            return Ok(false);
+        };
         // Stored as expired already, or expired by the clock now.
         if head.status != Status::Expired && guard::expire(&head, self.shared.now()).is_none() {
             return Ok(false);

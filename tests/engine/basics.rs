@@ -383,6 +383,24 @@ fn list_pages_by_escaped_prefix_and_reports_corrupt_heads() {
         Err(EngineError::Core(CoreError::CorruptRecord { key: named, .. })) => assert_eq!(named, key),
         other => panic!("expected CorruptRecord, got {:?}", other.err()),
     }
+
+    // A key under the heads' prefix that names no id (another program's) is reported too, by
+    // `list` and by `sweepExpired`, which also reports the head it cannot decode.
+    let foreign = format!("{}a%2Fno-tilde", keys::HEAD_PREFIX);
+    block_on(world.mem.put(&foreign, b"junk".to_vec().into(), agent_session::store::Expect::Any)).unwrap();
+    events.borrow_mut().clear();
+    assert_eq!(ids("a/"), ["a/c"]);
+    let reported = |events: &[agent_session::engine::StoreEvent]| -> Vec<Option<String>> {
+        events.iter().filter(|e| e.kind == "corrupt").map(|e| e.key.clone()).collect()
+    };
+    assert_eq!(reported(&events.borrow()), [Some(key.clone()), Some(foreign.clone())]);
+    events.borrow_mut().clear();
+    assert_eq!(block_on(store.sweep_expired(None)).unwrap(), 0);
+    let mut swept = reported(&events.borrow());
+    swept.sort();
+    let mut expected = [Some(foreign), Some(key)];
+    expected.sort();
+    assert_eq!(swept, expected);
 }
 
 #[test]
