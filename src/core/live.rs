@@ -263,11 +263,17 @@ impl Follower {
             });
             if let Some(lease) = running {
                 self.seen = Some(lease.token);
-                // A version this follower has not reported came from a turn it did not see begin.
-                if self.version.is_some_and(|seen| version > seen) {
-                    events.push(LiveEvent::Commit { version, status });
+                match self.version {
+                    // A checkpoint of this turn: reported once the parts flushed before it are read
+                    // (the turn's branch above), as an `end` is after them.
+                    Some(seen) if version > seen && head.commit_token(version) == Some(lease.token) => {}
+                    // A version this follower has not reported, from a turn it did not see begin.
+                    Some(seen) if version > seen => {
+                        events.push(LiveEvent::Commit { version, status });
+                        self.version = Some(version);
+                    }
+                    _ => self.version = Some(version),
                 }
-                self.version = Some(version);
                 self.turn = Some(Turn::from_start(lease.token, &lease.invocation));
                 continue;
             }

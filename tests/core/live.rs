@@ -370,3 +370,28 @@ fn a_follower_reads_no_flush_past_the_count_a_turn_ended_with() {
     assert!(events.iter().all(|event| !matches!(event, LiveEvent::Part { .. })), "no late part: {events:?}");
     assert!(matches!(events.last(), Some(LiveEvent::End { .. })));
 }
+
+#[test]
+fn a_checkpoint_of_a_turn_first_seen_after_it_is_reported_after_the_parts_flushed_before_it() {
+    let idle = minimal_head();
+    let running = begun(&idle, T0);
+    let token = running.last_token;
+    let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
+    let log = vec![(token, vec![flush(0, &["a"])])];
+    let mut follower = Follower::new(None);
+    assert_eq!(observe(&mut follower, Some(&idle), T0, &[]).0, vec![]);
+    let (events, next) = observe(&mut follower, Some(&checkpointed), T0 + 2, &log);
+    assert_eq!(
+        events,
+        vec![part(0, "a"), LiveEvent::Commit { version: checkpointed.version, status: Status::Running }]
+    );
+    assert_eq!(next, Next::Wait);
+    // A version committed before the turn began (by a turn not seen) is reported first, as before.
+    let mut late = Follower::new(None);
+    assert_eq!(observe(&mut late, Some(&idle), T0, &[]).0, vec![]);
+    let ended = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let next_turn = begun(&ended, T0 + 3);
+    let next_log = vec![(next_turn.last_token, vec![flush(0, &["b"])])];
+    let (events, _) = observe(&mut late, Some(&next_turn), T0 + 4, &next_log);
+    assert!(matches!(events.first(), Some(LiveEvent::Commit { .. }) | Some(LiveEvent::End { .. })), "{events:?}");
+}
