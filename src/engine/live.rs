@@ -372,10 +372,11 @@ impl LiveFollow {
     pub async fn poll(&self) -> EngineResult<Vec<LiveEvent>> {
         let session = &self.session;
         let shared = &session.shared;
-        if self.done.get() {
+        // A follower whose store was closed finishes (API.md: ended "by `close`", not thrown).
+        if self.done.get() || shared.check_open().is_err() {
+            self.done.set(true);
             return Ok(Vec::new());
         }
-        shared.check_open()?;
         let id = session.id();
         let head = load::read_head(&*shared.store, id).await?;
         let now = shared.now();

@@ -1090,3 +1090,15 @@ test("an abort while an automatic flush is in flight waits for it: the turn's en
   }
   assert.deepEqual(events, ["part p1", "end aborted"]);
 });
+
+test("a follower whose own store is closed finishes (done: true) rather than throwing", async () => {
+  const store = await SessionStore.memory();
+  const session = await store.open("follower-store-closed");
+  const iterator = session.follow();
+  const next = iterator.next();
+  await sleep(30);
+  await store.close();
+  const result = await Promise.race([next, sleep(3000).then(() => "pending")]);
+  assert.notEqual(result, "pending", "the follower ends once its store is closed");
+  assert.deepEqual(result, { value: undefined, done: true });
+});
