@@ -1030,6 +1030,17 @@ test("after store.close() the holder's emit() and flush() are refused: nothing m
   assert.deepEqual((await kv.list("t/")).keys, before);
 });
 
+/** What a follower resuming `invocation` after its part 0 (a reloaded page) yields, up to its end. */
+async function resumedTurn(session, invocation) {
+  const ac = new AbortController();
+  const events = [];
+  for await (const event of session.follow({ after: { invocation, seq: 0 }, signal: ac.signal })) {
+    events.push(event.type === "part" ? `part ${event.data}` : `${event.type} ${event.outcome}`);
+    if (event.type === "end") ac.abort();
+  }
+  return events;
+}
+
 test("a part its holder flushes after the fence is never shown: a follower resuming that turn gets the parts before it and the end", async () => {
   const kv = memoryKv();
   const holder = await SessionStore.kv(kv, { owner: "A" });
@@ -1046,14 +1057,8 @@ test("a part its holder flushes after the fence is never shown: a follower resum
   } catch {
     // refused once the holder has learnt of the fence: nothing to show either way
   }
-  const ac = new AbortController();
-  const events = [];
   const session = await (await SessionStore.kv(kv, { owner: "C" })).open("late-part");
-  for await (const event of session.follow({ after: { invocation: inv.id, seq: 0 }, signal: ac.signal })) {
-    events.push(event.type === "part" ? `part ${event.data}` : `${event.type} ${event.outcome}`);
-    if (event.type === "end") ac.abort();
-  }
-  assert.deepEqual(events, ["part before", "end stopped"]);
+  assert.deepEqual(await resumedTurn(session, inv.id), ["part before", "end stopped"]);
 });
 
 test("an abort while an automatic flush is in flight waits for it: the turn's end counts that flush, and a follower gets its parts", async () => {
@@ -1081,14 +1086,8 @@ test("an abort while an automatic flush is in flight waits for it: the turn's en
   await sleep(5);
   release();
   await aborting;
-  const ac = new AbortController();
-  const events = [];
   const reader = await (await SessionStore.kv(base, { owner: "B" })).open("abort-in-flight");
-  for await (const event of reader.follow({ after: { invocation: inv.id, seq: 0 }, signal: ac.signal })) {
-    events.push(event.type === "part" ? `part ${event.data}` : `${event.type} ${event.outcome}`);
-    if (event.type === "end") ac.abort();
-  }
-  assert.deepEqual(events, ["part p1", "end aborted"]);
+  assert.deepEqual(await resumedTurn(reader, inv.id), ["part p1", "end aborted"]);
 });
 
 test("a follower whose own store is closed finishes (done: true) rather than throwing", async () => {
