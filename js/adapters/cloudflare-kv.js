@@ -6,7 +6,7 @@
 //
 // The version lives in the key's metadata (`{ v }`), written with the value in one put.
 
-import { bytesOf, holds, newVersion, notAValue } from "./values.js";
+import { bytesOf, holds, invalidArgument, newVersion, notAValue } from "./values.js";
 
 /** Workers KV refuses an `expirationTtl` under 60 seconds. */
 const MIN_TTL_MS = 60_000;
@@ -22,7 +22,7 @@ const MAX_LIST = 1000;
 export function cloudflareKv(namespace) {
   for (const method of ["getWithMetadata", "put", "delete", "list"]) {
     if (typeof namespace?.[method] !== "function") {
-      throw new TypeError(`cloudflareKv: namespace has no ${method}() method; pass a KV namespace binding`);
+      throw invalidArgument(`cloudflareKv: namespace has no ${method}() method; pass a KV namespace binding`);
     }
   }
 

@@ -26,7 +26,7 @@
 // tests/js/adapters/deno-kv.test.mjs), so it is retried, with a short random backoff, for up to
 // BUSY_RETRY_MS.
 
-import { bytesOf, commitByPuts, holds, maxValueBytesOf, notAValue } from "./values.js";
+import { bytesOf, commitByPuts, holds, invalidArgument, maxValueBytesOf, notAValue } from "./values.js";
 
 /** The first key part of every key this adapter writes. */
 const NAMESPACE = "agent-session";
@@ -65,7 +65,7 @@ async function commit(op) {
 export function denoKv(kv, options = {}) {
   for (const method of ["get", "list", "atomic"]) {
     if (typeof kv?.[method] !== "function") {
-      throw new TypeError(`denoKv: kv has no ${method}() method; pass the result of Deno.openKv()`);
+      throw invalidArgument(`denoKv: kv has no ${method}() method; pass the result of Deno.openKv()`);
     }
   }
   const maxValueBytes = maxValueBytesOf(options, DEFAULT_MAX_VALUE_BYTES, "denoKv");

@@ -19,7 +19,7 @@
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
 
 import { SerialQueues } from "../frameworks/serial-queue.js";
-import { bytesOf, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
+import { bytesOf, holds, invalidArgument, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Keys of the version records: U+10FFFF sorts after every other key, so they never interleave. */
 const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
@@ -48,7 +48,7 @@ function ownBytes(value) {
 export function durableObjectKv(storage, options = {}) {
   for (const method of ["get", "put", "delete", "list"]) {
     if (typeof storage?.[method] !== "function") {
-      throw new TypeError(`durableObjectKv: storage has no ${method}() method; pass ctx.storage`);
+      throw invalidArgument(`durableObjectKv: storage has no ${method}() method; pass ctx.storage`);
     }
   }
   const maxValueBytes = maxValueBytesOf(options, DEFAULT_MAX_VALUE_BYTES, "durableObjectKv");
@@ -123,7 +123,7 @@ export function durableObjectKv(storage, options = {}) {
 
     async list(prefix, { cursor, limit } = {}) {
       if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
-        throw new TypeError("durableObjectKv: list limit must be a positive integer");
+        throw invalidArgument("durableObjectKv: list limit must be a positive integer");
       }
       const keys = [];
       let after = cursor;

@@ -21,7 +21,8 @@ import type { HostKv } from "../index.d.ts";
  * - `put(key, value, options)` takes either form and stores the bytes: a get then returns those
  *   bytes, whichever form the put was given.
  * - Any other value given to `put` (a string that is not standard base64, or anything that is not a
- *   `Uint8Array` or a string) is refused with a `TypeError` (the promise rejects), and it never
+ *   `Uint8Array` or a string) is refused with a `TypeError` whose `code` is `"INVALID_INPUT"` (the
+ *   promise rejects; the adapter factories throw the same for what they are given), and it never
  *   writes anything. The compare-and-set condition comes first: when `expectedVersion` does not
  *   hold, the put resolves to `null` (or `{ current }` when asked by `reportCurrent`) as any refused
  *   put does, without looking at the value; only a put whose condition holds, or that has none,

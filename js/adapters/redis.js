@@ -42,7 +42,7 @@
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
 import { fromBase64, toBase64 } from "../runtime.js";
-import { bytesOf, commitByPuts, holds, maxValueBytesOf, newVersion, notAValue } from "./values.js";
+import { bytesOf, commitByPuts, holds, invalidArgument, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); for a commit, KEYS[2..]:
  * its records, written (no TTL) only when the condition holds, before the key, then the keys it deletes
@@ -259,7 +259,7 @@ function driverOf(client) {
       },
     };
   }
-  throw new TypeError(
+  throw invalidArgument(
     "redisKv: pass a connected node-redis (createClient / createCluster) or ioredis (new Redis / Redis.Cluster) client, or an Upstash REST client (new Redis({ url, token }) of @upstash/redis)",
   );
 }

@@ -19,9 +19,16 @@ export function bytesOf(value) {
   return typeof value === "string" ? fromBase64(value) : undefined;
 }
 
+/** An adapter's refusal of what it was given: a TypeError (the HostKv contract's), with the stable
+ * `code` of the package's ValidationError, so that callers can tell it by its code as they do the
+ * store's own. */
+export function invalidArgument(message) {
+  return Object.assign(new TypeError(message), { code: "INVALID_INPUT" });
+}
+
 /** The TypeError of a put whose value `bytesOf` refused (thrown once the put's condition has held). */
 export function notAValue(adapter, key) {
-  return new TypeError(
+  return invalidArgument(
     `${adapter}: put(${JSON.stringify(String(key))}): a value must be a Uint8Array or a standard base64 string (RFC 4648, padded)`,
   );
 }
@@ -42,7 +49,7 @@ const MIN_MAX_VALUE_BYTES = 64;
 export function maxValueBytesOf(options, fallback, adapter) {
   const max = options.maxValueBytes ?? fallback;
   if (max !== undefined && (!Number.isInteger(max) || max < MIN_MAX_VALUE_BYTES)) {
-    throw new TypeError(`${adapter}: maxValueBytes must be an integer of at least ${MIN_MAX_VALUE_BYTES}`);
+    throw invalidArgument(`${adapter}: maxValueBytes must be an integer of at least ${MIN_MAX_VALUE_BYTES}`);
   }
   return max;
 }

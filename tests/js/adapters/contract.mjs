@@ -228,6 +228,7 @@ export function adapterContract({ name, make, ttlGoneWithinMs = 5000, ttl = true
         ]) {
           const error = await refusal(() => kv.put(key, value, options), `${label}, ${how}`);
           assert.ok(error instanceof TypeError, `${label}, ${how}: a TypeError, got ${error?.name}: ${error?.message}`);
+          assert.equal(error.code, "INVALID_INPUT", `${label}, ${how}: the TypeError's code`);
           await unchanged(`${label}, ${how}`);
         }
       }

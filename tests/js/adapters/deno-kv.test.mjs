@@ -40,8 +40,8 @@ test("denoKv: declares Deno KV's 64 KiB value limit unless told otherwise, and c
   try {
     assert.deepEqual({ ...denoKv(db).capabilities }, { atomic: true, maxValueBytes: 65536 });
     assert.equal(denoKv(db, { maxValueBytes: 1024 }).capabilities.maxValueBytes, 1024);
-    assert.throws(() => denoKv(db, { maxValueBytes: 0 }), TypeError);
-    assert.throws(() => denoKv({}), TypeError);
+    assert.throws(() => denoKv(db, { maxValueBytes: 0 }), (error) => error instanceof TypeError && error.code === "INVALID_INPUT");
+    assert.throws(() => denoKv({}), (error) => error instanceof TypeError && error.code === "INVALID_INPUT");
     // One byte over the declared limit is what Deno KV itself refuses: the limit is not too small.
     await assert.rejects(denoKv(db).put("k", new Uint8Array(65537)));
   } finally {

@@ -62,7 +62,8 @@ describe("redisKv specifics", () => {
   test("capabilities: atomic, no size limit unless told, and the option is checked", () => {
     assert.deepEqual({ ...redisKv(nodeRedis).capabilities }, { atomic: true });
     assert.deepEqual({ ...redisKv(ioredis, { maxValueBytes: 4096 }).capabilities }, { atomic: true, maxValueBytes: 4096 });
-    assert.throws(() => redisKv(nodeRedis, { maxValueBytes: 1.5 }), TypeError);
+    assert.throws(() => redisKv(nodeRedis, { maxValueBytes: 1.5 }), (error) => error instanceof TypeError && error.code === "INVALID_INPUT");
+    assert.throws(() => redisKv({}), (error) => error instanceof TypeError && error.code === "INVALID_INPUT");
     assert.throws(() => redisKv({}), TypeError);
     assert.throws(() => redisKv(null), TypeError);
   });
