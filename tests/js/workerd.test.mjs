@@ -91,8 +91,11 @@ async function remoteKv(currentMf, backend) {
     while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
     const encoded = args.map(encodeBytes);
     const { status, body } = await call(currentMf(), "POST", `/kv-rpc?backend=${backend}`, { method, args: encoded });
-    // A TypeError in workerd stays one here (the contract checks which error a put throws).
-    if (status !== 200) throw new (body?.name === "TypeError" ? TypeError : Error)(`${method}() failed in workerd: ${JSON.stringify(body)}`);
+    // A TypeError in workerd stays one here, with its code (the contract checks which error a put throws).
+    if (status !== 200) {
+      const error = new (body?.name === "TypeError" ? TypeError : Error)(`${method}() failed in workerd: ${JSON.stringify(body)}`);
+      throw body?.code === undefined ? error : Object.assign(error, { code: body.code });
+    }
     return body.result;
   };
   // An entry's value comes back as {$bytes} for a Uint8Array, as itself for a string (the rule's base64).
