@@ -246,7 +246,7 @@ impl Session {
         let mut invocation: Option<String> = None;
         for _ in 0..100_000 {
             let Some((head, version)) = load::read_head(&*shared.store, id).await? else {
-                return Err(EngineError::NotFound(format!("session \"{id}\" was deleted")));
+                return Err(self.deleted());
             };
             let now = shared.now();
             if invocation.is_none() {

@@ -662,7 +662,7 @@ impl Session {
     }
 
     /// The error of a session whose head is gone: it was deleted.
-    fn deleted(&self) -> EngineError {
+    pub(crate) fn deleted(&self) -> EngineError {
         EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))
     }
 
