@@ -840,7 +840,12 @@ export declare class Invocation {
   /** One state value as this invocation sees it (what it staged over what is committed), or `undefined`. */
   stateValue(key: string, options?: AgentOptions): ReadonlyJson | undefined;
   renew(): Promise<void>;
-  /** Writes the staged events as a new version and keeps the lease; resolves to the new version. */
+  /** Writes the staged events as a new version and keeps the lease; resolves to the new version.
+   * While it writes, the invocation stays open: reads see what it writes, and staging and `emit()` go
+   * on (a framework's next step runs meanwhile); what is staged then goes to the next commit or
+   * checkpoint, counted with what this one writes against `limits.maxCommitBytes` (a retry after it
+   * fails writes them together). A `commit()`, `checkpoint()`, `interrupt()` or `abort()` called
+   * before it settles is an InvalidTransitionError (`from: "committing"`): await it first. */
   checkpoint(): Promise<number>;
   /** Writes the staged events as a new version and releases; resolves to the new version. */
   commit(): Promise<number>;

@@ -111,7 +111,11 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * turn stoppable (`invoke`/`stream` below do that); a turn that emitted parts (`invocation.emit`)
    * ends with a commit even when nothing was staged after its last put, so that followers see it
    * end `committed`; one without parts that succeeded ends at its last put, without an empty
-   * version, and followers see it end `committed` too (`aborted` when `fn` threw).
+   * version, and followers see it end `committed` too. When `fn` threw, the turn commits the failed
+   * step's pending writes (its error and its finished tasks' writes, as any checkpointer keeps them,
+   * so that a retry runs only what did not finish) and followers see it end `committed`; with
+   * nothing to keep, or writes `fn` staged itself, it is aborted and they see `aborted`. The
+   * caller's rejection is what tells a failed turn.
    */
   guard<T>(threadId: string, fn: (invocation: Invocation) => T | Promise<T>, options?: GuardOptions): Promise<T>;
 

@@ -69,6 +69,7 @@ fn hint(from: Phase, action: &str) -> &'static str {
         }
         (Phase::Status(_), "resume") => ": resume is only for a session whose status is \"interrupted\"",
         (Phase::Status(_), _) => "",
+        (Phase::Committing, _) => ": await the commit or checkpoint being written first (a checkpoint leaves it open)",
         _ => ": an invocation ends with its first commit, interrupt or abort; begin a new one",
     }
 }

@@ -43,13 +43,43 @@ struct State {
     version: Version,
     staged: Vec<Event>,
     staged_bytes: usize,
-    /// The version of a commit whose head write failed in a way that may still have applied it
-    /// (the store errored, then the head could not be read back). Until a retry of the commit learns
-    /// the outcome, nothing more may be staged: the retry must write exactly the same turn.
-    uncertain: Option<u64>,
+    /// A commit whose head write failed in a way that may still have applied it (the store errored,
+    /// then the head could not be read back). Until a retry of the commit learns the outcome, nothing
+    /// more may be staged: the retry must write exactly the same turn.
+    uncertain: Option<Uncertain>,
     /// The events a checkpoint is writing, while it writes them: the invocation stays open for
-    /// reads meanwhile, and they see these (the session's view takes them in once written).
+    /// reads, staging and emitting meanwhile; reads see these (the session's view takes them in once
+    /// written), and what is staged meanwhile goes to the next commit.
     in_flight: Option<Rc<Vec<Event>>>,
+}
+
+/// See [`State::uncertain`].
+#[derive(Debug, Clone, Copy)]
+struct Uncertain {
+    /// The version the attempt wrote.
+    version: u64,
+    /// How many of the staged events, at the end, the attempt did not write: those staged while it
+    /// was a checkpoint writing. When the retry finds the attempt applied, they are written after it.
+    later: usize,
+}
+
+/// How one write of [`Invocation::finish`] ended: done, or a checkpoint whose outcome was not known
+/// turned out applied, and the events staged after it (and `last`) are still to write.
+enum Finished {
+    Done(u64),
+    Again(Option<Event>),
+}
+
+/// What [`Invocation::write`] wrote.
+struct Written {
+    head: Head,
+    version: Version,
+    snapshot: bool,
+    /// The head it replaced (`None` when an earlier attempt turned out applied).
+    base: Option<Head>,
+    /// How many of the staged events, at the end, were not written (an earlier attempt that turned
+    /// out applied wrote the others); `last`, after them, was not either when this is not 0.
+    unwritten: usize,
 }
 
 impl State {
@@ -197,6 +227,20 @@ impl Invocation {
         self.check_open(action)
     }
 
+    /// [`Invocation::check_open`] for staging and emitting: also while a checkpoint writes (a
+    /// framework's next step runs while its last step's checkpoint is written; what it stages goes
+    /// to the next commit, what it emits to the next flush).
+    fn check_stageable(&self, action: &'static str) -> Result<(), CoreError> {
+        let writing = {
+            let state = self.state.borrow();
+            matches!(state.stage, Stage::Committing) && state.in_flight.is_some()
+        };
+        if writing {
+            return Ok(());
+        }
+        self.check_open(action)
+    }
+
     fn agent_or_default<'a>(&'a self, agent: Option<&'a str>) -> Result<&'a str, CoreError> {
         match agent {
             Some(agent) => {
@@ -221,14 +265,14 @@ impl Invocation {
 
     /// Stages a message (JSON text), checked against the limits now.
     pub fn append_message(&self, data: Json, agent: Option<&str>) -> Result<(), CoreError> {
-        self.check_open("appendMessage")?;
+        self.check_stageable("appendMessage")?;
         let agent = self.agent_or_default(agent)?.to_owned();
         self.session.shared.config.limits.check_message(data.len())?;
         self.stage(Event::Message { agent, data })
     }
 
     pub fn set_state(&self, key: &str, data: Json, agent: Option<&str>) -> Result<(), CoreError> {
-        self.check_open("setState")?;
+        self.check_stageable("setState")?;
         let agent = self.agent_or_default(agent)?.to_owned();
         limits::check_name("a state key", key)?;
         self.session.shared.config.limits.check_state_value(data.len())?;
@@ -236,7 +280,7 @@ impl Invocation {
     }
 
     pub fn delete_state(&self, key: &str, agent: Option<&str>) -> Result<(), CoreError> {
-        self.check_open("deleteState")?;
+        self.check_stageable("deleteState")?;
         let agent = self.agent_or_default(agent)?.to_owned();
         limits::check_name("a state key", key)?;
         self.stage(Event::StateDelete { agent, key: key.to_owned() })
@@ -289,7 +333,7 @@ impl Invocation {
     /// Stages the replacement of `agent`'s first `before` messages (as this invocation sees them)
     /// by `summary`. Refused when the cut would separate a tool call from its result, unless `force`.
     pub fn compact(&self, before: u64, summary: Vec<Json>, agent: Option<&str>, force: bool) -> EngineResult<()> {
-        self.check_open("compact")?;
+        self.check_stageable("compact")?;
         let agent = self.agent_or_default(agent)?.to_owned();
         for message in &summary {
             self.session.shared.config.limits.check_message(message.len())?;
@@ -347,7 +391,7 @@ impl Invocation {
     /// Appends a part (JSON text) to the turn's live log; validated now like a message. Returns its
     /// seq and when the host must call [`Invocation::flush`].
     pub fn emit(&self, data: Json) -> EngineResult<Emitted> {
-        self.check_open("emit")?;
+        self.check_stageable("emit")?;
         // A closed store writes nothing more: not even the parts of a turn it still holds.
         self.session.shared.check_open()?;
         self.session.shared.config.limits.check_message(data.len())?;
@@ -561,7 +605,17 @@ impl Invocation {
     /// Writes the staged events (plus `last`) as one batch at the next version and compare-and-sets
     /// the head; on a lost race for the head it decides again on the fresh head (our own heartbeat
     /// may have renewed it), and a head that no longer carries our token ends in `LeaseLost`.
-    async fn finish(&self, action: &'static str, outcome: Outcome, last: Option<Event>) -> EngineResult<u64> {
+    async fn finish(&self, action: &'static str, outcome: Outcome, mut last: Option<Event>) -> EngineResult<u64> {
+        loop {
+            match self.finish_once(action, outcome.clone(), last).await? {
+                Finished::Done(version) => return Ok(version),
+                Finished::Again(again) => last = again,
+            }
+        }
+    }
+
+    /// One write of [`Invocation::finish`].
+    async fn finish_once(&self, action: &'static str, outcome: Outcome, last: Option<Event>) -> EngineResult<Finished> {
         self.check_open(action)?;
         // Followers get every part with the turn's end: the parts not flushed yet are written with the
         // commit's records (no write of their own: one transaction on IndexedDB), after every earlier
@@ -605,14 +659,26 @@ impl Invocation {
         // Taken out before anything else runs: the view takes the events in (below) or they are staged again.
         self.state.borrow_mut().in_flight = None;
         match result {
-            Ok((head, version, snapshot, base)) => {
+            Ok(Written { head, version, snapshot, base, unwritten }) => {
                 if let Some((n, _)) = &live {
                     self.live.written(*n);
                 }
+                let (events, again) = if unwritten == 0 {
+                    (events, None)
+                } else {
+                    let mut written = Rc::try_unwrap(events).unwrap_or_else(|events| (*events).clone());
+                    let mut rest = written.split_off(written.len() - unwritten - usize::from(last_is_some));
+                    let last = if last_is_some { rest.pop() } else { None };
+                    let mut state = self.state.borrow_mut();
+                    rest.append(&mut state.staged);
+                    state.staged = rest;
+                    (Rc::new(written), Some(last))
+                };
                 let new_version = head.version;
                 let status = head.status;
                 let mut state = self.state.borrow_mut();
-                state.staged_bytes = 0;
+                // What was staged while a checkpoint wrote is left for the next commit.
+                state.staged_bytes = state.staged.iter().map(Event::weight).sum();
                 state.stage = if status == Status::Running { Stage::Open } else { Stage::Committed };
                 state.head = head.clone();
                 state.version = version.clone();
@@ -642,7 +708,10 @@ impl Invocation {
                 // Announcing wakes the realm once (Shared::notify).
                 self.count_own_wake();
                 self.session.announce(new_version, status);
-                Ok(new_version)
+                Ok(match again {
+                    Some(last) => Finished::Again(last),
+                    None => Finished::Done(new_version),
+                })
             }
             Err(error) => {
                 let error = self.deleted_or(error).await;
@@ -650,11 +719,18 @@ impl Invocation {
                 // The only owner now (`in_flight` was cleared above): no copy is made.
                 let mut events = Rc::try_unwrap(events).unwrap_or_else(|events| (*events).clone());
                 if !lease_lost {
-                    // Retryable (a storage failure): the invocation stays open with its staged events.
+                    // Retryable (a storage failure): the invocation stays open with its staged events,
+                    // followed by those staged while a checkpoint wrote.
                     if last_is_some {
                         events.pop();
                     }
-                    self.state.borrow_mut().staged = events;
+                    let mut state = self.state.borrow_mut();
+                    let later = std::mem::take(&mut state.staged);
+                    if let Some(uncertain) = state.uncertain.as_mut() {
+                        uncertain.later += later.len();
+                    }
+                    events.extend(later);
+                    state.staged = events;
                 }
                 // The parts taken for the commit are flushed as they are (the commit may have written
                 // their key already), before anything emitted after them; followers of a lost turn see
@@ -674,22 +750,24 @@ impl Invocation {
     }
 
     /// `live`: the parts not flushed yet, as flush number `.0` of this turn, written with the batch.
-    /// Returns the head written, its store version, whether it wrote a snapshot, and the head it
-    /// replaced (`None` when an earlier attempt turned out applied).
-    async fn write(
-        &self,
-        outcome: Outcome,
-        events: &[Event],
-        live: Option<&(u64, Flush)>,
-    ) -> EngineResult<(Head, Version, bool, Option<Head>)> {
+    async fn write(&self, outcome: Outcome, events: &[Event], live: Option<&(u64, Flush)>) -> EngineResult<Written> {
         let shared = &self.session.shared;
         let config = &shared.config;
         let id = self.session.id();
         let head_key = keys::head_key(id);
         let uncertain = self.state.borrow_mut().uncertain.take();
-        if let Some(attempted) = uncertain {
-            if let Some((head, version, snapshot)) = self.applied(attempted).await? {
-                return Ok((head, version, snapshot, None));
+        if let Some(attempt) = uncertain {
+            match self.applied(attempt.version).await {
+                Ok(Some((head, version, snapshot))) => {
+                    // The events staged after the attempt are still to write.
+                    return Ok(Written { head, version, snapshot, base: None, unwritten: attempt.later });
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    // Still not known: a retry must not write the batch again under another version.
+                    self.state.borrow_mut().uncertain = Some(attempt);
+                    return Err(error);
+                }
             }
         }
         for _ in 0..4 {
@@ -775,10 +853,12 @@ impl Invocation {
                 // A failed write may still have been applied (a KV that timed out after writing):
                 // read the head back before reporting, so a retry never rewrites a batch it names.
                 Err(error) => match self.applied(new_version).await {
-                    Ok(Some((head, version, snapshot))) => return Ok((head, version, snapshot, None)),
+                    Ok(Some((head, version, snapshot))) => {
+                        return Ok(Written { head, version, snapshot, base: None, unwritten: 0 })
+                    }
                     Ok(None) => return Err(error.into()),
                     Err(_) => {
-                        self.state.borrow_mut().uncertain = Some(new_version);
+                        self.state.borrow_mut().uncertain = Some(Uncertain { version: new_version, later: 0 });
                         return Err(error.into());
                     }
                 },
@@ -788,7 +868,13 @@ impl Invocation {
                     if let Some(snapshot) = snapshot {
                         self.session.remember_snapshot(snapshot);
                     }
-                    return Ok((committed.head, written, committed.snapshot_due, Some(head)));
+                    return Ok(Written {
+                        head: committed.head,
+                        version: written,
+                        snapshot: committed.snapshot_due,
+                        base: Some(head),
+                        unwritten: 0,
+                    });
                 }
                 None => {
                     shared.emit(&|| self.event("conflict", None));
@@ -952,7 +1038,7 @@ impl Invocation {
             if guard::stop_pending(&head, self.token).is_some() {
                 // A stopped turn's end is in history: the abort commits the `stopped` event.
                 return match self.write(Outcome::Abort, &[], None).await {
-                    Ok((head, version, _, base)) => {
+                    Ok(Written { head, version, base, .. }) => {
                         let (new_version, status) = (head.version, head.status);
                         self.session.apply_commit(head, version, base.as_ref(), &[]);
                         shared.emit(&|| self.event("lease.released", Some(new_version)));

@@ -65,8 +65,11 @@ import { gzipSync } from "node:zlib";
 // 223,913 with a stop of a turn whose holder's realm is gone answered at once, a fence recording the
 // flushes its turn wrote (followers read none past them) and a closed store's invocation refusing
 // emit and flush (+0.6 KB, most of it the stop loop's await of the Web Locks query).
-// Budget: 224,100.
-const BUDGET_GZIPPED = 224_100;
+// 225,108 with staging and emit going on while a checkpoint writes (what is staged meanwhile goes to
+// the next commit, also after a checkpoint whose outcome was not known turned out applied: a second
+// write) and an unknown outcome kept when the retry's look fails too (+1.2 KB).
+// Budget: 225,300.
+const BUDGET_GZIPPED = 225_300;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

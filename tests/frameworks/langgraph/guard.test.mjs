@@ -538,6 +538,71 @@ describe("live turns: saver.invoke / saver.stream", () => {
     expect((await viewer.history()).some((e) => e.type === "part")).toBe(false);
   });
 
+  // On a KV whose calls take time (a remote one), a step's checkpoint is still being written when
+  // LangGraph yields that step's chunk and runs the next node: the chunks and what the nodes stage then
+  // must not be refused (they were: the follower missed chunks, a node's emit failed the turn).
+  function slowKv(ms) {
+    const kv = memoryKv();
+    const delayed = (name) => async (...args) => {
+      await sleep(ms);
+      return kv[name](...args);
+    };
+    return { capabilities: kv.capabilities, get: delayed("get"), put: delayed("put"), delete: delayed("delete"), list: delayed("list") };
+  }
+
+  for (const streamMode of ["updates", "values"]) {
+    it(`stream on a KV with latency (streamMode "${streamMode}"): the follower gets every chunk, including those yielded while a step's checkpoint is written`, async () => {
+      const kv = slowKv(2);
+      const saver = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "runner" }));
+      const graph = liveGraph(saver, { delayMs: 1 });
+      const viewer = await (await SessionStore.kv(kv, { owner: "viewer" })).open(saver.sessionId("t-slow"));
+      const following = followTurn(viewer);
+      const chunks = [];
+      for await (const chunk of saver.stream(graph, { log: ["in"] }, { configurable: { thread_id: "t-slow" }, streamMode })) {
+        chunks.push(chunk);
+      }
+      expect(chunks.length).toBeGreaterThan(1);
+      const events = await following;
+      expect(events.at(-1)).toMatchObject({ type: "end", outcome: "committed" });
+      const parts = events.filter((e) => e.type === "part");
+      expect(parts.map((p) => p.data)).toEqual(JSON.parse(JSON.stringify(chunks)));
+      expect(parts.map((p) => p.seq)).toEqual(parts.map((_, i) => i));
+    });
+  }
+
+  it("guard on a KV with latency: nodes that emit and stage app state while the last step's checkpoint is written commit with the turn", async () => {
+    const kv = slowKv(2);
+    const saver = new AgentSessionSaver(await SessionStore.kv(kv, { owner: "runner" }));
+    let inv;
+    const node = (name) => async () => {
+      inv.emit({ progress: `${name} started` });
+      inv.setState(`seen.${name}`, true, { agent: "app" });
+      await sleep(1);
+      return { log: [name] };
+    };
+    const graph = new StateGraph(State)
+      .addNode("a", node("a"))
+      .addNode("b", node("b"))
+      .addNode("c", node("c"))
+      .addEdge(START, "a")
+      .addEdge("a", "b")
+      .addEdge("b", "c")
+      .addEdge("c", END)
+      .compile({ checkpointer: saver });
+    const viewer = await (await SessionStore.kv(kv, { owner: "viewer" })).open(saver.sessionId("t-nodes"));
+    const following = followTurn(viewer);
+    const out = await saver.guard("t-nodes", async (i) => {
+      inv = i;
+      return graph.invoke({ log: ["in"] }, { configurable: { thread_id: "t-nodes" }, signal: i.signal });
+    });
+    expect(out.log).toEqual(["in", "a", "b", "c"]);
+    const events = await following;
+    expect(events.filter((e) => e.type === "part").map((e) => e.data.progress)).toEqual(["a started", "b started", "c started"]);
+    expect(events.at(-1)).toMatchObject({ type: "end", outcome: "committed" });
+    await viewer.refresh();
+    expect({ ...viewer.state({ agent: "app" }) }).toEqual({ "seen.a": true, "seen.b": true, "seen.c": true });
+  });
+
   it("stream: emit: false forwards nothing, a function picks the parts; invoke passes the signal and emits nothing", async () => {
     const store = await SessionStore.memory();
     const saver = new AgentSessionSaver(store);
