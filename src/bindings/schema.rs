@@ -56,10 +56,15 @@ impl Migrate for JsMigrations {
         let returned = |what: &str, cause: JsValue| {
             failure(format!("schema.migrate[{to}] returned {what} that is not JSON"), Some(cause))
         };
-        let messages: Array =
-            Reflect::get(&output, &"messages".into()).ok().and_then(|messages| messages.dyn_into().ok()).ok_or_else(
-                || failure(format!("schema.migrate[{to}] must return {{ messages: [...], state: {{...}} }}"), None),
-            )?;
+        // (A getter or proxy trap that throws while the shape is read is the cause.)
+        let shape = |cause: Option<JsValue>| {
+            failure(
+                format!("schema.migrate[{to}] must return {{ messages: [...], state: {{...}} }}, state a plain object"),
+                cause,
+            )
+        };
+        let messages = Reflect::get(&output, &"messages".into()).map_err(|cause| shape(Some(cause)))?;
+        let messages: Array = messages.dyn_into().map_err(|_| shape(None))?;
         let messages = array_items(&messages, "messages").map_err(|cause| {
             failure(format!("schema.migrate[{to}] returned messages that could not be read"), Some(cause))
         })?;
@@ -69,14 +74,21 @@ impl Migrate for JsMigrations {
                 .messages
                 .push(to_json(&message, &format!("messages[{index}]")).map_err(|e| returned("a message", e))?);
         }
-        let state = Reflect::get(&output, &"state".into()).unwrap_or(JsValue::UNDEFINED);
-        if !state.is_object() {
-            return Err(failure(
-                format!("schema.migrate[{to}] must return {{ messages: [...], state: {{...}} }}"),
-                None,
-            ));
+        let state = Reflect::get(&output, &"state".into()).map_err(|cause| shape(Some(cause)))?;
+        // An array, a Map or a class instance read as the state would lose or rename its entries.
+        let plain =
+            state.is_object() && is_plain_prototype(&Reflect::get_prototype_of(&state).map_err(|c| shape(Some(c)))?);
+        if !plain {
+            return Err(shape(None));
         }
         migrated.state = to_json_map(&state, "state").map_err(|e| returned("a state value", e))?;
         Ok(migrated)
     }
+}
+
+/// Whether `prototype` is `Object.prototype` or null: the prototype of a plain object.
+fn is_plain_prototype(prototype: &Object) -> bool {
+    let object_prototype: JsValue = Object::get_prototype_of(&Object::new().into()).into();
+    let prototype: &JsValue = prototype;
+    prototype.is_null() || *prototype == object_prototype
 }

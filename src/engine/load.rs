@@ -32,22 +32,38 @@ async fn read_record(store: &dyn Store, key: &str) -> EngineResult<Vec<u8>> {
 /// The records under `keys`, read in one go (one IndexedDB transaction); each must be there (a head
 /// or snapshot names it).
 async fn read_named(store: &dyn Store, keys: &[String]) -> EngineResult<Vec<Vec<u8>>> {
-    let mut read = read_linked(store, keys.to_vec(), Rc::new(|_: &str, _: &Entry| Some(Vec::new()))).await?;
+    let read = read_linked(store, keys.to_vec(), Rc::new(|_: &str, _: &Entry| Some(Vec::new()))).await?;
     budget_read(&read)?;
-    keys.iter().map(|key| take_named(&mut read, key)).collect()
+    let mut named = Named { read, next: 0 };
+    keys.iter().map(|key| named.take(key)).collect()
+}
+
+/// What a read returned, taken by key; each must be there (a head or snapshot names it). In the
+/// order the keys were asked for where the backend keeps it, so each is found at once (a long
+/// session's load names thousands of batches: a search per key was quadratic); else searched.
+struct Named {
+    read: Linked,
+    next: usize,
+}
+
+impl Named {
+    fn take(&mut self, key: &str) -> EngineResult<Vec<u8>> {
+        let read = &mut self.read;
+        let at = match read.get(self.next) {
+            Some((read_key, _)) if read_key == key => self.next,
+            _ => read.iter().position(|(read_key, _)| read_key == key).unwrap_or(read.len()),
+        };
+        self.next = at + 1;
+        read.get_mut(at).and_then(|(_, entry)| entry.take()).map(|entry| entry.value).ok_or_else(|| {
+            CoreError::CorruptRecord { key: key.to_owned(), detail: "named by the head but missing".into() }.into()
+        })
+    }
 }
 
 /// Checks what a load read against the memory budget: decoding makes about one more copy of it.
 fn budget_read(read: &Linked) -> EngineResult<()> {
     let bytes: usize = read.iter().filter_map(|(_, entry)| entry.as_ref()).map(|entry| entry.value.len()).sum();
     Ok(budget::check("loading a session's records", bytes as u64)?)
-}
-
-/// The bytes read under `key`, which a head or snapshot names: missing is a corrupt session.
-fn take_named(read: &mut Linked, key: &str) -> EngineResult<Vec<u8>> {
-    take_linked(read, key).map(|entry| entry.value).ok_or_else(|| {
-        CoreError::CorruptRecord { key: key.to_owned(), detail: "named by the head but missing".into() }.into()
-    })
 }
 
 fn batch_of(key: &str, bytes: &[u8], (version, token): (u64, u64)) -> EngineResult<Batch> {
@@ -216,9 +232,10 @@ fn segment_keys(id: &str, segments: &[SnapshotRef]) -> Vec<String> {
 
 /// The state at `head.version` from the records a load read (`read`, which must hold every record
 /// the head names and its snapshot's segments).
-fn state_from(id: &str, head: &Head, mut read: Linked) -> EngineResult<(SessionState, Option<Snapshot>)> {
+fn state_from(id: &str, head: &Head, read: Linked) -> EngineResult<(SessionState, Option<Snapshot>)> {
     budget_read(&read)?;
-    let mut take = |key: &str| take_named(&mut read, key);
+    let mut named = Named { read, next: 0 };
+    let mut take = |key: &str| named.take(key);
     let mut snapshot = match head.snapshot {
         Some(at) => {
             let key = keys::snapshot_key(id, at.version, at.token);

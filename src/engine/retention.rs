@@ -93,7 +93,12 @@ impl Session {
             .collect();
         let snapshot_ref = written.as_ref().map(|s| SnapshotRef { version: s.version, token });
         let (current, current_version) = invocation.current_head();
-        let pruned = retention::pruned(&current, token, kept, snapshot_ref)?;
+        let mut pruned = retention::pruned(&current, token, kept, snapshot_ref)?;
+        if written.is_some() {
+            // The snapshot holds the view as loaded, which is migrated to this store's schema: the
+            // head says so, or every load would migrate it again (the originals are gone).
+            pruned.schema = pruned.schema.max(shared.config.schema_version);
+        }
         let head_key = keys::head_key(id);
         let stale = invocation.live.take_stale();
         let head = crate::engine::head_value(&pruned);

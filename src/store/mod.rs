@@ -42,7 +42,7 @@ pub fn take_linked(read: &mut Linked, key: &str) -> Option<Entry> {
 /// The values under `keys` and, for each value found, under the keys `follow` names for it, and so
 /// on: a session load (head, then its snapshot and batches, then the snapshot's segments). In one
 /// go where the backend can ([`Store::get_linked`]), else a level at a time with
-/// [`Store::get_many`]. A key named twice is read once.
+/// [`Store::get_many`]. A key read at one level is not read again at a later one.
 pub async fn read_linked(store: &dyn Store, keys: Vec<String>, follow: Follow) -> StoreResult<Linked> {
     // The keys whose values have been followed, so that a value is followed once.
     let followed: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
@@ -59,15 +59,13 @@ pub async fn read_linked(store: &dyn Store, keys: Vec<String>, follow: Follow) -
     let mut read = Linked::new();
     let mut level = keys;
     loop {
-        let mut named: Vec<String> = Vec::new();
-        level.retain(|key| {
-            let new = !read.iter().any(|(read_key, _)| read_key == key) && !named.contains(key);
-            named.extend(new.then(|| key.clone()));
-            new
-        });
+        // Not a search of the level itself for keys it names twice (none of its callers does): a long
+        // session's load names thousands of batches in one level, and that search was quadratic.
+        level.retain(|key| !read.iter().any(|(read_key, _)| read_key == key));
         if level.is_empty() {
             return Ok(read);
         }
+        let start = followed.borrow().len();
         let got = match store.get_linked(level.clone(), remembering.clone()) {
             Some(reading) => reading.await?,
             None => {
@@ -76,10 +74,21 @@ pub async fn read_linked(store: &dyn Store, keys: Vec<String>, follow: Follow) -
             }
         };
         // What a one-go read did not follow (a sealed record, opened only after it) and what a
-        // level-at-a-time read names are read next.
+        // level-at-a-time read names are read next. A one-go read follows values in the order it
+        // returns them: a walk finds each at once (a search per key was quadratic in a long
+        // session's batches), and only the few it did not follow are searched for.
+        let end = followed.borrow().len();
+        let mut walk = start;
         let next: Vec<String> = got
             .iter()
-            .filter(|(key, _)| !followed.borrow().contains(key))
+            .filter(|(key, _)| {
+                let followed = followed.borrow();
+                if walk < end && followed[walk] == *key {
+                    walk += 1;
+                    return false;
+                }
+                !followed[start..end].contains(key)
+            })
             .filter_map(|(key, entry)| entry.as_ref().and_then(|entry| remembering(key, entry)))
             .flatten()
             .collect();

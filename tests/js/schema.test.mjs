@@ -93,6 +93,13 @@ test("a session of a newer schema is a SchemaVersionError and a failing migratio
     [{ 1: () => ({ messages: [() => 1], state: {} }) }, (e) => /not JSON/.test(e.message)],
     [{ 1: () => ({ messages: [], state: { bad: 1n } }) }, (e) => /not JSON/.test(e.message)],
     [{ 1: () => "nothing" }, (e) => /must return/.test(e.message)],
+    // A state that is not a plain object: its entries would be lost (a Map) or renamed (an array).
+    [{ 1: ({ state }) => ({ messages: [], state: Object.entries(state) }) }, (e) => /must return .*plain object/.test(e.message)],
+    [{ 1: ({ state }) => ({ messages: [], state: new Map(Object.entries(state)) }) }, (e) => /must return/.test(e.message)],
+    [{ 1: () => ({ messages: [], state: [] }) }, (e) => /must return/.test(e.message)],
+    // A getter of the result's shape that throws is the cause.
+    [{ 1: () => ({ get messages() { throw boom; }, state: {} }) }, (e) => /must return/.test(e.message) && e.cause === boom],
+    [{ 1: () => ({ messages: [], get state() { throw boom; } }) }, (e) => /must return/.test(e.message) && e.cause === boom],
     // What a turn could not stage: a key with a lone surrogate (two such keys would merge), an empty
     // key, a message or value over the store's limits (set below).
     [{ 1: () => ({ messages: [], state: { "\uD800": "a", "\uDBFF": "b" } }) }, (e) => /not JSON/.test(e.message) && e.cause?.code === "INVALID_INPUT"],
@@ -130,6 +137,29 @@ test("a session of a newer schema is a SchemaVersionError and a failing migratio
   // The refused opens wrote nothing; the begins that were let through (schema 0 store) only moved the head.
   const after = JSON.parse(await snapshotOf(kv)).map(([key]) => key);
   assert.deepEqual(after, JSON.parse(withOld).map(([key]) => key), "no record was added or removed");
+});
+
+test("a prune at the latest version of a session not migrated yet keeps its migrated data, migrated once", async () => {
+  const kv = memoryKv();
+  const v1 = await SessionStore.kv(kv, { schema: { version: 1 } });
+  const old = await v1.open("pruned");
+  for (const text of ["hello", "world"]) await old.invoke((inv) => inv.appendMessage({ text }));
+  const v2 = await SessionStore.kv(kv, { schema: { version: 2, migrate } });
+  const session = await v2.open("pruned");
+  const migrated = [{ content: "hello" }, { content: "world" }];
+  assert.deepEqual(session.messages(), migrated);
+  assert.ok((await session.prune({ before: session.version })) > 0);
+  assert.deepEqual(session.messages(), migrated, "the same Session after the prune");
+  assert.deepEqual((await session.at(session.version)).messages(), migrated, "at(the pruned version)");
+  // A fresh store at schema 2 reads the snapshot as it is: no migration runs again.
+  const throwing = { 2: () => { throw new Error("must not run"); } };
+  const fresh = await (await SessionStore.kv(kv, { schema: { version: 2, migrate: throwing } })).open("pruned");
+  assert.deepEqual(fresh.messages(), migrated);
+  assert.deepEqual((await fresh.export()).base.map((e) => e.data), migrated, "an export carries the migrated data");
+  await fresh.invoke((inv) => inv.appendMessage({ content: "again" }));
+  assert.deepEqual((await (await SessionStore.kv(kv, { schema: { version: 2, migrate: throwing } })).open("pruned")).messages(), [...migrated, { content: "again" }]);
+  // The old application no longer reads it as its own: the data is schema 2 now.
+  await assert.rejects(v1.open("pruned"), SchemaVersionError);
 });
 
 test("the schema option is validated", async () => {

@@ -68,8 +68,11 @@ import { gzipSync } from "node:zlib";
 // 225,108 with staging and emit going on while a checkpoint writes (what is staged meanwhile goes to
 // the next commit, also after a checkpoint whose outcome was not known turned out applied: a second
 // write) and an unknown outcome kept when the retry's look fails too (+1.2 KB).
-// Budget: 225,300.
-const BUDGET_GZIPPED = 225_300;
+// 225,648 with a prune's snapshot of a session not migrated yet recorded under the store's schema, a
+// migration's state refused unless a plain object, and a long session's records found by key in one
+// pass instead of a search per key (history() and export() were quadratic in its versions) (+0.5 KB).
+// Budget: 225,700.
+const BUDGET_GZIPPED = 225_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

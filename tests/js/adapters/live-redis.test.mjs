@@ -293,9 +293,11 @@ test('a holder that ignores the stop is fenced after graceMs: stop() resolves "f
   const begun = await p1.waitFor("begun", "fence");
   const following = followUntilEnd(watcher);
 
-  p2.send({ cmd: "stop", tag: "fence", id, options: { reason, graceMs: 300 } });
+  // A grace of several of P1's polls (stopPollMs 200): P1 sees the request before the fence even on a
+  // loaded machine (with 300 ms, one late poll made its signal's reason the fence's LeaseLostError).
+  p2.send({ cmd: "stop", tag: "fence", id, options: { reason, graceMs: 1500 } });
   const stopped = await p2.waitFor("stop-result", "fence");
-  t.diagnostic(`stop({ graceMs: 300 }) resolved "${stopped.result.outcome}" after ${stopped.resolvedAt - stopped.requestedAt} ms`);
+  t.diagnostic(`stop({ graceMs: 1500 }) resolved "${stopped.result.outcome}" after ${stopped.resolvedAt - stopped.requestedAt} ms`);
   assert.equal(stopped.result.outcome, "fenced");
   assert.equal(stopped.result.invocation, begun.invocation);
   assert.equal(stopped.result.version, 2, "the stopper's release is the next version");
