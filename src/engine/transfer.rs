@@ -159,19 +159,26 @@ impl SessionStore {
                 "an export's status is never \"running\" (it holds no lease)".into(),
             ));
         }
-        // Every version is a record: bounded before anything is allocated for them.
-        if data.version > MAX_IMPORT_VERSIONS {
-            let limit = CoreError::LimitExceeded {
-                what: "an import's version count",
-                option: "",
-                limit: MAX_IMPORT_VERSIONS,
-                actual: data.version,
-            };
-            return Err(EngineError::AtPath { path: "data.version".into(), error: Box::new(limit.into()) });
+        // Every version kept is a record (a pruned session's start at its oldest kept version, whose
+        // base is its snapshot): bounded before anything is allocated for them.
+        let first = match (&data.base, data.retained) {
+            (Some(_), Some(retained)) if retained > 0 => retained,
+            _ => 1,
+        };
+        let kept = (data.version + 1).saturating_sub(first);
+        if kept > MAX_IMPORT_VERSIONS {
+            return Err(invalid(
+                "data.version".into(),
+                format!(
+                    "an import writes a record per version it keeps: {kept} (versions {first} to {}) is over the \
+                     {MAX_IMPORT_VERSIONS} one import takes; prune the session (session.prune) and export it again",
+                    data.version
+                ),
+            ));
         }
-        budget::check("an import", data.version.saturating_mul(BATCH_OVERHEAD))?;
+        budget::check("an import", kept.saturating_mul(BATCH_OVERHEAD))?;
         // Events in commit order, none above the export's version; each version's events a commit.
-        let mut batches: Vec<Vec<Event>> = vec![Vec::new(); data.version as usize];
+        let mut batches: Vec<Vec<Event>> = vec![Vec::new(); kept as usize];
         if let Some(metadata) = &data.metadata {
             config
                 .limits
@@ -204,14 +211,17 @@ impl SessionStore {
             if event.version == 0 {
                 return Err(invalid(path, "only the \"created\" event is at version 0".into()));
             }
+            if event.version < first {
+                return Err(invalid(path, format!("an event below the oldest kept version {first}")));
+            }
             check_value(inner, &config.limits, &path)?;
             bytes += inner.weight() as u64;
-            batches[event.version as usize - 1].push(inner.clone());
+            batches[(event.version - first) as usize].push(inner.clone());
         }
         for (index, events) in batches.iter().enumerate() {
             config.limits.check_commit(events.iter().map(Event::weight).sum()).map_err(|error| {
                 EngineError::AtPath {
-                    path: format!("data.events (version {})", index + 1),
+                    path: format!("data.events (version {})", first + index as u64),
                     error: Box::new(error.into()),
                 }
             })?;
@@ -302,10 +312,10 @@ impl SessionStore {
                 }
             };
         }
-        let mut at_of = vec![(now, String::new(), None); data.version as usize];
+        let mut at_of = vec![(now, String::new(), None); kept as usize];
         for event in &data.events {
-            if event.version > 0 {
-                at_of[event.version as usize - 1] = (event.at, event.invocation.clone(), event.traceparent.clone());
+            if event.version >= first {
+                at_of[(event.version - first) as usize] = (event.at, event.invocation.clone(), event.traceparent.clone());
             }
         }
         let mut records = Vec::new();
@@ -333,7 +343,7 @@ impl SessionStore {
             None => 1,
         };
         for (index, (events, (at, invocation, traceparent))) in batches.into_iter().zip(at_of).enumerate() {
-            let version = index as u64 + 1;
+            let version = first + index as u64;
             if version >= first_written {
                 let batch = Batch { version, token, at, invocation, traceparent, events };
                 records.push((keys::batch_key(&id, version, token), codec::encode_batch(&batch)));

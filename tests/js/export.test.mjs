@@ -383,6 +383,41 @@ test("a pruned session's export restores the same messages() and state()", async
   assert.deepEqual(imported.state(), session.state(), "state() of the restored session");
 });
 
+test("a pruned session past a million versions imports (only its kept versions are records); an unpruned one past the bound is a ValidationError saying to prune", async () => {
+  const store = await SessionStore.memory();
+  const session = await store.open("long-lived");
+  for (let i = 0; i < 4; i++) await session.invoke((inv) => inv.appendMessage(`m${i}`));
+  await session.prune({ before: 3 });
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  assert.equal(data.retained, 3);
+  // The same session after a million more versions (as a long-lived agent's checkpoints make them,
+  // pruned as it went): every version number moved up by 1,000,000.
+  const shift = 1_000_000;
+  const moved = {
+    ...data,
+    version: data.version + shift,
+    retained: data.retained + shift,
+    base: data.base.map((e) => ({ ...e, version: e.version + shift })),
+    events: data.events.map((e) => ({ ...e, version: e.version + shift })),
+  };
+  const target = await SessionStore.memory();
+  const imported = await target.import(moved);
+  assert.equal(imported.version, 1_000_004);
+  assert.deepEqual(imported.messages(), ["m0", "m1", "m2", "m3"]);
+  assert.deepEqual((await imported.history()).map((e) => [e.version, e.type]), [[1_000_004, "message"]]);
+  await imported.invoke((inv) => inv.appendMessage("next"));
+  assert.equal(imported.version, 1_000_005);
+  // Without its base, every version from 1 on would be a record: refused before anything is written.
+  const unpruned = { ...moved, id: "unpruned", retained: undefined, base: undefined };
+  await assert.rejects(target.import(unpruned), (error) => {
+    assert.ok(error instanceof ValidationError, String(error));
+    assert.equal(error.path, "data.version");
+    assert.match(error.message, /1000004 \(versions 1 to 1000004\).*prune/);
+    return true;
+  });
+  assert.deepEqual((await target.list()).sessions.map((info) => info.id), ["long-lived"], "nothing written");
+});
+
 test("a pruned session whose oldest kept version is its pending interrupt: the export imports, interrupted by the same interrupt, and resumes", async () => {
   const store = await SessionStore.memory({ snapshotEvery: 1 });
   const session = await store.open("pruned-interrupted");
