@@ -54,11 +54,16 @@ impl Session {
                 Err(EngineError::NotFound(_)) => continue,
                 events => events?,
             };
+            // The base as stored (not `at()`, which gives the latest version as the session shows it:
+            // migrated to this store's schema, while the export says the stored one).
             let base = match head.retained {
                 0 => None,
-                retained => match self.at(retained).await {
-                    Err(EngineError::NotFound(_)) => continue,
-                    base => Some(base?),
+                retained => match load::state_at(&*self.shared.store, self.id(), &head, retained).await {
+                    Ok((state, _)) => Some(state),
+                    Err(error) => match self.pruned_or(error, retained).await {
+                        EngineError::NotFound(_) => continue,
+                        error => return Err(error),
+                    },
                 },
             };
             break (head, events, base);
@@ -66,8 +71,7 @@ impl Session {
         let base = base.map(|base| {
             let (at, invocation) =
                 events.first().map_or((head.created_at, String::new()), |e| (e.at, e.invocation.clone()));
-            base.state
-                .to_events()
+            base.to_events()
                 .into_iter()
                 .map(|event| HistoryEvent {
                     version: head.retained,
@@ -213,6 +217,15 @@ impl SessionStore {
             }
             if event.version < first {
                 return Err(invalid(path, format!("an event below the oldest kept version {first}")));
+            }
+            if let Event::Migrated { to, .. } = inner {
+                // Its data is of schema `to`: under a lower `schema`, every load would migrate it again.
+                if *to > data.schema {
+                    return Err(invalid(
+                        path,
+                        format!("a \"migrated\" event to schema {to}, above the export's schema {}", data.schema),
+                    ));
+                }
             }
             check_value(inner, &config.limits, &path)?;
             bytes += inner.weight() as u64;

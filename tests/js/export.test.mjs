@@ -387,9 +387,9 @@ test("a pruned session past a million versions imports (only its kept versions a
   const store = await SessionStore.memory();
   const session = await store.open("long-lived");
   for (let i = 0; i < 4; i++) await session.invoke((inv) => inv.appendMessage(`m${i}`));
-  await session.prune({ before: 3 });
+  await session.prune({ before: session.version });
   const data = JSON.parse(JSON.stringify(await session.export()));
-  assert.equal(data.retained, 3);
+  assert.equal(data.retained, 4);
   // The same session after a million more versions (as a long-lived agent's checkpoints make them,
   // pruned as it went): every version number moved up by 1,000,000.
   const shift = 1_000_000;
@@ -690,6 +690,46 @@ test("schema: a session not yet migrated, exported from a store with a schema an
   const imported = await (await SessionStore.memory({ schema })).import(data);
   assert.deepEqual(imported.messages(), shown.messages(), "messages() after import into a store with the same schema");
   assert.deepEqual(imported.state(), shown.state(), "state() after import into a store with the same schema");
+});
+
+test("schema: a pruned session not yet migrated, exported by the application's newer store, carries its base as stored (not migrated) and imports migrated once", async () => {
+  const kv = memoryKv();
+  const old = await (await SessionStore.kv(kv)).open("pruned-old");
+  for (const text of ["a", "b"]) await old.invoke((inv) => inv.appendMessage({ text }));
+  await old.prune({ before: old.version }); // by the old application: its base is schema 0
+  const schema = { version: 1, migrate: { 1: ({ messages, state }) => ({ messages: messages.map((m) => ({ content: m.text })), state }) } };
+  const current = await SessionStore.kv(kv, { schema });
+  const shown = await current.open("pruned-old");
+  assert.deepEqual(shown.messages(), [{ content: "a" }, { content: "b" }]);
+  const data = JSON.parse(JSON.stringify(await shown.export()));
+  assert.equal(data.schema, 0);
+  assert.deepEqual(data.base.map((e) => e.data), [{ text: "a" }, { text: "b" }], "the base as stored, in the export's schema");
+  const imported = await (await SessionStore.memory({ schema })).import(data);
+  assert.deepEqual(imported.messages(), [{ content: "a" }, { content: "b" }], "migrated once");
+});
+
+test("schema: an export whose `schema` is below one of its own `migrated` events is refused with that event's path, nothing written", async () => {
+  const kv = memoryKv();
+  await (await (await SessionStore.kv(kv)).open("m")).invoke((inv) => inv.appendMessage({ text: "hello" }));
+  const schema = { version: 2, migrate: { 1: (data) => data, 2: ({ messages, state }) => ({ messages: messages.map((m) => ({ content: m.text })), state }) } };
+  const session = await (await SessionStore.kv(kv, { schema })).open("m");
+  await session.invoke((inv) => inv.appendMessage({ content: "again" })); // persists the migration
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  assert.equal(data.schema, 2);
+  const index = data.events.findIndex((e) => e.type === "migrated");
+  assert.ok(index > 0);
+  const target = await SessionStore.memory({ schema });
+  for (const lowered of [undefined, 0, 1]) {
+    await assert.rejects(target.import({ ...data, schema: lowered }), (error) => {
+      assert.ok(error instanceof ValidationError, String(error));
+      assert.equal(error.path, `data.events[${index}]`);
+      assert.match(error.message, /migrated.*schema 2.*above the export's schema/);
+      return true;
+    });
+  }
+  assert.equal((await target.list()).sessions.length, 0, "nothing written");
+  const imported = await target.import(data);
+  assert.deepEqual(imported.messages(), [{ content: "hello" }, { content: "again" }]);
 });
 
 // Imports `{ version, events: [] }` in a child process on a memoryKv store (a crash of the

@@ -71,8 +71,11 @@ import { gzipSync } from "node:zlib";
 // 225,648 with a prune's snapshot of a session not migrated yet recorded under the store's schema, a
 // migration's state refused unless a plain object, and a long session's records found by key in one
 // pass instead of a search per key (history() and export() were quadratic in its versions) (+0.5 KB).
-// Budget: 225,700.
-const BUDGET_GZIPPED = 225_700;
+// 225,875 with an import of a pruned session bounded by the versions it writes (not every version
+// ever made), an export's `schema` held to its own migrated events, and a pruned export's base read as
+// stored (+0.2 KB).
+// Budget: 226,000.
+const BUDGET_GZIPPED = 226_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
