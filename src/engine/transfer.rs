@@ -328,7 +328,8 @@ impl SessionStore {
         let mut at_of = vec![(now, String::new(), None); kept as usize];
         for event in &data.events {
             if event.version >= first {
-                at_of[(event.version - first) as usize] = (event.at, event.invocation.clone(), event.traceparent.clone());
+                at_of[(event.version - first) as usize] =
+                    (event.at, event.invocation.clone(), event.traceparent.clone());
             }
         }
         let mut records = Vec::new();

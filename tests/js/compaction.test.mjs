@@ -1238,6 +1238,49 @@ async function assertPrunedBelow(session, before, latest, views, histories, name
   }
 }
 
+describe("two prunes at the latest version, the second while the first deletes", () => {
+  test("the first prune's deletes keep the snapshot the second wrote at the same version (the head names it); the session reads back whole", async () => {
+    const kv = memoryKv();
+    let open;
+    const gate = new Promise((resolve) => (open = resolve));
+    let deleting;
+    const deleteStarted = new Promise((resolve) => (deleting = resolve));
+    // The first pruner's deletes wait: it has written its snapshot and head and given the lease back.
+    const gated = {
+      capabilities: kv.capabilities,
+      get: (...a) => kv.get(...a),
+      put: (...a) => kv.put(...a),
+      list: (...a) => kv.list(...a),
+      async delete(...a) {
+        deleting();
+        await gate;
+        return kv.delete(...a);
+      },
+    };
+    const first = await SessionStore.kv(gated, { owner: "first", snapshotEvery: SNAPSHOT_EVERY });
+    const second = await SessionStore.kv(kv, { owner: "second", snapshotEvery: SNAPSHOT_EVERY });
+    const id = "two-prunes";
+    const session = await first.open(id);
+    await turns(session, 10);
+    const latest = session.version;
+    const view = viewOf(await session.at(latest));
+    const pruning = session.prune({ before: latest });
+    pruning.catch(() => {});
+    await Promise.race([deleteStarted, pruning]);
+    // The second prune, at the same version, from another store: it writes its own snapshot of it.
+    const again = await second.open(id);
+    assert.ok((await again.prune({ before: latest })) > 0, "the second prune replaced the first one's snapshot");
+    open();
+    await pruning;
+    const fresh = await (await SessionStore.kv(kv, { owner: "fresh" })).open(id, { create: false });
+    assert.equal(fresh.version, latest);
+    assert.deepEqual(viewOf(await fresh.at(latest)), view);
+    assert.deepEqual(plain(fresh.messages()), msgs(0, 20));
+    await fresh.invoke((inv) => inv.appendMessage("after"));
+    assert.equal((await (await SessionStore.kv(kv, { owner: "fresh2" })).open(id)).messages().at(-1), "after");
+  });
+});
+
 describe("prune and a turn that runs while its records are being deleted", () => {
   test("a turn from another store that commits while prune() deletes keeps every record it wrote; the kept versions and the new one read back", async (t) => {
     const kv = memoryKv();
