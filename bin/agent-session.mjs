@@ -5,10 +5,10 @@
 // Plain Node ESM over the package's own entry. The backend client is the user's: `redis` (or
 // `ioredis`) for --redis and `@deno/kv` for --deno-kv, imported only when asked for, from this
 // package's location or else from the current directory's project.
-import { once } from "node:events";
-import { constants as fsConstants, createReadStream, createWriteStream, rmSync } from "node:fs";
-import { access, open, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { constants as fsConstants, createReadStream, createWriteStream, openSync, rmSync } from "node:fs";
+import { access, open, readFile, readlink, realpath, rename, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { constants as osConstants } from "node:os";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -114,9 +114,30 @@ async function importOptional(name) {
 
 const firstLine = (error) => String(error?.message ?? error).split("\n")[0].trim();
 
-/** An error of the library or a backend in one line: class, path or key, message. */
+/** An error of the library or a backend in one line: class, path or key, message (its advice for this command). */
 const describe = (error) =>
-  `${error?.name ?? "Error"}${error?.path ? ` at ${error.path}` : ""}: ${firstLine(error)}`;
+  `${error?.name ?? "Error"}${error?.path ? ` at ${error.path}` : ""}: ${cliAdvice(error, firstLine(error))}`;
+
+/** The command's flag for each size limit of the store. */
+const LIMIT_FLAGS = { maxMessageBytes: "--max-message-bytes", maxStateValueBytes: "--max-state-value-bytes", maxCommitBytes: "--max-commit-bytes" };
+
+/**
+ * The library's message with its advice put in terms of this command: the library names API
+ * options (`{ id }`, `limits.*`) that a user of the command cannot pass, where the command has flags.
+ */
+function cliAdvice(error, message) {
+  if (error?.code === "INVALID_INPUT" && error.path === "id" && /already exists/.test(message)) {
+    return message.replace(/;[^;]*\{ id \}[^;]*$/, "") + "; run the import again with --skip-existing to keep the stored session as it is and import the other lines";
+  }
+  if (error?.code === "LIMIT_EXCEEDED") {
+    // "...; store large data elsewhere and keep a reference, or raise limits.maxMessageBytes"
+    const option = /limits\.(\w+)$/.exec(message)?.[1];
+    if (Object.hasOwn(LIMIT_FLAGS, option ?? "")) {
+      return message.replace(/;[^;]*$/, "") + `; if the application's store allows more (its limits.${option}), give that limit with ${LIMIT_FLAGS[option]} N`;
+    }
+  }
+  return message;
+}
 
 async function openRedis(url) {
   let parsed;
@@ -322,13 +343,82 @@ function progress(verb) {
 // ---------------------------------------------------------------------------------------------
 // export
 
-/** The temporary file of an export in progress: removed when the user interrupts it. */
+/** The temporary file of an export in progress: removed when a signal stops the command. */
 let pendingTemp;
-process.once("SIGINT", () => {
-  if (pendingTemp !== undefined) rmSync(pendingTemp, { force: true });
-  process.stderr.write("\nagent-session: interrupted\n");
-  process.exit(130);
-});
+// Ctrl-C (SIGINT), kill, `docker stop` or systemd (SIGTERM), a closed terminal (SIGHUP): the
+// temporary file holds the sessions in plaintext, so it must not outlive the command. The exit
+// status is 128 + the signal's number, as a shell gives for a command the signal killed.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(signal, () => {
+    try {
+      if (pendingTemp !== undefined) rmSync(pendingTemp, { force: true });
+    } finally {
+      process.stderr.write(`\nagent-session: ${signal === "SIGINT" ? "interrupted" : `stopped by ${signal}`}\n`);
+      process.exit(128 + osConstants.signals[signal]);
+    }
+  });
+}
+
+/**
+ * The file an export writes for --file. A symlink is followed, also one whose file does not exist
+ * yet (a first backup onto a link prepared for it): the file it names is written, the link stays.
+ */
+async function exportTarget(file) {
+  let path = resolvePath(file);
+  for (let hops = 0; hops < 40; hops++) {
+    const real = await realpath(path).catch(() => null);
+    if (real !== null) return real;
+    const link = await readlink(path).catch(() => null);
+    if (link === null) return path; // absent and not a link: created as named
+    // A relative target is relative to the link's directory (as the system resolves it, symlinks and all).
+    const base = await realpath(dirname(path)).catch(() => dirname(path));
+    path = resolvePath(base, link);
+  }
+  throw new CliError(`--file: cannot write ${file}: too many levels of symbolic links`);
+}
+
+/** `path` with its directory resolved: two names of one place compare equal, whether the file exists or not. */
+async function canonical(path) {
+  const dir = await realpath(dirname(path)).catch(() => dirname(path));
+  return join(dir, basename(path));
+}
+
+/**
+ * An export's --file must not name the Deno KV database it reads, nor its SQLite -wal, -shm or
+ * -journal file: the renamed backup would take the database's place. Checked before anything is
+ * opened or written; a hard link is the same file too (same device and inode).
+ */
+async function refuseFileOverDatabase(options) {
+  const { file, "deno-kv": database } = options.values;
+  if (options.command !== "export" || file === undefined || database === undefined) return;
+  if (/^https?:\/\//.test(database) || database === ":memory:") return;
+  const target = await exportTarget(file);
+  const [databaseInfo, targetInfo] = await Promise.all([stat(database).catch(() => null), stat(target).catch(() => null)]);
+  const sameFile = databaseInfo !== null && targetInfo !== null && databaseInfo.dev === targetInfo.dev && databaseInfo.ino === targetInfo.ino;
+  const databasePath = await canonical(await realpath(database).catch(() => resolvePath(database)));
+  const targetPath = await canonical(target);
+  const suffix = ["", "-wal", "-shm", "-journal"].find((end) => targetPath === databasePath + end);
+  if (!sameFile && suffix === undefined) return;
+  const what = sameFile || suffix === "" ? "the database" : `the SQLite ${suffix} file of the database`;
+  throw new UsageError(
+    `--file ${file} is ${what} given to --deno-kv (${database}): the backup would replace it. Give --file another path (or leave it out to write stdout); nothing was written`,
+  );
+}
+
+/**
+ * Waits until `out` takes more data ("drain"), or is closed or failed (the caller checks how it
+ * ended). Its listeners go when it settles: an export waits once per full buffer, thousands of times.
+ */
+function drained(out) {
+  return new Promise((resolve) => {
+    if (out.destroyed) return resolve();
+    const settle = () => {
+      for (const event of ["drain", "close", "error"]) out.off(event, settle);
+      resolve();
+    };
+    for (const event of ["drain", "close", "error"]) out.on(event, settle);
+  });
+}
 
 /** What to do about a record the store could not read when no key file was given. */
 const keyHint = (options, error) =>
@@ -342,20 +432,27 @@ async function runExport(options, opened) {
   let out;
   let temp;
   let target;
-  let keepMode;
+  let finalMode;
   if (file !== undefined) {
-    // A symlink is followed: the file it names is the one replaced (the link stays a link).
-    target = await realpath(resolvePath(file)).catch(() => resolvePath(file));
+    target = await exportTarget(file);
     const dirInfo = await stat(dirname(target)).catch(() => null);
     if (dirInfo === null || !dirInfo.isDirectory()) throw new CliError(`--file: cannot write ${file}: ${dirname(target)} is not a directory`);
     const targetInfo = await stat(target).catch(() => null);
     if (targetInfo !== null && !targetInfo.isFile()) throw new CliError(`--file: cannot write ${file}: it exists and is not a regular file`);
-    // The backup replaced keeps its permissions (one protected with chmod 600 stays so).
-    keepMode = targetInfo === null ? undefined : targetInfo.mode & 0o7777;
+    // The backup replaced keeps its permissions (one protected with chmod 600 stays so); a new one
+    // gets the mode of any new file (0666 less the umask).
+    finalMode = targetInfo === null ? 0o666 & ~process.umask() : targetInfo.mode & 0o7777;
     temp = join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
-    out = createWriteStream(temp, { flags: "wx" });
+    // Readable by its owner only until it is complete: it holds the sessions decrypted, and the
+    // backup it replaces may be protected. Opened synchronously, so that a signal finds it named.
+    let fd;
+    try {
+      fd = openSync(temp, "wx", 0o600);
+    } catch (error) {
+      throw new CliError(`--file: cannot write ${file}: ${firstLine(error)}`);
+    }
     pendingTemp = temp;
-    await Promise.race([once(out, "open"), once(out, "error").then(([error]) => Promise.reject(new CliError(`--file: cannot write ${file}: ${firstLine(error)}`)))]);
+    out = createWriteStream(temp, { fd });
   } else {
     out = process.stdout;
   }
@@ -367,9 +464,7 @@ async function runExport(options, opened) {
     try {
       for await (const data of exporter) {
         if (outputError) break;
-        if (!out.write(`${JSON.stringify(data)}\n`)) {
-          await Promise.race([once(out, "drain"), once(out, "close")]).catch((error) => (outputError ??= error));
-        }
+        if (!out.write(`${JSON.stringify(data)}\n`)) await drained(out);
         count += 1;
         bar.update(count);
       }
@@ -397,7 +492,7 @@ async function runExport(options, opened) {
       await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
       const handle = await open(temp, "r+");
       try {
-        if (keepMode !== undefined) await handle.chmod(keepMode);
+        await handle.chmod(finalMode);
         await handle.sync();
       } finally {
         await handle.close();
@@ -457,9 +552,12 @@ async function runImport(options, opened) {
     return new CliError(`line ${lineNumber}: ${what}${before}; line ${lineNumber} and the lines after it were not imported`);
   };
   try {
-    for await (const line of lines) {
+    for await (let line of lines) {
       lineNumber += 1;
       bytesDone += Buffer.byteLength(line) + 1;
+      // A UTF-8 file saved by some Windows tools (Notepad, PowerShell) starts with a byte order mark,
+      // which JSON.parse refuses: it is not part of the data.
+      if (lineNumber === 1) line = line.replace(/^\uFEFF/, "");
       if (line.trim() === "") continue;
       let data;
       try {
@@ -508,6 +606,7 @@ async function main(argv) {
   try {
     // An unreadable input file is reported before any backend is opened (or created).
     if (options.command === "import" && options.values.file !== undefined) await inputSize(options.values.file);
+    await refuseFileOverDatabase(options);
     opened = await openStore(options);
     if (options.command === "export") await runExport(options, opened);
     else await runImport(options, opened);
@@ -515,7 +614,7 @@ async function main(argv) {
   } catch (error) {
     const message = error instanceof CliError ? error.message : describe(error);
     process.stderr.write(`agent-session ${options.command}: ${message}\n`);
-    return 1;
+    return error instanceof UsageError ? 2 : 1;
   } finally {
     await opened?.close();
   }

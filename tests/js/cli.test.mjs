@@ -5,9 +5,11 @@
 // an unreadable file and bad usage give a non-zero exit and a clear message.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { chmodSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { openKv } from "@deno/kv";
@@ -44,9 +46,16 @@ function run(args, { input, timeout = 30_000 } = {}) {
   return runProcess(process.execPath, [BIN, ...args], { input, timeout });
 }
 
-function runProcess(command, args, { input, timeout = 30_000, cwd = ROOT } = {}) {
+/** Runs the command with umask 022, as most shells have it (the modes of the files it creates depend on it). */
+function runUmask022(args, options) {
+  return runProcess("/bin/sh", ["-c", 'umask 022 && exec "$0" "$@"', process.execPath, BIN, ...args], options);
+}
+
+/** `spawned(child)` is called with the child process, to signal it. */
+function runProcess(command, args, { input, timeout = 30_000, cwd = ROOT, spawned } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
+    spawned?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
@@ -63,6 +72,47 @@ function runProcess(command, args, { input, timeout = 30_000, cwd = ROOT } = {})
     child.stdin.on("error", () => {});
     child.stdin.end(input ?? "");
   });
+}
+
+/**
+ * A TCP proxy to the Redis server that passes everything until a client sends SCAN (the listing an
+ * export starts with, once its temporary file is open) and holds that client's commands from then
+ * on: the export waits there, its temporary file in place, for as long as the test needs.
+ */
+async function proxyHoldingScan() {
+  const sockets = new Set();
+  let held;
+  const holding = new Promise((resolve) => (held = resolve));
+  const proxy = net.createServer((downstream) => {
+    const upstream = net.connect(server.port, "127.0.0.1");
+    for (const [socket, other] of [[downstream, upstream], [upstream, downstream]]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => other.destroy());
+    }
+    upstream.pipe(downstream);
+    let tail = "";
+    let hold = false;
+    downstream.on("data", (chunk) => {
+      const text = tail + chunk.toString("latin1");
+      tail = text.slice(-8); // "\r\nSCAN\r\n" may be split between two chunks
+      if (!hold && text.includes("\r\nSCAN\r\n")) {
+        hold = true;
+        held();
+      }
+      if (!hold) upstream.write(chunk);
+    });
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  return {
+    url: `redis://127.0.0.1:${proxy.address().port}`,
+    holding,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    },
+  };
 }
 
 const show = (result) => `exit ${result.code}\nstderr: ${result.stderr}\nstdout: ${result.stdout.slice(0, 500)}`;
@@ -279,6 +329,138 @@ test("export --file replacing a backup keeps its permissions, and through a syml
   assert.equal(viaLink.code, 0, show(viaLink));
   assert.ok(lstatSync(link).isSymbolicLink(), "the link stays a link");
   assert.deepEqual(byId(parseLines(readFileSync(real, "utf8"))), source.exports, "the file it names holds the export");
+});
+
+test("export --file: the temporary file is its owner's only while written, a new backup gets the usual mode, and SIGTERM or SIGHUP removes the temporary file (exit 143, 129)", async () => {
+  const file = join(dir, "signalled.ndjson");
+  const partials = () => readdirSync(dir).filter((name) => name.startsWith(".signalled.ndjson.partial-"));
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]]) {
+    writeFileSync(file, "the previous backup\n");
+    chmodSync(file, 0o600);
+    const proxy = await proxyHoldingScan();
+    let child;
+    const exited = runUmask022(["export", "--redis", proxy.url, "--prefix", "src:", "--file", file], { spawned: (spawned) => (child = spawned) });
+    try {
+      await proxy.holding; // the export is listing the sessions: its temporary file is open
+      const [temp] = partials();
+      assert.ok(temp, `a temporary file beside ${file}`);
+      assert.equal(statSync(join(dir, temp)).mode & 0o777, 0o600, `${signal}: the temporary file is readable by its owner only (umask 022)`);
+      child.kill(signal);
+      const result = await exited;
+      assert.equal(result.code, code, `${signal}: ${show(result)}`);
+      assert.match(result.stderr, new RegExp(`stopped by ${signal}`));
+      assert.deepEqual(partials(), [], `${signal}: the temporary file is removed`);
+      assert.equal(readFileSync(file, "utf8"), "the previous backup\n");
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+    } finally {
+      proxy.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL"); // a failed assertion left it running
+      await exited.catch(() => {});
+      for (const name of partials()) rmSync(join(dir, name)); // so that a failure here does not fail the tests after it
+    }
+  }
+  // Complete, into a new file: the mode of any new file (0666 less the umask), not the temporary file's.
+  const fresh = join(dir, "fresh.ndjson");
+  const done = await runUmask022(["export", "--redis", server.url, "--prefix", "src:", "--file", fresh]);
+  assert.equal(done.code, 0, show(done));
+  assert.equal(statSync(fresh).mode & 0o777, 0o644);
+});
+
+test("an export whose file waits for drain many times leaves no listener behind (no MaxListenersExceededWarning)", async () => {
+  // Each line is over the file stream's 16 KiB buffer: every write waits for "drain".
+  const store = await SessionStore.kv(redisKv(client), { prefix: "drain:" });
+  for (let n = 0; n < 20; n++) await (await store.open(`s${String(n).padStart(2, "0")}`)).invoke((inv) => inv.appendMessage("x".repeat(20_000)));
+  await store.close();
+  const file = join(dir, "drain.ndjson");
+  const result = await run(["export", "--redis", server.url, "--prefix", "drain:", "--file", file]);
+  assert.equal(result.code, 0, show(result));
+  assert.doesNotMatch(result.stderr, /MaxListenersExceededWarning/);
+  assert.equal(result.stderr, `agent-session export: 20 sessions exported to ${file}\n`);
+  assert.equal(parseLines(readFileSync(file, "utf8")).length, 20);
+});
+
+test("export --file naming the --deno-kv database (by any path, a symlink, a hard link, or its -wal file) is refused with exit 2; the database is untouched", async () => {
+  const database = join(dir, "live.sqlite");
+  const db = await openKv(database);
+  const store = await SessionStore.kv(denoKv(db));
+  await (await store.open("chat")).invoke((inv) => inv.appendMessage("hello"));
+  await store.close();
+  db.close();
+  const bytes = readFileSync(database);
+  symlinkSync(database, join(dir, "live-link.sqlite"));
+  symlinkSync(dir, join(dir, "via"));
+  linkSync(database, join(dir, "live-hard.sqlite"));
+  for (const [file, what] of [
+    [database, /is the database given to --deno-kv/],
+    [relative(ROOT, database), /is the database given to --deno-kv/],
+    [join(dir, "via/live.sqlite"), /is the database given to --deno-kv/],
+    [join(dir, "live-link.sqlite"), /is the database given to --deno-kv/],
+    [join(dir, "live-hard.sqlite"), /is the database given to --deno-kv/],
+    [`${database}-wal`, /is the SQLite -wal file of the database/],
+  ]) {
+    const result = await run(["export", "--deno-kv", database, "--file", file]);
+    assert.equal(result.code, 2, `${file}: ${show(result)}`);
+    assert.match(result.stderr, what, file);
+    assert.match(result.stderr, /Give --file another path/);
+    assert.ok(readFileSync(database).equals(bytes), `${file}: the database is as it was`);
+  }
+  const reopened = await openKv(database);
+  try {
+    const app = await SessionStore.kv(denoKv(reopened));
+    assert.deepEqual((await app.open("chat", { create: false })).messages(), ["hello"], "the application still reads it");
+    await app.close();
+  } finally {
+    reopened.close();
+  }
+});
+
+test("export --file through a symlink whose file does not exist yet writes that file (relative to the link's directory); the link stays a link", async () => {
+  mkdirSync(join(dir, "vault"));
+  const link = join(dir, "first-backup.ndjson");
+  symlinkSync("vault/first.ndjson", link); // relative, dangling
+  const chained = join(dir, "chained.ndjson");
+  symlinkSync(link, chained); // a link to that link
+  for (const file of [link, chained]) {
+    rmSync(join(dir, "vault/first.ndjson"), { force: true });
+    const result = await run(["export", "--redis", server.url, "--prefix", "src:", "--file", file]);
+    assert.equal(result.code, 0, show(result));
+    assert.ok(lstatSync(link).isSymbolicLink() && lstatSync(chained).isSymbolicLink(), `${file}: the links stay links`);
+    assert.deepEqual(byId(parseLines(readFileSync(join(dir, "vault/first.ndjson"), "utf8"))), source.exports, `${file}: the file the link names holds the export`);
+  }
+});
+
+test("an import's errors advise the command's flags, not the API's options; a byte order mark at the start of the file is skipped", async () => {
+  const line = `${JSON.stringify(source.exports.find((e) => e.id === "rich/closed"))}\n`;
+  const first = await run(["import", "--redis", server.url, "--prefix", "advice:"], { input: line });
+  assert.equal(first.code, 0, show(first));
+  const again = await run(["import", "--redis", server.url, "--prefix", "advice:"], { input: line });
+  assert.equal(again.code, 1, show(again));
+  assert.match(again.stderr, /already exists; run the import again with --skip-existing/);
+  assert.doesNotMatch(again.stderr, /\{ id \}/);
+
+  // Written under raised limits: refused naming the flag, which then lets it in.
+  const app = await SessionStore.memory({ limits: { maxMessageBytes: 2 << 20, maxStateValueBytes: 2 << 20 } });
+  const big = "x".repeat(1.5 * (1 << 20));
+  await (await app.open("big-message")).invoke((inv) => inv.appendMessage(big));
+  await (await app.open("big-state")).invoke((inv) => inv.setState("k", big));
+  const exports = await exportAll(app);
+  await app.close();
+  for (const [data, flag] of [[exports[0], "--max-message-bytes"], [exports[1], "--max-state-value-bytes"]]) {
+    const input = `${JSON.stringify(data)}\n`;
+    const refused = await run(["import", "--redis", server.url, "--prefix", "advice:"], { input });
+    assert.equal(refused.code, 1, show(refused));
+    assert.match(refused.stderr, /LimitExceededError/);
+    assert.match(refused.stderr, new RegExp(`give that limit with ${flag} N`));
+    assert.doesNotMatch(refused.stderr, /raise limits\./);
+    const raised = await run(["import", "--redis", server.url, "--prefix", "advice:", flag, String(2 << 20)], { input });
+    assert.equal(raised.code, 0, show(raised));
+  }
+
+  const file = join(dir, "bom.ndjson");
+  writeFileSync(file, `\uFEFF${line}`);
+  const bom = await run(["import", "--redis", server.url, "--prefix", "bom:", "--file", file]);
+  assert.equal(bom.code, 0, show(bom));
+  assert.deepEqual(await redisIds("bom:"), ["rich/closed"]);
 });
 
 test("with only ioredis installed (the command's fallback client): a round trip into another database, and a database that does not exist refused with exit 1", async () => {
