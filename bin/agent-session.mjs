@@ -15,8 +15,10 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const USAGE = `Usage:
-  agent-session export (--redis URL | --deno-kv PATH) [--prefix P] [--id-prefix P] [--file PATH] [--key-file PATH]
-  agent-session import (--redis URL | --deno-kv PATH) [--prefix P] [--file PATH] [--skip-existing] [--key-file PATH]
+  agent-session export (--redis URL | --deno-kv PATH) [--prefix P] [--id-prefix P] [--file PATH]
+                       [--key-file PATH] [--schema N]
+  agent-session import (--redis URL | --deno-kv PATH) [--prefix P] [--file PATH] [--skip-existing]
+                       [--key-file PATH] [--schema N]
 
 Backs up the sessions of an agent-session store as NDJSON: one line per session, the JSON of
 session.export() (format "agent-session.export/1"), and restores them. Each session is imported
@@ -37,8 +39,13 @@ Options:
   --key-file PATH    the application's encryptionKey, as raw AES-GCM keys (16, 24 or 32 bytes) in
                      base64 in a JSON file: {"current": ID, "keys": {ID: KEY, ...}}, or {"key": KEY}
                      for one key (id "default"). Export reads sealed sessions with it; import seals
-                     what it writes under "current". Without it, an import into a store that holds
-                     sessions it cannot read (sealed ones) is refused
+                     what it writes under "current". An import is refused when the store holds
+                     sessions it cannot read: sealed ones without a key file; with one, ones sealed
+                     under a key it does not have (it is not the application's key file)
+  --schema N         the application's schema version: the version of its store's schema option
+                     (default 0, no schema). Sessions stored under schema N or below are exported
+                     and imported as they are stored, never migrated (the application migrates them
+                     when it opens them); a session stored under a higher one stops the command
   --max-message-bytes N, --max-state-value-bytes N, --max-commit-bytes N
                      import: the size limits to check the sessions against (default 1 MiB, 1 MiB,
                      4 MiB); give the application's own limits if it raised them
@@ -59,11 +66,18 @@ const OPTIONS = {
   file: { type: "string" },
   "skip-existing": { type: "boolean" },
   "key-file": { type: "string" },
+  schema: { type: "string" },
   "max-message-bytes": { type: "string" },
   "max-state-value-bytes": { type: "string" },
   "max-commit-bytes": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
+
+/**
+ * The highest --schema: the store is given a migration per version up to it (and a session of an
+ * older schema runs each when it is loaded), so a mistyped huge number would not end.
+ */
+const MAX_SCHEMA = 1_000_000;
 
 function parse(argv) {
   let parsed;
@@ -91,7 +105,15 @@ function parse(argv) {
     if (!/^\d+$/.test(values[flag]) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${flag} must be a positive integer, got "${values[flag]}"`);
     limits[name] = n;
   }
-  return { command, values, limits };
+  let schema = 0;
+  if (values.schema !== undefined) {
+    const n = Number(values.schema);
+    if (!/^\d+$/.test(values.schema) || !Number.isSafeInteger(n) || n > MAX_SCHEMA) {
+      throw new UsageError(`--schema must be a non-negative integer (the application's schema version, at most ${MAX_SCHEMA}), got "${values.schema}"`);
+    }
+    schema = n;
+  }
+  return { command, values, limits, schema };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,7 +158,31 @@ function cliAdvice(error, message) {
       return message.replace(/;[^;]*$/, "") + `; if the application's store allows more (its limits.${option}), give that limit with ${LIMIT_FLAGS[option]} N`;
     }
   }
+  if (error?.code === "SCHEMA_VERSION" && Number.isSafeInteger(error.stored)) {
+    // "...under application schema 2, and this store supports up to 0; upgrade the application (its
+    // schema option) to read it; nothing was written": the command's store is the one given --schema.
+    const advice =
+      `pass --schema ${error.stored} or higher (the application's schema version): ` +
+      `the command copies sessions as they are stored, under any schema up to --schema, and never migrates them`;
+    const given = message.replace(/this store supports up to (\d+)/, "this command was given --schema $1");
+    const replaced = given.replace(/;[^;]*\bupgrade the application\b[^;]*/, `; ${advice}`);
+    return replaced !== given ? replaced : `${given}; ${advice}`;
+  }
   return message;
+}
+
+/**
+ * The migrations of the store the command opens with --schema N: each step gives the data back as it
+ * is. The command only reads and imports (it never begins a turn, so never commits), and a read
+ * writes nothing: they only let the store open the sessions stored under any schema up to N. An
+ * export carries each session's stored `schema` and history; an import keeps the export's `schema`,
+ * and the application's store migrates the session with its own functions when it opens it.
+ */
+function keepAsStored(version) {
+  const identity = ({ messages, state }) => ({ messages, state });
+  const migrate = {};
+  for (let step = 1; step <= version; step++) migrate[step] = identity;
+  return { version, migrate };
 }
 
 async function openRedis(url) {
@@ -209,7 +255,7 @@ async function openDenoKv(path, mustExist) {
   }
 }
 
-async function openStore({ command, values, limits }) {
+async function openStore({ command, values, limits, schema }) {
   // The key file is read before any backend is opened (or created).
   const encryptionKey = values["key-file"] === undefined ? undefined : await readKeyFile(values["key-file"]);
   const [{ SessionStore }, adapters] = await Promise.all([import("../js/entry/node.js"), import("../js/adapters/index.js")]);
@@ -226,16 +272,21 @@ async function openStore({ command, values, limits }) {
     // A session whose head cannot be decoded is left out of the listing, and so of the export;
     // the store reports it here, and the export fails rather than make a backup without it.
     const corrupt = [];
+    const corruptSessions = [];
     const onEvent = (event) => {
-      if (event.type === "corrupt") corrupt.push(event.key ?? event.session);
+      if (event.type !== "corrupt") return;
+      corrupt.push(event.key ?? event.session);
+      if (event.session) corruptSessions.push(event.session);
     };
     const options = { owner: "agent-session-cli", limits, onEvent };
     if (values.prefix !== undefined) options.prefix = values.prefix;
     if (encryptionKey !== undefined) options.encryptionKey = encryptionKey;
+    if (schema > 0) options.schema = keepAsStored(schema);
     const store = await SessionStore.kv(kv, options);
     return {
       store,
       corrupt,
+      corruptSessions,
       async close() {
         await store.close().catch(() => {});
         await backend.close();
@@ -293,8 +344,8 @@ async function readKeyFile(path) {
  * reports a `corrupt` event), and a session whose head is all clear is loaded, which opens its records.
  */
 async function refuseUnreadableTarget(options, opened) {
-  if (options.values["key-file"] !== undefined) return;
   const { sessions } = await opened.store.list({ limit: 3 });
+  if (options.values["key-file"] !== undefined) return refuseForeignKeyFile(options, opened, sessions);
   let unreadable = opened.corrupt[0];
   for (const { id } of sessions) {
     if (unreadable !== undefined) break;
@@ -310,6 +361,41 @@ async function refuseUnreadableTarget(options, opened) {
     `the store holds sessions this import cannot read (${JSON.stringify(unreadable)}): if the application opens it with an encryptionKey, ` +
       `pass --key-file, or the imported sessions would be stored unsealed beside them; nothing was imported`,
   );
+}
+
+/**
+ * With a key file, an import into a store whose sessions are sealed under a key that the key file
+ * does not open (another key under the same id, or an id it does not have) would seal the new ones
+ * under a key that the application does not have, which then cannot read them: refused. The same
+ * first sessions tell, the heads left out of the listing opened too for the error that says why; a
+ * key file with a rotation opens what any of its keys sealed. A record that is corrupt, not sealed
+ * under another key, does not stop the import.
+ */
+async function refuseForeignKeyFile(options, opened, sessions) {
+  const ids = [...new Set([...opened.corruptSessions.slice(0, 3), ...sessions.map(({ id }) => id)])];
+  for (const id of ids) {
+    let failure;
+    try {
+      // Only read, as above.
+      await opened.store.open(id, { create: false });
+    } catch (error) {
+      failure = error;
+    }
+    // "...cannot be decoded (it is encrypted with key id "default", and does not decrypt with it: ...)"
+    // or "(it is encrypted with key id "2026-12", which this store's encryptionKey does not have; ...)".
+    if (failure?.code !== "CORRUPT_RECORD" || !/\bencrypted\b/.test(failure.message)) continue;
+    const keyId = /key id "(.*?)"/.exec(failure.message)?.[1];
+    const why =
+      keyId === undefined
+        ? firstLine(failure)
+        : `record ${JSON.stringify(failure.key ?? id)} is sealed under key id ${JSON.stringify(keyId)}, ` +
+          (/does not have/.test(failure.message) ? "which the key file does not have" : "and the key file's key of that id does not open it");
+    throw new CliError(
+      `--key-file ${options.values["key-file"]} does not open the sessions the store holds already (session ${JSON.stringify(id)}: ${why}): ` +
+        `it is not the application's encryptionKey, and the imported sessions would be sealed under a key the application does not have. ` +
+        `Give the key file of the application's encryptionKey (its "current" key, and in "keys" every key id its sessions are sealed under); nothing was imported`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -649,3 +649,149 @@ test("an import into a store whose sessions it can read leaves them as they were
   assert.deepEqual(before.map((s) => s.status), ["idle", "idle"]);
   await after.close();
 });
+
+test("--schema N: sessions stored under an application schema up to N are exported and imported as stored (their schema kept, never migrated); a higher one names --schema; a bad value is exit 2", async () => {
+  const toText = ({ messages, state }) => ({ messages: messages.map((m) => (typeof m === "string" ? { text: m } : m)), state });
+  const tagged = ({ messages, state }) => ({ messages: messages.map((m) => ({ ...m, v2: true })), state: { ...state, v2: true } });
+  const schema1 = { version: 1, migrate: { 1: toText } };
+  const schema2 = { version: 2, migrate: { 1: toText, 2: tagged } };
+  // "at-0" was stored before the application had a schema; "at-1" and "pruned-1" under schema 1.
+  const before = await SessionStore.kv(redisKv(client), { prefix: "schema-src:" });
+  await (await before.open("at-0")).invoke((inv) => {
+    inv.appendMessage("from schema 0");
+    inv.setState("k", "v0");
+  });
+  await before.close();
+  const app = await SessionStore.kv(redisKv(client), { prefix: "schema-src:", schema: schema1 });
+  await (await app.open("at-1", { metadata: { user: "u1" } })).invoke((inv) => {
+    inv.appendMessage({ text: "hi", odd: "\ud800", big: 1e21 });
+    inv.setState("k", { nested: [1, null] });
+  });
+  const pruned = await app.open("pruned-1");
+  for (const n of [1, 2, 3]) await pruned.invoke((inv) => inv.appendMessage({ text: `turn ${n}` }));
+  await pruned.prune({ before: pruned.version });
+  const expected = [JSON.stringify(await (await app.open("at-1", { create: false })).export()), JSON.stringify(await pruned.export())];
+  await app.close();
+  const old = await SessionStore.kv(redisKv(client), { prefix: "schema-src:" });
+  expected.unshift(JSON.stringify(await (await old.open("at-0", { create: false })).export()));
+  await old.close();
+  const rawBefore = (await client.keys("*schema-src:*")).sort();
+
+  // Without --schema (0): refused, naming the flag and the stored version.
+  const refused = await run(["export", "--redis", server.url, "--prefix", "schema-src:"]);
+  assert.equal(refused.code, 1, show(refused));
+  assert.match(refused.stderr, /SchemaVersionError/);
+  assert.match(refused.stderr, /pass --schema 1 or higher/);
+  assert.doesNotMatch(refused.stderr, /upgrade the application/);
+
+  const exported = await run(["export", "--redis", server.url, "--prefix", "schema-src:", "--schema", "3"]);
+  assert.equal(exported.code, 0, show(exported));
+  assert.deepEqual(linesOf(exported.stdout).sort(), expected, "each line is, byte for byte, what a store at the session's own schema exports");
+  assert.deepEqual(parseLines(exported.stdout).map((e) => [e.id, e.schema]).sort(), [["at-0", 0], ["at-1", 1], ["pruned-1", 1]], "the stored schema, not 3");
+  assert.ok(parseLines(exported.stdout).find((e) => e.id === "pruned-1").base.length > 0, "the pruned session's base");
+  assert.deepEqual((await client.keys("*schema-src:*")).sort(), rawBefore, "the export wrote nothing");
+
+  const imported = await run(["import", "--redis", server.url, "--prefix", "schema-dst:", "--schema", "3"], { input: exported.stdout });
+  assert.equal(imported.code, 0, show(imported));
+  assert.match(imported.stderr, /3 sessions were imported/);
+  // The application's store (a real migration to 2) reads the copy as it reads the source.
+  const views = async (prefix) => {
+    const store = await SessionStore.kv(redisKv(client), { prefix, schema: schema2 });
+    try {
+      const out = {};
+      for (const id of ["at-0", "at-1", "pruned-1"]) {
+        const session = await store.open(id, { create: false });
+        out[id] = { version: session.version, messages: session.messages(), state: session.state(), schema: (await session.export()).schema };
+      }
+      return out;
+    } finally {
+      await store.close();
+    }
+  };
+  const copy = await views("schema-dst:");
+  assert.deepEqual(copy, await views("schema-src:"));
+  assert.deepEqual(copy["at-0"].messages, [{ text: "from schema 0", v2: true }], "migrated by the application, once, from 0");
+  assert.deepEqual(copy["pruned-1"].messages.map((m) => m.text), ["turn 1", "turn 2", "turn 3"]);
+  assert.deepEqual([copy["at-0"].schema, copy["at-1"].schema], [0, 1], "the import kept each export's schema");
+
+  // An import of a line stored under schema 1 without --schema names the flag.
+  const line = `${expected[1]}\n`;
+  const blind = await run(["import", "--redis", server.url, "--prefix", "schema-blind:"], { input: line });
+  assert.equal(blind.code, 1, show(blind));
+  assert.match(blind.stderr, /line 1: session "at-1": SchemaVersionError: .*pass --schema 1 or higher/);
+  assert.deepEqual(await redisIds("schema-blind:"), []);
+  // A session stored under a schema above --schema.
+  const newer = await SessionStore.kv(redisKv(client), { prefix: "schema-newer:", schema: schema2 });
+  await (await newer.open("at-2")).invoke((inv) => inv.appendMessage({ text: "x" }));
+  await newer.close();
+  const above = await run(["export", "--redis", server.url, "--prefix", "schema-newer:", "--schema", "1"]);
+  assert.equal(above.code, 1, show(above));
+  assert.match(above.stderr, /written under application schema 2, and this command was given --schema 1; pass --schema 2 or higher/);
+
+  for (const value of ["1.5", "abc", "", "-1", "99999999999"]) {
+    const result = await run(["export", "--redis", server.url, "--prefix", "schema-src:", `--schema=${value}`]);
+    assert.equal(result.code, 2, `--schema=${value}: ${show(result)}`);
+    assert.match(result.stderr, /--schema must be a non-negative integer/);
+    assert.match(result.stderr, /Usage:/);
+  }
+  const help = await run(["--help"]);
+  assert.match(help.stdout, /--schema N/);
+});
+
+test("import --key-file into an encrypted store is refused when the key file does not open its sessions (nothing written); the application's keys, a rotation that holds them, or an empty store import", async () => {
+  const raw = (bytes) => crypto.subtle.importKey("raw", bytes, "AES-GCM", false, ["encrypt", "decrypt"]);
+  const appBytes = Buffer.alloc(32, 1);
+  const otherBytes = Buffer.alloc(32, 2);
+  const nextBytes = Buffer.alloc(32, 3);
+  const appKey = await raw(appBytes);
+  const keyFile = (name, data) => {
+    const path = join(dir, `foreign-${name}.json`);
+    writeFileSync(path, JSON.stringify(data));
+    return path;
+  };
+  const appFile = keyFile("app", { key: appBytes.toString("base64") });
+  const otherFile = keyFile("other", { key: otherBytes.toString("base64") }); // another key under the same id, "default"
+  const otherIdFile = keyFile("other-id", { current: "staging", keys: { staging: appBytes.toString("base64") } });
+  const rotationFile = keyFile("rotation", { current: "2026-12", keys: { default: appBytes.toString("base64"), "2026-12": nextBytes.toString("base64") } });
+  // Two sealed targets: a session whose head is all clear (its batch is sealed), and one with sealed metadata.
+  for (const [prefix, options] of [["foreign:", undefined], ["foreign-meta:", { metadata: { user: "SECRET" } }]]) {
+    const app = await SessionStore.kv(redisKv(client), { prefix, encryptionKey: appKey });
+    await (await app.open("live", options)).invoke((inv) => inv.appendMessage("live data"));
+    await app.close();
+  }
+  const input = `${JSON.stringify(source.exports.find((e) => e.id === "rich/closed"))}\n`;
+
+  for (const prefix of ["foreign:", "foreign-meta:"]) {
+    const before = (await client.keys(`*${prefix}*`)).sort();
+    for (const [file, keyId, why] of [
+      [otherFile, "default", "and the key file's key of that id does not open it"],
+      [otherIdFile, "default", "which the key file does not have"],
+    ]) {
+      const result = await run(["import", "--redis", server.url, "--prefix", prefix, "--key-file", file], { input });
+      assert.equal(result.code, 1, `${prefix} ${file}: ${show(result)}`);
+      assert.ok(result.stderr.includes(`--key-file ${file} does not open the sessions the store holds already (session "live"`), show(result));
+      assert.ok(result.stderr.includes(`sealed under key id "${keyId}", ${why}`), show(result));
+      // Its head sealed (metadata), the listing leaves the session out: the probe opens it all the same.
+      assert.ok(result.stderr.includes(prefix === "foreign-meta:" ? 'record "h/live~"' : 'record "e/live~/'), show(result));
+      assert.match(result.stderr, /Give the key file of the application's encryptionKey/);
+      assert.match(result.stderr, /nothing was imported/);
+      assert.deepEqual((await client.keys(`*${prefix}*`)).sort(), before, `${prefix} ${file}: nothing written`);
+    }
+  }
+
+  // The application's key file, and a rotation whose keys hold the application's: imported, readable.
+  const imported = await run(["import", "--redis", server.url, "--prefix", "foreign:", "--key-file", appFile], { input });
+  assert.equal(imported.code, 0, show(imported));
+  const rotated = await run(["import", "--redis", server.url, "--prefix", "foreign-meta:", "--key-file", rotationFile], { input });
+  assert.equal(rotated.code, 0, show(rotated));
+  const nextKey = await raw(nextBytes);
+  for (const [prefix, encryptionKey] of [["foreign:", appKey], ["foreign-meta:", { current: "2026-12", keys: { default: appKey, "2026-12": nextKey } }]]) {
+    const app = await SessionStore.kv(redisKv(client), { prefix, encryptionKey });
+    assert.deepEqual((await app.open("live", { create: false })).messages(), ["live data"]);
+    assert.deepEqual(await describeAll(app, ["rich/closed"]), { "rich/closed": source.views["rich/closed"] }, `${prefix}: the application reads the imported session`);
+    await app.close();
+  }
+  // An empty store tells nothing: any key file imports.
+  const empty = await run(["import", "--redis", server.url, "--prefix", "foreign-empty:", "--key-file", otherFile], { input });
+  assert.equal(empty.code, 0, show(empty));
+});
