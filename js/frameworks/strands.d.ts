@@ -48,7 +48,8 @@ export interface AgentSessionManagerConfig {
    * ContentBlockEvent, ModelMessageEvent, AfterModelCallEvent, BeforeToolsEvent, BeforeToolCallEvent,
    * ToolStreamUpdateEvent, ToolResultEvent, AfterToolCallEvent, AfterToolsEvent, MessageAddedEvent and
    * InterruptEvent. Parts the store refuses (not JSON, over `limits.maxMessageBytes`) are left out; the
-   * invocation goes on.
+   * invocation goes on. A function that throws fails the invocation with its error, and nothing of
+   * the invocation is kept (as after a model error).
    */
   emit?: boolean | ((event: AgentStreamEvent) => JsonInput | undefined);
   /**

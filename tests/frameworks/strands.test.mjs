@@ -985,6 +985,45 @@ describe("AgentSessionManager: live turns", () => {
     assert.throws(() => new AgentSessionManager({ store, emit: "yes" }), TypeError);
   });
 
+  test("an emit projection that throws fails the invocation with its error and, as a model error does, keeps nothing of it; the next invocation works", async () => {
+    const store = await SessionStore.memory();
+    const bug = new Error("projection bug");
+    let armed = false; // throws at the third stream event of the second invocation
+    let parts = 0;
+    const manager = new AgentSessionManager({
+      store,
+      sessionId: "throwing-emit",
+      emit: (event) => {
+        if (event.type !== "modelStreamUpdateEvent") return undefined;
+        if (armed && ++parts === 3) {
+          armed = false;
+          throw bug;
+        }
+        return { t: event.type };
+      },
+    });
+    const agent = makeAgent(new StreamingModel([streamedText(["first"]), streamedText(["a", "b", "c"]), streamedText(["ok"])]), { plugins: [manager] });
+    await agent.invoke("before");
+    const session = await manager.session();
+    const before = { version: session.version, messages: session.messages({ agent: agent.id }) };
+    const following = followTurn(session);
+    armed = true;
+    await assert.rejects(agent.invoke("hi"), (error) => {
+      assert.ok(error === bug || error?.cause === bug, `${error?.name}: ${error?.message} (cause ${error?.cause})`);
+      return true;
+    });
+    const events = await following;
+    assert.equal(events.at(-1).outcome, "aborted", "the follower sees the turn end aborted");
+    await session.refresh();
+    assert.equal(session.version, before.version, "no version for the failed invocation");
+    assert.deepEqual(session.messages({ agent: agent.id }), before.messages, "nothing of it stored (no dangling user message)");
+    assert.equal(agent.messages.length, before.messages.length, "the agent is back at the last commit");
+    const result = await agent.invoke("again");
+    assert.equal(result.stopReason, "endTurn");
+    await session.refresh();
+    assert.equal(session.version, before.version + 1);
+  });
+
   for (const how of ["invoke", "stream"]) {
     test(`stop() from another store cancels the agent's ${how}() through the signal; the turn ends "stopped"`, async () => {
       const kv = memoryKv();

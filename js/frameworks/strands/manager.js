@@ -265,7 +265,15 @@ export class AgentSessionManager {
     if (this.#project !== null) {
       for (const Event of this.#project === streamEventPart ? FORWARDED_EVENTS : LIVE_EVENTS) {
         agent.addHook(Event, (event) => {
-          record.forward?.(event);
+          try {
+            record.forward?.(event);
+          } catch (error) {
+            // The `emit` projection threw: the invocation fails with its error (Strands rethrows it),
+            // and, as after a model error, nothing of it is kept (AfterInvocationEvent, which fires
+            // anyway, cannot tell: it carries no error).
+            if (record.invocation !== null) record.failed ??= error;
+            throw error;
+          }
         });
       }
     }
