@@ -53,8 +53,55 @@ pub(crate) fn state_bytes(state: &SessionState) -> u64 {
     bytes
 }
 
-/// Approximate bytes `events` add to a folded state (a replaced state value is counted again: the
-/// count errs high until the next whole load recounts it).
+/// Applies `events` to `state` and returns the bytes they added and the bytes they took away, as
+/// [`state_bytes`] counts them: a replaced or deleted state value and compacted messages are taken
+/// off (counted once when set, they had made a hot session's count grow with every write, until
+/// its neighbours were evicted and the instance's memory budget refused every store).
+pub(crate) fn apply_counted(state: &mut SessionState, events: &[Event]) -> (u64, u64) {
+    let entry = |text: usize| text as u64 + ENTRY_OVERHEAD;
+    let (mut added, mut removed) = (0, 0);
+    for event in events {
+        let agent = event.agent().and_then(|agent| state.agents.get(agent).map(|held| (agent, held)));
+        match (event, agent) {
+            (Event::StateSet { key, .. } | Event::StateDelete { key, .. }, Some((_, held))) => {
+                removed += held.state.get(key).map_or(0, |old| entry(key.len() + old.len()));
+            }
+            (Event::Compacted { before, .. }, Some((_, held))) => {
+                let cut = (*before).min(held.messages.len() as u64) as usize;
+                removed += held.messages[..cut].iter().map(|message| entry(message.len())).sum::<u64>();
+            }
+            (Event::Migrated { .. }, Some((_, held))) => {
+                removed += held.messages.iter().map(|message| entry(message.len())).sum::<u64>();
+                removed += held.state.iter().map(|(key, value)| entry(key.len() + value.len())).sum::<u64>();
+            }
+            _ => {}
+        }
+        added += match event {
+            Event::Message { data, .. } => entry(data.len()),
+            Event::StateSet { key, data, .. } => entry(key.len() + data.len()),
+            Event::Compacted { summary, .. } => summary.iter().map(|message| entry(message.len())).sum(),
+            Event::Migrated { messages, state, .. } => {
+                messages.iter().map(|message| entry(message.len())).sum::<u64>()
+                    + state.iter().map(|(key, value)| entry(key.len() + value.len())).sum::<u64>()
+            }
+            _ => 0,
+        };
+        // An agent's first data brings its entry (the state keeps every agent that wrote).
+        if let Some(agent) = event.agent().filter(|agent| !state.agents.contains_key(*agent)) {
+            if matches!(
+                event,
+                Event::Message { .. } | Event::StateSet { .. } | Event::Compacted { .. } | Event::Migrated { .. }
+            ) {
+                added += entry(agent.len());
+            }
+        }
+        state.apply(event);
+    }
+    (added, removed)
+}
+
+/// Approximate bytes `events` add to a folded state, before it is known what they replace (a
+/// commit's check of the memory budget: it errs high).
 pub(crate) fn events_bytes(events: &[Event]) -> u64 {
     events
         .iter()
@@ -209,16 +256,18 @@ impl Cache {
         self.touch(slot, now);
     }
 
-    /// Counts `added` more bytes in `slot`'s state (a commit extended it).
-    pub fn grow(&self, slot: &Rc<Slot>, added: u64, now: u64) {
-        {
+    /// Counts `added` more bytes in `slot`'s state and `removed` fewer (a commit changed it).
+    pub fn grow(&self, slot: &Rc<Slot>, (added, removed): (u64, u64), now: u64) {
+        let removed = {
             let mut view = slot.view.borrow_mut();
             if view.state.is_none() {
                 return;
             }
-            view.bytes += added;
-        }
-        self.count(0, added);
+            let removed = removed.min(view.bytes);
+            view.bytes = view.bytes - removed + added;
+            removed
+        };
+        self.count(removed, added);
         self.touch(slot, now);
     }
 
@@ -321,5 +370,48 @@ impl Cache {
 impl Drop for Cache {
     fn drop(&mut self) {
         budget::give_back(self.bytes.get());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Json;
+
+    /// After any events, the count kept by [`apply_counted`] is what [`state_bytes`] counts.
+    #[test]
+    fn apply_counted_keeps_the_count_exact() {
+        let json = |text: &str| Json::from(text);
+        let message = |agent: &str, text: &str| Event::Message { agent: agent.into(), data: json(text) };
+        let set = |agent: &str, key: &str, text: &str| Event::StateSet {
+            agent: agent.into(),
+            key: key.into(),
+            data: json(text),
+        };
+        let batches = vec![
+            vec![message("a", "\"one\""), set("a", "k", "\"xxxxxxxxxx\""), set("b", "k", "1")],
+            vec![set("a", "k", "\"y\""), set("a", "k", "\"zzzzzzzzzzzzzzzzzzzz\"")],
+            vec![
+                Event::StateDelete { agent: "a".into(), key: "k".into() },
+                Event::StateDelete { agent: "c".into(), key: "k".into() },
+            ],
+            vec![message("a", "\"two\""), message("a", "\"three\"")],
+            vec![Event::Compacted { agent: "a".into(), before: 2, summary: vec![json("\"summary\"")] }],
+            vec![Event::Compacted { agent: "d".into(), before: 0, summary: vec![] }],
+            vec![Event::Migrated {
+                agent: "b".into(),
+                from: 0,
+                to: 1,
+                messages: vec![json("\"m\"")],
+                state: BTreeMap::new(),
+            }],
+        ];
+        let mut state = SessionState::default();
+        let mut count = 0;
+        for events in &batches {
+            let (added, removed) = apply_counted(&mut state, events);
+            count = count + added - removed;
+            assert_eq!(count, state_bytes(&state), "after {events:?}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::core::guard::{self, Mark, Outcome};
 use crate::core::live::{self, Flush};
 use crate::core::snapshot::next_snapshot;
 use crate::core::{codec, keys, limits, Batch, CoreError, Event, Head, Interrupt, Json, Status, TurnOutcome};
-use crate::engine::cache::events_bytes;
+use crate::engine::cache::{apply_counted, events_bytes};
 use crate::engine::error::EngineResult;
 use crate::engine::live::{Emitted, LiveLog};
 use crate::engine::load;
@@ -1148,21 +1148,21 @@ impl Session {
             return;
         }
         let from = view.head.schema;
-        let added = match view.state.as_mut() {
+        let changed = match view.state.as_mut() {
             Some(state) if !events.is_empty() || from < head.schema => {
                 let state = Rc::make_mut(state);
-                // A commit that persisted a migrated view began its batch with `migrated` events.
+                // A commit that persisted a migrated view began its batch with `migrated` events
+                // (the view already showed their data: counted as it was).
                 if from < head.schema {
                     state.apply_all(&schema::migrated_events(state, from, head.schema));
                 }
-                state.apply_all(events);
-                events_bytes(events)
+                apply_counted(state, events)
             }
-            _ => 0,
+            _ => (0, 0),
         };
         view.head = head;
         view.version = version;
         drop(view);
-        self.shared.cache.grow(&self.slot, added, self.shared.now());
+        self.shared.cache.grow(&self.slot, changed, self.shared.now());
     }
 }

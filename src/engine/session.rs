@@ -12,7 +12,7 @@ use crate::core::{
     codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot, SnapshotRef,
     Status, DEFAULT_AGENT,
 };
-use crate::engine::cache::{events_bytes, state_bytes, Slot};
+use crate::engine::cache::{apply_counted, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
@@ -277,15 +277,16 @@ impl Session {
                 if self.extendable(&head) != (from, generation, true) {
                     continue;
                 }
-                let mut added = 0;
+                let (mut added, mut removed) = (0, 0);
                 let mut state = self.slot.view.borrow_mut().state.take().unwrap_or_default();
                 let folded = Rc::make_mut(&mut state);
                 for batch in &batches {
-                    added += events_bytes(&batch.events);
-                    folded.apply_all(&batch.events);
+                    let (more, fewer) = apply_counted(folded, &batch.events);
+                    added += more;
+                    removed += fewer;
                 }
                 let bytes = self.slot.view.borrow().bytes;
-                cache.hold(&self.slot, state, bytes + added, false, self.shared.now());
+                cache.hold(&self.slot, state, bytes.saturating_sub(removed) + added, false, self.shared.now());
             } else if !extendable {
                 // A view holding another session of the id than `head`'s may hold the newer one
                 // (created again after a delete, once `head` was read): the head is read again

@@ -385,3 +385,32 @@ test("two stores, random turns, deletes and reads (every other trial within one 
     for (const [id, expected] of model) assert.deepEqual(read(await fresh.open(id, { create: false })), expected, `trial ${trial}: a fresh store reads ${id}`);
   }
 });
+
+test("a hot session's counted bytes follow what it holds: a rewritten or deleted state value and compacted messages are taken off (a fresh load counts the same), and the instance's count stays flat", async () => {
+  const value = "v".repeat(1000);
+  const writes = {
+    "one key rewritten": (inv, i) => inv.setState("k", value + i),
+    "a key set and deleted": (inv, i) => (i % 2 ? inv.deleteState("k") : inv.setState("k", value + i)),
+    "messages compacted": (inv, i) => {
+      inv.appendMessage(value + i);
+      if (i % 10 === 9) inv.compact({ before: inv.messages().length - 1, summary: [{ summary: i }] });
+    },
+    "five keys rewritten, another agent": (inv, i) => inv.setState(`k${i % 5}`, value + i, { agent: `agent-${i % 2}` }),
+  };
+  for (const [name, write] of Object.entries(writes)) {
+    const kv = memoryKv();
+    const store = await SessionStore.kv(kv);
+    const session = await store.open("hot");
+    const counted = [];
+    for (let i = 0; i < 400; i++) {
+      await session.invoke((inv) => write(inv, i));
+      if (i === 199 || i === 399) counted.push(store.cacheUsage().bytes);
+    }
+    const fresh = await SessionStore.kv(kv);
+    await fresh.open("hot");
+    assert.equal(store.cacheUsage().bytes, fresh.cacheUsage().bytes, `${name}: the hot store counts what a fresh load counts`);
+    assert.ok(counted[1] <= counted[0] + value.length + 200, `${name}: the count does not grow with the writes (${counted})`);
+    await store.close();
+    await fresh.close();
+  }
+});

@@ -74,8 +74,10 @@ import { gzipSync } from "node:zlib";
 // 225,875 with an import of a pruned session bounded by the versions it writes (not every version
 // ever made), an export's `schema` held to its own migrated events, and a pruned export's base read as
 // stored (+0.2 KB).
-// Budget: 226,000.
-const BUDGET_GZIPPED = 226_000;
+// 226,419 with a hot session's counted bytes kept exact (a rewritten or deleted state value and
+// compacted messages taken off: the count had grown with every write) (+0.5 KB).
+// Budget: 226,500.
+const BUDGET_GZIPPED = 226_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
