@@ -1,6 +1,7 @@
 // JS values <-> JSON text, with JSON.stringify's rules made strict: what JSON cannot carry without
 // loss is a ValidationError naming the path to it, instead of being dropped or turned into null.
 import { ValidationError } from "./errors.js";
+import { keepThrown } from "./runtime.js";
 
 const MAX_DEPTH = 512;
 
@@ -152,6 +153,16 @@ const NOT_PLAIN = Symbol("not plain JSON");
  * The JSON text of `value`, or a ValidationError naming the path of what JSON cannot carry: `path`, or
  * `path[key]` when a `key` is given (its text is built only for an error).
  */
+/** toJsonText, its ValidationError kept for takeThrown() (runtime.js: no `catch` import) and undefined returned. */
+export function toJsonTextCaught(value, path, key) {
+  try {
+    return toJsonText(value, path, key);
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
 export function toJsonText(value, path, key) {
   // One JSON.stringify whose replacer checks each value as it is written; anything it would not pass
   // through unchanged (a non-finite number, undefined in an array, a function, a cycle, too deep, a

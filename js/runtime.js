@@ -171,3 +171,41 @@ export function utf8Length(text) {
   }
   return bytes;
 }
+
+// Calls that may throw, without wasm-bindgen's `catch` imports: with those, each throw left one slot
+// of the instance's externref table allocated (the slot of the return value, taken before the
+// exception is looked at; wasm-bindgen 0.2.130), so about eight million caught errors (a server's
+// callbacks that throw, values it passes that JSON cannot carry) took the table past V8's limit and
+// the instance trapped. Here the throw is caught in JavaScript: the call returns undefined, and
+// `takeThrown()` gives the error (undefined when the last call did not throw).
+let thrown;
+let didThrow = false;
+
+/** `fn.call(thisArg, arg)`; a throw is kept for takeThrown(). */
+export function callCatching(fn, thisArg, arg) {
+  try {
+    return fn.call(thisArg, arg);
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
+/** Keeps `error` for takeThrown(). */
+export function keepThrown(error) {
+  thrown = error;
+  didThrow = true;
+}
+
+/** Whether the last call through these helpers threw. */
+export function threw() {
+  return didThrow;
+}
+
+/** The error the last call threw (and forgets it). */
+export function takeThrown() {
+  const error = thrown;
+  thrown = undefined;
+  didThrow = false;
+  return error;
+}

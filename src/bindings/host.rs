@@ -19,10 +19,9 @@ extern "C" {
 
 #[wasm_bindgen(module = "/js/json.js")]
 extern "C" {
-    /// JSON text of a JS value; throws a ValidationError naming `path` (`path[key]` when `key` is not
-    /// undefined, built only then) for what JSON cannot carry.
-    #[wasm_bindgen(catch, js_name = toJsonText)]
-    pub fn to_json_text(value: &JsValue, path: &str, key: &JsValue) -> Result<js_sys::JsString, JsValue>;
+    /// [`to_json_text`], its error kept for `takeThrown` (not a `catch` import: see [`call1`]).
+    #[wasm_bindgen(js_name = toJsonTextCaught)]
+    fn to_json_text_caught(value: &JsValue, path: &str, key: &JsValue) -> JsValue;
     /// The deep-frozen value of JSON text.
     #[wasm_bindgen(catch, js_name = fromJsonText)]
     pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;
@@ -51,6 +50,32 @@ extern "C" {
     pub fn start_interval(tick: &Function, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = stopInterval)]
     pub fn stop_interval(handle: &JsValue);
+    #[wasm_bindgen(js_name = callCatching)]
+    fn call_catching(function: &Function, this: &JsValue, arg: &JsValue) -> JsValue;
+    fn threw() -> bool;
+    #[wasm_bindgen(js_name = takeThrown)]
+    fn take_thrown() -> JsValue;
+}
+
+/// `function.call1(this, arg)`, its throw the `Err`. Not through js_sys's `call1`, a `catch` import:
+/// wasm-bindgen (0.2.130) leaves a slot of the externref table allocated for each call that throws,
+/// and a callback that throws on every turn took a server's instance to V8's table limit (a trap).
+pub fn call1(function: &Function, this: &JsValue, arg: &JsValue) -> Result<JsValue, JsValue> {
+    let value = call_catching(function, this, arg);
+    if threw() {
+        return Err(take_thrown());
+    }
+    Ok(value)
+}
+
+/// JSON text of a JS value; a ValidationError naming `path` (`path[key]` when `key` is not
+/// undefined, built only then) for what JSON cannot carry (js/json.js `toJsonText`).
+pub fn to_json_text(value: &JsValue, path: &str, key: &JsValue) -> Result<js_sys::JsString, JsValue> {
+    let text = to_json_text_caught(value, path, key);
+    if text.is_undefined() {
+        return Err(take_thrown());
+    }
+    Ok(text.unchecked_into())
 }
 
 #[wasm_bindgen(module = "/js/web.js")]

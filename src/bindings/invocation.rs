@@ -51,7 +51,7 @@ impl SignalState {
         let (Some(controller), Some(reason)) = (&*self.controller.borrow(), &*self.reason.borrow()) else { return };
         if let Ok(abort) = js_sys::Reflect::get(controller, &"abort".into()) {
             if let Ok(abort) = abort.dyn_into::<Function>() {
-                let _ = abort.call1(controller, reason);
+                let _ = crate::bindings::host::call1(&abort, controller, reason);
             }
         }
     }
@@ -59,7 +59,7 @@ impl SignalState {
     /// Calls `callback(reason)`; what it throws stays in JS (the callback is the caller's business).
     fn tell(&self, callback: &Function) {
         if let Some(reason) = &*self.reason.borrow() {
-            let _ = callback.call1(&JsValue::UNDEFINED, reason);
+            let _ = crate::bindings::host::call1(callback, &JsValue::UNDEFINED, reason);
         }
     }
 }

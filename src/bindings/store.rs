@@ -64,7 +64,7 @@ pub fn change_object(change: &Change, with_id: bool) -> JsValue {
 
 /// Calls a JS listener; a listener that throws must not break the commit that notified it.
 pub fn call_listener(listener: &Function, argument: &JsValue) {
-    let _ = listener.call1(&JsValue::UNDEFINED, argument);
+    let _ = host::call1(listener, &JsValue::UNDEFINED, argument);
 }
 
 /// The options of every store (`StoreOptions`); each backend's own are added to them (`build`).

@@ -76,8 +76,10 @@ import { gzipSync } from "node:zlib";
 // stored (+0.2 KB).
 // 226,419 with a hot session's counted bytes kept exact (a rewritten or deleted state value and
 // compacted messages taken off: the count had grown with every write) (+0.5 KB).
-// Budget: 226,500.
-const BUDGET_GZIPPED = 226_500;
+// 226,552 with the calls that may throw (the caller's callbacks, the JSON check of its values) made
+// without wasm-bindgen's `catch` imports, which leaked an externref slot per throw (+0.1 KB).
+// Budget: 226,700.
+const BUDGET_GZIPPED = 226_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
