@@ -87,27 +87,71 @@ const liveFollower = Session.prototype.follow;
 Object.defineProperty(Session.prototype, "follow", {
   value: function (options) {
     // Validates options now; the reads start with the first next().
-    return followEvents(liveFollower.call(this, options), options?.signal);
+    return following(liveFollower.call(this, options), options?.signal);
   },
   configurable: true,
   writable: true,
 });
 
-async function* followEvents(follower, signal) {
-  const aborted = signal && new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+/**
+ * The iterator of follow(): the events of `follower` until `signal` aborts, the session ends, or the
+ * caller breaks out. Its `return()` (a `break`, or a server's disconnect handler) also ends a `next()`
+ * still waiting for news, which an async generator's would only queue behind it (a follower of an
+ * idle session went on polling until the next commit).
+ */
+function following(follower, signal) {
+  const ended = new AbortController();
+  const events = followEvents(follower, signal, ended.signal);
+  return {
+    next: () => events.next(),
+    return(value) {
+      ended.abort();
+      return events.return(value);
+    },
+    throw(error) {
+      ended.abort();
+      return events.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+async function* followEvents(follower, signal, ended) {
+  const stopped = () => ended.aborted || signal?.aborted === true;
   try {
-    while (!signal?.aborted) {
+    while (!stopped()) {
       const events = await follower.poll();
       if (events === null) return;
       for (const event of events) {
-        if (signal?.aborted) return;
+        if (stopped()) return;
         yield event;
       }
-      if (events.length === 0) await (aborted ? Promise.race([follower.wait(), aborted]) : follower.wait());
+      if (events.length === 0) await waitUnlessStopped(follower.wait(), signal, ended);
     }
   } finally {
     follower.free();
   }
+}
+
+/**
+ * `wait`, or less once `signal` or `ended` aborts. The listeners go when it settles: a signal shared
+ * by many followers (a server's shutdown signal), or one follower's over thousands of waits, kept
+ * one listener and one reaction per wait before.
+ */
+function waitUnlessStopped(wait, signal, ended) {
+  return new Promise((resolve) => {
+    const done = () => {
+      signal?.removeEventListener("abort", done);
+      ended.removeEventListener("abort", done);
+      resolve();
+    };
+    if (signal?.aborted || ended.aborted) return done();
+    signal?.addEventListener("abort", done);
+    ended.addEventListener("abort", done);
+    wait.then(done, done);
+  });
 }
 
 const storeExporter = SessionStore.prototype.export;

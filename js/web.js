@@ -246,7 +246,11 @@ export function waitLive(id, ms, lockName) {
     const cancel = typeof locks?.request === "function" ? new AbortController() : undefined;
     const wake = () => {
       clearTimeout(timer);
-      waiting.get(id)?.delete(wake);
+      const left = waiting.get(id);
+      left?.delete(wake);
+      // The last waiter of an id takes its entry: a server following many sessions once each
+      // would otherwise keep one per id it ever followed.
+      if (left?.size === 0) waiting.delete(id);
       cancel?.abort();
       resolve();
     };
