@@ -142,16 +142,46 @@ async function* followEvents(follower, signal, ended) {
  */
 function waitUnlessStopped(wait, signal, ended) {
   return new Promise((resolve) => {
-    const done = () => {
-      signal?.removeEventListener("abort", done);
+    if (signal?.aborted || ended.aborted) return resolve();
+    const forget = signal === undefined ? undefined : whenAborted(signal, done);
+    function done() {
+      forget?.();
       ended.removeEventListener("abort", done);
       resolve();
-    };
-    if (signal?.aborted || ended.aborted) return done();
-    signal?.addEventListener("abort", done);
+    }
     ended.addEventListener("abort", done);
     wait.then(done, done);
   });
+}
+
+/** The callbacks waiting on each caller's signal, behind one listener of its own (see whenAborted). */
+const abortCallbacks = new WeakMap(); // AbortSignal -> { waiting: Set of callbacks, onAbort }
+
+/**
+ * Calls `callback` when `signal` aborts; returns the function that forgets it. However many followers
+ * wait on one signal (a server gives its shutdown signal to every follower), the signal has one
+ * listener, while any waits: Node warns past ten on one target, and a listener each cost as much.
+ */
+function whenAborted(signal, callback) {
+  let callbacks = abortCallbacks.get(signal);
+  if (callbacks === undefined) {
+    const waiting = new Set();
+    const onAbort = () => {
+      for (const waiter of [...waiting]) waiter();
+    };
+    callbacks = { waiting, onAbort };
+    abortCallbacks.set(signal, callbacks);
+    signal.addEventListener("abort", onAbort);
+  }
+  const entry = callbacks;
+  entry.waiting.add(callback);
+  return () => {
+    entry.waiting.delete(callback);
+    if (entry.waiting.size === 0 && abortCallbacks.get(signal) === entry) {
+      abortCallbacks.delete(signal);
+      signal.removeEventListener("abort", entry.onAbort);
+    }
+  };
 }
 
 const storeExporter = SessionStore.prototype.export;

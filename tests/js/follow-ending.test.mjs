@@ -33,7 +33,10 @@ test("return() ends a follower whose next() is waiting on an idle session: both 
   assert.equal(counted.gets, reads, "no read after return()");
 });
 
-test("followers sharing one signal leave no listener on it once they end; one follower keeps at most one across its waits", async () => {
+test("followers sharing one signal put one listener on it while they wait (no MaxListenersExceededWarning) and none once they end; one follower keeps at most one across its waits", async () => {
+  const warnings = [];
+  const onWarning = (warning) => warnings.push(warning.name);
+  process.on("warning", onWarning);
   const store = await SessionStore.memory();
   const shutdown = new AbortController();
   const session = await store.open("shared");
@@ -50,7 +53,7 @@ test("followers sharing one signal leave no listener on it once they end; one fo
     );
   }
   await sleep(20);
-  assert.ok(getEventListeners(shutdown.signal, "abort").length <= 200, "one listener a waiting follower at most");
+  assert.equal(getEventListeners(shutdown.signal, "abort").length, 1, "one listener for the 200 waiting followers");
   await session.invoke((inv) => inv.appendMessage("news"));
   await Promise.all(followers);
   assert.equal(getEventListeners(shutdown.signal, "abort").length, 0, "none left once they ended");
@@ -69,4 +72,19 @@ test("followers sharing one signal leave no listener on it once they end; one fo
   one.abort();
   assert.deepEqual(await it.next(), { done: true, value: undefined });
   assert.equal(getEventListeners(one.signal, "abort").length, 0);
+  // Followers ended by the shared signal itself.
+  const stopping = new AbortController();
+  const ending = [];
+  for (let i = 0; i < 50; i++) {
+    ending.push((async () => {
+      for await (const event of session.follow({ signal: stopping.signal })) void event;
+    })());
+  }
+  await sleep(20);
+  stopping.abort();
+  await Promise.all(ending);
+  assert.equal(getEventListeners(stopping.signal, "abort").length, 0);
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off("warning", onWarning);
+  assert.deepEqual(warnings.filter((name) => name === "MaxListenersExceededWarning"), []);
 });
