@@ -11,9 +11,12 @@ import { inTab, tryBegin } from "./tabs.mjs";
 
 // Timestamps taken in different realms are compared in the race test. Chromium coarsens
 // performance.now() and timeOrigin (100 µs, with jitter) outside cross-origin isolation, so two
-// stamps of one instant in two realms can differ by a few tenths of a millisecond. Nothing else is a
-// timing allowance: the measured intervals are sub-intervals of the real ones (see the race test).
-const CLOCK_SLACK_MS = 0.5;
+// stamps of one instant in two realms can differ by tenths of a millisecond: 0.7 ms once between a
+// dedicated worker and a tab (2026-12-05), in a run whose recorded history held (each commit one
+// version above the one its begin saw, tokens rising), which is the check that proves one holder at
+// a time; the intervals are the second look. Nothing else is a timing allowance: the measured
+// intervals are sub-intervals of the real ones (see the race test).
+const CLOCK_SLACK_MS = 2;
 
 let chrome;
 before(async () => {
