@@ -40,17 +40,24 @@ const ENTRY_OVERHEAD: u64 = 48;
 
 /// Approximate bytes `state` holds in memory.
 pub(crate) fn state_bytes(state: &SessionState) -> u64 {
-    let mut bytes = 0;
-    for (agent, agent_state) in &state.agents {
-        bytes += agent.len() as u64 + ENTRY_OVERHEAD;
-        for message in &agent_state.messages {
-            bytes += message.len() as u64 + ENTRY_OVERHEAD;
-        }
-        for (key, value) in &agent_state.state {
-            bytes += (key.len() + value.len()) as u64 + ENTRY_OVERHEAD;
-        }
-    }
-    bytes
+    state
+        .agents
+        .iter()
+        .map(|(agent, held)| entry(agent.len()) + messages_bytes(&held.messages) + values_bytes(&held.state))
+        .sum()
+}
+
+/// What one entry of `text` bytes counts: the text and its overhead.
+fn entry(text: usize) -> u64 {
+    text as u64 + ENTRY_OVERHEAD
+}
+
+fn messages_bytes(messages: &[crate::core::Json]) -> u64 {
+    messages.iter().map(|message| entry(message.len())).sum()
+}
+
+fn values_bytes(values: &BTreeMap<String, crate::core::Json>) -> u64 {
+    values.iter().map(|(key, value)| entry(key.len() + value.len())).sum()
 }
 
 /// Applies `events` to `state` and returns the bytes they added and the bytes they took away, as
@@ -58,7 +65,6 @@ pub(crate) fn state_bytes(state: &SessionState) -> u64 {
 /// off (counted once when set, they had made a hot session's count grow with every write, until
 /// its neighbours were evicted and the instance's memory budget refused every store).
 pub(crate) fn apply_counted(state: &mut SessionState, events: &[Event]) -> (u64, u64) {
-    let entry = |text: usize| text as u64 + ENTRY_OVERHEAD;
     let (mut added, mut removed) = (0, 0);
     for event in events {
         let agent = event.agent().and_then(|agent| state.agents.get(agent).map(|held| (agent, held)));
@@ -68,22 +74,18 @@ pub(crate) fn apply_counted(state: &mut SessionState, events: &[Event]) -> (u64,
             }
             (Event::Compacted { before, .. }, Some((_, held))) => {
                 let cut = (*before).min(held.messages.len() as u64) as usize;
-                removed += held.messages[..cut].iter().map(|message| entry(message.len())).sum::<u64>();
+                removed += messages_bytes(&held.messages[..cut]);
             }
             (Event::Migrated { .. }, Some((_, held))) => {
-                removed += held.messages.iter().map(|message| entry(message.len())).sum::<u64>();
-                removed += held.state.iter().map(|(key, value)| entry(key.len() + value.len())).sum::<u64>();
+                removed += messages_bytes(&held.messages) + values_bytes(&held.state);
             }
             _ => {}
         }
         added += match event {
             Event::Message { data, .. } => entry(data.len()),
             Event::StateSet { key, data, .. } => entry(key.len() + data.len()),
-            Event::Compacted { summary, .. } => summary.iter().map(|message| entry(message.len())).sum(),
-            Event::Migrated { messages, state, .. } => {
-                messages.iter().map(|message| entry(message.len())).sum::<u64>()
-                    + state.iter().map(|(key, value)| entry(key.len() + value.len())).sum::<u64>()
-            }
+            Event::Compacted { summary, .. } => messages_bytes(summary),
+            Event::Migrated { messages, state, .. } => messages_bytes(messages) + values_bytes(state),
             _ => 0,
         };
         // An agent's first data brings its entry (the state keeps every agent that wrote).
@@ -106,8 +108,8 @@ pub(crate) fn events_bytes(events: &[Event]) -> u64 {
     events
         .iter()
         .map(|event| match event {
-            Event::Message { data, .. } => data.len() as u64 + ENTRY_OVERHEAD,
-            Event::StateSet { key, data, .. } => (key.len() + data.len()) as u64 + ENTRY_OVERHEAD,
+            Event::Message { data, .. } => entry(data.len()),
+            Event::StateSet { key, data, .. } => entry(key.len() + data.len()),
             _ => 0,
         })
         .sum()

@@ -49,6 +49,24 @@ function hookedKv() {
 
 const messagesByVersion = (history) => history.filter((e) => e.type === "message").map((e) => `${e.version}:${e.data}`);
 
+/**
+ * `inv.checkpoint()`, its writes held while `during()` runs (a framework's next step), then let go.
+ * Returns `{ checkpoint }`, its promise (not awaited: a test may expect it to fail).
+ */
+async function checkpointAround(inv, hooks, during) {
+  const gate = deferred();
+  hooks.gate = gate.promise;
+  const checkpoint = inv.checkpoint();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  try {
+    await during();
+  } finally {
+    hooks.gate = undefined;
+    gate.resolve();
+  }
+  return { checkpoint };
+}
+
 test("while a checkpoint is written the invocation stages, emits and reads; what it stages goes to the next commit", async () => {
   const { kv, hooks } = hookedKv();
   const store = await SessionStore.kv(kv);
@@ -67,20 +85,16 @@ test("while a checkpoint is written the invocation stages, emits and reads; what
   const inv = await session.begin();
   inv.appendMessage("step1");
   inv.setState("k", 1);
-  const gate = deferred();
-  hooks.gate = gate.promise;
-  const checkpoint = inv.checkpoint();
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  // The next step runs while the checkpoint writes.
-  inv.appendMessage("step2");
-  inv.setState("k", 2);
-  inv.setState("gone", true);
-  inv.deleteState("gone");
-  assert.equal(inv.emit({ part: "during" }), 0, "emit while the checkpoint is written");
-  assert.deepEqual(plain(inv.messages()), ["step1", "step2"], "reads see the checkpoint's events and the later ones");
-  assert.equal(inv.stateValue("k"), 2);
-  hooks.gate = undefined;
-  gate.resolve();
+  const { checkpoint } = await checkpointAround(inv, hooks, () => {
+    // The next step runs while the checkpoint writes.
+    inv.appendMessage("step2");
+    inv.setState("k", 2);
+    inv.setState("gone", true);
+    inv.deleteState("gone");
+    assert.equal(inv.emit({ part: "during" }), 0, "emit while the checkpoint is written");
+    assert.deepEqual(plain(inv.messages()), ["step1", "step2"], "reads see the checkpoint's events and the later ones");
+    assert.equal(inv.stateValue("k"), 2);
+  });
   assert.equal(await checkpoint, 2);
   await reader.refresh();
   assert.deepEqual(plain(reader.messages()), ["step1"], "the checkpoint wrote what was staged before it");
@@ -100,14 +114,8 @@ test("a checkpoint that fails keeps its events staged before those staged while 
   const session = await store.open("failed");
   const inv = await session.begin();
   inv.appendMessage("a");
-  const gate = deferred();
-  hooks.gate = gate.promise;
   hooks.headPut = "before";
-  const checkpoint = inv.checkpoint();
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  inv.appendMessage("b");
-  hooks.gate = undefined;
-  gate.resolve();
+  const { checkpoint } = await checkpointAround(inv, hooks, () => inv.appendMessage("b"));
   assertError(await rejection(checkpoint), StorageError, "STORAGE");
   assert.deepEqual(plain(inv.messages()), ["a", "b"], "both still staged, in order");
   inv.appendMessage("c");
@@ -123,16 +131,12 @@ for (const retry of ["commit", "checkpoint"]) {
     const session = await store.open("unknown");
     const inv = await session.begin();
     inv.appendMessage("a");
-    const gate = deferred();
-    hooks.gate = gate.promise;
     hooks.headPut = "after"; // written, then an error
     hooks.headGets = 2; // the read back fails, and so does the retry's first look
-    const checkpoint = inv.checkpoint();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    inv.appendMessage("b");
-    inv.setState("k", "later");
-    hooks.gate = undefined;
-    gate.resolve();
+    const { checkpoint } = await checkpointAround(inv, hooks, () => {
+      inv.appendMessage("b");
+      inv.setState("k", "later");
+    });
     assertError(await rejection(checkpoint), StorageError, "STORAGE");
     // Its outcome is not known: nothing more may be staged until a retry learns it.
     assert.throws(() => inv.appendMessage("c"), { code: "INVALID_TRANSITION" });
@@ -164,15 +168,9 @@ test("a checkpoint whose outcome is not known and that was not applied: the retr
   const session = await store.open("not-applied");
   const inv = await session.begin();
   inv.appendMessage("a");
-  const gate = deferred();
-  hooks.gate = gate.promise;
   hooks.headPut = "before"; // nothing written
   hooks.headGets = 1; // and the read back fails: not known
-  const checkpoint = inv.checkpoint();
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  inv.appendMessage("b");
-  hooks.gate = undefined;
-  gate.resolve();
+  const { checkpoint } = await checkpointAround(inv, hooks, () => inv.appendMessage("b"));
   assertError(await rejection(checkpoint), StorageError, "STORAGE");
   assert.equal(await inv.commit(), 1);
   const reader = await (await SessionStore.kv(kv)).open("not-applied", { create: false });

@@ -1238,25 +1238,31 @@ async function assertPrunedBelow(session, before, latest, views, histories, name
   }
 }
 
+/** `kv` whose deletes wait until `open()`; `deleteStarted` resolves at the first one. */
+function deletesHeld(kv) {
+  let open;
+  const gate = new Promise((resolve) => (open = resolve));
+  let deleting;
+  const deleteStarted = new Promise((resolve) => (deleting = resolve));
+  const gated = {
+    capabilities: kv.capabilities,
+    get: (...a) => kv.get(...a),
+    put: (...a) => kv.put(...a),
+    list: (...a) => kv.list(...a),
+    async delete(...a) {
+      deleting();
+      await gate;
+      return kv.delete(...a);
+    },
+  };
+  return { gated, deleteStarted, open };
+}
+
 describe("two prunes at the latest version, the second while the first deletes", () => {
   test("the first prune's deletes keep the snapshot the second wrote at the same version (the head names it); the session reads back whole", async () => {
     const kv = memoryKv();
-    let open;
-    const gate = new Promise((resolve) => (open = resolve));
-    let deleting;
-    const deleteStarted = new Promise((resolve) => (deleting = resolve));
     // The first pruner's deletes wait: it has written its snapshot and head and given the lease back.
-    const gated = {
-      capabilities: kv.capabilities,
-      get: (...a) => kv.get(...a),
-      put: (...a) => kv.put(...a),
-      list: (...a) => kv.list(...a),
-      async delete(...a) {
-        deleting();
-        await gate;
-        return kv.delete(...a);
-      },
-    };
+    const { gated, deleteStarted, open } = deletesHeld(kv);
     const first = await SessionStore.kv(gated, { owner: "first", snapshotEvery: SNAPSHOT_EVERY });
     const second = await SessionStore.kv(kv, { owner: "second", snapshotEvery: SNAPSHOT_EVERY });
     const id = "two-prunes";
@@ -1284,22 +1290,7 @@ describe("two prunes at the latest version, the second while the first deletes",
 describe("prune and a turn that runs while its records are being deleted", () => {
   test("a turn from another store that commits while prune() deletes keeps every record it wrote; the kept versions and the new one read back", async (t) => {
     const kv = memoryKv();
-    let gate;
-    let deleting;
-    const deleteStarted = new Promise((resolve) => (deleting = resolve));
-    const gated = {
-      capabilities: kv.capabilities,
-      get: (...a) => kv.get(...a),
-      put: (...a) => kv.put(...a),
-      list: (...a) => kv.list(...a),
-      async delete(...a) {
-        deleting();
-        await gate;
-        return kv.delete(...a);
-      },
-    };
-    let open;
-    gate = new Promise((resolve) => (open = resolve));
+    const { gated, deleteStarted, open } = deletesHeld(kv);
     const pruner = await SessionStore.kv(gated, { owner: "pruner", snapshotEvery: SNAPSHOT_EVERY });
     const other = await SessionStore.kv(kv, { owner: "other", snapshotEvery: SNAPSHOT_EVERY });
     const id = "prune-while-turn";
