@@ -98,7 +98,9 @@ export interface StoreOptions {
   /** Minimum commits between snapshots (default 50); the spacing grows to an eighth of the session's
    * versions once that is more, so snapshot storage stays proportional to the session's size. */
   snapshotEvery?: number;
-  /** Clock in ms since the epoch, for tests (default `Date.now`). */
+  /** Clock in ms since the epoch, for tests (default `Date.now`). Called once when the store is made:
+   * a `ValidationError` unless it returns a finite number >= 0. A later call that throws or returns
+   * anything else reads as the last time it gave (the clock stands still; leases do not end early). */
   now?: () => number;
   limits?: Limits;
   /** Observability: one call per lease/commit/abort/interrupt/expiry/conflict/snapshot/corrupt record. */

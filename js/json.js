@@ -229,9 +229,17 @@ function deepFreeze(value) {
   return value;
 }
 
+// The helpers below are called by the engine only, and keep what they throw for takeThrown()
+// (runtime.js: no `catch` import) and return undefined.
+
 /** The frozen value of stored JSON text (reads may share it, so nobody may mutate it). */
 export function fromJsonText(text) {
-  return deepFreeze(JSON.parse(text));
+  try {
+    return deepFreeze(JSON.parse(text));
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
 }
 
 /**
@@ -240,8 +248,13 @@ export function fromJsonText(text) {
  * per-message crossings and parses cost several times more (docs/storage-layout.md).
  */
 export function appendJsonTexts(items, texts) {
-  for (const value of JSON.parse(texts)) items.push(deepFreeze(value));
-  return Object.freeze(items.slice());
+  try {
+    for (const value of JSON.parse(texts)) items.push(deepFreeze(value));
+    return Object.freeze(items.slice());
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
 }
 
 export function freeze(value) {
@@ -262,7 +275,8 @@ export function arrayItems(value, path) {
     for (let i = 0; i < length; i++) items[i] = value[i];
     return items;
   } catch (cause) {
-    throw new ValidationError(`${path} could not be read: ${cause?.message ?? cause}`, { path, cause });
+    keepThrown(new ValidationError(`${path} could not be read: ${cause?.message ?? cause}`, { path, cause }));
+    return undefined;
   }
 }
 
@@ -271,6 +285,7 @@ export function objectEntries(value, path) {
   try {
     return Object.entries(value);
   } catch (cause) {
-    throw new ValidationError(`${path} could not be read: ${cause?.message ?? cause}`, { path, cause });
+    keepThrown(new ValidationError(`${path} could not be read: ${cause?.message ?? cause}`, { path, cause }));
+    return undefined;
   }
 }

@@ -181,10 +181,50 @@ export function utf8Length(text) {
 let thrown;
 let didThrow = false;
 
-/** `fn.call(thisArg, arg)`; a throw is kept for takeThrown(). */
-export function callCatching(fn, thisArg, arg) {
+/** `fn.call(thisArg, ...args)`; a throw is kept for takeThrown(). */
+export function callCatching(fn, thisArg, ...args) {
   try {
-    return fn.call(thisArg, arg);
+    return Reflect.apply(fn, thisArg, args);
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
+/** `object[name](...args)`; a throw is kept for takeThrown(). */
+export function methodCatching(object, name, ...args) {
+  try {
+    return object[name](...args);
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
+/** `Reflect.get(object, key)`; a throw (a getter, a proxy trap, not an object) is kept for takeThrown(). */
+export function getCatching(object, key) {
+  try {
+    return Reflect.get(object, key);
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
+/** `Reflect.ownKeys(object)`; a throw is kept for takeThrown(). */
+export function ownKeysCatching(object) {
+  try {
+    return Reflect.ownKeys(object);
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
+/** `Reflect.getPrototypeOf(object)`; a throw is kept for takeThrown(). */
+export function prototypeCatching(object) {
+  try {
+    return Reflect.getPrototypeOf(object);
   } catch (error) {
     keepThrown(error);
     return undefined;

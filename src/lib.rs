@@ -18,5 +18,7 @@ pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 #[cfg(target_arch = "wasm32")]
+mod caught;
+#[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod heap;

@@ -1,12 +1,13 @@
 //! `encryptionKey`: the keyring from the JS option, and AES-GCM through the host's WebCrypto.
 
-use js_sys::{Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::bindings::convert::well_formed;
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::object_entries;
+use crate::caught;
 use crate::store::{Cipher, Keyring, LocalBoxFuture, OpenFailure, StoreError, StoreResult};
 
 #[wasm_bindgen(module = "/js/runtime.js")]
@@ -49,7 +50,7 @@ pub fn parse(value: &JsValue) -> JsResult<(Keyring, JsCipher)> {
         let keyring = Keyring { current: DEFAULT_KEY_ID.to_owned(), ids: vec![DEFAULT_KEY_ID.to_owned()] };
         return Ok((keyring, JsCipher { keys: vec![(DEFAULT_KEY_ID.to_owned(), value.clone())] }));
     }
-    let field = |name: &str| Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+    let field = |name: &str| caught::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
     let (current, keys) = (field("current"), field("keys"));
     // Neither a key nor `{ current, keys }` (a typed array has a `keys` method).
     if !value.is_object() || keys.is_undefined() || keys.is_function() {

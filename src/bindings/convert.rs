@@ -1,10 +1,11 @@
 //! JS values -> Rust: options, names and JSON values. Anything else is a ValidationError.
 
-use js_sys::{Function, JsString, Object, Reflect};
+use js_sys::{Function, JsString, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host;
+use crate::caught;
 use crate::core::{limits, Json};
 use crate::engine::EngineError;
 use crate::store::budget;
@@ -32,7 +33,7 @@ impl Options {
     pub fn only(&self, known: &[&str]) -> JsResult<()> {
         let Some(object) = &self.object else { return Ok(()) };
         // Reflect.ownKeys (not Object.keys): a proxy's trap that throws is a ValidationError, not a trap.
-        let keys = Reflect::own_keys(object)
+        let keys = caught::own_keys(object)
             .map_err(|cause| crate::bindings::errors::invalid_with_cause(&self.what, "could not be read", cause))?;
         for key in keys.iter() {
             let Some(key) = key.as_string() else { continue };
@@ -56,7 +57,7 @@ impl Options {
     /// The property `key`, `None` when absent or `undefined`.
     pub fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
         let Some(object) = &self.object else { return Ok(None) };
-        let value = Reflect::get(object, &property_name(key)).map_err(|cause| {
+        let value = caught::get(object, &property_name(key)).map_err(|cause| {
             crate::bindings::errors::invalid_with_cause(&self.path(key), "could not be read", cause)
         })?;
         Ok(if value.is_undefined() { None } else { Some(value) })

@@ -6,6 +6,7 @@ use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;
 
 use crate::bindings::host::make_error;
+use crate::caught;
 use crate::core::CoreError;
 use crate::engine::EngineError;
 use crate::store::StoreError;
@@ -118,7 +119,7 @@ fn engine(error: EngineError) -> JsValue {
         }
         EngineError::AtPath { path, error } => {
             let value = engine(*error);
-            let message = Reflect::get(&value, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
+            let message = caught::get(&value, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
             let _ = Reflect::set(&value, &"message".into(), &format!("{path}: {message}").into());
             let _ = Reflect::set(&value, &"path".into(), &path.into());
             value

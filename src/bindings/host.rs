@@ -1,13 +1,15 @@
 //! The JS helpers the bindings import (copied by wasm-bindgen next to the .wasm) and the engine's
 //! `Env` over them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::bindings::errors::{invalid, invalid_with_cause};
+use crate::caught;
 use crate::engine::Env;
 use crate::store::LocalBoxFuture;
 
@@ -17,25 +19,42 @@ extern "C" {
     pub fn make_error(code: &str, message: &str, fields: &JsValue) -> JsValue;
 }
 
+// Each helper of js/json.js that may throw keeps the error for `takeThrown` and returns undefined
+// (crate::caught says why).
 #[wasm_bindgen(module = "/js/json.js")]
 extern "C" {
-    /// [`to_json_text`], its error kept for `takeThrown` (not a `catch` import: see [`call1`]).
     #[wasm_bindgen(js_name = toJsonTextCaught)]
     fn to_json_text_caught(value: &JsValue, path: &str, key: &JsValue) -> JsValue;
-    /// The deep-frozen value of JSON text.
-    #[wasm_bindgen(catch, js_name = fromJsonText)]
-    pub fn from_json_text(text: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = fromJsonText)]
+    fn from_json_text_caught(text: &str) -> JsValue;
     pub fn freeze(value: &JsValue) -> JsValue;
-    /// The elements of a caller's array in a plain array (a throwing getter: a ValidationError at `path`).
-    #[wasm_bindgen(catch, js_name = arrayItems)]
-    pub fn array_items(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue>;
-    /// `Object.entries` of a caller's object (a throwing getter: a ValidationError at `path`).
-    #[wasm_bindgen(catch, js_name = objectEntries)]
-    pub fn object_entries(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue>;
-    /// Appends the values of `texts` (one JSON array text) to `items`; `items` frozen in a copy.
-    /// Throws a SyntaxError when a text is not JSON.
-    #[wasm_bindgen(catch, js_name = appendJsonTexts)]
-    pub fn append_json_texts(items: &js_sys::Array, texts: &str) -> Result<js_sys::Array, JsValue>;
+    #[wasm_bindgen(js_name = arrayItems)]
+    fn array_items_caught(value: &JsValue, path: &str) -> JsValue;
+    #[wasm_bindgen(js_name = objectEntries)]
+    fn object_entries_caught(value: &JsValue, path: &str) -> JsValue;
+    #[wasm_bindgen(js_name = appendJsonTexts)]
+    fn append_json_texts_caught(items: &js_sys::Array, texts: &str) -> JsValue;
+}
+
+/// The deep-frozen value of JSON text.
+pub fn from_json_text(text: &str) -> Result<JsValue, JsValue> {
+    caught::checked(from_json_text_caught(text))
+}
+
+/// The elements of a caller's array in a plain array (a throwing getter: a ValidationError at `path`).
+pub fn array_items(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue> {
+    caught::checked(array_items_caught(value, path)).map(JsCast::unchecked_into)
+}
+
+/// `Object.entries` of a caller's object (a throwing getter: a ValidationError at `path`).
+pub fn object_entries(value: &JsValue, path: &str) -> Result<js_sys::Array, JsValue> {
+    caught::checked(object_entries_caught(value, path)).map(JsCast::unchecked_into)
+}
+
+/// Appends the values of `texts` (one JSON array text) to `items`; `items` frozen in a copy. A
+/// SyntaxError when a text is not JSON.
+pub fn append_json_texts(items: &js_sys::Array, texts: &str) -> Result<js_sys::Array, JsValue> {
+    caught::checked(append_json_texts_caught(items, texts)).map(JsCast::unchecked_into)
 }
 
 #[wasm_bindgen(module = "/js/runtime.js")]
@@ -50,32 +69,12 @@ extern "C" {
     pub fn start_interval(tick: &Function, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = stopInterval)]
     pub fn stop_interval(handle: &JsValue);
-    #[wasm_bindgen(js_name = callCatching)]
-    fn call_catching(function: &Function, this: &JsValue, arg: &JsValue) -> JsValue;
-    fn threw() -> bool;
-    #[wasm_bindgen(js_name = takeThrown)]
-    fn take_thrown() -> JsValue;
-}
-
-/// `function.call1(this, arg)`, its throw the `Err`. Not through js_sys's `call1`, a `catch` import:
-/// wasm-bindgen (0.2.130) leaves a slot of the externref table allocated for each call that throws,
-/// and a callback that throws on every turn took a server's instance to V8's table limit (a trap).
-pub fn call1(function: &Function, this: &JsValue, arg: &JsValue) -> Result<JsValue, JsValue> {
-    let value = call_catching(function, this, arg);
-    if threw() {
-        return Err(take_thrown());
-    }
-    Ok(value)
 }
 
 /// JSON text of a JS value; a ValidationError naming `path` (`path[key]` when `key` is not
 /// undefined, built only then) for what JSON cannot carry (js/json.js `toJsonText`).
 pub fn to_json_text(value: &JsValue, path: &str, key: &JsValue) -> Result<js_sys::JsString, JsValue> {
-    let text = to_json_text_caught(value, path, key);
-    if text.is_undefined() {
-        return Err(take_thrown());
-    }
-    Ok(text.unchecked_into())
+    caught::checked(to_json_text_caught(value, path, key)).map(JsCast::unchecked_into)
 }
 
 #[wasm_bindgen(module = "/js/web.js")]
@@ -112,7 +111,10 @@ extern "C" {
 
 /// The engine's clock, randomness and timer in a JS realm; `now` is the `now` store option.
 pub struct JsEnv {
-    pub now: Option<Function>,
+    now: Option<Function>,
+    /// The `now` option's last reading that was a time: what a later one that throws or is not a
+    /// time reads as.
+    last_now: Cell<u64>,
     /// Name prefix of the Web Locks that store instances hold while they may hold leases (IndexedDB).
     pub lock_prefix: Option<String>,
     /// The release function of this store's Web Lock, once asked for.
@@ -121,12 +123,16 @@ pub struct JsEnv {
 
 impl Env for JsEnv {
     fn now(&self) -> u64 {
-        let ms = match &self.now {
-            Some(now) => now.call0(&JsValue::UNDEFINED).ok().and_then(|v| v.as_f64()).unwrap_or(f64::NAN),
-            None => js_sys::Date::now(),
-        };
-        // `as` saturates: a clock returning NaN or a negative number reads as 0.
-        ms as u64
+        let Some(now) = &self.now else { return js_sys::Date::now() as u64 };
+        // A clock that throws or gives what is not a time stands still: this store's leases then end
+        // no earlier than they should, where reading it as 0 (as once) ended every lease it wrote.
+        match reading(now) {
+            Reading::Time(ms) => {
+                self.last_now.set(ms);
+                ms
+            }
+            Reading::Threw(_) | Reading::NotTime(_) => self.last_now.get(),
+        }
     }
 
     fn fill_random(&self, bytes: &mut [u8]) {
@@ -186,9 +192,41 @@ fn live_channel(prefix: &str) -> String {
     format!("{prefix}live")
 }
 
-pub fn env(now: Option<Function>, lock_prefix: Option<String>) -> Rc<dyn Env> {
+/// What one call of the `now` option gave.
+enum Reading {
+    Time(u64),
+    Threw(JsValue),
+    NotTime(JsValue),
+}
+
+fn reading(now: &Function) -> Reading {
+    match caught::call0(now, &JsValue::UNDEFINED) {
+        Err(error) => Reading::Threw(error),
+        Ok(value) => match value.as_f64() {
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Reading::Time(ms as u64),
+            _ => Reading::NotTime(value),
+        },
+    }
+}
+
+/// The engine's environment; the `now` option is read once here, and refused unless it gives a time.
+pub fn env(now: Option<Function>, lock_prefix: Option<String>) -> Result<Rc<dyn Env>, JsValue> {
+    const PATH: &str = "options.now";
+    const RULE: &str = "it must return the time in ms since the epoch, a finite number >= 0, as Date.now() does";
+    let first = match now.as_ref().map(reading) {
+        None => 0,
+        Some(Reading::Time(ms)) => ms,
+        Some(Reading::Threw(error)) => return Err(invalid_with_cause(PATH, &format!("threw: {RULE}"), error)),
+        Some(Reading::NotTime(value)) => {
+            let shown = match value.as_f64() {
+                Some(_) => "a number that is not a time (NaN, infinite or negative)".to_owned(),
+                None => value.js_typeof().as_string().unwrap_or_default(),
+            };
+            return Err(invalid(PATH, format!("{PATH} returned {shown}: {RULE}")));
+        }
+    };
     if let Some(prefix) = &lock_prefix {
         listen_live(&live_channel(prefix));
     }
-    Rc::new(JsEnv { now, lock_prefix, alive: RefCell::new(None) })
+    Ok(Rc::new(JsEnv { now, last_now: Cell::new(first), lock_prefix, alive: RefCell::new(None) }))
 }

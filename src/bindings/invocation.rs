@@ -49,9 +49,9 @@ impl SignalState {
 
     fn abort(&self) {
         let (Some(controller), Some(reason)) = (&*self.controller.borrow(), &*self.reason.borrow()) else { return };
-        if let Ok(abort) = js_sys::Reflect::get(controller, &"abort".into()) {
+        if let Ok(abort) = crate::caught::get(controller, &"abort".into()) {
             if let Ok(abort) = abort.dyn_into::<Function>() {
-                let _ = crate::bindings::host::call1(&abort, controller, reason);
+                let _ = crate::caught::call1(&abort, controller, reason);
             }
         }
     }
@@ -59,7 +59,7 @@ impl SignalState {
     /// Calls `callback(reason)`; what it throws stays in JS (the callback is the caller's business).
     fn tell(&self, callback: &Function) {
         if let Some(reason) = &*self.reason.borrow() {
-            let _ = crate::bindings::host::call1(callback, &JsValue::UNDEFINED, reason);
+            let _ = crate::caught::call1(callback, &JsValue::UNDEFINED, reason);
         }
     }
 }
@@ -201,7 +201,7 @@ impl JsInvocation {
                 controller
             }
         };
-        js_sys::Reflect::get(&controller, &"signal".into()).unwrap_or(JsValue::UNDEFINED)
+        crate::caught::get(&controller, &"signal".into()).unwrap_or(JsValue::UNDEFINED)
     }
 
     /// The drop-ins' stop link (js/api.js moves it to `Symbol.for("agent-session.onStop")`; not in

@@ -12,6 +12,7 @@ use crate::bindings::host::freeze;
 use crate::bindings::promise;
 use crate::bindings::reads::parse;
 use crate::bindings::session::JsSession;
+use crate::caught;
 use crate::core::live::LiveEvent;
 use crate::engine::LiveFollow;
 
@@ -104,7 +105,7 @@ impl JsSession {
             }
         };
         if let Some(signal) = options.get("signal")? {
-            let aborted = Reflect::get(&signal, &"aborted".into()).ok().and_then(|v| v.as_bool());
+            let aborted = caught::get(&signal, &"aborted".into()).ok().and_then(|v| v.as_bool());
             if aborted.is_none() {
                 return Err(invalid("options.signal", "options.signal must be an AbortSignal".into()));
             }

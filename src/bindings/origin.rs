@@ -6,11 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 use crate::bindings::host::{close_channel, open_channel, post_change};
 use crate::bindings::spawn;
+use crate::caught;
 use crate::core::Status;
 use crate::engine::{Change, SessionStore};
 
@@ -27,7 +27,7 @@ fn status_of(name: &str) -> Option<Status> {
 
 /// `{ id, version, status }` from another realm, or `None` for anything else on the channel.
 fn change_of(message: &JsValue) -> Option<Notice> {
-    let field = |key: &str| Reflect::get(message, &JsValue::from_str(key)).ok();
+    let field = |key: &str| caught::get(message, &JsValue::from_str(key)).ok();
     let count = |value: JsValue| value.as_f64().filter(|v| *v >= 0.0 && v.fract() == 0.0).map(|v| v as u64);
     let id = field("id")?.as_string()?;
     let version = count(field("version")?)?;

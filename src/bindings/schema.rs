@@ -10,6 +10,7 @@ use crate::bindings::convert::{to_json, to_json_map, Options};
 use crate::bindings::errors::JsResult;
 use crate::bindings::host::{array_items, freeze};
 use crate::bindings::reads::{json_array, state_object};
+use crate::caught;
 use crate::core::AgentState;
 use crate::engine::{Migrate, MigrationFailure};
 
@@ -50,8 +51,7 @@ impl Migrate for JsMigrations {
         let _ = Reflect::set(&input, &"agent".into(), &agent.into());
         let _ = Reflect::set(&input, &"messages".into(), &freeze(&messages.into()));
         let _ = Reflect::set(&input, &"state".into(), &state_object(&data.state).map_err(not_json)?);
-        let output = function
-            .call1(&JsValue::UNDEFINED, &freeze(&input.into()))
+        let output = caught::call1(function, &JsValue::UNDEFINED, &freeze(&input.into()))
             .map_err(|cause| failure(format!("schema.migrate[{to}] threw"), Some(cause)))?;
         let returned = |what: &str, cause: JsValue| {
             failure(format!("schema.migrate[{to}] returned {what} that is not JSON"), Some(cause))
@@ -63,7 +63,7 @@ impl Migrate for JsMigrations {
                 cause,
             )
         };
-        let messages = Reflect::get(&output, &"messages".into()).map_err(|cause| shape(Some(cause)))?;
+        let messages = caught::get(&output, &"messages".into()).map_err(|cause| shape(Some(cause)))?;
         let messages: Array = messages.dyn_into().map_err(|_| shape(None))?;
         let messages = array_items(&messages, "messages").map_err(|cause| {
             failure(format!("schema.migrate[{to}] returned messages that could not be read"), Some(cause))
@@ -74,10 +74,9 @@ impl Migrate for JsMigrations {
                 .messages
                 .push(to_json(&message, &format!("messages[{index}]")).map_err(|e| returned("a message", e))?);
         }
-        let state = Reflect::get(&output, &"state".into()).map_err(|cause| shape(Some(cause)))?;
+        let state = caught::get(&output, &"state".into()).map_err(|cause| shape(Some(cause)))?;
         // An array, a Map or a class instance read as the state would lose or rename its entries.
-        let plain =
-            state.is_object() && is_plain_prototype(&Reflect::get_prototype_of(&state).map_err(|c| shape(Some(c)))?);
+        let plain = state.is_object() && is_plain_prototype(&caught::prototype_of(&state).map_err(|c| shape(Some(c)))?);
         if !plain {
             return Err(shape(None));
         }
@@ -87,8 +86,7 @@ impl Migrate for JsMigrations {
 }
 
 /// Whether `prototype` is `Object.prototype` or null: the prototype of a plain object.
-fn is_plain_prototype(prototype: &Object) -> bool {
+fn is_plain_prototype(prototype: &JsValue) -> bool {
     let object_prototype: JsValue = Object::get_prototype_of(&Object::new().into()).into();
-    let prototype: &JsValue = prototype;
     prototype.is_null() || *prototype == object_prototype
 }

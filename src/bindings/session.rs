@@ -242,7 +242,7 @@ impl JsSession {
                 .invoke(options, |invocation| async move {
                     let js_invocation = JsInvocation::start(invocation, handle);
                     let heartbeat = js_invocation.heartbeat();
-                    let result = match crate::bindings::host::call1(&body, &JsValue::UNDEFINED, &js_invocation.into()) {
+                    let result = match crate::caught::call1(&body, &JsValue::UNDEFINED, &js_invocation.into()) {
                         Ok(value) => JsFuture::from(Promise::resolve(&value)).await,
                         Err(error) => Err(error),
                     };

@@ -64,7 +64,7 @@ pub fn change_object(change: &Change, with_id: bool) -> JsValue {
 
 /// Calls a JS listener; a listener that throws must not break the commit that notified it.
 pub fn call_listener(listener: &Function, argument: &JsValue) {
-    let _ = host::call1(listener, &JsValue::UNDEFINED, argument);
+    let _ = crate::caught::call1(listener, &JsValue::UNDEFINED, argument);
 }
 
 /// The options of every store (`StoreOptions`); each backend's own are added to them (`build`).
@@ -103,7 +103,7 @@ pub fn build(
             Rc::new(SealedStore::new(backend, Rc::new(cipher), keyring)) as Rc<dyn Store>
         }
     };
-    let env = host::env(options.function("now")?, lock_prefix);
+    let env = host::env(options.function("now")?, lock_prefix)?;
     let limits_options = options.object("limits")?;
     limits_options.only(&["maxMessageBytes", "maxStateValueBytes", "maxCommitBytes"])?;
     let defaults = Limits::default();

@@ -11,6 +11,7 @@ use crate::bindings::promise;
 use crate::bindings::reads::parse;
 use crate::bindings::session::{history_object, JsSession};
 use crate::bindings::store::JsSessionStore;
+use crate::caught;
 use crate::core::limits::Limits;
 use crate::core::{CoreError, Event, Json, Status, TurnOutcome, DEFAULT_AGENT};
 use crate::engine::{EngineError, HistoryEvent, SessionExport};
@@ -69,7 +70,7 @@ impl Fields {
     }
 
     fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
-        let value = Reflect::get(&self.object, &key.into())
+        let value = caught::get(&self.object, &key.into())
             .map_err(|_| invalid(&self.path(key), format!("{} could not be read", self.path(key))))?;
         Ok((!value.is_undefined()).then_some(value))
     }

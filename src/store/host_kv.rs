@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::caught;
 use crate::core::codec::{self, read_varint, write_varint};
 use crate::core::keys;
 use crate::store::{
@@ -27,14 +28,20 @@ use crate::store::{
 extern "C" {
     /// The host's KV object.
     pub type HostKv;
-    #[wasm_bindgen(method, catch, js_name = get)]
-    fn kv_get(this: &HostKv, key: &str) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(method, catch, js_name = put)]
-    fn kv_put(this: &HostKv, key: &str, value: &Uint8Array, options: &JsValue) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(method, catch, js_name = delete)]
-    fn kv_delete(this: &HostKv, key: &str, options: &JsValue) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(method, catch, js_name = list)]
-    fn kv_list(this: &HostKv, prefix: &str, options: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+// The adapter's methods, called as `kv.get(key)` and so on; a synchronous throw is kept for
+// `caught::checked` (crate::caught says why there is no `catch` import).
+#[wasm_bindgen(module = "/js/runtime.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = methodCatching)]
+    fn kv_get(kv: &HostKv, method: &str, key: &str) -> JsValue;
+    #[wasm_bindgen(js_name = methodCatching)]
+    fn kv_put(kv: &HostKv, method: &str, key: &str, value: &Uint8Array, options: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = methodCatching)]
+    fn kv_delete(kv: &HostKv, method: &str, key: &str, options: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = methodCatching)]
+    fn kv_list(kv: &HostKv, method: &str, prefix: &str, options: &JsValue) -> JsValue;
 }
 
 #[wasm_bindgen(module = "/js/runtime.js")]
@@ -48,10 +55,10 @@ extern "C" {
 
 #[wasm_bindgen(module = "/js/json.js")]
 extern "C" {
-    /// The elements of an array an adapter returned, in a plain array (a throwing getter is an error
-    /// value, not an exception through the engine).
-    #[wasm_bindgen(catch, js_name = arrayItems)]
-    fn returned_items(value: &JsValue, path: &str) -> Result<Array, JsValue>;
+    /// The elements of an array an adapter returned, in a plain array (a throwing getter: kept for
+    /// `caught::checked`).
+    #[wasm_bindgen(js_name = arrayItems)]
+    fn returned_items(value: &JsValue, path: &str) -> JsValue;
 }
 
 /// What an adapter says it guarantees (`capabilities`).
@@ -93,7 +100,7 @@ fn set(object: &Object, key: &str, value: &JsValue) {
 }
 
 fn field(object: &JsValue, key: &str) -> JsValue {
-    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    caught::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// The compare-and-set condition and backend TTL of a write, as `put` options (or a `commit`'s head).
@@ -177,7 +184,7 @@ impl HostKvStore {
     /// One `get`: the bytes and version stored under the full key, as the adapter returned them.
     async fn raw_get(&self, key: &str) -> StoreResult<Option<Entry>> {
         let what = format!("get(\"{key}\")");
-        let returned = self.call(&what, self.kv.kv_get(&self.full(key))).await?;
+        let returned = self.call(&what, caught::checked(kv_get(&self.kv, "get", &self.full(key)))).await?;
         Self::entry_of(&what, &returned)
     }
 
@@ -259,7 +266,9 @@ impl HostKvStore {
             set(&options, "reportCurrent", &JsValue::TRUE);
         }
         set_condition(&options, expect, ttl);
-        let returned = self.call(&what, self.kv.kv_put(&self.full(key), &Uint8Array::from(value), &options)).await?;
+        let returned = self
+            .call(&what, caught::checked(kv_put(&self.kv, "put", &self.full(key), &Uint8Array::from(value), &options)))
+            .await?;
         match Self::written(&returned) {
             Some(put) => Ok(put),
             _ if report
@@ -309,7 +318,7 @@ impl HostKvStore {
         set(&head_write, "key", &JsValue::from_str(&self.full(head_key)));
         set(&head_write, "value", &Uint8Array::from(head.bytes.as_slice()));
         set_condition(&head_write, &expected, self.ttl_of(head.expiry));
-        let returned = self.call(&what, commit.call3(&self.kv, &written, &head_write, &deletes)).await?;
+        let returned = self.call(&what, caught::call3(commit, &self.kv, &written, &head_write, &deletes)).await?;
         match Self::written(&returned) {
             Some(Put::Written(version)) => Ok(Some(version)),
             Some(Put::Refused { .. }) => Ok(None),
@@ -468,7 +477,8 @@ impl Store for HostKvStore {
             if let Some(version) = expected {
                 set(&options, "expectedVersion", &JsValue::from_str(version));
             }
-            let returned = self.call(&what, self.kv.kv_delete(&self.full(key), &options)).await?;
+            let returned =
+                self.call(&what, caught::checked(kv_delete(&self.kv, "delete", &self.full(key), &options))).await?;
             returned.as_bool().ok_or_else(|| Self::malformed(&what, &returned))
         })
     }
@@ -486,13 +496,16 @@ impl Store for HostKvStore {
                 set(&options, "cursor", &JsValue::from_str(cursor));
             }
             set(&options, "limit", &JsValue::from_f64(limit as f64));
-            let returned = self.call(&what, self.kv.kv_list(&self.full(prefix), &options)).await?;
+            let returned =
+                self.call(&what, caught::checked(kv_list(&self.kv, "list", &self.full(prefix), &options))).await?;
             let keys = field(&returned, "keys");
             if !Array::is_array(&keys) {
                 return Err(Self::malformed(&what, &returned));
             }
             let mut out = Vec::new();
-            let keys = returned_items(&keys, "keys").map_err(|_| Self::malformed(&what, &returned))?;
+            let keys: Array = caught::checked(returned_items(&keys, "keys"))
+                .map_err(|_| Self::malformed(&what, &returned))?
+                .unchecked_into();
             for key in keys.iter() {
                 let key = key.as_string().ok_or_else(|| Self::malformed(&what, &returned))?;
                 if let Some(key) = key.strip_prefix(&self.prefix) {

@@ -19,6 +19,7 @@ use web_sys::{
     IdbRequestReadyState, IdbTransaction,
 };
 
+use crate::caught;
 use crate::store::{
     budget, Decide, Decision, Entry, Expect, Expiry, Follow, Linked, ListPage, LocalBoxFuture, Put, Store, StoreError,
     StoreResult, Value, Version,
@@ -137,7 +138,7 @@ fn backend(message: &str, cause: JsValue) -> StoreError {
 }
 
 fn factory() -> StoreResult<IdbFactory> {
-    Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
+    caught::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
         .ok()
         .and_then(|value| value.dyn_into::<IdbFactory>().ok())
         .ok_or_else(|| StoreError::backend(
@@ -150,12 +151,12 @@ async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
     let promise = Promise::new(&mut |resolve, reject| {
         let ok = request.clone();
         let on_success = Closure::once_into_js(move || {
-            let _ = resolve.call1(&JsValue::UNDEFINED, &ok.result().unwrap_or(JsValue::UNDEFINED));
+            let _ = caught::call1(&resolve, &JsValue::UNDEFINED, &ok.result().unwrap_or(JsValue::UNDEFINED));
         });
         let failed = request.clone();
         let on_error = Closure::once_into_js(move || {
             let error = failed.error().ok().flatten().map_or(JsValue::UNDEFINED, JsValue::from);
-            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+            let _ = caught::call1(&reject, &JsValue::UNDEFINED, &error);
         });
         request.set_onsuccess(Some(on_success.unchecked_ref()));
         request.set_onerror(Some(on_error.unchecked_ref()));
@@ -176,7 +177,7 @@ async fn transaction_done(tx: &IdbTransaction, reads: Option<&Requests>) -> Resu
         let aborted = tx.clone();
         let on_abort = Closure::once_into_js(move || {
             let error = aborted.error().map_or(JsValue::UNDEFINED, JsValue::from);
-            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+            let _ = caught::call1(&reject, &JsValue::UNDEFINED, &error);
         });
         tx.set_onabort(Some(on_abort.unchecked_ref()));
     });
@@ -215,7 +216,7 @@ fn on_success_boxed(
         requests.waiting.set(requests.waiting.get() - 1);
         if requests.waiting.get() == 0 {
             if let Some(all_read) = requests.all_read.borrow_mut().take() {
-                let _ = all_read.call0(&JsValue::UNDEFINED);
+                let _ = caught::call0(&all_read, &JsValue::UNDEFINED);
             }
         }
     });
@@ -264,7 +265,7 @@ fn entry_of(key: &str, value: &JsValue) -> Result<Option<Entry>, Failed> {
     if !value.is_object() || value.is_instance_of::<Uint8Array>() {
         return Err(corrupt("it is not a record of agent-session (an object { v: bytes, n: version })"));
     }
-    let (bytes, version) = NAMES.with(|names| (Reflect::get(value, &names.bytes), Reflect::get(value, &names.version)));
+    let (bytes, version) = NAMES.with(|names| (caught::get(value, &names.bytes), caught::get(value, &names.version)));
     let (bytes, version) = (bytes?, version?);
     let bytes = bytes.dyn_into::<Uint8Array>().map_err(|_| corrupt("its record has no bytes"))?;
     let version = version.as_f64().filter(|n| n.is_finite()).ok_or_else(|| corrupt("its record has no version"))?;

@@ -78,8 +78,10 @@ import { gzipSync } from "node:zlib";
 // compacted messages taken off: the count had grown with every write) (+0.5 KB).
 // 226,552 with the calls that may throw (the caller's callbacks, the JSON check of its values) made
 // without wasm-bindgen's `catch` imports, which leaked an externref slot per throw (+0.1 KB).
-// Budget: 226,700.
-const BUDGET_GZIPPED = 226_700;
+// 226,788 with the other calls that may throw (options, a migration, the clock, a KV adapter, stored
+// JSON) made the same way, and the `now` option checked (+0.2 KB).
+// Budget: 227,000.
+const BUDGET_GZIPPED = 227_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

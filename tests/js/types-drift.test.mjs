@@ -517,7 +517,7 @@ const readers = (() => {
   assert.ok(impl, "src/bindings/convert.rs has no `impl Options`: update this test");
   const end = closing(convert.text.mask, impl.index + impl[0].length - 1);
   const methods = convert.fns.filter((f) => f.start > impl.index && f.start < end && /\bkey\s*:\s*&str\b/.test(f.params));
-  const found = new Set(methods.filter((f) => /Reflect::get\(/.test(f.body)).map((f) => f.name));
+  const found = new Set(methods.filter((f) => /\b(Reflect|caught)::get\(/.test(f.body)).map((f) => f.name));
   for (let grew = true; grew; ) {
     grew = false;
     for (const f of methods) {
