@@ -242,7 +242,9 @@ function driverOf(client) {
     // reply is JSON, so values go as base64 and every reply string is one the scripts wrote.
     // Auto-pipelining (its default) joins the commands made at once into one request, whose size
     // Upstash limits: a script `alone` (one that carries values) goes as a pipeline of its own, one
-    // request. A failed command's message starts "Command failed: " or "Command 1 [ evalsha ] failed: ".
+    // request. A failed command's message starts "Command failed: " or "Command 1 [ evalsha ] failed: ",
+    // and ends ", command was: <the request>", which holds the values written (the session's data,
+    // up to maxValueBytes of it): the error is passed on without that part.
     const send = (alone, command, ...args) => {
       if (!alone || typeof client.pipeline !== "function") return client[command](...args);
       return client.pipeline()[command](...args).exec().then(([reply]) => reply);
@@ -253,8 +255,12 @@ function driverOf(client) {
         try {
           return await send(alone, "evalsha", await sha1(script), redisKeys, args);
         } catch (error) {
-          if (!String(error?.message).includes("NOSCRIPT")) throw error;
-          return send(alone, "eval", script, redisKeys, args);
+          if (!String(error?.message).includes("NOSCRIPT")) throw withoutRequest(error);
+          try {
+            return await send(alone, "eval", script, redisKeys, args);
+          } catch (retried) {
+            throw withoutRequest(retried);
+          }
         }
       },
     };
@@ -286,6 +292,24 @@ function bytesOfReply(reply) {
   throw new Error(
     "redisKv: the client answered a value as text, not bytes; pass redisKv the client itself (a wrapper must pass on the options of sendCommand: returnBuffers / typeMapping)",
   );
+}
+
+/** `reply` when it is the pair of two a read or a refused put replies (its script's, or HMGET's). */
+function pairOf(reply, what) {
+  if (Array.isArray(reply) && reply.length === 2) return reply;
+  const shape = Array.isArray(reply) ? `an array of ${reply.length}` : reply === null ? "null" : typeof reply;
+  throw new Error(`redisKv: ${what} replied ${shape}, not the pair (a version and a value) its command gives`);
+}
+
+/** An @upstash/redis error without the request its message quotes (", command was: [...]"): a new
+ * Error of the same name and the message before it, without the original (which keeps the request). */
+function withoutRequest(error) {
+  const message = typeof error?.message === "string" ? error.message : undefined;
+  const at = message?.indexOf(", command was: ") ?? -1;
+  if (at < 0) return error;
+  const shorter = new Error(message.slice(0, at));
+  if (typeof error.name === "string") shorter.name = error.name;
+  return shorter;
 }
 
 /** What follows `letter` in a string an Upstash script replied (UPSTASH; null stays null). Anything
@@ -332,9 +356,13 @@ export function redisKv(client, options = {}) {
     }
   }
 
-  /** `{ value, version }` from Redis replies, or null when either is missing. */
+  /** `{ value, version }` from Redis replies, or null when both are missing (nothing is there). One
+   * without the other is no entry the adapter wrote (it sets both at once): an error, not "absent". */
   function entryOf(value, version) {
-    if (version == null || value == null) return null;
+    if (version == null && value == null) return null;
+    if (version == null || value == null) {
+      throw new Error(`redisKv: a reply with ${version == null ? "a value but no version" : "a version but no value"}; the adapter writes both at once, so something else wrote this key or the reply is malformed`);
+    }
     return upstash ? { value: bytesOfUpstash(value), version: versionOf(version) } : { value: bytesOfReply(value), version: text(version) };
   }
 
@@ -342,10 +370,10 @@ export function redisKv(client, options = {}) {
   async function read(key) {
     const redisKey = redisKeyOf(String(key));
     if (upstash) {
-      const [version, value] = await evaluate(scripts.get, [redisKey], []);
+      const [version, value] = pairOf(await evaluate(scripts.get, [redisKey], []), "a read");
       return entryOf(value, version);
     }
-    const [value, version] = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
+    const [value, version] = pairOf(await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]), "HMGET");
     return entryOf(value, version);
   }
 
@@ -379,7 +407,10 @@ export function redisKv(client, options = {}) {
       const report = options.reportCurrent ? "1" : "";
       const reply = await evaluate(scripts.put, [redisKeyOf(String(key))], [...condition(expectedVersion), valueArg(bytes), newVersion(), ttlArg(ttlMs), report], true);
       // `reportCurrent`: a refused put says what is there, which saves the store a read.
-      if (Array.isArray(reply)) return { current: entryOf(reply[1], reply[0]) };
+      if (Array.isArray(reply)) {
+        const [version, value] = pairOf(reply, "a refused put");
+        return { current: entryOf(value, version) };
+      }
       return reply == null ? null : versionOf(reply);
     },
 

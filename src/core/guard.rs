@@ -106,8 +106,27 @@ pub fn check_mark(mark: Option<&Mark>, owner: &str, now: u64) -> Result<(), Core
 pub fn refusal_beside_pending(decision: Acquire) -> Option<CoreError> {
     match decision {
         Acquire::Refused(refusal) | Acquire::AskIfAlive { refusal, .. } => Some(refusal),
-        Acquire::Leased(_) => None,
+        Acquire::Leased(_) | Acquire::Held => None,
     }
+}
+
+/// Whether `head` carries the live lease of `holder`'s invocation: this begin's own write, applied
+/// though its answer was lost. A client that retried the write after a dropped connection (Upstash's
+/// REST client retries, ioredis resends) sees it refused by the head it wrote itself; a write that
+/// failed or timed out may have landed. Invocation ids are random: no other begin names this one.
+pub fn holds_own_lease(head: &Head, holder: Holder<'_>, now: u64) -> bool {
+    !holder.invocation.is_empty()
+        && head.live_lease(now).is_some_and(|lease| {
+            lease.invocation == holder.invocation && lease.instance == holder.instance && lease.owner == holder.owner
+        })
+}
+
+/// Whether `head` names the batch that the holder of `token` wrote at `version`, i.e. whether a
+/// commit whose answer was lost (an error, or a refusal of the client's retry of it) was applied;
+/// `Some(true)` when that commit also wrote the snapshot the head names.
+pub fn commit_applied(head: &Head, version: u64, token: u64) -> Option<bool> {
+    let snapshot = head.snapshot == Some(SnapshotRef { version, token });
+    (head.version == version && (snapshot || head.token_of(version) == Some(token))).then_some(snapshot)
 }
 
 /// Whether this realm's `mark` no longer stands for a lease: it names a token the head (as just read)
@@ -157,6 +176,8 @@ pub enum Acquire {
     AskIfAlive { instance: String, refusal: CoreError },
     /// The answer is no.
     Refused(CoreError),
+    /// The head already carries this begin's lease (see [`holds_own_lease`]): nothing to write.
+    Held,
 }
 
 /// The whole decision of a begin on `head`: [`acquire_over`], and on a refusal by a live lease that
@@ -169,6 +190,9 @@ pub fn decide_acquire(
     lease_ms: u64,
     dead: Option<&str>,
 ) -> Acquire {
+    if holds_own_lease(head, holder, now) {
+        return Acquire::Held;
+    }
     match acquire_over(head, intent, holder, now, lease_ms, dead) {
         Ok(leased) => Acquire::Leased(leased),
         Err(refusal @ CoreError::Concurrency { .. }) if dead.is_none() => match head.live_lease(now) {

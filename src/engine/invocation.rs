@@ -877,8 +877,16 @@ impl Invocation {
                     });
                 }
                 None => {
+                    self.reread().await?;
+                    // Refused by our own write: a client that retried it after its answer was lost.
+                    let (head, version) = {
+                        let state = self.state.borrow();
+                        (state.head.clone(), state.version.clone())
+                    };
+                    if let Some(snapshot) = guard::commit_applied(&head, new_version, self.token) {
+                        return Ok(Written { head, version, snapshot, base: None, unwritten: 0 });
+                    }
                     shared.emit(&|| self.event("conflict", None));
-                    self.reread().await?
                 }
             }
         }
@@ -916,9 +924,7 @@ impl Invocation {
             return Ok(None);
         };
         self.remember(head.clone(), store_version.clone());
-        let snapshot = head.snapshot == Some(crate::core::SnapshotRef { version, token: self.token });
-        let named = head.version == version && (snapshot || head.token_of(version) == Some(self.token));
-        Ok(named.then_some((head, store_version, snapshot)))
+        Ok(guard::commit_applied(&head, version, self.token).map(|snapshot| (head, store_version, snapshot)))
     }
 
     /// What a commit that read a record which is gone failed with: `LeaseLost` when the session was

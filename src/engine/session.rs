@@ -480,7 +480,15 @@ impl Session {
         let invocation_id = crate::engine::random_id(&*shared.env);
         // Counted before the lease is written: a stop of this turn can only wake after it.
         let wakes_at_begin = shared.env.wakes();
-        let (leased, new_version, now, cleared) = self.lease(intent, &head_key, &invocation_id).await?;
+        let (leased, new_version, now, cleared) = match self.lease(intent, &head_key, &invocation_id).await {
+            // A write that failed or timed out may have landed: then the lease is ours, and
+            // reporting the failure would leave the session held by nobody until it runs out.
+            Err(error @ EngineError::Store(_)) => match self.own_lease(&invocation_id).await {
+                Ok(Some(held)) => held,
+                _ => return Err(error),
+            },
+            other => other?,
+        };
         // The live logs of earlier turns are readable until this one begins: deleted with the lease
         // where the store could (IndexedDB), else beside this turn's first write (no round trip of
         // their own on a KV store).
@@ -635,8 +643,22 @@ impl Session {
                     source = HeadSource::Stored;
                 }
                 Acquire::Refused(refusal) => return Err(refusal.into()),
+                // The head decided on carries this begin's lease (rare: a client's retry of its write
+                // was refused): read it again for its version.
+                Acquire::Held => return self.own_lease(invocation).await?.ok_or_else(|| self.deleted()),
             }
         }
+    }
+
+    /// The stored head and its version when it carries the live lease of this store's begin of
+    /// `invocation` (`guard::holds_own_lease`): a write of it that failed, timed out or was refused
+    /// by the client's own retry was applied.
+    async fn own_lease(&self, invocation: &str) -> EngineResult<Option<(Head, Version, u64, bool)>> {
+        let shared = &self.shared;
+        let Some((head, version)) = load::read_head(&*shared.store, self.id()).await? else { return Ok(None) };
+        let now = shared.now();
+        let holder = Holder { owner: &shared.config.owner, instance: &shared.instance, invocation };
+        Ok(guard::holds_own_lease(&head, holder, now).then_some((head, version, now, false)))
     }
 
     /// The guard's decision on `head` by the clock `now`.

@@ -123,6 +123,18 @@ fn js_number_text(number: &JsValue) -> String {
     number.to_string_with_radix(10).ok().and_then(|text| text.as_string()).unwrap_or_default()
 }
 
+/// At most this many characters of an adapter's error message go into a StorageError's (the error
+/// itself is its `cause`): a client may put its whole request in the message, and with it the
+/// session's data (a 300 KB message made a 400 KB error message, for every log to keep).
+const DETAIL_CHARS: usize = 300;
+
+fn shortened(detail: String) -> String {
+    match detail.char_indices().nth(DETAIL_CHARS) {
+        Some((end, _)) => format!("{}... (cut: the whole error is the cause)", &detail[..end]),
+        None => detail,
+    }
+}
+
 fn chunk_key(key: &str, index: usize) -> String {
     format!("{key}#{index}")
 }
@@ -166,6 +178,7 @@ impl HostKvStore {
                 .map(|error| String::from(error.message()))
                 .or_else(|| cause.as_string())
                 .unwrap_or_else(|| "it threw a non-Error value".to_owned());
+            let detail = shortened(detail);
             StoreError::Backend { message: format!("host KV {what} failed: {detail}"), cause: Some(Rc::new(cause)) }
         };
         let value = returned.map_err(failed)?;

@@ -577,3 +577,40 @@ fn decide_acquire_asks_about_a_live_holder_once_then_takes_over_a_dead_one() {
         guard::Acquire::Refused(CoreError::SessionClosed { .. })
     ));
 }
+
+#[test]
+fn a_lease_of_this_begins_invocation_is_held_not_refused() {
+    let me = holder("a");
+    let head = acquire(&idle_head(), Intent::Begin, me, T0, LEASE_MS).unwrap();
+    // The head this begin wrote, seen again (its answer lost): held, by the same owner, instance and invocation only.
+    assert!(guard::holds_own_lease(&head, me, T0 + 1));
+    assert_eq!(guard::decide_acquire(&head, Intent::Begin, me, T0 + 1, LEASE_MS, None), guard::Acquire::Held);
+    for other in [
+        Holder { invocation: "another invocation", ..me },
+        Holder { instance: "another instance", ..me },
+        Holder { owner: "b", ..me },
+        Holder { invocation: "", ..me },
+    ] {
+        assert!(!guard::holds_own_lease(&head, other, T0 + 1), "{other:?}");
+    }
+    // Once it ran out it is no longer held: the begin decides again (and takes a new token).
+    assert!(!guard::holds_own_lease(&head, me, T0 + LEASE_MS));
+    assert!(matches!(
+        guard::decide_acquire(&head, Intent::Begin, me, T0 + LEASE_MS, LEASE_MS, None),
+        guard::Acquire::Leased(_)
+    ));
+}
+
+#[test]
+fn a_commit_is_applied_when_the_head_names_its_batch_or_its_snapshot() {
+    let head = leased(Intent::Begin);
+    let token = token_of_lease(&head);
+    let Committed { head: committed, .. } = commit(&head, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap();
+    let version = committed.version;
+    assert_eq!(guard::commit_applied(&committed, version, token), Some(false));
+    assert_eq!(guard::commit_applied(&committed, version, token + 1), None, "another holder's commit");
+    assert_eq!(guard::commit_applied(&committed, version + 1, token), None, "a later version");
+    assert_eq!(guard::commit_applied(&head, version, token), None, "the head before it");
+    let snapshotted = Head { snapshot: Some(SnapshotRef { version, token }), ..committed.clone() };
+    assert_eq!(guard::commit_applied(&snapshotted, version, token), Some(true));
+}

@@ -80,8 +80,11 @@ import { gzipSync } from "node:zlib";
 // without wasm-bindgen's `catch` imports, which leaked an externref slot per throw (+0.1 KB).
 // 226,788 with the other calls that may throw (options, a migration, the clock, a KV adapter, stored
 // JSON) made the same way, and the `now` option checked (+0.2 KB).
-// Budget: 227,000.
-const BUDGET_GZIPPED = 227_000;
+// 227,919 with writes whose answer was lost read back (a begin holds the lease it wrote, a commit
+// refused by the client's retry of it resolves) and backend messages cut to 300 characters (+1.1 KB:
+// an await more in the begin's state machine).
+// Budget: 228,200.
+const BUDGET_GZIPPED = 228_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

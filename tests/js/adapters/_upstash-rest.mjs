@@ -15,6 +15,9 @@
 //   `Upstash-Encoding: base64` every bulk string in a result (recursively in arrays) is the base64 of its
 //   raw bytes; simple strings ("OK", "QUEUED", a Lua `{ok = ...}`) are left as they are, which is what
 //   the client's `decode` expects. Without it, a bulk string is its bytes read as UTF-8.
+// - Faults, for tests: `faults.next(path, commands)` (when set) is asked about each request; it may
+//   answer `{ refuse: message }` (HTTP 400 `{ error }`, nothing run) or `{ drop: true }` (run, then the
+//   connection is closed without an answer: what a client that retries then sends again).
 // - A request body larger than `maxRequestBytes` (default 10 MB, Upstash's documented max request size
 //   for the Free and Pay-as-you-go plans) is refused with HTTP 400 `ERR max request size exceeded`.
 //
@@ -46,13 +49,14 @@ function argsOf(command) {
 }
 
 /**
- * Starts the REST server on a free port of 127.0.0.1. Resolves to `{ url, token, requests, stop() }`;
+ * Starts the REST server on a free port of 127.0.0.1. Resolves to `{ url, token, requests, faults, stop() }`;
  * `requests` counts the HTTP requests by path (`/`, `/pipeline`, `/multi-exec`).
  * @param {{ redisUrl: string, token?: string, maxRequestBytes?: number }} options
  */
 export async function startUpstashRest({ redisUrl, token = "test-token", maxRequestBytes = 10_000_000 }) {
   const client = await createClient({ url: redisUrl }).connect();
   const requests = { "/": 0, "/pipeline": 0, "/multi-exec": 0 };
+  const faults = { next: null };
 
   async function run(args) {
     try {
@@ -105,13 +109,17 @@ export async function startUpstashRest({ redisUrl, token = "test-token", maxRequ
       } catch {
         return send(400, { error: "ERR failed to parse the request body" });
       }
+      if (path !== "/" && !Array.isArray(body)) return send(400, { error: "ERR a pipeline is a JSON array of commands" });
+      const commands = path === "/" ? [argsOf(body)] : body.map(argsOf);
+      const fault = faults.next?.(path, commands);
+      if (fault?.refuse !== undefined) return send(400, { error: fault.refuse });
       if (path === "/") {
-        const { result, error } = await run(argsOf(body));
+        const { result, error } = await run(commands[0]);
+        if (fault?.drop) return response.socket.destroy();
         return error === undefined ? send(200, { result: jsonOf(result, base64) }) : send(400, { error });
       }
-      if (!Array.isArray(body)) return send(400, { error: "ERR a pipeline is a JSON array of commands" });
-      const commands = body.map(argsOf);
       const replies = path === "/pipeline" ? await Promise.all(commands.map(run)) : await multiExec(commands);
+      if (fault?.drop) return response.socket.destroy();
       return send(200, replies.map(({ result, error }) => (error === undefined ? { result: jsonOf(result, base64) } : { error })));
     } catch (error) {
       return send(400, { error: String(error?.message ?? error) });
@@ -124,6 +132,7 @@ export async function startUpstashRest({ redisUrl, token = "test-token", maxRequ
     url: `http://127.0.0.1:${port}`,
     token,
     requests,
+    faults,
     async stop() {
       server.closeAllConnections();
       server.close();

@@ -68,6 +68,22 @@ describe("redisKv specifics", () => {
     assert.throws(() => redisKv(null), TypeError);
   });
 
+  test("a reply that is not the pair HMGET or the put script gives is an error saying so, not an absent key", async () => {
+    const bytes = Buffer.from("v");
+    for (const [reply, message] of [
+      [[bytes], /HMGET replied an array of 1/],
+      [[], /HMGET replied an array of 0/],
+      [undefined, /HMGET replied undefined/],
+      [[bytes, null], /a value but no version/],
+      [[null, bytes], /a version but no value/],
+    ]) {
+      await assert.rejects(redisKv({ sendCommand: async () => reply }).get("k"), message);
+    }
+    assert.equal(await redisKv({ sendCommand: async () => [null, null] }).get("k"), null, "both missing: absent");
+    const refused = redisKv({ sendCommand: async (args) => (args[0] === "EVALSHA" ? [] : null) });
+    await assert.rejects(refused.put("k", new Uint8Array([1]), { expectedVersion: "1", reportCurrent: true }), /a refused put replied an array of 0/);
+  });
+
   test("one command per call: get is HMGET, put and delete one EVALSHA (EVAL only the first time)", async () => {
     await nodeRedis.sendCommand(["SCRIPT", "FLUSH"]);
     const { client, commands } = counting(nodeRedis);

@@ -210,6 +210,63 @@ describe("SessionStore.kv over Upstash, shared with node-redis", () => {
     await viaNodeRedis.close();
   });
 
+  // The client retries a request whose fetch failed (its `retry` option, 5 times by default): a script
+  // that ran, its answer lost, runs again and is refused by the head it wrote itself.
+  for (const step of ["begin", "commit"]) {
+    test(`a ${step} whose answer is lost after Redis ran it, and that the client sends again: it resolves, and the turn is there once`, async () => {
+      const client = new Upstash({ url: rest.url, token: rest.token, retry: { retries: 3, backoff: () => 10 } });
+      const store = await SessionStore.kv(redisKv(client), { owner: "retried" });
+      const id = `retried-${step}`;
+      const session = await store.open(id);
+      await session.invoke((inv) => inv.appendMessage("first"));
+      const dropped = [];
+      const dropNextScript = () => {
+        rest.faults.next = (path, commands) => {
+          if (!commands.some((args) => /^eval(sha)?$/i.test(args[0]))) return undefined;
+          rest.faults.next = null;
+          dropped.push(path);
+          return { drop: true };
+        };
+      };
+      if (step === "begin") dropNextScript();
+      const inv = await session.begin();
+      inv.appendMessage("second");
+      if (step === "commit") dropNextScript();
+      try {
+        assert.equal(await inv.commit(), 2);
+      } finally {
+        rest.faults.next = null;
+      }
+      assert.equal(dropped.length, 1, "one answer was lost");
+      const reader = await SessionStore.kv(redisKv(nodeRedis));
+      assert.deepEqual((await reader.open(id, { create: false })).messages(), ["first", "second"]);
+      await store.close();
+      await reader.close();
+    });
+  }
+
+  test("an error Upstash answers to a commit is a StorageError whose message does not quote the request (the session's data)", async () => {
+    const store = await SessionStore.kv(redisKv(upstash.defaults));
+    const session = await store.open("refused-commit");
+    const secret = `the user's secret ${"x".repeat(300_000)}`;
+    const inv = await session.begin();
+    inv.appendMessage(secret);
+    rest.faults.next = (path, commands) => {
+      if (!commands.some((args) => /^eval(sha)?$/i.test(args[0]))) return undefined;
+      rest.faults.next = null;
+      return { refuse: "ERR quota exceeded" };
+    };
+    const error = await inv.commit().then(() => assert.fail("the commit resolved"), (e) => e);
+    rest.faults.next = null;
+    assert.equal(error.code, "STORAGE");
+    assert.match(error.message, /ERR quota exceeded/);
+    assert.ok(error.message.length < 1000, `a message of ${error.message.length} characters`);
+    assert.ok(!error.message.includes("command was"), error.message.slice(0, 300));
+    assert.ok(!error.message.includes(Buffer.from("the user's secret").toString("base64").slice(0, 16)));
+    assert.equal(await inv.commit(), 1, "a retry commits");
+    await store.close();
+  });
+
   test("contenders over Upstash and node-redis on one session: the merged history keeps the invariants", { timeout: 120_000 }, async () => {
     const id = "contended";
     const clients = [["up-0", upstash.defaults], ["nr-1", nodeRedis], ["up-2", upstash.raw], ["nr-3", nodeRedis]];
