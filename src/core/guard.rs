@@ -121,6 +121,16 @@ pub fn holds_own_lease(head: &Head, holder: Holder<'_>, now: u64) -> bool {
         })
 }
 
+/// The store instance a begin on `head` may presume gone: its own (`holder.instance`), when the
+/// head's live lease is that of its own begin of invocation `orphan`, which failed with its outcome
+/// unknown (a write that timed out may land after the read back said it had not). Nobody holds that
+/// invocation, and its lease would keep every begin out, this store's too, until it ran out; taken
+/// over, the token goes up, which fences the write should it land still later.
+pub fn orphaned_instance<'a>(head: &Head, holder: Holder<'a>, orphan: Option<&str>, now: u64) -> Option<&'a str> {
+    let orphan = orphan?;
+    holds_own_lease(head, Holder { invocation: orphan, ..holder }, now).then_some(holder.instance)
+}
+
 /// Whether `head` names the batch that the holder of `token` wrote at `version`, i.e. whether a
 /// commit whose answer was lost (an error, or a refusal of the client's retry of it) was applied;
 /// `Some(true)` when that commit also wrote the snapshot the head names.

@@ -47,6 +47,11 @@ struct State {
     /// then the head could not be read back). Until a retry of the commit learns the outcome, nothing
     /// more may be staged: the retry must write exactly the same turn.
     uncertain: Option<Uncertain>,
+    /// The version and the number of events of this invocation's last write that failed and was not
+    /// there when read back. It may land yet (a write that timed out): a retry of the same turn (no
+    /// event staged since: staging only appends) looks for it first, and a refusal of a retry is ours
+    /// only when the turn is the same (else what is there is the earlier, shorter turn).
+    failed_write: Option<(u64, usize)>,
     /// The events a checkpoint is writing, while it writes them: the invocation stays open for
     /// reads, staging and emitting meanwhile; reads see these (the session's view takes them in once
     /// written), and what is staged meanwhile goes to the next commit.
@@ -140,7 +145,16 @@ impl Invocation {
         wakes_at_begin: Option<u64>,
     ) -> Rc<Invocation> {
         let staged_bytes = staged.iter().map(Event::weight).sum();
-        let state = State { stage: Stage::Open, head, version, staged, staged_bytes, uncertain: None, in_flight: None };
+        let state = State {
+            stage: Stage::Open,
+            head,
+            version,
+            staged,
+            staged_bytes,
+            uncertain: None,
+            failed_write: None,
+            in_flight: None,
+        };
         // The cached view stays loaded while this invocation may commit onto it.
         session.shared.cache.pin(&session.slot);
         Rc::new(Invocation {
@@ -755,17 +769,24 @@ impl Invocation {
         let config = &shared.config;
         let id = self.session.id();
         let head_key = keys::head_key(id);
+        // A write whose outcome is not known is looked for first, and so is the last failed write of
+        // this same turn, which may have landed since it was read back (a write that timed out; the
+        // lease may have run out meanwhile).
         let uncertain = self.state.borrow_mut().uncertain.take();
-        if let Some(attempt) = uncertain {
-            match self.applied(attempt.version).await {
+        let failed = self.state.borrow().failed_write;
+        let same_failed = failed.filter(|(_, count)| *count == events.len()).map(|(tried, _)| tried);
+        if let Some(tried) = uncertain.map(|attempt| attempt.version).or(same_failed) {
+            match self.applied(tried).await {
                 Ok(Some((head, version, snapshot))) => {
-                    // The events staged after the attempt are still to write.
-                    return Ok(Written { head, version, snapshot, base: None, unwritten: attempt.later });
+                    self.state.borrow_mut().failed_write = None;
+                    // The events staged after an attempt not known are still to write.
+                    let unwritten = uncertain.map_or(0, |attempt| attempt.later);
+                    return Ok(Written { head, version, snapshot, base: None, unwritten });
                 }
                 Ok(None) => {}
                 Err(error) => {
                     // Still not known: a retry must not write the batch again under another version.
-                    self.state.borrow_mut().uncertain = Some(attempt);
+                    self.state.borrow_mut().uncertain = uncertain;
                     return Err(error);
                 }
             }
@@ -854,9 +875,15 @@ impl Invocation {
                 // read the head back before reporting, so a retry never rewrites a batch it names.
                 Err(error) => match self.applied(new_version).await {
                     Ok(Some((head, version, snapshot))) => {
-                        return Ok(Written { head, version, snapshot, base: None, unwritten: 0 })
+                        self.state.borrow_mut().failed_write = None;
+                        return Ok(Written { head, version, snapshot, base: None, unwritten: 0 });
                     }
-                    Ok(None) => return Err(error.into()),
+                    // Not there when read back: it may land yet (a write that timed out), which a
+                    // retry of the same turn looks for first (see `State::failed_write`).
+                    Ok(None) => {
+                        self.state.borrow_mut().failed_write = Some((new_version, events.len()));
+                        return Err(error.into());
+                    }
                     Err(_) => {
                         self.state.borrow_mut().uncertain = Some(Uncertain { version: new_version, later: 0 });
                         return Err(error.into());
@@ -865,6 +892,7 @@ impl Invocation {
             };
             match written {
                 Some(written) => {
+                    self.state.borrow_mut().failed_write = None;
                     if let Some(snapshot) = snapshot {
                         self.session.remember_snapshot(snapshot);
                     }
@@ -883,7 +911,12 @@ impl Invocation {
                         let state = self.state.borrow();
                         (state.head.clone(), state.version.clone())
                     };
-                    if let Some(snapshot) = guard::commit_applied(&head, new_version, self.token) {
+                    // (Unless an earlier failed write of a shorter turn at this version is what is
+                    // there: then this one was refused, and the lease went with that commit.)
+                    let same_turn = failed.is_none_or(|(tried, count)| tried != new_version || count == events.len());
+                    if let Some(snapshot) = guard::commit_applied(&head, new_version, self.token).filter(|_| same_turn)
+                    {
+                        self.state.borrow_mut().failed_write = None;
                         return Ok(Written { head, version, snapshot, base: None, unwritten: 0 });
                     }
                     shared.emit(&|| self.event("conflict", None));

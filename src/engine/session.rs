@@ -485,7 +485,13 @@ impl Session {
             // reporting the failure would leave the session held by nobody until it runs out.
             Err(error @ EngineError::Store(_)) => match self.own_lease(&invocation_id).await {
                 Ok(Some(held)) => held,
-                _ => return Err(error),
+                _ => {
+                    // Not there when read back, or not known: it may land yet.
+                    let mut orphans = shared.orphans.borrow_mut();
+                    orphans.retain(|(id, _)| id != self.id());
+                    orphans.push((self.id().to_owned(), invocation_id));
+                    return Err(error);
+                }
             },
             other => other?,
         };
@@ -507,6 +513,7 @@ impl Session {
             return Err(error);
         }
         let token = leased.last_token;
+        shared.orphans.borrow_mut().retain(|(id, _)| id != self.id());
         if let Some(mark) = Mark::after(&leased, token) {
             shared.marks.borrow_mut().insert(self.id().to_owned(), mark);
         }
@@ -665,7 +672,10 @@ impl Session {
     fn decide(&self, head: &Head, intent: Intent, dead: Option<&str>, now: u64, invocation: &str) -> Acquire {
         let config = &self.shared.config;
         let holder = Holder { owner: &config.owner, instance: &self.shared.instance, invocation };
-        guard::decide_acquire(head, intent, holder, now, config.lease_ms, dead)
+        let orphans = self.shared.orphans.borrow();
+        let orphan = orphans.iter().find(|(id, _)| id == self.id()).map(|(_, invocation)| invocation.as_str());
+        let orphaned = guard::orphaned_instance(head, holder, orphan, now);
+        guard::decide_acquire(head, intent, holder, now, config.lease_ms, dead.or(orphaned))
     }
 
     /// The guard's decision on the stored head `entry`: a session deleted meanwhile is not found,

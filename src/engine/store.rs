@@ -166,6 +166,10 @@ pub(crate) struct Shared {
     /// Random id of this store instance, recorded in its leases.
     pub instance: String,
     pub marks: RefCell<HashMap<String, Mark>>,
+    /// Per session id, the invocation of this store's last begin that failed with its outcome
+    /// unknown: its lease may be there, held by nobody (`guard::orphaned_instance`).
+    /// A list, not a map: rare and few, and another map type would add its code to the .wasm.
+    pub orphans: RefCell<Vec<(String, String)>>,
     on_event: Option<EventHook>,
     listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
     next_listener: Cell<u64>,
@@ -258,6 +262,7 @@ impl SessionStore {
             config,
             instance,
             marks: RefCell::new(HashMap::new()),
+            orphans: RefCell::new(Vec::new()),
             on_event,
             listeners: RefCell::new(Vec::new()),
             cache,

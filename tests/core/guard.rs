@@ -614,3 +614,21 @@ fn a_commit_is_applied_when_the_head_names_its_batch_or_its_snapshot() {
     let snapshotted = Head { snapshot: Some(SnapshotRef { version, token }), ..committed.clone() };
     assert_eq!(guard::commit_applied(&snapshotted, version, token), Some(true));
 }
+
+#[test]
+fn the_lease_of_a_begin_of_this_store_that_failed_is_presumed_gone_for_this_store_only() {
+    let me = holder("a");
+    let orphan = Holder { invocation: "the begin that failed", ..me };
+    let head = acquire(&idle_head(), Intent::Begin, orphan, T0, LEASE_MS).unwrap();
+    assert_eq!(guard::orphaned_instance(&head, me, Some("the begin that failed"), T0 + 1), Some(me.instance));
+    assert_eq!(guard::orphaned_instance(&head, me, Some("another invocation"), T0 + 1), None);
+    assert_eq!(guard::orphaned_instance(&head, me, None, T0 + 1), None);
+    let elsewhere = Holder { instance: "another instance", ..me };
+    assert_eq!(guard::orphaned_instance(&head, elsewhere, Some("the begin that failed"), T0 + 1), None);
+    // Taken over with the next token, which fences the orphan's write should it land later.
+    let dead = guard::orphaned_instance(&head, me, Some("the begin that failed"), T0 + 1);
+    match guard::decide_acquire(&head, Intent::Begin, me, T0 + 1, LEASE_MS, dead) {
+        guard::Acquire::Leased(taken) => assert_eq!(token_of_lease(&taken), token_of_lease(&head) + 1),
+        other => panic!("{other:?}"),
+    }
+}

@@ -11,7 +11,9 @@ import { SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 
 /** memoryKv whose next put of a head (`h/` keys) does what `fault.next` says: "retried" runs it twice
- * and answers with the second; "lost" runs it and then throws; "lost-twice" also fails the next get. */
+ * and answers with the second; "lost" runs it and then throws; "lost-twice" also fails the next get;
+ * "late" throws at once and leaves the put to run when the test calls `fault.land()` (a write that
+ * timed out and is still on its way). */
 function flakyKv() {
   const inner = memoryKv();
   const fault = { next: null, log: [] };
@@ -29,6 +31,11 @@ function flakyKv() {
       const mode = key.startsWith("h/") ? fault.next : null;
       if (mode === null) return inner.put(key, value, options);
       fault.next = null;
+      if (mode === "late") {
+        fault.log.push(mode);
+        fault.land = () => inner.put(key, value, options);
+        throw new Error("injected: the put timed out, and is still on its way");
+      }
       const first = await inner.put(key, value, options);
       fault.log.push(mode);
       if (mode === "retried") return inner.put(key, value, options);
@@ -90,17 +97,20 @@ for (const mode of ["retried", "lost"]) {
   });
 }
 
-test("a begin whose lease write was applied, answered by an error, and whose read back failed too: a StorageError, and the lease it wrote holds until it runs out", async () => {
+test("a begin whose lease write was applied, answered by an error, and whose read back failed too: a StorageError; the same store's next begin takes the lease over, and other stores wait for it to run out", async () => {
   const { kv, fault } = flakyKv();
   let t = 1_800_000_000_000;
-  const store = await SessionStore.kv(kv, { owner: "server", now: () => t, leaseMs: 1000, heartbeat: false });
+  const options = { now: () => t, leaseMs: 1000, heartbeat: false };
+  const store = await SessionStore.kv(kv, { owner: "server", ...options });
+  const other = await SessionStore.kv(kv, { owner: "other", ...options });
   const session = await store.open("x");
   fault.next = "lost-twice";
   await assert.rejects(session.begin(), { code: "STORAGE" });
-  await assert.rejects(session.begin(), { code: "CONCURRENT_INVOCATION", holder: "server" });
+  await assert.rejects((await other.open("x")).begin(), { code: "CONCURRENT_INVOCATION", holder: "server" });
+  await session.invoke((inv) => inv.appendMessage("taken over by its own store"));
   t += 1001;
-  await session.invoke((inv) => inv.appendMessage("after the lease ran out"));
-  assert.deepEqual(await messagesOf(kv, "x"), ["after the lease ran out"]);
+  await (await other.open("x")).invoke((inv) => inv.appendMessage("other"));
+  assert.deepEqual(await messagesOf(kv, "x"), ["taken over by its own store", "other"]);
 });
 
 test("a commit refused because another store took the session over is still a LeaseLostError, and nothing of it is there", async () => {
@@ -114,4 +124,54 @@ test("a commit refused because another store took the session over is still a Le
   await (await second.open("taken")).invoke((other) => other.appendMessage("taken over"));
   await assert.rejects(inv.commit(), { code: "LEASE_LOST" });
   assert.deepEqual(await messagesOf(kv, "taken"), ["taken over"]);
+});
+
+test("a begin whose lease write timed out and landed after the read back: the same store's next begin takes that lease over (nobody holds it); other stores wait for it to run out", async () => {
+  const { kv, fault } = flakyKv();
+  let t = 1_800_000_000_000;
+  const options = { now: () => t, leaseMs: 1000, heartbeat: false };
+  const store = await SessionStore.kv(kv, { owner: "server", ...options });
+  const other = await SessionStore.kv(kv, { owner: "other", ...options });
+  const session = await store.open("late-begin");
+  fault.next = "late";
+  await assert.rejects(session.begin(), { code: "STORAGE" });
+  assert.ok(await fault.land(), "the late lease landed");
+  t += 10;
+  await assert.rejects((await other.open("late-begin")).begin(), { code: "CONCURRENT_INVOCATION", holder: "server" });
+  const inv = await session.begin();
+  inv.appendMessage("after the orphaned lease");
+  assert.equal(await inv.commit(), 1);
+  assert.deepEqual(await messagesOf(kv, "late-begin"), ["after the orphaned lease"]);
+  await (await other.open("late-begin")).invoke((next) => next.appendMessage("other"));
+  assert.deepEqual(await messagesOf(kv, "late-begin"), ["after the orphaned lease", "other"]);
+});
+
+test("a commit whose head write timed out and landed after the read back: a retried commit() resolves, also once the lease ran out, and the turn is there once", async () => {
+  for (const wait of [10, 5000]) {
+    const { kv, fault } = flakyKv();
+    let t = 1_800_000_000_000;
+    const store = await SessionStore.kv(kv, { now: () => t, leaseMs: 1000, heartbeat: false });
+    const inv = await (await store.open("late-commit")).begin();
+    inv.appendMessage("turn");
+    fault.next = "late";
+    await assert.rejects(inv.commit(), { code: "STORAGE" });
+    assert.ok(await fault.land(), "the late commit landed");
+    t += wait;
+    assert.equal(await inv.commit(), 1, `retried ${wait} ms later`);
+    assert.deepEqual(await messagesOf(kv, "late-commit"), ["turn"]);
+  }
+});
+
+test("a commit whose head write timed out and lands after the retry wrote it: the late write is refused, and the turn is there once", async () => {
+  const { kv, fault } = flakyKv();
+  const store = await SessionStore.kv(kv);
+  const inv = await (await store.open("later")).begin();
+  inv.appendMessage("turn");
+  fault.next = "late";
+  await assert.rejects(inv.commit(), { code: "STORAGE" });
+  assert.equal(await inv.commit(), 1);
+  assert.equal(await fault.land(), null, "the late write is refused by the head the retry wrote");
+  assert.deepEqual(await messagesOf(kv, "later"), ["turn"]);
+  await (await store.open("later")).invoke((next) => next.appendMessage("next"));
+  assert.deepEqual(await messagesOf(kv, "later"), ["turn", "next"]);
 });

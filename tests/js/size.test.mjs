@@ -83,8 +83,10 @@ import { gzipSync } from "node:zlib";
 // 227,919 with writes whose answer was lost read back (a begin holds the lease it wrote, a commit
 // refused by the client's retry of it resolves) and backend messages cut to 300 characters (+1.1 KB:
 // an await more in the begin's state machine).
-// Budget: 228,200.
-const BUDGET_GZIPPED = 228_200;
+// 228,598 with a retried commit looking for its late-landed write, and a store taking over the lease of
+// its own begin that failed with its outcome unknown (+0.6 KB).
+// Budget: 228,700.
+const BUDGET_GZIPPED = 228_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
