@@ -114,7 +114,17 @@ function hear(shared, data) {
   const heard = shared.heard.get(data?.id);
   if (data?.replay === true && heard !== undefined && heard >= data.version) return;
   remember(shared.heard, data?.id, data?.version);
-  for (const member of shared.members) member.onMessage(data);
+  for (const member of shared.members) tell(member, data);
+}
+
+/** Gives `message` to `member`. A member whose store was collected without close() (its callback is
+ * gone: it throws) leaves the channel, so that the members after it still hear every notice. */
+function tell(member, message) {
+  try {
+    member.onMessage(message);
+  } catch {
+    closeChannel(member);
+  }
 }
 
 /** Keeps `notice` back for a replay, and forgets what no replay can send any more: a newcomer's "open"
@@ -160,7 +170,7 @@ function deliver(member, message) {
   remember(shared.heard, message?.id, message?.version);
   if (shared.peers.size > 0) shared.channel.postMessage({ ...message, from: shared.self });
   else keepBack(shared, message);
-  for (const other of shared.members) if (other !== member) other.onMessage(message);
+  for (const other of shared.members) if (other !== member) tell(other, message);
 }
 
 function postOutbox(only) {
@@ -276,4 +286,46 @@ export function invocationEnded() {
 /** A new AbortController (the invocation's `signal`). */
 export function newAbortController() {
   return new AbortController();
+}
+
+// IndexedDB's open, request and transaction promises, for src/store/idb.rs. Their callbacks are
+// JavaScript functions, not Rust closures: a Rust closure holding the transaction (or the request)
+// keeps it in the instance's externref table, a root of the collector, and the transaction keeps the
+// closure as its handler: a cycle through the table that nothing ever freed, three slots and a
+// transaction for every transaction (about 28 slots a chat turn, a million a day for an idle tab
+// following a session; at about eight million the instance traps). Between JavaScript objects alone
+// the collector takes such a cycle.
+// (Here, not in a module of their own: one more module in the glue's imports made
+// wasm-bindgen-test's dedicated-worker runner miss its start, in 2 of 3 runs.)
+
+/**
+ * A promise of the database `name`: an existing one opened at whatever version it has (another tab
+ * may have upgraded it), a new one created at version 1 with the object store `records` and its
+ * non-unique index `index` on `keyPath`. It rejects with the request's error (or what `open` threw).
+ */
+export function openDatabase(factory, name, records, index, keyPath) {
+  return new Promise((resolve, reject) => {
+    const request = factory.open(name);
+    request.onupgradeneeded = () => {
+      // Version 1 is the only schema: upgrading means creating it from nothing.
+      request.result.createObjectStore(records).createIndex(index, keyPath, { unique: false });
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/**
+ * `[done, settle]`: `done` resolves when `tx` completes, or when `settle()` is called (a read-only
+ * transaction whose reads all had their result: final then), and rejects with the transaction's
+ * error when it aborts (a quota error arrives so).
+ */
+export function transactionDone(tx) {
+  let settle;
+  const done = new Promise((resolve, reject) => {
+    settle = resolve;
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error);
+  });
+  return [done, settle];
 }

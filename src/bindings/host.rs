@@ -121,6 +121,16 @@ pub struct JsEnv {
     alive: RefCell<Option<JsValue>>,
 }
 
+/// A store collected without `close()` lets its Web Lock go: held, it said for good that the store's
+/// leases might be alive (and each such store kept one more lock).
+impl Drop for JsEnv {
+    fn drop(&mut self) {
+        if let Some(release) = self.alive.get_mut().take() {
+            release_lock(&release);
+        }
+    }
+}
+
 impl Env for JsEnv {
     fn now(&self) -> u64 {
         let Some(now) = &self.now else { return js_sys::Date::now() as u64 };

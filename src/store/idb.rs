@@ -14,10 +14,7 @@ use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    IdbDatabase, IdbFactory, IdbIndexParameters, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest,
-    IdbRequestReadyState, IdbTransaction,
-};
+use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbRequest, IdbRequestReadyState, IdbTransaction};
 
 use crate::caught;
 use crate::store::{
@@ -146,22 +143,13 @@ fn factory() -> StoreResult<IdbFactory> {
         ))
 }
 
-/// Resolves when `request` succeeds (with its result), rejects with its error.
-async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
-    let promise = Promise::new(&mut |resolve, reject| {
-        let ok = request.clone();
-        let on_success = Closure::once_into_js(move || {
-            let _ = caught::call1(&resolve, &JsValue::UNDEFINED, &ok.result().unwrap_or(JsValue::UNDEFINED));
-        });
-        let failed = request.clone();
-        let on_error = Closure::once_into_js(move || {
-            let error = failed.error().ok().flatten().map_or(JsValue::UNDEFINED, JsValue::from);
-            let _ = caught::call1(&reject, &JsValue::UNDEFINED, &error);
-        });
-        request.set_onsuccess(Some(on_success.unchecked_ref()));
-        request.set_onerror(Some(on_error.unchecked_ref()));
-    });
-    JsFuture::from(promise).await
+// The callbacks of these promises are JavaScript's (js/web.js says why).
+#[wasm_bindgen(module = "/js/web.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = openDatabase)]
+    fn open_database(factory: &IdbFactory, name: &str, records: &str, index: &str, key_path: &str) -> Promise;
+    #[wasm_bindgen(js_name = transactionDone)]
+    fn transaction_promise(tx: &IdbTransaction) -> Array;
 }
 
 /// Resolves when `tx` completes, rejects with its error when it aborts (a quota error arrives so).
@@ -169,19 +157,12 @@ async fn request_done(request: &IdbRequest) -> Result<JsValue, JsValue> {
 /// `requests` (`Requests::all_read`): its results are final then, and waiting for `complete` too
 /// cost a turn of the event loop (about 0.15 ms of a 1 ms cold load in Chromium).
 async fn transaction_done(tx: &IdbTransaction, reads: Option<&Requests>) -> Result<(), JsValue> {
-    let promise = Promise::new(&mut |resolve, reject| {
-        if let Some(reads) = reads {
-            *reads.all_read.borrow_mut() = Some(resolve.clone());
-        }
-        tx.set_oncomplete(Some(&resolve));
-        let aborted = tx.clone();
-        let on_abort = Closure::once_into_js(move || {
-            let error = aborted.error().map_or(JsValue::UNDEFINED, JsValue::from);
-            let _ = caught::call1(&reject, &JsValue::UNDEFINED, &error);
-        });
-        tx.set_onabort(Some(on_abort.unchecked_ref()));
-    });
-    JsFuture::from(promise).await.map(|_| ())
+    let pair = transaction_promise(tx);
+    let (done, settle) = (pair.get(0), pair.get(1));
+    if let Some(reads) = reads {
+        *reads.all_read.borrow_mut() = Some(settle.unchecked_into());
+    }
+    JsFuture::from(done.unchecked_into::<Promise>()).await.map(|_| ())
 }
 
 /// Calls `then` with the request's result from inside its success callback, where the transaction
@@ -337,25 +318,10 @@ impl IdbStore {
     }
 
     async fn connect(&self) -> StoreResult<IdbDatabase> {
-        let request: IdbOpenDbRequest =
-            // No version: a new database is created at version 1 (upgradeneeded below), an existing
-            // one is opened at whatever version another tab upgraded it to.
-            factory()?.open(&self.name).map_err(|e| backend("open failed", e))?;
-        let upgrading = request.clone();
-        let on_upgrade = Closure::once_into_js(move || {
-            // Runs inside the versionchange transaction; creating what version 1 needs.
-            if let Ok(result) = upgrading.result() {
-                // Version 1 is the only schema: upgrading means creating it from nothing.
-                let db: IdbDatabase = result.unchecked_into();
-                if let Ok(records) = db.create_object_store(RECORDS) {
-                    let params = IdbIndexParameters::new();
-                    params.set_unique(false);
-                    let _ = records.create_index_with_str_and_optional_parameters(EXPIRY_INDEX, "x", &params);
-                }
-            }
-        });
-        request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
-        let db: IdbDatabase = request_done(&request).await.map_err(|e| backend("open failed", e))?.unchecked_into();
+        // No version: a new database is created at version 1 (its store and index made as it is
+        // upgraded), an existing one is opened at whatever version another tab upgraded it to.
+        let opening = open_database(&factory()?, &self.name, RECORDS, EXPIRY_INDEX, "x");
+        let db: IdbDatabase = JsFuture::from(opening).await.map_err(|e| backend("open failed", e))?.unchecked_into();
         // Another tab upgrading, or the browser closing the connection: close ours and reopen later.
         let stale = self.stale.clone();
         let closing = db.clone();
