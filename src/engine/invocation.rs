@@ -865,7 +865,7 @@ impl Invocation {
             let incoming = records.iter().map(|(_, value)| value.len() as u64).sum::<u64>() + events_bytes(events);
             budget::check("a commit", incoming)?;
             let value = crate::engine::head_value(&committed.head);
-            let stale = self.live.take_stale();
+            let stale = self.live.stale();
             let written =
                 store::commit_deleting(&*shared.store, records, &head_key, value, Expect::Version(version), stale)
                     .await;
@@ -876,6 +876,7 @@ impl Invocation {
                 Err(error) => match self.applied(new_version).await {
                     Ok(Some((head, version, snapshot))) => {
                         self.state.borrow_mut().failed_write = None;
+                        self.live.take_stale();
                         return Ok(Written { head, version, snapshot, base: None, unwritten: 0 });
                     }
                     // Not there when read back: it may land yet (a write that timed out), which a
@@ -893,6 +894,7 @@ impl Invocation {
             match written {
                 Some(written) => {
                     self.state.borrow_mut().failed_write = None;
+                    self.live.take_stale();
                     if let Some(snapshot) = snapshot {
                         self.session.remember_snapshot(snapshot);
                     }

@@ -97,6 +97,13 @@ impl LiveLog {
         std::mem::take(&mut *self.stale.borrow_mut())
     }
 
+    /// The stale live logs, kept until a commit that deletes them in its own call is written: a
+    /// store's one-call commit (Redis, Deno KV, a Durable Object) deletes nothing when its head is
+    /// refused (a stop asked meanwhile), and the retry must send them again.
+    pub fn stale(&self) -> Vec<(String, Vec<String>)> {
+        self.stale.borrow().clone()
+    }
+
     pub fn emit(&self, data: Json, now: u64, flush_ms: u64) -> Emitted {
         let mut pending = self.pending.borrow_mut();
         if pending.parts.is_empty() {

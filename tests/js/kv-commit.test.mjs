@@ -262,6 +262,30 @@ test("with the adapter's commit, a live turn after a live turn deletes that turn
   assert.deepEqual(follower.messages(), [{ turn: 1 }, { turn: 2 }]);
 });
 
+// A stop asked while the turn runs changes the head, so the holder's first commit is refused and
+// written again; the adapter's commit call deletes nothing when its head is refused, and the retry
+// had no stale log left to send (one log left behind for good per stopped turn, on Redis, Deno KV and
+// Durable Objects).
+test("with the adapter's commit, the turn after a live turn, stopped and ended by its holder, still deletes that turn's live log", async () => {
+  const kv = countingKv();
+  const store = await SessionStore.kv(kv, { liveFlushMs: 5, stopPollMs: 20 });
+  const live = async () => (await kv.raw.list("t/")).keys;
+  const session = await store.open("stopped");
+  for (let i = 0; i < 3; i++) {
+    const inv = await session.begin();
+    inv.emit({ i });
+    await inv.flush();
+    const stopping = (await store.open("stopped")).stop({ reason: "user", graceMs: 5000 });
+    while (!inv.signal.aborted) await sleep(5);
+    inv.appendMessage(`partial ${i}`);
+    await inv.commit();
+    assert.equal((await stopping).outcome, "stopped");
+    assert.equal((await live()).length, 1, `after stopped turn ${i}: only its own live log is left`);
+  }
+  await session.invoke((inv) => inv.appendMessage("plain"));
+  assert.deepEqual(await live(), [], "a turn with no live part leaves none, and deleted the one before");
+});
+
 test("a commit with a record over maxValueBytes writes its records by put (chunked), then the head", async () => {
   const kv = countingKv({ capabilities: { maxValueBytes: 256 } });
   const store = await SessionStore.kv(kv);
