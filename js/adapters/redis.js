@@ -191,7 +191,16 @@ function patternOf(prefix) {
   return `{*}${escapeGlob(prefix)}*`;
 }
 
-const text = (reply) => (reply == null ? reply : typeof reply === "string" ? reply : new TextDecoder().decode(reply));
+const text = (reply) => {
+  if (reply == null || typeof reply === "string") return reply;
+  if (reply instanceof Uint8Array) return new TextDecoder().decode(reply);
+  throw new Error(`redisKv: a reply of ${shapeOf(reply)} where its command gives text`);
+};
+
+/** What a reply is, for an error (never its content: a reply may hold the session's data). */
+function shapeOf(reply) {
+  return Array.isArray(reply) ? `an array of ${reply.length}` : reply === null ? "null" : typeof reply;
+}
 
 /** The scripts each kind of driver runs (`scriptOf`). */
 const BINARY = { put: scriptOf(PUT, false), delete: DELETE };
@@ -294,11 +303,16 @@ function bytesOfReply(reply) {
   );
 }
 
+/** `reply` when it is an array (a SCAN page, its keys). */
+function listOf(reply, what) {
+  if (Array.isArray(reply)) return reply;
+  throw new Error(`redisKv: ${what} replied ${shapeOf(reply)}, not the array its command gives`);
+}
+
 /** `reply` when it is the pair of two a read or a refused put replies (its script's, or HMGET's). */
 function pairOf(reply, what) {
   if (Array.isArray(reply) && reply.length === 2) return reply;
-  const shape = Array.isArray(reply) ? `an array of ${reply.length}` : reply === null ? "null" : typeof reply;
-  throw new Error(`redisKv: ${what} replied ${shape}, not the pair (a version and a value) its command gives`);
+  throw new Error(`redisKv: ${what} replied ${shapeOf(reply)}, not the pair its command gives`);
 }
 
 /** An @upstash/redis error without the request its message quotes (", command was: [...]"): a new
@@ -317,7 +331,7 @@ function withoutRequest(error) {
 function unprefixed(reply, letter) {
   if (reply == null) return null;
   if (typeof reply === "string" && reply.startsWith(letter)) return reply.slice(1);
-  throw new Error(`redisKv: an Upstash reply the adapter's scripts do not give: ${JSON.stringify(reply)?.slice(0, 80)}`);
+  throw new Error(`redisKv: an Upstash reply the adapter's scripts do not give (${shapeOf(reply)})`);
 }
 
 /** The bytes of a value an Upstash script replied ("b" and base64). */
@@ -380,10 +394,11 @@ export function redisKv(client, options = {}) {
   /** A page of SCAN on `master` (by a script for Upstash): [next cursor, Redis keys], as text. */
   async function scanPage(master, cursor, pattern) {
     if (upstash) {
-      const [next, ...redisKeys] = await evaluate(scripts.scan, [], [cursor, pattern, SCAN_COUNT]);
+      const [next, ...redisKeys] = listOf(await evaluate(scripts.scan, [], [cursor, pattern, SCAN_COUNT]), "a SCAN page");
       return [unprefixed(next, "c"), redisKeys.map((redisKey) => unprefixed(redisKey, "k"))];
     }
-    const [next, redisKeys] = await master.call(["SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT]);
+    const [next, redisKeys] = pairOf(await master.call(["SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT]), "SCAN");
+    listOf(redisKeys, "SCAN's keys");
     return [text(next), redisKeys.map(text)];
   }
 

@@ -68,7 +68,7 @@ describe("redisKv specifics", () => {
     assert.throws(() => redisKv(null), TypeError);
   });
 
-  test("a reply that is not the pair HMGET or the put script gives is an error saying so, not an absent key", async () => {
+  test("a reply that is not what HMGET, SCAN or the put script gives is an error saying so (not an absent key, not an internal TypeError)", async () => {
     const bytes = Buffer.from("v");
     for (const [reply, message] of [
       [[bytes], /HMGET replied an array of 1/],
@@ -76,12 +76,16 @@ describe("redisKv specifics", () => {
       [undefined, /HMGET replied undefined/],
       [[bytes, null], /a value but no version/],
       [[null, bytes], /a version but no value/],
+      [[bytes, 42], /a reply of number where its command gives text/],
+      [42, /HMGET replied number/],
     ]) {
       await assert.rejects(redisKv({ sendCommand: async () => reply }).get("k"), message);
     }
     assert.equal(await redisKv({ sendCommand: async () => [null, null] }).get("k"), null, "both missing: absent");
     const refused = redisKv({ sendCommand: async (args) => (args[0] === "EVALSHA" ? [] : null) });
     await assert.rejects(refused.put("k", new Uint8Array([1]), { expectedVersion: "1", reportCurrent: true }), /a refused put replied an array of 0/);
+    await assert.rejects(redisKv({ sendCommand: async () => "OK" }).list(""), /SCAN replied string/);
+    await assert.rejects(redisKv({ sendCommand: async () => ["0", 7] }).list(""), /SCAN's keys replied number/);
   });
 
   test("one command per call: get is HMGET, put and delete one EVALSHA (EVAL only the first time)", async () => {
