@@ -181,54 +181,39 @@ export function utf8Length(text) {
 let thrown;
 let didThrow = false;
 
-/** `fn.call(thisArg, ...args)`; a throw is kept for takeThrown(). */
+/** What `body()` returns; a throw is kept for takeThrown(), and undefined returned. */
+function attempt(body) {
+  try {
+    return body();
+  } catch (error) {
+    keepThrown(error);
+    return undefined;
+  }
+}
+
+/** `fn.call(thisArg, ...args)`. */
 export function callCatching(fn, thisArg, ...args) {
-  try {
-    return Reflect.apply(fn, thisArg, args);
-  } catch (error) {
-    keepThrown(error);
-    return undefined;
-  }
+  return attempt(() => Reflect.apply(fn, thisArg, args));
 }
 
-/** `object[name](...args)`; a throw is kept for takeThrown(). */
+/** `object[name](...args)`. */
 export function methodCatching(object, name, ...args) {
-  try {
-    return object[name](...args);
-  } catch (error) {
-    keepThrown(error);
-    return undefined;
-  }
+  return attempt(() => object[name](...args));
 }
 
-/** `Reflect.get(object, key)`; a throw (a getter, a proxy trap, not an object) is kept for takeThrown(). */
+/** `Reflect.get(object, key)` (a getter, a proxy trap or a non-object may throw). */
 export function getCatching(object, key) {
-  try {
-    return Reflect.get(object, key);
-  } catch (error) {
-    keepThrown(error);
-    return undefined;
-  }
+  return attempt(() => Reflect.get(object, key));
 }
 
-/** `Reflect.ownKeys(object)`; a throw is kept for takeThrown(). */
+/** `Reflect.ownKeys(object)`. */
 export function ownKeysCatching(object) {
-  try {
-    return Reflect.ownKeys(object);
-  } catch (error) {
-    keepThrown(error);
-    return undefined;
-  }
+  return attempt(() => Reflect.ownKeys(object));
 }
 
-/** `Reflect.getPrototypeOf(object)`; a throw is kept for takeThrown(). */
+/** `Reflect.getPrototypeOf(object)`. */
 export function prototypeCatching(object) {
-  try {
-    return Reflect.getPrototypeOf(object);
-  } catch (error) {
-    keepThrown(error);
-    return undefined;
-  }
+  return attempt(() => Reflect.getPrototypeOf(object));
 }
 
 /** Keeps `error` for takeThrown(). */
