@@ -21,6 +21,11 @@ use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent
 use crate::engine::EngineError;
 use crate::store::{self, Decision, Entry, Expect, Put, Version};
 
+/// How many sessions' orphaned begins a store remembers (`Shared::orphans`), the oldest forgotten
+/// first: an outage that failed begins on many sessions must not grow the store without bound, and
+/// an orphaned lease is of use only until it runs out (`leaseMs`), after which anyone takes it.
+const MAX_ORPHANS: usize = 64;
+
 /// Options of `begin` / `invoke`.
 #[derive(Debug, Clone, Default)]
 pub struct BeginOptions {
@@ -489,6 +494,9 @@ impl Session {
                     // Not there when read back, or not known: it may land yet.
                     let mut orphans = shared.orphans.borrow_mut();
                     orphans.retain(|(id, _)| id != self.id());
+                    if orphans.len() == MAX_ORPHANS {
+                        orphans.remove(0);
+                    }
                     orphans.push((self.id().to_owned(), invocation_id));
                     return Err(error);
                 }

@@ -175,3 +175,23 @@ test("a commit whose head write timed out and lands after the retry wrote it: th
   await (await store.open("later")).invoke((next) => next.appendMessage("next"));
   assert.deepEqual(await messagesOf(kv, "later"), ["turn", "next"]);
 });
+
+test("a store remembers the orphaned begins of its 64 latest sessions at most: the oldest is forgotten (its lease then runs out as any other)", async () => {
+  const { kv, fault } = flakyKv();
+  let t = 1_800_000_000_000;
+  const store = await SessionStore.kv(kv, { owner: "server", now: () => t, leaseMs: 1000, heartbeat: false });
+  const sessions = [];
+  for (let i = 0; i < 65; i++) {
+    const session = await store.open(`o-${i}`);
+    fault.next = "lost-twice";
+    await assert.rejects(session.begin(), { code: "STORAGE" });
+    sessions.push(session);
+  }
+  // The first one's orphan was forgotten: its lease keeps even its own store out until it runs out.
+  await assert.rejects(sessions[0].begin(), { code: "CONCURRENT_INVOCATION", holder: "server" });
+  // The latest is remembered: taken over at once.
+  await sessions[64].invoke((inv) => inv.appendMessage("taken over"));
+  t += 1001;
+  await sessions[0].invoke((inv) => inv.appendMessage("after it ran out"));
+  assert.deepEqual(await messagesOf(kv, "o-0"), ["after it ran out"]);
+});
