@@ -24,11 +24,16 @@ after(async () => {
   await browser?.stop();
 });
 
-async function slotsInUse() {
+/** A full collection, with tasks between for the finalizers it schedules. */
+async function collectGarbage() {
   for (let i = 0; i < 3; i++) {
     await cdp.send("HeapProfiler.collectGarbage");
     await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 20)));
   }
+}
+
+async function slotsInUse() {
+  await collectGarbage();
   return page.evaluate(() => window.slotsInUse());
 }
 
@@ -63,7 +68,7 @@ test("stores collected without close() leave the commit channel and their Web Lo
       await (await store.open(`d-${i}`)).invoke((inv) => inv.appendMessage(i));
     }
   }, database);
-  await slotsInUse(); // collects garbage, with tasks between for the finalizers
+  await collectGarbage();
   const heard = await page.evaluate(async (database) => {
     const listener = await window.lib.SessionStore.indexedDb({ database, owner: "L" });
     const writer = await window.lib.SessionStore.indexedDb({ database, owner: "M" });

@@ -7,45 +7,7 @@ import { test } from "node:test";
 import { SessionStore, StorageError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { assertError, deferred, plain, rejection } from "./_helpers.mjs";
-
-/**
- * memoryKv with hooks: `gate` (a promise) holds puts until it resolves; `failPut(key)` makes the next
- * put of a head fail "before" (nothing written) or "after" (written, then an error); `failGets` makes
- * that many reads of the head fail.
- */
-function hookedKv() {
-  const inner = memoryKv();
-  const hooks = { gate: undefined, headPut: undefined, headGets: 0 };
-  const isHead = (key) => key.startsWith("h/");
-  return {
-    hooks,
-    kv: {
-      capabilities: inner.capabilities,
-      get: async (key, ...rest) => {
-        if (isHead(key) && hooks.headGets > 0) {
-          hooks.headGets--;
-          throw new Error("injected: head read failed");
-        }
-        return inner.get(key, ...rest);
-      },
-      put: async (key, ...rest) => {
-        if (hooks.gate) await hooks.gate;
-        if (isHead(key) && hooks.headPut === "before") {
-          hooks.headPut = undefined;
-          throw new Error("injected: head put failed before it ran");
-        }
-        const result = await inner.put(key, ...rest);
-        if (isHead(key) && hooks.headPut === "after") {
-          hooks.headPut = undefined;
-          throw new Error("injected: head put timed out after it ran");
-        }
-        return result;
-      },
-      delete: (...args) => inner.delete(...args),
-      list: (...args) => inner.list(...args),
-    },
-  };
-}
+import { headFaultKv } from "./_head-faults.mjs";
 
 const messagesByVersion = (history) => history.filter((e) => e.type === "message").map((e) => `${e.version}:${e.data}`);
 
@@ -68,7 +30,7 @@ async function checkpointAround(inv, hooks, during) {
 }
 
 test("while a checkpoint is written the invocation stages, emits and reads; what it stages goes to the next commit", async () => {
-  const { kv, hooks } = hookedKv();
+  const { kv, hooks } = headFaultKv();
   const store = await SessionStore.kv(kv);
   const session = await store.open("during");
   await session.invoke((inv) => inv.setState("k", 0));
@@ -109,7 +71,7 @@ test("while a checkpoint is written the invocation stages, emits and reads; what
 });
 
 test("a checkpoint that fails keeps its events staged before those staged while it wrote; the retry writes them all in order", async () => {
-  const { kv, hooks } = hookedKv();
+  const { kv, hooks } = headFaultKv();
   const store = await SessionStore.kv(kv);
   const session = await store.open("failed");
   const inv = await session.begin();
@@ -126,7 +88,7 @@ test("a checkpoint that fails keeps its events staged before those staged while 
 
 for (const retry of ["commit", "checkpoint"]) {
   test(`a checkpoint whose outcome is not known, with events staged while it wrote: a ${retry} that finds it applied writes the later ones after it, once`, async () => {
-    const { kv, hooks } = hookedKv();
+    const { kv, hooks } = headFaultKv();
     const store = await SessionStore.kv(kv);
     const session = await store.open("unknown");
     const inv = await session.begin();
@@ -163,7 +125,7 @@ for (const retry of ["commit", "checkpoint"]) {
 }
 
 test("a checkpoint whose outcome is not known and that was not applied: the retry writes it with the later events as one version", async () => {
-  const { kv, hooks } = hookedKv();
+  const { kv, hooks } = headFaultKv();
   const store = await SessionStore.kv(kv);
   const session = await store.open("not-applied");
   const inv = await session.begin();
@@ -180,7 +142,7 @@ test("a checkpoint whose outcome is not known and that was not applied: the retr
 
 for (const kind of ["checkpoint", "commit"]) {
   test(`a ${kind} whose outcome is not known stays not known while the retry's look at the head fails: the next retry finds it applied and writes nothing again`, async () => {
-    const { kv, hooks } = hookedKv();
+    const { kv, hooks } = headFaultKv();
     const store = await SessionStore.kv(kv);
     const session = await store.open("still-unknown");
     const inv = await session.begin();
