@@ -778,7 +778,7 @@ impl Invocation {
         if let Some(tried) = uncertain.map(|attempt| attempt.version).or(same_failed) {
             match self.applied(tried).await {
                 Ok(Some((head, version, snapshot))) => {
-                    self.state.borrow_mut().failed_write = None;
+                    self.settled();
                     // The events staged after an attempt not known are still to write.
                     let unwritten = uncertain.map_or(0, |attempt| attempt.later);
                     return Ok(Written { head, version, snapshot, base: None, unwritten });
@@ -875,8 +875,7 @@ impl Invocation {
                 // read the head back before reporting, so a retry never rewrites a batch it names.
                 Err(error) => match self.applied(new_version).await {
                     Ok(Some((head, version, snapshot))) => {
-                        self.state.borrow_mut().failed_write = None;
-                        self.live.take_stale();
+                        self.settled();
                         return Ok(Written { head, version, snapshot, base: None, unwritten: 0 });
                     }
                     // Not there when read back: it may land yet (a write that timed out), which a
@@ -893,8 +892,7 @@ impl Invocation {
             };
             match written {
                 Some(written) => {
-                    self.state.borrow_mut().failed_write = None;
-                    self.live.take_stale();
+                    self.settled();
                     if let Some(snapshot) = snapshot {
                         self.session.remember_snapshot(snapshot);
                     }
@@ -918,7 +916,7 @@ impl Invocation {
                     let same_turn = failed.is_none_or(|(tried, count)| tried != new_version || count == events.len());
                     if let Some(snapshot) = guard::commit_applied(&head, new_version, self.token).filter(|_| same_turn)
                     {
-                        self.state.borrow_mut().failed_write = None;
+                        self.settled();
                         return Ok(Written { head, version, snapshot, base: None, unwritten: 0 });
                     }
                     shared.emit(&|| self.event("conflict", None));
@@ -950,6 +948,13 @@ impl Invocation {
             Ok(()) => self.session.shared.config.snapshot_every,
             Err(_) => 0,
         }
+    }
+
+    /// A write of this invocation is there: no earlier failed write is still to look for, and the
+    /// stale live logs went with it.
+    fn settled(&self) {
+        self.state.borrow_mut().failed_write = None;
+        self.live.take_stale();
     }
 
     /// Reads the head back and tells whether it names this invocation's batch at `version`, i.e.
