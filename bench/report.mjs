@@ -13,9 +13,9 @@ const results = args.results ? new URL(`${args.results.replace(/\/?$/, "/")}`, `
 
 // In the order scripts/bench runs them, which is the order of RESULTS.md.
 const NAMES = ["idb", "idb-alloc", "open-by-id", "open-by-id-idb", "turn-node", "kv-latency", "kv-latency-redis", "langgraph", "langgraph-threads", "openai-agents", "strands", "contention",
-  "live-node", "live-redis", "live-chromium", "compaction-chromium", "state-growth", "long-session", "encryption-chromium"];
+  "live-node", "live-redis", "live-chromium", "compaction-chromium", "compact-cut", "state-growth", "long-session", "encryption-chromium"];
 const LIVE = ["live-node", "live-redis", "live-chromium"];
-const LONG = ["compaction-chromium", "state-growth", "long-session"];
+const LONG = ["compaction-chromium", "compact-cut", "state-growth", "long-session"];
 const SAFETY = ["encryption-chromium"];
 const reports = Object.fromEntries(NAMES.map((name) => {
   const file = new URL(`${name}.json`, results);

@@ -123,6 +123,17 @@ fn a_cut_between_a_call_and_its_result_is_refused_naming_the_call_in_every_forma
 }
 
 #[test]
+fn keys_and_types_written_with_unicode_escapes_are_read_as_the_same_shapes() {
+    // tool_ids passes over a text without "tool" or "call": the escaped forms must still be read.
+    for (format, call, result, id) in pairs() {
+        let escape = |text: &str| text.replace("tool", "\\u0074ool").replace("call", "c\\u0061ll");
+        assert!(!escape(call).contains("tool") && !escape(call).contains("call"), "{format}");
+        assert_eq!(tool_ids(&escape(call)).0, vec![id.to_owned()], "{format}: the escaped call");
+        assert_eq!(tool_ids(&escape(result)).1, vec![id.to_owned()], "{format}: the escaped result");
+    }
+}
+
+#[test]
 fn messages_of_no_known_shape_never_block_a_cut() {
     let all = messages(&[
         r#""plain text""#,

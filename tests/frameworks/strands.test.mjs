@@ -548,7 +548,7 @@ async function logOf(session, agent = "agent") {
 }
 
 describe("AgentSessionManager: compaction of the trimmed context", () => {
-  test("sliding window: each trim is one compaction in the turn's commit; a new Agent in another store reads the window", async () => {
+  test("a short sliding window (4 messages): each trim is one compaction in the turn's commit; a new Agent in another store reads the window", async () => {
     const [storeA, storeB] = await twoStores();
     const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3", "a4"]), {
       plugins: [new AgentSessionManager({ store: storeA, sessionId: "slide" })],
@@ -591,6 +591,52 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
     await session.refresh();
     assert.deepEqual(texts(session.messages({ agent: "agent" })), ["user:u4", "assistant:a4", "user:u5", "assistant:a5"]);
     assert.ok(!JSON.stringify(await session.history({ from: session.version })).includes("intruder"));
+  });
+
+  test("a longer window is cut once the log holds as many trimmed entries as kept ones; meanwhile the context key says what the context is", async () => {
+    const [storeA, storeB] = await twoStores();
+    const agent = makeAgent(new ScriptedModel(Array.from({ length: 13 }, (_, i) => `a${i + 1}`)), {
+      plugins: [new AgentSessionManager({ store: storeA, sessionId: "long-window" })],
+      conversationManager: new SlidingWindowConversationManager({ windowSize: 10 }),
+    });
+    const session = await storeB.open("long-window", { create: true });
+    const keyed = [];
+    for (let turn = 1; turn <= 13; turn++) {
+      await agent.invoke(`u${turn}`);
+      await session.refresh();
+      const stored = session.messages({ agent: "agent" });
+      if (session.state({ agent: "agent" })["strands:context"] !== undefined) keyed.push(turn);
+      else assert.deepEqual(texts(stored), texts(agent.messages), `turn ${turn}: the log is the context`);
+      assert.ok(stored.length <= 2 * agent.messages.length, `turn ${turn}: the log stays within twice the context`);
+      const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "long-window" })] });
+      await restored.initialize();
+      assert.deepEqual(texts(restored.messages), texts(agent.messages), `turn ${turn}: a new Agent restores the window`);
+    }
+    // Turns 6 to 8 trim 2, 4 and 6 entries of 8 kept ones; turn 9 the 8th, and cuts them all.
+    assert.deepEqual(keyed, [6, 7, 8, 10, 11, 12]);
+    const turnOf = (n) => [`message:user:u${n}`, `message:assistant:a${n}`];
+    assert.deepEqual(await logOf(session), [
+      ...[1, 2, 3, 4, 5, 6, 7, 8].flatMap(turnOf),
+      "compacted:8:", ...[9, 10, 11, 12].flatMap(turnOf),
+      "compacted:8:", ...turnOf(13),
+    ]);
+  });
+
+  test("a summary is cut in at once, even where the log holds fewer trimmed entries than kept ones", async () => {
+    const store = await SessionStore.memory();
+    const summarizer = new ScriptedModel(["SUMMARY of u1 a1"]);
+    const model = new ScriptedModel(["a1", "a2", "a3", new ContextWindowOverflowError("too long"), "a4"]);
+    const agent = makeAgent(model, {
+      plugins: [new AgentSessionManager({ store, sessionId: "early-summary" })],
+      conversationManager: new SummarizingConversationManager({ model: summarizer, summaryRatio: 0.3, preserveRecentMessages: 2 }),
+    });
+    for (const u of ["u1", "u2", "u3", "u4"]) await agent.invoke(u);
+    const expected = ["user:SUMMARY of u1 a1", "user:u2", "assistant:a2", "user:u3", "assistant:a3", "user:u4", "assistant:a4"];
+    assert.deepEqual(texts(agent.messages), expected);
+    const session = await store.open("early-summary");
+    assert.deepEqual(texts(session.messages({ agent: "agent" })), expected);
+    assert.equal(session.state({ agent: "agent" })["strands:context"], undefined);
+    assert.deepEqual((await logOf(session)).slice(6), ["compacted:2:user:SUMMARY of u1 a1", "message:user:u4", "message:assistant:a4"]);
   });
 
   test("summarizing: the summary message is the compaction's summary, not a message of its own", async () => {
