@@ -31,7 +31,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /**
  * What writes accept: JSON, readonly arrays and objects (so anything read back can be written again),
  * properties whose value is `undefined` (left out, as `JSON.stringify` does) and objects with a
- * `toJSON()` (a `Date` is stored as its ISO string).
+ * `toJSON()` (a `Date` is stored as its ISO string). A `ValidationError` naming the path refuses what
+ * JSON cannot carry: functions, symbols, BigInts, `NaN`/`Infinity`, cycles, and the built-in objects
+ * `JSON.stringify` writes as `{}` (a `Map`, `Set`, `ArrayBuffer`, `DataView`, `RegExp`, `Error`,
+ * `Promise`, `WeakMap`, `WeakSet`, `WeakRef`): convert them first.
  */
 export type JsonInput =
   | Json

@@ -22,9 +22,11 @@ function pathOf(at) {
 
 /**
  * Why JSON cannot carry the object `value` (after toJSON) though JSON.stringify writes it without an
- * error, or undefined: a boxed non-finite number (written as null) or a boxed BigInt (JSON.stringify
- * throws, and the walk would copy it as `{}`). Other objects are written as JSON.stringify writes
- * them (a Map as `{}`, a typed array as an object of index keys: API.md "Values follow JSON").
+ * error, or undefined: a boxed non-finite number (written as null), a boxed BigInt (JSON.stringify
+ * throws, and the walk would copy it as `{}`), and the built-in objects whose data JSON.stringify
+ * drops, writing `{}` (a Map's or a Set's entries, an ArrayBuffer's bytes, a RegExp's pattern, an
+ * Error's message). Other objects are written as JSON.stringify writes them (a class instance as its
+ * own enumerable properties, a typed array as an object of index keys: API.md "Values follow JSON").
  */
 function lossy(value) {
   if (value instanceof Number) {
@@ -32,8 +34,24 @@ function lossy(value) {
     return Number.isFinite(number) ? undefined : `is a Number object of ${number}, which JSON cannot represent`;
   }
   if (typeof BigInt === "function" && value instanceof BigInt) return "is a BigInt object; convert it to a string or number first";
+  if (value instanceof Map) return "is a Map, which JSON writes as {} (its entries lost); convert it first, with Object.fromEntries(map) or [...map]";
+  if (value instanceof Set) return "is a Set, which JSON writes as {} (its elements lost); convert it to an array first, with [...set]";
+  if (value instanceof ArrayBuffer || value instanceof DataView || (typeof SharedArrayBuffer === "function" && value instanceof SharedArrayBuffer)) {
+    return "is binary data, which JSON writes as {} (its bytes lost); store it as a base64 string or an array of numbers";
+  }
+  for (const [type, what] of DROPPED) if (typeof type === "function" && value instanceof type) return `is ${what}, which JSON writes as {}; store what you need of it as plain data`;
   return undefined;
 }
+
+/** The other built-in objects JSON.stringify writes as `{}`, dropping what they hold. */
+const DROPPED = [
+  [globalThis.WeakMap, "a WeakMap"],
+  [globalThis.WeakSet, "a WeakSet"],
+  [globalThis.WeakRef, "a WeakRef"],
+  [globalThis.Promise, "a Promise (await it first)"],
+  [globalThis.RegExp, "a RegExp"],
+  [globalThis.Error, "an Error"],
+];
 
 function normalize(value, key, at, ancestors, depth) {
   try {

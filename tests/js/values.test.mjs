@@ -44,7 +44,7 @@ suite("values: JSON semantics", () => {
     assert.equal(Object.hasOwn(session.state().sparse, "a"), false);
   });
 
-  test("values JSON carries are stored as JSON.stringify writes them: boxed primitives, typed arrays, Maps, a toJSON that is not a function, undefined properties, a toJSON deep inside", async () => {
+  test("values JSON carries are stored as JSON.stringify writes them: boxed primitives, typed arrays, a toJSON that is not a function, undefined properties, a toJSON deep inside", async () => {
     const { session, inv } = await openInvocation();
     const values = [
       new Number(5),
@@ -52,7 +52,8 @@ suite("values: JSON semantics", () => {
       new Boolean(false),
       { n: new Number(-0.5), s: [new String("x")] },
       new Uint8Array([1, 2, 250]),
-      new Map([["a", 1]]),
+      new (class Point { x = 1; y = 2; })(),
+      new (class Keyed extends Map { toJSON() { return Object.fromEntries(this); } })([["a", 1]]),
       { toJSON: 5, keep: "yes" },
       { a: undefined, b: [null, { c: undefined, d: "" }] },
       { deep: [{ when: new Date(Date.UTC(2020, 0, 1)) }] },
@@ -62,6 +63,40 @@ suite("values: JSON semantics", () => {
     values.forEach((value, i) => inv.setState(`v${i}`, value));
     await inv.commit();
     values.forEach((value, i) => assert.deepEqual(plain(session.state()[`v${i}`]), JSON.parse(JSON.stringify(value)), `value ${i}`));
+  });
+
+  test("built-in objects whose data JSON.stringify drops (writing {}) are refused, naming the path; nothing is staged", async () => {
+    const { store, session, inv } = await openInvocation();
+    inv.setState("kept", 1);
+    const dropped = [
+      [new Map([["a", 1]]), "is a Map"],
+      [new Map(), "is a Map"],
+      [new Set([1, 2]), "is a Set"],
+      [new ArrayBuffer(4), "is binary data"],
+      [new DataView(new ArrayBuffer(2)), "is binary data"],
+      [new WeakMap(), "is a WeakMap"],
+      [new WeakSet(), "is a WeakSet"],
+      [Promise.resolve(1), "is a Promise"],
+      [/a+b/g, "is a RegExp"],
+      [new TypeError("boom"), "is an Error"],
+    ];
+    for (const [value, what] of dropped) {
+      for (const [call, path] of [
+        [() => inv.setState("k", { deep: [value] }), 'state["k"].deep[0]'],
+        [() => inv.appendMessage({ content: value }), "message.content"],
+        [() => inv.emit(value), "part"],
+      ]) {
+        const error = thrown(call);
+        assertError(error, ValidationError, "INVALID_INPUT", `${what} at ${path}`);
+        assert.equal(error.path, path);
+        assert.ok(error.message.includes(what), error.message);
+      }
+      const opened = await rejection(store.open(undefined, { create: true, metadata: { value } }));
+      assertError(opened, ValidationError, "INVALID_INPUT", `${what} in metadata`);
+    }
+    await inv.commit();
+    assert.deepEqual(plain(session.state()), { kept: 1 });
+    assert.deepEqual(session.messages(), []);
   });
 
   test("a boxed NaN or Infinity and a boxed BigInt are refused like the values they box (JSON.stringify writes null and throws)", async () => {
