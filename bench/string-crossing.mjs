@@ -3,7 +3,9 @@
 // sends long strings to encodeInto at once. This prints both ways' cost per call by string length, in
 // Node and in headless Chromium (where encodeInto's call costs more), which is what the thresholds in
 // scripts/patch-glue.mjs come from, and what a setState of a value of that size costs with the build in
-// js/ against JSON.stringify of the value (a baseline measured in the same run). Not in scripts/bench.
+// js/ against JSON.stringify of the value (a baseline measured in the same run); and, the other way,
+// what reading short ASCII strings out of wasm memory costs by TextDecoder (the glue's way) and by
+// String.fromCharCode (docs/benchmarks.md, "Measured and not kept, 2026-12-05"). Not in scripts/bench.
 // Usage: node bench/string-crossing.mjs
 import { SessionStore } from "agent-session";
 import { startBrowser } from "../tests/browser/chromium.mjs";
@@ -41,17 +43,55 @@ function encoders(sizes) {
   return rows;
 }
 
+/** Per-call µs of three ways to read `size` ASCII bytes of wasm memory as a string (the other way). */
+function decoders(sizes) {
+  const memory = new Uint8Array(1 << 16);
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  const ways = {
+    TextDecoder: (at, len) => decoder.decode(memory.subarray(at, at + len)),
+    fromCharCode: (at, len) => String.fromCharCode.apply(null, memory.subarray(at, at + len)),
+    concatenation: (at, len) => {
+      let text = "";
+      for (let i = at; i < at + len; i++) text += String.fromCharCode(memory[i]);
+      return text;
+    },
+  };
+  for (let i = 0; i < memory.length; i++) memory[i] = 97 + (i % 26);
+  const rows = [];
+  for (const size of sizes) {
+    const row = { size };
+    for (const [name, read] of Object.entries(ways)) {
+      const n = 200000;
+      let length = 0;
+      for (let i = 0; i < n; i++) length += read(64 + (i & 7), size).length;
+      const start = performance.now();
+      for (let i = 0; i < n; i++) length += read(64 + (i & 7), size).length;
+      row[name] = ((performance.now() - start) / n) * 1000;
+      if (length === 0) throw new Error("unreachable");
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 const fmt = (x) => (x < 10 ? x.toFixed(3) : x.toFixed(1));
 const table = (title, rows) => {
   console.log(`\n${title}\n\n| characters | per-character loop µs | encodeInto µs | loop ÷ encodeInto |\n| ---: | ---: | ---: | ---: |`);
   for (const r of rows) console.log(`| ${r.size} | ${fmt(r.loop)} | ${fmt(r.encodeInto)} | ${(r.loop / r.encodeInto).toFixed(2)} |`);
 };
 
+const DECODED = [4, 8, 16, 32, 64, 128];
+const decodeTable = (title, rows) => {
+  console.log(`\n${title}: reading ASCII from wasm memory\n\n| bytes | TextDecoder µs | String.fromCharCode.apply µs | concatenation µs |\n| ---: | ---: | ---: | ---: |`);
+  for (const r of rows) console.log(`| ${r.size} | ${fmt(r.TextDecoder)} | ${fmt(r.fromCharCode)} | ${fmt(r.concatenation)} |`);
+};
 table(`Node ${process.version}`, encoders(SIZES));
+decodeTable(`Node ${process.version}`, decoders(DECODED));
 const chrome = await startBrowser();
 try {
   const page = await benchPage(chrome, "/bench/idb.html");
   table("headless Chromium", await page.evaluate(`(${encoders})(${JSON.stringify(SIZES)})`));
+  decodeTable("headless Chromium", await page.evaluate(`(${decoders})(${JSON.stringify(DECODED)})`));
 } finally {
   await chrome.stop();
 }

@@ -547,6 +547,22 @@ async function logOf(session, agent = "agent") {
     .map((e) => (e.type === "message" ? `message:${text(e.data)}` : `compacted:${e.before}:${e.data.map(text).join("|")}`));
 }
 
+/** An Agent that answers a1, a2, ... (`replies` of them), with the manager on `store` and a sliding window. */
+function windowedAgent(store, sessionId, replies, windowSize) {
+  return makeAgent(new ScriptedModel(Array.from({ length: replies }, (_, i) => `a${i + 1}`)), {
+    plugins: [new AgentSessionManager({ store, sessionId })],
+    conversationManager: new SlidingWindowConversationManager({ windowSize }),
+  });
+}
+
+/** After a turn: the stored log is within twice the context, and a new Agent on `store` restores the context. */
+async function assertBoundedAndRestored(session, store, sessionId, agent, turn) {
+  assert.ok(session.messages({ agent: "agent" }).length <= 2 * agent.messages.length, `turn ${turn}: the log stays within twice the context`);
+  const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store, sessionId })] });
+  await restored.initialize();
+  assert.deepEqual(texts(restored.messages), texts(agent.messages), `turn ${turn}: a new Agent restores the context`);
+}
+
 describe("AgentSessionManager: compaction of the trimmed context", () => {
   test("a short sliding window (4 messages): each trim is one compaction in the turn's commit; a new Agent in another store reads the window", async () => {
     const [storeA, storeB] = await twoStores();
@@ -595,22 +611,15 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
 
   test("a longer window is cut once the log holds as many trimmed entries as kept ones; meanwhile the context key says what the context is", async () => {
     const [storeA, storeB] = await twoStores();
-    const agent = makeAgent(new ScriptedModel(Array.from({ length: 13 }, (_, i) => `a${i + 1}`)), {
-      plugins: [new AgentSessionManager({ store: storeA, sessionId: "long-window" })],
-      conversationManager: new SlidingWindowConversationManager({ windowSize: 10 }),
-    });
+    const agent = windowedAgent(storeA, "long-window", 13, 10);
     const session = await storeB.open("long-window", { create: true });
     const keyed = [];
     for (let turn = 1; turn <= 13; turn++) {
       await agent.invoke(`u${turn}`);
       await session.refresh();
-      const stored = session.messages({ agent: "agent" });
       if (session.state({ agent: "agent" })["strands:context"] !== undefined) keyed.push(turn);
-      else assert.deepEqual(texts(stored), texts(agent.messages), `turn ${turn}: the log is the context`);
-      assert.ok(stored.length <= 2 * agent.messages.length, `turn ${turn}: the log stays within twice the context`);
-      const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "long-window" })] });
-      await restored.initialize();
-      assert.deepEqual(texts(restored.messages), texts(agent.messages), `turn ${turn}: a new Agent restores the window`);
+      else assert.deepEqual(texts(session.messages({ agent: "agent" })), texts(agent.messages), `turn ${turn}: the log is the context`);
+      await assertBoundedAndRestored(session, storeB, "long-window", agent, turn);
     }
     // Turns 6 to 8 trim 2, 4 and 6 entries of 8 kept ones; turn 9 the 8th, and cuts them all.
     assert.deepEqual(keyed, [6, 7, 8, 10, 11, 12]);
@@ -744,10 +753,7 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
     // The manager plans each cut from its own index of the log instead of reading the log back: after
     // every turn, the session, and a new Agent in another store, must hold what the agent holds.
     const [storeA, storeB] = await twoStores();
-    const agent = makeAgent(new ScriptedModel(Array.from({ length: 10 }, (_, i) => `a${i + 1}`)), {
-      plugins: [new AgentSessionManager({ store: storeA, sessionId: "index" })],
-      conversationManager: new SlidingWindowConversationManager({ windowSize: 6 }),
-    });
+    const agent = windowedAgent(storeA, "index", 10, 6);
     const session = await storeB.open("index", { create: true });
     const written = [];
     for (let turn = 1; turn <= 10; turn++) {
@@ -773,10 +779,7 @@ describe("AgentSessionManager: compaction of the trimmed context", () => {
       if (session.state({ agent: "agent" })["strands:context"] === undefined) {
         assert.deepEqual(texts(newestVersions(stored)), texts(agent.messages), `turn ${turn}: the log is the context`);
       }
-      assert.ok(stored.length <= 2 * agent.messages.length, `turn ${turn}: the log stays within twice the context`);
-      const restored = makeAgent(new ScriptedModel(), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "index" })] });
-      await restored.initialize();
-      assert.deepEqual(texts(restored.messages), texts(agent.messages), `turn ${turn}: a new Agent restores the context`);
+      await assertBoundedAndRestored(session, storeB, "index", agent, turn);
     }
     assert.ok((await logOf(session)).some((e) => e.startsWith("compacted")));
     // Every message version written is in the history, in order.
