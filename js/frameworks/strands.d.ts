@@ -53,13 +53,11 @@ export interface AgentSessionManagerConfig {
    */
   emit?: boolean | ((event: AgentStreamEvent) => JsonInput | undefined);
   /**
-   * Whether commits compact the agent's message log (`inv.compact`) when the conversation manager
-   * shrank `agent.messages` from the front (default `true`): the trimmed or summarized messages leave
-   * `session.messages()` and the snapshots and stay in `history()` with a `compacted` event, whose
-   * summary is the head of the context (a SummarizingConversationManager's summary message). A cut
-   * waits until the log holds as many trimmed entries as kept ones (a sliding window is cut once every
-   * half window), or is made at once when the context leads with a summary; meanwhile the context is a
-   * state key over the log. `false`: every message stays in the log; the context is a state key over it.
+   * Whether the commit of a turn compacts the agent's message log (`inv.compact`) when the
+   * conversation manager shrank `agent.messages` from the front (default `true`): the trimmed or
+   * summarized messages leave `session.messages()` and the snapshots and stay in `history()` with a
+   * `compacted` event, whose summary is the head of the context (a SummarizingConversationManager's
+   * summary message). `false`: every message stays in the log; the context is a state key over it.
    */
   compact?: boolean;
 }

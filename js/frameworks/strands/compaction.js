@@ -10,9 +10,7 @@
 // messages that lead the context and were never stored as messages of their own (the summarizing
 // manager's summary message), so the summary is the head of the context. A cut is taken only where it
 // drops more dead entries than it writes live ones again (the best such cut), so the log stays within
-// about twice the context, and the history grows by less than the compacted view shrinks. And a cut
-// waits until the log holds as many dead entries as live ones (or the context leads with a message
-// never stored), so a sliding window is cut once every half window rather than at every turn.
+// about twice the context, and the history grows by less than the compacted view shrinks.
 import { indexLog, logKey } from "./stored-agent.js";
 
 /** How many cuts to offer the core before giving up for this turn (each one it refuses is a tool pair). */
@@ -41,13 +39,6 @@ export function compactLog(invocation, agent, context, base, added) {
   const liveRecon = new Set(stored.filter((r) => r >= 0));
   // Every entry live (each distinct message has one entry): nothing to drop.
   if (liveRecon.size === size) return undefined;
-  // Fewer dead entries than live ones: the cut waits (the context key says what the context is
-  // meanwhile), unless the context leads with a message never stored (a summarizing manager's
-  // summary), which only a cut stores as the summary it is. A sliding window trimming a message or two
-  // a turn is then cut once every half window, not at every turn: a cut (an engine compaction and a
-  // new index of the log) costs a turn several times what the context key does, and the log stays
-  // within twice the context either way.
-  if (size - liveRecon.size < liveRecon.size && !leadsWithUnstored(context, stored, added)) return undefined;
 
   // The newest log position of each recon entry, keyed as readLog keys them.
   const reconOf = new Map();
@@ -92,11 +83,6 @@ export function compactLog(invocation, agent, context, base, added) {
     return compactedIndex(heads, before, context, logKeys, reconOf, recon);
   }
   return undefined;
-}
-
-/** Whether the context's first message is in the log neither as it is nor as a message this turn added. */
-function leadsWithUnstored(context, stored, added) {
-  return stored.length > 0 && stored[0] < 0 && !added.has(context.ids[0]);
 }
 
 /**
