@@ -19,32 +19,44 @@ use crate::core::record::Json;
 /// Checks that replacing the first `before` of `messages` keeps every tool call with its result: an
 /// id called before the cut and answered after it is a `ValidationError` (path `before`) naming it.
 pub fn check_cut(messages: &[Json], before: usize) -> Result<(), CoreError> {
-    let before = before.min(messages.len());
-    // The results after the cut first: a cut is usually near the end of the log, and when nothing after
-    // it answers a call, the messages below it need not be read at all.
-    let mut answered: Vec<String> = Vec::new();
-    for text in &messages[before..] {
-        let (_, results) = tool_ids(text);
-        answered.extend(results);
-    }
-    if answered.is_empty() {
-        return Ok(());
-    }
-    // A list, not a set: a handful of ids, and one less collection type in the .wasm.
-    let mut called: Vec<String> = Vec::new();
-    for text in &messages[..before] {
-        let (calls, _) = tool_ids(text);
-        called.extend(calls);
-    }
+    let (below, above) = messages.split_at(before.min(messages.len()));
+    // The shorter side first: when it names no ids of its kind (calls below the cut, results above
+    // it), the other side need not be read at all. A cut near the end (a sliding window's) and a cut
+    // of nearly everything (a summary of the whole log) each read a few messages.
+    let (called, answered) = if below.len() <= above.len() {
+        let called = ids_of(below, false);
+        if called.is_empty() {
+            return Ok(());
+        }
+        (called, ids_of(above, true))
+    } else {
+        let answered = ids_of(above, true);
+        if answered.is_empty() {
+            return Ok(());
+        }
+        (ids_of(below, false), answered)
+    };
     if let Some(id) = answered.into_iter().find(|id| called.contains(id)) {
         return Err(CoreError::invalid(
             Some("before"),
             format!(
-                "compacting before {before} would separate tool call \"{id}\" (before the cut) from its result (after it); cut elsewhere, or pass force: true"
+                "compacting before {} would separate tool call \"{id}\" (before the cut) from its result (after it); cut elsewhere, or pass force: true",
+                below.len()
             ),
         ));
     }
     Ok(())
+}
+
+/// The ids the `texts` call, or with `results` the ids they answer, in order. A list, not a set: a
+/// handful of ids, and one less collection type in the .wasm.
+fn ids_of(texts: &[Json], results: bool) -> Vec<String> {
+    let mut ids = Vec::new();
+    for text in texts {
+        let (calls, answers) = tool_ids(text);
+        ids.extend(if results { answers } else { calls });
+    }
+    ids
 }
 
 /// The tool-call ids a message makes and the ids it answers.
