@@ -34,23 +34,26 @@ function lossy(value) {
     return Number.isFinite(number) ? undefined : `is a Number object of ${number}, which JSON cannot represent`;
   }
   if (typeof BigInt === "function" && value instanceof BigInt) return "is a BigInt object; convert it to a string or number first";
-  if (value instanceof Map) return "is a Map, which JSON writes as {} (its entries lost); convert it first, with Object.fromEntries(map) or [...map]";
-  if (value instanceof Set) return "is a Set, which JSON writes as {} (its elements lost); convert it to an array first, with [...set]";
-  if (value instanceof ArrayBuffer || value instanceof DataView || (typeof SharedArrayBuffer === "function" && value instanceof SharedArrayBuffer)) {
-    return "is binary data, which JSON writes as {} (its bytes lost); store it as a base64 string or an array of numbers";
-  }
-  for (const [type, what] of DROPPED) if (typeof type === "function" && value instanceof type) return `is ${what}, which JSON writes as {}; store what you need of it as plain data`;
+  for (const [type, why] of DROPPED) if (typeof type === "function" && value instanceof type) return why;
   return undefined;
 }
 
-/** The other built-in objects JSON.stringify writes as `{}`, dropping what they hold. */
+const BINARY = "is binary data, which JSON writes as {} (its bytes lost); store it as a base64 string or an array of numbers";
+const dropped = (what) => `is ${what}, which JSON writes as {}; store what you need of it as plain data`;
+
+/** The built-in objects JSON.stringify writes as `{}`, dropping what they hold, and what to do instead. */
 const DROPPED = [
-  [globalThis.WeakMap, "a WeakMap"],
-  [globalThis.WeakSet, "a WeakSet"],
-  [globalThis.WeakRef, "a WeakRef"],
-  [globalThis.Promise, "a Promise (await it first)"],
-  [globalThis.RegExp, "a RegExp"],
-  [globalThis.Error, "an Error"],
+  [globalThis.Map, "is a Map, which JSON writes as {} (its entries lost); convert it first, with Object.fromEntries(map) or [...map]"],
+  [globalThis.Set, "is a Set, which JSON writes as {} (its elements lost); convert it to an array first, with [...set]"],
+  [globalThis.ArrayBuffer, BINARY],
+  [globalThis.SharedArrayBuffer, BINARY],
+  [globalThis.DataView, BINARY],
+  [globalThis.WeakMap, dropped("a WeakMap")],
+  [globalThis.WeakSet, dropped("a WeakSet")],
+  [globalThis.WeakRef, dropped("a WeakRef")],
+  [globalThis.Promise, dropped("a Promise (await it first)")],
+  [globalThis.RegExp, dropped("a RegExp")],
+  [globalThis.Error, dropped("an Error")],
 ];
 
 function normalize(value, key, at, ancestors, depth) {

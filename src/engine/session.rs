@@ -21,11 +21,6 @@ use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent
 use crate::engine::EngineError;
 use crate::store::{self, Decision, Entry, Expect, Put, Version};
 
-/// How many sessions' orphaned begins a store remembers (`Shared::orphans`), the oldest forgotten
-/// first: an outage that failed begins on many sessions must not grow the store without bound, and
-/// an orphaned lease is of use only until it runs out (`leaseMs`), after which anyone takes it.
-const MAX_ORPHANS: usize = 64;
-
 /// Options of `begin` / `invoke`.
 #[derive(Debug, Clone, Default)]
 pub struct BeginOptions {
@@ -492,12 +487,7 @@ impl Session {
                 Ok(Some(held)) => held,
                 _ => {
                     // Not there when read back, or not known: it may land yet.
-                    let mut orphans = shared.orphans.borrow_mut();
-                    orphans.retain(|(id, _)| id != self.id());
-                    if orphans.len() == MAX_ORPHANS {
-                        orphans.remove(0);
-                    }
-                    orphans.push((self.id().to_owned(), invocation_id));
+                    shared.remember_orphan(self.id(), invocation_id);
                     return Err(error);
                 }
             },
@@ -521,7 +511,7 @@ impl Session {
             return Err(error);
         }
         let token = leased.last_token;
-        shared.orphans.borrow_mut().retain(|(id, _)| id != self.id());
+        shared.forget_orphan(self.id());
         if let Some(mark) = Mark::after(&leased, token) {
             shared.marks.borrow_mut().insert(self.id().to_owned(), mark);
         }
@@ -680,9 +670,8 @@ impl Session {
     fn decide(&self, head: &Head, intent: Intent, dead: Option<&str>, now: u64, invocation: &str) -> Acquire {
         let config = &self.shared.config;
         let holder = Holder { owner: &config.owner, instance: &self.shared.instance, invocation };
-        let orphans = self.shared.orphans.borrow();
-        let orphan = orphans.iter().find(|(id, _)| id == self.id()).map(|(_, invocation)| invocation.as_str());
-        let orphaned = guard::orphaned_instance(head, holder, orphan, now);
+        let orphan = self.shared.orphan_of(self.id());
+        let orphaned = guard::orphaned_instance(head, holder, orphan.as_deref(), now);
         guard::decide_acquire(head, intent, holder, now, config.lease_ms, dead.or(orphaned))
     }
 

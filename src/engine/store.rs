@@ -169,7 +169,7 @@ pub(crate) struct Shared {
     /// Per session id, the invocation of this store's last begin that failed with its outcome
     /// unknown: its lease may be there, held by nobody (`guard::orphaned_instance`).
     /// A list, not a map: rare and few, and another map type would add its code to the .wasm.
-    pub orphans: RefCell<Vec<(String, String)>>,
+    orphans: RefCell<Vec<(String, String)>>,
     on_event: Option<EventHook>,
     listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
     next_listener: Cell<u64>,
@@ -181,9 +181,35 @@ pub(crate) struct Shared {
     pub migrate: RefCell<Option<Rc<dyn Migrate>>>,
 }
 
+/// How many sessions' orphaned begins a store remembers (`Shared::orphans`), the oldest forgotten
+/// first: an outage that failed begins on many sessions must not grow the store without bound, and
+/// an orphaned lease is of use only until it runs out (`leaseMs`), after which anyone takes it.
+const MAX_ORPHANS: usize = 64;
+
 impl Shared {
     pub fn now(&self) -> u64 {
         self.env.now()
+    }
+
+    /// Remembers that this store's begin of `invocation` on session `id` failed with its outcome
+    /// unknown, in place of an earlier one of the session.
+    pub fn remember_orphan(&self, id: &str, invocation: String) {
+        let mut orphans = self.orphans.borrow_mut();
+        orphans.retain(|(orphaned, _)| orphaned != id);
+        if orphans.len() == MAX_ORPHANS {
+            orphans.remove(0);
+        }
+        orphans.push((id.to_owned(), invocation));
+    }
+
+    /// Forgets session `id`'s orphaned begin (a begin of this store holds its lease now).
+    pub fn forget_orphan(&self, id: &str) {
+        self.orphans.borrow_mut().retain(|(orphaned, _)| orphaned != id);
+    }
+
+    /// The invocation of this store's orphaned begin on session `id`, if any.
+    pub fn orphan_of(&self, id: &str) -> Option<String> {
+        self.orphans.borrow().iter().find(|(orphaned, _)| orphaned == id).map(|(_, invocation)| invocation.clone())
     }
 
     /// Tells the `onEvent` hook of the event `make` builds, built only when there is a hook (most
