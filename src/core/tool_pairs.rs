@@ -16,27 +16,33 @@
 use crate::core::error::CoreError;
 use crate::core::record::Json;
 
-/// Checks that replacing the first `before` of `messages` keeps every tool call with its result: an
-/// id called before the cut and answered after it is a `ValidationError` (path `before`) naming it.
+/// Checks that replacing the first `before` of `messages` keeps every tool call with its result: a
+/// result after the cut whose call is before it is a `ValidationError` (path `before`) naming the id.
+/// A result after the cut answers a call after the cut when one of its id was made before it and
+/// not answered yet, so an id used again by a later turn (models that number their calls `call_0`,
+/// `call_1`... in every reply) pairs turn by turn; any other result of an id called before the cut
+/// is that call's (a result stored again, rewritten, answers the call it answered before).
 pub fn check_cut(messages: &[Json], before: usize) -> Result<(), CoreError> {
     let (below, above) = messages.split_at(before.min(messages.len()));
     // The shorter side first: when it names no ids of its kind (calls below the cut, results above
-    // it), the other side need not be read at all. A cut near the end (a sliding window's) and a cut
-    // of nearly everything (a summary of the whole log) each read a few messages.
-    let (called, answered) = if below.len() <= above.len() {
-        let called = ids_of(below, false);
+    // it that answer no call above it), the other side need not be read at all. Otherwise the other
+    // side's messages are read only where one of those ids may be written: a sliding window's cut of
+    // a tool call and its result, or a summary of all but the last few messages, reads a few.
+    let (called, unanswered) = if below.len() <= above.len() {
+        let called = calls_in(below, None);
         if called.is_empty() {
             return Ok(());
         }
-        (called, ids_of(above, true))
+        let unanswered = results_without_calls(above, Wanted::new(&called).as_ref());
+        (called, unanswered)
     } else {
-        let answered = ids_of(above, true);
-        if answered.is_empty() {
+        let unanswered = results_without_calls(above, None);
+        if unanswered.is_empty() {
             return Ok(());
         }
-        (ids_of(below, false), answered)
+        (calls_in(below, Wanted::new(&unanswered).as_ref()), unanswered)
     };
-    if let Some(id) = answered.into_iter().find(|id| called.contains(id)) {
+    if let Some(id) = unanswered.into_iter().find(|id| called.contains(id)) {
         return Err(CoreError::invalid(
             Some("before"),
             format!(
@@ -48,15 +54,97 @@ pub fn check_cut(messages: &[Json], before: usize) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// The ids the `texts` call, or with `results` the ids they answer, in order. A list, not a set: a
-/// handful of ids, and one less collection type in the .wasm.
-fn ids_of(texts: &[Json], results: bool) -> Vec<String> {
-    let mut ids = Vec::new();
+/// The ids the `texts` call, in order. With `wanted`, only the texts that may hold one of its ids are
+/// read (the others can call none of them). Lists, not sets: a handful of ids, and one less
+/// collection type in the .wasm.
+fn calls_in(texts: &[Json], wanted: Option<&Wanted>) -> Vec<String> {
+    let mut called = Vec::new();
     for text in texts {
-        let (calls, answers) = tool_ids(text);
-        ids.extend(if results { answers } else { calls });
+        if wanted.is_none_or(|wanted| wanted.may_be_in(text)) {
+            called.extend(tool_ids(text).0);
+        }
     }
-    ids
+    called
+}
+
+/// The ids of the results in `texts` that answer no call made before them in `texts` (a message's
+/// results answer calls made before it: its own calls come after them), in order. With `wanted`,
+/// only the texts that may hold one of its ids are read (the others can neither call nor answer one).
+fn results_without_calls(texts: &[Json], wanted: Option<&Wanted>) -> Vec<String> {
+    let mut open: Vec<String> = Vec::new();
+    let mut unanswered = Vec::new();
+    for text in texts {
+        if wanted.is_some_and(|wanted| !wanted.may_be_in(text)) {
+            continue;
+        }
+        let (calls, results) = tool_ids(text);
+        for id in results {
+            // Among the calls of one id, which one a result takes does not matter.
+            match open.iter().position(|call| *call == id) {
+                Some(at) => drop(open.swap_remove(at)),
+                None => unanswered.push(id),
+            }
+        }
+        open.extend(calls);
+    }
+    unanswered
+}
+
+/// Ids looked for in the JSON text of messages, none empty nor with a quote, a backslash or a control
+/// character (those are written escaped, or match everywhere: every text is read for them).
+struct Wanted<'a> {
+    ids: &'a [String],
+    /// The bytes to stop at: the last byte of each id (where an id written as it is ends), and the
+    /// backslash (where an escape starts).
+    anchors: Vec<u8>,
+}
+
+/// Eight copies of the byte 1.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+
+impl<'a> Wanted<'a> {
+    fn new(ids: &'a [String]) -> Option<Wanted<'a>> {
+        let mut anchors = vec![b'\\'];
+        for id in ids {
+            let plain = id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+            let last = *id.as_bytes().last().filter(|_| plain)?;
+            if !anchors.contains(&last) {
+                anchors.push(last);
+            }
+        }
+        Some(Wanted { ids, anchors })
+    }
+
+    /// Whether `text` may hold one of the ids in a JSON string: as it is, or with an escape that the
+    /// reader decodes to such a character (`\u0041`, `\/`, and any `\x` it reads as x). The escapes of
+    /// what the ids cannot hold (`\"`, `\\`, `\n`, `\t`, `\r`, `\b`, `\f`: quotes and line breaks in a
+    /// message's text) do not count. Eight bytes at a step: only a word holding an anchor byte is
+    /// looked at byte by byte (a message of a few hundred bytes costs well under a microsecond).
+    fn may_be_in(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(word) = bytes.get(i..i + 8) {
+            let word = word.try_into().map_or(0, u64::from_le_bytes);
+            // The classic test for a zero byte in `word ^ anchor * ONES` (exact when it says none).
+            let holds = |anchor: &u8| {
+                let x = word ^ (*anchor as u64 * ONES);
+                x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
+            };
+            if self.anchors.iter().any(holds) && (i..i + 8).any(|at| self.found_at(bytes, at)) {
+                return true;
+            }
+            i += 8;
+        }
+        (i..bytes.len()).any(|at| self.found_at(bytes, at))
+    }
+
+    /// Whether an escape starts at `i`, or an id written as it is ends there.
+    fn found_at(&self, bytes: &[u8], i: usize) -> bool {
+        match bytes[i] {
+            b'\\' => !matches!(bytes.get(i + 1), Some(b'"' | b'\\' | b'n' | b't' | b'r' | b'b' | b'f')),
+            _ => self.ids.iter().any(|id| bytes[..=i].ends_with(id.as_bytes())),
+        }
+    }
 }
 
 /// The tool-call ids a message makes and the ids it answers.

@@ -248,6 +248,60 @@ fn ids_with_lone_surrogates_stay_distinct_and_pairs_decode() {
     assert!(check_cut(&all, 3).is_err());
 }
 
+#[test]
+fn a_call_and_its_result_are_matched_however_the_id_is_written_and_whichever_side_is_shorter() {
+    // Each pair: the id as the call writes it, and as the result writes it (JSON escapes decoded).
+    let ids = [
+        ("call_7", "call_7"),
+        ("call_7", "c\\u0061ll_7"),
+        ("c\\u0061ll_7", "call_7"),
+        ("a/b", "a\\/b"),
+        ("q\\\"1", "q\\\"1"),
+        ("q\\\\1", "q\\u005c1"),
+        ("x\\ud800", "x\\ud800"),
+        ("line\\n", "line\\u000a"),
+    ];
+    let filler = r#"{"role":"user","content":"a \"quoted\" call_7 a/b q\\1\nline"}"#;
+    for (called, answered) in ids {
+        let call = format!(r#"{{"tool_calls":[{{"id":"{called}"}}]}}"#);
+        let result = format!(r#"{{"tool_call_id":"{answered}"}}"#);
+        assert_eq!(tool_ids(&call).0, tool_ids(&result).1, "{called} / {answered}: one id");
+        // The call alone below the cut (the results' side read by the calls' ids), then the
+        // result alone after it (the calls' side read by the results' ids).
+        let mut texts = vec![call.clone(), result.clone()];
+        texts.extend(vec![filler.to_owned(); 6]);
+        let mut reversed = vec![filler.to_owned(); 6];
+        reversed.extend([call.clone(), result.clone()]);
+        for (all, cut) in [(texts, 1), (reversed, 7)] {
+            let all: Vec<Json> = all.iter().map(|t| json(t)).collect();
+            assert!(check_cut(&all, cut).is_err(), "{called} / {answered}: a cut at {cut} separates the pair");
+            assert_eq!(check_cut(&all, cut + 1), Ok(()), "{called} / {answered}: a cut after the pair");
+        }
+    }
+}
+
+#[test]
+fn an_id_used_again_by_a_later_turn_pairs_turn_by_turn() {
+    // Some models number their calls in every reply (`call_0`, `call_1`...): the same id comes back.
+    let call = r#"{"tool_calls":[{"id":"call_0"}]}"#;
+    let result = r#"{"tool_call_id":"call_0"}"#;
+    let all = messages(&[call, result, call, result]);
+    for (before, refused) in [(0, false), (1, true), (2, false), (3, true), (4, false)] {
+        assert_eq!(check_cut(&all, before).is_err(), refused, "turn by turn, cut at {before}");
+    }
+    // Two calls of one id before their results: each result answers a call left open.
+    let all = messages(&[call, call, result, result]);
+    for (before, refused) in [(0, false), (1, true), (2, true), (3, true), (4, false)] {
+        assert_eq!(check_cut(&all, before).is_err(), refused, "nested, cut at {before}");
+    }
+    // A result stored again (a sliding window rewrote it in place): it answers the call it answered
+    // before, so a cut between the two results would leave the second without its call.
+    let all = messages(&[call, result, r#""a1""#, result, r#""u2""#]);
+    for (before, refused) in [(0, false), (1, true), (2, true), (3, true), (4, false), (5, false)] {
+        assert_eq!(check_cut(&all, before).is_err(), refused, "stored again, cut at {before}");
+    }
+}
+
 mod property {
     use proptest::prelude::*;
 
@@ -256,27 +310,56 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// Whatever mix of formats, interleaving and unanswered calls: a cut is refused exactly when
-        /// some call is before it and its result at or after it.
+        /// Whatever mix of formats, interleaving, unanswered calls, ids used again once their pair
+        /// is whole, results stored again, and ids written with escapes: a cut is refused exactly
+        /// when some call is before it and one of its results at or after it.
         #[test]
-        fn a_cut_is_refused_exactly_when_it_separates_a_call_from_its_result(steps in proptest::collection::vec((0..3u8, 0..64usize), 1..40)) {
+        fn a_cut_is_refused_exactly_when_it_separates_a_call_from_its_result(steps in proptest::collection::vec((0..4u8, 0..64usize, 0..6usize), 1..40)) {
             let shapes = pairs();
             let mut texts: Vec<String> = Vec::new();
-            let mut open: Vec<(usize, usize, usize)> = Vec::new(); // (pair number, shape, call index)
+            let mut open: Vec<(usize, usize, usize, usize)> = Vec::new(); // (id number, id kind, shape, call index)
             let mut spans: Vec<(usize, usize)> = Vec::new(); // (call index, result index)
-            for (number, (action, pick)) in steps.into_iter().enumerate() {
+            let mut free: Vec<(usize, usize)> = Vec::new(); // ids used again by later calls: (number, kind)
+            let mut answered: Vec<(usize, usize, usize, usize)> = Vec::new(); // pairs whose result may be stored again
+            // Ids as a message may write them: "id-1" is in "id-12"; an id with a slash, a quote or
+            // a backslash; each written as it is or with escapes (`\u0069` for "i", `\/` for "/").
+            let written = |number: usize, kind: usize, escape: usize| -> String {
+                let escaped = |id: String| match escape {
+                    0 => id,
+                    1 => id.replacen('i', "\\u0069", 1),
+                    _ => id.replace('/', "\\/"),
+                };
+                match kind {
+                    0 if number % 2 == 1 => format!("id\\\"q\\\\{number}"),
+                    0 => escaped(format!("id-{number}")),
+                    _ => escaped(format!("id/{number}")),
+                }
+            };
+            for (number, (action, pick, how)) in steps.into_iter().enumerate() {
                 match action {
-                    0 => texts.push(r#"{"role":"user","content":"filler"}"#.to_owned()),
+                    0 => texts.push(r#"{"role":"user","content":"filler \"quoted\"\nid-1 id/2 id-"}"#.to_owned()),
                     1 => {
                         let shape = pick % shapes.len();
                         let (_, call, _, id) = shapes[shape];
-                        texts.push(call.replace(id, &format!("id-{number}")));
-                        open.push((number, shape, texts.len() - 1));
+                        // One call in three uses again the id of a pair already whole.
+                        let (n, kind) = if pick % 3 == 0 && !free.is_empty() { free.remove(pick % free.len()) } else { (number, how / 3) };
+                        texts.push(call.replace(id, &written(n, kind, how % 3)));
+                        open.push((n, kind, shape, texts.len() - 1));
                     }
-                    _ if !open.is_empty() => {
-                        let (pair, shape, at) = open.remove(pick % open.len());
+                    2 if !open.is_empty() => {
+                        let (n, kind, shape, at) = open.remove(pick % open.len());
                         let (_, _, result, id) = shapes[shape];
-                        texts.push(result.replace(id, &format!("id-{pair}")));
+                        // The same id, with escapes of this step's own.
+                        texts.push(result.replace(id, &written(n, kind, how % 3)));
+                        spans.push((at, texts.len() - 1));
+                        // An id is either used again by a later call, or has its result stored again.
+                        if n % 3 == 0 { answered.push((n, kind, shape, at)) } else { free.push((n, kind)) }
+                    }
+                    3 if !answered.is_empty() => {
+                        // A result stored again (rewritten): it answers the same call.
+                        let (n, kind, shape, at) = answered[pick % answered.len()];
+                        let (_, _, result, id) = shapes[shape];
+                        texts.push(result.replace(id, &written(n, kind, how % 3)));
                         spans.push((at, texts.len() - 1));
                     }
                     _ => {}

@@ -805,6 +805,33 @@ for (const setup of SETUPS) {
       await inv.abort();
     });
 
+    test("tool pairs: an id that a later turn uses again (call_0 in every reply) pairs turn by turn: a cut between the turns is fine, a cut inside either pair is refused", async () => {
+      const { writer } = await setup.stores();
+      const call = (id) => ({ role: "assistant", content: null, tool_calls: [{ id, type: "function", function: { name: "f", arguments: "{}" } }] });
+      const result = (id, n) => ({ role: "tool", tool_call_id: id, content: `r${n}` });
+      const log = [call("call_0"), result("call_0", 1), call("call_0"), result("call_0", 2)];
+      const session = await writer.open("ids-used-again");
+      await session.invoke((inv) => {
+        for (const m of log) inv.appendMessage(m);
+      });
+      for (const before of [1, 3]) {
+        const inv = await session.begin();
+        const error = thrown(() => inv.compact({ before, summary: [] }), `cut at ${before}, inside a pair`);
+        assertPathBefore(error, `cut at ${before}`);
+        assert.ok(error.message.includes('"call_0"'), `the message names the call: ${error.message}`);
+        assert.deepEqual(plain(inv.messages()), plain(log), `cut at ${before}: nothing staged`);
+        await inv.abort();
+      }
+      const inv = await session.begin();
+      try {
+        inv.compact({ before: 2, summary: [] });
+      } catch (error) {
+        assert.fail(`a cut between two turns that both call "call_0" was refused: ${error.message}`);
+      }
+      await inv.commit();
+      assert.deepEqual(plain((await session.refresh()).messages()), plain(log.slice(2)));
+    });
+
     // ------------------------------------------------------------------ bad input
     test("bad before: negative, non-integer, not a number, missing or past the message count is a ValidationError with path \"before\"; nothing staged", async () => {
       const { writer } = await setup.stores();

@@ -94,8 +94,12 @@ import { gzipSync } from "node:zlib";
 // compact() of 2 messages before 38 went from 19.3 µs, 14.4-15.2 on fccdd27, to 7.6-8.6).
 // 227,767 with a store's orphaned begins kept behind three methods of its shared state, where three
 // places of the begin handled the list (+0.1 KB).
-// Budget: 228,000.
-const BUDGET_GZIPPED = 228_000;
+// 228,628 with the tool-pair rule pairing each result after the cut with the calls after it (an id a
+// later turn uses again no longer blocks a cut between the turns) and reading the longer side of the
+// cut only in the messages that may write an id of the shorter one, eight bytes a step (+0.9 KB; a
+// sliding window's cut of a tool pair of 40 messages went from 78.9 to 21.8 µs, bench/compact-cut.mjs).
+// Budget: 229,000.
+const BUDGET_GZIPPED = 229_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
