@@ -11,9 +11,10 @@ export function importFromBuild(build, path) {
 /** How a build is named in printed results. */
 export const buildName = (build) => (build === "." ? "js/" : `js-${build}`);
 
-/** The builds named on the command line; throws the usage when there are none. */
+/** The builds named on the command line (options, `--name`, are not builds); throws the usage when
+ * there are none. */
 export function buildsFromArgs(script) {
-  const builds = process.argv.slice(2);
+  const builds = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
   if (builds.length === 0) {
     throw new Error(`usage: node ${script} BUILD... (a name under test-results/js-NAME, or .)`);
   }

@@ -3,14 +3,16 @@
 // InMemoryStorage, in one Node process, interleaved turn by turn in a rotating order; prints the medians
 // and their ratios to SessionManager. Each argument names a build (bench/builds.mjs): a copy of that
 // build's js/ under test-results/js-NAME, or "." for this checkout's js/.
+// With --tools, the model calls a tool once a turn before it answers (strands-agent.mjs toolAgentWith).
 // Usage: node bench/frameworks/strands-ab.mjs a .      (test-results/js-a against js/)
 import { SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { buildName, buildsFromArgs, importFromBuild, printMedians } from "../builds.mjs";
-import { agentWith, prompt } from "./strands-agent.mjs";
+import { agentWith as plainAgentWith, prompt, toolAgentWith } from "./strands-agent.mjs";
 
 const TURNS = 2000;
 const WARMUP = 200;
+const agentWith = process.argv.includes("--tools") ? toolAgentWith : plainAgentWith;
 
 const impls = [
   { name: "SessionManager", agent: agentWith({ sessionManager: new SessionManager({ storage: new InMemoryStorage(), sessionId: "bench" }) }) },

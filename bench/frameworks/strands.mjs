@@ -6,14 +6,17 @@
 // log cost, without anything the manager adds). Turns are interleaved round-robin, so drift
 // and GC fall on every implementation alike. Prints a markdown table, the command and the date.
 //
-// Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30] [--json=path]
+// With --tools, the model calls a tool once a turn before it answers (4 messages a turn: the sliding
+// window trims whole tool calls and their results).
+//
+// Run: node bench/frameworks/strands.mjs [--turns=500] [--warmup=30] [--tools] [--json=path]
 import { performance } from "node:perf_hooks";
 import { AfterInvocationEvent, BeforeInvocationEvent, MessageAddedEvent, SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore } from "agent-session";
 import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
 import { jsonPath, writeJson } from "../json.mjs";
-import { agentWith, prompt } from "./strands-agent.mjs";
+import { agentWith as plainAgentWith, prompt, toolAgentWith } from "./strands-agent.mjs";
 
 const arg = (name, fallback) => {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -21,6 +24,8 @@ const arg = (name, fallback) => {
 };
 const TURNS = arg("turns", 500);
 const WARMUP = arg("warmup", 30);
+const TOOLS = process.argv.includes("--tools");
+const agentWith = TOOLS ? toolAgentWith : plainAgentWith;
 
 
 /** agent-session alone: one invocation per agent invocation holding the messages it added, nothing
@@ -114,7 +119,7 @@ const raw = impls.map((impl) => {
   return { name: impl.name, medianMs: m, p90Ms: quantile(impl.times, 0.9), meanMs: impl.times.reduce((a, b) => a + b, 0) / impl.times.length, vsSessionManager: m / baseline, minusNoPersistenceMs: m - floor };
 });
 const printed = `Strands turn cost: ${TURNS} scripted agent.invoke() turns per implementation (after ${WARMUP} warm-up turns),
-interleaved; ~200-byte prompt and answer; the default SlidingWindowConversationManager (40 messages:
+interleaved; ~200-byte prompt and answer${TOOLS ? ", a tool call (~150-byte input) and its ~150-byte result before the answer" : ""}; the default SlidingWindowConversationManager (40 messages:
 context ${messages} messages at the end, agent-session log ${session.messages({ agent: "agent" }).length} messages).
 @strands-agents/sdk 1.19.0, Node ${process.version}, ${process.platform}/${process.arch}.
 
@@ -128,7 +133,9 @@ Command: \`node bench/frameworks/strands.mjs${process.argv.slice(2).map((a) => `
 Date: ${new Date().toISOString()}`;
 console.log(printed);
 writeJson(jsonPath(), import.meta.url, {
-  name: "strands", title: "Strands: one agent.invoke() turn, AgentSessionManager vs SessionManager + InMemoryStorage", markdown: printed,
+  name: TOOLS ? "strands-tools" : "strands",
+  title: `Strands: one agent.invoke() turn${TOOLS ? " with a tool call" : ""}, AgentSessionManager vs SessionManager + InMemoryStorage`,
+  markdown: printed,
   data: { turns: TURNS, warmup: WARMUP, invocationsPerTurn: counts.invocations / (WARMUP + TURNS), rows: raw },
 });
 
