@@ -1,6 +1,7 @@
 // toJsonText (js/json.js) of this checkout against another copy of json.js (with its errors.js beside
 // it), interleaved in one process: a 440-byte state value, a message, a LangGraph channel blob and
-// checkpoint record, a number and 40 messages; 4 timed rounds of each after 2 untimed, the order
+// checkpoint record, a number, 40 messages, and a Strands stream event (a class whose toJSON gives
+// plain data, as inv.emit gets it from the Strands drop-in); 4 timed rounds of each after 2 untimed, the order
 // alternating. Usage: node bench/json-ab.mjs path/to/other/json.js   (not part of scripts/bench)
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
@@ -16,6 +17,14 @@ const values = {
   "checkpoint record": { id: "1ef-abc", p: "1ef-abd", ts: "2026-12-03T00:00:00Z", v: { a: "00001.0.1", b: "00002.0.2", c: "00003.0.3" }, s: { __start__: { __start__: "00001" } }, n: [], m: { source: "loop", step: 3, parents: {} } },
   number: 42,
   "40 messages": Array.from({ length: 40 }, (_, i) => msg(i)),
+  "Strands stream event (toJSON)": new (class ModelStreamUpdateEvent {
+    type = "modelStreamUpdateEvent";
+    agent = { messages: Array.from({ length: 40 }, (_, i) => msg(i)) };
+    event = { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: "a".repeat(200) } };
+    toJSON() {
+      return { type: this.type, event: this.event };
+    }
+  })(),
 };
 console.log("| value | other (µs) | this (µs) | this / other |\n| --- | ---: | ---: | ---: |");
 for (const [name, value] of Object.entries(values)) {

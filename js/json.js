@@ -195,7 +195,14 @@ export function toJsonText(value, path, key) {
     // Plain data (what is nearly always passed) is checked by a walk that copies nothing, and then
     // written by JSON.stringify without a replacer, which V8 serializes several times faster than
     // with one; anything else goes through the replacer, which sees values after toJSON.
-    text = isPlain(value, []) ? JSON.stringify(value) : JSON.stringify(value, plainOnly());
+    if (isPlain(value, [])) text = JSON.stringify(value);
+    else {
+      // An object with a toJSON (a framework's event class) is written as its result, as
+      // JSON.stringify writes it; when that result is plain data, without the replacer. Otherwise
+      // the replacer's path writes the object (calling its toJSON again).
+      const own = value !== null && typeof value === "object" && typeof value.toJSON === "function" ? value.toJSON("") : value;
+      text = own !== value && isPlain(own, []) ? JSON.stringify(own) : JSON.stringify(value, plainOnly());
+    }
   } catch {
     text = undefined;
   }

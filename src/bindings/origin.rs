@@ -99,8 +99,9 @@ impl OriginLink {
     }
 }
 
-/// A store collected without `close()` leaves the channel: its callback goes with it, and the realm's
-/// other stores must not meet it (js/web.js also drops a member whose callback throws).
+/// A store collected without `close()`, once its sessions and invocations are collected too, leaves the
+/// channel: its callback goes with it, and the realm's other stores must not meet it (js/web.js also
+/// drops a member whose callback throws).
 impl Drop for OriginLink {
     fn drop(&mut self) {
         close_channel(&self.channel);

@@ -10,6 +10,7 @@ use crate::bindings::convert::{to_count, to_json_within, to_name, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
+use crate::bindings::origin::OriginLink;
 use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, session_state, state_object};
 use crate::bindings::store::{call_listener, change_object};
@@ -22,16 +23,19 @@ use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, Se
 pub struct JsSession {
     pub(crate) inner: Rc<Session>,
     pub(crate) store: SessionStore,
+    /// The store's tie to the other realms (IndexedDB): kept while any handle of its sessions or
+    /// invocations is, so that a session whose store object was dropped still hears their commits.
+    pub(crate) link: Option<Rc<OriginLink>>,
 }
 
 impl JsSession {
-    pub fn new(inner: Rc<Session>, store: SessionStore) -> JsSession {
-        JsSession { inner, store }
+    pub fn new(inner: Rc<Session>, store: SessionStore, link: Option<Rc<OriginLink>>) -> JsSession {
+        JsSession { inner, store, link }
     }
 
     /// Another handle on the same session (what `invocation.session` returns).
     pub fn handle(&self) -> JsSession {
-        JsSession { inner: self.inner.clone(), store: self.store.clone() }
+        JsSession { inner: self.inner.clone(), store: self.store.clone(), link: self.link.clone() }
     }
 }
 
@@ -291,7 +295,7 @@ impl JsSession {
             let at = version_option(&options, "at")?;
             crate::bindings::heap_room()?;
             let fork = handle.inner.fork(&handle.store, id, at).await?;
-            Ok(JsSession::new(fork, handle.store.clone()).into())
+            Ok(JsSession::new(fork, handle.store.clone(), handle.link.clone()).into())
         })
     }
 

@@ -20,8 +20,8 @@ use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, Seale
 #[wasm_bindgen(js_name = SessionStore)]
 pub struct JsSessionStore {
     pub(crate) inner: SessionStore,
-    /// The Web Lock and BroadcastChannel of a browser-shared backend (IndexedDB).
-    link: Option<OriginLink>,
+    /// The BroadcastChannel of a browser-shared backend (IndexedDB), shared with the store's sessions.
+    pub(crate) link: Option<Rc<OriginLink>>,
 }
 
 fn set(object: &Object, key: &str, value: JsValue) {
@@ -203,7 +203,7 @@ impl JsSessionStore {
             let prefix = format!("agent-session/{database}/");
             let mut store =
                 build(Rc::new(backend), &options, &["database", "durability"], Some(prefix.clone()), false)?;
-            store.link = Some(OriginLink::connect(&store.inner, &prefix));
+            store.link = Some(Rc::new(OriginLink::connect(&store.inner, &prefix)));
             Ok(store.into())
         })
     }
@@ -250,6 +250,7 @@ impl JsSessionStore {
 
     pub fn open(&self, id: JsValue, options: JsValue) -> Promise {
         let store = self.inner.clone();
+        let link = self.link.clone();
         promise(async move {
             let id = match to_optional_name(&id, "a session id")? {
                 Some(id) => id,
@@ -265,7 +266,7 @@ impl JsSessionStore {
             };
             crate::bindings::heap_room()?;
             let session = store.open(&id, open).await?;
-            Ok(JsSession::new(session, store).into())
+            Ok(JsSession::new(session, store, link).into())
         })
     }
 

@@ -264,13 +264,14 @@ impl JsSessionStore {
     /// Writes an export as a new session (under `options.id` when given).
     pub fn import(&self, data: JsValue, options: JsValue) -> js_sys::Promise {
         let store = self.inner.clone();
+        let link = self.link.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
             let id = options.name("id", "options.id")?;
             let export = export_of(data, &store.config().limits)?;
             crate::bindings::heap_room()?;
             let session = store.import(export, id).await?;
-            Ok(JsSession::new(session, store).into())
+            Ok(JsSession::new(session, store, link).into())
         })
     }
 }

@@ -142,7 +142,10 @@ impl<'a> Wanted<'a> {
     fn found_at(&self, bytes: &[u8], i: usize) -> bool {
         match bytes[i] {
             b'\\' => !matches!(bytes.get(i + 1), Some(b'"' | b'\\' | b'n' | b't' | b'r' | b'b' | b'f')),
-            _ => self.ids.iter().any(|id| bytes[..=i].ends_with(id.as_bytes())),
+            // (The last byte first: a comparison call only where an id may end.)
+            byte => {
+                self.ids.iter().any(|id| id.as_bytes().last() == Some(&byte) && bytes[..=i].ends_with(id.as_bytes()))
+            }
         }
     }
 }

@@ -86,3 +86,30 @@ test("stores collected without close() leave the commit channel and their Web Lo
   assert.ok((await locksHeld()) - before <= 1, `Web Locks held: ${before} before, ${await locksHeld()} after`);
   assert.deepEqual(page.errors.map(String), []);
 });
+
+// A session whose store object the page dropped (only the session kept: `(await SessionStore.indexedDb()).open(id)`):
+// the store, once collected, left the commit channel, and the session heard no other store's commit
+// until it refreshed or began. The store's tie to the channel now lives as long as one of its sessions.
+test("a session whose store was dropped without close() still hears the commits of other stores once the store is collected", async () => {
+  const database = `kept-session-${Date.now()}`;
+  await page.evaluate(async (database) => {
+    window.kept = await (await window.lib.SessionStore.indexedDb({ database, owner: "K" })).open("k");
+    window.keptChanges = [];
+    window.kept.onChange((change) => window.keptChanges.push(change.version));
+  }, database);
+  await collectGarbage();
+  const seen = await page.evaluate(async (database) => {
+    const writer = await window.lib.SessionStore.indexedDb({ database, owner: "W" });
+    const session = await writer.open("k");
+    for (let i = 0; i < 3; i++) await session.invoke((inv) => inv.appendMessage(i));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await writer.close();
+    const seen = { changes: window.keptChanges, version: window.kept.version, messages: window.kept.messages() };
+    window.kept = undefined;
+    return seen;
+  }, database);
+  assert.deepEqual(seen.changes, [1, 2, 3], "the kept session heard each commit");
+  assert.equal(seen.version, 3);
+  assert.deepEqual(seen.messages, [0, 1, 2]);
+  assert.deepEqual(page.errors.map(String), []);
+});

@@ -44,6 +44,35 @@ suite("values: JSON semantics", () => {
     assert.equal(Object.hasOwn(session.state().sparse, "a"), false);
   });
 
+  test("an object whose toJSON gives plain data (a framework's event class) is stored as that data, its toJSON called once a write; a toJSON giving what is not plain goes the checked way", async () => {
+    const { session, inv } = await openInvocation();
+    let calls = 0;
+    class StreamEvent {
+      type = "modelStreamUpdateEvent";
+      agent = { messages: ["not", "stored"] };
+      constructor(text) {
+        this.event = { type: "delta", text };
+      }
+      toJSON(key) {
+        calls++;
+        return { type: this.type, event: this.event, key };
+      }
+    }
+    inv.appendMessage(new StreamEvent("a"));
+    inv.setState("event", new StreamEvent("b"));
+    inv.emit(new StreamEvent("c"));
+    assert.equal(calls, 3, "toJSON once a write");
+    // toJSON's result holding a class instance, or a Map: as JSON.stringify writes it, or refused.
+    inv.setState("nested", { toJSON: () => ({ at: new Date(Date.UTC(2021, 0, 1)), point: new (class { x = 1; })() }) });
+    const error = thrown(() => inv.setState("map", { toJSON: () => ({ m: new Map([["a", 1]]) }) }));
+    assertError(error, ValidationError, "INVALID_INPUT", "a Map in what toJSON gives");
+    await inv.commit();
+    assert.deepEqual(plain(session.messages()[0]), { type: "modelStreamUpdateEvent", event: { type: "delta", text: "a" }, key: "" });
+    assert.deepEqual(plain(session.state().event), { type: "modelStreamUpdateEvent", event: { type: "delta", text: "b" }, key: "" });
+    assert.deepEqual(plain(session.state().nested), { at: "2021-01-01T00:00:00.000Z", point: { x: 1 } });
+    assert.equal(Object.hasOwn(session.state(), "map"), false);
+  });
+
   test("values JSON carries are stored as JSON.stringify writes them: boxed primitives, typed arrays, a toJSON that is not a function, undefined properties, a toJSON deep inside", async () => {
     const { session, inv } = await openInvocation();
     const values = [
