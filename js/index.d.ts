@@ -194,6 +194,9 @@ export interface CacheUsage {
 
 /** Options of `SessionStore.indexedDb`. */
 export interface IndexedDbStoreOptions extends StoreOptions {
+  /** The IndexedDB database of the store's records (one of its own). A database of that name that
+   * something else made (without the object store "records") is a `ValidationError` (path
+   * `options.database`); nothing is written to it. */
   database?: string;
   durability?: "relaxed" | "strict";
 }

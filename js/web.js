@@ -301,7 +301,9 @@ export function newAbortController() {
 /**
  * A promise of the database `name`: an existing one opened at whatever version it has (another tab
  * may have upgraded it), a new one created at version 1 with the object store `records` and its
- * non-unique index `index` on `keyPath`. It rejects with the request's error (or what `open` threw).
+ * non-unique index `index` on `keyPath`; null (the connection closed) for an existing database
+ * without `records`, which something else made. It rejects with the request's error (or what `open`
+ * threw).
  */
 export function openDatabase(factory, name, records, index, keyPath) {
   return new Promise((resolve, reject) => {
@@ -310,7 +312,12 @@ export function openDatabase(factory, name, records, index, keyPath) {
       // Version 1 is the only schema: upgrading means creating it from nothing.
       request.result.createObjectStore(records).createIndex(index, keyPath, { unique: false });
     };
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => {
+      const db = request.result;
+      if (db.objectStoreNames.contains(records)) return resolve(db);
+      db.close();
+      resolve(null);
+    };
     request.onerror = () => reject(request.error);
   });
 }

@@ -78,6 +78,9 @@ fn store(error: StoreError) -> JsValue {
         StoreError::HeapFull { in_use, limit } => {
             return make_error("LIMIT_EXCEEDED", &error.to_string(), &limit_fields(*limit, *in_use));
         }
+        StoreError::Foreign { .. } => {
+            return make_error(error.code(), &error.to_string(), &fields(&[("path", "options.database".into())]));
+        }
         _ => {}
     }
     let cause = match &error {

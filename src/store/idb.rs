@@ -321,7 +321,11 @@ impl IdbStore {
         // No version: a new database is created at version 1 (its store and index made as it is
         // upgraded), an existing one is opened at whatever version another tab upgraded it to.
         let opening = open_database(&factory()?, &self.name, RECORDS, EXPIRY_INDEX, "x");
-        let db: IdbDatabase = JsFuture::from(opening).await.map_err(|e| backend("open failed", e))?.unchecked_into();
+        let opened = JsFuture::from(opening).await.map_err(|e| backend("open failed", e))?;
+        if opened.is_null() {
+            return Err(StoreError::Foreign { database: self.name.clone(), store: RECORDS });
+        }
+        let db: IdbDatabase = opened.unchecked_into();
         // Another tab upgrading, or the browser closing the connection: close ours and reopen later.
         let stale = self.stale.clone();
         let closing = db.clone();

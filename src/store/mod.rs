@@ -186,6 +186,10 @@ pub enum StoreError {
     /// The backend failed or rejected; `cause` is the backend's own error value (a `JsValue` on wasm).
     #[error("the backing store failed: {message}")]
     Backend { message: String, cause: Option<Rc<dyn Any>> },
+    /// The database named in the options exists and is not one of ours (IndexedDB: it has no object
+    /// store `store`); nothing was written to it.
+    #[error("the IndexedDB database \"{database}\" exists and has no \"{store}\" object store: something else made it; pass another name as options.database (agent-session keeps its records in a database of its own)")]
+    Foreign { database: String, store: &'static str },
     /// A stored record is incomplete or inconsistent (a chunk of it is missing); names the key.
     #[error("stored record \"{key}\" is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
@@ -218,6 +222,7 @@ impl StoreError {
                 "LIMIT_EXCEEDED"
             }
             StoreError::Backend { .. } | StoreError::Contended { .. } => "STORAGE",
+            StoreError::Foreign { .. } => "INVALID_INPUT",
         }
     }
 

@@ -1148,3 +1148,52 @@ test("begin(), commit() and checkpoint() open their readwrite transaction and is
     assert.deepEqual(seen.messages, [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
   });
 });
+
+test("a database of the same name that something else made (no \"records\" object store) is a ValidationError naming options.database at SessionStore.indexedDb(); that database is left as it was", { timeout: 60000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const page = await openTab(tabs, "tab");
+    const result = await inTab(page, async ({ lib }, database) => {
+      const made = () =>
+        new Promise((resolve, reject) => {
+          const request = indexedDB.open(database, 3);
+          request.onupgradeneeded = () => request.result.createObjectStore("theirs").put("kept", "k");
+          request.onsuccess = () => {
+            request.result.close();
+            resolve();
+          };
+          request.onerror = () => reject(request.error);
+        });
+      await made();
+      const out = {};
+      try {
+        await lib.SessionStore.indexedDb({ database });
+        out.opened = true;
+      } catch (error) {
+        out.isValidation = error instanceof lib.ValidationError;
+        Object.assign(out, { code: error.code, path: error.path, message: error.message });
+      }
+      // Their database: the same version, object stores and value.
+      out.theirs = await new Promise((resolve, reject) => {
+        const request = indexedDB.open(database);
+        request.onsuccess = () => {
+          const db = request.result;
+          const get = db.transaction("theirs").objectStore("theirs").get("k");
+          get.onsuccess = () => {
+            resolve({ version: db.version, stores: [...db.objectStoreNames], value: get.result });
+            db.close();
+          };
+          get.onerror = () => reject(get.error);
+        };
+        request.onerror = () => reject(request.error);
+      });
+      return out;
+    }, database);
+    assert.equal(result.opened, undefined, "the store did not open");
+    assert.equal(result.isValidation, true, JSON.stringify(result));
+    assert.equal(result.code, "INVALID_INPUT");
+    assert.equal(result.path, "options.database");
+    assert.match(result.message, /exists and has no "records" object store/);
+    assert.match(result.message, /pass another name as options\.database/);
+    assert.deepEqual(result.theirs, { version: 3, stores: ["theirs"], value: "kept" });
+  });
+});

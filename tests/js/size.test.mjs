@@ -100,8 +100,10 @@ import { gzipSync } from "node:zlib";
 // sliding window's cut of a tool pair of 40 messages went from 78.9 to 21.8 µs, bench/compact-cut.mjs).
 // 228,807 with a session and its invocations keeping their store's place on the commit channel (a
 // store object collected left it), and the tool-pair scan comparing an id only where it may end (+0.2 KB).
-// Budget: 229,000.
-const BUDGET_GZIPPED = 229_000;
+// 229,014 with an IndexedDB database that something else made refused as a ValidationError at the
+// store's creation, where its first transaction failed with a StorageError (+0.2 KB).
+// Budget: 229,500.
+const BUDGET_GZIPPED = 229_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
