@@ -8,11 +8,11 @@
 import { SessionManager } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { buildName, buildsFromArgs, importFromBuild, printMedians } from "../builds.mjs";
-import { agentWith as plainAgentWith, prompt, toolAgentWith } from "./strands-agent.mjs";
+import { agentMakerFromArgs, prompt } from "./strands-agent.mjs";
 
 const TURNS = 2000;
 const WARMUP = 200;
-const agentWith = process.argv.includes("--tools") ? toolAgentWith : plainAgentWith;
+const agentWith = agentMakerFromArgs();
 
 const impls = [
   { name: "SessionManager", agent: agentWith({ sessionManager: new SessionManager({ storage: new InMemoryStorage(), sessionId: "bench" }) }) },

@@ -59,3 +59,6 @@ const lookup = tool({
 
 /** An Agent on the tool-calling model (a tool call and its result every turn), with `more` of Agent's options. */
 export const toolAgentWith = (more) => new Agent({ model: new ToolCallingModel(), tools: [lookup], printer: false, ...more });
+
+/** The agent maker a benchmark's command line asks for: toolAgentWith with `--tools`, else agentWith. */
+export const agentMakerFromArgs = () => (process.argv.includes("--tools") ? toolAgentWith : agentWith);

@@ -16,7 +16,7 @@ import { InMemoryStorage } from "@strands-agents/sdk/storage";
 import { SessionStore } from "agent-session";
 import { AgentSessionManager, AgentSessionStorage } from "agent-session/strands";
 import { jsonPath, writeJson } from "../json.mjs";
-import { agentWith as plainAgentWith, prompt, toolAgentWith } from "./strands-agent.mjs";
+import { agentMakerFromArgs, prompt } from "./strands-agent.mjs";
 
 const arg = (name, fallback) => {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -25,7 +25,7 @@ const arg = (name, fallback) => {
 const TURNS = arg("turns", 500);
 const WARMUP = arg("warmup", 30);
 const TOOLS = process.argv.includes("--tools");
-const agentWith = TOOLS ? toolAgentWith : plainAgentWith;
+const agentWith = agentMakerFromArgs();
 
 
 /** agent-session alone: one invocation per agent invocation holding the messages it added, nothing

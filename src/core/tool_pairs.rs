@@ -60,7 +60,7 @@ pub fn check_cut(messages: &[Json], before: usize) -> Result<(), CoreError> {
 fn calls_in(texts: &[Json], wanted: Option<&Wanted>) -> Vec<String> {
     let mut called = Vec::new();
     for text in texts {
-        if wanted.is_none_or(|wanted| wanted.may_be_in(text)) {
+        if may_be_read(wanted, text) {
             called.extend(tool_ids(text).0);
         }
     }
@@ -74,7 +74,7 @@ fn results_without_calls(texts: &[Json], wanted: Option<&Wanted>) -> Vec<String>
     let mut open: Vec<String> = Vec::new();
     let mut unanswered = Vec::new();
     for text in texts {
-        if wanted.is_some_and(|wanted| !wanted.may_be_in(text)) {
+        if !may_be_read(wanted, text) {
             continue;
         }
         let (calls, results) = tool_ids(text);
@@ -88,6 +88,11 @@ fn results_without_calls(texts: &[Json], wanted: Option<&Wanted>) -> Vec<String>
         open.extend(calls);
     }
     unanswered
+}
+
+/// Whether `text` is to be read: always without `wanted`, else when it may hold one of its ids.
+fn may_be_read(wanted: Option<&Wanted>, text: &str) -> bool {
+    wanted.is_none_or(|wanted| wanted.may_be_in(text))
 }
 
 /// Ids looked for in the JSON text of messages, none empty nor with a quote, a backslash or a control
