@@ -1,7 +1,7 @@
 // toJsonText (js/json.js) of this checkout against another copy of json.js (with its errors.js beside
 // it), interleaved in one process: a 440-byte state value, a message, a LangGraph channel blob and
 // checkpoint record, a number, 40 messages, and a Strands stream event (a class whose toJSON gives
-// plain data, as inv.emit gets it from the Strands drop-in); 4 timed rounds of each after 2 untimed, the order
+// plain data, as inv.emit gets it from the Strands drop-in; and one whose data holds a class instance); 4 timed rounds of each after 2 untimed, the order
 // alternating. Usage: node bench/json-ab.mjs path/to/other/json.js   (not part of scripts/bench)
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
@@ -21,6 +21,18 @@ const values = {
     type = "modelStreamUpdateEvent";
     agent = { messages: Array.from({ length: 40 }, (_, i) => msg(i)) };
     event = { type: "modelContentBlockDeltaEvent", delta: { type: "textDelta", text: "a".repeat(200) } };
+    toJSON() {
+      return { type: this.type, event: this.event };
+    }
+  })(),
+  // As Strands 1.19 sends it: the model's event inside is an instance of its own class too.
+  "Strands stream event, class inside": new (class ModelStreamUpdateEvent {
+    type = "modelStreamUpdateEvent";
+    event = new (class ModelContentBlockDeltaEvent {
+      type = "modelContentBlockDeltaEvent";
+      contentBlockIndex = 0;
+      delta = { type: "textDelta", text: "a".repeat(200) };
+    })();
     toJSON() {
       return { type: this.type, event: this.event };
     }

@@ -34,7 +34,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * `toJSON()` (a `Date` is stored as its ISO string). A `ValidationError` naming the path refuses what
  * JSON cannot carry: functions, symbols, BigInts, `NaN`/`Infinity`, cycles, and the built-in objects
  * `JSON.stringify` writes as `{}` (a `Map`, `Set`, `ArrayBuffer`, `DataView`, `RegExp`, `Error`,
- * `Promise`, `WeakMap`, `WeakSet`, `WeakRef`): convert them first.
+ * `Promise`, `WeakMap`, `WeakSet`, `WeakRef`, from this realm or another, such as an iframe's): convert
+ * them first.
  */
 export type JsonInput =
   | Json

@@ -27,17 +27,19 @@ function pathOf(at) {
  * drops, writing `{}` (a Map's or a Set's entries, an ArrayBuffer's bytes, a RegExp's pattern, an
  * Error's message). Other objects are written as JSON.stringify writes them (a class instance as its
  * own enumerable properties, a typed array as an object of index keys: API.md "Values follow JSON").
+ * An object of another realm (an iframe's, a worker's `vm` context's) is no `instanceof` of this
+ * realm's classes: its kind is read from its built-in tag and confirmed by a brand check.
  */
 function lossy(value) {
-  if (value instanceof Number) {
-    const number = value.valueOf();
-    return Number.isFinite(number) ? undefined : `is a Number object of ${number}, which JSON cannot represent`;
-  }
-  if (typeof BigInt === "function" && value instanceof BigInt) return "is a BigInt object; convert it to a string or number first";
+  if (!(value instanceof Object)) return lossyForeign(value);
+  if (value instanceof Number) return lossyNumber(value.valueOf());
+  if (typeof BigInt === "function" && value instanceof BigInt) return BIGINT;
   for (const [type, why] of DROPPED) if (typeof type === "function" && value instanceof type) return why;
   return undefined;
 }
 
+const lossyNumber = (number) => (Number.isFinite(number) ? undefined : `is a Number object of ${number}, which JSON cannot represent`);
+const BIGINT = "is a BigInt object; convert it to a string or number first";
 const BINARY = "is binary data, which JSON writes as {} (its bytes lost); store it as a base64 string or an array of numbers";
 const dropped = (what) => `is ${what}, which JSON writes as {}; store what you need of it as plain data`;
 
@@ -55,6 +57,67 @@ const DROPPED = [
   [globalThis.RegExp, dropped("a RegExp")],
   [globalThis.Error, dropped("an Error")],
 ];
+
+/** `read()`, or `fallback` when it throws (a getter or a proxy trap of the caller's, a failed brand check). */
+function orElse(read, fallback) {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}
+
+const has = (type) => (value) => (type.prototype.has.call(value), true);
+const gets = (type, name) => (value) => (Object.getOwnPropertyDescriptor(type.prototype, name).get.call(value), true);
+
+/**
+ * Per kind of DROPPED, how to confirm that an object of another realm whose built-in tag names it is
+ * one: its built-in methods and getters work on a value of any realm and throw unless it has that
+ * kind's internal slots. An Error's tag comes from its slot unless a Symbol.toStringTag says otherwise;
+ * no check reads a Promise without side effects, so one with a then() is taken for one.
+ */
+const BRANDS = {
+  Map: has(Map),
+  Set: has(Set),
+  ArrayBuffer: gets(ArrayBuffer, "byteLength"),
+  SharedArrayBuffer: (value) => gets(SharedArrayBuffer, "byteLength")(value),
+  DataView: gets(DataView, "byteLength"),
+  WeakMap: has(WeakMap),
+  WeakSet: has(WeakSet),
+  WeakRef: (value) => (WeakRef.prototype.deref.call(value), true),
+  Promise: (value) => typeof value.then === "function",
+  RegExp: gets(RegExp, "global"),
+  Error: (value) => value[Symbol.toStringTag] === undefined,
+};
+
+/** lossy() for an object that is no `instanceof Object` here: another realm's, or one without prototype. */
+function lossyForeign(value) {
+  const tag = tagOf(value);
+  if (tag === "Number") {
+    const number = orElse(() => Number.prototype.valueOf.call(value), 0);
+    return lossyNumber(number);
+  }
+  if (tag === "BigInt") return orElse(() => (BigInt.prototype.valueOf.call(value), BIGINT), undefined);
+  const confirm = Object.hasOwn(BRANDS, tag) ? BRANDS[tag] : undefined;
+  if (confirm === undefined || !orElse(() => confirm(value), false)) return undefined;
+  return DROPPED.find(([type]) => type?.name === tag)?.[1];
+}
+
+/** The primitive a boxed number, string or boolean of any realm holds (JSON.stringify writes that), or `value`. */
+function unboxed(value) {
+  if (value instanceof Object) {
+    return value instanceof Number || value instanceof String || value instanceof Boolean ? value.valueOf() : value;
+  }
+  const type = Object.hasOwn(BOXES, tagOf(value)) ? BOXES[tagOf(value)] : undefined;
+  return type === undefined ? value : orElse(() => type.prototype.valueOf.call(value), value);
+}
+
+const BOXES = { Number, String, Boolean };
+
+/** The built-in tag Object.prototype.toString gives `value` ("Map" for a Map of any realm); "" when reading it throws. */
+function tagOf(value) {
+  return orElse(() => Object.prototype.toString.call(value).slice(8, -1), "");
+}
 
 function normalize(value, key, at, ancestors, depth) {
   try {
@@ -88,7 +151,8 @@ function normalize(value, key, at, ancestors, depth) {
     throw fail(at, "cannot be read", cause);
   }
   if (why !== undefined) throw fail(at, why);
-  if (value instanceof Number || value instanceof String || value instanceof Boolean) return value.valueOf();
+  const primitive = unboxed(value);
+  if (primitive !== value) return primitive;
   if (depth >= MAX_DEPTH) throw fail(at, `is nested deeper than ${MAX_DEPTH} levels`);
   if (ancestors.has(value)) throw fail(at, "is a cycle (it contains itself)");
   ancestors.add(value);
@@ -149,9 +213,11 @@ function isPlain(value, open) {
   }
   if (value === null) return true;
   if (open.length >= MAX_DEPTH || typeof value.toJSON === "function" || open.includes(value)) return false;
-  // Only plain objects and arrays: the replacer's path checks the others (a boxed NaN: lossy()).
+  // A class instance of this realm (a framework's event classes) is written as JSON.stringify writes
+  // it, unless it is a built-in whose data JSON drops: the replacer's path names those, and checks
+  // other realms' objects (lossy()).
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return false;
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null && !isInstance(value)) return false;
   open.push(value);
   let plain = true;
   if (Array.isArray(value)) {
@@ -165,6 +231,13 @@ function isPlain(value, open) {
   }
   open.pop();
   return plain;
+}
+
+/** Whether JSON.stringify writes `value`, an object with a prototype of its own, as it is: an
+ * instance of this realm's classes that is not lossy() (it writes a class instance as its own
+ * enumerable properties, and a boxed finite number, string or boolean as the primitive). */
+function isInstance(value) {
+  return value instanceof Object && lossy(value) === undefined;
 }
 
 /** Thrown by the fast path's replacer at anything it does not pass through as it is. */

@@ -1,6 +1,7 @@
 // Values follow JSON; ids; frozen reads; size limits; list/delete/open.
 import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
+import { runInNewContext } from "node:vm";
 import { SessionStore, ValidationError, LimitExceededError, NotFoundError, AgentSessionError } from "agent-session";
 import {
   rejection,
@@ -144,6 +145,85 @@ suite("values: JSON semantics", () => {
     inv.setState("fine", new Number(2));
     await inv.commit();
     assert.deepEqual(plain(session.state()), { fine: 2 });
+  });
+
+  test("objects of another realm (a vm context, as an iframe's) are refused or stored as this realm's are", async () => {
+    const { store, session, inv } = await openInvocation();
+    const foreign = (source) => runInNewContext(source);
+    const dropped = [
+      ["new Map([['a', 1]])", "is a Map"],
+      ["new Set([1, 2])", "is a Set"],
+      ["new ArrayBuffer(4)", "is binary data"],
+      ["new DataView(new ArrayBuffer(2))", "is binary data"],
+      ["new WeakMap()", "is a WeakMap"],
+      ["new WeakSet()", "is a WeakSet"],
+      ["new WeakRef({})", "is a WeakRef"],
+      ["Promise.resolve(1)", "is a Promise"],
+      ["/a+b/g", "is a RegExp"],
+      ["new TypeError('boom')", "is an Error"],
+      ["new Number(NaN)", "is a Number object of NaN"],
+      ["Object(1n)", "is a BigInt object"],
+    ];
+    for (const [source, what] of dropped) {
+      for (const [call, path] of [
+        [() => inv.setState("k", { deep: [foreign(source)] }), 'state["k"].deep[0]'],
+        [() => inv.appendMessage({ content: foreign(source) }), "message.content"],
+        [() => inv.emit(foreign(source)), "part"],
+      ]) {
+        const error = thrown(call);
+        assertError(error, ValidationError, "INVALID_INPUT", `${source} at ${path}`);
+        assert.equal(error.path, path, source);
+        assert.ok(error.message.includes(what), `${source}: ${error.message}`);
+      }
+      const opened = await rejection(store.open(undefined, { create: true, metadata: { value: foreign(source) } }));
+      assertError(opened, ValidationError, "INVALID_INPUT", `${source} in metadata`);
+    }
+    const kept = {
+      boxed: foreign("[new Number(2), new String('s'), new Boolean(true)]"),
+      plain: foreign("({ a: [1, { b: null }], c: 'x', d: undefined })"),
+      // Only its built-in tag says "Map": an object that merely names itself one keeps its properties.
+      named: foreign("({ [Symbol.toStringTag]: 'Map', size: 1 })"),
+      bytes: foreign("new Uint8Array([1, 250])"),
+      when: foreign("new Date(Date.UTC(2020, 0, 1))"),
+    };
+    // With a value JSON cannot carry beside them, the boxed values go through the checked walk.
+    assert.ok(thrown(() => inv.setState("mixed", [foreign("new Number(1)"), () => 1])) instanceof ValidationError);
+    for (const [key, value] of Object.entries(kept)) inv.setState(key, value);
+    await inv.commit();
+    assert.deepEqual(plain(session.state()), {
+      boxed: [2, "s", true],
+      plain: { a: [1, { b: null }], c: "x" },
+      named: { size: 1 },
+      bytes: { 0: 1, 1: 250 },
+      when: "2020-01-01T00:00:00.000Z",
+    });
+  });
+
+  test("class instances are stored as their own enumerable properties, on the fast path as on the checked one", async () => {
+    const { session, inv } = await openInvocation();
+    class Event {
+      type = "delta";
+      skipped = undefined;
+      get computed() {
+        return "not written: a getter of the prototype";
+      }
+    }
+    class List extends Array {}
+    class Entries extends Map {}
+    const event = new Event();
+    inv.setState("event", event);
+    inv.setState("list", List.from([1, new Event()]));
+    // The same instances beside a value that sends the whole write through the replacer's path.
+    inv.setState("both", { event, list: List.from([2]), date: new Date(0) });
+    const error = thrown(() => inv.setState("entries", { inner: new Entries([["a", 1]]) }));
+    assertError(error, ValidationError, "INVALID_INPUT", "a Map subclass");
+    assert.equal(error.path, 'state["entries"].inner');
+    await inv.commit();
+    assert.deepEqual(plain(session.state()), {
+      event: { type: "delta" },
+      list: [1, { type: "delta" }],
+      both: { event: { type: "delta" }, list: [2], date: "1970-01-01T00:00:00.000Z" },
+    });
   });
 
   test("a value shared by siblings is not a cycle; a toJSON that returns undefined is refused, a state key named in the path", async () => {
