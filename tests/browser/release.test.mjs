@@ -144,3 +144,36 @@ test("the www demo page loads and shows a refused concurrent turn", async () => 
   assert.equal(await demo.locator("#messages li").count(), 2);
   assert.deepEqual(demo.errors, []);
 });
+
+test("an iframe's Map, RegExp and Error are refused as this page's are; its plain objects are stored", async () => {
+  const result = await run(async ({ SessionStore, ValidationError }) => {
+    const frame = document.createElement("iframe");
+    document.body.append(frame);
+    const other = frame.contentWindow;
+    const store = await SessionStore.memory();
+    const session = await store.open("realms");
+    const inv = await session.begin();
+    const refused = [];
+    for (const value of [new other.Map([["a", 1]]), new other.RegExp("a+"), new other.Error("boom"), new other.Number(NaN)]) {
+      try {
+        inv.setState("k", { deep: [value] });
+        refused.push("stored");
+      } catch (error) {
+        refused.push(error instanceof ValidationError ? `${error.path}: ${error.message.split(",")[0]}` : String(error));
+      }
+    }
+    const plain = other.JSON.parse('{"a":[1,2]}');
+    plain.n = new other.Number(3);
+    inv.setState("plain", plain);
+    await inv.commit();
+    frame.remove();
+    return { refused, state: JSON.parse(JSON.stringify(session.state())) };
+  });
+  assert.deepEqual(result.refused, [
+    'state["k"].deep[0]: state["k"].deep[0] is a Map',
+    'state["k"].deep[0]: state["k"].deep[0] is a RegExp',
+    'state["k"].deep[0]: state["k"].deep[0] is an Error',
+    'state["k"].deep[0]: state["k"].deep[0] is a Number object of NaN',
+  ]);
+  assert.deepEqual(result.state, { plain: { a: [1, 2], n: 3 } });
+});
