@@ -12,7 +12,7 @@ const bench = new URL("./", import.meta.url);
 const results = args.results ? new URL(`${args.results.replace(/\/?$/, "/")}`, `file://${process.cwd()}/`) : new URL("results/", bench);
 
 // In the order scripts/bench runs them, which is the order of RESULTS.md.
-const NAMES = ["idb", "idb-alloc", "open-by-id", "open-by-id-idb", "turn-node", "kv-latency", "kv-latency-redis", "langgraph", "langgraph-threads", "openai-agents", "strands", "strands-tools", "contention",
+const NAMES = ["idb", "idb-alloc", "open-by-id", "open-by-id-idb", "turn-node", "kv-latency", "kv-latency-redis", "langgraph", "langgraph-threads", "openai-agents", "strands", "strands-tools", "strands-per-request", "contention",
   "live-node", "live-redis", "live-chromium", "compaction-chromium", "compact-cut", "state-growth", "long-session", "encryption-chromium"];
 const LIVE = ["live-node", "live-redis", "live-chromium"];
 const LONG = ["compaction-chromium", "compact-cut", "state-growth", "long-session"];

@@ -4,7 +4,7 @@
 import { Agent, Model, tool } from "@strands-agents/sdk";
 
 /** Answers every call with the same ~200-byte text (endTurn). */
-class EchoModel extends Model {
+export class EchoModel extends Model {
   config = { modelId: "echo" };
   updateConfig(config) {
     Object.assign(this.config, config);
