@@ -95,6 +95,18 @@ function messageText(message, value) {
 }
 
 /**
+ * After a restore: each restored message's stored JSON text as its messageText hint, so that the
+ * turn's commit does not serialize the whole context again to find what changed (a restored agent's
+ * first turn, as in a server that makes an Agent per request). The hint's value is a parse of its own:
+ * the message may share objects with the data it was restored from. Nothing when the agent holds
+ * other than what was loaded.
+ */
+function knowTexts(messages, texts) {
+  if (messages.length !== texts.length) return;
+  for (let j = 0; j < texts.length; j++) TEXTS.set(messages[j], { text: texts[j], value: JSON.parse(texts[j]) });
+}
+
+/**
  * Whether `value` serializes as JSON.stringify(`parsed`) does, `parsed` being the JSON.parse of a
  * JSON.stringify text (plain objects, arrays, strings, finite numbers, booleans, null). Conservative:
  * anything JSON.stringify would transform (toJSON, a class instance, undefined, a non-finite number,
@@ -483,6 +495,7 @@ export class AgentSessionManager {
         data,
         appData: {},
       });
+      if (view.hasData) knowTexts(agent.messages, view.order.map((i) => view.recon[i]));
     }
     // The agent's messages are found in the log by trackingId (a restored message keeps its own). One
     // stored without a trackingId got a new one when restored: #stage stores it again under that id, a
