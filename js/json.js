@@ -80,6 +80,8 @@ const BRANDS = {
   Map: has(Map),
   Set: has(Set),
   ArrayBuffer: gets(ArrayBuffer, "byteLength"),
+  // Looked up at the check: a page that is not cross-origin isolated has no SharedArrayBuffer, and
+  // older runtimes no WeakRef (the check then throws, and the object is taken for a plain one).
   SharedArrayBuffer: (value) => gets(SharedArrayBuffer, "byteLength")(value),
   DataView: gets(DataView, "byteLength"),
   WeakMap: has(WeakMap),
@@ -108,7 +110,8 @@ function unboxed(value) {
   if (value instanceof Object) {
     return value instanceof Number || value instanceof String || value instanceof Boolean ? value.valueOf() : value;
   }
-  const type = Object.hasOwn(BOXES, tagOf(value)) ? BOXES[tagOf(value)] : undefined;
+  const tag = tagOf(value);
+  const type = Object.hasOwn(BOXES, tag) ? BOXES[tag] : undefined;
   return type === undefined ? value : orElse(() => type.prototype.valueOf.call(value), value);
 }
 
