@@ -76,6 +76,7 @@ for (let i = 0; i < REQUESTS; i++) {
 
 const ms = (x) => (x < 1 ? x.toFixed(3) : x.toFixed(2));
 const baseline = impls[1];
+const rule = `| --- | ${AT.map(() => "---: | ---:").join(" | ")} |`;
 const rows = impls.map(
   (impl) => `| ${impl.name} | ${impl.at.map((at, j) => `${ms(at.medianMs)} (${(at.medianMs / baseline.at[j].medianMs).toFixed(2)}) | ${at.sent}`).join(" | ")} |`,
 );
