@@ -60,11 +60,15 @@ export function logKey(message, index) {
 /**
  * The message log of one agent deduplicated by key: `recon`, per distinct message (in order of first
  * appearance) its newest JSON text, `keys`, key -> index in `recon`, and `logKeys`, the key of each
- * log entry in log order (what compaction plans its cut from, without reading the log again).
+ * log entry in log order (what compaction plans its cut from, without reading the log again); and
+ * `values`, beside `recon`, the newest entry itself as the log gave it (a session's reads are frozen).
  */
 export function readLog(log) {
   const logKeys = log.map((message, i) => logKey(message, i));
-  return indexLog(logKeys, (i) => JSON.stringify(log[i]));
+  const index = indexLog(logKeys, (i) => JSON.stringify(log[i]));
+  const values = new Array(index.recon.length);
+  for (let i = 0; i < log.length; i++) values[index.keys.get(logKeys[i])] = log[i];
+  return { ...index, values };
 }
 
 /**
@@ -92,7 +96,7 @@ export function indexLog(logKeys, textAt) {
 export function readAgent(view, agent) {
   const log = view.messages({ agent });
   const stored = view.state({ agent });
-  const { recon, keys, logKeys } = readLog(log);
+  const { recon, keys, logKeys, values } = readLog(log);
   const app = {};
   const state = new Map(); // stored app keys -> JSON text
   const internal = {};
@@ -108,6 +112,7 @@ export function readAgent(view, agent) {
   const hasData = log.length > 0 || Object.keys(stored).length > 0;
   return {
     recon,
+    values,
     keys,
     logKeys,
     size: log.length,
