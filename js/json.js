@@ -34,7 +34,7 @@ function lossy(value) {
   if (!(value instanceof Object)) return lossyForeign(value);
   if (value instanceof Number) return lossyNumber(value.valueOf());
   if (typeof BigInt === "function" && value instanceof BigInt) return BIGINT;
-  for (const [type, why] of DROPPED) if (typeof type === "function" && value instanceof type) return why;
+  for (const { type, why } of DROPPED) if (typeof type === "function" && value instanceof type) return why;
   return undefined;
 }
 
@@ -43,19 +43,32 @@ const BIGINT = "is a BigInt object; convert it to a string or number first";
 const BINARY = "is binary data, which JSON writes as {} (its bytes lost); store it as a base64 string or an array of numbers";
 const dropped = (what) => `is ${what}, which JSON writes as {}; store what you need of it as plain data`;
 
+/**
+ * A kind of built-in object whose data JSON.stringify drops: its name (its built-in tag), this realm's
+ * class of that name (absent in some runtimes: a page that is not cross-origin isolated has no
+ * SharedArrayBuffer), what to do instead, and `brand(value, type)`, which tells whether another
+ * realm's object whose tag names the kind is one: a built-in method or getter works on a value of any
+ * realm and throws unless it has that kind's internal slots.
+ */
+const kind = (name, why, brand) => ({ name, type: globalThis[name], why, brand });
+const viaHas = (value, type) => (type.prototype.has.call(value), true);
+const viaByteLength = (value, type) => (Object.getOwnPropertyDescriptor(type.prototype, "byteLength").get.call(value), true);
+
 /** The built-in objects JSON.stringify writes as `{}`, dropping what they hold, and what to do instead. */
 const DROPPED = [
-  [globalThis.Map, "is a Map, which JSON writes as {} (its entries lost); convert it first, with Object.fromEntries(map) or [...map]"],
-  [globalThis.Set, "is a Set, which JSON writes as {} (its elements lost); convert it to an array first, with [...set]"],
-  [globalThis.ArrayBuffer, BINARY],
-  [globalThis.SharedArrayBuffer, BINARY],
-  [globalThis.DataView, BINARY],
-  [globalThis.WeakMap, dropped("a WeakMap")],
-  [globalThis.WeakSet, dropped("a WeakSet")],
-  [globalThis.WeakRef, dropped("a WeakRef")],
-  [globalThis.Promise, dropped("a Promise (await it first)")],
-  [globalThis.RegExp, dropped("a RegExp")],
-  [globalThis.Error, dropped("an Error")],
+  kind("Map", "is a Map, which JSON writes as {} (its entries lost); convert it first, with Object.fromEntries(map) or [...map]", viaHas),
+  kind("Set", "is a Set, which JSON writes as {} (its elements lost); convert it to an array first, with [...set]", viaHas),
+  kind("ArrayBuffer", BINARY, viaByteLength),
+  kind("SharedArrayBuffer", BINARY, viaByteLength),
+  kind("DataView", BINARY, viaByteLength),
+  kind("WeakMap", dropped("a WeakMap"), viaHas),
+  kind("WeakSet", dropped("a WeakSet"), viaHas),
+  kind("WeakRef", dropped("a WeakRef"), (value, type) => (type.prototype.deref.call(value), true)),
+  // No check reads a Promise without side effects: one with a then() is taken for one.
+  kind("Promise", dropped("a Promise (await it first)"), (value) => typeof value.then === "function"),
+  kind("RegExp", dropped("a RegExp"), (value, type) => (Object.getOwnPropertyDescriptor(type.prototype, "global").get.call(value), true)),
+  // An Error's tag comes from its internal slot unless a Symbol.toStringTag says otherwise.
+  kind("Error", dropped("an Error"), (value) => value[Symbol.toStringTag] === undefined),
 ];
 
 /** `read()`, or `fallback` when it throws (a getter or a proxy trap of the caller's, a failed brand check). */
@@ -67,31 +80,6 @@ function orElse(read, fallback) {
   }
 }
 
-const has = (type) => (value) => (type.prototype.has.call(value), true);
-const gets = (type, name) => (value) => (Object.getOwnPropertyDescriptor(type.prototype, name).get.call(value), true);
-
-/**
- * Per kind of DROPPED, how to confirm that an object of another realm whose built-in tag names it is
- * one: its built-in methods and getters work on a value of any realm and throw unless it has that
- * kind's internal slots. An Error's tag comes from its slot unless a Symbol.toStringTag says otherwise;
- * no check reads a Promise without side effects, so one with a then() is taken for one.
- */
-const BRANDS = {
-  Map: has(Map),
-  Set: has(Set),
-  ArrayBuffer: gets(ArrayBuffer, "byteLength"),
-  // Looked up at the check: a page that is not cross-origin isolated has no SharedArrayBuffer, and
-  // older runtimes no WeakRef (the check then throws, and the object is taken for a plain one).
-  SharedArrayBuffer: (value) => gets(SharedArrayBuffer, "byteLength")(value),
-  DataView: gets(DataView, "byteLength"),
-  WeakMap: has(WeakMap),
-  WeakSet: has(WeakSet),
-  WeakRef: (value) => (WeakRef.prototype.deref.call(value), true),
-  Promise: (value) => typeof value.then === "function",
-  RegExp: gets(RegExp, "global"),
-  Error: (value) => value[Symbol.toStringTag] === undefined,
-};
-
 /** lossy() for an object that is no `instanceof Object` here: another realm's, or one without prototype. */
 function lossyForeign(value) {
   const tag = tagOf(value);
@@ -100,9 +88,8 @@ function lossyForeign(value) {
     return lossyNumber(number);
   }
   if (tag === "BigInt") return orElse(() => (BigInt.prototype.valueOf.call(value), BIGINT), undefined);
-  const confirm = Object.hasOwn(BRANDS, tag) ? BRANDS[tag] : undefined;
-  if (confirm === undefined || !orElse(() => confirm(value), false)) return undefined;
-  return DROPPED.find(([type]) => type?.name === tag)?.[1];
+  const found = DROPPED.find(({ name }) => name === tag);
+  return found !== undefined && orElse(() => found.brand(value, found.type), false) ? found.why : undefined;
 }
 
 /** The primitive a boxed number, string or boolean of any realm holds (JSON.stringify writes that), or `value`. */

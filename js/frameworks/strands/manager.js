@@ -95,16 +95,16 @@ function messageText(message, value) {
 }
 
 /**
- * After a restore: each restored message's stored JSON text as its messageText hint, so that the
+ * After a restore from `view` (readAgent): each restored message's stored JSON text as its messageText hint, so that the
  * turn's commit does not serialize the whole context again to find what changed (a restored agent's
  * first turn, as in a server that makes an Agent per request). The hint's value is the entry as the
  * session's read gave it, which is frozen: the message itself was loaded from a parse of its own, and
  * may share objects with that data, not with this. Nothing when the agent holds other than what was
  * loaded.
  */
-function knowTexts(messages, texts, values) {
-  if (messages.length !== texts.length) return;
-  for (let j = 0; j < texts.length; j++) TEXTS.set(messages[j], { text: texts[j], value: values[j] });
+function knowTexts(messages, view) {
+  if (messages.length !== view.order.length) return;
+  view.order.forEach((i, j) => TEXTS.set(messages[j], { text: view.recon[i], value: view.values[i] }));
 }
 
 /**
@@ -496,7 +496,7 @@ export class AgentSessionManager {
         data,
         appData: {},
       });
-      if (view.hasData) knowTexts(agent.messages, view.order.map((i) => view.recon[i]), view.order.map((i) => view.values[i]));
+      if (view.hasData) knowTexts(agent.messages, view);
     }
     // The agent's messages are found in the log by trackingId (a restored message keeps its own). One
     // stored without a trackingId got a new one when restored: #stage stores it again under that id, a
