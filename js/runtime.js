@@ -115,18 +115,67 @@ export function fromBase64(text) {
   return bytes;
 }
 
+// Bytes from another realm. A Uint8Array made in an iframe, a `vm` context, or outside Jest's sandbox
+// (every Node Buffer there: Jest gives its tests the outer realm's Buffer) is not `instanceof` this
+// realm's Uint8Array, yet it is bytes. These getters of this realm's prototypes read the internal slots,
+// so they tell bytes from an object that only looks like them, whatever realm made either.
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype);
+const getter = (prototype, name) => Object.getOwnPropertyDescriptor(prototype, name).get;
+const typedArrayName = getter(TYPED_ARRAY, Symbol.toStringTag);
+const viewBuffer = getter(TYPED_ARRAY, "buffer");
+const viewOffset = getter(TYPED_ARRAY, "byteOffset");
+const viewLength = getter(TYPED_ARRAY, "byteLength");
+const bufferLength = getter(ArrayBuffer.prototype, "byteLength");
+
+/** `value` when it is a Uint8Array of this realm (a Buffer included); a Uint8Array of this realm over the
+ * same bytes when it is one of another realm; undefined for anything else. Never throws. */
+export function uint8View(value) {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value !== "object" || value === null) return undefined;
+  try {
+    if (typedArrayName.call(value) !== "Uint8Array") return undefined;
+    const length = viewLength.call(value);
+    // A detached buffer has no bytes, and a view of it cannot be made.
+    return length === 0 ? new Uint8Array(0) : new Uint8Array(viewBuffer.call(value), viewOffset.call(value), length);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The bytes of `value` as a Uint8Array of this realm when it is a Uint8Array or an ArrayBuffer of any
+ * realm (what a HostKv's get may return besides base64); undefined for anything else. Never throws. */
+export function bytesIn(value) {
+  const view = uint8View(value);
+  if (view !== undefined) return view;
+  if (typeof value !== "object" || value === null) return undefined;
+  try {
+    const length = bufferLength.call(value); // throws unless `value` is an ArrayBuffer (not a shared one)
+    return length === 0 ? new Uint8Array(0) : new Uint8Array(value);
+  } catch {
+    return undefined;
+  }
+}
+
 // Encryption at rest (encryptionKey): AES-GCM through the host's WebCrypto, which every runtime of the
 // package has (browsers, workers, Node 20+, workerd, Deno). A fresh 96-bit IV per record, stored first.
 
-/** Whether `key` is a CryptoKey for AES-GCM with both encrypt and decrypt usages. */
+/** Whether `key` is a CryptoKey for AES-GCM with both encrypt and decrypt usages, of any realm (a key
+ * made in an iframe is usable here): read through this realm's getters, which check that it is one. */
 export function isAesGcmKey(key) {
-  return (
-    typeof globalThis.CryptoKey === "function" &&
-    key instanceof globalThis.CryptoKey &&
-    key.algorithm?.name === "AES-GCM" &&
-    key.usages.includes("encrypt") &&
-    key.usages.includes("decrypt")
-  );
+  const CryptoKey = globalThis.CryptoKey;
+  if (typeof CryptoKey !== "function" || typeof key !== "object" || key === null) return false;
+  // A runtime whose keys carry these as own properties (no getter to borrow) is asked by instanceof.
+  const read = (name) => {
+    const get = Object.getOwnPropertyDescriptor(CryptoKey.prototype, name)?.get;
+    return get !== undefined ? get.call(key) : key instanceof CryptoKey ? key[name] : undefined;
+  };
+  try {
+    const algorithm = read("algorithm");
+    const usages = read("usages");
+    return algorithm?.name === "AES-GCM" && Array.isArray(usages) && usages.includes("encrypt") && usages.includes("decrypt");
+  } catch {
+    return false;
+  }
 }
 
 /** `plain` sealed under `key` with `aad` as additional data: the IV, then the ciphertext and tag. Never

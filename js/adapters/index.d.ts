@@ -11,7 +11,9 @@ import type { HostKv } from "../index.d.ts";
  * The HostKv value rule, which the engine and every adapter below hold (HostKv is declared in
  * ../index.d.ts; tests/js/adapters/contract.mjs checks the rule on every adapter):
  *
- * - A value is bytes, given as a `Uint8Array` (the bytes of its view only) or as a string that is
+ * - A value is bytes, given as a `Uint8Array` of any realm (the bytes of its view only; a Node `Buffer`,
+ *   and one made outside Jest's sandbox or in an iframe, which is not `instanceof` this realm's
+ *   Uint8Array, alike: js/runtime.js `uint8View`) or as a string that is
  *   their standard base64: RFC 4648 section 4, alphabet `A-Z a-z 0-9 + /`, padded with `=` to a
  *   multiple of 4 characters, nothing else in it (no whitespace, no line breaks, not base64url).
  *   The string means the bytes it decodes to, never the text itself (the engine decodes it with

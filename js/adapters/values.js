@@ -1,5 +1,5 @@
 // What the adapters share about values and versions.
-import { fromBase64, toBase64Url } from "../runtime.js";
+import { fromBase64, toBase64Url, uint8View } from "../runtime.js";
 
 /** A version no earlier write of the key can have had: 96 random bits, base64url. */
 export function newVersion() {
@@ -15,7 +15,8 @@ export function newVersion() {
  * condition first and throws `notAValue(...)` only where it holds, writing nothing either way.
  */
 export function bytesOf(value) {
-  if (value instanceof Uint8Array) return value;
+  const bytes = uint8View(value); // of any realm
+  if (bytes !== undefined) return bytes;
   return typeof value === "string" ? fromBase64(value) : undefined;
 }
 

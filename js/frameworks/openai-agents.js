@@ -18,7 +18,7 @@
 //   view is rebased onto the compacted log (deleted when every event is live again). With
 //   `compact: false` they only move the view (`start` = the log's length: a new epoch). `popItem`
 //   removes the newest item, a suffix, which compaction (a prefix) cannot express: it keeps the view.
-import { fromBase64, toBase64 } from "../runtime.js";
+import { fromBase64, toBase64, uint8View } from "../runtime.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { SessionHandle, hasCode } from "./session-handle.js";
 
@@ -472,9 +472,10 @@ function restoreItem(item) {
 
 /** `value` with what JSON loses replaced (recorded in `meta`); the same object when nothing is. */
 function strip(value, path, meta) {
-  if (value instanceof Uint8Array) {
+  const bytes = uint8View(value); // of any realm
+  if (bytes !== undefined) {
     meta.b.push(path.slice());
-    return toBase64(value);
+    return toBase64(bytes);
   }
   if (Array.isArray(value)) {
     let copy = null;

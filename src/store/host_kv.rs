@@ -51,6 +51,10 @@ extern "C" {
     fn with_timeout(value: &JsValue, ms: f64, what: &str) -> Promise;
     #[wasm_bindgen(js_name = fromBase64)]
     fn from_base64(text: &str) -> Option<Uint8Array>;
+    /// The bytes of a Uint8Array or ArrayBuffer of any realm (a Node Buffer made outside Jest's
+    /// sandbox is not `instanceof` the sandbox's Uint8Array), as a Uint8Array of this one.
+    #[wasm_bindgen(js_name = bytesIn)]
+    fn bytes_in(value: &JsValue) -> Option<Uint8Array>;
 }
 
 #[wasm_bindgen(module = "/js/json.js")]
@@ -210,30 +214,20 @@ impl HostKvStore {
         let value = field(returned, "value");
         // Checked before the bytes are copied into wasm memory, where a failed allocation would trap
         // (a base64 string is copied as text first: 4 characters per 3 bytes).
-        let incoming = match (
-            value.dyn_ref::<Uint8Array>(),
-            value.dyn_ref::<js_sys::ArrayBuffer>(),
-            value.dyn_ref::<js_sys::JsString>(),
-        ) {
-            (Some(array), _, _) => u64::from(array.length()),
-            (_, Some(buffer), _) => u64::from(buffer.byte_length()),
-            (_, _, Some(text)) => u64::from(text.length()) * 2,
+        let bytes = bytes_in(&value);
+        let incoming = match (&bytes, value.dyn_ref::<js_sys::JsString>()) {
+            (Some(array), _) => u64::from(array.length()),
+            (None, Some(text)) => u64::from(text.length()) * 2,
             _ => 0,
         };
         budget::check("a record read from the host KV", incoming)?;
-        // An empty or detached array or buffer (length 0) is no bytes: copying from a detached one
-        // would throw through the engine.
-        let bytes = if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        // An empty or detached array (length 0) is no bytes: copying from a detached one would throw
+        // through the engine.
+        let bytes = if let Some(array) = bytes {
             if array.length() == 0 {
                 Vec::new()
             } else {
                 array.to_vec()
-            }
-        } else if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
-            if buffer.byte_length() == 0 {
-                Vec::new()
-            } else {
-                Uint8Array::new(buffer).to_vec()
             }
         } else if let Some(array) = value.as_string().and_then(|text| from_base64(&text)) {
             array.to_vec()

@@ -177,3 +177,27 @@ test("an iframe's Map, RegExp and Error are refused as this page's are; its plai
   ]);
   assert.deepEqual(result.state, { plain: { a: [1, 2], n: 3 } });
 });
+
+test("an iframe's CryptoKey is an encryptionKey as this page's is; an iframe's look-alike object is refused", async () => {
+  const result = await run(async ({ SessionStore, ValidationError }) => {
+    const frame = document.createElement("iframe");
+    document.body.append(frame);
+    const other = frame.contentWindow;
+    const key = await other.crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    const database = `realm-key-${Math.random().toString(36).slice(2)}`;
+    const store = await SessionStore.indexedDb({ database, encryptionKey: key });
+    await (await store.open("sealed")).invoke((inv) => inv.appendMessage({ text: "secret" }));
+    await store.close();
+    const again = await SessionStore.indexedDb({ database, encryptionKey: key });
+    const messages = (await again.open("sealed")).messages();
+    await again.close();
+    const lookAlike = other.eval('({ algorithm: { name: "AES-GCM" }, usages: ["encrypt", "decrypt"], [Symbol.toStringTag]: "CryptoKey" })');
+    const refused = await SessionStore.memory({ encryptionKey: lookAlike }).then(
+      () => "accepted",
+      (error) => (error instanceof ValidationError ? error.path : String(error)),
+    );
+    frame.remove();
+    return { foreign: !(key instanceof CryptoKey), messages, refused };
+  });
+  assert.deepEqual(result, { foreign: true, messages: [{ text: "secret" }], refused: "options.encryptionKey" });
+});

@@ -3,6 +3,7 @@
 // network). Run: node --test --test-reporter=spec tests/frameworks/openai-agents.test.mjs
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { runInNewContext } from "node:vm";
 import {
   Agent,
   MemorySession,
@@ -153,6 +154,16 @@ for (const [name, make] of backends) {
       assert.ok(Object.hasOwn(back, "namespace"), "the undefined property is present, as structuredClone keeps it");
       assert.ok(back.extra.bytes instanceof Uint8Array);
       assert.deepStrictEqual(await session.popItem(), item);
+    });
+
+    test("an item holding another realm's Uint8Array (a Buffer in Jest's sandbox) comes back as this realm's, same bytes", async () => {
+      const session = await make("session-realm");
+      const bytes = runInNewContext("Uint8Array").from([0, 1, 254, 255]);
+      assert.equal(bytes instanceof Uint8Array, false);
+      await session.addItems([{ type: "message", role: "user", content: "x", providerData: { bytes } }]);
+      const [back] = await session.getItems();
+      assert.ok(back.providerData.bytes instanceof Uint8Array);
+      assert.deepStrictEqual(back.providerData.bytes, new Uint8Array([0, 1, 254, 255]));
     });
   });
 }

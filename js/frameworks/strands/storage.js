@@ -1,7 +1,7 @@
 // AgentSessionStorage: a Strands `Storage` (write/read/delete/list of bytes) over any SessionStore, for
 // Strands' own SessionManager and anything else that takes a Storage. Durable and atomic per write,
 // but it cannot guard a turn: Storage never sees one.
-import { fromBase64, toBase64 } from "../../runtime.js";
+import { fromBase64, toBase64, uint8View } from "../../runtime.js";
 import { SerialQueues } from "../serial-queue.js";
 import { SessionHandle, hasCode } from "../session-handle.js";
 
@@ -77,8 +77,9 @@ export class AgentSessionStorage {
 
   async write(key, data) {
     const { sid, skey } = this.#locate(key);
-    if (!(data instanceof Uint8Array)) throw new TypeError("AgentSessionStorage.write: data must be a Uint8Array");
-    const value = encodeBytes(data);
+    const bytes = uint8View(data); // of any realm
+    if (bytes === undefined) throw new TypeError("AgentSessionStorage.write: data must be a Uint8Array");
+    const value = encodeBytes(bytes);
     await this.#enqueue(sid, { skey, value });
   }
 

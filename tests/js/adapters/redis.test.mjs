@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
+import { runInNewContext } from "node:vm";
 import { createClient, createCluster } from "redis";
 import Redis from "ioredis";
 import { SessionStore } from "agent-session";
@@ -224,6 +225,25 @@ describe("redisKv specifics", () => {
       const key = `text/h/${name}~`;
       await assert.rejects(kv.get(key), /answered a value as text/, name);
       await assert.rejects(kv.put(key, new Uint8Array([1]), { expectedVersion: "stale", reportCurrent: true }), /answered a value as text/, name);
+    }
+  });
+
+  test("replies as another realm's bytes (Jest gives its sandbox the outer realm's Buffer): sessions round-trip", async () => {
+    const Foreign = runInNewContext("Uint8Array");
+    const remade = (reply) =>
+      Buffer.isBuffer(reply) ? Foreign.from(reply) : Array.isArray(reply) ? reply.map(remade) : reply;
+    assert.equal(remade(Buffer.from("x")) instanceof Uint8Array, false);
+    for (const [name, client] of [
+      ["node-redis", { sendCommand: async (...args) => remade(await nodeRedis.sendCommand(...args)) }],
+      ["ioredis", { callBuffer: async (...args) => remade(await ioredis.callBuffer(...args)) }],
+    ]) {
+      const id = `realm-${name}`;
+      const first = await (await SessionStore.kv(redisKv(client), { prefix: "realms/" })).open(id);
+      await first.invoke((inv) => inv.appendMessage({ role: "user", content: "hello" }));
+      const again = await (await SessionStore.kv(redisKv(client), { prefix: "realms/" })).open(id);
+      assert.deepEqual(again.messages(), [{ role: "user", content: "hello" }], name);
+      await again.invoke((inv) => inv.appendMessage({ role: "assistant", content: "hi" }));
+      assert.equal((await first.refresh()).version, 2, name);
     }
   });
 
