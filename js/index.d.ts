@@ -247,8 +247,8 @@ export interface ListOptions {
 }
 
 export interface ListResult {
-  /** Frozen, like every read. */
-  readonly sessions: readonly SessionInfo[];
+  /** Made for this call (not frozen, shared with nothing). */
+  sessions: SessionInfo[];
   /** Present when there may be more: pass it back as `cursor`. */
   cursor?: string;
 }
@@ -463,6 +463,8 @@ interface StoreEventBase {
 
 export interface LeaseAcquiredStoreEvent extends StoreEventBase {
   readonly type: "lease.acquired";
+  /** The version the invocation begins from. */
+  readonly version: number;
   readonly token: number;
   readonly owner: string;
 }
@@ -503,6 +505,8 @@ export interface AbortStoreEvent extends StoreEventBase {
   readonly type: "abort";
   readonly token: number;
   readonly owner: string;
+  /** From the begin to the abort, by the store's clock. */
+  readonly durationMs: number;
 }
 
 export interface InterruptStoreEvent extends StoreEventBase {
@@ -511,10 +515,14 @@ export interface InterruptStoreEvent extends StoreEventBase {
   readonly version: number;
   readonly token: number;
   readonly owner: string;
+  /** From the begin to the interrupt, by the store's clock. */
+  readonly durationMs: number;
 }
 
 export interface ExpireStoreEvent extends StoreEventBase {
   readonly type: "expire";
+  /** The session's last version. */
+  readonly version: number;
 }
 
 /** A compare-and-set on the session's head was refused because another store (a tab, a process)
@@ -527,6 +535,9 @@ export interface SnapshotStoreEvent extends StoreEventBase {
   readonly type: "snapshot";
   /** The version the snapshot is of. */
   readonly version: number;
+  /** The lease of the commit that wrote it. */
+  readonly token: number;
+  readonly owner: string;
 }
 
 export interface CorruptStoreEvent extends StoreEventBase {

@@ -352,6 +352,12 @@ export function freeze(value) {
   return Object.freeze(value);
 }
 
+/** A deep copy of `value` (frozen or not) that is not frozen anywhere: what the caller owns, as an
+ * export (API.md: plain JSON, which a test or a tool may edit before importing it). */
+export function thawed(value) {
+  return structuredClone(value);
+}
+
 // Walking what a caller passed: a getter or proxy trap that throws must come back to the engine as an
 // error value, not as an exception through the WebAssembly frames (that would leave the call's promise
 // pending forever). The engine reads callers' arrays and objects through these, never element by

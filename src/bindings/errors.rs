@@ -22,6 +22,13 @@ fn fields(pairs: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
+/// What `new SessionStore()` (or `Session`, `Invocation`) throws: the classes have no public
+/// constructor (API.md), and an object made by one would throw "null pointer passed to rust" from
+/// every method. A TypeError, as a platform class without a constructor throws.
+pub fn no_constructor(class: &str, made_by: &str) -> JsValue {
+    js_sys::TypeError::new(&format!("{class} has no public constructor: {made_by} make one")).into()
+}
+
 /// The fields of every `LimitExceededError`: the limit and what would have exceeded it.
 fn limit_fields(limit: u64, actual: u64) -> JsValue {
     fields(&[("limit", (limit as f64).into()), ("actual", (actual as f64).into())])

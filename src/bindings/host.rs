@@ -28,6 +28,7 @@ extern "C" {
     #[wasm_bindgen(js_name = fromJsonText)]
     fn from_json_text_caught(text: &str) -> JsValue;
     pub fn freeze(value: &JsValue) -> JsValue;
+    pub fn thawed(value: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = arrayItems)]
     fn array_items_caught(value: &JsValue, path: &str) -> JsValue;
     #[wasm_bindgen(js_name = objectEntries)]

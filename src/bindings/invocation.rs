@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bindings::convert::{to_count, to_json, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
-use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host::{array_items, freeze, new_abort_controller, sleep, start_interval, stop_interval};
 use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, state_object};
@@ -171,6 +171,12 @@ fn agent_option(options: &JsValue) -> JsResult<Option<String>> {
 
 #[wasm_bindgen(js_class = Invocation)]
 impl JsInvocation {
+    /// `new Invocation()`: refused ([`errors::no_constructor`]).
+    #[wasm_bindgen(constructor)]
+    pub fn refused() -> JsResult<JsInvocation> {
+        Err(errors::no_constructor("Invocation", "session.begin() and session.invoke(fn)"))
+    }
+
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {
         self.inner.id().to_owned()

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::bindings::convert::{to_count, to_json_within, to_name, Options};
-use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
 use crate::bindings::origin::OriginLink;
@@ -150,6 +150,12 @@ pub(crate) fn history_object(event: &HistoryEvent, metadata: Option<&str>) -> Js
 
 #[wasm_bindgen(js_class = Session)]
 impl JsSession {
+    /// `new Session()`: refused ([`errors::no_constructor`]).
+    #[wasm_bindgen(constructor)]
+    pub fn refused() -> JsResult<JsSession> {
+        Err(errors::no_constructor("Session", "store.open(id), session.fork() and store.import(data)"))
+    }
+
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {
         self.inner.id().to_owned()

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bindings::cipher;
 use crate::bindings::convert::{to_name, to_optional_name, Options};
-use crate::bindings::errors::{invalid, JsResult};
+use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host;
 use crate::bindings::origin::OriginLink;
 use crate::bindings::promise;
@@ -156,6 +156,15 @@ pub fn build(
 
 #[wasm_bindgen(js_class = SessionStore)]
 impl JsSessionStore {
+    /// `new SessionStore()`: refused ([`errors::no_constructor`]).
+    #[wasm_bindgen(constructor)]
+    pub fn refused() -> JsResult<JsSessionStore> {
+        Err(errors::no_constructor(
+            "SessionStore",
+            "SessionStore.memory(), SessionStore.indexedDb() and SessionStore.kv(kv)",
+        ))
+    }
+
     /// An in-memory store: sessions live as long as this object, shared with nothing else.
     pub fn memory(options: JsValue) -> Promise {
         promise(async move { build(Rc::new(MemoryStore::new()), &options, &[], None, false).map(JsValue::from) })
@@ -287,10 +296,11 @@ impl JsSessionStore {
                 set(&object, "createdAt", (info.created_at as f64).into());
                 set(&object, "updatedAt", (info.updated_at as f64).into());
                 set(&object, "expiresAt", info.expires_at.map_or(JsValue::NULL, |at| (at as f64).into()));
-                array.push(&host::freeze(&object));
+                array.push(&object);
             }
+            // Made for this call and shared with nothing: the caller's to keep or edit, as API.md types it.
             let result = Object::new();
-            set(&result, "sessions", host::freeze(&array));
+            set(&result, "sessions", array.into());
             set(&result, "cursor", opt_str(cursor.as_deref()));
             Ok(result.into())
         })

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bindings::convert::{to_count, to_json, to_json_map, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::{invalid, JsResult};
-use crate::bindings::host::{array_items, freeze};
+use crate::bindings::host::{array_items, thawed};
 use crate::bindings::promise;
 use crate::bindings::reads::parse;
 use crate::bindings::session::{history_object, JsSession};
@@ -48,7 +48,8 @@ fn export_object(export: &SessionExport) -> JsResult<JsValue> {
         set(&object, "base", events_array(base)?)?;
     }
     set(&object, "events", events_array(&export.events)?)?;
-    Ok(freeze(&object.into()))
+    // The events are built as history() builds them, frozen; the export is the caller's to edit.
+    Ok(thawed(&object.into()))
 }
 
 /// Reads the fields of one object at `path`.

@@ -1038,8 +1038,14 @@ impl Invocation {
     /// when nothing staged is dropped and that checkpoint wrote the head's version, followers see the
     /// turn end `committed` ([`guard::release_kept`]), without an empty version.
     pub async fn end_uncommitted(&self, at_checkpoint: bool) -> EngineResult<()> {
+        if matches!(self.state.borrow().stage, Stage::Lost { reported: true }) {
+            // A call was refused with LeaseLost, which ended the invocation: abort refuses as it does
+            // after a commit (API.md), from "lease-lost".
+            return Err(CoreError::InvalidTransition { from: Phase::LeaseLost, action: "abort" }.into());
+        }
         if self.is_lost() {
-            // Nothing of ours is in the store to release; aborting a lost invocation just ends it.
+            // Lost in the background and nobody told yet: the abort is the caller's cleanup, and
+            // nothing of ours is in the store to release, so it just ends the invocation.
             self.state.borrow_mut().stage = Stage::Aborted;
             self.unpin();
             return Ok(());

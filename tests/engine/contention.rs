@@ -267,14 +267,18 @@ fn renew_keeps_the_lease_and_a_lapsed_renew_is_lease_lost() {
     let before = world.dump();
     assert_eq!(core_error(block_on(holder.renew())), CoreError::LeaseLost { token: t + 1 });
     assert_eq!(world.dump(), before);
-    // The renew that found the loss said LeaseLost; later calls are refused as ended ("lease-lost"),
-    // and aborting just ends it and leaves the new holder's lease alone.
+    // The renew that found the loss said LeaseLost, which ended the invocation: later calls, abort
+    // included (API.md: as after a commit), are refused from "lease-lost", and leave the new holder's
+    // lease alone.
     assert!(holder.is_lost() && holder.is_ended());
     assert!(matches!(
         core_error(block_on(holder.commit())),
         CoreError::InvalidTransition { from: Phase::LeaseLost, action: "commit" }
     ));
-    block_on(holder.abort()).unwrap();
+    assert!(matches!(
+        core_error(block_on(holder.abort())),
+        CoreError::InvalidTransition { from: Phase::LeaseLost, action: "abort" }
+    ));
     assert_eq!(world.dump(), before);
     assert_eq!(world.head("s").lease.unwrap().token, t + 2);
     block_on(taker.commit()).unwrap();

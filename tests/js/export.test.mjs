@@ -838,3 +838,25 @@ test("store.export() does not skip a session whose head cannot be decoded: the b
   );
   assert.deepEqual(exported, ["a"], "the sessions before it were exported");
 });
+
+test("an export is the caller's plain JSON: edited in place (here to corrupt it), the import refuses it by path", async () => {
+  const store = await SessionStore.memory();
+  const session = await store.open("editable");
+  await session.invoke((inv) => inv.appendMessage({ role: "user", content: "hi" }));
+  const exported = await session.export();
+  assert.equal(Object.isFrozen(exported), false);
+  assert.equal(Object.isFrozen(exported.events[1]), false);
+  assert.equal(Object.isFrozen(exported.events[1].data), false);
+  exported.events[1].type = "bogus";
+  const refused = await store.import(exported, { id: "edited" }).then(() => assert.fail("imported"), (error) => error);
+  assert.ok(refused instanceof ValidationError, `got ${refused}`);
+  assert.equal(refused.path, "data.events[1].type");
+  // The next export is a new object: the edit touched neither the session nor what history() shares.
+  assert.equal((await session.export()).events[1].type, "message");
+  assert.equal((await session.history())[1].type, "message");
+  for await (const each of store.export()) {
+    assert.equal(Object.isFrozen(each), false);
+    each.id = "renamed";
+    assert.equal((await store.import(each)).id, "renamed");
+  }
+});

@@ -516,6 +516,37 @@ suite("lifecycle: leases and fencing", () => {
     await next.abort();
   });
 
+  test("an invocation a LeaseLostError ended refuses abort() as after a commit; one lost unseen aborts quietly", async () => {
+    for (const how of ["commit", "checkpoint"]) {
+      const { store, now } = await clockStore({ leaseMs: 1000, heartbeat: false });
+      const session = await store.open(`lost-then-abort-${how}`);
+      const inv = await session.begin();
+      inv.appendMessage("too late");
+      now.advance(1001);
+      const taker = await (await store.open(`lost-then-abort-${how}`)).begin();
+      assertError(await rejection(inv[how]()), LeaseLostError, "LEASE_LOST");
+      for (const call of [() => inv.abort(), () => inv.commit(), () => inv.interrupt("x")]) {
+        const error = await rejection(call());
+        assertError(error, InvalidTransitionError, "INVALID_TRANSITION");
+        assert.equal(error.from, "lease-lost", how);
+      }
+      await inv[Symbol.asyncDispose]();
+      // The refused abort wrote nothing: the taker's lease holds.
+      taker.appendMessage("taker");
+      await taker.commit();
+      assert.deepEqual(plain((await store.open(`lost-then-abort-${how}`)).messages()), ["taker"]);
+    }
+    // Lost, but no call has said so yet: the abort is the caller's cleanup and resolves.
+    const { store, now } = await clockStore({ leaseMs: 1000, heartbeat: false });
+    const session = await store.open("lost-unseen");
+    const inv = await session.begin();
+    now.advance(1001);
+    const taker = await (await store.open("lost-unseen")).begin();
+    await inv.abort();
+    assert.equal((await rejection(inv.commit())).from, "aborted");
+    await taker.abort();
+  });
+
   test("a checkpoint after the lease lapsed rejects with LeaseLostError; earlier checkpoints stay", async () => {
     const { store, now } = await clockStore({ leaseMs: 1000, heartbeat: false });
     const session = await store.open("lease-lapsed-checkpoint");
@@ -632,5 +663,35 @@ suite("lifecycle: dispose while a commit writes", () => {
     const next = await session.begin(); // released by the dispose, not held for a lease
     await next.abort();
     assert.deepEqual(plain(session.messages()), []);
+  });
+});
+
+suite("lifecycle: no public constructors", () => {
+  test("new SessionStore(), new Session() and new Invocation() throw a TypeError saying what makes one", () => {
+    for (const [Class, maker] of [
+      [SessionStore, "SessionStore.memory()"],
+      [Session, "store.open(id)"],
+      [Invocation, "session.begin()"],
+    ]) {
+      const error = thrown(() => new Class());
+      assert.ok(error instanceof TypeError, `${Class.name}: got ${error}`);
+      assert.ok(error.message.includes(`${Class.name} has no public constructor`), error.message);
+      assert.ok(error.message.includes(maker), error.message);
+    }
+  });
+});
+
+suite("lifecycle: list", () => {
+  test("list() resolves to a result made for the call: its array and entries are the caller's", async () => {
+    const store = await SessionStore.memory();
+    await store.open("a");
+    await store.open("b");
+    const first = await store.list();
+    assert.deepEqual(first.sessions.map((info) => info.id).sort(), ["a", "b"]);
+    first.sessions.push({ id: "mine" });
+    first.sessions[0].version = 99;
+    const second = await store.list();
+    assert.deepEqual(second.sessions.map((info) => info.id).sort(), ["a", "b"]);
+    assert.ok(second.sessions.every((info) => info.version === 0));
   });
 });

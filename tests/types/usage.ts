@@ -76,6 +76,24 @@ async function stores(): Promise<void> {
         case "lease.acquired": {
           const token: number = event.token;
           const owner: string = event.owner;
+          const version: number = event.version;
+          void token, owner, version;
+          break;
+        }
+        case "abort":
+        case "interrupt": {
+          const durationMs: number = event.durationMs;
+          void durationMs;
+          break;
+        }
+        case "expire": {
+          const version: number = event.version;
+          void version;
+          break;
+        }
+        case "snapshot": {
+          const token: number = event.token;
+          const owner: string = event.owner;
           void token, owner;
           break;
         }
@@ -93,12 +111,6 @@ async function stores(): Promise<void> {
         case "corrupt": {
           const key: string = event.key;
           void key;
-          break;
-        }
-        case "expire": {
-          // @ts-expect-error version is not always present on an expire event
-          const version: number = event.version;
-          void version;
           break;
         }
       }
@@ -161,6 +173,9 @@ async function stores(): Promise<void> {
   await memory.open(42);
 
   const page: ListResult = await memory.list({ prefix: "p/", limit: 10, cursor: "c" });
+  // As API.md types it: the result's array is the caller's.
+  const asApiTypesIt: { sessions: SessionInfo[]; cursor?: string } = await memory.list();
+  asApiTypesIt.sessions.push(page.sessions[0]!);
   const info: SessionInfo = page.sessions[0]!;
   const expiresAt: number | null = info.expiresAt;
   const next: string | undefined = page.cursor;
