@@ -51,6 +51,14 @@ pub fn stale_logs(head: &Head, token: u64) -> Vec<(u64, Option<u64>)> {
     logs
 }
 
+/// Where `head` stands in its session's sequence of heads: the turn last granted, then the version,
+/// then the turn's end after its running heads. A head with a greater place was written after one
+/// with a smaller; two with the same place differ only in what a follower learns from the store
+/// anyway (a stop request, a lease running out by the clock).
+pub fn head_place(head: &Head) -> (u64, u64, bool) {
+    (head.last_token, head.version, head.lease.is_none())
+}
+
 /// Records on a head that ends the turn of `token` how many flushes that turn wrote.
 pub fn note_flushes(head: &mut Head, token: u64, flushes: u64) {
     if let Some(ended) = head.ended.as_mut().filter(|ended| ended.token == token) {
@@ -224,9 +232,15 @@ impl Follower {
                     }
                     return (Next::Wait, events);
                 }
-                let outcome = match head.ended.as_ref().filter(|ended| ended.token == turn.token) {
-                    Some(ended) => ended.outcome.as_str(),
-                    None => "lost",
+                let (outcome, version) = match head.ended.as_ref().filter(|ended| ended.token == turn.token) {
+                    Some(ended) => (ended.outcome.as_str(), version),
+                    // A later turn ended since: the head no longer says how this one did, but its
+                    // commits say whether it wrote a version (its last one is where it ended). Only a
+                    // turn that wrote none is reported lost (it may have aborted).
+                    None => match committed_at(head, turn.token, self.version) {
+                        Some(at) => ("committed", at),
+                        None => ("lost", version),
+                    },
                 };
                 // The status the turn left the session in: a head already running the next turn (a
                 // begin does not move the version) was at rest at this version.
@@ -288,6 +302,12 @@ impl Follower {
             return (Next::Wait, events);
         }
     }
+}
+
+/// The last version after `reported` that the turn of `token` wrote, as far as `head` names it.
+fn committed_at(head: &Head, token: u64, reported: Option<u64>) -> Option<u64> {
+    let after = reported.unwrap_or(0);
+    (after.saturating_add(1)..=head.version).rev().find(|&version| head.commit_token(version) == Some(token))
 }
 
 /// The outcome a turn ended by a fence reports to the stopper (`StopResult.outcome`).

@@ -418,7 +418,7 @@ impl Invocation {
         let shared = &self.session.shared;
         shared.check_open()?;
         let id = self.session.id();
-        if self.live.flush(&*shared.store, id, self.token, &self.id).await? {
+        if self.live.flush(shared, id, self.token, &self.id).await? {
             // A stop made in another process reaches a store that is not woken by news only when
             // read: there the holder's flush is news for its stop watch, which then reads the head
             // (a stop reaches the holder at its next flush, API.md "Live turns").
@@ -674,8 +674,11 @@ impl Invocation {
         self.state.borrow_mut().in_flight = None;
         match result {
             Ok(Written { head, version, snapshot, base, unwritten }) => {
-                if let Some((n, _)) = &live {
-                    self.live.written(*n);
+                if let Some((n, flush)) = live {
+                    self.live.written(n);
+                    if shared.is_followed(self.session.id()) {
+                        self.live.keep(n, flush);
+                    }
                 }
                 let (events, again) = if unwritten == 0 {
                     (events, None)
@@ -698,6 +701,7 @@ impl Invocation {
                 state.version = version.clone();
                 drop(state);
                 self.keep_mark(&head);
+                shared.tell_followers(self.session.id(), &head, self.token, self.live.take_kept());
                 self.session.apply_commit(head, version, base.as_ref(), &events);
                 if status != Status::Running {
                     self.unpin();
@@ -750,7 +754,7 @@ impl Invocation {
                 // their key already), before anything emitted after them; followers of a lost turn see
                 // them as when it flushed before committing.
                 if let Some(taken) = live {
-                    let _ = self.live.write_taken(&*shared.store, self.session.id(), self.token, taken).await;
+                    let _ = self.live.write_taken(shared, self.session.id(), self.token, taken).await;
                 }
                 match error {
                     EngineError::Core(error @ CoreError::LeaseLost { .. }) => Err(self.lost(error, true)),
@@ -1092,6 +1096,7 @@ impl Invocation {
                 return match self.write(Outcome::Abort, &[], None).await {
                     Ok(Written { head, version, base, .. }) => {
                         let (new_version, status) = (head.version, head.status);
+                        shared.tell_followers(self.session.id(), &head, self.token, self.live.take_kept());
                         self.session.apply_commit(head, version, base.as_ref(), &[]);
                         shared.emit(&|| self.event("lease.released", Some(new_version)));
                         self.session.announce(new_version, status);
@@ -1107,6 +1112,7 @@ impl Invocation {
             live::note_flushes(&mut released, self.token, self.live.flushes());
             let put = shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version));
             if let Some(written) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {
+                shared.tell_followers(self.session.id(), &released, self.token, self.live.take_kept());
                 self.session.apply_commit(released, written, Some(&head), &[]);
                 shared.emit(&|| self.event("lease.released", None));
                 return Ok(());

@@ -14,9 +14,9 @@ use crate::core::{codec, keys, Batch, Event, Head, Json, TurnOutcome};
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::Session;
-use crate::engine::store::StoreEvent;
+use crate::engine::store::{Shared, StoreEvent};
 use crate::engine::EngineError;
-use crate::store::{Expect, Store};
+use crate::store::Expect;
 
 /// Lets one flush write at a time, in the order they asked, so that flush `n` is written before
 /// `n + 1` is taken and `flush()` resolves only after every earlier flush.
@@ -76,11 +76,59 @@ pub struct Emitted {
     pub flush_in: Option<u64>,
 }
 
+/// What a head write of this store that ends a turn or checkpoints tells the store's followers of
+/// the session: the head, and the flushes the turn wrote since its last such write (token, number).
+/// A follower reads the store between waits; turns run back to back in this realm may begin and end
+/// (and delete the turn before's live log) in between, and the notes keep every one of them.
+pub(crate) struct Note {
+    head: Head,
+    token: u64,
+    flushes: Vec<(u64, Flush)>,
+}
+
+/// Flushes of one turn by number, as a note carries them.
+type Flushes = Vec<(u64, Flush)>;
+
+/// A follower's notes not taken yet.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    notes: RefCell<Vec<Note>>,
+}
+
+/// Notes an inbox holds at most: a follower nobody iterates must not grow the store without bound.
+/// Past it the oldest are dropped, and that follower learns of those turns from the store, as a
+/// follower in another realm does.
+const MAX_NOTES: usize = 256;
+
+impl Shared {
+    /// Whether a follower of session `id` iterates in this store.
+    pub(crate) fn is_followed(&self, id: &str) -> bool {
+        self.followers.borrow().iter().any(|(followed, inbox)| followed == id && inbox.strong_count() > 0)
+    }
+
+    /// Tells this store's followers of session `id` of `head`, just written, and of the flushes its
+    /// turn wrote since its last note.
+    pub(crate) fn tell_followers(&self, id: &str, head: &Head, token: u64, flushes: Vec<(u64, Flush)>) {
+        let mut followers = self.followers.borrow_mut();
+        followers.retain(|(_, inbox)| inbox.strong_count() > 0);
+        for inbox in followers.iter().filter(|(followed, _)| followed == id).filter_map(|(_, inbox)| inbox.upgrade()) {
+            let mut notes = inbox.notes.borrow_mut();
+            if notes.len() == MAX_NOTES {
+                notes.remove(0);
+            }
+            notes.push(Note { head: head.clone(), token, flushes: flushes.clone() });
+        }
+    }
+}
+
 /// The live log of one invocation.
 #[derive(Default)]
 pub(crate) struct LiveLog {
     pending: RefCell<Pending>,
     turnstile: Turnstile,
+    /// The flushes written since the last note to this store's followers (kept only while the
+    /// session has followers here: [`Shared::tell_followers`]).
+    kept: RefCell<Vec<(u64, Flush)>>,
     /// The live logs of earlier turns that this turn's first write deletes, beside it (prefixes with
     /// their keys when known): where the lease could not delete them with its own write.
     stale: RefCell<Vec<(String, Vec<String>)>>,
@@ -124,6 +172,16 @@ impl LiveLog {
         Emitted { seq, flush_in }
     }
 
+    /// Keeps flush `n`, written, for the next note to this store's followers.
+    pub fn keep(&self, n: u64, flush: Flush) {
+        self.kept.borrow_mut().push((n, flush));
+    }
+
+    /// The flushes kept since the last note.
+    pub fn take_kept(&self) -> Vec<(u64, Flush)> {
+        std::mem::take(&mut *self.kept.borrow_mut())
+    }
+
     /// How many flushes were written.
     pub fn flushes(&self) -> u64 {
         self.pending.borrow().next_flush
@@ -136,10 +194,10 @@ impl LiveLog {
 
     /// Writes the pending parts as the next flush of the turn holding `token`; resolves after every
     /// earlier flush too. A failed write keeps the parts for the next flush.
-    pub async fn flush(&self, store: &dyn Store, id: &str, token: u64, invocation: &str) -> EngineResult<bool> {
+    pub async fn flush(&self, shared: &Shared, id: &str, token: u64, invocation: &str) -> EngineResult<bool> {
         let (_passage, taken) = self.take_next(invocation).await;
         let Some(taken) = taken else { return Ok(false) };
-        self.write_taken(store, id, token, taken).await.map(|()| true)
+        self.write_taken(shared, id, token, taken).await.map(|()| true)
     }
 
     /// Once every earlier flush is written, takes the pending parts as the next flush (`None` when
@@ -167,14 +225,18 @@ impl LiveLog {
     /// it would be now. A failed write puts the parts back.
     pub async fn write_taken(
         &self,
-        store: &dyn Store,
+        shared: &Shared,
         id: &str,
         token: u64,
         (n, flush): (u64, Flush),
     ) -> EngineResult<()> {
-        match store.put(&keys::live_key(id, token, n), codec::encode_flush(&flush).into(), Expect::Absent).await {
+        let key = keys::live_key(id, token, n);
+        match shared.store.put(&key, codec::encode_flush(&flush).into(), Expect::Absent).await {
             Ok(_) => {
                 self.written(n);
+                if shared.is_followed(id) {
+                    self.keep(n, flush);
+                }
                 Ok(())
             }
             Err(error) => {
@@ -328,6 +390,7 @@ impl Session {
                         if let Some(ended) = &fenced.ended {
                             shared.clear_mark(id, Some(ended.token));
                         }
+                        shared.tell_followers(id, &fenced, fenced.last_token, Vec::new());
                         self.catch_up(fenced.clone(), written).await?;
                         shared.emit(&|| StoreEvent {
                             kind: "commit",
@@ -349,12 +412,18 @@ impl Session {
 
     /// A follower of this session from now on (`after`: skip those parts of that invocation).
     pub fn follow(self: &Rc<Self>, after: Option<(String, u64)>) -> LiveFollow {
+        let inbox = Rc::new(Inbox::default());
+        self.shared.followers.borrow_mut().push((self.id().to_owned(), Rc::downgrade(&inbox)));
         LiveFollow {
             session: self.clone(),
             follower: RefCell::new(Follower::new(after)),
             quiet: Cell::new(0),
             news: Cell::new(false),
             done: Cell::new(false),
+            inbox,
+            cache: RefCell::default(),
+            place: Cell::new(None),
+            start: RefCell::new(Some(self.head())),
         }
     }
 }
@@ -368,6 +437,15 @@ pub struct LiveFollow {
     /// Whether the last poll yielded something.
     news: Cell<bool>,
     done: Cell<bool>,
+    /// What this store's own turns told this follower since its last poll ([`Shared::tell_followers`]).
+    inbox: Rc<Inbox>,
+    /// Flushes the notes carried, by token, each with its number, until read.
+    cache: RefCell<Vec<(u64, Flushes)>>,
+    /// The place of the last head this follower took in ([`live::head_place`]).
+    place: Cell<Option<(u64, u64, bool)>>,
+    /// The head this store knew when `follow()` was called: where the follower starts when notes of
+    /// turns that began after it come before its first read of the store (those turns are replayed).
+    start: RefCell<Option<Head>>,
 }
 
 impl LiveFollow {
@@ -375,7 +453,9 @@ impl LiveFollow {
         self.done.get()
     }
 
-    /// Reads the head, then the flushes it leads to: the events to yield now (empty: wait).
+    /// Reads the head, then the flushes it leads to: the events to yield now (empty: wait). The heads
+    /// this store's own turns wrote since the last poll come first, in the order they were written:
+    /// turns run back to back here may have begun and ended between two reads of the store.
     pub async fn poll(&self) -> EngineResult<Vec<LiveEvent>> {
         let session = &self.session;
         let shared = &session.shared;
@@ -385,10 +465,10 @@ impl LiveFollow {
             return Ok(Vec::new());
         }
         let id = session.id();
-        let head = load::read_head(&*shared.store, id).await?;
+        let read = load::read_head(&*shared.store, id).await?;
         let now = shared.now();
         let mut holder_gone = false;
-        if let Some((head, version)) = &head {
+        if let Some((head, version)) = &read {
             if head.version != session.version() || head.status != session.status() {
                 // The Session followed shows the version an `end` or `commit` reports.
                 let _ = session.catch_up(head.clone(), version.clone()).await;
@@ -398,26 +478,79 @@ impl LiveFollow {
                 holder_gone = shared.env.holder_alive(&instance).await == Some(false);
             }
         }
-        self.follower.borrow_mut().on_head(head.map(|(head, _)| head), now, holder_gone);
+        // Taken after the read: a note of a head written before it completed is older or the same.
+        // The notes are in the order their heads were written; the store's read goes after every note
+        // of its place or before (not a sort: each element type sorted adds a sort's code to the .wasm).
+        let notes = std::mem::take(&mut *self.inbox.notes.borrow_mut());
+        let mut heads = Vec::with_capacity(notes.len() + 2);
+        let start = self.start.borrow_mut().take();
+        if let Some(start) = start.filter(|_| !notes.is_empty()) {
+            heads.push((Some(start), false));
+        }
+        for Note { head, token, flushes } in notes {
+            self.cache.borrow_mut().push((token, flushes));
+            heads.push((Some(head), false));
+        }
+        let at = match &read {
+            Some((head, _)) => {
+                let place = live::head_place(head);
+                heads.iter().position(|(note, _)| note.as_ref().is_some_and(|note| live::head_place(note) > place))
+            }
+            None => None,
+        };
+        heads.insert(at.unwrap_or(heads.len()), (read.map(|(head, _)| head), true));
         let mut events = Vec::new();
-        loop {
-            let (next, decided) = self.follower.borrow_mut().advance();
-            events.extend(decided);
-            match next {
-                Next::Read { token, n } => {
-                    let key = keys::live_key(id, token, n);
-                    let flush = match shared.store.get(&key).await? {
-                        Some(entry) => Some(codec::decode_flush(&key, &entry.value)?),
-                        None => None,
-                    };
-                    events.extend(self.follower.borrow_mut().on_flush(flush));
+        for (head, from_store) in heads {
+            if self.done.get() {
+                break;
+            }
+            // A note's head taken in already is passed over; the store's read of the same place is
+            // taken again (it may show a stop request, or a lease the clock has ended since).
+            if let Some(head) = &head {
+                let place = live::head_place(head);
+                if self.place.get().is_some_and(|taken| if from_store { place < taken } else { place <= taken }) {
+                    continue;
                 }
-                Next::Wait => break,
-                Next::Done => {
-                    self.done.set(true);
-                    break;
+                self.place.set(Some(place));
+            }
+            self.follower.borrow_mut().on_head(head, now, from_store && holder_gone);
+            loop {
+                let (next, decided) = self.follower.borrow_mut().advance();
+                events.extend(decided);
+                match next {
+                    Next::Read { token, n } => {
+                        let cached = {
+                            let mut cache = self.cache.borrow_mut();
+                            let flushes = cache.iter_mut().filter(|(t, _)| *t == token).map(|(_, flushes)| flushes);
+                            flushes
+                                .filter_map(|flushes| {
+                                    flushes.iter().position(|(m, _)| *m == n).map(|at| flushes.swap_remove(at).1)
+                                })
+                                .next()
+                        };
+                        let flush = match cached {
+                            Some(flush) => Some(flush),
+                            None => {
+                                let key = keys::live_key(id, token, n);
+                                match shared.store.get(&key).await? {
+                                    Some(entry) => Some(codec::decode_flush(&key, &entry.value)?),
+                                    None => None,
+                                }
+                            }
+                        };
+                        events.extend(self.follower.borrow_mut().on_flush(flush));
+                    }
+                    Next::Wait => break,
+                    Next::Done => {
+                        self.done.set(true);
+                        break;
+                    }
                 }
             }
+        }
+        if let Some((turn, _, _)) = self.place.get() {
+            // Turns before the last head taken in have been read to their end (or passed over).
+            self.cache.borrow_mut().retain(|(token, _)| *token >= turn);
         }
         // The first empty poll after news keeps the shortest wait: the iterator polls again at once
         // after yielding, and that poll finding nothing yet says nothing about the stream slowing.
@@ -430,7 +563,11 @@ impl LiveFollow {
     }
 
     /// Waits for news: a wake for this session, the holder's realm going away, or the next poll.
+    /// Notes this store's turns left since the last poll are news already.
     pub async fn wait(&self) {
+        if !self.inbox.notes.borrow().is_empty() {
+            return;
+        }
         let shared = &self.session.shared;
         let ms = FOLLOW_POLL_MIN_MS.saturating_mul(1 << self.quiet.get().min(8)).min(FOLLOW_POLL_MAX_MS);
         let holder = self.follower.borrow().holder_instance().map(str::to_owned);

@@ -166,6 +166,10 @@ pub(crate) struct Shared {
     /// Random id of this store instance, recorded in its leases.
     pub instance: String,
     pub marks: RefCell<HashMap<String, Mark>>,
+    /// This store's followers, by session id: what its invocations write that ends a turn or
+    /// checkpoints reaches them directly (`engine::live::Inbox`), so that none misses a turn that
+    /// began and ended between two of its reads of the store.
+    pub followers: RefCell<Vec<(String, std::rc::Weak<crate::engine::live::Inbox>)>>,
     /// Per session id, the invocation of this store's last begin that failed with its outcome
     /// unknown: its lease may be there, held by nobody (`guard::orphaned_instance`).
     /// A list, not a map: rare and few, and another map type would add its code to the .wasm.
@@ -288,6 +292,7 @@ impl SessionStore {
             config,
             instance,
             marks: RefCell::new(HashMap::new()),
+            followers: RefCell::default(),
             orphans: RefCell::new(Vec::new()),
             on_event,
             listeners: RefCell::new(Vec::new()),

@@ -1101,3 +1101,86 @@ test("a follower whose own store is closed finishes (done: true) rather than thr
   assert.notEqual(result, "pending", "the follower ends once its store is closed");
   assert.deepEqual(result, { value: undefined, done: true });
 });
+
+for (const [name, make] of [
+  ["memory", () => SessionStore.memory()],
+  ["kv(memoryKv())", () => SessionStore.kv(memoryKv())],
+]) {
+  test(`${name}: turns run back to back (no timer between them): a follower of the same store gets every turn's parts, then its end, in order`, async () => {
+    const store = await make();
+    const session = await store.open("back-to-back");
+    const followed = await store.open("back-to-back"); // another Session object of the same store
+    for (const watched of [session, followed]) {
+      const iterator = watched.follow();
+      const expected = [];
+      const start = session.version;
+      const turns = 5;
+      for (let turn = 1; turn <= turns; turn++) {
+        const inv = await session.begin();
+        inv.emit({ turn, part: 0 });
+        inv.emit({ turn, part: 1 });
+        inv.appendMessage({ turn });
+        const version = await inv.commit();
+        expected.push(`${inv.id}:part:0:${turn}.0`, `${inv.id}:part:1:${turn}.1`, `${inv.id}:end:committed@${version}`);
+      }
+      const seen = [];
+      while (seen.length < expected.length) {
+        let timer;
+        const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve({ done: true, value: "timeout" }), 3000)));
+        const { value, done } = await Promise.race([iterator.next(), timeout]);
+        clearTimeout(timer);
+        if (done) assert.fail(`the follower stopped after ${seen.join(" ")} (${value})`);
+        seen.push(
+          value.type === "part"
+            ? `${value.invocation}:part:${value.seq}:${value.data.turn}.${value.data.part}`
+            : value.type === "end"
+              ? `${value.invocation}:end:${value.outcome}@${value.version}`
+              : `commit@${value.version}`,
+        );
+      }
+      await iterator.return();
+      assert.deepEqual(seen, expected);
+      assert.equal(session.version, start + turns);
+    }
+  });
+}
+
+test("two stores over one memoryKv (two processes), turns back to back: every end the follower yields is the turn's own outcome and version, never lost for a turn that committed", async () => {
+  const kv = memoryKv();
+  const holder = await (await SessionStore.kv(kv)).open("two-stores-back-to-back");
+  const watched = await (await SessionStore.kv(kv)).open("two-stores-back-to-back");
+  const iterator = watched.follow();
+  const seen = [];
+  const consumed = (async () => {
+    for (;;) {
+      const { value, done } = await iterator.next();
+      if (done) return;
+      seen.push(value);
+      if (value.type !== "part" && value.version >= 12) return;
+    }
+  })();
+  await sleep(30); // the follower's first read: the session at rest at version 0
+  const committed = new Map(); // invocation -> the version its commit wrote
+  for (let turn = 1; turn <= 12; turn++) {
+    const inv = await holder.begin();
+    inv.emit({ turn });
+    inv.appendMessage({ turn });
+    committed.set(inv.id, await inv.commit());
+    // Now and then a pause, so that the follower reads some turns while they run and some after.
+    if (turn % 3 === 0) await sleep(40);
+  }
+  let timer;
+  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), 3000)));
+  const outcome = await Promise.race([consumed, timeout]);
+  clearTimeout(timer);
+  await iterator.return();
+  assert.notEqual(outcome, "timeout", `the follower did not reach version 12: ${JSON.stringify(seen)}`);
+  const ends = seen.filter((event) => event.type === "end");
+  assert.ok(ends.length > 0, "the follower saw some turns end");
+  for (const { invocation, outcome: ended, version } of ends) {
+    assert.equal(ended, "committed", `${invocation} at ${version}`);
+    assert.equal(version, committed.get(invocation), `${invocation}: its own version`);
+  }
+  const versions = seen.filter((event) => event.type !== "part").map((event) => event.version);
+  assert.deepEqual(versions, [...versions].sort((a, b) => a - b), "in commit order");
+});

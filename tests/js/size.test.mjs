@@ -104,8 +104,13 @@ import { gzipSync } from "node:zlib";
 // store's creation, where its first transaction failed with a StorageError (+0.2 KB).
 // 228,939 with a HostKv's bytes of any realm told by one call into js/runtime.js instead of two
 // `instanceof` checks (-0.1 KB).
-// Budget: 229,500.
-const BUDGET_GZIPPED = 229_500;
+// 229,364 with contract mends (constructors that throw, exports the caller owns, abort after a reported
+// loss refused: +0.5 KB).
+// 231,969 with a store's turn ends and checkpoints handed to its followers with their flushes, so that
+// turns run back to back each reach a follower of the same store (+2.6 KB: the notes, and the
+// follower's poll taking several heads in; a correctness fix the old budget could not hold).
+// Budget: 232,200.
+const BUDGET_GZIPPED = 232_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
