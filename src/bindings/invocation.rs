@@ -141,9 +141,13 @@ impl JsInvocation {
         self.heartbeat.clone()
     }
 
-    /// Starts watching for a stop of this turn, once, unless the signal already fired.
+    /// Starts watching for a stop of this turn, once, unless the signal already fired (or fires now:
+    /// a stop of this store asked it already).
     fn watch(&self) {
         if self.signal.reason.borrow().is_some() || self.signal.watching.replace(true) {
+            return;
+        }
+        if self.inner.check_stop_asked_here() {
             return;
         }
         let inner = self.inner.clone();

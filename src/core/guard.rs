@@ -298,6 +298,12 @@ pub fn stop_pending(head: &Head, token: u64) -> Option<&StopRequest> {
     head.stop.as_ref().filter(|stop| stop.token == token && head.lease.as_ref().is_some_and(|l| l.token == token))
 }
 
+/// Whether `head` shows the turn of `token` ended by a stopper's fence: its holder learns of the stop
+/// (its reason is in the fence's batch), not of a lease lost to nobody in particular.
+pub fn fenced_by_stop(head: &Head, token: u64) -> bool {
+    head.ended.as_ref().is_some_and(|ended| ended.token == token && ended.outcome == TurnOutcome::Fenced)
+}
+
 /// How long a holder watching for stops waits, at `now`, before it reads the head again (0: read it
 /// at once). The head as of `checked_at` (its lease's, at first, then each read's) held no stop; one
 /// made in this realm, or announced to it, wakes it (`woken`: a wake-up not its own arrived since),

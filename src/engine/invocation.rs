@@ -487,10 +487,43 @@ impl Invocation {
         }
         if let Some(stop) = guard::stop_pending(&head, self.token) {
             self.fire(Signal::Stop { reason: stop.reason.clone(), by: stop.by.clone() });
+        } else if let Some((reason, by)) = self.fence_reason(&head).await {
+            self.fire(Signal::Stop { reason, by });
         } else if guard::check_lease(&head, self.token, shared.now()).is_err() {
             self.fire(Signal::LeaseLost { token: self.token });
         }
         Ok(self.signaled.get())
+    }
+
+    /// The reason and asker of the stop whose fence `head` shows ended this turn (`stop({ graceMs })`
+    /// ran out before the holder looked): in the fence's batch, which the head does not repeat.
+    async fn fence_reason(&self, head: &Head) -> Option<(String, String)> {
+        if !guard::fenced_by_stop(head, self.token) {
+            return None;
+        }
+        let store = &*self.session.shared.store;
+        let batches = load::batches_after(store, self.session.id(), head, head.version.saturating_sub(1)).await.ok()?;
+        batches.iter().flat_map(|batch| &batch.events).find_map(|event| match event {
+            Event::Stopped { reason, by, .. } => Some((reason.clone(), by.clone())),
+            _ => None,
+        })
+    }
+
+    /// Fires the signal at once when a `stop()` of this store has asked this turn to stop: a signal
+    /// first read after the stop is aborted when it is read. `true` once the signal has fired.
+    pub fn check_stop_asked_here(&self) -> bool {
+        if self.is_ended() || self.signaled.get() {
+            return self.signaled.get();
+        }
+        let shared = &self.session.shared;
+        let asked =
+            shared.stops_asked.borrow().iter().find_map(|(id, token, reason)| {
+                (id == self.session.id() && *token == self.token).then(|| reason.clone())
+            });
+        if let Some(reason) = asked {
+            self.fire(Signal::Stop { reason, by: shared.config.owner.clone() });
+        }
+        self.signaled.get()
     }
 
     /// Watches for a stop of this turn until the invocation ends or the signal fires: woken by a

@@ -262,6 +262,28 @@ impl LiveLog {
     }
 }
 
+/// A stop this store asked, listed in [`Shared::stops_asked`] until its `stop()` returns.
+struct AskedHere<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+    token: Cell<Option<u64>>,
+}
+
+impl AskedHere<'_> {
+    fn note(&self, token: u64, reason: &str) {
+        self.token.set(Some(token));
+        self.shared.stops_asked.borrow_mut().push((self.id.to_owned(), token, reason.to_owned()));
+    }
+}
+
+impl Drop for AskedHere<'_> {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.get() {
+            self.shared.stops_asked.borrow_mut().retain(|(id, asked, _)| !(id == self.id && *asked == token));
+        }
+    }
+}
+
 /// How `stop()` ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopResult {
@@ -312,6 +334,7 @@ impl Session {
         let holder = Holder { owner: &shared.config.owner, instance: &shared.instance, invocation: &stopper };
         let ask = StopAsk { reason, grace_ms };
         let mut asked: Option<(u64, u64)> = None;
+        let asked_here = AskedHere { shared, id, token: Cell::new(None) };
         let mut invocation: Option<String> = None;
         for _ in 0..100_000 {
             let Some((head, version)) = load::read_head(&*shared.store, id).await? else {
@@ -340,6 +363,7 @@ impl Session {
                         .await?;
                     if written.is_some() {
                         asked = Some((token, deadline));
+                        asked_here.note(token, reason);
                         shared.env.wake(id, true);
                     }
                 }

@@ -170,6 +170,9 @@ pub(crate) struct Shared {
     /// checkpoints reaches them directly (`engine::live::Inbox`), so that none misses a turn that
     /// began and ended between two of its reads of the store.
     pub followers: RefCell<Vec<(String, std::rc::Weak<crate::engine::live::Inbox>)>>,
+    /// The stops this store's `stop()` calls have asked and not yet seen end: (session id, token,
+    /// reason). A holder of this store reads its `signal` aborted at once when one names its turn.
+    pub stops_asked: RefCell<Vec<(String, u64, String)>>,
     /// Per session id, the invocation of this store's last begin that failed with its outcome
     /// unknown: its lease may be there, held by nobody (`guard::orphaned_instance`).
     /// A list, not a map: rare and few, and another map type would add its code to the .wasm.
@@ -293,6 +296,7 @@ impl SessionStore {
             instance,
             marks: RefCell::new(HashMap::new()),
             followers: RefCell::default(),
+            stops_asked: RefCell::default(),
             orphans: RefCell::new(Vec::new()),
             on_event,
             listeners: RefCell::new(Vec::new()),

@@ -1184,3 +1184,44 @@ test("two stores over one memoryKv (two processes), turns back to back: every en
   const versions = seen.filter((event) => event.type !== "part").map((event) => event.version);
   assert.deepEqual(versions, [...versions].sort((a, b) => a - b), "in commit order");
 });
+
+for (const [name, make] of [
+  ["memory", (options) => SessionStore.memory(options)],
+  ["kv(memoryKv())", (options) => SessionStore.kv(memoryKv(), options)],
+]) {
+  test(`${name}: a holder's signal first read after a stop of the same store was asked is aborted when read, with the stop's reason and asker`, async () => {
+    const store = await make({ owner: "stopper-here" });
+    const session = await store.open("late-signal");
+    const inv = await session.begin();
+    const stopping = session.stop({ reason: "user", graceMs: 3000 });
+    await sleep(20); // the request is on the head
+    const signal = inv.signal; // its first read
+    assert.equal(signal.aborted, true);
+    assert.ok(signal.reason instanceof StopRequestedError, `reason: ${signal.reason}`);
+    assert.equal(signal.reason.reason, "user");
+    assert.equal(signal.reason.by, "stopper-here");
+    await inv.commit();
+    assert.equal((await stopping).outcome, "stopped");
+  });
+}
+
+test("stop({ graceMs: 0 }) fences at once: the holder's signal aborts with a StopRequestedError (reason, by), not a LeaseLostError, in its store and in another", async () => {
+  const kv = memoryKv();
+  for (const [what, holderStore, stopperStore] of [
+    ["same store", await SessionStore.kv(kv, { owner: "one" }), null],
+    ["two stores", await SessionStore.kv(kv, { owner: "holder" }), await SessionStore.kv(kv, { owner: "stopper" })],
+  ]) {
+    const id = `fence-signal-${what}`;
+    const holding = await holderStore.open(id);
+    const inv = await holding.begin();
+    const signal = inv.signal; // read before the stop
+    const result = await (await (stopperStore ?? holderStore).open(id)).stop({ reason: "now", graceMs: 0 });
+    assert.equal(result.outcome, "fenced", what);
+    const reason = await abortedWith(signal);
+    assert.ok(reason instanceof StopRequestedError, `${what}: ${reason}`);
+    assert.equal(reason.reason, "now", what);
+    assert.equal(reason.by, stopperStore ? "stopper" : "one", what);
+    const refused = await rejection(inv.commit());
+    assert.ok(refused instanceof LeaseLostError, `${what}: the fenced holder's commit: ${refused}`);
+  }
+});

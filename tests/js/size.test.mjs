@@ -109,8 +109,11 @@ import { gzipSync } from "node:zlib";
 // 231,969 with a store's turn ends and checkpoints handed to its followers with their flushes, so that
 // turns run back to back each reach a follower of the same store (+2.6 KB: the notes, and the
 // follower's poll taking several heads in; a correctness fix the old budget could not hold).
-// Budget: 232,200.
-const BUDGET_GZIPPED = 232_200;
+// 233,101 with a holder's signal told of a stop: at its first read when a stop() of its store asked it
+// already, and as a StopRequestedError (the fence's batch gives the reason) when the stop's grace ran
+// out and fenced it, where it said LeaseLostError (+1.1 KB).
+// Budget: 233,500.
+const BUDGET_GZIPPED = 233_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
