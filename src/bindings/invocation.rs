@@ -314,6 +314,7 @@ impl JsInvocation {
     /// the turn); a cut between a tool call and its result is refused unless `force`.
     pub fn compact(&self, options: JsValue) -> JsResult<()> {
         let options = Options::new(&options, "options")?;
+        options.only(&["before", "summary", "agent", "force"])?;
         let missing = |key: &str| invalid(key, format!("compact() needs options.{key}"));
         // Named `before`, as the tool-pair refusal names it.
         let before = to_count(&options.get("before")?.ok_or_else(|| missing("before"))?, "before")?;

@@ -94,10 +94,12 @@ impl JsSession {
     /// options now.
     pub fn follow(&self, options: JsValue) -> JsResult<JsLiveFollower> {
         let options = Options::new(&options, "options")?;
+        options.only(&["after", "signal"])?;
         let after = match options.get("after")? {
             None => None,
             Some(after) => {
                 let after = Options::new(&after, "options.after")?;
+                after.only(&["invocation", "seq"])?;
                 let (invocation, seq) = (after.get("invocation")?, after.get("seq")?);
                 let missing = || invalid("options.after", "options.after needs { invocation, seq }".into());
                 let (invocation, seq) = (invocation.ok_or_else(missing)?, seq.ok_or_else(missing)?);
@@ -119,6 +121,7 @@ impl JsSession {
         let session = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["reason", "graceMs"])?;
             let reason = match options.get("reason")? {
                 Some(reason) => to_text(&reason, "options.reason")?,
                 None => DEFAULT_STOP_REASON.to_owned(),

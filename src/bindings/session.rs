@@ -272,6 +272,7 @@ impl JsSession {
         let session = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["from", "to"])?;
             let from = version_option(&options, "from")?;
             let to = version_option(&options, "to")?;
             let events = session.history(from, to).await?;
@@ -297,6 +298,7 @@ impl JsSession {
         let handle = self.handle();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["id", "at"])?;
             let id = options.name("id", "a session id")?;
             let at = version_option(&options, "at")?;
             crate::bindings::heap_room()?;
@@ -338,6 +340,7 @@ impl JsSession {
         let session = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["before"])?;
             let before = to_count(
                 &options.get("before")?.ok_or_else(|| invalid("before", "prune() needs options.before".into()))?,
                 "before",

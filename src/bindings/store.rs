@@ -283,6 +283,7 @@ impl JsSessionStore {
         let store = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["prefix", "limit", "cursor"])?;
             let prefix = options.string("prefix")?.unwrap_or_default();
             let limit = options.positive("limit")?.map(|n| n as usize);
             let cursor = options.string("cursor")?;
@@ -319,6 +320,7 @@ impl JsSessionStore {
         let store = self.inner.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["limit"])?;
             let limit = options.positive("limit")?.map(|n| n as usize);
             Ok((store.sweep_expired(limit).await? as f64).into())
         })

@@ -268,6 +268,7 @@ impl JsSessionStore {
         let link = self.link.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
+            options.only(&["id"])?;
             let id = options.name("id", "options.id")?;
             let export = export_of(data, &store.config().limits)?;
             crate::bindings::heap_room()?;
@@ -337,6 +338,7 @@ impl JsSessionStore {
     /// The reader behind `store.export({ prefix })`; validates the options now.
     pub fn export(&self, options: JsValue) -> JsResult<JsStoreExporter> {
         let options = Options::new(&options, "options")?;
+        options.only(&["prefix"])?;
         let prefix = options.string("prefix")?.unwrap_or_default();
         crate::bindings::heap_room()?;
         let state = ExporterState {

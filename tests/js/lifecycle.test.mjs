@@ -9,6 +9,7 @@ import {
   InvalidTransitionError,
   SessionClosedError,
   LeaseLostError,
+  ValidationError,
 } from "agent-session";
 import { rejection, thrown, assertError, eventTypes, plain, clockStore, callAsync, test } from "./_helpers.mjs";
 import { memoryKv } from "agent-session/adapters";
@@ -693,5 +694,43 @@ suite("lifecycle: list", () => {
     const second = await store.list();
     assert.deepEqual(second.sessions.map((info) => info.id).sort(), ["a", "b"]);
     assert.ok(second.sessions.every((info) => info.version === 0));
+  });
+});
+
+suite("lifecycle: options", () => {
+  test("an option a method does not take is a ValidationError naming it, as open() and begin() refuse one; nothing is done", async () => {
+    const store = await SessionStore.memory();
+    const session = await store.open("options");
+    await session.invoke((inv) => inv.appendMessage("kept"));
+    const calls = [
+      ["history", () => session.history({ form: 0 }), "options.form"],
+      ["fork", () => session.fork({ version: 0 }), "options.version"],
+      ["prune", () => session.prune({ before: 1, keep: 1 }), "options.keep"],
+      ["stop", () => session.stop({ grace: 0 }), "options.grace"],
+      ["list", () => store.list({ limt: 1 }), "options.limt"],
+      ["sweepExpired", () => store.sweepExpired({ max: 1 }), "options.max"],
+      ["import", async () => store.import(await session.export(), { name: "x" }), "options.name"],
+    ];
+    for (const [name, call, path] of calls) {
+      const error = await rejection(call(), name);
+      assertError(error, ValidationError, "INVALID_INPUT");
+      assert.equal(error.path, path, name);
+    }
+    for (const [name, call, path] of [
+      ["export", () => store.export({ prefx: "o" }), "options.prefx"],
+      ["follow", () => session.follow({ afer: { invocation: "x", seq: 0 } }), "options.afer"],
+      ["follow after", () => session.follow({ after: { invocation: "x", sequence: 0 } }), "options.after.sequence"],
+    ]) {
+      const error = thrown(call, name);
+      assertError(error, ValidationError, "INVALID_INPUT");
+      assert.equal(error.path, path, name);
+    }
+    const inv = await session.begin();
+    const error = thrown(() => inv.compact({ before: 1, summary: ["s"], forced: true }), "compact");
+    assertError(error, ValidationError, "INVALID_INPUT");
+    assert.equal(error.path, "options.forced");
+    await inv.abort();
+    assert.deepEqual(plain(session.messages()), ["kept"]);
+    assert.equal((await store.list()).sessions.length, 1, "no fork, no import");
   });
 });

@@ -112,8 +112,10 @@ import { gzipSync } from "node:zlib";
 // 233,101 with a holder's signal told of a stop: at its first read when a stop() of its store asked it
 // already, and as a StopRequestedError (the fence's batch gives the reason) when the stop's grace ran
 // out and fenced it, where it said LeaseLostError (+1.1 KB).
-// Budget: 233,500.
-const BUDGET_GZIPPED = 233_500;
+// 233,500 with history, fork, prune, stop, follow, compact, list, sweepExpired, import and export
+// refusing an option they do not take, as open() and begin() did (+0.4 KB).
+// Budget: 234,000.
+const BUDGET_GZIPPED = 234_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
