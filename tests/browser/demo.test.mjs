@@ -196,7 +196,10 @@ test("a second tab stops the running turn: the agent keeps its partial answer, m
 
 test("two tabs send at once: one turn runs, the other is refused (busy, retry in N ms), waits and retries; then compact, time travel, export and import", { timeout: 60000 }, async (t) => {
   await withTabs(t, async (tabs) => {
-    const a = await openDemo(tabs, "tab A");
+    // Tab A's story streams for about 10 s (123 tokens, 80 ms apart): tab B's refusal, the screenshots
+    // and its retry must all happen while it runs, also on a loaded machine (at the default 35 ms, 4.3 s,
+    // a full test run once saw the retry go through at once, with no "waiting" to show).
+    const a = await openDemo(tabs, "tab A", undefined, "?pace=80");
     const id = await sessionId(a);
     const b = await openDemo(tabs, "tab B", id);
     await send(a, "tell me a story");
