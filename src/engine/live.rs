@@ -93,12 +93,20 @@ type Flushes = Vec<(u64, Flush)>;
 #[derive(Default)]
 pub(crate) struct Inbox {
     notes: RefCell<Vec<Note>>,
+    /// The bytes of the parts its notes carry.
+    bytes: Cell<usize>,
 }
 
-/// Notes an inbox holds at most: a follower nobody iterates must not grow the store without bound.
-/// Past it the oldest are dropped, and that follower learns of those turns from the store, as a
-/// follower in another realm does.
+/// Notes an inbox holds at most, and the bytes of their parts: a follower nobody iterates must not
+/// grow the store without bound. Past either the oldest are dropped, and that follower learns of
+/// those turns from the store, as a follower in another store does.
 const MAX_NOTES: usize = 256;
+const MAX_NOTE_BYTES: usize = 4 << 20;
+
+/// The bytes of the parts of `flushes`.
+fn part_bytes(flushes: &[(u64, Flush)]) -> usize {
+    flushes.iter().flat_map(|(_, flush)| &flush.parts).map(|part| part.len()).sum()
+}
 
 impl Shared {
     /// Whether a follower of session `id` iterates in this store.
@@ -113,9 +121,11 @@ impl Shared {
         followers.retain(|(_, inbox)| inbox.strong_count() > 0);
         for inbox in followers.iter().filter(|(followed, _)| followed == id).filter_map(|(_, inbox)| inbox.upgrade()) {
             let mut notes = inbox.notes.borrow_mut();
-            if notes.len() == MAX_NOTES {
-                notes.remove(0);
+            let mut bytes = inbox.bytes.get() + part_bytes(&flushes);
+            while !notes.is_empty() && (notes.len() == MAX_NOTES || bytes > MAX_NOTE_BYTES) {
+                bytes -= part_bytes(&notes.remove(0).flushes);
             }
+            inbox.bytes.set(bytes);
             notes.push(Note { head: head.clone(), token, flushes: flushes.clone() });
         }
     }
@@ -506,6 +516,7 @@ impl LiveFollow {
         // The notes are in the order their heads were written; the store's read goes after every note
         // of its place or before (not a sort: each element type sorted adds a sort's code to the .wasm).
         let notes = std::mem::take(&mut *self.inbox.notes.borrow_mut());
+        self.inbox.bytes.set(0);
         let mut heads = Vec::with_capacity(notes.len() + 2);
         let start = self.start.borrow_mut().take();
         if let Some(start) = start.filter(|_| !notes.is_empty()) {

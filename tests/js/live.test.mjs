@@ -1225,3 +1225,24 @@ test("stop({ graceMs: 0 }) fences at once: the holder's signal aborts with a Sto
     assert.ok(refused instanceof LeaseLostError, `${what}: the fenced holder's commit: ${refused}`);
   }
 });
+
+test("a follower nobody iterates holds at most about 4 MiB of its store's turns' parts: 48 turns of 1 MiB each leave the wasm memory within a few MiB of where it was", async () => {
+  const store = await SessionStore.memory({ liveFlushMs: 0 });
+  const session = await store.open("unread-follower");
+  const iterator = session.follow();
+  const part = { text: "x".repeat(64 * 1024) };
+  const turn = async () => {
+    const inv = await session.begin();
+    for (let i = 0; i < 16; i++) inv.emit(part);
+    await inv.commit();
+  };
+  for (let i = 0; i < 8; i++) await turn(); // the memory's own growth first
+  const before = SessionStore.memoryUsage().wasmBytes;
+  for (let i = 0; i < 48; i++) await turn();
+  const grown = SessionStore.memoryUsage().wasmBytes - before;
+  assert.ok(grown <= 16 << 20, `the wasm memory grew by ${grown} bytes over 48 MiB of parts`);
+  // Iterated now, it yields what it kept, in order, then the store's own read.
+  const first = await iterator.next();
+  assert.equal(first.done, false);
+  await iterator.return();
+});

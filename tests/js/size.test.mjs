@@ -114,6 +114,7 @@ import { gzipSync } from "node:zlib";
 // out and fenced it, where it said LeaseLostError (+1.1 KB).
 // 233,500 with history, fork, prune, stop, follow, compact, list, sweepExpired, import and export
 // refusing an option they do not take, as open() and begin() did (+0.4 KB).
+// 233,683 with a follower's notes held to 4 MiB of parts (one nobody iterates had kept 256 turns').
 // Budget: 234,000.
 const BUDGET_GZIPPED = 234_000;
 
