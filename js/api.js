@@ -83,6 +83,40 @@ Object.defineProperty(Invocation.prototype, endAtCheckpoint, {
   writable: true,
 });
 
+// `inv.session` is the Session that began the invocation (with `begin()` or `invoke()`), the same object
+// at every read: wasm-bindgen's getter makes a new wrapper each time, so `inv.session === session` and
+// even `inv.session === inv.session` were false (API.md types it `readonly session: Session`). The
+// views are one either way: every Session of an id in a store shares its cached view.
+const beganBy = Symbol("agent-session.beganBy");
+const sessionWrapper = Object.getOwnPropertyDescriptor(Invocation.prototype, "session").get;
+Object.defineProperty(Invocation.prototype, "session", {
+  get: function () {
+    return (this[beganBy] ??= sessionWrapper.call(this));
+  },
+  configurable: true,
+});
+const beginOnly = Session.prototype.begin;
+Object.defineProperty(Session.prototype, "begin", {
+  value: function begin(options) {
+    return beginOnly.call(this, options).then((inv) => {
+      inv[beganBy] = this;
+      return inv;
+    });
+  },
+  configurable: true,
+  writable: true,
+});
+const invokeOnly = Session.prototype.invoke;
+Object.defineProperty(Session.prototype, "invoke", {
+  value: function invoke(fn, options) {
+    // Anything but a function goes through as it is, for the engine's own refusal.
+    const body = typeof fn === "function" ? (inv) => ((inv[beganBy] = this), fn(inv)) : fn;
+    return invokeOnly.call(this, body, options);
+  },
+  configurable: true,
+  writable: true,
+});
+
 const liveFollower = Session.prototype.follow;
 Object.defineProperty(Session.prototype, "follow", {
   value: function (options) {

@@ -734,3 +734,27 @@ suite("lifecycle: options", () => {
     assert.equal((await store.list()).sessions.length, 1, "no fork, no import");
   });
 });
+
+suite("lifecycle: inv.session", () => {
+  test("inv.session is the Session that began the invocation (begin or invoke), the same object at every read", async () => {
+    const store = await SessionStore.memory();
+    const session = await store.open("began-by");
+    const other = await store.open("began-by");
+    const inv = await session.begin();
+    assert.equal(inv.session, session);
+    assert.equal(inv.session, inv.session);
+    assert.notEqual(inv.session, other);
+    inv.appendMessage("one");
+    await inv.commit();
+    assert.equal(inv.session.version, 1);
+    let seen;
+    await other.invoke((each) => {
+      seen = each.session;
+      each.appendMessage("two");
+    });
+    assert.equal(seen, other);
+    assert.equal(session.version, 2, "the Sessions of an id in a store share its view");
+    const refused = await rejection(session.invoke("not a function"));
+    assertError(refused, ValidationError, "INVALID_INPUT");
+  });
+});
