@@ -708,10 +708,7 @@ impl Invocation {
         match result {
             Ok(Written { head, version, snapshot, base, unwritten }) => {
                 if let Some((n, flush)) = live {
-                    self.live.written(n);
-                    if shared.is_followed(self.session.id()) {
-                        self.live.keep(n, flush);
-                    }
+                    self.live.wrote(shared, self.session.id(), n, flush);
                 }
                 let (events, again) = if unwritten == 0 {
                     (events, None)

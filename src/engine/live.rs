@@ -83,11 +83,11 @@ pub struct Emitted {
 pub(crate) struct Note {
     head: Head,
     token: u64,
-    flushes: Vec<(u64, Flush)>,
+    flushes: Flushes,
 }
 
-/// Flushes of one turn by number, as a note carries them.
-type Flushes = Vec<(u64, Flush)>;
+/// Flushes of one turn with their numbers, as a note carries them.
+pub(crate) type Flushes = Vec<(u64, Flush)>;
 
 /// A follower's notes not taken yet.
 #[derive(Default)]
@@ -104,7 +104,7 @@ const MAX_NOTES: usize = 256;
 const MAX_NOTE_BYTES: usize = 4 << 20;
 
 /// The bytes of the parts of `flushes`.
-fn part_bytes(flushes: &[(u64, Flush)]) -> usize {
+fn part_bytes(flushes: &Flushes) -> usize {
     flushes.iter().flat_map(|(_, flush)| &flush.parts).map(|part| part.len()).sum()
 }
 
@@ -116,7 +116,7 @@ impl Shared {
 
     /// Tells this store's followers of session `id` of `head`, just written, and of the flushes its
     /// turn wrote since its last note.
-    pub(crate) fn tell_followers(&self, id: &str, head: &Head, token: u64, flushes: Vec<(u64, Flush)>) {
+    pub(crate) fn tell_followers(&self, id: &str, head: &Head, token: u64, flushes: Flushes) {
         let mut followers = self.followers.borrow_mut();
         followers.retain(|(_, inbox)| inbox.strong_count() > 0);
         for inbox in followers.iter().filter(|(followed, _)| followed == id).filter_map(|(_, inbox)| inbox.upgrade()) {
@@ -138,7 +138,7 @@ pub(crate) struct LiveLog {
     turnstile: Turnstile,
     /// The flushes written since the last note to this store's followers (kept only while the
     /// session has followers here: [`Shared::tell_followers`]).
-    kept: RefCell<Vec<(u64, Flush)>>,
+    kept: RefCell<Flushes>,
     /// The live logs of earlier turns that this turn's first write deletes, beside it (prefixes with
     /// their keys when known): where the lease could not delete them with its own write.
     stale: RefCell<Vec<(String, Vec<String>)>>,
@@ -182,13 +182,17 @@ impl LiveLog {
         Emitted { seq, flush_in }
     }
 
-    /// Keeps flush `n`, written, for the next note to this store's followers.
-    pub fn keep(&self, n: u64, flush: Flush) {
-        self.kept.borrow_mut().push((n, flush));
+    /// Flush `n` of session `id` is in the store: the next one is `n + 1`, and `flush` is kept for the
+    /// next note to the store's followers of the session, if it has any.
+    pub fn wrote(&self, shared: &Shared, id: &str, n: u64, flush: Flush) {
+        self.pending.borrow_mut().next_flush = n + 1;
+        if shared.is_followed(id) {
+            self.kept.borrow_mut().push((n, flush));
+        }
     }
 
     /// The flushes kept since the last note.
-    pub fn take_kept(&self) -> Vec<(u64, Flush)> {
+    pub fn take_kept(&self) -> Flushes {
         std::mem::take(&mut *self.kept.borrow_mut())
     }
 
@@ -212,7 +216,7 @@ impl LiveLog {
 
     /// Once every earlier flush is written, takes the pending parts as the next flush (`None` when
     /// nothing is pending); no later flush is taken while the returned passage is held. A commit
-    /// writes them with its records and then calls [`LiveLog::written`] or, when it failed,
+    /// writes them with its records and then calls [`LiveLog::wrote`] or, when it failed,
     /// [`LiveLog::write_taken`].
     pub async fn take_next(&self, invocation: &str) -> (Passage<'_>, Option<(u64, Flush)>) {
         let passage = self.turnstile.enter().await;
@@ -243,10 +247,7 @@ impl LiveLog {
         let key = keys::live_key(id, token, n);
         match shared.store.put(&key, codec::encode_flush(&flush).into(), Expect::Absent).await {
             Ok(_) => {
-                self.written(n);
-                if shared.is_followed(id) {
-                    self.keep(n, flush);
-                }
+                self.wrote(shared, id, n, flush);
                 Ok(())
             }
             Err(error) => {
@@ -254,11 +255,6 @@ impl LiveLog {
                 Err(error.into())
             }
         }
-    }
-
-    /// Flush `n` is in the store: the next one is `n + 1`.
-    pub fn written(&self, n: u64) {
-        self.pending.borrow_mut().next_flush = n + 1;
     }
 
     /// A flush that was not written: its parts go back in front of anything emitted meanwhile, seqs
