@@ -760,7 +760,12 @@ export declare class SessionStore {
   delete(id: string): Promise<boolean>;
   /** Deletes expired sessions; resolves to how many. */
   sweepExpired(options?: SweepOptions): Promise<number>;
-  /** Every commit, and an `import` (one change, at the imported version); returns the unsubscribe function. */
+  /**
+   * Every commit, and an `import` (one change, at the imported version); returns the unsubscribe
+   * function. Heard: the commits of this store; on IndexedDB, those of every store of the origin (other
+   * tabs and workers); on a HostKv, those of every store of this realm over the same HostKv object and
+   * prefix (another process's or isolate's commits are not reported: a KV host has no channel).
+   */
   onChange(listener: (change: StoreChange) => void): () => void;
   /** What the cache holds now (bytes approximate). */
   cacheUsage(): CacheUsage;
@@ -806,6 +811,7 @@ export declare class Session {
   /** Read-only state as of a version. */
   at(version: number): Promise<SessionView>;
   fork(options?: ForkOptions): Promise<Session>;
+  /** This session's commits, from the stores `SessionStore.onChange` hears; the view has caught up when it is called. */
   onChange(listener: (change: SessionChange) => void): () => void;
   /** Terminal; takes the guard like `begin`. */
   close(): Promise<void>;

@@ -196,6 +196,44 @@ export function closeChannel(member) {
   }
 }
 
+// The stores of this realm over one HostKv object (and prefix) hear each other's commits: a KV host has
+// no channel between realms, but within one the `onChange` of a store hears every commit made here
+// (API.md). A store joins once something listens to it (`onChange` of the store or of a session), so
+// the commits of a realm where nobody listens cost nothing more. Keyed by the HostKv object, weakly:
+// the entries go with it.
+const realmChannels = new WeakMap(); // HostKv object -> Map(prefix -> Set of members)
+
+/** Joins the stores over `kv` and `prefix` in this realm; `onMessage` gets the others' commits. */
+export function openRealmChannel(kv, prefix, onMessage) {
+  let byPrefix = realmChannels.get(kv);
+  if (!byPrefix) realmChannels.set(kv, (byPrefix = new Map()));
+  let members = byPrefix.get(prefix);
+  if (!members) byPrefix.set(prefix, (members = new Set()));
+  const member = { members, byPrefix, prefix, onMessage };
+  members.add(member);
+  return member;
+}
+
+/** Tells the members over `kv` and `prefix` other than `from` of a commit: `{ id, version, status, token }`. */
+export function postRealmChange(kv, prefix, from, id, version, status, token) {
+  const members = realmChannels.get(kv)?.get(prefix);
+  if (!members) return;
+  const notice = token === undefined ? { id, version, status } : { id, version, status, token };
+  for (const member of members) {
+    if (member === from) continue;
+    try {
+      member.onMessage(notice);
+    } catch {
+      closeRealmChannel(member); // its store was collected without close(): its callback is gone
+    }
+  }
+}
+
+export function closeRealmChannel(member) {
+  if (!member?.members.delete(member)) return;
+  if (member.members.size === 0) member.byPrefix.delete(member.prefix);
+}
+
 // Wake-ups for live turns: whoever waits on a session (a follower, a holder watching for a stop, a
 // stopper) in this realm, and through a BroadcastChannel in the other tabs and workers of the origin
 // that share an IndexedDB store. Only wake-ups travel here; what happened is always read from the

@@ -108,6 +108,20 @@ extern "C" {
     pub fn post_change(channel: &JsValue, id: &str, version: f64, status: &str, token: Option<f64>);
     #[wasm_bindgen(js_name = closeChannel)]
     pub fn close_channel(channel: &JsValue);
+    #[wasm_bindgen(js_name = openRealmChannel)]
+    pub fn open_realm_channel(kv: &JsValue, prefix: &str, on_message: &Function) -> JsValue;
+    #[wasm_bindgen(js_name = postRealmChange)]
+    pub fn post_realm_change(
+        kv: &JsValue,
+        prefix: &str,
+        from: &JsValue,
+        id: &str,
+        version: f64,
+        status: &str,
+        token: Option<f64>,
+    );
+    #[wasm_bindgen(js_name = closeRealmChannel)]
+    pub fn close_realm_channel(member: &JsValue);
 }
 
 /// The engine's clock, randomness and timer in a JS realm; `now` is the `now` store option.

@@ -1,6 +1,8 @@
-//! What ties a browser-shared store to the other realms of its origin: the BroadcastChannel that
-//! carries commits both ways. (The Web Lock that says the store instance is alive is the host's
-//! `Env::hold_alive`, asked for before its first lease.)
+//! What ties a store to the other stores over the same backend, so that their commits reach its
+//! `onChange` and its cached views: for IndexedDB the BroadcastChannel that carries commits between
+//! the realms of the origin (the Web Lock that says the store instance is alive is the host's
+//! `Env::hold_alive`, asked for before its first lease); for a HostKv the other stores of this realm
+//! over the same HostKv object (a KV host has no channel between realms).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -8,15 +10,34 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::host::{close_channel, open_channel, post_change};
+use crate::bindings::host::{
+    close_channel, close_realm_channel, open_channel, open_realm_channel, post_change, post_realm_change,
+};
 use crate::bindings::spawn;
 use crate::caught;
 use crate::core::Status;
 use crate::engine::{Change, SessionStore};
 
 pub struct OriginLink {
-    channel: JsValue,
-    _on_message: Closure<dyn FnMut(JsValue)>,
+    reach: Reach,
+    /// This store's member of the channel; for a HostKv, undefined until something listens.
+    member: Rc<RefCell<JsValue>>,
+    /// Left for good (`store.close()`): a listener added since does not join again.
+    closed: Cell<bool>,
+    on_message: Closure<dyn FnMut(JsValue)>,
+}
+
+enum Reach {
+    /// The BroadcastChannel of an IndexedDB store, joined at once: its views must catch up.
+    Origin,
+    /// The stores of this realm over this HostKv object and prefix, joined at the first listener.
+    Realm { kv: JsValue, prefix: String },
+}
+
+thread_local! {
+    /// How many HostKv stores of this realm listen (joined their realm channel): while none does, a
+    /// commit tells nobody, without a call out of the wasm.
+    static REALM_LISTENERS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn status_of(name: &str) -> Option<Status> {
@@ -68,15 +89,20 @@ impl Inbox {
 }
 
 impl OriginLink {
-    /// Joins the channel `<prefix without />`.
-    pub fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
+    /// The link's callback: other stores' changes go to `store`'s inbox, in order.
+    fn receiver(store: &SessionStore) -> Closure<dyn FnMut(JsValue)> {
         let receiver = store.clone();
         let inbox: Rc<Inbox> = Rc::default();
-        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
+        Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
             if let Some(change) = change_of(&message) {
                 inbox.push(&receiver, change);
             }
-        });
+        })
+    }
+
+    /// Joins the channel `<prefix without />` of an IndexedDB store.
+    pub fn connect(store: &SessionStore, prefix: &str) -> OriginLink {
+        let on_message = Self::receiver(store);
         let channel = open_channel(prefix.trim_end_matches('/'), on_message.as_ref().unchecked_ref());
         let sender = channel.clone();
         store.on_change(Rc::new(move |change: &Change| {
@@ -91,11 +117,63 @@ impl OriginLink {
                 change.token.map(|t| t as f64),
             );
         }));
-        OriginLink { channel, _on_message: on_message }
+        OriginLink {
+            reach: Reach::Origin,
+            member: Rc::new(RefCell::new(channel)),
+            closed: Cell::new(false),
+            on_message,
+        }
+    }
+
+    /// Links a store over a HostKv to the realm's other stores over `kv` and `prefix`: its commits
+    /// reach those that listen; it hears theirs once [`OriginLink::listen`] is called.
+    pub fn connect_realm(store: &SessionStore, kv: JsValue, prefix: String) -> OriginLink {
+        let member: Rc<RefCell<JsValue>> = Rc::new(RefCell::new(JsValue::UNDEFINED));
+        let (sender, from, key) = (kv.clone(), member.clone(), prefix.clone());
+        store.on_change(Rc::new(move |change: &Change| {
+            if change.remote || REALM_LISTENERS.get() == 0 {
+                return;
+            }
+            post_realm_change(
+                &sender,
+                &key,
+                &from.borrow(),
+                &change.id,
+                change.version as f64,
+                change.status.as_str(),
+                change.token.map(|t| t as f64),
+            );
+        }));
+        OriginLink {
+            reach: Reach::Realm { kv, prefix },
+            member,
+            closed: Cell::new(false),
+            on_message: Self::receiver(store),
+        }
+    }
+
+    /// Something listens to this store (its `onChange` or a session's): a HostKv store joins its realm
+    /// channel now. (An IndexedDB store joined at once.)
+    pub fn listen(&self) {
+        let Reach::Realm { kv, prefix } = &self.reach else { return };
+        let mut member = self.member.borrow_mut();
+        if member.is_undefined() && !self.closed.get() {
+            *member = open_realm_channel(kv, prefix, self.on_message.as_ref().unchecked_ref());
+            REALM_LISTENERS.set(REALM_LISTENERS.get() + 1);
+        }
     }
 
     pub fn close(&self) {
-        close_channel(&self.channel);
+        self.closed.set(true);
+        let member = self.member.replace(JsValue::UNDEFINED);
+        match &self.reach {
+            Reach::Origin => close_channel(&member),
+            Reach::Realm { .. } if !member.is_undefined() => {
+                close_realm_channel(&member);
+                REALM_LISTENERS.set(REALM_LISTENERS.get() - 1);
+            }
+            Reach::Realm { .. } => {}
+        }
     }
 }
 
@@ -104,6 +182,6 @@ impl OriginLink {
 /// drops a member whose callback throws).
 impl Drop for OriginLink {
     fn drop(&mut self) {
-        close_channel(&self.channel);
+        self.close();
     }
 }

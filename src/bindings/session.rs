@@ -23,7 +23,7 @@ use crate::engine::{BeginOptions, Change, HistoryEvent, InvokeError, Session, Se
 pub struct JsSession {
     pub(crate) inner: Rc<Session>,
     pub(crate) store: SessionStore,
-    /// The store's tie to the other realms (IndexedDB): kept while any handle of its sessions or
+    /// The store's tie to the other stores over its backend (IndexedDB: other realms; HostKv: this realm): kept while any handle of its sessions or
     /// invocations is, so that a session whose store object was dropped still hears their commits.
     pub(crate) link: Option<Rc<OriginLink>>,
 }
@@ -313,6 +313,9 @@ impl JsSession {
     pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
         let listener: Function =
             listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        if let Some(link) = &self.link {
+            link.listen();
+        }
         let subscription = self
             .inner
             .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));

@@ -20,7 +20,8 @@ use crate::store::{budget, Durability, HostKvStore, IdbStore, MemoryStore, Seale
 #[wasm_bindgen(js_name = SessionStore)]
 pub struct JsSessionStore {
     pub(crate) inner: SessionStore,
-    /// The BroadcastChannel of a browser-shared backend (IndexedDB), shared with the store's sessions.
+    /// What brings other stores' commits over the same backend (IndexedDB: other realms; HostKv: this
+    /// realm's), shared with the store's sessions.
     pub(crate) link: Option<Rc<OriginLink>>,
 }
 
@@ -185,9 +186,12 @@ impl JsSessionStore {
                     "SessionStore.kv(kv) needs a HostKv object (see agent-session/adapters)".into(),
                 ));
             }
-            let backend = HostKvStore::new(kv, prefix, timeout_ms).map_err(|message| invalid("kv", message))?;
-            Ok(build(Rc::new(backend), &options, &["prefix", "allowNonAtomic", "timeoutMs"], None, allow_non_atomic)?
-                .into())
+            let backend =
+                HostKvStore::new(kv.clone(), prefix.clone(), timeout_ms).map_err(|message| invalid("kv", message))?;
+            let mut store =
+                build(Rc::new(backend), &options, &["prefix", "allowNonAtomic", "timeoutMs"], None, allow_non_atomic)?;
+            store.link = Some(Rc::new(OriginLink::connect_realm(&store.inner, kv, prefix)));
+            Ok(store.into())
         })
     }
 
@@ -331,6 +335,9 @@ impl JsSessionStore {
     pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
         let listener: Function =
             listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        if let Some(link) = &self.link {
+            link.listen();
+        }
         let subscription = self
             .inner
             .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, true))));

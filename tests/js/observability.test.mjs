@@ -2,7 +2,7 @@
 import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
 import { SessionStore, ConcurrencyError } from "agent-session";
-import { rejection, clockStore, plain, test } from "./_helpers.mjs";
+import { rejection, clockStore, plain, sleep, test } from "./_helpers.mjs";
 
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -256,6 +256,71 @@ suite("onChange", () => {
     a.onChange((change) => seen.push(change.version));
     await b.invoke(() => {});
     assert.deepEqual(seen, [1]);
+  });
+});
+
+suite("onChange across the stores of one realm over one HostKv", () => {
+  /** Lets the event loop run until `done()` (what another store's commit starts is asynchronous). */
+  async function settle(done) {
+    for (let round = 0; round < 50 && !done(); round++) await sleep(2);
+  }
+
+  test("a store's onChange hears the commits of another store over the same HostKv object, and its views catch up", async () => {
+    const { memoryKv } = await import("agent-session/adapters");
+    const kv = memoryKv();
+    const a = await SessionStore.kv(kv, { owner: "a" });
+    const b = await SessionStore.kv(kv, { owner: "b" });
+    const heard = [];
+    a.onChange((change) => heard.push(plain(change)));
+    const viewA = await a.open("realm/s");
+    const heardBySession = [];
+    viewA.onChange((change) => heardBySession.push({ ...plain(change), seen: viewA.messages().length }));
+    const viewB = await b.open("realm/s");
+    await viewB.invoke((inv) => inv.appendMessage("from b"));
+    const inv = await viewB.begin();
+    inv.appendMessage("again");
+    await inv.interrupt("ask");
+    await settle(() => heard.length === 2 && heardBySession.length === 2);
+    assert.deepEqual(heard, [
+      { id: "realm/s", version: 1, status: "idle" },
+      { id: "realm/s", version: 2, status: "interrupted" },
+    ]);
+    // Each notice comes once the view has caught up to it: the listener reads the new messages.
+    assert.deepEqual(heardBySession, [
+      { version: 1, status: "idle", seen: 1 },
+      { version: 2, status: "interrupted", seen: 2 },
+    ]);
+    assert.equal(viewA.version, 2);
+    assert.equal(viewA.status, "interrupted");
+    assert.deepEqual(viewA.messages(), ["from b", "again"]);
+    // b's own listeners hear its commits once, as before; a's commits reach b once b listens.
+    const heardByB = [];
+    b.onChange((change) => heardByB.push(plain(change)));
+    await viewA.invoke((session) => session.appendMessage("from a"), { resume: "yes" });
+    await settle(() => heardByB.length === 1);
+    assert.deepEqual(heardByB, [{ id: "realm/s", version: 3, status: "idle" }]);
+    assert.deepEqual(heard.at(-1), { id: "realm/s", version: 3, status: "idle" }, "a heard its own commit, once");
+    assert.equal(heard.length, 3);
+  });
+
+  test("stores over another HostKv object, or another prefix, are not told; a closed store is not either", async () => {
+    const { memoryKv } = await import("agent-session/adapters");
+    const kv = memoryKv();
+    const listening = await SessionStore.kv(kv, { prefix: "p/" });
+    const heard = [];
+    listening.onChange((change) => heard.push(change.id));
+    const otherPrefix = await SessionStore.kv(kv, { prefix: "q/" });
+    await (await otherPrefix.open("realm/q")).invoke((inv) => inv.appendMessage(1));
+    const otherKv = await SessionStore.kv(memoryKv(), { prefix: "p/" });
+    await (await otherKv.open("realm/k")).invoke((inv) => inv.appendMessage(1));
+    const samePrefix = await SessionStore.kv(kv, { prefix: "p/" });
+    await (await samePrefix.open("realm/p")).invoke((inv) => inv.appendMessage(1));
+    await settle(() => heard.length > 0);
+    assert.deepEqual(heard, ["realm/p"], "only the store over the same HostKv object and prefix");
+    await listening.close();
+    await (await samePrefix.open("realm/p")).invoke((inv) => inv.appendMessage(2));
+    await sleep(20);
+    assert.deepEqual(heard, ["realm/p"], "nothing after close()");
   });
 });
 

@@ -115,8 +115,10 @@ import { gzipSync } from "node:zlib";
 // 233,500 with history, fork, prune, stop, follow, compact, list, sweepExpired, import and export
 // refusing an option they do not take, as open() and begin() did (+0.4 KB).
 // 233,683 with a follower's notes held to 4 MiB of parts (one nobody iterates had kept 256 turns').
-// Budget: 234,000.
-const BUDGET_GZIPPED = 234_000;
+// 234,198 with the HostKv stores of one realm over one HostKv object hearing each other's commits
+// (API.md: onChange hears "every commit, from this realm"; +0.5 KB).
+// Budget: 235,000.
+const BUDGET_GZIPPED = 235_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
