@@ -20,6 +20,7 @@
 //   removes the newest item, a suffix, which compaction (a prefix) cannot express: it keeps the view.
 import { fromBase64, toBase64, uint8View } from "../runtime.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
+import { SerialQueues } from "./serial-queue.js";
 import { SessionHandle, hasCode } from "./session-handle.js";
 
 /** The state key that marks which message events of the log are live items. */
@@ -45,6 +46,8 @@ export class AgentSessionItems {
   #handle;
   /** The invocation of the running `guard`, which every call of this instance joins. */
   #inv = null;
+  /** The writes of this instance made outside a guard, one after another (`#write`). */
+  #writes = new SerialQueues();
 
   /**
    * @param store any `SessionStore` (memory, IndexedDB, KV).
@@ -279,10 +282,16 @@ export class AgentSessionItems {
 
   /**
    * Runs `change(inv)` in the running guard's invocation, or else in an invocation of its own that
-   * commits only when it `changed` something (a no-op releases without a new version).
+   * commits only when it `changed` something (a no-op releases without a new version). Writes of this
+   * instance outside a guard go one after another, as on `MemorySession` two runs sharing one session
+   * object both store their items: begun at once, the second would only meet the first one's lease.
    */
   async #write(change) {
     if (this.#inv) return change(this.#inv).value;
+    return this.#writes.run(0, () => (this.#inv ? change(this.#inv).value : this.#writeAlone(change)));
+  }
+
+  async #writeAlone(change) {
     const inv = await this.#handle.begin(this.#onBusy === undefined ? this.#agent : { ...this.#agent, onBusy: this.#onBusy });
     try {
       const { changed, value } = change(inv);

@@ -779,6 +779,24 @@ describe("two concurrent runs on one session", () => {
     });
   }
 
+  test("unguarded, one AgentSessionItems shared by both runs: both succeed and store all four items, as on MemorySession", async () => {
+    const items = new AgentSessionItems(await SessionStore.memory(), "race");
+    const one = slowAgent("A");
+    const two = slowAgent("B");
+    const settled = await Promise.allSettled([
+      run(one.agent, "one", { session: items }),
+      run(two.agent, "two", { session: items }),
+    ]);
+    assert.deepEqual(settled.map((s) => s.reason?.message ?? s.status), ["fulfilled", "fulfilled"]);
+    const stored = (await items.getItems()).map((i) => (typeof i.content === "string" ? i.content : i.content[0].text));
+    assert.deepEqual([...stored].sort(), ["A", "B", "one", "two"]);
+    // The writes of one instance went one after another: a commit each, none refused.
+    const writes = await Promise.allSettled([items.addItems([user("x")]), items.popItem(), items.addItems([user("y")])]);
+    assert.deepEqual(writes.map((w) => w.status), ["fulfilled", "fulfilled", "fulfilled"]);
+    assert.deepEqual((await items.getItems()).slice(-1), [user("y")]);
+    assert.equal((await items.session()).status, "idle");
+  });
+
   test("unguarded MemorySession: both succeed and the second model call never saw the first turn", async () => {
     const session = new MemorySession({ sessionId: "race" });
     const one = slowAgent("A");

@@ -16,6 +16,7 @@ import {
   ToolResultBlock,
   FunctionTool,
   BeforeToolCallEvent,
+  BeforeInvocationEvent,
   AfterInvocationEvent,
 } from "@strands-agents/sdk";
 import { InMemoryStorage } from "@strands-agents/sdk/storage";
@@ -363,6 +364,79 @@ describe("AgentSessionManager", () => {
     assert.equal(session.version, 2);
     assert.equal(session.messages({ agent: "agent" }).length, 4);
   });
+
+  // Strands ends these invocations without an AfterInvocationEvent (or before the manager's hook runs):
+  // the lease must still be released, not renewed by the heartbeat for as long as the process lives.
+  // Each on an Agent's first invocation (the manager is set up inside it) and on a later one.
+  for (const later of [false, true]) {
+    const which = later ? "a later invocation" : "the first invocation";
+    /** Another store takes the session as soon as it is released (a bound, not a timing). */
+    const takenElsewhere = async (store, id) => {
+      const other = await (await store.open(id)).begin({ onBusy: { waitMs: 5000 } });
+      await other.abort();
+    };
+
+    test(`${which}: a BeforeInvocationEvent hook that throws: the invocation is aborted and the lease released`, async () => {
+      const [storeA, storeB] = await twoStores();
+      const manager = new AgentSessionManager({ store: storeA, sessionId: "left" });
+      const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), { plugins: [manager] });
+      if (later) await agent.invoke("u1");
+      let failing = true;
+      agent.addHook(BeforeInvocationEvent, () => {
+        if (failing) throw new Error("hook failed");
+      });
+      const failed = await settled(agent.invoke("u2"));
+      assert.equal(failed.error?.message, "hook failed");
+      await takenElsewhere(storeB, "left");
+      const session = await manager.session();
+      await session.refresh();
+      assert.equal(session.version, later ? 1 : 0, "nothing of it was committed");
+      assert.equal(session.status, "idle");
+      failing = false;
+      await agent.invoke("u3");
+      assert.deepEqual(texts(agent.messages).slice(-2), ["user:u3", `assistant:${later ? "a2" : "a1"}`]);
+    });
+
+    test(`${which}: a consumer that leaves stream() at its first event: the invocation is aborted and the lease released`, async () => {
+      const [storeA, storeB] = await twoStores();
+      const manager = new AgentSessionManager({ store: storeA, sessionId: "left" });
+      const agent = makeAgent(new ScriptedModel(["a1", "a2"]), { plugins: [manager] });
+      if (later) await agent.invoke("u1");
+      let first;
+      for await (const event of agent.stream("u2")) {
+        first = event.type;
+        break;
+      }
+      assert.equal(first, "beforeInvocationEvent");
+      await takenElsewhere(storeB, "left");
+      const session = await manager.session();
+      await session.refresh();
+      assert.equal(session.version, later ? 1 : 0);
+      assert.equal(session.status, "idle");
+      await agent.invoke("u3");
+      assert.equal(session.status, "idle");
+    });
+
+    test(`${which}: an AfterInvocationEvent hook that throws before the manager's: the turn is committed as the agent holds it, and released`, async () => {
+      const [storeA, storeB] = await twoStores();
+      const manager = new AgentSessionManager({ store: storeA, sessionId: "left" });
+      const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), { plugins: [manager] });
+      if (later) await agent.invoke("u1");
+      let failing = true;
+      agent.addHook(AfterInvocationEvent, () => {
+        if (failing) throw new Error("after hook failed");
+      });
+      const failed = await settled(agent.invoke("u2"));
+      assert.equal(failed.error?.message, "after hook failed");
+      await takenElsewhere(storeB, "left");
+      const reader = await (await storeB.open("left")).refresh();
+      assert.equal(reader.status, "idle");
+      const expected = later ? ["user:u1", "assistant:a1", "user:u2", "assistant:a2"] : ["user:u2", "assistant:a1"];
+      assert.deepEqual(texts(reader.messages({ agent: "agent" }).map((m) => ({ role: m.role, content: m.content }))), expected);
+      failing = false;
+      await agent.invoke("u3");
+    });
+  }
 
   test("a trimmed context (sliding window) is restored as the agent held it; the history keeps every message", async () => {
     const store = await SessionStore.memory();

@@ -257,8 +257,10 @@ export class AgentSessionManager {
       failed: null,
       forward: null, // forwards a stream event to the invocation's live log
       unlink: null, // detaches the invocation's signal from agent.cancel()
+      leftover: null, // the end of an invocation Strands ended without AfterInvocationEvent (#endLeftovers)
     };
     this.#records.set(agent, record);
+    this.#endLeftovers(record);
     agent.addHook(InitializedEvent, () => this.#onInitialized(record));
     agent.addHook(BeforeInvocationEvent, () => this.#onBefore(record), { order: FIRST });
     agent.addHook(MessageAddedEvent, (event) => {
@@ -391,7 +393,72 @@ export class AgentSessionManager {
     this.#apply(record, data, data, this.#handle.stateId(session), false, true);
   }
 
+  /**
+   * Strands ends some invocations without an AfterInvocationEvent: a BeforeInvocationEvent hook that
+   * throws, a consumer that leaves `stream()` at its first event, an AfterInvocationEvent hook that
+   * throws before this manager's. Their invocation would hold the lease for as long as the process
+   * lives (the heartbeat renews it). So when the agent's stream ends with the invocation still open,
+   * the invocation ends as AfterInvocationEvent would end it (committed as the agent holds it, or
+   * aborted after a model error), or is aborted when the agent added no message (nothing ran).
+   * Two ways to see the end: the agent's `_isInvoking`, which Strands clears in the stream's last
+   * `finally` (this manager is set up inside the first stream, so only this sees that one end); and
+   * the agent's `stream()` (which `invoke()` calls), wrapped, whose caller then gets its outcome after
+   * the invocation ended (and which still works should a later Strands rename the field).
+   */
+  #endLeftovers(record) {
+    const agent = record.agent;
+    const end = () => {
+      if (record.invocation !== null) record.leftover = this.#endLeftover(record);
+    };
+    const field = Object.getOwnPropertyDescriptor(agent, "_isInvoking");
+    if (field?.writable && field.configurable && typeof field.value === "boolean") {
+      let invoking = field.value;
+      Object.defineProperty(agent, "_isInvoking", {
+        configurable: true,
+        enumerable: field.enumerable,
+        get: () => invoking,
+        set: (value) => {
+          invoking = value;
+          if (value === false) end();
+        },
+      });
+    }
+    const stream = agent.stream;
+    if (typeof stream !== "function") return;
+    agent.stream = async function* (...args) {
+      try {
+        return yield* stream.apply(this, args);
+      } finally {
+        end();
+        await record.leftover;
+      }
+    };
+  }
+
+  async #endLeftover(record) {
+    try {
+      if (record.pending.length > 0 || record.failed !== null) {
+        await this.#onAfter(record);
+        return;
+      }
+      const invocation = record.invocation;
+      record.invocation = null;
+      detach(record);
+      if (this.#guard !== null && this.#guard.invocation === invocation) return; // guard(fn) ends it
+      await invocation.abort().catch(() => {});
+      await this.#rollback(record);
+    } catch {
+      // The invocation was aborted (#onAfter aborts when its commit fails); the stream's own outcome
+      // is what its caller gets.
+    }
+  }
+
   async #onBefore(record) {
+    if (record.leftover !== null) {
+      // The end of an invocation Strands left open, still writing (a new invoke can start meanwhile).
+      await record.leftover;
+      record.leftover = null;
+    }
     if (record.initial === null) record.initial = clone(record.agent.takeSnapshot({ preset: "session" }));
     let invocation;
     const guard = this.#guard;
