@@ -70,6 +70,9 @@ fn hint(from: Phase, action: &str) -> &'static str {
         (Phase::Status(_), "resume") => ": resume is only for a session whose status is \"interrupted\"",
         (Phase::Status(_), _) => "",
         (Phase::Committing, _) => ": await the commit or checkpoint being written first (a checkpoint leaves it open)",
+        (Phase::Committed, "abort") => {
+            ": it was committed (also when its commit rejected with a StorageError and landed after all: session.refresh() shows it); begin a new one"
+        }
         _ => ": an invocation ends with its first commit, interrupt or abort; begin a new one",
     }
 }

@@ -139,6 +139,13 @@ pub fn commit_applied(head: &Head, version: u64, token: u64) -> Option<bool> {
     (head.version == version && (snapshot || head.token_of(version) == Some(token))).then_some(snapshot)
 }
 
+/// Whether `head` shows the commit of `token` at `version` written, whatever came after it: an
+/// abort's look for its commit that failed with a storage error and may have landed since.
+pub fn commit_landed(head: &Head, version: u64, token: u64) -> bool {
+    head.version >= version
+        && (head.snapshot == Some(SnapshotRef { version, token }) || head.token_of(version) == Some(token))
+}
+
 /// Whether this realm's `mark` no longer stands for a lease: it names a token the head (as just read)
 /// no longer carries live, because that invocation was fenced by a stop, taken over or ran out
 /// while its holder never ended it. Such a mark must not refuse a begin.

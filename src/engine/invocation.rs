@@ -1079,9 +1079,15 @@ impl Invocation {
         }
         if self.is_lost() {
             // Lost in the background and nobody told yet: the abort is the caller's cleanup, and
-            // nothing of ours is in the store to release, so it just ends the invocation.
+            // nothing of ours is in the store to release, so it just ends the invocation (unless
+            // what took the lease was a failed commit of ours that landed after all).
             self.state.borrow_mut().stage = Stage::Aborted;
             self.unpin();
+            if self.unsettled_write().is_some() {
+                if let Ok(Some((head, _))) = load::read_head(&*self.session.shared.store, self.session.id()).await {
+                    return self.landed_after_all(&head);
+                }
+            }
             return Ok(());
         }
         self.check_open("abort")?;
@@ -1138,7 +1144,7 @@ impl Invocation {
             }
             let released =
                 if aborted { guard::release(&head, self.token) } else { guard::release_kept(&head, self.token) };
-            let Some(mut released) = released else { return Ok(()) };
+            let Some(mut released) = released else { return self.landed_after_all(&head) };
             live::note_flushes(&mut released, self.token, self.live.flushes());
             let put = shared.store.put(&head_key, crate::engine::head_value(&released), Expect::Version(version));
             if let Some(written) = store::beside_deletes(&*shared.store, put, self.live.take_stale()).await? {
@@ -1152,6 +1158,24 @@ impl Invocation {
             }
         }
         Err(EngineError::Conflict(self.session.id().to_owned()))
+    }
+
+    /// An abort that finds the lease gone: when a commit of this turn that failed with a storage
+    /// error landed after all (a write that timed out, a client that sent it again on reconnecting),
+    /// nothing was discarded, and the caller learns that the turn is committed.
+    fn landed_after_all(&self, head: &Head) -> EngineResult<()> {
+        if !self.unsettled_write().is_some_and(|version| guard::commit_landed(head, version, self.token)) {
+            return Ok(());
+        }
+        self.state.borrow_mut().stage = Stage::Committed;
+        Err(CoreError::InvalidTransition { from: Phase::Committed, action: "abort" }.into())
+    }
+
+    /// The version of this turn's last commit that failed and may land yet (its outcome not known,
+    /// or not there when read back).
+    fn unsettled_write(&self) -> Option<u64> {
+        let state = self.state.borrow();
+        state.uncertain.map(|attempt| attempt.version).or(state.failed_write.map(|(version, _)| version))
     }
 
     fn event(&self, kind: &'static str, version: Option<u64>) -> StoreEvent {

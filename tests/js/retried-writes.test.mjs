@@ -7,7 +7,7 @@
 // lease ran out).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SessionStore } from "agent-session";
+import { InvalidTransitionError, SessionStore } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { manualClock } from "./_helpers.mjs";
 import { headFaultKv } from "./_head-faults.mjs";
@@ -124,6 +124,44 @@ test("a commit whose head write timed out and landed after the read back: a retr
     assert.equal(await inv.commit(), 1, `retried ${wait} ms later`);
     assert.deepEqual(await messagesOf(kv, "late-commit"), ["turn"]);
   }
+});
+
+test("a commit whose head write timed out and landed after the read back: abort() rejects with InvalidTransitionError from \"committed\", and the turn is there", async () => {
+  const { kv, hooks } = headFaultKv();
+  const store = await SessionStore.kv(kv, { heartbeat: false });
+  const session = await store.open("late-abort");
+  await session.invoke((inv) => inv.appendMessage("first"));
+  const inv = await session.begin();
+  inv.appendMessage("turn");
+  hooks.headPut = "late";
+  await assert.rejects(inv.commit(), { code: "STORAGE" });
+  assert.ok(await hooks.land(), "the late commit landed");
+  await assert.rejects(inv.abort(), (error) => {
+    assert.ok(error instanceof InvalidTransitionError, `got ${error}`);
+    assert.equal(error.from, "committed");
+    assert.equal(error.action, "abort");
+    assert.match(error.message, /landed after all/);
+    return true;
+  });
+  assert.deepEqual(await messagesOf(kv, "late-abort"), ["first", "turn"]);
+  await assert.rejects(inv.commit(), { code: "INVALID_TRANSITION", from: "committed" });
+  // The commit released the lease: the session goes on at once, in this store and in another.
+  assert.equal((await session.refresh()).version, 2);
+  await session.invoke((next) => next.appendMessage("next"));
+  await (await (await SessionStore.kv(kv)).open("late-abort")).invoke((next) => next.appendMessage("elsewhere"));
+  assert.deepEqual(await messagesOf(kv, "late-abort"), ["first", "turn", "next", "elsewhere"]);
+});
+
+test("a commit whose head write timed out and lands after an abort: the late write is refused, and nothing of the turn is there", async () => {
+  const { kv, hooks } = headFaultKv();
+  const store = await SessionStore.kv(kv, { heartbeat: false });
+  const inv = await (await store.open("abort-first")).begin();
+  inv.appendMessage("turn");
+  hooks.headPut = "late";
+  await assert.rejects(inv.commit(), { code: "STORAGE" });
+  await inv.abort();
+  assert.equal(await hooks.land(), null, "the late write is refused by the head the abort wrote");
+  assert.deepEqual(await messagesOf(kv, "abort-first"), []);
 });
 
 test("a commit whose head write timed out and lands after the retry wrote it: the late write is refused, and the turn is there once", async () => {
