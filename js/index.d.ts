@@ -590,8 +590,11 @@ export interface HostKvCapabilities {
  * condition first, and a value of any other form is a `TypeError` that writes nothing (the whole
  * rule: `HostKv` in `agent-session/adapters`). */
 export interface HostKv {
-  /** The value (bytes, or their base64) and version under `key`, or `null`. */
-  get(key: string): Promise<HostKvEntry | null>;
+  /** The value (bytes, or their base64) and version under `key`, or `null`. An adapter that finds
+   * there what it did not write (a Redis key of another type) may answer `{ corrupt: why }`: the store
+   * reports a `CorruptRecordError` naming the key (as for a value that is not bytes), and a walk over
+   * sessions (`list`, `sweepExpired`) leaves that one out and goes on. */
+  get(key: string): Promise<HostKvEntry | { corrupt: string } | null>;
   /** The new version; `null` when `expectedVersion` did not hold, or, when the store passed
    * `reportCurrent: true` and the adapter can say it cheaply, `{ current }`: what the key holds. */
   put(

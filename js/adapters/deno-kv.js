@@ -78,9 +78,8 @@ export function denoKv(kv, options = {}) {
       const entry = await kv.get(keyOf(key));
       if (entry.versionstamp === null) return null;
       const value = bytesOf(entry.value);
-      if (value === undefined) {
-        throw new Error(`denoKv: the value at ${JSON.stringify(String(key))} is not bytes; was it written by something else?`);
-      }
+      // Not what this adapter writes: something else wrote the key (the store reports it as corrupt).
+      if (value === undefined) return { corrupt: `denoKv: the value there is not bytes (${typeof entry.value}); something else wrote it` };
       return { value, version: entry.versionstamp };
     },
 

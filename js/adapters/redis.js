@@ -373,24 +373,31 @@ export function redisKv(client, options = {}) {
   }
 
   /** `{ value, version }` from Redis replies, or null when both are missing (nothing is there). One
-   * without the other is no entry the adapter wrote (it sets both at once): an error, not "absent". */
+   * without the other is no entry the adapter wrote (it sets both at once): `{ corrupt }`, which the
+   * store reports as a corrupt record, not "absent". */
   function entryOf(value, version) {
     if (version == null && value == null) return null;
     if (version == null || value == null) {
-      throw new Error(`redisKv: a reply with ${version == null ? "a value but no version" : "a version but no value"}; the adapter writes both at once, so something else wrote this key or the reply is malformed`);
+      return { corrupt: `redisKv: a hash with ${version == null ? "a value but no version" : "a version but no value"}; the adapter writes both at once, so something else wrote this key` };
     }
     return upstash ? { value: bytesOfUpstash(value), version: versionOf(version) } : { value: bytesOfReply(value), version: text(version) };
   }
 
-  /** What HMGET reads of `key` (in a script for Upstash): `{ value, version }`, or null. */
+  /** What HMGET reads of `key` (in a script for Upstash): `{ value, version }`, null, or `{ corrupt }`
+   * for a key of another type than the adapter's hashes (something else wrote it). */
   async function read(key) {
     const redisKey = redisKeyOf(String(key));
-    if (upstash) {
-      const [version, value] = pairOf(await evaluate(scripts.get, [redisKey], []), "a read");
+    try {
+      if (upstash) {
+        const [version, value] = pairOf(await evaluate(scripts.get, [redisKey], []), "a read");
+        return entryOf(value, version);
+      }
+      const [value, version] = pairOf(await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]), "HMGET");
       return entryOf(value, version);
+    } catch (error) {
+      if (!String(error?.message).includes("WRONGTYPE")) throw error;
+      return { corrupt: "redisKv: the key holds another type than a hash; something else wrote it" };
     }
-    const [value, version] = pairOf(await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]), "HMGET");
-    return entryOf(value, version);
   }
 
   /** A page of SCAN on `master` (by a script for Upstash): [next cursor, Redis keys], as text. */

@@ -13,7 +13,7 @@ use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::session::Session;
 use crate::engine::store::{OpenOptions, SessionStore};
-use crate::store::{budget, Expect};
+use crate::store::{budget, Expect, StoreError};
 
 /// A session as exported: its head's application facts and every event it still has.
 #[derive(Debug, Clone)]
@@ -365,7 +365,15 @@ impl SessionStore {
         }
         let head_key = keys::head_key(&id);
         let head = crate::engine::head_value(&head);
-        let written = shared.store.commit(records, &head_key, head, Expect::Absent, &mut Vec::new()).await?;
+        let written = match shared.store.commit(records, &head_key, head, Expect::Absent, &mut Vec::new()).await {
+            // Refused before the head was written (over the backend's per-value limit, or the memory
+            // budget): no head names the records written, and they go, so that nothing is left.
+            Err(error @ (StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. })) => {
+                let _ = shared.store.delete_session(&head_key, None, &keys::record_prefixes(&id)).await;
+                return Err(error.into());
+            }
+            written => written?,
+        };
         if written.is_none() {
             return Err(invalid(
                 "id".into(),

@@ -196,8 +196,9 @@ pub enum StoreError {
     /// A read-modify-write kept losing compare-and-set races.
     #[error("the value under \"{key}\" kept changing under a read-modify-write; retry")]
     Contended { key: String },
-    /// A value is larger than the backend accepts in one key.
-    #[error("a value of {actual} bytes is over the backend's per-value limit of {limit} bytes")]
+    /// A head is larger than the backend accepts in one key: a compare-and-set writes it whole
+    /// (records are chunked).
+    #[error("the session's head record is {actual} bytes, over the backend's per-value limit of {limit} bytes (capabilities.maxValueBytes); the head holds the session's metadata, a pending interrupt's payload and a stop's reason: keep large data in messages or state values, which are chunked, and a reference to it there")]
     TooLarge { limit: u64, actual: u64 },
     /// Taking in `needed` more bytes would bring this wasm instance over its memory budget
     /// (`budget.rs`); nothing was written or loaded.

@@ -860,3 +860,53 @@ test("an export is the caller's plain JSON: edited in place (here to corrupt it)
     assert.equal((await store.import(each)).id, "renamed");
   }
 });
+
+describe("a head over the backend's per-value limit", () => {
+  /** memoryKv that declares a per-value limit of `limit` bytes (as Deno KV's 64 KiB), and its keys. */
+  function limitedKv(limit) {
+    const inner = memoryKv();
+    const kv = { ...inner, capabilities: { ...inner.capabilities, maxValueBytes: limit } };
+    delete kv.commit; // one put per record, as an adapter without a one-call commit
+    return kv;
+  }
+  const keysOf = async (kv) => (await kv.list("")).keys;
+
+  test("an import whose metadata or pending interrupt does not fit in one value: LimitExceededError naming the head, and nothing is left written", async () => {
+    const source = await SessionStore.memory();
+    const big = "m".repeat(6000);
+    const withMetadata = await source.open("meta", { metadata: { big } });
+    await withMetadata.invoke((inv) => inv.appendMessage("x".repeat(9000)));
+    const interrupted = await source.open("ask");
+    const inv = await interrupted.begin();
+    inv.appendMessage("y".repeat(9000));
+    await inv.interrupt("approve", { big });
+    for (const session of [withMetadata, interrupted]) {
+      const kv = limitedKv(4096);
+      const target = await SessionStore.kv(kv);
+      await assert.rejects(target.import(await session.export()), (error) => {
+        assert.ok(error instanceof LimitExceededError, `got ${error}`);
+        assert.equal(error.limit, 4096);
+        assert.ok(error.actual > 4096);
+        assert.match(error.message, /head record/);
+        return true;
+      });
+      assert.deepEqual(await keysOf(kv), [], `${session.id}: nothing is left`);
+      // A store with room for it takes the same export.
+      const roomy = await SessionStore.kv(limitedKv(65536));
+      assert.equal((await roomy.import(await session.export())).version, session.version);
+    }
+  });
+
+  test("open with metadata, and an interrupt, over the limit: LimitExceededError naming the head; the invocation stays open", async () => {
+    const kv = limitedKv(4096);
+    const store = await SessionStore.kv(kv);
+    await assert.rejects(store.open("too-big", { metadata: { big: "m".repeat(6000) } }), /head record/);
+    const session = await store.open("ok");
+    const inv = await session.begin();
+    inv.appendMessage("z".repeat(9000)); // a message over the limit is chunked
+    await assert.rejects(inv.interrupt("approve", { big: "p".repeat(6000) }), (error) => error instanceof LimitExceededError && /head record/.test(error.message));
+    await inv.interrupt("approve", { small: true });
+    assert.equal((await session.refresh()).status, "interrupted");
+    assert.equal(session.messages()[0].length, 9000);
+  });
+});

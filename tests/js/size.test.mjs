@@ -117,8 +117,12 @@ import { gzipSync } from "node:zlib";
 // 233,683 with a follower's notes held to 4 MiB of parts (one nobody iterates had kept 256 turns').
 // 234,198 with the HostKv stores of one realm over one HostKv object hearing each other's commits
 // (API.md: onChange hears "every commit, from this realm"; +0.5 KB).
-// Budget: 235,000.
-const BUDGET_GZIPPED = 235_000;
+// 234,570 with abort() telling a commit that landed after its StorageError (+0.3 KB).
+// 235,072 with a HostKv record of another shape (an adapter's { corrupt }, a value that is not bytes)
+// reported as a CorruptRecordError naming its key, and an import refused at its head cleaning up the
+// records it wrote (+0.5 KB).
+// Budget: 236,000.
+const BUDGET_GZIPPED = 236_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

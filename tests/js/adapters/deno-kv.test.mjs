@@ -62,7 +62,7 @@ test("denoKv: each key is one key part under [\"agent-session\"], the value its 
   }
 });
 
-test("denoKv: a base64 string put is stored as its bytes; a stored string reads as bytes, anything else is an error", async () => {
+test("denoKv: a base64 string put is stored as its bytes; a stored string reads as bytes, anything else is reported corrupt", async () => {
   const db = await openKv("");
   try {
     const kv = denoKv(db);
@@ -73,10 +73,11 @@ test("denoKv: a base64 string put is stored as its bytes; a stored string reads 
     // A string value stored by an earlier denoKv (which kept a string as it was given).
     await db.set(["agent-session", "h/old~"], "AQID");
     assert.deepEqual((await kv.get("h/old~")).value, new Uint8Array([1, 2, 3]));
+    // Something else's value: the adapter says so ({ corrupt }), and the store reports a CorruptRecordError.
     await db.set(["agent-session", "h/foreign~"], { not: "bytes" });
-    await assert.rejects(kv.get("h/foreign~"), /not bytes/);
+    assert.match((await kv.get("h/foreign~")).corrupt, /not bytes/);
     await db.set(["agent-session", "h/text~"], "plain text");
-    await assert.rejects(kv.get("h/text~"), /not bytes/);
+    assert.match((await kv.get("h/text~")).corrupt, /not bytes/);
   } finally {
     db.close();
   }
@@ -186,6 +187,32 @@ test("denoKv: a commit past one atomic operation's limits is the records' operat
     operations.length = 0;
     assert.equal(typeof (await adapter.commit(records.slice(0, 2), { key: "big/h/s~", value: new Uint8Array([3]), expectedVersion: version })), "string");
     assert.equal(operations.length, 1);
+  } finally {
+    db.close();
+  }
+});
+
+test("denoKv: a head another program rewrote (an object, text): open gives CorruptRecordError naming the key; list() leaves it out and goes on", async () => {
+  const { SessionStore, CorruptRecordError } = await import("agent-session");
+  const db = await openKv("");
+  try {
+    const corrupt = [];
+    const store = await SessionStore.kv(denoKv(db), { onEvent: (event) => event.type === "corrupt" && corrupt.push(event.key) });
+    for (const id of ["object", "text", "fine"]) await (await store.open(id)).invoke((inv) => inv.appendMessage(id));
+    await db.set(["agent-session", "h/object~"], { some: "object" });
+    await db.set(["agent-session", "h/text~"], "not base64 !");
+    for (const id of ["object", "text"]) {
+      await assert.rejects(store.open(id), (error) => {
+        assert.ok(error instanceof CorruptRecordError, `${id}: got ${error}`);
+        assert.equal(error.key, `h/${id}~`);
+        return true;
+      });
+    }
+    const { sessions } = await store.list();
+    assert.deepEqual(sessions.map((session) => session.id), ["fine"]);
+    assert.deepEqual(corrupt.sort(), ["h/object~", "h/text~"]);
+    assert.equal(await store.sweepExpired(), 0);
+    assert.deepEqual((await db.get(["agent-session", "h/object~"])).value, { some: "object" });
   } finally {
     db.close();
   }

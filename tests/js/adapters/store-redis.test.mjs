@@ -214,3 +214,29 @@ test("a session with idleTtlMs: its head gets a Redis TTL (PEXPIRE), its records
   assert.equal(await client.pTTL(head), -1, "a closed session's head has no TTL");
   await store.close();
 });
+
+test("a head another program rewrote (a Redis string, a hash without its version): open gives CorruptRecordError naming the key; list() and sweepExpired() leave it out and go on", async () => {
+  const { redisKeyOf } = await import("../../../js/adapters/redis.js");
+  const { CorruptRecordError } = await import("agent-session");
+  const prefix = `foreign-${Date.now()}/`;
+  const corrupt = [];
+  const store = await SessionStore.kv(redisKv(client), { prefix, onEvent: (event) => event.type === "corrupt" && corrupt.push(event.key) });
+  for (const id of ["string", "no-version", "fine"]) await (await store.open(id)).invoke((inv) => inv.appendMessage(id));
+  await client.del(redisKeyOf(`${prefix}h/string~`));
+  await client.set(redisKeyOf(`${prefix}h/string~`), "hello");
+  await client.hDel(redisKeyOf(`${prefix}h/no-version~`), "version");
+  const reader = await SessionStore.kv(redisKv(client), { prefix, onEvent: (event) => event.type === "corrupt" && corrupt.push(event.key) });
+  for (const id of ["string", "no-version"]) {
+    await assert.rejects(reader.open(id), (error) => {
+      assert.ok(error instanceof CorruptRecordError, `${id}: got ${error}`);
+      assert.equal(error.key, `h/${id}~`);
+      assert.match(error.message, /something else wrote/);
+      return true;
+    });
+  }
+  const { sessions } = await reader.list();
+  assert.deepEqual(sessions.map((session) => session.id), ["fine"]);
+  assert.deepEqual(corrupt.sort(), ["h/no-version~", "h/string~"]);
+  assert.equal(await reader.sweepExpired(), 0);
+  assert.equal(await client.get(redisKeyOf(`${prefix}h/string~`)), "hello", "nothing of the other program's was changed");
+});
