@@ -591,10 +591,9 @@ export interface HostKvCapabilities {
  * rule: `HostKv` in `agent-session/adapters`). */
 export interface HostKv {
   /** The value (bytes, or their base64) and version under `key`, or `null`. An adapter that finds
-   * there what it did not write (a Redis key of another type) may answer `{ corrupt: why }`: the store
-   * reports a `CorruptRecordError` naming the key (as for a value that is not bytes), and a walk over
-   * sessions (`list`, `sweepExpired`) leaves that one out and goes on. */
-  get(key: string): Promise<HostKvEntry | { corrupt: string } | null>;
+   * there what it did not write (a Redis key of another type) rejects with an error whose `code` is
+   * `"CORRUPT_RECORD"`: the store reports a `CorruptRecordError` naming the key. */
+  get(key: string): Promise<HostKvEntry | null>;
   /** The new version; `null` when `expectedVersion` did not hold, or, when the store passed
    * `reportCurrent: true` and the adapter can say it cheaply, `{ current }`: what the key holds. */
   put(

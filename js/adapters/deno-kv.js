@@ -26,7 +26,7 @@
 // tests/js/adapters/deno-kv.test.mjs), so it is retried, with a short random backoff, for up to
 // BUSY_RETRY_MS.
 
-import { bytesOf, commitByPuts, holds, invalidArgument, maxValueBytesOf, notAValue } from "./values.js";
+import { bytesOf, commitByPuts, corruptRecord, holds, invalidArgument, maxValueBytesOf, notAValue } from "./values.js";
 
 /** The first key part of every key this adapter writes. */
 const NAMESPACE = "agent-session";
@@ -78,8 +78,9 @@ export function denoKv(kv, options = {}) {
       const entry = await kv.get(keyOf(key));
       if (entry.versionstamp === null) return null;
       const value = bytesOf(entry.value);
-      // Not what this adapter writes: something else wrote the key (the store reports it as corrupt).
-      if (value === undefined) return { corrupt: `denoKv: the value there is not bytes (${typeof entry.value}); something else wrote it` };
+      if (value === undefined) {
+        throw corruptRecord(`denoKv: the value at ${JSON.stringify(String(key))} is not bytes; was it written by something else?`);
+      }
       return { value, version: entry.versionstamp };
     },
 

@@ -42,7 +42,7 @@
 // another hash slot than the session's keys, so it could not be updated in the same script on a
 // cluster, and keys that Redis expires would stay in it.)
 import { fromBase64, toBase64, uint8View } from "../runtime.js";
-import { bytesOf, commitByPuts, holds, invalidArgument, maxValueBytesOf, newVersion, notAValue } from "./values.js";
+import { bytesOf, commitByPuts, corruptRecord, holds, invalidArgument, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Compare-and-set, and a session commit. KEYS[1]: the key (a session's head); for a commit, KEYS[2..]:
  * its records, written (no TTL) only when the condition holds, before the key, then the keys it deletes
@@ -373,31 +373,32 @@ export function redisKv(client, options = {}) {
   }
 
   /** `{ value, version }` from Redis replies, or null when both are missing (nothing is there). One
-   * without the other is no entry the adapter wrote (it sets both at once): `{ corrupt }`, which the
-   * store reports as a corrupt record, not "absent". */
+   * without the other is no entry the adapter wrote (it sets both at once): an error, not "absent". */
   function entryOf(value, version) {
     if (version == null && value == null) return null;
     if (version == null || value == null) {
-      return { corrupt: `redisKv: a hash with ${version == null ? "a value but no version" : "a version but no value"}; the adapter writes both at once, so something else wrote this key` };
+      throw corruptRecord(`redisKv: a reply with ${version == null ? "a value but no version" : "a version but no value"}; the adapter writes both at once, so something else wrote this key or the reply is malformed`);
     }
     return upstash ? { value: bytesOfUpstash(value), version: versionOf(version) } : { value: bytesOfReply(value), version: text(version) };
   }
 
-  /** What HMGET reads of `key` (in a script for Upstash): `{ value, version }`, null, or `{ corrupt }`
-   * for a key of another type than the adapter's hashes (something else wrote it). */
+  /** What HMGET reads of `key` (in a script for Upstash): `{ value, version }`, or null. */
   async function read(key) {
     const redisKey = redisKeyOf(String(key));
-    try {
-      if (upstash) {
-        const [version, value] = pairOf(await evaluate(scripts.get, [redisKey], []), "a read");
-        return entryOf(value, version);
-      }
-      const [value, version] = pairOf(await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]), "HMGET");
+    if (upstash) {
+      const [version, value] = pairOf(await evaluate(scripts.get, [redisKey], []), "a read");
       return entryOf(value, version);
-    } catch (error) {
-      if (!String(error?.message).includes("WRONGTYPE")) throw error;
-      return { corrupt: "redisKv: the key holds another type than a hash; something else wrote it" };
     }
+    let reply;
+    try {
+      reply = await driver.call(redisKey, ["HMGET", redisKey, "value", "version"]);
+    } catch (error) {
+      // A key of another type than the adapter's hashes: something else wrote it.
+      if (String(error?.message).startsWith("WRONGTYPE")) throw corruptRecord(`redisKv: ${error.message}`);
+      throw error;
+    }
+    const [value, version] = pairOf(reply, "HMGET");
+    return entryOf(value, version);
   }
 
   /** A page of SCAN on `master` (by a script for Upstash): [next cursor, Redis keys], as text. */

@@ -27,6 +27,13 @@ export function invalidArgument(message) {
   return Object.assign(new TypeError(message), { code: "INVALID_INPUT" });
 }
 
+/** An adapter's error for a key that holds what it did not write (another program's value, a Redis key
+ * of another type): its `code` CORRUPT_RECORD makes the store report a CorruptRecordError naming the
+ * key, which `list()` and `sweepExpired()` leave out and go on. */
+export function corruptRecord(message) {
+  return Object.assign(new Error(message), { code: "CORRUPT_RECORD" });
+}
+
 /** The TypeError of a put whose value `bytesOf` refused (thrown once the put's condition has held). */
 export function notAValue(adapter, key) {
   return invalidArgument(

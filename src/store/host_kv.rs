@@ -132,6 +132,14 @@ fn js_number_text(number: &JsValue) -> String {
 /// session's data (a 300 KB message made a 400 KB error message, for every log to keep).
 const DETAIL_CHARS: usize = 300;
 
+/// Whether an adapter's error has the code `CORRUPT_RECORD`: what the backend holds under the key is
+/// not what the adapter writes (`corruptRecord` in js/adapters/values.js).
+fn says_corrupt(cause: &dyn std::any::Any) -> bool {
+    cause
+        .downcast_ref::<JsValue>()
+        .is_some_and(|cause| cause.is_object() && field(cause, "code").as_string().as_deref() == Some("CORRUPT_RECORD"))
+}
+
 fn shortened(detail: String) -> String {
     match detail.char_indices().nth(DETAIL_CHARS) {
         Some((end, _)) => format!("{}... (cut: the whole error is the cause)", &detail[..end]),
@@ -201,30 +209,25 @@ impl HostKvStore {
     /// One `get`: the bytes and version stored under the full key, as the adapter returned them.
     async fn raw_get(&self, key: &str) -> StoreResult<Option<Entry>> {
         let what = format!("get(\"{key}\")");
-        let returned = self.call(&what, caught::checked(kv_get(&self.kv, "get", &self.full(key)))).await?;
-        Self::entry_of(key, &what, &returned)
+        let returned = match self.call(&what, caught::checked(kv_get(&self.kv, "get", &self.full(key)))).await {
+            // The adapter found there what it did not write (a Redis key of another type): a corrupt
+            // record naming the key, which a walk over heads leaves out and goes on.
+            Err(StoreError::Backend { message, cause })
+                if cause.as_ref().is_some_and(|cause| says_corrupt(&**cause)) =>
+            {
+                return Err(StoreError::Corrupt { key: key.to_owned(), detail: message });
+            }
+            returned => returned?,
+        };
+        Self::entry_of(&what, &returned)
     }
 
-    /// The `{ value, version }` an adapter returned for `key` (from `get`, or as the `current` of a
-    /// refused `put`), or `None` for null. What the backend holds there and this package did not
-    /// write is a corrupt record naming the key (so a walk over heads leaves it out and goes on): an
-    /// adapter that says so (`{ corrupt: why }`: a Redis key of another type, a hash without its
-    /// version) or a value that is neither bytes nor base64 text (another program's object).
-    fn entry_of(key: &str, what: &str, returned: &JsValue) -> StoreResult<Option<Entry>> {
+    /// The `{ value, version }` an adapter returned (from `get`, or as the `current` of a refused
+    /// `put`), or `None` for null.
+    fn entry_of(what: &str, returned: &JsValue) -> StoreResult<Option<Entry>> {
         if returned.is_null() || returned.is_undefined() {
             return Ok(None);
         }
-        let corrupt = |detail: String| StoreError::Corrupt { key: key.to_owned(), detail };
-        if let Some(why) = field(returned, "corrupt").as_string() {
-            return Err(corrupt(shortened(why)));
-        }
-        // A result without a version breaks the HostKv contract (an adapter's fault): malformed.
-        let version = field(returned, "version");
-        let version = match (version.as_string(), version.as_f64()) {
-            (Some(text), _) => text,
-            (None, Some(_)) => js_number_text(&version),
-            _ => return Err(Self::malformed(what, returned)),
-        };
         let value = field(returned, "value");
         // Checked before the bytes are copied into wasm memory, where a failed allocation would trap
         // (a base64 string is copied as text first: 4 characters per 3 bytes).
@@ -243,15 +246,16 @@ impl HostKvStore {
             } else {
                 array.to_vec()
             }
-        } else if let Some(text) = value.as_string() {
-            match from_base64(&text) {
-                Some(array) => array.to_vec(),
-                None => return Err(corrupt("the host KV holds text that is not base64 there".to_owned())),
-            }
-        } else if value.is_null() || value.is_undefined() {
-            return Err(Self::malformed(what, returned));
+        } else if let Some(array) = value.as_string().and_then(|text| from_base64(&text)) {
+            array.to_vec()
         } else {
-            return Err(corrupt("the host KV holds a value that is not bytes there".to_owned()));
+            return Err(Self::malformed(what, returned));
+        };
+        let version = field(returned, "version");
+        let version = match (version.as_string(), version.as_f64()) {
+            (Some(text), _) => text,
+            (None, Some(_)) => js_number_text(&version),
+            _ => return Err(Self::malformed(what, returned)),
         };
         Ok(Some(Entry { value: bytes, version }))
     }
@@ -295,7 +299,7 @@ impl HostKvStore {
                 && returned.is_object()
                 && Reflect::has(&returned, &JsValue::from_str("current")).unwrap_or(false) =>
             {
-                let current = Self::entry_of(key, &what, &field(&returned, "current"))?;
+                let current = Self::entry_of(&what, &field(&returned, "current"))?;
                 Ok(Put::Refused { current: Some(current) })
             }
             _ => Err(Self::malformed(&what, &returned)),
@@ -428,13 +432,8 @@ impl Store for HostKvStore {
                 return self.raw_put(key, &value, &expect, ttl).await;
             }
             // Heads are compare-and-set and must stay one value; records are immutable and chunked.
-            if key.starts_with(keys::HEAD_PREFIX) {
+            if key.starts_with(keys::HEAD_PREFIX) || limit < 64 {
                 return Err(StoreError::TooLarge { limit: limit as u64, actual: value.len() as u64 });
-            }
-            if limit < 64 {
-                return Err(StoreError::backend(
-                    "a record over capabilities.maxValueBytes cannot be chunked when that is under 64 bytes",
-                ));
             }
             let chunks: Vec<&[u8]> = value.chunks(limit).collect();
             for (index, chunk) in chunks.iter().enumerate() {
