@@ -103,7 +103,10 @@ export declare class AgentSessionManager implements Plugin {
    * release. ConcurrencyError when the session is busy anywhere. Guards do not nest.
    */
   guard<T>(fn: (invocation: Invocation) => T | Promise<T>, options?: BeginOptions): Promise<T>;
-  /** Loads `target` as of a committed version (default: the latest); writes nothing. */
+  /**
+   * Loads `target` as of a committed version (default: the latest); writes nothing. `false`, the agent
+   * unchanged, for an id that is no version of the session (above the latest, pruned, not a number).
+   */
   restoreSnapshot(params: { target: LocalAgent; snapshotId?: string | number }): Promise<boolean>;
   /** Versions (decimal strings, ascending) that changed `target`'s messages or state. */
   listSnapshotIds(params: { target: LocalAgent; limit?: number; startAfter?: string | number }): Promise<string[]>;

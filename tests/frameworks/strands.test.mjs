@@ -182,6 +182,30 @@ describe("AgentSessionStorage", () => {
     assert.deepEqual(texts(fresh.messages), ["user:again", "assistant:hi"]);
   });
 
+  test("a Strands session id longer than an agent-session id can be (260 characters): saved, restored, listed and deleted", async () => {
+    const [storeA, storeB] = await twoStores();
+    const sessionId = "s".repeat(260); // Strands takes it (/^[a-z0-9_-]+$/, no bound)
+    const first = makeAgent(new ScriptedModel(["one"]), { sessionManager: new SessionManager({ storage: new AgentSessionStorage(storeA), sessionId }) });
+    await first.invoke("u1");
+    const manager = new SessionManager({ storage: new AgentSessionStorage(storeB), sessionId });
+    const second = makeAgent(new ScriptedModel(["two"]), { sessionManager: manager });
+    await second.invoke("u2");
+    assert.deepEqual(texts(second.messages), ["user:u1", "assistant:one", "user:u2", "assistant:two"]);
+    const storage = new AgentSessionStorage(storeB);
+    const keys = await storage.list(`session/${sessionId}/`);
+    assert.ok(keys.length >= 1 && keys.every((key) => key.startsWith(`session/${sessionId}/`)), JSON.stringify(keys));
+    assert.deepEqual(await storage.list(""), keys, "the whole listing names it by its own key, once");
+    assert.deepEqual(await storage.list("session/"), keys);
+    assert.deepEqual(await storage.list("other/"), []);
+    // One agent-session session, under a hashed id that fits.
+    const { sessions } = await storeA.list({ prefix: "strands/" });
+    assert.equal(sessions.length, 1);
+    assert.ok(new TextEncoder().encode(sessions[0].id).length <= 256);
+    await manager.deleteSession();
+    assert.deepEqual(await storage.list(""), []);
+    assert.deepEqual((await storeA.list({ prefix: "strands/" })).sessions, [], "deleted with its history");
+  });
+
   test("concurrent writes to one session are applied together; a second process waits its turn", async () => {
     const events = [];
     const [a, b] = await twoStores({ onEvent: (e) => events.push(e) });
@@ -535,6 +559,11 @@ describe("AgentSessionManager", () => {
     assert.equal(session.version, 4);
     assert.deepEqual(texts(early.messages), ["user:u1", "assistant:a1", "user:u2", "assistant:a2", "user:u4", "assistant:a4"]);
     assert.deepEqual(await otherManager.listSnapshotIds({ target: early, startAfter: "2" }), ["3", "4"]);
+    // An id that is no version: false and the agent unchanged, as Strands' SessionManager answers.
+    for (const snapshotId of ["999", 5, "01890000-0000-7000-8000-000000000000", "", "1.5", "-1"]) {
+      assert.equal(await otherManager.restoreSnapshot({ target: early, snapshotId }), false, `snapshotId ${JSON.stringify(snapshotId)}`);
+    }
+    assert.deepEqual(texts(early.messages).slice(-2), ["user:u4", "assistant:a4"]);
   });
   test("a human-in-the-loop interrupt survives a restart: a new Agent resumes it, the tool runs once", async () => {
     const [storeA, storeB] = await twoStores();

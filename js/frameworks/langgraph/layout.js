@@ -21,36 +21,10 @@
 // task ids, and sessionId()/agentName() answer synchronously, so the saver cannot leave the check to
 // the engine: a name that would be longer (or not well-formed UTF-16, which would not round-trip) is
 // replaced by a SHA-256 of it, and both the writer and every reader derive the same name.
-import { toBase64Url, utf8Length } from "../../runtime.js";
-import { sha256 } from "./sha256.js";
+import { utf8Length } from "../../runtime.js";
+import { MAX_NAME_BYTES, hashString, nameFor } from "../names.js";
 
-/** agent-session's bound on ids, agent names and state keys (MAX_NAME_BYTES of src/core/limits.rs). */
-const MAX_NAME_BYTES = 256;
-/** Marks a hashed name; a value that starts with it is hashed too, so no raw name looks hashed. */
-export const HASHED = "\u0000#";
-
-function wellFormed(s) {
-  if (typeof s.isWellFormed === "function") return s.isWellFormed();
-  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
-}
-
-/** SHA-256 of a string's UTF-16 code units (so lone surrogates hash distinctly), base64url. */
-function hashString(s) {
-  const bytes = new Uint8Array(s.length * 2);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    bytes[2 * i] = c & 0xff;
-    bytes[2 * i + 1] = c >> 8;
-  }
-  return toBase64Url(sha256(bytes));
-}
-
-/** `prefix + value` when that is a valid agent-session name (1..256 UTF-8 bytes), else a hashed form. */
-export function nameFor(prefix, value, hashedPrefix) {
-  const raw = prefix + value;
-  if (utf8Length(raw) <= MAX_NAME_BYTES && wellFormed(raw) && !value.startsWith(HASHED)) return raw;
-  return hashedPrefix + hashString(value);
-}
+export { HASHED, nameFor } from "../names.js";
 
 /** A state key: `kind/` + the JSON of its parts, hashed when longer than 256 bytes. */
 function stateKey(kind, parts) {

@@ -341,11 +341,21 @@ export class AgentSessionManager {
     const loaded = this.#handle.stateId(session); // before the read of `at` lets a commit move the session
     let view = latest;
     if (params.snapshotId !== undefined) {
-      const version = Number(params.snapshotId);
-      if (!Number.isInteger(version) || version < 0) {
-        throw new TypeError(`AgentSessionManager.restoreSnapshot: '${params.snapshotId}' is not a version`);
+      // An id that is no version of the session, or one above it or pruned: nothing to restore, the
+      // agent unchanged, as Strands' SessionManager answers an id it does not have.
+      const id = String(params.snapshotId);
+      if (!/^(0|[1-9][0-9]*)$/.test(id)) return false;
+      const version = Number(id);
+      if (version !== session.version) {
+        let at;
+        try {
+          at = await session.at(version);
+        } catch (error) {
+          if (hasCode(error, "NOT_FOUND")) return false;
+          throw error;
+        }
+        view = readAgent(at, record.name);
       }
-      if (version !== session.version) view = readAgent(await session.at(version), record.name);
     }
     this.#apply(record, latest, view, loaded, false);
     return view.hasData;

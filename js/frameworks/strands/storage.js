@@ -2,6 +2,7 @@
 // Strands' own SessionManager and anything else that takes a Storage. Durable and atomic per write,
 // but it cannot guard a turn: Storage never sees one.
 import { fromBase64, toBase64, uint8View } from "../../runtime.js";
+import { HASHED, nameFor } from "../names.js";
 import { SerialQueues } from "../serial-queue.js";
 import { SessionHandle, hasCode } from "../session-handle.js";
 
@@ -36,6 +37,10 @@ function decodeBytes(value, key) {
   throw new Error(`agent-session/strands: the value stored under '${key}' is not a storage record`);
 }
 
+/** The state key of a session under a hashed id that names its group (`session/<id>`): no Strands key
+ * starts with a NUL. */
+const GROUP = "\u0000group";
+
 function asBase64(value) {
   return "json" in value ? { base64: toBase64(utf8Encoder.encode(JSON.stringify(value.json))) } : value;
 }
@@ -44,7 +49,8 @@ function asBase64(value) {
  * A Strands `Storage` over a SessionStore. A key `a/b/rest` lives in the agent-session session
  * `<prefix>a/b` under the state key `rest` (so Strands' `session/<sessionId>/...` keys give one
  * agent-session session per Strands session); keys with fewer than two `/` live in the session
- * `<prefix>` itself. Writes and deletes of one session made while another is in flight are applied
+ * `<prefix>` itself. A group `a/b` too long for an agent-session id (256 UTF-8 bytes) gets a hashed
+ * id (`names.js`), and the session keeps the group under a state key of its own (`GROUP`). Writes and deletes of one session made while another is in flight are applied
  * together in one invocation; a session whose last key is deleted is deleted with its history.
  */
 export class AgentSessionStorage {
@@ -76,11 +82,11 @@ export class AgentSessionStorage {
   }
 
   async write(key, data) {
-    const { sid, skey } = this.#locate(key);
+    const { sid, skey, group } = this.#locate(key);
     const bytes = uint8View(data); // of any realm
     if (bytes === undefined) throw new TypeError("AgentSessionStorage.write: data must be a Uint8Array");
     const value = encodeBytes(bytes);
-    await this.#enqueue(sid, { skey, value });
+    await this.#enqueue(sid, { skey, value, group });
   }
 
   async read(key) {
@@ -103,10 +109,20 @@ export class AgentSessionStorage {
       // The prefix names one session.
       const group = prefix.slice(0, second + 1);
       const rest = prefix.slice(second + 1);
-      for (const skey of await this.#keys(this.#prefix + prefix.slice(0, second))) {
+      for (const skey of await this.#keys(this.#sessionOf(prefix.slice(0, second)))) {
         if (skey.startsWith(rest)) keys.push(group + skey);
       }
     } else {
+      // Sessions under hashed ids, each named by its group.
+      for (const id of await this.#ids(this.#prefix + HASHED)) {
+        const session = await this.#handle(id).refreshed();
+        const group = session?.stateValue(GROUP);
+        if (typeof group !== "string") continue;
+        for (const skey of await this.#keys(id)) {
+          const key = `${group}/${skey}`;
+          if (key.startsWith(prefix)) keys.push(key);
+        }
+      }
       for (const skey of await this.#keys(this.#prefix)) {
         if (skey.startsWith(prefix)) keys.push(skey);
       }
@@ -115,7 +131,7 @@ export class AgentSessionStorage {
         const page = await this.#store.list({ prefix: this.#prefix + prefix, ...(cursor !== undefined && { cursor }) });
         for (const info of page.sessions) {
           const group = info.id.slice(this.#prefix.length);
-          if (!group.includes("/")) continue; // the root session, or not one of ours
+          if (!group.includes("/")) continue; // the root session, a hashed one, or not one of ours
           for (const skey of await this.#keys(info.id)) {
             const key = `${group}/${skey}`;
             if (key.startsWith(prefix)) keys.push(key);
@@ -134,7 +150,25 @@ export class AgentSessionStorage {
     if (second < 0) return { sid: this.#prefix, skey: key };
     const skey = key.slice(second + 1);
     if (skey === "") throw new TypeError(`AgentSessionStorage: the key '${key}' ends at a session boundary`);
-    return { sid: this.#prefix + key.slice(0, second), skey };
+    const group = key.slice(0, second);
+    return { sid: this.#sessionOf(group), skey, group };
+  }
+
+  /** The agent-session id of group `a/b`: `<prefix>a/b`, or a hashed one when that is too long. */
+  #sessionOf(group) {
+    return nameFor(this.#prefix, group, this.#prefix + HASHED);
+  }
+
+  /** The ids of every session whose id starts with `prefix`. */
+  async #ids(prefix) {
+    const ids = [];
+    let cursor;
+    do {
+      const page = await this.#store.list({ prefix, ...(cursor !== undefined && { cursor }) });
+      for (const info of page.sessions) ids.push(info.id);
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    return ids;
   }
 
   #handle(sid) {
@@ -149,7 +183,7 @@ export class AgentSessionStorage {
 
   async #keys(sid) {
     const session = await this.#handle(sid).refreshed();
-    return session === undefined ? [] : Object.keys(session.state());
+    return session === undefined ? [] : Object.keys(session.state()).filter((key) => key !== GROUP);
   }
 
   #enqueue(sid, op) {
@@ -186,6 +220,9 @@ export class AgentSessionStorage {
     // The keys this batch leaves set: while there is one, the session is not empty (no need to read
     // the whole state back to tell).
     const set = new Set();
+    // A session under a hashed id names its group (list() reads it), from its first write on.
+    const named = batch.find((op) => op.value !== undefined && op.group !== undefined && sid !== this.#prefix + op.group);
+    if (named !== undefined && invocation.stateValue(GROUP) === undefined) invocation.setState(GROUP, named.group);
     for (const op of batch) {
       try {
         if (op.value === undefined) {
@@ -214,7 +251,7 @@ export class AgentSessionStorage {
     try {
       if (!changed) {
         await invocation.abort();
-      } else if (set.size === 0 && Object.keys(invocation.state()).length === 0) {
+      } else if (set.size === 0 && Object.keys(invocation.state()).every((key) => key === GROUP)) {
         // The last key is gone: delete the session and its history, while this invocation holds the
         // lease (no other writer can commit in between).
         await this.#store.delete(sid);
