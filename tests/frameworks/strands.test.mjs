@@ -462,6 +462,25 @@ describe("AgentSessionManager", () => {
     });
   }
 
+  test("on a Strands without the agent's `_isInvoking` field, the wrapped stream() ends a later invocation Strands left open, before the caller hears of it", async () => {
+    const [storeA, storeB] = await twoStores();
+    const manager = new AgentSessionManager({ store: storeA, sessionId: "no-field" });
+    const agent = makeAgent(new ScriptedModel(["a1", "a2", "a3"]), { plugins: [manager] });
+    let invoking = false; // the field made an accessor: the manager cannot watch it, and wraps stream()
+    Object.defineProperty(agent, "_isInvoking", { configurable: true, get: () => invoking, set: (value) => (invoking = value) });
+    await agent.invoke("u1");
+    let failing = true;
+    agent.addHook(BeforeInvocationEvent, () => {
+      if (failing) throw new Error("hook failed");
+    });
+    assert.equal((await settled(agent.invoke("u2"))).error?.message, "hook failed");
+    // Released by the time the invoke rejected: another store takes the session at once.
+    await (await (await storeB.open("no-field")).begin()).abort();
+    failing = false;
+    await agent.invoke("u3");
+    assert.deepEqual(texts(agent.messages), ["user:u1", "assistant:a1", "user:u3", "assistant:a2"]);
+  });
+
   test("a trimmed context (sliding window) is restored as the agent held it; the history keeps every message", async () => {
     const store = await SessionStore.memory();
     const make = (replies) =>
