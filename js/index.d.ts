@@ -820,7 +820,7 @@ export declare class Session {
   /** A live view: the parts of the running turn (replayed from its start, or after `after`), then
    * new parts as they are flushed, an `end` per turn, and the same for every later turn, until the
    * caller breaks out, `signal` aborts, or the session is closed, expired or deleted. Throws
-   * `ValidationError` for bad options. */
+   * `ValidationError` for bad options, `StoreClosedError` once the store was closed. */
   follow(options?: FollowOptions): AsyncIterableIterator<LiveEvent>;
   /** Asks the running turn to stop (without taking the lease); resolves once it ended. */
   stop(options?: StopOptions): Promise<StopResult>;
@@ -986,8 +986,9 @@ export declare class UnsafeStoreError extends AgentSessionError {
   readonly code: "UNSAFE_STORE";
 }
 
-/** The `SessionStore` was closed: every further call through it, and reads of its sessions' messages
- * and state (close() freed its cached views), are refused. */
+/** The `SessionStore` was closed: every further call through it (`onChange` and `follow()` included),
+ * and reads of its sessions' messages and state (close() freed its cached views), are refused;
+ * `cacheUsage()` still answers (zero: what close() freed), and a session's `id`, `version`, `status`. */
 export declare class StoreClosedError extends AgentSessionError {
   readonly code: "STORE_CLOSED";
 }

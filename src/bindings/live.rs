@@ -93,6 +93,7 @@ impl JsSession {
     /// The reader behind `follow()` (js/api.js wraps it in the async iterator); validates the
     /// options now.
     pub fn follow(&self, options: JsValue) -> JsResult<JsLiveFollower> {
+        self.store.check_open()?;
         let options = Options::new(&options, "options")?;
         options.only(&["after", "signal"])?;
         let after = match options.get("after")? {

@@ -313,6 +313,7 @@ impl JsSession {
     pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
         let listener: Function =
             listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        self.store.check_open()?;
         if let Some(link) = &self.link {
             link.listen();
         }

@@ -335,6 +335,7 @@ impl JsSessionStore {
     pub fn on_change(&self, listener: JsValue) -> JsResult<Function> {
         let listener: Function =
             listener.dyn_into().map_err(|_| invalid("listener", "onChange needs a function".into()))?;
+        self.inner.check_open()?;
         if let Some(link) = &self.link {
             link.listen();
         }

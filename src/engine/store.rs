@@ -593,6 +593,11 @@ impl SessionStore {
         self.shared.subscribe(None, listener)
     }
 
+    /// `StoreClosed` once `close()` was called: what the bindings' calls that read no session check.
+    pub fn check_open(&self) -> EngineResult<()> {
+        self.shared.check_open()
+    }
+
     /// Takes in a commit made by another store over the same backend (reported by the host, e.g. a
     /// BroadcastChannel): the open views of that session catch up, then listeners hear of it.
     pub async fn handle_remote_change(&self, id: String, version: u64, status: Status, token: Option<u64>) {

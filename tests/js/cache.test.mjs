@@ -223,6 +223,11 @@ test("a closed store refuses with StoreClosedError, its own class and code", asy
     assert.equal(error.code, "STORE_CLOSED");
   }
   assert.ok(thrown(() => session.messages()) instanceof StoreClosedError);
+  // Calls that read no session are refused too: a listener added now could never be called.
+  for (const call of [() => store.onChange(() => {}), () => session.onChange(() => {}), () => session.follow()]) {
+    assert.ok(thrown(call) instanceof StoreClosedError, String(call));
+  }
+  assert.deepEqual(store.cacheUsage(), { sessions: 0, bytes: 0 }, "what close() freed stays readable");
   assert.equal(session.version, 1, "the head stays readable");
 });
 
