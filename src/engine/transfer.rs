@@ -210,6 +210,9 @@ impl SessionStore {
                 if event.version > 0 {
                     return Err(invalid(path, "the \"created\" event is only at version 0".into()));
                 }
+                if index > 0 {
+                    return Err(invalid(path, "a second \"created\" event: a session is created once".into()));
+                }
                 continue;
             };
             if event.version == 0 {

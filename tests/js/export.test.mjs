@@ -149,6 +149,7 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
     ["an event above version", (d) => void (d.events[3].version = 4), V, "data.events[3]"],
     ["a message at version 0", (d) => void (d.events[1].version = 0), V, "data.events[1]"],
     ["a created event after version 0", push({ type: "created", data: null }), V, "data.events[5]"],
+    ["a second created event", (d) => void d.events.splice(1, 0, { ...d.events[0] }), V, "data.events[1]"],
     ["retained above version", (d) => void (d.retained = 4), V, "data.retained"],
     ["retained not an integer", (d) => void (d.retained = 1.5), V, "data.retained"],
     ["an event below retained", (d) => void (d.retained = 2), V, "data.events[0]"],
