@@ -32,3 +32,9 @@ export function nameFor(prefix, value, hashedPrefix) {
   if (utf8Length(raw) <= MAX_NAME_BYTES && wellFormed(raw) && !value.startsWith(HASHED)) return raw;
   return hashedPrefix + hashString(value);
 }
+
+/** The agent-session id of a framework's own session id: itself, or a hashed form when it is too long
+ * for one (or not well-formed text); anything but a non-empty string as it is (the store refuses it). */
+export function sessionIdFor(id) {
+  return typeof id === "string" && id !== "" ? nameFor("", id, HASHED) : id;
+}

@@ -20,6 +20,7 @@
 //   removes the newest item, a suffix, which compaction (a prefix) cannot express: it keeps the view.
 import { fromBase64, toBase64, uint8View } from "../runtime.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
+import { sessionIdFor } from "./names.js";
 import { SerialQueues } from "./serial-queue.js";
 import { SessionHandle, hasCode } from "./session-handle.js";
 
@@ -44,6 +45,8 @@ export class AgentSessionItems {
   #compact;
   /** The Session, opened on first use (and again if it was deleted since). */
   #handle;
+  /** The session id given, if any (its agent-session id is hashed when too long for one: names.js). */
+  #sessionId;
   /** The invocation of the running `guard`, which every call of this instance joins. */
   #inv = null;
   /** The writes of this instance made outside a guard, one after another (`#write`). */
@@ -51,7 +54,8 @@ export class AgentSessionItems {
 
   /**
    * @param store any `SessionStore` (memory, IndexedDB, KV).
-   * @param sessionId the agent-session session id; omitted, the store picks a random one on first use.
+   * @param sessionId the agent-session session id (one over 256 UTF-8 bytes is kept under a hashed id);
+   *   omitted, the store picks a random one on first use.
    * @param options `agent`: the agent whose log holds the items (default: agent-session's default
    *   agent); `onBusy`: for the writes made outside `guard` (default "reject": fail fast); `compact`:
    *   `false` keeps every event in `messages()` (clearSession and replaceHistoryWithCompaction then
@@ -61,7 +65,8 @@ export class AgentSessionItems {
     if (!store || typeof store.open !== "function") {
       throw new TypeError("AgentSessionItems needs a SessionStore as its first argument");
     }
-    this.#handle = new SessionHandle(store, sessionId);
+    this.#sessionId = sessionId;
+    this.#handle = new SessionHandle(store, sessionIdFor(sessionId));
     this.#agent = options.agent === undefined ? undefined : { agent: options.agent };
     this.#onBusy = options.onBusy;
     if (options.compact !== undefined && typeof options.compact !== "boolean") {
@@ -75,8 +80,9 @@ export class AgentSessionItems {
     return this.#handle.session();
   }
 
+  /** The id given (as MemorySession gives its own), else the one the store picked. */
   async getSessionId() {
-    return (await this.session()).id;
+    return this.#sessionId ?? (await this.session()).id;
   }
 
   /** The newest `limit` items (all when omitted) in chronological order, as copies. */

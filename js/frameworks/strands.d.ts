@@ -27,7 +27,8 @@ export declare class AgentSessionStorage implements Storage {
 
 export interface AgentSessionManagerConfig {
   store: SessionStore;
-  /** The agent-session session id (default "default-session", as Strands' SessionManager). */
+  /** The agent-session session id (default "default-session", as Strands' SessionManager); one over 256
+   * UTF-8 bytes is kept under a hashed id (`session().id`). */
   sessionId?: string;
   /** What begin does when the session is busy (default "reject": fail fast with ConcurrencyError). */
   onBusy?: BeginOptions["onBusy"];

@@ -275,6 +275,22 @@ describe("AgentSessionItems over agent-session", () => {
     assert.deepEqual((await store.open(id)).messages(), [user("x")]);
   });
 
+  test("a session id longer than an agent-session id can be (MemorySession takes any): kept under a hashed id, getSessionId gives it back", async () => {
+    const { store } = await adapter();
+    const long = "conversation-".repeat(30); // 390 bytes
+    const items = new AgentSessionItems(store, long);
+    assert.equal(await items.getSessionId(), long);
+    await items.addItems([user("x"), user("y")]);
+    assert.equal(await items.popItem().then((item) => item.content[0].text), "y");
+    const again = new AgentSessionItems(await SessionStore.kv(memoryKv()), long);
+    assert.deepEqual(await again.getItems(), [], "another backend: another session");
+    assert.deepEqual(await new AgentSessionItems(store, long).getItems(), [user("x")], "the same id: the same session");
+    const id = (await items.session()).id;
+    assert.ok(new TextEncoder().encode(id).length <= 256, id);
+    await items.clearSession();
+    assert.deepEqual(await new AgentSessionItems(store, long).getItems(), []);
+  });
+
   test("replaceHistoryWithCompaction replaces everything in one commit", async () => {
     const { store, items } = await adapter("compact");
     await items.addItems([user("a"), user("b")]);

@@ -206,6 +206,21 @@ describe("AgentSessionStorage", () => {
     assert.deepEqual((await storeA.list({ prefix: "strands/" })).sessions, [], "deleted with its history");
   });
 
+  test("AgentSessionManager with a sessionId longer than an agent-session id can be: kept under a hashed id, restored, deleted", async () => {
+    const [storeA, storeB] = await twoStores();
+    const sessionId = "s".repeat(300);
+    const first = makeAgent(new ScriptedModel(["one"]), { plugins: [new AgentSessionManager({ store: storeA, sessionId })] });
+    await first.invoke("u1");
+    const manager = new AgentSessionManager({ store: storeB, sessionId });
+    assert.equal(manager.sessionId, sessionId);
+    const second = makeAgent(new ScriptedModel(["two"]), { plugins: [manager] });
+    await second.invoke("u2");
+    assert.deepEqual(texts(second.messages), ["user:u1", "assistant:one", "user:u2", "assistant:two"]);
+    assert.ok(new TextEncoder().encode((await manager.session()).id).length <= 256);
+    await manager.deleteSession();
+    assert.deepEqual((await storeA.list()).sessions, [], "deleted with its history");
+  });
+
   test("concurrent writes to one session are applied together; a second process waits its turn", async () => {
     const events = [];
     const [a, b] = await twoStores({ onEvent: (e) => events.push(e) });

@@ -25,6 +25,7 @@ import {
   SNAPSHOT_SCHEMA_VERSION,
 } from "@strands-agents/sdk";
 import { forwarder, jsonForm, projection } from "../live-run.js";
+import { sessionIdFor } from "../names.js";
 import { SessionHandle, hasCode } from "../session-handle.js";
 import { compactLog } from "./compaction.js";
 import { CONTEXT, FIELDS, INTERNAL, appKey, clone, encodeContext, readAgent } from "./stored-agent.js";
@@ -216,7 +217,7 @@ export class AgentSessionManager {
       ...(maxLifetimeMs !== undefined && { maxLifetimeMs }),
       ...(metadata !== undefined && { metadata }),
     };
-    this.#handle = new SessionHandle(store, sessionId, { open });
+    this.#handle = new SessionHandle(store, sessionIdFor(sessionId), { open });
     this.#beginOptions = { ...(onBusy !== undefined && { onBusy }), ...(traceparent !== undefined && { traceparent }) };
     this.#agentName = agentName ?? ((agent) => agent.id);
     this.#project = projection(emit, streamEventPart);
@@ -378,7 +379,7 @@ export class AgentSessionManager {
 
   /** Deletes the session and its history. Agents attached here reload (empty) at their next invocation. */
   async deleteSession() {
-    await this.#store.delete(this.#sessionId);
+    await this.#store.delete(sessionIdFor(this.#sessionId));
     this.#handle.forget();
   }
 
