@@ -126,19 +126,14 @@ export class AgentSessionStorage {
       for (const skey of await this.#keys(this.#prefix)) {
         if (skey.startsWith(prefix)) keys.push(skey);
       }
-      let cursor;
-      do {
-        const page = await this.#store.list({ prefix: this.#prefix + prefix, ...(cursor !== undefined && { cursor }) });
-        for (const info of page.sessions) {
-          const group = info.id.slice(this.#prefix.length);
-          if (!group.includes("/")) continue; // the root session, a hashed one, or not one of ours
-          for (const skey of await this.#keys(info.id)) {
-            const key = `${group}/${skey}`;
-            if (key.startsWith(prefix)) keys.push(key);
-          }
+      for (const id of await this.#ids(this.#prefix + prefix)) {
+        const group = id.slice(this.#prefix.length);
+        if (!group.includes("/")) continue; // the root session, a hashed one, or not one of ours
+        for (const skey of await this.#keys(id)) {
+          const key = `${group}/${skey}`;
+          if (key.startsWith(prefix)) keys.push(key);
         }
-        cursor = page.cursor;
-      } while (cursor !== undefined);
+      }
     }
     return keys.sort();
   }
