@@ -19,7 +19,7 @@
 // in its own records and `sweepExpired()` deletes expired sessions; the backend TTL is only clean-up.
 
 import { SerialQueues } from "../frameworks/serial-queue.js";
-import { bytesOf, holds, invalidArgument, maxValueBytesOf, newVersion, notAValue } from "./values.js";
+import { bytesOf, corruptRecord, holds, invalidArgument, maxValueBytesOf, newVersion, notAValue } from "./values.js";
 
 /** Keys of the version records: U+10FFFF sorts after every other key, so they never interleave. */
 const VERSION = "\u{10FFFF}agent-session:version\u{10FFFF}";
@@ -62,8 +62,12 @@ export function durableObjectKv(storage, options = {}) {
     const value = found.get(key);
     if (value === undefined) return null;
     const version = found.get(VERSION + key);
+    // The adapter writes both keys at once, and only bytes: anything else is another program's.
     if (typeof version !== "string") {
-      throw new Error(`durableObjectKv: the value at ${JSON.stringify(key)} has no version; was it written by something else?`);
+      throw corruptRecord(`durableObjectKv: the value at ${JSON.stringify(key)} has no version; was it written by something else?`);
+    }
+    if (bytesOf(value) === undefined) {
+      throw corruptRecord(`durableObjectKv: the value at ${JSON.stringify(key)} is not bytes; was it written by something else?`);
     }
     return { value, version };
   }

@@ -316,6 +316,21 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
     }
   }
 
+  test("durableObjectKv: heads another program rewrote (no version, not bytes) are CorruptRecordError naming the key; list() and sweepExpired() go on", async () => {
+    const { status, body: r } = await call(mf, "GET", "/foreign?session=foreign");
+    assert.equal(status, 200, JSON.stringify(r));
+    for (const id of ["unversioned", "object"]) {
+      assert.equal(r.get[id].code, "CORRUPT_RECORD", `${id}: ${JSON.stringify(r.get[id])}`);
+      assert.equal(r.open[id].name, "CorruptRecordError", `${id}: ${JSON.stringify(r.open[id])}`);
+      assert.equal(r.open[id].key, `h/${id}~`);
+    }
+    assert.deepEqual(r.listed, ["fine"]);
+    assert.equal(r.swept, 0);
+    assert.deepEqual(r.fine, ["fine"]);
+    assert.deepEqual(r.objectAfter, { some: "object" }, "nothing another program wrote is changed");
+    assert.deepEqual([...new Set(r.corrupt)], ["h/object~", "h/unversioned~"], "each walk reports what it left out");
+  });
+
   test("cloudflareKv is refused with UnsafeStoreError unless allowNonAtomic", async () => {
     const { status, body } = await call(mf, "GET", "/cloudflare-kv/refused");
     assert.equal(status, 200, JSON.stringify(body));

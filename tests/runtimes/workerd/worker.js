@@ -13,6 +13,8 @@
 //   GET  /cloudflare-kv/refused            SessionStore.kv(cloudflareKv(env.KV)) without the opt-out
 //   POST /cloudflare-kv/turn?session=ID    a turn on cloudflareKv with allowNonAtomic: true
 //   GET  /cloudflare-kv/ttl                what expirations cloudflareKv gives Workers KV for ttlMs
+//   GET  /foreign                          heads rewritten by another program (no version record; a
+//                                          value that is not bytes): what get, open, list and sweep say
 //   POST /kv-rpc?backend=kv|sqlite|cloudflare  {method, args} -> {result}: one HostKv call on the
 //                                          adapter, so that the adapter contract suite (Node) can
 //                                          drive it; bytes travel as {$bytes: base64}, in commit's
@@ -63,6 +65,8 @@ export class Sessions {
           return json(await historyModel(durableObjectKv(this.ctx.storage), await request.json()));
         case "POST /encryption":
           return json(await this.encryption(id, await request.json()));
+        case "GET /foreign":
+          return json(await this.foreign());
         case "GET /kv-check":
           // plain=1: a storage-like object with only get/put/delete/list (no transaction()).
           return json(await kvCheck(url.searchParams.get("plain") === "1" ? plain(this.ctx.storage) : this.ctx.storage));
@@ -100,6 +104,32 @@ export class Sessions {
       messages: session.messages(),
       history: history.map((event) => ({ type: event.type, version: event.version })),
     });
+  }
+
+  /** Heads another program rewrote: one without its version record, one not bytes (with a version). */
+  async foreign() {
+    const prefix = `foreign-${crypto.randomUUID()}/`;
+    const kv = durableObjectKv(this.ctx.storage);
+    const corrupt = [];
+    const store = await SessionStore.kv(kv, { prefix, onEvent: (event) => event.type === "corrupt" && corrupt.push(event.key) });
+    for (const id of ["unversioned", "object", "fine"]) await (await store.open(id)).invoke((inv) => inv.appendMessage(id));
+    const heads = [...(await this.ctx.storage.list({ prefix })).keys()].filter((key) => key.endsWith("~"));
+    const headOf = (id) => heads.find((key) => key.includes(id));
+    const version = "\u{10FFFF}agent-session:version\u{10FFFF}";
+    await this.ctx.storage.delete(version + headOf("unversioned"));
+    await this.ctx.storage.put(headOf("object"), { some: "object" });
+    const out = { heads, get: {}, open: {} };
+    for (const id of ["unversioned", "object"]) {
+      out.get[id] = await kv.get(headOf(id)).then(() => "resolved", errorBody);
+      out.open[id] = await (await SessionStore.kv(kv, { prefix })).open(id).then(() => "resolved", (error) => ({ ...errorBody(error), key: error.key }));
+    }
+    out.listed = (await store.list()).sessions.map((session) => session.id);
+    out.swept = await store.sweepExpired();
+    out.fine = (await store.open("fine")).messages();
+    out.objectAfter = await this.ctx.storage.get(headOf("object"));
+    out.corrupt = corrupt.sort();
+    await store.close();
+    return out;
   }
 
   /** Two stores on one ctx.storage are two owners: while one holds the session the other is refused. */
