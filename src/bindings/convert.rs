@@ -116,8 +116,10 @@ impl Options {
         Options::new(&self.get(key)?.unwrap_or(JsValue::UNDEFINED), &self.path(key))
     }
 
-    pub fn json(&self, key: &str) -> JsResult<Option<Json>> {
-        self.get(key)?.map(|value| to_json(&value, &self.path(key))).transpose()
+    /// The JSON text of `key`, refused before its copy into wasm memory when `fits` (a size limit)
+    /// refuses its length ([`to_json_within`]).
+    pub fn json_within(&self, key: &str, fits: &dyn Fn(usize) -> Result<(), EngineError>) -> JsResult<Option<Json>> {
+        self.get(key)?.map(|value| to_json_within(&value, &self.path(key), &JsValue::UNDEFINED, fits)).transpose()
     }
 }
 
@@ -210,14 +212,18 @@ pub fn to_count(value: &JsValue, path: &str) -> JsResult<u64> {
 }
 
 /// The own properties of the object `value` as JSON texts by key; a value JSON cannot carry is a
-/// `ValidationError` naming `path[key]`.
-pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BTreeMap<String, Json>> {
+/// `ValidationError` naming `path[key]`, one that `fits` refuses is refused before its copy.
+pub fn to_json_map(
+    value: &JsValue,
+    path: &str,
+    fits: &dyn Fn(usize) -> Result<(), EngineError>,
+) -> JsResult<std::collections::BTreeMap<String, Json>> {
     let mut map = std::collections::BTreeMap::new();
     for entry in host::object_entries(value, path)?.iter() {
         let pair: js_sys::Array = entry.unchecked_into();
         // A key with a lone surrogate would become U+FFFD, one with another such key: refused.
         let key = to_name(&pair.get(0), "a state key")?;
-        let json = to_json(&pair.get(1), &format!("{path}[{key}]"))?;
+        let json = to_json_at(&pair.get(1), &format!("{path}[{key}]"), fits)?;
         map.insert(key, json);
     }
     Ok(map)
@@ -227,6 +233,12 @@ pub fn to_json_map(value: &JsValue, path: &str) -> JsResult<std::collections::BT
 /// budget (a UTF-16 unit takes at most 3 bytes of UTF-8).
 pub fn to_json(value: &JsValue, path: &str) -> JsResult<Json> {
     to_json_within(value, path, &JsValue::UNDEFINED, &|_| Ok(()))
+}
+
+/// [`to_json_within`] of the value at `path`, a refusal by `fits` naming `path`.
+pub fn to_json_at(value: &JsValue, path: &str, fits: &dyn Fn(usize) -> Result<(), EngineError>) -> JsResult<Json> {
+    let at = |n| fits(n).map_err(|error| EngineError::AtPath { path: path.to_owned(), error: Box::new(error) });
+    to_json_within(value, path, &JsValue::UNDEFINED, &at)
 }
 
 /// [`to_json`] of the entry `key` of `path` (a ValidationError names `path["key"]`; the path's text is

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json, to_json_within, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host::{array_items, freeze, new_abort_controller, sleep, start_interval, stop_interval};
@@ -368,7 +368,13 @@ impl JsInvocation {
         let inner = self.inner.clone();
         self.finishing(Box::pin(async move {
             let reason = to_text(&reason, "reason")?;
-            let payload = if payload.is_undefined() { None } else { Some(to_json(&payload, "payload")?) };
+            // Refused before its copy into wasm memory when it alone is over the commit it ends.
+            let limits = inner.limits();
+            let payload = if payload.is_undefined() {
+                None
+            } else {
+                Some(to_json_within(&payload, "payload", &JsValue::UNDEFINED, &|n| Ok(limits.check_commit(n)?))?)
+            };
             Ok((inner.interrupt(reason, payload).await? as f64).into())
         }))
     }

@@ -80,7 +80,7 @@ impl Migrate for JsMigrations {
         if !plain {
             return Err(shape(None));
         }
-        migrated.state = to_json_map(&state, "state").map_err(|e| returned("a state value", e))?;
+        migrated.state = to_json_map(&state, "state", &|_| Ok(())).map_err(|e| returned("a state value", e))?;
         Ok(migrated)
     }
 }

@@ -6,7 +6,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::bindings::convert::{to_count, to_json_within, to_name, Options};
+use crate::bindings::convert::{to_count, to_name, Options};
 use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
@@ -66,12 +66,7 @@ fn begin_options(value: &JsValue, limits: &Limits) -> JsResult<BeginOptions> {
     };
     Ok(BeginOptions {
         agent: options.name("agent", "an agent name")?,
-        resume: match options.get("resume")? {
-            None => None,
-            Some(answer) => Some(to_json_within(&answer, &options.path("resume"), &JsValue::UNDEFINED, &|n| {
-                Ok(limits.check_commit(n)?)
-            })?),
-        },
+        resume: options.json_within("resume", &|n| Ok(limits.check_commit(n)?))?,
         wait_ms,
         traceparent: options.string("traceparent")?,
     })

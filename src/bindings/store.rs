@@ -275,7 +275,7 @@ impl JsSessionStore {
                 create: options.bool("create")?.unwrap_or(true),
                 idle_ttl_ms: options.positive("idleTtlMs")?,
                 max_lifetime_ms: options.positive("maxLifetimeMs")?,
-                metadata: options.json("metadata")?,
+                metadata: options.json_within("metadata", &|n| Ok(store.config().limits.check_metadata(n)?))?,
             };
             crate::bindings::heap_room()?;
             let session = store.open(&id, open).await?;

@@ -4,7 +4,7 @@
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json, to_json_map, to_json_within, to_name, to_text, Options};
+use crate::bindings::convert::{to_count, to_json_at, to_json_map, to_name, to_text, Options};
 use crate::bindings::errors::{invalid, JsResult};
 use crate::bindings::host::{array_items, thawed};
 use crate::bindings::promise;
@@ -14,7 +14,7 @@ use crate::bindings::store::JsSessionStore;
 use crate::caught;
 use crate::core::limits::Limits;
 use crate::core::{CoreError, Event, Json, Status, TurnOutcome, DEFAULT_AGENT};
-use crate::engine::{EngineError, HistoryEvent, SessionExport};
+use crate::engine::{HistoryEvent, SessionExport};
 
 /// The `format` of every export this build writes and reads.
 const FORMAT: &str = "agent-session.export/1";
@@ -88,16 +88,10 @@ impl Fields {
         to_text(&self.need(key)?, &self.path(key))
     }
 
-    fn json(&self, key: &str) -> JsResult<Json> {
-        to_json(&self.need(key)?, &self.path(key))
-    }
-
-    /// [`Fields::json`] refused before its copy into wasm memory when over the size limit `fits`
-    /// checks (the error names the field's path, as the engine's check of the import does).
+    /// The JSON text of `key`, refused before its copy into wasm memory when over the size limit
+    /// `fits` checks (the error names the field's path, as the engine's check of the import does).
     fn json_within(&self, key: &str, fits: &dyn Fn(usize) -> Result<(), CoreError>) -> JsResult<Json> {
-        let path = self.path(key);
-        let at = |n| fits(n).map_err(|error| EngineError::AtPath { path: path.clone(), error: Box::new(error.into()) });
-        to_json_within(&self.need(key)?, &path, &JsValue::UNDEFINED, &at)
+        to_json_at(&self.need(key)?, &self.path(key), &|n| Ok(fits(n)?))
     }
 
     fn agent(&self) -> JsResult<String> {
@@ -116,9 +110,11 @@ impl Fields {
         array_items(&array, &self.path(key))
     }
 
-    fn json_list(&self, key: &str) -> JsResult<Vec<Json>> {
+    /// The array `key` as JSON texts, each refused before its copy when it alone is over a commit.
+    fn json_list(&self, key: &str, limits: &Limits) -> JsResult<Vec<Json>> {
         let path = self.path(key);
-        self.array(key)?.iter().enumerate().map(|(i, v)| to_json(&v, &format!("{path}[{i}]"))).collect()
+        let fits = |n| Ok(limits.check_commit(n)?);
+        self.array(key)?.iter().enumerate().map(|(i, v)| to_json_at(&v, &format!("{path}[{i}]"), &fits)).collect()
     }
 }
 
@@ -147,10 +143,14 @@ fn event_of(value: JsValue, path: String, limits: &Limits) -> JsResult<HistoryEv
             agent: fields.agent()?,
             key: to_name(&fields.need("key")?, &fields.path("key"))?,
         }),
-        "interrupt" => Some(Event::Interrupt { reason: fields.text("reason")?, data: fields.json("data")? }),
-        "resume" => Some(Event::Resume { data: fields.json("data")? }),
+        // An interrupt's payload or a resume's answer alone over a commit is refused before its copy.
+        "interrupt" => Some(Event::Interrupt {
+            reason: fields.text("reason")?,
+            data: fields.json_within("data", &|n| limits.check_commit(n))?,
+        }),
+        "resume" => Some(Event::Resume { data: fields.json_within("data", &|n| limits.check_commit(n))? }),
         "closed" => Some(Event::Closed),
-        "forked" => Some(Event::Forked { data: fields.json("data")? }),
+        "forked" => Some(Event::Forked { data: fields.json_within("data", &|n| limits.check_commit(n))? }),
         "stopped" => {
             let data = Fields::new(fields.need("data")?, fields.path("data"))?;
             let outcome = match data.text("outcome")?.as_str() {
@@ -168,17 +168,17 @@ fn event_of(value: JsValue, path: String, limits: &Limits) -> JsResult<HistoryEv
         "compacted" => Some(Event::Compacted {
             agent: fields.agent()?,
             before: fields.count("before")?,
-            summary: fields.json_list("data")?,
+            summary: fields.json_list("data", limits)?,
         }),
         "migrated" => {
             let data = Fields::new(fields.need("data")?, fields.path("data"))?;
             let state = Fields::new(data.need("state")?, data.path("state"))?;
-            let values = to_json_map(&state.object, &state.path)?;
+            let values = to_json_map(&state.object, &state.path, &|n| Ok(limits.check_commit(n)?))?;
             Some(Event::Migrated {
                 agent: fields.agent()?,
                 from: data.count("from")?,
                 to: data.count("to")?,
-                messages: data.json_list("messages")?,
+                messages: data.json_list("messages", limits)?,
                 state: values,
             })
         }

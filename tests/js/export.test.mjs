@@ -194,7 +194,7 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
 
   test(`the matrix has at least 20 cases (${cases.length})`, () => assert.ok(cases.length >= 20));
 
-  test("an export's message, state value or metadata over its limit is refused before it is copied into wasm memory", async () => {
+  test("an export's message, state value, metadata, or any value alone over a commit, is refused before it is copied into wasm memory", async () => {
     const store = await SessionStore.kv(memoryKv(), { limits: LIMITS });
     const huge = "x".repeat(64 << 20);
     const before = SessionStore.memoryUsage().wasmBytes;
@@ -202,6 +202,12 @@ describe("a malformed export is a ValidationError or LimitExceededError naming t
       ["message", (d) => void (d.events[3].data = huge), "data.events[3].data"],
       ["state value", (d) => void (d.events[2].data = huge), "data.events[2].data"],
       ["metadata", (d) => void (d.metadata = huge), "data.metadata"],
+      // The rest have no limit of their own: one alone over a commit is over it.
+      ["interrupt payload", push({ type: "interrupt", reason: "q", data: huge }), "data.events[5].data"],
+      ["resume answer", push({ type: "resume", data: huge }), "data.events[5].data"],
+      ["compaction summary", push({ type: "compacted", agent: "default", before: 1, data: [huge] }), "data.events[5].data[0]"],
+      ["migrated message", push({ type: "migrated", agent: "default", data: { from: 0, to: 1, messages: [huge], state: {} } }), "data.events[5].data.messages[0]"],
+      ["migrated state value", push({ type: "migrated", agent: "default", data: { from: 0, to: 1, messages: [], state: { k: huge } } }), "data.events[5].data.state[k]"],
     ]) {
       const data = base();
       change(data);

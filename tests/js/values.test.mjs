@@ -451,7 +451,7 @@ suite("values: JSON semantics", () => {
 });
 
 suite("ids", () => {
-  test("a huge id, key, reason, traceparent, or a value over its limit is refused before it is copied into wasm memory (which never shrinks)", async () => {
+  test("a huge id, key, reason, traceparent, or a value over its limit (metadata and interrupt payloads too) is refused before it is copied into wasm memory (which never shrinks)", async () => {
     const { store, inv } = await openInvocation();
     const huge = "é".repeat(64 << 20); // 64 Mi UTF-16 units, 128 MiB of UTF-8
     const before = SessionStore.memoryUsage().wasmBytes;
@@ -472,6 +472,15 @@ suite("ids", () => {
       ["compact", () => inv.compact({ before: 0, summary: [big] })],
     ]) {
       const error = thrown(call, what);
+      assertError(error, LimitExceededError, "LIMIT_EXCEEDED", what);
+      assert.equal(error.actual, (64 << 20) + 2, `${what}: actual`);
+    }
+    for (const [what, call] of [
+      ["open with metadata", () => store.open("with-metadata", { metadata: big })],
+      ["begin with a resume answer", () => other.begin({ resume: big })],
+      ["interrupt payload", () => inv.interrupt("why", big)],
+    ]) {
+      const error = await rejection(call(), what);
       assertError(error, LimitExceededError, "LIMIT_EXCEEDED", what);
       assert.equal(error.actual, (64 << 20) + 2, `${what}: actual`);
     }
