@@ -585,6 +585,13 @@ impl Invocation {
             let now = shared.now();
             let renewed = match guard::renew(&head, self.token, now, shared.config.lease_ms) {
                 Ok(renewed) => renewed,
+                // The lease went with a commit of ours that failed with a storage error and landed
+                // after all: not a loss. Its retry (or an abort) learns that the turn is committed.
+                Err(_)
+                    if self.unsettled_write().is_some_and(|tried| guard::commit_landed(&head, tried, self.token)) =>
+                {
+                    return Ok(())
+                }
                 Err(error) => return Err(self.lost(error, reported)),
             };
             match shared.store.put(&head_key, crate::engine::head_value(&renewed), Expect::Version(version)).await? {
@@ -663,6 +670,11 @@ impl Invocation {
 
     /// One write of [`Invocation::finish`].
     async fn finish_once(&self, action: &'static str, outcome: Outcome, last: Option<Event>) -> EngineResult<Finished> {
+        if last.is_none() {
+            if let Some(version) = self.landed_earlier().await? {
+                return Ok(Finished::Done(version));
+            }
+        }
         self.check_open(action)?;
         // Followers get every part with the turn's end: the parts not flushed yet are written with the
         // commit's records (no write of their own: one transaction on IndexedDB), after every earlier
@@ -1158,6 +1170,48 @@ impl Invocation {
             }
         }
         Err(EngineError::Conflict(self.session.id().to_owned()))
+    }
+
+    /// A retried commit or checkpoint whose last attempt, holding everything staged, failed with a
+    /// storage error and landed after all where [`Invocation::write`]'s look for it cannot tell: the
+    /// lease ran out before it landed (this invocation is lost), or later commits were built on it.
+    /// The turn then ends committed at that version (the session's view learns it on its next
+    /// refresh); redoing it would store it twice. `None` in every other case.
+    async fn landed_earlier(&self) -> EngineResult<Option<u64>> {
+        let (tried, lost) = {
+            let state = self.state.borrow();
+            let lost = matches!(state.stage, Stage::Lost { reported: false });
+            let tried = match (state.uncertain, state.failed_write) {
+                (Some(attempt), _) if attempt.later == 0 => attempt.version,
+                // (A lost invocation's staged events are dropped: whether more were staged since is
+                // not known, and a different turn is not this one.)
+                (None, Some((version, count))) if !lost && count == state.staged.len() => version,
+                _ => return Ok(None),
+            };
+            if !lost && !matches!(state.stage, Stage::Open) {
+                return Ok(None);
+            }
+            (tried, lost)
+        };
+        let Some((head, _)) = load::read_head(&*self.session.shared.store, self.session.id()).await? else {
+            return Ok(None);
+        };
+        if !guard::commit_landed(&head, tried, self.token) || (!lost && head.version == tried) {
+            return Ok(None); // not there, or there as the head, where the write path takes it in
+        }
+        {
+            let mut state = self.state.borrow_mut();
+            state.stage = Stage::Committed;
+            state.uncertain = None;
+            state.failed_write = None;
+            state.staged_bytes = 0;
+        }
+        self.unpin();
+        self.shed();
+        self.fire(Signal::Ended);
+        let shared = &self.session.shared;
+        shared.emit(&|| self.event("commit", Some(tried)));
+        Ok(Some(tried))
     }
 
     /// An abort that finds the lease gone: when a commit of this turn that failed with a storage

@@ -126,6 +126,59 @@ test("a commit whose head write timed out and landed after the read back: a retr
   }
 });
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("a commit whose head write was applied, answered by an error, and whose read back failed: the heartbeat that finds the lease gone with it is no loss, and the retried commit() resolves; the turn is there once", async () => {
+  const { kv, hooks } = headFaultKv();
+  const events = [];
+  const store = await SessionStore.kv(kv, { owner: "server", leaseMs: 300, onEvent: (event) => events.push(event.type) });
+  const session = await store.open("heartbeat");
+  const inv = await session.begin();
+  inv.appendMessage("turn");
+  hooks.headPut = "after";
+  hooks.headGets = 1;
+  await assert.rejects(inv.commit(), { code: "STORAGE" });
+  await sleep(250); // the heartbeat (every 100 ms) runs, and reads the head our commit released
+  assert.equal(inv.signal.aborted, false, "the turn's signal is not aborted: its lease went with its commit");
+  assert.equal(await inv.commit(), 1);
+  assert.ok(!events.includes("lease.lost"), `no lease.lost for a committed turn: ${events}`);
+  assert.deepEqual(await messagesOf(kv, "heartbeat"), ["turn"]);
+  assert.deepEqual((await session.refresh()).messages(), ["turn"]);
+});
+
+test("a commit whose head write was applied, answered by an error, and whose read back failed: once another store committed after it, the retried commit() resolves at its version; the turn is there once", async () => {
+  const { kv, hooks } = headFaultKv();
+  const { stores: [store, other] } = await storesOnOneClock(kv, "server", "other");
+  const inv = await (await store.open("built-on")).begin();
+  inv.appendMessage("turn");
+  hooks.headPut = "after";
+  hooks.headGets = 1;
+  await assert.rejects(inv.commit(), { code: "STORAGE" });
+  // The commit released the lease: another store takes the session at once.
+  await (await other.open("built-on")).invoke((next) => next.appendMessage("other"));
+  assert.equal(await inv.commit(), 1);
+  await assert.rejects(inv.commit(), { code: "INVALID_TRANSITION", from: "committed" });
+  assert.deepEqual(await messagesOf(kv, "built-on"), ["turn", "other"]);
+  assert.equal((await (await store.open("built-on")).refresh()).version, 2);
+});
+
+test("a commit whose head write timed out, lost its lease to the heartbeat, then landed: the retried commit() resolves; the turn is there once", async () => {
+  const { kv, hooks } = headFaultKv();
+  const now = manualClock(1_800_000_000_000);
+  const store = await SessionStore.kv(kv, { owner: "server", now, leaseMs: 300 });
+  const inv = await (await store.open("lost-then-landed")).begin();
+  inv.appendMessage("turn");
+  hooks.headPut = "late";
+  hooks.headGets = 1;
+  await assert.rejects(inv.commit(), { code: "STORAGE" });
+  now.advance(1000); // the lease ran out
+  await sleep(250); // the heartbeat finds it so: the invocation is lost
+  assert.equal(inv.signal.aborted, true);
+  assert.ok(await hooks.land(), "the late commit landed (nobody took the session)");
+  assert.equal(await inv.commit(), 1);
+  assert.deepEqual(await messagesOf(kv, "lost-then-landed"), ["turn"]);
+});
+
 test("a commit whose head write timed out and landed after the read back: abort() rejects with InvalidTransitionError from \"committed\", and the turn is there", async () => {
   const { kv, hooks } = headFaultKv();
   const store = await SessionStore.kv(kv, { heartbeat: false });
