@@ -136,4 +136,11 @@ impl Store for MemoryStore {
     ) -> LocalBoxFuture<'a, StoreResult<ListPage>> {
         Box::pin(std::future::ready(Ok(self.list_now(prefix, cursor, limit))))
     }
+
+    /// Nothing reaches a closed store's sessions again (no other store shares them): they are freed
+    /// now, not once the garbage collector finalizes the store.
+    fn close(&self) {
+        let entries = std::mem::take(&mut self.inner.borrow_mut().entries);
+        budget::give_back(entries.values().map(|(value, _)| value.len() as u64).sum());
+    }
 }

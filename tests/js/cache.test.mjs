@@ -211,6 +211,21 @@ test("stateValue reads one state key: committed on a Session, staged over commit
   assert.ok(thrown(() => session.stateValue("")) instanceof ValidationError);
 });
 
+test("close() of a memory store frees its stored sessions at once, not when the garbage collector runs", async () => {
+  const store = await SessionStore.memory();
+  const value = "x".repeat(4 << 20);
+  for (const id of ["a", "b"]) {
+    await (await store.open(id)).invoke((inv) => {
+      for (let i = 0; i < 4; i++) inv.appendMessage(value.slice(0, (1 << 20) - 16));
+    });
+  }
+  const before = SessionStore.memoryUsage().countedBytes;
+  const cached = store.cacheUsage().bytes;
+  await store.close();
+  const freed = before - SessionStore.memoryUsage().countedBytes;
+  assert.ok(freed >= cached + (8 << 20) - 64, `freed ${freed} bytes: the cache's ${cached} and the 8 MiB stored`);
+});
+
 test("a closed store refuses with StoreClosedError, its own class and code", async () => {
   const { StoreClosedError, AgentSessionError } = await import("agent-session");
   const store = await SessionStore.memory();
