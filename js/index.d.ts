@@ -14,12 +14,10 @@ declare global {
     readonly dispose: unique symbol;
   }
   // `inv.signal` is the host's AbortSignal (lib `dom`, Node, workerd and Deno all have one). This
-  // declaration merges with the host's when its types are present (the same two members, the same
-  // types) and supplies the part the package's types use when they are absent.
-  interface AbortSignal {
-    readonly aborted: boolean;
-    readonly reason: any;
-  }
+  // declaration merges with the host's when its types are present and supplies the name when they are
+  // absent. It declares no member: a host may declare `aborted` as a getter (Cloudflare's
+  // workers-types), which a property here would clash with; `Invocation.signal` adds the two it uses.
+  interface AbortSignal {}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -845,7 +843,7 @@ export declare class Invocation {
   readonly session: Session;
   /** Aborts when `session.stop()` is called (reason: a `StopRequestedError`), when the lease is lost
    * (a `LeaseLostError`) and when the invocation ends (an `AbortError` DOMException). */
-  readonly signal: AbortSignal;
+  readonly signal: AbortSignal & { readonly aborted: boolean; readonly reason: any };
 
   /** Appends a part to the turn's live log (not history); validated now like a message; returns
    * its seq (0, 1, 2, ...). Throws `InvalidTransitionError` once the invocation ended. */
