@@ -83,12 +83,16 @@ async function callModel(message: string) {
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, answer);
 
 // On SIGINT / SIGTERM: stop accepting requests, let the running ones finish, then close the store
-// and the database.
+// and the database, once (Ctrl-C under `deno task` delivers the signal twice: to the task and to
+// this process).
+let stopping: Promise<void> | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, async () => {
-    await server.shutdown();
-    await store.close();
-    kv.close();
+  Deno.addSignalListener(signal, () => {
+    stopping ??= (async () => {
+      await server.shutdown();
+      await store.close();
+      kv.close();
+    })();
   });
 }
 
