@@ -154,7 +154,9 @@ export interface MigrationOutput {
 /** `StoreOptions.cache`. A session evicted from the cache is loaded again by its next async use
  * (`refresh`, `begin`, `invoke`, `open`); a synchronous read (`messages()`, `state()`) of an evicted
  * session throws `LimitExceededError` saying so. A session with a running invocation is never
- * evicted. Memory the cache holds never depends on when the garbage collector runs. */
+ * evicted. Memory the cache holds never depends on when the garbage collector runs, but for a store
+ * dropped without `close()`: its cache is freed when the collector finalizes it (keep one store per
+ * process, or close a store made per request). */
 export interface CacheOptions {
   /** Sessions whose state is held at once, default 1000. */
   maxSessions?: number;
@@ -776,7 +778,8 @@ export declare class SessionStore {
   /** Every session (whose id starts with `prefix`), one export at a time: a backup. A session whose
    * head cannot be decoded rejects the iteration with `CorruptRecordError` (it is not skipped). */
   export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
-  /** Refuses further use and frees every cached session view at once. An invocation still open stops
+  /** Refuses further use and frees every cached session view at once (and a memory store's sessions,
+   * which nothing can reach again). An invocation still open stops
    * renewing its lease (its commit is refused): the session is free once the lease runs out
    * (`leaseMs`), or at once after its `abort()`; on IndexedDB at once, as closing releases the
    * tab's Web Lock that holds the lease. */
