@@ -10,6 +10,19 @@ use crate::core::{limits, Json};
 use crate::engine::EngineError;
 use crate::store::budget;
 
+/// The `agent` of a read's or a write's options (`None`: the default agent). Options without an
+/// `agent` may hold no other property: a misspelt `agnet` would read or write the default agent's
+/// data without a word. (Only then are the keys read: with an `agent`, as the frameworks pass on
+/// every call, the call costs what it did.)
+pub fn agent_option(options: &JsValue) -> JsResult<Option<String>> {
+    let options = Options::new(options, "options")?;
+    let agent = options.name("agent", "an agent name")?;
+    if agent.is_none() {
+        options.only(&["agent"])?;
+    }
+    Ok(agent)
+}
+
 /// An options argument: `undefined`/`null` or an object.
 pub struct Options {
     object: Option<Object>,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::{to_count, to_json_within, to_name, to_text, Options};
+use crate::bindings::convert::{agent_option, to_count, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host::{array_items, freeze, new_abort_controller, sleep, start_interval, stop_interval};
@@ -167,10 +167,6 @@ impl JsInvocation {
             result
         })
     }
-}
-
-fn agent_option(options: &JsValue) -> JsResult<Option<String>> {
-    Options::new(options, "options")?.name("agent", "an agent name")
 }
 
 #[wasm_bindgen(js_class = Invocation)]

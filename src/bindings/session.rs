@@ -6,7 +6,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::bindings::convert::{to_count, to_name, Options};
+use crate::bindings::convert::{agent_option, to_count, to_name, Options};
 use crate::bindings::errors::{self, invalid, JsResult};
 use crate::bindings::host::freeze;
 use crate::bindings::invocation::JsInvocation;
@@ -182,12 +182,12 @@ impl JsSession {
     }
 
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
-        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        let agent = agent_option(&options)?;
         session_messages(&self.inner, agent.as_deref())
     }
 
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
-        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        let agent = agent_option(&options)?;
         session_state(&self.inner, agent.as_deref())
     }
 
@@ -195,7 +195,7 @@ impl JsSession {
     #[wasm_bindgen(js_name = stateValue)]
     pub fn state_value(&self, key: JsValue, options: JsValue) -> JsResult<JsValue> {
         let key = to_name(&key, "a state key")?;
-        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        let agent = agent_option(&options)?;
         match self.inner.value(agent.as_deref(), &key)? {
             Some(text) => parse(&text),
             None => Ok(JsValue::UNDEFINED),

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
-use crate::bindings::convert::Options;
+use crate::bindings::convert::agent_option;
 use crate::bindings::errors::JsResult;
 use crate::bindings::host::freeze;
 use crate::bindings::reads::{agent_of, json_array, state_object};
@@ -40,13 +40,13 @@ impl JsSessionView {
     }
 
     pub fn messages(&self, options: JsValue) -> JsResult<Array> {
-        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        let agent = agent_option(&options)?;
         let messages = agent_of(&self.inner.state, agent.as_deref()).map(|a| json_array(&a.messages)).transpose()?;
         Ok(freeze(&messages.unwrap_or_default()).into())
     }
 
     pub fn state(&self, options: JsValue) -> JsResult<JsValue> {
-        let agent = Options::new(&options, "options")?.name("agent", "an agent name")?;
+        let agent = agent_option(&options)?;
         match agent_of(&self.inner.state, agent.as_deref()) {
             Some(a) => state_object(&a.state),
             None => Ok(freeze(&js_sys::Object::new().into())),

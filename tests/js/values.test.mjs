@@ -793,6 +793,46 @@ suite("limits", () => {
     await inv.commit();
     await store.close();
   });
+
+  test("a read's or write's options without an agent hold no other name: a misspelt agent is a ValidationError, not the default agent's data", async () => {
+    const store = await SessionStore.memory();
+    const session = await store.open("agents");
+    await session.invoke((inv) => {
+      inv.appendMessage("mine", { agent: "a" });
+      inv.setState("k", "mine", { agent: "a" });
+    });
+    const inv = await session.begin();
+    const view = await session.at(1);
+    const calls = {
+      "inv.appendMessage": () => inv.appendMessage("x", { agnt: "a" }),
+      "inv.setState": () => inv.setState("k", "x", { agnt: "a" }),
+      "inv.deleteState": () => inv.deleteState("k", { agnt: "a" }),
+      "inv.messages": () => inv.messages({ agnt: "a" }),
+      "inv.state": () => inv.state({ agnt: "a" }),
+      "inv.stateValue": () => inv.stateValue("k", { agnt: "a" }),
+      "session.messages": () => session.messages({ agnt: "a" }),
+      "session.state": () => session.state({ agnt: "a" }),
+      "session.stateValue": () => session.stateValue("k", { agnt: "a" }),
+      "view.messages": () => view.messages({ agnt: "a" }),
+      "view.state": () => view.state({ agnt: "a" }),
+    };
+    for (const [what, call] of Object.entries(calls)) {
+      const error = thrown(call, what);
+      assertError(error, ValidationError, "INVALID_INPUT", what);
+      assert.equal(error.path, "options.agnt", what);
+    }
+    // No options, empty ones, and `agent` as given all read as before.
+    assert.deepEqual(plain(inv.messages()), []);
+    assert.deepEqual(plain(inv.messages({})), []);
+    assert.deepEqual(plain(inv.messages(null)), []);
+    assert.deepEqual(plain(inv.messages({ agent: "a" })), ["mine"]);
+    assert.deepEqual(plain(session.state({ agent: "a" })), { k: "mine" });
+    await inv.commit();
+    await session.refresh();
+    assert.deepEqual([plain(session.messages()), plain(session.state())], [[], {}], "the refused writes staged nothing");
+    assert.deepEqual([plain(session.messages({ agent: "a" })), plain(session.state({ agent: "a" }))], [["mine"], { k: "mine" }]);
+    await store.close();
+  });
 });
 
 suite("list, delete, open", () => {
