@@ -79,10 +79,25 @@ const OPTIONS = {
  */
 const MAX_SCHEMA = 1_000_000;
 
+/**
+ * `argv` with a value that looks like a negative number joined to its option (`--schema -1` as
+ * `--schema=-1`): parseArgs takes it for an option of its own and says so, where the option's own
+ * check says what the option takes.
+ */
+function joinNegativeValues(argv) {
+  const out = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = /^--([\w-]+)$/.exec(argv[i])?.[1];
+    if (OPTIONS[name]?.type === "string" && /^-\d/.test(argv[i + 1] ?? "")) out.push(`${argv[i]}=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
+}
+
 function parse(argv) {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv), options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(error.message);
   }

@@ -734,6 +734,10 @@ test("--schema N: sessions stored under an application schema up to N are export
     assert.match(result.stderr, /--schema must be a non-negative integer/);
     assert.match(result.stderr, /Usage:/);
   }
+  // A negative value as its own argument is the option's value, refused by the option's own check.
+  const negative = await run(["export", "--redis", server.url, "--prefix", "schema-src:", "--schema", "-1"]);
+  assert.equal(negative.code, 2, show(negative));
+  assert.match(negative.stderr, /--schema must be a non-negative integer .*got "-1"/);
   const help = await run(["--help"]);
   assert.match(help.stdout, /--schema N/);
 });

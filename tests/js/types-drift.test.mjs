@@ -531,7 +531,12 @@ const readers = (() => {
   return [...found];
 })();
 
-/** What a function reads of its options, following calls to functions of the same file:
+/** The free functions of src/bindings/convert.rs that read an options argument themselves
+ * (`agent_option`): the bindings of every file call them. */
+const sharedOptionReaders = convert.fns.filter((f) => /Options::new\s*\(/.test(f.body) && !/\bself\b/.test(f.params));
+
+/** What a function reads of its options, following calls to functions of the same file (and to
+ * convert.rs's shared readers):
  * Map from path ("options", "options.limits", …) to the set of keys read there. */
 function optionReads(file, f, seen = new Set()) {
   const reads = new Map();
@@ -569,7 +574,9 @@ function optionReads(file, f, seen = new Set()) {
   // Calls to functions of this file: helpers that take `&Options` and a key literal read that key;
   // others are followed.
   for (const m of mask.matchAll(/(?<![\w.:])(\w+)\s*\(/g)) {
-    const callee = file.fns.find((g) => g.name === m[1]);
+    const local = file.fns.find((g) => g.name === m[1]);
+    const shared = local ? undefined : sharedOptionReaders.find((g) => g.name === m[1]);
+    const callee = local ?? shared;
     if (!callee || callee === f) continue;
     if (/:\s*&Options\b/.test(callee.params)) {
       const parts = args({ code: body, mask }, m.index + m[0].length - 1);
@@ -578,7 +585,7 @@ function optionReads(file, f, seen = new Set()) {
       if (vars.has(variable) && key) add(vars.get(variable), key);
       continue;
     }
-    for (const [path, keys] of optionReads(file, callee, seen)) {
+    for (const [path, keys] of optionReads(local ? file : convert, callee, seen)) {
       add(path);
       for (const key of keys) add(path, key);
     }

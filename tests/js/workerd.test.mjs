@@ -450,6 +450,9 @@ describe("workerd (miniflare): the bundled package in a Worker and a Durable Obj
     assert.deepEqual([config.binding, config.className, config.sqlite], ["SESSIONS", "Sessions", true]);
     const exampleMf = await startExample();
     try {
+      const wrong = await call(exampleMf, "POST", "/sessions/demo/turn", { msg: "not the field" });
+      assert.equal(wrong.status, 400, JSON.stringify(wrong.body));
+      assert.equal(wrong.body.error, "INVALID_INPUT");
       const turn = await call(exampleMf, "POST", "/sessions/demo/turn", { message: "hello from the test" });
       assert.equal(turn.status, 200, JSON.stringify(turn.body));
       assert.equal(turn.body.version, 1);

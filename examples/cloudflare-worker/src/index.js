@@ -37,6 +37,9 @@ export class Sessions {
       const store = await this.store();
       if (turn && request.method === "POST") {
         const { message } = await request.json();
+        if (typeof message !== "string") {
+          return Response.json({ error: "INVALID_INPUT", message: 'the body must be {"message": "..."}' }, { status: 400 });
+        }
         const session = await store.open(id);
         // invoke: begin, run, commit; aborts (nothing written) if the function throws.
         await session.invoke(async (inv) => {
@@ -68,8 +71,10 @@ export class Sessions {
 }
 
 /**
- * Stands in for the model call (a `fetch` to an LLM API). While it is awaited, other requests can
- * enter the object; one for this session gets 409 until this turn commits.
+ * Stands in for the model call (a `fetch` to an LLM API). While a real one is awaited, other requests
+ * can enter the object; one for this session gets 409 until this turn commits. This stub answers at
+ * once, so turns run one after another: to see the 409, await a delay here first (for example
+ * `await scheduler.wait(2000)`) and send two turns at once.
  */
 async function callModel(messages) {
   const last = messages[messages.length - 1];
