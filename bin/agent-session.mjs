@@ -152,8 +152,10 @@ async function importOptional(name) {
 const firstLine = (error) => String(error?.message ?? error).split("\n")[0].trim();
 
 /** An error of the library or a backend in one line: class, path or key, message (its advice for this command). */
-const describe = (error) =>
-  `${error?.name ?? "Error"}${error?.path ? ` at ${error.path}` : ""}: ${cliAdvice(error, firstLine(error))}`;
+const describe = (error) => {
+  const path = typeof error?.path === "string" && error.path.startsWith("options.encryptionKey") ? "--key-file" : error?.path;
+  return `${error?.name ?? "Error"}${path ? ` at ${path}` : ""}: ${cliAdvice(error, firstLine(error))}`;
+};
 
 /** The command's flag for each size limit of the store. */
 const LIMIT_FLAGS = { maxMessageBytes: "--max-message-bytes", maxStateValueBytes: "--max-state-value-bytes", maxCommitBytes: "--max-commit-bytes" };
@@ -163,6 +165,14 @@ const LIMIT_FLAGS = { maxMessageBytes: "--max-message-bytes", maxStateValueBytes
  * options (`{ id }`, `limits.*`) that a user of the command cannot pass, where the command has flags.
  */
 function cliAdvice(error, message) {
+  if (/\bencryptionKey\b/.test(message)) {
+    // The store's encryptionKey is the --key-file: "...key id "b", which this store's encryptionKey
+    // does not have; add it to encryptionKey.keys", "options.encryptionKey.current must be the id of
+    // one of options.encryptionKey.keys".
+    message = message
+      .replace(/\bthis store's encryptionKey\b/g, "the key file (--key-file)")
+      .replace(/\b(?:options\.)?encryptionKey\.(current|keys)\b(?:\.[^\s:;,]+)?/g, 'the key file\'s "$1"');
+  }
   if (error?.code === "INVALID_INPUT" && error.path === "id" && /already exists/.test(message)) {
     return message.replace(/;[^;]*\{ id \}[^;]*$/, "") + "; run the import again with --skip-existing to keep the stored session as it is and import the other lines";
   }

@@ -599,6 +599,18 @@ test("an encrypted store: export and import with --key-file; without it the expo
   const refused = await run(["export", "--redis", server.url, "--prefix", "sealed:"]);
   assert.equal(refused.code, 1, show(refused));
   assert.match(refused.stderr, /--key-file/, "the message names the flag");
+  // Key errors name the key file, not the library's encryptionKey option.
+  const partialFile = join(dir, "partial.json");
+  writeFileSync(partialFile, JSON.stringify({ current: "default", keys: { default: oldBytes.toString("base64") } }));
+  const partial = await run(["export", "--redis", server.url, "--prefix", "sealed:", "--key-file", partialFile]);
+  assert.equal(partial.code, 1, show(partial));
+  assert.match(partial.stderr, /key id "2026-12", which the key file \(--key-file\) does not have; add it to the key file's "keys"/);
+  assert.doesNotMatch(partial.stderr, /encryptionKey/);
+  const strayFile = join(dir, "stray.json");
+  writeFileSync(strayFile, JSON.stringify({ current: "nope", keys: { default: oldBytes.toString("base64") } }));
+  const stray = await run(["export", "--redis", server.url, "--prefix", "sealed:", "--key-file", strayFile]);
+  assert.equal(stray.code, 1, show(stray));
+  assert.match(stray.stderr, /ValidationError at --key-file: the key file's "current" must be the id of one of the key file's "keys"/);
   const exported = await run(["export", "--redis", server.url, "--prefix", "sealed:", "--key-file", keyFile]);
   assert.equal(exported.code, 0, show(exported));
   assert.match(exported.stdout, /SECRET-MESSAGE/, "an export is plain JSON");
