@@ -33,8 +33,10 @@ export function nameFor(prefix, value, hashedPrefix) {
   return hashedPrefix + hashString(value);
 }
 
-/** The agent-session id of a framework's own session id: itself, or a hashed form when it is too long
- * for one (or not well-formed text); anything but a non-empty string as it is (the store refuses it). */
+/** The agent-session id of a framework's own session id: itself, or a hashed form when it is empty,
+ * too long for one or not well-formed text (`MemorySession` takes any string); anything but a string
+ * as it is (the store refuses it). */
 export function sessionIdFor(id) {
-  return typeof id === "string" && id !== "" ? nameFor("", id, HASHED) : id;
+  if (typeof id !== "string") return id;
+  return id === "" ? HASHED + hashString(id) : nameFor("", id, HASHED);
 }

@@ -70,7 +70,7 @@ type RunOptionsOf<O> = Omit<O, "session">;
 export declare class AgentSessionItems implements AgentsSession {
   /**
    * @param store any `SessionStore` (memory, IndexedDB, KV).
-   * @param sessionId the session id (one over 256 UTF-8 bytes is kept under a hashed agent-session id;
+   * @param sessionId the session id (an empty one, or one over 256 UTF-8 bytes, is kept under a hashed agent-session id;
    *   `getSessionId()` gives back this one); omitted, the store picks a random one on first use.
    */
   constructor(store: SessionStore, sessionId?: string, options?: AgentSessionItemsOptions);

@@ -54,7 +54,7 @@ export class AgentSessionItems {
 
   /**
    * @param store any `SessionStore` (memory, IndexedDB, KV).
-   * @param sessionId the agent-session session id (one over 256 UTF-8 bytes is kept under a hashed id);
+   * @param sessionId the agent-session session id (an empty one, or one over 256 UTF-8 bytes, is kept under a hashed id);
    *   omitted, the store picks a random one on first use.
    * @param options `agent`: the agent whose log holds the items (default: agent-session's default
    *   agent); `onBusy`: for the writes made outside `guard` (default "reject": fail fast); `compact`:

@@ -291,6 +291,17 @@ describe("AgentSessionItems over agent-session", () => {
     assert.deepEqual(await new AgentSessionItems(store, long).getItems(), []);
   });
 
+  test("an empty session id (MemorySession takes it): kept under a hashed id, getSessionId gives it back", async () => {
+    const { store } = await adapter();
+    const items = new AgentSessionItems(store, "");
+    assert.equal(await items.getSessionId(), "");
+    await items.addItems([user("x")]);
+    assert.deepEqual(await new AgentSessionItems(store, "").getItems(), [user("x")], "the same id: the same session");
+    assert.notEqual((await items.session()).id, "");
+    await items.clearSession();
+    assert.deepEqual(await new AgentSessionItems(store, "").getItems(), []);
+  });
+
   test("replaceHistoryWithCompaction replaces everything in one commit", async () => {
     const { store, items } = await adapter("compact");
     await items.addItems([user("a"), user("b")]);
