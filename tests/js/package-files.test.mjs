@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -48,6 +48,20 @@ test("every file the README links to is in the package", () => {
     const found = path.endsWith("/") ? [...files].some((file) => file.startsWith(path)) : files.has(path);
     assert.ok(found, `README links to ${link}, which is not in the package`);
   }
+});
+
+test("every relative link of every Markdown file in the package leads to a file in the package", () => {
+  const broken = [];
+  for (const doc of [...files].filter((file) => file.endsWith(".md"))) {
+    const text = readFileSync(`${ROOT}/${doc}`, "utf8");
+    for (const [, link] of text.matchAll(/\]\(([^)#\s]+)[^)]*\)/g)) {
+      if (/^[a-z]+:/.test(link)) continue;
+      const path = posix.normalize(posix.join(posix.dirname(doc), link));
+      const found = link.endsWith("/") ? [...files].some((file) => file.startsWith(path)) : files.has(path);
+      if (!found) broken.push(`${doc} -> ${link}`);
+    }
+  }
+  assert.deepEqual(broken, [], "links to files the package does not ship");
 });
 
 test("nothing of the tests, benchmark scripts, build output or sources is in the package", () => {
