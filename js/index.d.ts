@@ -243,6 +243,7 @@ export interface AgentOptions {
 export interface ListOptions {
   prefix?: string;
   limit?: number;
+  /** The `cursor` of the page before (opaque; any other string is a ValidationError); "" or none: the first page. */
   cursor?: string;
 }
 

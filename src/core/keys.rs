@@ -13,6 +13,8 @@
 //! escaping never produces, so no session's keys are a prefix of another's (ids may hold `/`, `%`,
 //! NUL, `..`). Versions and tokens are 16 hex digits so that keys sort in commit order.
 
+use crate::core::error::CoreError;
+
 /// Prefix of every head key: listing it lists the sessions.
 pub const HEAD_PREFIX: &str = "h/";
 const TERMINATOR: char = '~';
@@ -122,6 +124,29 @@ pub fn parse_record_key(key: &str) -> Option<(char, u64, u64)> {
     let token = u64::from_str_radix(parts.next()?, 16).ok()?;
     let version = u64::from_str_radix(parts.next()?, 16).ok()?;
     matches!(kind, 'e' | 's' | 'g').then_some((kind, version, token))
+}
+
+/// Marks the cursors `SessionStore.list` hands out: the backend's own cursor follows it. A string
+/// without it is no cursor of this package's, and is refused rather than listed from wherever it sorts.
+const LIST_CURSOR_MARK: &str = "c1.";
+
+/// The cursor `SessionStore.list` gives for the backend's cursor `backend`.
+pub fn list_cursor(backend: &str) -> String {
+    format!("{LIST_CURSOR_MARK}{backend}")
+}
+
+/// The backend's cursor inside a cursor `SessionStore.list` gave; `""` is the first page, as no cursor.
+pub fn backend_cursor(given: &str) -> Result<Option<&str>, CoreError> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    match given.strip_prefix(LIST_CURSOR_MARK) {
+        Some(backend) if !backend.is_empty() => Ok(Some(backend)),
+        _ => Err(CoreError::invalid(
+            Some("options.cursor"),
+            "options.cursor is not a cursor that list() gave: pass the cursor of the page before, or none for the first page",
+        )),
+    }
 }
 
 /// Prefixes under which all of a session's records other than the head live.

@@ -416,8 +416,8 @@ impl SessionStore {
         Ok(Some(session))
     }
 
-    /// One page of sessions whose id starts with `prefix`. A head that cannot be decoded is left out
-    /// and reported through `onEvent` as `corrupt`.
+    /// One page of sessions whose id starts with `prefix`, after `cursor` (one a page before gave). A
+    /// head that cannot be decoded is left out and reported through `onEvent` as `corrupt`.
     pub async fn list(
         &self,
         prefix: &str,
@@ -426,6 +426,7 @@ impl SessionStore {
     ) -> EngineResult<(Vec<SessionInfo>, Option<String>)> {
         self.shared.check_open()?;
         let limit = limit.unwrap_or(LIST_PAGE).min(LIST_PAGE_MAX);
+        let cursor = cursor.map(keys::backend_cursor).transpose()?.flatten();
         let escaped = keys::escape_id(prefix);
         let key_prefix = format!("{}{}", keys::HEAD_PREFIX, &escaped[..escaped.len() - 1]);
         let page = self.shared.store.list(&key_prefix, cursor, limit).await?;
@@ -457,7 +458,7 @@ impl SessionStore {
                 Err(_) => self.report_corrupt(&id, key),
             }
         }
-        Ok((sessions, page.cursor))
+        Ok((sessions, page.cursor.as_deref().map(keys::list_cursor)))
     }
 
     /// Tells `onEvent` of a record under `key` (of session `id`, when known) that this package did

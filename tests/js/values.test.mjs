@@ -3,6 +3,7 @@ import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
 import { runInNewContext } from "node:vm";
 import { SessionStore, ValidationError, LimitExceededError, NotFoundError, AgentSessionError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
 import {
   rejection,
   thrown,
@@ -874,6 +875,28 @@ suite("list, delete, open", () => {
     assert.deepEqual(all.sessions.map((s) => s.id).sort(), [...ids, "q/1"].sort());
     assert.equal(all.cursor, undefined);
     assert.deepEqual((await store.list({ prefix: "zzz" })).sessions, []);
+  });
+
+  test("list() refuses a cursor it did not give, and takes an empty one as the first page, on every store", async () => {
+    for (const store of [await SessionStore.memory(), await SessionStore.kv(memoryKv())]) {
+      for (const id of ["a", "b", "c"]) await store.open(id);
+      const first = await store.list({ limit: 2 });
+      assert.deepEqual(first.sessions.map((s) => s.id), ["a", "b"]);
+      for (const cursor of ["garbage", "h/a~", "c1.", "zzzz"]) {
+        await assert.rejects(store.list({ cursor }), (error) => {
+          assert.ok(error instanceof ValidationError, String(error));
+          assert.equal(error.code, "INVALID_INPUT");
+          assert.equal(error.path, "options.cursor");
+          assert.match(error.message, /cursor of the page before, or none for the first page/);
+          return true;
+        });
+      }
+      assert.deepEqual((await store.list({ cursor: "" })).sessions.map((s) => s.id), ["a", "b", "c"]);
+      const rest = await store.list({ cursor: first.cursor });
+      assert.deepEqual(rest.sessions.map((s) => s.id), ["c"]);
+      assert.equal(rest.cursor, undefined);
+      await store.close();
+    }
   });
 
   test("list() shows a running session as running", async () => {
