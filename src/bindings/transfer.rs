@@ -282,7 +282,7 @@ impl JsSessionStore {
 const EXPORT_PAGE: usize = 100;
 
 /// The reader behind `store.export()` (js/api.js makes it an async iterator): one session at a
-/// time, its view freed once exported, so memory follows the largest session, not the store.
+/// time (`SessionStore::export_session`).
 #[wasm_bindgen(js_name = StoreExporter)]
 pub struct JsStoreExporter {
     state: std::rc::Rc<std::cell::RefCell<ExporterState>>,
@@ -306,15 +306,10 @@ impl JsStoreExporter {
                 let next = state.borrow_mut().pending.pop_front();
                 if let Some(id) = next {
                     let store = state.borrow().store.clone();
-                    let session = match store.open(&id, crate::engine::OpenOptions::default()).await {
-                        Ok(session) => session,
-                        // Deleted since it was listed.
-                        Err(crate::engine::EngineError::NotFound(_)) => continue,
-                        Err(error) => return Err(error.into()),
-                    };
-                    let exported = session.export().await;
-                    session.dispose();
-                    return export_object(&exported?);
+                    match store.export_session(&id).await? {
+                        Some(exported) => return export_object(&exported),
+                        None => continue, // deleted since it was listed
+                    }
                 }
                 let (store, prefix, cursor, done) = {
                     let state = state.borrow();

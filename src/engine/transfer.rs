@@ -149,6 +149,23 @@ fn invalid(path: String, message: String) -> EngineError {
 }
 
 impl SessionStore {
+    /// The export of session `id` for a backup of the store (`None`: it was deleted meanwhile). The
+    /// view it loads is freed after, so that a backup's memory follows its largest session, not the
+    /// store; a view this store held already (a `Session` the application reads) is left as it was.
+    pub async fn export_session(&self, id: &str) -> EngineResult<Option<SessionExport>> {
+        let held = self.shared().cache.get(id).is_some_and(|slot| slot.state().is_some());
+        let session = match self.open(id, OpenOptions::default()).await {
+            Ok(session) => session,
+            Err(EngineError::NotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let exported = session.export().await;
+        if !held {
+            session.dispose();
+        }
+        exported.map(Some)
+    }
+
     /// Writes `data` as a new session `id` (the export's own id when `None`). Everything is checked
     /// before anything is written; an existing id is a `ValidationError` (path `id`).
     pub async fn import(&self, data: SessionExport, id: Option<String>) -> EngineResult<Rc<Session>> {

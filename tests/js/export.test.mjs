@@ -344,6 +344,31 @@ test("store.export({ prefix }) exports exactly the sessions whose id starts with
   assert.deepEqual(seen, ["a/1", "a/2", "a/3", "ab", "b/2"]);
 });
 
+test("store.export() leaves the cached views of the Sessions the application holds, and frees the ones it loaded itself", async () => {
+  for (const store of [await SessionStore.memory(), await SessionStore.kv(memoryKv())]) {
+    const held = [];
+    for (const id of ["held/1", "held/2", "held/3"]) {
+      const session = await store.open(id);
+      await session.invoke((inv) => inv.appendMessage(`${id} says hi`));
+      held.push(session);
+    }
+    // Written by another store of the same backend would be the same: here, a view this store drops now.
+    const loose = await store.open("loose");
+    await loose.invoke((inv) => inv.appendMessage("loose"));
+    loose.dispose();
+    const running = await held[2].begin();
+    running.appendMessage("staged");
+    assert.equal(store.cacheUsage().sessions, 3);
+    assert.deepEqual((await exportAll(store)).map((e) => e.id), ["held/1", "held/2", "held/3", "loose"]);
+    // Synchronous reads of the held sessions still work: their views were not freed.
+    held.forEach((session, i) => assert.deepEqual(session.messages(), [`held/${i + 1} says hi`]));
+    assert.equal(store.cacheUsage().sessions, 3, "the view the export loaded (loose) is freed again");
+    await running.commit();
+    assert.deepEqual(held[2].messages(), ["held/3 says hi", "staged"]);
+    await store.close();
+  }
+});
+
 test("an export taken while a turn runs (a live backup) imports: same versions and messages, no lease", async () => {
   const kv = memoryKv();
   const store = await SessionStore.kv(kv);
