@@ -26,7 +26,19 @@ export function fillRandom(bytes) {
 }
 
 export function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, timerDelay(ms)));
+}
+
+/** The longest delay a timer takes (2**31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2147483647;
+
+/**
+ * `ms` as a timer's delay: longer ones wake early, at the longest a timer takes. A host handed a
+ * longer delay (a `stopPollMs` or `liveFlushMs` of 2**32 meant as "never") runs it after 1 ms
+ * instead, and again and again for an interval: every waiter here checks again when it wakes.
+ */
+export function timerDelay(ms) {
+  return Math.min(Math.max(0, ms), MAX_TIMER_MS);
 }
 
 // Intervals (the heartbeats of open invocations) share one timer, armed for the earliest of them: an
@@ -41,7 +53,7 @@ function arm(due) {
   if (timer !== null && timerDue <= due) return;
   if (timer !== null) clearTimeout(timer);
   timerDue = due;
-  timer = setTimeout(fire, Math.max(0, due - Date.now()));
+  timer = setTimeout(fire, timerDelay(due - Date.now()));
   // Node: the timer must not keep the process alive.
   if (typeof timer === "object" && timer !== null && typeof timer.unref === "function") timer.unref();
 }
@@ -77,7 +89,7 @@ export function stopInterval(interval) {
 /** `value` (a promise or not) as a promise that rejects if it has not settled within `ms`. */
 export function withTimeout(value, ms, what) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), timerDelay(ms));
     Promise.resolve(value).then(
       (result) => {
         clearTimeout(timer);

@@ -1,6 +1,8 @@
 // Cross-realm facilities: Web Locks (is a lease holder's tab or worker still alive?), BroadcastChannel
 // (commits reach every tab and worker of the origin), and the wake-ups of live turns (below).
 
+import { timerDelay } from "./runtime.js";
+
 /** Asks for the Web Lock `name` and holds it until the returned release function is called. Does not
  * wait for the grant (a round trip of about 0.5 ms): a request still pending counts as held for
  * isLockHeld, and nobody looks for this lock before a lease of this store is written, an IndexedDB
@@ -303,7 +305,7 @@ export function waitLive(id, ms, lockName) {
       resolve();
     };
     wakers.add(wake);
-    const timer = setTimeout(wake, ms);
+    const timer = setTimeout(wake, timerDelay(ms));
     if (cancel) {
       // Granted only once the holder's realm is gone (it holds the lock for its life).
       locks.request(lockName, { signal: cancel.signal }, () => wake()).catch(() => {});

@@ -23,7 +23,7 @@ import {
   getCheckpointId,
   maxChannelVersion,
 } from "@langchain/langgraph-checkpoint";
-import { fromBase64, toBase64 } from "../runtime.js";
+import { fromBase64, timerDelay, toBase64 } from "../runtime.js";
 import {
   HASHED,
   agentFor,
@@ -933,7 +933,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
         const left = deadline === undefined ? 0 : deadline - Date.now();
         if (left <= 0) throw busyHere();
         let timer;
-        await Promise.race([running.ended, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+        await Promise.race([running.ended, new Promise((resolve) => (timer = setTimeout(resolve, timerDelay(left))))]);
         clearTimeout(timer);
         continue;
       }

@@ -231,13 +231,7 @@ impl JsInvocation {
         let emitted = self.inner.emit(data)?;
         if let Some(delay) = emitted.flush_in {
             let inner = self.inner.clone();
-            spawn(async move {
-                if delay > 0 {
-                    let _ = wasm_bindgen_futures::JsFuture::from(sleep(delay as f64)).await;
-                }
-                // A failed flush keeps its parts for the next one; the commit reports a failure.
-                let _ = inner.flush().await;
-            });
+            spawn(async move { inner.flush_later(delay).await });
         }
         Ok(emitted.seq as f64)
     }

@@ -430,6 +430,17 @@ impl Invocation {
         Ok(())
     }
 
+    /// The automatic flush an [`Invocation::emit`] asked for (`flush_in`): after `delay` ms, or sooner
+    /// when the session has news in this realm, its turn's end among them (a plain timer kept a Node
+    /// process alive for up to `liveFlushMs` after the commit). A failed flush keeps its parts for
+    /// the next one; the commit reports a failure.
+    pub async fn flush_later(&self, delay: u64) {
+        if delay > 0 {
+            self.session.shared.env.wait(self.session.id(), delay, None).await;
+        }
+        let _ = self.flush().await;
+    }
+
     /// `inv.flush()`: [`Invocation::flush`], refused once commit, interrupt or abort has ended the
     /// invocation (API.md: every method of an ended Invocation throws). While a commit writes, a flush
     /// waits for it, as the flushes emit schedules do.

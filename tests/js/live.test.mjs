@@ -1246,3 +1246,40 @@ test("a follower nobody iterates holds at most about 4 MiB of its store's turns'
   assert.equal(first.done, false);
   await iterator.return();
 });
+
+test("a stopPollMs or liveFlushMs past the longest timer (2**31 - 1 ms) waits that long: no timer that runs every millisecond, and the parts still reach a follower at the commit", async () => {
+  const warnings = [];
+  const onWarning = (warning) => warnings.push(warning.name);
+  process.on("warning", onWarning);
+  try {
+    for (const options of [{ stopPollMs: 2 ** 32 }, { stopPollMs: Number.MAX_SAFE_INTEGER }, { liveFlushMs: 2 ** 32 }]) {
+      const kv = memoryKv();
+      let gets = 0;
+      const counted = { ...kv, get: (...args) => (gets++, kv.get(...args)) };
+      const store = await SessionStore.kv(counted, options);
+      const session = await store.open("long-timers");
+      const inv = await session.begin();
+      assert.equal(inv.signal.aborted, false);
+      inv.emit({ text: "part" });
+      const before = gets;
+      await sleep(100);
+      assert.ok(gets - before <= 2, `${JSON.stringify(options)}: ${gets - before} head reads in 100 ms`);
+      const following = (async () => {
+        const seen = [];
+        for await (const event of session.follow()) {
+          seen.push(event.type);
+          if (event.type === "end") break;
+        }
+        return seen;
+      })();
+      await sleep(10);
+      await inv.commit();
+      assert.deepEqual(await following, ["part", "end"], JSON.stringify(options));
+      await store.close();
+    }
+    await sleep(0);
+    assert.deepEqual(warnings.filter((name) => name === "TimeoutOverflowWarning"), []);
+  } finally {
+    process.off("warning", onWarning);
+  }
+});
