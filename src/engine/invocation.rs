@@ -477,6 +477,9 @@ impl Invocation {
         if self.signaled.replace(true) {
             return;
         }
+        // A stop of this store that fenced this turn is listed until now (engine::live `AskedHere`).
+        let shared = &self.session.shared;
+        shared.stops_asked.borrow_mut().retain(|(id, token, _)| !(id == self.session.id() && *token == self.token));
         if let Some(hook) = self.signal.borrow_mut().take() {
             hook(&signal);
         }

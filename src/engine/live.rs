@@ -268,11 +268,15 @@ impl LiveLog {
     }
 }
 
-/// A stop this store asked, listed in [`Shared::stops_asked`] until its `stop()` returns.
+/// A stop this store asked, listed in [`Shared::stops_asked`] until its `stop()` returns, or, when
+/// it fenced a turn this store holds, until that turn's invocation fires its signal
+/// ([`crate::engine::Invocation`]'s `fire`): its first read of `signal` after the fence is then
+/// aborted by this stop, as one read during the grace is.
 struct AskedHere<'a> {
     shared: &'a Shared,
     id: &'a str,
     token: Cell<Option<u64>>,
+    kept: Cell<bool>,
 }
 
 impl AskedHere<'_> {
@@ -280,11 +284,19 @@ impl AskedHere<'_> {
         self.token.set(Some(token));
         self.shared.stops_asked.borrow_mut().push((self.id.to_owned(), token, reason.to_owned()));
     }
+
+    /// Leaves the stop of `token` listed after `stop()` returns: it fenced a turn this store holds.
+    fn keep_for_holder(&self, token: u64, reason: &str) {
+        if self.token.get() != Some(token) {
+            self.note(token, reason);
+        }
+        self.kept.set(true);
+    }
 }
 
 impl Drop for AskedHere<'_> {
     fn drop(&mut self) {
-        if let Some(token) = self.token.get() {
+        if let Some(token) = self.token.get().filter(|_| !self.kept.get()) {
             self.shared.stops_asked.borrow_mut().retain(|(id, asked, _)| !(id == self.id && *asked == token));
         }
     }
@@ -340,7 +352,7 @@ impl Session {
         let holder = Holder { owner: &shared.config.owner, instance: &shared.instance, invocation: &stopper };
         let ask = StopAsk { reason, grace_ms };
         let mut asked: Option<(u64, u64)> = None;
-        let asked_here = AskedHere { shared, id, token: Cell::new(None) };
+        let asked_here = AskedHere { shared, id, token: Cell::new(None), kept: Cell::new(false) };
         let mut invocation: Option<String> = None;
         for _ in 0..100_000 {
             let Some((head, version)) = load::read_head(&*shared.store, id).await? else {
@@ -418,6 +430,9 @@ impl Session {
                     if let Some(written) = written {
                         // This realm's mark of the fenced turn (when this store held it) is spent.
                         if let Some(ended) = &fenced.ended {
+                            if shared.marks.borrow().get(id).is_some_and(|mark| mark.token == Some(ended.token)) {
+                                asked_here.keep_for_holder(ended.token, &request.reason);
+                            }
                             shared.clear_mark(id, Some(ended.token));
                         }
                         shared.tell_followers(id, &fenced, fenced.last_token, Vec::new());

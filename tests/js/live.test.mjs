@@ -1283,3 +1283,25 @@ test("a stopPollMs or liveFlushMs past the longest timer (2**31 - 1 ms) waits th
     process.off("warning", onWarning);
   }
 });
+
+test("a turn that a stop() of its own store fenced reads its signal aborted at its first read, with the stop's StopRequestedError (graceMs 0, and a grace that ran out)", async () => {
+  const store = await SessionStore.memory({ owner: "solo" });
+  const session = await store.open("fenced-here");
+  for (const graceMs of [0, 30]) {
+    const inv = await session.begin();
+    inv.appendMessage("staged");
+    assert.equal((await session.stop({ reason: `why ${graceMs}`, graceMs })).outcome, "fenced");
+    const signal = inv.signal;
+    assert.equal(signal.aborted, true, `graceMs ${graceMs}: aborted at the first read`);
+    assert.ok(signal.reason instanceof StopRequestedError, String(signal.reason));
+    assert.equal(signal.reason.reason, `why ${graceMs}`);
+    assert.equal(signal.reason.by, "solo");
+    await assert.rejects(inv.commit(), LeaseLostError);
+    // The next turn's signal is its own: not aborted by the stop of the turn before.
+    const next = await session.begin();
+    assert.equal(next.signal.aborted, false);
+    await next.commit();
+  }
+  assert.deepEqual(session.messages(), []);
+  await store.close();
+});
