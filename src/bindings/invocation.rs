@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use crate::bindings::convert::{agent_option, to_count, to_json_within, to_name, to_text, Options};
 use crate::bindings::errors::stop_requested;
 use crate::bindings::errors::{self, invalid, JsResult};
-use crate::bindings::host::{array_items, freeze, new_abort_controller, sleep, start_interval, stop_interval};
+use crate::bindings::host::{array_items, freeze, new_abort_controller, start_interval, stop_interval};
 use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, state_object};
 use crate::bindings::session::JsSession;

@@ -125,8 +125,11 @@ import { gzipSync } from "node:zlib";
 // 235,380 with the eighth session's fixes: over-limit metadata and payloads refused before their
 // copy (one converter for every path), a retried commit finding its own landed write, a memory store
 // freed by close(), a misspelt agent option refused (+0.3 KB).
-// Budget: 236,000.
-const BUDGET_GZIPPED = 236_000;
+// 236,176 with the ninth session's fixes: list() refusing a cursor no list() gave, store.export()
+// freeing only the views it loaded, an emit's flush timer ended by its turn's end, a turn fenced by a
+// stop() of its own store reading its signal aborted at once (+0.8 KB).
+// Budget: 236,400.
+const BUDGET_GZIPPED = 236_400;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
