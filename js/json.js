@@ -1,9 +1,7 @@
 // JS values <-> JSON text, with JSON.stringify's rules made strict: what JSON cannot carry without
 // loss is a ValidationError naming the path to it, instead of being dropped or turned into null.
 import { ValidationError } from "./errors.js";
-import { keepThrown } from "./runtime.js";
-
-const MAX_DEPTH = 512;
+import { MAX_JSON_DEPTH as MAX_DEPTH, keepThrown } from "./runtime.js";
 
 function fail(at, what, cause) {
   const path = pathOf(at);

@@ -29,6 +29,9 @@ export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, timerDelay(ms)));
 }
 
+/** The deepest nesting of a stored value (js/json.js refuses deeper ones). */
+export const MAX_JSON_DEPTH = 512;
+
 /** The longest delay a timer takes (2**31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2147483647;
 

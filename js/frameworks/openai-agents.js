@@ -18,7 +18,7 @@
 //   view is rebased onto the compacted log (deleted when every event is live again). With
 //   `compact: false` they only move the view (`start` = the log's length: a new epoch). `popItem`
 //   removes the newest item, a suffix, which compaction (a prefix) cannot express: it keeps the view.
-import { fromBase64, toBase64, uint8View } from "../runtime.js";
+import { MAX_JSON_DEPTH, fromBase64, toBase64, uint8View } from "../runtime.js";
 import { anySignal, forwarder, jsonForm, projection, stopError } from "./live-run.js";
 import { sessionIdFor } from "./names.js";
 import { SerialQueues } from "./serial-queue.js";
@@ -456,7 +456,14 @@ function isPlainObject(value) {
 export function encodeItem(item) {
   if (!isPlainObject(item)) return item;
   const meta = { u: [], b: [] };
-  const stripped = strip(item, [], meta);
+  let stripped;
+  try {
+    stripped = strip(item, [], meta, []);
+  } catch {
+    // A getter or proxy trap that throws: the item goes to agent-session as it is, which refuses it
+    // with a ValidationError naming the path (the thrown error its cause), as it refuses a cycle.
+    return item;
+  }
   const own = Object.prototype.hasOwnProperty.call(item, META_KEY);
   if (stripped === item && !own) return item;
   const out = stripped === item ? { ...item } : stripped;
@@ -485,13 +492,26 @@ function restoreItem(item) {
   return item;
 }
 
-/** `value` with what JSON loses replaced (recorded in `meta`); the same object when nothing is. */
-function strip(value, path, meta) {
+/**
+ * `value` with what JSON loses replaced (recorded in `meta`); the same object when nothing is. `open`:
+ * the objects being walked. A cycle or a nesting deeper than agent-session stores is left as it is,
+ * for agent-session to refuse with its path.
+ */
+function strip(value, path, meta, open) {
   const bytes = uint8View(value); // of any realm
   if (bytes !== undefined) {
     meta.b.push(path.slice());
     return toBase64(bytes);
   }
+  if (value === null || typeof value !== "object" || open.length >= MAX_JSON_DEPTH || open.includes(value)) return value;
+  open.push(value);
+  const stripped = stripEntries(value, path, meta, open);
+  open.pop();
+  return stripped;
+}
+
+/** `strip` of an array's or a plain object's entries. */
+function stripEntries(value, path, meta, open) {
   if (Array.isArray(value)) {
     let copy = null;
     for (let i = 0; i < value.length; i++) {
@@ -502,7 +522,7 @@ function strip(value, path, meta) {
         meta.u.push(path.slice());
         next = null;
       } else {
-        next = strip(entry, path, meta);
+        next = strip(entry, path, meta, open);
       }
       path.pop();
       if (next !== entry && !copy) copy = value.slice(0, i);
@@ -522,7 +542,7 @@ function strip(value, path, meta) {
       meta.u.push(path.slice());
       next = undefined;
     } else {
-      next = strip(entry, path, meta);
+      next = strip(entry, path, meta, open);
     }
     path.pop();
     if ((next !== entry || entry === undefined) && !copy) {

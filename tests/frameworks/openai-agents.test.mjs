@@ -23,7 +23,7 @@ import {
   modelStreamResponder,
 } from "@openai/agents/testing";
 import { z } from "zod";
-import { ConcurrencyError, SessionStore } from "agent-session";
+import { ConcurrencyError, SessionStore, ValidationError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import { AgentSessionItems, ITEMS_KEY, META_KEY, streamEventPart } from "agent-session/openai-agents";
 import { storeVariants } from "./store-variants.mjs";
@@ -1128,5 +1128,34 @@ describe("AgentSessionItems against MemorySession, random operations (plain, enc
       }
     }
     assert.ok(guards > 100 && aborted > 30, `${guards} guards, ${aborted} aborted`);
+  });
+});
+
+describe("AgentSessionItems refuses what JSON cannot carry with agent-session's ValidationError", () => {
+  test("a cyclic item, one nested past 512 levels, or one whose getter throws: ValidationError naming the path, nothing stored", async () => {
+    const store = await SessionStore.memory();
+    const items = new AgentSessionItems(store, "bad-items");
+    await items.addItems([{ role: "user", content: "kept" }]);
+    const cyclic = { role: "user", content: "x", providerData: { note: new Uint8Array([1]) } };
+    cyclic.providerData.self = cyclic;
+    let deep = { role: "user", content: "deep" };
+    for (let i = 0; i < 100_000; i++) deep = { role: "user", content: "deep", providerData: deep };
+    const boom = new Error("getter boom");
+    const throwing = { role: "user", get content() { throw boom; } };
+    for (const [what, item, path, cause] of [
+      ["a cycle", cyclic, /providerData\.self/, undefined],
+      ["nesting past 512 levels", deep, /providerData/, undefined],
+      ["a getter that throws", throwing, /content/, boom],
+    ]) {
+      await assert.rejects(items.addItems([{ role: "user", content: "first of the batch" }, item]), (error) => {
+        assert.ok(error instanceof ValidationError, `${what}: ${error}`);
+        assert.equal(error.code, "INVALID_INPUT");
+        assert.match(error.path, path, what);
+        if (cause) assert.equal(error.cause, cause, what);
+        return true;
+      });
+    }
+    assert.deepEqual(await items.getItems(), [{ role: "user", content: "kept" }]);
+    await store.close();
   });
 });
