@@ -33,7 +33,8 @@ import type { HostKv } from "../index.d.ts";
  */
 export type { HostKv, HostKvEntry, HostKvPutOptions, HostKvCapabilities, HostKvWrite } from "../index.d.ts";
 
-/** Options of the adapters that have a per-value size limit. */
+/** Options of the adapters that have a per-value size limit (any other name is refused with the
+ * `TypeError` of code `"INVALID_INPUT"`, as a `maxValueBytes` below 64 or not an integer is). */
 export interface AdapterOptions {
   /** The largest value the backend takes; the store splits larger records into chunks of this size. */
   maxValueBytes?: number;

@@ -51,10 +51,20 @@ export function holds(version, expectedVersion) {
 /** Below this SessionStore.kv refuses to chunk a record (src/store/host_kv.rs, `put`). */
 const MIN_MAX_VALUE_BYTES = 64;
 
-/** The `maxValueBytes` option of an adapter, `fallback` when absent. Checked here, when the adapter is
+/** The `maxValueBytes` option of an adapter (`options`, which holds no other), `fallback` when absent. Checked here, when the adapter is
  * made, because SessionStore.kv reads 0, a negative number or NaN as "no limit", truncates a fraction,
  * and says nothing about a small limit until a commit fails with LimitExceededError. */
 export function maxValueBytesOf(options, fallback, adapter) {
+  // Its only option: a misspelt one would otherwise leave the backend's limit unset, found out at the
+  // first large commit.
+  if (options === null || typeof options !== "object") {
+    throw invalidArgument(`${adapter}: options must be an object such as { maxValueBytes: 65536 }, or left out`);
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== "maxValueBytes") {
+      throw invalidArgument(`${adapter}: options.${name} is not an option here (it takes maxValueBytes); leave it out or fix its name`);
+    }
+  }
   const max = options.maxValueBytes ?? fallback;
   if (max !== undefined && (!Number.isInteger(max) || max < MIN_MAX_VALUE_BYTES)) {
     throw invalidArgument(`${adapter}: maxValueBytes must be an integer of at least ${MIN_MAX_VALUE_BYTES}`);

@@ -42,6 +42,15 @@ test("denoKv: declares Deno KV's 64 KiB value limit unless told otherwise, and c
     assert.equal(denoKv(db, { maxValueBytes: 1024 }).capabilities.maxValueBytes, 1024);
     assert.throws(() => denoKv(db, { maxValueBytes: 0 }), (error) => error instanceof TypeError && error.code === "INVALID_INPUT");
     assert.throws(() => denoKv({}), (error) => error instanceof TypeError && error.code === "INVALID_INPUT");
+    // A misspelt option, or options that are not an object, would leave the limit unset: refused.
+    for (const options of [{ maxValueByte: 1024 }, { maxValueBytes: 1024, extra: true }, 5, "64k", null]) {
+      assert.throws(
+        () => denoKv(db, options),
+        (error) => error instanceof TypeError && error.code === "INVALID_INPUT" && /^denoKv: options/.test(error.message),
+        JSON.stringify(options),
+      );
+    }
+    assert.equal(denoKv(db, undefined).capabilities.maxValueBytes, 65536);
     // One byte over the declared limit is what Deno KV itself refuses: the limit is not too small.
     await assert.rejects(denoKv(db).put("k", new Uint8Array(65537)));
   } finally {
