@@ -236,10 +236,12 @@ impl Follower {
                     Some(ended) => (ended.outcome.as_str(), version),
                     // A later turn ended since: the head no longer says how this one did, but its
                     // commits say whether it wrote a version (its last one is where it ended). Only a
-                    // turn that wrote none is reported lost (it may have aborted).
+                    // turn that wrote none since the last version reported is reported lost (it may
+                    // have aborted, or died after a checkpoint), at that version: the later ones are
+                    // the later turn's.
                     None => match committed_at(head, turn.token, self.version) {
                         Some(at) => ("committed", at),
-                        None => ("lost", version),
+                        None => ("lost", self.version.unwrap_or(version)),
                     },
                 };
                 // The status the turn left the session in: a head already running the next turn (a

@@ -136,6 +136,30 @@ fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_i
 }
 
 #[test]
+fn a_turn_that_died_after_a_checkpoint_and_was_taken_over_ends_lost_at_its_own_last_version() {
+    // The holder checkpoints version 1 (the follower sees it), then dies; after its lease another
+    // holder takes the session over and commits version 2 before the follower reads the head again.
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
+    let mut follower = Follower::new(None);
+    observe(&mut follower, Some(&running), T0, &[]);
+    let (events, _) = observe(&mut follower, Some(&checkpointed), T0 + 2, &[]);
+    assert!(matches!(events.as_slice(), [LiveEvent::Commit { version: 1, .. }]), "{events:?}");
+    let taken = begun(&checkpointed, T0 + LEASE_MS + 2);
+    let resumer = taken.last_token;
+    let resumed = commit(&taken, resumer, T0 + LEASE_MS + 3, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    assert_eq!(resumed.version, 2);
+    let (events, _) = observe(&mut follower, Some(&resumed), T0 + LEASE_MS + 4, &[]);
+    match events.first() {
+        Some(LiveEvent::End { outcome, version, .. }) => {
+            assert_eq!((*outcome, *version), ("lost", 1), "version 2 is the other turn's")
+        }
+        other => panic!("expected the dead turn's end, got {other:?}"),
+    }
+}
+
+#[test]
 fn ends_report_how_the_turn_ended() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
