@@ -71,7 +71,9 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
   readonly prefix: string;
   readonly cacheThreads: number;
 
-  /** The session id of a thread (a hashed form when `prefix + threadId` exceeds 256 UTF-8 bytes). */
+  /** The session id of a thread (a hashed form when `prefix + threadId` exceeds 256 UTF-8 bytes).
+   * An undefined or null thread id is a `TypeError` here and in every method that takes one
+   * (`guard`, `deleteThread`, `invoke`, `stream`), not the thread "undefined". */
   sessionId(threadId: string): string;
   /** The agent name of a checkpoint namespace: `"ns:" + ns` (a hashed form when too long). */
   agentName(checkpointNs?: string): string;

@@ -254,8 +254,12 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this._carryLimit = MAX_CARRIED_UNITS;
   }
 
-  /** The agent-session session id of a LangGraph thread. */
+  /** The agent-session session id of a LangGraph thread. No thread id (undefined or null) is a
+   * TypeError: as the thread "undefined", a caller's bug would guard or delete a real thread. */
   sessionId(threadId) {
+    if (threadId === undefined || threadId === null) {
+      throw new TypeError(`AgentSessionSaver: the thread id is ${threadId}; pass the thread_id of the config`);
+    }
     return nameFor(this.prefix, String(threadId), this.prefix + HASHED);
   }
 

@@ -752,3 +752,22 @@ describe("live turns: saver.invoke / saver.stream", () => {
     });
   }
 });
+
+describe("no thread id", () => {
+  it("guard, deleteThread and sessionId refuse an undefined or null thread id with a TypeError, and touch no thread", async () => {
+    const store = await SessionStore.memory();
+    const saver = new AgentSessionSaver(store);
+    // A real thread named "undefined": a caller's bug must not guard or delete it.
+    const named = await store.open(saver.sessionId("undefined"));
+    await named.invoke((inv) => inv.appendMessage("kept"));
+    for (const threadId of [undefined, null]) {
+      expect(() => saver.sessionId(threadId)).toThrow(TypeError);
+      await expect(saver.guard(threadId, async () => "ran")).rejects.toThrow(/the thread id is (undefined|null); pass the thread_id of the config/);
+      await expect(saver.deleteThread(threadId)).rejects.toThrow(TypeError);
+    }
+    await named.refresh();
+    expect(named.messages()).toEqual(["kept"]);
+    expect(named.status).toBe("idle");
+    await store.close();
+  });
+});
