@@ -22,9 +22,9 @@ export interface AgentSessionSaverOptions {
   /** Options for the sessions this saver creates (TTLs, metadata). */
   open?: Omit<OpenOptions, "create">;
   /**
-   * How many threads keep their `Session` open (default 64, least recently used dropped). A write to a
+   * How many threads keep their `Session` open (default 1024, least recently used dropped). A write to a
    * thread not kept opens its session first: one more round trip on a KV store. Their state is held by
-   * the store's cache (`StoreOptions.cache`). Apart from them, the saver keeps for each thread it wrote
+   * the store's cache (`StoreOptions.cache`, 1,000 sessions by default); a `Session` object alone is small. Apart from them, the saver keeps for each thread it wrote
    * what its last turn (or batch of writes) read and wrote and the latest value of each channel of the
    * namespaces it used (about the size of its latest checkpoint, a few times over at most), so that the
    * next turn does not read them again while the session is still at the state that turn left: for at

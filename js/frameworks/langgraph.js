@@ -240,7 +240,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
     this.store = store;
     this.prefix = options.prefix ?? "langgraph/";
     this.openOptions = options.open;
-    this.cacheThreads = options.cacheThreads ?? 64;
+    this.cacheThreads = options.cacheThreads ?? 1024;
     this._threads = new Map(); // session id -> SessionHandle (least recently used first)
     this._queues = new SerialQueues(); // per session id: the writes, reads and guard steps of this saver
     this._guards = new Map(); // session id -> the guard running for it in this saver

@@ -305,3 +305,24 @@ describe("two savers over one backend see each other's commits", () => {
     expect((await b.getTuple({ configurable: { thread_id: "t-other" } })).checkpoint.channel_values).toEqual({ o: 1 });
   });
 });
+
+describe("a server's threads stay open", () => {
+  it("by default a saver keeps a thousand threads' sessions open: a put to any of 100 threads used round-robin opens none again", async () => {
+    const kv = memoryKv();
+    const counted = { ...kv, get: (...args) => (gets++, kv.get(...args)) };
+    let gets = 0;
+    const saver = new AgentSessionSaver(await SessionStore.kv(counted));
+    const threads = Array.from({ length: 100 }, (_, i) => `round-robin-${i}`);
+    const put = (thread, n) =>
+      saver.put({ configurable: { thread_id: thread } }, checkpoint(uuid6(0), { n }), meta(n), { n: n + 1 });
+    for (const thread of threads) await put(thread, 0);
+    // A put to a thread whose session is open, right after a put to it: the reads a put needs.
+    await put(threads[99], 1);
+    gets = 0;
+    await put(threads[99], 2);
+    const warm = gets;
+    gets = 0;
+    for (const thread of threads) await put(thread, 3);
+    expect(gets).toBe(warm * threads.length);
+  });
+});
