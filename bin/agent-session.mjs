@@ -657,7 +657,10 @@ async function runImport(options, opened) {
   let bytesDone = 0;
   let imported = 0;
   let skipped = 0;
-  const done = () => `${imported} session${imported === 1 ? " was" : "s were"} imported${skipped ? ` (${skipped} skipped as existing)` : ""}`;
+  const unreadable = []; // ids skipped whose stored head cannot be read
+  const done = () =>
+    `${imported} session${imported === 1 ? " was" : "s were"} imported` +
+    (skipped ? `, ${skipped} skipped as existing${unreadable.length ? ` (${unreadable.length} of them unreadable)` : ""}` : "");
   const failAt = (what) => {
     const before = imported + skipped > 0 ? `; the lines before it are in the store (${done()})` : `; nothing was imported`;
     return new CliError(`line ${lineNumber}: ${what}${before}; line ${lineNumber} and the lines after it were not imported`);
@@ -682,6 +685,11 @@ async function runImport(options, opened) {
       } catch (error) {
         if (options.values["skip-existing"] && error?.code === "INVALID_INPUT" && error.path === "id") {
           skipped += 1;
+        } else if (options.values["skip-existing"] && error?.code === "CORRUPT_RECORD" && /^h\//.test(error.key ?? "")) {
+          // A session of this id is stored, but its head cannot be read (damaged, or sealed with another
+          // key): it exists all the same, and is left as it is.
+          skipped += 1;
+          unreadable.push(data.id);
         } else {
           const id = typeof data?.id === "string" ? `session ${JSON.stringify(data.id)}: ` : "";
           throw failAt(`${id}${describe(error)}`);
@@ -697,6 +705,13 @@ async function runImport(options, opened) {
     if (file !== undefined) input.destroy();
   }
   process.stderr.write(`agent-session import: ${done()}${file !== undefined ? ` from ${file}` : ""}\n`);
+  if (unreadable.length > 0) {
+    const shown = unreadable.slice(0, 10).map((id) => JSON.stringify(id)).join(", ");
+    process.stderr.write(
+      `agent-session import: the stored sessions ${shown}${unreadable.length > 10 ? ` and ${unreadable.length - 10} more` : ""} cannot be read ` +
+        `(their head record cannot be decoded) and were left as they are; delete them (SessionStore delete(id)) and import again to restore them\n`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
