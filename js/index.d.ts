@@ -41,6 +41,27 @@ export type JsonInput =
   | { readonly [key: string]: JsonInput | undefined }
   | { toJSON(): JsonInput };
 
+/**
+ * `T` as the writes check it: `JsonInput`, and also a value typed by an `interface` (which has no
+ * index signature, so is not a `JsonInput`) whose fields are: each field is checked the same way, and
+ * a method, a `Map` or another value `JsonInput` refuses gives `never` at its place. `appendMessage`,
+ * `setState`, `emit` and `interrupt` take `T & JsonInputOf<T>`, so `appendMessage(message)` accepts
+ * `message: ChatMessage` for `interface ChatMessage { role: string; content: string }`, as the runtime
+ * does. Option fields (`metadata`, `resume`, a compaction's `summary`) take `JsonInput`: declare their
+ * shapes with `type`, or spread an interface-typed value into an object literal.
+ */
+export type JsonInputOf<T> = T extends JsonInput
+  ? T
+  : T extends { toJSON(): unknown }
+    ? T
+    : T extends (...args: never[]) => unknown
+      ? never
+      : T extends readonly unknown[]
+        ? { readonly [I in keyof T]: JsonInputOf<T[I]> }
+        : T extends object
+          ? { readonly [K in keyof T]: K extends string ? JsonInputOf<T[K]> : never }
+          : never;
+
 /** What reads return: frozen JSON that may be shared between calls (clone before mutating). */
 export type ReadonlyJson =
   | null
@@ -330,8 +351,8 @@ export interface SessionCreatedEvent extends SessionEventBase {
   readonly agent?: string;
   readonly key?: undefined;
   readonly reason?: undefined;
-  /** The session's metadata (`open(id, { metadata })`); absent when it has none. */
-  readonly data?: Json;
+  /** The session's metadata (`open(id, { metadata })`), frozen; absent when it has none. */
+  readonly data?: ReadonlyJson;
 }
 
 export interface SessionMessageEvent extends SessionEventBase {
@@ -851,7 +872,7 @@ export declare class Invocation {
 
   /** Appends a part to the turn's live log (not history); validated now like a message; returns
    * its seq (0, 1, 2, ...). Throws `InvalidTransitionError` once the invocation ended. */
-  emit(part: JsonInput): number;
+  emit<T>(part: T & JsonInputOf<T>): number;
   /** Resolves once every emitted part is durable and visible to followers. */
   flush(): Promise<void>;
   /** Staged like `appendMessage`, committed with the turn: the agent's first `before` messages are
@@ -861,8 +882,8 @@ export declare class Invocation {
   compact(options: CompactOptions): void;
 
   /** Staged, validated now (throws `ValidationError` / `LimitExceededError`). */
-  appendMessage(message: JsonInput, options?: AgentOptions): void;
-  setState(key: string, value: JsonInput, options?: AgentOptions): void;
+  appendMessage<T>(message: T & JsonInputOf<T>, options?: AgentOptions): void;
+  setState<T>(key: string, value: T & JsonInputOf<T>, options?: AgentOptions): void;
   deleteState(key: string, options?: AgentOptions): void;
   /** Committed + staged (read your writes). */
   messages(options?: AgentOptions): readonly ReadonlyJson[];
@@ -883,7 +904,7 @@ export declare class Invocation {
   abort(): Promise<void>;
   /** Commits the staged events and the interrupt, releases; the status becomes "interrupted". The
    * reason is at most 4096 UTF-8 bytes (a ValidationError beyond). */
-  interrupt(reason: string, payload?: JsonInput): Promise<number>;
+  interrupt<T>(reason: string, payload?: T & JsonInputOf<T>): Promise<number>;
   /** Aborts if neither committed nor aborted; a no-op afterwards. */
   [Symbol.asyncDispose](): Promise<void>;
 }

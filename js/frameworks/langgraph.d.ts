@@ -119,7 +119,7 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * nothing to keep, or writes `fn` staged itself, it is aborted and they see `aborted`. The
    * caller's rejection is what tells a failed turn.
    */
-  guard<T>(threadId: string, fn: (invocation: Invocation) => T | Promise<T>, options?: GuardOptions): Promise<T>;
+  guard<T>(threadId: string, fn: (invocation: Invocation) => T | PromiseLike<T>, options?: GuardOptions): Promise<Awaited<T>>;
 
   /**
    * `graph.invoke(input, config)` under `guard(config.configurable.thread_id)`, with the invocation's

@@ -103,7 +103,7 @@ export declare class AgentSessionManager implements Plugin {
    * when `fn` resolves, abort (agents back at the last committed version) when it throws, always
    * release. ConcurrencyError when the session is busy anywhere. Guards do not nest.
    */
-  guard<T>(fn: (invocation: Invocation) => T | Promise<T>, options?: BeginOptions): Promise<T>;
+  guard<T>(fn: (invocation: Invocation) => T | PromiseLike<T>, options?: BeginOptions): Promise<Awaited<T>>;
   /**
    * Loads `target` as of a committed version (default: the latest); writes nothing. `false`, the agent
    * unchanged, for an id that is no version of the session (above the latest, pruned, not a number).

@@ -5,7 +5,7 @@
 // And the packed tarball itself, installed offline into a new project: every entry point loads from it
 // (the frameworks' entries with their peers linked in) and a turn runs, as a user's first script would.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
@@ -104,6 +104,25 @@ console.log(JSON.stringify({ messages: session.messages(), busy: busy instanceof
     assert.ok(out.exports.every((count) => count > 0), JSON.stringify(out.exports));
     const help = execFileSync(process.execPath, [join(project, "node_modules", pkg.name, "bin", "agent-session.mjs"), "--help"], { encoding: "utf8" });
     assert.match(help, /agent-session export/);
+    // Every entry's types resolve under each moduleResolution a TypeScript project may use, node10
+    // (no "exports": package.json's typesVersions) included.
+    writeFileSync(
+      join(project, "types.ts"),
+      `import type { SessionStore } from "agent-session";
+import type { memoryKv } from "agent-session/adapters";
+import type { AgentSessionSaver } from "agent-session/langgraph";
+import type { AgentSessionItems } from "agent-session/openai-agents";
+import type { AgentSessionManager } from "agent-session/strands";
+export type Entries = [SessionStore, typeof memoryKv, AgentSessionSaver, AgentSessionItems, AgentSessionManager];
+`,
+    );
+    for (const [module, moduleResolution] of [["commonjs", "node10"], ["nodenext", "nodenext"], ["esnext", "bundler"]]) {
+      const options = { module, moduleResolution, target: "es2022", strict: true, noEmit: true, skipLibCheck: true, types: [] };
+      writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: options, files: ["types.ts"] }));
+      const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+      const checked = spawnSync(process.execPath, [tsc, "-p", project], { encoding: "utf8" });
+      assert.equal(checked.status, 0, `${moduleResolution}: ${checked.stdout}${checked.stderr}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

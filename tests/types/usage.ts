@@ -319,9 +319,13 @@ async function sessions(session: Session): Promise<void> {
       case "created": {
         // @ts-expect-error created events carry no key
         const k: string = event.key;
-        // The session's metadata, when it has some (runtime: `data` of version 0).
-        const metadata: Json | undefined = event.data;
-        assertType<Equals<typeof event.data, Json | undefined>>();
+        // The session's metadata, when it has some (runtime: `data` of version 0), frozen like every read.
+        const metadata: ReadonlyJson | undefined = event.data;
+        assertType<Equals<typeof event.data, ReadonlyJson | undefined>>();
+        if (event.data !== null && typeof event.data === "object" && !Array.isArray(event.data)) {
+          // @ts-expect-error read-only, as the runtime freezes it
+          event.data.user = "x";
+        }
         void k, metadata;
         break;
       }
@@ -609,3 +613,61 @@ async function migrations(): Promise<void> {
   }
 }
 void migrations;
+
+// Writes take values typed by an interface (no index signature, so not a JsonInput) and class
+// instances whose fields are JSON, as the runtime does; a method, a Map, a Set, a function, a symbol,
+// a bigint, `undefined` itself or `unknown` anywhere in them is refused (JsonInputOf).
+async function interfaceValues(inv: Invocation) {
+  interface Part {
+    kind: string;
+    data: { n: number }[];
+  }
+  interface ChatMessage {
+    role: "user" | "assistant";
+    content: string;
+    name?: string;
+    parts?: readonly Part[];
+  }
+  class Fields {
+    a = 1;
+    b = "x";
+  }
+  class WithMethod {
+    a = 1;
+    m() {
+      return 1;
+    }
+  }
+  const message: ChatMessage = { role: "user", content: "hi" };
+  inv.appendMessage(message);
+  inv.appendMessage([message, message]);
+  inv.appendMessage(new Fields());
+  inv.appendMessage(new Date());
+  inv.setState("last", message);
+  inv.emit(message);
+  await inv.interrupt("approve?", message);
+  const json: JsonInput = message as unknown as JsonInput;
+  inv.appendMessage(json);
+  const read: ReadonlyJson = "read back";
+  inv.appendMessage(read);
+  const unknownValue: unknown = message;
+  // @ts-expect-error a Map
+  inv.appendMessage(new Map<string, number>());
+  // @ts-expect-error a Set inside an object
+  inv.setState("tags", { tags: new Set<string>() });
+  // @ts-expect-error a function
+  inv.emit(() => 1);
+  // @ts-expect-error a class instance with a method
+  inv.appendMessage(new WithMethod());
+  // @ts-expect-error an interface with a method field
+  inv.appendMessage(message as ChatMessage & { f: () => number });
+  // @ts-expect-error a bigint
+  inv.appendMessage(1n);
+  // @ts-expect-error a symbol inside
+  inv.appendMessage({ s: Symbol("x") });
+  // @ts-expect-error undefined itself
+  inv.appendMessage(undefined);
+  // @ts-expect-error unknown: narrow it first
+  inv.appendMessage(unknownValue);
+}
+void interfaceValues;

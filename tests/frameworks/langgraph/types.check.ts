@@ -24,6 +24,10 @@ export async function usage(): Promise<string[]> {
       inv.setState("app", { turn: 1 }, { agent: "app" });
       return graph.invoke({ log: ["hi"] }, config);
     });
+    // A function that returns a thenable (not a Promise) is awaited, as Session.invoke's is.
+    const thenable: PromiseLike<number> = { then: (resolve) => Promise.resolve(3).then(resolve) };
+    const three: number = await checkpointer.guard("t1", () => thenable);
+    void three;
     return result.log;
   } catch (e) {
     if (e instanceof ConcurrencyError) return [`busy, retry in ${e.retryAfterMs} ms`];
