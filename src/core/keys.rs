@@ -149,6 +149,21 @@ pub fn backend_cursor(given: &str) -> Result<Option<&str>, CoreError> {
     }
 }
 
+/// Separates a record's key from the index of one of its chunks (`<key>#<i>`): a record over the
+/// backend's value limit is stored as chunks under a manifest at its key (store/host_kv.rs). An
+/// escaped id never holds it, so no record key does.
+const CHUNK_MARK: char = '#';
+
+/// The key of chunk `index` of the record at `key`.
+pub fn chunk_key(key: &str, index: usize) -> String {
+    format!("{key}{CHUNK_MARK}{index}")
+}
+
+/// The record a listed key belongs to: the key itself, or the record of which it is a chunk.
+pub fn owner_record(key: &str) -> &str {
+    key.split_once(CHUNK_MARK).map_or(key, |(record, _)| record)
+}
+
 /// Prefixes under which all of a session's records other than the head live.
 pub fn record_prefixes(id: &str) -> [String; 4] {
     let escaped = escape_id(id);

@@ -121,16 +121,19 @@ impl Session {
             let mut cursor: Option<String> = None;
             loop {
                 let page = store.list(&prefix, cursor.as_deref(), LIST_PAGE).await?;
+                // A chunk of a record too large for one value goes with its record.
                 let doomed: Vec<String> = page
                     .keys
                     .into_iter()
                     .filter(|key| {
-                        keys::parse_record_key(key).is_some_and(|(kind, version, token)| {
+                        keys::parse_record_key(keys::owner_record(key)).is_some_and(|(kind, version, token)| {
                             retention::doomed(kind, version, token, kept, snapshot_ref, &kept_segments)
                         })
                     })
                     .collect();
-                deleted += store.delete_keys(doomed).await?;
+                let records = doomed.iter().filter(|key| keys::owner_record(key) == key.as_str()).count() as u64;
+                store.delete_keys(doomed).await?;
+                deleted += records;
                 match page.cursor {
                     Some(next) => cursor = Some(next),
                     None => break,

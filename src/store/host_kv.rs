@@ -147,10 +147,6 @@ fn shortened(detail: String) -> String {
     }
 }
 
-fn chunk_key(key: &str, index: usize) -> String {
-    format!("{key}#{index}")
-}
-
 impl HostKvStore {
     /// Wraps `kv`, reading its `capabilities` (a missing object means atomic, no size limit).
     /// A store over `kv`; each call may take `timeout_ms` (default 10 s) before it fails.
@@ -379,7 +375,7 @@ impl HostKvStore {
         };
         let mut value = Vec::with_capacity((len as usize).min(64 << 20));
         for index in 0..chunks as usize {
-            let chunk = chunk_key(key, index);
+            let chunk = keys::chunk_key(key, index);
             match self.raw_get(&chunk).await? {
                 Some(entry) => value.extend_from_slice(&entry.value),
                 None => return Err(corrupt(&chunk, "chunk missing")),
@@ -437,7 +433,7 @@ impl Store for HostKvStore {
             }
             let chunks: Vec<&[u8]> = value.chunks(limit).collect();
             for (index, chunk) in chunks.iter().enumerate() {
-                self.raw_put(&chunk_key(key, index), chunk, &Expect::Any, ttl).await?;
+                self.raw_put(&keys::chunk_key(key, index), chunk, &Expect::Any, ttl).await?;
             }
             self.raw_put(key, &Self::manifest(&value, chunks.len()), &expect, ttl).await
         })
@@ -475,23 +471,34 @@ impl Store for HostKvStore {
         stale: &mut Vec<(String, Vec<String>)>,
     ) -> LocalBoxFuture<'a, StoreResult<Option<Version>>> {
         let limit = self.capabilities.max_value_bytes.unwrap_or(usize::MAX);
+        // A head is never chunked: one over the limit is refused before any record is written (the
+        // records of a refused commit would stay, named by no head).
+        if head.bytes.len() > limit {
+            let actual = head.bytes.len() as u64;
+            return Box::pin(std::future::ready(Err(StoreError::TooLarge { limit: limit as u64, actual })));
+        }
         // A record over the limit is chunked by `put`, and a commit of many records (an import) would be
         // one long backend operation (a Redis script blocks the server while it runs): those commits go
-        // the way of separate writes. A stale live log goes in the call when its keys are known.
+        // the way of separate writes. A stale live log goes in the call when its keys are known, and
+        // none of them can have chunks (a backend without a value limit).
         let deletes: usize = stale.iter().map(|(_, known)| known.len()).sum();
         let fits = records.len() + deletes <= MAX_COMMIT_RECORDS
             && stale.iter().all(|(_, known)| !known.is_empty())
-            && head.bytes.len() <= limit
             && records.iter().all(|(_, value)| value.len() <= limit);
         match &self.commit {
             Some(commit) if fits => {
-                let taken = std::mem::take(stale);
+                let taken = if self.keys_name_every_value() { std::mem::take(stale) } else { Vec::new() };
                 let deletes = taken.iter().flat_map(|(_, known)| known).map(|key| JsValue::from_str(&self.full(key)));
                 let deletes = deletes.collect();
                 Box::pin(self.commit_at_once(commit, records, head_key, head, expected, deletes))
             }
             _ => Box::pin(commit_in_order(self, records, head_key, head, expected)),
         }
+    }
+
+    /// Where values may be chunked, a record's key does not name its chunks.
+    fn keys_name_every_value(&self) -> bool {
+        self.capabilities.max_value_bytes.is_none()
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<&'a str>) -> LocalBoxFuture<'a, StoreResult<bool>> {

@@ -489,12 +489,22 @@ pub trait Store {
         })
     }
 
+    /// Whether the keys of the records are every key their values take: not where a value too large
+    /// for the backend is stored as chunks under keys of its own (a host KV with `maxValueBytes`).
+    fn keys_name_every_value(&self) -> bool {
+        true
+    }
+
     /// Deletes every key under `prefix` (records no head names: a turn's live log). `known` lists
-    /// them when the caller knows them, so that a backend without range deletes need not list; the
-    /// default deletes one by one; IndexedDB deletes the range in one request.
+    /// them when the caller knows them, so that a backend without range deletes need not list (unless
+    /// they may have chunks); the default deletes one by one; IndexedDB deletes the range in one request.
     fn delete_prefix<'a>(&'a self, prefix: &'a str, known: Vec<String>) -> LocalBoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
-            let keys = if known.is_empty() { self.list(prefix, None, 10_000).await?.keys } else { known };
+            let keys = if known.is_empty() || !self.keys_name_every_value() {
+                self.list(prefix, None, 10_000).await?.keys
+            } else {
+                known
+            };
             all_done(keys.iter().map(|key| self.delete(key, None)).collect()).await
         })
     }

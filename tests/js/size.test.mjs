@@ -128,8 +128,10 @@ import { gzipSync } from "node:zlib";
 // 236,176 with the ninth session's fixes: list() refusing a cursor no list() gave, store.export()
 // freeing only the views it loaded, an emit's flush timer ended by its turn's end, a turn fenced by a
 // stop() of its own store reading its signal aborted at once (+0.8 KB).
-// Budget: 236,400.
-const BUDGET_GZIPPED = 236_400;
+// 236,536 with chunks deleted with their records (prune, the next turn's sweep of a live log) and
+// a head over the backend's value limit refused before the commit's records are written (+0.4 KB).
+// Budget: 236,700.
+const BUDGET_GZIPPED = 236_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

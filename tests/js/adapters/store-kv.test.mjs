@@ -210,6 +210,65 @@ describe("round trips per invocation (a wrapping adapter counts HostKv calls)", 
   });
 });
 
+describe("chunked records leave no chunk behind", () => {
+  /** The keys of `base`, and those of them that are chunks whose record is gone. */
+  async function keysOf(base) {
+    const keys = (await base.list("")).keys;
+    const all = new Set(keys);
+    return { keys, orphans: keys.filter((key) => key.includes("#") && !all.has(key.slice(0, key.indexOf("#")))) };
+  }
+  const chunking = (base) => counting(base, { atomic: true, maxValueBytes: 1024 }).kv;
+
+  test("prune deletes the chunks of the records it deletes, and counts records, not chunks", async () => {
+    const base = memoryKv();
+    const store = await SessionStore.kv(chunking(base), { owner: "a" });
+    const session = await store.open("pruned");
+    for (let i = 0; i < 6; i++) await session.invoke((inv) => inv.appendMessage(`${i} ${"p".repeat(3000)}`));
+    assert.ok((await keysOf(base)).keys.some((key) => key.includes("#")), "the batches are chunked");
+    const before = (await keysOf(base)).keys.filter((key) => !key.includes("#"));
+    const pruned = await session.prune({ before: session.version });
+    const after = await keysOf(base);
+    assert.deepEqual(after.orphans, [], "no chunk of a deleted record is left");
+    const gone = before.filter((key) => !after.keys.includes(key));
+    assert.ok(gone.length >= 5, `records deleted: ${gone}`);
+    assert.equal(pruned, gone.length, "prune counts the records it deleted, not their chunks");
+    const reader = await SessionStore.kv(chunking(base), { owner: "r" });
+    assert.equal((await reader.open("pruned")).messages().length, 6);
+  });
+
+  test("the next turn deletes a chunked live log whole: its chunks too, turn after turn", async () => {
+    const base = memoryKv();
+    const store = await SessionStore.kv(chunking(base), { owner: "a" });
+    const session = await store.open("streamed");
+    for (let turn = 0; turn < 4; turn++) {
+      const inv = await session.begin();
+      inv.emit({ text: "t".repeat(5000) });
+      await inv.flush();
+      inv.appendMessage(turn);
+      await inv.commit();
+    }
+    const { keys, orphans } = await keysOf(base);
+    assert.deepEqual(orphans, [], "no chunk of a deleted flush is left");
+    const tokens = new Set(keys.filter((key) => key.startsWith("t/")).map((key) => key.split("/")[2]));
+    assert.equal(tokens.size, 1, `only the last turn's live log is stored: ${[...tokens]}`);
+  });
+
+  test("an interrupt whose head would be over the value limit is refused and writes nothing", async () => {
+    const base = memoryKv();
+    const store = await SessionStore.kv(chunking(base), { owner: "a" });
+    const session = await store.open("asked");
+    await session.invoke((inv) => inv.appendMessage("kept"));
+    const before = (await keysOf(base)).keys;
+    const inv = await session.begin();
+    inv.appendMessage("staged");
+    const error = await rejection(inv.interrupt("approve?", { payload: "z".repeat(2000) }));
+    assert.equal(error.code, "LIMIT_EXCEEDED", String(error));
+    assert.equal(error.limit, 1024);
+    await inv.abort();
+    assert.deepEqual((await keysOf(base)).keys.filter((key) => !key.startsWith("h/")), before.filter((key) => !key.startsWith("h/")));
+  });
+});
+
 describe("bad hosts: StorageError with the cause, and what was committed stays readable", () => {
   /** A memoryKv whose `get` misbehaves while `mode` says so. */
   function flaky(base) {
