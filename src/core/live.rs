@@ -37,12 +37,15 @@ pub fn flush_delay(pending_bytes: usize, first_pending_at: u64, now: u64, flush_
 /// The live logs that the turn of `token`, whose lease `head` carries, deletes as it begins: the
 /// previous turn's, when it wrote flushes, and the turn before ours when it never ended by a
 /// decision (its lease ran out or was taken over; how many flushes it wrote is unknown: `None`,
-/// list them). A session none of whose turns ended yet has nothing to delete.
+/// list them). A fenced turn's holder may have flushed after the fence (followers never see those
+/// flushes: the fence counted the ones before it), so its log is listed too. A session none of whose
+/// turns ended yet has nothing to delete.
 pub fn stale_logs(head: &Head, token: u64) -> Vec<(u64, Option<u64>)> {
     let Some(ended) = &head.ended else { return Vec::new() };
     let mut logs = Vec::new();
-    if ended.flushes != Some(0) && ended.token != token {
-        logs.push((ended.token, ended.flushes));
+    let fenced = ended.outcome == TurnOutcome::Fenced;
+    if (fenced || ended.flushes != Some(0)) && ended.token != token {
+        logs.push((ended.token, if fenced { None } else { ended.flushes }));
     }
     let before = token.saturating_sub(1);
     if ended.token != before && ended.token < before {

@@ -355,6 +355,15 @@ fn a_beginning_turn_deletes_the_live_logs_it_makes_stale() {
     // The second turn's holder is lost; the third deletes its log by listing it.
     let third = begun(&second, T0 + 2 + LEASE_MS);
     assert_eq!(stale_logs(&third, third.last_token), vec![(t1, Some(4)), (second.last_token, None)]);
+    // A fenced turn's holder may flush after the fence, past the count the fence wrote: its log is
+    // listed, whatever the count (none included).
+    for counted in [0, 2] {
+        let mut fenced = done.clone();
+        let end = fenced.ended.as_mut().unwrap();
+        (end.outcome, end.flushes) = (TurnOutcome::Fenced, Some(counted));
+        let next = begun(&fenced, T0 + 3);
+        assert_eq!(stale_logs(&next, next.last_token), vec![(t1, None)], "fenced with {counted} flushes counted");
+    }
 }
 
 #[test]

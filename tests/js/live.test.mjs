@@ -1305,3 +1305,24 @@ test("a turn that a stop() of its own store fenced reads its signal aborted at i
   assert.deepEqual(session.messages(), []);
   await store.close();
 });
+
+test("a fenced holder's flush after the fence is deleted with its turn's live log by the next turn, on a KV store without a value limit", async () => {
+  const kv = memoryKv();
+  const holder = await SessionStore.kv(kv, { owner: "holder", stopPollMs: 20 });
+  const other = await SessionStore.kv(kv, { owner: "other", stopPollMs: 20 });
+  const inv = await (await holder.open("late")).begin();
+  inv.emit({ n: 0 });
+  await inv.flush();
+  assert.equal((await (await other.open("late")).stop({ graceMs: 0 })).outcome, "fenced");
+  // The holder has not heard of the fence yet: its flush lands under its old token, never shown.
+  inv.emit({ n: 1 });
+  await inv.flush().catch(() => {});
+  const fencedLog = (await kv.list("t/")).keys;
+  assert.ok(fencedLog.length >= 1, "the fenced turn's live log is stored");
+  const session = await other.open("late");
+  for (let i = 0; i < 2; i++) await session.invoke((next) => next.appendMessage(i));
+  const left = (await kv.list("t/")).keys.filter((key) => fencedLog.includes(key));
+  assert.deepEqual(left, [], "nothing of the fenced turn's live log is left");
+  await holder.close();
+  await other.close();
+});
