@@ -456,6 +456,8 @@ function progress(verb) {
 
 /** The temporary file of an export in progress: removed when a signal stops the command. */
 let pendingTemp;
+/** What an import in progress has done so far, for the message of a signal that stops it. */
+let importDone;
 // Ctrl-C (SIGINT), kill, `docker stop` or systemd (SIGTERM), a closed terminal (SIGHUP): the
 // temporary file holds the sessions in plaintext, so it must not outlive the command. The exit
 // status is 128 + the signal's number, as a shell gives for a command the signal killed.
@@ -464,7 +466,9 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
     try {
       if (pendingTemp !== undefined) rmSync(pendingTemp, { force: true });
     } finally {
-      process.stderr.write(`\nagent-session: ${signal === "SIGINT" ? "interrupted" : `stopped by ${signal}`}\n`);
+      // An import stopped part-way: each session is whole or not there; --skip-existing finishes it.
+      const done = importDone === undefined ? "" : ` (${importDone()}); run the import again with --skip-existing to import the rest`;
+      process.stderr.write(`\nagent-session: ${signal === "SIGINT" ? "interrupted" : `stopped by ${signal}`}${done}\n`);
       process.exit(128 + osConstants.signals[signal]);
     }
   });
@@ -661,6 +665,7 @@ async function runImport(options, opened) {
   const done = () =>
     `${imported} session${imported === 1 ? " was" : "s were"} imported` +
     (skipped ? `, ${skipped} skipped as existing${unreadable.length ? ` (${unreadable.length} of them unreadable)` : ""}` : "");
+  importDone = done;
   const failAt = (what) => {
     const before = imported + skipped > 0 ? `; the lines before it are in the store (${done()})` : `; nothing was imported`;
     return new CliError(`line ${lineNumber}: ${what}${before}; line ${lineNumber} and the lines after it were not imported`);

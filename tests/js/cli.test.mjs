@@ -366,6 +366,24 @@ test("export --file: the temporary file is its owner's only while written, a new
   assert.equal(statSync(fresh).mode & 0o777, 0o644);
 });
 
+test("an import stopped by a signal says how many sessions it imported and how to finish (exit 143)", async () => {
+  const child = spawn(process.execPath, [BIN, "import", "--redis", server.url, "--prefix", "signalled-import:"], { cwd: ROOT });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+  const closed = new Promise((resolve) => child.on("close", (code) => resolve(code)));
+  try {
+    // Three lines, stdin left open: the import waits for more.
+    child.stdin.write(source.exports.slice(0, 3).map((e) => JSON.stringify(e)).join("\n") + "\n");
+    for (let i = 0; i < 300 && (await redisIds("signalled-import:")).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await redisIds("signalled-import:")).length, 3);
+    child.kill("SIGTERM");
+    assert.equal(await closed, 143);
+    assert.match(stderr, /stopped by SIGTERM \(3 sessions were imported\); run the import again with --skip-existing to import the rest/, stderr);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+});
+
 test("an export whose file waits for drain many times leaves no listener behind (no MaxListenersExceededWarning)", async () => {
   // Each line is over the file stream's 16 KiB buffer: every write waits for "drain".
   const store = await SessionStore.kv(redisKv(client), { prefix: "drain:" });
