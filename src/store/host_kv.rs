@@ -477,17 +477,18 @@ impl Store for HostKvStore {
             let actual = head.bytes.len() as u64;
             return Box::pin(std::future::ready(Err(StoreError::TooLarge { limit: limit as u64, actual })));
         }
+        // A stale live log goes in the call when its keys are known and none of them can have chunks (a
+        // backend without a value limit); otherwise it is deleted beside the commit (`delete_prefix`).
+        let takes_stale = self.keys_name_every_value() && stale.iter().all(|(_, known)| !known.is_empty());
+        let deletes: usize = if takes_stale { stale.iter().map(|(_, known)| known.len()).sum() } else { 0 };
         // A record over the limit is chunked by `put`, and a commit of many records (an import) would be
         // one long backend operation (a Redis script blocks the server while it runs): those commits go
-        // the way of separate writes. A stale live log goes in the call when its keys are known, and
-        // none of them can have chunks (a backend without a value limit).
-        let deletes: usize = stale.iter().map(|(_, known)| known.len()).sum();
-        let fits = records.len() + deletes <= MAX_COMMIT_RECORDS
-            && stale.iter().all(|(_, known)| !known.is_empty())
-            && records.iter().all(|(_, value)| value.len() <= limit);
+        // the way of separate writes.
+        let fits =
+            records.len() + deletes <= MAX_COMMIT_RECORDS && records.iter().all(|(_, value)| value.len() <= limit);
         match &self.commit {
             Some(commit) if fits => {
-                let taken = if self.keys_name_every_value() { std::mem::take(stale) } else { Vec::new() };
+                let taken = if takes_stale { std::mem::take(stale) } else { Vec::new() };
                 let deletes = taken.iter().flat_map(|(_, known)| known).map(|key| JsValue::from_str(&self.full(key)));
                 let deletes = deletes.collect();
                 Box::pin(self.commit_at_once(commit, records, head_key, head, expected, deletes))
