@@ -88,14 +88,20 @@ thread_local! {
     };
 }
 
+/// A connection's onversionchange or onclose handler (given the event).
+type EventHandler = Closure<dyn FnMut(JsValue)>;
+
 /// A session store in one IndexedDB database.
 pub struct IdbStore {
     name: String,
     db: RefCell<Option<IdbDatabase>>,
     /// Set when the browser closed the connection or another tab wants to upgrade.
     stale: Rc<Cell<bool>>,
+    /// Set when another connection deletes the database (a logout that clears it, say): the store
+    /// then refuses every call rather than create the database again, empty, with this tab's writes.
+    deleted: Rc<Cell<bool>>,
     /// Keeps the connection's onversionchange / onclose handlers alive.
-    _handlers: RefCell<Vec<Closure<dyn FnMut()>>>,
+    _handlers: RefCell<Vec<EventHandler>>,
     /// The transaction opened ahead of a write ([`Store::prepare_write`]): the last one prepared.
     prepared: RefCell<Option<Prepared>>,
     /// `{ durability }`, the options of every transaction (IndexedDB reads them when it is opened).
@@ -303,6 +309,7 @@ impl IdbStore {
             name: name.to_owned(),
             db: RefCell::new(None),
             stale: Rc::new(Cell::new(false)),
+            deleted: Rc::new(Cell::new(false)),
             _handlers: RefCell::new(Vec::new()),
             prepared: RefCell::new(None),
             options: Object::new(),
@@ -327,15 +334,20 @@ impl IdbStore {
         }
         let db: IdbDatabase = opened.unchecked_into();
         // Another tab upgrading, or the browser closing the connection: close ours and reopen later.
-        let stale = self.stale.clone();
+        // Another connection deleting the database (its event's newVersion is null): close ours, and
+        // never reopen it.
+        let (stale, deleted) = (self.stale.clone(), self.deleted.clone());
         let closing = db.clone();
-        let on_versionchange = Closure::<dyn FnMut()>::new(move || {
+        let on_versionchange = EventHandler::new(move |event: JsValue| {
             closing.close();
             stale.set(true);
+            if caught::get(&event, &JsValue::from_str("newVersion")).is_ok_and(|version| version.is_null()) {
+                deleted.set(true);
+            }
         });
         db.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
         let stale = self.stale.clone();
-        let on_close = Closure::<dyn FnMut()>::new(move || stale.set(true));
+        let on_close = EventHandler::new(move |_| stale.set(true));
         db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         let mut handlers = self._handlers.borrow_mut();
         handlers.clear();
@@ -347,6 +359,12 @@ impl IdbStore {
     }
 
     async fn database(&self) -> StoreResult<IdbDatabase> {
+        if self.deleted.get() {
+            return Err(StoreError::backend(format!(
+                "IndexedDB database \"{}\" was deleted (by indexedDB.deleteDatabase in this or another tab or worker), so this store writes and reads nothing more rather than create it again, empty; to go on, open a new store with SessionStore.indexedDb()",
+                self.name
+            )));
+        }
         let current = self.db.borrow().clone();
         match current {
             Some(db) if !self.stale.get() => Ok(db),

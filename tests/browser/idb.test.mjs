@@ -901,6 +901,62 @@ test("versionchange: another tab upgrading the database is not blocked, and the 
   });
 });
 
+test("deleteDatabase: another tab deleting the database is not blocked, and the open store refuses every later call instead of creating it again, empty", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const a = await openTab(tabs, "tab-A");
+    const b = await openTab(tabs, "tab-B");
+    await inTab(a, async ({ lib, ctx }, database) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "A" });
+      ctx.session = await ctx.store.open("logout");
+      await ctx.session.invoke((inv) => inv.appendMessage("before"));
+      ctx.inv = await ctx.session.begin();
+      ctx.inv.appendMessage("mid-turn");
+    }, database);
+    const deletion = await inTab(b, async (_, database) => {
+      return new Promise((resolve) => {
+        const request = indexedDB.deleteDatabase(database);
+        const blocked = [];
+        request.onblocked = () => blocked.push("blocked");
+        request.onsuccess = () => resolve({ ok: true, blocked });
+        request.onerror = () => resolve({ ok: false, error: String(request.error), blocked });
+        setTimeout(() => resolve({ ok: false, error: "no answer in 10 s", blocked }), 10000);
+      });
+    }, database);
+    assert.deepEqual(deletion, { ok: true, blocked: [] }, "the deletion went through without being blocked");
+    const after = await inTab(a, async ({ lib, ctx }) => {
+      const outcome = async (call) => {
+        try {
+          await call();
+          return "resolved";
+        } catch (error) {
+          return { storage: error instanceof lib.StorageError, code: error.code, deleted: /was deleted/.test(error.message) };
+        }
+      };
+      return {
+        commit: await outcome(() => ctx.inv.commit()),
+        open: await outcome(() => ctx.store.open("another")),
+        list: await outcome(() => ctx.store.list()),
+        cached: ctx.session.messages(),
+      };
+    });
+    const refused = { storage: true, code: "STORAGE", deleted: true };
+    assert.deepEqual(after, { commit: refused, open: refused, list: refused, cached: ["before"] });
+    const names = await inTab(b, async () => (await indexedDB.databases()).map((db) => db.name));
+    assert.ok(!names.includes(database), `the deleted database stays deleted (databases: ${names.join(", ")})`);
+    const fresh = await inTab(a, async ({ lib, ctx }, database) => {
+      await ctx.store.close();
+      const store = await lib.SessionStore.indexedDb({ database, owner: "A2" });
+      const listed = (await store.list()).sessions.length;
+      const session = await store.open("logout");
+      await session.invoke((inv) => inv.appendMessage("new user"));
+      const messages = session.messages();
+      await store.close();
+      return { listed, messages };
+    }, database);
+    assert.deepEqual(fresh, { listed: 0, messages: ["new user"] }, "a new store starts the database afresh");
+  });
+});
+
 test("a quota error surfaces as StorageError, the previous version stays intact and readable, and the invocation stays open", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const a = await openTab(tabs, "tab-A");

@@ -130,8 +130,10 @@ import { gzipSync } from "node:zlib";
 // stop() of its own store reading its signal aborted at once (+0.8 KB).
 // 236,536 with chunks deleted with their records (prune, the next turn's sweep of a live log) and
 // a head over the backend's value limit refused before the commit's records are written (+0.4 KB).
-// Budget: 236,700.
-const BUDGET_GZIPPED = 236_700;
+// 236,877 with an IndexedDB store refusing every call once another connection deleted its database,
+// where it created the database again, empty (+0.3 KB).
+// Budget: 237,000.
+const BUDGET_GZIPPED = 237_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
