@@ -329,6 +329,14 @@ impl IdbStore {
         // upgraded), an existing one is opened at whatever version another tab upgraded it to.
         let opening = open_database(&factory()?, &self.name, RECORDS, EXPIRY_INDEX, "x");
         let opened = JsFuture::from(opening).await.map_err(|e| backend("open failed", e))?;
+        if opened.is_null() && self.db.borrow().is_some() {
+            // It had the object store when this store opened it: another connection's upgrade
+            // (a newer version of the application) took it away since.
+            return Err(StoreError::backend(format!(
+                "IndexedDB database \"{}\" was upgraded by another tab or worker to a version without the \"{RECORDS}\" object store (a newer version of the application?), so this store cannot go on; reload the page to run that version",
+                self.name
+            )));
+        }
         if opened.is_null() {
             return Err(StoreError::Foreign { database: self.name.clone(), store: RECORDS });
         }

@@ -901,6 +901,56 @@ test("versionchange: another tab upgrading the database is not blocked, and the 
   });
 });
 
+test("versionchange: another tab upgrading the database to a version without its records is a StorageError that says so, and the store writes nothing into that version", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const a = await openTab(tabs, "tab-A");
+    const b = await openTab(tabs, "tab-B");
+    await inTab(a, async ({ lib, ctx }, database) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "A" });
+      ctx.session = await ctx.store.open("dropped");
+      await ctx.session.invoke((inv) => inv.appendMessage("before"));
+    }, database);
+    const upgrade = await inTab(b, async (_, database) => {
+      return new Promise((resolve) => {
+        const request = indexedDB.open(database, 2);
+        request.onupgradeneeded = () => {
+          request.result.deleteObjectStore("records");
+          request.result.createObjectStore("v2");
+        };
+        request.onsuccess = () => {
+          request.result.close();
+          resolve("upgraded");
+        };
+        request.onerror = () => resolve(String(request.error));
+        setTimeout(() => resolve("no answer in 10 s"), 10000);
+      });
+    }, database);
+    assert.equal(upgrade, "upgraded");
+    const after = await inTab(a, async ({ lib, ctx }) => {
+      try {
+        await ctx.session.invoke((inv) => inv.appendMessage("after"));
+        return "resolved";
+      } catch (error) {
+        return { storage: error instanceof lib.StorageError, code: error.code, upgraded: /was upgraded by another tab/.test(error.message) };
+      }
+    });
+    assert.deepEqual(after, { storage: true, code: "STORAGE", upgraded: true });
+    const left = await inTab(b, async (_, database) => {
+      return new Promise((resolve) => {
+        const request = indexedDB.open(database);
+        request.onsuccess = () => {
+          const db = request.result;
+          const out = { version: db.version, stores: [...db.objectStoreNames] };
+          db.close();
+          resolve(out);
+        };
+        request.onerror = () => resolve(String(request.error));
+      });
+    }, database);
+    assert.deepEqual(left, { version: 2, stores: ["v2"] }, "the upgraded database is as the other tab left it");
+  });
+});
+
 test("deleteDatabase: another tab deleting the database is not blocked, and the open store refuses every later call instead of creating it again, empty", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const a = await openTab(tabs, "tab-A");

@@ -132,8 +132,10 @@ import { gzipSync } from "node:zlib";
 // a head over the backend's value limit refused before the commit's records are written (+0.4 KB).
 // 236,877 with an IndexedDB store refusing every call once another connection deleted its database,
 // where it created the database again, empty (+0.3 KB).
-// Budget: 237,000.
-const BUDGET_GZIPPED = 237_000;
+// 236,982 with a store whose database another tab upgraded to a version without its records telling
+// so in a StorageError, where it blamed options.database in a ValidationError (+0.1 KB).
+// Budget: 237,200.
+const BUDGET_GZIPPED = 237_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
