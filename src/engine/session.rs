@@ -192,7 +192,7 @@ impl Session {
         let mut missing = None;
         for _ in 0..3 {
             let Some(entry) = self.shared.store.get(&head_key).await? else {
-                return Err(EngineError::NotFound(format!("session \"{}\" was deleted", self.id())));
+                return Err(self.deleted());
             };
             match self.catch_up_to(&head_key, entry).await {
                 Err(error) if error.is_corrupt_record() => missing = Some(error),
@@ -219,9 +219,7 @@ impl Session {
 
     async fn read_head(&self) -> EngineResult<(Head, Version)> {
         self.shared.check_open()?;
-        load::read_head(&*self.shared.store, self.id())
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("session \"{}\" was deleted", self.id())))
+        load::read_head(&*self.shared.store, self.id()).await?.ok_or_else(|| self.deleted())
     }
 
     /// Brings the shared view to `head`: only the batches it lacks, or a whole load when its state
@@ -691,9 +689,13 @@ impl Session {
         Ok(self.decide(&head, intent, dead, now, invocation))
     }
 
-    /// The error of a session whose head is gone: it was deleted.
+    /// The error of a session whose head is gone: it was deleted, or the backend lost it (a Redis
+    /// restarted without its data), which the store cannot tell apart.
     pub(crate) fn deleted(&self) -> EngineError {
-        EngineError::NotFound(format!("session \"{}\" was deleted", self.id()))
+        EngineError::NotFound(format!(
+            "session \"{}\" was deleted (by delete(), sweepExpired() or another process), or the backend lost it; open it again to start it anew",
+            self.id()
+        ))
     }
 
     /// One read-modify-write of the head in which the guard decides (one IndexedDB transaction, by
