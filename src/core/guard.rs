@@ -39,6 +39,10 @@ pub enum Intent {
     Begin,
     Resume,
     Close,
+    /// A turn of the store's own upkeep (a prune, a stop's fence): from idle or interrupted alike,
+    /// decided on the head itself, so that a stale view of the session does not refuse it. When the
+    /// session waits on an interrupt it is taken as a resume, and its release leaves it waiting.
+    Maintain,
 }
 
 /// How a guarded change ends.
@@ -253,6 +257,8 @@ pub fn acquire_over(
         Intent::Begin => Action::Begin,
         Intent::Resume => Action::Resume,
         Intent::Close => Action::Close,
+        Intent::Maintain if head.interrupt.is_some() => Action::Resume,
+        Intent::Maintain => Action::Begin,
     };
     let status = transition(head.effective_status(now), action)?;
     let token = head.last_token + 1;
@@ -534,9 +540,8 @@ pub fn stop_step(
         by: stopper.owner.to_owned(),
         at: now,
     });
-    let intent = if head.interrupt.is_some() { Intent::Resume } else { Intent::Begin };
     let fenced = lease.clone();
-    let Ok(taken) = acquire_over(head, intent, stopper, now, lease_ms, Some(&fenced.instance)) else {
+    let Ok(taken) = acquire_over(head, Intent::Maintain, stopper, now, lease_ms, Some(&fenced.instance)) else {
         return StopStep::Ended(None);
     };
     let Ok(mut committed) = commit(&taken, taken.last_token, now, lease_ms, Outcome::Abort, 0) else {

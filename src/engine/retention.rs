@@ -22,13 +22,13 @@ impl Session {
     /// `before` at the latest version, a snapshot of it is written first, so that nothing older
     /// is needed at all.
     pub async fn prune(self: &Rc<Self>, before: u64) -> EngineResult<u64> {
-        // The guard as for a resume when the session waits on an interrupt: the release after the
-        // prune leaves it waiting.
-        let intent = if self.status() == crate::core::Status::Interrupted { Intent::Resume } else { Intent::Begin };
-        let invocation = self.acquire(intent, BeginOptions::default()).await.map_err(|error| match error {
-            EngineError::Core(refusal) => EngineError::Core(refusal.named_for("prune")),
-            other => other,
-        })?;
+        // Decided on the stored head, not on this view's status (another process may have
+        // interrupted or resumed the session since): the release leaves an interrupt waiting.
+        let invocation =
+            self.acquire(Intent::Maintain, BeginOptions::default()).await.map_err(|error| match error {
+                EngineError::Core(refusal) => EngineError::Core(refusal.named_for("prune")),
+                other => other,
+            })?;
         let result = match self.prune_held(&invocation, before).await {
             // A delete by another store (it takes no lease) removed what the prune was reading.
             Err(error) => Err(self.pruned_or(error, before).await),

@@ -431,6 +431,13 @@ impl Session {
                         None => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
                     }
                 }
+                // Refused by the stored head's status (another process interrupted, resumed or
+                // closed the session): the view is brought to that head, so that `status` tells
+                // the caller what to do next, as the error does.
+                Err(refusal @ EngineError::Core(CoreError::InvalidTransition { .. })) => {
+                    let _ = self.refresh().await;
+                    return Err(refusal);
+                }
                 other => return other,
             }
         }

@@ -193,6 +193,63 @@ suite("lifecycle: interrupt and resume", () => {
     await (await session.begin()).commit();
     assert.equal(session.version, 1);
   });
+
+  // Two stores over one KV, as two server processes: B's Session was read before A interrupted (or
+  // resumed) the session, and B calls it without a refresh().
+  const twoStores = async () => {
+    const kv = memoryKv();
+    return [await SessionStore.kv(kv, { owner: "A" }), await SessionStore.kv(kv, { owner: "B" })];
+  };
+  const turns = async (session, n) => {
+    for (let i = 0; i < n; i++) await session.invoke((inv) => inv.appendMessage({ i }));
+  };
+
+  test("a begin refused by a status another store set brings the Session to it: status tells what the error does", async () => {
+    const [a, b] = await twoStores();
+    await turns(await a.open("stale-begin"), 2);
+    const stale = await b.open("stale-begin");
+    await (await (await a.open("stale-begin")).begin()).interrupt("approve?", { tool: "x" });
+    assert.equal(stale.status, "idle", "B has not read the head since");
+    const error = await rejection(stale.begin());
+    assertError(error, InvalidTransitionError, "INVALID_TRANSITION");
+    assert.equal(error.from, "interrupted");
+    assert.equal(stale.status, "interrupted");
+    assert.deepEqual(plain(stale.pendingInterrupt()), { reason: "approve?", payload: { tool: "x" } });
+    assert.equal(stale.version, 3);
+    await (await stale.begin({ resume: "yes" })).commit();
+    assert.equal(stale.status, "idle");
+    await a.close();
+    await b.close();
+  });
+
+  test("prune() takes the guard by the stored status, not by a stale Session's: interrupted elsewhere it prunes and leaves the interrupt waiting; resumed elsewhere it prunes too", async () => {
+    const [a, b] = await twoStores();
+    await turns(await a.open("prune-int"), 6);
+    const stale = await b.open("prune-int");
+    await (await (await a.open("prune-int")).begin()).interrupt("approve?");
+    assert.equal(stale.status, "idle");
+    // The latest version (6 turns, then the interrupt): every older record goes.
+    assert.ok((await stale.prune({ before: 7 })) > 0);
+    const after = await b.open("prune-int");
+    assert.equal(after.status, "interrupted");
+    assert.equal(plain(after.pendingInterrupt()).reason, "approve?");
+    assert.equal((await after.history())[0].version, 7);
+    await (await after.begin({ resume: "ok" })).commit();
+
+    await turns(await a.open("prune-res"), 5);
+    await (await (await a.open("prune-res")).begin()).interrupt("approve?");
+    const stale2 = await b.open("prune-res");
+    assert.equal(stale2.status, "interrupted");
+    const resumed = await (await a.open("prune-res")).begin({ resume: "ok" });
+    resumed.appendMessage({ r: 1 });
+    await resumed.commit();
+    assert.ok((await stale2.prune({ before: 7 })) > 0);
+    assert.equal(stale2.status, "idle");
+    assert.equal((await stale2.history())[0].version, 7);
+    await (await stale2.begin()).commit();
+    await a.close();
+    await b.close();
+  });
 });
 
 suite("lifecycle: close", () => {

@@ -134,8 +134,11 @@ import { gzipSync } from "node:zlib";
 // where it created the database again, empty (+0.3 KB).
 // 236,982 with a store whose database another tab upgraded to a version without its records telling
 // so in a StorageError, where it blamed options.database in a ValidationError (+0.1 KB).
-// Budget: 237,200.
-const BUDGET_GZIPPED = 237_200;
+// 237,218 with prune() taking the guard by the stored head's status where it went by the Session's
+// (a stale view was refused), and a begin refused by the stored status bringing the view to it
+// (+0.2 KB).
+// Budget: 237,500.
+const BUDGET_GZIPPED = 237_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
