@@ -347,16 +347,20 @@ impl JsInvocation {
     /// `abort()`; js/api.js passes `at_checkpoint` true only for the drop-ins' end of a turn that
     /// succeeded at its last checkpoint (engine `end_at_checkpoint`), and false for the public method.
     pub fn abort(&self, at_checkpoint: bool) -> Promise {
+        let way_out = self.inner.way_out("abort");
         let inner = self.inner.clone();
         self.finishing(Box::pin(async move {
+            let _settling = way_out?;
             inner.end_uncommitted(at_checkpoint).await?;
             Ok(JsValue::UNDEFINED)
         }))
     }
 
     pub fn interrupt(&self, reason: JsValue, payload: JsValue) -> Promise {
+        let way_out = self.inner.way_out("interrupt");
         let inner = self.inner.clone();
         self.finishing(Box::pin(async move {
+            let _settling = way_out?;
             let reason = to_text(&reason, "reason")?;
             // Refused before its copy into wasm memory when it alone is over the commit it ends.
             let limits = inner.limits();

@@ -128,6 +128,9 @@ pub struct Invocation {
     /// Told why the `signal` aborts, once (the host's AbortController).
     signal: RefCell<Option<SignalHook>>,
     signaled: Cell<bool>,
+    /// A way out (`commit`, `checkpoint`, `interrupt`, `abort`) was called and has not settled:
+    /// another is refused until it has ([`Invocation::way_out`]).
+    settling: Cell<bool>,
 }
 
 impl Invocation {
@@ -171,6 +174,7 @@ impl Invocation {
             live: LiveLog::default(),
             signal: RefCell::new(None),
             signaled: Cell::new(false),
+            settling: Cell::new(false),
         })
     }
 
@@ -529,15 +533,20 @@ impl Invocation {
         if self.is_ended() || self.signaled.get() {
             return self.signaled.get();
         }
+        if let Some(stop) = self.stop_asked_here() {
+            self.fire(stop);
+        }
+        self.signaled.get()
+    }
+
+    /// The stop a `stop()` of this store asked of this turn, if one did.
+    fn stop_asked_here(&self) -> Option<Signal> {
         let shared = &self.session.shared;
         let asked =
             shared.stops_asked.borrow().iter().find_map(|(id, token, reason)| {
                 (id == self.session.id() && *token == self.token).then(|| reason.clone())
             });
-        if let Some(reason) = asked {
-            self.fire(Signal::Stop { reason, by: shared.config.owner.clone() });
-        }
-        self.signaled.get()
+        asked.map(|reason| Signal::Stop { reason, by: shared.config.owner.clone() })
     }
 
     /// Watches for a stop of this turn until the invocation ends or the signal fires: woken by a
@@ -606,7 +615,7 @@ impl Invocation {
                 {
                     return Ok(())
                 }
-                Err(error) => return Err(self.lost(error, reported)),
+                Err(error) => return Err(self.lost(error, reported).await),
             };
             match shared.store.put(&head_key, crate::engine::head_value(&renewed), Expect::Version(version)).await? {
                 Some(written) => {
@@ -628,6 +637,18 @@ impl Invocation {
         Err(EngineError::Conflict(self.session.id().to_owned()))
     }
 
+    /// Called when the caller asks for a way out of the invocation (`commit` and `checkpoint` call it
+    /// themselves; the host calls it for `interrupt` and `abort`), before its future is first polled: refused while another has not
+    /// settled, whatever the store. (A memory store's write is done in its first poll: without this,
+    /// a second call made before awaiting the first was refused on a KV store only.) The mark holds
+    /// until the returned value is dropped, when the way out has settled.
+    pub fn way_out(self: &Rc<Self>, action: &'static str) -> EngineResult<WayOut> {
+        if self.settling.replace(true) {
+            return Err(CoreError::InvalidTransition { from: Phase::Committing, action }.into());
+        }
+        Ok(WayOut(self.clone()))
+    }
+
     /// Commits and releases.
     pub fn commit(self: &Rc<Self>) -> impl Future<Output = EngineResult<u64>> + 'static {
         self.commit_as("commit", Outcome::Commit)
@@ -646,14 +667,21 @@ impl Invocation {
         action: &'static str,
         outcome: Outcome,
     ) -> impl Future<Output = EngineResult<u64>> + 'static {
+        let way_out = self.way_out(action);
         // (try_borrow: a hint is not worth a panic, should a host callback ever call in mid-update.)
-        let ready =
-            self.state.try_borrow().is_ok_and(|state| matches!(state.stage, Stage::Open) && state.uncertain.is_none());
+        let ready = way_out.is_ok()
+            && self
+                .state
+                .try_borrow()
+                .is_ok_and(|state| matches!(state.stage, Stage::Open) && state.uncertain.is_none());
         if ready {
             self.session.prepare_head_write();
         }
         let invocation = self.clone();
-        async move { invocation.finish(action, outcome, None).await }
+        async move {
+            let _settling = way_out?;
+            invocation.finish(action, outcome, None).await
+        }
     }
 
     /// Commits the staged events and the question `reason` (with `payload`, JSON `null` when none),
@@ -813,7 +841,7 @@ impl Invocation {
                     let _ = self.live.write_taken(shared, self.session.id(), self.token, taken).await;
                 }
                 match error {
-                    EngineError::Core(error @ CoreError::LeaseLost { .. }) => Err(self.lost(error, true)),
+                    EngineError::Core(error @ CoreError::LeaseLost { .. }) => Err(self.lost(error, true).await),
                     error => {
                         self.state.borrow_mut().stage = Stage::Open;
                         Err(error)
@@ -1059,19 +1087,31 @@ impl Invocation {
         state.version = version;
     }
 
-    /// Ends the invocation as lost and reports it (`reported`: the caller gets the error now).
-    fn lost(&self, error: CoreError, reported: bool) -> EngineError {
-        {
+    /// Ends the invocation as lost and reports it (`reported`: the caller gets the error now). Its
+    /// signal is told why: a stop's fence (the head read last shows it) is a stop, as when the
+    /// signal saw the fence first; another loss is a lost lease.
+    async fn lost(&self, error: CoreError, reported: bool) -> EngineError {
+        let head = {
             let mut state = self.state.borrow_mut();
             state.stage = Stage::Lost { reported };
             state.staged.clear();
-        }
+            state.head.clone()
+        };
         self.unpin();
         self.shed();
         let shared = &self.session.shared;
         shared.clear_mark(self.session.id(), Some(self.token));
         shared.emit(&|| self.event("lease.lost", None));
-        self.fire(Signal::LeaseLost { token: self.token });
+        if !self.signaled.get() {
+            let signal = match self.stop_asked_here() {
+                Some(stop) => stop,
+                None => match self.fence_reason(&head).await {
+                    Some((reason, by)) => Signal::Stop { reason, by },
+                    None => Signal::LeaseLost { token: self.token },
+                },
+            };
+            self.fire(signal);
+        }
         error.into()
     }
 
@@ -1344,5 +1384,14 @@ impl Session {
         view.version = version;
         drop(view);
         self.shared.cache.grow(&self.slot, changed, self.shared.now());
+    }
+}
+
+/// A way out of an invocation, called and not settled yet ([`Invocation::way_out`]).
+pub struct WayOut(Rc<Invocation>);
+
+impl Drop for WayOut {
+    fn drop(&mut self) {
+        self.0.settling.set(false);
     }
 }

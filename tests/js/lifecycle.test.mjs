@@ -437,6 +437,32 @@ suite("lifecycle: checkpoint", () => {
     assert.equal(events.filter((e) => e.type === "lease.acquired").length, 1);
   });
 
+  test("a commit, checkpoint, interrupt or abort called before a checkpoint settles is an InvalidTransitionError from committing, on the memory store as on a KV store; the checkpoint lands", async () => {
+    for (const [kind, store] of [["memory", await SessionStore.memory()], ["kv", await SessionStore.kv(memoryKv())]]) {
+      const session = await store.open("way-out");
+      const inv = await session.begin();
+      inv.appendMessage("step");
+      const checkpoint = inv.checkpoint();
+      const refusals = await Promise.all([
+        rejection(inv.commit()),
+        rejection(inv.checkpoint()),
+        rejection(inv.interrupt("why?")),
+        rejection(inv.abort()),
+      ]);
+      for (const [i, error] of refusals.entries()) {
+        assert.ok(error instanceof InvalidTransitionError, `${kind} #${i}: ${error}`);
+        assert.equal(error.from, "committing", `${kind} #${i}`);
+      }
+      assert.deepEqual(refusals.map((error) => error.action), ["commit", "checkpoint", "interrupt", "abort"], kind);
+      assert.equal(await checkpoint, 1, kind);
+      inv.appendMessage("after");
+      assert.equal(await inv.commit(), 2, kind);
+      assert.deepEqual(plain(session.messages()), ["step", "after"], kind);
+      assert.equal(session.status, "idle", kind);
+      await store.close();
+    }
+  });
+
   test("checkpoint then commit: versions keep counting, the token stays", async () => {
     const { store } = await clockStore();
     const session = await store.open("checkpoint-commit");

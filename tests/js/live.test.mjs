@@ -1306,6 +1306,34 @@ test("a turn that a stop() of its own store fenced reads its signal aborted at i
   await store.close();
 });
 
+test("a fenced holder whose signal is first read after its refused commit reads the stop's StopRequestedError (reason, by), not the LeaseLostError: same store and another, memory and kv", async () => {
+  const kv = memoryKv();
+  const cases = [
+    ["memory, same store", await SessionStore.memory({ owner: "one" }), null],
+    ["kv, same store", await SessionStore.kv(kv, { owner: "one" }), null],
+    ["kv, two stores", await SessionStore.kv(kv, { owner: "holder" }), await SessionStore.kv(kv, { owner: "stopper" })],
+  ];
+  for (const [what, holderStore, stopperStore] of cases) {
+    const id = `fence-late-read-${what}`;
+    const inv = await (await holderStore.open(id)).begin();
+    inv.appendMessage("staged");
+    const result = await (await (stopperStore ?? holderStore).open(id)).stop({ reason: "enough", graceMs: 0 });
+    assert.equal(result.outcome, "fenced", what);
+    const refused = await rejection(inv.commit());
+    assert.ok(refused instanceof LeaseLostError, `${what}: the fenced holder's commit: ${refused}`);
+    const signal = inv.signal; // first read after the refused commit
+    assert.equal(signal.aborted, true, what);
+    assert.ok(signal.reason instanceof StopRequestedError, `${what}: ${signal.reason}`);
+    assert.equal(signal.reason.reason, "enough", what);
+    assert.equal(signal.reason.by, stopperStore ? "stopper" : "one", what);
+    assert.deepEqual((await holderStore.open(id)).messages(), [], `${what}: nothing of the fenced turn`);
+  }
+  for (const [, holderStore, stopperStore] of cases) {
+    await holderStore.close();
+    await stopperStore?.close();
+  }
+});
+
 test("a fenced holder's flush after the fence is deleted with its turn's live log by the next turn, on a KV store without a value limit", async () => {
   const kv = memoryKv();
   const holder = await SessionStore.kv(kv, { owner: "holder", stopPollMs: 20 });

@@ -137,8 +137,11 @@ import { gzipSync } from "node:zlib";
 // 237,218 with prune() taking the guard by the stored head's status where it went by the Session's
 // (a stale view was refused), and a begin refused by the stored status bringing the view to it
 // (+0.2 KB).
-// Budget: 237,500.
-const BUDGET_GZIPPED = 237_500;
+// 238,141 with one way out of an invocation at a time on every store (a commit called before a
+// checkpoint settled was refused on KV stores only), and a fenced holder's signal telling the stop
+// when first read after its refused commit (+0.9 KB: an async step of the loss).
+// Budget: 238,400.
+const BUDGET_GZIPPED = 238_400;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
