@@ -745,7 +745,8 @@ export type LiveEvent = LivePartEvent | LiveEndEvent | LiveCommitEvent;
 
 /** `session.stop()` options. */
 export interface StopOptions {
-  /** Recorded in the `stopped` history event and given to the holder (default "stop requested"). */
+  /** Recorded in the `stopped` history event and given to the holder (default "stop requested"); at
+   * most 4096 UTF-8 bytes (a ValidationError at `options.reason` beyond). */
   reason?: string;
   /** How long (ms) the holder may take to end the turn before it is fenced: a non-negative integer,
    * default 5000 (0 fences at once). */

@@ -227,7 +227,7 @@ impl JsInvocation {
     /// Appends a part to the turn's live log; returns its seq. Flushed within `liveFlushMs`.
     pub fn emit(&self, part: JsValue) -> JsResult<f64> {
         let limits = self.inner.limits();
-        let data = to_json_within(&part, "part", &JsValue::UNDEFINED, &|n| Ok(limits.check_message(n)?))?;
+        let data = to_json_within(&part, "part", &JsValue::UNDEFINED, &|n| Ok(limits.check_part(n)?))?;
         let emitted = self.inner.emit(data)?;
         if let Some(delay) = emitted.flush_in {
             let inner = self.inner.clone();

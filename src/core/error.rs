@@ -49,7 +49,7 @@ pub enum CoreError {
     )]
     SessionClosed { action: &'static str },
     /// The session passed its idle TTL or maximum lifetime.
-    #[error("cannot {action}: the session expired (idle TTL or maximum lifetime passed); open a new session")]
+    #[error("cannot {action}: the session expired (idle TTL or maximum lifetime passed); its history stays readable until store.sweepExpired() or store.delete(id) removes it, after which open(id) starts the id anew; or open a session under another id")]
     SessionExpired { action: &'static str },
     /// Input that the API does not accept (bad id, bad option, bad version).
     #[error("{message}")]

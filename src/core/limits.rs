@@ -30,6 +30,11 @@ impl Limits {
         check("a message", "maxMessageBytes", self.max_message_bytes, bytes)
     }
 
+    /// A live part of a running turn counts against the messages' limit (API.md).
+    pub fn check_part(&self, bytes: usize) -> Result<(), CoreError> {
+        check("a part", "maxMessageBytes", self.max_message_bytes, bytes)
+    }
+
     pub fn check_state_value(&self, bytes: usize) -> Result<(), CoreError> {
         check("a state value", "maxStateValueBytes", self.max_state_value_bytes, bytes)
     }
@@ -64,11 +69,12 @@ pub fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
-pub fn check_reason(reason: &str) -> Result<(), CoreError> {
+/// Checks the reason of an interrupt or a stop (`what`, given at `path`): at most [`MAX_REASON_BYTES`].
+pub fn check_reason(what: &str, path: &str, reason: &str) -> Result<(), CoreError> {
     if reason.len() > MAX_REASON_BYTES {
         return Err(CoreError::invalid(
-            None,
-            format!("an interrupt reason must be at most {MAX_REASON_BYTES} UTF-8 bytes, got {}", reason.len()),
+            Some(path),
+            format!("{what} must be at most {MAX_REASON_BYTES} UTF-8 bytes, got {}", reason.len()),
         ));
     }
     Ok(())

@@ -412,7 +412,7 @@ impl Invocation {
         self.check_stageable("emit")?;
         // A closed store writes nothing more: not even the parts of a turn it still holds.
         self.session.shared.check_open()?;
-        self.session.shared.config.limits.check_message(data.len())?;
+        self.session.shared.config.limits.check_part(data.len())?;
         let shared = &self.session.shared;
         Ok(self.live.emit(data, shared.now(), shared.config.live_flush_ms))
     }
@@ -689,7 +689,7 @@ impl Invocation {
     pub async fn interrupt(&self, reason: String, payload: Option<Json>) -> EngineResult<u64> {
         self.check_open("interrupt")?;
         let payload = payload.unwrap_or_else(|| Json::from("null"));
-        limits::check_reason(&reason)?;
+        limits::check_reason("an interrupt reason", "reason", &reason)?;
         let event = Event::Interrupt { reason: reason.clone(), data: payload.clone() };
         self.finish("interrupt", Outcome::Interrupt(Interrupt { reason, payload }), Some(event)).await
     }

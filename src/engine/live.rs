@@ -345,7 +345,7 @@ impl Session {
     pub async fn stop(&self, reason: &str, grace_ms: u64) -> EngineResult<StopResult> {
         let shared = &self.shared;
         shared.check_open()?;
-        crate::core::limits::check_reason(reason)?;
+        crate::core::limits::check_reason("a stop reason", "options.reason", reason)?;
         let id = self.id();
         let head_key = keys::head_key(id);
         let stopper = crate::engine::random_id(&*shared.env);

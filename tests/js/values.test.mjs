@@ -947,6 +947,29 @@ suite("interrupt reasons", () => {
   });
 });
 
+suite("reasons and parts over their limits name what was refused", () => {
+  test("an interrupt reason or a stop reason over 4096 UTF-8 bytes is a ValidationError naming which, at its path; a part over maxMessageBytes is a LimitExceededError naming a part; the turn goes on", async () => {
+    const store = await SessionStore.memory({ limits: { maxMessageBytes: 1000 } });
+    const session = await store.open("reason-limits");
+    const inv = await session.begin();
+    const interrupt = await rejection(inv.interrupt("r".repeat(4097)));
+    assertError(interrupt, ValidationError, "INVALID_INPUT");
+    assert.equal(interrupt.path, "reason");
+    assert.match(interrupt.message, /^an interrupt reason must be at most 4096 UTF-8 bytes, got 4097/);
+    const stop = await rejection(session.stop({ reason: "s".repeat(5000), graceMs: 0 }));
+    assertError(stop, ValidationError, "INVALID_INPUT");
+    assert.equal(stop.path, "options.reason");
+    assert.match(stop.message, /^a stop reason must be at most 4096 UTF-8 bytes, got 5000/);
+    const part = thrown(() => inv.emit({ text: "p".repeat(1000) }));
+    assertError(part, LimitExceededError, "LIMIT_EXCEEDED");
+    assert.match(part.message, /^a part is \d+ bytes/);
+    assert.equal(inv.signal.aborted, false, "nothing stopped the turn");
+    inv.appendMessage("still here");
+    assert.equal(await inv.commit(), 1);
+    await store.close();
+  });
+});
+
 suite("own __proto__ keys", () => {
   test("an own \"__proto__\" key (as JSON.parse makes) round-trips in messages, state values and state keys", async () => {
     const session = await (await SessionStore.memory()).open("proto");
