@@ -69,9 +69,17 @@ fn default_limits() {
 
 #[test]
 fn reasons_and_traceparents() {
-    assert_eq!(check_reason(""), Ok(()));
-    assert_eq!(check_reason(&"r".repeat(MAX_REASON_BYTES)), Ok(()));
-    assert_invalid(check_reason(&"r".repeat(MAX_REASON_BYTES + 1)));
+    let reason = |text: &str| check_reason("a stop reason", "options.reason", text);
+    assert_eq!(reason(""), Ok(()));
+    assert_eq!(reason(&"r".repeat(MAX_REASON_BYTES)), Ok(()));
+    assert_invalid(reason(&"r".repeat(MAX_REASON_BYTES + 1)));
+    match reason(&"r".repeat(MAX_REASON_BYTES + 1)) {
+        Err(CoreError::InvalidInput { path, message }) => {
+            assert_eq!(path.as_deref(), Some("options.reason"));
+            assert!(message.starts_with("a stop reason must be at most 4096"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     assert_eq!(check_traceparent(traceparent), Ok(()));
     assert_eq!(check_traceparent(&"0".repeat(MAX_TRACEPARENT_BYTES)), Ok(()));
