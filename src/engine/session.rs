@@ -431,10 +431,16 @@ impl Session {
                         None => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
                     }
                 }
-                // Refused by the stored head's status (another process interrupted, resumed or
-                // closed the session): the view is brought to that head, so that `status` tells
-                // the caller what to do next, as the error does.
-                Err(refusal @ EngineError::Core(CoreError::InvalidTransition { .. })) => {
+                // Refused by the stored head's status (another process interrupted, resumed,
+                // closed or expired the session): the view is brought to that head, so that
+                // `status` tells the caller what to do next, as the error does.
+                Err(
+                    refusal @ EngineError::Core(
+                        CoreError::InvalidTransition { .. }
+                        | CoreError::SessionClosed { .. }
+                        | CoreError::SessionExpired { .. },
+                    ),
+                ) => {
                     let _ = self.refresh().await;
                     return Err(refusal);
                 }

@@ -642,6 +642,46 @@ describe("AgentSessionManager", () => {
     assert.equal(session.state({ agent: "agent" })["strands:interrupts"].activated, false);
     assert.equal(session.messages({ agent: "agent" }).length, 4);
   });
+  test("a long-lived Agent of another process answers an interrupt raised after it last saw the session: the tool runs once, and the raising Agent goes on after", async () => {
+    const [storeA, storeB] = await twoStores();
+    let payments = 0;
+    const make = (store, replies) => {
+      const agent = makeAgent(new ScriptedModel(replies), {
+        plugins: [new AgentSessionManager({ store, sessionId: "hitl-stale" })],
+        tools: [
+          new FunctionTool({
+            name: "pay",
+            description: "pays an amount",
+            inputSchema: { type: "object", properties: { amount: { type: "number" } } },
+            callback: (input) => {
+              payments++;
+              return { paid: input.amount };
+            },
+          }),
+        ],
+      });
+      agent.addHook(BeforeToolCallEvent, (event) => {
+        const answer = event.interrupt({ name: "approve", reason: { amount: event.toolUse.input.amount } });
+        if (answer !== "yes") event.cancel = "denied";
+      });
+      return agent;
+    };
+    const a = make(storeA, [{ tool: "pay", id: "t1", input: { amount: 5 } }, "anything else?"]);
+    const b = make(storeB, ["hello", "paid"]);
+    assert.equal((await b.invoke("hi")).stopReason, "endTurn"); // B has seen the session before the interrupt
+    const raised = await a.invoke("pay 5");
+    assert.equal(raised.stopReason, "interrupt");
+    const answered = await b.invoke([{ interruptResponse: { interruptId: raised.interrupts[0].id, response: "yes" } }]);
+    assert.equal(answered.stopReason, "endTurn");
+    assert.equal(payments, 1);
+    assert.deepEqual(texts(b.messages).filter((t) => t !== "user:" && t !== "assistant:"), ["user:hi", "assistant:hello", "user:pay 5", "assistant:paid"]);
+    const after = await a.invoke("thanks");
+    assert.equal(after.stopReason, "endTurn");
+    assert.equal(payments, 1);
+    const session = await storeB.open("hitl-stale");
+    assert.equal(session.state({ agent: "agent" })["strands:interrupts"].activated, false);
+    assert.equal(session.messages({ agent: "agent" }).length, 8);
+  });
   test("a guardrail redaction of the input is applied before the commit: the original never reaches the store", async () => {
     const store = await SessionStore.memory();
     const manager = new AgentSessionManager({ store, sessionId: "redact" });

@@ -218,6 +218,20 @@ suite("lifecycle: interrupt and resume", () => {
     assert.equal(stale.version, 3);
     await (await stale.begin({ resume: "yes" })).commit();
     assert.equal(stale.status, "idle");
+    // Closed by the other store: begin, close and prune refused, each bringing the view to it.
+    for (const call of [(s) => s.begin(), (s) => s.close(), (s) => s.prune({ before: 1 })]) {
+      const id = `stale-closed-${call}`;
+      await turns(await a.open(id), 1);
+      const held = await b.open(id);
+      const closing = await a.open(id);
+      await turns(closing, 1);
+      await closing.close();
+      assert.equal(held.status, "idle");
+      const closed = await rejection(call(held));
+      assertError(closed, SessionClosedError, "SESSION_CLOSED");
+      assert.equal(held.status, "closed", String(call));
+      assert.equal(held.version, 3, String(call));
+    }
     await a.close();
     await b.close();
   });

@@ -259,9 +259,11 @@ export class AgentSessionManager {
       forward: null, // forwards a stream event to the invocation's live log
       unlink: null, // detaches the invocation's signal from agent.cancel()
       leftover: null, // the end of an invocation Strands ended without AfterInvocationEvent (#endLeftovers)
+      answers: [], // the interruptResponse blocks the agent's current stream() was called with (#keepAnswers)
     };
     this.#records.set(agent, record);
     this.#endLeftovers(record);
+    this.#keepAnswers(record);
     agent.addHook(InitializedEvent, () => this.#onInitialized(record));
     agent.addHook(BeforeInvocationEvent, () => this.#onBefore(record), { order: FIRST });
     agent.addHook(MessageAddedEvent, (event) => {
@@ -405,6 +407,23 @@ export class AgentSessionManager {
   }
 
   /**
+   * Keeps the interruptResponse blocks of each call of the agent's `stream()` (which `invoke()` calls)
+   * in `record.answers`: Strands gives them to its interrupt state before BeforeInvocationEvent, and an
+   * agent that had not seen the interrupt (another process raised it) drops them, so #onBefore gives
+   * them to the interrupt it reloads. A plain function around `stream()`, not a generator: nothing is
+   * added per event.
+   */
+  #keepAnswers(record) {
+    const agent = record.agent;
+    const stream = agent.stream;
+    if (typeof stream !== "function") return;
+    agent.stream = function (args, ...rest) {
+      record.answers = Array.isArray(args) ? args.filter(isAnswer) : [];
+      return stream.call(this, args, ...rest);
+    };
+  }
+
+  /**
    * Strands ends some invocations without an AfterInvocationEvent: a BeforeInvocationEvent hook that
    * throws, a consumer that leaves `stream()` at its first event, an AfterInvocationEvent hook that
    * throws before this manager's. Their invocation would hold the lease for as long as the process
@@ -489,11 +508,13 @@ export class AgentSessionManager {
       const loaded = this.#handle.stateId(invocation.session);
       if (record.loaded !== loaded) {
         // Another process committed since this agent last saw the session: start from its version.
-        // An agent that is answering interrupts keeps its interrupt state (the answers are in it).
+        // An agent that is answering interrupts keeps its interrupt state (the answers are in it); one
+        // that never saw the interrupt (another process raised it) dropped the answers it was invoked
+        // with, which go to the interrupt reloaded.
         const interrupts = record.agent.takeSnapshot({ include: ["interrupts"] }).data.interrupts;
         const answering = interrupts?.resumeResponses !== undefined && interrupts.resumeResponses.length > 0;
         const data = readAgent(invocation, record.name);
-        this.#apply(record, data, data, loaded, answering);
+        this.#apply(record, data, data, loaded, answering, false, answering ? [] : record.answers);
       }
     } catch (error) {
       record.invocation = null;
@@ -556,7 +577,7 @@ export class AgentSessionManager {
    * Loads the agent from `view` (a read of some version) and makes `latest` (a read of the version the
    * next commit builds on) the diff base.
    */
-  #apply(record, latest, view, loaded, keepInterrupts, initial = false) {
+  #apply(record, latest, view, loaded, keepInterrupts, initial = false, answers = []) {
     const agent = record.agent;
     const start = record.initial.data;
     if (view.hasData || !initial) {
@@ -569,6 +590,7 @@ export class AgentSessionManager {
         if (value !== undefined) data[field] = clone(value);
       }
       if (keepInterrupts) delete data.interrupts;
+      else answerInterrupts(data, answers);
       agent.loadSnapshot({
         scope: "agent",
         schemaVersion: SNAPSHOT_SCHEMA_VERSION,
@@ -685,6 +707,26 @@ export class AgentSessionManager {
     }
     return { recon, keys, logKeys, state, internal };
   }
+}
+
+/** Whether `block` is an interruptResponse content block (Strands' `isInterruptResponseContent`). */
+function isAnswer(block) {
+  const answer = block !== null && typeof block === "object" ? block.interruptResponse : undefined;
+  return answer !== null && typeof answer === "object" && "interruptId" in answer;
+}
+
+/**
+ * Puts `answers` (interruptResponse blocks) on the interrupt state of the snapshot `data` about to be
+ * loaded, as Strands' `InterruptState.resume` does: each answered interrupt gets its response.
+ */
+function answerInterrupts(data, answers) {
+  const interrupts = data.interrupts;
+  if (answers.length === 0 || !interrupts?.activated) return;
+  for (const { interruptResponse } of answers) {
+    const interrupt = interrupts.interrupts?.[interruptResponse.interruptId];
+    if (interrupt !== undefined) interrupt.response = clone(interruptResponse.response);
+  }
+  interrupts.resumeResponses = answers.map((block) => clone(block));
 }
 
 /**
