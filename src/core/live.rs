@@ -118,6 +118,9 @@ pub struct Follower {
     /// The version this follower has reported (or found at its start).
     version: Option<u64>,
     head: Option<Head>,
+    /// The followed session's creation time and highest token so far: a head of another session
+    /// under the id (deleted and created again between two reads) differs in one of them.
+    generation: Option<(u64, u64)>,
     deleted: bool,
     holder_gone: bool,
     now: u64,
@@ -132,6 +135,7 @@ impl Follower {
             seen: None,
             version: None,
             head: None,
+            generation: None,
             deleted: false,
             holder_gone: false,
             now: 0,
@@ -148,10 +152,23 @@ impl Follower {
     }
 
     /// Takes a freshly read head (`None`: the session was deleted) and whether the host knows the
-    /// holder of its lease to be gone. Read the head before the flushes it leads to.
+    /// holder of its lease to be gone. Read the head before the flushes it leads to. A head of a
+    /// session created again under the id since the last read (another creation time, or a token or
+    /// version below what this follower saw) means the followed one was deleted.
     pub fn on_head(&mut self, head: Option<Head>, now: u64, holder_gone: bool) {
         self.now = now;
         self.holder_gone = holder_gone;
+        let head = head.filter(|head| match self.generation {
+            Some((created_at, token)) => {
+                head.created_at == created_at
+                    && head.last_token >= token
+                    && self.version.is_none_or(|version| head.version >= version)
+            }
+            None => true,
+        });
+        if let Some(head) = &head {
+            self.generation = Some((head.created_at, head.last_token));
+        }
         self.deleted = head.is_none();
         self.head = head;
         if let Some(turn) = self.turn.as_mut() {

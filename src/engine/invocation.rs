@@ -630,7 +630,13 @@ impl Invocation {
                         return Ok(()); // a commit of ours ended the invocation meanwhile
                     }
                     shared.emit(&|| self.event("conflict", None));
-                    self.reread().await?;
+                    // A session deleted meanwhile: the lease is lost, and the signal says so now.
+                    match self.reread().await {
+                        Err(EngineError::Core(error @ CoreError::LeaseLost { .. })) => {
+                            return Err(self.lost(error, reported).await)
+                        }
+                        other => other?,
+                    }
                 }
             }
         }
@@ -638,10 +644,10 @@ impl Invocation {
     }
 
     /// Called when the caller asks for a way out of the invocation (`commit` and `checkpoint` call it
-    /// themselves; the host calls it for `interrupt` and `abort`), before its future is first polled: refused while another has not
-    /// settled, whatever the store. (A memory store's write is done in its first poll: without this,
-    /// a second call made before awaiting the first was refused on a KV store only.) The mark holds
-    /// until the returned value is dropped, when the way out has settled.
+    /// themselves; the host calls it for `interrupt` and `abort`), before its future is first polled:
+    /// refused while another has not settled, whatever the store. (A memory store's write is done in
+    /// its first poll: without this, a second call made before awaiting the first was refused on a KV
+    /// store only.) The mark holds until the returned value is dropped, when the way out has settled.
     pub fn way_out(self: &Rc<Self>, action: &'static str) -> EngineResult<WayOut> {
         if self.settling.replace(true) {
             return Err(CoreError::InvalidTransition { from: Phase::Committing, action }.into());

@@ -1334,6 +1334,52 @@ test("a fenced holder whose signal is first read after its refused commit reads 
   }
 });
 
+// (A session created again in the same millisecond, with at least as many versions and tokens by the
+// follower's next read, is not told apart from the one it followed: nothing in its head differs.)
+test("a follower of a session that another store deletes and creates again under its id between two reads ends, and yields nothing of the new session", async () => {
+  for (const advance of [1000]) {
+    const kv = memoryKv();
+    const now = manualClock();
+    const a = await SessionStore.kv(kv, { owner: "A", now, heartbeat: false });
+    const b = await SessionStore.kv(kv, { owner: "B", now, heartbeat: false });
+    const followed = await a.open("recreated");
+    await followed.invoke((inv) => inv.appendMessage("a1"));
+    await followed.invoke((inv) => inv.appendMessage("a2"));
+    const seen = [];
+    const following = (async () => {
+      for await (const event of followed.follow()) seen.push(`${event.type}:${event.version ?? ""}`);
+      return "ended";
+    })();
+    await sleep(50);
+    now.advance(advance);
+    await b.delete("recreated");
+    const again = await b.open("recreated");
+    for (const text of ["r1", "r2", "r3"]) await again.invoke((inv) => inv.appendMessage(text));
+    const outcome = await Promise.race([following, sleep(3000).then(() => "still running")]);
+    assert.equal(outcome, "ended", `advance ${advance}: ${seen.join(" ")}`);
+    assert.deepEqual(seen, [], `advance ${advance}: nothing of the new session`);
+    await a.close();
+    await b.close();
+  }
+});
+
+test("a holder whose session another store deleted learns it at its renew(): LeaseLostError, and its signal aborted with it at once", async () => {
+  const kv = memoryKv();
+  const a = await SessionStore.kv(kv, { owner: "A", heartbeat: false });
+  const b = await SessionStore.kv(kv, { owner: "B" });
+  const session = await a.open("deleted-under");
+  await session.invoke((inv) => inv.appendMessage("a1"));
+  const inv = await session.begin();
+  const signal = inv.signal;
+  assert.equal(await b.delete("deleted-under"), true);
+  const refused = await rejection(inv.renew());
+  assert.ok(refused instanceof LeaseLostError, String(refused));
+  assert.equal(signal.aborted, true, "aborted when renew() rejects");
+  assert.ok(signal.reason instanceof LeaseLostError, String(signal.reason));
+  await a.close();
+  await b.close();
+});
+
 test("a fenced holder's flush after the fence is deleted with its turn's live log by the next turn, on a KV store without a value limit", async () => {
   const kv = memoryKv();
   const holder = await SessionStore.kv(kv, { owner: "holder", stopPollMs: 20 });

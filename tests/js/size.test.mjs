@@ -142,8 +142,11 @@ import { gzipSync } from "node:zlib";
 // when first read after its refused commit (+0.9 KB: an async step of the loss).
 // 238,303 with the refusals of an expired session, a stop reason and a part saying what they refer to
 // (+0.2 KB).
-// Budget: 238,500.
-const BUDGET_GZIPPED = 238_500;
+// 238,579 with a follower ending when the session it follows was deleted and created again between two
+// of its reads (it went on with the new session's turns or stalled), and a renew() that finds the
+// session deleted aborting the signal with its LeaseLostError (+0.3 KB).
+// Budget: 238,800.
+const BUDGET_GZIPPED = 238_800;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
