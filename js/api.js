@@ -62,6 +62,17 @@ Object.defineProperty(Invocation.prototype, onStop, {
 });
 delete Invocation.prototype.onStop;
 
+// The drop-ins' refusal of a second guard of a thread that one of their guards holds:
+// `invocation[busyRefusal]()` is the ConcurrencyError another store's begin would get (the lease's owner
+// and the time until it ends, API.md). Not public API, as onStop.
+const busyRefusal = Symbol.for("agent-session.busyRefusal");
+Object.defineProperty(Invocation.prototype, busyRefusal, {
+  value: Invocation.prototype.busyRefusal,
+  configurable: true,
+  writable: true,
+});
+delete Invocation.prototype.busyRefusal;
+
 // The drop-ins' end of a guarded turn that succeeded at its last checkpoint with nothing left to
 // write: `invocation[endAtCheckpoint]()` releases as `abort()` does, and followers see the turn end
 // `committed` (not `aborted`), without an empty version. Not public API, as onStop; one wasm export

@@ -96,8 +96,8 @@ export declare class AgentSessionSaver extends BaseCheckpointSaver<number> {
    * `ConcurrencyError` when the thread is held anywhere (another process, tab or guard), or (with
    * `onBusy: { waitMs }`) waits for it. A guard of this same saver on the thread holds it until it
    * ends, even after a `deleteThread` elsewhere took its lease: the thread's writes carry no mark of
-   * the turn that made them (the `ConcurrencyError` then has `holder` "this AgentSessionSaver" and
-   * `retryAfterMs` 0, and a waiting guard waits by the wall clock). While `fn`
+   * the turn that made them (the `ConcurrencyError` then has the `holder` and `retryAfterMs` of that
+   * guard's lease, as another process's guard gets, and a waiting guard waits by the wall clock). While `fn`
    * runs, every put/putWrites of that thread through this saver joins the invocation and each put
    * (one per LangGraph step) is persisted with `checkpoint()`; resolves after the commit when `fn`
    * resolves; when it rejects, commits what LangGraph was told is saved of the failed step (its

@@ -44,6 +44,7 @@ import { ConcurrencyError } from "../wasm/errors.js";
 
 /** The invocation's end at its last checkpoint (js/api.js). */
 const END_AT_CHECKPOINT = Symbol.for("agent-session.endAtCheckpoint");
+const BUSY_REFUSAL = Symbol.for("agent-session.busyRefusal");
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -935,7 +936,7 @@ export class AgentSessionSaver extends BaseCheckpointSaver {
       const running = this._running(sid);
       if (running !== undefined) {
         const left = deadline === undefined ? 0 : deadline - Date.now();
-        if (left <= 0) throw busyHere();
+        if (left <= 0) throw busyHere(running.inv);
         let timer;
         await Promise.race([running.ended, new Promise((resolve) => (timer = setTimeout(resolve, timerDelay(left))))]);
         clearTimeout(timer);
@@ -1042,8 +1043,13 @@ const MAX_CARRIED_THREADS = 1024;
  * is not stored: the put is made again with every channel's value (never reaches a caller). */
 const PARENT_MISSING = Object.freeze(new Error("AgentSessionSaver: the parent checkpoint is not stored"));
 
-/** The ConcurrencyError of a guard refused because a guard of the same saver runs on the thread. */
-function busyHere() {
+/**
+ * The ConcurrencyError of a guard refused because a guard of the same saver runs on the thread (`inv`):
+ * what another process's guard gets (the lease's owner, the time until it ends: API.md), from the engine.
+ */
+function busyHere(inv) {
+  const refusal = inv[BUSY_REFUSAL];
+  if (typeof refusal === "function") return refusal.call(inv);
   return new ConcurrencyError(
     "another guard of this AgentSessionSaver is running on the thread; retry once it ends, or pass onBusy: { waitMs }",
     { holder: "this AgentSessionSaver", retryAfterMs: 0 },

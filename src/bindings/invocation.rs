@@ -224,6 +224,14 @@ impl JsInvocation {
         }
     }
 
+    /// The drop-ins' refusal of a second guard of a thread this invocation holds (js/api.js moves it
+    /// to `Symbol.for("agent-session.busyRefusal")`; not in the public types): the ConcurrencyError
+    /// another store's begin would get, with this lease's owner and the time until it ends.
+    #[wasm_bindgen(js_name = busyRefusal)]
+    pub fn busy_refusal(&self) -> JsValue {
+        self.inner.busy_refusal().into()
+    }
+
     /// Appends a part to the turn's live log; returns its seq. Flushed within `liveFlushMs`.
     pub fn emit(&self, part: JsValue) -> JsResult<f64> {
         let limits = self.inner.limits();

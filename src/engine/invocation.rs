@@ -1317,6 +1317,19 @@ impl Invocation {
         }
     }
 
+    /// The refusal of another begin while this invocation holds the session, as another store's
+    /// begin gets it: the owner of the lease and the time until it ends (a framework that turns such a
+    /// begin away itself, before it reaches the store, tells it so).
+    pub fn busy_refusal(&self) -> CoreError {
+        let now = self.session.shared.now();
+        let state = self.state.borrow();
+        let lease = state.head.lease.as_ref().filter(|lease| lease.token == self.token);
+        CoreError::Concurrency {
+            holder: lease.map_or_else(|| self.session.shared.config.owner.clone(), |lease| lease.owner.clone()),
+            retry_after_ms: lease.map_or(0, |lease| lease.expires_at.saturating_sub(now)),
+        }
+    }
+
     /// How often the host should renew this invocation's lease while it is open.
     pub fn renew_every_ms(&self) -> u64 {
         guard::renew_every(self.session.shared.config.lease_ms)

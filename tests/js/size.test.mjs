@@ -145,8 +145,10 @@ import { gzipSync } from "node:zlib";
 // 238,579 with a follower ending when the session it follows was deleted and created again between two
 // of its reads (it went on with the new session's turns or stalled), and a renew() that finds the
 // session deleted aborting the signal with its LeaseLostError (+0.3 KB).
-// Budget: 238,800.
-const BUDGET_GZIPPED = 238_800;
+// 238,766 with a LangGraph guard refused by another guard of its saver telling that lease's owner and
+// the time until it ends (API.md), where it said "this AgentSessionSaver" and 0 ms (+0.2 KB).
+// Budget: 239,000.
+const BUDGET_GZIPPED = 239_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

@@ -305,13 +305,18 @@ describe("saver.guard(threadId, fn) with a real StateGraph", () => {
   });
 
   it("a second guard of the same thread in the same saver fails fast; other threads are independent", async () => {
-    const saver = new AgentSessionSaver(await SessionStore.memory());
+    const saver = new AgentSessionSaver(await SessionStore.memory({ owner: "server-1", leaseMs: 20000 }));
     const graph = buildGraph(saver, "A", { delayMs: 100 });
     const first = saver.guard("t-same", () => graph.invoke({ log: ["1"] }, { configurable: { thread_id: "t-same" } }));
     await sleep(10);
-    await expect(
-      saver.guard("t-same", () => graph.invoke({ log: ["2"] }, { configurable: { thread_id: "t-same" } })),
-    ).rejects.toBeInstanceOf(ConcurrencyError);
+    const busy = await saver
+      .guard("t-same", () => graph.invoke({ log: ["2"] }, { configurable: { thread_id: "t-same" } }))
+      .then(() => "resolved", (error) => error);
+    expect(busy).toBeInstanceOf(ConcurrencyError);
+    // As another process's guard would be told (API.md): the lease's owner and the time until it ends.
+    expect(busy.holder).toBe("server-1");
+    expect(busy.retryAfterMs).toBeGreaterThan(0);
+    expect(busy.retryAfterMs).toBeLessThanOrEqual(20000);
     const other = await saver.guard("t-other", () =>
       graph.invoke({ log: ["3"] }, { configurable: { thread_id: "t-other" } }),
     );
