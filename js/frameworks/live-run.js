@@ -73,11 +73,14 @@ export function anySignal(...signals) {
 /**
  * What a guarded run rejects with when it failed because the invocation's `signal` aborted: the
  * signal's reason (a `StopRequestedError` after `session.stop()`, a `LeaseLostError` when the lease
- * was lost) instead of the framework's generic abort error; any other error as it is.
+ * was lost) instead of the framework's generic abort error, and instead of the `LeaseLostError` that
+ * refuses the commit of a turn a stop fenced (its grace ran out, or `graceMs: 0`), so that a stop
+ * reads as a stop either way; any other error as it is. Read before the invocation is aborted.
  */
 export function stopError(error, signal) {
   if (!signal?.aborted || signal.reason === undefined) return error;
   if (error === signal.reason || isAbortError(error)) return signal.reason;
+  if (hasCode(error, "LEASE_LOST") && hasCode(signal.reason, "STOP_REQUESTED")) return signal.reason;
   return error;
 }
 

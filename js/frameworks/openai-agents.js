@@ -218,8 +218,9 @@ export class AgentSessionItems {
       await inv.commit();
       return result;
     } catch (error) {
+      const thrown = stopError(error, inv.signal);
       await inv.abort().catch(() => {});
-      throw error;
+      throw thrown;
     } finally {
       if (this.#inv === inv) this.#inv = null;
     }

@@ -1054,6 +1054,27 @@ describe("live turns: items.run() with the invocation's signal and emit()", () =
       assert.equal(next.finalOutput, "ok");
     });
   }
+
+  test("stop({ graceMs: 0 }) from another store fences a streamed run: it rejects with the StopRequestedError (not the LeaseLostError of its refused commit), and nothing of it is stored", async () => {
+    const [storeA, storeB] = await twoKvStores();
+    const items = new AgentSessionItems(storeA, "fence-me");
+    await items.addItems([user("earlier")]);
+    const viewer = await storeB.open("fence-me");
+    const seen = {};
+    const running = items.run(new Agent({ name: "slow", model: new ScriptedModel([stoppableStream(["Let me ", "think"], seen)]) }), "take your time", { stream: true });
+    running.catch(() => {});
+    await sleep(150);
+    const stop = await viewer.stop({ reason: "now", graceMs: 0 });
+    assert.equal(stop.outcome, "fenced");
+    await assert.rejects(running, (error) => {
+      assert.equal(error.code, "STOP_REQUESTED", `${error}`);
+      assert.equal(error.by, "viewer");
+      assert.equal(error.reason, "now");
+      return true;
+    });
+    const stored = await new AgentSessionItems(storeB, "fence-me").getItems();
+    assert.deepEqual(stored.map((i) => i.content?.[0]?.text ?? i.content), ["earlier"]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -1279,6 +1279,30 @@ describe("AgentSessionManager: live turns", () => {
     });
   }
 
+  test("stop({ graceMs: 0 }) from another store fences the agent's invoke(): it rejects with the StopRequestedError (not the LeaseLostError of its refused commit), and nothing of the turn is stored", async () => {
+    const kv = memoryKv();
+    const storeA = await SessionStore.kv(kv, { owner: "A" });
+    const storeB = await SessionStore.kv(kv, { owner: "B" });
+    const seen = {};
+    const model = new StreamingModel([streamedText(["earlier answer"], 1), stoppableText(["Let me ", "think"], seen)]);
+    const agent = makeAgent(model, { plugins: [new AgentSessionManager({ store: storeA, sessionId: "fence-me" })] });
+    await agent.invoke("earlier");
+    const viewer = await storeB.open("fence-me");
+    const running = agent.invoke("take your time");
+    running.catch(() => {});
+    await sleep(150);
+    const stop = await viewer.stop({ reason: "now", graceMs: 0 });
+    assert.equal(stop.outcome, "fenced");
+    await assert.rejects(running, (error) => {
+      assert.equal(error.code, "STOP_REQUESTED", `${error}`);
+      assert.equal(error.by, "B");
+      assert.equal(error.reason, "now");
+      return true;
+    });
+    await viewer.refresh();
+    assert.deepEqual(texts(viewer.messages({ agent: agent.id }).map(plain)), ["user:earlier", "assistant:earlier answer"]);
+  });
+
   test("a stop during guard(fn) cancels the running invocation and every later one inside it; the guard commits", async () => {
     const [storeA, storeB] = await twoStores();
     const seen = {};

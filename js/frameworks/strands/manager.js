@@ -24,7 +24,7 @@ import {
   HookOrder,
   SNAPSHOT_SCHEMA_VERSION,
 } from "@strands-agents/sdk";
-import { forwarder, jsonForm, projection } from "../live-run.js";
+import { forwarder, jsonForm, projection, stopError } from "../live-run.js";
 import { sessionIdFor } from "../names.js";
 import { SessionHandle, hasCode } from "../session-handle.js";
 import { compactLog } from "./compaction.js";
@@ -322,9 +322,10 @@ export class AgentSessionManager {
       const version = await invocation.commit();
       for (const record of guard.records) record.loaded = this.#handle.stateId(invocation.session, version);
     } catch (error) {
+      const thrown = stopError(error, invocation.signal);
       await invocation.abort().catch(() => {});
       for (const record of guard.records) await this.#rollback(record);
-      throw error;
+      throw thrown;
     }
     return result;
   }
@@ -554,9 +555,10 @@ export class AgentSessionManager {
       record.pending = [];
       record.loaded = this.#handle.stateId(invocation.session, version);
     } catch (error) {
+      const thrown = stopError(error, invocation.signal);
       await invocation.abort().catch(() => {});
       await this.#rollback(record);
-      throw error;
+      throw thrown;
     }
   }
 
