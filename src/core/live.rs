@@ -128,14 +128,16 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub fn new(after: Option<(String, u64)>) -> Follower {
+    /// A follower of the session whose head, as the caller's view holds it, is `of` (its creation
+    /// time and highest token: the session followed, whatever the follower's first read finds).
+    pub fn new(after: Option<(String, u64)>, of: &Head) -> Follower {
         Follower {
             after,
             turn: None,
             seen: None,
             version: None,
             head: None,
-            generation: None,
+            generation: Some((of.created_at, of.last_token)),
             deleted: false,
             holder_gone: false,
             now: 0,
@@ -158,14 +160,7 @@ impl Follower {
     pub fn on_head(&mut self, head: Option<Head>, now: u64, holder_gone: bool) {
         self.now = now;
         self.holder_gone = holder_gone;
-        let head = head.filter(|head| match self.generation {
-            Some((created_at, token)) => {
-                head.created_at == created_at
-                    && head.last_token >= token
-                    && self.version.is_none_or(|version| head.version >= version)
-            }
-            None => true,
-        });
+        let head = head.filter(|head| !self.is_another_session(head));
         if let Some(head) = &head {
             self.generation = Some((head.created_at, head.last_token));
         }
@@ -174,6 +169,16 @@ impl Follower {
         if let Some(turn) = self.turn.as_mut() {
             turn.drained = false;
         }
+    }
+
+    /// Whether `head` is of another session than the one followed: one created again under the id
+    /// (another creation time, or a token or version below what this follower saw).
+    pub fn is_another_session(&self, head: &Head) -> bool {
+        self.generation.is_some_and(|(created_at, token)| {
+            head.created_at != created_at
+                || head.last_token < token
+                || self.version.is_some_and(|version| head.version < version)
+        })
     }
 
     /// Takes flush `n` of the followed turn (`None`: absent) and returns the parts to yield.

@@ -461,7 +461,7 @@ impl Session {
         self.shared.followers.borrow_mut().push((self.id().to_owned(), Rc::downgrade(&inbox)));
         LiveFollow {
             session: self.clone(),
-            follower: RefCell::new(Follower::new(after)),
+            follower: RefCell::new(Follower::new(after, &self.head())),
             quiet: Cell::new(0),
             news: Cell::new(false),
             done: Cell::new(false),
@@ -513,7 +513,10 @@ impl LiveFollow {
         let read = load::read_head(&*shared.store, id).await?;
         let now = shared.now();
         let mut holder_gone = false;
-        if let Some((head, version)) = &read {
+        // A head of a session created again under the id ends this follower (as its deletion does),
+        // whatever place its version and token give it; the Session followed is not moved onto it.
+        let another = read.as_ref().is_some_and(|(head, _)| self.follower.borrow().is_another_session(head));
+        if let Some((head, version)) = read.as_ref().filter(|_| !another) {
             if head.version != session.version() || head.status != session.status() {
                 // The Session followed shows the version an `end` or `commit` reports.
                 let _ = session.catch_up(head.clone(), version.clone()).await;
@@ -552,7 +555,7 @@ impl LiveFollow {
             }
             // A note's head taken in already is passed over; the store's read of the same place is
             // taken again (it may show a stop request, or a lease the clock has ended since).
-            if let Some(head) = &head {
+            if let Some(head) = head.as_ref().filter(|_| !(from_store && another)) {
                 let place = live::head_place(head);
                 if self.place.get().is_some_and(|taken| if from_store { place < taken } else { place <= taken }) {
                     continue;

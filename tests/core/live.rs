@@ -72,7 +72,7 @@ fn a_follower_yields_every_flushed_part_once_in_order_then_the_end() {
     let running = begun(&idle, T0);
     let token = running.last_token;
     let mut log = vec![(token, vec![flush(0, &["0", "1"])])];
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     let (events, next) = observe(&mut follower, Some(&running), T0 + 1, &log);
     assert_eq!((events, next), (vec![part(0, "0"), part(1, "1")], Next::Wait));
     // Nothing new: nothing yielded again.
@@ -97,9 +97,9 @@ fn a_follower_yields_every_flushed_part_once_in_order_then_the_end() {
 fn a_resumed_follower_skips_what_it_had_and_a_new_turn_starts_from_seq_0() {
     let running = begun(&minimal_head(), T0);
     let log = vec![(running.last_token, vec![flush(0, &["a", "b"]), flush(2, &["c"])])];
-    let mut follower = Follower::new(Some(("invocation-of-this-test".into(), 1)));
+    let mut follower = Follower::new(Some(("invocation-of-this-test".into(), 1)), &minimal_head());
     assert_eq!(observe(&mut follower, Some(&running), T0, &log).0, vec![part(2, "c")]);
-    let mut other = Follower::new(Some(("another invocation".into(), 1)));
+    let mut other = Follower::new(Some(("another invocation".into(), 1)), &minimal_head());
     assert_eq!(observe(&mut other, Some(&running), T0, &log).0.len(), 3, "`after` names one invocation");
 }
 
@@ -117,20 +117,20 @@ fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_i
         status: Status::Idle,
     };
     // The page had seen seq 0 before it reloaded; the turn committed before it came back.
-    let mut resumed = Follower::new(Some(("invocation-of-this-test".into(), 0)));
+    let mut resumed = Follower::new(Some(("invocation-of-this-test".into(), 0)), &minimal_head());
     let (events, next) = observe(&mut resumed, Some(&committed), T0 + 2, &log);
     assert_eq!(events, vec![part(1, "b"), part(2, "c"), end], "the rest of the turn, then its end");
     assert_eq!(next, Next::Wait);
     assert_eq!(observe(&mut resumed, Some(&committed), T0 + 3, &log).0, vec![], "once");
     // A follower that did not follow that turn starts after it, as before.
     for after in [None, Some(("another invocation".to_owned(), 0))] {
-        let mut fresh = Follower::new(after);
+        let mut fresh = Follower::new(after, &minimal_head());
         assert_eq!(observe(&mut fresh, Some(&committed), T0 + 2, &log).0, vec![]);
     }
     // Once the next turn has begun (its first write deletes that live log), the reload follows the
     // running turn, as a follower does whose `after` names an older invocation.
     let next_turn = begun(&committed, T0 + 4);
-    let mut late = Follower::new(Some(("invocation-of-this-test".into(), 0)));
+    let mut late = Follower::new(Some(("invocation-of-this-test".into(), 0)), &minimal_head());
     let (events, next) = observe(&mut late, Some(&next_turn), T0 + 5, &[]);
     assert_eq!((events, next), (vec![], Next::Wait));
 }
@@ -142,7 +142,7 @@ fn a_turn_that_died_after_a_checkpoint_and_was_taken_over_ends_lost_at_its_own_l
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
     let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     observe(&mut follower, Some(&running), T0, &[]);
     let (events, _) = observe(&mut follower, Some(&checkpointed), T0 + 2, &[]);
     assert!(matches!(events.as_slice(), [LiveEvent::Commit { version: 1, .. }]), "{events:?}");
@@ -190,7 +190,7 @@ fn ends_report_how_the_turn_ended() {
         (begun(&running, T0 + LEASE_MS + 1), "lost"),
     ];
     for (after, want) in cases {
-        let mut follower = Follower::new(None);
+        let mut follower = Follower::new(None, &minimal_head());
         observe(&mut follower, Some(&running), T0, &[]);
         let (events, _) = observe(&mut follower, Some(&after), T0 + LEASE_MS + 2, &[]);
         match events.first() {
@@ -201,7 +201,7 @@ fn ends_report_how_the_turn_ended() {
     // Read only once the next turn had begun (begin does not move the version): the end still reports
     // the status the turn left the session in, not the next turn's.
     let ended = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     observe(&mut follower, Some(&running), T0, &[]);
     let (events, _) = observe(&mut follower, Some(&begun(&ended, T0 + 2)), T0 + 3, &[]);
     match events.first() {
@@ -211,7 +211,7 @@ fn ends_report_how_the_turn_ended() {
         other => panic!("expected the end of the first turn, got {other:?}"),
     }
     // The host saying that the holder's realm is gone ends the turn at once, before the lease runs out.
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     observe(&mut follower, Some(&running), T0, &[]);
     follower.on_head(Some(running.clone()), T0 + 1, true);
     let (next, _) = follower.advance();
@@ -225,7 +225,7 @@ fn ends_report_how_the_turn_ended() {
 fn a_follower_reports_checkpoints_and_turns_it_did_not_see_running_and_ends_with_the_session() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     observe(&mut follower, Some(&running), T0, &[]);
     let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
     assert_eq!(
@@ -254,7 +254,7 @@ fn a_follower_reports_checkpoints_and_turns_it_did_not_see_running_and_ends_with
         [LiveEvent::End { outcome: "aborted", version: 3, .. }]
     ));
     // A follower that starts after a turn ended does not replay it.
-    let mut late = Follower::new(None);
+    let mut late = Follower::new(None, &minimal_head());
     assert_eq!(observe(&mut late, Some(&aborted), T0 + 11, &log).0, vec![]);
     // A deleted session ends the iteration.
     assert_eq!(observe(&mut follower, None, T0 + 8, &[]).1, Next::Done);
@@ -392,7 +392,7 @@ fn a_stop_of_a_turn_whose_holder_is_gone_has_nothing_to_wait_for() {
 fn a_follower_reads_no_flush_past_the_count_a_turn_ended_with() {
     let running = begun(&minimal_head(), T0);
     let token = running.last_token;
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     let early = vec![(token, vec![flush(0, &["a"])])];
     assert_eq!(observe(&mut follower, Some(&running), T0, &early).0, vec![part(0, "a")]);
     // Fenced with one flush written; its holder, fenced out, writes a second one afterwards.
@@ -411,7 +411,7 @@ fn a_checkpoint_of_a_turn_first_seen_after_it_is_reported_after_the_parts_flushe
     let token = running.last_token;
     let checkpointed = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
     let log = vec![(token, vec![flush(0, &["a"])])];
-    let mut follower = Follower::new(None);
+    let mut follower = Follower::new(None, &minimal_head());
     assert_eq!(observe(&mut follower, Some(&idle), T0, &[]).0, vec![]);
     let (events, next) = observe(&mut follower, Some(&checkpointed), T0 + 2, &log);
     assert_eq!(
@@ -420,11 +420,29 @@ fn a_checkpoint_of_a_turn_first_seen_after_it_is_reported_after_the_parts_flushe
     );
     assert_eq!(next, Next::Wait);
     // A version committed before the turn began (by a turn not seen) is reported first, as before.
-    let mut late = Follower::new(None);
+    let mut late = Follower::new(None, &minimal_head());
     assert_eq!(observe(&mut late, Some(&idle), T0, &[]).0, vec![]);
     let ended = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
     let next_turn = begun(&ended, T0 + 3);
     let next_log = vec![(next_turn.last_token, vec![flush(0, &["b"])])];
     let (events, _) = observe(&mut late, Some(&next_turn), T0 + 4, &next_log);
     assert!(matches!(events.first(), Some(LiveEvent::Commit { .. }) | Some(LiveEvent::End { .. })), "{events:?}");
+}
+
+#[test]
+fn a_follower_ends_when_the_id_holds_another_session_than_the_one_it_follows() {
+    let followed = Head { version: 2, last_token: 2, created_at: T0, ..minimal_head() };
+    // Created again later: another creation time.
+    let mut follower = Follower::new(None, &followed);
+    assert_eq!(observe(&mut follower, Some(&followed), T0 + 1, &[]), (vec![], Next::Wait));
+    let again = Head { version: 3, last_token: 3, created_at: T0 + 1000, ..minimal_head() };
+    assert_eq!(observe(&mut follower, Some(&again), T0 + 1001, &[]), (vec![], Next::Done));
+    // Created again in the same millisecond, read while it has fewer versions than the follower saw.
+    let mut follower = Follower::new(None, &followed);
+    assert_eq!(observe(&mut follower, Some(&followed), T0 + 1, &[]), (vec![], Next::Wait));
+    let younger = Head { version: 1, last_token: 1, created_at: T0, ..minimal_head() };
+    assert_eq!(observe(&mut follower, Some(&younger), T0 + 2, &[]), (vec![], Next::Done));
+    // The view the follower was made from is of a session deleted since: its first read ends it.
+    let mut follower = Follower::new(None, &followed);
+    assert_eq!(observe(&mut follower, Some(&again), T0 + 1001, &[]), (vec![], Next::Done));
 }
