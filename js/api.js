@@ -50,28 +50,27 @@ Object.defineProperty(Session.prototype, "refresh", {
   writable: true,
 });
 
-// The drop-ins' stop link (js/frameworks): `invocation[onStop](callback)` calls `callback(reason)` once
-// on a stop or a lost lease, never at the end, without the AbortController that `signal` makes. Not
-// public API: a registered symbol, so that a drop-in finds it on an invocation of another copy of this
-// package too.
-const onStop = Symbol.for("agent-session.onStop");
-Object.defineProperty(Invocation.prototype, onStop, {
-  value: Invocation.prototype.onStop,
-  configurable: true,
-  writable: true,
-});
-delete Invocation.prototype.onStop;
+/**
+ * Moves the wasm export `name` of the Invocation class to the registered symbol
+ * `agent-session.<name>`: a link of the drop-ins (js/frameworks), not public API. A registered symbol, so
+ * that a drop-in finds it on an invocation of another copy of this package too.
+ */
+function linkForDropIns(name) {
+  Object.defineProperty(Invocation.prototype, Symbol.for(`agent-session.${name}`), {
+    value: Invocation.prototype[name],
+    configurable: true,
+    writable: true,
+  });
+  delete Invocation.prototype[name];
+}
 
+// The drop-ins' stop link: `invocation[onStop](callback)` calls `callback(reason)` once on a stop or a
+// lost lease, never at the end, without the AbortController that `signal` makes.
+linkForDropIns("onStop");
 // The drop-ins' refusal of a second guard of a thread that one of their guards holds:
 // `invocation[busyRefusal]()` is the ConcurrencyError another store's begin would get (the lease's owner
-// and the time until it ends, API.md). Not public API, as onStop.
-const busyRefusal = Symbol.for("agent-session.busyRefusal");
-Object.defineProperty(Invocation.prototype, busyRefusal, {
-  value: Invocation.prototype.busyRefusal,
-  configurable: true,
-  writable: true,
-});
-delete Invocation.prototype.busyRefusal;
+// and the time until it ends, API.md).
+linkForDropIns("busyRefusal");
 
 // The drop-ins' end of a guarded turn that succeeded at its last checkpoint with nothing left to
 // write: `invocation[endAtCheckpoint]()` releases as `abort()` does, and followers see the turn end

@@ -59,6 +59,32 @@ async function twoStores(options = {}) {
   return [await SessionStore.kv(kv, options), await SessionStore.kv(kv, options), kv];
 }
 
+/**
+ * An Agent saving to `sessionId` with AgentSessionManager, whose tool `pay` asks a human first (an
+ * interrupt from BeforeToolCallEvent; any answer but "yes" denies it); `paid.count` counts its runs.
+ */
+function payingAgent(store, sessionId, replies, paid) {
+  const agent = makeAgent(new ScriptedModel(replies), {
+    plugins: [new AgentSessionManager({ store, sessionId })],
+    tools: [
+      new FunctionTool({
+        name: "pay",
+        description: "pays an amount",
+        inputSchema: { type: "object", properties: { amount: { type: "number" } } },
+        callback: (input) => {
+          paid.count++;
+          return { paid: input.amount };
+        },
+      }),
+    ],
+  });
+  agent.addHook(BeforeToolCallEvent, (event) => {
+    const answer = event.interrupt({ name: "approve", reason: { amount: event.toolUse.input.amount } });
+    if (answer !== "yes") event.cancel = "denied";
+  });
+  return agent;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 describe("AgentSessionStorage", () => {
@@ -601,31 +627,11 @@ describe("AgentSessionManager", () => {
   });
   test("a human-in-the-loop interrupt survives a restart: a new Agent resumes it, the tool runs once", async () => {
     const [storeA, storeB] = await twoStores();
-    let payments = 0;
-    const make = (store, replies) => {
-      const agent = makeAgent(new ScriptedModel(replies), {
-        plugins: [new AgentSessionManager({ store, sessionId: "hitl" })],
-        tools: [
-          new FunctionTool({
-            name: "pay",
-            description: "pays an amount",
-            inputSchema: { type: "object", properties: { amount: { type: "number" } } },
-            callback: (input) => {
-              payments++;
-              return { paid: input.amount };
-            },
-          }),
-        ],
-      });
-      agent.addHook(BeforeToolCallEvent, (event) => {
-        const answer = event.interrupt({ name: "approve", reason: { amount: event.toolUse.input.amount } });
-        if (answer !== "yes") event.cancel = "denied";
-      });
-      return agent;
-    };
+    const paid = { count: 0 };
+    const make = (store, replies) => payingAgent(store, "hitl", replies, paid);
     const first = await make(storeA, [{ tool: "pay", id: "t1", input: { amount: 5 } }]).invoke("pay 5");
     assert.equal(first.stopReason, "interrupt");
-    assert.equal(payments, 0);
+    assert.equal(paid.count, 0);
     const session = await storeB.open("hitl");
     assert.equal(session.status, "idle", "a Strands interrupt is Strands state, not an agent-session interrupt");
     assert.equal(session.state({ agent: "agent" })["strands:interrupts"].activated, true);
@@ -633,7 +639,7 @@ describe("AgentSessionManager", () => {
     const resumed = make(storeB, ["paid"]); // another process
     const result = await resumed.invoke([{ interruptResponse: { interruptId: first.interrupts[0].id, response: "yes" } }]);
     assert.equal(result.stopReason, "endTurn");
-    assert.equal(payments, 1);
+    assert.equal(paid.count, 1);
     assert.deepEqual(
       resumed.messages.map((m) => `${m.role}:${m.content.map((b) => b.type).join(",")}`),
       ["user:textBlock", "assistant:toolUseBlock", "user:toolResultBlock", "assistant:textBlock"],
@@ -644,28 +650,8 @@ describe("AgentSessionManager", () => {
   });
   test("a long-lived Agent of another process answers an interrupt raised after it last saw the session: the tool runs once, and the raising Agent goes on after", async () => {
     const [storeA, storeB] = await twoStores();
-    let payments = 0;
-    const make = (store, replies) => {
-      const agent = makeAgent(new ScriptedModel(replies), {
-        plugins: [new AgentSessionManager({ store, sessionId: "hitl-stale" })],
-        tools: [
-          new FunctionTool({
-            name: "pay",
-            description: "pays an amount",
-            inputSchema: { type: "object", properties: { amount: { type: "number" } } },
-            callback: (input) => {
-              payments++;
-              return { paid: input.amount };
-            },
-          }),
-        ],
-      });
-      agent.addHook(BeforeToolCallEvent, (event) => {
-        const answer = event.interrupt({ name: "approve", reason: { amount: event.toolUse.input.amount } });
-        if (answer !== "yes") event.cancel = "denied";
-      });
-      return agent;
-    };
+    const paid = { count: 0 };
+    const make = (store, replies) => payingAgent(store, "hitl-stale", replies, paid);
     const a = make(storeA, [{ tool: "pay", id: "t1", input: { amount: 5 } }, "anything else?"]);
     const b = make(storeB, ["hello", "paid"]);
     assert.equal((await b.invoke("hi")).stopReason, "endTurn"); // B has seen the session before the interrupt
@@ -673,11 +659,11 @@ describe("AgentSessionManager", () => {
     assert.equal(raised.stopReason, "interrupt");
     const answered = await b.invoke([{ interruptResponse: { interruptId: raised.interrupts[0].id, response: "yes" } }]);
     assert.equal(answered.stopReason, "endTurn");
-    assert.equal(payments, 1);
+    assert.equal(paid.count, 1);
     assert.deepEqual(texts(b.messages).filter((t) => t !== "user:" && t !== "assistant:"), ["user:hi", "assistant:hello", "user:pay 5", "assistant:paid"]);
     const after = await a.invoke("thanks");
     assert.equal(after.stopReason, "endTurn");
-    assert.equal(payments, 1);
+    assert.equal(paid.count, 1);
     const session = await storeB.open("hitl-stale");
     assert.equal(session.state({ agent: "agent" })["strands:interrupts"].activated, false);
     assert.equal(session.messages({ agent: "agent" }).length, 8);
