@@ -118,9 +118,10 @@ pub struct Follower {
     /// The version this follower has reported (or found at its start).
     version: Option<u64>,
     head: Option<Head>,
-    /// The followed session's creation time and highest token so far: a head of another session
-    /// under the id (deleted and created again between two reads) differs in one of them.
-    generation: Option<(u64, u64)>,
+    /// The followed session's creation time: a head of another session under the id (deleted and
+    /// created again between two reads) has another. (Not its version or tokens: a stale read of an
+    /// eventually consistent backend, Workers KV, may show lower ones of the same session.)
+    generation: Option<u64>,
     deleted: bool,
     holder_gone: bool,
     now: u64,
@@ -129,7 +130,7 @@ pub struct Follower {
 
 impl Follower {
     /// A follower of the session whose head, as the caller's view holds it, is `of` (its creation
-    /// time and highest token: the session followed, whatever the follower's first read finds).
+    /// time names the session followed, whatever the follower's first read finds).
     pub fn new(after: Option<(String, u64)>, of: &Head) -> Follower {
         Follower {
             after,
@@ -137,7 +138,7 @@ impl Follower {
             seen: None,
             version: None,
             head: None,
-            generation: Some((of.created_at, of.last_token)),
+            generation: Some(of.created_at),
             deleted: false,
             holder_gone: false,
             now: 0,
@@ -155,15 +156,12 @@ impl Follower {
 
     /// Takes a freshly read head (`None`: the session was deleted) and whether the host knows the
     /// holder of its lease to be gone. Read the head before the flushes it leads to. A head of a
-    /// session created again under the id since the last read (another creation time, or a token or
-    /// version below what this follower saw) means the followed one was deleted.
+    /// session created again under the id since the last read (another creation time) means the
+    /// followed one was deleted.
     pub fn on_head(&mut self, head: Option<Head>, now: u64, holder_gone: bool) {
         self.now = now;
         self.holder_gone = holder_gone;
         let head = head.filter(|head| !self.is_another_session(head));
-        if let Some(head) = &head {
-            self.generation = Some((head.created_at, head.last_token));
-        }
         self.deleted = head.is_none();
         self.head = head;
         if let Some(turn) = self.turn.as_mut() {
@@ -172,13 +170,9 @@ impl Follower {
     }
 
     /// Whether `head` is of another session than the one followed: one created again under the id
-    /// (another creation time, or a token or version below what this follower saw).
+    /// (another creation time). One created again in the same millisecond is not told apart.
     pub fn is_another_session(&self, head: &Head) -> bool {
-        self.generation.is_some_and(|(created_at, token)| {
-            head.created_at != created_at
-                || head.last_token < token
-                || self.version.is_some_and(|version| head.version < version)
-        })
+        self.generation.is_some_and(|created_at| head.created_at != created_at)
     }
 
     /// Takes flush `n` of the followed turn (`None`: absent) and returns the parts to yield.

@@ -1334,8 +1334,8 @@ test("a fenced holder whose signal is first read after its refused commit reads 
   }
 });
 
-// (A session created again in the same millisecond, with at least as many versions and tokens by the
-// follower's next read, is not told apart from the one it followed: nothing in its head differs.)
+// (A session created again in the same millisecond is not told apart from the one it followed: its
+// head's creation time is the same, and a lower version or token is what a stale read shows too.)
 test("a follower of a session that another store deletes and creates again under its id between two reads ends, and yields nothing of the new session", async () => {
   for (const advance of [1000]) {
     const kv = memoryKv();
