@@ -121,7 +121,7 @@ pub struct Follower {
     /// The followed session's creation time: a head of another session under the id (deleted and
     /// created again between two reads) has another. (Not its version or tokens: a stale read of an
     /// eventually consistent backend, Workers KV, may show lower ones of the same session.)
-    generation: Option<u64>,
+    created_at: u64,
     deleted: bool,
     holder_gone: bool,
     now: u64,
@@ -138,7 +138,7 @@ impl Follower {
             seen: None,
             version: None,
             head: None,
-            generation: Some(of.created_at),
+            created_at: of.created_at,
             deleted: false,
             holder_gone: false,
             now: 0,
@@ -172,7 +172,7 @@ impl Follower {
     /// Whether `head` is of another session than the one followed: one created again under the id
     /// (another creation time). One created again in the same millisecond is not told apart.
     pub fn is_another_session(&self, head: &Head) -> bool {
-        self.generation.is_some_and(|created_at| head.created_at != created_at)
+        head.created_at != self.created_at
     }
 
     /// Takes flush `n` of the followed turn (`None`: absent) and returns the parts to yield.

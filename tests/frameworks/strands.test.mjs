@@ -25,6 +25,7 @@ import { memoryKv } from "agent-session/adapters";
 import { AgentSessionManager, AgentSessionStorage, streamEventPart } from "agent-session/strands";
 import { storeVariants } from "./store-variants.mjs";
 import { ScriptedModel } from "./strands-scripted-model.mjs";
+import { followTurn, stoppedBy } from "./live-turns.mjs";
 
 
 const makeAgent = (model, more = {}) => new Agent({ model, printer: false, retryStrategy: null, ...more });
@@ -1085,16 +1086,6 @@ const stoppableText = (chunks, seen) =>
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Follows `session` until the first `end` or `commit` (or `ms`); every event, in order. */
-async function followTurn(session, ms = 5000) {
-  const events = [];
-  for await (const event of session.follow({ signal: AbortSignal.timeout(ms) })) {
-    events.push(event);
-    if (event.type === "end" || event.type === "commit") break;
-  }
-  return events;
-}
-
 function lookupTool(calls) {
   return new FunctionTool({
     name: "lookup",
@@ -1279,12 +1270,7 @@ describe("AgentSessionManager: live turns", () => {
     await sleep(150);
     const stop = await viewer.stop({ reason: "now", graceMs: 0 });
     assert.equal(stop.outcome, "fenced");
-    await assert.rejects(running, (error) => {
-      assert.equal(error.code, "STOP_REQUESTED", `${error}`);
-      assert.equal(error.by, "B");
-      assert.equal(error.reason, "now");
-      return true;
-    });
+    await assert.rejects(running, stoppedBy("B", "now"));
     await viewer.refresh();
     assert.deepEqual(texts(viewer.messages({ agent: agent.id }).map(plain)), ["user:earlier", "assistant:earlier answer"]);
   });
