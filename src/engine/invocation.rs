@@ -131,6 +131,9 @@ pub struct Invocation {
     /// A way out (`commit`, `checkpoint`, `interrupt`, `abort`) was called and has not settled:
     /// another is refused until it has ([`Invocation::way_out`]).
     settling: Cell<bool>,
+    /// The session was deleted under this invocation (its head is gone): what the turn wrote is
+    /// named by no head, and no later turn of the session deletes it ([`Invocation::sweep_deleted`]).
+    deleted: Cell<bool>,
 }
 
 impl Invocation {
@@ -175,6 +178,7 @@ impl Invocation {
             signal: RefCell::new(None),
             signaled: Cell::new(false),
             settling: Cell::new(false),
+            deleted: Cell::new(false),
         })
     }
 
@@ -1070,7 +1074,10 @@ impl Invocation {
         }
         let ours = self.state.borrow().head.created_at;
         match load::read_head(&*self.session.shared.store, self.session.id()).await {
-            Ok(None) => CoreError::LeaseLost { token: self.token }.into(),
+            Ok(None) => {
+                self.deleted.set(true);
+                CoreError::LeaseLost { token: self.token }.into()
+            }
             Ok(Some((head, _))) if head.created_at != ours => CoreError::LeaseLost { token: self.token }.into(),
             _ => error,
         }
@@ -1083,8 +1090,20 @@ impl Invocation {
                 self.remember(head, version);
                 Ok(())
             }
-            None => Err(CoreError::LeaseLost { token: self.token }.into()),
+            None => {
+                self.deleted.set(true);
+                Err(CoreError::LeaseLost { token: self.token }.into())
+            }
         }
+    }
+
+    /// Deletes what a turn whose session was deleted under it wrote (a failed commit's records, its
+    /// live flushes): the sweep of a `delete(id)` that finds no head, which stops at a head written
+    /// again under the id. A failure leaves them for the id's next delete, as before.
+    async fn sweep_deleted(&self) {
+        let id = self.session.id();
+        let store = &*self.session.shared.store;
+        let _ = store.delete_session(&keys::head_key(id), None, &keys::record_prefixes(id)).await;
     }
 
     fn remember(&self, head: Head, version: Version) {
@@ -1117,6 +1136,10 @@ impl Invocation {
                 },
             };
             self.fire(signal);
+        }
+        // After the commit's own last write (its live parts): nothing of this turn is written later.
+        if self.deleted.get() {
+            self.sweep_deleted().await;
         }
         error.into()
     }
@@ -1226,6 +1249,8 @@ impl Invocation {
                 return Ok(());
             }
             if load::read_head(&*shared.store, self.session.id()).await?.map(|(h, v)| self.remember(h, v)).is_none() {
+                // Deleted under the turn: nothing to release, but its flushes to delete.
+                self.sweep_deleted().await;
                 return Ok(());
             }
         }

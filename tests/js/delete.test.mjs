@@ -67,3 +67,55 @@ test("records left by a failed delete do not disturb a session created anew unde
   assert.equal(await store.delete("reused"), true);
   assert.deepEqual(await keysOf(kv.raw, "reused"), [], "the new session's delete took the old leftovers too");
 });
+
+// A turn whose session another store deleted under it (audit39a N1): what the holder writes after the
+// delete (its flushes, the records of its refused commit) is named by no head, and no later turn of the
+// session deletes it. The holder deletes it once it learns of the delete, however it does.
+test("a holder whose session was deleted under it leaves no records, whichever way its turn ends", async () => {
+  const ends = {
+    abort: (inv) => inv.abort(),
+    commit: (inv) => assert.rejects(inv.commit(), { code: "LEASE_LOST" }),
+    renew: async (inv) => {
+      await assert.rejects(inv.renew(), { code: "LEASE_LOST" });
+      await assert.rejects(inv.abort(), { code: "INVALID_TRANSITION" });
+    },
+  };
+  for (const [how, end] of Object.entries(ends)) {
+    const kv = memoryKv();
+    const holder = await SessionStore.kv(kv, { owner: "holder", heartbeat: false });
+    const other = await SessionStore.kv(kv, { owner: "other" });
+    const kept = await other.open("kept");
+    await kept.invoke((inv) => inv.appendMessage("kept"));
+    const session = await holder.open("s");
+    await session.invoke((inv) => inv.appendMessage("before"));
+    const inv = await session.begin();
+    inv.appendMessage("staged");
+    assert.equal(await other.delete("s"), true);
+    inv.emit({ part: 1 });
+    await inv.flush();
+    assert.ok((await keysOf(kv, "s")).length > 0, `${how}: the flush wrote its record under the deleted id`);
+    await end(inv);
+    assert.deepEqual(await keysOf(kv, "s"), [], `${how}: the holder deleted what it wrote`);
+    assert.deepEqual(plain((await (await SessionStore.kv(kv)).open("kept", { create: false })).messages()), ["kept"]);
+  }
+});
+
+test("a holder whose lease was taken, not deleted, deletes nothing of the session", async () => {
+  const kv = memoryKv();
+  let t = 1_000_000;
+  const now = () => t;
+  const first = await SessionStore.kv(kv, { owner: "first", heartbeat: false, leaseMs: 1000, now });
+  const second = await SessionStore.kv(kv, { owner: "second", leaseMs: 1000, now });
+  const session = await first.open("s");
+  const inv = await session.begin();
+  inv.emit({ part: "first's" });
+  await inv.flush();
+  inv.appendMessage("first's");
+  t += 5000; // the first holder's lease runs out
+  await (await second.open("s")).invoke((next) => next.appendMessage("second's"));
+  const before = await keysOf(kv, "s");
+  await assert.rejects(inv.commit(), { code: "LEASE_LOST" });
+  const after = await keysOf(kv, "s");
+  assert.deepEqual(before.filter((key) => !after.includes(key)), [], "no record there before the commit was deleted");
+  assert.deepEqual(plain((await (await SessionStore.kv(kv, { now })).open("s", { create: false })).messages()), ["second's"]);
+});

@@ -149,8 +149,10 @@ import { gzipSync } from "node:zlib";
 // the time until it ends (API.md), where it said "this AgentSessionSaver" and 0 ms (+0.2 KB).
 // 238,847 with that follower anchored on the Session it was made from, and a head of another session
 // ending it whatever place its version gives it (+0.1 KB).
-// Budget: 239,000.
-const BUDGET_GZIPPED = 239_000;
+// 238,991 with a turn whose session was deleted under it deleting what it wrote after the delete (its
+// flushes, its refused commit's records), which stayed until the id's next delete (+0.1 KB).
+// Budget: 239,500.
+const BUDGET_GZIPPED = 239_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
