@@ -16,7 +16,7 @@ use crate::store::budget;
 /// every call, the call costs what it did.)
 pub fn agent_option(options: &JsValue) -> JsResult<Option<String>> {
     let options = Options::new(options, "options")?;
-    let agent = options.name("agent", "an agent name")?;
+    let agent = options.name("agent")?;
     if agent.is_none() {
         options.only(&["agent"])?;
     }
@@ -110,9 +110,9 @@ impl Options {
         }
     }
 
-    /// A session id, agent name or other 1..=256-byte name.
-    pub fn name(&self, key: &str, what: &str) -> JsResult<Option<String>> {
-        self.get(key)?.map(|value| to_name(&value, what)).transpose()
+    /// A session id, agent name or other 1..=256-byte name; a refusal names its path (`options.agent`).
+    pub fn name(&self, key: &str) -> JsResult<Option<String>> {
+        self.get(key)?.map(|value| to_name(&value, &self.path(key))).transpose()
     }
 
     pub fn function(&self, key: &str) -> JsResult<Option<Function>> {
@@ -200,10 +200,17 @@ pub fn to_name(value: &JsValue, what: &str) -> JsResult<String> {
         ));
     }
     let name = well_formed(value).ok_or_else(|| {
-        invalid(
-            what,
-            format!("{what} must be a string of 1 to {} UTF-8 bytes without lone surrogates", limits::MAX_NAME_BYTES),
-        )
+        let max = limits::MAX_NAME_BYTES;
+        match value.as_string() {
+            Some(_) => {
+                invalid(what, format!("{what} must be a string of 1 to {max} UTF-8 bytes without lone surrogates"))
+            }
+            None => {
+                let kind =
+                    if value.is_null() { "null".to_owned() } else { value.js_typeof().as_string().unwrap_or_default() };
+                invalid(what, format!("{what} must be a string of 1 to {max} UTF-8 bytes, got {kind}"))
+            }
+        }
     })?;
     // The same path as for a value that is not a string at all.
     limits::check_name(what, &name).map_err(|error| invalid(what, error.to_string()))?;

@@ -327,7 +327,7 @@ impl JsInvocation {
             let path = format!("summary[{index}]");
             messages.push(to_json_within(&message, &path, &JsValue::UNDEFINED, &|n| Ok(limits.check_message(n)?))?);
         }
-        let agent = options.name("agent", "an agent name")?;
+        let agent = options.name("agent")?;
         let force = options.bool("force")?.unwrap_or(false);
         Ok(self.inner.compact(before, messages, agent.as_deref(), force)?)
     }

@@ -65,7 +65,7 @@ fn begin_options(value: &JsValue, limits: &Limits) -> JsResult<BeginOptions> {
         }
     };
     Ok(BeginOptions {
-        agent: options.name("agent", "an agent name")?,
+        agent: options.name("agent")?,
         resume: options.json_within("resume", &|n| Ok(limits.check_commit(n)?))?,
         wait_ms,
         traceparent: options.string("traceparent")?,
@@ -294,7 +294,7 @@ impl JsSession {
         promise(async move {
             let options = Options::new(&options, "options")?;
             options.only(&["id", "at"])?;
-            let id = options.name("id", "a session id")?;
+            let id = options.name("id")?;
             let at = version_option(&options, "at")?;
             crate::bindings::heap_room()?;
             let fork = handle.inner.fork(&handle.store, id, at).await?;

@@ -113,7 +113,7 @@ pub fn build(
         max_state_value_bytes: limits_options.positive("maxStateValueBytes")?.unwrap_or(defaults.max_state_value_bytes),
         max_commit_bytes: limits_options.positive("maxCommitBytes")?.unwrap_or(defaults.max_commit_bytes),
     };
-    let owner = options.name("owner", "options.owner")?;
+    let owner = options.name("owner")?;
     let mut config = Config::new(owner.unwrap_or_default());
     config.lease_ms = options.positive("leaseMs")?.unwrap_or(config.lease_ms);
     config.idle_ttl_ms = options.positive("idleTtlMs")?;
@@ -201,7 +201,7 @@ impl JsSessionStore {
     pub fn indexed_db(options: JsValue) -> Promise {
         promise(async move {
             let parsed = Options::new(&options, "options")?;
-            let database = parsed.name("database", "options.database")?.unwrap_or_else(|| "agent-session".to_owned());
+            let database = parsed.name("database")?.unwrap_or_else(|| "agent-session".to_owned());
             let durability = match parsed.string("durability")?.as_deref() {
                 None | Some("relaxed") => Durability::Relaxed,
                 Some("strict") => Durability::Strict,

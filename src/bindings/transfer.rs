@@ -269,7 +269,7 @@ impl JsSessionStore {
         promise(async move {
             let options = Options::new(&options, "options")?;
             options.only(&["id"])?;
-            let id = options.name("id", "options.id")?;
+            let id = options.name("id")?;
             let export = export_of(data, &store.config().limits)?;
             crate::bindings::heap_room()?;
             let session = store.import(export, id).await?;

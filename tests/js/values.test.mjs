@@ -795,6 +795,35 @@ suite("limits", () => {
     await store.close();
   });
 
+  test("a bad agent option is refused at its path, options.agent, saying what it got (audit42a N1, N2)", async () => {
+    const store = await SessionStore.memory();
+    const session = await store.open("agent-path");
+    const inv = await session.begin();
+    const cases = [
+      ["", /options\.agent must be a string of 1 to 256 UTF-8 bytes, got 0 bytes/],
+      [1, /options\.agent must be a string of 1 to 256 UTF-8 bytes, got number/],
+      [null, /options\.agent must be a string of 1 to 256 UTF-8 bytes, got null/],
+      ["\ud800", /options\.agent must be a string of 1 to 256 UTF-8 bytes without lone surrogates/],
+      ["x".repeat(257), /options\.agent must be a string of 1 to 256 UTF-8 bytes, got at least 257 bytes/],
+    ];
+    for (const [agent, message] of cases) {
+      for (const [what, call] of Object.entries({
+        "inv.appendMessage": () => inv.appendMessage("x", { agent }),
+        "inv.stateValue": () => inv.stateValue("k", { agent }),
+        "session.messages": () => session.messages({ agent }),
+      })) {
+        const error = thrown(call, what);
+        assertError(error, ValidationError, "INVALID_INPUT", what);
+        assert.equal(error.path, "options.agent", what);
+        assert.match(error.message, message, what);
+      }
+      const refused = await rejection(session.fork({ id: agent }), "fork");
+      assert.equal(refused.path, "options.id");
+    }
+    await inv.abort();
+    assert.equal(session.version, 0, "nothing was written");
+  });
+
   test("a read's or write's options without an agent hold no other name: a misspelt agent is a ValidationError, not the default agent's data", async () => {
     const store = await SessionStore.memory();
     const session = await store.open("agents");
