@@ -139,6 +139,40 @@ fn base_events(base: &[HistoryEvent], retained: Option<u64>, limits: &limits::Li
     Ok(events)
 }
 
+/// Refuses a "compacted" event that replaces more messages than its agent has there (the `base` of a
+/// pruned export, then the events from `after_base` on, those before it being in the base): `inv.compact`
+/// never writes one.
+fn check_compactions(base: &[Event], events: &[HistoryEvent], after_base: usize) -> EngineResult<()> {
+    // Few agents: a list, of the type a snapshot's counts have (no new generic code in the .wasm).
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let later = events.iter().enumerate().skip(after_base);
+    let all = base.iter().map(|event| (0, Some(event))).chain(later.map(|(index, e)| (index, e.event.as_ref())));
+    for (index, event) in all {
+        let (agent, replaced, count) = match event {
+            Some(Event::Message { agent, .. }) => (agent, 0, 1),
+            Some(Event::Compacted { agent, before, summary }) => (agent, *before, summary.len() as u64),
+            Some(Event::Migrated { agent, messages, .. }) => (agent, u64::MAX, messages.len() as u64),
+            _ => continue,
+        };
+        let at = match counts.iter().position(|(name, _)| name == agent) {
+            Some(at) => at,
+            None => {
+                counts.push((agent.clone(), 0));
+                counts.len() - 1
+            }
+        };
+        let has = counts[at].1;
+        if replaced != u64::MAX && replaced > has {
+            return Err(invalid(
+                format!("data.events[{index}].before"),
+                format!("a \"compacted\" event replaces the first {replaced} messages of agent \"{agent}\", which has {has} there"),
+            ));
+        }
+        counts[at].1 = has - replaced.min(has) + count;
+    }
+    Ok(())
+}
+
 /// Versions an import may hold (each is a record).
 const MAX_IMPORT_VERSIONS: u64 = 1_000_000;
 /// What one version's record costs in memory while an import is built, for the memory budget.
@@ -263,6 +297,12 @@ impl SessionStore {
             Some(base) => Some(base_events(base, data.retained, &config.limits)?),
             None => None,
         };
+        // A pruned export's base is the state at its oldest kept version, that version's events applied.
+        let after_base = match &base {
+            Some(_) => data.events.iter().position(|event| event.version > first).unwrap_or(data.events.len()),
+            None => 0,
+        };
+        check_compactions(base.as_deref().unwrap_or_default(), &data.events, after_base)?;
         bytes += base.iter().flatten().map(|event| event.weight() as u64).sum::<u64>();
         budget::check("an import", bytes)?;
         if load::read_head(&*shared.store, &id).await?.is_some() {

@@ -614,6 +614,36 @@ test("a damaged base is refused with its path, nothing written", async () => {
   }
 });
 
+test("a compacted event that replaces more messages than its agent has there is refused with its path, nothing written (audit42a N3)", async () => {
+  for (const pruned of [false, true]) {
+    const store = await SessionStore.memory({ snapshotEvery: 2 });
+    const session = await store.open("compacted");
+    await session.invoke((i) => { i.appendMessage("m1"); i.appendMessage("m2"); i.appendMessage("other", { agent: "b" }); });
+    if (pruned) {
+      for (let k = 0; k < 3; k++) await session.invoke((i) => i.appendMessage({ k }));
+      await session.prune({ before: 3 });
+    }
+    // Its own staged message counts, as inv.compact counts it; the base of a pruned export already
+    // holds its oldest kept version's events.
+    const all = pruned ? 6 : 3;
+    await session.invoke((i) => { i.appendMessage("m3"); i.compact({ before: all, summary: ["sum"] }); i.appendMessage("m4"); });
+    await session.invoke((i) => i.compact({ before: 2, summary: ["sum2"] }));
+    const data = JSON.parse(JSON.stringify(await session.export()));
+    const imported = await (await SessionStore.memory()).import(structuredClone(data));
+    assert.deepEqual([...imported.messages()], ["sum2"], `pruned ${pruned}: a valid export imports`);
+    for (const at of data.events.flatMap((event, index) => (event.type === "compacted" ? [index] : []))) {
+      const damaged = structuredClone(data);
+      damaged.events[at].before += 1;
+      const kv = memoryKv();
+      const error = await rejection((await SessionStore.kv(kv)).import(damaged), `pruned ${pruned}, event ${at}`);
+      assert.ok(error instanceof ValidationError, `${error?.name}: ${error?.message}`);
+      assert.equal(error.path, `data.events[${at}].before`);
+      assert.match(error.message, /replaces the first \d+ messages of agent "default", which has \d+ there/);
+      assert.deepEqual(await kvDump(kv), {}, "nothing written");
+    }
+  }
+});
+
 test("an export, history() and at() racing a prune by another store: the export starts again and imports, the reads get the versions kept or NotFoundError, never CorruptRecordError", async () => {
   let outcomes = { exported: 0, historyRead: 0, historyPruned: 0, atRead: 0, atPruned: 0 };
   for (let trial = 0; trial < 40; trial++) {

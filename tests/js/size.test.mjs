@@ -151,8 +151,10 @@ import { gzipSync } from "node:zlib";
 // ending it whatever place its version gives it (+0.1 KB).
 // 238,991 with a turn whose session was deleted under it deleting what it wrote after the delete (its
 // flushes, its refused commit's records), which stayed until the id's next delete (+0.1 KB).
-// Budget: 239,500.
-const BUDGET_GZIPPED = 239_500;
+// 239,616 with a bad name option refused at its path (-0.1 KB) and an import refusing a `compacted`
+// event that replaces more messages than its agent has there (+0.6 KB).
+// Budget: 240,000.
+const BUDGET_GZIPPED = 240_000;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
