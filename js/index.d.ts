@@ -126,7 +126,9 @@ export interface StoreOptions {
    * anything else reads as the last time it gave (the clock stands still; leases do not end early). */
   now?: () => number;
   limits?: Limits;
-  /** Observability: one call per lease/commit/abort/interrupt/expiry/conflict/snapshot/corrupt record. */
+  /** Observability: one call per lease/commit/abort/interrupt/expiry/conflict/snapshot/corrupt record,
+   * made synchronously as the event happens. What the listener throws, or its promise rejects with
+   * (an async listener), is ignored: it cannot fail the operation it reports. */
   onEvent?: (event: StoreEvent) => void;
   /** Encryption at rest with AES-GCM (WebCrypto): messages, state values, metadata, interrupts, live
    * parts and snapshots are stored sealed, each record with a fresh IV and its key as additional data;
@@ -541,14 +543,17 @@ export interface InterruptStoreEvent extends StoreEventBase {
   readonly durationMs: number;
 }
 
+/** `sweepExpired()` deleted an expired session. (A session that expires by the clock alone reports
+ * nothing: its status reads "expired" and `begin()` refuses it.) */
 export interface ExpireStoreEvent extends StoreEventBase {
   readonly type: "expire";
   /** The session's last version. */
   readonly version: number;
 }
 
-/** A compare-and-set on the session's head was refused because another store (a tab, a process)
- * wrote it since this store read it; the operation decides again on the fresh head. */
+/** A compare-and-set on the session's head was refused because it was written since this store's
+ * operation read it (by another store, a tab, a process, or by another operation of this store: a
+ * `stop()`'s fence, a racing `begin()`); the operation decides again on the fresh head. */
 export interface ConflictStoreEvent extends StoreEventBase {
   readonly type: "conflict";
 }
@@ -789,7 +794,8 @@ export declare class SessionStore {
    * Every commit, and an `import` (one change, at the imported version); returns the unsubscribe
    * function. Heard: the commits of this store; on IndexedDB, those of every store of the origin (other
    * tabs and workers); on a HostKv, those of every store of this realm over the same HostKv object and
-   * prefix (another process's or isolate's commits are not reported: a KV host has no channel).
+   * prefix (another process's or isolate's commits are not reported: a KV host has no channel). What
+   * the listener throws, or its promise rejects with, is ignored.
    */
   onChange(listener: (change: StoreChange) => void): () => void;
   /** What the cache holds now (bytes approximate). */

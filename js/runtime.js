@@ -260,6 +260,25 @@ export function callCatching(fn, thisArg, ...args) {
   return attempt(() => Reflect.apply(fn, thisArg, args));
 }
 
+/**
+ * A listener's call (onEvent, onChange): what it throws is ignored, and so is what the promise of an
+ * async listener rejects with (left unhandled, such a rejection ends a Node process by default). Never
+ * throws: the engine calls it in the middle of its steps.
+ */
+export function callListener(fn, arg) {
+  try {
+    const result = Reflect.apply(fn, undefined, [arg]);
+    if ((typeof result === "object" && result !== null) || typeof result === "function") {
+      const then = result.then;
+      if (typeof then === "function") Reflect.apply(then, result, [undefined, ignoreRejection]);
+    }
+  } catch {
+    // Ignored, as documented: a listener cannot fail the operation it hears about.
+  }
+}
+
+function ignoreRejection() {}
+
 /** `object[name](...args)`. */
 export function methodCatching(object, name, ...args) {
   return attempt(() => object[name](...args));

@@ -27,6 +27,8 @@ extern "C" {
     fn own_keys_caught(object: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = prototypeCatching)]
     fn prototype_caught(object: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = callListener)]
+    fn call_listener(function: &Function, a: &JsValue);
     fn threw() -> bool;
     #[wasm_bindgen(js_name = takeThrown)]
     fn take_thrown() -> JsValue;
@@ -53,6 +55,11 @@ pub fn call1(function: &Function, this: &JsValue, a: &JsValue) -> Result<JsValue
 /// `function.call(this, a, b, c)`.
 pub fn call3(function: &Function, this: &JsValue, a: &JsValue, b: &JsValue, c: &JsValue) -> Result<JsValue, JsValue> {
     checked(call3_caught(function, this, a, b, c))
+}
+
+/// `function(a)`, a listener's call: what it throws, or its promise rejects with, is ignored.
+pub fn listener(function: &Function, a: &JsValue) {
+    call_listener(function, a);
 }
 
 /// `Reflect.get(object, key)` (a getter or proxy trap may throw).

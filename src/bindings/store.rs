@@ -63,9 +63,10 @@ pub fn change_object(change: &Change, with_id: bool) -> JsValue {
     host::freeze(&object)
 }
 
-/// Calls a JS listener; a listener that throws must not break the commit that notified it.
+/// Calls a JS listener; a listener that throws, or whose promise rejects, must not break the commit
+/// that notified it, nor end the process (an unhandled rejection).
 pub fn call_listener(listener: &Function, argument: &JsValue) {
-    let _ = crate::caught::call1(listener, &JsValue::UNDEFINED, argument);
+    crate::caught::listener(listener, argument);
 }
 
 /// The options of every store (`StoreOptions`); each backend's own are added to them (`build`).

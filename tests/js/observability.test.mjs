@@ -124,6 +124,36 @@ suite("onEvent", () => {
     assert.equal(session.version, 1);
     assert.deepEqual(plain(session.messages()), ["still committed"]);
   });
+
+  test("an async onEvent or onChange listener that rejects leaves no unhandled rejection (it ends a Node process by default; audit42b N7)", async () => {
+    const unhandled = [];
+    const onUnhandled = (reason) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const heard = [];
+      const store = await SessionStore.memory({
+        onEvent: async (event) => {
+          heard.push(event.type);
+          throw new Error(`listener bug at ${event.type}`);
+        },
+      });
+      store.onChange(async () => {
+        throw new Error("store listener bug");
+      });
+      const session = await store.open("obs/rejecting-listener");
+      session.onChange(() => Promise.reject(new Error("session listener bug")));
+      // A thenable whose `then` throws is ignored too.
+      session.onChange(() => ({ then() { throw new Error("odd thenable"); } }));
+      await session.invoke((inv) => inv.appendMessage("still committed"));
+      await sleep(20); // unhandled rejections are reported after the microtasks
+      assert.deepEqual(heard, ["lease.acquired", "commit", "lease.released"]);
+      assert.equal(session.version, 1);
+      assert.deepEqual(plain(session.messages()), ["still committed"]);
+      assert.deepEqual(unhandled.map((reason) => reason?.message), []);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
 });
 
 suite("owner", () => {
