@@ -286,11 +286,17 @@ pub fn check_lease(head: &Head, token: u64, now: u64) -> Result<&Lease, CoreErro
     }
 }
 
-/// Extends the lease to `now + lease_ms`.
+/// Extends the lease to `now + lease_ms`, never shortens it: a holder whose clock went back (or runs
+/// behind the clock that wrote the lease) would otherwise end its lease early for everyone else.
 pub fn renew(head: &Head, token: u64, now: u64, lease_ms: u64) -> Result<Head, CoreError> {
     let lease = check_lease(head, token, now)?;
-    let lease = Lease { expires_at: now.saturating_add(lease_ms), ..lease.clone() };
+    let lease = Lease { expires_at: extended(lease, now, lease_ms), ..lease.clone() };
     Ok(Head { lease: Some(lease), ..head.clone() })
+}
+
+/// A lease's end once renewed at `now`: `now + lease_ms`, or its end as written when that is later.
+fn extended(lease: &Lease, now: u64, lease_ms: u64) -> u64 {
+    now.saturating_add(lease_ms).max(lease.expires_at)
 }
 
 /// What a commit writes: the new head, and whether it must be accompanied by a snapshot of the
@@ -365,7 +371,7 @@ pub fn commit(
     };
     let (lease, stop_kept, stopped) = match outcome {
         Outcome::Checkpoint => {
-            (Some(Lease { expires_at: now.saturating_add(lease_ms), ..lease }), head.stop.clone(), None)
+            (Some(Lease { expires_at: extended(&lease, now, lease_ms), ..lease }), head.stop.clone(), None)
         }
         _ => (None, None, stop),
     };
@@ -384,7 +390,9 @@ pub fn commit(
         lease,
         snapshot,
         commits,
-        updated_at: now,
+        // Never earlier than the commit before: a committer whose clock runs behind would make the
+        // session older than it is, expired at once for the other stores' clocks (idleTtlMs).
+        updated_at: now.max(head.updated_at),
         // Every commit of a resumed turn answers the interrupt (its first event is the resume).
         interrupt,
         stop: stop_kept,

@@ -118,6 +118,25 @@ fn renew_extends_and_is_fenced() {
     assert!(check_lease(&head, 1, T0 + LEASE_MS).is_err());
 }
 
+/// A holder whose clock went back (or runs behind the one that wrote its lease) renews, checkpoints
+/// and commits without ending its lease early for the others, or making the session older than its
+/// last commit (audit42b N2, N3).
+#[test]
+fn a_clock_behind_never_shortens_the_lease_nor_moves_updated_at_back() {
+    let head = leased(Intent::Begin);
+    let ends = head.lease.as_ref().unwrap().expires_at;
+    let behind = T0 - 5_000;
+    let renewed = renew(&head, 1, behind, LEASE_MS).unwrap();
+    assert_eq!(renewed.lease.as_ref().unwrap().expires_at, ends, "renewed behind: the lease ends as it did");
+    let checkpoint = commit(&head, 1, behind, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
+    assert_eq!(checkpoint.lease.as_ref().unwrap().expires_at, ends);
+    assert_eq!(checkpoint.updated_at, T0, "not before the head's");
+    let later = commit(&checkpoint, 1, T0 + 300, LEASE_MS, Outcome::Checkpoint, 0).unwrap().head;
+    assert_eq!((later.updated_at, later.lease.as_ref().unwrap().expires_at), (T0 + 300, T0 + 300 + LEASE_MS));
+    let done = commit(&later, 1, T0 + 100, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    assert_eq!(done.updated_at, T0 + 300, "a commit behind the one before keeps its time");
+}
+
 #[test]
 fn commit_bumps_version_releases_and_records_the_token() {
     let head = leased(Intent::Begin);

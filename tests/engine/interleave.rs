@@ -440,7 +440,13 @@ fn run(skews: &[i64], snapshot_every: u64, steps: &[Step]) -> Result<Stats, Test
             let token =
                 next.token_of(next.version).or(next.snapshot.filter(|s| s.version == next.version).map(|s| s.token));
             prop_assert_eq!(token, Some(lease.token), "the batch named is the holder's");
-            prop_assert!(next.updated_at < lease.expires_at, "committed after the lease ended");
+            // `updated_at` is the committer's clock at its decision, unless that was behind the commit
+            // before (a skewed clock): it never goes back.
+            prop_assert!(next.updated_at >= prev.updated_at, "updated_at went back");
+            prop_assert!(
+                next.updated_at < lease.expires_at || next.updated_at == prev.updated_at,
+                "committed after the lease ended"
+            );
             let commit = commit_ops.get(&write.op).copied();
             prop_assert!(
                 commit.is_some_and(|c| c.version == next.version && c.token == lease.token && c.owner == write.owner),
