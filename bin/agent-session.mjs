@@ -50,6 +50,7 @@ Options:
                      import: the size limits to check the sessions against (default 1 MiB, 1 MiB,
                      4 MiB); give the application's own limits if it raised them
   -h, --help         print this text
+  --version          print the package's version
 
 A progress count is shown on stderr when it is a terminal. Exit status: 0 done, 1 failed (the
 message says why and, for an import, at which line), 2 bad usage.`;
@@ -71,6 +72,7 @@ const OPTIONS = {
   "max-state-value-bytes": { type: "string" },
   "max-commit-bytes": { type: "string" },
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
 };
 
 /**
@@ -103,6 +105,7 @@ function parse(argv) {
   }
   const { values, positionals } = parsed;
   if (values.help) return { help: true };
+  if (values.version) return { version: true };
   const [command, ...extra] = positionals;
   if (command === undefined) throw new UsageError("a command is needed: export or import");
   if (command !== "export" && command !== "import") throw new UsageError(`unknown command "${command}" (export or import)`);
@@ -731,6 +734,11 @@ async function main(argv) {
   }
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (options.version) {
+    const manifest = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8"));
+    process.stdout.write(`${manifest.version}\n`);
     return 0;
   }
   let opened;

@@ -171,6 +171,13 @@ test("package.json names the command, and --help prints the usage", async () => 
   }
 });
 
+test("--version prints the package's version (audit42c N6)", async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  const result = await run(["--version"]);
+  assert.equal(result.code, 0, show(result));
+  assert.equal(result.stdout, `${pkg.version}\n`);
+});
+
 test("bad usage is exit 2 with the reason and the usage on stderr", async () => {
   for (const [args, reason] of [
     [[], /a command is needed/],
