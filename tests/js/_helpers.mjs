@@ -141,7 +141,8 @@ export function test(name, fn) {
 // process open. The timer is unref'd, so a clean run exits without waiting for it.
 after(() => {
   setTimeout(() => {
-    console.error("# a timer or handle leaked past the last test of this file; exiting");
+    const held = process.getActiveResourcesInfo().filter((kind) => kind !== "TTYWrap");
+    console.error(`# a timer or handle leaked past the last test of this file (${held.join(", ")}); exiting`);
     process.exit(process.exitCode || 1);
   }, 3000).unref();
 });
