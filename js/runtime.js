@@ -268,10 +268,9 @@ export function callCatching(fn, thisArg, ...args) {
 export function callListener(fn, arg) {
   try {
     const result = Reflect.apply(fn, undefined, [arg]);
-    if ((typeof result === "object" && result !== null) || typeof result === "function") {
-      const then = result.then;
-      if (typeof then === "function") Reflect.apply(then, result, [undefined, ignoreRejection]);
-    }
+    // A promise only (an async listener's): any other thenable's `then` may start work (a lazy query
+    // builder runs when it is called), which the listener did not ask for.
+    if (result instanceof Promise) result.then(undefined, ignoreRejection);
   } catch {
     // Ignored, as documented: a listener cannot fail the operation it hears about.
   }

@@ -134,6 +134,8 @@ pub struct Invocation {
     /// The session was deleted under this invocation (its head is gone): what the turn wrote is
     /// named by no head, and no later turn of the session deletes it ([`Invocation::sweep_deleted`]).
     deleted: Cell<bool>,
+    /// The version of this invocation's last commit or checkpoint that wrote records (0: none).
+    attempted: Cell<u64>,
 }
 
 impl Invocation {
@@ -179,6 +181,7 @@ impl Invocation {
             signaled: Cell::new(false),
             settling: Cell::new(false),
             deleted: Cell::new(false),
+            attempted: Cell::new(0),
         })
     }
 
@@ -964,6 +967,7 @@ impl Invocation {
             budget::check("a commit", incoming)?;
             let value = crate::engine::head_value(&committed.head);
             let stale = self.live.stale();
+            self.attempted.set(new_version);
             let written =
                 store::commit_deleting(&*shared.store, records, &head_key, value, Expect::Version(version), stale)
                     .await;
@@ -1097,13 +1101,31 @@ impl Invocation {
         }
     }
 
-    /// Deletes what a turn whose session was deleted under it wrote (a failed commit's records, its
-    /// live flushes): the sweep of a `delete(id)` that finds no head, which stops at a head written
-    /// again under the id. A failure leaves them for the id's next delete, as before.
+    /// Deletes what a turn whose session was deleted under it wrote after the delete (the records of
+    /// its refused commit, its live flushes): only keys under its own fencing token, which nothing
+    /// else writes (a session created or imported again under the id meanwhile keeps all of its
+    /// own). A record's chunks go with it. A failure leaves them for the id's next delete.
     async fn sweep_deleted(&self) {
-        let id = self.session.id();
+        let (id, token) = (self.session.id(), self.token);
         let store = &*self.session.shared.store;
-        let _ = store.delete_session(&keys::head_key(id), None, &keys::record_prefixes(id)).await;
+        let mut doomed = Vec::new();
+        let attempted = self.attempted.get();
+        if attempted > 0 {
+            for key in [
+                keys::batch_key(id, attempted, token),
+                keys::snapshot_key(id, attempted, token),
+                keys::segment_key(id, attempted, token),
+            ] {
+                doomed.push((key.clone(), vec![key]));
+            }
+        }
+        let flushes = self.live.flushes();
+        if flushes > 0 {
+            doomed.push((keys::live_prefix(id, token), (0..flushes).map(|n| keys::live_key(id, token, n)).collect()));
+        }
+        for (prefix, known) in doomed {
+            let _ = store.delete_prefix(&prefix, known).await;
+        }
     }
 
     fn remember(&self, head: Head, version: Version) {

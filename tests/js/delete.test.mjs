@@ -119,3 +119,52 @@ test("a holder whose lease was taken, not deleted, deletes nothing of the sessio
   assert.deepEqual(before.filter((key) => !after.includes(key)), [], "no record there before the commit was deleted");
   assert.deepEqual(plain((await (await SessionStore.kv(kv, { now })).open("s", { create: false })).messages()), ["second's"]);
 });
+
+// audit43 B1: the holder's cleanup deletes only what it wrote. A session imported (records first, head
+// last, as on a KV store without a one-call commit) under the id meanwhile keeps every record.
+test("a holder whose session was deleted deletes nothing of a session imported under the id meanwhile", async () => {
+  for (const end of ["abort", "commit"]) {
+    const kv = memoryKv();
+    let holdHeads = false;
+    let released;
+    const heldBack = new Promise((resolve) => (released = resolve));
+    let headWaiting;
+    const waiting = new Promise((resolve) => (headWaiting = resolve));
+    const importerKv = {
+      capabilities: kv.capabilities,
+      get: (...args) => kv.get(...args),
+      list: (...args) => kv.list(...args),
+      delete: (...args) => kv.delete(...args),
+      async put(key, value, options) {
+        if (holdHeads && key.startsWith("h/")) {
+          headWaiting();
+          await heldBack;
+        }
+        return kv.put(key, value, options);
+      },
+    };
+    const holder = await SessionStore.kv(kv, { owner: "holder", heartbeat: false });
+    const importer = await SessionStore.kv(importerKv, { owner: "importer" });
+    const source = await (await SessionStore.memory({ snapshotEvery: 2 })).open("source");
+    for (let turn = 0; turn < 3; turn++) await source.invoke((inv) => inv.appendMessage({ imported: turn }));
+    const data = await source.export();
+    const session = await holder.open("s");
+    await session.invoke((inv) => inv.appendMessage("before"));
+    const inv = await session.begin();
+    inv.appendMessage("staged");
+    inv.emit({ part: 1 });
+    await inv.flush();
+    assert.equal(await importer.delete("s"), true);
+    holdHeads = true;
+    const importing = importer.import(data, { id: "s" });
+    await waiting; // the import's records are written, its head not yet
+    if (end === "abort") await inv.abort();
+    else await assert.rejects(inv.commit(), { code: "LEASE_LOST" });
+    released();
+    await importing;
+    const reader = await (await SessionStore.kv(kv)).open("s", { create: false });
+    assert.deepEqual(plain(reader.messages()), [{ imported: 0 }, { imported: 1 }, { imported: 2 }], end);
+    assert.equal((await reader.history()).length, data.events.length, `${end}: the imported history is whole`);
+    assert.ok(!(await keysOf(kv, "s")).some((key) => key.includes(`/${inv.token.toString(16).padStart(16, "0")}`)), `${end}: the holder's own records went`);
+  }
+});

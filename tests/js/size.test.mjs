@@ -153,8 +153,10 @@ import { gzipSync } from "node:zlib";
 // flushes, its refused commit's records), which stayed until the id's next delete (+0.1 KB).
 // 239,616 with a bad name option refused at its path (-0.1 KB) and an import refusing a `compacted`
 // event that replaces more messages than its agent has there (+0.6 KB).
-// Budget: 240,000.
-const BUDGET_GZIPPED = 240_000;
+// 239,956 with that turn's sweep limited to the keys of its own fencing token, where it swept the id
+// as a delete does and took a session imported under the id meanwhile (+0.3 KB).
+// Budget: 240,500.
+const BUDGET_GZIPPED = 240_500;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
