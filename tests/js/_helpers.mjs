@@ -136,6 +136,21 @@ export function test(name, fn) {
   return nodeTest(name, { timeout: 15_000 }, fn);
 }
 
+/**
+ * What `promise` settles with, or `timedOut` once `ms` have passed first. Its timer is cleared when the
+ * promise settles: a pending one kept the file's process alive past its last test, racing the leak
+ * check below (a file failed, every test passed, when the check came first).
+ */
+export async function within(promise, ms, timedOut) {
+  let timer;
+  const deadline = new Promise((resolve) => (timer = setTimeout(() => resolve(timedOut), ms)));
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // A library bug can leave a timer loop running (a begin that waits for ever on a clock that never
 // moves): the test then fails by its timeout, and this keeps the leaked loop from holding the file's
 // process open. The timer is unref'd, so a clean run exits without waiting for it.

@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openKv } from "@deno/kv";
 import { denoKv, memoryKv } from "agent-session/adapters";
-import { callAsync, manualClock, plain, rejection, sleep, test, thrown } from "./_helpers.mjs";
+import { callAsync, manualClock, plain, rejection, sleep, test, thrown, within } from "./_helpers.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Setups: `holder` runs the turns, `other` follows and stops (the same store when there is one).
@@ -1097,7 +1097,7 @@ test("a follower whose own store is closed finishes (done: true) rather than thr
   const next = iterator.next();
   await sleep(30);
   await store.close();
-  const result = await Promise.race([next, sleep(3000).then(() => "pending")]);
+  const result = await within(next, 3000, "pending");
   assert.notEqual(result, "pending", "the follower ends once its store is closed");
   assert.deepEqual(result, { value: undefined, done: true });
 });
@@ -1355,7 +1355,7 @@ test("a follower of a session that another store deletes and creates again under
     await b.delete("recreated");
     const again = await b.open("recreated");
     for (const text of ["r1", "r2", "r3"]) await again.invoke((inv) => inv.appendMessage(text));
-    const outcome = await Promise.race([following, sleep(3000).then(() => "still running")]);
+    const outcome = await within(following, 3000, "still running");
     assert.equal(outcome, "ended", `advance ${advance}: ${seen.join(" ")}`);
     assert.deepEqual(seen, [], `advance ${advance}: nothing of the new session`);
     await a.close();
