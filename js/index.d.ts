@@ -50,7 +50,9 @@ export type JsonInput =
  * does. Option fields (`metadata`, `resume`, a compaction's `summary`) take `JsonInput`: declare their
  * shapes with `type`, or spread an interface-typed value into an object literal.
  */
-export type JsonInputOf<T> = T extends JsonInput
+export type JsonInputOf<T> = unknown extends T
+  ? JsonInput // `unknown` (a parsed request body): refused as "not assignable to JsonInput", not to `never`
+  : T extends JsonInput
   ? T
   : T extends { toJSON(): unknown }
     ? T

@@ -667,7 +667,7 @@ async function interfaceValues(inv: Invocation) {
   inv.appendMessage({ s: Symbol("x") });
   // @ts-expect-error undefined itself
   inv.appendMessage(undefined);
-  // @ts-expect-error unknown: narrow it first
+  // @ts-expect-error unknown (a parsed request body): "not assignable to parameter of type JsonInput"
   inv.appendMessage(unknownValue);
 }
 void interfaceValues;
