@@ -110,9 +110,14 @@ impl Options {
         }
     }
 
-    /// A session id, agent name or other 1..=256-byte name; a refusal names its path (`options.agent`).
+    /// A session id, agent name or other 1..=256-byte name; a refusal names its path (`options.agent`),
+    /// which is built only then (an `agent` option is read at every read and write that passes one).
     pub fn name(&self, key: &str) -> JsResult<Option<String>> {
-        self.get(key)?.map(|value| to_name(&value, &self.path(key))).transpose()
+        let Some(value) = self.get(key)? else { return Ok(None) };
+        match to_name(&value, "") {
+            Ok(name) => Ok(Some(name)),
+            Err(_) => to_name(&value, &self.path(key)).map(Some),
+        }
     }
 
     pub fn function(&self, key: &str) -> JsResult<Option<Function>> {
