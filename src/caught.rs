@@ -27,8 +27,10 @@ extern "C" {
     fn own_keys_caught(object: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = prototypeCatching)]
     fn prototype_caught(object: &JsValue) -> JsValue;
+    /// `function(a)`, a listener's call (onEvent, onChange): what it throws, or its promise rejects
+    /// with, is ignored (`js/runtime.js`); it never throws.
     #[wasm_bindgen(js_name = callListener)]
-    fn call_listener(function: &Function, a: &JsValue);
+    pub fn listener(function: &Function, a: &JsValue);
     fn threw() -> bool;
     #[wasm_bindgen(js_name = takeThrown)]
     fn take_thrown() -> JsValue;
@@ -55,11 +57,6 @@ pub fn call1(function: &Function, this: &JsValue, a: &JsValue) -> Result<JsValue
 /// `function.call(this, a, b, c)`.
 pub fn call3(function: &Function, this: &JsValue, a: &JsValue, b: &JsValue, c: &JsValue) -> Result<JsValue, JsValue> {
     checked(call3_caught(function, this, a, b, c))
-}
-
-/// `function(a)`, a listener's call: what it throws, or its promise rejects with, is ignored.
-pub fn listener(function: &Function, a: &JsValue) {
-    call_listener(function, a);
 }
 
 /// `Reflect.get(object, key)` (a getter or proxy trap may throw).

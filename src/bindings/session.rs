@@ -13,7 +13,7 @@ use crate::bindings::invocation::JsInvocation;
 use crate::bindings::origin::OriginLink;
 use crate::bindings::promise;
 use crate::bindings::reads::{json_array, parse, session_messages, session_state, state_object};
-use crate::bindings::store::{call_listener, change_object};
+use crate::bindings::store::change_object;
 use crate::bindings::view::JsSessionView;
 use crate::core::limits::Limits;
 use crate::core::TurnOutcome;
@@ -312,9 +312,9 @@ impl JsSession {
         if let Some(link) = &self.link {
             link.listen();
         }
-        let subscription = self
-            .inner
-            .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, false))));
+        let subscription = self.inner.on_change(Rc::new(move |change: &Change| {
+            crate::caught::listener(&listener, &change_object(change, false))
+        }));
         let session = self.inner.clone();
         Ok(unsubscriber(move || session.off_change(subscription)))
     }

@@ -63,12 +63,6 @@ pub fn change_object(change: &Change, with_id: bool) -> JsValue {
     host::freeze(&object)
 }
 
-/// Calls a JS listener; a listener that throws, or whose promise rejects, must not break the commit
-/// that notified it, nor end the process (an unhandled rejection).
-pub fn call_listener(listener: &Function, argument: &JsValue) {
-    crate::caught::listener(listener, argument);
-}
-
 /// The options of every store (`StoreOptions`); each backend's own are added to them (`build`).
 const STORE_OPTIONS: [&str; 14] = [
     "owner",
@@ -146,7 +140,7 @@ pub fn build(
         None => None,
     };
     let on_event = options.function("onEvent")?.map(|listener| {
-        Box::new(move |event: &StoreEvent| call_listener(&listener, &event_object(event))) as EventHook
+        Box::new(move |event: &StoreEvent| crate::caught::listener(&listener, &event_object(event))) as EventHook
     });
     let inner = SessionStore::new(backend, env, config, on_event);
     if let Some(migrations) = migrations {
@@ -340,9 +334,9 @@ impl JsSessionStore {
         if let Some(link) = &self.link {
             link.listen();
         }
-        let subscription = self
-            .inner
-            .on_change(Rc::new(move |change: &Change| call_listener(&listener, &change_object(change, true))));
+        let subscription = self.inner.on_change(Rc::new(move |change: &Change| {
+            crate::caught::listener(&listener, &change_object(change, true))
+        }));
         let store = self.inner.clone();
         Ok(unsubscriber(move || store.off_change(subscription)))
     }

@@ -148,10 +148,11 @@ fn check_compactions(base: &[Event], events: &[HistoryEvent], after_base: usize)
     let later = events.iter().enumerate().skip(after_base);
     let all = base.iter().map(|event| (0, Some(event))).chain(later.map(|(index, e)| (index, e.event.as_ref())));
     for (index, event) in all {
+        // `replaced`: how many of the agent's messages the event replaces (a migration: all of them).
         let (agent, replaced, count) = match event {
-            Some(Event::Message { agent, .. }) => (agent, 0, 1),
-            Some(Event::Compacted { agent, before, summary }) => (agent, *before, summary.len() as u64),
-            Some(Event::Migrated { agent, messages, .. }) => (agent, u64::MAX, messages.len() as u64),
+            Some(Event::Message { agent, .. }) => (agent, Some(0), 1),
+            Some(Event::Compacted { agent, before, summary }) => (agent, Some(*before), summary.len() as u64),
+            Some(Event::Migrated { agent, messages, .. }) => (agent, None, messages.len() as u64),
             _ => continue,
         };
         let at = match counts.iter().position(|(name, _)| name == agent) {
@@ -162,13 +163,17 @@ fn check_compactions(base: &[Event], events: &[HistoryEvent], after_base: usize)
             }
         };
         let has = counts[at].1;
-        if replaced != u64::MAX && replaced > has {
-            return Err(invalid(
-                format!("data.events[{index}].before"),
-                format!("a \"compacted\" event replaces the first {replaced} messages of agent \"{agent}\", which has {has} there"),
-            ));
-        }
-        counts[at].1 = has - replaced.min(has) + count;
+        let replaced = match replaced {
+            Some(replaced) if replaced > has => {
+                return Err(invalid(
+                    format!("data.events[{index}].before"),
+                    format!("a \"compacted\" event replaces the first {replaced} messages of agent \"{agent}\", which has {has} there"),
+                ));
+            }
+            Some(replaced) => replaced,
+            None => has,
+        };
+        counts[at].1 = has - replaced + count;
     }
     Ok(())
 }
