@@ -811,9 +811,9 @@ export declare class SessionStore {
   export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
   /** Refuses further use and frees every cached session view at once (and a memory store's sessions,
    * which nothing can reach again). An invocation still open stops
-   * renewing its lease (its commit is refused): the session is free once the lease runs out
-   * (`leaseMs`), or at once after its `abort()`; on IndexedDB at once, as closing releases the
-   * tab's Web Lock that holds the lease. */
+   * renewing its lease (its commit is refused, its `signal` aborts with a `LeaseLostError`): the
+   * session is free once the lease runs out (`leaseMs`), or at once after its `abort()`; on IndexedDB
+   * at once, as closing releases the tab's Web Lock that holds the lease. */
   close(): Promise<void>;
 }
 
@@ -844,6 +844,10 @@ export declare class Session {
   history(options?: HistoryOptions): Promise<readonly SessionEvent[]>;
   /** Read-only state as of a version. */
   at(version: number): Promise<SessionView>;
+  /** A new session (version 1, idle) holding this one's messages and state as of `at`, its history
+   * `created`, `forked` (`{ from, version }`), then the copies. Written whole, in one commit, or not at
+   * all; an existing id is a `ValidationError` (path `id`); copies over `limits.maxCommitBytes` a
+   * `LimitExceededError` (fork at an earlier version, or compact first). */
   fork(options?: ForkOptions): Promise<Session>;
   /** This session's commits, from the stores `SessionStore.onChange` hears; the view has caught up when it is called. */
   onChange(listener: (change: SessionChange) => void): () => void;
@@ -876,7 +880,8 @@ export declare class Invocation {
   readonly token: number;
   readonly session: Session;
   /** Aborts when `session.stop()` is called (reason: a `StopRequestedError`), when the lease is lost
-   * (a `LeaseLostError`) and when the invocation ends (an `AbortError` DOMException). */
+   * (a `LeaseLostError`; also when its store is closed) and when the invocation ends (an `AbortError`
+   * DOMException). */
   readonly signal: AbortSignal & { readonly aborted: boolean; readonly reason: any };
 
   /** Appends a part to the turn's live log (not history); validated now like a message; returns

@@ -270,8 +270,7 @@ impl JsSession {
             options.only(&["from", "to"])?;
             let from = version_option(&options, "from")?;
             let to = version_option(&options, "to")?;
-            let events = session.history(from, to).await?;
-            let metadata = session.head().metadata;
+            let (events, metadata) = session.history_with_metadata(from, to).await?;
             let array = Array::new();
             for event in &events {
                 array.push(&history_object(event, metadata.as_deref())?);

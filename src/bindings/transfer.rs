@@ -150,7 +150,10 @@ fn event_of(value: JsValue, path: String, limits: &Limits) -> JsResult<HistoryEv
         }),
         "resume" => Some(Event::Resume { data: fields.json_within("data", &|n| limits.check_commit(n))? }),
         "closed" => Some(Event::Closed),
-        "forked" => Some(Event::Forked { data: fields.json_within("data", &|n| limits.check_commit(n))? }),
+        "forked" => {
+            let data = Fields::new(fields.need("data")?, fields.path("data"))?;
+            Some(Event::forked(&to_name(&data.need("from")?, &data.path("from"))?, data.count("version")?))
+        }
         "stopped" => {
             let data = Fields::new(fields.need("data")?, fields.path("data"))?;
             let outcome = match data.text("outcome")?.as_str() {

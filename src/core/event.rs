@@ -61,6 +61,11 @@ pub enum Event {
 }
 
 impl Event {
+    /// The first event of a fork of session `from` at its `version`.
+    pub fn forked(from: &str, version: u64) -> Event {
+        Event::Forked { data: format!("{{\"from\":{},\"version\":{version}}}", json_string(from)).into() }
+    }
+
     /// The `type` string of the JS `SessionEvent`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -187,4 +192,20 @@ impl SessionState {
         }
         events
     }
+}
+
+/// A string as JSON text (for the small JSON the engine writes itself).
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

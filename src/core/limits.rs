@@ -48,6 +48,12 @@ impl Limits {
     pub fn check_commit(&self, bytes: usize) -> Result<(), CoreError> {
         check("the staged commit", "maxCommitBytes", self.max_commit_bytes, bytes)
     }
+
+    /// A fork is one commit of the messages and state it copies (`bytes`), held to the same limit.
+    pub fn check_fork(&self, bytes: usize) -> Result<(), CoreError> {
+        let what = "a fork, one commit of the messages and state it copies (fork at an earlier version, or compact the session first),";
+        check(what, "maxCommitBytes", self.max_commit_bytes, bytes)
+    }
 }
 
 fn check(what: &'static str, option: &'static str, limit: u64, actual: usize) -> Result<(), CoreError> {

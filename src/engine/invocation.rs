@@ -311,14 +311,6 @@ impl Invocation {
         self.stage(Event::StateDelete { agent, key: key.to_owned() })
     }
 
-    /// Stages engine-built events (a fork's copy) in one go.
-    pub(crate) fn stage_all(&self, events: impl IntoIterator<Item = Event>) -> Result<(), CoreError> {
-        for event in events {
-            self.stage(event)?;
-        }
-        Ok(())
-    }
-
     /// Committed messages with the staged appends and compactions applied (read your writes).
     pub fn messages(&self, agent: Option<&str>) -> EngineResult<Vec<Json>> {
         self.check_readable("messages")?;
@@ -542,6 +534,9 @@ impl Invocation {
         }
         if let Some(stop) = self.stop_asked_here() {
             self.fire(stop);
+        } else if self.session.shared.check_open().is_err() {
+            // The store was closed: this turn's lease is renewed and committed no more.
+            self.fire(Signal::LeaseLost { token: self.token });
         }
         self.signaled.get()
     }
@@ -564,7 +559,7 @@ impl Invocation {
         // count and this invocation's own wake-ups then tell whether anyone else woke the realm since.
         let (mut checked_at, mut wakes_then, mut own_then) = (self.began_at, self.wakes_at_begin, 0);
         loop {
-            if self.is_ended() || self.signaled.get() {
+            if self.check_stop_asked_here() || self.is_ended() {
                 return;
             }
             let (now, wakes) = (shared.now(), shared.env.wakes());

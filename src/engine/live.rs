@@ -14,7 +14,7 @@ use crate::core::{codec, keys, Batch, Event, Head, Json, TurnOutcome};
 use crate::engine::error::EngineResult;
 use crate::engine::load;
 use crate::engine::session::Session;
-use crate::engine::store::{Shared, StoreEvent};
+use crate::engine::store::Shared;
 use crate::engine::EngineError;
 use crate::store::Expect;
 
@@ -437,14 +437,7 @@ impl Session {
                         }
                         shared.tell_followers(id, &fenced, fenced.last_token, Vec::new());
                         self.catch_up(fenced.clone(), written).await?;
-                        shared.emit(&|| StoreEvent {
-                            kind: "commit",
-                            session: id.to_owned(),
-                            version: Some(fenced.version),
-                            token: Some(fenced.last_token),
-                            owner: Some(shared.config.owner.clone()),
-                            ..Default::default()
-                        });
+                        shared.emit_commit(id, &fenced);
                         self.announce(fenced.version, fenced.status);
                         shared.env.wake(id, true);
                         return Ok(StopResult { outcome: "fenced", invocation, version: fenced.version });

@@ -9,15 +9,15 @@ use crate::core::guard::{self, Acquire, Holder, Intent, Mark};
 use crate::core::lifecycle::{self, Action};
 use crate::core::snapshot::Previous;
 use crate::core::{
-    codec, keys, limits, AgentState, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot, SnapshotRef,
-    Status, DEFAULT_AGENT,
+    codec, keys, limits, AgentState, Batch, Commits, CoreError, Event, Head, Interrupt, Json, SessionState, Snapshot,
+    SnapshotRef, Status, DEFAULT_AGENT,
 };
 use crate::engine::cache::{apply_counted, state_bytes, Slot};
 use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::schema;
-use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent};
+use crate::engine::store::{Change, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
 use crate::store::{self, Decision, Entry, Expect, Put, Version};
 
@@ -825,6 +825,16 @@ impl Session {
 
     /// Events of versions `from..=to` (defaults: the oldest kept and the latest) in commit order.
     pub async fn history(&self, from: Option<u64>, to: Option<u64>) -> EngineResult<Vec<HistoryEvent>> {
+        Ok(self.history_with_metadata(from, to).await?.0)
+    }
+
+    /// [`Session::history`], with the metadata of the head it was read on (its `created` event's
+    /// data): not the cached view's, which may be of a session since deleted and created again.
+    pub async fn history_with_metadata(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> EngineResult<(Vec<HistoryEvent>, Option<Json>)> {
         loop {
             let (head, _) = self.read_head().await?;
             // Without `from`, from the oldest version kept (a pruned session has no earlier ones).
@@ -849,7 +859,7 @@ impl Session {
                     EngineError::NotFound(_) if from.is_none() => continue,
                     error => return Err(error),
                 },
-                read => return read,
+                read => return Ok((read?, head.metadata)),
             }
         }
     }
@@ -884,24 +894,28 @@ impl Session {
         let state = self.in_schema_of(store, &head, version, source.state).await?;
         let new_id = new_id.unwrap_or_else(|| store.new_id());
         limits::check_name("a session id", &new_id)?;
-        let from = format!("{{\"from\":{},\"version\":{version}}}", json_string(self.id()));
-        let events: Vec<Event> =
-            std::iter::once(Event::Forked { data: from.into() }).chain(state.to_events()).collect();
-        // The fork is one commit in `store`: refused before anything is written.
-        store.shared.config.limits.check_commit(events.iter().map(Event::weight).sum())?;
-        // Created only if absent (one compare-and-set): of two forks into one id, one gets it.
-        let options = OpenOptions { create: true, metadata: head.metadata.clone(), ..Default::default() };
-        let Some(fork) = store.create(&new_id, &options).await? else {
-            return Err(CoreError::invalid(
+        let events: Vec<Event> = std::iter::once(Event::forked(self.id(), version)).chain(state.to_events()).collect();
+        // The fork is one commit in `store`, version 1 of a new session: refused before anything is
+        // written, and written whole (head and batch at once) or not at all.
+        store.shared.config.limits.check_fork(events.iter().map(Event::weight).sum())?;
+        let shared = &store.shared;
+        let now = shared.now();
+        let token = guard::first_token(crate::engine::store::random_u32(&*shared.env));
+        let mut fork = Head::new(now, shared.config.idle_ttl_ms, shared.config.max_lifetime_ms, head.metadata.clone());
+        fork.version = 1;
+        fork.last_token = token;
+        fork.commits = Commits::repeated(token, 1);
+        fork.schema = shared.config.schema_version;
+        let invocation = crate::engine::random_id(&*shared.env);
+        let batch = Batch { version: 1, token, at: now, invocation, traceparent: None, events };
+        let records = vec![(keys::batch_key(&new_id, 1, token), codec::encode_batch(&batch))];
+        store.create_whole(&new_id, &fork, records).await?.ok_or_else(|| {
+            CoreError::invalid(
                 Some("id"),
                 format!("fork: a session with id \"{new_id}\" already exists; pass another id or none"),
             )
-            .into());
-        };
-        let invocation = fork.begin(BeginOptions::default()).await?;
-        invocation.stage_all(events)?;
-        invocation.commit().await?;
-        Ok(fork)
+            .into()
+        })
     }
 
     /// `state`, as committed at `version`, in the application schema of `store`, which a fork is
@@ -1009,20 +1023,4 @@ impl Drop for PendingMark<'_> {
             self.shared.clear_mark(self.id, None);
         }
     }
-}
-
-/// A string as JSON text (for the small JSON the engine writes itself).
-pub(crate) fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

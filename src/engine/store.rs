@@ -227,6 +227,19 @@ impl Shared {
         }
     }
 
+    /// Tells `onEvent` of a head this store wrote itself, not through an invocation (a fork, an
+    /// import, a stop's fence), as a commit of its version under its last token.
+    pub fn emit_commit(&self, id: &str, head: &Head) {
+        self.emit(&|| StoreEvent {
+            kind: "commit",
+            session: id.to_owned(),
+            version: Some(head.version),
+            token: Some(head.last_token),
+            owner: Some(self.config.owner.clone()),
+            ..Default::default()
+        });
+    }
+
     pub fn notify(&self, change: &Change) {
         // Cloned out first: a listener may subscribe, unsubscribe or commit re-entrantly.
         let listeners: Vec<Listener> = self
@@ -413,6 +426,49 @@ impl SessionStore {
         let slot = shared.cache.slot(id, head.clone(), version.clone());
         let session = Session::new(shared.clone(), slot);
         session.catch_up(head, version).await?;
+        Ok(Some(session))
+    }
+
+    /// Creates session `id` whole: `records` and its `head` (at its version) in one commit, if no
+    /// session has that id; `None` when one has. An import and a fork are so visible in one commit
+    /// or not at all, and are told to listeners and `onEvent` as a commit of that version.
+    pub(crate) async fn create_whole(
+        &self,
+        id: &str,
+        head: &Head,
+        records: Vec<(String, Vec<u8>)>,
+    ) -> EngineResult<Option<Rc<Session>>> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        // Taken already: nothing is written (the records would go under its id, named by no head).
+        if load::read_head(&*shared.store, id).await?.is_some() {
+            return Ok(None);
+        }
+        let head_key = keys::head_key(id);
+        let value = crate::engine::head_value(head);
+        let written: Vec<String> = records.iter().map(|(key, _)| key.clone()).collect();
+        match shared.store.commit(records, &head_key, value, Expect::Absent, &mut Vec::new()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // Taken meanwhile: the records written go (their keys carry this write's own token).
+                for key in written {
+                    let _ = shared.store.delete_prefix(&key, vec![key.clone()]).await;
+                }
+                return Ok(None);
+            }
+            // Refused before the head was written (over the backend's per-value limit, or the memory
+            // budget): no head names the records written, and they go, so that nothing is left.
+            Err(error @ (StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. })) => {
+                let _ = shared.store.delete_session(&head_key, None, &keys::record_prefixes(id)).await;
+                return Err(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        // A slot left from an earlier session of this id (deleted, here or elsewhere) is not this one's.
+        shared.cache.forget(id);
+        let session = self.open(id, OpenOptions { create: false, ..Default::default() }).await?;
+        shared.emit_commit(id, head);
+        session.announce(session.version(), session.status());
         Ok(Some(session))
     }
 
@@ -624,7 +680,11 @@ impl SessionStore {
     pub fn close(&self) {
         self.shared.closed.set(true);
         self.shared.env.release_alive();
-        self.shared.cache.clear();
+        // The invocations still open lose their lease (none is renewed or committed): their stop
+        // watches wake to abort their signals now.
+        for id in self.shared.cache.clear() {
+            self.shared.env.wake(&id, false);
+        }
         self.shared.store.close();
     }
 

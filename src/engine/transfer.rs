@@ -13,7 +13,7 @@ use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::session::Session;
 use crate::engine::store::{OpenOptions, SessionStore};
-use crate::store::{budget, Expect, StoreError};
+use crate::store::budget;
 
 /// A session as exported: its head's application facts and every event it still has.
 #[derive(Debug, Clone)]
@@ -50,9 +50,9 @@ impl Session {
             self.refresh().await?;
             let head = self.head();
             // (Up to the view's version: a commit since is not in this export.)
-            let events = match self.history(Some(head.retained), Some(head.version)).await {
+            let events = match self.history_with_metadata(Some(head.retained), Some(head.version)).await {
                 Err(EngineError::NotFound(_)) => continue,
-                events => events?,
+                read => read?.0,
             };
             // The base as stored (not `at()`, which gives the latest version as the session shows it:
             // migrated to this store's schema, while the export says the stored one).
@@ -310,12 +310,6 @@ impl SessionStore {
         check_compactions(base.as_deref().unwrap_or_default(), &data.events, after_base)?;
         bytes += base.iter().flatten().map(|event| event.weight() as u64).sum::<u64>();
         budget::check("an import", bytes)?;
-        if load::read_head(&*shared.store, &id).await?.is_some() {
-            return Err(invalid(
-                "id".into(),
-                format!("a session with id \"{id}\" already exists; pass {{ id }} to import it under another one"),
-            ));
-        }
         let now = shared.now();
         let mut head = Head::new(
             data.created_at,
@@ -428,26 +422,12 @@ impl SessionStore {
                 records.push((keys::batch_key(&id, version, token), codec::encode_batch(&batch)));
             }
         }
-        let head_key = keys::head_key(&id);
-        let head = crate::engine::head_value(&head);
-        let written = match shared.store.commit(records, &head_key, head, Expect::Absent, &mut Vec::new()).await {
-            // Refused before the head was written (over the backend's per-value limit, or the memory
-            // budget): no head names the records written, and they go, so that nothing is left.
-            Err(error @ (StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. })) => {
-                let _ = shared.store.delete_session(&head_key, None, &keys::record_prefixes(&id)).await;
-                return Err(error.into());
-            }
-            written => written?,
-        };
-        if written.is_none() {
-            return Err(invalid(
+        match self.create_whole(&id, &head, records).await? {
+            Some(session) => Ok(session),
+            None => Err(invalid(
                 "id".into(),
                 format!("a session with id \"{id}\" already exists; pass {{ id }} to import it under another one"),
-            ));
+            )),
         }
-        let session = self.open(&id, OpenOptions::default()).await?;
-        // The import lands the session's versions at once: one change, as for a commit of the last.
-        session.announce(session.version(), session.status());
-        Ok(session)
     }
 }

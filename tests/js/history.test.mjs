@@ -1,7 +1,8 @@
 // History, time travel (at), snapshots, fork and multi-agent sessions.
 import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
-import { ValidationError, NotFoundError } from "agent-session";
+import { SessionStore, ValidationError, NotFoundError, StorageError, LimitExceededError } from "agent-session";
+import { memoryKv } from "agent-session/adapters";
 import { rejection, assertError, eventTypes, plain, clockStore, callAsync, assertDeepFrozen, T0, test } from "./_helpers.mjs";
 
 /** Three commits by two agents at known times: the fixture of the history tests. */
@@ -309,6 +310,182 @@ suite("fork", () => {
     assert.equal(fork.pendingInterrupt(), null);
     assert.deepEqual(plain(fork.messages()), ["before the question"]);
     assert.equal(source.status, "interrupted");
+  });
+});
+
+suite("fork is one commit", () => {
+  /** A memoryKv whose writes fail from the `failAt`-th one under `id` on (the keys of a session carry its id). */
+  function failingKv(id) {
+    const base = memoryKv();
+    const state = { failAt: Infinity, writes: 0, visible: [] };
+    const mine = (key) => key.includes(id);
+    const kv = {
+      capabilities: base.capabilities,
+      get: (key) => base.get(key),
+      list: (...args) => base.list(...args),
+      delete: (...args) => base.delete(...args),
+      async put(key, value, options) {
+        if (mine(key) && ++state.writes >= state.failAt) throw new Error("disk full (injected)");
+        return base.put(key, value, options);
+      },
+    };
+    return { kv, state };
+  }
+
+  test("a fork whose write fails leaves no session under its id, and the same id can be forked again", async () => {
+    for (let failAt = 1; failAt <= 4; failAt++) {
+      const { kv, state } = failingKv("child");
+      const store = await SessionStore.kv(kv);
+      const source = await store.open("parent");
+      await source.invoke((inv) => {
+        inv.appendMessage("hello");
+        inv.setState("k", 1);
+      });
+      state.failAt = failAt;
+      let failed = null;
+      try {
+        await source.fork({ id: "child" });
+      } catch (error) {
+        failed = error;
+      }
+      state.failAt = Infinity;
+      const other = await SessionStore.kv(kv);
+      if (failed) {
+        assertError(failed, StorageError, "STORAGE", `the fork failing at write ${failAt}`);
+        await assert.rejects(other.open("child", { create: false }), NotFoundError);
+        const retried = await source.fork({ id: "child" });
+        assert.equal(retried.version, 1);
+      }
+      // Whatever failed, the id holds the whole fork.
+      const child = await other.open("child", { create: false });
+      assert.equal(child.version, 1);
+      assert.equal(child.status, "idle");
+      assert.deepEqual(plain(child.messages()), ["hello"]);
+      assert.deepEqual(eventTypes(await child.history()), ["0:created", "1:forked", "1:message", "1:state.set"]);
+    }
+  });
+
+  test("a server opening the fork's id by id never sees it before its commit", async () => {
+    const base = memoryKv();
+    let peek = null;
+    const kv = {
+      ...base,
+      capabilities: base.capabilities,
+      get: (key) => base.get(key),
+      list: (...args) => base.list(...args),
+      delete: (...args) => base.delete(...args),
+      async put(key, value, options) {
+        // Between any two writes of the fork, another store opens its id (create: false).
+        if (key.includes("child") && peek) await peek();
+        return base.put(key, value, options);
+      },
+    };
+    const store = await SessionStore.kv(kv);
+    const server = await SessionStore.kv(kv);
+    const source = await store.open("parent");
+    await source.invoke((inv) => inv.appendMessage("hello"));
+    const seen = [];
+    peek = async () => {
+      try {
+        const s = await server.open("child", { create: false });
+        seen.push(`${s.version}:${JSON.stringify(s.messages())}`);
+      } catch (error) {
+        assertError(error, NotFoundError, "NOT_FOUND");
+        seen.push("absent");
+      }
+    };
+    const fork = await source.fork({ id: "child" });
+    peek = null;
+    assert.ok(seen.length > 0, "the fork wrote under its id");
+    assert.deepEqual(seen.filter((s) => s !== "absent"), [], `seen mid-fork: ${seen}`);
+    assert.equal(fork.version, 1);
+  });
+
+  test("a fork into an id another store creates meanwhile is refused and leaves none of its records", async () => {
+    const base = memoryKv();
+    let race = null;
+    const kv = {
+      capabilities: base.capabilities,
+      get: (key) => base.get(key),
+      list: (...args) => base.list(...args),
+      delete: (...args) => base.delete(...args),
+      async put(key, value, options) {
+        // At the fork's first write under its id, another store creates that id (a server's open by id).
+        if (key.includes("child") && race) {
+          const go = race;
+          race = null;
+          await go();
+        }
+        return base.put(key, value, options);
+      },
+    };
+    const store = await SessionStore.kv(kv);
+    const server = await SessionStore.kv(kv);
+    const source = await store.open("parent");
+    await source.invoke((inv) => inv.appendMessage("hello"));
+    race = async () => {
+      const theirs = await server.open("child");
+      assert.equal(theirs.version, 0);
+    };
+    const error = await rejection(source.fork({ id: "child" }));
+    assertError(error, ValidationError, "INVALID_INPUT");
+    assert.equal(error.path, "id");
+    const keys = (await base.list("")).keys.filter((key) => key.includes("child"));
+    assert.equal(keys.length, 1, `only the other store's head is under the id: ${keys}`);
+    const theirs = await server.open("child", { create: false });
+    assert.deepEqual(eventTypes(await theirs.history()), ["0:created"]);
+  });
+
+  test("a fork over maxCommitBytes names the fork and what to do, and writes nothing", async () => {
+    const store = await SessionStore.memory({ limits: { maxCommitBytes: 1000 } });
+    const source = await store.open("long");
+    for (let i = 0; i < 4; i++) await source.invoke((inv) => inv.appendMessage("x".repeat(400)));
+    const error = await rejection(source.fork({ id: "copy" }));
+    assertError(error, LimitExceededError, "LIMIT_EXCEEDED");
+    assert.match(error.message, /a fork, one commit of the messages and state it copies/);
+    assert.match(error.message, /fork at an earlier version, or compact the session first/);
+    await assert.rejects(store.open("copy", { create: false }), NotFoundError);
+    const early = await source.fork({ id: "copy", at: 2 });
+    assert.equal(early.messages().length, 2);
+  });
+
+  test("history()'s created event is the metadata of the session it read, after a delete and re-create elsewhere", async () => {
+    const kv = memoryKv();
+    const a = await SessionStore.kv(kv);
+    const b = await SessionStore.kv(kv);
+    const held = await a.open("x", { metadata: { owner: "alice" } });
+    await held.invoke((inv) => inv.appendMessage("alice's"));
+    await b.delete("x");
+    const again = await b.open("x", { metadata: { owner: "bob" } });
+    await again.invoke((inv) => inv.appendMessage("bob's"));
+    const history = await held.history();
+    assert.deepEqual(plain(history[0].data), { owner: "bob" });
+    assert.deepEqual(plain(history.slice(1).map((event) => event.data)), ["bob's"]);
+  });
+
+  test("import refuses a forked event whose data is not { from, version }", async () => {
+    const { store } = await clockStore();
+    const source = await store.open("src");
+    await source.invoke((inv) => inv.appendMessage("a"));
+    const fork = await source.fork({ id: "f" });
+    const data = await fork.export();
+    const at = data.events.findIndex((event) => event.type === "forked");
+    for (const [bad, path] of [
+      [null, `data.events[${at}].data`],
+      ["garbage", `data.events[${at}].data`],
+      [{ from: 5, version: 1 }, `data.events[${at}].data.from`],
+      [{ from: "src", version: -1 }, `data.events[${at}].data.version`],
+      [{ version: 1 }, `data.events[${at}].data.from`],
+    ]) {
+      const events = data.events.map((event, i) => (i === at ? { ...event, data: bad } : event));
+      const error = await rejection(store.import({ ...data, events }, { id: "g" }), JSON.stringify(bad));
+      assertError(error, ValidationError, "INVALID_INPUT");
+      assert.equal(error.path, path, JSON.stringify(bad));
+    }
+    await assert.rejects(store.open("g", { create: false }), NotFoundError);
+    const imported = await store.import(data, { id: "g" });
+    const forked = (await imported.history()).find((event) => event.type === "forked");
+    assert.deepEqual(plain(forked.data), { from: "src", version: 1 });
   });
 });
 

@@ -1030,6 +1030,23 @@ test("after store.close() the holder's emit() and flush() are refused: nothing m
   assert.deepEqual((await kv.list("t/")).keys, before);
 });
 
+test("store.close() aborts the signal of every invocation still open (reason: a LeaseLostError), read before the close or after", async () => {
+  for (const make of [() => SessionStore.memory({ stopPollMs: 60_000 }), () => SessionStore.kv(memoryKv(), { stopPollMs: 60_000 })]) {
+    const store = await make();
+    const watched = await (await store.open("watched")).begin();
+    const unread = await (await store.open("unread")).begin();
+    const aborted = new Promise((resolve) => watched.signal.addEventListener("abort", () => resolve(watched.signal.reason), { once: true }));
+    assert.equal(watched.signal.aborted, false);
+    await store.close();
+    // stopPollMs is a minute: only the close itself can abort it in time.
+    const reason = await within(aborted, 10_000, "inv.signal did not abort after store.close()");
+    assert.ok(reason instanceof LeaseLostError, `signal.reason: ${reason}`);
+    assert.equal(unread.signal.aborted, true, "a signal first read after the close");
+    assert.ok(unread.signal.reason instanceof LeaseLostError, `signal.reason: ${unread.signal.reason}`);
+    assert.equal((await rejection(watched.commit())).code, "STORE_CLOSED");
+  }
+});
+
 /** What a follower resuming `invocation` after its part 0 (a reloaded page) yields, up to its end. */
 async function resumedTurn(session, invocation) {
   const ac = new AbortController();
