@@ -342,13 +342,19 @@ export function newAbortController() {
  * A promise of the database `name`: an existing one opened at whatever version it has (another tab
  * may have upgraded it), a new one created at version 1 with the object store `records` and its
  * non-unique index `index` on `keyPath`; null (the connection closed) for an existing database
- * without `records`, which something else made. It rejects with the request's error (or what `open`
- * threw).
+ * without `records`, which something else made; undefined, creating nothing, for a database that
+ * does not exist when `create` is false. It rejects with the request's error (or what `open` threw).
  */
-export function openDatabase(factory, name, records, index, keyPath) {
+export function openDatabase(factory, name, records, index, keyPath, create) {
   return new Promise((resolve, reject) => {
     const request = factory.open(name);
-    request.onupgradeneeded = () => {
+    let absent = false;
+    request.onupgradeneeded = (event) => {
+      if (!create && event.oldVersion === 0) {
+        // Aborting the upgrade of a database that did not exist leaves none; the request then fails.
+        absent = true;
+        return request.transaction.abort();
+      }
       // Version 1 is the only schema: upgrading means creating it from nothing.
       request.result.createObjectStore(records).createIndex(index, keyPath, { unique: false });
     };
@@ -358,7 +364,7 @@ export function openDatabase(factory, name, records, index, keyPath) {
       db.close();
       resolve(null);
     };
-    request.onerror = () => reject(request.error);
+    request.onerror = () => (absent ? resolve(undefined) : reject(request.error));
   });
 }
 

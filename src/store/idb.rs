@@ -153,7 +153,14 @@ fn factory() -> StoreResult<IdbFactory> {
 #[wasm_bindgen(module = "/js/web.js")]
 extern "C" {
     #[wasm_bindgen(js_name = openDatabase)]
-    fn open_database(factory: &IdbFactory, name: &str, records: &str, index: &str, key_path: &str) -> Promise;
+    fn open_database(
+        factory: &IdbFactory,
+        name: &str,
+        records: &str,
+        index: &str,
+        key_path: &str,
+        create: bool,
+    ) -> Promise;
     #[wasm_bindgen(js_name = transactionDone)]
     fn transaction_promise(tx: &IdbTransaction) -> Array;
 }
@@ -315,7 +322,7 @@ impl IdbStore {
             options: Object::new(),
         };
         let _ = Reflect::set(&store.options, &JsValue::from_str("durability"), &JsValue::from_str(durability.as_str()));
-        store.connect().await?;
+        store.connect(true).await?;
         Ok(store)
     }
 
@@ -324,11 +331,18 @@ impl IdbStore {
         &self.name
     }
 
-    async fn connect(&self) -> StoreResult<IdbDatabase> {
+    /// Opens the connection; `create` (the store's first connection only) lets it create the
+    /// database. A reconnection finding none (the browser cleared the site's data, which closes
+    /// connections without a versionchange) treats it as deleted: it never creates it again, empty.
+    async fn connect(&self, create: bool) -> StoreResult<IdbDatabase> {
         // No version: a new database is created at version 1 (its store and index made as it is
         // upgraded), an existing one is opened at whatever version another tab upgraded it to.
-        let opening = open_database(&factory()?, &self.name, RECORDS, EXPIRY_INDEX, "x");
+        let opening = open_database(&factory()?, &self.name, RECORDS, EXPIRY_INDEX, "x", create);
         let opened = JsFuture::from(opening).await.map_err(|e| backend("open failed", e))?;
+        if opened.is_undefined() {
+            self.deleted.set(true);
+            return Err(self.deleted_error());
+        }
         if opened.is_null() && self.db.borrow().is_some() {
             // It had the object store when this store opened it: another connection's upgrade
             // (a newer version of the application) took it away since.
@@ -368,16 +382,20 @@ impl IdbStore {
 
     async fn database(&self) -> StoreResult<IdbDatabase> {
         if self.deleted.get() {
-            return Err(StoreError::backend(format!(
-                "IndexedDB database \"{}\" was deleted (by indexedDB.deleteDatabase in this or another tab or worker), so this store writes and reads nothing more rather than create it again, empty; to go on, open a new store with SessionStore.indexedDb()",
-                self.name
-            )));
+            return Err(self.deleted_error());
         }
         let current = self.db.borrow().clone();
         match current {
             Some(db) if !self.stale.get() => Ok(db),
-            _ => self.connect().await,
+            _ => self.connect(false).await,
         }
+    }
+
+    fn deleted_error(&self) -> StoreError {
+        StoreError::backend(format!(
+            "IndexedDB database \"{}\" was deleted (by indexedDB.deleteDatabase in this or another tab or worker, or by the browser clearing the site's data), so this store writes and reads nothing more rather than create it again, empty; to go on, open a new store with SessionStore.indexedDb()",
+            self.name
+        ))
     }
 
     /// A transaction over the records; a connection the browser closed is reopened once.

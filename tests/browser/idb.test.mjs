@@ -951,6 +951,42 @@ test("versionchange: another tab upgrading the database to a version without its
   });
 });
 
+// What the calls of tab `page`'s store (ctx.store; ctx.other's begin when there is one), of its
+// session ctx.session and of its invocation ctx.inv give once its database went away: REFUSED each.
+const afterGone = (page) =>
+  inTab(page, async ({ lib, ctx }) => {
+    const outcome = async (call) => {
+      try {
+        await call();
+        return "resolved";
+      } catch (error) {
+        return { storage: error instanceof lib.StorageError, code: error.code, deleted: /was deleted/.test(error.message) };
+      }
+    };
+    return {
+      commit: await outcome(() => ctx.inv.commit()),
+      open: await outcome(() => ctx.store.open("another")),
+      list: await outcome(() => ctx.store.list()),
+      ...(ctx.other && { begin: await outcome(() => ctx.other.begin()) }),
+      cached: ctx.session.messages(),
+    };
+  });
+const REFUSED = { storage: true, code: "STORAGE", deleted: true };
+
+// Closes tab `page`'s store (ctx.store) and makes a new one on `database`: the sessions it lists, and
+// the messages of a session it creates and commits a turn to.
+const startAfresh = (page, database) =>
+  inTab(page, async ({ lib, ctx }, database) => {
+    await ctx.store.close();
+    const store = await lib.SessionStore.indexedDb({ database, owner: "A2" });
+    const listed = (await store.list()).sessions.length;
+    const session = await store.open("logout");
+    await session.invoke((inv) => inv.appendMessage("new user"));
+    const messages = session.messages();
+    await store.close();
+    return { listed, messages };
+  }, database);
+
 test("deleteDatabase: another tab deleting the database is not blocked, and the open store refuses every later call instead of creating it again, empty", { timeout: 120000 }, async (t) => {
   await withTabs(t, async (tabs, database) => {
     const a = await openTab(tabs, "tab-A");
@@ -973,37 +1009,59 @@ test("deleteDatabase: another tab deleting the database is not blocked, and the 
       });
     }, database);
     assert.deepEqual(deletion, { ok: true, blocked: [] }, "the deletion went through without being blocked");
-    const after = await inTab(a, async ({ lib, ctx }) => {
-      const outcome = async (call) => {
-        try {
-          await call();
-          return "resolved";
-        } catch (error) {
-          return { storage: error instanceof lib.StorageError, code: error.code, deleted: /was deleted/.test(error.message) };
-        }
-      };
-      return {
-        commit: await outcome(() => ctx.inv.commit()),
-        open: await outcome(() => ctx.store.open("another")),
-        list: await outcome(() => ctx.store.list()),
-        cached: ctx.session.messages(),
-      };
-    });
-    const refused = { storage: true, code: "STORAGE", deleted: true };
-    assert.deepEqual(after, { commit: refused, open: refused, list: refused, cached: ["before"] });
+    assert.deepEqual(await afterGone(a), { commit: REFUSED, open: REFUSED, list: REFUSED, cached: ["before"] });
     const names = await inTab(b, async () => (await indexedDB.databases()).map((db) => db.name));
     assert.ok(!names.includes(database), `the deleted database stays deleted (databases: ${names.join(", ")})`);
-    const fresh = await inTab(a, async ({ lib, ctx }, database) => {
-      await ctx.store.close();
-      const store = await lib.SessionStore.indexedDb({ database, owner: "A2" });
-      const listed = (await store.list()).sessions.length;
-      const session = await store.open("logout");
-      await session.invoke((inv) => inv.appendMessage("new user"));
-      const messages = session.messages();
-      await store.close();
-      return { listed, messages };
+    assert.deepEqual(await startAfresh(a, database), { listed: 0, messages: ["new user"] }, "a new store starts the database afresh");
+  });
+});
+
+test("clearing the site's data (CDP Storage.clearDataForOrigin, as \"Clear site data\" or a Clear-Site-Data header does): the heartbeat does not create the database again, the open store refuses every later call, a new store starts it afresh", { timeout: 120000 }, async (t) => {
+  await withTabs(t, async (tabs, database) => {
+    const a = await openTab(tabs, "tab-A");
+    // A short lease, so that the heartbeat (every third of it) reconnects soon after the clear; the
+    // store's clock stops at the clear, so that the lease is still live at the commit below.
+    const LEASE_MS = 600;
+    await inTab(a, async ({ lib, ctx }, { database, LEASE_MS }) => {
+      ctx.store = await lib.SessionStore.indexedDb({ database, owner: "A", leaseMs: LEASE_MS, now: () => ctx.clock ?? Date.now() });
+      ctx.other = await ctx.store.open("other");
+      ctx.session = await ctx.store.open("logout");
+      await ctx.session.invoke((inv) => inv.appendMessage("before"));
+      ctx.inv = await ctx.session.begin();
+      ctx.inv.appendMessage("mid-turn");
+      // Counts the opens of the database in this tab that have had their answer from now on: the
+      // store's reconnections.
+      ctx.opens = 0;
+      const open = indexedDB.open.bind(indexedDB);
+      indexedDB.open = (name, ...rest) => {
+        const request = open(name, ...rest);
+        if (name === database) {
+          const answered = () => ctx.opens++;
+          request.addEventListener("success", answered);
+          request.addEventListener("error", answered);
+        }
+        return request;
+      };
+      ctx.clock = Date.now();
+    }, { database, LEASE_MS });
+    const cdp = await a.context().newCDPSession(a);
+    await cdp.send("Storage.clearDataForOrigin", { origin: chrome.origin, storageTypes: "indexeddb" });
+    const gone = await inTab(a, async ({ fx, ctx }, database) => {
+      await fx.waitFor(() => ctx.opens > 0, "the store's heartbeat to open the database again");
+      return !(await indexedDB.databases()).some((db) => db.name === database);
     }, database);
-    assert.deepEqual(fresh, { listed: 0, messages: ["new user"] }, "a new store starts the database afresh");
+    assert.equal(gone, true, "the heartbeat created the cleared database again");
+    assert.deepEqual(await afterGone(a), { commit: REFUSED, open: REFUSED, list: REFUSED, begin: REFUSED, cached: ["before"] });
+    const left = await inTab(a, async (_, database) => (await indexedDB.databases()).some((db) => db.name === database), database);
+    assert.equal(left, false, "the store's calls created the cleared database again");
+    // Once the lease has run out (by the store's clock), the invocation has lost it.
+    const late = await inTab(a, async ({ lib, ctx }, LEASE_MS) => {
+      ctx.clock += 2 * LEASE_MS;
+      const renew = await ctx.inv.renew().then(() => "renewed", (error) => ({ leaseLost: error instanceof lib.LeaseLostError, code: error.code }));
+      return { renew, signal: ctx.inv.signal.reason instanceof lib.LeaseLostError };
+    }, LEASE_MS);
+    assert.deepEqual(late, { renew: { leaseLost: true, code: "LEASE_LOST" }, signal: true });
+    assert.deepEqual(await startAfresh(a, database), { listed: 0, messages: ["new user"] }, "a new store starts the database afresh");
   });
 });
 
