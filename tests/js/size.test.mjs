@@ -157,8 +157,12 @@ import { gzipSync } from "node:zlib";
 // as a delete does and took a session imported under the id meanwhile (+0.3 KB).
 // 239,986 with a name option's path built only for its refusal (it was built at every read and write
 // that passed an agent: 0.5-1.7% of a LangGraph turn).
-// Budget: 240,500.
-const BUDGET_GZIPPED = 240_500;
+// 241,353 with a fork and an import written whole in one commit (the records of one refused deleted),
+// history()'s created event from the head it read, an import's forked event checked, a closed store
+// aborting its open invocations' signals (+1.3 KB), and an IndexedDB store never creating its database
+// again after the browser cleared it (+0.03 KB).
+// Budget: 241,800.
+const BUDGET_GZIPPED = 241_800;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
