@@ -811,7 +811,7 @@ export declare class SessionStore {
   export(options?: ExportOptions): AsyncIterableIterator<SessionExport>;
   /** Refuses further use and frees every cached session view at once (and a memory store's sessions,
    * which nothing can reach again). An invocation still open stops
-   * renewing its lease (its commit is refused, its `signal` aborts with a `LeaseLostError`): the
+   * renewing its lease (its commit is refused, its `signal` aborts with a `StoreClosedError`): the
    * session is free once the lease runs out (`leaseMs`), or at once after its `abort()`; on IndexedDB
    * at once, as closing releases the tab's Web Lock that holds the lease. */
   close(): Promise<void>;
@@ -880,8 +880,8 @@ export declare class Invocation {
   readonly token: number;
   readonly session: Session;
   /** Aborts when `session.stop()` is called (reason: a `StopRequestedError`), when the lease is lost
-   * (a `LeaseLostError`; also when its store is closed) and when the invocation ends (an `AbortError`
-   * DOMException). */
+   * (a `LeaseLostError`), when its store is closed while nothing is being written (a
+   * `StoreClosedError`) and when the invocation ends (an `AbortError` DOMException). */
   readonly signal: AbortSignal & { readonly aborted: boolean; readonly reason: any };
 
   /** Appends a part to the turn's live log (not history); validated now like a message; returns

@@ -69,6 +69,7 @@ fn signal_reason(signal: &Signal) -> JsValue {
         Signal::Stop { reason, by } => stop_requested(reason, by),
         Signal::LeaseLost { token } => crate::core::CoreError::LeaseLost { token: *token }.into(),
         Signal::Ended => crate::bindings::host::invocation_ended(),
+        Signal::StoreClosed => crate::engine::EngineError::StoreClosed.into(),
     }
 }
 

@@ -216,6 +216,17 @@ impl Head {
         }
     }
 
+    /// The status the commit of the head's version left (`at(version)`'s, which a lease taken or
+    /// run out since, or an expiry, does not change): as [`crate::core::lifecycle::status_at`] gives
+    /// for that commit's events.
+    pub fn committed_status(&self) -> Status {
+        if self.status == Status::Closed {
+            Status::Closed
+        } else {
+            self.resting_status()
+        }
+    }
+
     /// The version the commits in `commits` start after.
     pub fn snapshot_version(&self) -> u64 {
         self.snapshot.map_or(0, |snapshot| snapshot.version)

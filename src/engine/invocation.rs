@@ -104,6 +104,8 @@ pub enum Signal {
     LeaseLost { token: u64 },
     /// The invocation ended (commit, abort, interrupt).
     Ended,
+    /// Its store was closed while it was open (nothing in flight): it can commit no more.
+    StoreClosed,
 }
 
 type SignalHook = Box<dyn Fn(&Signal)>;
@@ -534,9 +536,10 @@ impl Invocation {
         }
         if let Some(stop) = self.stop_asked_here() {
             self.fire(stop);
-        } else if self.session.shared.check_open().is_err() {
-            // The store was closed: this turn's lease is renewed and committed no more.
-            self.fire(Signal::LeaseLost { token: self.token });
+        } else if self.session.shared.check_open().is_err() && matches!(self.state.borrow().stage, Stage::Open) {
+            // The store was closed: this turn is renewed and committed no more. (A commit being
+            // written when it closed settles the turn itself: the signal says how it ends.)
+            self.fire(Signal::StoreClosed);
         }
         self.signaled.get()
     }

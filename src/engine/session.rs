@@ -810,7 +810,7 @@ impl Session {
                 return Ok(SessionView {
                     id: self.id().to_owned(),
                     version,
-                    status: self.status(),
+                    status: head.committed_status(),
                     state: self.state()?,
                 });
             }

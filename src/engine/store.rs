@@ -447,22 +447,31 @@ impl SessionStore {
         let head_key = keys::head_key(id);
         let value = crate::engine::head_value(head);
         let written: Vec<String> = records.iter().map(|(key, _)| key.clone()).collect();
-        match shared.store.commit(records, &head_key, value, Expect::Absent, &mut Vec::new()).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                // Taken meanwhile: the records written go (their keys carry this write's own token).
-                for key in written {
-                    let _ = shared.store.delete_prefix(&key, vec![key.clone()]).await;
+        let failed = match shared.store.commit(records, &head_key, value, Expect::Absent, &mut Vec::new()).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(None),
+            Err(error) => match load::read_head(&*shared.store, id).await {
+                // It landed after all (the backend failed after the head's write).
+                Ok(Some((landed, _)))
+                    if landed.last_token == head.last_token && landed.created_at == head.created_at =>
+                {
+                    None
                 }
-                return Ok(None);
+                // Not written (or another's): nothing may be left that no head names.
+                Ok(_) => Some(Some(error)),
+                // Not known: the records stay, as a commit's would, for the id's next delete.
+                Err(_) => return Err(error.into()),
+            },
+        };
+        if let Some(error) = failed {
+            // Taken meanwhile, or not written: the records go (their keys carry this write's token).
+            for key in written {
+                let _ = shared.store.delete_prefix(&key, vec![key.clone()]).await;
             }
-            // Refused before the head was written (over the backend's per-value limit, or the memory
-            // budget): no head names the records written, and they go, so that nothing is left.
-            Err(error @ (StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. })) => {
-                let _ = shared.store.delete_session(&head_key, None, &keys::record_prefixes(id)).await;
-                return Err(error.into());
-            }
-            Err(error) => return Err(error.into()),
+            return match error {
+                None => Ok(None),
+                Some(error) => Err(error.into()),
+            };
         }
         // A slot left from an earlier session of this id (deleted, here or elsewhere) is not this one's.
         shared.cache.forget(id);

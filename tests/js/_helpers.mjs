@@ -162,6 +162,13 @@ after(() => {
   }, 3000).unref();
 });
 
+/** A HostKv over `base` (a memoryKv) whose writes go through `put(key, value, options)`, which calls
+ * `base.put` itself or not (a test's failure or pause); without the optional `commit`, so that a store
+ * writes a commit's records and head one by one. */
+export function kvWithPut(base, put) {
+  return { capabilities: base.capabilities, get: base.get, list: base.list, delete: base.delete, put };
+}
+
 /** A HostKv over a new memoryKv whose calls each wait 0 to 2 macrotasks first (drawn from `random`), so
  * that operations of several stores over it interleave as they would over a network. */
 export function slowKv(random) {

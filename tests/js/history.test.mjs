@@ -3,7 +3,7 @@ import { describe as suite } from "node:test";
 import assert from "node:assert/strict";
 import { SessionStore, ValidationError, NotFoundError, StorageError, LimitExceededError } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
-import { rejection, assertError, eventTypes, plain, clockStore, callAsync, assertDeepFrozen, T0, test } from "./_helpers.mjs";
+import { rejection, assertError, eventTypes, plain, clockStore, callAsync, assertDeepFrozen, kvWithPut, T0, test } from "./_helpers.mjs";
 
 /** Three commits by two agents at known times: the fixture of the history tests. */
 async function threeCommits() {
@@ -159,6 +159,23 @@ suite("time travel: at(v)", () => {
     for (let v = 0; v <= 5; v++) statuses.push((await session.at(v)).status);
     assert.deepEqual(statuses, ["idle", "idle", "interrupted", "idle", "interrupted", "closed"]);
   });
+});
+
+test("at(v).status is the status v's commit left, whether or not v is the latest, and stays so (a lease, an expiry)", async () => {
+  const { store, now } = await clockStore({ leaseMs: 1000 });
+  const session = await store.open("view-status-stays", { idleTtlMs: 10_000 });
+  await session.invoke((inv) => inv.appendMessage("a")); // v1
+  const inv = await session.begin();
+  inv.appendMessage("b");
+  await inv.checkpoint(); // v2, the turn still running
+  assert.equal(session.status, "running");
+  const read = async () => [(await session.at(1)).status, (await session.at(2)).status];
+  assert.deepEqual(await read(), ["idle", "idle"], "while the turn runs");
+  now.advance(2000); // the lease lapses
+  assert.deepEqual(await read(), ["idle", "idle"], "once its lease ran out");
+  now.advance(20_000); // the session expires
+  assert.equal((await store.open("view-status-stays")).status, "expired");
+  assert.deepEqual(await read(), ["idle", "idle"], "once the session expired");
 });
 
 suite("snapshots", () => {
@@ -317,18 +334,12 @@ suite("fork is one commit", () => {
   /** A memoryKv whose writes fail from the `failAt`-th one under `id` on (the keys of a session carry its id). */
   function failingKv(id) {
     const base = memoryKv();
-    const state = { failAt: Infinity, writes: 0, visible: [] };
+    const state = { failAt: Infinity, writes: 0 };
     const mine = (key) => key.includes(id);
-    const kv = {
-      capabilities: base.capabilities,
-      get: (key) => base.get(key),
-      list: (...args) => base.list(...args),
-      delete: (...args) => base.delete(...args),
-      async put(key, value, options) {
-        if (mine(key) && ++state.writes >= state.failAt) throw new Error("disk full (injected)");
-        return base.put(key, value, options);
-      },
-    };
+    const kv = kvWithPut(base, async (key, value, options) => {
+      if (mine(key) && ++state.writes >= state.failAt) throw new Error("disk full (injected)");
+      return base.put(key, value, options);
+    });
     return { kv, state };
   }
 
@@ -365,21 +376,45 @@ suite("fork is one commit", () => {
     }
   });
 
+  test("a fork whose head write fails leaves none of its records; one whose head landed before the failure resolves", async () => {
+    for (const landed of [false, true]) {
+      const base = memoryKv();
+      let failHead = false;
+      const kv = kvWithPut(base, async (key, value, options) => {
+        if (failHead && key.startsWith("h/") && key.includes("child")) {
+          failHead = false;
+          if (landed) await base.put(key, value, options);
+          throw new Error("connection reset (injected)");
+        }
+        return base.put(key, value, options);
+      });
+      const store = await SessionStore.kv(kv);
+      const source = await store.open("parent");
+      await source.invoke((inv) => inv.appendMessage("hello"));
+      failHead = true;
+      const keysUnder = async () => (await base.list("")).keys.filter((key) => key.includes("child"));
+      if (landed) {
+        const fork = await source.fork({ id: "child" });
+        assert.equal(fork.version, 1);
+        assert.deepEqual(plain(fork.messages()), ["hello"]);
+      } else {
+        assertError(await rejection(source.fork({ id: "child" })), StorageError, "STORAGE");
+        assert.deepEqual(await keysUnder(), [], "nothing of the failed fork is left under its id");
+        assert.equal((await source.fork({ id: "child" })).version, 1);
+      }
+      const child = await (await SessionStore.kv(base)).open("child", { create: false });
+      assert.deepEqual(eventTypes(await child.history()), ["0:created", "1:forked", "1:message"]);
+    }
+  });
+
   test("a server opening the fork's id by id never sees it before its commit", async () => {
     const base = memoryKv();
     let peek = null;
-    const kv = {
-      ...base,
-      capabilities: base.capabilities,
-      get: (key) => base.get(key),
-      list: (...args) => base.list(...args),
-      delete: (...args) => base.delete(...args),
-      async put(key, value, options) {
-        // Between any two writes of the fork, another store opens its id (create: false).
-        if (key.includes("child") && peek) await peek();
-        return base.put(key, value, options);
-      },
-    };
+    const kv = kvWithPut(base, async (key, value, options) => {
+      // Between any two writes of the fork, another store opens its id (create: false).
+      if (key.includes("child") && peek) await peek();
+      return base.put(key, value, options);
+    });
     const store = await SessionStore.kv(kv);
     const server = await SessionStore.kv(kv);
     const source = await store.open("parent");
@@ -404,21 +439,15 @@ suite("fork is one commit", () => {
   test("a fork into an id another store creates meanwhile is refused and leaves none of its records", async () => {
     const base = memoryKv();
     let race = null;
-    const kv = {
-      capabilities: base.capabilities,
-      get: (key) => base.get(key),
-      list: (...args) => base.list(...args),
-      delete: (...args) => base.delete(...args),
-      async put(key, value, options) {
-        // At the fork's first write under its id, another store creates that id (a server's open by id).
-        if (key.includes("child") && race) {
-          const go = race;
-          race = null;
-          await go();
-        }
-        return base.put(key, value, options);
-      },
-    };
+    const kv = kvWithPut(base, async (key, value, options) => {
+      // At the fork's first write under its id, another store creates that id (a server's open by id).
+      if (key.includes("child") && race) {
+        const go = race;
+        race = null;
+        await go();
+      }
+      return base.put(key, value, options);
+    });
     const store = await SessionStore.kv(kv);
     const server = await SessionStore.kv(kv);
     const source = await store.open("parent");

@@ -18,6 +18,7 @@ import {
   LimitExceededError,
   SessionStore,
   StopRequestedError,
+  StoreClosedError,
   ValidationError,
 } from "agent-session";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -25,7 +26,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openKv } from "@deno/kv";
 import { denoKv, memoryKv } from "agent-session/adapters";
-import { callAsync, manualClock, plain, rejection, sleep, test, thrown, within } from "./_helpers.mjs";
+import { callAsync, kvWithPut, manualClock, plain, rejection, sleep, test, thrown, within } from "./_helpers.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Setups: `holder` runs the turns, `other` follows and stops (the same store when there is one).
@@ -1030,7 +1031,7 @@ test("after store.close() the holder's emit() and flush() are refused: nothing m
   assert.deepEqual((await kv.list("t/")).keys, before);
 });
 
-test("store.close() aborts the signal of every invocation still open (reason: a LeaseLostError), read before the close or after", async () => {
+test("store.close() aborts the signal of every invocation still open (reason: a StoreClosedError), read before the close or after", async () => {
   for (const make of [() => SessionStore.memory({ stopPollMs: 60_000 }), () => SessionStore.kv(memoryKv(), { stopPollMs: 60_000 })]) {
     const store = await make();
     const watched = await (await store.open("watched")).begin();
@@ -1040,11 +1041,42 @@ test("store.close() aborts the signal of every invocation still open (reason: a 
     await store.close();
     // stopPollMs is a minute: only the close itself can abort it in time.
     const reason = await within(aborted, 10_000, "inv.signal did not abort after store.close()");
-    assert.ok(reason instanceof LeaseLostError, `signal.reason: ${reason}`);
+    assert.ok(reason instanceof StoreClosedError, `signal.reason: ${reason}`);
     assert.equal(unread.signal.aborted, true, "a signal first read after the close");
-    assert.ok(unread.signal.reason instanceof LeaseLostError, `signal.reason: ${unread.signal.reason}`);
+    assert.ok(unread.signal.reason instanceof StoreClosedError, `signal.reason: ${unread.signal.reason}`);
     assert.equal((await rejection(watched.commit())).code, "STORE_CLOSED");
   }
+});
+
+test("a commit being written when its store closes settles the turn: its signal then says it ended, never that it was lost", async () => {
+  const base = memoryKv();
+  let hold = null;
+  const kv = kvWithPut(base, async (key, value, options) => {
+    if (hold && key.startsWith("e/")) await hold;
+    return base.put(key, value, options);
+  });
+  const store = await SessionStore.kv(kv, { stopPollMs: 60_000 });
+  const session = await store.open("closing");
+  const inv = await session.begin();
+  const reasons = [];
+  inv.signal.addEventListener("abort", () => reasons.push(inv.signal.reason), { once: true });
+  inv.appendMessage("kept");
+  let release;
+  hold = new Promise((resolve) => (release = resolve));
+  const committing = inv.commit();
+  await sleep(10);
+  await store.close();
+  await sleep(10);
+  release();
+  hold = null;
+  const version = await committing;
+  assert.equal(version, 1);
+  await within(new Promise((resolve) => (reasons.length ? resolve() : inv.signal.addEventListener("abort", resolve))), 10_000);
+  assert.equal(reasons.length, 1);
+  assert.ok(!(reasons[0] instanceof LeaseLostError) && !(reasons[0] instanceof StoreClosedError), `signal.reason: ${reasons[0]}`);
+  assert.equal(reasons[0]?.name, "AbortError");
+  const reader = await SessionStore.kv(base);
+  assert.deepEqual(plain((await reader.open("closing")).messages()), ["kept"]);
 });
 
 /** What a follower resuming `invocation` after its part 0 (a reloaded page) yields, up to its end. */
