@@ -38,7 +38,7 @@ pub enum CoreError {
     #[error("session is busy: an invocation of owner \"{holder}\" holds it for another {retry_after_ms} ms; retry after that, or begin with onBusy: {{ waitMs }}")]
     Concurrency { holder: String, retry_after_ms: u64 },
     /// The invocation's lease expired or was taken over; what it staged is not visible anywhere.
-    #[error("the lease of this invocation (fencing token {token}) expired or was taken over, so nothing it staged since its last checkpoint was written; begin a new invocation and redo the turn")]
+    #[error("the lease of this invocation (fencing token {token}) expired or was taken over, or the session was deleted, so nothing it staged since its last checkpoint was written; begin a new invocation and redo the turn (open the session with {{ create: false }} first if it may have been deleted)")]
     LeaseLost { token: u64 },
     /// A lifecycle move that the current status or invocation phase does not allow.
     #[error("cannot {action} when the {}is {}{}", if matches!(from, Phase::Status(_)) { "session " } else { "invocation " }, from.as_str(), hint(*from, action))]

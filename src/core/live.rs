@@ -8,8 +8,9 @@
 //! batch (in its transaction, or before the head), a head that shows a turn ended is read before that
 //! turn's last flushes, so draining after it yields every part before the `end`.
 
+use crate::core::event::Event;
 use crate::core::lifecycle::Status;
-use crate::core::record::{Head, Json, TurnEnd, TurnOutcome};
+use crate::core::record::{Batch, Head, Json, TurnEnd, TurnOutcome};
 
 /// One flush of live parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,9 @@ pub enum LiveEvent {
 pub enum Next {
     /// Read flush `n` of the turn holding `token` and pass it to [`Follower::on_flush`].
     Read { token: u64, n: u64 },
+    /// Read the batches of the versions after `after` (the head names them) and pass them to
+    /// [`Follower::on_batches`]: whether a stopper's fence ended the followed turn there.
+    Batches { after: u64 },
     /// Nothing more until something changes: wait for a wake or a poll.
     Wait,
     /// The session was deleted, closed or expired: the iteration ends.
@@ -96,12 +100,15 @@ struct Turn {
     next_seq: u64,
     /// Whether the flushes present at the last head read have all been read.
     drained: bool,
+    /// Once the versions the head no longer explains were read: the one a stopper's fence of this
+    /// turn wrote, if any.
+    fenced_at: Option<Option<u64>>,
 }
 
 impl Turn {
     /// A turn to read from its first flush on.
     fn from_start(token: u64, invocation: &str) -> Turn {
-        Turn { token, invocation: invocation.to_owned(), next_flush: 0, next_seq: 0, drained: false }
+        Turn { token, invocation: invocation.to_owned(), next_flush: 0, next_seq: 0, drained: false, fenced_at: None }
     }
 }
 
@@ -166,6 +173,26 @@ impl Follower {
         self.head = head;
         if let Some(turn) = self.turn.as_mut() {
             turn.drained = false;
+            turn.fenced_at = None;
+        }
+    }
+
+    /// The head last taken in.
+    pub fn head(&self) -> Option<&Head> {
+        self.head.as_ref()
+    }
+
+    /// Takes the batches [`Next::Batches`] asked for (none when they could not be read): the one a
+    /// stopper's fence of the followed turn wrote, if any, is where the turn ended. A fence takes the
+    /// lease over with the turn's token + 1 and writes a `stopped` event of outcome `fenced`, which
+    /// nothing else writes.
+    pub fn on_batches(&mut self, batches: &[Batch]) {
+        if let Some(turn) = self.turn.as_mut() {
+            let fence = batches.iter().find(|batch| {
+                batch.token == turn.token + 1
+                    && batch.events.iter().any(|e| matches!(e, Event::Stopped { outcome: TurnOutcome::Fenced, .. }))
+            });
+            turn.fenced_at = Some(fence.map(|batch| batch.version));
         }
     }
 
@@ -254,14 +281,26 @@ impl Follower {
                 let (outcome, version) = match head.ended.as_ref().filter(|ended| ended.token == turn.token) {
                     Some(ended) => (ended.outcome.as_str(), version),
                     // A later turn ended since: the head no longer says how this one did, but its
-                    // commits say whether it wrote a version (its last one is where it ended). Only a
-                    // turn that wrote none since the last version reported is reported lost (it may
-                    // have aborted, or died after a checkpoint), at that version: the later ones are
-                    // the later turn's.
-                    None => match committed_at(head, turn.token, self.version) {
-                        Some(at) => ("committed", at),
-                        None => ("lost", self.version.unwrap_or(version)),
-                    },
+                    // commits say whether it wrote a version (its last one is where it ended, unless
+                    // a stopper's fence ended it later, which the batches after it tell: a fenced turn
+                    // is never reported lost). Only a turn that wrote none since the last version
+                    // reported, and was not fenced, is reported lost (it may have aborted, or died
+                    // after a checkpoint), at that version: the later ones are the later turn's.
+                    None => {
+                        let committed = committed_at(head, turn.token, self.version);
+                        let after = committed.or(self.version).unwrap_or(version);
+                        match turn.fenced_at {
+                            None if after < version => {
+                                self.turn = Some(turn);
+                                return (Next::Batches { after }, events);
+                            }
+                            Some(Some(at)) => (TurnOutcome::Fenced.as_str(), at),
+                            _ => match committed {
+                                Some(at) => ("committed", at),
+                                None => ("lost", self.version.unwrap_or(version)),
+                            },
+                        }
+                    }
                 };
                 // The status the turn left the session in: a head already running the next turn (a
                 // begin does not move the version) was at rest at this version.

@@ -582,6 +582,17 @@ impl LiveFollow {
                         };
                         events.extend(self.follower.borrow_mut().on_flush(flush));
                     }
+                    Next::Batches { after } => {
+                        // (Unreadable, they tell nothing: the turn ends as its commits say.)
+                        let head = self.follower.borrow().head().cloned();
+                        let batches = match head {
+                            Some(head) => {
+                                load::batches_after(&*shared.store, id, &head, after).await.unwrap_or_default()
+                            }
+                            None => Vec::new(),
+                        };
+                        self.follower.borrow_mut().on_batches(&batches);
+                    }
                     Next::Wait => break,
                     Next::Done => {
                         self.done.set(true);

@@ -7,7 +7,7 @@ use agent_session::core::guard::{
 };
 use agent_session::core::guard::{StopAsk, StopStep};
 use agent_session::core::live::{flush_delay, note_flushes, stale_logs, Flush, Follower, LiveEvent, Next};
-use agent_session::core::{CoreError, Head, Status, TurnOutcome};
+use agent_session::core::{Batch, CoreError, Event, Head, Status, TurnOutcome};
 
 use crate::fixtures::*;
 
@@ -41,6 +41,8 @@ fn observe(
                 let found = log.iter().find(|(t, _)| *t == token).and_then(|(_, f)| f.get(n as usize).cloned());
                 events.extend(follower.on_flush(found));
             }
+            // No batches known here: the turn ends as the head's commits say (see the fence test).
+            Next::Batches { .. } => follower.on_batches(&[]),
             other => return (events, other),
         }
     }
@@ -133,6 +135,56 @@ fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_i
     let mut late = Follower::new(Some(("invocation-of-this-test".into(), 0)), &minimal_head());
     let (events, next) = observe(&mut late, Some(&next_turn), T0 + 5, &[]);
     assert_eq!((events, next), (vec![], Next::Wait));
+}
+
+#[test]
+fn a_turn_a_fence_ended_before_a_later_turn_ended_ends_stopped_at_the_fence_not_lost() {
+    // The followed turn is fenced at version 1 (a stopper's write under the turn's token + 1, with a
+    // `stopped` event of outcome `fenced`), and the next turn begins and commits version 2 before
+    // the follower reads the head again: the head's end is the later turn's. The batches after the
+    // last version reported tell where the followed turn ended.
+    let running = begun(&minimal_head(), T0);
+    let mut follower = Follower::new(None, &minimal_head());
+    observe(&mut follower, Some(&running), T0, &[]);
+    let fence = begun(&running, T0 + LEASE_MS + 1);
+    assert_eq!(fence.last_token, running.last_token + 1);
+    let fenced = commit(&fence, fence.last_token, T0 + LEASE_MS + 2, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let next = begun(&fenced, T0 + LEASE_MS + 3);
+    let later = commit(&next, next.last_token, T0 + LEASE_MS + 4, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let batch = |version: u64, token: u64, outcome: Option<TurnOutcome>| Batch {
+        version,
+        token,
+        at: T0,
+        invocation: "a writer".into(),
+        traceparent: None,
+        events: outcome
+            .map(|outcome| Event::Stopped { reason: "user".into(), by: "stopper".into(), outcome })
+            .into_iter()
+            .collect(),
+    };
+    let (fence_token, next_batch) = (fence.last_token, batch(2, next.last_token, None));
+    for (batches, want) in [
+        (vec![batch(1, fence_token, Some(TurnOutcome::Fenced)), next_batch.clone()], ("stopped", 1)),
+        // No fence of this turn (a holder's own stop, a fence of another turn's token): lost, at the
+        // last version reported.
+        (vec![batch(1, fence_token, Some(TurnOutcome::Stopped)), next_batch.clone()], ("lost", 0)),
+        (vec![batch(1, fence_token + 1, Some(TurnOutcome::Fenced)), next_batch.clone()], ("lost", 0)),
+    ] {
+        let mut follower = follower.clone();
+        follower.on_head(Some(later.clone()), T0 + LEASE_MS + 5, false);
+        let mut next_step = follower.advance().0;
+        while let Next::Read { .. } = next_step {
+            follower.on_flush(None);
+            next_step = follower.advance().0;
+        }
+        assert_eq!(next_step, Next::Batches { after: 0 });
+        follower.on_batches(&batches);
+        let (_, events) = follower.advance();
+        match events.first() {
+            Some(LiveEvent::End { outcome, version, .. }) => assert_eq!((*outcome, *version), want),
+            other => panic!("expected the followed turn's end, got {other:?}"),
+        }
+    }
 }
 
 #[test]

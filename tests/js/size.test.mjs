@@ -163,8 +163,10 @@ import { gzipSync } from "node:zlib";
 // again after the browser cleared it (+0.03 KB); 241,597 with a failed fork's records deleted (or its
 // head found landed), a closed store's signal reason a StoreClosedError, and at(v).status of the latest
 // version the status its commit left (+0.2 KB).
-// Budget: 241,800.
-const BUDGET_GZIPPED = 241_800;
+// 242,191 with a follower finding the fence of a turn whose end a later turn's replaced on the head
+// (the batches after its last version read: +0.6 KB, most of it that read in the follower's poll).
+// Budget: 242,600.
+const BUDGET_GZIPPED = 242_600;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
