@@ -358,24 +358,17 @@ impl Cache {
         slot.attachment.borrow_mut().take();
     }
 
-    /// Drops every state held (the store was closed); returns the ids of the sessions that had an
-    /// invocation running.
+    /// Drops every state held (the store was closed); returns the ids of the sessions some `Session`
+    /// object still holds (an invocation may run on one, a begin wait on one).
     pub fn clear(&self) -> Vec<String> {
-        let running = self
-            .slots
-            .borrow()
-            .values()
-            .filter_map(Weak::upgrade)
-            .filter(|slot| slot.pins.get() > 0)
-            .map(|slot| slot.id.clone())
-            .collect();
+        let held = self.slots.borrow().values().filter_map(Weak::upgrade).map(|slot| slot.id.clone()).collect();
         let slots: Vec<Rc<Slot>> = self.lru.borrow().values().cloned().collect();
         for slot in slots {
             slot.pins.set(0);
             self.evict(&slot);
         }
         self.slots.borrow_mut().clear();
-        running
+        held
     }
 }
 

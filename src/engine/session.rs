@@ -427,7 +427,11 @@ impl Session {
                     match guard::retry_pause(retry_after_ms, deadline, self.shared.now()) {
                         // Woken sooner by news of the session in this realm (a commit, a release, a
                         // commit notice from another tab), which may have ended the holder's turn.
-                        Some(pause) => self.shared.env.wait(self.id(), pause, None).await,
+                        Some(pause) => {
+                            self.shared.env.wait(self.id(), pause, None).await;
+                            // A store closed meanwhile takes no lease (its close woke this wait).
+                            self.shared.check_open()?;
+                        }
                         None => return Err(CoreError::Concurrency { holder, retry_after_ms }.into()),
                     }
                 }
@@ -443,6 +447,11 @@ impl Session {
                 ) => {
                     let _ = self.refresh().await;
                     return Err(refusal);
+                }
+                // A lease taken as the store closed: given back at once, not left for leaseMs.
+                Ok(invocation) if self.shared.check_open().is_err() => {
+                    let _ = invocation.abort().await;
+                    return Err(EngineError::StoreClosed);
                 }
                 other => return other,
             }

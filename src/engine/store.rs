@@ -690,7 +690,7 @@ impl SessionStore {
         self.shared.closed.set(true);
         self.shared.env.release_alive();
         // The invocations still open lose their lease (none is renewed or committed): their stop
-        // watches wake to abort their signals now.
+        // watches wake to abort their signals now, and begins waiting for a lease to give up.
         for id in self.shared.cache.clear() {
             self.shared.env.wake(&id, false);
         }

@@ -727,6 +727,35 @@ async function assertBoundedAndRestored(session, store, sessionId, agent, turn) 
   assert.deepEqual(texts(restored.messages), texts(agent.messages), `turn ${turn}: a new Agent restores the context`);
 }
 
+describe("AgentSessionManager: a session restored from a backup under a long-lived Agent", () => {
+  test("an Agent that saw a version the restored session reached again with other content reloads it", async () => {
+    const [storeA, storeB] = await twoStores();
+    const manager = new AgentSessionManager({ store: storeA, sessionId: "restored" });
+    const long = makeAgent(new ScriptedModel(["p", "q", "r"]), { plugins: [manager] });
+    await long.invoke("P");
+    const id = (await manager.session()).id;
+    const backup = plain(await (await storeB.open(id)).export());
+    await long.invoke("Q");
+    // Another process restores the backup and runs a turn: the session is at the version the long-lived
+    // Agent holds again (its creation time the backup's), with other messages.
+    await storeB.delete(id);
+    await storeB.import(backup);
+    const other = makeAgent(new ScriptedModel(["z"]), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "restored" })] });
+    await other.invoke("Z");
+    const seen = [];
+    long.model.replies.unshift(async () => {
+      seen.push(...texts(long.messages));
+      return "r";
+    });
+    await long.invoke("R");
+    assert.deepEqual(seen, ["user:P", "assistant:p", "user:Z", "assistant:z", "user:R"], "the model saw the restored session");
+    assert.deepEqual(texts(long.messages), ["user:P", "assistant:p", "user:Z", "assistant:z", "user:R", "assistant:r"]);
+    const reader = makeAgent(new ScriptedModel([]), { plugins: [new AgentSessionManager({ store: storeB, sessionId: "restored" })] });
+    await reader.initialize();
+    assert.deepEqual(texts(reader.messages), texts(long.messages));
+  });
+});
+
 describe("AgentSessionManager: compaction of the trimmed context", () => {
   test("sliding window: each trim is one compaction in the turn's commit; a new Agent in another store reads the window", async () => {
     const [storeA, storeB] = await twoStores();

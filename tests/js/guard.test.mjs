@@ -9,6 +9,7 @@ import {
   SessionClosedError,
   ValidationError,
   LeaseLostError,
+  StoreClosedError,
 } from "agent-session";
 import { memoryKv } from "agent-session/adapters";
 import {
@@ -21,7 +22,9 @@ import {
   eventTypes,
   plain,
   clockStore,
+  kvWithPut,
   test,
+  within,
 } from "./_helpers.mjs";
 
 function assertConcurrency(error, { holder, retryAfterMs, leaseMs = 30000 } = {}) {
@@ -569,5 +572,46 @@ suite("heartbeat", () => {
     inv.appendMessage("late");
     assertError(await rejection(inv.commit()), LeaseLostError, "LEASE_LOST", "the lapsed holder's commit");
     await other.abort();
+  });
+});
+
+suite("a begin waiting for the lease when its store closes", () => {
+  test("rejects with StoreClosedError at the close, not after waitMs with ConcurrencyError", async () => {
+    const kv = memoryKv();
+    const holder = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "A" });
+    const waiter = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "B" });
+    const held = await (await holder.open("busy")).begin();
+    const waiting = callAsync(() => waiter.open("busy").then((s) => s.begin({ onBusy: { waitMs: 600_000 } })), "begin()");
+    await sleep(30);
+    await waiter.close();
+    // waitMs is ten minutes and the holder never lets go: only the close can end the wait.
+    const error = await within(rejection(waiting), 10_000, "the waiting begin did not settle after the close");
+    assertError(error, StoreClosedError, "STORE_CLOSED");
+    await held.commit();
+  });
+
+  test("a lease its store took as it closed is given back at once: another store begins without waiting", async () => {
+    const kv = memoryKv();
+    let waiter = null;
+    let closeAtLease = false;
+    // The waiter's lease write lands, then its store closes before the begin resolves.
+    const waiterKv = kvWithPut(kv, async (key, value, options) => {
+      const written = await kv.put(key, value, options);
+      if (closeAtLease && key.startsWith("h/")) {
+        closeAtLease = false;
+        await waiter.close();
+      }
+      return written;
+    });
+    const holder = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "A" });
+    waiter = await SessionStore.kv(waiterKv, { owner: "B" });
+    const held = await (await holder.open("busy")).begin();
+    const waiting = callAsync(() => waiter.open("busy").then((s) => s.begin({ onBusy: { waitMs: 600_000 } })), "begin()");
+    await sleep(30);
+    closeAtLease = true;
+    await held.commit(); // the waiter's begin now takes the lease, and its store closes
+    assertError(await within(rejection(waiting), 10_000, "no answer"), StoreClosedError, "STORE_CLOSED");
+    const next = await (await holder.open("busy")).begin(); // fails fast with ConcurrencyError were the lease kept
+    await next.commit();
   });
 });

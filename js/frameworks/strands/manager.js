@@ -320,7 +320,7 @@ export class AgentSessionManager {
     this.#guard = null;
     try {
       const version = await invocation.commit();
-      for (const record of guard.records) record.loaded = this.#handle.stateId(invocation.session, version);
+      for (const record of guard.records) record.loaded = this.#loadedId(invocation.session, version);
     } catch (error) {
       const thrown = stopError(error, invocation.signal);
       await invocation.abort().catch(() => {});
@@ -342,7 +342,7 @@ export class AgentSessionManager {
     await session.refresh();
     record.initial ??= clone(record.agent.takeSnapshot({ preset: "session" }));
     const latest = readAgent(session, record.name);
-    const loaded = this.#handle.stateId(session); // before the read of `at` lets a commit move the session
+    const loaded = this.#loadedId(session); // before the read of `at` lets a commit move the session
     let view = latest;
     if (params.snapshotId !== undefined) {
       // An id that is no version of the session, or one above it or pruned: nothing to restore, the
@@ -400,11 +400,22 @@ export class AgentSessionManager {
     return this.#handle.begin({ ...this.#beginOptions, ...options });
   }
 
+  /**
+   * What names the session's state an agent holds (`record.loaded`), for its next begin to tell
+   * whether another process committed since: the handle's state id and the time of that version's
+   * commit. The version alone is not enough: a session restored from a backup (deleted, imported with
+   * its creation time) that another process then moved past the backup reaches a version this agent
+   * saw before, with other content. `session` is at `version` (a commit's session is).
+   */
+  #loadedId(session, version = session.version) {
+    return `${this.#handle.stateId(session, version)}:${session.updatedAt}`;
+  }
+
   async #onInitialized(record) {
     record.initial = clone(record.agent.takeSnapshot({ preset: "session" }));
     const session = await this.session();
     const data = readAgent(session, record.name);
-    this.#apply(record, data, data, this.#handle.stateId(session), false, true);
+    this.#apply(record, data, data, this.#loadedId(session), false, true);
   }
 
   /**
@@ -506,7 +517,7 @@ export class AgentSessionManager {
     record.forward = this.#forwarder(invocation);
     record.unlink = linkStop(invocation, record.agent);
     try {
-      const loaded = this.#handle.stateId(invocation.session);
+      const loaded = this.#loadedId(invocation.session);
       if (record.loaded !== loaded) {
         // Another process committed since this agent last saw the session: start from its version.
         // An agent that is answering interrupts keeps its interrupt state (the answers are in it); one
@@ -553,7 +564,7 @@ export class AgentSessionManager {
       const version = await invocation.commit();
       record.base = base;
       record.pending = [];
-      record.loaded = this.#handle.stateId(invocation.session, version);
+      record.loaded = this.#loadedId(invocation.session, version);
     } catch (error) {
       const thrown = stopError(error, invocation.signal);
       await invocation.abort().catch(() => {});
@@ -569,7 +580,7 @@ export class AgentSessionManager {
     try {
       const session = await this.session();
       const data = readAgent(session, record.name);
-      this.#apply(record, data, data, this.#handle.stateId(session), false);
+      this.#apply(record, data, data, this.#loadedId(session), false);
     } catch {
       // left for the next invocation's begin to reload
     }
