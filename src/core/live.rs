@@ -9,7 +9,7 @@
 //! turn's last flushes, so draining after it yields every part before the `end`.
 
 use crate::core::event::Event;
-use crate::core::lifecycle::Status;
+use crate::core::lifecycle::{self, Status};
 use crate::core::record::{Batch, Head, Json, TurnEnd, TurnOutcome};
 
 /// One flush of live parts.
@@ -100,15 +100,15 @@ struct Turn {
     next_seq: u64,
     /// Whether the flushes present at the last head read have all been read.
     drained: bool,
-    /// Once the versions the head no longer explains were read: the one a stopper's fence of this
-    /// turn wrote, if any.
-    fenced_at: Option<Option<u64>>,
+    /// Once the batches from its last commit on were read ([`Next::Batches`]): how and at which
+    /// version they say it ended, if they say.
+    read_end: Option<Option<(&'static str, u64)>>,
 }
 
 impl Turn {
     /// A turn to read from its first flush on.
     fn from_start(token: u64, invocation: &str) -> Turn {
-        Turn { token, invocation: invocation.to_owned(), next_flush: 0, next_seq: 0, drained: false, fenced_at: None }
+        Turn { token, invocation: invocation.to_owned(), next_flush: 0, next_seq: 0, drained: false, read_end: None }
     }
 }
 
@@ -173,7 +173,7 @@ impl Follower {
         self.head = head;
         if let Some(turn) = self.turn.as_mut() {
             turn.drained = false;
-            turn.fenced_at = None;
+            turn.read_end = None;
         }
     }
 
@@ -182,18 +182,32 @@ impl Follower {
         self.head.as_ref()
     }
 
-    /// Takes the batches [`Next::Batches`] asked for (none when they could not be read): the one a
-    /// stopper's fence of the followed turn wrote, if any, is where the turn ended. A fence takes the
-    /// lease over with the turn's token + 1 and writes a `stopped` event of outcome `fenced`, which
-    /// nothing else writes.
+    /// Takes the batches [`Next::Batches`] asked for (none when they are gone): the followed turn
+    /// ended where a stopper's fence of it wrote one (the turn's token + 1, a `stopped` event of
+    /// outcome `fenced`, which nothing else writes), else at its own last commit, as that batch says
+    /// (`stopped` with a stop's event, `interrupted` when it ends with an interrupt, else
+    /// `committed`: a checkpoint its holder then aborted, or died after, looks the same).
     pub fn on_batches(&mut self, batches: &[Batch]) {
-        if let Some(turn) = self.turn.as_mut() {
-            let fence = batches.iter().find(|batch| {
-                batch.token == turn.token + 1
-                    && batch.events.iter().any(|e| matches!(e, Event::Stopped { outcome: TurnOutcome::Fenced, .. }))
-            });
-            turn.fenced_at = Some(fence.map(|batch| batch.version));
-        }
+        let Some(turn) = self.turn.as_mut() else { return };
+        let fenced = |batch: &&Batch| {
+            batch.token == turn.token + 1
+                && batch.events.iter().any(|e| matches!(e, Event::Stopped { outcome: TurnOutcome::Fenced, .. }))
+        };
+        let ended = match batches.iter().find(fenced) {
+            Some(fence) => Some((TurnOutcome::Fenced.as_str(), fence.version)),
+            None => batches.iter().rev().find(|batch| batch.token == turn.token).map(|own| {
+                // (A stop asked of the turn outranks its interrupt, as on the head: `guard::commit`.)
+                let outcome = if own.events.iter().any(|e| matches!(e, Event::Stopped { .. })) {
+                    TurnOutcome::Stopped
+                } else if lifecycle::status_at(&own.events) == Status::Interrupted {
+                    TurnOutcome::Interrupted
+                } else {
+                    TurnOutcome::Committed
+                };
+                (outcome.as_str(), own.version)
+            }),
+        };
+        turn.read_end = Some(ended);
     }
 
     /// Whether `head` is of another session than the one followed: one created again under the id
@@ -288,13 +302,13 @@ impl Follower {
                     // after a checkpoint), at that version: the later ones are the later turn's.
                     None => {
                         let committed = committed_at(head, turn.token, self.version);
-                        let after = committed.or(self.version).unwrap_or(version);
-                        match turn.fenced_at {
+                        let after = committed.map_or(self.version.unwrap_or(version), |at| at - 1);
+                        match turn.read_end {
                             None if after < version => {
                                 self.turn = Some(turn);
                                 return (Next::Batches { after }, events);
                             }
-                            Some(Some(at)) => (TurnOutcome::Fenced.as_str(), at),
+                            Some(Some(read)) => read,
                             _ => match committed {
                                 Some(at) => ("committed", at),
                                 None => ("lost", self.version.unwrap_or(version)),

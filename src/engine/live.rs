@@ -583,12 +583,16 @@ impl LiveFollow {
                         events.extend(self.follower.borrow_mut().on_flush(flush));
                     }
                     Next::Batches { after } => {
-                        // (Unreadable, they tell nothing: the turn ends as its commits say.)
                         let head = self.follower.borrow().head().cloned();
                         let batches = match head {
-                            Some(head) => {
-                                load::batches_after(&*shared.store, id, &head, after).await.unwrap_or_default()
-                            }
+                            Some(head) => match load::batches_after(&*shared.store, id, &head, after).await {
+                                Ok(batches) => batches,
+                                // The backend failed: the follower says so, as for a flush it reads.
+                                Err(error @ EngineError::Store(_)) => return Err(error),
+                                // Gone (pruned, or deleted meanwhile): they tell nothing, and the turn
+                                // ends as its commits say.
+                                Err(_) => Vec::new(),
+                            },
                             None => Vec::new(),
                         };
                         self.follower.borrow_mut().on_batches(&batches);

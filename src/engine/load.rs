@@ -266,10 +266,17 @@ fn named_after(id: &str, head: &Head, after: u64) -> EngineResult<Vec<(u64, u64)
         .collect()
 }
 
-/// The batches of versions `after + 1 ..= head.version`, which the head names (the caller checked
-/// that `after` is not below the head's snapshot).
+/// The batches of versions `after + 1 ..= head.version`: their tokens from the head, or, for versions
+/// at or below its snapshot, from the snapshots (read back as far as `after`).
 pub(crate) async fn batches_after(store: &dyn Store, id: &str, head: &Head, after: u64) -> EngineResult<Vec<Batch>> {
-    read_batches(store, id, named_after(id, head, after)?).await
+    let named = match named_after(id, head, after) {
+        Ok(named) => named,
+        Err(_) => {
+            let (tokens, _) = tokens_from(store, id, head, after + 1, false).await?;
+            pairs(id, &tokens, after + 1..=head.version)?
+        }
+    };
+    read_batches(store, id, named).await
 }
 
 fn head_gap(id: &str, version: u64) -> CoreError {

@@ -188,6 +188,54 @@ fn a_turn_a_fence_ended_before_a_later_turn_ended_ends_stopped_at_the_fence_not_
 }
 
 #[test]
+fn a_turn_whose_end_a_later_turn_replaced_ends_as_its_own_last_batch_says() {
+    // The followed turn commits version 1 and ends; the next turn commits version 2 before the
+    // follower reads the head again. The turn's own batch says how it ended.
+    let running = begun(&minimal_head(), T0);
+    let token = running.last_token;
+    let mut follower = Follower::new(None, &minimal_head());
+    observe(&mut follower, Some(&running), T0, &[]);
+    let ended = commit(&running, token, T0 + 1, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let next = begun(&ended, T0 + 2);
+    let later = commit(&next, next.last_token, T0 + 3, LEASE_MS, Outcome::Commit, 0).unwrap().head;
+    let message = Event::Message { agent: "default".into(), data: json("\"m\"") };
+    let interrupt = Event::Interrupt { reason: "approve?".into(), data: json("null") };
+    let stop = Event::Stopped { reason: "user".into(), by: "stopper".into(), outcome: TurnOutcome::Stopped };
+    for (own, want) in [
+        (vec![message.clone()], "committed"),
+        (vec![message.clone(), interrupt.clone()], "interrupted"),
+        (vec![message.clone(), stop.clone()], "stopped"),
+        (vec![message.clone(), interrupt, stop], "stopped"),
+    ] {
+        let batches = [
+            Batch { version: 1, token, at: T0, invocation: "it".into(), traceparent: None, events: own },
+            Batch {
+                version: 2,
+                token: next.last_token,
+                at: T0,
+                invocation: "next".into(),
+                traceparent: None,
+                events: vec![message.clone()],
+            },
+        ];
+        let mut follower = follower.clone();
+        follower.on_head(Some(later.clone()), T0 + 4, false);
+        let mut next_step = follower.advance().0;
+        while let Next::Read { .. } = next_step {
+            follower.on_flush(None);
+            next_step = follower.advance().0;
+        }
+        assert_eq!(next_step, Next::Batches { after: 0 });
+        follower.on_batches(&batches);
+        let (_, events) = follower.advance();
+        match events.first() {
+            Some(LiveEvent::End { outcome, version, .. }) => assert_eq!((*outcome, *version), (want, 1)),
+            other => panic!("expected the followed turn's end, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_turn_that_died_after_a_checkpoint_and_was_taken_over_ends_lost_at_its_own_last_version() {
     // The holder checkpoints version 1 (the follower sees it), then dies; after its lease another
     // holder takes the session over and commits version 2 before the follower reads the head again.

@@ -1079,41 +1079,44 @@ test("a commit being written when its store closes settles the turn: its signal 
   assert.deepEqual(plain((await reader.open("closing")).messages()), ["kept"]);
 });
 
-test("a fenced turn ends stopped at its fence for a follower that next reads the head after the next turn ended", async () => {
-  // Three server processes over one KV (each its own HostKv object: stores over one object in one
-  // realm hear each other): the holder, the stopper, and a follower whose head reads wait at a gate
-  // while the stopper fences the turn and runs the next one, so the head it next reads ends that one.
-  const kv = memoryKv();
-  let gate = null;
-  const follower = await SessionStore.kv(
-    {
-      ...kvWithPut(kv, kv.put),
-      get: async (key) => {
-        if (key.startsWith("h/")) await gate?.promise;
-        return kv.get(key);
+for (const snapshotEvery of [undefined, 1]) {
+  test(`a fenced turn ends stopped at its fence for a follower that next reads the head after the next turn ended (snapshotEvery: ${snapshotEvery ?? "default"})`, async () => {
+    // Three server processes over one KV (each its own HostKv object: stores over one object in one
+    // realm hear each other): the holder, the stopper, and a follower whose head reads wait at a gate
+    // while the stopper fences the turn and runs the next one, so the head it next reads ends that one.
+    const kv = memoryKv();
+    let gate = null;
+    const follower = await SessionStore.kv(
+      {
+        ...kvWithPut(kv, kv.put),
+        get: async (key) => {
+          if (key.startsWith("h/")) await gate?.promise;
+          return kv.get(key);
+        },
       },
-    },
-    { owner: "F" },
-  );
-  const holder = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "A", liveFlushMs: 1 });
-  const stopper = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "B" });
-  const id = "fence-then-next";
-  await (await holder.open(id)).invoke((inv) => inv.appendMessage("first"));
-  const inv = await (await holder.open(id)).begin();
-  inv.emit("thinking");
-  await inv.flush();
-  const followed = collect(await follower.open(id), { until: (events) => events.some((e) => e.type === "end") });
-  await waitFor(() => followed.events.length > 0, "the follower to see the part");
-  gate = deferred();
-  const fenced = plain(await (await stopper.open(id)).stop({ reason: "user", graceMs: 0 }));
-  assert.deepEqual([fenced.outcome, fenced.version], ["fenced", 2]);
-  await (await stopper.open(id)).invoke((next) => next.appendMessage("the next question"));
-  gate.resolve();
-  const events = await within(followed.done, 10_000, "no end within 10 s");
-  const end = events.find((event) => event.type === "end");
-  assert.deepEqual([end?.invocation, end?.outcome, end?.version], [inv.id, "stopped", 2], JSON.stringify(events));
-  await rejection(inv.commit());
-});
+      { owner: "F", snapshotEvery },
+    );
+    const holder = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "A", liveFlushMs: 1, snapshotEvery });
+    // With snapshotEvery 1 the next turn's commit writes a snapshot: the head no longer names the fence.
+    const stopper = await SessionStore.kv(kvWithPut(kv, kv.put), { owner: "B", snapshotEvery });
+    const id = "fence-then-next";
+    await (await holder.open(id)).invoke((inv) => inv.appendMessage("first"));
+    const inv = await (await holder.open(id)).begin();
+    inv.emit("thinking");
+    await inv.flush();
+    const followed = collect(await follower.open(id), { until: (events) => events.some((e) => e.type === "end") });
+    await waitFor(() => followed.events.length > 0, "the follower to see the part");
+    gate = deferred();
+    const fenced = plain(await (await stopper.open(id)).stop({ reason: "user", graceMs: 0 }));
+    assert.deepEqual([fenced.outcome, fenced.version], ["fenced", 2]);
+    await (await stopper.open(id)).invoke((next) => next.appendMessage("the next question"));
+    gate.resolve();
+    const events = await within(followed.done, 10_000, "no end within 10 s");
+    const end = events.find((event) => event.type === "end");
+    assert.deepEqual([end?.invocation, end?.outcome, end?.version], [inv.id, "stopped", 2], JSON.stringify(events));
+    await rejection(inv.commit());
+  });
+}
 
 /** What a follower resuming `invocation` after its part 0 (a reloaded page) yields, up to its end. */
 async function resumedTurn(session, invocation) {

@@ -166,9 +166,10 @@ import { gzipSync } from "node:zlib";
 // 242,191 with a follower finding the fence of a turn whose end a later turn's replaced on the head
 // (the batches after its last version read: +0.6 KB, most of it that read in the follower's poll);
 // 242,348 with a begin waiting for a lease refusing once its store closes, and a lease taken as it
-// closed given back (+0.2 KB).
-// Budget: 242,600.
-const BUDGET_GZIPPED = 242_600;
+// closed given back (+0.2 KB); 242,823 with that follower reading those batches across a snapshot
+// (the tokens from the snapshots) and taking the outcome of the turn's own last batch (+0.5 KB).
+// Budget: 243,300.
+const BUDGET_GZIPPED = 243_300;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
