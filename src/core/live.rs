@@ -83,9 +83,9 @@ pub enum LiveEvent {
 pub enum Next {
     /// Read flush `n` of the turn holding `token` and pass it to [`Follower::on_flush`].
     Read { token: u64, n: u64 },
-    /// Read the batches of the versions after `after` (the head names them) and pass them to
-    /// [`Follower::on_batches`]: whether a stopper's fence ended the followed turn there.
-    Batches { after: u64 },
+    /// Read the batches of versions `after + 1 ..= last` and pass them to [`Follower::on_batches`]:
+    /// how the followed turn ended, when the head no longer says.
+    Batches { after: u64, last: u64 },
     /// Nothing more until something changes: wait for a wake or a poll.
     Wait,
     /// The session was deleted, closed or expired: the iteration ends.
@@ -301,12 +301,14 @@ impl Follower {
                     // reported, and was not fenced, is reported lost (it may have aborted, or died
                     // after a checkpoint), at that version: the later ones are the later turn's.
                     None => {
+                        // Its own last batch, and the version after it: while the turn held the lease
+                        // only a stopper's fence could commit that one.
                         let committed = committed_at(head, turn.token, self.version);
                         let after = committed.map_or(self.version.unwrap_or(version), |at| at - 1);
                         match turn.read_end {
                             None if after < version => {
                                 self.turn = Some(turn);
-                                return (Next::Batches { after }, events);
+                                return (Next::Batches { after, last: version.min(after + 2) }, events);
                             }
                             Some(Some(read)) => read,
                             _ => match committed {
@@ -317,8 +319,13 @@ impl Follower {
                     }
                 };
                 // The status the turn left the session in: a head already running the next turn (a
-                // begin does not move the version) was at rest at this version.
-                let status = if status == Status::Running { head.resting_status() } else { status };
+                // begin does not move the version) was at rest at this version; an interrupt ends
+                // interrupted, whatever later turns did.
+                let status = match status {
+                    _ if outcome == TurnOutcome::Interrupted.as_str() => Status::Interrupted,
+                    Status::Running => head.resting_status(),
+                    status => status,
+                };
                 events.push(LiveEvent::End { invocation: turn.invocation, outcome, version, status });
                 self.version = Some(version);
                 continue;

@@ -521,7 +521,9 @@ impl Invocation {
             return None;
         }
         let store = &*self.session.shared.store;
-        let batches = load::batches_after(store, self.session.id(), head, head.version.saturating_sub(1)).await.ok()?;
+        let batches = load::batches_after(store, self.session.id(), head, head.version.saturating_sub(1), head.version)
+            .await
+            .ok()?;
         batches.iter().flat_map(|batch| &batch.events).find_map(|event| match event {
             Event::Stopped { reason, by, .. } => Some((reason.clone(), by.clone())),
             _ => None,

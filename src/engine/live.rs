@@ -582,10 +582,10 @@ impl LiveFollow {
                         };
                         events.extend(self.follower.borrow_mut().on_flush(flush));
                     }
-                    Next::Batches { after } => {
+                    Next::Batches { after, last } => {
                         let head = self.follower.borrow().head().cloned();
                         let batches = match head {
-                            Some(head) => match load::batches_after(&*shared.store, id, &head, after).await {
+                            Some(head) => match load::batches_after(&*shared.store, id, &head, after, last).await {
                                 Ok(batches) => batches,
                                 // The backend failed: the follower says so, as for a flush it reads.
                                 Err(error @ EngineError::Store(_)) => return Err(error),

@@ -266,14 +266,21 @@ fn named_after(id: &str, head: &Head, after: u64) -> EngineResult<Vec<(u64, u64)
         .collect()
 }
 
-/// The batches of versions `after + 1 ..= head.version`: their tokens from the head, or, for versions
-/// at or below its snapshot, from the snapshots (read back as far as `after`).
-pub(crate) async fn batches_after(store: &dyn Store, id: &str, head: &Head, after: u64) -> EngineResult<Vec<Batch>> {
-    let named = match named_after(id, head, after) {
+/// The batches of versions `after + 1 ..= last` (`head.version` at most): their tokens from the head,
+/// or, for versions at or below its snapshot, from the snapshots (read back as far as `after`).
+pub(crate) async fn batches_after(
+    store: &dyn Store,
+    id: &str,
+    head: &Head,
+    after: u64,
+    last: u64,
+) -> EngineResult<Vec<Batch>> {
+    let versions = after + 1..=last.min(head.version);
+    let named = match versions.clone().map(|version| Ok((version, head.token_of(version).ok_or(())?))).collect() {
         Ok(named) => named,
-        Err(_) => {
+        Err(()) => {
             let (tokens, _) = tokens_from(store, id, head, after + 1, false).await?;
-            pairs(id, &tokens, after + 1..=head.version)?
+            pairs(id, &tokens, versions)?
         }
     };
     read_batches(store, id, named).await

@@ -271,7 +271,7 @@ impl Session {
                 continue;
             }
             if extendable && from < head.version {
-                let batches = load::batches_after(store, self.id(), &head, from).await?;
+                let batches = load::batches_after(store, self.id(), &head, from, head.version).await?;
                 if self.extendable(&head) != (from, generation, true) {
                     continue;
                 }

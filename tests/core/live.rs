@@ -177,7 +177,7 @@ fn a_turn_a_fence_ended_before_a_later_turn_ended_ends_stopped_at_the_fence_not_
             follower.on_flush(None);
             next_step = follower.advance().0;
         }
-        assert_eq!(next_step, Next::Batches { after: 0 });
+        assert_eq!(next_step, Next::Batches { after: 0, last: 2 });
         follower.on_batches(&batches);
         let (_, events) = follower.advance();
         match events.first() {
@@ -225,7 +225,7 @@ fn a_turn_whose_end_a_later_turn_replaced_ends_as_its_own_last_batch_says() {
             follower.on_flush(None);
             next_step = follower.advance().0;
         }
-        assert_eq!(next_step, Next::Batches { after: 0 });
+        assert_eq!(next_step, Next::Batches { after: 0, last: 2 });
         follower.on_batches(&batches);
         let (_, events) = follower.advance();
         match events.first() {
