@@ -962,7 +962,8 @@ export declare class ConcurrencyError extends AgentSessionError {
   readonly retryAfterMs: number;
 }
 
-/** This invocation's lease expired or was taken; nothing staged since its last checkpoint is visible. */
+/** This invocation's lease expired or was taken (or its session was deleted); nothing staged since its
+ * last checkpoint is visible. */
 export declare class LeaseLostError extends AgentSessionError {
   readonly code: "LEASE_LOST";
 }

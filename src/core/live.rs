@@ -102,7 +102,7 @@ struct Turn {
     drained: bool,
     /// Once the batches from its last commit on were read ([`Next::Batches`]): how and at which
     /// version they say it ended, if they say.
-    read_end: Option<Option<(&'static str, u64)>>,
+    read_end: Option<Option<(&'static str, u64, Status)>>,
 }
 
 impl Turn {
@@ -193,8 +193,9 @@ impl Follower {
             batch.token == turn.token + 1
                 && batch.events.iter().any(|e| matches!(e, Event::Stopped { outcome: TurnOutcome::Fenced, .. }))
         };
+        // The status each left: a fence releases (idle); a commit as its events end it.
         let ended = match batches.iter().find(fenced) {
-            Some(fence) => Some((TurnOutcome::Fenced.as_str(), fence.version)),
+            Some(fence) => Some((TurnOutcome::Fenced.as_str(), fence.version, Status::Idle)),
             None => batches.iter().rev().find(|batch| batch.token == turn.token).map(|own| {
                 // (A stop asked of the turn outranks its interrupt, as on the head: `guard::commit`.)
                 let outcome = if own.events.iter().any(|e| matches!(e, Event::Stopped { .. })) {
@@ -204,7 +205,7 @@ impl Follower {
                 } else {
                     TurnOutcome::Committed
                 };
-                (outcome.as_str(), own.version)
+                (outcome.as_str(), own.version, lifecycle::status_at(&own.events))
             }),
         };
         turn.read_end = Some(ended);
@@ -292,39 +293,44 @@ impl Follower {
                     }
                     return (Next::Wait, events);
                 }
-                let (outcome, version) = match head.ended.as_ref().filter(|ended| ended.token == turn.token) {
-                    Some(ended) => (ended.outcome.as_str(), version),
-                    // A later turn ended since: the head no longer says how this one did, but its
-                    // commits say whether it wrote a version (its last one is where it ended, unless
-                    // a stopper's fence ended it later, which the batches after it tell: a fenced turn
-                    // is never reported lost). Only a turn that wrote none since the last version
-                    // reported, and was not fenced, is reported lost (it may have aborted, or died
-                    // after a checkpoint), at that version: the later ones are the later turn's.
-                    None => {
-                        // Its own last batch, and the version after it: while the turn held the lease
-                        // only a stopper's fence could commit that one.
-                        let committed = committed_at(head, turn.token, self.version);
-                        let after = committed.map_or(self.version.unwrap_or(version), |at| at - 1);
-                        match turn.read_end {
-                            None if after < version => {
-                                self.turn = Some(turn);
-                                return (Next::Batches { after, last: version.min(after + 2) }, events);
+                let (outcome, version, read_status) =
+                    match head.ended.as_ref().filter(|ended| ended.token == turn.token) {
+                        Some(ended) => (ended.outcome.as_str(), version, None),
+                        // A later turn ended since: the head no longer says how this one did, but its
+                        // batches do (its last commit, and the version after it, which only a stopper's
+                        // fence could commit while the turn held the lease; every version since the
+                        // follower's last when a snapshot hides the turn's commits from the head). Only a
+                        // turn that wrote none since the last version reported, and was not fenced, is
+                        // reported lost (it may have aborted, or died after a checkpoint), at that
+                        // version: the later ones are the later turn's.
+                        None => {
+                            let seen = self.version.unwrap_or(version);
+                            let committed = committed_at(head, turn.token, self.version);
+                            let after = committed.map_or(seen, |at| at - 1);
+                            let last = match committed {
+                                None if head.snapshot_version() > seen => version,
+                                _ => version.min(after + 2),
+                            };
+                            match turn.read_end {
+                                None if after < version => {
+                                    self.turn = Some(turn);
+                                    return (Next::Batches { after, last }, events);
+                                }
+                                Some(Some((outcome, at, status))) => (outcome, at, Some(status)),
+                                _ => match committed {
+                                    Some(at) => ("committed", at, None),
+                                    None => ("lost", seen, None),
+                                },
                             }
-                            Some(Some(read)) => read,
-                            _ => match committed {
-                                Some(at) => ("committed", at),
-                                None => ("lost", self.version.unwrap_or(version)),
-                            },
                         }
-                    }
-                };
-                // The status the turn left the session in: a head already running the next turn (a
-                // begin does not move the version) was at rest at this version; an interrupt ends
-                // interrupted, whatever later turns did.
-                let status = match status {
-                    _ if outcome == TurnOutcome::Interrupted.as_str() => Status::Interrupted,
-                    Status::Running => head.resting_status(),
-                    status => status,
+                    };
+                // The status the turn left the session in: as its batch says when read; else a head
+                // already running the next turn (a begin does not move the version) was at rest at
+                // this version.
+                let status = match (read_status, status) {
+                    (Some(read), _) => read,
+                    (None, Status::Running) => head.resting_status(),
+                    (None, status) => status,
                 };
                 events.push(LiveEvent::End { invocation: turn.invocation, outcome, version, status });
                 self.version = Some(version);

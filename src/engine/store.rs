@@ -449,7 +449,10 @@ impl SessionStore {
         let written: Vec<String> = records.iter().map(|(key, _)| key.clone()).collect();
         let failed = match shared.store.commit(records, &head_key, value, Expect::Absent, &mut Vec::new()).await {
             Ok(Some(_)) => None,
+            // Taken meanwhile, or refused before the head was written (over the backend's per-value
+            // limit, the memory budget): no head names the records written.
             Ok(None) => Some(None),
+            Err(error @ (StoreError::TooLarge { .. } | StoreError::OutOfMemory { .. })) => Some(Some(error)),
             Err(error) => match load::read_head(&*shared.store, id).await {
                 // It landed after all (the backend failed after the head's write).
                 Ok(Some((landed, _)))
@@ -457,14 +460,13 @@ impl SessionStore {
                 {
                     None
                 }
-                // Not written (or another's): nothing may be left that no head names.
-                Ok(_) => Some(Some(error)),
-                // Not known: the records stay, as a commit's would, for the id's next delete.
-                Err(_) => return Err(error.into()),
+                // Not there now, but a head write that timed out may still land: the records stay
+                // (under this write's token, which no other head names) for the id's next delete.
+                _ => return Err(error.into()),
             },
         };
         if let Some(error) = failed {
-            // Taken meanwhile, or not written: the records go (their keys carry this write's token).
+            // The records go (their keys carry this write's token).
             for key in written {
                 let _ = shared.store.delete_prefix(&key, vec![key.clone()]).await;
             }
