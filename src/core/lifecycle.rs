@@ -133,3 +133,10 @@ pub fn status_at(events: &[Event]) -> Status {
         _ => Status::Idle,
     }
 }
+
+/// Whether a version committed with `events` kept the status of the version before: one of `stopped`
+/// events alone (a stop's fence, or a stopped turn its holder aborted) released the lease without a
+/// turn's commit, so a session waiting on an interrupt (a resumed turn stopped) still waits.
+pub fn keeps_status(events: &[Event]) -> bool {
+    !events.is_empty() && events.iter().all(|event| matches!(event, Event::Stopped { .. }))
+}

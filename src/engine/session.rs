@@ -828,7 +828,19 @@ impl Session {
             Ok(read) => read,
             Err(error) => return Err(self.pruned_or(error, version).await),
         };
-        let status = lifecycle::status_at(&last);
+        // A version only a stop's event made has the status of the one before (read back until one
+        // says; a version pruned since says nothing more).
+        let (mut ending, mut at) = (last, version);
+        while lifecycle::keeps_status(&ending) && at > 1 {
+            at -= 1;
+            match load::batches_after(&*self.shared.store, self.id(), &head, at - 1, at).await {
+                Ok(mut batches) if batches.len() == 1 => {
+                    ending = batches.pop().map(|batch| batch.events).unwrap_or_default()
+                }
+                _ => break,
+            }
+        }
+        let status = lifecycle::status_at(&ending);
         Ok(SessionView { id: self.id().to_owned(), version, status, state: Rc::new(state) })
     }
 

@@ -178,6 +178,24 @@ test("at(v).status is the status v's commit left, whether or not v is the latest
   assert.deepEqual(await read(), ["idle", "idle"], "once the session expired");
 });
 
+test("at(v).status of a version a stopped resumed turn ended (its holder aborted) is still interrupted once it is older", async () => {
+  const { store } = await clockStore();
+  const session = await store.open("view-status-stopped-resume");
+  await session.invoke((inv) => inv.appendMessage("ask")); // v1
+  await (await session.begin()).interrupt("approve?"); // v2
+  const resumed = await session.begin({ resume: "yes" });
+  const stopping = (await store.open("view-status-stopped-resume")).stop({ reason: "user", graceMs: 30_000 });
+  await new Promise((resolve) => (resumed.signal.aborted ? resolve() : resumed.signal.addEventListener("abort", resolve)));
+  await resumed.abort(); // v3: the stopped event alone; the interrupt still waits
+  assert.equal((await stopping).outcome, "stopped");
+  assert.equal(session.version, 3);
+  assert.equal((await session.at(3)).status, "interrupted", "while v3 is the latest");
+  await session.invoke((inv) => inv.appendMessage("done"), { resume: "yes" }); // v4
+  const statuses = [];
+  for (let v = 1; v <= 4; v++) statuses.push((await session.at(v)).status);
+  assert.deepEqual(statuses, ["idle", "interrupted", "interrupted", "idle"]);
+});
+
 suite("snapshots", () => {
   test("snapshotEvery: 3 with 10 commits: reads, history and at() agree across snapshot boundaries", async () => {
     const { store, events } = await clockStore({ snapshotEvery: 3 });

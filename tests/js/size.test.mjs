@@ -168,9 +168,10 @@ import { gzipSync } from "node:zlib";
 // 242,348 with a begin waiting for a lease refusing once its store closes, and a lease taken as it
 // closed given back (+0.2 KB); 242,823 with that follower reading those batches across a snapshot
 // (the tokens from the snapshots) and taking the outcome of the turn's own last batch (+0.5 KB);
-// 243,063 with that read cut to the two batches it needs and an interrupted end's status (+0.2 KB).
-// Budget: 243,300.
-const BUDGET_GZIPPED = 243_300;
+// 243,063 with that read cut to the two batches it needs and an interrupted end's status (+0.2 KB);
+// 243,457 with at(v).status of a version only a stop's event made read from the version before (+0.4 KB).
+// Budget: 243,800.
+const BUDGET_GZIPPED = 243_800;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
