@@ -17,7 +17,7 @@ use crate::engine::error::EngineResult;
 use crate::engine::invocation::Invocation;
 use crate::engine::load::{self, HistoryEvent};
 use crate::engine::schema;
-use crate::engine::store::{Change, SessionStore, Shared, StoreEvent};
+use crate::engine::store::{Change, OpenOptions, SessionStore, Shared, StoreEvent};
 use crate::engine::EngineError;
 use crate::store::{self, Decision, Entry, Expect, Put, Version};
 
@@ -919,15 +919,12 @@ impl Session {
         // The fork is one commit in `store`, version 1 of a new session: refused before anything is
         // written, and written whole (head and batch at once) or not at all.
         store.shared.config.limits.check_fork(events.iter().map(Event::weight).sum())?;
-        let shared = &store.shared;
-        let now = shared.now();
-        let token = guard::first_token(crate::engine::store::random_u32(&*shared.env));
-        let mut fork = Head::new(now, shared.config.idle_ttl_ms, shared.config.max_lifetime_ms, head.metadata.clone());
+        // A new session's head, at version 1 with its one commit.
+        let mut fork = store.new_head(&OpenOptions { metadata: head.metadata.clone(), ..Default::default() });
+        let (token, now) = (fork.last_token, fork.created_at);
         fork.version = 1;
-        fork.last_token = token;
         fork.commits = Commits::repeated(token, 1);
-        fork.schema = shared.config.schema_version;
-        let invocation = crate::engine::random_id(&*shared.env);
+        let invocation = crate::engine::random_id(&*store.shared.env);
         let batch = Batch { version: 1, token, at: now, invocation, traceparent: None, events };
         let records = vec![(keys::batch_key(&new_id, 1, token), codec::encode_batch(&batch))];
         store.create_whole(&new_id, &fork, records).await?.ok_or_else(|| {

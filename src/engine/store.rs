@@ -404,9 +404,9 @@ impl SessionStore {
         Err(missing.unwrap_or_else(|| EngineError::Conflict(id.to_owned())))
     }
 
-    /// Creates session `id` if no session has that id (one compare-and-set of its head against
-    /// absent); `None` when one has.
-    pub(crate) async fn create(&self, id: &str, options: &OpenOptions) -> EngineResult<Option<Rc<Session>>> {
+    /// The head of a new session of this store, at version 0: created now, its TTLs those of `options`
+    /// or the store's, a random first token, the store's schema.
+    pub(crate) fn new_head(&self, options: &OpenOptions) -> Head {
         let shared = &self.shared;
         let mut head = Head::new(
             shared.now(),
@@ -416,6 +416,14 @@ impl SessionStore {
         );
         head.last_token = guard::first_token(random_u32(&*shared.env));
         head.schema = shared.config.schema_version;
+        head
+    }
+
+    /// Creates session `id` if no session has that id (one compare-and-set of its head against
+    /// absent); `None` when one has.
+    pub(crate) async fn create(&self, id: &str, options: &OpenOptions) -> EngineResult<Option<Rc<Session>>> {
+        let shared = &self.shared;
+        let head = self.new_head(options);
         let head_key = keys::head_key(id);
         let Some(version) = shared.store.put(&head_key, crate::engine::head_value(&head), Expect::Absent).await? else {
             return Ok(None);

@@ -137,6 +137,24 @@ fn a_reload_that_resumes_a_turn_which_ended_meanwhile_gets_its_other_parts_and_i
     assert_eq!((events, next), (vec![], Next::Wait));
 }
 
+/// Takes in `head` (a later turn's end replaced the followed turn's), reads no flushes, checks that the
+/// follower asks for the batches of versions 1 and 2, and gives it `batches`: the followed turn's end.
+fn end_from_batches(follower: &Follower, head: &Head, now: u64, batches: &[Batch]) -> (&'static str, u64) {
+    let mut follower = follower.clone();
+    follower.on_head(Some(head.clone()), now, false);
+    let mut next_step = follower.advance().0;
+    while let Next::Read { .. } = next_step {
+        follower.on_flush(None);
+        next_step = follower.advance().0;
+    }
+    assert_eq!(next_step, Next::Batches { after: 0, last: 2 });
+    follower.on_batches(batches);
+    match follower.advance().1.first() {
+        Some(LiveEvent::End { outcome, version, .. }) => (*outcome, *version),
+        other => panic!("expected the followed turn's end, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_turn_a_fence_ended_before_a_later_turn_ended_ends_stopped_at_the_fence_not_lost() {
     // The followed turn is fenced at version 1 (a stopper's write under the turn's token + 1, with a
@@ -170,20 +188,7 @@ fn a_turn_a_fence_ended_before_a_later_turn_ended_ends_stopped_at_the_fence_not_
         (vec![batch(1, fence_token, Some(TurnOutcome::Stopped)), next_batch.clone()], ("lost", 0)),
         (vec![batch(1, fence_token + 1, Some(TurnOutcome::Fenced)), next_batch.clone()], ("lost", 0)),
     ] {
-        let mut follower = follower.clone();
-        follower.on_head(Some(later.clone()), T0 + LEASE_MS + 5, false);
-        let mut next_step = follower.advance().0;
-        while let Next::Read { .. } = next_step {
-            follower.on_flush(None);
-            next_step = follower.advance().0;
-        }
-        assert_eq!(next_step, Next::Batches { after: 0, last: 2 });
-        follower.on_batches(&batches);
-        let (_, events) = follower.advance();
-        match events.first() {
-            Some(LiveEvent::End { outcome, version, .. }) => assert_eq!((*outcome, *version), want),
-            other => panic!("expected the followed turn's end, got {other:?}"),
-        }
+        assert_eq!(end_from_batches(&follower, &later, T0 + LEASE_MS + 5, &batches), want);
     }
 }
 
@@ -218,20 +223,7 @@ fn a_turn_whose_end_a_later_turn_replaced_ends_as_its_own_last_batch_says() {
                 events: vec![message.clone()],
             },
         ];
-        let mut follower = follower.clone();
-        follower.on_head(Some(later.clone()), T0 + 4, false);
-        let mut next_step = follower.advance().0;
-        while let Next::Read { .. } = next_step {
-            follower.on_flush(None);
-            next_step = follower.advance().0;
-        }
-        assert_eq!(next_step, Next::Batches { after: 0, last: 2 });
-        follower.on_batches(&batches);
-        let (_, events) = follower.advance();
-        match events.first() {
-            Some(LiveEvent::End { outcome, version, .. }) => assert_eq!((*outcome, *version), (want, 1)),
-            other => panic!("expected the followed turn's end, got {other:?}"),
-        }
+        assert_eq!(end_from_batches(&follower, &later, T0 + 4, &batches), (want, 1));
     }
 }
 
