@@ -18,7 +18,7 @@ const USAGE = `Usage:
   agent-session export (--redis URL | --deno-kv PATH) [--prefix P] [--id-prefix P] [--file PATH]
                        [--key-file PATH] [--schema N]
   agent-session import (--redis URL | --deno-kv PATH) [--prefix P] [--file PATH] [--skip-existing]
-                       [--key-file PATH] [--schema N]
+                       [--key-file PATH] [--schema N] [--idle-ttl-ms N] [--max-lifetime-ms N]
 
 Backs up the sessions of an agent-session store as NDJSON: one line per session, the JSON of
 session.export() (format "agent-session.export/1"), and restores them. Each session is imported
@@ -46,6 +46,10 @@ Options:
                      (default 0, no schema). Sessions stored under schema N or below are exported
                      and imported as they are stored, never migrated (the application migrates them
                      when it opens them); a session stored under a higher one stops the command
+  --idle-ttl-ms N, --max-lifetime-ms N
+                     import: the TTLs of the restored sessions, as the application's store or open()
+                     gives them (a commit extends the idle TTL). Without either, each session keeps
+                     its export's expiresAt as a fixed time, which commits do not move
   --max-message-bytes N, --max-state-value-bytes N, --max-commit-bytes N
                      import: the size limits to check the sessions against (default 1 MiB, 1 MiB,
                      4 MiB); give the application's own limits if it raised them
@@ -71,6 +75,8 @@ const OPTIONS = {
   "max-message-bytes": { type: "string" },
   "max-state-value-bytes": { type: "string" },
   "max-commit-bytes": { type: "string" },
+  "idle-ttl-ms": { type: "string" },
+  "max-lifetime-ms": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
 };
@@ -116,12 +122,19 @@ function parse(argv) {
   if (command === "import" && values["id-prefix"] !== undefined) throw new UsageError("--id-prefix is an export option");
   if (command === "export" && values["skip-existing"]) throw new UsageError("--skip-existing is an import option");
   const limits = {};
-  for (const [flag, name] of [["max-message-bytes", "maxMessageBytes"], ["max-state-value-bytes", "maxStateValueBytes"], ["max-commit-bytes", "maxCommitBytes"]]) {
+  const ttls = {};
+  for (const [flag, name, into] of [
+    ["max-message-bytes", "maxMessageBytes", limits],
+    ["max-state-value-bytes", "maxStateValueBytes", limits],
+    ["max-commit-bytes", "maxCommitBytes", limits],
+    ["idle-ttl-ms", "idleTtlMs", ttls],
+    ["max-lifetime-ms", "maxLifetimeMs", ttls],
+  ]) {
     if (values[flag] === undefined) continue;
     if (command === "export") throw new UsageError(`--${flag} is an import option`);
     const n = Number(values[flag]);
     if (!/^\d+$/.test(values[flag]) || !Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${flag} must be a positive integer, got "${values[flag]}"`);
-    limits[name] = n;
+    into[name] = n;
   }
   let schema = 0;
   if (values.schema !== undefined) {
@@ -131,7 +144,7 @@ function parse(argv) {
     }
     schema = n;
   }
-  return { command, values, limits, schema };
+  return { command, values, limits, ttls, schema };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,7 +701,7 @@ async function runImport(options, opened) {
         throw failAt(`not JSON (${firstLine(error)})`);
       }
       try {
-        await opened.store.import(data);
+        await opened.store.import(data, options.ttls);
         imported += 1;
       } catch (error) {
         if (options.values["skip-existing"] && error?.code === "INVALID_INPUT" && error.path === "id") {

@@ -159,8 +159,8 @@ export interface StoreOptions {
 export interface SchemaOptions {
   /** A non-negative integer: the version this application writes. */
   version: number;
-  /** `migrate[n]` turns data of version n - 1 into version n. */
-  migrate?: { readonly [version: number]: (data: MigrationInput) => MigrationOutput };
+  /** `migrate[n]` turns data of version n - 1 into version n (`{}` while there is no older data). */
+  migrate: { readonly [version: number]: (data: MigrationInput) => MigrationOutput };
 }
 
 /** What a migration gets: one agent's messages and state (frozen). */
@@ -433,7 +433,8 @@ export interface SessionStoppedEvent extends SessionEventBase {
 
 export interface SessionCompactedEvent extends SessionEventBase {
   readonly type: "compacted";
-  readonly agent?: string;
+  /** The agent whose messages were compacted. */
+  readonly agent: string;
   readonly key?: undefined;
   readonly reason?: undefined;
   /** How many of the agent's messages (as the fold had them) the summary replaced. */
@@ -444,7 +445,8 @@ export interface SessionCompactedEvent extends SessionEventBase {
 
 export interface SessionMigratedEvent extends SessionEventBase {
   readonly type: "migrated";
-  readonly agent?: string;
+  /** The agent whose data was migrated. */
+  readonly agent: string;
   readonly key?: undefined;
   readonly reason?: undefined;
   /** The agent's data as migrated, and the schema versions it went from and to. */
@@ -702,6 +704,13 @@ export interface SessionExport {
 export interface ImportOptions {
   /** Import under this id instead of the export's own. */
   id?: string;
+  /** The restored session's idle TTL (ms), as `open()` gives one: counted from its last commit (the
+   * export's `updatedAt`) and extended by each commit. With this or `maxLifetimeMs`, the one not given
+   * is the store's default and the export's `expiresAt` is not used; with neither, `expiresAt` stays
+   * as a fixed time that commits do not move. */
+  idleTtlMs?: number;
+  /** The restored session's maximum lifetime (ms), counted from the export's `createdAt`. */
+  maxLifetimeMs?: number;
 }
 
 /** `store.export()` options. */
@@ -845,7 +854,8 @@ export declare class Session {
   /** Read-only state as of a version. */
   at(version: number): Promise<SessionView>;
   /** A new session (version 1, idle) holding this one's messages and state as of `at`, its history
-   * `created`, `forked` (`{ from, version }`), then the copies. Written whole, in one commit, or not at
+   * `created`, `forked` (`{ from, version }`), then the copies. It keeps the metadata; its TTLs are
+   * the store's defaults (not this session's), and a pending interrupt is not copied. Written whole, in one commit, or not at
    * all; an existing id is a `ValidationError` (path `id`); copies over `limits.maxCommitBytes` a
    * `LimitExceededError` (fork at an earlier version, or compact first). */
   fork(options?: ForkOptions): Promise<Session>;
@@ -862,7 +872,9 @@ export declare class Session {
   stop(options?: StopOptions): Promise<StopResult>;
   /** Takes the guard; deletes the batches and snapshots only versions below `before` need (with
    * `before` the latest version, after writing a snapshot of it); resolves to how many records went.
-   * `at()` and `history()` of a pruned version are a `NotFoundError` saying so. */
+   * `at()` and `history()` of a pruned version are a `NotFoundError` saying so. A closed session can
+   * be pruned (it stays closed); `before` past the latest version is a `NotFoundError`, and one with
+   * nothing to prune resolves to 0, both without taking the guard. */
   prune(options: PruneOptions): Promise<number>;
   /** The session's retained history and facts as plain JSON (`agent-session.export/1`). */
   export(): Promise<SessionExport>;

@@ -14,7 +14,7 @@ use crate::bindings::store::JsSessionStore;
 use crate::caught;
 use crate::core::limits::Limits;
 use crate::core::{CoreError, Event, Json, Status, TurnOutcome, DEFAULT_AGENT};
-use crate::engine::{HistoryEvent, SessionExport};
+use crate::engine::{HistoryEvent, ImportTtls, SessionExport};
 
 /// The `format` of every export this build writes and reads.
 const FORMAT: &str = "agent-session.export/1";
@@ -271,11 +271,16 @@ impl JsSessionStore {
         let link = self.link.clone();
         promise(async move {
             let options = Options::new(&options, "options")?;
-            options.only(&["id"])?;
+            options.only(&["id", "idleTtlMs", "maxLifetimeMs"])?;
             let id = options.name("id")?;
+            let ttls = ImportTtls {
+                idle_ttl_ms: options.positive("idleTtlMs")?,
+                max_lifetime_ms: options.positive("maxLifetimeMs")?,
+            };
+            let given = ttls.idle_ttl_ms.is_some() || ttls.max_lifetime_ms.is_some();
             let export = export_of(data, &store.config().limits)?;
             crate::bindings::heap_room()?;
-            let session = store.import(export, id).await?;
+            let session = store.import(export, id, given.then_some(ttls)).await?;
             Ok(JsSession::new(session, store, link).into())
         })
     }

@@ -41,7 +41,9 @@ pub enum Intent {
     Close,
     /// A turn of the store's own upkeep (a prune, a stop's fence): from idle or interrupted alike,
     /// decided on the head itself, so that a stale view of the session does not refuse it. When the
-    /// session waits on an interrupt it is taken as a resume, and its release leaves it waiting.
+    /// session waits on an interrupt it is taken as a resume, and its release leaves it waiting. A
+    /// closed session's is taken with its status left closed (`Action::Maintain`): a prune of an
+    /// archive.
     Maintain,
 }
 
@@ -248,8 +250,11 @@ pub fn acquire_over(
         }
         _ => head,
     };
+    let closed = head.effective_status(now) == Status::Closed;
     if let Some(lease) = head.live_lease(now) {
-        if !head.status.is_terminal() {
+        // A terminal session refuses a begin by its status, whoever holds it (a prune's lease);
+        // upkeep of a closed one waits for the upkeep that holds it.
+        if !head.status.is_terminal() || (closed && intent == Intent::Maintain) {
             return Err(CoreError::Concurrency { holder: lease.owner.clone(), retry_after_ms: lease.expires_at - now });
         }
     }
@@ -257,6 +262,7 @@ pub fn acquire_over(
         Intent::Begin => Action::Begin,
         Intent::Resume => Action::Resume,
         Intent::Close => Action::Close,
+        Intent::Maintain if closed => Action::Maintain,
         Intent::Maintain if head.interrupt.is_some() => Action::Resume,
         Intent::Maintain => Action::Begin,
     };
@@ -281,7 +287,8 @@ pub fn acquire_over(
 /// Checks that `head` still carries the live lease with `token` (the fence of every holder write).
 pub fn check_lease(head: &Head, token: u64, now: u64) -> Result<&Lease, CoreError> {
     match head.live_lease(now) {
-        Some(lease) if lease.token == token && head.status == Status::Running => Ok(lease),
+        // (A closed session's only lease is a prune's, which its heartbeat renews.)
+        Some(lease) if lease.token == token && matches!(head.status, Status::Running | Status::Closed) => Ok(lease),
         _ => Err(CoreError::LeaseLost { token }),
     }
 }

@@ -4,6 +4,7 @@
 //! idle --begin--> running --commit/abort--> idle
 //! running --interrupt--> interrupted --begin(resume)--> running
 //! idle | interrupted --close--> closed                 (terminal; close holds the guard while it commits)
+//! closed --prune--> closed                             (a lease of the store's upkeep: no status change)
 //! any non-terminal --idle TTL or max lifetime--> expired (terminal; sweep deletes)
 //! ```
 //!
@@ -81,6 +82,9 @@ pub enum Action {
     Expire,
     /// Copy the session into a new one (no change to this one).
     Fork,
+    /// Take the guard of a closed session for the store's upkeep (a prune), which changes no
+    /// status: the session stays closed, and its release leaves it so.
+    Maintain,
 }
 
 impl Action {
@@ -96,6 +100,7 @@ impl Action {
             Action::Release { .. } => "abort",
             Action::Expire => "expire",
             Action::Fork => "fork",
+            Action::Maintain => "prune",
         }
     }
 }
@@ -118,6 +123,9 @@ pub fn transition(from: Status, action: Action) -> Result<Status, CoreError> {
         (Running, Action::Release { interrupted }) => Ok(if interrupted { Interrupted } else { Idle }),
         (Idle | Running | Interrupted, Action::Expire) => Ok(Expired),
         (Idle | Running | Interrupted, Action::Fork) => Ok(from),
+        // A closed session's records can still be pruned (its history is readable for years); the
+        // only lease a closed session ever carries is such a prune's.
+        (Closed, Action::Maintain | Action::Release { .. }) => Ok(Closed),
         _ => Err(refused()),
     }
 }

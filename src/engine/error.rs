@@ -34,7 +34,7 @@ pub enum EngineError {
     #[error("this session was written under application schema {stored}, and this store supports up to {supported}; upgrade the application (its schema option) to read it; nothing was written")]
     SchemaVersion { stored: u64, supported: u64 },
     /// A migration of the application's data threw, returned what is not JSON, or is missing.
-    #[error("migrating the session's data from schema {from} to {to} failed: {message}; nothing was written and the stored data is intact")]
+    #[error("migrating the session's data from schema {from} to {to} failed: {message}; the session's stored data is intact (no commit was written); fix the migration and try again")]
     Migration { from: u64, to: u64, message: String, cause: Option<std::rc::Rc<dyn std::any::Any>> },
 }
 

@@ -133,6 +133,11 @@ pub struct Invocation {
     /// A way out (`commit`, `checkpoint`, `interrupt`, `abort`) was called and has not settled:
     /// another is refused until it has ([`Invocation::way_out`]).
     settling: Cell<bool>,
+    /// The phase the caller's calls are refused from while a way out that ends the invocation
+    /// (`commit`, `interrupt`, `abort`) settles: from its call on, not from when its write begins,
+    /// so that what is staged after it is neither slipped into its commit nor silently dropped by
+    /// its abort. `None` again if it fails and the invocation stays open.
+    ending: Cell<Option<Phase>>,
     /// The session was deleted under this invocation (its head is gone): what the turn wrote is
     /// named by no head, and no later turn of the session deletes it ([`Invocation::sweep_deleted`]).
     deleted: Cell<bool>,
@@ -182,6 +187,7 @@ impl Invocation {
             signal: RefCell::new(None),
             signaled: Cell::new(false),
             settling: Cell::new(false),
+            ending: Cell::new(None),
             deleted: Cell::new(false),
             attempted: Cell::new(0),
         })
@@ -247,6 +253,7 @@ impl Invocation {
     /// [`Invocation::check_open`] for a read: also while a checkpoint writes (it does not end the
     /// invocation, and a read sees what it writes).
     fn check_readable(&self, action: &'static str) -> Result<(), CoreError> {
+        self.check_not_ending(action)?;
         let writing = self.state.borrow().in_flight.is_some();
         if writing {
             return Ok(());
@@ -258,6 +265,7 @@ impl Invocation {
     /// framework's next step runs while its last step's checkpoint is written; what it stages goes
     /// to the next commit, what it emits to the next flush).
     fn check_stageable(&self, action: &'static str) -> Result<(), CoreError> {
+        self.check_not_ending(action)?;
         let writing = {
             let state = self.state.borrow();
             matches!(state.stage, Stage::Committing) && state.in_flight.is_some()
@@ -266,6 +274,14 @@ impl Invocation {
             return Ok(());
         }
         self.check_open(action)
+    }
+
+    /// Refuses the caller's calls once a way out that ends the invocation was called.
+    fn check_not_ending(&self, action: &'static str) -> Result<(), CoreError> {
+        match self.ending.get() {
+            Some(from) => Err(CoreError::InvalidTransition { from, action }),
+            None => Ok(()),
+        }
     }
 
     fn agent_or_default<'a>(&'a self, agent: Option<&'a str>) -> Result<&'a str, CoreError> {
@@ -659,6 +675,11 @@ impl Invocation {
         if self.settling.replace(true) {
             return Err(CoreError::InvalidTransition { from: Phase::Committing, action }.into());
         }
+        self.ending.set(match action {
+            "checkpoint" => None,
+            "abort" => Some(Phase::Aborted),
+            _ => Some(Phase::Committing),
+        });
         Ok(WayOut(self.clone()))
     }
 
@@ -1459,5 +1480,6 @@ pub struct WayOut(Rc<Invocation>);
 impl Drop for WayOut {
     fn drop(&mut self) {
         self.0.settling.set(false);
+        self.0.ending.set(None);
     }
 }

@@ -20,7 +20,7 @@ pub use load::HistoryEvent;
 pub use schema::{Migrate, MigrationFailure};
 pub use session::{BeginOptions, InvokeError, Session, SessionView};
 pub use store::{Change, Config, Env, EventHook, OpenOptions, SessionInfo, SessionStore, StoreEvent};
-pub use transfer::SessionExport;
+pub use transfer::{ImportTtls, SessionExport};
 
 /// A head as written to the store: its bytes and the session's expiry, which travels with the write
 /// so that no backend needs to decode a head (an expiry index, a backend TTL).

@@ -22,6 +22,16 @@ impl Session {
     /// `before` at the latest version, a snapshot of it is written first, so that nothing older
     /// is needed at all.
     pub async fn prune(self: &Rc<Self>, before: u64) -> EngineResult<u64> {
+        // A prune refused by the head's versions, or with nothing to do, takes no lease: it writes
+        // nothing and keeps no other store's begin waiting. Checked again under the lease.
+        // (An expired session is refused by the guard, as before.)
+        let (head, _) = self.read_head().await?;
+        if head.effective_status(self.shared.now()) != crate::core::lifecycle::Status::Expired {
+            check_before(self.id(), &head, before)?;
+            if before < head.version && before <= head.retained {
+                return Ok(0);
+            }
+        }
         // Decided on the stored head, not on this view's status (another process may have
         // interrupted or resumed the session since): the release leaves an interrupt waiting.
         let invocation =
@@ -45,12 +55,7 @@ impl Session {
         let store = &*shared.store;
         let id = self.id();
         let head = self.head();
-        if before > head.version {
-            return Err(EngineError::NotFound(format!(
-                "prune: session \"{id}\" has no version {before}; its latest version is {}",
-                head.version
-            )));
-        }
+        check_before(id, &head, before)?;
         let token = invocation.token();
         // The snapshots the head's chain names, newest first, with the segments each names.
         let mut chain = Vec::new();
@@ -142,4 +147,15 @@ impl Session {
         }
         Ok(deleted)
     }
+}
+
+/// A prune's `before` must name a version the session has.
+fn check_before(id: &str, head: &crate::core::record::Head, before: u64) -> EngineResult<()> {
+    if before > head.version {
+        return Err(EngineError::NotFound(format!(
+            "prune: session \"{id}\" has no version {before}; its latest version is {}",
+            head.version
+        )));
+    }
+    Ok(())
 }

@@ -217,7 +217,7 @@ impl Session {
         self.catch_up(head, entry.version).await
     }
 
-    async fn read_head(&self) -> EngineResult<(Head, Version)> {
+    pub(crate) async fn read_head(&self) -> EngineResult<(Head, Version)> {
         self.shared.check_open()?;
         load::read_head(&*self.shared.store, self.id()).await?.ok_or_else(|| self.deleted())
     }

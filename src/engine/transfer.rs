@@ -15,6 +15,14 @@ use crate::engine::session::Session;
 use crate::engine::store::{OpenOptions, SessionStore};
 use crate::store::budget;
 
+/// The TTLs `store.import(data, { idleTtlMs, maxLifetimeMs })` gives the restored session, in
+/// place of the export's `expiresAt`; one not given is the store's default, as for `open`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportTtls {
+    pub idle_ttl_ms: Option<u64>,
+    pub max_lifetime_ms: Option<u64>,
+}
+
 /// A session as exported: its head's application facts and every event it still has.
 #[derive(Debug, Clone)]
 pub struct SessionExport {
@@ -207,7 +215,12 @@ impl SessionStore {
 
     /// Writes `data` as a new session `id` (the export's own id when `None`). Everything is checked
     /// before anything is written; an existing id is a `ValidationError` (path `id`).
-    pub async fn import(&self, data: SessionExport, id: Option<String>) -> EngineResult<Rc<Session>> {
+    pub async fn import(
+        &self,
+        data: SessionExport,
+        id: Option<String>,
+        ttls: Option<ImportTtls>,
+    ) -> EngineResult<Rc<Session>> {
         let shared = self.shared();
         shared.check_open()?;
         let id = id.unwrap_or_else(|| data.id.clone());
@@ -311,12 +324,14 @@ impl SessionStore {
         bytes += base.iter().flatten().map(|event| event.weight() as u64).sum::<u64>();
         budget::check("an import", bytes)?;
         let now = shared.now();
-        let mut head = Head::new(
-            data.created_at,
-            None,
-            data.expires_at.map(|at| at.saturating_sub(data.created_at)),
-            data.metadata.clone(),
-        );
+        // The export's expiry is a time, not the TTLs that set it: kept as a lifetime, unless the
+        // import gives TTLs, which then count from the export's createdAt and updatedAt as a session
+        // opened with them would (commits extend an idle TTL; a fixed time they cannot).
+        let (idle_ttl_ms, max_lifetime_ms) = match ttls {
+            Some(ttls) => (ttls.idle_ttl_ms.or(config.idle_ttl_ms), ttls.max_lifetime_ms.or(config.max_lifetime_ms)),
+            None => (None, data.expires_at.map(|at| at.saturating_sub(data.created_at))),
+        };
+        let mut head = Head::new(data.created_at, idle_ttl_ms, max_lifetime_ms, data.metadata.clone());
         let token = guard::first_token(crate::engine::store::random_u32(&*shared.env));
         head.last_token = token;
         head.version = data.version;

@@ -187,7 +187,8 @@ impl HostKvStore {
                 .or_else(|| cause.as_string())
                 .unwrap_or_else(|| "it threw a non-Error value".to_owned());
             let detail = shortened(detail);
-            StoreError::Backend { message: format!("host KV {what} failed: {detail}"), cause: Some(Rc::new(cause)) }
+            let message = format!("host KV {what} failed: {detail}; {}", super::AFTER_FAILURE);
+            StoreError::Backend { message, cause: Some(Rc::new(cause)) }
         };
         let value = returned.map_err(failed)?;
         JsFuture::from(with_timeout(&value, self.timeout_ms as f64, what)).await.map_err(failed)

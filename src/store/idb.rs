@@ -137,7 +137,8 @@ fn backend(message: &str, cause: JsValue) -> StoreError {
         .map(|error| format!("{}: {}", String::from(error.name()), String::from(error.message())))
         .or_else(|| cause.dyn_ref::<web_sys::DomException>().map(|e| format!("{}: {}", e.name(), e.message())))
         .unwrap_or_else(|| "unknown error".to_owned());
-    StoreError::Backend { message: format!("IndexedDB {message}: {detail}"), cause: Some(Rc::new(cause)) }
+    let message = format!("IndexedDB {message}: {detail}; {}", super::AFTER_FAILURE);
+    StoreError::Backend { message, cause: Some(Rc::new(cause)) }
 }
 
 fn factory() -> StoreResult<IdbFactory> {

@@ -277,6 +277,28 @@ fn close_is_terminal() {
 }
 
 #[test]
+fn a_closed_sessions_upkeep_lease_leaves_it_closed() {
+    let closing = acquire(&idle_head(), Intent::Close, holder("a"), T0, LEASE_MS).unwrap();
+    let closed = commit(&closing, 1, T0 + 1, LEASE_MS, Outcome::Close, 0).unwrap().head;
+    let pruning = acquire(&closed, Intent::Maintain, holder("b"), T0 + 2, LEASE_MS).unwrap();
+    assert_eq!((pruning.status, token_of_lease(&pruning)), (Status::Closed, 2));
+    // Its heartbeat renews it; nothing commits on it.
+    assert!(renew(&pruning, 2, T0 + 3, LEASE_MS).is_ok());
+    let error = commit(&pruning, 2, T0 + 3, LEASE_MS, Outcome::Commit, 0).unwrap_err();
+    assert_eq!(error.code(), "SESSION_CLOSED");
+    // While it holds: another upkeep waits, a begin is refused as on any closed session.
+    let busy = acquire(&pruning, Intent::Maintain, holder("c"), T0 + 3, LEASE_MS).unwrap_err();
+    assert_eq!(busy.code(), "CONCURRENT_INVOCATION");
+    for intent in [Intent::Begin, Intent::Resume, Intent::Close] {
+        let error = acquire(&pruning, intent, holder("c"), T0 + 3, LEASE_MS).unwrap_err();
+        assert_eq!(error.code(), "SESSION_CLOSED", "{intent:?}");
+    }
+    let released = release(&pruning, 2).unwrap();
+    assert_eq!((released.status, released.lease.clone(), released.version), (Status::Closed, None, 1));
+    assert_eq!(released.effective_status(u64::MAX), Status::Closed);
+}
+
+#[test]
 fn release_returns_to_idle_or_interrupted() {
     let head = Head { version: 4, commits: vec![1, 1, 1, 1].into(), last_token: 4, ..idle_head() };
     let leased = acquire(&head, Intent::Begin, holder("a"), T0, LEASE_MS).unwrap();

@@ -5,7 +5,7 @@ use agent_session::core::lifecycle::{transition, Action, Status};
 
 const STATUSES: [Status; 5] = [Status::Idle, Status::Running, Status::Interrupted, Status::Closed, Status::Expired];
 
-const ACTIONS: [Action; 10] = [
+const ACTIONS: [Action; 11] = [
     Action::Begin,
     Action::Resume,
     Action::Close,
@@ -16,6 +16,7 @@ const ACTIONS: [Action; 10] = [
     Action::Release { interrupted: true },
     Action::Expire,
     Action::Fork,
+    Action::Maintain,
 ];
 
 /// The table of DESIGN.md "Lifecycle", written out move by move (not derived from the code).
@@ -37,6 +38,10 @@ fn allowed(from: Status, action: Action) -> Option<Status> {
         (Idle, Action::Fork) => Idle,
         (Running, Action::Fork) => Running,
         (Interrupted, Action::Fork) => Interrupted,
+        // A prune of a closed session: its lease and release leave it closed.
+        (Closed, Action::Maintain) => Closed,
+        (Closed, Action::Release { interrupted: false }) => Closed,
+        (Closed, Action::Release { interrupted: true }) => Closed,
         _ => return None,
     })
 }
@@ -51,6 +56,7 @@ fn expected_name(action: Action) -> &'static str {
         Action::Release { .. } => "abort",
         Action::Expire => "expire",
         Action::Fork => "fork",
+        Action::Maintain => "prune",
     }
 }
 
@@ -76,14 +82,19 @@ fn every_status_and_action() {
             }
         }
     }
-    assert_eq!(allowed_moves, 15);
+    assert_eq!(allowed_moves, 18);
 }
 
 #[test]
-fn terminal_statuses_refuse_everything() {
+fn terminal_statuses_refuse_every_change_of_status() {
     for from in [Status::Closed, Status::Expired] {
         assert!(from.is_terminal());
         for action in ACTIONS {
+            if let Ok(to) = transition(from, action) {
+                // A closed session's prune, which changes nothing of its status.
+                assert_eq!((from, to), (Status::Closed, Status::Closed), "{action:?}");
+                continue;
+            }
             let error = transition(from, action).unwrap_err();
             let code = if from == Status::Closed { "SESSION_CLOSED" } else { "SESSION_EXPIRED" };
             assert_eq!(error.code(), code, "{from:?} x {action:?}");

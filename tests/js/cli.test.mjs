@@ -186,6 +186,8 @@ test("bad usage is exit 2 with the reason and the usage on stderr", async () => 
     [["export", "--redis", server.url, "--deno-kv", join(dir, "x.sqlite")], /exactly one backend/],
     [["export", "--redis", server.url, "--bogus"], /--bogus/],
     [["import", "--redis", server.url, "--max-message-bytes", "lots"], /--max-message-bytes must be a positive integer/],
+    [["import", "--redis", server.url, "--idle-ttl-ms", "0"], /--idle-ttl-ms must be a positive integer/],
+    [["export", "--redis", server.url, "--max-lifetime-ms", "5"], /--max-lifetime-ms is an import option/],
   ]) {
     const result = await run(args);
     assert.equal(result.code, 2, `${args.join(" ")}: ${show(result)}`);
@@ -256,6 +258,34 @@ test("Deno KV: export a database to stdout, import from stdin into another datab
   const again = await run(["export", "--deno-kv", second, "--prefix", "copy/"]);
   assert.equal(again.code, 0, show(again));
   assert.equal(again.stdout, exported.stdout);
+});
+
+test("import --idle-ttl-ms and --max-lifetime-ms give the restored sessions TTLs that commits extend; without them the export's expiresAt stays fixed", async () => {
+  const DAY = 86_400_000;
+  const source = await SessionStore.memory();
+  const session = await source.open("ttl", { idleTtlMs: 30 * DAY });
+  await session.invoke((inv) => inv.appendMessage("x"));
+  const line = JSON.stringify(await session.export()) + "\n";
+  const path = join(dir, "ttl.sqlite");
+  for (const [args, id] of [[[], "fixed"], [["--idle-ttl-ms", String(7 * DAY), "--max-lifetime-ms", String(365 * DAY)], "renewed"]]) {
+    const input = line.replace('"id":"ttl"', `"id":"${id}"`);
+    const result = await run(["import", "--deno-kv", path, ...args], { input });
+    assert.equal(result.code, 0, show(result));
+  }
+  const db = await openKv(path);
+  try {
+    const store = await SessionStore.kv(denoKv(db));
+    const fixed = await store.open("fixed", { create: false });
+    const renewed = await store.open("renewed", { create: false });
+    assert.equal(renewed.expiresAt, renewed.updatedAt + 7 * DAY, "the idle TTL given, from the export's updatedAt");
+    const expiresAt = fixed.expiresAt;
+    for (const restored of [fixed, renewed]) await restored.invoke((inv) => inv.appendMessage("after the restore"));
+    assert.equal(fixed.expiresAt, expiresAt, "without the flags a commit does not move the export's expiresAt");
+    assert.equal(renewed.expiresAt, renewed.updatedAt + 7 * DAY, "a commit extends the idle TTL");
+    await store.close();
+  } finally {
+    db.close();
+  }
 });
 
 test("a line that is not JSON stops the import: non-zero exit naming the line; the lines before it stay imported, none after", async () => {

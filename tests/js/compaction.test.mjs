@@ -18,6 +18,7 @@ import {
   InvalidTransitionError,
   LimitExceededError,
   NotFoundError,
+  SessionClosedError,
   SessionStore,
   ValidationError,
 } from "agent-session";
@@ -1171,15 +1172,56 @@ for (const setup of SETUPS) {
       assert.deepEqual(plain(session.messages()), [...msgs(0, 14), "question", "approved"]);
     });
 
-    test("prune() of a closed session is a SessionClosedError that names prune", async () => {
-      const { writer } = await setup.stores();
-      const session = await writer.open("prune-closed");
-      await turns(session, 2);
+    test("prune() of a closed session works and leaves it closed: an archive stays small; a begin is still a SessionClosedError", async () => {
+      const { writer, reader, freshOpen } = await setup.stores();
+      const id = "prune-closed";
+      const session = await writer.open(id);
+      await turns(session, 8);
       await session.close();
-      const error = await rejection(session.prune({ before: 1 }));
-      assert.equal(error.code, "SESSION_CLOSED");
-      assert.equal(error.action, "prune");
-      assert.match(error.message, /^cannot prune: /);
+      const closedAt = session.version;
+      const view = viewOf(await session.at(closedAt));
+      // Pruned by the reader (another process, on the two-store setup).
+      const pruner = reader === writer ? session : await reader.open(id);
+      const n = await callAsync(() => pruner.prune({ before: closedAt }), "prune() of a closed session");
+      assert.ok(n > 0, `prune returned ${n}`);
+      for (const [name, s] of [["writer", session], ["fresh store", await freshOpen(id)]]) {
+        await s.refresh();
+        assert.equal(s.status, "closed", `${name}: status`);
+        assert.equal(s.version, closedAt, `${name}: a prune commits no version`);
+        assert.equal(s.expiresAt, null, `${name}: a closed session never expires`);
+        assert.deepEqual(viewOf(await s.at(closedAt)), view, `${name}: at(closed version)`);
+        assertPruned(await rejection(s.at(1), `${name}: at(1)`), `${name}: at(1)`);
+        const error = await rejection(s.begin(), `${name}: begin()`);
+        assertError(error, SessionClosedError, "SESSION_CLOSED", `${name}: begin() on the pruned closed session`);
+        assert.ok(error instanceof InvalidTransitionError);
+      }
+      assert.equal(await session.prune({ before: 2 }), 0, "a prune below the kept range removes nothing");
+    });
+
+    test("a prune past the latest version, or with nothing to prune, takes no lease and writes nothing: another store's begin meanwhile is not refused", async () => {
+      const events = [];
+      const { writer, kv } = await setup.stores({ onEvent: (event) => events.push(event.type) });
+      const id = "prune-refused";
+      const session = await writer.open(id);
+      await turns(session, 8);
+      assert.ok((await session.prune({ before: 6 })) > 0);
+      const stored = async () => {
+        if (!kv) return null;
+        const entries = [];
+        for (const key of (await kv.list("")).keys) entries.push([key, (await kv.get(key))?.version]);
+        return entries;
+      };
+      const before = await stored();
+      events.length = 0;
+      const latest = session.version;
+      for (const past of [latest + 1, 1e9]) {
+        const error = await rejection(session.prune({ before: past }), `prune({ before: ${past} })`);
+        assertError(error, NotFoundError, "NOT_FOUND", `prune({ before: ${past} })`);
+        assert.match(error.message, new RegExp(`has no version ${past}; its latest version is ${latest}`));
+      }
+      for (const below of [0, 3, 6]) assert.equal(await session.prune({ before: below }), 0, `prune({ before: ${below} }) at or below the kept range`);
+      assert.deepEqual(events, [], "no lease taken, nothing written (onEvent)");
+      assert.deepEqual(await stored(), before, "no record written (the KV's versions)");
     });
 
     test("prune({ before: latest }) without a compaction keeps the whole view; the count returned is the number of records that went", async () => {

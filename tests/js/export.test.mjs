@@ -291,6 +291,44 @@ test("import with a bad { id } is a ValidationError with path \"options.id\", no
   }
 });
 
+test("import({ idleTtlMs, maxLifetimeMs }): the restored session takes TTLs that commits extend; without them it keeps the export's expiresAt as a fixed time", async () => {
+  const DAY = 86_400_000;
+  let now = 1_700_000_000_000;
+  const source = await SessionStore.memory({ now: () => now });
+  const session = await source.open("ttl", { idleTtlMs: 30 * DAY, maxLifetimeMs: 400 * DAY });
+  await session.invoke((inv) => inv.appendMessage("x"));
+  const data = JSON.parse(JSON.stringify(await session.export()));
+  assert.equal(data.expiresAt, now + 30 * DAY);
+  now += 20 * DAY;
+  const kv = memoryKv();
+  const target = await SessionStore.kv(kv, { now: () => now, maxLifetimeMs: 70 * DAY });
+  const fixed = await target.import(data, { id: "fixed" });
+  const renewed = await target.import(data, { id: "renewed", idleTtlMs: 30 * DAY });
+  const own = await target.import(data, { id: "own", idleTtlMs: 30 * DAY, maxLifetimeMs: 400 * DAY });
+  // Counted from the export's updatedAt (its last commit), as a session opened with them would be.
+  assert.equal(renewed.expiresAt, data.updatedAt + 30 * DAY, "idleTtlMs from the options; maxLifetimeMs the store's (70 days from createdAt, later)");
+  now += 5 * DAY;
+  for (const restored of [fixed, renewed, own]) await restored.invoke((inv) => inv.appendMessage("after the restore"));
+  assert.equal(fixed.expiresAt, data.expiresAt, "no TTLs given: the export's expiresAt stays, commits do not extend it");
+  assert.equal(renewed.expiresAt, now + 30 * DAY, "a commit extends the idle TTL");
+  assert.equal(own.expiresAt, now + 30 * DAY);
+  now = data.createdAt + 50 * DAY; // within the idle TTL of the commit at day 25
+  for (const restored of [renewed, own]) await restored.invoke((inv) => inv.appendMessage("later"));
+  assert.equal(renewed.expiresAt, data.createdAt + 70 * DAY, "the store's maxLifetimeMs, counted from the export's createdAt");
+  assert.equal(own.expiresAt, now + 30 * DAY, "the options' maxLifetimeMs");
+  now = data.createdAt + 75 * DAY;
+  assert.equal((await target.open("renewed", { create: false })).status, "expired");
+  assert.equal((await target.open("own", { create: false })).status, "idle");
+  // Bad values are refused by path, nothing written.
+  const before = await kvDump(kv);
+  for (const [options, path] of [[{ id: "b", idleTtlMs: 0 }, "options.idleTtlMs"], [{ id: "b", maxLifetimeMs: -1 }, "options.maxLifetimeMs"], [{ id: "b", idleTtlMs: "30" }, "options.idleTtlMs"]]) {
+    const error = await rejection(target.import(data, options), JSON.stringify(options));
+    assert.ok(error instanceof ValidationError, `${JSON.stringify(options)}: got ${error?.name}`);
+    assert.equal(error.path, path);
+  }
+  assert.deepEqual(await kvDump(kv), before, "nothing written");
+});
+
 test("an import is one change: store.onChange hears the session at its version and status; a refused import, none", async () => {
   const source = await SessionStore.memory();
   await buildSessions(source);

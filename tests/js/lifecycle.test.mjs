@@ -218,7 +218,8 @@ suite("lifecycle: interrupt and resume", () => {
     assert.equal(stale.version, 3);
     await (await stale.begin({ resume: "yes" })).commit();
     assert.equal(stale.status, "idle");
-    // Closed by the other store: begin, close and prune refused, each bringing the view to it.
+    // Closed by the other store: begin and close refused, each bringing the view to it; a prune (which
+    // a closed session allows) brings it there too.
     for (const call of [(s) => s.begin(), (s) => s.close(), (s) => s.prune({ before: 1 })]) {
       const id = `stale-closed-${call}`;
       await turns(await a.open(id), 1);
@@ -227,8 +228,8 @@ suite("lifecycle: interrupt and resume", () => {
       await turns(closing, 1);
       await closing.close();
       assert.equal(held.status, "idle");
-      const closed = await rejection(call(held));
-      assertError(closed, SessionClosedError, "SESSION_CLOSED");
+      if (String(call).includes("prune")) assert.equal(await call(held), 0);
+      else assertError(await rejection(call(held)), SessionClosedError, "SESSION_CLOSED");
       assert.equal(held.status, "closed", String(call));
       assert.equal(held.version, 3, String(call));
     }
@@ -387,6 +388,55 @@ suite("lifecycle: an ended Invocation", () => {
     await inv.interrupt("q");
     await assertEnded(inv, session, "committed");
     assert.equal(session.status, "interrupted");
+  });
+
+  test("from the call of commit(), interrupt() or abort() on, before it settles, staging and reads throw InvalidTransitionError: nothing slips into the commit or is dropped unseen by the abort (audit54)", async () => {
+    for (const backend of ["memory", "kv"]) {
+      const store = backend === "memory" ? await SessionStore.memory() : await SessionStore.kv(memoryKv());
+      for (const [end, from] of [["commit", "committing"], ["interrupt", "committing"], ["abort", "aborted"]]) {
+        const session = await store.open(`${backend}-${end}-window`);
+        const inv = await session.begin();
+        inv.appendMessage("staged before");
+        const ending = end === "interrupt" ? inv.interrupt("q") : inv[end]();
+        for (const [name, call] of [
+          ["appendMessage", () => inv.appendMessage("after the call")],
+          ["setState", () => inv.setState("k", 1)],
+          ["deleteState", () => inv.deleteState("k")],
+          ["compact", () => inv.compact({ before: 0, summary: [] })],
+          ["emit", () => inv.emit({ part: 1 })],
+          ["messages", () => inv.messages()],
+          ["state", () => inv.state()],
+        ]) {
+          const error = thrown(call, `${backend}: ${name} after ${end}() was called`);
+          assert.ok(error instanceof InvalidTransitionError, `${backend}: ${name} after ${end}(): ${error}`);
+          assert.equal(error.from, from, `${backend}: ${name} after ${end}()`);
+        }
+        await ending;
+        const expected = end === "abort" ? [] : ["staged before"];
+        assert.deepEqual(plain(session.messages()), expected, `${backend}: ${end} wrote what was staged before its call`);
+        assert.deepEqual(plain(session.state()), {}, `${backend}: ${end}`);
+      }
+      await store.close();
+    }
+  });
+
+  test("a commit that fails with StorageError leaves the invocation open for staging again, and a retry commits it (audit54)", async () => {
+    let failPuts = 0;
+    const base = memoryKv();
+    const kv = { ...base, capabilities: base.capabilities, put: (...args) => (failPuts-- > 0 ? Promise.reject(new Error("backend down")) : base.put(...args)) };
+    const store = await SessionStore.kv(kv);
+    const session = await store.open("retry-after-failure");
+    const inv = await session.begin();
+    inv.appendMessage("first");
+    failPuts = 10;
+    const error = await rejection(inv.commit(), "commit against a failing backend");
+    assert.equal(error.code, "STORAGE", String(error));
+    assert.match(error.message, /retry it, or abort\(\)/, "the message says what to do");
+    failPuts = 0;
+    inv.appendMessage("second");
+    await inv.commit();
+    assert.deepEqual(plain(session.messages()), ["first", "second"]);
+    await store.close();
   });
 
   test("asyncDispose of an open invocation aborts it and releases", async () => {

@@ -170,8 +170,11 @@ import { gzipSync } from "node:zlib";
 // (the tokens from the snapshots) and taking the outcome of the turn's own last batch (+0.5 KB);
 // 243,063 with that read cut to the two batches it needs and an interrupted end's status (+0.2 KB);
 // 243,457 with at(v).status of a version only a stop's event made read from the version before (+0.4 KB).
-// Budget: 243,800.
-const BUDGET_GZIPPED = 243_800;
+// 244,229 with a closed session's prune, a prune's refusals answered from the head without its lease,
+// and import's TTL options (+0.8 KB); 244,291 with staging refused from the call of commit, interrupt
+// or abort, and a backend failure's message saying what to do (+0.1 KB).
+// Budget: 244,600.
+const BUDGET_GZIPPED = 244_600;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));

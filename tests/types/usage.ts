@@ -300,13 +300,15 @@ async function sessions(session: Session): Promise<void> {
       case "migrated": {
         const to: number = event.data.to;
         const migrated: readonly ReadonlyJson[] = event.data.messages;
-        void to, migrated;
+        const whose: string = event.agent; // always there (API.md typing rules)
+        void to, migrated, whose;
         break;
       }
       case "compacted": {
         const before: number = event.before;
         const summary: readonly ReadonlyJson[] = event.data;
-        void before, summary;
+        const agent: string = event.agent;
+        void before, summary, agent;
         break;
       }
       case "stopped": {
