@@ -48,8 +48,10 @@ Options:
                      when it opens them); a session stored under a higher one stops the command
   --idle-ttl-ms N, --max-lifetime-ms N
                      import: the TTLs of the restored sessions, as the application's store or open()
-                     gives them (a commit extends the idle TTL). Without either, each session keeps
-                     its export's expiresAt as a fixed time, which commits do not move
+                     gives them (a commit extends the idle TTL); with one of them, a session has no
+                     TTL of the other kind (the command's store has no defaults). Without either,
+                     each session keeps its export's expiresAt as a fixed time, which commits do not
+                     move. An expired session stays expired
   --max-message-bytes N, --max-state-value-bytes N, --max-commit-bytes N
                      import: the size limits to check the sessions against (default 1 MiB, 1 MiB,
                      4 MiB); give the application's own limits if it raised them

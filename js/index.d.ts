@@ -707,7 +707,7 @@ export interface ImportOptions {
   /** The restored session's idle TTL (ms), as `open()` gives one: counted from its last commit (the
    * export's `updatedAt`) and extended by each commit. With this or `maxLifetimeMs`, the one not given
    * is the store's default and the export's `expiresAt` is not used; with neither, `expiresAt` stays
-   * as a fixed time that commits do not move. */
+   * as a fixed time that commits do not move. An expired session stays expired either way. */
   idleTtlMs?: number;
   /** The restored session's maximum lifetime (ms), counted from the export's `createdAt`. */
   maxLifetimeMs?: number;

@@ -116,6 +116,17 @@ pub fn refusal_beside_pending(decision: Acquire) -> Option<CoreError> {
     }
 }
 
+/// A begin refused by this store's mark of a lease it holds (`check_mark`), by the guard's `decision`
+/// on `head` as just read: a closed or expired session refuses by its status whatever holds it (the
+/// only lease a terminal session carries is a prune's), which is the truer answer than "busy", and
+/// the one another store gets. `None`: the mark's refusal stands.
+pub fn refusal_beside_held(head: &Head, decision: Acquire, now: u64) -> Option<CoreError> {
+    match decision {
+        Acquire::Refused(refusal) if head.effective_status(now).is_terminal() => Some(refusal),
+        _ => None,
+    }
+}
+
 /// Whether `head` carries the live lease of `holder`'s invocation: this begin's own write, applied
 /// though its answer was lost. A client that retried the write after a dropped connection (Upstash's
 /// REST client retries, ioredis resends) sees it refused by the head it wrote itself; a write that
@@ -287,8 +298,7 @@ pub fn acquire_over(
 /// Checks that `head` still carries the live lease with `token` (the fence of every holder write).
 pub fn check_lease(head: &Head, token: u64, now: u64) -> Result<&Lease, CoreError> {
     match head.live_lease(now) {
-        // (A closed session's only lease is a prune's, which its heartbeat renews.)
-        Some(lease) if lease.token == token && matches!(head.status, Status::Running | Status::Closed) => Ok(lease),
+        Some(lease) if lease.token == token && head.status == Status::Running => Ok(lease),
         _ => Err(CoreError::LeaseLost { token }),
     }
 }

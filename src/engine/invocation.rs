@@ -673,7 +673,9 @@ impl Invocation {
     /// store only.) The mark holds until the returned value is dropped, when the way out has settled.
     pub fn way_out(self: &Rc<Self>, action: &'static str) -> EngineResult<WayOut> {
         if self.settling.replace(true) {
-            return Err(CoreError::InvalidTransition { from: Phase::Committing, action }.into());
+            // (From "aborted" while an abort settles, as the staging calls say.)
+            let from = self.ending.get().unwrap_or(Phase::Committing);
+            return Err(CoreError::InvalidTransition { from, action }.into());
         }
         self.ending.set(match action {
             "checkpoint" => None,

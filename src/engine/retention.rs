@@ -28,7 +28,9 @@ impl Session {
         let (head, _) = self.read_head().await?;
         if head.effective_status(self.shared.now()) != crate::core::lifecycle::Status::Expired {
             check_before(self.id(), &head, before)?;
-            if before < head.version && before <= head.retained {
+            // Nothing is below version 0, nor below what an earlier prune kept (at the latest
+            // version a prune writes its snapshot again: under the store's current key).
+            if before == 0 || (before < head.version && before <= head.retained) {
                 return Ok(0);
             }
         }

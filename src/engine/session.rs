@@ -489,6 +489,12 @@ impl Session {
                 }
                 continue;
             }
+            if let Some((head, _)) = &head {
+                let decision = self.decide(head, intent, None, shared.now(), "");
+                if let Some(refusal) = guard::refusal_beside_held(head, decision, shared.now()) {
+                    return Err(refusal.into());
+                }
+            }
             // A mark of a held lease may have outlived it (fenced by a stop, taken over): the head says.
             if !head.is_none_or(|(head, _)| guard::mark_outlived(&mark, &head, shared.now())) {
                 return Err(refusal.into());

@@ -328,8 +328,11 @@ impl SessionStore {
         // import gives TTLs, which then count from the export's createdAt and updatedAt as a session
         // opened with them would (commits extend an idle TTL; a fixed time they cannot).
         let (idle_ttl_ms, max_lifetime_ms) = match ttls {
-            Some(ttls) => (ttls.idle_ttl_ms.or(config.idle_ttl_ms), ttls.max_lifetime_ms.or(config.max_lifetime_ms)),
-            None => (None, data.expires_at.map(|at| at.saturating_sub(data.created_at))),
+            // An expired session stays expired, at the time it expired.
+            Some(ttls) if data.status != Status::Expired => {
+                (ttls.idle_ttl_ms.or(config.idle_ttl_ms), ttls.max_lifetime_ms.or(config.max_lifetime_ms))
+            }
+            _ => (None, data.expires_at.map(|at| at.saturating_sub(data.created_at))),
         };
         let mut head = Head::new(data.created_at, idle_ttl_ms, max_lifetime_ms, data.metadata.clone());
         let token = guard::first_token(crate::engine::store::random_u32(&*shared.env));

@@ -182,7 +182,7 @@ impl ListPage {
 /// What a backend's failure of a call leaves, said after its detail: what the caller can do.
 #[cfg(target_arch = "wasm32")]
 pub(crate) const AFTER_FAILURE: &str =
-    "what was committed before stays; a commit or checkpoint that failed leaves its invocation open (retry it, or abort())";
+    "what was committed before stays; when this was a commit or checkpoint, its invocation is still open: retry it, or abort()";
 
 /// A failure of the backing store (not a refused compare-and-set, which is `Ok(None)`).
 #[derive(Clone, thiserror::Error)]

@@ -282,10 +282,15 @@ fn a_closed_sessions_upkeep_lease_leaves_it_closed() {
     let closed = commit(&closing, 1, T0 + 1, LEASE_MS, Outcome::Close, 0).unwrap().head;
     let pruning = acquire(&closed, Intent::Maintain, holder("b"), T0 + 2, LEASE_MS).unwrap();
     assert_eq!((pruning.status, token_of_lease(&pruning)), (Status::Closed, 2));
-    // Its heartbeat renews it; nothing commits on it.
-    assert!(renew(&pruning, 2, T0 + 3, LEASE_MS).is_ok());
+    // It is no turn's lease: nothing commits on it.
     let error = commit(&pruning, 2, T0 + 3, LEASE_MS, Outcome::Commit, 0).unwrap_err();
-    assert_eq!(error.code(), "SESSION_CLOSED");
+    assert_eq!(error.code(), "LEASE_LOST");
+    // The pruning store's own begin, refused first by its mark of the lease, answers by the status.
+    let decision = guard::decide_acquire(&pruning, Intent::Begin, holder("c"), T0 + 3, LEASE_MS, None);
+    let refusal = guard::refusal_beside_held(&pruning, decision, T0 + 3).expect("a refusal by status");
+    assert_eq!(refusal.code(), "SESSION_CLOSED");
+    let decision = guard::decide_acquire(&pruning, Intent::Maintain, holder("c"), T0 + 3, LEASE_MS, None);
+    assert_eq!(guard::refusal_beside_held(&pruning, decision, T0 + 3), None, "a second prune: busy");
     // While it holds: another upkeep waits, a begin is refused as on any closed session.
     let busy = acquire(&pruning, Intent::Maintain, holder("c"), T0 + 3, LEASE_MS).unwrap_err();
     assert_eq!(busy.code(), "CONCURRENT_INVOCATION");

@@ -1198,6 +1198,49 @@ for (const setup of SETUPS) {
       assert.equal(await session.prune({ before: 2 }), 0, "a prune below the kept range removes nothing");
     });
 
+    test("while a prune of a closed session holds its lease, begin, close and invoke on every store get SessionClosedError, not ConcurrencyError (audit55)", async () => {
+      let onLease = null;
+      const { writer, reader } = await setup.stores({
+        onEvent: (event) => {
+          if (event.type === "lease.acquired" && onLease) {
+            const call = onLease;
+            onLease = null;
+            call();
+          }
+        },
+      });
+      const id = "prune-closed-busy";
+      const session = await writer.open(id);
+      await turns(session, 4);
+      await session.close();
+      const same = await writer.open(id);
+      const other = await reader.open(id);
+      let calls = [];
+      onLease = () => {
+        calls = [
+          ["begin (this store)", same.begin()],
+          ["close (this store)", same.close()],
+          ["invoke (this store)", same.invoke(() => {})],
+          ["begin (the other store)", other.begin()],
+        ];
+      };
+      assert.ok((await session.prune({ before: session.version })) > 0);
+      assert.equal(calls.length, 4, "the calls were made while the prune held its lease");
+      for (const [what, call] of calls) assertError(await rejection(call, what), SessionClosedError, "SESSION_CLOSED", what);
+    });
+
+    test("a prune({ before: 0 }) takes no lease, at version 0 too", async () => {
+      const events = [];
+      const { writer } = await setup.stores({ onEvent: (event) => events.push(event.type) });
+      for (const [id, count] of [["prune-zero-empty", 0], ["prune-zero", 3]]) {
+        const session = await writer.open(id);
+        await turns(session, count);
+        events.length = 0;
+        assert.equal(await session.prune({ before: 0 }), 0, id);
+        assert.deepEqual(events, [], `${id}: no lease taken`);
+      }
+    });
+
     test("a prune past the latest version, or with nothing to prune, takes no lease and writes nothing: another store's begin meanwhile is not refused", async () => {
       const events = [];
       const { writer, kv } = await setup.stores({ onEvent: (event) => events.push(event.type) });

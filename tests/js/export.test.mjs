@@ -319,6 +319,12 @@ test("import({ idleTtlMs, maxLifetimeMs }): the restored session takes TTLs that
   now = data.createdAt + 75 * DAY;
   assert.equal((await target.open("renewed", { create: false })).status, "expired");
   assert.equal((await target.open("own", { create: false })).status, "idle");
+  // An expired session stays expired, at the time it expired.
+  const expired = JSON.parse(JSON.stringify(await (await target.open("renewed", { create: false })).export()));
+  assert.equal(expired.status, "expired");
+  const again = await target.import(expired, { id: "expired-again", idleTtlMs: 30 * DAY });
+  assert.equal(again.status, "expired");
+  assert.equal(again.expiresAt, expired.expiresAt);
   // Bad values are refused by path, nothing written.
   const before = await kvDump(kv);
   for (const [options, path] of [[{ id: "b", idleTtlMs: 0 }, "options.idleTtlMs"], [{ id: "b", maxLifetimeMs: -1 }, "options.maxLifetimeMs"], [{ id: "b", idleTtlMs: "30" }, "options.idleTtlMs"]]) {

@@ -411,6 +411,13 @@ suite("lifecycle: an ended Invocation", () => {
           assert.ok(error instanceof InvalidTransitionError, `${backend}: ${name} after ${end}(): ${error}`);
           assert.equal(error.from, from, `${backend}: ${name} after ${end}()`);
         }
+        // Another way out meanwhile is refused from the same phase.
+        const others = ["commit", "checkpoint"].map((other) => [other, inv[other]()]);
+        for (const [other, call] of others) {
+          const refused = await rejection(call, `${backend}: ${other}() while ${end}() settles`);
+          assert.ok(refused instanceof InvalidTransitionError, `${backend}: ${other}() while ${end}(): ${refused}`);
+          assert.equal(refused.from, from, `${backend}: ${other}() while ${end}() settles`);
+        }
         await ending;
         const expected = end === "abort" ? [] : ["staged before"];
         assert.deepEqual(plain(session.messages()), expected, `${backend}: ${end} wrote what was staged before its call`);
