@@ -194,10 +194,17 @@ impl Head {
     /// interrupted, when it was resuming) for the next acquirer; a non-terminal session past its
     /// expiry without a live lease is expired.
     pub fn effective_status(&self, now: u64) -> Status {
+        self.effective_status_given(now, &|_| false)
+    }
+
+    /// [`Head::effective_status`], a lease of a store instance `gone` says is gone (its realm closed:
+    /// Web Locks) counted as ended: the next begin takes it over at once, so the session reads as
+    /// that begin will find it, not as running until the lease runs out.
+    pub fn effective_status_given(&self, now: u64, gone: &dyn Fn(&str) -> bool) -> Status {
         if self.status.is_terminal() {
             return self.status;
         }
-        let live = self.live_lease(now).is_some();
+        let live = self.live_lease(now).is_some_and(|lease| !gone(&lease.instance));
         if !live && self.expires_at().is_some_and(|at| now >= at) {
             return Status::Expired;
         }

@@ -365,7 +365,7 @@ impl Session {
             // Asked only of a turn still running by the clock: in browsers, whether its realm is gone.
             let running = head.live_lease(now).map(|lease| lease.instance.clone());
             let holder_gone = match running {
-                Some(instance) => shared.env.holder_alive(&instance).await == Some(false),
+                Some(instance) => shared.holder_gone(&instance).await,
                 None => false,
             };
             let now = shared.now();
@@ -516,7 +516,7 @@ impl LiveFollow {
             }
             let waiting_on = self.follower.borrow().holder_instance().map(str::to_owned);
             if let Some(instance) = waiting_on {
-                holder_gone = shared.env.holder_alive(&instance).await == Some(false);
+                holder_gone = shared.holder_gone(&instance).await;
             }
         }
         // Taken after the read: a note of a head written before it completed is older or the same.

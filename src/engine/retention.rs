@@ -109,10 +109,19 @@ impl Session {
         let head_key = keys::head_key(id);
         let stale = invocation.live.take_stale();
         let head = crate::engine::head_value(&pruned);
+        let keys_written: Vec<String> = records.iter().map(|(key, _)| key.clone()).collect();
         let committed =
             crate::store::commit_deleting(store, records, &head_key, head, Expect::Version(current_version), stale);
         let Some(new_version) = committed.await? else {
-            return Err(EngineError::Conflict(id.to_owned()));
+            // The head moved under the lease: refused, so no head names the snapshot written for it
+            // (its keys carry this prune's token), which goes. A delete meanwhile is the answer.
+            for key in keys_written {
+                let _ = store.delete_prefix(&key, vec![key.clone()]).await;
+            }
+            return Err(match load::read_head(store, id).await {
+                Ok(None) => self.deleted(),
+                _ => EngineError::Conflict(id.to_owned()),
+            });
         };
         invocation.released_by(&pruned);
         if let Some(snapshot) = written {

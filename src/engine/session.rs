@@ -74,13 +74,13 @@ impl Session {
 
     /// Status by the store's clock now (a crashed holder's lapsed lease reads as idle).
     pub fn status(&self) -> Status {
-        self.slot.view.borrow().head.effective_status(self.shared.now())
+        self.shared.status_of(&self.slot.view.borrow().head)
     }
 
     /// The question the session waits on, while it is interrupted (by the store's clock).
     pub fn pending_interrupt(&self) -> Option<Interrupt> {
         let view = self.slot.view.borrow();
-        match view.head.effective_status(self.shared.now()) {
+        match self.shared.status_of(&view.head) {
             Status::Interrupted => view.head.interrupt.clone(),
             _ => None,
         }
@@ -667,7 +667,7 @@ impl Session {
                     return Ok((leased, version, now, cleared));
                 }
                 Acquire::AskIfAlive { instance, refusal } => {
-                    if self.shared.env.holder_alive(&instance).await != Some(false) {
+                    if !self.shared.holder_gone(&instance).await {
                         return Err(refusal.into());
                     }
                     dead = Some(instance);

@@ -177,6 +177,9 @@ pub(crate) struct Shared {
     /// unknown: its lease may be there, held by nobody (`guard::orphaned_instance`).
     /// A list, not a map: rare and few, and another map type would add its code to the .wasm.
     orphans: RefCell<Vec<(String, String)>>,
+    /// Store instances of other realms known gone (a Web Lock no longer held; an instance id is never
+    /// used again): their leases read as ended ([`Shared::status_of`]). The newest [`MAX_GONE`].
+    gone: RefCell<Vec<String>>,
     on_event: Option<EventHook>,
     listeners: RefCell<Vec<(u64, Option<String>, Listener)>>,
     next_listener: Cell<u64>,
@@ -193,6 +196,9 @@ pub(crate) struct Shared {
 /// an orphaned lease is of use only until it runs out (`leaseMs`), after which anyone takes it.
 const MAX_ORPHANS: usize = 64;
 
+/// How many gone store instances a store remembers (`Shared::gone`).
+const MAX_GONE: usize = 64;
+
 impl Shared {
     pub fn now(&self) -> u64 {
         self.env.now()
@@ -207,6 +213,34 @@ impl Shared {
             orphans.remove(0);
         }
         orphans.push((id.to_owned(), invocation));
+    }
+
+    /// Whether store instance `instance` is known gone ([`Env::holder_alive`] says so), which is
+    /// remembered: its leases read as ended from then on.
+    pub async fn holder_gone(&self, instance: &str) -> bool {
+        let gone = self.env.holder_alive(instance).await == Some(false);
+        if gone {
+            self.note_gone(instance);
+        }
+        gone
+    }
+
+    /// Remembers that store instance `instance` is gone (its realm's Web Lock is free).
+    fn note_gone(&self, instance: &str) {
+        let mut gone = self.gone.borrow_mut();
+        if gone.iter().any(|known| known == instance) {
+            return;
+        }
+        if gone.len() == MAX_GONE {
+            gone.remove(0);
+        }
+        gone.push(instance.to_owned());
+    }
+
+    /// The status a reader of `head` acts on now, the leases of instances known gone ended.
+    pub fn status_of(&self, head: &Head) -> Status {
+        let gone = self.gone.borrow();
+        head.effective_status_given(self.now(), &|instance| gone.iter().any(|known| known == instance))
     }
 
     /// Forgets session `id`'s orphaned begin (a begin of this store holds its lease now).
@@ -311,6 +345,7 @@ impl SessionStore {
             followers: RefCell::default(),
             stops_asked: RefCell::default(),
             orphans: RefCell::new(Vec::new()),
+            gone: RefCell::new(Vec::new()),
             on_event,
             listeners: RefCell::new(Vec::new()),
             cache,
@@ -505,7 +540,6 @@ impl SessionStore {
         let escaped = keys::escape_id(prefix);
         let key_prefix = format!("{}{}", keys::HEAD_PREFIX, &escaped[..escaped.len() - 1]);
         let page = self.shared.store.list(&key_prefix, cursor, limit).await?;
-        let now = self.shared.now();
         let mut sessions = Vec::with_capacity(page.keys.len());
         for key in &page.keys {
             // A key this package does not write (another program's) is reported, not listed.
@@ -525,7 +559,7 @@ impl SessionStore {
                 Ok(head) => sessions.push(SessionInfo {
                     id,
                     version: head.version,
-                    status: head.effective_status(now),
+                    status: self.shared.status_of(&head),
                     created_at: head.created_at,
                     updated_at: head.updated_at,
                     expires_at: head.expires_at(),

@@ -412,6 +412,17 @@ test("the holder's tab closes mid-turn: its follower gets end lost at once (Web 
     const sinceClose = end.wall - closeAt;
     t.diagnostic(`end lost came ${sinceClose} ms after page.close() was called (${end.wall - closedAt} ms after it returned; the close itself took ${closedAt - closeAt} ms); contract: within 100 ms`);
     assert.ok(sinceClose < LOST_BOUND_MS, `end lost came ${sinceClose} ms after the close (bound here ${LOST_BOUND_MS} ms, contract 100 ms)`);
+    // The session reads as the end says at once (A's lease is taken over by the next begin), not
+    // running until the lease runs out (audit57): the Session followed, a refresh, a new open, list().
+    const statuses = await inTab(b, async ({ ctx }) => {
+      const followed = ctx.session.status;
+      await ctx.session.refresh();
+      const opened = await ctx.store.open(ctx.session.id, { create: false });
+      const listed = (await ctx.store.list()).sessions.find((info) => info.id === ctx.session.id)?.status;
+      return { followed, refreshed: ctx.session.status, opened: opened.status, listed };
+    });
+    assert.equal(end.status, "idle");
+    assert.deepEqual(statuses, { followed: "idle", refreshed: "idle", opened: "idle", listed: "idle" });
 
     // A stop of the lost turn does not wait out its grace nor fence it (followers were told `lost`):
     // nothing runs, and no `stopped` event is written.

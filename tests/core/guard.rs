@@ -385,6 +385,13 @@ fn effective_status() {
     let long = acquire(&idle, Intent::Begin, holder("a"), T0 + 9_990, LEASE_MS).unwrap();
     assert_eq!(long.effective_status(T0 + 10_500), Status::Running);
     assert_eq!(guard::expire(&long, T0 + 10_500), None);
+    // A lease of a store instance known gone (its realm closed) reads as ended at once.
+    let instance = running.lease.as_ref().unwrap().instance.clone();
+    let gone = |known: &str| known == instance;
+    assert_eq!(running.effective_status_given(T0 + 1, &gone), Status::Idle);
+    assert_eq!(resuming.effective_status_given(T0 + 1, &gone), Status::Interrupted);
+    assert_eq!(running.effective_status_given(T0 + 1, &|_| false), Status::Running);
+    assert_eq!(running.effective_status_given(T0 + 10_000, &gone), Status::Expired);
 }
 
 // ---------------------------------------------------------------------------------------------

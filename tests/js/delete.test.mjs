@@ -168,3 +168,41 @@ test("a holder whose session was deleted deletes nothing of a session imported u
     assert.ok(!(await keysOf(kv, "s")).some((key) => key.includes(`/${inv.token.toString(16).padStart(16, "0")}`)), `${end}: the holder's own records went`);
   }
 });
+
+test("a prune whose session another store deletes under its lease rejects with NotFoundError and leaves no record (audit55)", async () => {
+  for (const closed of [false, true]) {
+    const base = memoryKv();
+    let gate = null;
+    // The pruner's KV holds its first record write (the snapshot of the latest version) until the delete is done.
+    const pruning = {
+      ...base,
+      put: async (key, ...rest) => {
+        if (gate && !key.startsWith("h/")) await gate;
+        return base.put(key, ...rest);
+      },
+    };
+    let onLease = null;
+    const pruner = await SessionStore.kv(pruning, { onEvent: (event) => event.type === "lease.acquired" && onLease?.() });
+    const other = await SessionStore.kv(base);
+    const session = await pruner.open("doomed");
+    for (let i = 0; i < 6; i++) await session.invoke((inv) => inv.appendMessage(`m${i}`));
+    if (closed) await session.close();
+    let deleted;
+    let open;
+    gate = new Promise((resolve) => (open = resolve));
+    onLease = () => {
+      onLease = null;
+      deleted = other.delete("doomed").then(open);
+    };
+    const error = await session.prune({ before: session.version }).then(
+      (value) => assert.fail(`the prune resolved ${value}`),
+      (e) => e,
+    );
+    gate = null;
+    await deleted;
+    assert.ok(error instanceof NotFoundError, `${closed ? "closed" : "idle"}: ${error}`);
+    assert.deepEqual((await base.list("")).keys, [], `${closed ? "closed" : "idle"}: no record left`);
+    await pruner.close();
+    await other.close();
+  }
+});

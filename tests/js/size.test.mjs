@@ -173,9 +173,12 @@ import { gzipSync } from "node:zlib";
 // 244,229 with a closed session's prune, a prune's refusals answered from the head without its lease,
 // and import's TTL options (+0.8 KB); 244,291 with staging refused from the call of commit, interrupt
 // or abort, and a backend failure's message saying what to do (+0.1 KB); 244,358 with a closed
-// session's begin on the store pruning it refused by its status, not by the store's mark (+0.1 KB).
-// Budget: 244,600.
-const BUDGET_GZIPPED = 244_600;
+// session's begin on the store pruning it refused by its status, not by the store's mark (+0.1 KB);
+// 244,558 with a prune that a delete overtook deleting the snapshot it wrote and saying the session
+// is gone (+0.2 KB); 244,846 with the leases of store instances found gone (Web Locks) read as
+// ended by status, list() and pendingInterrupt() (+0.3 KB).
+// Budget: 245,200.
+const BUDGET_GZIPPED = 245_200;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
