@@ -104,9 +104,12 @@ const store = await SessionStore.indexedDb({
 function onAgentMessage(message) {
   if (message?.database !== DATABASE) return;
   if (message.kind === "store-event") showEvent(message.from, message.event);
-  if (message.kind === "agent-error") {
+  if (message.kind === "agent-error" && message.error.code === "LIMIT_EXCEEDED") {
+    // What the user sent is too large for the store: theirs to shorten, not a failure of the agent.
+    notice(`Not sent: the message is too large to keep (${message.error.name}: ${message.error.message}).`, "failed");
+  } else if (message.kind === "agent-error") {
     console.error(`the agent (${message.from}) failed: ${message.error.name}: ${message.error.message}`);
-    notice(`The agent failed: ${message.error.name}: ${message.error.message}`, "error");
+    notice(`The agent failed: ${message.error.name}: ${message.error.message}`, "failed");
   }
 }
 const channel = new BroadcastChannel(`agent-session-demo:${DATABASE}`);
@@ -193,6 +196,20 @@ let stopWatching = () => {};
 let follower = null;
 let live = null; // the followed turn: { session, invocation, seq, parts, resumedAt }
 let followHead = true; // the version slider follows the latest version
+// How the last followed turn ended: { session, version, status, pending }. A turn whose holder went away
+// ends `lost` for followers at once, but the session reads "running" (and no pending interrupt) until
+// the holder's lease runs out, up to LEASE_MS later; a begin() takes over at once. Until then the page
+// shows what the end said.
+let ended = null;
+// This tab's own turn, from Send (or an answer) until it ends: { session, text, invocation }. A second
+// Send meanwhile would only be refused by it.
+let ownTurn = null;
+
+/** The status to show for a session (or a store.list() entry): the end's, where the read lags behind it. */
+function statusOf(info) {
+  const lagging = ended?.session === info.id && ended.version === info.version && info.status === "running";
+  return lagging ? ended.status : info.status;
+}
 
 const liveKey = (id) => `demo:live:${id}`;
 function saveLive() {
@@ -249,7 +266,8 @@ function renderLive() {
       const label = { running: "running…", done: "done", approval: "waiting for approval" }[part.state] ?? part.state;
       const node = el("div", { class: `tool ${part.state}` }, el("span", { class: "label" }, "tool"), ` ${part.name}(${JSON.stringify(part.args)}) `,
         el("i", {}, label), part.result ? el("code", {}, ` → ${JSON.stringify(part.result)}`) : null);
-      if (tools.has(part.id)) tools.get(part.id).replaceWith(node);
+      // The row of a tool already shown is replaced in `nodes` (not yet on screen).
+      if (tools.has(part.id)) nodes[nodes.indexOf(tools.get(part.id))] = node;
       else nodes.push(node);
       tools.set(part.id, node);
     }
@@ -273,13 +291,14 @@ function render() {
   const s = session;
   if (!s) return;
   const state = s.state();
-  const running = s.status === "running" || (live && live.session === s.id);
+  const status = statusOf(s);
+  const running = status === "running" || (live && live.session === s.id);
   $("title").textContent = state.title ?? "New chat";
   $("session-id").textContent = s.id;
   $("version").textContent = String(s.version);
-  $("status").textContent = running ? "running" : s.status;
-  $("status").dataset.status = running ? "running" : s.status;
-  $("expiry").textContent = expiry(s);
+  $("status").textContent = running ? "running" : status;
+  $("status").dataset.status = running ? "running" : status;
+  renderExpiry();
   $("stop").hidden = !running;
   document.title = `${state.title ?? "New chat"} · agent-session`;
 
@@ -288,20 +307,37 @@ function render() {
     ? shown.map(messageItem)
     : [el("li", { class: "msg empty" }, "A new session. Say something to the agent, or pick one of the suggestions below; open this page in a second tab to see both follow the same session.")]));
 
-  const pending = s.status === "interrupted" ? s.pendingInterrupt() : null;
+  const pending = status !== "interrupted" ? null : s.status === "interrupted" ? s.pendingInterrupt() : ended.pending;
   $("approval").hidden = !pending;
   if (pending) {
     const payload = pending.payload ?? {};
     $("approval-question").textContent = payload.question ?? pending.reason;
     $("approval-call").textContent = `${payload.tool ?? "?"}(${JSON.stringify(payload.args ?? null)})`;
   }
-  const closed = s.status === "closed" || s.status === "expired";
+  const closed = status === "closed" || status === "expired";
   $("input").disabled = closed || Boolean(pending);
-  $("send").disabled = closed || Boolean(pending);
-  $("input").placeholder = pending ? "Answer the approval above first" : closed ? `This session is ${s.status}` : "Message the agent (Enter sends)";
+  $("send").disabled = closed || Boolean(pending) || ownTurn?.session === s.id;
+  for (const chip of document.querySelectorAll("[data-say]")) chip.disabled = $("send").disabled;
+  $("input").placeholder = pending ? "Answer the approval above first" : closed ? `This session is ${status}` : "Message the agent (Enter sends)";
   renderLive();
   scrollThread();
   inspectSoon();
+}
+
+// The expiry shown counts down, and the session is read again when it passes (it then reads "expired").
+let expiryTimer = null;
+function renderExpiry() {
+  const s = session;
+  $("expiry").textContent = expiry({ status: statusOf(s), expiresAt: s.expiresAt });
+  clearTimeout(expiryTimer);
+  if (s.expiresAt == null || statusOf(s) === "expired") return;
+  const left = s.expiresAt - Date.now();
+  // Once a minute, then at the expiry itself (setTimeout waits at most 2^31 - 1 ms).
+  const expired = () => {
+    refreshSoon();
+    sessionsSoon();
+  };
+  expiryTimer = setTimeout(left <= 60000 ? expired : renderExpiry, Math.max(0, Math.min(left + 50, 60000)));
 }
 
 let refreshing = null;
@@ -329,7 +365,7 @@ function follow(s) {
     for await (const event of s.follow(options)) {
       if (controller.signal.aborted) return;
       if (event.type === "part") onPart(s, event);
-      else if (event.type === "end") onEnd(s, event);
+      else if (event.type === "end") await onEnd(s, event);
       else {
         if (live?.session === s.id && s.status !== "running") dropLive(s.id);
         render();
@@ -343,6 +379,7 @@ function follow(s) {
 function onPart(s, event) {
   if (!live || live.session !== s.id || live.invocation !== event.invocation) {
     live = { session: s.id, invocation: event.invocation, seq: -1, parts: [], resumedAt: null };
+    if (ended?.session === s.id) ended = null; // a new turn runs: how the last one ended is past
   }
   if (event.seq !== live.seq + 1) {
     // follow() promises every part once and in order, across a reload with `after` too.
@@ -356,8 +393,20 @@ function onPart(s, event) {
   else renderLive();
 }
 
-function onEnd(s, event) {
+async function onEnd(s, event) {
   if (live?.session === s.id) dropLive(s.id);
+  ended = { session: s.id, version: event.version, status: event.status, pending: null };
+  if (event.status === "interrupted" && statusOf(s) !== s.status) {
+    // The question still waits, but the session reads "running" for now: it is the last interrupt.
+    const asked = (await s.history({ from: event.version })).findLast((e) => e.type === "interrupt");
+    ended.pending = asked ? { reason: asked.reason, payload: asked.data ?? null } : null;
+  }
+  if (ownTurn?.invocation === event.invocation) {
+    // Aborted before the question was stored (over a limit, say): give the text back to edit.
+    const kept = s.messages().findLast((m) => m?.role === "user")?.content === ownTurn.text;
+    if (event.outcome === "aborted" && ownTurn.text && !kept && !$("input").value) $("input").value = ownTurn.text;
+    ownTurn = null;
+  }
   const text = {
     stopped: "The turn was stopped; the agent kept what it had said.",
     lost: "The turn was lost: the agent's tab or worker went away, and nothing it had not committed was kept.",
@@ -365,8 +414,11 @@ function onEnd(s, event) {
   }[event.outcome];
   // The tab that pressed Stop says more (how long it took, how it ended) when stop() resolves.
   const stoppedHere = event.outcome === "stopped" && (stopPressed || $("notice").dataset.kind === "stopped");
-  if (text && !stoppedHere) notice(text, event.outcome === "stopped" ? "info" : "error");
+  // The agent's own report of why it failed says more than "aborted", whichever arrives first.
+  const failed = event.outcome === "aborted" && $("notice").dataset.kind === "failed";
+  if (text && !stoppedHere && !failed) notice(text, event.outcome === "stopped" ? "info" : "error");
   render();
+  sessionsSoon();
 }
 
 async function show(id, { create = false } = {}) {
@@ -382,7 +434,10 @@ async function show(id, { create = false } = {}) {
   }
   follower?.abort();
   stopWatching();
-  if (next.id !== session?.id) clearNotice();
+  if (next.id !== session?.id) {
+    clearNotice();
+    ownTurn = null; // its end may come while another chat is shown: a send refused by it says so
+  }
   session = next;
   followHead = true;
   history.replaceState(null, "", `#${encodeURIComponent(next.id)}`);
@@ -402,7 +457,7 @@ async function show(id, { create = false } = {}) {
 }
 
 async function latestOrNew() {
-  const { sessions } = await store.list({ limit: 100 });
+  const sessions = await allSessions();
   const latest = sessions.filter((s) => s.status !== "expired").sort((a, b) => b.updatedAt - a.updatedAt)[0];
   return latest ? store.open(latest.id, { create: false }) : store.open();
 }
@@ -414,14 +469,26 @@ async function ask(input, { onBusy } = {}) {
   const target = session;
   const request = { database: DATABASE, tab: TAB, session: target.id, input, pace: PACE };
   if (onBusy) request.onBusy = onBusy;
-  const reply = await agent.request(request);
+  const turn = { session: target.id, text: input.text, invocation: null };
+  ownTurn = turn;
+  render(); // Send and the suggestions wait for this turn (a double click sends once)
+  const reply = await agent.request(request).catch((error) => ({ ok: false, error: { name: error?.name ?? "Error", message: String(error?.message ?? error) } }));
   if (reply.ok) {
+    turn.invocation = reply.invocation;
+    if (ended?.session === target.id) ended = null; // a new turn runs: how the last one ended is past
     if ($("notice").dataset.kind === "busy" || $("notice").dataset.kind === "waiting") clearNotice();
+    // The text stays in the composer until the agent took it (unless it was edited since).
+    if (input.kind === "send" && $("input").value.trim() === input.text) $("input").value = "";
     return true;
   }
+  if (ownTurn === turn) ownTurn = null;
+  if (target === session) render();
   const error = reply.error;
   const what = input.kind === "send" ? `Not sent: “${clip(input.text, 60)}”` : "The answer was not sent";
-  if (error.code === "CONCURRENT_INVOCATION") {
+  if (error.code === "CONCURRENT_INVOCATION" && error.holder === `agent@${TAB}`) {
+    // This tab's own turn (from before a reload): a retry would send the message a second time.
+    notice(`${what}: this tab's previous message is still being answered; send it again once the reply ended.`, "busy");
+  } else if (error.code === "CONCURRENT_INVOCATION") {
     notice(`${what}. The session is busy, retry in ${error.retryAfterMs} ms (${error.holder} is running a turn).`, "busy", [
       el("button", {
         class: "primary",
@@ -434,6 +501,9 @@ async function ask(input, { onBusy } = {}) {
     ]);
   } else if (error.code === "INVALID_TRANSITION" && error.from === "interrupted") {
     notice(`${what}: the agent is waiting for an approval; answer it first.`, "error");
+  } else if (error.code === "SESSION_EXPIRED") {
+    notice(`${what}: this chat expired (too long without a new message) and takes no more; it stays readable until it is swept. Start a new chat.`, "error");
+    refreshSoon();
   } else {
     if (!error.code) console.error(`the agent failed to begin: ${error.name}: ${error.message}`); // not the library's refusal
     notice(`${what}: ${error.name}: ${error.message}`, "error");
@@ -444,8 +514,7 @@ async function ask(input, { onBusy } = {}) {
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("input").value.trim();
-  if (!text) return;
-  $("input").value = "";
+  if (!text || ownTurn?.session === session.id) return;
   ask({ kind: "send", text }).catch((error) => reportError(error, "Send"));
 });
 $("input").addEventListener("keydown", (event) => {
@@ -521,13 +590,25 @@ function sessionsSoon() {
   sessionsTimer = setTimeout(() => renderSessions().catch((error) => console.error("listing sessions failed:", error)), 60);
 }
 
+/** Every session of the store: list() gives a page at a time, in id order, and a cursor to the next. */
+async function allSessions() {
+  const sessions = [];
+  let cursor;
+  do {
+    const page = await store.list({ limit: 100, cursor });
+    sessions.push(...page.sessions);
+    cursor = page.cursor;
+  } while (cursor);
+  return sessions;
+}
+
 async function renderSessions() {
-  const sessions = [...(await store.list({ limit: 100 })).sessions]; // reads are frozen: sort a copy
+  const sessions = await allSessions();
   sessions.sort((a, b) => b.updatedAt - a.updatedAt || a.id.localeCompare(b.id));
   const items = [];
   for (const info of sessions) {
     const current = info.id === session?.id;
-    const status = current && live ? "running" : info.status;
+    const status = current && live ? "running" : statusOf(info);
     items.push(
       el("li", { class: current ? "current" : "", dataset: { id: info.id, status } },
         el("button", { class: "open", onclick: () => show(info.id) },
@@ -550,7 +631,10 @@ async function renderSessions() {
   }
 }
 
+let forking = false; // one fork at a time: a double click makes one
 async function forkSession(id, at) {
+  if (forking) return;
+  forking = true;
   try {
     const source = id === session?.id ? session : await store.open(id, { create: false });
     const version = at ?? source.version;
@@ -564,6 +648,8 @@ async function forkSession(id, at) {
     notice(`Forked ${shortId(id)} at version ${version} into ${forked.id}.`, "ok");
   } catch (error) {
     reportError(error, "Fork");
+  } finally {
+    forking = false;
   }
 }
 
@@ -758,8 +844,14 @@ $("import-file").addEventListener("change", async () => {
   const file = $("import-file").files[0];
   $("import-file").value = "";
   if (!file) return;
+  let data;
   try {
-    const data = JSON.parse(await file.text());
+    data = JSON.parse(await file.text());
+  } catch {
+    notice(`Import of ${file.name}: not a JSON file; Export saves a session as one.`, "error");
+    return;
+  }
+  try {
     let imported;
     try {
       imported = await store.import(data);

@@ -210,6 +210,7 @@ test("two tabs send at once: one turn runs, the other is refused (busy, retry in
     assert.match(refusal, /busy, retry in \d+ ms/);
     assert.match(refusal, new RegExp(`agent@${await tabName(a)}`));
     t.diagnostic(refusal);
+    assert.equal(await b.inputValue("#input"), "what is 12 * 7", "a refused message stays in the composer");
     assert.equal((await live(a)).hidden, false, "tab A's turn runs on");
     // The events panel (the stores' onEvent) shows the refusal, from the store of B's agent.
     await b.waitForSelector(`#log li[data-type="lease.denied"]`);
@@ -228,6 +229,7 @@ test("two tabs send at once: one turn runs, the other is refused (busy, retry in
     assert.deepEqual(shown.map(([role]) => role), ["user", "assistant", "user", "assistant", "tool", "assistant"]);
     assert.deepEqual([shown[0][1], shown[1][1], shown[2][1], shown[5][1]], ["tell me a story", STORY, "what is 12 * 7", "12 * 7 = 84."]);
     assert.equal(await b.locator("#notice").isHidden(), true, "the busy notice is gone once the retry went through");
+    assert.equal(await b.inputValue("#input"), "", "the composer is emptied once the retry was accepted");
 
     // Compact: what came before the last question becomes one summary message.
     const headBefore = Number(await a.locator("#version").textContent());
@@ -264,6 +266,11 @@ test("two tabs send at once: one turn runs, the other is refused (busy, retry in
     assert.deepEqual(await messages(a), before);
     assert.equal(await a.locator("#version").textContent(), String(data.version));
     t.diagnostic(`exported ${data.events.length} events (${file.length} bytes) and imported them as ${await sessionId(a)}`);
+
+    // A file that is not JSON: the page says so (and logs no error).
+    await a.setInputFiles("#import-file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not an export") });
+    await a.waitForSelector('#notice[data-kind="error"]');
+    assert.match(await a.locator("#notice p").textContent(), /^Import of notes\.txt: not a JSON file/);
   });
 });
 
@@ -290,11 +297,13 @@ test("the agent asks for approval (an interrupt); after a reload the question is
     const source = await sessionId(page);
     await setSlider(page, 1);
     await page.waitForFunction(() => /^As of version 1: \w+, 1 message$/.test(document.querySelector("#view .view-head")?.textContent));
-    await page.click("#fork-at");
+    await page.dblclick("#fork-at"); // a double click makes one fork
     await page.waitForFunction((source) => decodeURIComponent(location.hash.slice(1)) !== source, source);
     await page.waitForFunction(() => document.getElementById("title").textContent.endsWith("(fork of v1)"));
     assert.deepEqual((await messages(page)).map(({ role, text }) => [role, text]), [["user", "refund order 1042"]]);
     await page.waitForFunction(() => document.querySelectorAll("#sessions > li").length === 2);
+    await page.waitForTimeout(1000);
+    assert.equal(await page.locator("#sessions > li").count(), 2, "one fork, not two");
     await page.waitForSelector('#history li[data-type="forked"]');
 
     // The sidebar: each session with its status and expiry; delete the fork, then start a new chat.
@@ -321,6 +330,152 @@ test("Race two turns: two invocations at once in one tab, one commits and the ot
     assert.equal(await page.textContent("#version"), "1");
     assert.equal(await page.locator("#messages li").count(), 2);
     assert.match(await page.locator("#log li.denied:not([data-type])").textContent(), /race, (first|second) turn: refused \(CONCURRENT_INVOCATION\), tab-\w+ holds it, retry in \d+ ms/);
+  });
+});
+
+test("the agent in the page (?agent=tab): a reload ends its turn lost, and both tabs say so at once (idle, no Stop); a lost approved turn shows its question again, and Approve resumes it", { timeout: 60000 }, async (t) => {
+  await withTabs(t, async (tabs) => {
+    const a = await openDemo(tabs, "tab A", undefined, "?agent=tab&pace=50");
+    assert.equal(await a.locator("#agent-where").textContent(), "this tab");
+    const b = await openDemo(tabs, "tab B", await sessionId(a), "?agent=tab");
+    await send(a, "tell me a story");
+    await partsSeen(b, 10);
+    await a.reload();
+    await ready(a);
+    // Well within the agent's lease (10 s): until it runs out, the library's session.status still says
+    // running, while the followers' end already says how the turn ended.
+    for (const page of [a, b]) {
+      await until(page, "the lost turn to show as ended", () =>
+        document.getElementById("status").dataset.status === "idle" && document.getElementById("stop").hidden &&
+        document.getElementById("live").hidden && document.querySelector("#sessions > li.current")?.dataset.status === "idle", null, 5000);
+      assert.match(await page.locator("#notice p").textContent(), /^The turn was lost/);
+      assert.equal(await page.locator("#send").isDisabled(), false);
+    }
+
+    // An approved turn lost: the question waits again, in both tabs, and either can answer it.
+    await send(a, "refund order 1042");
+    await a.waitForSelector("#approval:not([hidden])", { timeout: 15000 });
+    await a.click("#approve");
+    await a.waitForSelector("#live .tool.running", { timeout: 5000 });
+    await a.reload();
+    await ready(a);
+    for (const page of [a, b]) {
+      await until(page, "the question to be shown again", () =>
+        !document.getElementById("approval").hidden && document.getElementById("status").dataset.status === "interrupted" &&
+        document.getElementById("stop").hidden && document.getElementById("live").hidden, null, 5000);
+      assert.match(await page.locator("#approval-question").textContent(), /^Refund \$\d+\.00 for order 1042\?$/);
+      assert.equal(await page.locator("#send").isDisabled(), true, "the composer waits for the answer");
+    }
+    await b.click("#approve");
+    await b.waitForFunction(() => /^Done: /.test(document.querySelector("#messages > li:last-child .text")?.textContent), null, { timeout: 15000 });
+    await idle(a);
+    await idle(b);
+  });
+});
+
+test("a tool's row in the streaming reply shows it done, with its result, while the reply goes on", { timeout: 30000 }, async (t) => {
+  await withTabs(t, async (tabs) => {
+    const page = await openDemo(tabs, "tab A", undefined, "?pace=80");
+    await send(page, "weather in Lisbon");
+    await page.waitForSelector("#live .tool.running", { timeout: 10000 });
+    await until(page, "the tool shown done while the reply streams", () => {
+      const tool = document.querySelector("#live .tool");
+      return !document.getElementById("live").hidden && tool?.classList.contains("done") && /^It is /.test(document.querySelectorAll("#live .text")[1]?.textContent ?? "");
+    }, null, 10000);
+    assert.equal(await page.locator("#live .tool").count(), 1, "one row per tool call");
+    assert.match(await page.locator("#live .tool.done").textContent(), /get_weather\(\{"city":"Lisbon"\}\) done → \{"city":"Lisbon","tempC":\d+,/);
+    await idle(page);
+  });
+});
+
+test("more than one page of sessions: the sidebar lists them all, and a tab opened without a session id opens the latest", { timeout: 60000 }, async (t) => {
+  await withTabs(t, async (tabs) => {
+    const a = await openDemo(tabs, "tab A");
+    // Another store of the same database (as another tab would) makes 105 chats, then updates the last,
+    // whose id comes after theirs: store.list() gives it on its second page of 100.
+    await a.evaluate(async () => {
+      const lib = await import("/js/entry/browser.js");
+      const seeder = await lib.SessionStore.indexedDb({ database: "agent-session-demo", owner: "seeder" });
+      for (let i = 0; i < 105; i++) await seeder.open(`chat-${String(i).padStart(3, "0")}`);
+      const latest = await seeder.open("zz-latest");
+      await latest.invoke((inv) => inv.setState("title", "the latest chat"));
+      await seeder.close();
+    });
+    const b = await openDemo(tabs, "tab B");
+    assert.equal(await sessionId(b), "zz-latest");
+    assert.equal(await b.locator("#title").textContent(), "the latest chat");
+    await until(b, "every session in the sidebar", () => document.querySelectorAll("#sessions > li").length === 107 && document.querySelector("#sessions > li.current")?.dataset.id === "zz-latest");
+    await until(a, "every session in tab A's sidebar", () => document.querySelectorAll("#sessions > li").length === 107);
+  });
+});
+
+test("a double-clicked suggestion sends once, with no busy notice; the composer waits for this tab's own turn, and a send refused by it (after a reload) offers no retry", { timeout: 60000 }, async (t) => {
+  await withTabs(t, async (tabs) => {
+    const page = await openDemo(tabs, "tab A", undefined, "?pace=50");
+    await page.dblclick('button.chip[data-say="what is 12 * 7"]');
+    assert.equal(await page.locator("#send").isDisabled(), true, "Send waits for this tab's turn");
+    assert.equal(await page.locator('button.chip[data-say="tell me a story"]').isDisabled(), true, "so do the suggestions");
+    await page.waitForFunction(() => document.querySelector("#messages > li:last-child .text")?.textContent === "12 * 7 = 84.", null, { timeout: 15000 });
+    await idle(page);
+    await page.waitForTimeout(300);
+    assert.equal(await page.locator("#notice").isHidden(), true, `no notice; it says ${await page.locator("#notice").textContent()}`);
+    assert.deepEqual((await messages(page)).map(({ role }) => role), ["user", "assistant", "tool", "assistant"]);
+    assert.equal(await page.locator("#send").isDisabled(), false);
+
+    // After a reload the page no longer knows that the running turn is its own; the agent refuses the
+    // send, and the page says why, with nothing to retry (it would send twice).
+    await page.click('button.chip[data-say="tell me a story"]');
+    await partsSeen(page, 5);
+    await page.reload();
+    await ready(page);
+    await send(page, "hello");
+    await page.waitForSelector('#notice:not([hidden])');
+    assert.match(await page.locator("#notice p").textContent(), /^Not sent: “hello”: this tab's previous message is still being answered/);
+    assert.equal(await page.locator("#retry").count(), 0, "no retry");
+    assert.equal(await page.inputValue("#input"), "hello", "the text stays");
+    await idle(page);
+  });
+});
+
+test("a chat that expires while shown says so (and Send waits), and a send that meets the expiry says it in words", { timeout: 30000 }, async (t) => {
+  await withTabs(t, async (tabs) => {
+    const page = await openDemo(tabs, "tab A");
+    await page.evaluate(async () => {
+      const lib = await import("/js/entry/browser.js");
+      const other = await lib.SessionStore.indexedDb({ database: "agent-session-demo", owner: "other" });
+      const s = await other.open("short-lived", { idleTtlMs: 3000 });
+      await s.invoke((inv) => inv.setState("title", "expires in 3 s"));
+      await other.close();
+      location.hash = "#short-lived";
+    });
+    await until(page, "the short-lived chat", () => document.getElementById("title").textContent === "expires in 3 s");
+    assert.match(await page.locator("#expiry").textContent(), /^expires in [1-3] s$/);
+    await until(page, "the chat to show as expired", () =>
+      document.getElementById("status").dataset.status === "expired" && document.getElementById("expiry").textContent === "expired" &&
+      document.getElementById("send").disabled && document.querySelector("#sessions > li.current")?.dataset.status === "expired", null, 8000);
+    // A send that was on its way when it expired (the page submits what is in the composer).
+    await page.evaluate(() => {
+      document.getElementById("input").value = "are you there?";
+      document.getElementById("composer").requestSubmit();
+    });
+    await page.waitForSelector('#notice[data-kind="error"]');
+    const text = await page.locator("#notice p").textContent();
+    assert.match(text, /^Not sent: “are you there\?”: this chat expired/);
+    assert.doesNotMatch(text, /sweepExpired|SessionExpiredError/);
+  });
+});
+
+test("a message over the size limit stays in the composer, and the page says why it was not sent", { timeout: 30000 }, async (t) => {
+  await withTabs(t, async (tabs) => {
+    const page = await openDemo(tabs, "tab A");
+    const big = "y".repeat(2 * 1024 * 1024);
+    await send(page, big);
+    await page.waitForSelector('#notice:not([hidden])', { timeout: 15000 });
+    await page.waitForTimeout(1000); // the turn's end comes too: it must not hide the cause
+    assert.match(await page.locator("#notice p").textContent(), /LimitExceededError/);
+    assert.equal((await page.inputValue("#input")).length, big.length, "the text is still there");
+    assert.equal(await page.locator("#messages > li:not(.empty)").count(), 0);
+    assert.equal(await page.locator("#send").isDisabled(), false);
   });
 });
 
