@@ -196,20 +196,9 @@ let stopWatching = () => {};
 let follower = null;
 let live = null; // the followed turn: { session, invocation, seq, parts, resumedAt }
 let followHead = true; // the version slider follows the latest version
-// How the last followed turn ended: { session, version, status, pending }. A turn whose holder went away
-// ends `lost` for followers at once, but the session reads "running" (and no pending interrupt) until
-// the holder's lease runs out, up to LEASE_MS later; a begin() takes over at once. Until then the page
-// shows what the end said.
-let ended = null;
 // This tab's own turn, from Send (or an answer) until it ends: { session, text, invocation }. A second
 // Send meanwhile would only be refused by it.
 let ownTurn = null;
-
-/** The status to show for a session (or a store.list() entry): the end's, where the read lags behind it. */
-function statusOf(info) {
-  const lagging = ended?.session === info.id && ended.version === info.version && info.status === "running";
-  return lagging ? ended.status : info.status;
-}
 
 const liveKey = (id) => `demo:live:${id}`;
 function saveLive() {
@@ -291,7 +280,8 @@ function render() {
   const s = session;
   if (!s) return;
   const state = s.state();
-  const status = statusOf(s);
+  // (A turn whose holder went away ended `lost`: the session reads idle, or interrupted, at once.)
+  const status = s.status;
   const running = status === "running" || (live && live.session === s.id);
   $("title").textContent = state.title ?? "New chat";
   $("session-id").textContent = s.id;
@@ -307,7 +297,7 @@ function render() {
     ? shown.map(messageItem)
     : [el("li", { class: "msg empty" }, "A new session. Say something to the agent, or pick one of the suggestions below; open this page in a second tab to see both follow the same session.")]));
 
-  const pending = status !== "interrupted" ? null : s.status === "interrupted" ? s.pendingInterrupt() : ended.pending;
+  const pending = status === "interrupted" ? s.pendingInterrupt() : null;
   $("approval").hidden = !pending;
   if (pending) {
     const payload = pending.payload ?? {};
@@ -328,9 +318,9 @@ function render() {
 let expiryTimer = null;
 function renderExpiry() {
   const s = session;
-  $("expiry").textContent = expiry({ status: statusOf(s), expiresAt: s.expiresAt });
+  $("expiry").textContent = expiry(s);
   clearTimeout(expiryTimer);
-  if (s.expiresAt == null || statusOf(s) === "expired") return;
+  if (s.expiresAt == null || s.status === "expired") return;
   const left = s.expiresAt - Date.now();
   // Once a minute, then at the expiry itself (setTimeout waits at most 2^31 - 1 ms).
   const expired = () => {
@@ -379,7 +369,6 @@ function follow(s) {
 function onPart(s, event) {
   if (!live || live.session !== s.id || live.invocation !== event.invocation) {
     live = { session: s.id, invocation: event.invocation, seq: -1, parts: [], resumedAt: null };
-    if (ended?.session === s.id) ended = null; // a new turn runs: how the last one ended is past
   }
   if (event.seq !== live.seq + 1) {
     // follow() promises every part once and in order, across a reload with `after` too.
@@ -395,12 +384,6 @@ function onPart(s, event) {
 
 async function onEnd(s, event) {
   if (live?.session === s.id) dropLive(s.id);
-  ended = { session: s.id, version: event.version, status: event.status, pending: null };
-  if (event.status === "interrupted" && statusOf(s) !== s.status) {
-    // The question still waits, but the session reads "running" for now: it is the last interrupt.
-    const asked = (await s.history({ from: event.version })).findLast((e) => e.type === "interrupt");
-    ended.pending = asked ? { reason: asked.reason, payload: asked.data ?? null } : null;
-  }
   if (ownTurn?.invocation === event.invocation) {
     // Aborted before the question was stored (over a limit, say): give the text back to edit.
     const kept = s.messages().findLast((m) => m?.role === "user")?.content === ownTurn.text;
@@ -475,7 +458,6 @@ async function ask(input, { onBusy } = {}) {
   const reply = await agent.request(request).catch((error) => ({ ok: false, error: { name: error?.name ?? "Error", message: String(error?.message ?? error) } }));
   if (reply.ok) {
     turn.invocation = reply.invocation;
-    if (ended?.session === target.id) ended = null; // a new turn runs: how the last one ended is past
     if ($("notice").dataset.kind === "busy" || $("notice").dataset.kind === "waiting") clearNotice();
     // The text stays in the composer until the agent took it (unless it was edited since).
     if (input.kind === "send" && $("input").value.trim() === input.text) $("input").value = "";
@@ -608,7 +590,7 @@ async function renderSessions() {
   const items = [];
   for (const info of sessions) {
     const current = info.id === session?.id;
-    const status = current && live ? "running" : statusOf(info);
+    const status = current && live ? "running" : info.status;
     items.push(
       el("li", { class: current ? "current" : "", dataset: { id: info.id, status } },
         el("button", { class: "open", onclick: () => show(info.id) },
