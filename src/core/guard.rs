@@ -340,6 +340,18 @@ pub fn fenced_by_stop(head: &Head, token: u64) -> bool {
     head.ended.as_ref().is_some_and(|ended| ended.token == token && ended.outcome == TurnOutcome::Fenced)
 }
 
+/// The version where a stopper's fence of the turn of `token` may be, the head having moved past it
+/// (the next turn committed before the holder looked): the first version it names committed under
+/// `token + 1`. A takeover after the lease ran out commits under that token too, so only that
+/// batch's `stopped` event of outcome `fenced` tells a fence.
+pub fn fence_version(head: &Head, token: u64) -> Option<u64> {
+    let next = token.checked_add(1)?;
+    if fenced_by_stop(head, token) {
+        return Some(head.version);
+    }
+    (head.snapshot_version().max(1)..=head.version).find(|version| head.commit_token(*version) == Some(next))
+}
+
 /// How long a holder watching for stops waits, at `now`, before it reads the head again (0: read it
 /// at once). The head as of `checked_at` (its lease's, at first, then each read's) held no stop; one
 /// made in this realm, or announced to it, wakes it (`woken`: a wake-up not its own arrived since),

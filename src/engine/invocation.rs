@@ -232,6 +232,11 @@ impl Invocation {
         matches!(self.state.borrow().stage, Stage::Lost { .. })
     }
 
+    /// Whether the invocation is open, without telling anyone of a lease lost meanwhile.
+    fn is_open(&self) -> bool {
+        matches!(self.state.borrow().stage, Stage::Open)
+    }
+
     /// `Ok` while the invocation is open. A lease lost in the background (a failed heartbeat) is
     /// reported as `LeaseLost` to the next call; an ended invocation refuses with `InvalidTransition`.
     fn check_open(&self, action: &'static str) -> Result<(), CoreError> {
@@ -530,18 +535,16 @@ impl Invocation {
         Ok(self.signaled.get())
     }
 
-    /// The reason and asker of the stop whose fence `head` shows ended this turn (`stop({ graceMs })`
-    /// ran out before the holder looked): in the fence's batch, which the head does not repeat.
+    /// The reason and asker of the stop whose fence ended this turn (`stop({ graceMs })` ran out
+    /// before the holder looked): in the fence's batch, which the head does not repeat, and which a
+    /// later turn's commit may have moved the head past (`guard::fence_version`).
     async fn fence_reason(&self, head: &Head) -> Option<(String, String)> {
-        if !guard::fenced_by_stop(head, self.token) {
-            return None;
-        }
+        let at = guard::fence_version(head, self.token)?;
         let store = &*self.session.shared.store;
-        let batches = load::batches_after(store, self.session.id(), head, head.version.saturating_sub(1), head.version)
-            .await
-            .ok()?;
-        batches.iter().flat_map(|batch| &batch.events).find_map(|event| match event {
-            Event::Stopped { reason, by, .. } => Some((reason.clone(), by.clone())),
+        let batches = load::batches_after(store, self.session.id(), head, at.saturating_sub(1), at).await.ok()?;
+        let fence = batches.iter().filter(|batch| batch.token == self.token + 1);
+        fence.flat_map(|batch| &batch.events).find_map(|event| match event {
+            Event::Stopped { reason, by, outcome: TurnOutcome::Fenced } => Some((reason.clone(), by.clone())),
             _ => None,
         })
     }
@@ -618,7 +621,13 @@ impl Invocation {
     }
 
     async fn extend(&self, reported: bool) -> EngineResult<()> {
-        self.check_open("renew")?;
+        if reported {
+            self.check_open("renew")?;
+        } else if !self.is_open() {
+            // The heartbeat of an invocation that ended: nothing to renew, and a loss already noted
+            // stays for the caller's next call to be told as `LeaseLost`.
+            return Ok(());
+        }
         let shared = &self.session.shared;
         // A closed store renews no lease: an invocation left open lets its lease run out.
         shared.check_open()?;
@@ -649,7 +658,7 @@ impl Invocation {
                     return Ok(());
                 }
                 None => {
-                    if self.check_open("renew").is_err() {
+                    if !self.is_open() {
                         return Ok(()); // a commit of ours ended the invocation meanwhile
                     }
                     shared.emit(&|| self.event("conflict", None));

@@ -614,4 +614,34 @@ suite("a begin waiting for the lease when its store closes", () => {
     const next = await (await holder.open("busy")).begin(); // fails fast with ConcurrencyError were the lease kept
     await next.commit();
   });
+
+  test("a lease lost while the backend stalls past several heartbeats is told as LeaseLostError, and no late renewal holds it again (audit56)", async () => {
+    const base = memoryKv();
+    let stall = null;
+    // The holder's writes wait while `stall` is set (a Redis that stops answering); its reads do not.
+    const holderKv = kvWithPut(base, async (key, ...rest) => {
+      if (stall) await stall.promise;
+      return base.put(key, ...rest);
+    });
+    const holder = await SessionStore.kv(holderKv, { owner: "holder", leaseMs: 300 });
+    const other = await SessionStore.kv(base, { owner: "other", leaseMs: 300 });
+    const session = await holder.open("stalled");
+    const inv = await session.begin();
+    inv.appendMessage("held through a stall");
+    stall = deferred();
+    await sleep(700); // seven heartbeat periods, the lease run out by the clock
+    const taken = await (await other.open("stalled")).begin();
+    taken.appendMessage("the other store's");
+    await taken.commit();
+    stall.resolve();
+    stall = null;
+    await sleep(100); // the renewals in flight land, or are refused
+    assertError(await rejection(inv.commit(), "the holder's commit"), LeaseLostError, "LEASE_LOST");
+    const after = await (await other.open("stalled")).begin(); // not held by a late renewal
+    await after.abort();
+    assert.deepEqual(plain((await other.open("stalled")).messages()), ["the other store's"]);
+    await holder.close();
+    await other.close();
+  });
 });
+

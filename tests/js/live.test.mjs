@@ -1123,6 +1123,31 @@ for (const [snapshotEvery, checkpoints] of [[undefined, 0], [1, 0], [1, 2]]) {
   });
 }
 
+test("a fenced holder whose signal is first read after the stopper's next turn committed gets StopRequestedError, not LeaseLostError (audit56)", async () => {
+  const kv = memoryKv();
+  const holder = await SessionStore.kv(kv, { owner: "A" });
+  const stopper = await SessionStore.kv(kv, { owner: "B" });
+  const id = "fenced-then-next-signal";
+  const inv = await (await holder.open(id)).begin();
+  inv.appendMessage("partial");
+  const fenced = plain(await (await stopper.open(id)).stop({ reason: "user pressed Stop", graceMs: 0 }));
+  assert.equal(fenced.outcome, "fenced");
+  // The user sends the next message at once: the head moves past the fence.
+  await (await stopper.open(id)).invoke((next) => next.appendMessage("the next question"));
+  const signal = inv.signal; // read for the first time now (a holder back from a long model call)
+  await within(
+    new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", resolve, { once: true }))),
+    10_000,
+    "the signal did not abort",
+  );
+  assert.ok(signal.reason instanceof StopRequestedError, `reason: ${signal.reason}`);
+  assert.equal(signal.reason.reason, "user pressed Stop");
+  assert.equal(signal.reason.by, "B");
+  await rejection(inv.commit());
+  await holder.close();
+  await stopper.close();
+});
+
 /** What a follower resuming `invocation` after its part 0 (a reloaded page) yields, up to its end. */
 async function resumedTurn(session, invocation) {
   const ac = new AbortController();
