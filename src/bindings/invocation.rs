@@ -80,9 +80,6 @@ type Timer = (JsValue, Closure<dyn FnMut()>);
 #[derive(Default)]
 pub struct Heartbeat {
     timer: RefCell<Option<Timer>>,
-    /// A renewal is being written: the next tick waits for it. Renewals in flight together (a
-    /// backend that stalls past a tick) could land after the lease was given up, and hold it again.
-    renewing: Rc<Cell<bool>>,
 }
 
 impl Heartbeat {
@@ -95,16 +92,12 @@ impl Heartbeat {
                 }
                 return;
             }
-            let Some(heartbeat) = weak.upgrade() else { return };
-            if heartbeat.renewing.replace(true) {
-                return;
-            }
-            let renewing = heartbeat.renewing.clone();
             let invocation = invocation.clone();
-            // A failed renewal is not reported here: the commit that follows reports LeaseLost.
+            // A failed renewal is not reported here: the commit that follows reports LeaseLost. (Not
+            // one at a time: a renewal that hangs until the backend's timeout would cost a live
+            // holder its lease; one that lands after the lease was given up gives it back.)
             spawn(async move {
                 let _ = invocation.heartbeat().await;
-                renewing.set(false);
             });
         });
         let handle = start_interval(tick.as_ref().unchecked_ref::<Function>(), every_ms as f64);

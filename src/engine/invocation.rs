@@ -141,6 +141,9 @@ pub struct Invocation {
     /// The session was deleted under this invocation (its head is gone): what the turn wrote is
     /// named by no head, and no later turn of the session deletes it ([`Invocation::sweep_deleted`]).
     deleted: Cell<bool>,
+    /// The session's version when this invocation began, or as its last checkpoint left it: a fence
+    /// of this turn is the version after it.
+    last_version: Cell<u64>,
     /// The version of this invocation's last commit or checkpoint that wrote records (0: none).
     attempted: Cell<u64>,
 }
@@ -160,6 +163,7 @@ impl Invocation {
         wakes_at_begin: Option<u64>,
     ) -> Rc<Invocation> {
         let staged_bytes = staged.iter().map(Event::weight).sum();
+        let last_version = Cell::new(head.version);
         let state = State {
             stage: Stage::Open,
             head,
@@ -190,6 +194,7 @@ impl Invocation {
             ending: Cell::new(None),
             deleted: Cell::new(false),
             attempted: Cell::new(0),
+            last_version,
         })
     }
 
@@ -539,7 +544,14 @@ impl Invocation {
     /// before the holder looked): in the fence's batch, which the head does not repeat, and which a
     /// later turn's commit may have moved the head past (`guard::fence_version`).
     async fn fence_reason(&self, head: &Head) -> Option<(String, String)> {
-        let at = guard::fence_version(head, self.token)?;
+        let own = self.last_version.get();
+        let at = match guard::fence_version(head, self.token) {
+            Some(at) => at,
+            // A snapshot since hides the versions' tokens from the head: the version after this
+            // turn's last, once the lease is no longer this turn's (read only then).
+            None if head.version > own && head.lease.as_ref().is_none_or(|lease| lease.token != self.token) => own + 1,
+            None => return None,
+        };
         let store = &*self.session.shared.store;
         let batches = load::batches_after(store, self.session.id(), head, at.saturating_sub(1), at).await.ok()?;
         let fence = batches.iter().filter(|batch| batch.token == self.token + 1);
@@ -650,6 +662,15 @@ impl Invocation {
                 Err(error) => return Err(self.lost(error, reported).await),
             };
             match shared.store.put(&head_key, crate::engine::head_value(&renewed), Expect::Version(version)).await? {
+                Some(written) if self.is_lost() => {
+                    // Landed after the lease was found lost (a backend that stalled past the lease's
+                    // end): given back, not held by nobody until it runs out again.
+                    if let Some(released) = guard::release(&renewed, self.token) {
+                        let value = crate::engine::head_value(&released);
+                        let _ = shared.store.put(&head_key, value, Expect::Version(written)).await;
+                    }
+                    return Ok(());
+                }
                 Some(written) => {
                     self.remember(renewed.clone(), written.clone());
                     self.keep_mark(&renewed);
@@ -821,6 +842,7 @@ impl Invocation {
                     (Rc::new(written), Some(last))
                 };
                 let new_version = head.version;
+                self.last_version.set(new_version);
                 let status = head.status;
                 let mut state = self.state.borrow_mut();
                 // What was staged while a checkpoint wrote is left for the next commit.

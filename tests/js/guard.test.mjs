@@ -643,5 +643,27 @@ suite("a begin waiting for the lease when its store closes", () => {
     await holder.close();
     await other.close();
   });
+
+  test("a heartbeat whose write hangs until the backend's timeout does not cost the holder its lease: the next ones renew it (audit58)", async () => {
+    const base = memoryKv();
+    let hang = false;
+    const holderKv = kvWithPut(base, (key, ...rest) => {
+      if (hang && key.startsWith("h/")) {
+        hang = false; // the first heartbeat's write never answers
+        return new Promise(() => {});
+      }
+      return base.put(key, ...rest);
+    });
+    const holder = await SessionStore.kv(holderKv, { owner: "holder", leaseMs: 600, timeoutMs: 200 });
+    const other = await SessionStore.kv(base, { owner: "other", leaseMs: 600 });
+    const inv = await (await holder.open("hung")).begin();
+    inv.appendMessage("kept");
+    hang = true;
+    await sleep(1500); // past the lease's first end, the hung write timed out meanwhile
+    assertError(await rejection((await other.open("hung")).begin(), "the other store's begin"), ConcurrencyError, "CONCURRENT_INVOCATION");
+    assert.equal(await inv.commit(), 1);
+    await holder.close();
+    await other.close();
+  });
 });
 

@@ -1123,11 +1123,12 @@ for (const [snapshotEvery, checkpoints] of [[undefined, 0], [1, 0], [1, 2]]) {
   });
 }
 
-test("a fenced holder whose signal is first read after the stopper's next turn committed gets StopRequestedError, not LeaseLostError (audit56)", async () => {
+for (const snapshotEvery of [50, 1]) test(`a fenced holder whose signal is first read after the stopper's next turn committed gets StopRequestedError, not LeaseLostError (audit56; snapshotEvery ${snapshotEvery}: audit58)`, async () => {
   const kv = memoryKv();
-  const holder = await SessionStore.kv(kv, { owner: "A" });
-  const stopper = await SessionStore.kv(kv, { owner: "B" });
+  const holder = await SessionStore.kv(kv, { owner: "A", snapshotEvery });
+  const stopper = await SessionStore.kv(kv, { owner: "B", snapshotEvery });
   const id = "fenced-then-next-signal";
+  await (await holder.open(id)).invoke((first) => first.appendMessage("first"));
   const inv = await (await holder.open(id)).begin();
   inv.appendMessage("partial");
   const fenced = plain(await (await stopper.open(id)).stop({ reason: "user pressed Stop", graceMs: 0 }));

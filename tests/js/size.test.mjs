@@ -176,10 +176,10 @@ import { gzipSync } from "node:zlib";
 // session's begin on the store pruning it refused by its status, not by the store's mark (+0.1 KB);
 // 244,558 with a prune that a delete overtook deleting the snapshot it wrote and saying the session
 // is gone (+0.2 KB); 244,846 with the leases of store instances found gone (Web Locks) read as
-// ended by status, list() and pendingInterrupt() (+0.3 KB); 245,119 with a fence found past a later
-// turn's commit and heartbeats one at a time (+0.3 KB).
-// Budget: 245,500.
-const BUDGET_GZIPPED = 245_500;
+// ended by status, list() and pendingInterrupt() (+0.3 KB); 245,309 with a fence found past a later
+// turn's commit or a snapshot, and a renewal landing after its lease was lost giving it back (+0.5 KB).
+// Budget: 245,700.
+const BUDGET_GZIPPED = 245_700;
 
 test(`the shipped .wasm is at most ${BUDGET_GZIPPED} bytes gzipped`, async () => {
   const wasm = await readFile(new URL("../../js/wasm/agent_session_bg.wasm", import.meta.url));
