@@ -115,9 +115,7 @@ impl Session {
         let Some(new_version) = committed.await? else {
             // The head moved under the lease: refused, so no head names the snapshot written for it
             // (its keys carry this prune's token), which goes. A delete meanwhile is the answer.
-            for key in keys_written {
-                let _ = store.delete_prefix(&key, vec![key.clone()]).await;
-            }
+            crate::store::discard_records(store, keys_written).await;
             return Err(match load::read_head(store, id).await {
                 Ok(None) => self.deleted(),
                 _ => EngineError::Conflict(id.to_owned()),

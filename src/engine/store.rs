@@ -510,9 +510,7 @@ impl SessionStore {
         };
         if let Some(error) = failed {
             // The records go (their keys carry this write's token).
-            for key in written {
-                let _ = shared.store.delete_prefix(&key, vec![key.clone()]).await;
-            }
+            crate::store::discard_records(&*shared.store, written).await;
             return match error {
                 None => Ok(None),
                 Some(error) => Err(error.into()),

@@ -43,6 +43,15 @@ pub fn take_linked(read: &mut Linked, key: &str) -> Option<Entry> {
 /// on: a session load (head, then its snapshot and batches, then the snapshot's segments). In one
 /// go where the backend can ([`Store::get_linked`]), else a level at a time with
 /// [`Store::get_many`]. A key read at one level is not read again at a later one.
+/// Deletes the records a write made that no head names (a head write refused, or that provably did
+/// not happen; their keys carry the writer's token), each with its chunks. A failure leaves them for
+/// the id's next delete.
+pub async fn discard_records(store: &dyn Store, keys: Vec<String>) {
+    for key in keys {
+        let _ = store.delete_prefix(&key, vec![key.clone()]).await;
+    }
+}
+
 pub async fn read_linked(store: &dyn Store, keys: Vec<String>, follow: Follow) -> StoreResult<Linked> {
     // The keys whose values have been followed, so that a value is followed once.
     let followed: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
